@@ -1,0 +1,45 @@
+// RESP request parsing: pure functions over bytes, no I/O, no allocation of
+// argument storage (arguments are views into the caller's buffer).
+//
+// Accepts what Redis accepts from clients: multibulk requests ("*2\r\n$3\r\nGET\r\n...")
+// and inline commands ("GET key\r\n", split on spaces with Redis's quoting rules).
+// On malformed input it returns kError with Redis's exact error text (without the
+// leading "-"), e.g. "ERR Protocol error: invalid multibulk length"; the server
+// sends it and closes that connection, as Redis does.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace statekv::resp {
+
+// Redis's defaults: proto-max-bulk-len 512mb, multibulk count 1024*1024, inline 64kb.
+struct Limits {
+  size_t max_bulk_len = 512ull * 1024 * 1024;
+  size_t max_multibulk_len = 1024 * 1024;
+  size_t max_inline_len = 64 * 1024;
+};
+
+enum class ParseStatus { kComplete, kIncomplete, kError };
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::kIncomplete;
+  // kComplete: bytes of buf that the command used (including an empty inline line,
+  // which yields zero args and must simply be skipped).
+  size_t consumed = 0;
+  // kIncomplete: a lower bound of the total bytes buf must hold before parsing can
+  // progress (lets the caller avoid re-parsing a large bulk on every read).
+  size_t needed = 0;
+  // kError: the error reply text, e.g. "ERR Protocol error: invalid bulk length".
+  std::string error;
+};
+
+// Parses one request from the front of buf into args (cleared first). Inline
+// arguments that needed unquoting are stored in *scratch and args point there;
+// scratch must outlive the use of args.
+ParseResult parse_request(std::string_view buf, const Limits& limits,
+                          std::vector<std::string_view>& args, std::vector<std::string>& scratch);
+
+}  // namespace statekv::resp

@@ -1,0 +1,125 @@
+// What the networking layer and the command layer share: sessions, the client
+// registry, statistics, and the Service interface the network calls into.
+//
+// Threading model (see docs/threading.md): N I/O threads each run their own
+// event loop; a connection lives on one thread for its whole life and its
+// commands execute inline on that thread. Commands touch shared state only
+// through the Engine (internally striped) and the Store's striped key locks, so
+// no global lock sits on the hot path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "resp/writer.h"
+#include "server/config.h"
+#include "storage/engine.h"
+
+namespace statekv::server {
+
+// Per-connection state. Owned by the connection; commands run on the
+// connection's thread and may touch every field. Fields other threads read
+// (CLIENT LIST) are guarded by mu or atomic.
+struct Session {
+  uint64_t id = 0;
+  int resp = 2;               // 2 or 3 (HELLO)
+  bool authenticated = false; // true when no requirepass is set
+  int db = 0;
+  bool close_after_reply = false;  // QUIT
+  std::string addr;           // "127.0.0.1:53124"
+  std::string laddr;          // "127.0.0.1:7001"
+  int fd = -1;
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+  std::atomic<int64_t> last_interaction_ms{0};  // steady clock, ms
+  std::atomic<uint64_t> query_buffer_bytes{0};
+  std::atomic<uint64_t> output_buffer_bytes{0};
+  std::atomic<uint64_t> commands{0};
+
+  mutable std::mutex mu;      // guards name, last_command, lib_name, lib_ver
+  std::string name;
+  std::string last_command = "NULL";
+  std::string lib_name;
+  std::string lib_ver;
+};
+
+// All live connections, for CLIENT LIST and INFO clients. Implemented by the
+// network layer. Calls may come from any thread.
+class ClientRegistry {
+ public:
+  virtual ~ClientRegistry() = default;
+  virtual size_t count() const = 0;
+  // Calls fn for each live session while holding the registry lock; fn must not block.
+  virtual void for_each(const std::function<void(const Session&)>& fn) const = 0;
+};
+
+// Counters for INFO stats. Each I/O thread increments its own cache-line-sized
+// slot (no contended atomics); readers sum the slots.
+class ServerStats {
+ public:
+  static constexpr size_t kSlots = 64;
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> commands{0};
+    std::atomic<uint64_t> connections_received{0};
+    std::atomic<uint64_t> rejected_connections{0};
+    std::atomic<uint64_t> net_input_bytes{0};
+    std::atomic<uint64_t> net_output_bytes{0};
+    std::atomic<uint64_t> keyspace_hits{0};
+    std::atomic<uint64_t> keyspace_misses{0};
+    std::atomic<uint64_t> expired_keys{0};
+    std::atomic<uint64_t> protocol_errors{0};
+  };
+  // The calling thread's slot (assigned on first use, round robin).
+  Slot& local();
+  uint64_t sum(std::atomic<uint64_t> Slot::*field) const;
+
+ private:
+  std::array<Slot, kSlots> slots_;
+  std::atomic<size_t> next_{0};
+};
+
+inline void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+  counter.fetch_add(n, std::memory_order_relaxed);
+}
+
+struct ServerContext {
+  ConfigStore* config = nullptr;
+  storage::Engine* engine = nullptr;
+  ClientRegistry* clients = nullptr;
+  ServerStats* stats = nullptr;
+  std::string run_id;  // 40 hex chars, new each start
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  unsigned io_threads = 1;
+  std::string executable;  // absolute path of the binary, for INFO server
+  std::string config_file; // --config path or empty
+};
+
+// The command layer, as the network sees it.
+class Service {
+ public:
+  virtual ~Service() = default;
+
+  // Executes one request (argv[0] is the command name, any case) for session and
+  // appends the whole reply to out. Returns the storage Sequence that must be
+  // durable before the reply may be sent to the client (0 when there is none).
+  // Never throws; every failure becomes an error reply.
+  virtual storage::Sequence execute(Session& session, std::span<const std::string_view> argv,
+                                    resp::Writer& out) = 0;
+
+  // Starts background work (active expiry); stop() ends it and is called before
+  // the engine is closed.
+  virtual void start() = 0;
+  virtual void stop() = 0;
+};
+
+// Builds the command layer over ctx (which must outlive it).
+std::unique_ptr<Service> make_service(ServerContext& ctx);
+
+}  // namespace statekv::server

@@ -1,0 +1,133 @@
+// storage::Engine — the ordered key/value store every statekv node keeps its data in.
+//
+// Keys and values are arbitrary bytes. Two engines implement this interface:
+//   - memory  (open_memory_engine):  nothing on disk; used by tests, the simulator
+//     and by users who want a cache-like node. Compact: see memory_engine.h.
+//   - rocksdb (open_rocksdb_engine): the default on-disk engine.
+// One shared test suite (engine_test.cc) runs against both.
+//
+// Thread safety: every method may be called concurrently from any thread.
+// There is no global lock on the hot path; each engine documents how it shards
+// its internal locking. A single put/del/write is atomic; nothing larger is —
+// callers that need read-modify-write atomicity serialise it themselves
+// (server::Store does, with striped key locks).
+//
+// Durability: every successful mutation returns the Sequence it was assigned
+// (strictly increasing). durable_sequence() is the highest Sequence S such that
+// every mutation <= S survives a crash of the process. when_durable(S, cb)
+// calls cb once that holds — immediately on the calling thread when it already
+// does, otherwise later on the engine's sync thread (cb must be cheap and must
+// not call back into the engine). Under FsyncPolicy::kBatch the engine runs a
+// group-commit thread: one fsync covers every write made before it started.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace statekv::storage {
+
+using Sequence = uint64_t;
+
+enum class FsyncPolicy {
+  kAlways,  // every write is fsynced before it returns
+  kBatch,   // group commit: acknowledged after the fsync that covers it (default)
+  kNever,   // never fsync; the OS decides (a crash may lose recent writes)
+};
+
+// An atomic group of puts and deletes, applied in order.
+class WriteBatch {
+ public:
+  enum class OpType : unsigned char { kPut, kDelete };
+  struct Op {
+    OpType type;
+    std::string key;
+    std::string value;  // empty for kDelete
+  };
+
+  void put(std::string_view key, std::string_view value) {
+    ops_.push_back({OpType::kPut, std::string(key), std::string(value)});
+  }
+  void del(std::string_view key) { ops_.push_back({OpType::kDelete, std::string(key), {}}); }
+  const std::vector<Op>& ops() const { return ops_; }
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+  void clear() { ops_.clear(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+// Called for each entry of a scan, in ascending key order. Return false to stop.
+// The views are valid only during the call.
+using ScanVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+
+struct EngineStats {
+  uint64_t keys = 0;              // number of live keys (exact for memory, estimate for rocksdb)
+  uint64_t memory_bytes = 0;      // bytes of memory the engine holds for data and indexes
+  uint64_t disk_bytes = 0;        // bytes on disk (0 for memory)
+  uint64_t fsyncs = 0;            // fsync calls made since open
+  Sequence last_sequence = 0;
+  Sequence durable_sequence = 0;
+};
+
+class Engine {
+ public:
+  Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  virtual ~Engine() = default;
+
+  // "memory" or "rocksdb".
+  virtual std::string_view name() const = 0;
+
+  // Copies the value of key into *value. NotFound when absent.
+  virtual Status get(std::string_view key, std::string* value) = 0;
+
+  virtual Result<Sequence> put(std::string_view key, std::string_view value) = 0;
+  // Deleting an absent key succeeds.
+  virtual Result<Sequence> del(std::string_view key) = 0;
+  // Applies every op of batch atomically: a reader or a crash sees all or none.
+  virtual Result<Sequence> write(const WriteBatch& batch) = 0;
+
+  // Visits entries with start <= key < end in ascending bytewise order; an empty
+  // end means no upper bound. At most limit entries (0 means no limit). The scan
+  // sees each key at most once; keys written during the scan may or may not be seen.
+  virtual Status scan(std::string_view start, std::string_view end, size_t limit,
+                      const ScanVisitor& visit) = 0;
+
+  // Removes every key (FLUSHALL). Durable like a write.
+  virtual Result<Sequence> clear() = 0;
+
+  virtual Sequence last_sequence() const = 0;
+  virtual Sequence durable_sequence() const = 0;
+  virtual void when_durable(Sequence seq, std::function<void()> callback) = 0;
+  // Forces everything written so far to be durable now (used at shutdown and by tests).
+  virtual Status sync() = 0;
+
+  virtual EngineStats stats() const = 0;
+};
+
+struct MemoryEngineOptions {
+  // Number of independently locked stripes; a power of two.
+  unsigned stripes = 64;
+};
+std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options = {});
+
+struct RocksDbEngineOptions {
+  std::string path;  // directory; created when missing
+  FsyncPolicy fsync = FsyncPolicy::kBatch;
+  // Under kBatch: the longest the sync thread waits to gather more writes into one fsync.
+  // 0 means sync as soon as the previous fsync finishes (lowest latency).
+  unsigned batch_window_us = 0;
+  size_t block_cache_bytes = 64u << 20;
+};
+Result<std::unique_ptr<Engine>> open_rocksdb_engine(const RocksDbEngineOptions& options);
+
+}  // namespace statekv::storage

@@ -38,7 +38,18 @@ struct ParseResult {
 
 // Parses one request from the front of buf into args (cleared first). Inline
 // arguments that needed unquoting are stored in *scratch and args point there;
-// scratch must outlive the use of args.
+// scratch must outlive the use of args. scratch is cleared first too, so args from
+// an earlier call that pointed into it are invalidated.
+//
+// Stateless: call it again on the grown buffer after kIncomplete (waiting until
+// buf.size() >= needed). The result never depends on how the bytes were split
+// across reads: Redis's 64KB "too big" checks are applied to a fixed window from
+// the start of the line, not to whatever happens to be buffered. Linear in the
+// bytes it examines; args.size() is only allocated up to what buf could hold.
+// Error texts are in resp/protocol_errors.h. Where this differs from Redis 7:
+//  - a bulk must be followed by "\r\n" (Redis skips two bytes unchecked);
+//  - a NUL byte inside an inline line is data (Redis stops reading the line there).
+// Thread-safety: pure function; concurrent calls on different arguments are safe.
 ParseResult parse_request(std::string_view buf, const Limits& limits,
                           std::vector<std::string_view>& args, std::vector<std::string>& scratch);
 

@@ -23,6 +23,12 @@ struct Value {
 };
 
 // Parses one value from the front of buf. Same status conventions as parse_request.
+// out is reset first and is meaningful only on kComplete. Attributes (|) are parsed
+// and dropped; streamed strings and aggregates (the RESP3 "?" lengths) are not
+// supported and fail as errors. Nesting deeper than 128 aggregates is an error, so
+// hostile input cannot exhaust the stack. Limits: bulk/blob lengths against
+// max_bulk_len, aggregate element counts (2n for maps) against max_multibulk_len,
+// line lengths against max_inline_len.
 ParseResult parse_value(std::string_view buf, Value& out, const Limits& limits = {});
 
 }  // namespace statekv::resp

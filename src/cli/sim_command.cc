@@ -1,0 +1,36 @@
+// `statekv sim`: run a registered protocol in the deterministic simulator over a
+// range of seeds and judge each history (src/sim/sim_cli.h has the options).
+//
+// The protocols the binary can simulate are registered below, explicitly, as
+// they land (see docs/simulation.md, "Adding a protocol"). The reference
+// registers are test-only and live in src/sim/testing/.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/subcommand.h"
+#include "sim/registry.h"
+#include "sim/sim_cli.h"
+
+namespace statekv::cli {
+namespace {
+
+sim::ProtocolRegistry binary_protocols() {
+  sim::ProtocolRegistry registry;
+  // registry.add<replication::raft::Raft>("raft", "...");  -- one line per protocol
+  return registry;
+}
+
+SubcommandRegistration sim_command([](CLI::App& app, int* exit_code) {
+  CLI::App* sub = app.add_subcommand(
+      "sim", "run a protocol in the deterministic simulator (statekv sim --help for options)");
+  // sim_cli parses its own options (the same code runs in tests), so hand it everything.
+  sub->set_help_flag();
+  sub->allow_extras();
+  sub->callback([sub, exit_code] {
+    *exit_code = sim::run_sim_cli(sub->remaining(), binary_protocols(), std::cout, std::cerr);
+  });
+});
+
+}  // namespace
+}  // namespace statekv::cli

@@ -1,0 +1,99 @@
+#include "replication/codec.h"
+
+namespace statekv::replication {
+
+void Writer::fixed32(uint32_t v) {
+  for (int i = 0; i < 4; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+void Writer::fixed64(uint64_t v) {
+  for (int i = 0; i < 8; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+void Writer::varint(uint64_t v) {
+  while (v >= 0x80) {
+    u8(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  u8(static_cast<uint8_t>(v));
+}
+
+void Writer::bytes(std::string_view v) {
+  varint(v.size());
+  out_.append(v);
+}
+
+void Writer::optional_bytes(const std::optional<std::string>& v) {
+  boolean(v.has_value());
+  if (v) bytes(*v);
+}
+
+Result<uint8_t> Reader::u8() {
+  if (pos_ >= in_.size()) return Status::Corruption("truncated: expected 1 more byte");
+  return static_cast<uint8_t>(in_[pos_++]);
+}
+
+Result<uint32_t> Reader::fixed32() {
+  if (remaining() < 4) return Status::Corruption("truncated: expected 4 bytes");
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<uint32_t>(static_cast<uint8_t>(in_[pos_++])) << (8 * i);
+  return v;
+}
+
+Result<uint64_t> Reader::fixed64() {
+  if (remaining() < 8) return Status::Corruption("truncated: expected 8 bytes");
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_++])) << (8 * i);
+  return v;
+}
+
+Result<uint64_t> Reader::varint() {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 70; shift += 7) {
+    if (pos_ >= in_.size()) return Status::Corruption("truncated varint");
+    const auto byte = static_cast<uint8_t>(in_[pos_++]);
+    // The tenth byte may only carry the top bit of a 64-bit value.
+    if (shift == 63 && byte > 1) return Status::Corruption("varint overflows 64 bits");
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return v;
+  }
+  return Status::Corruption("varint longer than 10 bytes");
+}
+
+Result<int64_t> Reader::svarint() {
+  Result<uint64_t> u = varint();
+  if (!u.ok()) return u.status();
+  return static_cast<int64_t>((*u >> 1) ^ (~(*u & 1) + 1));
+}
+
+Result<bool> Reader::boolean() {
+  Result<uint8_t> b = u8();
+  if (!b.ok()) return b.status();
+  if (*b > 1) return Status::Corruption("boolean byte " + std::to_string(*b));
+  return *b == 1;
+}
+
+Result<std::string> Reader::bytes() {
+  Result<uint64_t> n = varint();
+  if (!n.ok()) return n.status();
+  if (*n > remaining()) {
+    return Status::Corruption("truncated: length " + std::to_string(*n) + " but " +
+                              std::to_string(remaining()) + " bytes left");
+  }
+  std::string v(in_.substr(pos_, *n));
+  pos_ += *n;
+  return v;
+}
+
+Result<std::optional<std::string>> Reader::optional_bytes() {
+  Result<bool> present = boolean();
+  if (!present.ok()) return present.status();
+  if (!*present) return std::optional<std::string>();
+  Result<std::string> v = bytes();
+  if (!v.ok()) return v.status();
+  return std::optional<std::string>(std::move(v).value());
+}
+
+}  // namespace statekv::replication

@@ -94,6 +94,7 @@ class Engine {
   // Deleting an absent key succeeds.
   virtual Result<Sequence> del(std::string_view key) = 0;
   // Applies every op of batch atomically: a reader or a crash sees all or none.
+  // An empty batch changes nothing and returns last_sequence().
   virtual Result<Sequence> write(const WriteBatch& batch) = 0;
 
   // Visits entries with start <= key < end in ascending bytewise order; an empty

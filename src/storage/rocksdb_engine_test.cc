@@ -1,0 +1,130 @@
+// RocksDB-only properties: data survives a reopen and a SIGKILL loses no write
+// that was acknowledged under a durable fsync policy.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "storage/engine.h"
+#include "storage/engine_test_util.h"
+
+namespace statekv::storage {
+namespace {
+
+using testing_util::open_rocksdb_or_fail;
+using testing_util::TempDir;
+
+std::string crash_key(uint32_t i) {
+  return "ack:" + std::to_string(i);
+}
+std::string crash_value(uint32_t i) {
+  return "value-" + std::to_string(i) + std::string(40, '.');
+}
+
+TEST(RocksDbEngine, ReopenKeepsDataAndSequencesKeepGrowing) {
+  TempDir dir;
+  Sequence last;
+  {
+    auto e = open_rocksdb_or_fail(dir.path(), FsyncPolicy::kBatch);
+    ASSERT_NE(e, nullptr);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(e->put("k" + std::to_string(i), "v").ok());
+    ASSERT_TRUE(e->del("k5").ok());
+    last = e->last_sequence();
+  }
+  auto e = open_rocksdb_or_fail(dir.path(), FsyncPolicy::kBatch);
+  ASSERT_NE(e, nullptr);
+  std::string v;
+  EXPECT_TRUE(e->get("k99", &v).ok());
+  EXPECT_TRUE(e->get("k5", &v).is_not_found());
+  EXPECT_EQ(e->durable_sequence(), last);  // recovered data is durable
+  auto r = e->put("after", "1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT(*r, last);
+}
+
+TEST(RocksDbEngine, OpenFailsCleanlyOnABadPath) {
+  RocksDbEngineOptions options;
+  options.path = "/proc/statekv-cannot-create-this";
+  auto r = open_rocksdb_engine(options);
+  EXPECT_FALSE(r.ok());
+}
+
+// The child writes keys 0, 1, 2, ... and reports each one it may acknowledge on the
+// pipe: under kAlways when put() returns, under kBatch from its when_durable
+// callback. It never stops on its own; the parent SIGKILLs it mid-stream.
+[[noreturn]] void crash_child(const std::string& path, FsyncPolicy policy, int ack_fd) {
+  RocksDbEngineOptions options;
+  options.path = path;
+  options.fsync = policy;
+  options.block_cache_bytes = 8u << 20;
+  auto r = open_rocksdb_engine(options);
+  if (!r.ok()) _exit(3);
+  Engine& e = **r;
+  for (uint32_t i = 0;; ++i) {
+    auto seq = e.put(crash_key(i), crash_value(i));
+    if (!seq.ok()) _exit(4);
+    auto ack = [ack_fd, i] {
+      if (write(ack_fd, &i, sizeof(i)) != sizeof(i)) _exit(5);
+    };
+    if (policy == FsyncPolicy::kAlways) {
+      ack();
+    } else {
+      e.when_durable(*seq, ack);
+    }
+  }
+}
+
+void crash_and_verify(FsyncPolicy policy, uint32_t acks_before_kill) {
+  TempDir dir;
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    crash_child(dir.path(), policy, fds[1]);
+  }
+  close(fds[1]);
+  std::vector<uint32_t> acked;
+  uint32_t i;
+  bool killed = false;
+  while (read(fds[0], &i, sizeof(i)) == sizeof(i)) {
+    acked.push_back(i);
+    if (!killed && acked.size() >= acks_before_kill) {
+      ASSERT_EQ(kill(child, SIGKILL), 0);
+      killed = true;
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "child ended on its own, status " << status;
+  ASSERT_GE(acked.size(), acks_before_kill);
+
+  auto e = open_rocksdb_or_fail(dir.path(), policy);
+  ASSERT_NE(e, nullptr);
+  size_t missing = 0;
+  for (uint32_t k : acked) {
+    std::string v;
+    Status s = e->get(crash_key(k), &v);
+    if (!s.ok() || v != crash_value(k)) ++missing;
+  }
+  EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged writes";
+}
+
+TEST(RocksDbEngine, SigkillLosesNoAcknowledgedWriteUnderAlways) {
+  crash_and_verify(FsyncPolicy::kAlways, 300);
+}
+
+TEST(RocksDbEngine, SigkillLosesNoAcknowledgedWriteUnderBatch) {
+  crash_and_verify(FsyncPolicy::kBatch, 3000);
+}
+
+}  // namespace
+}  // namespace statekv::storage

@@ -63,7 +63,9 @@ class ConfigStore {
   std::vector<std::string> names() const;
   // The value of one setting as CONFIG GET prints it; NotFound if unknown.
   Result<std::string> get(std::string_view name) const;
-  // Sets a mutable setting; InvalidArgument with Redis's wording when the value
+  // Sets a mutable setting. On failure the Status message is the whole error
+  // reply text, "ERR " prefix included (Redis's wording), ready for Writer::error().
+  // InvalidArgument with Redis's wording when the value
   // is bad, or when the setting cannot change at run time.
   Status set(std::string_view name, std::string_view value);
 

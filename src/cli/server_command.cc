@@ -1,0 +1,222 @@
+// `statekv server` — runs one node: opens the engine, serves the Redis protocol
+// until SIGINT or SIGTERM, then shuts down cleanly.
+//
+// Settings come from built-in defaults, then the TOML file of --config, then
+// the flags given on the command line (a flag always wins over the file).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "cli/subcommand.h"
+#include "server/client_registry.h"
+#include "server/config.h"
+#include "server/context.h"
+#include "server/logging.h"
+#include "server/network.h"
+#include "storage/engine.h"
+
+namespace statekv::cli {
+namespace {
+
+#ifdef STATEKV_VERSION
+constexpr std::string_view kVersion = STATEKV_VERSION;
+#else
+constexpr std::string_view kVersion = "0.1.0";  // keep in step with project(VERSION) in CMake
+#endif
+
+// Flag values as parsed; each applies only if the flag was given.
+struct ServerFlags {
+  server::ServerConfig values;
+  std::string fsync = "batch";
+  std::string config_file;
+};
+
+std::string new_run_id() {
+  std::random_device rd;
+  std::string id;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 40; ++i) id.push_back(kHex[rd() % 16]);
+  return id;
+}
+
+std::string executable_path() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : p.string();
+}
+
+// Checks that dir exists (creating it) and that we can write in it, so that a
+// bad --data fails with a clear message before the engine tries.
+Status prepare_data_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IOError(fmt::format("cannot create data dir '{}': {}", dir, ec.message()));
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return Status::IOError(fmt::format("data dir '{}' is not writable: {}", dir, strerror(errno)));
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig& config) {
+  if (config.engine == "memory") return storage::open_memory_engine();
+  if (config.engine != "rocksdb") {
+    return Status::InvalidArgument(fmt::format("unknown engine '{}'", config.engine));
+  }
+  if (Status s = prepare_data_dir(config.data_dir); !s.ok()) return s;
+  storage::RocksDbEngineOptions options;
+  options.path = (std::filesystem::path(config.data_dir) / "rocksdb").string();
+  options.fsync = config.fsync;
+  auto engine = storage::open_rocksdb_engine(options);
+  if (!engine.ok()) {
+    // RocksDB reports a second process on the same directory as a LOCK error.
+    return Status::IOError(
+        fmt::format("cannot open data dir '{}' (is another statekv using it?): {}", options.path,
+                    engine.status().to_string()));
+  }
+  return engine;
+}
+
+int run_server(const ServerFlags& flags, const CLI::App& cmd) {
+  // Defaults < file < flags.
+  server::ServerConfig config;
+  if (!flags.config_file.empty()) {
+    if (Status s = server::load_toml_config(flags.config_file, config); !s.ok()) {
+      std::cerr << "statekv server: " << s.message() << "\n";
+      return 1;
+    }
+  }
+  auto given = [&](const char* name) { return cmd.get_option(name)->count() > 0; };
+  const auto& f = flags.values;
+  if (given("--bind")) config.bind = f.bind;
+  if (given("--port")) config.port = f.port;
+  if (given("--data")) config.data_dir = f.data_dir;
+  if (given("--engine")) config.engine = f.engine;
+  if (given("--fsync")) config.fsync = *server::parse_fsync(flags.fsync);  // validated by CLI11
+  if (given("--requirepass")) config.requirepass = f.requirepass;
+  if (given("--io-threads")) config.io_threads = f.io_threads;
+  if (given("--maxclients")) config.maxclients = f.maxclients;
+  if (given("--timeout")) config.timeout_seconds = f.timeout_seconds;
+  if (given("--loglevel")) config.loglevel = f.loglevel;
+  if (given("--logfile")) config.logfile = f.logfile;
+
+  if (Status s = server::init_logging(config.loglevel, config.logfile); !s.ok()) {
+    std::cerr << "statekv server: " << s.message() << "\n";
+    return 1;
+  }
+
+  // Block the shutdown signals before any thread starts, so every thread
+  // inherits the mask and only sigwait() below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A client that disconnects mid-write must not kill the server.
+  signal(SIGPIPE, SIG_IGN);
+
+  auto engine = open_engine(config);
+  if (!engine.ok()) {
+    spdlog::error("{}", engine.status().message());
+    return 1;
+  }
+
+  const unsigned io_threads = config.io_threads != 0
+                                  ? config.io_threads
+                                  : std::max(1u, std::thread::hardware_concurrency());
+  server::ConfigStore store(config);
+  server::ServerStats stats;
+  server::ClientRegistryImpl registry;
+  server::ServerContext ctx;
+  ctx.config = &store;
+  ctx.engine = engine->get();
+  ctx.clients = &registry;
+  ctx.stats = &stats;
+  ctx.run_id = new_run_id();
+  ctx.io_threads = io_threads;
+  ctx.executable = executable_path();
+  ctx.config_file = flags.config_file.empty()
+                        ? std::string()
+                        : std::filesystem::absolute(flags.config_file).string();
+
+  std::unique_ptr<server::Service> service = server::make_service(ctx);
+  server::NetworkServer network(ctx, *service, registry);
+  if (Status s = network.start(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  service->start();
+  spdlog::info("statekv {} ready: bind={} port={} engine={} fsync={} data={} io-threads={} pid={}",
+               kVersion, config.bind, network.port(), config.engine,
+               server::fsync_name(config.fsync), config.data_dir, io_threads, ::getpid());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+
+  network.stop();   // no new clients, every connection closed, I/O threads joined
+  service->stop();  // background work (active expiry) ends before the engine closes
+  if (Status s = (*engine)->sync(); !s.ok()) {
+    spdlog::error("final sync failed: {}", s.to_string());
+    return 1;
+  }
+  spdlog::info("statekv stopped");
+  spdlog::default_logger()->flush();
+  return 0;
+}
+
+const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<ServerFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "server",
+      "Run a statekv node that speaks the Redis protocol (redis-cli -p PORT connects to it)");
+  auto& v = flags->values;
+  cmd->add_option("--config", flags->config_file,
+                  "TOML file with settings (keys are the CONFIG names, e.g. port = 7001, "
+                  "appendfsync = \"always\"); flags given here override it")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--bind", v.bind, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", v.port, "TCP port to listen on")->capture_default_str();
+  cmd->add_option("--data", v.data_dir,
+                  "Data directory; the rocksdb engine keeps its files in DATA/rocksdb")
+      ->capture_default_str();
+  cmd->add_option("--engine", v.engine,
+                  "Storage engine: rocksdb (on disk) or memory (nothing survives a restart)")
+      ->check(CLI::IsMember({"rocksdb", "memory"}))
+      ->capture_default_str();
+  cmd->add_option("--fsync", flags->fsync,
+                  "When a write is acknowledged: always (after its own fsync), batch (after the "
+                  "group fsync that covers it), never (at once; a crash may lose recent writes)")
+      ->check(CLI::IsMember({"always", "batch", "never"}))
+      ->capture_default_str();
+  cmd->add_option("--requirepass", v.requirepass,
+                  "Password clients must give with AUTH before other commands (default: none)");
+  cmd->add_option("--io-threads", v.io_threads,
+                  "Number of I/O threads, each running its own event loop (0: one per hardware "
+                  "thread)")
+      ->check(CLI::Range(0u, 64u))
+      ->capture_default_str();
+  cmd->add_option("--maxclients", v.maxclients,
+                  "Most simultaneous clients; more are refused with "
+                  "'ERR max number of clients reached'")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--timeout", v.timeout_seconds,
+                  "Close a client after this many idle seconds (0: never)")
+      ->capture_default_str();
+  cmd->add_option("--loglevel", v.loglevel, "Log level: debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "verbose", "info", "notice", "warn", "warning", "error"}))
+      ->capture_default_str();
+  cmd->add_option("--logfile", v.logfile, "Append the log to this file (default: stderr)");
+  cmd->callback([flags, cmd, exit_code] { *exit_code = run_server(*flags, *cmd); });
+});
+
+}  // namespace
+}  // namespace statekv::cli

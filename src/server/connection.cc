@@ -1,0 +1,334 @@
+#include "server/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+namespace statekv::server {
+namespace {
+
+// Buffers above this capacity are released when they empty, so that a client
+// that once sent or received a lot does not keep that memory while idle.
+constexpr size_t kKeepCapacity = 4096;
+
+void release_if_large(std::string& buf) {
+  if (buf.empty() && buf.capacity() > kKeepCapacity) std::string().swap(buf);
+}
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
+  const auto addr = ep.address();
+  if (addr.is_v6()) return fmt::format("[{}]:{}", addr.to_string(), ep.port());
+  return fmt::format("{}:{}", addr.to_string(), ep.port());
+}
+
+}  // namespace
+
+Connection::Connection(NetworkThread& thread, asio::ip::tcp::socket socket,
+                       const ConnectionEnv& env, uint64_t id)
+    : thread_(thread), socket_(std::move(socket)), env_(env) {
+  session_.id = id;
+  // Redis: a client is authenticated from the start when no password is set.
+  session_.authenticated = env_.config->snapshot().requirepass.empty();
+  asio::error_code ec;
+  if (auto ep = socket_.remote_endpoint(ec); !ec) session_.addr = endpoint_text(ep);
+  if (auto ep = socket_.local_endpoint(ec); !ec) session_.laddr = endpoint_text(ep);
+  session_.fd = socket_.native_handle();
+  env_.live->fetch_add(1, std::memory_order_relaxed);
+  session_.last_interaction_ms.store(steady_now_ms(), std::memory_order_relaxed);
+}
+
+Connection::~Connection() {
+  if (!closed_) env_.live->fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Connection::start() {
+  asio::error_code ec;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);
+  if (ec) {
+    close("cannot make socket non-blocking");
+    return;
+  }
+  env_.registry->add(&session_);
+  spdlog::debug("accepted client id={} addr={} thread={}", session_.id, session_.addr,
+                thread_.index());
+  arm_read();
+}
+
+void Connection::close(std::string_view why) {
+  if (closed_) return;
+  closed_ = true;
+  spdlog::debug("closing client id={} addr={}: {}", session_.id, session_.addr, why);
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);  // cancels the pending wait/write; their handlers see closed_
+  env_.registry->remove(session_.id);
+  env_.live->fetch_sub(1, std::memory_order_relaxed);
+  // Drop buffers now: the object itself may live on until the cancelled
+  // handlers and any durability callback have run.
+  std::string().swap(inbuf_);
+  std::string().swap(out_);
+  std::string().swap(held_);
+  held_segments_.clear();
+  thread_.forget(this);  // may drop the last owning reference besides handlers'
+}
+
+void Connection::check_idle(int64_t now_ms, const ConnectionLimits& limits) {
+  if (closed_ || limits.timeout_ms == 0) return;
+  // A client waiting for a durable reply is not idle: the wait is ours.
+  if (!held_segments_.empty()) return;
+  int64_t last = session_.last_interaction_ms.load(std::memory_order_relaxed);
+  if (now_ms - last > static_cast<int64_t>(limits.timeout_ms)) close("idle timeout");
+}
+
+void Connection::arm_read() {
+  if (reading_ || closed_ || closing_ || paused_) return;
+  reading_ = true;
+  socket_.async_wait(
+      asio::ip::tcp::socket::wait_read,
+      [self = shared_from_this()](const asio::error_code& ec) { self->on_readable(ec); });
+}
+
+void Connection::on_readable(const asio::error_code& ec) {
+  reading_ = false;
+  if (closed_ || closing_) return;
+  if (ec) {
+    close(ec.message());
+    return;
+  }
+  const ConnectionLimits& limits = thread_.limits();
+  asio::error_code rec;
+  size_t n = 0;
+  if (inbuf_.empty()) {
+    // Common case: no partial request pending. Read into the thread's scratch
+    // buffer and parse straight from it; only a partial tail gets copied.
+    auto scratch = thread_.scratch();
+    n = socket_.read_some(asio::buffer(scratch.data(), scratch.size()), rec);
+    if (!rec && n > 0) {
+      bump(env_.stats->local().net_input_bytes, n);
+      std::string_view data(scratch.data(), n);
+      size_t used = process(data);
+      if (!closed_ && !closing_ && used < n) inbuf_.assign(data.substr(used));
+    }
+  } else {
+    // A partial request is pending: read straight onto its end. When the
+    // parser told us how much it needs (a large bulk), read that much at once.
+    size_t old = inbuf_.size();
+    size_t want = std::max<size_t>(NetworkThread::kScratchBytes, needed_ > old ? needed_ - old : 0);
+    want = std::min<size_t>(want, 16u << 20);
+    inbuf_.resize(old + want);
+    n = socket_.read_some(asio::buffer(inbuf_.data() + old, want), rec);
+    inbuf_.resize(old + (rec ? 0 : n));
+    if (!rec && n > 0) {
+      bump(env_.stats->local().net_input_bytes, n);
+      size_t used = process(inbuf_);
+      if (!closed_) inbuf_.erase(0, used);
+    }
+  }
+  if (closed_) return;
+  if (n > 0) session_.last_interaction_ms.store(steady_now_ms(), std::memory_order_relaxed);
+  if (rec == asio::error::would_block || rec == asio::error::try_again) {
+    arm_read();  // spurious wake-up
+    return;
+  }
+  if (rec) {
+    // EOF or reset: Redis closes at once, dropping unsent replies.
+    close(rec == asio::error::eof ? "client closed connection" : rec.message());
+    return;
+  }
+  if (inbuf_.size() > limits.query_buffer_limit) {
+    spdlog::warn("closing client id={} addr={}: query buffer {} bytes exceeds limit {}",
+                 session_.id, session_.addr, inbuf_.size(), limits.query_buffer_limit);
+    close("query buffer limit");
+    return;
+  }
+  release_if_large(inbuf_);
+  after_input();
+}
+
+size_t Connection::process(std::string_view buf) {
+  const ConnectionLimits& limits = thread_.limits();
+  size_t pos = 0;
+  while (!closing_ && !closed_ && pos < buf.size()) {
+    if (pending_output() > limits.output_pause_bytes) break;  // resumes in on_written
+    std::string_view rest = buf.substr(pos);
+    if (rest.size() < needed_) break;
+    auto r = resp::parse_request(rest, limits.proto, args_, arg_scratch_);
+    if (r.status == resp::ParseStatus::kIncomplete) {
+      needed_ = r.needed;
+      break;
+    }
+    needed_ = 0;
+    if (r.status == resp::ParseStatus::kError) {
+      protocol_error(r.error);
+      return buf.size();
+    }
+    pos += r.consumed;
+    if (!args_.empty()) execute(args_);
+  }
+  return pos;
+}
+
+void Connection::execute(std::vector<std::string_view>& args) {
+  // Replies go behind any held reply so that the client sees them in order.
+  std::string& target = held_segments_.empty() ? out_ : held_;
+  const size_t start = target.size();
+  {
+    // CLIENT LIST's cmd=: set before running so CLIENT LIST shows itself, as
+    // Redis does. The command layer may refine it (e.g. "client|list").
+    std::string name(args[0]);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::lock_guard lock(session_.mu);
+    session_.last_command = std::move(name);
+  }
+  resp::Writer writer(&target, session_.resp);
+  storage::Sequence seq = env_.service->execute(session_, args, writer);
+  bump(env_.stats->local().commands);
+  session_.commands.fetch_add(1, std::memory_order_relaxed);
+  hold_reply(start, seq);
+  if (session_.close_after_reply) closing_ = true;  // QUIT: flush, then close
+}
+
+void Connection::hold_reply(size_t start, storage::Sequence seq) {
+  if (held_segments_.empty()) {
+    if (seq == 0 || seq <= env_.engine->durable_sequence()) return;  // sendable now
+    held_.assign(out_, start, std::string::npos);
+    out_.resize(start);
+    held_segments_.push_back({held_.size(), seq});
+    return;
+  }
+  // The reply was written into held_ behind earlier held replies.
+  HeldSegment& last = held_segments_.back();
+  if (seq <= last.seq) {
+    last.end = held_.size();
+  } else {
+    held_segments_.push_back({held_.size(), seq});
+  }
+}
+
+void Connection::protocol_error(const std::string& message) {
+  bump(env_.stats->local().protocol_errors);
+  spdlog::info("protocol error from client id={} addr={}: {}", session_.id, session_.addr, message);
+  std::string& target = held_segments_.empty() ? out_ : held_;
+  resp::Writer writer(&target, session_.resp);
+  writer.error(message);
+  if (!held_segments_.empty()) held_segments_.back().end = held_.size();
+  closing_ = true;
+}
+
+void Connection::after_input() {
+  if (closed_) return;
+  if (!held_segments_.empty()) release_durable();  // may already be durable
+  if (pending_output() > thread_.limits().output_hard_limit) {
+    spdlog::warn("closing client id={} addr={}: output buffer {} bytes exceeds limit {}",
+                 session_.id, session_.addr, pending_output(), thread_.limits().output_hard_limit);
+    close("output buffer limit");
+    return;
+  }
+  flush();
+  schedule_durable();
+  publish_buffer_sizes();
+  if (closing_) {
+    maybe_finish_closing();
+    return;
+  }
+  if (pending_output() > thread_.limits().output_pause_bytes) {
+    paused_ = true;  // the client is not reading fast enough; on_written resumes
+    return;
+  }
+  arm_read();
+}
+
+void Connection::schedule_durable() {
+  if (held_segments_.empty()) return;
+  const storage::Sequence front = held_segments_.front().seq;
+  if (durable_wait_ >= front) return;  // a callback covering it is pending
+  durable_wait_ = front;
+  std::weak_ptr<Connection> weak = weak_from_this();
+  std::shared_ptr<NetworkThread> thread = thread_.shared_from_this();
+  // The callback may run on the engine's sync thread, or right here if the
+  // sequence became durable meanwhile: always hop onto our own thread.
+  env_.engine->when_durable(front, [weak = std::move(weak), thread = std::move(thread), front] {
+    asio::post(thread->context(), [weak, front] {
+      auto self = weak.lock();
+      if (!self || self->closed_) return;
+      if (self->durable_wait_ == front) self->durable_wait_ = 0;
+      self->release_durable();
+      if (self->closed_) return;
+      self->flush();
+      self->schedule_durable();
+      self->publish_buffer_sizes();
+      self->maybe_finish_closing();
+    });
+  });
+}
+
+void Connection::release_durable() {
+  const storage::Sequence durable = env_.engine->durable_sequence();
+  size_t release = 0;
+  while (!held_segments_.empty() && held_segments_.front().seq <= durable) {
+    release = held_segments_.front().end;
+    held_segments_.pop_front();
+  }
+  if (release == 0) return;
+  out_.append(held_, 0, release);
+  held_.erase(0, release);
+  for (auto& seg : held_segments_) seg.end -= release;
+  release_if_large(held_);
+}
+
+void Connection::flush() {
+  if (writing_ || closed_ || out_.empty()) return;
+  writing_ = true;
+  writing_buf_.swap(out_);
+  asio::async_write(socket_, asio::buffer(writing_buf_),
+                    [self = shared_from_this()](const asio::error_code& ec, size_t bytes) {
+                      self->on_written(ec, bytes);
+                    });
+}
+
+void Connection::on_written(const asio::error_code& ec, size_t bytes) {
+  writing_ = false;
+  if (closed_) return;
+  if (ec) {
+    close(ec.message());
+    return;
+  }
+  bump(env_.stats->local().net_output_bytes, bytes);
+  writing_buf_.clear();
+  release_if_large(writing_buf_);
+  release_if_large(out_);
+  flush();
+  publish_buffer_sizes();
+  if (closing_) {
+    maybe_finish_closing();
+    return;
+  }
+  if (paused_ && pending_output() <= thread_.limits().output_pause_bytes / 2) {
+    // The client caught up: run what is already buffered, then read again.
+    paused_ = false;
+    if (!inbuf_.empty()) {
+      size_t used = process(inbuf_);
+      if (closed_) return;
+      inbuf_.erase(0, used);
+      release_if_large(inbuf_);
+    }
+    after_input();
+  }
+}
+
+void Connection::maybe_finish_closing() {
+  if (closing_ && !closed_ && !writing_ && out_.empty() && held_segments_.empty()) {
+    close("closed after reply");
+  }
+}
+
+void Connection::publish_buffer_sizes() {
+  session_.query_buffer_bytes.store(inbuf_.size(), std::memory_order_relaxed);
+  session_.output_buffer_bytes.store(pending_output(), std::memory_order_relaxed);
+}
+
+}  // namespace statekv::server

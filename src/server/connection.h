@@ -1,0 +1,122 @@
+// Connection — one client socket, from accept to close, on one NetworkThread.
+//
+// Reading: the connection waits for readability (async_wait) and then reads into
+// its thread's scratch buffer, so an idle connection holds no read buffer; only
+// the unparsed tail of a partial request is copied into its own buffer (inbuf_).
+// Every complete request in what was read is parsed (resp::parse_request) and
+// executed inline with Service::execute(); replies are appended to one output
+// buffer and a whole read's replies leave in one write (pipelining).
+//
+// Durability: execute() returns a Sequence that must be durable before the
+// reply may reach the client. Such a reply, and every reply after it (replies
+// keep request order), waits in held_ until Engine::when_durable fires; the
+// callback posts back to this connection's thread and holds only a weak_ptr,
+// so a connection that closed meanwhile is simply skipped.
+//
+// Limits (all Redis behaviour): a protocol error is replied and the connection
+// closes once the reply is flushed; QUIT likewise; a query buffer above
+// client-query-buffer-limit closes at once; pending output above
+// output_pause_bytes stops reading and parsing until the client drains it, and
+// above client-output-buffer-limit disconnects; an idle client is closed after
+// `timeout` seconds when that is non-zero.
+//
+// Thread safety: every method runs on the owning NetworkThread. The Session's
+// atomic counters and mu-guarded fields are what other threads may read.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/client_registry.h"
+#include "server/context.h"
+#include "server/network_asio.h"
+#include "server/network_thread.h"
+
+namespace statekv::server {
+
+// What a connection needs from the rest of the server. Everything pointed to
+// must outlive every connection (NetworkServer guarantees it by joining its
+// threads before it returns from stop()).
+struct ConnectionEnv {
+  Service* service = nullptr;
+  storage::Engine* engine = nullptr;
+  ServerStats* stats = nullptr;
+  ClientRegistryImpl* registry = nullptr;
+  ConfigStore* config = nullptr;
+  // Live connections of the server (for maxclients): a connection counts
+  // itself from construction until it closes.
+  std::atomic<uint64_t>* live = nullptr;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(NetworkThread& thread, asio::ip::tcp::socket socket, const ConnectionEnv& env,
+             uint64_t id);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // Registers the session and starts reading. On the connection's thread.
+  void start();
+  // Closes the socket now (pending output is dropped). Idempotent.
+  void close(std::string_view why);
+  // Closes the connection if it has been idle longer than limits.timeout_ms.
+  void check_idle(int64_t now_ms, const ConnectionLimits& limits);
+
+  const Session& session() const { return session_; }
+
+ private:
+  void arm_read();
+  void on_readable(const asio::error_code& ec);
+  // Parses and executes complete requests from the front of buf while output
+  // is below the pause mark; returns the bytes consumed.
+  size_t process(std::string_view buf);
+  void execute(std::vector<std::string_view>& args);
+  void protocol_error(const std::string& message);
+  // After requests ran: holds/flushes output, enforces limits, re-arms reading.
+  void after_input();
+  void hold_reply(size_t start, storage::Sequence seq);
+  void schedule_durable();
+  void release_durable();
+  void flush();
+  void on_written(const asio::error_code& ec, size_t bytes);
+  void maybe_finish_closing();
+  size_t pending_output() const { return out_.size() + writing_buf_.size() + held_.size(); }
+  void publish_buffer_sizes();
+
+  NetworkThread& thread_;
+  asio::ip::tcp::socket socket_;
+  ConnectionEnv env_;
+  Session session_;
+
+  std::string inbuf_;  // unparsed tail of the input (usually empty)
+  size_t needed_ = 0;  // inbuf_ must hold this many bytes before parsing again
+  std::vector<std::string_view> args_;
+  std::vector<std::string> arg_scratch_;
+
+  std::string out_;          // replies ready to send, not yet handed to a write
+  std::string writing_buf_;  // bytes of the write in flight
+  // Replies waiting for durability, in order. held_ holds their bytes; each
+  // segment covers held_[previous end, end) and may go once durable >= seq.
+  // Segments' seq strictly increase (a later reply with a smaller seq joins the
+  // previous segment, since it must wait for it anyway).
+  struct HeldSegment {
+    size_t end;
+    storage::Sequence seq;
+  };
+  std::string held_;
+  std::deque<HeldSegment> held_segments_;
+  storage::Sequence durable_wait_ = 0;  // seq of the when_durable pending, 0 if none
+
+  bool reading_ = false;  // an async_wait for readability is pending
+  bool writing_ = false;  // an async_write is pending
+  bool paused_ = false;   // reading stopped until pending output drains
+  bool closing_ = false;  // no more input; close once all output is flushed
+  bool closed_ = false;
+};
+
+}  // namespace statekv::server

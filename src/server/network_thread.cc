@@ -1,0 +1,112 @@
+#include "server/network_thread.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/assert.h"
+#include "server/connection.h"
+
+namespace statekv::server {
+namespace {
+
+// How often each thread refreshes its limits from the ConfigStore.
+constexpr auto kTick = std::chrono::milliseconds(100);
+// How often idle clients are looked for (Redis checks about once a second too).
+constexpr int64_t kIdleCheckMs = 1000;
+// Pending output above which a connection stops reading: "a few MB", as
+// Redis's soft limits; smaller when the hard limit itself is smaller.
+constexpr uint64_t kOutputPauseBytes = 4ull << 20;
+
+}  // namespace
+
+ConnectionLimits ConnectionLimits::from(const ServerConfig& config) {
+  ConnectionLimits l;
+  l.proto.max_bulk_len = config.proto_max_bulk_len;
+  l.proto.max_multibulk_len = config.max_multibulk_len;
+  l.proto.max_inline_len = config.max_inline_len;
+  l.query_buffer_limit = config.client_query_buffer_limit;
+  l.output_hard_limit = config.client_output_buffer_limit;
+  l.output_pause_bytes = std::min(kOutputPauseBytes, config.client_output_buffer_limit / 2);
+  l.timeout_ms = config.timeout_seconds * 1000;
+  return l;
+}
+
+int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+NetworkThread::NetworkThread(unsigned index, ConfigStore& config)
+    : index_(index),
+      config_(config),
+      work_(asio::make_work_guard(context_)),
+      timer_(context_),
+      limits_(ConnectionLimits::from(config.snapshot())),
+      scratch_(kScratchBytes) {}
+
+NetworkThread::~NetworkThread() {
+  SKV_ASSERT(!thread_.joinable(), "NetworkThread destroyed while running");
+}
+
+void NetworkThread::start() {
+  schedule_tick();
+  thread_ = std::thread([this] { context_.run(); });
+}
+
+void NetworkThread::stop() {
+  asio::post(context_, [this] {
+    stopping_ = true;
+    // Copy first: close() removes the connection from connections_.
+    std::vector<std::shared_ptr<Connection>> all;
+    all.reserve(connections_.size());
+    for (auto& [ptr, conn] : connections_) all.push_back(conn);
+    for (auto& conn : all) conn->close("server shutting down");
+    asio::error_code ec;
+    timer_.cancel(ec);
+    work_.reset();
+    context_.stop();
+  });
+}
+
+void NetworkThread::join() {
+  if (!thread_.joinable()) return;
+  thread_.join();
+  // Run the completions of operations that close() cancelled so their handlers
+  // release the connections now, on this (the owner's) thread, while everything
+  // they point to is still alive.
+  context_.restart();
+  context_.poll();
+}
+
+void NetworkThread::adopt(std::shared_ptr<Connection> connection) {
+  Connection* raw = connection.get();
+  connections_.emplace(raw, std::move(connection));
+}
+
+void NetworkThread::forget(Connection* connection) {
+  connections_.erase(connection);
+}
+
+void NetworkThread::schedule_tick() {
+  timer_.expires_after(kTick);
+  timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;  // cancelled by stop()
+    tick();
+    schedule_tick();
+  });
+}
+
+void NetworkThread::tick() {
+  limits_ = ConnectionLimits::from(config_.snapshot());
+  const int64_t now = steady_now_ms();
+  if (limits_.timeout_ms == 0 || now - last_idle_check_ms_ < kIdleCheckMs) return;
+  last_idle_check_ms_ = now;
+  std::vector<std::shared_ptr<Connection>> all;
+  all.reserve(connections_.size());
+  for (auto& [ptr, conn] : connections_) all.push_back(conn);
+  for (auto& conn : all) conn->check_idle(now, limits_);
+}
+
+}  // namespace statekv::server

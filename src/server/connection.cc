@@ -175,19 +175,9 @@ void Connection::execute(std::vector<std::string_view>& args) {
   // Replies go behind any held reply so that the client sees them in order.
   std::string& target = held_segments_.empty() ? out_ : held_;
   const size_t start = target.size();
-  {
-    // CLIENT LIST's cmd=: set before running so CLIENT LIST shows itself, as
-    // Redis does. The command layer may refine it (e.g. "client|list").
-    std::string name(args[0]);
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::lock_guard lock(session_.mu);
-    session_.last_command = std::move(name);
-  }
+  // The command layer records the command for CLIENT LIST and counts it.
   resp::Writer writer(&target, session_.resp);
   storage::Sequence seq = env_.service->execute(session_, args, writer);
-  bump(env_.stats->local().commands);
-  session_.commands.fetch_add(1, std::memory_order_relaxed);
   hold_reply(start, seq);
   if (session_.close_after_reply) closing_ = true;  // QUIT: flush, then close
 }

@@ -1,0 +1,172 @@
+// The command table's vocabulary: what a command is (CommandSpec), what a
+// handler sees (CommandContext), and the state every handler shares
+// (ServiceState).
+//
+// One CommandSpec per command is the single source for dispatch (arity, flags,
+// auth), for COMMAND INFO (flags, key positions) and for COMMAND DOCS (summary,
+// since, group, complexity, arguments). Handlers run on the calling I/O thread;
+// whatever they share goes through ServiceState, whose members are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "resp/writer.h"
+#include "server/context.h"
+#include "server/scan_cursors.h"
+#include "server/store.h"
+
+namespace statekv::server {
+
+enum CommandFlag : uint32_t {
+  kWrite = 1u << 0,
+  kReadonly = 1u << 1,
+  kFast = 1u << 2,
+  kNoAuth = 1u << 3,  // allowed before AUTH when requirepass is set
+  kAdmin = 1u << 4,
+  kLoading = 1u << 5,  // Redis's "loading": allowed while loading
+  kStale = 1u << 6,    // Redis's "stale"
+  kDenyOom = 1u << 7,
+  kNoscript = 1u << 8,
+  kSentinel = 1u << 9,
+};
+
+struct CommandContext;
+using Handler = void (*)(CommandContext&);
+
+struct CommandSpec {
+  CommandSpec(std::string_view name_, int arity_, uint32_t flags_, int first_key_, int last_key_,
+              int key_step_, std::string_view group_, std::string_view summary_,
+              std::string_view since_, std::string_view complexity_, std::string_view args_,
+              Handler handler_)
+      : name(name_),
+        arity(arity_),
+        flags(flags_),
+        first_key(first_key_),
+        last_key(last_key_),
+        key_step(key_step_),
+        group(group_),
+        summary(summary_),
+        since(since_),
+        complexity(complexity_),
+        args(args_),
+        handler(handler_) {}
+
+  std::string_view name;  // lowercase; subcommands: the subcommand only ("get")
+  int arity = 0;          // Redis's convention: N exact, -N at least N (counting the name)
+  uint32_t flags = 0;
+  int first_key = 0;  // 0: no keys
+  int last_key = 0;   // -1: the last argument
+  int key_step = 0;
+  std::string_view group;  // COMMAND DOCS group: string, generic, connection, server
+  std::string_view summary;
+  std::string_view since;
+  std::string_view complexity;
+  // Arguments in a small grammar (see command_docs.h), e.g. "key:key [NX | XX]".
+  std::string_view args;
+  Handler handler = nullptr;
+  std::vector<CommandSpec> subcommands;  // non-empty: a container (CLIENT, CONFIG, ...)
+};
+
+class CommandTable;
+
+// State shared by all handlers (and the active-expiry thread).
+struct ServiceState {
+  ServiceState(ServerContext& context, const CommandTable& commands);
+
+  ServerContext& ctx;
+  const CommandTable& table;
+  Store store;
+  ScanCursors cursors;
+
+  // Cached config values read on hot paths; refreshed by refresh_config() after
+  // CONFIG SET (the only way they change at run time).
+  std::atomic<uint64_t> proto_max_bulk_len{512ull * 1024 * 1024};
+  std::atomic<bool> password_required{false};
+  void refresh_config();
+  // The current requirepass (copied under a lock: AUTH is not a hot path).
+  std::string requirepass() const;
+
+  // CONFIG RESETSTAT: ServerStats counters cannot be reset, so INFO reports
+  // them relative to the values captured here.
+  struct Baseline {
+    uint64_t commands = 0, connections_received = 0, rejected_connections = 0, net_input_bytes = 0,
+             net_output_bytes = 0, keyspace_hits = 0, keyspace_misses = 0, expired_keys = 0,
+             protocol_errors = 0;
+  };
+  void reset_stats();
+  uint64_t stat(std::atomic<uint64_t> ServerStats::Slot::*field) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::string requirepass_;
+  Baseline baseline_;
+};
+
+// What a handler gets for one request.
+struct CommandContext {
+  ServiceState& state;
+  Session& session;
+  std::span<const std::string_view> argv;
+  resp::Writer& out;
+  const CommandSpec& spec;
+  std::string_view fullname;  // "get", "client|list": for error texts
+  int64_t now_ms;             // one clock reading per command, like Redis
+  storage::Sequence seq = 0;  // the highest Sequence this command produced
+
+  Store& store() { return state.store; }
+  ServerStats::Slot& stats() { return state.ctx.stats->local(); }
+
+  // Records seq as needing durability before the reply is sent.
+  void note(storage::Sequence s) {
+    if (s > seq) seq = s;
+  }
+  // Replies with the error of a failed engine call. Always returns false so
+  // handlers can write `if (!ok(r)) return;`.
+  template <typename T>
+  bool ok(const Result<T>& r) {
+    if (r.ok()) return true;
+    fail(r.status());
+    return false;
+  }
+  bool ok(const Status& s) {
+    if (s.ok()) return true;
+    fail(s);
+    return false;
+  }
+  void fail(const Status& s);
+  // Notes the Sequence of a successful mutation, or replies with its error.
+  bool wrote(const Result<storage::Sequence>& r) {
+    if (!ok(r)) return false;
+    note(*r);
+    return true;
+  }
+
+  void hit() { bump(stats().keyspace_hits); }
+  void miss() { bump(stats().keyspace_misses); }
+};
+
+// Shared reply texts (Redis 7.0 wording).
+inline constexpr std::string_view kSyntaxError = "ERR syntax error";
+inline constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
+inline constexpr std::string_view kNotFloat = "ERR value is not a valid float";
+inline constexpr std::string_view kOverflow = "ERR increment or decrement would overflow";
+
+// Per-thread scratch buffer for engine reads (values copied out of the engine).
+std::string& read_buffer();
+
+// ASCII case-insensitive equality (Redis's strcasecmp on option names).
+bool iequals(std::string_view a, std::string_view b);
+
+// Each command family registers its specs.
+void add_string_commands(std::vector<CommandSpec>& out);
+void add_key_commands(std::vector<CommandSpec>& out);
+void add_connection_commands(std::vector<CommandSpec>& out);
+void add_server_commands(std::vector<CommandSpec>& out);
+
+}  // namespace statekv::server

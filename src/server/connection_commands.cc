@@ -1,0 +1,371 @@
+// Connection commands: PING, ECHO, HELLO, AUTH, QUIT, SELECT, CLIENT — Redis 7.0
+// semantics over the Session the network layer owns.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "server/command.h"
+#include "server/command_table.h"
+#include "server/number.h"
+
+namespace statekv::server {
+namespace {
+
+// The Redis version whose behaviour statekv implements; clients use it for
+// feature detection (HELLO's "version", INFO's redis_version).
+constexpr std::string_view kRedisCompatVersion = "7.0.15";
+
+constexpr std::string_view kWrongPass =
+    "WRONGPASS invalid username-password pair or user is disabled.";
+
+// Compares without an early exit, so the time taken does not reveal how many
+// leading bytes of a guessed password were right.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+// Redis's ACLAuthenticateUser for the only user statekv has ("default"): with
+// no requirepass the default user is "nopass" and any password is accepted.
+bool check_credentials(CommandContext& c, std::string_view user, std::string_view pass) {
+  if (user != "default") return false;
+  std::string required = c.state.requirepass();
+  return required.empty() || same_secret(pass, required);
+}
+
+// Redis's validation of client names and library attributes: printable ASCII
+// without spaces.
+bool valid_attribute(std::string_view v) {
+  for (char ch : v) {
+    if (ch < '!' || ch > '~') return false;
+  }
+  return true;
+}
+
+bool set_name(CommandContext& c, std::string_view name) {
+  if (!valid_attribute(name)) {
+    c.out.error("ERR Client names cannot contain spaces, newlines or special characters.");
+    return false;
+  }
+  std::lock_guard lock(c.session.mu);
+  c.session.name.assign(name);
+  return true;
+}
+
+void cmd_ping(CommandContext& c) {
+  if (c.argv.size() > 2) {
+    return c.out.error("ERR wrong number of arguments for 'ping' command");
+  }
+  if (c.argv.size() == 1) return c.out.simple("PONG");
+  c.out.bulk(c.argv[1]);
+}
+
+void cmd_echo(CommandContext& c) {
+  c.out.bulk(c.argv[1]);
+}
+
+void cmd_auth(CommandContext& c) {
+  if (c.argv.size() > 3) return c.out.error(kSyntaxError);
+  std::string_view user = "default";
+  std::string_view pass;
+  if (c.argv.size() == 2) {
+    if (!c.state.password_required.load(std::memory_order_relaxed)) {
+      return c.out.error(
+          "ERR AUTH <password> called without any password configured for the default user. "
+          "Are you sure your configuration is correct?");
+    }
+    pass = c.argv[1];
+  } else {
+    user = c.argv[1];
+    pass = c.argv[2];
+  }
+  if (!check_credentials(c, user, pass)) return c.out.error(kWrongPass);
+  c.session.authenticated = true;
+  c.out.simple("OK");
+}
+
+void cmd_hello(CommandContext& c) {
+  int64_t version = 0;
+  size_t next = 1;
+  if (c.argv.size() >= 2) {
+    auto v = parse_int64(c.argv[next++]);
+    if (!v) return c.out.error("ERR Protocol version is not an integer or out of range");
+    version = *v;
+    if (version < 2 || version > 3) return c.out.error("NOPROTO unsupported protocol version");
+  }
+  std::optional<std::string_view> user, pass, name;
+  for (size_t j = next; j < c.argv.size(); ++j) {
+    const size_t more = c.argv.size() - 1 - j;
+    std::string_view opt = c.argv[j];
+    if (iequals(opt, "auth") && more >= 2) {
+      user = c.argv[j + 1];
+      pass = c.argv[j + 2];
+      j += 2;
+    } else if (iequals(opt, "setname") && more >= 1) {
+      name = c.argv[j + 1];
+      j += 1;
+    } else {
+      return c.out.error("ERR Syntax error in HELLO option '" + std::string(opt) + "'");
+    }
+  }
+  if (user) {
+    if (!check_credentials(c, *user, *pass)) return c.out.error(kWrongPass);
+    c.session.authenticated = true;
+  }
+  if (!c.session.authenticated && c.state.password_required.load(std::memory_order_relaxed)) {
+    return c.out.error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
+  }
+  if (name && !set_name(c, *name)) return;
+  if (version != 0) {
+    c.session.resp = static_cast<int>(version);
+    // The reply to HELLO 3 is already in RESP3.
+    c.out.set_protocol(c.session.resp);
+  }
+  c.out.map(7);
+  c.out.bulk("server");
+  c.out.bulk("statekv");
+  c.out.bulk("version");
+  c.out.bulk(kRedisCompatVersion);
+  c.out.bulk("proto");
+  c.out.integer(c.session.resp);
+  c.out.bulk("id");
+  c.out.integer(static_cast<int64_t>(c.session.id));
+  c.out.bulk("mode");
+  c.out.bulk("standalone");
+  c.out.bulk("role");
+  c.out.bulk("master");
+  c.out.bulk("modules");
+  c.out.array(0);
+}
+
+void cmd_quit(CommandContext& c) {
+  c.session.close_after_reply = true;
+  c.out.simple("OK");
+}
+
+void cmd_select(CommandContext& c) {
+  auto v = parse_int64(c.argv[1]);
+  if (!v || *v < INT32_MIN || *v > INT32_MAX) return c.out.error(kNotInteger);
+  if (*v != 0) return c.out.error("ERR DB index is out of range");
+  c.session.db = 0;
+  c.out.simple("OK");
+}
+
+void cmd_time(CommandContext& c) {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
+  c.out.array(2);
+  c.out.bulk(std::to_string(us / 1000000));
+  c.out.bulk(std::to_string(us % 1000000));
+}
+
+// ---- CLIENT ----
+
+// One line of CLIENT LIST / CLIENT INFO in Redis's format (7.0 fields, plus 7.2's
+// lib-name and lib-ver since CLIENT SETINFO is supported). Fields statekv has no
+// counterpart for (pub/sub, MULTI, argv memory) are reported as empty.
+std::string client_line(const Session& s) {
+  using namespace std::chrono;
+  const auto now = steady_clock::now();
+  const int64_t now_ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
+  const int64_t age = duration_cast<seconds>(now - s.created).count();
+  int64_t last = s.last_interaction_ms.load(std::memory_order_relaxed);
+  int64_t idle = last == 0 ? age : std::max<int64_t>(0, (now_ms - last) / 1000);
+  std::string name, cmd, lib_name, lib_ver;
+  {
+    std::lock_guard lock(s.mu);
+    name = s.name;
+    cmd = s.last_command;
+    lib_name = s.lib_name;
+    lib_ver = s.lib_ver;
+  }
+  const uint64_t qbuf = s.query_buffer_bytes.load(std::memory_order_relaxed);
+  const uint64_t omem = s.output_buffer_bytes.load(std::memory_order_relaxed);
+  return fmt::format(
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 "
+      "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
+      "tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+      s.id, s.addr, s.laddr, s.fd, name, age, idle, s.db, qbuf, qbuf, qbuf, omem, qbuf + omem, cmd,
+      s.resp, lib_name, lib_ver);
+}
+
+void reply_text(CommandContext& c, const std::string& text) {
+  c.out.verbatim("txt", text);
+}
+
+void cmd_client_id(CommandContext& c) {
+  c.out.integer(static_cast<int64_t>(c.session.id));
+}
+
+void cmd_client_setname(CommandContext& c) {
+  if (set_name(c, c.argv[2])) c.out.simple("OK");
+}
+
+void cmd_client_getname(CommandContext& c) {
+  std::string name;
+  {
+    std::lock_guard lock(c.session.mu);
+    name = c.session.name;
+  }
+  if (name.empty()) return c.out.null();
+  c.out.bulk(name);
+}
+
+void cmd_client_info(CommandContext& c) {
+  reply_text(c, client_line(c.session) + "\n");
+}
+
+void cmd_client_list(CommandContext& c) {
+  bool everyone = true;       // TYPE normal, or no filter
+  std::vector<uint64_t> ids;  // ID filter
+  if (c.argv.size() == 4 && iequals(c.argv[2], "type")) {
+    std::string_view t = c.argv[3];
+    if (iequals(t, "normal")) {
+      everyone = true;
+    } else if (iequals(t, "master") || iequals(t, "replica") || iequals(t, "slave") ||
+               iequals(t, "pubsub")) {
+      // statekv has only normal clients.
+      return reply_text(c, "");
+    } else {
+      return c.out.error("ERR Unknown client type '" + std::string(t) + "'");
+    }
+  } else if (c.argv.size() > 3 && iequals(c.argv[2], "id")) {
+    for (size_t j = 3; j < c.argv.size(); ++j) {
+      auto id = parse_int64(c.argv[j]);
+      if (!id || *id < 1) return c.out.error("ERR Invalid client ID");
+      ids.push_back(static_cast<uint64_t>(*id));
+    }
+    everyone = false;
+  } else if (c.argv.size() != 2) {
+    return c.out.error(kSyntaxError);
+  }
+  auto wanted = [&](const Session& s) {
+    return everyone || std::find(ids.begin(), ids.end(), s.id) != ids.end();
+  };
+  std::string text;
+  if (c.state.ctx.clients != nullptr) {
+    c.state.ctx.clients->for_each([&](const Session& s) {
+      if (wanted(s)) text += client_line(s) + "\n";
+    });
+  } else if (wanted(c.session)) {
+    text = client_line(c.session) + "\n";
+  }
+  reply_text(c, text);
+}
+
+void cmd_client_setinfo(CommandContext& c) {
+  std::string_view attr = c.argv[2];
+  std::string_view value = c.argv[3];
+  std::string* dest = nullptr;
+  if (iequals(attr, "lib-name")) {
+    dest = &c.session.lib_name;
+  } else if (iequals(attr, "lib-ver")) {
+    dest = &c.session.lib_ver;
+  } else {
+    return c.out.error("ERR Unrecognized option '" + std::string(attr) + "'");
+  }
+  if (!valid_attribute(value)) {
+    return c.out.error("ERR " + std::string(attr) +
+                       " cannot contain spaces, newlines or special characters.");
+  }
+  {
+    std::lock_guard lock(c.session.mu);
+    dest->assign(value);
+  }
+  c.out.simple("OK");
+}
+
+void cmd_client_help(CommandContext& c) {
+  static constexpr std::string_view kLines[] = {
+      "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "GETNAME",
+      "    Return the name of the current connection.",
+      "ID",
+      "    Return the ID of the current connection.",
+      "INFO",
+      "    Return information about the current client connection.",
+      "LIST [options ...]",
+      "    Return information about client connections. Options:",
+      "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+      "      Return clients of specified type.",
+      "    * ID <id> [<id> ...]",
+      "      Return clients with specified IDs only.",
+      "SETINFO <option> <value>",
+      "    Set client meta attr. Options are:",
+      "    * LIB-NAME: the client lib name.",
+      "    * LIB-VER: the client lib version.",
+      "SETNAME <name>",
+      "    Assign the name <name> to the current connection.",
+      "HELP",
+      "    Print this help.",
+  };
+  c.out.array(std::size(kLines));
+  for (auto line : kLines) c.out.simple(line);
+}
+
+}  // namespace
+
+void add_connection_commands(std::vector<CommandSpec>& out) {
+  const std::string_view g = "connection";
+  constexpr uint32_t kConn = kNoscript | kLoading | kStale;
+  out.push_back({"ping", -1, kFast | kSentinel, 0, 0, 0, g,
+                 "Returns the server's liveliness response.", "1.0.0", "O(1)", "[message:string]",
+                 cmd_ping});
+  out.push_back({"echo", 2, kFast, 0, 0, 0, g, "Returns the given string.", "1.0.0", "O(1)",
+                 "message:string", cmd_echo});
+  out.push_back({"auth", -2, kConn | kFast | kNoAuth | kSentinel, 0, 0, 0, g,
+                 "Authenticates the connection.", "1.0.0",
+                 "O(N) where N is the number of passwords defined for the user",
+                 "[username:string] password:string", cmd_auth});
+  out.push_back({"hello", -1, kConn | kFast | kNoAuth | kSentinel, 0, 0, 0, g,
+                 "Handshakes with the Redis server.", "6.0.0", "O(1)",
+                 "[arguments: protover:integer [AUTH=username:string password:string] "
+                 "[SETNAME=clientname:string]]",
+                 cmd_hello});
+  out.push_back({"quit", -1, kConn | kFast | kNoAuth, 0, 0, 0, g, "Closes the connection.", "1.0.0",
+                 "O(1)", "", cmd_quit});
+  out.push_back({"select", 2, kConn | kFast, 0, 0, 0, g, "Changes the selected database.", "1.0.0",
+                 "O(1)", "index:integer", cmd_select});
+  out.push_back({"time", 1, kLoading | kStale | kFast, 0, 0, 0, "server",
+                 "Returns the server time.", "2.6.0", "O(1)", "", cmd_time});
+
+  CommandSpec client{"client", -2,
+                     0,        0,
+                     0,        0,
+                     g,        "A container for client connection commands.",
+                     "2.4.0",  "Depends on subcommand.",
+                     "",       nullptr};
+  client.subcommands.push_back({"id", 2, kConn, 0, 0, 0, g,
+                                "Returns the unique client ID of the connection.", "5.0.0", "O(1)",
+                                "", cmd_client_id});
+  client.subcommands.push_back({"setname", 3, kConn, 0, 0, 0, g, "Sets the connection name.",
+                                "2.6.9", "O(1)", "connection-name:string", cmd_client_setname});
+  client.subcommands.push_back({"getname", 2, kConn, 0, 0, 0, g,
+                                "Returns the name of the connection.", "2.6.9", "O(1)", "",
+                                cmd_client_getname});
+  client.subcommands.push_back({"info", 2, kConn, 0, 0, 0, g,
+                                "Returns information about the connection.", "6.2.0", "O(1)", "",
+                                cmd_client_info});
+  client.subcommands.push_back({"list", -2, kAdmin | kConn, 0, 0, 0, g, "Lists open connections.",
+                                "2.4.0", "O(N) where N is the number of client connections",
+                                "[TYPE=client-type:string] [ID=client-id:integer...]",
+                                cmd_client_list});
+  client.subcommands.push_back({"setinfo", 4, kConn, 0, 0, 0, g,
+                                "Sets information specific to the client or connection.", "7.2.0",
+                                "O(1)", "(attr: LIB-NAME=libname:string | LIB-VER=libver:string)",
+                                cmd_client_setinfo});
+  client.subcommands.push_back({"help", 2, kLoading | kStale, 0, 0, 0, g,
+                                "Returns helpful text about the different subcommands.", "5.0.0",
+                                "O(1)", "", cmd_client_help});
+  out.push_back(std::move(client));
+}
+
+}  // namespace statekv::server

@@ -1,0 +1,465 @@
+// Keyspace commands: DEL, EXISTS, TYPE, TTLs, KEYS, SCAN, RANDOMKEY, RENAME,
+// DBSIZE, FLUSHDB/FLUSHALL — Redis 7.0 semantics over the ordered Store.
+#include <algorithm>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_set>
+
+#include "core/random.h"
+#include "server/command.h"
+#include "server/glob.h"
+#include "server/number.h"
+
+namespace statekv::server {
+namespace {
+
+// The deduplicated keys of argv[from..], in first-seen order.
+std::vector<std::string_view> unique_keys(std::span<const std::string_view> keys) {
+  std::vector<std::string_view> out;
+  std::unordered_set<std::string_view> seen;
+  for (auto k : keys) {
+    if (seen.insert(k).second) out.push_back(k);
+  }
+  return out;
+}
+
+void cmd_del(CommandContext& c) {
+  auto keys = unique_keys(c.argv.subspan(1));
+  Store& store = c.store();
+  auto guard = store.lock(keys);
+  std::string& buf = read_buffer();
+  std::vector<Store::Write> writes;
+  writes.reserve(keys.size());
+  for (auto key : keys) {
+    RecordView rec;
+    Store::Meta meta;
+    auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
+    if (!c.ok(live)) return;
+    if (*live) writes.push_back(Store::Write{key, meta, true, {}, 0});
+  }
+  if (!c.wrote(store.apply_locked(writes))) return;
+  c.out.integer(static_cast<int64_t>(writes.size()));
+}
+
+void cmd_exists(CommandContext& c) {
+  std::string& buf = read_buffer();
+  int64_t count = 0;
+  for (auto key : c.argv.subspan(1)) {
+    RecordView rec;
+    auto live = c.store().get(key, c.now_ms, &buf, &rec);
+    if (!c.ok(live)) return;
+    if (*live) {
+      c.hit();
+      ++count;
+    } else {
+      c.miss();
+    }
+  }
+  c.out.integer(count);
+}
+
+void cmd_type(CommandContext& c) {
+  std::string& buf = read_buffer();
+  RecordView rec;
+  auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
+  if (!c.ok(live)) return;
+  if (*live) {
+    c.hit();
+  } else {
+    c.miss();
+  }
+  c.out.simple(*live ? "string" : "none");
+}
+
+// ---- expiry ----
+
+void invalid_expire(CommandContext& c) {
+  c.out.error("ERR invalid expire time in '" + std::string(c.fullname) + "' command");
+}
+
+enum ExpireFlag : uint32_t { kENX = 1, kEXX = 2, kEGT = 4, kELT = 8 };
+
+void expire_generic(CommandContext& c, int64_t basetime, bool seconds) {
+  uint32_t flags = 0;
+  for (size_t j = 3; j < c.argv.size(); ++j) {
+    std::string_view opt = c.argv[j];
+    if (iequals(opt, "nx")) {
+      flags |= kENX;
+    } else if (iequals(opt, "xx")) {
+      flags |= kEXX;
+    } else if (iequals(opt, "gt")) {
+      flags |= kEGT;
+    } else if (iequals(opt, "lt")) {
+      flags |= kELT;
+    } else {
+      return c.out.error("ERR Unsupported option " + std::string(opt));
+    }
+  }
+  if ((flags & kENX) && (flags & (kEXX | kEGT | kELT))) {
+    return c.out.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+  }
+  if ((flags & kEGT) && (flags & kELT)) {
+    return c.out.error("ERR GT and LT options at the same time are not compatible");
+  }
+  auto parsed = parse_int64(c.argv[2]);
+  if (!parsed) return c.out.error(kNotInteger);
+  int64_t when = *parsed;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  if (seconds) {
+    if (when > kMax / 1000 || when < kMin / 1000) return invalid_expire(c);
+    when *= 1000;
+  }
+  if (when > kMax - basetime) return invalid_expire(c);
+  when += basetime;
+
+  Store& store = c.store();
+  std::string_view key = c.argv[1];
+  auto guard = store.lock(key);
+  std::string& buf = read_buffer();
+  RecordView rec;
+  Store::Meta meta;
+  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
+  if (!c.ok(live)) return;
+  if (!*live) return c.out.integer(0);
+  const int64_t current = meta.expire_ms == 0 ? -1 : meta.expire_ms;
+  if ((flags & kENX) && current != -1) return c.out.integer(0);
+  if ((flags & kEXX) && current == -1) return c.out.integer(0);
+  // No TTL counts as infinite: GT never beats it, LT always does.
+  if ((flags & kEGT) && (current == -1 || when <= current)) return c.out.integer(0);
+  if ((flags & kELT) && current != -1 && when >= current) return c.out.integer(0);
+  if (when <= c.now_ms) {
+    if (!c.wrote(store.erase_locked(key, meta))) return;
+  } else if (!c.wrote(store.put_locked(key, meta, rec.value, when))) {
+    return;
+  }
+  c.out.integer(1);
+}
+
+void cmd_expire(CommandContext& c) {
+  expire_generic(c, c.now_ms, true);
+}
+void cmd_pexpire(CommandContext& c) {
+  expire_generic(c, c.now_ms, false);
+}
+void cmd_expireat(CommandContext& c) {
+  expire_generic(c, 0, true);
+}
+void cmd_pexpireat(CommandContext& c) {
+  expire_generic(c, 0, false);
+}
+
+enum class TtlOutput { kTtlSeconds, kTtlMs, kTimeSeconds, kTimeMs };
+
+void ttl_generic(CommandContext& c, TtlOutput output) {
+  std::string& buf = read_buffer();
+  RecordView rec;
+  auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
+  if (!c.ok(live)) return;
+  if (!*live) {
+    c.miss();
+    return c.out.integer(-2);
+  }
+  c.hit();
+  if (rec.expire_ms == 0) return c.out.integer(-1);
+  switch (output) {
+    case TtlOutput::kTimeSeconds:
+      return c.out.integer(rec.expire_ms / 1000);
+    case TtlOutput::kTimeMs:
+      return c.out.integer(rec.expire_ms);
+    case TtlOutput::kTtlMs:
+      return c.out.integer(std::max<int64_t>(0, rec.expire_ms - c.now_ms));
+    case TtlOutput::kTtlSeconds:
+      return c.out.integer((std::max<int64_t>(0, rec.expire_ms - c.now_ms) + 500) / 1000);
+  }
+}
+
+void cmd_ttl(CommandContext& c) {
+  ttl_generic(c, TtlOutput::kTtlSeconds);
+}
+void cmd_pttl(CommandContext& c) {
+  ttl_generic(c, TtlOutput::kTtlMs);
+}
+void cmd_expiretime(CommandContext& c) {
+  ttl_generic(c, TtlOutput::kTimeSeconds);
+}
+void cmd_pexpiretime(CommandContext& c) {
+  ttl_generic(c, TtlOutput::kTimeMs);
+}
+
+void cmd_persist(CommandContext& c) {
+  Store& store = c.store();
+  std::string_view key = c.argv[1];
+  auto guard = store.lock(key);
+  std::string& buf = read_buffer();
+  RecordView rec;
+  Store::Meta meta;
+  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
+  if (!c.ok(live)) return;
+  if (!*live || meta.expire_ms == 0) return c.out.integer(0);
+  if (!c.wrote(store.put_locked(key, meta, rec.value, 0))) return;
+  c.out.integer(1);
+}
+
+// ---- iteration ----
+
+// The smallest key greater than every key starting with prefix ("" when none:
+// the prefix is all 0xff bytes, or empty).
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    unsigned char last = static_cast<unsigned char>(end.back());
+    if (last != 0xff) {
+      end.back() = static_cast<char>(last + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
+void cmd_keys(CommandContext& c) {
+  std::string_view pattern = c.argv[1];
+  std::string_view prefix = glob_literal_prefix(pattern);
+  std::string end = prefix_end(prefix);
+  const bool match_all = pattern == "*";
+  std::vector<std::string> keys;
+  Status s = c.store().scan(prefix, end, 0, c.now_ms, [&](std::string_view key, const RecordView&) {
+    if (match_all || glob_match(pattern, key)) keys.emplace_back(key);
+    return true;
+  });
+  if (!c.ok(s)) return;
+  c.out.array(keys.size());
+  for (const auto& k : keys) c.out.bulk(k);
+}
+
+void cmd_scan(CommandContext& c) {
+  auto cursor = parse_cursor(c.argv[1]);
+  if (!cursor) return c.out.error("ERR invalid cursor");
+  int64_t count = 10;
+  std::optional<std::string_view> pattern;
+  std::optional<std::string_view> type;
+  for (size_t i = 2; i < c.argv.size();) {
+    const size_t remaining = c.argv.size() - i;
+    std::string_view opt = c.argv[i];
+    if (iequals(opt, "count") && remaining >= 2) {
+      auto v = parse_int64(c.argv[i + 1]);
+      if (!v) return c.out.error(kNotInteger);
+      if (*v < 1) return c.out.error(kSyntaxError);
+      count = *v;
+    } else if (iequals(opt, "match") && remaining >= 2) {
+      pattern = c.argv[i + 1];
+      if (*pattern == "*") pattern.reset();
+    } else if (iequals(opt, "type") && remaining >= 2) {
+      type = c.argv[i + 1];
+    } else {
+      return c.out.error(kSyntaxError);
+    }
+    i += 2;
+  }
+  // Resume just after the last key returned: last + "\0" is the next possible key.
+  std::string start;
+  if (*cursor != 0) {
+    auto last = c.state.cursors.find(*cursor);
+    if (!last) return c.out.error("ERR invalid cursor");
+    start = std::move(*last);
+    start.push_back('\0');
+  }
+  std::string end;
+  if (pattern) {
+    std::string_view prefix = glob_literal_prefix(*pattern);
+    if (start < prefix) start.assign(prefix);
+    end = prefix_end(prefix);
+  }
+  const bool type_ok = !type || iequals(*type, "string");
+  std::vector<std::string> keys;
+  std::string last;
+  size_t examined = 0;
+  Status s = c.store().scan(
+      start, end, static_cast<size_t>(count), c.now_ms,
+      [&](std::string_view key, const RecordView&) {
+        if (type_ok && (!pattern || glob_match(*pattern, key))) keys.emplace_back(key);
+        return true;
+      },
+      &last, &examined);
+  if (!c.ok(s)) return;
+  // The engine examined fewer than count records only when it reached the end.
+  uint64_t next = 0;
+  if (examined >= static_cast<size_t>(count)) next = c.state.cursors.issue(last);
+  c.out.array(2);
+  c.out.bulk(std::to_string(next));
+  c.out.array(keys.size());
+  for (const auto& k : keys) c.out.bulk(k);
+}
+
+void cmd_randomkey(CommandContext& c) {
+  thread_local Random rng(std::random_device{}());
+  Store& store = c.store();
+  std::string first;
+  Status s = store.scan({}, {}, 64, c.now_ms, [&](std::string_view key, const RecordView&) {
+    first.assign(key);
+    return false;
+  });
+  if (!c.ok(s)) return;
+  if (first.empty() && store.key_count() == 0) return c.out.null();
+  // Jump to a random point near the first key's shape (a random byte at a random
+  // position, within the printable range most keys use), then skip a random
+  // number of keys. Approximately random, not uniform: see docs/commands.md.
+  std::string from = first;
+  if (!from.empty()) {
+    size_t pos = rng.uniform(from.size());
+    unsigned char lo = static_cast<unsigned char>(from[pos]);
+    unsigned char hi = std::max<unsigned char>(lo, 0x7e);
+    from.resize(pos + 1);
+    from[pos] = static_cast<char>(rng.range(lo, hi));
+  }
+  const uint64_t skip =
+      rng.uniform(std::min<uint64_t>(std::max<uint64_t>(store.key_count(), 1), 64));
+  std::optional<std::string> picked;
+  for (int pass = 0; pass < 2 && !picked; ++pass) {
+    uint64_t seen = 0;
+    std::string candidate;
+    s = store.scan(pass == 0 ? std::string_view(from) : std::string_view(), {}, 256, c.now_ms,
+                   [&](std::string_view key, const RecordView&) {
+                     candidate.assign(key);
+                     return seen++ < skip;
+                   });
+    if (!c.ok(s)) return;
+    if (!candidate.empty() || seen > 0) picked = candidate;
+  }
+  if (!picked) return c.out.null();
+  c.out.bulk(*picked);
+}
+
+// ---- rename ----
+
+void rename_generic(CommandContext& c, bool nx) {
+  std::string_view src = c.argv[1];
+  std::string_view dst = c.argv[2];
+  Store& store = c.store();
+  std::string_view keys[2] = {src, dst};
+  auto guard = store.lock(keys);
+  std::string& buf = read_buffer();
+  RecordView rec;
+  Store::Meta src_meta;
+  auto live = store.get_locked(src, c.now_ms, &buf, &rec, &src_meta);
+  if (!c.ok(live)) return;
+  if (!*live) return c.out.error("ERR no such key");
+  if (src == dst) {
+    if (nx) return c.out.integer(0);
+    return c.out.simple("OK");
+  }
+  std::string value(rec.value);
+  Store::Meta dst_meta;
+  auto dst_live = store.get_locked(dst, c.now_ms, &buf, &rec, &dst_meta);
+  if (!c.ok(dst_live)) return;
+  if (nx && *dst_live) return c.out.integer(0);
+  Store::Write writes[2] = {
+      Store::Write{src, src_meta, true, {}, 0},
+      Store::Write{dst, dst_meta, false, value, src_meta.expire_ms},
+  };
+  if (!c.wrote(store.apply_locked(writes))) return;
+  if (nx) return c.out.integer(1);
+  c.out.simple("OK");
+}
+void cmd_rename(CommandContext& c) {
+  rename_generic(c, false);
+}
+void cmd_renamenx(CommandContext& c) {
+  rename_generic(c, true);
+}
+
+// ---- whole keyspace ----
+
+void cmd_dbsize(CommandContext& c) {
+  c.out.integer(static_cast<int64_t>(c.store().key_count()));
+}
+
+void flush_generic(CommandContext& c) {
+  if (c.argv.size() > 2) return c.out.error(kSyntaxError);
+  if (c.argv.size() == 2 && !iequals(c.argv[1], "async") && !iequals(c.argv[1], "sync")) {
+    return c.out.error(kSyntaxError);
+  }
+  if (!c.wrote(c.store().flush())) return;
+  c.out.simple("OK");
+}
+
+}  // namespace
+
+void add_key_commands(std::vector<CommandSpec>& out) {
+  const std::string_view g = "generic";
+  constexpr uint32_t kWF = kWrite | kFast;
+  constexpr uint32_t kRF = kReadonly | kFast;
+  out.push_back({"del", -2, kWrite, 1, -1, 1, g, "Deletes one or more keys.", "1.0.0",
+                 "O(N) where N is the number of keys that will be removed.", "key:key...",
+                 cmd_del});
+  out.push_back({"unlink", -2, kWF, 1, -1, 1, g, "Asynchronously deletes one or more keys.",
+                 "4.0.0", "O(1) for each key removed regardless of its size.", "key:key...",
+                 cmd_del});
+  out.push_back({"exists", -2, kRF, 1, -1, 1, g, "Determines whether one or more keys exist.",
+                 "1.0.0", "O(N) where N is the number of keys to check.", "key:key...",
+                 cmd_exists});
+  out.push_back({"type", 2, kRF, 1, 1, 1, g, "Determines the type of value stored at a key.",
+                 "1.0.0", "O(1)", "key:key", cmd_type});
+  out.push_back({"expire", -3, kWF, 1, 1, 1, g, "Sets the expiration time of a key in seconds.",
+                 "1.0.0", "O(1)", "key:key seconds:integer [condition: NX | XX | GT | LT]",
+                 cmd_expire});
+  out.push_back({"pexpire", -3, kWF, 1, 1, 1, g,
+                 "Sets the expiration time of a key in milliseconds.", "2.6.0", "O(1)",
+                 "key:key milliseconds:integer [condition: NX | XX | GT | LT]", cmd_pexpire});
+  out.push_back({"expireat", -3, kWF, 1, 1, 1, g,
+                 "Sets the expiration time of a key to a Unix timestamp.", "1.2.0", "O(1)",
+                 "key:key unix-time-seconds:unix-time [condition: NX | XX | GT | LT]",
+                 cmd_expireat});
+  out.push_back({"pexpireat", -3, kWF, 1, 1, 1, g,
+                 "Sets the expiration time of a key to a Unix milliseconds timestamp.", "2.6.0",
+                 "O(1)", "key:key unix-time-milliseconds:unix-time [condition: NX | XX | GT | LT]",
+                 cmd_pexpireat});
+  out.push_back({"expiretime", 2, kRF, 1, 1, 1, g,
+                 "Returns the expiration time of a key as a Unix timestamp.", "7.0.0", "O(1)",
+                 "key:key", cmd_expiretime});
+  out.push_back({"pexpiretime", 2, kRF, 1, 1, 1, g,
+                 "Returns the expiration time of a key as a Unix milliseconds timestamp.", "7.0.0",
+                 "O(1)", "key:key", cmd_pexpiretime});
+  out.push_back({"ttl", 2, kRF, 1, 1, 1, g, "Returns the expiration time in seconds of a key.",
+                 "1.0.0", "O(1)", "key:key", cmd_ttl});
+  out.push_back({"pttl", 2, kRF, 1, 1, 1, g,
+                 "Returns the expiration time in milliseconds of a key.", "2.6.0", "O(1)",
+                 "key:key", cmd_pttl});
+  out.push_back({"persist", 2, kWF, 1, 1, 1, g, "Removes the expiration time of a key.", "2.2.0",
+                 "O(1)", "key:key", cmd_persist});
+  out.push_back({"keys", 2, kReadonly, 0, 0, 0, g, "Returns all key names that match a pattern.",
+                 "1.0.0",
+                 "O(N) with N being the number of keys in the database, under the assumption "
+                 "that the key names in the database and the given pattern have limited length.",
+                 "pattern:pattern", cmd_keys});
+  out.push_back({"scan", -2, kReadonly, 0, 0, 0, g, "Iterates over the key names in the database.",
+                 "2.8.0",
+                 "O(1) for every call. O(N) for a complete iteration, including enough command "
+                 "calls for the cursor to return back to 0. N is the number of elements inside "
+                 "the collection.",
+                 "cursor:integer [MATCH=pattern:pattern] [COUNT=count:integer] "
+                 "[TYPE=type:string]",
+                 cmd_scan});
+  out.push_back({"randomkey", 1, kReadonly, 0, 0, 0, g,
+                 "Returns a random key name from the database.", "1.0.0", "O(1)", "",
+                 cmd_randomkey});
+  out.push_back({"rename", 3, kWrite, 1, 2, 1, g, "Renames a key and overwrites the destination.",
+                 "1.0.0", "O(1)", "key:key newkey:key", cmd_rename});
+  out.push_back({"renamenx", 3, kWF, 1, 2, 1, g,
+                 "Renames a key only when the target key name doesn't exist.", "1.0.0", "O(1)",
+                 "key:key newkey:key", cmd_renamenx});
+  out.push_back({"dbsize", 1, kRF, 0, 0, 0, "server", "Returns the number of keys in the database.",
+                 "1.0.0", "O(1)", "", cmd_dbsize});
+  out.push_back({"flushdb", -1, kWrite, 0, 0, 0, "server",
+                 "Remove all keys from the current database.", "1.0.0",
+                 "O(N) where N is the number of keys in the selected database",
+                 "[flush-type: ASYNC | SYNC]", flush_generic});
+  out.push_back({"flushall", -1, kWrite, 0, 0, 0, "server", "Removes all keys from all databases.",
+                 "1.0.0", "O(N) where N is the total number of keys in all databases",
+                 "[flush-type: ASYNC | SYNC]", flush_generic});
+}
+
+}  // namespace statekv::server

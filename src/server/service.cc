@@ -1,0 +1,234 @@
+// The Service the network layer calls: dispatch through the CommandTable, the
+// checks Redis makes before running a command (unknown command, arity, auth),
+// and the active-expiry thread.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "server/command.h"
+#include "server/command_table.h"
+#include "server/context.h"
+
+namespace statekv::server {
+
+// ---- shared helpers declared in command.h ----
+
+std::string& read_buffer() {
+  thread_local std::string buf;
+  return buf;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void CommandContext::fail(const Status& s) {
+  out.error("ERR " + s.to_string());
+}
+
+ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
+    : ctx(context), table(commands), store(*context.engine, context.stats) {
+  refresh_config();
+}
+
+void ServiceState::refresh_config() {
+  ServerConfig config = ctx.config->snapshot();
+  proto_max_bulk_len.store(config.proto_max_bulk_len, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  requirepass_ = config.requirepass;
+  password_required.store(!requirepass_.empty(), std::memory_order_relaxed);
+}
+
+std::string ServiceState::requirepass() const {
+  std::lock_guard lock(mu_);
+  return requirepass_;
+}
+
+void ServiceState::reset_stats() {
+  const ServerStats& s = *ctx.stats;
+  std::lock_guard lock(mu_);
+  baseline_.commands = s.sum(&ServerStats::Slot::commands);
+  baseline_.connections_received = s.sum(&ServerStats::Slot::connections_received);
+  baseline_.rejected_connections = s.sum(&ServerStats::Slot::rejected_connections);
+  baseline_.net_input_bytes = s.sum(&ServerStats::Slot::net_input_bytes);
+  baseline_.net_output_bytes = s.sum(&ServerStats::Slot::net_output_bytes);
+  baseline_.keyspace_hits = s.sum(&ServerStats::Slot::keyspace_hits);
+  baseline_.keyspace_misses = s.sum(&ServerStats::Slot::keyspace_misses);
+  baseline_.expired_keys = s.sum(&ServerStats::Slot::expired_keys);
+  baseline_.protocol_errors = s.sum(&ServerStats::Slot::protocol_errors);
+}
+
+uint64_t ServiceState::stat(std::atomic<uint64_t> ServerStats::Slot::*field) const {
+  uint64_t total = ctx.stats->sum(field);
+  uint64_t base = 0;
+  {
+    std::lock_guard lock(mu_);
+    using S = ServerStats::Slot;
+    if (field == &S::commands)
+      base = baseline_.commands;
+    else if (field == &S::connections_received)
+      base = baseline_.connections_received;
+    else if (field == &S::rejected_connections)
+      base = baseline_.rejected_connections;
+    else if (field == &S::net_input_bytes)
+      base = baseline_.net_input_bytes;
+    else if (field == &S::net_output_bytes)
+      base = baseline_.net_output_bytes;
+    else if (field == &S::keyspace_hits)
+      base = baseline_.keyspace_hits;
+    else if (field == &S::keyspace_misses)
+      base = baseline_.keyspace_misses;
+    else if (field == &S::expired_keys)
+      base = baseline_.expired_keys;
+    else if (field == &S::protocol_errors)
+      base = baseline_.protocol_errors;
+  }
+  return total >= base ? total - base : 0;
+}
+
+namespace {
+
+// Redis replaces CR and LF in error texts with spaces (they would end the reply).
+std::string sanitize(std::string text) {
+  std::replace_if(
+      text.begin(), text.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
+  return text;
+}
+
+std::string unknown_command(std::span<const std::string_view> argv) {
+  std::string args;
+  for (size_t i = 1; i < argv.size() && args.size() < 128; ++i) {
+    size_t room = 128 - args.size();
+    args += '\'';
+    args.append(argv[i].substr(0, room));
+    args += "' ";
+  }
+  return sanitize("ERR unknown command '" + std::string(argv[0].substr(0, 128)) +
+                  "', with args beginning with: " + args);
+}
+
+class ServiceImpl final : public Service {
+ public:
+  explicit ServiceImpl(ServerContext& ctx) : state_(ctx, table_) {
+    Status s = state_.store.recount();
+    if (!s.ok()) spdlog::error("counting keys at start failed: {}", s.to_string());
+  }
+  ~ServiceImpl() override { stop(); }
+
+  storage::Sequence execute(Session& session, std::span<const std::string_view> argv,
+                            resp::Writer& out) override {
+    if (argv.empty()) return 0;
+    const size_t mark = out.buffer()->size();
+    try {
+      return dispatch(session, argv, out);
+    } catch (const std::exception& e) {
+      // Drop whatever the handler wrote so the client gets one well-formed reply.
+      out.buffer()->resize(mark);
+      out.error(sanitize(std::string("ERR internal error: ") + e.what()));
+      return 0;
+    }
+  }
+
+  void start() override {
+    std::lock_guard lock(mu_);
+    if (expirer_.joinable()) return;
+    stopping_ = false;
+    expirer_ = std::thread([this] { expire_loop(); });
+  }
+
+  void stop() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (expirer_.joinable()) expirer_.join();
+  }
+
+ private:
+  storage::Sequence dispatch(Session& session, std::span<const std::string_view> argv,
+                             resp::Writer& out) {
+    const CommandSpec* spec = table_.find(argv[0]);
+    if (spec == nullptr) {
+      out.error(unknown_command(argv));
+      return 0;
+    }
+    const CommandSpec* run = spec;
+    char fullname_buf[160];
+    std::string_view fullname = spec->name;
+    if (!spec->subcommands.empty() && argv.size() >= 2) {
+      run = CommandTable::find_sub(*spec, argv[1]);
+      if (run == nullptr) {
+        std::string upper(spec->name);
+        for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        out.error(sanitize("ERR unknown subcommand '" + std::string(argv[1].substr(0, 128)) +
+                           "'. Try " + upper + " HELP."));
+        return 0;
+      }
+      size_t n = spec->name.size();
+      std::copy(spec->name.begin(), spec->name.end(), fullname_buf);
+      fullname_buf[n] = '|';
+      std::copy(run->name.begin(), run->name.end(), fullname_buf + n + 1);
+      fullname = std::string_view(fullname_buf, n + 1 + run->name.size());
+    }
+    const int argc = static_cast<int>(argv.size());
+    if ((run->arity > 0 && argc != run->arity) || argc < -run->arity) {
+      out.error("ERR wrong number of arguments for '" + std::string(fullname) + "' command");
+      return 0;
+    }
+    if (!session.authenticated && !(run->flags & kNoAuth) &&
+        state_.password_required.load(std::memory_order_relaxed)) {
+      out.error("NOAUTH Authentication required.");
+      return 0;
+    }
+    bump(state_.ctx.stats->local().commands);
+    session.commands.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard lock(session.mu);
+      session.last_command.assign(fullname);
+    }
+    CommandContext c{state_, session, argv, out, *run, fullname, unix_time_ms()};
+    run->handler(c);
+    return c.seq;
+  }
+
+  void expire_loop() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      ServerConfig config = state_.ctx.config->snapshot();
+      lock.unlock();
+      auto done = state_.store.expire_cycle(unix_time_ms(), config.active_expire_keys_per_cycle);
+      if (!done.ok()) spdlog::warn("active expiry cycle failed: {}", done.status().to_string());
+      lock.lock();
+      unsigned hz = std::clamp(config.hz, 1u, 500u);
+      cv_.wait_for(lock, std::chrono::microseconds(1000000 / hz), [this] { return stopping_; });
+    }
+  }
+
+  CommandTable table_;
+  ServiceState state_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread expirer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Service> make_service(ServerContext& ctx) {
+  return std::make_unique<ServiceImpl>(ctx);
+}
+
+}  // namespace statekv::server

@@ -1,0 +1,189 @@
+// The building blocks under the commands: Redis's number and glob rules, the
+// record layout, the SCAN cursor table, Store counters and expiry, and every
+// CommandSpec's docs grammar.
+#include "server/store.h"
+
+#include <gtest/gtest.h>
+
+#include "server/command_docs.h"
+#include "server/command_table.h"
+#include "server/glob.h"
+#include "server/number.h"
+#include "server/record.h"
+#include "server/scan_cursors.h"
+
+namespace statekv::server {
+namespace {
+
+TEST(Number, ParseInt64LikeRedis) {
+  EXPECT_EQ(parse_int64("0"), 0);
+  EXPECT_EQ(parse_int64("-1"), -1);
+  EXPECT_EQ(parse_int64("9223372036854775807"), INT64_MAX);
+  EXPECT_EQ(parse_int64("-9223372036854775808"), INT64_MIN);
+  for (const char* bad : {"", "-", "+1", "01", "-0", " 1", "1 ", "1a", "9223372036854775808",
+                          "-9223372036854775809", "123456789012345678901"}) {
+    EXPECT_FALSE(parse_int64(bad).has_value()) << bad;
+  }
+}
+
+TEST(Number, LongDoubleRoundTrip) {
+  EXPECT_EQ(format_long_double(10.5L), "10.5");
+  EXPECT_EQ(format_long_double(3.0L), "3");
+  EXPECT_EQ(format_long_double(-0.0L), "0");
+  EXPECT_EQ(format_long_double(0.1L + 0.2L), "0.3");
+  EXPECT_EQ(format_long_double(1e20L), "100000000000000000000");
+  EXPECT_TRUE(parse_long_double("1e3").has_value());
+  for (const char* bad : {"", " 1", "1 ", "abc", "nan", "1e99999"}) {
+    EXPECT_FALSE(parse_long_double(bad).has_value()) << bad;
+  }
+}
+
+TEST(Glob, RedisSemantics) {
+  // Redis's matcher never matches an empty string (KEYS * special-cases "*").
+  EXPECT_FALSE(glob_match("*", ""));
+  EXPECT_TRUE(glob_match("*", "a"));
+  EXPECT_TRUE(glob_match("h?llo", "hello"));
+  EXPECT_FALSE(glob_match("h?llo", "hllo"));
+  EXPECT_TRUE(glob_match("h*llo", "hllo"));
+  EXPECT_TRUE(glob_match("h[a-e]llo", "hcllo"));
+  EXPECT_TRUE(glob_match("h[e-a]llo", "hcllo"));  // reversed range
+  EXPECT_FALSE(glob_match("h[^e]llo", "hello"));
+  EXPECT_TRUE(glob_match("h\\*", "h*"));
+  EXPECT_FALSE(glob_match("h\\*", "hx"));
+  EXPECT_TRUE(glob_match("a[\\]]b", "a]b"));
+  EXPECT_TRUE(glob_match("[abc", "a"));  // unclosed class
+  EXPECT_TRUE(glob_match("PORT", "port", true));
+  EXPECT_FALSE(glob_match("PORT", "port", false));
+  EXPECT_FALSE(glob_match(std::string(50, '*') + "x", std::string(10000, 'a')));
+  EXPECT_EQ(glob_literal_prefix("user:*:x"), "user:");
+  EXPECT_EQ(glob_literal_prefix("a\\*"), "a");
+}
+
+TEST(Record, EncodeDecode) {
+  std::string raw;
+  encode_record("value", 0, &raw);
+  RecordView rec;
+  ASSERT_TRUE(decode_record(raw, &rec));
+  EXPECT_EQ(rec.value, "value");
+  EXPECT_EQ(rec.expire_ms, 0);
+  encode_record("", 1700000000123, &raw);
+  ASSERT_TRUE(decode_record(raw, &rec));
+  EXPECT_EQ(rec.expire_ms, 1700000000123);
+  EXPECT_EQ(rec.value, "");
+  EXPECT_FALSE(decode_record("", &rec));
+  EXPECT_FALSE(decode_record("\x10\x01", &rec));  // expiry flag, truncated time
+  // The expiry index sorts by time.
+  std::string a, b;
+  expiry_key(255, "zzz", &a);
+  expiry_key(256, "aaa", &b);
+  EXPECT_LT(a, b);
+  int64_t ms;
+  std::string_view key;
+  ASSERT_TRUE(parse_expiry_key(b, &ms, &key));
+  EXPECT_EQ(ms, 256);
+  EXPECT_EQ(key, "aaa");
+}
+
+TEST(ScanCursors, BoundedAndRetryable) {
+  ScanCursors cursors(2, 7);
+  uint64_t a = cursors.issue("a");
+  uint64_t b = cursors.issue("b");
+  EXPECT_NE(a, 0u);
+  EXPECT_EQ(cursors.find(a), "a");
+  EXPECT_EQ(cursors.find(a), "a");  // reusable
+  uint64_t c = cursors.issue("c");
+  EXPECT_FALSE(cursors.find(a).has_value());  // oldest evicted
+  EXPECT_EQ(cursors.find(b), "b");
+  EXPECT_EQ(cursors.find(c), "c");
+  EXPECT_EQ(cursors.size(), 2u);
+  EXPECT_FALSE(cursors.find(0).has_value());
+}
+
+TEST(Store, CountersFollowMutationsAndRecount) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  const int64_t now = unix_time_ms();
+  {
+    auto g = store.lock("a");
+    ASSERT_TRUE(store.put_locked("a", {}, "1", 0).ok());
+  }
+  {
+    auto g = store.lock("b");
+    ASSERT_TRUE(store.put_locked("b", {}, "2", now + 100000).ok());
+  }
+  EXPECT_EQ(store.key_count(), 2u);
+  EXPECT_EQ(store.expire_count(), 1u);
+  {
+    auto g = store.lock("b");
+    std::string buf;
+    RecordView rec;
+    Store::Meta meta;
+    ASSERT_TRUE(*store.get_locked("b", now, &buf, &rec, &meta));
+    EXPECT_EQ(meta.expire_ms, now + 100000);
+    ASSERT_TRUE(store.put_locked("b", meta, "3", 0).ok());  // drops TTL and its index entry
+  }
+  EXPECT_EQ(store.expire_count(), 0u);
+  size_t index_entries = 0;
+  ASSERT_TRUE(engine->scan("e", "f", 0, [&](auto, auto) { return ++index_entries, true; }).ok());
+  EXPECT_EQ(index_entries, 0u);
+
+  Store reopened(*engine, nullptr);
+  ASSERT_TRUE(reopened.recount().ok());
+  EXPECT_EQ(reopened.key_count(), 2u);
+  EXPECT_EQ(reopened.expire_count(), 0u);
+}
+
+TEST(Store, ExpireCycleIsBoundedAndDropsStaleEntries) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  const int64_t now = unix_time_ms();
+  for (int i = 0; i < 10; ++i) {
+    std::string k = "k" + std::to_string(i);
+    auto g = store.lock(k);
+    ASSERT_TRUE(store.put_locked(k, {}, "v", now + 1000).ok());
+  }
+  // A stale index entry (no record behind it) is removed without counting a key.
+  std::string stale;
+  expiry_key(now - 5, "ghost", &stale);
+  ASSERT_TRUE(engine->put(stale, "").ok());
+  auto handled = store.expire_cycle(now + 2000, 4);
+  ASSERT_TRUE(handled.ok());
+  EXPECT_EQ(*handled, 4u);  // bounded: 1 stale + 3 keys
+  EXPECT_EQ(store.key_count(), 7u);
+  handled = store.expire_cycle(now + 2000, 100);
+  EXPECT_EQ(*handled, 7u);
+  EXPECT_EQ(store.key_count(), 0u);
+  EXPECT_EQ(store.expire_count(), 0u);
+  EXPECT_EQ(*store.expire_cycle(now + 2000, 100), 0u);
+}
+
+TEST(CommandTable, EveryDocGrammarParses) {
+  CommandTable table;
+  auto check = [](const CommandSpec& spec) {
+    std::vector<DocArg> args;
+    std::string error;
+    EXPECT_TRUE(parse_doc_args(spec.args, &args, &error)) << spec.name << ": " << error;
+    EXPECT_FALSE(spec.summary.empty()) << spec.name;
+    EXPECT_FALSE(spec.since.empty()) << spec.name;
+    if (spec.subcommands.empty()) {
+      EXPECT_NE(spec.handler, nullptr) << spec.name;
+    }
+  };
+  for (const CommandSpec& spec : table.all()) {
+    check(spec);
+    for (const CommandSpec& sub : spec.subcommands) check(sub);
+  }
+  EXPECT_NE(table.find("GeT"), nullptr);
+  EXPECT_EQ(table.find(std::string(100, 'g')), nullptr);
+  std::vector<DocArg> args;
+  std::string error;
+  EXPECT_FALSE(parse_doc_args("[a:key", &args, &error));
+  ASSERT_TRUE(parse_doc_args("(data: key:key value:string)...", &args, &error));
+  ASSERT_EQ(args.size(), 1u);
+  EXPECT_EQ(args[0].type, "block");
+  EXPECT_TRUE(args[0].multiple);
+  EXPECT_EQ(args[0].args.size(), 2u);
+}
+
+}  // namespace
+}  // namespace statekv::server

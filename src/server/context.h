@@ -110,7 +110,9 @@ class Service {
   // Executes one request (argv[0] is the command name, any case) for session and
   // appends the whole reply to out. Returns the storage Sequence that must be
   // durable before the reply may be sent to the client (0 when there is none).
-  // Never throws; every failure becomes an error reply.
+  // Never throws; every failure becomes an error reply. The service counts the
+  // command (ServerStats::Slot::commands, Session::commands) and records
+  // Session::last_command for CLIENT LIST.
   virtual storage::Sequence execute(Session& session, std::span<const std::string_view> argv,
                                     resp::Writer& out) = 0;
 

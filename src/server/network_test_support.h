@@ -118,7 +118,15 @@ class FakeService final : public Service {
   explicit FakeService(FakeEngine& engine) : engine_(engine) {}
   storage::Sequence execute(Session& session, std::span<const std::string_view> argv,
                             resp::Writer& out) override {
+    // Like the real command layer: count the command and record its name.
+    if (stats != nullptr) bump(stats->local().commands);
+    session.commands.fetch_add(1, std::memory_order_relaxed);
     std::string cmd(argv[0]);
+    {
+      std::lock_guard lock(session.mu);
+      session.last_command = cmd;
+      for (auto& c : session.last_command) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
     for (auto& c : cmd) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     if (cmd == "PING") {
       out.simple("PONG");
@@ -141,6 +149,8 @@ class FakeService final : public Service {
   void start() override {}
   void stop() override {}
 
+  ServerStats* stats = nullptr;
+
  private:
   FakeEngine& engine_;
 };
@@ -155,6 +165,7 @@ class TestServer {
     ctx_.clients = &registry_;
     ctx_.stats = &stats_;
     ctx_.io_threads = io_threads;
+    service_.stats = &stats_;
     server_ = std::make_unique<NetworkServer>(ctx_, service_, registry_);
     Status s = server_->start();
     EXPECT_TRUE(s.ok()) << s.to_string();

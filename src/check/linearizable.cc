@@ -1,0 +1,377 @@
+// Linearizability: per key, a Wing–Gong/Lowe search over independent segments.
+// The algorithm and its complexity are described in checkers.h and
+// docs/checkers.md; comments here say why each step is sound.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <unordered_set>
+
+#include "check/checkers.h"
+#include "check/register_key.h"
+
+namespace statekv::check {
+namespace {
+
+// Info ops with the same effect are interchangeable, and any placement of a later
+// one is also open to an earlier one (both may take effect at any instant after
+// their invoke), so within a class they are applied in invoke order and the search
+// only needs to remember how many were applied.
+struct OptionalClass {
+  OpFunction f;
+  int32_t value;
+  int32_t expected;
+  std::vector<uint32_t> members;  // indices into RegisterKey::optional, by invoke
+};
+
+// Where the search stands between segments: the register value and how many ops
+// of each optional class have been applied.
+struct Carry {
+  int32_t state = kAbsent;
+  std::vector<uint32_t> applied;
+  auto operator<=>(const Carry&) const = default;
+};
+
+class KeySearch {
+ public:
+  KeySearch(const std::vector<Op>& ops, const RegisterKey& reg) : ops_(ops), reg_(reg) {
+    for (uint32_t i = 0; i < reg.optional.size(); ++i) {
+      const RegOp& r = reg.optional[i];
+      auto it = std::find_if(classes_.begin(), classes_.end(), [&](const OptionalClass& c) {
+        return c.f == r.f && c.value == r.value && c.expected == r.expected;
+      });
+      if (it == classes_.end()) {
+        classes_.push_back({r.f, r.value, r.expected, {}});
+        it = classes_.end() - 1;
+      }
+      it->members.push_back(i);
+    }
+    linearized_.assign(reg.required.size(), 0);
+    pending_required_.assign(reg.values.size(), 0);
+    pending_optional_.assign(reg.values.size(), 0);
+    for (const RegOp& r : reg.required) {
+      if (r.is_observer()) ++pending_required_[r.observes()];
+    }
+  }
+
+  // Returns an empty string when the key is linearizable, else the explanation.
+  std::string run(CheckStats& stats) {
+    const auto& req = reg_.required;
+    std::set<Carry> starts{Carry{kAbsent, std::vector<uint32_t>(classes_.size(), 0)}};
+    size_t begin = 0;
+    int64_t max_deadline = 0;
+    for (size_t i = 0; i <= req.size(); ++i) {
+      // A cut: every required op before i must take effect before op i is invoked.
+      bool cut = i == req.size() || (i > begin && max_deadline < req[i].invoke);
+      if (cut && i > begin) {
+        ++stats.segments;
+        std::set<Carry> ends;
+        if (!search_segment(begin, i, starts, i == req.size(), ends, stats)) {
+          return explain();
+        }
+        for (size_t j = begin; j < i; ++j) {
+          if (req[j].is_observer()) --pending_required_[req[j].observes()];
+        }
+        starts = std::move(ends);
+        begin = i;
+      }
+      if (i < req.size()) {
+        max_deadline = i == begin ? req[i].deadline : std::max(max_deadline, req[i].deadline);
+      }
+    }
+    return {};
+  }
+
+ private:
+  struct Undo {
+    int32_t child;  // >= 0: index in required; < 0: optional class -(child + 1)
+    int32_t state;
+    size_t prefix;
+  };
+  struct Frame {
+    size_t children_begin, children_end, next;
+    Undo undo;
+  };
+
+  // Enumerates the carries at which the segment [begin, end) can finish, from each
+  // start. When `last` is set any one finish suffices.
+  bool search_segment(size_t begin, size_t end, const std::set<Carry>& starts, bool last,
+                      std::set<Carry>& ends, CheckStats& stats) {
+    seg_end_ = end;
+    memo_.clear();
+    for (const Carry& start : starts) {
+      state_ = start.state;
+      applied_ = start.applied;
+      std::fill(pending_optional_.begin(), pending_optional_.end(), 0);
+      for (size_t c = 0; c < classes_.size(); ++c) {
+        if (classes_[c].f == OpFunction::kCas) {
+          pending_optional_[classes_[c].expected] +=
+              static_cast<int32_t>(classes_[c].members.size() - applied_[c]);
+        }
+      }
+      prefix_ = begin;
+      bool found = dfs(last, ends);
+      stats.explored += static_cast<int64_t>(memo_.size());
+      memo_.clear();
+      if (found && last) return true;
+    }
+    return !ends.empty();
+  }
+
+  bool dfs(bool stop_at_first, std::set<Carry>& ends) {
+    children_.clear();
+    std::vector<Frame> stack;
+    stack.push_back(expand(ends, Undo{0, 0, 0}));
+    if (stop_at_first && !ends.empty()) return true;
+    while (!stack.empty()) {
+      Frame& top = stack.back();
+      if (top.next == top.children_end) {
+        if (stack.size() > 1) undo(top.undo);
+        children_.resize(top.children_begin);
+        stack.pop_back();
+        continue;
+      }
+      int32_t child = children_[top.next++];
+      Undo u = apply(child);
+      stack.push_back(expand(ends, u));
+      if (stop_at_first && !ends.empty()) return true;
+    }
+    return !ends.empty();
+  }
+
+  Undo apply(int32_t child) {
+    Undo u{child, state_, prefix_};
+    if (child >= 0) {
+      const RegOp& r = reg_.required[child];
+      linearized_[child] = 1;
+      if (r.is_observer()) --pending_required_[r.observes()];
+      if (r.changes_state()) state_ = r.value;
+      while (prefix_ < seg_end_ && linearized_[prefix_]) ++prefix_;
+    } else {
+      const OptionalClass& c = classes_[-child - 1];
+      ++applied_[-child - 1];
+      if (c.f == OpFunction::kCas) --pending_optional_[c.expected];
+      state_ = c.value;
+    }
+    return u;
+  }
+
+  void undo(const Undo& u) {
+    if (u.child >= 0) {
+      const RegOp& r = reg_.required[u.child];
+      linearized_[u.child] = 0;
+      if (r.is_observer()) ++pending_required_[r.observes()];
+    } else {
+      const OptionalClass& c = classes_[-u.child - 1];
+      --applied_[-u.child - 1];
+      if (c.f == OpFunction::kCas) ++pending_optional_[c.expected];
+    }
+    state_ = u.state;
+    prefix_ = u.prefix;
+  }
+
+  // Leaving a unique value while an op that must observe it is pending is a dead end:
+  // the value can never come back.
+  // `self` counts the op's own observation (a required cas observes what it leaves).
+  bool may_leave_state(int32_t next_state, int32_t self = 0) const {
+    return next_state == state_ || reg_.producers[state_] != 1 || pending_required_[state_] == self;
+  }
+
+  bool legal(const RegOp& r) const {
+    if (r.f == OpFunction::kRead) return r.value == state_;
+    if (r.f == OpFunction::kCas && r.expected != state_) return false;
+    return may_leave_state(r.value, r.f == OpFunction::kCas ? 1 : 0);
+  }
+
+  Frame expand(std::set<Carry>& ends, Undo undo) {
+    Frame frame{children_.size(), children_.size(), children_.size(), undo};
+    if (prefix_ == seg_end_) {
+      ends.insert(Carry{state_, applied_});
+      return frame;
+    }
+    // Just-in-time linearization: an op may go next only if it was invoked no later
+    // than the earliest deadline M of the ops still pending. Scanning by invoke
+    // stops at the first op invoked after M; every linearized op past the prefix
+    // lies before that point, because M only grows as ops are linearized.
+    window_.clear();
+    extras_.clear();
+    int64_t m = kNever;
+    for (size_t j = prefix_; j < seg_end_ && reg_.required[j].invoke <= m; ++j) {
+      if (linearized_[j]) {
+        extras_.push_back(static_cast<uint32_t>(j));
+      } else {
+        window_.push_back(static_cast<uint32_t>(j));
+        m = std::min(m, reg_.required[j].deadline);
+      }
+    }
+    max_in_flight_ = std::max<int64_t>(max_in_flight_, window_.size() + extras_.size());
+
+    key_.clear();
+    key_.push_back(static_cast<uint32_t>(prefix_));
+    key_.push_back(static_cast<uint32_t>(state_));
+    key_.insert(key_.end(), extras_.begin(), extras_.end());
+    key_.push_back(UINT32_MAX);
+    key_.insert(key_.end(), applied_.begin(), applied_.end());
+    std::string encoded(reinterpret_cast<const char*>(key_.data()), key_.size() * 4);
+    if (!memo_.insert(std::move(encoded)).second) return frame;
+
+    size_t depth = prefix_ + extras_.size();
+    bool record = depth > best_depth_ || !have_best_;
+    if (record) {
+      have_best_ = true;
+      best_depth_ = depth;
+      best_state_ = state_;
+      best_window_ = window_;
+      best_prefix_ = prefix_;
+      best_extras_ = extras_;
+    }
+
+    // A legal pending read can go first without loss: it changes nothing, and
+    // everything that had to precede it already has.
+    for (uint32_t j : window_) {
+      const RegOp& r = reg_.required[j];
+      if (r.f == OpFunction::kRead && r.value == state_) {
+        children_.push_back(static_cast<int32_t>(j));
+        frame.children_end = children_.size();
+        return frame;
+      }
+    }
+    // A write nobody observes can go first when nothing pending needs the current
+    // value: any order placing it later can move it here and stay legal.
+    if (pending_required_[state_] == 0 && pending_optional_[state_] == 0) {
+      for (uint32_t j : window_) {
+        const RegOp& r = reg_.required[j];
+        if (r.dead && r.f != OpFunction::kCas) {
+          children_.push_back(static_cast<int32_t>(j));
+          frame.children_end = children_.size();
+          return frame;
+        }
+      }
+    }
+    for (uint32_t j : window_) {
+      const RegOp& r = reg_.required[j];
+      if (r.changes_state() && legal(r)) children_.push_back(static_cast<int32_t>(j));
+    }
+    // Earliest deadline first: in a real history that is usually the next op.
+    std::sort(children_.begin() + frame.children_begin, children_.end(), [&](int32_t a, int32_t b) {
+      return reg_.required[a].deadline < reg_.required[b].deadline;
+    });
+    for (size_t c = 0; c < classes_.size(); ++c) {
+      const OptionalClass& cls = classes_[c];
+      if (applied_[c] == cls.members.size()) continue;
+      if (reg_.optional[cls.members[applied_[c]]].invoke > m) continue;
+      if (cls.f == OpFunction::kCas && cls.expected != state_) continue;
+      if (!may_leave_state(cls.value)) continue;
+      children_.push_back(-static_cast<int32_t>(c) - 1);
+    }
+    frame.children_end = children_.size();
+    return frame;
+  }
+
+  std::string pending_observer_of(int32_t value) const {
+    for (size_t j = best_prefix_; j < reg_.required.size(); ++j) {
+      const RegOp& r = reg_.required[j];
+      if (r.is_observer() && r.observes() == value && !linearized_at_best(j)) {
+        return describe(ops_[r.op]);
+      }
+    }
+    return "a pending read";
+  }
+  bool linearized_at_best(size_t j) const {
+    return std::find(best_extras_.begin(), best_extras_.end(), j) != best_extras_.end();
+  }
+
+  std::string value_with_source(int32_t value) const {
+    std::string v = describe_value(reg_.values[value]);
+    int32_t producer = reg_.unique_producer[value];
+    if (producer >= 0) {
+      return fmt::format("{} (written by {})", v, describe(ops_[reg_.required[producer].op]));
+    }
+    if (value == kAbsent && reg_.producers[kAbsent] == 1) return v + " (initial state)";
+    return v;
+  }
+
+  std::string explain() const {
+    std::vector<uint32_t> window = best_window_;
+    std::sort(window.begin(), window.end(), [&](uint32_t a, uint32_t b) {
+      return reg_.required[a].deadline < reg_.required[b].deadline;
+    });
+    std::string out = fmt::format(
+        "key {} is not linearizable: {} of its {} operations that certainly happened can be "
+        "ordered, then none can go next.\n  The register then holds {}.\n  Operations that "
+        "must go next, and why none can:",
+        reg_.key, best_depth_, reg_.required.size(), value_with_source(best_state_));
+    size_t shown = 0;
+    for (uint32_t j : window) {
+      if (shown++ == 4) {
+        out += fmt::format("\n  - ... and {} more", window.size() - 4);
+        break;
+      }
+      const RegOp& r = reg_.required[j];
+      std::string why;
+      if (r.f == OpFunction::kRead && r.value != best_state_) {
+        why = fmt::format("it read {}", value_with_source(r.value));
+        if (reg_.producers[r.value] == 1) why += ", which had already been overwritten";
+      } else if (r.f == OpFunction::kCas && r.expected != best_state_) {
+        why = fmt::format("it succeeded, so the register held {}", value_with_source(r.expected));
+      } else if (r.changes_state() && reg_.producers[best_state_] == 1 && r.value != best_state_) {
+        why =
+            fmt::format("it would overwrite {} before {} observed it",
+                        describe_value(reg_.values[best_state_]), pending_observer_of(best_state_));
+      } else {
+        why = "every order that puts it next fails later";
+      }
+      out += fmt::format("\n  - {}: {}", describe(ops_[r.op]), why);
+    }
+    return out;
+  }
+
+ public:
+  int64_t max_in_flight() const { return max_in_flight_; }
+
+ private:
+  const std::vector<Op>& ops_;
+  const RegisterKey& reg_;
+  std::vector<OptionalClass> classes_;
+  std::vector<uint32_t> applied_;
+  std::vector<char> linearized_;
+  std::vector<int32_t> pending_required_, pending_optional_;
+  int32_t state_ = kAbsent;
+  size_t seg_end_ = 0, prefix_ = 0;
+  std::unordered_set<std::string> memo_;
+  std::vector<int32_t> children_;
+  std::vector<uint32_t> window_, extras_, key_;
+  int64_t max_in_flight_ = 0;
+  bool have_best_ = false;
+  size_t best_depth_ = 0, best_prefix_ = 0;
+  int32_t best_state_ = kAbsent;
+  std::vector<uint32_t> best_window_, best_extras_;
+};
+
+}  // namespace
+
+CheckResult check_linearizable(const std::vector<Op>& ops) {
+  CheckResult result;
+  result.stats.operations = static_cast<int64_t>(ops.size());
+  auto groups = ops_by_key(ops);
+  result.stats.keys = static_cast<int64_t>(groups.size());
+  for (const auto& group : groups) {
+    PreparedKey prepared = prepare_register_key(ops, group, /*real_time=*/true);
+    if (!prepared.violation.empty()) {
+      result.valid = false;
+      result.explanation = std::move(prepared.violation);
+      return result;
+    }
+    KeySearch search(ops, prepared.reg);
+    std::string violation = search.run(result.stats);
+    result.stats.max_in_flight = std::max(result.stats.max_in_flight, search.max_in_flight());
+    if (!violation.empty()) {
+      result.valid = false;
+      result.explanation = std::move(violation);
+      return result;
+    }
+  }
+  return result;
+}
+
+}  // namespace statekv::check

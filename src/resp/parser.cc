@@ -117,6 +117,9 @@ ParseResult parse_multibulk(std::string_view buf, const Limits& limits,
       static_cast<unsigned long long>(std::max(count, 0LL)) > limits.max_multibulk_len) {
     return failure(kErrInvalidMultibulkLength);
   }
+  if (limits.unauthenticated && count > static_cast<long long>(kUnauthenticatedMaxArgs)) {
+    return failure(kErrUnauthenticatedMultibulkLength);
+  }
   size_t pos = count_end.cr + 2;
   // "*0" and any negative count are empty requests, consumed without a command.
   if (count <= 0) return complete(pos);
@@ -139,6 +142,9 @@ ParseResult parse_multibulk(std::string_view buf, const Limits& limits,
     if (!string2ll(buf.substr(pos + 1, len_end.cr - pos - 1), &len) || len < 0 ||
         static_cast<unsigned long long>(len) > limits.max_bulk_len) {
       return failure(kErrInvalidBulkLength);
+    }
+    if (limits.unauthenticated && static_cast<size_t>(len) > kUnauthenticatedMaxBulk) {
+      return failure(kErrUnauthenticatedBulkLength);
     }
     pos = len_end.cr + 2;
     const size_t body = static_cast<size_t>(len);

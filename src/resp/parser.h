@@ -15,12 +15,18 @@
 
 namespace statekv::resp {
 
-// Redis's defaults: proto-max-bulk-len 512mb, multibulk count 1024*1024, inline 64kb.
+// Redis 7's defaults: proto-max-bulk-len 512mb, multibulk count INT_MAX, inline 64kb.
 struct Limits {
   size_t max_bulk_len = 512ull * 1024 * 1024;
-  size_t max_multibulk_len = 1024 * 1024;
+  size_t max_multibulk_len = 2147483647;  // INT_MAX, as Redis 7
   size_t max_inline_len = 64 * 1024;
+  // The client has not authenticated although a password is required. Redis 7
+  // then caps a request at 10 arguments and 16 KiB per argument, so that an
+  // unauthenticated peer cannot make the server buffer large requests.
+  bool unauthenticated = false;
 };
+inline constexpr size_t kUnauthenticatedMaxArgs = 10;
+inline constexpr size_t kUnauthenticatedMaxBulk = 16384;
 
 enum class ParseStatus { kComplete, kIncomplete, kError };
 

@@ -106,7 +106,23 @@ TEST(MultibulkTest, CountAboveTheLimitIsInvalid) {
   limits.max_multibulk_len = 3;
   expect_incomplete("*3\r\n", limits);
   expect_error("*4\r\n", kErrInvalidMultibulkLength, limits);
-  expect_error("*20000000\r\n", kErrInvalidMultibulkLength);
+  // Redis 7's default cap is INT_MAX arguments.
+  expect_incomplete("*20000000\r\n");
+  expect_incomplete("*2147483647\r\n");
+  expect_error("*2147483648\r\n", kErrInvalidMultibulkLength);
+}
+
+TEST(MultibulkTest, UnauthenticatedClientsGetRedisStricterLimits) {
+  Limits limits;
+  limits.unauthenticated = true;
+  expect_complete("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n", {"AUTH", "pw"}, limits);
+  expect_incomplete("*10\r\n", limits);
+  expect_error("*11\r\n", kErrUnauthenticatedMultibulkLength, limits);
+  expect_incomplete("*1\r\n$16384\r\n", limits);
+  expect_error("*1\r\n$16385\r\n", kErrUnauthenticatedBulkLength, limits);
+  // The same requests are fine once authenticated.
+  expect_incomplete("*11\r\n");
+  expect_incomplete("*1\r\n$16385\r\n");
 }
 
 TEST(MultibulkTest, InvalidBulkLength) {

@@ -13,6 +13,10 @@ inline constexpr std::string_view kErrInvalidBulkLength = "ERR Protocol error: i
 // Followed by the offending byte and a closing quote: "... got 'X'".
 inline constexpr std::string_view kErrExpectedDollarPrefix =
     "ERR Protocol error: expected '$', got '";
+inline constexpr std::string_view kErrUnauthenticatedMultibulkLength =
+    "ERR Protocol error: unauthenticated multibulk length";
+inline constexpr std::string_view kErrUnauthenticatedBulkLength =
+    "ERR Protocol error: unauthenticated bulk length";
 inline constexpr std::string_view kErrTooBigMultibulkCount =
     "ERR Protocol error: too big mbulk count string";
 inline constexpr std::string_view kErrTooBigBulkCount =

@@ -187,6 +187,22 @@ const std::vector<Setting>& settings() {
                        "warn, warning, error");
     }));
     s.push_back(string_setting("logfile", false, &ServerConfig::logfile));
+    // Read-only views that Redis tools ask for (redis-benchmark reads "save" and
+    // "appendonly" at start). statekv has no RDB snapshots; its durable log is the
+    // RocksDB engine's WAL, so appendonly mirrors the engine.
+    s.push_back(Setting{"save", false, [](const ServerConfig&) { return std::string(); },
+                        [](std::string_view, ServerConfig&) -> ParseError {
+                          return "statekv has no RDB snapshots; durability is set by fsync";
+                        },
+                        Setting::TomlKind::kString});
+    s.push_back(Setting{"appendonly", false,
+                        [](const ServerConfig& c) {
+                          return std::string(c.engine == "rocksdb" ? "yes" : "no");
+                        },
+                        [](std::string_view, ServerConfig&) -> ParseError {
+                          return "follows the engine: rocksdb keeps a write-ahead log, memory none";
+                        },
+                        Setting::TomlKind::kString});
     return s;
   }();
   return kSettings;

@@ -27,7 +27,7 @@ struct ServerConfig {
   uint64_t maxclients = 10000;
   uint64_t timeout_seconds = 0;    // close clients idle this long; 0 = never (Redis default)
   uint64_t proto_max_bulk_len = 512ull * 1024 * 1024;
-  uint64_t max_multibulk_len = 1024 * 1024;
+  uint64_t max_multibulk_len = 2147483647;  // INT_MAX, as Redis 7
   uint64_t max_inline_len = 64 * 1024;
   uint64_t client_query_buffer_limit = 1024ull * 1024 * 1024;
   // A client whose unsent replies exceed this is disconnected (Redis's

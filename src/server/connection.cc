@@ -155,7 +155,10 @@ size_t Connection::process(std::string_view buf) {
     if (pending_output() > limits.output_pause_bytes) break;  // resumes in on_written
     std::string_view rest = buf.substr(pos);
     if (rest.size() < needed_) break;
-    auto r = resp::parse_request(rest, limits.proto, args_, arg_scratch_);
+    // Before AUTH (when a password is required) Redis's stricter request limits apply.
+    resp::Limits proto = limits.proto;
+    proto.unauthenticated = !session_.authenticated;
+    auto r = resp::parse_request(rest, proto, args_, arg_scratch_);
     if (r.status == resp::ParseStatus::kIncomplete) {
       needed_ = r.needed;
       break;

@@ -1,0 +1,194 @@
+// Durability of acknowledged writes: statekv on RocksDB with --fsync always and
+// --fsync batch (group commit) is killed with SIGKILL while clients are still
+// writing, restarted on the same data directory, and must hold every write it
+// acknowledged, with TTLs intact (> 0 and <= the value set). A clean SIGTERM
+// restart must keep everything. The *Soak variants repeat crash cycles with
+// more data (CTest label "soak").
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/redis_client.h"
+#include "support/server_process.h"
+
+namespace statekv::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Ack {
+  std::string key;
+  std::string value;
+  bool with_ttl = false;
+};
+
+// Clients that write unique keys as fast as the server acknowledges them, with
+// a pipeline depth of 8 so that group commit has company, recording every
+// acknowledged write. They stop at the first I/O error (the server died).
+class Writers {
+ public:
+  Writers(uint16_t port, int clients, const std::string& prefix) {
+    for (int c = 0; c < clients; ++c) {
+      threads_.emplace_back(
+          [this, port, c, prefix] { write_loop(port, prefix + std::to_string(c)); });
+    }
+  }
+  ~Writers() { join(); }
+
+  void join() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  size_t acked() const { return acked_count_.load(); }
+  std::vector<Ack> acks() {
+    std::lock_guard lock(mu_);
+    return acks_;
+  }
+  std::string first_error() {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+
+ private:
+  void write_loop(uint16_t port, const std::string& client) {
+    Result<RedisClient> c = RedisClient::connect(port);
+    if (!c.ok()) return record_error(c.status().to_string());
+    constexpr int kDepth = 8;
+    for (long i = 0; !stop_; i += kDepth) {
+      std::vector<Ack> batch;
+      for (int j = 0; j < kDepth; ++j) {
+        const long n = i + j;
+        Ack a{client + ":k" + std::to_string(n), "v" + std::to_string(n) + "-" + client,
+              n % 5 == 0};
+        if (a.with_ttl) {
+          c->append({"SET", a.key, a.value, "EX", "1000"});
+        } else {
+          c->append({"SET", a.key, a.value});
+        }
+        batch.push_back(std::move(a));
+      }
+      for (auto& a : batch) {
+        Result<std::string> r = c->read_reply();
+        if (!r.ok()) return;  // the server is gone: this write was not acknowledged
+        if (*r != "+OK") return record_error("SET " + a.key + " -> " + *r);
+        std::lock_guard lock(mu_);
+        acks_.push_back(std::move(a));
+        acked_count_.fetch_add(1);
+      }
+    }
+  }
+  void record_error(const std::string& e) {
+    std::lock_guard lock(mu_);
+    if (error_.empty()) error_ = e;
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> acked_count_{0};
+  std::mutex mu_;
+  std::vector<Ack> acks_;
+  std::string error_;
+  std::vector<std::thread> threads_;
+};
+
+// Every acknowledged write is readable with its value; TTLs are in (0, 1000].
+void verify(ServerProcess& server, const std::vector<Ack>& acks) {
+  Result<RedisClient> c = RedisClient::connect(server.port());
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  size_t missing = 0;
+  for (size_t i = 0; i < acks.size(); i += 100) {
+    const size_t end = std::min(acks.size(), i + 100);
+    for (size_t j = i; j < end; ++j) {
+      c->append({"GET", acks[j].key});
+      c->append({"TTL", acks[j].key});
+    }
+    for (size_t j = i; j < end; ++j) {
+      Result<std::string> got = c->read_reply();
+      Result<std::string> ttl = c->read_reply();
+      ASSERT_TRUE(got.ok() && ttl.ok()) << got.status().to_string();
+      if (*got != "\"" + acks[j].value + "\"") {
+        if (++missing <= 5) {
+          ADD_FAILURE() << "acknowledged write lost: " << acks[j].key << " = " << acks[j].value
+                        << ", after restart: " << *got;
+        }
+        continue;
+      }
+      if (acks[j].with_ttl) {
+        const long long t = std::stoll(ttl->substr(1));
+        EXPECT_TRUE(t > 0 && t <= 1000) << acks[j].key << " TTL after restart: " << *ttl;
+      } else {
+        EXPECT_EQ(*ttl, ":-1") << acks[j].key;
+      }
+    }
+  }
+  EXPECT_EQ(missing, 0u) << "of " << acks.size() << " acknowledged writes";
+}
+
+void crash_cycles(const std::string& fsync, int cycles, size_t writes_per_cycle) {
+  ServerProcess server(subject_options("rocksdb", fsync));
+  ASSERT_TRUE(server.start().ok());
+  std::vector<Ack> all;
+  for (int cycle = 0; cycle < cycles; ++cycle) {
+    {
+      Writers writers(server.port(), 4, "c" + std::to_string(cycle) + "-");
+      const auto deadline = std::chrono::steady_clock::now() + 60s;
+      while (writers.acked() < writes_per_cycle && std::chrono::steady_clock::now() < deadline &&
+             writers.first_error().empty()) {
+        std::this_thread::sleep_for(1ms);
+      }
+      // Crash while the clients are still writing: the last acknowledgements
+      // happened just before this instant.
+      server.kill();
+      writers.join();
+      ASSERT_EQ(writers.first_error(), "");
+      ASSERT_GE(writers.acked(), writes_per_cycle) << "too slow: deadline passed";
+      std::vector<Ack> acks = writers.acks();
+      all.insert(all.end(), acks.begin(), acks.end());
+    }
+    Status st = server.start();
+    ASSERT_TRUE(st.ok()) << "restart after SIGKILL: " << st.to_string();
+    verify(server, all);
+  }
+}
+
+class DurabilityTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DurabilityTest, AcknowledgedWritesSurviveSigkill) {
+  crash_cycles(GetParam(), 1, 2000);
+}
+
+TEST_P(DurabilityTest, CleanSigtermRestartKeepsEverything) {
+  ServerProcess server(subject_options("rocksdb", GetParam()));
+  ASSERT_TRUE(server.start().ok());
+  std::vector<Ack> acks;
+  {
+    Writers writers(server.port(), 2, "t");
+    while (writers.acked() < 1000 && writers.first_error().empty())
+      std::this_thread::sleep_for(1ms);
+    writers.join();
+    ASSERT_EQ(writers.first_error(), "");
+    acks = writers.acks();
+  }
+  Status st = server.stop();
+  EXPECT_TRUE(st.ok()) << "SIGTERM must be a clean shutdown: " << st.to_string();
+  ASSERT_TRUE(server.start().ok());
+  verify(server, acks);
+  Result<RedisClient> c = RedisClient::connect(server.port());
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->cmd({"DBSIZE"}), ":" + std::to_string(acks.size()));
+}
+
+TEST_P(DurabilityTest, SoakRepeatedCrashCycles) {
+  crash_cycles(GetParam(), 10, 20000);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fsync, DurabilityTest, ::testing::Values("always", "batch"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace statekv::itest

@@ -1,0 +1,20 @@
+// Small socket helpers shared by the integration-test support code.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "core/status.h"
+
+namespace statekv::itest {
+
+// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads the
+// port the kernel chose, closes. Another process could take it before the
+// server binds; ServerProcess::start retries with a new port when that happens.
+Result<uint16_t> pick_free_port();
+
+// A blocking TCP connection to 127.0.0.1:port (close-on-exec, TCP_NODELAY), or
+// an error if it is not accepted within timeout.
+Result<int> connect_localhost(uint16_t port, std::chrono::milliseconds timeout);
+
+}  // namespace statekv::itest

@@ -149,6 +149,8 @@ struct CommandContext {
 
   void hit() { bump(stats().keyspace_hits); }
   void miss() { bump(stats().keyspace_misses); }
+  // Counts one key lookup for INFO's keyspace_hits / keyspace_misses.
+  void count_lookup(bool found) { found ? hit() : miss(); }
 };
 
 // Shared reply texts (Redis 7.0 wording).

@@ -50,12 +50,8 @@ void cmd_exists(CommandContext& c) {
     RecordView rec;
     auto live = c.store().get(key, c.now_ms, &buf, &rec);
     if (!c.ok(live)) return;
-    if (*live) {
-      c.hit();
-      ++count;
-    } else {
-      c.miss();
-    }
+    c.count_lookup(*live);
+    if (*live) ++count;
   }
   c.out.integer(count);
 }
@@ -65,11 +61,7 @@ void cmd_type(CommandContext& c) {
   RecordView rec;
   auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
   if (!c.ok(live)) return;
-  if (*live) {
-    c.hit();
-  } else {
-    c.miss();
-  }
+  c.count_lookup(*live);
   c.out.simple(*live ? "string" : "none");
 }
 

@@ -451,11 +451,7 @@ void cmd_strlen(CommandContext& c) {
   RecordView rec;
   auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
   if (!c.ok(live)) return;
-  if (*live) {
-    c.hit();
-  } else {
-    c.miss();
-  }
+  c.count_lookup(*live);
   c.out.integer(*live ? static_cast<int64_t>(rec.value.size()) : 0);
 }
 

@@ -69,6 +69,13 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::open(const RocksDbEngineOp
   o.compression = pick_compression(rocksdb::kLZ4Compression);
   o.bottommost_compression = pick_compression(rocksdb::kZSTD);
   o.level_compaction_dynamic_level_bytes = true;
+  // Group commit: writes only append to RocksDB's in-memory WAL buffer; the sync
+  // thread writes and fsyncs it in one go (FlushWAL(true)), so a write costs no
+  // system call of its own. Profiling showed one write(2) per SET otherwise.
+  o.manual_wal_flush = options.fsync == FsyncPolicy::kBatch;
+  // Two cores shared with the I/O threads: writers that spin-yield waiting for the
+  // write-group leader take CPU the leader needs.
+  o.enable_write_thread_adaptive_yield = false;
   // Cheap tickers only (no histograms or timers): used for the fsync count.
   auto statistics = rocksdb::CreateDBStatistics();
   statistics->set_stats_level(rocksdb::StatsLevel::kExceptTimers);
@@ -230,7 +237,8 @@ Status RocksDbEngine::sync_now() {
   // SyncWAL below covers all of them. Writes that land during the sync stay for the
   // next round.
   const Sequence target = db_->GetLatestSequenceNumber();
-  rocksdb::Status s = db_->SyncWAL();
+  rocksdb::Status s =
+      options_.fsync == FsyncPolicy::kBatch ? db_->FlushWAL(/*sync=*/true) : db_->SyncWAL();
   wal_syncs_.fetch_add(1, std::memory_order_relaxed);
   if (!s.ok()) {
     std::lock_guard lock(sync_mu_);

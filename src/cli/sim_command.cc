@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/subcommand.h"
+#include "replication/raft/raft.h"
 #include "sim/registry.h"
 #include "sim/sim_cli.h"
 
@@ -17,7 +18,9 @@ namespace {
 
 sim::ProtocolRegistry binary_protocols() {
   sim::ProtocolRegistry registry;
-  // registry.add<replication::raft::Raft>("raft", "...");  -- one line per protocol
+  // One line per protocol.
+  registry.add<replication::raft::Raft>(
+      "raft", "raft consensus: PreVote, CheckQuorum, pipelined replication, ReadIndex reads");
   return registry;
 }
 

@@ -117,6 +117,18 @@ class Environment {
   // become durable in append order.
   virtual PersistToken persist(std::string record) = 0;
 
+  // Appends a checkpoint (log compaction): a record that, once durable, replaces
+  // every record appended before it, so recovery yields the checkpoint first and
+  // then whatever was appended after it. The replacement is atomic: until the
+  // checkpoint is durable a crash leaves the earlier records as they were, and a
+  // torn checkpoint is dropped like any torn record. Tokens are shared with
+  // persist() and become durable in the same append order.
+  //
+  // A runtime that cannot drop records may keep them: this default appends, and
+  // recovery then also yields the records before the checkpoint. A protocol
+  // must therefore treat a checkpoint record as a full reset of its state.
+  virtual PersistToken persist_checkpoint(std::string record) { return persist(std::move(record)); }
+
   // The node's seeded random source: the only randomness a protocol may use.
   virtual Random& random() = 0;
 };

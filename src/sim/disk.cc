@@ -23,14 +23,23 @@ uint64_t SimDisk::append(std::string_view record) {
   std::string frame = std::move(w).take();
   frame.append(record);
   pending_.push_back(std::move(frame));
+  pending_checkpoint_.push_back(false);
   return ++appended_;
+}
+
+uint64_t SimDisk::append_checkpoint(std::string_view record) {
+  const uint64_t seq = append(record);
+  pending_checkpoint_.back() = true;
+  return seq;
 }
 
 void SimDisk::sync_through(uint64_t seq) {
   SKV_ASSERT(seq <= appended_, "sync of a record never appended");
   while (synced_ < seq) {
+    if (pending_checkpoint_.front()) durable_.clear();
     durable_.append(pending_.front());
     pending_.erase(pending_.begin());
+    pending_checkpoint_.erase(pending_checkpoint_.begin());
     ++synced_;
   }
 }
@@ -38,13 +47,15 @@ void SimDisk::sync_through(uint64_t seq) {
 DiskCrashStats SimDisk::crash(Random& rng) {
   DiskCrashStats stats;
   bool cut = false;
-  for (std::string& frame : pending_) {
+  for (size_t k = 0; k < pending_.size(); ++k) {
+    std::string& frame = pending_[k];
     if (cut) {
       ++stats.lost;
       continue;
     }
     const uint64_t fate = rng.uniform(3);
     if (fate == 0) {  // the drive wrote it before power went
+      if (pending_checkpoint_[k]) durable_.clear();
       durable_.append(frame);
       ++stats.written;
       continue;
@@ -64,6 +75,7 @@ DiskCrashStats SimDisk::crash(Random& rng) {
     }
   }
   pending_.clear();
+  pending_checkpoint_.clear();
   return stats;
 }
 
@@ -82,6 +94,7 @@ std::vector<std::string> SimDisk::recover() {
   }
   durable_.resize(pos);
   pending_.clear();
+  pending_checkpoint_.clear();
   appended_ = synced_ = records.size();
   return records;
 }

@@ -32,6 +32,9 @@ class SimDisk {
  public:
   // Appends one record; returns its 1-based sequence number within the log.
   uint64_t append(std::string_view record);
+  // Appends a checkpoint record: once it is synced (or written in full by a
+  // crash) every record before it is gone, atomically. Numbered like append().
+  uint64_t append_checkpoint(std::string_view record);
   // Makes every record with sequence number <= seq durable.
   void sync_through(uint64_t seq);
   uint64_t appended() const { return appended_; }
@@ -48,8 +51,9 @@ class SimDisk {
   const std::string& durable_bytes() const { return durable_; }
 
  private:
-  std::string durable_;               // bytes that are on the platter
-  std::vector<std::string> pending_;  // framed, not yet synced, in append order
+  std::string durable_;                   // bytes that are on the platter
+  std::vector<std::string> pending_;      // framed, not yet synced, in append order
+  std::vector<bool> pending_checkpoint_;  // parallel to pending_
   uint64_t appended_ = 0;
   uint64_t synced_ = 0;
 };

@@ -20,6 +20,41 @@ TEST(SimDisk, SyncedRecordsSurviveACrash) {
   EXPECT_EQ(disk.appended(), got.size());
 }
 
+TEST(SimDisk, ASyncedCheckpointReplacesEveryEarlierRecord) {
+  SimDisk disk;
+  disk.append("one");
+  disk.append("two");
+  disk.append_checkpoint("snap");
+  disk.append("three");
+  disk.sync_through(4);
+  Random rng(1);
+  disk.crash(rng);
+  EXPECT_EQ(disk.recover(), (std::vector<std::string>{"snap", "three"}));
+}
+
+TEST(SimDisk, AnUnsyncedCheckpointIsAtomicAcrossACrash) {
+  bool saw_replaced = false, saw_kept = false;
+  for (uint64_t seed = 1; seed <= 100; ++seed) {
+    SimDisk disk;
+    disk.append("one");
+    disk.sync_through(1);
+    disk.append_checkpoint("snap");
+    disk.append("after");
+    Random rng(seed);
+    disk.crash(rng);
+    std::vector<std::string> got = disk.recover();
+    // Either the old state, or the checkpoint (and maybe what followed it): never a mix.
+    if (got.front() == "snap") {
+      saw_replaced = true;
+      EXPECT_LE(got.size(), 2u);
+    } else {
+      saw_kept = true;
+      EXPECT_EQ(got, (std::vector<std::string>{"one"}));
+    }
+  }
+  EXPECT_TRUE(saw_replaced && saw_kept);
+}
+
 TEST(SimDisk, UnsyncedRecordsAreWrittenTornOrLostButNeverGarbled) {
   size_t torn = 0, lost = 0, written = 0;
   for (uint64_t seed = 1; seed <= 300; ++seed) {

@@ -58,6 +58,9 @@ class TypedEnv final : public replication::Env<Message> {
   replication::PersistToken persist(std::string record) override {
     return inner_.persist(std::move(record));
   }
+  replication::PersistToken persist_checkpoint(std::string record) override {
+    return inner_.persist_checkpoint(std::move(record));
+  }
   Random& random() override { return inner_.random(); }
 
  private:

@@ -66,7 +66,10 @@ class SimNode final : public ByteEnv {
   TimerId set_timer(Duration delay) override;
   void cancel_timer(TimerId id) override { live_timers_.erase(id.value()); }
   Instant now() const override;
-  PersistToken persist(std::string record) override;
+  PersistToken persist(std::string record) override { return append(std::move(record), false); }
+  PersistToken persist_checkpoint(std::string record) override {
+    return append(std::move(record), true);
+  }
   Random& random() override { return rng_; }
 
   void start();
@@ -86,6 +89,8 @@ class SimNode final : public ByteEnv {
   NodeId id_;
   Random stream_;  // forks a fresh Random for each incarnation
   Random rng_{0};  // the current incarnation's Random
+  PersistToken append(std::string record, bool checkpoint);
+
   bool up_ = false;
   uint64_t incarnation_ = 0;
   std::unique_ptr<HostedNode> protocol_;
@@ -181,8 +186,8 @@ Instant SimNode::now() const {
   return Instant(clock_offset + t + t / 1'000'000 * drift_ppm);
 }
 
-PersistToken SimNode::persist(std::string record) {
-  const uint64_t seq = disk.append(record);
+PersistToken SimNode::append(std::string record, bool checkpoint) {
+  const uint64_t seq = checkpoint ? disk.append_checkpoint(record) : disk.append(record);
   const SimTime at =
       std::max(world_.queue.now() + draw(rng_, disk_latency_lo, disk_latency_hi), last_durable_at_);
   last_durable_at_ = at;

@@ -1,0 +1,730 @@
+#include "replication/raft/raft.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "core/assert.h"
+
+namespace statekv::replication::raft {
+namespace {
+
+// ClientResponse (env.h) has members without default initializers, so these are
+// spelled out instead of designated-initialized (-Wmissing-field-initializers).
+ClientResponse fail(std::optional<NodeId> leader_hint = std::nullopt) {
+  ClientResponse r;
+  r.outcome = ClientResponse::Outcome::kFail;
+  r.leader_hint = leader_hint;
+  return r;
+}
+
+ClientResponse read_result(std::optional<std::string> value) {
+  ClientResponse r;
+  r.value = std::move(value);
+  return r;
+}
+
+}  // namespace
+
+Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered)
+    : Raft(env, membership, std::move(recovered), RaftOptions{}) {}
+
+Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered,
+           RaftOptions options)
+    : env_(env), members_(membership), options_(options) {
+  Result<RecoveredState> state = recover(recovered);
+  SKV_ASSERT(state.ok(), "raft records do not replay");
+  term_ = state->hard_state.term;
+  voted_for_ = state->hard_state.voted_for;
+  log_ = std::move(state->log);
+  snapshot_config_ = state->snapshot_config.empty() ? membership.nodes : state->snapshot_config;
+  if (log_.snapshot_index().value() != 0) {
+    Result<KvStateMachine> sm = KvStateMachine::decode(state->snapshot);
+    SKV_ASSERT(sm.ok(), "raft snapshot does not decode");
+    sm_ = std::move(sm).value();
+    snapshot_state_ = std::move(state->snapshot);
+    // A snapshot holds only committed, applied entries.
+    commit_ = applied_ = log_.snapshot_index();
+  }
+  refresh_config();
+  // Everything recovered is on disk already.
+  durable_index_ = log_.last_index();
+  reset_election_deadline();
+  arm_election_timer(election_deadline_ - env_.now());
+}
+
+// ---------------------------------------------------------------- messages
+
+void Raft::on_message(NodeId from, const Message& msg) {
+  std::visit([&](const auto& m) { handle(from, m); }, msg);
+}
+
+void Raft::handle(NodeId from, const VoteRequest& m) {
+  if (m.pre_vote) {
+    // Grant only what a real vote would grant, and only if we would not be
+    // disrupting a leader we hear from: that is the point of PreVote.
+    const bool grant = m.term > term_ && log_.candidate_up_to_date(m.last_term, m.last_index) &&
+                       role_ != Role::kLeader && !recently_heard_from_leader();
+    env_.send(from, VoteReply{.term = grant ? m.term : term_, .granted = grant, .pre_vote = true});
+    return;
+  }
+  if (m.term > term_) become_follower(m.term, std::nullopt);
+  if (m.term < term_) {
+    env_.send(from, VoteReply{.term = term_, .granted = false});
+    return;
+  }
+  const bool grant = (voted_for_.value() == 0 || voted_for_ == from) &&
+                     log_.candidate_up_to_date(m.last_term, m.last_index);
+  if (!grant) {
+    env_.send(from, VoteReply{.term = term_, .granted = false});
+    return;
+  }
+  if (voted_for_ != from) {
+    voted_for_ = from;
+    persist_hard_state();
+  }
+  reset_election_deadline();
+  // The vote is a promise: it may leave only once it is durable.
+  send_durable(from, VoteReply{.term = term_, .granted = true});
+}
+
+void Raft::handle(NodeId from, const VoteReply& m) {
+  if (m.pre_vote) {
+    if (m.granted) {
+      if (role_ == Role::kPreCandidate && m.term == term_.next()) {
+        votes_.insert(from);
+        if (votes_from_members() >= majority()) become_candidate();
+      }
+    } else if (m.term > term_) {
+      become_follower(m.term, std::nullopt);
+    }
+    return;
+  }
+  if (m.term > term_) {
+    become_follower(m.term, std::nullopt);
+    return;
+  }
+  if (role_ != Role::kCandidate || m.term != term_ || !m.granted) return;
+  votes_.insert(from);
+  maybe_win();
+}
+
+void Raft::handle(NodeId from, const AppendEntries& m) {
+  if (m.term < term_) {
+    // A stale leader: tell it the term so it steps down.
+    env_.send(from, AppendReply{.term = term_, .success = false, .round = m.round});
+    return;
+  }
+  SKV_ASSERT(!(role_ == Role::kLeader && m.term == term_), "two leaders in one term");
+  if (m.term > term_ || role_ != Role::kFollower) become_follower(m.term, from);
+  leader_ = from;
+  last_heard_leader_ = env_.now();
+  reset_election_deadline();
+
+  AppendReply reply{.term = term_, .round = m.round};
+  if (m.prev_index < log_.snapshot_index()) {
+    // Entries up to our snapshot point are committed and ours already: check
+    // only what comes after it.
+    const uint64_t covered = log_.snapshot_index().value() - m.prev_index.value();
+    if (covered >= m.entries.size()) {
+      reply.success = true;
+      reply.match_index = LogIndex(m.prev_index.value() + m.entries.size());
+      send_durable(from, reply);
+      return;
+    }
+    AppendEntries rest = m;
+    rest.prev_index = log_.snapshot_index();
+    rest.prev_term = log_.snapshot_term();
+    rest.entries.erase(rest.entries.begin(),
+                       rest.entries.begin() + static_cast<std::ptrdiff_t>(covered));
+    handle(from, rest);
+    return;
+  }
+  if (m.prev_index > log_.last_index()) {
+    reply.conflict_index = log_.last_index().next();
+    env_.send(from, reply);
+    return;
+  }
+  if (log_.term_at(m.prev_index) != m.prev_term) {
+    SKV_ASSERT(m.prev_index > commit_, "a leader disagrees with a committed entry");
+    reply.conflict_term = log_.term_at(m.prev_index);
+    reply.conflict_index = log_.first_index_of_term_at(m.prev_index);
+    env_.send(from, reply);
+    return;
+  }
+  // Skip what we hold already (a duplicate or reordered message must not
+  // truncate entries a later message appended), replace from the first conflict.
+  size_t k = 0;
+  uint64_t idx = m.prev_index.value() + 1;
+  while (k < m.entries.size() && idx <= log_.last_index().value() &&
+         log_.term_at(LogIndex(idx)) == m.entries[k].term) {
+    ++k;
+    ++idx;
+  }
+  if (k < m.entries.size()) {
+    SKV_ASSERT(LogIndex(idx) > commit_, "overwriting a committed entry");
+    std::vector<Entry> fresh(m.entries.begin() + static_cast<std::ptrdiff_t>(k), m.entries.end());
+    persist_entries(LogIndex(idx), fresh);
+    log_.replace_from(LogIndex(idx), std::move(fresh));
+    refresh_config();
+  }
+  const LogIndex match(m.prev_index.value() + m.entries.size());
+  commit_ = std::max(commit_, std::min(m.leader_commit, match));
+  apply_committed();
+  reply.success = true;
+  reply.match_index = match;
+  send_durable(from, reply);
+}
+
+void Raft::handle(NodeId from, const AppendReply& m) {
+  if (m.term > term_) {
+    become_follower(m.term, std::nullopt);
+    return;
+  }
+  if (role_ != Role::kLeader || m.term != term_) return;
+  auto it = progress_.find(from);
+  if (it == progress_.end()) return;
+  Progress& p = it->second;
+  p.active = true;
+  p.acked_round = std::max(p.acked_round, m.round);
+  if (m.success) {
+    if (m.match_index > p.match) {
+      p.match = m.match_index;
+      p.progressed = true;
+    }
+    p.next = std::max(p.next, p.match.next());
+    while (!p.inflight.empty() && p.inflight.front() <= m.match_index) p.inflight.pop_front();
+    maybe_commit();
+    if (role_ != Role::kLeader) return;  // our own removal committed
+    maybe_send_timeout_now(from);
+  } else if (m.conflict_index > p.match) {
+    // Back off past the conflict: if we hold the follower's conflicting term,
+    // resume after our last entry of it, else skip the follower's whole term.
+    LogIndex next = m.conflict_index;
+    if (m.conflict_term.value() != 0) {
+      const LogIndex ours = log_.last_index_of_term(m.conflict_term);
+      if (ours.value() != 0) next = ours.next();
+    }
+    p.next = std::max(p.match.next(), std::min(next, p.next));
+    p.inflight.clear();
+  }
+  send_append(from);
+  serve_reads();
+}
+
+void Raft::handle(NodeId from, const InstallSnapshot& m) {
+  if (m.term < term_) {
+    env_.send(from, AppendReply{.term = term_, .success = false, .round = m.round});
+    return;
+  }
+  if (m.term > term_ || role_ != Role::kFollower) become_follower(m.term, from);
+  leader_ = from;
+  last_heard_leader_ = env_.now();
+  reset_election_deadline();
+  AppendReply reply{.term = term_, .success = true, .match_index = m.last_index, .round = m.round};
+  if (m.last_index <= commit_) {
+    // We hold that much committed already (a duplicate, or a late one).
+    send_durable(from, reply);
+    return;
+  }
+  Result<KvStateMachine> sm = KvStateMachine::decode(m.state);
+  if (!sm.ok()) return;  // the codec checked the frame; a bad state is the sender's bug
+  const bool keeps_suffix =
+      m.last_index <= log_.last_index() && log_.term_at(m.last_index) == m.last_term;
+  if (!keeps_suffix) forget_durability_from(LogIndex(1));
+  log_.reset_to_snapshot(m.last_index, m.last_term);
+  sm_ = std::move(sm).value();
+  snapshot_state_ = m.state;
+  snapshot_config_ = m.config;
+  refresh_config();
+  commit_ = applied_ = m.last_index;
+  // Writes we accepted at or below the snapshot point cannot be matched to
+  // their entries any more: their clients time out (maybe happened).
+  pending_writes_.erase(pending_writes_.begin(), pending_writes_.upper_bound(applied_));
+  persist_checkpoint();
+  send_durable(from, reply);
+}
+
+void Raft::handle(NodeId from, const TimeoutNow& m) {
+  if (m.term < term_ || role_ == Role::kLeader) return;
+  if (m.term > term_) become_follower(m.term, std::nullopt);
+  // The leader brought us up to date and asked us to take over: campaign now,
+  // without PreVote (the followers still hear from that leader and would refuse).
+  become_candidate();
+}
+
+Status Raft::change_membership(NodeId node, bool add) {
+  if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
+  if (in_config(node) == add) {
+    return Status::InvalidArgument(add ? "already a member" : "not a member");
+  }
+  // The fix for single-server changes: until an entry of this term commits, a
+  // change could be decided against a config an earlier leader was replacing.
+  if (!committed_in_current_term()) return Status::Busy("no entry of this term committed yet");
+  if (config_index_ > commit_) return Status::Busy("a membership change is in progress");
+  if (transferee_) return Status::Busy("a leadership transfer is under way");
+  std::vector<NodeId> next = config_;
+  if (add) {
+    next.push_back(node);
+    std::sort(next.begin(), next.end());
+  } else {
+    std::erase(next, node);
+  }
+  append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kConfig, .members = next});
+  refresh_config();
+  for (NodeId peer : peers()) send_append(peer);
+  maybe_commit();  // a leader alone may commit it already
+  return Status::OK();
+}
+
+Status Raft::transfer_leadership(NodeId target) {
+  if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
+  if (!progress_.contains(target)) return Status::InvalidArgument("not another member");
+  if (transferee_) return Status::Busy("a leadership transfer is under way");
+  transferee_ = target;
+  transfer_deadline_ = env_.now() + options_.election_timeout;
+  timeout_now_sent_ = false;
+  send_append(target);
+  maybe_send_timeout_now(target);
+  return Status::OK();
+}
+
+void Raft::maybe_send_timeout_now(NodeId peer) {
+  if (role_ != Role::kLeader || transferee_ != peer || timeout_now_sent_) return;
+  if (progress_.at(peer).match != log_.last_index()) return;
+  timeout_now_sent_ = true;
+  env_.send(peer, TimeoutNow{.term = term_});
+}
+
+// ---------------------------------------------------------------- requests
+
+void Raft::on_request(const ClientRequest& req) {
+  if (role_ != Role::kLeader) {
+    env_.reply(req.id, fail(leader_));
+    return;
+  }
+  if (transferee_) {
+    // Nothing new goes into the log while the target catches up, or it would
+    // never be up to date.
+    env_.reply(req.id, fail(transferee_));
+    return;
+  }
+  if (req.op == ClientOp::kRead) {
+    // ReadIndex needs a commit index from this term: until our first entry
+    // commits we do not know how far the committed log reaches.
+    if (!committed_in_current_term()) {
+      reads_before_first_commit_.push_back(req);
+      return;
+    }
+    // The read needs a round started after it arrived. Reads batch: while a
+    // round is unconfirmed, new reads wait for the next one, which starts when
+    // that round is confirmed (serve_reads) or on the next heartbeat.
+    reads_.push_back(PendingRead{.req = req, .read_index = commit_, .round = round_ + 1});
+    if (quorum_round() >= round_) broadcast_round();
+    serve_reads();
+    return;
+  }
+  append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kCommand, .command = req});
+  pending_writes_[log_.last_index()] = req.id;
+  for (NodeId peer : peers()) send_append(peer);
+}
+
+// ---------------------------------------------------------------- timers
+
+void Raft::on_timer(TimerId id) {
+  if (id == election_timer_) {
+    on_election_timer();
+  } else if (heartbeat_timer_ && id == *heartbeat_timer_) {
+    on_heartbeat_timer();
+  }
+}
+
+Duration Raft::random_election_timeout() {
+  const uint64_t base = static_cast<uint64_t>(options_.election_timeout.count());
+  return Duration(static_cast<int64_t>(base + env_.random().uniform(base)));
+}
+
+void Raft::reset_election_deadline() {
+  election_deadline_ = env_.now() + random_election_timeout();
+}
+
+void Raft::arm_election_timer(Duration delay) {
+  election_timer_ = env_.set_timer(delay);
+}
+
+void Raft::on_election_timer() {
+  if (role_ == Role::kLeader) {
+    // CheckQuorum: a leader that cannot hear a majority steps down, so its
+    // clients go elsewhere instead of waiting on a leader that cannot commit.
+    size_t active = in_config(members_.self) ? 1 : 0;
+    for (auto& [peer, p] : progress_) {
+      active += p.active ? 1 : 0;
+      p.active = false;
+    }
+    if (transferee_ && env_.now() >= transfer_deadline_) transferee_.reset();  // abandoned
+    if (options_.check_quorum && active < majority()) {
+      become_follower(term_, std::nullopt);
+    }
+    arm_election_timer(options_.election_timeout);
+    return;
+  }
+  const Instant now = env_.now();
+  if (now < election_deadline_) {
+    arm_election_timer(election_deadline_ - now);
+    return;
+  }
+  reset_election_deadline();
+  arm_election_timer(election_deadline_ - now);
+  if (!in_config(members_.self)) return;  // not a member (any more): never campaign
+  if (options_.pre_vote) {
+    become_pre_candidate();
+  } else {
+    become_candidate();
+  }
+}
+
+void Raft::on_heartbeat_timer() {
+  heartbeat_timer_.reset();
+  if (role_ != Role::kLeader) return;
+  // Resend whatever has not been acknowledged since the last heartbeat: an
+  // AppendEntries (or its reply) may have been lost.
+  for (auto& [peer, p] : progress_) {
+    if (!p.progressed && p.match < log_.last_index()) {
+      p.next = p.match.next();
+      p.inflight.clear();
+    }
+    p.progressed = false;
+  }
+  broadcast_round();
+  heartbeat_timer_ = env_.set_timer(options_.heartbeat_interval);
+}
+
+// ---------------------------------------------------------------- persistence
+
+void Raft::on_persisted(PersistToken token) {
+  durable_token_ = std::max(durable_token_, token);
+  while (!log_records_.empty() && log_records_.front().first <= token) {
+    durable_index_ = log_records_.front().second;
+    log_records_.pop_front();
+  }
+  while (!deferred_.empty() && deferred_.front().after <= token) {
+    env_.send(deferred_.front().to, deferred_.front().msg);
+    deferred_.pop_front();
+  }
+  maybe_win();
+  if (role_ == Role::kLeader) maybe_commit();
+}
+
+void Raft::persist_hard_state() {
+  last_token_ = env_.persist(encode_hard_state(HardState{term_, voted_for_}));
+}
+
+void Raft::persist_entries(LogIndex first, const std::vector<Entry>& entries) {
+  // The new record replaces the log from `first`: an earlier record becoming
+  // durable proves nothing about entries at or after `first` any more.
+  forget_durability_from(first);
+  last_token_ = env_.persist(encode_entries(first, entries));
+  log_records_.emplace_back(last_token_, LogIndex(first.value() - 1 + entries.size()));
+}
+
+void Raft::forget_durability_from(LogIndex first) {
+  const LogIndex kept(first.value() - 1);
+  durable_index_ = std::min(durable_index_, kept);
+  for (auto& rec : log_records_) rec.second = std::min(rec.second, kept);
+}
+
+void Raft::persist_checkpoint() {
+  last_token_ = env_.persist_checkpoint(
+      encode_checkpoint(HardState{term_, voted_for_}, log_, snapshot_config_, snapshot_state_));
+  log_records_.emplace_back(last_token_, log_.last_index());
+}
+
+void Raft::maybe_snapshot() {
+  if (applied_.value() - log_.snapshot_index().value() < options_.snapshot_threshold) return;
+  snapshot_state_ = sm_.encode();
+  snapshot_config_ = config_at(applied_);
+  log_.compact_to(applied_);
+  persist_checkpoint();
+}
+
+void Raft::send_durable(NodeId to, Message msg) {
+  if (durable_token_ >= last_token_) {
+    env_.send(to, msg);
+  } else {
+    deferred_.push_back(Deferred{last_token_, to, std::move(msg)});
+  }
+}
+
+// ---------------------------------------------------------------- roles
+
+void Raft::become_follower(Term term, std::optional<NodeId> leader) {
+  if (term > term_) {
+    term_ = term;
+    voted_for_ = NodeId(0);
+    persist_hard_state();
+  }
+  if (role_ == Role::kLeader) {
+    fail_reads();
+    progress_.clear();
+    if (heartbeat_timer_) env_.cancel_timer(*heartbeat_timer_);
+    heartbeat_timer_.reset();
+    // The CheckQuorum timer ran on the leader's fixed period: restart it as an
+    // election timer.
+    env_.cancel_timer(election_timer_);
+    reset_election_deadline();
+    arm_election_timer(election_deadline_ - env_.now());
+  }
+  role_ = Role::kFollower;
+  leader_ = leader;
+  votes_.clear();
+  transferee_.reset();
+}
+
+void Raft::become_pre_candidate() {
+  role_ = Role::kPreCandidate;
+  leader_.reset();
+  votes_.clear();
+  if (votes_from_members() >= majority()) {
+    become_candidate();
+    return;
+  }
+  for (NodeId peer : peers()) {
+    env_.send(peer, VoteRequest{.term = term_.next(),
+                                .last_index = log_.last_index(),
+                                .last_term = log_.last_term(),
+                                .pre_vote = true});
+  }
+}
+
+void Raft::become_candidate() {
+  role_ = Role::kCandidate;
+  leader_.reset();
+  votes_.clear();
+  term_ = term_.next();
+  voted_for_ = members_.self;
+  persist_hard_state();
+  vote_token_ = last_token_;
+  reset_election_deadline();
+  // Sent once our own vote is durable, so that by the time a majority answers
+  // our self-vote counts: a candidate that crashed before its vote hit the disk
+  // might otherwise vote for someone else in the same term after restarting.
+  for (NodeId peer : peers()) {
+    send_durable(
+        peer,
+        VoteRequest{.term = term_, .last_index = log_.last_index(), .last_term = log_.last_term()});
+  }
+  maybe_win();
+}
+
+void Raft::maybe_win() {
+  if (role_ != Role::kCandidate || durable_token_ < vote_token_) return;
+  if (votes_from_members() >= majority()) become_leader();
+}
+
+void Raft::become_leader() {
+  role_ = Role::kLeader;
+  leader_ = members_.self;
+  votes_.clear();
+  round_ = 0;
+  transferee_.reset();
+  progress_.clear();
+  for (NodeId peer : peers()) {
+    progress_[peer] = Progress{.next = log_.last_index().next()};
+  }
+  env_.cancel_timer(election_timer_);
+  arm_election_timer(options_.election_timeout);  // CheckQuorum period
+  heartbeat_timer_ = env_.set_timer(options_.heartbeat_interval);
+  // A no-op of our own term: committing it commits every earlier entry (§5.4.2)
+  // and gives ReadIndex a commit index from this term.
+  append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kNoop});
+  for (NodeId peer : peers()) send_append(peer);
+  maybe_commit();
+}
+
+// ---------------------------------------------------------------- leader
+
+void Raft::append_as_leader(Entry e) {
+  const LogIndex at = log_.last_index().next();
+  persist_entries(at, {e});
+  log_.append(std::move(e));
+}
+
+void Raft::send_append(NodeId peer) {
+  Progress& p = progress_.at(peer);
+  while (p.inflight.size() < options_.max_inflight && p.next <= log_.last_index()) {
+    if (p.next <= log_.snapshot_index()) {
+      // What it needs was compacted away: send the snapshot, then wait for its
+      // answer before sending what follows (a reordered AppendEntries would
+      // only bounce back and send the snapshot again).
+      env_.send(peer, InstallSnapshot{.term = term_,
+                                      .last_index = log_.snapshot_index(),
+                                      .last_term = log_.snapshot_term(),
+                                      .round = round_,
+                                      .config = snapshot_config_,
+                                      .state = snapshot_state_});
+      p.next = log_.snapshot_index().next();
+      p.inflight.push_back(log_.snapshot_index());
+      break;
+    }
+    const LogIndex prev(p.next.value() - 1);
+    AppendEntries m{.term = term_,
+                    .prev_index = prev,
+                    .prev_term = log_.term_at(prev),
+                    .leader_commit = commit_,
+                    .round = round_,
+                    .entries = log_.slice(p.next, options_.max_batch)};
+    p.next = LogIndex(p.next.value() + m.entries.size());
+    p.inflight.push_back(LogIndex(p.next.value() - 1));
+    env_.send(peer, std::move(m));
+  }
+}
+
+void Raft::broadcast_round() {
+  ++round_;
+  for (auto& [peer, p] : progress_) {
+    // A heartbeat checks only what the follower is known to hold, so it always
+    // succeeds there; it carries the round and the commit index. Below our
+    // snapshot point we no longer know the term: check against index 0.
+    const LogIndex prev = p.match >= log_.snapshot_index() ? p.match : LogIndex(0);
+    env_.send(peer, AppendEntries{.term = term_,
+                                  .prev_index = prev,
+                                  .prev_term = log_.term_at(prev),
+                                  .leader_commit = std::min(commit_, prev),
+                                  .round = round_});
+    send_append(peer);
+  }
+}
+
+void Raft::maybe_commit() {
+  if (role_ != Role::kLeader) return;
+  // progress_ holds exactly the other members; a leader that removed itself
+  // does not count its own log.
+  std::vector<LogIndex> matches;
+  if (in_config(members_.self)) matches.push_back(durable_index_);
+  for (const auto& [peer, p] : progress_) matches.push_back(p.match);
+  std::sort(matches.begin(), matches.end(), std::greater<>());
+  if (matches.size() < majority()) return;
+  const LogIndex majority_match = matches[majority() - 1];
+  // Only an entry of the current term is committed by counting (§5.4.2).
+  if (majority_match > commit_ && log_.term_at(majority_match) == term_) {
+    const bool first_commit = !committed_in_current_term();
+    commit_ = majority_match;
+    apply_committed();
+    if (!in_config(members_.self) && config_index_ <= commit_) {
+      // Our own removal committed: the remaining members elect a leader.
+      become_follower(term_, std::nullopt);
+      return;
+    }
+    if (first_commit && role_ == Role::kLeader) {
+      std::vector<ClientRequest> waiting = std::move(reads_before_first_commit_);
+      reads_before_first_commit_.clear();
+      if (!waiting.empty()) {
+        for (ClientRequest& r : waiting) {
+          reads_.push_back(
+              PendingRead{.req = std::move(r), .read_index = commit_, .round = round_ + 1});
+        }
+        broadcast_round();
+      }
+    }
+  }
+  serve_reads();
+}
+
+uint64_t Raft::quorum_round() const {
+  std::vector<uint64_t> rounds;
+  if (in_config(members_.self)) rounds.push_back(round_);  // we confirm our own rounds
+  for (const auto& [peer, p] : progress_) rounds.push_back(p.acked_round);
+  std::sort(rounds.begin(), rounds.end(), std::greater<>());
+  return rounds.size() < majority() ? 0 : rounds[majority() - 1];
+}
+
+void Raft::serve_reads() {
+  if (role_ != Role::kLeader || reads_.empty()) return;
+  const uint64_t confirmed = quorum_round();
+  // Reads are queued in round order; read indexes never decrease along the queue.
+  while (!reads_.empty() && reads_.front().round <= confirmed &&
+         reads_.front().read_index <= applied_) {
+    const PendingRead& r = reads_.front();
+    env_.reply(r.req.id, read_result(sm_.read(r.req.key)));
+    reads_.pop_front();
+  }
+  // Reads that arrived while the last round was in flight start the next one.
+  if (!reads_.empty() && reads_.back().round > round_ && quorum_round() >= round_) {
+    broadcast_round();
+  }
+}
+
+void Raft::fail_reads() {
+  // A read has no effect, so failing it is always truthful.
+  for (const ClientRequest& r : reads_before_first_commit_) env_.reply(r.id, fail());
+  for (const PendingRead& r : reads_) env_.reply(r.req.id, fail());
+  reads_before_first_commit_.clear();
+  reads_.clear();
+}
+
+// ---------------------------------------------------------------- all roles
+
+void Raft::apply_committed() {
+  SKV_ASSERT(commit_ <= log_.last_index(), "commit index beyond the log");
+  while (applied_ < commit_) {
+    applied_ = applied_.next();
+    const Entry& e = log_.at(applied_);
+    if (e.kind != Entry::Kind::kCommand) continue;
+    ClientResponse response = sm_.apply(e.command);
+    auto it = pending_writes_.find(applied_);
+    if (it != pending_writes_.end() && it->second == e.command.id) {
+      env_.reply(e.command.id, std::move(response));
+    }
+  }
+  // Entries at or below applied_ that were not ours were overwritten: no answer.
+  pending_writes_.erase(pending_writes_.begin(), pending_writes_.upper_bound(applied_));
+  maybe_snapshot();
+}
+
+bool Raft::recently_heard_from_leader() const {
+  return leader_.has_value() && env_.now() - last_heard_leader_ < options_.election_timeout;
+}
+
+std::vector<NodeId> Raft::peers() const {
+  std::vector<NodeId> out;
+  for (NodeId n : config_) {
+    if (n != members_.self) out.push_back(n);
+  }
+  return out;
+}
+
+bool Raft::in_config(NodeId n) const {
+  return std::find(config_.begin(), config_.end(), n) != config_.end();
+}
+
+std::vector<NodeId> Raft::config_at(LogIndex i) const {
+  for (uint64_t k = i.value(); k > log_.snapshot_index().value(); --k) {
+    const Entry& e = log_.at(LogIndex(k));
+    if (e.kind == Entry::Kind::kConfig) return e.members;
+  }
+  return snapshot_config_;
+}
+
+void Raft::refresh_config() {
+  config_index_ = LogIndex(0);
+  for (uint64_t k = log_.last_index().value(); k > log_.snapshot_index().value(); --k) {
+    if (log_.at(LogIndex(k)).kind == Entry::Kind::kConfig) {
+      config_index_ = LogIndex(k);
+      break;
+    }
+  }
+  config_ = config_at(log_.last_index());
+  if (role_ != Role::kLeader) return;
+  for (NodeId peer : peers()) {
+    if (!progress_.contains(peer)) progress_[peer] = Progress{.next = log_.last_index().next()};
+  }
+  std::erase_if(progress_, [&](const auto& kv) { return !in_config(kv.first); });
+  if (transferee_ && !progress_.contains(*transferee_)) transferee_.reset();
+}
+
+size_t Raft::votes_from_members() const {
+  size_t n = in_config(members_.self) ? 1 : 0;
+  for (NodeId v : votes_) n += in_config(v) && v != members_.self ? 1 : 0;
+  return n;
+}
+
+}  // namespace statekv::replication::raft

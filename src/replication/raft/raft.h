@@ -1,0 +1,267 @@
+// Raft consensus (Ongaro & Ousterhout; Ongaro's thesis) as a sans-IO state
+// machine replicating a key-value map (kv_state_machine.h). It implements the
+// ReplicationProtocol concept of replication/env.h, so the simulator (sim/) and
+// later the real runtime (net/) drive it unchanged.
+//
+// What it does:
+//   * leader election with randomised timeouts drawn from env.random(), PreVote
+//     (a node asks "would you vote for me?" before bumping its term, so a node
+//     that was cut off cannot depose a working leader when it comes back) and
+//     CheckQuorum (a leader that has not heard from a majority within an
+//     election timeout steps down, so clients stop waiting on it);
+//   * log replication with batching (up to max_batch entries per AppendEntries)
+//     and pipelining (up to max_inflight AppendEntries in flight per follower,
+//     next_index advanced optimistically; a reject carries a conflict hint and
+//     the leader backs off a term at a time);
+//   * commit by majority match on entries of the current term (§5.4.2), apply in
+//     log order; a write, cas or delete is answered when its entry is applied on
+//     the node that accepted it;
+//   * snapshots: once snapshot_threshold entries were applied past the last
+//     snapshot, the state machine is snapshotted, the log compacted, and the
+//     whole node state written as one checkpoint record
+//     (Env::persist_checkpoint) that replaces every earlier record; a follower
+//     that needs compacted entries gets InstallSnapshot instead;
+//   * linearizable reads by ReadIndex (thesis §6.4): the leader notes its commit
+//     index, confirms it is still leader by a heartbeat round a majority echoes,
+//     and answers once it has applied up to that index. There are no lease reads:
+//     they rely on a bound on clock drift that statekv does not state or
+//     enforce yet.
+//
+// Durability: persist before send. Term and vote (HardState) and log entries
+// are appended through Env::persist (records.h). Any message that promises
+// durable state — a granted vote, a successful AppendEntries reply, a candidate's
+// RequestVote (its own vote must be durable before it can count it) — is held
+// back until on_persisted covers every record appended before it. A leader
+// counts its own log towards a majority only up to the index it knows durable.
+//
+// Client answers: kFail means "certainly did not happen": a request to a node
+// that is not leader (with leader_hint when known), a cas whose expectation did
+// not hold, a read whose leader lost office before confirming it. A write whose
+// leader loses office is never failed (its entry may still commit): it is
+// answered if that entry is applied here, otherwise the client times out.
+//
+// Leadership transfer (transfer_leadership): the leader stops taking requests,
+// brings the target's log up to date, and sends it TimeoutNow; the target
+// campaigns at once without PreVote. A transfer not done within an election
+// timeout is abandoned (checked on the CheckQuorum period, so within two).
+//
+// Membership changes, one server at a time (thesis §4.1) through
+// change_membership: the new member list is a kConfig log entry that takes
+// effect as soon as it is appended (on every node: a truncated config entry
+// reverts it); a leader proposes one only after an entry of its own term has
+// committed (the fix for the single-server-change bug, raft-dev 2015) and
+// while no earlier change is uncommitted. A leader that removed itself keeps
+// leading until the change commits, not counting itself, then steps down; a
+// node outside its own latest config never campaigns.
+//
+// Not done yet (see docs/raft.md): snapshots sent in chunks, learners (a new
+// member votes at once; catching it up first would keep a slow joiner from
+// hurting availability).
+//
+// The constructor's Membership is the bootstrap config: it applies until a
+// snapshot or a kConfig entry says otherwise.
+//
+// Thread safety: none; a runtime calls one callback at a time (env.h).
+#pragma once
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "replication/env.h"
+#include "replication/raft/kv_state_machine.h"
+#include "replication/raft/log.h"
+#include "replication/raft/messages.h"
+#include "replication/raft/records.h"
+
+namespace statekv::replication::raft {
+
+struct RaftOptions {
+  Duration heartbeat_interval = std::chrono::milliseconds(20);
+  // Each election timeout is drawn uniformly from [election_timeout, 2 x election_timeout).
+  Duration election_timeout = std::chrono::milliseconds(150);
+  size_t max_batch = 64;    // entries per AppendEntries
+  size_t max_inflight = 4;  // AppendEntries with entries in flight per follower
+  bool pre_vote = true;
+  bool check_quorum = true;
+  // Applied entries past the last snapshot that trigger the next one.
+  size_t snapshot_threshold = 1024;
+};
+
+class Raft {
+ public:
+  using Message = raft::Message;
+  enum class Role : unsigned char { kFollower, kPreCandidate, kCandidate, kLeader };
+
+  // Starts, or restarts from the records that survived on this node's disk.
+  // Aborts (SKV_ASSERT) if the records do not replay: the disk checksums them,
+  // so that is a bug, and serving from a half-read log could lose commits.
+  Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered);
+  Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered,
+       RaftOptions options);
+
+  Raft(const Raft&) = delete;
+  Raft& operator=(const Raft&) = delete;
+
+  void on_message(NodeId from, const Message& msg);
+  void on_request(const ClientRequest& req);
+  void on_timer(TimerId id);
+  void on_persisted(PersistToken token);
+
+  // Asks this leader to hand leadership to `target`, a member up to date or
+  // brought up to date first. Until the target takes over (or an election
+  // timeout passes and the transfer is abandoned) client requests fail with the
+  // target as leader_hint. InvalidArgument if this node is not leader or
+  // `target` is not another member; Busy if a transfer is under way.
+  Status transfer_leadership(NodeId target);
+
+  // Asks this leader to add (`add`) or remove one member. InvalidArgument if
+  // not leader, or adding a member / removing a non-member; Busy if the leader
+  // has not committed an entry of its term yet or an earlier change is not
+  // committed. OK means the change was appended, not that it committed.
+  Status change_membership(NodeId node, bool add);
+  // The members in effect (the latest config in the log).
+  const std::vector<NodeId>& config() const { return config_; }
+
+  // Inspection (status pages, tests' global invariant checks). Cheap, const.
+  Role role() const { return role_; }
+  Term term() const { return term_; }
+  std::optional<NodeId> leader() const { return leader_; }
+  LogIndex commit_index() const { return commit_; }
+  LogIndex applied_index() const { return applied_; }
+  // Everything appended, durable or not; entries up to commit_index() are committed.
+  const RaftLog& log() const { return log_; }
+  const KvStateMachine& state_machine() const { return sm_; }
+
+ private:
+  struct Progress {
+    LogIndex next{};                  // next index to send
+    LogIndex match{};                 // highest index known replicated (durably) there
+    std::deque<LogIndex> inflight{};  // last index of each AppendEntries in flight
+    uint64_t acked_round = 0;         // highest heartbeat round echoed this term
+    bool active = false;              // heard from since the last CheckQuorum check
+    bool progressed = false;          // match advanced since the last heartbeat
+  };
+  struct PendingRead {
+    ClientRequest req{};
+    LogIndex read_index{};
+    uint64_t round = 0;
+  };
+  struct Deferred {
+    PersistToken after;
+    NodeId to;
+    Message msg;
+  };
+
+  void handle(NodeId from, const VoteRequest& m);
+  void handle(NodeId from, const VoteReply& m);
+  void handle(NodeId from, const AppendEntries& m);
+  void handle(NodeId from, const AppendReply& m);
+  void handle(NodeId from, const InstallSnapshot& m);
+  void handle(NodeId from, const TimeoutNow& m);
+  void maybe_send_timeout_now(NodeId peer);
+
+  // Roles.
+  void become_follower(Term term, std::optional<NodeId> leader);
+  void become_pre_candidate();
+  void become_candidate();
+  void become_leader();
+  void maybe_win();
+
+  // Timers.
+  Duration random_election_timeout();
+  void reset_election_deadline();
+  void arm_election_timer(Duration delay);
+  void on_election_timer();
+  void on_heartbeat_timer();
+
+  // Persistence.
+  void persist_hard_state();
+  void persist_entries(LogIndex first, const std::vector<Entry>& entries);
+  void send_durable(NodeId to, Message msg);
+  // Writes the whole node state as one checkpoint record (records.h).
+  void persist_checkpoint();
+  // Records still in flight no longer vouch for entries from `first` on.
+  void forget_durability_from(LogIndex first);
+  void maybe_snapshot();
+
+  // Leader.
+  void append_as_leader(Entry e);
+  void send_append(NodeId peer);
+  void broadcast_round();
+  void maybe_commit();
+  uint64_t quorum_round() const;
+  void serve_reads();
+  void fail_reads();
+  bool committed_in_current_term() const { return log_.term_at(commit_) == term_; }
+
+  // All roles.
+  void apply_committed();
+  bool recently_heard_from_leader() const;
+  std::vector<NodeId> peers() const;
+
+  // Membership.
+  bool in_config(NodeId n) const;
+  size_t majority() const { return config_.size() / 2 + 1; }
+  // Members in effect at index i (>= snapshot index): the latest config entry
+  // at or before i, else the snapshot's.
+  std::vector<NodeId> config_at(LogIndex i) const;
+  // Recomputes config_ after the log changed; a leader adds and drops progress.
+  void refresh_config();
+  size_t votes_from_members() const;
+
+  Env<Message>& env_;
+  Membership members_;
+  RaftOptions options_;
+
+  // Persistent state (mirrored in records).
+  Term term_;
+  NodeId voted_for_;
+  RaftLog log_;
+
+  // Volatile state.
+  Role role_ = Role::kFollower;
+  std::optional<NodeId> leader_;
+  LogIndex commit_;
+  LogIndex applied_;
+  KvStateMachine sm_;
+  std::string snapshot_state_;           // sm_ encoded at log_.snapshot_index()
+  std::vector<NodeId> snapshot_config_;  // members at log_.snapshot_index()
+  std::vector<NodeId> config_;           // members in effect
+  LogIndex config_index_;                // index of config_'s entry (0: snapshot/bootstrap)
+  Instant last_heard_leader_{};
+
+  // Persist-before-send bookkeeping. Tokens count from 1 per incarnation.
+  PersistToken last_token_;
+  PersistToken durable_token_;
+  LogIndex durable_index_;  // the log prefix known durable (leader's own match)
+  std::deque<std::pair<PersistToken, LogIndex>> log_records_;  // log end after each record
+  std::deque<Deferred> deferred_;
+
+  // Timers.
+  TimerId election_timer_;
+  Instant election_deadline_{};
+  std::optional<TimerId> heartbeat_timer_;
+
+  // Candidates.
+  std::set<NodeId> votes_;  // granted by others, this term (or the next, for PreVote)
+  PersistToken vote_token_;
+
+  // Leader.
+  std::map<NodeId, Progress> progress_;
+  uint64_t round_ = 0;
+  std::vector<ClientRequest> reads_before_first_commit_;
+  std::deque<PendingRead> reads_;
+  // Writes this node accepted as leader, by log index: answered when applied if
+  // the entry there is still theirs.
+  std::map<LogIndex, RequestId> pending_writes_;
+  // Leadership transfer under way: to whom, until when, and whether TimeoutNow left.
+  std::optional<NodeId> transferee_;
+  Instant transfer_deadline_{};
+  bool timeout_now_sent_ = false;
+};
+
+}  // namespace statekv::replication::raft

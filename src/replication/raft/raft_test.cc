@@ -1,0 +1,682 @@
+// Raft driven by hand, one node at a time, through a recording Env: each test
+// proves one property of the protocol (named after it), down to which message
+// may leave before which record is durable.
+#include "replication/raft/raft.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+#include "replication/raft/kv_state_machine.h"
+#include "replication/raft/records.h"
+
+namespace statekv::replication::raft {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Records everything a node does; time moves only through advance().
+class FakeEnv final : public Env<Message> {
+ public:
+  void send(NodeId to, const Message& msg) override { sent.emplace_back(to, msg); }
+  void reply(RequestId request, ClientResponse response) override {
+    replies.emplace_back(request, std::move(response));
+  }
+  TimerId set_timer(Duration delay) override {
+    timers[next_timer] = clock + delay;
+    return TimerId(next_timer++);
+  }
+  void cancel_timer(TimerId id) override { timers.erase(id.value()); }
+  Instant now() const override { return clock; }
+  PersistToken persist(std::string record) override {
+    records.push_back(std::move(record));
+    return PersistToken(records.size());
+  }
+  Random& random() override { return rng; }
+
+  // Fires every timer due within `d`, in deadline order.
+  void advance(Raft& raft, Duration d) {
+    const Instant until = clock + d;
+    while (true) {
+      auto due = timers.end();
+      for (auto it = timers.begin(); it != timers.end(); ++it) {
+        if (it->second <= until && (due == timers.end() || it->second < due->second)) due = it;
+      }
+      if (due == timers.end()) break;
+      clock = due->second;
+      const TimerId id(due->first);
+      timers.erase(due);
+      raft.on_timer(id);
+    }
+    clock = until;
+  }
+  // Makes every record so far durable.
+  void sync(Raft& raft) { raft.on_persisted(PersistToken(records.size())); }
+
+  // Removes and returns the messages of type T sent so far.
+  template <typename T>
+  std::vector<std::pair<NodeId, T>> take() {
+    std::vector<std::pair<NodeId, T>> out;
+    std::vector<std::pair<NodeId, Message>> rest;
+    for (auto& [to, m] : sent) {
+      if (const T* t = std::get_if<T>(&m)) {
+        out.emplace_back(to, *t);
+      } else {
+        rest.emplace_back(to, std::move(m));
+      }
+    }
+    sent = std::move(rest);
+    return out;
+  }
+
+  std::vector<std::pair<NodeId, Message>> sent;
+  std::vector<std::pair<RequestId, ClientResponse>> replies;
+  std::vector<std::string> records;
+  std::map<uint64_t, Instant> timers;
+  Instant clock{0};
+  Random rng{42};
+  uint64_t next_timer = 1;
+};
+
+Membership three(uint64_t self) {
+  return Membership{NodeId(self), {NodeId(1), NodeId(2), NodeId(3)}};
+}
+
+ClientRequest request(uint64_t id, ClientOp op, std::string key,
+                      std::optional<std::string> value = std::nullopt) {
+  ClientRequest r;
+  r.id = RequestId(id);
+  r.op = op;
+  r.key = std::move(key);
+  r.value = std::move(value);
+  return r;
+}
+
+Entry cmd(uint64_t term, uint64_t id, std::string key, std::string value) {
+  return Entry{.term = Term(term),
+               .kind = Entry::Kind::kCommand,
+               .command = request(id, ClientOp::kWrite, std::move(key), std::move(value))};
+}
+Entry noop(uint64_t term) {
+  return Entry{.term = Term(term), .kind = Entry::Kind::kNoop};
+}
+
+const Duration kLongerThanAnyElectionTimeout = milliseconds(310);
+
+TEST(RaftRecords, RestartReplaysRecordsAndOverwritesTheTruncatedSuffix) {
+  const std::vector<std::string> records = {
+      encode_hard_state({Term(1), NodeId(2)}),
+      encode_entries(LogIndex(1), {noop(1), cmd(1, 7, "a", "x"), cmd(1, 8, "b", "y")}),
+      encode_hard_state({Term(2), NodeId(0)}),
+      encode_entries(LogIndex(2), {cmd(2, 9, "a", "z")}),  // replaces 2 and 3
+  };
+  FakeEnv env;
+  Raft r(env, three(1), records);
+  EXPECT_EQ(r.term(), Term(2));
+  EXPECT_EQ(r.log().last_index(), LogIndex(2));
+  EXPECT_EQ(r.log().at(LogIndex(2)), cmd(2, 9, "a", "z"));
+  EXPECT_EQ(r.commit_index(), LogIndex(0)) << "commit is learned again, never assumed";
+  EXPECT_TRUE(env.records.empty()) << "recovery writes nothing";
+}
+
+TEST(RaftRecords, ARecordThatWouldLeaveAGapIsCorruption) {
+  Result<RecoveredState> s = recover({encode_entries(LogIndex(3), {noop(1)})});
+  EXPECT_TRUE(s.status().is_corruption());
+  Result<RecoveredState> garbage = recover({std::string("\x07", 1)});
+  EXPECT_TRUE(garbage.status().is_corruption());
+}
+
+TEST(RaftMessages, EveryMessageRoundTripsThroughTheCodec) {
+  AppendEntries ae{.term = Term(3),
+                   .prev_index = LogIndex(9),
+                   .prev_term = Term(2),
+                   .leader_commit = LogIndex(8),
+                   .round = 77,
+                   .entries = {noop(3), cmd(3, 5, "k", "v")}};
+  ae.entries[1].command.op = ClientOp::kCas;
+  ae.entries[1].command.expected = std::nullopt;
+  const std::string bytes = encode_message(Message(ae));
+  Result<Message> back = decode_message<Message>(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(encode_message(*back), bytes);
+  EXPECT_EQ(std::get<AppendEntries>(*back).entries, ae.entries);
+  // Truncations of a valid message never decode into something else silently.
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(decode_message<Message>(bytes.substr(0, n)).ok()) << n;
+  }
+}
+
+TEST(RaftVote, AVoteIsSentOnlyOnceItIsDurable) {
+  FakeEnv env;
+  Raft r(env, three(2), {});
+  r.on_message(NodeId(1),
+               VoteRequest{.term = Term(1), .last_index = LogIndex(0), .last_term = Term(0)});
+  EXPECT_TRUE(env.take<VoteReply>().empty()) << "the vote left before it was on disk";
+  ASSERT_FALSE(env.records.empty());
+  env.sync(r);
+  auto replies = env.take<VoteReply>();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_TRUE(replies[0].second.granted);
+  EXPECT_EQ(replies[0].first, NodeId(1));
+}
+
+TEST(RaftVote, ANodeVotesOncePerTermAndSurvivesRestartWithThatVote) {
+  FakeEnv env;
+  auto r = std::make_unique<Raft>(env, three(2), std::vector<std::string>{});
+  r->on_message(NodeId(1),
+                VoteRequest{.term = Term(4), .last_index = LogIndex(0), .last_term = Term(0)});
+  env.sync(*r);
+  env.take<VoteReply>();
+  // Crash and restart from what is on disk: the vote for 1 in term 4 holds.
+  FakeEnv env2;
+  r = std::make_unique<Raft>(env2, three(2), env.records);
+  r->on_message(NodeId(3),
+                VoteRequest{.term = Term(4), .last_index = LogIndex(5), .last_term = Term(3)});
+  auto replies = env2.take<VoteReply>();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_FALSE(replies[0].second.granted);
+}
+
+TEST(RaftVote, NoVoteForACandidateWithALessUpToDateLog) {
+  FakeEnv env;
+  Raft r(env, three(2), {encode_entries(LogIndex(1), {noop(1), noop(2)})});
+  r.on_message(NodeId(1),
+               VoteRequest{.term = Term(5), .last_index = LogIndex(9), .last_term = Term(1)});
+  env.sync(r);
+  auto replies = env.take<VoteReply>();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_FALSE(replies[0].second.granted);
+  EXPECT_EQ(r.term(), Term(5)) << "a higher term is adopted even when the vote is refused";
+}
+
+TEST(RaftVote, PreVoteAsksWithoutBumpingAnyTerm) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  env.advance(r, kLongerThanAnyElectionTimeout);
+  EXPECT_EQ(r.role(), Raft::Role::kPreCandidate);
+  EXPECT_EQ(r.term(), Term(0));
+  EXPECT_TRUE(env.records.empty());
+  auto asks = env.take<VoteRequest>();
+  ASSERT_EQ(asks.size(), 2u);
+  EXPECT_TRUE(asks[0].second.pre_vote);
+  EXPECT_EQ(asks[0].second.term, Term(1));
+  // A node that hears from a live leader refuses a PreVote.
+  FakeEnv env2;
+  Raft follower(env2, three(2), {});
+  follower.on_message(NodeId(3), AppendEntries{.term = Term(1)});
+  follower.on_message(NodeId(1), VoteRequest{.term = Term(2), .pre_vote = true});
+  auto refused = env2.take<VoteReply>();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_FALSE(refused[0].second.granted);
+  EXPECT_EQ(follower.term(), Term(1));
+}
+
+// Brings node 1 of three to leadership in term 1, all of its records durable.
+void elect(FakeEnv& env, Raft& r) {
+  env.advance(r, kLongerThanAnyElectionTimeout);
+  r.on_message(NodeId(2), VoteReply{.term = Term(1), .granted = true, .pre_vote = true});
+  ASSERT_EQ(r.role(), Raft::Role::kCandidate);
+  EXPECT_TRUE(env.take<VoteRequest>().size() == 2u) << "pre-votes only so far";
+  env.sync(r);  // our own vote is durable: the RequestVotes leave now
+  EXPECT_EQ(env.take<VoteRequest>().size(), 2u);
+  r.on_message(NodeId(3), VoteReply{.term = Term(1), .granted = true});
+  ASSERT_EQ(r.role(), Raft::Role::kLeader);
+  env.sync(r);
+}
+
+TEST(RaftVote, ACandidateCountsItsOwnVoteOnlyOnceDurable) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  env.advance(r, kLongerThanAnyElectionTimeout);
+  env.take<VoteRequest>();
+  r.on_message(NodeId(2), VoteReply{.term = Term(1), .granted = true, .pre_vote = true});
+  ASSERT_EQ(r.role(), Raft::Role::kCandidate);
+  EXPECT_TRUE(env.take<VoteRequest>().empty()) << "asked for votes before our own was durable";
+  env.sync(r);
+  EXPECT_EQ(env.take<VoteRequest>().size(), 2u);
+}
+
+TEST(RaftAppend, AnAcknowledgementWaitsForTheEntriesToBeDurable) {
+  FakeEnv env;
+  Raft r(env, three(2), {});
+  r.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .leader_commit = LogIndex(0),
+                                        .entries = {noop(1), cmd(1, 3, "k", "v")}});
+  EXPECT_TRUE(env.take<AppendReply>().empty()) << "acknowledged entries not yet on disk";
+  env.sync(r);
+  auto acks = env.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_TRUE(acks[0].second.success);
+  EXPECT_EQ(acks[0].second.match_index, LogIndex(2));
+}
+
+TEST(RaftAppend, AConflictingSuffixIsReplacedDurablyAndTheRejectCarriesAHint) {
+  FakeEnv env;
+  Raft r(env, three(2),
+         {encode_entries(LogIndex(1), {noop(1), cmd(1, 5, "a", "1"), cmd(1, 6, "a", "2")})});
+  // The leader of term 3 thinks index 3 has term 2: we hold term 1 from index 1.
+  r.on_message(NodeId(1),
+               AppendEntries{.term = Term(3), .prev_index = LogIndex(3), .prev_term = Term(2)});
+  auto rejects = env.take<AppendReply>();
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_FALSE(rejects[0].second.success);
+  EXPECT_EQ(rejects[0].second.conflict_term, Term(1));
+  EXPECT_EQ(rejects[0].second.conflict_index, LogIndex(1));
+  // The leader resumes after index 1; its entry 2 replaces our 2 and 3.
+  r.on_message(
+      NodeId(1),
+      AppendEntries{
+          .term = Term(3), .prev_index = LogIndex(1), .prev_term = Term(1), .entries = {noop(3)}});
+  EXPECT_EQ(r.log().last_index(), LogIndex(2));
+  EXPECT_EQ(r.log().term_at(LogIndex(2)), Term(3));
+  // What is on disk now (the recovered record, then the new ones) replays to
+  // the same log.
+  std::vector<std::string> all = {
+      encode_entries(LogIndex(1), {noop(1), cmd(1, 5, "a", "1"), cmd(1, 6, "a", "2")})};
+  all.insert(all.end(), env.records.begin(), env.records.end());
+  Result<RecoveredState> replay = recover(all);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->log.last_index(), LogIndex(2));
+  EXPECT_EQ(replay->log.term_at(LogIndex(2)), Term(3));
+}
+
+TEST(RaftAppend, ADuplicateOldMessageDoesNotTruncateNewerEntries) {
+  FakeEnv env;
+  Raft r(env, three(2), {});
+  AppendEntries first{.term = Term(1), .entries = {noop(1)}};
+  AppendEntries second{.term = Term(1),
+                       .prev_index = LogIndex(1),
+                       .prev_term = Term(1),
+                       .entries = {cmd(1, 4, "k", "v")}};
+  r.on_message(NodeId(1), first);
+  r.on_message(NodeId(1), second);
+  r.on_message(NodeId(1), first);  // a duplicate arriving late
+  EXPECT_EQ(r.log().last_index(), LogIndex(2));
+}
+
+TEST(RaftClient, AFollowerRejectsWithTheLeaderAsHint) {
+  FakeEnv env;
+  Raft r(env, three(2), {});
+  r.on_message(NodeId(3), AppendEntries{.term = Term(1)});
+  r.on_request(request(1, ClientOp::kWrite, "k", "v"));
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kFail);
+  EXPECT_EQ(env.replies[0].second.leader_hint, NodeId(3));
+}
+
+TEST(RaftLeader, AWriteIsAnsweredOnlyOnceAMajorityHoldsItDurably) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  env.sent.clear();
+  r.on_request(request(9, ClientOp::kWrite, "k", "v"));
+  env.sync(r);
+  auto appends = env.take<AppendEntries>();
+  ASSERT_FALSE(appends.empty());
+  EXPECT_TRUE(env.replies.empty()) << "answered with only the leader's copy";
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].first, RequestId(9));
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kOk);
+  EXPECT_EQ(r.commit_index(), LogIndex(2));
+}
+
+TEST(RaftLeader, ManyWritesArePipelinedAndBatched) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  for (uint64_t i = 0; i < 300; ++i) {
+    r.on_request(request(100 + i, ClientOp::kWrite, "k", "v" + std::to_string(i)));
+  }
+  // The window to node 2 (the no-op, then writes) is full and nothing is
+  // acknowledged yet.
+  size_t to_2 = 0;
+  for (auto& [to, m] : env.take<AppendEntries>()) to_2 += to == NodeId(2) && !m.entries.empty();
+  EXPECT_EQ(to_2, RaftOptions{}.max_inflight);
+  // One acknowledgement opens the window: the backlog leaves in batches.
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  auto more = env.take<AppendEntries>();
+  ASSERT_FALSE(more.empty());
+  EXPECT_GT(more.back().second.entries.size(), 1u) << "entries were not batched";
+}
+
+TEST(RaftLeader, ARejectBacksOffPastTheFollowersConflictingTerm) {
+  FakeEnv env;
+  Raft r(env, three(1), {encode_entries(LogIndex(1), {noop(1), noop(1), noop(1)})});
+  env.advance(r, kLongerThanAnyElectionTimeout);
+  r.on_message(NodeId(2), VoteReply{.term = Term(1), .granted = true, .pre_vote = true});
+  env.sync(r);
+  r.on_message(NodeId(2), VoteReply{.term = Term(1), .granted = true});
+  ASSERT_EQ(r.role(), Raft::Role::kLeader);
+  env.sent.clear();
+  // Node 3 holds only index 1 (its log is too short), so it asks for index 2.
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(2)});
+  auto resent = env.take<AppendEntries>();
+  ASSERT_FALSE(resent.empty());
+  EXPECT_EQ(resent.front().first, NodeId(3));
+  EXPECT_EQ(resent.front().second.prev_index, LogIndex(1));
+  EXPECT_EQ(resent.front().second.entries.size(), 3u);  // 2, 3 and the leader's no-op
+}
+
+TEST(RaftRead, ALeaderAnswersAReadOnlyAfterAMajorityConfirmsItLeads) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  ASSERT_EQ(r.commit_index(), LogIndex(1));
+  env.sent.clear();
+  r.on_request(request(5, ClientOp::kRead, "k"));
+  EXPECT_TRUE(env.replies.empty()) << "served a read without confirming leadership";
+  auto round = env.take<AppendEntries>();
+  ASSERT_FALSE(round.empty());
+  const uint64_t n = round.front().second.round;
+  // An echo of an older round proves nothing.
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = true, .round = n - 1});
+  EXPECT_TRUE(env.replies.empty());
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = true, .round = n});
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kOk);
+  EXPECT_EQ(env.replies[0].second.value, std::nullopt);
+}
+
+TEST(RaftCheckQuorum, ALeaderCutOffFromItsFollowersStepsDown) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  // Nobody answers for two election timeouts.
+  env.advance(r, milliseconds(2 * 150 + 10));
+  EXPECT_EQ(r.role(), Raft::Role::kFollower);
+  EXPECT_EQ(r.term(), Term(1)) << "stepping down does not start an election by itself";
+}
+
+TEST(RaftCheckQuorum, ALeaderThatHearsAMajorityStays) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  for (int i = 0; i < 20; ++i) {
+    env.advance(r, milliseconds(20));
+    r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true});
+  }
+  EXPECT_EQ(r.role(), Raft::Role::kLeader);
+}
+
+TEST(RaftElection, ASingleNodeElectsItselfOnceDurableAndCommitsAlone) {
+  FakeEnv env;
+  Raft r(env, Membership{NodeId(1), {NodeId(1)}}, {});
+  env.advance(r, kLongerThanAnyElectionTimeout);
+  EXPECT_EQ(r.role(), Raft::Role::kCandidate) << "must not lead before its vote is durable";
+  env.sync(r);
+  ASSERT_EQ(r.role(), Raft::Role::kLeader);
+  r.on_request(request(1, ClientOp::kWrite, "k", "v"));
+  EXPECT_TRUE(env.replies.empty());
+  env.sync(r);
+  ASSERT_EQ(env.replies.size(), 1u);
+  r.on_request(request(2, ClientOp::kRead, "k"));
+  ASSERT_EQ(env.replies.size(), 2u);
+  EXPECT_EQ(env.replies[1].second.value, "v");
+}
+
+TEST(RaftElection, AHigherTermDeposesALeaderAndItsPendingReadsFail) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  r.on_request(request(5, ClientOp::kRead, "k"));
+  r.on_message(NodeId(3), AppendEntries{.term = Term(2)});
+  EXPECT_EQ(r.role(), Raft::Role::kFollower);
+  EXPECT_EQ(r.leader(), NodeId(3));
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kFail);
+}
+
+TEST(RaftRecords, ACheckpointResetsEverythingRecordedBeforeIt) {
+  RaftLog log;
+  log.replace_from(LogIndex(1), {noop(1), cmd(1, 2, "a", "1"), cmd(2, 3, "b", "2")});
+  log.compact_to(LogIndex(2));
+  KvStateMachine sm;
+  sm.apply(request(2, ClientOp::kWrite, "a", "1"));
+  Result<RecoveredState> s = recover({
+      encode_hard_state({Term(1), NodeId(1)}),
+      encode_entries(LogIndex(1), {noop(1), noop(1), noop(1), noop(1)}),
+      encode_checkpoint({Term(2), NodeId(3)}, log, {NodeId(1), NodeId(3)}, sm.encode()),
+      encode_entries(LogIndex(4), {noop(2)}),
+  });
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->hard_state.term, Term(2));
+  EXPECT_EQ(s->hard_state.voted_for, NodeId(3));
+  EXPECT_EQ(s->log.snapshot_index(), LogIndex(2));
+  EXPECT_EQ(s->log.snapshot_term(), Term(1));
+  EXPECT_EQ(s->log.last_index(), LogIndex(4));
+  EXPECT_EQ(s->log.at(LogIndex(3)), cmd(2, 3, "b", "2"));
+  EXPECT_EQ(KvStateMachine::decode(s->snapshot).value(), sm);
+  // An Entries record may not rewrite what the checkpoint's snapshot covers.
+  EXPECT_EQ(s->snapshot_config, (std::vector<NodeId>{NodeId(1), NodeId(3)}));
+  EXPECT_TRUE(recover({encode_checkpoint({Term(2), NodeId(3)}, log, {}, sm.encode()),
+                       encode_entries(LogIndex(2), {noop(2)})})
+                  .status()
+                  .is_corruption());
+}
+
+// Leader 1 with node 2 acknowledging everything and node 3 silent; snapshots
+// every 4 applied entries.
+void elect_and_commit(FakeEnv& env, Raft& r, int writes) {
+  elect(env, r);
+  for (int i = 0; i < writes; ++i) {
+    r.on_request(request(50 + i, ClientOp::kWrite, "k", "v" + std::to_string(i)));
+    env.sync(r);
+    r.on_message(
+        NodeId(2),
+        AppendReply{.term = Term(1), .success = true, .match_index = r.log().last_index()});
+  }
+}
+
+RaftOptions snapshot_every_4() {
+  RaftOptions o;
+  o.snapshot_threshold = 4;
+  return o;
+}
+
+TEST(RaftSnapshot, ALeaderCompactsItsLogIntoOneCheckpointRecord) {
+  FakeEnv env;
+  Raft r(env, three(1), {}, snapshot_every_4());
+  elect_and_commit(env, r, 10);
+  EXPECT_EQ(r.commit_index(), LogIndex(11));
+  EXPECT_GE(r.log().snapshot_index(), LogIndex(8));
+  EXPECT_EQ(r.state_machine().read("k"), "v9");
+  // A restart from the records (the default persist_checkpoint keeps the ones
+  // before it, as a runtime that cannot drop records would) gives the same state.
+  FakeEnv env2;
+  Raft again(env2, three(1), env.records, snapshot_every_4());
+  EXPECT_EQ(again.log().snapshot_index(), r.log().snapshot_index());
+  EXPECT_EQ(again.log().last_index(), r.log().last_index());
+  EXPECT_EQ(again.commit_index(), again.log().snapshot_index());
+  EXPECT_EQ(again.state_machine().encode(),
+            KvStateMachine::decode(again.state_machine().encode()).value().encode());
+}
+
+TEST(RaftSnapshot, AFollowerThatNeedsCompactedEntriesGetsTheSnapshot) {
+  FakeEnv env;
+  Raft r(env, three(1), {}, snapshot_every_4());
+  elect_and_commit(env, r, 10);
+  env.sent.clear();
+  // Node 3 answers at last: its log is empty.
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+  auto snaps = env.take<InstallSnapshot>();
+  ASSERT_EQ(snaps.size(), 1u);
+  EXPECT_EQ(snaps[0].first, NodeId(3));
+  EXPECT_EQ(snaps[0].second.last_index, r.log().snapshot_index());
+
+  // Node 3 installs it, durably, then acknowledges; a restart keeps it.
+  FakeEnv env3;
+  Raft follower(env3, three(3), {}, snapshot_every_4());
+  follower.on_message(NodeId(1), snaps[0].second);
+  EXPECT_EQ(follower.commit_index(), snaps[0].second.last_index);
+  EXPECT_EQ(follower.state_machine().encode(), snaps[0].second.state);
+  EXPECT_TRUE(env3.take<AppendReply>().empty()) << "acknowledged a snapshot not yet durable";
+  env3.sync(follower);
+  auto acks = env3.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_TRUE(acks[0].second.success);
+  EXPECT_EQ(acks[0].second.match_index, snaps[0].second.last_index);
+  FakeEnv env4;
+  Raft restarted(env4, three(3), env3.records, snapshot_every_4());
+  EXPECT_EQ(restarted.log().snapshot_index(), snaps[0].second.last_index);
+  EXPECT_EQ(restarted.state_machine().encode(), snaps[0].second.state);
+
+  // The leader resumes with the entries after the snapshot.
+  env.sent.clear();
+  r.on_message(NodeId(3), acks[0].second);
+  auto rest = env.take<AppendEntries>();
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.front().second.prev_index, snaps[0].second.last_index);
+}
+
+TEST(RaftTransfer, ALeaderHandsOverToAnUpToDateFollowerAndRefusesWritesMeanwhile) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = r.log().last_index()});
+  EXPECT_TRUE(r.transfer_leadership(NodeId(2)).ok());
+  auto go = env.take<TimeoutNow>();
+  ASSERT_EQ(go.size(), 1u);
+  EXPECT_EQ(go[0].first, NodeId(2));
+  EXPECT_EQ(go[0].second.term, Term(1));
+  r.on_request(request(1, ClientOp::kWrite, "k", "v"));
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kFail);
+  EXPECT_EQ(env.replies[0].second.leader_hint, NodeId(2));
+  EXPECT_EQ(r.transfer_leadership(NodeId(3)).code(), Status::Code::kBusy);
+}
+
+TEST(RaftTransfer, TheTargetIsBroughtUpToDateBeforeTimeoutNow) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  ASSERT_TRUE(r.transfer_leadership(NodeId(3)).ok());
+  EXPECT_TRUE(env.take<TimeoutNow>().empty()) << "node 3 has not acknowledged the no-op yet";
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = true, .match_index = r.log().last_index()});
+  EXPECT_EQ(env.take<TimeoutNow>().size(), 1u);
+}
+
+TEST(RaftTransfer, AnUnfinishedTransferIsAbandoned) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  ASSERT_TRUE(r.transfer_leadership(NodeId(3)).ok());
+  for (int i = 0; i < 20; ++i) {  // node 2 keeps the leader in office; 3 never answers
+    env.advance(r, milliseconds(20));
+    r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true});
+  }
+  ASSERT_EQ(r.role(), Raft::Role::kLeader);
+  r.on_request(request(1, ClientOp::kWrite, "k", "v"));
+  EXPECT_TRUE(env.replies.empty()) << "writes are taken again";
+  EXPECT_EQ(r.log().last_index(), LogIndex(2));
+}
+
+TEST(RaftTransfer, TimeoutNowMakesAFollowerCampaignAtOnceWithoutPreVote) {
+  FakeEnv env;
+  Raft r(env, three(2), {});
+  r.on_message(NodeId(1), AppendEntries{.term = Term(1)});
+  r.on_message(NodeId(1), TimeoutNow{.term = Term(1)});
+  EXPECT_EQ(r.role(), Raft::Role::kCandidate);
+  EXPECT_EQ(r.term(), Term(2));
+  env.sync(r);
+  auto asks = env.take<VoteRequest>();
+  ASSERT_EQ(asks.size(), 2u);
+  EXPECT_FALSE(asks[0].second.pre_vote);
+  // A stale TimeoutNow (an older term) does nothing.
+  FakeEnv env2;
+  Raft f(env2, three(2), {});
+  f.on_message(NodeId(1), AppendEntries{.term = Term(3)});
+  f.on_message(NodeId(1), TimeoutNow{.term = Term(2)});
+  EXPECT_EQ(f.role(), Raft::Role::kFollower);
+}
+
+TEST(RaftMembership, AChangeWaitsForAnEntryOfTheLeadersTermAndForThePreviousChange) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  EXPECT_EQ(r.change_membership(NodeId(3), false).code(), Status::Code::kBusy)
+      << "the no-op of this term has not committed";
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  ASSERT_TRUE(r.change_membership(NodeId(3), false).ok());
+  EXPECT_EQ(r.config(), (std::vector<NodeId>{NodeId(1), NodeId(2)})) << "effective on append";
+  EXPECT_EQ(r.change_membership(NodeId(2), false).code(), Status::Code::kBusy)
+      << "the first change has not committed";
+  EXPECT_EQ(r.change_membership(NodeId(1), true).code(), Status::Code::kInvalidArgument);
+}
+
+TEST(RaftMembership, TheMajorityFollowsTheConfig) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  ASSERT_TRUE(r.change_membership(NodeId(3), false).ok());
+  env.sync(r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  ASSERT_EQ(r.commit_index(), LogIndex(2));
+  ASSERT_TRUE(r.change_membership(NodeId(2), false).ok());
+  env.sync(r);
+  // Config {1}: the leader alone is a majority now.
+  EXPECT_EQ(r.commit_index(), LogIndex(3));
+  r.on_request(request(7, ClientOp::kWrite, "k", "v"));
+  env.sync(r);
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kOk);
+}
+
+TEST(RaftMembership, ALeaderThatRemovesItselfLeadsUntilTheChangeCommitsThenStepsDown) {
+  FakeEnv env;
+  Raft r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  ASSERT_TRUE(r.change_membership(NodeId(1), false).ok());
+  env.sync(r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  EXPECT_EQ(r.role(), Raft::Role::kLeader) << "its own copy must not count: {2,3} decide";
+  EXPECT_EQ(r.commit_index(), LogIndex(1));
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  EXPECT_EQ(r.commit_index(), LogIndex(2));
+  EXPECT_EQ(r.role(), Raft::Role::kFollower);
+  // Outside the config it never campaigns.
+  env.sent.clear();
+  env.advance(r, 3 * kLongerThanAnyElectionTimeout);
+  EXPECT_TRUE(env.take<VoteRequest>().empty());
+}
+
+TEST(RaftMembership, AConfigEntryThatIsOverwrittenIsRevertedAndSurvivesRestart) {
+  FakeEnv env;
+  Raft r(env, three(2), {});
+  Entry config{.term = Term(1), .kind = Entry::Kind::kConfig, .members = {NodeId(1), NodeId(2)}};
+  r.on_message(NodeId(1), AppendEntries{.term = Term(1), .entries = {noop(1), config}});
+  EXPECT_EQ(r.config(), config.members);
+  {
+    FakeEnv again;
+    Raft restarted(again, three(2), env.records);
+    EXPECT_EQ(restarted.config(), config.members) << "the config is rebuilt from the log";
+  }
+  // The leader of term 2 never had it: index 2 is overwritten.
+  r.on_message(
+      NodeId(3),
+      AppendEntries{
+          .term = Term(2), .prev_index = LogIndex(1), .prev_term = Term(1), .entries = {noop(2)}});
+  EXPECT_EQ(r.config(), (std::vector<NodeId>{NodeId(1), NodeId(2), NodeId(3)}));
+}
+
+}  // namespace
+}  // namespace statekv::replication::raft

@@ -3,10 +3,9 @@
 // The callback it installs writes the process exit code to *exit_code.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 namespace statekv::cli {
 

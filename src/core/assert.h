@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define SKV_ASSERT(cond, msg)                                                        \
-  do {                                                                               \
-    if (!(cond)) [[unlikely]] {                                                      \
-      std::fprintf(stderr, "statekv: invariant failed at %s:%d: %s (%s)\n", __FILE__, \
-                   __LINE__, #cond, msg);                                            \
-      std::abort();                                                                  \
-    }                                                                                \
+#define SKV_ASSERT(cond, msg)                                                                   \
+  do {                                                                                          \
+    if (!(cond)) [[unlikely]] {                                                                 \
+      std::fprintf(stderr, "statekv: invariant failed at %s:%d: %s (%s)\n", __FILE__, __LINE__, \
+                   #cond, msg);                                                                 \
+      std::abort();                                                                             \
+    }                                                                                           \
   } while (0)

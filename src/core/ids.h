@@ -34,5 +34,7 @@ using RequestId = StrongId<struct RequestIdTag>;
 
 template <typename Tag, typename Rep>
 struct std::hash<statekv::StrongId<Tag, Rep>> {
-  size_t operator()(statekv::StrongId<Tag, Rep> id) const noexcept { return std::hash<Rep>{}(id.value()); }
+  size_t operator()(statekv::StrongId<Tag, Rep> id) const noexcept {
+    return std::hash<Rep>{}(id.value());
+  }
 };

@@ -13,12 +13,23 @@ namespace statekv::resp {
 
 struct Value {
   enum class Type {
-    kSimple, kError, kInteger, kBulk, kNull, kArray, kMap, kSet, kPush,
-    kDouble, kBoolean, kVerbatim, kBigNumber,
+    kSimple,
+    kError,
+    kInteger,
+    kBulk,
+    kNull,
+    kArray,
+    kMap,
+    kSet,
+    kPush,
+    kDouble,
+    kBoolean,
+    kVerbatim,
+    kBigNumber,
   };
   Type type = Type::kNull;
-  std::string str;              // simple, error, bulk, verbatim (without "fmt:"), big number, double text
-  int64_t integer = 0;          // integer, boolean (0/1)
+  std::string str;      // simple, error, bulk, verbatim (without "fmt:"), big number, double text
+  int64_t integer = 0;  // integer, boolean (0/1)
   std::vector<Value> elements;  // array, set, push; map as k0, v0, k1, v1, ...
 };
 

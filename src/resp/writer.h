@@ -20,20 +20,20 @@ class Writer {
   void set_protocol(int protocol) { protocol_ = protocol; }
   std::string* buffer() { return out_; }
 
-  void simple(std::string_view s);      // +s
-  void error(std::string_view message); // -message   (message includes its prefix, e.g. "ERR ...")
-  void integer(int64_t v);              // :v
-  void bulk(std::string_view s);        // $len s
-  void null();                          // RESP2 $-1   RESP3 _
-  void null_array();                    // RESP2 *-1   RESP3 _
-  void array(size_t n);                 // *n
-  void map(size_t pairs);               // RESP3 %n    RESP2 *2n
-  void set(size_t n);                   // RESP3 ~n    RESP2 *n
-  void push(size_t n);                  // RESP3 >n    RESP2 *n
-  void boolean(bool b);                 // RESP3 #t/#f RESP2 :1/:0
-  void dbl(double d);                   // RESP3 ,d    RESP2 bulk with the same text (%.17g, inf, -inf, nan)
+  void simple(std::string_view s);       // +s
+  void error(std::string_view message);  // -message   (message includes its prefix, e.g. "ERR ...")
+  void integer(int64_t v);               // :v
+  void bulk(std::string_view s);         // $len s
+  void null();                           // RESP2 $-1   RESP3 _
+  void null_array();                     // RESP2 *-1   RESP3 _
+  void array(size_t n);                  // *n
+  void map(size_t pairs);                // RESP3 %n    RESP2 *2n
+  void set(size_t n);                    // RESP3 ~n    RESP2 *n
+  void push(size_t n);                   // RESP3 >n    RESP2 *n
+  void boolean(bool b);                  // RESP3 #t/#f RESP2 :1/:0
+  void dbl(double d);  // RESP3 ,d    RESP2 bulk with the same text (%.17g, inf, -inf, nan)
   void verbatim(std::string_view format, std::string_view s);  // RESP3 =len fmt:s   RESP2 bulk s
-  void raw(std::string_view bytes);     // pre-encoded bytes, appended as they are
+  void raw(std::string_view bytes);  // pre-encoded bytes, appended as they are
 
  private:
   void header(char type, uint64_t n);

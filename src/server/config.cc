@@ -195,14 +195,13 @@ const std::vector<Setting>& settings() {
                           return "statekv has no RDB snapshots; durability is set by fsync";
                         },
                         Setting::TomlKind::kString});
-    s.push_back(Setting{"appendonly", false,
-                        [](const ServerConfig& c) {
-                          return std::string(c.engine == "rocksdb" ? "yes" : "no");
-                        },
-                        [](std::string_view, ServerConfig&) -> ParseError {
-                          return "follows the engine: rocksdb keeps a write-ahead log, memory none";
-                        },
-                        Setting::TomlKind::kString});
+    s.push_back(Setting{
+        "appendonly", false,
+        [](const ServerConfig& c) { return std::string(c.engine == "rocksdb" ? "yes" : "no"); },
+        [](std::string_view, ServerConfig&) -> ParseError {
+          return "follows the engine: rocksdb keeps a write-ahead log, memory none";
+        },
+        Setting::TomlKind::kString});
     return s;
   }();
   return kSettings;

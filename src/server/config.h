@@ -22,10 +22,10 @@ struct ServerConfig {
   std::string data_dir = "./data";
   std::string engine = "rocksdb";  // "rocksdb" | "memory"
   storage::FsyncPolicy fsync = storage::FsyncPolicy::kBatch;
-  std::string requirepass;         // empty: no AUTH required
-  unsigned io_threads = 0;         // 0: one per hardware thread
+  std::string requirepass;  // empty: no AUTH required
+  unsigned io_threads = 0;  // 0: one per hardware thread
   uint64_t maxclients = 10000;
-  uint64_t timeout_seconds = 0;    // close clients idle this long; 0 = never (Redis default)
+  uint64_t timeout_seconds = 0;  // close clients idle this long; 0 = never (Redis default)
   uint64_t proto_max_bulk_len = 512ull * 1024 * 1024;
   uint64_t max_multibulk_len = 2147483647;  // INT_MAX, as Redis 7
   uint64_t max_inline_len = 64 * 1024;
@@ -34,10 +34,10 @@ struct ServerConfig {
   // client-output-buffer-limit for normal clients is unlimited; statekv bounds it
   // so that a client that stops reading cannot grow the server without limit).
   uint64_t client_output_buffer_limit = 256ull * 1024 * 1024;
-  unsigned hz = 10;                        // active expiry cycles per second
+  unsigned hz = 10;                             // active expiry cycles per second
   unsigned active_expire_keys_per_cycle = 200;  // bounded work per cycle
-  std::string loglevel = "info";           // debug | info | warn | error
-  std::string logfile;                     // empty: stderr
+  std::string loglevel = "info";                // debug | info | warn | error
+  std::string logfile;                          // empty: stderr
 };
 
 // Text form of a FsyncPolicy: "always" | "batch" | "never".

@@ -11,8 +11,8 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -31,12 +31,12 @@ namespace statekv::server {
 // (CLIENT LIST) are guarded by mu or atomic.
 struct Session {
   uint64_t id = 0;
-  int resp = 2;               // 2 or 3 (HELLO)
-  bool authenticated = false; // true when no requirepass is set
+  int resp = 2;                // 2 or 3 (HELLO)
+  bool authenticated = false;  // true when no requirepass is set
   int db = 0;
   bool close_after_reply = false;  // QUIT
-  std::string addr;           // "127.0.0.1:53124"
-  std::string laddr;          // "127.0.0.1:7001"
+  std::string addr;                // "127.0.0.1:53124"
+  std::string laddr;               // "127.0.0.1:7001"
   int fd = -1;
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   std::atomic<int64_t> last_interaction_ms{0};  // steady clock, ms
@@ -44,7 +44,7 @@ struct Session {
   std::atomic<uint64_t> output_buffer_bytes{0};
   std::atomic<uint64_t> commands{0};
 
-  mutable std::mutex mu;      // guards name, last_command, lib_name, lib_ver
+  mutable std::mutex mu;  // guards name, last_command, lib_name, lib_ver
   std::string name;
   std::string last_command = "NULL";
   std::string lib_name;
@@ -98,8 +98,8 @@ struct ServerContext {
   std::string run_id;  // 40 hex chars, new each start
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   unsigned io_threads = 1;
-  std::string executable;  // absolute path of the binary, for INFO server
-  std::string config_file; // --config path or empty
+  std::string executable;   // absolute path of the binary, for INFO server
+  std::string config_file;  // --config path or empty
 };
 
 // The command layer, as the network sees it.

@@ -125,7 +125,8 @@ class FakeService final : public Service {
     {
       std::lock_guard lock(session.mu);
       session.last_command = cmd;
-      for (auto& c : session.last_command) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (auto& c : session.last_command)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     for (auto& c : cmd) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     if (cmd == "PING") {

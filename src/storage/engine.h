@@ -69,10 +69,10 @@ class WriteBatch {
 using ScanVisitor = std::function<bool(std::string_view key, std::string_view value)>;
 
 struct EngineStats {
-  uint64_t keys = 0;              // number of live keys (exact for memory, estimate for rocksdb)
-  uint64_t memory_bytes = 0;      // bytes of memory the engine holds for data and indexes
-  uint64_t disk_bytes = 0;        // bytes on disk (0 for memory)
-  uint64_t fsyncs = 0;            // fsync calls made since open
+  uint64_t keys = 0;          // number of live keys (exact for memory, estimate for rocksdb)
+  uint64_t memory_bytes = 0;  // bytes of memory the engine holds for data and indexes
+  uint64_t disk_bytes = 0;    // bytes on disk (0 for memory)
+  uint64_t fsyncs = 0;        // fsync calls made since open
   Sequence last_sequence = 0;
   Sequence durable_sequence = 0;
 };

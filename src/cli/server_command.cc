@@ -73,7 +73,12 @@ Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig&
   if (Status s = prepare_data_dir(config.data_dir); !s.ok()) return s;
   storage::RocksDbEngineOptions options;
   options.path = (std::filesystem::path(config.data_dir) / "rocksdb").string();
-  options.fsync = config.fsync;
+  // Both always and batch group-commit in the engine's sync thread; always adds
+  // that every reply (reads included) waits until the writes it could reflect are
+  // durable, which the network layer enforces (ConnectionLimits). Syncing each
+  // write on its own instead would cost one fsync per command of a pipeline.
+  options.fsync = config.fsync == storage::FsyncPolicy::kNever ? storage::FsyncPolicy::kNever
+                                                               : storage::FsyncPolicy::kBatch;
   auto engine = storage::open_rocksdb_engine(options);
   if (!engine.ok()) {
     // RocksDB reports a second process on the same directory as a LOCK error.
@@ -192,8 +197,11 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"rocksdb", "memory"}))
       ->capture_default_str();
   cmd->add_option("--fsync", flags->fsync,
-                  "When a write is acknowledged: always (after its own fsync), batch (after the "
-                  "group fsync that covers it), never (at once; a crash may lose recent writes)")
+                  "When replies wait for fsync: always (every reply, reads included, waits until "
+                  "the writes it could reflect are on disk: no client sees data a crash could "
+                  "lose), batch (a write is acknowledged after the group fsync that covers it; "
+                  "reads may see writes not yet on disk), never (at once; a crash may lose "
+                  "recent writes)")
       ->check(CLI::IsMember({"always", "batch", "never"}))
       ->capture_default_str();
   cmd->add_option("--requirepass", v.requirepass,

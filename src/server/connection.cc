@@ -181,6 +181,10 @@ void Connection::execute(std::vector<std::string_view>& args) {
   // The command layer records the command for CLIENT LIST and counts it.
   resp::Writer writer(&target, session_.resp);
   storage::Sequence seq = env_.service->execute(session_, args, writer);
+  if (thread_.limits().replies_wait_for_all_writes) {
+    // Read after execute: covers every write this reply could reflect.
+    seq = std::max(seq, env_.engine->last_sequence());
+  }
   hold_reply(start, seq);
   if (session_.close_after_reply) closing_ = true;  // QUIT: flush, then close
 }

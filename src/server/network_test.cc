@@ -93,6 +93,32 @@ TEST(NetworkTest, HoldsRepliesUntilDurableAndKeepsTheirOrder) {
   EXPECT_EQ(c.read_value().str, "c");
 }
 
+TEST(NetworkTest, UnderFsyncAlwaysReadsWaitForEveryEarlierWrite) {
+  ServerConfig config;
+  config.fsync = storage::FsyncPolicy::kAlways;
+  TestServer server(config);
+  Client writer(server.port()), reader(server.port());
+  ASSERT_TRUE(writer.send(command({"WRITE", "a"})));  // seq 1, not durable
+  EXPECT_EQ(writer.read_value(100ms).str, "timeout");
+  // The reader wrote nothing, but its reply could reflect seq 1: it waits too.
+  ASSERT_TRUE(reader.send(command({"PING"})));
+  EXPECT_EQ(reader.read_value(200ms).str, "timeout") << "a reply revealed non-durable state";
+  server.engine().make_durable(1);
+  EXPECT_EQ(writer.read_value().str, "a");
+  EXPECT_EQ(reader.read_value().str, "PONG");
+}
+
+TEST(NetworkTest, UnderFsyncBatchOnlyWritesWait) {
+  TestServer server;  // default: batch
+  Client writer(server.port()), reader(server.port());
+  ASSERT_TRUE(writer.send(command({"WRITE", "a"})));
+  EXPECT_EQ(writer.read_value(100ms).str, "timeout");
+  ASSERT_TRUE(reader.send(command({"PING"})));
+  EXPECT_EQ(reader.read_value().str, "PONG");
+  server.engine().make_durable(1);
+  EXPECT_EQ(writer.read_value().str, "a");
+}
+
 TEST(NetworkTest, LaterReplyWithSmallerSequenceWaitsForEarlierOne) {
   TestServer server;
   Client first(server.port()), second(server.port());

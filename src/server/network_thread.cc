@@ -29,6 +29,7 @@ ConnectionLimits ConnectionLimits::from(const ServerConfig& config) {
   l.output_hard_limit = config.client_output_buffer_limit;
   l.output_pause_bytes = std::min(kOutputPauseBytes, config.client_output_buffer_limit / 2);
   l.timeout_ms = config.timeout_seconds * 1000;
+  l.replies_wait_for_all_writes = config.fsync == storage::FsyncPolicy::kAlways;
   return l;
 }
 

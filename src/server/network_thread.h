@@ -35,6 +35,12 @@ struct ConnectionLimits {
   // Above this much pending output the client is disconnected.
   uint64_t output_hard_limit = 0;
   uint64_t timeout_ms = 0;  // 0: never close idle clients
+  // --fsync always: no reply, to a read as much as to a write, leaves before every
+  // write it could have observed is durable, so no client ever sees data that a
+  // crash could take back (as with Redis's appendfsync always, whose replies all
+  // wait for the fsync of their event-loop pass). Under batch only a write's own
+  // reply waits.
+  bool replies_wait_for_all_writes = false;
 
   static ConnectionLimits from(const ServerConfig& config);
 };

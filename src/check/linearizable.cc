@@ -351,27 +351,7 @@ class KeySearch {
 }  // namespace
 
 CheckResult check_linearizable(const std::vector<Op>& ops) {
-  CheckResult result;
-  result.stats.operations = static_cast<int64_t>(ops.size());
-  auto groups = ops_by_key(ops);
-  result.stats.keys = static_cast<int64_t>(groups.size());
-  for (const auto& group : groups) {
-    PreparedKey prepared = prepare_register_key(ops, group, /*real_time=*/true);
-    if (!prepared.violation.empty()) {
-      result.valid = false;
-      result.explanation = std::move(prepared.violation);
-      return result;
-    }
-    KeySearch search(ops, prepared.reg);
-    std::string violation = search.run(result.stats);
-    result.stats.max_in_flight = std::max(result.stats.max_in_flight, search.max_in_flight());
-    if (!violation.empty()) {
-      result.valid = false;
-      result.explanation = std::move(violation);
-      return result;
-    }
-  }
-  return result;
+  return check_each_register_key<KeySearch>(ops, /*real_time=*/true);
 }
 
 }  // namespace statekv::check

@@ -9,11 +9,13 @@
 // applied or not (`optional`).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "check/checkers.h"
 #include "check/operation.h"
 
 namespace statekv::check {
@@ -66,5 +68,34 @@ PreparedKey prepare_register_key(const std::vector<Op>& ops, const std::vector<u
 
 // Groups op indices by key, each group in invoke order, groups in order of first use.
 std::vector<std::vector<uint32_t>> ops_by_key(const std::vector<Op>& ops);
+
+// Runs Search over every key's prepared register; the first key that fails
+// decides the result. Search is built from (ops, reg) and its run(stats) returns
+// a violation text, empty when the key holds; a search that tracks concurrency
+// reports it through max_in_flight().
+template <typename Search>
+CheckResult check_each_register_key(const std::vector<Op>& ops, bool real_time) {
+  CheckResult result;
+  result.stats.operations = static_cast<int64_t>(ops.size());
+  auto groups = ops_by_key(ops);
+  result.stats.keys = static_cast<int64_t>(groups.size());
+  for (const auto& group : groups) {
+    PreparedKey prepared = prepare_register_key(ops, group, real_time);
+    std::string violation = std::move(prepared.violation);
+    if (violation.empty()) {
+      Search search(ops, prepared.reg);
+      violation = search.run(result.stats);
+      if constexpr (requires { search.max_in_flight(); }) {
+        result.stats.max_in_flight = std::max(result.stats.max_in_flight, search.max_in_flight());
+      }
+    }
+    if (!violation.empty()) {
+      result.valid = false;
+      result.explanation = std::move(violation);
+      return result;
+    }
+  }
+  return result;
+}
 
 }  // namespace statekv::check

@@ -269,26 +269,7 @@ class SequentialSearch {
 }  // namespace
 
 CheckResult check_sequential(const std::vector<Op>& ops) {
-  CheckResult result;
-  result.stats.operations = static_cast<int64_t>(ops.size());
-  auto groups = ops_by_key(ops);
-  result.stats.keys = static_cast<int64_t>(groups.size());
-  for (const auto& group : groups) {
-    PreparedKey prepared = prepare_register_key(ops, group, /*real_time=*/false);
-    if (!prepared.violation.empty()) {
-      result.valid = false;
-      result.explanation = std::move(prepared.violation);
-      return result;
-    }
-    SequentialSearch search(ops, prepared.reg);
-    std::string violation = search.run(result.stats);
-    if (!violation.empty()) {
-      result.valid = false;
-      result.explanation = std::move(violation);
-      return result;
-    }
-  }
-  return result;
+  return check_each_register_key<SequentialSearch>(ops, /*real_time=*/false);
 }
 
 }  // namespace statekv::check

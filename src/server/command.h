@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -161,6 +162,17 @@ inline constexpr std::string_view kOverflow = "ERR increment or decrement would 
 
 // Per-thread scratch buffer for engine reads (values copied out of the engine).
 std::string& read_buffer();
+
+// One key locked for a read-modify-write, with what it holds now.
+struct LockedRead {
+  Store::Locked guard;
+  RecordView rec;    // views into read_buffer(): valid until the next read on this thread
+  Store::Meta meta;  // what the key held, for Store::Write::old
+  bool live = false;
+};
+// Locks key's stripe and reads it (Store::get_locked). On an engine error it
+// replies with the error and returns nullopt.
+std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key);
 
 // ASCII case-insensitive equality (Redis's strcasecmp on option names).
 bool iequals(std::string_view a, std::string_view b);

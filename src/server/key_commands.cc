@@ -109,13 +109,12 @@ void expire_generic(CommandContext& c, int64_t basetime, bool seconds) {
 
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
-  if (!*live) return c.out.integer(0);
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
+  if (!live) return c.out.integer(0);
   const int64_t current = meta.expire_ms == 0 ? -1 : meta.expire_ms;
   if ((flags & kENX) && current != -1) return c.out.integer(0);
   if ((flags & kEXX) && current == -1) return c.out.integer(0);
@@ -184,13 +183,12 @@ void cmd_pexpiretime(CommandContext& c) {
 void cmd_persist(CommandContext& c) {
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
-  if (!*live || meta.expire_ms == 0) return c.out.integer(0);
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
+  if (!live || meta.expire_ms == 0) return c.out.integer(0);
   if (!c.wrote(store.put_locked(key, meta, rec.value, 0))) return;
   c.out.integer(1);
 }

@@ -23,6 +23,14 @@ std::string& read_buffer() {
   return buf;
 }
 
+std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key) {
+  LockedRead r{c.store().lock(key), {}, {}, false};
+  auto live = c.store().get_locked(key, c.now_ms, &read_buffer(), &r.rec, &r.meta);
+  if (!c.ok(live)) return std::nullopt;
+  r.live = *live;
+  return r;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {

@@ -117,14 +117,13 @@ enum class Reply { kOk, kInteger };  // SET replies +OK/nil, SETNX :1/:0
 void set_generic(CommandContext& c, std::string_view key, std::string_view value, const SetArgs& a,
                  Reply reply) {
   Store& store = c.store();
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
   if (a.flags & kGET) {
-    if (*live) {
+    if (live) {
       c.hit();
       c.out.bulk(rec.value);
     } else {
@@ -132,7 +131,7 @@ void set_generic(CommandContext& c, std::string_view key, std::string_view value
       c.out.null();
     }
   }
-  if (((a.flags & kNX) && *live) || ((a.flags & kXX) && !*live)) {
+  if (((a.flags & kNX) && live) || ((a.flags & kXX) && !live)) {
     if (!(a.flags & kGET)) {
       if (reply == Reply::kOk) {
         c.out.null();
@@ -213,13 +212,12 @@ void cmd_getset(CommandContext& c) {
 void cmd_getdel(CommandContext& c) {
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
-  if (!*live) {
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
+  if (!live) {
     c.miss();
     c.out.null();
     return;
@@ -236,13 +234,12 @@ void cmd_getex(CommandContext& c) {
   if (!resolve_set_expire(c, &a)) return;
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
-  if (!*live) {
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
+  if (!live) {
     c.miss();
     c.out.null();
     return;
@@ -342,14 +339,13 @@ void cmd_msetnx(CommandContext& c) {
 void incr_generic(CommandContext& c, int64_t incr) {
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
   int64_t value = 0;
-  if (*live) {
+  if (live) {
     auto v = parse_int64(rec.value);
     if (!v) {
       c.out.error(kNotInteger);
@@ -391,14 +387,13 @@ void cmd_decrby(CommandContext& c) {
 void cmd_incrbyfloat(CommandContext& c) {
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
   long double value = 0;
-  if (*live) {
+  if (live) {
     auto v = parse_long_double(rec.value);
     if (!v) return c.out.error(kNotFloat);
     value = *v;
@@ -427,13 +422,12 @@ bool check_length(CommandContext& c, uint64_t size) {
 void cmd_append(CommandContext& c) {
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
-  if (!*live) {
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
+  if (!live) {
     if (!c.wrote(store.put_locked(key, meta, c.argv[2], 0))) return;
     c.out.integer(static_cast<int64_t>(c.argv[2].size()));
     return;
@@ -489,13 +483,12 @@ void cmd_setrange(CommandContext& c) {
   std::string_view patch = c.argv[3];
   Store& store = c.store();
   std::string_view key = c.argv[1];
-  auto guard = store.lock(key);
-  std::string& buf = read_buffer();
-  RecordView rec;
-  Store::Meta meta;
-  auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-  if (!c.ok(live)) return;
-  std::string_view old = *live ? rec.value : std::string_view();
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  const RecordView& rec = locked->rec;
+  const Store::Meta& meta = locked->meta;
+  const bool live = locked->live;
+  std::string_view old = live ? rec.value : std::string_view();
   if (patch.empty()) return c.out.integer(static_cast<int64_t>(old.size()));
   if (!check_length(c, offset + patch.size())) return;
   std::string value(old);

@@ -156,8 +156,8 @@ size_t Connection::process(std::string_view buf) {
     std::string_view rest = buf.substr(pos);
     if (rest.size() < needed_) break;
     // Before AUTH (when a password is required) Redis's stricter request limits apply.
-    resp::Limits proto = limits.proto;
-    proto.unauthenticated = !session_.authenticated;
+    const resp::Limits& proto =
+        session_.authenticated ? limits.proto : limits.proto_unauthenticated;
     auto r = resp::parse_request(rest, proto, args_, arg_scratch_);
     if (r.status == resp::ParseStatus::kIncomplete) {
       needed_ = r.needed;

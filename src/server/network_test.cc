@@ -328,7 +328,9 @@ TEST(NetworkTest, RegistryListsSessionsWithAddresses) {
   server.registry().for_each([&](const Session& s) {
     if (s.id != ids[0] && s.id != ids[1]) return;
     std::lock_guard lock(s.mu);
-    if (s.commands.load() == 1) EXPECT_EQ(s.last_command, "echo");
+    if (s.commands.load() == 1) {
+      EXPECT_EQ(s.last_command, "echo");
+    }
   });
   a.close();
   b.close();
@@ -395,7 +397,9 @@ TEST(NetworkTest, ThousandsOfIdleConnectionsCostLittleMemory) {
     clients.push_back(std::make_unique<Client>(server.port()));
     ASSERT_TRUE(clients.back()->connected());
     // Each one did something once, then goes idle.
-    if (i % 10 == 0) ASSERT_TRUE(clients.back()->send(command({"PING"})));
+    if (i % 10 == 0) {
+      ASSERT_TRUE(clients.back()->send(command({"PING"})));
+    }
   }
   ASSERT_TRUE(server.wait_clients(kClients, 20s));
   for (int i = 0; i < kClients; i += 10) ASSERT_EQ(clients[i]->read_value().str, "PONG");

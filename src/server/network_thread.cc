@@ -25,6 +25,8 @@ ConnectionLimits ConnectionLimits::from(const ServerConfig& config) {
   l.proto.max_bulk_len = config.proto_max_bulk_len;
   l.proto.max_multibulk_len = config.max_multibulk_len;
   l.proto.max_inline_len = config.max_inline_len;
+  l.proto_unauthenticated = l.proto;
+  l.proto_unauthenticated.unauthenticated = true;
   l.query_buffer_limit = config.client_query_buffer_limit;
   l.output_hard_limit = config.client_output_buffer_limit;
   l.output_pause_bytes = std::min(kOutputPauseBytes, config.client_output_buffer_limit / 2);

@@ -28,6 +28,7 @@ class Connection;
 // at each tick so CONFIG SET applies at run time without a lock per command.
 struct ConnectionLimits {
   resp::Limits proto;
+  resp::Limits proto_unauthenticated;  // proto with Redis's caps before AUTH
   uint64_t query_buffer_limit = 0;
   // Above this much pending output the connection stops reading and parsing
   // (it resumes when the client has drained half of it).

@@ -38,3 +38,15 @@ struct std::hash<statekv::StrongId<Tag, Rep>> {
     return std::hash<Rep>{}(id.value());
   }
 };
+
+// Strong ids print as their number in fmt / spdlog format strings too.
+#if __has_include(<fmt/format.h>)
+#include <fmt/format.h>
+template <typename Tag, typename Rep>
+struct fmt::formatter<statekv::StrongId<Tag, Rep>> : fmt::formatter<Rep> {
+  template <typename FormatContext>
+  auto format(statekv::StrongId<Tag, Rep> id, FormatContext& ctx) const {
+    return fmt::formatter<Rep>::format(id.value(), ctx);
+  }
+};
+#endif

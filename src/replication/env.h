@@ -90,6 +90,11 @@ struct ClientResponse {
   std::optional<std::string> value;
   // On kFail from a node that is not the one to ask: who probably is.
   std::optional<NodeId> leader_hint;
+  // On kFail: the node could not serve the request at all (not leader, lost
+  // office, handing over leadership), as opposed to a definite answer such as
+  // a cas whose expectation did not hold. Another node, or this one later, may
+  // serve it: a client may retry it elsewhere.
+  bool not_served = false;
 };
 
 // What a protocol may call. Implemented by a runtime; not thread-safe (a

@@ -182,5 +182,6 @@ void add_string_commands(std::vector<CommandSpec>& out);
 void add_key_commands(std::vector<CommandSpec>& out);
 void add_connection_commands(std::vector<CommandSpec>& out);
 void add_server_commands(std::vector<CommandSpec>& out);
+void add_cluster_commands(std::vector<CommandSpec>& out);
 
 }  // namespace statekv::server

@@ -90,6 +90,21 @@ inline void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
   counter.fetch_add(n, std::memory_order_relaxed);
 }
 
+// What the RESP front sees of the cluster this node belongs to: implemented by
+// the node assembly (src/node/) when the node runs in a cluster, absent
+// (nullptr) for a standalone server. Calls may come from any I/O thread.
+class ClusterView {
+ public:
+  virtual ~ClusterView() = default;
+  // CLUSTER INFO's body: "field:value" lines joined by CRLF, Redis's fields
+  // first (cluster_state, cluster_known_nodes, ...), then statekv's own
+  // (raft role, term, leader, commit and applied index, metadata epoch, and
+  // one line per member with its lag).
+  virtual std::string cluster_info() const = 0;
+  // CLUSTER MYID: this node's id as a string.
+  virtual std::string my_id() const = 0;
+};
+
 struct ServerContext {
   ConfigStore* config = nullptr;
   storage::Engine* engine = nullptr;
@@ -100,6 +115,7 @@ struct ServerContext {
   unsigned io_threads = 1;
   std::string executable;   // absolute path of the binary, for INFO server
   std::string config_file;  // --config path or empty
+  ClusterView* cluster = nullptr;  // set when the node runs in a cluster
 };
 
 // The command layer, as the network sees it.

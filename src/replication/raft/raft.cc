@@ -8,12 +8,13 @@
 namespace statekv::replication::raft {
 namespace {
 
-// ClientResponse (env.h) has members without default initializers, so these are
+// A request this node cannot serve (not leader, lost office). ClientResponse (env.h) has members without default initializers, so these are
 // spelled out instead of designated-initialized (-Wmissing-field-initializers).
 ClientResponse fail(std::optional<NodeId> leader_hint = std::nullopt) {
   ClientResponse r;
   r.outcome = ClientResponse::Outcome::kFail;
   r.leader_hint = leader_hint;
+  r.not_served = true;
   return r;
 }
 
@@ -635,6 +636,13 @@ uint64_t Raft::quorum_round() const {
   for (const auto& [peer, p] : progress_) rounds.push_back(p.acked_round);
   std::sort(rounds.begin(), rounds.end(), std::greater<>());
   return rounds.size() < majority() ? 0 : rounds[majority() - 1];
+}
+
+std::map<NodeId, LogIndex> Raft::follower_match() const {
+  std::map<NodeId, LogIndex> out;
+  if (role_ != Role::kLeader) return out;
+  for (const auto& [peer, progress] : progress_) out[peer] = progress.match;
+  return out;
 }
 
 void Raft::serve_reads() {

@@ -135,6 +135,9 @@ class Raft {
   // Everything appended, durable or not; entries up to commit_index() are committed.
   const RaftLog& log() const { return log_; }
   const KvStateMachine& state_machine() const { return sm_; }
+  // On a leader: the highest index known replicated on each other member (its
+  // lag is log().last_index() minus that). Empty on other roles.
+  std::map<NodeId, LogIndex> follower_match() const;
 
  private:
   struct Progress {

@@ -1,0 +1,513 @@
+#include "net/raft_node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <deque>
+#include <future>
+#include <algorithm>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "core/assert.h"
+#include "net/asio.h"
+#include "net/disk_log.h"
+#include "net/transport.h"
+#include "net/wire.h"
+#include "replication/codec.h"
+
+namespace statekv::net {
+
+using replication::ClientRequest;
+using replication::ClientResponse;
+using replication::Duration;
+using replication::Instant;
+using replication::PersistToken;
+using replication::TimerId;
+using replication::raft::Raft;
+
+namespace {
+
+const char* role_name(Raft::Role role) {
+  switch (role) {
+    case Raft::Role::kLeader: return "leader";
+    case Raft::Role::kFollower: return "follower";
+    case Raft::Role::kCandidate: return "candidate";
+    case Raft::Role::kPreCandidate: return "pre-candidate";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string RaftNodeStatus::to_json() const {
+  nlohmann::json j;
+  j["id"] = self.value();
+  j["role"] = role;
+  j["term"] = term;
+  j["leader"] = leader ? leader->value() : 0;
+  j["commit_index"] = commit_index;
+  j["applied_index"] = applied_index;
+  j["last_index"] = last_index;
+  j["snapshot_index"] = snapshot_index;
+  j["torn_bytes_at_start"] = torn_bytes_at_start;
+  nlohmann::json voters = nlohmann::json::array();
+  for (NodeId v : this->voters) voters.push_back(v.value());
+  j["voters"] = voters;
+  nlohmann::json m = nlohmann::json::object();
+  for (const auto& [node, index] : match) m[std::to_string(node.value())] = index;
+  j["match"] = m;
+  return j.dump();
+}
+
+// Everything below runs on the node's event loop thread, except where a
+// comment says otherwise.
+class RaftNode::Impl final : public replication::Env<replication::raft::Message> {
+ public:
+  explicit Impl(RaftNodeOptions options)
+      : options_(std::move(options)),
+        work_(asio::make_work_guard(io_)),
+        started_(std::chrono::steady_clock::now()),
+        random_(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {}
+
+  Status open() {
+    TransportOptions t;
+    t.self = options_.self;
+    t.secret = options_.secret;
+    t.bind = options_.peer_bind;
+    t.port = options_.peer_port;
+    transport_ = std::make_unique<Transport>(
+        io_, t, [this](Transport::ConnectionId conn, NodeId peer, std::string payload) {
+          on_frame(conn, peer, std::move(payload));
+        });
+    for (const auto& [node, address] : options_.peers) {
+      if (node != options_.self) transport_->set_address(node, address);
+    }
+    Status listening = transport_->listen();
+    if (!listening.ok()) return listening;
+    peer_port_ = transport_->port();
+
+    Recovery recovery;
+    DiskLogOptions log_options;
+    log_options.dir = options_.data_dir / "raft";
+    log_options.fsync = options_.fsync;
+    // Called on the log's sync thread: hop onto the loop.
+    auto log = DiskLog::open(
+        log_options,
+        [this](uint64_t seq) {
+          asio::post(io_, [this, seq] {
+            if (!raft_) return;
+            raft_->on_persisted(PersistToken(seq));
+            after_callback();
+          });
+        },
+        &recovery);
+    if (!log.ok()) return log.status();
+    log_ = std::move(log).value();
+    torn_bytes_ = recovery.torn_bytes;
+    if (recovery.torn_bytes > 0) {
+      spdlog::warn("raft log: cut {} torn bytes off the tail ({}); the records before it are intact",
+                   recovery.torn_bytes, recovery.torn_detail);
+    }
+    spdlog::info("raft node {}: recovered {} log records, peer port {}", options_.self,
+                 recovery.records.size(), peer_port_);
+
+    replication::Membership membership{.self = options_.self, .nodes = options_.bootstrap_voters};
+    // Construct on the loop thread so that every protocol call comes from it.
+    std::promise<void> constructed;
+    asio::post(io_, [&] {
+      raft_ = std::make_unique<Raft>(*this, membership, std::move(recovery.records), options_.raft);
+      after_callback();
+      constructed.set_value();
+    });
+    thread_ = std::thread([this] { io_.run(); });
+    constructed.get_future().wait();
+    return Status::OK();
+  }
+
+  void stop() {
+    asio::post(io_, [this] {
+      for (auto& [id, timer] : timers_) timer->cancel();
+      timers_.clear();
+      for (auto& [id, call] : calls_) {
+        if (call.timer) call.timer->cancel();
+        auto done = std::move(call.done);
+        done(Status::Unavailable("node shutting down"));
+      }
+      calls_.clear();
+      transport_->stop();
+      work_.reset();
+    });
+    if (thread_.joinable()) thread_.join();
+    // The loop is gone: nothing can call the protocol any more. Destroy it
+    // before the log (the log's destructor may still report durability).
+    raft_.reset();
+    log_.reset();
+  }
+
+  // ------------------------------------------------------------ public API (any thread)
+
+  void submit(ClientRequest request, Done done) {
+    asio::post(io_, [this, request = std::move(request), done = std::move(done)]() mutable {
+      start_call(std::move(request), std::move(done));
+    });
+  }
+
+  void set_peer_address(NodeId node, std::string address) {
+    asio::post(io_, [this, node, address = std::move(address)] {
+      if (node != options_.self) transport_->set_address(node, address);
+    });
+  }
+
+  void watch_key(std::string key, std::function<void(const std::optional<std::string>&)> fn) {
+    asio::post(io_, [this, key = std::move(key), fn = std::move(fn)]() mutable {
+      Watch w{std::move(key), std::move(fn), std::nullopt, false};
+      w.last = raft_->state_machine().read(w.key);
+      w.seen = true;
+      w.on_change(w.last);
+      watches_.push_back(std::move(w));
+    });
+  }
+
+  void change_voters(NodeId node, bool add, std::function<void(Status)> done) {
+    asio::post(io_, [this, node, add, done = std::move(done)]() mutable {
+      MembershipChange change{node, add, std::move(done),
+                              std::chrono::steady_clock::now() + options_.request_timeout, {}};
+      try_membership_change(std::move(change));
+    });
+  }
+
+  RaftNodeStatus status() const {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    return status_;
+  }
+
+  uint16_t peer_port() const { return peer_port_; }
+
+  // ------------------------------------------------------------ Env (loop thread)
+
+  void send(NodeId to, const replication::raft::Message& msg) override {
+    std::string payload = encode_wire(ProtocolFrame{replication::encode_message(msg)});
+    if (to == options_.self) {
+      asio::post(io_, [this, payload = std::move(payload)]() mutable {
+        on_frame(0, options_.self, std::move(payload));
+      });
+      return;
+    }
+    transport_->send(to, std::move(payload));
+  }
+
+  void reply(RequestId request, ClientResponse response) override {
+    auto it = calls_.find(request.value());
+    if (it == calls_.end()) return;  // answered already, or timed out
+    Call call = std::move(it->second);
+    calls_.erase(it);
+    if (call.timer) call.timer->cancel();
+    // Never call out from inside a protocol callback (env.h).
+    asio::post(io_, [done = std::move(call.done), response = std::move(response)]() mutable {
+      done(std::move(response));
+    });
+  }
+
+  TimerId set_timer(Duration delay) override {
+    const TimerId id(++next_timer_);
+    auto timer = std::make_unique<asio::steady_timer>(io_);
+    timer->expires_after(delay);
+    timer->async_wait([this, id](const asio::error_code& ec) {
+      if (ec) return;
+      if (timers_.erase(id.value()) == 0) return;
+      raft_->on_timer(id);
+      after_callback();
+    });
+    timers_[id.value()] = std::move(timer);
+    return id;
+  }
+
+  void cancel_timer(TimerId id) override {
+    auto it = timers_.find(id.value());
+    if (it == timers_.end()) return;
+    it->second->cancel();
+    timers_.erase(it);
+  }
+
+  Instant now() const override {
+    return std::chrono::duration_cast<Instant>(std::chrono::steady_clock::now() - started_);
+  }
+
+  PersistToken persist(std::string record) override {
+    return PersistToken(log_->append(std::move(record)));
+  }
+
+  PersistToken persist_checkpoint(std::string record) override {
+    return PersistToken(log_->append_checkpoint(std::move(record)));
+  }
+
+  Random& random() override { return random_; }
+
+ private:
+  struct Call {
+    std::function<void(Response)> done;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+  struct Watch {
+    std::string key;
+    std::function<void(const std::optional<std::string>&)> on_change;
+    std::optional<std::string> last;
+    bool seen = false;
+  };
+  struct MembershipChange {
+    NodeId node;
+    bool add = false;
+    std::function<void(Status)> done;
+    std::chrono::steady_clock::time_point deadline;
+    LogIndex index;  // set once appended: the change's entry
+  };
+
+  void start_call(ClientRequest request, Done done) {
+    const uint64_t id = ++next_request_;
+    request.id = RequestId(id);
+    Call call{std::move(done), std::make_unique<asio::steady_timer>(io_)};
+    call.timer->expires_after(options_.request_timeout);
+    call.timer->async_wait([this, id](const asio::error_code& ec) {
+      if (ec) return;
+      auto it = calls_.find(id);
+      if (it == calls_.end()) return;
+      auto done = std::move(it->second.done);
+      calls_.erase(it);
+      done(Status::Timeout(timeout_explanation()));
+    });
+    calls_.emplace(id, std::move(call));
+    raft_->on_request(request);
+    after_callback();
+  }
+
+  std::string timeout_explanation() const {
+    const auto leader = raft_->leader();
+    std::string who = leader ? "node " + std::to_string(leader->value()) : "unknown";
+    return "no answer within " + std::to_string(options_.request_timeout.count()) +
+           " ms (leader: " + who + ", " + std::to_string(raft_->config().size()) +
+           " voters): the write may or may not have happened; the group may have lost its majority";
+  }
+
+  // A frame from a peer or client (or from self). Malformed payloads come from
+  // an authenticated peer, so they mean a version mismatch or a bug: logged and
+  // dropped; the connection stays up.
+  void on_frame(Transport::ConnectionId conn, NodeId peer, std::string payload) {
+    Result<WireMessage> msg = decode_wire(payload);
+    if (!msg.ok()) {
+      spdlog::warn("frame from node {} does not decode: {}", peer, msg.status().to_string());
+      return;
+    }
+    std::visit([&](auto& m) { handle(conn, peer, m); }, *msg);
+  }
+
+  void handle(Transport::ConnectionId, NodeId peer, ProtocolFrame& f) {
+    if (peer.value() == 0) return;  // clients do not speak raft
+    auto msg = replication::decode_message<replication::raft::Message>(f.message);
+    if (!msg.ok()) {
+      spdlog::warn("raft message from node {} does not decode: {}", peer, msg.status().to_string());
+      return;
+    }
+    raft_->on_message(peer, *msg);
+    after_callback();
+  }
+
+  void handle(Transport::ConnectionId conn, NodeId, RequestFrame& f) {
+    const uint64_t call = f.call;
+    start_call(std::move(f.request), [this, conn, call](Response r) {
+      ResponseFrame out;
+      out.call = call;
+      if (r.ok()) {
+        out.response = std::move(r).value();
+      } else {
+        out.status = r.status();
+      }
+      transport_->send_on(conn, encode_wire(out));
+    });
+  }
+
+  void handle(Transport::ConnectionId conn, NodeId, AdminFrame& f) {
+    const uint64_t call = f.call;
+    auto answer = [this, conn, call](Status s, std::string body) {
+      transport_->send_on(conn, encode_wire(AdminReplyFrame{call, std::move(s), std::move(body)}));
+    };
+    switch (f.op) {
+      case AdminOp::kStatus:
+        answer(Status::OK(), make_status().to_json());
+        return;
+      case AdminOp::kAddVoter:
+      case AdminOp::kRemoveVoter: {
+        const bool add = f.op == AdminOp::kAddVoter;
+        try_membership_change(MembershipChange{
+            f.node, add, [answer](Status s) { answer(std::move(s), ""); },
+            std::chrono::steady_clock::now() + options_.request_timeout, {}});
+        return;
+      }
+      case AdminOp::kTransferLeader: {
+        Status s = raft_->transfer_leadership(f.node);
+        after_callback();
+        answer(std::move(s), "");
+        return;
+      }
+    }
+  }
+
+  void handle(Transport::ConnectionId, NodeId, ResponseFrame&) {}
+  void handle(Transport::ConnectionId, NodeId, AdminReplyFrame&) {}
+
+  // Raft refuses a change while the leader has not committed an entry of its
+  // term or an earlier change is uncommitted (Busy): retry those until the
+  // deadline. Done once the change's entry commits.
+  void try_membership_change(MembershipChange change) {
+    if (raft_->role() != Raft::Role::kLeader) {
+      const auto leader = raft_->leader();
+      change.done(Status::Unavailable(
+          "not the leader; ask " +
+          (leader ? "node " + std::to_string(leader->value()) : std::string("the leader"))));
+      return;
+    }
+    Status s = raft_->change_membership(change.node, change.add);
+    if (s.code() == Status::Code::kBusy && std::chrono::steady_clock::now() < change.deadline) {
+      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(20));
+      timer->async_wait([this, timer, change = std::move(change)](const asio::error_code& ec) mutable {
+        if (!ec) try_membership_change(std::move(change));
+      });
+      return;
+    }
+    if (!s.ok()) {
+      change.done(std::move(s));
+      return;
+    }
+    change.index = raft_->log().last_index();
+    after_callback();
+    pending_changes_.push_back(std::move(change));
+    check_changes();
+  }
+
+  void check_changes() {
+    for (auto it = pending_changes_.begin(); it != pending_changes_.end();) {
+      const auto& voters = raft_->config();
+      const bool member = std::find(voters.begin(), voters.end(), it->node) != voters.end();
+      if (raft_->commit_index() >= it->index && member == it->add) {
+        auto done = std::move(it->done);
+        it = pending_changes_.erase(it);
+        asio::post(io_, [done = std::move(done)] { done(Status::OK()); });
+      } else if (raft_->role() != Raft::Role::kLeader ||
+                 std::chrono::steady_clock::now() > it->deadline) {
+        auto done = std::move(it->done);
+        it = pending_changes_.erase(it);
+        asio::post(io_, [done = std::move(done)] {
+          done(Status::Timeout("the membership change did not commit in time; check `cluster status`"));
+        });
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  RaftNodeStatus make_status() const {
+    RaftNodeStatus s;
+    s.self = options_.self;
+    s.role = role_name(raft_->role());
+    s.term = raft_->term().value();
+    s.leader = raft_->leader();
+    s.commit_index = raft_->commit_index().value();
+    s.applied_index = raft_->applied_index().value();
+    s.last_index = raft_->log().last_index().value();
+    s.snapshot_index = raft_->log().snapshot_index().value();
+    s.voters = raft_->config();
+    for (const auto& [node, index] : raft_->follower_match()) s.match[node] = index.value();
+    s.torn_bytes_at_start = torn_bytes_;
+    return s;
+  }
+
+  // After every protocol callback: publish status, fire watches whose key's
+  // applied value changed, settle membership changes.
+  void after_callback() {
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      status_ = make_status();
+    }
+    const uint64_t applied = raft_->applied_index().value();
+    if (applied != last_applied_seen_) {
+      last_applied_seen_ = applied;
+      for (Watch& w : watches_) {
+        std::optional<std::string> now = raft_->state_machine().read(w.key);
+        if (now != w.last) {
+          w.last = now;
+          w.on_change(w.last);
+        }
+      }
+    }
+    if (!pending_changes_.empty()) check_changes();
+  }
+
+  RaftNodeOptions options_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::chrono::steady_clock::time_point started_;
+  Random random_;
+  std::thread thread_;
+  std::unique_ptr<Transport> transport_;
+  std::unique_ptr<DiskLog> log_;
+  std::unique_ptr<Raft> raft_;
+  uint16_t peer_port_ = 0;
+  uint64_t torn_bytes_ = 0;
+
+  uint64_t next_timer_ = 0;
+  std::unordered_map<uint64_t, std::unique_ptr<asio::steady_timer>> timers_;
+  uint64_t next_request_ = 0;
+  std::unordered_map<uint64_t, Call> calls_;
+  std::vector<Watch> watches_;
+  uint64_t last_applied_seen_ = UINT64_MAX;
+  std::deque<MembershipChange> pending_changes_;
+
+  mutable std::mutex status_mu_;
+  RaftNodeStatus status_;
+};
+
+RaftNode::RaftNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RaftNode::~RaftNode() { impl_->stop(); }
+
+Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions options) {
+  if (options.self.value() == 0) return Status::InvalidArgument("node id must be at least 1");
+  if (options.secret.empty()) return Status::InvalidArgument("the cluster secret must not be empty");
+  auto impl = std::make_unique<Impl>(std::move(options));
+  Status s = impl->open();
+  if (!s.ok()) {
+    impl->stop();
+    return s;
+  }
+  return std::unique_ptr<RaftNode>(new RaftNode(std::move(impl)));
+}
+
+void RaftNode::submit(ClientRequest request, Done done) {
+  impl_->submit(std::move(request), std::move(done));
+}
+
+void RaftNode::set_peer_address(NodeId node, std::string host_port) {
+  impl_->set_peer_address(node, std::move(host_port));
+}
+
+void RaftNode::watch_key(std::string key,
+                         std::function<void(const std::optional<std::string>&)> on_change) {
+  impl_->watch_key(std::move(key), std::move(on_change));
+}
+
+void RaftNode::add_voter(NodeId node, std::function<void(Status)> done) {
+  impl_->change_voters(node, true, std::move(done));
+}
+
+void RaftNode::remove_voter(NodeId node, std::function<void(Status)> done) {
+  impl_->change_voters(node, false, std::move(done));
+}
+
+RaftNodeStatus RaftNode::status() const { return impl_->status(); }
+uint16_t RaftNode::peer_port() const { return impl_->peer_port(); }
+NodeId RaftNode::self() const { return impl_->status().self; }
+
+}  // namespace statekv::net

@@ -1,0 +1,119 @@
+// The real runtime for one raft replica: the Env contract of replication/env.h
+// on a real clock, real TCP peers (transport.h) and a real disk (disk_log.h).
+//
+// The Raft class (replication/raft/raft.h) runs here unchanged from the
+// simulator. RaftNode owns one thread that runs an Asio event loop; the
+// protocol, the transport and every timer live on that thread, so the protocol
+// is called one callback at a time as env.h requires. The disk log's sync
+// thread reports durability by posting on_persisted onto that loop.
+//
+// Who talks to it:
+//   * peers, over the transport: raft messages; client operations
+//     (RequestFrame) and admin operations (AdminFrame) from other nodes, the
+//     CLI and bench clients (client.h), answered on the same connection;
+//   * the process it lives in, through submit() and status() (thread-safe).
+//
+// A client operation submitted on a node that is not leader fails at once with
+// the leader hint (kFail + leader_hint); clients follow it (client.h). An
+// operation without an answer within request_timeout gets Status::Timeout: it
+// may or may not have happened (a write whose leader lost office, a group that
+// lost its majority).
+//
+// Persistence: every record the protocol persists goes to the DiskLog under
+// data_dir; on start the surviving records are handed to the protocol's
+// constructor, so a restart is recovery (env.h). A torn tail is reported in the
+// log and cut off by the DiskLog (acknowledged records were synced before the
+// acknowledgement, so they lie before any torn tail).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/status.h"
+#include "replication/env.h"
+#include "replication/raft/raft.h"
+
+namespace statekv::net {
+
+struct RaftNodeOptions {
+  NodeId self;
+  std::filesystem::path data_dir;  // the raft log lives in data_dir / "raft"
+  // Where to listen for peers and clients.
+  std::string peer_bind = "127.0.0.1";
+  uint16_t peer_port = 0;  // 0: pick a free port (tests)
+  // Peer addresses known at start (host:port), self included or not. More are
+  // learned later through set_peer_address (the cluster map).
+  std::map<NodeId, std::string> peers;
+  // The bootstrap voters: used only on a first start with an empty log. A node
+  // started to join an existing cluster passes an empty list: it waits for the
+  // leader to add it (it never campaigns while outside its own config).
+  std::vector<NodeId> bootstrap_voters;
+  std::string secret;  // the cluster secret every peer must prove it knows
+  bool fsync = true;
+  replication::raft::RaftOptions raft;
+  std::chrono::milliseconds request_timeout{5000};
+};
+
+// A consistent snapshot of what the node knows, for status pages.
+struct RaftNodeStatus {
+  NodeId self;
+  std::string role;  // "leader", "follower", "candidate", "pre-candidate"
+  uint64_t term = 0;
+  std::optional<NodeId> leader;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  uint64_t last_index = 0;
+  uint64_t snapshot_index = 0;
+  std::vector<NodeId> voters;
+  // Leader only: each other voter's replicated index.
+  std::map<NodeId, uint64_t> match;
+  uint64_t torn_bytes_at_start = 0;  // what recovery cut off the log tail
+  std::string to_json() const;
+};
+
+class RaftNode {
+ public:
+  using Response = Result<replication::ClientResponse>;
+  using Done = std::function<void(Response)>;
+
+  // Opens the log, recovers, starts listening and the event loop thread.
+  static Result<std::unique_ptr<RaftNode>> start(RaftNodeOptions options);
+  ~RaftNode();  // stops the loop, closes connections, syncs the log
+  RaftNode(const RaftNode&) = delete;
+  RaftNode& operator=(const RaftNode&) = delete;
+
+  // Thread-safe. Runs `request` (its id is assigned here) through this node's
+  // raft replica; `done` runs on the node's thread.
+  void submit(replication::ClientRequest request, Done done);
+
+  // Thread-safe. Tells the transport where a peer listens (from the cluster map).
+  void set_peer_address(NodeId node, std::string host_port);
+
+  // Thread-safe. Called on the node's thread with the new value each time the
+  // applied value of `key` changes (nullopt: deleted); once at start with the
+  // value recovered. The metadata watch follows "meta" with it.
+  void watch_key(std::string key, std::function<void(const std::optional<std::string>&)> on_change);
+
+  // Thread-safe. Admin operations, as over the wire (AdminOp in wire.h).
+  void add_voter(NodeId node, std::function<void(Status)> done);
+  void remove_voter(NodeId node, std::function<void(Status)> done);
+
+  RaftNodeStatus status() const;
+  uint16_t peer_port() const;
+  NodeId self() const;
+
+ private:
+  class Impl;
+  explicit RaftNode(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace statekv::net

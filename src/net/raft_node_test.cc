@@ -1,0 +1,183 @@
+// Raft over real TCP and real files, in one process: three RaftNodes on
+// loopback ports, driven through the blocking Client as the CLI would.
+#include "net/raft_node.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "net/client.h"
+
+namespace statekv::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Cluster {
+ public:
+  explicit Cluster(size_t n, std::string secret = "s3cret") : secret_(std::move(secret)) {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("statekv-raftnode-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    std::filesystem::remove_all(dir_);
+    for (size_t i = 1; i <= n; ++i) voters_.push_back(NodeId(i));
+    for (size_t i = 1; i <= n; ++i) start(NodeId(i));
+    connect_all();
+  }
+  ~Cluster() {
+    nodes_.clear();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void start(NodeId id) {
+    RaftNodeOptions o;
+    o.self = id;
+    o.data_dir = dir_ / ("node" + std::to_string(id.value()));
+    o.peer_port = ports_.count(id) ? ports_[id] : 0;
+    o.bootstrap_voters = voters_;
+    o.secret = secret_;
+    o.fsync = false;  // the page cache survives a node object's destruction
+    o.request_timeout = 2000ms;
+    auto node = RaftNode::start(o);
+    ASSERT_TRUE(node.ok()) << node.status().to_string();
+    ports_[id] = (*node)->peer_port();
+    nodes_[id] = std::move(node).value();
+  }
+  void stop(NodeId id) { nodes_.erase(id); }
+
+  void connect_all() {
+    for (auto& [id, node] : nodes_) {
+      for (auto& [peer, port] : ports_) {
+        node->set_peer_address(peer, "127.0.0.1:" + std::to_string(port));
+      }
+    }
+  }
+
+  std::vector<std::string> endpoints() const {
+    std::vector<std::string> out;
+    for (auto& [id, port] : ports_) out.push_back("127.0.0.1:" + std::to_string(port));
+    return out;
+  }
+
+  std::unique_ptr<Client> client(std::chrono::milliseconds deadline = 5000ms) {
+    ClientOptions o;
+    o.endpoints = endpoints();
+    o.secret = secret_;
+    o.deadline = deadline;
+    auto c = Client::create(o);
+    EXPECT_TRUE(c.ok());
+    return std::move(c).value();
+  }
+
+  std::optional<NodeId> leader() const {
+    for (auto& [id, node] : nodes_) {
+      auto s = node->status();
+      if (s.role == "leader") return id;
+    }
+    return std::nullopt;
+  }
+
+  std::map<NodeId, std::unique_ptr<RaftNode>> nodes_;
+  std::map<NodeId, uint16_t> ports_;
+  std::vector<NodeId> voters_;
+  std::filesystem::path dir_;
+  std::string secret_;
+  static inline int counter_ = 0;
+};
+
+TEST(RaftNode, ThreeNodesElectAndCommitOverTcp) {
+  Cluster c(3);
+  auto client = c.client();
+  ASSERT_TRUE(client->put("a", "1").ok());
+  auto v = client->get("a");
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  EXPECT_EQ(*v, std::optional<std::string>("1"));
+  auto swapped = client->cas("a", std::string("1"), "2");
+  ASSERT_TRUE(swapped.ok());
+  EXPECT_TRUE(*swapped);
+  auto again = client->cas("a", std::string("1"), "3");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again) << "a cas whose expectation fails is a definite answer";
+}
+
+TEST(RaftNode, LeaderStopsAnotherTakesOverNothingLost) {
+  Cluster c(3);
+  auto client = c.client();
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(client->put("k" + std::to_string(i), "v").ok());
+  auto leader = c.leader();
+  ASSERT_TRUE(leader);
+  c.stop(*leader);
+  auto client2 = c.client();
+  ASSERT_TRUE(client2->put("after", "x").ok());
+  for (int i = 0; i < 50; ++i) {
+    auto v = client2->get("k" + std::to_string(i));
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(*v, std::optional<std::string>("v"));
+  }
+  // The stopped node comes back with its log and catches up.
+  c.start(*leader);
+  c.connect_all();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         c.nodes_[*leader]->status().applied_index < c.nodes_[*c.leader()]->status().commit_index) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(c.nodes_[*leader]->status().applied_index, 52u);
+}
+
+TEST(RaftNode, MajorityLostGivesAClearError) {
+  Cluster c(3);
+  auto client = c.client(1500ms);
+  ASSERT_TRUE(client->put("a", "1").ok());
+  auto leader = c.leader();
+  ASSERT_TRUE(leader);
+  for (auto id : {NodeId(1), NodeId(2), NodeId(3)}) {
+    if (id != *leader) c.stop(id);
+  }
+  Status s = client->put("b", "2");
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.code() == Status::Code::kTimeout || s.code() == Status::Code::kUnavailable)
+      << s.to_string();
+  EXPECT_NE(s.message().find("may"), std::string::npos) << s.to_string();
+}
+
+TEST(RaftNode, WrongSecretIsRefused) {
+  Cluster c(3);
+  ClientOptions o;
+  o.endpoints = c.endpoints();
+  o.secret = "not-the-secret";
+  o.deadline = 1000ms;
+  auto client = Client::create(o);
+  ASSERT_TRUE(client.ok());
+  Status s = (*client)->put("a", "1");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("handshake"), std::string::npos) << s.to_string();
+  // The cluster still serves those who know the secret.
+  EXPECT_TRUE(c.client()->put("a", "1").ok());
+}
+
+TEST(RaftNode, AddAndRemoveVoterLive) {
+  Cluster c(3);
+  auto client = c.client();
+  ASSERT_TRUE(client->put("a", "1").ok());
+  // A fourth node that joins: no bootstrap voters, it waits to be added.
+  c.voters_.clear();
+  c.start(NodeId(4));
+  c.connect_all();
+  ASSERT_TRUE(client->add_voter(NodeId(4)).ok());
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         c.nodes_[NodeId(4)]->status().applied_index < 2) {
+    std::this_thread::sleep_for(20ms);
+  }
+  auto s4 = c.nodes_[NodeId(4)]->status();
+  EXPECT_EQ(s4.voters.size(), 4u);
+  ASSERT_TRUE(client->remove_voter(NodeId(1)).ok());
+  ASSERT_TRUE(client->put("b", "2").ok());
+  auto leader = c.leader();
+  ASSERT_TRUE(leader);
+  EXPECT_EQ(c.nodes_[*leader]->status().voters.size(), 3u);
+}
+
+}  // namespace
+}  // namespace statekv::net

@@ -1,0 +1,199 @@
+#include "net/wire.h"
+
+#include "replication/codec.h"
+
+namespace statekv::net {
+namespace {
+
+using replication::ClientOp;
+using replication::ClientRequest;
+using replication::ClientResponse;
+using replication::Reader;
+using replication::Writer;
+
+enum class Kind : uint8_t { kProtocol = 1, kRequest = 2, kResponse = 3, kAdmin = 4, kAdminReply = 5 };
+
+#define WIRE_READ(dst, expr)             \
+  do {                                   \
+    auto wire_r = (expr);                \
+    if (!wire_r.ok()) return wire_r.status(); \
+    dst = std::move(wire_r).value();     \
+  } while (0)
+
+void encode_request(Writer& w, const ClientRequest& r) {
+  w.varint(r.id.value());
+  w.u8(static_cast<uint8_t>(r.op));
+  w.bytes(r.key);
+  w.optional_bytes(r.value);
+  w.optional_bytes(r.expected);
+}
+
+Result<ClientRequest> decode_request(Reader& r) {
+  ClientRequest req;
+  uint64_t id = 0;
+  WIRE_READ(id, r.varint());
+  req.id = RequestId(id);
+  uint8_t op = 0;
+  WIRE_READ(op, r.u8());
+  if (op > static_cast<uint8_t>(ClientOp::kDelete)) return Status::Corruption("bad client op");
+  req.op = static_cast<ClientOp>(op);
+  WIRE_READ(req.key, r.bytes());
+  WIRE_READ(req.value, r.optional_bytes());
+  WIRE_READ(req.expected, r.optional_bytes());
+  return req;
+}
+
+void encode_response(Writer& w, const ClientResponse& r) {
+  w.u8(static_cast<uint8_t>(r.outcome));
+  w.optional_bytes(r.value);
+  w.varint(r.leader_hint ? r.leader_hint->value() : 0);
+  w.boolean(r.not_served);
+}
+
+Result<ClientResponse> decode_response(Reader& r) {
+  ClientResponse resp;
+  uint8_t outcome = 0;
+  WIRE_READ(outcome, r.u8());
+  if (outcome > static_cast<uint8_t>(ClientResponse::Outcome::kFail)) {
+    return Status::Corruption("bad outcome");
+  }
+  resp.outcome = static_cast<ClientResponse::Outcome>(outcome);
+  WIRE_READ(resp.value, r.optional_bytes());
+  uint64_t hint = 0;
+  WIRE_READ(hint, r.varint());
+  if (hint != 0) resp.leader_hint = NodeId(hint);
+  WIRE_READ(resp.not_served, r.boolean());
+  return resp;
+}
+
+void encode_status(Writer& w, const Status& s) {
+  w.u8(status_code(s));
+  w.bytes(s.message());
+}
+
+// Decodes a status carried on the wire into *out; the return value says
+// whether decoding itself worked.
+Status decode_status(Reader& r, Status* out) {
+  uint8_t code = 0;
+  WIRE_READ(code, r.u8());
+  std::string message;
+  WIRE_READ(message, r.bytes());
+  if (code > static_cast<uint8_t>(Status::Code::kInternal)) return Status::Corruption("bad status");
+  *out = status_from_code(code, std::move(message));
+  return Status::OK();
+}
+
+}  // namespace
+
+uint8_t status_code(const Status& s) { return static_cast<uint8_t>(s.code()); }
+
+Status status_from_code(uint8_t code, std::string m) {
+  switch (static_cast<Status::Code>(code)) {
+    case Status::Code::kOk: return Status::OK();
+    case Status::Code::kNotFound: return Status::NotFound(std::move(m));
+    case Status::Code::kCorruption: return Status::Corruption(std::move(m));
+    case Status::Code::kIOError: return Status::IOError(std::move(m));
+    case Status::Code::kInvalidArgument: return Status::InvalidArgument(std::move(m));
+    case Status::Code::kOutOfRange: return Status::OutOfRange(std::move(m));
+    case Status::Code::kBusy: return Status::Busy(std::move(m));
+    case Status::Code::kUnavailable: return Status::Unavailable(std::move(m));
+    case Status::Code::kTimeout: return Status::Timeout(std::move(m));
+    case Status::Code::kAborted: return Status::Aborted(std::move(m));
+    case Status::Code::kInternal: return Status::Internal(std::move(m));
+  }
+  return Status::Internal(std::move(m));
+}
+
+std::string encode_wire(const WireMessage& message) {
+  Writer w;
+  std::visit(
+      [&w](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, ProtocolFrame>) {
+          w.u8(static_cast<uint8_t>(Kind::kProtocol));
+          w.bytes(m.message);
+        } else if constexpr (std::is_same_v<T, RequestFrame>) {
+          w.u8(static_cast<uint8_t>(Kind::kRequest));
+          w.varint(m.call);
+          encode_request(w, m.request);
+        } else if constexpr (std::is_same_v<T, ResponseFrame>) {
+          w.u8(static_cast<uint8_t>(Kind::kResponse));
+          w.varint(m.call);
+          encode_status(w, m.status);
+          encode_response(w, m.response);
+        } else if constexpr (std::is_same_v<T, AdminFrame>) {
+          w.u8(static_cast<uint8_t>(Kind::kAdmin));
+          w.varint(m.call);
+          w.u8(static_cast<uint8_t>(m.op));
+          w.varint(m.node.value());
+          w.bytes(m.argument);
+        } else {
+          w.u8(static_cast<uint8_t>(Kind::kAdminReply));
+          w.varint(m.call);
+          encode_status(w, m.status);
+          w.bytes(m.body);
+        }
+      },
+      message);
+  return std::move(w).take();
+}
+
+Result<WireMessage> decode_wire(std::string_view bytes) {
+  Reader r(bytes);
+  uint8_t kind = 0;
+  WIRE_READ(kind, r.u8());
+  WireMessage out;
+  switch (static_cast<Kind>(kind)) {
+    case Kind::kProtocol: {
+      ProtocolFrame f;
+      WIRE_READ(f.message, r.bytes());
+      out = std::move(f);
+      break;
+    }
+    case Kind::kRequest: {
+      RequestFrame f;
+      WIRE_READ(f.call, r.varint());
+      WIRE_READ(f.request, decode_request(r));
+      out = std::move(f);
+      break;
+    }
+    case Kind::kResponse: {
+      ResponseFrame f;
+      WIRE_READ(f.call, r.varint());
+      if (Status s = decode_status(r, &f.status); !s.ok()) return s;
+      WIRE_READ(f.response, decode_response(r));
+      out = std::move(f);
+      break;
+    }
+    case Kind::kAdmin: {
+      AdminFrame f;
+      WIRE_READ(f.call, r.varint());
+      uint8_t op = 0;
+      WIRE_READ(op, r.u8());
+      if (op < 1 || op > static_cast<uint8_t>(AdminOp::kTransferLeader)) {
+        return Status::Corruption("unknown admin op " + std::to_string(op));
+      }
+      f.op = static_cast<AdminOp>(op);
+      uint64_t node = 0;
+      WIRE_READ(node, r.varint());
+      f.node = NodeId(node);
+      WIRE_READ(f.argument, r.bytes());
+      out = std::move(f);
+      break;
+    }
+    case Kind::kAdminReply: {
+      AdminReplyFrame f;
+      WIRE_READ(f.call, r.varint());
+      if (Status s = decode_status(r, &f.status); !s.ok()) return s;
+      WIRE_READ(f.body, r.bytes());
+      out = std::move(f);
+      break;
+    }
+    default:
+      return Status::Corruption("unknown frame kind " + std::to_string(kind));
+  }
+  if (!r.at_end()) return Status::Corruption("trailing bytes after frame body");
+  return out;
+}
+
+}  // namespace statekv::net

@@ -1,0 +1,80 @@
+// What travels inside one frame (frame.h) on an authenticated peer connection.
+//
+// After the handshake (handshake.h) every frame's payload is one WireMessage:
+//
+//   u8 kind, then by kind:
+//   kProtocol   bytes message      a replication protocol's message, already in
+//                                  the codec's envelope (replication/codec.h);
+//                                  the receiver hands it to its protocol as
+//                                  on_message(sender, message)
+//   kRequest    varint call | request      a client operation for the raft group
+//   kResponse   varint call | u8 status code | bytes status message |
+//               response                   the answer to call `call`
+//   kAdmin      varint call | u8 admin op | varint node | bytes argument
+//   kAdminReply varint call | u8 status code | bytes status message | bytes body
+//
+// A request's `call` is chosen by the caller and echoed by the answer; it is
+// unique per connection, not globally. Status codes are core/status.h's.
+//
+// Thread safety: plain values and functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/ids.h"
+#include "core/status.h"
+#include "replication/env.h"
+
+namespace statekv::net {
+
+struct ProtocolFrame {
+  std::string message;
+};
+
+struct RequestFrame {
+  uint64_t call = 0;
+  replication::ClientRequest request;  // the id is the runtime's own; callers leave it 0
+};
+
+struct ResponseFrame {
+  uint64_t call = 0;
+  Status status;                          // not OK: no answer (timeout, shutting down)
+  replication::ClientResponse response;  // meaningful when status is OK
+};
+
+enum class AdminOp : uint8_t {
+  kStatus = 1,          // body: the node's status as JSON (status.h)
+  kAddVoter = 2,        // node: who; the leader appends a membership change
+  kRemoveVoter = 3,     // node: who
+  kTransferLeader = 4,  // node: to whom
+};
+
+struct AdminFrame {
+  uint64_t call = 0;
+  AdminOp op = AdminOp::kStatus;
+  NodeId node;
+  std::string argument;
+};
+
+struct AdminReplyFrame {
+  uint64_t call = 0;
+  Status status;
+  std::string body;
+};
+
+using WireMessage =
+    std::variant<ProtocolFrame, RequestFrame, ResponseFrame, AdminFrame, AdminReplyFrame>;
+
+std::string encode_wire(const WireMessage& message);
+// Corruption on anything encode_wire did not produce (unknown kind, truncated,
+// trailing bytes).
+Result<WireMessage> decode_wire(std::string_view bytes);
+
+// Status codes travel as their numeric code; these convert both ways.
+uint8_t status_code(const Status& s);
+Status status_from_code(uint8_t code, std::string message);
+
+}  // namespace statekv::net

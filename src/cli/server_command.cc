@@ -7,7 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include "cli/subcommand.h"
+#include "node/cluster_node.h"
 #include "server/client_registry.h"
 #include "server/config.h"
 #include "server/context.h"
@@ -37,7 +40,75 @@ struct ServerFlags {
   server::ServerConfig values;
   std::string fsync = "batch";
   std::string config_file;
+  // Cluster mode (on when --node-id is given).
+  uint64_t node_id = 0;
+  uint16_t peer_port = 0;  // 0: port + 10000
+  std::string peers;       // "1=127.0.0.1:17001,2=..."
+  bool join = false;
+  std::string secret;
+  std::string region = "default";
+  std::string cluster_id = "statekv";
 };
+
+// Parses --peers: "ID=HOST:PORT,ID=HOST:PORT,...".
+Result<std::map<NodeId, std::string>> parse_peers(const std::string& text) {
+  std::map<NodeId, std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    char* end = nullptr;
+    const uint64_t id = eq == std::string::npos ? 0 : std::strtoull(item.c_str(), &end, 10);
+    if (eq == std::string::npos || id == 0 || end != item.c_str() + eq ||
+        item.find(':', eq) == std::string::npos) {
+      return Status::InvalidArgument("--peers: '" + item + "' is not ID=HOST:PORT (ID >= 1)");
+    }
+    if (!out.emplace(NodeId(id), item.substr(eq + 1)).second) {
+      return Status::InvalidArgument("--peers: node " + std::to_string(id) + " given twice");
+    }
+  }
+  return out;
+}
+
+// Starts this node's membership in its cluster (raft replica, map watch).
+Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags& flags,
+                                                              const server::ServerConfig& config,
+                                                              uint16_t resp_port) {
+  node::ClusterNodeOptions o;
+  o.raft.self = NodeId(flags.node_id);
+  o.raft.data_dir = config.data_dir;
+  o.raft.peer_bind = config.bind;
+  o.raft.peer_port = flags.peer_port != 0 ? flags.peer_port : static_cast<uint16_t>(resp_port + 10000);
+  o.raft.secret = flags.secret;
+  if (o.raft.secret.empty()) {
+    if (const char* env = std::getenv("STATEKV_CLUSTER_SECRET")) o.raft.secret = env;
+  }
+  if (o.raft.secret.empty()) {
+    return Status::InvalidArgument(
+        "cluster mode needs a secret: --cluster-secret or STATEKV_CLUSTER_SECRET");
+  }
+  auto peers = parse_peers(flags.peers);
+  if (!peers.ok()) return peers.status();
+  o.raft.peers = *peers;
+  if (!flags.join) {
+    for (const auto& [id, address] : *peers) o.raft.bootstrap_voters.push_back(id);
+    if (o.raft.bootstrap_voters.empty()) o.raft.bootstrap_voters.push_back(o.raft.self);
+    if (std::find(o.raft.bootstrap_voters.begin(), o.raft.bootstrap_voters.end(), o.raft.self) ==
+        o.raft.bootstrap_voters.end()) {
+      return Status::InvalidArgument("--peers must list this node (" +
+                                     std::to_string(flags.node_id) + ") unless --join is given");
+    }
+  }
+  o.raft.fsync = config.fsync != storage::FsyncPolicy::kNever;
+  o.resp_address = config.bind + ":" + std::to_string(resp_port);
+  o.region = flags.region;
+  o.cluster_id = flags.cluster_id;
+  return node::ClusterNode::start(std::move(o));
+}
 
 std::string new_run_id() {
   std::random_device rd;
@@ -151,6 +222,21 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
                         ? std::string()
                         : std::filesystem::absolute(flags.config_file).string();
 
+  std::unique_ptr<node::ClusterNode> cluster;
+  if (flags.node_id != 0) {
+    if (Status s = prepare_data_dir(config.data_dir); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return 1;
+    }
+    auto started = start_cluster_node(flags, config, config.port);
+    if (!started.ok()) {
+      spdlog::error("cannot join the cluster: {}", started.status().message());
+      return 1;
+    }
+    cluster = std::move(started).value();
+    ctx.cluster = cluster.get();
+  }
+
   std::unique_ptr<server::Service> service = server::make_service(ctx);
   server::NetworkServer network(ctx, *service, registry);
   if (Status s = network.start(); !s.ok()) {
@@ -172,6 +258,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     spdlog::error("final sync failed: {}", s.to_string());
     return 1;
   }
+  cluster.reset();  // leaves the raft group's event loop and syncs its log
   spdlog::info("statekv stopped");
   spdlog::default_logger()->flush();
   return 0;
@@ -223,6 +310,20 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"debug", "verbose", "info", "notice", "warn", "warning", "error"}))
       ->capture_default_str();
   cmd->add_option("--logfile", v.logfile, "Append the log to this file (default: stderr)");
+  cmd->add_option("--node-id", flags->node_id,
+                  "Run as node ID (>= 1) of a cluster; without it the server is standalone");
+  cmd->add_option("--peer-port", flags->peer_port,
+                  "Port for other nodes and cluster clients (default: --port + 10000)");
+  cmd->add_option("--peers", flags->peers,
+                  "The cluster's founding members as ID=HOST:PEERPORT,... (this node included); "
+                  "used on the first start only");
+  cmd->add_flag("--join", flags->join,
+                "Start empty and wait to be added to an existing cluster (statekv cluster add-node)");
+  cmd->add_option("--cluster-secret", flags->secret,
+                  "Secret every node and cluster client must prove it knows "
+                  "(default: $STATEKV_CLUSTER_SECRET)");
+  cmd->add_option("--region", flags->region, "Region label of this node")->capture_default_str();
+  cmd->add_option("--cluster-id", flags->cluster_id, "Name of the cluster")->capture_default_str();
   cmd->callback([flags, cmd, exit_code] { *exit_code = run_server(*flags, *cmd); });
 });
 

@@ -1,0 +1,513 @@
+// `statekv cluster ...` — run and operate a local cluster of node processes.
+//
+//   up          start N nodes on 127.0.0.1 (RESP ports BASE.., peers +10000, data DATA/nodeK)
+//   status      members, leader, term, commit and applied index, epoch, each member's lag
+//   add-node    start one more node and add it to the raft group and the cluster map
+//   remove-node take a node out of the raft group and the map, and stop it
+//   down        stop every node of the local cluster
+//
+// Exit status: 0 done (status: the cluster has a leader and a map), 1 failed,
+// with the reason on stderr.
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "cli/local_cluster.h"
+#include "cli/subcommand.h"
+#include "meta/cluster_map.h"
+#include "meta/meta_client.h"
+#include "meta/transitions.h"
+#include "net/client.h"
+#include "node/raft_register_client.h"
+
+namespace statekv::cli {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct Common {
+  std::string data = "./data";
+  std::string secret;
+  std::vector<std::string> endpoints;  // overrides DATA/cluster.json
+  bool json = false;
+};
+
+int fail(const std::string& what) {
+  std::cerr << "statekv cluster: " << what << "\n";
+  return 1;
+}
+
+// Where to reach the cluster: --endpoints, else the local layout's peers.
+Result<std::vector<std::string>> endpoints_of(const Common& c) {
+  if (!c.endpoints.empty()) return c.endpoints;
+  auto local = load_local_cluster(c.data);
+  if (!local.ok()) return local.status();
+  return local->peer_endpoints();
+}
+
+// ------------------------------------------------------------------ status
+
+struct NodeView {
+  std::string endpoint;
+  std::optional<nlohmann::json> status;  // nullopt: unreachable
+  std::string error;
+};
+
+struct ClusterView {
+  std::vector<NodeView> nodes;
+  std::optional<meta::ClusterMap> map;
+  std::string map_error;
+  std::optional<nlohmann::json> leader;  // the leader's status
+};
+
+ClusterView observe(const std::vector<std::string>& endpoints, const std::string& secret) {
+  ClusterView view;
+  for (const std::string& e : endpoints) {
+    net::ClientOptions o;
+    o.endpoints = {e};
+    o.secret = secret;
+    o.connect_timeout = 500ms;
+    NodeView nv{e, std::nullopt, ""};
+    auto client = net::Client::create(o);
+    if (client.ok()) {
+      auto body = (*client)->status(e);
+      if (body.ok()) {
+        nv.status = nlohmann::json::parse(*body, nullptr, false);
+        if (nv.status->is_discarded()) nv.status.reset();
+      } else {
+        nv.error = body.status().message();
+      }
+    }
+    if (nv.status && (*nv.status)["role"] == "leader") view.leader = nv.status;
+    view.nodes.push_back(std::move(nv));
+  }
+  node::RaftRegisterClient reg(endpoints, secret, 3000ms);
+  auto map = meta::fetch(reg);
+  if (map.ok()) {
+    view.map = std::move(map).value();
+  } else {
+    view.map_error = map.status().message();
+  }
+  return view;
+}
+
+std::string lag_of(const ClusterView& v, uint64_t id) {
+  if (!v.leader) return "?";
+  const auto& l = *v.leader;
+  if (l["id"].get<uint64_t>() == id) return "0";
+  const std::string key = std::to_string(id);
+  if (!l["match"].contains(key)) return "-";
+  const uint64_t last = l["last_index"].get<uint64_t>();
+  const uint64_t match = l["match"][key].get<uint64_t>();
+  return std::to_string(last >= match ? last - match : 0);
+}
+
+int run_status(const Common& c) {
+  auto endpoints = endpoints_of(c);
+  if (!endpoints.ok()) return fail(endpoints.status().message());
+  auto secret = cluster_secret(c.data, c.secret, false);
+  if (!secret.ok()) return fail(secret.status().message());
+  ClusterView v = observe(*endpoints, *secret);
+
+  std::map<uint64_t, const NodeView*> by_id;
+  for (const NodeView& n : v.nodes) {
+    if (n.status) by_id[(*n.status)["id"].get<uint64_t>()] = &n;
+  }
+  const bool healthy = v.leader.has_value() && v.map.has_value();
+  if (c.json) {
+    nlohmann::json out;
+    out["healthy"] = healthy;
+    out["leader"] = v.leader ? (*v.leader)["id"] : nlohmann::json(nullptr);
+    out["nodes"] = nlohmann::json::array();
+    for (const NodeView& n : v.nodes) {
+      nlohmann::json e = n.status ? *n.status : nlohmann::json{{"error", n.error}};
+      e["endpoint"] = n.endpoint;
+      if (n.status) e["lag"] = lag_of(v, (*n.status)["id"].get<uint64_t>());
+      out["nodes"].push_back(e);
+    }
+    if (v.map) out["map"] = nlohmann::json::parse(meta::encode(*v.map));
+    std::cout << out.dump(2) << "\n";
+    return healthy ? 0 : 1;
+  }
+
+  if (v.map) {
+    fmt::print("cluster {}  epoch {}  ", v.map->cluster_id, v.map->epoch.value());
+  }
+  if (v.leader) {
+    fmt::print("leader node {}  term {}  commit {}\n", (*v.leader)["id"].get<uint64_t>(),
+               (*v.leader)["term"].get<uint64_t>(), (*v.leader)["commit_index"].get<uint64_t>());
+  } else {
+    fmt::print("NO LEADER: the raft group cannot commit (a majority of voters may be down)\n");
+  }
+  if (v.map) fmt::print("last change: {}\n", v.map->last_change);
+  fmt::print("\n{:>4}  {:<16} {:<16} {:<10} {:<8} {:<6} {:<14} {:>5} {:>8} {:>8} {:>6}\n", "node",
+             "address", "peer", "region", "state", "voter", "raft", "term", "commit", "applied",
+             "lag");
+  std::set<uint64_t> shown;
+  auto row = [&](uint64_t id, const std::string& address, const std::string& peer,
+                 const std::string& region, const std::string& state) {
+    shown.insert(id);
+    auto it = by_id.find(id);
+    bool voter = false;
+    if (v.leader) {
+      for (const auto& x : (*v.leader)["voters"]) voter = voter || x.get<uint64_t>() == id;
+    }
+    if (it == by_id.end()) {
+      fmt::print("{:>4}  {:<16} {:<16} {:<10} {:<8} {:<6} {:<14}\n", id, address, peer, region,
+                 state, voter ? "yes" : "no", "unreachable");
+      return;
+    }
+    const auto& s = *it->second->status;
+    fmt::print("{:>4}  {:<16} {:<16} {:<10} {:<8} {:<6} {:<14} {:>5} {:>8} {:>8} {:>6}\n", id,
+               address, peer, region, state, voter ? "yes" : "no", s["role"].get<std::string>(),
+               s["term"].get<uint64_t>(), s["commit_index"].get<uint64_t>(),
+               s["applied_index"].get<uint64_t>(), lag_of(v, id));
+  };
+  if (v.map) {
+    for (const meta::Member& m : v.map->members) {
+      row(m.id.value(), m.address, m.peer_address, m.region, std::string(meta::to_string(m.state)));
+    }
+  }
+  for (const NodeView& n : v.nodes) {
+    if (!n.status) {
+      if (!v.map) fmt::print("{:>4}  {:<16} {:<16} unreachable: {}\n", "?", "", n.endpoint, n.error);
+      continue;
+    }
+    const uint64_t id = (*n.status)["id"].get<uint64_t>();
+    if (!shown.count(id)) row(id, "", n.endpoint, "", "not in map");
+  }
+  if (v.map) {
+    fmt::print("\nkeyspaces:\n");
+    for (const meta::Keyspace& k : v.map->keyspaces) {
+      fmt::print("  {:<12} prefix '{}'  {} x{} shards  {} (factor {})  {}  on partition: {}\n",
+                 k.spec.name, k.spec.key_prefix, meta::to_string(k.spec.partitioner.kind),
+                 k.shards.size(), meta::to_string(k.spec.replication.kind),
+                 k.spec.replication.factor, meta::to_string(k.spec.consistency),
+                 meta::to_string(k.spec.partition_mode));
+    }
+  } else {
+    fmt::print("\ncluster map unavailable: {}\n", v.map_error);
+  }
+  return healthy ? 0 : 1;
+}
+
+// ------------------------------------------------------------------ up / down
+
+// Waits until every node answers, one leads, and every member is active in the map.
+Status wait_ready(const LocalCluster& cluster, const std::string& secret,
+                  std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string why = "no answer yet";
+  while (std::chrono::steady_clock::now() < deadline) {
+    ClusterView v = observe(cluster.peer_endpoints(), secret);
+    bool all_up = true;
+    for (const NodeView& n : v.nodes) all_up = all_up && n.status.has_value();
+    bool all_active = v.map.has_value();
+    if (v.map) {
+      for (const LocalNode& n : cluster.nodes) {
+        const meta::Member* m = v.map->find_member(n.id);
+        all_active = all_active && m != nullptr && m->state == meta::MemberState::kActive;
+      }
+    }
+    if (all_up && v.leader && all_active) return Status::OK();
+    why = !all_up ? "not every node answers" : !v.leader ? "no leader yet" : "members not active yet";
+    std::this_thread::sleep_for(100ms);
+  }
+  return Status::Timeout("the cluster did not become ready in time: " + why +
+                         " (see DATA/nodeK/statekv.log)");
+}
+
+struct UpFlags {
+  Common common;
+  size_t nodes = 3;
+  uint16_t base_port = 7001;
+  std::string engine = "rocksdb";
+  std::string fsync = "batch";
+  bool detach = false;
+};
+
+int run_up(const UpFlags& f) {
+  const fs::path data = f.common.data;
+  std::error_code ec;
+  fs::create_directories(data, ec);
+  if (ec) return fail("cannot create " + data.string() + ": " + ec.message());
+  auto secret = cluster_secret(data, f.common.secret, true);
+  if (!secret.ok()) return fail(secret.status().message());
+
+  auto existing = load_local_cluster(data);
+  LocalCluster cluster;
+  if (existing.ok()) {
+    cluster = std::move(existing).value();  // a restart: same nodes, same ports
+    fmt::print("restarting the local cluster in {} ({} nodes)\n", data.string(),
+               cluster.nodes.size());
+  } else {
+    if (f.nodes < 1 || f.nodes > 64) return fail("--nodes must be between 1 and 64");
+    cluster.data = data;
+    cluster.base_port = f.base_port;
+    cluster.engine = f.engine;
+    cluster.fsync = f.fsync;
+    for (size_t k = 1; k <= f.nodes; ++k) {
+      LocalNode n;
+      n.id = NodeId(k);
+      n.port = static_cast<uint16_t>(f.base_port + k - 1);
+      n.peer_port = static_cast<uint16_t>(n.port + 10000);
+      cluster.nodes.push_back(n);
+    }
+    if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());
+  }
+
+  // Block the shutdown signals before starting anyone, to wait for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  for (const LocalNode& n : cluster.nodes) {
+    if (pid_t pid = running_pid(cluster, n.id); pid != 0) {
+      fmt::print("node {} already running (pid {})\n", n.id.value(), pid);
+      continue;
+    }
+    auto pid = spawn_node(cluster, n, *secret, false);
+    if (!pid.ok()) return fail(pid.status().message());
+    fmt::print("node {}: pid {}  redis-cli -p {}  (peer port {}, data {})\n", n.id.value(), *pid,
+               n.port, n.peer_port, cluster.node_dir(n.id).string());
+  }
+  if (Status s = wait_ready(cluster, *secret, 30s); !s.ok()) {
+    for (const LocalNode& n : cluster.nodes) (void)stop_node(cluster, n.id, 3000ms);
+    return fail(s.message());
+  }
+  fmt::print("cluster ready: {} nodes. Try: redis-cli -p {} cluster info; statekv cluster status "
+             "--data {}\n",
+             cluster.nodes.size(), cluster.nodes.front().port, data.string());
+  std::fflush(stdout);
+  if (f.detach) return 0;
+
+  fmt::print("running in the foreground; Ctrl-C stops every node\n");
+  std::fflush(stdout);
+  // Reap nodes that exit on their own (report them), until a signal arrives.
+  timespec tick{0, 200'000'000};
+  while (true) {
+    int sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    int status = 0;
+    pid_t gone = 0;
+    while ((gone = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      fmt::print("a node process (pid {}) exited ({}); see its statekv.log\n", gone,
+                 WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                     : "status " + std::to_string(WEXITSTATUS(status)));
+      std::fflush(stdout);
+    }
+  }
+  fmt::print("stopping the cluster\n");
+  auto now = load_local_cluster(data);
+  if (now.ok()) cluster = std::move(now).value();  // add-node may have added some
+  for (const LocalNode& n : cluster.nodes) (void)stop_node(cluster, n.id, 10000ms);
+  return 0;
+}
+
+int run_down(const Common& c) {
+  auto cluster = load_local_cluster(c.data);
+  if (!cluster.ok()) return fail(cluster.status().message());
+  for (const LocalNode& n : cluster->nodes) {
+    const pid_t pid = running_pid(*cluster, n.id);
+    if (Status s = stop_node(*cluster, n.id, 10000ms); !s.ok()) return fail(s.message());
+    if (pid != 0) fmt::print("node {} stopped (pid {})\n", n.id.value(), pid);
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------ add / remove
+
+struct NodeFlags {
+  Common common;
+  uint64_t id = 0;
+  std::string region = "default";
+};
+
+int run_add_node(const NodeFlags& f) {
+  auto loaded = load_local_cluster(f.common.data);
+  if (!loaded.ok()) return fail(loaded.status().message());
+  LocalCluster cluster = std::move(loaded).value();
+  auto secret = cluster_secret(cluster.data, f.common.secret, false);
+  if (!secret.ok()) return fail(secret.status().message());
+
+  uint64_t id = f.id;
+  if (id == 0) {
+    for (const LocalNode& n : cluster.nodes) id = std::max(id, n.id.value());
+    ++id;
+  }
+  if (cluster.find(NodeId(id))) return fail(fmt::format("node {} already exists", id));
+  LocalNode node;
+  node.id = NodeId(id);
+  node.port = static_cast<uint16_t>(cluster.base_port + id - 1);
+  node.peer_port = static_cast<uint16_t>(node.port + 10000);
+  node.region = f.region;
+  const std::vector<std::string> endpoints = cluster.peer_endpoints();
+
+  // 1. The map learns of the node (joining), so every member can reach it.
+  node::RaftRegisterClient reg(endpoints, *secret, 10000ms);
+  auto added = meta::update(reg, [&](const meta::ClusterMap& m) {
+    meta::Member member;
+    member.id = node.id;
+    member.address = "127.0.0.1:" + std::to_string(node.port);
+    member.peer_address = node.peer_address();
+    member.region = node.region;
+    member.state = meta::MemberState::kJoining;
+    return meta::add_member(m, member);
+  });
+  if (!added.ok()) return fail("cannot add node to the map: " + added.status().message());
+  fmt::print("map epoch {}: {}\n", added->epoch.value(), added->last_change);
+
+  // 2. The process starts empty and waits to be added.
+  cluster.nodes.push_back(node);
+  if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());
+  auto pid = spawn_node(cluster, node, *secret, true);
+  if (!pid.ok()) return fail(pid.status().message());
+  fmt::print("node {}: pid {}  redis-cli -p {}\n", id, *pid, node.port);
+
+  // 3. The raft group takes it in (it catches up from the leader, by snapshot
+  //    when the log was compacted), then it marks itself active in the map.
+  if (Status s = reg.client()->add_voter(node.id); !s.ok()) {
+    return fail("cannot add node " + std::to_string(id) + " to the raft group: " + s.message());
+  }
+  fmt::print("node {} is a voter; waiting for it to catch up\n", id);
+  if (Status s = wait_ready(cluster, *secret, 60s); !s.ok()) return fail(s.message());
+  fmt::print("node {} is active\n", id);
+  return 0;
+}
+
+int run_remove_node(const NodeFlags& f) {
+  if (f.id == 0) return fail("--id is required");
+  auto endpoints = endpoints_of(f.common);
+  if (!endpoints.ok()) return fail(endpoints.status().message());
+  auto secret = cluster_secret(f.common.data, f.common.secret, false);
+  if (!secret.ok()) return fail(secret.status().message());
+  const NodeId id(f.id);
+
+  node::RaftRegisterClient reg(*endpoints, *secret, 10000ms);
+  auto current = meta::fetch(reg);
+  if (!current.ok()) return fail("cannot read the cluster map: " + current.status().message());
+  if (current->find_member(id) == nullptr) return fail(fmt::format("node {} is not a member", f.id));
+
+  // 1. Out of the raft group (the leader may be the one leaving: it hands over).
+  if (Status s = reg.client()->remove_voter(id); !s.ok() && !s.is_invalid_argument()) {
+    return fail("cannot remove node " + std::to_string(f.id) + " from the raft group: " +
+                s.message());
+  }
+  // 2. Its shards go to the remaining members, then it leaves the map.
+  auto moved = meta::update(reg, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+    std::vector<meta::Member> rest;
+    for (const meta::Member& member : m.members) {
+      if (member.id != id && member.state == meta::MemberState::kActive) rest.push_back(member);
+    }
+    meta::ClusterMap next = m;
+    bool changed = false;
+    for (const meta::Keyspace& k : m.keyspaces) {
+      bool owns = false;
+      for (const meta::Shard& s : k.shards) {
+        for (NodeId o : s.owners) owns = owns || o == id;
+      }
+      if (!owns) continue;
+      auto placement = meta::default_placement(rest, k.spec);
+      if (!placement.ok()) return placement.status();
+      auto r = meta::assign_shards(next, k.spec.name, std::move(placement).value());
+      if (!r.ok()) return r.status();
+      next = std::move(r).value();
+      changed = true;
+    }
+    if (!changed) return Status::InvalidArgument("nothing to move");
+    return next;
+  });
+  if (!moved.ok() && !moved.status().is_invalid_argument()) {
+    return fail("cannot move node's shards: " + moved.status().message());
+  }
+  auto removed = meta::update(reg, [&](const meta::ClusterMap& m) {
+    return meta::remove_member(m, id);
+  });
+  if (!removed.ok()) return fail("cannot remove node from the map: " + removed.status().message());
+  fmt::print("map epoch {}: {}\n", removed->epoch.value(), removed->last_change);
+
+  // 3. Stop it, if it is one of ours.
+  auto local = load_local_cluster(f.common.data);
+  if (local.ok() && local->find(id)) {
+    (void)stop_node(*local, id, 10000ms);
+    std::erase_if(local->nodes, [&](const LocalNode& n) { return n.id == id; });
+    (void)save_local_cluster(*local);
+    fmt::print("node {} stopped\n", f.id);
+  }
+  return 0;
+}
+
+void add_common(CLI::App* cmd, Common& c, bool endpoints = true) {
+  cmd->add_option("--data", c.data, "Data directory of the local cluster")->capture_default_str();
+  cmd->add_option("--secret", c.secret,
+                  "Cluster secret (default: $STATEKV_CLUSTER_SECRET, else DATA/cluster.secret)");
+  if (endpoints) {
+    cmd->add_option("--endpoints", c.endpoints,
+                    "Peer addresses HOST:PORT of nodes (default: from DATA/cluster.json)")
+        ->delimiter(',');
+  }
+}
+
+const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
+  CLI::App* cluster = app.add_subcommand("cluster", "Run and operate a cluster of statekv nodes");
+  cluster->require_subcommand(1);
+
+  auto up = std::make_shared<UpFlags>();
+  CLI::App* up_cmd = cluster->add_subcommand(
+      "up", "Start N local nodes on 127.0.0.1 forming one cluster (ports BASE.., data DATA/nodeK)");
+  add_common(up_cmd, up->common, false);
+  up_cmd->add_option("--nodes", up->nodes, "How many nodes")->capture_default_str();
+  up_cmd->add_option("--base-port", up->base_port, "RESP port of node 1; node K gets BASE+K-1")
+      ->capture_default_str();
+  up_cmd->add_option("--engine", up->engine, "Storage engine of each node")
+      ->check(CLI::IsMember({"rocksdb", "memory"}))
+      ->capture_default_str();
+  up_cmd->add_option("--fsync", up->fsync, "fsync policy of each node (the raft log syncs "
+                                           "unless never)")
+      ->check(CLI::IsMember({"always", "batch", "never"}))
+      ->capture_default_str();
+  up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
+  up_cmd->callback([up, exit_code] { *exit_code = run_up(*up); });
+
+  auto status = std::make_shared<Common>();
+  CLI::App* status_cmd = cluster->add_subcommand(
+      "status", "Members, leader, term, commit and applied index, epoch and each member's lag");
+  add_common(status_cmd, *status);
+  status_cmd->add_flag("--json", status->json, "Print JSON");
+  status_cmd->callback([status, exit_code] { *exit_code = run_status(*status); });
+
+  auto add = std::make_shared<NodeFlags>();
+  CLI::App* add_cmd = cluster->add_subcommand(
+      "add-node", "Start one more local node and add it to the cluster, live");
+  add_common(add_cmd, add->common, false);
+  add_cmd->add_option("--id", add->id, "Node id (default: the highest + 1)");
+  add_cmd->add_option("--region", add->region, "Region label")->capture_default_str();
+  add_cmd->callback([add, exit_code] { *exit_code = run_add_node(*add); });
+
+  auto remove = std::make_shared<NodeFlags>();
+  CLI::App* remove_cmd = cluster->add_subcommand(
+      "remove-node", "Take a node out of the cluster, live, and stop it if it is local");
+  add_common(remove_cmd, remove->common);
+  remove_cmd->add_option("--id", remove->id, "Node id")->required();
+  remove_cmd->callback([remove, exit_code] { *exit_code = run_remove_node(*remove); });
+
+  auto down = std::make_shared<Common>();
+  CLI::App* down_cmd = cluster->add_subcommand("down", "Stop every node of the local cluster");
+  add_common(down_cmd, *down, false);
+  down_cmd->callback([down, exit_code] { *exit_code = run_down(*down); });
+});
+
+}  // namespace
+}  // namespace statekv::cli

@@ -1,0 +1,223 @@
+#include "cli/local_cluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include <openssl/rand.h>
+
+namespace statekv::cli {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> LocalCluster::peer_endpoints() const {
+  std::vector<std::string> out;
+  for (const LocalNode& n : nodes) out.push_back(n.peer_address());
+  return out;
+}
+
+const LocalNode* LocalCluster::find(NodeId id) const {
+  for (const LocalNode& n : nodes) {
+    if (n.id == id) return &n;
+  }
+  return nullptr;
+}
+
+Result<LocalCluster> load_local_cluster(const fs::path& data) {
+  const fs::path file = data / "cluster.json";
+  std::ifstream in(file);
+  if (!in) {
+    return Status::NotFound("no local cluster under " + data.string() +
+                            " (start one with `statekv cluster up`, or give --endpoints)");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j["nodes"].is_array()) {
+    return Status::Corruption(file.string() + " is not a statekv cluster file");
+  }
+  LocalCluster c;
+  c.data = data;
+  c.base_port = j.value("base_port", 7001);
+  c.engine = j.value("engine", "rocksdb");
+  c.fsync = j.value("fsync", "batch");
+  for (const auto& n : j["nodes"]) {
+    if (!n.is_object() || !n["id"].is_number_unsigned() || !n["port"].is_number_unsigned() ||
+        !n["peer_port"].is_number_unsigned()) {
+      return Status::Corruption(file.string() + ": a node entry lacks id, port or peer_port");
+    }
+    LocalNode node;
+    node.id = NodeId(n["id"].get<uint64_t>());
+    node.port = n["port"].get<uint16_t>();
+    node.peer_port = n["peer_port"].get<uint16_t>();
+    node.region = n.value("region", "default");
+    c.nodes.push_back(node);
+  }
+  return c;
+}
+
+Status save_local_cluster(const LocalCluster& c) {
+  nlohmann::json j;
+  j["base_port"] = c.base_port;
+  j["engine"] = c.engine;
+  j["fsync"] = c.fsync;
+  j["nodes"] = nlohmann::json::array();
+  for (const LocalNode& n : c.nodes) {
+    j["nodes"].push_back(
+        {{"id", n.id.value()}, {"port", n.port}, {"peer_port", n.peer_port}, {"region", n.region}});
+  }
+  const fs::path tmp = c.data / "cluster.json.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump(2) << "\n";
+    if (!out) return Status::IOError("cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, c.data / "cluster.json", ec);
+  if (ec) return Status::IOError("cannot write cluster.json: " + ec.message());
+  return Status::OK();
+}
+
+Result<std::string> cluster_secret(const fs::path& data, const std::string& given, bool create) {
+  if (!given.empty()) return given;
+  if (const char* env = std::getenv("STATEKV_CLUSTER_SECRET"); env != nullptr && *env != '\0') {
+    return std::string(env);
+  }
+  const fs::path file = data / "cluster.secret";
+  {
+    std::ifstream in(file);
+    std::string secret;
+    if (in && std::getline(in, secret) && !secret.empty()) return secret;
+  }
+  if (!create) {
+    return Status::NotFound("no cluster secret: give --secret, set STATEKV_CLUSTER_SECRET, or run "
+                            "in the data dir `statekv cluster up` made (" + file.string() + ")");
+  }
+  unsigned char bytes[24];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return Status::Internal("no randomness for a secret");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string secret;
+  for (unsigned char b : bytes) {
+    secret.push_back(kHex[b >> 4]);
+    secret.push_back(kHex[b & 15]);
+  }
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IOError("cannot write " + file.string() + ": " + std::strerror(errno));
+  const std::string line = secret + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!written) return Status::IOError("cannot write " + file.string());
+  return secret;
+}
+
+namespace {
+
+std::string self_executable() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("statekv") : p.string();
+}
+
+}  // namespace
+
+Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std::string& secret,
+                         bool join) {
+  const fs::path dir = c.node_dir(node.id);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create " + dir.string() + ": " + ec.message());
+  std::string peers;
+  for (const LocalNode& n : c.nodes) {
+    if (join && n.id == node.id) continue;
+    peers += (peers.empty() ? "" : ",") + std::to_string(n.id.value()) + "=" + n.peer_address();
+  }
+  std::vector<std::string> args = {self_executable(),
+                                   "server",
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--port",
+                                   std::to_string(node.port),
+                                   "--peer-port",
+                                   std::to_string(node.peer_port),
+                                   "--data",
+                                   dir.string(),
+                                   "--engine",
+                                   c.engine,
+                                   "--fsync",
+                                   c.fsync,
+                                   "--node-id",
+                                   std::to_string(node.id.value()),
+                                   "--region",
+                                   node.region,
+                                   "--peers",
+                                   peers,
+                                   "--logfile",
+                                   (dir / "statekv.log").string()};
+  if (join) args.push_back("--join");
+  const pid_t pid = ::fork();
+  if (pid < 0) return Status::IOError(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::setenv("STATEKV_CLUSTER_SECRET", secret.c_str(), 1);
+    // Its own process group: a Ctrl-C meant for `cluster up` reaches the
+    // nodes through `cluster up`'s orderly shutdown, not all at once.
+    ::setpgid(0, 0);
+    int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, STDIN_FILENO);
+      ::dup2(devnull, STDOUT_FILENO);
+    }
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::fprintf(stderr, "statekv cluster: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  std::ofstream(dir / "pid", std::ios::trunc) << pid << "\n";
+  return pid;
+}
+
+pid_t running_pid(const LocalCluster& c, NodeId id) {
+  std::ifstream in(c.node_dir(id) / "pid");
+  long pid = 0;
+  if (!(in >> pid) || pid <= 0) return 0;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0) return 0;
+  // A zombie child of ours is not running either.
+  int status = 0;
+  if (::waitpid(static_cast<pid_t>(pid), &status, WNOHANG) == pid) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+Status stop_node(const LocalCluster& c, NodeId id, std::chrono::milliseconds grace) {
+  const pid_t pid = running_pid(c, id);
+  std::error_code ec;
+  if (pid == 0) {
+    fs::remove(c.node_dir(id) / "pid", ec);
+    return Status::OK();
+  }
+  ::kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid || ::kill(pid, 0) != 0) {
+      fs::remove(c.node_dir(id) / "pid", ec);
+      return Status::OK();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  fs::remove(c.node_dir(id) / "pid", ec);
+  return Status::OK();
+}
+
+}  // namespace statekv::cli

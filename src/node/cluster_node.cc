@@ -1,0 +1,205 @@
+#include "node/cluster_node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "meta/map_watch.h"
+#include "meta/meta_client.h"
+#include "meta/transitions.h"
+#include "node/raft_register_client.h"
+
+namespace statekv::node {
+
+using namespace std::chrono_literals;
+
+ClusterNode::ClusterNode(ClusterNodeOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<ClusterNode>> ClusterNode::start(ClusterNodeOptions options) {
+  auto node = std::unique_ptr<ClusterNode>(new ClusterNode(std::move(options)));
+  auto raft = net::RaftNode::start(node->options_.raft);
+  if (!raft.ok()) return raft.status();
+  node->raft_ = std::move(raft).value();
+  ClusterNode* self = node.get();
+  node->raft_->watch_key(std::string(meta::kMetaKey),
+                         [self](const std::optional<std::string>& bytes) { self->on_meta(bytes); });
+  node->registrar_ = std::thread([self] { self->register_loop(); });
+  return node;
+}
+
+ClusterNode::~ClusterNode() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (registrar_.joinable()) registrar_.join();
+  raft_.reset();
+}
+
+// Runs on the raft node's thread after every applied change of "meta".
+void ClusterNode::on_meta(const std::optional<std::string>& bytes) {
+  if (!bytes) return;
+  Result<bool> published = watch_.on_apply(std::string_view(*bytes));
+  if (!published.ok()) {
+    spdlog::error("the applied cluster map does not decode: {}", published.status().to_string());
+    return;
+  }
+  if (!*published) return;
+  auto map = watch_.current();
+  for (const meta::Member& m : map->members) {
+    if (m.id != options_.raft.self && !m.peer_address.empty() &&
+        m.state != meta::MemberState::kRemoved) {
+      raft_->set_peer_address(m.id, m.peer_address);
+    }
+  }
+  spdlog::info("cluster map epoch {}: {}", map->epoch, map->last_change);
+  changed_.notify_all();
+}
+
+std::shared_ptr<const meta::ClusterMap> ClusterNode::map() const { return watch_.current(); }
+
+Status ClusterNode::register_once() {
+  // Every known peer address, ours included: the client finds the leader.
+  std::vector<std::string> endpoints;
+  endpoints.push_back(options_.raft.peer_bind + ":" + std::to_string(raft_->peer_port()));
+  for (const auto& [id, address] : options_.raft.peers) {
+    if (id != options_.raft.self) endpoints.push_back(address);
+  }
+  if (auto m = map()) {
+    for (const meta::Member& member : m->members) {
+      if (member.id != options_.raft.self && !member.peer_address.empty() &&
+          std::find(endpoints.begin(), endpoints.end(), member.peer_address) == endpoints.end()) {
+        endpoints.push_back(member.peer_address);
+      }
+    }
+  }
+  RaftRegisterClient client(endpoints, options_.raft.secret, 3000ms);
+  const NodeId self = options_.raft.self;
+  const std::string peer_address = endpoints.front();
+
+  if (!map() && !options_.raft.bootstrap_voters.empty()) {
+    // Propose the first map. Members other than us are described by what
+    // --peers said; each of them records its own RESP address and region.
+    auto made = meta::initialize(client, [&]() -> Result<meta::ClusterMap> {
+      std::vector<meta::Member> members;
+      for (NodeId id : options_.raft.bootstrap_voters) {
+        meta::Member m;
+        m.id = id;
+        auto it = options_.raft.peers.find(id);
+        if (id == self) {
+          m.address = options_.resp_address;
+          m.peer_address = peer_address;
+          m.region = options_.region;
+        } else if (it != options_.raft.peers.end()) {
+          // Until it describes itself, assume the default layout: RESP port =
+          // peer port - 10000 (the server's --peer-port default).
+          m.peer_address = it->second;
+          const size_t colon = it->second.rfind(':');
+          const long peer_port = std::strtol(it->second.c_str() + colon + 1, nullptr, 10);
+          m.address = it->second.substr(0, colon) + ":" +
+                      std::to_string(peer_port > 10000 ? peer_port - 10000 : peer_port);
+        }
+        members.push_back(std::move(m));
+      }
+      return meta::bootstrap(options_.cluster_id, std::move(members));
+    });
+    if (!made.ok() && !made.status().is_invalid_argument()) return made.status();
+    if (!made.ok() && made.status().message().find("already bootstrapped") == std::string::npos) {
+      spdlog::error("cannot bootstrap the cluster map: {}", made.status().message());
+      return made.status();
+    }
+  }
+
+  auto current = meta::fetch(client);
+  if (!current.ok()) return current.status();
+  const meta::Member* me = current->find_member(self);
+  if (me != nullptr && me->address == options_.resp_address && me->peer_address == peer_address &&
+      me->region == options_.region && me->state == meta::MemberState::kActive) {
+    return Status::OK();
+  }
+  if (me == nullptr) {
+    // Not in the map: `cluster add-node` adds a member before starting it, so
+    // this is a node started with --join by hand. It may not add itself.
+    return Status::NotFound("node " + std::to_string(self.value()) +
+                            " is not in the cluster map; add it with `statekv cluster add-node`");
+  }
+  auto updated = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+    return meta::describe_member(m, self, options_.resp_address, peer_address, options_.region,
+                                 meta::MemberState::kActive);
+  });
+  return updated.ok() ? Status::OK() : updated.status();
+}
+
+void ClusterNode::register_loop() {
+  auto delay = 100ms;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    Status s = register_once();
+    if (s.ok()) {
+      spdlog::info("node {} is active in the cluster map", options_.raft.self);
+      return;
+    }
+    spdlog::debug("registering in the cluster map: {}", s.to_string());
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, delay, [this] { return stopping_; });
+    delay = std::min<std::chrono::milliseconds>(delay * 2, 2000ms);
+  }
+}
+
+std::string ClusterNode::my_id() const { return std::to_string(options_.raft.self.value()); }
+
+std::string ClusterNode::cluster_info() const {
+  const net::RaftNodeStatus s = raft_->status();
+  const auto m = map();
+  std::string out;
+  auto line = [&out](std::string_view k, const std::string& v) {
+    out.append(k).append(":").append(v).append("\r\n");
+  };
+  const bool ok = s.leader.has_value() && m != nullptr;
+  const size_t members = m ? m->members.size() : s.voters.size();
+  const uint64_t epoch = m ? m->epoch.value() : 0;
+  line("cluster_state", ok ? "ok" : "fail");
+  line("cluster_known_nodes", std::to_string(members));
+  line("cluster_size", std::to_string(members));
+  line("cluster_current_epoch", std::to_string(epoch));
+  line("cluster_my_epoch", std::to_string(epoch));
+  line("statekv_node_id", std::to_string(s.self.value()));
+  line("raft_role", s.role);
+  line("raft_term", std::to_string(s.term));
+  line("raft_leader", s.leader ? std::to_string(s.leader->value()) : "none");
+  line("raft_commit_index", std::to_string(s.commit_index));
+  line("raft_applied_index", std::to_string(s.applied_index));
+  line("raft_last_index", std::to_string(s.last_index));
+  line("raft_snapshot_index", std::to_string(s.snapshot_index));
+  std::string voters;
+  for (NodeId v : s.voters) voters += (voters.empty() ? "" : ",") + std::to_string(v.value());
+  line("raft_voters", voters);
+  line("meta_epoch", std::to_string(epoch));
+  line("meta_last_change", m ? m->last_change : "");
+  line("meta_keyspaces", std::to_string(m ? m->keyspaces.size() : 0));
+  if (m) {
+    for (const meta::Member& member : m->members) {
+      const bool voter = std::find(s.voters.begin(), s.voters.end(), member.id) != s.voters.end();
+      std::string lag = "unknown";
+      if (member.id == s.self) {
+        lag = std::to_string(s.commit_index - std::min(s.commit_index, s.applied_index));
+      }
+      if (s.role == "leader") {
+        auto it = s.match.find(member.id);
+        if (it != s.match.end()) lag = std::to_string(s.last_index - std::min(s.last_index, it->second));
+        if (member.id == s.self) lag = "0";
+      }
+      line("member_" + std::to_string(member.id.value()),
+           "address=" + member.address + ",peer=" + member.peer_address +
+               ",region=" + member.region + ",state=" + std::string(meta::to_string(member.state)) +
+               ",voter=" + (voter ? "1" : "0") + ",lag=" + lag);
+    }
+  }
+  return out;
+}
+
+}  // namespace statekv::node

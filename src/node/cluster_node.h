@@ -1,0 +1,76 @@
+// A statekv node's membership in its cluster: the metadata raft replica this
+// node runs (net/raft_node.h), the cluster map it follows (meta/), and what the
+// RESP front shows of both (server::ClusterView: CLUSTER INFO, CLUSTER MYID).
+//
+// Start-up, and how nodes join through the metadata:
+//   1. The raft replica starts: on a first start with --peers, the listed nodes
+//      are the bootstrap voters; a node started with --join has none and waits
+//      until the leader adds it (`statekv cluster add-node`).
+//   2. The node follows the applied value of the raft key "meta" (the cluster
+//      map document, meta/cluster_map.h): every applied change is decoded and
+//      published here, epochs only ever go forward, and the peer transport
+//      learns each member's peer address from it.
+//   3. A registrar thread makes the map describe this node: if there is no map
+//      yet it proposes the bootstrap map (a CAS from "absent", so exactly one
+//      proposer wins), then it records its own RESP address, peer address and
+//      region and marks itself active. Every change is a read-modify-CAS
+//      through the group's leader (meta/meta_client.h), retried until it holds.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "meta/cluster_map.h"
+#include "meta/map_watch.h"
+#include "net/raft_node.h"
+#include "server/context.h"
+
+namespace statekv::node {
+
+struct ClusterNodeOptions {
+  net::RaftNodeOptions raft;
+  std::string resp_address;  // host:port clients reach this node's RESP port on
+  std::string region = "default";
+  std::string cluster_id = "statekv";
+};
+
+class ClusterNode final : public server::ClusterView {
+ public:
+  static Result<std::unique_ptr<ClusterNode>> start(ClusterNodeOptions options);
+  ~ClusterNode() override;
+  ClusterNode(const ClusterNode&) = delete;
+  ClusterNode& operator=(const ClusterNode&) = delete;
+
+  // server::ClusterView
+  std::string cluster_info() const override;
+  std::string my_id() const override;
+
+  // The latest map this node has applied (nullptr before the first one).
+  std::shared_ptr<const meta::ClusterMap> map() const;
+  net::RaftNodeStatus raft_status() const { return raft_->status(); }
+
+ private:
+  explicit ClusterNode(ClusterNodeOptions options);
+  void on_meta(const std::optional<std::string>& bytes);
+  void register_loop();
+  // One attempt to make the map describe this node; OK once it does.
+  Status register_once();
+
+  ClusterNodeOptions options_;
+  std::unique_ptr<net::RaftNode> raft_;
+
+  meta::MapWatch watch_;
+  std::mutex mu_;  // guards stopping_
+  std::condition_variable changed_;
+  bool stopping_ = false;
+  std::thread registrar_;
+};
+
+}  // namespace statekv::node

@@ -48,6 +48,8 @@ struct ServerFlags {
   std::string secret;
   std::string region = "default";
   std::string cluster_id = "statekv";
+  uint64_t election_timeout_ms = 150;
+  uint64_t snapshot_entries = 1024;
 };
 
 // Parses --peers: "ID=HOST:PORT,ID=HOST:PORT,...".
@@ -104,6 +106,11 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
     }
   }
   o.raft.fsync = config.fsync != storage::FsyncPolicy::kNever;
+  o.raft.raft.election_timeout = std::chrono::milliseconds(flags.election_timeout_ms);
+  // Heartbeats well inside the election timeout, as Raft needs.
+  o.raft.raft.heartbeat_interval =
+      std::chrono::milliseconds(std::max<uint64_t>(1, flags.election_timeout_ms / 7));
+  o.raft.raft.snapshot_threshold = flags.snapshot_entries;
   o.resp_address = config.bind + ":" + std::to_string(resp_port);
   o.region = flags.region;
   o.cluster_id = flags.cluster_id;
@@ -324,6 +331,14 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "(default: $STATEKV_CLUSTER_SECRET)");
   cmd->add_option("--region", flags->region, "Region label of this node")->capture_default_str();
   cmd->add_option("--cluster-id", flags->cluster_id, "Name of the cluster")->capture_default_str();
+  cmd->add_option("--raft-election-timeout-ms", flags->election_timeout_ms,
+                  "Raft election timeout T: each one is drawn from [T, 2T); heartbeats every T/7")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  cmd->add_option("--raft-snapshot-entries", flags->snapshot_entries,
+                  "Applied raft entries after which the log is compacted into a snapshot")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
   cmd->callback([flags, cmd, exit_code] { *exit_code = run_server(*flags, *cmd); });
 });
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "net/frame.h"
@@ -105,6 +106,18 @@ class Client::Connection {
 
   NodeId node() const { return node_; }
 
+  // False once the peer closed or reset the connection (checked without
+  // blocking), so that a request is never sent into a connection known dead:
+  // such a request would certainly not have happened, yet look unanswered.
+  bool alive() const {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return true;
+    if (p.revents & (POLLERR | POLLHUP)) return false;
+    char c;
+    const ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
+  }
+
  private:
   Connection() : reader_(64u << 20) {}
 
@@ -175,7 +188,10 @@ Result<std::unique_ptr<Client>> Client::create(ClientOptions options) {
 
 Result<Client::Connection*> Client::connection(const std::string& endpoint) {
   auto it = connections_.find(endpoint);
-  if (it != connections_.end()) return it->second.get();
+  if (it != connections_.end()) {
+    if (it->second->alive()) return it->second.get();
+    connections_.erase(it);
+  }
   auto conn = Connection::open(endpoint, options_.secret, Clock::now() + options_.connect_timeout);
   if (!conn.ok()) return conn.status();
   endpoint_of_[(*conn)->node()] = endpoint;
@@ -204,7 +220,8 @@ std::string Client::pick(const std::optional<NodeId>& hint) {
 Result<ClientResponse> Client::call(ClientRequest request) {
   const auto deadline = Clock::now() + options_.deadline;
   std::optional<NodeId> hint;
-  Status last = Status::Unavailable("no endpoint answered");
+  std::set<std::string> unreachable;
+  std::string last_unreachable, last_refusal;
   int attempt = 0;
   while (Clock::now() < deadline) {
     const std::string endpoint = pick(hint);
@@ -212,7 +229,8 @@ Result<ClientResponse> Client::call(ClientRequest request) {
     if (!conn.ok()) {
       // A refused handshake will be refused again: the secret is wrong.
       if (conn.status().code() == Status::Code::kAborted) return conn.status();
-      last = conn.status();
+      unreachable.insert(endpoint);
+      last_unreachable = conn.status().message();
       hint.reset();
       if (++attempt % options_.endpoints.size() == 0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -231,7 +249,8 @@ Result<ClientResponse> Client::call(ClientRequest request) {
     if (!reply.ok()) {
       connections_.erase(endpoint);
       return Status::Timeout(reply.status().message() +
-                             "; the operation may or may not have happened");
+                             "; the operation may or may not have happened (a leader that lost "
+                             "its majority cannot commit, or the node is overloaded)");
     }
     auto* response = std::get_if<ResponseFrame>(&*reply);
     if (response == nullptr || response->call != call_id) {
@@ -242,12 +261,11 @@ Result<ClientResponse> Client::call(ClientRequest request) {
     const ClientResponse& r = response->response;
     if (r.outcome == ClientResponse::Outcome::kFail && r.not_served) {
       // Certainly did not happen there: try the leader it names, or another node.
-      last = Status::Unavailable(
-          "no leader could serve the request (last asked: node " +
-          std::to_string((*conn)->node().value()) +
-          (r.leader_hint ? ", which named node " + std::to_string(r.leader_hint->value())
-                         : std::string(", which knows no leader")) +
-          "); a majority of the voters may be down or cut off");
+      unreachable.erase(endpoint);
+      last_refusal = "node " + std::to_string((*conn)->node().value()) +
+                     (r.leader_hint ? " named node " + std::to_string(r.leader_hint->value()) +
+                                          " as leader"
+                                    : std::string(" knows no leader"));
       const bool same = r.leader_hint && endpoint_of_.count(*r.leader_hint) &&
                         endpoint_of_[*r.leader_hint] == endpoint;
       hint = same ? std::nullopt : r.leader_hint;
@@ -256,7 +274,14 @@ Result<ClientResponse> Client::call(ClientRequest request) {
     }
     return r;
   }
-  return last;
+  // Certainly not done anywhere: say what was seen.
+  std::string seen = std::to_string(unreachable.size()) + " of " +
+                     std::to_string(options_.endpoints.size()) + " endpoints unreachable";
+  if (!last_unreachable.empty()) seen += " (" + last_unreachable + ")";
+  if (!last_refusal.empty()) seen += "; " + last_refusal;
+  return Status::Unavailable("no leader could serve the request within " +
+                             std::to_string(options_.deadline.count()) + " ms: " + seen +
+                             "; a majority of the voters may be down or cut off");
 }
 
 Status Client::put(const std::string& key, const std::string& value) {

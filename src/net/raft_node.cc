@@ -54,6 +54,7 @@ std::string RaftNodeStatus::to_json() const {
   j["last_index"] = last_index;
   j["snapshot_index"] = snapshot_index;
   j["torn_bytes_at_start"] = torn_bytes_at_start;
+  j["snapshots_received"] = snapshots_received;
   nlohmann::json voters = nlohmann::json::array();
   for (NodeId v : this->voters) voters.push_back(v.value());
   j["voters"] = voters;
@@ -311,6 +312,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       spdlog::warn("raft message from node {} does not decode: {}", peer, msg.status().to_string());
       return;
     }
+    if (std::holds_alternative<replication::raft::InstallSnapshot>(*msg)) ++snapshots_received_;
     raft_->on_message(peer, *msg);
     after_callback();
   }
@@ -421,6 +423,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     s.voters = raft_->config();
     for (const auto& [node, index] : raft_->follower_match()) s.match[node] = index.value();
     s.torn_bytes_at_start = torn_bytes_;
+    s.snapshots_received = snapshots_received_;
     return s;
   }
 
@@ -456,6 +459,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   std::unique_ptr<Raft> raft_;
   uint16_t peer_port_ = 0;
   uint64_t torn_bytes_ = 0;
+  uint64_t snapshots_received_ = 0;
 
   uint64_t next_timer_ = 0;
   std::unordered_map<uint64_t, std::unique_ptr<asio::steady_timer>> timers_;

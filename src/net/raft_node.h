@@ -76,6 +76,7 @@ struct RaftNodeStatus {
   // Leader only: each other voter's replicated index.
   std::map<NodeId, uint64_t> match;
   uint64_t torn_bytes_at_start = 0;  // what recovery cut off the log tail
+  uint64_t snapshots_received = 0;   // InstallSnapshot messages taken in this incarnation
   std::string to_json() const;
 };
 

@@ -1,0 +1,146 @@
+// Handshake — two ends of a connection prove they know the cluster secret.
+//
+// Every connection between statekv nodes (and from tools such as the CLI or a bench
+// client) starts with this mutual challenge-response; nothing else is accepted on a
+// connection before it completes. It authenticates the peer at the start of the
+// connection only: it neither encrypts nor protects later frames, so it keeps out
+// strangers and misconfigured nodes, not an attacker who can rewrite TCP traffic
+// (use TLS or an isolated network for that).
+//
+// Sans-IO: one Handshake per connection side. It never touches a socket; the caller
+// frames what take_outgoing() returns (frame.h), sends it, and hands each received
+// frame's payload to on_frame() until done(). Frames that arrive after Accepted belong
+// to the application (the acceptor may send application frames right after its Proof),
+// so the caller routes each frame to the handshake only while !done(). Deadlines are
+// the caller's too: a peer that stops talking mid-handshake must be timed out.
+//
+// Protocol (every message is one frame whose payload starts with "SKVP" and a type):
+//   Hello   = "SKVP" | u8 1 | u32 version | u8 role | u64 node id | 32-byte nonce
+//   Proof   = "SKVP" | u8 2 | 32-byte HMAC-SHA256
+//   Refusal = "SKVP" | u8 3 | u8 length | reason (so the other side can log why)
+// integers little-endian; node id 0 is a client (CLI, bench tool), which may only
+// initiate.
+//
+//   initiator                                   acceptor
+//     Hello(I, nI)   ------------------------>                 (both sent at once)
+//                    <------------------------  Hello(A, nA)
+//     Proof_I        ------------------------>  checks Proof_I, then
+//                    <------------------------  Proof_A         -> Accepted(I)
+//     checks Proof_A -> Accepted(A)
+//
+//   Proof_X = HMAC-SHA256(secret, "statekv-peer-v1" | u8 role of X | u64 id of X
+//                                 | u64 id of the other side | nonce of X | nonce of the other)
+//
+// Why it is shaped this way:
+//   - Both fresh nonces are in every proof, so a proof recorded from an earlier session
+//     is useless in a new one (the other side's nonce differs).
+//   - The prover's role is in the proof, so the acceptor's proof can never pass as an
+//     initiator's (no reflection of a proof back to its maker on the same or a second
+//     connection); a peer that claims our own node id, or echoes our own nonce, is
+//     refused too, which closes reflection across two connections of one node.
+//   - The acceptor proves itself only after the initiator has: a stranger who connects
+//     cannot collect acceptor proofs for nonces of its choosing.
+//   - MACs are compared with CRYPTO_memcmp (constant time).
+//
+// Thread safety: a Handshake is a plain value; use it from one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/status.h"
+
+namespace statekv::net {
+
+inline constexpr uint32_t kHandshakeVersion = 1;
+inline constexpr size_t kHandshakeNonceBytes = 32;
+
+enum class HandshakeRole : uint8_t {
+  kInitiator = 1,  // opened the connection
+  kAcceptor = 2,   // accepted it
+};
+
+// Fills `out` with unpredictable bytes. The default draws from OpenSSL's RAND_bytes;
+// tests inject fixed nonces to replay sessions.
+using NonceSource = std::function<Status(std::span<uint8_t> out)>;
+
+struct HandshakeOptions {
+  std::string secret;  // the cluster secret; must not be empty
+  NodeId self;         // this side's node id; NodeId(0) = a client, which must initiate
+  HandshakeRole role = HandshakeRole::kInitiator;
+  // How to name the peer in refusal reasons, e.g. "127.0.0.1:1234".
+  std::string peer_address;
+  // Which peer node ids this side will accept; empty accepts any. An acceptor uses it
+  // for membership (NodeId(0) = clients), an initiator to check it reached the node it
+  // dialled. Called once, with the id from the peer's Hello, before any proof is sent.
+  std::function<bool(NodeId)> allow_peer;
+  NonceSource nonce_source;  // empty = RAND_bytes
+};
+
+struct HandshakeAccepted {
+  NodeId peer;  // proven: the peer knows the secret and sent this id in its Hello
+};
+
+struct HandshakeRefused {
+  std::string reason;  // one line for the log, naming the peer's address and claimed id
+};
+
+// monostate while the handshake is in progress.
+using HandshakeOutcome = std::variant<std::monostate, HandshakeAccepted, HandshakeRefused>;
+
+class Handshake {
+ public:
+  // Draws this side's nonce and queues its Hello. InvalidArgument for an empty secret
+  // or an acceptor without a node id; the nonce source's error if it fails.
+  static Result<Handshake> start(HandshakeOptions options);
+
+  // The payloads to send, in order, each as one frame; empties the queue. After a
+  // refusal it holds a Refusal message for the peer (sending it is optional).
+  std::vector<std::string> take_outgoing();
+
+  // One received frame's payload. Ignored once refused; must not be called after
+  // Accepted (those frames are the application's).
+  void on_frame(std::string_view payload);
+
+  const HandshakeOutcome& outcome() const { return outcome_; }
+  bool done() const { return !std::holds_alternative<std::monostate>(outcome_); }
+  bool accepted() const { return std::holds_alternative<HandshakeAccepted>(outcome_); }
+  bool refused() const { return std::holds_alternative<HandshakeRefused>(outcome_); }
+  // The proven peer id once accepted.
+  std::optional<NodeId> peer() const;
+  // Refusal reason once refused, else empty.
+  std::string_view refusal_reason() const;
+
+ private:
+  enum class Stage : uint8_t {
+    kAwaitHello,  // both roles: the peer's Hello
+    kAwaitProof,  // both roles: the peer's Proof
+    kDone,
+  };
+
+  explicit Handshake(HandshakeOptions options) : options_(std::move(options)) {}
+  void on_hello(std::string_view body);
+  void on_proof(std::string_view body);
+  void on_refusal(std::string_view body);
+  std::string proof(HandshakeRole prover) const;
+  std::string who() const;  // "peer 127.0.0.1:1234 claims node 3"
+  // Ends the handshake refused; `detail` goes to our log (after who()) and to the peer.
+  void refuse(std::string detail);
+
+  HandshakeOptions options_;
+  Stage stage_ = Stage::kAwaitHello;
+  uint8_t own_nonce_[kHandshakeNonceBytes] = {};
+  uint8_t peer_nonce_[kHandshakeNonceBytes] = {};
+  std::optional<NodeId> claimed_peer_;  // from the peer's Hello, not yet proven
+  std::vector<std::string> outgoing_;
+  HandshakeOutcome outcome_;
+};
+
+}  // namespace statekv::net

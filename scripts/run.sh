@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Installs what statekv needs, builds it, and runs one node in the foreground:
-# 127.0.0.1:7001, data under ./data (the rocksdb engine, fsync batch). Ctrl-C
-# stops it cleanly. Extra arguments go to `statekv server` (see --help), e.g.
+# Installs what statekv needs, builds it, and runs a local cluster of 3 nodes in
+# the foreground: node K serves Redis clients on 127.0.0.1:700K (peers on
+# 1700K), with data under ./data/nodeK. The nodes form one raft group that keeps
+# the cluster map. Ctrl-C stops every node cleanly. Extra arguments go to
+# `statekv cluster up` (see --help), e.g.
+#   scripts/run.sh --nodes 5
 #   scripts/run.sh --engine memory
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
-echo "statekv: starting on 127.0.0.1:7001 with data in ./data (Ctrl-C to stop)"
-echo "connect with: redis-cli -p 7001"
-# exec: Ctrl-C reaches statekv directly, which shuts down cleanly.
-exec "$BUILD_DIR/statekv" server --bind 127.0.0.1 --port 7001 --data ./data "$@"
+echo "statekv: starting a 3-node cluster on 127.0.0.1:7001-7003 with data in ./data (Ctrl-C stops it)"
+echo "connect with: redis-cli -p 7001   (then: cluster info)"
+echo "inspect with: $BUILD_DIR/statekv cluster status"
+# exec: Ctrl-C reaches `cluster up`, which stops every node in order.
+exec "$BUILD_DIR/statekv" cluster up --nodes 3 --data ./data "$@"

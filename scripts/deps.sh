@@ -8,6 +8,7 @@ PACKAGES=(
   libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev libssl-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-tools redis-server
+  etcd-server etcd-client
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

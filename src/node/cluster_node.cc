@@ -102,7 +102,13 @@ Status ClusterNode::register_once() {
         }
         members.push_back(std::move(m));
       }
-      return meta::bootstrap(options_.cluster_id, std::move(members));
+      // One owner per shard: what this release's data path serves (each node
+      // serves its own store; replicated data shards come later, and then
+      // alter_keyspace raises the factor).
+      meta::ReplicationSpec one_owner;
+      one_owner.kind = meta::Replication::kNone;
+      one_owner.factor = 1;
+      return meta::bootstrap(options_.cluster_id, std::move(members), one_owner);
     });
     if (!made.ok() && !made.status().is_invalid_argument()) return made.status();
     if (!made.ok() && made.status().message().find("already bootstrapped") == std::string::npos) {

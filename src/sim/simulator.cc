@@ -240,6 +240,7 @@ std::string World::describe_parameters(SimTime horizon) const {
                                                : std::string("uniform"),
       format_duration(options_.client_timeout), options_.faults.to_string(),
       options_.schedule ? " (hand-written schedule)" : "");
+  if (options_.workload.source) out += "  operations from a custom source (keys and mix unused)\n";
   out += network_->describe();
   out += fmt::format("  client link delay {}..{}us, fault horizon {}\n", client_delay_lo_ / kUs,
                      client_delay_hi_ / kUs, format_duration(horizon));
@@ -289,6 +290,8 @@ void World::node_replied(NodeId node, RequestId request, ClientResponse response
     } else {
       record(client, check::EventType::kFail, client.op, std::nullopt);
     }
+    workload_->observe(c, client.op, ok ? OpOutcome::kOk : OpOutcome::kFail,
+                       ok && client.op.op == ClientOp::kRead ? response.value : std::nullopt);
     if (response.leader_hint) client.leader_hint = response.leader_hint;
     client.busy = false;
     --busy_;
@@ -339,7 +342,7 @@ void World::client_issue(size_t c) {
   Client& client = clients_[c];
   client.busy = true;
   ++busy_;
-  client.op = workload_->next();
+  client.op = workload_->next(c);
   client.request = RequestId(next_request_++);
   client.op.id = client.request;
   client.target = client.leader_hint && client_rng_.chance(0.75)
@@ -359,6 +362,7 @@ void World::client_issue(size_t c) {
     if (!cl.busy || cl.request != request) return;
     awaiting_.erase(request.value());
     record(cl, check::EventType::kInfo, cl.op, std::nullopt);
+    workload_->observe(c, cl.op, OpOutcome::kInfo, std::nullopt);
     // The operation may still take effect later: this process is done, a new one
     // takes its place (a process never has two operations open).
     cl.process += static_cast<int64_t>(options_.clients);

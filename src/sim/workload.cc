@@ -19,6 +19,17 @@ Workload::Workload(WorkloadOptions options, Random rng)
     }
     for (double& c : cdf_) c /= sum;
   }
+  // The source takes the workload's stream; the built-in generator then draws nothing.
+  if (options_.source) source_ = options_.source(rng_);
+}
+
+replication::ClientRequest Workload::next(size_t client) {
+  return source_ ? source_->next(client) : next();
+}
+
+void Workload::observe(size_t client, const replication::ClientRequest& op, OpOutcome outcome,
+                       const std::optional<std::string>& value) {
+  if (source_) source_->observe(client, op, outcome, value);
 }
 
 size_t Workload::pick_key() {

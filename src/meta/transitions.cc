@@ -1,0 +1,370 @@
+#include "meta/transitions.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace statekv::meta {
+namespace {
+
+// Live active members, in the region when one is given, in id order (the order
+// placement walks, independent of the order of the members list).
+std::vector<NodeId> active_ids(const std::vector<Member>& members, const std::string& region) {
+  std::vector<NodeId> ids;
+  for (const Member& m : members) {
+    if (m.state == MemberState::kActive && (region.empty() || m.region == region)) {
+      ids.push_back(m.id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// Where shard `index` starts its walk over the candidates: its position within
+// its region (geo) or keyspace, so that every region's shard 0 starts at that
+// region's first member.
+size_t rotation(const PartitionerSpec& p, uint32_t index) {
+  return p.kind == Partitioner::kGeo ? index % p.shards : index;
+}
+
+// The one place a transition's result is finished: bump the epoch, say what
+// happened, and refuse a result that breaks an invariant.
+Result<ClusterMap> finish(ClusterMap next, std::string what) {
+  next.epoch = next.epoch.next();
+  next.last_change = std::move(what);
+  if (Status s = validate(next); !s.ok()) return s;
+  return next;
+}
+
+Status not_a_member(NodeId id) {
+  return Status::InvalidArgument(fmt::format("node {} is not a member", id.value()));
+}
+
+Member* live_member(ClusterMap& map, NodeId id) {
+  for (Member& m : map.members) {
+    if (m.id == id && m.state != MemberState::kRemoved) return &m;
+  }
+  return nullptr;
+}
+
+Keyspace* find_keyspace(ClusterMap& map, std::string_view name) {
+  for (Keyspace& k : map.keyspaces) {
+    if (k.spec.name == name) return &k;
+  }
+  return nullptr;
+}
+
+Status no_keyspace(std::string_view name) {
+  return Status::InvalidArgument(fmt::format("there is no keyspace '{}'", name));
+}
+
+std::string join_ids(const std::vector<NodeId>& ids) {
+  std::string out;
+  for (NodeId id : ids) {
+    if (!out.empty()) out += ",";
+    out += std::to_string(id.value());
+  }
+  return out;
+}
+
+std::string describe(const KeyspaceSpec& s) {
+  const PartitionerSpec& p = s.partitioner;
+  std::string partitioning = p.kind == Partitioner::kGeo
+                                 ? fmt::format("geo over {} region(s), {} x{} each",
+                                               geo_regions(p).size(), to_string(p.inner), p.shards)
+                                 : fmt::format("{} x{}", to_string(p.kind), p.shards);
+  return fmt::format("prefix '{}', {}, {} x{}, {}, {}", s.key_prefix, partitioning,
+                     to_string(s.replication.kind), s.replication.factor, to_string(s.consistency),
+                     to_string(s.partition_mode));
+}
+
+bool lifecycle_allows(MemberState from, MemberState to) {
+  using S = MemberState;
+  return (from == S::kJoining && (to == S::kActive || to == S::kLeaving)) ||
+         (from == S::kActive && to == S::kLeaving) || (from == S::kLeaving && to == S::kActive);
+}
+
+}  // namespace
+
+Result<std::vector<Shard>> default_placement(const std::vector<Member>& members,
+                                             const KeyspaceSpec& spec) {
+  const PartitionerSpec& p = spec.partitioner;
+  const uint32_t count = partitioner_shard_count(p);
+  std::vector<Shard> shards;
+  shards.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    const std::string region = shard_region(p, i);
+    const std::vector<NodeId> candidates = active_ids(members, region);
+    if (candidates.empty()) {
+      return Status::InvalidArgument(
+          region.empty()
+              ? fmt::format("keyspace '{}': there is no active member to place shards on",
+                            spec.name)
+              : fmt::format("keyspace '{}': there is no active member in region '{}'", spec.name,
+                            region));
+    }
+    const size_t n = candidates.size();
+    const size_t k = std::min<size_t>(spec.replication.factor, n);
+    Shard shard{ShardId(i), {}};
+    for (size_t j = 0; j < k; ++j) shard.owners.push_back(candidates[(rotation(p, i) + j) % n]);
+    shards.push_back(std::move(shard));
+  }
+  return shards;
+}
+
+Result<ClusterMap> bootstrap(std::string cluster_id, std::vector<Member> members,
+                             std::optional<ReplicationSpec> default_replication) {
+  if (members.empty()) return Status::InvalidArgument("a cluster needs at least one member");
+  ClusterMap map;
+  map.cluster_id = std::move(cluster_id);
+  map.epoch = Epoch(0);  // finish() makes it 1
+  std::vector<NodeId> ids;
+  for (Member& m : members) {
+    m.state = MemberState::kActive;
+    ids.push_back(m.id);
+  }
+  map.members = std::move(members);
+
+  KeyspaceSpec spec;
+  spec.name = std::string(kDefaultKeyspace);
+  spec.partitioner.kind = Partitioner::kHash;
+  spec.partitioner.shards = static_cast<uint32_t>(map.members.size());
+  if (default_replication) {
+    spec.replication = *default_replication;
+  } else {
+    spec.replication.kind = Replication::kConsensus;
+    spec.replication.factor = static_cast<uint32_t>(std::min<size_t>(3, map.members.size()));
+  }
+  spec.consistency = Consistency::kLinearizable;
+  spec.partition_mode = PartitionMode::kConsistency;
+  Result<std::vector<Shard>> shards = default_placement(map.members, spec);
+  if (!shards.ok()) return shards.status();
+  map.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value()});
+  const std::string cluster = map.cluster_id;
+  return finish(std::move(map),
+                fmt::format("bootstrap cluster '{}' with nodes {}", cluster, join_ids(ids)));
+}
+
+Result<ClusterMap> add_member(const ClusterMap& map, Member member) {
+  if (member.state != MemberState::kJoining && member.state != MemberState::kActive) {
+    return Status::InvalidArgument(
+        fmt::format("a new member starts as joining or active, not {}", to_string(member.state)));
+  }
+  if (const Member* old = map.find_member(member.id)) {
+    return Status::InvalidArgument(
+        old->state == MemberState::kRemoved
+            ? fmt::format("node {} was removed, and node ids are never reused", member.id.value())
+            : fmt::format("node {} is already a member", member.id.value()));
+  }
+  const std::string what = fmt::format(
+      "add node {} ({}, peer {}, region {}, {}{})", member.id.value(), member.address,
+      member.peer_address, member.region, to_string(member.state), member.voter ? ", voter" : "");
+  ClusterMap next = map;
+  next.members.push_back(std::move(member));
+  return finish(std::move(next), what);
+}
+
+Result<ClusterMap> set_member_state(const ClusterMap& map, NodeId id, MemberState state) {
+  ClusterMap next = map;
+  Member* m = live_member(next, id);
+  if (m == nullptr) return not_a_member(id);
+  if (state == MemberState::kRemoved) {
+    return Status::InvalidArgument(fmt::format(
+        "node {} is removed with remove_member, which checks what it owns", id.value()));
+  }
+  if (m->state == state) {
+    return Status::InvalidArgument(
+        fmt::format("node {} is already {}", id.value(), to_string(state)));
+  }
+  if (!lifecycle_allows(m->state, state)) {
+    return Status::InvalidArgument(fmt::format("node {} cannot go from {} to {}", id.value(),
+                                               to_string(m->state), to_string(state)));
+  }
+  const std::string what =
+      fmt::format("node {}: {} -> {}", id.value(), to_string(m->state), to_string(state));
+  m->state = state;
+  return finish(std::move(next), what);
+}
+
+Result<ClusterMap> remove_member(const ClusterMap& map, NodeId id, OwnedShards owned) {
+  ClusterMap next = map;
+  Member* m = live_member(next, id);
+  if (m == nullptr) return not_a_member(id);
+  if (m->voter) {
+    const size_t voters =
+        std::count_if(next.members.begin(), next.members.end(),
+                      [](const auto& x) { return x.voter && x.state != MemberState::kRemoved; });
+    if (voters == 1) {
+      return Status::InvalidArgument(
+          fmt::format("node {} is the last voter: add another voter first", id.value()));
+    }
+  }
+  std::vector<std::string> owned_shards;
+  for (Keyspace& k : next.keyspaces) {
+    for (Shard& s : k.shards) {
+      auto it = std::find(s.owners.begin(), s.owners.end(), id);
+      if (it == s.owners.end()) continue;
+      owned_shards.push_back(fmt::format("{}/{}", k.spec.name, s.id.value()));
+      if (owned == OwnedShards::kDrop) {
+        s.owners.erase(it);
+        if (s.owners.empty()) {
+          return Status::InvalidArgument(
+              fmt::format("removing node {} would leave shard {} of keyspace '{}' without an "
+                          "owner: assign it elsewhere first",
+                          id.value(), s.id.value(), k.spec.name));
+        }
+      }
+    }
+  }
+  if (!owned_shards.empty() && owned == OwnedShards::kRefuse) {
+    std::string list;
+    for (size_t i = 0; i < owned_shards.size() && i < 5; ++i) {
+      list += (i ? ", " : "") + owned_shards[i];
+    }
+    if (owned_shards.size() > 5) list += ", ...";
+    return Status::InvalidArgument(fmt::format(
+        "node {} still owns {} shard(s) ({}): move them with assign_shards first, or drop its "
+        "ownership",
+        id.value(), owned_shards.size(), list));
+  }
+  m->state = MemberState::kRemoved;
+  m->voter = false;
+  return finish(std::move(next), owned_shards.empty()
+                                     ? fmt::format("remove node {}", id.value())
+                                     : fmt::format("remove node {}, dropping it from {} shard(s)",
+                                                   id.value(), owned_shards.size()));
+}
+
+Result<ClusterMap> create_keyspace(const ClusterMap& map, KeyspaceSpec spec) {
+  if (Status s = validate_spec(spec); !s.ok()) return s;
+  if (map.find_keyspace(spec.name) != nullptr) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}' exists", spec.name));
+  }
+  Result<std::vector<Shard>> shards = default_placement(map.members, spec);
+  if (!shards.ok()) return shards.status();
+  const std::string what = fmt::format("create keyspace '{}' ({})", spec.name, describe(spec));
+  ClusterMap next = map;
+  next.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value()});
+  return finish(std::move(next), what);
+}
+
+Result<ClusterMap> alter_keyspace(const ClusterMap& map, std::string_view name,
+                                  const KeyspaceChanges& changes) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  KeyspaceSpec& s = k->spec;
+  const KeyspaceSpec before = s;
+  std::vector<std::string> said;
+  if (changes.consistency) {
+    s.consistency = *changes.consistency;
+    said.push_back(fmt::format("consistency {}", to_string(s.consistency)));
+  }
+  if (changes.partition_mode) {
+    s.partition_mode = *changes.partition_mode;
+    said.push_back(fmt::format("partition mode {}", to_string(s.partition_mode)));
+  }
+  if (changes.replication_factor) {
+    s.replication.factor = *changes.replication_factor;
+    said.push_back(fmt::format("replication factor {}", s.replication.factor));
+  }
+  if (changes.read_quorum) {
+    s.replication.read_quorum = *changes.read_quorum;
+    said.push_back(fmt::format("read quorum {}", s.replication.read_quorum));
+  }
+  if (changes.write_quorum) {
+    s.replication.write_quorum = *changes.write_quorum;
+    said.push_back(fmt::format("write quorum {}", s.replication.write_quorum));
+  }
+  if (s == before) {
+    return Status::InvalidArgument(fmt::format("alter keyspace '{}': nothing changes", name));
+  }
+  if (Status st = validate_spec(s); !st.ok()) return st;
+  if (s.replication.factor != before.replication.factor) {
+    for (Shard& shard : k->shards) {
+      const uint32_t i = static_cast<uint32_t>(shard.id.value());
+      if (shard.owners.size() > s.replication.factor) shard.owners.resize(s.replication.factor);
+      const std::vector<NodeId> candidates =
+          active_ids(next.members, shard_region(s.partitioner, i));
+      for (size_t j = 0; j < candidates.size() && shard.owners.size() < s.replication.factor; ++j) {
+        const NodeId c = candidates[(rotation(s.partitioner, i) + j) % candidates.size()];
+        if (std::find(shard.owners.begin(), shard.owners.end(), c) == shard.owners.end()) {
+          shard.owners.push_back(c);
+        }
+      }
+    }
+  }
+  std::string what = fmt::format("alter keyspace '{}':", name);
+  for (size_t i = 0; i < said.size(); ++i) what += (i ? ", " : " ") + said[i];
+  return finish(std::move(next), what);
+}
+
+Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name) {
+  if (name == kDefaultKeyspace) {
+    return Status::InvalidArgument("the default keyspace cannot be dropped");
+  }
+  ClusterMap next = map;
+  auto it = std::find_if(next.keyspaces.begin(), next.keyspaces.end(),
+                         [&](const Keyspace& k) { return k.spec.name == name; });
+  if (it == next.keyspaces.end()) return no_keyspace(name);
+  next.keyspaces.erase(it);
+  return finish(std::move(next), fmt::format("drop keyspace '{}'", name));
+}
+
+Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
+                                 std::vector<Shard> shards) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  const uint32_t want = partitioner_shard_count(k->spec.partitioner);
+  if (shards.size() != want) {
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' has {} partitions: give {} shards, not {}", name, want, want,
+                    shards.size()));
+  }
+  size_t changed = 0;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    for (NodeId owner : shards[i].owners) {
+      const Member* m = map.find_member(owner);
+      if (m == nullptr || m->state == MemberState::kRemoved) return not_a_member(owner);
+      if (m->state != MemberState::kActive) {
+        return Status::InvalidArgument(
+            fmt::format("node {} is {}: only active members can own shards", owner.value(),
+                        to_string(m->state)));
+      }
+    }
+    changed += !(shards[i] == k->shards[i]);
+  }
+  if (changed == 0) {
+    return Status::InvalidArgument(
+        fmt::format("assign shards of keyspace '{}': nothing changes", name));
+  }
+  k->shards = std::move(shards);
+  return finish(std::move(next), fmt::format("assign shards of keyspace '{}': {} of {} change",
+                                             name, changed, want));
+}
+
+Result<ClusterMap> describe_member(const ClusterMap& map, NodeId id, std::string address,
+                                   std::string peer_address, std::string region,
+                                   MemberState state) {
+  ClusterMap next = map;
+  Member* m = live_member(next, id);
+  if (m == nullptr) return not_a_member(id);
+  if (m->address == address && m->peer_address == peer_address && m->region == region &&
+      m->state == state) {
+    return Status::InvalidArgument(fmt::format("node {} is already described so", id.value()));
+  }
+  if (m->state != state && !lifecycle_allows(m->state, state)) {
+    return Status::InvalidArgument(fmt::format("node {} cannot go from {} to {}", id.value(),
+                                               to_string(m->state), to_string(state)));
+  }
+  const std::string what = fmt::format("node {} describes itself: {} (peer {}), region {}, {}",
+                                       id.value(), address, peer_address, region, to_string(state));
+  m->address = std::move(address);
+  m->peer_address = std::move(peer_address);
+  m->region = std::move(region);
+  m->state = state;
+  return finish(std::move(next), what);
+}
+
+}  // namespace statekv::meta

@@ -1,0 +1,108 @@
+// Changes to the cluster map, as pure functions.
+//
+// Each transition takes the current map and its arguments and returns the next
+// map, or InvalidArgument with a message a user can act on ("keyspace 'users'
+// exists", "node 4 is not a member"). A returned map differs from the input by
+// the change, an epoch one higher, and last_change (one line saying what was
+// done); it always passes validate() (cluster_map.h), since every transition
+// checks its result. recent_changes is left alone: stamping who wrote a version
+// is the writer's job (meta_client.h). The input is expected to be a valid map
+// (decode() gives only those).
+//
+// Placement: bootstrap and create_keyspace place shards with
+// default_placement(), the one function to replace when real placement comes:
+// shard i of a keyspace is owned by the i-th active member in id order, round
+// robin, and its next factor-1 successors (in a geo keyspace, the active members
+// of the shard's region). A keyspace is refused when it cannot be placed (no
+// active member, or none in a region).
+//
+// Member lifecycle: add_member brings a node in as joining (or active);
+// set_member_state moves joining -> active, active <-> leaving, joining ->
+// leaving; remove_member leaves a tombstone (state removed, not a voter) so the
+// id is never reused.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "meta/cluster_map.h"
+
+namespace statekv::meta {
+
+// The first map of a cluster (epoch 1). The founding members become active (they
+// are the nodes that run the metadata raft group); at least one must be a voter.
+// It has the "default" keyspace, which takes every key no other keyspace claims:
+// hash partitioned into one shard per founding member (so each starts with an
+// equal share), replicated as `default_replication` says (by default: by
+// consensus with factor min(3, members)), linearizable, choosing consistency
+// under partition.
+Result<ClusterMap> bootstrap(std::string cluster_id, std::vector<Member> members,
+                             std::optional<ReplicationSpec> default_replication = std::nullopt);
+
+// Adds `member` (state joining or active). Its id must never have been used
+// (removed members keep theirs) and its addresses must be free.
+Result<ClusterMap> add_member(const ClusterMap& map, Member member);
+
+// Moves a live member to `state` along the lifecycle above. Removal goes through
+// remove_member.
+Result<ClusterMap> set_member_state(const ClusterMap& map, NodeId id, MemberState state);
+
+// What remove_member does with shards the member still owns.
+enum class OwnedShards : bool {
+  kRefuse,  // refuse while it owns any (move them first with assign_shards)
+  kDrop,    // drop it from their owner lists (refused if a shard would have no owner left)
+};
+
+// Removes a live member (leaves a tombstone). Refused for the last voter, and
+// for an owner of shards unless `owned` is kDrop.
+Result<ClusterMap> remove_member(const ClusterMap& map, NodeId id,
+                                 OwnedShards owned = OwnedShards::kRefuse);
+
+// Adds a keyspace and places its shards with default_placement. The name must be
+// new and the prefix must not overlap another keyspace's.
+Result<ClusterMap> create_keyspace(const ClusterMap& map, KeyspaceSpec spec);
+
+// What alter_keyspace may change; unset fields stay. The name, key prefix,
+// partitioner and replication kind cannot change here: each moves data between
+// shards or protocols, which is resharding's job, not a metadata edit.
+struct KeyspaceChanges {
+  std::optional<Consistency> consistency;
+  std::optional<PartitionMode> partition_mode;
+  // A new factor trims each shard's owner list to its first `factor` owners, or
+  // extends it with the next active members in placement order (metadata only:
+  // copying data to new owners is the replication layer's job).
+  std::optional<uint32_t> replication_factor;
+  std::optional<uint32_t> read_quorum;   // quorum replication only
+  std::optional<uint32_t> write_quorum;  // quorum replication only
+};
+
+// Applies `changes` to keyspace `name`; refused when it changes nothing.
+Result<ClusterMap> alter_keyspace(const ClusterMap& map, std::string_view name,
+                                  const KeyspaceChanges& changes);
+
+// Removes keyspace `name`; "default" cannot be dropped.
+Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name);
+
+// Replaces keyspace `name`'s shard map. There must be one shard per partition
+// (ids 0..n-1 in order), and every owner must be an active member (in a geo
+// keyspace, of the shard's region), 1..factor distinct owners per shard.
+Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
+                                 std::vector<Shard> shards);
+
+// A member describes itself: where its clients and peers reach it, its region,
+// and its state (a node that started records its addresses and goes active).
+// Refused when nothing would change, or the state change is not allowed.
+Result<ClusterMap> describe_member(const ClusterMap& map, NodeId id, std::string address,
+                                   std::string peer_address, std::string region, MemberState state);
+
+// The default placement (see the top of this file) of `spec` over `members`.
+// InvalidArgument when there is no active member to place a shard on.
+Result<std::vector<Shard>> default_placement(const std::vector<Member>& members,
+                                             const KeyspaceSpec& spec);
+
+}  // namespace statekv::meta

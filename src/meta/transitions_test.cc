@@ -1,0 +1,407 @@
+// Transitions: each applies its change, bumps the epoch by exactly one, says
+// what it did, and refuses what it must with a message a user can act on.
+#include "meta/transitions.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+namespace statekv::meta {
+namespace {
+
+Member member(uint64_t id, std::string region = "default") {
+  Member m;
+  m.id = NodeId(id);
+  m.address = fmt::format("10.0.0.{}:6379", id);
+  m.peer_address = fmt::format("10.0.0.{}:7000", id);
+  m.region = std::move(region);
+  return m;
+}
+
+ClusterMap three() {
+  Result<ClusterMap> m = bootstrap("prod", {member(1), member(2), member(3)});
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  return *m;
+}
+
+KeyspaceSpec spec(std::string name, std::string prefix) {
+  KeyspaceSpec s;
+  s.name = std::move(name);
+  s.key_prefix = std::move(prefix);
+  return s;
+}
+
+// KeyspaceChanges, one field at a time.
+struct Changes {
+  KeyspaceChanges c;
+  Changes& consistency(Consistency v) {
+    c.consistency = v;
+    return *this;
+  }
+  Changes& partition_mode(PartitionMode v) {
+    c.partition_mode = v;
+    return *this;
+  }
+  Changes& factor(uint32_t v) {
+    c.replication_factor = v;
+    return *this;
+  }
+  Changes& read_quorum(uint32_t v) {
+    c.read_quorum = v;
+    return *this;
+  }
+  operator const KeyspaceChanges&() const { return c; }  // NOLINT: implicit by design
+};
+
+KeyspaceSpec users(uint32_t shards = 4) {
+  KeyspaceSpec s = spec("users", "user:");
+  s.partitioner.shards = shards;
+  s.replication.factor = 2;
+  return s;
+}
+
+// The common contract of every successful transition.
+ClusterMap expect_next(const ClusterMap& before, const Result<ClusterMap>& after,
+                       std::string_view said) {
+  EXPECT_TRUE(after.ok()) << after.status().to_string();
+  if (!after.ok()) return before;
+  EXPECT_EQ(after->epoch, before.epoch.next());
+  EXPECT_EQ(after->last_change, said);
+  EXPECT_EQ(after->recent_changes, before.recent_changes) << "stamps are the writer's job";
+  EXPECT_EQ(after->cluster_id, before.cluster_id);
+  EXPECT_TRUE(validate(*after).ok()) << validate(*after).to_string();
+  return *after;
+}
+
+void expect_refused(const Result<ClusterMap>& r, std::string_view message) {
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_invalid_argument()) << r.status().to_string();
+  EXPECT_EQ(r.status().message(), message);
+}
+
+std::vector<NodeId> ids(std::initializer_list<uint64_t> v) {
+  std::vector<NodeId> out;
+  for (uint64_t x : v) out.emplace_back(x);
+  return out;
+}
+
+TEST(Bootstrap, FirstMapHasEpochOneAndTheDefaultKeyspace) {
+  const ClusterMap m = three();
+  EXPECT_EQ(m.epoch, Epoch(1));
+  EXPECT_EQ(m.last_change, "bootstrap cluster 'prod' with nodes 1,2,3");
+  for (const Member& x : m.members) EXPECT_EQ(x.state, MemberState::kActive);
+  ASSERT_EQ(m.keyspaces.size(), 1u);
+  const Keyspace& d = m.keyspaces[0];
+  EXPECT_EQ(d.spec.name, "default");
+  EXPECT_EQ(d.spec.key_prefix, "");
+  EXPECT_EQ(d.spec.partitioner.kind, Partitioner::kHash);
+  EXPECT_EQ(d.spec.replication.kind, Replication::kConsensus);
+  EXPECT_EQ(d.spec.replication.factor, 3u);
+  EXPECT_EQ(d.spec.consistency, Consistency::kLinearizable);
+  // One shard per member, shard i led by the i-th member, round robin.
+  ASSERT_EQ(d.shards.size(), 3u);
+  EXPECT_EQ(d.shards[0].owners, ids({1, 2, 3}));
+  EXPECT_EQ(d.shards[1].owners, ids({2, 3, 1}));
+  EXPECT_EQ(d.shards[2].owners, ids({3, 1, 2}));
+}
+
+TEST(Bootstrap, DefaultReplicationCanBeChosen) {
+  ReplicationSpec one_owner;
+  one_owner.kind = Replication::kNone;
+  one_owner.factor = 1;
+  Result<ClusterMap> m = bootstrap("prod", {member(1), member(2), member(3)}, one_owner);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Keyspace& d = m->keyspaces[0];
+  EXPECT_EQ(d.spec.replication.kind, Replication::kNone);
+  ASSERT_EQ(d.shards.size(), 3u);
+  EXPECT_EQ(d.shards[0].owners, ids({1}));
+  EXPECT_EQ(d.shards[1].owners, ids({2}));
+  EXPECT_EQ(d.shards[2].owners, ids({3}));
+}
+
+TEST(Bootstrap, SmallClusterGetsASmallerFactor) {
+  Result<ClusterMap> m = bootstrap("solo", {member(7)});
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m->keyspaces[0].spec.replication.factor, 1u);
+  EXPECT_EQ(m->keyspaces[0].shards[0].owners, ids({7}));
+}
+
+TEST(Bootstrap, Refusals) {
+  expect_refused(bootstrap("prod", {}), "a cluster needs at least one member");
+  expect_refused(bootstrap("prod", {member(1), member(1)}), "node 1 is listed twice");
+  Member nv = member(1);
+  nv.voter = false;
+  expect_refused(bootstrap("prod", {nv}), "the cluster needs at least one voter");
+  expect_refused(bootstrap("my cluster", {member(1)}),
+                 "cluster id 'my cluster' must be 1..64 characters of letters, digits, '.', '_' "
+                 "or '-'");
+}
+
+TEST(Members, AddSetStateRemove) {
+  ClusterMap m = three();
+  m = expect_next(m, add_member(m, member(4)),
+                  "add node 4 (10.0.0.4:6379, peer 10.0.0.4:7000, region default, joining, voter)");
+  EXPECT_EQ(m.find_member(NodeId(4))->state, MemberState::kJoining);
+  m = expect_next(m, set_member_state(m, NodeId(4), MemberState::kActive),
+                  "node 4: joining -> active");
+  m = expect_next(m, set_member_state(m, NodeId(4), MemberState::kLeaving),
+                  "node 4: active -> leaving");
+  m = expect_next(m, set_member_state(m, NodeId(4), MemberState::kActive),
+                  "node 4: leaving -> active");
+  m = expect_next(m, remove_member(m, NodeId(4)), "remove node 4");
+  EXPECT_EQ(m.find_member(NodeId(4))->state, MemberState::kRemoved);
+  EXPECT_FALSE(m.find_member(NodeId(4))->voter);
+  EXPECT_EQ(m.epoch, Epoch(6));
+}
+
+TEST(Members, AddRefusals) {
+  const ClusterMap m = three();
+  expect_refused(add_member(m, member(2)), "node 2 is already a member");
+  Member dup = member(5);
+  dup.address = "10.0.0.1:6379";
+  expect_refused(add_member(m, dup),
+                 "node 5: address 10.0.0.1:6379 is already used by another member");
+  Member leaving = member(5);
+  leaving.state = MemberState::kLeaving;
+  expect_refused(add_member(m, leaving), "a new member starts as joining or active, not leaving");
+  Member bad = member(5);
+  bad.peer_address = "nowhere";
+  expect_refused(add_member(m, bad),
+                 "node 5: peer address 'nowhere' must be host:port with a port in 1..65535");
+  // Ids are never reused.
+  ClusterMap r = *add_member(m, member(5));
+  r = *remove_member(r, NodeId(5));
+  expect_refused(add_member(r, member(5)), "node 5 was removed, and node ids are never reused");
+}
+
+TEST(Members, StateRefusals) {
+  ClusterMap m = three();
+  expect_refused(set_member_state(m, NodeId(9), MemberState::kActive), "node 9 is not a member");
+  expect_refused(set_member_state(m, NodeId(1), MemberState::kActive), "node 1 is already active");
+  expect_refused(set_member_state(m, NodeId(1), MemberState::kJoining),
+                 "node 1 cannot go from active to joining");
+  expect_refused(set_member_state(m, NodeId(1), MemberState::kRemoved),
+                 "node 1 is removed with remove_member, which checks what it owns");
+  m = *add_member(m, member(4));
+  m = *remove_member(m, NodeId(4));
+  expect_refused(set_member_state(m, NodeId(4), MemberState::kActive), "node 4 is not a member");
+}
+
+TEST(Members, RemoveRefusesTheLastVoterAndOwners) {
+  ClusterMap m = three();
+  expect_refused(remove_member(m, NodeId(9)), "node 9 is not a member");
+  expect_refused(remove_member(m, NodeId(2)),
+                 "node 2 still owns 3 shard(s) (default/0, default/1, default/2): move them with "
+                 "assign_shards first, or drop its ownership");
+  // Told to, it drops the member from every owner list.
+  ClusterMap dropped = expect_next(m, remove_member(m, NodeId(2), OwnedShards::kDrop),
+                                   "remove node 2, dropping it from 3 shard(s)");
+  for (const Shard& s : dropped.keyspaces[0].shards) {
+    EXPECT_EQ(std::count(s.owners.begin(), s.owners.end(), NodeId(2)), 0);
+    EXPECT_EQ(s.owners.size(), 2u);
+  }
+  // ... unless a shard would be left with no owner.
+  Result<ClusterMap> solo = bootstrap("solo", {member(1), member(2)});
+  ASSERT_TRUE(solo.ok());
+  ClusterMap s = *solo;
+  s = *assign_shards(s, "default", {{ShardId(0), ids({1})}, {ShardId(1), ids({1, 2})}});
+  expect_refused(remove_member(s, NodeId(1), OwnedShards::kDrop),
+                 "removing node 1 would leave shard 0 of keyspace 'default' without an owner: "
+                 "assign it elsewhere first");
+  // The last voter stays, whatever it owns.
+  Member nv = member(2);
+  nv.voter = false;
+  Result<ClusterMap> one_voter = bootstrap("v", {member(1), nv});
+  ASSERT_TRUE(one_voter.ok());
+  expect_refused(remove_member(*one_voter, NodeId(1), OwnedShards::kDrop),
+                 "node 1 is the last voter: add another voter first");
+  // A member that owns nothing goes without being told.
+  ClusterMap four = *add_member(m, member(4));
+  expect_next(four, remove_member(four, NodeId(4)), "remove node 4");
+}
+
+TEST(Keyspaces, CreatePlacesShardsRoundRobin) {
+  ClusterMap m = three();
+  m = expect_next(m, create_keyspace(m, users()),
+                  "create keyspace 'users' (prefix 'user:', hash x4, consensus x2, linearizable, "
+                  "consistency)");
+  const Keyspace* k = m.find_keyspace("users");
+  ASSERT_NE(k, nullptr);
+  ASSERT_EQ(k->shards.size(), 4u);
+  EXPECT_EQ(k->shards[0].owners, ids({1, 2}));
+  EXPECT_EQ(k->shards[1].owners, ids({2, 3}));
+  EXPECT_EQ(k->shards[2].owners, ids({3, 1}));
+  EXPECT_EQ(k->shards[3].owners, ids({1, 2}));
+  for (size_t i = 0; i < k->shards.size(); ++i) EXPECT_EQ(k->shards[i].id, ShardId(i));
+}
+
+TEST(Keyspaces, PlacementUsesActiveMembersOnly) {
+  ClusterMap m = three();
+  m = *add_member(m, member(4));  // joining: not placed on
+  m = *set_member_state(m, NodeId(2), MemberState::kLeaving);
+  m = *create_keyspace(m, users(2));
+  EXPECT_EQ(m.find_keyspace("users")->shards[0].owners, ids({1, 3}));
+  EXPECT_EQ(m.find_keyspace("users")->shards[1].owners, ids({3, 1}));
+}
+
+TEST(Keyspaces, GeoPlacesEachShardInItsRegion) {
+  Result<ClusterMap> m0 =
+      bootstrap("geo", {member(1, "eu"), member(2, "us"), member(3, "eu"), member(4, "us")});
+  ASSERT_TRUE(m0.ok());
+  KeyspaceSpec g = spec("people", "p:");
+  g.partitioner.kind = Partitioner::kGeo;
+  g.partitioner.shards = 2;
+  g.partitioner.geo_rules = {{"p:eu:", "eu"}, {"", "us"}};
+  g.replication.factor = 2;
+  ClusterMap m = *create_keyspace(*m0, g);
+  const Keyspace* k = m.find_keyspace("people");
+  ASSERT_EQ(k->shards.size(), 4u);
+  EXPECT_EQ(k->shards[0].owners, ids({1, 3}));  // eu, shard 0 of the region
+  EXPECT_EQ(k->shards[1].owners, ids({3, 1}));
+  EXPECT_EQ(k->shards[2].owners, ids({2, 4}));  // us
+  EXPECT_EQ(k->shards[3].owners, ids({4, 2}));
+  g.name = "asia";
+  g.key_prefix = "a:";
+  g.partitioner.geo_rules = {{"", "ap"}};
+  expect_refused(create_keyspace(m, g),
+                 "keyspace 'asia': there is no active member in region 'ap'");
+}
+
+TEST(Keyspaces, CreateRefusals) {
+  const ClusterMap m = three();
+  ClusterMap with = *create_keyspace(m, users());
+  expect_refused(create_keyspace(with, users()), "keyspace 'users' exists");
+  expect_refused(create_keyspace(m, spec("default", "")), "keyspace 'default' exists");
+  KeyspaceSpec overlap = spec("admins", "user:admin:");
+  expect_refused(create_keyspace(with, overlap),
+                 "keyspace 'users' (prefix 'user:') overlaps keyspace 'admins' (prefix "
+                 "'user:admin:'): a key could belong to both");
+  expect_refused(create_keyspace(m, spec("x", "")),
+                 "keyspace 'x': needs a non-empty key prefix (only 'default' takes the keys no "
+                 "prefix claims)");
+  KeyspaceSpec ap = users();
+  ap.partition_mode = PartitionMode::kAvailability;
+  expect_refused(create_keyspace(m, ap),
+                 "keyspace 'users': linearizable consistency needs partition mode 'consistency' "
+                 "(a side of a partition that keeps serving cannot be linearizable)");
+  // No active member at all.
+  ClusterMap idle = m;
+  for (Member& x : idle.members) x.state = MemberState::kLeaving;
+  expect_refused(create_keyspace(idle, users()),
+                 "keyspace 'users': there is no active member to place shards on");
+}
+
+TEST(Keyspaces, AlterChangesOnlyWhatItMay) {
+  ClusterMap m = *create_keyspace(three(), users());
+  m = expect_next(
+      m,
+      alter_keyspace(
+          m, "users",
+          Changes().consistency(Consistency::kCausal).partition_mode(PartitionMode::kAvailability)),
+      "alter keyspace 'users': consistency causal, partition mode availability");
+  EXPECT_EQ(m.find_keyspace("users")->spec.consistency, Consistency::kCausal);
+  // A bigger factor extends owner lists in placement order; a smaller one trims.
+  m = expect_next(m, alter_keyspace(m, "users", Changes().factor(3)),
+                  "alter keyspace 'users': replication factor 3");
+  EXPECT_EQ(m.find_keyspace("users")->shards[0].owners, ids({1, 2, 3}));
+  EXPECT_EQ(m.find_keyspace("users")->shards[2].owners, ids({3, 1, 2}));
+  m = expect_next(m, alter_keyspace(m, "users", Changes().factor(1)),
+                  "alter keyspace 'users': replication factor 1");
+  EXPECT_EQ(m.find_keyspace("users")->shards[1].owners, ids({2}));
+}
+
+TEST(Keyspaces, AlterRefusals) {
+  ClusterMap m = *create_keyspace(three(), users());
+  expect_refused(alter_keyspace(m, "nope", Changes().consistency(Consistency::kFifo)),
+                 "there is no keyspace 'nope'");
+  expect_refused(alter_keyspace(m, "users", KeyspaceChanges{}),
+                 "alter keyspace 'users': nothing changes");
+  expect_refused(alter_keyspace(m, "users", Changes().consistency(Consistency::kLinearizable)),
+                 "alter keyspace 'users': nothing changes");
+  expect_refused(alter_keyspace(m, "users", Changes().partition_mode(PartitionMode::kAvailability)),
+                 "keyspace 'users': linearizable consistency needs partition mode 'consistency' "
+                 "(a side of a partition that keeps serving cannot be linearizable)");
+  expect_refused(alter_keyspace(m, "users", Changes().read_quorum(2)),
+                 "keyspace 'users': read/write quorum sizes apply to quorum replication only");
+  expect_refused(alter_keyspace(m, "users", Changes().factor(0)),
+                 "keyspace 'users': replication factor must be in 1..64");
+}
+
+TEST(Keyspaces, DropRefusesDefaultAndUnknown) {
+  ClusterMap m = *create_keyspace(three(), users());
+  ClusterMap dropped = expect_next(m, drop_keyspace(m, "users"), "drop keyspace 'users'");
+  EXPECT_EQ(dropped.find_keyspace("users"), nullptr);
+  expect_refused(drop_keyspace(m, "default"), "the default keyspace cannot be dropped");
+  expect_refused(drop_keyspace(dropped, "users"), "there is no keyspace 'users'");
+}
+
+TEST(Shards, AssignReplacesTheShardMap) {
+  ClusterMap m = *create_keyspace(three(), users(2));
+  m = expect_next(m,
+                  assign_shards(m, "users", {{ShardId(0), ids({3, 1})}, {ShardId(1), ids({2, 3})}}),
+                  "assign shards of keyspace 'users': 1 of 2 change");
+  EXPECT_EQ(m.find_keyspace("users")->shards[0].owners, ids({3, 1}));
+}
+
+TEST(Shards, AssignRefusals) {
+  ClusterMap m = *create_keyspace(three(), users(2));
+  m = *add_member(m, member(4));  // joining
+  const auto two = [](std::vector<NodeId> a, std::vector<NodeId> b) {
+    return std::vector<Shard>{{ShardId(0), std::move(a)}, {ShardId(1), std::move(b)}};
+  };
+  expect_refused(assign_shards(m, "nope", two(ids({1}), ids({2}))), "there is no keyspace 'nope'");
+  expect_refused(assign_shards(m, "users", {{ShardId(0), ids({1})}}),
+                 "keyspace 'users' has 2 partitions: give 2 shards, not 1");
+  expect_refused(assign_shards(m, "users", two(ids({1}), ids({9}))), "node 9 is not a member");
+  expect_refused(assign_shards(m, "users", two(ids({1}), ids({4}))),
+                 "node 4 is joining: only active members can own shards");
+  expect_refused(assign_shards(m, "users", two(ids({1, 2, 3}), ids({2}))),
+                 "keyspace 'users': shard 0 has 3 owners, more than the replication factor 2");
+  expect_refused(assign_shards(m, "users", two(ids({1, 1}), ids({2}))),
+                 "keyspace 'users': shard 0 lists node 1 twice");
+  expect_refused(assign_shards(m, "users", two(ids({}), ids({2}))),
+                 "keyspace 'users': shard 0 has no owner");
+  expect_refused(assign_shards(m, "users", {{ShardId(1), ids({1})}, {ShardId(0), ids({2})}}),
+                 "keyspace 'users': shard at position 0 has id 1 (ids are 0..1 in order)");
+  expect_refused(assign_shards(m, "users", m.find_keyspace("users")->shards),
+                 "assign shards of keyspace 'users': nothing changes");
+}
+
+TEST(Epochs, EveryTransitionBumpsByExactlyOne) {
+  ClusterMap m = three();
+  std::vector<std::function<Result<ClusterMap>(const ClusterMap&)>> steps = {
+      [](const ClusterMap& x) { return add_member(x, member(4)); },
+      [](const ClusterMap& x) { return set_member_state(x, NodeId(4), MemberState::kActive); },
+      [](const ClusterMap& x) { return create_keyspace(x, users()); },
+      [](const ClusterMap& x) {
+        return alter_keyspace(x, "users", Changes().consistency(Consistency::kSequential));
+      },
+      [](const ClusterMap& x) {
+        return assign_shards(x, "users",
+                             {{ShardId(0), ids({4})},
+                              {ShardId(1), ids({4})},
+                              {ShardId(2), ids({4})},
+                              {ShardId(3), ids({4})}});
+      },
+      [](const ClusterMap& x) { return remove_member(x, NodeId(1), OwnedShards::kDrop); },
+      [](const ClusterMap& x) { return drop_keyspace(x, "users"); },
+  };
+  for (size_t i = 0; i < steps.size(); ++i) {
+    Result<ClusterMap> next = steps[i](m);
+    ASSERT_TRUE(next.ok()) << i << ": " << next.status().to_string();
+    EXPECT_EQ(next->epoch.value(), m.epoch.value() + 1) << i;
+    EXPECT_NE(next->last_change, m.last_change) << i;
+    m = *next;
+  }
+  EXPECT_EQ(m.epoch, Epoch(1 + steps.size()));
+}
+
+TEST(Epochs, ARefusalLeavesTheInputAlone) {
+  const ClusterMap m = three();
+  const ClusterMap copy = m;
+  ASSERT_FALSE(remove_member(m, NodeId(1)).ok());
+  ASSERT_FALSE(create_keyspace(m, spec("x", "")).ok());
+  EXPECT_EQ(m, copy);
+}
+
+}  // namespace
+}  // namespace statekv::meta

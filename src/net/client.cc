@@ -15,8 +15,7 @@
 #include <set>
 #include <thread>
 
-#include "net/frame.h"
-#include "net/handshake.h"
+#include "net/blocking_connection.h"
 
 namespace statekv::net {
 
@@ -24,156 +23,6 @@ using Clock = std::chrono::steady_clock;
 using replication::ClientOp;
 using replication::ClientRequest;
 using replication::ClientResponse;
-
-// One authenticated blocking connection to one endpoint.
-class Client::Connection {
- public:
-  ~Connection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  static Result<std::unique_ptr<Connection>> open(const std::string& endpoint,
-                                                  const std::string& secret,
-                                                  Clock::time_point deadline) {
-    const size_t colon = endpoint.rfind(':');
-    if (colon == std::string::npos) {
-      return Status::InvalidArgument("endpoint '" + endpoint + "' is not host:port");
-    }
-    const std::string host = endpoint.substr(0, colon);
-    const std::string port = endpoint.substr(colon + 1);
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-      return Status::InvalidArgument("cannot resolve '" + endpoint + "': " + gai_strerror(rc));
-    }
-    auto conn = std::unique_ptr<Connection>(new Connection());
-    conn->endpoint_ = endpoint;
-    conn->fd_ = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int rc = ::connect(conn->fd_, res->ai_addr, res->ai_addrlen);
-    ::freeaddrinfo(res);
-    if (rc != 0 && errno != EINPROGRESS) {
-      return Status::Unavailable("cannot connect to " + endpoint + ": " + std::strerror(errno));
-    }
-    if (Status s = conn->wait(POLLOUT, deadline); !s.ok()) return s;
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(conn->fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      return Status::Unavailable("cannot connect to " + endpoint + ": " + std::strerror(err));
-    }
-    int one = 1;
-    ::setsockopt(conn->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
-    HandshakeOptions hs_options;
-    hs_options.secret = secret;
-    hs_options.self = NodeId(0);
-    hs_options.role = HandshakeRole::kInitiator;
-    hs_options.peer_address = endpoint;
-    auto hs = Handshake::start(std::move(hs_options));
-    if (!hs.ok()) return hs.status();
-    Handshake handshake = std::move(hs).value();
-    while (true) {
-      for (std::string& out : handshake.take_outgoing()) {
-        if (Status s = conn->write_all(encode_frame(out), deadline); !s.ok()) return s;
-      }
-      if (handshake.refused()) {
-        return Status::Aborted("handshake with " + endpoint + " failed: " +
-                               std::string(handshake.refusal_reason()));
-      }
-      if (handshake.accepted()) break;
-      auto frame = conn->read_frame(deadline);
-      if (!frame.ok()) {
-        return Status::Aborted("handshake with " + endpoint + " failed: " +
-                               frame.status().message() + " (is the cluster secret right?)");
-      }
-      handshake.on_frame(*frame);
-    }
-    conn->node_ = *handshake.peer();
-    return conn;
-  }
-
-  Status send(const WireMessage& msg, Clock::time_point deadline) {
-    return write_all(encode_frame(encode_wire(msg)), deadline);
-  }
-
-  Result<WireMessage> receive(Clock::time_point deadline) {
-    auto frame = read_frame(deadline);
-    if (!frame.ok()) return frame.status();
-    return decode_wire(*frame);
-  }
-
-  NodeId node() const { return node_; }
-
-  // False once the peer closed or reset the connection (checked without
-  // blocking), so that a request is never sent into a connection known dead:
-  // such a request would certainly not have happened, yet look unanswered.
-  bool alive() const {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) return true;
-    if (p.revents & (POLLERR | POLLHUP)) return false;
-    char c;
-    const ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
-  }
-
- private:
-  Connection() : reader_(64u << 20) {}
-
-  Status wait(short events, Clock::time_point deadline) {
-    while (true) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return Status::Timeout("no answer from " + endpoint_ + " in time");
-      pollfd p{fd_, events, 0};
-      int rc = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (rc > 0) return Status::OK();
-      if (rc < 0 && errno != EINTR) return Status::IOError(std::strerror(errno));
-    }
-  }
-
-  Status write_all(const std::string& bytes, Clock::time_point deadline) {
-    size_t off = 0;
-    while (off < bytes.size()) {
-      ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n > 0) {
-        off += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (Status s = wait(POLLOUT, deadline); !s.ok()) return s;
-        continue;
-      }
-      return Status::Unavailable("connection to " + endpoint_ + " broke: " + std::strerror(errno));
-    }
-    return Status::OK();
-  }
-
-  Result<std::string> read_frame(Clock::time_point deadline) {
-    while (true) {
-      auto frame = reader_.next();
-      if (!frame.ok()) return frame.status();
-      if (frame->has_value()) return std::move(**frame);
-      char buf[64 * 1024];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
-        continue;
-      }
-      if (n == 0) return Status::Unavailable("connection to " + endpoint_ + " closed");
-      if (errno == EAGAIN || errno == EINTR) {
-        if (Status s = wait(POLLIN, deadline); !s.ok()) return s;
-        continue;
-      }
-      return Status::Unavailable("connection to " + endpoint_ + " broke: " + std::strerror(errno));
-    }
-  }
-
-  std::string endpoint_;
-  int fd_ = -1;
-  FrameReader reader_;
-  NodeId node_;
-};
 
 Client::Client(ClientOptions options) : options_(std::move(options)) {}
 Client::~Client() = default;
@@ -186,16 +35,17 @@ Result<std::unique_ptr<Client>> Client::create(ClientOptions options) {
   return std::unique_ptr<Client>(new Client(std::move(options)));
 }
 
-Result<Client::Connection*> Client::connection(const std::string& endpoint) {
+Result<BlockingConnection*> Client::connection(const std::string& endpoint) {
   auto it = connections_.find(endpoint);
   if (it != connections_.end()) {
     if (it->second->alive()) return it->second.get();
     connections_.erase(it);
   }
-  auto conn = Connection::open(endpoint, options_.secret, Clock::now() + options_.connect_timeout);
+  auto conn =
+      BlockingConnection::open(endpoint, options_.secret, Clock::now() + options_.connect_timeout);
   if (!conn.ok()) return conn.status();
   endpoint_of_[(*conn)->node()] = endpoint;
-  Connection* raw = conn->get();
+  BlockingConnection* raw = conn->get();
   connections_[endpoint] = std::move(conn).value();
   return raw;
 }
@@ -262,10 +112,10 @@ Result<ClientResponse> Client::call(ClientRequest request) {
     if (r.outcome == ClientResponse::Outcome::kFail && r.not_served) {
       // Certainly did not happen there: try the leader it names, or another node.
       unreachable.erase(endpoint);
-      last_refusal = "node " + std::to_string((*conn)->node().value()) +
-                     (r.leader_hint ? " named node " + std::to_string(r.leader_hint->value()) +
-                                          " as leader"
-                                    : std::string(" knows no leader"));
+      last_refusal =
+          "node " + std::to_string((*conn)->node().value()) +
+          (r.leader_hint ? " named node " + std::to_string(r.leader_hint->value()) + " as leader"
+                         : std::string(" knows no leader"));
       const bool same = r.leader_hint && endpoint_of_.count(*r.leader_hint) &&
                         endpoint_of_[*r.leader_hint] == endpoint;
       hint = same ? std::nullopt : r.leader_hint;
@@ -385,8 +235,14 @@ Status Client::admin_on_leader(AdminOp op, NodeId node) {
   return last;
 }
 
-Status Client::add_voter(NodeId node) { return admin_on_leader(AdminOp::kAddVoter, node); }
-Status Client::remove_voter(NodeId node) { return admin_on_leader(AdminOp::kRemoveVoter, node); }
-Status Client::transfer_leader(NodeId to) { return admin_on_leader(AdminOp::kTransferLeader, to); }
+Status Client::add_voter(NodeId node) {
+  return admin_on_leader(AdminOp::kAddVoter, node);
+}
+Status Client::remove_voter(NodeId node) {
+  return admin_on_leader(AdminOp::kRemoveVoter, node);
+}
+Status Client::transfer_leader(NodeId to) {
+  return admin_on_leader(AdminOp::kTransferLeader, to);
+}
 
 }  // namespace statekv::net

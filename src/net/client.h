@@ -21,6 +21,7 @@
 
 #include "core/ids.h"
 #include "core/status.h"
+#include "net/blocking_connection.h"
 #include "net/wire.h"
 #include "replication/env.h"
 
@@ -63,15 +64,14 @@ class Client {
   NodeId node_at(const std::string& endpoint) const;
 
  private:
-  class Connection;
   explicit Client(ClientOptions options);
-  Result<Connection*> connection(const std::string& endpoint);
+  Result<BlockingConnection*> connection(const std::string& endpoint);
   Status admin_on_leader(AdminOp op, NodeId node);
   // The endpoint to try next: the hinted leader's if known, else round robin.
   std::string pick(const std::optional<NodeId>& hint);
 
   ClientOptions options_;
-  std::map<std::string, std::unique_ptr<Connection>> connections_;
+  std::map<std::string, std::unique_ptr<BlockingConnection>> connections_;
   std::map<NodeId, std::string> endpoint_of_;
   size_t next_ = 0;
   uint64_t next_call_ = 0;

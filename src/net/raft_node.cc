@@ -181,6 +181,12 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     });
   }
 
+  void set_forward_handler(ForwardHandler handler) {
+    asio::post(io_, [this, handler = std::move(handler)]() mutable {
+      forward_handler_ = std::move(handler);
+    });
+  }
+
   RaftNodeStatus status() const {
     std::lock_guard<std::mutex> lock(status_mu_);
     return status_;
@@ -357,6 +363,24 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     }
   }
 
+  void handle(Transport::ConnectionId conn, NodeId, ForwardFrame& f) {
+    const uint64_t call = f.call;
+    auto respond = [this, conn, call](ForwardReplyFrame reply) {
+      reply.call = call;
+      asio::post(io_, [this, conn, reply = std::move(reply)]() mutable {
+        if (transport_) transport_->send_on(conn, encode_wire(reply));
+      });
+    };
+    if (!forward_handler_) {
+      ForwardReplyFrame r;
+      r.status = Status::Unavailable("this node does not serve data commands yet");
+      respond(std::move(r));
+      return;
+    }
+    forward_handler_(std::move(f), std::move(respond));
+  }
+
+  void handle(Transport::ConnectionId, NodeId, ForwardReplyFrame&) {}
   void handle(Transport::ConnectionId, NodeId, ResponseFrame&) {}
   void handle(Transport::ConnectionId, NodeId, AdminReplyFrame&) {}
 
@@ -468,6 +492,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   std::vector<Watch> watches_;
   uint64_t last_applied_seen_ = UINT64_MAX;
   std::deque<MembershipChange> pending_changes_;
+  ForwardHandler forward_handler_;
 
   mutable std::mutex status_mu_;
   RaftNodeStatus status_;
@@ -508,6 +533,10 @@ void RaftNode::add_voter(NodeId node, std::function<void(Status)> done) {
 
 void RaftNode::remove_voter(NodeId node, std::function<void(Status)> done) {
   impl_->change_voters(node, false, std::move(done));
+}
+
+void RaftNode::set_forward_handler(ForwardHandler handler) {
+  impl_->set_forward_handler(std::move(handler));
 }
 
 RaftNodeStatus RaftNode::status() const { return impl_->status(); }

@@ -39,6 +39,7 @@
 #include "core/ids.h"
 #include "core/status.h"
 #include "replication/env.h"
+#include "net/wire.h"
 #include "replication/raft/raft.h"
 
 namespace statekv::net {
@@ -106,6 +107,13 @@ class RaftNode {
   // Thread-safe. Admin operations, as over the wire (AdminOp in wire.h).
   void add_voter(NodeId node, std::function<void(Status)> done);
   void remove_voter(NodeId node, std::function<void(Status)> done);
+
+  // Thread-safe. Who runs data commands other nodes route here (wire.h
+  // ForwardFrame). The handler is called on the node's thread and must not
+  // block it: it hands the work elsewhere and calls `respond` (thread-safe)
+  // when done. Until a handler is set, such frames are answered Unavailable.
+  using ForwardHandler = std::function<void(ForwardFrame, std::function<void(ForwardReplyFrame)>)>;
+  void set_forward_handler(ForwardHandler handler);
 
   RaftNodeStatus status() const;
   uint16_t peer_port() const;

@@ -11,7 +11,15 @@ using replication::ClientResponse;
 using replication::Reader;
 using replication::Writer;
 
-enum class Kind : uint8_t { kProtocol = 1, kRequest = 2, kResponse = 3, kAdmin = 4, kAdminReply = 5 };
+enum class Kind : uint8_t {
+  kProtocol = 1,
+  kRequest = 2,
+  kResponse = 3,
+  kAdmin = 4,
+  kAdminReply = 5,
+  kForward = 6,
+  kForwardReply = 7,
+};
 
 #define WIRE_READ(dst, expr)             \
   do {                                   \
@@ -127,11 +135,24 @@ std::string encode_wire(const WireMessage& message) {
           w.u8(static_cast<uint8_t>(m.op));
           w.varint(m.node.value());
           w.bytes(m.argument);
-        } else {
+        } else if constexpr (std::is_same_v<T, AdminReplyFrame>) {
           w.u8(static_cast<uint8_t>(Kind::kAdminReply));
           w.varint(m.call);
           encode_status(w, m.status);
           w.bytes(m.body);
+        } else if constexpr (std::is_same_v<T, ForwardFrame>) {
+          w.u8(static_cast<uint8_t>(Kind::kForward));
+          w.varint(m.call);
+          w.varint(m.epoch);
+          w.u8(m.flags);
+          w.u8(m.resp);
+          w.varint(m.argv.size());
+          for (const std::string& a : m.argv) w.bytes(a);
+        } else {
+          w.u8(static_cast<uint8_t>(Kind::kForwardReply));
+          w.varint(m.call);
+          encode_status(w, m.status);
+          w.bytes(m.reply);
         }
       },
       message);
@@ -186,6 +207,29 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       WIRE_READ(f.call, r.varint());
       if (Status s = decode_status(r, &f.status); !s.ok()) return s;
       WIRE_READ(f.body, r.bytes());
+      out = std::move(f);
+      break;
+    }
+    case Kind::kForward: {
+      ForwardFrame f;
+      WIRE_READ(f.call, r.varint());
+      WIRE_READ(f.epoch, r.varint());
+      WIRE_READ(f.flags, r.u8());
+      WIRE_READ(f.resp, r.u8());
+      uint64_t n = 0;
+      WIRE_READ(n, r.varint());
+      // Each argument takes at least one byte: a count beyond that is garbage.
+      if (n > r.remaining()) return Status::Corruption("forward frame: bad argument count");
+      f.argv.resize(n);
+      for (std::string& a : f.argv) WIRE_READ(a, r.bytes());
+      out = std::move(f);
+      break;
+    }
+    case Kind::kForwardReply: {
+      ForwardReplyFrame f;
+      WIRE_READ(f.call, r.varint());
+      if (Status s = decode_status(r, &f.status); !s.ok()) return s;
+      WIRE_READ(f.reply, r.bytes());
       out = std::move(f);
       break;
     }

@@ -12,6 +12,10 @@
 //               response                   the answer to call `call`
 //   kAdmin      varint call | u8 admin op | varint node | bytes argument
 //   kAdminReply varint call | u8 status code | bytes status message | bytes body
+//   kForward    varint call | varint epoch | u8 flags | u8 resp | varint n | n x bytes
+//               a data command routed to the node that owns its keys
+//   kForwardReply varint call | u8 status code | bytes status message | bytes reply
+//               the command's whole reply, RESP-encoded as the client speaks it
 //
 // A request's `call` is chosen by the caller and echoed by the answer; it is
 // unique per connection, not globally. Status codes are core/status.h's.
@@ -23,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "core/ids.h"
 #include "core/status.h"
@@ -65,8 +70,27 @@ struct AdminReplyFrame {
   std::string body;
 };
 
-using WireMessage =
-    std::variant<ProtocolFrame, RequestFrame, ResponseFrame, AdminFrame, AdminReplyFrame>;
+// A data command routed by the node a client is connected to, to the owner of
+// its keys. `epoch` is the cluster map the router routed with: an owner whose
+// map is older waits for it, one whose map is newer refuses (the router
+// re-routes), so a stale route is never served by a former owner.
+struct ForwardFrame {
+  static constexpr uint8_t kAsking = 1;  // the owner must serve a key it is importing
+  uint64_t call = 0;
+  uint64_t epoch = 0;
+  uint8_t flags = 0;
+  uint8_t resp = 2;  // the client's protocol version: the reply is encoded in it
+  std::vector<std::string> argv;
+};
+
+struct ForwardReplyFrame {
+  uint64_t call = 0;
+  Status status;      // not OK: the command did not run there (stale epoch, shutting down)
+  std::string reply;  // RESP bytes, exactly what the client gets
+};
+
+using WireMessage = std::variant<ProtocolFrame, RequestFrame, ResponseFrame, AdminFrame,
+                                 AdminReplyFrame, ForwardFrame, ForwardReplyFrame>;
 
 std::string encode_wire(const WireMessage& message);
 // Corruption on anything encode_wire did not produce (unknown kind, truncated,

@@ -233,6 +233,7 @@ struct UpFlags {
   uint16_t base_port = 7001;
   std::string engine = "rocksdb";
   std::string fsync = "batch";
+  std::string partitioner = "hash";
   bool detach = false;
 };
 
@@ -256,6 +257,7 @@ int run_up(const UpFlags& f) {
     cluster.base_port = f.base_port;
     cluster.engine = f.engine;
     cluster.fsync = f.fsync;
+    cluster.partitioner = f.partitioner;
     for (size_t k = 1; k <= f.nodes; ++k) {
       LocalNode n;
       n.id = NodeId(k);
@@ -477,6 +479,11 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   up_cmd->add_option("--fsync", up->fsync, "fsync policy of each node (the raft log syncs "
                                            "unless never)")
       ->check(CLI::IsMember({"always", "batch", "never"}))
+      ->capture_default_str();
+  up_cmd->add_option("--partitioner", up->partitioner,
+                     "Partitioner of the default keyspace: hash, ring, or slots (Redis Cluster "
+                     "clients such as redis-cli -c see every key)")
+      ->check(CLI::IsMember({"hash", "ring", "slots"}))
       ->capture_default_str();
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, exit_code] { *exit_code = run_up(*up); });

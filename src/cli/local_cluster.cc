@@ -50,6 +50,7 @@ Result<LocalCluster> load_local_cluster(const fs::path& data) {
   c.base_port = j.value("base_port", 7001);
   c.engine = j.value("engine", "rocksdb");
   c.fsync = j.value("fsync", "batch");
+  c.partitioner = j.value("partitioner", "hash");
   for (const auto& n : j["nodes"]) {
     if (!n.is_object() || !n["id"].is_number_unsigned() || !n["port"].is_number_unsigned() ||
         !n["peer_port"].is_number_unsigned()) {
@@ -70,6 +71,7 @@ Status save_local_cluster(const LocalCluster& c) {
   j["base_port"] = c.base_port;
   j["engine"] = c.engine;
   j["fsync"] = c.fsync;
+  j["partitioner"] = c.partitioner;
   j["nodes"] = nlohmann::json::array();
   for (const LocalNode& n : c.nodes) {
     j["nodes"].push_back(
@@ -158,6 +160,8 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
                                    std::to_string(node.id.value()),
                                    "--region",
                                    node.region,
+                                   "--default-partitioner",
+                                   c.partitioner,
                                    "--peers",
                                    peers,
                                    "--logfile",

@@ -38,6 +38,7 @@ struct LocalCluster {
   uint16_t base_port = 7001;
   std::string engine = "rocksdb";
   std::string fsync = "batch";
+  std::string partitioner = "hash";  // of the default keyspace
   std::vector<LocalNode> nodes;
 
   std::filesystem::path node_dir(NodeId id) const {

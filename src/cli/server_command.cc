@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "cli/subcommand.h"
+#include "coord/coordinator.h"
+#include "meta/cluster_map.h"
 #include "node/cluster_node.h"
 #include "server/client_registry.h"
 #include "server/config.h"
@@ -49,6 +51,8 @@ struct ServerFlags {
   std::string region = "default";
   std::string cluster_id = "statekv";
   uint64_t election_timeout_ms = 150;
+  std::string default_partitioner = "hash";
+  bool redirects = false;
   uint64_t snapshot_entries = 1024;
 };
 
@@ -76,6 +80,13 @@ Result<std::map<NodeId, std::string>> parse_peers(const std::string& text) {
   return out;
 }
 
+// The cluster secret: the flag, else the environment.
+std::string cluster_secret_of(const ServerFlags& flags) {
+  if (!flags.secret.empty()) return flags.secret;
+  const char* env = std::getenv("STATEKV_CLUSTER_SECRET");
+  return env ? std::string(env) : std::string();
+}
+
 // Starts this node's membership in its cluster (raft replica, map watch).
 Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags& flags,
                                                               const server::ServerConfig& config,
@@ -85,10 +96,7 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
   o.raft.data_dir = config.data_dir;
   o.raft.peer_bind = config.bind;
   o.raft.peer_port = flags.peer_port != 0 ? flags.peer_port : static_cast<uint16_t>(resp_port + 10000);
-  o.raft.secret = flags.secret;
-  if (o.raft.secret.empty()) {
-    if (const char* env = std::getenv("STATEKV_CLUSTER_SECRET")) o.raft.secret = env;
-  }
+  o.raft.secret = cluster_secret_of(flags);
   if (o.raft.secret.empty()) {
     return Status::InvalidArgument(
         "cluster mode needs a secret: --cluster-secret or STATEKV_CLUSTER_SECRET");
@@ -114,6 +122,7 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
   o.resp_address = config.bind + ":" + std::to_string(resp_port);
   o.region = flags.region;
   o.cluster_id = flags.cluster_id;
+  o.default_partitioner = *meta::parse_partitioner(flags.default_partitioner);  // checked by CLI11
   return node::ClusterNode::start(std::move(o));
 }
 
@@ -241,10 +250,20 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
       return 1;
     }
     cluster = std::move(started).value();
-    ctx.cluster = cluster.get();
   }
 
   std::unique_ptr<server::Service> service = server::make_service(ctx);
+  std::unique_ptr<coord::Coordinator> coordinator;
+  if (cluster) {
+    coord::CoordinatorOptions co;
+    co.self = NodeId(flags.node_id);
+    co.secret = cluster_secret_of(flags);
+    co.redirects = flags.redirects;
+    co.workers = std::max(2u, io_threads);
+    coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
+    ctx.router = coordinator.get();
+    ctx.cluster = coordinator.get();
+  }
   server::NetworkServer network(ctx, *service, registry);
   if (Status s = network.start(); !s.ok()) {
     spdlog::error("{}", s.message());
@@ -265,7 +284,8 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     spdlog::error("final sync failed: {}", s.to_string());
     return 1;
   }
-  cluster.reset();  // leaves the raft group's event loop and syncs its log
+  coordinator.reset();  // no more routed commands
+  cluster.reset();      // leaves the raft group's event loop and syncs its log
   spdlog::info("statekv stopped");
   spdlog::default_logger()->flush();
   return 0;
@@ -331,6 +351,14 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "(default: $STATEKV_CLUSTER_SECRET)");
   cmd->add_option("--region", flags->region, "Region label of this node")->capture_default_str();
   cmd->add_option("--cluster-id", flags->cluster_id, "Name of the cluster")->capture_default_str();
+  cmd->add_option("--default-partitioner", flags->default_partitioner,
+                  "Partitioner of the 'default' keyspace when the cluster is first formed: hash, "
+                  "ring or slots (slots: Redis Cluster clients see every key)")
+      ->check(CLI::IsMember({"hash", "ring", "slots"}))
+      ->capture_default_str();
+  cmd->add_flag("--cluster-redirects", flags->redirects,
+                "Answer MOVED for keys of slots keyspaces that another node serves, instead of "
+                "routing them (per connection: CLUSTER REDIRECTS ON)");
   cmd->add_option("--raft-election-timeout-ms", flags->election_timeout_ms,
                   "Raft election timeout T: each one is drawn from [T, 2T); heartbeats every T/7")
       ->check(CLI::Range(10, 60000))

@@ -262,8 +262,27 @@ Status validate_spec(const KeyspaceSpec& s) {
                                p.split_points[i - 1], p.split_points[i]));
       }
     }
+  } else if (placed == Partitioner::kSlots && !geo && !p.split_points.empty()) {
+    // Recorded slot layout: the first slot of each shard, in slot order.
+    if (p.split_points.size() != p.shards) {
+      return err(fmt::format("a slots layout lists one start slot per shard: {} shards, {} starts",
+                             p.shards, p.split_points.size()));
+    }
+    uint32_t previous = 0;
+    for (size_t i = 0; i < p.split_points.size(); ++i) {
+      const std::string& text = p.split_points[i];
+      uint32_t slot = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), slot);
+      if (ec != std::errc() || end != text.data() + text.size() || slot >= kSlotCount ||
+          (i == 0 ? slot != 0 : slot <= previous)) {
+        return err(fmt::format("start slot '{}' at position {} is not a slot above the previous "
+                               "one (the first must be 0)",
+                               text, i));
+      }
+      previous = slot;
+    }
   } else if (!p.split_points.empty()) {
-    return err("split points apply to range partitioning only");
+    return err("split points apply to range and slots partitioning only");
   }
   if (geo) {
     if (p.geo_rules.empty()) return err("geo partitioning needs region rules");

@@ -344,6 +344,47 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
                                              name, changed, want));
 }
 
+void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards) {
+  k.spec.partitioner.shards = static_cast<uint32_t>(shards.size());
+  k.spec.partitioner.split_points = std::move(split_points);
+  k.shards = std::move(shards);
+}
+
+Result<ClusterMap> set_layout(const ClusterMap& map, std::string_view name,
+                              std::vector<std::string> split_points, std::vector<Shard> shards) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (k->spec.partitioner.kind == Partitioner::kGeo) {
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' is geo: set its shards with assign_shards", name));
+  }
+  if (shards.empty()) return Status::InvalidArgument("a layout needs at least one shard");
+  for (const Shard& shard : shards) {
+    for (NodeId owner : shard.owners) {
+      const Member* m = map.find_member(owner);
+      if (m == nullptr || m->state == MemberState::kRemoved) return not_a_member(owner);
+      if (m->state != MemberState::kActive) {
+        return Status::InvalidArgument(
+            fmt::format("node {} is {}: only active members can own shards", owner.value(),
+                        to_string(m->state)));
+      }
+    }
+  }
+  size_t moved = 0;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    moved += i >= k->shards.size() || !(shards[i] == k->shards[i]);
+  }
+  if (moved == 0 && shards.size() == k->shards.size() &&
+      split_points == k->spec.partitioner.split_points) {
+    return Status::InvalidArgument(fmt::format("layout of keyspace '{}': nothing changes", name));
+  }
+  const size_t count = shards.size();
+  record_layout(*k, std::move(split_points), std::move(shards));
+  return finish(std::move(next), fmt::format("layout of keyspace '{}': {} shards, {} changed",
+                                             name, count, moved));
+}
+
 Result<ClusterMap> describe_member(const ClusterMap& map, NodeId id, std::string address,
                                    std::string peer_address, std::string region,
                                    MemberState state) {

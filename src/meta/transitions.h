@@ -94,6 +94,18 @@ Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name);
 Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
                                  std::vector<Shard> shards);
 
+// Replaces keyspace `name`'s whole layout, as a partitioner placed it
+// (partition/layout.h): its shard list (ids 0..n-1) and split points (range:
+// the splits; slots: each shard's first slot). The shard count follows the
+// list. Every owner must be an active member. Not for geo keyspaces.
+Result<ClusterMap> set_layout(const ClusterMap& map, std::string_view name,
+                              std::vector<std::string> split_points, std::vector<Shard> shards);
+
+// Records a layout on keyspace `k` in place, without bumping the epoch: for a
+// transition that creates the keyspace and places it in one change. The
+// caller validates the map afterwards.
+void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards);
+
 // A member describes itself: where its clients and peers reach it, its region,
 // and its state (a node that started records its addresses and goes active).
 // Refused when nothing would change, or the state change is not allowed.

@@ -8,6 +8,7 @@
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "node/raft_register_client.h"
+#include "partition/layout.h"
 
 namespace statekv::node {
 
@@ -108,7 +109,22 @@ Status ClusterNode::register_once() {
       meta::ReplicationSpec one_owner;
       one_owner.kind = meta::Replication::kNone;
       one_owner.factor = 1;
-      return meta::bootstrap(options_.cluster_id, std::move(members), one_owner);
+      auto map = meta::bootstrap(options_.cluster_id, std::move(members), one_owner);
+      if (!map.ok() || options_.default_partitioner == meta::Partitioner::kHash) return map;
+      // Another partitioner for "default": placed over the founders, recorded
+      // as its layout (partition/layout.h).
+      meta::ClusterMap m = std::move(map).value();
+      meta::PartitionerSpec spec = m.keyspaces.front().spec.partitioner;
+      spec.kind = options_.default_partitioner;
+      auto placed = partition::place(spec, partition::placeable_nodes(m.members), nullptr, 1);
+      if (!placed.ok()) return placed.status();
+      auto layout = partition::layout_of(*placed);
+      if (!layout.ok()) return layout.status();
+      m.keyspaces.front().spec.partitioner.kind = spec.kind;
+      meta::record_layout(m.keyspaces.front(), std::move(layout->split_points),
+                          std::move(layout->shards));
+      if (Status s = meta::validate(m); !s.ok()) return s;
+      return m;
     });
     if (!made.ok() && !made.status().is_invalid_argument()) return made.status();
     if (!made.ok() && made.status().message().find("already bootstrapped") == std::string::npos) {

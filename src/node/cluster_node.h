@@ -1,6 +1,6 @@
 // A statekv node's membership in its cluster: the metadata raft replica this
 // node runs (net/raft_node.h), the cluster map it follows (meta/), and what the
-// RESP front shows of both (server::ClusterView: CLUSTER INFO, CLUSTER MYID).
+// RESP front shows of both (CLUSTER INFO, through coord/'s server::ClusterView).
 //
 // Start-up, and how nodes join through the metadata:
 //   1. The raft replica starts: on a first start with --peers, the listed nodes
@@ -39,22 +39,28 @@ struct ClusterNodeOptions {
   std::string resp_address;  // host:port clients reach this node's RESP port on
   std::string region = "default";
   std::string cluster_id = "statekv";
+  // How the "default" keyspace is partitioned when this node forms the cluster.
+  meta::Partitioner default_partitioner = meta::Partitioner::kHash;
 };
 
-class ClusterNode final : public server::ClusterView {
+class ClusterNode final {
  public:
   static Result<std::unique_ptr<ClusterNode>> start(ClusterNodeOptions options);
-  ~ClusterNode() override;
+  ~ClusterNode();
   ClusterNode(const ClusterNode&) = delete;
   ClusterNode& operator=(const ClusterNode&) = delete;
 
-  // server::ClusterView
-  std::string cluster_info() const override;
-  std::string my_id() const override;
+  // CLUSTER INFO's body (server::ClusterView::cluster_info).
+  std::string cluster_info() const;
+  std::string my_id() const;
 
   // The latest map this node has applied (nullptr before the first one).
   std::shared_ptr<const meta::ClusterMap> map() const;
   net::RaftNodeStatus raft_status() const { return raft_->status(); }
+  // For the coordinator: the map subscription, and the raft node whose peer
+  // transport carries routed commands.
+  meta::MapWatch& map_watch() { return watch_; }
+  net::RaftNode& raft() { return *raft_; }
 
  private:
   explicit ClusterNode(ClusterNodeOptions options);

@@ -49,6 +49,13 @@ struct Session {
   std::string last_command = "NULL";
   std::string lib_name;
   std::string lib_ver;
+
+  // A session that runs commands another node routed here (coord/): the
+  // epoch of the map the router used; 0 for a client's own session.
+  uint64_t routed_epoch = 0;
+  // Redis Cluster clients (redis-cli -c, ioredis Cluster) can ask for MOVED
+  // redirects instead of having the node route for them (CLUSTER REDIRECTS).
+  bool redirects = false;
 };
 
 // All live connections, for CLIENT LIST and INFO clients. Implemented by the
@@ -103,6 +110,37 @@ class ClusterView {
   virtual std::string cluster_info() const = 0;
   // CLUSTER MYID: this node's id as a string.
   virtual std::string my_id() const = 0;
+
+  // The commands below write their whole reply (errors included) to `out`.
+  // CLUSTER SLOTS / SHARDS / NODES in Redis Cluster's formats, for the
+  // keyspace Redis Cluster clients see (docs/routing.md); CLUSTER KEYSLOT.
+  virtual void cluster_slots(resp::Writer& out) const = 0;
+  virtual void cluster_shards(resp::Writer& out) const = 0;
+  virtual void cluster_nodes(resp::Writer& out) const = 0;
+  virtual void cluster_keyslot(std::string_view key, resp::Writer& out) const = 0;
+  // LOCATE key: keyspace, partitioner, shard, owners, epoch.
+  virtual void locate(std::string_view key, resp::Writer& out) const = 0;
+  // KEYSPACE <subcommand> ...: argv[0] is the subcommand.
+  virtual void keyspace(std::span<const std::string_view> argv, resp::Writer& out) = 0;
+};
+
+struct CommandSpec;
+
+// Where a command runs in a cluster: implemented by coord/ (absent for a
+// standalone server). Called for every command before it executes, on the
+// connection's I/O thread.
+class Router {
+ public:
+  enum class Decision : unsigned char {
+    kLocal,    // run it here
+    kHandled,  // the router wrote the whole reply (routed, fanned out, redirected, refused)
+  };
+  virtual ~Router() = default;
+  // On kHandled, *seq is the local Sequence that must be durable before the
+  // reply goes out (0 when nothing ran here), as Service::execute returns.
+  virtual Decision route(Session& session, const CommandSpec& spec,
+                         std::span<const std::string_view> argv, resp::Writer& out,
+                         storage::Sequence* seq) = 0;
 };
 
 struct ServerContext {
@@ -116,6 +154,7 @@ struct ServerContext {
   std::string executable;   // absolute path of the binary, for INFO server
   std::string config_file;  // --config path or empty
   ClusterView* cluster = nullptr;  // set when the node runs in a cluster
+  Router* router = nullptr;        // set when the node routes keys across a cluster
 };
 
 // The command layer, as the network sees it.

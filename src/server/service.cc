@@ -207,6 +207,13 @@ class ServiceImpl final : public Service {
       std::lock_guard lock(session.mu);
       session.last_command.assign(fullname);
     }
+    if (state_.ctx.router != nullptr) {
+      storage::Sequence routed_seq = 0;
+      if (state_.ctx.router->route(session, *run, argv, out, &routed_seq) ==
+          Router::Decision::kHandled) {
+        return routed_seq;
+      }
+    }
     CommandContext c{state_, session, argv, out, *run, fullname, unix_time_ms()};
     run->handler(c);
     return c.seq;

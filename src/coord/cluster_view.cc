@@ -1,0 +1,414 @@
+// What a client sees of the cluster over RESP: Redis Cluster's CLUSTER
+// SLOTS / SHARDS / NODES / KEYSLOT / MYID, and statekv's LOCATE and KEYSPACE.
+//
+// Redis Cluster clients see one keyspace: "default" when it is partitioned by
+// slots, else the first slots keyspace, else none (empty slot lists). Node
+// ids are 40 hex digits, as Redis Cluster's are: the statekv node id,
+// zero-padded.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "coord/coordinator.h"
+#include "meta/meta_client.h"
+#include "meta/transitions.h"
+#include "node/raft_register_client.h"
+#include "partition/layout.h"
+#include "partition/slots.h"
+
+namespace statekv::coord {
+
+namespace {
+
+std::string redis_id(NodeId id) { return fmt::format("{:040x}", id.value()); }
+
+// host and port of a "host:port" address.
+std::pair<std::string, int64_t> split_address(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return {address, 0};
+  return {address.substr(0, colon), std::strtoll(address.c_str() + colon + 1, nullptr, 10)};
+}
+
+const meta::Keyspace* redis_keyspace(const meta::ClusterMap& map) {
+  const meta::Keyspace* first = nullptr;
+  for (const meta::Keyspace& k : map.keyspaces) {
+    if (k.spec.partitioner.kind != meta::Partitioner::kSlots) continue;
+    if (k.spec.key_prefix.empty()) return &k;
+    if (first == nullptr) first = &k;
+  }
+  return first;
+}
+
+struct SlotSpan {
+  uint32_t start, end;  // inclusive
+  std::vector<NodeId> owners;
+};
+
+// The slot ranges of a slots keyspace, from its recorded layout.
+std::vector<SlotSpan> slot_spans(const meta::Keyspace& k) {
+  std::vector<SlotSpan> out;
+  const auto& starts = k.spec.partitioner.split_points;
+  for (size_t i = 0; i < k.shards.size() && i < starts.size(); ++i) {
+    const uint32_t start = static_cast<uint32_t>(std::stoul(starts[i]));
+    const uint32_t end = i + 1 < starts.size() ? static_cast<uint32_t>(std::stoul(starts[i + 1])) - 1
+                                               : meta::kSlotCount - 1;
+    out.push_back(SlotSpan{start, end, k.shards[i].owners});
+  }
+  return out;
+}
+
+void write_node_entry(resp::Writer& out, const meta::Member* m, NodeId id) {
+  const auto [host, port] = split_address(m ? m->address : std::string("?:0"));
+  out.array(3);
+  out.bulk(host);
+  out.integer(port);
+  out.bulk(redis_id(id));
+}
+
+}  // namespace
+
+std::string Coordinator::my_id() const { return redis_id(options_.self); }
+
+void Coordinator::cluster_keyslot(std::string_view key, resp::Writer& out) const {
+  out.integer(partition::key_slot(key));
+}
+
+void Coordinator::cluster_slots(resp::Writer& out) const {
+  auto t = table();
+  const meta::Keyspace* k = t ? redis_keyspace(t->map()) : nullptr;
+  if (k == nullptr) {
+    out.array(0);
+    return;
+  }
+  const std::vector<SlotSpan> spans = slot_spans(*k);
+  out.array(spans.size());
+  for (const SlotSpan& s : spans) {
+    out.array(2 + s.owners.size());
+    out.integer(s.start);
+    out.integer(s.end);
+    for (NodeId owner : s.owners) write_node_entry(out, t->member(owner), owner);
+  }
+}
+
+void Coordinator::cluster_shards(resp::Writer& out) const {
+  auto t = table();
+  const meta::Keyspace* k = t ? redis_keyspace(t->map()) : nullptr;
+  if (k == nullptr) {
+    out.array(0);
+    return;
+  }
+  // One entry per primary, with every slot range it serves.
+  std::map<NodeId, std::vector<SlotSpan>> by_primary;
+  for (const SlotSpan& s : slot_spans(*k)) by_primary[s.owners.front()].push_back(s);
+  out.array(by_primary.size());
+  for (const auto& [primary, spans] : by_primary) {
+    out.map(2);
+    out.bulk("slots");
+    out.array(spans.size() * 2);
+    for (const SlotSpan& s : spans) {
+      out.integer(s.start);
+      out.integer(s.end);
+    }
+    out.bulk("nodes");
+    out.array(1);
+    const meta::Member* m = t->member(primary);
+    const auto [host, port] = split_address(m ? m->address : std::string("?:0"));
+    out.map(7);
+    out.bulk("id");
+    out.bulk(redis_id(primary));
+    out.bulk("port");
+    out.integer(port);
+    out.bulk("ip");
+    out.bulk(host);
+    out.bulk("endpoint");
+    out.bulk(host);
+    out.bulk("role");
+    out.bulk("master");
+    out.bulk("replication-offset");
+    out.integer(0);
+    out.bulk("health");
+    out.bulk("online");
+  }
+}
+
+void Coordinator::cluster_nodes(resp::Writer& out) const {
+  auto t = table();
+  if (!t) {
+    out.error("CLUSTERDOWN the cluster map is not known yet");
+    return;
+  }
+  const meta::Keyspace* k = redis_keyspace(t->map());
+  std::map<NodeId, std::string> slots;
+  if (k != nullptr) {
+    for (const SlotSpan& s : slot_spans(*k)) {
+      std::string& text = slots[s.owners.front()];
+      text += s.start == s.end ? fmt::format(" {}", s.start) : fmt::format(" {}-{}", s.start, s.end);
+    }
+  }
+  std::string text;
+  const uint64_t epoch = t->epoch().value();
+  for (const meta::Member& m : t->map().members) {
+    if (m.state != meta::MemberState::kActive && m.state != meta::MemberState::kJoining) continue;
+    const auto [host, port] = split_address(m.address);
+    const auto [peer_host, peer_port] = split_address(m.peer_address);
+    text += fmt::format("{} {}:{}@{} {}master - 0 0 {} connected{}\n", redis_id(m.id), host, port,
+                        peer_port, m.id == options_.self ? "myself," : "", epoch, slots[m.id]);
+  }
+  out.verbatim("txt", text);
+}
+
+void Coordinator::locate(std::string_view key, resp::Writer& out) const {
+  auto t = table();
+  if (!t) {
+    out.error("CLUSTERDOWN the cluster map is not known yet");
+    return;
+  }
+  const Route r = t->route(key);
+  const bool slots = r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots;
+  out.map(slots ? 8 : 7);
+  out.bulk("keyspace");
+  out.bulk(r.keyspace->spec.name);
+  out.bulk("partitioner");
+  out.bulk(meta::to_string(r.keyspace->spec.partitioner.kind));
+  out.bulk("shard");
+  out.integer(r.shard);
+  if (slots) {
+    out.bulk("slot");
+    out.integer(partition::key_slot(key));
+  }
+  out.bulk("owners");
+  out.array(r.owners.size());
+  for (NodeId o : r.owners) out.integer(static_cast<int64_t>(o.value()));
+  out.bulk("addresses");
+  out.array(r.owners.size());
+  for (NodeId o : r.owners) {
+    const meta::Member* m = t->member(o);
+    out.bulk(m ? m->address : "");
+  }
+  out.bulk("replication");
+  out.bulk(meta::to_string(r.keyspace->spec.replication.kind));
+  out.bulk("epoch");
+  out.integer(static_cast<int64_t>(t->epoch().value()));
+}
+
+namespace {
+
+// KEYSPACE CREATE name [PREFIX p] [PARTITIONER kind] [VNODES n] [SPLITS a,b,...]
+//   [REPLICATION kind] [FACTOR n] [CONSISTENCY level] [PARTITION-MODE mode]
+Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) {
+  meta::KeyspaceSpec spec;
+  spec.name = std::string(argv[1]);
+  spec.replication.kind = meta::Replication::kNone;
+  spec.replication.factor = 1;
+  spec.key_prefix = spec.name + ":";
+  for (size_t i = 2; i < argv.size(); i += 2) {
+    const std::string_view opt = argv[i];
+    if (i + 1 >= argv.size()) {
+      return Status::InvalidArgument("option " + std::string(opt) + " needs a value");
+    }
+    const std::string_view v = argv[i + 1];
+    auto number = [&](uint32_t* out) -> Status {
+      char* end = nullptr;
+      const std::string text(v);
+      const unsigned long n = std::strtoul(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || n > UINT32_MAX) {
+        return Status::InvalidArgument(std::string(opt) + " needs a number, not '" + text + "'");
+      }
+      *out = static_cast<uint32_t>(n);
+      return Status::OK();
+    };
+    Status s;
+    if (server::iequals(opt, "prefix")) {
+      spec.key_prefix = std::string(v);
+    } else if (server::iequals(opt, "partitioner")) {
+      auto p = meta::parse_partitioner(v);
+      if (!p.ok()) return p.status();
+      spec.partitioner.kind = *p;
+    } else if (server::iequals(opt, "vnodes")) {
+      s = number(&spec.partitioner.vnodes);
+    } else if (server::iequals(opt, "splits")) {
+      size_t pos = 0;
+      const std::string text(v);
+      while (pos <= text.size()) {
+        size_t comma = text.find(',', pos);
+        if (comma == std::string::npos) comma = text.size();
+        spec.partitioner.split_points.push_back(text.substr(pos, comma - pos));
+        pos = comma + 1;
+      }
+    } else if (server::iequals(opt, "replication")) {
+      auto r = meta::parse_replication(v);
+      if (!r.ok()) return r.status();
+      spec.replication.kind = *r;
+    } else if (server::iequals(opt, "factor")) {
+      s = number(&spec.replication.factor);
+    } else if (server::iequals(opt, "consistency")) {
+      auto c = meta::parse_consistency(v);
+      if (!c.ok()) return c.status();
+      spec.consistency = *c;
+    } else if (server::iequals(opt, "partition-mode")) {
+      auto m = meta::parse_partition_mode(v);
+      if (!m.ok()) return m.status();
+      spec.partition_mode = *m;
+    } else {
+      return Status::InvalidArgument("unknown option '" + std::string(opt) + "'");
+    }
+    if (!s.ok()) return s;
+  }
+  if (spec.partitioner.kind == meta::Partitioner::kGeo) {
+    return Status::InvalidArgument("geo keyspaces cannot be created over RESP yet");
+  }
+  if (spec.partitioner.kind == meta::Partitioner::kRange) {
+    spec.partitioner.shards = static_cast<uint32_t>(spec.partitioner.split_points.size() + 1);
+  }
+  return spec;
+}
+
+void write_keyspace_info(const meta::Keyspace& k, resp::Writer& out) {
+  std::map<NodeId, size_t> per_node;
+  for (const meta::Shard& s : k.shards) ++per_node[s.owners.front()];
+  out.map(9);
+  out.bulk("name");
+  out.bulk(k.spec.name);
+  out.bulk("prefix");
+  out.bulk(k.spec.key_prefix);
+  out.bulk("partitioner");
+  out.bulk(meta::to_string(k.spec.partitioner.kind));
+  out.bulk("vnodes");
+  out.integer(k.spec.partitioner.vnodes);
+  out.bulk("shards");
+  out.integer(static_cast<int64_t>(k.shards.size()));
+  out.bulk("replication");
+  out.bulk(meta::to_string(k.spec.replication.kind));
+  out.bulk("factor");
+  out.integer(k.spec.replication.factor);
+  out.bulk("consistency");
+  out.bulk(meta::to_string(k.spec.consistency));
+  out.bulk("shards_per_node");
+  out.map(per_node.size());
+  for (const auto& [node, count] : per_node) {
+    out.bulk(std::to_string(node.value()));
+    out.integer(static_cast<int64_t>(count));
+  }
+}
+
+}  // namespace
+
+void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer& out) {
+  auto t = table();
+  if (!t) {
+    out.error("CLUSTERDOWN the cluster map is not known yet");
+    return;
+  }
+  const std::string_view sub = argv[0];
+  // Every KEYSPACE subcommand but HELP talks to the metadata raft group: reads
+  // are linearizable (this node's own map may trail by a moment), changes go
+  // through the leader.
+  std::vector<std::string> endpoints;
+  for (const meta::Member& m : t->map().members) {
+    if (m.state == meta::MemberState::kActive && !m.peer_address.empty()) {
+      endpoints.push_back(m.peer_address);
+    }
+  }
+  node::RaftRegisterClient client(endpoints, options_.secret, std::chrono::milliseconds(5000));
+  if (server::iequals(sub, "list") || server::iequals(sub, "info")) {
+    auto current = meta::fetch(client);
+    if (!current.ok()) {
+      out.error("CLUSTERDOWN cannot read the cluster map: " + current.status().message());
+      return;
+    }
+    if (server::iequals(sub, "list")) {
+      out.array(current->keyspaces.size());
+      for (const meta::Keyspace& k : current->keyspaces) out.bulk(k.spec.name);
+      return;
+    }
+    const meta::Keyspace* k = current->find_keyspace(argv[1]);
+    if (k == nullptr) {
+      out.error("ERR no such keyspace '" + std::string(argv[1]) + "'");
+      return;
+    }
+    write_keyspace_info(*k, out);
+    return;
+  }
+  if (server::iequals(sub, "help")) {
+    static constexpr std::string_view kLines[] = {
+        "KEYSPACE <subcommand> [<arg> ...]. Subcommands are:",
+        "CREATE <name> [PREFIX <p>] [PARTITIONER range|hash|ring|slots] [VNODES <n>]",
+        "       [SPLITS <a,b,...>] [REPLICATION <kind>] [FACTOR <n>] [CONSISTENCY <level>]",
+        "       [PARTITION-MODE consistency|availability]",
+        "    Create a keyspace; keys starting with its prefix (default '<name>:') belong to it.",
+        "ALTER <name> CONSISTENCY <level> | PARTITION-MODE <mode>",
+        "DROP <name>",
+        "LIST",
+        "INFO <name>",
+    };
+    out.array(std::size(kLines));
+    for (auto l : kLines) out.simple(l);
+    return;
+  }
+  Result<meta::ClusterMap> result = Status::InvalidArgument("unknown KEYSPACE subcommand");
+  if (server::iequals(sub, "create")) {
+    auto spec = parse_create(argv);
+    if (!spec.ok()) {
+      out.error("ERR " + spec.status().message());
+      return;
+    }
+    result = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+      auto created = meta::create_keyspace(m, *spec);
+      if (!created.ok()) return created;
+      auto placed = partition::place(spec->partitioner, partition::placeable_nodes(m.members),
+                                     nullptr, spec->replication.factor);
+      if (!placed.ok()) return placed.status();
+      auto layout = partition::layout_of(*placed);
+      if (!layout.ok()) return layout.status();
+      // Created and placed in one change (one epoch).
+      meta::ClusterMap next = std::move(created).value();
+      for (meta::Keyspace& k : next.keyspaces) {
+        if (k.spec.name == spec->name) {
+          meta::record_layout(k, std::move(layout->split_points), std::move(layout->shards));
+        }
+      }
+      if (Status s = meta::validate(next); !s.ok()) return s;
+      return next;
+    });
+  } else if (server::iequals(sub, "drop")) {
+    result = meta::update(client, [&](const meta::ClusterMap& m) {
+      return meta::drop_keyspace(m, argv[1]);
+    });
+  } else if (server::iequals(sub, "alter")) {
+    meta::KeyspaceChanges changes;
+    for (size_t i = 2; i + 1 < argv.size(); i += 2) {
+      if (server::iequals(argv[i], "consistency")) {
+        auto c = meta::parse_consistency(argv[i + 1]);
+        if (!c.ok()) {
+          out.error("ERR " + c.status().message());
+          return;
+        }
+        changes.consistency = *c;
+      } else if (server::iequals(argv[i], "partition-mode")) {
+        auto m = meta::parse_partition_mode(argv[i + 1]);
+        if (!m.ok()) {
+          out.error("ERR " + m.status().message());
+          return;
+        }
+        changes.partition_mode = *m;
+      } else {
+        out.error("ERR unknown option '" + std::string(argv[i]) + "'");
+        return;
+      }
+    }
+    result = meta::update(client, [&](const meta::ClusterMap& m) {
+      return meta::alter_keyspace(m, argv[1], changes);
+    });
+  }
+  if (!result.ok()) {
+    out.error((result.status().is_invalid_argument() ? "ERR " : "CLUSTERDOWN ") +
+              result.status().message());
+    return;
+  }
+  // Answer once this node routes with the new map, so the caller's next
+  // command already sees the keyspace.
+  wait_for_epoch(result->epoch.value());
+  out.simple("OK");
+}
+
+}  // namespace statekv::coord

@@ -1,0 +1,128 @@
+// The coordinator: any node accepts any command for any key, and the command
+// runs on the node that owns the key (server::Router).
+//
+// On the node a client is connected to (the router):
+//   * a command whose keys all belong to one node runs there: here, or routed
+//     over the peer transport (Forwarder) with the epoch of the map used;
+//   * MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across nodes fan out, one
+//     sub-command per owner, and the replies are gathered in key order (MSET
+//     is then not atomic across nodes: each node's part is);
+//   * DBSIZE, KEYS, SCAN, FLUSHALL and FLUSHDB cover every data node; a SCAN
+//     cursor names the node it is on and that node's own cursor;
+//   * any other command with keys on several nodes is refused with CROSSSLOT,
+//     as Redis Cluster does;
+//   * a connection that asked for redirects (CLUSTER REDIRECTS ON), or a node
+//     started with --cluster-redirects, gets Redis Cluster's MOVED for a key
+//     of a slots keyspace that another node owns, instead of routing.
+//
+// On the owner, a routed command runs only if this node owns every key under
+// its own map, after that map caught up with the router's epoch; otherwise it
+// is refused as a stale route and the router, once its map is as new as the
+// owner's, routes again. So a stale route is never served by a former owner.
+//
+// Threading: route() runs on the calling I/O thread and blocks it while a
+// routed command is in flight. Routed commands arriving from other nodes run
+// on a small worker pool, never on the raft thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "coord/forwarder.h"
+#include "coord/routing_table.h"
+#include "net/wire.h"
+#include "node/cluster_node.h"
+#include "server/command.h"
+#include "server/context.h"
+
+namespace statekv::coord {
+
+struct CoordinatorOptions {
+  NodeId self;
+  std::string secret;
+  bool redirects = false;  // --cluster-redirects: MOVED for every connection
+  size_t workers = 2;      // threads running commands routed here
+  std::chrono::milliseconds forward_timeout{5000};
+  // How long an owner waits for its map to catch up with a router's epoch
+  // (and a router for its own, after a stale route) before giving up.
+  std::chrono::milliseconds epoch_wait{2000};
+};
+
+class Coordinator final : public server::Router, public server::ClusterView {
+ public:
+  Coordinator(node::ClusterNode& node, server::Service& service, server::ServerContext& ctx,
+              CoordinatorOptions options);
+  ~Coordinator() override;
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  Decision route(server::Session& session, const server::CommandSpec& spec,
+                 std::span<const std::string_view> argv, resp::Writer& out,
+                 storage::Sequence* seq) override;
+
+  // The table of the newest map this node has (nullptr before the first map).
+  std::shared_ptr<const RoutingTable> table() const;
+
+  // server::ClusterView (cluster_view.cc).
+  std::string cluster_info() const override { return node_.cluster_info(); }
+  std::string my_id() const override;
+  void cluster_slots(resp::Writer& out) const override;
+  void cluster_shards(resp::Writer& out) const override;
+  void cluster_nodes(resp::Writer& out) const override;
+  void cluster_keyslot(std::string_view key, resp::Writer& out) const override;
+  void locate(std::string_view key, resp::Writer& out) const override;
+  void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
+
+ private:
+  struct Part;  // one node's share of a fanned-out command
+
+  void on_map(const std::shared_ptr<const meta::ClusterMap>& map);
+  // Waits until the table's epoch is at least `epoch`; the newest table then.
+  std::shared_ptr<const RoutingTable> wait_for_epoch(uint64_t epoch);
+
+  // Owner side.
+  void on_forward(net::ForwardFrame frame, std::function<void(net::ForwardReplyFrame)> respond);
+  Decision check_routed(server::Session& session, const server::CommandSpec& spec,
+                        std::span<const std::string_view> argv, resp::Writer& out);
+
+  // Router side.
+  // Runs argv on `node` and returns its RESP reply: locally (adding to *seq)
+  // or routed, re-routing after a stale route.
+  Result<std::string> run_on(NodeId node, std::vector<std::string> argv, int resp,
+                             const RoutingTable& table, storage::Sequence* seq);
+  Decision fan_out(server::Session& session, std::string_view name,
+                   std::span<const std::string_view> argv, const std::vector<size_t>& key_positions,
+                   const RoutingTable& table, resp::Writer& out, storage::Sequence* seq);
+  Decision fan_out_all(server::Session& session, std::string_view name,
+                       std::span<const std::string_view> argv, const RoutingTable& table,
+                       resp::Writer& out, storage::Sequence* seq);
+  Decision scan(server::Session& session, std::span<const std::string_view> argv,
+                const RoutingTable& table, resp::Writer& out, storage::Sequence* seq);
+
+  node::ClusterNode& node_;
+  server::Service& service_;
+  server::ServerContext& ctx_;
+  CoordinatorOptions options_;
+  Forwarder forwarder_;
+
+  mutable std::mutex mu_;
+  std::condition_variable table_changed_;
+  std::shared_ptr<const RoutingTable> table_;
+  uint64_t subscription_ = 0;
+
+  // Worker pool for routed commands.
+  std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  std::vector<std::function<void()>> work_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace statekv::coord

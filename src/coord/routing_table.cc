@@ -1,0 +1,62 @@
+#include "coord/routing_table.h"
+
+#include <algorithm>
+
+#include "core/assert.h"
+#include "partition/layout.h"
+
+namespace statekv::coord {
+
+Result<std::shared_ptr<const RoutingTable>> RoutingTable::build(
+    std::shared_ptr<const meta::ClusterMap> map) {
+  auto table = std::shared_ptr<RoutingTable>(new RoutingTable());
+  table->map_ = std::move(map);
+  const meta::ClusterMap& m = *table->map_;
+  for (const meta::Member& member : m.members) {
+    if (member.state == meta::MemberState::kActive) table->data_nodes_.push_back(member.id);
+  }
+  std::sort(table->data_nodes_.begin(), table->data_nodes_.end());
+  bool has_default = false;
+  for (const meta::Keyspace& k : m.keyspaces) {
+    auto placement = partition::restore(k, m.members);
+    if (!placement.ok()) {
+      return Status::Corruption("keyspace '" + k.spec.name +
+                                "': its layout does not rebuild: " + placement.status().message());
+    }
+    table->placements_.emplace(k.spec.name, std::move(placement).value());
+    table->by_prefix_.push_back(&k);
+    has_default = has_default || k.spec.key_prefix.empty();
+  }
+  if (!has_default) return Status::Corruption("the map has no keyspace with the empty prefix");
+  std::stable_sort(table->by_prefix_.begin(), table->by_prefix_.end(),
+                   [](const meta::Keyspace* a, const meta::Keyspace* b) {
+                     return a->spec.key_prefix.size() > b->spec.key_prefix.size();
+                   });
+  return std::shared_ptr<const RoutingTable>(std::move(table));
+}
+
+const meta::Keyspace& RoutingTable::keyspace_of(std::string_view key) const {
+  for (const meta::Keyspace* k : by_prefix_) {
+    if (key.starts_with(k->spec.key_prefix)) return *k;
+  }
+  SKV_ASSERT(false, "build() checked that a keyspace with the empty prefix exists");
+  return *by_prefix_.back();
+}
+
+const partition::Placement& RoutingTable::placement(const meta::Keyspace& keyspace) const {
+  auto it = placements_.find(keyspace.spec.name);
+  SKV_ASSERT(it != placements_.end(), "every keyspace of the map has a placement");
+  return it->second;
+}
+
+Route RoutingTable::route(std::string_view key) const {
+  const meta::Keyspace& k = keyspace_of(key);
+  Route r;
+  r.keyspace = &k;
+  r.shard = placement(k).shard_of(key);
+  SKV_ASSERT(r.shard < k.shards.size(), "a placement's shard is in the map's shard list");
+  r.owners = k.shards[r.shard].owners;
+  return r;
+}
+
+}  // namespace statekv::coord

@@ -1,0 +1,43 @@
+// A placement as the cluster map records it, and back.
+//
+// The map keeps, per keyspace, its shard list (meta::Shard: id, owners) and,
+// where the layout cannot be derived from the owners alone, the split points:
+//   hash, ring  nothing more: both are functions of the set of nodes (the
+//               distinct owners) and the spec (vnodes);
+//   range       spec.split_points = the placement's splits (shard i is
+//               [split[i-1], split[i]));
+//   slots       spec.split_points = the first slot of each shard, in decimal, in
+//               slot order (shard i is [start[i], start[i+1]) ).
+// So every node rebuilds the same placement from the map, whatever history
+// produced it, and the next rebalance starts from what the map says.
+//
+// Geo keyspaces are not recorded this way yet (InvalidArgument).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "meta/cluster_map.h"
+#include "partition/placement.h"
+
+namespace statekv::partition {
+
+struct Layout {
+  std::vector<std::string> split_points;
+  std::vector<meta::Shard> shards;
+};
+
+// What the map records of `p`.
+Result<Layout> layout_of(const Placement& p);
+
+// Rebuilds keyspace `k`'s placement from the map; `members` gives regions.
+// Corruption when the record is inconsistent (a shard count or owners that
+// do not match what the spec derives).
+Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Member>& members);
+
+// The nodes a keyspace can be placed on: the active members (of the region
+// rules' regions, for geo), in id order.
+std::vector<NodeInfo> placeable_nodes(const std::vector<meta::Member>& members);
+
+}  // namespace statekv::partition

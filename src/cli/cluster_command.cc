@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "cli/local_cluster.h"
+#include "cli/rebalance.h"
 #include "cli/subcommand.h"
 #include "meta/cluster_map.h"
 #include "meta/meta_client.h"
@@ -329,6 +330,51 @@ int run_down(const Common& c) {
   return 0;
 }
 
+// ------------------------------------------------------------------ rebalance
+
+// Moves keys to where the partitioners now put them, printing progress: a bar
+// on a terminal, a line per keyspace otherwise.
+Status rebalance_with_progress(const std::vector<std::string>& endpoints,
+                               const std::string& secret) {
+  const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  std::string current;
+  auto started = std::chrono::steady_clock::now();
+  Status s = rebalance(endpoints, secret, [&](const RebalanceProgress& p) {
+    if (p.keyspace != current) {
+      if (!current.empty() && tty) fmt::print("\n");
+      current = p.keyspace;
+      started = std::chrono::steady_clock::now();
+    }
+    if (tty) {
+      constexpr int kWidth = 30;
+      const double done = p.total == 0 ? 1.0 : static_cast<double>(p.moved) / p.total;
+      const int filled = static_cast<int>(done * kWidth);
+      fmt::print("\rmoving keyspace {:<12} [{}{}] {}/{} keys", p.keyspace, std::string(filled, '#'),
+                 std::string(kWidth - filled, ' '), p.moved, p.total);
+      std::fflush(stdout);
+    } else if (p.moved == p.total) {
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      fmt::print("moved keyspace {}: {}/{} keys copied in {:.2f} s\n", p.keyspace, p.moved,
+                 p.total, secs);
+    }
+  });
+  if (tty && !current.empty()) fmt::print("\n");
+  return s;
+}
+
+int run_rebalance(const Common& c) {
+  auto endpoints = endpoints_of(c);
+  if (!endpoints.ok()) return fail(endpoints.status().message());
+  auto secret = cluster_secret(c.data, c.secret, false);
+  if (!secret.ok()) return fail(secret.status().message());
+  if (Status s = rebalance_with_progress(*endpoints, *secret); !s.ok()) {
+    return fail("rebalance failed (keys stay where they were): " + s.message());
+  }
+  fmt::print("rebalanced\n");
+  return 0;
+}
+
 // ------------------------------------------------------------------ add / remove
 
 struct NodeFlags {
@@ -385,7 +431,13 @@ int run_add_node(const NodeFlags& f) {
   }
   fmt::print("node {} is a voter; waiting for it to catch up\n", id);
   if (Status s = wait_ready(cluster, *secret, 60s); !s.ok()) return fail(s.message());
-  fmt::print("node {} is active\n", id);
+  fmt::print("node {} is active; moving its share of the keys to it\n", id);
+  // 4. Keys whose owner changes move to it, while clients keep going.
+  if (Status s = rebalance_with_progress(cluster.peer_endpoints(), *secret); !s.ok()) {
+    return fail("node " + std::to_string(id) + " joined, but moving keys failed (they stay " +
+                "where they were; retry with `statekv cluster rebalance`): " + s.message());
+  }
+  fmt::print("node {} added\n", id);
   return 0;
 }
 
@@ -402,37 +454,23 @@ int run_remove_node(const NodeFlags& f) {
   if (!current.ok()) return fail("cannot read the cluster map: " + current.status().message());
   if (current->find_member(id) == nullptr) return fail(fmt::format("node {} is not a member", f.id));
 
-  // 1. Out of the raft group (the leader may be the one leaving: it hands over).
+  // 1. It stops being a place for keys (leaving), and its keys move to the
+  //    others while clients keep going; it serves them until the move ends.
+  auto leaving = meta::update(reg, [&](const meta::ClusterMap& m) {
+    return meta::set_member_state(m, id, meta::MemberState::kLeaving);
+  });
+  if (!leaving.ok() && leaving.status().message().find("already leaving") == std::string::npos) {
+    return fail("cannot mark node " + std::to_string(f.id) + " leaving: " +
+                leaving.status().message());
+  }
+  if (Status s = rebalance_with_progress(*endpoints, *secret); !s.ok()) {
+    return fail("moving node " + std::to_string(f.id) + "'s keys failed (they stay there; " +
+                "retry remove-node): " + s.message());
+  }
+  // 2. Out of the raft group (the leader may be the one leaving: it hands over).
   if (Status s = reg.client()->remove_voter(id); !s.ok() && !s.is_invalid_argument()) {
     return fail("cannot remove node " + std::to_string(f.id) + " from the raft group: " +
                 s.message());
-  }
-  // 2. Its shards go to the remaining members, then it leaves the map.
-  auto moved = meta::update(reg, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
-    std::vector<meta::Member> rest;
-    for (const meta::Member& member : m.members) {
-      if (member.id != id && member.state == meta::MemberState::kActive) rest.push_back(member);
-    }
-    meta::ClusterMap next = m;
-    bool changed = false;
-    for (const meta::Keyspace& k : m.keyspaces) {
-      bool owns = false;
-      for (const meta::Shard& s : k.shards) {
-        for (NodeId o : s.owners) owns = owns || o == id;
-      }
-      if (!owns) continue;
-      auto placement = meta::default_placement(rest, k.spec);
-      if (!placement.ok()) return placement.status();
-      auto r = meta::assign_shards(next, k.spec.name, std::move(placement).value());
-      if (!r.ok()) return r.status();
-      next = std::move(r).value();
-      changed = true;
-    }
-    if (!changed) return Status::InvalidArgument("nothing to move");
-    return next;
-  });
-  if (!moved.ok() && !moved.status().is_invalid_argument()) {
-    return fail("cannot move node's shards: " + moved.status().message());
   }
   auto removed = meta::update(reg, [&](const meta::ClusterMap& m) {
     return meta::remove_member(m, id);
@@ -509,6 +547,12 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   add_common(remove_cmd, remove->common);
   remove_cmd->add_option("--id", remove->id, "Node id")->required();
   remove_cmd->callback([remove, exit_code] { *exit_code = run_remove_node(*remove); });
+
+  auto reb = std::make_shared<Common>();
+  CLI::App* reb_cmd = cluster->add_subcommand(
+      "rebalance", "Move keys to where each keyspace's partitioner puts them now, live");
+  add_common(reb_cmd, *reb);
+  reb_cmd->callback([reb, exit_code] { *exit_code = run_rebalance(*reb); });
 
   auto down = std::make_shared<Common>();
   CLI::App* down_cmd = cluster->add_subcommand("down", "Stop every node of the local cluster");

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <map>
 
+#include "meta/meta_client.h"
+#include "meta/transitions.h"
+#include "node/raft_register_client.h"
 #include "partition/slots.h"
 #include "resp/value.h"
 #include "server/command.h"
@@ -42,6 +45,11 @@ bool is_fan_out_command(std::string_view name) {
   return false;
 }
 
+// The command running on this thread passed the mover's gate; its keys, to
+// mark dirty when it finishes, if it writes.
+thread_local bool t_in_gate = false;
+thread_local std::vector<std::string> t_written;
+
 std::string describe_node(const RoutingTable& t, NodeId id) {
   const meta::Member* m = t.member(id);
   return "node " + std::to_string(id.value()) + (m ? " (" + m->address + ")" : "");
@@ -63,6 +71,25 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
       ctx_(ctx),
       options_(std::move(options)),
       forwarder_(options_.self, options_.secret, options_.forward_timeout) {
+  Mover::Hooks hooks;
+  hooks.table = [this] { return table(); };
+  hooks.wait_for_epoch = [this](uint64_t epoch) { return wait_for_epoch(epoch); };
+  hooks.run_local = [this](std::vector<std::string> argv) { return run_local(std::move(argv)); };
+  hooks.import_to = [this](NodeId node, std::vector<std::string> argv,
+                           const RoutingTable& table) -> Result<std::string> {
+    const meta::Member* m = table.member(node);
+    if (m == nullptr || m->peer_address.empty()) {
+      return Status::Unavailable("node " + std::to_string(node.value()) + " has no peer address");
+    }
+    net::ForwardFrame frame;
+    frame.epoch = table.epoch().value();
+    frame.flags = net::ForwardFrame::kImport;
+    frame.argv = std::move(argv);
+    return forwarder_.call(node, m->peer_address, std::move(frame));
+  };
+  hooks.abort_move = [this](const std::string& keyspace) { return abort_move(keyspace); };
+  mover_ = std::make_unique<Mover>(options_.self, std::move(hooks));
+
   for (size_t i = 0; i < std::max<size_t>(1, options_.workers); ++i) {
     workers_.emplace_back([this] {
       std::unique_lock<std::mutex> lock(work_mu_);
@@ -94,6 +121,7 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
 Coordinator::~Coordinator() {
   node_.raft().set_forward_handler(nullptr);
   node_.map_watch().unsubscribe(subscription_);
+  mover_.reset();
   {
     std::lock_guard<std::mutex> lock(work_mu_);
     stopping_ = true;
@@ -115,6 +143,75 @@ void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
     table_ = std::move(table).value();
   }
   table_changed_.notify_all();
+  // The mover may thaw and clean up: not on this (map-publishing) thread.
+  std::lock_guard<std::mutex> lock(work_mu_);
+  work_.push_back([this] {
+    if (auto t = this->table()) mover_->on_table(*t);
+  });
+  work_cv_.notify_one();
+}
+
+std::string Coordinator::run_local(std::vector<std::string> argv) {
+  Session session;
+  session.authenticated = true;
+  session.internal = true;
+  std::vector<std::string_view> views(argv.begin(), argv.end());
+  std::string out;
+  resp::Writer writer(&out, 2);
+  service_.execute(session, views, writer);
+  return out;
+}
+
+Status Coordinator::abort_move(const std::string& keyspace) {
+  auto t = table();
+  if (!t) return Status::Unavailable("no map");
+  std::vector<std::string> endpoints;
+  for (const meta::Member& m : t->map().members) {
+    if (m.state == meta::MemberState::kActive && !m.peer_address.empty()) {
+      endpoints.push_back(m.peer_address);
+    }
+  }
+  node::RaftRegisterClient client(endpoints, options_.secret, std::chrono::milliseconds(5000));
+  auto r = meta::update(client, [&](const meta::ClusterMap& m) {
+    return meta::abort_move(m, keyspace);
+  });
+  return r.ok() ? Status::OK() : r.status();
+}
+
+bool Coordinator::pass_gate(const CommandSpec& spec, std::span<const std::string_view> argv,
+                            const std::vector<size_t>& keys) {
+  auto table = this->table();
+  if (!table || !table->any_moving()) return true;
+  bool gated = false;
+  for (size_t k : keys) {
+    const Route r = table->route(argv[k]);
+    gated = gated || (r.moving() && r.primary() == options_.self);
+  }
+  if (!gated) return true;
+  mover_->gate().enter();
+  // The map may have moved on while we waited: are the keys still ours?
+  table = this->table();
+  for (size_t k : keys) {
+    if (table->route(argv[k]).primary() != options_.self) {
+      mover_->gate().leave();
+      return false;
+    }
+  }
+  t_in_gate = true;
+  t_written.clear();
+  if (spec.flags & server::kWrite) {
+    for (size_t k : keys) t_written.emplace_back(argv[k]);
+  }
+  return true;
+}
+
+void Coordinator::finished(Session&) {
+  if (!t_in_gate) return;
+  t_in_gate = false;
+  // Marked after the write ran, so a copy that reads the key afterwards sees it.
+  for (const std::string& key : t_written) mover_->note_write(key);
+  t_written.clear();
+  mover_->gate().leave();
 }
 
 std::shared_ptr<const RoutingTable> Coordinator::table() const {
@@ -143,10 +240,23 @@ void Coordinator::on_forward(net::ForwardFrame frame,
     respond(std::move(reply));
     return;
   }
+  if (!frame.argv.empty() && frame.argv[0] == "__migrate") {
+    // The rebalance's verbs, from `statekv cluster` (coord/mover.h).
+    std::vector<std::string> rest(frame.argv.begin() + 1, frame.argv.end());
+    auto r = mover_->handle(rest);
+    if (r.ok()) {
+      reply.reply = "+" + *r + "\r\n";
+    } else {
+      reply.status = r.status();
+    }
+    respond(std::move(reply));
+    return;
+  }
   Session session;
   session.authenticated = true;
   session.resp = frame.resp == 3 ? 3 : 2;
   session.routed_epoch = frame.epoch;
+  session.importing = (frame.flags & net::ForwardFrame::kImport) != 0;
   session.addr = "routed";
   std::vector<std::string_view> argv(frame.argv.begin(), frame.argv.end());
   std::string out;
@@ -174,13 +284,19 @@ server::Router::Decision Coordinator::check_routed(Session& session, const Comma
   const std::vector<size_t> keys = key_positions(spec, argv);
   for (size_t k : keys) {
     const Route r = table->route(argv[k]);
-    if (r.primary() != options_.self) {
+    const NodeId here = session.importing ? r.target_primary() : r.primary();
+    if (here != options_.self) {
       out.error(std::string(kStaleRoute) + " epoch " + std::to_string(table->epoch().value()) +
                 ": node " + std::to_string(options_.self.value()) + " does not own '" +
                 std::string(argv[k].substr(0, 64)) + "' (" + describe_node(*table, r.primary()) +
                 " does)");
       return Decision::kHandled;
     }
+  }
+  if (!session.importing && !pass_gate(spec, argv, keys)) {
+    out.error(std::string(kStaleRoute) + " epoch " + std::to_string(this->table()->epoch().value()) +
+              ": the keys moved away from node " + std::to_string(options_.self.value()));
+    return Decision::kHandled;
   }
   return Decision::kLocal;
 }
@@ -218,6 +334,7 @@ Result<std::string> Coordinator::run_on(NodeId node, std::vector<std::string> ar
 server::Router::Decision Coordinator::route(Session& session, const CommandSpec& spec,
                                             std::span<const std::string_view> argv,
                                             resp::Writer& out, storage::Sequence* seq) {
+  if (session.internal) return Decision::kLocal;
   if (session.routed_epoch != 0) return check_routed(session, spec, argv, out);
   const std::vector<size_t> keys = key_positions(spec, argv);
   std::string name(argv[0]);
@@ -257,7 +374,10 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       out.error("CROSSSLOT Keys in request don't hash to the same slot");
       return Decision::kHandled;
     }
-    if (owners.size() == 1 && owners[0] == options_.self) return Decision::kLocal;
+    if (owners.size() == 1 && owners[0] == options_.self) {
+      if (pass_gate(spec, argv, keys)) return Decision::kLocal;
+      continue;  // moved away while we waited at the gate: route again
+    }
     if (owners.size() == 1) {
       const Route r = table->route(argv[keys[0]]);
       if (redirects && r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots) {

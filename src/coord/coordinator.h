@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "coord/forwarder.h"
+#include "coord/mover.h"
 #include "coord/routing_table.h"
 #include "net/wire.h"
 #include "node/cluster_node.h"
@@ -66,6 +67,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   Decision route(server::Session& session, const server::CommandSpec& spec,
                  std::span<const std::string_view> argv, resp::Writer& out,
                  storage::Sequence* seq) override;
+  void finished(server::Session& session) override;
 
   // The table of the newest map this node has (nullptr before the first map).
   std::shared_ptr<const RoutingTable> table() const;
@@ -91,6 +93,13 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void on_forward(net::ForwardFrame frame, std::function<void(net::ForwardReplyFrame)> respond);
   Decision check_routed(server::Session& session, const server::CommandSpec& spec,
                         std::span<const std::string_view> argv, resp::Writer& out);
+  // Before a command runs here: if it touches keys this node serves that are
+  // moving away, pass the gate (waiting while it is frozen). False when, after
+  // waiting, this node no longer serves them: the caller routes again.
+  bool pass_gate(const server::CommandSpec& spec, std::span<const std::string_view> argv,
+                 const std::vector<size_t>& keys);
+  std::string run_local(std::vector<std::string> argv);
+  Status abort_move(const std::string& keyspace);
 
   // Router side.
   // Runs argv on `node` and returns its RESP reply: locally (adding to *seq)
@@ -111,6 +120,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   server::ServerContext& ctx_;
   CoordinatorOptions options_;
   Forwarder forwarder_;
+  std::unique_ptr<Mover> mover_;
 
   mutable std::mutex mu_;
   std::condition_variable table_changed_;

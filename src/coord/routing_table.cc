@@ -24,6 +24,19 @@ Result<std::shared_ptr<const RoutingTable>> RoutingTable::build(
                                 "': its layout does not rebuild: " + placement.status().message());
     }
     table->placements_.emplace(k.spec.name, std::move(placement).value());
+    if (k.moving_from) {
+      meta::Keyspace source = k;
+      source.moving_from.reset();
+      source.spec.partitioner.split_points = k.moving_from->split_points;
+      source.spec.partitioner.shards = static_cast<uint32_t>(k.moving_from->shards.size());
+      source.shards = k.moving_from->shards;
+      auto from = partition::restore(source, m.members);
+      if (!from.ok()) {
+        return Status::Corruption("keyspace '" + k.spec.name + "': the layout it moves from " +
+                                  "does not rebuild: " + from.status().message());
+      }
+      table->sources_.emplace(k.spec.name, std::move(from).value());
+    }
     table->by_prefix_.push_back(&k);
     has_default = has_default || k.spec.key_prefix.empty();
   }
@@ -56,6 +69,15 @@ Route RoutingTable::route(std::string_view key) const {
   r.shard = placement(k).shard_of(key);
   SKV_ASSERT(r.shard < k.shards.size(), "a placement's shard is in the map's shard list");
   r.owners = k.shards[r.shard].owners;
+  if (k.moving_from) {
+    const uint32_t from = sources_.find(k.spec.name)->second.shard_of(key);
+    std::vector<NodeId> serving = k.moving_from->shards[from].owners;
+    if (serving != r.owners) {
+      r.target = std::move(r.owners);
+      r.owners = std::move(serving);
+      r.shard = from;
+    }
+  }
   return r;
 }
 

@@ -5,7 +5,9 @@
 // prefix of the key; keys that match no prefix belong to "default" (whose
 // prefix is empty). Within the keyspace, its placement (partition/placement.h,
 // rebuilt from the map's layout) gives the shard; the map's shard list gives
-// the owners (owners[0] serves the key).
+// the owners (owners[0] serves the key). While a keyspace moves, a key is
+// served where the layout it moves from puts it (Route::owners) until the move
+// finishes; Route::target says where it goes.
 //
 // Built once per map epoch and then immutable: share it as
 // shared_ptr<const RoutingTable> across threads.
@@ -29,7 +31,12 @@ struct Route {
   const meta::Keyspace* keyspace = nullptr;
   uint32_t shard = 0;
   std::vector<NodeId> owners;  // owners[0] serves the key
+  // While the keyspace moves (meta::Keyspace::moving_from): where the key is
+  // going. Empty when it does not move (target == where it is served).
+  std::vector<NodeId> target;
   NodeId primary() const { return owners.empty() ? NodeId() : owners.front(); }
+  bool moving() const { return !target.empty(); }
+  NodeId target_primary() const { return target.empty() ? primary() : target.front(); }
 };
 
 class RoutingTable {
@@ -44,6 +51,7 @@ class RoutingTable {
   const meta::Keyspace& keyspace_of(std::string_view key) const;
   Route route(std::string_view key) const;
   const partition::Placement& placement(const meta::Keyspace& keyspace) const;
+  bool any_moving() const { return !sources_.empty(); }
 
   // Members that serve data (active), in id order.
   const std::vector<NodeId>& data_nodes() const { return data_nodes_; }
@@ -55,6 +63,8 @@ class RoutingTable {
   // Keyspaces by descending prefix length, so the first match is the longest.
   std::vector<const meta::Keyspace*> by_prefix_;
   std::map<std::string, partition::Placement, std::less<>> placements_;
+  // Moving keyspaces: the placement they move away from (where keys are served).
+  std::map<std::string, partition::Placement, std::less<>> sources_;
   std::vector<NodeId> data_nodes_;
 };
 

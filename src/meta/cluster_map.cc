@@ -472,16 +472,22 @@ Json ids_json(const std::vector<NodeId>& ids) {
   return a;
 }
 
-Json to_json(const KeyspaceSpec& s, const std::vector<Shard>& shards) {
-  Json geo = Json::array();
-  for (const GeoRule& r : s.partitioner.geo_rules) {
-    geo.push_back(Json{{"prefix", r.prefix}, {"region", r.region}});
-  }
+Json shards_json(const std::vector<Shard>& shards) {
   Json shard_list = Json::array();
   for (const Shard& sh : shards) {
     shard_list.push_back(Json{{"id", sh.id.value()}, {"owners", ids_json(sh.owners)}});
   }
-  return Json{
+  return shard_list;
+}
+
+Json to_json(const Keyspace& k) {
+  const KeyspaceSpec& s = k.spec;
+  Json geo = Json::array();
+  for (const GeoRule& r : s.partitioner.geo_rules) {
+    geo.push_back(Json{{"prefix", r.prefix}, {"region", r.region}});
+  }
+  Json shard_list = shards_json(k.shards);
+  Json out = Json{
       {"name", s.name},
       {"key_prefix", s.key_prefix},
       {"partitioner", Json{{"kind", to_string(s.partitioner.kind)},
@@ -498,6 +504,11 @@ Json to_json(const KeyspaceSpec& s, const std::vector<Shard>& shards) {
       {"partition_mode", to_string(s.partition_mode)},
       {"shards", shard_list},
   };
+  if (k.moving_from) {
+    out["moving_from"] = Json{{"split_points", k.moving_from->split_points},
+                              {"shards", shards_json(k.moving_from->shards)}};
+  }
+  return out;
 }
 
 }  // namespace
@@ -513,7 +524,7 @@ std::string encode(const ClusterMap& map) {
                            {"voter", m.voter}});
   }
   Json keyspaces = Json::array();
-  for (const Keyspace& k : map.keyspaces) keyspaces.push_back(to_json(k.spec, k.shards));
+  for (const Keyspace& k : map.keyspaces) keyspaces.push_back(to_json(k));
   Json stamps = Json::array();
   for (const ChangeStamp& c : map.recent_changes) {
     stamps.push_back(Json{{"epoch", c.epoch.value()}, {"id", c.change_id}});
@@ -562,6 +573,11 @@ class Fields {
     if (v == nullptr) return false;
     if (!v->is_boolean()) return fail(type_error(key, "true or false")), false;
     return v->get<bool>();
+  }
+  // True if the optional field `key` is present (and marks it read).
+  bool has(const char* key) {
+    read_.insert(key);
+    return j_.contains(key);
   }
   const Json& array(const char* key) {
     static const Json kEmpty = Json::array();
@@ -650,6 +666,20 @@ std::vector<std::string> decode_strings(const Json& a, const std::string& path, 
   return out;
 }
 
+std::vector<Shard> decode_shards(const Json& shards, const std::string& path, Status* error) {
+  std::vector<Shard> out;
+  for (size_t i = 0; i < shards.size() && error->ok(); ++i) {
+    const std::string shard_path = fmt::format("{}[{}]", path, i);
+    Fields sh(shards[i], shard_path, error);
+    Shard shard;
+    shard.id = ShardId(sh.u64("id"));
+    shard.owners = decode_ids(sh.array("owners"), shard_path + ".owners", error);
+    sh.finish();
+    out.push_back(std::move(shard));
+  }
+  return out;
+}
+
 Keyspace decode_keyspace(const Json& j, const std::string& path, Status* error) {
   Keyspace k;
   Fields f(j, path, error);
@@ -686,15 +716,14 @@ Keyspace decode_keyspace(const Json& j, const std::string& path, Status* error) 
   s.consistency = f.enumeration("consistency", &parse_consistency, Consistency::kLinearizable);
   s.partition_mode =
       f.enumeration("partition_mode", &parse_partition_mode, PartitionMode::kConsistency);
-  const Json& shards = f.array("shards");
-  for (size_t i = 0; i < shards.size() && f.ok(); ++i) {
-    const std::string shard_path = fmt::format("{}[{}]", f.path("shards"), i);
-    Fields sh(shards[i], shard_path, error);
-    Shard shard;
-    shard.id = ShardId(sh.u64("id"));
-    shard.owners = decode_ids(sh.array("owners"), shard_path + ".owners", error);
-    sh.finish();
-    k.shards.push_back(std::move(shard));
+  k.shards = decode_shards(f.array("shards"), f.path("shards"), error);
+  if (f.has("moving_from")) {
+    Fields m(f.object("moving_from"), f.path("moving_from"), error);
+    SourceLayout source;
+    source.split_points = decode_strings(m.array("split_points"), m.path("split_points"), error);
+    source.shards = decode_shards(m.array("shards"), m.path("shards"), error);
+    m.finish();
+    k.moving_from = std::move(source);
   }
   f.finish();
   return k;

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -156,9 +157,20 @@ struct Shard {
   bool operator==(const Shard&) const = default;
 };
 
+// A layout a keyspace is moving away from (rebalancing): until the move
+// finishes, keys are served where this layout puts them, and `shards` (with
+// the spec's split points) is where they are going (coord/ and
+// docs/routing.md describe the protocol).
+struct SourceLayout {
+  std::vector<std::string> split_points;
+  std::vector<Shard> shards;
+  bool operator==(const SourceLayout&) const = default;
+};
+
 struct Keyspace {
   KeyspaceSpec spec;
   std::vector<Shard> shards;
+  std::optional<SourceLayout> moving_from;  // set while a rebalance is under way
   bool operator==(const Keyspace&) const = default;
 };
 

@@ -387,7 +387,7 @@ TEST(Decode, RefusesBrokenKeyspaceInvariants) {
       {[](ClusterMap& m) { m.keyspaces[1].spec.partitioner.split_points.pop_back(); },
        "range partitioning into 3 shards needs 2 split points, got 1"},
       {[](ClusterMap& m) { m.keyspaces[2].spec.partitioner.split_points = {"a"}; },
-       "split points apply to range partitioning only"},
+       "split points apply to range and slots partitioning only"},
       {[](ClusterMap& m) { m.keyspaces[2].spec.partitioner.shards = 0; }, "needs at least 1 shard"},
       {[](ClusterMap& m) { m.keyspaces[3].spec.partitioner.shards = kSlotCount + 1; },
        "at most 16384 shards"},

@@ -344,6 +344,60 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
                                              name, changed, want));
 }
 
+Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
+                              std::vector<std::string> split_points, std::vector<Shard> shards) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (k->moving_from) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}' is already moving", name));
+  }
+  if (k->spec.partitioner.kind == Partitioner::kGeo) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}' is geo: it cannot move yet", name));
+  }
+  if (shards == k->shards && split_points == k->spec.partitioner.split_points) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}': nothing to move", name));
+  }
+  for (const Shard& shard : shards) {
+    for (NodeId owner : shard.owners) {
+      const Member* m = map.find_member(owner);
+      if (m == nullptr || m->state != MemberState::kActive) {
+        return Status::InvalidArgument(
+            fmt::format("node {} is not an active member: it cannot own shards", owner.value()));
+      }
+    }
+  }
+  k->moving_from = SourceLayout{k->spec.partitioner.split_points, k->shards};
+  const size_t from = k->shards.size();
+  record_layout(*k, std::move(split_points), std::move(shards));
+  return finish(std::move(next), fmt::format("keyspace '{}' starts moving: {} shards to {}", name,
+                                             from, k->shards.size()));
+}
+
+Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (!k->moving_from) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}' is not moving", name));
+  }
+  k->moving_from.reset();
+  return finish(std::move(next), fmt::format("keyspace '{}' finished moving", name));
+}
+
+Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (!k->moving_from) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}' is not moving", name));
+  }
+  SourceLayout source = std::move(*k->moving_from);
+  k->moving_from.reset();
+  record_layout(*k, std::move(source.split_points), std::move(source.shards));
+  return finish(std::move(next), fmt::format("keyspace '{}' abandoned its move", name));
+}
+
 void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards) {
   k.spec.partitioner.shards = static_cast<uint32_t>(shards.size());
   k.spec.partitioner.split_points = std::move(split_points);

@@ -101,6 +101,17 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
 Result<ClusterMap> set_layout(const ClusterMap& map, std::string_view name,
                               std::vector<std::string> split_points, std::vector<Shard> shards);
 
+// Starts moving keyspace `name` to a new layout (rebalancing): the current
+// layout becomes moving_from (keys stay served there) and the new one is
+// recorded as where they go. Refused while a move is under way, or when the
+// new layout equals the current one.
+Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
+                              std::vector<std::string> split_points, std::vector<Shard> shards);
+// Ends the move: keys are now served where the new layout puts them.
+Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name);
+// Abandons the move: keys stay where they were (moving_from becomes the layout again).
+Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name);
+
 // Records a layout on keyspace `k` in place, without bumping the epoch: for a
 // transition that creates the keyspace and places it in one change. The
 // caller validates the map afterwards.

@@ -405,3 +405,61 @@ TEST(Epochs, ARefusalLeavesTheInputAlone) {
 
 }  // namespace
 }  // namespace statekv::meta
+
+namespace statekv::meta {
+namespace {
+
+ClusterMap three_one_owner() {
+  ReplicationSpec one;
+  one.kind = Replication::kNone;
+  one.factor = 1;
+  Result<ClusterMap> m = bootstrap("prod", {member(1), member(2), member(3)}, one);
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  return *m;
+}
+
+TEST(Layout, SetLayoutReplacesShardsAndSplitPoints) {
+  ClusterMap m = three_one_owner();
+  KeyspaceSpec slots = spec("users", "u:");
+  slots.partitioner.kind = Partitioner::kSlots;
+  m = expect_next(m, create_keyspace(m, slots),
+                  "create keyspace 'users' (prefix 'u:', slots x1, consensus x3, linearizable, "
+                  "consistency)");
+  std::vector<Shard> shards = {{ShardId(0), ids({2})}, {ShardId(1), ids({3})}};
+  m = expect_next(m, set_layout(m, "users", {"0", "8192"}, shards),
+                  "layout of keyspace 'users': 2 shards, 2 changed");
+  EXPECT_EQ(m.find_keyspace("users")->shards, shards);
+  expect_refused(set_layout(m, "users", {"0", "8192"}, shards),
+                 "layout of keyspace 'users': nothing changes");
+  expect_refused(set_layout(m, "nope", {}, shards), "there is no keyspace 'nope'");
+  expect_refused(set_layout(m, "users", {}, {{ShardId(0), ids({9})}}), "node 9 is not a member");
+}
+
+TEST(Layout, MoveBeginsFinishesAndAborts) {
+  ClusterMap m = three_one_owner();
+  const std::vector<Shard> before = m.find_keyspace("default")->shards;
+  std::vector<Shard> after = {{ShardId(0), ids({1})}, {ShardId(1), ids({2})}};
+  m = expect_next(m, begin_move(m, "default", {}, after),
+                  "keyspace 'default' starts moving: 3 shards to 2");
+  const Keyspace* k = m.find_keyspace("default");
+  ASSERT_TRUE(k->moving_from.has_value());
+  EXPECT_EQ(k->moving_from->shards, before);
+  EXPECT_EQ(k->shards, after);
+  expect_refused(begin_move(m, "default", {}, before), "keyspace 'default' is already moving");
+  // The document keeps the move across encode and decode.
+  Result<ClusterMap> decoded = decode(encode(m));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  EXPECT_EQ(*decoded, m);
+
+  ClusterMap aborted = expect_next(m, abort_move(m, "default"), "keyspace 'default' abandoned its move");
+  EXPECT_EQ(aborted.find_keyspace("default")->shards, before);
+  EXPECT_FALSE(aborted.find_keyspace("default")->moving_from.has_value());
+
+  ClusterMap done = expect_next(m, finish_move(m, "default"), "keyspace 'default' finished moving");
+  EXPECT_EQ(done.find_keyspace("default")->shards, after);
+  EXPECT_FALSE(done.find_keyspace("default")->moving_from.has_value());
+  expect_refused(finish_move(done, "default"), "keyspace 'default' is not moving");
+}
+
+}  // namespace
+}  // namespace statekv::meta

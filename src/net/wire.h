@@ -76,6 +76,7 @@ struct AdminReplyFrame {
 // re-routes), so a stale route is never served by a former owner.
 struct ForwardFrame {
   static constexpr uint8_t kAsking = 1;  // the owner must serve a key it is importing
+  static constexpr uint8_t kImport = 2;  // a rebalance copies a key to where it goes
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;

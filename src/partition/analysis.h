@@ -1,7 +1,7 @@
 // What a partitioner costs, measured on keys: how evenly it spreads them over
 // the nodes, and how many of them change primary when one node joins or leaves.
 //
-// The measures (all over the keys handed in, each key counted once per copy):
+// The measures, over the keys handed in (a key listed twice counts twice):
 //   imbalance       max keys whose primary is one node / mean keys per node,
 //                   the mean over every node of the placement (a node with no
 //                   key counts as 0). 1.0 is perfect.

@@ -53,6 +53,12 @@ struct Session {
   // A session that runs commands another node routed here (coord/): the
   // epoch of the map the router used; 0 for a client's own session.
   uint64_t routed_epoch = 0;
+  // Routed as an import of a key this node is receiving in a rebalance: it
+  // runs here because this node is where the key goes (coord/mover.h).
+  bool importing = false;
+  // Internal work of this node on its own store (a rebalance reading and
+  // deleting keys): never routed, never gated.
+  bool internal = false;
   // Redis Cluster clients (redis-cli -c, ioredis Cluster) can ask for MOVED
   // redirects instead of having the node route for them (CLUSTER REDIRECTS).
   bool redirects = false;
@@ -141,6 +147,8 @@ class Router {
   virtual Decision route(Session& session, const CommandSpec& spec,
                          std::span<const std::string_view> argv, resp::Writer& out,
                          storage::Sequence* seq) = 0;
+  // Called after a command the router let run here (kLocal) has executed.
+  virtual void finished(Session& session) {}
 };
 
 struct ServerContext {

@@ -215,6 +215,15 @@ class ServiceImpl final : public Service {
       }
     }
     CommandContext c{state_, session, argv, out, *run, fullname, unix_time_ms()};
+    if (state_.ctx.router == nullptr) {
+      run->handler(c);
+      return c.seq;
+    }
+    struct Finished {
+      Router* router;
+      Session& session;
+      ~Finished() { router->finished(session); }
+    } finished{state_.ctx.router, session};
     run->handler(c);
     return c.seq;
   }

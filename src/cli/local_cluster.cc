@@ -174,11 +174,17 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
     // Its own process group: a Ctrl-C meant for `cluster up` reaches the
     // nodes through `cluster up`'s orderly shutdown, not all at once.
     ::setpgid(0, 0);
+    // Detached from our terminal and pipes: a caller waiting for our output
+    // (a script, popen) must not wait for the nodes too. What a node prints
+    // outside its log (a crash) goes to its log file.
     int devnull = ::open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       ::dup2(devnull, STDIN_FILENO);
       ::dup2(devnull, STDOUT_FILENO);
     }
+    const std::string log = (dir / "statekv.log").string();
+    int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logfd >= 0) ::dup2(logfd, STDERR_FILENO);
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -259,7 +259,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     co.self = NodeId(flags.node_id);
     co.secret = cluster_secret_of(flags);
     co.redirects = flags.redirects;
-    co.workers = std::max(2u, io_threads);
+    co.workers = std::max(8u, 2 * io_threads);  // some may wait at a frozen gate
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
     ctx.router = coordinator.get();
     ctx.cluster = coordinator.get();

@@ -90,6 +90,18 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   hooks.abort_move = [this](const std::string& keyspace) { return abort_move(keyspace); };
   mover_ = std::make_unique<Mover>(options_.self, std::move(hooks));
 
+  control_thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(control_mu_);
+    while (true) {
+      control_cv_.wait(lock, [this] { return stopping_ || !control_.empty(); });
+      if (control_.empty()) return;
+      auto job = std::move(control_.front());
+      control_.erase(control_.begin());
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  });
   for (size_t i = 0; i < std::max<size_t>(1, options_.workers); ++i) {
     workers_.emplace_back([this] {
       std::unique_lock<std::mutex> lock(work_mu_);
@@ -110,6 +122,13 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   if (sub.current) on_map(sub.current);
   node_.raft().set_forward_handler(
       [this](net::ForwardFrame frame, std::function<void(net::ForwardReplyFrame)> respond) {
+        if (!frame.argv.empty() && frame.argv[0] == "__migrate") {
+          // Control work: its own thread (see post_control).
+          post_control([this, frame = std::move(frame), respond = std::move(respond)]() mutable {
+            on_forward(std::move(frame), std::move(respond));
+          });
+          return;
+        }
         std::lock_guard<std::mutex> lock(work_mu_);
         work_.push_back([this, frame = std::move(frame), respond = std::move(respond)]() mutable {
           on_forward(std::move(frame), std::move(respond));
@@ -121,13 +140,18 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
 Coordinator::~Coordinator() {
   node_.raft().set_forward_handler(nullptr);
   node_.map_watch().unsubscribe(subscription_);
-  mover_.reset();
+  // Release anything waiting at a frozen gate, so the workers can finish.
+  mover_->gate().thaw();
   {
     std::lock_guard<std::mutex> lock(work_mu_);
+    std::lock_guard<std::mutex> control_lock(control_mu_);
     stopping_ = true;
   }
   work_cv_.notify_all();
+  control_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  control_thread_.join();
+  mover_.reset();
 }
 
 void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
@@ -144,11 +168,15 @@ void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
   }
   table_changed_.notify_all();
   // The mover may thaw and clean up: not on this (map-publishing) thread.
-  std::lock_guard<std::mutex> lock(work_mu_);
-  work_.push_back([this] {
+  post_control([this] {
     if (auto t = this->table()) mover_->on_table(*t);
   });
-  work_cv_.notify_one();
+}
+
+void Coordinator::post_control(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  control_.push_back(std::move(job));
+  control_cv_.notify_one();
 }
 
 std::string Coordinator::run_local(std::vector<std::string> argv) {

@@ -127,6 +127,15 @@ class Coordinator final : public server::Router, public server::ClusterView {
   std::shared_ptr<const RoutingTable> table_;
   uint64_t subscription_ = 0;
 
+  // One thread for the mover's control work (its verbs, and thawing when a
+  // map arrives): never queued behind routed commands, which may be waiting
+  // at a frozen gate that only this work can open.
+  void post_control(std::function<void()> job);
+  std::mutex control_mu_;
+  std::condition_variable control_cv_;
+  std::vector<std::function<void()>> control_;
+  std::thread control_thread_;
+
   // Worker pool for routed commands.
   std::mutex work_mu_;
   std::condition_variable work_cv_;

@@ -1,0 +1,997 @@
+// Real `statekv server` processes that route every key to its owner
+// (src/coord/coordinator.h), driven by the clients users have: hiredis,
+// redis-cli (-c), redis-benchmark --cluster and ioredis's Cluster client.
+//
+// What is proved, per test:
+//   * hash keyspace: any node serves any key; multi-key commands fan out and
+//     answer exactly as a redis-server given the same commands; DBSIZE, KEYS
+//     and SCAN cover every node; LOCATE names the node whose own store holds
+//     the key (INFO keyspace is node-local, so its counts must match);
+//   * slots keyspace: CLUSTER SLOTS / NODES / KEYSLOT agree with an
+//     independent CRC16 and with each other; MOVED and CROSSSLOT are Redis
+//     Cluster's, and the MOVED target serves the key; redis-cli -c follows it;
+//   * redis-benchmark --cluster and ioredis Cluster run unchanged;
+//   * KEYSPACE CREATE / LIST / INFO and the new keyspace's routing;
+//   * a SIGKILLed owner: its keys get CLUSTERDOWN naming it, the rest serve.
+//
+// Every test starts its own nodes on ports it picks and stops them by pid.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "support/net.h"
+#include "support/raw_client.h"
+#include "support/redis_cli.h"
+#include "support/redis_client.h"
+#include "support/reply.h"
+#include "support/server_process.h"
+#include "support/temp_dir.h"
+
+namespace statekv::itest {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kSecret = "routing-test-secret";
+constexpr int kElectionMs = 300;
+constexpr uint32_t kSlots = 16384;
+
+bool subject_is_redis() {
+  const char* s = std::getenv("STATEKV_ITEST_SUBJECT");
+  return s != nullptr && std::string(s) == "redis";
+}
+
+#define SKIP_FOR_REDIS()                                            \
+  if (subject_is_redis())                                           \
+  GTEST_SKIP() << "statekv cluster routing only (redis-server has " \
+                  "no statekv cluster mode)"
+
+// ------------------------------------------------------------ Redis's slot
+
+// Redis Cluster's key slot, written here from its specification (CRC16/XMODEM
+// of the key, or of the first non-empty {hash tag}, mod 16384), so that the
+// server's CLUSTER KEYSLOT is checked against something it did not compute.
+uint32_t expected_slot(std::string_view key) {
+  const size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    const size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close != open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  uint16_t crc = 0;
+  for (unsigned char c : key) {
+    crc ^= static_cast<uint16_t>(c) << 8;
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                           : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return crc % kSlots;
+}
+
+// ------------------------------------------------------------ child programs
+
+struct ProgramOutput {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// True if `name` is an executable file in a directory of $PATH.
+bool on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return false;
+  std::stringstream dirs(path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+// Runs argv (looked up on $PATH) in `cwd` with stdout and stderr captured to
+// files. The child leads its own process group, so a run past `timeout` is
+// ended with everything it started (npm spawns helpers): Timeout then.
+Result<ProgramOutput> run_program(const std::vector<std::string>& args, const std::string& cwd,
+                                  std::chrono::milliseconds timeout) {
+  TempDir dir("prog");
+  const std::string out_path = dir.path() + "/stdout";
+  const std::string err_path = dir.path() + "/stderr";
+  std::vector<std::string> argv_s = args;
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return Status::IOError(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    setpgid(0, 0);
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0 || err < 0) _exit(126);
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    syscall(SYS_close_range, 3U, ~0U, 0U);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);  // also from here, so the group exists whoever runs first
+  const auto deadline = Clock::now() + timeout;
+  int st = 0;
+  for (;;) {
+    if (waitpid(pid, &st, WNOHANG) == pid) break;
+    if (Clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      return Status::Timeout(args[0] + " did not finish within " + std::to_string(timeout.count()) +
+                             " ms: " + slurp(err_path));
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  ProgramOutput result;
+  result.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  result.out = slurp(out_path);
+  result.err = slurp(err_path);
+  return result;
+}
+
+// ------------------------------------------------------------ RESP helpers
+
+// The value of `name` in a map reply (RESP2 sends a map as a flat array of
+// name, value, ...); nullptr if absent.
+const resp::Value* field(const resp::Value& map, std::string_view name) {
+  for (size_t i = 0; i + 1 < map.elements.size(); i += 2) {
+    if (map.elements[i].str == name) return &map.elements[i + 1];
+  }
+  return nullptr;
+}
+
+// LOCATE's answer for one key.
+struct Location {
+  std::string keyspace;
+  std::string partitioner;
+  std::optional<int64_t> slot;
+  std::vector<int64_t> owners;
+  std::vector<std::string> addresses;
+  std::string text;  // the whole reply, for messages
+};
+
+// ------------------------------------------------------------ the cluster
+
+// N statekv nodes (ids 1..N) forming one cluster on loopback; every node runs
+// `common` extra flags plus its own `per_node[i]`. Stopped by pid when
+// destroyed (ServerProcess).
+class RoutingCluster {
+ public:
+  explicit RoutingCluster(size_t n, std::vector<std::string> common = {},
+                          std::map<size_t, std::vector<std::string>> per_node = {}) {
+    for (size_t i = 0; i < n; ++i) {
+      auto port = pick_free_port();
+      EXPECT_TRUE(port.ok());
+      peer_ports_.push_back(port.ok() ? *port : 0);
+    }
+    std::string peers;
+    for (size_t i = 0; i < n; ++i) {
+      peers +=
+          (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      ServerOptions o;
+      o.kind = ServerKind::kStatekv;
+      o.engine = "memory";
+      o.fsync = "batch";
+      o.extra_args = {"--node-id",
+                      std::to_string(i + 1),
+                      "--peer-port",
+                      std::to_string(peer_ports_[i]),
+                      "--peers",
+                      peers,
+                      "--cluster-secret",
+                      kSecret,
+                      "--raft-election-timeout-ms",
+                      std::to_string(kElectionMs)};
+      o.extra_args.insert(o.extra_args.end(), common.begin(), common.end());
+      const auto& own = per_node[i];
+      o.extra_args.insert(o.extra_args.end(), own.begin(), own.end());
+      nodes_.push_back(std::make_unique<ServerProcess>(o));
+    }
+  }
+
+  // Starts every node and waits until each one routes with a map that lists
+  // every member at its RESP address, all at the same epoch.
+  Status start(std::chrono::milliseconds timeout = 20s) {
+    for (auto& node : nodes_) {
+      Status s = node->start();
+      if (!s.ok()) return s;
+    }
+    const auto deadline = Clock::now() + timeout;
+    std::string last;
+    while (Clock::now() < deadline) {
+      if (converged(&last)) return Status::OK();
+      std::this_thread::sleep_for(50ms);
+    }
+    return Status::Timeout("the cluster did not converge on one map: " + last);
+  }
+
+  size_t size() const { return nodes_.size(); }
+  ServerProcess& node(size_t i) { return *nodes_[i]; }
+  uint16_t port(size_t i) const { return nodes_[i]->port(); }
+  std::string address(size_t i) const { return "127.0.0.1:" + std::to_string(port(i)); }
+  // Index of the node with statekv id `id` (ids are 1-based).
+  size_t index_of(int64_t id) const { return static_cast<size_t>(id - 1); }
+
+  RedisClient client(size_t i) {
+    auto c = RedisClient::connect(port(i));
+    EXPECT_TRUE(c.ok()) << c.status().to_string();
+    return std::move(c).value();
+  }
+  RawClient raw(size_t i) {
+    auto c = RawClient::connect(port(i));
+    EXPECT_TRUE(c.ok()) << c.status().to_string();
+    return std::move(c).value();
+  }
+
+  // LOCATE key, asked of node i.
+  Result<Location> locate(size_t i, const std::string& key) {
+    auto c = RawClient::connect(port(i));
+    if (!c.ok()) return c.status();
+    auto r = c->call({"LOCATE", key});
+    if (!r.ok()) return r.status();
+    Location loc;
+    loc.text = render(r->value);
+    const resp::Value& v = r->value;
+    const resp::Value* ks = field(v, "keyspace");
+    const resp::Value* part = field(v, "partitioner");
+    const resp::Value* owners = field(v, "owners");
+    const resp::Value* addresses = field(v, "addresses");
+    if (ks == nullptr || part == nullptr || owners == nullptr || addresses == nullptr) {
+      return Status::InvalidArgument("not a LOCATE reply: " + loc.text);
+    }
+    loc.keyspace = ks->str;
+    loc.partitioner = part->str;
+    if (const resp::Value* slot = field(v, "slot")) loc.slot = slot->integer;
+    for (const resp::Value& o : owners->elements) loc.owners.push_back(o.integer);
+    for (const resp::Value& a : addresses->elements) loc.addresses.push_back(a.str);
+    if (loc.owners.empty() || loc.owners.size() != loc.addresses.size()) {
+      return Status::InvalidArgument("LOCATE without owners: " + loc.text);
+    }
+    return loc;
+  }
+
+  // The node index that LOCATE (asked of node `via`) names as key's server.
+  size_t owner_of(const std::string& key, size_t via = 0) {
+    auto loc = locate(via, key);
+    EXPECT_TRUE(loc.ok()) << loc.status().to_string();
+    if (!loc.ok()) return 0;
+    return index_of(loc->owners.front());
+  }
+
+  // The number of keys in node i's own store (INFO keyspace is not routed).
+  Result<long long> local_keys(size_t i) {
+    auto c = RedisClient::connect(port(i));
+    if (!c.ok()) return c.status();
+    auto info = c->bulk({"INFO", "keyspace"});
+    if (!info.ok()) return info.status();
+    const size_t at = info->find("db0:keys=");
+    if (at == std::string::npos) return 0;
+    return std::atoll(info->c_str() + at + 9);
+  }
+
+ private:
+  bool converged(std::string* why) {
+    std::set<std::string> epochs;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      auto c = RedisClient::connect(port(i), 1s);
+      if (!c.ok()) {
+        *why = c.status().to_string();
+        return false;
+      }
+      auto text = c->bulk({"CLUSTER", "NODES"});
+      if (!text.ok()) {
+        *why = "node " + std::to_string(i + 1) + ": " + text.status().to_string();
+        return false;
+      }
+      for (size_t j = 0; j < nodes_.size(); ++j) {
+        if (text->find(" " + address(j) + "@" + std::to_string(peer_ports_[j]) + " ") ==
+            std::string::npos) {
+          *why = "node " + std::to_string(i + 1) + " does not list " + address(j) + ":\n" + *text;
+          return false;
+        }
+      }
+      // Field 7 of each line is the map epoch the node routes with.
+      std::istringstream lines(*text);
+      std::string line;
+      while (std::getline(lines, line)) {
+        std::istringstream fields(line);
+        std::string f[7];
+        for (auto& x : f) fields >> x;
+        epochs.insert(f[6]);
+      }
+    }
+    if (epochs.size() != 1) {
+      *why = "nodes route with different epochs";
+      return false;
+    }
+    return true;
+  }
+
+  std::vector<uint16_t> peer_ports_;
+  std::vector<std::unique_ptr<ServerProcess>> nodes_;
+};
+
+// Every key of a SCAN iteration with COUNT 10 on one connection.
+Result<std::vector<std::string>> full_scan(RedisClient& c) {
+  std::vector<std::string> keys;
+  std::string cursor = "0";
+  for (int pages = 0; pages < 10000; ++pages) {
+    auto page = c.scan({"SCAN", cursor, "COUNT", "10"});
+    if (!page.ok()) return page.status();
+    keys.insert(keys.end(), page->elements.begin(), page->elements.end());
+    cursor = page->cursor;
+    if (cursor == "0") return keys;
+  }
+  return Status::Internal("SCAN did not end after 10000 pages");
+}
+
+std::string key_name(int i) {
+  return "key:" + std::to_string(i);
+}
+std::string value_of(const std::string& key) {
+  return "value-of-" + key;
+}
+
+// ============================================================ 1. hash keyspace
+
+TEST(Routing, HashKeyspaceAnyNodeServesEveryKeyAndMultiKeyCommandsAnswerAsRedis) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_TRUE(cluster.start().ok());
+
+  // 300 keys, a third written through each node.
+  constexpr int kKeys = 300;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back(key_name(i));
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient c = cluster.client(n);
+    for (int i = static_cast<int>(n); i < kKeys; i += 3)
+      c.append({"SET", keys[i], value_of(keys[i])});
+    for (int i = static_cast<int>(n); i < kKeys; i += 3) {
+      auto r = c.read_reply();
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      ASSERT_EQ(*r, "+OK") << keys[i] << " through node " << n + 1;
+    }
+  }
+  // Every key read back from every node.
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient c = cluster.client(n);
+    for (const auto& k : keys) c.append({"GET", k});
+    size_t wrong = 0;
+    std::string first_wrong;
+    for (const auto& k : keys) {
+      auto r = c.read_reply();
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      if (*r != "\"" + value_of(k) + "\"") {
+        if (wrong++ == 0) first_wrong = k + " -> " + *r;
+      }
+    }
+    EXPECT_EQ(wrong, 0u) << "through node " << n + 1 << ", e.g. " << first_wrong;
+  }
+
+  // DBSIZE, KEYS * and a full SCAN from any node see every key exactly once.
+  const std::multiset<std::string> expected(keys.begin(), keys.end());
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient c = cluster.client(n);
+    EXPECT_EQ(c.cmd({"DBSIZE"}), ":300") << "node " << n + 1;
+    auto all = c.bulk_array({"KEYS", "*"});
+    ASSERT_TRUE(all.ok()) << all.status().to_string();
+    EXPECT_EQ(std::multiset<std::string>(all->begin(), all->end()), expected) << "node " << n + 1;
+    auto scanned = full_scan(c);
+    ASSERT_TRUE(scanned.ok()) << scanned.status().to_string();
+    EXPECT_EQ(std::multiset<std::string>(scanned->begin(), scanned->end()), expected)
+        << "SCAN from node " << n + 1 << " returned " << scanned->size() << " keys";
+  }
+
+  // LOCATE: every node names the same owner, at its real RESP address, and
+  // the owner's own store holds exactly the keys LOCATE gives it.
+  std::vector<long long> predicted(cluster.size(), 0);
+  for (int i = 0; i < kKeys; ++i) {
+    auto loc = cluster.locate(static_cast<size_t>(i) % cluster.size(), keys[i]);
+    ASSERT_TRUE(loc.ok()) << loc.status().to_string();
+    ASSERT_EQ(loc->keyspace, "default") << loc->text;
+    ASSERT_EQ(loc->partitioner, "hash") << loc->text;
+    ASSERT_EQ(loc->owners.size(), 1u) << loc->text;
+    ASSERT_GE(loc->owners[0], 1);
+    ASSERT_LE(loc->owners[0], 3);
+    const size_t owner = cluster.index_of(loc->owners[0]);
+    ASSERT_EQ(loc->addresses[0], cluster.address(owner)) << loc->text;
+    if (i % 50 == 0) {
+      for (size_t n = 0; n < cluster.size(); ++n) {
+        auto other = cluster.locate(n, keys[i]);
+        ASSERT_TRUE(other.ok());
+        EXPECT_EQ(other->owners, loc->owners) << keys[i] << ": " << other->text;
+      }
+    }
+    ++predicted[owner];
+  }
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    EXPECT_GT(predicted[n], 0) << "hash placed no key on node " << n + 1;
+    auto local = cluster.local_keys(n);
+    ASSERT_TRUE(local.ok()) << local.status().to_string();
+    EXPECT_EQ(*local, predicted[n]) << "node " << n + 1 << "'s own store vs LOCATE";
+  }
+
+  // Multi-key commands across nodes answer as redis-server given the same.
+  ServerProcess redis(ServerOptions{});
+  ASSERT_TRUE(redis.start().ok());
+  RedisClient ref = std::move(RedisClient::connect(redis.port())).value();
+  for (const auto& k : keys) ref.append({"SET", k, value_of(k)});
+  for (size_t i = 0; i < keys.size(); ++i) ASSERT_TRUE(ref.read_reply().ok());
+  const std::vector<std::vector<std::string>> script = {
+      {"MGET", "key:0", "key:1", "key:2", "key:3", "key:4", "nosuch", "key:299", "key:150"},
+      {"MSET", "new:0", "a", "new:1", "b", "new:2", "c", "new:3", "d", "new:4", "e", "new:5", "f"},
+      {"MGET", "new:5", "new:4", "new:3", "new:2", "new:1", "new:0", "new:6"},
+      {"MSET", "empty:1", "", "bin:1", std::string("\x00\xff\r\n$-1\r\n", 9)},
+      {"MGET", "empty:1", "key:7", "bin:1", "key:8", "key:9"},  // binary-safe through routing
+      {"EXISTS", "key:10", "key:11", "key:11", "nosuch", "key:12", "empty:1"},
+      {"EXISTS", "nosuch:1", "nosuch:2"},
+      {"DEL", "key:10", "key:11", "nosuch", "key:12", "empty:1"},
+      {"EXISTS", "key:10", "key:11", "key:12", "empty:1"},
+      {"UNLINK", "key:16", "key:17", "key:18", "key:17"},
+      {"MGET", "key:10", "key:16", "key:19", "new:0"},
+      {"MSET", "new:0", "z", "key:19", "y"},
+      {"MGET", "new:0", "key:19"},
+      {"DEL", "nosuch:1", "nosuch:2", "nosuch:3"},
+      {"DBSIZE"},
+      {"KEYS", "new:*"},
+  };
+  for (size_t i = 0; i < script.size(); ++i) {
+    std::string joined;
+    for (const auto& a : script[i]) joined += a + " ";
+    RedisClient c = cluster.client(i % cluster.size());
+    std::string got = c.cmd(script[i]);
+    std::string want = ref.cmd(script[i]);
+    if (script[i][0] == "KEYS") {  // order is unspecified: compare as sets
+      auto a = c.bulk_array(script[i]);
+      auto b = ref.bulk_array(script[i]);
+      ASSERT_TRUE(a.ok() && b.ok());
+      EXPECT_EQ(std::set<std::string>(a->begin(), a->end()),
+                std::set<std::string>(b->begin(), b->end()));
+      continue;
+    }
+    EXPECT_EQ(got, want) << joined << "through node " << i % cluster.size() + 1;
+  }
+  for (size_t n = 0; n < cluster.size(); ++n) EXPECT_TRUE(cluster.node(n).running());
+}
+
+// MSET with a key but no value, the keys on different nodes. redis-server
+// answers the arity error; statekv's router splits MSET by key positions
+// before the handler checks the pairs, so it must not read past argv.
+TEST(Routing, MsetWithAMissingValueAcrossNodesIsAnArityErrorAndNodesKeepServing) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_TRUE(cluster.start().ok());
+  // Two keys with different owners.
+  const std::string a = "pair:a";
+  std::string b;
+  for (int i = 0; b.empty(); ++i) {
+    const std::string k = "pair:" + std::to_string(i);
+    if (cluster.owner_of(k) != cluster.owner_of(a)) b = k;
+  }
+  ServerProcess redis(ServerOptions{});
+  ASSERT_TRUE(redis.start().ok());
+  RedisClient ref = std::move(RedisClient::connect(redis.port())).value();
+  const std::vector<std::string> bad = {"MSET", a, "1", b};
+  const std::string want = ref.cmd(bad);
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient c = cluster.client(n);
+    EXPECT_EQ(c.cmd(bad), want) << "through node " << n + 1;
+    EXPECT_EQ(c.cmd({"PING"}), "+PONG") << "node " << n + 1 << ": " << cluster.node(n).log_tail();
+  }
+  RedisClient c = cluster.client(0);
+  EXPECT_EQ(c.cmd({"MGET", a, b}), "[(nil), (nil)]") << "nothing of the bad MSET was applied";
+}
+
+// ============================================================ 2. slots keyspace
+
+struct SlotRange {
+  int64_t start, end;
+  uint16_t port;
+  std::string id;
+};
+
+// CLUSTER SLOTS of node i, sorted by start.
+std::vector<SlotRange> cluster_slots(RoutingCluster& cluster, size_t i) {
+  RawClient c = cluster.raw(i);
+  auto r = c.call({"CLUSTER", "SLOTS"});
+  EXPECT_TRUE(r.ok());
+  std::vector<SlotRange> out;
+  if (!r.ok()) return out;
+  for (const resp::Value& e : r->value.elements) {
+    EXPECT_GE(e.elements.size(), 3u) << render(r->value);
+    if (e.elements.size() < 3) continue;
+    const resp::Value& master = e.elements[2];
+    EXPECT_EQ(master.elements.size(), 3u) << render(e);
+    if (master.elements.size() < 3) continue;
+    EXPECT_EQ(master.elements[0].str, "127.0.0.1") << render(e);
+    out.push_back(SlotRange{e.elements[0].integer, e.elements[1].integer,
+                            static_cast<uint16_t>(master.elements[1].integer),
+                            master.elements[2].str});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SlotRange& a, const SlotRange& b) { return a.start < b.start; });
+  return out;
+}
+
+// The port serving `slot` in a CLUSTER SLOTS answer (0 if none).
+uint16_t port_of_slot(const std::vector<SlotRange>& ranges, uint32_t slot) {
+  for (const SlotRange& r : ranges) {
+    if (r.start <= slot && slot <= r.end) return r.port;
+  }
+  return 0;
+}
+
+// A key of the form prefix<N> whose slot is served at `port`.
+std::string key_served_at(const std::vector<SlotRange>& ranges, uint16_t port,
+                          const std::string& prefix) {
+  for (int i = 0;; ++i) {
+    std::string k = prefix + std::to_string(i);
+    if (port_of_slot(ranges, expected_slot(k)) == port) return k;
+  }
+}
+
+TEST(Routing, SlotsKeyspaceSpeaksRedisClusterSlotsNodesKeyslotMovedAndCrossslot) {
+  SKIP_FOR_REDIS();
+  // Node 3 answers MOVED to every connection (--cluster-redirects), so that
+  // redis-cli -c has a redirect to follow; nodes 1 and 2 route by default.
+  RoutingCluster cluster(3, {"--default-partitioner", "slots"}, {{2, {"--cluster-redirects"}}});
+  ASSERT_TRUE(cluster.start().ok());
+
+  // CLUSTER SLOTS: 0..16383 without gaps or overlaps, every node a master of
+  // some, each named by its RESP port and a 40-hex id; every node agrees.
+  const std::vector<SlotRange> ranges = cluster_slots(cluster, 0);
+  ASSERT_FALSE(ranges.empty());
+  int64_t next = 0;
+  std::map<uint16_t, std::string> id_of_port;
+  for (const SlotRange& r : ranges) {
+    EXPECT_EQ(r.start, next) << "gap or overlap before slot " << r.start;
+    EXPECT_LE(r.start, r.end);
+    next = r.end + 1;
+    EXPECT_TRUE(std::regex_match(r.id, std::regex("[0-9a-f]{40}"))) << r.id;
+    id_of_port[r.port] = r.id;
+  }
+  EXPECT_EQ(next, kSlots);
+  ASSERT_EQ(id_of_port.size(), 3u);
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    ASSERT_EQ(id_of_port.count(cluster.port(n)), 1u) << "node " << n + 1 << " serves no slot";
+    auto myid = cluster.client(n).bulk({"CLUSTER", "MYID"});
+    ASSERT_TRUE(myid.ok());
+    EXPECT_EQ(*myid, id_of_port[cluster.port(n)]) << "CLUSTER MYID of node " << n + 1;
+    const auto other = cluster_slots(cluster, n);
+    ASSERT_EQ(other.size(), ranges.size());
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      EXPECT_EQ(other[i].start, ranges[i].start);
+      EXPECT_EQ(other[i].end, ranges[i].end);
+      EXPECT_EQ(other[i].port, ranges[i].port);
+    }
+  }
+
+  // CLUSTER NODES: three masters, one of them "myself", each with the slots
+  // CLUSTER SLOTS gives it.
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto text = cluster.client(n).bulk({"CLUSTER", "NODES"});
+    ASSERT_TRUE(text.ok()) << text.status().to_string();
+    std::istringstream lines(*text);
+    std::string line;
+    int masters = 0, myself = 0;
+    while (std::getline(lines, line)) {
+      std::istringstream in(line);
+      std::vector<std::string> f;
+      for (std::string x; in >> x;) f.push_back(x);
+      ASSERT_GE(f.size(), 9u) << line;
+      const uint16_t port =
+          static_cast<uint16_t>(std::stoi(f[1].substr(f[1].find(':') + 1, f[1].find('@'))));
+      EXPECT_EQ(f[0], id_of_port[port]) << line;
+      EXPECT_NE(f[2].find("master"), std::string::npos) << line;
+      masters += f[2].find("master") != std::string::npos;
+      if (f[2].find("myself") != std::string::npos) {
+        ++myself;
+        EXPECT_EQ(port, cluster.port(n)) << line;
+      }
+      EXPECT_EQ(f[7], "connected") << line;
+      std::string slots_text;
+      for (const SlotRange& r : ranges) {
+        if (r.port != port) continue;
+        slots_text +=
+            " " + (r.start == r.end ? std::to_string(r.start)
+                                    : std::to_string(r.start) + "-" + std::to_string(r.end));
+      }
+      std::string listed;
+      for (size_t i = 8; i < f.size(); ++i) listed += " " + f[i];
+      EXPECT_EQ(listed, slots_text) << line;
+    }
+    EXPECT_EQ(masters, 3) << *text;
+    EXPECT_EQ(myself, 1) << *text;
+  }
+
+  // CLUSTER KEYSLOT, hash tags included, against the specification.
+  RedisClient c1 = cluster.client(0);
+  EXPECT_EQ(c1.cmd({"CLUSTER", "KEYSLOT", "foo"}), ":12182");
+  for (const std::string k :
+       {"foo", "somekey", "{user1000}.following", "{user1000}.followers", "user1000", "foo{}{bar}",
+        "foo{{bar}}zap", "foo{bar}{zap}", "{", "}{x}", ""}) {
+    EXPECT_EQ(c1.cmd({"CLUSTER", "KEYSLOT", k}), ":" + std::to_string(expected_slot(k))) << k;
+  }
+  EXPECT_EQ(c1.cmd({"CLUSTER", "KEYSLOT", "{user1000}.following"}),
+            c1.cmd({"CLUSTER", "KEYSLOT", "user1000"}));
+
+  // LOCATE agrees with CLUSTER SLOTS.
+  for (const std::string k : {"foo", "bar", "{user1000}.following", "k:7"}) {
+    auto loc = cluster.locate(1, k);
+    ASSERT_TRUE(loc.ok()) << loc.status().to_string();
+    EXPECT_EQ(loc->partitioner, "slots");
+    ASSERT_TRUE(loc->slot.has_value()) << loc->text;
+    EXPECT_EQ(*loc->slot, expected_slot(k)) << loc->text;
+    EXPECT_EQ(loc->addresses[0],
+              "127.0.0.1:" + std::to_string(port_of_slot(ranges, expected_slot(k))))
+        << loc->text;
+  }
+
+  // redis-cli -c sets through each node and reads through the next one;
+  // node 3 answers MOVED, which redis-cli -c follows.
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    for (size_t owner = 0; owner < cluster.size(); ++owner) {
+      const std::string key =
+          key_served_at(ranges, cluster.port(owner), "cli:" + std::to_string(n) + ":");
+      auto set = run_redis_cli(cluster.port(n), {"-c", "SET", key, "v" + key});
+      ASSERT_TRUE(set.ok()) << set.status().to_string();
+      EXPECT_EQ(set->out, "OK\n") << key << " via node " << n + 1 << ": " << set->err;
+      auto get = run_redis_cli(cluster.port((n + 1) % 3), {"-c", "GET", key});
+      ASSERT_TRUE(get.ok()) << get.status().to_string();
+      EXPECT_EQ(get->out, "v" + key + "\n") << key << ": " << get->err;
+    }
+  }
+  {
+    // Without -c, node 3's MOVED reaches the user as is.
+    const std::string key = key_served_at(ranges, cluster.port(0), "plain:");
+    auto get = run_redis_cli(cluster.port(2), {"GET", key});
+    ASSERT_TRUE(get.ok());
+    EXPECT_EQ(get->out,
+              "MOVED " + std::to_string(expected_slot(key)) + " " + cluster.address(0) + "\n\n")
+        << get->err;
+  }
+
+  // CLUSTER REDIRECTS ON on a connection to node 1: MOVED for a key node 2
+  // serves, CROSSSLOT for MGET across slots; the MOVED target serves the key.
+  const std::string theirs = key_served_at(ranges, cluster.port(1), "theirs:");
+  const std::string mine = key_served_at(ranges, cluster.port(0), "mine:");
+  ASSERT_EQ(c1.cmd({"SET", theirs, "t"}), "+OK");
+  ASSERT_EQ(c1.cmd({"SET", mine, "m"}), "+OK");
+  ASSERT_EQ(c1.cmd({"CLUSTER", "REDIRECTS", "ON"}), "+OK");
+  const std::string moved = c1.cmd({"GET", theirs});
+  EXPECT_EQ(moved, "-MOVED " + std::to_string(expected_slot(theirs)) + " " + cluster.address(1));
+  EXPECT_EQ(c1.cmd({"SET", theirs, "t2"}), moved) << "a write is redirected the same way";
+  EXPECT_EQ(c1.cmd({"GET", mine}), "\"m\"") << "a key node 1 serves is answered";
+  EXPECT_EQ(c1.cmd({"MGET", mine, theirs}),
+            "-CROSSSLOT Keys in request don't hash to the same slot");
+  if (expected_slot(mine) != expected_slot(mine + "x")) {
+    EXPECT_EQ(c1.cmd({"MGET", mine, mine + "x"}),
+              "-CROSSSLOT Keys in request don't hash to the same slot")
+        << "CROSSSLOT is about slots, even on one node";
+  }
+  {
+    // Follow the MOVED: the named node serves the key, without redirecting.
+    const std::string target = moved.substr(moved.rfind(' ') + 1);
+    ASSERT_EQ(target, cluster.address(1));
+    RedisClient c2 = cluster.client(1);
+    ASSERT_EQ(c2.cmd({"CLUSTER", "REDIRECTS", "ON"}), "+OK");
+    EXPECT_EQ(c2.cmd({"GET", theirs}), "\"t\"");
+    auto local = cluster.local_keys(1);
+    ASSERT_TRUE(local.ok());
+    EXPECT_GE(*local, 1);
+  }
+  // A hash tag keeps a multi-key command in one slot.
+  const std::string tag = "{" + key_served_at(ranges, cluster.port(0), "tag") + "}";
+  EXPECT_EQ(c1.cmd({"MSET", tag + "a", "1", tag + "b", "2"}), "+OK");
+  EXPECT_EQ(c1.cmd({"MGET", tag + "a", tag + "b", tag + "c"}), "[\"1\", \"2\", (nil)]");
+
+  // CLUSTER REDIRECTS OFF: the same connection is routed again.
+  ASSERT_EQ(c1.cmd({"CLUSTER", "REDIRECTS", "OFF"}), "+OK");
+  EXPECT_EQ(c1.cmd({"GET", theirs}), "\"t\"");
+  EXPECT_EQ(c1.cmd({"MGET", mine, theirs}), "[\"m\", \"t\"]");
+  EXPECT_EQ(c1.cmd({"CLUSTER", "REDIRECTS", "MAYBE"}).substr(0, 4), "-ERR");
+}
+
+// ============================================================ 3. redis-benchmark
+
+TEST(Routing, RedisBenchmarkClusterModeRunsAgainstTheSlotsCluster) {
+  SKIP_FOR_REDIS();
+  if (!on_path("redis-benchmark")) GTEST_SKIP() << "redis-benchmark is not on PATH";
+  RoutingCluster cluster(3, {"--default-partitioner", "slots"});
+  ASSERT_TRUE(cluster.start().ok());
+  auto run = run_program({"redis-benchmark", "--cluster", "-h", "127.0.0.1", "-p",
+                          std::to_string(cluster.port(0)), "-t", "set,get", "-n", "2000", "-q"},
+                         "", 60s);
+  ASSERT_TRUE(run.ok()) << run.status().to_string();
+  EXPECT_EQ(run->exit_code, 0) << run->out << run->err;
+  EXPECT_NE(run->out.find("Cluster has 3 master nodes"), std::string::npos) << run->out;
+  for (const std::string test : {"SET", "GET"}) {
+    // The final line per test: "SET: 7751.94 requests per second, p50=...".
+    std::smatch m;
+    const std::regex line("(^|[\r\n])" + test + ": ([0-9.]+) requests per second");
+    ASSERT_TRUE(std::regex_search(run->out, m, line)) << test << " missing in:\n" << run->out;
+    EXPECT_GT(std::stod(m[2].str()), 0.0) << m[0].str();
+  }
+  // It wrote through every master: each node's own store got keys.
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto local = cluster.local_keys(n);
+    ASSERT_TRUE(local.ok());
+    EXPECT_GT(*local, 0) << "node " << n + 1;
+  }
+}
+
+// ============================================================ 4. ioredis
+
+// tests/ioredis/, beside this file.
+fs::path ioredis_source_dir() {
+  return fs::path(__FILE__).parent_path() / "ioredis";
+}
+
+// npm's words for "the registry could not be reached".
+bool registry_unreachable(const std::string& npm_output) {
+  for (const char* sign :
+       {"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH",
+        "EHOSTUNREACH", "ERR_SOCKET_TIMEOUT", "network", "proxy"}) {
+    if (npm_output.find(sign) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// A directory with tests/ioredis's files and its node_modules installed by
+// `npm ci` from the committed lock. Cached beside the test binary (the build
+// dir) and reinstalled when package-lock.json changes. Unavailable when the
+// registry cannot be reached; another error when npm fails otherwise.
+Result<fs::path> ioredis_installed() {
+  const fs::path src = ioredis_source_dir();
+  const std::string lock = slurp(src / "package-lock.json");
+  if (lock.empty()) return Status::NotFound("no " + (src / "package-lock.json").string());
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path cache = (ec ? fs::temp_directory_path() : exe.parent_path()) / "ioredis-node";
+  auto copy_script = [&](const fs::path& dir) {
+    fs::copy_file(src / "cluster_test.js", dir / "cluster_test.js",
+                  fs::copy_options::overwrite_existing, ec);
+  };
+  if (slurp(cache / "package-lock.json") == lock &&
+      fs::exists(cache / "node_modules" / "ioredis" / "package.json")) {
+    copy_script(cache);
+    return cache;
+  }
+  // Install into a fresh directory, then move it into place whole.
+  const fs::path staging = cache.string() + ".tmp-" + std::to_string(getpid());
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging);
+  for (const char* f : {"package.json", "package-lock.json"}) {
+    fs::copy_file(src / f, staging / f, fs::copy_options::overwrite_existing);
+  }
+  // One quick retry: a registry that is down should skip the test in seconds.
+  auto npm = run_program(
+      {"npm", "ci", "--no-audit", "--no-fund", "--prefer-offline", "--fetch-retries=1",
+       "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=3000", "--fetch-timeout=30000"},
+      staging.string(), 90s);
+  if (!npm.ok()) {
+    fs::remove_all(staging, ec);
+    return Status::Unavailable("npm ci did not finish (registry unreachable?): " +
+                               npm.status().message());
+  }
+  if (npm->exit_code != 0) {
+    fs::remove_all(staging, ec);
+    const std::string text = npm->out + npm->err;
+    if (registry_unreachable(text)) return Status::Unavailable("npm ci: " + text);
+    return Status::Aborted("npm ci failed (exit " + std::to_string(npm->exit_code) + "): " + text);
+  }
+  fs::remove_all(cache, ec);
+  fs::rename(staging, cache, ec);
+  if (ec) return Status::IOError("cannot move " + staging.string() + ": " + ec.message());
+  copy_script(cache);
+  return cache;
+}
+
+TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
+  SKIP_FOR_REDIS();
+  if (!on_path("node") || !on_path("npm")) GTEST_SKIP() << "node or npm is not on PATH";
+  auto dir = ioredis_installed();
+  if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
+    GTEST_SKIP() << "cannot install ioredis, the npm registry is unreachable: "
+                 << dir.status().message().substr(0, 600);
+  }
+  ASSERT_TRUE(dir.ok()) << dir.status().to_string();
+
+  RoutingCluster cluster(3, {"--default-partitioner", "slots"});
+  ASSERT_TRUE(cluster.start().ok());
+  // Connect through node 2: the client learns the rest from CLUSTER SLOTS.
+  auto run = run_program({"node", "cluster_test.js", std::to_string(cluster.port(1)), "3"},
+                         dir->string(), 40s);
+  ASSERT_TRUE(run.ok()) << run.status().to_string();
+  EXPECT_EQ(run->exit_code, 0) << "stdout:\n" << run->out << "\nstderr:\n" << run->err;
+  EXPECT_NE(run->out.find("ok: 200 keys"), std::string::npos) << run->out;
+
+  // What ioredis wrote is there for everyone, spread over the nodes.
+  RedisClient c = cluster.client(2);
+  EXPECT_EQ(c.cmd({"GET", "ioredis:key:199"}), "\"value-of-ioredis:key:199\"");
+  size_t holding = 0;
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto local = cluster.local_keys(n);
+    ASSERT_TRUE(local.ok());
+    holding += *local > 0;
+  }
+  EXPECT_EQ(holding, 3u);
+}
+
+// ============================================================ 5. KEYSPACE
+
+TEST(Routing, KeyspaceCreatedOnOneNodeIsSeenAndRoutedByAll) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_TRUE(cluster.start().ok());
+  RedisClient c1 = cluster.client(0);
+  RedisClient c2 = cluster.client(1);
+  RedisClient c3 = cluster.client(2);
+
+  ASSERT_EQ(c1.cmd({"KEYSPACE", "CREATE", "users", "PARTITIONER", "ring", "VNODES", "16"}), "+OK");
+
+  // LIST and INFO from the other nodes (they read the replicated map).
+  for (RedisClient* c : {&c2, &c3}) {
+    auto list = c->bulk_array({"KEYSPACE", "LIST"});
+    ASSERT_TRUE(list.ok()) << list.status().to_string();
+    EXPECT_EQ(std::set<std::string>(list->begin(), list->end()),
+              (std::set<std::string>{"default", "users"}));
+    RawClient raw = cluster.raw(c == &c2 ? 1 : 2);
+    auto info = raw.call({"KEYSPACE", "INFO", "users"});
+    ASSERT_TRUE(info.ok());
+    const resp::Value& v = info->value;
+    ASSERT_NE(field(v, "partitioner"), nullptr) << render(v);
+    EXPECT_EQ(field(v, "name")->str, "users") << render(v);
+    EXPECT_EQ(field(v, "prefix")->str, "users:") << render(v);
+    EXPECT_EQ(field(v, "partitioner")->str, "ring") << render(v);
+    EXPECT_EQ(field(v, "vnodes")->integer, 16) << render(v);
+    EXPECT_GE(field(v, "shards")->integer, 3) << render(v);
+  }
+
+  // Write through node 1, read through node 3.
+  ASSERT_EQ(c1.cmd({"SET", "users:1", "x"}), "+OK");
+  EXPECT_EQ(c3.cmd({"GET", "users:1"}), "\"x\"");
+
+  // LOCATE says users / ring on the creator at once, and on the others once
+  // their map has caught up (it trails the raft log by a moment).
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    Result<Location> loc = Status::NotFound("not asked");
+    const auto deadline = Clock::now() + 3s;
+    do {
+      loc = cluster.locate(n, "users:1");
+      if (loc.ok() && loc->keyspace == "users") break;
+      std::this_thread::sleep_for(20ms);
+    } while (n != 0 && Clock::now() < deadline);
+    ASSERT_TRUE(loc.ok()) << loc.status().to_string();
+    EXPECT_EQ(loc->keyspace, "users") << "node " << n + 1 << ": " << loc->text;
+    EXPECT_EQ(loc->partitioner, "ring") << "node " << n + 1 << ": " << loc->text;
+  }
+
+  // The ring spreads the keyspace over more than one node, and every key
+  // written through node 2 reads back through node 3.
+  std::set<int64_t> owners;
+  for (int i = 0; i < 40; ++i) {
+    const std::string k = "users:" + std::to_string(100 + i);
+    ASSERT_EQ(c2.cmd({"SET", k, "u" + k}), "+OK");
+    auto loc = cluster.locate(0, k);
+    ASSERT_TRUE(loc.ok());
+    EXPECT_EQ(loc->keyspace, "users");
+    owners.insert(loc->owners.front());
+  }
+  EXPECT_GE(owners.size(), 2u);
+  for (int i = 0; i < 40; ++i) {
+    const std::string k = "users:" + std::to_string(100 + i);
+    EXPECT_EQ(c3.cmd({"GET", k}), "\"u" + k + "\"");
+  }
+
+  // Mistakes are errors, and the server keeps serving.
+  const std::string bad = c2.cmd({"KEYSPACE", "CREATE", "bad", "PARTITIONER", "nosuch"});
+  EXPECT_EQ(bad.substr(0, 5), "-ERR ") << bad;
+  EXPECT_NE(bad.find("nosuch"), std::string::npos) << bad;
+  EXPECT_EQ(c2.cmd({"PING"}), "+PONG");
+  const std::string again = c3.cmd({"KEYSPACE", "CREATE", "users", "PARTITIONER", "hash"});
+  EXPECT_EQ(again.substr(0, 1), "-") << again;
+  EXPECT_NE(again.find("users"), std::string::npos) << again;
+  auto list = c1.bulk_array({"KEYSPACE", "LIST"});
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(std::set<std::string>(list->begin(), list->end()),
+            (std::set<std::string>{"default", "users"}));
+  RawClient raw = cluster.raw(0);
+  auto info = raw.call({"KEYSPACE", "INFO", "users"});
+  ASSERT_TRUE(info.ok());
+  ASSERT_NE(field(info->value, "partitioner"), nullptr) << render(info->value);
+  EXPECT_EQ(field(info->value, "partitioner")->str, "ring") << "the refused CREATE changed it";
+  EXPECT_EQ(c1.cmd({"GET", "users:1"}), "\"x\"");
+}
+
+// ============================================================ 6. a node down
+
+TEST(Routing, KeysOfAKilledNodeGetClusterdownAndTheRestKeepWorking) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_TRUE(cluster.start().ok());
+  std::map<size_t, std::vector<std::string>> by_owner;
+  RedisClient c1 = cluster.client(0);
+  for (int i = 0; i < 60; ++i) {
+    const std::string k = "down:" + std::to_string(i);
+    ASSERT_EQ(c1.cmd({"SET", k, value_of(k)}), "+OK");
+    by_owner[cluster.owner_of(k)].push_back(k);
+  }
+  ASSERT_EQ(by_owner.size(), 3u);
+
+  cluster.node(2).kill();  // node 3, SIGKILL
+  for (size_t n : {0u, 1u}) {
+    RedisClient c = cluster.client(n);
+    // Its keys: a clear error, twice (a broken cached connection, then none).
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const auto started = Clock::now();
+      const std::string got = c.cmd({"GET", by_owner[2][static_cast<size_t>(attempt)]});
+      EXPECT_EQ(got.substr(0, 13), "-CLUSTERDOWN ") << got;
+      EXPECT_NE(got.find("node 3"), std::string::npos) << "should name the node: " << got;
+      EXPECT_LT(Clock::now() - started, 3s) << got;
+    }
+    const std::string set = c.cmd({"SET", by_owner[2][2], "new"});
+    EXPECT_EQ(set.substr(0, 13), "-CLUSTERDOWN ") << set;
+    const std::string mget = c.cmd({"MGET", by_owner[0][0], by_owner[2][0]});
+    EXPECT_EQ(mget.substr(0, 13), "-CLUSTERDOWN ") << mget;
+    const std::string dbsize = c.cmd({"DBSIZE"});
+    EXPECT_EQ(dbsize.substr(0, 13), "-CLUSTERDOWN ")
+        << "a count without node 3 would lie: " << dbsize;
+    // Keys the live nodes own: read, written, fanned out between the two.
+    for (size_t owner : {0u, 1u}) {
+      for (const std::string& k : by_owner[owner]) {
+        EXPECT_EQ(c.cmd({"GET", k}), "\"" + value_of(k) + "\"") << k << " via node " << n + 1;
+      }
+      // A new key of this owner, written here and read through the other.
+      std::string fresh;
+      for (int i = 0; fresh.empty(); ++i) {
+        const std::string k = "fresh:" + std::to_string(n) + ":" + std::to_string(i);
+        if (cluster.owner_of(k, n) == owner) fresh = k;
+      }
+      EXPECT_EQ(c.cmd({"SET", fresh, "after-kill"}), "+OK") << fresh;
+      EXPECT_EQ(cluster.client(1 - n).cmd({"GET", fresh}), "\"after-kill\"") << fresh;
+    }
+    EXPECT_EQ(c.cmd({"MGET", by_owner[0][1], by_owner[1][1]}),
+              "[\"" + value_of(by_owner[0][1]) + "\", \"" + value_of(by_owner[1][1]) + "\"]");
+  }
+}
+
+}  // namespace
+}  // namespace statekv::itest

@@ -13,12 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <thread>
 
 #include "cli/local_cluster.h"
@@ -27,6 +30,7 @@
 #include "meta/cluster_map.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
+#include "net/blocking_connection.h"
 #include "net/client.h"
 #include "node/raft_register_client.h"
 
@@ -61,8 +65,27 @@ Result<std::vector<std::string>> endpoints_of(const Common& c) {
 struct NodeView {
   std::string endpoint;
   std::optional<nlohmann::json> status;  // nullopt: unreachable
+  std::optional<nlohmann::json> stats;   // keys held, ops/s, keys per shard
   std::string error;
 };
+
+// A node's `__stats` (coord/coordinator.h LocalStats) as JSON.
+std::optional<nlohmann::json> fetch_stats(const std::string& endpoint, const std::string& secret) {
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  auto conn = net::BlockingConnection::open(endpoint, secret, deadline);
+  if (!conn.ok()) return std::nullopt;
+  net::ForwardFrame frame;
+  frame.call = 1;
+  frame.argv = {"__stats"};
+  if (!(*conn)->send(frame, deadline).ok()) return std::nullopt;
+  auto reply = (*conn)->receive(deadline);
+  if (!reply.ok()) return std::nullopt;
+  auto* r = std::get_if<net::ForwardReplyFrame>(&*reply);
+  if (r == nullptr || !r->status.ok() || r->reply.size() < 3) return std::nullopt;
+  auto j = nlohmann::json::parse(r->reply.substr(1, r->reply.size() - 3), nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
 
 struct ClusterView {
   std::vector<NodeView> nodes;
@@ -78,7 +101,7 @@ ClusterView observe(const std::vector<std::string>& endpoints, const std::string
     o.endpoints = {e};
     o.secret = secret;
     o.connect_timeout = 500ms;
-    NodeView nv{e, std::nullopt, ""};
+    NodeView nv{e, std::nullopt, std::nullopt, ""};
     auto client = net::Client::create(o);
     if (client.ok()) {
       auto body = (*client)->status(e);
@@ -89,6 +112,7 @@ ClusterView observe(const std::vector<std::string>& endpoints, const std::string
         nv.error = body.status().message();
       }
     }
+    if (nv.status) nv.stats = fetch_stats(e, secret);
     if (nv.status && (*nv.status)["role"] == "leader") view.leader = nv.status;
     view.nodes.push_back(std::move(nv));
   }
@@ -134,6 +158,7 @@ int run_status(const Common& c) {
       nlohmann::json e = n.status ? *n.status : nlohmann::json{{"error", n.error}};
       e["endpoint"] = n.endpoint;
       if (n.status) e["lag"] = lag_of(v, (*n.status)["id"].get<uint64_t>());
+      if (n.stats) e["stats"] = *n.stats;
       out["nodes"].push_back(e);
     }
     if (v.map) out["map"] = nlohmann::json::parse(meta::encode(*v.map));
@@ -151,9 +176,9 @@ int run_status(const Common& c) {
     fmt::print("NO LEADER: the raft group cannot commit (a majority of voters may be down)\n");
   }
   if (v.map) fmt::print("last change: {}\n", v.map->last_change);
-  fmt::print("\n{:>4}  {:<16} {:<16} {:<10} {:<8} {:<6} {:<14} {:>5} {:>8} {:>8} {:>6}\n", "node",
-             "address", "peer", "region", "state", "voter", "raft", "term", "commit", "applied",
-             "lag");
+  fmt::print("\n{:>4}  {:<16} {:<16} {:<10} {:<8} {:<6} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9} {:>8}\n",
+             "node", "address", "peer", "region", "state", "voter", "raft", "term", "commit",
+             "applied", "lag", "keys", "ops/s");
   std::set<uint64_t> shown;
   auto row = [&](uint64_t id, const std::string& address, const std::string& peer,
                  const std::string& region, const std::string& state) {
@@ -169,10 +194,13 @@ int run_status(const Common& c) {
       return;
     }
     const auto& s = *it->second->status;
-    fmt::print("{:>4}  {:<16} {:<16} {:<10} {:<8} {:<6} {:<14} {:>5} {:>8} {:>8} {:>6}\n", id,
-               address, peer, region, state, voter ? "yes" : "no", s["role"].get<std::string>(),
-               s["term"].get<uint64_t>(), s["commit_index"].get<uint64_t>(),
-               s["applied_index"].get<uint64_t>(), lag_of(v, id));
+    const auto& st = it->second->stats;
+    fmt::print("{:>4}  {:<16} {:<16} {:<10} {:<8} {:<6} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9} {:>8}\n",
+               id, address, peer, region, state, voter ? "yes" : "no",
+               s["role"].get<std::string>(), s["term"].get<uint64_t>(),
+               s["commit_index"].get<uint64_t>(), s["applied_index"].get<uint64_t>(), lag_of(v, id),
+               st ? std::to_string((*st)["keys"].get<uint64_t>()) : "?",
+               st ? fmt::format("{:.0f}", (*st)["ops_per_sec"].get<double>()) : "?");
   };
   if (v.map) {
     for (const meta::Member& m : v.map->members) {
@@ -195,6 +223,25 @@ int run_status(const Common& c) {
                  k.shards.size(), meta::to_string(k.spec.replication.kind),
                  k.spec.replication.factor, meta::to_string(k.spec.consistency),
                  meta::to_string(k.spec.partition_mode));
+    }
+    // Where the keys are: the fullest shards, so a hot spot shows.
+    std::vector<std::tuple<uint64_t, std::string, std::string, uint64_t>> shards;
+    for (const NodeView& n : v.nodes) {
+      if (!n.stats) continue;
+      const uint64_t node = (*n.stats)["node"].get<uint64_t>();
+      for (const auto& [keyspace, per_shard] : (*n.stats)["shard_keys"].items()) {
+        for (const auto& [shard, count] : per_shard.items()) {
+          shards.emplace_back(count.get<uint64_t>(), keyspace, shard, node);
+        }
+      }
+    }
+    std::sort(shards.rbegin(), shards.rend());
+    if (!shards.empty()) {
+      fmt::print("\nfullest shards (of {}):\n", shards.size());
+      for (size_t i = 0; i < shards.size() && i < 5; ++i) {
+        const auto& [count, keyspace, shard, node] = shards[i];
+        fmt::print("  {:<12} shard {:<6} on node {:<4} {} keys\n", keyspace, shard, node, count);
+      }
     }
   } else {
     fmt::print("\ncluster map unavailable: {}\n", v.map_error);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "coord/coordinator.h"
 #include "meta/meta_client.h"
@@ -15,6 +16,7 @@
 #include "node/raft_register_client.h"
 #include "partition/layout.h"
 #include "partition/slots.h"
+#include "resp/value.h"
 
 namespace statekv::coord {
 
@@ -409,6 +411,72 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
   // command already sees the keyspace.
   wait_for_epoch(result->epoch.value());
   out.simple("OK");
+}
+
+Coordinator::LocalStats Coordinator::local_stats() {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - stats_at_ < std::chrono::milliseconds(250)) return stats_;
+  const uint64_t commands = ctx_.stats->sum(&server::ServerStats::Slot::commands);
+  LocalStats s;
+  if (stats_at_ != std::chrono::steady_clock::time_point{}) {
+    const double secs = std::chrono::duration<double>(now - stats_at_).count();
+    s.ops_per_sec = static_cast<double>(commands - stats_commands_) / secs;
+  }
+  stats_commands_ = commands;
+  stats_at_ = now;
+  if (auto t = table()) {
+    std::string cursor = "0";
+    do {
+      resp::Value v;
+      const std::string reply = run_local({"SCAN", cursor, "COUNT", "1000"});
+      if (resp::parse_value(reply, v).status != resp::ParseStatus::kComplete ||
+          v.elements.size() != 2) {
+        break;
+      }
+      cursor = v.elements[0].str;
+      for (const resp::Value& k : v.elements[1].elements) {
+        const Route r = t->route(k.str);
+        ++s.keys;
+        ++s.shard_keys[r.keyspace->spec.name][r.shard];
+      }
+    } while (cursor != "0");
+  }
+  stats_ = s;
+  return stats_;
+}
+
+std::string Coordinator::local_stats_json() {
+  const LocalStats s = local_stats();
+  nlohmann::json j;
+  j["node"] = options_.self.value();
+  j["keys"] = s.keys;
+  j["ops_per_sec"] = s.ops_per_sec;
+  nlohmann::json shards = nlohmann::json::object();
+  for (const auto& [keyspace, per_shard] : s.shard_keys) {
+    nlohmann::json k = nlohmann::json::object();
+    for (const auto& [shard, count] : per_shard) k[std::to_string(shard)] = count;
+    shards[keyspace] = k;
+  }
+  j["shard_keys"] = shards;
+  return j.dump();
+}
+
+std::string Coordinator::info_keyspace() {
+  const LocalStats s = local_stats();
+  std::string out = fmt::format("node_id:{}\r\nnode_keys:{}\r\nnode_ops_per_sec:{:.1f}\r\n",
+                                options_.self.value(), s.keys, s.ops_per_sec);
+  for (const auto& [keyspace, per_shard] : s.shard_keys) {
+    uint64_t keys = 0;
+    std::string shards;
+    for (const auto& [shard, count] : per_shard) {
+      keys += count;
+      shards += fmt::format("{}{}={}", shards.empty() ? "" : ",", shard, count);
+    }
+    out += fmt::format("keyspace_{}:keys={},shards={},per_shard={}\r\n", keyspace, keys,
+                       per_shard.size(), shards);
+  }
+  return out;
 }
 
 }  // namespace statekv::coord

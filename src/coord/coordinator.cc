@@ -280,6 +280,11 @@ void Coordinator::on_forward(net::ForwardFrame frame,
     respond(std::move(reply));
     return;
   }
+  if (!frame.argv.empty() && frame.argv[0] == "__stats") {
+    reply.reply = "+" + local_stats_json() + "\r\n";
+    respond(std::move(reply));
+    return;
+  }
   Session session;
   session.authenticated = true;
   session.resp = frame.resp == 3 ? 3 : 2;

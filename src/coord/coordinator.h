@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -81,6 +82,19 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void cluster_keyslot(std::string_view key, resp::Writer& out) const override;
   void locate(std::string_view key, resp::Writer& out) const override;
   void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
+  std::string info_keyspace() override;
+
+  // What this node holds and does, for hot-spot views (INFO keyspace, the
+  // `__stats` verb behind `statekv cluster status`). Recomputed at most every 250 ms:
+  // counting keys per shard scans this node's keys.
+  struct LocalStats {
+    uint64_t keys = 0;
+    double ops_per_sec = 0;
+    // keyspace -> shard -> keys held here
+    std::map<std::string, std::map<uint32_t, uint64_t>> shard_keys;
+  };
+  LocalStats local_stats();
+  std::string local_stats_json();
 
  private:
   struct Part;  // one node's share of a fanned-out command
@@ -126,6 +140,11 @@ class Coordinator final : public server::Router, public server::ClusterView {
   std::condition_variable table_changed_;
   std::shared_ptr<const RoutingTable> table_;
   uint64_t subscription_ = 0;
+
+  std::mutex stats_mu_;
+  LocalStats stats_;
+  std::chrono::steady_clock::time_point stats_at_{};
+  uint64_t stats_commands_ = 0;
 
   // One thread for the mover's control work (its verbs, and thawing when a
   // map arrives): never queued behind routed commands, which may be waiting

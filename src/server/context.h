@@ -128,6 +128,9 @@ class ClusterView {
   virtual void locate(std::string_view key, resp::Writer& out) const = 0;
   // KEYSPACE <subcommand> ...: argv[0] is the subcommand.
   virtual void keyspace(std::span<const std::string_view> argv, resp::Writer& out) = 0;
+  // Lines for INFO keyspace ("field:value\r\n" each): this node's keys per
+  // cluster keyspace and shard, and its operation rate, so hot spots show.
+  virtual std::string info_keyspace() = 0;
 };
 
 struct CommandSpec;

@@ -131,6 +131,7 @@ void section_keyspace(CommandContext& c, std::string& s) {
     fmt::format_to(std::back_inserter(s), "db0:keys={},expires={},avg_ttl=0\r\n", keys,
                    c.store().expire_count());
   }
+  if (c.state.ctx.cluster != nullptr) s += c.state.ctx.cluster->info_keyspace();
 }
 
 using SectionFn = void (*)(CommandContext&, std::string&);

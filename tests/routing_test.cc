@@ -64,6 +64,13 @@ bool subject_is_redis() {
   GTEST_SKIP() << "statekv cluster routing only (redis-server has " \
                   "no statekv cluster mode)"
 
+// Starts a RoutingCluster, failing the test with the reason if it cannot.
+#define ASSERT_STARTED(cluster)                         \
+  do {                                                  \
+    const Status started_ = (cluster).start();          \
+    ASSERT_TRUE(started_.ok()) << started_.to_string(); \
+  } while (0)
+
 // ------------------------------------------------------------ Redis's slot
 
 // Redis Cluster's key slot, written here from its specification (CRC16/XMODEM
@@ -373,7 +380,7 @@ std::string value_of(const std::string& key) {
 TEST(Routing, HashKeyspaceAnyNodeServesEveryKeyAndMultiKeyCommandsAnswerAsRedis) {
   SKIP_FOR_REDIS();
   RoutingCluster cluster(3);
-  ASSERT_TRUE(cluster.start().ok());
+  ASSERT_STARTED(cluster);
 
   // 300 keys, a third written through each node.
   constexpr int kKeys = 300;
@@ -381,8 +388,9 @@ TEST(Routing, HashKeyspaceAnyNodeServesEveryKeyAndMultiKeyCommandsAnswerAsRedis)
   for (int i = 0; i < kKeys; ++i) keys.push_back(key_name(i));
   for (size_t n = 0; n < cluster.size(); ++n) {
     RedisClient c = cluster.client(n);
-    for (int i = static_cast<int>(n); i < kKeys; i += 3)
+    for (int i = static_cast<int>(n); i < kKeys; i += 3) {
       c.append({"SET", keys[i], value_of(keys[i])});
+    }
     for (int i = static_cast<int>(n); i < kKeys; i += 3) {
       auto r = c.read_reply();
       ASSERT_TRUE(r.ok()) << r.status().to_string();
@@ -476,28 +484,31 @@ TEST(Routing, HashKeyspaceAnyNodeServesEveryKeyAndMultiKeyCommandsAnswerAsRedis)
     std::string joined;
     for (const auto& a : script[i]) joined += a + " ";
     RedisClient c = cluster.client(i % cluster.size());
-    std::string got = c.cmd(script[i]);
-    std::string want = ref.cmd(script[i]);
     if (script[i][0] == "KEYS") {  // order is unspecified: compare as sets
-      auto a = c.bulk_array(script[i]);
-      auto b = ref.bulk_array(script[i]);
-      ASSERT_TRUE(a.ok() && b.ok());
-      EXPECT_EQ(std::set<std::string>(a->begin(), a->end()),
-                std::set<std::string>(b->begin(), b->end()));
+      auto got = c.bulk_array(script[i]);
+      auto want = ref.bulk_array(script[i]);
+      ASSERT_TRUE(got.ok() && want.ok());
+      EXPECT_EQ(std::set<std::string>(got->begin(), got->end()),
+                std::set<std::string>(want->begin(), want->end()))
+          << joined;
       continue;
     }
-    EXPECT_EQ(got, want) << joined << "through node " << i % cluster.size() + 1;
+    EXPECT_EQ(c.cmd(script[i]), ref.cmd(script[i]))
+        << joined << "through node " << i % cluster.size() + 1;
   }
   for (size_t n = 0; n < cluster.size(); ++n) EXPECT_TRUE(cluster.node(n).running());
 }
 
 // MSET with a key but no value, the keys on different nodes. redis-server
-// answers the arity error; statekv's router splits MSET by key positions
-// before the handler checks the pairs, so it must not read past argv.
+// answers the arity error. statekv's router splits MSET by key positions
+// before the handler checks the pairs, so it must not read past argv; today
+// coord/coordinator.cc fan_out() takes the missing value from argv[argc]
+// (out of bounds), answers +OK and stores "" for the last key: a real bug,
+// left failing here on purpose until the router checks the pairs.
 TEST(Routing, MsetWithAMissingValueAcrossNodesIsAnArityErrorAndNodesKeepServing) {
   SKIP_FOR_REDIS();
   RoutingCluster cluster(3);
-  ASSERT_TRUE(cluster.start().ok());
+  ASSERT_STARTED(cluster);
   // Two keys with different owners.
   const std::string a = "pair:a";
   std::string b;
@@ -572,7 +583,7 @@ TEST(Routing, SlotsKeyspaceSpeaksRedisClusterSlotsNodesKeyslotMovedAndCrossslot)
   // Node 3 answers MOVED to every connection (--cluster-redirects), so that
   // redis-cli -c has a redirect to follow; nodes 1 and 2 route by default.
   RoutingCluster cluster(3, {"--default-partitioner", "slots"}, {{2, {"--cluster-redirects"}}});
-  ASSERT_TRUE(cluster.start().ok());
+  ASSERT_STARTED(cluster);
 
   // CLUSTER SLOTS: 0..16383 without gaps or overlaps, every node a master of
   // some, each named by its RESP port and a 40-hex id; every node agrees.
@@ -735,7 +746,7 @@ TEST(Routing, RedisBenchmarkClusterModeRunsAgainstTheSlotsCluster) {
   SKIP_FOR_REDIS();
   if (!on_path("redis-benchmark")) GTEST_SKIP() << "redis-benchmark is not on PATH";
   RoutingCluster cluster(3, {"--default-partitioner", "slots"});
-  ASSERT_TRUE(cluster.start().ok());
+  ASSERT_STARTED(cluster);
   auto run = run_program({"redis-benchmark", "--cluster", "-h", "127.0.0.1", "-p",
                           std::to_string(cluster.port(0)), "-t", "set,get", "-n", "2000", "-q"},
                          "", 60s);
@@ -835,7 +846,7 @@ TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
   ASSERT_TRUE(dir.ok()) << dir.status().to_string();
 
   RoutingCluster cluster(3, {"--default-partitioner", "slots"});
-  ASSERT_TRUE(cluster.start().ok());
+  ASSERT_STARTED(cluster);
   // Connect through node 2: the client learns the rest from CLUSTER SLOTS.
   auto run = run_program({"node", "cluster_test.js", std::to_string(cluster.port(1)), "3"},
                          dir->string(), 40s);
@@ -860,7 +871,7 @@ TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
 TEST(Routing, KeyspaceCreatedOnOneNodeIsSeenAndRoutedByAll) {
   SKIP_FOR_REDIS();
   RoutingCluster cluster(3);
-  ASSERT_TRUE(cluster.start().ok());
+  ASSERT_STARTED(cluster);
   RedisClient c1 = cluster.client(0);
   RedisClient c2 = cluster.client(1);
   RedisClient c3 = cluster.client(2);
@@ -946,7 +957,7 @@ TEST(Routing, KeyspaceCreatedOnOneNodeIsSeenAndRoutedByAll) {
 TEST(Routing, KeysOfAKilledNodeGetClusterdownAndTheRestKeepWorking) {
   SKIP_FOR_REDIS();
   RoutingCluster cluster(3);
-  ASSERT_TRUE(cluster.start().ok());
+  ASSERT_STARTED(cluster);
   std::map<size_t, std::vector<std::string>> by_owner;
   RedisClient c1 = cluster.client(0);
   for (int i = 0; i < 60; ++i) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -185,6 +186,8 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
     const std::string log = (dir / "statekv.log").string();
     int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logfd >= 0) ::dup2(logfd, STDERR_FILENO);
+    // Nothing else of ours (pipes a caller waits on) stays open in the node.
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

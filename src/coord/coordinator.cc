@@ -23,8 +23,6 @@ using server::Session;
 // executor turns it into a status, so it never reaches a client.
 constexpr std::string_view kStaleRoute = "STALEROUTE";
 
-bool iequal(std::string_view a, std::string_view b) { return server::iequals(a, b); }
-
 // Positions of the key arguments of a command, by its spec (Redis's
 // first_key / last_key / key_step convention).
 std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv) {
@@ -370,6 +368,12 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
   if (session.internal) return Decision::kLocal;
   if (session.routed_epoch != 0) return check_routed(session, spec, argv, out);
   const std::vector<size_t> keys = key_positions(spec, argv);
+  // Keys and values that do not pair up (MSET a 1 b): the command's own
+  // handler answers with Redis's arity error, before anything is routed.
+  if (spec.key_step > 1 && spec.last_key < 0 &&
+      (argv.size() - static_cast<size_t>(spec.first_key)) % static_cast<size_t>(spec.key_step) != 0) {
+    return Decision::kLocal;
+  }
   std::string name(argv[0]);
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
   const bool keyless_fan_out =

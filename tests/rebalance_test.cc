@@ -18,6 +18,7 @@
 #include "check/history.h"
 #include "support/net.h"
 #include "support/redis_client.h"
+#include "support/statekv_cli.h"
 #include "support/server_process.h"
 #include "support/temp_dir.h"
 
@@ -30,42 +31,6 @@ using Clock = std::chrono::steady_clock;
 bool subject_is_redis() {
   const char* s = std::getenv("STATEKV_ITEST_SUBJECT");
   return s != nullptr && std::string(s) == "redis";
-}
-
-// Runs `statekv ARGS...`; its exit status and output.
-std::pair<int, std::string> run_statekv(const std::vector<std::string>& args) {
-  std::string cmd = statekv_binary();
-  for (const std::string& a : args) cmd += " '" + a + "'";
-  cmd += " 2>&1";
-  std::string output;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return {-1, "popen failed"};
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) output.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-// A base port with RESP ports base..base+4 and peer ports +10000 free.
-uint16_t pick_base_port() {
-  std::mt19937 rng(static_cast<unsigned>(::getpid()) * 7919u +
-                   static_cast<unsigned>(Clock::now().time_since_epoch().count()));
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    // Below the ephemeral port range (32768..), with the peer ports (+10000) too.
-    const uint16_t base = static_cast<uint16_t>(10000 + rng() % 9000);
-    bool free = true;
-    for (uint16_t k = 0; k < 5 && free; ++k) {
-      for (uint16_t port : {static_cast<uint16_t>(base + k), static_cast<uint16_t>(base + k + 10000)}) {
-        auto fd = connect_localhost(port, 50ms);
-        if (fd.ok()) {
-          ::close(*fd);
-          free = false;
-        }
-      }
-    }
-    if (free) return base;
-  }
-  return 0;
 }
 
 // Clients that read and write a few keys through random nodes, recording a history.
@@ -190,15 +155,12 @@ TEST(Rebalance, AddThenRemoveANodeUnderLoadStaysLinearizable) {
   if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("rebalance");
   const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_base_port();
+  const uint16_t base = pick_cluster_base_port(5);
   ASSERT_NE(base, 0);
   auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
                          "--data", data, "--partitioner", "slots", "--engine", "memory",
                          "--detach"});
-  struct Down {
-    std::string data;
-    ~Down() { run_statekv({"cluster", "down", "--data", data}); }
-  } down{data};
+  LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
 
   std::vector<uint16_t> ports = {base, static_cast<uint16_t>(base + 1),

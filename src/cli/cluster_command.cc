@@ -282,6 +282,7 @@ struct UpFlags {
   std::string engine = "rocksdb";
   std::string fsync = "batch";
   std::string partitioner = "hash";
+  std::vector<std::string> regions;
   bool detach = false;
 };
 
@@ -311,6 +312,7 @@ int run_up(const UpFlags& f) {
       n.id = NodeId(k);
       n.port = static_cast<uint16_t>(f.base_port + k - 1);
       n.peer_port = static_cast<uint16_t>(n.port + 10000);
+      if (!f.regions.empty()) n.region = f.regions[(k - 1) % f.regions.size()];
       cluster.nodes.push_back(n);
     }
     if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());
@@ -570,6 +572,9 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                      "clients such as redis-cli -c see every key)")
       ->check(CLI::IsMember({"hash", "ring", "slots"}))
       ->capture_default_str();
+  up_cmd->add_option("--regions", up->regions,
+                     "Region labels dealt to the nodes in turn, e.g. eu,us (default: one region)")
+      ->delimiter(',');
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, exit_code] { *exit_code = run_up(*up); });
 

@@ -237,6 +237,25 @@ Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) 
         spec.partitioner.split_points.push_back(text.substr(pos, comma - pos));
         pos = comma + 1;
       }
+    } else if (server::iequals(opt, "geo")) {
+      // GEO prefix=region,prefix=region,...; "=region" is the catch-all.
+      size_t pos = 0;
+      const std::string text(v);
+      while (pos <= text.size()) {
+        size_t comma = text.find(',', pos);
+        if (comma == std::string::npos) comma = text.size();
+        const std::string rule = text.substr(pos, comma - pos);
+        const size_t eq = rule.rfind('=');
+        if (eq == std::string::npos) {
+          return Status::InvalidArgument("GEO rule '" + rule + "' is not PREFIX=REGION");
+        }
+        spec.partitioner.geo_rules.push_back(meta::GeoRule{rule.substr(0, eq), rule.substr(eq + 1)});
+        pos = comma + 1;
+      }
+    } else if (server::iequals(opt, "inner")) {
+      auto p = meta::parse_partitioner(v);
+      if (!p.ok()) return p.status();
+      spec.partitioner.inner = *p;
     } else if (server::iequals(opt, "replication")) {
       auto r = meta::parse_replication(v);
       if (!r.ok()) return r.status();
@@ -255,9 +274,6 @@ Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) 
       return Status::InvalidArgument("unknown option '" + std::string(opt) + "'");
     }
     if (!s.ok()) return s;
-  }
-  if (spec.partitioner.kind == meta::Partitioner::kGeo) {
-    return Status::InvalidArgument("geo keyspaces cannot be created over RESP yet");
   }
   if (spec.partitioner.kind == meta::Partitioner::kRange) {
     spec.partitioner.shards = static_cast<uint32_t>(spec.partitioner.split_points.size() + 1);
@@ -337,6 +353,7 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
         "CREATE <name> [PREFIX <p>] [PARTITIONER range|hash|ring|slots] [VNODES <n>]",
         "       [SPLITS <a,b,...>] [REPLICATION <kind>] [FACTOR <n>] [CONSISTENCY <level>]",
         "       [PARTITION-MODE consistency|availability]",
+        "       [GEO <prefix=region,...,=region>] [INNER hash|ring]   (PARTITIONER geo)",
         "    Create a keyspace; keys starting with its prefix (default '<name>:') belong to it.",
         "ALTER <name> CONSISTENCY <level> | PARTITION-MODE <mode>",
         "DROP <name>",
@@ -366,7 +383,8 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
       meta::ClusterMap next = std::move(created).value();
       for (meta::Keyspace& k : next.keyspaces) {
         if (k.spec.name == spec->name) {
-          meta::record_layout(k, std::move(layout->split_points), std::move(layout->shards));
+          meta::record_layout(k, std::move(layout->split_points), std::move(layout->shards),
+                              std::move(layout->region_shards));
         }
       }
       if (Status s = meta::validate(next); !s.ok()) return s;

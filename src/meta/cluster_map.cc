@@ -213,11 +213,23 @@ std::vector<std::string> geo_regions(const PartitionerSpec& p) {
 
 uint32_t partitioner_shard_count(const PartitionerSpec& p) {
   if (p.kind != Partitioner::kGeo) return p.shards;
+  if (!p.region_shards.empty()) {
+    uint32_t total = 0;
+    for (uint32_t n : p.region_shards) total += n;
+    return total;
+  }
   return p.shards * static_cast<uint32_t>(geo_regions(p).size());
 }
 
 std::string shard_region(const PartitionerSpec& p, uint32_t index) {
   const std::vector<std::string> regions = geo_regions(p);
+  if (!p.region_shards.empty()) {
+    for (size_t r = 0; r < regions.size() && r < p.region_shards.size(); ++r) {
+      if (index < p.region_shards[r]) return regions[r];
+      index -= p.region_shards[r];
+    }
+    return {};
+  }
   if (regions.empty() || p.shards == 0) return {};
   const size_t r = index / p.shards;
   return r < regions.size() ? regions[r] : std::string();
@@ -301,11 +313,20 @@ Status validate_spec(const KeyspaceSpec& s) {
           "geo partitioning needs a rule for the empty prefix (the region of keys no "
           "other rule matches)");
     }
+    if (!p.region_shards.empty() && p.region_shards.size() != geo_regions(p).size()) {
+      return err(fmt::format("region_shards lists {} regions, the rules name {}",
+                             p.region_shards.size(), geo_regions(p).size()));
+    }
+    for (uint32_t n : p.region_shards) {
+      if (n == 0) return err("every region needs at least one shard");
+    }
     if (partitioner_shard_count(p) > kSlotCount) {
       return err(fmt::format("at most {} shards over all regions", kSlotCount));
     }
   } else if (!p.geo_rules.empty()) {
     return err("region rules apply to geo partitioning only");
+  } else if (!p.region_shards.empty()) {
+    return err("region shard counts apply to geo partitioning only");
   }
 
   const ReplicationSpec& r = s.replication;
@@ -504,6 +525,9 @@ Json to_json(const Keyspace& k) {
       {"partition_mode", to_string(s.partition_mode)},
       {"shards", shard_list},
   };
+  if (!s.partitioner.region_shards.empty()) {
+    out["partitioner"]["region_shards"] = s.partitioner.region_shards;
+  }
   if (k.moving_from) {
     out["moving_from"] = Json{{"split_points", k.moving_from->split_points},
                               {"shards", shards_json(k.moving_from->shards)}};
@@ -703,6 +727,16 @@ Keyspace decode_keyspace(const Json& j, const std::string& path, Status* error) 
       s.partitioner.geo_rules.push_back(std::move(rule));
     }
     s.partitioner.inner = p.enumeration("inner", &parse_partitioner, Partitioner::kHash);
+    if (p.has("region_shards")) {
+      const Json& counts = p.array("region_shards");
+      for (const Json& c : counts) {
+        if (!c.is_number_unsigned() || c.get<uint64_t>() > UINT32_MAX) {
+          p.fail(p.path("region_shards") + " must hold shard counts");
+          break;
+        }
+        s.partitioner.region_shards.push_back(c.get<uint32_t>());
+      }
+    }
     p.finish();
   }
   {

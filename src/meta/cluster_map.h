@@ -124,6 +124,9 @@ struct PartitionerSpec {
   std::vector<std::string> split_points;
   // geo only: prefix -> region rules; empty for other kinds.
   std::vector<GeoRule> geo_rules;
+  // geo, once placed: each region's shard count, regions in geo_regions()
+  // order (a region's inner partitioner decides it). Empty: `shards` each.
+  std::vector<uint32_t> region_shards;
   // geo only: the partitioner inside each region (range, hash, ring or slots),
   // with shards / vnodes / split_points above; must stay kHash for other kinds.
   Partitioner inner = Partitioner::kHash;

@@ -398,8 +398,13 @@ Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name) {
   return finish(std::move(next), fmt::format("keyspace '{}' abandoned its move", name));
 }
 
-void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards) {
-  k.spec.partitioner.shards = static_cast<uint32_t>(shards.size());
+void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards,
+                   std::vector<uint32_t> region_shards) {
+  if (k.spec.partitioner.kind == Partitioner::kGeo) {
+    k.spec.partitioner.region_shards = std::move(region_shards);
+  } else {
+    k.spec.partitioner.shards = static_cast<uint32_t>(shards.size());
+  }
   k.spec.partitioner.split_points = std::move(split_points);
   k.shards = std::move(shards);
 }

@@ -115,7 +115,9 @@ Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name);
 // Records a layout on keyspace `k` in place, without bumping the epoch: for a
 // transition that creates the keyspace and places it in one change. The
 // caller validates the map afterwards.
-void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards);
+// `region_shards`: geo only, each region's shard count (PartitionerSpec).
+void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards,
+                   std::vector<uint32_t> region_shards = {});
 
 // A member describes itself: where its clients and peers reach it, its region,
 // and its state (a node that started records its addresses and goes active).

@@ -28,7 +28,14 @@ Result<Layout> layout_of(const Placement& p) {
   Layout layout;
   switch (p.kind()) {
     case meta::Partitioner::kGeo:
-      return Status::InvalidArgument("geo keyspaces cannot be recorded in the map yet");
+      if (p.spec().inner != meta::Partitioner::kHash && p.spec().inner != meta::Partitioner::kRing) {
+        return Status::InvalidArgument(
+            "a geo keyspace places keys inside a region with hash or ring (for now)");
+      }
+      for (const std::string& region : p.regions()) {
+        layout.region_shards.push_back(static_cast<uint32_t>(p.region(region)->shard_count()));
+      }
+      break;
     case meta::Partitioner::kRange:
       layout.split_points = p.split_points();
       break;
@@ -47,9 +54,6 @@ Result<Layout> layout_of(const Placement& p) {
 
 Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Member>& members) {
   const meta::PartitionerSpec& spec = k.spec.partitioner;
-  if (spec.kind == meta::Partitioner::kGeo) {
-    return Status::InvalidArgument("geo keyspaces cannot be rebuilt from the map yet");
-  }
   if (k.shards.empty()) return inconsistent(k, "no shards");
   // The nodes are the distinct owners, with their regions.
   std::vector<NodeInfo> nodes;

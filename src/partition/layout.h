@@ -7,11 +7,14 @@
 //   range       spec.split_points = the placement's splits (shard i is
 //               [split[i-1], split[i]));
 //   slots       spec.split_points = the first slot of each shard, in decimal, in
-//               slot order (shard i is [start[i], start[i+1]) ).
+//               slot order (shard i is [start[i], start[i+1]) );
+//   geo         the regions' shards one region after the other (regions sorted
+//               by name), and spec.region_shards = each region's count; inside a
+//               region only hash and ring are recorded (they derive from the
+//               region's nodes).
 // So every node rebuilds the same placement from the map, whatever history
 // produced it, and the next rebalance starts from what the map says.
 //
-// Geo keyspaces are not recorded this way yet (InvalidArgument).
 #pragma once
 
 #include <string>
@@ -26,6 +29,7 @@ namespace statekv::partition {
 struct Layout {
   std::vector<std::string> split_points;
   std::vector<meta::Shard> shards;
+  std::vector<uint32_t> region_shards;  // geo only
 };
 
 // What the map records of `p`.

@@ -1,0 +1,92 @@
+// A geo keyspace over a real cluster whose nodes carry region labels: every
+// key lives on a node of its region, and only there.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "support/redis_client.h"
+#include "support/statekv_cli.h"
+#include "support/temp_dir.h"
+
+namespace statekv::itest {
+namespace {
+
+bool subject_is_redis() {
+  const char* s = std::getenv("STATEKV_ITEST_SUBJECT");
+  return s != nullptr && std::string(s) == "redis";
+}
+
+// INFO keyspace's "keyspace_NAME:keys=N,..." on one node: N, or 0.
+long long local_keys(RedisClient& c, const std::string& keyspace) {
+  auto info = c.command({"INFO", "keyspace"});
+  if (!info.ok()) return -1;
+  const std::string field = "keyspace_" + keyspace + ":keys=";
+  const size_t at = info->find(field);
+  return at == std::string::npos ? 0 : std::atoll(info->c_str() + at + field.size());
+}
+
+TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
+  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  TempDir dir("geo");
+  const std::string data = dir.path() + "/data";
+  const uint16_t base = pick_cluster_base_port(4);
+  ASSERT_NE(base, 0);
+  // Nodes 1 and 3 in eu, 2 and 4 in us.
+  auto up = run_statekv({"cluster", "up", "--nodes", "4", "--base-port", std::to_string(base),
+                         "--data", data, "--regions", "eu,us", "--engine", "memory", "--detach"});
+  LocalClusterGuard down{data};
+  ASSERT_EQ(up.first, 0) << up.second;
+  const std::map<uint16_t, std::string> region_of = {
+      {base, "eu"}, {base + 1, "us"}, {base + 2, "eu"}, {base + 3, "us"}};
+
+  auto c = RedisClient::connect(base);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->cmd({"KEYSPACE", "CREATE", "g", "PARTITIONER", "geo", "GEO",
+                    "g:eu:=eu,g:us:=us,=eu", "INNER", "ring", "VNODES", "16"}),
+            "+OK");
+  // Keys of each region, written through every node.
+  std::map<std::string, std::string> region_of_key;
+  int i = 0;
+  for (const auto& [port, unused] : region_of) {
+    auto w = RedisClient::connect(port);
+    ASSERT_TRUE(w.ok());
+    for (int n = 0; n < 25; ++n, ++i) {
+      for (const char* region : {"eu", "us"}) {
+        const std::string key = std::string("g:") + region + ":" + std::to_string(i);
+        ASSERT_EQ(w->cmd({"SET", key, "v"}), "+OK") << key;
+        region_of_key[key] = region;
+      }
+    }
+  }
+  // LOCATE puts each key on a node of its region...
+  for (const auto& [key, region] : region_of_key) {
+    auto where = c->command({"LOCATE", key});
+    ASSERT_TRUE(where.ok());
+    const size_t at = where->find("127.0.0.1:");
+    ASSERT_NE(at, std::string::npos) << *where;
+    const uint16_t port = static_cast<uint16_t>(std::atoi(where->c_str() + at + 10));
+    EXPECT_EQ(region_of.at(port), region) << key << " is on port " << port;
+  }
+  // ...and each node's own store holds only its region's keys. (INFO's
+  // per-keyspace counts are recomputed at most every 250 ms.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  long long eu = 0, us = 0;
+  for (const auto& [port, region] : region_of) {
+    auto node = RedisClient::connect(port);
+    ASSERT_TRUE(node.ok());
+    const long long here = local_keys(*node, "g");
+    (region == "eu" ? eu : us) += here;
+  }
+  EXPECT_EQ(eu, 100);
+  EXPECT_EQ(us, 100);
+  // Every key reads back through a node of the other region.
+  auto far = RedisClient::connect(base + 1);
+  ASSERT_TRUE(far.ok());
+  for (const auto& [key, region] : region_of_key) EXPECT_EQ(far->cmd({"GET", key}), "\"v\"");
+}
+
+}  // namespace
+}  // namespace statekv::itest

@@ -2,6 +2,7 @@
 // key lives on a node of its region, and only there.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -86,6 +87,38 @@ TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
   auto far = RedisClient::connect(base + 1);
   ASSERT_TRUE(far.ok());
   for (const auto& [key, region] : region_of_key) EXPECT_EQ(far->cmd({"GET", key}), "\"v\"");
+}
+
+TEST(Geo, KeyspacesFromATomlFileAreCreatedOnceAndBadOnesRefused) {
+  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  TempDir dir("keyspaces");
+  const std::string data = dir.path() + "/data";
+  const std::string file = dir.path() + "/keyspaces.toml";
+  std::ofstream(file) << "[[keyspace]]\nname = \"users\"\npartitioner = \"ring\"\nvnodes = 32\n\n"
+                         "[[keyspace]]\nname = \"places\"\npartitioner = \"geo\"\n"
+                         "geo = { \"places:eu:\" = \"eu\", \"\" = \"us\" }\n";
+  const uint16_t base = pick_cluster_base_port(2);
+  ASSERT_NE(base, 0);
+  auto up = run_statekv({"cluster", "up", "--nodes", "2", "--base-port", std::to_string(base),
+                         "--data", data, "--regions", "eu,us", "--keyspaces", file,
+                         "--engine", "memory", "--detach"});
+  LocalClusterGuard down{data};
+  ASSERT_EQ(up.first, 0) << up.second;
+  auto c = RedisClient::connect(base + 1);
+  ASSERT_TRUE(c.ok());
+  const std::string list = c->cmd({"KEYSPACE", "LIST"});
+  EXPECT_NE(list.find("users"), std::string::npos) << list;
+  EXPECT_NE(list.find("places"), std::string::npos) << list;
+  EXPECT_NE(c->cmd({"LOCATE", "users:1"}).find("ring"), std::string::npos);
+  // Applying the file again changes nothing; a bad file is refused, clearly.
+  auto again = run_statekv({"cluster", "keyspaces", file, "--data", data});
+  EXPECT_EQ(again.first, 0) << again.second;
+  EXPECT_NE(again.second.find("exists"), std::string::npos) << again.second;
+  const std::string bad = dir.path() + "/bad.toml";
+  std::ofstream(bad) << "[[keyspace]]\nname = \"bad\"\npartitioner = \"nope\"\n";
+  auto refused = run_statekv({"cluster", "keyspaces", bad, "--data", data});
+  EXPECT_EQ(refused.first, 1);
+  EXPECT_NE(refused.second.find("unknown partitioner 'nope'"), std::string::npos) << refused.second;
 }
 
 }  // namespace

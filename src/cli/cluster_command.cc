@@ -24,6 +24,7 @@
 #include <tuple>
 #include <thread>
 
+#include "cli/keyspace_config.h"
 #include "cli/local_cluster.h"
 #include "cli/rebalance.h"
 #include "cli/subcommand.h"
@@ -283,6 +284,7 @@ struct UpFlags {
   std::string fsync = "batch";
   std::string partitioner = "hash";
   std::vector<std::string> regions;
+  std::string keyspaces;  // TOML file of [[keyspace]] entries
   bool detach = false;
 };
 
@@ -338,6 +340,14 @@ int run_up(const UpFlags& f) {
   if (Status s = wait_ready(cluster, *secret, 30s); !s.ok()) {
     for (const LocalNode& n : cluster.nodes) (void)stop_node(cluster, n.id, 3000ms);
     return fail(s.message());
+  }
+  if (!f.keyspaces.empty()) {
+    auto specs = read_keyspace_config(f.keyspaces);
+    Status applied = specs.ok() ? apply_keyspace_config(cluster.peer_endpoints(), *secret, *specs)
+                                : specs.status();
+    if (!applied.ok()) {
+      std::cerr << "statekv cluster: keyspaces not created: " << applied.message() << "\n";
+    }
   }
   fmt::print("cluster ready: {} nodes. Try: redis-cli -p {} cluster info; statekv cluster status "
              "--data {}\n",
@@ -575,6 +585,10 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   up_cmd->add_option("--regions", up->regions,
                      "Region labels dealt to the nodes in turn, e.g. eu,us (default: one region)")
       ->delimiter(',');
+  up_cmd->add_option("--keyspaces", up->keyspaces,
+                     "TOML file of [[keyspace]] entries to create once the cluster is up "
+                     "(docs/routing.md)")
+      ->check(CLI::ExistingFile);
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, exit_code] { *exit_code = run_up(*up); });
 
@@ -605,6 +619,22 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       "rebalance", "Move keys to where each keyspace's partitioner puts them now, live");
   add_common(reb_cmd, *reb);
   reb_cmd->callback([reb, exit_code] { *exit_code = run_rebalance(*reb); });
+
+  auto ks = std::make_shared<std::pair<Common, std::string>>();
+  CLI::App* ks_cmd = cluster->add_subcommand(
+      "keyspaces", "Create the keyspaces a TOML file declares ([[keyspace]] entries) that are missing");
+  add_common(ks_cmd, ks->first);
+  ks_cmd->add_option("file", ks->second, "TOML file")->required()->check(CLI::ExistingFile);
+  ks_cmd->callback([ks, exit_code] {
+    auto endpoints = endpoints_of(ks->first);
+    auto secret = cluster_secret(ks->first.data, ks->first.secret, false);
+    auto specs = read_keyspace_config(ks->second);
+    if (!endpoints.ok()) *exit_code = fail(endpoints.status().message());
+    else if (!secret.ok()) *exit_code = fail(secret.status().message());
+    else if (!specs.ok()) *exit_code = fail(specs.status().message());
+    else if (Status s = apply_keyspace_config(*endpoints, *secret, *specs); !s.ok()) *exit_code = fail(s.message());
+    else *exit_code = 0;
+  });
 
   auto down = std::make_shared<Common>();
   CLI::App* down_cmd = cluster->add_subcommand("down", "Stop every node of the local cluster");

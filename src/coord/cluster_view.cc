@@ -371,24 +371,8 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
       out.error("ERR " + spec.status().message());
       return;
     }
-    result = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
-      auto created = meta::create_keyspace(m, *spec);
-      if (!created.ok()) return created;
-      auto placed = partition::place(spec->partitioner, partition::placeable_nodes(m.members),
-                                     nullptr, spec->replication.factor);
-      if (!placed.ok()) return placed.status();
-      auto layout = partition::layout_of(*placed);
-      if (!layout.ok()) return layout.status();
-      // Created and placed in one change (one epoch).
-      meta::ClusterMap next = std::move(created).value();
-      for (meta::Keyspace& k : next.keyspaces) {
-        if (k.spec.name == spec->name) {
-          meta::record_layout(k, std::move(layout->split_points), std::move(layout->shards),
-                              std::move(layout->region_shards));
-        }
-      }
-      if (Status s = meta::validate(next); !s.ok()) return s;
-      return next;
+    result = meta::update(client, [&](const meta::ClusterMap& m) {
+      return partition::create_placed_keyspace(m, *spec);
     });
   } else if (server::iequals(sub, "drop")) {
     result = meta::update(client, [&](const meta::ClusterMap& m) {

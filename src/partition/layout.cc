@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "meta/transitions.h"
 #include "partition/slots.h"
 
 namespace statekv::partition {
@@ -124,6 +125,26 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
     }
   }
   return p;
+}
+
+Result<meta::ClusterMap> create_placed_keyspace(const meta::ClusterMap& map,
+                                                const meta::KeyspaceSpec& spec) {
+  auto created = meta::create_keyspace(map, spec);
+  if (!created.ok()) return created;
+  auto placed = place(spec.partitioner, placeable_nodes(map.members), nullptr,
+                      spec.replication.factor);
+  if (!placed.ok()) return placed.status();
+  auto layout = layout_of(*placed);
+  if (!layout.ok()) return layout.status();
+  meta::ClusterMap next = std::move(created).value();
+  for (meta::Keyspace& k : next.keyspaces) {
+    if (k.spec.name == spec.name) {
+      meta::record_layout(k, std::move(layout->split_points), std::move(layout->shards),
+                          std::move(layout->region_shards));
+    }
+  }
+  if (Status s = meta::validate(next); !s.ok()) return s;
+  return next;
 }
 
 }  // namespace statekv::partition

@@ -40,6 +40,11 @@ Result<Layout> layout_of(const Placement& p);
 // do not match what the spec derives).
 Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Member>& members);
 
+// The change that creates keyspace `spec` and places it over the active
+// members in one step (one epoch): meta::create_keyspace, then the layout.
+Result<meta::ClusterMap> create_placed_keyspace(const meta::ClusterMap& map,
+                                                const meta::KeyspaceSpec& spec);
+
 // The nodes a keyspace can be placed on: the active members (of the region
 // rules' regions, for geo), in id order.
 std::vector<NodeInfo> placeable_nodes(const std::vector<meta::Member>& members);

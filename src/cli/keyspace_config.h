@@ -1,0 +1,35 @@
+// Keyspaces declared in a TOML file, created through the metadata service by
+// `statekv cluster up --keyspaces FILE` and `statekv cluster keyspaces FILE`:
+//
+//   [[keyspace]]
+//   name = "users"
+//   prefix = "users:"            # default: "<name>:"
+//   partitioner = "ring"         # range | hash | ring | slots | geo (default hash)
+//   vnodes = 256                 # ring
+//   splits = ["g", "p"]          # range
+//   replication = "none"         # none | primary-backup-async | ... (default none)
+//   factor = 1
+//   consistency = "linearizable"
+//   partition_mode = "consistency"
+//   geo = { "eu:" = "eu", "" = "us" }   # geo: key prefix -> region ("" catches the rest)
+//   inner = "hash"               # geo: the partitioner inside a region
+//
+// A keyspace that exists already is left as it is.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "meta/cluster_map.h"
+
+namespace statekv::cli {
+
+// InvalidArgument naming the file, keyspace and field on any mistake.
+Result<std::vector<meta::KeyspaceSpec>> read_keyspace_config(const std::string& path);
+
+// Creates each keyspace the map lacks; prints one line per keyspace.
+Status apply_keyspace_config(const std::vector<std::string>& endpoints, const std::string& secret,
+                             const std::vector<meta::KeyspaceSpec>& specs);
+
+}  // namespace statekv::cli

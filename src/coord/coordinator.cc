@@ -535,7 +535,10 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
     }
     if (name == "dbsize") total += v.integer;
     if (name == "keys") {
-      for (resp::Value& e : v.elements) keys.push_back(std::move(e.str));
+      // Only what the node serves: not copies a move in progress left there.
+      for (resp::Value& e : v.elements) {
+        if (table.route(e.str).primary() == node) keys.push_back(std::move(e.str));
+      }
     }
   }
   if (name == "dbsize") {
@@ -550,12 +553,14 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
 }
 
 // SCAN over every data node in id order. The cursor the client sees is
-// local_cursor * 1024 + node ordinal; 0 starts at the first node and ends
-// the iteration after the last.
+// local_cursor * 65536 + node id (0 starts at the first node); a node id,
+// unlike a position in the member list, stays meaningful when nodes join or
+// leave. Each node returns only keys it serves under the router's map, so a
+// copy left by a move in progress is not returned twice.
 server::Router::Decision Coordinator::scan(Session& session, std::span<const std::string_view> argv,
                                            const RoutingTable& table, resp::Writer& out,
                                            storage::Sequence* seq) {
-  constexpr uint64_t kNodes = 1024;
+  constexpr uint64_t kIds = 65536;
   const std::vector<NodeId>& nodes = table.data_nodes();
   uint64_t cursor = 0;
   {
@@ -567,15 +572,21 @@ server::Router::Decision Coordinator::scan(Session& session, std::span<const std
       return Decision::kHandled;
     }
   }
-  size_t ordinal = cursor % kNodes;
-  uint64_t local = cursor / kNodes;
-  if (ordinal >= nodes.size()) {
-    out.error("ERR invalid cursor");
+  const uint64_t id = cursor % kIds;
+  uint64_t local = cursor / kIds;
+  // The node the cursor names, or the next one in id order if it has left.
+  auto it = std::lower_bound(nodes.begin(), nodes.end(), NodeId(id == 0 ? 1 : id));
+  if (cursor == 0) it = nodes.begin();
+  if (it == nodes.end()) {
+    out.array(2);
+    out.bulk("0");
+    out.array(0);
     return Decision::kHandled;
   }
+  if (it->value() != id) local = 0;  // that node left: start the next one afresh
   std::vector<std::string> sub(argv.begin(), argv.end());
   sub[1] = std::to_string(local);
-  auto reply = run_on(nodes[ordinal], sub, session.resp, table, seq);
+  auto reply = run_on(*it, sub, session.resp, table, seq);
   if (!reply.ok()) {
     out.error("CLUSTERDOWN " + reply.status().message());
     return Decision::kHandled;
@@ -589,14 +600,18 @@ server::Router::Decision Coordinator::scan(Session& session, std::span<const std
   const uint64_t next_local = std::strtoull(v.elements[0].str.c_str(), nullptr, 10);
   uint64_t next = 0;
   if (next_local != 0) {
-    next = next_local * kNodes + ordinal;
-  } else if (ordinal + 1 < nodes.size()) {
-    next = ordinal + 1;
+    next = next_local * kIds + it->value();
+  } else if (it + 1 != nodes.end()) {
+    next = (it + 1)->value();
+  }
+  std::vector<const std::string*> keys;
+  for (const resp::Value& k : v.elements[1].elements) {
+    if (table.route(k.str).primary() == *it) keys.push_back(&k.str);
   }
   out.array(2);
   out.bulk(std::to_string(next));
-  out.array(v.elements[1].elements.size());
-  for (const resp::Value& k : v.elements[1].elements) out.bulk(k.str);
+  out.array(keys.size());
+  for (const std::string* k : keys) out.bulk(*k);
   return Decision::kHandled;
 }
 

@@ -131,7 +131,7 @@ void add_cluster_commands(std::vector<CommandSpec>& out) {
                                  cmd_cluster_keyslot});
   cluster.subcommands.push_back({"redirects", 3, kStale, 0, 0, 0, g,
                                  "Turns MOVED redirects on or off for this connection (statekv).",
-                                 "statekv", "O(1)", "ON|OFF", cmd_cluster_redirects});
+                                 "statekv", "O(1)", "(mode: ON | OFF)", cmd_cluster_redirects});
   cluster.subcommands.push_back({"help", 2, kLoading | kStale, 0, 0, 0, g,
                                  "Returns helpful text about the different subcommands.", "5.0.0",
                                  "O(1)", "", cmd_cluster_help});

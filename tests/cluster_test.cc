@@ -29,11 +29,6 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kSecret = "cluster-test-secret";
 constexpr int kElectionMs = 300;
 
-bool subject_is_redis() {
-  const char* s = std::getenv("STATEKV_ITEST_SUBJECT");
-  return s != nullptr && std::string(s) == "redis";
-}
-
 // N statekv nodes forming one raft group; stopped by pid when destroyed.
 class NodeSet {
  public:
@@ -182,7 +177,7 @@ void expect_all_readable(const NodeSet& nodes, const std::vector<std::string>& k
 }
 
 TEST(Cluster, LeaderKilledNewLeaderCommitsFastNothingLostAndItCatchesUpBySnapshot) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   NodeSet nodes(3, {"--raft-snapshot-entries", "64"});
   auto old_leader = nodes.leader();
   ASSERT_TRUE(old_leader);
@@ -220,7 +215,7 @@ TEST(Cluster, LeaderKilledNewLeaderCommitsFastNothingLostAndItCatchesUpBySnapsho
 }
 
 TEST(Cluster, FiveNodesCommitWithTwoKilledAndRefuseClearlyWithThree) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   NodeSet nodes(5);
   auto client = nodes.client(10s);
   ASSERT_TRUE(client->put("a", "1").ok());
@@ -259,7 +254,7 @@ TEST(Cluster, FiveNodesCommitWithTwoKilledAndRefuseClearlyWithThree) {
 }
 
 TEST(Cluster, PeerWithoutTheSecretIsRefusedAndLogged) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   NodeSet nodes(3);
   ASSERT_TRUE(nodes.client()->put("a", "1").ok());
 
@@ -343,7 +338,7 @@ bool authenticate(int fd, const std::string& secret) {
 }
 
 TEST(Cluster, GarbledOrTruncatedFrameClosesThatConnectionOnly) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   NodeSet nodes(3);
   auto good = nodes.client();
   ASSERT_TRUE(good->put("a", "1").ok());
@@ -387,7 +382,7 @@ TEST(Cluster, GarbledOrTruncatedFrameClosesThatConnectionOnly) {
 }
 
 TEST(Cluster, TornLogTailIsCutWithoutLosingAcknowledgedEntries) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   NodeSet nodes(3);
   auto client = nodes.client();
   std::vector<std::string> keys;

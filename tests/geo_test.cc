@@ -9,16 +9,12 @@
 #include <thread>
 
 #include "support/redis_client.h"
+#include "support/server_process.h"
 #include "support/statekv_cli.h"
 #include "support/temp_dir.h"
 
 namespace statekv::itest {
 namespace {
-
-bool subject_is_redis() {
-  const char* s = std::getenv("STATEKV_ITEST_SUBJECT");
-  return s != nullptr && std::string(s) == "redis";
-}
 
 // INFO keyspace's "keyspace_NAME:keys=N,..." on one node: N, or 0.
 long long local_keys(RedisClient& c, const std::string& keyspace) {
@@ -30,7 +26,7 @@ long long local_keys(RedisClient& c, const std::string& keyspace) {
 }
 
 TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("geo");
   const std::string data = dir.path() + "/data";
   const uint16_t base = pick_cluster_base_port(4);
@@ -90,7 +86,7 @@ TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
 }
 
 TEST(Geo, KeyspacesFromATomlFileAreCreatedOnceAndBadOnesRefused) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("keyspaces");
   const std::string data = dir.path() + "/data";
   const std::string file = dir.path() + "/keyspaces.toml";

@@ -28,11 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-bool subject_is_redis() {
-  const char* s = std::getenv("STATEKV_ITEST_SUBJECT");
-  return s != nullptr && std::string(s) == "redis";
-}
-
 // Clients that read and write a few keys through random nodes, recording a history.
 class Clients {
  public:
@@ -152,7 +147,7 @@ class Clients {
 };
 
 TEST(Rebalance, AddThenRemoveANodeUnderLoadStaysLinearizable) {
-  if (subject_is_redis()) GTEST_SKIP() << "statekv cluster only";
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("rebalance");
   const std::string data = dir.path() + "/data";
   const uint16_t base = pick_cluster_base_port(5);

@@ -54,13 +54,8 @@ constexpr const char* kSecret = "routing-test-secret";
 constexpr int kElectionMs = 300;
 constexpr uint32_t kSlots = 16384;
 
-bool subject_is_redis() {
-  const char* s = std::getenv("STATEKV_ITEST_SUBJECT");
-  return s != nullptr && std::string(s) == "redis";
-}
-
 #define SKIP_FOR_REDIS()                                            \
-  if (subject_is_redis())                                           \
+  if (subject_kind() == ServerKind::kRedis)                                           \
   GTEST_SKIP() << "statekv cluster routing only (redis-server has " \
                   "no statekv cluster mode)"
 

@@ -321,13 +321,8 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
   // Every KEYSPACE subcommand but HELP talks to the metadata raft group: reads
   // are linearizable (this node's own map may trail by a moment), changes go
   // through the leader.
-  std::vector<std::string> endpoints;
-  for (const meta::Member& m : t->map().members) {
-    if (m.state == meta::MemberState::kActive && !m.peer_address.empty()) {
-      endpoints.push_back(m.peer_address);
-    }
-  }
-  node::RaftRegisterClient client(endpoints, options_.secret, std::chrono::milliseconds(5000));
+  node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret,
+                                 std::chrono::milliseconds(5000));
   if (server::iequals(sub, "list") || server::iequals(sub, "info")) {
     auto current = meta::fetch(client);
     if (!current.ok()) {

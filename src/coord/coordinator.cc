@@ -191,13 +191,8 @@ std::string Coordinator::run_local(std::vector<std::string> argv) {
 Status Coordinator::abort_move(const std::string& keyspace) {
   auto t = table();
   if (!t) return Status::Unavailable("no map");
-  std::vector<std::string> endpoints;
-  for (const meta::Member& m : t->map().members) {
-    if (m.state == meta::MemberState::kActive && !m.peer_address.empty()) {
-      endpoints.push_back(m.peer_address);
-    }
-  }
-  node::RaftRegisterClient client(endpoints, options_.secret, std::chrono::milliseconds(5000));
+  node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret,
+                                 std::chrono::milliseconds(5000));
   auto r = meta::update(client, [&](const meta::ClusterMap& m) {
     return meta::abort_move(m, keyspace);
   });

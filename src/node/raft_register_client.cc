@@ -2,6 +2,16 @@
 
 namespace statekv::node {
 
+std::vector<std::string> member_endpoints(const meta::ClusterMap& map) {
+  std::vector<std::string> endpoints;
+  for (const meta::Member& m : map.members) {
+    if (m.state == meta::MemberState::kActive && !m.peer_address.empty()) {
+      endpoints.push_back(m.peer_address);
+    }
+  }
+  return endpoints;
+}
+
 RaftRegisterClient::RaftRegisterClient(std::vector<std::string> endpoints, std::string secret,
                                        std::chrono::milliseconds deadline) {
   net::ClientOptions options;

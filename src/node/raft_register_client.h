@@ -14,6 +14,9 @@
 
 namespace statekv::node {
 
+// The peer addresses of a map's active members: where to reach the group.
+std::vector<std::string> member_endpoints(const meta::ClusterMap& map);
+
 class RaftRegisterClient final : public meta::RegisterClient {
  public:
   RaftRegisterClient(std::vector<std::string> endpoints, std::string secret,

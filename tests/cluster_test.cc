@@ -35,7 +35,7 @@ class NodeSet {
   NodeSet(size_t n, std::vector<std::string> extra = {}, std::string secret = kSecret)
       : secret_(std::move(secret)) {
     for (size_t i = 0; i < n; ++i) {
-      auto port = pick_free_port();
+      auto port = pick_free_low_port();
       EXPECT_TRUE(port.ok());
       peer_ports_.push_back(*port);
     }
@@ -270,7 +270,7 @@ TEST(Cluster, PeerWithoutTheSecretIsRefusedAndLogged) {
   EXPECT_LT(Clock::now() - started, 2s);
 
   // A node process with the wrong secret cannot join either.
-  auto peer_port = pick_free_port();
+  auto peer_port = pick_free_low_port();
   ASSERT_TRUE(peer_port.ok());
   ServerOptions rogue_options;
   rogue_options.kind = ServerKind::kStatekv;

@@ -196,7 +196,7 @@ class RoutingCluster {
   explicit RoutingCluster(size_t n, std::vector<std::string> common = {},
                           std::map<size_t, std::vector<std::string>> per_node = {}) {
     for (size_t i = 0; i < n; ++i) {
-      auto port = pick_free_port();
+      auto port = pick_free_low_port();
       EXPECT_TRUE(port.ok());
       peer_ports_.push_back(port.ok() ? *port : 0);
     }

@@ -13,6 +13,11 @@ namespace statekv::itest {
 // server binds; ServerProcess::start retries with a new port when that happens.
 Result<uint16_t> pick_free_port();
 
+// A port on 127.0.0.1 below the kernel's ephemeral range (32768..) that was
+// free a moment ago: for a port a test must name before the server starts (a
+// cluster's peer ports), which no outbound connection can take meanwhile.
+Result<uint16_t> pick_free_low_port();
+
 // A blocking TCP connection to 127.0.0.1:port (close-on-exec, TCP_NODELAY), or
 // an error if it is not accepted within timeout.
 Result<int> connect_localhost(uint16_t port, std::chrono::milliseconds timeout);

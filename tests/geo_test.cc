@@ -29,7 +29,7 @@ TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("geo");
   const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(4);
+  const uint16_t base = pick_cluster_base_port(5);
   ASSERT_NE(base, 0);
   // Nodes 1 and 3 in eu, 2 and 4 in us.
   auto up = run_statekv({"cluster", "up", "--nodes", "4", "--base-port", std::to_string(base),
@@ -82,6 +82,26 @@ TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
   // Every key reads back through a node of the other region.
   auto far = RedisClient::connect(base + 1);
   ASSERT_TRUE(far.ok());
+  for (const auto& [key, region] : region_of_key) EXPECT_EQ(far->cmd({"GET", key}), "\"v\"");
+
+  // A fifth node joins region us: only us keys move, some of them to it.
+  auto add = run_statekv({"cluster", "add-node", "--region", "us", "--data", data});
+  ASSERT_EQ(add.first, 0) << add.second;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::map<uint16_t, std::string> after = {{base, "eu"},     {base + 1, "us"}, {base + 2, "eu"},
+                                                 {base + 3, "us"}, {base + 4, "us"}};
+  eu = us = 0;
+  long long on_new = 0;
+  for (const auto& [port, region] : after) {
+    auto node = RedisClient::connect(port);
+    ASSERT_TRUE(node.ok());
+    const long long here = local_keys(*node, "g");
+    (region == "eu" ? eu : us) += here;
+    if (port == base + 4) on_new = here;
+  }
+  EXPECT_EQ(eu, 100);
+  EXPECT_EQ(us, 100);
+  EXPECT_GT(on_new, 0) << "the new us node got none of region us's keys";
   for (const auto& [key, region] : region_of_key) EXPECT_EQ(far->cmd({"GET", key}), "\"v\"");
 }
 

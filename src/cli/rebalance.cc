@@ -59,7 +59,8 @@ Status move_keyspace(node::RaftRegisterClient& client, const std::string& secret
     if (!placed.ok()) return placed.status();
     auto layout = partition::layout_of(*placed);
     if (!layout.ok()) return layout.status();
-    return meta::begin_move(m, name, std::move(layout->split_points), std::move(layout->shards));
+    return meta::begin_move(m, name, std::move(layout->split_points), std::move(layout->shards),
+                            std::move(layout->region_shards));
   });
   if (!begun.ok()) {
     if (begun.status().message().find("nothing to move") != std::string::npos) return Status::OK();
@@ -144,7 +145,6 @@ Status rebalance(const std::vector<std::string>& endpoints, const std::string& s
   auto map = meta::fetch(client);
   if (!map.ok()) return map.status();
   for (const meta::Keyspace& k : map->keyspaces) {
-    if (k.spec.partitioner.kind == meta::Partitioner::kGeo) continue;
     if (Status s = move_keyspace(client, secret, k.spec.name, on_progress); !s.ok()) {
       return Status(s.code() == Status::Code::kInvalidArgument
                         ? Status::InvalidArgument("keyspace '" + k.spec.name + "': " + s.message())

@@ -28,7 +28,11 @@ Result<std::shared_ptr<const RoutingTable>> RoutingTable::build(
       meta::Keyspace source = k;
       source.moving_from.reset();
       source.spec.partitioner.split_points = k.moving_from->split_points;
-      source.spec.partitioner.shards = static_cast<uint32_t>(k.moving_from->shards.size());
+      if (k.spec.partitioner.kind == meta::Partitioner::kGeo) {
+        source.spec.partitioner.region_shards = k.moving_from->region_shards;
+      } else {
+        source.spec.partitioner.shards = static_cast<uint32_t>(k.moving_from->shards.size());
+      }
       source.shards = k.moving_from->shards;
       auto from = partition::restore(source, m.members);
       if (!from.ok()) {

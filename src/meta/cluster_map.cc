@@ -531,6 +531,9 @@ Json to_json(const Keyspace& k) {
   if (k.moving_from) {
     out["moving_from"] = Json{{"split_points", k.moving_from->split_points},
                               {"shards", shards_json(k.moving_from->shards)}};
+    if (!k.moving_from->region_shards.empty()) {
+      out["moving_from"]["region_shards"] = k.moving_from->region_shards;
+    }
   }
   return out;
 }
@@ -756,6 +759,15 @@ Keyspace decode_keyspace(const Json& j, const std::string& path, Status* error) 
     SourceLayout source;
     source.split_points = decode_strings(m.array("split_points"), m.path("split_points"), error);
     source.shards = decode_shards(m.array("shards"), m.path("shards"), error);
+    if (m.has("region_shards")) {
+      for (const Json& c : m.array("region_shards")) {
+        if (!c.is_number_unsigned() || c.get<uint64_t>() > UINT32_MAX) {
+          m.fail(m.path("region_shards") + " must hold shard counts");
+          break;
+        }
+        source.region_shards.push_back(c.get<uint32_t>());
+      }
+    }
     m.finish();
     k.moving_from = std::move(source);
   }

@@ -167,6 +167,7 @@ struct Shard {
 struct SourceLayout {
   std::vector<std::string> split_points;
   std::vector<Shard> shards;
+  std::vector<uint32_t> region_shards;  // geo only
   bool operator==(const SourceLayout&) const = default;
 };
 

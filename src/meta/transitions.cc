@@ -345,15 +345,13 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
 }
 
 Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
-                              std::vector<std::string> split_points, std::vector<Shard> shards) {
+                              std::vector<std::string> split_points, std::vector<Shard> shards,
+                              std::vector<uint32_t> region_shards) {
   ClusterMap next = map;
   Keyspace* k = find_keyspace(next, name);
   if (k == nullptr) return no_keyspace(name);
   if (k->moving_from) {
     return Status::InvalidArgument(fmt::format("keyspace '{}' is already moving", name));
-  }
-  if (k->spec.partitioner.kind == Partitioner::kGeo) {
-    return Status::InvalidArgument(fmt::format("keyspace '{}' is geo: it cannot move yet", name));
   }
   if (shards == k->shards && split_points == k->spec.partitioner.split_points) {
     return Status::InvalidArgument(fmt::format("keyspace '{}': nothing to move", name));
@@ -367,9 +365,10 @@ Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
       }
     }
   }
-  k->moving_from = SourceLayout{k->spec.partitioner.split_points, k->shards};
+  k->moving_from =
+      SourceLayout{k->spec.partitioner.split_points, k->shards, k->spec.partitioner.region_shards};
   const size_t from = k->shards.size();
-  record_layout(*k, std::move(split_points), std::move(shards));
+  record_layout(*k, std::move(split_points), std::move(shards), std::move(region_shards));
   return finish(std::move(next), fmt::format("keyspace '{}' starts moving: {} shards to {}", name,
                                              from, k->shards.size()));
 }
@@ -394,7 +393,8 @@ Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name) {
   }
   SourceLayout source = std::move(*k->moving_from);
   k->moving_from.reset();
-  record_layout(*k, std::move(source.split_points), std::move(source.shards));
+  record_layout(*k, std::move(source.split_points), std::move(source.shards),
+                std::move(source.region_shards));
   return finish(std::move(next), fmt::format("keyspace '{}' abandoned its move", name));
 }
 

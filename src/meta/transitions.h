@@ -106,7 +106,8 @@ Result<ClusterMap> set_layout(const ClusterMap& map, std::string_view name,
 // recorded as where they go. Refused while a move is under way, or when the
 // new layout equals the current one.
 Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
-                              std::vector<std::string> split_points, std::vector<Shard> shards);
+                              std::vector<std::string> split_points, std::vector<Shard> shards,
+                              std::vector<uint32_t> region_shards = {});
 // Ends the move: keys are now served where the new layout puts them.
 Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name);
 // Abandons the move: keys stay where they were (moving_from becomes the layout again).

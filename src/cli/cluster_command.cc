@@ -78,11 +78,8 @@ std::optional<nlohmann::json> fetch_stats(const std::string& endpoint, const std
   net::ForwardFrame frame;
   frame.call = 1;
   frame.argv = {"__stats"};
-  if (!(*conn)->send(frame, deadline).ok()) return std::nullopt;
-  auto reply = (*conn)->receive(deadline);
-  if (!reply.ok()) return std::nullopt;
-  auto* r = std::get_if<net::ForwardReplyFrame>(&*reply);
-  if (r == nullptr || !r->status.ok() || r->reply.size() < 3) return std::nullopt;
+  auto r = (*conn)->call(frame, deadline);
+  if (!r.ok() || !r->status.ok() || r->reply.size() < 3) return std::nullopt;
   auto j = nlohmann::json::parse(r->reply.substr(1, r->reply.size() - 3), nullptr, false);
   if (j.is_discarded()) return std::nullopt;
   return j;

@@ -28,11 +28,8 @@ Result<std::string> migrate(const meta::Member& node, const std::string& secret,
   frame.call = 1;
   frame.argv = {"__migrate"};
   frame.argv.insert(frame.argv.end(), argv.begin(), argv.end());
-  if (Status s = (*conn)->send(frame, deadline); !s.ok()) return s;
-  auto reply = (*conn)->receive(deadline);
-  if (!reply.ok()) return reply.status();
-  auto* r = std::get_if<net::ForwardReplyFrame>(&*reply);
-  if (r == nullptr) return Status::Internal("unexpected frame from node " + std::to_string(node.id.value()));
+  auto r = (*conn)->call(frame, deadline);
+  if (!r.ok()) return r.status();
   if (!r->status.ok()) {
     return Status(r->status.code() == Status::Code::kInvalidArgument
                       ? Status::InvalidArgument("node " + std::to_string(node.id.value()) + ": " +

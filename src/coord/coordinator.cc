@@ -390,8 +390,9 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
     std::vector<NodeId> owners;
     bool cross_slot = false;
     uint32_t first_slot = 0;
+    Route first;  // the first key's route: a single-owner command goes by it
     for (size_t i = 0; i < keys.size(); ++i) {
-      const Route r = table->route(argv[keys[i]]);
+      Route r = table->route(argv[keys[i]]);
       if (std::find(owners.begin(), owners.end(), r.primary()) == owners.end()) {
         owners.push_back(r.primary());
       }
@@ -400,6 +401,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         if (i == 0) first_slot = slot;
         cross_slot = cross_slot || slot != first_slot;
       }
+      if (i == 0) first = std::move(r);
     }
     const bool redirects = options_.redirects || session.redirects;
     if (redirects && cross_slot) {
@@ -411,8 +413,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       continue;  // moved away while we waited at the gate: route again
     }
     if (owners.size() == 1) {
-      const Route r = table->route(argv[keys[0]]);
-      if (redirects && r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots) {
+      if (redirects && first.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots) {
         const meta::Member* m = table->member(owners[0]);
         out.error("MOVED " + std::to_string(partition::key_slot(argv[keys[0]])) + " " +
                   (m ? m->address : std::string("?")));

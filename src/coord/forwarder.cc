@@ -50,24 +50,13 @@ Result<std::string> Forwarder::call(NodeId node, const std::string& peer_address
     }
     it = t_connections.emplace(key, std::move(conn).value()).first;
   }
-  net::BlockingConnection& conn = *it->second;
   frame.call = ++t_next_call;
-  const uint64_t call = frame.call;
-  if (Status s = conn.send(frame, deadline); !s.ok()) {
+  auto r = it->second->call(frame, deadline);
+  if (!r.ok()) {
     t_connections.erase(it);
     return Status::Timeout("routing to node " + std::to_string(node.value()) +
-                           " failed mid-request: " + s.message() + "; it may or may not have run");
-  }
-  auto reply = conn.receive(deadline);
-  if (!reply.ok()) {
-    t_connections.erase(it);
-    return Status::Timeout("no reply from node " + std::to_string(node.value()) + ": " +
-                           reply.status().message() + "; it may or may not have run");
-  }
-  auto* r = std::get_if<net::ForwardReplyFrame>(&*reply);
-  if (r == nullptr || r->call != call) {
-    t_connections.erase(it);
-    return Status::Internal("unexpected frame from node " + std::to_string(node.value()));
+                           " failed mid-request: " + r.status().message() +
+                           "; it may or may not have run");
   }
   if (!r->status.ok()) return r->status;
   return std::move(r->reply);

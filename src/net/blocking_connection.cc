@@ -93,6 +93,33 @@ Result<WireMessage> BlockingConnection::receive(Clock::time_point deadline) {
   return decode_wire(*frame);
 }
 
+namespace {
+
+template <typename Reply, typename Request>
+Result<Reply> round_trip(BlockingConnection& conn, const Request& request,
+                         BlockingConnection::Clock::time_point deadline) {
+  if (Status s = conn.send(request, deadline); !s.ok()) return s;
+  auto reply = conn.receive(deadline);
+  if (!reply.ok()) return reply.status();
+  auto* r = std::get_if<Reply>(&*reply);
+  if (r == nullptr || r->call != request.call) {
+    return Status::Internal("unexpected frame from " + conn.endpoint());
+  }
+  return std::move(*r);
+}
+
+}  // namespace
+
+Result<AdminReplyFrame> BlockingConnection::call(const AdminFrame& request,
+                                                 Clock::time_point deadline) {
+  return round_trip<AdminReplyFrame>(*this, request, deadline);
+}
+
+Result<ForwardReplyFrame> BlockingConnection::call(const ForwardFrame& request,
+                                                   Clock::time_point deadline) {
+  return round_trip<ForwardReplyFrame>(*this, request, deadline);
+}
+
 bool BlockingConnection::alive() const {
   pollfd p{fd_, POLLIN, 0};
   if (::poll(&p, 1, 0) <= 0) return true;

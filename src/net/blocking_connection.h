@@ -34,6 +34,12 @@ class BlockingConnection {
   Status send(const WireMessage& msg, Clock::time_point deadline);
   Result<WireMessage> receive(Clock::time_point deadline);
 
+  // Sends a request and waits for its answer: the reply frame of the matching
+  // kind and call id. An error means the connection is no longer usable
+  // (send or receive failed, or an unexpected frame came: Internal).
+  Result<AdminReplyFrame> call(const AdminFrame& request, Clock::time_point deadline);
+  Result<ForwardReplyFrame> call(const ForwardFrame& request, Clock::time_point deadline);
+
   // The node behind the connection (proven by the handshake).
   NodeId node() const { return node_; }
   const std::string& endpoint() const { return endpoint_; }

@@ -168,21 +168,10 @@ Result<std::string> Client::status(const std::string& endpoint) {
   const auto deadline = Clock::now() + options_.connect_timeout + std::chrono::seconds(2);
   auto conn = connection(endpoint);
   if (!conn.ok()) return conn.status();
-  const uint64_t call_id = ++next_call_;
-  if (Status s = (*conn)->send(AdminFrame{call_id, AdminOp::kStatus, NodeId(), ""}, deadline);
-      !s.ok()) {
+  auto r = (*conn)->call(AdminFrame{++next_call_, AdminOp::kStatus, NodeId(), ""}, deadline);
+  if (!r.ok()) {
     connections_.erase(endpoint);
-    return s;
-  }
-  auto reply = (*conn)->receive(deadline);
-  if (!reply.ok()) {
-    connections_.erase(endpoint);
-    return reply.status();
-  }
-  auto* r = std::get_if<AdminReplyFrame>(&*reply);
-  if (r == nullptr || r->call != call_id) {
-    connections_.erase(endpoint);
-    return Status::Internal("unexpected frame from " + endpoint);
+    return r.status();
   }
   if (!r->status.ok()) return r->status;
   return r->body;
@@ -201,21 +190,10 @@ Status Client::admin_on_leader(AdminOp op, NodeId node) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
-    const uint64_t call_id = ++next_call_;
-    if (Status s = (*conn)->send(AdminFrame{call_id, op, node, ""}, deadline); !s.ok()) {
+    auto r = (*conn)->call(AdminFrame{++next_call_, op, node, ""}, deadline);
+    if (!r.ok()) {
       connections_.erase(endpoint);
-      last = s;
-      continue;
-    }
-    auto reply = (*conn)->receive(deadline);
-    if (!reply.ok()) {
-      connections_.erase(endpoint);
-      return reply.status();
-    }
-    auto* r = std::get_if<AdminReplyFrame>(&*reply);
-    if (r == nullptr || r->call != call_id) {
-      connections_.erase(endpoint);
-      return Status::Internal("unexpected frame from " + endpoint);
+      return r.status();
     }
     if (r->status.code() == Status::Code::kUnavailable) {
       // Not the leader: find it through that node's status.

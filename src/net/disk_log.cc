@@ -1,5 +1,7 @@
 #include "net/disk_log.h"
 
+#include "core/little_endian.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -30,23 +32,6 @@ constexpr size_t kRecordHeaderBytes = 13;  // u32 length | u64 checksum | u8 kin
 constexpr uint8_t kKindRecord = 1;
 constexpr uint8_t kKindCheckpoint = 2;
 
-void put32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-void put64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t get32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
-uint64_t get64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
-
 std::string segment_name(uint64_t number) {
   return fmt::format("log-{:010d}.skv", number);
 }
@@ -76,20 +61,20 @@ Status io_error(std::string_view what, const fs::path& path, int err) {
 std::string encode_segment_header(uint64_t number) {
   std::string out(kSegmentHeaderBytes, '\0');
   std::memcpy(out.data(), kSegmentMagic.data(), 4);
-  put32(out.data() + 4, kFormatVersion);
-  put64(out.data() + 8, number);
-  put64(out.data() + 16, XXH3_64bits(out.data(), 16));
+  store_le32(out.data() + 4, kFormatVersion);
+  store_le64(out.data() + 8, number);
+  store_le64(out.data() + 16, XXH3_64bits(out.data(), 16));
   return out;
 }
 
 std::string encode_record(uint8_t kind, std::string_view payload) {
   std::string out(kRecordHeaderBytes + payload.size(), '\0');
-  put32(out.data(), static_cast<uint32_t>(payload.size()));
+  store_le32(out.data(), static_cast<uint32_t>(payload.size()));
   out[12] = static_cast<char>(kind);
   if (!payload.empty())
     std::memcpy(out.data() + kRecordHeaderBytes, payload.data(), payload.size());
   // The checksum covers kind and payload, which are contiguous from offset 12.
-  put64(out.data() + 4, XXH3_64bits(out.data() + 12, payload.size() + 1));
+  store_le64(out.data() + 4, XXH3_64bits(out.data() + 12, payload.size() + 1));
   return out;
 }
 
@@ -153,11 +138,11 @@ enum class HeaderState { kOk, kShort, kGarbled, kOtherVersion, kWrongNumber };
 HeaderState check_header(std::string_view data, uint64_t number) {
   if (data.size() < kSegmentHeaderBytes) return HeaderState::kShort;
   if (data.substr(0, 4) != kSegmentMagic ||
-      get64(data.data() + 16) != XXH3_64bits(data.data(), 16)) {
+      load_le64(data.data() + 16) != XXH3_64bits(data.data(), 16)) {
     return HeaderState::kGarbled;
   }
-  if (get32(data.data() + 4) != kFormatVersion) return HeaderState::kOtherVersion;
-  if (get64(data.data() + 8) != number) return HeaderState::kWrongNumber;
+  if (load_le32(data.data() + 4) != kFormatVersion) return HeaderState::kOtherVersion;
+  if (load_le64(data.data() + 8) != number) return HeaderState::kWrongNumber;
   return HeaderState::kOk;
 }
 
@@ -179,14 +164,14 @@ SegmentScan scan_segment(std::string_view data) {
       scan.damage = fmt::format("short record header ({} of {} bytes)", left, kRecordHeaderBytes);
       break;
     }
-    const uint32_t length = get32(data.data() + pos);
+    const uint32_t length = load_le32(data.data() + pos);
     if (length > left - kRecordHeaderBytes) {
       scan.damage = fmt::format("record length {} runs past the end of the file ({} bytes left)",
                                 length, left - kRecordHeaderBytes);
       break;
     }
     const std::string_view body = data.substr(pos + 12, size_t{length} + 1);  // kind + payload
-    if (XXH3_64bits(body.data(), body.size()) != get64(data.data() + pos + 4)) {
+    if (XXH3_64bits(body.data(), body.size()) != load_le64(data.data() + pos + 4)) {
       scan.damage = fmt::format("checksum mismatch on a record of {} bytes", length);
       break;
     }
@@ -220,7 +205,7 @@ Result<bool> begins_with_checkpoint(const fs::path& path, uint64_t number) {
       static_cast<uint8_t>((*prefix)[kSegmentHeaderBytes + 12]) != kKindCheckpoint) {
     return false;
   }
-  const uint64_t length = get32(prefix->data() + kSegmentHeaderBytes);
+  const uint64_t length = load_le32(prefix->data() + kSegmentHeaderBytes);
   Result<std::string> first = read_file(path, kSegmentHeaderBytes + kRecordHeaderBytes + length);
   if (!first.ok()) return first.status();
   return scan_segment(*first).starts_with_checkpoint;
@@ -278,10 +263,10 @@ Result<DirState> recover_dir(const fs::path& dir, bool fsync, Recovery* out) {
       case HeaderState::kOtherVersion:
         return Status::InvalidArgument(
             fmt::format("{}: written in log format version {}, this build reads version {}", name,
-                        get32(data.data() + 4), kFormatVersion));
+                        load_le32(data.data() + 4), kFormatVersion));
       case HeaderState::kWrongNumber:
         return Status::Corruption(
-            fmt::format("{}: its header says segment {}", name, get64(data.data() + 8)));
+            fmt::format("{}: its header says segment {}", name, load_le64(data.data() + 8)));
       case HeaderState::kShort:
       case HeaderState::kGarbled:
         // A header is durable before any record is written after it, so only a last

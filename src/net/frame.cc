@@ -1,5 +1,7 @@
 #include "net/frame.h"
 
+#include "core/little_endian.h"
+
 #include <fmt/format.h>
 #include <xxhash.h>
 
@@ -12,23 +14,13 @@ uint32_t checksum(std::string_view payload) {
   return static_cast<uint32_t>(XXH3_64bits(payload.data(), payload.size()));
 }
 
-void put32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-}
-
-uint32_t get32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
-
 }  // namespace
 
 void append_frame(std::string& out, std::string_view payload) {
   SKV_ASSERT(payload.size() <= UINT32_MAX, "frame payload over 4 GiB");
   out.reserve(out.size() + kFrameHeaderBytes + payload.size());
-  put32(out, static_cast<uint32_t>(payload.size()));
-  put32(out, checksum(payload));
+  append_le32(out, static_cast<uint32_t>(payload.size()));
+  append_le32(out, checksum(payload));
   out.append(payload);
 }
 
@@ -53,7 +45,7 @@ Result<std::optional<std::string>> FrameReader::next() {
   if (failed()) return error_;
   const size_t available = buf_.size() - pos_;
   if (available < kFrameHeaderBytes) return std::optional<std::string>();
-  const uint32_t length = get32(buf_.data() + pos_);
+  const uint32_t length = load_le32(buf_.data() + pos_);
   if (length > max_frame_bytes_) {
     error_ = Status::Corruption(
         fmt::format("frame of {} bytes is over the limit of {} bytes", length, max_frame_bytes_));
@@ -61,7 +53,7 @@ Result<std::optional<std::string>> FrameReader::next() {
   }
   if (available - kFrameHeaderBytes < length) return std::optional<std::string>();
   std::string_view payload(buf_.data() + pos_ + kFrameHeaderBytes, length);
-  if (checksum(payload) != get32(buf_.data() + pos_ + 4)) {
+  if (checksum(payload) != load_le32(buf_.data() + pos_ + 4)) {
     error_ = Status::Corruption(fmt::format("frame of {} bytes fails its checksum", length));
     return error_;
   }

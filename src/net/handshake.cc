@@ -1,5 +1,7 @@
 #include "net/handshake.h"
 
+#include "core/little_endian.h"
+
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -23,23 +25,6 @@ constexpr size_t kMacBytes = 32;  // SHA-256
 // After magic and type: u32 version | u8 role | u64 node id | nonce.
 constexpr size_t kHelloBodyBytes = 4 + 1 + 8 + kHandshakeNonceBytes;
 constexpr size_t kMaxReasonBytes = 200;
-
-void put32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-}
-void put64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-}
-uint32_t get32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
-uint64_t get64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
 
 std::string message_start(uint8_t type) {
   std::string m(kMagic);
@@ -87,9 +72,9 @@ Result<Handshake> Handshake::start(HandshakeOptions options) {
   if (!drawn.ok()) return drawn;
 
   std::string hello = message_start(kTypeHello);
-  put32(hello, kHandshakeVersion);
+  append_le32(hello, kHandshakeVersion);
   hello.push_back(static_cast<char>(hs.options_.role));
-  put64(hello, hs.options_.self.value());
+  append_le64(hello, hs.options_.self.value());
   hello.append(reinterpret_cast<const char*>(hs.own_nonce_), kHandshakeNonceBytes);
   hs.outgoing_.push_back(std::move(hello));
   return hs;
@@ -137,7 +122,7 @@ void Handshake::on_hello(std::string_view body) {
     refuse(fmt::format("garbled Hello ({} bytes, expected {})", body.size(), kHelloBodyBytes));
     return;
   }
-  const uint32_t version = get32(body.data());
+  const uint32_t version = load_le32(body.data());
   if (version != kHandshakeVersion) {
     refuse(fmt::format("speaks handshake version {}, we speak {}", version, kHandshakeVersion));
     return;
@@ -151,7 +136,7 @@ void Handshake::on_hello(std::string_view body) {
         role_name(options_.role)));
     return;
   }
-  claimed_peer_ = NodeId(get64(body.data() + 5));
+  claimed_peer_ = NodeId(load_le64(body.data() + 5));
   const std::string_view nonce = body.substr(13, kHandshakeNonceBytes);
   if (expected == HandshakeRole::kAcceptor && *claimed_peer_ == NodeId(0)) {
     refuse("an acceptor must have a node id");
@@ -215,8 +200,8 @@ std::string Handshake::proof(HandshakeRole prover) const {
   const NodeId peer = claimed_peer_.value_or(NodeId(0));
   std::string data(kProofLabel);
   data.push_back(static_cast<char>(prover));
-  put64(data, (mine ? self : peer).value());
-  put64(data, (mine ? peer : self).value());
+  append_le64(data, (mine ? self : peer).value());
+  append_le64(data, (mine ? peer : self).value());
   const auto* own = reinterpret_cast<const char*>(own_nonce_);
   const auto* theirs = reinterpret_cast<const char*>(peer_nonce_);
   data.append(mine ? own : theirs, kHandshakeNonceBytes);

@@ -1,14 +1,12 @@
 #include "replication/codec.h"
 
+#include "core/little_endian.h"
+
 namespace statekv::replication {
 
-void Writer::fixed32(uint32_t v) {
-  for (int i = 0; i < 4; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
-}
+void Writer::fixed32(uint32_t v) { append_le32(out_, v); }
 
-void Writer::fixed64(uint64_t v) {
-  for (int i = 0; i < 8; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
-}
+void Writer::fixed64(uint64_t v) { append_le64(out_, v); }
 
 void Writer::varint(uint64_t v) {
   while (v >= 0x80) {
@@ -35,17 +33,15 @@ Result<uint8_t> Reader::u8() {
 
 Result<uint32_t> Reader::fixed32() {
   if (remaining() < 4) return Status::Corruption("truncated: expected 4 bytes");
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i)
-    v |= static_cast<uint32_t>(static_cast<uint8_t>(in_[pos_++])) << (8 * i);
+  const uint32_t v = load_le32(in_.data() + pos_);
+  pos_ += 4;
   return v;
 }
 
 Result<uint64_t> Reader::fixed64() {
   if (remaining() < 8) return Status::Corruption("truncated: expected 8 bytes");
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i)
-    v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_++])) << (8 * i);
+  const uint64_t v = load_le64(in_.data() + pos_);
+  pos_ += 8;
   return v;
 }
 

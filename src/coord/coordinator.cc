@@ -11,6 +11,7 @@
 #include "partition/slots.h"
 #include "resp/value.h"
 #include "server/command.h"
+#include "server/number.h"
 
 namespace statekv::coord {
 
@@ -88,51 +89,30 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   hooks.abort_move = [this](const std::string& keyspace) { return abort_move(keyspace); };
   mover_ = std::make_unique<Mover>(options_.self, std::move(hooks));
 
-  control_thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(control_mu_);
-    while (true) {
-      control_cv_.wait(lock, [this] { return stopping_ || !control_.empty(); });
-      if (control_.empty()) return;
-      auto job = std::move(control_.front());
-      control_.erase(control_.begin());
-      lock.unlock();
-      job();
-      lock.lock();
-    }
-  });
-  for (size_t i = 0; i < std::max<size_t>(1, options_.workers); ++i) {
-    workers_.emplace_back([this] {
-      std::unique_lock<std::mutex> lock(work_mu_);
-      while (true) {
-        work_cv_.wait(lock, [this] { return stopping_ || !work_.empty(); });
-        if (work_.empty()) return;
-        auto job = std::move(work_.front());
-        work_.erase(work_.begin());
-        lock.unlock();
-        job();
-        lock.lock();
-      }
-    });
-  }
+  workers_ = std::make_unique<JobQueue>(options_.workers);
+  router_jobs_ = std::make_unique<JobQueue>(options_.router_threads);
+  net::ForwardClientOptions peer_options;
+  peer_options.secret = options_.secret;  // routers connect as clients (node 0)
+  peer_options.timeout = options_.forward_timeout;
+  forward_client_ = std::make_unique<net::ForwardClient>(std::move(peer_options));
   auto sub = node_.map_watch().subscribe(
       [this](const std::shared_ptr<const meta::ClusterMap>& map) { on_map(map); });
   subscription_ = sub.id;
   if (sub.current) on_map(sub.current);
-  node_.raft().set_forward_handler(
-      [this](net::ForwardFrame frame, std::function<void(net::ForwardReplyFrame)> respond) {
-        if (!frame.argv.empty() && frame.argv[0] == "__migrate") {
-          // Control work: its own thread (see post_control).
-          post_control([this, frame = std::move(frame), respond = std::move(respond)]() mutable {
-            on_forward(std::move(frame), std::move(respond));
-          });
-          return;
-        }
-        std::lock_guard<std::mutex> lock(work_mu_);
-        work_.push_back([this, frame = std::move(frame), respond = std::move(respond)]() mutable {
-          on_forward(std::move(frame), std::move(respond));
-        });
-        work_cv_.notify_one();
-      });
+  node_.raft().set_forward_handler([this](net::ForwardFrame frame,
+                                          std::function<void(net::ForwardReplyFrame)> respond) {
+    // The rebalance's verbs are control work: a thread of their own.
+    JobQueue& queue = !frame.argv.empty() && frame.argv[0] == "__migrate" ? control_ : *workers_;
+    auto job = [this, frame = std::move(frame), respond]() mutable {
+      on_forward(std::move(frame), respond);
+    };
+    if (!queue.post(std::move(job))) {
+      net::ForwardReplyFrame reply;
+      reply.status = Status::Unavailable("node " + std::to_string(options_.self.value()) +
+                                         " is shutting down");
+      respond(std::move(reply));
+    }
+  });
 }
 
 Coordinator::~Coordinator() {
@@ -140,15 +120,11 @@ Coordinator::~Coordinator() {
   node_.map_watch().unsubscribe(subscription_);
   // Release anything waiting at a frozen gate, so the workers can finish.
   mover_->gate().thaw();
-  {
-    std::lock_guard<std::mutex> lock(work_mu_);
-    std::lock_guard<std::mutex> control_lock(control_mu_);
-    stopping_ = true;
-  }
-  work_cv_.notify_all();
-  control_cv_.notify_all();
-  for (auto& t : workers_) t.join();
-  control_thread_.join();
+  // Calls in flight complete (with an error), and may still post re-routes.
+  forward_client_.reset();
+  router_jobs_->stop();
+  workers_->stop();
+  control_.stop();
   mover_.reset();
 }
 
@@ -166,15 +142,9 @@ void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
   }
   table_changed_.notify_all();
   // The mover may thaw and clean up: not on this (map-publishing) thread.
-  post_control([this] {
+  control_.post([this] {
     if (auto t = this->table()) mover_->on_table(*t);
   });
-}
-
-void Coordinator::post_control(std::function<void()> job) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  control_.push_back(std::move(job));
-  control_cv_.notify_one();
 }
 
 std::string Coordinator::run_local(std::vector<std::string> argv) {
@@ -192,10 +162,9 @@ Status Coordinator::abort_move(const std::string& keyspace) {
   auto t = table();
   if (!t) return Status::Unavailable("no map");
   node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret,
-                                 std::chrono::milliseconds(5000));
-  auto r = meta::update(client, [&](const meta::ClusterMap& m) {
-    return meta::abort_move(m, keyspace);
-  });
+                                  std::chrono::milliseconds(5000));
+  auto r = meta::update(client,
+                        [&](const meta::ClusterMap& m) { return meta::abort_move(m, keyspace); });
   return r.ok() ? Status::OK() : r.status();
 }
 
@@ -273,6 +242,16 @@ void Coordinator::on_forward(net::ForwardFrame frame,
     respond(std::move(reply));
     return;
   }
+  if (!frame.argv.empty() && frame.argv[0] == kScanVerb) {
+    auto request = decode_page_request(frame.argv);
+    if (request.ok()) {
+      reply.reply = encode_node_page(local_scan_page(*request));
+    } else {
+      reply.status = request.status();
+    }
+    respond(std::move(reply));
+    return;
+  }
   if (!frame.argv.empty() && frame.argv[0] == "__stats") {
     reply.reply = "+" + local_stats_json() + "\r\n";
     respond(std::move(reply));
@@ -320,8 +299,9 @@ server::Router::Decision Coordinator::check_routed(Session& session, const Comma
     }
   }
   if (!session.importing && !pass_gate(spec, argv, keys)) {
-    out.error(std::string(kStaleRoute) + " epoch " + std::to_string(this->table()->epoch().value()) +
-              ": the keys moved away from node " + std::to_string(options_.self.value()));
+    out.error(std::string(kStaleRoute) + " epoch " +
+              std::to_string(this->table()->epoch().value()) + ": the keys moved away from node " +
+              std::to_string(options_.self.value()));
     return Decision::kHandled;
   }
   return Decision::kLocal;
@@ -366,14 +346,15 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
   // Keys and values that do not pair up (MSET a 1 b): the command's own
   // handler answers with Redis's arity error, before anything is routed.
   if (spec.key_step > 1 && spec.last_key < 0 &&
-      (argv.size() - static_cast<size_t>(spec.first_key)) % static_cast<size_t>(spec.key_step) != 0) {
+      (argv.size() - static_cast<size_t>(spec.first_key)) % static_cast<size_t>(spec.key_step) !=
+          0) {
     return Decision::kLocal;
   }
   std::string name(argv[0]);
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
   const bool keyless_fan_out =
-      keys.empty() && (name == "dbsize" || name == "keys" || name == "scan" ||
-                       name == "flushall" || name == "flushdb");
+      keys.empty() && (name == "dbsize" || name == "keys" || name == "scan" || name == "flushall" ||
+                       name == "flushdb");
   if (keys.empty() && !keyless_fan_out) return Decision::kLocal;
 
   for (int attempt = 0; attempt < 4; ++attempt) {
@@ -383,8 +364,13 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       return Decision::kHandled;
     }
     if (keyless_fan_out) {
-      return name == "scan" ? scan(session, argv, *table, out, seq)
-                            : fan_out_all(session, name, argv, *table, out, seq);
+      if (session.defer) {
+        finish_on_router_pool(session, {argv.begin(), argv.end()}, 0, session.defer());
+        return Decision::kHandled;
+      }
+      if (name == "scan") return scan(argv, out);
+      if (name == "keys") return list_keys(argv, out);
+      return fan_out_all(session, name, argv, *table, out, seq);
     }
     // Which nodes own the keys?
     std::vector<NodeId> owners;
@@ -419,6 +405,10 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
                   (m ? m->address : std::string("?")));
         return Decision::kHandled;
       }
+      if (session.defer) {
+        route_async(session, owners[0], *table, argv, session.defer());
+        return Decision::kHandled;
+      }
       auto reply = run_on(owners[0], std::vector<std::string>(argv.begin(), argv.end()),
                           session.resp, *table, seq);
       if (reply.ok()) {
@@ -438,6 +428,10 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
                 std::to_string(owners.size()) + " nodes)");
       return Decision::kHandled;
     }
+    if (session.defer) {
+      finish_on_router_pool(session, {argv.begin(), argv.end()}, 0, session.defer());
+      return Decision::kHandled;
+    }
     return fan_out(session, name, argv, keys, *table, out, seq);
   }
   out.error("TRYAGAIN the cluster map kept changing while routing this command");
@@ -453,7 +447,8 @@ server::Router::Decision Coordinator::fan_out(Session& session, std::string_view
   std::vector<Part> parts;
   for (size_t i = 0; i < key_positions.size(); ++i) {
     const NodeId owner = table.route(argv[key_positions[i]]).primary();
-    auto it = std::find_if(parts.begin(), parts.end(), [&](const Part& p) { return p.node == owner; });
+    auto it =
+        std::find_if(parts.begin(), parts.end(), [&](const Part& p) { return p.node == owner; });
     if (it == parts.end()) {
       parts.push_back(Part{owner, {}, {std::string(argv[0])}, {}});
       it = parts.end() - 1;
@@ -512,10 +507,9 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
                                                   const RoutingTable& table, resp::Writer& out,
                                                   storage::Sequence* seq) {
   int64_t total = 0;
-  std::vector<std::string> keys;
-  for (NodeId node : table.data_nodes()) {
-    auto reply = run_on(node, std::vector<std::string>(argv.begin(), argv.end()), session.resp,
-                        table, seq);
+  for (NodeId node : table.holders()) {
+    auto reply =
+        run_on(node, std::vector<std::string>(argv.begin(), argv.end()), session.resp, table, seq);
     if (!reply.ok()) {
       out.error("CLUSTERDOWN " + reply.status().message());
       return Decision::kHandled;
@@ -530,84 +524,233 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
       return Decision::kHandled;
     }
     if (name == "dbsize") total += v.integer;
-    if (name == "keys") {
-      // Only what the node serves: not copies a move in progress left there.
-      for (resp::Value& e : v.elements) {
-        if (table.route(e.str).primary() == node) keys.push_back(std::move(e.str));
-      }
-    }
   }
   if (name == "dbsize") {
     out.integer(total);
-  } else if (name == "keys") {
-    out.array(keys.size());
-    for (const std::string& k : keys) out.bulk(k);
   } else {
     out.simple("OK");
   }
   return Decision::kHandled;
 }
 
-// SCAN over every data node in id order. The cursor the client sees is
-// local_cursor * 65536 + node id (0 starts at the first node); a node id,
-// unlike a position in the member list, stays meaningful when nodes join or
-// leave. Each node returns only keys it serves under the router's map, so a
-// copy left by a move in progress is not returned twice.
-server::Router::Decision Coordinator::scan(Session& session, std::span<const std::string_view> argv,
-                                           const RoutingTable& table, resp::Writer& out,
-                                           storage::Sequence* seq) {
-  constexpr uint64_t kIds = 65536;
-  const std::vector<NodeId>& nodes = table.data_nodes();
-  uint64_t cursor = 0;
-  {
-    const std::string text(argv[1]);
-    char* end = nullptr;
-    cursor = std::strtoull(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0') {
-      out.error("ERR invalid cursor");
+// ------------------------------------------------------------ async routing
+
+void Coordinator::route_async(const Session& session, NodeId owner, const RoutingTable& table,
+                              std::span<const std::string_view> argv, server::DeferredReply done) {
+  const meta::Member* m = table.member(owner);
+  if (m == nullptr || m->peer_address.empty()) {
+    std::string out;
+    resp::Writer(&out, session.resp)
+        .error("CLUSTERDOWN node " + std::to_string(owner.value()) + " has no peer address");
+    done(std::move(out), 0);
+    return;
+  }
+  net::ForwardFrame frame;
+  frame.epoch = table.epoch().value();
+  frame.resp = static_cast<uint8_t>(session.resp);
+  frame.argv.assign(argv.begin(), argv.end());
+  // Kept to route again if the owner refuses a stale route.
+  struct Retry {
+    std::vector<std::string> argv;
+    int resp;
+    bool redirects;
+    int db;
+  };
+  auto retry =
+      std::make_shared<Retry>(Retry{frame.argv, session.resp, session.redirects, session.db});
+  const uint64_t epoch = frame.epoch;
+  forward_client_->call(owner, m->peer_address, std::move(frame),
+                     [this, retry, epoch, owner,
+                      done = std::move(done)](Result<net::ForwardReplyFrame> r) mutable {
+                       if (r.ok() && r->status.ok()) {
+                         // The owner replied once its write was durable: nothing to wait for here.
+                         done(std::move(r->reply), 0);
+                         return;
+                       }
+                       if (r.ok() && r->status.code() == Status::Code::kAborted) {
+                         // A stale route: the owner's map is newer. Catch up and route again,
+                         // off this (the forward client's) thread.
+                         Session again;
+                         again.resp = retry->resp;
+                         again.redirects = retry->redirects;
+                         again.db = retry->db;
+                         finish_on_router_pool(again, std::move(retry->argv), epoch + 1,
+                                               std::move(done));
+                         return;
+                       }
+                       const Status& s = r.ok() ? r->status : r.status();
+                       std::string out;
+                       resp::Writer(&out, retry->resp).error("CLUSTERDOWN " + s.message());
+                       done(std::move(out), 0);
+                     });
+}
+
+void Coordinator::finish_on_router_pool(const Session& session, std::vector<std::string> argv,
+                                        uint64_t wait_epoch, server::DeferredReply done) {
+  struct Job {
+    std::vector<std::string> argv;
+    int resp;
+    bool redirects;
+    int db;
+    server::DeferredReply done;
+  };
+  auto job = std::make_shared<Job>(
+      Job{std::move(argv), session.resp, session.redirects, session.db, std::move(done)});
+  const bool queued = router_jobs_->post([this, job, wait_epoch] {
+    if (wait_epoch != 0) wait_for_epoch(wait_epoch);
+    // A session of its own that cannot defer: the router takes the blocking
+    // path here, or runs the command locally if this node owns it by now.
+    Session session;
+    session.authenticated = true;
+    session.resp = job->resp;
+    session.redirects = job->redirects;
+    session.db = job->db;
+    session.continued = true;
+    session.addr = "router";
+    std::vector<std::string_view> views(job->argv.begin(), job->argv.end());
+    std::string out;
+    resp::Writer writer(&out, job->resp);
+    const storage::Sequence seq = service_.execute(session, views, writer);
+    job->done(std::move(out), seq);
+  });
+  if (!queued) {
+    std::string out;
+    resp::Writer(&out, job->resp)
+        .error("CLUSTERDOWN node " + std::to_string(options_.self.value()) + " is shutting down");
+    job->done(std::move(out), 0);
+  }
+}
+
+// ------------------------------------------------------------------ scans
+
+NodeScanPage Coordinator::local_scan_page(const server::KeyPageRequest& request) {
+  NodeScanPage page;
+  page.node = options_.self;
+  auto before = table();
+  auto read = service_.key_page(request);
+  auto after = table();
+  page.epoch_before = before ? before->epoch().value() : 0;
+  page.epoch_after = after ? after->epoch().value() : 0;
+  if (!read.ok() || !after) {
+    // Reported as a map change: the router asks again, then gives up.
+    page.epoch_after = 0;
+    return page;
+  }
+  page.page.end = read->end;
+  page.page.last = std::move(read->last);
+  // Only keys this node serves, or receives in a move under way: not copies
+  // an abandoned move left behind.
+  for (std::string& k : read->keys) {
+    if (reports_in_scan(*after, options_.self, k)) page.page.keys.push_back(std::move(k));
+  }
+  return page;
+}
+
+std::vector<Result<net::ForwardReplyFrame>> Coordinator::call_all(
+    const RoutingTable& table, const std::vector<std::pair<NodeId, net::ForwardFrame>>& calls) {
+  struct Gather {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+    std::vector<Result<net::ForwardReplyFrame>> replies;
+  };
+  auto g = std::make_shared<Gather>();
+  g->left = calls.size();
+  g->replies.assign(calls.size(), Status::Unavailable("not sent"));
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const meta::Member* m = table.member(calls[i].first);
+    auto complete = [g, i](Result<net::ForwardReplyFrame> r) {
+      std::lock_guard<std::mutex> lock(g->mu);
+      g->replies[i] = std::move(r);
+      if (--g->left == 0) g->cv.notify_all();
+    };
+    if (m == nullptr || m->peer_address.empty()) {
+      complete(Status::Unavailable(describe_node(table, calls[i].first) + " has no peer address"));
+      continue;
+    }
+    forward_client_->call(calls[i].first, m->peer_address, calls[i].second, complete);
+  }
+  std::unique_lock<std::mutex> lock(g->mu);
+  g->cv.wait(lock, [&] { return g->left == 0; });  // the forward client times every call out
+  return std::move(g->replies);
+}
+
+Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& request) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto table = this->table();
+    if (!table) return Status::Unavailable("the cluster map is not known yet");
+    net::ForwardFrame frame;
+    frame.epoch = table->epoch().value();
+    frame.argv = encode_page_request(request);
+    std::vector<std::pair<NodeId, net::ForwardFrame>> calls;
+    for (NodeId node : table->holders()) {
+      if (node != options_.self) calls.emplace_back(node, frame);
+    }
+    auto replies = call_all(*table, calls);
+    std::vector<NodeScanPage> pages;
+    if (std::binary_search(table->holders().begin(), table->holders().end(), options_.self)) {
+      pages.push_back(local_scan_page(request));
+    }
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (!replies[i].ok()) return replies[i].status();
+      if (!replies[i]->status.ok()) return replies[i]->status;
+      auto page = decode_node_page(calls[i].first, replies[i]->reply);
+      if (!page.ok()) return page.status();
+      pages.push_back(std::move(page).value());
+    }
+    if (read_under_one_epoch(pages, table->epoch().value())) return merge_pages(pages);
+    // Some node read its keys under another map: catch up and read again.
+    const uint64_t newest = newest_epoch(pages);
+    wait_for_epoch(std::max(newest, table->epoch().value() + 1));
+  }
+  return Status::Busy("the cluster map kept changing during the scan; try again");
+}
+
+server::Router::Decision Coordinator::scan(std::span<const std::string_view> argv,
+                                           resp::Writer& out) {
+  auto cursor = server::parse_cursor(argv[1]);
+  if (!cursor) {
+    out.error("ERR invalid cursor");
+    return Decision::kHandled;
+  }
+  auto request = server::parse_scan_options(argv.subspan(2));
+  if (!request.ok()) {
+    out.error(request.status().message());
+    return Decision::kHandled;
+  }
+  if (*cursor != 0) {
+    // Cursors name a key in this node's table: another node does not know them.
+    request->after = cursors_.find(*cursor);
+    if (!request->after) {
+      out.error("ERR invalid cursor (a SCAN cursor is valid on the node that returned it)");
       return Decision::kHandled;
     }
   }
-  const uint64_t id = cursor % kIds;
-  uint64_t local = cursor / kIds;
-  // The node the cursor names, or the next one in id order if it has left.
-  auto it = std::lower_bound(nodes.begin(), nodes.end(), NodeId(id == 0 ? 1 : id));
-  if (cursor == 0) it = nodes.begin();
-  if (it == nodes.end()) {
-    out.array(2);
-    out.bulk("0");
-    out.array(0);
+  auto merged = scan_cluster(*request);
+  if (!merged.ok()) {
+    out.error((merged.status().code() == Status::Code::kBusy ? "TRYAGAIN " : "CLUSTERDOWN ") +
+              merged.status().message());
     return Decision::kHandled;
-  }
-  if (it->value() != id) local = 0;  // that node left: start the next one afresh
-  std::vector<std::string> sub(argv.begin(), argv.end());
-  sub[1] = std::to_string(local);
-  auto reply = run_on(*it, sub, session.resp, table, seq);
-  if (!reply.ok()) {
-    out.error("CLUSTERDOWN " + reply.status().message());
-    return Decision::kHandled;
-  }
-  resp::Value v;
-  if (resp::parse_value(*reply, v).status != resp::ParseStatus::kComplete ||
-      v.type == resp::Value::Type::kError || v.elements.size() != 2) {
-    out.raw(*reply);
-    return Decision::kHandled;
-  }
-  const uint64_t next_local = std::strtoull(v.elements[0].str.c_str(), nullptr, 10);
-  uint64_t next = 0;
-  if (next_local != 0) {
-    next = next_local * kIds + it->value();
-  } else if (it + 1 != nodes.end()) {
-    next = (it + 1)->value();
-  }
-  std::vector<const std::string*> keys;
-  for (const resp::Value& k : v.elements[1].elements) {
-    if (table.route(k.str).primary() == *it) keys.push_back(&k.str);
   }
   out.array(2);
-  out.bulk(std::to_string(next));
-  out.array(keys.size());
-  for (const std::string* k : keys) out.bulk(*k);
+  out.bulk(merged->resume_after ? std::to_string(cursors_.issue(*merged->resume_after)) : "0");
+  out.array(merged->keys.size());
+  for (const std::string& k : merged->keys) out.bulk(k);
+  return Decision::kHandled;
+}
+
+server::Router::Decision Coordinator::list_keys(std::span<const std::string_view> argv,
+                                                resp::Writer& out) {
+  server::KeyPageRequest request;
+  request.pattern = std::string(argv[1]);  // limit 0: each node's whole key set
+  auto merged = scan_cluster(request);
+  if (!merged.ok()) {
+    out.error((merged.status().code() == Status::Code::kBusy ? "TRYAGAIN " : "CLUSTERDOWN ") +
+              merged.status().message());
+    return Decision::kHandled;
+  }
+  out.array(merged->keys.size());
+  for (const std::string& k : merged->keys) out.bulk(k);
   return Decision::kHandled;
 }
 

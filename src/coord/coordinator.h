@@ -7,8 +7,10 @@
 //   * MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across nodes fan out, one
 //     sub-command per owner, and the replies are gathered in key order (MSET
 //     is then not atomic across nodes: each node's part is);
-//   * DBSIZE, KEYS, SCAN, FLUSHALL and FLUSHDB cover every data node; a SCAN
-//     cursor names the node it is on and that node's own cursor;
+//   * DBSIZE, FLUSHALL and FLUSHDB cover every node holding data; KEYS and
+//     SCAN walk every node at once in key order (cluster_scan.h), so a full
+//     SCAN returns every key present throughout, even while keys move; a SCAN
+//     cursor is valid on the node that issued it;
 //   * any other command with keys on several nodes is refused with CROSSSLOT,
 //     as Redis Cluster does;
 //   * a connection that asked for redirects (CLUSTER REDIRECTS ON), or a node
@@ -20,9 +22,14 @@
 // is refused as a stale route and the router, once its map is as new as the
 // owner's, routes again. So a stale route is never served by a former owner.
 //
-// Threading: route() runs on the calling I/O thread and blocks it while a
-// routed command is in flight. Routed commands arriving from other nodes run
-// on a small worker pool, never on the raft thread.
+// Threading: route() runs on the client's I/O thread and never waits for
+// another node there when the connection can take its reply later
+// (Session::defer): a single-owner command is sent through the ForwardClient
+// (many in flight per peer connection) and its reply delivered when it comes;
+// fan-outs, scans, and re-routing after a stale route run on the router pool
+// (blocking there). Sessions that cannot defer (internal ones) block instead.
+// Routed commands arriving from other nodes run on a small worker pool, never
+// on the raft thread; the rebalance's control work has a thread of its own.
 #pragma once
 
 #include <atomic>
@@ -36,21 +43,26 @@
 #include <thread>
 #include <vector>
 
+#include "coord/cluster_scan.h"
 #include "coord/forwarder.h"
+#include "coord/job_queue.h"
 #include "coord/mover.h"
 #include "coord/routing_table.h"
+#include "net/forward_client.h"
 #include "net/wire.h"
 #include "node/cluster_node.h"
 #include "server/command.h"
 #include "server/context.h"
+#include "server/scan_cursors.h"
 
 namespace statekv::coord {
 
 struct CoordinatorOptions {
   NodeId self;
   std::string secret;
-  bool redirects = false;  // --cluster-redirects: MOVED for every connection
-  size_t workers = 2;      // threads running commands routed here
+  bool redirects = false;     // --cluster-redirects: MOVED for every connection
+  size_t workers = 2;         // threads running commands routed here
+  size_t router_threads = 4;  // threads finishing fan-outs, scans and re-routes for clients
   std::chrono::milliseconds forward_timeout{5000};
   // How long an owner waits for its map to catch up with a router's epoch
   // (and a router for its own, after a stale route) before giving up.
@@ -126,15 +138,33 @@ class Coordinator final : public server::Router, public server::ClusterView {
   Decision fan_out_all(server::Session& session, std::string_view name,
                        std::span<const std::string_view> argv, const RoutingTable& table,
                        resp::Writer& out, storage::Sequence* seq);
-  Decision scan(server::Session& session, std::span<const std::string_view> argv,
-                const RoutingTable& table, resp::Writer& out, storage::Sequence* seq);
+  Decision scan(std::span<const std::string_view> argv, resp::Writer& out);
+  Decision list_keys(std::span<const std::string_view> argv, resp::Writer& out);
+  // One merged page over every node holding data, read under one map epoch
+  // (cluster_scan.h); Busy when the map kept changing.
+  Result<MergedPage> scan_cluster(const server::KeyPageRequest& request);
+  // This node's page, for scan_cluster here or on another node.
+  NodeScanPage local_scan_page(const server::KeyPageRequest& request);
+  // Runs each frame on its node (all at once) and waits for every reply.
+  std::vector<Result<net::ForwardReplyFrame>> call_all(
+      const RoutingTable& table, const std::vector<std::pair<NodeId, net::ForwardFrame>>& calls);
+
+  // Sends a single-owner command without blocking; `done` gets the reply.
+  void route_async(const server::Session& session, NodeId owner, const RoutingTable& table,
+                   std::span<const std::string_view> argv, server::DeferredReply done);
+  // Finishes a client's command on the router pool with the blocking path
+  // (after waiting for map epoch `wait_epoch` when non-zero); `done` gets the reply.
+  void finish_on_router_pool(const server::Session& session, std::vector<std::string> argv,
+                             uint64_t wait_epoch, server::DeferredReply done);
 
   node::ClusterNode& node_;
   server::Service& service_;
   server::ServerContext& ctx_;
   CoordinatorOptions options_;
   Forwarder forwarder_;
+  std::unique_ptr<net::ForwardClient> forward_client_;
   std::unique_ptr<Mover> mover_;
+  server::ScanCursors cursors_;
 
   mutable std::mutex mu_;
   std::condition_variable table_changed_;
@@ -149,18 +179,11 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // One thread for the mover's control work (its verbs, and thawing when a
   // map arrives): never queued behind routed commands, which may be waiting
   // at a frozen gate that only this work can open.
-  void post_control(std::function<void()> job);
-  std::mutex control_mu_;
-  std::condition_variable control_cv_;
-  std::vector<std::function<void()>> control_;
-  std::thread control_thread_;
-
-  // Worker pool for routed commands.
-  std::mutex work_mu_;
-  std::condition_variable work_cv_;
-  std::vector<std::function<void()>> work_;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
+  JobQueue control_{1};
+  // Commands other nodes routed here.
+  std::unique_ptr<JobQueue> workers_;
+  // Client commands this node finishes off its I/O threads (see Threading).
+  std::unique_ptr<JobQueue> router_jobs_;
 };
 
 }  // namespace statekv::coord

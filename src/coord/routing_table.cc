@@ -45,6 +45,18 @@ Result<std::shared_ptr<const RoutingTable>> RoutingTable::build(
     has_default = has_default || k.spec.key_prefix.empty();
   }
   if (!has_default) return Status::Corruption("the map has no keyspace with the empty prefix");
+  std::vector<NodeId>& holders = table->holders_;
+  holders = table->data_nodes_;
+  for (const meta::Keyspace& k : m.keyspaces) {
+    for (const meta::Shard& s : k.shards)
+      holders.insert(holders.end(), s.owners.begin(), s.owners.end());
+    if (!k.moving_from) continue;
+    for (const meta::Shard& s : k.moving_from->shards) {
+      holders.insert(holders.end(), s.owners.begin(), s.owners.end());
+    }
+  }
+  std::sort(holders.begin(), holders.end());
+  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());
   std::stable_sort(table->by_prefix_.begin(), table->by_prefix_.end(),
                    [](const meta::Keyspace* a, const meta::Keyspace* b) {
                      return a->spec.key_prefix.size() > b->spec.key_prefix.size();

@@ -55,6 +55,10 @@ class RoutingTable {
 
   // Members that serve data (active), in id order.
   const std::vector<NodeId>& data_nodes() const { return data_nodes_; }
+  // Nodes that may hold keys under this map, in id order: the active members
+  // and every owner in a keyspace's layout or in the layout it moves from
+  // (a leaving node serves its keys until they moved away).
+  const std::vector<NodeId>& holders() const { return holders_; }
   const meta::Member* member(NodeId id) const { return map_->find_member(id); }
 
  private:
@@ -66,6 +70,7 @@ class RoutingTable {
   // Moving keyspaces: the placement they move away from (where keys are served).
   std::map<std::string, partition::Placement, std::less<>> sources_;
   std::vector<NodeId> data_nodes_;
+  std::vector<NodeId> holders_;
 };
 
 }  // namespace statekv::coord

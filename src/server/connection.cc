@@ -52,6 +52,7 @@ void Connection::start() {
     return;
   }
   env_.registry->add(&session_);
+  session_.defer = [this] { return defer_reply(); };
   spdlog::debug("accepted client id={} addr={} thread={}", session_.id, session_.addr,
                 thread_.index());
   arm_read();
@@ -77,8 +78,8 @@ void Connection::close(std::string_view why) {
 
 void Connection::check_idle(int64_t now_ms, const ConnectionLimits& limits) {
   if (closed_ || limits.timeout_ms == 0) return;
-  // A client waiting for a durable reply is not idle: the wait is ours.
-  if (!held_segments_.empty()) return;
+  // A client waiting for a durable or deferred reply is not idle: the wait is ours.
+  if (!held_segments_.empty() || awaiting_) return;
   int64_t last = session_.last_interaction_ms.load(std::memory_order_relaxed);
   if (now_ms - last > static_cast<int64_t>(limits.timeout_ms)) close("idle timeout");
 }
@@ -151,7 +152,7 @@ void Connection::on_readable(const asio::error_code& ec) {
 size_t Connection::process(std::string_view buf) {
   const ConnectionLimits& limits = thread_.limits();
   size_t pos = 0;
-  while (!closing_ && !closed_ && pos < buf.size()) {
+  while (!closing_ && !closed_ && !awaiting_ && pos < buf.size()) {
     if (pending_output() > limits.output_pause_bytes) break;  // resumes in on_written
     std::string_view rest = buf.substr(pos);
     if (rest.size() < needed_) break;
@@ -181,6 +182,7 @@ void Connection::execute(std::vector<std::string_view>& args) {
   // The command layer records the command for CLIENT LIST and counts it.
   resp::Writer writer(&target, session_.resp);
   storage::Sequence seq = env_.service->execute(session_, args, writer);
+  if (awaiting_) return;  // the reply comes later (on_deferred_reply)
   if (thread_.limits().replies_wait_for_all_writes) {
     // Read after execute: covers every write this reply could reflect.
     seq = std::max(seq, env_.engine->last_sequence());
@@ -204,6 +206,39 @@ void Connection::hold_reply(size_t start, storage::Sequence seq) {
   } else {
     held_segments_.push_back({held_.size(), seq});
   }
+}
+
+DeferredReply Connection::defer_reply() {
+  awaiting_ = true;
+  std::weak_ptr<Connection> weak = weak_from_this();
+  std::shared_ptr<NetworkThread> thread = thread_.shared_from_this();
+  return [weak = std::move(weak), thread = std::move(thread)](std::string reply,
+                                                              storage::Sequence seq) {
+    asio::post(thread->context(), [weak, reply = std::move(reply), seq]() mutable {
+      if (auto self = weak.lock()) self->on_deferred_reply(std::move(reply), seq);
+    });
+  };
+}
+
+void Connection::on_deferred_reply(std::string reply, storage::Sequence seq) {
+  if (closed_ || !awaiting_) return;
+  awaiting_ = false;
+  std::string& target = held_segments_.empty() ? out_ : held_;
+  const size_t start = target.size();
+  target += reply;
+  if (thread_.limits().replies_wait_for_all_writes) {
+    seq = std::max(seq, env_.engine->last_sequence());
+  }
+  hold_reply(start, seq);
+  // Run what the client sent meanwhile, then read again (as on_written does
+  // after a pause).
+  if (!paused_ && !inbuf_.empty()) {
+    const size_t used = process(inbuf_);
+    if (closed_) return;
+    inbuf_.erase(0, used);
+    release_if_large(inbuf_);
+  }
+  after_input();
 }
 
 void Connection::protocol_error(const std::string& message) {

@@ -13,6 +13,14 @@
 // callback posts back to this connection's thread and holds only a weak_ptr,
 // so a connection that closed meanwhile is simply skipped.
 //
+// Deferred replies: a command may answer later (Session::defer; coord/ routes
+// it to another node). Its reply keeps its place, and the connection runs
+// none of this client's next commands until the reply came (posted back to
+// this thread, through a weak_ptr like the durability callback), so each
+// client's commands still run one after another, in order, while the thread
+// serves its other clients. It keeps reading meanwhile (into the query
+// buffer, under its limit), so a client that leaves is noticed.
+//
 // Limits (all Redis behaviour): a protocol error is replied and the connection
 // closes once the reply is flushed; QUIT likewise; a query buffer above
 // client-query-buffer-limit closes at once; pending output above
@@ -80,6 +88,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // After requests ran: holds/flushes output, enforces limits, re-arms reading.
   void after_input();
   void hold_reply(size_t start, storage::Sequence seq);
+  DeferredReply defer_reply();
+  void on_deferred_reply(std::string reply, storage::Sequence seq);
   void schedule_durable();
   void release_durable();
   void flush();
@@ -112,10 +122,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<HeldSegment> held_segments_;
   storage::Sequence durable_wait_ = 0;  // seq of the when_durable pending, 0 if none
 
-  bool reading_ = false;  // an async_wait for readability is pending
-  bool writing_ = false;  // an async_write is pending
-  bool paused_ = false;   // reading stopped until pending output drains
-  bool closing_ = false;  // no more input; close once all output is flushed
+  bool reading_ = false;   // an async_wait for readability is pending
+  bool writing_ = false;   // an async_write is pending
+  bool paused_ = false;    // reading stopped until pending output drains
+  bool awaiting_ = false;  // a deferred reply is due: nothing runs until it came
+  bool closing_ = false;   // no more input; close once all output is flushed
   bool closed_ = false;
 };
 

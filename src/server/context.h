@@ -22,9 +22,16 @@
 
 #include "resp/writer.h"
 #include "server/config.h"
+#include "server/key_page.h"
 #include "storage/engine.h"
 
 namespace statekv::server {
+
+// A command's reply produced later, on any thread (coord/ sent the command to
+// another node and the I/O thread went on with other clients): the RESP bytes
+// and the Sequence that must be durable before they reach the client. Called
+// exactly once.
+using DeferredReply = std::function<void(std::string reply, storage::Sequence seq)>;
 
 // Per-connection state. Owned by the connection; commands run on the
 // connection's thread and may touch every field. Fields other threads read
@@ -62,6 +69,17 @@ struct Session {
   // Redis Cluster clients (redis-cli -c, ioredis Cluster) can ask for MOVED
   // redirects instead of having the node route for them (CLUSTER REDIRECTS).
   bool redirects = false;
+
+  // Set by a connection that can take a reply later. Calling it tells the
+  // connection that the command now executing answers later: the connection
+  // keeps the reply's place, runs no further command of this client until the
+  // returned callback delivered it, and meanwhile serves its other clients.
+  // Unset where a reply must be written before execute() returns (internal and
+  // routed sessions, tests): the router then waits for the reply instead.
+  std::function<DeferredReply()> defer;
+  // The router finishes, on another thread and with a session of its own, a
+  // command this client's connection already counted: not counted again.
+  bool continued = false;
 };
 
 // All live connections, for CLIENT LIST and INFO clients. Implemented by the
@@ -162,8 +180,8 @@ struct ServerContext {
   std::string run_id;  // 40 hex chars, new each start
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   unsigned io_threads = 1;
-  std::string executable;   // absolute path of the binary, for INFO server
-  std::string config_file;  // --config path or empty
+  std::string executable;          // absolute path of the binary, for INFO server
+  std::string config_file;         // --config path or empty
   ClusterView* cluster = nullptr;  // set when the node runs in a cluster
   Router* router = nullptr;        // set when the node routes keys across a cluster
 };
@@ -181,6 +199,10 @@ class Service {
   // Session::last_command for CLIENT LIST.
   virtual storage::Sequence execute(Session& session, std::span<const std::string_view> argv,
                                     resp::Writer& out) = 0;
+
+  // One page of an ordered walk over this node's keys (server/key_page.h), for
+  // scans that merge several nodes' keys (coord/). Errors: the engine's.
+  virtual Result<KeyPage> key_page(const KeyPageRequest& request) = 0;
 
   // Starts background work (active expiry); stop() ends it and is called before
   // the engine is closed.

@@ -9,7 +9,7 @@
 
 #include "core/random.h"
 #include "server/command.h"
-#include "server/glob.h"
+#include "server/key_page.h"
 #include "server/number.h"
 
 namespace statekv::server {
@@ -197,91 +197,32 @@ void cmd_persist(CommandContext& c) {
 
 // The smallest key greater than every key starting with prefix ("" when none:
 // the prefix is all 0xff bytes, or empty).
-std::string prefix_end(std::string_view prefix) {
-  std::string end(prefix);
-  while (!end.empty()) {
-    unsigned char last = static_cast<unsigned char>(end.back());
-    if (last != 0xff) {
-      end.back() = static_cast<char>(last + 1);
-      return end;
-    }
-    end.pop_back();
-  }
-  return end;
-}
-
 void cmd_keys(CommandContext& c) {
-  std::string_view pattern = c.argv[1];
-  std::string_view prefix = glob_literal_prefix(pattern);
-  std::string end = prefix_end(prefix);
-  const bool match_all = pattern == "*";
-  std::vector<std::string> keys;
-  Status s = c.store().scan(prefix, end, 0, c.now_ms, [&](std::string_view key, const RecordView&) {
-    if (match_all || glob_match(pattern, key)) keys.emplace_back(key);
-    return true;
-  });
-  if (!c.ok(s)) return;
-  c.out.array(keys.size());
-  for (const auto& k : keys) c.out.bulk(k);
+  KeyPageRequest request;
+  request.pattern = std::string(c.argv[1]);
+  auto page = scan_key_page(c.store(), request, c.now_ms);
+  if (!c.ok(page)) return;
+  c.out.array(page->keys.size());
+  for (const auto& k : page->keys) c.out.bulk(k);
 }
 
 void cmd_scan(CommandContext& c) {
   auto cursor = parse_cursor(c.argv[1]);
   if (!cursor) return c.out.error("ERR invalid cursor");
-  int64_t count = 10;
-  std::optional<std::string_view> pattern;
-  std::optional<std::string_view> type;
-  for (size_t i = 2; i < c.argv.size();) {
-    const size_t remaining = c.argv.size() - i;
-    std::string_view opt = c.argv[i];
-    if (iequals(opt, "count") && remaining >= 2) {
-      auto v = parse_int64(c.argv[i + 1]);
-      if (!v) return c.out.error(kNotInteger);
-      if (*v < 1) return c.out.error(kSyntaxError);
-      count = *v;
-    } else if (iequals(opt, "match") && remaining >= 2) {
-      pattern = c.argv[i + 1];
-      if (*pattern == "*") pattern.reset();
-    } else if (iequals(opt, "type") && remaining >= 2) {
-      type = c.argv[i + 1];
-    } else {
-      return c.out.error(kSyntaxError);
-    }
-    i += 2;
-  }
-  // Resume just after the last key returned: last + "\0" is the next possible key.
-  std::string start;
+  auto parsed = parse_scan_options(c.argv.subspan(2));
+  if (!parsed.ok()) return c.out.error(parsed.status().message());
+  KeyPageRequest request = std::move(parsed).value();
   if (*cursor != 0) {
-    auto last = c.state.cursors.find(*cursor);
-    if (!last) return c.out.error("ERR invalid cursor");
-    start = std::move(*last);
-    start.push_back('\0');
+    request.after = c.state.cursors.find(*cursor);
+    if (!request.after) return c.out.error("ERR invalid cursor");
   }
-  std::string end;
-  if (pattern) {
-    std::string_view prefix = glob_literal_prefix(*pattern);
-    if (start < prefix) start.assign(prefix);
-    end = prefix_end(prefix);
-  }
-  const bool type_ok = !type || iequals(*type, "string");
-  std::vector<std::string> keys;
-  std::string last;
-  size_t examined = 0;
-  Status s = c.store().scan(
-      start, end, static_cast<size_t>(count), c.now_ms,
-      [&](std::string_view key, const RecordView&) {
-        if (type_ok && (!pattern || glob_match(*pattern, key))) keys.emplace_back(key);
-        return true;
-      },
-      &last, &examined);
-  if (!c.ok(s)) return;
-  // The engine examined fewer than count records only when it reached the end.
-  uint64_t next = 0;
-  if (examined >= static_cast<size_t>(count)) next = c.state.cursors.issue(last);
+  auto page = scan_key_page(c.store(), request, c.now_ms);
+  if (!c.ok(page)) return;
+  const uint64_t next = page->end ? 0 : c.state.cursors.issue(page->last);
   c.out.array(2);
   c.out.bulk(std::to_string(next));
-  c.out.array(keys.size());
-  for (const auto& k : keys) c.out.bulk(k);
+  c.out.array(page->keys.size());
+  for (const auto& k : page->keys) c.out.bulk(k);
 }
 
 void cmd_randomkey(CommandContext& c) {

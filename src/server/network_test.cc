@@ -93,6 +93,51 @@ TEST(NetworkTest, HoldsRepliesUntilDurableAndKeepsTheirOrder) {
   EXPECT_EQ(c.read_value().str, "c");
 }
 
+TEST(NetworkTest, DeferredReplyKeepsItsPlaceAndHoldsOnlyItsOwnClient) {
+  TestServer server(ServerConfig{}, 1);  // one I/O thread: both clients share it
+  Client waiting(server.port());
+  Client other(server.port());
+  ASSERT_TRUE(waiting.connected() && other.connected());
+  // LATER answers from another thread; the ECHO behind it must not run first.
+  ASSERT_TRUE(waiting.send(command({"ECHO", "before"}) + command({"LATER", "routed"}) +
+                           command({"ECHO", "after"}) + command({"PING"})));
+  EXPECT_EQ(waiting.read_value().str, "before");
+  EXPECT_EQ(waiting.read_value(200ms).str, "timeout") << "a reply overtook the deferred one";
+  // Meanwhile the thread serves its other client.
+  ASSERT_TRUE(other.send(command({"ECHO", "served"})));
+  EXPECT_EQ(other.read_value().str, "served");
+  // The commands behind LATER have not run: they are not counted yet.
+  EXPECT_EQ(server.stats().sum(&ServerStats::Slot::commands), 3u);
+
+  EXPECT_EQ(server.service().release_later(), 1u);
+  EXPECT_EQ(waiting.read_value().str, "routed");
+  EXPECT_EQ(waiting.read_value().str, "after");
+  EXPECT_EQ(waiting.read_value().str, "PONG");
+  // And the connection reads again.
+  ASSERT_TRUE(waiting.send(command({"LATER", "again"})));
+  for (int i = 0; i < 200 && server.service().later_waiting() == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(server.service().release_later(), 1u);
+  EXPECT_EQ(waiting.read_value().str, "again");
+}
+
+TEST(NetworkTest, DeferredReplyAfterClientLeftIsHarmless) {
+  TestServer server;
+  {
+    Client c(server.port());
+    ASSERT_TRUE(c.send(command({"LATER", "x"})));
+    for (int i = 0; i < 200 && server.service().later_waiting() == 0; ++i) {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  ASSERT_TRUE(server.wait_clients(0));
+  EXPECT_EQ(server.service().release_later(), 1u);  // finds no connection: nothing happens
+  Client c(server.port());
+  ASSERT_TRUE(c.send(command({"PING"})));
+  EXPECT_EQ(c.read_value().str, "PONG");
+}
+
 TEST(NetworkTest, UnderFsyncAlwaysReadsWaitForEveryEarlierWrite) {
   ServerConfig config;
   config.fsync = storage::FsyncPolicy::kAlways;

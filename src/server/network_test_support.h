@@ -142,18 +142,47 @@ class FakeService final : public Service {
     } else if (cmd == "QUIT") {
       out.simple("OK");
       session.close_after_reply = true;
+    } else if (cmd == "LATER" && argv.size() == 2 && session.defer) {
+      // Answered later from another thread, as a command routed to another
+      // node is: the reply is held by release_later().
+      std::lock_guard lock(later_mu_);
+      later_.push_back({session.defer(), "+" + std::string(argv[1]) + "\r\n"});
     } else {
       out.error("ERR unknown command '" + std::string(argv[0]) + "'");
     }
     return 0;
   }
+  Result<KeyPage> key_page(const KeyPageRequest&) override {
+    return Status::InvalidArgument("the network tests' service holds no keys");
+  }
   void start() override {}
   void stop() override {}
+
+  // Delivers every LATER reply waiting, each from a thread of its own; the count.
+  size_t release_later() {
+    std::vector<std::pair<DeferredReply, std::string>> later;
+    {
+      std::lock_guard lock(later_mu_);
+      later.swap(later_);
+    }
+    std::vector<std::thread> threads;
+    for (auto& [done, reply] : later) {
+      threads.emplace_back([done = std::move(done), reply = std::move(reply)] { done(reply, 0); });
+    }
+    for (auto& t : threads) t.join();
+    return later.size();
+  }
+  size_t later_waiting() const {
+    std::lock_guard lock(later_mu_);
+    return later_.size();
+  }
 
   ServerStats* stats = nullptr;
 
  private:
   FakeEngine& engine_;
+  mutable std::mutex later_mu_;
+  std::vector<std::pair<DeferredReply, std::string>> later_;
 };
 
 // A NetworkServer on 127.0.0.1:<free port> over FakeService.
@@ -175,6 +204,7 @@ class TestServer {
 
   uint16_t port() const { return server_->port(); }
   FakeEngine& engine() { return engine_; }
+  FakeService& service() { return service_; }
   ServerStats& stats() { return stats_; }
   ClientRegistryImpl& registry() { return registry_; }
   ConfigStore& config() { return store_; }

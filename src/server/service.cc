@@ -149,6 +149,10 @@ class ServiceImpl final : public Service {
     }
   }
 
+  Result<KeyPage> key_page(const KeyPageRequest& request) override {
+    return scan_key_page(state_.store, request, unix_time_ms());
+  }
+
   void start() override {
     std::lock_guard lock(mu_);
     if (expirer_.joinable()) return;
@@ -201,9 +205,9 @@ class ServiceImpl final : public Service {
       out.error("NOAUTH Authentication required.");
       return 0;
     }
-    bump(state_.ctx.stats->local().commands);
-    session.commands.fetch_add(1, std::memory_order_relaxed);
-    {
+    if (!session.continued) {
+      bump(state_.ctx.stats->local().commands);
+      session.commands.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard lock(session.mu);
       session.last_command.assign(fullname);
     }

@@ -1,0 +1,112 @@
+#include "coord/cluster_scan.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "resp/value.h"
+#include "resp/writer.h"
+
+namespace statekv::coord {
+
+namespace {
+
+std::optional<uint64_t> parse_u64(std::string_view text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::vector<std::string> encode_page_request(const server::KeyPageRequest& request) {
+  return {std::string(kScanVerb),        request.after ? "1" : "0", request.after.value_or(""),
+          std::to_string(request.limit), request.pattern,           request.type};
+}
+
+Result<server::KeyPageRequest> decode_page_request(std::span<const std::string> argv) {
+  if (argv.size() != 6 || argv[0] != kScanVerb || (argv[1] != "0" && argv[1] != "1")) {
+    return Status::InvalidArgument("malformed " + std::string(kScanVerb) + " request");
+  }
+  const auto limit = parse_u64(argv[3]);
+  if (!limit) return Status::InvalidArgument("malformed page size '" + argv[3] + "'");
+  server::KeyPageRequest request;
+  if (argv[1] == "1") request.after = argv[2];
+  request.limit = static_cast<size_t>(*limit);
+  request.pattern = argv[4];
+  request.type = argv[5];
+  return request;
+}
+
+std::string encode_node_page(const NodeScanPage& page) {
+  std::string out;
+  resp::Writer w(&out, 2);
+  w.array(5);
+  w.integer(static_cast<int64_t>(page.epoch_before));
+  w.integer(static_cast<int64_t>(page.epoch_after));
+  w.integer(page.page.end ? 1 : 0);
+  w.bulk(page.page.last);
+  w.array(page.page.keys.size());
+  for (const std::string& k : page.page.keys) w.bulk(k);
+  return out;
+}
+
+Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes) {
+  resp::Value v;
+  const auto parsed = resp::parse_value(resp_bytes, v);
+  const auto bad = [&] {
+    return Status::Corruption("unreadable scan page from node " + std::to_string(node.value()));
+  };
+  if (parsed.status != resp::ParseStatus::kComplete) return bad();
+  if (v.type == resp::Value::Type::kError) return Status::Unavailable(v.str);
+  if (v.type != resp::Value::Type::kArray || v.elements.size() != 5 ||
+      v.elements[4].type != resp::Value::Type::kArray) {
+    return bad();
+  }
+  NodeScanPage page;
+  page.node = node;
+  page.epoch_before = static_cast<uint64_t>(v.elements[0].integer);
+  page.epoch_after = static_cast<uint64_t>(v.elements[1].integer);
+  page.page.end = v.elements[2].integer != 0;
+  page.page.last = std::move(v.elements[3].str);
+  for (resp::Value& k : v.elements[4].elements) page.page.keys.push_back(std::move(k.str));
+  return page;
+}
+
+bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key) {
+  const Route r = table.route(key);
+  return r.primary() == self || (r.moving() && r.target_primary() == self);
+}
+
+bool read_under_one_epoch(std::span<const NodeScanPage> pages, uint64_t epoch) {
+  return std::all_of(pages.begin(), pages.end(), [&](const NodeScanPage& p) {
+    return p.epoch_before == epoch && p.epoch_after == epoch;
+  });
+}
+
+uint64_t newest_epoch(std::span<const NodeScanPage> pages) {
+  uint64_t newest = 0;
+  for (const NodeScanPage& p : pages) newest = std::max({newest, p.epoch_before, p.epoch_after});
+  return newest;
+}
+
+MergedPage merge_pages(std::span<const NodeScanPage> pages) {
+  // Every node examined all its keys up to its own `last`; up to the smallest
+  // of those, the union is complete.
+  const std::string* bound = nullptr;
+  for (const NodeScanPage& p : pages) {
+    if (!p.page.end && (bound == nullptr || p.page.last < *bound)) bound = &p.page.last;
+  }
+  MergedPage merged;
+  for (const NodeScanPage& p : pages) {
+    for (const std::string& k : p.page.keys) {
+      if (bound == nullptr || k <= *bound) merged.keys.push_back(k);
+    }
+  }
+  std::sort(merged.keys.begin(), merged.keys.end());
+  merged.keys.erase(std::unique(merged.keys.begin(), merged.keys.end()), merged.keys.end());
+  if (bound != nullptr) merged.resume_after = *bound;
+  return merged;
+}
+
+}  // namespace statekv::coord

@@ -1,0 +1,79 @@
+// A cluster-wide SCAN (and KEYS) that stays complete while keys move between
+// nodes.
+//
+// Redis promises that a full SCAN iteration returns every key present for the
+// whole iteration. Walking the nodes one after another breaks that promise
+// during a rebalance: a key that moves from a node not yet visited to one
+// already visited is never seen. So the walk goes in key order instead, over
+// every node at once. A cursor names a key, the last one the iteration
+// covered (server/scan_cursors.h turns it into the integer clients expect);
+// each call asks every node holding data for its next page after that key
+// (server/key_page.h) and merges them: the keys up to the smallest key any
+// unfinished node stopped at were seen by every node, wherever they live now.
+//
+// Moves are what can still hide a key from one call: a node reports the keys
+// it serves, or is receiving in a move under way, under its own map; the
+// source of a move drops a key only after applying the map that ends the move,
+// and the target holds it before that map exists. So when every node read its
+// keys under one map epoch, the one the router used, no key present throughout
+// can be missing from the union; otherwise the router catches up and asks
+// again (the call is idempotent: the cursor is a key).
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coord/routing_table.h"
+#include "core/ids.h"
+#include "core/status.h"
+#include "server/key_page.h"
+
+namespace statekv::coord {
+
+// The verb a router sends each node (over the peer transport) for one page.
+inline constexpr std::string_view kScanVerb = "__scan";
+
+// argv of the verb: {"__scan", has_after ("0"/"1"), after, limit, pattern, type}.
+std::vector<std::string> encode_page_request(const server::KeyPageRequest& request);
+Result<server::KeyPageRequest> decode_page_request(std::span<const std::string> argv);
+
+// One node's answer: its page, and the epoch of its map before and after it
+// read its keys (different: a map arrived meanwhile, so ask again).
+struct NodeScanPage {
+  NodeId node;
+  uint64_t epoch_before = 0;
+  uint64_t epoch_after = 0;
+  server::KeyPage page;
+};
+
+// The reply of the verb as RESP: [epoch_before, epoch_after, end, last, [keys]].
+std::string encode_node_page(const NodeScanPage& page);
+Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes);
+
+// Whether `self` reports `key` in a scan under `table`: it serves the key, or
+// it is where the key goes in a move under way (it may already hold the copy).
+bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key);
+
+// True when every page was read under map epoch `epoch` and no map arrived
+// while it was read.
+bool read_under_one_epoch(std::span<const NodeScanPage> pages, uint64_t epoch);
+// The newest epoch any page saw (what the router must catch up with).
+uint64_t newest_epoch(std::span<const NodeScanPage> pages);
+
+struct MergedPage {
+  std::vector<std::string> keys;  // ascending, without duplicates
+  // Where the next call resumes (after this key); nullopt: the iteration is complete.
+  std::optional<std::string> resume_after;
+};
+
+// The union of the pages' keys up to the smallest `last` of the nodes that did
+// not reach their end (all keys when every node did).
+MergedPage merge_pages(std::span<const NodeScanPage> pages);
+
+}  // namespace statekv::coord

@@ -1,0 +1,251 @@
+// ForwardClient against a real Transport listener: pipelined calls, replies out
+// of order, and each way a call can fail (not sent vs may have run).
+#include "net/forward_client.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "net/asio.h"
+#include "net/transport.h"
+
+namespace statekv::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A node (id 2) that answers each ForwardFrame with its argv joined by ' ',
+// at once or, when holding, only on release() (in reverse order).
+class EchoNode {
+ public:
+  explicit EchoNode(std::string secret = "s3cret", NodeId id = NodeId(2)) {
+    TransportOptions options;
+    options.self = id;
+    options.secret = std::move(secret);
+    transport_ = std::make_unique<Transport>(
+        io_, options, [this](Transport::ConnectionId conn, NodeId, std::string payload) {
+          auto msg = decode_wire(payload);
+          auto* f = msg.ok() ? std::get_if<ForwardFrame>(&*msg) : nullptr;
+          if (f == nullptr) return;
+          ForwardReplyFrame reply;
+          reply.call = f->call;
+          for (const std::string& a : f->argv) reply.reply += (reply.reply.empty() ? "" : " ") + a;
+          ++received_;
+          if (silent_) return;
+          if (holding_) {
+            held_.emplace_back(conn, encode_wire(reply));
+            return;
+          }
+          transport_->send_on(conn, encode_wire(reply));
+        });
+    EXPECT_TRUE(transport_->listen().ok());
+    port_ = transport_->port();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~EchoNode() { stop(); }
+
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    std::promise<void> closed;
+    asio::post(io_, [this, &closed] {
+      transport_->stop();  // closes every connection: the client sees it at once
+      closed.set_value();
+    });
+    closed.get_future().wait();
+    guard_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  void hold() { holding_ = true; }
+  void silence() { silent_ = true; }
+  void release_reversed() {
+    asio::post(io_, [this] {
+      for (auto it = held_.rbegin(); it != held_.rend(); ++it)
+        transport_->send_on(it->first, it->second);
+      held_.clear();
+    });
+  }
+  int received() const { return received_; }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(io_);
+  std::unique_ptr<Transport> transport_;
+  std::thread thread_;
+  uint16_t port_ = 0;
+  std::atomic<bool> holding_{false};
+  std::atomic<bool> silent_{false};
+  std::atomic<int> received_{0};
+  std::atomic<bool> stopped_{false};
+  std::vector<std::pair<Transport::ConnectionId, std::string>> held_;
+};
+
+ForwardClientOptions client_options(std::string secret = "s3cret",
+                                    std::chrono::milliseconds timeout = 2000ms) {
+  ForwardClientOptions o;
+  o.secret = std::move(secret);
+  o.timeout = timeout;
+  return o;
+}
+
+ForwardFrame frame(std::vector<std::string> argv) {
+  ForwardFrame f;
+  f.epoch = 1;
+  f.argv = std::move(argv);
+  return f;
+}
+
+// Runs one call and waits for its outcome.
+Result<ForwardReplyFrame> call_and_wait(ForwardClient& client, NodeId node,
+                                        const std::string& address, std::vector<std::string> argv) {
+  std::promise<Result<ForwardReplyFrame>> p;
+  auto f = p.get_future();
+  client.call(node, address, frame(std::move(argv)),
+              [&p](Result<ForwardReplyFrame> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+TEST(ForwardClient, ManyCallsFromManyThreadsEachGetTheirOwnReply) {
+  EchoNode node;
+  ForwardClient client(client_options());
+  std::atomic<int> right{0}, wrong{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        const std::string expect = "GET k" + std::to_string(t) + "-" + std::to_string(i);
+        client.call(NodeId(2), node.address(),
+                    frame({"GET", "k" + std::to_string(t) + "-" + std::to_string(i)}),
+                    [&, expect](Result<ForwardReplyFrame> r) {
+                      (r.ok() && r->reply == expect ? right : wrong)++;
+                      done++;
+                    });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int i = 0; i < 500 && done < 2000; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(right.load(), 2000);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(client.stats().connects, 1u) << "one connection carries every call";
+}
+
+TEST(ForwardClient, RepliesOutOfOrderAreMatchedByCallId) {
+  EchoNode node;
+  node.hold();
+  ForwardClient client(client_options());
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 10; ++i) {
+    client.call(NodeId(2), node.address(), frame({"ECHO", std::to_string(i)}),
+                [&, i](Result<ForwardReplyFrame> r) {
+                  std::lock_guard<std::mutex> lock(mu);
+                  EXPECT_TRUE(r.ok());
+                  if (r.ok()) EXPECT_EQ(r->reply, "ECHO " + std::to_string(i));
+                  order.push_back(std::to_string(i));
+                  done++;
+                });
+  }
+  for (int i = 0; i < 200 && node.received() < 10; ++i) std::this_thread::sleep_for(5ms);
+  node.release_reversed();
+  for (int i = 0; i < 200 && done < 10; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(done.load(), 10);
+  EXPECT_EQ(order.front(), "9");  // they did arrive reversed
+}
+
+TEST(ForwardClient, WrongSecretIsUnavailable) {
+  EchoNode node("the-right-one");
+  ForwardClient client(client_options("a-wrong-one"));
+  auto r = call_and_wait(client, NodeId(2), node.address(), {"PING"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kUnavailable) << r.status().to_string();
+  EXPECT_EQ(node.received(), 0);
+}
+
+TEST(ForwardClient, ClosedPortOrBadAddressIsUnavailable) {
+  uint16_t port = 0;
+  {
+    EchoNode gone;  // learn a port nobody listens on any more
+    port = static_cast<uint16_t>(std::stoi(gone.address().substr(10)));
+  }
+  ForwardClient client(client_options());
+  auto r = call_and_wait(client, NodeId(2), "127.0.0.1:" + std::to_string(port), {"PING"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kUnavailable) << r.status().to_string();
+  auto bad = call_and_wait(client, NodeId(2), "not-an-address", {"PING"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Status::Code::kUnavailable);
+}
+
+TEST(ForwardClient, AnotherNodeBehindTheAddressIsUnavailable) {
+  EchoNode node("s3cret", NodeId(3));
+  ForwardClient client(client_options());
+  auto r = call_and_wait(client, NodeId(2), node.address(), {"PING"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kUnavailable) << r.status().to_string();
+  EXPECT_EQ(node.received(), 0);
+}
+
+TEST(ForwardClient, NoAnswerTimesOutAsMayHaveRun) {
+  EchoNode node;
+  node.silence();
+  ForwardClient client(client_options("s3cret", 200ms));
+  const auto start = std::chrono::steady_clock::now();
+  auto r = call_and_wait(client, NodeId(2), node.address(), {"SET", "k", "v"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kTimeout);
+  EXPECT_NE(r.status().message().find("may or may not have run"), std::string::npos);
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 1500ms);
+  EXPECT_EQ(node.received(), 1);
+}
+
+TEST(ForwardClient, NodeStoppingMidCallIsTimeoutThenALaterCallReconnects) {
+  auto node = std::make_unique<EchoNode>();
+  const std::string address = node->address();
+  node->silence();
+  ForwardClient client(client_options());
+  std::promise<Result<ForwardReplyFrame>> p;
+  client.call(NodeId(2), address, frame({"SET", "k", "v"}),
+              [&p](Result<ForwardReplyFrame> r) { p.set_value(std::move(r)); });
+  for (int i = 0; i < 200 && node->received() < 1; ++i) std::this_thread::sleep_for(5ms);
+  const auto stopped_at = std::chrono::steady_clock::now();
+  node->stop();
+  auto r = p.get_future().get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kTimeout) << r.status().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 1000ms)
+      << "a broken connection fails its calls at once, not at their deadline";
+
+  EchoNode again;
+  auto ok = call_and_wait(client, NodeId(2), again.address(), {"PING"});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->reply, "PING");
+}
+
+TEST(ForwardClient, DestroyingTheClientCompletesEveryPendingCallOnce) {
+  EchoNode node;
+  node.silence();
+  std::atomic<int> completions{0};
+  {
+    ForwardClient client(client_options());
+    for (int i = 0; i < 50; ++i) {
+      client.call(NodeId(2), node.address(), frame({"GET", "k"}), [&](Result<ForwardReplyFrame> r) {
+        EXPECT_FALSE(r.ok());
+        completions++;
+      });
+    }
+    for (int i = 0; i < 200 && node.received() < 50; ++i) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(completions.load(), 50);
+}
+
+}  // namespace
+}  // namespace statekv::net

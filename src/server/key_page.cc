@@ -1,0 +1,76 @@
+#include "server/key_page.h"
+
+#include "server/command.h"
+#include "server/glob.h"
+#include "server/number.h"
+#include "server/store.h"
+
+namespace statekv::server {
+
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    unsigned char last = static_cast<unsigned char>(end.back());
+    if (last != 0xff) {
+      end.back() = static_cast<char>(last + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
+Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms) {
+  const bool match_all = request.pattern.empty() || request.pattern == "*";
+  // Only strings exist in this store: any other TYPE matches nothing.
+  const bool type_ok = request.type.empty() || iequals(request.type, "string");
+  // Resume just after the last key: last + "\0" is the next possible key.
+  std::string start;
+  if (request.after) {
+    start = *request.after;
+    start.push_back('\0');
+  }
+  std::string end;
+  if (!match_all) {
+    const std::string_view prefix = glob_literal_prefix(request.pattern);
+    if (start < prefix) start.assign(prefix);
+    end = prefix_end(prefix);
+  }
+  KeyPage page;
+  size_t examined = 0;
+  Status s = store.scan(
+      start, end, request.limit, now_ms,
+      [&](std::string_view key, const RecordView&) {
+        if (type_ok && (match_all || glob_match(request.pattern, key))) page.keys.emplace_back(key);
+        return true;
+      },
+      &page.last, &examined);
+  if (!s.ok()) return s;
+  // The store examines fewer than `limit` records only when it reached the end.
+  page.end = request.limit == 0 || examined < request.limit;
+  return page;
+}
+
+Result<KeyPageRequest> parse_scan_options(std::span<const std::string_view> options) {
+  KeyPageRequest request;
+  request.limit = 10;
+  for (size_t i = 0; i < options.size(); i += 2) {
+    const std::string_view opt = options[i];
+    if (i + 1 >= options.size()) return Status::InvalidArgument(std::string(kSyntaxError));
+    if (iequals(opt, "count")) {
+      auto v = parse_int64(options[i + 1]);
+      if (!v) return Status::InvalidArgument(std::string(kNotInteger));
+      if (*v < 1) return Status::InvalidArgument(std::string(kSyntaxError));
+      request.limit = static_cast<size_t>(*v);
+    } else if (iequals(opt, "match")) {
+      request.pattern = std::string(options[i + 1]);
+    } else if (iequals(opt, "type")) {
+      request.type = std::string(options[i + 1]);
+    } else {
+      return Status::InvalidArgument(std::string(kSyntaxError));
+    }
+  }
+  return request;
+}
+
+}  // namespace statekv::server

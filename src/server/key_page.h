@@ -1,0 +1,51 @@
+// One page of an ordered walk over the keys of this node: what SCAN and KEYS do
+// here, and what a cluster-wide SCAN asks of every node (coord/), which merges
+// the nodes' pages in key order so that keys moving between nodes during the
+// walk are still seen (docs/routing.md).
+//
+// Pure over the Store; thread-safe as the Store is.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace statekv::server {
+
+class Store;
+
+struct KeyPageRequest {
+  // Resume strictly after this key; nullopt starts at the first key.
+  std::optional<std::string> after;
+  // Records to examine at most (expired ones included, as SCAN's COUNT); 0: no limit.
+  size_t limit = 0;
+  std::string pattern;  // a glob (glob.h); empty or "*" matches every key
+  std::string type;     // SCAN's TYPE; empty: any type
+};
+
+struct KeyPage {
+  std::vector<std::string> keys;  // matching live keys, ascending
+  // The last key examined, matching or not: the next page resumes after it.
+  std::string last;
+  // True when the walk reached the end of the keys that could match: there
+  // is nothing after `last` (or after `after`) to examine.
+  bool end = false;
+};
+
+Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms);
+
+// SCAN's options after the cursor (argv[2..]: COUNT n, MATCH p, TYPE t; COUNT
+// defaults to 10). InvalidArgument carries the Redis error text to reply with.
+Result<KeyPageRequest> parse_scan_options(std::span<const std::string_view> options);
+
+// The smallest string greater than every string that starts with prefix
+// (empty when there is none: prefix is all 0xff bytes, or empty).
+std::string prefix_end(std::string_view prefix);
+
+}  // namespace statekv::server

@@ -74,8 +74,7 @@ Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes) 
 }
 
 bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key) {
-  const Route r = table.route(key);
-  return r.primary() == self || (r.moving() && r.target_primary() == self);
+  return table.route(key).primary() == self;
 }
 
 bool read_under_one_epoch(std::span<const NodeScanPage> pages, uint64_t epoch) {

@@ -12,12 +12,13 @@
 // unfinished node stopped at were seen by every node, wherever they live now.
 //
 // Moves are what can still hide a key from one call: a node reports the keys
-// it serves, or is receiving in a move under way, under its own map; the
-// source of a move drops a key only after applying the map that ends the move,
-// and the target holds it before that map exists. So when every node read its
-// keys under one map epoch, the one the router used, no key present throughout
-// can be missing from the union; otherwise the router catches up and asks
-// again (the call is idempotent: the cursor is a key).
+// it serves under its own map. A move's source serves a key, and holds it,
+// until it applies the map that ends the move (only then does it drop the
+// key), and the target holds the key before that map exists. So when every
+// node read its keys under one map epoch, the one the router used, each key
+// present throughout is reported by its server under that epoch; otherwise
+// the router catches up and asks again (the call is idempotent: the cursor is
+// a key). tests/scan_move_test.cc fails without this check.
 //
 // Pure functions; thread-safe.
 #pragma once
@@ -56,8 +57,8 @@ struct NodeScanPage {
 std::string encode_node_page(const NodeScanPage& page);
 Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes);
 
-// Whether `self` reports `key` in a scan under `table`: it serves the key, or
-// it is where the key goes in a move under way (it may already hold the copy).
+// Whether `self` reports `key` in a scan under `table`: it serves the key (a
+// copy a move is bringing here, or one an abandoned move left, is not reported).
 bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key);
 
 // True when every page was read under map epoch `epoch` and no map arrived

@@ -638,8 +638,7 @@ NodeScanPage Coordinator::local_scan_page(const server::KeyPageRequest& request)
   }
   page.page.end = read->end;
   page.page.last = std::move(read->last);
-  // Only keys this node serves, or receives in a move under way: not copies
-  // an abandoned move left behind.
+  // Only keys this node serves: not copies a move is bringing here.
   for (std::string& k : read->keys) {
     if (reports_in_scan(*after, options_.self, k)) page.page.keys.push_back(std::move(k));
   }

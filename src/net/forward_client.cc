@@ -6,7 +6,6 @@
 #include <deque>
 #include <map>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "net/asio.h"
@@ -36,6 +35,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
       stopped_ = true;
       sweep_.cancel();
       auto conns = std::move(conns_);
+      conns_.clear();  // a moved-from map is only promised to be valid
       for (auto& [key, conn] : conns)
         conn->close("node " + std::to_string(options_.self.value()) + " is shutting down");
     });
@@ -120,15 +120,12 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
               std::to_string(owner_.options_.timeout.count()) + " ms");
         return;
       }
-      std::vector<uint64_t> late;
-      for (const auto& [id, p] : pending_) {
-        if (now >= p.deadline) late.push_back(id);
-      }
-      for (uint64_t id : late) {
-        auto it = pending_.find(id);
-        Pending p = std::move(it->second);
-        pending_.erase(it);
-        ++owner_.timeouts_;
+      // Every call has the same timeout and ids grow, so deadlines grow with
+      // ids: the expired calls are a prefix of the map.
+      while (!pending_.empty() && now >= pending_.begin()->second.deadline) {
+        Pending p = std::move(pending_.begin()->second);
+        pending_.erase(pending_.begin());
+        if (p.written) ++owner_.timeouts_;
         // Not yet written (still in the outbox): write() skips it.
         p.done(failure(p.written, "no reply within " +
                                       std::to_string(owner_.options_.timeout.count()) + " ms"));
@@ -272,7 +269,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
     std::string handshake_out_;
     std::deque<std::pair<uint64_t, std::string>> outbox_;
     std::string batch_;
-    std::unordered_map<uint64_t, Pending> pending_;
+    std::map<uint64_t, Pending> pending_;  // by call id, so by deadline too
     std::array<char, 64 * 1024> buffer_{};
     bool authenticated_ = false;
     bool writing_ = false;

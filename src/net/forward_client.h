@@ -20,7 +20,9 @@
 // A request is never written twice; a late reply (after its timeout) is
 // dropped. A connection that fails is replaced on the next call.
 //
-// Thread safety: call() and stats() may be called from any thread.
+// Thread safety: call() and stats() may be called from any thread, also from
+// a callback. A callback must not throw, nor destroy the client (the
+// destructor joins the thread the callback runs on).
 #pragma once
 
 #include <atomic>
@@ -63,7 +65,7 @@ class ForwardClient {
   struct Stats {
     uint64_t connects = 0;
     uint64_t calls = 0;
-    uint64_t timeouts = 0;
+    uint64_t timeouts = 0;  // written calls that got no reply in time
   };
   Stats stats() const;
 

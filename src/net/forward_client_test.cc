@@ -22,10 +22,11 @@ using namespace std::chrono_literals;
 // at once or, when holding, only on release() (in reverse order).
 class EchoNode {
  public:
-  explicit EchoNode(std::string secret = "s3cret", NodeId id = NodeId(2)) {
+  explicit EchoNode(std::string secret = "s3cret", NodeId id = NodeId(2), uint16_t port = 0) {
     TransportOptions options;
     options.self = id;
     options.secret = std::move(secret);
+    options.port = port;
     transport_ = std::make_unique<Transport>(
         io_, options, [this](Transport::ConnectionId conn, NodeId, std::string payload) {
           auto msg = decode_wire(payload);
@@ -62,6 +63,7 @@ class EchoNode {
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   void hold() { holding_ = true; }
+  void unhold() { holding_ = false; }
   void silence() { silent_ = true; }
   void release_reversed() {
     asio::post(io_, [this] {
@@ -233,18 +235,85 @@ TEST(ForwardClient, NodeStoppingMidCallIsTimeoutThenALaterCallReconnects) {
 TEST(ForwardClient, DestroyingTheClientCompletesEveryPendingCallOnce) {
   EchoNode node;
   node.silence();
-  std::atomic<int> completions{0};
+  std::vector<std::atomic<int>> hits(50);
   {
     ForwardClient client(client_options());
     for (int i = 0; i < 50; ++i) {
-      client.call(NodeId(2), node.address(), frame({"GET", "k"}), [&](Result<ForwardReplyFrame> r) {
-        EXPECT_FALSE(r.ok());
-        completions++;
-      });
+      client.call(NodeId(2), node.address(), frame({"GET", "k"}),
+                  [&, i](Result<ForwardReplyFrame> r) {
+                    EXPECT_FALSE(r.ok());
+                    hits[i]++;
+                  });
     }
     for (int i = 0; i < 200 && node.received() < 50; ++i) std::this_thread::sleep_for(5ms);
   }
-  EXPECT_EQ(completions.load(), 50);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(hits[i].load(), 1) << "call " << i;
+}
+
+TEST(ForwardClient, DestroyingRightAfterManyCallsCompletesEachExactlyOnce) {
+  EchoNode node;
+  constexpr int kCalls = 3000;
+  std::vector<std::atomic<int>> hits(kCalls);
+  {
+    ForwardClient client(client_options());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = t; i < kCalls; i += 3) {
+          client.call(NodeId(2), node.address(), frame({"GET", "k"}),
+                      [&, i](Result<ForwardReplyFrame>) { hits[i]++; });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  }  // whatever stage each call reached: ok, not sent, or may have run
+  for (int i = 0; i < kCalls; ++i) ASSERT_EQ(hits[i].load(), 1) << "call " << i;
+}
+
+TEST(ForwardClient, TheSameAddressIsRetriedAfterAFailure) {
+  uint16_t port = 0;
+  {
+    EchoNode gone;
+    port = static_cast<uint16_t>(std::stoi(gone.address().substr(10)));
+  }
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  ForwardClient client(client_options());
+  auto r = call_and_wait(client, NodeId(2), address, {"PING"});
+  ASSERT_FALSE(r.ok());
+  EchoNode node("s3cret", NodeId(2), port);  // now a node listens there
+  auto ok = call_and_wait(client, NodeId(2), address, {"PING"});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(client.stats().connects, 2u);
+}
+
+TEST(ForwardClient, AListenerThatNeverSpeaksIsUnavailableAtTheDeadline) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io,
+                                 asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::string address = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  ForwardClient client(client_options("s3cret", 200ms));
+  const auto start = std::chrono::steady_clock::now();
+  auto r = call_and_wait(client, NodeId(2), address, {"SET", "k", "v"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kUnavailable) << r.status().to_string();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);
+}
+
+TEST(ForwardClient, AReplyAfterItsTimeoutIsDroppedAndTheConnectionStays) {
+  EchoNode node;
+  node.hold();
+  ForwardClient client(client_options("s3cret", 200ms));
+  auto late = call_and_wait(client, NodeId(2), node.address(), {"first"});
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), Status::Code::kTimeout);
+  node.release_reversed();  // the late reply arrives now
+  std::this_thread::sleep_for(20ms);
+  node.unhold();
+  auto ok = call_and_wait(client, NodeId(2), node.address(), {"second"});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->reply, "second");
+  EXPECT_EQ(client.stats().connects, 1u);
+  EXPECT_EQ(client.stats().timeouts, 1u);
 }
 
 }  // namespace

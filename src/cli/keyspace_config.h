@@ -6,13 +6,13 @@
 //   prefix = "users:"            # default: "<name>:"
 //   partitioner = "ring"         # range | hash | ring | slots | geo (default hash)
 //   vnodes = 256                 # ring
-//   splits = ["g", "p"]          # range
+//   splits = ["g", "p"]          # range (geo over range: the same splits in every region)
 //   replication = "none"         # none | primary-backup-async | ... (default none)
 //   factor = 1
 //   consistency = "linearizable"
 //   partition_mode = "consistency"
 //   geo = { "eu:" = "eu", "" = "us" }   # geo: key prefix -> region ("" catches the rest)
-//   inner = "hash"               # geo: the partitioner inside a region
+//   inner = "hash"               # geo: the partitioner inside a region: range | hash | ring | slots
 //
 // A keyspace that exists already is left as it is.
 #pragma once

@@ -275,7 +275,9 @@ Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) 
     }
     if (!s.ok()) return s;
   }
-  if (spec.partitioner.kind == meta::Partitioner::kRange) {
+  if (spec.partitioner.kind == meta::Partitioner::kRange ||
+      (spec.partitioner.kind == meta::Partitioner::kGeo &&
+       spec.partitioner.inner == meta::Partitioner::kRange)) {
     spec.partitioner.shards = static_cast<uint32_t>(spec.partitioner.split_points.size() + 1);
   }
   return spec;
@@ -348,7 +350,7 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
         "CREATE <name> [PREFIX <p>] [PARTITIONER range|hash|ring|slots] [VNODES <n>]",
         "       [SPLITS <a,b,...>] [REPLICATION <kind>] [FACTOR <n>] [CONSISTENCY <level>]",
         "       [PARTITION-MODE consistency|availability]",
-        "       [GEO <prefix=region,...,=region>] [INNER hash|ring]   (PARTITIONER geo)",
+        "       [GEO <prefix=region,...,=region>] [INNER range|hash|ring|slots] (PARTITIONER geo)",
         "    Create a keyspace; keys starting with its prefix (default '<name>:') belong to it.",
         "ALTER <name> CONSISTENCY <level> | PARTITION-MODE <mode>",
         "DROP <name>",

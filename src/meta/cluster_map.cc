@@ -7,6 +7,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <utility>
 
 namespace statekv::meta {
@@ -157,6 +158,40 @@ bool is_strong(Consistency c) {
   return c == Consistency::kLinearizable || c == Consistency::kSequential;
 }
 
+// Range split points: non-empty UTF-8 keys, strictly increasing. The problem,
+// or an empty string.
+std::string range_split_problem(std::span<const std::string> splits) {
+  for (size_t i = 0; i < splits.size(); ++i) {
+    if (!valid_utf8(splits[i])) return "split points must be UTF-8";
+    if (splits[i].empty()) return "a split point cannot be the empty key";
+    if (i > 0 && !(splits[i - 1] < splits[i])) {
+      return fmt::format("split points must be strictly increasing ('{}' then '{}')", splits[i - 1],
+                         splits[i]);
+    }
+  }
+  return {};
+}
+
+// A slots layout: the first slot of each shard in decimal, the first 0, each
+// above the one before, all below kSlotCount. The problem, or an empty string.
+std::string slot_starts_problem(std::span<const std::string> starts) {
+  uint32_t previous = 0;
+  for (size_t i = 0; i < starts.size(); ++i) {
+    const std::string& text = starts[i];
+    uint32_t slot = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), slot);
+    if (ec != std::errc() || end != text.data() + text.size() || slot >= kSlotCount ||
+        (i == 0 ? slot != 0 : slot <= previous)) {
+      return fmt::format(
+          "start slot '{}' at position {} is not a slot above the previous one (the first must "
+          "be 0)",
+          text, i);
+    }
+    previous = slot;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string_view to_string(MemberState v) {
@@ -261,40 +296,32 @@ Status validate_spec(const KeyspaceSpec& s) {
   if (p.shards < 1) return err("needs at least 1 shard");
   if (p.shards > kSlotCount) return err(fmt::format("at most {} shards", kSlotCount));
   if (p.vnodes < 1 || p.vnodes > 65536) return err("vnodes must be in 1..65536");
-  if (placed == Partitioner::kRange) {
-    if (p.split_points.size() + 1 != p.shards) {
-      return err(fmt::format("range partitioning into {} shards needs {} split points, got {}",
-                             p.shards, p.shards - 1, p.split_points.size()));
-    }
-    for (size_t i = 0; i < p.split_points.size(); ++i) {
-      if (!valid_utf8(p.split_points[i])) return err("split points must be UTF-8");
-      if (p.split_points[i].empty()) return err("a split point cannot be the empty key");
-      if (i > 0 && !(p.split_points[i - 1] < p.split_points[i])) {
-        return err(fmt::format("split points must be strictly increasing ('{}' then '{}')",
-                               p.split_points[i - 1], p.split_points[i]));
+  // A placed geo keyspace (region_shards set) records each region's layout:
+  // checked with the regions below.
+  const bool geo_layout = geo && !p.region_shards.empty();
+  if (!geo_layout) {
+    if (placed == Partitioner::kRange) {
+      // (Geo not yet placed: the same split points in every region.)
+      if (p.split_points.size() + 1 != p.shards) {
+        return err(fmt::format("range partitioning into {} shards needs {} split points, got {}",
+                               p.shards, p.shards - 1, p.split_points.size()));
       }
-    }
-  } else if (placed == Partitioner::kSlots && !geo && !p.split_points.empty()) {
-    // Recorded slot layout: the first slot of each shard, in slot order.
-    if (p.split_points.size() != p.shards) {
-      return err(fmt::format("a slots layout lists one start slot per shard: {} shards, {} starts",
-                             p.shards, p.split_points.size()));
-    }
-    uint32_t previous = 0;
-    for (size_t i = 0; i < p.split_points.size(); ++i) {
-      const std::string& text = p.split_points[i];
-      uint32_t slot = 0;
-      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), slot);
-      if (ec != std::errc() || end != text.data() + text.size() || slot >= kSlotCount ||
-          (i == 0 ? slot != 0 : slot <= previous)) {
-        return err(fmt::format("start slot '{}' at position {} is not a slot above the previous "
-                               "one (the first must be 0)",
-                               text, i));
+      if (std::string why = range_split_problem(p.split_points); !why.empty()) return err(why);
+    } else if (placed == Partitioner::kSlots && !geo && !p.split_points.empty()) {
+      // Recorded slot layout: the first slot of each shard, in slot order.
+      if (p.split_points.size() != p.shards) {
+        return err(
+            fmt::format("a slots layout lists one start slot per shard: {} shards, {} starts",
+                        p.shards, p.split_points.size()));
       }
-      previous = slot;
+      if (std::string why = slot_starts_problem(p.split_points); !why.empty()) return err(why);
+    } else if (placed == Partitioner::kSlots && !p.split_points.empty()) {
+      return err(
+          "a geo keyspace over slots lists start slots only with its layout (region_shards), "
+          "one region after the other");
+    } else if (!p.split_points.empty()) {
+      return err("split points apply to range and slots partitioning only");
     }
-  } else if (!p.split_points.empty()) {
-    return err("split points apply to range and slots partitioning only");
   }
   if (geo) {
     if (p.geo_rules.empty()) return err("geo partitioning needs region rules");
@@ -319,6 +346,39 @@ Status validate_spec(const KeyspaceSpec& s) {
     }
     for (uint32_t n : p.region_shards) {
       if (n == 0) return err("every region needs at least one shard");
+    }
+    if (geo_layout) {
+      // Each region's split points (range: its shards - 1) or start slots
+      // (slots: one per shard), one region after the other; hash and ring
+      // record none.
+      const std::vector<std::string> regions = geo_regions(p);
+      const auto listed = [&](size_t r) -> size_t {
+        if (placed == Partitioner::kRange) return p.region_shards[r] - 1;
+        return placed == Partitioner::kSlots ? p.region_shards[r] : 0;
+      };
+      size_t want = 0;
+      for (size_t r = 0; r < regions.size(); ++r) want += listed(r);
+      if (p.split_points.size() != want) {
+        if (placed != Partitioner::kRange && placed != Partitioner::kSlots) {
+          return err("split points apply to range and slots partitioning only");
+        }
+        return err(fmt::format(
+            "a geo keyspace over {} records each region's {} one region after the other: its "
+            "region_shards need {}, got {}",
+            to_string(placed),
+            placed == Partitioner::kRange ? "split points (its shards - 1)"
+                                          : "start slots (one per shard)",
+            want, p.split_points.size()));
+      }
+      const std::span<const std::string> all(p.split_points);
+      size_t first = 0;
+      for (size_t r = 0; r < regions.size(); ++r) {
+        const std::span<const std::string> mine = all.subspan(first, listed(r));
+        first += listed(r);
+        const std::string why =
+            placed == Partitioner::kRange ? range_split_problem(mine) : slot_starts_problem(mine);
+        if (!why.empty()) return err(fmt::format("region '{}': {}", regions[r], why));
+      }
     }
     if (partitioner_shard_count(p) > kSlotCount) {
       return err(fmt::format("at most {} shards over all regions", kSlotCount));

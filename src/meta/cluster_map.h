@@ -120,12 +120,16 @@ struct PartitionerSpec {
   // ring (or geo with inner ring): points per shard on the ring.
   uint32_t vnodes = 256;
   // range (or geo with inner range): shards - 1 strictly increasing keys;
-  // shard i holds [split_points[i-1], split_points[i]). Empty for other kinds.
+  // shard i holds [split_points[i-1], split_points[i]). slots, once placed:
+  // each shard's first slot. geo, once placed (region_shards set): each
+  // region's split points (range: its shards - 1) or first slots (slots: one
+  // per shard, from 0), one region after the other. Empty for other kinds.
   std::vector<std::string> split_points;
   // geo only: prefix -> region rules; empty for other kinds.
   std::vector<GeoRule> geo_rules;
   // geo, once placed: each region's shard count, regions in geo_regions()
-  // order (a region's inner partitioner decides it). Empty: `shards` each.
+  // order (a region's inner partitioner decides it); it also says how
+  // split_points divide among the regions. Empty: `shards` each.
   std::vector<uint32_t> region_shards;
   // geo only: the partitioner inside each region (range, hash, ring or slots),
   // with shards / vnodes / split_points above; must stay kHash for other kinds.

@@ -443,6 +443,62 @@ TEST(Decode, RefusesBrokenKeyspaceInvariants) {
   }
 }
 
+TEST(Validate, GeoLayoutsListEachRegionsSplitPointsInTurn) {
+  // keyspaces[4] is geo over regions eu and us, 2 shards each.
+  const auto with = [](Partitioner inner, std::vector<uint32_t> region_shards,
+                       std::vector<std::string> splits) {
+    ClusterMap m = sample();
+    PartitionerSpec& p = m.keyspaces[4].spec.partitioner;
+    p.inner = inner;
+    p.region_shards = std::move(region_shards);
+    p.split_points = std::move(splits);
+    return m;
+  };
+  const auto expect_valid = [](const ClusterMap& m) {
+    EXPECT_TRUE(validate(m).ok()) << validate(m).to_string();
+    Result<ClusterMap> decoded = decode(encode(m));
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    EXPECT_EQ(*decoded, m);
+  };
+  // Placed: range, each region's shards - 1 splits; each region starts over.
+  expect_valid(with(Partitioner::kRange, {2, 2}, {"user:eu:m", "user:m"}));
+  expect_valid(with(Partitioner::kRange, {2, 2}, {"user:eu:m", "a"}));
+  // Placed: slots, one start slot per shard, each region from slot 0.
+  expect_valid(with(Partitioner::kSlots, {2, 2}, {"0", "8192", "0", "100"}));
+  // Hash and ring record no split points; neither does an unplaced slots one.
+  expect_valid(with(Partitioner::kRing, {2, 2}, {}));
+  expect_valid(with(Partitioner::kSlots, {}, {}));
+  // Not placed yet: range's split points are the same for every region.
+  ClusterMap unplaced = with(Partitioner::kRange, {}, {"m"});
+  expect_valid(unplaced);
+  unplaced.keyspaces[4].spec.partitioner.split_points = {"m", "n"};
+  expect_corrupt(unplaced, "range partitioning into 2 shards needs 1 split points, got 2");
+
+  expect_corrupt(with(Partitioner::kRange, {2, 2}, {"user:eu:m"}),
+                 "keyspace 'users': a geo keyspace over range records each region's split "
+                 "points (its shards - 1) one region after the other: its region_shards need 2, "
+                 "got 1");
+  expect_corrupt(with(Partitioner::kRange, {2, 2}, {"user:eu:m", ""}),
+                 "keyspace 'users': region 'us': a split point cannot be the empty key");
+  expect_corrupt(with(Partitioner::kRange, {3, 1}, {"user:eu:m", "user:eu:a"}),
+                 "region 'eu': split points must be strictly increasing ('user:eu:m' then "
+                 "'user:eu:a')");
+  expect_corrupt(with(Partitioner::kSlots, {2, 2}, {"0", "8192", "1", "100"}),
+                 "region 'us': start slot '1' at position 0 is not a slot above the previous one "
+                 "(the first must be 0)");
+  expect_corrupt(with(Partitioner::kSlots, {2, 2}, {"0", "0", "0", "100"}),
+                 "region 'eu': start slot '0' at position 1");
+  expect_corrupt(with(Partitioner::kSlots, {2, 2}, {"0", "8192", "0", "16384"}),
+                 "region 'us': start slot '16384'");
+  expect_corrupt(with(Partitioner::kSlots, {2, 2}, {"0", "8192", "0"}),
+                 "start slots (one per shard) one region after the other: its region_shards need "
+                 "4, got 3");
+  expect_corrupt(with(Partitioner::kHash, {2, 2}, {"a"}),
+                 "split points apply to range and slots partitioning only");
+  expect_corrupt(with(Partitioner::kSlots, {}, {"0"}),
+                 "a geo keyspace over slots lists start slots only with its layout");
+}
+
 TEST(Validate, RefusesStringsThatAreNotUtf8) {
   ClusterMap m = sample();
   m.keyspaces[1].spec.key_prefix = "order\xff";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <span>
 
 #include "meta/transitions.h"
 #include "partition/slots.h"
@@ -21,7 +22,8 @@ std::vector<NodeInfo> placeable_nodes(const std::vector<meta::Member>& members) 
   for (const meta::Member& m : members) {
     if (m.state == meta::MemberState::kActive) out.push_back(NodeInfo{m.id, m.region});
   }
-  std::sort(out.begin(), out.end(), [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
+  std::sort(out.begin(), out.end(),
+            [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
   return out;
 }
 
@@ -29,19 +31,28 @@ Result<Layout> layout_of(const Placement& p) {
   Layout layout;
   switch (p.kind()) {
     case meta::Partitioner::kGeo:
-      if (p.spec().inner != meta::Partitioner::kHash && p.spec().inner != meta::Partitioner::kRing) {
-        return Status::InvalidArgument(
-            "a geo keyspace places keys inside a region with hash or ring (for now)");
-      }
+      // Each region's own layout, regions in order: what the region's inner
+      // placement would record on its own, one region after the other.
       for (const std::string& region : p.regions()) {
-        layout.region_shards.push_back(static_cast<uint32_t>(p.region(region)->shard_count()));
+        const Placement& inner = *p.region(region);
+        layout.region_shards.push_back(static_cast<uint32_t>(inner.shard_count()));
+        if (inner.kind() == meta::Partitioner::kRange) {
+          const auto& splits = inner.split_points();
+          layout.split_points.insert(layout.split_points.end(), splits.begin(), splits.end());
+        } else if (inner.kind() == meta::Partitioner::kSlots) {
+          for (const SlotRange& r : inner.slot_ranges()) {
+            layout.split_points.push_back(std::to_string(r.start));
+          }
+        }
       }
       break;
     case meta::Partitioner::kRange:
       layout.split_points = p.split_points();
       break;
     case meta::Partitioner::kSlots:
-      for (const SlotRange& r : p.slot_ranges()) layout.split_points.push_back(std::to_string(r.start));
+      for (const SlotRange& r : p.slot_ranges()) {
+        layout.split_points.push_back(std::to_string(r.start));
+      }
       break;
     case meta::Partitioner::kHash:
     case meta::Partitioner::kRing:
@@ -69,43 +80,92 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
       }
     }
   }
-  std::sort(nodes.begin(), nodes.end(), [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
+  std::sort(nodes.begin(), nodes.end(),
+            [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
   const uint32_t rf = static_cast<uint32_t>(k.shards.front().owners.size());
 
-  if (spec.kind == meta::Partitioner::kSlots) {
-    // Shard i covers [start[i], start[i+1]).
-    if (spec.split_points.size() != k.shards.size()) {
-      return inconsistent(k, "a slots keyspace needs one start slot per shard");
+  // Gives the slots placement `p` (nodes, spec and factor set) the recorded
+  // layout: shard i covers [starts[i], starts[i+1]) and has shards[i]'s owners.
+  // `where` names the region, for geo.
+  const auto fill_slots = [&](Placement& p, std::span<const std::string> starts,
+                              std::span<const meta::Shard> shards,
+                              const std::string& where) -> Status {
+    if (starts.size() != shards.size()) {
+      return inconsistent(k, where + "a slots layout needs one start slot per shard (" +
+                                 std::to_string(shards.size()) + " shards, " +
+                                 std::to_string(starts.size()) + " start slots)");
     }
+    std::vector<uint32_t> first(starts.size());
+    for (size_t i = 0; i < starts.size(); ++i) {
+      const std::string& text = starts[i];
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), first[i]);
+      if (ec != std::errc() || end != text.data() + text.size() || first[i] >= meta::kSlotCount ||
+          (i == 0 ? first[i] != 0 : first[i] <= first[i - 1])) {
+        return inconsistent(k, where + "bad start slot '" + text + "'");
+      }
+    }
+    p.slot_shard_.assign(meta::kSlotCount, 0);
+    p.owners_.clear();
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const uint32_t stop = i + 1 < first.size() ? first[i + 1] : meta::kSlotCount;
+      for (uint32_t slot = first[i]; slot < stop; ++slot) {
+        p.slot_shard_[slot] = static_cast<uint16_t>(i);
+      }
+      p.owners_.push_back(shards[i].owners);
+    }
+    return Status::OK();
+  };
+
+  if (spec.kind == meta::Partitioner::kSlots) {
     Placement p;
     p.spec_ = spec;
     p.nodes_ = nodes;
     p.replication_factor_ = rf;
-    p.slot_shard_.assign(meta::kSlotCount, 0);
-    uint32_t previous = 0;
-    for (size_t i = 0; i < k.shards.size(); ++i) {
-      uint32_t start = 0;
-      const std::string& text = spec.split_points[i];
-      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), start);
-      if (ec != std::errc() || end != text.data() + text.size() || start >= meta::kSlotCount ||
-          (i == 0 ? start != 0 : start <= previous)) {
-        return inconsistent(k, "bad start slot '" + text + "'");
-      }
-      previous = start;
-      const uint32_t stop =
-          i + 1 < k.shards.size() ? static_cast<uint32_t>(std::stoul(spec.split_points[i + 1]))
-                                  : meta::kSlotCount;
-      for (uint32_t slot = start; slot < std::min(stop, meta::kSlotCount); ++slot) {
-        p.slot_shard_[slot] = static_cast<uint16_t>(i);
-      }
-      p.owners_.push_back(k.shards[i].owners);
-    }
+    if (Status st = fill_slots(p, spec.split_points, k.shards, ""); !st.ok()) return st;
     return p;
   }
 
-  // hash, ring and range derive their shards from the nodes (and the splits).
+  // hash, ring and range derive their shards from the nodes (and the splits);
+  // so does geo's frame (rules, regions, each region's nodes), and each region
+  // inside it as its inner kind does.
   auto p = place(spec, nodes, nullptr, rf);
   if (!p.ok()) return p.status();
+  if (spec.kind == meta::Partitioner::kGeo &&
+      (spec.inner == meta::Partitioner::kRange || spec.inner == meta::Partitioner::kSlots)) {
+    // Each region from its slice of the map: its shards (renumbered from 0)
+    // and, for slots, its start slots (place() took range's splits already).
+    std::vector<uint32_t> counts = spec.region_shards;
+    if (counts.empty()) counts.assign(p->regions().size(), spec.shards);
+    size_t total = 0;
+    for (uint32_t n : counts) total += n;
+    if (counts.size() != p->regions().size() || total != k.shards.size()) {
+      return inconsistent(k, "its regions' shard counts add up to " + std::to_string(total) +
+                                 ", the map lists " + std::to_string(k.shards.size()));
+    }
+    const std::span<const meta::Shard> all(k.shards);
+    p->owners_.clear();
+    size_t first = 0;
+    for (size_t r = 0; r < counts.size(); ++r) {
+      Placement& inner = p->region_placements_[r];
+      const std::span<const meta::Shard> shards = all.subspan(first, counts[r]);
+      const std::string where = "region '" + p->regions()[r] + "': ";
+      if (spec.inner == meta::Partitioner::kSlots) {
+        Status st = fill_slots(inner, inner.spec_.split_points, shards, where);
+        if (!st.ok()) return st;
+      } else {
+        if (inner.shard_count() != shards.size()) {
+          return inconsistent(k, where + "its split points give " +
+                                     std::to_string(inner.shard_count()) +
+                                     " shards, the map lists " + std::to_string(shards.size()));
+        }
+        for (size_t i = 0; i < shards.size(); ++i) inner.owners_[i] = shards[i].owners;
+      }
+      p->region_offsets_[r] = static_cast<uint32_t>(first);
+      p->owners_.insert(p->owners_.end(), inner.owners_.begin(), inner.owners_.end());
+      first += counts[r];
+    }
+    return p;
+  }
   if (spec.kind == meta::Partitioner::kRange) {
     // The map's owners win over the default dealing in id order.
     if (p->shard_count() != k.shards.size()) {
@@ -131,8 +191,8 @@ Result<meta::ClusterMap> create_placed_keyspace(const meta::ClusterMap& map,
                                                 const meta::KeyspaceSpec& spec) {
   auto created = meta::create_keyspace(map, spec);
   if (!created.ok()) return created;
-  auto placed = place(spec.partitioner, placeable_nodes(map.members), nullptr,
-                      spec.replication.factor);
+  auto placed =
+      place(spec.partitioner, placeable_nodes(map.members), nullptr, spec.replication.factor);
   if (!placed.ok()) return placed.status();
   auto layout = layout_of(*placed);
   if (!layout.ok()) return layout.status();

@@ -9,11 +9,18 @@
 //   slots       spec.split_points = the first slot of each shard, in decimal, in
 //               slot order (shard i is [start[i], start[i+1]) );
 //   geo         the regions' shards one region after the other (regions sorted
-//               by name), and spec.region_shards = each region's count; inside a
-//               region only hash and ring are recorded (they derive from the
-//               region's nodes).
+//               by name, meta::geo_regions), spec.region_shards = each region's
+//               count, and spec.split_points = each region's own record as
+//               above, one region after the other: inner range, the region's
+//               region_shards[r] - 1 splits; inner slots, its region_shards[r]
+//               start slots (the first 0: slots are per region, each region
+//               covers all 16384); inner hash and ring, nothing (they derive
+//               from the region's nodes).
 // So every node rebuilds the same placement from the map, whatever history
-// produced it, and the next rebalance starts from what the map says.
+// produced it, and the next rebalance starts from what the map says. (A
+// placement's spec() is the spec it was placed from; the map's spec also
+// carries the layout, so compare a restored placement with the original by
+// layout_of and by where keys go, or with restore() of its own record.)
 //
 #pragma once
 
@@ -36,8 +43,12 @@ struct Layout {
 Result<Layout> layout_of(const Placement& p);
 
 // Rebuilds keyspace `k`'s placement from the map; `members` gives regions.
-// Corruption when the record is inconsistent (a shard count or owners that
-// do not match what the spec derives).
+// The nodes are the shards' distinct owners. Geo over range or slots: each
+// region's inner placement from its slice (its shards renumbered from 0, its
+// split points or start slots). Corruption when the record is inconsistent (a
+// shard count or owners that do not match what the spec derives, start slots
+// that do not begin at 0 and rise); what place() refuses (split points that do
+// not rise) comes back as place() says it.
 Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Member>& members);
 
 // The change that creates keyspace `spec` and places it over the active

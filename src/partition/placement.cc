@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -123,8 +124,13 @@ void drop_leavers(std::vector<Segment>& segs, const std::vector<NodeInfo>& nodes
   }
 }
 
-// Gives `joiner` the upper half of the shard with the most sample keys.
-Status split_for(std::vector<Segment>& segs, NodeId joiner, SortedKeys sorted) {
+// Gives `joiner` the upper half of the shard with the most sample keys; when
+// no shard has a sample key to split at (a rebalance knows no keys), a whole
+// shard instead: the last one, in key order, of the node holding the most
+// (ties: the lower id), if it holds two or more. Otherwise the joiner waits
+// with no shard: a later change that knows keys, or has a shard to spare,
+// gives it one.
+void split_for(std::vector<Segment>& segs, NodeId joiner, SortedKeys sorted) {
   std::vector<size_t> counts(segs.size());
   for (size_t i = 0; i < segs.size(); ++i) {
     counts[i] = keys_in(sorted, segs[i].lo, upper_of(segs, i)).size();
@@ -138,10 +144,25 @@ Status split_for(std::vector<Segment>& segs, NodeId joiner, SortedKeys sorted) {
     if (!mid) continue;
     segs.insert(segs.begin() + static_cast<std::ptrdiff_t>(i) + 1,
                 Segment{std::move(*mid), joiner});
-    return Status::OK();
+    return;
   }
-  return invalid(fmt::format(
-      "range: node {} joins but no shard has a sample key to split at (pass sample keys)", joiner));
+  std::map<NodeId, size_t> held;
+  for (const Segment& s : segs) ++held[s.owner];
+  NodeId donor;
+  size_t most = 0;
+  for (const auto& [node, count] : held) {
+    if (count > most) {  // map order: on a tie the lower id stays the donor
+      donor = node;
+      most = count;
+    }
+  }
+  if (most < 2) return;
+  for (size_t i = segs.size(); i-- > 0;) {
+    if (segs[i].owner == donor) {
+      segs[i].owner = joiner;
+      return;
+    }
+  }
 }
 
 }  // namespace
@@ -298,7 +319,7 @@ class PlacementBuilder {
       drop_leavers(segs, p.nodes_, sorted);
       for (const NodeInfo& node : p.nodes_) {
         if (index_of(previous->nodes_, node.id) < previous->nodes_.size()) continue;  // not new
-        if (Status st = split_for(segs, node.id, sorted); !st.ok()) return st;
+        split_for(segs, node.id, sorted);
       }
     } else {
       std::vector<std::string> splits = p.spec_.split_points;
@@ -310,10 +331,8 @@ class PlacementBuilder {
                           splits[i - 1], splits[i]));
         }
       }
-      if (splits.empty() && n > 1) {
-        if (sorted.empty()) {
-          return invalid("range: needs split points in the spec or sample keys to choose them");
-        }
+      // No split points and no sample keys: the one shard the spec asks for.
+      if (splits.empty() && n > 1 && !sorted.empty()) {
         for (size_t j = 1; j < n; ++j) {
           std::string_view q = sorted[j * sorted.size() / n];
           // A split must leave sample keys on both sides of it.
@@ -359,12 +378,44 @@ class PlacementBuilder {
     });
     p.fallback_region_ = region_index(spec.geo_rules.front().region);
 
+    // A spec that records a layout (region_shards set, as the cluster map
+    // keeps it) lists each region's split points (range) or start slots
+    // (slots) one region after the other; a spec without lists the same split
+    // points for every region.
+    const bool recorded = !spec.region_shards.empty();
+    if (recorded && spec.region_shards.size() != p.region_names_.size()) {
+      return invalid(fmt::format("geo: region_shards lists {} regions, the rules name {}",
+                                 spec.region_shards.size(), p.region_names_.size()));
+    }
+    const auto listed = [&](size_t r) -> size_t {  // split points region r records
+      if (spec.inner == Partitioner::kRange) return spec.region_shards[r] - 1;
+      return spec.inner == Partitioner::kSlots ? spec.region_shards[r] : 0;
+    };
+    if (recorded) {
+      size_t want = 0;
+      for (size_t r = 0; r < p.region_names_.size(); ++r) {
+        if (spec.region_shards[r] == 0) return invalid("geo: a region records 0 shards");
+        want += listed(r);
+      }
+      if (want != spec.split_points.size()) {
+        return invalid(fmt::format("geo: its region_shards need {} split points, the spec has {}",
+                                   want, spec.split_points.size()));
+      }
+    }
     meta::PartitionerSpec inner = spec;
     inner.kind = spec.inner;
     inner.inner = Partitioner::kHash;
     inner.geo_rules.clear();
+    inner.region_shards.clear();
+    size_t first_split = 0;
     for (size_t r = 0; r < p.region_names_.size(); ++r) {
       const std::string& name = p.region_names_[r];
+      if (recorded) {
+        const auto from = spec.split_points.begin() + static_cast<std::ptrdiff_t>(first_split);
+        inner.split_points.assign(from, from + static_cast<std::ptrdiff_t>(listed(r)));
+        inner.shards = spec.region_shards[r];
+        first_split += listed(r);
+      }
       std::vector<NodeInfo> members;
       for (const NodeInfo& node : p.nodes_) {
         if (node.region == name) members.push_back(node);

@@ -48,14 +48,20 @@
 //          in contiguous blocks; otherwise the N-quantiles of sample_keys (one
 //          shard per node; a quantile equal to the smallest sample key or to
 //          the split before it is dropped, so fewer distinct sample keys than
-//          nodes give fewer shards). With `previous`
+//          nodes give fewer shards); with neither, the one shard a spec without
+//          split points asks for, on the first node. With `previous`
 //          (a range placement; its splits win over spec.split_points): each
 //          shard of a node that left goes to its live neighbours — split at the
 //          median of its sample keys when both neighbours are live (lower part
 //          to the left one), else wholly to the live one; then each joining node,
 //          in id order, takes the upper half of the shard holding the most
-//          sample keys, split at its median. Replicas: the next nodes in id
-//          order. A join with no sample keys to split by is InvalidArgument.
+//          sample keys, split at its median. When no shard has a sample key to
+//          split at (a rebalance from the cluster map knows no keys), the
+//          joiner takes a whole shard instead: the last, in key order, of the
+//          node holding the most shards (ties: the lower id), if it holds two
+//          or more; else it gets no shard of its own this time (a node that
+//          owns nothing is new again to the next change). Replicas: the next
+//          nodes in id order.
 //   geo    spec.geo_rules map a key prefix to a region: the longest matching
 //          prefix wins; a key no rule matches goes to the FIRST rule's region
 //          (meta's validate requires an empty-prefix rule, which matches every
@@ -67,13 +73,21 @@
 //          region k's shards follow those of regions 0..k-1. Nodes in regions
 //          no rule names own nothing. A named region with no node is
 //          InvalidArgument. `previous` (a geo placement) is used region by
-//          region.
+//          region. A spec that records a layout, as the cluster map keeps it
+//          (spec.region_shards set: partition/layout.h), lists each region's
+//          split points (inner range: region_shards[r] - 1 of them) or start
+//          slots (inner slots: region_shards[r]) one region after the other, and
+//          each region's inner spec takes only its own (and region_shards[r] as
+//          its shard count); without region_shards every region takes all of
+//          spec.split_points. (Inner slots build from `previous`, never from
+//          recorded start slots: restore() in layout.h rebuilds those.)
 //
 // Errors (InvalidArgument, with a message naming the problem): no nodes, a
 // duplicate or zero node id, replication factor 0 or above the nodes available,
 // vnodes 0 (ring), bad split points (range), geo without rules or with the
-// inner kind geo, a region with no nodes, a previous placement of another kind,
-// or a range layout that cannot be made (see range).
+// inner kind geo, a region with no nodes, region_shards that do not match the
+// rules' regions or the split points (geo), or a previous placement of another
+// kind.
 //
 // Thread safety: a Placement is an immutable value; const methods may be called
 // from any number of threads at once.

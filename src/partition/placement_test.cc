@@ -416,6 +416,39 @@ TEST(RangePlacement, JoinSplitsTheFullestShardAtItsMedian) {
   EXPECT_NEAR(static_cast<double>(moved), in_old / 2.0, 1.0);
 }
 
+TEST(RangePlacement, WithoutKeysToSplitByAJoinerTakesAWholeShardOrWaits) {
+  // No split points and no sample keys: the one shard such a spec asks for.
+  const Placement one = must_place(spec_of(Partitioner::kRange), first_nodes(3), nullptr, 2);
+  ASSERT_EQ(one.shard_count(), 1u);
+  EXPECT_EQ(one.owners(0), (std::vector<NodeId>{NodeId(1), NodeId(2)}));
+  // Four shards over two nodes (1 1 2 2): node 3 joins with no sample keys, so
+  // nothing is split; it takes node 1's upper shard (1 and 2 tie at two each:
+  // the lower id gives), and nothing else moves.
+  const Placement two = must_place(range_spec({"c", "f", "k"}), first_nodes(2));
+  const Placement three = must_place(spec_of(Partitioner::kRange), first_nodes(3), &two);
+  EXPECT_EQ(three.split_points(), two.split_points());
+  ASSERT_EQ(three.shard_count(), 4u);
+  EXPECT_EQ(three.owners(0)[0], NodeId(1));
+  EXPECT_EQ(three.owners(1)[0], NodeId(3));
+  EXPECT_EQ(three.owners(2)[0], NodeId(2));
+  EXPECT_EQ(three.owners(3)[0], NodeId(2));
+  // Node 4 joins: node 2 now holds the most, and gives its last shard.
+  const Placement four = must_place(spec_of(Partitioner::kRange), first_nodes(4), &three);
+  EXPECT_EQ(four.owners(3)[0], NodeId(4));
+  EXPECT_EQ(four.owners(2)[0], NodeId(2));
+  // Node 5 joins with no node holding two shards: the layout stays; node 5
+  // owns no shard of its own yet.
+  const Placement five = must_place(spec_of(Partitioner::kRange), first_nodes(5), &four);
+  EXPECT_EQ(five.split_points(), four.split_points());
+  for (uint32_t s = 0; s < 4; ++s) EXPECT_EQ(five.owners(s), four.owners(s)) << s;
+  // Sample keys that fall in no shard with room to split leave the same choice.
+  const std::vector<std::string> same = {"c", "c", "c"};
+  const Placement by_samples =
+      must_place(spec_of(Partitioner::kRange), first_nodes(3), &two, 1, same);
+  EXPECT_EQ(by_samples.split_points(), two.split_points());
+  EXPECT_EQ(by_samples.owners(1)[0], NodeId(3));
+}
+
 TEST(RangePlacement, LeaveHandsShardsToNeighbours) {
   const meta::PartitionerSpec spec = spec_of(Partitioner::kRange);
   const Placement five = must_place(spec, first_nodes(5), nullptr, 1, keys());
@@ -517,12 +550,9 @@ TEST(PlacementErrors, RefusesWhatCannotBePlaced) {
   expect_invalid(place(spec_of(Partitioner::kRing, 0), nodes_of({1})), "vnodes");
   expect_invalid(place(range_spec({"b", "a"}), nodes_of({1})), "strictly increasing");
   expect_invalid(place(range_spec({""}), nodes_of({1})), "empty key");
-  expect_invalid(place(spec_of(Partitioner::kRange), nodes_of({1, 2})), "sample keys");
 
   const Placement ring = must_place(spec_of(Partitioner::kRing), nodes_of({1, 2}));
   expect_invalid(place(hash, nodes_of({1, 2}), &ring), "change of partitioner");
-  const Placement ranged = must_place(range_spec({"m"}), nodes_of({1, 2}));
-  expect_invalid(place(spec_of(Partitioner::kRange), nodes_of({1, 2, 3}), &ranged), "node 3 joins");
 
   meta::PartitionerSpec geo = geo_spec(Partitioner::kHash);
   std::vector<NodeInfo> no_ap = geo_nodes();
@@ -537,7 +567,15 @@ TEST(PlacementErrors, RefusesWhatCannotBePlaced) {
   geo.geo_rules.clear();
   expect_invalid(place(geo, geo_nodes()), "rule");
   meta::PartitionerSpec geo_range = geo_spec(Partitioner::kRange);
-  expect_invalid(place(geo_range, geo_nodes()), "(in region 'ap')");
+  geo_range.split_points = {"key:5", "key:4"};
+  expect_invalid(place(geo_range, geo_nodes()),
+                 "strictly increasing ('key:5' then 'key:4') (in region 'ap')");
+  // A recorded layout (region_shards) must match the regions and split points.
+  geo_range.split_points = {"key:5"};
+  geo_range.region_shards = {1, 2};
+  expect_invalid(place(geo_range, geo_nodes()), "region_shards lists 2 regions, the rules name 3");
+  geo_range.region_shards = {1, 2, 2};
+  expect_invalid(place(geo_range, geo_nodes()), "need 2 split points, the spec has 1");
 }
 
 }  // namespace

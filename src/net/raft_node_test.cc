@@ -172,8 +172,16 @@ TEST(RaftNode, AddAndRemoveVoterLive) {
   }
   auto s4 = c.nodes_[NodeId(4)]->status();
   EXPECT_EQ(s4.voters.size(), 4u);
+  // Node 4 may lead once node 1 is gone: the client must know its address
+  // (a client follows leader hints only to endpoints it was given).
+  client = c.client();
   ASSERT_TRUE(client->remove_voter(NodeId(1)).ok());
-  ASSERT_TRUE(client->put("b", "2").ok());
+  Status put = client->put("b", "2");
+  std::string states;
+  for (auto& [id, node] : c.nodes_) {
+    states += "\n  port " + std::to_string(node->peer_port()) + ": " + node->status().to_json();
+  }
+  ASSERT_TRUE(put.ok()) << put.to_string() << states;
   auto leader = c.leader();
   ASSERT_TRUE(leader);
   EXPECT_EQ(c.nodes_[*leader]->status().voters.size(), 3u);

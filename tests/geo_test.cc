@@ -25,24 +25,28 @@ long long local_keys(RedisClient& c, const std::string& keyspace) {
   return at == std::string::npos ? 0 : std::atoll(info->c_str() + at + field.size());
 }
 
+// Four nodes on ports base.., nodes 1 and 3 in region eu, 2 and 4 in us.
+void start_two_region_cluster(const std::string& data, uint16_t base) {
+  auto up = run_statekv({"cluster", "up", "--nodes", "4", "--base-port", std::to_string(base),
+                         "--data", data, "--regions", "eu,us", "--engine", "memory", "--detach"});
+  ASSERT_EQ(up.first, 0) << up.second;
+}
+
 TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("geo");
   const std::string data = dir.path() + "/data";
   const uint16_t base = pick_cluster_base_port(5);
   ASSERT_NE(base, 0);
-  // Nodes 1 and 3 in eu, 2 and 4 in us.
-  auto up = run_statekv({"cluster", "up", "--nodes", "4", "--base-port", std::to_string(base),
-                         "--data", data, "--regions", "eu,us", "--engine", "memory", "--detach"});
   LocalClusterGuard down{data};
-  ASSERT_EQ(up.first, 0) << up.second;
+  ASSERT_NO_FATAL_FAILURE(start_two_region_cluster(data, base));
   const std::map<uint16_t, std::string> region_of = {
       {base, "eu"}, {base + 1, "us"}, {base + 2, "eu"}, {base + 3, "us"}};
 
   auto c = RedisClient::connect(base);
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->cmd({"KEYSPACE", "CREATE", "g", "PARTITIONER", "geo", "GEO",
-                    "g:eu:=eu,g:us:=us,=eu", "INNER", "ring", "VNODES", "16"}),
+  EXPECT_EQ(c->cmd({"KEYSPACE", "CREATE", "g", "PARTITIONER", "geo", "GEO", "g:eu:=eu,g:us:=us,=eu",
+                    "INNER", "ring", "VNODES", "16"}),
             "+OK");
   // Keys of each region, written through every node.
   std::map<std::string, std::string> region_of_key;
@@ -88,8 +92,8 @@ TEST(Geo, EachRegionsKeysStayOnThatRegionsNodes) {
   auto add = run_statekv({"cluster", "add-node", "--region", "us", "--data", data});
   ASSERT_EQ(add.first, 0) << add.second;
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const std::map<uint16_t, std::string> after = {{base, "eu"},     {base + 1, "us"}, {base + 2, "eu"},
-                                                 {base + 3, "us"}, {base + 4, "us"}};
+  const std::map<uint16_t, std::string> after = {
+      {base, "eu"}, {base + 1, "us"}, {base + 2, "eu"}, {base + 3, "us"}, {base + 4, "us"}};
   eu = us = 0;
   long long on_new = 0;
   for (const auto& [port, region] : after) {
@@ -125,11 +129,8 @@ TEST(Geo, InnerRangeAndSlotsKeepEachRegionsKeysInItsRegionAcrossAJoin) {
   const std::string data = dir.path() + "/data";
   const uint16_t base = pick_cluster_base_port(5);
   ASSERT_NE(base, 0);
-  // Nodes 1 and 3 in eu, 2 and 4 in us.
-  auto up = run_statekv({"cluster", "up", "--nodes", "4", "--base-port", std::to_string(base),
-                         "--data", data, "--regions", "eu,us", "--engine", "memory", "--detach"});
   LocalClusterGuard down{data};
-  ASSERT_EQ(up.first, 0) << up.second;
+  ASSERT_NO_FATAL_FAILURE(start_two_region_cluster(data, base));
   std::map<uint16_t, std::string> region_of = {
       {base, "eu"}, {base + 1, "us"}, {base + 2, "eu"}, {base + 3, "us"}};
 
@@ -240,8 +241,8 @@ TEST(Geo, KeyspacesFromATomlFileAreCreatedOnceAndBadOnesRefused) {
   const uint16_t base = pick_cluster_base_port(2);
   ASSERT_NE(base, 0);
   auto up = run_statekv({"cluster", "up", "--nodes", "2", "--base-port", std::to_string(base),
-                         "--data", data, "--regions", "eu,us", "--keyspaces", file,
-                         "--engine", "memory", "--detach"});
+                         "--data", data, "--regions", "eu,us", "--keyspaces", file, "--engine",
+                         "memory", "--detach"});
   LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
   auto c = RedisClient::connect(base + 1);

@@ -3,7 +3,8 @@
 //
 // On the node a client is connected to (the router):
 //   * a command whose keys all belong to one node runs there: here, or routed
-//     over the peer transport (Forwarder) with the epoch of the map used;
+//     over the peer transport (net::ForwardClient; the blocking Forwarder on
+//     the router pool and for the mover) with the epoch of the map used;
 //   * MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across nodes fan out, one
 //     sub-command per owner, and the replies are gathered in key order (MSET
 //     is then not atomic across nodes: each node's part is);
@@ -28,6 +29,8 @@
 // (many in flight per peer connection) and its reply delivered when it comes;
 // fan-outs, scans, and re-routing after a stale route run on the router pool
 // (blocking there). Sessions that cannot defer (internal ones) block instead.
+// A command this node serves itself still runs inline, and may wait there at
+// a frozen rebalance gate (a few milliseconds, coord/mover.h).
 // Routed commands arriving from other nodes run on a small worker pool, never
 // on the raft thread; the rebalance's control work has a thread of its own.
 #pragma once

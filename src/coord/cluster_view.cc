@@ -22,7 +22,9 @@ namespace statekv::coord {
 
 namespace {
 
-std::string redis_id(NodeId id) { return fmt::format("{:040x}", id.value()); }
+std::string redis_id(NodeId id) {
+  return fmt::format("{:040x}", id.value());
+}
 
 // host and port of a "host:port" address.
 std::pair<std::string, int64_t> split_address(const std::string& address) {
@@ -52,8 +54,9 @@ std::vector<SlotSpan> slot_spans(const meta::Keyspace& k) {
   const auto& starts = k.spec.partitioner.split_points;
   for (size_t i = 0; i < k.shards.size() && i < starts.size(); ++i) {
     const uint32_t start = static_cast<uint32_t>(std::stoul(starts[i]));
-    const uint32_t end = i + 1 < starts.size() ? static_cast<uint32_t>(std::stoul(starts[i + 1])) - 1
-                                               : meta::kSlotCount - 1;
+    const uint32_t end = i + 1 < starts.size()
+                             ? static_cast<uint32_t>(std::stoul(starts[i + 1])) - 1
+                             : meta::kSlotCount - 1;
     out.push_back(SlotSpan{start, end, k.shards[i].owners});
   }
   return out;
@@ -69,7 +72,9 @@ void write_node_entry(resp::Writer& out, const meta::Member* m, NodeId id) {
 
 }  // namespace
 
-std::string Coordinator::my_id() const { return redis_id(options_.self); }
+std::string Coordinator::my_id() const {
+  return redis_id(options_.self);
+}
 
 void Coordinator::cluster_keyslot(std::string_view key, resp::Writer& out) const {
   out.integer(partition::key_slot(key));
@@ -144,7 +149,8 @@ void Coordinator::cluster_nodes(resp::Writer& out) const {
   if (k != nullptr) {
     for (const SlotSpan& s : slot_spans(*k)) {
       std::string& text = slots[s.owners.front()];
-      text += s.start == s.end ? fmt::format(" {}", s.start) : fmt::format(" {}-{}", s.start, s.end);
+      text +=
+          s.start == s.end ? fmt::format(" {}", s.start) : fmt::format(" {}-{}", s.start, s.end);
     }
   }
   std::string text;
@@ -195,6 +201,19 @@ void Coordinator::locate(std::string_view key, resp::Writer& out) const {
 
 namespace {
 
+// "a,b,,c" -> {"a", "b", "", "c"}: empty items are kept (validation judges them).
+std::vector<std::string> split_commas(std::string_view text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string_view::npos) comma = text.size();
+    out.emplace_back(text.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
 // KEYSPACE CREATE name [PREFIX p] [PARTITIONER kind] [VNODES n] [SPLITS a,b,...]
 //   [REPLICATION kind] [FACTOR n] [CONSISTENCY level] [PARTITION-MODE mode]
 Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) {
@@ -229,28 +248,16 @@ Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) 
     } else if (server::iequals(opt, "vnodes")) {
       s = number(&spec.partitioner.vnodes);
     } else if (server::iequals(opt, "splits")) {
-      size_t pos = 0;
-      const std::string text(v);
-      while (pos <= text.size()) {
-        size_t comma = text.find(',', pos);
-        if (comma == std::string::npos) comma = text.size();
-        spec.partitioner.split_points.push_back(text.substr(pos, comma - pos));
-        pos = comma + 1;
-      }
+      spec.partitioner.split_points = split_commas(v);
     } else if (server::iequals(opt, "geo")) {
       // GEO prefix=region,prefix=region,...; "=region" is the catch-all.
-      size_t pos = 0;
-      const std::string text(v);
-      while (pos <= text.size()) {
-        size_t comma = text.find(',', pos);
-        if (comma == std::string::npos) comma = text.size();
-        const std::string rule = text.substr(pos, comma - pos);
+      for (const std::string& rule : split_commas(v)) {
         const size_t eq = rule.rfind('=');
         if (eq == std::string::npos) {
           return Status::InvalidArgument("GEO rule '" + rule + "' is not PREFIX=REGION");
         }
-        spec.partitioner.geo_rules.push_back(meta::GeoRule{rule.substr(0, eq), rule.substr(eq + 1)});
-        pos = comma + 1;
+        spec.partitioner.geo_rules.push_back(
+            meta::GeoRule{rule.substr(0, eq), rule.substr(eq + 1)});
       }
     } else if (server::iequals(opt, "inner")) {
       auto p = meta::parse_partitioner(v);
@@ -324,7 +331,7 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
   // are linearizable (this node's own map may trail by a moment), changes go
   // through the leader.
   node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret,
-                                 std::chrono::milliseconds(5000));
+                                  std::chrono::milliseconds(5000));
   if (server::iequals(sub, "list") || server::iequals(sub, "info")) {
     auto current = meta::fetch(client);
     if (!current.ok()) {
@@ -372,9 +379,8 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
       return partition::create_placed_keyspace(m, *spec);
     });
   } else if (server::iequals(sub, "drop")) {
-    result = meta::update(client, [&](const meta::ClusterMap& m) {
-      return meta::drop_keyspace(m, argv[1]);
-    });
+    result = meta::update(
+        client, [&](const meta::ClusterMap& m) { return meta::drop_keyspace(m, argv[1]); });
   } else if (server::iequals(sub, "alter")) {
     meta::KeyspaceChanges changes;
     for (size_t i = 2; i + 1 < argv.size(); i += 2) {

@@ -21,11 +21,11 @@ enum class Kind : uint8_t {
   kForwardReply = 7,
 };
 
-#define WIRE_READ(dst, expr)             \
-  do {                                   \
-    auto wire_r = (expr);                \
+#define WIRE_READ(dst, expr)                  \
+  do {                                        \
+    auto wire_r = (expr);                     \
     if (!wire_r.ok()) return wire_r.status(); \
-    dst = std::move(wire_r).value();     \
+    dst = std::move(wire_r).value();          \
   } while (0)
 
 void encode_request(Writer& w, const ClientRequest& r) {
@@ -93,70 +93,100 @@ Status decode_status(Reader& r, Status* out) {
 
 }  // namespace
 
-uint8_t status_code(const Status& s) { return static_cast<uint8_t>(s.code()); }
+uint8_t status_code(const Status& s) {
+  return static_cast<uint8_t>(s.code());
+}
 
 Status status_from_code(uint8_t code, std::string m) {
   switch (static_cast<Status::Code>(code)) {
-    case Status::Code::kOk: return Status::OK();
-    case Status::Code::kNotFound: return Status::NotFound(std::move(m));
-    case Status::Code::kCorruption: return Status::Corruption(std::move(m));
-    case Status::Code::kIOError: return Status::IOError(std::move(m));
-    case Status::Code::kInvalidArgument: return Status::InvalidArgument(std::move(m));
-    case Status::Code::kOutOfRange: return Status::OutOfRange(std::move(m));
-    case Status::Code::kBusy: return Status::Busy(std::move(m));
-    case Status::Code::kUnavailable: return Status::Unavailable(std::move(m));
-    case Status::Code::kTimeout: return Status::Timeout(std::move(m));
-    case Status::Code::kAborted: return Status::Aborted(std::move(m));
-    case Status::Code::kInternal: return Status::Internal(std::move(m));
+    case Status::Code::kOk:
+      return Status::OK();
+    case Status::Code::kNotFound:
+      return Status::NotFound(std::move(m));
+    case Status::Code::kCorruption:
+      return Status::Corruption(std::move(m));
+    case Status::Code::kIOError:
+      return Status::IOError(std::move(m));
+    case Status::Code::kInvalidArgument:
+      return Status::InvalidArgument(std::move(m));
+    case Status::Code::kOutOfRange:
+      return Status::OutOfRange(std::move(m));
+    case Status::Code::kBusy:
+      return Status::Busy(std::move(m));
+    case Status::Code::kUnavailable:
+      return Status::Unavailable(std::move(m));
+    case Status::Code::kTimeout:
+      return Status::Timeout(std::move(m));
+    case Status::Code::kAborted:
+      return Status::Aborted(std::move(m));
+    case Status::Code::kInternal:
+      return Status::Internal(std::move(m));
   }
   return Status::Internal(std::move(m));
 }
 
-std::string encode_wire(const WireMessage& message) {
+namespace {
+
+// One message of any kind, appended to w.
+template <typename T>
+void encode_message(Writer& w, const T& m) {
+  if constexpr (std::is_same_v<T, ProtocolFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kProtocol));
+    w.bytes(m.message);
+  } else if constexpr (std::is_same_v<T, RequestFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kRequest));
+    w.varint(m.call);
+    encode_request(w, m.request);
+  } else if constexpr (std::is_same_v<T, ResponseFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kResponse));
+    w.varint(m.call);
+    encode_status(w, m.status);
+    encode_response(w, m.response);
+  } else if constexpr (std::is_same_v<T, AdminFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kAdmin));
+    w.varint(m.call);
+    w.u8(static_cast<uint8_t>(m.op));
+    w.varint(m.node.value());
+    w.bytes(m.argument);
+  } else if constexpr (std::is_same_v<T, AdminReplyFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kAdminReply));
+    w.varint(m.call);
+    encode_status(w, m.status);
+    w.bytes(m.body);
+  } else if constexpr (std::is_same_v<T, ForwardFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kForward));
+    w.varint(m.call);
+    w.varint(m.epoch);
+    w.u8(m.flags);
+    w.u8(m.resp);
+    w.varint(m.argv.size());
+    for (const std::string& a : m.argv) w.bytes(a);
+  } else {
+    w.u8(static_cast<uint8_t>(Kind::kForwardReply));
+    w.varint(m.call);
+    encode_status(w, m.status);
+    w.bytes(m.reply);
+  }
+}
+
+template <typename T>
+std::string encode_one(const T& m) {
   Writer w;
-  std::visit(
-      [&w](const auto& m) {
-        using T = std::decay_t<decltype(m)>;
-        if constexpr (std::is_same_v<T, ProtocolFrame>) {
-          w.u8(static_cast<uint8_t>(Kind::kProtocol));
-          w.bytes(m.message);
-        } else if constexpr (std::is_same_v<T, RequestFrame>) {
-          w.u8(static_cast<uint8_t>(Kind::kRequest));
-          w.varint(m.call);
-          encode_request(w, m.request);
-        } else if constexpr (std::is_same_v<T, ResponseFrame>) {
-          w.u8(static_cast<uint8_t>(Kind::kResponse));
-          w.varint(m.call);
-          encode_status(w, m.status);
-          encode_response(w, m.response);
-        } else if constexpr (std::is_same_v<T, AdminFrame>) {
-          w.u8(static_cast<uint8_t>(Kind::kAdmin));
-          w.varint(m.call);
-          w.u8(static_cast<uint8_t>(m.op));
-          w.varint(m.node.value());
-          w.bytes(m.argument);
-        } else if constexpr (std::is_same_v<T, AdminReplyFrame>) {
-          w.u8(static_cast<uint8_t>(Kind::kAdminReply));
-          w.varint(m.call);
-          encode_status(w, m.status);
-          w.bytes(m.body);
-        } else if constexpr (std::is_same_v<T, ForwardFrame>) {
-          w.u8(static_cast<uint8_t>(Kind::kForward));
-          w.varint(m.call);
-          w.varint(m.epoch);
-          w.u8(m.flags);
-          w.u8(m.resp);
-          w.varint(m.argv.size());
-          for (const std::string& a : m.argv) w.bytes(a);
-        } else {
-          w.u8(static_cast<uint8_t>(Kind::kForwardReply));
-          w.varint(m.call);
-          encode_status(w, m.status);
-          w.bytes(m.reply);
-        }
-      },
-      message);
+  encode_message(w, m);
   return std::move(w).take();
+}
+
+}  // namespace
+
+std::string encode_wire(const WireMessage& message) {
+  return std::visit([](const auto& m) { return encode_one(m); }, message);
+}
+
+std::string encode_wire(const ForwardFrame& frame) {
+  return encode_one(frame);
+}
+std::string encode_wire(const ForwardReplyFrame& reply) {
+  return encode_one(reply);
 }
 
 Result<WireMessage> decode_wire(std::string_view bytes) {

@@ -94,6 +94,11 @@ using WireMessage = std::variant<ProtocolFrame, RequestFrame, ResponseFrame, Adm
                                  AdminReplyFrame, ForwardFrame, ForwardReplyFrame>;
 
 std::string encode_wire(const WireMessage& message);
+// The same bytes for the messages of routed commands, encoded where they are
+// without first being copied into a WireMessage (they carry whole commands
+// and replies, on every routed command's path).
+std::string encode_wire(const ForwardFrame& frame);
+std::string encode_wire(const ForwardReplyFrame& reply);
 // Corruption on anything encode_wire did not produce (unknown kind, truncated,
 // trailing bytes).
 Result<WireMessage> decode_wire(std::string_view bytes);

@@ -55,7 +55,7 @@ constexpr int kElectionMs = 300;
 constexpr uint32_t kSlots = 16384;
 
 #define SKIP_FOR_REDIS()                                            \
-  if (subject_kind() == ServerKind::kRedis)                                           \
+  if (subject_kind() == ServerKind::kRedis)                         \
   GTEST_SKIP() << "statekv cluster routing only (redis-server has " \
                   "no statekv cluster mode)"
 
@@ -767,7 +767,7 @@ TEST(Routing, RedisBenchmarkClusterModeRunsAgainstTheSlotsCluster) {
 
 // tests/ioredis/, beside this file.
 fs::path ioredis_source_dir() {
-  return fs::path(__FILE__).parent_path() / "ioredis";
+  return fs::path(STATEKV_TESTS_DIR) / "ioredis";
 }
 
 // npm's words for "the registry could not be reached".

@@ -4,9 +4,13 @@
 
 namespace statekv::replication {
 
-void Writer::fixed32(uint32_t v) { append_le32(out_, v); }
+void Writer::fixed32(uint32_t v) {
+  append_le32(out_, v);
+}
 
-void Writer::fixed64(uint64_t v) { append_le64(out_, v); }
+void Writer::fixed64(uint64_t v) {
+  append_le64(out_, v);
+}
 
 void Writer::varint(uint64_t v) {
   while (v >= 0x80) {
@@ -71,16 +75,22 @@ Result<bool> Reader::boolean() {
   return *b == 1;
 }
 
-Result<std::string> Reader::bytes() {
+Result<std::string_view> Reader::bytes_view() {
   Result<uint64_t> n = varint();
   if (!n.ok()) return n.status();
   if (*n > remaining()) {
     return Status::Corruption("truncated: length " + std::to_string(*n) + " but " +
                               std::to_string(remaining()) + " bytes left");
   }
-  std::string v(in_.substr(pos_, *n));
+  std::string_view v = in_.substr(pos_, *n);
   pos_ += *n;
   return v;
+}
+
+Result<std::string> Reader::bytes() {
+  Result<std::string_view> v = bytes_view();
+  if (!v.ok()) return v.status();
+  return std::string(*v);
 }
 
 Result<std::optional<std::string>> Reader::optional_bytes() {

@@ -72,6 +72,8 @@ class Reader {
   Result<int64_t> svarint();
   Result<bool> boolean();
   Result<std::string> bytes();
+  // The same bytes as a view into the input (valid while the input is).
+  Result<std::string_view> bytes_view();
   Result<std::optional<std::string>> optional_bytes();
 
   bool at_end() const { return pos_ == in_.size(); }

@@ -19,6 +19,7 @@
 
 #include "resp/writer.h"
 #include "server/context.h"
+#include "server/proposer.h"
 #include "server/scan_cursors.h"
 #include "server/store.h"
 
@@ -83,6 +84,8 @@ struct ServiceState {
   ServerContext& ctx;
   const CommandTable& table;
   Store store;
+  // Commits handlers' effects (server/proposer.h): the store's replica group.
+  std::unique_ptr<Proposer> proposer;
   ScanCursors cursors;
 
   // Cached config values read on hot paths; refreshed by refresh_config() after
@@ -118,12 +121,12 @@ struct CommandContext {
   const CommandSpec& spec;
   std::string_view fullname;  // "get", "client|list": for error texts
   int64_t now_ms;             // one clock reading per command, like Redis
-  storage::Sequence seq = 0;  // the highest Sequence this command produced
+  storage::Sequence seq = 0;  // the highest commit ticket this command waits on
 
   Store& store() { return state.store; }
   ServerStats::Slot& stats() { return state.ctx.stats->local(); }
 
-  // Records seq as needing durability before the reply is sent.
+  // Records s as needing durability before the reply is sent.
   void note(storage::Sequence s) {
     if (s > seq) seq = s;
   }
@@ -141,12 +144,33 @@ struct CommandContext {
     return false;
   }
   void fail(const Status& s);
-  // Notes the Sequence of a successful mutation, or replies with its error.
-  bool wrote(const Result<storage::Sequence>& r) {
-    if (!ok(r)) return false;
-    note(*r);
-    return true;
+
+  // ---- reads: against applied state ----
+  // Lock-free read of key (GET, STRLEN, EXISTS...). A record found expired is
+  // erased through the group first (only the writer expires keys), then reads
+  // as absent. Errors are replied; nullopt then.
+  std::optional<bool> read(std::string_view key, std::string* buf, RecordView* rec);
+  // The same with key's stripe lock held by the caller; *meta is what the key
+  // holds after any expired record was erased (what a write of it replaces).
+  std::optional<bool> read_locked(std::string_view key, std::string* buf, RecordView* rec,
+                                  Store::Meta* meta);
+
+  // ---- effects: proposed to the keys' group; the reply waits on the ticket ----
+  // Each replies with the error and returns false when the proposal fails.
+  // The caller holds the stripe lock of every key named.
+  bool put(std::string_view key, const Store::Meta& old, std::string_view value,
+           int64_t expire_ms) {
+    Store::Write w{key, old, false, value, expire_ms};
+    return commit(std::span<const Store::Write>(&w, 1));
   }
+  bool erase(std::string_view key, const Store::Meta& old) {
+    Store::Write w{key, old, true, {}, 0};
+    return commit(std::span<const Store::Write>(&w, 1));
+  }
+  // Several keys' writes as one atomic effect; each key at most once.
+  bool commit(std::span<const Store::Write> writes);
+  // Every key removed (FLUSHALL/FLUSHDB).
+  bool commit_clear();
 
   void hit() { bump(stats().keyspace_hits); }
   void miss() { bump(stats().keyspace_misses); }
@@ -170,8 +194,8 @@ struct LockedRead {
   Store::Meta meta;  // what the key held, for Store::Write::old
   bool live = false;
 };
-// Locks key's stripe and reads it (Store::get_locked). On an engine error it
-// replies with the error and returns nullopt.
+// Locks key's stripe and reads it (CommandContext::read_locked). On an engine
+// error it replies with the error and returns nullopt.
 std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key);
 
 // ASCII case-insensitive equality (Redis's strcasecmp on option names).

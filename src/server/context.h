@@ -152,6 +152,8 @@ class ClusterView {
 };
 
 struct CommandSpec;
+class Proposer;
+class Store;
 
 // Where a command runs in a cluster: implemented by coord/ (absent for a
 // standalone server). Called for every command before it executes, on the
@@ -184,6 +186,9 @@ struct ServerContext {
   std::string config_file;         // --config path or empty
   ClusterView* cluster = nullptr;  // set when the node runs in a cluster
   Router* router = nullptr;        // set when the node routes keys across a cluster
+  // Builds the Proposer that commits handlers' effects to the store
+  // (server/proposer.h); unset: a local group of one member.
+  std::function<std::unique_ptr<Proposer>(Store&)> proposers;
 };
 
 // The command layer, as the network sees it.

@@ -35,11 +35,11 @@ void cmd_del(CommandContext& c) {
   for (auto key : keys) {
     RecordView rec;
     Store::Meta meta;
-    auto live = store.get_locked(key, c.now_ms, &buf, &rec, &meta);
-    if (!c.ok(live)) return;
+    auto live = c.read_locked(key, &buf, &rec, &meta);
+    if (!live) return;
     if (*live) writes.push_back(Store::Write{key, meta, true, {}, 0});
   }
-  if (!c.wrote(store.apply_locked(writes))) return;
+  if (!c.commit(writes)) return;
   c.out.integer(static_cast<int64_t>(writes.size()));
 }
 
@@ -48,8 +48,8 @@ void cmd_exists(CommandContext& c) {
   int64_t count = 0;
   for (auto key : c.argv.subspan(1)) {
     RecordView rec;
-    auto live = c.store().get(key, c.now_ms, &buf, &rec);
-    if (!c.ok(live)) return;
+    auto live = c.read(key, &buf, &rec);
+    if (!live) return;
     c.count_lookup(*live);
     if (*live) ++count;
   }
@@ -59,8 +59,8 @@ void cmd_exists(CommandContext& c) {
 void cmd_type(CommandContext& c) {
   std::string& buf = read_buffer();
   RecordView rec;
-  auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
-  if (!c.ok(live)) return;
+  auto live = c.read(c.argv[1], &buf, &rec);
+  if (!live) return;
   c.count_lookup(*live);
   c.out.simple(*live ? "string" : "none");
 }
@@ -107,7 +107,6 @@ void expire_generic(CommandContext& c, int64_t basetime, bool seconds) {
   if (when > kMax - basetime) return invalid_expire(c);
   when += basetime;
 
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -122,8 +121,8 @@ void expire_generic(CommandContext& c, int64_t basetime, bool seconds) {
   if ((flags & kEGT) && (current == -1 || when <= current)) return c.out.integer(0);
   if ((flags & kELT) && current != -1 && when >= current) return c.out.integer(0);
   if (when <= c.now_ms) {
-    if (!c.wrote(store.erase_locked(key, meta))) return;
-  } else if (!c.wrote(store.put_locked(key, meta, rec.value, when))) {
+    if (!c.erase(key, meta)) return;
+  } else if (!c.put(key, meta, rec.value, when)) {
     return;
   }
   c.out.integer(1);
@@ -147,8 +146,8 @@ enum class TtlOutput { kTtlSeconds, kTtlMs, kTimeSeconds, kTimeMs };
 void ttl_generic(CommandContext& c, TtlOutput output) {
   std::string& buf = read_buffer();
   RecordView rec;
-  auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
-  if (!c.ok(live)) return;
+  auto live = c.read(c.argv[1], &buf, &rec);
+  if (!live) return;
   if (!*live) {
     c.miss();
     return c.out.integer(-2);
@@ -181,7 +180,6 @@ void cmd_pexpiretime(CommandContext& c) {
 }
 
 void cmd_persist(CommandContext& c) {
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -189,7 +187,7 @@ void cmd_persist(CommandContext& c) {
   const Store::Meta& meta = locked->meta;
   const bool live = locked->live;
   if (!live || meta.expire_ms == 0) return c.out.integer(0);
-  if (!c.wrote(store.put_locked(key, meta, rec.value, 0))) return;
+  if (!c.put(key, meta, rec.value, 0)) return;
   c.out.integer(1);
 }
 
@@ -275,8 +273,8 @@ void rename_generic(CommandContext& c, bool nx) {
   std::string& buf = read_buffer();
   RecordView rec;
   Store::Meta src_meta;
-  auto live = store.get_locked(src, c.now_ms, &buf, &rec, &src_meta);
-  if (!c.ok(live)) return;
+  auto live = c.read_locked(src, &buf, &rec, &src_meta);
+  if (!live) return;
   if (!*live) return c.out.error("ERR no such key");
   if (src == dst) {
     if (nx) return c.out.integer(0);
@@ -284,14 +282,14 @@ void rename_generic(CommandContext& c, bool nx) {
   }
   std::string value(rec.value);
   Store::Meta dst_meta;
-  auto dst_live = store.get_locked(dst, c.now_ms, &buf, &rec, &dst_meta);
-  if (!c.ok(dst_live)) return;
+  auto dst_live = c.read_locked(dst, &buf, &rec, &dst_meta);
+  if (!dst_live) return;
   if (nx && *dst_live) return c.out.integer(0);
   Store::Write writes[2] = {
       Store::Write{src, src_meta, true, {}, 0},
       Store::Write{dst, dst_meta, false, value, src_meta.expire_ms},
   };
-  if (!c.wrote(store.apply_locked(writes))) return;
+  if (!c.commit(writes)) return;
   if (nx) return c.out.integer(1);
   c.out.simple("OK");
 }
@@ -313,7 +311,7 @@ void flush_generic(CommandContext& c) {
   if (c.argv.size() == 2 && !iequals(c.argv[1], "async") && !iequals(c.argv[1], "sync")) {
     return c.out.error(kSyntaxError);
   }
-  if (!c.wrote(c.store().flush())) return;
+  if (!c.commit_clear()) return;
   c.out.simple("OK");
 }
 

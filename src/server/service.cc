@@ -25,10 +25,48 @@ std::string& read_buffer() {
 
 std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key) {
   LockedRead r{c.store().lock(key), {}, {}, false};
-  auto live = c.store().get_locked(key, c.now_ms, &read_buffer(), &r.rec, &r.meta);
-  if (!c.ok(live)) return std::nullopt;
+  auto live = c.read_locked(key, &read_buffer(), &r.rec, &r.meta);
+  if (!live) return std::nullopt;
   r.live = *live;
   return r;
+}
+
+std::optional<bool> CommandContext::read_locked(std::string_view key, std::string* buf,
+                                                RecordView* rec, Store::Meta* meta) {
+  auto live = store().get_locked(key, now_ms, buf, rec, meta);
+  if (!ok(live)) return std::nullopt;
+  if (*live || !meta->exists) return *live;
+  // Expired: its erase is this command's first effect, as Redis deletes an
+  // expired key it touches before running the command.
+  if (!erase(key, *meta)) return std::nullopt;
+  bump(stats().expired_keys);
+  *meta = Store::Meta{};
+  return false;
+}
+
+std::optional<bool> CommandContext::read(std::string_view key, std::string* buf, RecordView* rec) {
+  bool expired = false;
+  auto live = store().get(key, now_ms, buf, rec, &expired);
+  if (!ok(live)) return std::nullopt;
+  if (!expired) return *live;
+  // Erase under the lock; a writer may have replaced the record since.
+  auto guard = store().lock(key);
+  Store::Meta meta;
+  return read_locked(key, buf, rec, &meta);
+}
+
+bool CommandContext::commit(std::span<const Store::Write> writes) {
+  auto ticket = state.proposer->propose(now_ms, writes);
+  if (!ok(ticket)) return false;
+  note(ticket->durable_at);
+  return true;
+}
+
+bool CommandContext::commit_clear() {
+  auto ticket = state.proposer->propose_clear(now_ms);
+  if (!ok(ticket)) return false;
+  note(ticket->durable_at);
+  return true;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -47,7 +85,10 @@ void CommandContext::fail(const Status& s) {
 }
 
 ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
-    : ctx(context), table(commands), store(*context.engine, context.stats) {
+    : ctx(context),
+      table(commands),
+      store(*context.engine, context.stats),
+      proposer(context.proposers ? context.proposers(store) : make_local_group(store)) {
   refresh_config();
 }
 
@@ -237,7 +278,17 @@ class ServiceImpl final : public Service {
     while (!stopping_) {
       ServerConfig config = state_.ctx.config->snapshot();
       lock.unlock();
-      auto done = state_.store.expire_cycle(unix_time_ms(), config.active_expire_keys_per_cycle);
+      const int64_t now = unix_time_ms();
+      // This node expires keys as the writer of its store: the erase is an
+      // effect proposed like any write.
+      auto done = state_.store.expire_cycle(
+          now, config.active_expire_keys_per_cycle,
+          [&](std::string_view key, const Store::Meta& old) -> Result<storage::Sequence> {
+            Store::Write w{key, old, true, {}, 0};
+            auto ticket = state_.proposer->propose(now, std::span<const Store::Write>(&w, 1));
+            if (!ticket.ok()) return ticket.status();
+            return ticket->durable_at;
+          });
       if (!done.ok()) spdlog::warn("active expiry cycle failed: {}", done.status().to_string());
       lock.lock();
       unsigned hz = std::clamp(config.hz, 1u, 500u);

@@ -24,11 +24,14 @@ namespace statekv::server::testing {
 
 class Harness {
  public:
-  // engine: nullptr opens a memory engine.
+  // engine: nullptr opens a memory engine. proposers: how handlers' effects
+  // are committed (unset: a local group of one member, as a node runs).
   explicit Harness(std::unique_ptr<storage::Engine> engine = nullptr,
-                   ServerConfig config = default_config())
+                   ServerConfig config = default_config(),
+                   std::function<std::unique_ptr<Proposer>(Store&)> proposers = {})
       : config_(std::move(config)),
         engine_(engine ? std::move(engine) : storage::open_memory_engine()) {
+    ctx_.proposers = std::move(proposers);
     ctx_.config = &config_;
     ctx_.engine = engine_.get();
     ctx_.stats = &stats_;

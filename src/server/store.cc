@@ -109,21 +109,18 @@ Store::Locked Store::lock_all() {
   return l;
 }
 
-Result<bool> Store::get(std::string_view key, int64_t now, std::string* buf, RecordView* rec) {
+Result<bool> Store::get(std::string_view key, int64_t now, std::string* buf, RecordView* rec,
+                        bool* expired) {
   std::string& dk = scratch_key();
   data_key(key, &dk);
   Status s = engine_.get(dk, buf);
+  if (expired != nullptr) *expired = false;
   if (s.is_not_found()) return false;
   if (!s.ok()) return s;
   if (!decode_record(*buf, rec)) return corrupt(key);
   if (rec->expire_ms == 0 || rec->expire_ms > now) return true;
-  // Expired: delete it under the lock (get_locked re-checks, since a writer may
-  // have replaced it since our read).
-  auto guard = lock(key);
-  Meta meta;
-  auto live = get_locked(key, now, buf, rec, &meta);
-  if (!live.ok()) return live.status();
-  return *live;
+  if (expired != nullptr) *expired = true;
+  return false;
 }
 
 Result<bool> Store::get_locked(std::string_view key, int64_t now, std::string* buf, RecordView* rec,
@@ -135,14 +132,46 @@ Result<bool> Store::get_locked(std::string_view key, int64_t now, std::string* b
   if (s.is_not_found()) return false;
   if (!s.ok()) return s;
   if (!decode_record(*buf, rec)) return corrupt(key);
-  if (rec->expire_ms == 0 || rec->expire_ms > now) {
-    *meta = Meta{true, rec->expire_ms};
-    return true;
+  *meta = Meta{true, rec->expire_ms};
+  return rec->expire_ms == 0 || rec->expire_ms > now;
+}
+
+Result<storage::Sequence> Store::apply(const replication::Mutation& mutation) {
+  using Kind = replication::Effect::Kind;
+  const auto& effects = mutation.effects;
+  if (effects.empty()) return storage::Sequence{0};
+  if (effects.front().kind == Kind::kClear) {
+    if (effects.size() != 1) {
+      return Status::InvalidArgument("a clear effect must be a mutation's only effect");
+    }
+    return flush();
   }
-  auto deleted = erase_locked(key, Meta{true, rec->expire_ms});
-  if (!deleted.ok()) return deleted.status();
-  if (stats_ != nullptr) bump(stats_->local().expired_keys);
-  return false;
+  std::vector<std::string_view> keys;
+  keys.reserve(effects.size());
+  for (const auto& e : effects) {
+    if (e.kind == Kind::kClear) {
+      return Status::InvalidArgument("a clear effect must be a mutation's only effect");
+    }
+    keys.push_back(e.key);
+  }
+  std::vector<std::string_view> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return Status::InvalidArgument("a mutation names one key twice");
+  }
+  auto guard = lock(keys);
+  std::vector<Write> writes;
+  writes.reserve(effects.size());
+  std::string buf;
+  for (const auto& e : effects) {
+    RecordView rec;
+    Meta old;
+    // now = 0: every record counts as present; what it held is all that matters.
+    auto found = get_locked(e.key, 0, &buf, &rec, &old);
+    if (!found.ok()) return found.status();
+    writes.push_back(Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms});
+  }
+  return apply_locked(writes);
 }
 
 Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
@@ -240,7 +269,7 @@ Result<storage::Sequence> Store::flush() {
   return seq;
 }
 
-Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys) {
+Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys, const EraseExpired& erase) {
   if (max_keys == 0) return size_t{0};
   // Collect first: the engine's scan visitor must not call back into the engine.
   struct Due {
@@ -277,7 +306,7 @@ Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys) {
     bool live_record = g.ok() && decode_record(buf, &rec);
     if (!g.ok() && !g.is_not_found()) return g;
     if (live_record && rec.expire_ms == d.expire_ms) {
-      auto del = erase_locked(d.key, Meta{true, rec.expire_ms});
+      auto del = erase(d.key, Meta{true, rec.expire_ms});
       if (!del.ok()) return del.status();
       if (stats_ != nullptr) bump(stats_->local().expired_keys);
     } else {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "replication/mutation.h"
 #include "server/context.h"
 #include "server/record.h"
 #include "storage/engine.h"
@@ -82,9 +83,14 @@ class Store {
   };
 
   // Lock-free read. True with *rec viewing into *buf when key is live at now;
-  // false when absent or expired (an expired key is deleted under its lock).
-  Result<bool> get(std::string_view key, int64_t now, std::string* buf, RecordView* rec);
-  // The same with the key's stripe lock held by the caller; fills *meta.
+  // false when absent or expired. An expired record is left in place (*expired
+  // says so, when given): only the group's writer erases it, by proposing the
+  // erase like any write (CommandContext does), so that every replica applies
+  // the same effects.
+  Result<bool> get(std::string_view key, int64_t now, std::string* buf, RecordView* rec,
+                   bool* expired = nullptr);
+  // The same with the key's stripe lock held by the caller. *meta is the
+  // record physically present (expired or not): what a write replaces.
   Result<bool> get_locked(std::string_view key, int64_t now, std::string* buf, RecordView* rec,
                           Meta* meta);
 
@@ -106,9 +112,20 @@ class Store {
   // Removes every key (FLUSHDB/FLUSHALL), holding all stripe locks.
   Result<storage::Sequence> flush();
 
-  // Deletes up to max_keys keys whose expiry is <= now; returns how many index
-  // entries it handled (expired keys plus stale entries).
-  Result<size_t> expire_cycle(int64_t now, size_t max_keys);
+  // Applies a Mutation decided by another member (DESIGN.md: replicas never
+  // re-run commands): locks its keys, reads what each holds (for the counters
+  // and the expiry index), and writes every effect as one atomic Engine write.
+  // Expiry times are the mutation's; this node's clock is not read. A clear
+  // effect must be the mutation's only effect. InvalidArgument when a key
+  // appears twice or a clear is mixed with other effects (nothing is applied).
+  Result<storage::Sequence> apply(const replication::Mutation& mutation);
+
+  // How the executor erases an expired key: through its replica group, so the
+  // erase replicates like a write. Called with the key's stripe lock held.
+  using EraseExpired = std::function<Result<storage::Sequence>(std::string_view key, const Meta&)>;
+  // Erases (through erase) up to max_keys keys whose expiry is <= now and drops
+  // stale index entries; returns how many index entries it handled.
+  Result<size_t> expire_cycle(int64_t now, size_t max_keys, const EraseExpired& erase);
 
   // Visits live keys (at now) in ascending order starting at start (inclusive),
   // examining at most limit records (0: no limit). visit returns false to stop.

@@ -146,15 +146,18 @@ TEST(Store, ExpireCycleIsBoundedAndDropsStaleEntries) {
   std::string stale;
   expiry_key(now - 5, "ghost", &stale);
   ASSERT_TRUE(engine->put(stale, "").ok());
-  auto handled = store.expire_cycle(now + 2000, 4);
+  auto erase = [&](std::string_view key, const Store::Meta& old) {
+    return store.erase_locked(key, old);
+  };
+  auto handled = store.expire_cycle(now + 2000, 4, erase);
   ASSERT_TRUE(handled.ok());
   EXPECT_EQ(*handled, 4u);  // bounded: 1 stale + 3 keys
   EXPECT_EQ(store.key_count(), 7u);
-  handled = store.expire_cycle(now + 2000, 100);
+  handled = store.expire_cycle(now + 2000, 100, erase);
   EXPECT_EQ(*handled, 7u);
   EXPECT_EQ(store.key_count(), 0u);
   EXPECT_EQ(store.expire_count(), 0u);
-  EXPECT_EQ(*store.expire_cycle(now + 2000, 100), 0u);
+  EXPECT_EQ(*store.expire_cycle(now + 2000, 100, erase), 0u);
 }
 
 TEST(CommandTable, EveryDocGrammarParses) {

@@ -116,7 +116,6 @@ enum class Reply { kOk, kInteger };  // SET replies +OK/nil, SETNX :1/:0
 
 void set_generic(CommandContext& c, std::string_view key, std::string_view value, const SetArgs& a,
                  Reply reply) {
-  Store& store = c.store();
   auto locked = lock_and_read(c, key);
   if (!locked) return;
   const RecordView& rec = locked->rec;
@@ -150,8 +149,8 @@ void set_generic(CommandContext& c, std::string_view key, std::string_view value
   // An absolute time already past: the key would expire at once; Redis's next
   // access would find nothing, so store nothing.
   if (expire != 0 && expire <= c.now_ms) {
-    if (!c.wrote(store.erase_locked(key, meta))) return;
-  } else if (!c.wrote(store.put_locked(key, meta, value, expire))) {
+    if (!c.erase(key, meta)) return;
+  } else if (!c.put(key, meta, value, expire)) {
     return;
   }
   if (!(a.flags & kGET)) {
@@ -166,8 +165,8 @@ void set_generic(CommandContext& c, std::string_view key, std::string_view value
 void cmd_get(CommandContext& c) {
   std::string& buf = read_buffer();
   RecordView rec;
-  auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
-  if (!c.ok(live)) return;
+  auto live = c.read(c.argv[1], &buf, &rec);
+  if (!live) return;
   if (!*live) {
     c.miss();
     c.out.null();
@@ -210,7 +209,6 @@ void cmd_getset(CommandContext& c) {
 }
 
 void cmd_getdel(CommandContext& c) {
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -224,7 +222,7 @@ void cmd_getdel(CommandContext& c) {
   }
   c.hit();
   std::string value(rec.value);
-  if (!c.wrote(store.erase_locked(key, meta))) return;
+  if (!c.erase(key, meta)) return;
   c.out.bulk(value);
 }
 
@@ -232,7 +230,6 @@ void cmd_getex(CommandContext& c) {
   SetArgs a;
   if (!parse_set_options(c, 2, OptionsOf::kGetex, &a)) return;
   if (!resolve_set_expire(c, &a)) return;
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -247,15 +244,15 @@ void cmd_getex(CommandContext& c) {
   c.hit();
   // Reply with the value as it was, then change its TTL (as Redis does).
   std::string value(rec.value);
-  Result<storage::Sequence> w = storage::Sequence{0};
+  bool committed = true;
   if ((a.flags & (kEXAT | kPXAT)) && a.expire_ms <= c.now_ms) {
-    w = store.erase_locked(key, meta);
+    committed = c.erase(key, meta);
   } else if (a.flags & kAnyExpire) {
-    w = store.put_locked(key, meta, value, a.expire_ms);
+    committed = c.put(key, meta, value, a.expire_ms);
   } else if ((a.flags & kPERSIST) && meta.expire_ms != 0) {
-    w = store.put_locked(key, meta, value, 0);
+    committed = c.put(key, meta, value, 0);
   }
-  if (!c.wrote(w)) return;
+  if (!committed) return;
   c.out.bulk(value);
 }
 
@@ -270,8 +267,8 @@ void cmd_mget(CommandContext& c) {
   for (std::string_view key : keys) {
     RecordView rec;
     Store::Meta meta;
-    auto live = c.store().get_locked(key, c.now_ms, &buf, &rec, &meta);
-    if (!c.ok(live)) return;
+    auto live = c.read_locked(key, &buf, &rec, &meta);
+    if (!live) return;
     if (*live) {
       c.hit();
       values.emplace_back(std::string(rec.value));
@@ -313,14 +310,14 @@ void mset_generic(CommandContext& c, bool nx) {
   std::string& buf = read_buffer();
   for (Store::Write& w : writes) {
     RecordView rec;
-    auto live = store.get_locked(w.key, c.now_ms, &buf, &rec, &w.old);
-    if (!c.ok(live)) return;
+    auto live = c.read_locked(w.key, &buf, &rec, &w.old);
+    if (!live) return;
     if (nx && *live) {
       c.out.integer(0);
       return;
     }
   }
-  if (!c.wrote(store.apply_locked(writes))) return;
+  if (!c.commit(writes)) return;
   if (nx) {
     c.out.integer(1);
   } else {
@@ -337,7 +334,6 @@ void cmd_msetnx(CommandContext& c) {
 // ---- counters ----
 
 void incr_generic(CommandContext& c, int64_t incr) {
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -362,7 +358,7 @@ void incr_generic(CommandContext& c, int64_t incr) {
   char text[24];
   int n = std::snprintf(text, sizeof(text), "%lld", static_cast<long long>(value));
   // INCR keeps the key's TTL (Redis overwrites the value in place).
-  if (!c.wrote(store.put_locked(key, meta, std::string_view(text, n), meta.expire_ms))) return;
+  if (!c.put(key, meta, std::string_view(text, n), meta.expire_ms)) return;
   c.out.integer(value);
 }
 
@@ -385,7 +381,6 @@ void cmd_decrby(CommandContext& c) {
 }
 
 void cmd_incrbyfloat(CommandContext& c) {
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -405,7 +400,7 @@ void cmd_incrbyfloat(CommandContext& c) {
     return c.out.error("ERR increment would produce NaN or Infinity");
   }
   std::string text = format_long_double(value);
-  if (!c.wrote(store.put_locked(key, meta, text, meta.expire_ms))) return;
+  if (!c.put(key, meta, text, meta.expire_ms)) return;
   c.out.bulk(text);
 }
 
@@ -420,7 +415,6 @@ bool check_length(CommandContext& c, uint64_t size) {
 }
 
 void cmd_append(CommandContext& c) {
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -428,7 +422,7 @@ void cmd_append(CommandContext& c) {
   const Store::Meta& meta = locked->meta;
   const bool live = locked->live;
   if (!live) {
-    if (!c.wrote(store.put_locked(key, meta, c.argv[2], 0))) return;
+    if (!c.put(key, meta, c.argv[2], 0)) return;
     c.out.integer(static_cast<int64_t>(c.argv[2].size()));
     return;
   }
@@ -436,15 +430,15 @@ void cmd_append(CommandContext& c) {
   std::string value;
   value.reserve(rec.value.size() + c.argv[2].size());
   value.append(rec.value).append(c.argv[2]);
-  if (!c.wrote(store.put_locked(key, meta, value, meta.expire_ms))) return;
+  if (!c.put(key, meta, value, meta.expire_ms)) return;
   c.out.integer(static_cast<int64_t>(value.size()));
 }
 
 void cmd_strlen(CommandContext& c) {
   std::string& buf = read_buffer();
   RecordView rec;
-  auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
-  if (!c.ok(live)) return;
+  auto live = c.read(c.argv[1], &buf, &rec);
+  if (!live) return;
   c.count_lookup(*live);
   c.out.integer(*live ? static_cast<int64_t>(rec.value.size()) : 0);
 }
@@ -458,8 +452,8 @@ void cmd_getrange(CommandContext& c) {
   if (start < 0 && end < 0 && start > end) return c.out.bulk("");
   std::string& buf = read_buffer();
   RecordView rec;
-  auto live = c.store().get(c.argv[1], c.now_ms, &buf, &rec);
-  if (!c.ok(live)) return;
+  auto live = c.read(c.argv[1], &buf, &rec);
+  if (!live) return;
   if (!*live) {
     c.miss();
     return c.out.bulk("");
@@ -481,7 +475,6 @@ void cmd_setrange(CommandContext& c) {
   if (*offset_arg < 0) return c.out.error("ERR offset is out of range");
   const uint64_t offset = static_cast<uint64_t>(*offset_arg);
   std::string_view patch = c.argv[3];
-  Store& store = c.store();
   std::string_view key = c.argv[1];
   auto locked = lock_and_read(c, key);
   if (!locked) return;
@@ -494,7 +487,7 @@ void cmd_setrange(CommandContext& c) {
   std::string value(old);
   if (value.size() < offset + patch.size()) value.resize(offset + patch.size(), '\0');
   value.replace(offset, patch.size(), patch);
-  if (!c.wrote(store.put_locked(key, meta, value, meta.expire_ms))) return;
+  if (!c.put(key, meta, value, meta.expire_ms)) return;
   c.out.integer(static_cast<int64_t>(value.size()));
 }
 

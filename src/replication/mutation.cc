@@ -1,0 +1,82 @@
+#include "replication/mutation.h"
+
+namespace statekv::replication {
+
+void Mutation::encode(Writer& w) const {
+  w.svarint(time_ms);
+  w.varint(effects.size());
+  for (const Effect& e : effects) {
+    w.u8(static_cast<uint8_t>(e.kind));
+    w.bytes(e.key);
+    w.bytes(e.value);
+    w.svarint(e.expire_ms);
+  }
+}
+
+std::string encode_mutation(const Mutation& m) {
+  Writer w;
+  m.encode(w);
+  return std::move(w).take();
+}
+
+Result<DecodedMutation> DecodedMutation::decode(std::string bytes) {
+  DecodedMutation d;
+  d.bytes_ = std::move(bytes);
+  Status s = d.parse();
+  if (!s.ok()) return s;
+  return d;
+}
+
+DecodedMutation::DecodedMutation(DecodedMutation&& other) noexcept
+    : bytes_(std::move(other.bytes_)) {
+  // The bytes parsed once already; parsing the same bytes again cannot fail.
+  (void)parse();
+  other.mutation_ = {};
+}
+
+DecodedMutation& DecodedMutation::operator=(DecodedMutation&& other) noexcept {
+  if (this != &other) {
+    bytes_ = std::move(other.bytes_);
+    (void)parse();
+    other.mutation_ = {};
+  }
+  return *this;
+}
+
+Status DecodedMutation::parse() {
+  mutation_ = {};
+  Reader r(bytes_);
+  auto time = r.svarint();
+  if (!time.ok()) return time.status();
+  mutation_.time_ms = *time;
+  auto count = r.varint();
+  if (!count.ok()) return count.status();
+  // Each effect takes at least 4 bytes: never reserve more than the input allows.
+  if (*count > r.remaining() / 4) return Status::Corruption("mutation effect count too large");
+  for (uint64_t i = 0; i < *count; ++i) {
+    Effect e;
+    auto kind = r.u8();
+    if (!kind.ok()) return kind.status();
+    if (*kind < 1 || *kind > 3) {
+      return Status::Corruption("unknown mutation effect kind " + std::to_string(*kind));
+    }
+    e.kind = static_cast<Effect::Kind>(*kind);
+    auto key = r.bytes_view();
+    if (!key.ok()) return key.status();
+    auto value = r.bytes_view();
+    if (!value.ok()) return value.status();
+    auto expire = r.svarint();
+    if (!expire.ok()) return expire.status();
+    e.key = *key;
+    e.value = *value;
+    e.expire_ms = *expire;
+    if (e.kind == Effect::Kind::kClear && (!e.key.empty() || !e.value.empty())) {
+      return Status::Corruption("a clear effect carries a key");
+    }
+    mutation_.effects.push_back(e);
+  }
+  if (!r.at_end()) return Status::Corruption("trailing bytes after mutation");
+  return Status::OK();
+}
+
+}  // namespace statekv::replication

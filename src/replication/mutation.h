@@ -1,0 +1,92 @@
+// Mutation — the effect of one command, as a replica group orders and applies it.
+//
+// DESIGN.md, "Effects, not commands": the member that executes a command (a
+// raft leader, a primary, a chain's head, a quorum write's coordinator)
+// evaluates it once against applied state and proposes its effect. Replicas
+// never re-run commands, so time and randomness are decided once, and every
+// command of every data type replicates the same way.
+//
+// A Mutation is that effect: a list of record puts and erases (or one clear of
+// the whole store), with absolute expiry times, and the executing member's
+// clock when it decided them. Protocols see it only as bytes (encode/decode);
+// they never see Redis commands or the engine. The shard store (server/store.h)
+// applies it.
+//
+// Ownership: a Mutation holds views. One built by an executor views the
+// command's arguments and its read buffer, and must be applied or encoded
+// before they change; one decoded from bytes views those bytes
+// (DecodedMutation keeps them alive).
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "replication/codec.h"
+
+namespace statekv::replication {
+
+struct Effect {
+  enum class Kind : uint8_t {
+    kPut = 1,    // key now holds value, expiring at expire_ms (0: never)
+    kErase = 2,  // key is gone (erasing an absent key is a no-op)
+    kClear = 3,  // every key is gone (FLUSHALL); key and value are empty
+  };
+  Kind kind = Kind::kPut;
+  std::string_view key;
+  std::string_view value;  // opaque to protocols: the store's record value
+  int64_t expire_ms = 0;   // absolute, milliseconds since the Unix epoch
+
+  bool operator==(const Effect&) const = default;
+};
+
+struct Mutation {
+  // The executing member's clock (Unix ms) when it evaluated the command.
+  // Replicas do not read their own clock to apply it.
+  int64_t time_ms = 0;
+  // Applied in order, atomically: a reader or a crash sees all or none.
+  std::vector<Effect> effects;
+
+  bool operator==(const Mutation&) const = default;
+
+  // Field encoding inside a codec envelope or a log record:
+  //   svarint time_ms, varint count, then per effect:
+  //   u8 kind, bytes key, bytes value, svarint expire_ms
+  void encode(Writer& w) const;
+};
+
+// A Mutation decoded from bytes it owns, so its views stay valid. Movable:
+// moving a std::string may move its buffer (or copy a small one), so the
+// views are rebuilt on every move.
+class DecodedMutation {
+ public:
+  // Decodes bytes produced by encode_mutation. Corruption on truncated,
+  // garbled or trailing bytes, an unknown effect kind, or a clear effect that
+  // carries a key.
+  static Result<DecodedMutation> decode(std::string bytes);
+
+  DecodedMutation(DecodedMutation&& other) noexcept;
+  DecodedMutation& operator=(DecodedMutation&& other) noexcept;
+  DecodedMutation(const DecodedMutation&) = delete;
+  DecodedMutation& operator=(const DecodedMutation&) = delete;
+
+  const Mutation& mutation() const { return mutation_; }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  DecodedMutation() = default;
+  Status parse();
+
+  std::string bytes_;
+  Mutation mutation_;
+};
+
+// The bytes of one mutation (no codec envelope: a log record or a message
+// field carries them).
+std::string encode_mutation(const Mutation& m);
+
+}  // namespace statekv::replication

@@ -1,0 +1,252 @@
+// Effects, not commands (DESIGN.md): a replica that applies only the encoded
+// Mutations the executor proposed ends up with exactly the executor's store —
+// records, expiry index and counters — whatever commands ran, so no replica
+// ever needs to re-run a command, read its own clock or draw randomness.
+//
+// The executor here runs every write command statekv has through a proposer
+// that commits locally (as a group of one does) and ships each Mutation's
+// bytes to a second store, the way a replicated protocol carries them.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/random.h"
+#include "server/proposer.h"
+#include "server/service_test_util.h"
+
+namespace statekv::server {
+namespace {
+
+using testing::Harness;
+
+// Commits on the executor's store, then applies the encoded effect to a replica.
+class ShippingProposer final : public Proposer {
+ public:
+  ShippingProposer(Store& leader, Store& replica) : leader_(leader), replica_(replica) {}
+
+  Result<CommitTicket> propose(int64_t time_ms, std::span<const Store::Write> writes) override {
+    auto seq = leader_.apply_locked(writes);
+    if (!seq.ok()) return seq.status();
+    ship(to_mutation(time_ms, writes));
+    return CommitTicket{*seq};
+  }
+  Result<CommitTicket> propose_clear(int64_t time_ms) override {
+    auto seq = leader_.flush();
+    if (!seq.ok()) return seq.status();
+    ship(clear_mutation(time_ms));
+    return CommitTicket{*seq};
+  }
+
+  uint64_t shipped() const {
+    std::lock_guard lock(mu_);
+    return shipped_;
+  }
+
+ private:
+  void ship(const replication::Mutation& m) {
+    // Called under the executor's stripe locks: one key's effects ship in the
+    // order they were applied; the mutex keeps the replica's own order too.
+    std::lock_guard lock(mu_);
+    auto decoded = replication::DecodedMutation::decode(replication::encode_mutation(m));
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    auto applied = replica_.apply(decoded->mutation());
+    ASSERT_TRUE(applied.ok()) << applied.status().to_string();
+    ++shipped_;
+  }
+
+  Store& leader_;
+  Store& replica_;
+  mutable std::mutex mu_;
+  uint64_t shipped_ = 0;
+};
+
+std::map<std::string, std::string> contents(storage::Engine& engine) {
+  std::map<std::string, std::string> out;
+  EXPECT_TRUE(engine
+                  .scan({}, {}, 0,
+                        [&](std::string_view k, std::string_view v) {
+                          out.emplace(std::string(k), std::string(v));
+                          return true;
+                        })
+                  .ok());
+  return out;
+}
+
+class ReplicaFixture {
+ public:
+  ReplicaFixture()
+      : replica_engine_(storage::open_memory_engine()),
+        replica_(*replica_engine_, nullptr),
+        h_(nullptr, Harness::default_config(), [this](Store& leader) {
+          auto p = std::make_unique<ShippingProposer>(leader, replica_);
+          proposer_ = p.get();
+          return p;
+        }) {}
+
+  Harness& h() { return h_; }
+  Store& replica() { return replica_; }
+  storage::Engine& replica_engine() { return *replica_engine_; }
+  uint64_t shipped() const { return proposer_->shipped(); }
+
+  // The leader's store, as the counters of INFO keyspace show it.
+  void expect_same_state(const std::string& when) {
+    EXPECT_EQ(contents(h_.engine()), contents(*replica_engine_)) << when;
+    auto keys = h_.run({"DBSIZE"});
+    EXPECT_EQ(keys.integer, static_cast<int64_t>(replica_.key_count())) << when;
+  }
+
+ private:
+  std::unique_ptr<storage::Engine> replica_engine_;
+  Store replica_;
+  ShippingProposer* proposer_ = nullptr;
+  Harness h_;
+};
+
+TEST(StoreReplica, EveryWriteCommandReplicatesAsItsEffect) {
+  ReplicaFixture f;
+  Harness& h = f.h();
+  const std::vector<std::vector<std::string>> script = {
+      {"SET", "a", "1"},
+      {"SET", "b", "2", "EX", "100"},
+      {"SET", "b", "3", "KEEPTTL", "GET"},
+      {"SETNX", "c", "x"},
+      {"SETEX", "d", "50", "v"},
+      {"PSETEX", "e", "50000", "v"},
+      {"GETSET", "a", "10"},
+      {"INCR", "a"},
+      {"INCRBY", "a", "-7"},
+      {"DECRBY", "a", "2"},
+      {"INCRBYFLOAT", "f", "1.5"},  // the float text is decided once, here
+      {"APPEND", "c", "yz"},
+      {"SETRANGE", "g", "5", "pad"},
+      {"MSET", "h", "1", "i", "2", "h", "3"},
+      {"MSETNX", "j", "1", "k", "2"},
+      {"EXPIRE", "h", "1000"},
+      {"PEXPIREAT", "i", "99999999999999"},
+      {"PERSIST", "h"},
+      {"GETEX", "j", "PX", "20000"},
+      {"GETEX", "j", "PERSIST"},
+      {"RENAME", "b", "b2"},
+      {"RENAMENX", "c", "c2"},
+      {"GETDEL", "k"},
+      {"DEL", "d", "zz"},
+      {"UNLINK", "e"},
+      {"EXPIRE", "a", "-1"},  // a past expiry deletes at once
+      {"SET", "p", "v", "PXAT", "1"},
+  };
+  for (const auto& cmd : script) {
+    auto reply = h.run(cmd);
+    ASSERT_NE(reply.type, resp::Value::Type::kError) << cmd[0] << ": " << reply.str;
+    f.expect_same_state(cmd[0]);
+  }
+  EXPECT_GT(f.shipped(), script.size() - 5);
+  h.run({"FLUSHALL"});
+  f.expect_same_state("FLUSHALL");
+  EXPECT_EQ(f.replica().key_count(), 0u);
+}
+
+TEST(StoreReplica, ExpiryIsDecidedByTheExecutorAndReplicatesAsAnErase) {
+  ReplicaFixture f;
+  Harness& h = f.h();
+  h.run({"SET", "lazy", "v", "PX", "5"});
+  h.run({"SET", "active", "v", "PX", "5"});
+  h.run({"SET", "kept", "v", "PX", "600000"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The replica still holds both records: only the executor expires keys.
+  EXPECT_EQ(f.replica().key_count(), 3u);
+  EXPECT_EQ(testing::describe(h.run({"GET", "lazy"})), "(nil)");  // lazy: erased on access
+  EXPECT_EQ(f.replica().key_count(), 2u);
+  h.service().start();  // active expiry
+  ASSERT_TRUE(testing::eventually([&] { return f.replica().key_count() == 1; }));
+  h.service().stop();
+  f.expect_same_state("after expiry");
+}
+
+TEST(StoreReplica, RandomCommandMixesLeaveIdenticalStores) {
+  const std::vector<std::string> keys = {"k0", "k1", "k2", "k3", "k4", "k5"};
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    ReplicaFixture f;
+    Harness& h = f.h();
+    Random rng(seed);
+    auto key = [&] { return keys[rng.uniform(keys.size())]; };
+    auto num = [&] { return std::to_string(static_cast<int64_t>(rng.range(0, 200)) - 100); };
+    for (int i = 0; i < 300; ++i) {
+      std::vector<std::string> cmd;
+      switch (rng.uniform(16)) {
+        case 0:
+          cmd = {"SET", key(), num()};
+          break;
+        case 1:
+          cmd = {"SET", key(), num(), "PX", std::to_string(rng.range(1, 3))};
+          break;
+        case 2:
+          cmd = {"SET", key(), num(), rng.uniform(2) ? "NX" : "XX", "GET"};
+          break;
+        case 3:
+          cmd = {"INCRBY", key(), num()};
+          break;
+        case 4:
+          cmd = {"APPEND", key(), num()};
+          break;
+        case 5:
+          cmd = {"MSET", key(), num(), key(), num()};
+          break;
+        case 6:
+          cmd = {"DEL", key(), key()};
+          break;
+        case 7:
+          cmd = {"PEXPIRE", key(), std::to_string(rng.range(1, 1000))};
+          break;
+        case 8:
+          cmd = {"PERSIST", key()};
+          break;
+        case 9:
+          cmd = {"RENAME", key(), key()};
+          break;
+        case 10:
+          cmd = {"GETEX", key(), "PX", std::to_string(rng.range(1, 5))};
+          break;
+        case 11:
+          cmd = {"INCRBYFLOAT", key(), "0.25"};
+          break;
+        case 12:
+          cmd = {"SETRANGE", key(), std::to_string(rng.range(0, 8)), num()};
+          break;
+        case 13:
+          cmd = {"GETDEL", key()};
+          break;
+        case 14:
+          cmd = {"GET", key()};
+          break;  // may erase an expired key
+        default:
+          cmd = {"MSETNX", key(), num(), key(), num()};
+          break;
+      }
+      h.run(cmd);
+      if (rng.uniform(50) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    f.expect_same_state("seed " + std::to_string(seed));
+  }
+}
+
+TEST(StoreReplica, ApplyRefusesMalformedMutationsAndChangesNothing) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  replication::Mutation twice;
+  twice.effects.push_back({replication::Effect::Kind::kPut, "k", "1", 0});
+  twice.effects.push_back({replication::Effect::Kind::kPut, "k", "2", 0});
+  EXPECT_TRUE(store.apply(twice).status().is_invalid_argument());
+  replication::Mutation mixed;
+  mixed.effects.push_back({replication::Effect::Kind::kPut, "k", "1", 0});
+  mixed.effects.push_back({replication::Effect::Kind::kClear, {}, {}, 0});
+  EXPECT_TRUE(store.apply(mixed).status().is_invalid_argument());
+  EXPECT_EQ(store.key_count(), 0u);
+  EXPECT_TRUE(contents(*engine).empty());
+}
+
+}  // namespace
+}  // namespace statekv::server

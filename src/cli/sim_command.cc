@@ -19,7 +19,7 @@ namespace {
 sim::ProtocolRegistry binary_protocols() {
   sim::ProtocolRegistry registry;
   // One line per protocol.
-  registry.add<replication::raft::Raft>(
+  registry.add<replication::raft::RaftKv>(
       "raft", "raft consensus: PreVote, CheckQuorum, pipelined replication, ReadIndex reads");
   return registry;
 }

@@ -2,10 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <future>
-#include <algorithm>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -28,15 +28,20 @@ using replication::Instant;
 using replication::PersistToken;
 using replication::TimerId;
 using replication::raft::Raft;
+using replication::raft::RaftKv;
 
 namespace {
 
 const char* role_name(Raft::Role role) {
   switch (role) {
-    case Raft::Role::kLeader: return "leader";
-    case Raft::Role::kFollower: return "follower";
-    case Raft::Role::kCandidate: return "candidate";
-    case Raft::Role::kPreCandidate: return "pre-candidate";
+    case Raft::Role::kLeader:
+      return "leader";
+    case Raft::Role::kFollower:
+      return "follower";
+    case Raft::Role::kCandidate:
+      return "candidate";
+    case Raft::Role::kPreCandidate:
+      return "pre-candidate";
   }
   return "unknown";
 }
@@ -110,8 +115,9 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     log_ = std::move(log).value();
     torn_bytes_ = recovery.torn_bytes;
     if (recovery.torn_bytes > 0) {
-      spdlog::warn("raft log: cut {} torn bytes off the tail ({}); the records before it are intact",
-                   recovery.torn_bytes, recovery.torn_detail);
+      spdlog::warn(
+          "raft log: cut {} torn bytes off the tail ({}); the records before it are intact",
+          recovery.torn_bytes, recovery.torn_detail);
     }
     spdlog::info("raft node {}: recovered {} log records, peer port {}", options_.self,
                  recovery.records.size(), peer_port_);
@@ -120,7 +126,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     // Construct on the loop thread so that every protocol call comes from it.
     std::promise<void> constructed;
     asio::post(io_, [&] {
-      raft_ = std::make_unique<Raft>(*this, membership, std::move(recovery.records), options_.raft);
+      raft_ =
+          std::make_unique<RaftKv>(*this, membership, std::move(recovery.records), options_.raft);
       after_callback();
       constructed.set_value();
     });
@@ -175,8 +182,11 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
 
   void change_voters(NodeId node, bool add, std::function<void(Status)> done) {
     asio::post(io_, [this, node, add, done = std::move(done)]() mutable {
-      MembershipChange change{node, add, std::move(done),
-                              std::chrono::steady_clock::now() + options_.request_timeout, {}};
+      MembershipChange change{node,
+                              add,
+                              std::move(done),
+                              std::chrono::steady_clock::now() + options_.request_timeout,
+                              {}};
       try_membership_change(std::move(change));
     });
   }
@@ -349,9 +359,12 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       case AdminOp::kAddVoter:
       case AdminOp::kRemoveVoter: {
         const bool add = f.op == AdminOp::kAddVoter;
-        try_membership_change(MembershipChange{
-            f.node, add, [answer](Status s) { answer(std::move(s), ""); },
-            std::chrono::steady_clock::now() + options_.request_timeout, {}});
+        try_membership_change(
+            MembershipChange{f.node,
+                             add,
+                             [answer](Status s) { answer(std::move(s), ""); },
+                             std::chrono::steady_clock::now() + options_.request_timeout,
+                             {}});
         return;
       }
       case AdminOp::kTransferLeader: {
@@ -398,9 +411,10 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     Status s = raft_->change_membership(change.node, change.add);
     if (s.code() == Status::Code::kBusy && std::chrono::steady_clock::now() < change.deadline) {
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(20));
-      timer->async_wait([this, timer, change = std::move(change)](const asio::error_code& ec) mutable {
-        if (!ec) try_membership_change(std::move(change));
-      });
+      timer->async_wait(
+          [this, timer, change = std::move(change)](const asio::error_code& ec) mutable {
+            if (!ec) try_membership_change(std::move(change));
+          });
       return;
     }
     if (!s.ok()) {
@@ -426,7 +440,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
         auto done = std::move(it->done);
         it = pending_changes_.erase(it);
         asio::post(io_, [done = std::move(done)] {
-          done(Status::Timeout("the membership change did not commit in time; check `cluster status`"));
+          done(Status::Timeout(
+              "the membership change did not commit in time; check `cluster status`"));
         });
       } else {
         ++it;
@@ -480,7 +495,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   std::thread thread_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<DiskLog> log_;
-  std::unique_ptr<Raft> raft_;
+  std::unique_ptr<RaftKv> raft_;
   uint16_t peer_port_ = 0;
   uint64_t torn_bytes_ = 0;
   uint64_t snapshots_received_ = 0;
@@ -500,11 +515,14 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
 
 RaftNode::RaftNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-RaftNode::~RaftNode() { impl_->stop(); }
+RaftNode::~RaftNode() {
+  impl_->stop();
+}
 
 Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions options) {
   if (options.self.value() == 0) return Status::InvalidArgument("node id must be at least 1");
-  if (options.secret.empty()) return Status::InvalidArgument("the cluster secret must not be empty");
+  if (options.secret.empty())
+    return Status::InvalidArgument("the cluster secret must not be empty");
   auto impl = std::make_unique<Impl>(std::move(options));
   Status s = impl->open();
   if (!s.ok()) {
@@ -539,8 +557,14 @@ void RaftNode::set_forward_handler(ForwardHandler handler) {
   impl_->set_forward_handler(std::move(handler));
 }
 
-RaftNodeStatus RaftNode::status() const { return impl_->status(); }
-uint16_t RaftNode::peer_port() const { return impl_->peer_port(); }
-NodeId RaftNode::self() const { return impl_->status().self; }
+RaftNodeStatus RaftNode::status() const {
+  return impl_->status();
+}
+uint16_t RaftNode::peer_port() const {
+  return impl_->peer_port();
+}
+NodeId RaftNode::self() const {
+  return impl_->status().self;
+}
 
 }  // namespace statekv::net

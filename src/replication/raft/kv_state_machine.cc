@@ -31,6 +31,19 @@ ClientResponse KvStateMachine::apply(const ClientRequest& command) {
   return ClientResponse{};
 }
 
+ClientResponse KvStateMachine::read(const ClientRequest& request) const {
+  ClientResponse r;
+  r.value = read(request.key);
+  return r;
+}
+
+Status KvStateMachine::restore(std::string_view snapshot) {
+  Result<KvStateMachine> decoded = decode(snapshot);
+  if (!decoded.ok()) return decoded.status();
+  map_ = std::move(decoded->map_);
+  return Status::OK();
+}
+
 std::optional<std::string> KvStateMachine::read(const std::string& key) const {
   auto it = map_.find(key);
   if (it == map_.end()) return std::nullopt;

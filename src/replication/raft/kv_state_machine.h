@@ -1,9 +1,7 @@
-// The replicated key-value state machine: applies committed commands in log
-// order and says what each one's client should hear.
-//
-// Deterministic: every replica that applies the same commands in the same order
-// holds the same map and computes the same responses (a cas that fails on one
-// fails on all), which is what lets any replica answer for the leader.
+// A replicated key-value register map: the StateMachine (state_machine.h) of
+// the cluster metadata group and of the simulator's register workloads.
+// Applies committed writes, cas and deletes in log order and says what each
+// one's client should hear.
 //
 // Thread safety: a plain value.
 #pragma once
@@ -15,15 +13,20 @@
 
 #include "core/status.h"
 #include "replication/env.h"
+#include "replication/state_machine.h"
 
 namespace statekv::replication::raft {
 
-class KvStateMachine {
+class KvStateMachine final : public StateMachine {
  public:
   // Applies a write, cas or delete; a cas whose expectation fails changes
   // nothing and answers kFail. A read must not be applied (reads go through
   // ReadIndex, not the log).
-  ClientResponse apply(const ClientRequest& command);
+  ClientResponse apply(const ClientRequest& command) override;
+  // The value of request.key.
+  ClientResponse read(const ClientRequest& request) const override;
+  std::string snapshot() const override { return encode(); }
+  Status restore(std::string_view snapshot) override;
 
   std::optional<std::string> read(const std::string& key) const;
   size_t size() const { return map_.size(); }
@@ -33,7 +36,7 @@ class KvStateMachine {
   std::string encode() const;
   static Result<KvStateMachine> decode(std::string_view bytes);
 
-  bool operator==(const KvStateMachine&) const = default;
+  bool operator==(const KvStateMachine& other) const { return map_ == other.map_; }
 
  private:
   std::map<std::string, std::string> map_;

@@ -100,7 +100,7 @@ struct InstallSnapshot {
   Term last_term{};
   uint64_t round = 0;
   std::vector<NodeId> config{};  // the members at last_index
-  std::string state{};           // KvStateMachine::encode() at last_index
+  std::string state{};           // StateMachine::snapshot() at last_index
   void encode(Writer& w) const;
   static Result<InstallSnapshot> decode(Reader& r);
 };

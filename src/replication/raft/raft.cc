@@ -8,8 +8,9 @@
 namespace statekv::replication::raft {
 namespace {
 
-// A request this node cannot serve (not leader, lost office). ClientResponse (env.h) has members without default initializers, so these are
-// spelled out instead of designated-initialized (-Wmissing-field-initializers).
+// A request this node cannot serve (not leader, lost office). ClientResponse (env.h) has members
+// without default initializers, so these are spelled out instead of designated-initialized
+// (-Wmissing-field-initializers).
 ClientResponse fail(std::optional<NodeId> leader_hint = std::nullopt) {
   ClientResponse r;
   r.outcome = ClientResponse::Outcome::kFail;
@@ -18,20 +19,11 @@ ClientResponse fail(std::optional<NodeId> leader_hint = std::nullopt) {
   return r;
 }
 
-ClientResponse read_result(std::optional<std::string> value) {
-  ClientResponse r;
-  r.value = std::move(value);
-  return r;
-}
-
 }  // namespace
 
-Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered)
-    : Raft(env, membership, std::move(recovered), RaftOptions{}) {}
-
 Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered,
-           RaftOptions options)
-    : env_(env), members_(membership), options_(options) {
+           StateMachine& sm, RaftOptions options)
+    : env_(env), members_(membership), options_(options), sm_(sm) {
   Result<RecoveredState> state = recover(recovered);
   SKV_ASSERT(state.ok(), "raft records do not replay");
   term_ = state->hard_state.term;
@@ -39,9 +31,8 @@ Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::str
   log_ = std::move(state->log);
   snapshot_config_ = state->snapshot_config.empty() ? membership.nodes : state->snapshot_config;
   if (log_.snapshot_index().value() != 0) {
-    Result<KvStateMachine> sm = KvStateMachine::decode(state->snapshot);
-    SKV_ASSERT(sm.ok(), "raft snapshot does not decode");
-    sm_ = std::move(sm).value();
+    Status restored = sm_.restore(state->snapshot);
+    SKV_ASSERT(restored.ok(), "raft snapshot does not restore");
     snapshot_state_ = std::move(state->snapshot);
     // A snapshot holds only committed, applied entries.
     commit_ = applied_ = log_.snapshot_index();
@@ -227,13 +218,13 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
     send_durable(from, reply);
     return;
   }
-  Result<KvStateMachine> sm = KvStateMachine::decode(m.state);
-  if (!sm.ok()) return;  // the codec checked the frame; a bad state is the sender's bug
+  // The codec checked the frame; a state that does not restore is the sender's
+  // bug, and restore() left ours unchanged.
+  if (!sm_.restore(m.state).ok()) return;
   const bool keeps_suffix =
       m.last_index <= log_.last_index() && log_.term_at(m.last_index) == m.last_term;
   if (!keeps_suffix) forget_durability_from(LogIndex(1));
   log_.reset_to_snapshot(m.last_index, m.last_term);
-  sm_ = std::move(sm).value();
   snapshot_state_ = m.state;
   snapshot_config_ = m.config;
   refresh_config();
@@ -441,7 +432,7 @@ void Raft::persist_checkpoint() {
 
 void Raft::maybe_snapshot() {
   if (applied_.value() - log_.snapshot_index().value() < options_.snapshot_threshold) return;
-  snapshot_state_ = sm_.encode();
+  snapshot_state_ = sm_.snapshot();
   snapshot_config_ = config_at(applied_);
   log_.compact_to(applied_);
   persist_checkpoint();
@@ -652,7 +643,7 @@ void Raft::serve_reads() {
   while (!reads_.empty() && reads_.front().round <= confirmed &&
          reads_.front().read_index <= applied_) {
     const PendingRead& r = reads_.front();
-    env_.reply(r.req.id, read_result(sm_.read(r.req.key)));
+    env_.reply(r.req.id, sm_.read(r.req));
     reads_.pop_front();
   }
   // Reads that arrived while the last round was in flight start the next one.

@@ -1,7 +1,9 @@
 // Raft consensus (Ongaro & Ousterhout; Ongaro's thesis) as a sans-IO state
-// machine replicating a key-value map (kv_state_machine.h). It implements the
-// ReplicationProtocol concept of replication/env.h, so the simulator (sim/) and
-// later the real runtime (net/) drive it unchanged.
+// machine. It orders commands and applies the committed ones to a StateMachine
+// it is handed (replication/state_machine.h) and never looks inside them.
+// RaftKv (below) is raft over a key-value register map (kv_state_machine.h): it
+// implements the ReplicationProtocol concept of replication/env.h, so the
+// simulator (sim/) and the real runtime (net/) drive it unchanged.
 //
 // What it does:
 //   * leader election with randomised timeouts drawn from env.random(), PreVote
@@ -17,10 +19,9 @@
 //     log order; a write, cas or delete is answered when its entry is applied on
 //     the node that accepted it;
 //   * snapshots: once snapshot_threshold entries were applied past the last
-//     snapshot, the state machine is snapshotted, the log compacted, and the
-//     whole node state written as one checkpoint record
-//     (Env::persist_checkpoint) that replaces every earlier record; a follower
-//     that needs compacted entries gets InstallSnapshot instead;
+//     snapshot, the state machine is snapshotted (StateMachine::snapshot), the log compacted, and
+//     the whole node state written as one checkpoint record (Env::persist_checkpoint) that replaces
+//     every earlier record; a follower that needs compacted entries gets InstallSnapshot instead;
 //   * linearizable reads by ReadIndex (thesis §6.4): the leader notes its commit
 //     index, confirms it is still leader by a heartbeat round a majority echoes,
 //     and answers once it has applied up to that index. There are no lease reads:
@@ -76,6 +77,7 @@
 #include "replication/raft/log.h"
 #include "replication/raft/messages.h"
 #include "replication/raft/records.h"
+#include "replication/state_machine.h"
 
 namespace statekv::replication::raft {
 
@@ -99,9 +101,10 @@ class Raft {
   // Starts, or restarts from the records that survived on this node's disk.
   // Aborts (SKV_ASSERT) if the records do not replay: the disk checksums them,
   // so that is a bug, and serving from a half-read log could lose commits.
-  Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered);
+  // `sm` holds the state the recovered records' snapshot restores and every
+  // committed command is applied to; it must outlive the Raft.
   Raft(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered,
-       RaftOptions options);
+       StateMachine& sm, RaftOptions options = {});
 
   Raft(const Raft&) = delete;
   Raft& operator=(const Raft&) = delete;
@@ -134,7 +137,6 @@ class Raft {
   LogIndex applied_index() const { return applied_; }
   // Everything appended, durable or not; entries up to commit_index() are committed.
   const RaftLog& log() const { return log_; }
-  const KvStateMachine& state_machine() const { return sm_; }
   // On a leader: the highest index known replicated on each other member (its
   // lag is log().last_index() minus that). Empty on other roles.
   std::map<NodeId, LogIndex> follower_match() const;
@@ -230,8 +232,8 @@ class Raft {
   std::optional<NodeId> leader_;
   LogIndex commit_;
   LogIndex applied_;
-  KvStateMachine sm_;
-  std::string snapshot_state_;           // sm_ encoded at log_.snapshot_index()
+  StateMachine& sm_;
+  std::string snapshot_state_;           // sm_'s snapshot at log_.snapshot_index()
   std::vector<NodeId> snapshot_config_;  // members at log_.snapshot_index()
   std::vector<NodeId> config_;           // members in effect
   LogIndex config_index_;                // index of config_'s entry (0: snapshot/bootstrap)
@@ -265,6 +267,24 @@ class Raft {
   std::optional<NodeId> transferee_;
   Instant transfer_deadline_{};
   bool timeout_now_sent_ = false;
+};
+
+namespace detail {
+// Base-from-member: the map is built before the Raft that restores into it.
+struct KvHolder {
+  KvStateMachine kv;
+};
+}  // namespace detail
+
+// Raft replicating a key-value register map: the protocol of the cluster
+// metadata group (net/raft_node.h) and of `statekv sim --protocol raft`.
+class RaftKv : private detail::KvHolder, public Raft {
+ public:
+  RaftKv(Env<Message>& env, const Membership& membership, std::vector<std::string> recovered,
+         RaftOptions options = {})
+      : KvHolder{}, Raft(env, membership, std::move(recovered), kv, options) {}
+
+  const KvStateMachine& state_machine() const { return kv; }
 };
 
 }  // namespace statekv::replication::raft

@@ -248,7 +248,7 @@ TEST(RaftSim, ManyFaultySeedsLinearizableAndSafe) {
 
 TEST(RaftSim, CliRunsRaft) {
   sim::ProtocolRegistry reg;
-  reg.add<Raft>("raft", "raft consensus");
+  reg.add<RaftKv>("raft", "raft consensus");
   std::ostringstream out, err;
   int rc =
       sim::run_sim_cli({"--protocol", "raft", "--seeds", "1..3", "--faults", "all"}, reg, out, err);

@@ -112,7 +112,7 @@ TEST(RaftRecords, RestartReplaysRecordsAndOverwritesTheTruncatedSuffix) {
       encode_entries(LogIndex(2), {cmd(2, 9, "a", "z")}),  // replaces 2 and 3
   };
   FakeEnv env;
-  Raft r(env, three(1), records);
+  RaftKv r(env, three(1), records);
   EXPECT_EQ(r.term(), Term(2));
   EXPECT_EQ(r.log().last_index(), LogIndex(2));
   EXPECT_EQ(r.log().at(LogIndex(2)), cmd(2, 9, "a", "z"));
@@ -149,7 +149,7 @@ TEST(RaftMessages, EveryMessageRoundTripsThroughTheCodec) {
 
 TEST(RaftVote, AVoteIsSentOnlyOnceItIsDurable) {
   FakeEnv env;
-  Raft r(env, three(2), {});
+  RaftKv r(env, three(2), {});
   r.on_message(NodeId(1),
                VoteRequest{.term = Term(1), .last_index = LogIndex(0), .last_term = Term(0)});
   EXPECT_TRUE(env.take<VoteReply>().empty()) << "the vote left before it was on disk";
@@ -163,14 +163,14 @@ TEST(RaftVote, AVoteIsSentOnlyOnceItIsDurable) {
 
 TEST(RaftVote, ANodeVotesOncePerTermAndSurvivesRestartWithThatVote) {
   FakeEnv env;
-  auto r = std::make_unique<Raft>(env, three(2), std::vector<std::string>{});
+  auto r = std::make_unique<RaftKv>(env, three(2), std::vector<std::string>{});
   r->on_message(NodeId(1),
                 VoteRequest{.term = Term(4), .last_index = LogIndex(0), .last_term = Term(0)});
   env.sync(*r);
   env.take<VoteReply>();
   // Crash and restart from what is on disk: the vote for 1 in term 4 holds.
   FakeEnv env2;
-  r = std::make_unique<Raft>(env2, three(2), env.records);
+  r = std::make_unique<RaftKv>(env2, three(2), env.records);
   r->on_message(NodeId(3),
                 VoteRequest{.term = Term(4), .last_index = LogIndex(5), .last_term = Term(3)});
   auto replies = env2.take<VoteReply>();
@@ -180,7 +180,7 @@ TEST(RaftVote, ANodeVotesOncePerTermAndSurvivesRestartWithThatVote) {
 
 TEST(RaftVote, NoVoteForACandidateWithALessUpToDateLog) {
   FakeEnv env;
-  Raft r(env, three(2), {encode_entries(LogIndex(1), {noop(1), noop(2)})});
+  RaftKv r(env, three(2), {encode_entries(LogIndex(1), {noop(1), noop(2)})});
   r.on_message(NodeId(1),
                VoteRequest{.term = Term(5), .last_index = LogIndex(9), .last_term = Term(1)});
   env.sync(r);
@@ -192,7 +192,7 @@ TEST(RaftVote, NoVoteForACandidateWithALessUpToDateLog) {
 
 TEST(RaftVote, PreVoteAsksWithoutBumpingAnyTerm) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   env.advance(r, kLongerThanAnyElectionTimeout);
   EXPECT_EQ(r.role(), Raft::Role::kPreCandidate);
   EXPECT_EQ(r.term(), Term(0));
@@ -203,7 +203,7 @@ TEST(RaftVote, PreVoteAsksWithoutBumpingAnyTerm) {
   EXPECT_EQ(asks[0].second.term, Term(1));
   // A node that hears from a live leader refuses a PreVote.
   FakeEnv env2;
-  Raft follower(env2, three(2), {});
+  RaftKv follower(env2, three(2), {});
   follower.on_message(NodeId(3), AppendEntries{.term = Term(1)});
   follower.on_message(NodeId(1), VoteRequest{.term = Term(2), .pre_vote = true});
   auto refused = env2.take<VoteReply>();
@@ -227,7 +227,7 @@ void elect(FakeEnv& env, Raft& r) {
 
 TEST(RaftVote, ACandidateCountsItsOwnVoteOnlyOnceDurable) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   env.advance(r, kLongerThanAnyElectionTimeout);
   env.take<VoteRequest>();
   r.on_message(NodeId(2), VoteReply{.term = Term(1), .granted = true, .pre_vote = true});
@@ -239,7 +239,7 @@ TEST(RaftVote, ACandidateCountsItsOwnVoteOnlyOnceDurable) {
 
 TEST(RaftAppend, AnAcknowledgementWaitsForTheEntriesToBeDurable) {
   FakeEnv env;
-  Raft r(env, three(2), {});
+  RaftKv r(env, three(2), {});
   r.on_message(NodeId(1), AppendEntries{.term = Term(1),
                                         .leader_commit = LogIndex(0),
                                         .entries = {noop(1), cmd(1, 3, "k", "v")}});
@@ -253,8 +253,8 @@ TEST(RaftAppend, AnAcknowledgementWaitsForTheEntriesToBeDurable) {
 
 TEST(RaftAppend, AConflictingSuffixIsReplacedDurablyAndTheRejectCarriesAHint) {
   FakeEnv env;
-  Raft r(env, three(2),
-         {encode_entries(LogIndex(1), {noop(1), cmd(1, 5, "a", "1"), cmd(1, 6, "a", "2")})});
+  RaftKv r(env, three(2),
+           {encode_entries(LogIndex(1), {noop(1), cmd(1, 5, "a", "1"), cmd(1, 6, "a", "2")})});
   // The leader of term 3 thinks index 3 has term 2: we hold term 1 from index 1.
   r.on_message(NodeId(1),
                AppendEntries{.term = Term(3), .prev_index = LogIndex(3), .prev_term = Term(2)});
@@ -283,7 +283,7 @@ TEST(RaftAppend, AConflictingSuffixIsReplacedDurablyAndTheRejectCarriesAHint) {
 
 TEST(RaftAppend, ADuplicateOldMessageDoesNotTruncateNewerEntries) {
   FakeEnv env;
-  Raft r(env, three(2), {});
+  RaftKv r(env, three(2), {});
   AppendEntries first{.term = Term(1), .entries = {noop(1)}};
   AppendEntries second{.term = Term(1),
                        .prev_index = LogIndex(1),
@@ -297,7 +297,7 @@ TEST(RaftAppend, ADuplicateOldMessageDoesNotTruncateNewerEntries) {
 
 TEST(RaftClient, AFollowerRejectsWithTheLeaderAsHint) {
   FakeEnv env;
-  Raft r(env, three(2), {});
+  RaftKv r(env, three(2), {});
   r.on_message(NodeId(3), AppendEntries{.term = Term(1)});
   r.on_request(request(1, ClientOp::kWrite, "k", "v"));
   ASSERT_EQ(env.replies.size(), 1u);
@@ -307,7 +307,7 @@ TEST(RaftClient, AFollowerRejectsWithTheLeaderAsHint) {
 
 TEST(RaftLeader, AWriteIsAnsweredOnlyOnceAMajorityHoldsItDurably) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   env.sent.clear();
   r.on_request(request(9, ClientOp::kWrite, "k", "v"));
@@ -325,7 +325,7 @@ TEST(RaftLeader, AWriteIsAnsweredOnlyOnceAMajorityHoldsItDurably) {
 
 TEST(RaftLeader, ManyWritesArePipelinedAndBatched) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   for (uint64_t i = 0; i < 300; ++i) {
     r.on_request(request(100 + i, ClientOp::kWrite, "k", "v" + std::to_string(i)));
@@ -345,7 +345,7 @@ TEST(RaftLeader, ManyWritesArePipelinedAndBatched) {
 
 TEST(RaftLeader, ARejectBacksOffPastTheFollowersConflictingTerm) {
   FakeEnv env;
-  Raft r(env, three(1), {encode_entries(LogIndex(1), {noop(1), noop(1), noop(1)})});
+  RaftKv r(env, three(1), {encode_entries(LogIndex(1), {noop(1), noop(1), noop(1)})});
   env.advance(r, kLongerThanAnyElectionTimeout);
   r.on_message(NodeId(2), VoteReply{.term = Term(1), .granted = true, .pre_vote = true});
   env.sync(r);
@@ -364,7 +364,7 @@ TEST(RaftLeader, ARejectBacksOffPastTheFollowersConflictingTerm) {
 
 TEST(RaftRead, ALeaderAnswersAReadOnlyAfterAMajorityConfirmsItLeads) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   r.on_message(NodeId(2),
                AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
@@ -386,7 +386,7 @@ TEST(RaftRead, ALeaderAnswersAReadOnlyAfterAMajorityConfirmsItLeads) {
 
 TEST(RaftCheckQuorum, ALeaderCutOffFromItsFollowersStepsDown) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   // Nobody answers for two election timeouts.
   env.advance(r, milliseconds(2 * 150 + 10));
@@ -396,7 +396,7 @@ TEST(RaftCheckQuorum, ALeaderCutOffFromItsFollowersStepsDown) {
 
 TEST(RaftCheckQuorum, ALeaderThatHearsAMajorityStays) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   for (int i = 0; i < 20; ++i) {
     env.advance(r, milliseconds(20));
@@ -407,7 +407,7 @@ TEST(RaftCheckQuorum, ALeaderThatHearsAMajorityStays) {
 
 TEST(RaftElection, ASingleNodeElectsItselfOnceDurableAndCommitsAlone) {
   FakeEnv env;
-  Raft r(env, Membership{NodeId(1), {NodeId(1)}}, {});
+  RaftKv r(env, Membership{NodeId(1), {NodeId(1)}}, {});
   env.advance(r, kLongerThanAnyElectionTimeout);
   EXPECT_EQ(r.role(), Raft::Role::kCandidate) << "must not lead before its vote is durable";
   env.sync(r);
@@ -423,7 +423,7 @@ TEST(RaftElection, ASingleNodeElectsItselfOnceDurableAndCommitsAlone) {
 
 TEST(RaftElection, AHigherTermDeposesALeaderAndItsPendingReadsFail) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   r.on_message(NodeId(2),
                AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
@@ -484,7 +484,7 @@ RaftOptions snapshot_every_4() {
 
 TEST(RaftSnapshot, ALeaderCompactsItsLogIntoOneCheckpointRecord) {
   FakeEnv env;
-  Raft r(env, three(1), {}, snapshot_every_4());
+  RaftKv r(env, three(1), {}, snapshot_every_4());
   elect_and_commit(env, r, 10);
   EXPECT_EQ(r.commit_index(), LogIndex(11));
   EXPECT_GE(r.log().snapshot_index(), LogIndex(8));
@@ -492,7 +492,7 @@ TEST(RaftSnapshot, ALeaderCompactsItsLogIntoOneCheckpointRecord) {
   // A restart from the records (the default persist_checkpoint keeps the ones
   // before it, as a runtime that cannot drop records would) gives the same state.
   FakeEnv env2;
-  Raft again(env2, three(1), env.records, snapshot_every_4());
+  RaftKv again(env2, three(1), env.records, snapshot_every_4());
   EXPECT_EQ(again.log().snapshot_index(), r.log().snapshot_index());
   EXPECT_EQ(again.log().last_index(), r.log().last_index());
   EXPECT_EQ(again.commit_index(), again.log().snapshot_index());
@@ -500,9 +500,83 @@ TEST(RaftSnapshot, ALeaderCompactsItsLogIntoOneCheckpointRecord) {
             KvStateMachine::decode(again.state_machine().encode()).value().encode());
 }
 
+// Raft applies to whatever StateMachine it is handed and never looks inside:
+// here one that keeps the order of everything applied, as a shard's store keeps
+// the order of its Mutations.
+class AppliedOrder final : public StateMachine {
+ public:
+  ClientResponse apply(const ClientRequest& command) override {
+    order.push_back(command.value.value_or("-"));
+    return ClientResponse{};
+  }
+  ClientResponse read(const ClientRequest&) const override {
+    ClientResponse r;
+    r.value = std::to_string(order.size());
+    return r;
+  }
+  std::string snapshot() const override {
+    std::string out;
+    for (const auto& v : order) out += v + ",";
+    return out;
+  }
+  Status restore(std::string_view bytes) override {
+    if (!bytes.empty() && bytes.back() != ',') return Status::Corruption("not a snapshot");
+    order.clear();
+    size_t start = 0;
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      if (bytes[i] == ',') {
+        order.emplace_back(bytes.substr(start, i - start));
+        start = i + 1;
+      }
+    }
+    ++restores;
+    return Status::OK();
+  }
+  std::vector<std::string> order;
+  int restores = 0;
+};
+
+TEST(RaftStateMachine, AppliesCommittedCommandsInLogOrderToTheMachineItIsHanded) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, snapshot_every_4());
+  elect_and_commit(env, r, 10);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 10; ++i) expected.push_back("v" + std::to_string(i));
+  EXPECT_EQ(sm.order, expected);
+  EXPECT_EQ(sm.restores, 0);
+  // A restart restores the machine from the last snapshot, then re-applies
+  // what the log holds after it once it is committed again.
+  FakeEnv env2;
+  AppliedOrder again;
+  Raft restarted(env2, three(1), env.records, again, snapshot_every_4());
+  EXPECT_EQ(again.restores, 1);
+  const size_t snapshotted = restarted.log().snapshot_index().value() - 1;  // minus the no-op
+  EXPECT_EQ(again.order,
+            std::vector<std::string>(expected.begin(), expected.begin() + snapshotted));
+  // A follower handed a snapshot its machine refuses keeps its state and log.
+  FakeEnv env3;
+  AppliedOrder refusing;
+  Raft follower(env3, three(3), {}, refusing, snapshot_every_4());
+  InstallSnapshot bad{.term = Term(1),
+                      .last_index = LogIndex(8),
+                      .last_term = Term(1),
+                      .config = {NodeId(1), NodeId(2), NodeId(3)},
+                      .state = "no comma"};
+  follower.on_message(NodeId(1), bad);
+  EXPECT_EQ(follower.commit_index(), LogIndex(0));
+  EXPECT_EQ(refusing.restores, 0);
+  EXPECT_TRUE(refusing.order.empty());
+  // The same snapshot with a state the machine takes is installed.
+  bad.state = "v0,v1,";
+  follower.on_message(NodeId(1), bad);
+  EXPECT_EQ(follower.commit_index(), LogIndex(8));
+  EXPECT_EQ(refusing.order, (std::vector<std::string>{"v0", "v1"}));
+}
+
 TEST(RaftSnapshot, AFollowerThatNeedsCompactedEntriesGetsTheSnapshot) {
   FakeEnv env;
-  Raft r(env, three(1), {}, snapshot_every_4());
+  RaftKv r(env, three(1), {}, snapshot_every_4());
   elect_and_commit(env, r, 10);
   env.sent.clear();
   // Node 3 answers at last: its log is empty.
@@ -515,7 +589,7 @@ TEST(RaftSnapshot, AFollowerThatNeedsCompactedEntriesGetsTheSnapshot) {
 
   // Node 3 installs it, durably, then acknowledges; a restart keeps it.
   FakeEnv env3;
-  Raft follower(env3, three(3), {}, snapshot_every_4());
+  RaftKv follower(env3, three(3), {}, snapshot_every_4());
   follower.on_message(NodeId(1), snaps[0].second);
   EXPECT_EQ(follower.commit_index(), snaps[0].second.last_index);
   EXPECT_EQ(follower.state_machine().encode(), snaps[0].second.state);
@@ -526,7 +600,7 @@ TEST(RaftSnapshot, AFollowerThatNeedsCompactedEntriesGetsTheSnapshot) {
   EXPECT_TRUE(acks[0].second.success);
   EXPECT_EQ(acks[0].second.match_index, snaps[0].second.last_index);
   FakeEnv env4;
-  Raft restarted(env4, three(3), env3.records, snapshot_every_4());
+  RaftKv restarted(env4, three(3), env3.records, snapshot_every_4());
   EXPECT_EQ(restarted.log().snapshot_index(), snaps[0].second.last_index);
   EXPECT_EQ(restarted.state_machine().encode(), snaps[0].second.state);
 
@@ -540,7 +614,7 @@ TEST(RaftSnapshot, AFollowerThatNeedsCompactedEntriesGetsTheSnapshot) {
 
 TEST(RaftTransfer, ALeaderHandsOverToAnUpToDateFollowerAndRefusesWritesMeanwhile) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   r.on_message(NodeId(2),
                AppendReply{.term = Term(1), .success = true, .match_index = r.log().last_index()});
@@ -558,7 +632,7 @@ TEST(RaftTransfer, ALeaderHandsOverToAnUpToDateFollowerAndRefusesWritesMeanwhile
 
 TEST(RaftTransfer, TheTargetIsBroughtUpToDateBeforeTimeoutNow) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   ASSERT_TRUE(r.transfer_leadership(NodeId(3)).ok());
   EXPECT_TRUE(env.take<TimeoutNow>().empty()) << "node 3 has not acknowledged the no-op yet";
@@ -569,7 +643,7 @@ TEST(RaftTransfer, TheTargetIsBroughtUpToDateBeforeTimeoutNow) {
 
 TEST(RaftTransfer, AnUnfinishedTransferIsAbandoned) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   ASSERT_TRUE(r.transfer_leadership(NodeId(3)).ok());
   for (int i = 0; i < 20; ++i) {  // node 2 keeps the leader in office; 3 never answers
@@ -584,7 +658,7 @@ TEST(RaftTransfer, AnUnfinishedTransferIsAbandoned) {
 
 TEST(RaftTransfer, TimeoutNowMakesAFollowerCampaignAtOnceWithoutPreVote) {
   FakeEnv env;
-  Raft r(env, three(2), {});
+  RaftKv r(env, three(2), {});
   r.on_message(NodeId(1), AppendEntries{.term = Term(1)});
   r.on_message(NodeId(1), TimeoutNow{.term = Term(1)});
   EXPECT_EQ(r.role(), Raft::Role::kCandidate);
@@ -595,7 +669,7 @@ TEST(RaftTransfer, TimeoutNowMakesAFollowerCampaignAtOnceWithoutPreVote) {
   EXPECT_FALSE(asks[0].second.pre_vote);
   // A stale TimeoutNow (an older term) does nothing.
   FakeEnv env2;
-  Raft f(env2, three(2), {});
+  RaftKv f(env2, three(2), {});
   f.on_message(NodeId(1), AppendEntries{.term = Term(3)});
   f.on_message(NodeId(1), TimeoutNow{.term = Term(2)});
   EXPECT_EQ(f.role(), Raft::Role::kFollower);
@@ -603,7 +677,7 @@ TEST(RaftTransfer, TimeoutNowMakesAFollowerCampaignAtOnceWithoutPreVote) {
 
 TEST(RaftMembership, AChangeWaitsForAnEntryOfTheLeadersTermAndForThePreviousChange) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   EXPECT_EQ(r.change_membership(NodeId(3), false).code(), Status::Code::kBusy)
       << "the no-op of this term has not committed";
@@ -618,7 +692,7 @@ TEST(RaftMembership, AChangeWaitsForAnEntryOfTheLeadersTermAndForThePreviousChan
 
 TEST(RaftMembership, TheMajorityFollowsTheConfig) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   r.on_message(NodeId(2),
                AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
@@ -639,7 +713,7 @@ TEST(RaftMembership, TheMajorityFollowsTheConfig) {
 
 TEST(RaftMembership, ALeaderThatRemovesItselfLeadsUntilTheChangeCommitsThenStepsDown) {
   FakeEnv env;
-  Raft r(env, three(1), {});
+  RaftKv r(env, three(1), {});
   elect(env, r);
   r.on_message(NodeId(2),
                AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
@@ -661,13 +735,13 @@ TEST(RaftMembership, ALeaderThatRemovesItselfLeadsUntilTheChangeCommitsThenSteps
 
 TEST(RaftMembership, AConfigEntryThatIsOverwrittenIsRevertedAndSurvivesRestart) {
   FakeEnv env;
-  Raft r(env, three(2), {});
+  RaftKv r(env, three(2), {});
   Entry config{.term = Term(1), .kind = Entry::Kind::kConfig, .members = {NodeId(1), NodeId(2)}};
   r.on_message(NodeId(1), AppendEntries{.term = Term(1), .entries = {noop(1), config}});
   EXPECT_EQ(r.config(), config.members);
   {
     FakeEnv again;
-    Raft restarted(again, three(2), env.records);
+    RaftKv restarted(again, three(2), env.records);
     EXPECT_EQ(restarted.config(), config.members) << "the config is rebuilt from the log";
   }
   // The leader of term 2 never had it: index 2 is overwritten.

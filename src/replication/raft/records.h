@@ -40,7 +40,7 @@ struct HardState {
 std::string encode_hard_state(const HardState& hs);
 std::string encode_entries(LogIndex first, const std::vector<Entry>& entries);
 // `log` gives the snapshot point and the entries after it; `state` is the state
-// machine at the snapshot point (KvStateMachine::encode).
+// machine at the snapshot point (StateMachine::snapshot).
 std::string encode_checkpoint(const HardState& hs, const RaftLog& log,
                               const std::vector<NodeId>& snapshot_config, std::string_view state);
 

@@ -196,7 +196,7 @@ class ObservedRaft final : public sim::HostedNode {
   }
 
   sim::detail::TypedEnv<Message> env_;
-  Raft raft_;
+  RaftKv raft_;
   Membership members_;
   std::shared_ptr<Observer> observer_;
   Chaos chaos_;

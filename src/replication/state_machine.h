@@ -1,0 +1,44 @@
+// StateMachine — what a replication protocol applies committed commands to.
+//
+// DESIGN.md, "Replication: replica groups": a protocol decides when a command
+// is committed and in which order; the state machine applies it. The protocol
+// never sees what the commands mean — a register map for the cluster metadata
+// (raft/kv_state_machine.h), a shard's records for data (later) — and the
+// state machine never sees messages, terms or timers. The host owns both and
+// hands the state machine to the protocol; it must outlive the protocol.
+//
+// Determinism: every replica that applies the same commands in the same order
+// must hold the same state and compute the same responses (a cas that fails on
+// one fails on all), which is what lets any replica answer for the leader.
+//
+// Thread safety: none; the protocol calls it from its one thread (env.h).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "replication/env.h"
+
+namespace statekv::replication {
+
+class StateMachine {
+ public:
+  virtual ~StateMachine() = default;
+
+  // Applies one committed command (a write, cas or delete), in log order, and
+  // returns what its client should hear. A cas whose expectation fails changes
+  // nothing and answers kFail.
+  virtual ClientResponse apply(const ClientRequest& command) = 0;
+  // Answers a read against everything applied so far. The protocol calls it
+  // only once the read may be served at its level (raft: after ReadIndex).
+  virtual ClientResponse read(const ClientRequest& request) const = 0;
+
+  // The whole applied state as bytes (a snapshot), and back: restore replaces
+  // the state with the snapshot's. Corruption on bytes snapshot() did not make;
+  // the state is then unchanged.
+  virtual std::string snapshot() const = 0;
+  virtual Status restore(std::string_view snapshot) = 0;
+};
+
+}  // namespace statekv::replication

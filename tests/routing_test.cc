@@ -12,7 +12,10 @@
 //     Cluster's, and the MOVED target serves the key; redis-cli -c follows it;
 //   * redis-benchmark --cluster and ioredis Cluster run unchanged;
 //   * KEYSPACE CREATE / LIST / INFO and the new keyspace's routing;
-//   * a SIGKILLed owner: its keys get CLUSTERDOWN naming it, the rest serve.
+//   * a SIGKILLed owner: its keys get CLUSTERDOWN naming it, the rest serve;
+//   * {hash tags} keep keys on one node in the default hash keyspace (RENAME,
+//     MSET without CROSSSLOT); range SPLITS are relative to the prefix; nested
+//     keyspace prefixes route by the longest one.
 //
 // Every test starts its own nodes on ports it picks and stops them by pid.
 #include <fcntl.h>

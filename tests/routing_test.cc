@@ -12,7 +12,10 @@
 //     Cluster's, and the MOVED target serves the key; redis-cli -c follows it;
 //   * redis-benchmark --cluster and ioredis Cluster run unchanged;
 //   * KEYSPACE CREATE / LIST / INFO and the new keyspace's routing;
-//   * a SIGKILLed owner: its keys get CLUSTERDOWN naming it, the rest serve.
+//   * a SIGKILLed owner: its keys get CLUSTERDOWN naming it, the rest serve;
+//   * {hash tags} keep keys on one node in the default hash keyspace (RENAME,
+//     MSET without CROSSSLOT); range SPLITS are relative to the prefix; nested
+//     keyspace prefixes route by the longest one.
 //
 // Every test starts its own nodes on ports it picks and stops them by pid.
 #include <fcntl.h>
@@ -997,6 +1000,165 @@ TEST(Routing, KeysOfAKilledNodeGetClusterdownAndTheRestKeepWorking) {
     EXPECT_EQ(c.cmd({"MGET", by_owner[0][1], by_owner[1][1]}),
               "[\"" + value_of(by_owner[0][1]) + "\", \"" + value_of(by_owner[1][1]) + "\"]");
   }
+}
+
+// ============================================================ 7. hash tags, keyspace definitions
+
+// Redis Cluster users keep related keys together with a {hash tag}: in the
+// default hash keyspace too, {a}x {a}y {a}z live on one node, so RENAME and
+// other multi-key commands on them run there (no CROSSSLOT), and that node's
+// own store holds all of them.
+TEST(Routing, KeysSharingAHashTagLiveOnOneNodeOfTheDefaultHashKeyspace) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  RedisClient c = cluster.client(0);
+  std::set<size_t> tag_owners;
+  for (const std::string tag : {"a", "user1000", "b", "c", "d", "e"}) {
+    SCOPED_TRACE(tag);
+    const std::string x = "{" + tag + "}x", y = "{" + tag + "}y", z = "{" + tag + "}z";
+    // LOCATE through every node names one owner for all three keys.
+    std::set<int64_t> owners;
+    for (size_t n = 0; n < cluster.size(); ++n) {
+      for (const std::string& k : {x, y, z}) {
+        auto loc = cluster.locate(n, k);
+        ASSERT_TRUE(loc.ok()) << loc.status().to_string();
+        EXPECT_EQ(loc->keyspace, "default") << loc->text;
+        EXPECT_EQ(loc->partitioner, "hash") << loc->text;
+        owners.insert(loc->owners.front());
+      }
+    }
+    ASSERT_EQ(owners.size(), 1u) << x << ", " << y << ", " << z << " should share an owner";
+    tag_owners.insert(cluster.index_of(*owners.begin()));
+  }
+  EXPECT_GE(tag_owners.size(), 2u) << "different tags spread over the nodes";
+
+  const size_t owner = cluster.owner_of("{a}x");
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto here = cluster.local_keys(n);
+    ASSERT_TRUE(here.ok()) << here.status().to_string();
+    ASSERT_EQ(*here, 0) << "node " << n + 1 << " starts empty";
+  }
+  EXPECT_EQ(c.cmd({"MSET", "{a}x", "1", "{a}y", "2", "{a}z", "3"}), "+OK");
+  EXPECT_EQ(c.cmd({"RENAME", "{a}x", "{a}w"}), "+OK");
+  EXPECT_EQ(c.cmd({"RENAMENX", "{a}y", "{a}v"}), ":1");
+  EXPECT_EQ(c.cmd({"MGET", "{a}w", "{a}v", "{a}z", "{a}x"}), "[\"1\", \"2\", \"3\", (nil)]");
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient via = cluster.client(n);
+    EXPECT_EQ(via.cmd({"RENAME", "{a}z", "{a}u"}).substr(0, 1), n == 0 ? "+" : "-")
+        << "through node " << n + 1;  // the first renames it; then {a}z is gone
+    EXPECT_EQ(via.cmd({"GET", "{a}w"}), "\"1\"") << "through node " << n + 1;
+    auto here = cluster.local_keys(n);
+    ASSERT_TRUE(here.ok()) << here.status().to_string();
+    EXPECT_EQ(*here, n == owner ? 3 : 0) << "node " << n + 1 << "'s own store";
+  }
+  EXPECT_EQ(c.cmd({"GET", "{a}u"}), "\"3\"");
+  // Keys without a common tag on two nodes still get CROSSSLOT for RENAME.
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string k = "k" + std::to_string(i);
+    if (cluster.owner_of(k) != owner) other = k;
+  }
+  const std::string cross = c.cmd({"RENAME", "{a}w", other});
+  EXPECT_EQ(cross.substr(0, 10), "-CROSSSLOT") << cross;
+}
+
+// The field `name` of LOCATE key asked of node `n` (an integer field).
+int64_t locate_int(RoutingCluster& cluster, size_t n, const std::string& key,
+                   std::string_view name) {
+  RawClient raw = cluster.raw(n);
+  auto r = raw.call({"LOCATE", key});
+  EXPECT_TRUE(r.ok());
+  if (!r.ok()) return -1;
+  const resp::Value* v = field(r->value, name);
+  EXPECT_NE(v, nullptr) << render(r->value);
+  return v == nullptr ? -1 : v->integer;
+}
+
+// SPLITS are relative to the keyspace's prefix: under "orders:", SPLITS m
+// puts orders:a..orders:l in one shard and orders:m.. in the next (it used to
+// compare "m" with whole keys, and every orders:* key landed in one shard).
+TEST(Routing, RangeSplitPointsAreRelativeToTheKeyspacePrefix) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  RedisClient c = cluster.client(0);
+  ASSERT_EQ(c.cmd({"KEYSPACE", "CREATE", "orders", "PREFIX", "orders:", "PARTITIONER", "range",
+                   "SPLITS", "m"}),
+            "+OK");
+  // A split point that already starts with the prefix is the whole key.
+  ASSERT_EQ(c.cmd({"KEYSPACE", "CREATE", "items", "PARTITIONER", "range", "SPLITS", "items:m"}),
+            "+OK");
+  for (const std::string ks : {"orders", "items"}) {
+    SCOPED_TRACE(ks);
+    std::set<int64_t> low_owners, high_owners;
+    for (char ch = 'a'; ch <= 'z'; ++ch) {
+      const std::string k = ks + ":" + std::string(1, ch) + "1";
+      auto loc = cluster.locate(0, k);
+      ASSERT_TRUE(loc.ok()) << loc.status().to_string();
+      ASSERT_EQ(loc->keyspace, ks) << loc->text;
+      EXPECT_EQ(locate_int(cluster, 0, k, "shard"), ch < 'm' ? 0 : 1) << k;
+      (ch < 'm' ? low_owners : high_owners).insert(loc->owners.front());
+      ASSERT_EQ(c.cmd({"SET", k, "v" + k}), "+OK");
+    }
+    EXPECT_EQ(low_owners.size(), 1u);
+    EXPECT_EQ(high_owners.size(), 1u);
+    EXPECT_NE(*low_owners.begin(), *high_owners.begin()) << "two shards on two nodes";
+    // Tagged keys sit at prefix + tag: {zed} with the high keys.
+    EXPECT_EQ(locate_int(cluster, 0, ks + ":{zed}:1", "shard"), 1);
+    EXPECT_EQ(locate_int(cluster, 0, ks + ":{abc}:1", "shard"), 0);
+    for (char ch = 'a'; ch <= 'z'; ++ch) {
+      const std::string k = ks + ":" + std::string(1, ch) + "1";
+      EXPECT_EQ(cluster.client(2).cmd({"GET", k}), "\"v" + k + "\"");
+    }
+  }
+}
+
+// Nested prefixes, as "the longest prefix wins" promises: users: and
+// users:vip: are two keyspaces, whichever is created first, and dropping the
+// inner one gives its keys' routing back to the outer one.
+TEST(Routing, NestedKeyspacePrefixesRouteByTheLongestPrefix) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  RedisClient c = cluster.client(0);
+  ASSERT_EQ(c.cmd({"KEYSPACE", "CREATE", "vip", "PREFIX", "users:vip:", "PARTITIONER", "ring",
+                   "VNODES", "8"}),
+            "+OK");
+  ASSERT_EQ(c.cmd({"KEYSPACE", "CREATE", "users", "PARTITIONER", "hash"}), "+OK");
+  ASSERT_EQ(c.cmd({"KEYSPACE", "CREATE", "admins", "PREFIX", "users:"}).substr(0, 1), "-")
+      << "the same prefix twice is refused";
+  const auto keyspace_on = [&](size_t n, const std::string& key) {
+    // Nodes other than the creator may trail the map for a moment.
+    const auto deadline = Clock::now() + 3s;
+    auto loc = cluster.locate(n, key);
+    while (loc.ok() && loc->keyspace == "default" && Clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+      loc = cluster.locate(n, key);
+    }
+    return loc.ok() ? loc->keyspace : loc.status().to_string();
+  };
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    EXPECT_EQ(keyspace_on(n, "users:vip:7"), "vip") << "node " << n + 1;
+    EXPECT_EQ(keyspace_on(n, "users:7"), "users") << "node " << n + 1;
+    EXPECT_EQ(keyspace_on(n, "users:vi"), "users") << "node " << n + 1;
+  }
+  for (int i = 0; i < 20; ++i) {
+    for (const std::string prefix : {"users:vip:", "users:"}) {
+      const std::string k = prefix + std::to_string(i);
+      ASSERT_EQ(cluster.client(static_cast<size_t>(i) % 3).cmd({"SET", k, "v" + k}), "+OK");
+    }
+  }
+  for (int i = 0; i < 20; ++i) {
+    for (const std::string prefix : {"users:vip:", "users:"}) {
+      const std::string k = prefix + std::to_string(i);
+      EXPECT_EQ(cluster.client(static_cast<size_t>(i + 1) % 3).cmd({"GET", k}), "\"v" + k + "\"");
+    }
+  }
+  ASSERT_EQ(c.cmd({"KEYSPACE", "DROP", "vip"}), "+OK");
+  auto loc = cluster.locate(0, "users:vip:7");
+  ASSERT_TRUE(loc.ok());
+  EXPECT_EQ(loc->keyspace, "users") << loc->text;
 }
 
 }  // namespace

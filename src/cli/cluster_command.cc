@@ -286,6 +286,13 @@ struct UpFlags {
 };
 
 int run_up(const UpFlags& f) {
+  // A mistake in the keyspace file stops `up` before any node starts.
+  std::vector<meta::KeyspaceSpec> specs;
+  if (!f.keyspaces.empty()) {
+    auto read = read_keyspace_config(f.keyspaces);
+    if (!read.ok()) return fail(read.status().message());
+    specs = std::move(read).value();
+  }
   const fs::path data = f.common.data;
   std::error_code ec;
   fs::create_directories(data, ec);
@@ -339,9 +346,7 @@ int run_up(const UpFlags& f) {
     return fail(s.message());
   }
   if (!f.keyspaces.empty()) {
-    auto specs = read_keyspace_config(f.keyspaces);
-    Status applied = specs.ok() ? apply_keyspace_config(cluster.peer_endpoints(), *secret, *specs)
-                                : specs.status();
+    Status applied = apply_keyspace_config(cluster.peer_endpoints(), *secret, specs);
     if (!applied.ok()) {
       std::cerr << "statekv cluster: keyspaces not created: " << applied.message() << "\n";
     }
@@ -623,12 +628,16 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   add_common(ks_cmd, ks->first);
   ks_cmd->add_option("file", ks->second, "TOML file")->required()->check(CLI::ExistingFile);
   ks_cmd->callback([ks, exit_code] {
+    // The file first: a mistake in it is reported whether or not a cluster runs.
+    auto specs = read_keyspace_config(ks->second);
+    if (!specs.ok()) {
+      *exit_code = fail(specs.status().message());
+      return;
+    }
     auto endpoints = endpoints_of(ks->first);
     auto secret = cluster_secret(ks->first.data, ks->first.secret, false);
-    auto specs = read_keyspace_config(ks->second);
     if (!endpoints.ok()) *exit_code = fail(endpoints.status().message());
     else if (!secret.ok()) *exit_code = fail(secret.status().message());
-    else if (!specs.ok()) *exit_code = fail(specs.status().message());
     else if (Status s = apply_keyspace_config(*endpoints, *secret, *specs); !s.ok()) *exit_code = fail(s.message());
     else *exit_code = 0;
   });

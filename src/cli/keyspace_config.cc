@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <toml++/toml.h>
 
 #include "meta/meta_client.h"
@@ -26,11 +28,47 @@ Status parse_enum(const toml::table& t, const char* key, Result<E> (*parse)(std:
   return Status::OK();
 }
 
+// The keys a [[keyspace]] table may have (geo's table holds prefixes: any key).
+constexpr std::string_view kKeyspaceKeys[] = {
+    "name",   "prefix",      "partitioner", "vnodes",         "splits", "replication",
+    "factor", "consistency", "geo",         "partition_mode", "inner"};
+
+// InvalidArgument naming the first key of `t` not in `known` and its line, so
+// a typo ("partitoner") is an error rather than a setting silently left out.
+template <size_t N>
+Status check_keys(const toml::table& t, const std::string_view (&known)[N],
+                  std::string_view where) {
+  for (const auto& [key, value] : t) {
+    if (std::find(std::begin(known), std::end(known), key.str()) != std::end(known)) continue;
+    std::string names;
+    for (std::string_view k : known) names += (names.empty() ? "" : ", ") + std::string(k);
+    return Status::InvalidArgument(fmt::format("line {}: unknown key '{}' in {} (known: {})",
+                                               key.source().begin.line, key.str(), where, names));
+  }
+  return Status::OK();
+}
+
 Result<meta::KeyspaceSpec> spec_of(const toml::table& t) {
   meta::KeyspaceSpec s;
   const auto name = t["name"].value<std::string>();
-  if (!name) return Status::InvalidArgument("a keyspace needs name = \"...\"");
+  if (!name) {
+    return Status::InvalidArgument(
+        fmt::format("line {}: a keyspace needs name = \"...\"", t.source().begin.line));
+  }
   s.name = *name;
+  if (Status st = check_keys(t, kKeyspaceKeys, "keyspace '" + s.name + "'"); !st.ok()) return st;
+  // A key of the wrong type is an error too (value_or / value<> would skip it).
+  for (const auto& [key, value] : t) {
+    const std::string_view k = key.str();
+    const bool ok = k == "vnodes" || k == "factor" ? value.is_integer()
+                    : k == "splits"                ? value.is_array()
+                    : k == "geo"                   ? value.is_table()
+                                                   : value.is_string();
+    if (!ok) {
+      return Status::InvalidArgument(fmt::format("keyspace '{}': line {}: {} has the wrong type",
+                                                 s.name, key.source().begin.line, k));
+    }
+  }
   s.key_prefix = t["prefix"].value_or(s.name + ":");
   s.replication.kind = meta::Replication::kNone;
   s.replication.factor = 1;
@@ -58,6 +96,13 @@ Result<meta::KeyspaceSpec> spec_of(const toml::table& t) {
     }
     s.partitioner.shards = static_cast<uint32_t>(s.partitioner.split_points.size() + 1);
   }
+  const bool ranged = s.partitioner.kind == meta::Partitioner::kRange ||
+                      (s.partitioner.kind == meta::Partitioner::kGeo &&
+                       s.partitioner.inner == meta::Partitioner::kRange);
+  if (ranged) {  // relative to the prefix, as KEYSPACE CREATE's SPLITS
+    s.partitioner.split_points =
+        meta::split_points_under(s.key_prefix, std::move(s.partitioner.split_points));
+  }
   if (const auto* geo = t["geo"].as_table()) {
     for (const auto& [prefix, region] : *geo) {
       const auto* text = region.as_string();
@@ -79,6 +124,10 @@ Result<std::vector<meta::KeyspaceSpec>> read_keyspace_config(const std::string& 
     // toml++ reports syntax errors by exception; they stop here.
     return Status::InvalidArgument(fmt::format("{}: {} (line {})", path, e.description(),
                                                e.source().begin.line));
+  }
+  static constexpr std::string_view kTopKeys[] = {"keyspace"};
+  if (Status st = check_keys(parsed, kTopKeys, "the file"); !st.ok()) {
+    return Status::InvalidArgument(path + ": " + st.message());
   }
   std::vector<meta::KeyspaceSpec> out;
   const auto* list = parsed["keyspace"].as_array();

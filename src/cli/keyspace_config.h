@@ -6,7 +6,8 @@
 //   prefix = "users:"            # default: "<name>:"
 //   partitioner = "ring"         # range | hash | ring | slots | geo (default hash)
 //   vnodes = 256                 # ring
-//   splits = ["g", "p"]          # range (geo over range: the same splits in every region)
+//   splits = ["g", "p"]          # range, relative to the prefix: "users:g", "users:p"
+//                                # (geo over range: the same splits in every region)
 //   replication = "none"         # none | primary-backup-async | ... (default none)
 //   factor = 1
 //   consistency = "linearizable"
@@ -14,7 +15,9 @@
 //   geo = { "eu:" = "eu", "" = "us" }   # geo: key prefix -> region ("" catches the rest)
 //   inner = "hash"               # geo: the partitioner inside a region: range | hash | ring | slots
 //
-// A keyspace that exists already is left as it is.
+// A keyspace that exists already is left as it is. A key the file does not
+// know (at the top or in a [[keyspace]]; geo's table takes any prefix) is an
+// error naming it and its line, as is a wrong type or value.
 #pragma once
 
 #include <string>

@@ -216,6 +216,7 @@ std::vector<std::string> split_commas(std::string_view text) {
 
 // KEYSPACE CREATE name [PREFIX p] [PARTITIONER kind] [VNODES n] [SPLITS a,b,...]
 //   [REPLICATION kind] [FACTOR n] [CONSISTENCY level] [PARTITION-MODE mode]
+// (SPLITS relative to the prefix: meta::split_points_under)
 Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) {
   meta::KeyspaceSpec spec;
   spec.name = std::string(argv[1]);
@@ -285,6 +286,9 @@ Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) 
   if (spec.partitioner.kind == meta::Partitioner::kRange ||
       (spec.partitioner.kind == meta::Partitioner::kGeo &&
        spec.partitioner.inner == meta::Partitioner::kRange)) {
+    // SPLITS are relative to the prefix (PREFIX may come after SPLITS).
+    spec.partitioner.split_points =
+        meta::split_points_under(spec.key_prefix, std::move(spec.partitioner.split_points));
     spec.partitioner.shards = static_cast<uint32_t>(spec.partitioner.split_points.size() + 1);
   }
   return spec;
@@ -358,7 +362,9 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
         "       [SPLITS <a,b,...>] [REPLICATION <kind>] [FACTOR <n>] [CONSISTENCY <level>]",
         "       [PARTITION-MODE consistency|availability]",
         "       [GEO <prefix=region,...,=region>] [INNER range|hash|ring|slots] (PARTITIONER geo)",
-        "    Create a keyspace; keys starting with its prefix (default '<name>:') belong to it.",
+        "    Create a keyspace; keys starting with its prefix (default '<name>:') belong to it",
+        "    (the longest prefix wins). SPLITS are relative to the prefix: under 'orders:',",
+        "    SPLITS m splits at 'orders:m'.",
         "ALTER <name> CONSISTENCY <level> | PARTITION-MODE <mode>",
         "DROP <name>",
         "LIST",

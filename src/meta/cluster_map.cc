@@ -270,6 +270,15 @@ std::string shard_region(const PartitionerSpec& p, uint32_t index) {
   return r < regions.size() ? regions[r] : std::string();
 }
 
+std::vector<std::string> split_points_under(std::string_view prefix,
+                                            std::vector<std::string> typed) {
+  for (std::string& split : typed) {
+    if (split.empty() || split.starts_with(prefix)) continue;
+    split.insert(0, prefix);
+  }
+  return typed;
+}
+
 // ---- validate ---------------------------------------------------------------------
 
 Status validate_spec(const KeyspaceSpec& s) {
@@ -478,11 +487,12 @@ Status validate(const ClusterMap& map) {
     has_default |= s.name == kDefaultKeyspace;
     for (const Keyspace& other : map.keyspaces) {
       if (&other == &k || other.spec.key_prefix.empty() || s.key_prefix.empty()) continue;
-      if (other.spec.key_prefix.starts_with(s.key_prefix)) {
+      // Nested prefixes are fine (the longest prefix of a key wins); the same
+      // prefix twice would leave a key two keyspaces.
+      if (other.spec.key_prefix == s.key_prefix) {
         return Status::InvalidArgument(fmt::format(
-            "keyspace '{}' (prefix '{}') overlaps keyspace '{}' (prefix '{}'): a key could "
-            "belong to both",
-            s.name, s.key_prefix, other.spec.name, other.spec.key_prefix));
+            "keyspace '{}' has the same prefix '{}' as keyspace '{}': a key could belong to both",
+            s.name, s.key_prefix, other.spec.name));
       }
     }
 

@@ -23,9 +23,9 @@
 //     addresses and peer addresses ("host:port"); at least one live voter;
 //     removed members are not voters.
 //   * keyspace names are unique; exactly one keyspace, "default", has the empty
-//     key prefix; other prefixes are non-empty and none is a prefix of another,
-//     so a key belongs to the keyspace whose prefix it starts with, or to
-//     "default" when there is none.
+//     key prefix; other prefixes are non-empty and distinct. Prefixes may nest
+//     ("users:" and "users:vip:"): a key belongs to the keyspace with the
+//     longest prefix it starts with, or to "default" when there is none.
 //   * partitioner parameters fit the kind (partitioner_shard_count has the
 //     shard count); replication factor 1..64 (1 for kNone); quorum sizes only for
 //     kQuorum, each 1..factor; the default consistency is one the replication and
@@ -119,8 +119,10 @@ struct PartitionerSpec {
   uint32_t shards = 1;
   // ring (or geo with inner ring): points per shard on the ring.
   uint32_t vnodes = 256;
-  // range (or geo with inner range): shards - 1 strictly increasing keys;
-  // shard i holds [split_points[i-1], split_points[i]). slots, once placed:
+  // range (or geo with inner range): shards - 1 strictly increasing keys,
+  // whole keys (the keyspace's prefix included: what users type is relative
+  // to the prefix, see split_points_under); shard i holds
+  // [split_points[i-1], split_points[i]). slots, once placed:
   // each shard's first slot. geo, once placed (region_shards set): each
   // region's split points (range: its shards - 1) or first slots (slots: one
   // per shard, from 0), one region after the other. Empty for other kinds.
@@ -213,6 +215,15 @@ struct ClusterMap {
 std::vector<std::string> geo_regions(const PartitionerSpec& p);
 // The number of shards the partitioner asks for: shards, or shards x regions for geo.
 uint32_t partitioner_shard_count(const PartitionerSpec& p);
+// The split points the map keeps for split points a user typed (KEYSPACE
+// CREATE ... SPLITS, a keyspace file's `splits`) for a range keyspace (or geo
+// over range) with key prefix `prefix`: typed split points are relative to the
+// prefix, so under "orders:" the split "m" is the key "orders:m". One that
+// already starts with the prefix is taken as the whole key (as split points
+// were read before they were relative: "orders:m" stays "orders:m"); an empty
+// one stays empty (validate refuses it).
+std::vector<std::string> split_points_under(std::string_view prefix,
+                                            std::vector<std::string> typed);
 // The region of shard `index` of a geo keyspace (shards of region r are
 // [r * shards, (r + 1) * shards)); empty for other kinds.
 std::string shard_region(const PartitionerSpec& p, uint32_t index);

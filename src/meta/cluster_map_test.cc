@@ -376,8 +376,9 @@ TEST(Decode, RefusesBrokenKeyspaceInvariants) {
        "keyspace 'default': the default keyspace has the empty key prefix"},
       {[](ClusterMap& m) { m.keyspaces[1].spec.key_prefix = ""; },
        "keyspace 'orders': needs a non-empty key prefix"},
-      {[](ClusterMap& m) { m.keyspaces[2].spec.key_prefix = "order:x"; },
-       "keyspace 'orders' (prefix 'order:') overlaps keyspace 'sessions' (prefix 'order:x')"},
+      {[](ClusterMap& m) { m.keyspaces[2].spec.key_prefix = "order:"; },
+       "keyspace 'orders' has the same prefix 'order:' as keyspace 'sessions': a key could "
+       "belong to both"},
       {[](ClusterMap& m) { m.keyspaces[1].spec.name = "bad name"; },
        "keyspace name 'bad name' must be 1..64 characters"},
       {[](ClusterMap& m) {

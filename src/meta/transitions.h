@@ -63,8 +63,9 @@ enum class OwnedShards : bool {
 Result<ClusterMap> remove_member(const ClusterMap& map, NodeId id,
                                  OwnedShards owned = OwnedShards::kRefuse);
 
-// Adds a keyspace and places its shards with default_placement. The name must be
-// new and the prefix must not overlap another keyspace's.
+// Adds a keyspace and places its shards with default_placement. The name and
+// the prefix must be new; the prefix may nest in another or contain one (the
+// longest prefix of a key wins: routing_table.h).
 Result<ClusterMap> create_keyspace(const ClusterMap& map, KeyspaceSpec spec);
 
 // What alter_keyspace may change; unset fields stay. The name, key prefix,

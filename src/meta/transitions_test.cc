@@ -271,10 +271,10 @@ TEST(Keyspaces, CreateRefusals) {
   ClusterMap with = *create_keyspace(m, users());
   expect_refused(create_keyspace(with, users()), "keyspace 'users' exists");
   expect_refused(create_keyspace(m, spec("default", "")), "keyspace 'default' exists");
-  KeyspaceSpec overlap = spec("admins", "user:admin:");
-  expect_refused(create_keyspace(with, overlap),
-                 "keyspace 'users' (prefix 'user:') overlaps keyspace 'admins' (prefix "
-                 "'user:admin:'): a key could belong to both");
+  KeyspaceSpec same = spec("people", "user:");
+  expect_refused(create_keyspace(with, same),
+                 "keyspace 'users' has the same prefix 'user:' as keyspace 'people': a key could "
+                 "belong to both");
   expect_refused(create_keyspace(m, spec("x", "")),
                  "keyspace 'x': needs a non-empty key prefix (only 'default' takes the keys no "
                  "prefix claims)");
@@ -288,6 +288,24 @@ TEST(Keyspaces, CreateRefusals) {
   for (Member& x : idle.members) x.state = MemberState::kLeaving;
   expect_refused(create_keyspace(idle, users()),
                  "keyspace 'users': there is no active member to place shards on");
+}
+
+// docs/routing.md: the longest prefix wins, so prefixes may nest, either way
+// round (the inner one created first or second), and each drops on its own.
+TEST(Keyspaces, NestedPrefixesAreKeyspacesOfTheirOwn) {
+  const ClusterMap m = three();
+  Result<ClusterMap> outer_first =
+      create_keyspace(*create_keyspace(m, users()), spec("admins", "user:admin:"));
+  ASSERT_TRUE(outer_first.ok()) << outer_first.status().to_string();
+  EXPECT_TRUE(validate(*outer_first).ok());
+  Result<ClusterMap> inner_first =
+      create_keyspace(*create_keyspace(m, spec("admins", "user:admin:")), users());
+  ASSERT_TRUE(inner_first.ok()) << inner_first.status().to_string();
+  Result<ClusterMap> dropped = drop_keyspace(*outer_first, "users");
+  ASSERT_TRUE(dropped.ok()) << dropped.status().to_string();
+  EXPECT_NE(dropped->find_keyspace("admins"), nullptr);
+  EXPECT_EQ(dropped->find_keyspace("users"), nullptr);
+  ASSERT_TRUE(drop_keyspace(*outer_first, "admins").ok());
 }
 
 TEST(Keyspaces, AlterChangesOnlyWhatItMay) {

@@ -121,6 +121,7 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
     p.spec_ = spec;
     p.nodes_ = nodes;
     p.replication_factor_ = rf;
+    p.key_prefix_ = k.spec.key_prefix;
     if (Status st = fill_slots(p, spec.split_points, k.shards, ""); !st.ok()) return st;
     return p;
   }
@@ -130,6 +131,7 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
   // inside it as its inner kind does.
   auto p = place(spec, nodes, nullptr, rf);
   if (!p.ok()) return p.status();
+  p->set_key_prefix(k.spec.key_prefix);  // where range puts tagged keys
   if (spec.kind == meta::Partitioner::kGeo &&
       (spec.inner == meta::Partitioner::kRange || spec.inner == meta::Partitioner::kSlots)) {
     // Each region from its slice of the map: its shards (renumbered from 0)

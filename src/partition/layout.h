@@ -43,7 +43,8 @@ struct Layout {
 Result<Layout> layout_of(const Placement& p);
 
 // Rebuilds keyspace `k`'s placement from the map; `members` gives regions.
-// The nodes are the shards' distinct owners. Geo over range or slots: each
+// The nodes are the shards' distinct owners; the key prefix (where range puts
+// tagged keys: placement.h, "Hash tags") is k's. Geo over range or slots: each
 // region's inner placement from its slice (its shards renumbered from 0, its
 // split points or start slots). Corruption when the record is inconsistent (a
 // shard count or owners that do not match what the spec derives, start slots

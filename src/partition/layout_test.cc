@@ -165,6 +165,7 @@ TEST(GeoLayout, EveryInnerKindRecordsAndRestoresTheSamePlacement) {
         if (restored.nodes().size() == set.nodes.size() && !with_sample) {
           Result<Placement> fresh = place(recorded, set.nodes, nullptr, set.factor);
           ASSERT_TRUE(fresh.ok()) << fresh.status().to_string();
+          fresh->set_key_prefix("key:");  // the keyspace's, which restore() knows
           EXPECT_TRUE(*fresh == restored);
         }
       }
@@ -334,6 +335,40 @@ TEST(GeoLayout, HashAndRingKeepTheirRecordUnchanged) {
     bad.keyspaces.back().spec.partitioner.split_points = {"a"};
     EXPECT_FALSE(meta::validate(bad).ok());
     EXPECT_FALSE(restore(bad.keyspaces.back(), bad.members).ok());
+  }
+}
+
+// Range puts a tagged key at the keyspace's prefix + its tag: restore() gives
+// the placement (and each geo region's) the keyspace's prefix, and a placement
+// built from a restored one keeps it.
+TEST(Layout, RestoreGivesRangeTheKeyspacePrefixForTaggedKeys) {
+  const std::vector<NodeInfo> nodes = node_sets()[0].nodes;
+  meta::PartitionerSpec range;
+  range.kind = Partitioner::kRange;
+  range.shards = 2;
+  range.split_points = {"key:5"};
+  for (const meta::PartitionerSpec& spec : {range, geo_range_with_splits()}) {
+    SCOPED_TRACE(meta::to_string(spec.kind));
+    Result<Placement> p = place(spec, nodes, nullptr, 1);
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    const meta::ClusterMap map = map_with(spec, nodes, *p);
+    Result<Placement> restored = restore(*map.find_keyspace("g"), map.members);
+    ASSERT_TRUE(restored.ok()) << restored.status().to_string();
+    EXPECT_EQ(restored->key_prefix(), "key:");
+    // "key:2{9}" sits where "key:9" would (by its bytes, with "key:2").
+    for (const std::string& key : {"key:2{9}", "key:{9}x", "key:9"}) {
+      EXPECT_EQ(restored->shard_of(key), restored->shard_of("key:9")) << key;
+    }
+    for (const std::string& key : {"key:9{2}", "key:{2}x", "key:2"}) {
+      EXPECT_EQ(restored->shard_of(key), restored->shard_of("key:2")) << key;
+    }
+    EXPECT_NE(restored->shard_of("key:2"), restored->shard_of("key:9"));
+    for (const std::string& region : restored->regions()) {
+      EXPECT_EQ(restored->region(region)->key_prefix(), "key:") << region;
+    }
+    Result<Placement> next = place(spec, nodes, &*restored, 1);
+    ASSERT_TRUE(next.ok()) << next.status().to_string();
+    EXPECT_EQ(next->key_prefix(), "key:");
   }
 }
 

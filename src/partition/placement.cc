@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -23,8 +24,44 @@ Status invalid(const std::string& msg) {
   return Status::InvalidArgument("partition: " + msg);
 }
 
+// hash and ring hash a key's tag when it has one (slots.h), so keys sharing a
+// tag share a shard.
 uint64_t key_hash(std::string_view key) {
-  return XXH3_64bits(key.data(), key.size());
+  const std::string_view bytes = hash_tag(key);
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+bool has_tag(std::string_view key) {
+  return hash_tag(key).size() != key.size();  // a tag leaves out at least its braces
+}
+
+// Where range puts `key`: a tagged key at prefix + tag, any other key at itself.
+std::string_view range_position(std::string_view key, const std::string& prefix,
+                                std::string& scratch) {
+  if (!has_tag(key)) return key;
+  const std::string_view tag = hash_tag(key);
+  scratch.reserve(prefix.size() + tag.size());
+  scratch.assign(prefix).append(tag);
+  return scratch;
+}
+
+// The sorted range positions of `keys`; `owned` keeps the strings made for
+// tagged keys alive as long as the views.
+std::vector<std::string_view> range_positions(std::span<const std::string_view> keys,
+                                              const std::string& prefix,
+                                              std::deque<std::string>& owned) {
+  std::vector<std::string_view> out;
+  out.reserve(keys.size());
+  for (std::string_view key : keys) {
+    if (!has_tag(key)) {
+      out.push_back(key);
+      continue;
+    }
+    std::string& at = owned.emplace_back();
+    out.push_back(range_position(key, prefix, at));
+  }
+  if (!std::is_sorted(out.begin(), out.end())) std::sort(out.begin(), out.end());
+  return out;
 }
 
 // Token `replica` of `node`: the hash of a fixed little-endian encoding, so the
@@ -426,12 +463,18 @@ class PlacementBuilder {
             fmt::format("geo: replication factor {} needs {} nodes in region '{}', which has {}",
                         p.replication_factor_, p.replication_factor_, name, members.size()));
       }
+      // The region by the whole key; inside it, range places by position.
       std::vector<std::string_view> region_sample;
       for (std::string_view key : sorted) {
         if (p.region_index_of(key) == r) region_sample.push_back(key);
       }
+      std::deque<std::string> owned;
+      if (inner.kind == Partitioner::kRange) {
+        region_sample = range_positions(region_sample, p.key_prefix_, owned);
+      }
       Placement part;
       part.spec_ = inner;
+      part.key_prefix_ = p.key_prefix_;
       part.nodes_ = std::move(members);
       part.replication_factor_ = p.replication_factor_;
       const Placement* before = previous != nullptr ? previous->region(name) : nullptr;
@@ -467,14 +510,22 @@ Result<Placement> place(const meta::PartitionerSpec& spec, const std::vector<Nod
                                replication_factor, replication_factor, p.nodes_.size()));
   }
   p.replication_factor_ = replication_factor;
+  if (previous != nullptr) p.key_prefix_ = previous->key_prefix_;
 
-  // Only range (and geo over range) looks at the sample, and it needs it sorted.
+  // Only range (and geo over range) looks at the sample, and it needs it
+  // sorted: range by where it places each key (geo finds each key's region
+  // from the whole key first, then does the same per region).
   std::vector<std::string_view> sorted;
+  std::deque<std::string> owned;
   const bool ranged = spec.kind == Partitioner::kRange ||
                       (spec.kind == Partitioner::kGeo && spec.inner == Partitioner::kRange);
   if (ranged) {
     sorted.assign(sample_keys.begin(), sample_keys.end());
-    if (!std::is_sorted(sorted.begin(), sorted.end())) std::sort(sorted.begin(), sorted.end());
+    if (spec.kind == Partitioner::kRange) {
+      sorted = range_positions(sorted, p.key_prefix_, owned);
+    } else if (!std::is_sorted(sorted.begin(), sorted.end())) {
+      std::sort(sorted.begin(), sorted.end());
+    }
   }
   if (Status st = PlacementBuilder::build(p, previous, sorted); !st.ok()) return st;
   return p;
@@ -492,10 +543,13 @@ uint32_t Placement::shard_of(std::string_view key) const {
     }
     case Partitioner::kSlots:
       return slot_shard_[key_slot(key)];
-    case Partitioner::kRange:
-      // The number of split points <= key.
-      return static_cast<uint32_t>(std::upper_bound(splits_.begin(), splits_.end(), key) -
+    case Partitioner::kRange: {
+      // The number of split points <= the key's position.
+      std::string scratch;
+      const std::string_view at = range_position(key, key_prefix_, scratch);
+      return static_cast<uint32_t>(std::upper_bound(splits_.begin(), splits_.end(), at) -
                                    splits_.begin());
+    }
     case Partitioner::kGeo: {
       const size_t r = region_index_of(key);
       return region_offsets_[r] + region_placements_[r].shard_of(key);
@@ -520,7 +574,9 @@ std::vector<uint32_t> Placement::shards_for_range(std::string_view start,
   std::vector<uint32_t> out;
   if (spec_.kind == Partitioner::kRange) {
     if (!end.empty() && start >= end) return out;
-    const uint32_t first = shard_of(start);
+    // By the bounds' own bytes (a bound is not a key: its braces mean nothing).
+    const uint32_t first = static_cast<uint32_t>(
+        std::upper_bound(splits_.begin(), splits_.end(), start) - splits_.begin());
     // The last shard holding a key < end: the number of split points < end.
     const uint32_t last =
         end.empty() ? static_cast<uint32_t>(owners_.size() - 1)
@@ -566,6 +622,11 @@ size_t Placement::region_index_of(std::string_view key) const {
     if (key.starts_with(rule.prefix)) return rule.region;
   }
   return fallback_region_;
+}
+
+void Placement::set_key_prefix(const std::string& prefix) {
+  key_prefix_ = prefix;
+  for (Placement& region : region_placements_) region.set_key_prefix(prefix);
 }
 
 std::string_view Placement::region_of(std::string_view key) const {

@@ -14,7 +14,8 @@
 // how many owners every shard has.
 //
 // What each partitioner does (meta::PartitionerSpec.kind; `N` = the nodes
-// handed in, "id order" = ascending NodeId). spec.shards is not used: each kind
+// handed in, "id order" = ascending NodeId; for a key with a hash tag, read
+// "key" below as what "Hash tags" further down says). spec.shards is not used: each kind
 // below decides its shard count from the nodes, which is what lets the analysis
 // (analysis.h) compare them at equal node counts.
 //
@@ -82,6 +83,22 @@
 //          spec.split_points. (Inner slots build from `previous`, never from
 //          recorded start slots: restore() in layout.h rebuilds those.)
 //
+// Hash tags: every kind honours Redis Cluster's `{tag}` (slots.h hash_tag: the
+// bytes between the first '{' and the first '}' after it, when not empty), so
+// keys sharing a tag are in one shard:
+//   hash, ring  hash the tag instead of the key;
+//   slots       the slot of the tag (as Redis Cluster);
+//   range       a tagged key is placed as if it were key_prefix() + tag (the
+//               keyspace's prefix, then the tag): "orders:{c42}:1" sits where
+//               "orders:c42" would. The cost: tagged keys are not where their
+//               own bytes would put them, so shards_for_range() does not cover
+//               them (an ordered scan that must see tagged keys visits every
+//               shard);
+//   geo         the region from the whole key (the rules' prefixes), then the
+//               inner kind as above: keys sharing a tag are together when they
+//               are in one region.
+// Keys without a tag are placed by their whole bytes, as before tags counted.
+//
 // Errors (InvalidArgument, with a message naming the problem): no nodes, a
 // duplicate or zero node id, replication factor 0 or above the nodes available,
 // vnodes 0 (ring), bad split points (range), geo without rules or with the
@@ -147,6 +164,13 @@ class Placement {
   // The spec this placement was built from (for a geo region's inner
   // placement: a spec of the inner kind).
   const meta::PartitionerSpec& spec() const { return spec_; }
+  // The key prefix range puts tagged keys under (see "Hash tags" above): the
+  // keyspace's, set by restore() (layout.h); place() takes `previous`'s, and
+  // none without one. Only range (and geo over range) looks at it.
+  const std::string& key_prefix() const { return key_prefix_; }
+  // Sets key_prefix(), here and in every geo region's inner placement. Not
+  // thread-safe: call it while building, before the placement is shared.
+  void set_key_prefix(const std::string& prefix);
   meta::Partitioner kind() const { return spec_.kind; }
   // The nodes it was built over, in id order.
   const std::vector<NodeInfo>& nodes() const { return nodes_; }
@@ -163,7 +187,8 @@ class Placement {
   const std::vector<NodeId>& owners(uint32_t shard) const;
 
   // range: the shards an ordered scan of [start, end) visits, in key order
-  // (an empty `end` means no upper bound; start >= end gives none). Other
+  // (an empty `end` means no upper bound; start >= end gives none); keys
+  // with a hash tag are not covered (see "Hash tags"). Other
   // kinds scatter keys, so a scan visits every shard: all of them, in id order
   // (for geo: each region's answer, regions in order).
   std::vector<uint32_t> shards_for_range(std::string_view start, std::string_view end) const;
@@ -202,6 +227,7 @@ class Placement {
   size_t region_index_of(std::string_view key) const;
 
   meta::PartitionerSpec spec_;
+  std::string key_prefix_;       // range: tagged keys sit at key_prefix_ + tag
   std::vector<NodeInfo> nodes_;  // id order
   uint32_t replication_factor_ = 1;
   std::vector<std::vector<NodeId>> owners_;  // per shard; [0] is the primary

@@ -578,5 +578,83 @@ TEST(PlacementErrors, RefusesWhatCannotBePlaced) {
   expect_invalid(place(geo_range, geo_nodes()), "need 2 split points, the spec has 1");
 }
 
+// ---- hash tags -----------------------------------------------------------------
+
+// Keys that share a non-empty {tag}, each with the tag somewhere else.
+std::vector<std::string> tagged(const std::string& tag) {
+  return {"{" + tag + "}", "{" + tag + "}.a", "x{" + tag + "}", "key:{" + tag + "}:9",
+          "{" + tag + "}{other}"};
+}
+
+TEST(HashTags, KeysSharingATagShareAShardInEveryKind) {
+  std::vector<std::pair<std::string, meta::PartitionerSpec>> specs = {
+      {"hash", spec_of(Partitioner::kHash)},
+      {"ring", spec_of(Partitioner::kRing, 16)},
+      {"slots", spec_of(Partitioner::kSlots)},
+      {"range", range_spec({"g", "p"})},
+      {"geo over hash", geo_spec(Partitioner::kHash)},
+      {"geo over ring", geo_spec(Partitioner::kRing)},
+      {"geo over range", geo_spec(Partitioner::kRange)}};
+  specs.back().second.split_points = {"g", "p"};
+  for (const auto& [what, spec] : specs) {
+    SCOPED_TRACE(what);
+    const bool geo = spec.kind == Partitioner::kGeo;
+    const Placement p = must_place(spec, geo ? geo_nodes() : first_nodes(5));
+    std::set<uint32_t> shards;
+    for (int i = 0; i < 200; ++i) {
+      const std::string tag = std::string(1, static_cast<char>('a' + i % 26)) + std::to_string(i);
+      std::vector<std::string> same = tagged(tag);
+      // Geo: the region comes from the whole key, so compare keys of one region.
+      if (geo) same = {"key:1{" + tag + "}", "key:1{" + tag + "}.b", "key:1x{" + tag + "}"};
+      for (const std::string& key : same) {
+        EXPECT_EQ(p.shard_of(key), p.shard_of(same.front())) << key;
+        EXPECT_EQ(p.locate(key), p.locate(same.front())) << key;
+      }
+      shards.insert(p.shard_of(same.front()));
+    }
+    EXPECT_GT(shards.size(), 1u) << "tags spread over shards";
+  }
+}
+
+TEST(HashTags, HashAndRingHashTheTagAndAKeyWithoutOneWhole) {
+  const Placement hash = must_place(spec_of(Partitioner::kHash), first_nodes(4));
+  const Placement ring = must_place(spec_of(Partitioner::kRing, 16), first_nodes(4));
+  for (const std::string& key : {std::string("{user1000}.following"), std::string("a{b}c"),
+                                 std::string("{}x"), std::string("x{y"), std::string("plain")}) {
+    const std::string_view bytes = hash_tag(key);
+    EXPECT_EQ(hash.shard_of(key), XXH3_64bits(bytes.data(), bytes.size()) % 4) << key;
+    EXPECT_EQ(ring.shard_of(key), ring.shard_of(std::string(bytes))) << key;
+  }
+  EXPECT_EQ(hash.shard_of("{}x"), XXH3_64bits("{}x", 3) % 4);  // an empty tag: the whole key
+}
+
+TEST(HashTags, RangePlacesATaggedKeyAtItsTagAfterTheKeyPrefix) {
+  // place() knows no keyspace prefix: a tagged key sits at its tag (restore()
+  // gives the keyspace's prefix: layout_test.cc and coord's routing_table_test.cc).
+  const Placement p = must_place(range_spec({"g", "p"}), first_nodes(3));
+  EXPECT_TRUE(p.key_prefix().empty());
+  EXPECT_EQ(p.shard_of("{zebra}"), 2u);
+  EXPECT_EQ(p.shard_of("a{zebra}"), 2u);  // by its bytes, shard 0
+  EXPECT_EQ(p.shard_of("{apple}zzz"), 0u);
+  EXPECT_EQ(p.shard_of("z{}"), 2u);  // no tag: its bytes
+  // A scan's bounds are not keys: "{" sorts after "p".
+  EXPECT_EQ(p.shards_for_range("{a}", ""), std::vector<uint32_t>{2});
+}
+
+TEST(HashTags, RangeSplitsSampleKeysWhereItPlacesThem) {
+  // Three tags, five keys each: the quantiles fall between tags, so each tag
+  // gets a shard of its own. By the keys' bytes ("{b}1" ...) the splits would
+  // start with '{' and put every key, placed by its tag, in shard 0.
+  std::vector<std::string> sample;
+  for (const std::string tag : {"a", "b", "c"}) {
+    for (int i = 0; i < 5; ++i) sample.push_back("{" + tag + "}" + std::to_string(i));
+  }
+  const Placement p = must_place(spec_of(Partitioner::kRange), first_nodes(3), nullptr, 1, sample);
+  EXPECT_EQ(p.split_points(), (std::vector<std::string>{"b", "c"}));
+  for (const std::string& key : sample) {
+    EXPECT_EQ(p.shard_of(key), static_cast<uint32_t>(hash_tag(key)[0] - 'a')) << key;
+  }
+}
+
 }  // namespace
 }  // namespace statekv::partition

@@ -5,10 +5,11 @@
 // random transition (add a member, change a member's state, remove one, create,
 // alter or drop a keyspace, reassign shards; the first writer bootstraps), and
 // CASes the encoded result against the bytes it read. Some clients only fetch.
-// A read refused by a node that is not the leader is retried by the client
-// itself (up to 10 times), as a RegisterClient that follows redirects would; a
-// refused CAS (mismatch or not the leader) or one that got no answer goes to
-// the loop, which re-reads and settles it.
+// The simulated clients follow leader hints and retry what a node refused as
+// not served, as the real client does (sim/simulator.h), so a read or CAS
+// reaches the loop as `fail` only when no node served it within the retry
+// deadline, or (a CAS) when its expectation did not hold; the loop then
+// re-reads and settles it, as it does a CAS that got no answer.
 // Each seed is judged three ways:
 //   * the history of "meta" (a register history) must be linearizable;
 //   * raft itself, after every callback, must keep election safety and never
@@ -65,7 +66,6 @@ struct Tally {
   uint64_t unavailable = 0;  // gave up: reads failing, or outcome unknown
   uint64_t unknown = 0;      // of which the outcome stayed unknown
   uint64_t aborted = 0;      // the map kept changing under every attempt
-  uint64_t redirects = 0;    // refused reads retried by the client itself
   std::map<std::string, uint64_t> updated_by_kind;
   std::string violation;  // the first impossible thing a client saw
 
@@ -78,7 +78,6 @@ struct Tally {
     unavailable += o.unavailable;
     unknown += o.unknown;
     aborted += o.aborted;
-    redirects += o.redirects;
     for (const auto& [k, v] : o.updated_by_kind) updated_by_kind[k] += v;
   }
 };
@@ -270,19 +269,10 @@ class MetaSource final : public sim::OperationSource {
     }
     SKV_ASSERT(cl.loop.has_value(), "an observed operation without its loop");
     if (op.op == ClientOp::kRead) {
-      // A refused read (not the leader, or no leader yet) is retried the way a
-      // RegisterClient that follows redirects would, a bounded number of times,
-      // before the loop hears of it.
-      if (outcome == sim::OpOutcome::kFail && cl.redirects < kRedirects) {
-        ++cl.redirects;
-        ++tally_->redirects;
-        return;
-      }
-      cl.redirects = 0;
       if (outcome == sim::OpOutcome::kOk) {
         cl.loop->on_read(value);
       } else if (outcome == sim::OpOutcome::kFail) {
-        cl.loop->on_read(Status::Unavailable("read refused (not leader, or lost office)"));
+        cl.loop->on_read(Status::Unavailable("no node served the read before the deadline"));
       } else {
         cl.loop->on_read(Status::Timeout("read got no answer"));
       }
@@ -290,7 +280,7 @@ class MetaSource final : public sim::OperationSource {
       if (outcome == sim::OpOutcome::kOk) {
         cl.loop->on_cas(true);
       } else if (outcome == sim::OpOutcome::kFail) {
-        cl.loop->on_cas(false);  // certainly not applied: a mismatch or not the leader
+        cl.loop->on_cas(false);  // certainly not applied: a mismatch, or no node served it
       } else {
         cl.loop->on_cas(Status::Timeout("cas got no answer"));
       }
@@ -302,9 +292,7 @@ class MetaSource final : public sim::OperationSource {
   }
 
  private:
-  static constexpr int kRedirects = 10;
   struct Client {
-    int redirects = 0;  // refused reads retried for the current loop step
     std::optional<UpdateLoop> loop;
     std::string kind;
     bool fetching = false;
@@ -370,7 +358,10 @@ sim::SimOptions faulty(uint64_t seed) {
   o.seed = seed;
   o.nodes = seed % 3 == 0 ? 5 : 3;
   o.clients = 4;
-  o.ops = 300;
+  // Clients follow leader hints, so about three operations in four succeed: 150
+  // of them write as many documents per seed (~25) as 300 did when most
+  // operations failed at the first node asked, for the same simulation time.
+  o.ops = 150;
   o.workload.keys = 1;
   o.faults = *sim::parse_fault_set("all");
   return o;
@@ -508,6 +499,11 @@ TEST(MetaSim, NoFaultsTheMapEvolvesThroughRaft) {
       "unavailable {}, aborted {}), fetches {}; written by kind: {}\n",
       o.ops, out.report.run.ok, out.report.run.fail, t.updates, t.updated, t.refused, t.unavailable,
       t.aborted, t.fetches, kinds(t));
+  // The built-in workload's floor without faults (0.8) does not fit this one:
+  // four read-CAS loops on one key conflict by design, and each conflict is a
+  // definite `fail`. What must not come back is operations failing for want of
+  // a leader: that takes the fraction below the floor under faults.
+  EXPECT_GE(out.report.run.ok_fraction(), sim::kMinOkUnderFaults);
   EXPECT_GT(out.facts.cas_ok, 60u) << kinds(t);
   EXPECT_EQ(out.facts.cas_ok, t.updated) << "every acknowledged CAS is one finished update";
   EXPECT_EQ(out.facts.max_epoch, out.facts.cas_ok)
@@ -579,12 +575,17 @@ TEST(MetaSim, ManyFaultySeedsLinearizableAndSafe) {
   Tally total;
   uint64_t cas_ok = 0, cas_info = 0, events = 0, ops = 0, ok_ops = 0, idle_seeds = 0;
   uint64_t min_cas_ok = UINT64_MAX;
-  double cpu = 0;
+  double cpu = 0, min_ok_fraction = 1;
   const auto wall_start = std::chrono::steady_clock::now();
   const std::clock_t cpu_start = std::clock();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
-    Outcome out = run(faulty(seed), raft_options(seed));
+    const sim::SimOptions o = faulty(seed);
+    Outcome out = run(o, raft_options(seed));
     ASSERT_TRUE(out.ok()) << "seed " << seed << ": " << out.describe();
+    ASSERT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o))
+        << "seed " << seed << ": too few operations succeeded\n"
+        << out.describe();
+    min_ok_fraction = std::min(min_ok_fraction, out.report.run.ok_fraction());
     total.add(*out.tally);
     cas_ok += out.facts.cas_ok;
     min_cas_ok = std::min(min_cas_ok, out.facts.cas_ok);
@@ -593,20 +594,21 @@ TEST(MetaSim, ManyFaultySeedsLinearizableAndSafe) {
     events += out.report.run.events;
     cpu += out.report.run.cpu_seconds;
     ok_ops += out.report.run.ok;
-    ops += faulty(seed).ops;
+    ops += o.ops;
   }
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   const double process_cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   std::cout << fmt::format(
       "[ measure ] meta: {} faulty seeds in {:.1f}s wall, {:.1f}s cpu ({:.1f}s of it "
-      "simulating, the rest judging): {}/{} ops ok; metadata CAS acknowledged {} (fewest in a "
+      "simulating, the rest judging): {}/{} ops ok (fewest in a seed {:.1f}%); metadata CAS "
+      "acknowledged {} (fewest in a "
       "seed {}, seeds with none {}), unanswered {}; updates {} (written "
       "{}, refused {}, unavailable {} of which outcome unknown {}, aborted {}), fetches {}; "
       "written by kind: {}\n",
-      seeds, wall, process_cpu, cpu, ok_ops, ops, cas_ok, min_cas_ok, idle_seeds, cas_info,
-      total.updates, total.updated, total.refused, total.unavailable, total.unknown, total.aborted,
-      total.fetches, kinds(total));
+      seeds, wall, process_cpu, cpu, ok_ops, ops, 100 * min_ok_fraction, cas_ok, min_cas_ok,
+      idle_seeds, cas_info, total.updates, total.updated, total.refused, total.unavailable,
+      total.unknown, total.aborted, total.fetches, kinds(total));
   EXPECT_GT(cas_ok, seeds * 5) << "the workload must really change the map";
 }
 

@@ -4,6 +4,10 @@
 
 namespace statekv::sim {
 
+double default_min_ok(const SimOptions& options) {
+  return options.faults.any() || options.schedule ? kMinOkUnderFaults : kMinOkWithoutFaults;
+}
+
 Result<Verdict> judge_linearizable(const check::History& history) {
   Result<check::CheckResult> r = check::run_model("linearizable", history);
   if (!r.ok()) return r.status();

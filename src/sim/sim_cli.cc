@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <optional>
@@ -16,7 +17,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: statekv sim --protocol NAME [--seeds A..B] [--ops N] [--nodes K] [--clients C]\n"
     "                   [--keys N] [--skew uniform|zipf] [--faults LIST] [--history FILE]\n"
-    "                   [--schedule FILE] [--verbose] [--list]\n"
+    "                   [--schedule FILE] [--min-ok F] [--verbose] [--list]\n"
     "  --seeds A..B     seeds to run, inclusive (or one seed A); default 1\n"
     "  --ops N          operations per seed over all clients; default 200\n"
     "  --nodes K        replicas; default 3\n"
@@ -28,6 +29,9 @@ constexpr const char* kUsage =
     "  --history FILE   write each seed's history as JSON Lines; with several seeds\n"
     "                   FILE must contain {seed}, replaced by the seed\n"
     "  --schedule FILE  a hand-written fault schedule instead of the random one\n"
+    "  --min-ok F       a seed fails when less than this fraction (0..1) of its\n"
+    "                   operations succeeded; default 0.5 with faults or a schedule,\n"
+    "                   0.8 without\n"
     "  --verbose        print every derived parameter of every seed\n"
     "  --list           list the registered protocols\n";
 
@@ -38,6 +42,7 @@ struct CliOptions {
   std::string faults_text = "none";
   std::string history_path;
   std::string schedule_path;
+  std::optional<double> min_ok;  // nullopt: default_min_ok()
   bool verbose = false;
   bool list = false;
   bool help = false;
@@ -113,6 +118,15 @@ Result<CliOptions> parse(const std::vector<std::string>& args) {
       Result<std::string> v = value();
       if (!v.ok()) return v.status();
       o.schedule_path = *v;
+    } else if (a == "--min-ok") {
+      Result<std::string> v = value();
+      if (!v.ok()) return v.status();
+      double f = 0;
+      auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), f);
+      if (ec != std::errc() || p != v->data() + v->size() || !(f >= 0 && f <= 1)) {
+        return Status::InvalidArgument("--min-ok wants a fraction in 0..1, got '" + *v + "'");
+      }
+      o.min_ok = f;
     } else if (a == "--verbose") {
       o.verbose = true;
     } else if (a == "--list") {
@@ -141,6 +155,7 @@ std::string replay_command(const CliOptions& o, uint64_t seed) {
       o.protocol, seed, o.sim.ops, o.sim.nodes, o.sim.clients, o.sim.workload.keys,
       o.sim.workload.skew == KeySkew::kZipf ? "zipf" : "uniform", o.sim.faults.to_string());
   if (!o.schedule_path.empty()) cmd += " --schedule " + o.schedule_path;
+  if (o.min_ok) cmd += fmt::format(" --min-ok {}", *o.min_ok);
   return cmd;
 }
 
@@ -208,7 +223,8 @@ int run_sim_cli(const std::vector<std::string>& args, const ProtocolRegistry& re
     o.sim.schedule = std::move(schedule).value();
   }
 
-  uint64_t passed = 0, failed = 0, total_events = 0;
+  const double min_ok = o.min_ok ? *o.min_ok : default_min_ok(o.sim);
+  uint64_t passed = 0, failed = 0, total_events = 0, total_ok = 0, total_fail = 0, total_info = 0;
   double total_cpu = 0;
   std::optional<uint64_t> first_failure;
   for (uint64_t seed = o.first_seed;; ++seed) {
@@ -223,26 +239,39 @@ int run_sim_cli(const std::vector<std::string>& args, const ProtocolRegistry& re
       const SimResult& r = report->run;
       total_events += r.events;
       total_cpu += r.cpu_seconds;
-      const bool ok = report->verdict.valid;
+      total_ok += r.ok;
+      total_fail += r.fail;
+      total_info += r.info;
+      const bool linearizable = report->verdict.valid;
+      const bool enough_ok = r.ok_fraction() >= min_ok;
+      const bool ok = linearizable && enough_ok;
       ok ? ++passed : ++failed;
       if (!ok && !first_failure) first_failure = seed;
       out << fmt::format(
-          "seed {}: {} hash {:016x} ops {} (ok {}, fail {}, info {}) events {} in {:.3f}s cpu "
-          "({:.0f} events/s) simulated {:.3f}s\n",
+          "seed {}: {} hash {:016x} ops {} (ok {}, fail {}, info {}; {:.1f}% ok) events {} in "
+          "{:.3f}s cpu ({:.0f} events/s) simulated {:.3f}s\n",
           seed, ok ? "PASS" : "FAIL", r.history_hash, r.ok + r.fail + r.info, r.ok, r.fail, r.info,
-          r.events, r.cpu_seconds, r.cpu_seconds > 0 ? r.events / r.cpu_seconds : 0.0,
+          100 * r.ok_fraction(), r.events, r.cpu_seconds,
+          r.cpu_seconds > 0 ? r.events / r.cpu_seconds : 0.0,
           static_cast<double>(r.simulated_time) / 1e9);
       if (o.verbose || !ok) {
         out << r.parameters;
         out << fmt::format(
-            "  crashes {}, torn records {}, messages sent {}, dropped {}\n  schedule:\n", r.crashes,
-            r.torn_records, r.messages_sent, r.messages_dropped);
+            "  crashes {}, torn records {}, messages sent {}, dropped {}; client attempts {}, "
+            "refused as not served {}\n  schedule:\n",
+            r.crashes, r.torn_records, r.messages_sent, r.messages_dropped, r.attempts, r.refusals);
         std::istringstream lines(r.schedule.to_text());
         for (std::string line; std::getline(lines, line);) out << "    " << line << "\n";
       }
+      if (!linearizable) out << "  not linearizable: " << report->verdict.explanation << "\n";
+      if (!enough_ok) {
+        out << fmt::format(
+            "  too few operations succeeded: {:.1f}% ok, below the floor of {:.1f}% (--min-ok): "
+            "a history of operations that did nothing proves little\n",
+            100 * r.ok_fraction(), 100 * min_ok);
+      }
       if (!ok) {
-        out << "  not linearizable: " << report->verdict.explanation << "\n"
-            << "  replay: " << replay_command(o, seed) << "\n"
+        out << "  replay: " << replay_command(o, seed) << "\n"
             << "  (save the schedule above to a file and pass --schedule FILE to edit it down)\n";
       }
       if (!o.history_path.empty()) {
@@ -255,10 +284,12 @@ int run_sim_cli(const std::vector<std::string>& args, const ProtocolRegistry& re
     }
     if (seed == o.last_seed) break;
   }
+  const double total_ops = std::max<double>(1, total_ok + total_fail + total_info);
   out << fmt::format(
-      "{} seed(s): {} passed, {} failed; {} events in {:.3f}s cpu of simulation ({:.0f} "
-      "events/s)\n",
-      passed + failed, passed, failed, total_events, total_cpu,
+      "{} seed(s): {} passed, {} failed; operations {:.1f}% ok, {:.1f}% fail, {:.1f}% info "
+      "(floor {:.1f}% ok per seed); {} events in {:.3f}s cpu of simulation ({:.0f} events/s)\n",
+      passed + failed, passed, failed, 100 * total_ok / total_ops, 100 * total_fail / total_ops,
+      100 * total_info / total_ops, 100 * min_ok, total_events, total_cpu,
       total_cpu > 0 ? total_events / total_cpu : 0.0);
   if (first_failure) out << "first failing seed: " << *first_failure << "\n";
   return failed == 0 ? 0 : 1;

@@ -100,13 +100,17 @@ class SimNode final : public ByteEnv {
   SimTime last_durable_at_ = 0;
 };
 
+// A simulated client: one operation at a time, retried across nodes until a
+// node serves it (see SimOptions for the rules).
 struct Client {
   int64_t process = 0;
-  bool busy = false;
-  RequestId request;
-  ClientRequest op;
-  NodeId target;
-  std::optional<NodeId> leader_hint;
+  bool busy = false;      // an operation is open (invoked, not completed)
+  bool awaiting = false;  // ... and an attempt of it is out, unanswered
+  ClientRequest op;       // op.id is the current attempt's request id
+  SimTime invoked_at = 0;
+  NodeId target;                      // the node of the current (or last) attempt
+  std::optional<NodeId> leader_hint;  // the leader as last learned, kept across operations
+  size_t hops = 0;                    // hints followed at once since the last backoff
 };
 
 class World {
@@ -135,6 +139,10 @@ class World {
   void apply(const FaultAction& action);
   void client_next(size_t c);
   void client_issue(size_t c);
+  void client_attempt(size_t c);
+  void client_answered(size_t c, RequestId request, const ClientResponse& response);
+  void client_refused(size_t c, std::optional<NodeId> hint);
+  void client_complete(size_t c, check::EventType type, std::optional<std::string> read_value);
   void record(const Client& client, check::EventType type, const ClientRequest& op,
               std::optional<std::string> read_value);
   bool finished() const { return issued_ == options_.ops && busy_ == 0; }
@@ -232,13 +240,14 @@ World::World(const ProtocolEntry& protocol, const SimOptions& options)
 
 std::string World::describe_parameters(SimTime horizon) const {
   std::string out = fmt::format(
-      "seed {}\n  protocol {}, nodes {}, clients {}, ops {}, keys {} ({}), client timeout {}\n"
-      "  faults {}{}\n",
+      "seed {}\n  protocol {}, nodes {}, clients {}, ops {}, keys {} ({})\n"
+      "  client timeout {}, refused operations retried for {} (backoff ~{})\n  faults {}{}\n",
       options_.seed, protocol_.name, options_.nodes, options_.clients, options_.ops,
       options_.workload.keys,
       options_.workload.skew == KeySkew::kZipf ? fmt::format("zipf s={}", options_.workload.zipf_s)
                                                : std::string("uniform"),
-      format_duration(options_.client_timeout), options_.faults.to_string(),
+      format_duration(options_.client_timeout), format_duration(options_.retry_deadline),
+      format_duration(options_.retry_backoff), options_.faults.to_string(),
       options_.schedule ? " (hand-written schedule)" : "");
   if (options_.workload.source) out += "  operations from a custom source (keys and mix unused)\n";
   out += network_->describe();
@@ -282,21 +291,81 @@ void World::node_replied(NodeId node, RequestId request, ClientResponse response
   awaiting_.erase(it);
   const SimTime delay = draw(client_rng_, client_delay_lo_, client_delay_hi_);
   queue.schedule(queue.now() + delay, [this, c, request, response = std::move(response)] {
-    Client& client = clients_[c];
-    if (!client.busy || client.request != request) return;  // timed out meanwhile
-    const bool ok = response.outcome == ClientResponse::Outcome::kOk;
-    if (ok) {
-      record(client, check::EventType::kOk, client.op, response.value);
-    } else {
-      record(client, check::EventType::kFail, client.op, std::nullopt);
-    }
-    workload_->observe(c, client.op, ok ? OpOutcome::kOk : OpOutcome::kFail,
-                       ok && client.op.op == ClientOp::kRead ? response.value : std::nullopt);
-    if (response.leader_hint) client.leader_hint = response.leader_hint;
-    client.busy = false;
-    --busy_;
-    client_next(c);
+    client_answered(c, request, response);
   });
+}
+
+void World::client_answered(size_t c, RequestId request, const ClientResponse& response) {
+  Client& client = clients_[c];
+  if (!client.awaiting || client.op.id != request) return;  // timed out meanwhile
+  client.awaiting = false;
+  if (response.outcome == ClientResponse::Outcome::kFail && response.not_served) {
+    client_refused(c, response.leader_hint);
+    return;
+  }
+  if (response.outcome == ClientResponse::Outcome::kOk) {
+    // It served us: it leads, as far as this client knows.
+    client.leader_hint = client.target;
+    client_complete(c, check::EventType::kOk, response.value);
+  } else {
+    // A definite answer (a cas whose expectation did not hold).
+    if (response.leader_hint) client.leader_hint = response.leader_hint;
+    client_complete(c, check::EventType::kFail, std::nullopt);
+  }
+}
+
+void World::client_refused(size_t c, std::optional<NodeId> hint) {
+  Client& client = clients_[c];
+  ++result.refusals;
+  if (hint && (hint->value() < 1 || hint->value() > nodes_.size())) {
+    failure_ = Status::InvalidArgument(fmt::format("node {} named unknown node {} as leader",
+                                                   client.target.value(), hint->value()));
+    return;
+  }
+  client.leader_hint = hint;
+  // Follow a hint at once, unless it names the node that just refused or the
+  // hints have gone round the group without finding a leader (stale hints that
+  // point at each other); otherwise back off, then ask the hinted node or
+  // another one.
+  SimTime at = queue.now();
+  if (hint && *hint != client.target && client.hops < options_.nodes) {
+    ++client.hops;
+    client.target = *hint;
+  } else {
+    client.hops = 0;
+    at += draw(client_rng_, options_.retry_backoff / 2, options_.retry_backoff * 3 / 2);
+    if (hint) {
+      client.target = *hint;
+    } else if (options_.nodes > 1) {
+      // Any node but the one that refused.
+      const uint64_t step = client_rng_.range(1, options_.nodes - 1);
+      client.target = NodeId((client.target.value() - 1 + step) % options_.nodes + 1);
+    }
+  }
+  if (at - client.invoked_at > options_.retry_deadline) {
+    // Every attempt was refused, so the operation certainly did not happen.
+    client_complete(c, check::EventType::kFail, std::nullopt);
+    return;
+  }
+  const RequestId id = client.op.id;
+  queue.schedule(at, [this, c, id] {
+    if (clients_[c].busy && clients_[c].op.id == id) client_attempt(c);
+  });
+}
+
+void World::client_complete(size_t c, check::EventType type,
+                            std::optional<std::string> read_value) {
+  Client& client = clients_[c];
+  const bool read_ok = type == check::EventType::kOk && client.op.op == ClientOp::kRead;
+  record(client, type, client.op, read_value);
+  const OpOutcome outcome = type == check::EventType::kOk     ? OpOutcome::kOk
+                            : type == check::EventType::kFail ? OpOutcome::kFail
+                                                              : OpOutcome::kInfo;
+  workload_->observe(c, client.op, outcome, read_ok ? read_value : std::nullopt);
+  client.busy = false;
+  client.awaiting = false;
+  --busy_;
+  client_next(c);
 }
 
 void World::record(const Client& client, check::EventType type, const ClientRequest& op,
@@ -343,33 +412,49 @@ void World::client_issue(size_t c) {
   client.busy = true;
   ++busy_;
   client.op = workload_->next(c);
-  client.request = RequestId(next_request_++);
-  client.op.id = client.request;
+  client.invoked_at = queue.now();
+  client.hops = 0;
+  // Mostly the leader this client knows; sometimes any node (a client connected
+  // elsewhere), so that followers keep receiving requests they must refuse.
   client.target = client.leader_hint && client_rng_.chance(0.75)
                       ? *client.leader_hint
                       : NodeId(client_rng_.range(1, options_.nodes));
   record(client, check::EventType::kInvoke, client.op, std::nullopt);
-  awaiting_[client.request.value()] = c;
-  const RequestId request = client.request;
+  client_attempt(c);
+}
+
+void World::client_attempt(size_t c) {
+  Client& client = clients_[c];
+  client.op.id = RequestId(next_request_++);
+  client.awaiting = true;
+  ++result.attempts;
+  const RequestId request = client.op.id;
+  awaiting_[request.value()] = c;
   const NodeId target = client.target;
   queue.schedule(queue.now() + draw(client_rng_, client_delay_lo_, client_delay_hi_),
                  [this, target, req = client.op] {
                    SimNode& node = *nodes_[target.value() - 1];
-                   if (node.up()) node.protocol().on_request(req);
+                   if (node.up()) {
+                     node.protocol().on_request(req);
+                   } else {
+                     // Nothing listens there: the connection is refused, and the
+                     // request certainly went nowhere.
+                     ClientResponse refused;
+                     refused.outcome = ClientResponse::Outcome::kFail;
+                     refused.not_served = true;
+                     node_replied(target, req.id, std::move(refused));
+                   }
                  });
   queue.schedule(queue.now() + options_.client_timeout, [this, c, request] {
     Client& cl = clients_[c];
-    if (!cl.busy || cl.request != request) return;
+    if (!cl.awaiting || cl.op.id != request) return;
     awaiting_.erase(request.value());
-    record(cl, check::EventType::kInfo, cl.op, std::nullopt);
-    workload_->observe(c, cl.op, OpOutcome::kInfo, std::nullopt);
-    // The operation may still take effect later: this process is done, a new one
-    // takes its place (a process never has two operations open).
-    cl.process += static_cast<int64_t>(options_.clients);
     cl.leader_hint.reset();
-    cl.busy = false;
-    --busy_;
-    client_next(c);
+    client_complete(c, check::EventType::kInfo, std::nullopt);
+    // The operation may still take effect later: this process is done, a new one
+    // takes its place (a process never has two operations open). Its next
+    // operation is invoked from a later event, under the new process id.
+    cl.process += static_cast<int64_t>(options_.clients);
   });
 }
 
@@ -412,6 +497,9 @@ Result<SimResult> World::run() {
   }
   if (options_.clients < 1) return Status::InvalidArgument("clients must be at least 1");
   if (options_.workload.keys < 1) return Status::InvalidArgument("keys must be at least 1");
+  if (options_.client_timeout < 1 || options_.retry_backoff < 2) {
+    return Status::InvalidArgument("client timeout and retry backoff must be positive");
+  }
 
   // Fork order is part of the replay contract: changing it changes every history.
   Random root(options_.seed);

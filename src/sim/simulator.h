@@ -11,9 +11,22 @@
 // the same history byte for byte.
 //
 // The recorded history (check/history.h) uses true simulated time; a node's own
-// clock (what its protocol sees through Env::now) is skewed. A client whose
-// operation gets no answer within client_timeout records `info` (may have
-// happened) and continues as a new process, as in Jepsen.
+// clock (what its protocol sees through Env::now) is skewed.
+//
+// Clients behave like statekv's real client (net/client.h). An operation is one
+// invoke in the history however many attempts it takes. An attempt refused as
+// not served (ClientResponse::not_served: not the leader, no leader yet, lost
+// office; or the node is down, so the connection is refused) certainly did not
+// happen, so the client tries again: at once at the node the refusal names as
+// leader, or after a short backoff at another node (or the named one, if it
+// named itself), until retry_deadline has passed since the invoke; then the
+// operation is `fail`. Any other answer completes it: `ok`, or `fail` for a
+// definite refusal such as a cas whose expectation did not hold. An attempt
+// with no answer within client_timeout records `info` (may have happened) and
+// is never retried; the client continues as a new process, as in Jepsen. The
+// next operation goes to the node that last served or was named as leader
+// (three times in four; otherwise to a random node, so that followers keep
+// receiving requests they must refuse). Every choice is drawn from the seed.
 //
 // Not thread-safe; independent runs may go on different threads.
 #pragma once
@@ -40,7 +53,15 @@ struct SimOptions {
   // A hand-written schedule replaces the random one (the other enabled faults,
   // such as clock skew and long delays, still come from the seed).
   std::optional<FaultSchedule> schedule;
+  // How long a client waits for the answer to one attempt before it records
+  // `info` (the operation may have happened) and moves on.
   SimTime client_timeout = 500'000'000;  // 500ms
+  // How long after its invoke an operation whose attempts are refused as not
+  // served is retried (the next attempt must start within it); then `fail`.
+  SimTime retry_deadline = 1'000'000'000;  // 1s
+  // The mean pause before a retry that follows no fresh hint (drawn from
+  // [backoff/2, 3*backoff/2)).
+  SimTime retry_backoff = 20'000'000;  // 20ms, as net/client.cc
   // Simulated time after which the run stops; operations still open become `info`.
   SimTime time_limit = 300'000'000'000;  // 300s
 };
@@ -54,6 +75,14 @@ struct SimResult {
   double cpu_seconds = 0;
   SimTime simulated_time = 0;
   size_t ok = 0, fail = 0, info = 0;  // completions by type
+  size_t attempts = 0;                // requests sent to nodes, retries included
+  size_t refusals = 0;                // attempts refused as not served (then retried or failed)
+  // ok / (ok + fail + info): the fraction of completed operations that
+  // succeeded (0 when none completed). judge.h sets a floor on it.
+  double ok_fraction() const {
+    const size_t done = ok + fail + info;
+    return done == 0 ? 0.0 : static_cast<double>(ok) / static_cast<double>(done);
+  }
   size_t crashes = 0, torn_records = 0, messages_sent = 0, messages_dropped = 0;
   // Every parameter derived from the seed, one per line: printed so a run can be
   // understood and replayed (`statekv sim` shows it on failure).

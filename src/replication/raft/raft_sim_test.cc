@@ -7,6 +7,7 @@
 // 2000.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 
@@ -75,8 +76,10 @@ TEST(RaftSim, NoFaultsEveryOperationAnsweredAndLinearizable) {
   EXPECT_TRUE(out.report.verdict.valid) << describe(out);
   EXPECT_TRUE(out.observer->ok()) << describe(out);
   EXPECT_EQ(out.report.run.info, 0u) << "without faults every request is answered";
-  // Fails are cas mismatches and requests that reached a follower (redirected).
-  EXPECT_GT(out.report.run.ok, o.ops / 2);
+  // Requests that reach a follower are redirected by the client: the only
+  // fails left are cas mismatches.
+  EXPECT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o));
+  EXPECT_GT(out.report.run.refusals, 0u) << "some requests reached a follower first";
   EXPECT_EQ(out.observer->terms_with_leader(), 1u) << "a stable cluster elects once";
 }
 
@@ -102,7 +105,7 @@ TEST(RaftSim, LeaderCutOffMajorityMovesOnAndMinorityServesNothing) {
     Outcome out = run(o);
     EXPECT_TRUE(out.report.verdict.valid) << schedule << describe(out);
     EXPECT_TRUE(out.observer->ok()) << schedule << describe(out);
-    EXPECT_GT(out.report.run.ok, o.ops / 2) << schedule;
+    EXPECT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o)) << schedule;
   }
 }
 
@@ -198,10 +201,9 @@ TEST(RaftSim, RepeatedLeadershipTransfersLoseNothing) {
     Outcome out = run(o, sweep_options(seed), chaos);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << ": " << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << ": " << describe(out);
-    if (seed <= 2) {
-      EXPECT_GT(out.observer->terms_with_leader(), 3u) << "leadership never moved";
-      EXPECT_GT(out.report.run.ok, o.ops / 3);
-    }
+    // A leader handing over refuses requests, naming its successor: clients follow.
+    ASSERT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o)) << "seed " << seed;
+    if (seed <= 2) EXPECT_GT(out.observer->terms_with_leader(), 3u) << "leadership never moved";
   }
 }
 
@@ -219,8 +221,8 @@ TEST(RaftSim, MembershipChangesUnderFaultsLoseNothing) {
     Outcome out = run(o, sweep_options(seed), chaos);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << ": " << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << ": " << describe(out);
+    ASSERT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o)) << "seed " << seed;
     if (seed <= 2) {
-      EXPECT_GT(out.report.run.ok, o.ops / 3) << "seed " << seed;
       EXPECT_GT(out.observer->committed_config_changes(), 3u) << "seed " << seed;
     }
   }
@@ -228,32 +230,42 @@ TEST(RaftSim, MembershipChangesUnderFaultsLoseNothing) {
 
 TEST(RaftSim, ManyFaultySeedsLinearizableAndSafe) {
   const uint64_t seeds = seeds_from_env(200);
-  uint64_t events = 0, ok = 0, ops = 0;
-  double cpu = 0;
+  uint64_t events = 0, ok = 0, fail = 0, info = 0, ops = 0;
+  double cpu = 0, min_ok = 1;
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     SimOptions o = faulty(seed);
     Outcome out = run(o, sweep_options(seed));
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << ": " << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << ": " << describe(out);
+    // A linearizable history of operations that all failed would prove little.
+    ASSERT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o))
+        << "seed " << seed << ": too few operations succeeded\n"
+        << describe(out);
+    min_ok = std::min(min_ok, out.report.run.ok_fraction());
     events += out.report.run.events;
     cpu += out.report.run.cpu_seconds;
     ok += out.report.run.ok;
+    fail += out.report.run.fail;
+    info += out.report.run.info;
     ops += o.ops;
   }
-  std::cout << "[ measure ] raft: " << seeds << " faulty seeds, " << ok << "/" << ops << " ops ok, "
-            << events << " events in " << cpu << "s cpu: " << static_cast<uint64_t>(events / cpu)
-            << " events/s\n";
-  EXPECT_GT(ok, ops / 3) << "raft under faults still makes progress";
+  std::cout << "[ measure ] raft: " << seeds << " faulty seeds, ops " << ok << " ok, " << fail
+            << " fail, " << info << " info of " << ops << " (fewest ok in a seed: " << min_ok
+            << "), " << events << " events in " << cpu
+            << "s cpu: " << static_cast<uint64_t>(events / cpu) << " events/s\n";
 }
 
 TEST(RaftSim, CliRunsRaft) {
   sim::ProtocolRegistry reg;
   reg.add<RaftKv>("raft", "raft consensus");
   std::ostringstream out, err;
+  // Seed 7 is the example: 12 of its 200 operations ok, when clients
+  // gave up at the first node that refused them.
   int rc =
-      sim::run_sim_cli({"--protocol", "raft", "--seeds", "1..3", "--faults", "all"}, reg, out, err);
+      sim::run_sim_cli({"--protocol", "raft", "--seeds", "5..7", "--faults", "all"}, reg, out, err);
   EXPECT_EQ(rc, 0) << out.str() << err.str();
   EXPECT_NE(out.str().find("3 seed(s): 3 passed, 0 failed"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("(floor 50.0% ok per seed)"), std::string::npos) << out.str();
 }
 
 }  // namespace

@@ -198,8 +198,9 @@ class ReferenceRegister {
         env_.reply(req.id, ClientResponse{.value = current(req.key)});  // the bug: maybe stale
         return;
       }
-      env_.reply(req.id,
-                 ClientResponse{.outcome = ClientResponse::Outcome::kFail, .leader_hint = leader_});
+      env_.reply(req.id, ClientResponse{.outcome = ClientResponse::Outcome::kFail,
+                                        .leader_hint = leader_,
+                                        .not_served = true});
       return;
     }
     Key& k = keys_[req.key];

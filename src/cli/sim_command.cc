@@ -10,6 +10,7 @@
 
 #include "cli/subcommand.h"
 #include "replication/raft/raft.h"
+#include "sim/group_host.h"
 #include "sim/registry.h"
 #include "sim/sim_cli.h"
 
@@ -21,6 +22,10 @@ sim::ProtocolRegistry binary_protocols() {
   // One line per protocol.
   registry.add<replication::raft::RaftKv>(
       "raft", "raft consensus: PreVote, CheckQuorum, pipelined replication, ReadIndex reads");
+  registry.add(sim::group_host_entry(
+      "raft-groups",
+      "raft per shard: 8 raft groups of 3 spread over the nodes, one host and one log per node",
+      [](GroupId) { return sim::ProtocolFactory(&sim::host<replication::raft::RaftKv>); }, 8, 3));
   return registry;
 }
 

@@ -25,6 +25,9 @@ class StrongId {
 
 using NodeId = StrongId<struct NodeIdTag>;
 using ShardId = StrongId<struct ShardIdTag>;
+// A replica group: one shard's replicas. Stable for the group's life (a shard's
+// position in a keyspace is not); group 0 is the cluster metadata group.
+using GroupId = StrongId<struct GroupIdTag>;
 using Term = StrongId<struct TermTag>;
 using LogIndex = StrongId<struct LogIndexTag>;
 using Epoch = StrongId<struct EpochTag>;

@@ -72,7 +72,7 @@ class KeySearch {
         for (size_t j = begin; j < i; ++j) {
           if (req[j].is_observer()) --pending_required_[req[j].observes()];
         }
-        starts = std::move(ends);
+        starts = minimal_carries(ends);
         begin = i;
       }
       if (i < req.size()) {
@@ -87,11 +87,44 @@ class KeySearch {
     int32_t child;  // >= 0: index in required; < 0: optional class -(child + 1)
     int32_t state;
     size_t prefix;
+    bool must_observe;
   };
   struct Frame {
     size_t children_begin, children_end, next;
     Undo undo;
   };
+
+  // Of carries with the same register value, one that applied no more of any info
+  // class than another dominates it: everything the other can still do, it can
+  // too (it may skip the extra info ops, which may never have happened, and each
+  // class's members are taken in invoke order, so its next members were invoked
+  // no later). The dominated ones need no search.
+  static std::set<Carry> minimal_carries(const std::set<Carry>& carries) {
+    std::set<Carry> out;
+    std::vector<const Carry*> kept;
+    for (const Carry& c : carries) {
+      auto covers = [&](const Carry* k) {
+        if (k->state != c.state) return false;
+        for (size_t i = 0; i < c.applied.size(); ++i) {
+          if (k->applied[i] > c.applied[i]) return false;
+        }
+        return true;
+      };
+      if (std::none_of(kept.begin(), kept.end(), covers)) kept.push_back(&c);
+    }
+    // A carry can only be covered by one with a smaller sum; check against all kept.
+    for (const Carry* c : kept) {
+      bool dominated = false;
+      for (const Carry* k : kept) {
+        if (k == c || k->state != c->state) continue;
+        bool le = true;
+        for (size_t i = 0; i < c->applied.size() && le; ++i) le = k->applied[i] <= c->applied[i];
+        if (le && k->applied != c->applied) dominated = true;
+      }
+      if (!dominated) out.insert(*c);
+    }
+    return out;
+  }
 
   // Enumerates the carries at which the segment [begin, end) can finish, from each
   // start. When `last` is set any one finish suffices.
@@ -110,6 +143,7 @@ class KeySearch {
         }
       }
       prefix_ = begin;
+      must_observe_ = false;
       bool found = dfs(last, ends);
       stats.explored += static_cast<int64_t>(memo_.size());
       memo_.clear();
@@ -121,7 +155,7 @@ class KeySearch {
   bool dfs(bool stop_at_first, std::set<Carry>& ends) {
     children_.clear();
     std::vector<Frame> stack;
-    stack.push_back(expand(ends, Undo{0, 0, 0}));
+    stack.push_back(expand(ends, Undo{0, 0, 0, false}));
     if (stop_at_first && !ends.empty()) return true;
     while (!stack.empty()) {
       Frame& top = stack.back();
@@ -140,7 +174,9 @@ class KeySearch {
   }
 
   Undo apply(int32_t child) {
-    Undo u{child, state_, prefix_};
+    Undo u{child, state_, prefix_, must_observe_};
+    // An info op is applied only to be observed by the very next op (see expand).
+    must_observe_ = child < 0;
     if (child >= 0) {
       const RegOp& r = reg_.required[child];
       linearized_[child] = 1;
@@ -168,6 +204,7 @@ class KeySearch {
     }
     state_ = u.state;
     prefix_ = u.prefix;
+    must_observe_ = u.must_observe;
   }
 
   // Leaving a unique value while an op that must observe it is pending is a dead end:
@@ -186,7 +223,9 @@ class KeySearch {
   Frame expand(std::set<Carry>& ends, Undo undo) {
     Frame frame{children_.size(), children_.size(), children_.size(), undo};
     if (prefix_ == seg_end_) {
-      ends.insert(Carry{state_, applied_});
+      // An info op applied last and observed by nobody here: the same order without
+      // it is also explored (see the rule for info ops below).
+      if (!must_observe_) ends.insert(Carry{state_, applied_});
       return frame;
     }
     // Just-in-time linearization: an op may go next only if it was invoked no later
@@ -208,7 +247,7 @@ class KeySearch {
 
     key_.clear();
     key_.push_back(static_cast<uint32_t>(prefix_));
-    key_.push_back(static_cast<uint32_t>(state_));
+    key_.push_back(static_cast<uint32_t>(state_) | (must_observe_ ? 0x80000000u : 0));
     key_.insert(key_.end(), extras_.begin(), extras_.end());
     key_.push_back(UINT32_MAX);
     key_.insert(key_.end(), applied_.begin(), applied_.end());
@@ -236,8 +275,27 @@ class KeySearch {
         return frame;
       }
     }
+    // Info ops are applied lazily: only to be observed by the very next op, and only
+    // if they change the value. Sound: take a legal order with the fewest info ops
+    // applied. If an applied info op O (installing v) were not followed at once by
+    // a read of v or a cas expecting v, the next op is a write or delete or
+    // nothing, and every op up to the next change of value is a read of v: there
+    // is none, so dropping O leaves every other op legal (info ops may not have
+    // happened), with fewer applied; likewise if O did not change the value. The
+    // observer is either an op that certainly happened or another info cas, whose
+    // value in turn must be observed next.
+    if (must_observe_) {
+      for (uint32_t j : window_) {
+        const RegOp& r = reg_.required[j];
+        if (r.f == OpFunction::kCas && legal(r)) children_.push_back(static_cast<int32_t>(j));
+      }
+      push_optional_children(m, /*cas_only=*/true);
+      frame.children_end = children_.size();
+      return frame;
+    }
     // A write nobody observes can go first when nothing pending needs the current
-    // value: any order placing it later can move it here and stay legal.
+    // value: any order placing it later can move it here and stay legal (it goes
+    // right after an op that certainly happened, so info ops stay lazy).
     if (pending_required_[state_] == 0 && pending_optional_[state_] == 0) {
       for (uint32_t j : window_) {
         const RegOp& r = reg_.required[j];
@@ -256,16 +314,25 @@ class KeySearch {
     std::sort(children_.begin() + frame.children_begin, children_.end(), [&](int32_t a, int32_t b) {
       return reg_.required[a].deadline < reg_.required[b].deadline;
     });
+    push_optional_children(m, /*cas_only=*/false);
+    frame.children_end = children_.size();
+    return frame;
+  }
+
+  // The info classes whose next member may go now (invoked by m), change the value
+  // and can be observed (see the lazy rule in expand).
+  void push_optional_children(int64_t m, bool cas_only) {
     for (size_t c = 0; c < classes_.size(); ++c) {
       const OptionalClass& cls = classes_[c];
       if (applied_[c] == cls.members.size()) continue;
+      if (cas_only && cls.f != OpFunction::kCas) continue;
       if (reg_.optional[cls.members[applied_[c]]].invoke > m) continue;
       if (cls.f == OpFunction::kCas && cls.expected != state_) continue;
+      if (cls.value == state_) continue;
+      if (pending_required_[cls.value] == 0 && pending_optional_[cls.value] == 0) continue;
       if (!may_leave_state(cls.value)) continue;
       children_.push_back(-static_cast<int32_t>(c) - 1);
     }
-    frame.children_end = children_.size();
-    return frame;
   }
 
   std::string pending_observer_of(int32_t value) const {
@@ -337,6 +404,7 @@ class KeySearch {
   std::vector<char> linearized_;
   std::vector<int32_t> pending_required_, pending_optional_;
   int32_t state_ = kAbsent;
+  bool must_observe_ = false;  // the last op applied was an info op
   size_t seg_end_ = 0, prefix_ = 0;
   std::unordered_set<std::string> memo_;
   std::vector<int32_t> children_;

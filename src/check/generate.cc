@@ -40,7 +40,7 @@ GeneratedHistory generate_etcd_register(const EtcdGenOptions& o, Random& rng) {
     g.key = "k" + std::to_string(rng.uniform(static_cast<uint64_t>(std::max(1, o.keys))));
     g.invoke = cursor[c] + static_cast<int64_t>(rng.range(1, std::max<int64_t>(1, o.max_gap)));
     const double x = rng.unit();
-    g.f = x < o.p_read             ? OpFunction::kRead
+    g.f = x < o.p_read               ? OpFunction::kRead
           : x < o.p_read + o.p_write ? OpFunction::kWrite
                                      : OpFunction::kCas;
     const bool info = rng.chance(o.p_info);
@@ -54,7 +54,8 @@ GeneratedHistory generate_etcd_register(const EtcdGenOptions& o, Random& rng) {
       process[c] += clients;
     } else {
       g.end = g.invoke + static_cast<int64_t>(rng.range(1, std::max<int64_t>(1, o.latency)));
-      g.point = g.invoke + static_cast<int64_t>(rng.uniform(static_cast<uint64_t>(g.end - g.invoke + 1)));
+      g.point =
+          g.invoke + static_cast<int64_t>(rng.uniform(static_cast<uint64_t>(g.end - g.invoke + 1)));
     }
     if (g.f != OpFunction::kRead) {
       // Planting: the last value is written only early on, and never by an op

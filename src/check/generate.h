@@ -23,10 +23,10 @@
 namespace statekv::check {
 
 struct EtcdGenOptions {
-  int clients = 10;   // concurrent clients (each one op in flight at a time)
-  int keys = 1;       // keys k0..k{keys-1}
-  int ops = 70;       // operations in the history
-  int values = 5;     // values "0".."{values-1}"; reads/cas see repeats
+  int clients = 10;      // concurrent clients (each one op in flight at a time)
+  int keys = 1;          // keys k0..k{keys-1}
+  int ops = 70;          // operations in the history
+  int values = 5;        // values "0".."{values-1}"; reads/cas see repeats
   double p_info = 0.25;  // share of ops that time out
   double p_read = 1.0 / 3, p_write = 1.0 / 3;  // the rest: cas
   int64_t latency = 10;   // a completed op's duration is uniform in [1, latency]

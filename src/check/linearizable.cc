@@ -4,8 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <set>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "check/checkers.h"
 #include "check/register_key.h"
@@ -22,14 +21,6 @@ struct OptionalClass {
   int32_t value;
   int32_t expected;
   std::vector<uint32_t> members;  // indices into RegisterKey::optional, by invoke
-};
-
-// Where the search stands between segments: the register value and how many ops
-// of each optional class have been applied.
-struct Carry {
-  int32_t state = kAbsent;
-  std::vector<uint32_t> applied;
-  auto operator<=>(const Carry&) const = default;
 };
 
 class KeySearch {
@@ -57,29 +48,24 @@ class KeySearch {
   // Returns an empty string when the key is linearizable, else the explanation.
   std::string run(CheckStats& stats) {
     const auto& req = reg_.required;
-    std::set<Carry> starts{Carry{kAbsent, std::vector<uint32_t>(classes_.size(), 0)}};
-    size_t begin = 0;
+    // Independent segments, for the statistics: cuts where every required op
+    // before i must take effect before op i is invoked. The search needs no
+    // special case for them: the window never reaches across a cut.
     int64_t max_deadline = 0;
-    for (size_t i = 0; i <= req.size(); ++i) {
-      // A cut: every required op before i must take effect before op i is invoked.
-      bool cut = i == req.size() || (i > begin && max_deadline < req[i].invoke);
-      if (cut && i > begin) {
-        ++stats.segments;
-        std::set<Carry> ends;
-        if (!search_segment(begin, i, starts, i == req.size(), ends, stats)) {
-          return explain();
-        }
-        for (size_t j = begin; j < i; ++j) {
-          if (req[j].is_observer()) --pending_required_[req[j].observes()];
-        }
-        starts = minimal_carries(ends);
-        begin = i;
-      }
-      if (i < req.size()) {
-        max_deadline = i == begin ? req[i].deadline : std::max(max_deadline, req[i].deadline);
+    for (size_t i = 0; i < req.size(); ++i) {
+      if (i == 0 || max_deadline < req[i].invoke) ++stats.segments;
+      max_deadline = i == 0 ? req[i].deadline : std::max(max_deadline, req[i].deadline);
+    }
+    applied_.assign(classes_.size(), 0);
+    for (const OptionalClass& c : classes_) {
+      if (c.f == OpFunction::kCas) {
+        pending_optional_[c.expected] += static_cast<int32_t>(c.members.size());
       }
     }
-    return {};
+    bool found = dfs();
+    stats.explored += explored_;
+    memo_.clear();
+    return found ? std::string() : explain();
   }
 
  private:
@@ -94,69 +80,12 @@ class KeySearch {
     Undo undo;
   };
 
-  // Of carries with the same register value, one that applied no more of any info
-  // class than another dominates it: everything the other can still do, it can
-  // too (it may skip the extra info ops, which may never have happened, and each
-  // class's members are taken in invoke order, so its next members were invoked
-  // no later). The dominated ones need no search.
-  static std::set<Carry> minimal_carries(const std::set<Carry>& carries) {
-    std::set<Carry> out;
-    std::vector<const Carry*> kept;
-    for (const Carry& c : carries) {
-      auto covers = [&](const Carry* k) {
-        if (k->state != c.state) return false;
-        for (size_t i = 0; i < c.applied.size(); ++i) {
-          if (k->applied[i] > c.applied[i]) return false;
-        }
-        return true;
-      };
-      if (std::none_of(kept.begin(), kept.end(), covers)) kept.push_back(&c);
-    }
-    // A carry can only be covered by one with a smaller sum; check against all kept.
-    for (const Carry* c : kept) {
-      bool dominated = false;
-      for (const Carry* k : kept) {
-        if (k == c || k->state != c->state) continue;
-        bool le = true;
-        for (size_t i = 0; i < c->applied.size() && le; ++i) le = k->applied[i] <= c->applied[i];
-        if (le && k->applied != c->applied) dominated = true;
-      }
-      if (!dominated) out.insert(*c);
-    }
-    return out;
-  }
-
-  // Enumerates the carries at which the segment [begin, end) can finish, from each
-  // start. When `last` is set any one finish suffices.
-  bool search_segment(size_t begin, size_t end, const std::set<Carry>& starts, bool last,
-                      std::set<Carry>& ends, CheckStats& stats) {
-    seg_end_ = end;
-    memo_.clear();
-    for (const Carry& start : starts) {
-      state_ = start.state;
-      applied_ = start.applied;
-      std::fill(pending_optional_.begin(), pending_optional_.end(), 0);
-      for (size_t c = 0; c < classes_.size(); ++c) {
-        if (classes_[c].f == OpFunction::kCas) {
-          pending_optional_[classes_[c].expected] +=
-              static_cast<int32_t>(classes_[c].members.size() - applied_[c]);
-        }
-      }
-      prefix_ = begin;
-      must_observe_ = false;
-      bool found = dfs(last, ends);
-      stats.explored += static_cast<int64_t>(memo_.size());
-      memo_.clear();
-      if (found && last) return true;
-    }
-    return !ends.empty();
-  }
-
-  bool dfs(bool stop_at_first, std::set<Carry>& ends) {
+  // Depth first, stopping at the first order that places every required op.
+  bool dfs() {
     children_.clear();
     std::vector<Frame> stack;
-    stack.push_back(expand(ends, Undo{0, 0, 0, false}));
-    if (stop_at_first && !ends.empty()) return true;
+    stack.push_back(expand(Undo{0, 0, 0, false}));
+    if (found_) return true;
     while (!stack.empty()) {
       Frame& top = stack.back();
       if (top.next == top.children_end) {
@@ -167,10 +96,43 @@ class KeySearch {
       }
       int32_t child = children_[top.next++];
       Undo u = apply(child);
-      stack.push_back(expand(ends, u));
-      if (stop_at_first && !ends.empty()) return true;
+      stack.push_back(expand(u));
+      if (found_) return true;
     }
-    return !ends.empty();
+    return false;
+  }
+
+  // Whether this configuration (or one it dominates) was visited before; records
+  // it if not. The key is (prefix, value, must_observe, linearized ops past the
+  // prefix); per key, the applied-count vectors seen. A configuration that applied
+  // at least as many of every info class as a visited one with the same key is
+  // dominated: the visited one can do everything it can (it may skip the extra
+  // info ops, which may never have happened, and each class's members go in
+  // invoke order, so its next members were invoked no later), and a visited
+  // configuration either led to success (the search stopped) or was exhausted
+  // (or is an ancestor still being explored, whose other branches then cover the
+  // same continuations).
+  bool seen_or_dominated() {
+    std::string encoded(reinterpret_cast<const char*>(key_.data()), key_.size() * 4);
+    auto [it, inserted] = memo_.try_emplace(std::move(encoded));
+    std::vector<std::vector<uint32_t>>& seen = it->second;
+    if (!inserted) {
+      for (const auto& v : seen) {
+        bool le = true;
+        for (size_t c = 0; c < v.size() && le; ++c) le = v[c] <= applied_[c];
+        if (le) return true;
+      }
+      // Keep the list short: drop what the new vector dominates.
+      std::erase_if(seen, [&](const std::vector<uint32_t>& v) {
+        for (size_t c = 0; c < v.size(); ++c) {
+          if (applied_[c] > v[c]) return false;
+        }
+        return true;
+      });
+    }
+    seen.push_back(applied_);
+    ++explored_;
+    return false;
   }
 
   Undo apply(int32_t child) {
@@ -182,7 +144,7 @@ class KeySearch {
       linearized_[child] = 1;
       if (r.is_observer()) --pending_required_[r.observes()];
       if (r.changes_state()) state_ = r.value;
-      while (prefix_ < seg_end_ && linearized_[prefix_]) ++prefix_;
+      while (prefix_ < reg_.required.size() && linearized_[prefix_]) ++prefix_;
     } else {
       const OptionalClass& c = classes_[-child - 1];
       ++applied_[-child - 1];
@@ -220,12 +182,12 @@ class KeySearch {
     return may_leave_state(r.value, r.f == OpFunction::kCas ? 1 : 0);
   }
 
-  Frame expand(std::set<Carry>& ends, Undo undo) {
+  Frame expand(Undo undo) {
     Frame frame{children_.size(), children_.size(), children_.size(), undo};
-    if (prefix_ == seg_end_) {
-      // An info op applied last and observed by nobody here: the same order without
-      // it is also explored (see the rule for info ops below).
-      if (!must_observe_) ends.insert(Carry{state_, applied_});
+    if (prefix_ == reg_.required.size()) {
+      // An info op applied last and observed by nobody: the same order without it
+      // is also explored (see the rule for info ops below).
+      if (!must_observe_) found_ = true;
       return frame;
     }
     // Just-in-time linearization: an op may go next only if it was invoked no later
@@ -235,7 +197,7 @@ class KeySearch {
     window_.clear();
     extras_.clear();
     int64_t m = kNever;
-    for (size_t j = prefix_; j < seg_end_ && reg_.required[j].invoke <= m; ++j) {
+    for (size_t j = prefix_; j < reg_.required.size() && reg_.required[j].invoke <= m; ++j) {
       if (linearized_[j]) {
         extras_.push_back(static_cast<uint32_t>(j));
       } else {
@@ -249,10 +211,7 @@ class KeySearch {
     key_.push_back(static_cast<uint32_t>(prefix_));
     key_.push_back(static_cast<uint32_t>(state_) | (must_observe_ ? 0x80000000u : 0));
     key_.insert(key_.end(), extras_.begin(), extras_.end());
-    key_.push_back(UINT32_MAX);
-    key_.insert(key_.end(), applied_.begin(), applied_.end());
-    std::string encoded(reinterpret_cast<const char*>(key_.data()), key_.size() * 4);
-    if (!memo_.insert(std::move(encoded)).second) return frame;
+    if (seen_or_dominated()) return frame;
 
     size_t depth = prefix_ + extras_.size();
     bool record = depth > best_depth_ || !have_best_;
@@ -405,8 +364,10 @@ class KeySearch {
   std::vector<int32_t> pending_required_, pending_optional_;
   int32_t state_ = kAbsent;
   bool must_observe_ = false;  // the last op applied was an info op
-  size_t seg_end_ = 0, prefix_ = 0;
-  std::unordered_set<std::string> memo_;
+  size_t prefix_ = 0;
+  bool found_ = false;
+  int64_t explored_ = 0;
+  std::unordered_map<std::string, std::vector<std::vector<uint32_t>>> memo_;
   std::vector<int32_t> children_;
   std::vector<uint32_t> window_, extras_, key_;
   int64_t max_in_flight_ = 0;

@@ -54,8 +54,8 @@ int env_seeds(int fallback) {
 // 17,262,751 in 48.6 s on seed 21 (88 ops, 26 clients).
 constexpr int64_t kMaxExplored = 20'000;
 // A violation is found only after every order up to it failed; the planted one
-// sits late in the history.
-constexpr int64_t kMaxExploredInvalid = 200'000;
+// sits late in the history (5,000 seeds: 4,015 planted, the worst 781,644).
+constexpr int64_t kMaxExploredInvalid = 2'000'000;
 
 TEST(LinearizableEtcdTest, OldBlowUpsAreAcceptedQuickly) {
   for (uint64_t seed : {8, 21}) {

@@ -246,7 +246,9 @@ class KeySearch {
     if (must_observe_) {
       for (uint32_t j : window_) {
         const RegOp& r = reg_.required[j];
-        if (r.f == OpFunction::kCas && legal(r)) children_.push_back(static_cast<int32_t>(j));
+        if (r.f == OpFunction::kCas && legal(r) && !has_earlier_twin(j)) {
+          children_.push_back(static_cast<int32_t>(j));
+        }
       }
       push_optional_children(m, /*cas_only=*/true);
       frame.children_end = children_.size();
@@ -267,7 +269,9 @@ class KeySearch {
     }
     for (uint32_t j : window_) {
       const RegOp& r = reg_.required[j];
-      if (r.changes_state() && legal(r)) children_.push_back(static_cast<int32_t>(j));
+      if (r.changes_state() && legal(r) && !has_earlier_twin(j)) {
+        children_.push_back(static_cast<int32_t>(j));
+      }
     }
     // Earliest deadline first: in a real history that is usually the next op.
     std::sort(children_.begin() + frame.children_begin, children_.end(), [&](int32_t a, int32_t b) {
@@ -278,20 +282,80 @@ class KeySearch {
     return frame;
   }
 
+  // Whether the window holds another pending op with the same effect (function,
+  // value, expected) and an earlier deadline (ties: earlier in invoke order); then
+  // only that twin needs trying here. Sound: take a legal order that puts j here and
+  // its twin t later; swap them. The values the register takes are unchanged. t
+  // here is fine: it may go now (it is in the window), and every op after it is
+  // still pending, with a deadline at least M, which is at least t's invoke; ops
+  // before t's old place precede j's too. j in t's old place is fine: ops before it
+  // were invoked by t's deadline, hence by j's, and ops after it are pending now,
+  // so their deadlines are at least M, at least j's invoke.
+  bool has_earlier_twin(uint32_t j) const {
+    const RegOp& r = reg_.required[j];
+    for (uint32_t k : window_) {
+      if (k == j) continue;
+      const RegOp& t = reg_.required[k];
+      if (t.f != r.f || t.value != r.value || t.expected != r.expected) continue;
+      if (t.deadline < r.deadline || (t.deadline == r.deadline && k < j)) return true;
+    }
+    return false;
+  }
+
   // The info classes whose next member may go now (invoked by m), change the value
   // and can be observed (see the lazy rule in expand).
+  //
+  // Two more choices are never needed, each by swapping two ops with the same
+  // effect on the value (the register then takes the same values throughout; the
+  // op moved later was invoked by M now, and M only grows, so it may go there; the
+  // op moved here may go now; an info op moved later still installs what the op it
+  // replaces installed, so it is still observed at once):
+  //  - an info op when a pending required op with the same effect may go now: put
+  //    the required op here and the info op where the required one was;
+  //  - an info write of v when an info cas from the current value to v may go now:
+  //    put the cas here and the write where the cas (its class's next member) was,
+  //    or nowhere if the cas was never applied (a write may go in any state).
   void push_optional_children(int64_t m, bool cas_only) {
+    const size_t first = children_.size();
     for (size_t c = 0; c < classes_.size(); ++c) {
       const OptionalClass& cls = classes_[c];
-      if (applied_[c] == cls.members.size()) continue;
+      if (!optional_may_go(c, m)) continue;
       if (cas_only && cls.f != OpFunction::kCas) continue;
-      if (reg_.optional[cls.members[applied_[c]]].invoke > m) continue;
-      if (cls.f == OpFunction::kCas && cls.expected != state_) continue;
       if (cls.value == state_) continue;
       if (pending_required_[cls.value] == 0 && pending_optional_[cls.value] == 0) continue;
       if (!may_leave_state(cls.value)) continue;
+      bool required_twin = false;
+      for (uint32_t j : window_) {
+        const RegOp& r = reg_.required[j];
+        if (r.f == cls.f && r.value == cls.value && r.expected == cls.expected) {
+          required_twin = true;
+          break;
+        }
+      }
+      if (required_twin) continue;
       children_.push_back(-static_cast<int32_t>(c) - 1);
     }
+    // Drop the info writes that an available info cas to the same value replaces.
+    auto replaced = [&](int32_t child) {
+      const OptionalClass& w = classes_[-child - 1];
+      if (w.f != OpFunction::kWrite) return false;
+      for (size_t i = first; i < children_.size(); ++i) {
+        const OptionalClass& c = classes_[-children_[i] - 1];
+        if (c.f == OpFunction::kCas && c.value == w.value) return true;
+      }
+      return false;
+    };
+    children_.erase(std::remove_if(children_.begin() + static_cast<std::ptrdiff_t>(first),
+                                   children_.end(), replaced),
+                    children_.end());
+  }
+
+  // Class c has a member left, invoked by m, and legal on the current value.
+  bool optional_may_go(size_t c, int64_t m) const {
+    const OptionalClass& cls = classes_[c];
+    if (applied_[c] == cls.members.size()) return false;
+    if (reg_.optional[cls.members[applied_[c]]].invoke > m) return false;
+    return cls.f != OpFunction::kCas || cls.expected == state_;
   }
 
   std::string pending_observer_of(int32_t value) const {

@@ -44,7 +44,8 @@ struct CheckResult {
 // applied), skipping a configuration that applied more info ops than a visited one
 // that is otherwise equal. The linearized set is stored as (prefix length, the few
 // linearized ops past it). An info op is applied only when it changes the value
-// and the very next op observes it.
+// and the very next op observes it; of identical pending ops only the one with the
+// earliest deadline is tried.
 // Pruning from unique values: a read of v can only go while the register holds v;
 // a write of v must be linearized before any read of v completes; the register may
 // not leave v while a read of v is pending; a pending read that is legal, and a

@@ -59,8 +59,8 @@ int run_check(const CheckFlags& flags) {
                result->stats.to_string(), seconds, check_seconds);
     return 0;
   }
-  fmt::print("invalid ({})\n{}\n{} time={:.6f}s check={:.6f}s\n", flags.model,
-             result->explanation, result->stats.to_string(), seconds, check_seconds);
+  fmt::print("invalid ({})\n{}\n{} time={:.6f}s check={:.6f}s\n", flags.model, result->explanation,
+             result->stats.to_string(), seconds, check_seconds);
   return 1;
 }
 

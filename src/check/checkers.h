@@ -37,12 +37,15 @@ struct CheckResult {
 };
 
 // Linearizability of a set of registers, checked per key (linearizability is
-// compositional). Per key: operations are sorted by invoke; the history is cut
-// into segments at instants where no operation that must happen is in flight; each
-// segment is searched Wing–Gong/Lowe style (just-in-time linearization: an
-// operation may go next only if no pending operation completed before it was
-// invoked), memoizing (linearized set, register value, info ops applied). The
-// linearized set is stored as (prefix length, the few linearized ops past it).
+// compositional). Per key: operations are sorted by invoke and searched depth
+// first Wing–Gong/Lowe style until the first full order (just-in-time
+// linearization: an operation may go next only if no pending operation completed
+// before it was invoked), memoizing (linearized set, register value, info ops
+// applied), skipping a configuration that applied more info ops than a visited one
+// that is otherwise equal. The linearized set is stored as (prefix length, the few
+// linearized ops past it). An info op is applied only when it changes the value
+// and the very next op observes it; of identical pending ops only the one with the
+// earliest deadline is tried.
 // Pruning from unique values: a read of v can only go while the register holds v;
 // a write of v must be linearized before any read of v completes; the register may
 // not leave v while a read of v is pending; a pending read that is legal, and a

@@ -4,8 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <set>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "check/checkers.h"
 #include "check/register_key.h"
@@ -22,14 +21,6 @@ struct OptionalClass {
   int32_t value;
   int32_t expected;
   std::vector<uint32_t> members;  // indices into RegisterKey::optional, by invoke
-};
-
-// Where the search stands between segments: the register value and how many ops
-// of each optional class have been applied.
-struct Carry {
-  int32_t state = kAbsent;
-  std::vector<uint32_t> applied;
-  auto operator<=>(const Carry&) const = default;
 };
 
 class KeySearch {
@@ -57,29 +48,24 @@ class KeySearch {
   // Returns an empty string when the key is linearizable, else the explanation.
   std::string run(CheckStats& stats) {
     const auto& req = reg_.required;
-    std::set<Carry> starts{Carry{kAbsent, std::vector<uint32_t>(classes_.size(), 0)}};
-    size_t begin = 0;
+    // Independent segments, for the statistics: cuts where every required op
+    // before i must take effect before op i is invoked. The search needs no
+    // special case for them: the window never reaches across a cut.
     int64_t max_deadline = 0;
-    for (size_t i = 0; i <= req.size(); ++i) {
-      // A cut: every required op before i must take effect before op i is invoked.
-      bool cut = i == req.size() || (i > begin && max_deadline < req[i].invoke);
-      if (cut && i > begin) {
-        ++stats.segments;
-        std::set<Carry> ends;
-        if (!search_segment(begin, i, starts, i == req.size(), ends, stats)) {
-          return explain();
-        }
-        for (size_t j = begin; j < i; ++j) {
-          if (req[j].is_observer()) --pending_required_[req[j].observes()];
-        }
-        starts = std::move(ends);
-        begin = i;
-      }
-      if (i < req.size()) {
-        max_deadline = i == begin ? req[i].deadline : std::max(max_deadline, req[i].deadline);
+    for (size_t i = 0; i < req.size(); ++i) {
+      if (i == 0 || max_deadline < req[i].invoke) ++stats.segments;
+      max_deadline = i == 0 ? req[i].deadline : std::max(max_deadline, req[i].deadline);
+    }
+    applied_.assign(classes_.size(), 0);
+    for (const OptionalClass& c : classes_) {
+      if (c.f == OpFunction::kCas) {
+        pending_optional_[c.expected] += static_cast<int32_t>(c.members.size());
       }
     }
-    return {};
+    bool found = dfs();
+    stats.explored += explored_;
+    memo_.clear();
+    return found ? std::string() : explain();
   }
 
  private:
@@ -87,42 +73,19 @@ class KeySearch {
     int32_t child;  // >= 0: index in required; < 0: optional class -(child + 1)
     int32_t state;
     size_t prefix;
+    bool must_observe;
   };
   struct Frame {
     size_t children_begin, children_end, next;
     Undo undo;
   };
 
-  // Enumerates the carries at which the segment [begin, end) can finish, from each
-  // start. When `last` is set any one finish suffices.
-  bool search_segment(size_t begin, size_t end, const std::set<Carry>& starts, bool last,
-                      std::set<Carry>& ends, CheckStats& stats) {
-    seg_end_ = end;
-    memo_.clear();
-    for (const Carry& start : starts) {
-      state_ = start.state;
-      applied_ = start.applied;
-      std::fill(pending_optional_.begin(), pending_optional_.end(), 0);
-      for (size_t c = 0; c < classes_.size(); ++c) {
-        if (classes_[c].f == OpFunction::kCas) {
-          pending_optional_[classes_[c].expected] +=
-              static_cast<int32_t>(classes_[c].members.size() - applied_[c]);
-        }
-      }
-      prefix_ = begin;
-      bool found = dfs(last, ends);
-      stats.explored += static_cast<int64_t>(memo_.size());
-      memo_.clear();
-      if (found && last) return true;
-    }
-    return !ends.empty();
-  }
-
-  bool dfs(bool stop_at_first, std::set<Carry>& ends) {
+  // Depth first, stopping at the first order that places every required op.
+  bool dfs() {
     children_.clear();
     std::vector<Frame> stack;
-    stack.push_back(expand(ends, Undo{0, 0, 0}));
-    if (stop_at_first && !ends.empty()) return true;
+    stack.push_back(expand(Undo{0, 0, 0, false}));
+    if (found_) return true;
     while (!stack.empty()) {
       Frame& top = stack.back();
       if (top.next == top.children_end) {
@@ -133,20 +96,55 @@ class KeySearch {
       }
       int32_t child = children_[top.next++];
       Undo u = apply(child);
-      stack.push_back(expand(ends, u));
-      if (stop_at_first && !ends.empty()) return true;
+      stack.push_back(expand(u));
+      if (found_) return true;
     }
-    return !ends.empty();
+    return false;
+  }
+
+  // Whether this configuration (or one it dominates) was visited before; records
+  // it if not. The key is (prefix, value, must_observe, linearized ops past the
+  // prefix); per key, the applied-count vectors seen. A configuration that applied
+  // at least as many of every info class as a visited one with the same key is
+  // dominated: the visited one can do everything it can (it may skip the extra
+  // info ops, which may never have happened, and each class's members go in
+  // invoke order, so its next members were invoked no later), and a visited
+  // configuration either led to success (the search stopped) or was exhausted
+  // (or is an ancestor still being explored, whose other branches then cover the
+  // same continuations).
+  bool seen_or_dominated() {
+    std::string encoded(reinterpret_cast<const char*>(key_.data()), key_.size() * 4);
+    auto [it, inserted] = memo_.try_emplace(std::move(encoded));
+    std::vector<std::vector<uint32_t>>& seen = it->second;
+    if (!inserted) {
+      for (const auto& v : seen) {
+        bool le = true;
+        for (size_t c = 0; c < v.size() && le; ++c) le = v[c] <= applied_[c];
+        if (le) return true;
+      }
+      // Keep the list short: drop what the new vector dominates.
+      std::erase_if(seen, [&](const std::vector<uint32_t>& v) {
+        for (size_t c = 0; c < v.size(); ++c) {
+          if (applied_[c] > v[c]) return false;
+        }
+        return true;
+      });
+    }
+    seen.push_back(applied_);
+    ++explored_;
+    return false;
   }
 
   Undo apply(int32_t child) {
-    Undo u{child, state_, prefix_};
+    Undo u{child, state_, prefix_, must_observe_};
+    // An info op is applied only to be observed by the very next op (see expand).
+    must_observe_ = child < 0;
     if (child >= 0) {
       const RegOp& r = reg_.required[child];
       linearized_[child] = 1;
       if (r.is_observer()) --pending_required_[r.observes()];
       if (r.changes_state()) state_ = r.value;
-      while (prefix_ < seg_end_ && linearized_[prefix_]) ++prefix_;
+      while (prefix_ < reg_.required.size() && linearized_[prefix_]) ++prefix_;
     } else {
       const OptionalClass& c = classes_[-child - 1];
       ++applied_[-child - 1];
@@ -168,6 +166,7 @@ class KeySearch {
     }
     state_ = u.state;
     prefix_ = u.prefix;
+    must_observe_ = u.must_observe;
   }
 
   // Leaving a unique value while an op that must observe it is pending is a dead end:
@@ -183,10 +182,12 @@ class KeySearch {
     return may_leave_state(r.value, r.f == OpFunction::kCas ? 1 : 0);
   }
 
-  Frame expand(std::set<Carry>& ends, Undo undo) {
+  Frame expand(Undo undo) {
     Frame frame{children_.size(), children_.size(), children_.size(), undo};
-    if (prefix_ == seg_end_) {
-      ends.insert(Carry{state_, applied_});
+    if (prefix_ == reg_.required.size()) {
+      // An info op applied last and observed by nobody: the same order without it
+      // is also explored (see the rule for info ops below).
+      if (!must_observe_) found_ = true;
       return frame;
     }
     // Just-in-time linearization: an op may go next only if it was invoked no later
@@ -196,7 +197,7 @@ class KeySearch {
     window_.clear();
     extras_.clear();
     int64_t m = kNever;
-    for (size_t j = prefix_; j < seg_end_ && reg_.required[j].invoke <= m; ++j) {
+    for (size_t j = prefix_; j < reg_.required.size() && reg_.required[j].invoke <= m; ++j) {
       if (linearized_[j]) {
         extras_.push_back(static_cast<uint32_t>(j));
       } else {
@@ -208,12 +209,9 @@ class KeySearch {
 
     key_.clear();
     key_.push_back(static_cast<uint32_t>(prefix_));
-    key_.push_back(static_cast<uint32_t>(state_));
+    key_.push_back(static_cast<uint32_t>(state_) | (must_observe_ ? 0x80000000u : 0));
     key_.insert(key_.end(), extras_.begin(), extras_.end());
-    key_.push_back(UINT32_MAX);
-    key_.insert(key_.end(), applied_.begin(), applied_.end());
-    std::string encoded(reinterpret_cast<const char*>(key_.data()), key_.size() * 4);
-    if (!memo_.insert(std::move(encoded)).second) return frame;
+    if (seen_or_dominated()) return frame;
 
     size_t depth = prefix_ + extras_.size();
     bool record = depth > best_depth_ || !have_best_;
@@ -236,8 +234,29 @@ class KeySearch {
         return frame;
       }
     }
+    // Info ops are applied lazily: only to be observed by the very next op, and only
+    // if they change the value. Sound: take a legal order with the fewest info ops
+    // applied. If an applied info op O (installing v) were not followed at once by
+    // a read of v or a cas expecting v, the next op is a write or delete or
+    // nothing, and every op up to the next change of value is a read of v: there
+    // is none, so dropping O leaves every other op legal (info ops may not have
+    // happened), with fewer applied; likewise if O did not change the value. The
+    // observer is either an op that certainly happened or another info cas, whose
+    // value in turn must be observed next.
+    if (must_observe_) {
+      for (uint32_t j : window_) {
+        const RegOp& r = reg_.required[j];
+        if (r.f == OpFunction::kCas && legal(r) && !has_earlier_twin(j)) {
+          children_.push_back(static_cast<int32_t>(j));
+        }
+      }
+      push_optional_children(m, /*cas_only=*/true);
+      frame.children_end = children_.size();
+      return frame;
+    }
     // A write nobody observes can go first when nothing pending needs the current
-    // value: any order placing it later can move it here and stay legal.
+    // value: any order placing it later can move it here and stay legal (it goes
+    // right after an op that certainly happened, so info ops stay lazy).
     if (pending_required_[state_] == 0 && pending_optional_[state_] == 0) {
       for (uint32_t j : window_) {
         const RegOp& r = reg_.required[j];
@@ -250,22 +269,93 @@ class KeySearch {
     }
     for (uint32_t j : window_) {
       const RegOp& r = reg_.required[j];
-      if (r.changes_state() && legal(r)) children_.push_back(static_cast<int32_t>(j));
+      if (r.changes_state() && legal(r) && !has_earlier_twin(j)) {
+        children_.push_back(static_cast<int32_t>(j));
+      }
     }
     // Earliest deadline first: in a real history that is usually the next op.
     std::sort(children_.begin() + frame.children_begin, children_.end(), [&](int32_t a, int32_t b) {
       return reg_.required[a].deadline < reg_.required[b].deadline;
     });
-    for (size_t c = 0; c < classes_.size(); ++c) {
-      const OptionalClass& cls = classes_[c];
-      if (applied_[c] == cls.members.size()) continue;
-      if (reg_.optional[cls.members[applied_[c]]].invoke > m) continue;
-      if (cls.f == OpFunction::kCas && cls.expected != state_) continue;
-      if (!may_leave_state(cls.value)) continue;
-      children_.push_back(-static_cast<int32_t>(c) - 1);
-    }
+    push_optional_children(m, /*cas_only=*/false);
     frame.children_end = children_.size();
     return frame;
+  }
+
+  // Whether the window holds another pending op with the same effect (function,
+  // value, expected) and an earlier deadline (ties: earlier in invoke order); then
+  // only that twin needs trying here. Sound: take a legal order that puts j here and
+  // its twin t later; swap them. The values the register takes are unchanged. t
+  // here is fine: it may go now (it is in the window), and every op after it is
+  // still pending, with a deadline at least M, which is at least t's invoke; ops
+  // before t's old place precede j's too. j in t's old place is fine: ops before it
+  // were invoked by t's deadline, hence by j's, and ops after it are pending now,
+  // so their deadlines are at least M, at least j's invoke.
+  bool has_earlier_twin(uint32_t j) const {
+    const RegOp& r = reg_.required[j];
+    for (uint32_t k : window_) {
+      if (k == j) continue;
+      const RegOp& t = reg_.required[k];
+      if (t.f != r.f || t.value != r.value || t.expected != r.expected) continue;
+      if (t.deadline < r.deadline || (t.deadline == r.deadline && k < j)) return true;
+    }
+    return false;
+  }
+
+  // The info classes whose next member may go now (invoked by m), change the value
+  // and can be observed (see the lazy rule in expand).
+  //
+  // Two more choices are never needed, each by swapping two ops with the same
+  // effect on the value (the register then takes the same values throughout; the
+  // op moved later was invoked by M now, and M only grows, so it may go there; the
+  // op moved here may go now; an info op moved later still installs what the op it
+  // replaces installed, so it is still observed at once):
+  //  - an info op when a pending required op with the same effect may go now: put
+  //    the required op here and the info op where the required one was;
+  //  - an info write of v when an info cas from the current value to v may go now:
+  //    put the cas here and the write where the cas (its class's next member) was,
+  //    or nowhere if the cas was never applied (a write may go in any state).
+  void push_optional_children(int64_t m, bool cas_only) {
+    const size_t first = children_.size();
+    for (size_t c = 0; c < classes_.size(); ++c) {
+      const OptionalClass& cls = classes_[c];
+      if (!optional_may_go(c, m)) continue;
+      if (cas_only && cls.f != OpFunction::kCas) continue;
+      if (cls.value == state_) continue;
+      if (pending_required_[cls.value] == 0 && pending_optional_[cls.value] == 0) continue;
+      if (!may_leave_state(cls.value)) continue;
+      bool required_twin = false;
+      for (uint32_t j : window_) {
+        const RegOp& r = reg_.required[j];
+        if (r.f == cls.f && r.value == cls.value && r.expected == cls.expected) {
+          required_twin = true;
+          break;
+        }
+      }
+      if (required_twin) continue;
+      children_.push_back(-static_cast<int32_t>(c) - 1);
+    }
+    // Drop the info writes that an available info cas to the same value replaces.
+    auto replaced = [&](int32_t child) {
+      const OptionalClass& w = classes_[-child - 1];
+      if (w.f != OpFunction::kWrite) return false;
+      for (size_t i = first; i < children_.size(); ++i) {
+        const OptionalClass& c = classes_[-children_[i] - 1];
+        if (c.f == OpFunction::kCas && c.value == w.value) return true;
+      }
+      return false;
+    };
+    children_.erase(std::remove_if(children_.begin() + static_cast<std::ptrdiff_t>(first),
+                                   children_.end(), replaced),
+                    children_.end());
+  }
+
+  // Class c has a member left, invoked by m, and legal on the current value.
+  bool optional_may_go(size_t c, int64_t m) const {
+    const OptionalClass& cls = classes_[c];
+    if (applied_[c] == cls.members.size()) return false;
+    if (reg_.optional[cls.members[applied_[c]]].invoke > m) return false;
+    return cls.f != OpFunction::kCas || cls.expected == state_;
   }
 
   std::string pending_observer_of(int32_t value) const {
@@ -337,8 +427,11 @@ class KeySearch {
   std::vector<char> linearized_;
   std::vector<int32_t> pending_required_, pending_optional_;
   int32_t state_ = kAbsent;
-  size_t seg_end_ = 0, prefix_ = 0;
-  std::unordered_set<std::string> memo_;
+  bool must_observe_ = false;  // the last op applied was an info op
+  size_t prefix_ = 0;
+  bool found_ = false;
+  int64_t explored_ = 0;
+  std::unordered_map<std::string, std::vector<std::vector<uint32_t>>> memo_;
   std::vector<int32_t> children_;
   std::vector<uint32_t> window_, extras_, key_;
   int64_t max_in_flight_ = 0;

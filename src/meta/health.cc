@@ -6,9 +6,12 @@ namespace statekv::meta {
 
 std::string_view to_string(HealthState s) {
   switch (s) {
-    case HealthState::kOk: return "ok";
-    case HealthState::kDegraded: return "degraded";
-    case HealthState::kFail: return "fail";
+    case HealthState::kOk:
+      return "ok";
+    case HealthState::kDegraded:
+      return "degraded";
+    case HealthState::kFail:
+      return "fail";
   }
   return "unknown";
 }

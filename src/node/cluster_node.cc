@@ -231,7 +231,7 @@ std::string ClusterNode::cluster_info() const {
     if (health) {
       for (NodeId id : health->down) down += (down.empty() ? "" : ",") + std::to_string(id.value());
     }
-    line("statekv_health", !s.leader          ? "fail"
+    line("statekv_health", !s.leader            ? "fail"
                            : health.has_value() ? std::string(meta::to_string(health->state))
                                                 : "fail");
     line("statekv_shards_unavailable", std::to_string(health ? health->unavailable.size() : 0));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -154,7 +155,8 @@ class Background {
   std::string output_;
 };
 
-// A socket listening on 127.0.0.1:port, so that a node cannot bind it.
+// A socket listening on 127.0.0.1:port, so that a node cannot bind it. A
+// process that just died may hold the port a moment longer: retried for 5 s.
 class PortHog {
  public:
   explicit PortHog(uint16_t port) {
@@ -165,15 +167,24 @@ class PortHog {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int one = 1;
     ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ok_ =
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd_, 4) == 0;
+    ok_ = eventually(
+        [&] {
+          if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+            error_ = std::strerror(errno);
+            return false;
+          }
+          return ::listen(fd_, 4) == 0;
+        },
+        5s);
   }
   ~PortHog() { ::close(fd_); }
   bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
 
  private:
   int fd_ = -1;
   bool ok_ = false;
+  std::string error_;
 };
 
 std::string cluster_info(uint16_t port) {
@@ -324,7 +335,7 @@ TEST(Ops, ANodeThatDiesAtStartIsReportedAtOnceAndOnlyWhatWasStartedStops) {
   const pid_t two = node_pid(c.data, 2);
   kill9(node_pid(c.data, 3));
   PortHog hog(static_cast<uint16_t>(c.base + 2));  // node 3's RESP port
-  ASSERT_TRUE(hog.ok());
+  ASSERT_TRUE(hog.ok()) << hog.error();
 
   const auto started = Clock::now();
   auto restart = run_statekv_within({"cluster", "up", "--data", c.data, "--detach"}, 60s);
@@ -374,7 +385,7 @@ TEST(Ops, AFailedFirstStartSavesNothing) {
   LocalClusterGuard down{c.data};
   {
     PortHog hog(static_cast<uint16_t>(c.base + 1));  // node 2's RESP port
-    ASSERT_TRUE(hog.ok());
+    ASSERT_TRUE(hog.ok()) << hog.error();
     const auto started = Clock::now();
     auto up =
         run_statekv_within({"cluster", "up", "--nodes", "2", "--base-port", std::to_string(c.base),

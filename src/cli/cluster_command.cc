@@ -13,8 +13,11 @@
 // Exit status: 0 done (status: the cluster has a leader, a map, and a serving
 // owner for every shard; degraded still exits 0), 1 failed, with the reason
 // on stderr.
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +29,8 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <tuple>
 #include <thread>
+#include <tuple>
 
 #include "cli/keyspace_config.h"
 #include "cli/local_cluster.h"
@@ -334,8 +337,22 @@ std::string describe_exit(int status) {
   return "exit status " + std::to_string(WEXITSTATUS(status));
 }
 
-// Waits until every node answers, one leads, and every member is active in
-// the map. `started` are the nodes this command started (id -> pid, our
+// Whether a client can connect to 127.0.0.1:port now (a node's RESP
+// listener starts after it joined the raft group).
+bool resp_port_open(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool open = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return open;
+}
+
+// Waits until every node answers on its peer port and its RESP port, one
+// leads, and every member is active in the map. `started` are the nodes this command started (id -> pid, our
 // children): one that exits fails the wait at once, with the end of its log.
 // A shutdown signal fails it at once too (Aborted).
 Status wait_ready(const LocalCluster& cluster, const std::string& secret,
@@ -362,10 +379,10 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
   while (std::chrono::steady_clock::now() < deadline) {
     bool all_up = true;
     std::optional<nlohmann::json> leader;
-    for (const std::string& e : cluster.peer_endpoints()) {
+    for (const LocalNode& n : cluster.nodes) {
       if (Status s = interrupted(0ms); !s.ok()) return s;
-      NodeView nv = probe(e, secret, /*with_stats=*/false);
-      all_up = all_up && nv.status.has_value();
+      NodeView nv = probe(n.peer_address(), secret, /*with_stats=*/false);
+      all_up = all_up && nv.status.has_value() && resp_port_open(n.port);
       if (nv.status && (*nv.status)["role"] == "leader") leader = nv.status;
     }
     bool all_active = false;
@@ -452,8 +469,9 @@ Status start_missing(const LocalCluster& cluster, const std::string& secret,
     }
     auto pid = spawn_node(cluster, n, secret, false);
     if (!pid.ok()) {
-      for (const auto& [id, p] : *started)
-        (void)stop_node(cluster, NodeId(id), 3000ms, "start failed");
+      for (const auto& [id, p] : *started) {
+        (void)stop_node(cluster, NodeId(id), 3000ms, "its start failed: " + pid.status().message());
+      }
       return pid.status();
     }
     (*started)[n.id.value()] = *pid;
@@ -502,8 +520,9 @@ int run_up(const UpFlags& f) {
                            f.detach ? "`statekv cluster up --detach` (starting the nodes)"
                                     : "`statekv cluster up` (supervising the nodes)");
   if (!supervisor.ok()) {
-    if (supervisor.status().code() != Status::Code::kBusy)
+    if (supervisor.status().code() != Status::Code::kBusy) {
       return fail(supervisor.status().message());
+    }
     return fail(supervisor_refusal(data, supervisor.status()));
   }
   auto starting = DirLock::try_acquire(data, kStartLock, "`statekv cluster up`");
@@ -564,8 +583,9 @@ int run_up(const UpFlags& f) {
   std::map<uint64_t, pid_t> started;
   if (Status s = start_missing(cluster, *secret, signals, &started); !s.ok()) {
     if (fresh) forget_failed_start(cluster, created);
-    return fail(s.message() + (fresh ? "\nnothing was saved: the next `cluster up` starts afresh"
-                                     : "\nthe nodes it started were stopped; the others run on"));
+    return fail(s.message() +
+                (fresh ? "\ncluster.json was not written: the next `cluster up` starts afresh"
+                       : "\nthe nodes it started were stopped; the others run on"));
   }
   if (fresh) {
     if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());

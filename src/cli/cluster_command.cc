@@ -337,22 +337,32 @@ std::string describe_exit(int status) {
   return "exit status " + std::to_string(WEXITSTATUS(status));
 }
 
-// Whether a client can connect to 127.0.0.1:port now (a node's RESP
-// listener starts after it joined the raft group).
-bool resp_port_open(uint16_t port) {
+// Whether a node serves Redis clients on 127.0.0.1:port now: it answers
+// PING (a node's RESP listener starts after it joined the raft group; and a
+// port that merely accepts may belong to another program).
+bool answers_ping(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
+  timeval timeout{0, 300'000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool open = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
+    char buf[64];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+  }
   ::close(fd);
-  return open;
+  return reply.starts_with("+PONG") || reply.starts_with("-NOAUTH");
 }
 
-// Waits until every node answers on its peer port and its RESP port, one
-// leads, and every member is active in the map. `started` are the nodes this command started (id -> pid, our
+// Waits until every node answers on its peer port and PING on its RESP
+// port, one leads, and every member is active in the map. `started` are the nodes this command started (id -> pid, our
 // children): one that exits fails the wait at once, with the end of its log.
 // A shutdown signal fails it at once too (Aborted).
 Status wait_ready(const LocalCluster& cluster, const std::string& secret,
@@ -382,7 +392,7 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
     for (const LocalNode& n : cluster.nodes) {
       if (Status s = interrupted(0ms); !s.ok()) return s;
       NodeView nv = probe(n.peer_address(), secret, /*with_stats=*/false);
-      all_up = all_up && nv.status.has_value() && resp_port_open(n.port);
+      all_up = all_up && nv.status.has_value() && answers_ping(n.port);
       if (nv.status && (*nv.status)["role"] == "leader") leader = nv.status;
     }
     bool all_active = false;

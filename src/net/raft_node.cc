@@ -145,6 +145,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     asio::post(io_, [this] {
       for (auto& [id, timer] : timers_) timer->cancel();
       timers_.clear();
+      // A ping already due may still run after this: it sees stopping_.
+      stopping_ = true;
       if (ping_timer_) ping_timer_->cancel();
       for (auto& [id, call] : calls_) {
         if (call.timer) call.timer->cancel();
@@ -456,6 +458,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   // Every ping interval: a ping to every peer this node knows, and the
   // last_heard times published to status() even while raft is idle here.
   void ping_peers() {
+    if (stopping_) return;
     const std::string ping = encode_wire(PingFrame{});
     for (NodeId peer : known_peers_) transport_->send(peer, ping);
     {
@@ -533,6 +536,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   std::set<NodeId> known_peers_;
   std::map<NodeId, std::chrono::steady_clock::time_point> last_heard_;
   std::unique_ptr<asio::steady_timer> ping_timer_;
+  bool stopping_ = false;  // set on the loop by stop(): no ping re-arms its timer
 
   mutable std::mutex status_mu_;
   RaftNodeStatus status_;

@@ -959,7 +959,9 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
 
   auto status = std::make_shared<Common>();
   CLI::App* status_cmd = cluster->add_subcommand(
-      "status", "Members, leader, term, commit and applied index, epoch and each member's lag");
+      "status",
+      "Members, leader, term, commit and applied index, epoch, each member's lag, and "
+      "health (exit 1 when a shard has no serving owner)");
   add_common(status_cmd, *status);
   status_cmd->add_flag("--json", status->json, "Print JSON");
   status_cmd->callback([status, exit_code] { *exit_code = run_status(*status); });

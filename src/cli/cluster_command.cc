@@ -4,12 +4,20 @@
 //   status      members, leader, term, commit and applied index, epoch, each member's lag
 //   add-node    start one more node and add it to the raft group and the cluster map
 //   remove-node take a node out of the raft group and the map, and stop it
+//   restart-missing  start the local nodes that are not running, nothing else
 //   down        stop every node of the local cluster
 //
-// Exit status: 0 done (status: the cluster has a leader and a map), 1 failed,
-// with the reason on stderr.
+// One `cluster up` supervises a data dir at a time (DATA/cluster.lock); a
+// second one is refused and names the first.
+//
+// Exit status: 0 done (status: the cluster has a leader, a map, and a serving
+// owner for every shard; degraded still exits 0), 1 failed, with the reason
+// on stderr.
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,14 +29,15 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <tuple>
 #include <thread>
+#include <tuple>
 
 #include "cli/keyspace_config.h"
 #include "cli/local_cluster.h"
 #include "cli/rebalance.h"
 #include "cli/subcommand.h"
 #include "meta/cluster_map.h"
+#include "meta/health.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "net/blocking_connection.h"
@@ -92,34 +101,55 @@ struct ClusterView {
   std::optional<nlohmann::json> leader;  // the leader's status
 };
 
-ClusterView observe(const std::vector<std::string>& endpoints, const std::string& secret) {
+NodeView probe(const std::string& e, const std::string& secret, bool with_stats = true) {
+  net::ClientOptions o;
+  o.endpoints = {e};
+  o.secret = secret;
+  o.connect_timeout = 500ms;
+  NodeView nv{e, std::nullopt, std::nullopt, ""};
+  auto client = net::Client::create(o);
+  if (client.ok()) {
+    auto body = (*client)->status(e);
+    if (body.ok()) {
+      nv.status = nlohmann::json::parse(*body, nullptr, false);
+      if (nv.status->is_discarded()) nv.status.reset();
+    } else {
+      nv.error = body.status().message();
+    }
+  } else {
+    nv.error = client.status().message();
+  }
+  if (nv.status && with_stats) nv.stats = fetch_stats(e, secret);
+  return nv;
+}
+
+// Asks every endpoint for its status, then the map; members the map names
+// that were not among the endpoints are asked too, so that each member's
+// health is judged on an answer of its own.
+ClusterView observe(const std::vector<std::string>& endpoints, const std::string& secret,
+                    std::chrono::milliseconds map_timeout = 3000ms) {
   ClusterView view;
   for (const std::string& e : endpoints) {
-    net::ClientOptions o;
-    o.endpoints = {e};
-    o.secret = secret;
-    o.connect_timeout = 500ms;
-    NodeView nv{e, std::nullopt, std::nullopt, ""};
-    auto client = net::Client::create(o);
-    if (client.ok()) {
-      auto body = (*client)->status(e);
-      if (body.ok()) {
-        nv.status = nlohmann::json::parse(*body, nullptr, false);
-        if (nv.status->is_discarded()) nv.status.reset();
-      } else {
-        nv.error = body.status().message();
-      }
-    }
-    if (nv.status) nv.stats = fetch_stats(e, secret);
+    NodeView nv = probe(e, secret);
     if (nv.status && (*nv.status)["role"] == "leader") view.leader = nv.status;
     view.nodes.push_back(std::move(nv));
   }
-  node::RaftRegisterClient reg(endpoints, secret, 3000ms);
+  node::RaftRegisterClient reg(endpoints, secret, map_timeout);
   auto map = meta::fetch(reg);
   if (map.ok()) {
     view.map = std::move(map).value();
   } else {
     view.map_error = map.status().message();
+    return view;
+  }
+  for (const meta::Member& m : view.map->members) {
+    if (m.peer_address.empty() || m.state == meta::MemberState::kRemoved ||
+        std::find(endpoints.begin(), endpoints.end(), m.peer_address) != endpoints.end()) {
+      continue;
+    }
+    NodeView nv = probe(m.peer_address, secret);
+    if (nv.status && (*nv.status)["role"] == "leader") view.leader = nv.status;
+    view.nodes.push_back(std::move(nv));
   }
   return view;
 }
@@ -146,10 +176,29 @@ int run_status(const Common& c) {
   for (const NodeView& n : v.nodes) {
     if (n.status) by_id[(*n.status)["id"].get<uint64_t>()] = &n;
   }
-  const bool healthy = v.leader.has_value() && v.map.has_value();
+  // Every shard needs an owner that answers (meta/health.h).
+  std::optional<meta::Health> health;
+  if (v.map) {
+    health = meta::assess_health(*v.map, [&](NodeId id) { return by_id.count(id.value()) > 0; });
+  }
+  const bool healthy =
+      v.leader.has_value() && health.has_value() && health->state != meta::HealthState::kFail;
+  const std::string state = !healthy ? "fail" : std::string(meta::to_string(health->state));
+  auto shard_list = [](const std::vector<meta::ShardHealth>& shards) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const meta::ShardHealth& sh : shards) out.push_back(sh.describe());
+    return out;
+  };
   if (c.json) {
     nlohmann::json out;
     out["healthy"] = healthy;
+    out["health"] = state;
+    out["unavailable_shards"] = health ? shard_list(health->unavailable) : nlohmann::json::array();
+    out["degraded_shards"] = health ? shard_list(health->degraded) : nlohmann::json::array();
+    out["down_nodes"] = nlohmann::json::array();
+    if (health) {
+      for (NodeId id : health->down) out["down_nodes"].push_back(id.value());
+    }
     out["leader"] = v.leader ? (*v.leader)["id"] : nlohmann::json(nullptr);
     out["nodes"] = nlohmann::json::array();
     for (const NodeView& n : v.nodes) {
@@ -244,33 +293,125 @@ int run_status(const Common& c) {
   } else {
     fmt::print("\ncluster map unavailable: {}\n", v.map_error);
   }
+  fmt::print("\nhealth: {}\n", state);
+  if (health) {
+    auto print_shards = [](const char* what, const std::vector<meta::ShardHealth>& shards) {
+      if (shards.empty()) return;
+      fmt::print("  {} ({}):", what, shards.size());
+      for (size_t i = 0; i < shards.size() && i < 20; ++i) fmt::print(" {}", shards[i].describe());
+      fmt::print("{}\n", shards.size() > 20 ? " ..." : "");
+    };
+    print_shards("shards with no serving owner, their keys and cluster-wide commands fail",
+                 health->unavailable);
+    print_shards("shards below their replication factor", health->degraded);
+  }
   return healthy ? 0 : 1;
 }
 
 // ------------------------------------------------------------------ up / down
 
-// Waits until every node answers, one leads, and every member is active in the map.
+// The shutdown signals, blocked while a command starts or supervises nodes:
+// they are taken with sigtimedwait between steps, so Ctrl-C is seen within a
+// poll and the command stops what it started before it exits.
+sigset_t shutdown_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+// SIGINT or SIGTERM if one arrived within `wait`, else 0.
+int take_signal(const sigset_t& signals, std::chrono::milliseconds wait) {
+  timespec ts{static_cast<time_t>(wait.count() / 1000),
+              static_cast<long>((wait.count() % 1000) * 1'000'000)};
+  const int sig = sigtimedwait(&signals, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+std::string describe_exit(int status) {
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    return "killed by signal " + std::to_string(sig) + (sig == SIGKILL ? " (SIGKILL)" : "");
+  }
+  return "exit status " + std::to_string(WEXITSTATUS(status));
+}
+
+// Whether a node serves Redis clients on 127.0.0.1:port now: it answers
+// PING (a node's RESP listener starts after it joined the raft group; and a
+// port that merely accepts may belong to another program).
+bool answers_ping(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval timeout{0, 300'000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
+    char buf[64];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return reply.starts_with("+PONG") || reply.starts_with("-NOAUTH");
+}
+
+// Waits until every node answers on its peer port and PING on its RESP
+// port, one leads, and every member is active in the map. `started` are the nodes this command started (id -> pid, our
+// children): one that exits fails the wait at once, with the end of its log.
+// A shutdown signal fails it at once too (Aborted).
 Status wait_ready(const LocalCluster& cluster, const std::string& secret,
-                  std::chrono::seconds timeout) {
+                  std::chrono::seconds timeout, const std::map<uint64_t, pid_t>& started,
+                  const sigset_t& signals) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Checked between every two steps, so neither waits on a slow probe.
+  auto interrupted = [&](std::chrono::milliseconds wait) -> Status {
+    for (const auto& [id, pid] : started) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        return Status::Aborted(fmt::format("node {} exited while starting ({}); the end of {}:\n{}",
+                                           id, describe_exit(status),
+                                           (cluster.node_dir(NodeId(id)) / "statekv.log").string(),
+                                           log_tail(cluster, NodeId(id), 5)));
+      }
+    }
+    if (int sig = take_signal(signals, wait); sig != 0) {
+      return Status::Aborted(sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+    }
+    return Status::OK();
+  };
   std::string why = "no answer yet";
   while (std::chrono::steady_clock::now() < deadline) {
-    ClusterView v = observe(cluster.peer_endpoints(), secret);
     bool all_up = true;
-    for (const NodeView& n : v.nodes) all_up = all_up && n.status.has_value();
-    bool all_active = v.map.has_value();
-    if (v.map) {
+    std::optional<nlohmann::json> leader;
+    for (const LocalNode& n : cluster.nodes) {
+      if (Status s = interrupted(0ms); !s.ok()) return s;
+      NodeView nv = probe(n.peer_address(), secret, /*with_stats=*/false);
+      all_up = all_up && nv.status.has_value() && answers_ping(n.port);
+      if (nv.status && (*nv.status)["role"] == "leader") leader = nv.status;
+    }
+    bool all_active = false;
+    if (all_up && leader) {
+      if (Status s = interrupted(0ms); !s.ok()) return s;
+      node::RaftRegisterClient reg(cluster.peer_endpoints(), secret, 1000ms);
+      auto map = meta::fetch(reg);
+      all_active = map.ok();
       for (const LocalNode& n : cluster.nodes) {
-        const meta::Member* m = v.map->find_member(n.id);
+        const meta::Member* m = map.ok() ? map->find_member(n.id) : nullptr;
         all_active = all_active && m != nullptr && m->state == meta::MemberState::kActive;
       }
     }
-    if (all_up && v.leader && all_active) return Status::OK();
-    why = !all_up ? "not every node answers" : !v.leader ? "no leader yet" : "members not active yet";
-    std::this_thread::sleep_for(100ms);
+    if (all_up && leader && all_active) return Status::OK();
+    why = !all_up ? "not every node answers" : !leader ? "no leader yet" : "members not active yet";
+    if (Status s = interrupted(100ms); !s.ok()) return s;
   }
-  return Status::Timeout("the cluster did not become ready in time: " + why +
-                         " (see DATA/nodeK/statekv.log)");
+  return Status::Timeout("the cluster did not become ready in time: " + why + " (see " +
+                         (cluster.data / "nodeK" / "statekv.log").string() + ")");
 }
 
 struct UpFlags {
@@ -283,7 +424,98 @@ struct UpFlags {
   std::vector<std::string> regions;
   std::string keyspaces;  // TOML file of [[keyspace]] entries
   bool detach = false;
+  // Which of the options above were given (they must agree with an existing cluster).
+  std::set<std::string> given;
 };
+
+// The options given that disagree with the cluster already in DATA, as
+// "--nodes 5 (it has 3)", one per conflict.
+std::vector<std::string> conflicts_with(const UpFlags& f, const LocalCluster& c) {
+  std::vector<std::string> out;
+  auto given = [&](const char* name) { return f.given.count(name) > 0; };
+  if (given("--nodes") && f.nodes != c.nodes.size()) {
+    out.push_back(
+        fmt::format("--nodes {} (it has {}; grow or shrink it with `statekv cluster "
+                    "add-node` / `remove-node`)",
+                    f.nodes, c.nodes.size()));
+  }
+  if (given("--base-port") && f.base_port != c.base_port) {
+    out.push_back(fmt::format("--base-port {} (it uses {})", f.base_port, c.base_port));
+  }
+  if (given("--engine") && f.engine != c.engine) {
+    out.push_back(fmt::format("--engine {} (it uses {})", f.engine, c.engine));
+  }
+  if (given("--fsync") && f.fsync != c.fsync) {
+    out.push_back(fmt::format("--fsync {} (it uses {})", f.fsync, c.fsync));
+  }
+  if (given("--partitioner") && f.partitioner != c.partitioner) {
+    out.push_back(fmt::format("--partitioner {} (its default keyspace uses {})", f.partitioner,
+                              c.partitioner));
+  }
+  if (given("--regions")) {
+    bool same = !f.regions.empty();
+    for (size_t i = 0; same && i < c.nodes.size(); ++i) {
+      same = c.nodes[i].region == f.regions[i % f.regions.size()];
+    }
+    if (!same) {
+      std::string regions;
+      for (const LocalNode& n : c.nodes) regions += (regions.empty() ? "" : ",") + n.region;
+      out.push_back(
+          fmt::format("--regions {} (its nodes are in {})", fmt::join(f.regions, ","), regions));
+    }
+  }
+  return out;
+}
+
+// Starts every node of `cluster` that is not running, and waits until the
+// cluster is ready. On failure it stops exactly the nodes it started; every
+// node that was running before keeps running. `started` gets what it started.
+Status start_missing(const LocalCluster& cluster, const std::string& secret,
+                     const sigset_t& signals, std::map<uint64_t, pid_t>* started) {
+  for (const LocalNode& n : cluster.nodes) {
+    if (pid_t pid = running_pid(cluster, n.id); pid != 0) {
+      fmt::print("node {} already running (pid {})\n", n.id.value(), pid);
+      continue;
+    }
+    auto pid = spawn_node(cluster, n, secret, false);
+    if (!pid.ok()) {
+      for (const auto& [id, p] : *started) {
+        (void)stop_node(cluster, NodeId(id), 3000ms, "its start failed: " + pid.status().message());
+      }
+      return pid.status();
+    }
+    (*started)[n.id.value()] = *pid;
+    fmt::print("node {}: pid {}  redis-cli -p {}  (peer port {}, data {})\n", n.id.value(), *pid,
+               n.port, n.peer_port, cluster.node_dir(n.id).string());
+  }
+  std::fflush(stdout);
+  Status ready = wait_ready(cluster, secret, 30s, *started, signals);
+  if (!ready.ok()) {
+    for (const auto& [id, pid] : *started) {
+      (void)stop_node(cluster, NodeId(id), 3000ms, "its start failed: " + ready.message());
+    }
+  }
+  return ready;
+}
+
+// A failed first start leaves no cluster behind: each node dir it created
+// loses its data (its raft log names the founders) but keeps statekv.log.
+void forget_failed_start(const LocalCluster& cluster, const std::set<uint64_t>& created) {
+  for (uint64_t id : created) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(cluster.node_dir(NodeId(id)), ec)) {
+      if (entry.path().filename() != "statekv.log") fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
+std::string supervisor_refusal(const fs::path& data, const Status& busy) {
+  return fmt::format(
+      "the cluster in {} is already run by {}.\n"
+      "Stop that one first (Ctrl-C where it runs, or `statekv cluster down --data {}`); to "
+      "restart nodes that died while it runs, use `statekv cluster restart-missing --data {}`",
+      data.string(), busy.message(), data.string(), data.string());
+}
 
 int run_up(const UpFlags& f) {
   // A mistake in the keyspace file stops `up` before any node starts.
@@ -297,17 +529,49 @@ int run_up(const UpFlags& f) {
   std::error_code ec;
   fs::create_directories(data, ec);
   if (ec) return fail("cannot create " + data.string() + ": " + ec.message());
-  auto secret = cluster_secret(data, f.common.secret, true);
-  if (!secret.ok()) return fail(secret.status().message());
+
+  // One supervisor per data dir, for as long as it runs (a detached one: while
+  // it starts the nodes).
+  auto supervisor =
+      DirLock::try_acquire(data, kSupervisorLock,
+                           f.detach ? "`statekv cluster up --detach` (starting the nodes)"
+                                    : "`statekv cluster up` (supervising the nodes)");
+  if (!supervisor.ok()) {
+    if (supervisor.status().code() != Status::Code::kBusy) {
+      return fail(supervisor.status().message());
+    }
+    return fail(supervisor_refusal(data, supervisor.status()));
+  }
+  auto starting = DirLock::try_acquire(data, kStartLock, "`statekv cluster up`");
+  if (!starting.ok()) {
+    return fail("another command is starting nodes in " + data.string() + ": " +
+                starting.status().message());
+  }
 
   auto existing = load_local_cluster(data);
+  if (!existing.ok() && existing.status().code() != Status::Code::kNotFound) {
+    return fail(existing.status().message());
+  }
+  const bool fresh = !existing.ok();
   LocalCluster cluster;
-  if (existing.ok()) {
+  if (!fresh) {
     cluster = std::move(existing).value();  // a restart: same nodes, same ports
+    if (auto conflicts = conflicts_with(f, cluster); !conflicts.empty()) {
+      return fail(fmt::format(
+          "{} already holds a cluster of {} nodes (engine {}, partitioner {}, base port {}); "
+          "these options conflict with it:\n  {}\nDrop them to restart that cluster, or give "
+          "another --data for a new one",
+          data.string(), cluster.nodes.size(), cluster.engine, cluster.partitioner,
+          cluster.base_port, fmt::join(conflicts, "\n  ")));
+    }
     fmt::print("restarting the local cluster in {} ({} nodes)\n", data.string(),
                cluster.nodes.size());
   } else {
     if (f.nodes < 1 || f.nodes > 64) return fail("--nodes must be between 1 and 64");
+    if (f.base_port < 1 || f.base_port + f.nodes - 1 + 10000 > 65535) {
+      return fail(
+          "--base-port leaves no room for the nodes' ports (node K: BASE+K-1, peers +10000)");
+    }
     cluster.data = data;
     cluster.base_port = f.base_port;
     cluster.engine = f.engine;
@@ -321,62 +585,140 @@ int run_up(const UpFlags& f) {
       if (!f.regions.empty()) n.region = f.regions[(k - 1) % f.regions.size()];
       cluster.nodes.push_back(n);
     }
-    if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());
   }
+  auto secret = cluster_secret(data, f.common.secret, true);
+  if (!secret.ok()) return fail(secret.status().message());
 
   // Block the shutdown signals before starting anyone, to wait for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  const sigset_t signals = shutdown_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  std::set<uint64_t> created;
   for (const LocalNode& n : cluster.nodes) {
-    if (pid_t pid = running_pid(cluster, n.id); pid != 0) {
-      fmt::print("node {} already running (pid {})\n", n.id.value(), pid);
-      continue;
-    }
-    auto pid = spawn_node(cluster, n, *secret, false);
-    if (!pid.ok()) return fail(pid.status().message());
-    fmt::print("node {}: pid {}  redis-cli -p {}  (peer port {}, data {})\n", n.id.value(), *pid,
-               n.port, n.peer_port, cluster.node_dir(n.id).string());
+    if (!fs::exists(cluster.node_dir(n.id))) created.insert(n.id.value());
   }
-  if (Status s = wait_ready(cluster, *secret, 30s); !s.ok()) {
-    for (const LocalNode& n : cluster.nodes) (void)stop_node(cluster, n.id, 3000ms);
-    return fail(s.message());
+  std::map<uint64_t, pid_t> started;
+  if (Status s = start_missing(cluster, *secret, signals, &started); !s.ok()) {
+    if (fresh) forget_failed_start(cluster, created);
+    return fail(s.message() +
+                (fresh ? "\ncluster.json was not written: the next `cluster up` starts afresh"
+                       : "\nthe nodes it started were stopped; the others run on"));
   }
+  if (fresh) {
+    if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());
+  }
+  starting->release();
   if (!f.keyspaces.empty()) {
     Status applied = apply_keyspace_config(cluster.peer_endpoints(), *secret, specs);
     if (!applied.ok()) {
       std::cerr << "statekv cluster: keyspaces not created: " << applied.message() << "\n";
     }
   }
-  fmt::print("cluster ready: {} nodes. Try: redis-cli -p {} cluster info; statekv cluster status "
-             "--data {}\n",
-             cluster.nodes.size(), cluster.nodes.front().port, data.string());
+  fmt::print(
+      "cluster ready: {} nodes. Try: redis-cli -p {} cluster info; statekv cluster status "
+      "--data {}\n",
+      cluster.nodes.size(), cluster.nodes.front().port, data.string());
   std::fflush(stdout);
   if (f.detach) return 0;
 
   fmt::print("running in the foreground; Ctrl-C stops every node\n");
   std::fflush(stdout);
-  // Reap nodes that exit on their own (report them), until a signal arrives.
-  timespec tick{0, 200'000'000};
+  // Watch every node of the cluster (cluster.json: add-node may add some,
+  // remove-node take some away; restart-missing may restart one), report each
+  // that stops, as planned or not, and each that comes back.
+  std::map<uint64_t, pid_t> watched;  // every node seen, by id: its pid, 0 once it stopped
+  for (const LocalNode& n : cluster.nodes) watched[n.id.value()] = running_pid(cluster, n.id);
+  std::map<pid_t, int> exits;  // our children's exit statuses, once reaped
+  auto report_stop = [&](uint64_t id, pid_t pid) {
+    const std::string planned = planned_stop_reason(cluster, NodeId(id));
+    if (!planned.empty()) {
+      fmt::print("node {} (pid {}) stopped as planned: {}\n", id, pid, planned);
+      return;
+    }
+    auto exit = exits.find(pid);
+    fmt::print(
+        "node {} (pid {}) died{}; the end of its log:\n{}"
+        "restart it with: statekv cluster restart-missing --data {}\n",
+        id, pid, exit != exits.end() ? " (" + describe_exit(exit->second) + ")" : "",
+        log_tail(cluster, NodeId(id), 5), data.string());
+  };
   while (true) {
-    int sig = sigtimedwait(&signals, nullptr, &tick);
-    if (sig == SIGINT || sig == SIGTERM) break;
+    if (int sig = take_signal(signals, 200ms); sig != 0) break;
     int status = 0;
     pid_t gone = 0;
-    while ((gone = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      fmt::print("a node process (pid {}) exited ({}); see its statekv.log\n", gone,
-                 WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                     : "status " + std::to_string(WEXITSTATUS(status)));
-      std::fflush(stdout);
+    while ((gone = ::waitpid(-1, &status, WNOHANG)) > 0) exits[gone] = status;
+    if (auto now = load_local_cluster(data); now.ok()) cluster = std::move(now).value();
+    bool any_running = false;
+    bool all_planned = true;
+    for (const LocalNode& n : cluster.nodes) {
+      const pid_t pid = running_pid(cluster, n.id);
+      any_running = any_running || pid != 0;
+      if (pid == 0) all_planned = all_planned && !planned_stop_reason(cluster, n.id).empty();
+      auto [was, added] = watched.try_emplace(n.id.value(), 0);
+      if (pid == was->second) continue;
+      if (was->second != 0) report_stop(n.id.value(), was->second);
+      if (pid != 0) {
+        fmt::print("node {} {} (pid {})\n", n.id.value(), added ? "joined" : "is running again",
+                   pid);
+      }
+      was->second = pid;
+    }
+    // Nodes that left the cluster (remove-node stops them, then drops them).
+    for (auto it = watched.begin(); it != watched.end();) {
+      if (cluster.find(NodeId(it->first)) != nullptr) {
+        ++it;
+        continue;
+      }
+      if (it->second != 0) {
+        const std::string planned = planned_stop_reason(cluster, NodeId(it->first));
+        fmt::print("node {} (pid {}) stopped as planned: {}\n", it->first, it->second,
+                   planned.empty() ? "removed from the cluster" : planned);
+      }
+      it = watched.erase(it);
+    }
+    std::fflush(stdout);
+    if (!any_running && all_planned && !cluster.nodes.empty()) {
+      fmt::print("every node was stopped on purpose; exiting\n");
+      return 0;
     }
   }
   fmt::print("stopping the cluster\n");
-  auto now = load_local_cluster(data);
-  if (now.ok()) cluster = std::move(now).value();  // add-node may have added some
-  for (const LocalNode& n : cluster.nodes) (void)stop_node(cluster, n.id, 10000ms);
+  std::fflush(stdout);
+  for (const LocalNode& n : cluster.nodes) {
+    (void)stop_node(cluster, n.id, 10000ms, "`statekv cluster up` stopped (Ctrl-C or SIGTERM)");
+  }
+  return 0;
+}
+
+// Starts the nodes of the local cluster that are not running (killed, crashed,
+// stopped), and touches nothing else: running nodes, a supervising
+// `cluster up`, cluster.json all stay as they are.
+int run_restart_missing(const Common& c) {
+  auto loaded = load_local_cluster(c.data);
+  if (!loaded.ok()) return fail(loaded.status().message());
+  const LocalCluster cluster = std::move(loaded).value();
+  auto secret = cluster_secret(cluster.data, c.secret, false);
+  if (!secret.ok()) return fail(secret.status().message());
+  auto starting =
+      DirLock::try_acquire(cluster.data, kStartLock, "`statekv cluster restart-missing`");
+  if (!starting.ok()) {
+    return fail("another command is starting nodes in " + cluster.data.string() + ": " +
+                starting.status().message());
+  }
+  bool any_missing = false;
+  for (const LocalNode& n : cluster.nodes)
+    any_missing = any_missing || running_pid(cluster, n.id) == 0;
+  if (!any_missing) {
+    fmt::print("every node of the cluster in {} is running; nothing to do\n", c.data);
+    return 0;
+  }
+  const sigset_t signals = shutdown_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::map<uint64_t, pid_t> started;
+  if (Status s = start_missing(cluster, *secret, signals, &started); !s.ok()) {
+    return fail(s.message() + "\nthe nodes it started were stopped; the others run on");
+  }
+  fmt::print("restarted {} node(s); the cluster is ready\n", started.size());
   return 0;
 }
 
@@ -385,7 +727,9 @@ int run_down(const Common& c) {
   if (!cluster.ok()) return fail(cluster.status().message());
   for (const LocalNode& n : cluster->nodes) {
     const pid_t pid = running_pid(*cluster, n.id);
-    if (Status s = stop_node(*cluster, n.id, 10000ms); !s.ok()) return fail(s.message());
+    if (Status s = stop_node(*cluster, n.id, 10000ms, "`statekv cluster down`"); !s.ok()) {
+      return fail(s.message());
+    }
     if (pid != 0) fmt::print("node {} stopped (pid {})\n", n.id.value(), pid);
   }
   return 0;
@@ -457,6 +801,11 @@ int run_add_node(const NodeFlags& f) {
     ++id;
   }
   if (cluster.find(NodeId(id))) return fail(fmt::format("node {} already exists", id));
+  auto starting = DirLock::try_acquire(cluster.data, kStartLock, "`statekv cluster add-node`");
+  if (!starting.ok()) {
+    return fail("another command is starting nodes in " + cluster.data.string() + ": " +
+                starting.status().message());
+  }
   LocalNode node;
   node.id = NodeId(id);
   node.port = static_cast<uint16_t>(cluster.base_port + id - 1);
@@ -491,7 +840,11 @@ int run_add_node(const NodeFlags& f) {
     return fail("cannot add node " + std::to_string(id) + " to the raft group: " + s.message());
   }
   fmt::print("node {} is a voter; waiting for it to catch up\n", id);
-  if (Status s = wait_ready(cluster, *secret, 60s); !s.ok()) return fail(s.message());
+  sigset_t none;
+  sigemptyset(&none);
+  if (Status s = wait_ready(cluster, *secret, 60s, {{id, *pid}}, none); !s.ok()) {
+    return fail(s.message());
+  }
   fmt::print("node {} is active; moving its share of the keys to it\n", id);
   // 4. Keys whose owner changes move to it, while clients keep going.
   if (Status s = rebalance_with_progress(cluster.peer_endpoints(), *secret); !s.ok()) {
@@ -542,7 +895,8 @@ int run_remove_node(const NodeFlags& f) {
   // 3. Stop it, if it is one of ours.
   auto local = load_local_cluster(f.common.data);
   if (local.ok() && local->find(id)) {
-    (void)stop_node(*local, id, 10000ms);
+    (void)stop_node(*local, id, 10000ms,
+                    "removed from the cluster by `statekv cluster remove-node`");
     std::erase_if(local->nodes, [&](const LocalNode& n) { return n.id == id; });
     (void)save_local_cluster(*local);
     fmt::print("node {} stopped\n", f.id);
@@ -592,11 +946,27 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                      "(docs/routing.md)")
       ->check(CLI::ExistingFile);
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
-  up_cmd->callback([up, exit_code] { *exit_code = run_up(*up); });
+  up_cmd->callback([up, up_cmd, exit_code] {
+    for (const char* name :
+         {"--nodes", "--base-port", "--engine", "--fsync", "--partitioner", "--regions"}) {
+      if (up_cmd->get_option(name)->count() > 0) up->given.insert(name);
+    }
+    *exit_code = run_up(*up);
+  });
+
+  auto restart = std::make_shared<Common>();
+  CLI::App* restart_cmd = cluster->add_subcommand(
+      "restart-missing",
+      "Start the nodes of the local cluster that are not running (killed, crashed), and touch "
+      "nothing else; works beside a running `cluster up`");
+  add_common(restart_cmd, *restart, false);
+  restart_cmd->callback([restart, exit_code] { *exit_code = run_restart_missing(*restart); });
 
   auto status = std::make_shared<Common>();
   CLI::App* status_cmd = cluster->add_subcommand(
-      "status", "Members, leader, term, commit and applied index, epoch and each member's lag");
+      "status",
+      "Members, leader, term, commit and applied index, epoch, each member's lag, and "
+      "health (exit 1 when a shard has no serving owner)");
   add_common(status_cmd, *status);
   status_cmd->add_flag("--json", status->json, "Print JSON");
   status_cmd->callback([status, exit_code] { *exit_code = run_status(*status); });

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -9,6 +10,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <ctime>
+#include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -122,6 +125,60 @@ Result<std::string> cluster_secret(const fs::path& data, const std::string& give
   return secret;
 }
 
+Result<DirLock> DirLock::try_acquire(const fs::path& data, const std::string& name,
+                                     const std::string& holder) {
+  const fs::path file = data / name;
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("cannot open " + file.string() + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    std::string who;
+    char buf[512];
+    ssize_t n = ::pread(fd, buf, sizeof buf, 0);
+    if (n > 0) who.assign(buf, static_cast<size_t>(n));
+    while (!who.empty() && (who.back() == '\n' || who.back() == '\0')) who.pop_back();
+    ::close(fd);
+    if (err != EWOULDBLOCK) {
+      return Status::IOError("cannot lock " + file.string() + ": " + std::strerror(err));
+    }
+    return Status::Busy(who.empty() ? "another process" : who);
+  }
+  char when[32] = "";
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&now, &tm);
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+  const std::string text =
+      holder + " (pid " + std::to_string(::getpid()) + ", since " + when + ")\n";
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+    ::close(fd);
+    return Status::IOError("cannot write " + file.string());
+  }
+  return DirLock(fd);
+}
+
+DirLock& DirLock::operator=(DirLock&& other) noexcept {
+  if (this != &other) {
+    release();
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+DirLock::~DirLock() {
+  release();
+}
+
+void DirLock::release() {
+  if (fd_ < 0) return;
+  // Emptied first: a reader that wins the lock next never sees our name.
+  (void)::ftruncate(fd_, 0);
+  ::close(fd_);
+  fd_ = -1;
+}
+
 namespace {
 
 std::string self_executable() {
@@ -152,7 +209,7 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
                                    "--peer-port",
                                    std::to_string(node.peer_port),
                                    "--data",
-                                   dir.string(),
+                                   fs::absolute(dir, ec).string(),
                                    "--engine",
                                    c.engine,
                                    "--fsync",
@@ -196,41 +253,116 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
     ::_exit(127);
   }
   std::ofstream(dir / "pid", std::ios::trunc) << pid << "\n";
+  fs::remove(dir / "stopped", ec);
   return pid;
 }
+
+namespace {
+
+// The process's state letter from /proc/PID/stat ('Z' zombie, 'X' dead), or 0
+// if there is no such process.
+char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!in || !std::getline(in, stat)) return 0;
+  // "PID (COMM) S ...": COMM may hold spaces and parentheses; the state follows the last ')'.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return 0;
+  return stat[close + 2];
+}
+
+// Whether `pid` runs `statekv server` on node K's data dir (its argv names the dir).
+bool is_node_process(pid_t pid, const fs::path& dir) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> argv;
+  size_t start = 0;
+  while (start < cmdline.size()) {
+    size_t end = cmdline.find('\0', start);
+    if (end == std::string::npos) end = cmdline.size();
+    argv.push_back(cmdline.substr(start, end - start));
+    start = end + 1;
+  }
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] != "--data") continue;
+    fs::path given = argv[i + 1];
+    std::error_code ec;
+    if (given.is_relative()) {
+      given = fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec) / given;
+      if (ec) return false;
+    }
+    const fs::path a = fs::weakly_canonical(given, ec);
+    if (ec) return false;
+    const fs::path b = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+    return !ec && a == b;
+  }
+  return false;
+}
+
+bool alive(pid_t pid) {
+  const char state = process_state(pid);
+  return state != 0 && state != 'Z' && state != 'X';
+}
+
+}  // namespace
 
 pid_t running_pid(const LocalCluster& c, NodeId id) {
   std::ifstream in(c.node_dir(id) / "pid");
   long pid = 0;
   if (!(in >> pid) || pid <= 0) return 0;
-  if (::kill(static_cast<pid_t>(pid), 0) != 0) return 0;
-  // A zombie child of ours is not running either.
-  int status = 0;
-  if (::waitpid(static_cast<pid_t>(pid), &status, WNOHANG) == pid) return 0;
+  if (!alive(static_cast<pid_t>(pid))) return 0;
+  if (!is_node_process(static_cast<pid_t>(pid), c.node_dir(id))) return 0;
   return static_cast<pid_t>(pid);
 }
 
-Status stop_node(const LocalCluster& c, NodeId id, std::chrono::milliseconds grace) {
+Status stop_node(const LocalCluster& c, NodeId id, std::chrono::milliseconds grace,
+                 const std::string& reason) {
   const pid_t pid = running_pid(c, id);
   std::error_code ec;
   if (pid == 0) {
     fs::remove(c.node_dir(id) / "pid", ec);
     return Status::OK();
   }
+  std::ofstream(c.node_dir(id) / "stopped", std::ios::trunc) << reason << "\n";
   ::kill(pid, SIGTERM);
+  ::kill(pid, SIGCONT);  // a stopped process (Ctrl-Z, SIGSTOP) must run to handle it
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (std::chrono::steady_clock::now() < deadline) {
+    // Our child: reaped here; another's: gone once it is a zombie or absent.
     int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid || ::kill(pid, 0) != 0) {
+    if (::waitpid(pid, &status, WNOHANG) == pid || !alive(pid)) {
       fs::remove(c.node_dir(id) / "pid", ec);
       return Status::OK();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
+  for (int i = 0; i < 250 && alive(pid); ++i) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   fs::remove(c.node_dir(id) / "pid", ec);
   return Status::OK();
+}
+
+std::string planned_stop_reason(const LocalCluster& c, NodeId id) {
+  std::ifstream in(c.node_dir(id) / "stopped");
+  std::string reason;
+  if (in) std::getline(in, reason);
+  return reason;
+}
+
+std::string log_tail(const LocalCluster& c, NodeId id, size_t lines) {
+  std::ifstream in(c.node_dir(id) / "statekv.log");
+  std::deque<std::string> last;
+  std::string line;
+  while (std::getline(in, line)) {
+    last.push_back(line);
+    if (last.size() > lines) last.pop_front();
+  }
+  std::string out;
+  for (const std::string& l : last) out += "  " + l + "\n";
+  return out;
 }
 
 }  // namespace statekv::cli

@@ -4,13 +4,21 @@
 //   DATA/cluster.json      the nodes: id, RESP port, peer port, data dir, region
 //   DATA/cluster.secret    the cluster secret (mode 0600), made up if none was given
 //   DATA/nodeK/            node K's data; nodeK/pid its process id while it runs,
-//                          nodeK/statekv.log its log
+//                          nodeK/statekv.log its log, nodeK/stopped why it was
+//                          stopped on purpose (absent while it runs, and after a crash)
+//   DATA/cluster.lock      held by the `statekv cluster up` that supervises the
+//                          cluster, for as long as it runs (DirLock)
+//   DATA/nodes.lock        held while a command starts nodes (up, restart-missing,
+//                          add-node), so two never start the same node
+//
+// `cluster up` writes cluster.json once its nodes are ready, never before.
 //
 // Node K listens for clients on BASE_PORT + K - 1 and for peers on that + 10000.
 // The secret reaches the node through the environment, never argv (which any
 // local user can read in ps).
 //
-// Thread safety: plain functions; not for concurrent use on one DATA dir.
+// Thread safety: plain functions. Processes share one DATA dir through the
+// locks above.
 #pragma once
 
 #include <sys/types.h>
@@ -57,16 +65,51 @@ Status save_local_cluster(const LocalCluster& cluster);
 Result<std::string> cluster_secret(const std::filesystem::path& data, const std::string& given,
                                    bool create);
 
+// An advisory lock on a file in the data dir (flock), released when the
+// holder exits however it exits (a SIGKILL too). The holder writes who it is
+// into the file, so a refused process can name it.
+class DirLock {
+ public:
+  // Takes DATA/NAME without waiting, and writes `holder` (with our pid) into
+  // it. Busy, with the holder's own description, when another process holds it.
+  static Result<DirLock> try_acquire(const std::filesystem::path& data, const std::string& name,
+                                     const std::string& holder);
+  DirLock(DirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  DirLock& operator=(DirLock&& other) noexcept;
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  ~DirLock();
+  void release();
+
+ private:
+  explicit DirLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+inline constexpr const char* kSupervisorLock = "cluster.lock";
+inline constexpr const char* kStartLock = "nodes.lock";
+
 // Starts node `node` of the cluster as a child process running
 // `statekv server` (this executable); join: it starts empty and waits to be
-// added. Writes nodeK/pid. Returns the pid.
+// added. Writes nodeK/pid and clears nodeK/stopped. Returns the pid.
 Result<pid_t> spawn_node(const LocalCluster& cluster, const LocalNode& node,
                          const std::string& secret, bool join);
 
-// The pid in nodeK/pid if that process is alive, else 0.
+// The pid in nodeK/pid if that process is alive and is node K's server, else
+// 0. A zombie (killed, not yet reaped by its parent) is dead; so is a pid the
+// system has since given to another program.
 pid_t running_pid(const LocalCluster& cluster, NodeId id);
 
-// SIGTERM, then SIGKILL after `grace`; removes the pid file. OK if it was not running.
-Status stop_node(const LocalCluster& cluster, NodeId id, std::chrono::milliseconds grace);
+// Records `reason` in nodeK/stopped (so a supervisor reports the stop as
+// planned, not as a crash), then SIGTERM, then SIGKILL after `grace`; removes
+// the pid file. OK if it was not running.
+Status stop_node(const LocalCluster& cluster, NodeId id, std::chrono::milliseconds grace,
+                 const std::string& reason);
+
+// Why node K was stopped on purpose (nodeK/stopped), or "" if it was not.
+std::string planned_stop_reason(const LocalCluster& cluster, NodeId id);
+
+// The last `lines` lines of node K's statekv.log, for messages about it.
+std::string log_tail(const LocalCluster& cluster, NodeId id, size_t lines);
 
 }  // namespace statekv::cli

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -66,6 +67,13 @@ std::string RaftNodeStatus::to_json() const {
   nlohmann::json m = nlohmann::json::object();
   for (const auto& [node, index] : match) m[std::to_string(node.value())] = index;
   j["match"] = m;
+  const auto now = std::chrono::steady_clock::now();
+  nlohmann::json heard = nlohmann::json::object();
+  for (const auto& [node, at] : last_heard) {
+    heard[std::to_string(node.value())] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - at).count();
+  }
+  j["heard_ms_ago"] = heard;
   return j.dump();
 }
 
@@ -90,7 +98,10 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
           on_frame(conn, peer, std::move(payload));
         });
     for (const auto& [node, address] : options_.peers) {
-      if (node != options_.self) transport_->set_address(node, address);
+      if (node != options_.self) {
+        transport_->set_address(node, address);
+        known_peers_.insert(node);
+      }
     }
     Status listening = transport_->listen();
     if (!listening.ok()) return listening;
@@ -131,6 +142,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       after_callback();
       constructed.set_value();
     });
+    asio::post(io_, [this] { ping_peers(); });
     thread_ = std::thread([this] { io_.run(); });
     constructed.get_future().wait();
     return Status::OK();
@@ -140,6 +152,9 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     asio::post(io_, [this] {
       for (auto& [id, timer] : timers_) timer->cancel();
       timers_.clear();
+      // A ping already due may still run after this: it sees stopping_.
+      stopping_ = true;
+      if (ping_timer_) ping_timer_->cancel();
       for (auto& [id, call] : calls_) {
         if (call.timer) call.timer->cancel();
         auto done = std::move(call.done);
@@ -166,7 +181,9 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
 
   void set_peer_address(NodeId node, std::string address) {
     asio::post(io_, [this, node, address = std::move(address)] {
-      if (node != options_.self) transport_->set_address(node, address);
+      if (node == options_.self) return;
+      transport_->set_address(node, address);
+      known_peers_.insert(node);
     });
   }
 
@@ -313,6 +330,9 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   // an authenticated peer, so they mean a version mismatch or a bug: logged and
   // dropped; the connection stays up.
   void on_frame(Transport::ConnectionId conn, NodeId peer, std::string payload) {
+    if (peer.value() != 0 && peer != options_.self) {
+      last_heard_[peer] = std::chrono::steady_clock::now();
+    }
     Result<WireMessage> msg = decode_wire(payload);
     if (!msg.ok()) {
       spdlog::warn("frame from node {} does not decode: {}", peer, msg.status().to_string());
@@ -394,6 +414,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   }
 
   void handle(Transport::ConnectionId, NodeId, ForwardReplyFrame&) {}
+  void handle(Transport::ConnectionId, NodeId, PingFrame&) {}  // on_frame noted it
   void handle(Transport::ConnectionId, NodeId, ResponseFrame&) {}
   void handle(Transport::ConnectionId, NodeId, AdminReplyFrame&) {}
 
@@ -449,6 +470,23 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     }
   }
 
+  // Every ping interval: a ping to every peer this node knows, and the
+  // last_heard times published to status() even while raft is idle here.
+  void ping_peers() {
+    if (stopping_) return;
+    const std::string ping = encode_wire(PingFrame{});
+    for (NodeId peer : known_peers_) transport_->send(peer, ping);
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      status_.last_heard = last_heard_;
+    }
+    if (!ping_timer_) ping_timer_ = std::make_unique<asio::steady_timer>(io_);
+    ping_timer_->expires_after(options_.ping_interval);
+    ping_timer_->async_wait([this](const asio::error_code& ec) {
+      if (!ec) ping_peers();
+    });
+  }
+
   RaftNodeStatus make_status() const {
     RaftNodeStatus s;
     s.self = options_.self;
@@ -463,6 +501,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     for (const auto& [node, index] : raft_->follower_match()) s.match[node] = index.value();
     s.torn_bytes_at_start = torn_bytes_;
     s.snapshots_received = snapshots_received_;
+    s.last_heard = last_heard_;
+    s.started = started_;
     return s;
   }
 
@@ -508,6 +548,10 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   uint64_t last_applied_seen_ = UINT64_MAX;
   std::deque<MembershipChange> pending_changes_;
   ForwardHandler forward_handler_;
+  std::set<NodeId> known_peers_;
+  std::map<NodeId, std::chrono::steady_clock::time_point> last_heard_;
+  std::unique_ptr<asio::steady_timer> ping_timer_;
+  bool stopping_ = false;  // set on the loop by stop(): no ping re-arms its timer
 
   mutable std::mutex status_mu_;
   RaftNodeStatus status_;

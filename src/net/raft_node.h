@@ -61,6 +61,10 @@ struct RaftNodeOptions {
   bool fsync = true;
   replication::raft::RaftOptions raft;
   std::chrono::milliseconds request_timeout{5000};
+  // How often this node pings every peer it knows (wire.h PingFrame), so that
+  // each node hears from every member and can tell which are down
+  // (RaftNodeStatus::last_heard).
+  std::chrono::milliseconds ping_interval{200};
 };
 
 // A consistent snapshot of what the node knows, for status pages.
@@ -78,6 +82,14 @@ struct RaftNodeStatus {
   std::map<NodeId, uint64_t> match;
   uint64_t torn_bytes_at_start = 0;  // what recovery cut off the log tail
   uint64_t snapshots_received = 0;   // InstallSnapshot messages taken in this incarnation
+  // When a frame (any: raft, ping, routed command) last arrived from each peer
+  // this node knows; a peer never heard from in this incarnation is absent.
+  // A live peer is heard from at least every ping interval.
+  std::map<NodeId, std::chrono::steady_clock::time_point> last_heard;
+  // When this node started (a peer it has not heard from yet may just be
+  // slower to start).
+  std::chrono::steady_clock::time_point started;
+  // JSON for status pages; last_heard as "heard_ms_ago": {"2": 15, ...}.
   std::string to_json() const;
 };
 

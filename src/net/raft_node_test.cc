@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "net/client.h"
@@ -98,6 +99,40 @@ TEST(RaftNode, ThreeNodesElectAndCommitOverTcp) {
   auto again = client->cas("a", std::string("1"), "3");
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again) << "a cas whose expectation fails is a definite answer";
+}
+
+// Every node pings every peer, so each hears from all (not only the leader
+// from its followers), and a stopped peer's last_heard stops moving: what
+// CLUSTER INFO's health is judged on.
+TEST(RaftNode, EveryNodeHearsFromEveryPeerUntilOneStops) {
+  Cluster c(3);
+  auto heard_within = [&](NodeId at, NodeId from, std::chrono::milliseconds age) {
+    const RaftNodeStatus s = c.nodes_[at]->status();
+    auto it = s.last_heard.find(from);
+    return it != s.last_heard.end() && std::chrono::steady_clock::now() - it->second < age;
+  };
+  auto eventually = [](const std::function<bool()>& cond) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline && !cond()) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return cond();
+  };
+  for (uint64_t a = 1; a <= 3; ++a) {
+    for (uint64_t b = 1; b <= 3; ++b) {
+      if (a == b) continue;
+      EXPECT_TRUE(eventually([&] { return heard_within(NodeId(a), NodeId(b), 500ms); }))
+          << "node " << a << " never heard from node " << b;
+    }
+  }
+  // Followers included: whichever two are not leading hear from each other.
+  c.stop(NodeId(3));
+  std::this_thread::sleep_for(800ms);
+  for (uint64_t a = 1; a <= 2; ++a) {
+    EXPECT_FALSE(heard_within(NodeId(a), NodeId(3), 600ms)) << "node " << a;
+    EXPECT_TRUE(heard_within(NodeId(a), NodeId(3 - a), 600ms)) << "node " << a;
+  }
+  EXPECT_NE(c.nodes_[NodeId(1)]->status().to_json().find("\"heard_ms_ago\""), std::string::npos);
 }
 
 TEST(RaftNode, LeaderStopsAnotherTakesOverNothingLost) {

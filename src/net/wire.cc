@@ -19,6 +19,7 @@ enum class Kind : uint8_t {
   kAdminReply = 5,
   kForward = 6,
   kForwardReply = 7,
+  kPing = 8,
 };
 
 #define WIRE_READ(dst, expr)                  \
@@ -161,7 +162,10 @@ void encode_message(Writer& w, const T& m) {
     w.u8(m.resp);
     w.varint(m.argv.size());
     for (const std::string& a : m.argv) w.bytes(a);
+  } else if constexpr (std::is_same_v<T, PingFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kPing));
   } else {
+    static_assert(std::is_same_v<T, ForwardReplyFrame>);
     w.u8(static_cast<uint8_t>(Kind::kForwardReply));
     w.varint(m.call);
     encode_status(w, m.status);
@@ -263,6 +267,9 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       out = std::move(f);
       break;
     }
+    case Kind::kPing:
+      out = PingFrame{};
+      break;
     default:
       return Status::Corruption("unknown frame kind " + std::to_string(kind));
   }

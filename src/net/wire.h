@@ -16,6 +16,9 @@
 //               a data command routed to the node that owns its keys
 //   kForwardReply varint call | u8 status code | bytes status message | bytes reply
 //               the command's whole reply, RESP-encoded as the client speaks it
+//   kPing       (no body) "I am alive": each node sends one to every member it
+//               knows every ping interval, so every node hears from every
+//               member, not only raft's leader from its followers
 //
 // A request's `call` is chosen by the caller and echoed by the answer; it is
 // unique per connection, not globally. Status codes are core/status.h's.
@@ -90,8 +93,10 @@ struct ForwardReplyFrame {
   std::string reply;  // RESP bytes, exactly what the client gets
 };
 
+struct PingFrame {};
+
 using WireMessage = std::variant<ProtocolFrame, RequestFrame, ResponseFrame, AdminFrame,
-                                 AdminReplyFrame, ForwardFrame, ForwardReplyFrame>;
+                                 AdminReplyFrame, ForwardFrame, ForwardReplyFrame, PingFrame>;
 
 std::string encode_wire(const WireMessage& message);
 // The same bytes for the messages of routed commands, encoded where they are

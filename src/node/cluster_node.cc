@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
+#include "meta/health.h"
 #include "meta/map_watch.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
@@ -174,14 +176,26 @@ void ClusterNode::register_loop() {
 
 std::string ClusterNode::my_id() const { return std::to_string(options_.raft.self.value()); }
 
+bool ClusterNode::member_up(const net::RaftNodeStatus& s, NodeId id) const {
+  if (id == s.self) return true;
+  auto it = s.last_heard.find(id);
+  const auto since = it != s.last_heard.end() ? std::max(it->second, s.started) : s.started;
+  return std::chrono::steady_clock::now() - since < options_.peer_down_after;
+}
+
 std::string ClusterNode::cluster_info() const {
   const net::RaftNodeStatus s = raft_->status();
   const auto m = map();
+  std::optional<meta::Health> health;
+  if (m) health = meta::assess_health(*m, [&](NodeId id) { return member_up(s, id); });
   std::string out;
   auto line = [&out](std::string_view k, const std::string& v) {
     out.append(k).append(":").append(v).append("\r\n");
   };
-  const bool ok = s.leader.has_value() && m != nullptr;
+  // Like Redis Cluster: fail when some keys cannot be served (here: a shard
+  // without a serving owner), or when the cluster map cannot change (no leader).
+  const bool ok =
+      s.leader.has_value() && health.has_value() && health->state != meta::HealthState::kFail;
   const size_t members = m ? m->members.size() : s.voters.size();
   const uint64_t epoch = m ? m->epoch.value() : 0;
   line("cluster_state", ok ? "ok" : "fail");
@@ -203,6 +217,29 @@ std::string ClusterNode::cluster_info() const {
   line("meta_epoch", std::to_string(epoch));
   line("meta_last_change", m ? m->last_change : "");
   line("meta_keyspaces", std::to_string(m ? m->keyspaces.size() : 0));
+  // What this node sees of every shard (meta/health.h): ok, degraded or fail,
+  // and which shards and members are the cause.
+  {
+    auto list = [](const std::vector<meta::ShardHealth>& shards) {
+      std::string out;
+      for (const meta::ShardHealth& sh : shards) {
+        out += (out.empty() ? "" : ",") + sh.keyspace + "/" + std::to_string(sh.shard.value());
+      }
+      return out;
+    };
+    std::string down;
+    if (health) {
+      for (NodeId id : health->down) down += (down.empty() ? "" : ",") + std::to_string(id.value());
+    }
+    line("statekv_health", !s.leader            ? "fail"
+                           : health.has_value() ? std::string(meta::to_string(health->state))
+                                                : "fail");
+    line("statekv_shards_unavailable", std::to_string(health ? health->unavailable.size() : 0));
+    line("statekv_shards_degraded", std::to_string(health ? health->degraded.size() : 0));
+    line("statekv_unavailable_shards", health ? list(health->unavailable) : "");
+    line("statekv_degraded_shards", health ? list(health->degraded) : "");
+    line("statekv_down_nodes", down);
+  }
   if (m) {
     for (const meta::Member& member : m->members) {
       const bool voter = std::find(s.voters.begin(), s.voters.end(), member.id) != s.voters.end();
@@ -218,7 +255,8 @@ std::string ClusterNode::cluster_info() const {
       line("member_" + std::to_string(member.id.value()),
            "address=" + member.address + ",peer=" + member.peer_address +
                ",region=" + member.region + ",state=" + std::string(meta::to_string(member.state)) +
-               ",voter=" + (voter ? "1" : "0") + ",lag=" + lag);
+               ",voter=" + (voter ? "1" : "0") + ",lag=" + lag +
+               ",up=" + (member_up(s, member.id) ? "1" : "0"));
     }
   }
   return out;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -28,6 +29,7 @@
 #include <thread>
 
 #include "meta/cluster_map.h"
+#include "meta/health.h"
 #include "meta/map_watch.h"
 #include "net/raft_node.h"
 #include "server/context.h"
@@ -41,6 +43,10 @@ struct ClusterNodeOptions {
   std::string cluster_id = "statekv";
   // How the "default" keyspace is partitioned when this node forms the cluster.
   meta::Partitioner default_partitioner = meta::Partitioner::kHash;
+  // A member this node has not heard from for this long (no frame at all,
+  // though every node pings every other: net::RaftNodeOptions::ping_interval)
+  // counts as down in CLUSTER INFO's cluster_state.
+  std::chrono::milliseconds peer_down_after{1500};
 };
 
 class ClusterNode final {
@@ -50,7 +56,10 @@ class ClusterNode final {
   ClusterNode(const ClusterNode&) = delete;
   ClusterNode& operator=(const ClusterNode&) = delete;
 
-  // CLUSTER INFO's body (server::ClusterView::cluster_info).
+  // CLUSTER INFO's body (server::ClusterView::cluster_info). cluster_state is
+  // fail when there is no raft leader or no map, or when some shard has no
+  // owner this node can hear from (meta/health.h); statekv_health also tells
+  // degraded from ok, and which shards and nodes are the cause.
   std::string cluster_info() const;
   std::string my_id() const;
 
@@ -65,6 +74,9 @@ class ClusterNode final {
  private:
   explicit ClusterNode(ClusterNodeOptions options);
   void on_meta(const std::optional<std::string>& bytes);
+  // Self, or a peer heard from within peer_down_after (counted from this
+  // node's start for a peer not heard from yet).
+  bool member_up(const net::RaftNodeStatus& s, NodeId id) const;
   void register_loop();
   // One attempt to make the map describe this node; OK once it does.
   Status register_once();

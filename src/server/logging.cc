@@ -33,7 +33,10 @@ Status init_logging(std::string_view level, const std::string& logfile) {
   // Redis-like lines: pid, time with milliseconds, level.
   logger->set_pattern("%P:%t %d %b %Y %H:%M:%S.%e %^%l%$ %v");
   logger->set_level(*parsed);
-  logger->flush_on(spdlog::level::warn);
+  // Every line goes to the file as it is logged (one write per line; lines
+  // are rare: start-up, map changes, failures), so the log is readable while
+  // the node runs and a crash (even SIGKILL) loses no line already logged.
+  logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
   spdlog::set_level(*parsed);
   return Status::OK();

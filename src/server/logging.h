@@ -19,7 +19,8 @@ namespace statekv::server {
 Result<spdlog::level::level_enum> parse_loglevel(std::string_view name);
 
 // Makes the default logger write to logfile (appending), or to stderr when
-// logfile is empty, at the given level. IOError when the file cannot be opened.
+// logfile is empty, at the given level. Each line is flushed as it is logged.
+// IOError when the file cannot be opened.
 Status init_logging(std::string_view level, const std::string& logfile);
 
 }  // namespace statekv::server

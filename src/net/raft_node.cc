@@ -377,7 +377,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       respond(std::move(r));
       return;
     }
-    forward_handler_(std::move(f), std::move(respond));
+    forward_handler_(conn, std::move(f), std::move(respond));
   }
 
   void handle(Transport::ConnectionId, NodeId, ForwardReplyFrame&) {}

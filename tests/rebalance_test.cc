@@ -19,8 +19,8 @@
 #include "support/net.h"
 #include "support/raw_client.h"
 #include "support/redis_client.h"
-#include "support/statekv_cli.h"
 #include "support/server_process.h"
+#include "support/statekv_cli.h"
 #include "support/temp_dir.h"
 
 namespace statekv::itest {
@@ -289,9 +289,9 @@ TEST(Rebalance, PipelinedClientsKeepTheirOrderWhileKeysMove) {
   const std::string data = dir.path() + "/data";
   const uint16_t base = pick_cluster_base_port(5);
   ASSERT_NE(base, 0);
-  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
-                         "--data", data, "--partitioner", "slots", "--engine", "memory",
-                         "--detach"});
+  auto up =
+      run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
+                   data, "--partitioner", "slots", "--engine", "memory", "--detach"});
   LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
 

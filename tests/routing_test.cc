@@ -1050,7 +1050,8 @@ TEST(Routing, PipelinedCommandsThroughANonOwnerTakeEffectAndReplyInOrder) {
     std::vector<std::string> expected;
     for (int i = 0; i < 500; ++i) {
       // Runs of one key, so that many commands to one owner are in flight.
-      const std::string& k = keys[(rng() % 4 == 0 ? rng() : static_cast<unsigned>(round * 7 + i / 16)) % keys.size()];
+      const std::string& k =
+          keys[(rng() % 4 == 0 ? rng() : static_cast<unsigned>(round * 7 + i / 16)) % keys.size()];
       const std::string tag = std::to_string(round) + "." + std::to_string(i) + ",";
       switch (rng() % 8) {
         case 0:

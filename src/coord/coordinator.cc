@@ -264,9 +264,11 @@ void Coordinator::enqueue_stream(uint64_t source, net::ForwardFrame frame, Respo
 }
 
 void Coordinator::run_stream(std::pair<uint64_t, uint64_t> key) {
-  // A bounded turn, so that one busy stream does not hold a worker forever.
+  // Takes what is queued at once (one lock per batch, not per frame), for a
+  // bounded number of batches, so that one busy stream does not hold a
+  // worker forever.
+  std::deque<std::pair<net::ForwardFrame, Respond>> batch;
   for (int turn = 0;; ++turn) {
-    std::pair<net::ForwardFrame, Respond> job;
     bool refused = false;
     {
       std::lock_guard<std::mutex> lock(streams_mu_);
@@ -276,18 +278,21 @@ void Coordinator::run_stream(std::pair<uint64_t, uint64_t> key) {
         if (!it->second.refused) streams_.erase(it);
         return;
       }
-      if (turn == 64 && workers_->post([this, key] { run_stream(key); })) return;
-      job = std::move(it->second.queue.front());
-      it->second.queue.pop_front();
+      if (turn == 16 && workers_->post([this, key] { run_stream(key); })) return;
+      batch.swap(it->second.queue);
       refused = it->second.refused;
     }
-    const bool stale = on_forward(std::move(job.first), job.second, refused);
-    if (stale && !refused) {
-      std::lock_guard<std::mutex> lock(streams_mu_);
-      OwnerStream& stream = streams_.at(key);
-      stream.refused = true;
-      stream.refused_at = std::chrono::steady_clock::now();
+    for (auto& [frame, respond] : batch) {
+      const bool stale = on_forward(std::move(frame), respond, refused);
+      if (stale && !refused) {
+        refused = true;
+        std::lock_guard<std::mutex> lock(streams_mu_);
+        OwnerStream& stream = streams_.at(key);
+        stream.refused = true;
+        stream.refused_at = std::chrono::steady_clock::now();
+      }
     }
+    batch.clear();
   }
 }
 
@@ -298,8 +303,9 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
     // not overtake it, so it goes back to the router too, which routes them
     // again in order.
     // Busy, not Aborted: the router need not wait for a newer map for it.
-    reply.status = Status::Busy("an earlier command of this client's stream was refused as a "
-                                "stale route");
+    reply.status = Status::Busy(
+        "an earlier command of this client's stream was refused as a "
+        "stale route");
     respond(std::move(reply));
     return true;
   }
@@ -474,7 +480,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       if (std::find(owners.begin(), owners.end(), r.primary()) == owners.end()) {
         owners.push_back(r.primary());
       }
-      if (r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots) {
+      if (keys.size() > 1 && r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots) {
         const uint32_t slot = partition::key_slot(argv[keys[i]]);
         if (i == 0) first_slot = slot;
         cross_slot = cross_slot || slot != first_slot;
@@ -663,34 +669,35 @@ void Coordinator::route_async(const Session& session, NodeId owner, const Routin
   const uint64_t epoch = frame.epoch;
   const uint64_t stream = frame.stream;
   forward_client_->call(owner, m->peer_address, std::move(frame),
-                     [this, retry, epoch, stream,
-                      done = std::move(done)](Result<net::ForwardReplyFrame> r) mutable {
-                       if (r.ok() && r->status.ok()) {
-                         // The owner replied once its write was durable: nothing to wait for here.
-                         done(std::move(r->reply), 0);
-                         return;
-                       }
-                       const bool stale = r.ok() && r->status.code() == Status::Code::kAborted;
-                       const bool behind_stale = r.ok() && stream != 0 &&
-                                                 r->status.code() == Status::Code::kBusy;
-                       if (stale || behind_stale) {
-                         // A stale route: the owner's map is newer. Catch up and route again,
-                         // off this (the forward client's) thread, after the stream's earlier
-                         // re-routes (the owner refuses the rest of the stream: they come here
-                         // in the order sent).
-                         Session again;
-                         again.resp = retry->resp;
-                         again.redirects = retry->redirects;
-                         again.db = retry->db;
-                         finish_on_router_pool(again, std::move(retry->argv),
-                                               stale ? epoch + 1 : 0, std::move(done), stream);
-                         return;
-                       }
-                       const Status& s = r.ok() ? r->status : r.status();
-                       std::string out;
-                       resp::Writer(&out, retry->resp).error("CLUSTERDOWN " + s.message());
-                       done(std::move(out), 0);
-                     });
+                        [this, retry, epoch, stream,
+                         done = std::move(done)](Result<net::ForwardReplyFrame> r) mutable {
+                          if (r.ok() && r->status.ok()) {
+                            // The owner replied once its write was durable: nothing to wait for
+                            // here.
+                            done(std::move(r->reply), 0);
+                            return;
+                          }
+                          const bool stale = r.ok() && r->status.code() == Status::Code::kAborted;
+                          const bool behind_stale =
+                              r.ok() && stream != 0 && r->status.code() == Status::Code::kBusy;
+                          if (stale || behind_stale) {
+                            // A stale route: the owner's map is newer. Catch up and route again,
+                            // off this (the forward client's) thread, after the stream's earlier
+                            // re-routes (the owner refuses the rest of the stream: they come here
+                            // in the order sent).
+                            Session again;
+                            again.resp = retry->resp;
+                            again.redirects = retry->redirects;
+                            again.db = retry->db;
+                            finish_on_router_pool(again, std::move(retry->argv),
+                                                  stale ? epoch + 1 : 0, std::move(done), stream);
+                            return;
+                          }
+                          const Status& s = r.ok() ? r->status : r.status();
+                          std::string out;
+                          resp::Writer(&out, retry->resp).error("CLUSTERDOWN " + s.message());
+                          done(std::move(out), 0);
+                        });
 }
 
 void Coordinator::finish_on_router_pool(const Session& session, std::vector<std::string> argv,
@@ -709,8 +716,7 @@ void Coordinator::finish_on_router_pool(const Session& session, std::vector<std:
     if (!run) {
       std::string out;
       resp::Writer(&out, job->resp)
-          .error("CLUSTERDOWN node " + std::to_string(options_.self.value()) +
-                 " is shutting down");
+          .error("CLUSTERDOWN node " + std::to_string(options_.self.value()) + " is shutting down");
       job->done(std::move(out), 0);
       return;
     }

@@ -186,8 +186,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // reply. With a non-zero `stream`, after the commands of that stream
   // finished there before it (re-routes keep the stream's order).
   void finish_on_router_pool(const server::Session& session, std::vector<std::string> argv,
-                             uint64_t wait_epoch, server::DeferredReply done,
-                             uint64_t stream = 0);
+                             uint64_t wait_epoch, server::DeferredReply done, uint64_t stream = 0);
   // Runs the re-routes queued for one stream, in order.
   void run_reroutes(uint64_t stream);
 

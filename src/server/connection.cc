@@ -264,9 +264,8 @@ void Connection::on_deferred_reply(uint64_t slot, std::string reply, storage::Se
   if (s.ready) return;
   s.ready = true;
   s.reply = std::move(reply);
-  s.seq = thread_.limits().replies_wait_for_all_writes
-              ? std::max(seq, env_.engine->last_sequence())
-              : seq;
+  s.seq = thread_.limits().replies_wait_for_all_writes ? std::max(seq, env_.engine->last_sequence())
+                                                       : seq;
   slot_bytes_ += s.reply.size();
   --session_.replies_due;
   release_slots();

@@ -90,6 +90,7 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   mover_ = std::make_unique<Mover>(options_.self, std::move(hooks));
 
   workers_ = std::make_unique<JobQueue>(options_.workers);
+  stream_workers_ = std::make_unique<JobQueue>(options_.stream_workers);
   router_jobs_ = std::make_unique<JobQueue>(options_.router_threads);
   net::ForwardClientOptions peer_options;
   peer_options.secret = options_.secret;  // routers connect as clients (node 0)
@@ -127,6 +128,7 @@ Coordinator::~Coordinator() {
   // Calls in flight complete (with an error), and may still post re-routes.
   forward_client_.reset();
   router_jobs_->stop();
+  stream_workers_->stop();
   workers_->stop();
   control_.stop();
   mover_.reset();
@@ -246,7 +248,7 @@ void Coordinator::enqueue_stream(uint64_t source, net::ForwardFrame frame, Respo
     if (stream.running) return;
     stream.running = true;
   }
-  if (workers_->post([this, key] { run_stream(key); })) return;
+  if (stream_workers_->post([this, key] { run_stream(key); })) return;
   // Shutting down: nothing of the stream runs any more.
   std::deque<std::pair<net::ForwardFrame, Respond>> queue;
   {
@@ -278,7 +280,7 @@ void Coordinator::run_stream(std::pair<uint64_t, uint64_t> key) {
         if (!it->second.refused) streams_.erase(it);
         return;
       }
-      if (turn == 16 && workers_->post([this, key] { run_stream(key); })) return;
+      if (turn == 16 && stream_workers_->post([this, key] { run_stream(key); })) return;
       batch.swap(it->second.queue);
       refused = it->second.refused;
     }

@@ -84,6 +84,10 @@ struct CoordinatorOptions {
   std::string secret;
   bool redirects = false;     // --cluster-redirects: MOVED for every connection
   size_t workers = 2;         // threads running commands routed here
+  // Threads running client streams routed here (see "Order"): few, since a
+  // stream's frames come in batches and more threads than cores only
+  // preempt one another.
+  size_t stream_workers = 2;
   size_t router_threads = 4;  // threads finishing fan-outs, scans and re-routes for clients
   std::chrono::milliseconds forward_timeout{5000};
   // How long an owner waits for its map to catch up with a router's epoch
@@ -215,6 +219,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   JobQueue control_{1};
   // Commands other nodes routed here.
   std::unique_ptr<JobQueue> workers_;
+  std::unique_ptr<JobQueue> stream_workers_;
   // Owner side: streams with frames queued or running, by (connection,
   // stream), and streams that refused a stale route (kept a while, so that
   // their later frames are refused too).

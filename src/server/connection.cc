@@ -250,24 +250,42 @@ DeferredReply Connection::defer_reply() {
   ++session_.replies_due;
   std::weak_ptr<Connection> weak = weak_from_this();
   std::shared_ptr<NetworkThread> thread = thread_.shared_from_this();
-  return [weak = std::move(weak), thread = std::move(thread), id](std::string reply,
-                                                                  storage::Sequence seq) {
-    asio::post(thread->context(), [weak, id, reply = std::move(reply), seq]() mutable {
-      if (auto self = weak.lock()) self->on_deferred_reply(id, std::move(reply), seq);
+  return [weak = std::move(weak), thread = std::move(thread), inbox = inbox_, id](
+             std::string reply, storage::Sequence seq) {
+    bool post = false;
+    {
+      std::lock_guard<std::mutex> lock(inbox->mu);
+      inbox->replies.emplace_back(id, std::move(reply), seq);
+      post = !inbox->posted;
+      inbox->posted = true;
+    }
+    if (!post) return;  // a post that takes this one too is on its way
+    asio::post(thread->context(), [weak] {
+      if (auto self = weak.lock()) self->on_deferred_replies();
     });
   };
 }
 
-void Connection::on_deferred_reply(uint64_t slot, std::string reply, storage::Sequence seq) {
-  if (closed_ || slot < slots_base_ || slot - slots_base_ >= slots_.size()) return;
-  Slot& s = slots_[slot - slots_base_];
-  if (s.ready) return;
-  s.ready = true;
-  s.reply = std::move(reply);
-  s.seq = thread_.limits().replies_wait_for_all_writes ? std::max(seq, env_.engine->last_sequence())
-                                                       : seq;
-  slot_bytes_ += s.reply.size();
-  --session_.replies_due;
+void Connection::on_deferred_replies() {
+  std::vector<std::tuple<uint64_t, std::string, storage::Sequence>> replies;
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mu);
+    replies.swap(inbox_->replies);
+    inbox_->posted = false;
+  }
+  if (closed_) return;
+  for (auto& [slot, reply, seq] : replies) {
+    if (slot < slots_base_ || slot - slots_base_ >= slots_.size()) continue;
+    Slot& s = slots_[slot - slots_base_];
+    if (s.ready) continue;
+    s.ready = true;
+    s.reply = std::move(reply);
+    s.seq = thread_.limits().replies_wait_for_all_writes
+                ? std::max(seq, env_.engine->last_sequence())
+                : seq;
+    slot_bytes_ += s.reply.size();
+    --session_.replies_due;
+  }
   release_slots();
   // Every reply due came: run what the client sent meanwhile (the command
   // that waited first), then read again, as on_written does after a pause.

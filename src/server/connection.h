@@ -39,8 +39,10 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "server/client_registry.h"
@@ -94,7 +96,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void after_input();
   void hold_reply(size_t start, storage::Sequence seq);
   DeferredReply defer_reply();
-  void on_deferred_reply(uint64_t slot, std::string reply, storage::Sequence seq);
+  // Takes the deferred replies that came (posted back once per batch).
+  void on_deferred_replies();
   // Moves the replies at the front of slots_ that are complete to the output.
   void release_slots();
   // Appends a complete reply behind everything before it.
@@ -142,6 +145,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     storage::Sequence seq = 0;
   };
   std::deque<Slot> slots_;
+  // Deferred replies that came from other threads, until this thread takes
+  // them: one post per batch rather than per reply. Shared with the
+  // callbacks, which may outlive the connection.
+  struct Inbox {
+    std::mutex mu;
+    std::vector<std::tuple<uint64_t, std::string, storage::Sequence>> replies;
+    bool posted = false;
+  };
+  std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
   uint64_t slots_base_ = 0;
   size_t slot_bytes_ = 0;
   std::string slot_scratch_;  // a reply being written that goes to a slot

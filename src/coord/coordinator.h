@@ -31,8 +31,8 @@
 // (blocking there). Sessions that cannot defer (internal ones) block instead.
 // A command this node serves itself still runs inline, and may wait there at
 // a frozen rebalance gate (a few milliseconds, coord/mover.h).
-// Routed commands arriving from other nodes run on a small worker pool, never
-// on the raft thread; the rebalance's control work has a thread of its own.
+// Routed commands arriving from other nodes run on small worker pools (client
+// streams on their own), never on the raft thread; the rebalance's control work has a thread of its own.
 //
 // Order of one client's commands (a pipelining client has many in flight):
 // each takes effect in the order the client sent them, and the replies come
@@ -41,7 +41,8 @@
 //     go to one owner: they form a stream (ForwardFrame::stream, a new id
 //     each time the client has nothing in flight), and the owner runs the
 //     frames of one stream from one connection one after another, in the
-//     order they arrived (other streams run in parallel on the workers).
+//     order they arrived (on the stream workers: other streams run in
+//     parallel; a stream waiting at a frozen gate holds its worker).
 //   * Any other command while replies are due (one this node runs, one for
 //     another owner, a fan-out, a scan, a keyless command) first waits for
 //     every reply due (Session::wait_for_replies).
@@ -148,7 +149,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   bool on_forward(net::ForwardFrame frame, const Respond& respond, bool refuse_stale = false);
   // Queues a frame of a stream (see "Order") and starts its runner if idle.
   void enqueue_stream(uint64_t source, net::ForwardFrame frame, Respond respond);
-  // Runs the queued frames of one stream in order, on a worker.
+  // Runs the queued frames of one stream in order, on a stream worker.
   void run_stream(std::pair<uint64_t, uint64_t> key);
   Decision check_routed(server::Session& session, const server::CommandSpec& spec,
                         std::span<const std::string_view> argv, resp::Writer& out);

@@ -33,6 +33,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -1159,6 +1160,148 @@ TEST(Routing, NestedKeyspacePrefixesRouteByTheLongestPrefix) {
   auto loc = cluster.locate(0, "users:vip:7");
   ASSERT_TRUE(loc.ok());
   EXPECT_EQ(loc->keyspace, "users") << loc->text;
+}
+
+
+// ============================================================ pipelines
+
+// Keys named `prefix:<n>:<i>`, `per_node` of them owned by each node.
+std::vector<std::vector<std::string>> keys_per_node(RoutingCluster& cluster,
+                                                    const std::string& prefix, int per_node) {
+  std::vector<std::vector<std::string>> keys(cluster.size());
+  for (int i = 0; i < 10000; ++i) {
+    const std::string k = prefix + ":" + std::to_string(i);
+    const size_t owner = cluster.owner_of(k);
+    if (keys[owner].size() < static_cast<size_t>(per_node)) keys[owner].push_back(k);
+    bool done = true;
+    for (const auto& ks : keys) done = done && ks.size() == static_cast<size_t>(per_node);
+    if (done) break;
+  }
+  return keys;
+}
+
+std::string bulk_reply(const std::optional<std::string>& v) {
+  if (!v) return "$-1\r\n";
+  return "$" + std::to_string(v->size()) + "\r\n" + *v + "\r\n";
+}
+
+TEST(Routing, PipelinedCommandsThroughANonOwnerTakeEffectAndReplyInOrder) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  // Three keys on each node; the client talks to node 1, so a third of them
+  // run there and the rest are routed, to two owners.
+  const auto by_node = keys_per_node(cluster, "pipe", 3);
+  std::vector<std::string> keys;
+  for (const auto& ks : by_node) {
+    ASSERT_EQ(ks.size(), 3u);
+    keys.insert(keys.end(), ks.begin(), ks.end());
+  }
+  RawClient c = cluster.raw(0);
+  // What each command returns if the client's commands take effect in the
+  // order sent: writes then reads of one key, routed and local mixed,
+  // keyless commands and fan-outs in between.
+  std::map<std::string, std::string> model;
+  auto value = [&](const std::string& k) -> std::optional<std::string> {
+    auto it = model.find(k);
+    if (it == model.end()) return std::nullopt;
+    return it->second;
+  };
+  std::mt19937 rng(11);
+  for (int round = 0; round < 8; ++round) {
+    std::string batch;
+    std::vector<std::string> expected;
+    for (int i = 0; i < 500; ++i) {
+      // Runs of one key, so that many commands to one owner are in flight.
+      const std::string& k =
+          keys[(rng() % 4 == 0 ? rng() : static_cast<unsigned>(round * 7 + i / 16)) % keys.size()];
+      const std::string tag = std::to_string(round) + "." + std::to_string(i) + ",";
+      switch (rng() % 8) {
+        case 0:
+        case 1:
+        case 2:
+          batch += encode_command({"APPEND", k, tag});
+          model[k] += tag;
+          expected.push_back(":" + std::to_string(model[k].size()) + "\r\n");
+          break;
+        case 3:
+        case 4:
+          batch += encode_command({"GET", k});
+          expected.push_back(bulk_reply(value(k)));
+          break;
+        case 5:
+          batch += encode_command({"SET", k, tag});
+          model[k] = tag;
+          expected.push_back("+OK\r\n");
+          break;
+        case 6:
+          batch += encode_command({"PING"});
+          expected.push_back("+PONG\r\n");
+          break;
+        default: {
+          const std::string& other = keys[rng() % keys.size()];
+          batch += encode_command({"MGET", k, other});
+          expected.push_back("*2\r\n" + bulk_reply(value(k)) + bulk_reply(value(other)));
+          break;
+        }
+      }
+    }
+    ASSERT_TRUE(c.send(batch).ok());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      auto r = c.read_reply();
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      ASSERT_EQ(r->bytes, expected[i]) << "round " << round << ", command " << i;
+    }
+  }
+  // Another client sees the last values.
+  RedisClient other = cluster.client(1);
+  for (const std::string& k : keys) {
+    const auto v = value(k);
+    EXPECT_EQ(other.cmd({"GET", k}), v ? "\"" + *v + "\"" : "(nil)") << k;
+  }
+}
+
+TEST(Routing, PipelineToAKilledOwnerGetsErrorsInOrderAndTheConnectionStaysUsable) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  const auto by_node = keys_per_node(cluster, "dies", 1);
+  const std::string doomed = by_node[2][0], alive = by_node[1][0], local = by_node[0][0];
+  RedisClient setup = cluster.client(0);
+  ASSERT_EQ(setup.cmd({"SET", doomed, "v"}), "+OK");
+  ASSERT_EQ(setup.cmd({"SET", alive, "a"}), "+OK");
+
+  RawClient c = cluster.raw(0);
+  constexpr int kCommands = 50000;
+  std::string batch;
+  for (int i = 0; i < kCommands; ++i) batch += encode_command({"GET", doomed});
+  ASSERT_TRUE(c.send(batch).ok());
+  cluster.node(2).kill();  // node 3, SIGKILL, while most of them are in flight
+  int ok = 0, errors = 0;
+  for (int i = 0; i < kCommands; ++i) {
+    auto r = c.read_reply(20s);
+    ASSERT_TRUE(r.ok()) << "reply " << i << ": " << r.status().to_string();
+    if (r->bytes == "$1\r\nv\r\n") {
+      ASSERT_EQ(errors, 0) << "reply " << i << " succeeded after an error";
+      ++ok;
+    } else {
+      ASSERT_EQ(r->bytes.substr(0, 13), "-CLUSTERDOWN ") << "reply " << i << ": " << r->bytes;
+      ++errors;
+    }
+  }
+  EXPECT_GT(errors, 0) << "node 3 answered all " << kCommands << " before it was killed";
+  // The connection goes on: keyless, local, routed to a live node, and to the dead one.
+  auto ping = c.call({"PING"});
+  ASSERT_TRUE(ping.ok());
+  EXPECT_EQ(ping->bytes, "+PONG\r\n");
+  ASSERT_TRUE(c.send(encode_command({"SET", local, "l"}) + encode_command({"GET", alive}) +
+                     encode_command({"GET", doomed}) + encode_command({"GET", local}))
+                  .ok());
+  for (const char* want : {"+OK\r\n", "$1\r\na\r\n", "-CLUSTERDOWN ", "$1\r\nl\r\n"}) {
+    auto r = c.read_reply();
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->bytes.substr(0, std::strlen(want)), want);
+  }
 }
 
 }  // namespace

@@ -90,6 +90,7 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   mover_ = std::make_unique<Mover>(options_.self, std::move(hooks));
 
   workers_ = std::make_unique<JobQueue>(options_.workers);
+  stream_workers_ = std::make_unique<JobQueue>(options_.stream_workers);
   router_jobs_ = std::make_unique<JobQueue>(options_.router_threads);
   net::ForwardClientOptions peer_options;
   peer_options.secret = options_.secret;  // routers connect as clients (node 0)
@@ -99,8 +100,12 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
       [this](const std::shared_ptr<const meta::ClusterMap>& map) { on_map(map); });
   subscription_ = sub.id;
   if (sub.current) on_map(sub.current);
-  node_.raft().set_forward_handler([this](net::ForwardFrame frame,
+  node_.raft().set_forward_handler([this](uint64_t source, net::ForwardFrame frame,
                                           std::function<void(net::ForwardReplyFrame)> respond) {
+    if (frame.stream != 0) {
+      enqueue_stream(source, std::move(frame), std::move(respond));
+      return;
+    }
     // The rebalance's verbs are control work: a thread of their own.
     JobQueue& queue = !frame.argv.empty() && frame.argv[0] == "__migrate" ? control_ : *workers_;
     auto job = [this, frame = std::move(frame), respond]() mutable {
@@ -123,6 +128,7 @@ Coordinator::~Coordinator() {
   // Calls in flight complete (with an error), and may still post re-routes.
   forward_client_.reset();
   router_jobs_->stop();
+  stream_workers_->stop();
   workers_->stop();
   control_.stop();
   mover_.reset();
@@ -218,17 +224,101 @@ std::shared_ptr<const RoutingTable> Coordinator::wait_for_epoch(uint64_t epoch) 
 
 // ------------------------------------------------------------------ owner side
 
-void Coordinator::on_forward(net::ForwardFrame frame,
-                             std::function<void(net::ForwardReplyFrame)> respond) {
+void Coordinator::enqueue_stream(uint64_t source, net::ForwardFrame frame, Respond respond) {
+  const std::pair<uint64_t, uint64_t> key{source, frame.stream};
+  {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    // A refused stream is kept so that frames of it still on the way are
+    // refused too; they arrive right behind the refused one (one connection,
+    // in order), so a minute is plenty. Swept at most once a second.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - streams_swept_ > std::chrono::seconds(1)) {
+      streams_swept_ = now;
+      for (auto it = streams_.begin(); it != streams_.end();) {
+        const bool idle = !it->second.running && it->second.queue.empty();
+        if (idle && now - it->second.refused_at > std::chrono::minutes(1)) {
+          it = streams_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    OwnerStream& stream = streams_[key];
+    stream.queue.emplace_back(std::move(frame), std::move(respond));
+    if (stream.running) return;
+    stream.running = true;
+  }
+  if (stream_workers_->post([this, key] { run_stream(key); })) return;
+  // Shutting down: nothing of the stream runs any more.
+  std::deque<std::pair<net::ForwardFrame, Respond>> queue;
+  {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    auto it = streams_.find(key);
+    queue.swap(it->second.queue);
+    streams_.erase(it);
+  }
+  for (auto& [frame, respond] : queue) {
+    net::ForwardReplyFrame reply;
+    reply.status =
+        Status::Unavailable("node " + std::to_string(options_.self.value()) + " is shutting down");
+    respond(std::move(reply));
+  }
+}
+
+void Coordinator::run_stream(std::pair<uint64_t, uint64_t> key) {
+  // Takes what is queued at once (one lock per batch, not per frame), for a
+  // bounded number of batches, so that one busy stream does not hold a
+  // worker forever.
+  std::deque<std::pair<net::ForwardFrame, Respond>> batch;
+  for (int turn = 0;; ++turn) {
+    bool refused = false;
+    {
+      std::lock_guard<std::mutex> lock(streams_mu_);
+      auto it = streams_.find(key);
+      if (it->second.queue.empty()) {
+        it->second.running = false;
+        if (!it->second.refused) streams_.erase(it);
+        return;
+      }
+      if (turn == 16 && stream_workers_->post([this, key] { run_stream(key); })) return;
+      batch.swap(it->second.queue);
+      refused = it->second.refused;
+    }
+    for (auto& [frame, respond] : batch) {
+      const bool stale = on_forward(std::move(frame), respond, refused);
+      if (stale && !refused) {
+        refused = true;
+        std::lock_guard<std::mutex> lock(streams_mu_);
+        OwnerStream& stream = streams_.at(key);
+        stream.refused = true;
+        stream.refused_at = std::chrono::steady_clock::now();
+      }
+    }
+    batch.clear();
+  }
+}
+
+bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bool refuse_stale) {
+  net::ForwardReplyFrame reply;
+  if (refuse_stale) {
+    // An earlier command of this client's stream was refused: this one must
+    // not overtake it, so it goes back to the router too, which routes them
+    // again in order.
+    // Busy, not Aborted: the router need not wait for a newer map for it.
+    reply.status = Status::Busy(
+        "an earlier command of this client's stream was refused as a "
+        "stale route");
+    respond(std::move(reply));
+    return true;
+  }
   // Our map must be at least as new as the router's before we judge ownership.
   auto table = wait_for_epoch(frame.epoch);
-  net::ForwardReplyFrame reply;
   if (!table || table->epoch().value() < frame.epoch) {
     reply.status = Status::Unavailable("node " + std::to_string(options_.self.value()) +
                                        " has not seen cluster map epoch " +
                                        std::to_string(frame.epoch) + " yet");
     respond(std::move(reply));
-    return;
+    return false;
   }
   if (!frame.argv.empty() && frame.argv[0] == "__migrate") {
     // The rebalance's verbs, from `statekv cluster` (coord/mover.h).
@@ -240,7 +330,7 @@ void Coordinator::on_forward(net::ForwardFrame frame,
       reply.status = r.status();
     }
     respond(std::move(reply));
-    return;
+    return false;
   }
   if (!frame.argv.empty() && frame.argv[0] == kScanVerb) {
     auto request = decode_page_request(frame.argv);
@@ -250,12 +340,12 @@ void Coordinator::on_forward(net::ForwardFrame frame,
       reply.status = request.status();
     }
     respond(std::move(reply));
-    return;
+    return false;
   }
   if (!frame.argv.empty() && frame.argv[0] == "__stats") {
     reply.reply = "+" + local_stats_json() + "\r\n";
     respond(std::move(reply));
-    return;
+    return false;
   }
   Session session;
   session.authenticated = true;
@@ -270,16 +360,17 @@ void Coordinator::on_forward(net::ForwardFrame frame,
   if (out.size() > 1 && out[0] == '-' && std::string_view(out).substr(1).starts_with(kStaleRoute)) {
     reply.status = Status::Aborted(out.substr(1, out.size() - 3));  // drop '-' and CRLF
     respond(std::move(reply));
-    return;
+    return true;
   }
   reply.reply = std::move(out);
   if (seq == 0 || seq <= ctx_.engine->durable_sequence()) {
     respond(std::move(reply));
-    return;
+    return false;
   }
   // The reply promises what the client's own node would: wait for durability.
   auto shared = std::make_shared<net::ForwardReplyFrame>(std::move(reply));
   ctx_.engine->when_durable(seq, [shared, respond]() mutable { respond(std::move(*shared)); });
+  return false;
 }
 
 server::Router::Decision Coordinator::check_routed(Session& session, const CommandSpec& spec,
@@ -342,20 +433,27 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
                                             resp::Writer& out, storage::Sequence* seq) {
   if (session.internal) return Decision::kLocal;
   if (session.routed_epoch != 0) return check_routed(session, spec, argv, out);
+  // Replies of this client's earlier commands are due: anything but one more
+  // command for the same owner's stream waits for them (see "Order").
+  const bool due = session.replies_due > 0 && session.wait_for_replies;
+  auto wait = [&] {
+    session.wait_for_replies();
+    return Decision::kHandled;
+  };
   const std::vector<size_t> keys = key_positions(spec, argv);
   // Keys and values that do not pair up (MSET a 1 b): the command's own
   // handler answers with Redis's arity error, before anything is routed.
   if (spec.key_step > 1 && spec.last_key < 0 &&
       (argv.size() - static_cast<size_t>(spec.first_key)) % static_cast<size_t>(spec.key_step) !=
           0) {
-    return Decision::kLocal;
+    return due ? wait() : Decision::kLocal;
   }
   std::string name(argv[0]);
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
   const bool keyless_fan_out =
       keys.empty() && (name == "dbsize" || name == "keys" || name == "scan" || name == "flushall" ||
                        name == "flushdb");
-  if (keys.empty() && !keyless_fan_out) return Decision::kLocal;
+  if (keys.empty() && !keyless_fan_out) return due ? wait() : Decision::kLocal;
 
   for (int attempt = 0; attempt < 4; ++attempt) {
     auto table = this->table();
@@ -364,7 +462,9 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       return Decision::kHandled;
     }
     if (keyless_fan_out) {
+      if (due) return wait();
       if (session.defer) {
+        session.route_owner = 0;  // nothing goes into a stream behind it
         finish_on_router_pool(session, {argv.begin(), argv.end()}, 0, session.defer());
         return Decision::kHandled;
       }
@@ -382,7 +482,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       if (std::find(owners.begin(), owners.end(), r.primary()) == owners.end()) {
         owners.push_back(r.primary());
       }
-      if (r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots) {
+      if (keys.size() > 1 && r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots) {
         const uint32_t slot = partition::key_slot(argv[keys[i]]);
         if (i == 0) first_slot = slot;
         cross_slot = cross_slot || slot != first_slot;
@@ -395,6 +495,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       return Decision::kHandled;
     }
     if (owners.size() == 1 && owners[0] == options_.self) {
+      if (due) return wait();
       if (pass_gate(spec, argv, keys)) return Decision::kLocal;
       continue;  // moved away while we waited at the gate: route again
     }
@@ -406,6 +507,12 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         return Decision::kHandled;
       }
       if (session.defer) {
+        if (due && session.route_owner != owners[0].value()) return wait();
+        if (!due) {
+          // Nothing in flight: a new stream, to this owner.
+          session.route_stream = ++next_stream_;
+          session.route_owner = owners[0].value();
+        }
         route_async(session, owners[0], *table, argv, session.defer());
         return Decision::kHandled;
       }
@@ -428,7 +535,9 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
                 std::to_string(owners.size()) + " nodes)");
       return Decision::kHandled;
     }
+    if (due) return wait();
     if (session.defer) {
+      session.route_owner = 0;  // nothing goes into a stream behind it
       finish_on_router_pool(session, {argv.begin(), argv.end()}, 0, session.defer());
       return Decision::kHandled;
     }
@@ -548,6 +657,7 @@ void Coordinator::route_async(const Session& session, NodeId owner, const Routin
   net::ForwardFrame frame;
   frame.epoch = table.epoch().value();
   frame.resp = static_cast<uint8_t>(session.resp);
+  frame.stream = session.route_stream;
   frame.argv.assign(argv.begin(), argv.end());
   // Kept to route again if the owner refuses a stale route.
   struct Retry {
@@ -559,34 +669,42 @@ void Coordinator::route_async(const Session& session, NodeId owner, const Routin
   auto retry =
       std::make_shared<Retry>(Retry{frame.argv, session.resp, session.redirects, session.db});
   const uint64_t epoch = frame.epoch;
+  const uint64_t stream = frame.stream;
   forward_client_->call(owner, m->peer_address, std::move(frame),
-                     [this, retry, epoch, owner,
-                      done = std::move(done)](Result<net::ForwardReplyFrame> r) mutable {
-                       if (r.ok() && r->status.ok()) {
-                         // The owner replied once its write was durable: nothing to wait for here.
-                         done(std::move(r->reply), 0);
-                         return;
-                       }
-                       if (r.ok() && r->status.code() == Status::Code::kAborted) {
-                         // A stale route: the owner's map is newer. Catch up and route again,
-                         // off this (the forward client's) thread.
-                         Session again;
-                         again.resp = retry->resp;
-                         again.redirects = retry->redirects;
-                         again.db = retry->db;
-                         finish_on_router_pool(again, std::move(retry->argv), epoch + 1,
-                                               std::move(done));
-                         return;
-                       }
-                       const Status& s = r.ok() ? r->status : r.status();
-                       std::string out;
-                       resp::Writer(&out, retry->resp).error("CLUSTERDOWN " + s.message());
-                       done(std::move(out), 0);
-                     });
+                        [this, retry, epoch, stream,
+                         done = std::move(done)](Result<net::ForwardReplyFrame> r) mutable {
+                          if (r.ok() && r->status.ok()) {
+                            // The owner replied once its write was durable: nothing to wait for
+                            // here.
+                            done(std::move(r->reply), 0);
+                            return;
+                          }
+                          const bool stale = r.ok() && r->status.code() == Status::Code::kAborted;
+                          const bool behind_stale =
+                              r.ok() && stream != 0 && r->status.code() == Status::Code::kBusy;
+                          if (stale || behind_stale) {
+                            // A stale route: the owner's map is newer. Catch up and route again,
+                            // off this (the forward client's) thread, after the stream's earlier
+                            // re-routes (the owner refuses the rest of the stream: they come here
+                            // in the order sent).
+                            Session again;
+                            again.resp = retry->resp;
+                            again.redirects = retry->redirects;
+                            again.db = retry->db;
+                            finish_on_router_pool(again, std::move(retry->argv),
+                                                  stale ? epoch + 1 : 0, std::move(done), stream);
+                            return;
+                          }
+                          const Status& s = r.ok() ? r->status : r.status();
+                          std::string out;
+                          resp::Writer(&out, retry->resp).error("CLUSTERDOWN " + s.message());
+                          done(std::move(out), 0);
+                        });
 }
 
 void Coordinator::finish_on_router_pool(const Session& session, std::vector<std::string> argv,
-                                        uint64_t wait_epoch, server::DeferredReply done) {
+                                        uint64_t wait_epoch, server::DeferredReply done,
+                                        uint64_t stream) {
   struct Job {
     std::vector<std::string> argv;
     int resp;
@@ -596,7 +714,14 @@ void Coordinator::finish_on_router_pool(const Session& session, std::vector<std:
   };
   auto job = std::make_shared<Job>(
       Job{std::move(argv), session.resp, session.redirects, session.db, std::move(done)});
-  const bool queued = router_jobs_->post([this, job, wait_epoch] {
+  auto work = [this, job, wait_epoch](bool run) {
+    if (!run) {
+      std::string out;
+      resp::Writer(&out, job->resp)
+          .error("CLUSTERDOWN node " + std::to_string(options_.self.value()) + " is shutting down");
+      job->done(std::move(out), 0);
+      return;
+    }
     if (wait_epoch != 0) wait_for_epoch(wait_epoch);
     // A session of its own that cannot defer: the router takes the blocking
     // path here, or runs the command locally if this node owns it by now.
@@ -612,12 +737,43 @@ void Coordinator::finish_on_router_pool(const Session& session, std::vector<std:
     resp::Writer writer(&out, job->resp);
     const storage::Sequence seq = service_.execute(session, views, writer);
     job->done(std::move(out), seq);
-  });
-  if (!queued) {
-    std::string out;
-    resp::Writer(&out, job->resp)
-        .error("CLUSTERDOWN node " + std::to_string(options_.self.value()) + " is shutting down");
-    job->done(std::move(out), 0);
+  };
+  if (stream == 0) {
+    if (!router_jobs_->post([work] { work(true); })) work(false);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(reroutes_mu_);
+    auto [it, fresh] = reroutes_.try_emplace(stream);
+    it->second.push_back(std::move(work));
+    if (!fresh) return;  // its runner takes it in turn
+  }
+  if (!router_jobs_->post([this, stream] { run_reroutes(stream); })) {
+    std::deque<std::function<void(bool)>> jobs;
+    {
+      std::lock_guard<std::mutex> lock(reroutes_mu_);
+      auto it = reroutes_.find(stream);
+      jobs.swap(it->second);
+      reroutes_.erase(it);
+    }
+    for (auto& j : jobs) j(false);
+  }
+}
+
+void Coordinator::run_reroutes(uint64_t stream) {
+  while (true) {
+    std::function<void(bool)> job;
+    {
+      std::lock_guard<std::mutex> lock(reroutes_mu_);
+      auto it = reroutes_.find(stream);
+      if (it->second.empty()) {
+        reroutes_.erase(it);
+        return;
+      }
+      job = std::move(it->second.front());
+      it->second.pop_front();
+    }
+    job(true);
   }
 }
 

@@ -31,12 +31,32 @@
 // (blocking there). Sessions that cannot defer (internal ones) block instead.
 // A command this node serves itself still runs inline, and may wait there at
 // a frozen rebalance gate (a few milliseconds, coord/mover.h).
-// Routed commands arriving from other nodes run on a small worker pool, never
-// on the raft thread; the rebalance's control work has a thread of its own.
+// Routed commands arriving from other nodes run on small worker pools (client
+// streams on their own), never on the raft thread; the rebalance's control work has a thread of its own.
+//
+// Order of one client's commands (a pipelining client has many in flight):
+// each takes effect in the order the client sent them, and the replies come
+// in that order (the connection keeps their places, server/connection.h).
+//   * A client's routed commands are in flight together only while they all
+//     go to one owner: they form a stream (ForwardFrame::stream, a new id
+//     each time the client has nothing in flight), and the owner runs the
+//     frames of one stream from one connection one after another, in the
+//     order they arrived (on the stream workers: other streams run in
+//     parallel; a stream waiting at a frozen gate holds its worker).
+//   * Any other command while replies are due (one this node runs, one for
+//     another owner, a fan-out, a scan, a keyless command) first waits for
+//     every reply due (Session::wait_for_replies).
+//   * When the owner refuses a command of a stream as a stale route, it
+//     refuses every later command of that stream too, without running it;
+//     the router routes them again, one after another in the order sent, on
+//     its pool. So no later command overtakes one being routed again.
+// Commands in flight to an owner that fails get errors (in order); the
+// client's connection stays usable.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +85,10 @@ struct CoordinatorOptions {
   std::string secret;
   bool redirects = false;     // --cluster-redirects: MOVED for every connection
   size_t workers = 2;         // threads running commands routed here
+  // Threads running client streams routed here (see "Order"): few, since a
+  // stream's frames come in batches and more threads than cores only
+  // preempt one another.
+  size_t stream_workers = 2;
   size_t router_threads = 4;  // threads finishing fan-outs, scans and re-routes for clients
   std::chrono::milliseconds forward_timeout{5000};
   // How long an owner waits for its map to catch up with a router's epoch
@@ -119,7 +143,14 @@ class Coordinator final : public server::Router, public server::ClusterView {
   std::shared_ptr<const RoutingTable> wait_for_epoch(uint64_t epoch);
 
   // Owner side.
-  void on_forward(net::ForwardFrame frame, std::function<void(net::ForwardReplyFrame)> respond);
+  using Respond = std::function<void(net::ForwardReplyFrame)>;
+  // Runs a routed frame and responds. With refuse_stale, refuses it as a
+  // stale route without running it. True when it was refused as stale.
+  bool on_forward(net::ForwardFrame frame, const Respond& respond, bool refuse_stale = false);
+  // Queues a frame of a stream (see "Order") and starts its runner if idle.
+  void enqueue_stream(uint64_t source, net::ForwardFrame frame, Respond respond);
+  // Runs the queued frames of one stream in order, on a stream worker.
+  void run_stream(std::pair<uint64_t, uint64_t> key);
   Decision check_routed(server::Session& session, const server::CommandSpec& spec,
                         std::span<const std::string_view> argv, resp::Writer& out);
   // Before a command runs here: if it touches keys this node serves that are
@@ -156,9 +187,13 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void route_async(const server::Session& session, NodeId owner, const RoutingTable& table,
                    std::span<const std::string_view> argv, server::DeferredReply done);
   // Finishes a client's command on the router pool with the blocking path
-  // (after waiting for map epoch `wait_epoch` when non-zero); `done` gets the reply.
+  // (after waiting for map epoch `wait_epoch` when non-zero); `done` gets the
+  // reply. With a non-zero `stream`, after the commands of that stream
+  // finished there before it (re-routes keep the stream's order).
   void finish_on_router_pool(const server::Session& session, std::vector<std::string> argv,
-                             uint64_t wait_epoch, server::DeferredReply done);
+                             uint64_t wait_epoch, server::DeferredReply done, uint64_t stream = 0);
+  // Runs the re-routes queued for one stream, in order.
+  void run_reroutes(uint64_t stream);
 
   node::ClusterNode& node_;
   server::Service& service_;
@@ -185,6 +220,23 @@ class Coordinator final : public server::Router, public server::ClusterView {
   JobQueue control_{1};
   // Commands other nodes routed here.
   std::unique_ptr<JobQueue> workers_;
+  std::unique_ptr<JobQueue> stream_workers_;
+  // Owner side: streams with frames queued or running, by (connection,
+  // stream), and streams that refused a stale route (kept a while, so that
+  // their later frames are refused too).
+  struct OwnerStream {
+    std::deque<std::pair<net::ForwardFrame, Respond>> queue;
+    bool running = false;
+    bool refused = false;
+    std::chrono::steady_clock::time_point refused_at{};
+  };
+  std::mutex streams_mu_;
+  std::map<std::pair<uint64_t, uint64_t>, OwnerStream> streams_;
+  std::chrono::steady_clock::time_point streams_swept_{};
+  // Router side: the next stream id, and re-routes waiting their turn per stream.
+  std::atomic<uint64_t> next_stream_{0};
+  std::mutex reroutes_mu_;
+  std::map<uint64_t, std::deque<std::function<void(bool run)>>> reroutes_;
   // Client commands this node finishes off its I/O threads (see Threading).
   std::unique_ptr<JobQueue> router_jobs_;
 };

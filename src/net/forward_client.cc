@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
+#include <mutex>
 #include <deque>
 #include <map>
 #include <thread>
@@ -45,10 +47,16 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
 
   void call(NodeId node, const std::string& address, ForwardFrame frame, Callback done) {
     ++calls_;
-    asio::post(io_, [self = shared_from_this(), node, address, frame = std::move(frame),
-                     done = std::move(done)]() mutable {
-      self->start_call(node, address, std::move(frame), std::move(done));
-    });
+    // Queued for this client's thread, which takes every call queued at
+    // once: one post (and one write per connection) per batch, not per call.
+    bool post = false;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      inbox_.push_back(Queued{node, address, std::move(frame), std::move(done)});
+      post = !inbox_posted_;
+      inbox_posted_ = true;
+    }
+    if (post) asio::post(io_, [self = shared_from_this()] { self->take_calls(); });
   }
 
   Stats stats() const { return Stats{connects_.load(), calls_.load(), timeouts_.load()}; }
@@ -94,9 +102,12 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
                             });
     }
 
+      // Queues a request; flush() writes what is queued.
     void add(uint64_t id, const ForwardFrame& frame, Callback done) {
       pending_.emplace(id, Pending{std::move(done), Clock::now() + owner_.options_.timeout, false});
       outbox_.emplace_back(id, encode_frame(encode_wire(frame)));
+    }
+    void flush() {
       if (authenticated_) write();
     }
 
@@ -278,11 +289,37 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
 
   using Key = std::pair<uint64_t, std::string>;
 
-  void start_call(NodeId node, const std::string& address, ForwardFrame frame, Callback done) {
+  struct Queued {
+    NodeId node;
+    std::string address;
+    ForwardFrame frame;
+    Callback done;
+  };
+
+  void take_calls() {
+    std::vector<Queued> calls;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      calls.swap(inbox_);
+      inbox_posted_ = false;
+    }
+    std::vector<std::shared_ptr<Conn>> touched;
+    for (Queued& c : calls) {
+      auto conn = start_call(c.node, c.address, std::move(c.frame), std::move(c.done));
+      if (conn && std::find(touched.begin(), touched.end(), conn) == touched.end()) {
+        touched.push_back(std::move(conn));
+      }
+    }
+    for (auto& conn : touched) conn->flush();
+  }
+
+  // The connection the call was queued on (nullptr if it was answered at once).
+  std::shared_ptr<Conn> start_call(NodeId node, const std::string& address, ForwardFrame frame,
+                                   Callback done) {
     if (stopped_) {
       done(Status::Unavailable("node " + std::to_string(options_.self.value()) +
                                " is shutting down"));
-      return;
+      return nullptr;
     }
     std::shared_ptr<Conn>& conn = conns_[Key{node.value(), address}];
     const bool fresh = conn == nullptr;
@@ -291,6 +328,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
     std::shared_ptr<Conn> keep = conn;  // connect() may close it and drop the map's reference
     keep->add(frame.call, frame, std::move(done));
     if (fresh) keep->connect();
+    return keep;
   }
 
   // A closed connection leaves the map, so that the next call opens a new one.
@@ -321,6 +359,9 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
   asio::steady_timer sweep_;
   std::thread thread_;
   std::map<Key, std::shared_ptr<Conn>> conns_;  // only touched on io_'s thread
+  std::mutex inbox_mu_;
+  std::vector<Queued> inbox_;  // calls not yet taken by io_'s thread
+  bool inbox_posted_ = false;
   uint64_t next_call_ = 0;
   bool stopped_ = false;
   std::atomic<uint64_t> connects_{0};

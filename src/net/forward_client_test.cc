@@ -112,6 +112,31 @@ Result<ForwardReplyFrame> call_and_wait(ForwardClient& client, NodeId node,
   return f.get();
 }
 
+TEST(ForwardFrameCodec, StreamRoundTripsAndCostsNothingWhenAbsent) {
+  ForwardFrame plain = frame({"SET", "k", "v"});
+  plain.call = 7;
+  plain.flags = ForwardFrame::kImport;
+  ForwardFrame streamed = plain;
+  streamed.flags = ForwardFrame::kAsking;
+  streamed.stream = 1234567;
+  const std::string plain_bytes = encode_wire(plain);
+  const std::string streamed_bytes = encode_wire(streamed);
+  // Both encoders agree; a stream id adds its varint and nothing else.
+  EXPECT_EQ(plain_bytes, encode_wire(WireMessage(plain)));
+  EXPECT_EQ(streamed_bytes, encode_wire(WireMessage(streamed)));
+  EXPECT_EQ(streamed_bytes.size(), plain_bytes.size() + 3);  // a 3-byte varint
+  for (const auto& [bytes, want] : {std::pair{plain_bytes, plain}, {streamed_bytes, streamed}}) {
+    auto decoded = decode_wire(bytes);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    const auto* f = std::get_if<ForwardFrame>(&*decoded);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->call, want.call);
+    EXPECT_EQ(f->flags, want.flags);  // the codec's own bit does not show
+    EXPECT_EQ(f->stream, want.stream);
+    EXPECT_EQ(f->argv, want.argv);
+  }
+}
+
 TEST(ForwardClient, ManyCallsFromManyThreadsEachGetTheirOwnReply) {
   EchoNode node;
   ForwardClient client(client_options());

@@ -400,9 +400,18 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     const uint64_t call = f.call;
     auto respond = [this, conn, call](ForwardReplyFrame reply) {
       reply.call = call;
-      asio::post(io_, [this, conn, reply = std::move(reply)]() mutable {
-        if (transport_) transport_->send_on(conn, encode_wire(reply));
-      });
+      // Encoded here, on the thread that answers, and handed over in
+      // batches: one post to this node's thread for however many replies
+      // are waiting (a post per reply woke it once per routed command).
+      std::string bytes = encode_wire(reply);
+      bool post = false;
+      {
+        std::lock_guard<std::mutex> lock(replies_mu_);
+        replies_.emplace_back(conn, std::move(bytes));
+        post = !replies_posted_;
+        replies_posted_ = true;
+      }
+      if (post) asio::post(io_, [this] { send_replies(); });
     };
     if (!forward_handler_) {
       ForwardReplyFrame r;
@@ -410,7 +419,18 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       respond(std::move(r));
       return;
     }
-    forward_handler_(std::move(f), std::move(respond));
+    forward_handler_(conn, std::move(f), std::move(respond));
+  }
+
+  void send_replies() {
+    std::vector<std::pair<Transport::ConnectionId, std::string>> replies;
+    {
+      std::lock_guard<std::mutex> lock(replies_mu_);
+      replies.swap(replies_);
+      replies_posted_ = false;
+    }
+    if (!transport_) return;
+    for (auto& [conn, bytes] : replies) transport_->send_on(conn, std::move(bytes));
   }
 
   void handle(Transport::ConnectionId, NodeId, ForwardReplyFrame&) {}
@@ -529,6 +549,11 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
 
   RaftNodeOptions options_;
   asio::io_context io_;
+  // Replies to routed commands, from the threads that ran them, waiting for
+  // this node's thread to send them (one post per batch).
+  std::mutex replies_mu_;
+  std::vector<std::pair<Transport::ConnectionId, std::string>> replies_;
+  bool replies_posted_ = false;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::chrono::steady_clock::time_point started_;
   Random random_;

@@ -124,7 +124,10 @@ class RaftNode {
   // ForwardFrame). The handler is called on the node's thread and must not
   // block it: it hands the work elsewhere and calls `respond` (thread-safe)
   // when done. Until a handler is set, such frames are answered Unavailable.
-  using ForwardHandler = std::function<void(ForwardFrame, std::function<void(ForwardReplyFrame)>)>;
+  // `source` names the connection the frame came on: frames of one source
+  // arrive in the order its sender wrote them.
+  using ForwardHandler =
+      std::function<void(uint64_t source, ForwardFrame, std::function<void(ForwardReplyFrame)>)>;
   void set_forward_handler(ForwardHandler handler);
 
   RaftNodeStatus status() const;

@@ -158,8 +158,10 @@ void encode_message(Writer& w, const T& m) {
     w.u8(static_cast<uint8_t>(Kind::kForward));
     w.varint(m.call);
     w.varint(m.epoch);
-    w.u8(m.flags);
+    w.u8(static_cast<uint8_t>((m.flags & ~ForwardFrame::kHasStream) |
+                              (m.stream != 0 ? ForwardFrame::kHasStream : 0)));
     w.u8(m.resp);
+    if (m.stream != 0) w.varint(m.stream);
     w.varint(m.argv.size());
     for (const std::string& a : m.argv) w.bytes(a);
   } else if constexpr (std::is_same_v<T, PingFrame>) {
@@ -250,6 +252,10 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       WIRE_READ(f.epoch, r.varint());
       WIRE_READ(f.flags, r.u8());
       WIRE_READ(f.resp, r.u8());
+      if (f.flags & ForwardFrame::kHasStream) {
+        WIRE_READ(f.stream, r.varint());
+        f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasStream);
+      }
       uint64_t n = 0;
       WIRE_READ(n, r.varint());
       // Each argument takes at least one byte: a count beyond that is garbage.

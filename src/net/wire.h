@@ -77,13 +77,19 @@ struct AdminReplyFrame {
 // its keys. `epoch` is the cluster map the router routed with: an owner whose
 // map is older waits for it, one whose map is newer refuses (the router
 // re-routes), so a stale route is never served by a former owner.
+// `stream` (non-zero) names one client's commands in flight together: the
+// owner runs the frames of one stream arriving on one connection in the
+// order they arrived (coord/coordinator.h). On the wire it follows `resp`
+// only when non-zero (flag bit kHasStream, set and cleared by the codec).
 struct ForwardFrame {
   static constexpr uint8_t kAsking = 1;  // the owner must serve a key it is importing
   static constexpr uint8_t kImport = 2;  // a rebalance copies a key to where it goes
+  static constexpr uint8_t kHasStream = 4;  // the codec's: a stream id follows
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;
   uint8_t resp = 2;  // the client's protocol version: the reply is encoded in it
+  uint64_t stream = 0;
   std::vector<std::string> argv;
 };
 

@@ -53,6 +53,7 @@ void Connection::start() {
   }
   env_.registry->add(&session_);
   session_.defer = [this] { return defer_reply(); };
+  session_.wait_for_replies = [this] { wait_asked_ = true; };
   spdlog::debug("accepted client id={} addr={} thread={}", session_.id, session_.addr,
                 thread_.index());
   arm_read();
@@ -73,13 +74,15 @@ void Connection::close(std::string_view why) {
   std::string().swap(out_);
   std::string().swap(held_);
   held_segments_.clear();
+  slots_.clear();
+  slot_bytes_ = 0;
   thread_.forget(this);  // may drop the last owning reference besides handlers'
 }
 
 void Connection::check_idle(int64_t now_ms, const ConnectionLimits& limits) {
   if (closed_ || limits.timeout_ms == 0) return;
   // A client waiting for a durable or deferred reply is not idle: the wait is ours.
-  if (!held_segments_.empty() || awaiting_) return;
+  if (!held_segments_.empty() || !slots_.empty()) return;
   int64_t last = session_.last_interaction_ms.load(std::memory_order_relaxed);
   if (now_ms - last > static_cast<int64_t>(limits.timeout_ms)) close("idle timeout");
 }
@@ -152,7 +155,7 @@ void Connection::on_readable(const asio::error_code& ec) {
 size_t Connection::process(std::string_view buf) {
   const ConnectionLimits& limits = thread_.limits();
   size_t pos = 0;
-  while (!closing_ && !closed_ && !awaiting_ && pos < buf.size()) {
+  while (!closing_ && !closed_ && !waiting_ && pos < buf.size()) {
     if (pending_output() > limits.output_pause_bytes) break;  // resumes in on_written
     std::string_view rest = buf.substr(pos);
     if (rest.size() < needed_) break;
@@ -169,26 +172,59 @@ size_t Connection::process(std::string_view buf) {
       protocol_error(r.error);
       return buf.size();
     }
+    if (!args_.empty() && !execute(args_)) break;  // runs again once the replies due came
     pos += r.consumed;
-    if (!args_.empty()) execute(args_);
   }
   return pos;
 }
 
-void Connection::execute(std::vector<std::string_view>& args) {
-  // Replies go behind any held reply so that the client sees them in order.
-  std::string& target = held_segments_.empty() ? out_ : held_;
+bool Connection::execute(std::vector<std::string_view>& args) {
+  // Behind a reply still due, a reply waits in a slot; otherwise it goes
+  // behind any held reply so that the client sees them in order.
+  const bool behind = !slots_.empty();
+  std::string& target = behind ? slot_scratch_ : held_segments_.empty() ? out_ : held_;
   const size_t start = target.size();
+  const size_t slots_before = slots_.size();
+  session_.continued = rerun_;
+  rerun_ = false;
   // The command layer records the command for CLIENT LIST and counts it.
   resp::Writer writer(&target, session_.resp);
   storage::Sequence seq = env_.service->execute(session_, args, writer);
-  if (awaiting_) return;  // the reply comes later (on_deferred_reply)
+  session_.continued = false;
+  if (wait_asked_) {
+    // It must not overtake a command whose reply is due: it runs again then.
+    wait_asked_ = false;
+    target.resize(start);
+    if (session_.replies_due > 0) {
+      waiting_ = true;
+      rerun_ = true;
+      return false;
+    }
+    // Nothing is due: a router must not ask then.
+    writer.error("ERR internal error: a command waited for replies while none was due");
+    seq = 0;
+  }
+  if (slots_.size() != slots_before) return true;  // it answers later (defer_reply)
   if (thread_.limits().replies_wait_for_all_writes) {
     // Read after execute: covers every write this reply could reflect.
     seq = std::max(seq, env_.engine->last_sequence());
   }
-  hold_reply(start, seq);
+  if (behind) {
+    slot_bytes_ += slot_scratch_.size();
+    slots_.push_back(Slot{true, std::move(slot_scratch_), seq});
+    slot_scratch_.clear();
+  } else {
+    hold_reply(start, seq);
+  }
   if (session_.close_after_reply) closing_ = true;  // QUIT: flush, then close
+  return true;
+}
+
+void Connection::add_reply(std::string_view reply, storage::Sequence seq) {
+  std::string& target = held_segments_.empty() ? out_ : held_;
+  const size_t start = target.size();
+  target += reply;
+  hold_reply(start, seq);
 }
 
 void Connection::hold_reply(size_t start, storage::Sequence seq) {
@@ -209,45 +245,83 @@ void Connection::hold_reply(size_t start, storage::Sequence seq) {
 }
 
 DeferredReply Connection::defer_reply() {
-  awaiting_ = true;
+  const uint64_t id = slots_base_ + slots_.size();
+  slots_.emplace_back();
+  ++session_.replies_due;
   std::weak_ptr<Connection> weak = weak_from_this();
   std::shared_ptr<NetworkThread> thread = thread_.shared_from_this();
-  return [weak = std::move(weak), thread = std::move(thread)](std::string reply,
-                                                              storage::Sequence seq) {
-    asio::post(thread->context(), [weak, reply = std::move(reply), seq]() mutable {
-      if (auto self = weak.lock()) self->on_deferred_reply(std::move(reply), seq);
+  return [weak = std::move(weak), thread = std::move(thread), inbox = inbox_, id](
+             std::string reply, storage::Sequence seq) {
+    bool post = false;
+    {
+      std::lock_guard<std::mutex> lock(inbox->mu);
+      inbox->replies.emplace_back(id, std::move(reply), seq);
+      post = !inbox->posted;
+      inbox->posted = true;
+    }
+    if (!post) return;  // a post that takes this one too is on its way
+    asio::post(thread->context(), [weak] {
+      if (auto self = weak.lock()) self->on_deferred_replies();
     });
   };
 }
 
-void Connection::on_deferred_reply(std::string reply, storage::Sequence seq) {
-  if (closed_ || !awaiting_) return;
-  awaiting_ = false;
-  std::string& target = held_segments_.empty() ? out_ : held_;
-  const size_t start = target.size();
-  target += reply;
-  if (thread_.limits().replies_wait_for_all_writes) {
-    seq = std::max(seq, env_.engine->last_sequence());
+void Connection::on_deferred_replies() {
+  std::vector<std::tuple<uint64_t, std::string, storage::Sequence>> replies;
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mu);
+    replies.swap(inbox_->replies);
+    inbox_->posted = false;
   }
-  hold_reply(start, seq);
-  // Run what the client sent meanwhile, then read again (as on_written does
-  // after a pause).
-  if (!paused_ && !inbuf_.empty()) {
-    const size_t used = process(inbuf_);
-    if (closed_) return;
-    inbuf_.erase(0, used);
-    release_if_large(inbuf_);
+  if (closed_) return;
+  for (auto& [slot, reply, seq] : replies) {
+    if (slot < slots_base_ || slot - slots_base_ >= slots_.size()) continue;
+    Slot& s = slots_[slot - slots_base_];
+    if (s.ready) continue;
+    s.ready = true;
+    s.reply = std::move(reply);
+    s.seq = thread_.limits().replies_wait_for_all_writes
+                ? std::max(seq, env_.engine->last_sequence())
+                : seq;
+    slot_bytes_ += s.reply.size();
+    --session_.replies_due;
+  }
+  release_slots();
+  // Every reply due came: run what the client sent meanwhile (the command
+  // that waited first), then read again, as on_written does after a pause.
+  if (waiting_ && session_.replies_due == 0) {
+    waiting_ = false;
+    if (!paused_ && !inbuf_.empty()) {
+      const size_t used = process(inbuf_);
+      if (closed_) return;
+      inbuf_.erase(0, used);
+      release_if_large(inbuf_);
+    }
   }
   after_input();
+}
+
+void Connection::release_slots() {
+  while (!slots_.empty() && slots_.front().ready) {
+    Slot& s = slots_.front();
+    add_reply(s.reply, s.seq);
+    slot_bytes_ -= s.reply.size();
+    slots_.pop_front();
+    ++slots_base_;
+  }
 }
 
 void Connection::protocol_error(const std::string& message) {
   bump(env_.stats->local().protocol_errors);
   spdlog::info("protocol error from client id={} addr={}: {}", session_.id, session_.addr, message);
-  std::string& target = held_segments_.empty() ? out_ : held_;
-  resp::Writer writer(&target, session_.resp);
-  writer.error(message);
-  if (!held_segments_.empty()) held_segments_.back().end = held_.size();
+  std::string reply;
+  resp::Writer(&reply, session_.resp).error(message);
+  if (slots_.empty()) {
+    add_reply(reply, 0);
+  } else {
+    slot_bytes_ += reply.size();
+    slots_.push_back(Slot{true, std::move(reply), 0});
+  }
   closing_ = true;
 }
 
@@ -353,7 +427,8 @@ void Connection::on_written(const asio::error_code& ec, size_t bytes) {
 }
 
 void Connection::maybe_finish_closing() {
-  if (closing_ && !closed_ && !writing_ && out_.empty() && held_segments_.empty()) {
+  if (closing_ && !closed_ && !writing_ && out_.empty() && held_segments_.empty() &&
+      slots_.empty()) {
     close("closed after reply");
   }
 }

@@ -14,12 +14,16 @@
 // so a connection that closed meanwhile is simply skipped.
 //
 // Deferred replies: a command may answer later (Session::defer; coord/ routes
-// it to another node). Its reply keeps its place, and the connection runs
-// none of this client's next commands until the reply came (posted back to
-// this thread, through a weak_ptr like the durability callback), so each
-// client's commands still run one after another, in order, while the thread
-// serves its other clients. It keeps reading meanwhile (into the query
-// buffer, under its limit), so a client that leaves is noticed.
+// it to another node). Its reply keeps its place: every reply behind it waits
+// in slots_, in request order, until the replies before it came (posted back
+// to this thread through a weak_ptr, like the durability callback). The
+// client's next commands still run meanwhile, so a pipelining client has many
+// routed commands in flight, unless the router finds that one of them could
+// overtake a command still due (Session::wait_for_replies): then that command
+// stays in the query buffer and nothing more of this client runs until every
+// reply due came; it then runs again. The connection keeps reading meanwhile
+// (into the query buffer, under its limit), so a client that leaves is
+// noticed.
 //
 // Limits (all Redis behaviour): a protocol error is replied and the connection
 // closes once the reply is flushed; QUIT likewise; a query buffer above
@@ -35,8 +39,10 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "server/client_registry.h"
@@ -83,19 +89,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Parses and executes complete requests from the front of buf while output
   // is below the pause mark; returns the bytes consumed.
   size_t process(std::string_view buf);
-  void execute(std::vector<std::string_view>& args);
+  // False when the command did not run (wait_for_replies): it stays unconsumed.
+  bool execute(std::vector<std::string_view>& args);
   void protocol_error(const std::string& message);
   // After requests ran: holds/flushes output, enforces limits, re-arms reading.
   void after_input();
   void hold_reply(size_t start, storage::Sequence seq);
   DeferredReply defer_reply();
-  void on_deferred_reply(std::string reply, storage::Sequence seq);
+  // Takes the deferred replies that came (posted back once per batch).
+  void on_deferred_replies();
+  // Moves the replies at the front of slots_ that are complete to the output.
+  void release_slots();
+  // Appends a complete reply behind everything before it.
+  void add_reply(std::string_view reply, storage::Sequence seq);
   void schedule_durable();
   void release_durable();
   void flush();
   void on_written(const asio::error_code& ec, size_t bytes);
   void maybe_finish_closing();
-  size_t pending_output() const { return out_.size() + writing_buf_.size() + held_.size(); }
+  size_t pending_output() const {
+    return out_.size() + writing_buf_.size() + held_.size() + slot_bytes_;
+  }
   void publish_buffer_sizes();
 
   NetworkThread& thread_;
@@ -122,10 +136,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<HeldSegment> held_segments_;
   storage::Sequence durable_wait_ = 0;  // seq of the when_durable pending, 0 if none
 
-  bool reading_ = false;   // an async_wait for readability is pending
-  bool writing_ = false;   // an async_write is pending
-  bool paused_ = false;    // reading stopped until pending output drains
-  bool awaiting_ = false;  // a deferred reply is due: nothing runs until it came
+  // Replies behind a deferred one that has not come yet, in request order.
+  // The front is always a deferred reply still due; slot ids count from
+  // slots_base_ (the id of the front).
+  struct Slot {
+    bool ready = false;
+    std::string reply;
+    storage::Sequence seq = 0;
+  };
+  std::deque<Slot> slots_;
+  // Deferred replies that came from other threads, until this thread takes
+  // them: one post per batch rather than per reply. Shared with the
+  // callbacks, which may outlive the connection.
+  struct Inbox {
+    std::mutex mu;
+    std::vector<std::tuple<uint64_t, std::string, storage::Sequence>> replies;
+    bool posted = false;
+  };
+  std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
+  uint64_t slots_base_ = 0;
+  size_t slot_bytes_ = 0;
+  std::string slot_scratch_;  // a reply being written that goes to a slot
+
+  bool reading_ = false;  // an async_wait for readability is pending
+  bool writing_ = false;  // an async_write is pending
+  bool paused_ = false;   // reading stopped until pending output drains
+  // The router asked for every reply due before the next command runs
+  // (Session::wait_for_replies): nothing runs until replies_due is 0.
+  bool waiting_ = false;
+  bool wait_asked_ = false;  // set by wait_for_replies during execute()
+  bool rerun_ = false;       // the next command ran once already (counted)
   bool closing_ = false;   // no more input; close once all output is flushed
   bool closed_ = false;
 };

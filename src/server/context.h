@@ -72,13 +72,29 @@ struct Session {
 
   // Set by a connection that can take a reply later. Calling it tells the
   // connection that the command now executing answers later: the connection
-  // keeps the reply's place, runs no further command of this client until the
-  // returned callback delivered it, and meanwhile serves its other clients.
-  // Unset where a reply must be written before execute() returns (internal and
-  // routed sessions, tests): the router then waits for the reply instead.
+  // keeps the reply's place (replies reach the client in request order), and
+  // goes on running this client's next commands, whose replies queue behind
+  // it, unless the router asks it to wait (wait_for_replies). Unset where a
+  // reply must be written before execute() returns (internal and routed
+  // sessions, tests): the router then waits for the reply instead.
   std::function<DeferredReply()> defer;
-  // The router finishes, on another thread and with a session of its own, a
-  // command this client's connection already counted: not counted again.
+  // Deferred replies this client is still owed (kept by the connection, read
+  // on its thread).
+  uint32_t replies_due = 0;
+  // Set with defer. The router calls it instead of running the command now
+  // executing when that could overtake a command whose reply is still due
+  // (only while replies_due > 0), writes nothing, and returns. The connection
+  // then runs nothing more of this client until every reply due has come,
+  // and then runs that command again (not counted twice: `continued`).
+  std::function<void()> wait_for_replies;
+  // The router's record of where this client's commands in flight went (a
+  // stream of commands the owner runs in the order sent; coord/), valid
+  // while replies_due > 0.
+  uint64_t route_stream = 0;
+  uint64_t route_owner = 0;
+  // The command was counted already: the router finishes it on another
+  // thread with a session of its own, or the connection runs it again after
+  // wait_for_replies. Not counted again.
   bool continued = false;
 };
 

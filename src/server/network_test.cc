@@ -98,7 +98,7 @@ TEST(NetworkTest, DeferredReplyKeepsItsPlaceAndHoldsOnlyItsOwnClient) {
   Client waiting(server.port());
   Client other(server.port());
   ASSERT_TRUE(waiting.connected() && other.connected());
-  // LATER answers from another thread; the ECHO behind it must not run first.
+  // LATER answers from another thread; the replies behind it must not overtake it.
   ASSERT_TRUE(waiting.send(command({"ECHO", "before"}) + command({"LATER", "routed"}) +
                            command({"ECHO", "after"}) + command({"PING"})));
   EXPECT_EQ(waiting.read_value().str, "before");
@@ -106,8 +106,9 @@ TEST(NetworkTest, DeferredReplyKeepsItsPlaceAndHoldsOnlyItsOwnClient) {
   // Meanwhile the thread serves its other client.
   ASSERT_TRUE(other.send(command({"ECHO", "served"})));
   EXPECT_EQ(other.read_value().str, "served");
-  // The commands behind LATER have not run: they are not counted yet.
-  EXPECT_EQ(server.stats().sum(&ServerStats::Slot::commands), 3u);
+  // The commands behind LATER ran (a pipelining client has many in flight);
+  // only their replies wait.
+  EXPECT_EQ(server.stats().sum(&ServerStats::Slot::commands), 5u);
 
   EXPECT_EQ(server.service().release_later(), 1u);
   EXPECT_EQ(waiting.read_value().str, "routed");
@@ -120,6 +121,78 @@ TEST(NetworkTest, DeferredReplyKeepsItsPlaceAndHoldsOnlyItsOwnClient) {
   }
   EXPECT_EQ(server.service().release_later(), 1u);
   EXPECT_EQ(waiting.read_value().str, "again");
+}
+
+TEST(NetworkTest, ManyDeferredRepliesComeInRequestOrderWhateverOrderTheyArriveIn) {
+  TestServer server(ServerConfig{}, 1);
+  Client c(server.port());
+  ASSERT_TRUE(c.connected());
+  std::string batch;
+  for (int i = 0; i < 20; ++i) {
+    batch += command({"LATER", "l" + std::to_string(i)});
+    if (i % 3 == 0) batch += command({"ECHO", "e" + std::to_string(i)});
+  }
+  ASSERT_TRUE(c.send(batch));
+  for (int i = 0; i < 400 && server.service().later_waiting() < 20; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  // All twenty are in flight at once.
+  ASSERT_EQ(server.service().later_waiting(), 20u);
+  EXPECT_EQ(c.read_value(100ms).str, "timeout");
+  // The newest first: each waits in its place until those before it came.
+  EXPECT_EQ(server.service().release_later_backwards(), 20u);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(c.read_value().str, "l" + std::to_string(i));
+    if (i % 3 == 0) ASSERT_EQ(c.read_value().str, "e" + std::to_string(i));
+  }
+  ASSERT_TRUE(c.send(command({"PING"})));
+  EXPECT_EQ(c.read_value().str, "PONG");
+}
+
+TEST(NetworkTest, CommandThatWaitsForRepliesRunsAfterThemOnceAndInOrder) {
+  TestServer server(ServerConfig{}, 1);
+  Client c(server.port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(command({"LATER", "a"}) + command({"LATER", "b"}) + command({"AFTER", "c"}) +
+                     command({"LATER", "d"}) + command({"ECHO", "e"})));
+  for (int i = 0; i < 200 && server.service().later_waiting() < 2; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  std::this_thread::sleep_for(50ms);
+  // AFTER asked to wait: nothing behind it ran.
+  EXPECT_EQ(server.service().later_waiting(), 2u);
+  EXPECT_EQ(server.stats().sum(&ServerStats::Slot::commands), 3u);
+  EXPECT_EQ(c.read_value(100ms).str, "timeout");
+
+  EXPECT_EQ(server.service().release_later_backwards(), 2u);
+  EXPECT_EQ(c.read_value().str, "a");
+  EXPECT_EQ(c.read_value().str, "b");
+  EXPECT_EQ(c.read_value().str, "c");
+  // Then the rest ran: AFTER counted once.
+  for (int i = 0; i < 200 && server.service().later_waiting() == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(server.stats().sum(&ServerStats::Slot::commands), 5u);
+  EXPECT_EQ(c.read_value(100ms).str, "timeout");
+  EXPECT_EQ(server.service().release_later(), 1u);
+  EXPECT_EQ(c.read_value().str, "d");
+  EXPECT_EQ(c.read_value().str, "e");
+}
+
+TEST(NetworkTest, QuitBehindDeferredRepliesClosesAfterThem) {
+  TestServer server(ServerConfig{}, 1);
+  Client c(server.port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(command({"LATER", "a"}) + command({"QUIT"}) + command({"ECHO", "never"})));
+  for (int i = 0; i < 200 && server.service().later_waiting() == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(c.read_value(100ms).str, "timeout");
+  EXPECT_EQ(server.service().release_later(), 1u);
+  EXPECT_EQ(c.read_value().str, "a");
+  EXPECT_EQ(c.read_value().str, "OK");
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_TRUE(server.wait_clients(0));
 }
 
 TEST(NetworkTest, DeferredReplyAfterClientLeftIsHarmless) {

@@ -112,15 +112,19 @@ class FakeEngine final : public storage::Engine {
 
 // The commands these tests need, over FakeEngine:
 //   PING, ECHO s, WRITE k (put, reply +k once durable), BIG n (a bulk of n 'x'),
-//   QUIT; anything else is an error reply.
+//   QUIT, LATER s (+s, answered later: release_later), AFTER s (+s, but only
+//   once no LATER reply is due, as a router asks: Session::wait_for_replies);
+//   anything else is an error reply.
 class FakeService final : public Service {
  public:
   explicit FakeService(FakeEngine& engine) : engine_(engine) {}
   storage::Sequence execute(Session& session, std::span<const std::string_view> argv,
                             resp::Writer& out) override {
-    // Like the real command layer: count the command and record its name.
-    if (stats != nullptr) bump(stats->local().commands);
-    session.commands.fetch_add(1, std::memory_order_relaxed);
+    // Like the real command layer: count the command (once) and record its name.
+    if (!session.continued) {
+      if (stats != nullptr) bump(stats->local().commands);
+      session.commands.fetch_add(1, std::memory_order_relaxed);
+    }
     std::string cmd(argv[0]);
     {
       std::lock_guard lock(session.mu);
@@ -147,6 +151,12 @@ class FakeService final : public Service {
       // node is: the reply is held by release_later().
       std::lock_guard lock(later_mu_);
       later_.push_back({session.defer(), "+" + std::string(argv[1]) + "\r\n"});
+    } else if (cmd == "AFTER" && argv.size() == 2) {
+      if (session.replies_due > 0 && session.wait_for_replies) {
+        session.wait_for_replies();
+      } else {
+        out.simple(argv[1]);
+      }
     } else {
       out.error("ERR unknown command '" + std::string(argv[0]) + "'");
     }
@@ -158,6 +168,16 @@ class FakeService final : public Service {
   void start() override {}
   void stop() override {}
 
+  // Delivers the LATER replies waiting, newest first, one after another; the count.
+  size_t release_later_backwards() {
+    std::vector<std::pair<DeferredReply, std::string>> later;
+    {
+      std::lock_guard lock(later_mu_);
+      later.swap(later_);
+    }
+    for (auto it = later.rbegin(); it != later.rend(); ++it) it->first(it->second, 0);
+    return later.size();
+  }
   // Delivers every LATER reply waiting, each from a thread of its own; the count.
   size_t release_later() {
     std::vector<std::pair<DeferredReply, std::string>> later;

@@ -560,19 +560,17 @@ void Coordinator::broadcast_publish(std::string_view channel, std::string_view m
   frame.flags = net::ForwardFrame::kPublish;
   frame.argv = {std::string(channel), std::string(message)};
   for (const meta::Member& m : table->map().members) {
-    if (m.id == options_.self || m.state == meta::MemberState::kRemoved ||
-        m.peer_address.empty()) {
+    if (m.id == options_.self || m.state == meta::MemberState::kRemoved || m.peer_address.empty()) {
       continue;
     }
     // Fire and forget, as Redis Cluster's bus: a node that is down misses it.
-    forward_client_->call(m.id, m.peer_address, frame,
-                          [id = m.id](Result<net::ForwardReplyFrame> r) {
-                            const Status& s = r.ok() ? r->status : r.status();
-                            if (!s.ok()) {
-                              spdlog::debug("PUBLISH not delivered to node {}: {}", id.value(),
-                                            s.to_string());
-                            }
-                          });
+    forward_client_->call(
+        m.id, m.peer_address, frame, [id = m.id](Result<net::ForwardReplyFrame> r) {
+          const Status& s = r.ok() ? r->status : r.status();
+          if (!s.ok()) {
+            spdlog::debug("PUBLISH not delivered to node {}: {}", id.value(), s.to_string());
+          }
+        });
   }
 }
 

@@ -221,8 +221,7 @@ std::string client_line(const Session& s) {
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
       "tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
       s.id, s.addr, s.laddr, s.fd, name, age, idle, sub + psub > 0 ? "P" : "N", s.db, sub, psub,
-      qbuf, qbuf, qbuf, omem, qbuf + omem, cmd,
-      s.resp, lib_name, lib_ver);
+      qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, s.resp, lib_name, lib_ver);
 }
 
 void reply_text(CommandContext& c, const std::string& text) {
@@ -252,7 +251,7 @@ void cmd_client_info(CommandContext& c) {
 }
 
 void cmd_client_list(CommandContext& c) {
-  bool everyone = true;       // no filter
+  bool everyone = true;        // no filter
   std::optional<bool> pubsub;  // TYPE normal (false) or pubsub (true)
   std::vector<uint64_t> ids;  // ID filter
   if (c.argv.size() == 4 && iequals(c.argv[2], "type")) {

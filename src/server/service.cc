@@ -171,8 +171,8 @@ std::string unknown_command(std::span<const std::string_view> argv) {
 // What a RESP2 client may run while subscribed (Redis's subscribed context);
 // RESP3 clients may run anything.
 bool allowed_when_subscribed(std::string_view name) {
-  for (std::string_view n : {"ping", "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
-                             "quit", "reset"}) {
+  for (std::string_view n :
+       {"ping", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "quit", "reset"}) {
     if (name == n) return true;
   }
   return false;

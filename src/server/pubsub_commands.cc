@@ -112,8 +112,9 @@ void cmd_publish(CommandContext& c) {
 
 void cmd_pubsub_channels(CommandContext& c) {
   if (c.argv.size() > 3) {
-    return c.out.error(
-        "ERR unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.");
+    // Redis names the subcommand as the client spelled it.
+    return c.out.error("ERR unknown subcommand or wrong number of arguments for '" +
+                       std::string(c.argv[1].substr(0, 128)) + "'. Try PUBSUB HELP.");
   }
   std::optional<std::string_view> pattern;
   if (c.argv.size() == 3) pattern = c.argv[2];

@@ -272,6 +272,56 @@ TEST_F(PubSubTest, SlowSubscriberIsCutAtTheLimitWhileOthersKeepGettingMessages) 
   EXPECT_EQ(pub->cmd({"PING"}), "+PONG");
 }
 
+// The soft limit: a subscriber whose unsent output stays above it for the
+// soft seconds is cut, not before (statekv's settings; Redis's soft class).
+TEST_F(PubSubTest, SubscriberAboveTheSoftLimitIsCutAfterItsSeconds) {
+  auto pub = RedisClient::connect(subject_->port());
+  ASSERT_TRUE(pub.ok());
+  if (subject_kind() == ServerKind::kRedis) {
+    ASSERT_EQ(pub->cmd({"CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 256kb 1"}), "+OK");
+  } else {
+    ASSERT_EQ(pub->cmd({"CONFIG", "SET", "pubsub-output-buffer-soft-limit", "256kb"}), "+OK");
+    ASSERT_EQ(pub->cmd({"CONFIG", "SET", "pubsub-output-buffer-soft-seconds", "1"}), "+OK");
+  }
+  auto slow = RawClient::connect(subject_->port());
+  ASSERT_TRUE(slow.ok());
+  int small = 4096;
+  setsockopt(slow->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  auto slow_id = slow->call({"CLIENT", "ID"});
+  ASSERT_TRUE(slow_id.ok());
+  const std::string id = std::to_string(slow_id->value.integer);
+  ASSERT_TRUE(slow->call({"SUBSCRIBE", "soft"}).ok());
+  auto omem = [&]() -> int64_t {
+    const std::string line = pub->cmd({"CLIENT", "LIST", "ID", id});
+    const size_t at = line.find("omem=");
+    if (at == std::string::npos) return -1;  // gone
+    return std::stoll(line.substr(at + 5));
+  };
+  // Fill the kernel's buffers until the server itself holds > 256 KiB for it.
+  const std::string payload(32 * 1024, 'y');
+  for (int i = 0; i < 2000 && omem() >= 0 && omem() <= 256 * 1024; ++i) {
+    ASSERT_EQ(pub->cmd({"PUBLISH", "soft", payload}), ":1");
+  }
+  ASSERT_GT(omem(), 256 * 1024) << "could not get above the soft limit";
+  const auto above = Clock::now();
+  // Small messages keep it above the limit (it never reads) and make the
+  // server look at it again.
+  bool cut = false;
+  while (Clock::now() - above < 4s) {
+    auto n = pub->integer({"PUBLISH", "soft", "tick"});
+    ASSERT_TRUE(n.ok());
+    if (*n == 0) {
+      cut = true;
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - above);
+  EXPECT_TRUE(cut) << "still subscribed " << after.count() << " ms above the soft limit";
+  EXPECT_GE(after, 900ms) << "cut before the soft seconds passed";
+  EXPECT_EQ(omem(), -1);
+}
+
 // ------------------------------------------------------------ cluster
 
 constexpr const char* kSecret = "pubsub-test-secret";

@@ -66,7 +66,7 @@ TEST(PubSub, PatternsMatchWithRedisGlobAndCountOncePerSubscription) {
   EXPECT_EQ(ps.publish("news.x", "m"), 4u);
   EXPECT_EQ(ps.publish("news.long", "m"), 2u);
   EXPECT_EQ(ps.publish("sports", "m"), 0u);
-  EXPECT_EQ(ps.pattern_count(), 2u);  // distinct patterns, as NUMPAT
+  EXPECT_EQ(ps.pattern_count(), 2u);   // distinct patterns, as NUMPAT
   EXPECT_EQ(ps.numsub("news.x"), 1u);  // patterns not counted
   const auto got = b.got();
   ASSERT_EQ(got.size(), 2u);

@@ -102,6 +102,19 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   if (sub.current) on_map(sub.current);
   node_.raft().set_forward_handler([this](uint64_t source, net::ForwardFrame frame,
                                           std::function<void(net::ForwardReplyFrame)> respond) {
+    if ((frame.flags & net::ForwardFrame::kPublish) != 0) {
+      // Delivered inline, on the peer connection's thread: only posts to the
+      // subscribers' threads, and keeps one publisher's messages in order.
+      net::ForwardReplyFrame reply;
+      if (frame.argv.size() == 2) {
+        const size_t n = ctx_.pubsub->publish(frame.argv[0], frame.argv[1]);
+        reply.reply = ":" + std::to_string(n) + "\r\n";
+      } else {
+        reply.status = Status::InvalidArgument("a published message is {channel, message}");
+      }
+      respond(std::move(reply));
+      return;
+    }
     if (frame.stream != 0) {
       enqueue_stream(source, std::move(frame), std::move(respond));
       return;
@@ -440,6 +453,13 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
     session.wait_for_replies();
     return Decision::kHandled;
   };
+  if (spec.name == "publish" && argv.size() == 3) {
+    // A local command: it waits for this client's earlier replies like any
+    // other, so its messages keep the client's order.
+    if (due) return wait();
+    broadcast_publish(argv[1], argv[2]);
+    return Decision::kLocal;  // and delivered here by the command itself
+  }
   const std::vector<size_t> keys = key_positions(spec, argv);
   // Keys and values that do not pair up (MSET a 1 b): the command's own
   // handler answers with Redis's arity error, before anything is routed.
@@ -640,6 +660,30 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
     out.simple("OK");
   }
   return Decision::kHandled;
+}
+
+// ------------------------------------------------------------ pub/sub
+
+void Coordinator::broadcast_publish(std::string_view channel, std::string_view message) {
+  auto table = this->table();
+  if (!table) return;
+  net::ForwardFrame frame;
+  frame.epoch = table->epoch().value();
+  frame.flags = net::ForwardFrame::kPublish;
+  frame.argv = {std::string(channel), std::string(message)};
+  for (const meta::Member& m : table->map().members) {
+    if (m.id == options_.self || m.state == meta::MemberState::kRemoved || m.peer_address.empty()) {
+      continue;
+    }
+    // Fire and forget, as Redis Cluster's bus: a node that is down misses it.
+    forward_client_->call(
+        m.id, m.peer_address, frame, [id = m.id](Result<net::ForwardReplyFrame> r) {
+          const Status& s = r.ok() ? r->status : r.status();
+          if (!s.ok()) {
+            spdlog::debug("PUBLISH not delivered to node {}: {}", id.value(), s.to_string());
+          }
+        });
+  }
 }
 
 // ------------------------------------------------------------ async routing

@@ -14,6 +14,10 @@
 //     cursor is valid on the node that issued it;
 //   * any other command with keys on several nodes is refused with CROSSSLOT,
 //     as Redis Cluster does;
+//   * PUBLISH is delivered here (its reply counts this node's receivers, as
+//     in Redis Cluster) and handed to every other member of the map, once,
+//     over the peer transport (ForwardFrame::kPublish), in publish order per
+//     peer; the other nodes deliver it to their own subscribers;
 //   * a connection that asked for redirects (CLUSTER REDIRECTS ON), or a node
 //     started with --cluster-redirects, gets Redis Cluster's MOVED for a key
 //     of a slots keyspace that another node owns, instead of routing.
@@ -173,6 +177,8 @@ class Coordinator final : public server::Router, public server::ClusterView {
                        std::span<const std::string_view> argv, const RoutingTable& table,
                        resp::Writer& out, storage::Sequence* seq);
   Decision scan(std::span<const std::string_view> argv, resp::Writer& out);
+  // Hands a PUBLISH to every other member of the map, without waiting.
+  void broadcast_publish(std::string_view channel, std::string_view message);
   Decision list_keys(std::span<const std::string_view> argv, resp::Writer& out);
   // One merged page over every node holding data, read under one map epoch
   // (cluster_scan.h); Busy when the map kept changing.

@@ -85,6 +85,10 @@ struct ForwardFrame {
   static constexpr uint8_t kAsking = 1;  // the owner must serve a key it is importing
   static constexpr uint8_t kImport = 2;  // a rebalance copies a key to where it goes
   static constexpr uint8_t kHasStream = 4;  // the codec's: a stream id follows
+  // A PUBLISH made on another node: argv is {channel, message}; the receiver
+  // delivers it to its own subscribers (whatever its map) and replies with
+  // their count as a RESP integer.
+  static constexpr uint8_t kPublish = 8;
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;

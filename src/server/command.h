@@ -36,6 +36,8 @@ enum CommandFlag : uint32_t {
   kDenyOom = 1u << 7,
   kNoscript = 1u << 8,
   kSentinel = 1u << 9,
+  kPubsub = 1u << 10,     // Redis's "pubsub"
+  kAllowBusy = 1u << 11,  // Redis's "allow_busy"
 };
 
 struct CommandContext;
@@ -207,5 +209,6 @@ void add_key_commands(std::vector<CommandSpec>& out);
 void add_connection_commands(std::vector<CommandSpec>& out);
 void add_server_commands(std::vector<CommandSpec>& out);
 void add_cluster_commands(std::vector<CommandSpec>& out);
+void add_pubsub_commands(std::vector<CommandSpec>& out);
 
 }  // namespace statekv::server

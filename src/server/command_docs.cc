@@ -177,12 +177,14 @@ std::vector<std::string_view> flag_names(uint32_t flags) {
   if (flags & kReadonly) out.push_back("readonly");
   if (flags & kDenyOom) out.push_back("denyoom");
   if (flags & kAdmin) out.push_back("admin");
+  if (flags & kPubsub) out.push_back("pubsub");
   if (flags & kNoscript) out.push_back("noscript");
   if (flags & kLoading) out.push_back("loading");
   if (flags & kStale) out.push_back("stale");
   if (flags & kSentinel) out.push_back("sentinel");
   if (flags & kNoAuth) out.push_back("no_auth");
   if (flags & kFast) out.push_back("fast");
+  if (flags & kAllowBusy) out.push_back("allow_busy");
   return out;
 }
 
@@ -193,6 +195,7 @@ std::vector<std::string_view> acl_categories(const CommandSpec& spec, std::strin
   if (group == "string") out.push_back("@string");
   if (group == "generic") out.push_back("@keyspace");
   if (group == "connection") out.push_back("@connection");
+  if (spec.flags & kPubsub) out.push_back("@pubsub");
   if (spec.flags & kAdmin) out.push_back("@admin");
   if (spec.flags & kAdmin) out.push_back("@dangerous");
   out.push_back((spec.flags & kFast) ? "@fast" : "@slow");

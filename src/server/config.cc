@@ -175,6 +175,13 @@ const std::vector<Setting>& settings() {
                                &ServerConfig::client_query_buffer_limit, 1024 * 1024));
     s.push_back(memory_setting("client-output-buffer-limit", true,
                                &ServerConfig::client_output_buffer_limit, 16 * 1024));
+    s.push_back(memory_setting("pubsub-output-buffer-limit", true,
+                               &ServerConfig::pubsub_output_buffer_limit, 16 * 1024));
+    s.push_back(memory_setting("pubsub-output-buffer-soft-limit", true,
+                               &ServerConfig::pubsub_output_buffer_soft_limit, 16 * 1024));
+    s.push_back(integer_setting("pubsub-output-buffer-soft-seconds", true,
+                                &ServerConfig::pubsub_output_buffer_soft_seconds, 0,
+                                std::numeric_limits<int32_t>::max()));
     // Redis accepts 0..INT_MAX and clamps to [1, 500]; refusing is clearer.
     s.push_back(integer_setting("hz", true, &ServerConfig::hz, 1, 500));
     s.push_back(integer_setting("active-expire-keys-per-cycle", true,

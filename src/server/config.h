@@ -34,6 +34,12 @@ struct ServerConfig {
   // client-output-buffer-limit for normal clients is unlimited; statekv bounds it
   // so that a client that stops reading cannot grow the server without limit).
   uint64_t client_output_buffer_limit = 256ull * 1024 * 1024;
+  // A subscribed client (SUBSCRIBE, PSUBSCRIBE) whose unsent messages exceed
+  // the hard limit, or stay above the soft limit for the soft seconds, is
+  // disconnected: Redis's "client-output-buffer-limit pubsub 32mb 8mb 60".
+  uint64_t pubsub_output_buffer_limit = 32ull * 1024 * 1024;
+  uint64_t pubsub_output_buffer_soft_limit = 8ull * 1024 * 1024;
+  uint64_t pubsub_output_buffer_soft_seconds = 60;
   unsigned hz = 10;                             // active expiry cycles per second
   unsigned active_expire_keys_per_cycle = 200;  // bounded work per cycle
   std::string loglevel = "info";                // debug | info | warn | error

@@ -41,6 +41,7 @@ Connection::Connection(NetworkThread& thread, asio::ip::tcp::socket socket,
 
 Connection::~Connection() {
   if (!closed_) env_.live->fetch_sub(1, std::memory_order_relaxed);
+  if (env_.pubsub != nullptr) leave_all(*env_.pubsub, session_);
 }
 
 void Connection::start() {
@@ -54,6 +55,7 @@ void Connection::start() {
   env_.registry->add(&session_);
   session_.defer = [this] { return defer_reply(); };
   session_.wait_for_replies = [this] { wait_asked_ = true; };
+  if (env_.pubsub != nullptr) session_.subscriber = this;
   spdlog::debug("accepted client id={} addr={} thread={}", session_.id, session_.addr,
                 thread_.index());
   arm_read();
@@ -67,6 +69,7 @@ void Connection::close(std::string_view why) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);  // cancels the pending wait/write; their handlers see closed_
   env_.registry->remove(session_.id);
+  if (env_.pubsub != nullptr) leave_all(*env_.pubsub, session_);  // no deliver() after this
   env_.live->fetch_sub(1, std::memory_order_relaxed);
   // Drop buffers now: the object itself may live on until the cancelled
   // handlers and any durability callback have run.
@@ -436,6 +439,45 @@ void Connection::maybe_finish_closing() {
 void Connection::publish_buffer_sizes() {
   session_.query_buffer_bytes.store(inbuf_.size(), std::memory_order_relaxed);
   session_.output_buffer_bytes.store(pending_output(), std::memory_order_relaxed);
+}
+
+void Connection::deliver(std::shared_ptr<const PubSubMessage> message) {
+  asio::post(thread_.context(), [weak = weak_from_this(), message = std::move(message)] {
+    if (auto self = weak.lock()) self->on_message(*message);
+  });
+}
+
+void Connection::on_message(const PubSubMessage& message) {
+  if (closed_) return;
+  // Unsubscribed since it was published: Redis would have sent it before the
+  // UNSUBSCRIBE reply; after it, the client no longer expects it.
+  const auto& held = message.via_pattern ? session_.patterns : session_.channels;
+  if (!held.contains(message.via_pattern ? message.pattern : message.channel)) return;
+  const std::string& bytes = session_.resp == 3 ? message.resp3 : message.resp2;
+  if (held_segments_.empty()) {
+    out_ += bytes;
+  } else {
+    held_ += bytes;  // behind the replies already waiting, and with the last of them
+    held_segments_.back().end = held_.size();
+  }
+  const ConnectionLimits& limits = thread_.limits();
+  const size_t pending = pending_output();
+  bool over = pending > limits.pubsub_hard_limit;
+  if (pending > limits.pubsub_soft_limit) {
+    const int64_t now = steady_now_ms();
+    if (pubsub_soft_since_ms_ == 0) pubsub_soft_since_ms_ = now;
+    over = over || now - pubsub_soft_since_ms_ >= limits.pubsub_soft_ms;
+  } else {
+    pubsub_soft_since_ms_ = 0;
+  }
+  if (over) {
+    spdlog::warn("closing client id={} addr={}: pubsub output buffer {} bytes exceeds limits",
+                 session_.id, session_.addr, pending);
+    close("pubsub output buffer limit");
+    return;
+  }
+  flush();
+  publish_buffer_sizes();
 }
 
 }  // namespace statekv::server

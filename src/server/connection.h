@@ -32,7 +32,15 @@
 // above client-output-buffer-limit disconnects; an idle client is closed after
 // `timeout` seconds when that is non-zero.
 //
-// Thread safety: every method runs on the owning NetworkThread. The Session's
+// Pub/sub: a subscribed connection gets messages published on any thread
+// through deliver(), which only posts them onto this connection's thread
+// (through a weak_ptr); there they join the output behind the replies already
+// written, and a subscriber whose unsent output passes the pubsub limits
+// (ConnectionLimits::pubsub_*) is disconnected, so one that never reads cannot
+// grow the server's memory without bound.
+//
+// Thread safety: every method runs on the owning NetworkThread, except
+// deliver(). The Session's
 // atomic counters and mu-guarded fields are what other threads may read.
 #pragma once
 
@@ -64,9 +72,10 @@ struct ConnectionEnv {
   // Live connections of the server (for maxclients): a connection counts
   // itself from construction until it closes.
   std::atomic<uint64_t>* live = nullptr;
+  PubSub* pubsub = nullptr;  // the node's subscriptions
 };
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>, public PubSubSubscriber {
  public:
   Connection(NetworkThread& thread, asio::ip::tcp::socket socket, const ConnectionEnv& env,
              uint64_t id);
@@ -82,6 +91,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void check_idle(int64_t now_ms, const ConnectionLimits& limits);
 
   const Session& session() const { return session_; }
+
+  // PubSubSubscriber: any thread; posts the message to this connection's thread.
+  void deliver(std::shared_ptr<const PubSubMessage> message) override;
 
  private:
   void arm_read();
@@ -111,6 +123,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return out_.size() + writing_buf_.size() + held_.size() + slot_bytes_;
   }
   void publish_buffer_sizes();
+  void on_message(const PubSubMessage& message);
 
   NetworkThread& thread_;
   asio::ip::tcp::socket socket_;
@@ -168,6 +181,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool rerun_ = false;       // the next command ran once already (counted)
   bool closing_ = false;   // no more input; close once all output is flushed
   bool closed_ = false;
+  int64_t pubsub_soft_since_ms_ = 0;  // when output passed the pubsub soft limit; 0: below
 };
 
 }  // namespace statekv::server

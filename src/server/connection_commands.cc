@@ -61,6 +61,14 @@ void cmd_ping(CommandContext& c) {
   if (c.argv.size() > 2) {
     return c.out.error("ERR wrong number of arguments for 'ping' command");
   }
+  if (c.session.resp == 2 && c.session.subscribed()) {
+    // In RESP2's subscribed context a reply must look like a message: Redis
+    // answers ["pong", message or ""].
+    c.out.array(2);
+    c.out.bulk("pong");
+    c.out.bulk(c.argv.size() == 2 ? c.argv[1] : std::string_view());
+    return;
+  }
   if (c.argv.size() == 1) return c.out.simple("PONG");
   c.out.bulk(c.argv[1]);
 }
@@ -151,6 +159,23 @@ void cmd_quit(CommandContext& c) {
   c.out.simple("OK");
 }
 
+// RESET: the connection as it was when it connected (Redis's
+// clearClientConnectionState): no subscriptions, RESP2, db 0, no name,
+// authenticated only if no password is required, no CLUSTER REDIRECTS.
+void cmd_reset(CommandContext& c) {
+  leave_all(*c.state.ctx.pubsub, c.session);
+  c.session.db = 0;
+  c.session.resp = 2;
+  c.session.redirects = false;
+  c.session.authenticated = !c.state.password_required.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(c.session.mu);
+    c.session.name.clear();
+  }
+  c.out.set_protocol(2);
+  c.out.simple("RESET");
+}
+
 void cmd_select(CommandContext& c) {
   auto v = parse_int64(c.argv[1]);
   if (!v || *v < INT32_MIN || *v > INT32_MAX) return c.out.error(kNotInteger);
@@ -171,7 +196,7 @@ void cmd_time(CommandContext& c) {
 
 // One line of CLIENT LIST / CLIENT INFO in Redis's format (7.0 fields, plus 7.2's
 // lib-name and lib-ver since CLIENT SETINFO is supported). Fields statekv has no
-// counterpart for (pub/sub, MULTI, argv memory) are reported as empty.
+// counterpart for (MULTI, argv memory, shard channels) are reported as empty.
 std::string client_line(const Session& s) {
   using namespace std::chrono;
   const auto now = steady_clock::now();
@@ -189,12 +214,14 @@ std::string client_line(const Session& s) {
   }
   const uint64_t qbuf = s.query_buffer_bytes.load(std::memory_order_relaxed);
   const uint64_t omem = s.output_buffer_bytes.load(std::memory_order_relaxed);
+  const uint32_t sub = s.channel_count.load(std::memory_order_relaxed);
+  const uint32_t psub = s.pattern_count.load(std::memory_order_relaxed);
   return fmt::format(
-      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 "
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 "
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
       "tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
-      s.id, s.addr, s.laddr, s.fd, name, age, idle, s.db, qbuf, qbuf, qbuf, omem, qbuf + omem, cmd,
-      s.resp, lib_name, lib_ver);
+      s.id, s.addr, s.laddr, s.fd, name, age, idle, sub + psub > 0 ? "P" : "N", s.db, sub, psub,
+      qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, s.resp, lib_name, lib_ver);
 }
 
 void reply_text(CommandContext& c, const std::string& text) {
@@ -224,15 +251,16 @@ void cmd_client_info(CommandContext& c) {
 }
 
 void cmd_client_list(CommandContext& c) {
-  bool everyone = true;       // TYPE normal, or no filter
+  bool everyone = true;        // no filter
+  std::optional<bool> pubsub;  // TYPE normal (false) or pubsub (true)
   std::vector<uint64_t> ids;  // ID filter
   if (c.argv.size() == 4 && iequals(c.argv[2], "type")) {
     std::string_view t = c.argv[3];
-    if (iequals(t, "normal")) {
-      everyone = true;
-    } else if (iequals(t, "master") || iequals(t, "replica") || iequals(t, "slave") ||
-               iequals(t, "pubsub")) {
-      // statekv has only normal clients.
+    if (iequals(t, "normal") || iequals(t, "pubsub")) {
+      // Redis's client types: a subscribed client is a pubsub client.
+      pubsub = iequals(t, "pubsub");
+    } else if (iequals(t, "master") || iequals(t, "replica") || iequals(t, "slave")) {
+      // statekv has no replication clients.
       return reply_text(c, "");
     } else {
       return c.out.error("ERR Unknown client type '" + std::string(t) + "'");
@@ -248,6 +276,12 @@ void cmd_client_list(CommandContext& c) {
     return c.out.error(kSyntaxError);
   }
   auto wanted = [&](const Session& s) {
+    if (pubsub) {
+      const bool subscribed = s.channel_count.load(std::memory_order_relaxed) +
+                                  s.pattern_count.load(std::memory_order_relaxed) >
+                              0;
+      return subscribed == *pubsub;
+    }
     return everyone || std::find(ids.begin(), ids.end(), s.id) != ids.end();
   };
   std::string text;
@@ -332,6 +366,8 @@ void add_connection_commands(std::vector<CommandSpec>& out) {
                  cmd_hello});
   out.push_back({"quit", -1, kConn | kFast | kNoAuth, 0, 0, 0, g, "Closes the connection.", "1.0.0",
                  "O(1)", "", cmd_quit});
+  out.push_back({"reset", 1, kConn | kFast | kNoAuth | kAllowBusy, 0, 0, 0, g,
+                 "Reset the connection", "6.2.0", "O(1)", "", cmd_reset});
   out.push_back({"select", 2, kConn | kFast, 0, 0, 0, g, "Changes the selected database.", "1.0.0",
                  "O(1)", "index:integer", cmd_select});
   out.push_back({"time", 1, kLoading | kStale | kFast, 0, 0, 0, "server",

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 #include "resp/writer.h"
 #include "server/config.h"
 #include "server/key_page.h"
+#include "server/pubsub.h"
 #include "storage/engine.h"
 
 namespace statekv::server {
@@ -96,6 +98,19 @@ struct Session {
   // thread with a session of its own, or the connection runs it again after
   // wait_for_replies. Not counted again.
   bool continued = false;
+
+  // Pub/sub (server/pubsub.h). `subscriber` is set by a connection that can
+  // receive messages (unset for internal and routed sessions: they cannot
+  // subscribe). The sets are touched only on the connection's thread; the
+  // counts mirror their sizes for CLIENT LIST on other threads.
+  PubSubSubscriber* subscriber = nullptr;
+  std::set<std::string, std::less<>> channels;
+  std::set<std::string, std::less<>> patterns;
+  std::atomic<uint32_t> channel_count{0};
+  std::atomic<uint32_t> pattern_count{0};
+  // Subscribed to anything: in RESP2 only the pub/sub commands, PING, QUIT
+  // and RESET may run (Redis's "subscribed context").
+  bool subscribed() const { return !channels.empty() || !patterns.empty(); }
 };
 
 // All live connections, for CLIENT LIST and INFO clients. Implemented by the
@@ -205,6 +220,10 @@ struct ServerContext {
   // Builds the Proposer that commits handlers' effects to the store
   // (server/proposer.h); unset: a local group of one member.
   std::function<std::unique_ptr<Proposer>(Store&)> proposers;
+  // This node's channel and pattern subscriptions (PUBLISH delivers through
+  // it; in a cluster the coordinator also delivers messages published on
+  // other nodes).
+  std::shared_ptr<PubSub> pubsub = std::make_shared<PubSub>();
 };
 
 // The command layer, as the network sees it.

@@ -19,6 +19,7 @@ NetworkServer::NetworkServer(ServerContext& ctx, Service& service, ClientRegistr
   env.registry = &registry;
   env.config = ctx.config;
   env.live = &live_;
+  env.pubsub = ctx.pubsub.get();
   listener_ = std::make_unique<Listener>(threads_, env);
 }
 

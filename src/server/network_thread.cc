@@ -29,6 +29,9 @@ ConnectionLimits ConnectionLimits::from(const ServerConfig& config) {
   l.proto_unauthenticated.unauthenticated = true;
   l.query_buffer_limit = config.client_query_buffer_limit;
   l.output_hard_limit = config.client_output_buffer_limit;
+  l.pubsub_hard_limit = config.pubsub_output_buffer_limit;
+  l.pubsub_soft_limit = config.pubsub_output_buffer_soft_limit;
+  l.pubsub_soft_ms = static_cast<int64_t>(config.pubsub_output_buffer_soft_seconds) * 1000;
   l.output_pause_bytes = std::min(kOutputPauseBytes, config.client_output_buffer_limit / 2);
   l.timeout_ms = config.timeout_seconds * 1000;
   l.replies_wait_for_all_writes = config.fsync == storage::FsyncPolicy::kAlways;

@@ -35,6 +35,10 @@ struct ConnectionLimits {
   uint64_t output_pause_bytes = 0;
   // Above this much pending output the client is disconnected.
   uint64_t output_hard_limit = 0;
+  // The same for a subscribed client's messages (ServerConfig's pubsub_*).
+  uint64_t pubsub_hard_limit = 0;
+  uint64_t pubsub_soft_limit = 0;
+  int64_t pubsub_soft_ms = 0;
   uint64_t timeout_ms = 0;  // 0: never close idle clients
   // --fsync always: no reply, to a read as much as to a write, leaves before every
   // write it could have observed is durable, so no client ever sees data that a

@@ -121,6 +121,9 @@ void section_stats(CommandContext& c, std::string& s) {
   line(s, "expired_keys", st.stat(&S::expired_keys));
   line(s, "keyspace_hits", st.stat(&S::keyspace_hits));
   line(s, "keyspace_misses", st.stat(&S::keyspace_misses));
+  // This node's subscriptions (in a cluster, as Redis Cluster: per node).
+  line(s, "pubsub_channels", st.ctx.pubsub->channel_count());
+  line(s, "pubsub_patterns", st.ctx.pubsub->pattern_count());
   line(s, "total_protocol_errors", st.stat(&S::protocol_errors));
 }
 

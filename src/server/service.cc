@@ -168,6 +168,16 @@ std::string unknown_command(std::span<const std::string_view> argv) {
                   "', with args beginning with: " + args);
 }
 
+// What a RESP2 client may run while subscribed (Redis's subscribed context);
+// RESP3 clients may run anything.
+bool allowed_when_subscribed(std::string_view name) {
+  for (std::string_view n :
+       {"ping", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "quit", "reset"}) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
 class ServiceImpl final : public Service {
  public:
   explicit ServiceImpl(ServerContext& ctx) : state_(ctx, table_) {
@@ -244,6 +254,12 @@ class ServiceImpl final : public Service {
     if (!session.authenticated && !(run->flags & kNoAuth) &&
         state_.password_required.load(std::memory_order_relaxed)) {
       out.error("NOAUTH Authentication required.");
+      return 0;
+    }
+    if (session.resp == 2 && session.subscribed() && !allowed_when_subscribed(run->name)) {
+      out.error(sanitize("ERR Can't execute '" + std::string(fullname) +
+                         "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+                         "allowed in this context"));
       return 0;
     }
     if (!session.continued) {

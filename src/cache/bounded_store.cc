@@ -17,7 +17,8 @@ BoundedStore::BoundedStore(const StoreOptions& options) : options_(options) {
     protected_max_ = 0;
   } else {
     window_max_ = std::max<uint64_t>(
-        1, static_cast<uint64_t>(static_cast<double>(options_.max_bytes) * options_.window_fraction));
+        1,
+        static_cast<uint64_t>(static_cast<double>(options_.max_bytes) * options_.window_fraction));
     const uint64_t main = options_.max_bytes - std::min(window_max_, options_.max_bytes);
     protected_max_ = static_cast<uint64_t>(static_cast<double>(main) * options_.protected_fraction);
     sketch_ = std::make_unique<FrequencySketch>(1024);
@@ -26,23 +27,29 @@ BoundedStore::BoundedStore(const StoreOptions& options) : options_(options) {
 
 uint64_t BoundedStore::hash_key(std::string_view key) {
   // std::hash may be weak in its low bits; the sketch mixes it again per row.
-  return std::hash<std::string_view>{}(key) * 0x9e3779b97f4a7c15ULL;
+  return std::hash<std::string_view>{}(key)*0x9e3779b97f4a7c15ULL;
 }
 
 BoundedStore::List& BoundedStore::list_of(Region region) {
   switch (region) {
-    case Region::kWindow: return window_;
-    case Region::kProbation: return probation_;
-    case Region::kProtected: return protected_;
+    case Region::kWindow:
+      return window_;
+    case Region::kProbation:
+      return probation_;
+    case Region::kProtected:
+      return protected_;
   }
   std::abort();
 }
 
 uint64_t& BoundedStore::bytes_of(Region region) {
   switch (region) {
-    case Region::kWindow: return window_bytes_;
-    case Region::kProbation: return probation_bytes_;
-    case Region::kProtected: return protected_bytes_;
+    case Region::kWindow:
+      return window_bytes_;
+    case Region::kProbation:
+      return probation_bytes_;
+    case Region::kProtected:
+      return protected_bytes_;
   }
   std::abort();
 }

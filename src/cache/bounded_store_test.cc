@@ -16,7 +16,9 @@ Entry value(size_t bytes) {
   return e;
 }
 
-std::string key(uint64_t i) { return "k" + std::to_string(i); }
+std::string key(uint64_t i) {
+  return "k" + std::to_string(i);
+}
 
 // Room for `entries` entries with five-character keys and value_bytes values.
 uint64_t room_for(uint64_t entries, size_t value_bytes) {
@@ -35,9 +37,15 @@ TEST_P(BothPolicies, StaysWithinMaxBytesUnderRandomOperations) {
     const std::string k = key(random.uniform(500));
     switch (random.uniform(4)) {
       case 0:
-      case 1: store.put(k, value(random.uniform(300))); break;
-      case 2: store.find(k); break;
-      case 3: store.erase(k); break;
+      case 1:
+        store.put(k, value(random.uniform(300)));
+        break;
+      case 2:
+        store.find(k);
+        break;
+      case 3:
+        store.erase(k);
+        break;
     }
     if (i % 97 == 0) store.check_invariants();
   }
@@ -76,9 +84,10 @@ TEST_P(BothPolicies, ReplacingRechargesTheEntry) {
   store.check_invariants();
 }
 
-INSTANTIATE_TEST_SUITE_P(Policies, BothPolicies,
-                         ::testing::Values(Policy::kWTinyLfu, Policy::kLru),
-                         [](const auto& info) { return info.param == Policy::kLru ? "Lru" : "WTinyLfu"; });
+INSTANTIATE_TEST_SUITE_P(Policies, BothPolicies, ::testing::Values(Policy::kWTinyLfu, Policy::kLru),
+                         [](const auto& info) {
+                           return info.param == Policy::kLru ? "Lru" : "WTinyLfu";
+                         });
 
 TEST(Lru, EvictsTheLeastRecentlyUsed) {
   StoreOptions options;

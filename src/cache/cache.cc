@@ -47,7 +47,8 @@ uint64_t Cache::start_flight(std::string_view key) {
 bool Cache::xfetch_due(const Entry& entry, int64_t expiry, int64_t now_us) {
   if (options_.xfetch_beta <= 0 || expiry == 0) return false;
   const double u = 1.0 - random_.unit();  // (0, 1]
-  const double early = -static_cast<double>(entry.load_cost_us) * options_.xfetch_beta * std::log(u);
+  const double early =
+      -static_cast<double>(entry.load_cost_us) * options_.xfetch_beta * std::log(u);
   return static_cast<double>(now_us) + early >= static_cast<double>(expiry);
 }
 

@@ -65,18 +65,18 @@ struct CacheOptions {
 };
 
 struct CacheStats {
-  uint64_t hits = 0;            // fresh values answered (includes early refresh triggers)
-  uint64_t stale_hits = 0;      // values answered stale under stale-while-revalidate
-  uint64_t negative_hits = 0;   // answered "no such key" from a negative entry
-  uint64_t misses = 0;          // reads that found nothing usable (kLoad or kWait)
-  uint64_t loads = 0;           // loads the core asked for (foreground and background)
-  uint64_t coalesced_waits = 0; // readers attached to another reader's load
-  uint64_t early_refreshes = 0; // XFetch refreshes started
-  uint64_t stale_refreshes = 0; // stale-while-revalidate refreshes started
+  uint64_t hits = 0;             // fresh values answered (includes early refresh triggers)
+  uint64_t stale_hits = 0;       // values answered stale under stale-while-revalidate
+  uint64_t negative_hits = 0;    // answered "no such key" from a negative entry
+  uint64_t misses = 0;           // reads that found nothing usable (kLoad or kWait)
+  uint64_t loads = 0;            // loads the core asked for (foreground and background)
+  uint64_t coalesced_waits = 0;  // readers attached to another reader's load
+  uint64_t early_refreshes = 0;  // XFetch refreshes started
+  uint64_t stale_refreshes = 0;  // stale-while-revalidate refreshes started
   uint64_t load_failures = 0;
-  uint64_t invalidations = 0;   // keys dropped by invalidate()/put()
-  uint64_t discarded_loads = 0; // loads whose result was not stored (invalidated meanwhile)
-  uint64_t rejected = 0;        // values refused by the store (too large, or not admitted)
+  uint64_t invalidations = 0;    // keys dropped by invalidate()/put()
+  uint64_t discarded_loads = 0;  // loads whose result was not stored (invalidated meanwhile)
+  uint64_t rejected = 0;         // values refused by the store (too large, or not admitted)
   uint64_t evictions = 0;
   uint64_t entries = 0;
   uint64_t bytes = 0;
@@ -142,7 +142,7 @@ class Cache {
   Random random_;
   BoundedStore store_;
   uint64_t next_token_ = 0;
-  std::unordered_map<uint64_t, Flight> flights_;             // token -> flight
+  std::unordered_map<uint64_t, Flight> flights_;  // token -> flight
   // key -> tokens of its current flights: at most one with coalescing on.
   std::unordered_map<std::string, std::vector<uint64_t>, StringHash, std::equal_to<>>
       current_flights_;

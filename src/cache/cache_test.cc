@@ -200,7 +200,8 @@ TEST(Cache, StaleIsNeverServedPastTheKeysOwnExpiry) {
   Cache::Loaded l = loaded("v");
   l.expires_at_us = 11 * kSec;
   cache.complete(r.load_token, "k", l, 0);
-  EXPECT_EQ(cache.get("k", 10 * kSec + 1, 0).action, Cache::Action::kHit);  // stale, store key alive
+  EXPECT_EQ(cache.get("k", 10 * kSec + 1, 0).action,
+            Cache::Action::kHit);  // stale, store key alive
   // The key is gone from the store: no stale value, the reader waits for the
   // refresh the stale hit started.
   EXPECT_EQ(cache.get("k", 11 * kSec, 0).action, Cache::Action::kWait);
@@ -253,10 +254,11 @@ WindowRun run_windows(double beta, uint64_t seed) {
 TEST(Cache, XFetchRefreshesBeforeExpirySoReadersRarelyWait) {
   const WindowRun off = run_windows(0, 3);
   const WindowRun on = run_windows(1.0, 3);
-  std::printf("100 s at 200 reads/s, ttl 1 s, load 50 ms: xfetch off loads %llu waits %llu; "
-              "on loads %llu waits %llu\n",
-              static_cast<unsigned long long>(off.loads), static_cast<unsigned long long>(off.waits),
-              static_cast<unsigned long long>(on.loads), static_cast<unsigned long long>(on.waits));
+  std::printf(
+      "100 s at 200 reads/s, ttl 1 s, load 50 ms: xfetch off loads %llu waits %llu; "
+      "on loads %llu waits %llu\n",
+      static_cast<unsigned long long>(off.loads), static_cast<unsigned long long>(off.waits),
+      static_cast<unsigned long long>(on.loads), static_cast<unsigned long long>(on.waits));
   // Off: one load per window (about 95: each window is 1 s + the load), ~10 waits each.
   EXPECT_GE(off.loads, 90u);
   EXPECT_GE(off.waits, 5 * off.loads);

@@ -7,8 +7,8 @@ namespace statekv::cache {
 namespace {
 
 // Per-row seeds (Caffeine's), to derive four independent indexes from one hash.
-constexpr uint64_t kSeeds[4] = {0xc3a5c85c97cb3127ULL, 0xb492b66fbe98f273ULL,
-                                0x9ae16a3b2f90404fULL, 0xcbf29ce484222325ULL};
+constexpr uint64_t kSeeds[4] = {0xc3a5c85c97cb3127ULL, 0xb492b66fbe98f273ULL, 0x9ae16a3b2f90404fULL,
+                                0xcbf29ce484222325ULL};
 
 uint64_t mix(uint64_t x, uint64_t seed) {
   x = (x ^ seed) * 0x9e3779b97f4a7c15ULL;

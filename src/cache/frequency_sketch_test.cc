@@ -5,7 +5,9 @@
 namespace statekv::cache {
 namespace {
 
-uint64_t h(uint64_t i) { return i * 0x9e3779b97f4a7c15ULL + 17; }
+uint64_t h(uint64_t i) {
+  return i * 0x9e3779b97f4a7c15ULL + 17;
+}
 
 TEST(FrequencySketch, FirstOccurrenceGoesToTheDoorkeeperOnly) {
   FrequencySketch sketch(1024);
@@ -35,7 +37,7 @@ TEST(FrequencySketch, HotKeysEstimateAboveColdOnes) {
 }
 
 TEST(FrequencySketch, AgingHalvesCountsAndClearsTheDoorkeeper) {
-  FrequencySketch sketch(16);  // sample size 160
+  FrequencySketch sketch(16);                           // sample size 160
   for (int i = 0; i < 11; ++i) sketch.increment(h(1));  // 10 in the sketch + doorkeeper
   ASSERT_EQ(sketch.frequency(h(1)), 11u);
   ASSERT_EQ(sketch.resets(), 0u);

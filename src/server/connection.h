@@ -90,6 +90,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void hold_reply(size_t start, storage::Sequence seq);
   DeferredReply defer_reply();
   void on_deferred_reply(std::string reply, storage::Sequence seq);
+  void on_push(std::string bytes);
   void schedule_durable();
   void release_durable();
   void flush();

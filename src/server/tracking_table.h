@@ -4,10 +4,10 @@
 // for the caller to deliver (RESP3 `invalidate` push, or a message on
 // `__redis__:invalidate` to the REDIRECT client for RESP2).
 //
-// Not wired into the command path yet (docs/cache.md, "What is left"): the
-// plan is CLIENT TRACKING -> enable/disable, a read of a key by a tracking
-// client in default mode -> on_read, CommandContext::commit -> on_write with
-// the committed keys, commit_clear -> on_flush.
+// Wired in (docs/cache.md): CLIENT TRACKING -> enable/disable; a read-only
+// command of a tracking session -> on_read for its keys, then enforce_limit;
+// CommandContext::commit and active expiry -> on_write with the committed keys;
+// commit_clear -> on_flush. ServiceState::deliver sends the results.
 //
 // Semantics (Redis's, from its tracking.c):
 //  * default mode: a read registers (key, client); a write of the key sends

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <chrono>
 
+#include "cache/invalidation.h"
+
 namespace statekv::cache {
 namespace {
 
@@ -78,6 +80,16 @@ Result<server::KeyPage> CacheService::key_page(const server::KeyPageRequest&) {
 CacheStats CacheService::stats() const {
   std::lock_guard lock(mu_);
   return cache_.stats();
+}
+
+void CacheService::invalidate(const std::vector<std::string>& keys) {
+  std::lock_guard lock(mu_);
+  for (const std::string& k : keys) cache_.invalidate(k);
+}
+
+void CacheService::invalidate_all() {
+  std::lock_guard lock(mu_);
+  cache_.invalidate_all();
 }
 
 bool CacheService::defer(server::Session& session, resp::Writer& out, Waiter* waiter) {
@@ -453,12 +465,14 @@ void CacheService::info(std::span<const std::string_view> argv, resp::Writer& ou
         "cache_loads:{}\r\ncache_loads_in_flight:{}\r\ncache_coalesced_waits:{}\r\n"
         "cache_waiting_clients:{}\r\ncache_early_refreshes:{}\r\ncache_stale_refreshes:{}\r\n"
         "cache_load_failures:{}\r\ncache_discarded_loads:{}\r\ncache_evictions:{}\r\n"
-        "cache_rejected:{}\r\ncache_invalidations:{}\r\n",
+        "cache_rejected:{}\r\ncache_invalidations:{}\r\ncache_tracking_connections:{}\r\n"
+        "cache_tracking_messages:{}\r\ncache_tracking_drops:{}\r\n",
         policy_name(o.store.policy), o.store.max_bytes, s.bytes, s.entries, o.ttl_us / 1000,
         o.coalesce ? 1 : 0, o.xfetch_beta, o.stale_us / 1000, o.negative_ttl_us / 1000, s.hits,
         s.stale_hits, s.negative_hits, s.misses, s.loads, flights, s.coalesced_waits, waiting,
         s.early_refreshes, s.stale_refreshes, s.load_failures, s.discarded_loads, s.evictions,
-        s.rejected, s.invalidations);
+        s.rejected, s.invalidations, listener_ ? listener_->connected() : 0,
+        listener_ ? listener_->messages() : 0, listener_ ? listener_->drops() : 0);
   }
   out.verbatim("txt", text);
 }

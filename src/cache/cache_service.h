@@ -19,9 +19,9 @@
 //    honour across its pooled upstream connections (MULTI, WATCH, SUBSCRIBE,
 //    AUTH, CLIENT TRACKING, ...) are refused with an error.
 //
-// Without invalidation from the store (CLIENT TRACKING, not built yet) a write
-// made elsewhere is seen once the cached copy expires: staleness <= ttl
-// (docs/cache.md).
+// Writes made elsewhere reach it through invalidate()/invalidate_all(), called
+// by an InvalidationListener subscribed to the nodes' CLIENT TRACKING; without
+// one (--track off) they are seen once the cached copy expires (docs/cache.md).
 //
 // Thread safety: execute() runs on many I/O threads; the Cache is guarded by
 // one mutex; upstream callbacks run on the Upstream's threads.
@@ -52,6 +52,12 @@ class CacheService : public server::Service {
 
   CacheStats stats() const;
 
+  // Invalidations from the store (InvalidationListener).
+  void invalidate(const std::vector<std::string>& keys);
+  void invalidate_all();
+  // For INFO: the listener whose connections and messages to report (may be null).
+  void set_listener(const class InvalidationListener* listener) { listener_ = listener; }
+
  private:
   struct Waiter {
     server::DeferredReply reply;
@@ -76,6 +82,7 @@ class CacheService : public server::Service {
   uint64_t next_waiter_ = 0;
   std::unordered_map<uint64_t, Waiter> waiters_;
   uint64_t passed_through_ = 0;
+  const InvalidationListener* listener_ = nullptr;
 };
 
 }  // namespace statekv::cache

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cache/cache_service.h"
+#include "cache/invalidation.h"
 #include "cache/upstream.h"
 #include "cli/subcommand.h"
 #include "server/client_registry.h"
@@ -33,6 +34,7 @@ struct CacheFlags {
   std::string policy = "w-tinylfu";
   int64_t ttl_ms = 5000;
   std::string coalesce = "on";
+  std::string track = "on";
   double xfetch_beta = 0;
   int64_t stale_ms = 0;
   int64_t negative_ttl_ms = 0;
@@ -80,12 +82,12 @@ int run_cache(const CacheFlags& f) {
   if (!endpoints.ok()) return fail(endpoints.status().message());
   auto max_memory = parse_bytes(f.max_memory);
   if (!max_memory.ok()) return fail(max_memory.status().message());
-  if (f.ttl_ms <= 0) {
-    // Nothing tells this cache about writes made through other clients yet
-    // (CLIENT TRACKING is not built): the TTL is what bounds staleness.
+  const bool track = f.track == "on";
+  if (f.ttl_ms < 0 || (!track && f.ttl_ms == 0)) {
+    // Without invalidation from the store the TTL is what bounds staleness.
     return fail(
-        "--ttl-ms must be > 0: without invalidation from the store, the cache TTL is what "
-        "bounds how stale a value can be");
+        "--ttl-ms must be > 0 with --track off (then the cache TTL is what bounds how "
+        "stale a value can be), and >= 0 otherwise");
   }
   cache::CacheOptions options;
   options.store.max_bytes = *max_memory;
@@ -142,21 +144,32 @@ int run_cache(const CacheFlags& f) {
   for (int i = 0; i < 40; ++i) ctx.run_id.push_back(kHex[id_random.uniform(16)]);
 
   cache::CacheService service(ctx, upstream, options, seed);
+  // Writes made anywhere reach the cache through the nodes' CLIENT TRACKING.
+  cache::InvalidationListener listener(
+      *endpoints, {[&service](const std::vector<std::string>& keys) { service.invalidate(keys); },
+                   [&service] { service.invalidate_all(); }});
+  if (track) {
+    service.set_listener(&listener);
+    listener.start();
+  }
   server::NetworkServer network(ctx, service, registry);
   if (Status s = network.start(); !s.ok()) {
     spdlog::error("{}", s.message());
+    listener.stop();
     upstream.stop();
     return 1;
   }
   spdlog::info(
       "statekv cache ready: bind={} port={} upstream={} max-memory={} policy={} ttl-ms={} "
-      "coalesce={} xfetch-beta={} stale-ms={} negative-ttl-ms={} seed={} pid={}",
+      "track={} coalesce={} xfetch-beta={} stale-ms={} negative-ttl-ms={} seed={} pid={}",
       f.bind, network.port(), f.upstream, *max_memory, cache::policy_name(options.store.policy),
-      f.ttl_ms, f.coalesce, f.xfetch_beta, f.stale_ms, f.negative_ttl_ms, seed, ::getpid());
+      f.ttl_ms, f.track, f.coalesce, f.xfetch_beta, f.stale_ms, f.negative_ttl_ms, seed,
+      ::getpid());
 
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  listener.stop();  // no more invalidations
   network.stop();   // no connection calls into the service any more
   upstream.stop();  // callbacks of queued jobs run (their connections are gone: skipped)
   spdlog::info("statekv cache stopped");
@@ -182,8 +195,13 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"w-tinylfu", "lru"}))
       ->capture_default_str();
   cmd->add_option("--ttl-ms", f->ttl_ms,
-                  "How long a loaded value is served before it is loaded again; bounds staleness "
-                  "for writes made elsewhere")
+                  "How long a loaded value is served before it is loaded again (0: until "
+                  "invalidated or evicted, only with --track on)")
+      ->capture_default_str();
+  cmd->add_option("--track", f->track,
+                  "Subscribe to every upstream node's CLIENT TRACKING (BCAST) so a write made "
+                  "anywhere drops the cached copy: on or off")
+      ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   cmd->add_option("--coalesce", f->coalesce,
                   "Concurrent misses on one key make one upstream load: on or off")

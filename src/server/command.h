@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "resp/writer.h"
@@ -22,6 +23,7 @@
 #include "server/proposer.h"
 #include "server/scan_cursors.h"
 #include "server/store.h"
+#include "server/tracking_table.h"
 
 namespace statekv::server {
 
@@ -108,7 +110,21 @@ struct ServiceState {
   void reset_stats();
   uint64_t stat(std::atomic<uint64_t> ServerStats::Slot::*field) const;
 
+  // CLIENT TRACKING (docs/cache.md): who may hold which keys, and how to reach
+  // each tracking client (its Session::push and protocol, captured when it
+  // turned tracking on). tracking_clients is 0 when nobody tracks, so writes
+  // skip the table's lock.
+  TrackingTable tracking;
+  std::atomic<uint64_t> tracking_clients{0};
+  void tracking_on(const Session& session);
+  void tracking_off(uint64_t client);
+  // Sends each invalidation to its target (RESP3 `invalidate` push); a target
+  // whose connection is gone stops tracking.
+  void deliver(std::vector<Invalidation> invalidations);
+
  private:
+  std::mutex pushers_mu_;
+  std::unordered_map<uint64_t, std::function<bool(std::string)>> pushers_;
   mutable std::mutex mu_;
   std::string requirepass_;
   Baseline baseline_;

@@ -56,6 +56,17 @@ void Connection::start() {
   session_.defer = [this] { return defer_reply(); };
   session_.wait_for_replies = [this] { wait_asked_ = true; };
   if (env_.pubsub != nullptr) session_.subscriber = this;
+  // Pushes (CLIENT TRACKING invalidations) come from the thread that
+  // committed a write: posted here, through a weak_ptr like deferred replies.
+  session_.push = [weak = weak_from_this(), weak_thread = std::weak_ptr<NetworkThread>(
+                                                thread_.shared_from_this())](std::string bytes) {
+    auto thread = weak_thread.lock();
+    if (weak.expired() || !thread) return false;
+    asio::post(thread->context(), [weak, bytes = std::move(bytes)]() mutable {
+      if (auto self = weak.lock()) self->on_push(std::move(bytes));
+    });
+    return true;
+  };
   spdlog::debug("accepted client id={} addr={} thread={}", session_.id, session_.addr,
                 thread_.index());
   arm_read();
@@ -267,6 +278,14 @@ DeferredReply Connection::defer_reply() {
       if (auto self = weak.lock()) self->on_deferred_replies();
     });
   };
+}
+
+void Connection::on_push(std::string bytes) {
+  // Out of band: goes ahead of replies still held for durability, which RESP3
+  // allows (a push is not a reply to any request).
+  if (closed_ || closing_) return;
+  out_ += bytes;
+  flush();
 }
 
 void Connection::on_deferred_replies() {

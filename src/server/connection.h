@@ -114,6 +114,8 @@ class Connection : public std::enable_shared_from_this<Connection>, public PubSu
   void release_slots();
   // Appends a complete reply behind everything before it.
   void add_reply(std::string_view reply, storage::Sequence seq);
+  // Writes an out-of-band push (CLIENT TRACKING) on this connection's thread.
+  void on_push(std::string bytes);
   void schedule_durable();
   void release_durable();
   void flush();

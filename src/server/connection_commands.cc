@@ -317,6 +317,77 @@ void cmd_client_setinfo(CommandContext& c) {
   c.out.simple("OK");
 }
 
+// CLIENT TRACKING ON|OFF [BCAST] [PREFIX p ...] [NOLOOP]: Redis 7's
+// server-assisted client-side caching, RESP3 pushes only for now. REDIRECT
+// (RESP2, through pub/sub), OPTIN and OPTOUT (with CLIENT CACHING) are refused
+// until they are built (docs/cache.md).
+void cmd_client_tracking(CommandContext& c) {
+  const std::string_view status = c.argv[2];
+  const bool on = iequals(status, "on");
+  if (!on && !iequals(status, "off")) return c.out.error("ERR syntax error");
+  TrackingMode mode;
+  for (size_t j = 3; j < c.argv.size(); ++j) {
+    std::string_view opt = c.argv[j];
+    if (iequals(opt, "bcast")) {
+      mode.bcast = true;
+    } else if (iequals(opt, "noloop")) {
+      mode.noloop = true;
+    } else if (iequals(opt, "prefix") && j + 1 < c.argv.size()) {
+      mode.prefixes.emplace_back(c.argv[++j]);
+    } else if (iequals(opt, "redirect") || iequals(opt, "optin") || iequals(opt, "optout")) {
+      return c.out.error("ERR CLIENT TRACKING " + std::string(opt) +
+                         " is not supported by statekv yet");
+    } else {
+      return c.out.error("ERR syntax error");
+    }
+  }
+  if (!on) {
+    c.state.tracking_off(c.session.id);
+    c.session.tracking = false;
+    return c.out.simple("OK");
+  }
+  if (c.session.resp != 3) {
+    return c.out.error(
+        "ERR CLIENT TRACKING needs RESP3 (HELLO 3) in statekv: RESP2 clients would need "
+        "REDIRECT to a pub/sub connection, which is not supported yet");
+  }
+  if (!c.session.push) return c.out.error("ERR this connection cannot receive pushes");
+  if (Status s = c.state.tracking.enable(c.session.id, std::move(mode)); !s.ok()) {
+    return c.out.error(s.message());
+  }
+  c.state.tracking_on(c.session);
+  c.session.tracking = true;
+  c.out.simple("OK");
+}
+
+void cmd_client_getredir(CommandContext& c) {
+  // No REDIRECT yet: 0 when tracking is on (not redirected), -1 when off.
+  c.out.integer(c.state.tracking.mode(c.session.id) ? 0 : -1);
+}
+
+void cmd_client_trackinginfo(CommandContext& c) {
+  auto mode = c.state.tracking.mode(c.session.id);
+  c.out.map(3);
+  c.out.bulk("flags");
+  if (!mode) {
+    c.out.set(1);
+    c.out.bulk("off");
+  } else {
+    std::vector<std::string_view> flags = {"on"};
+    if (mode->bcast) flags.push_back("bcast");
+    if (mode->noloop) flags.push_back("noloop");
+    c.out.set(flags.size());
+    for (auto f : flags) c.out.bulk(f);
+  }
+  c.out.bulk("redirect");
+  c.out.integer(mode ? 0 : -1);
+  c.out.bulk("prefixes");
+  c.out.array(mode ? mode->prefixes.size() : 0);
+  if (mode) {
+    for (const auto& p : mode->prefixes) c.out.bulk(p);
+  }
+}
+
 void cmd_client_help(CommandContext& c) {
   static constexpr std::string_view kLines[] = {
       "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -398,6 +469,19 @@ void add_connection_commands(std::vector<CommandSpec>& out) {
                                 "Sets information specific to the client or connection.", "7.2.0",
                                 "O(1)", "(attr: LIB-NAME=libname:string | LIB-VER=libver:string)",
                                 cmd_client_setinfo});
+  client.subcommands.push_back(
+      {"tracking", -3, kConn, 0, 0, 0, g,
+       "Controls server-assisted client-side caching for the connection.", "6.0.0",
+       "O(1). Some options may introduce additional complexity.",
+       "(status: ON | OFF) [PREFIX=prefix:string...] [BCAST] [NOLOOP]", cmd_client_tracking});
+  client.subcommands.push_back({"getredir", 2, kConn, 0, 0, 0, g,
+                                "Returns the client ID to which the connection's tracking "
+                                "notifications are redirected.",
+                                "6.0.0", "O(1)", "", cmd_client_getredir});
+  client.subcommands.push_back({"trackinginfo", 2, kConn, 0, 0, 0, g,
+                                "Returns information about server-assisted client-side caching "
+                                "for the connection.",
+                                "6.2.0", "O(1)", "", cmd_client_trackinginfo});
   client.subcommands.push_back({"help", 2, kLoading | kStale, 0, 0, 0, g,
                                 "Returns helpful text about the different subcommands.", "5.0.0",
                                 "O(1)", "", cmd_client_help});

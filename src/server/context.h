@@ -80,6 +80,14 @@ struct Session {
   // reply must be written before execute() returns (internal and routed
   // sessions, tests): the router then waits for the reply instead.
   std::function<DeferredReply()> defer;
+  // Client-side caching: CLIENT TRACKING is on for this connection (the
+  // TrackingTable in ServiceState holds its mode). Touched on its own thread only.
+  bool tracking = false;
+  // Set by a connection: queues bytes (an out-of-band RESP3 push) for this
+  // client; callable from any thread. Returns false once the connection is
+  // gone. Unset for internal and routed sessions.
+  std::function<bool(std::string bytes)> push;
+
   // Deferred replies this client is still owed (kept by the connection, read
   // on its thread).
   uint32_t replies_due = 0;

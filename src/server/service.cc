@@ -59,6 +59,13 @@ bool CommandContext::commit(std::span<const Store::Write> writes) {
   auto ticket = state.proposer->propose(now_ms, writes);
   if (!ok(ticket)) return false;
   note(ticket->durable_at);
+  // Invalidation hooks here, where every effect is committed, not in handlers.
+  if (state.tracking_clients.load(std::memory_order_relaxed) > 0 && !writes.empty()) {
+    std::vector<std::string_view> keys;
+    keys.reserve(writes.size());
+    for (const Store::Write& w : writes) keys.push_back(w.key);
+    state.deliver(state.tracking.on_write(session.id, keys));
+  }
   return true;
 }
 
@@ -66,6 +73,9 @@ bool CommandContext::commit_clear() {
   auto ticket = state.proposer->propose_clear(now_ms);
   if (!ok(ticket)) return false;
   note(ticket->durable_at);
+  if (state.tracking_clients.load(std::memory_order_relaxed) > 0) {
+    state.deliver(state.tracking.on_flush(session.id));
+  }
   return true;
 }
 
@@ -88,8 +98,47 @@ ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
     : ctx(context),
       table(commands),
       store(*context.engine, context.stats),
-      proposer(context.proposers ? context.proposers(store) : make_local_group(store)) {
+      proposer(context.proposers ? context.proposers(store) : make_local_group(store)),
+      // Redis's default tracking-table-max-keys; the random source (which keys
+      // to drop over it) is seeded from the run id.
+      tracking(1000000, Random(std::hash<std::string>{}(context.run_id))) {
   refresh_config();
+}
+
+void ServiceState::tracking_on(const Session& session) {
+  std::lock_guard lock(pushers_mu_);
+  if (pushers_.emplace(session.id, session.push).second) {
+    tracking_clients.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void ServiceState::tracking_off(uint64_t client) {
+  tracking.disable(client);
+  std::lock_guard lock(pushers_mu_);
+  if (pushers_.erase(client) > 0) tracking_clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ServiceState::deliver(std::vector<Invalidation> invalidations) {
+  for (Invalidation& inv : invalidations) {
+    // RESP3: >2 "invalidate" [keys...], or >2 "invalidate" _ for flush-all.
+    std::string bytes;
+    resp::Writer w(&bytes, 3);
+    w.push(2);
+    w.bulk("invalidate");
+    if (inv.flush) {
+      w.null();
+    } else {
+      w.array(inv.keys.size());
+      for (const std::string& k : inv.keys) w.bulk(k);
+    }
+    std::function<bool(std::string)> push;
+    {
+      std::lock_guard lock(pushers_mu_);
+      auto it = pushers_.find(inv.target);
+      if (it != pushers_.end()) push = it->second;
+    }
+    if (push && !push(std::move(bytes))) tracking_off(inv.target);  // the client is gone
+  }
 }
 
 void ServiceState::refresh_config() {
@@ -278,6 +327,7 @@ class ServiceImpl final : public Service {
     CommandContext c{state_, session, argv, out, *run, fullname, unix_time_ms()};
     if (state_.ctx.router == nullptr) {
       run->handler(c);
+      if (session.tracking && (run->flags & kReadonly) && run->first_key > 0) track_read(c);
       return c.seq;
     }
     struct Finished {
@@ -287,6 +337,17 @@ class ServiceImpl final : public Service {
     } finished{state_.ctx.router, session};
     run->handler(c);
     return c.seq;
+  }
+
+  // A tracking client read the keys of a read-only command: it may cache them
+  // now, so a later write of one must tell it (CLIENT TRACKING default mode).
+  void track_read(CommandContext& c) {
+    const int argc = static_cast<int>(c.argv.size());
+    const int last = c.spec.last_key < 0 ? argc + c.spec.last_key : c.spec.last_key;
+    for (int i = c.spec.first_key; i <= last && i < argc; i += std::max(1, c.spec.key_step)) {
+      state_.tracking.on_read(c.session.id, c.argv[i]);
+    }
+    state_.deliver(state_.tracking.enforce_limit());
   }
 
   void expire_loop() {
@@ -303,6 +364,10 @@ class ServiceImpl final : public Service {
             Store::Write w{key, old, true, {}, 0};
             auto ticket = state_.proposer->propose(now, std::span<const Store::Write>(&w, 1));
             if (!ticket.ok()) return ticket.status();
+            if (state_.tracking_clients.load(std::memory_order_relaxed) > 0) {
+              std::string_view k = key;
+              state_.deliver(state_.tracking.on_write(0, std::span<const std::string_view>(&k, 1)));
+            }
             return ticket->durable_at;
           });
       if (!done.ok()) spdlog::warn("active expiry cycle failed: {}", done.status().to_string());

@@ -55,6 +55,7 @@ std::string ServerProcess::describe() const {
   if (options_.kind == ServerKind::kRedis) {
     return "redis-server" + (options_.fsync.empty() ? std::string() : " aof=" + options_.fsync);
   }
+  if (options_.kind == ServerKind::kStatekvCache) return "statekv cache";
   return "statekv " + options_.engine + (options_.fsync.empty() ? "" : " fsync=" + options_.fsync);
 }
 
@@ -75,6 +76,8 @@ std::vector<std::string> ServerProcess::command_line() const {
     if (!options_.requirepass.empty()) {
       argv.insert(argv.end(), {"--requirepass", options_.requirepass});
     }
+  } else if (options_.kind == ServerKind::kStatekvCache) {
+    argv = {statekv_binary(), "cache", "--bind", "127.0.0.1", "--port", port};
   } else {
     argv = {statekv_binary(), "server",     "--bind",   "127.0.0.1",    "--port", port,
             "--data",         data_.path(), "--engine", options_.engine};

@@ -21,7 +21,8 @@
 
 namespace statekv::itest {
 
-enum class ServerKind { kRedis, kStatekv };
+// kStatekvCache: `statekv cache` (give --upstream HOST:PORT in extra_args).
+enum class ServerKind { kRedis, kStatekv, kStatekvCache };
 
 struct ServerOptions {
   ServerKind kind = ServerKind::kRedis;

@@ -1,0 +1,60 @@
+// InvalidationListener — how `statekv cache` learns about writes made anywhere:
+// one RESP3 connection per upstream node with `CLIENT TRACKING ON BCAST` (every
+// key written on that node: the cache's loads travel over other, pooled
+// connections, so default mode — which tracks keys read on the tracking
+// connection itself — would not cover them). Every `invalidate` push calls
+// on_keys; the flush message calls on_flush; and when a connection drops (or
+// cannot be made) on_flush is called too, since writes in the gap would go
+// unseen: the cache then holds nothing that could be stale. The listener
+// reconnects every retry interval, and calls on_flush again once subscribed
+// (values loaded during the gap may have been overwritten unseen).
+//
+// In a cluster a write routed to the key's owner commits there, and the owner
+// pushes: the cache must list every node in --upstream to see every write.
+//
+// Thread safety: one thread per endpoint; the callbacks run on those threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cache/upstream.h"
+
+namespace statekv::cache {
+
+class InvalidationListener {
+ public:
+  struct Callbacks {
+    std::function<void(const std::vector<std::string>& keys)> on_keys;
+    std::function<void()> on_flush;
+  };
+
+  InvalidationListener(std::vector<Endpoint> endpoints, Callbacks callbacks,
+                       std::chrono::milliseconds retry = std::chrono::milliseconds(500));
+  ~InvalidationListener();  // stop()
+  InvalidationListener(const InvalidationListener&) = delete;
+  InvalidationListener& operator=(const InvalidationListener&) = delete;
+
+  void start();
+  void stop();
+  // Connections currently subscribed (INFO).
+  uint64_t connected() const { return connected_.load(std::memory_order_relaxed); }
+  uint64_t messages() const { return messages_.load(std::memory_order_relaxed); }
+  uint64_t drops() const { return drops_.load(std::memory_order_relaxed); }
+
+ private:
+  void run(const Endpoint& endpoint);
+
+  std::vector<Endpoint> endpoints_;
+  Callbacks callbacks_;
+  std::chrono::milliseconds retry_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> connected_{0}, messages_{0}, drops_{0};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace statekv::cache

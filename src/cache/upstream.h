@@ -1,0 +1,99 @@
+// Upstream — how `statekv cache` talks to the store: a pool of worker threads,
+// each with its own blocking hiredis (RESP2) connection to one of the upstream
+// nodes, taking jobs from one queue. A job is a pipeline of commands sent in
+// one write; its callback runs on the worker thread with every reply, or with
+// the error that broke the connection (the worker then reconnects, trying the
+// next upstream in the list, before its next job).
+//
+// Thread safety: submit() from any thread. Callbacks run on worker threads and
+// must not block for long (they only hand replies back to connections).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "resp/writer.h"
+
+namespace statekv::cache {
+
+// A reply from the store, owned (hiredis's reply tree, copied).
+struct Reply {
+  enum class Type : unsigned char { kString, kStatus, kError, kInteger, kNil, kArray };
+  Type type = Type::kNil;
+  std::string str;
+  int64_t integer = 0;
+  std::vector<Reply> elements;
+};
+
+// Re-encodes a store reply for a client (RESP2 or RESP3 per the writer).
+void write_reply(const Reply& reply, resp::Writer& out);
+
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// "HOST:PORT[,HOST:PORT...]" -> endpoints; InvalidArgument on a bad entry.
+Result<std::vector<Endpoint>> parse_endpoints(std::string_view list);
+
+struct UpstreamOptions {
+  std::vector<Endpoint> endpoints;
+  unsigned connections = 8;  // worker threads, one connection each
+  std::chrono::milliseconds timeout{5000};
+  // Test and benchmark hook: every job waits this long before it is sent (the
+  // "injected upstream delay" of the stampede benchmark). 0 in production.
+  std::chrono::milliseconds inject_delay{0};
+};
+
+class Upstream {
+ public:
+  using Command = std::vector<std::string>;
+  using Callback = std::function<void(Result<std::vector<Reply>>)>;
+
+  explicit Upstream(UpstreamOptions options);
+  Upstream(const Upstream&) = delete;
+  Upstream& operator=(const Upstream&) = delete;
+  ~Upstream();  // stop()
+
+  // Connects one connection to check that the store answers PING; the pool
+  // itself connects lazily. Unavailable when no endpoint answers.
+  Status probe();
+  void start();
+  // Finishes the jobs already queued (their callbacks run), joins the workers.
+  void stop();
+
+  // Queues a pipeline. An idempotent one (reads) is sent again on a fresh
+  // connection when the pooled connection turns out broken; a write is not
+  // (it may have happened), its callback gets the error.
+  void submit(std::vector<Command> pipeline, bool idempotent, Callback done);
+
+  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Job {
+    std::vector<Command> pipeline;
+    bool idempotent = false;
+    Callback done;
+  };
+  void run(unsigned index);
+
+  UpstreamOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> errors_{0};
+  std::atomic<uint64_t> requests_{0};
+};
+
+}  // namespace statekv::cache

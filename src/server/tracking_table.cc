@@ -1,0 +1,165 @@
+#include "server/tracking_table.h"
+
+#include <algorithm>
+
+namespace statekv::server {
+
+TrackingTable::TrackingTable(uint64_t max_keys, Random random)
+    : max_keys_(max_keys), random_(random) {}
+
+Status TrackingTable::enable(uint64_t client, TrackingMode mode) {
+  if (!mode.bcast && !mode.prefixes.empty()) {
+    return Status::InvalidArgument("ERR PREFIX option requires BCAST mode to be enabled");
+  }
+  for (size_t i = 0; i < mode.prefixes.size(); ++i) {
+    for (size_t j = 0; j < mode.prefixes.size(); ++j) {
+      if (i == j) continue;
+      const std::string& a = mode.prefixes[i];
+      const std::string& b = mode.prefixes[j];
+      if (a.compare(0, b.size(), b) == 0 || b.compare(0, a.size(), a) == 0) {
+        return Status::InvalidArgument("ERR Prefix '" + a +
+                                       "' overlaps with another provided "
+                                       "prefix '" +
+                                       b +
+                                       "'. Prefixes for a single client must "
+                                       "not overlap.");
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  clients_[client].mode = std::move(mode);
+  return Status::OK();
+}
+
+void TrackingTable::disable(uint64_t client) {
+  std::lock_guard lock(mu_);
+  clients_.erase(client);
+  // Keys it read are forgotten lazily: a message for a client no longer
+  // tracking is dropped in add_message().
+}
+
+std::optional<TrackingMode> TrackingTable::mode(uint64_t client) const {
+  std::lock_guard lock(mu_);
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return std::nullopt;
+  return it->second.mode;
+}
+
+void TrackingTable::on_read(uint64_t client, std::string_view key) {
+  std::lock_guard lock(mu_);
+  auto c = clients_.find(client);
+  if (c == clients_.end() || c->second.mode.bcast) return;
+  auto it = keys_.find(std::string(key));
+  if (it == keys_.end()) {
+    it = keys_.emplace(std::string(key), Readers{}).first;
+    it->second.index = key_list_.size();
+    key_list_.push_back(&it->first);
+  }
+  it->second.clients.insert(client);
+}
+
+void TrackingTable::add_message(std::unordered_map<uint64_t, Invalidation>& batch, uint64_t client,
+                                std::string_view key) const {
+  auto c = clients_.find(client);
+  if (c == clients_.end()) return;  // stopped tracking since it read the key
+  const uint64_t target = c->second.mode.redirect != 0 ? c->second.mode.redirect : client;
+  Invalidation& inv = batch[target];
+  inv.target = target;
+  if (std::find(inv.keys.begin(), inv.keys.end(), key) == inv.keys.end()) {
+    inv.keys.emplace_back(key);
+  }
+}
+
+void TrackingTable::forget_key(const std::string& key) {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return;
+  const size_t index = it->second.index;
+  // Swap-remove from the list, fixing the moved key's index.
+  const std::string* last = key_list_.back();
+  key_list_[index] = last;
+  keys_.find(*last)->second.index = index;
+  key_list_.pop_back();
+  keys_.erase(it);
+}
+
+std::vector<Invalidation> TrackingTable::flatten(
+    std::unordered_map<uint64_t, Invalidation>& batch) {
+  std::vector<Invalidation> out;
+  out.reserve(batch.size());
+  for (auto& [target, inv] : batch) out.push_back(std::move(inv));
+  std::sort(out.begin(), out.end(),
+            [](const Invalidation& a, const Invalidation& b) { return a.target < b.target; });
+  return out;
+}
+
+std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
+                                                  std::span<const std::string_view> keys) {
+  std::lock_guard lock(mu_);
+  std::unordered_map<uint64_t, Invalidation> batch;
+  const auto w = clients_.find(writer);
+  const bool writer_noloop = w != clients_.end() && w->second.mode.noloop;
+  for (std::string_view key : keys) {
+    auto it = keys_.find(std::string(key));
+    if (it != keys_.end()) {
+      for (uint64_t client : it->second.clients) {
+        if (client == writer && writer_noloop) continue;
+        add_message(batch, client, key);
+      }
+      forget_key(it->first);
+    }
+    for (const auto& [client, c] : clients_) {
+      if (!c.mode.bcast || (client == writer && c.mode.noloop)) continue;
+      bool match = c.mode.prefixes.empty();
+      for (const std::string& p : c.mode.prefixes) {
+        if (key.substr(0, p.size()) == p) match = true;
+      }
+      if (match) add_message(batch, client, key);
+    }
+  }
+  return flatten(batch);
+}
+
+std::vector<Invalidation> TrackingTable::on_flush(uint64_t writer) {
+  std::lock_guard lock(mu_);
+  keys_.clear();
+  key_list_.clear();
+  std::unordered_map<uint64_t, Invalidation> batch;
+  for (const auto& [client, c] : clients_) {
+    // NOLOOP is not applied to a flush (Redis's trackingInvalidateKeysOnFlush
+    // tells every tracking client, the one that flushed included).
+    const uint64_t target = c.mode.redirect != 0 ? c.mode.redirect : client;
+    Invalidation& inv = batch[target];
+    inv.target = target;
+    inv.flush = true;
+  }
+  (void)writer;
+  return flatten(batch);
+}
+
+std::vector<Invalidation> TrackingTable::enforce_limit() {
+  std::lock_guard lock(mu_);
+  std::unordered_map<uint64_t, Invalidation> batch;
+  while (max_keys_ != 0 && keys_.size() > max_keys_) {
+    const std::string key = *key_list_[random_.uniform(key_list_.size())];
+    for (uint64_t client : keys_.find(key)->second.clients) add_message(batch, client, key);
+    forget_key(key);
+  }
+  return flatten(batch);
+}
+
+void TrackingTable::set_max_keys(uint64_t max_keys) {
+  std::lock_guard lock(mu_);
+  max_keys_ = max_keys;
+}
+
+uint64_t TrackingTable::tracked_keys() const {
+  std::lock_guard lock(mu_);
+  return keys_.size();
+}
+
+uint64_t TrackingTable::tracking_clients() const {
+  std::lock_guard lock(mu_);
+  return clients_.size();
+}
+
+}  // namespace statekv::server

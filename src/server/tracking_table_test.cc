@@ -1,0 +1,128 @@
+#include "server/tracking_table.h"
+
+#include <gtest/gtest.h>
+
+namespace statekv::server {
+namespace {
+
+std::vector<std::string_view> keys(std::initializer_list<std::string_view> k) {
+  return k;
+}
+
+TEST(TrackingTable, DefaultModeTellsReadersOnceThenForgets) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {}).ok());
+  ASSERT_TRUE(t.enable(2, {}).ok());
+  t.on_read(1, "a");
+  t.on_read(2, "a");
+  t.on_read(1, "b");
+  auto inv = t.on_write(9, keys({"a"}));
+  ASSERT_EQ(inv.size(), 2u);
+  EXPECT_EQ(inv[0].target, 1u);
+  EXPECT_EQ(inv[0].keys, std::vector<std::string>{"a"});
+  EXPECT_EQ(inv[1].target, 2u);
+  EXPECT_TRUE(t.on_write(9, keys({"a"})).empty());  // told once; must read again
+  EXPECT_EQ(t.tracked_keys(), 1u);                  // "b"
+}
+
+TEST(TrackingTable, ReadsOfClientsNotTrackingAreNotRecorded) {
+  TrackingTable t(0, Random(1));
+  t.on_read(5, "a");
+  EXPECT_EQ(t.tracked_keys(), 0u);
+  EXPECT_TRUE(t.on_write(0, keys({"a"})).empty());
+}
+
+TEST(TrackingTable, NoloopSkipsTheWritersOwnWrites) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {.noloop = true}).ok());
+  ASSERT_TRUE(t.enable(2, {}).ok());
+  t.on_read(1, "a");
+  t.on_read(2, "a");
+  auto inv = t.on_write(1, keys({"a"}));
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].target, 2u);
+  // Without NOLOOP a client is told about its own write.
+  t.on_read(2, "a");
+  inv = t.on_write(2, keys({"a"}));
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].target, 2u);
+}
+
+TEST(TrackingTable, RedirectSendsToAnotherClient) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {.redirect = 7}).ok());
+  t.on_read(1, "a");
+  auto inv = t.on_write(0, keys({"a", "b"}));
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].target, 7u);
+  EXPECT_EQ(inv[0].keys, std::vector<std::string>{"a"});
+}
+
+TEST(TrackingTable, BroadcastMatchesPrefixesWithoutReads) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {.bcast = true, .prefixes = {"user:", "cart:"}}).ok());
+  ASSERT_TRUE(t.enable(2, {.bcast = true}).ok());  // every key
+  auto inv = t.on_write(0, keys({"user:1", "other", "cart:9"}));
+  ASSERT_EQ(inv.size(), 2u);
+  EXPECT_EQ(inv[0].target, 1u);
+  EXPECT_EQ(inv[0].keys, (std::vector<std::string>{"user:1", "cart:9"}));
+  EXPECT_EQ(inv[1].keys, (std::vector<std::string>{"user:1", "other", "cart:9"}));
+  // Broadcast clients are told every time, and their reads are not recorded.
+  t.on_read(1, "user:1");
+  EXPECT_EQ(t.tracked_keys(), 0u);
+  EXPECT_EQ(t.on_write(0, keys({"user:1"})).size(), 2u);
+}
+
+TEST(TrackingTable, RefusesWhatRedisRefuses) {
+  TrackingTable t(0, Random(1));
+  Status s = t.enable(1, {.prefixes = {"a"}});
+  EXPECT_EQ(s.message(), "ERR PREFIX option requires BCAST mode to be enabled");
+  s = t.enable(1, {.bcast = true, .prefixes = {"ab", "a"}});
+  EXPECT_TRUE(s.is_invalid_argument());
+  EXPECT_NE(s.message().find("overlaps"), std::string::npos);
+  EXPECT_FALSE(t.mode(1).has_value());
+}
+
+TEST(TrackingTable, DisabledClientsAreNotTold) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {}).ok());
+  t.on_read(1, "a");
+  t.disable(1);
+  EXPECT_TRUE(t.on_write(0, keys({"a"})).empty());
+}
+
+TEST(TrackingTable, FlushTellsEveryTrackingClientAndEmptiesTheTable) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {.noloop = true}).ok());
+  ASSERT_TRUE(t.enable(2, {.bcast = true}).ok());
+  ASSERT_TRUE(t.enable(3, {.redirect = 8}).ok());
+  t.on_read(1, "a");
+  auto inv = t.on_flush(1);
+  ASSERT_EQ(inv.size(), 3u);
+  EXPECT_EQ(inv[0].target, 1u);
+  EXPECT_EQ(inv[1].target, 2u);
+  EXPECT_EQ(inv[2].target, 8u);
+  for (const auto& i : inv) EXPECT_TRUE(i.flush);
+  EXPECT_EQ(t.tracked_keys(), 0u);
+}
+
+TEST(TrackingTable, MaxKeysInvalidatesRandomKeysToStayWithinTheLimit) {
+  TrackingTable t(100, Random(3));
+  ASSERT_TRUE(t.enable(1, {}).ok());
+  for (int i = 0; i < 150; ++i) t.on_read(1, "k" + std::to_string(i));
+  EXPECT_EQ(t.tracked_keys(), 150u);
+  auto inv = t.enforce_limit();
+  EXPECT_EQ(t.tracked_keys(), 100u);
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].keys.size(), 50u);
+  // The keys dropped are no longer tracked: a write of one tells no one.
+  EXPECT_TRUE(t.on_write(0, std::vector<std::string_view>{inv[0].keys[0]}).empty());
+  // Same seed, same choice.
+  TrackingTable u(100, Random(3));
+  ASSERT_TRUE(u.enable(1, {}).ok());
+  for (int i = 0; i < 150; ++i) u.on_read(1, "k" + std::to_string(i));
+  EXPECT_EQ(u.enforce_limit()[0].keys, inv[0].keys);
+}
+
+}  // namespace
+}  // namespace statekv::server

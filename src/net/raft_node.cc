@@ -85,6 +85,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     t.secret = options_.secret;
     t.bind = options_.peer_bind;
     t.port = options_.peer_port;
+    t.resp_port = options_.resp_port;
     transport_ = std::make_unique<Transport>(
         io_, t, [this](Transport::ConnectionId conn, NodeId peer, std::string payload) {
           on_frame(conn, peer, std::move(payload));
@@ -381,7 +382,19 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     auto respond = [this, conn, call](ForwardReplyFrame reply) {
       reply.call = call;
       asio::post(io_, [this, conn, reply = std::move(reply)]() mutable {
-        if (transport_) transport_->send_on(conn, encode_wire(reply));
+        if (!transport_) return;
+        std::string payload = encode_wire(reply);
+        if (payload.size() > kMaxFrameBytes) {
+          // Sent as is, the router would drop the connection and tell its client
+          // "may or may not have run": say instead that it ran but cannot be carried.
+          reply.status = Status::InvalidArgument(
+              "the reply is " + std::to_string(payload.size()) +
+              " bytes, over the node-to-node frame limit of " + std::to_string(kMaxFrameBytes) +
+              " bytes; the command ran on the key's owner, ask it directly");
+          reply.reply.clear();
+          payload = encode_wire(reply);
+        }
+        transport_->send_on(conn, std::move(payload));
       });
     };
     if (!forward_handler_) {

@@ -182,7 +182,12 @@ std::string ClusterNode::cluster_info() const {
     out.append(k).append(":").append(v).append("\r\n");
   };
   const bool ok = s.leader.has_value() && m != nullptr;
-  const size_t members = m ? m->members.size() : s.voters.size();
+  // Removed members stay in the map as tombstones (ids are never reused): not nodes.
+  const size_t members =
+      m ? static_cast<size_t>(std::count_if(
+              m->members.begin(), m->members.end(),
+              [](const meta::Member& x) { return x.state != meta::MemberState::kRemoved; }))
+        : s.voters.size();
   const uint64_t epoch = m ? m->epoch.value() : 0;
   line("cluster_state", ok ? "ok" : "fail");
   line("cluster_known_nodes", std::to_string(members));
@@ -205,6 +210,7 @@ std::string ClusterNode::cluster_info() const {
   line("meta_keyspaces", std::to_string(m ? m->keyspaces.size() : 0));
   if (m) {
     for (const meta::Member& member : m->members) {
+      if (member.state == meta::MemberState::kRemoved) continue;
       const bool voter = std::find(s.voters.begin(), s.voters.end(), member.id) != s.voters.end();
       std::string lag = "unknown";
       if (member.id == s.self) {

@@ -221,9 +221,10 @@ TEST(Members, RemoveRefusesTheLastVoterAndOwners) {
 
 TEST(Keyspaces, CreatePlacesShardsRoundRobin) {
   ClusterMap m = three();
-  m = expect_next(m, create_keyspace(m, users()),
-                  "create keyspace 'users' (prefix 'user:', hash x4, consensus x2, linearizable, "
-                  "consistency)");
+  m = expect_next(
+      m, create_keyspace(m, users()),
+      "create keyspace 'users' (prefix 'user:', hash, 4 shards, consensus x2, linearizable, "
+      "consistency)");
   const Keyspace* k = m.find_keyspace("users");
   ASSERT_NE(k, nullptr);
   ASSERT_EQ(k->shards.size(), 4u);

@@ -70,11 +70,12 @@ std::string join_ids(const std::vector<NodeId>& ids) {
 std::string describe(const KeyspaceSpec& s) {
   const PartitionerSpec& p = s.partitioner;
   // Shard counts as KEYSPACE INFO gives them: the whole keyspace's.
-  std::string partitioning =
-      p.kind == Partitioner::kGeo
-          ? fmt::format("geo over {} region(s), {} inside, {} shards", geo_regions(p).size(),
-                        to_string(p.inner), partitioner_shard_count(p))
-          : fmt::format("{}, {} shards", to_string(p.kind), p.shards);
+  const uint32_t shards = partitioner_shard_count(p);
+  const std::string count = fmt::format("{} shard{}", shards, shards == 1 ? "" : "s");
+  std::string partitioning = p.kind == Partitioner::kGeo
+                                 ? fmt::format("geo over {} region(s), {} inside, {}",
+                                               geo_regions(p).size(), to_string(p.inner), count)
+                                 : fmt::format("{}, {}", to_string(p.kind), count);
   if (p.kind == Partitioner::kRing ||
       (p.kind == Partitioner::kGeo && p.inner == Partitioner::kRing)) {
     partitioning += fmt::format(", {} vnodes", p.vnodes);

@@ -441,9 +441,10 @@ TEST(Layout, SetLayoutReplacesShardsAndSplitPoints) {
   ClusterMap m = three_one_owner();
   KeyspaceSpec slots = spec("users", "u:");
   slots.partitioner.kind = Partitioner::kSlots;
-  m = expect_next(m, create_keyspace(m, slots),
-                  "create keyspace 'users' (prefix 'u:', slots x1, consensus x3, linearizable, "
-                  "consistency)");
+  m = expect_next(
+      m, create_keyspace(m, slots),
+      "create keyspace 'users' (prefix 'u:', slots, 1 shard, consensus x3, linearizable, "
+      "consistency)");
   std::vector<Shard> shards = {{ShardId(0), ids({2})}, {ShardId(1), ids({3})}};
   m = expect_next(m, set_layout(m, "users", {"0", "8192"}, shards),
                   "layout of keyspace 'users': 2 shards, 2 changed");

@@ -381,6 +381,42 @@ TEST(Cluster, GarbledOrTruncatedFrameClosesThatConnectionOnly) {
   EXPECT_TRUE(nodes.node(0).running());
 }
 
+// Issue "Operating statekv without surprises", item 12: a Redis client at the
+// peer port got a protocol error (the node's binary Hello). Now it reads one
+// clear RESP error naming the RESP port, for a command array and an inline
+// command alike, and the node keeps serving its peers.
+TEST(Cluster, ARedisClientAtThePeerPortIsToldWhereToConnect) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  NodeSet nodes(3);
+  ASSERT_TRUE(nodes.client()->put("a", "1").ok());
+  const uint16_t peer_port = static_cast<uint16_t>(std::stoi(nodes.endpoint(0).substr(10)));
+  const std::string expected = "-ERR this is statekv's peer port";
+  const std::string names_port = "RESP port " + std::to_string(nodes.node(0).port());
+
+  auto redis = RedisClient::connect(peer_port);
+  ASSERT_TRUE(redis.ok()) << redis.status().to_string();
+  const std::string got = redis->cmd({"PING"});
+  EXPECT_EQ(got.substr(0, expected.size()), expected) << got;
+  EXPECT_NE(got.find(names_port), std::string::npos) << got;
+
+  auto fd = connect_localhost(peer_port, 1s);
+  ASSERT_TRUE(fd.ok());
+  const std::string inline_ping = "PING\r\n";
+  ::send(*fd, inline_ping.data(), inline_ping.size(), MSG_NOSIGNAL);
+  std::string answer;
+  timeval tv{3, 0};
+  ::setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[512];
+  for (ssize_t n; (n = ::recv(*fd, buf, sizeof buf, 0)) > 0;)
+    answer.append(buf, static_cast<size_t>(n));
+  ::close(*fd);
+  EXPECT_EQ(answer.substr(0, expected.size()), expected) << answer;
+  EXPECT_EQ(answer.substr(answer.size() - 2), "\r\n") << "one whole RESP error, then close";
+
+  ASSERT_TRUE(nodes.client()->put("b", "2").ok());
+  EXPECT_TRUE(nodes.node(0).running());
+}
+
 TEST(Cluster, TornLogTailIsCutWithoutLosingAcknowledgedEntries) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   NodeSet nodes(3);

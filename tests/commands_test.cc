@@ -399,6 +399,9 @@ TEST_P(CommandsTest, ServerCommandsByProperty) {
     EXPECT_NE(info->find("\r\nused_memory:"), std::string::npos);
     EXPECT_NE(info->find("\r\nconnected_clients:"), std::string::npos);
     EXPECT_NE(info->find("\r\ntcp_port:"), std::string::npos);
+    // A standalone server, as Redis says it (a cluster node says cluster: routing_test).
+    EXPECT_NE(info->find("\r\nredis_mode:standalone\r\n"), std::string::npos) << *info;
+    EXPECT_NE(info->find("# Cluster\r\ncluster_enabled:0\r\n"), std::string::npos) << *info;
     EXPECT_NE(info->find("\r\ndb0:keys=2,expires=1,"), std::string::npos) << *info;
     Result<std::string> mem = c->bulk({"INFO", "memory"});
     ASSERT_TRUE(mem.ok());

@@ -6,7 +6,8 @@
 //   * hash keyspace: any node serves any key; multi-key commands fan out and
 //     answer exactly as a redis-server given the same commands; DBSIZE, KEYS
 //     and SCAN cover every node; LOCATE names the node whose own store holds
-//     the key (INFO keyspace is node-local, so its counts must match);
+//     the key (INFO keyspace's node_keys must match); INFO keyspace's db0
+//     counts what DBSIZE counts; INFO says redis_mode:cluster;
 //   * slots keyspace: CLUSTER SLOTS / NODES / KEYSLOT agree with an
 //     independent CRC16 and with each other; MOVED and CROSSSLOT are Redis
 //     Cluster's, and the MOVED target serves the key; redis-cli -c follows it;
@@ -300,15 +301,16 @@ class RoutingCluster {
     return index_of(loc->owners.front());
   }
 
-  // The number of keys in node i's own store (INFO keyspace is not routed).
+  // The number of keys in node i's own store (INFO keyspace's node_keys; its
+  // db0 counts the cluster, as DBSIZE does).
   Result<long long> local_keys(size_t i) {
     auto c = RedisClient::connect(port(i));
     if (!c.ok()) return c.status();
     auto info = c->bulk({"INFO", "keyspace"});
     if (!info.ok()) return info.status();
-    const size_t at = info->find("db0:keys=");
-    if (at == std::string::npos) return 0;
-    return std::atoll(info->c_str() + at + 9);
+    const size_t at = info->find("node_keys:");
+    if (at == std::string::npos) return Status::NotFound("no node_keys in INFO keyspace: " + *info);
+    return std::atoll(info->c_str() + at + 10);
   }
 
  private:
@@ -1000,6 +1002,127 @@ TEST(Routing, KeysOfAKilledNodeGetClusterdownAndTheRestKeepWorking) {
     }
     EXPECT_EQ(c.cmd({"MGET", by_owner[0][1], by_owner[1][1]}),
               "[\"" + value_of(by_owner[0][1]) + "\", \"" + value_of(by_owner[1][1]) + "\"]");
+  }
+}
+
+// ============================================================ 6b. operating without surprises
+
+// Issue "Operating statekv without surprises", item 9: a value over 64 MiB
+// (proto-max-bulk-len allows 512 MB) routed through a node that does not own
+// it failed with "CLUSTERDOWN ... may or may not have run" while the owner
+// logged a frame over the limit. Now peers carry it both ways: SET through a
+// non-owner (the routed single-key path), GET and MGET (the fan-out path)
+// through non-owners.
+TEST(Routing, ValuesOver64MiBAreCarriedBetweenNodes) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  std::string big_key;
+  for (int i = 0; big_key.empty(); ++i) {
+    const std::string k = "big:" + std::to_string(i);
+    if (cluster.owner_of(k) == 2) big_key = k;  // owned by node 3
+  }
+  std::string small_key;
+  for (int i = 0; small_key.empty(); ++i) {
+    const std::string k = "small:" + std::to_string(i);
+    if (cluster.owner_of(k) == 1) small_key = k;  // owned by node 2
+  }
+  std::string big(70u << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('a' + (i / 4096) % 26);
+
+  RedisClient via1 = cluster.client(0);
+  ASSERT_EQ(via1.cmd({"SET", big_key, big}), "+OK");
+  ASSERT_EQ(via1.cmd({"SET", small_key, "s"}), "+OK");
+  EXPECT_EQ(via1.cmd({"STRLEN", big_key}), ":" + std::to_string(big.size()));
+  RedisClient via2 = cluster.client(1);
+  auto got = via2.bulk({"GET", big_key});
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->size(), big.size());
+  EXPECT_TRUE(*got == big) << "the value came back changed";
+  auto both = via1.bulk_array({"MGET", big_key, small_key});
+  ASSERT_TRUE(both.ok()) << both.status().to_string();
+  ASSERT_EQ(both->size(), 2u);
+  EXPECT_TRUE((*both)[0] == big);
+  EXPECT_EQ((*both)[1], "s");
+  auto owner_keys = cluster.local_keys(2);
+  ASSERT_TRUE(owner_keys.ok()) << owner_keys.status().to_string();
+  EXPECT_EQ(*owner_keys, 1) << "the owner's own store holds the big key";
+}
+
+// Item 13: INFO on a cluster node says so (redis_mode:cluster, INFO cluster's
+// cluster_enabled:1), and INFO keyspace's db0 counts what DBSIZE counts (the
+// whole cluster) while node_keys counts this node's own store.
+TEST(Routing, InfoSaysClusterModeAndItsKeyspaceCountsWhatDbsizeCounts) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  RedisClient c = cluster.client(0);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(c.cmd({"SET", "info:" + std::to_string(i), "v"}), "+OK");
+  }
+  ASSERT_EQ(c.cmd({"EXPIRE", "info:0", "1000"}), ":1");
+  long long node_sum = 0;
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient r = cluster.client(n);
+    auto server = r.bulk({"INFO", "server"});
+    ASSERT_TRUE(server.ok());
+    EXPECT_NE(server->find("redis_mode:cluster\r\n"), std::string::npos) << *server;
+    auto info_cluster = r.bulk({"INFO", "cluster"});
+    ASSERT_TRUE(info_cluster.ok());
+    EXPECT_NE(info_cluster->find("cluster_enabled:1\r\n"), std::string::npos) << *info_cluster;
+    EXPECT_EQ(r.cmd({"DBSIZE"}), ":30");
+    auto keyspace = r.bulk({"INFO", "keyspace"});
+    ASSERT_TRUE(keyspace.ok());
+    EXPECT_NE(keyspace->find("db0:keys=30,expires=1,avg_ttl=0\r\n"), std::string::npos)
+        << "node " << n + 1 << ":\n"
+        << *keyspace;
+    auto own = cluster.local_keys(n);
+    ASSERT_TRUE(own.ok()) << own.status().to_string();
+    node_sum += *own;
+  }
+  EXPECT_EQ(node_sum, 30) << "node_keys count each node's own store";
+}
+
+// Item 13: KEYSPACE INFO gives vnodes only for a ring, and the change log
+// line of a created keyspace names the shard count KEYSPACE INFO gives.
+TEST(Routing, KeyspaceInfoAndTheChangeLogAgreeOnShardsAndVnodes) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  RawClient raw = cluster.raw(0);
+  struct Case {
+    std::vector<std::string> create;
+    bool vnodes;
+  };
+  const std::vector<Case> cases = {
+      {{"KEYSPACE", "CREATE", "h", "PARTITIONER", "hash"}, false},
+      {{"KEYSPACE", "CREATE", "r", "PARTITIONER", "range", "SPLITS", "m"}, false},
+      {{"KEYSPACE", "CREATE", "g", "PARTITIONER", "ring", "VNODES", "8"}, true},
+  };
+  for (const Case& k : cases) {
+    auto created = raw.call(k.create);
+    ASSERT_TRUE(created.ok());
+    ASSERT_EQ(render(created->value), "+OK") << k.create[2];
+    auto info = raw.call({"KEYSPACE", "INFO", k.create[2]});
+    ASSERT_TRUE(info.ok());
+    const std::string text = render(info->value);
+    EXPECT_EQ(field(info->value, "vnodes") != nullptr, k.vnodes) << text;
+    const resp::Value* shards = field(info->value, "shards");
+    ASSERT_NE(shards, nullptr) << text;
+    // This node's map may trail the leader's by a moment.
+    std::string change;
+    for (const auto until = Clock::now() + 5s; Clock::now() < until;) {
+      auto cluster_info = cluster.client(0).bulk({"CLUSTER", "INFO"});
+      ASSERT_TRUE(cluster_info.ok());
+      const size_t at = cluster_info->find("meta_last_change:");
+      ASSERT_NE(at, std::string::npos);
+      change = cluster_info->substr(at, cluster_info->find("\r\n", at) - at);
+      if (change.find("create keyspace '" + k.create[2] + "'") != std::string::npos) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_NE(change.find("create keyspace '" + k.create[2] + "'"), std::string::npos) << change;
+    EXPECT_NE(change.find(", " + std::to_string(shards->integer) + " shard"), std::string::npos)
+        << change << " vs KEYSPACE INFO " << text;
   }
 }
 

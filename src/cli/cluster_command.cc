@@ -77,6 +77,7 @@ struct NodeView {
   std::optional<nlohmann::json> status;  // nullopt: unreachable
   std::optional<nlohmann::json> stats;   // keys held, ops/s, keys per shard
   std::string error;
+  bool refused = false;  // the node refused our handshake: a wrong secret
 };
 
 // A node's `__stats` (coord/coordinator.h LocalStats) as JSON.
@@ -115,6 +116,7 @@ NodeView probe(const std::string& e, const std::string& secret, bool with_stats 
       if (nv.status->is_discarded()) nv.status.reset();
     } else {
       nv.error = body.status().message();
+      nv.refused = body.status().code() == Status::Code::kAborted;
     }
   } else {
     nv.error = client.status().message();
@@ -189,10 +191,17 @@ int run_status(const Common& c) {
     for (const meta::ShardHealth& sh : shards) out.push_back(sh.describe());
     return out;
   };
+  // The true cause first: nodes that refuse our handshake are up, and say the
+  // secret is wrong; that is not a lost majority.
+  std::string refusal;
+  for (const NodeView& n : v.nodes) {
+    if (n.refused && refusal.empty()) refusal = n.error;
+  }
   if (c.json) {
     nlohmann::json out;
     out["healthy"] = healthy;
     out["health"] = state;
+    if (!refusal.empty()) out["error"] = "wrong cluster secret: " + refusal;
     out["unavailable_shards"] = health ? shard_list(health->unavailable) : nlohmann::json::array();
     out["degraded_shards"] = health ? shard_list(health->degraded) : nlohmann::json::array();
     out["down_nodes"] = nlohmann::json::array();
@@ -213,13 +222,19 @@ int run_status(const Common& c) {
     return healthy ? 0 : 1;
   }
 
+  if (!refusal.empty()) {
+    fmt::print(
+        "WRONG SECRET: the nodes refuse this command's cluster secret ({}); give the "
+        "cluster's with --secret, $STATEKV_CLUSTER_SECRET or DATA/cluster.secret\n",
+        refusal);
+  }
   if (v.map) {
     fmt::print("cluster {}  epoch {}  ", v.map->cluster_id, v.map->epoch.value());
   }
   if (v.leader) {
     fmt::print("leader node {}  term {}  commit {}\n", (*v.leader)["id"].get<uint64_t>(),
                (*v.leader)["term"].get<uint64_t>(), (*v.leader)["commit_index"].get<uint64_t>());
-  } else {
+  } else if (refusal.empty()) {
     fmt::print("NO LEADER: the raft group cannot commit (a majority of voters may be down)\n");
   }
   if (v.map) fmt::print("last change: {}\n", v.map->last_change);
@@ -251,6 +266,9 @@ int run_status(const Common& c) {
   };
   if (v.map) {
     for (const meta::Member& m : v.map->members) {
+      // The map keeps removed members as tombstones (ids are never reused):
+      // not members any more, so not rows.
+      if (m.state == meta::MemberState::kRemoved) continue;
       row(m.id.value(), m.address, m.peer_address, m.region, std::string(meta::to_string(m.state)));
     }
   }
@@ -892,14 +910,28 @@ int run_remove_node(const NodeFlags& f) {
   if (!removed.ok()) return fail("cannot remove node from the map: " + removed.status().message());
   fmt::print("map epoch {}: {}\n", removed->epoch.value(), removed->last_change);
 
-  // 3. Stop it, if it is one of ours.
+  // 3. Stop it, if it is one of ours, and delete its data: its keys moved
+  //    away, and its id can never rejoin (the map keeps it as removed).
   auto local = load_local_cluster(f.common.data);
   if (local.ok() && local->find(id)) {
-    (void)stop_node(*local, id, 10000ms,
-                    "removed from the cluster by `statekv cluster remove-node`");
+    const pid_t pid = running_pid(*local, id);
+    if (Status s = stop_node(*local, id, 10000ms,
+                               "removed from the cluster by `statekv cluster remove-node`");
+        !s.ok()) {
+      return fail(
+          fmt::format("node {} is out of the cluster but did not stop: {}", f.id, s.message()));
+    }
+    const fs::path dir = local->node_dir(id);
     std::erase_if(local->nodes, [&](const LocalNode& n) { return n.id == id; });
-    (void)save_local_cluster(*local);
-    fmt::print("node {} stopped\n", f.id);
+    if (Status s = save_local_cluster(*local); !s.ok()) return fail(s.message());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (ec) {
+      return fail(fmt::format("node {} stopped, but its data dir {} could not be removed: {}", f.id,
+                              dir.string(), ec.message()));
+    }
+    fmt::print("node {} stopped{}; its data dir {} is removed\n", f.id,
+               pid != 0 ? fmt::format(" (pid {})", pid) : std::string(), dir.string());
   }
   return 0;
 }

@@ -95,6 +95,7 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
   o.raft.self = NodeId(flags.node_id);
   o.raft.data_dir = config.data_dir;
   o.raft.peer_bind = config.bind;
+  o.raft.resp_port = resp_port;
   o.raft.peer_port = flags.peer_port != 0 ? flags.peer_port : static_cast<uint16_t>(resp_port + 10000);
   o.raft.secret = cluster_secret_of(flags);
   if (o.raft.secret.empty()) {
@@ -333,7 +334,9 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   cmd->add_option("--timeout", v.timeout_seconds,
                   "Close a client after this many idle seconds (0: never)")
       ->capture_default_str();
-  cmd->add_option("--loglevel", v.loglevel, "Log level: debug, info, warn or error")
+  cmd->add_option("--loglevel", v.loglevel,
+                  "Log level: debug (Redis's verbose), info (Redis's notice), warn (or warning) "
+                  "or error")
       ->check(CLI::IsMember({"debug", "verbose", "info", "notice", "warn", "warning", "error"}))
       ->capture_default_str();
   cmd->add_option("--logfile", v.logfile, "Append the log to this file (default: stderr)");

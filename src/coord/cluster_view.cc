@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "coord/coordinator.h"
@@ -297,15 +298,21 @@ Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) 
 void write_keyspace_info(const meta::Keyspace& k, resp::Writer& out) {
   std::map<NodeId, size_t> per_node;
   for (const meta::Shard& s : k.shards) ++per_node[s.owners.front()];
-  out.map(9);
+  // vnodes only where they place keys: a ring (also inside geo).
+  const meta::PartitionerSpec& p = k.spec.partitioner;
+  const bool ring = p.kind == meta::Partitioner::kRing ||
+                    (p.kind == meta::Partitioner::kGeo && p.inner == meta::Partitioner::kRing);
+  out.map(ring ? 9 : 8);
   out.bulk("name");
   out.bulk(k.spec.name);
   out.bulk("prefix");
   out.bulk(k.spec.key_prefix);
   out.bulk("partitioner");
   out.bulk(meta::to_string(k.spec.partitioner.kind));
-  out.bulk("vnodes");
-  out.integer(k.spec.partitioner.vnodes);
+  if (ring) {
+    out.bulk("vnodes");
+    out.integer(k.spec.partitioner.vnodes);
+  }
   out.bulk("shards");
   out.integer(static_cast<int64_t>(k.shards.size()));
   out.bulk("replication");
@@ -473,10 +480,61 @@ std::string Coordinator::local_stats_json() {
   return j.dump();
 }
 
+namespace {
+
+// "db0:keys=K,expires=E" in an INFO keyspace text: {K, E}; {0, 0} when absent
+// (Redis omits db0 when it is empty).
+std::pair<uint64_t, uint64_t> db0_counts(std::string_view info) {
+  const size_t at = info.find("db0:keys=");
+  unsigned long long k = 0, e = 0;
+  if (at == std::string_view::npos || std::sscanf(std::string(info.substr(at)).c_str(),
+                                                  "db0:keys=%llu,expires=%llu", &k, &e) != 2) {
+    return {0, 0};
+  }
+  return {k, e};
+}
+
+}  // namespace
+
 std::string Coordinator::info_keyspace() {
+  // This node's own store: INFO keyspace on an internal session is node-local.
+  std::string own_info;
+  {
+    resp::Value v;
+    const std::string reply = run_local({"INFO", "keyspace"});
+    if (resp::parse_value(reply, v).status == resp::ParseStatus::kComplete) own_info = v.str;
+  }
+  const auto [own_keys, own_expires] = db0_counts(own_info);
+  // db0 as DBSIZE counts it: every holder's own db0 added up (a routed INFO
+  // keyspace is node-local too).
+  std::string out;
+  if (auto table = this->table()) {
+    uint64_t keys = own_keys, expires = own_expires;
+    std::string error;
+    for (NodeId node : table->holders()) {
+      if (node == options_.self) continue;
+      storage::Sequence seq = 0;
+      auto reply = run_on(node, {"INFO", "keyspace"}, 2, *table, &seq);
+      resp::Value v;
+      if (!reply.ok() || resp::parse_value(*reply, v).status != resp::ParseStatus::kComplete ||
+          v.type == resp::Value::Type::kError) {
+        error = "node " + std::to_string(node.value()) + ": " +
+                (reply.ok() ? v.str : reply.status().message());
+        break;
+      }
+      const auto [k, e] = db0_counts(v.str);
+      keys += k;
+      expires += e;
+    }
+    if (!error.empty()) {
+      out += "db0_error:cannot count every node's keys (" + error + ")\r\n";
+    } else if (keys > 0) {
+      out += fmt::format("db0:keys={},expires={},avg_ttl=0\r\n", keys, expires);
+    }
+  }
   const LocalStats s = local_stats();
-  std::string out = fmt::format("node_id:{}\r\nnode_keys:{}\r\nnode_ops_per_sec:{:.1f}\r\n",
-                                options_.self.value(), s.keys, s.ops_per_sec);
+  out += fmt::format("node_id:{}\r\nnode_keys:{}\r\nnode_expires:{}\r\nnode_ops_per_sec:{:.1f}\r\n",
+                     options_.self.value(), own_keys, own_expires, s.ops_per_sec);
   for (const auto& [keyspace, per_shard] : s.shard_keys) {
     uint64_t keys = 0;
     std::string shards;

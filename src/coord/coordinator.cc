@@ -49,6 +49,13 @@ bool is_fan_out_command(std::string_view name) {
 thread_local bool t_in_gate = false;
 thread_local std::vector<std::string> t_written;
 
+// The error a client gets when routing failed: CLUSTERDOWN when the owner
+// could not be reached or answer, ERR when the command was refused before it
+// was sent (over the peer frame limit: certainly not applied).
+std::string routing_error(const Status& s) {
+  return (s.is_invalid_argument() ? "ERR " : "CLUSTERDOWN ") + s.message();
+}
+
 std::string describe_node(const RoutingTable& t, NodeId id) {
   const meta::Member* m = t.member(id);
   return "node " + std::to_string(id.value()) + (m ? " (" + m->address + ")" : "");
@@ -547,7 +554,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         wait_for_epoch(table->epoch().value() + 1);
         continue;
       }
-      out.error("CLUSTERDOWN " + reply.status().message());
+      out.error(routing_error(reply.status()));
       return Decision::kHandled;
     }
     if (!is_fan_out_command(name)) {
@@ -590,7 +597,7 @@ server::Router::Decision Coordinator::fan_out(Session& session, std::string_view
     auto reply = run_on(p.node, p.argv, session.resp, table, seq);
     if (!reply.ok()) {
       // Earlier parts may have run: say so, as a cross-node write is not atomic.
-      out.error("CLUSTERDOWN " + reply.status().message() +
+      out.error(routing_error(reply.status()) +
                 (mset || name == "del" || name == "unlink"
                      ? " (the parts on other nodes may have been applied)"
                      : ""));
@@ -741,7 +748,7 @@ void Coordinator::route_async(const Session& session, NodeId owner, const Routin
                           }
                           const Status& s = r.ok() ? r->status : r.status();
                           std::string out;
-                          resp::Writer(&out, retry->resp).error("CLUSTERDOWN " + s.message());
+                          resp::Writer(&out, retry->resp).error(routing_error(s));
                           done(std::move(out), 0);
                         });
 }

@@ -52,6 +52,7 @@ Result<std::string> Forwarder::call(NodeId node, const std::string& peer_address
   }
   frame.call = ++t_next_call;
   auto r = it->second->call(frame, deadline);
+  if (!r.ok() && r.status().is_invalid_argument()) return r.status();  // too large: not sent
   if (!r.ok()) {
     t_connections.erase(it);
     return Status::Timeout("routing to node " + std::to_string(node.value()) +

@@ -67,6 +67,12 @@ Status UpdateLoop::give_up() const {
 void UpdateLoop::on_read(const Result<std::optional<std::string>>& value) {
   SKV_ASSERT(!done() && op_.kind == Op::Kind::kRead, "on_read without a pending read");
   if (!value.ok()) {
+    // Aborted from the register is a refused connection (a wrong secret): the
+    // next attempt would be refused too, and it is not the map changing.
+    if (value.status().code() == Status::Code::kAborted) {
+      finish(value.status());
+      return;
+    }
     end_attempt(value.status());
     return;
   }
@@ -158,6 +164,10 @@ void UpdateLoop::on_cas(const Result<bool>& applied) {
   }
   if (applied.ok()) {
     end_attempt(Status::Aborted("another change came first"));
+    return;
+  }
+  if (applied.status().code() == Status::Code::kAborted && unsure_.empty()) {
+    finish(applied.status());  // refused before it was sent (see on_read)
     return;
   }
   in_flight_->cause = applied.status().to_string();

@@ -59,7 +59,9 @@ inline constexpr std::string_view kMetaKey = "meta";
 class RegisterClient {
  public:
   virtual ~RegisterClient() = default;
-  // The value of `key` (nullopt: absent). An error means it could not be read.
+  // The value of `key` (nullopt: absent). An error means it could not be read;
+  // Aborted (from read or cas) means the connection was refused (a wrong
+  // secret): nothing was sent, and trying again cannot help.
   virtual Result<std::optional<std::string>> read(const std::string& key) = 0;
   // Sets `key` to `value` if it holds `expected` (nullopt: absent). true: done;
   // false: the key held something else, nothing changed. An error means
@@ -75,7 +77,8 @@ std::string new_writer_id();
 // below and an event-driven caller (the simulator's clients) run the same code:
 // ask next_op() what to do, do it, feed the outcome to on_read / on_cas, until
 // done(). Attempts: each cycle starts with a read; a read error, a CAS conflict
-// and a CAS of unknown outcome each end one. After max_attempts cycles, one more
+// and a CAS of unknown outcome each end one; an Aborted read or CAS (a refused
+// connection) ends the loop with that error at once. After max_attempts cycles, one more
 // read is made only if it can settle an unknown outcome.
 class UpdateLoop {
  public:

@@ -33,11 +33,13 @@ class FakeRegister final : public RegisterClient {
   };
   std::deque<CasFault> cas_faults;
   int failing_reads = 0;  // this many reads fail with Unavailable
+  Status refusal;         // not OK: every read and CAS fails with it (a wrong secret)
   // Runs before each CAS is applied: another writer acting in between.
   std::function<void()> before_cas;
 
   Result<std::optional<std::string>> read(const std::string& key) override {
     ++reads;
+    if (!refusal.ok()) return refusal;
     if (failing_reads > 0) {
       --failing_reads;
       return Status::Unavailable("no leader");
@@ -50,6 +52,7 @@ class FakeRegister final : public RegisterClient {
   Result<bool> cas(const std::string& key, const std::optional<std::string>& expected,
                    const std::string& value) override {
     ++cases;
+    if (!refusal.ok()) return refusal;
     if (late_) {
       apply(*late_);
       late_.reset();
@@ -345,6 +348,21 @@ TEST(MetaClient, ReadErrorsAreRetriedThenReported) {
   EXPECT_EQ(m.status().code(), Status::Code::kUnavailable);
   EXPECT_EQ(m.status().message(),
             "metadata change gave up after 3 attempts: Unavailable: no leader");
+}
+
+// Issue "Operating statekv without surprises", item 12: a wrong secret made
+// add-node say "the map kept changing under it" after 16 attempts.
+TEST(MetaClient, ARefusedConnectionIsReportedAtOnceAsItIs) {
+  FakeRegister r;
+  boot(r);
+  const int reads_before = r.reads;
+  r.refusal = Status::Aborted(
+      "handshake with 127.0.0.1:17001 failed: node 1 refused the handshake: proof does not "
+      "match the cluster secret");
+  Result<ClusterMap> m = update(r, add_next, 16);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().to_string(), r.refusal.to_string());
+  EXPECT_EQ(r.reads - reads_before, 1) << "retrying a refused handshake cannot help";
 }
 
 TEST(MetaClient, UnsettledTimeoutIsUnknownNotFailed) {

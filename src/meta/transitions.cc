@@ -69,10 +69,17 @@ std::string join_ids(const std::vector<NodeId>& ids) {
 
 std::string describe(const KeyspaceSpec& s) {
   const PartitionerSpec& p = s.partitioner;
+  // Shard counts as KEYSPACE INFO gives them: the whole keyspace's.
+  const uint32_t shards = partitioner_shard_count(p);
+  const std::string count = fmt::format("{} shard{}", shards, shards == 1 ? "" : "s");
   std::string partitioning = p.kind == Partitioner::kGeo
-                                 ? fmt::format("geo over {} region(s), {} x{} each",
-                                               geo_regions(p).size(), to_string(p.inner), p.shards)
-                                 : fmt::format("{} x{}", to_string(p.kind), p.shards);
+                                 ? fmt::format("geo over {} region(s), {} inside, {}",
+                                               geo_regions(p).size(), to_string(p.inner), count)
+                                 : fmt::format("{}, {}", to_string(p.kind), count);
+  if (p.kind == Partitioner::kRing ||
+      (p.kind == Partitioner::kGeo && p.inner == Partitioner::kRing)) {
+    partitioning += fmt::format(", {} vnodes", p.vnodes);
+  }
   return fmt::format("prefix '{}', {}, {} x{}, {}, {}", s.key_prefix, partitioning,
                      to_string(s.replication.kind), s.replication.factor, to_string(s.consistency),
                      to_string(s.partition_mode));
@@ -85,6 +92,10 @@ bool lifecycle_allows(MemberState from, MemberState to) {
 }
 
 }  // namespace
+
+std::string create_keyspace_change(const KeyspaceSpec& spec) {
+  return fmt::format("create keyspace '{}' ({})", spec.name, describe(spec));
+}
 
 Result<std::vector<Shard>> default_placement(const std::vector<Member>& members,
                                              const KeyspaceSpec& spec) {
@@ -242,7 +253,7 @@ Result<ClusterMap> create_keyspace(const ClusterMap& map, KeyspaceSpec spec) {
   }
   Result<std::vector<Shard>> shards = default_placement(map.members, spec);
   if (!shards.ok()) return shards.status();
-  const std::string what = fmt::format("create keyspace '{}' ({})", spec.name, describe(spec));
+  const std::string what = create_keyspace_change(spec);
   ClusterMap next = map;
   next.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value()});
   return finish(std::move(next), what);

@@ -114,6 +114,11 @@ Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name);
 // Abandons the move: keys stay where they were (moving_from becomes the layout again).
 Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name);
 
+// The change-log line of creating a keyspace with `spec` ("create keyspace
+// 'name' (prefix ..., hash, 4 shards, ...)"); its shard count is the spec's,
+// so a transition that records a layout afterwards says it again.
+std::string create_keyspace_change(const KeyspaceSpec& spec);
+
 // Records a layout on keyspace `k` in place, without bumping the epoch: for a
 // transition that creates the keyspace and places it in one change. The
 // caller validates the map afterwards.

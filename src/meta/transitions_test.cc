@@ -221,9 +221,10 @@ TEST(Members, RemoveRefusesTheLastVoterAndOwners) {
 
 TEST(Keyspaces, CreatePlacesShardsRoundRobin) {
   ClusterMap m = three();
-  m = expect_next(m, create_keyspace(m, users()),
-                  "create keyspace 'users' (prefix 'user:', hash x4, consensus x2, linearizable, "
-                  "consistency)");
+  m = expect_next(
+      m, create_keyspace(m, users()),
+      "create keyspace 'users' (prefix 'user:', hash, 4 shards, consensus x2, linearizable, "
+      "consistency)");
   const Keyspace* k = m.find_keyspace("users");
   ASSERT_NE(k, nullptr);
   ASSERT_EQ(k->shards.size(), 4u);
@@ -440,9 +441,10 @@ TEST(Layout, SetLayoutReplacesShardsAndSplitPoints) {
   ClusterMap m = three_one_owner();
   KeyspaceSpec slots = spec("users", "u:");
   slots.partitioner.kind = Partitioner::kSlots;
-  m = expect_next(m, create_keyspace(m, slots),
-                  "create keyspace 'users' (prefix 'u:', slots x1, consensus x3, linearizable, "
-                  "consistency)");
+  m = expect_next(
+      m, create_keyspace(m, slots),
+      "create keyspace 'users' (prefix 'u:', slots, 1 shard, consensus x3, linearizable, "
+      "consistency)");
   std::vector<Shard> shards = {{ShardId(0), ids({2})}, {ShardId(1), ids({3})}};
   m = expect_next(m, set_layout(m, "users", {"0", "8192"}, shards),
                   "layout of keyspace 'users': 2 shards, 2 changed");

@@ -80,11 +80,14 @@ Result<std::unique_ptr<BlockingConnection>> BlockingConnection::open(const std::
     handshake.on_frame(*frame);
   }
   conn->node_ = *handshake.peer();
+  conn->reader_.set_max_frame_bytes(kMaxFrameBytes);  // authenticated: frame.h
   return conn;
 }
 
 Status BlockingConnection::send(const WireMessage& msg, Clock::time_point deadline) {
-  return write_all(encode_frame(encode_wire(msg)), deadline);
+  const std::string payload = encode_wire(msg);
+  if (Status fits = frame_fits(payload.size(), "the request"); !fits.ok()) return fits;
+  return write_all(encode_frame(payload), deadline);
 }
 
 Result<WireMessage> BlockingConnection::receive(Clock::time_point deadline) {

@@ -31,12 +31,15 @@ class BlockingConnection {
   BlockingConnection(const BlockingConnection&) = delete;
   BlockingConnection& operator=(const BlockingConnection&) = delete;
 
+  // InvalidArgument, with nothing sent and the connection still usable, when
+  // the message is over the frame limit (frame.h frame_fits).
   Status send(const WireMessage& msg, Clock::time_point deadline);
   Result<WireMessage> receive(Clock::time_point deadline);
 
   // Sends a request and waits for its answer: the reply frame of the matching
   // kind and call id. An error means the connection is no longer usable
-  // (send or receive failed, or an unexpected frame came: Internal).
+  // (send or receive failed, or an unexpected frame came: Internal), except
+  // InvalidArgument from send(): the request was too large and not sent.
   Result<AdminReplyFrame> call(const AdminFrame& request, Clock::time_point deadline);
   Result<ForwardReplyFrame> call(const ForwardFrame& request, Clock::time_point deadline);
 
@@ -50,7 +53,7 @@ class BlockingConnection {
   bool alive() const;
 
  private:
-  BlockingConnection() : reader_(64u << 20) {}
+  BlockingConnection() : reader_(kHandshakeMaxFrameBytes) {}
   Status wait(short events, Clock::time_point deadline);
   Status write_all(const std::string& bytes, Clock::time_point deadline);
   Result<std::string> read_frame(Clock::time_point deadline);

@@ -70,7 +70,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
           node_(node),
           address_(std::move(address)),
           socket_(owner.io_),
-          reader_(owner.options_.max_frame_bytes),
+          reader_(std::min(kHandshakeMaxFrameBytes, owner.options_.max_frame_bytes)),
           ready_by_(Clock::now() + owner.options_.timeout) {}
 
     void connect() {
@@ -104,8 +104,13 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
 
       // Queues a request; flush() writes what is queued.
     void add(uint64_t id, const ForwardFrame& frame, Callback done) {
+      std::string payload = encode_wire(frame);
+      if (Status fits = frame_fits(payload.size(), "the routed command"); !fits.ok()) {
+        done(fits);  // on this client's thread, not inside call(): never written
+        return;
+      }
       pending_.emplace(id, Pending{std::move(done), Clock::now() + owner_.options_.timeout, false});
-      outbox_.emplace_back(id, encode_frame(encode_wire(frame)));
+      outbox_.emplace_back(id, encode_frame(payload));
     }
     void flush() {
       if (authenticated_) write();
@@ -222,6 +227,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
         flush_handshake();
         if (handshake_->accepted()) {
           authenticated_ = true;
+          reader_.set_max_frame_bytes(owner_.options_.max_frame_bytes);
           write();
         }
         return;

@@ -14,6 +14,8 @@
 //   Unavailable  the request was certainly not sent: the node cannot be
 //                reached, refused the handshake, is another node, or the
 //                client is shutting down;
+//   InvalidArgument  the request is over the frame limit (frame.h): it was
+//                not sent, so it certainly did not run;
 //   Timeout      the request was written but no reply came within the
 //                timeout, or the connection broke after it was written: it
 //                may or may not have run.

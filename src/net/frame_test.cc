@@ -109,14 +109,62 @@ TEST(Frame, OversizeIsRefusedAsSoonAsTheLengthArrives) {
   EXPECT_NE(next.status().message().find("17"), std::string::npos) << next.status().message();
 }
 
-TEST(Frame, DefaultLimitIs64MiB) {
+// Issue "Operating statekv without surprises", item 9: peers carry anything a
+// client may send (a command of up to client-query-buffer-limit, 1 GiB), and a
+// larger one is refused before it is sent, naming the limit.
+TEST(Frame, DefaultLimitCarriesTheLargestDefaultClientCommand) {
   FrameReader reader;
-  EXPECT_EQ(reader.max_frame_bytes(), 64u << 20);
+  EXPECT_EQ(reader.max_frame_bytes(), kMaxFrameBytes);
+  EXPECT_GE(kMaxFrameBytes, (uint32_t{1} << 30) + (uint32_t{1} << 20));
   std::string header(8, '\0');
-  const uint32_t len = (64u << 20) + 1;
+  const uint32_t len = kMaxFrameBytes + 1;
   for (int i = 0; i < 4; ++i) header[i] = static_cast<char>(len >> (8 * i));
   reader.feed(header);
   EXPECT_FALSE(reader.next().ok());
+
+  EXPECT_TRUE(frame_fits(kMaxFrameBytes, "a routed command").ok());
+  const Status over = frame_fits(size_t{kMaxFrameBytes} + 1, "a routed command");
+  ASSERT_TRUE(over.is_invalid_argument());
+  EXPECT_NE(over.message().find("not applied"), std::string::npos) << over.message();
+  EXPECT_NE(over.message().find(std::to_string(kMaxFrameBytes)), std::string::npos);
+}
+
+TEST(Frame, A70MiBFrameArrivesWholeInSmallPieces) {
+  const std::string payload(70u << 20, 'v');
+  const std::string frame = encode_frame(payload);
+  FrameReader reader;
+  reader.feed(encode_frame("small first"));
+  auto first = reader.next();
+  ASSERT_TRUE(first.ok() && first->has_value());
+  for (size_t at = 0; at < frame.size(); at += 64 * 1024) {
+    reader.feed(std::string_view(frame).substr(at, 64 * 1024));
+    if (at + 64 * 1024 < frame.size()) {
+      auto none = reader.next();
+      ASSERT_TRUE(none.ok()) << none.status().to_string();
+      ASSERT_FALSE(none->has_value());
+    }
+  }
+  auto got = reader.next();
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->size(), payload.size());
+  EXPECT_TRUE(**got == payload);
+  EXPECT_EQ(reader.buffered(), 0u);
+}
+
+TEST(Frame, HandshakeLimitIsSmallAndCanBeRaised) {
+  FrameReader reader(kHandshakeMaxFrameBytes);
+  const std::string big = encode_frame(std::string(kHandshakeMaxFrameBytes + 1, 'x'));
+  reader.feed(std::string_view(big).substr(0, kFrameHeaderBytes));
+  reader.set_max_frame_bytes(kMaxFrameBytes);  // authenticated before the length was judged
+  reader.feed(std::string_view(big).substr(kFrameHeaderBytes));
+  auto got = reader.next();
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  ASSERT_TRUE(got->has_value());
+
+  FrameReader strict(kHandshakeMaxFrameBytes);
+  strict.feed(big);
+  EXPECT_FALSE(strict.next().ok());
 }
 
 TEST(Frame, AFailedReaderStaysFailed) {

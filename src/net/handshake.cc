@@ -237,4 +237,20 @@ void Handshake::refuse(std::string detail) {
   stage_ = Stage::kDone;
 }
 
+// An initiator's first byte is the low byte of its Hello frame's length: never
+// what a RESP client sends first ('*' or a letter).
+static_assert(kMagic.size() + 1 + kHelloBodyBytes < 'A' &&
+              kMagic.size() + 1 + kHelloBodyBytes != '*');
+
+std::optional<std::string> resp_client_notice(std::string_view first_bytes, uint16_t resp_port) {
+  if (first_bytes.empty()) return std::nullopt;
+  const unsigned char c = static_cast<unsigned char>(first_bytes.front());
+  const bool resp = c == '*' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+  if (!resp) return std::nullopt;
+  return fmt::format(
+      "-ERR this is statekv's peer port (node-to-node, authenticated with the cluster secret); "
+      "Redis clients connect to the RESP port{}\r\n",
+      resp_port == 0 ? std::string(" (--port)") : " " + std::to_string(resp_port));
+}
+
 }  // namespace statekv::net

@@ -143,4 +143,14 @@ class Handshake {
   HandshakeOutcome outcome_;
 };
 
+// A Redis client pointed at the peer port by mistake speaks RESP: its first byte
+// is '*' (a command array) or a letter (an inline command such as PING). A
+// statekv initiator's first byte is the low byte of its Hello frame's length,
+// which is neither. When `first_bytes` (what the connection sent first, at least
+// one byte) look like RESP, returns the RESP error to write back before closing,
+// naming the RESP port clients should use (0: not known); else nullopt. An
+// acceptor therefore reads the first bytes before it sends its own Hello, so such
+// a client reads one clear error rather than binary handshake bytes.
+std::optional<std::string> resp_client_notice(std::string_view first_bytes, uint16_t resp_port);
+
 }  // namespace statekv::net

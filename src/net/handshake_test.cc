@@ -365,5 +365,24 @@ TEST(Handshake, APeersRefusalIsReportedPrintably) {
   EXPECT_TRUE(i.refused());
 }
 
+// A Redis client at the peer port (RESP array or inline command) is told where
+// to go; a statekv initiator's first bytes (its Hello frame) never are.
+TEST(Handshake, RespClientsAreToldApartFromPeers) {
+  auto notice = resp_client_notice("*1\r\n$4\r\nPING\r\n", 7001);
+  ASSERT_TRUE(notice.has_value());
+  EXPECT_EQ(*notice,
+            "-ERR this is statekv's peer port (node-to-node, authenticated with the cluster "
+            "secret); Redis clients connect to the RESP port 7001\r\n");
+  EXPECT_TRUE(resp_client_notice("PING\r\n", 0).has_value());
+  EXPECT_TRUE(resp_client_notice("get k\r\n", 1).has_value());
+  EXPECT_FALSE(resp_client_notice("", 1).has_value());
+  for (uint64_t self : {0, 1, 255}) {
+    auto hs = Handshake::start(options("s3cret", self, HandshakeRole::kInitiator, 1));
+    ASSERT_TRUE(hs.ok());
+    const std::string first = encode_frame(hs->take_outgoing().front());
+    EXPECT_FALSE(resp_client_notice(first, 1).has_value()) << "node " << self;
+  }
+}
+
 }  // namespace
 }  // namespace statekv::net

@@ -93,6 +93,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     t.secret = options_.secret;
     t.bind = options_.peer_bind;
     t.port = options_.peer_port;
+    t.resp_port = options_.resp_port;
     transport_ = std::make_unique<Transport>(
         io_, t, [this](Transport::ConnectionId conn, NodeId peer, std::string payload) {
           on_frame(conn, peer, std::move(payload));
@@ -404,6 +405,16 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       // batches: one post to this node's thread for however many replies
       // are waiting (a post per reply woke it once per routed command).
       std::string bytes = encode_wire(reply);
+      if (bytes.size() > kMaxFrameBytes) {
+        // Sent as is, the router would drop the connection and tell its client
+        // "may or may not have run": say instead that it ran but cannot be carried.
+        reply.status = Status::InvalidArgument(
+            "the reply is " + std::to_string(bytes.size()) +
+            " bytes, over the node-to-node frame limit of " + std::to_string(kMaxFrameBytes) +
+            " bytes; the command ran on the key's owner, ask it directly");
+        reply.reply.clear();
+        bytes = encode_wire(reply);
+      }
       bool post = false;
       {
         std::lock_guard<std::mutex> lock(replies_mu_);

@@ -50,6 +50,7 @@ struct RaftNodeOptions {
   // Where to listen for peers and clients.
   std::string peer_bind = "127.0.0.1";
   uint16_t peer_port = 0;  // 0: pick a free port (tests)
+  uint16_t resp_port = 0;  // named to Redis clients that connect to the peer port
   // Peer addresses known at start (host:port), self included or not. More are
   // learned later through set_peer_address (the cluster map).
   std::map<NodeId, std::string> peers;

@@ -40,8 +40,9 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
         : owner_(std::move(owner)),
           socket_(std::move(socket)),
           id_(id),
-          reader_(owner_->options_.max_frame_bytes),
-          expected_peer_(expected_peer) {
+          reader_(std::min(kHandshakeMaxFrameBytes, owner_->options_.max_frame_bytes)),
+          expected_peer_(expected_peer),
+          awaiting_first_bytes_(role == HandshakeRole::kAcceptor) {
       std::error_code ec;
       socket_.set_option(asio::ip::tcp::no_delay(true), ec);
       auto remote = socket_.remote_endpoint(ec);
@@ -58,7 +59,9 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
     }
 
     void start() {
-      flush_handshake();
+      // An acceptor sends its Hello once the first bytes showed a statekv peer,
+      // not a Redis client at the wrong port (handshake.h resp_client_notice).
+      if (!awaiting_first_bytes_) flush_handshake();
       read();
     }
 
@@ -102,6 +105,22 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
           close();
           return;
         }
+        if (awaiting_first_bytes_) {
+          awaiting_first_bytes_ = false;
+          if (auto notice = resp_client_notice(std::string_view(buffer_.data(), n),
+                                               owner_->options_.resp_port)) {
+            ++owner_->stats_.refused_handshakes;
+            spdlog::warn(
+                "refused connection {} to the peer port: it speaks RESP (a Redis "
+                "client at the wrong port?)",
+                remote_);
+            handshake_out_.push_back(std::move(*notice));
+            refuse_after_write_ = true;
+            write();
+            return;
+          }
+          flush_handshake();
+        }
         reader_.feed(std::string_view(buffer_.data(), n));
         while (!closed_) {
           Result<std::optional<std::string>> frame = reader_.next();
@@ -134,6 +153,7 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
         if (handshake_->accepted()) {
           peer_ = *handshake_->peer();
           authenticated_ = true;
+          reader_.set_max_frame_bytes(owner_->options_.max_frame_bytes);
           owner_->on_session_authenticated(shared_from_this());
           write();
         }
@@ -190,6 +210,7 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
     bool writing_ = false;
     bool closed_ = false;
     bool refuse_after_write_ = false;
+    bool awaiting_first_bytes_ = false;  // an acceptor that has read nothing yet
   };
 
   // The outbound side towards one node: its address, the current session, and

@@ -30,6 +30,7 @@
 #include "core/random.h"
 #include "core/status.h"
 #include "net/asio.h"
+#include "net/frame.h"
 
 namespace statekv::net {
 
@@ -38,7 +39,12 @@ struct TransportOptions {
   std::string secret;
   std::string bind = "127.0.0.1";
   uint16_t port = 0;  // 0: any free port
-  size_t max_frame_bytes = 64u << 20;
+  // This node's RESP port, named to a Redis client that connects here by
+  // mistake (handshake.h resp_client_notice); 0: not known.
+  uint16_t resp_port = 0;
+  // Frames over this are refused; before the handshake completes, frames over
+  // kHandshakeMaxFrameBytes (frame.h).
+  uint32_t max_frame_bytes = kMaxFrameBytes;
   // Per outbound link: what may wait while it is not connected.
   size_t max_queued_bytes = 64u << 20;
   std::chrono::milliseconds backoff_min{20};

@@ -196,7 +196,12 @@ std::string ClusterNode::cluster_info() const {
   // without a serving owner), or when the cluster map cannot change (no leader).
   const bool ok =
       s.leader.has_value() && health.has_value() && health->state != meta::HealthState::kFail;
-  const size_t members = m ? m->members.size() : s.voters.size();
+  // Removed members stay in the map as tombstones (ids are never reused): not nodes.
+  const size_t members =
+      m ? static_cast<size_t>(std::count_if(
+              m->members.begin(), m->members.end(),
+              [](const meta::Member& x) { return x.state != meta::MemberState::kRemoved; }))
+        : s.voters.size();
   const uint64_t epoch = m ? m->epoch.value() : 0;
   line("cluster_state", ok ? "ok" : "fail");
   line("cluster_known_nodes", std::to_string(members));
@@ -242,6 +247,7 @@ std::string ClusterNode::cluster_info() const {
   }
   if (m) {
     for (const meta::Member& member : m->members) {
+      if (member.state == meta::MemberState::kRemoved) continue;
       const bool voter = std::find(s.voters.begin(), s.voters.end(), member.id) != s.voters.end();
       std::string lag = "unknown";
       if (member.id == s.self) {

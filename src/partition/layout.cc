@@ -203,6 +203,7 @@ Result<meta::ClusterMap> create_placed_keyspace(const meta::ClusterMap& map,
     if (k.spec.name == spec.name) {
       meta::record_layout(k, std::move(layout->split_points), std::move(layout->shards),
                           std::move(layout->region_shards));
+      next.last_change = meta::create_keyspace_change(k.spec);  // the placed shard count
     }
   }
   if (Status s = meta::validate(next); !s.ok()) return s;

@@ -185,8 +185,11 @@ class ClusterView {
   virtual void locate(std::string_view key, resp::Writer& out) const = 0;
   // KEYSPACE <subcommand> ...: argv[0] is the subcommand.
   virtual void keyspace(std::span<const std::string_view> argv, resp::Writer& out) = 0;
-  // Lines for INFO keyspace ("field:value\r\n" each): this node's keys per
-  // cluster keyspace and shard, and its operation rate, so hot spots show.
+  // INFO keyspace's lines ("field:value\r\n" each): db0 with the keys and
+  // expires of every node, as DBSIZE counts them (omitted when there are none,
+  // as in Redis), then this node's own: node_keys, its keys per cluster
+  // keyspace and shard, and its operation rate, so hot spots show. May ask
+  // the other nodes (blocking, like a routed DBSIZE).
   virtual std::string info_keyspace() = 0;
 };
 

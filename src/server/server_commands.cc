@@ -56,7 +56,7 @@ void section_server(CommandContext& c, std::string& s) {
   s += "# Server\r\n";
   line(s, "redis_version", kRedisCompatVersion);
   line(s, "statekv_version", kStatekvVersion);
-  line(s, "redis_mode", "standalone");
+  line(s, "redis_mode", ctx.cluster != nullptr ? "cluster" : "standalone");
   line(s, "os", fmt::format("{} {} {}", u.sysname, u.release, u.machine));
   line(s, "arch_bits", sizeof(void*) * 8);
   line(s, "gcc_version", fmt::format("{}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__));
@@ -127,14 +127,26 @@ void section_stats(CommandContext& c, std::string& s) {
   line(s, "total_protocol_errors", st.stat(&S::protocol_errors));
 }
 
+void section_cluster(CommandContext& c, std::string& s) {
+  s += "# Cluster\r\n";
+  line(s, "cluster_enabled", c.state.ctx.cluster != nullptr ? 1 : 0);
+}
+
 void section_keyspace(CommandContext& c, std::string& s) {
   s += "# Keyspace\r\n";
+  // In a cluster, db0 counts what DBSIZE counts (every node's keys: any node
+  // serves any key), and node_keys this node's own (ClusterView::info_keyspace);
+  // asked by another node adding them up (a routed or internal session), db0
+  // is this node's own store.
+  if (c.state.ctx.cluster != nullptr && !c.session.internal && c.session.routed_epoch == 0) {
+    s += c.state.ctx.cluster->info_keyspace();
+    return;
+  }
   const uint64_t keys = c.store().key_count();
   if (keys > 0) {
     fmt::format_to(std::back_inserter(s), "db0:keys={},expires={},avg_ttl=0\r\n", keys,
                    c.store().expire_count());
   }
-  if (c.state.ctx.cluster != nullptr) s += c.state.ctx.cluster->info_keyspace();
 }
 
 using SectionFn = void (*)(CommandContext&, std::string&);
@@ -143,9 +155,10 @@ struct Section {
   SectionFn fn;
 };
 constexpr Section kSections[] = {
-    {"server", section_server}, {"clients", section_clients},
-    {"memory", section_memory}, {"persistence", section_persistence},
-    {"stats", section_stats},   {"keyspace", section_keyspace},
+    {"server", section_server},     {"clients", section_clients},
+    {"memory", section_memory},     {"persistence", section_persistence},
+    {"stats", section_stats},       {"cluster", section_cluster},
+    {"keyspace", section_keyspace},
 };
 
 void cmd_info(CommandContext& c) {

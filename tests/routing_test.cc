@@ -938,6 +938,11 @@ TEST(Routing, KeyspaceCreatedOnOneNodeIsSeenAndRoutedByAll) {
   EXPECT_EQ(bad.substr(0, 5), "-ERR ") << bad;
   EXPECT_NE(bad.find("nosuch"), std::string::npos) << bad;
   EXPECT_EQ(c2.cmd({"PING"}), "+PONG");
+  // Replication the data path does not serve yet is refused, not recorded.
+  const std::string replicated = c2.cmd(
+      {"KEYSPACE", "CREATE", "copies", "REPLICATION", "consensus", "FACTOR", "3"});
+  EXPECT_EQ(replicated.substr(0, 5), "-ERR ") << replicated;
+  EXPECT_NE(replicated.find("not served yet"), std::string::npos) << replicated;
   const std::string again = c3.cmd({"KEYSPACE", "CREATE", "users", "PARTITIONER", "hash"});
   EXPECT_EQ(again.substr(0, 1), "-") << again;
   EXPECT_NE(again.find("users"), std::string::npos) << again;

@@ -111,6 +111,7 @@ Result<meta::KeyspaceSpec> spec_of(const toml::table& t) {
     }
   }
   if (Status st = meta::validate_spec(s); !st.ok()) return st;
+  if (Status st = meta::check_replication_served(s.replication); !st.ok()) return err(st);
   return s;
 }
 

@@ -72,6 +72,22 @@ TEST(KeyspaceFile, AWrongTypeIsAnErrorNotADefault) {
   EXPECT_NE(prefix.find("prefix has the wrong type"), std::string::npos) << prefix;
 }
 
+// A setting the cluster would record but not honour is refused: every shard
+// has one copy until raft per shard serves replicated keyspaces.
+TEST(KeyspaceFile, ReplicationThatIsNotServedYetIsRefused) {
+  const std::string consensus = error_of(
+      "[[keyspace]]\n"
+      "name = \"users\"\n"
+      "replication = \"consensus\"\n"
+      "factor = 3\n");
+  EXPECT_NE(consensus.find("keyspace 'users': replication 'consensus' with factor 3 is not "
+                           "served yet"),
+            std::string::npos)
+      << consensus;
+  KeyspaceFile ok("[[keyspace]]\nname = \"users\"\nreplication = \"none\"\nfactor = 1\n");
+  EXPECT_TRUE(read_keyspace_config(ok.path()).ok());
+}
+
 TEST(KeyspaceFile, GeoRulesTakeAnyPrefixAsKey) {
   KeyspaceFile f(
       "[[keyspace]]\n"

@@ -284,6 +284,9 @@ Result<meta::KeyspaceSpec> parse_create(std::span<const std::string_view> argv) 
     }
     if (!s.ok()) return s;
   }
+  if (Status served = meta::check_replication_served(spec.replication); !served.ok()) {
+    return served;
+  }
   if (spec.partitioner.kind == meta::Partitioner::kRange ||
       (spec.partitioner.kind == meta::Partitioner::kGeo &&
        spec.partitioner.inner == meta::Partitioner::kRange)) {

@@ -281,6 +281,15 @@ std::vector<std::string> split_points_under(std::string_view prefix,
 
 // ---- validate ---------------------------------------------------------------------
 
+Status check_replication_served(const ReplicationSpec& replication) {
+  if (replication.kind == Replication::kNone && replication.factor == 1) return Status::OK();
+  return Status::InvalidArgument(fmt::format(
+      "replication '{}' with factor {} is not served yet: every shard has one copy in this "
+      "release (REPLICATION none, FACTOR 1); replicated keyspaces come with raft per shard "
+      "(docs/replication.md)",
+      to_string(replication.kind), replication.factor));
+}
+
 Status validate_spec(const KeyspaceSpec& s) {
   if (Status st = check_name("keyspace name", s.name); !st.ok()) return st;
   const auto err = [&](const std::string& msg) {

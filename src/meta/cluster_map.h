@@ -237,6 +237,13 @@ Status validate(const ClusterMap& map);
 // consistency) of one spec, for checking input before it meets a map.
 Status validate_spec(const KeyspaceSpec& spec);
 
+// What this release's data path serves: one copy of each shard (replication
+// none, factor 1). A user's keyspace definition (KEYSPACE CREATE, a keyspace
+// file) asking for more is refused with InvalidArgument naming what is served,
+// rather than recorded and not honoured; the map format itself keeps every
+// kind, for the protocols as they land (docs/replication.md).
+Status check_replication_served(const ReplicationSpec& replication);
+
 // The document as JSON text. Deterministic. Meant for maps validate() accepts
 // (strings that are not UTF-8 would be replaced, so such a map would not round
 // trip: validate refuses them).

@@ -253,7 +253,7 @@ void cmd_client_info(CommandContext& c) {
 void cmd_client_list(CommandContext& c) {
   bool everyone = true;        // no filter
   std::optional<bool> pubsub;  // TYPE normal (false) or pubsub (true)
-  std::vector<uint64_t> ids;  // ID filter
+  std::vector<uint64_t> ids;   // ID filter
   if (c.argv.size() == 4 && iequals(c.argv[2], "type")) {
     std::string_view t = c.argv[3];
     if (iequals(t, "normal") || iequals(t, "pubsub")) {
@@ -352,6 +352,15 @@ void cmd_client_tracking(CommandContext& c) {
         "REDIRECT to a pub/sub connection, which is not supported yet");
   }
   if (!c.session.push) return c.out.error("ERR this connection cannot receive pushes");
+  // On a cluster node a client's reads may run on other nodes, and their
+  // writes commit there: default-mode tracking here would miss invalidations,
+  // so it is refused rather than half honoured. BCAST is served per node: it
+  // reports every write this node commits (docs/cache.md).
+  if (!mode.bcast && c.state.ctx.cluster != nullptr) {
+    return c.out.error(
+        "ERR CLIENT TRACKING without BCAST is not served on a cluster node yet: reads routed to "
+        "other nodes are not tracked; use BCAST, on every node (docs/cache.md)");
+  }
   if (Status s = c.state.tracking.enable(c.session.id, std::move(mode)); !s.ok()) {
     return c.out.error(s.message());
   }
@@ -469,11 +478,11 @@ void add_connection_commands(std::vector<CommandSpec>& out) {
                                 "Sets information specific to the client or connection.", "7.2.0",
                                 "O(1)", "(attr: LIB-NAME=libname:string | LIB-VER=libver:string)",
                                 cmd_client_setinfo});
-  client.subcommands.push_back(
-      {"tracking", -3, kConn, 0, 0, 0, g,
-       "Controls server-assisted client-side caching for the connection.", "6.0.0",
-       "O(1). Some options may introduce additional complexity.",
-       "(status: ON | OFF) [PREFIX=prefix:string...] [BCAST] [NOLOOP]", cmd_client_tracking});
+  client.subcommands.push_back({"tracking", -3, kConn, 0, 0, 0, g,
+                                "Controls server-assisted client-side caching for the connection.",
+                                "6.0.0", "O(1). Some options may introduce additional complexity.",
+                                "(status: ON | OFF) [PREFIX=prefix:string...] [BCAST] [NOLOOP]",
+                                cmd_client_tracking});
   client.subcommands.push_back({"getredir", 2, kConn, 0, 0, 0, g,
                                 "Returns the client ID to which the connection's tracking "
                                 "notifications are redirected.",

@@ -954,7 +954,7 @@ TEST(Routing, KeyspaceCreatedOnOneNodeIsSeenAndRoutedByAll) {
   }
   // Replication the data path does not serve yet is refused, not recorded.
   const std::string replicated = c2.cmd(
-      {"KEYSPACE", "CREATE", "copies", "REPLICATION", "consensus", "FACTOR", "3"});
+      {"KEYSPACE", "CREATE", "copies", "REPLICATION", "chain", "FACTOR", "3"});
   EXPECT_EQ(replicated.substr(0, 5), "-ERR ") << replicated;
   EXPECT_NE(replicated.find("not served yet"), std::string::npos) << replicated;
   const std::string again = c3.cmd({"KEYSPACE", "CREATE", "users", "PARTITIONER", "hash"});

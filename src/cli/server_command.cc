@@ -261,6 +261,14 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     co.secret = cluster_secret_of(flags);
     co.redirects = flags.redirects;
     co.workers = std::max(8u, 2 * io_threads);  // some may wait at a frozen gate
+    coord::ReplicaGroupsOptions groups;
+    groups.self = NodeId(flags.node_id);
+    groups.data_dir = config.data_dir;
+    groups.fsync = config.fsync != storage::FsyncPolicy::kNever;
+    groups.raft.election_timeout = std::chrono::milliseconds(flags.election_timeout_ms);
+    groups.raft.heartbeat_interval =
+        std::chrono::milliseconds(std::max<uint64_t>(1, flags.election_timeout_ms / 7));
+    co.replica_groups = groups;
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
     ctx.router = coordinator.get();
     ctx.cluster = coordinator.get();

@@ -1,5 +1,7 @@
 #include "coord/coordinator.h"
 
+#include <future>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -26,16 +28,7 @@ constexpr std::string_view kStaleRoute = "STALEROUTE";
 
 // Positions of the key arguments of a command, by its spec (Redis's
 // first_key / last_key / key_step convention).
-std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv) {
-  std::vector<size_t> out;
-  if (spec.first_key <= 0 || spec.key_step <= 0) return out;
-  const int argc = static_cast<int>(argv.size());
-  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-    out.push_back(static_cast<size_t>(i));
-  }
-  return out;
-}
+using server::key_positions;
 
 bool is_fan_out_command(std::string_view name) {
   for (std::string_view n : {"mget", "mset", "del", "unlink", "exists", "touch"}) {
@@ -103,6 +96,14 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   peer_options.secret = options_.secret;  // routers connect as clients (node 0)
   peer_options.timeout = options_.forward_timeout;
   forward_client_ = std::make_unique<net::ForwardClient>(std::move(peer_options));
+  if (options_.replica_groups) {
+    groups_ = std::make_shared<ReplicaGroups>(*options_.replica_groups, node_.raft(), service_);
+    // Set before the service starts its active expirer.
+    ctx_.expire_elsewhere = [this](std::string_view key) {
+      auto g = groups();
+      return g != nullptr && g->expire(key);
+    };
+  }
   auto sub = node_.map_watch().subscribe(
       [this](const std::shared_ptr<const meta::ClusterMap>& map) { on_map(map); });
   subscription_ = sub.id;
@@ -120,6 +121,10 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
         reply.status = Status::InvalidArgument("a published message is {channel, message}");
       }
       respond(std::move(reply));
+      return;
+    }
+    if (frame.group != 0) {
+      on_group_frame(std::move(frame), respond);
       return;
     }
     if (frame.stream != 0) {
@@ -141,8 +146,18 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
 }
 
 Coordinator::~Coordinator() {
+  stopping_ = true;
   node_.raft().set_forward_handler(nullptr);
   node_.map_watch().unsubscribe(subscription_);
+  {
+    // Its pending commands are answered (not served); router jobs holding it
+    // finish with it.
+    std::shared_ptr<ReplicaGroups> groups;
+    {
+      std::lock_guard<std::mutex> lock(groups_mu_);
+      groups.swap(groups_);
+    }
+  }
   // Release anything waiting at a frozen gate, so the workers can finish.
   mover_->gate().thaw();
   // Calls in flight complete (with an error), and may still post re-routes.
@@ -167,6 +182,7 @@ void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
     table_ = std::move(table).value();
   }
   table_changed_.notify_all();
+  if (auto g = groups()) g->on_table(this->table());
   // The mover may thaw and clean up: not on this (map-publishing) thread.
   control_.post([this] {
     if (auto t = this->table()) mover_->on_table(*t);
@@ -490,6 +506,17 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
     }
     if (keyless_fan_out) {
       if (due) return wait();
+      const bool replicated = std::any_of(
+          table->map().keyspaces.begin(), table->map().keyspaces.end(), [](const meta::Keyspace& k) {
+            return k.spec.replication.kind == meta::Replication::kConsensus;
+          });
+      if (replicated && (name == "flushall" || name == "flushdb")) {
+        out.error(
+            "ERR " + name +
+            " is not served yet while the cluster has REPLICATION consensus keyspaces "
+            "(docs/replication.md): delete their keys with DEL or UNLINK");
+        return Decision::kHandled;
+      }
       if (session.defer) {
         session.route_owner = 0;  // nothing goes into a stream behind it
         finish_on_router_pool(session, {argv.begin(), argv.end()}, 0, session.defer());
@@ -497,6 +524,20 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       }
       if (name == "scan") return scan(argv, out);
       if (name == "keys") return list_keys(argv, out);
+      if (name == "dbsize" && replicated) {
+        // Every member of a group holds its keys: count each key once, at
+        // the node that reports it in a scan.
+        server::KeyPageRequest request;
+        request.pattern = "*";
+        auto merged = scan_cluster(request);
+        if (!merged.ok()) {
+          out.error((merged.status().code() == Status::Code::kBusy ? "TRYAGAIN " : "CLUSTERDOWN ") +
+                    merged.status().message());
+          return Decision::kHandled;
+        }
+        out.integer(static_cast<int64_t>(merged->keys.size()));
+        return Decision::kHandled;
+      }
       return fan_out_all(session, name, argv, *table, out, seq);
     }
     // Which nodes own the keys?
@@ -515,6 +556,48 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         cross_slot = cross_slot || slot != first_slot;
       }
       if (i == 0) first = std::move(r);
+    }
+    // A replicated keyspace's keys: to their group's leader (replica_groups.h).
+    bool any_replicated = false;
+    bool one_group = true;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const Route r = i == 0 ? first : table->route(argv[keys[i]]);
+      any_replicated = any_replicated ||
+                       r.keyspace->spec.replication.kind == meta::Replication::kConsensus;
+      one_group = one_group && r.keyspace == first.keyspace && r.shard == first.shard;
+    }
+    if (any_replicated) {
+      if (!one_group) {
+        out.error(
+            "CROSSSLOT Keys in request don't hash to the same slot (keys of a replicated "
+            "keyspace must all belong to one of its shards)");
+        return Decision::kHandled;
+      }
+      auto groups = this->groups();
+      if (!groups) {
+        out.error("CLUSTERDOWN this node does not serve replicated keyspaces");
+        return Decision::kHandled;
+      }
+      if (due) return wait();
+      auto call = std::make_shared<GroupCall>();
+      call->group = ReplicaGroups::group_id(first.keyspace->spec.name, first.shard);
+      call->members = first.owners;
+      call->resp = session.resp;
+      call->epoch = table->epoch().value();
+      call->argv.assign(argv.begin(), argv.end());
+      call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+      if (session.defer) {
+        session.route_owner = 0;  // nothing goes into a stream behind it
+        call->done = session.defer();
+        send_group_call(call, NodeId());
+        return Decision::kHandled;
+      }
+      std::promise<std::string> replied;
+      auto reply = replied.get_future();
+      call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
+      send_group_call(call, NodeId());
+      out.raw(reply.get());
+      return Decision::kHandled;
     }
     const bool redirects = options_.redirects || session.redirects;
     if (redirects && cross_slot) {
@@ -667,6 +750,124 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
     out.simple("OK");
   }
   return Decision::kHandled;
+}
+
+// ------------------------------------------------------------ replica groups
+
+std::shared_ptr<ReplicaGroups> Coordinator::groups() const {
+  std::lock_guard<std::mutex> lock(groups_mu_);
+  return groups_;
+}
+
+void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint) {
+  auto groups = this->groups();
+  if (stopping_ || !groups) {
+    on_group_reply(call, NodeId(), Status::Aborted("node shutting down"), {}, NodeId());
+    return;
+  }
+  // Whom to ask: the hint, else the leader this node knows, else the members in turn.
+  NodeId target = hint;
+  const auto is_member = [&](NodeId n) {
+    return std::find(call->members.begin(), call->members.end(), n) != call->members.end();
+  };
+  if (target.value() == 0 || !is_member(target)) {
+    target = groups->leader(call->group).value_or(NodeId());
+  }
+  if (target.value() == 0 || !is_member(target) || call->attempt >= call->members.size() * 2) {
+    target = call->members[call->attempt % call->members.size()];
+  }
+  if (target == options_.self) {
+    groups->execute(call->group, call->resp, call->argv, [this, call, target](GroupReply r) {
+      on_group_reply(call, target, r.status, std::move(r.reply), r.leader_hint);
+    });
+    return;
+  }
+  auto table = this->table();
+  const meta::Member* m = table ? table->member(target) : nullptr;
+  if (m == nullptr || m->peer_address.empty()) {
+    on_group_reply(call, target, Status::Unavailable("no peer address"), {}, NodeId());
+    return;
+  }
+  net::ForwardFrame frame;
+  frame.epoch = call->epoch;
+  frame.resp = static_cast<uint8_t>(call->resp);
+  frame.group = call->group.value();
+  frame.argv = call->argv;
+  forward_client_->call(target, m->peer_address, std::move(frame),
+                        [this, call, target](Result<net::ForwardReplyFrame> r) {
+                          if (!r.ok()) {
+                            // The member is unreachable: try another.
+                            on_group_reply(call, target, Status::Unavailable(r.status().message()),
+                                           {}, NodeId());
+                            return;
+                          }
+                          on_group_reply(call, target, r->status, std::move(r->reply),
+                                         NodeId(r->leader_hint));
+                        });
+}
+
+void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target,
+                                 const Status& status, std::string reply, NodeId hint) {
+  const auto fail = [&](std::string_view prefix, const std::string& message) {
+    std::string out;
+    resp::Writer(&out, call->resp).error(std::string(prefix) + message);
+    call->done(std::move(out), 0);
+  };
+  if (status.ok()) {
+    call->done(std::move(reply), 0);
+    return;
+  }
+  if (status.code() == Status::Code::kTimeout) {
+    fail("TIMEOUT ", status.message());
+    return;
+  }
+  if (status.code() != Status::Code::kUnavailable || stopping_) {
+    fail("CLUSTERDOWN ", status.message());
+    return;
+  }
+  ++call->attempt;
+  if (std::chrono::steady_clock::now() >= call->deadline) {
+    fail("CLUSTERDOWN ",
+         "replica group " + std::to_string(call->group.value()) + " has no leader this node " +
+             "can reach (its majority may be down or cut off): " + status.message());
+    return;
+  }
+  // A fresh hint other than whom we asked: go there at once; otherwise wait a
+  // little (an election takes an election timeout or two) and try again.
+  const bool fresh_hint = hint.value() != 0 && hint != target;
+  auto groups = this->groups();
+  if (!groups) {
+    fail("CLUSTERDOWN ", "node shutting down");
+    return;
+  }
+  groups->run_after(std::chrono::milliseconds(fresh_hint ? 0 : 25),
+                    [this, call, hint, fresh_hint](bool run) {
+                      if (!run) {
+                        on_group_reply(call, NodeId(), Status::Aborted("node shutting down"), {},
+                                       NodeId());
+                        return;
+                      }
+                      send_group_call(call, fresh_hint ? hint : NodeId());
+                    });
+}
+
+void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond) {
+  auto groups = this->groups();
+  if (!groups) {
+    net::ForwardReplyFrame reply;
+    reply.status = Status::Unavailable("node " + std::to_string(options_.self.value()) +
+                                       " does not serve replicated keyspaces");
+    respond(std::move(reply));
+    return;
+  }
+  groups->execute(GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv),
+                  [respond](GroupReply r) {
+                    net::ForwardReplyFrame reply;
+                    reply.status = r.status;
+                    reply.reply = std::move(r.reply);
+                    reply.leader_hint = r.leader_hint.value();
+                    respond(std::move(reply));
+                  });
 }
 
 // ------------------------------------------------------------ pub/sub

@@ -74,6 +74,7 @@
 #include "coord/forwarder.h"
 #include "coord/job_queue.h"
 #include "coord/mover.h"
+#include "coord/replica_groups.h"
 #include "coord/routing_table.h"
 #include "net/forward_client.h"
 #include "net/wire.h"
@@ -98,6 +99,9 @@ struct CoordinatorOptions {
   // How long an owner waits for its map to catch up with a router's epoch
   // (and a router for its own, after a stale route) before giving up.
   std::chrono::milliseconds epoch_wait{2000};
+  // Runs this node's members of the replica groups of REPLICATION consensus
+  // keyspaces (replica_groups.h). Unset: such keyspaces are not served here.
+  std::optional<ReplicaGroupsOptions> replica_groups;
 };
 
 class Coordinator final : public server::Router, public server::ClusterView {
@@ -201,6 +205,26 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // Runs the re-routes queued for one stream, in order.
   void run_reroutes(uint64_t stream);
 
+  // Replicated keyspaces (replica_groups.h): a command for a group goes to
+  // its leader, following leader hints and trying its members in turn until
+  // one leads it or the call's deadline passes.
+  struct GroupCall {
+    GroupId group;
+    std::vector<NodeId> members;  // the shard's owners: the group's members
+    int resp = 2;
+    uint64_t epoch = 0;
+    std::vector<std::string> argv;
+    server::DeferredReply done;
+    std::chrono::steady_clock::time_point deadline;
+    size_t attempt = 0;
+  };
+  void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
+  void on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target, const Status& status,
+                      std::string reply, NodeId hint);
+  std::shared_ptr<ReplicaGroups> groups() const;
+  // Owner side: a routed command for one of this node's groups.
+  void on_group_frame(net::ForwardFrame frame, const Respond& respond);
+
   node::ClusterNode& node_;
   server::Service& service_;
   server::ServerContext& ctx_;
@@ -245,6 +269,11 @@ class Coordinator final : public server::Router, public server::ClusterView {
   std::map<uint64_t, std::deque<std::function<void(bool run)>>> reroutes_;
   // Client commands this node finishes off its I/O threads (see Threading).
   std::unique_ptr<JobQueue> router_jobs_;
+  // This node's replica groups (null without replica_groups options). Shared
+  // so that a router job finishing a call keeps it alive through shutdown.
+  mutable std::mutex groups_mu_;
+  std::shared_ptr<ReplicaGroups> groups_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace statekv::coord

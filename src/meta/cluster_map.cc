@@ -283,11 +283,19 @@ std::vector<std::string> split_points_under(std::string_view prefix,
 
 Status check_replication_served(const ReplicationSpec& replication) {
   if (replication.kind == Replication::kNone && replication.factor == 1) return Status::OK();
+  if (replication.kind == Replication::kConsensus && replication.factor >= 1 &&
+      replication.factor <= 7) {
+    return Status::OK();
+  }
+  if (replication.kind == Replication::kConsensus) {
+    return Status::InvalidArgument(fmt::format(
+        "replication 'consensus' with factor {} is not served: raft per shard takes factor 1 to 7",
+        replication.factor));
+  }
   return Status::InvalidArgument(fmt::format(
-      "replication '{}' with factor {} is not served yet: every shard has one copy in this "
-      "release (REPLICATION none, FACTOR 1); replicated keyspaces come with raft per shard "
-      "(docs/replication.md)",
-      to_string(replication.kind), replication.factor));
+      "replication '{}' is not served yet: this release serves REPLICATION none (FACTOR 1) and "
+      "REPLICATION consensus (raft per shard, FACTOR 1 to 7) (docs/replication.md)",
+      to_string(replication.kind)));
 }
 
 Status validate_spec(const KeyspaceSpec& s) {

@@ -215,6 +215,24 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     });
   }
 
+  void set_group_handler(GroupHandler handler) {
+    asio::post(io_, [this, handler = std::move(handler)]() mutable {
+      group_handler_ = std::move(handler);
+    });
+  }
+
+  void send_group(NodeId to, uint64_t group, std::string message) {
+    std::string payload = encode_wire(GroupFrame{group, std::move(message)});
+    asio::post(io_, [this, to, payload = std::move(payload)]() mutable {
+      if (stopping_) return;
+      if (to == options_.self) {
+        on_frame(0, options_.self, std::move(payload));
+        return;
+      }
+      transport_->send(to, std::move(payload));
+    });
+  }
+
   RaftNodeStatus status() const {
     std::lock_guard<std::mutex> lock(status_mu_);
     return status_;
@@ -446,6 +464,11 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
 
   void handle(Transport::ConnectionId, NodeId, ForwardReplyFrame&) {}
   void handle(Transport::ConnectionId, NodeId, PingFrame&) {}  // on_frame noted it
+  void handle(Transport::ConnectionId conn, NodeId peer, GroupFrame& f) {
+    // Clients do not speak to replica groups; a frame from self (conn 0) does.
+    if (peer.value() == 0 && conn != 0) return;
+    if (group_handler_) group_handler_(peer, f.group, std::move(f.message));
+  }
   void handle(Transport::ConnectionId, NodeId, ResponseFrame&) {}
   void handle(Transport::ConnectionId, NodeId, AdminReplyFrame&) {}
 
@@ -584,6 +607,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   uint64_t last_applied_seen_ = UINT64_MAX;
   std::deque<MembershipChange> pending_changes_;
   ForwardHandler forward_handler_;
+  GroupHandler group_handler_;
   std::set<NodeId> known_peers_;
   std::map<NodeId, std::chrono::steady_clock::time_point> last_heard_;
   std::unique_ptr<asio::steady_timer> ping_timer_;
@@ -631,6 +655,14 @@ void RaftNode::add_voter(NodeId node, std::function<void(Status)> done) {
 
 void RaftNode::remove_voter(NodeId node, std::function<void(Status)> done) {
   impl_->change_voters(node, false, std::move(done));
+}
+
+void RaftNode::set_group_handler(GroupHandler handler) {
+  impl_->set_group_handler(std::move(handler));
+}
+
+void RaftNode::send_group(NodeId to, uint64_t group, std::string message) {
+  impl_->send_group(to, group, std::move(message));
 }
 
 void RaftNode::set_forward_handler(ForwardHandler handler) {

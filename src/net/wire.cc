@@ -20,6 +20,7 @@ enum class Kind : uint8_t {
   kForward = 6,
   kForwardReply = 7,
   kPing = 8,
+  kGroup = 9,
 };
 
 #define WIRE_READ(dst, expr)                  \
@@ -158,20 +159,27 @@ void encode_message(Writer& w, const T& m) {
     w.u8(static_cast<uint8_t>(Kind::kForward));
     w.varint(m.call);
     w.varint(m.epoch);
-    w.u8(static_cast<uint8_t>((m.flags & ~ForwardFrame::kHasStream) |
-                              (m.stream != 0 ? ForwardFrame::kHasStream : 0)));
+    w.u8(static_cast<uint8_t>(
+        (m.flags & ~(ForwardFrame::kHasStream | ForwardFrame::kHasGroup)) |
+        (m.stream != 0 ? ForwardFrame::kHasStream : 0) | (m.group != 0 ? ForwardFrame::kHasGroup : 0)));
     w.u8(m.resp);
     if (m.stream != 0) w.varint(m.stream);
+    if (m.group != 0) w.varint(m.group);
     w.varint(m.argv.size());
     for (const std::string& a : m.argv) w.bytes(a);
   } else if constexpr (std::is_same_v<T, PingFrame>) {
     w.u8(static_cast<uint8_t>(Kind::kPing));
+  } else if constexpr (std::is_same_v<T, GroupFrame>) {
+    w.u8(static_cast<uint8_t>(Kind::kGroup));
+    w.varint(m.group);
+    w.bytes(m.message);
   } else {
     static_assert(std::is_same_v<T, ForwardReplyFrame>);
     w.u8(static_cast<uint8_t>(Kind::kForwardReply));
     w.varint(m.call);
     encode_status(w, m.status);
     w.bytes(m.reply);
+    w.varint(m.leader_hint);
   }
 }
 
@@ -256,6 +264,10 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
         WIRE_READ(f.stream, r.varint());
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasStream);
       }
+      if (f.flags & ForwardFrame::kHasGroup) {
+        WIRE_READ(f.group, r.varint());
+        f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasGroup);
+      }
       uint64_t n = 0;
       WIRE_READ(n, r.varint());
       // Each argument takes at least one byte: a count beyond that is garbage.
@@ -270,12 +282,20 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       WIRE_READ(f.call, r.varint());
       if (Status s = decode_status(r, &f.status); !s.ok()) return s;
       WIRE_READ(f.reply, r.bytes());
+      WIRE_READ(f.leader_hint, r.varint());
       out = std::move(f);
       break;
     }
     case Kind::kPing:
       out = PingFrame{};
       break;
+    case Kind::kGroup: {
+      GroupFrame f;
+      WIRE_READ(f.group, r.varint());
+      WIRE_READ(f.message, r.bytes());
+      out = std::move(f);
+      break;
+    }
     default:
       return Status::Corruption("unknown frame kind " + std::to_string(kind));
   }

@@ -12,13 +12,18 @@
 //               response                   the answer to call `call`
 //   kAdmin      varint call | u8 admin op | varint node | bytes argument
 //   kAdminReply varint call | u8 status code | bytes status message | bytes body
-//   kForward    varint call | varint epoch | u8 flags | u8 resp | varint n | n x bytes
+//   kForward    varint call | varint epoch | u8 flags | u8 resp | [varint stream]
+//               | [varint group] | varint n | n x bytes
 //               a data command routed to the node that owns its keys
 //   kForwardReply varint call | u8 status code | bytes status message | bytes reply
+//               | varint leader_hint
 //               the command's whole reply, RESP-encoded as the client speaks it
 //   kPing       (no body) "I am alive": each node sends one to every member it
 //               knows every ping interval, so every node hears from every
 //               member, not only raft's leader from its followers
+//   kGroup      varint group | bytes message
+//               a data replica group's protocol message (node/shard_groups.h):
+//               the receiver hands it to its member of `group`, if it has one
 //
 // A request's `call` is chosen by the caller and echoed by the answer; it is
 // unique per connection, not globally. Status codes are core/status.h's.
@@ -89,11 +94,18 @@ struct ForwardFrame {
   // delivers it to its own subscribers (whatever its map) and replies with
   // their count as a RESP integer.
   static constexpr uint8_t kPublish = 8;
+  // The codec's: a replica group id follows (after the stream id, if any).
+  static constexpr uint8_t kHasGroup = 16;
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;
   uint8_t resp = 2;  // the client's protocol version: the reply is encoded in it
   uint64_t stream = 0;
+  // Non-zero: the command is for this replica group (coord/replica_groups.h),
+  // to run on its leader; a member that does not lead it answers Unavailable
+  // with ForwardReplyFrame::leader_hint. On the wire only when non-zero
+  // (flag bit kHasGroup).
+  uint64_t group = 0;
   std::vector<std::string> argv;
 };
 
@@ -101,12 +113,23 @@ struct ForwardReplyFrame {
   uint64_t call = 0;
   Status status;      // not OK: the command did not run there (stale epoch, shutting down)
   std::string reply;  // RESP bytes, exactly what the client gets
+  // With status Unavailable from a member of a replica group that is not its
+  // leader: the member it believes leads (0: none known). The router sends the
+  // command there instead; the command did not run here.
+  uint64_t leader_hint = 0;
 };
 
 struct PingFrame {};
 
-using WireMessage = std::variant<ProtocolFrame, RequestFrame, ResponseFrame, AdminFrame,
-                                 AdminReplyFrame, ForwardFrame, ForwardReplyFrame, PingFrame>;
+// A data replica group's message (a raft message in its codec envelope).
+struct GroupFrame {
+  uint64_t group = 0;
+  std::string message;
+};
+
+using WireMessage =
+    std::variant<ProtocolFrame, RequestFrame, ResponseFrame, AdminFrame, AdminReplyFrame,
+                 ForwardFrame, ForwardReplyFrame, PingFrame, GroupFrame>;
 
 std::string encode_wire(const WireMessage& message);
 // The same bytes for the messages of routed commands, encoded where they are

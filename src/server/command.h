@@ -81,6 +81,9 @@ struct CommandSpec {
 
 class CommandTable;
 
+// Where spec's keys are in argv (COMMAND GETKEYS without movable keys).
+std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv);
+
 // State shared by all handlers (and the active-expiry thread).
 struct ServiceState {
   ServiceState(ServerContext& context, const CommandTable& commands);

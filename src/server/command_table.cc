@@ -5,6 +5,18 @@
 #include "core/assert.h"
 
 namespace statekv::server {
+
+std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv) {
+  std::vector<size_t> out;
+  if (spec.first_key <= 0 || spec.key_step <= 0) return out;
+  const int argc = static_cast<int>(argv.size());
+  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+  for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
+    out.push_back(static_cast<size_t>(i));
+  }
+  return out;
+}
+
 namespace {
 
 // Longer names cannot be commands; the lowercase copy lives on the stack.

@@ -29,6 +29,9 @@
 
 namespace statekv::server {
 
+class Proposer;
+class Store;
+
 // A command's reply produced later, on any thread (coord/ sent the command to
 // another node and the I/O thread went on with other clients): the RESP bytes
 // and the Sequence that must be durable before they reach the client. Called
@@ -71,6 +74,11 @@ struct Session {
   // Redis Cluster clients (redis-cli -c, ioredis Cluster) can ask for MOVED
   // redirects instead of having the node route for them (CLUSTER REDIRECTS).
   bool redirects = false;
+  // Where this session's commands propose their effects (server/proposer.h).
+  // A replica group's leader evaluates commands with a session whose proposer
+  // hands the effects to the group's log (node/shard_groups.h). Unset: the
+  // store's own group (ServiceState::proposer).
+  Proposer* proposer = nullptr;
 
   // Set by a connection that can take a reply later. Calling it tells the
   // connection that the command now executing answers later: the connection
@@ -231,6 +239,12 @@ struct ServerContext {
   // Builds the Proposer that commits handlers' effects to the store
   // (server/proposer.h); unset: a local group of one member.
   std::function<std::unique_ptr<Proposer>(Store&)> proposers;
+  // Keys whose expiry is not this node's to decide: a replicated group's key
+  // is erased only by its leader, through the group's log. The active expirer
+  // hands such a key here (with its stripe lock held: must not block) instead
+  // of erasing it, and leaves it alone when this returns true. Unset: every
+  // key is this node's.
+  std::function<bool(std::string_view key)> expire_elsewhere;
   // This node's channel and pattern subscriptions (PUBLISH delivers through
   // it; in a cluster the coordinator also delivers messages published on
   // other nodes).
@@ -254,6 +268,11 @@ class Service {
   // One page of an ordered walk over this node's keys (server/key_page.h), for
   // scans that merge several nodes' keys (coord/). Errors: the engine's.
   virtual Result<KeyPage> key_page(const KeyPageRequest& request) = 0;
+
+  // The store commands run against, for replica groups that apply other
+  // members' effects to it and snapshot it (coord/replica_groups.h); nullptr
+  // for services without one.
+  virtual Store* store() { return nullptr; }
 
   // Starts background work (active expiry); stop() ends it and is called before
   // the engine is closed.

@@ -56,7 +56,8 @@ std::optional<bool> CommandContext::read(std::string_view key, std::string* buf,
 }
 
 bool CommandContext::commit(std::span<const Store::Write> writes) {
-  auto ticket = state.proposer->propose(now_ms, writes);
+  Proposer& proposer = session.proposer != nullptr ? *session.proposer : *state.proposer;
+  auto ticket = proposer.propose(now_ms, writes);
   if (!ok(ticket)) return false;
   note(ticket->durable_at);
   // Invalidation hooks here, where every effect is committed, not in handlers.
@@ -70,7 +71,8 @@ bool CommandContext::commit(std::span<const Store::Write> writes) {
 }
 
 bool CommandContext::commit_clear() {
-  auto ticket = state.proposer->propose_clear(now_ms);
+  Proposer& proposer = session.proposer != nullptr ? *session.proposer : *state.proposer;
+  auto ticket = proposer.propose_clear(now_ms);
   if (!ok(ticket)) return false;
   note(ticket->durable_at);
   if (state.tracking_clients.load(std::memory_order_relaxed) > 0) {
@@ -249,6 +251,8 @@ class ServiceImpl final : public Service {
     }
   }
 
+  Store* store() override { return &state_.store; }
+
   Result<KeyPage> key_page(const KeyPageRequest& request) override {
     return scan_key_page(state_.store, request, unix_time_ms());
   }
@@ -361,6 +365,9 @@ class ServiceImpl final : public Service {
       auto done = state_.store.expire_cycle(
           now, config.active_expire_keys_per_cycle,
           [&](std::string_view key, const Store::Meta& old) -> Result<storage::Sequence> {
+            if (state_.ctx.expire_elsewhere && state_.ctx.expire_elsewhere(key)) {
+              return storage::Sequence{0};
+            }
             Store::Write w{key, old, true, {}, 0};
             auto ticket = state_.proposer->propose(now, std::span<const Store::Write>(&w, 1));
             if (!ticket.ok()) return ticket.status();

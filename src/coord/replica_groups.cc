@@ -1,0 +1,859 @@
+#include "coord/replica_groups.h"
+
+#include <spdlog/spdlog.h>
+#include <xxhash.h>
+
+#include <asio.hpp>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <random>
+#include <set>
+#include <span>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "net/disk_log.h"
+#include "net/raft_node.h"
+#include "replication/codec.h"
+#include "replication/mutation.h"
+#include "resp/writer.h"
+#include "server/command_table.h"
+#include "server/context.h"
+#include "server/proposer.h"
+#include "server/record.h"
+#include "server/store.h"
+
+namespace statekv::coord {
+
+namespace {
+
+using replication::ClientOp;
+using replication::ClientRequest;
+using replication::ClientResponse;
+using replication::Duration;
+using replication::Instant;
+using replication::PersistToken;
+using replication::TimerId;
+using replication::raft::Raft;
+namespace raft = replication::raft;
+
+std::string_view role_name(Raft::Role r) {
+  switch (r) {
+    case Raft::Role::kLeader:
+      return "leader";
+    case Raft::Role::kFollower:
+      return "follower";
+    case Raft::Role::kCandidate:
+      return "candidate";
+    case Raft::Role::kPreCandidate:
+      return "pre-candidate";
+  }
+  return "?";
+}
+
+// Captures the effects of the commands a leader evaluates: the group's log
+// orders them, and every member (the leader too) applies them at commit.
+class CaptureProposer final : public server::Proposer {
+ public:
+  Result<server::CommitTicket> propose(int64_t time_ms,
+                                       std::span<const server::Store::Write> writes) override {
+    if (!writes.empty()) {
+      mutations_.push_back(replication::encode_mutation(server::to_mutation(time_ms, writes)));
+    }
+    return server::CommitTicket{};
+  }
+  Result<server::CommitTicket> propose_clear(int64_t) override {
+    return Status::InvalidArgument(
+        "FLUSHALL and FLUSHDB are not served on nodes with REPLICATION consensus keyspaces yet: "
+        "delete their keys with DEL or UNLINK");
+  }
+  std::vector<std::string> take() { return std::exchange(mutations_, {}); }
+
+ private:
+  std::vector<std::string> mutations_;
+};
+
+// Several captured mutations as one: a command that erased an expired key and
+// then wrote it gives one put. The last effect on a key wins.
+Result<std::string> merge_mutations(std::vector<std::string> parts) {
+  if (parts.size() == 1) return std::move(parts.front());
+  std::vector<replication::DecodedMutation> decoded;
+  decoded.reserve(parts.size());
+  for (std::string& p : parts) {
+    auto d = replication::DecodedMutation::decode(std::move(p));
+    if (!d.ok()) return d.status();
+    decoded.push_back(std::move(d).value());
+  }
+  replication::Mutation merged;
+  merged.time_ms = decoded.front().mutation().time_ms;
+  std::unordered_map<std::string_view, size_t> at;
+  for (const auto& d : decoded) {
+    for (const replication::Effect& e : d.mutation().effects) {
+      auto [it, fresh] = at.emplace(e.key, merged.effects.size());
+      if (fresh) {
+        merged.effects.push_back(e);
+      } else {
+        merged.effects[it->second] = e;
+      }
+    }
+  }
+  return replication::encode_mutation(merged);
+}
+
+}  // namespace
+
+GroupId ReplicaGroups::group_id(std::string_view keyspace, uint32_t shard) {
+  std::string tag(keyspace);
+  tag.push_back('\0');
+  tag += std::to_string(shard);
+  // 62 bits: small varints, never 0 (the metadata group).
+  const uint64_t h = XXH3_64bits(tag.data(), tag.size()) >> 2;
+  return GroupId(h == 0 ? 1 : h);
+}
+
+// ------------------------------------------------------------------ one group
+
+class ReplicaGroup;
+
+class ReplicaGroups::Impl {
+ public:
+  Impl(ReplicaGroupsOptions options, net::RaftNode& transport, server::Service& service);
+  ~Impl();
+
+  void on_table(std::shared_ptr<const RoutingTable> table);
+  void execute(GroupId group, int resp, std::vector<std::string> argv,
+               std::function<void(GroupReply)> done);
+  bool expire(std::string_view key);
+  void run_after(std::chrono::milliseconds delay, std::function<void(bool)> fn);
+  std::optional<NodeId> leader(GroupId group) const;
+  std::vector<GroupStatus> status() const;
+
+  // ---- loop thread ----
+  friend class ReplicaGroup;
+  void deliver(NodeId from, uint64_t group, std::string message);
+  void on_reply(GroupId group, RequestId id, ClientResponse response);
+  void after_callback(ReplicaGroup& g);
+  void publish_status();
+
+ private:
+  struct Pending {
+    GroupId group;
+    int resp = 2;
+    std::vector<std::string> argv;
+    std::vector<std::string> keys;
+    std::function<void(GroupReply)> done;  // null once answered (a timed-out write)
+    enum class Phase : uint8_t { kBarrier, kParked, kCommitting } phase = Phase::kBarrier;
+    std::string reply;
+    std::vector<std::string> latched;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+
+  ReplicaGroup* find(GroupId id);
+  void apply_table(std::shared_ptr<const RoutingTable> table);
+  void start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
+                   const std::vector<NodeId>& members);
+  void stop_group(GroupId id, bool remove_files);
+  void begin(uint64_t id);
+  void evaluate(uint64_t id);
+  void finish(uint64_t id, GroupReply reply);
+  void release_latches(ReplicaGroup& g, Pending& p);
+  void unpark(ReplicaGroup& g);
+  void lost_leadership(ReplicaGroup& g);
+  std::vector<std::string> latch_keys(const std::vector<std::string>& argv) const;
+
+  ReplicaGroupsOptions options_;
+  net::RaftNode& transport_;
+  server::Service& service_;
+  server::Store& store_;
+  server::CommandTable commands_;
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  Random random_;
+  std::thread thread_;
+
+  // Loop thread only.
+  std::map<GroupId, std::unique_ptr<ReplicaGroup>> groups_;
+  std::unordered_map<uint64_t, Pending> pending_;
+  uint64_t next_request_ = 0;
+  CaptureProposer capture_;
+  std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
+  uint64_t next_delayed_ = 0;
+  std::unordered_map<uint64_t, std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
+      delayed_;
+  bool stopping_ = false;
+
+  // Any thread.
+  mutable std::mutex mu_;
+  std::shared_ptr<const RoutingTable> table_;
+  std::map<GroupId, GroupStatus> status_;
+};
+
+// A group's replica on this node: its raft, its environment and its state
+// machine (the shard's records in the store). Loop thread only.
+class ReplicaGroup final : public replication::Env<raft::Message>,
+                           public replication::StateMachine {
+ public:
+  ReplicaGroup(ReplicaGroups::Impl& host, GroupId id, std::string keyspace, uint32_t shard,
+        std::vector<NodeId> members, Random random)
+      : host(host),
+        id(id),
+        keyspace(std::move(keyspace)),
+        shard(shard),
+        members(std::move(members)),
+        random_(random) {}
+
+  // ---- Env ----
+  void send(NodeId to, const raft::Message& msg) override {
+    host.transport_.send_group(to, id.value(), replication::encode_message(msg));
+  }
+  void reply(RequestId request, ClientResponse response) override {
+    // Never call back into the protocol from inside its callback (env.h).
+    asio::post(host.io_, [h = &host, g = id, request, response = std::move(response)]() mutable {
+      h->on_reply(g, request, std::move(response));
+    });
+  }
+  TimerId set_timer(Duration delay) override {
+    const TimerId tid(++next_timer);
+    auto timer = std::make_unique<asio::steady_timer>(host.io_);
+    timer->expires_after(delay);
+    timer->async_wait([this, tid](const asio::error_code& ec) {
+      if (ec) return;
+      if (timers.erase(tid.value()) == 0) return;
+      raft->on_timer(tid);
+      host.after_callback(*this);
+    });
+    timers[tid.value()] = std::move(timer);
+    return tid;
+  }
+  void cancel_timer(TimerId tid) override {
+    auto it = timers.find(tid.value());
+    if (it == timers.end()) return;
+    it->second->cancel();
+    timers.erase(it);
+  }
+  Instant now() const override {
+    return std::chrono::duration_cast<Instant>(std::chrono::steady_clock::now() - host.started_);
+  }
+  PersistToken persist(std::string record) override {
+    return PersistToken(log->append(std::move(record)));
+  }
+  PersistToken persist_checkpoint(std::string record) override {
+    return PersistToken(log->append_checkpoint(std::move(record)));
+  }
+  Random& random() override { return random_; }
+
+  // ---- StateMachine ----
+  ClientResponse apply(const ClientRequest& command) override {
+    if (command.op == ClientOp::kWrite && command.value) {
+      auto m = replication::DecodedMutation::decode(*command.value);
+      if (!m.ok()) {
+        // The leader encoded it: a bug or a version mismatch. Applying half of
+        // it is worse than skipping it; say so loudly.
+        spdlog::error("group {}: a committed entry does not decode: {}", id.value(),
+                      m.status().to_string());
+      } else if (auto applied = host.store_.apply(m->mutation()); !applied.ok()) {
+        spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
+                      applied.status().to_string());
+      }
+    }
+    return ClientResponse{};
+  }
+  ClientResponse read(const ClientRequest&) const override {
+    // The barrier: raft calls this once the read may be served (ReadIndex);
+    // the command itself is evaluated right after, on the loop (on_reply).
+    return ClientResponse{};
+  }
+  std::string snapshot() const override {
+    replication::Mutation m;
+    std::vector<std::pair<std::string, std::string>> held;  // the views' storage
+    for_each_record([&](std::string_view key, const server::RecordView& rec) {
+      held.emplace_back(std::string(key), std::string(rec.value));
+      m.effects.push_back({replication::Effect::Kind::kPut, {}, {}, rec.expire_ms});
+    });
+    for (size_t i = 0; i < held.size(); ++i) {
+      m.effects[i].key = held[i].first;
+      m.effects[i].value = held[i].second;
+    }
+    return replication::encode_mutation(m);
+  }
+  Status restore(std::string_view snapshot) override {
+    auto decoded = replication::DecodedMutation::decode(std::string(snapshot));
+    if (!decoded.ok()) return decoded.status();
+    std::set<std::string_view> kept;
+    for (const auto& e : decoded->mutation().effects) {
+      if (e.kind != replication::Effect::Kind::kPut) {
+        return Status::Corruption("a shard snapshot holds only puts");
+      }
+      kept.insert(e.key);
+    }
+    std::vector<std::string> stale;
+    for_each_record([&](std::string_view key, const server::RecordView&) {
+      if (!kept.contains(key)) stale.emplace_back(key);
+    });
+    if (!stale.empty()) {
+      replication::Mutation erase;
+      for (const std::string& k : stale) erase.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
+      if (auto r = host.store_.apply(erase); !r.ok()) return r.status();
+    }
+    if (auto r = host.store_.apply(decoded->mutation()); !r.ok()) return r.status();
+    return Status::OK();
+  }
+
+  // Visits every record of this group's shard in the store (expired ones too:
+  // they are state until their erase is applied).
+  void for_each_record(const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
+    std::shared_ptr<const RoutingTable> table;
+    {
+      std::lock_guard<std::mutex> lock(host.mu_);
+      table = host.table_;
+    }
+    if (!table) return;
+    const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
+    if (ks == nullptr) return;
+    // Keys of this keyspace start with its prefix (the default keyspace: every
+    // key); those of a longer prefix belong to another keyspace.
+    std::string end;
+    if (!ks->spec.key_prefix.empty()) {
+      end = ks->spec.key_prefix;
+      while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+      if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+    }
+    Status s = host.store_.scan(ks->spec.key_prefix, end, 0, 0,
+                                [&](std::string_view key, const server::RecordView& rec) {
+                                  const Route r = table->route(key);
+                                  if (r.keyspace == ks && r.shard == shard) fn(key, rec);
+                                  return true;
+                                });
+    if (!s.ok()) spdlog::error("group {}: scanning its records failed: {}", id.value(), s.to_string());
+  }
+
+  ReplicaGroups::Impl& host;
+  GroupId id;
+  std::string keyspace;
+  uint32_t shard;
+  std::vector<NodeId> members;
+  Random random_;
+  std::unique_ptr<net::DiskLog> log;
+  std::unique_ptr<Raft> raft;
+  uint64_t next_timer = 0;
+  std::unordered_map<uint64_t, std::unique_ptr<asio::steady_timer>> timers;
+  bool was_leader = false;
+  // Keys with an effect proposed and not yet applied here, and how many.
+  std::unordered_map<std::string, int> latches;
+  std::deque<uint64_t> parked;  // commands waiting for a latch
+};
+
+// ------------------------------------------------------------------ Impl
+
+ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport,
+                          server::Service& service)
+    : options_(std::move(options)),
+      transport_(transport),
+      service_(service),
+      store_(*service.store()),
+      work_(asio::make_work_guard(io_)),
+      random_(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {
+  transport_.set_group_handler([this](NodeId from, uint64_t group, std::string message) {
+    asio::post(io_, [this, from, group, message = std::move(message)]() mutable {
+      deliver(from, group, std::move(message));
+    });
+  });
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+ReplicaGroups::Impl::~Impl() {
+  transport_.set_group_handler(nullptr);
+  asio::post(io_, [this] {
+    stopping_ = true;
+    std::vector<GroupId> ids;
+    for (const auto& [id, g] : groups_) ids.push_back(id);
+    for (GroupId id : ids) stop_group(id, false);
+    for (auto& [id, p] : pending_) {
+      if (p.timer) p.timer->cancel();
+      if (p.done) p.done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
+    }
+    pending_.clear();
+    auto delayed = std::move(delayed_);
+    for (auto& [id, d] : delayed) {
+      d.first->cancel();
+      d.second(false);
+    }
+    work_.reset();
+  });
+  if (thread_.joinable()) thread_.join();
+}
+
+void ReplicaGroups::Impl::on_table(std::shared_ptr<const RoutingTable> table) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (table_ && table && table_->epoch() >= table->epoch()) return;
+    table_ = table;
+  }
+  asio::post(io_, [this, table = std::move(table)]() mutable { apply_table(std::move(table)); });
+}
+
+void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table) {
+  if (stopping_ || !table) return;
+  std::set<GroupId> wanted;
+  for (const meta::Keyspace& ks : table->map().keyspaces) {
+    if (ks.spec.replication.kind != meta::Replication::kConsensus) continue;
+    for (const meta::Shard& shard : ks.shards) {
+      if (std::find(shard.owners.begin(), shard.owners.end(), options_.self) ==
+          shard.owners.end()) {
+        continue;
+      }
+      const GroupId id = group_id(ks.spec.name, shard.id.value());
+      wanted.insert(id);
+      if (!groups_.contains(id)) start_group(id, ks, shard.id.value(), shard.owners);
+    }
+  }
+  std::vector<GroupId> gone;
+  for (const auto& [id, g] : groups_) {
+    if (!wanted.contains(id)) gone.push_back(id);
+  }
+  for (GroupId id : gone) {
+    // Its keyspace was dropped (consensus shards do not move yet).
+    spdlog::info("replica group {} is no longer in the map: stopping it and removing its log",
+                 id.value());
+    stop_group(id, true);
+  }
+  publish_status();
+}
+
+void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
+                                      const std::vector<NodeId>& members) {
+  auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members, random_.fork());
+  net::DiskLogOptions lo;
+  lo.dir = options_.data_dir / "groups" / std::to_string(id.value());
+  lo.fsync = options_.fsync;
+  net::Recovery recovery;
+  ReplicaGroup* raw = g.get();
+  auto log = net::DiskLog::open(
+      lo,
+      [this, id](uint64_t seq) {
+        asio::post(io_, [this, id, seq] {
+          ReplicaGroup* group = find(id);
+          if (group == nullptr || !group->raft) return;
+          group->raft->on_persisted(PersistToken(seq));
+          after_callback(*group);
+        });
+      },
+      &recovery);
+  if (!log.ok()) {
+    spdlog::error("replica group {} ({} shard {}): cannot open its log: {}", id.value(),
+                  ks.spec.name, shard, log.status().to_string());
+    return;
+  }
+  g->log = std::move(log).value();
+  if (recovery.torn_bytes > 0) {
+    spdlog::warn("replica group {}: cut {} torn bytes off its log ({})", id.value(),
+                 recovery.torn_bytes, recovery.torn_detail);
+  }
+  replication::Membership membership{.self = options_.self, .nodes = members};
+  groups_[id] = std::move(g);
+  raw->raft = std::make_unique<Raft>(*raw, membership, std::move(recovery.records), *raw,
+                                     options_.raft);
+  spdlog::info("replica group {} ({} shard {}) started: {} members, {} log records recovered",
+               id.value(), ks.spec.name, shard, members.size(), raw->raft->log().last_index().value());
+  after_callback(*raw);
+}
+
+void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
+  auto it = groups_.find(id);
+  if (it == groups_.end()) return;
+  ReplicaGroup& g = *it->second;
+  for (auto& [tid, timer] : g.timers) timer->cancel();
+  g.timers.clear();
+  lost_leadership(g);
+  std::vector<uint64_t> mine;
+  for (auto& [rid, p] : pending_) {
+    if (p.group == id) mine.push_back(rid);
+  }
+  for (uint64_t rid : mine) {
+    finish(rid, GroupReply{Status::Unavailable("replica group stopped on this node"), {}, {}});
+  }
+  const auto dir = options_.data_dir / "groups" / std::to_string(id.value());
+  g.raft.reset();
+  g.log.reset();
+  groups_.erase(it);
+  if (remove_files) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+}
+
+ReplicaGroup* ReplicaGroups::Impl::find(GroupId id) {
+  auto it = groups_.find(id);
+  return it == groups_.end() ? nullptr : it->second.get();
+}
+
+void ReplicaGroups::Impl::deliver(NodeId from, uint64_t group, std::string message) {
+  ReplicaGroup* g = find(GroupId(group));
+  if (g == nullptr || !g->raft) return;  // not (or no longer) a member: raft retries
+  auto msg = replication::decode_message<raft::Message>(message);
+  if (!msg.ok()) {
+    spdlog::warn("group {}: message from node {} does not decode: {}", group, from.value(),
+                 msg.status().to_string());
+    return;
+  }
+  g->raft->on_message(from, *msg);
+  after_callback(*g);
+}
+
+void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
+  const bool leading = g.raft->role() == Raft::Role::kLeader;
+  if (g.was_leader && !leading) lost_leadership(g);
+  if (leading != g.was_leader) {
+    spdlog::info("replica group {} ({} shard {}): node {} is {} in term {}", g.id.value(),
+                 g.keyspace, g.shard, options_.self.value(), role_name(g.raft->role()),
+                 g.raft->term().value());
+  }
+  g.was_leader = leading;
+  publish_status();
+}
+
+void ReplicaGroups::Impl::publish_status() {
+  std::map<GroupId, GroupStatus> all;
+  for (const auto& [id, g] : groups_) {
+    if (!g->raft) continue;
+    GroupStatus s;
+    s.id = id;
+    s.keyspace = g->keyspace;
+    s.shard = g->shard;
+    s.members = g->raft->config();
+    s.role = std::string(role_name(g->raft->role()));
+    s.term = g->raft->term().value();
+    s.leader = g->raft->leader();
+    s.commit_index = g->raft->commit_index().value();
+    s.applied_index = g->raft->applied_index().value();
+    s.last_index = g->raft->log().last_index().value();
+    for (const auto& [n, m] : g->raft->follower_match()) s.match[n] = m.value();
+    all.emplace(id, std::move(s));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  status_ = std::move(all);
+}
+
+std::vector<std::string> ReplicaGroups::Impl::latch_keys(
+    const std::vector<std::string>& argv) const {
+  std::vector<std::string> keys;
+  if (argv.empty()) return keys;
+  const server::CommandSpec* spec = commands_.find(argv[0]);
+  if (spec == nullptr) return keys;
+  if (!spec->subcommands.empty() && argv.size() > 1) {
+    spec = server::CommandTable::find_sub(*spec, argv[1]);
+    if (spec == nullptr) return keys;
+  }
+  std::vector<std::string_view> views(argv.begin(), argv.end());
+  for (size_t i : server::key_positions(*spec, views)) keys.push_back(argv[i]);
+  return keys;
+}
+
+void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::string> argv,
+                                  std::function<void(GroupReply)> done) {
+  asio::post(io_, [this, group, resp, argv = std::move(argv), done = std::move(done)]() mutable {
+    if (stopping_) {
+      done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
+      return;
+    }
+    ReplicaGroup* g = find(group);
+    if (g == nullptr || !g->raft) {
+      done(GroupReply{Status::Unavailable("node " + std::to_string(options_.self.value()) +
+                                          " is not a member of replica group " +
+                                          std::to_string(group.value())),
+                      {}, {}});
+      return;
+    }
+    if (g->raft->role() != Raft::Role::kLeader) {
+      done(GroupReply{Status::Unavailable("not the leader of replica group " +
+                                          std::to_string(group.value())),
+                      {}, g->raft->leader().value_or(NodeId())});
+      return;
+    }
+    const uint64_t id = ++next_request_;
+    Pending p;
+    p.group = group;
+    p.resp = resp;
+    p.keys = latch_keys(argv);
+    p.argv = std::move(argv);
+    p.done = std::move(done);
+    p.timer = std::make_unique<asio::steady_timer>(io_);
+    p.timer->expires_after(options_.request_timeout);
+    p.timer->async_wait([this, id](const asio::error_code& ec) {
+      if (ec) return;
+      auto it = pending_.find(id);
+      if (it == pending_.end() || !it->second.done) return;
+      auto done = std::move(it->second.done);
+      it->second.done = nullptr;
+      if (it->second.phase != Pending::Phase::kCommitting) {
+        // Parked or waiting for the barrier: nothing was proposed.
+        ReplicaGroup* g = find(it->second.group);
+        if (g != nullptr) {
+          auto& q = g->parked;
+          q.erase(std::remove(q.begin(), q.end(), id), q.end());
+        }
+        pending_.erase(it);
+        done(GroupReply{Status::Unavailable("the replica group did not confirm its leader in time "
+                                            "(it may have lost its majority); the command did "
+                                            "not run"),
+                        {}, {}});
+        return;
+      }
+      // Its entry may still commit: keep the latches until it is applied.
+      done(GroupReply{Status::Timeout("no answer from the replica group within " +
+                                      std::to_string(options_.request_timeout.count()) +
+                                      " ms: the command may or may not have taken effect"),
+                      {}, {}});
+    });
+    pending_.emplace(id, std::move(p));
+    begin(id);
+  });
+}
+
+void ReplicaGroups::Impl::begin(uint64_t id) {
+  Pending& p = pending_.at(id);
+  ReplicaGroup* g = find(p.group);
+  ClientRequest barrier;
+  barrier.id = RequestId(id);
+  barrier.op = ClientOp::kRead;
+  g->raft->on_request(barrier);
+  after_callback(*g);
+}
+
+void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse response) {
+  const uint64_t id = rid.value();
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  Pending& p = it->second;
+  ReplicaGroup* g = find(group);
+  if (g == nullptr) return;
+  if (p.phase == Pending::Phase::kCommitting) {
+    // The entry was applied here (kOk), or certainly not appended (kFail).
+    release_latches(*g, p);
+    if (response.outcome == ClientResponse::Outcome::kOk) {
+      finish(id, GroupReply{Status::OK(), std::move(p.reply), {}});
+    } else {
+      finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
+                                                std::to_string(group.value())),
+                            {}, response.leader_hint.value_or(NodeId())});
+    }
+    unpark(*g);
+    return;
+  }
+  if (p.phase != Pending::Phase::kBarrier) return;
+  if (response.outcome != ClientResponse::Outcome::kOk) {
+    finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
+                                              std::to_string(group.value())),
+                          {}, response.leader_hint.value_or(NodeId())});
+    return;
+  }
+  evaluate(id);
+}
+
+void ReplicaGroups::Impl::evaluate(uint64_t id) {
+  Pending& p = pending_.at(id);
+  ReplicaGroup* g = find(p.group);
+  if (g == nullptr || !g->raft) return;
+  if (g->raft->role() != Raft::Role::kLeader) {
+    finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
+                                              std::to_string(p.group.value())),
+                          {}, g->raft->leader().value_or(NodeId())});
+    return;
+  }
+  for (const std::string& k : p.keys) {
+    if (g->latches.contains(k)) {
+      p.phase = Pending::Phase::kParked;
+      g->parked.push_back(id);
+      return;
+    }
+  }
+  server::Session session;
+  session.authenticated = true;
+  session.internal = true;
+  session.resp = p.resp;
+  session.proposer = &capture_;
+  std::vector<std::string_view> views(p.argv.begin(), p.argv.end());
+  std::string out;
+  resp::Writer writer(&out, p.resp);
+  service_.execute(session, views, writer);
+  std::vector<std::string> effects = capture_.take();
+  if (effects.empty()) {
+    finish(id, GroupReply{Status::OK(), std::move(out), {}});
+    return;
+  }
+  auto merged = merge_mutations(std::move(effects));
+  if (!merged.ok()) {
+    finish(id, GroupReply{Status::Internal("cannot encode the command's effect: " +
+                                           merged.status().message()),
+                          {}, {}});
+    return;
+  }
+  // Latch what the effect writes (not only the command's keys: a lazy erase).
+  auto decoded = replication::DecodedMutation::decode(*merged);
+  if (decoded.ok()) {
+    for (const auto& e : decoded->mutation().effects) {
+      std::string k(e.key);
+      ++g->latches[k];
+      p.latched.push_back(std::move(k));
+    }
+  }
+  p.reply = std::move(out);
+  p.phase = Pending::Phase::kCommitting;
+  ClientRequest write;
+  write.id = RequestId(id);
+  write.op = ClientOp::kWrite;
+  write.value = std::move(merged).value();
+  g->raft->on_request(write);
+  after_callback(*g);
+}
+
+void ReplicaGroups::Impl::finish(uint64_t id, GroupReply reply) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  auto done = std::move(it->second.done);
+  if (it->second.timer) it->second.timer->cancel();
+  pending_.erase(it);
+  if (done) done(std::move(reply));
+}
+
+void ReplicaGroups::Impl::release_latches(ReplicaGroup& g, Pending& p) {
+  for (const std::string& k : p.latched) {
+    auto it = g.latches.find(k);
+    if (it != g.latches.end() && --it->second <= 0) g.latches.erase(it);
+  }
+  p.latched.clear();
+}
+
+void ReplicaGroups::Impl::unpark(ReplicaGroup& g) {
+  std::deque<uint64_t> waiting;
+  waiting.swap(g.parked);
+  for (uint64_t id : waiting) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    it->second.phase = Pending::Phase::kBarrier;
+    evaluate(id);
+  }
+}
+
+void ReplicaGroups::Impl::lost_leadership(ReplicaGroup& g) {
+  // Proposed entries may still commit under the next leader, or be cut off:
+  // their clients time out. Nothing evaluated here from now on relies on the
+  // latches: a new term's barrier waits for everything committed before it.
+  g.latches.clear();
+  for (auto& [rid, p] : pending_) {
+    if (p.group == g.id) p.latched.clear();
+  }
+  std::deque<uint64_t> waiting;
+  waiting.swap(g.parked);
+  for (uint64_t id : waiting) {
+    finish(id, GroupReply{Status::Unavailable("lost the leadership of replica group " +
+                                              std::to_string(g.id.value())),
+                          {}, g.raft ? g.raft->leader().value_or(NodeId()) : NodeId()});
+  }
+  // Timed-out writes whose latches are gone need no more bookkeeping.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.group == g.id && !it->second.done) {
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool ReplicaGroups::Impl::expire(std::string_view key) {
+  std::shared_ptr<const RoutingTable> table;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    table = table_;
+  }
+  if (!table) return false;
+  const Route r = table->route(key);
+  if (r.keyspace->spec.replication.kind != meta::Replication::kConsensus) return false;
+  const GroupId group = group_id(r.keyspace->spec.name, r.shard);
+  asio::post(io_, [this, group, key = std::string(key)]() mutable {
+    ReplicaGroup* g = find(group);
+    if (g == nullptr || !g->raft || g->raft->role() != Raft::Role::kLeader) return;
+    if (!expiring_.insert(key).second) return;
+    // Reading a key found expired erases it through the group (lazy expiry
+    // on the leader): the erase is logged and applied on every member.
+    execute(group, 2, {"EXISTS", key}, [this, key](GroupReply) {
+      expiring_.erase(key);  // on the loop: done runs there
+    });
+  });
+  return true;
+}
+
+void ReplicaGroups::Impl::run_after(std::chrono::milliseconds delay,
+                                    std::function<void(bool)> fn) {
+  asio::post(io_, [this, delay, fn = std::move(fn)]() mutable {
+    if (stopping_) {
+      fn(false);
+      return;
+    }
+    const uint64_t id = ++next_delayed_;
+    auto timer = std::make_unique<asio::steady_timer>(io_);
+    timer->expires_after(delay);
+    timer->async_wait([this, id](const asio::error_code& ec) {
+      if (ec) return;
+      auto it = delayed_.find(id);
+      if (it == delayed_.end()) return;
+      auto f = std::move(it->second.second);
+      delayed_.erase(it);
+      f(true);
+    });
+    delayed_.emplace(id, std::make_pair(std::move(timer), std::move(fn)));
+  });
+}
+
+std::optional<NodeId> ReplicaGroups::Impl::leader(GroupId group) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = status_.find(group);
+  if (it == status_.end()) return std::nullopt;
+  return it->second.leader;
+}
+
+std::vector<GroupStatus> ReplicaGroups::Impl::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<GroupStatus> out;
+  for (const auto& [id, s] : status_) out.push_back(s);
+  return out;
+}
+
+// ------------------------------------------------------------------ facade
+
+ReplicaGroups::ReplicaGroups(ReplicaGroupsOptions options, net::RaftNode& transport,
+                             server::Service& service)
+    : impl_(std::make_unique<Impl>(std::move(options), transport, service)) {}
+
+ReplicaGroups::~ReplicaGroups() = default;
+
+void ReplicaGroups::on_table(std::shared_ptr<const RoutingTable> table) {
+  impl_->on_table(std::move(table));
+}
+
+void ReplicaGroups::execute(GroupId group, int resp, std::vector<std::string> argv,
+                            std::function<void(GroupReply)> done) {
+  impl_->execute(group, resp, std::move(argv), std::move(done));
+}
+
+bool ReplicaGroups::expire(std::string_view key) {
+  return impl_->expire(key);
+}
+
+void ReplicaGroups::run_after(std::chrono::milliseconds delay, std::function<void(bool)> fn) {
+  impl_->run_after(delay, std::move(fn));
+}
+
+std::optional<NodeId> ReplicaGroups::leader(GroupId group) const {
+  return impl_->leader(group);
+}
+
+std::vector<GroupStatus> ReplicaGroups::status() const {
+  return impl_->status();
+}
+
+}  // namespace statekv::coord

@@ -1,0 +1,155 @@
+// ReplicaGroups — this node's members of the raft groups that replicate
+// `REPLICATION consensus` keyspaces: raft per shard (docs/replication.md).
+//
+// Each shard of a consensus keyspace is one replica group whose members are
+// the shard's owners in the cluster map; its GroupId is derived from the
+// keyspace's name and the shard's index (group_id), so every node names it
+// alike without asking. A node runs one raft replica (replication/raft/raft.h,
+// unchanged from the simulator) for every group it is a member of:
+//
+//   transport  the node's one peer transport: group messages travel as
+//              wire.h GroupFrames through net::RaftNode (send_group);
+//   log        one DiskLog per group under <data>/groups/<group id> (a shared
+//              write-ahead log with per-group truncation is the next step);
+//   thread     one event loop thread for every group of the node: the
+//              protocols, their timers and the commands they run are called
+//              from it, one callback at a time (env.h);
+//   state      the node's one shard store (server/store.h): a group's state is
+//              its shard's records there. A committed entry is a Mutation
+//              (replication/mutation.h) applied with Store::apply; a snapshot is
+//              the group's records as one Mutation of puts, and restoring one
+//              erases the group's other records first.
+//
+// How a command runs (execute): only on the group's leader. The leader first
+// takes a ReadIndex barrier through raft (leadership confirmed by a majority,
+// everything committed before applied here), then evaluates the command with
+// the node's command handlers against the applied store, with a session whose
+// proposer captures the effect instead of writing it. No effect: the reply is
+// final (a read). An effect: it is proposed as one log entry and the reply is
+// released when that entry is applied here. While an effect is in flight its
+// keys are latched: a later command on one of them waits (parked) until it is
+// applied, so every command evaluates against every effect ordered before it
+// (two INCRs never read the same value). A leader that loses office drops its
+// latches and refuses the parked commands (they did not run); its proposed
+// entries may still commit, so their clients hear nothing until they time out
+// ("may or may not have happened"), never a wrong answer.
+//
+// Expiry: a replicated key is erased only by its group's leader, through the
+// log (expire(): the node's active expirer hands such keys here).
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/status.h"
+#include "coord/routing_table.h"
+#include "replication/raft/raft.h"
+
+namespace statekv::net {
+class RaftNode;
+}
+namespace statekv::server {
+class Service;
+class Store;
+}  // namespace statekv::server
+
+namespace statekv::coord {
+
+class ReplicaGroup;
+
+struct ReplicaGroupsOptions {
+  NodeId self;
+  // Each group's raft log lives in data_dir / "groups" / <group id>.
+  std::filesystem::path data_dir;
+  bool fsync = true;
+  replication::raft::RaftOptions raft = [] {
+    replication::raft::RaftOptions o;
+    // A snapshot scans the shard's records: take one every this many entries.
+    o.snapshot_threshold = 16384;
+    return o;
+  }();
+  // A command without an answer within this long gets Timeout.
+  std::chrono::milliseconds request_timeout{5000};
+};
+
+// What a command sent to a group came to.
+struct GroupReply {
+  // OK: the command ran on the group's leader and its effect, if any, is
+  // committed; `reply` is its RESP reply.
+  // Unavailable: it did not run (this node does not lead the group, or is not
+  // a member); leader_hint names who may lead it (0: not known).
+  // Timeout: no answer in time; it may or may not have taken effect.
+  Status status;
+  std::string reply;
+  NodeId leader_hint;
+};
+
+// One group this node is a member of, for status pages (LOCATE, INFO
+// replication, `statekv cluster status`).
+struct GroupStatus {
+  GroupId id;
+  std::string keyspace;
+  uint32_t shard = 0;
+  std::vector<NodeId> members;
+  std::string role;  // "leader", "follower", "candidate", "pre-candidate"
+  uint64_t term = 0;
+  std::optional<NodeId> leader;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  uint64_t last_index = 0;
+  std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
+};
+
+class ReplicaGroups {
+ public:
+  // `transport` carries the groups' messages; `service` runs commands on the
+  // leader (its store() must be non-null). All must outlive this object.
+  ReplicaGroups(ReplicaGroupsOptions options, net::RaftNode& transport, server::Service& service);
+  ~ReplicaGroups();  // stops every group and closes its log
+  ReplicaGroups(const ReplicaGroups&) = delete;
+  ReplicaGroups& operator=(const ReplicaGroups&) = delete;
+
+  // The group of shard `shard` of keyspace `keyspace` (never 0: group 0 is the
+  // metadata group).
+  static GroupId group_id(std::string_view keyspace, uint32_t shard);
+
+  // A new map: starts a replica of every consensus shard this node owns, and
+  // stops (deleting its log) every group whose keyspace is gone.
+  void on_table(std::shared_ptr<const RoutingTable> table);
+
+  // Runs one command (argv[0] the name) on `group`'s leader, here; `done` is
+  // called once, on the groups' thread (it must not block), with the outcome.
+  // `resp` is the protocol the reply is encoded in.
+  void execute(GroupId group, int resp, std::vector<std::string> argv,
+               std::function<void(GroupReply)> done);
+
+  // The node's active expirer found `key` due. True when the key belongs to a
+  // consensus keyspace: then its group's leader erases it (if this node is that
+  // leader: soon, through the log) and the caller must not. Never blocks.
+  bool expire(std::string_view key);
+
+  // Calls fn(true) on the groups' thread after `delay` (it must not block), or
+  // fn(false) at once when this object is being destroyed first.
+  void run_after(std::chrono::milliseconds delay, std::function<void(bool run)> fn);
+
+  // Who this node believes leads `group`; nullopt when not known or not a member.
+  std::optional<NodeId> leader(GroupId group) const;
+  std::vector<GroupStatus> status() const;
+
+ private:
+  friend class ReplicaGroup;
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace statekv::coord

@@ -1,0 +1,117 @@
+#include "support/history_clients.h"
+
+#include <optional>
+#include <random>
+
+#include "support/redis_client.h"
+
+namespace statekv::itest {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+HistoryClients::HistoryClients(std::vector<uint16_t> ports, size_t clients, size_t keys,
+                               std::string key_prefix)
+    : ports_(std::move(ports)), prefix_(std::move(key_prefix)) {
+  start_ = Clock::now();
+  for (size_t c = 0; c < clients; ++c) {
+    threads_.emplace_back([this, c, keys] { run(static_cast<int64_t>(c), keys); });
+  }
+}
+
+HistoryClients::~HistoryClients() {
+  stop();
+}
+
+void HistoryClients::set_ports(std::vector<uint16_t> ports) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ports_ = std::move(ports);
+}
+
+void HistoryClients::stop() {
+  stop_ = true;
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+check::History HistoryClients::history() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return history_;
+}
+
+int64_t HistoryClients::now() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_).count();
+}
+
+void HistoryClients::record(check::Event e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  history_.push_back(std::move(e));
+}
+
+uint16_t HistoryClients::pick_port(uint32_t random) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ports_[random % ports_.size()];
+}
+
+void HistoryClients::run(int64_t client, size_t keys) {
+  std::mt19937 rng(static_cast<unsigned>(client) + 1);
+  // A process that saw an unknown outcome continues as a new process (Jepsen).
+  int64_t process = client;
+  uint64_t next_value = 0;
+  std::optional<RedisClient> conn;
+  while (!stop_) {
+    if (!conn || rng() % 20 == 0) {  // hop between nodes now and then
+      auto c = RedisClient::connect(pick_port(rng()), 2s);
+      if (!c.ok()) {
+        conn.reset();
+        std::this_thread::sleep_for(20ms);
+        continue;
+      }
+      conn.emplace(std::move(c).value());
+    }
+    const std::string key = prefix_ + "k" + std::to_string(rng() % keys);
+    const bool write = rng() % 2 == 0;
+    check::Event invoke;
+    invoke.process = process;
+    invoke.type = check::EventType::kInvoke;
+    invoke.f = write ? check::OpFunction::kWrite : check::OpFunction::kRead;
+    invoke.key = key;
+    std::string value;
+    if (write) {
+      value = "c" + std::to_string(client) + "-" + std::to_string(next_value++);
+      invoke.value = value;
+    }
+    invoke.time = now();
+    record(invoke);
+    auto reply = write ? conn->command({"SET", key, value}) : conn->command({"GET", key});
+    check::Event done = invoke;
+    done.time = now();
+    if (!reply.ok() || (!reply->empty() && (*reply)[0] == '-')) {
+      // The connection broke, or an error reply (routing or a node failed):
+      // a read certainly did not happen; a write's fate is unknown.
+      done.type = write ? check::EventType::kInfo : check::EventType::kFail;
+      if (!write) done.value.reset();
+      record(done);
+      ++errors_;
+      if (write) process += 1000;
+      if (!reply.ok()) conn.reset();
+      continue;
+    }
+    const std::string& r = *reply;
+    done.type = check::EventType::kOk;
+    if (!write) {
+      if (r == "(nil)") {
+        done.value.reset();
+      } else if (r.size() >= 2 && r.front() == '"' && r.back() == '"') {
+        done.value = r.substr(1, r.size() - 2);
+      } else {
+        done.value = r;
+      }
+    }
+    record(done);
+    ++ok_;
+  }
+}
+
+}  // namespace statekv::itest

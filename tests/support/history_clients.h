@@ -1,0 +1,56 @@
+// Clients that read and write a few keys through random nodes of a cluster,
+// recording a history (check/history.h) for `statekv check linearizable`.
+//
+// Each client thread connects to a node picked at random, hopping now and then,
+// and does GET or SET on keys PREFIX + "k0".."k{keys-1}" with values unique to
+// the client. A write whose outcome is unknown (an error reply, a broken
+// connection) is recorded as info and the client continues as a new process
+// (Jepsen's convention); a read that failed is recorded as fail.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "check/history.h"
+
+namespace statekv::itest {
+
+class HistoryClients {
+ public:
+  HistoryClients(std::vector<uint16_t> ports, size_t clients, size_t keys,
+                 std::string key_prefix = "");
+  ~HistoryClients();
+  HistoryClients(const HistoryClients&) = delete;
+  HistoryClients& operator=(const HistoryClients&) = delete;
+
+  // The nodes new connections go to from now on.
+  void set_ports(std::vector<uint16_t> ports);
+  // Stops and joins every client (idempotent).
+  void stop();
+  check::History history();
+  size_t ok_count() const { return ok_; }
+  size_t error_count() const { return errors_; }
+
+ private:
+  int64_t now() const;
+  void record(check::Event e);
+  uint16_t pick_port(uint32_t random);
+  void run(int64_t client, size_t keys);
+
+  std::mutex mu_;
+  std::vector<uint16_t> ports_;
+  std::string prefix_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> ok_{0};
+  std::atomic<size_t> errors_{0};
+  std::chrono::steady_clock::time_point start_;
+  check::History history_;
+};
+
+}  // namespace statekv::itest

@@ -1,4 +1,5 @@
-// Rebalancing: moving every keyspace to the layout its partitioner gives over
+// Rebalancing: moving every keyspace (but REPLICATION consensus ones, whose
+// shards are replica groups that do not move yet) to the layout its partitioner gives over
 // the current active members, while clients keep reading and writing
 // (coord/mover.h describes each node's part; this drives the steps).
 //

@@ -153,7 +153,11 @@ class ReplicaGroups::Impl {
   ReplicaGroup* find(GroupId id);
   void apply_table(std::shared_ptr<const RoutingTable> table);
   void start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
-                   const std::vector<NodeId>& members);
+                   const std::vector<NodeId>& members, std::shared_ptr<const RoutingTable> table);
+  // Hands leadership of groups this node leads to their preferred leader (the
+  // shard's first owner: placement spreads those over the nodes) once it is
+  // up to date, so leaders, and the work they do, spread too.
+  void balance_leaders();
   void stop_group(GroupId id, bool remove_files);
   void begin(uint64_t id);
   void evaluate(uint64_t id);
@@ -181,6 +185,7 @@ class ReplicaGroups::Impl {
   uint64_t next_request_ = 0;
   CaptureProposer capture_;
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
+  asio::steady_timer balance_timer_{io_};
   uint64_t next_delayed_ = 0;
   std::unordered_map<uint64_t, std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
       delayed_;
@@ -198,12 +203,14 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
                            public replication::StateMachine {
  public:
   ReplicaGroup(ReplicaGroups::Impl& host, GroupId id, std::string keyspace, uint32_t shard,
-        std::vector<NodeId> members, Random random)
+               std::vector<NodeId> members, std::shared_ptr<const RoutingTable> table,
+               Random random)
       : host(host),
         id(id),
         keyspace(std::move(keyspace)),
         shard(shard),
         members(std::move(members)),
+        table(std::move(table)),
         random_(random) {}
 
   // ---- Env ----
@@ -306,12 +313,8 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // Visits every record of this group's shard in the store (expired ones too:
   // they are state until their erase is applied).
   void for_each_record(const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
-    std::shared_ptr<const RoutingTable> table;
-    {
-      std::lock_guard<std::mutex> lock(host.mu_);
-      table = host.table_;
-    }
-    if (!table) return;
+    // The map the group started under: a consensus keyspace's layout does not
+    // change while it exists (its shards do not move yet).
     const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
     if (ks == nullptr) return;
     // Keys of this keyspace start with its prefix (the default keyspace: every
@@ -336,6 +339,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::string keyspace;
   uint32_t shard;
   std::vector<NodeId> members;
+  std::shared_ptr<const RoutingTable> table;
   Random random_;
   std::unique_ptr<net::DiskLog> log;
   std::unique_ptr<Raft> raft;
@@ -362,13 +366,37 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
       deliver(from, group, std::move(message));
     });
   });
+  asio::post(io_, [this] { balance_leaders(); });
   thread_ = std::thread([this] { io_.run(); });
+}
+
+void ReplicaGroups::Impl::balance_leaders() {
+  if (stopping_) return;
+  for (auto& [id, g] : groups_) {
+    if (!g->raft || g->raft->role() != Raft::Role::kLeader || g->members.empty()) continue;
+    const NodeId preferred = g->members.front();
+    if (preferred == options_.self) continue;
+    const auto match = g->raft->follower_match();
+    auto it = match.find(preferred);
+    if (it == match.end() || it->second != g->raft->log().last_index()) continue;
+    if (Status s = g->raft->transfer_leadership(preferred); s.ok()) {
+      spdlog::info("replica group {} ({} shard {}): handing leadership to node {}, its "
+                   "preferred leader, which is up to date",
+                   id.value(), g->keyspace, g->shard, preferred.value());
+      after_callback(*g);
+    }
+  }
+  balance_timer_.expires_after(std::chrono::seconds(1));
+  balance_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) balance_leaders();
+  });
 }
 
 ReplicaGroups::Impl::~Impl() {
   transport_.set_group_handler(nullptr);
   asio::post(io_, [this] {
     stopping_ = true;
+    balance_timer_.cancel();
     std::vector<GroupId> ids;
     for (const auto& [id, g] : groups_) ids.push_back(id);
     for (GroupId id : ids) stop_group(id, false);
@@ -408,7 +436,7 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
       }
       const GroupId id = group_id(ks.spec.name, shard.id.value());
       wanted.insert(id);
-      if (!groups_.contains(id)) start_group(id, ks, shard.id.value(), shard.owners);
+      if (!groups_.contains(id)) start_group(id, ks, shard.id.value(), shard.owners, table);
     }
   }
   std::vector<GroupId> gone;
@@ -425,8 +453,10 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
 }
 
 void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
-                                      const std::vector<NodeId>& members) {
-  auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members, random_.fork());
+                                      const std::vector<NodeId>& members,
+                                      std::shared_ptr<const RoutingTable> table) {
+  auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members,
+                                          std::move(table), random_.fork());
   net::DiskLogOptions lo;
   lo.dir = options_.data_dir / "groups" / std::to_string(id.value());
   lo.fsync = options_.fsync;
@@ -479,6 +509,20 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   const auto dir = options_.data_dir / "groups" / std::to_string(id.value());
   g.raft.reset();
   g.log.reset();
+  if (remove_files) {
+    // The keyspace was dropped: its records go with it, here as on every member.
+    std::vector<std::string> keys;
+    g.for_each_record([&](std::string_view key, const server::RecordView&) { keys.emplace_back(key); });
+    replication::Mutation erase;
+    for (const std::string& k : keys) erase.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
+    if (auto r = store_.apply(erase); !r.ok()) {
+      spdlog::error("replica group {}: erasing the dropped keyspace's records failed: {}",
+                    id.value(), r.status().to_string());
+    } else if (!keys.empty()) {
+      spdlog::info("replica group {}: erased {} records of the dropped keyspace", id.value(),
+                   keys.size());
+    }
+  }
   groups_.erase(it);
   if (remove_files) {
     std::error_code ec;

@@ -46,6 +46,9 @@ Result<Clock::duration> time_until_writable(uint16_t port, const std::string& ke
   return Status::Timeout(key + " not writable through port " + std::to_string(port));
 }
 
+// Defined below.
+void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& ports);
+
 TEST(Replication, ConsensusKeyspaceSurvivesSigkillOfEachNodeAndStaysLinearizable) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("replication");
@@ -121,6 +124,96 @@ TEST(Replication, ConsensusKeyspaceSurvivesSigkillOfEachNodeAndStaysLinearizable
       if (!first) first = *v;
       EXPECT_EQ(*v, *first) << key << " through port " << port;
     }
+  }
+}
+
+// Reads served below linearizable, per member, from INFO replication: the
+// sum of reads_local over the groups this node follows.
+uint64_t follower_reads(uint16_t port) {
+  auto c = RedisClient::connect(port);
+  if (!c.ok()) return 0;
+  auto info = c->bulk({"INFO", "replication"});
+  if (!info.ok()) return 0;
+  uint64_t total = 0;
+  size_t at = 0;
+  while ((at = info->find("statekv_group_", at)) != std::string::npos) {
+    const size_t end = info->find("\r\n", at);
+    const std::string line = info->substr(at, end == std::string::npos ? std::string::npos : end - at);
+    at += 14;
+    if (line.find("role=follower") == std::string::npos) continue;
+    const size_t r = line.find("reads_local=");
+    if (r != std::string::npos) total += std::stoull(line.substr(r + 12));
+  }
+  return total;
+}
+
+void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& ports) {
+  auto c = RedisClient::connect(port);
+  ASSERT_TRUE(c.ok());
+  auto created = c->command(
+      {"KEYSPACE", "CREATE", "rep", "PREFIX", "r:", "REPLICATION", "consensus", "FACTOR", "3"});
+  ASSERT_TRUE(created.ok());
+  ASSERT_EQ(*created, "+OK");
+  for (uint16_t p : ports) {
+    auto t = time_until_writable(p, "r:warmup", 10s);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+  }
+}
+
+TEST(Replication, SequentialReadsComeFromEveryMemberAndKeepEachSession) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  TempDir dir("replication-levels");
+  const std::string data = dir.path() + "/data";
+  const uint16_t base = pick_cluster_base_port(3);
+  ASSERT_NE(base, 0);
+  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
+                         "--data", data, "--engine", "memory", "--detach"});
+  LocalClusterGuard down{data};
+  ASSERT_EQ(up.first, 0) << up.second;
+  const std::vector<uint16_t> ports = {base, static_cast<uint16_t>(base + 1),
+                                       static_cast<uint16_t>(base + 2)};
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(base, ports));
+
+  // Each client is one session throughout: hopping to another node, it
+  // presents its SESSION TOKEN there.
+  HistoryClients::Options options;
+  options.clients = 6;
+  options.keys = 6;
+  options.key_prefix = "r:";
+  options.consistency = "sequential";
+  options.carry_session = true;
+  HistoryClients clients(ports, options);
+  std::this_thread::sleep_for(3s);
+  clients.stop();
+  EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
+  EXPECT_EQ(clients.error_count(), 0u);
+
+  uint64_t from_followers = 0;
+  for (uint16_t port : ports) from_followers += follower_reads(port);
+  std::printf("reads served by followers: %llu\n", static_cast<unsigned long long>(from_followers));
+  EXPECT_GT(from_followers, 0u) << "sequential reads should spread over the members";
+
+  const std::string file = dir.path() + "/history.jsonl";
+  ASSERT_TRUE(check::write_history_file(file, clients.history()).ok());
+  // Causal is not promised at sequential: a session's positions are per
+  // group, and its causes may lie in another group.
+  for (const char* model : {"sequential", "session"}) {
+    auto verdict = run_statekv({"check", model, file});
+    EXPECT_EQ(verdict.first, 0) << model << ": " << verdict.second;
+  }
+
+  // Causal sessions, carried across nodes by their tokens.
+  options.consistency = "causal";
+  options.key_prefix = "r:causal:";  // keys the first run did not write
+  HistoryClients causal(ports, options);
+  std::this_thread::sleep_for(2s);
+  causal.stop();
+  EXPECT_GT(causal.ok_count(), 200u);
+  const std::string causal_file = dir.path() + "/causal.jsonl";
+  ASSERT_TRUE(check::write_history_file(causal_file, causal.history()).ok());
+  for (const char* model : {"causal", "session"}) {
+    auto verdict = run_statekv({"check", model, causal_file});
+    EXPECT_EQ(verdict.first, 0) << model << ": " << verdict.second;
   }
 }
 

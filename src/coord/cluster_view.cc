@@ -552,3 +552,34 @@ std::string Coordinator::info_keyspace() {
 }
 
 }  // namespace statekv::coord
+
+namespace statekv::coord {
+
+std::string Coordinator::info_replication() {
+  auto groups = this->groups();
+  if (!groups) return {};
+  const auto all = groups->status();
+  std::string s;
+  size_t leading = 0;
+  for (const GroupStatus& g : all) leading += g.role == "leader" ? 1 : 0;
+  s += fmt::format("statekv_groups:{}\r\nstatekv_groups_leading:{}\r\n", all.size(), leading);
+  for (const GroupStatus& g : all) {
+    std::string members;
+    for (NodeId m : g.members) {
+      if (!members.empty()) members += ';';
+      members += std::to_string(m.value());
+      // The leader knows how far behind each member is (entries).
+      auto it = g.match.find(m);
+      if (it != g.match.end()) members += fmt::format("@lag={}", g.last_index - it->second);
+    }
+    s += fmt::format(
+        "statekv_group_{}:keyspace={},shard={},role={},term={},leader={},commit={},applied={},"
+        "last={},members={},reads_leader={},reads_local={},writes={}\r\n",
+        g.id.value(), g.keyspace, g.shard, g.role, g.term,
+        g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
+        g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes);
+  }
+  return s;
+}
+
+}  // namespace statekv::coord

@@ -1,6 +1,9 @@
 #include "coord/coordinator.h"
 
 #include <future>
+#include <limits>
+#include <random>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -586,6 +589,24 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       call->epoch = table->epoch().value();
       call->argv.assign(argv.begin(), argv.end());
       call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+      call->positions = session.positions;
+      // Consistency per request: below linearizable, a read may be served by
+      // any member that has applied what this session observed.
+      const server::SessionConsistency& asked = session.effective_consistency();
+      const server::ReadLevel level =
+          asked.level ? *asked.level
+                      : static_cast<server::ReadLevel>(first.keyspace->spec.consistency);
+      // Causal: a session's causes may live in other groups (it read a value
+      // written after a write elsewhere), which per-group positions do not
+      // cover, so causal reads are served where every cause is: the leader.
+      if ((spec.flags & server::kReadonly) != 0 && level != server::ReadLevel::kLinearizable &&
+          level != server::ReadLevel::kCausal) {
+        call->policy.local = true;
+        call->policy.min_index = level == server::ReadLevel::kEventual
+                                     ? 0
+                                     : session.positions->at(call->group.value());
+        call->policy.max_staleness_ms = asked.max_staleness_ms;
+      }
       if (session.defer) {
         session.route_owner = 0;  // nothing goes into a stream behind it
         call->done = session.defer();
@@ -776,10 +797,19 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   if (target.value() == 0 || !is_member(target) || call->attempt >= call->members.size() * 2) {
     target = call->members[call->attempt % call->members.size()];
   }
+  if (call->policy.local && call->attempt == 0) {
+    // Reads below linearizable spread over the members: this node's replica
+    // when it has one, else one picked at random.
+    thread_local std::minstd_rand spread(std::random_device{}());
+    target = groups->hosts(call->group) ? options_.self
+                                        : call->members[spread() % call->members.size()];
+  }
   if (target == options_.self) {
-    groups->execute(call->group, call->resp, call->argv, [this, call, target](GroupReply r) {
-      on_group_reply(call, target, r.status, std::move(r.reply), r.leader_hint);
-    });
+    groups->execute(call->group, call->resp, call->argv, call->policy,
+                    [this, call, target](GroupReply r) {
+                      if (r.status.ok()) call->positions->advance(call->group.value(), r.index);
+                      on_group_reply(call, target, r.status, std::move(r.reply), r.leader_hint);
+                    });
     return;
   }
   auto table = this->table();
@@ -792,6 +822,9 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   frame.epoch = call->epoch;
   frame.resp = static_cast<uint8_t>(call->resp);
   frame.group = call->group.value();
+  frame.local_read = call->policy.local;
+  frame.min_index = call->policy.min_index;
+  frame.max_staleness_ms = static_cast<uint64_t>(call->policy.max_staleness_ms);
   frame.argv = call->argv;
   forward_client_->call(target, m->peer_address, std::move(frame),
                         [this, call, target](Result<net::ForwardReplyFrame> r) {
@@ -800,6 +833,9 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                             on_group_reply(call, target, Status::Unavailable(r.status().message()),
                                            {}, NodeId());
                             return;
+                          }
+                          if (r->status.ok()) {
+                            call->positions->advance(call->group.value(), r->index);
                           }
                           on_group_reply(call, target, r->status, std::move(r->reply),
                                          NodeId(r->leader_hint));
@@ -826,6 +862,11 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
     return;
   }
   ++call->attempt;
+  if (call->policy.local) {
+    // The member could not serve it at this level (behind the session, or
+    // staler than the bound): the leader serves every level.
+    call->policy.local = false;
+  }
   if (std::chrono::steady_clock::now() >= call->deadline) {
     fail("CLUSTERDOWN ",
          "replica group " + std::to_string(call->group.value()) + " has no leader this node " +
@@ -860,12 +901,18 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
     respond(std::move(reply));
     return;
   }
-  groups->execute(GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv),
+  ReadPolicy policy;
+  policy.local = frame.local_read;
+  policy.min_index = frame.min_index;
+  policy.max_staleness_ms = static_cast<int64_t>(
+      std::min<uint64_t>(frame.max_staleness_ms, std::numeric_limits<int64_t>::max()));
+  groups->execute(GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv), policy,
                   [respond](GroupReply r) {
                     net::ForwardReplyFrame reply;
                     reply.status = r.status;
                     reply.reply = std::move(r.reply);
                     reply.leader_hint = r.leader_hint.value();
+                    reply.index = r.index;
                     respond(std::move(reply));
                   });
 }

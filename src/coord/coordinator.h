@@ -130,6 +130,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void locate(std::string_view key, resp::Writer& out) const override;
   void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
   std::string info_keyspace() override;
+  std::string info_replication() override;
 
   // What this node holds and does, for hot-spot views (INFO keyspace, the
   // `__stats` verb behind `statekv cluster status`). Recomputed at most every 250 ms:
@@ -217,6 +218,9 @@ class Coordinator final : public server::Router, public server::ClusterView {
     server::DeferredReply done;
     std::chrono::steady_clock::time_point deadline;
     size_t attempt = 0;
+    ReadPolicy policy;  // local: a member may serve it (below linearizable)
+    // The client's session: moves up to the position each reply reflects.
+    std::shared_ptr<server::SessionPositions> positions;
   };
   void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
   void on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target, const Status& status,

@@ -123,9 +123,10 @@ class ReplicaGroups::Impl {
   ~Impl();
 
   void on_table(std::shared_ptr<const RoutingTable> table);
-  void execute(GroupId group, int resp, std::vector<std::string> argv,
+  void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
                std::function<void(GroupReply)> done);
   bool expire(std::string_view key);
+  bool hosts(GroupId group) const;
   void run_after(std::chrono::milliseconds delay, std::function<void(bool)> fn);
   std::optional<NodeId> leader(GroupId group) const;
   std::vector<GroupStatus> status() const;
@@ -144,7 +145,11 @@ class ReplicaGroups::Impl {
     std::vector<std::string> argv;
     std::vector<std::string> keys;
     std::function<void(GroupReply)> done;  // null once answered (a timed-out write)
-    enum class Phase : uint8_t { kBarrier, kParked, kCommitting } phase = Phase::kBarrier;
+    ReadPolicy policy;
+    // kLocal: a read served from this member's applied state, waiting for it
+    // to cover policy.min_index.
+    enum class Phase : uint8_t { kBarrier, kParked, kCommitting, kLocal } phase = Phase::kBarrier;
+    uint64_t index = 0;  // the write's entry, once proposed
     std::string reply;
     std::vector<std::string> latched;
     std::unique_ptr<asio::steady_timer> timer;
@@ -161,6 +166,12 @@ class ReplicaGroups::Impl {
   void stop_group(GroupId id, bool remove_files);
   void begin(uint64_t id);
   void evaluate(uint64_t id);
+  // A local read: served now if this member may, else left waiting or refused.
+  void try_local(uint64_t id);
+  void retry_local_reads(ReplicaGroup& g);
+  const server::CommandSpec* spec_of(const std::vector<std::string>& argv) const;
+  // Runs a command against applied state with effects captured; the reply.
+  std::string run_captured(const Pending& p, std::vector<std::string>* effects);
   void finish(uint64_t id, GroupReply reply);
   void release_latches(ReplicaGroup& g, Pending& p);
   void unpark(ReplicaGroup& g);
@@ -349,6 +360,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // Keys with an effect proposed and not yet applied here, and how many.
   std::unordered_map<std::string, int> latches;
   std::deque<uint64_t> parked;  // commands waiting for a latch
+  std::deque<uint64_t> local_reads;  // local reads waiting for applied to cover them
+  uint64_t reads_barrier = 0, reads_local = 0, writes = 0;
+  uint64_t applied_seen = 0;
 };
 
 // ------------------------------------------------------------------ Impl
@@ -557,6 +571,10 @@ void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
                  g.raft->term().value());
   }
   g.was_leader = leading;
+  if (!g.local_reads.empty() && g.raft->applied_index().value() != g.applied_seen) {
+    g.applied_seen = g.raft->applied_index().value();
+    retry_local_reads(g);
+  }
   publish_status();
 }
 
@@ -576,30 +594,38 @@ void ReplicaGroups::Impl::publish_status() {
     s.applied_index = g->raft->applied_index().value();
     s.last_index = g->raft->log().last_index().value();
     for (const auto& [n, m] : g->raft->follower_match()) s.match[n] = m.value();
+    s.reads_barrier = g->reads_barrier;
+    s.reads_local = g->reads_local;
+    s.writes = g->writes;
     all.emplace(id, std::move(s));
   }
   std::lock_guard<std::mutex> lock(mu_);
   status_ = std::move(all);
 }
 
+const server::CommandSpec* ReplicaGroups::Impl::spec_of(const std::vector<std::string>& argv) const {
+  if (argv.empty()) return nullptr;
+  const server::CommandSpec* spec = commands_.find(argv[0]);
+  if (spec != nullptr && !spec->subcommands.empty() && argv.size() > 1) {
+    spec = server::CommandTable::find_sub(*spec, argv[1]);
+  }
+  return spec;
+}
+
 std::vector<std::string> ReplicaGroups::Impl::latch_keys(
     const std::vector<std::string>& argv) const {
   std::vector<std::string> keys;
-  if (argv.empty()) return keys;
-  const server::CommandSpec* spec = commands_.find(argv[0]);
+  const server::CommandSpec* spec = spec_of(argv);
   if (spec == nullptr) return keys;
-  if (!spec->subcommands.empty() && argv.size() > 1) {
-    spec = server::CommandTable::find_sub(*spec, argv[1]);
-    if (spec == nullptr) return keys;
-  }
   std::vector<std::string_view> views(argv.begin(), argv.end());
   for (size_t i : server::key_positions(*spec, views)) keys.push_back(argv[i]);
   return keys;
 }
 
 void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::string> argv,
-                                  std::function<void(GroupReply)> done) {
-  asio::post(io_, [this, group, resp, argv = std::move(argv), done = std::move(done)]() mutable {
+                                  ReadPolicy policy, std::function<void(GroupReply)> done) {
+  asio::post(io_, [this, group, resp, policy, argv = std::move(argv),
+                   done = std::move(done)]() mutable {
     if (stopping_) {
       done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
       return;
@@ -612,7 +638,15 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
                       {}, {}});
       return;
     }
-    if (g->raft->role() != Raft::Role::kLeader) {
+    if (policy.local) {
+      const server::CommandSpec* spec = spec_of(argv);
+      if (spec == nullptr || (spec->flags & server::kReadonly) == 0) {
+        done(GroupReply{Status::InvalidArgument("only a read-only command may be served below "
+                                                "linearizable"),
+                        {}, {}});
+        return;
+      }
+    } else if (g->raft->role() != Raft::Role::kLeader) {
       done(GroupReply{Status::Unavailable("not the leader of replica group " +
                                           std::to_string(group.value())),
                       {}, g->raft->leader().value_or(NodeId())});
@@ -625,14 +659,30 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.keys = latch_keys(argv);
     p.argv = std::move(argv);
     p.done = std::move(done);
+    p.policy = policy;
     p.timer = std::make_unique<asio::steady_timer>(io_);
-    p.timer->expires_after(options_.request_timeout);
+    // A local read waits only briefly for this member to catch up: the
+    // leader can serve it instead.
+    p.timer->expires_after(policy.local ? std::chrono::milliseconds(200) : options_.request_timeout);
     p.timer->async_wait([this, id](const asio::error_code& ec) {
       if (ec) return;
       auto it = pending_.find(id);
       if (it == pending_.end() || !it->second.done) return;
       auto done = std::move(it->second.done);
       it->second.done = nullptr;
+      if (it->second.phase == Pending::Phase::kLocal) {
+        ReplicaGroup* g = find(it->second.group);
+        if (g != nullptr) {
+          auto& q = g->local_reads;
+          q.erase(std::remove(q.begin(), q.end(), id), q.end());
+        }
+        const NodeId hint = g != nullptr ? g->raft->leader().value_or(NodeId()) : NodeId();
+        pending_.erase(it);
+        done(GroupReply{Status::Unavailable("this member has not applied what the session "
+                                            "already observed: ask the leader"),
+                        {}, hint});
+        return;
+      }
       if (it->second.phase != Pending::Phase::kCommitting) {
         // Parked or waiting for the barrier: nothing was proposed.
         ReplicaGroup* g = find(it->second.group);
@@ -653,9 +703,67 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
                                       " ms: the command may or may not have taken effect"),
                       {}, {}});
     });
+    const bool local = policy.local;
+    if (local) p.phase = Pending::Phase::kLocal;
     pending_.emplace(id, std::move(p));
-    begin(id);
+    if (local) {
+      try_local(id);
+    } else {
+      begin(id);
+    }
   });
+}
+
+void ReplicaGroups::Impl::try_local(uint64_t id) {
+  Pending& p = pending_.at(id);
+  ReplicaGroup* g = find(p.group);
+  if (g == nullptr || !g->raft) return;
+  Raft& raft = *g->raft;
+  if (raft.applied_index().value() < p.policy.min_index) {
+    g->local_reads.push_back(id);
+    return;
+  }
+  if (p.policy.max_staleness_ms > 0 && raft.role() != Raft::Role::kLeader) {
+    const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+        g->now() - raft.last_heard_from_leader());
+    const bool caught_up = raft.leader_commit_seen().value() > 0 &&
+                           raft.applied_index() >= raft.leader_commit_seen();
+    if (!caught_up || since.count() > p.policy.max_staleness_ms) {
+      finish(id, GroupReply{Status::Unavailable(
+                                "this member may be staler than MAX-STALENESS allows (last "
+                                "heard from its leader " +
+                                std::to_string(since.count()) + " ms ago" +
+                                (caught_up ? "" : ", not caught up with it") + ")"),
+                            {}, raft.leader().value_or(NodeId())});
+      return;
+    }
+  }
+  std::vector<std::string> effects;  // a lazy erase of an expired key: not ours to propose
+  std::string reply = run_captured(p, &effects);
+  ++g->reads_local;
+  finish(id, GroupReply{Status::OK(), std::move(reply), {}, raft.applied_index().value()});
+}
+
+void ReplicaGroups::Impl::retry_local_reads(ReplicaGroup& g) {
+  std::deque<uint64_t> waiting;
+  waiting.swap(g.local_reads);
+  for (uint64_t id : waiting) {
+    if (pending_.contains(id)) try_local(id);
+  }
+}
+
+std::string ReplicaGroups::Impl::run_captured(const Pending& p, std::vector<std::string>* effects) {
+  server::Session session;
+  session.authenticated = true;
+  session.internal = true;
+  session.resp = p.resp;
+  session.proposer = &capture_;
+  std::vector<std::string_view> views(p.argv.begin(), p.argv.end());
+  std::string out;
+  resp::Writer writer(&out, p.resp);
+  service_.execute(session, views, writer);
+  *effects = capture_.take();
+  return out;
 }
 
 void ReplicaGroups::Impl::begin(uint64_t id) {
@@ -679,7 +787,8 @@ void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse 
     // The entry was applied here (kOk), or certainly not appended (kFail).
     release_latches(*g, p);
     if (response.outcome == ClientResponse::Outcome::kOk) {
-      finish(id, GroupReply{Status::OK(), std::move(p.reply), {}});
+      ++g->writes;
+      finish(id, GroupReply{Status::OK(), std::move(p.reply), {}, p.index});
     } else {
       finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
                                                 std::to_string(group.value())),
@@ -715,18 +824,11 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
       return;
     }
   }
-  server::Session session;
-  session.authenticated = true;
-  session.internal = true;
-  session.resp = p.resp;
-  session.proposer = &capture_;
-  std::vector<std::string_view> views(p.argv.begin(), p.argv.end());
-  std::string out;
-  resp::Writer writer(&out, p.resp);
-  service_.execute(session, views, writer);
-  std::vector<std::string> effects = capture_.take();
+  std::vector<std::string> effects;
+  std::string out = run_captured(p, &effects);
   if (effects.empty()) {
-    finish(id, GroupReply{Status::OK(), std::move(out), {}});
+    ++g->reads_barrier;
+    finish(id, GroupReply{Status::OK(), std::move(out), {}, g->raft->applied_index().value()});
     return;
   }
   auto merged = merge_mutations(std::move(effects));
@@ -752,6 +854,8 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   write.op = ClientOp::kWrite;
   write.value = std::move(merged).value();
   g->raft->on_request(write);
+  // A leader appends at once: the entry's index is the session's new position.
+  p.index = g->raft->log().last_index().value();
   after_callback(*g);
 }
 
@@ -824,7 +928,7 @@ bool ReplicaGroups::Impl::expire(std::string_view key) {
     if (!expiring_.insert(key).second) return;
     // Reading a key found expired erases it through the group (lazy expiry
     // on the leader): the erase is logged and applied on every member.
-    execute(group, 2, {"EXISTS", key}, [this, key](GroupReply) {
+    execute(group, 2, {"EXISTS", key}, ReadPolicy{}, [this, key](GroupReply) {
       expiring_.erase(key);  // on the loop: done runs there
     });
   });
@@ -851,6 +955,11 @@ void ReplicaGroups::Impl::run_after(std::chrono::milliseconds delay,
     });
     delayed_.emplace(id, std::make_pair(std::move(timer), std::move(fn)));
   });
+}
+
+bool ReplicaGroups::Impl::hosts(GroupId group) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_.contains(group);
 }
 
 std::optional<NodeId> ReplicaGroups::Impl::leader(GroupId group) const {
@@ -880,8 +989,12 @@ void ReplicaGroups::on_table(std::shared_ptr<const RoutingTable> table) {
 }
 
 void ReplicaGroups::execute(GroupId group, int resp, std::vector<std::string> argv,
-                            std::function<void(GroupReply)> done) {
-  impl_->execute(group, resp, std::move(argv), std::move(done));
+                            ReadPolicy policy, std::function<void(GroupReply)> done) {
+  impl_->execute(group, resp, std::move(argv), policy, std::move(done));
+}
+
+bool ReplicaGroups::hosts(GroupId group) const {
+  return impl_->hosts(group);
 }
 
 bool ReplicaGroups::expire(std::string_view key) {

@@ -82,6 +82,21 @@ struct ReplicaGroupsOptions {
   std::chrono::milliseconds request_timeout{5000};
 };
 
+// Where a read-only command may be served (consistency per request,
+// server/consistency.h). Writes, and reads without `local`, run on the leader
+// behind the ReadIndex barrier (linearizable).
+struct ReadPolicy {
+  // Served by this member from its applied state, if that covers min_index
+  // (waiting a little for it) and, with max_staleness_ms > 0, is no staler
+  // than that: its leader's last message announced a commit index it has
+  // applied, at most max_staleness_ms ago (the message's one-way delay is not
+  // counted; a leader counts as fresh). Otherwise Unavailable, hinting at the
+  // leader. Expired records read as absent; nothing is proposed.
+  bool local = false;
+  uint64_t min_index = 0;
+  int64_t max_staleness_ms = 0;
+};
+
 // What a command sent to a group came to.
 struct GroupReply {
   // OK: the command ran on the group's leader and its effect, if any, is
@@ -92,6 +107,9 @@ struct GroupReply {
   Status status;
   std::string reply;
   NodeId leader_hint;
+  // OK: the log position the reply reflects: a write's entry, the applied
+  // index a read was served at (0 when nothing was read or written).
+  uint64_t index = 0;
 };
 
 // One group this node is a member of, for status pages (LOCATE, INFO
@@ -108,6 +126,10 @@ struct GroupStatus {
   uint64_t applied_index = 0;
   uint64_t last_index = 0;
   std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
+  // Served by this node's replica since it started.
+  uint64_t reads_barrier = 0;  // on the leader, behind the ReadIndex barrier
+  uint64_t reads_local = 0;    // from this member's applied state (below linearizable)
+  uint64_t writes = 0;         // effects committed (applied here as leader)
 };
 
 class ReplicaGroups {
@@ -130,7 +152,7 @@ class ReplicaGroups {
   // Runs one command (argv[0] the name) on `group`'s leader, here; `done` is
   // called once, on the groups' thread (it must not block), with the outcome.
   // `resp` is the protocol the reply is encoded in.
-  void execute(GroupId group, int resp, std::vector<std::string> argv,
+  void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
                std::function<void(GroupReply)> done);
 
   // The node's active expirer found `key` due. True when the key belongs to a
@@ -142,6 +164,8 @@ class ReplicaGroups {
   // fn(false) at once when this object is being destroyed first.
   void run_after(std::chrono::milliseconds delay, std::function<void(bool run)> fn);
 
+  // Whether this node is a member of `group`.
+  bool hosts(GroupId group) const;
   // Who this node believes leads `group`; nullopt when not known or not a member.
   std::optional<NodeId> leader(GroupId group) const;
   std::vector<GroupStatus> status() const;

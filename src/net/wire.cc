@@ -160,11 +160,18 @@ void encode_message(Writer& w, const T& m) {
     w.varint(m.call);
     w.varint(m.epoch);
     w.u8(static_cast<uint8_t>(
-        (m.flags & ~(ForwardFrame::kHasStream | ForwardFrame::kHasGroup)) |
-        (m.stream != 0 ? ForwardFrame::kHasStream : 0) | (m.group != 0 ? ForwardFrame::kHasGroup : 0)));
+        (m.flags &
+         ~(ForwardFrame::kHasStream | ForwardFrame::kHasGroup | ForwardFrame::kHasReadPolicy)) |
+        (m.stream != 0 ? ForwardFrame::kHasStream : 0) |
+        (m.group != 0 ? ForwardFrame::kHasGroup : 0) |
+        (m.group != 0 && m.local_read ? ForwardFrame::kHasReadPolicy : 0)));
     w.u8(m.resp);
     if (m.stream != 0) w.varint(m.stream);
     if (m.group != 0) w.varint(m.group);
+    if (m.group != 0 && m.local_read) {
+      w.varint(m.min_index);
+      w.varint(m.max_staleness_ms);
+    }
     w.varint(m.argv.size());
     for (const std::string& a : m.argv) w.bytes(a);
   } else if constexpr (std::is_same_v<T, PingFrame>) {
@@ -180,6 +187,7 @@ void encode_message(Writer& w, const T& m) {
     encode_status(w, m.status);
     w.bytes(m.reply);
     w.varint(m.leader_hint);
+    w.varint(m.index);
   }
 }
 
@@ -268,6 +276,13 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
         WIRE_READ(f.group, r.varint());
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasGroup);
       }
+      if (f.flags & ForwardFrame::kHasReadPolicy) {
+        if (f.group == 0) return Status::Corruption("forward frame: a read policy without a group");
+        f.local_read = true;
+        WIRE_READ(f.min_index, r.varint());
+        WIRE_READ(f.max_staleness_ms, r.varint());
+        f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasReadPolicy);
+      }
       uint64_t n = 0;
       WIRE_READ(n, r.varint());
       // Each argument takes at least one byte: a count beyond that is garbage.
@@ -283,6 +298,7 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       if (Status s = decode_status(r, &f.status); !s.ok()) return s;
       WIRE_READ(f.reply, r.bytes());
       WIRE_READ(f.leader_hint, r.varint());
+      WIRE_READ(f.index, r.varint());
       out = std::move(f);
       break;
     }

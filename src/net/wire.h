@@ -13,10 +13,11 @@
 //   kAdmin      varint call | u8 admin op | varint node | bytes argument
 //   kAdminReply varint call | u8 status code | bytes status message | bytes body
 //   kForward    varint call | varint epoch | u8 flags | u8 resp | [varint stream]
-//               | [varint group] | varint n | n x bytes
+//               | [varint group] | [varint min_index | varint max_staleness_ms]
+//               | varint n | n x bytes
 //               a data command routed to the node that owns its keys
 //   kForwardReply varint call | u8 status code | bytes status message | bytes reply
-//               | varint leader_hint
+//               | varint leader_hint | varint index
 //               the command's whole reply, RESP-encoded as the client speaks it
 //   kPing       (no body) "I am alive": each node sends one to every member it
 //               knows every ping interval, so every node hears from every
@@ -96,6 +97,8 @@ struct ForwardFrame {
   static constexpr uint8_t kPublish = 8;
   // The codec's: a replica group id follows (after the stream id, if any).
   static constexpr uint8_t kHasGroup = 16;
+  // The codec's: a read policy follows the group id (local_read set).
+  static constexpr uint8_t kHasReadPolicy = 32;
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;
@@ -106,6 +109,14 @@ struct ForwardFrame {
   // with ForwardReplyFrame::leader_hint. On the wire only when non-zero
   // (flag bit kHasGroup).
   uint64_t group = 0;
+  // With `group`: a read-only command a member may serve from its own applied
+  // state (consistency below linearizable), if that covers min_index and, when
+  // max_staleness_ms > 0, is no staler than that; otherwise it answers
+  // Unavailable with the leader as hint. On the wire only when set (flag bit
+  // kHasReadPolicy): varint min_index | varint max_staleness_ms.
+  bool local_read = false;
+  uint64_t min_index = 0;
+  uint64_t max_staleness_ms = 0;
   std::vector<std::string> argv;
 };
 
@@ -117,6 +128,9 @@ struct ForwardReplyFrame {
   // leader: the member it believes leads (0: none known). The router sends the
   // command there instead; the command did not run here.
   uint64_t leader_hint = 0;
+  // A replica group's log position the reply reflects (a write's entry, the
+  // applied index a read saw; 0: none): the client's session moves up to it.
+  uint64_t index = 0;
 };
 
 struct PingFrame {};

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -94,6 +95,10 @@ struct ServiceState {
   // Commits handlers' effects (server/proposer.h): the store's replica group.
   std::unique_ptr<Proposer> proposer;
   ScanCursors cursors;
+  // Runs one more command for a session, as the network would (lookup, auth,
+  // routing, the handler): WITH runs the command it wraps through it.
+  std::function<storage::Sequence(Session&, std::span<const std::string_view>, resp::Writer&)>
+      dispatch;
 
   // Cached config values read on hot paths; refreshed by refresh_config() after
   // CONFIG SET (the only way they change at run time).
@@ -229,5 +234,6 @@ void add_connection_commands(std::vector<CommandSpec>& out);
 void add_server_commands(std::vector<CommandSpec>& out);
 void add_cluster_commands(std::vector<CommandSpec>& out);
 void add_pubsub_commands(std::vector<CommandSpec>& out);
+void add_consistency_commands(std::vector<CommandSpec>& out);
 
 }  // namespace statekv::server

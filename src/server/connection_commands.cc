@@ -167,6 +167,8 @@ void cmd_reset(CommandContext& c) {
   c.session.db = 0;
   c.session.resp = 2;
   c.session.redirects = false;
+  c.session.consistency = SessionConsistency{};
+  c.session.positions = std::make_shared<SessionPositions>();
   c.session.authenticated = !c.state.password_required.load(std::memory_order_relaxed);
   {
     std::lock_guard lock(c.session.mu);

@@ -23,6 +23,7 @@
 
 #include "resp/writer.h"
 #include "server/config.h"
+#include "server/consistency.h"
 #include "server/key_page.h"
 #include "server/pubsub.h"
 #include "storage/engine.h"
@@ -74,6 +75,17 @@ struct Session {
   // Redis Cluster clients (redis-cli -c, ioredis Cluster) can ask for MOVED
   // redirects instead of having the node route for them (CLUSTER REDIRECTS).
   bool redirects = false;
+  // Consistency per request (server/consistency.h): the connection's level
+  // (CONSISTENCY), one command's own while it runs (WITH), and the session's
+  // positions (SESSION TOKEN / AFTER), shared with replies that complete on
+  // other threads.
+  SessionConsistency consistency;
+  std::optional<SessionConsistency> command_consistency;
+  std::shared_ptr<SessionPositions> positions = std::make_shared<SessionPositions>();
+  // The level the command now executing runs at.
+  const SessionConsistency& effective_consistency() const {
+    return command_consistency ? *command_consistency : consistency;
+  }
   // Where this session's commands propose their effects (server/proposer.h).
   // A replica group's leader evaluates commands with a session whose proposer
   // hands the effects to the group's log (node/shard_groups.h). Unset: the
@@ -199,6 +211,10 @@ class ClusterView {
   // keyspace and shard, and its operation rate, so hot spots show. May ask
   // the other nodes (blocking, like a routed DBSIZE).
   virtual std::string info_keyspace() = 0;
+  // INFO replication's statekv lines ("field:value\r\n" each): this node's
+  // replica groups, each with its role, term, leader, indexes and members'
+  // lag, and how many reads and writes it served. Empty when it has none.
+  virtual std::string info_replication() { return {}; }
 };
 
 struct CommandSpec;

@@ -132,6 +132,16 @@ void section_cluster(CommandContext& c, std::string& s) {
   line(s, "cluster_enabled", c.state.ctx.cluster != nullptr ? 1 : 0);
 }
 
+void section_replication(CommandContext& c, std::string& s) {
+  s += "# Replication\r\n";
+  // Redis's fields, as a primary without replicas: what Redis clients read.
+  // A statekv node leads some replica groups and follows others; each group's
+  // own role follows (statekv_group_<id>).
+  line(s, "role", "master");
+  line(s, "connected_slaves", 0);
+  if (c.state.ctx.cluster != nullptr) s += c.state.ctx.cluster->info_replication();
+}
+
 void section_keyspace(CommandContext& c, std::string& s) {
   s += "# Keyspace\r\n";
   // In a cluster, db0 counts what DBSIZE counts (every node's keys: any node
@@ -157,8 +167,8 @@ struct Section {
 constexpr Section kSections[] = {
     {"server", section_server},     {"clients", section_clients},
     {"memory", section_memory},     {"persistence", section_persistence},
-    {"stats", section_stats},       {"cluster", section_cluster},
-    {"keyspace", section_keyspace},
+    {"stats", section_stats},       {"replication", section_replication},
+    {"cluster", section_cluster},   {"keyspace", section_keyspace},
 };
 
 void cmd_info(CommandContext& c) {

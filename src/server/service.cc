@@ -232,6 +232,8 @@ bool allowed_when_subscribed(std::string_view name) {
 class ServiceImpl final : public Service {
  public:
   explicit ServiceImpl(ServerContext& ctx) : state_(ctx, table_) {
+    state_.dispatch = [this](Session& session, std::span<const std::string_view> argv,
+                             resp::Writer& out) { return dispatch(session, argv, out); };
     Status s = state_.store.recount();
     if (!s.ok()) spdlog::error("counting keys at start failed: {}", s.to_string());
   }

@@ -10,14 +10,19 @@ namespace statekv::itest {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-HistoryClients::HistoryClients(std::vector<uint16_t> ports, size_t clients, size_t keys,
-                               std::string key_prefix)
-    : ports_(std::move(ports)), prefix_(std::move(key_prefix)) {
+HistoryClients::HistoryClients(std::vector<uint16_t> ports, Options options)
+    : ports_(std::move(ports)), options_(std::move(options)) {
   start_ = Clock::now();
-  for (size_t c = 0; c < clients; ++c) {
-    threads_.emplace_back([this, c, keys] { run(static_cast<int64_t>(c), keys); });
+  for (size_t c = 0; c < options_.clients; ++c) {
+    threads_.emplace_back([this, c] { run(static_cast<int64_t>(c)); });
   }
 }
+
+HistoryClients::HistoryClients(std::vector<uint16_t> ports, size_t clients, size_t keys,
+                               std::string key_prefix)
+    : HistoryClients(std::move(ports), Options{.clients = clients,
+                                               .keys = keys,
+                                               .key_prefix = std::move(key_prefix)}) {}
 
 HistoryClients::~HistoryClients() {
   stop();
@@ -54,14 +59,20 @@ uint16_t HistoryClients::pick_port(uint32_t random) {
   return ports_[random % ports_.size()];
 }
 
-void HistoryClients::run(int64_t client, size_t keys) {
+void HistoryClients::run(int64_t client) {
   std::mt19937 rng(static_cast<unsigned>(client) + 1);
   // A process that saw an unknown outcome continues as a new process (Jepsen).
   int64_t process = client;
   uint64_t next_value = 0;
   std::optional<RedisClient> conn;
+  std::string token;  // the session's, carried across hops
+  bool connected_before = false;
   while (!stop_) {
     if (!conn || rng() % 20 == 0) {  // hop between nodes now and then
+      if (conn && options_.carry_session) {
+        auto t = conn->command({"SESSION", "TOKEN"});
+        if (t.ok() && t->size() >= 2 && t->front() == '"') token = t->substr(1, t->size() - 2);
+      }
       auto c = RedisClient::connect(pick_port(rng()), 2s);
       if (!c.ok()) {
         conn.reset();
@@ -69,8 +80,24 @@ void HistoryClients::run(int64_t client, size_t keys) {
         continue;
       }
       conn.emplace(std::move(c).value());
+      bool ready = true;
+      if (!options_.consistency.empty()) {
+        auto r = conn->command({"CONSISTENCY", options_.consistency});
+        ready = r.ok() && *r == "+OK";
+      }
+      if (ready && options_.carry_session && !token.empty()) {
+        auto r = conn->command({"SESSION", "AFTER", token});
+        ready = r.ok() && *r == "+OK";
+      }
+      if (!ready) {
+        conn.reset();
+        continue;
+      }
+      // Without the token, a new connection is a new session.
+      if (connected_before && !options_.carry_session) process += 1000;
+      connected_before = true;
     }
-    const std::string key = prefix_ + "k" + std::to_string(rng() % keys);
+    const std::string key = options_.key_prefix + "k" + std::to_string(rng() % options_.keys);
     const bool write = rng() % 2 == 0;
     check::Event invoke;
     invoke.process = process;

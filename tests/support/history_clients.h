@@ -22,6 +22,18 @@ namespace statekv::itest {
 
 class HistoryClients {
  public:
+  struct Options {
+    size_t clients = 6;
+    size_t keys = 12;
+    std::string key_prefix;
+    // Sent as CONSISTENCY <level> on every new connection (empty: not sent).
+    std::string consistency;
+    // On a hop to another node, the new connection presents the old one's
+    // SESSION TOKEN (SESSION AFTER), so one client is one session throughout;
+    // otherwise a hop starts a new process in the history.
+    bool carry_session = false;
+  };
+  HistoryClients(std::vector<uint16_t> ports, Options options);
   HistoryClients(std::vector<uint16_t> ports, size_t clients, size_t keys,
                  std::string key_prefix = "");
   ~HistoryClients();
@@ -40,11 +52,11 @@ class HistoryClients {
   int64_t now() const;
   void record(check::Event e);
   uint16_t pick_port(uint32_t random);
-  void run(int64_t client, size_t keys);
+  void run(int64_t client);
 
   std::mutex mu_;
   std::vector<uint16_t> ports_;
-  std::string prefix_;
+  Options options_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
   std::atomic<size_t> ok_{0};

@@ -110,6 +110,7 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
   if (m.term > term_ || role_ != Role::kFollower) become_follower(m.term, from);
   leader_ = from;
   last_heard_leader_ = env_.now();
+  leader_commit_seen_ = std::max(leader_commit_seen_, m.leader_commit);
   reset_election_deadline();
 
   AppendReply reply{.term = term_, .round = m.round};

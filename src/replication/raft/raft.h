@@ -135,6 +135,12 @@ class Raft {
   std::optional<NodeId> leader() const { return leader_; }
   LogIndex commit_index() const { return commit_; }
   LogIndex applied_index() const { return applied_; }
+  // Followers: when this node last heard from its leader (this node's clock),
+  // and the commit index that leader announced in that message. A follower
+  // whose applied index reaches it held, at that moment, everything the leader
+  // had committed when it sent the message (bounded-staleness reads).
+  Instant last_heard_from_leader() const { return last_heard_leader_; }
+  LogIndex leader_commit_seen() const { return leader_commit_seen_; }
   // Everything appended, durable or not; entries up to commit_index() are committed.
   const RaftLog& log() const { return log_; }
   // On a leader: the highest index known replicated on each other member (its
@@ -238,6 +244,7 @@ class Raft {
   std::vector<NodeId> config_;           // members in effect
   LogIndex config_index_;                // index of config_'s entry (0: snapshot/bootstrap)
   Instant last_heard_leader_{};
+  LogIndex leader_commit_seen_{};
 
   // Persist-before-send bookkeeping. Tokens count from 1 per incarnation.
   PersistToken last_token_;

@@ -885,6 +885,20 @@ int run_remove_node(const NodeFlags& f) {
   auto current = meta::fetch(reg);
   if (!current.ok()) return fail("cannot read the cluster map: " + current.status().message());
   if (current->find_member(id) == nullptr) return fail(fmt::format("node {} is not a member", f.id));
+  // Replicas of consensus keyspaces do not move yet (docs/replication.md):
+  // refuse before anything changes, rather than leave a member behind.
+  for (const meta::Keyspace& k : current->keyspaces) {
+    if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
+    for (const meta::Shard& shard : k.shards) {
+      if (std::find(shard.owners.begin(), shard.owners.end(), id) != shard.owners.end()) {
+        return fail(fmt::format(
+            "node {} holds a replica of shard {} of keyspace '{}' (REPLICATION consensus); "
+            "moving replicas is not built yet, so it cannot be removed (drop the keyspace "
+            "first, or keep the node)",
+            f.id, shard.id.value(), k.spec.name));
+      }
+    }
+  }
 
   // 1. It stops being a place for keys (leaving), and its keys move to the
   //    others while clients keep going; it serves them until the move ends.

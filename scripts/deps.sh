@@ -9,6 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-tools redis-server
   etcd-server etcd-client
+  iproute2 nftables
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -563,6 +563,8 @@ std::string Coordinator::info_replication() {
   size_t leading = 0;
   for (const GroupStatus& g : all) leading += g.role == "leader" ? 1 : 0;
   s += fmt::format("statekv_groups:{}\r\nstatekv_groups_leading:{}\r\n", all.size(), leading);
+  s += fmt::format("statekv_partition_refused:{}\r\nstatekv_partition_degraded_reads:{}\r\n",
+                   partition_refused_.load(), partition_degraded_reads_.load());
   for (const GroupStatus& g : all) {
     std::string members;
     for (NodeId m : g.members) {

@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -599,13 +600,40 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       // Causal: a session's causes may live in other groups (it read a value
       // written after a write elsewhere), which per-group positions do not
       // cover, so causal reads are served where every cause is: the leader.
-      if ((spec.flags & server::kReadonly) != 0 && level != server::ReadLevel::kLinearizable &&
+      const bool read_only = (spec.flags & server::kReadonly) != 0;
+      if (read_only && level != server::ReadLevel::kLinearizable &&
           level != server::ReadLevel::kCausal) {
         call->policy.local = true;
         call->policy.min_index = level == server::ReadLevel::kEventual
                                      ? 0
                                      : session.positions->at(call->group.value());
         call->policy.max_staleness_ms = asked.max_staleness_ms;
+      }
+      // Under partition (this node reaches no majority of the group): `cp`
+      // refuses at once what the group cannot serve here; `ap` serves reads
+      // from this node's replica at eventual and refuses writes.
+      size_t reachable = 0;
+      for (NodeId m : first.owners) reachable += node_.member_reachable(m) ? 1 : 0;
+      if (reachable < first.owners.size() / 2 + 1 && !call->policy.local) {
+        const bool ap =
+            first.keyspace->spec.partition_mode == meta::PartitionMode::kAvailability;
+        const std::string where = fmt::format(
+            "this node reaches {} of the {} replicas of shard {} of keyspace '{}', not a "
+            "majority",
+            reachable, first.owners.size(), first.shard, first.keyspace->spec.name);
+        if (ap && read_only && groups->hosts(call->group)) {
+          ++partition_degraded_reads_;
+          call->policy.local = true;
+          call->policy.min_index = 0;
+          call->policy.max_staleness_ms = 0;
+        } else {
+          ++partition_refused_;
+          out.error("CLUSTERDOWN partition: " + where +
+                    (ap ? "; writes need a majority (PARTITION-MODE availability serves reads "
+                          "here at eventual)"
+                        : "; the keyspace chooses consistency (PARTITION-MODE consistency)"));
+          return Decision::kHandled;
+        }
       }
       if (session.defer) {
         session.route_owner = 0;  // nothing goes into a stream behind it

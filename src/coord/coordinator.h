@@ -278,6 +278,11 @@ class Coordinator final : public server::Router, public server::ClusterView {
   mutable std::mutex groups_mu_;
   std::shared_ptr<ReplicaGroups> groups_;
   std::atomic<bool> stopping_{false};
+  // Partition modes (INFO replication): commands refused because this node
+  // reached no majority of their group (cp, and writes under ap), and reads
+  // served at eventual instead (ap).
+  std::atomic<uint64_t> partition_refused_{0};
+  std::atomic<uint64_t> partition_degraded_reads_{0};
 };
 
 }  // namespace statekv::coord

@@ -70,6 +70,9 @@ class ClusterNode final {
   // transport carries routed commands.
   meta::MapWatch& map_watch() { return watch_; }
   net::RaftNode& raft() { return *raft_; }
+  // Self, or a member heard from within peer_down_after: one this node can
+  // reach now (partition modes decide with it).
+  bool member_reachable(NodeId id) const { return member_up(raft_->status(), id); }
 
  private:
   explicit ClusterNode(ClusterNodeOptions options);

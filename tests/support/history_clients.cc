@@ -54,9 +54,10 @@ void HistoryClients::record(check::Event e) {
   history_.push_back(std::move(e));
 }
 
-uint16_t HistoryClients::pick_port(uint32_t random) {
+std::pair<std::string, uint16_t> HistoryClients::pick_node(uint32_t random) {
   std::lock_guard<std::mutex> lock(mu_);
-  return ports_[random % ports_.size()];
+  const size_t i = random % ports_.size();
+  return {i < options_.hosts.size() ? options_.hosts[i] : std::string("127.0.0.1"), ports_[i]};
 }
 
 void HistoryClients::run(int64_t client) {
@@ -73,7 +74,8 @@ void HistoryClients::run(int64_t client) {
         auto t = conn->command({"SESSION", "TOKEN"});
         if (t.ok() && t->size() >= 2 && t->front() == '"') token = t->substr(1, t->size() - 2);
       }
-      auto c = RedisClient::connect(pick_port(rng()), 2s);
+      const auto [host, port] = pick_node(rng());
+      auto c = RedisClient::connect(host, port, 2s);
       if (!c.ok()) {
         conn.reset();
         std::this_thread::sleep_for(20ms);

@@ -32,6 +32,8 @@ class HistoryClients {
     // SESSION TOKEN (SESSION AFTER), so one client is one session throughout;
     // otherwise a hop starts a new process in the history.
     bool carry_session = false;
+    // Where each port listens (same length as the ports); empty: 127.0.0.1.
+    std::vector<std::string> hosts;
   };
   HistoryClients(std::vector<uint16_t> ports, Options options);
   HistoryClients(std::vector<uint16_t> ports, size_t clients, size_t keys,
@@ -51,7 +53,8 @@ class HistoryClients {
  private:
   int64_t now() const;
   void record(check::Event e);
-  uint16_t pick_port(uint32_t random);
+  // A node to connect to: host and port.
+  std::pair<std::string, uint16_t> pick_node(uint32_t random);
   void run(int64_t client);
 
   std::mutex mu_;

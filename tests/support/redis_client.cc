@@ -22,7 +22,12 @@ void RedisClient::Free::operator()(redisContext* c) const {
 RedisClient::~RedisClient() = default;
 
 Result<RedisClient> RedisClient::connect(uint16_t port, std::chrono::milliseconds timeout) {
-  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, to_timeval(timeout));
+  return connect("127.0.0.1", port, timeout);
+}
+
+Result<RedisClient> RedisClient::connect(const std::string& host, uint16_t port,
+                                         std::chrono::milliseconds timeout) {
+  redisContext* c = redisConnectWithTimeout(host.c_str(), port, to_timeval(timeout));
   if (c == nullptr) return Status::IOError("hiredis: cannot allocate context");
   RedisClient client(c);
   if (c->err) return Status::Unavailable(std::string("hiredis connect: ") + c->errstr);

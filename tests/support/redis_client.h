@@ -1,4 +1,5 @@
-// RedisClient — a blocking hiredis (0.14, RESP2) connection to 127.0.0.1:port.
+// RedisClient — a blocking hiredis (0.14, RESP2) connection to 127.0.0.1:port
+// (or host:port).
 // Arguments are sent as binary-safe bulk strings. Replies come back rendered
 // (support/reply.h) because tests compare and print them; the raw hiredis
 // reply is not exposed.
@@ -22,6 +23,9 @@ class RedisClient {
  public:
   // Connects with the given connect and per-command timeout.
   static Result<RedisClient> connect(uint16_t port,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The same at host:port (a node inside a test's network namespace).
+  static Result<RedisClient> connect(const std::string& host, uint16_t port,
                                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
   RedisClient(RedisClient&&) noexcept = default;
   RedisClient& operator=(RedisClient&&) noexcept = default;

@@ -1,0 +1,61 @@
+// NetnsLab — real network partitions between real processes: one network
+// namespace per node, joined by a bridge in the test's own namespace, and
+// nftables rules that cut traffic between nodes (both ways or one way).
+//
+// Layout for lab number L (unique per process): bridge "skvbr<L>" with
+// 10.<200+L%50>.<L/50>.254/24; namespace "skv<L>n<k>" with veth "skv<L>v<k>"
+// (the peer "skv<L>p<k>" on the bridge) and address 10.<..>.<..>.<k>/24, lo up.
+// The test process reaches every node through the bridge; partitions only cut
+// node-to-node traffic, so a test can watch both sides.
+//
+// Everything is created by create() and removed by the destructor (the
+// namespaces, so their veths, nft tables and processes' sockets go with them;
+// then the bridge). Needs root, `ip` and `nft`: create() returns Unavailable
+// with the reason otherwise, and the test skips with that message.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "core/status.h"
+
+namespace statekv::itest {
+
+class NetnsLab {
+ public:
+  // `nodes` namespaces (1-based node numbers).
+  static Result<std::unique_ptr<NetnsLab>> create(int nodes);
+  ~NetnsLab();
+  NetnsLab(const NetnsLab&) = delete;
+  NetnsLab& operator=(const NetnsLab&) = delete;
+
+  int nodes() const { return nodes_; }
+  std::string ip(int node) const;
+  std::string netns(int node) const;
+
+  // Starts `argv` inside node's namespace (ip netns exec); the child dies with
+  // the test (PR_SET_PDEATHSIG). stdout+stderr go to log_path. Its pid.
+  Result<pid_t> spawn(int node, const std::vector<std::string>& argv, const std::string& log_path);
+
+  // Drops every packet node `to` receives from node `from` (one way).
+  Status drop(int from, int to);
+  // Both ways between `a` and every node in `others`.
+  Status isolate(int a, const std::vector<int>& others);
+  // Removes every rule: the network heals.
+  Status heal();
+
+ private:
+  NetnsLab(int lab, int nodes) : lab_(lab), nodes_(nodes) {}
+  std::string subnet() const;  // "10.X.Y"
+  int lab_;
+  int nodes_;
+  bool bridge_made_ = false;
+  std::vector<int> namespaces_made_;
+};
+
+// Runs a shell command; OK when it exits 0, else the command and its output.
+Status run_shell(const std::string& command);
+
+}  // namespace statekv::itest

@@ -112,6 +112,34 @@ TEST(Replication, ConsensusKeyspaceSurvivesSigkillOfEachNodeAndStaysLinearizable
   auto verdict = run_statekv({"check", "linearizable", file});
   EXPECT_EQ(verdict.first, 0) << verdict.second;
 
+  // WAIT: how many replicas besides the leader hold this connection's last
+  // write; with one node down, at most one can.
+  {
+    auto c = RedisClient::connect(base);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->cmd({"WAIT", "2", "100"}), ":0") << "nothing written yet";
+    EXPECT_EQ(c->cmd({"SET", "r:waited", "1"}), "+OK");
+    EXPECT_EQ(c->cmd({"WAIT", "2", "2000"}), ":2");
+    auto locate = c->command({"LOCATE", "r:waited"});
+    ASSERT_TRUE(locate.ok());
+    EXPECT_NE(locate->find("replicas"), std::string::npos) << *locate;
+    EXPECT_NE(locate->find("leader"), std::string::npos) << *locate;
+    const pid_t pid = node_pid(data, 3);
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    std::this_thread::sleep_for(300ms);
+    auto written = c->command({"SET", "r:waited", "2"});
+    ASSERT_TRUE(written.ok());
+    if (*written == "+OK") {
+      // The shard's leader may have been node 3: then this write went to the
+      // new leader. Either way one follower at most can hold it now.
+      EXPECT_EQ(c->cmd({"WAIT", "2", "300"}), ":1");
+    }
+    auto restarted = run_statekv({"cluster", "restart-missing", "--data", data});
+    ASSERT_EQ(restarted.first, 0) << restarted.second;
+    auto back = time_until_writable(ports[2], "r:back", 10s);  // it knows the map again
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+  }
+
   // Every node answers the same for every key (each asks the key's leader).
   for (int k = 0; k < 12; ++k) {
     const std::string key = "r:k" + std::to_string(k);

@@ -174,7 +174,8 @@ void Coordinator::locate(std::string_view key, resp::Writer& out) const {
   }
   const Route r = t->route(key);
   const bool slots = r.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots;
-  out.map(slots ? 8 : 7);
+  const bool replicated = r.keyspace->spec.replication.kind == meta::Replication::kConsensus;
+  out.map((slots ? 8 : 7) + (replicated ? 3 : 0));
   out.bulk("keyspace");
   out.bulk(r.keyspace->spec.name);
   out.bulk("partitioner");
@@ -198,6 +199,50 @@ void Coordinator::locate(std::string_view key, resp::Writer& out) const {
   out.bulk(meta::to_string(r.keyspace->spec.replication.kind));
   out.bulk("epoch");
   out.integer(static_cast<int64_t>(t->epoch().value()));
+  if (!replicated) return;
+  // The replica group, as this node sees it: a member knows the leader and its
+  // own applied index; the leader also knows how far behind each member is.
+  const GroupId group = ReplicaGroups::group_id(r.keyspace->spec.name, r.shard);
+  std::optional<GroupStatus> mine;
+  if (auto g = groups()) {
+    for (GroupStatus& s : g->status()) {
+      if (s.id == group) mine = std::move(s);
+    }
+  }
+  out.bulk("group");
+  out.integer(static_cast<int64_t>(group.value()));
+  out.bulk("leader");
+  if (mine && mine->leader) {
+    out.integer(static_cast<int64_t>(mine->leader->value()));
+  } else {
+    out.null();  // not known here (this node is not a member, or an election runs)
+  }
+  out.bulk("replicas");
+  out.array(r.owners.size());
+  for (NodeId o : r.owners) {
+    const bool is_leader = mine && mine->leader == o;
+    const bool is_self = o == options_.self;
+    out.map(4);
+    out.bulk("node");
+    out.integer(static_cast<int64_t>(o.value()));
+    out.bulk("role");
+    out.bulk(!mine ? "unknown" : is_leader ? "leader" : "follower");
+    out.bulk("applied");
+    if (mine && is_self) {
+      out.integer(static_cast<int64_t>(mine->applied_index));
+    } else {
+      out.null();
+    }
+    out.bulk("lag");
+    auto it = mine ? mine->match.find(o) : decltype(mine->match)::const_iterator{};
+    if (mine && mine->role == "leader" && is_self) {
+      out.integer(0);
+    } else if (mine && mine->role == "leader" && it != mine->match.end()) {
+      out.integer(static_cast<int64_t>(mine->last_index - it->second));
+    } else {
+      out.null();  // only the leader measures it (entries behind its log)
+    }
+  }
 }
 
 namespace {

@@ -601,6 +601,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       // written after a write elsewhere), which per-group positions do not
       // cover, so causal reads are served where every cause is: the leader.
       const bool read_only = (spec.flags & server::kReadonly) != 0;
+      call->write = !read_only;
       if (read_only && level != server::ReadLevel::kLinearizable &&
           level != server::ReadLevel::kCausal) {
         call->policy.local = true;
@@ -833,11 +834,22 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                                         : call->members[spread() % call->members.size()];
   }
   if (target == options_.self) {
-    groups->execute(call->group, call->resp, call->argv, call->policy,
-                    [this, call, target](GroupReply r) {
-                      if (r.status.ok()) call->positions->advance(call->group.value(), r.index);
-                      on_group_reply(call, target, r.status, std::move(r.reply), r.leader_hint);
-                    });
+    auto reply = [this, call, target](GroupReply r) {
+      if (r.status.ok() && call->positions) {
+        if (call->write) {
+          call->positions->wrote(call->group.value(), r.index);
+        } else {
+          call->positions->advance(call->group.value(), r.index);
+        }
+      }
+      on_group_reply(call, target, r.status, std::move(r.reply), r.leader_hint);
+    };
+    if (call->wait) {
+      groups->wait_replicas(call->group, call->wait_index, call->wait_replicas, call->wait_timeout,
+                            std::move(reply));
+    } else {
+      groups->execute(call->group, call->resp, call->argv, call->policy, std::move(reply));
+    }
     return;
   }
   auto table = this->table();
@@ -854,6 +866,11 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   frame.min_index = call->policy.min_index;
   frame.max_staleness_ms = static_cast<uint64_t>(call->policy.max_staleness_ms);
   frame.argv = call->argv;
+  if (call->wait) {
+    frame.flags = net::ForwardFrame::kWaitReplicas;
+    frame.argv = {std::to_string(call->wait_index), std::to_string(call->wait_replicas),
+                  std::to_string(call->wait_timeout.count())};
+  }
   forward_client_->call(target, m->peer_address, std::move(frame),
                         [this, call, target](Result<net::ForwardReplyFrame> r) {
                           if (!r.ok()) {
@@ -862,8 +879,12 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                                            {}, NodeId());
                             return;
                           }
-                          if (r->status.ok()) {
-                            call->positions->advance(call->group.value(), r->index);
+                          if (r->status.ok() && call->positions) {
+                            if (call->write) {
+                              call->positions->wrote(call->group.value(), r->index);
+                            } else {
+                              call->positions->advance(call->group.value(), r->index);
+                            }
                           }
                           on_group_reply(call, target, r->status, std::move(r->reply),
                                          NodeId(r->leader_hint));
@@ -929,6 +950,31 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
     respond(std::move(reply));
     return;
   }
+  const auto respond_with = [respond](GroupReply r) {
+    net::ForwardReplyFrame reply;
+    reply.status = r.status;
+    reply.reply = std::move(r.reply);
+    reply.leader_hint = r.leader_hint.value();
+    reply.index = r.index;
+    respond(std::move(reply));
+  };
+  if ((frame.flags & net::ForwardFrame::kWaitReplicas) != 0) {
+    std::optional<int64_t> index, n, timeout;
+    if (frame.argv.size() == 3) {
+      index = server::parse_int64(frame.argv[0]);
+      n = server::parse_int64(frame.argv[1]);
+      timeout = server::parse_int64(frame.argv[2]);
+    }
+    if (!index || !n || !timeout || *index < 0 || *timeout < 0) {
+      net::ForwardReplyFrame reply;
+      reply.status = Status::InvalidArgument("WAIT's question is {index, numreplicas, timeout}");
+      respond(std::move(reply));
+      return;
+    }
+    groups->wait_replicas(GroupId(frame.group), static_cast<uint64_t>(*index), *n,
+                          std::chrono::milliseconds(*timeout), respond_with);
+    return;
+  }
   ReadPolicy policy;
   policy.local = frame.local_read;
   policy.min_index = frame.min_index;
@@ -943,6 +989,44 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
                     reply.index = r.index;
                     respond(std::move(reply));
                   });
+}
+
+void Coordinator::wait_replicas(const server::Session& session, int64_t numreplicas,
+                                int64_t timeout_ms, std::function<void(std::string)> done) {
+  const auto last = session.positions->last_write();
+  auto table = this->table();
+  if (!last || !table || !groups()) {
+    done(":0\r\n");  // nothing replicated written on this connection
+    return;
+  }
+  auto call = std::make_shared<GroupCall>();
+  for (const meta::Keyspace& k : table->map().keyspaces) {
+    if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
+    for (const meta::Shard& shard : k.shards) {
+      if (ReplicaGroups::group_id(k.spec.name, shard.id.value()).value() == last->first) {
+        call->members = shard.owners;
+      }
+    }
+  }
+  if (call->members.empty()) {
+    done(":0\r\n");  // its keyspace was dropped
+    return;
+  }
+  call->group = GroupId(last->first);
+  call->resp = session.resp;
+  call->epoch = table->epoch().value();
+  call->wait = true;
+  call->wait_index = last->second;
+  call->wait_replicas = numreplicas;
+  // A routed call has forward_timeout to answer: WAIT waits at most a second
+  // less (timeout 0, "forever" in Redis, included).
+  const auto cap = options_.forward_timeout - std::chrono::milliseconds(1000);
+  call->wait_timeout = timeout_ms == 0 ? cap : std::min(cap, std::chrono::milliseconds(timeout_ms));
+  call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+  call->done = [done = std::move(done)](std::string reply, storage::Sequence) {
+    done(std::move(reply));
+  };
+  send_group_call(call, NodeId());
 }
 
 // ------------------------------------------------------------ pub/sub

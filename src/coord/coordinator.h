@@ -131,6 +131,8 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
   std::string info_keyspace() override;
   std::string info_replication() override;
+  void wait_replicas(const server::Session& session, int64_t numreplicas, int64_t timeout_ms,
+                     std::function<void(std::string reply)> done) override;
 
   // What this node holds and does, for hot-spot views (INFO keyspace, the
   // `__stats` verb behind `statekv cluster status`). Recomputed at most every 250 ms:
@@ -219,6 +221,12 @@ class Coordinator final : public server::Router, public server::ClusterView {
     std::chrono::steady_clock::time_point deadline;
     size_t attempt = 0;
     ReadPolicy policy;  // local: a member may serve it (below linearizable)
+    bool write = false;  // a write command: the session's last write once it commits
+    // WAIT's question instead of a command: members holding `wait_index`.
+    bool wait = false;
+    uint64_t wait_index = 0;
+    int64_t wait_replicas = 0;
+    std::chrono::milliseconds wait_timeout{0};
     // The client's session: moves up to the position each reply reflects.
     std::shared_ptr<server::SessionPositions> positions;
   };

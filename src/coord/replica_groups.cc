@@ -127,6 +127,8 @@ class ReplicaGroups::Impl {
                std::function<void(GroupReply)> done);
   bool expire(std::string_view key);
   bool hosts(GroupId group) const;
+  void wait_replicas(GroupId group, uint64_t index, int64_t numreplicas,
+                     std::chrono::milliseconds timeout, std::function<void(GroupReply)> done);
   void run_after(std::chrono::milliseconds delay, std::function<void(bool)> fn);
   std::optional<NodeId> leader(GroupId group) const;
   std::vector<GroupStatus> status() const;
@@ -362,6 +364,21 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::deque<uint64_t> parked;  // commands waiting for a latch
   std::deque<uint64_t> local_reads;  // local reads waiting for applied to cover them
   uint64_t reads_barrier = 0, reads_local = 0, writes = 0;
+  // WAIT calls on this leader: answered when enough members hold `index`.
+  struct Waiter {
+    uint64_t id = 0;
+    uint64_t index = 0;
+    int64_t numreplicas = 0;
+    std::function<void(GroupReply)> done;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+  std::vector<Waiter> waiters;
+  // Members other than this leader whose log reaches `index`.
+  int64_t replicas_at(uint64_t index) const {
+    int64_t n = 0;
+    for (const auto& [node, match] : raft->follower_match()) n += match.value() >= index ? 1 : 0;
+    return n;
+  }
   uint64_t applied_seen = 0;
 };
 
@@ -512,6 +529,11 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   ReplicaGroup& g = *it->second;
   for (auto& [tid, timer] : g.timers) timer->cancel();
   g.timers.clear();
+  for (auto& w : g.waiters) {
+    if (w.timer) w.timer->cancel();
+    w.done(GroupReply{Status::Unavailable("replica group stopped on this node"), {}, {}});
+  }
+  g.waiters.clear();
   lost_leadership(g);
   std::vector<uint64_t> mine;
   for (auto& [rid, p] : pending_) {
@@ -571,6 +593,28 @@ void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
                  g.raft->term().value());
   }
   g.was_leader = leading;
+  if (!g.waiters.empty()) {
+    std::vector<ReplicaGroup::Waiter> settled;
+    for (auto it = g.waiters.begin(); it != g.waiters.end();) {
+      if (!leading || g.replicas_at(it->index) >= it->numreplicas) {
+        settled.push_back(std::move(*it));
+        it = g.waiters.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& w : settled) {
+      if (w.timer) w.timer->cancel();
+      if (!leading) {
+        w.done(GroupReply{Status::Unavailable("lost the leadership of replica group " +
+                                              std::to_string(g.id.value())),
+                          {}, g.raft->leader().value_or(NodeId())});
+      } else {
+        w.done(GroupReply{Status::OK(), ":" + std::to_string(g.replicas_at(w.index)) + "\r\n",
+                          {}});
+      }
+    }
+  }
   if (!g.local_reads.empty() && g.raft->applied_index().value() != g.applied_seen) {
     g.applied_seen = g.raft->applied_index().value();
     retry_local_reads(g);
@@ -957,6 +1001,48 @@ void ReplicaGroups::Impl::run_after(std::chrono::milliseconds delay,
   });
 }
 
+void ReplicaGroups::Impl::wait_replicas(GroupId group, uint64_t index, int64_t numreplicas,
+                                        std::chrono::milliseconds timeout,
+                                        std::function<void(GroupReply)> done) {
+  asio::post(io_, [this, group, index, numreplicas, timeout, done = std::move(done)]() mutable {
+    ReplicaGroup* g = stopping_ ? nullptr : find(group);
+    if (g == nullptr || !g->raft || g->raft->role() != Raft::Role::kLeader) {
+      done(GroupReply{Status::Unavailable("not the leader of replica group " +
+                                          std::to_string(group.value())),
+                      {}, g != nullptr && g->raft ? g->raft->leader().value_or(NodeId()) : NodeId()});
+      return;
+    }
+    const int64_t now = g->replicas_at(index);
+    if (now >= numreplicas) {
+      done(GroupReply{Status::OK(), ":" + std::to_string(now) + "\r\n", {}});
+      return;
+    }
+    ReplicaGroup::Waiter w;
+    w.id = ++next_request_;
+    w.index = index;
+    w.numreplicas = numreplicas;
+    w.done = std::move(done);
+    if (timeout.count() > 0) {
+      w.timer = std::make_unique<asio::steady_timer>(io_);
+      w.timer->expires_after(timeout);
+      w.timer->async_wait([this, group, id = w.id](const asio::error_code& ec) {
+        if (ec) return;
+        ReplicaGroup* g = find(group);
+        if (g == nullptr) return;
+        for (auto it = g->waiters.begin(); it != g->waiters.end(); ++it) {
+          if (it->id != id) continue;
+          auto done = std::move(it->done);
+          const uint64_t index = it->index;
+          g->waiters.erase(it);
+          done(GroupReply{Status::OK(), ":" + std::to_string(g->replicas_at(index)) + "\r\n", {}});
+          return;
+        }
+      });
+    }
+    g->waiters.push_back(std::move(w));
+  });
+}
+
 bool ReplicaGroups::Impl::hosts(GroupId group) const {
   std::lock_guard<std::mutex> lock(mu_);
   return status_.contains(group);
@@ -995,6 +1081,12 @@ void ReplicaGroups::execute(GroupId group, int resp, std::vector<std::string> ar
 
 bool ReplicaGroups::hosts(GroupId group) const {
   return impl_->hosts(group);
+}
+
+void ReplicaGroups::wait_replicas(GroupId group, uint64_t index, int64_t numreplicas,
+                                  std::chrono::milliseconds timeout,
+                                  std::function<void(GroupReply)> done) {
+  impl_->wait_replicas(group, index, numreplicas, timeout, std::move(done));
 }
 
 bool ReplicaGroups::expire(std::string_view key) {

@@ -155,6 +155,13 @@ class ReplicaGroups {
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
                std::function<void(GroupReply)> done);
 
+  // WAIT: on `group`'s leader, here, calls `done` with a RESP integer reply:
+  // how many members other than the leader have the log up to `index`, once
+  // at least `numreplicas` do or `timeout` passed (0: no limit). Unavailable
+  // with a hint when this node does not lead the group.
+  void wait_replicas(GroupId group, uint64_t index, int64_t numreplicas,
+                     std::chrono::milliseconds timeout, std::function<void(GroupReply)> done);
+
   // The node's active expirer found `key` due. True when the key belongs to a
   // consensus keyspace: then its group's leader erases it (if this node is that
   // leader: soon, through the log) and the caller must not. Never blocks.

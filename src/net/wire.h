@@ -99,6 +99,9 @@ struct ForwardFrame {
   static constexpr uint8_t kHasGroup = 16;
   // The codec's: a read policy follows the group id (local_read set).
   static constexpr uint8_t kHasReadPolicy = 32;
+  // With `group`: not a command but WAIT's question to the group's leader:
+  // argv is {index, numreplicas, timeout_ms}; the reply is a RESP integer.
+  static constexpr uint8_t kWaitReplicas = 64;
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;

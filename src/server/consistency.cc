@@ -68,6 +68,17 @@ uint64_t SessionPositions::at(uint64_t group) const {
   return it == at_.end() ? 0 : it->second;
 }
 
+void SessionPositions::wrote(uint64_t group, uint64_t index) {
+  advance(group, index);
+  std::lock_guard lock(mu_);
+  last_write_ = std::make_pair(group, index);
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> SessionPositions::last_write() const {
+  std::lock_guard lock(mu_);
+  return last_write_;
+}
+
 std::string SessionPositions::token() const {
   std::string raw;
   {

@@ -10,6 +10,8 @@
 //                                        connection wrote and read
 //   SESSION AFTER <token>                this connection observes at least what
 //                                        the token covers, on any node
+//   WAIT <numreplicas> <timeout-ms>      how many replicas (the leader not
+//                                        counted) hold this connection's last write
 //
 // A session's position is, per replica group, the highest log index it wrote
 // or observed; a token is that map. Reads at sequential, causal and fifo are
@@ -53,6 +55,9 @@ class SessionPositions {
   // Moves the position in `group` up to `index` (never down).
   void advance(uint64_t group, uint64_t index);
   uint64_t at(uint64_t group) const;
+  // The session's last write: its group and entry (WAIT asks who holds it).
+  void wrote(uint64_t group, uint64_t index);
+  std::optional<std::pair<uint64_t, uint64_t>> last_write() const;
 
   // The token: "skv1" and hex of the (group, index) pairs as varints.
   std::string token() const;
@@ -63,6 +68,7 @@ class SessionPositions {
  private:
   mutable std::mutex mu_;
   std::map<uint64_t, uint64_t> at_;
+  std::optional<std::pair<uint64_t, uint64_t>> last_write_;
 };
 
 }  // namespace statekv::server

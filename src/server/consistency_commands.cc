@@ -1,4 +1,5 @@
 // CONSISTENCY, WITH and SESSION (server/consistency.h; docs/consistency.md).
+#include <future>
 #include <string>
 
 #include "server/command.h"
@@ -104,6 +105,37 @@ void cmd_session_after(CommandContext& c) {
   c.out.simple("OK");
 }
 
+// WAIT numreplicas timeout (Redis's): on a single copy (a standalone node, a
+// keyspace without replicas) no replica can ever hold a write: 0 at once.
+void cmd_wait(CommandContext& c) {
+  const auto n = parse_int64(c.argv[1]);
+  const auto timeout = parse_int64(c.argv[2]);
+  if (!n || !timeout) {
+    c.out.error("ERR value is not an integer or out of range");
+    return;
+  }
+  if (*timeout < 0) {
+    c.out.error("ERR timeout is negative");
+    return;
+  }
+  if (c.state.ctx.cluster == nullptr) {
+    c.out.integer(0);
+    return;
+  }
+  if (c.session.defer) {
+    server::DeferredReply later = c.session.defer();
+    c.state.ctx.cluster->wait_replicas(c.session, *n, *timeout,
+                                       [later](std::string reply) { later(std::move(reply), 0); });
+    return;
+  }
+  std::promise<std::string> answered;
+  auto reply = answered.get_future();
+  c.state.ctx.cluster->wait_replicas(c.session, *n, *timeout, [&answered](std::string r) {
+    answered.set_value(std::move(r));
+  });
+  c.out.raw(reply.get());
+}
+
 void cmd_session_help(CommandContext& c) {
   static constexpr std::string_view kLines[] = {
       "SESSION <subcommand> [<arg> ...]. Subcommands are:",
@@ -133,6 +165,10 @@ void add_consistency_commands(std::vector<CommandSpec>& out) {
                  "Depends on the command.",
                  "level:string [MAX-STALENESS=ms:integer] command:string [arg:string...]",
                  cmd_with});
+  out.push_back({"wait", 3, 0, 0, 0, 0, "generic",
+                 "Blocks until the asynchronous replication of all preceding write commands "
+                 "sent by the connection is completed.",
+                 "3.0.0", "O(1)", "numreplicas:integer timeout:integer", cmd_wait});
   CommandSpec session{"session", -2, 0, 0, 0, 0, g,
                       "Session tokens: causal consistency across connections (statekv).",
                       "statekv", "Depends on subcommand.", "", nullptr};

@@ -215,6 +215,14 @@ class ClusterView {
   // replica groups, each with its role, term, leader, indexes and members'
   // lag, and how many reads and writes it served. Empty when it has none.
   virtual std::string info_replication() { return {}; }
+  // WAIT numreplicas timeout_ms: calls `done` once (on any thread) with the
+  // RESP integer reply: how many replicas other than the leader hold the
+  // session's last write to a replicated keyspace, once at least numreplicas
+  // do or the timeout passed. 0 when the session wrote nothing replicated.
+  virtual void wait_replicas(const Session& session, int64_t numreplicas, int64_t timeout_ms,
+                             std::function<void(std::string reply)> done) {
+    done(":0\r\n");
+  }
 };
 
 struct CommandSpec;

@@ -308,6 +308,33 @@ int run_status(const Common& c) {
         fmt::print("  {:<12} shard {:<6} on node {:<4} {} keys\n", keyspace, shard, node, count);
       }
     }
+    // Replica groups (REPLICATION consensus keyspaces), each as its leader
+    // sees it; a group with no leader reachable is shown from a member.
+    std::map<uint64_t, nlohmann::json> groups;
+    for (const NodeView& n : v.nodes) {
+      if (!n.stats || !n.stats->contains("groups")) continue;
+      for (const auto& g : (*n.stats)["groups"]) {
+        const uint64_t id = g["id"].get<uint64_t>();
+        if (!groups.contains(id) || g["role"].get<std::string>() == "leader") groups[id] = g;
+      }
+    }
+    if (!groups.empty()) {
+      fmt::print("\nreplica groups ({}):\n  {:<12} {:>5} {:>7} {:>5} {:>8} {:>8}  {}\n", groups.size(),
+                 "keyspace", "shard", "leader", "term", "commit", "applied", "members (lag in entries)");
+      for (const auto& [id, g] : groups) {
+        const uint64_t leader = g["leader"].get<uint64_t>();
+        std::string members;
+        for (const auto& m : g["members"]) {
+          const std::string node = std::to_string(m.get<uint64_t>());
+          members += (members.empty() ? "" : " ") + node;
+          if (g["lag"].contains(node)) members += "(" + std::to_string(g["lag"][node].get<uint64_t>()) + ")";
+        }
+        fmt::print("  {:<12} {:>5} {:>7} {:>5} {:>8} {:>8}  {}\n", g["keyspace"].get<std::string>(),
+                   g["shard"].get<uint64_t>(), leader == 0 ? std::string("none") : std::to_string(leader),
+                   g["term"].get<uint64_t>(), g["commit"].get<uint64_t>(),
+                   g["applied"].get<uint64_t>(), members);
+      }
+    }
   } else {
     fmt::print("\ncluster map unavailable: {}\n", v.map_error);
   }

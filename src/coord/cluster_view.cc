@@ -525,6 +525,33 @@ std::string Coordinator::local_stats_json() {
     shards[keyspace] = k;
   }
   j["shard_keys"] = shards;
+  // This node's replica groups: `statekv cluster status` shows each group as
+  // its leader sees it.
+  nlohmann::json groups = nlohmann::json::array();
+  if (auto g = this->groups()) {
+    for (const GroupStatus& gs : g->status()) {
+      nlohmann::json x;
+      x["id"] = gs.id.value();
+      x["keyspace"] = gs.keyspace;
+      x["shard"] = gs.shard;
+      x["role"] = gs.role;
+      x["term"] = gs.term;
+      x["leader"] = gs.leader ? gs.leader->value() : 0;
+      x["commit"] = gs.commit_index;
+      x["applied"] = gs.applied_index;
+      x["last"] = gs.last_index;
+      nlohmann::json members = nlohmann::json::array();
+      for (NodeId m : gs.members) members.push_back(m.value());
+      x["members"] = members;
+      nlohmann::json lag = nlohmann::json::object();
+      for (const auto& [node, match] : gs.match) {
+        lag[std::to_string(node.value())] = gs.last_index - match;
+      }
+      x["lag"] = lag;
+      groups.push_back(std::move(x));
+    }
+  }
+  j["groups"] = groups;
   return j.dump();
 }
 

@@ -150,7 +150,17 @@ class ReplicaGroups::Impl {
     ReadPolicy policy;
     // kLocal: a read served from this member's applied state, waiting for it
     // to cover policy.min_index.
-    enum class Phase : uint8_t { kBarrier, kParked, kCommitting, kLocal } phase = Phase::kBarrier;
+    // kConfirming: a command evaluated without the barrier that turned out
+    // to change nothing: its reply is a read, released after a barrier.
+    enum class Phase : uint8_t {
+      kBarrier,
+      kParked,
+      kCommitting,
+      kLocal,
+      kConfirming
+    } phase = Phase::kBarrier;
+    bool write = false;           // a write command (it may skip the barrier)
+    bool barrier_passed = false;  // leadership confirmed since it arrived
     uint64_t index = 0;  // the write's entry, once proposed
     std::string reply;
     std::vector<std::string> latched;
@@ -701,6 +711,9 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.group = group;
     p.resp = resp;
     p.keys = latch_keys(argv);
+    if (const server::CommandSpec* spec = spec_of(argv)) {
+      p.write = (spec->flags & server::kWrite) != 0;
+    }
     p.argv = std::move(argv);
     p.done = std::move(done);
     p.policy = policy;
@@ -813,6 +826,18 @@ std::string ReplicaGroups::Impl::run_captured(const Pending& p, std::vector<std:
 void ReplicaGroups::Impl::begin(uint64_t id) {
   Pending& p = pending_.at(id);
   ReplicaGroup* g = find(p.group);
+  const Raft& raft = *g->raft;
+  // A write needs no barrier before it is evaluated once this leader has
+  // committed an entry of its term and applied everything committed: its
+  // state then holds every committed effect (its own in flight are latched),
+  // and an effect it proposes commits only if it still leads. A deposed
+  // leader's proposal never commits. A write that changes nothing answers
+  // from state, like a read: it passes a barrier before it replies.
+  if (p.write && raft.log().term_at(raft.commit_index()) == raft.term() &&
+      raft.applied_index() == raft.commit_index()) {
+    evaluate(id);
+    return;
+  }
   ClientRequest barrier;
   barrier.id = RequestId(id);
   barrier.op = ClientOp::kRead;
@@ -841,11 +866,17 @@ void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse 
     unpark(*g);
     return;
   }
-  if (p.phase != Pending::Phase::kBarrier) return;
+  if (p.phase != Pending::Phase::kBarrier && p.phase != Pending::Phase::kConfirming) return;
   if (response.outcome != ClientResponse::Outcome::kOk) {
     finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
                                               std::to_string(group.value())),
                           {}, response.leader_hint.value_or(NodeId())});
+    return;
+  }
+  p.barrier_passed = true;
+  if (p.phase == Pending::Phase::kConfirming) {
+    ++g->reads_barrier;
+    finish(id, GroupReply{Status::OK(), std::move(p.reply), {}, g->raft->applied_index().value()});
     return;
   }
   evaluate(id);
@@ -871,6 +902,18 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   std::vector<std::string> effects;
   std::string out = run_captured(p, &effects);
   if (effects.empty()) {
+    if (!p.barrier_passed) {
+      // Evaluated without the barrier (a write that changed nothing): confirm
+      // leadership before this answer, read from state, goes out.
+      p.reply = std::move(out);
+      p.phase = Pending::Phase::kConfirming;
+      ClientRequest barrier;
+      barrier.id = RequestId(id);
+      barrier.op = ClientOp::kRead;
+      g->raft->on_request(barrier);
+      after_callback(*g);
+      return;
+    }
     ++g->reads_barrier;
     finish(id, GroupReply{Status::OK(), std::move(out), {}, g->raft->applied_index().value()});
     return;

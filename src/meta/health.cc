@@ -51,8 +51,11 @@ Health assess_health(const ClusterMap& map, const std::function<bool(NodeId)>& u
         ++s.up;
       }
     }
-    // The first owner serves the shard's keys (see the header).
-    const bool served = !shard.owners.empty() && !is_down(shard.owners.front());
+    // A consensus group serves while a majority of its members is up; other
+    // keyspaces are served by their first owner (see the header).
+    const bool served = k.spec.replication.kind == Replication::kConsensus
+                            ? !shard.owners.empty() && s.up >= shard.owners.size() / 2 + 1
+                            : !shard.owners.empty() && !is_down(shard.owners.front());
     if (!served) {
       h.unavailable.push_back(std::move(s));
     } else if (s.up < s.factor) {

@@ -5,11 +5,11 @@
 //   fail      some shard has no serving owner: its keys, and every
 //             cluster-wide command (DBSIZE, KEYS, SCAN), fail. Redis Cluster
 //             says cluster_state:fail for a slot without a serving node; so
-//             does statekv. Today's data path serves a key at its shard's
-//             first owner only (coord/routing_table.h: no failover yet), so a
-//             shard whose first owner is down is unavailable even when other
-//             owners are up; once replica groups fail over, this becomes "no
-//             owner up".
+//             does statekv. A shard of a REPLICATION consensus keyspace is a
+//             raft group: served while a majority of its owners is up. Any
+//             other shard is served at its first owner only
+//             (coord/routing_table.h: no failover for them), so it is
+//             unavailable when that owner is down, even with others up.
 //   degraded  every shard is served, but some group has fewer owners up than
 //             its keyspace's replication factor.
 //   ok        every shard of every group has factor owners up.

@@ -27,6 +27,8 @@ ClusterMap three_nodes() {
   for (uint64_t i = 0; i < 3; ++i) d.shards.push_back(Shard{ShardId(i), {NodeId(i + 1)}});
   Keyspace r;
   r.spec.name = "rep";
+  // Served at the first owner (not a consensus group, which needs a majority).
+  r.spec.replication.kind = Replication::kPrimaryBackupSync;
   r.spec.replication.factor = 2;
   r.shards = {Shard{ShardId(0), {NodeId(1), NodeId(2)}}, Shard{ShardId(1), {NodeId(2), NodeId(3)}}};
   m.keyspaces = {d, r};
@@ -66,6 +68,24 @@ TEST(Health, AGroupBelowItsFactorButServedIsDegraded) {
   ASSERT_EQ(h.degraded.size(), 1u);
   EXPECT_EQ(h.degraded[0].describe(), "rep/1 (owner node 3 down)");
   EXPECT_EQ(h.degraded[0].up, 1u);
+}
+
+TEST(Health, AConsensusGroupServesWhileAMajorityIsUp) {
+  ClusterMap m = three_nodes();
+  Keyspace c;
+  c.spec.name = "raft";
+  c.spec.replication.kind = Replication::kConsensus;
+  c.spec.replication.factor = 3;
+  c.shards = {Shard{ShardId(0), {NodeId(1), NodeId(2), NodeId(3)}}};
+  m.keyspaces = {c};
+  Health one_down = assess_health(m, all_but({1}));  // its first owner, even
+  EXPECT_EQ(one_down.state, HealthState::kDegraded);
+  ASSERT_EQ(one_down.degraded.size(), 1u);
+  EXPECT_EQ(one_down.degraded[0].keyspace, "raft");
+  Health two_down = assess_health(m, all_but({1, 3}));
+  EXPECT_EQ(two_down.state, HealthState::kFail);
+  ASSERT_EQ(two_down.unavailable.size(), 1u);
+  EXPECT_EQ(two_down.unavailable[0].keyspace, "raft");
 }
 
 TEST(Health, AShardWhoseFirstOwnerIsDownIsUnavailableWhileNothingFailsOver) {

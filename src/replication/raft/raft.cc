@@ -158,7 +158,7 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
     std::vector<Entry> fresh(m.entries.begin() + static_cast<std::ptrdiff_t>(k), m.entries.end());
     persist_entries(LogIndex(idx), fresh);
     log_.replace_from(LogIndex(idx), std::move(fresh));
-    refresh_config();
+    refresh_config(LogIndex(idx));
   }
   const LogIndex match(m.prev_index.value() + m.entries.size());
   commit_ = std::max(commit_, std::min(m.leader_commit, match));
@@ -704,15 +704,31 @@ std::vector<NodeId> Raft::config_at(LogIndex i) const {
   return snapshot_config_;
 }
 
-void Raft::refresh_config() {
-  config_index_ = LogIndex(0);
-  for (uint64_t k = log_.last_index().value(); k > log_.snapshot_index().value(); --k) {
-    if (log_.at(LogIndex(k)).kind == Entry::Kind::kConfig) {
-      config_index_ = LogIndex(k);
-      break;
+void Raft::refresh_config(LogIndex changed_from) {
+  const uint64_t snapshot = log_.snapshot_index().value();
+  if (changed_from.value() > snapshot && changed_from > config_index_) {
+    // Entries before changed_from are as they were, and the config in effect
+    // came from one of them (or the snapshot): only the changed suffix can
+    // hold a newer one. (A full scan on every append made a follower's
+    // appends cost the length of its log.)
+    for (uint64_t k = log_.last_index().value(); k >= changed_from.value(); --k) {
+      const Entry& e = log_.at(LogIndex(k));
+      if (e.kind == Entry::Kind::kConfig) {
+        config_index_ = LogIndex(k);
+        config_ = e.members;
+        break;
+      }
     }
+  } else {
+    config_index_ = LogIndex(0);
+    for (uint64_t k = log_.last_index().value(); k > snapshot; --k) {
+      if (log_.at(LogIndex(k)).kind == Entry::Kind::kConfig) {
+        config_index_ = LogIndex(k);
+        break;
+      }
+    }
+    config_ = config_at(log_.last_index());
   }
-  config_ = config_at(log_.last_index());
   if (role_ != Role::kLeader) return;
   for (NodeId peer : peers()) {
     if (!progress_.contains(peer)) progress_[peer] = Progress{.next = log_.last_index().next()};

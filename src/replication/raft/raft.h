@@ -221,7 +221,9 @@ class Raft {
   // at or before i, else the snapshot's.
   std::vector<NodeId> config_at(LogIndex i) const;
   // Recomputes config_ after the log changed; a leader adds and drops progress.
-  void refresh_config();
+  // Entries from `changed_from` on were appended or replaced (0: anything may
+  // have changed: a full scan).
+  void refresh_config(LogIndex changed_from = LogIndex(0));
   size_t votes_from_members() const;
 
   Env<Message>& env_;

@@ -199,8 +199,8 @@ run_bench() {  # system command...
   out=$(grep '^{' "$WORK/$system.out" | tail -n 1)
   [[ -n $out ]] || { echo "$system: no result line" >&2; cat "$WORK/$system.err" >&2; exit 1; }
   RESULTS[$system]+="$out"$'\n'
-  echo "  $system: $(field "$out" ops_per_sec) ops/s, p50 $(field "$out" p50_ms) ms," \
-    "p99 $(field "$out" p99_ms) ms, errors $(field "$out" errors)" >&2
+  printf '  %s: %.0f ops/s, p50 %.3f ms, p99 %.3f ms, errors %s\n' "$system" "$(field "$out" ops_per_sec)" \
+    "$(field "$out" p50_ms)" "$(field "$out" p99_ms)" "$(field "$out" errors)" >&2
 }
 
 # The median over the rounds of one field of one system's results.

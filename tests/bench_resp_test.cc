@@ -54,8 +54,8 @@ TEST(BenchResp, PutsThroughAStatekvServerAreStoredUnderThePrefix) {
   EXPECT_EQ((*conn)->connects(), 1u);
 
   // The harness through the factory: every put lands under the prefix.
-  auto factory = loadgen::make_resp_connection_factory(
-      {"127.0.0.1:" + std::to_string(server.port())}, o);
+  auto factory =
+      loadgen::make_resp_connection_factory({"127.0.0.1:" + std::to_string(server.port())}, o);
   ASSERT_TRUE(factory.ok());
   loadgen::LoadOptions load;
   load.clients = 4;
@@ -85,8 +85,8 @@ TEST(BenchResp, CliTargetRespPrintsFiguresAndRefusesWaitElsewhere) {
                                 "--key-space", "5", "--warmup", "0", "--json"});
   ASSERT_EQ(rc, 0) << out;
   const size_t brace = out.rfind("\n{");
-  const auto json = nlohmann::json::parse(
-      brace == std::string::npos ? out : out.substr(brace + 1), nullptr, false);
+  const auto json = nlohmann::json::parse(brace == std::string::npos ? out : out.substr(brace + 1),
+                                          nullptr, false);
   ASSERT_TRUE(json.is_object()) << out;
   EXPECT_EQ(json["target"], "resp");
   EXPECT_EQ(json["ok"], 100);
@@ -95,8 +95,8 @@ TEST(BenchResp, CliTargetRespPrintsFiguresAndRefusesWaitElsewhere) {
   ASSERT_TRUE(client.ok());
   EXPECT_GT(count_keys(*client, "cli:key:*"), 0u);
 
-  auto [rc2, out2] = run_statekv({"bench", "--target", "etcd", "--endpoints", endpoint, "--wait",
-                                  "2", "--requests", "1"});
+  auto [rc2, out2] = run_statekv(
+      {"bench", "--target", "etcd", "--endpoints", endpoint, "--wait", "2", "--requests", "1"});
   EXPECT_EQ(rc2, 2) << out2;
   EXPECT_NE(out2.find("--target resp only"), std::string::npos) << out2;
 }

@@ -1,7 +1,8 @@
-// `statekv bench --target etcd|statekv --endpoints A,B,C`: a closed-loop write
-// load through a store's own client path, measured by src/loadgen's harness.
-// The same harness drives etcd (through its HTTP/JSON gateway) and statekv
-// (through its raft group over the network), so the two sets of figures compare.
+// `statekv bench --target etcd|statekv|resp --endpoints A,B,C`: a closed-loop
+// write load through a store's own client path, measured by src/loadgen's
+// harness. The same harness drives etcd (through its HTTP/JSON gateway),
+// statekv's metadata raft group over the network, and any RESP server (statekv
+// nodes, Redis, optionally with WAIT), so the sets of figures compare.
 // Exit 0 when every put was acknowledged, 1 when the run finished with failed
 // puts (figures still printed, with the first error), 2 when it could not run.
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include "cli/subcommand.h"
 #include "loadgen/etcd_connection.h"
 #include "loadgen/load.h"
+#include "loadgen/resp_connection.h"
 #include "net/bench_client.h"
 
 namespace statekv::cli {
@@ -23,12 +25,23 @@ struct BenchFlags {
   std::string target;
   std::vector<std::string> endpoints;
   std::string secret;
+  std::string key_prefix;
+  int64_t wait = 0;
   loadgen::LoadOptions load;
   bool json = false;
 };
 
 Result<loadgen::ConnectionFactory> make_factory(const BenchFlags& flags) {
+  if (flags.target != "resp" && (!flags.key_prefix.empty() || flags.wait != 0)) {
+    return Status::InvalidArgument("--key-prefix and --wait apply to --target resp only");
+  }
   if (flags.target == "etcd") return loadgen::make_etcd_connection_factory(flags.endpoints);
+  if (flags.target == "resp") {
+    loadgen::RespOptions options;
+    options.key_prefix = flags.key_prefix;
+    options.wait_replicas = flags.wait;
+    return loadgen::make_resp_connection_factory(flags.endpoints, options);
+  }
   if (flags.secret.empty()) {
     return Status::InvalidArgument(
         "--target statekv needs the cluster secret: --secret or STATEKV_CLUSTER_SECRET");
@@ -64,16 +77,27 @@ int run_bench(const BenchFlags& flags) {
 const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<BenchFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Closed-loop write benchmark through etcd's or statekv's client path");
-  cmd->add_option("--target", flags->target, "Store to drive: etcd or statekv")
+      "bench",
+      "Closed-loop write benchmark through etcd's, statekv's or a RESP server's client path");
+  cmd->add_option("--target", flags->target,
+                  "Store to drive: etcd, statekv (its metadata raft group over the peer "
+                  "transport) or resp (SET through the Redis protocol)")
       ->required()
-      ->check(CLI::IsMember({"etcd", "statekv"}));
+      ->check(CLI::IsMember({"etcd", "statekv", "resp"}));
   cmd->add_option("--endpoints", flags->endpoints,
-                  "Comma-separated host:port list: etcd client URLs, or statekv peer addresses")
+                  "Comma-separated host:port list: etcd client URLs, statekv peer addresses, "
+                  "or RESP addresses")
       ->required()
       ->delimiter(',');
   cmd->add_option("--secret", flags->secret, "statekv cluster secret (--target statekv)")
       ->envname("STATEKV_CLUSTER_SECRET");
+  cmd->add_option("--key-prefix", flags->key_prefix,
+                  "Prepended to every key (--target resp), e.g. a keyspace's prefix r:");
+  cmd->add_option("--wait", flags->wait,
+                  "After each SET send WAIT N 0; the put counts only if WAIT answers >= N "
+                  "(--target resp; for Redis primary + replicas)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000}));
   cmd->add_option("--clients", flags->load.clients, "Concurrent clients, one connection each")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{4096}));
@@ -96,7 +120,8 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       "Each client waits for its put to be acknowledged before sending the next (closed loop).\n"
       "Clients are spread over the endpoints (client c uses endpoint c % N). Latency\n"
       "percentiles are nearest-rank over every acknowledged put of the measured phase.\n"
-      "etcd is driven through its HTTP/JSON gateway (POST /v3/kv/put).\n"
+      "etcd is driven through its HTTP/JSON gateway (POST /v3/kv/put); resp sends\n"
+      "SET <key-prefix><key> <value> and expects +OK (then WAIT N 0 with --wait N).\n"
       "\nExit status: 0 every put acknowledged, 1 some puts failed (figures printed\n"
       "with the first error), 2 the run could not start.");
   cmd->callback([flags, exit_code] { *exit_code = run_bench(*flags); });

@@ -1,20 +1,14 @@
 #include "loadgen/etcd_connection.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/evp.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <nlohmann/json.hpp>
+
+#include "loadgen/socket.h"
 
 namespace statekv::loadgen {
 namespace {
@@ -44,10 +38,6 @@ bool has_token(std::string_view value, std::string_view token) {
     value.remove_prefix(comma + 1);
   }
   return false;
-}
-
-std::string errno_text(int err) {
-  return std::strerror(err);
 }
 
 }  // namespace
@@ -305,103 +295,25 @@ void EtcdConnection::close_socket() {
 
 Status EtcdConnection::open() {
   close_socket();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* addrs = nullptr;
-  const std::string port = std::to_string(endpoint_.port);
-  if (int rc = ::getaddrinfo(endpoint_.host.c_str(), port.c_str(), &hints, &addrs); rc != 0) {
-    return Status::InvalidArgument(describe() + ": cannot resolve: " + ::gai_strerror(rc));
-  }
-  std::string last_error = "no address";
-  bool timed_out = false;
-  for (addrinfo* a = addrs; a != nullptr && fd_ < 0; a = a->ai_next) {
-    const int fd =
-        ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-    if (fd < 0) {
-      last_error = "socket: " + errno_text(errno);
-      continue;
-    }
-    // Non-blocking connect, so that an unreachable address fails within the timeout.
-    int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
-    if (rc != 0 && errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      rc = ::poll(&p, 1, static_cast<int>(options_.connect_timeout.count()));
-      if (rc == 0) {
-        timed_out = true;
-        last_error = "connect timed out";
-        ::close(fd);
-        continue;
-      }
-      int err = 0;
-      socklen_t len = sizeof(err);
-      if (rc < 0) {
-        err = errno;
-      } else {
-        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      }
-      rc = err == 0 ? 0 : -1;
-      errno = err;
-    }
-    if (rc != 0) {
-      last_error = "connect: " + errno_text(errno);
-      ::close(fd);
-      continue;
-    }
-    // Blocking from here on, bounded by the I/O timeout on each send and receive.
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(options_.io_timeout.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((options_.io_timeout.count() % 1000) * 1000);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    const int flags = ::fcntl(fd, F_GETFL);
-    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    fd_ = fd;
-  }
-  ::freeaddrinfo(addrs);
-  if (fd_ < 0) {
-    return timed_out ? Status::Timeout(describe() + ": " + last_error)
-                     : Status::Unavailable(describe() + ": " + last_error);
-  }
+  auto fd = connect_tcp(endpoint_, options_.connect_timeout, options_.io_timeout, describe());
+  if (!fd.ok()) return fd.status();
+  fd_ = *fd;
   ++connects_;
   return Status::OK();
 }
 
 Status EtcdConnection::send_all(std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        return Status::Timeout(describe() + ": send timed out");
-      }
-      return Status::IOError(describe() + ": send: " + errno_text(errno));
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
+  return loadgen::send_all(fd_, bytes, describe());
 }
 
 Status EtcdConnection::read_response() {
   parser_.reset();
   char buf[16 * 1024];
   while (true) {
-    const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-    HttpResponseParser::State state;
-    if (n > 0) {
-      state = parser_.feed(std::string_view(buf, static_cast<size_t>(n)));
-    } else if (n == 0) {
-      state = parser_.feed_eof();
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      return Status::Timeout(
-          fmt::format("{}: no reply within {} ms", describe(), options_.io_timeout.count()));
-    } else {
-      return Status::IOError(describe() + ": recv: " + errno_text(errno));
-    }
+    auto n = recv_some(fd_, buf, sizeof(buf), options_.io_timeout, describe());
+    if (!n.ok()) return n.status();
+    const HttpResponseParser::State state =
+        *n > 0 ? parser_.feed(std::string_view(buf, *n)) : parser_.feed_eof();
     if (state == HttpResponseParser::State::kDone) return Status::OK();
     if (state == HttpResponseParser::State::kError) {
       return Status::IOError(describe() + ": bad HTTP response: " + parser_.error());

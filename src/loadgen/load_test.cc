@@ -1,5 +1,7 @@
 // The load harness against an in-process store, the HTTP parser on known
-// bytes, and the etcd connection against a real etcd started here.
+// bytes, the etcd connection against a real etcd started here, and the RESP
+// connection against a scripted RESP peer on a real socket (tests/
+// bench_resp_test.cc drives it against real statekv and Redis servers).
 #include "loadgen/load.h"
 
 #include <arpa/inet.h>
@@ -26,6 +28,8 @@
 #include <thread>
 
 #include "loadgen/etcd_connection.h"
+#include "loadgen/resp_connection.h"
+#include "resp/parser.h"
 
 extern char** environ;
 
@@ -516,6 +520,199 @@ TEST(EtcdConnectionNoServer, ConnectRefusedIsUnavailable) {
       << conn.status().to_string();
   EXPECT_TRUE(make_etcd_connection_factory({}).status().is_invalid_argument());
   EXPECT_TRUE(make_etcd_connection_factory({"nope"}).status().is_invalid_argument());
+}
+
+// ---- the RESP connection ----
+
+resp::Value integer_reply(int64_t n) {
+  resp::Value v;
+  v.type = resp::Value::Type::kInteger;
+  v.integer = n;
+  return v;
+}
+
+TEST(RespWait, CountsOnlyAnIntegerAtLeastN) {
+  EXPECT_TRUE(check_wait_reply(integer_reply(2), 2).ok());
+  EXPECT_TRUE(check_wait_reply(integer_reply(3), 2).ok());
+  const Status low = check_wait_reply(integer_reply(1), 2);
+  EXPECT_EQ(low.code(), Status::Code::kUnavailable);
+  EXPECT_NE(low.message().find("only 1 replica"), std::string::npos) << low.to_string();
+  resp::Value err;
+  err.type = resp::Value::Type::kError;
+  err.str = "ERR WAIT cannot be used with replica instances";
+  EXPECT_EQ(check_wait_reply(err, 1).code(), Status::Code::kUnavailable);
+  resp::Value ok;
+  ok.type = resp::Value::Type::kSimple;
+  ok.str = "OK";
+  EXPECT_EQ(check_wait_reply(ok, 1).code(), Status::Code::kCorruption);
+}
+
+// A RESP peer on 127.0.0.1 that answers each request it receives (parsed with
+// the server's own request parser) with the next scripted reply, sent one byte
+// at a time so that the client must reassemble it. A reply of "" closes the
+// connection instead of answering. Records every request's arguments.
+class ScriptedPeer {
+ public:
+  explicit ScriptedPeer(std::vector<std::string> replies) : replies_(std::move(replies)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedPeer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  std::vector<std::vector<std::string>> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  size_t accepted() {
+    std::lock_guard lock(mu_);
+    return accepted_;
+  }
+
+ private:
+  void serve() {
+    size_t next = 0;
+    while (next < replies_.size()) {
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      {
+        std::lock_guard lock(mu_);
+        ++accepted_;
+      }
+      std::string in;
+      char buf[4096];
+      bool open = true;
+      while (open && next < replies_.size()) {
+        std::vector<std::string_view> args;
+        std::vector<std::string> scratch;
+        const resp::ParseResult r = resp::parse_request(in, resp::Limits{}, args, scratch);
+        if (r.status == resp::ParseStatus::kIncomplete) {
+          const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+          if (n <= 0) break;
+          in.append(buf, static_cast<size_t>(n));
+          continue;
+        }
+        if (r.status == resp::ParseStatus::kError) break;
+        {
+          std::lock_guard lock(mu_);
+          requests_.emplace_back(args.begin(), args.end());
+        }
+        in.erase(0, r.consumed);
+        const std::string& reply = replies_[next++];
+        if (reply.empty()) {
+          open = false;
+          break;
+        }
+        for (char c : reply) ::send(fd, &c, 1, MSG_NOSIGNAL);
+      }
+      ::close(fd);
+    }
+  }
+
+  std::vector<std::string> replies_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::vector<std::string>> requests_;
+  size_t accepted_ = 0;
+};
+
+using Args = std::vector<std::vector<std::string>>;
+
+TEST(RespConnection, SetWithPrefixThenWaitAcknowledgesOnEnoughReplicas) {
+  ScriptedPeer peer({"+OK\r\n", ":2\r\n", "+OK\r\n", ":1\r\n", "+OK\r\n", ":3\r\n"});
+  RespOptions o;
+  o.key_prefix = "r:";
+  o.wait_replicas = 2;
+  auto conn = RespConnection::connect({"127.0.0.1", peer.port()}, o);
+  ASSERT_TRUE(conn.ok()) << conn.status().to_string();
+  const std::string binary("v\r\n\0x", 5);
+  EXPECT_TRUE((*conn)->put("k1", binary).ok());
+  // WAIT answered 1 < 2: the put is not acknowledged, the connection stays up.
+  const Status short_wait = (*conn)->put("k2", "v");
+  EXPECT_EQ(short_wait.code(), Status::Code::kUnavailable) << short_wait.to_string();
+  EXPECT_NE(short_wait.message().find("only 1 replica"), std::string::npos);
+  EXPECT_TRUE((*conn)->put("k3", "v").ok());
+  EXPECT_EQ((*conn)->connects(), 1u);
+  EXPECT_EQ(peer.requests(), (Args{{"SET", "r:k1", binary},
+                                   {"WAIT", "2", "0"},
+                                   {"SET", "r:k2", "v"},
+                                   {"WAIT", "2", "0"},
+                                   {"SET", "r:k3", "v"},
+                                   {"WAIT", "2", "0"}}));
+}
+
+TEST(RespConnection, ErrorRepliesAreStatusesAndTheConnectionStaysUsable) {
+  ScriptedPeer peer(
+      {"-MOVED 12 127.0.0.1:1\r\n", "$5\r\nhello\r\n", "+QUEUED\r\n", "*2\r\n:1\r\n$-1\r\n"});
+  auto conn = RespConnection::connect({"127.0.0.1", peer.port()});
+  ASSERT_TRUE(conn.ok());
+  const Status moved = (*conn)->put("k", "v");
+  EXPECT_EQ(moved.code(), Status::Code::kUnavailable);
+  EXPECT_NE(moved.message().find("-MOVED 12"), std::string::npos) << moved.to_string();
+  auto get = (*conn)->command({"GET", "k"});
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->type, resp::Value::Type::kBulk);
+  EXPECT_EQ(get->str, "hello");
+  // SET answered something other than +OK.
+  EXPECT_EQ((*conn)->put("k", "v").code(), Status::Code::kCorruption);
+  auto arr = (*conn)->command({"X"});
+  ASSERT_TRUE(arr.ok());
+  ASSERT_EQ(arr->elements.size(), 2u);
+  EXPECT_EQ(arr->elements[1].type, resp::Value::Type::kNull);
+  EXPECT_EQ((*conn)->connects(), 1u);
+  EXPECT_EQ((*conn)->commands(), 4u);
+}
+
+TEST(RespConnection, BrokenRepliesCloseTheSocketAndTheNextPutReconnects) {
+  // A reply with bytes after it, a reply that is not RESP, a connection closed
+  // before the reply; each time the next put opens a new connection.
+  ScriptedPeer peer({"+OK\r\n+OK\r\n", "!bad\r\n", "", "+OK\r\n"});
+  auto conn = RespConnection::connect({"127.0.0.1", peer.port()});
+  ASSERT_TRUE(conn.ok());
+  const Status extra = (*conn)->put("k", "v");
+  EXPECT_EQ(extra.code(), Status::Code::kCorruption) << extra.to_string();
+  const Status bad = (*conn)->put("k", "v");
+  EXPECT_EQ(bad.code(), Status::Code::kCorruption) << bad.to_string();
+  const Status closed = (*conn)->put("k", "v");
+  EXPECT_EQ(closed.code(), Status::Code::kUnavailable) << closed.to_string();
+  EXPECT_NE(closed.message().find("closed before a reply"), std::string::npos);
+  EXPECT_TRUE((*conn)->put("k", "v").ok());
+  EXPECT_EQ((*conn)->connects(), 4u);
+  EXPECT_EQ(peer.accepted(), 4u);
+}
+
+TEST(RespConnection, FactorySpreadsClientsAndRejectsBadEndpoints) {
+  EXPECT_TRUE(make_resp_connection_factory({}).status().is_invalid_argument());
+  EXPECT_TRUE(make_resp_connection_factory({"nope"}).status().is_invalid_argument());
+  EXPECT_TRUE(make_resp_connection_factory({"http://127.0.0.1:1"}).status().is_invalid_argument());
+  RespOptions negative;
+  negative.wait_replicas = -1;
+  EXPECT_TRUE(
+      make_resp_connection_factory({"127.0.0.1:1"}, negative).status().is_invalid_argument());
+  ScriptedPeer a({"+OK\r\n"}), b({"+OK\r\n"});
+  auto factory = make_resp_connection_factory(
+      {"127.0.0.1:" + std::to_string(a.port()), "127.0.0.1:" + std::to_string(b.port())});
+  ASSERT_TRUE(factory.ok());
+  auto c0 = (*factory)(0);
+  auto c1 = (*factory)(1);
+  ASSERT_TRUE(c0.ok() && c1.ok());
+  EXPECT_TRUE((*c0)->put("x", "1").ok());
+  EXPECT_TRUE((*c1)->put("y", "2").ok());
+  EXPECT_EQ(a.requests(), (Args{{"SET", "x", "1"}}));
+  EXPECT_EQ(b.requests(), (Args{{"SET", "y", "2"}}));
 }
 
 // ---- against a real etcd ----

@@ -1,0 +1,90 @@
+// A blocking RESP client for the load harness: one TCP connection, one command
+// in flight, replies read with src/resp's value parser.
+//
+// It drives anything that speaks the Redis protocol — statekv nodes, and Redis
+// itself — so that both are measured by the same harness as etcd. A put is
+// `SET <key_prefix><key> <value>`, acknowledged on +OK. With wait_replicas N > 0
+// every SET is followed by `WAIT N <wait_timeout_ms>`, and the put counts as
+// acknowledged only if WAIT answers an integer >= N (Redis primary + replicas:
+// the write then reached N replicas before the client moves on).
+//
+// Thread safety: a RespConnection is used by one thread at a time. The factory
+// from make_resp_connection_factory may be called concurrently.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "loadgen/etcd_connection.h"  // HostPort, parse_endpoint
+#include "loadgen/load.h"
+#include "resp/value.h"
+
+namespace statekv::loadgen {
+
+struct RespOptions {
+  std::chrono::milliseconds connect_timeout{3000};
+  // A send or receive that stalls for longer fails the command with kTimeout.
+  std::chrono::milliseconds io_timeout{10000};
+  std::string key_prefix;  // prepended to every key the harness puts
+  int64_t wait_replicas = 0;
+  int64_t wait_timeout_ms = 0;  // WAIT's own timeout; 0 = block until N replicas
+};
+
+class RespConnection final : public Connection {
+ public:
+  // Opens a TCP connection to one RESP server.
+  static Result<std::unique_ptr<RespConnection>> connect(const HostPort& endpoint,
+                                                         const RespOptions& options = {});
+  ~RespConnection() override;
+  RespConnection(const RespConnection&) = delete;
+  RespConnection& operator=(const RespConnection&) = delete;
+
+  // SET key_prefix+key value, then WAIT when wait_replicas > 0. Error replies
+  // come back as Unavailable (the message carries the server's text), a reply
+  // of the wrong shape as Corruption, a WAIT below N as Unavailable. The
+  // connection stays usable after an error reply; after a transport failure or
+  // an unparsable reply the socket is closed and the next call reconnects.
+  Status put(std::string_view key, std::string_view value) override;
+
+  // Sends one command (as a RESP array of bulk strings) and returns its reply,
+  // error replies included (type kError). Transport and protocol failures are
+  // a non-OK status.
+  Result<resp::Value> command(const std::vector<std::string_view>& args);
+
+  // Commands sent so far on this object, and TCP connections it opened.
+  uint64_t commands() const { return commands_; }
+  uint64_t connects() const { return connects_; }
+
+ private:
+  RespConnection(HostPort endpoint, RespOptions options)
+      : endpoint_(std::move(endpoint)), options_(std::move(options)) {}
+  Status open();
+  void close_socket();
+  Result<resp::Value> read_reply();
+  std::string describe() const;
+
+  HostPort endpoint_;
+  RespOptions options_;
+  int fd_ = -1;
+  std::string request_;  // reused buffer for the command bytes
+  std::string input_;    // bytes received and not yet parsed
+  std::string key_;      // reused buffer for key_prefix + key
+  uint64_t commands_ = 0;
+  uint64_t connects_ = 0;
+};
+
+// Checks a reply to `WAIT n ...`: OK when it is an integer >= n; otherwise an
+// error naming what came back. Exposed for tests.
+Status check_wait_reply(const resp::Value& reply, int64_t n);
+
+// A factory over RESP endpoints ("host:port"): client c talks to endpoint
+// c % endpoints.size().
+Result<ConnectionFactory> make_resp_connection_factory(const std::vector<std::string>& endpoints,
+                                                       const RespOptions& options = {});
+
+}  // namespace statekv::loadgen

@@ -229,6 +229,10 @@ bool allowed_when_subscribed(std::string_view name) {
 
 class ServiceImpl final : public Service {
  public:
+  // Elements of deleted collections freed per expiry cycle (hz cycles a
+  // second): 16384 at the default hz 10 frees ~160k elements a second.
+  static constexpr size_t kReclaimPerCycle = 16384;
+
   explicit ServiceImpl(ServerContext& ctx) : state_(ctx, table_) {
     Status s = state_.store.recount();
     if (!s.ok()) spdlog::error("counting keys at start failed: {}", s.to_string());
@@ -371,6 +375,12 @@ class ServiceImpl final : public Service {
             return ticket->durable_at;
           });
       if (!done.ok()) spdlog::warn("active expiry cycle failed: {}", done.status().to_string());
+      // Lazy free: the elements of collections deleted, expired or replaced
+      // (record.h), a bounded number per cycle.
+      auto reclaimed = state_.store.reclaim(kReclaimPerCycle);
+      if (!reclaimed.ok()) {
+        spdlog::warn("reclaiming deleted collections failed: {}", reclaimed.status().to_string());
+      }
       lock.lock();
       unsigned hz = std::clamp(config.hz, 1u, 500u);
       cv_.wait_for(lock, std::chrono::microseconds(1000000 / hz), [this] { return stopping_; });

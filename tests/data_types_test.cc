@@ -236,11 +236,11 @@ TEST_P(DataTypesTest, HashRandomFieldAndScan) {
 }
 
 TEST_P(DataTypesTest, LargeHashesUseTheElementLayout) {
-  fill_hash("big", 300);
+  fill_hash("big", 600);
   run({"HLEN", "big"});
   run({"HGET", "big", "field:7"});
-  run({"HGET", "big", "field:299"});
-  run({"HGET", "big", "field:300"});
+  run({"HGET", "big", "field:599"});
+  run({"HGET", "big", "field:600"});
   run({"HMGET", "big", "field:1", "nope", "field:2"});
   run({"HSET", "big", "field:1", "changed", "extra", "x"});
   run({"HDEL", "big", "field:2", "field:3", "nope"});
@@ -260,19 +260,23 @@ TEST_P(DataTypesTest, LargeHashesUseTheElementLayout) {
   auto some = d_->subject_client().bulk_array({"HRANDFIELD", "big", "50"});
   ASSERT_TRUE(some.ok());
   EXPECT_EQ(std::set<std::string>(some->begin(), some->end()).size(), 50u);
-  // One long value converts a small hash; 128 fields stay compact, 129 do not.
+  // One long value converts a small hash; 512 fields stay compact, 513 do not.
   run({"HSET", "long", "f", std::string(64, 'x')});
   run({"HSET", "long", "g", std::string(65, 'y')});
   run_unordered_pairs({"HGETALL", "long"});
   run({"HSET", "longfield", std::string(65, 'f'), "v"});
   run({"HGET", "longfield", std::string(65, 'f')});
-  fill_hash("edge", 128);
+  fill_hash("edge", 512);
+  run({"OBJECT", "ENCODING", "edge"});
   run({"HLEN", "edge"});
   run({"HSET", "edge", "one-more", "v"});
   run({"HLEN", "edge"});
+  run({"OBJECT", "ENCODING", "edge"});
+  run({"OBJECT", "ENCODING", "big"});
+  run({"OBJECT", "ENCODING", "long"});
   // Deleting every field of a large hash deletes the key.
   Args del = {"HDEL", "edge"};
-  for (int i = 0; i < 128; ++i) del.push_back("field:" + std::to_string(i));
+  for (int i = 0; i < 512; ++i) del.push_back("field:" + std::to_string(i));
   run(del);
   run({"HDEL", "edge", "one-more"});
   run({"EXISTS", "edge"});
@@ -289,7 +293,7 @@ TEST_P(DataTypesTest, LargeHashesUseTheElementLayout) {
   run({"SET", "big2", "now a string"});
   run({"GET", "big2"});
   run({"HGET", "big2", "field:7"});
-  fill_hash("gone", 200);
+  fill_hash("gone", 600);
   run({"DEL", "gone"});
   run({"HGET", "gone", "field:7"});
   run({"HLEN", "gone"});
@@ -541,6 +545,60 @@ TEST_P(DataTypesTest, LargeSetsUseTheElementLayout) {
   run({"SMOVE", "ints", "long", "3"});
   run({"SCARD", "long"});
   run({"DEL", "ints", "long"});
+  run({"DBSIZE"});
+}
+
+TEST_P(DataTypesTest, CopyObjectEncodingAndScanType) {
+  run({"SET", "str", "hello", "EX", "100"});
+  run({"SET", "num", "12345"});
+  run({"SET", "long", std::string(45, 'x')});
+  run({"HSET", "h", "f", "v"});
+  fill_hash("bigh", 600);
+  run({"SADD", "ints", "1", "2"});
+  Args big_set = {"SADD", "bigs"};
+  for (int i = 0; i < 300; ++i) big_set.push_back("m" + std::to_string(i));
+  run(big_set);
+  for (const char* k : {"str", "num", "long", "h", "bigh", "ints", "bigs", "missing"}) {
+    run({"OBJECT", "ENCODING", k});
+  }
+  run({"OBJECT", "ENCODING"});
+  run({"OBJECT", "NOSUCH", "x"});
+  // COPY of every type, compact and large; TTL goes with it.
+  run({"COPY", "str", "str2"});
+  run({"GET", "str2"});
+  run({"TTL", "str2"});
+  run({"COPY", "h", "h2"});
+  run({"HGETALL", "h2"});
+  run({"COPY", "bigh", "bigh2"});
+  run({"HLEN", "bigh2"});
+  run_unordered_pairs({"HGETALL", "bigh2"});
+  run({"HSET", "bigh2", "field:1", "only in the copy"});
+  run({"HGET", "bigh", "field:1"});
+  run({"COPY", "bigs", "bigs2"});
+  run_unordered({"SMEMBERS", "bigs2"});
+  run({"COPY", "ints", "ints2"});
+  run({"SMEMBERS", "ints2"});
+  run({"COPY", "h", "str2"});  // exists, no REPLACE
+  run({"COPY", "h", "str2", "REPLACE"});
+  run({"TYPE", "str2"});
+  run({"COPY", "bigs", "h2", "REPLACE"});
+  run({"SCARD", "h2"});
+  run({"COPY", "missing", "x"});
+  run({"COPY", "h", "h"});
+  run({"COPY", "h", "x", "DB", "0"});
+  run({"COPY", "h", "y", "DB", "1"});
+  run({"COPY", "h", "y", "DB", "abc"});
+  run({"COPY", "h", "y", "FOO"});
+  run({"COPY", "h", "y", "DB"});
+  run({"COPY", "h"});
+  // SCAN's TYPE filter, by property (SCAN order and cursors differ: docs/commands.md).
+  for (const char* type : {"string", "hash", "set", "list", "nosuch"}) {
+    auto r = scan_all(d_->redis_client(), {"SCAN"}, {"TYPE", type, "COUNT", "1000"});
+    auto s = scan_all(d_->subject_client(), {"SCAN"}, {"TYPE", type, "COUNT", "1000"});
+    std::sort(r.begin(), r.end());
+    std::sort(s.begin(), s.end());
+    EXPECT_EQ(r, s) << type;
+  }
   run({"DBSIZE"});
 }
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 
 #include "meta/meta_client.h"
@@ -28,6 +29,19 @@ constexpr std::string_view kStaleRoute = "STALEROUTE";
 // first_key / last_key / key_step convention).
 std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv) {
   std::vector<size_t> out;
+  if (spec.name == "sintercard" && argv.size() >= 3) {
+    // numkeys key ...: keys that move with numkeys (Redis's movablekeys). A
+    // malformed numkeys names no key; the command's own handler refuses it.
+    uint64_t n = 0;
+    const std::string_view text = argv[1];
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size() || n == 0 ||
+        n > argv.size() - 2) {
+      return out;
+    }
+    for (size_t i = 2; i < 2 + n; ++i) out.push_back(i);
+    return out;
+  }
   if (spec.first_key <= 0 || spec.key_step <= 0) return out;
   const int argc = static_cast<int>(argv.size());
   const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;

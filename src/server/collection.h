@@ -6,7 +6,7 @@
 // changes elements through a Collection, then commits writes(): the element
 // writes and the head record, one atomic effect. Compact collections convert
 // to the element layout past Redis 7's thresholds (hash-max-listpack-entries
-// 128 / -value 64, set-max-intset-entries 512, set-max-listpack-entries 128
+// 512 / -value 64, set-max-intset-entries 512, set-max-listpack-entries 128
 // / -value 64) and never convert back, as in Redis.
 //
 // Costs: compact collections are at most 512 small elements, so each change
@@ -35,7 +35,7 @@
 
 namespace statekv::server {
 
-inline constexpr uint64_t kHashMaxListpackEntries = 128;
+inline constexpr uint64_t kHashMaxListpackEntries = 512;
 inline constexpr uint64_t kHashMaxListpackValue = 64;
 inline constexpr uint64_t kSetMaxIntsetEntries = 512;
 inline constexpr uint64_t kSetMaxListpackEntries = 128;

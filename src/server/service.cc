@@ -64,6 +64,9 @@ bool CommandContext::commit(std::span<const Store::Write> writes) {
     std::vector<std::string_view> keys;
     keys.reserve(writes.size());
     for (const Store::Write& w : writes) keys.push_back(w.key);
+    // A collection's element writes name its key too: once is enough.
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     state.deliver(state.tracking.on_write(session.id, keys));
   }
   return true;

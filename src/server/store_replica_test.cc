@@ -184,7 +184,7 @@ TEST(StoreReplica, CollectionCommandsReplicateAsTheirEffects) {
   Harness& h = f.h();
   const std::vector<std::vector<std::string>> script = {
       {"HSET", "h", "a", "1", "b", "2"},
-      many("HSET", "big", 300, true),    // compact -> elements in one mutation
+      many("HSET", "big", 600, true),    // compact -> elements in one mutation
       {"HSET", "big", "e7", "changed"},  // one element effect, no head record
       {"HSET", "big", "new", "x"},
       {"HDEL", "big", "e1", "e2", "nope"},

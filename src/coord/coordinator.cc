@@ -35,8 +35,7 @@ std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::
     uint64_t n = 0;
     const std::string_view text = argv[1];
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size() || n == 0 ||
-        n > argv.size() - 2) {
+    if (ec != std::errc() || end != text.data() + text.size() || n == 0 || n > argv.size() - 2) {
       return out;
     }
     for (size_t i = 2; i < 2 + n; ++i) out.push_back(i);

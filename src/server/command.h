@@ -77,6 +77,8 @@ struct CommandSpec {
   std::string_view args;
   Handler handler = nullptr;
   std::vector<CommandSpec> subcommands;  // non-empty: a container (CLIENT, CONFIG, ...)
+  // COMMAND INFO's tips, space-separated ("nondeterministic_output_order").
+  std::string_view tips;
 };
 
 class CommandTable;

@@ -358,10 +358,13 @@ void add_hash_commands(std::vector<CommandSpec>& out) {
                  "2.0.0", "O(1)", "key:key field:string", cmd_hexists});
   out.push_back({"hgetall", 2, kReadonly, 1, 1, 1, g, "Returns all fields and values in a hash.",
                  "2.0.0", "O(N) where N is the size of the hash.", "key:key", cmd_hgetall});
+  out.back().tips = "nondeterministic_output_order";
   out.push_back({"hkeys", 2, kReadonly, 1, 1, 1, g, "Returns all fields in a hash.", "2.0.0",
                  "O(N) where N is the size of the hash.", "key:key", cmd_hkeys});
+  out.back().tips = "nondeterministic_output_order";
   out.push_back({"hvals", 2, kReadonly, 1, 1, 1, g, "Returns all values in a hash.", "2.0.0",
                  "O(N) where N is the size of the hash.", "key:key", cmd_hvals});
+  out.back().tips = "nondeterministic_output_order";
   out.push_back({"hincrby", 4, kWF, 1, 1, 1, g,
                  "Increments the integer value of a field in a hash by a number. Uses 0 as "
                  "initial value if the field doesn't exist.",
@@ -374,12 +377,14 @@ void add_hash_commands(std::vector<CommandSpec>& out) {
                  "Returns one or more random fields from a hash.", "6.2.0",
                  "O(N) where N is the number of fields returned",
                  "key:key [options: count:integer [WITHVALUES]]", cmd_hrandfield});
+  out.back().tips = "nondeterministic_output";
   out.push_back(
       {"hscan", -3, kReadonly, 1, 1, 1, g, "Iterates over fields and values of a hash.", "2.8.0",
        "O(1) for every call. O(N) for a complete iteration, including enough command "
        "calls for the cursor to return back to 0. N is the number of elements inside "
        "the collection.",
        "key:key cursor:integer [MATCH=pattern:pattern] [COUNT=count:integer]", cmd_hscan});
+  out.back().tips = "nondeterministic_output";
 }
 
 }  // namespace statekv::server

@@ -462,6 +462,7 @@ void add_set_commands(std::vector<CommandSpec>& out) {
                  "key:key member:string...", cmd_srem});
   out.push_back({"smembers", 2, kReadonly, 1, 1, 1, g, "Returns all members of a set.", "1.0.0",
                  "O(N) where N is the set cardinality.", "key:key", cmd_smembers});
+  out.back().tips = "nondeterministic_output_order";
   out.push_back({"sismember", 3, kRF, 1, 1, 1, g, "Determines whether a member belongs to a set.",
                  "1.0.0", "O(1)", "key:key member:string", cmd_sismember});
   out.push_back({"smismember", -3, kRF, 1, 1, 1, g,
@@ -477,16 +478,19 @@ void add_set_commands(std::vector<CommandSpec>& out) {
                  "Without the count argument O(1), otherwise O(N) where N is the value of the "
                  "passed count.",
                  "key:key [count:integer]", cmd_spop});
+  out.back().tips = "nondeterministic_output";
   out.push_back({"srandmember", -2, kReadonly, 1, 1, 1, g,
                  "Get one or multiple random members from a set", "1.0.0",
                  "Without the count argument O(1), otherwise O(N) where N is the absolute value "
                  "of the passed count.",
                  "key:key [count:integer]", cmd_srandmember});
+  out.back().tips = "nondeterministic_output";
   out.push_back({"sinter", -2, kReadonly, 1, -1, 1, g, "Returns the intersect of multiple sets.",
                  "1.0.0",
                  "O(N*M) worst case where N is the cardinality of the smallest set and M is the "
                  "number of sets.",
                  "key:key...", cmd_sinter});
+  out.back().tips = "nondeterministic_output_order";
   out.push_back({"sintercard", -3, kReadonly, 0, 0, 0, g,
                  "Returns the number of members of the intersect of multiple sets.", "7.0.0",
                  "O(N*M) worst case where N is the cardinality of the smallest set and M is the "
@@ -500,6 +504,7 @@ void add_set_commands(std::vector<CommandSpec>& out) {
   out.push_back({"sunion", -2, kReadonly, 1, -1, 1, g, "Returns the union of multiple sets.",
                  "1.0.0", "O(N) where N is the total number of elements in all given sets.",
                  "key:key...", cmd_sunion});
+  out.back().tips = "nondeterministic_output_order";
   out.push_back({"sunionstore", -3, kWrite | kDenyOom, 1, -1, 1, g,
                  "Stores the union of multiple sets in a key.", "1.0.0",
                  "O(N) where N is the total number of elements in all given sets.",
@@ -507,6 +512,7 @@ void add_set_commands(std::vector<CommandSpec>& out) {
   out.push_back({"sdiff", -2, kReadonly, 1, -1, 1, g, "Returns the difference of multiple sets.",
                  "1.0.0", "O(N) where N is the total number of elements in all given sets.",
                  "key:key...", cmd_sdiff});
+  out.back().tips = "nondeterministic_output_order";
   out.push_back({"sdiffstore", -3, kWrite | kDenyOom, 1, -1, 1, g,
                  "Stores the difference of multiple sets in a key.", "1.0.0",
                  "O(N) where N is the total number of elements in all given sets.",
@@ -518,6 +524,7 @@ void add_set_commands(std::vector<CommandSpec>& out) {
                  "key:key cursor:integer [MATCH=pattern:pattern] "
                  "[COUNT=count:integer]",
                  cmd_sscan});
+  out.back().tips = "nondeterministic_output";
 }
 
 }  // namespace statekv::server

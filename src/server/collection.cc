@@ -217,7 +217,8 @@ Result<Collection::Element> Collection::random_one(Random& rng) {
     const uint32_t from = pass == 0 ? static_cast<uint32_t>(rng.next_u64()) : 0;
     std::vector<Element> found;
     int64_t first = -1;
-    Status s = store_->scan_elements(gen_, from, 0,
+    // At most 16 entries: an engine scan copies out up to its limit at once.
+    Status s = store_->scan_elements(gen_, from, 16,
                                      [&](std::string_view f, std::string_view v, uint32_t p) {
                                        if (first >= 0 && static_cast<int64_t>(p) != first) {
                                          return false;

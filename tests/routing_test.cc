@@ -1206,6 +1206,67 @@ TEST(Routing, KeysSharingAHashTagLiveOnOneNodeOfTheDefaultHashKeyspace) {
   EXPECT_EQ(cross.substr(0, 10), "-CROSSSLOT") << cross;
 }
 
+// Hashes and sets in a 3-node cluster: every command goes to its key's owner
+// (through any node), multi-key set commands on keys of one owner run there,
+// and across owners they are CROSSSLOT, SINTERCARD's numkeys-counted keys
+// included.
+TEST(Routing, HashAndSetCommandsRouteToTheirKeysOwner) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient via = cluster.client(n);
+    const std::string h = "hash" + std::to_string(n);
+    const std::string s = "set" + std::to_string(n);
+    EXPECT_EQ(via.cmd({"HSET", h, "f", "v", "g", "w"}), ":2") << "through node " << n + 1;
+    EXPECT_EQ(via.cmd({"SADD", s, "a", "b"}), ":2") << "through node " << n + 1;
+  }
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient via = cluster.client(n);
+    for (size_t k = 0; k < cluster.size(); ++k) {
+      const std::string h = "hash" + std::to_string(k);
+      const std::string s = "set" + std::to_string(k);
+      EXPECT_EQ(via.cmd({"HGET", h, "g"}), "\"w\"") << h << " through node " << n + 1;
+      EXPECT_EQ(via.cmd({"SCARD", s}), ":2") << s << " through node " << n + 1;
+      EXPECT_EQ(via.cmd({"TYPE", h}), "+hash");
+      EXPECT_EQ(via.cmd({"GET", s}),
+                "-WRONGTYPE Operation against a key holding the wrong kind of value");
+    }
+  }
+  // Each node's own store holds exactly the keys it owns.
+  int64_t total = 0;
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto here = cluster.local_keys(n);
+    ASSERT_TRUE(here.ok()) << here.status().to_string();
+    total += *here;
+  }
+  EXPECT_EQ(total, 6);
+
+  RedisClient c = cluster.client(0);
+  EXPECT_EQ(c.cmd({"SADD", "{t}a", "1", "2", "3"}), ":3");
+  EXPECT_EQ(c.cmd({"SADD", "{t}b", "2", "3", "4"}), ":3");
+  EXPECT_EQ(c.cmd({"SINTER", "{t}a", "{t}b"}), "[\"2\", \"3\"]");
+  EXPECT_EQ(c.cmd({"SINTERCARD", "2", "{t}a", "{t}b"}), ":2");
+  EXPECT_EQ(c.cmd({"SUNIONSTORE", "{t}u", "{t}a", "{t}b"}), ":4");
+  EXPECT_EQ(c.cmd({"SMOVE", "{t}a", "{t}b", "1"}), ":1");
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string k = "k" + std::to_string(i);
+    if (cluster.owner_of(k) != cluster.owner_of("{t}a")) other = k;
+  }
+  for (const std::vector<std::string>& cmd :
+       std::vector<std::vector<std::string>>{{"SINTER", "{t}a", other},
+                                             {"SUNION", other, "{t}a"},
+                                             {"SDIFFSTORE", other, "{t}a"},
+                                             {"SMOVE", "{t}a", other, "2"},
+                                             {"SINTERCARD", "2", "{t}a", other},
+                                             {"COPY", "{t}a", other}}) {
+    const std::string reply = c.cmd(cmd);
+    EXPECT_EQ(reply.substr(0, 10), "-CROSSSLOT") << cmd[0] << ": " << reply;
+  }
+  EXPECT_EQ(c.cmd({"SINTERCARD", "0", "{t}a"}), "-ERR numkeys should be greater than 0");
+}
+
 // The field `name` of LOCATE key asked of node `n` (an integer field).
 int64_t locate_int(RoutingCluster& cluster, size_t n, const std::string& key,
                    std::string_view name) {

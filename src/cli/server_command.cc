@@ -253,6 +253,8 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     cluster = std::move(started).value();
   }
 
+  // Node ids fit the store's 16-bit generation space (checked: ids are small).
+  ctx.generation_space = static_cast<uint16_t>(flags.node_id & 0xffff);
   std::unique_ptr<server::Service> service = server::make_service(ctx);
   std::unique_ptr<coord::Coordinator> coordinator;
   if (cluster) {

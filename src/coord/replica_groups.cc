@@ -76,7 +76,8 @@ class CaptureProposer final : public server::Proposer {
 };
 
 // Several captured mutations as one: a command that erased an expired key and
-// then wrote it gives one put. The last effect on a key wins.
+// then wrote it gives one put. The last effect on a record (or on one element
+// of a collection) wins.
 Result<std::string> merge_mutations(std::vector<std::string> parts) {
   if (parts.size() == 1) return std::move(parts.front());
   std::vector<replication::DecodedMutation> decoded;
@@ -88,10 +89,24 @@ Result<std::string> merge_mutations(std::vector<std::string> parts) {
   }
   replication::Mutation merged;
   merged.time_ms = decoded.front().mutation().time_ms;
-  std::unordered_map<std::string_view, size_t> at;
+  // What an effect changes: a key's record, or one element of a generation.
+  const auto target = [](const replication::Effect& e) {
+    using Kind = replication::Effect::Kind;
+    std::string t;
+    if (e.kind == Kind::kPutElement || e.kind == Kind::kEraseElement) {
+      t.push_back('m');
+      t.append(reinterpret_cast<const char*>(&e.generation), sizeof(e.generation));
+      t.append(e.field);
+    } else {
+      t.push_back('d');
+      t.append(e.key);
+    }
+    return t;
+  };
+  std::unordered_map<std::string, size_t> at;
   for (const auto& d : decoded) {
     for (const replication::Effect& e : d.mutation().effects) {
-      auto [it, fresh] = at.emplace(e.key, merged.effects.size());
+      auto [it, fresh] = at.emplace(target(e), merged.effects.size());
       if (fresh) {
         merged.effects.push_back(e);
       } else {
@@ -298,15 +313,45 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     return ClientResponse{};
   }
   std::string snapshot() const override {
-    replication::Mutation m;
-    std::vector<std::pair<std::string, std::string>> held;  // the views' storage
+    // Every record of the shard, and the elements of its large collections.
+    using Kind = replication::Effect::Kind;
+    struct Held {
+      replication::Effect effect;
+      std::string key, value, field;
+    };
+    std::deque<Held> held;  // stable addresses: the effects view these strings
     for_each_record([&](std::string_view key, const server::RecordView& rec) {
-      held.emplace_back(std::string(key), std::string(rec.value));
-      m.effects.push_back({replication::Effect::Kind::kPut, {}, {}, rec.expire_ms});
+      Held& r = held.emplace_back();
+      r.key = key;
+      r.value = rec.value;
+      r.effect = rec.type == server::ValueType::kString
+                     ? replication::Effect(Kind::kPut, {}, {}, rec.expire_ms)
+                     : replication::Effect(Kind::kPutTyped, {}, {}, rec.expire_ms,
+                                           static_cast<uint8_t>(rec.type));
+      const uint64_t gen = server::record_generation(rec.type, rec.value);
+      if (gen == 0) return;
+      const std::string owner(key);
+      Status s = host.store_.scan_elements(
+          gen, 0, 0, [&](std::string_view field, std::string_view value, uint32_t) {
+            Held& e = held.emplace_back();
+            e.key = owner;
+            e.value = value;
+            e.field = field;
+            e.effect = replication::Effect(Kind::kPutElement, {}, {}, 0, 0, gen, {});
+            return true;
+          });
+      if (!s.ok()) {
+        spdlog::error("group {}: reading a collection's elements failed: {}", id.value(),
+                      s.to_string());
+      }
     });
-    for (size_t i = 0; i < held.size(); ++i) {
-      m.effects[i].key = held[i].first;
-      m.effects[i].value = held[i].second;
+    replication::Mutation m;
+    m.effects.reserve(held.size());
+    for (Held& h : held) {
+      h.effect.key = h.key;
+      h.effect.value = h.value;
+      h.effect.field = h.field;
+      m.effects.push_back(h.effect);
     }
     return replication::encode_mutation(m);
   }
@@ -315,21 +360,52 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     if (!decoded.ok()) return decoded.status();
     std::set<std::string_view> kept;
     for (const auto& e : decoded->mutation().effects) {
-      if (e.kind != replication::Effect::Kind::kPut) {
+      using Kind = replication::Effect::Kind;
+      if (e.kind != Kind::kPut && e.kind != Kind::kPutTyped && e.kind != Kind::kPutElement) {
         return Status::Corruption("a shard snapshot holds only puts");
       }
       kept.insert(e.key);
     }
-    std::vector<std::string> stale;
-    for_each_record([&](std::string_view key, const server::RecordView&) {
-      if (!kept.contains(key)) stale.emplace_back(key);
-    });
-    if (!stale.empty()) {
-      replication::Mutation erase;
-      for (const std::string& k : stale) erase.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
-      if (auto r = host.store_.apply(erase); !r.ok()) return r.status();
+    // The snapshot's elements, by generation: a local collection of the same
+    // generation loses the elements the snapshot does not have.
+    std::map<uint64_t, std::set<std::string_view>> fields;
+    for (const auto& e : decoded->mutation().effects) {
+      if (e.kind == replication::Effect::Kind::kPutElement) fields[e.generation].insert(e.field);
     }
-    if (auto r = host.store_.apply(decoded->mutation()); !r.ok()) return r.status();
+    // One mutation: what must go, then the snapshot (a record erased and put
+    // back in separate writes would retire its generation, elements and all).
+    struct Gone {
+      std::string key, field;
+      uint64_t gen = 0;
+    };
+    std::deque<Gone> gone;
+    for_each_record([&](std::string_view key, const server::RecordView& rec) {
+      if (!kept.contains(key)) {
+        gone.push_back(Gone{std::string(key), {}, 0});
+        return;
+      }
+      const uint64_t gen = server::record_generation(rec.type, rec.value);
+      auto f = fields.find(gen);
+      if (gen == 0 || f == fields.end()) return;
+      const std::string owner(key);
+      Status s = host.store_.scan_elements(
+          gen, 0, 0, [&](std::string_view field, std::string_view, uint32_t) {
+            if (!f->second.contains(field)) gone.push_back(Gone{owner, std::string(field), gen});
+            return true;
+          });
+      if (!s.ok()) spdlog::error("group {}: reading elements failed: {}", id.value(), s.to_string());
+    });
+    replication::Mutation all;
+    all.time_ms = decoded->mutation().time_ms;
+    for (const Gone& g : gone) {
+      all.effects.push_back(g.gen == 0 ? replication::Effect(replication::Effect::Kind::kErase,
+                                                              g.key, {}, 0)
+                                       : replication::Effect(
+                                             replication::Effect::Kind::kEraseElement, g.key, {},
+                                             0, 0, g.gen, g.field));
+    }
+    for (const auto& e : decoded->mutation().effects) all.effects.push_back(e);
+    if (auto r = host.store_.apply(all); !r.ok()) return r.status();
     return Status::OK();
   }
 

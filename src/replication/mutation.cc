@@ -10,6 +10,12 @@ void Mutation::encode(Writer& w) const {
     w.bytes(e.key);
     w.bytes(e.value);
     w.svarint(e.expire_ms);
+    if (e.kind == Effect::Kind::kPutTyped) {
+      w.u8(e.type);
+    } else if (e.kind == Effect::Kind::kPutElement || e.kind == Effect::Kind::kEraseElement) {
+      w.varint(e.generation);
+      w.bytes(e.field);
+    }
   }
 }
 
@@ -57,7 +63,7 @@ Status DecodedMutation::parse() {
     Effect e;
     auto kind = r.u8();
     if (!kind.ok()) return kind.status();
-    if (*kind < 1 || *kind > 3) {
+    if (*kind < 1 || *kind > 6) {
       return Status::Corruption("unknown mutation effect kind " + std::to_string(*kind));
     }
     e.kind = static_cast<Effect::Kind>(*kind);
@@ -72,6 +78,26 @@ Status DecodedMutation::parse() {
     e.expire_ms = *expire;
     if (e.kind == Effect::Kind::kClear && (!e.key.empty() || !e.value.empty())) {
       return Status::Corruption("a clear effect carries a key");
+    }
+    if (e.kind == Effect::Kind::kPutTyped) {
+      auto type = r.u8();
+      if (!type.ok()) return type.status();
+      if (*type == 0 || *type > 15) {
+        return Status::Corruption("typed put of value type " + std::to_string(*type));
+      }
+      e.type = *type;
+    } else if (e.kind == Effect::Kind::kPutElement || e.kind == Effect::Kind::kEraseElement) {
+      auto gen = r.varint();
+      if (!gen.ok()) return gen.status();
+      auto field = r.bytes_view();
+      if (!field.ok()) return field.status();
+      if (*gen == 0) return Status::Corruption("element effect of generation 0");
+      if (e.expire_ms != 0) return Status::Corruption("element effect with an expiry");
+      if (e.kind == Effect::Kind::kEraseElement && !e.value.empty()) {
+        return Status::Corruption("element erase carries a value");
+      }
+      e.generation = *gen;
+      e.field = *field;
     }
     mutation_.effects.push_back(e);
   }

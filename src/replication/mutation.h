@@ -8,9 +8,11 @@
 //
 // A Mutation is that effect: a list of record puts and erases (or one clear of
 // the whole store), with absolute expiry times, and the executing member's
-// clock when it decided them. Protocols see it only as bytes (encode/decode);
-// they never see Redis commands or the engine. The shard store (server/store.h)
-// applies it.
+// clock when it decided them. A collection in the element layout (hashes and
+// sets past their compact size: server/record.h) changes by element effects,
+// so that changing one element of a million costs one element's bytes. Protocols see it only as
+// bytes (encode/decode); they never see Redis commands or the engine. The shard store
+// (server/store.h) applies it.
 //
 // Ownership: a Mutation holds views. One built by an executor views the
 // command's arguments and its read buffer, and must be applied or encoded
@@ -35,11 +37,33 @@ struct Effect {
     kPut = 1,    // key now holds value, expiring at expire_ms (0: never)
     kErase = 2,  // key is gone (erasing an absent key is a no-op)
     kClear = 3,  // every key is gone (FLUSHALL); key and value are empty
+    // key now holds a record of value type `type` (not a string: 1..15)
+    // whose payload is value, expiring at expire_ms.
+    kPutTyped = 4,
+    // element `field` of generation `generation` (owned by key's record) now
+    // holds value; expire_ms is 0.
+    kPutElement = 5,
+    // element `field` of generation `generation` is gone; value is empty.
+    kEraseElement = 6,
   };
+  Effect() = default;
+  Effect(Kind kind_, std::string_view key_, std::string_view value_, int64_t expire_ms_,
+         uint8_t type_ = 0, uint64_t generation_ = 0, std::string_view field_ = {})
+      : kind(kind_),
+        key(key_),
+        value(value_),
+        expire_ms(expire_ms_),
+        type(type_),
+        generation(generation_),
+        field(field_) {}
+
   Kind kind = Kind::kPut;
   std::string_view key;
-  std::string_view value;  // opaque to protocols: the store's record value
-  int64_t expire_ms = 0;   // absolute, milliseconds since the Unix epoch
+  std::string_view value;   // opaque to protocols: the store's record value
+  int64_t expire_ms = 0;    // absolute, milliseconds since the Unix epoch
+  uint8_t type = 0;         // kPutTyped: the record's value type
+  uint64_t generation = 0;  // element kinds: nonzero
+  std::string_view field;   // element kinds
 
   bool operator==(const Effect&) const = default;
 };
@@ -55,7 +79,9 @@ struct Mutation {
 
   // Field encoding inside a codec envelope or a log record:
   //   svarint time_ms, varint count, then per effect:
-  //   u8 kind, bytes key, bytes value, svarint expire_ms
+  //   u8 kind, bytes key, bytes value, svarint expire_ms,
+  //   then for kPutTyped: u8 type; for element kinds: varint generation, bytes field
+  // (kinds 1-3 encode exactly as before the element kinds existed).
   void encode(Writer& w) const;
 };
 
@@ -65,8 +91,9 @@ struct Mutation {
 class DecodedMutation {
  public:
   // Decodes bytes produced by encode_mutation. Corruption on truncated,
-  // garbled or trailing bytes, an unknown effect kind, or a clear effect that
-  // carries a key.
+  // garbled or trailing bytes, an unknown effect kind, a clear effect that
+  // carries a key, a typed put of type 0 or over 15, an element effect with
+  // generation 0 or an expiry, or an element erase that carries a value.
   static Result<DecodedMutation> decode(std::string bytes);
 
   DecodedMutation(DecodedMutation&& other) noexcept;

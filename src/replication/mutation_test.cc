@@ -11,12 +11,17 @@ namespace statekv::replication {
 namespace {
 
 Mutation sample(std::vector<std::string>& storage) {
-  storage = {"k1", std::string("v\0\xff", 3), "k2", ""};
+  storage = {"k1", std::string("v\0\xff", 3), "k2", "", "h", std::string("f\0", 2)};
   Mutation m;
   m.time_ms = 1'700'000'000'123;
   m.effects.push_back({Effect::Kind::kPut, storage[0], storage[1], 1'700'000'060'000});
   m.effects.push_back({Effect::Kind::kErase, storage[2], {}, 0});
   m.effects.push_back({Effect::Kind::kPut, storage[3], storage[3], 0});
+  m.effects.push_back({Effect::Kind::kPutTyped, storage[4], storage[1], 1'700'000'060'000, 1});
+  m.effects.push_back(
+      {Effect::Kind::kPutElement, storage[4], storage[1], 0, 0, 1234567, storage[5]});
+  m.effects.push_back({Effect::Kind::kEraseElement, storage[4], {}, 0, 0, 1234567, storage[0]});
+  m.effects.push_back({Effect::Kind::kPutElement, storage[4], {}, 0, 0, 1, {}});
   return m;
 }
 
@@ -33,6 +38,58 @@ TEST(Mutation, RoundTripsEveryEffectKind) {
   auto c = DecodedMutation::decode(encode_mutation(clear));
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->mutation(), clear);
+}
+
+// Replicas and logs written before element effects existed keep decoding:
+// the first three kinds' bytes did not change.
+TEST(Mutation, RecordKindsEncodeAsBefore) {
+  Mutation m;
+  m.time_ms = 1;
+  m.effects.push_back({Effect::Kind::kPut, "k", "v", 0});
+  m.effects.push_back({Effect::Kind::kErase, "k", {}, 0});
+  constexpr char kBytes[] =
+      "\x02\x02"            // time 1 (zigzag), 2 effects
+      "\x01\x01k\x01v\x00"  // put k v, no expiry
+      "\x02\x01k\x00\x00";  // erase k
+  const std::string expected(kBytes, sizeof(kBytes) - 1);
+  EXPECT_EQ(encode_mutation(m), expected);
+}
+
+TEST(Mutation, RejectsMalformedElementAndTypedEffects) {
+  auto effect = [](uint8_t kind, std::string_view value, int64_t expire, auto tail) {
+    Writer w;
+    w.svarint(1);
+    w.varint(1);
+    w.u8(kind);
+    w.bytes("k");
+    w.bytes(value);
+    w.svarint(expire);
+    tail(w);
+    return std::move(w).take();
+  };
+  auto element = [](uint64_t gen) {
+    return [gen](Writer& w) {
+      w.varint(gen);
+      w.bytes("f");
+    };
+  };
+  // Well-formed ones decode, so the refusals below are about one thing each.
+  EXPECT_TRUE(DecodedMutation::decode(effect(5, "v", 0, element(7))).ok());
+  EXPECT_TRUE(DecodedMutation::decode(effect(6, "", 0, element(7))).ok());
+  EXPECT_TRUE(DecodedMutation::decode(effect(4, "p", 5, [](Writer& w) { w.u8(2); })).ok());
+
+  EXPECT_FALSE(DecodedMutation::decode(effect(5, "v", 0, element(0))).ok());  // generation 0
+  EXPECT_FALSE(DecodedMutation::decode(effect(5, "v", 9, element(7))).ok());  // an expiry
+  EXPECT_FALSE(DecodedMutation::decode(effect(6, "v", 0, element(7))).ok());  // erase with value
+  EXPECT_FALSE(DecodedMutation::decode(effect(4, "p", 0, [](Writer& w) { w.u8(0); })).ok());
+  EXPECT_FALSE(DecodedMutation::decode(effect(4, "p", 0, [](Writer& w) { w.u8(16); })).ok());
+  EXPECT_FALSE(DecodedMutation::decode(effect(5, "v", 0, [](Writer&) {})).ok());  // no tail
+  EXPECT_FALSE(DecodedMutation::decode(effect(4, "p", 0, [](Writer&) {})).ok());
+  // A field length past the end.
+  EXPECT_FALSE(DecodedMutation::decode(effect(5, "v", 0, [](Writer& w) {
+                 w.varint(7);
+                 w.varint(1000);
+               })).ok());
 }
 
 TEST(Mutation, ViewsSurviveMovingTheDecodedMutation) {

@@ -78,6 +78,8 @@ struct CommandSpec {
   std::string_view args;
   Handler handler = nullptr;
   std::vector<CommandSpec> subcommands;  // non-empty: a container (CLIENT, CONFIG, ...)
+  // COMMAND INFO's tips, space-separated ("nondeterministic_output_order").
+  std::string_view tips;
 };
 
 class CommandTable;
@@ -184,9 +186,9 @@ struct CommandContext {
   // ---- effects: proposed to the keys' group; the reply waits on the ticket ----
   // Each replies with the error and returns false when the proposal fails.
   // The caller holds the stripe lock of every key named.
-  bool put(std::string_view key, const Store::Meta& old, std::string_view value,
-           int64_t expire_ms) {
-    Store::Write w{key, old, false, value, expire_ms};
+  bool put(std::string_view key, const Store::Meta& old, std::string_view value, int64_t expire_ms,
+           ValueType type = ValueType::kString) {
+    Store::Write w{key, old, false, value, expire_ms, type};
     return commit(std::span<const Store::Write>(&w, 1));
   }
   bool erase(std::string_view key, const Store::Meta& old) {
@@ -209,6 +211,8 @@ inline constexpr std::string_view kSyntaxError = "ERR syntax error";
 inline constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
 inline constexpr std::string_view kNotFloat = "ERR value is not a valid float";
 inline constexpr std::string_view kOverflow = "ERR increment or decrement would overflow";
+inline constexpr std::string_view kWrongType =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 // Per-thread scratch buffer for engine reads (values copied out of the engine).
 std::string& read_buffer();
@@ -235,5 +239,7 @@ void add_server_commands(std::vector<CommandSpec>& out);
 void add_cluster_commands(std::vector<CommandSpec>& out);
 void add_pubsub_commands(std::vector<CommandSpec>& out);
 void add_consistency_commands(std::vector<CommandSpec>& out);
+void add_hash_commands(std::vector<CommandSpec>& out);
+void add_set_commands(std::vector<CommandSpec>& out);
 
 }  // namespace statekv::server

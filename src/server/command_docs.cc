@@ -188,17 +188,21 @@ std::vector<std::string_view> flag_names(uint32_t flags) {
   return out;
 }
 
+// In the order of Redis's category table (acl.c), which is the order COMMAND
+// INFO lists them in.
 std::vector<std::string_view> acl_categories(const CommandSpec& spec, std::string_view group) {
   std::vector<std::string_view> out;
-  if (spec.flags & kWrite) out.push_back("@write");
-  if (spec.flags & kReadonly) out.push_back("@read");
-  if (group == "string") out.push_back("@string");
   if (group == "generic") out.push_back("@keyspace");
-  if (group == "connection") out.push_back("@connection");
+  if (spec.flags & kReadonly) out.push_back("@read");
+  if (spec.flags & kWrite) out.push_back("@write");
+  if (group == "set") out.push_back("@set");
+  if (group == "hash") out.push_back("@hash");
+  if (group == "string") out.push_back("@string");
   if (spec.flags & kPubsub) out.push_back("@pubsub");
   if (spec.flags & kAdmin) out.push_back("@admin");
-  if (spec.flags & kAdmin) out.push_back("@dangerous");
   out.push_back((spec.flags & kFast) ? "@fast" : "@slow");
+  if (spec.flags & kAdmin) out.push_back("@dangerous");
+  if (group == "connection") out.push_back("@connection");
   return out;
 }
 
@@ -223,7 +227,15 @@ void write_command_info(resp::Writer& out, const CommandSpec& spec, const Comman
   auto cats = acl_categories(spec, group);
   out.set(cats.size());
   for (auto cat : cats) out.simple(cat);
-  out.set(0);  // tips
+  std::vector<std::string_view> tips;
+  for (std::string_view rest = spec.tips; !rest.empty();) {
+    const size_t space = rest.find(' ');
+    if (space != 0) tips.push_back(rest.substr(0, space));
+    if (space == std::string_view::npos) break;
+    rest.remove_prefix(space + 1);
+  }
+  out.set(tips.size());
+  for (auto tip : tips) out.bulk(tip);
   if (spec.first_key == 0) {
     out.array(0);
   } else {

@@ -1,5 +1,7 @@
 #include "server/command_table.h"
 
+#include <charconv>
+
 #include <cctype>
 
 #include "core/assert.h"
@@ -8,6 +10,18 @@ namespace statekv::server {
 
 std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv) {
   std::vector<size_t> out;
+  if (spec.name == "sintercard" && argv.size() >= 3) {
+    // numkeys key ...: keys that move with numkeys (Redis's movablekeys). A
+    // malformed numkeys names no key; the command's own handler refuses it.
+    uint64_t n = 0;
+    const std::string_view text = argv[1];
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size() || n == 0 || n > argv.size() - 2) {
+      return out;
+    }
+    for (size_t i = 2; i < 2 + n; ++i) out.push_back(i);
+    return out;
+  }
   if (spec.first_key <= 0 || spec.key_step <= 0) return out;
   const int argc = static_cast<int>(argv.size());
   const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
@@ -40,6 +54,8 @@ CommandTable::CommandTable() {
   add_cluster_commands(specs_);
   add_pubsub_commands(specs_);
   add_consistency_commands(specs_);
+  add_hash_commands(specs_);
+  add_set_commands(specs_);
   by_name_.reserve(specs_.size() * 2);
   for (const CommandSpec& spec : specs_) {
     SKV_ASSERT(spec.name.size() <= kMaxNameLen, "command name too long");

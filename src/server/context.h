@@ -269,6 +269,10 @@ struct ServerContext {
   // of erasing it, and leaves it alone when this returns true. Unset: every
   // key is this node's.
   std::function<bool(std::string_view key)> expire_elsewhere;
+  // The store's generation space (Store's constructor): a cluster node's id,
+  // so that collections' generations never collide between nodes whose
+  // replica groups share stores.
+  uint16_t generation_space = 0;
   // This node's channel and pattern subscriptions (PUBLISH delivers through
   // it; in a cluster the coordinator also delivers messages published on
   // other nodes).

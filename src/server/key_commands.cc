@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "core/random.h"
+#include "server/collection_command.h"
 #include "server/command.h"
 #include "server/key_page.h"
 #include "server/number.h"
@@ -62,7 +63,7 @@ void cmd_type(CommandContext& c) {
   auto live = c.read(c.argv[1], &buf, &rec);
   if (!live) return;
   c.count_lookup(*live);
-  c.out.simple(*live ? "string" : "none");
+  c.out.simple(*live ? type_name(rec.type) : "none");
 }
 
 // ---- expiry ----
@@ -122,7 +123,7 @@ void expire_generic(CommandContext& c, int64_t basetime, bool seconds) {
   if ((flags & kELT) && current != -1 && when >= current) return c.out.integer(0);
   if (when <= c.now_ms) {
     if (!c.erase(key, meta)) return;
-  } else if (!c.put(key, meta, rec.value, when)) {
+  } else if (!c.put(key, meta, rec.value, when, rec.type)) {
     return;
   }
   c.out.integer(1);
@@ -187,7 +188,7 @@ void cmd_persist(CommandContext& c) {
   const Store::Meta& meta = locked->meta;
   const bool live = locked->live;
   if (!live || meta.expire_ms == 0) return c.out.integer(0);
-  if (!c.put(key, meta, rec.value, 0)) return;
+  if (!c.put(key, meta, rec.value, 0, rec.type)) return;
   c.out.integer(1);
 }
 
@@ -281,13 +282,14 @@ void rename_generic(CommandContext& c, bool nx) {
     return c.out.simple("OK");
   }
   std::string value(rec.value);
+  const ValueType type = rec.type;
   Store::Meta dst_meta;
   auto dst_live = c.read_locked(dst, &buf, &rec, &dst_meta);
   if (!dst_live) return;
   if (nx && *dst_live) return c.out.integer(0);
   Store::Write writes[2] = {
       Store::Write{src, src_meta, true, {}, 0},
-      Store::Write{dst, dst_meta, false, value, src_meta.expire_ms},
+      Store::Write{dst, dst_meta, false, value, src_meta.expire_ms, type},
   };
   if (!c.commit(writes)) return;
   if (nx) return c.out.integer(1);
@@ -298,6 +300,100 @@ void cmd_rename(CommandContext& c) {
 }
 void cmd_renamenx(CommandContext& c) {
   rename_generic(c, true);
+}
+
+// ---- object / copy ----
+
+// Redis's string encodings as tryObjectEncoding decides them for a value
+// written whole (SET): an integer of up to 20 characters is "int", up to 44
+// bytes "embstr", longer "raw". (Redis also answers "raw" for a short string
+// grown in place by APPEND or SETRANGE; statekv does not keep that history.)
+std::string_view string_encoding(std::string_view value) {
+  if (value.size() <= 20 && parse_int64(value)) return "int";
+  return value.size() <= 44 ? "embstr" : "raw";
+}
+
+void cmd_object_encoding(CommandContext& c) {
+  std::string_view key = c.argv[2];
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  if (!locked->live) return c.out.null();
+  if (locked->rec.type == ValueType::kString) return c.out.bulk(string_encoding(locked->rec.value));
+  auto coll = open_collection(c, key, *locked, locked->rec.type);
+  if (!coll) return;
+  c.out.bulk(coll->encoding_name());
+}
+
+void cmd_object_help(CommandContext& c) {
+  static constexpr std::string_view kLines[] = {
+      "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "ENCODING <key>",
+      "    Return the kind of internal representation used in order to store the value",
+      "    associated with a <key>.",
+      "HELP",
+      "    Print this help.",
+  };
+  c.out.array(std::size(kLines));
+  for (auto line : kLines) c.out.simple(line);
+}
+
+void cmd_copy(CommandContext& c) {
+  std::string_view src = c.argv[1];
+  std::string_view dst = c.argv[2];
+  bool replace = false;
+  for (size_t j = 3; j < c.argv.size(); ++j) {
+    const bool more = j + 1 < c.argv.size();
+    if (iequals(c.argv[j], "replace")) {
+      replace = true;
+    } else if (iequals(c.argv[j], "db") && more) {
+      auto db = parse_int64(c.argv[++j]);
+      if (!db || *db < std::numeric_limits<int>::min() || *db > std::numeric_limits<int>::max()) {
+        return c.out.error(kNotInteger);
+      }
+      if (*db != 0) return c.out.error("ERR DB index is out of range");
+    } else {
+      return c.out.error(kSyntaxError);
+    }
+  }
+  if (src == dst) return c.out.error("ERR source and destination objects are the same");
+  std::string_view keys[2] = {src, dst};
+  auto guard = c.store().lock(keys);
+  std::string& buf = read_buffer();
+  RecordView rec;
+  Store::Meta src_meta;
+  auto live = c.read_locked(src, &buf, &rec, &src_meta);
+  if (!live) return;
+  if (!*live) return c.out.integer(0);
+  const ValueType type = rec.type;
+  std::string value(rec.value);
+  RecordView dst_rec;
+  Store::Meta dst_meta;
+  auto dst_live = c.read_locked(dst, &buf, &dst_rec, &dst_meta);
+  if (!dst_live) return;
+  if (*dst_live && !replace) return c.out.integer(0);
+  if (record_generation(type, value) == 0) {
+    // A string or a compact collection: the record is the whole value.
+    if (!c.put(dst, dst_meta, value, src_meta.expire_ms, type)) return;
+    return c.out.integer(1);
+  }
+  // The element layout: a copy of every element under a generation of its own.
+  RecordView src_rec{type, src_meta.expire_ms, value};
+  auto from = Collection::open(c.store(), type, src, src_meta, &src_rec);
+  if (!c.ok(from)) return;
+  auto to = Collection::open(c.store(), type, dst, dst_meta, nullptr);
+  if (!c.ok(to)) return;
+  Status s = from->for_each([&](std::string_view f, std::string_view v) {
+    auto r = to->put(f, v);
+    if (!r.ok()) {
+      c.fail(r.status());
+      return false;
+    }
+    return true;
+  });
+  if (!c.ok(s)) return;
+  to->set_expire(src_meta.expire_ms);
+  if (!commit_collection(c, *to)) return;
+  c.out.integer(1);
 }
 
 // ---- whole keyspace ----
@@ -380,6 +476,24 @@ void add_key_commands(std::vector<CommandSpec>& out) {
   out.push_back({"renamenx", 3, kWF, 1, 2, 1, g,
                  "Renames a key only when the target key name doesn't exist.", "1.0.0", "O(1)",
                  "key:key newkey:key", cmd_renamenx});
+  CommandSpec object{"object", -2,
+                     0,        0,
+                     0,        0,
+                     g,        "A container for object introspection commands.",
+                     "2.2.3",  "Depends on subcommand.",
+                     "",       nullptr};
+  object.subcommands.push_back({"encoding", 3, kReadonly, 2, 2, 1, g,
+                                "Returns the internal encoding of a Redis object.", "2.2.3", "O(1)",
+                                "key:key", cmd_object_encoding});
+  object.subcommands.push_back({"help", 2, kLoading | kStale, 0, 0, 0, g,
+                                "Returns helpful text about the different subcommands.", "6.2.0",
+                                "O(1)", "", cmd_object_help});
+  out.push_back(std::move(object));
+  out.push_back({"copy", -3, kWrite | kDenyOom, 1, 2, 1, g,
+                 "Copies the value of a key to a new key.", "6.2.0",
+                 "O(N) worst case for collections, where N is the number of nested items. O(1) "
+                 "for string values.",
+                 "source:key destination:key [DB=destination-db:integer] [REPLACE]", cmd_copy});
   out.push_back({"dbsize", 1, kRF, 0, 0, 0, "server", "Returns the number of keys in the database.",
                  "1.0.0", "O(1)", "", cmd_dbsize});
   out.push_back({"flushdb", -1, kWrite, 0, 0, 0, "server",

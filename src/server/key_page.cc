@@ -22,8 +22,9 @@ std::string prefix_end(std::string_view prefix) {
 
 Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms) {
   const bool match_all = request.pattern.empty() || request.pattern == "*";
-  // Only strings exist in this store: any other TYPE matches nothing.
-  const bool type_ok = request.type.empty() || iequals(request.type, "string");
+  // TYPE names one of the types a record carries (an unknown name matches
+  // nothing, as in Redis 7.0).
+  const bool any_type = request.type.empty();
   // Resume just after the last key: last + "\0" is the next possible key.
   std::string start;
   if (request.after) {
@@ -40,7 +41,8 @@ Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64
   size_t examined = 0;
   Status s = store.scan(
       start, end, request.limit, now_ms,
-      [&](std::string_view key, const RecordView&) {
+      [&](std::string_view key, const RecordView& rec) {
+        const bool type_ok = any_type || iequals(request.type, type_name(rec.type));
         if (type_ok && (match_all || glob_match(request.pattern, key))) page.keys.emplace_back(key);
         return true;
       },

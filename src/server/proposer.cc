@@ -6,10 +6,20 @@ replication::Mutation to_mutation(int64_t time_ms, std::span<const Store::Write>
   replication::Mutation m;
   m.time_ms = time_ms;
   m.effects.reserve(writes.size());
+  using Kind = replication::Effect::Kind;
   for (const Store::Write& w : writes) {
-    m.effects.push_back(
-        {w.erase ? replication::Effect::Kind::kErase : replication::Effect::Kind::kPut, w.key,
-         w.erase ? std::string_view() : w.value, w.erase ? 0 : w.expire_ms});
+    if (w.element) {
+      m.effects.push_back({w.erase ? Kind::kEraseElement : Kind::kPutElement, w.key,
+                           w.erase ? std::string_view() : w.value, 0, 0, w.gen, w.field});
+      continue;
+    }
+    if (!w.erase && w.type != ValueType::kString) {
+      m.effects.push_back(
+          {Kind::kPutTyped, w.key, w.value, w.expire_ms, static_cast<uint8_t>(w.type)});
+      continue;
+    }
+    m.effects.push_back({w.erase ? Kind::kErase : Kind::kPut, w.key,
+                         w.erase ? std::string_view() : w.value, w.erase ? 0 : w.expire_ms});
   }
   return m;
 }

@@ -1,10 +1,13 @@
 #include "server/record.h"
 
+#include <xxhash.h>
+
 namespace statekv::server {
 namespace {
 
 constexpr uint8_t kTypeMask = 0x0f;
 constexpr uint8_t kHasExpiry = 0x10;
+constexpr uint8_t kMaxType = static_cast<uint8_t>(ValueType::kZset);
 
 void put_be64(uint64_t v, std::string* out) {
   char buf[8];
@@ -15,17 +18,77 @@ void put_be64(uint64_t v, std::string* out) {
   out->append(buf, 8);
 }
 
+void put_be32(uint32_t v, std::string* out) {
+  char buf[4];
+  for (int i = 3; i >= 0; --i) {
+    buf[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(buf, 4);
+}
+
 uint64_t get_be64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
   return v;
 }
 
+uint32_t get_be32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+void put_varint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Reads a varint from the front of *in; false when truncated or over 64 bits.
+bool get_varint(std::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0, i = 0; i < 10; ++i, shift += 7) {
+    if (static_cast<size_t>(i) >= in->size()) return false;
+    const uint8_t b = static_cast<uint8_t>((*in)[static_cast<size_t>(i)]);
+    if (i == 9 && b > 1) return false;
+    result |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      in->remove_prefix(static_cast<size_t>(i) + 1);
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
+std::string_view type_name(ValueType type) {
+  switch (type) {
+    case ValueType::kString:
+      return "string";
+    case ValueType::kHash:
+      return "hash";
+    case ValueType::kSet:
+      return "set";
+    case ValueType::kList:
+      return "list";
+    case ValueType::kZset:
+      return "zset";
+  }
+  return "none";
+}
+
 void encode_record(std::string_view value, int64_t expire_ms, std::string* out) {
+  encode_record(ValueType::kString, value, expire_ms, out);
+}
+
+void encode_record(ValueType type, std::string_view value, int64_t expire_ms, std::string* out) {
   out->clear();
-  uint8_t header = static_cast<uint8_t>(ValueType::kString);
+  uint8_t header = static_cast<uint8_t>(type);
   if (expire_ms != 0) header |= kHasExpiry;
   out->push_back(static_cast<char>(header));
   if (expire_ms != 0) put_be64(static_cast<uint64_t>(expire_ms), out);
@@ -35,9 +98,9 @@ void encode_record(std::string_view value, int64_t expire_ms, std::string* out) 
 bool decode_record(std::string_view raw, RecordView* out) {
   if (raw.empty()) return false;
   uint8_t header = static_cast<uint8_t>(raw[0]);
-  if ((header & kTypeMask) != static_cast<uint8_t>(ValueType::kString)) return false;
+  if ((header & kTypeMask) > kMaxType) return false;
   if ((header & ~(kTypeMask | kHasExpiry)) != 0) return false;
-  out->type = ValueType::kString;
+  out->type = static_cast<ValueType>(header & kTypeMask);
   size_t pos = 1;
   out->expire_ms = 0;
   if (header & kHasExpiry) {
@@ -68,6 +131,108 @@ bool parse_expiry_key(std::string_view raw, int64_t* expire_ms, std::string_view
   *expire_ms = static_cast<int64_t>(get_be64(raw.data() + 1));
   *key = raw.substr(9);
   return true;
+}
+
+bool decode_collection(std::string_view payload, CollectionHead* out) {
+  if (payload.empty()) return false;
+  const uint8_t enc = static_cast<uint8_t>(payload[0]);
+  if (enc < static_cast<uint8_t>(Encoding::kCompact) ||
+      enc > static_cast<uint8_t>(Encoding::kElements)) {
+    return false;
+  }
+  out->encoding = static_cast<Encoding>(enc);
+  payload.remove_prefix(1);
+  out->gen = 0;
+  out->entries = {};
+  if (out->encoding == Encoding::kElements) {
+    if (!get_varint(&payload, &out->gen) || out->gen == 0) return false;
+    if (!get_varint(&payload, &out->count)) return false;
+    return payload.empty();
+  }
+  if (!get_varint(&payload, &out->count)) return false;
+  out->entries = payload;
+  return true;
+}
+
+uint64_t record_generation(ValueType type, std::string_view value) {
+  if (type == ValueType::kString || value.empty() ||
+      static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(Encoding::kElements)) {
+    return 0;
+  }
+  CollectionHead head;
+  return decode_collection(value, &head) ? head.gen : 0;
+}
+
+void encode_elements_head(uint64_t gen, uint64_t count, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(Encoding::kElements));
+  put_varint(gen, out);
+  put_varint(count, out);
+}
+
+void begin_compact(Encoding encoding, uint64_t count, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(encoding));
+  put_varint(count, out);
+}
+
+void append_compact(std::string_view bytes, std::string* out) {
+  put_varint(bytes.size(), out);
+  out->append(bytes);
+}
+
+bool CompactReader::next(std::string_view* out) {
+  if (rest_.empty() || !ok_) return false;
+  uint64_t len = 0;
+  if (!get_varint(&rest_, &len) || len > rest_.size()) {
+    ok_ = false;
+    return false;
+  }
+  *out = rest_.substr(0, len);
+  rest_.remove_prefix(len);
+  return true;
+}
+
+void element_prefix(uint64_t gen, std::string* out) {
+  out->clear();
+  out->push_back(kElementPrefix);
+  put_be64(gen, out);
+}
+
+uint32_t element_hash(std::string_view field) {
+  return XXH32(field.data(), field.size(), 0);
+}
+
+void element_key(uint64_t gen, std::string_view field, std::string* out) {
+  element_prefix(gen, out);
+  put_be32(element_hash(field), out);
+  out->append(field);
+}
+
+void element_position_key(uint64_t gen, uint32_t position, std::string* out) {
+  element_prefix(gen, out);
+  put_be32(position, out);
+}
+
+bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
+                       std::string_view* field) {
+  if (raw.size() < 13 || raw[0] != kElementPrefix) return false;
+  *gen = get_be64(raw.data() + 1);
+  *position = get_be32(raw.data() + 9);
+  *field = raw.substr(13);
+  return true;
+}
+
+void garbage_key(uint64_t gen, std::string* out) {
+  out->clear();
+  out->push_back(kGarbagePrefix);
+  put_be64(gen, out);
+}
+
+bool parse_garbage_key(std::string_view raw, uint64_t* gen) {
+  if (raw.size() != 9 || raw[0] != kGarbagePrefix) return false;
+  *gen = get_be64(raw.data() + 1);
+  return *gen != 0;
 }
 
 }  // namespace statekv::server

@@ -1,13 +1,36 @@
-// How the keyspace is laid out in the Engine.
+// How the keyspace is laid out in the Engine (docs/data-types.md has the whole
+// picture, with the layout lists and sorted sets will use).
 //
 //   "d" + key                      -> record
 //   "e" + be64(expire_ms) + key    -> ""      (only for keys with a TTL)
+//   "m" + be64(gen) + element      -> element value   (collections in the element layout)
+//   "g" + be64(gen)                -> ""      (a retired generation, reclaimed lazily)
 //
 // A record is a 1-byte header (low nibble: value type; bit 4: has expiry), then,
 // when the key has a TTL, its absolute expiry as 8 big-endian bytes of
 // milliseconds since the Unix epoch, then the value bytes. Expiry times are
 // absolute so that they mean the same thing after a restart; the "e" index is
 // ordered by time so that active expiry is a bounded scan of the due prefix.
+//
+// A string's value bytes are the string. A collection's (hash, set; later list
+// and sorted set) are its payload, whose first byte is its encoding:
+//   compact  (kCompact, kIntset): varint count, then every element inline
+//            (hash: varint len, field, varint len, value; set: varint len,
+//            member). A set of integers only (kIntset) keeps them in ascending
+//            numeric order, as Redis's intset; otherwise insertion order.
+//   elements (kElements): varint gen, varint count. Each element is its own
+//            engine entry under "m" + be64(gen): an element operation is one
+//            ordered-engine lookup or write, O(log n), whatever the size.
+// Element keys of hashes and sets are "m" + be64(gen) + be32(xxh32(field)) +
+// field: the hash spreads elements uniformly over the prefix, so a random
+// element is one seek (SPOP, SRANDMEMBER, HRANDFIELD) and a scan cursor is a
+// 32-bit position (HSCAN, SSCAN).
+//
+// Generations are unique in a store (Store::new_generation) and not tied to a
+// key: RENAME moves a collection by moving its record, O(1). A record that is
+// erased or replaced by one of another generation retires its generation: the
+// same engine write puts "g" + be64(gen), and Store::reclaim deletes the
+// unreachable elements in the background (Redis's lazy free).
 //
 // Pure functions; thread-safe.
 #pragma once
@@ -18,10 +41,15 @@
 
 namespace statekv::server {
 
-enum class ValueType : uint8_t { kString = 0 };
+enum class ValueType : uint8_t { kString = 0, kHash = 1, kSet = 2, kList = 3, kZset = 4 };
+
+// TYPE's answer for each type.
+std::string_view type_name(ValueType type);
 
 inline constexpr char kDataPrefix = 'd';
 inline constexpr char kExpiryPrefix = 'e';
+inline constexpr char kGarbagePrefix = 'g';
+inline constexpr char kElementPrefix = 'm';
 
 // A decoded record; value views into the encoded bytes it was decoded from.
 struct RecordView {
@@ -32,6 +60,7 @@ struct RecordView {
 
 // Replaces *out with the encoded record.
 void encode_record(std::string_view value, int64_t expire_ms, std::string* out);
+void encode_record(ValueType type, std::string_view value, int64_t expire_ms, std::string* out);
 // False when raw is not a well-formed record (corruption).
 bool decode_record(std::string_view raw, RecordView* out);
 
@@ -41,5 +70,56 @@ void data_key(std::string_view key, std::string* out);
 void expiry_key(int64_t expire_ms, std::string_view key, std::string* out);
 // Splits an "e" index key; false when malformed.
 bool parse_expiry_key(std::string_view raw, int64_t* expire_ms, std::string_view* key);
+
+// ---- collections ----
+
+enum class Encoding : uint8_t { kCompact = 1, kIntset = 2, kElements = 3 };
+
+// The head of a collection's payload.
+struct CollectionHead {
+  Encoding encoding = Encoding::kCompact;
+  uint64_t gen = 0;          // kElements only
+  uint64_t count = 0;        // elements
+  std::string_view entries;  // compact encodings: the inline elements
+};
+// False when payload is malformed.
+bool decode_collection(std::string_view payload, CollectionHead* out);
+// The generation whose elements a record owns: 0 for strings and compact
+// collections (and for malformed payloads, which own nothing).
+uint64_t record_generation(ValueType type, std::string_view value);
+
+// Replaces *out with the payload of a collection in the element layout.
+void encode_elements_head(uint64_t gen, uint64_t count, std::string* out);
+// Compact payloads: start (replaces *out), then append each element.
+void begin_compact(Encoding encoding, uint64_t count, std::string* out);
+void append_compact(std::string_view bytes, std::string* out);
+// Walks a compact payload's entries one length-prefixed string at a time.
+class CompactReader {
+ public:
+  explicit CompactReader(std::string_view entries) : rest_(entries) {}
+  // False at the end or on malformed bytes (then ok() is false).
+  bool next(std::string_view* out);
+  bool ok() const { return ok_; }
+
+ private:
+  std::string_view rest_;
+  bool ok_ = true;
+};
+
+// "m" + be64(gen): the prefix of every element of a generation.
+void element_prefix(uint64_t gen, std::string* out);
+// The 32-bit position of a hash field or set member inside its generation.
+uint32_t element_hash(std::string_view field);
+// Replaces *out with "m" + be64(gen) + be32(element_hash(field)) + field.
+void element_key(uint64_t gen, std::string_view field, std::string* out);
+// "m" + be64(gen) + be32(position): where a scan from a cursor starts.
+void element_position_key(uint64_t gen, uint32_t position, std::string* out);
+// Splits an element key of a hash or set; false when malformed.
+bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
+                       std::string_view* field);
+
+// Replaces *out with "g" + be64(gen).
+void garbage_key(uint64_t gen, std::string* out);
+bool parse_garbage_key(std::string_view raw, uint64_t* gen);
 
 }  // namespace statekv::server

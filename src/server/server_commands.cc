@@ -94,6 +94,8 @@ void section_memory(CommandContext& c, std::string& s) {
   line(s, "mem_fragmentation_ratio",
        fmt::format("{:.2f}", used == 0 ? 0.0 : static_cast<double>(rss) / used));
   line(s, "mem_allocator", "libc");
+  // Deleted collections whose elements are not reclaimed yet (docs/data-types.md).
+  line(s, "lazyfree_pending_objects", c.store().garbage_count());
 }
 
 void section_persistence(CommandContext& c, std::string& s) {

@@ -30,7 +30,15 @@ int64_t unix_time_ms() {
       .count();
 }
 
-Store::Store(storage::Engine& engine, ServerStats* stats) : engine_(engine), stats_(stats) {}
+namespace {
+constexpr int kGenerationSpaceShift = 48;
+constexpr uint64_t kGenerationCounterMask = (uint64_t{1} << kGenerationSpaceShift) - 1;
+}  // namespace
+
+Store::Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_space)
+    : engine_(engine),
+      stats_(stats),
+      generation_space_(static_cast<uint64_t>(generation_space) << kGenerationSpaceShift) {}
 
 Status Store::recount() {
   int64_t keys = 0;
@@ -45,12 +53,28 @@ Status Store::recount() {
                             }
                             ++keys;
                             if (rec.expire_ms != 0) ++expires;
+                            note_generation(record_generation(rec.type, rec.value));
                             return true;
                           });
   if (!s.ok()) return s;
   if (malformed) return Status::Corruption("malformed record found while counting keys");
+  int64_t garbage = 0;
+  s = engine_.scan(std::string_view("g", 1), std::string_view("h", 1), 0,
+                   [&](std::string_view raw, std::string_view) {
+                     uint64_t gen = 0;
+                     if (!parse_garbage_key(raw, &gen)) {
+                       malformed = true;
+                       return false;
+                     }
+                     ++garbage;
+                     note_generation(gen);
+                     return true;
+                   });
+  if (!s.ok()) return s;
+  if (malformed) return Status::Corruption("malformed garbage entry found while counting keys");
   keys_.store(keys, std::memory_order_relaxed);
   expires_.store(expires, std::memory_order_relaxed);
+  garbage_.store(garbage, std::memory_order_relaxed);
   return Status::OK();
 }
 
@@ -132,8 +156,12 @@ Result<bool> Store::get_locked(std::string_view key, int64_t now, std::string* b
   if (s.is_not_found()) return false;
   if (!s.ok()) return s;
   if (!decode_record(*buf, rec)) return corrupt(key);
-  *meta = Meta{true, rec->expire_ms};
+  *meta = meta_of(*rec);
   return rec->expire_ms == 0 || rec->expire_ms > now;
+}
+
+Store::Meta Store::meta_of(const RecordView& rec) {
+  return Meta{true, rec.expire_ms, record_generation(rec.type, rec.value)};
 }
 
 Result<storage::Sequence> Store::apply(const replication::Mutation& mutation) {
@@ -147,16 +175,21 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation) {
     return flush();
   }
   std::vector<std::string_view> keys;
+  std::vector<std::string_view> records;  // keys whose record is written
   keys.reserve(effects.size());
   for (const auto& e : effects) {
     if (e.kind == Kind::kClear) {
       return Status::InvalidArgument("a clear effect must be a mutation's only effect");
     }
+    if (e.kind == Kind::kPutTyped &&
+        (e.type == 0 || e.type > static_cast<uint8_t>(ValueType::kZset))) {
+      return Status::InvalidArgument("a put of unknown value type " + std::to_string(e.type));
+    }
     keys.push_back(e.key);
+    if (e.kind != Kind::kPutElement && e.kind != Kind::kEraseElement) records.push_back(e.key);
   }
-  std::vector<std::string_view> sorted = keys;
-  std::sort(sorted.begin(), sorted.end());
-  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+  std::sort(records.begin(), records.end());
+  if (std::adjacent_find(records.begin(), records.end()) != records.end()) {
     return Status::InvalidArgument("a mutation names one key twice");
   }
   auto guard = lock(keys);
@@ -164,12 +197,25 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation) {
   writes.reserve(effects.size());
   std::string buf;
   for (const auto& e : effects) {
+    if (e.kind == Kind::kPutElement || e.kind == Kind::kEraseElement) {
+      Write w;
+      w.key = e.key;
+      w.element = true;
+      w.erase = e.kind == Kind::kEraseElement;
+      w.value = e.value;
+      w.field = e.field;
+      w.gen = e.generation;
+      writes.push_back(w);
+      continue;
+    }
     RecordView rec;
     Meta old;
     // now = 0: every record counts as present; what it held is all that matters.
     auto found = get_locked(e.key, 0, &buf, &rec, &old);
     if (!found.ok()) return found.status();
-    writes.push_back(Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms});
+    const ValueType type =
+        e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
+    writes.push_back(Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms, type});
   }
   return apply_locked(writes);
 }
@@ -177,41 +223,73 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation) {
 Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
   int64_t key_delta = 0;
   int64_t expire_delta = 0;
+  // The generation each record write leaves its key owning.
+  auto new_gen = [](const Write& w) -> uint64_t {
+    return w.erase ? 0 : record_generation(w.type, w.value);
+  };
   size_t ops = 0;
+  bool gens_change = false;
   for (const Write& w : writes) {
+    if (w.element) {
+      ++ops;
+      continue;
+    }
     if (w.erase) {
       if (!w.old.exists) continue;
       ops += 1 + (w.old.expire_ms != 0);
     } else {
       ops += 1 + (w.old.expire_ms != w.expire_ms ? (w.old.expire_ms != 0) + (w.expire_ms != 0) : 0);
     }
+    if (w.old.gen != new_gen(w)) gens_change = true;
   }
   if (ops == 0) return storage::Sequence{0};
 
   Result<storage::Sequence> seq = storage::Sequence{0};
-  if (ops == 1) {
-    // The common case (SET/INCR of a key without TTL changes): one engine call,
-    // no batch allocation.
-    const Write& w = *std::find_if(writes.begin(), writes.end(),
-                                   [](const Write& x) { return !x.erase || x.old.exists; });
+  if (ops == 1 && !gens_change) {
+    // The common case (SET/INCR of a key without TTL changes, HSET of a field
+    // of a large hash): one engine call, no batch allocation.
+    const Write& w = *std::find_if(writes.begin(), writes.end(), [](const Write& x) {
+      return x.element || !x.erase || x.old.exists;
+    });
     std::string& dk = scratch_key();
-    data_key(w.key, &dk);
-    if (w.erase) {
-      seq = engine_.del(dk);
-      key_delta = -1;
+    if (w.element) {
+      element_key(w.gen, w.field, &dk);
+      seq = w.erase ? engine_.del(dk) : engine_.put(dk, w.value);
     } else {
-      std::string& record = scratch_record();
-      encode_record(w.value, w.expire_ms, &record);
-      seq = engine_.put(dk, record);
-      if (!w.old.exists) key_delta = 1;
+      data_key(w.key, &dk);
+      if (w.erase) {
+        seq = engine_.del(dk);
+        key_delta = -1;
+      } else {
+        std::string& record = scratch_record();
+        encode_record(w.type, w.value, w.expire_ms, &record);
+        seq = engine_.put(dk, record);
+        if (!w.old.exists) key_delta = 1;
+      }
     }
   } else {
     storage::WriteBatch batch;
     std::string dk;
     std::string ek;
     std::string record;
+    // Generations retired by this write: owned before, owned by no record
+    // after (RENAME moves a generation from one key to another: not retired).
+    std::vector<uint64_t> retired;
+    std::vector<uint64_t> owned;
     for (const Write& w : writes) {
+      if (w.element) {
+        element_key(w.gen, w.field, &dk);
+        if (w.erase) {
+          batch.del(dk);
+        } else {
+          batch.put(dk, w.value);
+        }
+        continue;
+      }
       if (w.erase && !w.old.exists) continue;
+      const uint64_t gen = new_gen(w);
+      if (gen != 0) owned.push_back(gen);
+      if (w.old.gen != 0 && w.old.gen != gen) retired.push_back(w.old.gen);
       data_key(w.key, &dk);
       if (w.erase) {
         batch.del(dk);
@@ -223,7 +301,7 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
         }
         continue;
       }
-      encode_record(w.value, w.expire_ms, &record);
+      encode_record(w.type, w.value, w.expire_ms, &record);
       batch.put(dk, record);
       if (!w.old.exists) ++key_delta;
       if (w.old.expire_ms != w.expire_ms) {
@@ -239,7 +317,17 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
         }
       }
     }
+    int64_t garbage_delta = 0;
+    for (uint64_t gen : retired) {
+      if (std::find(owned.begin(), owned.end(), gen) != owned.end()) continue;
+      garbage_key(gen, &ek);
+      batch.put(ek, {});
+      ++garbage_delta;
+    }
+    for (uint64_t gen : owned) note_generation(gen);
     seq = engine_.write(batch);
+    if (seq.ok() && garbage_delta != 0)
+      garbage_.fetch_add(garbage_delta, std::memory_order_relaxed);
   }
   if (!seq.ok()) return seq;
   // Counters move only after the engine accepted the write, still under the
@@ -260,12 +348,106 @@ Result<storage::Sequence> Store::erase_locked(std::string_view key, const Meta& 
   return apply_locked(std::span<const Write>(&w, 1));
 }
 
+void Store::note_generation(uint64_t gen) {
+  // Another node's generations (applied from its replica groups) are its to
+  // count: only this store's space moves its counter.
+  if ((gen & ~kGenerationCounterMask) != generation_space_) return;
+  gen &= kGenerationCounterMask;
+  uint64_t seen = max_gen_.load(std::memory_order_relaxed);
+  while (gen > seen && !max_gen_.compare_exchange_weak(seen, gen, std::memory_order_relaxed)) {
+  }
+}
+
+uint64_t Store::new_generation() {
+  return generation_space_ | (max_gen_.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+Result<bool> Store::get_element(uint64_t gen, std::string_view field, std::string* value) {
+  std::string& ek = scratch_key();
+  element_key(gen, field, &ek);
+  Status s = engine_.get(ek, value);
+  if (s.is_not_found()) return false;
+  if (!s.ok()) return s;
+  return true;
+}
+
+Status Store::scan_elements(uint64_t gen, uint32_t from, size_t limit,
+                            const ElementVisitor& visit) {
+  std::string start;
+  element_position_key(gen, from, &start);
+  std::string end;
+  element_prefix(gen + 1, &end);
+  bool malformed = false;
+  Status s = engine_.scan(start, end, limit, [&](std::string_view raw, std::string_view value) {
+    uint64_t g;
+    uint32_t position;
+    std::string_view field;
+    if (!parse_element_key(raw, &g, &position, &field) || g != gen) {
+      malformed = true;
+      return false;
+    }
+    return visit(field, value, position);
+  });
+  if (!s.ok()) return s;
+  if (malformed) return Status::Corruption("malformed element key");
+  return Status::OK();
+}
+
+Result<size_t> Store::reclaim(size_t max_elements) {
+  std::lock_guard reclaiming(reclaim_mu_);
+  size_t deleted = 0;
+  while (deleted < max_elements) {
+    uint64_t gen = 0;
+    bool malformed = false;
+    Status s = engine_.scan(std::string_view("g", 1), std::string_view("h", 1), 1,
+                            [&](std::string_view raw, std::string_view) {
+                              malformed = !parse_garbage_key(raw, &gen);
+                              return false;
+                            });
+    if (!s.ok()) return s;
+    if (malformed) return Status::Corruption("malformed garbage entry");
+    if (gen == 0) break;  // nothing retired
+    // The elements of a retired generation: nothing reads or writes them now.
+    const size_t budget = max_elements - deleted;
+    std::string start;
+    element_prefix(gen, &start);
+    std::string end;
+    element_prefix(gen + 1, &end);
+    storage::WriteBatch batch;
+    s = engine_.scan(start, end, budget, [&](std::string_view raw, std::string_view) {
+      batch.del(raw);
+      return true;
+    });
+    if (!s.ok()) return s;
+    const bool emptied = batch.size() < budget;
+    deleted += batch.size();
+    if (emptied) {
+      std::string gk;
+      garbage_key(gen, &gk);
+      batch.del(gk);
+    }
+    if (!batch.empty()) {
+      auto w = engine_.write(batch);
+      if (!w.ok()) return w.status();
+    }
+    if (emptied) garbage_.fetch_sub(1, std::memory_order_relaxed);
+    if (!emptied) break;
+  }
+  return deleted;
+}
+
+uint64_t Store::garbage_count() const {
+  int64_t v = garbage_.load(std::memory_order_relaxed);
+  return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
+
 Result<storage::Sequence> Store::flush() {
   auto guard = lock_all();
   auto seq = engine_.clear();
   if (!seq.ok()) return seq;
   keys_.store(0, std::memory_order_relaxed);
   expires_.store(0, std::memory_order_relaxed);
+  garbage_.store(0, std::memory_order_relaxed);
   return seq;
 }
 
@@ -306,7 +488,7 @@ Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys, const EraseExpi
     bool live_record = g.ok() && decode_record(buf, &rec);
     if (!g.ok() && !g.is_not_found()) return g;
     if (live_record && rec.expire_ms == d.expire_ms) {
-      auto del = erase(d.key, Meta{true, rec.expire_ms});
+      auto del = erase(d.key, meta_of(rec));
       if (!del.ok()) return del.status();
       if (stats_ != nullptr) bump(stats_->local().expired_keys);
     } else {

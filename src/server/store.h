@@ -1,6 +1,8 @@
 // Store — the keyspace of one statekv node, over a storage::Engine.
 //
-// Layout: see record.h ("d"+key -> record; "e"+be64(expiry)+key -> "" index).
+// Layout: see record.h ("d"+key -> record; "e"+be64(expiry)+key -> "" index;
+// "m"+be64(gen)+... -> the elements of large collections; "g"+be64(gen) -> ""
+// for generations waiting to be reclaimed).
 //
 // Thread safety and atomicity:
 //   - Every mutation of a key happens while holding that key's stripe lock
@@ -19,6 +21,14 @@
 // (expire_cycle(): an ordered scan of the due prefix of the "e" index, bounded
 // by max_keys). An index entry whose record no longer carries that expiry is
 // stale and is simply deleted.
+//
+// Collections in the element layout: a record owns the elements of one
+// generation. A write that erases such a record, or replaces it with one that
+// owns another generation (or none), retires the generation in the same
+// engine write ("g" entry); reclaim() deletes retired generations' elements in
+// bounded steps, without locks: nothing can reach them any more, and no
+// generation is ever handed out twice. Every store reclaims its own (a
+// replica too: reclaiming changes nothing a reader can see).
 #pragma once
 
 #include <array>
@@ -47,13 +57,18 @@ class Store {
   static constexpr size_t kStripes = 1024;
 
   // engine must outlive the store; stats (may be null) receives expired_keys.
-  Store(storage::Engine& engine, ServerStats* stats);
+  // generation_space: the high 16 bits of every generation this store hands
+  // out (a cluster node's id). Replica groups apply other nodes' effects,
+  // generations included, into this store, so the generations each node
+  // allocates must never collide with another node's; 0 for a standalone node.
+  Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_space = 0);
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   // Counts keys and keys with a TTL by scanning the "d" prefix once (an engine
-  // that was opened on existing data, e.g. RocksDB after a restart). Call before
-  // serving requests.
+  // that was opened on existing data, e.g. RocksDB after a restart), and finds
+  // the highest generation in use and the retired ones. Call before serving
+  // requests.
   Status recount();
 
   // Holds stripe locks until destroyed. Movable, not copyable.
@@ -80,7 +95,10 @@ class Store {
   struct Meta {
     bool exists = false;
     int64_t expire_ms = 0;  // 0: no TTL
+    uint64_t gen = 0;       // the element generation the record owns (0: none)
   };
+  // What a decoded record means for Meta.
+  static Meta meta_of(const RecordView& rec);
 
   // Lock-free read. True with *rec viewing into *buf when key is live at now;
   // false when absent or expired. An expired record is left in place (*expired
@@ -94,16 +112,30 @@ class Store {
   Result<bool> get_locked(std::string_view key, int64_t now, std::string* buf, RecordView* rec,
                           Meta* meta);
 
-  // One change to one key. expire_ms == 0 means no TTL.
+  // One change to one key, or to one element of a collection. expire_ms == 0
+  // means no TTL.
   struct Write {
+    Write() = default;
+    Write(std::string_view key_, const Meta& old_, bool erase_, std::string_view value_,
+          int64_t expire_ms_, ValueType type_ = ValueType::kString)
+        : key(key_), old(old_), erase(erase_), value(value_), expire_ms(expire_ms_), type(type_) {}
+
     std::string_view key;
     Meta old;
     bool erase = false;
-    std::string_view value;
+    std::string_view value;  // a string, or a collection's payload (record.h)
     int64_t expire_ms = 0;
+    ValueType type = ValueType::kString;
+    // An element write: element `field` of generation `gen` (owned by key's
+    // record, whose stripe lock names it) gets value, or is erased. old,
+    // expire_ms and type are unused.
+    bool element = false;
+    std::string_view field;
+    uint64_t gen = 0;
   };
   // Applies writes as one atomic Engine write (0 when there was nothing to do).
-  // The caller holds every key's stripe lock, and no key appears twice.
+  // The caller holds every key's stripe lock, and no key's record is written
+  // twice (element writes may name a key whose record is also written).
   Result<storage::Sequence> apply_locked(std::span<const Write> writes);
   Result<storage::Sequence> put_locked(std::string_view key, const Meta& old,
                                        std::string_view value, int64_t expire_ms);
@@ -111,6 +143,25 @@ class Store {
 
   // Removes every key (FLUSHDB/FLUSHALL), holding all stripe locks.
   Result<storage::Sequence> flush();
+
+  // A generation no record of this store has used (element layout).
+  uint64_t new_generation();
+  // Copies element field of generation gen into *value; false when absent.
+  Result<bool> get_element(uint64_t gen, std::string_view field, std::string* value);
+  // Visits the elements of generation gen from scan position `from` (record.h:
+  // the 32-bit hash order) in ascending order, at most limit (0: no limit);
+  // visit gets the field, its value and its position and returns false to
+  // stop. Views are valid only during the call. The caller holds the owning
+  // key's lock when it needs a consistent view.
+  using ElementVisitor =
+      std::function<bool(std::string_view field, std::string_view value, uint32_t position)>;
+  Status scan_elements(uint64_t gen, uint32_t from, size_t limit, const ElementVisitor& visit);
+  // Deletes up to max_elements elements of retired generations (and the "g"
+  // entry of each generation it empties), each step one engine write; returns
+  // how many elements it deleted.
+  Result<size_t> reclaim(size_t max_elements);
+  // Retired generations not yet reclaimed (INFO's lazyfree_pending_objects).
+  uint64_t garbage_count() const;
 
   // Applies a Mutation decided by another member (DESIGN.md: replicas never
   // re-run commands): locks its keys, reads what each holds (for the counters
@@ -143,12 +194,17 @@ class Store {
 
  private:
   uint32_t stripe_of(std::string_view key) const;
+  void note_generation(uint64_t gen);
 
   storage::Engine& engine_;
   ServerStats* stats_;
   std::array<std::mutex, kStripes> stripes_;
   std::atomic<int64_t> keys_{0};
   std::atomic<int64_t> expires_{0};
+  const uint64_t generation_space_;        // already shifted into the high 16 bits
+  std::atomic<uint64_t> max_gen_{0};       // the highest counter used in this space
+  std::atomic<int64_t> garbage_{0};
+  std::mutex reclaim_mu_;  // one reclaimer at a time
 };
 
 }  // namespace statekv::server

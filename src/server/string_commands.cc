@@ -121,6 +121,7 @@ void set_generic(CommandContext& c, std::string_view key, std::string_view value
   const RecordView& rec = locked->rec;
   const Store::Meta& meta = locked->meta;
   const bool live = locked->live;
+  if ((a.flags & kGET) && live && rec.type != ValueType::kString) return c.out.error(kWrongType);
   if (a.flags & kGET) {
     if (live) {
       c.hit();
@@ -173,6 +174,7 @@ void cmd_get(CommandContext& c) {
     return;
   }
   c.hit();
+  if (rec.type != ValueType::kString) return c.out.error(kWrongType);
   c.out.bulk(rec.value);
 }
 
@@ -221,6 +223,7 @@ void cmd_getdel(CommandContext& c) {
     return;
   }
   c.hit();
+  if (rec.type != ValueType::kString) return c.out.error(kWrongType);
   std::string value(rec.value);
   if (!c.erase(key, meta)) return;
   c.out.bulk(value);
@@ -242,6 +245,7 @@ void cmd_getex(CommandContext& c) {
     return;
   }
   c.hit();
+  if (rec.type != ValueType::kString) return c.out.error(kWrongType);
   // Reply with the value as it was, then change its TTL (as Redis does).
   std::string value(rec.value);
   bool committed = true;
@@ -271,7 +275,12 @@ void cmd_mget(CommandContext& c) {
     if (!live) return;
     if (*live) {
       c.hit();
-      values.emplace_back(std::string(rec.value));
+      // A key of another type reads as nil here, as in Redis.
+      if (rec.type == ValueType::kString) {
+        values.emplace_back(std::string(rec.value));
+      } else {
+        values.emplace_back();
+      }
     } else {
       c.miss();
       values.emplace_back();
@@ -341,6 +350,7 @@ void incr_generic(CommandContext& c, int64_t incr) {
   const Store::Meta& meta = locked->meta;
   const bool live = locked->live;
   int64_t value = 0;
+  if (live && rec.type != ValueType::kString) return c.out.error(kWrongType);
   if (live) {
     auto v = parse_int64(rec.value);
     if (!v) {
@@ -388,6 +398,7 @@ void cmd_incrbyfloat(CommandContext& c) {
   const Store::Meta& meta = locked->meta;
   const bool live = locked->live;
   long double value = 0;
+  if (live && rec.type != ValueType::kString) return c.out.error(kWrongType);
   if (live) {
     auto v = parse_long_double(rec.value);
     if (!v) return c.out.error(kNotFloat);
@@ -426,6 +437,7 @@ void cmd_append(CommandContext& c) {
     c.out.integer(static_cast<int64_t>(c.argv[2].size()));
     return;
   }
+  if (rec.type != ValueType::kString) return c.out.error(kWrongType);
   if (!check_length(c, rec.value.size() + c.argv[2].size())) return;
   std::string value;
   value.reserve(rec.value.size() + c.argv[2].size());
@@ -440,6 +452,7 @@ void cmd_strlen(CommandContext& c) {
   auto live = c.read(c.argv[1], &buf, &rec);
   if (!live) return;
   c.count_lookup(*live);
+  if (*live && rec.type != ValueType::kString) return c.out.error(kWrongType);
   c.out.integer(*live ? static_cast<int64_t>(rec.value.size()) : 0);
 }
 
@@ -449,7 +462,6 @@ void cmd_getrange(CommandContext& c) {
   auto end_arg = parse_int64(c.argv[3]);
   if (!end_arg) return c.out.error(kNotInteger);
   int64_t start = *start_arg, end = *end_arg;
-  if (start < 0 && end < 0 && start > end) return c.out.bulk("");
   std::string& buf = read_buffer();
   RecordView rec;
   auto live = c.read(c.argv[1], &buf, &rec);
@@ -459,6 +471,8 @@ void cmd_getrange(CommandContext& c) {
     return c.out.bulk("");
   }
   c.hit();
+  if (rec.type != ValueType::kString) return c.out.error(kWrongType);
+  if (start < 0 && end < 0 && start > end) return c.out.bulk("");
   const int64_t len = static_cast<int64_t>(rec.value.size());
   if (start < 0) start += len;
   if (end < 0) end += len;
@@ -481,6 +495,7 @@ void cmd_setrange(CommandContext& c) {
   const RecordView& rec = locked->rec;
   const Store::Meta& meta = locked->meta;
   const bool live = locked->live;
+  if (live && rec.type != ValueType::kString) return c.out.error(kWrongType);
   std::string_view old = live ? rec.value : std::string_view();
   if (patch.empty()) return c.out.integer(static_cast<int64_t>(old.size()));
   if (!check_length(c, offset + patch.size())) return;

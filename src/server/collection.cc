@@ -1,0 +1,299 @@
+#include "server/collection.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "server/number.h"
+
+namespace statekv::server {
+
+Result<Collection> Collection::open(Store& store, ValueType type, std::string_view key,
+                                    const Store::Meta& meta, const RecordView* rec) {
+  Collection c(store, type, key, meta);
+  if (rec == nullptr) return c;
+  CollectionHead head;
+  if (rec->type != type || !decode_collection(rec->value, &head)) {
+    return Status::Corruption("malformed collection record");
+  }
+  c.existed_ = true;
+  c.encoding_ = head.encoding;
+  c.count_ = head.count;
+  c.gen_ = head.gen;
+  if (head.encoding == Encoding::kElements) return c;
+  if (head.encoding == Encoding::kIntset && type != ValueType::kSet) {
+    return Status::Corruption("intset encoding on a non-set");
+  }
+  CompactReader r(head.entries);
+  std::string_view field;
+  std::string_view value;
+  c.compact_.reserve(head.count);
+  while (r.next(&field)) {
+    if (type == ValueType::kHash && !r.next(&value)) break;
+    c.compact_.emplace_back(std::string(field),
+                            type == ValueType::kHash ? std::string(value) : std::string());
+  }
+  if (!r.ok() || c.compact_.size() != head.count) {
+    return Status::Corruption("malformed compact collection");
+  }
+  return c;
+}
+
+std::string_view Collection::encoding_name() const {
+  switch (encoding_) {
+    case Encoding::kCompact:
+      return "listpack";
+    case Encoding::kIntset:
+      return "intset";
+    case Encoding::kElements:
+      return "hashtable";
+  }
+  return "unknown";
+}
+
+size_t Collection::compact_find(std::string_view field) const {
+  for (size_t i = 0; i < compact_.size(); ++i) {
+    if (compact_[i].first == field) return i;
+  }
+  return compact_.size();
+}
+
+Result<std::optional<std::string>> Collection::get(std::string_view field) {
+  if (encoding_ != Encoding::kElements) {
+    size_t i = compact_find(field);
+    if (i == compact_.size()) return std::optional<std::string>();
+    return std::optional<std::string>(compact_[i].second);
+  }
+  auto it = pending_.find(field);
+  if (it != pending_.end()) return it->second;
+  auto found = store_->get_element(gen_, field, &value_buf_);
+  if (!found.ok()) return found.status();
+  if (!*found) return std::optional<std::string>();
+  return std::optional<std::string>(value_buf_);
+}
+
+bool Collection::outgrows_compact(std::string_view field, std::string_view value,
+                                  uint64_t count) const {
+  if (type_ == ValueType::kHash) {
+    return count > kHashMaxListpackEntries || field.size() > kHashMaxListpackValue ||
+           value.size() > kHashMaxListpackValue;
+  }
+  if (encoding_ == Encoding::kIntset) return count > kSetMaxIntsetEntries;
+  return count > kSetMaxListpackEntries || field.size() > kSetMaxListpackValue;
+}
+
+void Collection::convert_to_elements() {
+  gen_ = store_->new_generation();
+  encoding_ = Encoding::kElements;
+  for (auto& [field, value] : compact_) pending_[std::move(field)] = std::move(value);
+  compact_.clear();
+  compact_.shrink_to_fit();
+  head_dirty_ = true;
+}
+
+Result<bool> Collection::put(std::string_view field, std::string_view value) {
+  if (encoding_ == Encoding::kElements) {
+    auto old = get(field);
+    if (!old.ok()) return old.status();
+    const bool created = !old->has_value();
+    if (!created && **old == value) return false;
+    pending_[std::string(field)] = std::string(value);
+    dirty_ = true;
+    if (created) {
+      ++count_;
+      head_dirty_ = true;
+    }
+    return created;
+  }
+  size_t i = compact_find(field);
+  if (i != compact_.size()) {
+    if (compact_[i].second == value) return false;
+    if (value.size() > kHashMaxListpackValue) {
+      compact_[i].second = std::string(value);
+      convert_to_elements();
+      dirty_ = true;
+      return false;
+    }
+    compact_[i].second = std::string(value);
+    dirty_ = true;
+    head_dirty_ = true;
+    return false;
+  }
+  // A new element.
+  if (count_ == 0 && type_ == ValueType::kSet) {
+    // A new set starts as an intset when its first member is an integer.
+    encoding_ = parse_int64(field) ? Encoding::kIntset : Encoding::kCompact;
+  }
+  std::optional<int64_t> number;
+  if (encoding_ == Encoding::kIntset) {
+    number = parse_int64(field);
+    if (!number) {
+      // A non-integer member: the intset becomes a listpack, or the element
+      // layout when that is too large too (intset members are <= 20 bytes).
+      encoding_ = Encoding::kCompact;
+    }
+  }
+  dirty_ = true;
+  head_dirty_ = true;
+  ++count_;
+  if (outgrows_compact(field, value, count_)) {
+    compact_.emplace_back(std::string(field), std::string(value));
+    convert_to_elements();
+    return true;
+  }
+  if (encoding_ == Encoding::kIntset) {
+    auto pos =
+        std::lower_bound(compact_.begin(), compact_.end(), *number,
+                         [](const Element& e, int64_t n) { return *parse_int64(e.first) < n; });
+    compact_.emplace(pos, std::string(field), std::string());
+  } else {
+    compact_.emplace_back(std::string(field), std::string(value));
+  }
+  return true;
+}
+
+Result<bool> Collection::erase(std::string_view field) {
+  if (encoding_ == Encoding::kElements) {
+    auto old = get(field);
+    if (!old.ok()) return old.status();
+    if (!old->has_value()) return false;
+    pending_[std::string(field)] = std::nullopt;
+    --count_;
+    dirty_ = true;
+    head_dirty_ = true;
+    return true;
+  }
+  size_t i = compact_find(field);
+  if (i == compact_.size()) return false;
+  compact_.erase(compact_.begin() + static_cast<ptrdiff_t>(i));
+  --count_;
+  dirty_ = true;
+  head_dirty_ = true;
+  return true;
+}
+
+Status Collection::for_each(const Visitor& visit) {
+  if (encoding_ != Encoding::kElements) {
+    for (const auto& [field, value] : compact_) {
+      if (!visit(field, value)) break;
+    }
+    return Status::OK();
+  }
+  if (!existed_) return Status::OK();
+  return store_->scan_elements(
+      gen_, 0, 0, [&](std::string_view f, std::string_view v, uint32_t) { return visit(f, v); });
+}
+
+Status Collection::scan(uint64_t cursor, size_t count, const Visitor& visit, uint64_t* next) {
+  *next = 0;
+  // Compact: everything in one page whatever the cursor, as Redis answers
+  // for a listpack or an intset.
+  if (encoding_ != Encoding::kElements) return for_each(visit);
+  if (!existed_ || cursor > UINT32_MAX) return Status::OK();
+  size_t seen = 0;
+  int64_t last = -1;
+  bool more = false;
+  Status s = store_->scan_elements(gen_, static_cast<uint32_t>(cursor), 0,
+                                   [&](std::string_view f, std::string_view v, uint32_t position) {
+                                     // Stop between positions only: a cursor resumes at a position.
+                                     if (seen >= count && static_cast<int64_t>(position) != last) {
+                                       more = true;
+                                       return false;
+                                     }
+                                     ++seen;
+                                     last = position;
+                                     visit(f, v);
+                                     return true;
+                                   });
+  if (!s.ok()) return s;
+  if (more && last >= 0 && last < static_cast<int64_t>(UINT32_MAX)) *next = last + 1;
+  return Status::OK();
+}
+
+Result<Collection::Element> Collection::random_one(Random& rng) {
+  if (encoding_ != Encoding::kElements) return compact_[rng.uniform(compact_.size())];
+  // Seek to a random position; the elements sharing the first position found
+  // (a 32-bit hash collision) are equally likely.
+  for (int pass = 0; pass < 2; ++pass) {
+    const uint32_t from = pass == 0 ? static_cast<uint32_t>(rng.next_u64()) : 0;
+    std::vector<Element> found;
+    int64_t first = -1;
+    // At most 16 entries: an engine scan copies out up to its limit at once.
+    Status s = store_->scan_elements(gen_, from, 16,
+                                     [&](std::string_view f, std::string_view v, uint32_t p) {
+                                       if (first >= 0 && static_cast<int64_t>(p) != first) {
+                                         return false;
+                                       }
+                                       first = p;
+                                       found.emplace_back(std::string(f), std::string(v));
+                                       return found.size() < 16;
+                                     });
+    if (!s.ok()) return s;
+    if (!found.empty()) return std::move(found[rng.uniform(found.size())]);
+  }
+  return Status::Corruption("a collection of " + std::to_string(count_) + " elements has none");
+}
+
+Result<std::vector<Collection::Element>> Collection::random_distinct(uint64_t count, Random& rng) {
+  std::vector<Element> out;
+  if (count == 0) return out;
+  if (encoding_ != Encoding::kElements || count * 2 > count_) {
+    // Selection sampling over every element: each subset of count is equally likely.
+    std::vector<Element> all;
+    Status s = for_each([&](std::string_view f, std::string_view v) {
+      all.emplace_back(std::string(f), std::string(v));
+      return true;
+    });
+    if (!s.ok()) return s;
+    uint64_t need = std::min<uint64_t>(count, all.size());
+    for (size_t i = 0; i < all.size() && need > 0; ++i) {
+      if (rng.uniform(all.size() - i) < need) {
+        out.push_back(std::move(all[i]));
+        --need;
+      }
+    }
+    // Redis's order is random too: shuffle so the order says nothing.
+    for (size_t i = out.size(); i > 1; --i) std::swap(out[i - 1], out[rng.uniform(i)]);
+    return out;
+  }
+  // Few of many: random seeks until count distinct ones were found.
+  std::unordered_set<std::string> seen;
+  while (out.size() < count) {
+    auto e = random_one(rng);
+    if (!e.ok()) return e.status();
+    if (seen.insert(e->first).second) out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+void Collection::writes(std::vector<Store::Write>* out) {
+  if (!dirty_) return;
+  if (count_ == 0) {
+    // Emptied: the key goes (its generation is retired with the record).
+    if (meta_.exists) out->push_back(Store::Write{key_, meta_, true, {}, 0});
+    return;
+  }
+  if (encoding_ == Encoding::kElements) {
+    for (const auto& [field, value] : pending_) {
+      Store::Write w;
+      w.key = key_;
+      w.element = true;
+      w.erase = !value.has_value();
+      if (value) w.value = *value;
+      w.field = field;
+      w.gen = gen_;
+      out->push_back(w);
+    }
+    if (!head_dirty_ && existed_) return;
+    encode_elements_head(gen_, count_, &payload_);
+  } else {
+    begin_compact(encoding_, count_, &payload_);
+    for (const auto& [field, value] : compact_) {
+      append_compact(field, &payload_);
+      if (type_ == ValueType::kHash) append_compact(value, &payload_);
+    }
+  }
+  Store::Write head{key_, meta_, false, payload_, expire_ms_, type_};
+  out->push_back(head);
+}
+
+}  // namespace statekv::server

@@ -1,0 +1,126 @@
+// The engine layout (record.h): records of every type, collection payloads,
+// element and garbage keys — round trips and refusal of malformed bytes.
+#include "server/record.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace statekv::server {
+namespace {
+
+TEST(Record, StringRecordsEncodeAsBefore) {
+  std::string out;
+  encode_record("v", 0, &out);
+  EXPECT_EQ(out, std::string("\x00v", 2));
+  encode_record("v", 0x0102030405060708, &out);
+  EXPECT_EQ(out, std::string("\x10\x01\x02\x03\x04\x05\x06\x07\x08v", 10));
+}
+
+TEST(Record, EveryTypeRoundTripsAndUnknownTypesAreRefused) {
+  for (ValueType t : {ValueType::kString, ValueType::kHash, ValueType::kSet, ValueType::kList,
+                      ValueType::kZset}) {
+    std::string out;
+    encode_record(t, "payload", 123, &out);
+    RecordView rec;
+    ASSERT_TRUE(decode_record(out, &rec));
+    EXPECT_EQ(rec.type, t);
+    EXPECT_EQ(rec.expire_ms, 123);
+    EXPECT_EQ(rec.value, "payload");
+  }
+  RecordView rec;
+  for (int type = 5; type < 16; ++type) {
+    EXPECT_FALSE(decode_record(std::string(1, static_cast<char>(type)) + "x", &rec)) << type;
+  }
+  EXPECT_FALSE(decode_record(std::string("\x20x", 2), &rec));  // an unknown flag bit
+  EXPECT_EQ(type_name(ValueType::kHash), "hash");
+  EXPECT_EQ(type_name(ValueType::kSet), "set");
+}
+
+TEST(Record, CollectionHeadsRoundTrip) {
+  std::string payload;
+  encode_elements_head(1ull << 40, 1000000, &payload);
+  CollectionHead head;
+  ASSERT_TRUE(decode_collection(payload, &head));
+  EXPECT_EQ(head.encoding, Encoding::kElements);
+  EXPECT_EQ(head.gen, 1ull << 40);
+  EXPECT_EQ(head.count, 1000000u);
+  EXPECT_EQ(record_generation(ValueType::kHash, payload), 1ull << 40);
+  EXPECT_EQ(record_generation(ValueType::kString, payload), 0u);  // a string owns nothing
+
+  begin_compact(Encoding::kCompact, 2, &payload);
+  append_compact("f", &payload);
+  append_compact(std::string(300, 'v'), &payload);  // a two-byte length
+  append_compact("", &payload);
+  append_compact("w", &payload);
+  ASSERT_TRUE(decode_collection(payload, &head));
+  EXPECT_EQ(head.encoding, Encoding::kCompact);
+  EXPECT_EQ(head.count, 2u);
+  EXPECT_EQ(record_generation(ValueType::kHash, payload), 0u);
+  CompactReader r(head.entries);
+  std::vector<std::string> items;
+  std::string_view item;
+  while (r.next(&item)) items.emplace_back(item);
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(items, (std::vector<std::string>{"f", std::string(300, 'v'), "", "w"}));
+}
+
+TEST(Record, MalformedPayloadsAreRefusedNotRead) {
+  CollectionHead head;
+  EXPECT_FALSE(decode_collection("", &head));
+  EXPECT_FALSE(decode_collection(std::string("\x00", 1), &head));  // no such encoding
+  EXPECT_FALSE(decode_collection(std::string("\x04\x01", 2), &head));
+  EXPECT_FALSE(decode_collection(std::string("\x03\x00\x01", 3), &head));   // generation 0
+  EXPECT_FALSE(decode_collection(std::string("\x03\x05", 2), &head));       // no count
+  EXPECT_FALSE(decode_collection(std::string("\x03\x05\x01x", 4), &head));  // trailing
+  EXPECT_FALSE(decode_collection(std::string("\x01\xff", 2), &head));       // truncated varint
+  std::string payload;
+  encode_elements_head(5, 3, &payload);
+  for (size_t n = 0; n < payload.size(); ++n) {
+    EXPECT_FALSE(decode_collection(payload.substr(0, n), &head)) << n;
+  }
+  // A length past the end stops the reader and says so.
+  CompactReader r(
+      std::string("\x05"
+                  "ab",
+                  3));
+  std::string_view item;
+  EXPECT_FALSE(r.next(&item));
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(Record, ElementKeysSortByGenerationThenPosition) {
+  std::string a;
+  std::string b;
+  element_key(1, "zzz", &a);
+  element_key(2, "aaa", &b);
+  EXPECT_LT(a, b);  // every element of generation 1 before any of 2
+  std::string prefix;
+  element_prefix(1, &prefix);
+  EXPECT_EQ(a.substr(0, prefix.size()), prefix);
+  uint64_t gen;
+  uint32_t position;
+  std::string_view field;
+  ASSERT_TRUE(parse_element_key(a, &gen, &position, &field));
+  EXPECT_EQ(gen, 1u);
+  EXPECT_EQ(position, element_hash("zzz"));
+  EXPECT_EQ(field, "zzz");
+  std::string start;
+  element_position_key(1, position, &start);
+  EXPECT_LE(start, a);
+  element_key(1, "", &a);  // an empty field is a valid element
+  ASSERT_TRUE(parse_element_key(a, &gen, &position, &field));
+  EXPECT_EQ(field, "");
+  EXPECT_FALSE(parse_element_key("m123", &gen, &position, &field));
+  std::string g;
+  garbage_key(42, &g);
+  ASSERT_TRUE(parse_garbage_key(g, &gen));
+  EXPECT_EQ(gen, 42u);
+  EXPECT_FALSE(parse_garbage_key(g + "x", &gen));
+  garbage_key(0, &g);
+  EXPECT_FALSE(parse_garbage_key(g, &gen));
+}
+
+}  // namespace
+}  // namespace statekv::server

@@ -195,6 +195,7 @@ std::vector<std::string_view> acl_categories(const CommandSpec& spec, std::strin
   if (group == "string") out.push_back("@string");
   if (group == "generic") out.push_back("@keyspace");
   if (group == "connection") out.push_back("@connection");
+  if (group == "transactions") out.push_back("@transaction");
   if (spec.flags & kPubsub) out.push_back("@pubsub");
   if (spec.flags & kAdmin) out.push_back("@admin");
   if (spec.flags & kAdmin) out.push_back("@dangerous");

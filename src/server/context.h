@@ -35,6 +35,8 @@ namespace statekv::server {
 // exactly once.
 using DeferredReply = std::function<void(std::string reply, storage::Sequence seq)>;
 
+struct TransactionState;  // server/transaction.h
+
 // Per-connection state. Owned by the connection; commands run on the
 // connection's thread and may touch every field. Fields other threads read
 // (CLIENT LIST) are guarded by mu or atomic.
@@ -119,6 +121,11 @@ struct Session {
   // Subscribed to anything: in RESP2 only the pub/sub commands, PING, QUIT
   // and RESET may run (Redis's "subscribed context").
   bool subscribed() const { return !channels.empty() || !patterns.empty(); }
+
+  // MULTI/EXEC and WATCH (server/transaction.h): the commands queued and the
+  // keys watched; null until the client first runs MULTI or WATCH. Releasing
+  // it (RESET, the connection's end) releases its watches.
+  std::shared_ptr<TransactionState> txn;
 };
 
 // All live connections, for CLIENT LIST and INFO clients. Implemented by the

@@ -126,7 +126,9 @@ struct ServiceState {
   // WATCH (server/transaction.h): who watches which keys; ids handed out by
   // next_watcher, one per client state.
   WatchTable watches;
-  std::atomic<uint64_t> next_watcher{1};
+  // Starts at a value drawn from the run id: watcher ids stay unique across
+  // the nodes of a cluster (a router watches keys on their owner).
+  std::atomic<uint64_t> next_watcher;
   // Every commit of writes ends here, with the keys' stripe locks held: the
   // watches of those keys break and tracking clients are told (client: the
   // writer, for NOLOOP; 0 for expiry).

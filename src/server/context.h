@@ -262,6 +262,11 @@ class Service {
   // scans that merge several nodes' keys (coord/). Errors: the engine's.
   virtual Result<KeyPage> key_page(const KeyPageRequest& request) = 0;
 
+  // session's MULTI/WATCH state, created when absent (coord/ routes a
+  // transaction's EXEC and WATCH by it). nullptr from a service without
+  // transactions.
+  virtual std::shared_ptr<TransactionState> transaction(Session& session) { return nullptr; }
+
   // Starts background work (active expiry); stop() ends it and is called before
   // the engine is closed.
   virtual void start() = 0;

@@ -148,7 +148,8 @@ ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
       proposer(context.proposers ? context.proposers(store) : make_local_group(store)),
       // Redis's default tracking-table-max-keys; the random source (which keys
       // to drop over it) is seeded from the run id.
-      tracking(1000000, Random(std::hash<std::string>{}(context.run_id))) {
+      tracking(1000000, Random(std::hash<std::string>{}(context.run_id))),
+      next_watcher(((std::hash<std::string>{}(context.run_id) & 0xffffff) << 40) | 1) {
   refresh_config();
 }
 
@@ -299,6 +300,29 @@ void abort_transaction(Session& session) {
   if (session.txn && session.txn->queuing) session.txn->aborted = true;
 }
 
+// Queues a command of a MULTI and the keys it names (by its spec).
+void queue_command(TransactionState& t, const CommandSpec& spec,
+                   std::span<const std::string_view> argv) {
+  t.queue.emplace_back(argv.begin(), argv.end());
+  t.whole_keyspace = t.whole_keyspace || spec.name == "flushall" || spec.name == "flushdb";
+  if (spec.first_key <= 0) return;
+  const int argc = static_cast<int>(argv.size());
+  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+  for (int i = spec.first_key; i <= last && i < argc; i += std::max(1, spec.key_step)) {
+    t.keys.emplace_back(argv[i]);
+  }
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  uint64_t v = 0;
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  return v;
+}
+
 // What MULTI queues: all but the commands that control the transaction or
 // the connection (Redis's processCommand exceptions).
 bool queued_in_multi(std::string_view name) {
@@ -351,8 +375,68 @@ class ServiceImpl final : public Service {
   }
 
  private:
+  std::shared_ptr<TransactionState> transaction(Session& session) override {
+    if (!session.txn) {
+      session.txn = std::make_shared<TransactionState>(state_.watches, state_.next_watcher);
+    }
+    return session.txn;
+  }
+
+  // The internal verbs of transactions between nodes (server/transaction.h).
+  storage::Sequence internal_verb(Session& session, std::span<const std::string_view> argv,
+                                  resp::Writer& out) {
+    const auto watcher = argv.size() >= 2 ? parse_u64(argv[1]) : std::nullopt;
+    if (!watcher) {
+      out.error("ERR malformed " + std::string(argv[0]));
+      return 0;
+    }
+    if (argv[0] == kUnwatchVerb) {
+      state_.watches.unwatch(*watcher);
+      out.simple("OK");
+      return 0;
+    }
+    auto t = std::make_shared<TransactionState>(state_.watches, state_.next_watcher);
+    t->watcher = *watcher;
+    session.txn = t;
+    if (argv[0] == kWatchVerb) {
+      t->keep_watches = true;  // they outlive this routed command
+      std::vector<std::string_view> watch(argv.begin() + 1, argv.end());
+      watch[0] = "watch";
+      return dispatch(session, watch, out);
+    }
+    // __exec: the commands as the router queued them (and checked them).
+    t->watching = *watcher != 0;
+    t->queuing = true;
+    for (size_t i = 2; i < argv.size();) {
+      const auto n = parse_u64(argv[i]);
+      if (!n || *n == 0 || *n > argv.size() - i - 1) {
+        out.error("ERR malformed " + std::string(argv[0]));
+        return 0;
+      }
+      std::span<const std::string_view> args = argv.subspan(i + 1, *n);
+      i += 1 + *n;
+      const CommandSpec* spec = table_.find(args[0]);
+      const CommandSpec* run = spec;
+      if (spec != nullptr && !spec->subcommands.empty() && args.size() >= 2) {
+        run = CommandTable::find_sub(*spec, args[1]);
+      }
+      const int argc = static_cast<int>(args.size());
+      if (run == nullptr || (run->arity > 0 && argc != run->arity) || argc < -run->arity) {
+        t->aborted = true;
+        continue;
+      }
+      queue_command(*t, *run, args);
+    }
+    static constexpr std::string_view kExec[] = {"exec"};
+    return dispatch(session, kExec, out);
+  }
+
   storage::Sequence dispatch(Session& session, std::span<const std::string_view> argv,
                              resp::Writer& out) {
+    if (argv[0].starts_with("__") && !session.defer &&
+        (argv[0] == kExecVerb || argv[0] == kWatchVerb || argv[0] == kUnwatchVerb)) {
+      return internal_verb(session, argv, out);  // never from a client's connection
+    }
     const CommandSpec* spec = table_.find(argv[0]);
     if (spec == nullptr) {
       abort_transaction(session);
@@ -405,7 +489,7 @@ class ServiceImpl final : public Service {
     }
     if (session.txn && session.txn->queuing && queued_in_multi(spec->name)) {
       // MULTI: queued as sent, run by EXEC (server/transaction.h).
-      session.txn->queue.emplace_back(argv.begin(), argv.end());
+      queue_command(*session.txn, *run, argv);
       out.simple("QUEUED");
       return 0;
     }

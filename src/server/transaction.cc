@@ -45,7 +45,9 @@ std::vector<std::string> WatchTable::keys(uint64_t watcher) const {
 bool WatchTable::changed(uint64_t watcher, int64_t now) const {
   std::lock_guard lock(mu_);
   auto it = by_watcher_.find(watcher);
-  if (it == by_watcher_.end()) return false;
+  // Unknown: its watches were lost (a routed EXEC whose WATCH went to a node
+  // that restarted since). Whether its keys changed cannot be known.
+  if (it == by_watcher_.end()) return true;
   if (it->second.changed) return true;
   // Unchanged keys still carry the TTL they had when watched: one that has
   // passed means the key expired meanwhile, which Redis 7 counts as a change.
@@ -70,6 +72,17 @@ void WatchTable::on_flush(const std::function<bool(std::string_view key)>& exist
     if (!exists(key)) continue;
     for (uint64_t id : ids) by_watcher_[id].changed = true;
   }
+}
+
+std::vector<std::string> encode_exec(const TransactionState& t, uint64_t watcher) {
+  std::vector<std::string> out;
+  out.emplace_back(kExecVerb);
+  out.push_back(std::to_string(watcher));
+  for (const auto& args : t.queue) {
+    out.push_back(std::to_string(args.size()));
+    out.insert(out.end(), args.begin(), args.end());
+  }
+  return out;
 }
 
 // ---- Transaction ----

@@ -57,7 +57,9 @@ class WatchTable {
   // The keys watcher watches (empty when none).
   std::vector<std::string> keys(uint64_t watcher) const;
   // True when one of watcher's keys was written since it was watched, or its
-  // TTL has passed at now. The caller holds the stripe locks of those keys.
+  // TTL has passed at now, or when watcher is unknown here (its watches were
+  // lost: whether its keys changed cannot be known). The caller holds the
+  // stripe locks of those keys.
   bool changed(uint64_t watcher, int64_t now) const;
   // Marks the watchers of keys changed. Called after a commit, with the
   // keys' stripe locks still held.
@@ -81,30 +83,74 @@ class WatchTable {
 
 // A connection's MULTI state and watches (Session::txn).
 struct TransactionState {
-  TransactionState(WatchTable& table, uint64_t watcher) : watches(table), watcher(watcher) {}
-  ~TransactionState() { unwatch(); }
+  // ids hands out watcher ids (ServiceState::next_watcher): unique in the
+  // cluster, since a router registers watches on other nodes under them.
+  TransactionState(WatchTable& table, std::atomic<uint64_t>& ids)
+      : watches(table), ids_(ids), watcher(ids.fetch_add(1, std::memory_order_relaxed)) {}
+  ~TransactionState() {
+    if (!keep_watches) unwatch();
+  }
   TransactionState(const TransactionState&) = delete;
   TransactionState& operator=(const TransactionState&) = delete;
 
   void unwatch() {
     if (watching) watches.unwatch(watcher);
     watching = false;
+    watched_keys.clear();
+    if (release_remote) {
+      auto release = std::move(release_remote);
+      release_remote = nullptr;
+      release();
+      // The release travels on its own: a new watch must not be mistaken
+      // for the one it removes.
+      watcher = ids_.fetch_add(1, std::memory_order_relaxed);
+    }
+    remote_node = 0;
   }
   // Leaves MULTI (EXEC, DISCARD): the queue goes, and the watches with it.
   void discard() {
     queuing = false;
     aborted = false;
     queue.clear();
+    keys.clear();
+    whole_keyspace = false;
     unwatch();
   }
 
   WatchTable& watches;
-  const uint64_t watcher;  // the id this client watches under
-  bool queuing = false;    // between MULTI and EXEC/DISCARD
-  bool aborted = false;    // a command was refused while queueing: EXECABORT
+
+ private:
+  std::atomic<uint64_t>& ids_;
+
+ public:
+  uint64_t watcher;      // the id this client watches under
+  bool queuing = false;  // between MULTI and EXEC/DISCARD
+  bool aborted = false;  // a command was refused while queueing: EXECABORT
   std::vector<std::vector<std::string>> queue;
-  bool watching = false;  // watcher has keys in the table
+  std::vector<std::string> keys;          // every key the queued commands name
+  bool whole_keyspace = false;            // a queued FLUSHALL/FLUSHDB
+  bool watching = false;                  // watcher has keys in this node's table
+  std::vector<std::string> watched_keys;  // here or on remote_node
+  // The state of a routed command (server/transaction.h's internal verbs)
+  // does not own the watches it names: they outlive it on this node.
+  bool keep_watches = false;
+  // In a cluster (coord/): the keys are watched on remote_node (not 0), and
+  // release_remote forgets them there.
+  uint64_t remote_node = 0;
+  std::function<void()> release_remote;
 };
+
+// Internal forms of the transaction commands that nodes send one another
+// (coord/); a client's own connection cannot run them.
+//   __watch <watcher> key...        WATCH under that watcher id
+//   __unwatch <watcher>             forget its watches
+//   __exec <watcher|0> (<n> <arg>*n)...   run the commands as MULTI...EXEC
+//                                   (with the watches of <watcher>)
+inline constexpr std::string_view kWatchVerb = "__watch";
+inline constexpr std::string_view kUnwatchVerb = "__unwatch";
+inline constexpr std::string_view kExecVerb = "__exec";
+// The __exec form of t's queue.
+std::vector<std::string> encode_exec(const TransactionState& t, uint64_t watcher);
 
 // The effects of a running EXEC, staged until they are proposed as one
 // Mutation. Reads of a key see its staged state; other keys read from the

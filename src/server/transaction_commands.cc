@@ -10,8 +10,7 @@ namespace {
 
 TransactionState& txn_state(CommandContext& c) {
   if (!c.session.txn) {
-    c.session.txn = std::make_shared<TransactionState>(
-        c.state.watches, c.state.next_watcher.fetch_add(1, std::memory_order_relaxed));
+    c.session.txn = std::make_shared<TransactionState>(c.state.watches, c.state.next_watcher);
   }
   return *c.session.txn;
 }
@@ -81,6 +80,12 @@ void cmd_exec(CommandContext& c) {
   }
   const std::vector<std::string> watched =
       t.watching ? c.state.watches.keys(t.watcher) : std::vector<std::string>{};
+  if (t.remote_node != 0) {
+    // Watched on another node (coord/ routes such an EXEC there): they cannot
+    // be checked here.
+    t.discard();
+    return c.out.null_array();
+  }
   for (const std::string& k : watched) keys.push_back(k);
 
   // No other command touches these keys until the transaction is committed.
@@ -153,6 +158,7 @@ void cmd_watch(CommandContext& c) {
     if (!r) return;
     c.state.watches.watch(t.watcher, key, r->live ? r->rec.expire_ms : 0);
     t.watching = true;
+    t.watched_keys.emplace_back(key);
   }
   c.out.simple("OK");
 }

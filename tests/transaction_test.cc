@@ -144,6 +144,12 @@ TEST_P(TransactionTest, QueueingExecAndErrorsInResp3) {
   EXPECT_EQ(p.call({"EXEC"}), "_\r\n");
 }
 
+TEST_P(TransactionTest, CommandInfoAndDocs) {
+  RawPair p = pair();
+  p.call({"COMMAND", "INFO", "multi", "exec", "discard", "watch", "unwatch"});
+  p.call({"COMMAND", "DOCS", "multi", "exec", "discard", "watch", "unwatch"});
+}
+
 TEST_P(TransactionTest, SubscribeInsideMultiIsQueuedAsInRedis) {
   RawPair p = pair();
   p.call({"MULTI"});

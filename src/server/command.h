@@ -39,8 +39,9 @@ enum CommandFlag : uint32_t {
   kDenyOom = 1u << 7,
   kNoscript = 1u << 8,
   kSentinel = 1u << 9,
-  kPubsub = 1u << 10,     // Redis's "pubsub"
-  kAllowBusy = 1u << 11,  // Redis's "allow_busy"
+  kPubsub = 1u << 10,       // Redis's "pubsub"
+  kAllowBusy = 1u << 11,    // Redis's "allow_busy"
+  kSkipSlowlog = 1u << 12,  // Redis's "skip_slowlog" (EXEC: its commands are logged, not it)
 };
 
 struct CommandContext;

@@ -175,7 +175,8 @@ void add_transaction_commands(std::vector<CommandSpec>& out) {
   constexpr uint32_t kTxn = kNoscript | kLoading | kStale;
   out.push_back({"multi", 1, kTxn | kFast | kAllowBusy, 0, 0, 0, g,
                  "Mark the start of a transaction block", "1.2.0", "O(1)", "", cmd_multi});
-  out.push_back({"exec", 1, kTxn, 0, 0, 0, g, "Execute all commands issued after MULTI", "1.2.0",
+  out.push_back({"exec", 1, kTxn | kSkipSlowlog, 0, 0, 0, g,
+                 "Execute all commands issued after MULTI", "1.2.0",
                  "Depends on commands in the transaction", "", cmd_exec});
   out.push_back({"discard", 1, kTxn | kFast | kAllowBusy, 0, 0, 0, g,
                  "Discard all commands issued after MULTI", "2.0.0",

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -1505,6 +1506,130 @@ TEST(Routing, PipelineToAKilledOwnerGetsErrorsInOrderAndTheConnectionStaysUsable
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ(r->bytes.substr(0, std::strlen(want)), want);
   }
+}
+
+// ============================================================ transactions
+
+// MULTI/EXEC in a 3-node cluster (issue 11 item 2): a transaction whose keys
+// live on another node runs there whole, as one EXEC; keys of two shards are
+// CROSSSLOT and discard it; WATCH watches on the owner (another client's
+// write there breaks it); and a routed EXEC is atomic for readers on any node.
+TEST(Routing, TransactionsRunWholeOnTheirShardsOwnerAndAcrossShardsAreCrossslot) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  // Hash tags keep a transaction's keys in one shard: one tag owned by node
+  // 2 (routed from node 1) and one owned by node 1 (run where it arrives).
+  std::string remote, local;
+  for (int i = 0; i < 1000 && (remote.empty() || local.empty()); ++i) {
+    const std::string tag = "{t" + std::to_string(i) + "}";
+    const size_t owner = cluster.owner_of(tag + "x");
+    if (owner == 1 && remote.empty()) remote = tag;
+    if (owner == 0 && local.empty()) local = tag;
+  }
+  ASSERT_FALSE(remote.empty());
+  ASSERT_FALSE(local.empty());
+  auto node2_keys = cluster.local_keys(1);
+  ASSERT_TRUE(node2_keys.ok());
+
+  RedisClient c = cluster.client(0);
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  EXPECT_EQ(c.cmd({"SET", remote + "x", "1"}), "+QUEUED");
+  EXPECT_EQ(c.cmd({"INCR", remote + "x"}), "+QUEUED");
+  EXPECT_EQ(c.cmd({"GET", remote + "x"}), "+QUEUED");
+  EXPECT_EQ(c.cmd({"SET", remote + "y", "v"}), "+QUEUED");
+  EXPECT_EQ(c.cmd({"INCR", remote + "y"}), "+QUEUED");
+  EXPECT_EQ(c.cmd({"EXEC"}),
+            "[+OK, :2, \"2\", +OK, -ERR value is not an integer or out of range]");
+  auto after = cluster.local_keys(1);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, *node2_keys + 2) << "the routed transaction ran on its owner";
+  EXPECT_EQ(c.cmd({"EXEC"}), "-ERR EXEC without MULTI");
+
+  // Run where it arrives.
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  c.cmd({"SET", local + "x", "1"});
+  c.cmd({"INCR", local + "x"});
+  EXPECT_EQ(c.cmd({"EXEC"}), "[+OK, :2]");
+
+  // Two shards: CROSSSLOT, and nothing of it runs.
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  c.cmd({"SET", local + "x", "10"});
+  c.cmd({"SET", remote + "x", "10"});
+  EXPECT_EQ(c.cmd({"EXEC"}), "-CROSSSLOT Keys in request don't hash to the same slot");
+  EXPECT_EQ(c.cmd({"EXEC"}), "-ERR EXEC without MULTI");
+  EXPECT_EQ(c.cmd({"MGET", local + "x", remote + "x"}), "[\"2\", \"2\"]");
+  EXPECT_EQ(c.cmd({"WATCH", local + "x", remote + "x"}),
+            "-CROSSSLOT Keys in request don't hash to the same slot");
+
+  // WATCH on the owner: a write through node 3 breaks it.
+  RedisClient other = cluster.client(2);
+  ASSERT_EQ(c.cmd({"WATCH", remote + "x"}), "+OK");
+  ASSERT_EQ(other.cmd({"SET", remote + "x", "5"}), "+OK");
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  c.cmd({"INCR", remote + "x"});
+  EXPECT_EQ(c.cmd({"EXEC"}), "(nil)");
+  // Untouched, it runs; UNWATCH releases it.
+  ASSERT_EQ(c.cmd({"WATCH", remote + "x"}), "+OK");
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  c.cmd({"INCR", remote + "x"});
+  EXPECT_EQ(c.cmd({"EXEC"}), "[:6]");
+  ASSERT_EQ(c.cmd({"WATCH", remote + "x"}), "+OK");
+  ASSERT_EQ(c.cmd({"UNWATCH"}), "+OK");
+  ASSERT_EQ(other.cmd({"SET", remote + "x", "7"}), "+OK");
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  c.cmd({"INCR", remote + "x"});
+  EXPECT_EQ(c.cmd({"EXEC"}), "[:8]");
+  // A watch of another node's keys with a transaction of this node's: CROSSSLOT.
+  ASSERT_EQ(c.cmd({"WATCH", remote + "x"}), "+OK");
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  c.cmd({"INCR", local + "x"});
+  EXPECT_EQ(c.cmd({"EXEC"}), "-CROSSSLOT Keys in request don't hash to the same slot");
+
+  // Atomic: writers through nodes 1 and 3 (routed to node 2), readers
+  // through node 1 reading both keys in a transaction, never unequal.
+  std::atomic<bool> done{false};
+  std::atomic<int> mismatches{0}, reads{0}, failures{0};
+  std::vector<std::thread> writers, readers;
+  for (size_t via : {size_t{0}, size_t{2}}) {
+    writers.emplace_back([&, via] {
+      auto w = RedisClient::connect(cluster.port(via));
+      if (!w.ok()) return void(++failures);
+      for (int i = 0; i < 100; ++i) {
+        w->append({"MULTI"});
+        w->append({"INCR", remote + "a"});
+        for (int p = 0; p < 10; ++p) w->append({"GET", remote + "pad"});
+        w->append({"INCR", remote + "b"});
+        w->append({"EXEC"});
+        for (int r = 0; r < 14; ++r) {
+          if (!w->read_reply().ok()) ++failures;
+        }
+      }
+    });
+  }
+  readers.emplace_back([&] {
+    auto r = RedisClient::connect(cluster.port(0));
+    if (!r.ok()) return void(++failures);
+    while (!done.load()) {
+      r->cmd({"MULTI"});
+      r->cmd({"GET", remote + "a"});
+      r->cmd({"GET", remote + "b"});
+      const std::string s = r->cmd({"EXEC"});
+      const size_t comma = s.find(", ");
+      if (comma == std::string::npos ||
+          s.substr(1, comma - 1) != s.substr(comma + 2, s.size() - comma - 3)) {
+        if (++mismatches == 1) ADD_FAILURE() << "a reader saw " << s;
+      }
+      ++reads;
+    }
+  });
+  for (auto& t : writers) t.join();
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_GT(reads.load(), 10);
+  EXPECT_EQ(c.cmd({"MGET", remote + "a", remote + "b"}), "[\"200\", \"200\"]");
 }
 
 }  // namespace

@@ -109,6 +109,8 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
       return g != nullptr && g->expire(key);
     };
   }
+  unwatcher_ = std::make_shared<Unwatcher>();
+  unwatcher_->coordinator = this;
   auto sub = node_.map_watch().subscribe(
       [this](const std::shared_ptr<const meta::ClusterMap>& map) { on_map(map); });
   subscription_ = sub.id;
@@ -165,6 +167,11 @@ Coordinator::~Coordinator() {
   }
   // Release anything waiting at a frozen gate, so the workers can finish.
   mover_->gate().thaw();
+  {
+    // Sessions that outlive the coordinator no longer release remote watches.
+    std::lock_guard<std::mutex> lock(unwatcher_->mu);
+    unwatcher_->coordinator = nullptr;
+  }
   // Calls in flight complete (with an error), and may still post re-routes.
   forward_client_.reset();
   router_jobs_->stop();
@@ -217,27 +224,34 @@ Status Coordinator::abort_move(const std::string& keyspace) {
 
 bool Coordinator::pass_gate(const CommandSpec& spec, std::span<const std::string_view> argv,
                             const std::vector<size_t>& keys) {
+  std::vector<std::string_view> named;
+  named.reserve(keys.size());
+  for (size_t k : keys) named.push_back(argv[k]);
+  return pass_gate_keys(named, (spec.flags & server::kWrite) != 0);
+}
+
+bool Coordinator::pass_gate_keys(const std::vector<std::string_view>& keys, bool write) {
   auto table = this->table();
   if (!table || !table->any_moving()) return true;
   bool gated = false;
-  for (size_t k : keys) {
-    const Route r = table->route(argv[k]);
+  for (std::string_view k : keys) {
+    const Route r = table->route(k);
     gated = gated || (r.moving() && r.primary() == options_.self);
   }
   if (!gated) return true;
   mover_->gate().enter();
   // The map may have moved on while we waited: are the keys still ours?
   table = this->table();
-  for (size_t k : keys) {
-    if (table->route(argv[k]).primary() != options_.self) {
+  for (std::string_view k : keys) {
+    if (table->route(k).primary() != options_.self) {
       mover_->gate().leave();
       return false;
     }
   }
   t_in_gate = true;
   t_written.clear();
-  if (spec.flags & server::kWrite) {
-    for (size_t k : keys) t_written.emplace_back(argv[k]);
+  if (write) {
+    for (std::string_view k : keys) t_written.emplace_back(k);
   }
   return true;
 }
@@ -418,6 +432,28 @@ server::Router::Decision Coordinator::check_routed(Session& session, const Comma
                                                    std::span<const std::string_view> argv,
                                                    resp::Writer& out) {
   auto table = this->table();
+  if (spec.name == "exec" && session.txn && session.txn->queuing && !session.txn->aborted) {
+    // A routed transaction (__exec): this node must own every key of it.
+    const auto& t = *session.txn;
+    std::vector<std::string_view> keys(t.keys.begin(), t.keys.end());
+    for (std::string_view k : keys) {
+      const Route r = table->route(k);
+      if (r.primary() != options_.self) {
+        out.error(std::string(kStaleRoute) + " epoch " + std::to_string(table->epoch().value()) +
+                  ": node " + std::to_string(options_.self.value()) + " does not own '" +
+                  std::string(k.substr(0, 64)) + "' (" + describe_node(*table, r.primary()) +
+                  " does)");
+        return Decision::kHandled;
+      }
+    }
+    if (!pass_gate_keys(keys, true)) {
+      out.error(std::string(kStaleRoute) + " epoch " +
+                std::to_string(this->table()->epoch().value()) +
+                ": the keys moved away from node " + std::to_string(options_.self.value()));
+      return Decision::kHandled;
+    }
+    return Decision::kLocal;
+  }
   const std::vector<size_t> keys = key_positions(spec, argv);
   for (size_t k : keys) {
     const Route r = table->route(argv[k]);
@@ -487,6 +523,9 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
     if (due) return wait();
     broadcast_publish(argv[1], argv[2]);
     return Decision::kLocal;  // and delivered here by the command itself
+  }
+  if (spec.name == "exec" || spec.name == "watch") {
+    return route_transaction(session, spec, argv, out, seq);
   }
   const std::vector<size_t> keys = key_positions(spec, argv);
   // Keys and values that do not pair up (MSET a 1 b): the command's own
@@ -706,6 +745,173 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
   }
   out.error("TRYAGAIN the cluster map kept changing while routing this command");
   return Decision::kHandled;
+}
+
+server::Router::Decision Coordinator::route_transaction(Session& session, const CommandSpec& spec,
+                                                        std::span<const std::string_view> argv,
+                                                        resp::Writer& out, storage::Sequence* seq) {
+  const bool due = session.replies_due > 0 && session.wait_for_replies;
+  auto wait = [&] {
+    session.wait_for_replies();
+    return Decision::kHandled;
+  };
+  const bool exec = spec.name == "exec";
+  std::shared_ptr<server::TransactionState> t = session.txn;
+  // The handler's own answers: EXEC without MULTI, EXECABORT, WATCH inside
+  // MULTI, and the keyless transaction (it runs here).
+  if (exec && (!t || !t->queuing || t->aborted)) return due ? wait() : Decision::kLocal;
+  if (!exec && t && t->queuing) return due ? wait() : Decision::kLocal;
+
+  // Every key of the transaction: its commands' and the watched ones, or
+  // WATCH's new keys and those watched already.
+  std::vector<std::string_view> keys;
+  if (exec) {
+    keys.assign(t->keys.begin(), t->keys.end());
+  } else {
+    for (size_t k : key_positions(spec, argv)) keys.push_back(argv[k]);
+  }
+  if (t) keys.insert(keys.end(), t->watched_keys.begin(), t->watched_keys.end());
+  if (keys.empty()) return due ? wait() : Decision::kLocal;
+
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto table = this->table();
+    if (!table) {
+      out.error("CLUSTERDOWN the cluster map is not known yet");
+      return Decision::kHandled;
+    }
+    // One shard (Redis Cluster: one slot) for all of them, or CROSSSLOT.
+    const bool redirects = options_.redirects || session.redirects;
+    const Route first = table->route(keys[0]);
+    const bool slots = first.keyspace->spec.partitioner.kind == meta::Partitioner::kSlots;
+    bool cross = false;
+    for (std::string_view k : keys) {
+      const Route r = table->route(k);
+      cross = cross || r.keyspace != first.keyspace || r.shard != first.shard ||
+              r.primary() != first.primary() ||
+              (redirects && slots && partition::key_slot(k) != partition::key_slot(keys[0]));
+    }
+    if (cross) {
+      if (exec) t->discard();
+      out.error("CROSSSLOT Keys in request don't hash to the same slot");
+      return Decision::kHandled;
+    }
+    if (first.keyspace->spec.replication.kind == meta::Replication::kConsensus) {
+      // A replicated keyspace: the transaction runs whole on its group's
+      // leader (one Mutation through the group's log). WATCH needs the watch
+      // kept where the leader is, which can move: not served yet.
+      auto groups = this->groups();
+      if (!exec || (t && !t->watched_keys.empty()) || !groups) {
+        if (exec) t->discard();
+        out.error(
+            "ERR WATCH is not served on REPLICATION consensus keyspaces yet (MULTI/EXEC without "
+            "WATCH is)");
+        return Decision::kHandled;
+      }
+      if (due) return wait();
+      auto call = std::make_shared<GroupCall>();
+      call->group = ReplicaGroups::group_id(first.keyspace->spec.name, first.shard);
+      call->members = first.owners;
+      call->resp = session.resp;
+      call->epoch = table->epoch().value();
+      call->argv = server::encode_exec(*t, 0);
+      call->write = true;
+      call->positions = session.positions;
+      call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+      t->discard();
+      if (session.defer) {
+        session.route_owner = 0;
+        call->done = session.defer();
+        send_group_call(call, NodeId());
+        return Decision::kHandled;
+      }
+      std::promise<std::string> replied;
+      auto reply = replied.get_future();
+      call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
+      send_group_call(call, NodeId());
+      out.raw(reply.get());
+      return Decision::kHandled;
+    }
+    const NodeId owner = first.primary();
+    const bool watched_here = t && t->watching;
+    if (exec && ((t->remote_node != 0 && t->remote_node != owner.value()) ||
+                 (watched_here && owner != options_.self))) {
+      // The keys were watched on a node that no longer owns them: whether
+      // they changed cannot be checked, so the watch counts as broken.
+      t->discard();
+      out.null_array();
+      return Decision::kHandled;
+    }
+    if (owner == options_.self) {
+      if (due) return wait();
+      if (pass_gate_keys(keys, exec)) return Decision::kLocal;
+      continue;  // moved away while we waited at the gate: route again
+    }
+    if (redirects && slots) {
+      if (exec) t->discard();
+      const meta::Member* m = table->member(owner);
+      out.error("MOVED " + std::to_string(partition::key_slot(keys[0])) + " " +
+                (m ? m->address : std::string("?")));
+      return Decision::kHandled;
+    }
+    if (!t) t = service_.transaction(session);
+    if (!t) {
+      out.error("ERR transactions are not served here");
+      return Decision::kHandled;
+    }
+    // The whole transaction, or the watch, goes to the owner as one command.
+    std::vector<std::string> routed;
+    if (exec) {
+      routed = server::encode_exec(*t, t->remote_node == owner.value() ? t->watcher : 0);
+      // The owner's EXEC ends the watches there; this node forgets them.
+      t->release_remote = nullptr;
+      t->discard();
+    } else {
+      routed = {std::string(server::kWatchVerb), std::to_string(t->watcher)};
+      for (size_t k : key_positions(spec, argv)) {
+        routed.emplace_back(argv[k]);
+        t->watched_keys.emplace_back(argv[k]);
+      }
+      t->remote_node = owner.value();
+      if (!t->release_remote) {
+        t->release_remote = [weak = std::weak_ptr<Unwatcher>(unwatcher_), owner, id = t->watcher] {
+          if (auto u = weak.lock()) u->release(owner, id);
+        };
+      }
+    }
+    if (session.defer) {
+      if (due && session.route_owner != owner.value()) return wait();
+      if (!due) {
+        session.route_stream = ++next_stream_;
+        session.route_owner = owner.value();
+      }
+      std::vector<std::string_view> views(routed.begin(), routed.end());
+      route_async(session, owner, *table, views, session.defer());
+      return Decision::kHandled;
+    }
+    auto reply = run_on(owner, std::move(routed), session.resp, *table, seq);
+    if (reply.ok()) {
+      out.raw(*reply);
+    } else {
+      out.error(routing_error(reply.status()));
+    }
+    return Decision::kHandled;
+  }
+  out.error("TRYAGAIN the cluster map kept changing while routing this command");
+  return Decision::kHandled;
+}
+
+void Coordinator::Unwatcher::release(NodeId owner, uint64_t watcher) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (coordinator == nullptr) return;
+  auto table = coordinator->table();
+  const meta::Member* m = table ? table->member(owner) : nullptr;
+  if (m == nullptr || m->peer_address.empty()) return;
+  net::ForwardFrame frame;
+  frame.epoch = table->epoch().value();
+  frame.argv = {std::string(server::kUnwatchVerb), std::to_string(watcher)};
+  // Fire and forget: a lost release leaves a watch entry on the owner.
+  coordinator->forward_client_->call(owner, m->peer_address, std::move(frame),
+                                     [](Result<net::ForwardReplyFrame>) {});
 }
 
 server::Router::Decision Coordinator::fan_out(Session& session, std::string_view name,

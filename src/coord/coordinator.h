@@ -56,6 +56,18 @@
 //     its pool. So no later command overtakes one being routed again.
 // Commands in flight to an owner that fails get errors (in order); the
 // client's connection stays usable.
+//
+// Transactions (server/transaction.h): MULTI queues on the client's node;
+// at EXEC every key of the transaction (its commands' and the watched ones)
+// must be in one shard of one keyspace (one slot, for a Redis Cluster client
+// asking for redirects), else CROSSSLOT and the transaction is discarded.
+// On this node it runs here; otherwise it goes to the owner whole, as one
+// routed command (server::kExecVerb), which the owner runs as one EXEC (one
+// Mutation) after checking it owns every key. WATCH of keys another node
+// owns registers them there (server::kWatchVerb, under the client's watcher
+// id); EXEC carries that id, and UNWATCH, DISCARD, RESET or the client's
+// end release them there (kUnwatchVerb, fire and forget). A transaction
+// whose watched keys moved to another node since counts its watch broken.
 #pragma once
 
 #include <atomic>
@@ -169,6 +181,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // waiting, this node no longer serves them: the caller routes again.
   bool pass_gate(const server::CommandSpec& spec, std::span<const std::string_view> argv,
                  const std::vector<size_t>& keys);
+  bool pass_gate_keys(const std::vector<std::string_view>& keys, bool write);
   std::string run_local(std::vector<std::string> argv);
   Status abort_move(const std::string& keyspace);
 
@@ -177,6 +190,10 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // or routed, re-routing after a stale route.
   Result<std::string> run_on(NodeId node, std::vector<std::string> argv, int resp,
                              const RoutingTable& table, storage::Sequence* seq);
+  // EXEC and WATCH (see "Transactions").
+  Decision route_transaction(server::Session& session, const server::CommandSpec& spec,
+                             std::span<const std::string_view> argv, resp::Writer& out,
+                             storage::Sequence* seq);
   Decision fan_out(server::Session& session, std::string_view name,
                    std::span<const std::string_view> argv, const std::vector<size_t>& key_positions,
                    const RoutingTable& table, resp::Writer& out, storage::Sequence* seq);
@@ -236,6 +253,15 @@ class Coordinator final : public server::Router, public server::ClusterView {
   std::shared_ptr<ReplicaGroups> groups() const;
   // Owner side: a routed command for one of this node's groups.
   void on_group_frame(net::ForwardFrame frame, const Respond& respond);
+  // Releases a client's watches on another node when the client unwatches
+  // (server::TransactionState::release_remote); outlives the coordinator in
+  // the sessions' callbacks, which then do nothing.
+  struct Unwatcher {
+    std::mutex mu;
+    Coordinator* coordinator = nullptr;
+    void release(NodeId owner, uint64_t watcher);
+  };
+  std::shared_ptr<Unwatcher> unwatcher_;
 
   node::ClusterNode& node_;
   server::Service& service_;

@@ -24,6 +24,7 @@
 #include "server/proposer.h"
 #include "server/record.h"
 #include "server/store.h"
+#include "server/transaction.h"
 
 namespace statekv::coord {
 
@@ -175,6 +176,7 @@ class ReplicaGroups::Impl {
       kConfirming
     } phase = Phase::kBarrier;
     bool write = false;           // a write command (it may skip the barrier)
+    bool all_keys = false;        // latched by any effect in flight (a transaction)
     bool barrier_passed = false;  // leadership confirmed since it arrived
     uint64_t index = 0;  // the write's entry, once proposed
     std::string reply;
@@ -787,6 +789,9 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.group = group;
     p.resp = resp;
     p.keys = latch_keys(argv);
+    // A transaction's keys are inside its encoding: it waits until nothing
+    // of the group is in flight.
+    p.all_keys = !argv.empty() && argv[0] == server::kExecVerb;
     if (const server::CommandSpec* spec = spec_of(argv)) {
       p.write = (spec->flags & server::kWrite) != 0;
     }
@@ -966,6 +971,11 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
                                               std::to_string(p.group.value())),
                           {}, g->raft->leader().value_or(NodeId())});
+    return;
+  }
+  if (p.all_keys && !g->latches.empty()) {
+    p.phase = Pending::Phase::kParked;
+    g->parked.push_back(id);
     return;
   }
   for (const std::string& k : p.keys) {

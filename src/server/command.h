@@ -25,6 +25,7 @@
 #include "server/scan_cursors.h"
 #include "server/store.h"
 #include "server/tracking_table.h"
+#include "server/transaction.h"
 
 namespace statekv::server {
 
@@ -39,8 +40,9 @@ enum CommandFlag : uint32_t {
   kDenyOom = 1u << 7,
   kNoscript = 1u << 8,
   kSentinel = 1u << 9,
-  kPubsub = 1u << 10,     // Redis's "pubsub"
-  kAllowBusy = 1u << 11,  // Redis's "allow_busy"
+  kPubsub = 1u << 10,       // Redis's "pubsub"
+  kAllowBusy = 1u << 11,    // Redis's "allow_busy"
+  kSkipSlowlog = 1u << 12,  // Redis's "skip_slowlog" (EXEC: its commands are logged, not it)
 };
 
 struct CommandContext;
@@ -132,6 +134,19 @@ struct ServiceState {
   // whose connection is gone stops tracking.
   void deliver(std::vector<Invalidation> invalidations);
 
+  // WATCH (server/transaction.h): who watches which keys; ids handed out by
+  // next_watcher, one per client state.
+  WatchTable watches;
+  // Starts at a value drawn from the run id: watcher ids stay unique across
+  // the nodes of a cluster (a router watches keys on their owner).
+  std::atomic<uint64_t> next_watcher;
+  // Every commit of writes ends here, with the keys' stripe locks held: the
+  // watches of those keys break and tracking clients are told (client: the
+  // writer, for NOLOOP; 0 for expiry).
+  void committed(uint64_t client, std::span<const std::string_view> keys);
+  // Before a flush is committed: breaks the watches of keys that exist.
+  void flushing();
+
  private:
   std::mutex pushers_mu_;
   std::unordered_map<uint64_t, std::function<bool(std::string)>> pushers_;
@@ -150,6 +165,9 @@ struct CommandContext {
   std::string_view fullname;  // "get", "client|list": for error texts
   int64_t now_ms;             // one clock reading per command, like Redis
   storage::Sequence seq = 0;  // the highest commit ticket this command waits on
+  // Set while the command runs inside EXEC: its effects are staged there and
+  // its reads see what the transaction staged (server/transaction.h).
+  Transaction* txn = nullptr;
 
   Store& store() { return state.store; }
   ServerStats::Slot& stats() { return state.ctx.stats->local(); }
@@ -200,6 +218,9 @@ struct CommandContext {
   // Every key removed (FLUSHALL/FLUSHDB).
   bool commit_clear();
 
+  // DBSIZE: the store's keys, plus what the running transaction staged.
+  uint64_t key_count();
+
   void hit() { bump(stats().keyspace_hits); }
   void miss() { bump(stats().keyspace_misses); }
   // Counts one key lookup for INFO's keyspace_hits / keyspace_misses.
@@ -228,6 +249,10 @@ struct LockedRead {
 // error it replies with the error and returns nullopt.
 std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key);
 
+// A tracking client read the keys of a read-only command: registers them
+// with the tracking table (CLIENT TRACKING default mode).
+void track_read(CommandContext& c);
+
 // ASCII case-insensitive equality (Redis's strcasecmp on option names).
 bool iequals(std::string_view a, std::string_view b);
 
@@ -241,5 +266,6 @@ void add_pubsub_commands(std::vector<CommandSpec>& out);
 void add_consistency_commands(std::vector<CommandSpec>& out);
 void add_hash_commands(std::vector<CommandSpec>& out);
 void add_set_commands(std::vector<CommandSpec>& out);
+void add_transaction_commands(std::vector<CommandSpec>& out);
 
 }  // namespace statekv::server

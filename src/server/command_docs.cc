@@ -181,6 +181,7 @@ std::vector<std::string_view> flag_names(uint32_t flags) {
   if (flags & kNoscript) out.push_back("noscript");
   if (flags & kLoading) out.push_back("loading");
   if (flags & kStale) out.push_back("stale");
+  if (flags & kSkipSlowlog) out.push_back("skip_slowlog");
   if (flags & kSentinel) out.push_back("sentinel");
   if (flags & kNoAuth) out.push_back("no_auth");
   if (flags & kFast) out.push_back("fast");
@@ -203,6 +204,7 @@ std::vector<std::string_view> acl_categories(const CommandSpec& spec, std::strin
   out.push_back((spec.flags & kFast) ? "@fast" : "@slow");
   if (spec.flags & kAdmin) out.push_back("@dangerous");
   if (group == "connection") out.push_back("@connection");
+  if (group == "transactions") out.push_back("@transaction");  // after, in Redis's bit order
   return out;
 }
 

@@ -160,10 +160,12 @@ void cmd_quit(CommandContext& c) {
 }
 
 // RESET: the connection as it was when it connected (Redis's
-// clearClientConnectionState): no subscriptions, RESP2, db 0, no name,
-// authenticated only if no password is required, no CLUSTER REDIRECTS.
+// clearClientConnectionState): no transaction or watched keys, no
+// subscriptions, RESP2, db 0, no name, authenticated only if no password is
+// required, no CLUSTER REDIRECTS.
 void cmd_reset(CommandContext& c) {
   leave_all(*c.state.ctx.pubsub, c.session);
+  c.session.txn.reset();  // out of MULTI, and no key watched
   c.session.db = 0;
   c.session.resp = 2;
   c.session.redirects = false;

@@ -39,6 +39,8 @@ class Store;
 // exactly once.
 using DeferredReply = std::function<void(std::string reply, storage::Sequence seq)>;
 
+struct TransactionState;  // server/transaction.h
+
 // Per-connection state. Owned by the connection; commands run on the
 // connection's thread and may touch every field. Fields other threads read
 // (CLIENT LIST) are guarded by mu or atomic.
@@ -139,6 +141,11 @@ struct Session {
   // Subscribed to anything: in RESP2 only the pub/sub commands, PING, QUIT
   // and RESET may run (Redis's "subscribed context").
   bool subscribed() const { return !channels.empty() || !patterns.empty(); }
+
+  // MULTI/EXEC and WATCH (server/transaction.h): the commands queued and the
+  // keys watched; null until the client first runs MULTI or WATCH. Releasing
+  // it (RESET, the connection's end) releases its watches.
+  std::shared_ptr<TransactionState> txn;
 };
 
 // All live connections, for CLIENT LIST and INFO clients. Implemented by the
@@ -301,6 +308,10 @@ class Service {
   // members' effects to it and snapshot it (coord/replica_groups.h); nullptr
   // for services without one.
   virtual Store* store() { return nullptr; }
+  // session's MULTI/WATCH state, created when absent (coord/ routes a
+  // transaction's EXEC and WATCH by it). nullptr from a service without
+  // transactions.
+  virtual std::shared_ptr<TransactionState> transaction(Session& session) { return nullptr; }
 
   // Starts background work (active expiry); stop() ends it and is called before
   // the engine is closed.

@@ -399,7 +399,7 @@ void cmd_copy(CommandContext& c) {
 // ---- whole keyspace ----
 
 void cmd_dbsize(CommandContext& c) {
-  c.out.integer(static_cast<int64_t>(c.store().key_count()));
+  c.out.integer(static_cast<int64_t>(c.key_count()));
 }
 
 void flush_generic(CommandContext& c) {

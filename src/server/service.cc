@@ -33,6 +33,15 @@ std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key)
 
 std::optional<bool> CommandContext::read_locked(std::string_view key, std::string* buf,
                                                 RecordView* rec, Store::Meta* meta) {
+  if (txn != nullptr) {
+    // What an earlier command of the transaction staged wins over the store.
+    // *meta then only needs to say what the key holds: the transaction reads
+    // what the store holds when it builds its writes.
+    if (auto staged = txn->read(key, now_ms, buf, rec)) {
+      *meta = *staged ? Store::Meta{true, rec->expire_ms} : Store::Meta{};
+      return *staged;
+    }
+  }
   auto live = store().get_locked(key, now_ms, buf, rec, meta);
   if (!ok(live)) return std::nullopt;
   if (*live || !meta->exists) return *live;
@@ -45,6 +54,11 @@ std::optional<bool> CommandContext::read_locked(std::string_view key, std::strin
 }
 
 std::optional<bool> CommandContext::read(std::string_view key, std::string* buf, RecordView* rec) {
+  if (txn != nullptr) {
+    // The EXEC holds the key's stripe lock already.
+    Store::Meta meta;
+    return read_locked(key, buf, rec, &meta);
+  }
   bool expired = false;
   auto live = store().get(key, now_ms, buf, rec, &expired);
   if (!ok(live)) return std::nullopt;
@@ -56,24 +70,35 @@ std::optional<bool> CommandContext::read(std::string_view key, std::string* buf,
 }
 
 bool CommandContext::commit(std::span<const Store::Write> writes) {
+  if (txn != nullptr) {
+    txn->stage(writes);  // proposed with the whole transaction at EXEC's end
+    return true;
+  }
   Proposer& proposer = session.proposer != nullptr ? *session.proposer : *state.proposer;
   auto ticket = proposer.propose(now_ms, writes);
   if (!ok(ticket)) return false;
   note(ticket->durable_at);
-  // Invalidation hooks here, where every effect is committed, not in handlers.
-  if (state.tracking_clients.load(std::memory_order_relaxed) > 0 && !writes.empty()) {
+  // Invalidation and WATCH hooks here, where every effect is committed, not
+  // in handlers.
+  if (!writes.empty() &&
+      (state.tracking_clients.load(std::memory_order_relaxed) > 0 || !state.watches.empty())) {
     std::vector<std::string_view> keys;
     keys.reserve(writes.size());
     for (const Store::Write& w : writes) keys.push_back(w.key);
     // A collection's element writes name its key too: once is enough.
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    state.deliver(state.tracking.on_write(session.id, keys));
+    state.committed(session.id, keys);
   }
   return true;
 }
 
 bool CommandContext::commit_clear() {
+  if (txn != nullptr) {
+    txn->stage_clear();
+    return true;
+  }
+  state.flushing();
   Proposer& proposer = session.proposer != nullptr ? *session.proposer : *state.proposer;
   auto ticket = proposer.propose_clear(now_ms);
   if (!ok(ticket)) return false;
@@ -82,6 +107,28 @@ bool CommandContext::commit_clear() {
     state.deliver(state.tracking.on_flush(session.id));
   }
   return true;
+}
+
+uint64_t CommandContext::key_count() {
+  const uint64_t keys = store().key_count();
+  if (txn == nullptr) return keys;
+  const int64_t delta = txn->key_delta(keys, [&](std::string_view key) {
+    RecordView rec;
+    Store::Meta meta;
+    auto found = store().get_locked(key, 0, &read_buffer(), &rec, &meta);
+    return found.ok() && meta.exists;
+  });
+  const int64_t total = static_cast<int64_t>(keys) + delta;
+  return total < 0 ? 0 : static_cast<uint64_t>(total);
+}
+
+void track_read(CommandContext& c) {
+  const int argc = static_cast<int>(c.argv.size());
+  const int last = c.spec.last_key < 0 ? argc + c.spec.last_key : c.spec.last_key;
+  for (int i = c.spec.first_key; i <= last && i < argc; i += std::max(1, c.spec.key_step)) {
+    c.state.tracking.on_read(c.session.id, c.argv[i]);
+  }
+  c.state.deliver(c.state.tracking.enforce_limit());
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -106,8 +153,29 @@ ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
       proposer(context.proposers ? context.proposers(store) : make_local_group(store)),
       // Redis's default tracking-table-max-keys; the random source (which keys
       // to drop over it) is seeded from the run id.
-      tracking(1000000, Random(std::hash<std::string>{}(context.run_id))) {
+      tracking(1000000, Random(std::hash<std::string>{}(context.run_id))),
+      next_watcher(((std::hash<std::string>{}(context.run_id) & 0xffffff) << 40) | 1) {
   refresh_config();
+}
+
+void ServiceState::committed(uint64_t client, std::span<const std::string_view> keys) {
+  if (!watches.empty()) watches.on_write(keys);
+  if (tracking_clients.load(std::memory_order_relaxed) > 0) {
+    deliver(tracking.on_write(client, keys));
+  }
+}
+
+void ServiceState::flushing() {
+  if (watches.empty()) return;
+  std::string buf;
+  watches.on_flush([&](std::string_view key) {
+    // Physically present (even expired): a watch taken while it was live
+    // counts its flush as a change, as in Redis.
+    RecordView rec;
+    bool expired = false;
+    auto live = store.get(key, unix_time_ms(), &buf, &rec, &expired);
+    return !live.ok() || *live || expired;
+  });
 }
 
 void ServiceState::tracking_on(const Session& session) {
@@ -232,6 +300,43 @@ bool allowed_when_subscribed(std::string_view name) {
   return false;
 }
 
+// Redis: a command refused before it could be queued makes EXEC fail.
+void abort_transaction(Session& session) {
+  if (session.txn && session.txn->queuing) session.txn->aborted = true;
+}
+
+// Queues a command of a MULTI and the keys it names (by its spec).
+void queue_command(TransactionState& t, const CommandSpec& spec,
+                   std::span<const std::string_view> argv) {
+  t.queue.emplace_back(argv.begin(), argv.end());
+  t.whole_keyspace = t.whole_keyspace || spec.name == "flushall" || spec.name == "flushdb";
+  if (spec.first_key <= 0) return;
+  const int argc = static_cast<int>(argv.size());
+  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+  for (int i = spec.first_key; i <= last && i < argc; i += std::max(1, spec.key_step)) {
+    t.keys.emplace_back(argv[i]);
+  }
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  uint64_t v = 0;
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  return v;
+}
+
+// What MULTI queues: all but the commands that control the transaction or
+// the connection (Redis's processCommand exceptions).
+bool queued_in_multi(std::string_view name) {
+  for (std::string_view n : {"exec", "discard", "multi", "watch", "quit", "reset"}) {
+    if (name == n) return false;
+  }
+  return true;
+}
+
 class ServiceImpl final : public Service {
  public:
   // Elements of deleted collections freed per expiry cycle (hz cycles a
@@ -283,10 +388,71 @@ class ServiceImpl final : public Service {
   }
 
  private:
+  std::shared_ptr<TransactionState> transaction(Session& session) override {
+    if (!session.txn) {
+      session.txn = std::make_shared<TransactionState>(state_.watches, state_.next_watcher);
+    }
+    return session.txn;
+  }
+
+  // The internal verbs of transactions between nodes (server/transaction.h).
+  storage::Sequence internal_verb(Session& session, std::span<const std::string_view> argv,
+                                  resp::Writer& out) {
+    const auto watcher = argv.size() >= 2 ? parse_u64(argv[1]) : std::nullopt;
+    if (!watcher) {
+      out.error("ERR malformed " + std::string(argv[0]));
+      return 0;
+    }
+    if (argv[0] == kUnwatchVerb) {
+      state_.watches.unwatch(*watcher);
+      out.simple("OK");
+      return 0;
+    }
+    auto t = std::make_shared<TransactionState>(state_.watches, state_.next_watcher);
+    t->watcher = *watcher;
+    session.txn = t;
+    if (argv[0] == kWatchVerb) {
+      t->keep_watches = true;  // they outlive this routed command
+      std::vector<std::string_view> watch(argv.begin() + 1, argv.end());
+      watch[0] = "watch";
+      return dispatch(session, watch, out);
+    }
+    // __exec: the commands as the router queued them (and checked them).
+    t->watching = *watcher != 0;
+    t->queuing = true;
+    for (size_t i = 2; i < argv.size();) {
+      const auto n = parse_u64(argv[i]);
+      if (!n || *n == 0 || *n > argv.size() - i - 1) {
+        out.error("ERR malformed " + std::string(argv[0]));
+        return 0;
+      }
+      std::span<const std::string_view> args = argv.subspan(i + 1, *n);
+      i += 1 + *n;
+      const CommandSpec* spec = table_.find(args[0]);
+      const CommandSpec* run = spec;
+      if (spec != nullptr && !spec->subcommands.empty() && args.size() >= 2) {
+        run = CommandTable::find_sub(*spec, args[1]);
+      }
+      const int argc = static_cast<int>(args.size());
+      if (run == nullptr || (run->arity > 0 && argc != run->arity) || argc < -run->arity) {
+        t->aborted = true;
+        continue;
+      }
+      queue_command(*t, *run, args);
+    }
+    static constexpr std::string_view kExec[] = {"exec"};
+    return dispatch(session, kExec, out);
+  }
+
   storage::Sequence dispatch(Session& session, std::span<const std::string_view> argv,
                              resp::Writer& out) {
+    if (argv[0].starts_with("__") && !session.defer &&
+        (argv[0] == kExecVerb || argv[0] == kWatchVerb || argv[0] == kUnwatchVerb)) {
+      return internal_verb(session, argv, out);  // never from a client's connection
+    }
     const CommandSpec* spec = table_.find(argv[0]);
     if (spec == nullptr) {
+      abort_transaction(session);
       out.error(unknown_command(argv));
       return 0;
     }
@@ -296,6 +462,7 @@ class ServiceImpl final : public Service {
     if (!spec->subcommands.empty() && argv.size() >= 2) {
       run = CommandTable::find_sub(*spec, argv[1]);
       if (run == nullptr) {
+        abort_transaction(session);
         std::string upper(spec->name);
         for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         out.error(sanitize("ERR unknown subcommand '" + std::string(argv[1].substr(0, 128)) +
@@ -310,15 +477,18 @@ class ServiceImpl final : public Service {
     }
     const int argc = static_cast<int>(argv.size());
     if ((run->arity > 0 && argc != run->arity) || argc < -run->arity) {
+      abort_transaction(session);
       out.error("ERR wrong number of arguments for '" + std::string(fullname) + "' command");
       return 0;
     }
     if (!session.authenticated && !(run->flags & kNoAuth) &&
         state_.password_required.load(std::memory_order_relaxed)) {
+      abort_transaction(session);
       out.error("NOAUTH Authentication required.");
       return 0;
     }
     if (session.resp == 2 && session.subscribed() && !allowed_when_subscribed(run->name)) {
+      abort_transaction(session);
       out.error(sanitize("ERR Can't execute '" + std::string(fullname) +
                          "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                          "allowed in this context"));
@@ -330,6 +500,12 @@ class ServiceImpl final : public Service {
       std::lock_guard lock(session.mu);
       session.last_command.assign(fullname);
     }
+    if (session.txn && session.txn->queuing && queued_in_multi(spec->name)) {
+      // MULTI: queued as sent, run by EXEC (server/transaction.h).
+      queue_command(*session.txn, *run, argv);
+      out.simple("QUEUED");
+      return 0;
+    }
     if (state_.ctx.router != nullptr) {
       storage::Sequence routed_seq = 0;
       if (state_.ctx.router->route(session, *run, argv, out, &routed_seq) ==
@@ -340,7 +516,9 @@ class ServiceImpl final : public Service {
     CommandContext c{state_, session, argv, out, *run, fullname, unix_time_ms()};
     if (state_.ctx.router == nullptr) {
       run->handler(c);
-      if (session.tracking && (run->flags & kReadonly) && run->first_key > 0) track_read(c);
+      if (session.tracking && (run->flags & kReadonly) && run->first_key > 0) {
+        server::track_read(c);
+      }
       return c.seq;
     }
     struct Finished {
@@ -350,17 +528,6 @@ class ServiceImpl final : public Service {
     } finished{state_.ctx.router, session};
     run->handler(c);
     return c.seq;
-  }
-
-  // A tracking client read the keys of a read-only command: it may cache them
-  // now, so a later write of one must tell it (CLIENT TRACKING default mode).
-  void track_read(CommandContext& c) {
-    const int argc = static_cast<int>(c.argv.size());
-    const int last = c.spec.last_key < 0 ? argc + c.spec.last_key : c.spec.last_key;
-    for (int i = c.spec.first_key; i <= last && i < argc; i += std::max(1, c.spec.key_step)) {
-      state_.tracking.on_read(c.session.id, c.argv[i]);
-    }
-    state_.deliver(state_.tracking.enforce_limit());
   }
 
   void expire_loop() {
@@ -380,10 +547,8 @@ class ServiceImpl final : public Service {
             Store::Write w{key, old, true, {}, 0};
             auto ticket = state_.proposer->propose(now, std::span<const Store::Write>(&w, 1));
             if (!ticket.ok()) return ticket.status();
-            if (state_.tracking_clients.load(std::memory_order_relaxed) > 0) {
-              std::string_view k = key;
-              state_.deliver(state_.tracking.on_write(0, std::span<const std::string_view>(&k, 1)));
-            }
+            std::string_view k = key;
+            state_.committed(0, std::span<const std::string_view>(&k, 1));
             return ticket->durable_at;
           });
       if (!done.ok()) spdlog::warn("active expiry cycle failed: {}", done.status().to_string());

@@ -18,6 +18,16 @@ std::string& scratch_record() {
   return s;
 }
 
+// The stripes this thread holds through Store::lock_transaction (ascending),
+// and whose they are; empty outside a transaction.
+thread_local const Store* t_held_store = nullptr;
+thread_local const uint32_t* t_held_begin = nullptr;
+thread_local const uint32_t* t_held_end = nullptr;
+
+bool held_by_thread(const Store* store, uint32_t stripe) {
+  return t_held_store == store && std::binary_search(t_held_begin, t_held_end, stripe);
+}
+
 Status corrupt(std::string_view key) {
   return Status::Corruption("malformed record for key of " + std::to_string(key.size()) + " bytes");
 }
@@ -83,12 +93,20 @@ uint32_t Store::stripe_of(std::string_view key) const {
 }
 
 Store::Locked::Locked(Locked&& other) noexcept
-    : store_(other.store_), one_(other.one_), many_(std::move(other.many_)) {
+    : store_(other.store_),
+      one_(other.one_),
+      many_(std::move(other.many_)),  // keeps its buffer: t_held_* stay valid
+      transaction_(other.transaction_) {
   other.store_ = nullptr;
+  other.transaction_ = false;
 }
 
 Store::Locked::~Locked() {
   if (store_ == nullptr) return;
+  if (transaction_) {
+    t_held_store = nullptr;
+    t_held_begin = t_held_end = nullptr;
+  }
   if (many_.empty()) {
     store_->stripes_[one_].unlock();
     return;
@@ -98,17 +116,23 @@ Store::Locked::~Locked() {
 
 Store::Locked Store::lock(std::string_view key) {
   Locked l;
+  const uint32_t stripe = stripe_of(key);
+  if (held_by_thread(this, stripe)) return l;
   l.store_ = this;
-  l.one_ = stripe_of(key);
+  l.one_ = stripe;
   stripes_[l.one_].lock();
   return l;
 }
 
 Store::Locked Store::lock(std::span<const std::string_view> keys) {
   Locked l;
-  l.store_ = this;
   l.many_.reserve(keys.size());
-  for (auto k : keys) l.many_.push_back(stripe_of(k));
+  for (auto k : keys) {
+    const uint32_t stripe = stripe_of(k);
+    if (!held_by_thread(this, stripe)) l.many_.push_back(stripe);
+  }
+  if (l.many_.empty()) return l;
+  l.store_ = this;
   std::sort(l.many_.begin(), l.many_.end());
   l.many_.erase(std::unique(l.many_.begin(), l.many_.end()), l.many_.end());
   if (l.many_.size() == 1) {
@@ -130,6 +154,17 @@ Store::Locked Store::lock_all() {
     l.many_[i] = i;
     stripes_[i].lock();
   }
+  return l;
+}
+
+Store::Locked Store::lock_transaction(std::span<const std::string_view> keys, bool all) {
+  Locked l = all ? lock_all() : lock(keys);
+  if (l.store_ == nullptr) return l;               // no keys
+  if (l.many_.empty()) l.many_.push_back(l.one_);  // the held scope views many_
+  l.transaction_ = true;
+  t_held_store = this;
+  t_held_begin = l.many_.data();
+  t_held_end = l.many_.data() + l.many_.size();
   return l;
 }
 

@@ -85,10 +85,21 @@ class Store {
     // One key needs no allocation (the SET/INCR hot path); several keys use many_.
     uint32_t one_ = 0;
     std::vector<uint32_t> many_;  // ascending, unique; used when non-empty
+    bool transaction_ = false;    // lock_transaction(): ends the thread's held scope
   };
+  // A stripe this thread already holds through lock_transaction() is not
+  // locked again: the returned Locked then holds nothing for it.
   Locked lock(std::string_view key);
   Locked lock(std::span<const std::string_view> keys);
   Locked lock_all();
+  // Locks the stripes of every key a transaction (MULTI/EXEC) names, all at
+  // once in the ascending order every multi-key lock uses (so transactions and
+  // commands cannot deadlock), or every stripe when `all`. Until the returned
+  // Locked is destroyed, lock() calls on this thread for those stripes take
+  // nothing, so the transaction's commands run their usual locking code.
+  // The transaction must name every key its commands lock (a stripe outside
+  // the set would be locked out of order). Not nestable.
+  Locked lock_transaction(std::span<const std::string_view> keys, bool all);
 
   // What a key held before a mutation: needed to keep counters and the expiry
   // index exact.

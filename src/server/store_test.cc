@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <optional>
+#include <thread>
+
 #include "server/command_docs.h"
 #include "server/command_table.h"
 #include "server/glob.h"
@@ -131,6 +135,47 @@ TEST(Store, CountersFollowMutationsAndRecount) {
   ASSERT_TRUE(reopened.recount().ok());
   EXPECT_EQ(reopened.key_count(), 2u);
   EXPECT_EQ(reopened.expire_count(), 0u);
+}
+
+// A transaction holds its keys' stripes; its commands' own lock() calls on
+// them take nothing on that thread (else they would deadlock on themselves),
+// while other threads still wait; the scope ends with the transaction's lock.
+TEST(Store, TransactionLockHoldsItsStripesAndItsThreadsLocksTakeNothing) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  std::string_view keys[] = {"a", "b"};
+  std::atomic<bool> other_locked{false};
+  std::thread other;
+  {
+    auto txn = store.lock_transaction(keys, false);
+    {
+      auto again = store.lock("a");  // would deadlock if it locked
+      auto both = store.lock(keys);  // likewise
+      std::string_view ab[] = {"b", "a"};
+      auto reversed = store.lock(ab);
+    }
+    other = std::thread([&] {
+      auto g = store.lock("a");
+      other_locked = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(other_locked.load()) << "another thread must wait for the transaction";
+  }
+  other.join();
+  EXPECT_TRUE(other_locked.load());
+  // After the transaction, this thread locks normally again: a second
+  // thread waits for it.
+  std::optional<Store::Locked> g(store.lock("a"));
+  std::atomic<bool> second{false};
+  std::thread t([&] {
+    auto h = store.lock("a");
+    second = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(second.load());
+  g.reset();
+  t.join();
+  EXPECT_TRUE(second.load());
 }
 
 TEST(Store, ExpireCycleIsBoundedAndDropsStaleEntries) {

@@ -442,6 +442,9 @@ struct UpFlags {
   std::vector<std::string> regions;
   std::string keyspaces;  // TOML file of [[keyspace]] entries
   bool detach = false;
+  // The cluster's password (the default user's), seeded when the cluster
+  // forms; kept by the metadata service, never in cluster.json.
+  std::string requirepass;
   // Which of the options above were given (they must agree with an existing cluster).
   std::set<std::string> given;
 };
@@ -489,13 +492,14 @@ std::vector<std::string> conflicts_with(const UpFlags& f, const LocalCluster& c)
 // cluster is ready. On failure it stops exactly the nodes it started; every
 // node that was running before keeps running. `started` gets what it started.
 Status start_missing(const LocalCluster& cluster, const std::string& secret,
-                     const sigset_t& signals, std::map<uint64_t, pid_t>* started) {
+                     const sigset_t& signals, std::map<uint64_t, pid_t>* started,
+                     const std::string& requirepass = "") {
   for (const LocalNode& n : cluster.nodes) {
     if (pid_t pid = running_pid(cluster, n.id); pid != 0) {
       fmt::print("node {} already running (pid {})\n", n.id.value(), pid);
       continue;
     }
-    auto pid = spawn_node(cluster, n, secret, false);
+    auto pid = spawn_node(cluster, n, secret, false, requirepass);
     if (!pid.ok()) {
       for (const auto& [id, p] : *started) {
         (void)stop_node(cluster, NodeId(id), 3000ms, "its start failed: " + pid.status().message());
@@ -616,7 +620,7 @@ int run_up(const UpFlags& f) {
     if (!fs::exists(cluster.node_dir(n.id))) created.insert(n.id.value());
   }
   std::map<uint64_t, pid_t> started;
-  if (Status s = start_missing(cluster, *secret, signals, &started); !s.ok()) {
+  if (Status s = start_missing(cluster, *secret, signals, &started, f.requirepass); !s.ok()) {
     if (fresh) forget_failed_start(cluster, created);
     return fail(s.message() +
                 (fresh ? "\ncluster.json was not written: the next `cluster up` starts afresh"
@@ -977,6 +981,12 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                      "TOML file of [[keyspace]] entries to create once the cluster is up "
                      "(docs/routing.md)")
       ->check(CLI::ExistingFile);
+  up_cmd->add_option("--requirepass", up->requirepass,
+                     "Password of the cluster: every node asks clients for it (AUTH), for every "
+                     "key wherever it lives; kept by the metadata service as a SHA-256 hash, so "
+                     "nodes added later ask for it too (default: $STATEKV_REQUIREPASS, else none). "
+                     "Change it with CONFIG SET requirepass on any node")
+      ->envname("STATEKV_REQUIREPASS");
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, up_cmd, exit_code] {
     for (const char* name :

@@ -9,6 +9,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "resp/writer.h"
+#include "server/acl.h"
 #include "server/context.h"
 #include "server/proposer.h"
 #include "server/scan_cursors.h"
@@ -95,10 +99,31 @@ struct ServiceState {
   // Cached config values read on hot paths; refreshed by refresh_config() after
   // CONFIG SET (the only way they change at run time).
   std::atomic<uint64_t> proto_max_bulk_len{512ull * 1024 * 1024};
-  std::atomic<bool> password_required{false};
   void refresh_config();
-  // The current requirepass (copied under a lock: AUTH is not a hot path).
-  std::string requirepass() const;
+
+  // The users (server/acl.h). On a standalone server they are this
+  // server's own and requirepass is the default user's password; on a
+  // cluster node (ctx.acl_store set) they are the cluster's, installed as the
+  // metadata service applies them, and every change goes through it.
+  Acl acl;
+  // Whether the default user needs a password now (Redis's authRequired for
+  // a client that has not authenticated).
+  bool auth_required() const;
+  // Brings session's cached user up to date with acl (cheap when nothing
+  // changed: one atomic load).
+  void refresh_user(Session& session) const;
+  // Applies `change` to the users: through the cluster's metadata service
+  // (then waits, up to a few seconds, until this node installed the result)
+  // or to this server's own. The change sees every user by name and may add,
+  // alter or remove them; its error is replied as is.
+  using UsersChange = std::function<Status(std::map<std::string, AclUser>& users)>;
+  Status change_users(const UsersChange& change);
+  // The local requirepass became `password` (standalone: the default user's
+  // password, as Redis's requirepass).
+  void set_local_requirepass(const std::string& password);
+  // At start: the default user of requirepass (on a cluster node, until the
+  // cluster's users arrive).
+  void install_initial_users();
 
   // CONFIG RESETSTAT: ServerStats counters cannot be reset, so INFO reports
   // them relative to the values captured here.
@@ -126,7 +151,8 @@ struct ServiceState {
   std::mutex pushers_mu_;
   std::unordered_map<uint64_t, std::function<bool(std::string)>> pushers_;
   mutable std::mutex mu_;
-  std::string requirepass_;
+  std::string requirepass_;  // the last requirepass applied to the default user
+  std::mutex users_mu_;      // one change of this server's own users at a time
   Baseline baseline_;
 };
 
@@ -216,6 +242,9 @@ struct LockedRead {
 // error it replies with the error and returns nullopt.
 std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key);
 
+// One line of CLIENT LIST / CLIENT INFO for session (also ACL LOG's client-info).
+std::string client_info_line(const Session& session);
+
 // ASCII case-insensitive equality (Redis's strcasecmp on option names).
 bool iequals(std::string_view a, std::string_view b);
 
@@ -226,5 +255,6 @@ void add_connection_commands(std::vector<CommandSpec>& out);
 void add_server_commands(std::vector<CommandSpec>& out);
 void add_cluster_commands(std::vector<CommandSpec>& out);
 void add_pubsub_commands(std::vector<CommandSpec>& out);
+void add_acl_commands(std::vector<CommandSpec>& out);
 
 }  // namespace statekv::server

@@ -27,6 +27,7 @@ CommandTable::CommandTable() {
   add_server_commands(specs_);
   add_cluster_commands(specs_);
   add_pubsub_commands(specs_);
+  add_acl_commands(specs_);
   by_name_.reserve(specs_.size() * 2);
   for (const CommandSpec& spec : specs_) {
     SKV_ASSERT(spec.name.size() <= kMaxNameLen, "command name too long");

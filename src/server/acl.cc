@@ -250,7 +250,10 @@ Status acl_apply(AclUser& u, std::string_view op, const AclCommands& commands) {
   } else if (l == "reset") {
     // Redis: resetpass, resetkeys, resetchannels (acl-pubsub-default), off, -@all.
     AclUser fresh = acl_new_user(u.name, commands);
+    fresh.sanitize = "sanitize-payload";
     u = std::move(fresh);
+  } else if (l == "sanitize-payload" || l == "skip-sanitize-payload") {
+    u.sanitize = l;
   } else if (l == "clearselectors") {
     // statekv has no selectors, so there are none to clear.
   } else if (!op.empty() && op.front() == '(') {
@@ -373,6 +376,7 @@ std::vector<std::string> acl_flags(const AclUser& u) {
   std::vector<std::string> out;
   out.push_back(u.enabled ? "on" : "off");
   if (u.nopass) out.push_back("nopass");
+  if (!u.sanitize.empty()) out.push_back(u.sanitize);
   return out;
 }
 

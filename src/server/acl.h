@@ -88,6 +88,9 @@ struct AclUser {
   std::string name;
   bool enabled = false;
   bool nopass = false;
+  // Redis's RESTORE payload flags: "", "sanitize-payload" (set by reset) or
+  // "skip-sanitize-payload". statekv has no RESTORE; they are kept and shown.
+  std::string sanitize;
   std::vector<std::string> passwords;  // SHA-256 of each, lowercase hex, in order added
   bool allkeys = false;
   std::vector<AclKeyPattern> keys;
@@ -170,7 +173,7 @@ struct AclLogEntry {
   uint64_t count = 1;
   std::string reason;   // "command", "key", "channel", "auth"
   std::string context;  // "toplevel"
-  std::string object;   // the command, key or channel ("AUTH" for auth)
+  std::string object;   // the command, key or channel ("auth" for auth)
   std::string username;
   std::string client_info;
   uint64_t entry_id = 0;

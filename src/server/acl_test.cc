@@ -162,7 +162,7 @@ TEST_F(AclRules, Channels) {
 
 TEST_F(AclRules, ResetStartsOver) {
   AclUser u = user({"on", ">pw", "allkeys", "allchannels", "+@all", "reset"});
-  EXPECT_EQ(acl_describe(u, commands_), "off resetchannels -@all");
+  EXPECT_EQ(acl_describe(u, commands_), "off sanitize-payload resetchannels -@all");
 }
 
 // ACL LIST's description gives the same user back, whatever rules made it:
@@ -176,7 +176,7 @@ TEST_F(AclRules, DescriptionsRoundTrip) {
                                    "+@read",    "-@write",    "+@string",   "-@dangerous",
                                    "+get",      "-get",       "+config",    "-config|set",
                                    "+client|list", "-@admin", "+acl",       "-acl|setuser",
-                                   "+@keyspace", "-@fast"};
+                                   "+@keyspace", "-@fast", "sanitize-payload", "skip-sanitize-payload", "reset"};
   for (int round = 0; round < 300; ++round) {
     AclUser u = acl_new_user("u", commands_);
     const int n = 1 + static_cast<int>(rng() % 10);

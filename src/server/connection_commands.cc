@@ -38,7 +38,7 @@ bool authenticate(CommandContext& c, std::string_view user, std::string_view pas
     AclLogEntry entry;
     entry.reason = "auth";
     entry.context = "toplevel";
-    entry.object = "AUTH";
+    entry.object = "auth";
     entry.username = std::string(user);
     entry.client_info = client_info_line(c.session);
     c.state.acl.log(std::move(entry), c.now_ms);

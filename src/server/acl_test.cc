@@ -293,5 +293,82 @@ TEST(AclCommands, RequirepassIsTheDefaultUsersPassword) {
   EXPECT_OK(h.run(*s2, {"SET", "k", "v"}));  // the default user is nopass again
 }
 
+// The cluster's document in memory, changed by CAS as the metadata service
+// does it; each written version is handed to the node's users, as the raft
+// watch does (node/cluster_acl.h).
+class MemoryAclStore final : public AclStore {
+ public:
+  Result<uint64_t> update(const Change& change) override {
+    std::string before;
+    {
+      std::lock_guard lock(mu_);
+      before = bytes;
+    }
+    if (before.empty()) return Status::Unavailable("no users document");
+    auto doc = decode_acl_document(before);
+    if (!doc.ok()) return doc.status();
+    auto next = change(*doc);
+    if (!next.ok()) return next.status();
+    {
+      std::lock_guard lock(mu_);
+      if (bytes != before) return Status::Aborted("changed meanwhile");
+      bytes = encode_acl_document(*next);
+    }
+    if (acl != nullptr) EXPECT_TRUE(acl->load(bytes).ok());
+    return next->version;
+  }
+  std::mutex mu_;
+  std::string bytes;
+  Acl* acl = nullptr;
+};
+
+TEST(AclClusterNode, NothingButPingBeforeTheUsersArriveThenTheirsHoldAndChangesGoThroughTheStore) {
+  Harness h;
+  MemoryAclStore store;
+  h.context().acl_store = &store;
+  h.restart_service();
+  store.acl = h.service().acl();
+  auto s = h.new_session();
+  s->authenticated = !*h.service().auth_required();
+  EXPECT_FALSE(s->authenticated);
+  EXPECT_SIMPLE(h.run(*s, {"PING"}), "PONG");
+  const std::string not_yet =
+      "CLUSTERDOWN this node has not learned the cluster's users from the metadata service yet; "
+      "try again in a moment";
+  EXPECT_ERR(h.run(*s, {"GET", "k"}), not_yet);
+  EXPECT_ERR(h.run(*s, {"SUBSCRIBE", "c"}), not_yet);
+  EXPECT_ERR(h.run(*s, {"AUTH", "default", "x"}), not_yet);
+
+  // The cluster's users arrive: its password holds.
+  store.bytes = initial_acl_document(acl_password_hash("pw"));
+  ASSERT_TRUE(h.service().acl()->load(store.bytes).ok());
+  EXPECT_ERR(h.run(*s, {"GET", "k"}), "NOAUTH Authentication required.");
+  EXPECT_OK(h.run(*s, {"AUTH", "pw"}));
+  EXPECT_NIL(h.run(*s, {"GET", "k"}));
+
+  // Changes go through the store; the document holds hashes only.
+  EXPECT_OK(h.run(*s, {"ACL", "SETUSER", "alice", "on", ">apw", "~a:*", "+get"}));
+  EXPECT_OK(h.run(*s, {"CONFIG", "SET", "requirepass", "n3w"}));
+  EXPECT_EQ(store.bytes.find("apw"), std::string::npos);
+  EXPECT_EQ(store.bytes.find("n3w"), std::string::npos);
+  EXPECT_NE(store.bytes.find("#" + acl_password_hash("n3w")), std::string::npos) << store.bytes;
+  EXPECT_EQ(decode_acl_document(store.bytes)->version, 3u);
+  auto get = h.run(*s, {"CONFIG", "GET", "requirepass"});
+  ASSERT_EQ(get.elements.size(), 2u);
+  EXPECT_EQ(get.elements[1].str, "");  // a cluster node keeps no password in clear
+  auto fresh = h.new_session();
+  fresh->authenticated = false;
+  EXPECT_ERR(h.run(*fresh, {"AUTH", "pw"}),
+             "WRONGPASS invalid username-password pair or user is disabled.");
+  EXPECT_OK(h.run(*fresh, {"AUTH", "alice", "apw"}));
+  EXPECT_ERR(h.run(*fresh, {"GET", "b:1"}),
+             "NOPERM this user has no permissions to access one of the keys used as arguments");
+  // A store that cannot take the change: the error says so and nothing changes.
+  store.bytes.clear();
+  EXPECT_EQ(h.run(*s, {"ACL", "SETUSER", "bob", "on"}).str.rfind("CLUSTERDOWN", 0), 0u);
+  EXPECT_NIL(h.run(*s, {"ACL", "GETUSER", "bob"}));
+  h.stop();
+}
+
 }  // namespace
 }  // namespace statekv::server

@@ -338,6 +338,8 @@ TEST(AclClusterNode, NothingButPingBeforeTheUsersArriveThenTheirsHoldAndChangesG
   EXPECT_ERR(h.run(*s, {"GET", "k"}), not_yet);
   EXPECT_ERR(h.run(*s, {"SUBSCRIBE", "c"}), not_yet);
   EXPECT_ERR(h.run(*s, {"AUTH", "default", "x"}), not_yet);
+  EXPECT_ERR(h.run(*s, {"AUTH", "x"}), not_yet);
+  EXPECT_EQ(h.run(*s, {"HELLO", "3"}).str.rfind("NOAUTH HELLO must be called", 0), 0u);
 
   // The cluster's users arrive: its password holds.
   store.bytes = initial_acl_document(acl_password_hash("pw"));

@@ -42,7 +42,9 @@
 #include "meta/transitions.h"
 #include "net/blocking_connection.h"
 #include "net/client.h"
+#include "node/cluster_acl.h"
 #include "node/raft_register_client.h"
+#include "server/acl.h"
 
 namespace statekv::cli {
 namespace {
@@ -630,6 +632,27 @@ int run_up(const UpFlags& f) {
     if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());
   }
   starting->release();
+  if (!fresh && !f.requirepass.empty()) {
+    // The cluster's own password holds on a restart (docs/security.md): say
+    // so when --requirepass is not it, rather than let the user believe it is.
+    node::RaftRegisterClient reg(cluster.peer_endpoints(), *secret, 3000ms);
+    auto bytes = reg.read(std::string(node::kAclKey));
+    bool holds = true;  // --requirepass is a password of the default user
+    if (bytes.ok() && *bytes) {
+      auto users = server::decode_acl_document(**bytes);
+      if (users.ok()) {
+        auto def = users->users.find("default");
+        holds = def == users->users.end() ||
+                def->second.find("#" + server::acl_password_hash(f.requirepass)) !=
+                    std::string::npos;
+      }
+    }
+    if (!holds) {
+      std::cerr << "statekv cluster: --requirepass is not a password of the cluster's default "
+                   "user; the cluster's own password holds (change it with CONFIG SET "
+                   "requirepass on any node)\n";
+    }
+  }
   if (!f.keyspaces.empty()) {
     Status applied = apply_keyspace_config(cluster.peer_endpoints(), *secret, specs);
     if (!applied.ok()) {

@@ -55,6 +55,23 @@ std::optional<std::chrono::milliseconds> wait_until(F probe, std::chrono::millis
   return std::nullopt;
 }
 
+// Waits until every node of `ports` routes with a map: `cluster up` and
+// `add-node` return once the leader's map has every member active, and a
+// follower may apply it a heartbeat later.
+void wait_for_maps(uint16_t base, int nodes, const std::string& password = "") {
+  for (int k = 0; k < nodes; ++k) {
+    const uint16_t port = static_cast<uint16_t>(base + k);
+    auto known = wait_until(
+        [&] {
+          auto c = connect(port);
+          if (!password.empty()) c.cmd({"AUTH", password});
+          return c.cmd({"LOCATE", "x"}).find("keyspace") != std::string::npos;
+        },
+        5s);
+    ASSERT_TRUE(known.has_value()) << "node on port " << port << " has no map";
+  }
+}
+
 TEST(ClusterAcl, OnePasswordOnEveryNodeForEveryKeyAndForNodesAddedLater) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   TempDir dir("acl-cluster");
@@ -66,6 +83,7 @@ TEST(ClusterAcl, OnePasswordOnEveryNodeForEveryKeyAndForNodesAddedLater) {
                          "--data", data, "--engine", "memory", "--requirepass", "s3cret",
                          "--detach"});
   ASSERT_EQ(up.first, 0) << up.second;
+  wait_for_maps(base, 3, "s3cret");
 
   // Keys owned by every node, tried through every node: none is written
   // without the password, wherever it lives and wherever the client is.
@@ -132,6 +150,7 @@ TEST(ClusterAcl, OnePasswordOnEveryNodeForEveryKeyAndForNodesAddedLater) {
   // A node added later asks for the cluster's password too (nobody gave it one).
   auto add = run_statekv({"cluster", "add-node", "--data", data});
   ASSERT_EQ(add.first, 0) << add.second;
+  wait_for_maps(static_cast<uint16_t>(base + 3), 1, "n3w");
   auto four = connect(static_cast<uint16_t>(base + 3));
   EXPECT_EQ(four.cmd({"SET", "key:1", "z"}), "-NOAUTH Authentication required.");
   EXPECT_EQ(four.cmd({"AUTH", "n3w"}), "+OK");
@@ -151,6 +170,7 @@ TEST(ClusterAcl, ConfigSetRequirepassOnOneNodeHoldsThroughAnotherNode) {
   auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
                          "--data", data, "--engine", "memory", "--detach"});
   ASSERT_EQ(up.first, 0) << up.second;
+  wait_for_maps(base, 3);
   auto one = connect(base);
   std::string key;
   for (int i = 0; i < 40 && key.empty(); ++i) {
@@ -183,6 +203,7 @@ TEST(ClusterAcl, SetuserOnOneNodeRestrictsTheUserOnAnotherForEveryKey) {
   auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
                          "--data", data, "--engine", "memory", "--detach"});
   ASSERT_EQ(up.first, 0) << up.second;
+  wait_for_maps(base, 3);
 
   auto one = connect(base);
   const uint16_t three_port = static_cast<uint16_t>(base + 2);

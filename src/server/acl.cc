@@ -27,7 +27,9 @@ bool dangerous_name(std::string_view name) {
   return false;
 }
 
-uint32_t derive_categories(const CommandSpec& spec, const CommandSpec* parent) {
+}  // namespace
+
+uint32_t acl_command_categories(const CommandSpec& spec, const CommandSpec* parent) {
   uint32_t c = 0;
   auto add = [&](std::string_view name) { c |= acl_category_bit(name); };
   if (spec.flags & kWrite) add("write");
@@ -46,9 +48,21 @@ uint32_t derive_categories(const CommandSpec& spec, const CommandSpec* parent) {
                              "stream", "bitmap", "hyperloglog", "scripting"}) {
     if (group == g) add(g);
   }
-  if (dangerous_name(parent != nullptr ? parent->name : spec.name)) add("dangerous");
+  const std::string_view top = parent != nullptr ? parent->name : spec.name;
+  if (dangerous_name(top)) add("dangerous");
+  // Redis's categories of commands outside the groups above.
+  if (top == "dbsize" || top == "flushall" || top == "flushdb") add("keyspace");
+  if (top == "command") add("connection");
+  // statekv's KEYSPACE CREATE / ALTER / DROP change the cluster map: whoever
+  // may run them administers the cluster.
+  if (top == "keyspace" && parent != nullptr && (spec.flags & kWrite)) {
+    add("admin");
+    add("dangerous");
+  }
   return c;
 }
+
+namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -133,11 +147,11 @@ uint32_t acl_category_bit(std::string_view name) {
 AclCommands::AclCommands(const CommandTable& table) {
   for (const CommandSpec& spec : table.all()) {
     const int index = static_cast<int>(entries_.size());
-    entries_.push_back(Entry{&spec, -1, std::string(spec.name), derive_categories(spec, nullptr), {}});
+    entries_.push_back(Entry{&spec, -1, std::string(spec.name), acl_command_categories(spec, nullptr), {}});
     for (const CommandSpec& sub : spec.subcommands) {
       const int s = static_cast<int>(entries_.size());
       entries_.push_back(Entry{&sub, index, std::string(spec.name) + "|" + std::string(sub.name),
-                               derive_categories(sub, &spec), {}});
+                               acl_command_categories(sub, &spec), {}});
       entries_[static_cast<size_t>(index)].subs.push_back(s);
     }
   }

@@ -53,6 +53,11 @@ const std::vector<std::string_view>& acl_category_names();
 // The bit of a category name (no '@'), 0 if unknown. "all" is not a category bit.
 uint32_t acl_category_bit(std::string_view name);
 
+// The categories of a command (parent: its container, or nullptr) derived
+// from its spec, as acl_category_bit()s: the single source for ACL rules and
+// COMMAND INFO.
+uint32_t acl_command_categories(const CommandSpec& spec, const CommandSpec* parent);
+
 class AclCommands {
  public:
   struct Entry {

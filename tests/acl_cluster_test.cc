@@ -79,9 +79,9 @@ TEST(ClusterAcl, OnePasswordOnEveryNodeForEveryKeyAndForNodesAddedLater) {
   const uint16_t base = pick_cluster_base_port(4);
   ASSERT_NE(base, 0);
   LocalClusterGuard down{data};
-  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
-                         "--data", data, "--engine", "memory", "--requirepass", "s3cret",
-                         "--detach"});
+  auto up =
+      run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
+                   data, "--engine", "memory", "--requirepass", "s3cret", "--detach"});
   ASSERT_EQ(up.first, 0) << up.second;
   wait_for_maps(base, 3, "s3cret");
 
@@ -90,7 +90,8 @@ TEST(ClusterAcl, OnePasswordOnEveryNodeForEveryKeyAndForNodesAddedLater) {
   auto admin = connect(base);
   ASSERT_EQ(admin.cmd({"AUTH", "s3cret"}), "+OK");
   std::set<uint16_t> owners;
-  for (int i = 0; i < 12; ++i) owners.insert(owner_port(admin, "key:" + std::to_string(i), base, 3));
+  for (int i = 0; i < 12; ++i)
+    owners.insert(owner_port(admin, "key:" + std::to_string(i), base, 3));
   EXPECT_EQ(owners.size(), 3u) << "the keys should cover every node";
   for (int k = 0; k < 3; ++k) {
     auto c = connect(static_cast<uint16_t>(base + k));
@@ -174,7 +175,8 @@ TEST(ClusterAcl, ConfigSetRequirepassOnOneNodeHoldsThroughAnotherNode) {
   auto one = connect(base);
   std::string key;
   for (int i = 0; i < 40 && key.empty(); ++i) {
-    if (owner_port(one, "key:" + std::to_string(i), base, 3) == base) key = "key:" + std::to_string(i);
+    if (owner_port(one, "key:" + std::to_string(i), base, 3) == base)
+      key = "key:" + std::to_string(i);
   }
   ASSERT_FALSE(key.empty()) << "no key of node 1 found";
   ASSERT_EQ(one.cmd({"CONFIG", "SET", "requirepass", "pw"}), "+OK");
@@ -238,7 +240,8 @@ TEST(ClusterAcl, SetuserOnOneNodeRestrictsTheUserOnAnotherForEveryKey) {
   for (const auto& [port, key] : allowed) {
     EXPECT_EQ(three.cmd({"SET", key, "v"}), "+OK") << key << " owned by port " << port;
     EXPECT_EQ(three.cmd({"GET", key}), "\"v\"");
-    EXPECT_EQ(three.cmd({"DEL", key}), "-NOPERM this user has no permissions to run the 'del' command");
+    EXPECT_EQ(three.cmd({"DEL", key}),
+              "-NOPERM this user has no permissions to run the 'del' command");
   }
   for (const auto& [port, key] : denied) {
     EXPECT_EQ(three.cmd({"SET", key, "v"}),

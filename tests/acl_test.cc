@@ -30,8 +30,8 @@ TEST_P(AclDiffTest, UsersRulesAndRefusalsAnswerAsRedis) {
   admin->call({"ACL", "SETUSER", "alice"});
   admin->call({"ACL", "LIST"});
   admin->call({"ACL", "GETUSER", "alice"});
-  EXPECT_EQ(admin->call({"ACL", "SETUSER", "alice", "on", ">apw", "~app:*", "%R~ro:*",
-                         "&news.*", "-@all", "+get"}),
+  EXPECT_EQ(admin->call({"ACL", "SETUSER", "alice", "on", ">apw", "~app:*", "%R~ro:*", "&news.*",
+                         "-@all", "+get"}),
             "+OK\r\n");
   admin->call({"ACL", "GETUSER", "alice"});
   admin->call({"ACL", "LIST"});

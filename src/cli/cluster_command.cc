@@ -642,9 +642,9 @@ int run_up(const UpFlags& f) {
       auto users = server::decode_acl_document(**bytes);
       if (users.ok()) {
         auto def = users->users.find("default");
-        holds = def == users->users.end() ||
-                def->second.find("#" + server::acl_password_hash(f.requirepass)) !=
-                    std::string::npos;
+        holds =
+            def == users->users.end() ||
+            def->second.find("#" + server::acl_password_hash(f.requirepass)) != std::string::npos;
       }
     }
     if (!holds) {
@@ -1004,11 +1004,12 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                      "TOML file of [[keyspace]] entries to create once the cluster is up "
                      "(docs/routing.md)")
       ->check(CLI::ExistingFile);
-  up_cmd->add_option("--requirepass", up->requirepass,
-                     "Password of the cluster: every node asks clients for it (AUTH), for every "
-                     "key wherever it lives; kept by the metadata service as a SHA-256 hash, so "
-                     "nodes added later ask for it too (default: $STATEKV_REQUIREPASS, else none). "
-                     "Change it with CONFIG SET requirepass on any node")
+  up_cmd
+      ->add_option("--requirepass", up->requirepass,
+                   "Password of the cluster: every node asks clients for it (AUTH), for every "
+                   "key wherever it lives; kept by the metadata service as a SHA-256 hash, so "
+                   "nodes added later ask for it too (default: $STATEKV_REQUIREPASS, else none). "
+                   "Change it with CONFIG SET requirepass on any node")
       ->envname("STATEKV_REQUIREPASS");
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, up_cmd, exit_code] {

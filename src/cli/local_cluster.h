@@ -96,8 +96,7 @@ inline constexpr const char* kStartLock = "nodes.lock";
 // environment (STATEKV_REQUIREPASS): it seeds the cluster's password when
 // the cluster forms (node/cluster_acl.h).
 Result<pid_t> spawn_node(const LocalCluster& cluster, const LocalNode& node,
-                         const std::string& secret, bool join,
-                         const std::string& requirepass = "");
+                         const std::string& secret, bool join, const std::string& requirepass = "");
 
 // The pid in nodeK/pid if that process is alive and is node K's server, else
 // 0. A zombie (killed, not yet reaped by its parent) is dead; so is a pid the

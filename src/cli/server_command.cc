@@ -9,9 +9,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -126,7 +126,8 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
   o.region = flags.region;
   o.cluster_id = flags.cluster_id;
   o.default_partitioner = *meta::parse_partitioner(flags.default_partitioner);  // checked by CLI11
-  if (!config.requirepass.empty()) o.requirepass_hash = server::acl_password_hash(config.requirepass);
+  if (!config.requirepass.empty())
+    o.requirepass_hash = server::acl_password_hash(config.requirepass);
   return node::ClusterNode::start(std::move(o));
 }
 

@@ -19,9 +19,10 @@ Result<uint64_t> ClusterAclStore::update(const Change& change) {
     if (!next.ok()) return next.status();
     auto applied = client.cas(key, *bytes, server::encode_acl_document(*next));
     if (!applied.ok()) {
-      return Status::Unavailable("the metadata service did not confirm the change (it may or may "
-                                 "not have taken effect): " +
-                                 applied.status().message());
+      return Status::Unavailable(
+          "the metadata service did not confirm the change (it may or may "
+          "not have taken effect): " +
+          applied.status().message());
     }
     if (*applied) return next->version;
     // Another change came first: read it and apply ours on top.

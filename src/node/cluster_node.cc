@@ -95,7 +95,8 @@ Status ClusterNode::seed_users(meta::RegisterClient& client) {
   auto current = client.read(key);
   if (!current.ok()) return current.status();
   if (!*current) {
-    auto written = client.cas(key, std::nullopt, server::initial_acl_document(options_.requirepass_hash));
+    auto written =
+        client.cas(key, std::nullopt, server::initial_acl_document(options_.requirepass_hash));
     if (!written.ok()) return written.status();
     if (*written) {
       spdlog::info("seeded the cluster's users: the default user {}",

@@ -14,14 +14,17 @@
 namespace statekv::server {
 namespace {
 
-constexpr uint32_t bit(int i) { return 1u << i; }
+constexpr uint32_t bit(int i) {
+  return 1u << i;
+}
 
 // Commands Redis puts in @dangerous beyond its admin commands.
 bool dangerous_name(std::string_view name) {
-  for (std::string_view n : {"keys", "flushall", "flushdb", "info", "sort", "sort_ro", "swapdb",
-                             "migrate", "restore", "monitor", "shutdown", "debug", "role",
-                             "lastsave", "save", "bgsave", "bgrewriteaof", "replicaof", "slaveof",
-                             "failover", "sync", "psync"}) {
+  for (std::string_view n :
+       {"keys",    "flushall", "flushdb", "info",    "sort",         "sort_ro",
+        "swapdb",  "migrate",  "restore", "monitor", "shutdown",     "debug",
+        "role",    "lastsave", "save",    "bgsave",  "bgrewriteaof", "replicaof",
+        "slaveof", "failover", "sync",    "psync"}) {
     if (name == n) return true;
   }
   return false;
@@ -127,10 +130,9 @@ bool channel_allowed(const AclUser& user, std::string_view channel, bool literal
 
 const std::vector<std::string_view>& acl_category_names() {
   static const std::vector<std::string_view> kNames = {
-      "keyspace", "read",        "write", "set",    "sortedset", "list",  "hash",
-      "string",   "bitmap",      "hyperloglog", "geo", "stream", "pubsub", "admin",
-      "fast",     "slow",        "blocking", "dangerous", "connection", "transaction",
-      "scripting"};
+      "keyspace", "read",   "write",       "set",       "sortedset",  "list",        "hash",
+      "string",   "bitmap", "hyperloglog", "geo",       "stream",     "pubsub",      "admin",
+      "fast",     "slow",   "blocking",    "dangerous", "connection", "transaction", "scripting"};
   return kNames;
 }
 
@@ -147,11 +149,15 @@ uint32_t acl_category_bit(std::string_view name) {
 AclCommands::AclCommands(const CommandTable& table) {
   for (const CommandSpec& spec : table.all()) {
     const int index = static_cast<int>(entries_.size());
-    entries_.push_back(Entry{&spec, -1, std::string(spec.name), acl_command_categories(spec, nullptr), {}});
+    entries_.push_back(
+        Entry{&spec, -1, std::string(spec.name), acl_command_categories(spec, nullptr), {}});
     for (const CommandSpec& sub : spec.subcommands) {
       const int s = static_cast<int>(entries_.size());
-      entries_.push_back(Entry{&sub, index, std::string(spec.name) + "|" + std::string(sub.name),
-                               acl_command_categories(sub, &spec), {}});
+      entries_.push_back(Entry{&sub,
+                               index,
+                               std::string(spec.name) + "|" + std::string(sub.name),
+                               acl_command_categories(sub, &spec),
+                               {}});
       entries_[static_cast<size_t>(index)].subs.push_back(s);
     }
   }
@@ -174,9 +180,8 @@ int AclCommands::find(std::string_view fullname) const {
 // ---- users ------------------------------------------------------------------
 
 bool AclUser::unrestricted() const {
-  return allkeys && allchannels && std::all_of(commands.begin(), commands.end(), [](bool b) {
-           return b;
-         });
+  return allkeys && allchannels &&
+         std::all_of(commands.begin(), commands.end(), [](bool b) { return b; });
 }
 
 AclUser acl_new_user(std::string name, const AclCommands& commands) {
@@ -224,7 +229,8 @@ bool acl_password_ok(const AclUser& user, std::string_view password) {
 }
 
 Status acl_check_username(std::string_view name) {
-  if (has_space(name)) return Status::InvalidArgument("ERR Usernames can't contain spaces or null characters");
+  if (has_space(name))
+    return Status::InvalidArgument("ERR Usernames can't contain spaces or null characters");
   if (name.empty()) return Status::InvalidArgument("ERR Usernames can't be empty");
   return Status::OK();
 }
@@ -576,8 +582,8 @@ Result<AclDocument> decode_acl_document(std::string_view bytes) {
 std::string initial_acl_document(const std::string& hash) {
   AclDocument doc;
   doc.version = 1;
-  doc.users["default"] = "on " + (hash.empty() ? std::string("nopass") : "#" + hash) +
-                         " ~* &* +@all";
+  doc.users["default"] =
+      "on " + (hash.empty() ? std::string("nopass") : "#" + hash) + " ~* &* +@all";
   return encode_acl_document(doc);
 }
 

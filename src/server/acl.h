@@ -62,9 +62,9 @@ class AclCommands {
  public:
   struct Entry {
     const CommandSpec* spec;
-    int parent;            // index of the container, -1 for a top-level command
-    std::string fullname;  // "get", "config|get"
-    uint32_t categories;   // acl_category_bit()s
+    int parent;             // index of the container, -1 for a top-level command
+    std::string fullname;   // "get", "config|get"
+    uint32_t categories;    // acl_category_bit()s
     std::vector<int> subs;  // a container's subcommands
   };
 

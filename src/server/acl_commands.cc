@@ -140,10 +140,12 @@ void cmd_acl_dryrun(CommandContext& c) {
   }
   const int argc = static_cast<int>(argv.size());
   if ((run->arity > 0 && argc != run->arity) || argc < -run->arity) {
-    return c.out.error("ERR wrong number of arguments for '" +
-                       std::string(c.state.acl.commands().entries()[static_cast<size_t>(
-                           c.state.acl.commands().index(run))].fullname) +
-                       "' command");
+    return c.out.error(
+        "ERR wrong number of arguments for '" +
+        std::string(c.state.acl.commands()
+                        .entries()[static_cast<size_t>(c.state.acl.commands().index(run))]
+                        .fullname) +
+        "' command");
   }
   const int index = c.state.acl.commands().index(run);
   const AclVerdict v = acl_check(*u, index, *run, argv);
@@ -202,8 +204,9 @@ void cmd_acl_genpass(CommandContext& c) {
   if (c.argv.size() == 3) {
     auto n = parse_int64(c.argv[2]);
     if (!n || *n <= 0 || *n > 4096) {
-      return c.out.error("ERR ACL GENPASS argument must be the number of bits for the output "
-                         "password, a positive number up to 4096");
+      return c.out.error(
+          "ERR ACL GENPASS argument must be the number of bits for the output "
+          "password, a positive number up to 4096");
     }
     bits = *n;
   }
@@ -259,8 +262,12 @@ void cmd_acl_help(CommandContext& c) {
 void add_acl_commands(std::vector<CommandSpec>& out) {
   const std::string_view g = "server";
   constexpr uint32_t kAdm = kAdmin | kNoscript | kLoading | kStale;
-  CommandSpec acl{"acl",    -2, kSentinel, 0, 0, 0, g, "A container for Access List Control commands.",
-                  "6.0.0",  "Depends on subcommand.", "", nullptr};
+  CommandSpec acl{"acl",     -2,
+                  kSentinel, 0,
+                  0,         0,
+                  g,         "A container for Access List Control commands.",
+                  "6.0.0",   "Depends on subcommand.",
+                  "",        nullptr};
   acl.subcommands.push_back({"cat", -2, kNoscript | kLoading | kStale | kSentinel, 0, 0, 0, g,
                              "Lists the ACL categories, or the commands inside a category.",
                              "6.0.0", "O(1) since the categories and commands are a fixed set.",

@@ -171,14 +171,39 @@ TEST_F(AclRules, ResetStartsOver) {
 // the document every node compiles is made of these descriptions.
 TEST_F(AclRules, DescriptionsRoundTrip) {
   std::mt19937_64 rng(7);
-  std::vector<std::string> pool = {"on",        "off",        ">a",         ">b",
-                                   "nopass",    "resetpass",  "~k*",        "%R~r*",
-                                   "%W~w*",     "allkeys",    "resetkeys",  "&c*",
-                                   "allchannels", "resetchannels", "+@all", "-@all",
-                                   "+@read",    "-@write",    "+@string",   "-@dangerous",
-                                   "+get",      "-get",       "+config",    "-config|set",
-                                   "+client|list", "-@admin", "+acl",       "-acl|setuser",
-                                   "+@keyspace", "-@fast", "sanitize-payload", "skip-sanitize-payload", "reset"};
+  std::vector<std::string> pool = {"on",
+                                   "off",
+                                   ">a",
+                                   ">b",
+                                   "nopass",
+                                   "resetpass",
+                                   "~k*",
+                                   "%R~r*",
+                                   "%W~w*",
+                                   "allkeys",
+                                   "resetkeys",
+                                   "&c*",
+                                   "allchannels",
+                                   "resetchannels",
+                                   "+@all",
+                                   "-@all",
+                                   "+@read",
+                                   "-@write",
+                                   "+@string",
+                                   "-@dangerous",
+                                   "+get",
+                                   "-get",
+                                   "+config",
+                                   "-config|set",
+                                   "+client|list",
+                                   "-@admin",
+                                   "+acl",
+                                   "-acl|setuser",
+                                   "+@keyspace",
+                                   "-@fast",
+                                   "sanitize-payload",
+                                   "skip-sanitize-payload",
+                                   "reset"};
   for (int round = 0; round < 300; ++round) {
     AclUser u = acl_new_user("u", commands_);
     const int n = 1 + static_cast<int>(rng() % 10);
@@ -207,8 +232,9 @@ TEST(AclDocument, EncodesDecodesAndRefusesGarbage) {
   EXPECT_TRUE(decode_acl_document("something else\nversion 1\n").status().is_corruption());
   EXPECT_TRUE(decode_acl_document("statekv-acl 1\nuser a on\n").status().is_corruption());
   EXPECT_TRUE(decode_acl_document("statekv-acl 1\nversion x\n").status().is_corruption());
-  EXPECT_TRUE(
-      decode_acl_document("statekv-acl 1\nversion 1\nuser a on\nuser a off\n").status().is_corruption());
+  EXPECT_TRUE(decode_acl_document("statekv-acl 1\nversion 1\nuser a on\nuser a off\n")
+                  .status()
+                  .is_corruption());
   auto initial = decode_acl_document(initial_acl_document(acl_password_hash("pw")));
   ASSERT_TRUE(initial.ok());
   EXPECT_EQ(initial->version, 1u);
@@ -287,8 +313,7 @@ TEST(AclCommands, RequirepassIsTheDefaultUsersPassword) {
   EXPECT_OK(h.run(*s, {"AUTH", "pw"}));
   auto list = h.run({"ACL", "LIST"});
   ASSERT_EQ(list.elements.size(), 1u);
-  EXPECT_EQ(list.elements[0].str,
-            "user default on #" + acl_password_hash("pw") + " ~* &* +@all");
+  EXPECT_EQ(list.elements[0].str, "user default on #" + acl_password_hash("pw") + " ~* &* +@all");
   EXPECT_OK(h.run({"CONFIG", "SET", "requirepass", ""}));
   auto s2 = h.new_session();
   s2->authenticated = false;

@@ -9,10 +9,10 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <span>

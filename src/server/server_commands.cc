@@ -262,9 +262,10 @@ void cmd_config_set(CommandContext& c) {
         (void)config.set(it->first, it->second);
       }
       c.state.refresh_config();
-      return c.out.error("ERR CONFIG SET failed (possibly related to argument 'requirepass') - "
-                         "the cluster's password could not be changed: " +
-                         s.to_string());
+      return c.out.error(
+          "ERR CONFIG SET failed (possibly related to argument 'requirepass') - "
+          "the cluster's password could not be changed: " +
+          s.to_string());
     }
   }
   c.state.refresh_config();

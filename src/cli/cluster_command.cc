@@ -42,7 +42,9 @@
 #include "meta/transitions.h"
 #include "net/blocking_connection.h"
 #include "net/client.h"
+#include "node/cluster_acl.h"
 #include "node/raft_register_client.h"
+#include "server/acl.h"
 
 namespace statekv::cli {
 namespace {
@@ -469,6 +471,9 @@ struct UpFlags {
   std::vector<std::string> regions;
   std::string keyspaces;  // TOML file of [[keyspace]] entries
   bool detach = false;
+  // The cluster's password (the default user's), seeded when the cluster
+  // forms; kept by the metadata service, never in cluster.json.
+  std::string requirepass;
   // Which of the options above were given (they must agree with an existing cluster).
   std::set<std::string> given;
 };
@@ -516,13 +521,14 @@ std::vector<std::string> conflicts_with(const UpFlags& f, const LocalCluster& c)
 // cluster is ready. On failure it stops exactly the nodes it started; every
 // node that was running before keeps running. `started` gets what it started.
 Status start_missing(const LocalCluster& cluster, const std::string& secret,
-                     const sigset_t& signals, std::map<uint64_t, pid_t>* started) {
+                     const sigset_t& signals, std::map<uint64_t, pid_t>* started,
+                     const std::string& requirepass = "") {
   for (const LocalNode& n : cluster.nodes) {
     if (pid_t pid = running_pid(cluster, n.id); pid != 0) {
       fmt::print("node {} already running (pid {})\n", n.id.value(), pid);
       continue;
     }
-    auto pid = spawn_node(cluster, n, secret, false);
+    auto pid = spawn_node(cluster, n, secret, false, requirepass);
     if (!pid.ok()) {
       for (const auto& [id, p] : *started) {
         (void)stop_node(cluster, NodeId(id), 3000ms, "its start failed: " + pid.status().message());
@@ -643,7 +649,7 @@ int run_up(const UpFlags& f) {
     if (!fs::exists(cluster.node_dir(n.id))) created.insert(n.id.value());
   }
   std::map<uint64_t, pid_t> started;
-  if (Status s = start_missing(cluster, *secret, signals, &started); !s.ok()) {
+  if (Status s = start_missing(cluster, *secret, signals, &started, f.requirepass); !s.ok()) {
     if (fresh) forget_failed_start(cluster, created);
     return fail(s.message() +
                 (fresh ? "\ncluster.json was not written: the next `cluster up` starts afresh"
@@ -653,6 +659,27 @@ int run_up(const UpFlags& f) {
     if (Status s = save_local_cluster(cluster); !s.ok()) return fail(s.message());
   }
   starting->release();
+  if (!fresh && !f.requirepass.empty()) {
+    // The cluster's own password holds on a restart (docs/security.md): say
+    // so when --requirepass is not it, rather than let the user believe it is.
+    node::RaftRegisterClient reg(cluster.peer_endpoints(), *secret, 3000ms);
+    auto bytes = reg.read(std::string(node::kAclKey));
+    bool holds = true;  // --requirepass is a password of the default user
+    if (bytes.ok() && *bytes) {
+      auto users = server::decode_acl_document(**bytes);
+      if (users.ok()) {
+        auto def = users->users.find("default");
+        holds =
+            def == users->users.end() ||
+            def->second.find("#" + server::acl_password_hash(f.requirepass)) != std::string::npos;
+      }
+    }
+    if (!holds) {
+      std::cerr << "statekv cluster: --requirepass is not a password of the cluster's default "
+                   "user; the cluster's own password holds (change it with CONFIG SET "
+                   "requirepass on any node)\n";
+    }
+  }
   if (!f.keyspaces.empty()) {
     Status applied = apply_keyspace_config(cluster.peer_endpoints(), *secret, specs);
     if (!applied.ok()) {
@@ -1018,6 +1045,13 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                      "TOML file of [[keyspace]] entries to create once the cluster is up "
                      "(docs/routing.md)")
       ->check(CLI::ExistingFile);
+  up_cmd
+      ->add_option("--requirepass", up->requirepass,
+                   "Password of the cluster: every node asks clients for it (AUTH), for every "
+                   "key wherever it lives; kept by the metadata service as a SHA-256 hash, so "
+                   "nodes added later ask for it too (default: $STATEKV_REQUIREPASS, else none). "
+                   "Change it with CONFIG SET requirepass on any node")
+      ->envname("STATEKV_REQUIREPASS");
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, up_cmd, exit_code] {
     for (const char* name :

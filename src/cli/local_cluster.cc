@@ -190,7 +190,7 @@ std::string self_executable() {
 }  // namespace
 
 Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std::string& secret,
-                         bool join) {
+                         bool join, const std::string& requirepass) {
   const fs::path dir = c.node_dir(node.id);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -229,6 +229,11 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
   if (pid < 0) return Status::IOError(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     ::setenv("STATEKV_CLUSTER_SECRET", secret.c_str(), 1);
+    if (requirepass.empty()) {
+      ::unsetenv("STATEKV_REQUIREPASS");
+    } else {
+      ::setenv("STATEKV_REQUIREPASS", requirepass.c_str(), 1);
+    }
     // Its own process group: a Ctrl-C meant for `cluster up` reaches the
     // nodes through `cluster up`'s orderly shutdown, not all at once.
     ::setpgid(0, 0);

@@ -92,8 +92,11 @@ inline constexpr const char* kStartLock = "nodes.lock";
 // Starts node `node` of the cluster as a child process running
 // `statekv server` (this executable); join: it starts empty and waits to be
 // added. Writes nodeK/pid and clears nodeK/stopped. Returns the pid.
+// `requirepass` (empty: none) reaches the node like the secret, through the
+// environment (STATEKV_REQUIREPASS): it seeds the cluster's password when
+// the cluster forms (node/cluster_acl.h).
 Result<pid_t> spawn_node(const LocalCluster& cluster, const LocalNode& node,
-                         const std::string& secret, bool join);
+                         const std::string& secret, bool join, const std::string& requirepass = "");
 
 // The pid in nodeK/pid if that process is alive and is node K's server, else
 // 0. A zombie (killed, not yet reaped by its parent) is dead; so is a pid the

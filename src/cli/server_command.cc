@@ -9,9 +9,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -20,7 +20,9 @@
 #include "cli/subcommand.h"
 #include "coord/coordinator.h"
 #include "meta/cluster_map.h"
+#include "node/cluster_acl.h"
 #include "node/cluster_node.h"
+#include "server/acl.h"
 #include "server/client_registry.h"
 #include "server/config.h"
 #include "server/context.h"
@@ -124,6 +126,8 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
   o.region = flags.region;
   o.cluster_id = flags.cluster_id;
   o.default_partitioner = *meta::parse_partitioner(flags.default_partitioner);  // checked by CLI11
+  if (!config.requirepass.empty())
+    o.requirepass_hash = server::acl_password_hash(config.requirepass);
   return node::ClusterNode::start(std::move(o));
 }
 
@@ -193,7 +197,13 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   if (given("--data")) config.data_dir = f.data_dir;
   if (given("--engine")) config.engine = f.engine;
   if (given("--fsync")) config.fsync = *server::parse_fsync(flags.fsync);  // validated by CLI11
-  if (given("--requirepass")) config.requirepass = f.requirepass;
+  if (given("--requirepass")) {
+    config.requirepass = f.requirepass;
+  } else if (const char* env = std::getenv("STATEKV_REQUIREPASS"); env != nullptr && *env != '\0') {
+    // How `statekv cluster up --requirepass` hands the password to its
+    // nodes: never in argv, which any local user can read in ps.
+    config.requirepass = env;
+  }
   if (given("--io-threads")) config.io_threads = f.io_threads;
   if (given("--maxclients")) config.maxclients = f.maxclients;
   if (given("--timeout")) config.timeout_seconds = f.timeout_seconds;
@@ -255,7 +265,21 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
 
   // Node ids fit the store's 16-bit generation space (checked: ids are small).
   ctx.generation_space = static_cast<uint16_t>(flags.node_id & 0xffff);
+  std::unique_ptr<node::ClusterAclStore> acl_store;
+  if (cluster) {
+    // The users and passwords are the cluster's (node/cluster_acl.h).
+    acl_store = std::make_unique<node::ClusterAclStore>(*cluster, cluster_secret_of(flags));
+    ctx.acl_store = acl_store.get();
+  }
   std::unique_ptr<server::Service> service = server::make_service(ctx);
+  if (cluster) {
+    cluster->set_acl_listener([acl = service->acl()](const std::string& bytes) {
+      if (Status s = acl->load(bytes); !s.ok()) {
+        spdlog::error("the cluster's users do not load here (the previous ones stay): {}",
+                      s.to_string());
+      }
+    });
+  }
   std::unique_ptr<coord::Coordinator> coordinator;
   if (cluster) {
     coord::CoordinatorOptions co;
@@ -330,7 +354,10 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"always", "batch", "never"}))
       ->capture_default_str();
   cmd->add_option("--requirepass", v.requirepass,
-                  "Password clients must give with AUTH before other commands (default: none)");
+                  "Password clients must give with AUTH before other commands (default: "
+                  "$STATEKV_REQUIREPASS, else none). In a cluster it seeds the cluster's password "
+                  "when the cluster forms; afterwards the cluster's (kept by the metadata "
+                  "service) holds");
   cmd->add_option("--io-threads", v.io_threads,
                   "Number of I/O threads, each running its own event loop (0: one per hardware "
                   "thread)")

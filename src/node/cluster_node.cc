@@ -9,6 +9,7 @@
 #include "meta/map_watch.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
+#include "node/cluster_acl.h"
 #include "node/raft_register_client.h"
 #include "partition/layout.h"
 
@@ -24,6 +25,10 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::start(ClusterNodeOptions optio
   if (!raft.ok()) return raft.status();
   node->raft_ = std::move(raft).value();
   ClusterNode* self = node.get();
+  // Users first: when a map and the users arrive in one apply, the users
+  // are installed before anything routes with the map.
+  node->raft_->watch_key(std::string(kAclKey),
+                         [self](const std::optional<std::string>& bytes) { self->on_acl(bytes); });
   node->raft_->watch_key(std::string(meta::kMetaKey),
                          [self](const std::optional<std::string>& bytes) { self->on_meta(bytes); });
   node->registrar_ = std::thread([self] { self->register_loop(); });
@@ -62,6 +67,58 @@ void ClusterNode::on_meta(const std::optional<std::string>& bytes) {
 
 std::shared_ptr<const meta::ClusterMap> ClusterNode::map() const { return watch_.current(); }
 
+void ClusterNode::on_acl(const std::optional<std::string>& bytes) {
+  if (!bytes) return;
+  std::function<void(const std::string&)> listener;
+  {
+    std::lock_guard<std::mutex> lock(acl_mu_);
+    acl_bytes_ = *bytes;
+    listener = acl_listener_;
+  }
+  if (listener) listener(*bytes);
+}
+
+void ClusterNode::set_acl_listener(std::function<void(const std::string&)> listener) {
+  std::optional<std::string> now;
+  {
+    std::lock_guard<std::mutex> lock(acl_mu_);
+    acl_listener_ = listener;
+    now = acl_bytes_;
+  }
+  // A change applied between the two is delivered twice: the listener keeps
+  // the newest version (server::Acl::load).
+  if (now) listener(*now);
+}
+
+Status ClusterNode::seed_users(meta::RegisterClient& client) {
+  const std::string key(kAclKey);
+  auto current = client.read(key);
+  if (!current.ok()) return current.status();
+  if (!*current) {
+    auto written =
+        client.cas(key, std::nullopt, server::initial_acl_document(options_.requirepass_hash));
+    if (!written.ok()) return written.status();
+    if (*written) {
+      spdlog::info("seeded the cluster's users: the default user {}",
+                   options_.requirepass_hash.empty() ? "needs no password"
+                                                     : "has this node's --requirepass");
+      return Status::OK();
+    }
+    current = client.read(key);  // another node seeded them first
+    if (!current.ok()) return current.status();
+    if (!*current) return Status::Unavailable("the users document vanished");
+  }
+  if (!options_.requirepass_hash.empty() && !warned_password_ &&
+      (*current)->find("#" + options_.requirepass_hash) == std::string::npos) {
+    warned_password_ = true;
+    spdlog::warn(
+        "this node's --requirepass is not a password of the cluster's default user: the "
+        "cluster's users (kept by the metadata service) hold; change the password with CONFIG "
+        "SET requirepass or ACL SETUSER default on any node");
+  }
+  return Status::OK();
+}
+
 Status ClusterNode::register_once() {
   // Every known peer address, ours included: the client finds the leader.
   std::vector<std::string> endpoints;
@@ -79,6 +136,8 @@ Status ClusterNode::register_once() {
   }
   RaftRegisterClient client(endpoints, options_.raft.secret, 3000ms);
   const NodeId self = options_.raft.self;
+  // Before the first map: a node that knows a map then knows the users.
+  if (Status s = seed_users(client); !s.ok()) return s;
   const std::string peer_address = endpoints.front();
 
   if (!map() && !options_.raft.bootstrap_voters.empty()) {

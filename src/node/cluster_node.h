@@ -22,15 +22,18 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "meta/cluster_map.h"
 #include "meta/health.h"
 #include "meta/map_watch.h"
+#include "meta/meta_client.h"
 #include "net/raft_node.h"
 #include "server/context.h"
 
@@ -47,6 +50,10 @@ struct ClusterNodeOptions {
   // though every node pings every other: net::RaftNodeOptions::ping_interval)
   // counts as down in CLUSTER INFO's cluster_state.
   std::chrono::milliseconds peer_down_after{1500};
+  // SHA-256 (hex) of this node's --requirepass, empty without one: the
+  // default user's password when this node seeds the cluster's users
+  // (node/cluster_acl.h). Never the password itself.
+  std::string requirepass_hash;
 };
 
 class ClusterNode final {
@@ -73,10 +80,17 @@ class ClusterNode final {
   // Self, or a member heard from within peer_down_after: one this node can
   // reach now (partition modes decide with it).
   bool member_reachable(NodeId id) const { return member_up(raft_->status(), id); }
+  // Calls `listener` with the applied bytes of the cluster's users document
+  // (node/cluster_acl.h) now if there is one, and after each change, on the
+  // raft node's thread. One listener; set it once.
+  void set_acl_listener(std::function<void(const std::string&)> listener);
 
  private:
   explicit ClusterNode(ClusterNodeOptions options);
   void on_meta(const std::optional<std::string>& bytes);
+  void on_acl(const std::optional<std::string>& bytes);
+  // Writes the first users document if the cluster has none.
+  Status seed_users(meta::RegisterClient& client);
   // Self, or a peer heard from within peer_down_after (counted from this
   // node's start for a peer not heard from yet).
   bool member_up(const net::RaftNodeStatus& s, NodeId id) const;
@@ -92,6 +106,11 @@ class ClusterNode final {
   std::condition_variable changed_;
   bool stopping_ = false;
   std::thread registrar_;
+
+  std::mutex acl_mu_;  // guards the two below
+  std::optional<std::string> acl_bytes_;
+  std::function<void(const std::string&)> acl_listener_;
+  bool warned_password_ = false;  // registrar thread only
 };
 
 }  // namespace statekv::node

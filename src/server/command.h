@@ -11,6 +11,9 @@
 #include <atomic>
 #include <functional>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "resp/writer.h"
+#include "server/acl.h"
 #include "server/context.h"
 #include "server/proposer.h"
 #include "server/scan_cursors.h"
@@ -107,10 +111,31 @@ struct ServiceState {
   // Cached config values read on hot paths; refreshed by refresh_config() after
   // CONFIG SET (the only way they change at run time).
   std::atomic<uint64_t> proto_max_bulk_len{512ull * 1024 * 1024};
-  std::atomic<bool> password_required{false};
   void refresh_config();
-  // The current requirepass (copied under a lock: AUTH is not a hot path).
-  std::string requirepass() const;
+
+  // The users (server/acl.h). On a standalone server they are this
+  // server's own and requirepass is the default user's password; on a
+  // cluster node (ctx.acl_store set) they are the cluster's, installed as the
+  // metadata service applies them, and every change goes through it.
+  Acl acl;
+  // Whether the default user needs a password now (Redis's authRequired for
+  // a client that has not authenticated).
+  bool auth_required() const;
+  // Brings session's cached user up to date with acl (cheap when nothing
+  // changed: one atomic load).
+  void refresh_user(Session& session) const;
+  // Applies `change` to the users: through the cluster's metadata service
+  // (then waits, up to a few seconds, until this node installed the result)
+  // or to this server's own. The change sees every user by name and may add,
+  // alter or remove them; its error is replied as is.
+  using UsersChange = std::function<Status(std::map<std::string, AclUser>& users)>;
+  Status change_users(const UsersChange& change);
+  // The local requirepass became `password` (standalone: the default user's
+  // password, as Redis's requirepass).
+  void set_local_requirepass(const std::string& password);
+  // At start: the default user of requirepass (on a cluster node, until the
+  // cluster's users arrive).
+  void install_initial_users();
 
   // CONFIG RESETSTAT: ServerStats counters cannot be reset, so INFO reports
   // them relative to the values captured here.
@@ -151,7 +176,8 @@ struct ServiceState {
   std::mutex pushers_mu_;
   std::unordered_map<uint64_t, std::function<bool(std::string)>> pushers_;
   mutable std::mutex mu_;
-  std::string requirepass_;
+  std::string requirepass_;  // the last requirepass applied to the default user
+  std::mutex users_mu_;      // one change of this server's own users at a time
   Baseline baseline_;
 };
 
@@ -252,6 +278,8 @@ std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key)
 // A tracking client read the keys of a read-only command: registers them
 // with the tracking table (CLIENT TRACKING default mode).
 void track_read(CommandContext& c);
+// One line of CLIENT LIST / CLIENT INFO for session (also ACL LOG's client-info).
+std::string client_info_line(const Session& session);
 
 // ASCII case-insensitive equality (Redis's strcasecmp on option names).
 bool iequals(std::string_view a, std::string_view b);
@@ -267,5 +295,6 @@ void add_consistency_commands(std::vector<CommandSpec>& out);
 void add_hash_commands(std::vector<CommandSpec>& out);
 void add_set_commands(std::vector<CommandSpec>& out);
 void add_transaction_commands(std::vector<CommandSpec>& out);
+void add_acl_commands(std::vector<CommandSpec>& out);
 
 }  // namespace statekv::server

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "server/acl.h"
+
 namespace statekv::server {
 namespace {
 
@@ -189,25 +191,6 @@ std::vector<std::string_view> flag_names(uint32_t flags) {
   return out;
 }
 
-// In the order of Redis's category table (acl.c), which is the order COMMAND
-// INFO lists them in.
-std::vector<std::string_view> acl_categories(const CommandSpec& spec, std::string_view group) {
-  std::vector<std::string_view> out;
-  if (group == "generic") out.push_back("@keyspace");
-  if (spec.flags & kReadonly) out.push_back("@read");
-  if (spec.flags & kWrite) out.push_back("@write");
-  if (group == "set") out.push_back("@set");
-  if (group == "hash") out.push_back("@hash");
-  if (group == "string") out.push_back("@string");
-  if (spec.flags & kPubsub) out.push_back("@pubsub");
-  if (spec.flags & kAdmin) out.push_back("@admin");
-  out.push_back((spec.flags & kFast) ? "@fast" : "@slow");
-  if (spec.flags & kAdmin) out.push_back("@dangerous");
-  if (group == "connection") out.push_back("@connection");
-  if (group == "transactions") out.push_back("@transaction");  // after, in Redis's bit order
-  return out;
-}
-
 }  // namespace
 
 bool parse_doc_args(std::string_view text, std::vector<DocArg>* out, std::string* error) {
@@ -216,7 +199,6 @@ bool parse_doc_args(std::string_view text, std::vector<DocArg>* out, std::string
 }
 
 void write_command_info(resp::Writer& out, const CommandSpec& spec, const CommandSpec* parent) {
-  const std::string_view group = parent != nullptr ? parent->group : spec.group;
   out.array(10);
   out.bulk(full_name(spec, parent));
   out.integer(spec.arity);
@@ -226,9 +208,15 @@ void write_command_info(resp::Writer& out, const CommandSpec& spec, const Comman
   out.integer(spec.first_key);
   out.integer(spec.last_key);
   out.integer(spec.key_step);
-  auto cats = acl_categories(spec, group);
-  out.set(cats.size());
-  for (auto cat : cats) out.simple(cat);
+  // The categories ACL rules use (server/acl.h), in Redis's order.
+  const uint32_t cats = acl_command_categories(spec, parent);
+  std::vector<std::string> names;
+  const auto& all = acl_category_names();
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (cats & acl_category_bit(all[i])) names.push_back("@" + std::string(all[i]));
+  }
+  out.set(names.size());
+  for (const std::string& cat : names) out.simple(cat);
   std::vector<std::string_view> tips;
   for (std::string_view rest = spec.tips; !rest.empty();) {
     const size_t space = rest.find(' ');

@@ -57,6 +57,7 @@ CommandTable::CommandTable() {
   add_hash_commands(specs_);
   add_set_commands(specs_);
   add_transaction_commands(specs_);
+  add_acl_commands(specs_);
   by_name_.reserve(specs_.size() * 2);
   for (const CommandSpec& spec : specs_) {
     SKV_ASSERT(spec.name.size() <= kMaxNameLen, "command name too long");

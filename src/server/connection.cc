@@ -29,8 +29,10 @@ Connection::Connection(NetworkThread& thread, asio::ip::tcp::socket socket,
                        const ConnectionEnv& env, uint64_t id)
     : thread_(thread), socket_(std::move(socket)), env_(env) {
   session_.id = id;
-  // Redis: a client is authenticated from the start when no password is set.
-  session_.authenticated = env_.config->snapshot().requirepass.empty();
+  // Redis: a client is authenticated from the start when the default user
+  // needs no password.
+  const std::optional<bool> required = env_.service->auth_required();
+  session_.authenticated = required ? !*required : env_.config->snapshot().requirepass.empty();
   asio::error_code ec;
   if (auto ep = socket_.remote_endpoint(ec); !ec) session_.addr = endpoint_text(ep);
   if (auto ep = socket_.local_endpoint(ec); !ec) session_.laddr = endpoint_text(ep);

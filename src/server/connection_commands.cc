@@ -20,22 +20,38 @@ constexpr std::string_view kRedisCompatVersion = "7.0.15";
 constexpr std::string_view kWrongPass =
     "WRONGPASS invalid username-password pair or user is disabled.";
 
-// Compares without an early exit, so the time taken does not reveal how many
-// leading bytes of a guessed password were right.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+// Redis's ACLAuthenticateUser: the user exists, is on, and takes the
+// password. On success the connection runs as that user; a failure is
+// recorded in ACL LOG (reason "auth"). Replies with the error itself and
+// returns false on failure.
+bool authenticate(CommandContext& c, std::string_view user, std::string_view pass) {
+  c.state.refresh_user(c.session);
+  const AclSnapshot& users = *c.session.acl;
+  const AclUser* u = users.find(user);
+  if (!users.known && u != nullptr && u->name == "default" && u->passwords.empty()) {
+    c.out.error(
+        "CLUSTERDOWN this node has not learned the cluster's users from the metadata service "
+        "yet; try again in a moment");
+    return false;
   }
-  return diff == 0;
-}
-
-// Redis's ACLAuthenticateUser for the only user statekv has ("default"): with
-// no requirepass the default user is "nopass" and any password is accepted.
-bool check_credentials(CommandContext& c, std::string_view user, std::string_view pass) {
-  if (user != "default") return false;
-  std::string required = c.state.requirepass();
-  return required.empty() || same_secret(pass, required);
+  if (u == nullptr || !acl_password_ok(*u, pass)) {
+    AclLogEntry entry;
+    entry.reason = "auth";
+    entry.context = "toplevel";
+    entry.object = "auth";
+    entry.username = std::string(user);
+    entry.client_info = client_info_line(c.session);
+    c.state.acl.log(std::move(entry), c.now_ms);
+    c.out.error(kWrongPass);
+    return false;
+  }
+  {
+    std::lock_guard lock(c.session.mu);
+    c.session.user.assign(user);
+  }
+  c.session.authenticated = true;
+  c.session.acl.reset();  // the next check looks the new user up
+  return true;
 }
 
 // Redis's validation of client names and library attributes: printable ASCII
@@ -82,7 +98,7 @@ void cmd_auth(CommandContext& c) {
   std::string_view user = "default";
   std::string_view pass;
   if (c.argv.size() == 2) {
-    if (!c.state.password_required.load(std::memory_order_relaxed)) {
+    if (!c.state.auth_required()) {
       return c.out.error(
           "ERR AUTH <password> called without any password configured for the default user. "
           "Are you sure your configuration is correct?");
@@ -92,8 +108,7 @@ void cmd_auth(CommandContext& c) {
     user = c.argv[1];
     pass = c.argv[2];
   }
-  if (!check_credentials(c, user, pass)) return c.out.error(kWrongPass);
-  c.session.authenticated = true;
+  if (!authenticate(c, user, pass)) return;
   c.out.simple("OK");
 }
 
@@ -121,11 +136,8 @@ void cmd_hello(CommandContext& c) {
       return c.out.error("ERR Syntax error in HELLO option '" + std::string(opt) + "'");
     }
   }
-  if (user) {
-    if (!check_credentials(c, *user, *pass)) return c.out.error(kWrongPass);
-    c.session.authenticated = true;
-  }
-  if (!c.session.authenticated && c.state.password_required.load(std::memory_order_relaxed)) {
+  if (user && !authenticate(c, *user, *pass)) return;
+  if (!c.session.authenticated && c.state.auth_required()) {
     return c.out.error(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
         "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
@@ -171,11 +183,13 @@ void cmd_reset(CommandContext& c) {
   c.session.redirects = false;
   c.session.consistency = SessionConsistency{};
   c.session.positions = std::make_shared<SessionPositions>();
-  c.session.authenticated = !c.state.password_required.load(std::memory_order_relaxed);
+  c.session.authenticated = !c.state.auth_required();
   {
     std::lock_guard lock(c.session.mu);
     c.session.name.clear();
+    c.session.user = "default";
   }
+  c.session.acl.reset();
   c.out.set_protocol(2);
   c.out.simple("RESET");
 }
@@ -201,17 +215,20 @@ void cmd_time(CommandContext& c) {
 // One line of CLIENT LIST / CLIENT INFO in Redis's format (7.0 fields, plus 7.2's
 // lib-name and lib-ver since CLIENT SETINFO is supported). Fields statekv has no
 // counterpart for (MULTI, argv memory, shard channels) are reported as empty.
-std::string client_line(const Session& s) {
+}  // namespace
+
+std::string client_info_line(const Session& s) {
   using namespace std::chrono;
   const auto now = steady_clock::now();
   const int64_t now_ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
   const int64_t age = duration_cast<seconds>(now - s.created).count();
   int64_t last = s.last_interaction_ms.load(std::memory_order_relaxed);
   int64_t idle = last == 0 ? age : std::max<int64_t>(0, (now_ms - last) / 1000);
-  std::string name, cmd, lib_name, lib_ver;
+  std::string name, cmd, lib_name, lib_ver, user;
   {
     std::lock_guard lock(s.mu);
     name = s.name;
+    user = s.user;
     cmd = s.last_command;
     lib_name = s.lib_name;
     lib_ver = s.lib_ver;
@@ -223,10 +240,12 @@ std::string client_line(const Session& s) {
   return fmt::format(
       "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 "
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
-      "tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+      "tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
       s.id, s.addr, s.laddr, s.fd, name, age, idle, sub + psub > 0 ? "P" : "N", s.db, sub, psub,
-      qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, s.resp, lib_name, lib_ver);
+      qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, user, s.resp, lib_name, lib_ver);
 }
+
+namespace {
 
 void reply_text(CommandContext& c, const std::string& text) {
   c.out.verbatim("txt", text);
@@ -251,7 +270,7 @@ void cmd_client_getname(CommandContext& c) {
 }
 
 void cmd_client_info(CommandContext& c) {
-  reply_text(c, client_line(c.session) + "\n");
+  reply_text(c, client_info_line(c.session) + "\n");
 }
 
 void cmd_client_list(CommandContext& c) {
@@ -291,10 +310,10 @@ void cmd_client_list(CommandContext& c) {
   std::string text;
   if (c.state.ctx.clients != nullptr) {
     c.state.ctx.clients->for_each([&](const Session& s) {
-      if (wanted(s)) text += client_line(s) + "\n";
+      if (wanted(s)) text += client_info_line(s) + "\n";
     });
   } else if (wanted(c.session)) {
-    text = client_line(c.session) + "\n";
+    text = client_info_line(c.session) + "\n";
   }
   reply_text(c, text);
 }

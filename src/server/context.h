@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -32,6 +33,10 @@ namespace statekv::server {
 
 class Proposer;
 class Store;
+struct AclSnapshot;
+struct AclUser;
+class Acl;
+class AclStore;
 
 // A command's reply produced later, on any thread (coord/ sent the command to
 // another node and the I/O thread went on with other clients): the RESP bytes
@@ -48,6 +53,15 @@ struct Session {
   uint64_t id = 0;
   int resp = 2;                // 2 or 3 (HELLO)
   bool authenticated = false;  // true when no requirepass is set
+  // The ACL user this connection runs as (server/acl.h): "default" until an
+  // AUTH as another. Written under mu (CLIENT LIST reads it).
+  std::string user = "default";
+  // The users the last access check used, refreshed when Acl::generation()
+  // moves on, and this connection's user in them (nullptr: deleted).
+  std::shared_ptr<const AclSnapshot> acl;
+  const AclUser* acl_user = nullptr;
+  bool acl_unrestricted = false;
+  uint64_t acl_generation = 0;
   int db = 0;
   bool close_after_reply = false;  // QUIT
   std::string addr;                // "127.0.0.1:53124"
@@ -284,6 +298,9 @@ struct ServerContext {
   // it; in a cluster the coordinator also delivers messages published on
   // other nodes).
   std::shared_ptr<PubSub> pubsub = std::make_shared<PubSub>();
+  // Set on a cluster node: the users and passwords are the cluster's, kept
+  // by the metadata service (server/acl.h); unset: this server's own.
+  AclStore* acl_store = nullptr;
 };
 
 // The command layer, as the network sees it.
@@ -317,6 +334,13 @@ class Service {
   // the engine is closed.
   virtual void start() = 0;
   virtual void stop() = 0;
+
+  // Whether a client that connects now must AUTH first; nullopt: the service
+  // has no users of its own, and requirepass decides.
+  virtual std::optional<bool> auth_required() const { return std::nullopt; }
+  // This service's users (server/acl.h), which a cluster node replaces with
+  // the cluster's; nullptr for a service without users.
+  virtual Acl* acl() { return nullptr; }
 };
 
 // Builds the command layer over ctx (which must outlive it).

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -208,6 +209,10 @@ void cmd_config_get(CommandContext& c) {
       auto value = config.get(name);
       if (!value.ok()) continue;
       seen.insert(name);
+      // A cluster node keeps no password in clear: the cluster's is a hash
+      // in the metadata service, and Redis too answers "" for a password
+      // set through ACL SETUSER default.
+      if (name == "requirepass" && c.state.ctx.acl_store != nullptr) *value = "";
       found.emplace_back(name, *value);
     }
   }
@@ -231,9 +236,16 @@ void cmd_config_set(CommandContext& c) {
       return c.out.error("ERR Duplicate parameter - " + std::string(c.argv[i]));
     }
   }
+  // On a cluster node requirepass is the cluster's: it changes through the
+  // metadata service, for every node (docs/security.md), after the others.
+  std::optional<std::string> cluster_password;
   // All or nothing, as in Redis: on a failure, restore what was already set.
   std::vector<std::pair<std::string_view, std::string>> applied;
   for (size_t i = 2; i < c.argv.size(); i += 2) {
+    if (c.state.ctx.acl_store != nullptr && iequals(c.argv[i], "requirepass")) {
+      cluster_password = std::string(c.argv[i + 1]);
+      continue;
+    }
     auto old = config.get(c.argv[i]);
     Status s = config.set(c.argv[i], c.argv[i + 1]);
     if (!s.ok()) {
@@ -244,6 +256,29 @@ void cmd_config_set(CommandContext& c) {
       return c.out.error(s.message());
     }
     if (old.ok()) applied.emplace_back(c.argv[i], *old);
+  }
+  if (cluster_password) {
+    const std::string& password = *cluster_password;
+    Status s = c.state.change_users([&](std::map<std::string, AclUser>& users) {
+      auto it = users.find("default");
+      if (it == users.end()) return Status::Corruption("the cluster has no default user");
+      const AclCommands& commands = c.state.acl.commands();
+      Status applied = acl_apply(it->second, "resetpass", commands);
+      if (applied.ok()) {
+        applied = acl_apply(it->second, password.empty() ? "nopass" : ">" + password, commands);
+      }
+      return applied;
+    });
+    if (!s.ok()) {
+      for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
+        (void)config.set(it->first, it->second);
+      }
+      c.state.refresh_config();
+      return c.out.error(
+          "ERR CONFIG SET failed (possibly related to argument 'requirepass') - "
+          "the cluster's password could not be changed: " +
+          s.to_string());
+    }
   }
   c.state.refresh_config();
   c.out.simple("OK");

@@ -151,10 +151,12 @@ ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
       table(commands),
       store(*context.engine, context.stats, context.generation_space),
       proposer(context.proposers ? context.proposers(store) : make_local_group(store)),
+      acl(commands),
       // Redis's default tracking-table-max-keys; the random source (which keys
       // to drop over it) is seeded from the run id.
       tracking(1000000, Random(std::hash<std::string>{}(context.run_id))),
       next_watcher(((std::hash<std::string>{}(context.run_id) & 0xffffff) << 40) | 1) {
+  install_initial_users();
   refresh_config();
 }
 
@@ -217,14 +219,110 @@ void ServiceState::deliver(std::vector<Invalidation> invalidations) {
 void ServiceState::refresh_config() {
   ServerConfig config = ctx.config->snapshot();
   proto_max_bulk_len.store(config.proto_max_bulk_len, std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
-  requirepass_ = config.requirepass;
-  password_required.store(!requirepass_.empty(), std::memory_order_relaxed);
+  // A cluster node's requirepass is the cluster's (CONFIG SET changes it
+  // through the metadata service, server_commands.cc).
+  if (ctx.acl_store == nullptr) set_local_requirepass(config.requirepass);
 }
 
-std::string ServiceState::requirepass() const {
-  std::lock_guard lock(mu_);
-  return requirepass_;
+void ServiceState::install_initial_users() {
+  const ServerConfig config = ctx.config->snapshot();
+  {
+    std::lock_guard lock(mu_);
+    requirepass_ = config.requirepass;
+  }
+  const std::string hash =
+      config.requirepass.empty() ? std::string() : acl_password_hash(config.requirepass);
+  auto snapshot = std::make_shared<AclSnapshot>();
+  AclUser def = acl_default_user(hash, acl.commands());
+  if (ctx.acl_store != nullptr) {
+    // Until the cluster's users arrive, only this node's own --requirepass
+    // lets a client in; without one nobody gets past AUTH (service.cc).
+    snapshot->known = false;
+    def.nopass = false;
+  }
+  snapshot->users.emplace("default", std::make_shared<const AclUser>(std::move(def)));
+  acl.install(std::move(snapshot));
+}
+
+void ServiceState::set_local_requirepass(const std::string& password) {
+  {
+    std::lock_guard lock(mu_);
+    if (password == requirepass_) return;
+    requirepass_ = password;
+  }
+  // Redis: requirepass is the default user's password ("resetpass" then
+  // ">password", or "nopass" when empty); its other rules stay.
+  Status s = change_users([&](std::map<std::string, AclUser>& users) {
+    auto it = users.find("default");
+    if (it == users.end()) {
+      it = users.emplace("default", acl_default_user("", acl.commands())).first;
+    }
+    Status applied = acl_apply(it->second, "resetpass", acl.commands());
+    if (applied.ok()) {
+      applied = acl_apply(it->second, password.empty() ? "nopass" : ">" + password, acl.commands());
+    }
+    return applied;
+  });
+  if (!s.ok()) spdlog::error("requirepass could not be applied: {}", s.to_string());
+}
+
+bool ServiceState::auth_required() const {
+  auto snapshot = acl.snapshot();
+  const AclUser* def = snapshot->find("default");
+  return def == nullptr || !def->enabled || !def->nopass;
+}
+
+void ServiceState::refresh_user(Session& session) const {
+  const uint64_t generation = acl.generation();
+  if (session.acl && session.acl_generation == generation) return;
+  session.acl = acl.snapshot();
+  session.acl_generation = generation;
+  std::string name;
+  {
+    std::lock_guard lock(session.mu);
+    name = session.user;
+  }
+  session.acl_user = session.acl->find(name);
+  session.acl_unrestricted = session.acl_user != nullptr && session.acl_user->unrestricted();
+}
+
+Status ServiceState::change_users(const UsersChange& change) {
+  auto users_of = [](const AclSnapshot& snapshot) {
+    std::map<std::string, AclUser> users;
+    for (const auto& [name, user] : snapshot.users) users.emplace(name, *user);
+    return users;
+  };
+  if (ctx.acl_store == nullptr) {
+    std::lock_guard lock(users_mu_);
+    auto current = acl.snapshot();
+    std::map<std::string, AclUser> users = users_of(*current);
+    if (Status s = change(users); !s.ok()) return s;
+    auto next = std::make_shared<AclSnapshot>();
+    next->version = current->version + 1;
+    for (auto& [name, user] : users) {
+      next->users.emplace(name, std::make_shared<const AclUser>(std::move(user)));
+    }
+    acl.install(std::move(next));
+    return Status::OK();
+  }
+  // The change may run once per attempt of the read-modify-CAS: it is a pure
+  // function of the document it is given.
+  auto written = ctx.acl_store->update([&](const AclDocument& doc) -> Result<AclDocument> {
+    auto compiled = acl.compile(doc);
+    if (!compiled.ok()) return compiled.status();
+    std::map<std::string, AclUser> users = users_of(**compiled);
+    if (Status s = change(users); !s.ok()) return s;
+    AclDocument next;
+    next.version = doc.version + 1;
+    for (const auto& [name, user] : users) next.users[name] = acl_describe(user, acl.commands());
+    return next;
+  });
+  if (!written.ok()) return written.status();
+  // The reply promises that this connection's next command sees the change.
+  if (!acl.wait_for_version(*written, std::chrono::seconds(5))) {
+    spdlog::warn("users version {} is committed but not yet installed on this node", *written);
+  }
+  return Status::OK();
 }
 
 void ServiceState::reset_stats() {
@@ -481,10 +579,11 @@ class ServiceImpl final : public Service {
       out.error("ERR wrong number of arguments for '" + std::string(fullname) + "' command");
       return 0;
     }
-    if (!session.authenticated && !(run->flags & kNoAuth) &&
-        state_.password_required.load(std::memory_order_relaxed)) {
+    // Routed and internal sessions were checked where the client is: on
+    // the node it talks to, with this same cluster-wide state.
+    if (!session.internal && session.routed_epoch == 0 &&
+        !check_access(session, *run, argv, fullname, out)) {
       abort_transaction(session);
-      out.error("NOAUTH Authentication required.");
       return 0;
     }
     if (session.resp == 2 && session.subscribed() && !allowed_when_subscribed(run->name)) {
@@ -528,6 +627,86 @@ class ServiceImpl final : public Service {
     } finished{state_.ctx.router, session};
     run->handler(c);
     return c.seq;
+  }
+
+  // Redis's checks before a command runs: authentication (the default user
+  // needs a password and this client has not given one) and then the ACL of
+  // the client's user: the command, its keys, its channels. False when the
+  // command is refused (the reply written, the refusal in ACL LOG).
+  bool check_access(Session& session, const CommandSpec& run,
+                    std::span<const std::string_view> argv, std::string_view fullname,
+                    resp::Writer& out) {
+    state_.refresh_user(session);
+    const AclSnapshot& users = *session.acl;
+    if (!session.authenticated) {
+      const AclUser* def = users.find("default");
+      const bool open = def != nullptr && def->enabled && def->nopass;
+      if (!open) {
+        if (!users.known && def != nullptr && def->passwords.empty()) {
+          // A cluster node that has not learned the cluster's users (and
+          // has no --requirepass of its own): it cannot tell who may do
+          // what, so it only answers PING and the commands allowed before
+          // AUTH (AUTH itself then says why it cannot succeed).
+          if (run.name == "ping" || (run.flags & kNoAuth)) return true;
+          out.error(
+              "CLUSTERDOWN this node has not learned the cluster's users from the metadata "
+              "service yet; try again in a moment");
+          return false;
+        }
+        if (run.flags & kNoAuth) return true;
+        out.error("NOAUTH Authentication required.");
+        return false;
+      }
+    }
+    if (session.acl_unrestricted || (run.flags & kNoAuth)) return true;
+    if (session.acl_user == nullptr) {
+      // The user was deleted (ACL DELUSER): Redis disconnects its clients.
+      std::string name;
+      {
+        std::lock_guard lock(session.mu);
+        name = session.user;
+      }
+      out.error("ERR the user '" + name + "' of this connection was deleted; reconnect");
+      session.close_after_reply = true;
+      return false;
+    }
+    const AclVerdict v = acl_check(*session.acl_user, state_.acl.commands().index(&run), run, argv);
+    if (v.kind == AclVerdict::kOk) return true;
+    AclLogEntry entry;
+    entry.context = "toplevel";
+    entry.username = session.acl_user->name;
+    entry.client_info = client_info_line(session);
+    if (v.kind == AclVerdict::kCommand) {
+      entry.reason = "command";
+      entry.object = std::string(fullname);
+      out.error(sanitize("NOPERM this user has no permissions to run the '" +
+                         std::string(fullname) + "' command"));
+    } else if (v.kind == AclVerdict::kKey) {
+      entry.reason = "key";
+      entry.object = std::string(argv[v.arg]);
+      out.error("NOPERM this user has no permissions to access one of the keys used as arguments");
+    } else {
+      entry.reason = "channel";
+      entry.object = std::string(argv[v.arg]);
+      out.error(
+          "NOPERM this user has no permissions to access one of the channels used as arguments");
+    }
+    state_.acl.log(std::move(entry), unix_time_ms());
+    return false;
+  }
+
+  std::optional<bool> auth_required() const override { return state_.auth_required(); }
+  Acl* acl() override { return &state_.acl; }
+
+  // A tracking client read the keys of a read-only command: it may cache them
+  // now, so a later write of one must tell it (CLIENT TRACKING default mode).
+  void track_read(CommandContext& c) {
+    const int argc = static_cast<int>(c.argv.size());
+    const int last = c.spec.last_key < 0 ? argc + c.spec.last_key : c.spec.last_key;
+    for (int i = c.spec.first_key; i <= last && i < argc; i += std::max(1, c.spec.key_step)) {
+      state_.tracking.on_read(c.session.id, c.argv[i]);
+    }
+    state_.deliver(state_.tracking.enforce_limit());
   }
 
   void expire_loop() {

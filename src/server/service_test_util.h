@@ -90,6 +90,13 @@ class Harness {
   storage::Engine& engine() { return *engine_; }
   ServerContext& context() { return ctx_; }
 
+  // A new service over the same context (after a test changed it, e.g. set
+  // acl_store to run as a cluster node).
+  void restart_service() {
+    stop();
+    service_ = make_service(ctx_);
+  }
+
   // Stops the service (e.g. before reopening the engine).
   void stop() {
     if (service_) service_->stop();

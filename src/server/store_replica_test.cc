@@ -411,68 +411,16 @@ TEST(StoreReplica, RandomCommandMixesLeaveIdenticalStores) {
   }
 }
 
-<<<<<<< HEAD
 // Hashes and sets of every size, with expiries, overwrites, renames and
 // random pops mixed in: the replica ends with the executor's engine, and both
 // end without garbage once reclaimed.
 TEST(StoreReplica, RandomCollectionMixesLeaveIdenticalStores) {
   const std::vector<std::string> keys = {"c0", "c1", "c2", "c3"};
   for (uint64_t seed = 1; seed <= 10; ++seed) {
-=======
-// MULTI/EXEC: the whole transaction is ONE Mutation (issue 11 item 2), and
-// later commands see the effects of earlier ones before any is committed.
-TEST(StoreReplica, ATransactionIsOneMutation) {
-  ReplicaFixture f;
-  Harness& h = f.h();
-  h.run({"SET", "a", "1"});
-  h.run({"SET", "gone", "v", "PX", "1"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const uint64_t before = f.shipped();
-  const std::vector<std::vector<std::string>> txn = {
-      {"MULTI"},
-      {"SET", "x", "1"},
-      {"INCR", "x"},
-      {"SET", "y", "v", "PX", "100000"},
-      {"APPEND", "y", "w"},
-      {"DEL", "a"},
-      {"RENAME", "y", "z"},
-      {"INCRBY", "x", "40"},
-      {"GET", "gone"},  // erases the expired key: part of the same effect
-      {"DBSIZE"},
-  };
-  for (const auto& cmd : txn) h.run(cmd);
-  EXPECT_EQ(f.shipped(), before) << "nothing is proposed before EXEC";
-  auto reply = h.run({"EXEC"});
-  EXPECT_EQ(testing::describe(reply), "[+OK, :2, +OK, :2, :1, +OK, :42, (nil), :2, ]");
-  EXPECT_EQ(f.shipped(), before + 1);
-  f.expect_same_state("EXEC");
-  EXPECT_EQ(f.replica().key_count(), 2u);  // x, z
-  EXPECT_EQ(f.replica().expire_count(), 1u);
-
-  // A flush inside the transaction, with writes after it: still one effect.
-  h.run({"SET", "b", "1"});
-  const uint64_t before_flush = f.shipped();
-  h.run({"MULTI"});
-  h.run({"SET", "c", "1"});
-  h.run({"FLUSHALL"});
-  h.run({"SET", "d", "2"});
-  h.run({"GET", "x"});
-  h.run({"DBSIZE"});
-  EXPECT_EQ(testing::describe(h.run({"EXEC"})), "[+OK, +OK, +OK, (nil), :1, ]");
-  EXPECT_EQ(f.shipped(), before_flush + 1);
-  f.expect_same_state("EXEC with FLUSHALL");
-  EXPECT_EQ(f.replica().key_count(), 1u);
-}
-
-TEST(StoreReplica, RandomTransactionsLeaveIdenticalStores) {
-  const std::vector<std::string> keys = {"k0", "k1", "k2", "k3"};
-  for (uint64_t seed = 1; seed <= 20; ++seed) {
->>>>>>> txn
     ReplicaFixture f;
     Harness& h = f.h();
     Random rng(seed);
     auto key = [&] { return keys[rng.uniform(keys.size())]; };
-<<<<<<< HEAD
     auto elem = [&] { return "e" + std::to_string(rng.uniform(700)); };
     for (int i = 0; i < 300; ++i) {
       std::vector<std::string> cmd;
@@ -540,7 +488,61 @@ TEST(StoreReplica, RandomTransactionsLeaveIdenticalStores) {
     // What remains under "m" is exactly the live large collections' elements.
     EXPECT_EQ(count_prefix(h.engine(), 'm'), live_elements) << "seed " << seed;
     EXPECT_EQ(count_prefix(h.engine(), 'g'), 0u);
-=======
+  }
+}
+
+// MULTI/EXEC: the whole transaction is ONE Mutation (issue 11 item 2), and
+// later commands see the effects of earlier ones before any is committed.
+TEST(StoreReplica, ATransactionIsOneMutation) {
+  ReplicaFixture f;
+  Harness& h = f.h();
+  h.run({"SET", "a", "1"});
+  h.run({"SET", "gone", "v", "PX", "1"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const uint64_t before = f.shipped();
+  const std::vector<std::vector<std::string>> txn = {
+      {"MULTI"},
+      {"SET", "x", "1"},
+      {"INCR", "x"},
+      {"SET", "y", "v", "PX", "100000"},
+      {"APPEND", "y", "w"},
+      {"DEL", "a"},
+      {"RENAME", "y", "z"},
+      {"INCRBY", "x", "40"},
+      {"GET", "gone"},  // erases the expired key: part of the same effect
+      {"DBSIZE"},
+  };
+  for (const auto& cmd : txn) h.run(cmd);
+  EXPECT_EQ(f.shipped(), before) << "nothing is proposed before EXEC";
+  auto reply = h.run({"EXEC"});
+  EXPECT_EQ(testing::describe(reply), "[+OK, :2, +OK, :2, :1, +OK, :42, (nil), :2, ]");
+  EXPECT_EQ(f.shipped(), before + 1);
+  f.expect_same_state("EXEC");
+  EXPECT_EQ(f.replica().key_count(), 2u);  // x, z
+  EXPECT_EQ(f.replica().expire_count(), 1u);
+
+  // A flush inside the transaction, with writes after it: still one effect.
+  h.run({"SET", "b", "1"});
+  const uint64_t before_flush = f.shipped();
+  h.run({"MULTI"});
+  h.run({"SET", "c", "1"});
+  h.run({"FLUSHALL"});
+  h.run({"SET", "d", "2"});
+  h.run({"GET", "x"});
+  h.run({"DBSIZE"});
+  EXPECT_EQ(testing::describe(h.run({"EXEC"})), "[+OK, +OK, +OK, (nil), :1, ]");
+  EXPECT_EQ(f.shipped(), before_flush + 1);
+  f.expect_same_state("EXEC with FLUSHALL");
+  EXPECT_EQ(f.replica().key_count(), 1u);
+}
+
+TEST(StoreReplica, RandomTransactionsLeaveIdenticalStores) {
+  const std::vector<std::string> keys = {"k0", "k1", "k2", "k3"};
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    ReplicaFixture f;
+    Harness& h = f.h();
+    Random rng(seed);
+    auto key = [&] { return keys[rng.uniform(keys.size())]; };
     auto num = [&] { return std::to_string(static_cast<int64_t>(rng.range(0, 200)) - 100); };
     for (int t = 0; t < 60; ++t) {
       const uint64_t before = f.shipped();
@@ -584,7 +586,6 @@ TEST(StoreReplica, RandomTransactionsLeaveIdenticalStores) {
       if (rng.uniform(20) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     f.expect_same_state("seed " + std::to_string(seed));
->>>>>>> txn
   }
 }
 

@@ -162,6 +162,10 @@ void encode_message(Writer& w, const T& m) {
                               (m.stream != 0 ? ForwardFrame::kHasStream : 0)));
     w.u8(m.resp);
     if (m.stream != 0) w.varint(m.stream);
+    if (m.flags & (ForwardFrame::kTrack | ForwardFrame::kTracking)) {
+      w.varint(m.origin_node);
+      w.varint(m.origin_client);
+    }
     w.varint(m.argv.size());
     for (const std::string& a : m.argv) w.bytes(a);
   } else if constexpr (std::is_same_v<T, PingFrame>) {
@@ -255,6 +259,10 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       if (f.flags & ForwardFrame::kHasStream) {
         WIRE_READ(f.stream, r.varint());
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasStream);
+      }
+      if (f.flags & (ForwardFrame::kTrack | ForwardFrame::kTracking)) {
+        WIRE_READ(f.origin_node, r.varint());
+        WIRE_READ(f.origin_client, r.varint());
       }
       uint64_t n = 0;
       WIRE_READ(n, r.varint());

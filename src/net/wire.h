@@ -12,7 +12,8 @@
 //               response                   the answer to call `call`
 //   kAdmin      varint call | u8 admin op | varint node | bytes argument
 //   kAdminReply varint call | u8 status code | bytes status message | bytes body
-//   kForward    varint call | varint epoch | u8 flags | u8 resp | varint n | n x bytes
+//   kForward    varint call | varint epoch | u8 flags | u8 resp | [varint stream] |
+//               [varint origin node | varint origin client] | varint n | n x bytes
 //               a data command routed to the node that owns its keys
 //   kForwardReply varint call | u8 status code | bytes status message | bytes reply
 //               the command's whole reply, RESP-encoded as the client speaks it
@@ -89,11 +90,22 @@ struct ForwardFrame {
   // delivers it to its own subscribers (whatever its map) and replies with
   // their count as a RESP integer.
   static constexpr uint8_t kPublish = 8;
+  // Client tracking (docs/cache.md "Tracking across the cluster"). kTrack: the
+  // command comes from a tracking client, `origin_client` on node
+  // `origin_node` (both follow `stream` on the wire, set and cleared with this
+  // flag): a read-only command's keys are recorded for that node in the
+  // owner's tracking table, and a write names its client for NOLOOP.
+  static constexpr uint8_t kTrack = 16;
+  // A tracking message between nodes, handled inline like kPublish; argv[0]
+  // says which (coord/tracking_relay.h), `origin_node` the sender.
+  static constexpr uint8_t kTracking = 32;
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;
   uint8_t resp = 2;  // the client's protocol version: the reply is encoded in it
   uint64_t stream = 0;
+  uint64_t origin_node = 0;    // with kTrack or kTracking
+  uint64_t origin_client = 0;  // with kTrack
   std::vector<std::string> argv;
 };
 

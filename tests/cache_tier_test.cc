@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
 
 #include "support/local_cluster.h"
+#include "support/program.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
 #include "support/statekv_cli.h"
@@ -348,6 +350,35 @@ TEST_F(CacheTierCluster, ADroppedNodeConnectionDropsWhatItCovered) {
   const uint64_t loads = stat(*cached_, "cache_loads");
   EXPECT_EQ(cached_->cmd({"GET", *key}), "\"v\"");
   EXPECT_EQ(stat(*cached_, "cache_loads"), loads + 1);
+}
+
+// node-redis's client-side cache (tests/node_redis/csc_test.js): RESP3 and
+// CLIENT TRACKING through node 0, writes through node 2, keys on every node.
+TEST(ClientLibraryCache, NodeRedisClientSideCacheStaysCorrectAgainstACluster) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  if (!on_path("node") || !on_path("npm")) GTEST_SKIP() << "node or npm is not on PATH";
+  auto dir =
+      npm_installed(std::string(STATEKV_TESTS_DIR) + "/node_redis", "node-redis-node", "redis");
+  if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
+    GTEST_SKIP() << "cannot install node-redis, the npm registry is unreachable: "
+                 << dir.status().message().substr(0, 600);
+  }
+  ASSERT_TRUE(dir.ok()) << dir.status().to_string();
+  LocalCluster cluster(3);
+  const Status s = cluster.start();
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  std::vector<std::string> args = {"node", "csc_test.js", std::to_string(cluster.port(0)),
+                                   std::to_string(cluster.port(2))};
+  for (size_t owner = 0; owner < 3; ++owner) {
+    auto key = cluster.key_on(owner, "csc:");
+    ASSERT_TRUE(key.ok());
+    args.push_back(*key);
+  }
+  auto run = run_program(args, *dir, 60s);
+  ASSERT_TRUE(run.ok()) << run.status().to_string();
+  EXPECT_EQ(run->exit_code, 0) << "stdout:\n" << run->out << "\nstderr:\n" << run->err;
+  EXPECT_NE(run->out.find("ok: 30 rounds"), std::string::npos) << run->out << run->err;
+  std::cout << "node-redis: " << run->out;
 }
 
 }  // namespace

@@ -117,6 +117,24 @@ TEST_F(Tracking, ExpiryAndFlushallInvalidate) {
   EXPECT_EQ(next(*t), kFlushPush);
 }
 
+TEST_F(Tracking, InfoCountsTrackingClientsAndKeys) {
+  auto field = [&](const std::string& section, const std::string& name) {
+    auto text = writer_->bulk({"INFO", section});
+    if (!text.ok()) return std::string("?");
+    const size_t at = text->find(name + ":");
+    if (at == std::string::npos) return std::string("absent");
+    return text->substr(at + name.size() + 1, text->find("\r\n", at) - at - name.size() - 1);
+  };
+  EXPECT_EQ(field("clients", "tracking_clients"), "0");
+  auto a = tracker();
+  auto b = tracker();
+  EXPECT_EQ(field("clients", "tracking_clients"), "2");
+  ASSERT_EQ(a->call({"MGET", "x", "y"})->bytes, "*2\r\n_\r\n_\r\n");
+  ASSERT_EQ(b->call({"GET", "x"})->bytes, "_\r\n");
+  EXPECT_EQ(field("stats", "tracking_total_keys"), "2");
+  EXPECT_EQ(field("stats", "tracking_total_items"), "3");
+}
+
 TEST_F(Tracking, TrackingInfoAndOff) {
   auto t = tracker({"BCAST", "NOLOOP", "PREFIX", "a"});
   EXPECT_EQ(t->call({"CLIENT", "GETREDIR"})->bytes, ":0\r\n");

@@ -197,6 +197,13 @@ uint64_t TrackingTable::tracked_keys() const {
   return keys_.size();
 }
 
+uint64_t TrackingTable::tracked_items() const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& [key, readers] : keys_) n += readers.clients.size();
+  return n;
+}
+
 uint64_t TrackingTable::tracking_clients() const {
   std::lock_guard lock(mu_);
   return static_cast<uint64_t>(std::count_if(clients_.begin(), clients_.end(),

@@ -99,6 +99,7 @@ class TrackingTable {
   void set_max_keys(uint64_t max_keys);
   uint64_t max_keys() const;
   uint64_t tracked_keys() const;
+  uint64_t tracked_items() const;  // (key, reader) pairs
   uint64_t tracking_clients() const;  // peers not counted
   // This node's own clients: any tracking, any in BCAST mode (what its peers
   // must know, coord/tracking_relay.h).

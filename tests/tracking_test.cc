@@ -389,6 +389,18 @@ TEST_F(ClusterTracking, BroadcastReportsWritesCommittedOnEveryNode) {
   EXPECT_EQ(next(*t), push_of({*on2}));  // and not the cart: key before it
 }
 
+TEST_F(ClusterTracking, ADefaultModeReadDoesNotTurnOffBroadcastForItsNode) {
+  auto bcast = tracker(0, {"BCAST", "PREFIX", "user:"});
+  auto reader = tracker(0);
+  auto user = cluster_->key_on(1, "user:");
+  ASSERT_TRUE(user.ok());
+  // A tracked read routed to node 1: node 1 must keep sending node 0 every
+  // write (for the BCAST client), not only the keys read.
+  ASSERT_EQ(reader->call({"GET", keys_[1]})->bytes, "_\r\n");
+  ASSERT_EQ(write(2, {"SET", *user, "a"}), "+OK");
+  EXPECT_EQ(next(*bcast), push_of({*user}));
+}
+
 TEST_F(ClusterTracking, FlushallSendsTheFlushMessage) {
   auto t = tracker(0);
   ASSERT_EQ(t->call({"GET", keys_[2]})->bytes, "_\r\n");

@@ -122,6 +122,9 @@ struct ServiceState {
   void tracking_off(uint64_t client);
   // A peer node tracks keys of this node (TrackingTable::kPeerBit | node).
   void tracking_peer(uint64_t node, bool on, bool bcast);
+  // A tracked read routed here from node: registers it (default mode) unless
+  // it is a peer already (a BCAST peer stays one).
+  void tracking_peer_reads(uint64_t node);
   // Sends each invalidation to its target: RESP3 `invalidate` push, or for a
   // RESP2 REDIRECT target in pub/sub mode a message on __redis__:invalidate,
   // or to a peer node through the TrackingRelay. A tracking client whose

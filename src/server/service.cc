@@ -136,6 +136,15 @@ void ServiceState::tracking_peer(uint64_t node, bool on, bool bcast) {
   if (peers_.erase(id) > 0) tracking_clients.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void ServiceState::tracking_peer_reads(uint64_t node) {
+  const uint64_t id = TrackingTable::kPeerBit | node;
+  {
+    std::lock_guard lock(pushers_mu_);
+    if (peers_.count(id) > 0) return;
+  }
+  tracking_peer(node, true, false);
+}
+
 bool ServiceState::redirect_broken(uint64_t client) const {
   std::lock_guard lock(pushers_mu_);
   return broken_redirects_.count(client) > 0;
@@ -450,7 +459,7 @@ class ServiceImpl final : public Service {
                         std::span<const std::string_view> argv, std::string_view fullname) {
     const bool keyed_read = (run.flags & kReadonly) && run.first_key > 0;
     if (session.track_origin_read && keyed_read) {
-      state_.tracking_peer(session.track_origin_node, true, false);
+      state_.tracking_peer_reads(session.track_origin_node);
       record_keys(TrackingTable::kPeerBit | session.track_origin_node, run, argv);
       return;
     }

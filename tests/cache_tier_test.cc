@@ -7,10 +7,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
 
+#include "support/local_cluster.h"
+#include "support/program.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
 #include "support/statekv_cli.h"
@@ -246,6 +249,136 @@ TEST_F(CacheTier, RefusesWhatItCannotHonour) {
                    "--port", "0"});
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("no upstream answers PING"), std::string::npos) << out;
+}
+
+// ------------------------------------------------------------ in front of a cluster
+
+// A `statekv cache` attached to some nodes of a three-node cluster, with a TTL
+// of ten minutes: only an invalidation can make it drop a copy in a test.
+class CacheTierCluster : public ::testing::Test {
+ protected:
+  void start(std::vector<size_t> upstream) {
+    if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+    cluster_ = std::make_unique<LocalCluster>(3);
+    const Status s = cluster_->start();
+    ASSERT_TRUE(s.ok()) << s.to_string();
+    std::string list;
+    for (size_t i : upstream) list += (list.empty() ? "" : ",") + cluster_->address(i);
+    ServerOptions co;
+    co.kind = ServerKind::kStatekvCache;
+    co.extra_args = {"--upstream", list, "--seed", "7", "--ttl-ms", "600000"};
+    cache_ = std::make_unique<ServerProcess>(co);
+    ASSERT_TRUE(cache_->start().ok()) << cache_->log_tail();
+    auto c = RedisClient::connect(cache_->port());
+    ASSERT_TRUE(c.ok());
+    cached_ = std::make_unique<RedisClient>(std::move(*c));
+    const auto deadline = Clock::now() + 10s;
+    while (stat(*cached_, "cache_tracking_connections") != upstream.size() &&
+           Clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(stat(*cached_, "cache_tracking_connections"), upstream.size()) << cache_->log_tail();
+  }
+  std::string direct(size_t node, std::vector<std::string> cmd) {
+    auto c = RedisClient::connect(cluster_->port(node));
+    EXPECT_TRUE(c.ok());
+    return c.ok() ? c->cmd(cmd) : "";
+  }
+  // Loads key into the cache and checks that the next read is a hit.
+  void load(const std::string& key, const std::string& want) {
+    ASSERT_EQ(cached_->cmd({"GET", key}), want);
+    const uint64_t hits = stat(*cached_, "cache_hits");
+    ASSERT_EQ(cached_->cmd({"GET", key}), want);
+    ASSERT_EQ(stat(*cached_, "cache_hits"), hits + 1);
+  }
+  bool eventually_reads(const std::string& key, const std::string& want, Clock::duration limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      if (cached_->cmd({"GET", key}) == want) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  void TearDown() override {
+    cached_.reset();
+    cache_.reset();
+    cluster_.reset();
+  }
+  std::unique_ptr<LocalCluster> cluster_;
+  std::unique_ptr<ServerProcess> cache_;
+  std::unique_ptr<RedisClient> cached_;
+};
+
+TEST_F(CacheTierCluster, AWriteThroughAnotherNodeInvalidatesWhatTheCacheHolds) {
+  start({0});  // attached to node 0 only
+  for (size_t owner = 0; owner < 3; ++owner) {
+    SCOPED_TRACE("key owned by node " + std::to_string(owner));
+    auto key = cluster_->key_on(owner, "k");
+    ASSERT_TRUE(key.ok());
+    ASSERT_EQ(direct(owner, {"SET", *key, "old"}), "+OK");
+    // Let the SET's own invalidation pass before loading (it would only drop
+    // the copy, but the hit count below would differ).
+    std::this_thread::sleep_for(200ms);
+    load(*key, "\"old\"");
+    // Written through a node other than the cache's (routed to the owner
+    // unless it is that node): the owner's invalidation reaches node 0's
+    // BCAST connection, and the cache drops its copy.
+    const size_t via = (owner + 1) % 3 == 0 ? 1 : (owner + 1) % 3;
+    ASSERT_EQ(direct(via, {"SET", *key, "new"}), "+OK");
+    EXPECT_TRUE(eventually_reads(*key, "\"new\"", 2s));
+  }
+}
+
+TEST_F(CacheTierCluster, ADroppedNodeConnectionDropsWhatItCovered) {
+  start({0, 1});
+  auto key = cluster_->key_on(0, "k");
+  ASSERT_TRUE(key.ok());
+  ASSERT_EQ(direct(0, {"SET", *key, "v"}), "+OK");
+  std::this_thread::sleep_for(200ms);
+  load(*key, "\"v\"");
+  ASSERT_GE(stat(*cached_, "cache_entries"), 1u);
+  // Node 1 dies: the writes it would have reported (every write, BCAST) go
+  // unseen from now on, so the cache holds nothing it may not see change.
+  cluster_->node(1).kill();
+  const auto deadline = Clock::now() + 5s;
+  while (stat(*cached_, "cache_entries") != 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(stat(*cached_, "cache_entries"), 0u);
+  EXPECT_GE(stat(*cached_, "cache_tracking_drops"), 1u);
+  // The value is loaded again (from node 0, which owns it and still serves).
+  const uint64_t loads = stat(*cached_, "cache_loads");
+  EXPECT_EQ(cached_->cmd({"GET", *key}), "\"v\"");
+  EXPECT_EQ(stat(*cached_, "cache_loads"), loads + 1);
+}
+
+// node-redis's client-side cache (tests/node_redis/csc_test.js): RESP3 and
+// CLIENT TRACKING through node 0, writes through node 2, keys on every node.
+TEST(ClientLibraryCache, NodeRedisClientSideCacheStaysCorrectAgainstACluster) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  if (!on_path("node") || !on_path("npm")) GTEST_SKIP() << "node or npm is not on PATH";
+  auto dir =
+      npm_installed(std::string(STATEKV_TESTS_DIR) + "/node_redis", "node-redis-node", "redis");
+  if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
+    GTEST_SKIP() << "cannot install node-redis, the npm registry is unreachable: "
+                 << dir.status().message().substr(0, 600);
+  }
+  ASSERT_TRUE(dir.ok()) << dir.status().to_string();
+  LocalCluster cluster(3);
+  const Status s = cluster.start();
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  std::vector<std::string> args = {"node", "csc_test.js", std::to_string(cluster.port(0)),
+                                   std::to_string(cluster.port(2))};
+  for (size_t owner = 0; owner < 3; ++owner) {
+    auto key = cluster.key_on(owner, "csc:");
+    ASSERT_TRUE(key.ok());
+    args.push_back(*key);
+  }
+  auto run = run_program(args, *dir, 60s);
+  ASSERT_TRUE(run.ok()) << run.status().to_string();
+  EXPECT_EQ(run->exit_code, 0) << "stdout:\n" << run->out << "\nstderr:\n" << run->err;
+  EXPECT_NE(run->out.find("ok: 30 rounds"), std::string::npos) << run->out << run->err;
+  std::cout << "node-redis: " << run->out;
 }
 
 }  // namespace

@@ -939,16 +939,15 @@ TEST(Routing, KeyspaceCreatedOnOneNodeIsSeenAndRoutedByAll) {
   EXPECT_EQ(bad.substr(0, 5), "-ERR ") << bad;
   EXPECT_NE(bad.find("nosuch"), std::string::npos) << bad;
   EXPECT_EQ(c2.cmd({"PING"}), "+PONG");
-  // Client tracking in default mode would miss reads routed to other nodes:
-  // refused on a cluster node; BCAST (per node) is served.
+  // Client tracking is served on a cluster node in every mode
+  // (tests/tracking_test.cc ClusterTracking.* proves the invalidations).
   {
     RawClient raw = cluster.raw(1);
     ASSERT_TRUE(raw.call({"HELLO", "3"}).ok());
     auto tracking = raw.call({"CLIENT", "TRACKING", "ON"});
     ASSERT_TRUE(tracking.ok());
-    EXPECT_NE(tracking->bytes.find("-ERR CLIENT TRACKING without BCAST is not served on a cluster"),
-              std::string::npos)
-        << tracking->bytes;
+    EXPECT_EQ(tracking->bytes, "+OK\r\n");
+    EXPECT_EQ(raw.call({"CLIENT", "TRACKING", "OFF"})->bytes, "+OK\r\n");
     auto bcast = raw.call({"CLIENT", "TRACKING", "ON", "BCAST"});
     ASSERT_TRUE(bcast.ok());
     EXPECT_EQ(bcast->bytes, "+OK\r\n");

@@ -8,7 +8,10 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "support/differential.h"
+#include "support/local_cluster.h"
 #include "support/raw_client.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
@@ -114,6 +117,24 @@ TEST_F(Tracking, ExpiryAndFlushallInvalidate) {
   EXPECT_EQ(next(*t), kFlushPush);
 }
 
+TEST_F(Tracking, InfoCountsTrackingClientsAndKeys) {
+  auto field = [&](const std::string& section, const std::string& name) {
+    auto text = writer_->bulk({"INFO", section});
+    if (!text.ok()) return std::string("?");
+    const size_t at = text->find(name + ":");
+    if (at == std::string::npos) return std::string("absent");
+    return text->substr(at + name.size() + 1, text->find("\r\n", at) - at - name.size() - 1);
+  };
+  EXPECT_EQ(field("clients", "tracking_clients"), "0");
+  auto a = tracker();
+  auto b = tracker();
+  EXPECT_EQ(field("clients", "tracking_clients"), "2");
+  ASSERT_EQ(a->call({"MGET", "x", "y"})->bytes, "*2\r\n_\r\n_\r\n");
+  ASSERT_EQ(b->call({"GET", "x"})->bytes, "_\r\n");
+  EXPECT_EQ(field("stats", "tracking_total_keys"), "2");
+  EXPECT_EQ(field("stats", "tracking_total_items"), "3");
+}
+
 TEST_F(Tracking, TrackingInfoAndOff) {
   auto t = tracker({"BCAST", "NOLOOP", "PREFIX", "a"});
   EXPECT_EQ(t->call({"CLIENT", "GETREDIR"})->bytes, ":0\r\n");
@@ -129,18 +150,268 @@ TEST_F(Tracking, TrackingInfoAndOff) {
             "-ERR PREFIX option requires BCAST mode to be enabled\r\n");
 }
 
-TEST_F(Tracking, StatekvRefusesWhatItDoesNotHonourYet) {
-  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv's own limits";
-  auto r = RawClient::connect(server_->port());
-  ASSERT_TRUE(r.ok());
-  auto reply = r->call({"CLIENT", "TRACKING", "ON"});  // RESP2: would need REDIRECT
-  EXPECT_EQ(reply->bytes.rfind("-ERR CLIENT TRACKING needs RESP3", 0), 0u) << reply->bytes;
-  ASSERT_TRUE(r->call({"HELLO", "3"}).ok());
-  reply = r->call({"CLIENT", "TRACKING", "ON", "OPTIN"});
-  EXPECT_EQ(reply->bytes.rfind("-ERR CLIENT TRACKING OPTIN is not supported", 0), 0u);
-  reply = r->call({"CLIENT", "TRACKING", "ON", "REDIRECT", "5"});
-  EXPECT_EQ(reply->bytes.rfind("-ERR CLIENT TRACKING REDIRECT is not supported", 0), 0u);
-  EXPECT_EQ(r->call({"PING"})->bytes, "+PONG\r\n");
+// A connection's CLIENT ID.
+int64_t client_id(RawClient& c) {
+  auto r = c.call({"CLIENT", "ID"});
+  return r.ok() ? r->value.integer : -1;
+}
+
+TEST_F(Tracking, RedirectSendsToAnotherConnection) {
+  auto target_conn = RawClient::connect(server_->port());
+  ASSERT_TRUE(target_conn.ok());
+  RawClient& target = *target_conn;
+  ASSERT_TRUE(target.call({"HELLO", "3"}).ok());
+  const std::string id = std::to_string(client_id(target));
+  // The tracking connection itself may speak RESP2: it receives nothing.
+  auto t = RawClient::connect(server_->port());
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->call({"CLIENT", "TRACKING", "ON", "REDIRECT", id})->bytes, "+OK\r\n");
+  EXPECT_EQ(t->call({"CLIENT", "GETREDIR"})->bytes, ":" + id + "\r\n");
+  ASSERT_EQ(t->call({"GET", "k"})->bytes, "$-1\r\n");
+  ASSERT_EQ(writer_->cmd({"SET", "k", "v"}), "+OK");
+  EXPECT_EQ(next(target), push_of({"k"}));
+  ASSERT_EQ(writer_->cmd({"FLUSHALL"}), "+OK");
+  // The null in the tracking client's protocol (RESP2), as Redis 7 writes it.
+  EXPECT_EQ(next(target), ">2\r\n$10\r\ninvalidate\r\n$-1\r\n");
+  EXPECT_EQ(t->call({"PING"})->bytes, "+PONG\r\n");  // nothing came to the tracker
+}
+
+TEST_F(Tracking, Resp2RedirectTargetGetsMessagesOnTheInvalidateChannel) {
+  auto target_conn = RawClient::connect(server_->port());
+  ASSERT_TRUE(target_conn.ok());
+  RawClient& target = *target_conn;
+  const std::string id = std::to_string(client_id(target));
+  EXPECT_EQ(target.call({"SUBSCRIBE", "__redis__:invalidate"})->bytes,
+            "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n");
+  auto t = RawClient::connect(server_->port());
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->call({"CLIENT", "TRACKING", "ON", "REDIRECT", id})->bytes, "+OK\r\n");
+  ASSERT_EQ(t->call({"MGET", "a", "b"})->bytes, "*2\r\n$-1\r\n$-1\r\n");
+  ASSERT_EQ(writer_->cmd({"SET", "a", "1"}), "+OK");
+  EXPECT_EQ(next(target),
+            "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\na\r\n");
+  ASSERT_EQ(writer_->cmd({"FLUSHALL"}), "+OK");
+  EXPECT_EQ(next(target), "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n");
+}
+
+TEST_F(Tracking, ABrokenRedirectIsReportedToTheTrackingClient) {
+  auto target = RawClient::connect(server_->port());
+  ASSERT_TRUE(target.ok());
+  const std::string id = std::to_string(client_id(*target));
+  auto t = tracker({"REDIRECT", id});
+  ASSERT_EQ(t->call({"GET", "k"})->bytes, "_\r\n");
+  // The target goes away; the next invalidation finds nobody to take it.
+  target = RawClient::connect(server_->port());  // closes the old connection
+  ASSERT_TRUE(target.ok());
+  std::this_thread::sleep_for(100ms);  // the server notices the close
+  ASSERT_EQ(writer_->cmd({"SET", "k", "v"}), "+OK");
+  EXPECT_EQ(next(*t), ">2\r\n$21\r\ntracking-redir-broken\r\n:" + id + "\r\n");
+  EXPECT_EQ(t->call({"CLIENT", "TRACKINGINFO"})->bytes,
+            "%3\r\n$5\r\nflags\r\n~2\r\n$2\r\non\r\n$15\r\nbroken_redirect\r\n"
+            "$8\r\nredirect\r\n:" +
+                id + "\r\n$8\r\nprefixes\r\n*0\r\n");
+}
+
+TEST_F(Tracking, OptinTracksOnlyAfterCachingYesAndOptoutSkipsAfterCachingNo) {
+  auto in = tracker({"OPTIN"});
+  ASSERT_EQ(in->call({"GET", "a"})->bytes, "_\r\n");  // not tracked
+  ASSERT_EQ(in->call({"CLIENT", "CACHING", "YES"})->bytes, "+OK\r\n");
+  EXPECT_EQ(in->call({"CLIENT", "TRACKINGINFO"})->bytes,
+            "%3\r\n$5\r\nflags\r\n~3\r\n$2\r\non\r\n$5\r\noptin\r\n$11\r\ncaching-yes\r\n"
+            "$8\r\nredirect\r\n:0\r\n$8\r\nprefixes\r\n*0\r\n");
+  ASSERT_EQ(in->call({"CLIENT", "CACHING", "YES"})->bytes, "+OK\r\n");
+  ASSERT_EQ(in->call({"GET", "b"})->bytes, "_\r\n");  // tracked: the command after YES
+  ASSERT_EQ(in->call({"GET", "c"})->bytes, "_\r\n");  // not: YES holds for one command
+  ASSERT_EQ(writer_->cmd({"MSET", "a", "1", "c", "1", "b", "1"}), "+OK");
+  EXPECT_EQ(next(*in), push_of({"b"}));
+  expect_nothing_pending(*in);
+
+  auto out = tracker({"OPTOUT"});
+  ASSERT_EQ(out->call({"CLIENT", "CACHING", "NO"})->bytes, "+OK\r\n");
+  ASSERT_EQ(out->call({"GET", "a"})->bytes, "$1\r\n1\r\n");  // not tracked
+  ASSERT_EQ(out->call({"GET", "b"})->bytes, "$1\r\n1\r\n");  // tracked again
+  ASSERT_EQ(writer_->cmd({"MSET", "a", "2", "b", "2"}), "+OK");
+  EXPECT_EQ(next(*out), push_of({"b"}));
+  expect_nothing_pending(*out);
+}
+
+TEST_F(Tracking, TheTableIsBoundedByTrackingTableMaxKeys) {
+  ASSERT_EQ(writer_->cmd({"CONFIG", "SET", "tracking-table-max-keys", "1"}), "+OK");
+  auto t = tracker();
+  ASSERT_EQ(t->call({"GET", "a"})->bytes, "_\r\n");
+  ASSERT_EQ(t->call({"GET", "b"})->bytes, "_\r\n");
+  // Two keys over a limit of one: one of them (picked at random) is
+  // invalidated, before the next command runs; the other stays tracked.
+  // Redis sends it before the next command's reply, statekv right after it.
+  ASSERT_TRUE(t->send_command({"PING"}).ok());
+  std::string evicted = next(*t), pong = next(*t);
+  if (evicted == "+PONG\r\n") std::swap(evicted, pong);
+  EXPECT_EQ(pong, "+PONG\r\n");
+  ASSERT_TRUE(evicted == push_of({"a"}) || evicted == push_of({"b"})) << evicted;
+  const std::string kept = evicted == push_of({"a"}) ? "b" : "a";
+  ASSERT_EQ(writer_->cmd({"MSET", "a", "1", "b", "1"}), "+OK");
+  EXPECT_EQ(next(*t), push_of({kept}));
+  expect_nothing_pending(*t);
+}
+
+// Replies and errors of the options, next to redis-server's.
+TEST(TrackingDifferential, OptionsAndErrorsAnswerAsRedis) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "compares statekv with redis";
+  Differential d(subject_options("memory"));
+  ASSERT_TRUE(d.ok());
+  d.run({"CONFIG", "GET", "tracking-table-max-keys"});
+  d.run({"CONFIG", "SET", "tracking-table-max-keys", "abc"});
+  d.run({"CONFIG", "SET", "tracking-table-max-keys", "5000"});
+  d.run({"CONFIG", "GET", "tracking-table-max-keys"});
+  d.run({"CLIENT", "CACHING", "YES"});
+  d.run({"CLIENT", "CACHING", "MAYBE"});
+  d.run({"CLIENT", "GETREDIR"});
+  d.run({"CLIENT", "TRACKING", "ON", "REDIRECT", "999999"});
+  d.run({"CLIENT", "TRACKING", "ON", "REDIRECT", "abc"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "OPTIN"});
+  d.run({"CLIENT", "TRACKING", "ON", "OPTIN", "OPTOUT"});
+  d.run({"CLIENT", "TRACKING", "ON", "PREFIX", "a"});
+  d.run({"CLIENT", "TRACKING", "ON", "NOSUCH"});
+  d.run({"CLIENT", "TRACKING", "MAYBE"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab", "PREFIX", "a"});
+  d.run({"CLIENT", "TRACKING", "ON", "OPTIN"});  // RESP2 without REDIRECT: accepted
+  d.run({"CLIENT", "CACHING", "NO"});
+  d.run({"CLIENT", "CACHING", "MAYBE"});
+  d.run({"CLIENT", "TRACKING", "ON", "OPTOUT"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST"});
+  d.run({"CLIENT", "CACHING", "YES"});
+  d.run({"CLIENT", "TRACKING", "OFF"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST"});
+  d.run({"CLIENT", "TRACKING", "ON"});
+  d.run({"CLIENT", "TRACKING", "OFF"});
+  d.run({"CLIENT", "GETREDIR"});
+}
+
+// ------------------------------------------------------------ across a cluster
+
+// Three real nodes; the tracker is a raw RESP3 connection to node 0. Keys are
+// picked per owner, so a read of a key another node owns is routed there and a
+// write through any node commits on the owner.
+class ClusterTracking : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+    cluster_ = std::make_unique<LocalCluster>(3);
+    const Status s = cluster_->start();
+    ASSERT_TRUE(s.ok()) << s.to_string();
+    for (size_t i = 0; i < 3; ++i) {
+      auto k = cluster_->key_on(i, "k");
+      ASSERT_TRUE(k.ok()) << k.status().to_string();
+      keys_.push_back(*k);
+    }
+  }
+  void TearDown() override { cluster_.reset(); }
+  std::unique_ptr<RawClient> tracker(size_t node, std::vector<std::string> options = {}) {
+    auto r = RawClient::connect(cluster_->port(node));
+    EXPECT_TRUE(r.ok());
+    auto c = std::make_unique<RawClient>(std::move(*r));
+    EXPECT_TRUE(c->call({"HELLO", "3"}).ok());
+    std::vector<std::string> cmd = {"CLIENT", "TRACKING", "ON"};
+    cmd.insert(cmd.end(), options.begin(), options.end());
+    auto on = c->call(cmd);
+    EXPECT_TRUE(on.ok());
+    EXPECT_EQ(on->bytes, "+OK\r\n");
+    return c;
+  }
+  std::string write(size_t node, std::vector<std::string> cmd) {
+    auto c = RedisClient::connect(cluster_->port(node));
+    EXPECT_TRUE(c.ok());
+    return c.ok() ? c->cmd(cmd) : "";
+  }
+  static std::string next(RawClient& c, std::chrono::milliseconds timeout = 5s) {
+    auto r = c.read_reply(timeout);
+    return r.ok() ? r->bytes : "";
+  }
+  std::unique_ptr<LocalCluster> cluster_;
+  std::vector<std::string> keys_;  // keys_[i] is owned by node i
+};
+
+TEST_F(ClusterTracking, AWriteThroughAnyNodeInvalidatesWhatAnyNodeHandedOut) {
+  auto t = tracker(0);
+  for (size_t owner = 0; owner < 3; ++owner) {
+    const std::string& key = keys_[owner];
+    ASSERT_EQ(write(owner, {"SET", key, "v1"}), "+OK");
+    for (size_t via = 0; via < 3; ++via) {
+      // Read through node 0 (routed to the owner unless it is node 0) ...
+      ASSERT_EQ(t->call({"GET", key})->bytes, "$2\r\nv1\r\n") << key;
+      // ... and written through each node in turn: routed or not, the owner
+      // commits it and node 0's client is told.
+      ASSERT_EQ(write(via, {"SET", key, "v1"}), "+OK");
+      EXPECT_EQ(next(*t), push_of({key})) << "key on node " << owner << ", written via " << via;
+    }
+  }
+  // Told once per read, as on one node: a second write sends nothing, which
+  // the next invalidation (of a key read since) proves.
+  ASSERT_EQ(t->call({"GET", keys_[1]})->bytes, "$2\r\nv1\r\n");
+  ASSERT_EQ(write(2, {"SET", keys_[2], "x"}), "+OK");  // not read since its last message
+  ASSERT_EQ(write(2, {"SET", keys_[1], "x"}), "+OK");
+  EXPECT_EQ(next(*t), push_of({keys_[1]}));
+  // MGET across owners, routed in parts: every key is tracked.
+  auto mget = t->call({"MGET", keys_[0], keys_[1], keys_[2]});
+  ASSERT_TRUE(mget.ok());
+  ASSERT_EQ(write(1, {"DEL", keys_[2]}), ":1");
+  EXPECT_EQ(next(*t), push_of({keys_[2]}));
+  ASSERT_EQ(write(1, {"SET", keys_[1], "short", "PX", "100"}), "+OK");
+  EXPECT_EQ(next(*t), push_of({keys_[1]}));  // read by the MGET
+  // Expiry on the owner counts as a write too.
+  ASSERT_EQ(t->call({"GET", keys_[1]})->bytes, "$5\r\nshort\r\n");
+  EXPECT_EQ(next(*t), push_of({keys_[1]}));
+}
+
+TEST_F(ClusterTracking, NoloopHoldsForRoutedWrites) {
+  auto t = tracker(0, {"NOLOOP"});
+  // keys_[1] and another key of node 1: the owner sends both messages to node
+  // 0 in order, so a message for the tracker's own write would come first.
+  auto other = cluster_->key_on(1, "other");
+  ASSERT_TRUE(other.ok());
+  ASSERT_EQ(t->call({"GET", keys_[1]})->bytes, "_\r\n");
+  ASSERT_EQ(t->call({"GET", *other})->bytes, "_\r\n");
+  ASSERT_EQ(t->call({"SET", keys_[1], "mine"})->bytes, "+OK\r\n");
+  ASSERT_EQ(write(2, {"SET", *other, "theirs"}), "+OK");
+  EXPECT_EQ(next(*t), push_of({*other}));
+}
+
+TEST_F(ClusterTracking, BroadcastReportsWritesCommittedOnEveryNode) {
+  auto t = tracker(0, {"BCAST", "PREFIX", "user:"});
+  auto on1 = cluster_->key_on(1, "user:");
+  auto on2 = cluster_->key_on(2, "user:");
+  auto cart = cluster_->key_on(2, "cart:");
+  ASSERT_TRUE(on1.ok() && on2.ok() && cart.ok());
+  ASSERT_EQ(write(2, {"SET", *on1, "a"}), "+OK");  // routed from node 2 to node 1
+  EXPECT_EQ(next(*t), push_of({*on1}));
+  ASSERT_EQ(write(2, {"SET", *cart, "a"}), "+OK");  // not under the prefix
+  ASSERT_EQ(write(1, {"SET", *on2, "b"}), "+OK");
+  EXPECT_EQ(next(*t), push_of({*on2}));  // and not the cart: key before it
+}
+
+TEST_F(ClusterTracking, ADefaultModeReadDoesNotTurnOffBroadcastForItsNode) {
+  auto bcast = tracker(0, {"BCAST", "PREFIX", "user:"});
+  auto reader = tracker(0);
+  auto user = cluster_->key_on(1, "user:");
+  ASSERT_TRUE(user.ok());
+  // A tracked read routed to node 1: node 1 must keep sending node 0 every
+  // write (for the BCAST client), not only the keys read.
+  ASSERT_EQ(reader->call({"GET", keys_[1]})->bytes, "_\r\n");
+  ASSERT_EQ(write(2, {"SET", *user, "a"}), "+OK");
+  EXPECT_EQ(next(*bcast), push_of({*user}));
+}
+
+TEST_F(ClusterTracking, FlushallSendsTheFlushMessage) {
+  auto t = tracker(0);
+  ASSERT_EQ(t->call({"GET", keys_[2]})->bytes, "_\r\n");
+  ASSERT_EQ(write(1, {"FLUSHALL"}), "+OK");
+  EXPECT_EQ(next(*t), kFlushPush);
+  // Every node that held data flushed: each may say so; nothing else comes.
+  std::string frame;
+  ASSERT_TRUE(t->send_command({"PING"}).ok());
+  while ((frame = next(*t)) == kFlushPush) {
+  }
+  EXPECT_EQ(frame, "+PONG\r\n");
 }
 
 }  // namespace

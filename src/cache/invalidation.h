@@ -9,8 +9,10 @@
 // reconnects every retry interval, and calls on_flush again once subscribed
 // (values loaded during the gap may have been overwritten unseen).
 //
-// In a cluster a write routed to the key's owner commits there, and the owner
-// pushes: the cache must list every node in --upstream to see every write.
+// In a cluster a BCAST client of any node is told of writes committed on
+// every node (coord/tracking_relay.h), so one upstream node covers the whole
+// cluster; listing more only adds connections (and a drop of any of them
+// empties the cache).
 //
 // Thread safety: one thread per endpoint; the callbacks run on those threads.
 #pragma once

@@ -111,6 +111,9 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   }
   unwatcher_ = std::make_shared<Unwatcher>();
   unwatcher_->coordinator = this;
+  tracking_relay_ = std::make_unique<TrackingRelay>(TrackingRelay::Hooks{
+      options_.self, ctx_.run_id, [this] { return table(); }, forward_client_.get(), &service_});
+  ctx_.tracking_relay = tracking_relay_.get();
   auto sub = node_.map_watch().subscribe(
       [this](const std::shared_ptr<const meta::ClusterMap>& map) { on_map(map); });
   subscription_ = sub.id;
@@ -132,6 +135,12 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
     }
     if (frame.group != 0) {
       on_group_frame(std::move(frame), respond);
+      return;
+    }
+    if ((frame.flags & net::ForwardFrame::kTracking) != 0) {
+      // Inline, like PUBLISH: only posts pushes to the clients' threads, and
+      // keeps one sender's messages in order.
+      respond(tracking_relay_->handle(frame));
       return;
     }
     if (frame.stream != 0) {
@@ -172,6 +181,8 @@ Coordinator::~Coordinator() {
     std::lock_guard<std::mutex> lock(unwatcher_->mu);
     unwatcher_->coordinator = nullptr;
   }
+  ctx_.tracking_relay = nullptr;
+  tracking_relay_.reset();
   // Calls in flight complete (with an error), and may still post re-routes.
   forward_client_.reset();
   router_jobs_->stop();
@@ -183,6 +194,7 @@ Coordinator::~Coordinator() {
 
 void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
   auto table = RoutingTable::build(map);
+  bool had_table = false;
   if (!table.ok()) {
     spdlog::error("cluster map epoch {}: cannot route with it: {}", map->epoch,
                   table.status().message());
@@ -191,10 +203,14 @@ void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (table_ && table_->epoch() >= (*table)->epoch()) return;
+    had_table = table_ != nullptr;
     table_ = std::move(table).value();
   }
   table_changed_.notify_all();
   if (auto g = groups()) g->on_table(this->table());
+  // Keys may have changed owner, and the new owner does not know who read
+  // them: this node's tracking clients drop what they hold (tracking_relay.h).
+  if (had_table && tracking_relay_) tracking_relay_->on_new_map();
   // The mover may thaw and clean up: not on this (map-publishing) thread.
   control_.post([this] {
     if (auto t = this->table()) mover_->on_table(*t);
@@ -408,6 +424,11 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
   session.routed_epoch = frame.epoch;
   session.importing = (frame.flags & net::ForwardFrame::kImport) != 0;
   session.addr = "routed";
+  if ((frame.flags & net::ForwardFrame::kTrack) != 0) {
+    session.track_origin_node = frame.origin_node;
+    session.track_origin_client = frame.origin_client;
+    session.track_origin_read = true;  // the service records only read-only commands
+  }
   std::vector<std::string_view> argv(frame.argv.begin(), frame.argv.end());
   std::string out;
   resp::Writer writer(&out, session.resp);
@@ -477,8 +498,18 @@ server::Router::Decision Coordinator::check_routed(Session& session, const Comma
 
 // ------------------------------------------------------------------ router side
 
+void Coordinator::mark_tracking(const Session& session, net::ForwardFrame& frame) const {
+  // A read the client may cache (the owner records its keys for this node),
+  // or a write (for the client's NOLOOP).
+  if (!session.track_keys && !session.track_write) return;
+  frame.flags |= net::ForwardFrame::kTrack;
+  frame.origin_node = options_.self.value();
+  frame.origin_client = session.id;
+}
+
 Result<std::string> Coordinator::run_on(NodeId node, std::vector<std::string> argv, int resp,
-                                        const RoutingTable& table, storage::Sequence* seq) {
+                                        const RoutingTable& table, storage::Sequence* seq,
+                                        const Session* origin) {
   if (node == options_.self) {
     Session session;
     session.authenticated = true;
@@ -502,6 +533,7 @@ Result<std::string> Coordinator::run_on(NodeId node, std::vector<std::string> ar
   frame.epoch = table.epoch().value();
   frame.resp = static_cast<uint8_t>(resp);
   frame.argv = std::move(argv);
+  if (origin != nullptr) mark_tracking(*origin, frame);
   return forwarder_.call(node, m->peer_address, std::move(frame));
 }
 
@@ -717,7 +749,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         return Decision::kHandled;
       }
       auto reply = run_on(owners[0], std::vector<std::string>(argv.begin(), argv.end()),
-                          session.resp, *table, seq);
+                          session.resp, *table, seq, &session);
       if (reply.ok()) {
         out.raw(*reply);
         return Decision::kHandled;
@@ -934,7 +966,7 @@ server::Router::Decision Coordinator::fan_out(Session& session, std::string_view
     if (mset) it->argv.emplace_back(argv[key_positions[i] + 1]);
   }
   for (Part& p : parts) {
-    auto reply = run_on(p.node, p.argv, session.resp, table, seq);
+    auto reply = run_on(p.node, p.argv, session.resp, table, seq, &session);
     if (!reply.ok()) {
       // Earlier parts may have run: say so, as a cross-node write is not atomic.
       out.error(routing_error(reply.status()) +
@@ -1074,7 +1106,7 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   frame.max_staleness_ms = static_cast<uint64_t>(call->policy.max_staleness_ms);
   frame.argv = call->argv;
   if (call->wait) {
-    frame.flags = net::ForwardFrame::kWaitReplicas;
+    frame.wait_replicas = true;
     frame.argv = {std::to_string(call->wait_index), std::to_string(call->wait_replicas),
                   std::to_string(call->wait_timeout.count())};
   }
@@ -1165,7 +1197,7 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
     reply.index = r.index;
     respond(std::move(reply));
   };
-  if ((frame.flags & net::ForwardFrame::kWaitReplicas) != 0) {
+  if (frame.wait_replicas) {
     std::optional<int64_t> index, n, timeout;
     if (frame.argv.size() == 3) {
       index = server::parse_int64(frame.argv[0]);
@@ -1277,15 +1309,21 @@ void Coordinator::route_async(const Session& session, NodeId owner, const Routin
   frame.resp = static_cast<uint8_t>(session.resp);
   frame.stream = session.route_stream;
   frame.argv.assign(argv.begin(), argv.end());
+  mark_tracking(session, frame);
   // Kept to route again if the owner refuses a stale route.
   struct Retry {
     std::vector<std::string> argv;
     int resp;
     bool redirects;
     int db;
+    uint64_t id;
+    bool tracking;
+    bool track_keys;
+    bool track_write;
   };
-  auto retry =
-      std::make_shared<Retry>(Retry{frame.argv, session.resp, session.redirects, session.db});
+  auto retry = std::make_shared<Retry>(Retry{frame.argv, session.resp, session.redirects,
+                                             session.db, session.id, session.tracking,
+                                             session.track_keys, session.track_write});
   const uint64_t epoch = frame.epoch;
   const uint64_t stream = frame.stream;
   forward_client_->call(owner, m->peer_address, std::move(frame),
@@ -1309,6 +1347,10 @@ void Coordinator::route_async(const Session& session, NodeId owner, const Routin
                             again.resp = retry->resp;
                             again.redirects = retry->redirects;
                             again.db = retry->db;
+                            again.id = retry->id;
+                            again.tracking = retry->tracking;
+                            again.track_keys = retry->track_keys;
+                            again.track_write = retry->track_write;
                             finish_on_router_pool(again, std::move(retry->argv),
                                                   stale ? epoch + 1 : 0, std::move(done), stream);
                             return;
@@ -1328,10 +1370,15 @@ void Coordinator::finish_on_router_pool(const Session& session, std::vector<std:
     int resp;
     bool redirects;
     int db;
+    uint64_t id;  // with tracking: the client's, so the owner records its node
+    bool tracking;
+    bool track_keys;
+    bool track_write;
     server::DeferredReply done;
   };
-  auto job = std::make_shared<Job>(
-      Job{std::move(argv), session.resp, session.redirects, session.db, std::move(done)});
+  auto job = std::make_shared<Job>(Job{std::move(argv), session.resp, session.redirects, session.db,
+                                       session.id, session.tracking, session.track_keys,
+                                       session.track_write, std::move(done)});
   auto work = [this, job, wait_epoch](bool run) {
     if (!run) {
       std::string out;
@@ -1348,6 +1395,10 @@ void Coordinator::finish_on_router_pool(const Session& session, std::vector<std:
     session.resp = job->resp;
     session.redirects = job->redirects;
     session.db = job->db;
+    session.id = job->id;
+    session.tracking = job->tracking;
+    session.track_keys = job->track_keys;
+    session.track_write = job->track_write;
     session.continued = true;
     session.addr = "router";
     std::vector<std::string_view> views(job->argv.begin(), job->argv.end());

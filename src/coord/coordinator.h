@@ -18,6 +18,10 @@
 //     in Redis Cluster) and handed to every other member of the map, once,
 //     over the peer transport (ForwardFrame::kPublish), in publish order per
 //     peer; the other nodes deliver it to their own subscribers;
+//   * a command of a client with CLIENT TRACKING on carries ForwardFrame::kTrack
+//     (a tracked read, so that the owner records this node as holding its
+//     keys; a write, for NOLOOP); tracking messages between nodes
+//     (ForwardFrame::kTracking) go to the TrackingRelay (tracking_relay.h);
 //   * a connection that asked for redirects (CLUSTER REDIRECTS ON), or a node
 //     started with --cluster-redirects, gets Redis Cluster's MOVED for a key
 //     of a slots keyspace that another node owns, instead of routing.
@@ -36,7 +40,8 @@
 // A command this node serves itself still runs inline, and may wait there at
 // a frozen rebalance gate (a few milliseconds, coord/mover.h).
 // Routed commands arriving from other nodes run on small worker pools (client
-// streams on their own), never on the raft thread; the rebalance's control work has a thread of its own.
+// streams on their own), never on the raft thread; the rebalance's control work has a thread of its
+// own.
 //
 // Order of one client's commands (a pipelining client has many in flight):
 // each takes effect in the order the client sent them, and the replies come
@@ -88,6 +93,7 @@
 #include "coord/mover.h"
 #include "coord/replica_groups.h"
 #include "coord/routing_table.h"
+#include "coord/tracking_relay.h"
 #include "net/forward_client.h"
 #include "net/wire.h"
 #include "node/cluster_node.h"
@@ -188,8 +194,12 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // Router side.
   // Runs argv on `node` and returns its RESP reply: locally (adding to *seq)
   // or routed, re-routing after a stale route.
+  // origin: the client's session, whose CLIENT TRACKING the owner learns of.
   Result<std::string> run_on(NodeId node, std::vector<std::string> argv, int resp,
-                             const RoutingTable& table, storage::Sequence* seq);
+                             const RoutingTable& table, storage::Sequence* seq,
+                             const server::Session* origin = nullptr);
+  // Marks frame as coming from a tracking client (see the header comment).
+  void mark_tracking(const server::Session& session, net::ForwardFrame& frame) const;
   // EXEC and WATCH (see "Transactions").
   Decision route_transaction(server::Session& session, const server::CommandSpec& spec,
                              std::span<const std::string_view> argv, resp::Writer& out,
@@ -269,6 +279,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   CoordinatorOptions options_;
   Forwarder forwarder_;
   std::unique_ptr<net::ForwardClient> forward_client_;
+  std::unique_ptr<TrackingRelay> tracking_relay_;
   std::unique_ptr<Mover> mover_;
   server::ScanCursors cursors_;
 

@@ -137,6 +137,33 @@ TEST(ForwardFrameCodec, StreamRoundTripsAndCostsNothingWhenAbsent) {
   }
 }
 
+TEST(ForwardFrameCodec, TrackingOriginRoundTripsOnlyWithItsFlags) {
+  ForwardFrame tracked = frame({"GET", "k"});
+  tracked.flags = ForwardFrame::kTrack;
+  tracked.stream = 9;
+  tracked.origin_node = 3;
+  tracked.origin_client = 70000;
+  ForwardFrame relay = frame({"invalidate", "0", "k"});
+  relay.flags = ForwardFrame::kTracking;
+  relay.origin_node = 2;
+  ForwardFrame plain = frame({"GET", "k"});
+  plain.origin_node = 5;  // without the flags, not sent
+  for (const ForwardFrame& want : {tracked, relay}) {
+    auto decoded = decode_wire(encode_wire(want));
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    const auto* f = std::get_if<ForwardFrame>(&*decoded);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->flags, want.flags);
+    EXPECT_EQ(f->stream, want.stream);
+    EXPECT_EQ(f->origin_node, want.origin_node);
+    EXPECT_EQ(f->origin_client, want.origin_client);
+    EXPECT_EQ(f->argv, want.argv);
+  }
+  auto decoded = decode_wire(encode_wire(plain));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(std::get<ForwardFrame>(*decoded).origin_node, 0u);
+}
+
 TEST(ForwardClient, ManyCallsFromManyThreadsEachGetTheirOwnReply) {
   EchoNode node;
   ForwardClient client(client_options());

@@ -159,18 +159,22 @@ void encode_message(Writer& w, const T& m) {
     w.u8(static_cast<uint8_t>(Kind::kForward));
     w.varint(m.call);
     w.varint(m.epoch);
-    w.u8(static_cast<uint8_t>(
-        (m.flags &
-         ~(ForwardFrame::kHasStream | ForwardFrame::kHasGroup | ForwardFrame::kHasReadPolicy)) |
-        (m.stream != 0 ? ForwardFrame::kHasStream : 0) |
-        (m.group != 0 ? ForwardFrame::kHasGroup : 0) |
-        (m.group != 0 && m.local_read ? ForwardFrame::kHasReadPolicy : 0)));
+    w.u8(static_cast<uint8_t>((m.flags & ~(ForwardFrame::kHasStream | ForwardFrame::kHasGroup)) |
+                              (m.stream != 0 ? ForwardFrame::kHasStream : 0) |
+                              (m.group != 0 ? ForwardFrame::kHasGroup : 0)));
     w.u8(m.resp);
     if (m.stream != 0) w.varint(m.stream);
-    if (m.group != 0) w.varint(m.group);
-    if (m.group != 0 && m.local_read) {
-      w.varint(m.min_index);
-      w.varint(m.max_staleness_ms);
+    if (m.flags & (ForwardFrame::kTrack | ForwardFrame::kTracking)) {
+      w.varint(m.origin_node);
+      w.varint(m.origin_client);
+    }
+    if (m.group != 0) {
+      w.varint(m.group);
+      w.u8(static_cast<uint8_t>((m.local_read ? 1 : 0) | (m.wait_replicas ? 2 : 0)));
+      if (m.local_read) {
+        w.varint(m.min_index);
+        w.varint(m.max_staleness_ms);
+      }
     }
     w.varint(m.argv.size());
     for (const std::string& a : m.argv) w.bytes(a);
@@ -272,16 +276,23 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
         WIRE_READ(f.stream, r.varint());
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasStream);
       }
+      if (f.flags & (ForwardFrame::kTrack | ForwardFrame::kTracking)) {
+        WIRE_READ(f.origin_node, r.varint());
+        WIRE_READ(f.origin_client, r.varint());
+      }
       if (f.flags & ForwardFrame::kHasGroup) {
         WIRE_READ(f.group, r.varint());
+        if (f.group == 0) return Status::Corruption("forward frame: group 0 is not a data group");
+        uint8_t group_flags = 0;
+        WIRE_READ(group_flags, r.u8());
+        if (group_flags > 3) return Status::Corruption("forward frame: unknown group flags");
+        f.local_read = (group_flags & 1) != 0;
+        f.wait_replicas = (group_flags & 2) != 0;
+        if (f.local_read) {
+          WIRE_READ(f.min_index, r.varint());
+          WIRE_READ(f.max_staleness_ms, r.varint());
+        }
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasGroup);
-      }
-      if (f.flags & ForwardFrame::kHasReadPolicy) {
-        if (f.group == 0) return Status::Corruption("forward frame: a read policy without a group");
-        f.local_read = true;
-        WIRE_READ(f.min_index, r.varint());
-        WIRE_READ(f.max_staleness_ms, r.varint());
-        f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasReadPolicy);
       }
       uint64_t n = 0;
       WIRE_READ(n, r.varint());

@@ -12,8 +12,9 @@
 //               response                   the answer to call `call`
 //   kAdmin      varint call | u8 admin op | varint node | bytes argument
 //   kAdminReply varint call | u8 status code | bytes status message | bytes body
-//   kForward    varint call | varint epoch | u8 flags | u8 resp | [varint stream]
-//               | [varint group] | [varint min_index | varint max_staleness_ms]
+//   kForward    varint call | varint epoch | u8 flags | u8 resp | [varint stream] |
+//               [varint origin node | varint origin client] |
+//               [varint group | u8 group flags | [varint min_index | varint max_staleness_ms]]
 //               | varint n | n x bytes
 //               a data command routed to the node that owns its keys
 //   kForwardReply varint call | u8 status code | bytes status message | bytes reply
@@ -95,18 +96,26 @@ struct ForwardFrame {
   // delivers it to its own subscribers (whatever its map) and replies with
   // their count as a RESP integer.
   static constexpr uint8_t kPublish = 8;
-  // The codec's: a replica group id follows (after the stream id, if any).
-  static constexpr uint8_t kHasGroup = 16;
-  // The codec's: a read policy follows the group id (local_read set).
-  static constexpr uint8_t kHasReadPolicy = 32;
-  // With `group`: not a command but WAIT's question to the group's leader:
-  // argv is {index, numreplicas, timeout_ms}; the reply is a RESP integer.
-  static constexpr uint8_t kWaitReplicas = 64;
+  // Client tracking (docs/cache.md "Tracking across the cluster"). kTrack: the
+  // command comes from a tracking client, `origin_client` on node
+  // `origin_node` (both follow `stream` on the wire, set and cleared with this
+  // flag): a read-only command's keys are recorded for that node in the
+  // owner's tracking table, and a write names its client for NOLOOP.
+  static constexpr uint8_t kTrack = 16;
+  // A tracking message between nodes, handled inline like kPublish; argv[0]
+  // says which (coord/tracking_relay.h), `origin_node` the sender.
+  static constexpr uint8_t kTracking = 32;
+  // The codec's: a replica group follows the tracking fields: varint group,
+  // u8 group flags (1: local_read, 2: wait_replicas), then with local_read
+  // varint min_index | varint max_staleness_ms.
+  static constexpr uint8_t kHasGroup = 64;
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;
   uint8_t resp = 2;  // the client's protocol version: the reply is encoded in it
   uint64_t stream = 0;
+  uint64_t origin_node = 0;    // with kTrack or kTracking
+  uint64_t origin_client = 0;  // with kTrack
   // Non-zero: the command is for this replica group (coord/replica_groups.h),
   // to run on its leader; a member that does not lead it answers Unavailable
   // with ForwardReplyFrame::leader_hint. On the wire only when non-zero
@@ -115,11 +124,13 @@ struct ForwardFrame {
   // With `group`: a read-only command a member may serve from its own applied
   // state (consistency below linearizable), if that covers min_index and, when
   // max_staleness_ms > 0, is no staler than that; otherwise it answers
-  // Unavailable with the leader as hint. On the wire only when set (flag bit
-  // kHasReadPolicy): varint min_index | varint max_staleness_ms.
+  // Unavailable with the leader as hint.
   bool local_read = false;
   uint64_t min_index = 0;
   uint64_t max_staleness_ms = 0;
+  // With `group`: not a command but WAIT's question to the group's leader:
+  // argv is {index, numreplicas, timeout_ms}; the reply is a RESP integer.
+  bool wait_replicas = false;
   std::vector<std::string> argv;
 };
 

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "resp/writer.h"
@@ -152,12 +153,24 @@ struct ServiceState {
   // turned tracking on). tracking_clients is 0 when nobody tracks, so writes
   // skip the table's lock.
   TrackingTable tracking;
+  // Local tracking clients plus peer nodes tracking here.
   std::atomic<uint64_t> tracking_clients{0};
   void tracking_on(const Session& session);
   void tracking_off(uint64_t client);
-  // Sends each invalidation to its target (RESP3 `invalidate` push); a target
-  // whose connection is gone stops tracking.
-  void deliver(std::vector<Invalidation> invalidations);
+  // A peer node tracks keys of this node (TrackingTable::kPeerBit | node).
+  void tracking_peer(uint64_t node, bool on, bool bcast);
+  // A tracked read routed here from node: registers it (default mode) unless
+  // it is a peer already (a BCAST peer stays one).
+  void tracking_peer_reads(uint64_t node);
+  // Sends each invalidation to its target: RESP3 `invalidate` push, or for a
+  // RESP2 REDIRECT target in pub/sub mode a message on __redis__:invalidate,
+  // or to a peer node through the TrackingRelay. A tracking client whose
+  // connection is gone stops tracking; clients whose REDIRECT target is gone
+  // get `tracking-redir-broken` (RESP3). writer: the session whose write it
+  // was (a routed one names the client on the node it came from, for NOLOOP).
+  void deliver(std::vector<Invalidation> invalidations, const Session* writer = nullptr);
+  // Clients whose REDIRECT target went away (CLIENT TRACKINGINFO's broken_redirect).
+  bool redirect_broken(uint64_t client) const;
 
   // WATCH (server/transaction.h): who watches which keys; ids handed out by
   // next_watcher, one per client state.
@@ -168,13 +181,24 @@ struct ServiceState {
   // Every commit of writes ends here, with the keys' stripe locks held: the
   // watches of those keys break and tracking clients are told (client: the
   // writer, for NOLOOP; 0 for expiry).
-  void committed(uint64_t client, std::span<const std::string_view> keys);
+  void committed(uint64_t client, std::span<const std::string_view> keys,
+                 const Session* writer = nullptr);
   // Before a flush is committed: breaks the watches of keys that exist.
   void flushing();
 
  private:
-  std::mutex pushers_mu_;
-  std::unordered_map<uint64_t, std::function<bool(std::string)>> pushers_;
+  struct Pusher {
+    std::function<bool(std::string)> push;
+    int resp = 3;
+  };
+  // The connection of client id: its pusher from the tracking table's
+  // clients, or found among all clients (a REDIRECT target), with whether it
+  // is in pub/sub mode. Empty push when it is gone.
+  Pusher find_client(uint64_t id, bool* pubsub);
+  mutable std::mutex pushers_mu_;
+  std::unordered_map<uint64_t, Pusher> pushers_;
+  std::unordered_set<uint64_t> peers_;
+  std::unordered_set<uint64_t> broken_redirects_;
   mutable std::mutex mu_;
   std::string requirepass_;  // the last requirepass applied to the default user
   std::mutex users_mu_;      // one change of this server's own users at a time

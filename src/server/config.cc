@@ -186,6 +186,9 @@ const std::vector<Setting>& settings() {
     s.push_back(integer_setting("hz", true, &ServerConfig::hz, 1, 500));
     s.push_back(integer_setting("active-expire-keys-per-cycle", true,
                                 &ServerConfig::active_expire_keys_per_cycle, 1, 1000000));
+    s.push_back(integer_setting("tracking-table-max-keys", true,
+                                &ServerConfig::tracking_table_max_keys, 0,
+                                std::numeric_limits<int64_t>::max()));
     s.push_back(string_setting("loglevel", true, &ServerConfig::loglevel, [](std::string_view t) {
       return parse_loglevel(t).ok()
                  ? ParseError()

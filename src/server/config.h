@@ -44,6 +44,9 @@ struct ServerConfig {
   unsigned active_expire_keys_per_cycle = 200;  // bounded work per cycle
   std::string loglevel = "info";                // debug | info | warn | error
   std::string logfile;                          // empty: stderr
+  // CLIENT TRACKING: keys remembered in the tracking table; over it, random
+  // keys are invalidated (sent to their readers) and forgotten. 0: no limit.
+  uint64_t tracking_table_max_keys = 1000000;
 };
 
 // Text form of a FsyncPolicy: "always" | "batch" | "never".

@@ -283,10 +283,18 @@ DeferredReply Connection::defer_reply() {
 }
 
 void Connection::on_push(std::string bytes) {
-  // Out of band: goes ahead of replies still held for durability, which RESP3
-  // allows (a push is not a reply to any request).
+  // Behind the replies of every command that ran before it (deferred ones,
+  // and ones held for durability): an invalidation that overtook the reply
+  // of the read it invalidates would leave the client caching the old value
+  // for good (the read of a routed key answers later, and the write's
+  // invalidation can come from the owner first).
   if (closed_ || closing_) return;
-  out_ += bytes;
+  if (!slots_.empty()) {
+    slot_bytes_ += bytes.size();
+    slots_.push_back(Slot{true, std::move(bytes), 0});
+    return;
+  }
+  add_reply(bytes, 0);
   flush();
 }
 

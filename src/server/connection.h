@@ -39,6 +39,10 @@
 // (ConnectionLimits::pubsub_*) is disconnected, so one that never reads cannot
 // grow the server's memory without bound.
 //
+// Pushes (CLIENT TRACKING invalidations, Session::push) join the output
+// behind every reply of a command that ran before them, including replies
+// still deferred or held for durability (see on_push).
+//
 // Thread safety: every method runs on the owning NetworkThread, except
 // deliver(). The Session's
 // atomic counters and mu-guarded fields are what other threads may read.

@@ -340,61 +340,132 @@ void cmd_client_setinfo(CommandContext& c) {
   c.out.simple("OK");
 }
 
-// CLIENT TRACKING ON|OFF [BCAST] [PREFIX p ...] [NOLOOP]: Redis 7's
-// server-assisted client-side caching, RESP3 pushes only for now. REDIRECT
-// (RESP2, through pub/sub), OPTIN and OPTOUT (with CLIENT CACHING) are refused
-// until they are built (docs/cache.md).
+// CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN] [OPTOUT]
+// [NOLOOP]: Redis 7's server-assisted client-side caching, with its option
+// checks and errors in its order (networking.c). A RESP2 client without
+// REDIRECT is accepted and sent nothing, as Redis does. On a cluster node the
+// other nodes are told before the reply (coord/tracking_relay.h), so a write
+// on any node after the OK is reported.
 void cmd_client_tracking(CommandContext& c) {
-  const std::string_view status = c.argv[2];
-  const bool on = iequals(status, "on");
-  if (!on && !iequals(status, "off")) return c.out.error("ERR syntax error");
+  uint64_t redirect = 0;
   TrackingMode mode;
   for (size_t j = 3; j < c.argv.size(); ++j) {
     std::string_view opt = c.argv[j];
-    if (iequals(opt, "bcast")) {
+    const bool more = j + 1 < c.argv.size();
+    if (iequals(opt, "redirect") && more) {
+      ++j;
+      if (redirect != 0) {
+        return c.out.error("ERR A client can only redirect to a single other client");
+      }
+      auto id = parse_int64(c.argv[j]);
+      if (!id) return c.out.error("ERR value is not an integer or out of range");
+      bool exists = false;
+      if (c.state.ctx.clients != nullptr) {
+        c.state.ctx.clients->for_each(
+            [&](const Session& s) { exists = exists || static_cast<int64_t>(s.id) == *id; });
+      }
+      if (!exists) return c.out.error("ERR The client ID you want redirect to does not exist");
+      redirect = static_cast<uint64_t>(*id);
+    } else if (iequals(opt, "bcast")) {
       mode.bcast = true;
+    } else if (iequals(opt, "optin")) {
+      mode.optin = true;
+    } else if (iequals(opt, "optout")) {
+      mode.optout = true;
     } else if (iequals(opt, "noloop")) {
       mode.noloop = true;
-    } else if (iequals(opt, "prefix") && j + 1 < c.argv.size()) {
+    } else if (iequals(opt, "prefix") && more) {
       mode.prefixes.emplace_back(c.argv[++j]);
-    } else if (iequals(opt, "redirect") || iequals(opt, "optin") || iequals(opt, "optout")) {
-      return c.out.error("ERR CLIENT TRACKING " + std::string(opt) +
-                         " is not supported by statekv yet");
     } else {
       return c.out.error("ERR syntax error");
     }
   }
-  if (!on) {
+  const std::string_view status = c.argv[2];
+  if (iequals(status, "off")) {
     c.state.tracking_off(c.session.id);
     c.session.tracking = false;
+    c.session.tracking_bcast = c.session.tracking_optin = c.session.tracking_optout = false;
+    c.session.caching = -1;
+    if (c.state.ctx.tracking_relay != nullptr) c.state.ctx.tracking_relay->announce([] {});
     return c.out.simple("OK");
   }
-  if (c.session.resp != 3) {
+  if (!iequals(status, "on")) return c.out.error("ERR syntax error");
+  if (!mode.bcast && !mode.prefixes.empty()) {
+    return c.out.error("ERR PREFIX option requires BCAST mode to be enabled");
+  }
+  if (c.session.tracking && c.session.tracking_bcast != mode.bcast) {
     return c.out.error(
-        "ERR CLIENT TRACKING needs RESP3 (HELLO 3) in statekv: RESP2 clients would need "
-        "REDIRECT to a pub/sub connection, which is not supported yet");
+        "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and "
+        "then re-enabling it with a different mode.");
+  }
+  if (mode.bcast && (mode.optin || mode.optout)) {
+    return c.out.error("ERR OPTIN and OPTOUT are not compatible with BCAST");
+  }
+  if (mode.optin && mode.optout) {
+    return c.out.error("ERR You can't specify both OPTIN mode and OPTOUT mode");
+  }
+  if ((mode.optin && c.session.tracking_optout) || (mode.optout && c.session.tracking_optin)) {
+    return c.out.error(
+        "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and "
+        "then re-enabling it with a different mode.");
   }
   if (!c.session.push) return c.out.error("ERR this connection cannot receive pushes");
-  // On a cluster node a client's reads may run on other nodes, and their
-  // writes commit there: default-mode tracking here would miss invalidations,
-  // so it is refused rather than half honoured. BCAST is served per node: it
-  // reports every write this node commits (docs/cache.md).
-  if (!mode.bcast && c.state.ctx.cluster != nullptr) {
-    return c.out.error(
-        "ERR CLIENT TRACKING without BCAST is not served on a cluster node yet: reads routed to "
-        "other nodes are not tracked; use BCAST, on every node (docs/cache.md)");
-  }
+  mode.redirect = redirect;
+  const bool bcast = mode.bcast, optin = mode.optin, optout = mode.optout;
   if (Status s = c.state.tracking.enable(c.session.id, std::move(mode)); !s.ok()) {
     return c.out.error(s.message());
   }
   c.state.tracking_on(c.session);
   c.session.tracking = true;
+  c.session.tracking_bcast = bcast;
+  c.session.tracking_optin = optin;
+  c.session.tracking_optout = optout;
+  if (c.state.ctx.tracking_relay != nullptr && c.session.defer) {
+    // OK once every other node knows this node tracks (BCAST: that it must
+    // send every write here).
+    auto done = c.session.defer();
+    c.state.ctx.tracking_relay->announce([done = std::move(done), resp = c.session.resp] {
+      std::string out;
+      resp::Writer(&out, resp).simple("OK");
+      done(std::move(out), 0);
+    });
+    return;
+  }
+  c.out.simple("OK");
+}
+
+// CLIENT CACHING YES|NO: whether the next command's reads are tracked, for a
+// client tracking in OPTIN (YES) or OPTOUT (NO) mode.
+void cmd_client_caching(CommandContext& c) {
+  if (!c.session.tracking) {
+    return c.out.error(
+        "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or "
+        "OPTOUT mode enabled");
+  }
+  const std::string_view opt = c.argv[2];
+  if (iequals(opt, "yes")) {
+    if (!c.session.tracking_optin) {
+      return c.out.error(
+          "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+    }
+    c.session.caching = 1;
+    c.session.caching_used = false;
+  } else if (iequals(opt, "no")) {
+    if (!c.session.tracking_optout) {
+      return c.out.error(
+          "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+    }
+    c.session.caching = 0;
+    c.session.caching_used = false;
+  } else {
+    return c.out.error("ERR syntax error");
+  }
   c.out.simple("OK");
 }
 
 void cmd_client_getredir(CommandContext& c) {
-  // No REDIRECT yet: 0 when tracking is on (not redirected), -1 when off.
-  c.out.integer(c.state.tracking.mode(c.session.id) ? 0 : -1);
+  auto mode = c.state.tracking.mode(c.session.id);
+  c.out.integer(mode ? static_cast<int64_t>(mode->redirect) : -1);
 }
 
 void cmd_client_trackinginfo(CommandContext& c) {
@@ -407,12 +478,21 @@ void cmd_client_trackinginfo(CommandContext& c) {
   } else {
     std::vector<std::string_view> flags = {"on"};
     if (mode->bcast) flags.push_back("bcast");
+    if (mode->optin) {
+      flags.push_back("optin");
+      if (c.session.caching == 1) flags.push_back("caching-yes");
+    }
+    if (mode->optout) {
+      flags.push_back("optout");
+      if (c.session.caching == 0) flags.push_back("caching-no");
+    }
     if (mode->noloop) flags.push_back("noloop");
+    if (c.state.redirect_broken(c.session.id)) flags.push_back("broken_redirect");
     c.out.set(flags.size());
     for (auto f : flags) c.out.bulk(f);
   }
   c.out.bulk("redirect");
-  c.out.integer(mode ? 0 : -1);
+  c.out.integer(mode ? static_cast<int64_t>(mode->redirect) : -1);
   c.out.bulk("prefixes");
   c.out.array(mode ? mode->prefixes.size() : 0);
   if (mode) {
@@ -504,8 +584,13 @@ void add_connection_commands(std::vector<CommandSpec>& out) {
   client.subcommands.push_back({"tracking", -3, kConn, 0, 0, 0, g,
                                 "Controls server-assisted client-side caching for the connection.",
                                 "6.0.0", "O(1). Some options may introduce additional complexity.",
-                                "(status: ON | OFF) [PREFIX=prefix:string...] [BCAST] [NOLOOP]",
+                                "(status: ON | OFF) [REDIRECT=client-id:integer] "
+                                "[PREFIX=prefix:string...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]",
                                 cmd_client_tracking});
+  client.subcommands.push_back({"caching", 3, kConn, 0, 0, 0, g,
+                                "Instructs the server whether to track the keys in the next "
+                                "request.",
+                                "6.0.0", "O(1)", "(mode: YES | NO)", cmd_client_caching});
   client.subcommands.push_back({"getredir", 2, kConn, 0, 0, 0, g,
                                 "Returns the client ID to which the connection's tracking "
                                 "notifications are redirected.",

@@ -123,6 +123,28 @@ struct Session {
   // client; callable from any thread. Returns false once the connection is
   // gone. Unset for internal and routed sessions.
   std::function<bool(std::string bytes)> push;
+  // Its tracking mode, mirrored here for the read path (the table has it too).
+  bool tracking_bcast = false;
+  bool tracking_optin = false;
+  bool tracking_optout = false;
+  // CLIENT CACHING YES (1) / NO (0) for the next command; -1: not given.
+  // It holds through that command (CLIENT TRACKINGINFO shows it) and is
+  // cleared when the one after starts (caching_used).
+  int caching = -1;
+  bool caching_used = false;
+  // Set by the service for the command executing: a read whose keys this
+  // tracking client may now cache (recorded in the tracking table before it
+  // runs, so a write that commits meanwhile is reported). The router carries
+  // it to the owner (coord/).
+  bool track_keys = false;
+  // ... and a write of a tracking client (the owner applies its NOLOOP).
+  bool track_write = false;
+  // A routed session (coord/): the tracking client the command came from, on
+  // node track_origin_node; with track_origin_read, the command's keys are
+  // recorded for that node before it runs.
+  uint64_t track_origin_node = 0;
+  uint64_t track_origin_client = 0;
+  bool track_origin_read = false;
 
   // Deferred replies this client is still owed (kept by the connection, read
   // on its thread).
@@ -269,6 +291,23 @@ class Router {
   virtual void finished(Session& session) {}
 };
 
+// Client tracking across a cluster (docs/cache.md): implemented by coord/
+// (absent for a standalone server). Calls may come from any thread and must
+// not block.
+class TrackingRelay {
+ public:
+  virtual ~TrackingRelay() = default;
+  // Sends node the invalidation of keys (flush: of every key) that this
+  // node's table holds for it; writer: the writing client's id on that node
+  // (its NOLOOP), 0 when the write did not come from there.
+  virtual void send_invalidation(uint64_t node, uint64_t writer, std::vector<std::string> keys,
+                                 bool flush) = 0;
+  // This node's tracking clients changed: tells every other node what it must
+  // now send here (coord/tracking_relay.h); done() runs once each answered or
+  // failed, on any thread.
+  virtual void announce(std::function<void()> done) = 0;
+};
+
 struct ServerContext {
   ConfigStore* config = nullptr;
   storage::Engine* engine = nullptr;
@@ -301,6 +340,7 @@ struct ServerContext {
   // Set on a cluster node: the users and passwords are the cluster's, kept
   // by the metadata service (server/acl.h); unset: this server's own.
   AclStore* acl_store = nullptr;
+  TrackingRelay* tracking_relay = nullptr;  // set when the node runs in a cluster
 };
 
 // The command layer, as the network sees it.
@@ -329,6 +369,18 @@ class Service {
   // transaction's EXEC and WATCH by it). nullptr from a service without
   // transactions.
   virtual std::shared_ptr<TransactionState> transaction(Session& session) { return nullptr; }
+  // Client tracking across a cluster, for coord/'s TrackingRelay (no-ops by
+  // default): node `node` has tracking clients (on), some in BCAST mode (it
+  // is then sent every write); a write or flush applied on another node, for
+  // this node's own tracking clients; what this node's clients need.
+  virtual void tracking_peer(uint64_t node, bool on, bool bcast) {}
+  virtual void tracking_apply_remote(uint64_t writer, std::span<const std::string> keys,
+                                     bool flush) {}
+  struct TrackingNeeds {
+    bool any = false;
+    bool bcast = false;
+  };
+  virtual TrackingNeeds tracking_needs() const { return {}; }
 
   // Starts background work (active expiry); stop() ends it and is called before
   // the engine is closed.

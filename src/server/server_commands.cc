@@ -78,6 +78,9 @@ void section_clients(CommandContext& c, std::string& s) {
   s += "# Clients\r\n";
   line(s, "connected_clients", c.state.ctx.clients != nullptr ? c.state.ctx.clients->count() : 0);
   line(s, "maxclients", config.maxclients);
+  // This node's own clients with CLIENT TRACKING on (other nodes tracking
+  // here are not counted).
+  line(s, "tracking_clients", c.state.tracking.tracking_clients());
 }
 
 void section_memory(CommandContext& c, std::string& s) {
@@ -127,6 +130,9 @@ void section_stats(CommandContext& c, std::string& s) {
   // This node's subscriptions (in a cluster, as Redis Cluster: per node).
   line(s, "pubsub_channels", st.ctx.pubsub->channel_count());
   line(s, "pubsub_patterns", st.ctx.pubsub->pattern_count());
+  // CLIENT TRACKING's table: keys recorded, and (key, reader) pairs.
+  line(s, "tracking_total_keys", st.tracking.tracked_keys());
+  line(s, "tracking_total_items", st.tracking.tracked_items());
   line(s, "total_protocol_errors", st.stat(&S::protocol_errors));
 }
 

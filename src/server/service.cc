@@ -88,7 +88,7 @@ bool CommandContext::commit(std::span<const Store::Write> writes) {
     // A collection's element writes name its key too: once is enough.
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    state.committed(session.id, keys);
+    state.committed(session.id, keys, &session);
   }
   return true;
 }
@@ -104,7 +104,7 @@ bool CommandContext::commit_clear() {
   if (!ok(ticket)) return false;
   note(ticket->durable_at);
   if (state.tracking_clients.load(std::memory_order_relaxed) > 0) {
-    state.deliver(state.tracking.on_flush(session.id));
+    state.deliver(state.tracking.on_flush(session.id), &session);
   }
   return true;
 }
@@ -152,18 +152,19 @@ ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
       store(*context.engine, context.stats, context.generation_space),
       proposer(context.proposers ? context.proposers(store) : make_local_group(store)),
       acl(commands),
-      // Redis's default tracking-table-max-keys; the random source (which keys
-      // to drop over it) is seeded from the run id.
+      // tracking-table-max-keys comes from the config (refresh_config); the
+      // random source (which keys to drop over it) is seeded from the run id.
       tracking(1000000, Random(std::hash<std::string>{}(context.run_id))),
       next_watcher(((std::hash<std::string>{}(context.run_id) & 0xffffff) << 40) | 1) {
   install_initial_users();
   refresh_config();
 }
 
-void ServiceState::committed(uint64_t client, std::span<const std::string_view> keys) {
+void ServiceState::committed(uint64_t client, std::span<const std::string_view> keys,
+                             const Session* writer) {
   if (!watches.empty()) watches.on_write(keys);
   if (tracking_clients.load(std::memory_order_relaxed) > 0) {
-    deliver(tracking.on_write(client, keys));
+    deliver(tracking.on_write(client, keys), writer);
   }
 }
 
@@ -182,43 +183,152 @@ void ServiceState::flushing() {
 
 void ServiceState::tracking_on(const Session& session) {
   std::lock_guard lock(pushers_mu_);
-  if (pushers_.emplace(session.id, session.push).second) {
-    tracking_clients.fetch_add(1, std::memory_order_relaxed);
-  }
+  broken_redirects_.erase(session.id);
+  auto [it, fresh] = pushers_.insert_or_assign(session.id, Pusher{session.push, session.resp});
+  if (fresh) tracking_clients.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ServiceState::tracking_off(uint64_t client) {
   tracking.disable(client);
   std::lock_guard lock(pushers_mu_);
+  broken_redirects_.erase(client);
   if (pushers_.erase(client) > 0) tracking_clients.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void ServiceState::deliver(std::vector<Invalidation> invalidations) {
+void ServiceState::tracking_peer(uint64_t node, bool on, bool bcast) {
+  const uint64_t id = TrackingTable::kPeerBit | node;
+  if (on) {
+    // A peer in default mode keeps what its routed reads recorded; in BCAST
+    // mode (no prefix) it is sent every write, its node filters.
+    auto current = tracking.mode(id);
+    if (!current || current->bcast != bcast)
+      (void)tracking.enable(id, TrackingMode{.bcast = bcast, .prefixes = {}});
+    std::lock_guard lock(pushers_mu_);
+    if (peers_.insert(id).second) tracking_clients.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  tracking.disable(id);
+  std::lock_guard lock(pushers_mu_);
+  if (peers_.erase(id) > 0) tracking_clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ServiceState::tracking_peer_reads(uint64_t node) {
+  const uint64_t id = TrackingTable::kPeerBit | node;
+  {
+    std::lock_guard lock(pushers_mu_);
+    if (peers_.count(id) > 0) return;
+  }
+  tracking_peer(node, true, false);
+}
+
+bool ServiceState::redirect_broken(uint64_t client) const {
+  std::lock_guard lock(pushers_mu_);
+  return broken_redirects_.count(client) > 0;
+}
+
+ServiceState::Pusher ServiceState::find_client(uint64_t id, bool* pubsub) {
+  *pubsub = false;
+  {
+    std::lock_guard lock(pushers_mu_);
+    auto it = pushers_.find(id);
+    if (it != pushers_.end()) return it->second;
+  }
+  Pusher found;
+  if (ctx.clients == nullptr) return found;
+  ctx.clients->for_each([&](const Session& s) {
+    if (s.id != id || !s.push) return;
+    found.push = s.push;
+    found.resp = s.resp;
+    *pubsub = s.channel_count.load(std::memory_order_relaxed) +
+                  s.pattern_count.load(std::memory_order_relaxed) >
+              0;
+  });
+  return found;
+}
+
+void ServiceState::deliver(std::vector<Invalidation> invalidations, const Session* writer) {
   for (Invalidation& inv : invalidations) {
-    // RESP3: >2 "invalidate" [keys...], or >2 "invalidate" _ for flush-all.
-    std::string bytes;
-    resp::Writer w(&bytes, 3);
-    w.push(2);
-    w.bulk("invalidate");
-    if (inv.flush) {
-      w.null();
-    } else {
-      w.array(inv.keys.size());
-      for (const std::string& k : inv.keys) w.bulk(k);
+    if (TrackingTable::is_peer(inv.target)) {
+      const uint64_t node = inv.target & ~TrackingTable::kPeerBit;
+      const uint64_t writer_there =
+          writer != nullptr && writer->track_origin_node == node ? writer->track_origin_client : 0;
+      if (ctx.tracking_relay != nullptr) {
+        ctx.tracking_relay->send_invalidation(node, writer_there, std::move(inv.keys), inv.flush);
+      }
+      continue;
     }
-    std::function<bool(std::string)> push;
-    {
+    bool pubsub = false;
+    Pusher target = find_client(inv.target, &pubsub);
+    // Redis writes the flush message's null in the protocol of the tracking
+    // client, not of its REDIRECT target ($-1 from a RESP2 tracker).
+    int null_resp = target.resp;
+    if (inv.flush && !inv.redirected_from.empty()) {
       std::lock_guard lock(pushers_mu_);
-      auto it = pushers_.find(inv.target);
-      if (it != pushers_.end()) push = it->second;
+      auto it = pushers_.find(inv.redirected_from.front());
+      if (it != pushers_.end()) null_resp = it->second.resp;
     }
-    if (push && !push(std::move(bytes))) tracking_off(inv.target);  // the client is gone
+    const std::string_view null_bytes = null_resp == 3 ? "_\r\n" : "$-1\r\n";
+    std::string bytes;
+    if (target.push && target.resp == 3) {
+      // >2 "invalidate" [keys...], or >2 "invalidate" _ for flush-all.
+      resp::Writer w(&bytes, 3);
+      w.push(2);
+      w.bulk("invalidate");
+      if (inv.flush) {
+        w.raw(null_bytes);
+      } else {
+        w.array(inv.keys.size());
+        for (const std::string& k : inv.keys) w.bulk(k);
+      }
+    } else if (target.push && pubsub) {
+      // A RESP2 REDIRECT target in pub/sub mode: a message on
+      // __redis__:invalidate whose payload is the keys (null for flush-all).
+      resp::Writer w(&bytes, 2);
+      w.array(3);
+      w.bulk("message");
+      w.bulk("__redis__:invalidate");
+      if (inv.flush) {
+        w.raw(null_bytes);
+      } else {
+        w.array(inv.keys.size());
+        for (const std::string& k : inv.keys) w.bulk(k);
+      }
+    } else if (target.push) {
+      continue;  // RESP2 and not in pub/sub mode: Redis sends it nothing either
+    }
+    if (target.push && target.push(std::move(bytes))) continue;
+    if (inv.redirected_from.empty()) {
+      tracking_off(inv.target);  // the tracking client itself is gone
+      continue;
+    }
+    // The REDIRECT target is gone: each client redirecting to it is told (as
+    // Redis does, when a message for it finds no target), and keeps tracking.
+    for (uint64_t source : inv.redirected_from) {
+      Pusher from;
+      {
+        std::lock_guard lock(pushers_mu_);
+        broken_redirects_.insert(source);
+        auto it = pushers_.find(source);
+        if (it != pushers_.end()) from = it->second;
+      }
+      if (!from.push || from.resp != 3) continue;
+      std::string broken;
+      resp::Writer w(&broken, 3);
+      w.push(2);
+      w.bulk("tracking-redir-broken");
+      w.integer(static_cast<int64_t>(inv.target));
+      if (!from.push(std::move(broken))) tracking_off(source);
+    }
   }
 }
 
 void ServiceState::refresh_config() {
   ServerConfig config = ctx.config->snapshot();
   proto_max_bulk_len.store(config.proto_max_bulk_len, std::memory_order_relaxed);
+  if (tracking.max_keys() != config.tracking_table_max_keys) {
+    tracking.set_max_keys(config.tracking_table_max_keys);
+    deliver(tracking.enforce_limit());  // a lower limit takes effect now
+  }
   // A cluster node's requirepass is the cluster's (CONFIG SET changes it
   // through the metadata service, server_commands.cc).
   if (ctx.acl_store == nullptr) set_local_requirepass(config.requirepass);
@@ -596,8 +706,11 @@ class ServiceImpl final : public Service {
     if (!session.continued) {
       bump(state_.ctx.stats->local().commands);
       session.commands.fetch_add(1, std::memory_order_relaxed);
-      std::lock_guard lock(session.mu);
-      session.last_command.assign(fullname);
+      {
+        std::lock_guard lock(session.mu);
+        session.last_command.assign(fullname);
+      }
+      prepare_tracking(session, *run, argv, fullname);
     }
     if (session.txn && session.txn->queuing && queued_in_multi(spec->name)) {
       // MULTI: queued as sent, run by EXEC (server/transaction.h).
@@ -615,9 +728,6 @@ class ServiceImpl final : public Service {
     CommandContext c{state_, session, argv, out, *run, fullname, unix_time_ms()};
     if (state_.ctx.router == nullptr) {
       run->handler(c);
-      if (session.tracking && (run->flags & kReadonly) && run->first_key > 0) {
-        server::track_read(c);
-      }
       return c.seq;
     }
     struct Finished {
@@ -698,17 +808,67 @@ class ServiceImpl final : public Service {
   std::optional<bool> auth_required() const override { return state_.auth_required(); }
   Acl* acl() override { return &state_.acl; }
 
-  // A tracking client read the keys of a read-only command: it may cache them
-  // now, so a later write of one must tell it (CLIENT TRACKING default mode).
-  void track_read(CommandContext& c) {
-    const int argc = static_cast<int>(c.argv.size());
-    const int last = c.spec.last_key < 0 ? argc + c.spec.last_key : c.spec.last_key;
-    for (int i = c.spec.first_key; i <= last && i < argc; i += std::max(1, c.spec.key_step)) {
-      state_.tracking.on_read(c.session.id, c.argv[i]);
+  // CLIENT TRACKING: a read-only command of a tracking client (or routed here
+  // from one on another node) records its keys before it runs, so that a
+  // write committing while it runs is reported too (recorded after, such a
+  // write would find nobody to tell, and the client would cache the old
+  // value for good). CLIENT CACHING applies to one command.
+  void prepare_tracking(Session& session, const CommandSpec& run,
+                        std::span<const std::string_view> argv, std::string_view fullname) {
+    const bool keyed_read = (run.flags & kReadonly) && run.first_key > 0;
+    if (session.track_origin_read && keyed_read) {
+      state_.tracking_peer_reads(session.track_origin_node);
+      record_keys(TrackingTable::kPeerBit | session.track_origin_node, run, argv);
+      return;
     }
+    session.track_keys = false;
+    session.track_write = session.tracking && (run.flags & kWrite);
+    if (!session.tracking) return;
+    // tracking-table-max-keys is applied before the next command of a tracking
+    // client runs (and by the expiry loop), as Redis does: never between a
+    // read's recording and its reply, where the invalidation would overtake
+    // the value it invalidates.
     state_.deliver(state_.tracking.enforce_limit());
+    if (fullname != "client|caching") {
+      if (session.caching_used) session.caching = -1;
+      session.caching_used = session.caching != -1;
+    }
+    if (keyed_read && !session.tracking_bcast) {
+      session.track_keys = session.tracking_optin    ? session.caching == 1
+                           : session.tracking_optout ? session.caching != 0
+                                                     : true;
+    }
+    if (session.track_keys) record_keys(session.id, run, argv);
   }
 
+  void record_keys(uint64_t client, const CommandSpec& spec,
+                   std::span<const std::string_view> argv) {
+    const int argc = static_cast<int>(argv.size());
+    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+    for (int i = spec.first_key; i <= last && i < argc; i += std::max(1, spec.key_step)) {
+      state_.tracking.on_read(client, argv[i]);
+    }
+  }
+
+ public:
+  void tracking_peer(uint64_t node, bool on, bool bcast) override {
+    state_.tracking_peer(node, on, bcast);
+  }
+  void tracking_apply_remote(uint64_t writer, std::span<const std::string> keys,
+                             bool flush) override {
+    if (flush) {
+      state_.deliver(state_.tracking.on_flush(writer, /*local_only=*/true));
+      return;
+    }
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    state_.deliver(state_.tracking.on_write(writer, views, /*include_peers=*/false));
+  }
+  TrackingNeeds tracking_needs() const override {
+    auto needs = state_.tracking.local_needs();
+    return {needs.any, needs.bcast};
+  }
+
+ private:
   void expire_loop() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
@@ -736,6 +896,9 @@ class ServiceImpl final : public Service {
       auto reclaimed = state_.store.reclaim(kReclaimPerCycle);
       if (!reclaimed.ok()) {
         spdlog::warn("reclaiming deleted collections failed: {}", reclaimed.status().to_string());
+      }
+      if (state_.tracking_clients.load(std::memory_order_relaxed) > 0) {
+        state_.deliver(state_.tracking.enforce_limit());
       }
       lock.lock();
       unsigned hz = std::clamp(config.hz, 1u, 500u);

@@ -65,6 +65,10 @@ void TrackingTable::add_message(std::unordered_map<uint64_t, Invalidation>& batc
   const uint64_t target = c->second.mode.redirect != 0 ? c->second.mode.redirect : client;
   Invalidation& inv = batch[target];
   inv.target = target;
+  if (target != client && std::find(inv.redirected_from.begin(), inv.redirected_from.end(),
+                                    client) == inv.redirected_from.end()) {
+    inv.redirected_from.push_back(client);
+  }
   if (std::find(inv.keys.begin(), inv.keys.end(), key) == inv.keys.end()) {
     inv.keys.emplace_back(key);
   }
@@ -93,7 +97,8 @@ std::vector<Invalidation> TrackingTable::flatten(
 }
 
 std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
-                                                  std::span<const std::string_view> keys) {
+                                                  std::span<const std::string_view> keys,
+                                                  bool include_peers) {
   std::lock_guard lock(mu_);
   std::unordered_map<uint64_t, Invalidation> batch;
   const auto w = clients_.find(writer);
@@ -101,14 +106,22 @@ std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
   for (std::string_view key : keys) {
     auto it = keys_.find(std::string(key));
     if (it != keys_.end()) {
-      for (uint64_t client : it->second.clients) {
-        if (client == writer && writer_noloop) continue;
-        add_message(batch, client, key);
+      bool peers_left = false;
+      for (auto r = it->second.clients.begin(); r != it->second.clients.end();) {
+        const uint64_t client = *r;
+        if (!include_peers && is_peer(client)) {
+          peers_left = true;
+          ++r;
+          continue;
+        }
+        if (!(client == writer && writer_noloop)) add_message(batch, client, key);
+        r = it->second.clients.erase(r);
       }
-      forget_key(it->first);
+      if (!peers_left) forget_key(it->first);
     }
     for (const auto& [client, c] : clients_) {
       if (!c.mode.bcast || (client == writer && c.mode.noloop)) continue;
+      if (!include_peers && is_peer(client)) continue;
       bool match = c.mode.prefixes.empty();
       for (const std::string& p : c.mode.prefixes) {
         if (key.substr(0, p.size()) == p) match = true;
@@ -119,18 +132,29 @@ std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
   return flatten(batch);
 }
 
-std::vector<Invalidation> TrackingTable::on_flush(uint64_t writer) {
+std::vector<Invalidation> TrackingTable::on_flush(uint64_t writer, bool local_only) {
   std::lock_guard lock(mu_);
-  keys_.clear();
-  key_list_.clear();
+  if (!local_only) {
+    keys_.clear();
+    key_list_.clear();
+  } else {
+    std::vector<std::string> empty;
+    for (auto& [key, readers] : keys_) {
+      std::erase_if(readers.clients, [](uint64_t c) { return !is_peer(c); });
+      if (readers.clients.empty()) empty.push_back(key);
+    }
+    for (const std::string& key : empty) forget_key(key);
+  }
   std::unordered_map<uint64_t, Invalidation> batch;
   for (const auto& [client, c] : clients_) {
+    if (local_only && is_peer(client)) continue;
     // NOLOOP is not applied to a flush (Redis's trackingInvalidateKeysOnFlush
     // tells every tracking client, the one that flushed included).
     const uint64_t target = c.mode.redirect != 0 ? c.mode.redirect : client;
     Invalidation& inv = batch[target];
     inv.target = target;
     inv.flush = true;
+    if (target != client) inv.redirected_from.push_back(client);
   }
   (void)writer;
   return flatten(batch);
@@ -152,14 +176,38 @@ void TrackingTable::set_max_keys(uint64_t max_keys) {
   max_keys_ = max_keys;
 }
 
+uint64_t TrackingTable::max_keys() const {
+  std::lock_guard lock(mu_);
+  return max_keys_;
+}
+
+TrackingTable::LocalNeeds TrackingTable::local_needs() const {
+  std::lock_guard lock(mu_);
+  LocalNeeds needs;
+  for (const auto& [client, c] : clients_) {
+    if (is_peer(client)) continue;
+    needs.any = true;
+    needs.bcast = needs.bcast || c.mode.bcast;
+  }
+  return needs;
+}
+
 uint64_t TrackingTable::tracked_keys() const {
   std::lock_guard lock(mu_);
   return keys_.size();
 }
 
+uint64_t TrackingTable::tracked_items() const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& [key, readers] : keys_) n += readers.clients.size();
+  return n;
+}
+
 uint64_t TrackingTable::tracking_clients() const {
   std::lock_guard lock(mu_);
-  return clients_.size();
+  return static_cast<uint64_t>(std::count_if(clients_.begin(), clients_.end(),
+                                             [](const auto& c) { return !is_peer(c.first); }));
 }
 
 }  // namespace statekv::server

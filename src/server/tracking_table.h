@@ -23,6 +23,12 @@
 //    written, until the table is within the limit. 0 = no limit.
 //  * flush-all: every tracking client is sent the flush message; the table empties.
 //  * OPTIN/OPTOUT are decided by the caller (whether a read calls on_read).
+//  * peers (cluster nodes, ids with kPeerBit set): another node whose clients
+//    hold keys this node owns is a client of this table (default mode: its
+//    routed reads register; BCAST with no prefix: it gets every write). A
+//    message for a peer is forwarded to it, and that node applies it to its
+//    own table with peers left out (include_peers = false), so it never
+//    travels further.
 //
 // Thread safety: every method locks one mutex; called from any I/O thread.
 #pragma once
@@ -47,6 +53,8 @@ struct TrackingMode {
   std::vector<std::string> prefixes;  // BCAST only
   bool noloop = false;
   uint64_t redirect = 0;  // 0 = none
+  bool optin = false;     // reads are tracked only after CLIENT CACHING YES
+  bool optout = false;    // reads are tracked unless after CLIENT CACHING NO
 };
 
 // One message to deliver: to `target`, the keys (or, flush = true, "every key").
@@ -54,10 +62,17 @@ struct Invalidation {
   uint64_t target = 0;
   std::vector<std::string> keys;
   bool flush = false;
+  // The tracking clients this message is for when they redirect to target
+  // (target itself is not listed): told "tracking-redir-broken" if target is gone.
+  std::vector<uint64_t> redirected_from;
 };
 
 class TrackingTable {
  public:
+  // A cluster node as a client of this table: kPeerBit | its node id.
+  static constexpr uint64_t kPeerBit = 1ull << 63;
+  static bool is_peer(uint64_t client) { return (client & kPeerBit) != 0; }
+
   TrackingTable(uint64_t max_keys, Random random);
 
   // Turns tracking on (or changes its mode) for client. InvalidArgument, with
@@ -70,15 +85,29 @@ class TrackingTable {
   // A client with tracking on in default mode read key.
   void on_read(uint64_t client, std::string_view key);
   // writer (0: none, e.g. expiry) committed writes of keys: the messages to send.
-  std::vector<Invalidation> on_write(uint64_t writer, std::span<const std::string_view> keys);
-  // Everything was removed (FLUSHALL/FLUSHDB).
-  std::vector<Invalidation> on_flush(uint64_t writer);
+  // include_peers = false: the write was applied on another node, which tells
+  // the peers itself; only this node's own clients are sent messages.
+  std::vector<Invalidation> on_write(uint64_t writer, std::span<const std::string_view> keys,
+                                     bool include_peers = true);
+  // Everything was removed (FLUSHALL/FLUSHDB). local_only: only this node's
+  // own clients are told, and only their registrations are forgotten (the
+  // flush happened elsewhere, or this node may have missed invalidations).
+  std::vector<Invalidation> on_flush(uint64_t writer, bool local_only = false);
   // Applies max_keys: messages for the keys dropped to get within it.
   std::vector<Invalidation> enforce_limit();
 
   void set_max_keys(uint64_t max_keys);
+  uint64_t max_keys() const;
   uint64_t tracked_keys() const;
-  uint64_t tracking_clients() const;
+  uint64_t tracked_items() const;  // (key, reader) pairs
+  uint64_t tracking_clients() const;  // peers not counted
+  // This node's own clients: any tracking, any in BCAST mode (what its peers
+  // must know, coord/tracking_relay.h).
+  struct LocalNeeds {
+    bool any = false;
+    bool bcast = false;
+  };
+  LocalNeeds local_needs() const;
 
  private:
   struct Client {

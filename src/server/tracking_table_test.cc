@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace statekv::server {
 namespace {
 
@@ -122,6 +124,53 @@ TEST(TrackingTable, MaxKeysInvalidatesRandomKeysToStayWithinTheLimit) {
   ASSERT_TRUE(u.enable(1, {}).ok());
   for (int i = 0; i < 150; ++i) u.on_read(1, "k" + std::to_string(i));
   EXPECT_EQ(u.enforce_limit()[0].keys, inv[0].keys);
+}
+
+TEST(TrackingTable, PeersAreToldOnlyOfLocalWritesAndFlushes) {
+  TrackingTable t(0, Random(1));
+  const uint64_t peer = TrackingTable::kPeerBit | 2;
+  const uint64_t bcast_peer = TrackingTable::kPeerBit | 3;
+  ASSERT_TRUE(t.enable(1, {}).ok());
+  ASSERT_TRUE(t.enable(peer, {}).ok());
+  ASSERT_TRUE(t.enable(bcast_peer, {.bcast = true}).ok());
+  EXPECT_EQ(t.tracking_clients(), 1u);  // peers are not this node's clients
+  EXPECT_TRUE(t.local_needs().any);
+  EXPECT_FALSE(t.local_needs().bcast);
+  t.on_read(1, "a");
+  t.on_read(peer, "a");
+  // A write applied on another node: only the local reader is told, and the
+  // peer's registration stays (its node learns from the owner, not from here).
+  auto inv = t.on_write(0, keys({"a"}), /*include_peers=*/false);
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].target, 1u);
+  EXPECT_EQ(t.tracked_keys(), 1u);
+  // A local write: the peer and the broadcasting peer are told.
+  inv = t.on_write(0, keys({"a"}));
+  ASSERT_EQ(inv.size(), 2u);
+  EXPECT_EQ(inv[0].target, peer);
+  EXPECT_EQ(inv[1].target, bcast_peer);
+  EXPECT_EQ(t.tracked_keys(), 0u);
+  // A local-only flush tells the local client and keeps the peer's keys.
+  t.on_read(1, "b");
+  t.on_read(peer, "c");
+  inv = t.on_flush(0, /*local_only=*/true);
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].target, 1u);
+  EXPECT_TRUE(inv[0].flush);
+  EXPECT_EQ(t.tracked_keys(), 1u);  // "c", for the peer
+}
+
+TEST(TrackingTable, RedirectedMessagesNameTheirSources) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {.redirect = 7}).ok());
+  ASSERT_TRUE(t.enable(2, {.redirect = 7}).ok());
+  t.on_read(1, "a");
+  t.on_read(2, "a");
+  auto inv = t.on_write(0, keys({"a"}));
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].target, 7u);
+  std::sort(inv[0].redirected_from.begin(), inv[0].redirected_from.end());
+  EXPECT_EQ(inv[0].redirected_from, (std::vector<uint64_t>{1, 2}));
 }
 
 }  // namespace

@@ -1,0 +1,127 @@
+#include "support/local_cluster.h"
+
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "support/net.h"
+#include "support/raw_client.h"
+#include "support/redis_client.h"
+
+namespace statekv::itest {
+
+namespace {
+constexpr const char* kSecret = "local-cluster-secret";
+}
+
+LocalCluster::LocalCluster(size_t n, std::vector<std::string> extra) {
+  for (size_t i = 0; i < n; ++i) {
+    auto port = pick_free_low_port();
+    peer_ports_.push_back(port.ok() ? *port : 0);
+  }
+  std::string peers;
+  for (size_t i = 0; i < n; ++i) {
+    peers +=
+        (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    ServerOptions o;
+    o.kind = ServerKind::kStatekv;
+    o.engine = "memory";
+    o.fsync = "batch";
+    o.extra_args = {"--node-id",
+                    std::to_string(i + 1),
+                    "--peer-port",
+                    std::to_string(peer_ports_[i]),
+                    "--peers",
+                    peers,
+                    "--cluster-secret",
+                    kSecret,
+                    "--raft-election-timeout-ms",
+                    "300"};
+    o.extra_args.insert(o.extra_args.end(), extra.begin(), extra.end());
+    nodes_.push_back(std::make_unique<ServerProcess>(o));
+  }
+}
+
+std::string LocalCluster::address(size_t i) const {
+  return "127.0.0.1:" + std::to_string(port(i));
+}
+
+Status LocalCluster::start(std::chrono::milliseconds timeout) {
+  for (auto& node : nodes_) {
+    if (node->running()) continue;
+    Status s = node->start();
+    if (!s.ok()) return s;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (converged(&last)) return Status::OK();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return Status::Timeout("the cluster did not converge on one map: " + last);
+}
+
+bool LocalCluster::converged(std::string* why) {
+  std::set<std::string> epochs;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    auto c = RedisClient::connect(port(i), std::chrono::seconds(1));
+    if (!c.ok()) {
+      *why = c.status().to_string();
+      return false;
+    }
+    auto text = c->bulk({"CLUSTER", "NODES"});
+    if (!text.ok()) {
+      *why = "node " + std::to_string(i + 1) + ": " + text.status().to_string();
+      return false;
+    }
+    for (size_t j = 0; j < nodes_.size(); ++j) {
+      if (text->find(" " + address(j) + "@" + std::to_string(peer_ports_[j]) + " ") ==
+          std::string::npos) {
+        *why = "node " + std::to_string(i + 1) + " does not list " + address(j);
+        return false;
+      }
+    }
+    std::istringstream lines(*text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string f[7];
+      for (auto& x : f) fields >> x;
+      epochs.insert(f[6]);  // the map epoch the node routes with
+    }
+  }
+  if (epochs.size() != 1) {
+    *why = "nodes route with different epochs";
+    return false;
+  }
+  return true;
+}
+
+Result<size_t> LocalCluster::owner_of(const std::string& key, size_t via) {
+  auto c = RawClient::connect(port(via));
+  if (!c.ok()) return c.status();
+  auto r = c->call({"LOCATE", key});
+  if (!r.ok()) return r.status();
+  const resp::Value& v = r->value;
+  // A map (RESP3) or a flat array of field, value (RESP2).
+  for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+    if (v.elements[i].str == "owners" && !v.elements[i + 1].elements.empty()) {
+      return static_cast<size_t>(v.elements[i + 1].elements[0].integer - 1);
+    }
+  }
+  return Status::InvalidArgument("LOCATE without owners: " + r->bytes);
+}
+
+Result<std::string> LocalCluster::key_on(size_t owner, const std::string& prefix, size_t via) {
+  for (int i = 0; i < 1000; ++i) {
+    const std::string key = prefix + std::to_string(i);
+    auto o = owner_of(key, via);
+    if (!o.ok()) return o.status();
+    if (*o == owner) return key;
+  }
+  return Status::NotFound("no key with prefix " + prefix + " on node " + std::to_string(owner));
+}
+
+}  // namespace statekv::itest

@@ -72,20 +72,26 @@ TEST(KeyspaceFile, AWrongTypeIsAnErrorNotADefault) {
   EXPECT_NE(prefix.find("prefix has the wrong type"), std::string::npos) << prefix;
 }
 
-// A setting the cluster would record but not honour is refused: every shard
-// has one copy until raft per shard serves replicated keyspaces.
+// A setting the cluster would record but not honour is refused: of the
+// replication kinds, only none (factor 1) and consensus (factor 1 to 7) are
+// served.
 TEST(KeyspaceFile, ReplicationThatIsNotServedYetIsRefused) {
-  const std::string consensus = error_of(
+  const std::string chain = error_of(
       "[[keyspace]]\n"
       "name = \"users\"\n"
-      "replication = \"consensus\"\n"
+      "replication = \"chain\"\n"
       "factor = 3\n");
-  EXPECT_NE(consensus.find("keyspace 'users': replication 'consensus' with factor 3 is not "
-                           "served yet"),
+  EXPECT_NE(chain.find("keyspace 'users': replication 'chain' is not served yet"),
             std::string::npos)
-      << consensus;
+      << chain;
+  const std::string wide = error_of(
+      "[[keyspace]]\nname = \"users\"\nreplication = \"consensus\"\nfactor = 9\n");
+  EXPECT_NE(wide.find("factor 1 to 7"), std::string::npos) << wide;
   KeyspaceFile ok("[[keyspace]]\nname = \"users\"\nreplication = \"none\"\nfactor = 1\n");
   EXPECT_TRUE(read_keyspace_config(ok.path()).ok());
+  KeyspaceFile raft(
+      "[[keyspace]]\nname = \"users\"\nreplication = \"consensus\"\nfactor = 3\n");
+  EXPECT_TRUE(read_keyspace_config(raft.path()).ok());
 }
 
 TEST(KeyspaceFile, GeoRulesTakeAnyPrefixAsKey) {

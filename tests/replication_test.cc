@@ -245,5 +245,50 @@ TEST(Replication, SequentialReadsComeFromEveryMemberAndKeepEachSession) {
   }
 }
 
+// `cluster up --replication consensus`: the default keyspace itself is
+// replicated (factor 3), so every key survives the loss of any one node.
+TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  TempDir dir("replication-default");
+  const std::string data = dir.path() + "/data";
+  const uint16_t base = pick_cluster_base_port(3);
+  ASSERT_NE(base, 0);
+  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
+                         "--data", data, "--engine", "memory", "--replication", "consensus",
+                         "--detach"});
+  LocalClusterGuard down{data};
+  ASSERT_EQ(up.first, 0) << up.second;
+  const std::vector<uint16_t> ports = {base, static_cast<uint16_t>(base + 1),
+                                       static_cast<uint16_t>(base + 2)};
+  for (uint16_t port : ports) {
+    auto t = time_until_writable(port, "warmup", 10s);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+  }
+  auto c = RedisClient::connect(base + 1);
+  ASSERT_TRUE(c.ok());
+  auto info = c->command({"KEYSPACE", "INFO", "default"});
+  ASSERT_TRUE(info.ok());
+  EXPECT_NE(info->find("consensus"), std::string::npos) << *info;
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(c->cmd({"SET", "key:" + std::to_string(i), "v" + std::to_string(i)}), "+OK");
+  }
+  // Any one node may go: every key is still readable and writable.
+  ASSERT_EQ(::kill(node_pid(data, 1), SIGKILL), 0);
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "key:" + std::to_string(i);
+    auto t = time_until_writable(ports[1], key + ":after", 5s);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+    auto r = RedisClient::connect(ports[2]);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->cmd({"GET", key}), "\"v" + std::to_string(i) + "\"") << key;
+  }
+  // The data dir remembers it: another replication is refused, not ignored.
+  auto again = run_statekv({"cluster", "up", "--data", data, "--replication", "none"});
+  EXPECT_NE(again.first, 0);
+  EXPECT_NE(again.second.find("--replication none (its default keyspace uses consensus)"),
+            std::string::npos)
+      << again.second;
+}
+
 }  // namespace
 }  // namespace statekv::itest

@@ -468,6 +468,7 @@ struct UpFlags {
   std::string engine = "rocksdb";
   std::string fsync = "batch";
   std::string partitioner = "hash";
+  std::string replication = "none";
   std::vector<std::string> regions;
   std::string keyspaces;  // TOML file of [[keyspace]] entries
   bool detach = false;
@@ -501,6 +502,10 @@ std::vector<std::string> conflicts_with(const UpFlags& f, const LocalCluster& c)
   if (given("--partitioner") && f.partitioner != c.partitioner) {
     out.push_back(fmt::format("--partitioner {} (its default keyspace uses {})", f.partitioner,
                               c.partitioner));
+  }
+  if (given("--replication") && f.replication != c.replication) {
+    out.push_back(fmt::format("--replication {} (its default keyspace uses {})", f.replication,
+                              c.replication));
   }
   if (given("--regions")) {
     bool same = !f.regions.empty();
@@ -628,6 +633,7 @@ int run_up(const UpFlags& f) {
     cluster.engine = f.engine;
     cluster.fsync = f.fsync;
     cluster.partitioner = f.partitioner;
+    cluster.replication = f.replication;
     for (size_t k = 1; k <= f.nodes; ++k) {
       LocalNode n;
       n.id = NodeId(k);
@@ -837,6 +843,20 @@ Status rebalance_with_progress(const std::vector<std::string>& endpoints,
     }
   });
   if (tty && !current.empty()) fmt::print("\n");
+  if (s.ok()) {
+    // Say what stayed: a consensus keyspace's shards are replica groups,
+    // and replicas do not move yet (docs/replication.md).
+    node::RaftRegisterClient client(endpoints, secret, 10000ms);
+    if (auto map = meta::fetch(client); map.ok()) {
+      for (const meta::Keyspace& k : map->keyspaces) {
+        if (k.spec.replication.kind == meta::Replication::kConsensus) {
+          fmt::print("keyspace {} (REPLICATION consensus) stays where it is: moving replicas is "
+                     "not built yet\n",
+                     k.spec.name);
+        }
+      }
+    }
+  }
   return s;
 }
 
@@ -1038,6 +1058,12 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                      "clients such as redis-cli -c see every key)")
       ->check(CLI::IsMember({"hash", "ring", "slots"}))
       ->capture_default_str();
+  up_cmd->add_option("--replication", up->replication,
+                     "Replication of the default keyspace: none (one copy per shard) or "
+                     "consensus (raft per shard, factor min(3, nodes): any one node may fail; "
+                     "docs/replication.md lists what consensus keyspaces do not serve yet)")
+      ->check(CLI::IsMember({"none", "consensus"}))
+      ->capture_default_str();
   up_cmd->add_option("--regions", up->regions,
                      "Region labels dealt to the nodes in turn, e.g. eu,us (default: one region)")
       ->delimiter(',');
@@ -1055,7 +1081,8 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, up_cmd, exit_code] {
     for (const char* name :
-         {"--nodes", "--base-port", "--engine", "--fsync", "--partitioner", "--regions"}) {
+         {"--nodes", "--base-port", "--engine", "--fsync", "--partitioner", "--replication",
+          "--regions"}) {
       if (up_cmd->get_option(name)->count() > 0) up->given.insert(name);
     }
     *exit_code = run_up(*up);

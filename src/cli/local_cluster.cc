@@ -55,6 +55,7 @@ Result<LocalCluster> load_local_cluster(const fs::path& data) {
   c.engine = j.value("engine", "rocksdb");
   c.fsync = j.value("fsync", "batch");
   c.partitioner = j.value("partitioner", "hash");
+  c.replication = j.value("replication", "none");
   for (const auto& n : j["nodes"]) {
     if (!n.is_object() || !n["id"].is_number_unsigned() || !n["port"].is_number_unsigned() ||
         !n["peer_port"].is_number_unsigned()) {
@@ -76,6 +77,7 @@ Status save_local_cluster(const LocalCluster& c) {
   j["engine"] = c.engine;
   j["fsync"] = c.fsync;
   j["partitioner"] = c.partitioner;
+  j["replication"] = c.replication;
   j["nodes"] = nlohmann::json::array();
   for (const LocalNode& n : c.nodes) {
     j["nodes"].push_back(
@@ -220,6 +222,8 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
                                    node.region,
                                    "--default-partitioner",
                                    c.partitioner,
+                                   "--default-replication",
+                                   c.replication,
                                    "--peers",
                                    peers,
                                    "--logfile",

@@ -47,6 +47,9 @@ struct LocalCluster {
   std::string engine = "rocksdb";
   std::string fsync = "batch";
   std::string partitioner = "hash";  // of the default keyspace
+  // Of the default keyspace: "none" (one copy per shard) or "consensus" (raft
+  // per shard, factor min(3, nodes)).
+  std::string replication = "none";
   std::vector<LocalNode> nodes;
 
   std::filesystem::path node_dir(NodeId id) const {

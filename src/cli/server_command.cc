@@ -54,6 +54,7 @@ struct ServerFlags {
   std::string cluster_id = "statekv";
   uint64_t election_timeout_ms = 150;
   std::string default_partitioner = "hash";
+  std::string default_replication = "none";
   bool redirects = false;
   uint64_t snapshot_entries = 1024;
 };
@@ -126,6 +127,7 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
   o.region = flags.region;
   o.cluster_id = flags.cluster_id;
   o.default_partitioner = *meta::parse_partitioner(flags.default_partitioner);  // checked by CLI11
+  o.default_replication = *meta::parse_replication(flags.default_replication);  // checked by CLI11
   if (!config.requirepass.empty())
     o.requirepass_hash = server::acl_password_hash(config.requirepass);
   return node::ClusterNode::start(std::move(o));
@@ -391,6 +393,11 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "(default: $STATEKV_CLUSTER_SECRET)");
   cmd->add_option("--region", flags->region, "Region label of this node")->capture_default_str();
   cmd->add_option("--cluster-id", flags->cluster_id, "Name of the cluster")->capture_default_str();
+  cmd->add_option("--default-replication", flags->default_replication,
+                  "Replication of the default keyspace when this node forms the cluster: none, "
+                  "or consensus (raft per shard, factor min(3, founding members))")
+      ->check(CLI::IsMember({"none", "consensus"}))
+      ->capture_default_str();
   cmd->add_option("--default-partitioner", flags->default_partitioner,
                   "Partitioner of the 'default' keyspace when the cluster is first formed: hash, "
                   "ring or slots (slots: Redis Cluster clients see every key)")

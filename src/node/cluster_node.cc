@@ -164,13 +164,15 @@ Status ClusterNode::register_once() {
         }
         members.push_back(std::move(m));
       }
-      // One owner per shard: what this release's data path serves (each node
-      // serves its own store; replicated data shards come later, and then
-      // alter_keyspace raises the factor).
-      meta::ReplicationSpec one_owner;
-      one_owner.kind = meta::Replication::kNone;
-      one_owner.factor = 1;
-      auto map = meta::bootstrap(options_.cluster_id, std::move(members), one_owner);
+      // One owner per shard by default; raft per shard when asked
+      // (coord/replica_groups.h), with up to three copies.
+      meta::ReplicationSpec replication;
+      replication.kind = options_.default_replication;
+      replication.factor =
+          options_.default_replication == meta::Replication::kConsensus
+              ? static_cast<uint32_t>(std::min<size_t>(3, members.size()))
+              : 1;
+      auto map = meta::bootstrap(options_.cluster_id, std::move(members), replication);
       if (!map.ok() || options_.default_partitioner == meta::Partitioner::kHash) return map;
       // Another partitioner for "default": placed over the founders, recorded
       // as its layout (partition/layout.h).

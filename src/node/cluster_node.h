@@ -46,6 +46,9 @@ struct ClusterNodeOptions {
   std::string cluster_id = "statekv";
   // How the "default" keyspace is partitioned when this node forms the cluster.
   meta::Partitioner default_partitioner = meta::Partitioner::kHash;
+  // And how it is replicated: kNone (one owner per shard) or kConsensus
+  // (raft per shard, factor min(3, founding members)).
+  meta::Replication default_replication = meta::Replication::kNone;
   // A member this node has not heard from for this long (no frame at all,
   // though every node pings every other: net::RaftNodeOptions::ping_interval)
   // counts as down in CLUSTER INFO's cluster_state.

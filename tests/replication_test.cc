@@ -282,6 +282,16 @@ TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->cmd({"GET", key}), "\"v" + std::to_string(i) + "\"") << key;
   }
+  // Cluster-wide commands too: the down node's keys are reported by the
+  // other members of their groups.
+  {
+    auto r = RedisClient::connect(ports[1]);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->cmd({"DBSIZE"}), ":61");  // warmup, 30 keys, 30 written after the kill
+    auto keys = r->command({"KEYS", "key:1*"});
+    ASSERT_TRUE(keys.ok());
+    EXPECT_EQ(keys->rfind("-", 0), std::string::npos) << *keys;
+  }
   // The data dir remembers it: another replication is refused, not ignored.
   auto again = run_statekv({"cluster", "up", "--data", data, "--replication", "none"});
   EXPECT_NE(again.first, 0);

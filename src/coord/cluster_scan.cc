@@ -74,7 +74,11 @@ Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes) 
 }
 
 bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key) {
-  return table.route(key).primary() == self;
+  const Route r = table.route(key);
+  if (r.keyspace->spec.replication.kind == meta::Replication::kConsensus && !r.moving()) {
+    return std::find(r.owners.begin(), r.owners.end(), self) != r.owners.end();
+  }
+  return r.primary() == self;
 }
 
 bool read_under_one_epoch(std::span<const NodeScanPage> pages, uint64_t epoch) {

@@ -58,7 +58,9 @@ std::string encode_node_page(const NodeScanPage& page);
 Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes);
 
 // Whether `self` reports `key` in a scan under `table`: it serves the key (a
-// copy a move is bringing here, or one an abandoned move left, is not reported).
+// copy a move is bringing here, or one an abandoned move left, is not
+// reported). A replicated (consensus) key is reported by every member of its
+// group: the merge removes duplicates, and the scan goes on with a member down.
 bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key);
 
 // True when every page was read under map epoch `epoch` and no map arrived

@@ -1515,12 +1515,38 @@ Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& reque
     if (std::binary_search(table->holders().begin(), table->holders().end(), options_.self)) {
       pages.push_back(local_scan_page(request));
     }
+    std::vector<NodeId> answered{options_.self};
+    std::vector<std::pair<NodeId, Status>> failed;
     for (size_t i = 0; i < calls.size(); ++i) {
-      if (!replies[i].ok()) return replies[i].status();
-      if (!replies[i]->status.ok()) return replies[i]->status;
+      if (!replies[i].ok() || !replies[i]->status.ok()) {
+        failed.emplace_back(calls[i].first,
+                            !replies[i].ok() ? replies[i].status() : replies[i]->status);
+        continue;
+      }
       auto page = decode_node_page(calls[i].first, replies[i]->reply);
       if (!page.ok()) return page.status();
       pages.push_back(std::move(page).value());
+      answered.push_back(calls[i].first);
+    }
+    // A node that did not answer is tolerable only when every shard it owns
+    // is a replica group with a member that answered (every member reports
+    // its group's keys, and the leader, which applied every acknowledged
+    // write, is among a majority).
+    for (const auto& [node, status] : failed) {
+      for (const meta::Keyspace& k : table->map().keyspaces) {
+        for (const meta::Shard& shard : k.shards) {
+          if (std::find(shard.owners.begin(), shard.owners.end(), node) == shard.owners.end()) {
+            continue;
+          }
+          const bool covered =
+              k.spec.replication.kind == meta::Replication::kConsensus && !k.moving_from &&
+              std::any_of(shard.owners.begin(), shard.owners.end(), [&](NodeId o) {
+                return o != node &&
+                       std::find(answered.begin(), answered.end(), o) != answered.end();
+              });
+          if (!covered) return status;
+        }
+      }
     }
     if (read_under_one_epoch(pages, table->epoch().value())) return merge_pages(pages);
     // Some node read its keys under another map: catch up and read again.

@@ -453,6 +453,20 @@ server::Router::Decision Coordinator::check_routed(Session& session, const Comma
                                                    std::span<const std::string_view> argv,
                                                    resp::Writer& out) {
   auto table = this->table();
+  if ((spec.name == "flushall" || spec.name == "flushdb") &&
+      std::any_of(table->map().keyspaces.begin(), table->map().keyspaces.end(),
+                  [](const meta::Keyspace& k) {
+                    return k.spec.replication.kind == meta::Replication::kConsensus;
+                  })) {
+    // This node's part of a cluster-wide flush: its single-copy keys only
+    // (the replica groups erased theirs through their logs).
+    if (Status s = flush_unreplicated(*table); !s.ok()) {
+      out.error("ERR " + s.message());
+    } else {
+      out.simple("OK");
+    }
+    return Decision::kHandled;
+  }
   if (spec.name == "exec" && session.txn && session.txn->queuing && !session.txn->aborted) {
     // A routed transaction (__exec): this node must own every key of it.
     const auto& t = *session.txn;
@@ -586,13 +600,6 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
           table->map().keyspaces.begin(), table->map().keyspaces.end(), [](const meta::Keyspace& k) {
             return k.spec.replication.kind == meta::Replication::kConsensus;
           });
-      if (replicated && (name == "flushall" || name == "flushdb")) {
-        out.error(
-            "ERR " + name +
-            " is not served yet while the cluster has REPLICATION consensus keyspaces "
-            "(docs/replication.md): delete their keys with DEL or UNLINK");
-        return Decision::kHandled;
-      }
       if (session.defer) {
         session.route_owner = 0;  // nothing goes into a stream behind it
         finish_on_router_pool(session, {argv.begin(), argv.end()}, 0, session.defer());
@@ -613,6 +620,15 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         }
         out.integer(static_cast<int64_t>(merged->keys.size()));
         return Decision::kHandled;
+      }
+      if (replicated && (name == "flushall" || name == "flushdb")) {
+        // Each replica group erases its records through its log; then every
+        // node erases its single-copy keys (check_routed), as Redis Cluster
+        // flushes node by node (not atomic across shards).
+        if (Status s = flush_groups(*table); !s.ok()) {
+          out.error("CLUSTERDOWN " + s.message());
+          return Decision::kHandled;
+        }
       }
       return fan_out_all(session, name, argv, *table, out, seq);
     }
@@ -1042,6 +1058,54 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
 }
 
 // ------------------------------------------------------------ replica groups
+
+Status Coordinator::flush_groups(const RoutingTable& table) {
+  for (const meta::Keyspace& k : table.map().keyspaces) {
+    if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
+    for (const meta::Shard& shard : k.shards) {
+      auto call = std::make_shared<GroupCall>();
+      call->group = ReplicaGroups::group_id(k.spec.name, shard.id.value());
+      call->members = shard.owners;
+      call->epoch = table.epoch().value();
+      call->argv = {std::string(kFlushGroupVerb)};
+      call->write = true;
+      call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+      std::promise<std::string> replied;
+      auto reply = replied.get_future();
+      call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
+      send_group_call(call, NodeId());
+      const std::string r = reply.get();
+      if (r != "+OK\r\n") {
+        return Status::Unavailable(fmt::format("keyspace '{}' shard {} was not flushed: {}",
+                                               k.spec.name, shard.id.value(),
+                                               r.substr(0, r.find('\r'))));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status Coordinator::flush_unreplicated(const RoutingTable& table) {
+  server::Store* store = service_.store();
+  if (store == nullptr) return Status::Internal("no store");
+  std::vector<std::string> keys;
+  Status s = store->scan("", "", 0, 0, [&](std::string_view key, const server::RecordView&) {
+    if (table.route(key).keyspace->spec.replication.kind != meta::Replication::kConsensus) {
+      keys.emplace_back(key);
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  // Through the command path, so trackers and watchers hear of it.
+  constexpr size_t kBatch = 512;
+  for (size_t i = 0; i < keys.size(); i += kBatch) {
+    std::vector<std::string> del = {"DEL"};
+    for (size_t j = i; j < std::min(keys.size(), i + kBatch); ++j) del.push_back(keys[j]);
+    const std::string r = run_local(std::move(del));
+    if (!r.empty() && r[0] == '-') return Status::Internal(r.substr(1, r.find('\r') - 1));
+  }
+  return Status::OK();
+}
 
 std::shared_ptr<ReplicaGroups> Coordinator::groups() const {
   std::lock_guard<std::mutex> lock(groups_mu_);

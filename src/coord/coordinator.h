@@ -261,6 +261,10 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target, const Status& status,
                       std::string reply, NodeId hint);
   std::shared_ptr<ReplicaGroups> groups() const;
+  // FLUSHALL/FLUSHDB with consensus keyspaces: every group erases its records
+  // through its log (blocking); this node erases its single-copy keys.
+  Status flush_groups(const RoutingTable& table);
+  Status flush_unreplicated(const RoutingTable& table);
   // Owner side: a routed command for one of this node's groups.
   void on_group_frame(net::ForwardFrame frame, const Respond& respond);
   // Releases a client's watches on another node when the client unwatches

@@ -791,7 +791,7 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.keys = latch_keys(argv);
     // A transaction's keys are inside its encoding: it waits until nothing
     // of the group is in flight.
-    p.all_keys = !argv.empty() && argv[0] == server::kExecVerb;
+    p.all_keys = !argv.empty() && (argv[0] == server::kExecVerb || argv[0] == kFlushGroupVerb);
     if (const server::CommandSpec* spec = spec_of(argv)) {
       p.write = (spec->flags & server::kWrite) != 0;
     }
@@ -986,7 +986,24 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     }
   }
   std::vector<std::string> effects;
-  std::string out = run_captured(p, &effects);
+  std::string out;
+  if (p.argv.size() == 1 && p.argv[0] == kFlushGroupVerb) {
+    // Every record of the group, erased as one effect (a collection's
+    // elements go with its record: its generation is retired).
+    std::vector<std::string> keys;
+    g->for_each_record([&](std::string_view key, const server::RecordView&) { keys.emplace_back(key); });
+    if (!keys.empty()) {
+      replication::Mutation erase;
+      erase.time_ms = 0;
+      for (const std::string& k : keys) {
+        erase.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
+      }
+      effects.push_back(replication::encode_mutation(erase));
+    }
+    out = "+OK\r\n";
+  } else {
+    out = run_captured(p, &effects);
+  }
   if (effects.empty()) {
     if (!p.barrier_passed) {
       // Evaluated without the barrier (a write that changed nothing): confirm

@@ -67,6 +67,11 @@ namespace statekv::coord {
 
 class ReplicaGroup;
 
+// The internal command that erases every record of a group (FLUSHALL and
+// FLUSHDB in a cluster with consensus keyspaces): one Mutation through the
+// group's log. Answered "+OK".
+inline constexpr std::string_view kFlushGroupVerb = "__flushgroup";
+
 struct ReplicaGroupsOptions {
   NodeId self;
   // Each group's raft log lives in data_dir / "groups" / <group id>.

@@ -313,5 +313,54 @@ TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
       << again.second;
 }
 
+// A planned stop (SIGTERM) hands the leadership of the node's groups to
+// up-to-date members first: their keys stay writable (a kill costs an
+// election instead, measured above).
+TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  TempDir dir("replication-stop");
+  const std::string data = dir.path() + "/data";
+  const uint16_t base = pick_cluster_base_port(3);
+  ASSERT_NE(base, 0);
+  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
+                         "--data", data, "--engine", "memory", "--replication", "consensus",
+                         "--detach"});
+  LocalClusterGuard down{data};
+  ASSERT_EQ(up.first, 0) << up.second;
+  const uint16_t node2 = base + 1, node3 = base + 2;
+  for (uint16_t port : {base, node2, node3}) {
+    auto t = time_until_writable(port, "warmup", 10s);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+  }
+  // Leaders spread to each shard's first owner: node 2 leads one.
+  const auto until = Clock::now() + 10s;
+  uint64_t leading = 0;
+  while (Clock::now() < until) {
+    auto c = RedisClient::connect(node2);
+    ASSERT_TRUE(c.ok());
+    auto info = c->bulk({"INFO", "replication"});
+    ASSERT_TRUE(info.ok());
+    const size_t at = info->find("statekv_groups_leading:");
+    if (at != std::string::npos && (leading = std::stoull(info->substr(at + 23))) > 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_GT(leading, 0u) << "node 2 never led a group";
+  ASSERT_EQ(::kill(node_pid(data, 2), SIGTERM), 0);
+  Clock::duration worst{};
+  for (int k = 0; k < 30; ++k) {
+    auto t = time_until_writable(node3, "k" + std::to_string(k), 10s);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+    worst = std::max(worst, *t);
+  }
+  const auto worst_ms = std::chrono::duration_cast<std::chrono::milliseconds>(worst).count();
+  std::printf("node 2 stopped (SIGTERM): slowest first write of a key %lld ms\n",
+              static_cast<long long>(worst_ms));
+  EXPECT_LT(worst_ms, 3000);
+  std::ifstream log(data + "/node2/statekv.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("before this node stops"), std::string::npos)
+      << "node 2 did not hand its leadership over";
+}
+
 }  // namespace
 }  // namespace statekv::itest

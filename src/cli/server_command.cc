@@ -315,6 +315,9 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   sigwait(&signals, &sig);
   spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 
+  // A planned stop: the replica groups this node leads get other leaders
+  // first, so their keys stay writable (a kill costs an election instead).
+  if (coordinator) coordinator->hand_over_leadership(std::chrono::milliseconds(2000));
   network.stop();   // no new clients, every connection closed, I/O threads joined
   service->stop();  // background work (active expiry) ends before the engine closes
   if (Status s = (*engine)->sync(); !s.ok()) {

@@ -1059,6 +1059,16 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
 
 // ------------------------------------------------------------ replica groups
 
+void Coordinator::hand_over_leadership(std::chrono::milliseconds limit) {
+  if (auto g = groups()) {
+    const size_t left = g->hand_over_leadership(limit);
+    if (left > 0) {
+      spdlog::warn("stopping while still leading {} replica group(s): they elect new leaders",
+                   left);
+    }
+  }
+}
+
 Status Coordinator::flush_groups(const RoutingTable& table) {
   for (const meta::Keyspace& k : table.map().keyspaces) {
     if (k.spec.replication.kind != meta::Replication::kConsensus) continue;

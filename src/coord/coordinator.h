@@ -149,6 +149,9 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
   std::string info_keyspace() override;
   std::string info_replication() override;
+  // Before a planned stop: hands the leadership of every replica group this
+  // node leads to an up-to-date member, waiting up to `limit` for it.
+  void hand_over_leadership(std::chrono::milliseconds limit);
   void wait_replicas(const server::Session& session, int64_t numreplicas, int64_t timeout_ms,
                      std::function<void(std::string reply)> done) override;
 

@@ -143,6 +143,7 @@ class ReplicaGroups::Impl {
                std::function<void(GroupReply)> done);
   bool expire(std::string_view key);
   bool hosts(GroupId group) const;
+  size_t hand_over_leadership(std::chrono::milliseconds limit);
   void wait_replicas(GroupId group, uint64_t index, int64_t numreplicas,
                      std::chrono::milliseconds timeout, std::function<void(GroupReply)> done);
   void run_after(std::chrono::milliseconds delay, std::function<void(bool)> fn);
@@ -230,6 +231,7 @@ class ReplicaGroups::Impl {
   std::unordered_map<uint64_t, std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
       delayed_;
   bool stopping_ = false;
+  bool handing_over_ = false;  // a planned stop: lead nothing, balance nothing
 
   // Any thread.
   mutable std::mutex mu_;
@@ -492,6 +494,7 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
 void ReplicaGroups::Impl::balance_leaders() {
   if (stopping_) return;
   for (auto& [id, g] : groups_) {
+    if (handing_over_) break;
     if (!g->raft || g->raft->role() != Raft::Role::kLeader || g->members.empty()) continue;
     const NodeId preferred = g->members.front();
     if (preferred == options_.self) continue;
@@ -1189,6 +1192,41 @@ void ReplicaGroups::Impl::wait_replicas(GroupId group, uint64_t index, int64_t n
   });
 }
 
+size_t ReplicaGroups::Impl::hand_over_leadership(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    std::promise<size_t> leading;
+    auto count = leading.get_future();
+    asio::post(io_, [this, &leading] {
+      handing_over_ = true;
+      size_t n = 0;
+      for (auto& [id, g] : groups_) {
+        if (!g->raft || g->raft->role() != Raft::Role::kLeader) continue;
+        ++n;
+        // The member furthest along; a transfer brings it up to date first.
+        std::optional<NodeId> target;
+        uint64_t best = 0;
+        for (const auto& [node, match] : g->raft->follower_match()) {
+          if (!target || match.value() > best) {
+            target = node;
+            best = match.value();
+          }
+        }
+        if (target && g->raft->transfer_leadership(*target).ok()) {
+          spdlog::info("replica group {} ({} shard {}): handing leadership to node {} before "
+                       "this node stops",
+                       id.value(), g->keyspace, g->shard, target->value());
+          after_callback(*g);
+        }
+      }
+      leading.set_value(n);
+    });
+    const size_t n = count.get();
+    if (n == 0 || std::chrono::steady_clock::now() >= deadline) return n;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 bool ReplicaGroups::Impl::hosts(GroupId group) const {
   std::lock_guard<std::mutex> lock(mu_);
   return status_.contains(group);
@@ -1227,6 +1265,10 @@ void ReplicaGroups::execute(GroupId group, int resp, std::vector<std::string> ar
 
 bool ReplicaGroups::hosts(GroupId group) const {
   return impl_->hosts(group);
+}
+
+size_t ReplicaGroups::hand_over_leadership(std::chrono::milliseconds limit) {
+  return impl_->hand_over_leadership(limit);
 }
 
 void ReplicaGroups::wait_replicas(GroupId group, uint64_t index, int64_t numreplicas,

@@ -176,6 +176,12 @@ class ReplicaGroups {
   // fn(false) at once when this object is being destroyed first.
   void run_after(std::chrono::milliseconds delay, std::function<void(bool run)> fn);
 
+  // Before a planned stop: stops handing leadership back to preferred leaders
+  // and asks every group this node leads to transfer leadership to an
+  // up-to-date member; waits until it leads none or `limit` passed. Returns
+  // how many it still leads.
+  size_t hand_over_leadership(std::chrono::milliseconds limit);
+
   // Whether this node is a member of `group`.
   bool hosts(GroupId group) const;
   // Who this node believes leads `group`; nullopt when not known or not a member.

@@ -104,6 +104,21 @@ TEST_P(ZsetTest, WrongType) {
                                          {"ZMSCORE", "str", "a"},
                                          {"ZINCRBY", "str", "1", "a"},
                                          {"ZREM", "str", "a"},
+                                         {"ZRANGE", "str", "0", "-1"},
+                                         {"ZRANGE", "str", "x", "-1"},  // parse error first
+                                         {"ZRANGEBYSCORE", "str", "0", "1"},
+                                         {"ZREVRANGEBYSCORE", "str", "1", "0"},
+                                         {"ZREVRANGE", "str", "0", "1"},
+                                         {"ZRANGEBYLEX", "str", "-", "+"},
+                                         {"ZRANK", "str", "a"},
+                                         {"ZREVRANK", "str", "a"},
+                                         {"ZCOUNT", "str", "0", "1"},
+                                         {"ZLEXCOUNT", "str", "-", "+"},
+                                         {"ZPOPMIN", "str"},
+                                         {"ZPOPMAX", "str", "2"},
+                                         {"ZREMRANGEBYSCORE", "str", "0", "1"},
+                                         {"ZREMRANGEBYRANK", "str", "0", "1"},
+                                         {"ZREMRANGEBYLEX", "str", "-", "+"},
                                          {"GET", "zz"},
                                          {"SADD", "zz", "a"},
                                          {"HGET", "zz", "a"}}) {
@@ -135,6 +150,133 @@ TEST_P(ZsetTest, ListpackToSkiplistSwitch) {
   run({"ZCARD", "big"});
 }
 
+// Ranges on both layouts: the same sequence on a listpack and on a skiplist.
+TEST_P(ZsetTest, Ranges) {
+  for (const std::string key : {"small", "large"}) {
+    fill(key, key == "small" ? 20 : 300, 0.5);
+    run({"ZADD", key, "-inf", "ninf", "inf", "pinf", "3", "tie-b", "3", "tie-a"});
+    run({"OBJECT", "ENCODING", key});
+    for (const Args& a : std::vector<Args>{
+             {"0", "-1"}, {"0", "4"}, {"-3", "-1"}, {"5", "2"}, {"100", "200"}, {"-1000", "2"}}) {
+      run({"ZRANGE", key, a[0], a[1]});
+      run({"ZRANGE", key, a[0], a[1], "WITHSCORES"});
+      run({"ZRANGE", key, a[0], a[1], "REV", "WITHSCORES"});
+      run({"ZREVRANGE", key, a[0], a[1], "WITHSCORES"});
+      run({"ZREMRANGEBYRANK", "missing", a[0], a[1]});
+    }
+    for (const Args& a : std::vector<Args>{{"-inf", "+inf"},
+                                           {"1", "3"},
+                                           {"(1", "3"},
+                                           {"1", "(3"},
+                                           {"(1", "(1.5"},
+                                           {"3", "3"},
+                                           {"(3", "3"},
+                                           {"5", "1"},
+                                           {"-inf", "(0"},
+                                           {"(-inf", "(inf"},
+                                           {"", "1"},
+                                           {"inf", "inf"}}) {
+      run({"ZRANGEBYSCORE", key, a[0], a[1]});
+      run({"ZRANGEBYSCORE", key, a[0], a[1], "WITHSCORES", "LIMIT", "1", "3"});
+      run({"ZREVRANGEBYSCORE", key, a[1], a[0], "WITHSCORES"});
+      run({"ZREVRANGEBYSCORE", key, a[1], a[0], "LIMIT", "2", "-1"});
+      run({"ZRANGE", key, a[0], a[1], "BYSCORE", "LIMIT", "0", "2"});
+      run({"ZRANGE", key, a[1], a[0], "BYSCORE", "REV", "WITHSCORES"});
+      run({"ZCOUNT", key, a[0], a[1]});
+    }
+    run({"ZRANGEBYSCORE", key, "-inf", "inf", "LIMIT", "-1", "2"});
+    run({"ZRANGEBYSCORE", key, "-inf", "inf", "LIMIT", "3", "0"});
+    for (const char* m : {"m0", "m7", "tie-a", "tie-b", "ninf", "pinf", "nope"}) {
+      run({"ZRANK", key, m});
+      run({"ZREVRANK", key, m});
+    }
+    // Errors, in Redis's order of checks.
+    run({"ZRANGEBYSCORE", key, "x", "1"});
+    run({"ZRANGEBYSCORE", key, "1", "(x"});
+    run({"ZRANGEBYSCORE", key, "nan", "1"});
+    run({"ZRANGEBYSCORE", key, "1", "2", "LIMIT", "1"});
+    run({"ZRANGEBYSCORE", key, "1", "2", "LIMIT", "a", "1"});
+    run({"ZRANGEBYSCORE", key, "1", "2", "REV"});
+    run({"ZRANGE", key, "0", "1", "LIMIT", "0", "1"});
+    run({"ZRANGE", key, "a", "1"});
+    run({"ZRANGE", key, "0", "1", "BYLEX", "WITHSCORES"});
+    run({"ZRANGE", key, "0", "1", "BYLEX"});
+    run({"ZRANGE", key, "0", "1", "REV", "REV"});
+    run({"ZRANGE", key, "0", "1", "BYSCORE", "BYLEX"});
+    run({"ZREVRANGE", key, "0", "1", "BYSCORE"});
+    run({"ZCOUNT", key, "a", "1"});
+    run({"ZCOUNT", "missing", "-inf", "inf"});
+    run({"ZRANGE", "missing", "0", "-1"});
+  }
+}
+
+TEST_P(ZsetTest, LexRanges) {
+  for (const std::string key : {"small", "large"}) {
+    Args add = {"ZADD", key};
+    const int n = key == "small" ? 26 : 200;
+    for (int i = 0; i < n; ++i) {
+      add.push_back("0");
+      add.push_back(std::string(1, static_cast<char>('a' + i % 26)) + std::to_string(i));
+    }
+    run(add);
+    for (const Args& a : std::vector<Args>{{"-", "+"},
+                                           {"[b", "[d"},
+                                           {"(b1", "[d"},
+                                           {"[b1", "(d3"},
+                                           {"-", "(c"},
+                                           {"[x", "+"},
+                                           {"+", "-"},
+                                           {"[d", "[b"},
+                                           {"[", "[c"}}) {
+      run({"ZRANGEBYLEX", key, a[0], a[1]});
+      run({"ZRANGEBYLEX", key, a[0], a[1], "LIMIT", "1", "3"});
+      run({"ZREVRANGEBYLEX", key, a[1], a[0]});
+      run({"ZRANGE", key, a[0], a[1], "BYLEX", "LIMIT", "2", "5"});
+      run({"ZRANGE", key, a[1], a[0], "BYLEX", "REV"});
+      run({"ZLEXCOUNT", key, a[0], a[1]});
+    }
+    run({"ZRANGEBYLEX", key, "b", "[c"});
+    run({"ZRANGEBYLEX", key, "[b", "c"});
+    run({"ZRANGEBYLEX", key, "-", "+", "WITHSCORES"});
+    run({"ZLEXCOUNT", key, "b", "+"});
+    run({"ZREMRANGEBYLEX", key, "[b", "(c"});
+    run({"ZREMRANGEBYLEX", key, "x", "(c"});
+    run({"ZCARD", key});
+  }
+}
+
+TEST_P(ZsetTest, PopAndRemoveRanges) {
+  for (const std::string key : {"small", "large"}) {
+    fill(key, key == "small" ? 30 : 400, 0.5);
+    run({"ZADD", key, "-inf", "ninf", "inf", "pinf"});
+    run({"ZPOPMIN", key});
+    run({"ZPOPMAX", key});
+    run({"ZPOPMIN", key, "3"});
+    run({"ZPOPMAX", key, "2"});
+    run({"ZPOPMIN", key, "0"});
+    run({"ZPOPMIN", key, "-1"});
+    run({"ZPOPMIN", key, "x"});
+    run({"ZPOPMIN", key, "1", "2"});
+    run({"ZREMRANGEBYSCORE", key, "(1", "3"});
+    run({"ZREMRANGEBYSCORE", key, "x", "3"});
+    run({"ZREMRANGEBYRANK", key, "0", "2"});
+    run({"ZREMRANGEBYRANK", key, "-2", "-1"});
+    run({"ZREMRANGEBYRANK", key, "5", "1"});
+    run({"ZREMRANGEBYRANK", key, "a", "1"});
+    run({"ZRANGE", key, "0", "-1", "WITHSCORES"});
+    run({"ZREMRANGEBYRANK", key, "0", "-1"});
+    run({"EXISTS", key});
+  }
+  run({"ZPOPMIN", "missing"});
+  run({"ZPOPMAX", "missing", "3"});
+  run({"ZADD", "few", "1", "a", "2", "b"});
+  run({"ZPOPMAX", "few", "10"});
+  run({"EXISTS", "few"});
+  run({"ZADD", "s2", "1", "a", "2", "b"});
+  run({"ZREMRANGEBYSCORE", "s2", "-inf", "inf"});
+  run({"EXISTS", "s2"});
+}
+
 TEST_P(ZsetTest, Resp3Doubles) {
   Result<RawPair> pair = RawPair::connect(d_->redis(), d_->subject());
   ASSERT_TRUE(pair.ok()) << pair.status().to_string();
@@ -154,13 +296,44 @@ TEST_P(ZsetTest, Resp3Doubles) {
   pair->call({"ZINCRBY", "z", "1", "a"});
   pair->call({"ZADD", "z", "INCR", "1", "a"});
   pair->call({"ZADD", "z", "NX", "INCR", "1", "a"});
+  pair->call({"ZRANGE", "z", "0", "-1", "WITHSCORES"});  // an array of pairs
+  pair->call({"ZRANGE", "z", "0", "-1"});
+  pair->call({"ZRANGEBYSCORE", "z", "-inf", "inf", "WITHSCORES"});
+  pair->call({"ZREVRANGE", "z", "0", "-1", "WITHSCORES"});
+  pair->call({"ZRANK", "z", "missing"});
+  pair->call({"ZPOPMIN", "z"});
+  pair->call({"ZPOPMAX", "z", "1"});
+  pair->call({"ZPOPMAX", "missing"});
+  pair->call({"ZADD", "z", "1", "a", "2", "b"});
   hello("2");
+  pair->call({"ZRANGE", "z", "0", "-1", "WITHSCORES"});
+  pair->call({"ZPOPMIN", "z", "1"});
   pair->call({"ZSCORE", "z", "a"});
   pair->call({"ZMSCORE", "z", "a", "missing"});
 }
 
 TEST_P(ZsetTest, CommandInfo) {
-  for (const char* name : {"zadd", "zcard", "zscore", "zmscore", "zincrby", "zrem"}) {
+  for (const char* name : {"zadd",
+                           "zcard",
+                           "zscore",
+                           "zmscore",
+                           "zincrby",
+                           "zrem",
+                           "zrange",
+                           "zrangebyscore",
+                           "zrevrangebyscore",
+                           "zrevrange",
+                           "zrank",
+                           "zrevrank",
+                           "zcount",
+                           "zpopmin",
+                           "zpopmax",
+                           "zremrangebyscore",
+                           "zremrangebyrank",
+                           "zlexcount",
+                           "zrangebylex",
+                           "zrevrangebylex",
+                           "zremrangebylex"}) {
     // Name, arity, flags, key positions, ACL categories and tips, as
     // data_types_test compares them.
     auto r = d_->redis_client().cmd({"COMMAND", "INFO", name});

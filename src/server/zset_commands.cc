@@ -287,6 +287,357 @@ void cmd_zrem(CommandContext& c) {
   c.out.integer(deleted);
 }
 
+// A score range: "(x" excludes x; "inf", "-inf" as strtod reads them.
+struct ScoreRange {
+  double min = 0, max = 0;
+  bool minex = false, maxex = false;
+  bool contains(double d) const {
+    return (minex ? d > min : d >= min) && (maxex ? d < max : d <= max);
+  }
+};
+
+// Redis's zslParseRange item: strtod (which reads "" as 0), no NaN.
+bool parse_range_item(std::string_view text, double* out, bool* exclusive) {
+  *exclusive = !text.empty() && text[0] == '(';
+  if (*exclusive) text.remove_prefix(1);
+  std::string buf(text);
+  char* end = nullptr;
+  double d = std::strtod(buf.c_str(), &end);
+  if (*end != '\0' || std::isnan(d)) return false;
+  *out = d;
+  return true;
+}
+
+bool parse_score_range(std::string_view min, std::string_view max, ScoreRange* r) {
+  return parse_range_item(min, &r->min, &r->minex) && parse_range_item(max, &r->max, &r->maxex);
+}
+
+// A lex range: "-" and "+" are the ends, "[x" includes x, "(x" excludes it.
+struct LexRange {
+  enum Kind { kLowest, kHighest, kValue };
+  Kind min_kind = kValue, max_kind = kValue;
+  std::string min, max;
+  bool minex = false, maxex = false;
+  bool contains(std::string_view m) const {
+    bool above = min_kind == kLowest ||
+                 (min_kind == kValue && (minex ? m > std::string_view(min) : m >= min));
+    bool below = max_kind == kHighest ||
+                 (max_kind == kValue && (maxex ? m < std::string_view(max) : m <= max));
+    return above && below;
+  }
+};
+
+bool parse_lex_item(std::string_view text, LexRange::Kind* kind, std::string* value,
+                    bool* exclusive) {
+  if (text == "+") {
+    *kind = LexRange::kHighest;
+    return true;
+  }
+  if (text == "-") {
+    *kind = LexRange::kLowest;
+    return true;
+  }
+  if (text.empty() || (text[0] != '(' && text[0] != '[')) return false;
+  *kind = LexRange::kValue;
+  *exclusive = text[0] == '(';
+  *value = std::string(text.substr(1));
+  return true;
+}
+
+bool parse_lex_range(std::string_view min, std::string_view max, LexRange* r) {
+  return parse_lex_item(min, &r->min_kind, &r->min, &r->minex) &&
+         parse_lex_item(max, &r->max_kind, &r->max, &r->maxex);
+}
+
+// Redis's rank normalisation: negative ranks count from the end; false when
+// the range is empty. *first, *last are then valid indexes.
+bool clamp_ranks(int64_t start, int64_t end, int64_t size, int64_t* first, int64_t* last) {
+  if (start < 0) start += size;
+  if (end < 0) end += size;
+  if (start < 0) start = 0;
+  if (start > end || start >= size) return false;
+  if (end >= size) end = size - 1;
+  *first = start;
+  *last = end;
+  return true;
+}
+
+enum class By { kRank, kScore, kLex };
+
+struct RangeSpec {
+  By by = By::kRank;
+  bool rev = false;
+  int64_t start = 0, end = 0;  // kRank
+  ScoreRange score;
+  LexRange lex;
+  int64_t offset = 0;
+  int64_t limit = -1;  // negative: no limit
+};
+
+// The members spec selects, in reply order.
+std::vector<Scored> select_range(std::vector<Scored> all, const RangeSpec& spec) {
+  if (spec.rev) std::reverse(all.begin(), all.end());
+  std::vector<Scored> out;
+  if (spec.by == By::kRank) {
+    int64_t first = 0, last = 0;
+    if (!clamp_ranks(spec.start, spec.end, static_cast<int64_t>(all.size()), &first, &last)) {
+      return out;
+    }
+    for (int64_t i = first; i <= last; ++i) out.push_back(std::move(all[static_cast<size_t>(i)]));
+    return out;
+  }
+  // LIMIT: a negative offset skips everything (Redis counts it down to zero).
+  if (spec.offset < 0) return out;
+  int64_t skip = spec.offset;
+  int64_t left = spec.limit;
+  for (auto& e : all) {
+    const bool in =
+        spec.by == By::kScore ? spec.score.contains(e.score) : spec.lex.contains(e.member);
+    if (!in) continue;
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    if (left == 0) break;
+    if (left > 0) --left;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void reply_members(CommandContext& c, const std::vector<Scored>& items, bool withscores) {
+  if (withscores && c.out.protocol() == 3) {
+    c.out.array(items.size());
+    for (const auto& e : items) {
+      c.out.array(2);
+      c.out.bulk(e.member);
+      c.out.dbl(e.score);
+    }
+    return;
+  }
+  c.out.array(items.size() * (withscores ? 2 : 1));
+  for (const auto& e : items) {
+    c.out.bulk(e.member);
+    if (withscores) c.out.dbl(e.score);
+  }
+}
+
+// ZRANGE and its older forms. args_from: the index of the first range
+// argument (after the key); fixed_by / fixed_rev: the form's own range type
+// and direction (nullopt: ZRANGE, read from the options).
+void zrange_generic(CommandContext& c, std::optional<By> fixed_by, bool fixed_rev) {
+  RangeSpec spec;
+  spec.rev = fixed_rev;
+  bool by_given = fixed_by.has_value();
+  spec.by = fixed_by.value_or(By::kRank);
+  bool withscores = false;
+  bool limit_given = false;
+  for (size_t j = 4; j < c.argv.size(); ++j) {
+    const size_t left = c.argv.size() - j - 1;
+    std::string_view a = c.argv[j];
+    if (iequals(a, "withscores")) {
+      withscores = true;
+    } else if (iequals(a, "limit") && left >= 2) {
+      auto offset = parse_int64(c.argv[j + 1]);
+      if (!offset) return c.out.error(kNotInteger);
+      auto limit = parse_int64(c.argv[j + 2]);
+      if (!limit) return c.out.error(kNotInteger);
+      spec.offset = *offset;
+      spec.limit = *limit;
+      limit_given = true;
+      j += 2;
+    } else if (!fixed_by && !spec.rev && iequals(a, "rev")) {
+      spec.rev = true;
+    } else if (!by_given && iequals(a, "bylex")) {
+      spec.by = By::kLex;
+      by_given = true;
+    } else if (!by_given && iequals(a, "byscore")) {
+      spec.by = By::kScore;
+      by_given = true;
+    } else {
+      return c.out.error(kSyntaxError);
+    }
+  }
+  if (limit_given && spec.by == By::kRank) {
+    return c.out.error(
+        "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+  }
+  if (withscores && spec.by == By::kLex) {
+    return c.out.error("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
+  }
+  std::string_view lo = c.argv[2];
+  std::string_view hi = c.argv[3];
+  // Reversed score and lex ranges name the maximum first.
+  if (spec.rev && spec.by != By::kRank) std::swap(lo, hi);
+  switch (spec.by) {
+    case By::kRank: {
+      auto start = parse_int64(lo);
+      auto end = parse_int64(hi);
+      if (!start || !end) return c.out.error(kNotInteger);
+      spec.start = *start;
+      spec.end = *end;
+      break;
+    }
+    case By::kScore:
+      if (!parse_score_range(lo, hi, &spec.score)) return c.out.error(kMinMaxNotFloat);
+      break;
+    case By::kLex:
+      if (!parse_lex_range(lo, hi, &spec.lex)) return c.out.error(kMinMaxNotLex);
+      break;
+  }
+  auto locked = lock_and_read(c, c.argv[1]);
+  if (!locked) return;
+  auto z = open_zset_for_read(c, c.argv[1], *locked);
+  if (!z) return;
+  auto all = sorted_members(*z);
+  if (!c.ok(all)) return;
+  reply_members(c, select_range(std::move(*all), spec), withscores);
+}
+void cmd_zrange(CommandContext& c) {
+  zrange_generic(c, std::nullopt, false);
+}
+void cmd_zrevrange(CommandContext& c) {
+  zrange_generic(c, By::kRank, true);
+}
+void cmd_zrangebyscore(CommandContext& c) {
+  zrange_generic(c, By::kScore, false);
+}
+void cmd_zrevrangebyscore(CommandContext& c) {
+  zrange_generic(c, By::kScore, true);
+}
+void cmd_zrangebylex(CommandContext& c) {
+  zrange_generic(c, By::kLex, false);
+}
+void cmd_zrevrangebylex(CommandContext& c) {
+  zrange_generic(c, By::kLex, true);
+}
+
+void zrank_generic(CommandContext& c, bool rev) {
+  auto locked = lock_and_read(c, c.argv[1]);
+  if (!locked) return;
+  auto z = open_zset_for_read(c, c.argv[1], *locked);
+  if (!z) return;
+  auto score = score_of(*z, c.argv[2]);
+  if (!c.ok(score)) return;
+  if (!score->has_value()) return c.out.null();
+  auto all = sorted_members(*z);
+  if (!c.ok(all)) return;
+  Scored probe{**score, std::string(c.argv[2])};
+  const auto rank = std::lower_bound(all->begin(), all->end(), probe, score_order) - all->begin();
+  c.out.integer(rev ? static_cast<int64_t>(all->size()) - 1 - rank : rank);
+}
+void cmd_zrank(CommandContext& c) {
+  zrank_generic(c, false);
+}
+void cmd_zrevrank(CommandContext& c) {
+  zrank_generic(c, true);
+}
+
+void zcount_generic(CommandContext& c, By by) {
+  RangeSpec spec;
+  spec.by = by;
+  if (by == By::kScore && !parse_score_range(c.argv[2], c.argv[3], &spec.score)) {
+    return c.out.error(kMinMaxNotFloat);
+  }
+  if (by == By::kLex && !parse_lex_range(c.argv[2], c.argv[3], &spec.lex)) {
+    return c.out.error(kMinMaxNotLex);
+  }
+  auto locked = lock_and_read(c, c.argv[1]);
+  if (!locked) return;
+  auto z = open_zset_for_read(c, c.argv[1], *locked);
+  if (!z) return;
+  auto all = sorted_members(*z);
+  if (!c.ok(all)) return;
+  c.out.integer(static_cast<int64_t>(select_range(std::move(*all), spec).size()));
+}
+void cmd_zcount(CommandContext& c) {
+  zcount_generic(c, By::kScore);
+}
+void cmd_zlexcount(CommandContext& c) {
+  zcount_generic(c, By::kLex);
+}
+
+// ZPOPMIN / ZPOPMAX key [count]
+void zpop_generic(CommandContext& c, bool max) {
+  if (c.argv.size() > 3) return c.out.error(kSyntaxError);
+  int64_t count = 1;
+  const bool count_given = c.argv.size() == 3;
+  if (count_given) {
+    auto n = parse_int64(c.argv[2]);
+    if (!n || *n < 0) return c.out.error("ERR value is out of range, must be positive");
+    count = *n;
+  }
+  std::string_view key = c.argv[1];
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  auto z = open_zset(c, key, *locked);
+  if (!z) return;
+  if (!locked->live) return c.out.array(0);
+  std::vector<Scored> popped;
+  if (count > 0) {
+    auto all = sorted_members(*z);
+    if (!c.ok(all)) return;
+    if (max) std::reverse(all->begin(), all->end());
+    for (auto& e : *all) {
+      if (static_cast<int64_t>(popped.size()) == count) break;
+      if (!c.ok(z->erase(e.member))) return;
+      popped.push_back(std::move(e));
+    }
+  }
+  if (!commit_collection(c, *z)) return;
+  if (count_given && c.out.protocol() == 3) return reply_members(c, popped, true);
+  c.out.array(popped.size() * 2);
+  for (const auto& e : popped) {
+    c.out.bulk(e.member);
+    c.out.dbl(e.score);
+  }
+}
+void cmd_zpopmin(CommandContext& c) {
+  zpop_generic(c, false);
+}
+void cmd_zpopmax(CommandContext& c) {
+  zpop_generic(c, true);
+}
+
+// ZREMRANGEBYRANK / BYSCORE / BYLEX key a b
+void zremrange_generic(CommandContext& c, By by) {
+  RangeSpec spec;
+  spec.by = by;
+  if (by == By::kRank) {
+    auto start = parse_int64(c.argv[2]);
+    auto end = parse_int64(c.argv[3]);
+    if (!start || !end) return c.out.error(kNotInteger);
+    spec.start = *start;
+    spec.end = *end;
+  } else if (by == By::kScore) {
+    if (!parse_score_range(c.argv[2], c.argv[3], &spec.score)) return c.out.error(kMinMaxNotFloat);
+  } else if (!parse_lex_range(c.argv[2], c.argv[3], &spec.lex)) {
+    return c.out.error(kMinMaxNotLex);
+  }
+  std::string_view key = c.argv[1];
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  auto z = open_zset(c, key, *locked);
+  if (!z) return;
+  auto all = sorted_members(*z);
+  if (!c.ok(all)) return;
+  auto gone = select_range(std::move(*all), spec);
+  for (const auto& e : gone) {
+    if (!c.ok(z->erase(e.member))) return;
+  }
+  if (!commit_collection(c, *z)) return;
+  c.out.integer(static_cast<int64_t>(gone.size()));
+}
+void cmd_zremrangebyrank(CommandContext& c) {
+  zremrange_generic(c, By::kRank);
+}
+void cmd_zremrangebyscore(CommandContext& c) {
+  zremrange_generic(c, By::kScore);
+}
+void cmd_zremrangebylex(CommandContext& c) {
+  zremrange_generic(c, By::kLex);
+}
+
 }  // namespace
 
 void add_zset_commands(std::vector<CommandSpec>& out) {
@@ -321,6 +672,89 @@ void add_zset_commands(std::vector<CommandSpec>& out) {
                  "O(M*log(N)) with N being the number of elements in the sorted set and M the "
                  "number of elements to be removed.",
                  "key:key member:string...", cmd_zrem});
+  const std::string_view range_complexity =
+      "O(log(N)+M) with N being the number of elements in the sorted set and M the number of "
+      "elements returned.";
+  out.push_back({"zrange", -4, kReadonly, 1, 1, 1, g,
+                 "Returns members in a sorted set within a range of indexes.", "1.2.0",
+                 range_complexity,
+                 "key:key start:string stop:string [sortby:oneof(byscore:pure-token "
+                 "bylex:pure-token)] [rev:pure-token] [limit:block(offset:integer count:integer)] "
+                 "[withscores:pure-token]",
+                 cmd_zrange});
+  out.push_back({"zrangebyscore", -4, kReadonly, 1, 1, 1, g,
+                 "Returns members in a sorted set within a range of scores.", "1.0.5",
+                 range_complexity,
+                 "key:key min:double max:double [withscores:pure-token] "
+                 "[limit:block(offset:integer count:integer)]",
+                 cmd_zrangebyscore});
+  out.push_back({"zrevrangebyscore", -4, kReadonly, 1, 1, 1, g,
+                 "Returns members in a sorted set within a range of scores in reverse order.",
+                 "2.2.0", range_complexity,
+                 "key:key max:double min:double [withscores:pure-token] "
+                 "[limit:block(offset:integer count:integer)]",
+                 cmd_zrevrangebyscore});
+  out.push_back({"zrevrange", -4, kReadonly, 1, 1, 1, g,
+                 "Returns members in a sorted set within a range of indexes in reverse order.",
+                 "1.2.0", range_complexity,
+                 "key:key start:integer stop:integer [withscores:pure-token]", cmd_zrevrange});
+  out.push_back({"zrangebylex", -4, kReadonly, 1, 1, 1, g,
+                 "Returns members in a sorted set within a lexicographical range.", "2.8.9",
+                 range_complexity,
+                 "key:key min:string max:string [limit:block(offset:integer count:integer)]",
+                 cmd_zrangebylex});
+  out.push_back({"zrevrangebylex", -4, kReadonly, 1, 1, 1, g,
+                 "Returns members in a sorted set within a lexicographical range in reverse "
+                 "order.",
+                 "2.8.9", range_complexity,
+                 "key:key max:string min:string [limit:block(offset:integer count:integer)]",
+                 cmd_zrevrangebylex});
+  out.push_back({"zrank", 3, kRF, 1, 1, 1, g,
+                 "Returns the index of a member in a sorted set ordered by ascending scores.",
+                 "2.0.0", "O(log(N))", "key:key member:string", cmd_zrank});
+  out.push_back({"zrevrank", 3, kRF, 1, 1, 1, g,
+                 "Returns the index of a member in a sorted set ordered by descending scores.",
+                 "2.0.0", "O(log(N))", "key:key member:string", cmd_zrevrank});
+  out.push_back({"zcount", 4, kRF, 1, 1, 1, g,
+                 "Returns the count of members in a sorted set that have scores within a range.",
+                 "2.0.0", "O(log(N)) with N being the number of elements in the sorted set.",
+                 "key:key min:double max:double", cmd_zcount});
+  out.push_back({"zlexcount", 4, kRF, 1, 1, 1, g,
+                 "Returns the number of members in a sorted set within a lexicographical range.",
+                 "2.8.9", "O(log(N)) with N being the number of elements in the sorted set.",
+                 "key:key min:string max:string", cmd_zlexcount});
+  out.push_back({"zpopmin", -2, kWrite | kFast, 1, 1, 1, g,
+                 "Returns the lowest-scoring members from a sorted set after removing them. "
+                 "Deletes the sorted set if the last member was popped.",
+                 "5.0.0",
+                 "O(log(N)*M) with N being the number of elements in the sorted set, and M being "
+                 "the number of elements popped.",
+                 "key:key [count:integer]", cmd_zpopmin});
+  out.push_back({"zpopmax", -2, kWrite | kFast, 1, 1, 1, g,
+                 "Returns the highest-scoring members from a sorted set after removing them. "
+                 "Deletes the sorted set if the last member was popped.",
+                 "5.0.0",
+                 "O(log(N)*M) with N being the number of elements in the sorted set, and M being "
+                 "the number of elements popped.",
+                 "key:key [count:integer]", cmd_zpopmax});
+  const std::string_view remrange_complexity =
+      "O(log(N)+M) with N being the number of elements in the sorted set and M the number of "
+      "elements removed by the operation.";
+  out.push_back({"zremrangebyrank", 4, kWrite, 1, 1, 1, g,
+                 "Removes members in a sorted set within a range of indexes. Deletes the sorted "
+                 "set if all members were removed.",
+                 "2.0.0", remrange_complexity, "key:key start:integer stop:integer",
+                 cmd_zremrangebyrank});
+  out.push_back({"zremrangebyscore", 4, kWrite, 1, 1, 1, g,
+                 "Removes members in a sorted set within a range of scores. Deletes the sorted "
+                 "set if all members were removed.",
+                 "1.2.0", remrange_complexity, "key:key min:double max:double",
+                 cmd_zremrangebyscore});
+  out.push_back({"zremrangebylex", 4, kWrite, 1, 1, 1, g,
+                 "Removes members in a sorted set within a lexicographical range. Deletes the "
+                 "sorted set if all members were removed.",
+                 "2.8.9", remrange_complexity, "key:key min:string max:string",
+                 cmd_zremrangebylex});
 }
 
 }  // namespace statekv::server

@@ -4,6 +4,7 @@
 // RESP3 shapes byte for byte.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -275,6 +276,27 @@ TEST_P(ZsetTest, PopAndRemoveRanges) {
   run({"ZADD", "s2", "1", "a", "2", "b"});
   run({"ZREMRANGEBYSCORE", "s2", "-inf", "inf"});
   run({"EXISTS", "s2"});
+}
+
+TEST_P(ZsetTest, CopyTypeAndScanType) {
+  run({"ZADD", "z", "1", "a", "2", "b"});
+  fill("big", 200);
+  run({"SADD", "s", "x"});
+  run({"COPY", "z", "z2"});
+  run({"COPY", "big", "big2"});
+  run({"ZRANGE", "z2", "0", "-1", "WITHSCORES"});
+  run({"ZRANGE", "big2", "0", "-1", "WITHSCORES"});
+  run({"OBJECT", "ENCODING", "big2"});
+  run({"TYPE", "big2"});
+  auto keys = [&](RedisClient& client) {
+    auto page = client.scan({"SCAN", "0", "COUNT", "1000", "TYPE", "zset"});
+    EXPECT_TRUE(page.ok());
+    auto v = page.ok() ? page->elements : std::vector<std::string>();
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(keys(d_->redis_client()), keys(d_->subject_client()));
+  EXPECT_EQ(keys(d_->subject_client()).size(), 4u);
 }
 
 TEST_P(ZsetTest, Resp3Doubles) {

@@ -28,9 +28,9 @@ Result<Collection> Collection::open(Store& store, ValueType type, std::string_vi
   std::string_view value;
   c.compact_.reserve(head.count);
   while (r.next(&field)) {
-    if (type == ValueType::kHash && !r.next(&value)) break;
+    if (type != ValueType::kSet && !r.next(&value)) break;
     c.compact_.emplace_back(std::string(field),
-                            type == ValueType::kHash ? std::string(value) : std::string());
+                            type != ValueType::kSet ? std::string(value) : std::string());
   }
   if (!r.ok() || c.compact_.size() != head.count) {
     return Status::Corruption("malformed compact collection");
@@ -45,7 +45,7 @@ std::string_view Collection::encoding_name() const {
     case Encoding::kIntset:
       return "intset";
     case Encoding::kElements:
-      return "hashtable";
+      return type_ == ValueType::kZset ? "skiplist" : "hashtable";
   }
   return "unknown";
 }
@@ -76,6 +76,9 @@ bool Collection::outgrows_compact(std::string_view field, std::string_view value
   if (type_ == ValueType::kHash) {
     return count > kHashMaxListpackEntries || field.size() > kHashMaxListpackValue ||
            value.size() > kHashMaxListpackValue;
+  }
+  if (type_ == ValueType::kZset) {
+    return count > kZsetMaxListpackEntries || field.size() > kZsetMaxListpackValue;
   }
   if (encoding_ == Encoding::kIntset) return count > kSetMaxIntsetEntries;
   return count > kSetMaxListpackEntries || field.size() > kSetMaxListpackValue;
@@ -289,7 +292,7 @@ void Collection::writes(std::vector<Store::Write>* out) {
     begin_compact(encoding_, count_, &payload_);
     for (const auto& [field, value] : compact_) {
       append_compact(field, &payload_);
-      if (type_ == ValueType::kHash) append_compact(value, &payload_);
+      if (type_ != ValueType::kSet) append_compact(value, &payload_);
     }
   }
   Store::Write head{key_, meta_, false, payload_, expire_ms_, type_};

@@ -40,13 +40,16 @@ inline constexpr uint64_t kHashMaxListpackValue = 64;
 inline constexpr uint64_t kSetMaxIntsetEntries = 512;
 inline constexpr uint64_t kSetMaxListpackEntries = 128;
 inline constexpr uint64_t kSetMaxListpackValue = 64;
+inline constexpr uint64_t kZsetMaxListpackEntries = 128;
+inline constexpr uint64_t kZsetMaxListpackValue = 64;
 
 class Collection {
  public:
-  using Element = std::pair<std::string, std::string>;  // (field, value); sets: value ""
+  // (field, value); sets: value ""; sorted sets: (member, encoded score).
+  using Element = std::pair<std::string, std::string>;
   using Visitor = std::function<bool(std::string_view field, std::string_view value)>;
 
-  // type: kHash or kSet. rec: the key's live record of that type, or nullptr
+  // type: kHash, kSet or kZset. rec: the key's live record of that type, or nullptr
   // when the key is absent (an empty collection). meta: what the key holds
   // (Store::Write::old for the commit).
   static Result<Collection> open(Store& store, ValueType type, std::string_view key,
@@ -54,7 +57,7 @@ class Collection {
 
   uint64_t size() const { return count_; }
   ValueType type() const { return type_; }
-  // OBJECT ENCODING's answer: listpack, intset or hashtable.
+  // OBJECT ENCODING's answer: listpack, intset, hashtable or skiplist.
   std::string_view encoding_name() const;
   Encoding encoding() const { return encoding_; }
 

@@ -73,17 +73,17 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
   if (!made.ok()) GTEST_SKIP() << "no network namespaces here: " << made.status().message();
   NetnsLab& lab = **made;
   TempDir dir("partition");
-  const std::string peers = "1=" + lab.ip(1) + ":17001,2=" + lab.ip(2) + ":17001,3=" +
-                            lab.ip(3) + ":17001";
+  const std::string peers =
+      "1=" + lab.ip(1) + ":17001,2=" + lab.ip(2) + ":17001,3=" + lab.ip(3) + ":17001";
   Nodes nodes{lab, {}};
   for (int k = 1; k <= 3; ++k) {
     const std::string data = dir.path() + "/node" + std::to_string(k);
-    auto pid = lab.spawn(k,
-                         {statekv_binary(), "server", "--bind", lab.ip(k), "--port",
-                          std::to_string(kPort), "--node-id", std::to_string(k), "--peers", peers,
-                          "--cluster-secret", "partition-test", "--data", data, "--engine",
-                          "memory"},
-                         dir.path() + "/node" + std::to_string(k) + ".log");
+    auto pid =
+        lab.spawn(k,
+                  {statekv_binary(), "server", "--bind", lab.ip(k), "--port", std::to_string(kPort),
+                   "--node-id", std::to_string(k), "--peers", peers, "--cluster-secret",
+                   "partition-test", "--data", data, "--engine", "memory"},
+                  dir.path() + "/node" + std::to_string(k) + ".log");
     ASSERT_TRUE(pid.ok()) << pid.status().to_string();
     nodes.pids.push_back(*pid);
   }
@@ -91,10 +91,10 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
     ASSERT_TRUE(eventually(lab, k, {"PING"}, "+PONG", 20s)) << "node " << k << " did not start";
   }
   // The cluster forms (the map exists), then the two keyspaces.
-  ASSERT_TRUE(eventually(lab, 1,
-                         {"KEYSPACE", "CREATE", "cp", "PREFIX", "c:", "REPLICATION", "consensus",
-                          "FACTOR", "3"},
-                         "+OK", 20s));
+  ASSERT_TRUE(eventually(
+      lab, 1,
+      {"KEYSPACE", "CREATE", "cp", "PREFIX", "c:", "REPLICATION", "consensus", "FACTOR", "3"},
+      "+OK", 20s));
   ASSERT_EQ(cmd(lab, 1,
                 {"KEYSPACE", "CREATE", "ap", "PREFIX", "a:", "REPLICATION", "consensus", "FACTOR",
                  "3", "CONSISTENCY", "fifo", "PARTITION-MODE", "availability"}),

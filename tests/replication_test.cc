@@ -166,7 +166,8 @@ uint64_t follower_reads(uint16_t port) {
   size_t at = 0;
   while ((at = info->find("statekv_group_", at)) != std::string::npos) {
     const size_t end = info->find("\r\n", at);
-    const std::string line = info->substr(at, end == std::string::npos ? std::string::npos : end - at);
+    const std::string line =
+        info->substr(at, end == std::string::npos ? std::string::npos : end - at);
     at += 14;
     if (line.find("role=follower") == std::string::npos) continue;
     const size_t r = line.find("reads_local=");
@@ -253,9 +254,9 @@ TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
   const std::string data = dir.path() + "/data";
   const uint16_t base = pick_cluster_base_port(3);
   ASSERT_NE(base, 0);
-  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
-                         "--data", data, "--engine", "memory", "--replication", "consensus",
-                         "--detach"});
+  auto up =
+      run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
+                   data, "--engine", "memory", "--replication", "consensus", "--detach"});
   LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
   const std::vector<uint16_t> ports = {base, static_cast<uint16_t>(base + 1),
@@ -322,9 +323,9 @@ TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
   const std::string data = dir.path() + "/data";
   const uint16_t base = pick_cluster_base_port(3);
   ASSERT_NE(base, 0);
-  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
-                         "--data", data, "--engine", "memory", "--replication", "consensus",
-                         "--detach"});
+  auto up =
+      run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
+                   data, "--engine", "memory", "--replication", "consensus", "--detach"});
   LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
   const uint16_t node2 = base + 1, node3 = base + 2;

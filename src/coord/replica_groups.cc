@@ -179,7 +179,7 @@ class ReplicaGroups::Impl {
     bool write = false;           // a write command (it may skip the barrier)
     bool all_keys = false;        // latched by any effect in flight (a transaction)
     bool barrier_passed = false;  // leadership confirmed since it arrived
-    uint64_t index = 0;  // the write's entry, once proposed
+    uint64_t index = 0;           // the write's entry, once proposed
     std::string reply;
     std::vector<std::string> latched;
     std::unique_ptr<asio::steady_timer> timer;
@@ -228,7 +228,8 @@ class ReplicaGroups::Impl {
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
   asio::steady_timer balance_timer_{io_};
   uint64_t next_delayed_ = 0;
-  std::unordered_map<uint64_t, std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
+  std::unordered_map<uint64_t,
+                     std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
       delayed_;
   bool stopping_ = false;
   bool handing_over_ = false;  // a planned stop: lead nothing, balance nothing
@@ -392,21 +393,22 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       auto f = fields.find(gen);
       if (gen == 0 || f == fields.end()) return;
       const std::string owner(key);
-      Status s = host.store_.scan_elements(
-          gen, 0, 0, [&](std::string_view field, std::string_view, uint32_t) {
-            if (!f->second.contains(field)) gone.push_back(Gone{owner, std::string(field), gen});
-            return true;
-          });
-      if (!s.ok()) spdlog::error("group {}: reading elements failed: {}", id.value(), s.to_string());
+      Status s = host.store_.scan_elements(gen, 0, 0,
+                                           [&](std::string_view field, std::string_view, uint32_t) {
+                                             if (!f->second.contains(field))
+                                               gone.push_back(Gone{owner, std::string(field), gen});
+                                             return true;
+                                           });
+      if (!s.ok())
+        spdlog::error("group {}: reading elements failed: {}", id.value(), s.to_string());
     });
     replication::Mutation all;
     all.time_ms = decoded->mutation().time_ms;
     for (const Gone& g : gone) {
-      all.effects.push_back(g.gen == 0 ? replication::Effect(replication::Effect::Kind::kErase,
-                                                              g.key, {}, 0)
-                                       : replication::Effect(
-                                             replication::Effect::Kind::kEraseElement, g.key, {},
-                                             0, 0, g.gen, g.field));
+      all.effects.push_back(
+          g.gen == 0 ? replication::Effect(replication::Effect::Kind::kErase, g.key, {}, 0)
+                     : replication::Effect(replication::Effect::Kind::kEraseElement, g.key, {}, 0,
+                                           0, g.gen, g.field));
     }
     for (const auto& e : decoded->mutation().effects) all.effects.push_back(e);
     if (auto r = host.store_.apply(all); !r.ok()) return r.status();
@@ -415,7 +417,8 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
 
   // Visits every record of this group's shard in the store (expired ones too:
   // they are state until their erase is applied).
-  void for_each_record(const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
+  void for_each_record(
+      const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
     // The map the group started under: a consensus keyspace's layout does not
     // change while it exists (its shards do not move yet).
     const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
@@ -434,7 +437,8 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
                                   if (r.keyspace == ks && r.shard == shard) fn(key, rec);
                                   return true;
                                 });
-    if (!s.ok()) spdlog::error("group {}: scanning its records failed: {}", id.value(), s.to_string());
+    if (!s.ok())
+      spdlog::error("group {}: scanning its records failed: {}", id.value(), s.to_string());
   }
 
   ReplicaGroups::Impl& host;
@@ -451,7 +455,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   bool was_leader = false;
   // Keys with an effect proposed and not yet applied here, and how many.
   std::unordered_map<std::string, int> latches;
-  std::deque<uint64_t> parked;  // commands waiting for a latch
+  std::deque<uint64_t> parked;       // commands waiting for a latch
   std::deque<uint64_t> local_reads;  // local reads waiting for applied to cover them
   uint64_t reads_barrier = 0, reads_local = 0, writes = 0;
   // WAIT calls on this leader: answered when enough members hold `index`.
@@ -502,9 +506,10 @@ void ReplicaGroups::Impl::balance_leaders() {
     auto it = match.find(preferred);
     if (it == match.end() || it->second != g->raft->log().last_index()) continue;
     if (Status s = g->raft->transfer_leadership(preferred); s.ok()) {
-      spdlog::info("replica group {} ({} shard {}): handing leadership to node {}, its "
-                   "preferred leader, which is up to date",
-                   id.value(), g->keyspace, g->shard, preferred.value());
+      spdlog::info(
+          "replica group {} ({} shard {}): handing leadership to node {}, its "
+          "preferred leader, which is up to date",
+          id.value(), g->keyspace, g->shard, preferred.value());
       after_callback(*g);
     }
   }
@@ -577,8 +582,8 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
 void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
                                       const std::vector<NodeId>& members,
                                       std::shared_ptr<const RoutingTable> table) {
-  auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members,
-                                          std::move(table), random_.fork());
+  auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members, std::move(table),
+                                          random_.fork());
   net::DiskLogOptions lo;
   lo.dir = options_.data_dir / "groups" / std::to_string(id.value());
   lo.fsync = options_.fsync;
@@ -607,10 +612,11 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
   }
   replication::Membership membership{.self = options_.self, .nodes = members};
   groups_[id] = std::move(g);
-  raw->raft = std::make_unique<Raft>(*raw, membership, std::move(recovery.records), *raw,
-                                     options_.raft);
+  raw->raft =
+      std::make_unique<Raft>(*raw, membership, std::move(recovery.records), *raw, options_.raft);
   spdlog::info("replica group {} ({} shard {}) started: {} members, {} log records recovered",
-               id.value(), ks.spec.name, shard, members.size(), raw->raft->log().last_index().value());
+               id.value(), ks.spec.name, shard, members.size(),
+               raw->raft->log().last_index().value());
   after_callback(*raw);
 }
 
@@ -639,9 +645,11 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   if (remove_files) {
     // The keyspace was dropped: its records go with it, here as on every member.
     std::vector<std::string> keys;
-    g.for_each_record([&](std::string_view key, const server::RecordView&) { keys.emplace_back(key); });
+    g.for_each_record(
+        [&](std::string_view key, const server::RecordView&) { keys.emplace_back(key); });
     replication::Mutation erase;
-    for (const std::string& k : keys) erase.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
+    for (const std::string& k : keys)
+      erase.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
     if (auto r = store_.apply(erase); !r.ok()) {
       spdlog::error("replica group {}: erasing the dropped keyspace's records failed: {}",
                     id.value(), r.status().to_string());
@@ -699,10 +707,10 @@ void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
       if (!leading) {
         w.done(GroupReply{Status::Unavailable("lost the leadership of replica group " +
                                               std::to_string(g.id.value())),
-                          {}, g.raft->leader().value_or(NodeId())});
+                          {},
+                          g.raft->leader().value_or(NodeId())});
       } else {
-        w.done(GroupReply{Status::OK(), ":" + std::to_string(g.replicas_at(w.index)) + "\r\n",
-                          {}});
+        w.done(GroupReply{Status::OK(), ":" + std::to_string(g.replicas_at(w.index)) + "\r\n", {}});
       }
     }
   }
@@ -738,7 +746,8 @@ void ReplicaGroups::Impl::publish_status() {
   status_ = std::move(all);
 }
 
-const server::CommandSpec* ReplicaGroups::Impl::spec_of(const std::vector<std::string>& argv) const {
+const server::CommandSpec* ReplicaGroups::Impl::spec_of(
+    const std::vector<std::string>& argv) const {
   if (argv.empty()) return nullptr;
   const server::CommandSpec* spec = commands_.find(argv[0]);
   if (spec != nullptr && !spec->subcommands.empty() && argv.size() > 1) {
@@ -767,10 +776,11 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     }
     ReplicaGroup* g = find(group);
     if (g == nullptr || !g->raft) {
-      done(GroupReply{Status::Unavailable("node " + std::to_string(options_.self.value()) +
-                                          " is not a member of replica group " +
-                                          std::to_string(group.value())),
-                      {}, {}});
+      done(GroupReply{
+          Status::Unavailable("node " + std::to_string(options_.self.value()) +
+                              " is not a member of replica group " + std::to_string(group.value())),
+          {},
+          {}});
       return;
     }
     if (policy.local) {
@@ -778,13 +788,15 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
       if (spec == nullptr || (spec->flags & server::kReadonly) == 0) {
         done(GroupReply{Status::InvalidArgument("only a read-only command may be served below "
                                                 "linearizable"),
-                        {}, {}});
+                        {},
+                        {}});
         return;
       }
     } else if (g->raft->role() != Raft::Role::kLeader) {
-      done(GroupReply{Status::Unavailable("not the leader of replica group " +
-                                          std::to_string(group.value())),
-                      {}, g->raft->leader().value_or(NodeId())});
+      done(GroupReply{
+          Status::Unavailable("not the leader of replica group " + std::to_string(group.value())),
+          {},
+          g->raft->leader().value_or(NodeId())});
       return;
     }
     const uint64_t id = ++next_request_;
@@ -804,7 +816,8 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.timer = std::make_unique<asio::steady_timer>(io_);
     // A local read waits only briefly for this member to catch up: the
     // leader can serve it instead.
-    p.timer->expires_after(policy.local ? std::chrono::milliseconds(200) : options_.request_timeout);
+    p.timer->expires_after(policy.local ? std::chrono::milliseconds(200)
+                                        : options_.request_timeout);
     p.timer->async_wait([this, id](const asio::error_code& ec) {
       if (ec) return;
       auto it = pending_.find(id);
@@ -821,7 +834,8 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
         pending_.erase(it);
         done(GroupReply{Status::Unavailable("this member has not applied what the session "
                                             "already observed: ask the leader"),
-                        {}, hint});
+                        {},
+                        hint});
         return;
       }
       if (it->second.phase != Pending::Phase::kCommitting) {
@@ -835,14 +849,16 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
         done(GroupReply{Status::Unavailable("the replica group did not confirm its leader in time "
                                             "(it may have lost its majority); the command did "
                                             "not run"),
-                        {}, {}});
+                        {},
+                        {}});
         return;
       }
       // Its entry may still commit: keep the latches until it is applied.
       done(GroupReply{Status::Timeout("no answer from the replica group within " +
                                       std::to_string(options_.request_timeout.count()) +
                                       " ms: the command may or may not have taken effect"),
-                      {}, {}});
+                      {},
+                      {}});
     });
     const bool local = policy.local;
     if (local) p.phase = Pending::Phase::kLocal;
@@ -867,15 +883,16 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
   if (p.policy.max_staleness_ms > 0 && raft.role() != Raft::Role::kLeader) {
     const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
         g->now() - raft.last_heard_from_leader());
-    const bool caught_up = raft.leader_commit_seen().value() > 0 &&
-                           raft.applied_index() >= raft.leader_commit_seen();
+    const bool caught_up =
+        raft.leader_commit_seen().value() > 0 && raft.applied_index() >= raft.leader_commit_seen();
     if (!caught_up || since.count() > p.policy.max_staleness_ms) {
       finish(id, GroupReply{Status::Unavailable(
                                 "this member may be staler than MAX-STALENESS allows (last "
                                 "heard from its leader " +
                                 std::to_string(since.count()) + " ms ago" +
                                 (caught_up ? "" : ", not caught up with it") + ")"),
-                            {}, raft.leader().value_or(NodeId())});
+                            {},
+                            raft.leader().value_or(NodeId())});
       return;
     }
   }
@@ -945,7 +962,8 @@ void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse 
     } else {
       finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
                                                 std::to_string(group.value())),
-                            {}, response.leader_hint.value_or(NodeId())});
+                            {},
+                            response.leader_hint.value_or(NodeId())});
     }
     unpark(*g);
     return;
@@ -954,7 +972,8 @@ void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse 
   if (response.outcome != ClientResponse::Outcome::kOk) {
     finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
                                               std::to_string(group.value())),
-                          {}, response.leader_hint.value_or(NodeId())});
+                          {},
+                          response.leader_hint.value_or(NodeId())});
     return;
   }
   p.barrier_passed = true;
@@ -973,7 +992,8 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   if (g->raft->role() != Raft::Role::kLeader) {
     finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
                                               std::to_string(p.group.value())),
-                          {}, g->raft->leader().value_or(NodeId())});
+                          {},
+                          g->raft->leader().value_or(NodeId())});
     return;
   }
   if (p.all_keys && !g->latches.empty()) {
@@ -994,7 +1014,8 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     // Every record of the group, erased as one effect (a collection's
     // elements go with its record: its generation is retired).
     std::vector<std::string> keys;
-    g->for_each_record([&](std::string_view key, const server::RecordView&) { keys.emplace_back(key); });
+    g->for_each_record(
+        [&](std::string_view key, const server::RecordView&) { keys.emplace_back(key); });
     if (!keys.empty()) {
       replication::Mutation erase;
       erase.time_ms = 0;
@@ -1028,7 +1049,8 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   if (!merged.ok()) {
     finish(id, GroupReply{Status::Internal("cannot encode the command's effect: " +
                                            merged.status().message()),
-                          {}, {}});
+                          {},
+                          {}});
     return;
   }
   // Latch what the effect writes (not only the command's keys: a lazy erase).
@@ -1093,7 +1115,8 @@ void ReplicaGroups::Impl::lost_leadership(ReplicaGroup& g) {
   for (uint64_t id : waiting) {
     finish(id, GroupReply{Status::Unavailable("lost the leadership of replica group " +
                                               std::to_string(g.id.value())),
-                          {}, g.raft ? g.raft->leader().value_or(NodeId()) : NodeId()});
+                          {},
+                          g.raft ? g.raft->leader().value_or(NodeId()) : NodeId()});
   }
   // Timed-out writes whose latches are gone need no more bookkeeping.
   for (auto it = pending_.begin(); it != pending_.end();) {
@@ -1128,8 +1151,7 @@ bool ReplicaGroups::Impl::expire(std::string_view key) {
   return true;
 }
 
-void ReplicaGroups::Impl::run_after(std::chrono::milliseconds delay,
-                                    std::function<void(bool)> fn) {
+void ReplicaGroups::Impl::run_after(std::chrono::milliseconds delay, std::function<void(bool)> fn) {
   asio::post(io_, [this, delay, fn = std::move(fn)]() mutable {
     if (stopping_) {
       fn(false);
@@ -1156,9 +1178,10 @@ void ReplicaGroups::Impl::wait_replicas(GroupId group, uint64_t index, int64_t n
   asio::post(io_, [this, group, index, numreplicas, timeout, done = std::move(done)]() mutable {
     ReplicaGroup* g = stopping_ ? nullptr : find(group);
     if (g == nullptr || !g->raft || g->raft->role() != Raft::Role::kLeader) {
-      done(GroupReply{Status::Unavailable("not the leader of replica group " +
-                                          std::to_string(group.value())),
-                      {}, g != nullptr && g->raft ? g->raft->leader().value_or(NodeId()) : NodeId()});
+      done(GroupReply{
+          Status::Unavailable("not the leader of replica group " + std::to_string(group.value())),
+          {},
+          g != nullptr && g->raft ? g->raft->leader().value_or(NodeId()) : NodeId()});
       return;
     }
     const int64_t now = g->replicas_at(index);
@@ -1213,9 +1236,10 @@ size_t ReplicaGroups::Impl::hand_over_leadership(std::chrono::milliseconds limit
           }
         }
         if (target && g->raft->transfer_leadership(*target).ok()) {
-          spdlog::info("replica group {} ({} shard {}): handing leadership to node {} before "
-                       "this node stops",
-                       id.value(), g->keyspace, g->shard, target->value());
+          spdlog::info(
+              "replica group {} ({} shard {}): handing leadership to node {} before "
+              "this node stops",
+              id.value(), g->keyspace, g->shard, target->value());
           after_callback(*g);
         }
       }

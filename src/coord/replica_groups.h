@@ -50,9 +50,9 @@
 #include <string_view>
 #include <vector>
 
+#include "coord/routing_table.h"
 #include "core/ids.h"
 #include "core/status.h"
-#include "coord/routing_table.h"
 #include "replication/raft/raft.h"
 
 namespace statekv::net {

@@ -7,8 +7,8 @@ namespace statekv::server {
 
 namespace {
 
-constexpr std::array<std::string_view, 5> kNames = {"linearizable", "sequential", "causal",
-                                                    "fifo", "eventual"};
+constexpr std::array<std::string_view, 5> kNames = {"linearizable", "sequential", "causal", "fifo",
+                                                    "eventual"};
 constexpr std::string_view kTokenPrefix = "skv1";
 
 void put_varint(uint64_t v, std::string* out) {

@@ -77,8 +77,9 @@ void cmd_with(CommandContext& c) {
   if (used == 0) return;
   const size_t first = 1 + used;
   if (first >= c.argv.size()) {
-    c.out.error("ERR WITH needs a command after the level: WITH <level> [MAX-STALENESS <ms>] "
-                "<command> [arg ...]");
+    c.out.error(
+        "ERR WITH needs a command after the level: WITH <level> [MAX-STALENESS <ms>] "
+        "<command> [arg ...]");
     return;
   }
   if (iequals(c.argv[first], "with")) {
@@ -130,9 +131,8 @@ void cmd_wait(CommandContext& c) {
   }
   std::promise<std::string> answered;
   auto reply = answered.get_future();
-  c.state.ctx.cluster->wait_replicas(c.session, *n, *timeout, [&answered](std::string r) {
-    answered.set_value(std::move(r));
-  });
+  c.state.ctx.cluster->wait_replicas(
+      c.session, *n, *timeout, [&answered](std::string r) { answered.set_value(std::move(r)); });
   c.out.raw(reply.get());
 }
 
@@ -155,23 +155,24 @@ void cmd_session_help(CommandContext& c) {
 void add_consistency_commands(std::vector<CommandSpec>& out) {
   const std::string_view g = "connection";
   out.push_back({"consistency", -1, kFast | kStale | kLoading, 0, 0, 0, g,
-                 "Answers or sets the connection's consistency level (statekv).", "statekv",
-                 "O(1)",
+                 "Answers or sets the connection's consistency level (statekv).", "statekv", "O(1)",
                  "[level: LINEARIZABLE | SEQUENTIAL | CAUSAL | FIFO | EVENTUAL | DEFAULT] "
                  "[MAX-STALENESS=ms:integer]",
                  cmd_consistency});
-  out.push_back({"with", -3, 0, 0, 0, 0, g,
-                 "Runs one command at its own consistency level (statekv).", "statekv",
-                 "Depends on the command.",
-                 "level:string [MAX-STALENESS=ms:integer] command:string [arg:string...]",
-                 cmd_with});
+  out.push_back(
+      {"with", -3, 0, 0, 0, 0, g, "Runs one command at its own consistency level (statekv).",
+       "statekv", "Depends on the command.",
+       "level:string [MAX-STALENESS=ms:integer] command:string [arg:string...]", cmd_with});
   out.push_back({"wait", 3, 0, 0, 0, 0, "generic",
                  "Blocks until the asynchronous replication of all preceding write commands "
                  "sent by the connection is completed.",
                  "3.0.0", "O(1)", "numreplicas:integer timeout:integer", cmd_wait});
-  CommandSpec session{"session", -2, 0, 0, 0, 0, g,
-                      "Session tokens: causal consistency across connections (statekv).",
-                      "statekv", "Depends on subcommand.", "", nullptr};
+  CommandSpec session{"session", -2,
+                      0,         0,
+                      0,         0,
+                      g,         "Session tokens: causal consistency across connections (statekv).",
+                      "statekv", "Depends on subcommand.",
+                      "",        nullptr};
   session.subcommands.push_back({"token", 2, kFast, 0, 0, 0, g,
                                  "Returns a token covering what this connection wrote and read.",
                                  "statekv", "O(N) where N is the replica groups it touched", "",
@@ -181,8 +182,8 @@ void add_consistency_commands(std::vector<CommandSpec>& out) {
                                  "statekv", "O(N) where N is the replica groups the token names",
                                  "token:string", cmd_session_after});
   session.subcommands.push_back({"help", 2, kFast | kStale | kLoading, 0, 0, 0, g,
-                                 "Returns helpful text about the different subcommands.",
-                                 "statekv", "O(1)", "", cmd_session_help});
+                                 "Returns helpful text about the different subcommands.", "statekv",
+                                 "O(1)", "", cmd_session_help});
   out.push_back(std::move(session));
 }
 

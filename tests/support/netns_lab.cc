@@ -50,9 +50,9 @@ Result<std::unique_ptr<NetnsLab>> NetnsLab::create(int nodes) {
   std::unique_ptr<NetnsLab> lab(new NetnsLab(next_lab++, nodes));
   const std::string tag = std::to_string(::getpid() % 100000) + "_" + std::to_string(lab->lab_);
   const std::string bridge = "skb" + tag;
-  if (Status s = run_shell("ip link add " + bridge + " type bridge && ip addr add " +
-                           lab->subnet() + ".254/24 dev " + bridge + " && ip link set " + bridge +
-                           " up");
+  if (Status s =
+          run_shell("ip link add " + bridge + " type bridge && ip addr add " + lab->subnet() +
+                    ".254/24 dev " + bridge + " && ip link set " + bridge + " up");
       !s.ok()) {
     run_shell("ip link del " + bridge);
     return Status::Unavailable("cannot make a bridge: " + s.message());
@@ -80,8 +80,7 @@ Result<std::unique_ptr<NetnsLab>> NetnsLab::create(int nodes) {
 NetnsLab::~NetnsLab() {
   for (int k : namespaces_made_) run_shell("ip netns del " + netns(k));
   if (bridge_made_) {
-    run_shell("ip link del skb" + std::to_string(::getpid() % 100000) + "_" +
-              std::to_string(lab_));
+    run_shell("ip link del skb" + std::to_string(::getpid() % 100000) + "_" + std::to_string(lab_));
   }
 }
 

@@ -14,9 +14,10 @@
 // with the reason otherwise, and the test skips with that message.
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 #include "core/status.h"

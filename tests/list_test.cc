@@ -185,6 +185,95 @@ TEST_P(ListTest, TheCompactToElementSwitchPoint) {
   run({"DBSIZE"});
 }
 
+TEST_P(ListTest, InsertPositionMove) {
+  run({"RPUSH", "l", "a", "b", "a", "c", "a"});
+  // LINSERT before / after the first pivot; a missing pivot or key.
+  run({"LINSERT", "l", "BEFORE", "a", "x"});
+  run({"LINSERT", "l", "after", "a", "y"});
+  run({"LINSERT", "l", "AFTER", "c", "z"});
+  run({"LINSERT", "l", "before", "nope", "x"});
+  run({"LINSERT", "missing", "before", "a", "x"});
+  run({"LINSERT", "l", "middle", "a", "x"});
+  run({"LINSERT", "missing", "middle", "a", "x"});
+  run({"LINSERT", "l", "before", "a"});
+  run({"LRANGE", "l", "0", "-1"});
+  // LPOS with every option.
+  for (const Args& opts : std::vector<Args>{{},
+                                            {"RANK", "1"},
+                                            {"RANK", "2"},
+                                            {"RANK", "-1"},
+                                            {"RANK", "-2"},
+                                            {"RANK", "9"},
+                                            {"RANK", "-9223372036854775807"},
+                                            {"RANK", "-9223372036854775808"},
+                                            {"COUNT", "0"},
+                                            {"COUNT", "2"},
+                                            {"COUNT", "0", "RANK", "-1"},
+                                            {"COUNT", "2", "RANK", "2"},
+                                            {"MAXLEN", "2"},
+                                            {"MAXLEN", "2", "COUNT", "0"},
+                                            {"MAXLEN", "2", "RANK", "-1"},
+                                            {"MAXLEN", "0", "COUNT", "1"},
+                                            {"RANK", "0"},
+                                            {"RANK", "x"},
+                                            {"COUNT", "-1"},
+                                            {"MAXLEN", "-1"},
+                                            {"RANK"},
+                                            {"FOO", "1"},
+                                            {"count", "1", "maxlen", "1"}}) {
+    for (const char* element : {"a", "y", "nope"}) {
+      Args args = {"LPOS", "l", element};
+      args.insert(args.end(), opts.begin(), opts.end());
+      run(args);
+    }
+    Args missing = {"LPOS", "missing", "a"};
+    missing.insert(missing.end(), opts.begin(), opts.end());
+    run(missing);
+  }
+  run({"LPOS", "l"});
+  // LMOVE every way, within one list (a rotation) and to a new list.
+  for (const char* from : {"LEFT", "RIGHT"}) {
+    for (const char* to : {"LEFT", "right"}) {
+      run({"LMOVE", "l", "l", from, to});
+      run({"LMOVE", "l", "m", from, to});
+      run({"LRANGE", "l", "0", "-1"});
+      run({"LRANGE", "m", "0", "-1"});
+    }
+  }
+  run({"LMOVE", "l", "m", "UP", "LEFT"});
+  run({"LMOVE", "l", "m", "LEFT", "DOWN"});
+  run({"LMOVE", "missing", "m", "LEFT", "LEFT"});
+  run({"LMOVE", "l", "m", "LEFT"});
+  run({"RPOPLPUSH", "l", "m"});
+  run({"RPOPLPUSH", "l", "l"});
+  run({"RPOPLPUSH", "missing", "m"});
+  run({"RPOPLPUSH", "l"});
+  // Moving the last element deletes the source.
+  run({"RPUSH", "one", "x"});
+  run({"LMOVE", "one", "m", "LEFT", "RIGHT"});
+  run({"EXISTS", "one"});
+  run({"RPUSH", "one", "x"});
+  run({"RPOPLPUSH", "one", "one"});
+  run({"LRANGE", "one", "0", "-1"});
+  run({"LRANGE", "m", "0", "-1"});
+  // On large lists, across the switch point and between layouts.
+  fill("big", 128);
+  run({"LINSERT", "big", "BEFORE", "e5", "inserted"});  // the 129th element converts
+  run({"LINSERT", "big", "AFTER", "e127", "last"});
+  read_all_ways("big", 130);
+  run({"LPOS", "big", "e100"});
+  run({"LPOS", "big", "last", "RANK", "-1"});
+  run({"LPOS", "big", "e1", "MAXLEN", "1"});
+  run({"LMOVE", "big", "m", "LEFT", "RIGHT"});
+  run({"LMOVE", "m", "big", "LEFT", "RIGHT"});
+  run({"LMOVE", "big", "big", "RIGHT", "LEFT"});
+  run({"RPOPLPUSH", "big", "fresh"});
+  read_all_ways("big", 129);
+  run({"LRANGE", "m", "0", "-1"});
+  run({"LRANGE", "fresh", "0", "-1"});
+  run({"DBSIZE"});
+}
+
 TEST_P(ListTest, WrongType) {
   run({"SET", "str", "v"});
   run({"HSET", "h", "f", "v"});
@@ -207,6 +296,16 @@ TEST_P(ListTest, WrongType) {
     run({"LSET", k, "x", "x"});
     run({"LTRIM", k, "0", "1"});
     run({"LREM", k, "0", "x"});
+    run({"LINSERT", k, "BEFORE", "a", "x"});
+    run({"LINSERT", k, "BAD", "a", "x"});
+    run({"LPOS", k, "a"});
+    run({"LPOS", k, "a", "RANK", "0"});
+    run({"LMOVE", k, "l", "LEFT", "LEFT"});
+    run({"LMOVE", "l", k, "LEFT", "LEFT"});
+    run({"LMOVE", k, "missing", "LEFT", "UP"});
+    run({"RPOPLPUSH", k, "l"});
+    run({"RPOPLPUSH", "l", k});
+    run({"RPOPLPUSH", "missing", k});
     run({"TYPE", k});
   }
   // And a list under the other types' commands.
@@ -227,7 +326,7 @@ TEST_P(ListTest, RandomOperationsMatchRedis) {
     const std::string key = pick(3) == 0 ? "a" : "b";
     const std::string elem =
         "v" + std::to_string(pick(8)) + (pick(20) == 0 ? std::string(70, 'x') : "");
-    switch (pick(11)) {
+    switch (pick(14)) {
       case 0: {
         Args args = {pick(2) ? "LPUSH" : "RPUSH", key};
         const int n = pick(4) == 0 ? 60 : 1 + pick(3);
@@ -260,7 +359,19 @@ TEST_P(ListTest, RandomOperationsMatchRedis) {
         run({"LRANGE", key, num(200), num(200)});
         break;
       default:
-        run({"LLEN", key});
+        if (pick(2)) {
+          run({"LLEN", key});
+        } else {
+          run({"LPOS", key, elem, "RANK", std::to_string(pick(2) ? 1 + pick(3) : -1 - pick(3)),
+               "COUNT", std::to_string(pick(3))});
+        }
+        break;
+      case 11:
+        run({"LINSERT", key, pick(2) ? "BEFORE" : "AFTER", elem, "v" + std::to_string(pick(8))});
+        break;
+      case 12:
+        run({"LMOVE", key, pick(2) ? "a" : "b", pick(2) ? "LEFT" : "RIGHT",
+             pick(2) ? "LEFT" : "RIGHT"});
         break;
     }
     if (HasFailure()) break;
@@ -294,6 +405,16 @@ TEST_P(ListTest, Resp3ReplyShapes) {
     pair->call({"LTRIM", "l", "0", "0"});
     pair->call({"LREM", "l", "0", "x"});
     pair->call({"LLEN", "l"});
+    pair->call({"RPUSH", "p", "a", "b", "a"});
+    pair->call({"LPOS", "p", "a"});
+    pair->call({"LPOS", "p", "z"});
+    pair->call({"LPOS", "p", "a", "COUNT", "0"});
+    pair->call({"LPOS", "missing", "a", "COUNT", "0"});
+    pair->call({"LPOS", "missing", "a"});
+    pair->call({"LMOVE", "missing", "p", "LEFT", "LEFT"});
+    pair->call({"RPOPLPUSH", "p", "q"});
+    pair->call({"LINSERT", "p", "BEFORE", "z", "x"});
+    pair->call({"DEL", "p", "q"});
   }
 }
 

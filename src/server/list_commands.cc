@@ -242,6 +242,159 @@ void cmd_lrem(CommandContext& c) {
   c.out.integer(static_cast<int64_t>(hits));
 }
 
+void cmd_linsert(CommandContext& c) {
+  bool after = false;
+  if (iequals(c.argv[2], "after")) {
+    after = true;
+  } else if (!iequals(c.argv[2], "before")) {
+    return c.out.error(kSyntaxError);
+  }
+  std::string_view key = c.argv[1];
+  auto locked = lock_and_read(c, key);
+  if (!locked) return;
+  auto l = open_list(c, key, *locked);
+  if (!l) return;
+  const uint64_t n = l->size();
+  if (n == 0) return c.out.integer(0);
+  std::vector<std::string> all;
+  if (!c.ok(l->range(0, n - 1, &all))) return;
+  uint64_t pivot = 0;
+  while (pivot < n && all[pivot] != c.argv[3]) ++pivot;
+  if (pivot == n) return c.out.integer(-1);
+  const uint64_t at = after ? pivot + 1 : pivot;
+  // Rewrites the elements from the insertion point on (Redis: O(N) too).
+  std::vector<std::string> tail;
+  tail.reserve(n - at + 1);
+  tail.emplace_back(c.argv[4]);
+  for (uint64_t i = at; i < n; ++i) tail.push_back(std::move(all[i]));
+  if (!c.ok(l->replace_from(at, tail))) return;
+  if (!commit_list(c, *l)) return;
+  c.out.integer(static_cast<int64_t>(l->size()));
+}
+
+void cmd_lpos(CommandContext& c) {
+  int64_t rank = 1;
+  int64_t count = -1;  // -1: not given (a single reply)
+  int64_t maxlen = 0;
+  for (size_t j = 3; j < c.argv.size(); ++j) {
+    const bool more = j + 1 < c.argv.size();
+    if (iequals(c.argv[j], "rank") && more) {
+      auto v = parse_int64(c.argv[++j]);
+      if (!v) return c.out.error(kNotInteger);
+      if (*v == 0) {
+        return c.out.error(
+            "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+            "or use negative to start from the end of the list");
+      }
+      rank = *v;
+    } else if (iequals(c.argv[j], "count") && more) {
+      auto v = parse_int64(c.argv[++j]);
+      if (!v) return c.out.error(kNotInteger);
+      if (*v < 0) return c.out.error("ERR COUNT can't be negative");
+      count = *v;
+    } else if (iequals(c.argv[j], "maxlen") && more) {
+      auto v = parse_int64(c.argv[++j]);
+      if (!v) return c.out.error(kNotInteger);
+      if (*v < 0) return c.out.error("ERR MAXLEN can't be negative");
+      maxlen = *v;
+    } else {
+      return c.out.error(kSyntaxError);
+    }
+  }
+  auto locked = lock_and_read(c, c.argv[1]);
+  if (!locked) return;
+  auto l = open_for_read(c, c.argv[1], *locked);
+  if (!l) return;
+  const bool from_tail = rank < 0;
+  // Matches to skip before reporting. Redis 7.0 negates RANK, so its most
+  // negative value stays negative there and skips nothing.
+  const uint64_t skip = rank > 0 ? static_cast<uint64_t>(rank) - 1
+                                 : (rank == INT64_MIN ? 0 : static_cast<uint64_t>(-rank) - 1);
+  const uint64_t n = l->size();
+  const uint64_t limit = maxlen == 0 ? n : std::min<uint64_t>(n, static_cast<uint64_t>(maxlen));
+  std::vector<int64_t> found;
+  uint64_t matches = 0;
+  for (uint64_t k = 0; k < limit; ++k) {
+    const uint64_t i = from_tail ? n - 1 - k : k;
+    auto v = l->at(i);
+    if (!c.ok(v)) return;
+    if (*v != c.argv[2]) continue;
+    if (++matches <= skip) continue;
+    found.push_back(static_cast<int64_t>(i));
+    if (count != 0 && static_cast<int64_t>(found.size()) >= std::max<int64_t>(count, 1)) break;
+  }
+  if (count < 0) {
+    if (found.empty()) return c.out.null();
+    return c.out.integer(found[0]);
+  }
+  c.out.array(found.size());
+  for (int64_t i : found) c.out.integer(i);
+}
+
+// LMOVE / RPOPLPUSH: pops from one end of src, pushes on one end of dst.
+void move_generic(CommandContext& c, bool from_left, bool to_left) {
+  std::string_view src = c.argv[1];
+  std::string_view dst = c.argv[2];
+  std::string_view keys[2] = {src, dst};
+  auto guard = c.store().lock(keys);
+  std::string& buf = read_buffer();
+  RecordView rec;
+  Store::Meta src_meta;
+  auto src_live = c.read_locked(src, &buf, &rec, &src_meta);
+  if (!src_live) return;
+  if (!*src_live) return c.out.null();
+  if (rec.type != ValueType::kList) return c.out.error(kWrongType);
+  auto from = List::open(c.store(), src, src_meta, &rec);
+  if (!c.ok(from)) return;
+  std::optional<List> to;
+  if (src != dst) {
+    Store::Meta dst_meta;
+    auto dst_live = c.read_locked(dst, &buf, &rec, &dst_meta);
+    if (!dst_live) return;
+    if (*dst_live && rec.type != ValueType::kList) return c.out.error(kWrongType);
+    auto opened = List::open(c.store(), dst, dst_meta, *dst_live ? &rec : nullptr);
+    if (!c.ok(opened)) return;
+    to = std::move(opened).value();
+  }
+  List& target = to ? *to : *from;
+  auto v = from_left ? from->pop_front() : from->pop_back();
+  if (!c.ok(v)) return;
+  if (to_left) {
+    target.push_front(*v);
+  } else {
+    target.push_back(*v);
+  }
+  std::vector<Store::Write> writes;
+  from->writes(&writes);
+  if (to) to->writes(&writes);
+  if (!c.commit(writes)) return;
+  c.out.bulk(*v);
+}
+
+// LEFT / RIGHT: false (replied) when neither.
+bool parse_side(CommandContext& c, std::string_view arg, bool* left) {
+  if (iequals(arg, "left")) {
+    *left = true;
+  } else if (iequals(arg, "right")) {
+    *left = false;
+  } else {
+    c.out.error(kSyntaxError);
+    return false;
+  }
+  return true;
+}
+
+void cmd_lmove(CommandContext& c) {
+  bool from_left = false;
+  bool to_left = false;
+  if (!parse_side(c, c.argv[3], &from_left) || !parse_side(c, c.argv[4], &to_left)) return;
+  move_generic(c, from_left, to_left);
+}
+
+void cmd_rpoplpush(CommandContext& c) {
+  move_generic(c, false, true);
+}
+
 }  // namespace
 
 void add_list_commands(std::vector<CommandSpec>& out) {
@@ -308,6 +461,31 @@ void add_list_commands(std::vector<CommandSpec>& out) {
                  "O(N+M) where N is the length of the list and M is the number of elements "
                  "removed.",
                  "key:key count:integer element:string", cmd_lrem});
+  out.push_back({"linsert", 5, kWrite | kDenyOom, 1, 1, 1, g,
+                 "Inserts an element before or after another element in a list.", "2.2.0",
+                 "O(N) where N is the number of elements to traverse before seeing the value "
+                 "pivot. This means that inserting somewhere on the left end on the list (head) "
+                 "can be considered O(1) and inserting somewhere on the right end (tail) is O(N).",
+                 "key:key (where: BEFORE | AFTER) pivot:string element:string", cmd_linsert});
+  out.push_back({"lpos", -3, kReadonly, 1, 1, 1, g,
+                 "Returns the index of matching elements in a list.", "6.0.6",
+                 "O(N) where N is the number of elements in the list, for the average case. When "
+                 "searching for elements near the head or the tail of the list, or when the "
+                 "MAXLEN option is provided, the command may run in constant time.",
+                 "key:key element:string [RANK=rank:integer] [COUNT=num-matches:integer] "
+                 "[MAXLEN=len:integer]",
+                 cmd_lpos});
+  out.push_back({"lmove", 5, kWrite | kDenyOom, 1, 2, 1, g,
+                 "Returns an element after popping it from one list and pushing it to another. "
+                 "Deletes the list if the last element was moved.",
+                 "6.2.0", "O(1)",
+                 "source:key destination:key (wherefrom: LEFT | RIGHT) "
+                 "(whereto: LEFT | RIGHT)",
+                 cmd_lmove});
+  out.push_back({"rpoplpush", 3, kWrite | kDenyOom, 1, 2, 1, g,
+                 "Returns the last element of a list after removing and pushing it to another "
+                 "list. Deletes the list if the last element was popped.",
+                 "1.2.0", "O(1)", "source:key destination:key", cmd_rpoplpush});
 }
 
 }  // namespace statekv::server

@@ -249,6 +249,11 @@ TEST(StoreReplica, ListCommandsReplicateAsTheirEffects) {
       {"LSET", "big", "-5", "changed"},  // one element effect
       {"LTRIM", "big", "10", "-10"},
       {"LREM", "big", "0", "e100"},
+      {"LINSERT", "big", "BEFORE", "e50", "inserted"},
+      {"LMOVE", "big", "l", "LEFT", "RIGHT"},  // two keys, one mutation
+      {"RPOPLPUSH", "l", "big"},
+      {"LMOVE", "big", "big", "RIGHT", "LEFT"},  // a rotation
+      {"RPOPLPUSH", "big", "moved"},
       {"RPUSH", "l", std::string(100, 'x')},  // converted by one long element
       {"COPY", "big", "bigcopy"},
       {"RENAME", "big", "big2"},
@@ -256,6 +261,7 @@ TEST(StoreReplica, ListCommandsReplicateAsTheirEffects) {
       {"DEL", "bigcopy"},           // retires a generation
       {"LPOP", "l", "100"},         // emptied: the key goes
       {"LTRIM", "big2", "1", "0"},  // emptied in the element layout
+      {"LPOP", "moved"},
   };
   for (const auto& cmd : script) {
     auto reply = h.run(cmd);

@@ -322,6 +322,7 @@ TEST_P(ListTest, RandomOperationsMatchRedis) {
   std::mt19937 rng(1234);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
   auto num = [&](int span) { return std::to_string(pick(2 * span + 1) - span); };
+  int longest = 0;
   for (int step = 0; step < 1500; ++step) {
     const std::string key = pick(3) == 0 ? "a" : "b";
     const std::string elem =
@@ -375,7 +376,11 @@ TEST_P(ListTest, RandomOperationsMatchRedis) {
         break;
     }
     if (HasFailure()) break;
+    const std::string len = d_->subject_client().cmd({"LLEN", key});
+    longest = std::max(longest, std::stoi(len.substr(1)));
   }
+  // The mix reached the element layout (past 128 elements), not only compact lists.
+  EXPECT_GT(longest, 128);
   run({"LRANGE", "a", "0", "-1"});
   run({"LRANGE", "b", "0", "-1"});
 }
@@ -431,6 +436,44 @@ TEST_P(ListTest, CommandInfo) {
     auto docs = d_->subject_client().cmd({"COMMAND", "DOCS", name});
     EXPECT_NE(docs.find("summary"), std::string::npos) << docs;
   }
+}
+
+// A large list survives a restart of a RocksDB node (head record with its
+// first index, and the elements, are on disk), and a list created after the
+// restart does not see old elements.
+TEST(ListRestart, LargeListsSurviveARestart) {
+  ServerProcess node(subject_options("rocksdb"));
+  ASSERT_TRUE(node.start().ok());
+  {
+    auto c = RedisClient::connect(node.port());
+    ASSERT_TRUE(c.ok());
+    Args push = {"RPUSH", "l"};
+    for (int i = 0; i < 1000; ++i) push.push_back("e" + std::to_string(i));
+    EXPECT_EQ(c->cmd(push), ":1000");
+    EXPECT_EQ(c->cmd({"LPUSH", "l", "front"}), ":1001");
+    EXPECT_EQ(c->cmd({"LPOP", "l", "2"}), "[\"front\", \"e0\"]");
+    EXPECT_EQ(c->cmd({"DEL", "gone"}), ":0");
+    EXPECT_EQ(c->cmd(Args{"RPUSH", "gone", std::string(100, 'x')}), ":1");
+    EXPECT_EQ(c->cmd({"DEL", "gone"}), ":1");  // retired, maybe not reclaimed yet
+  }
+  ASSERT_TRUE(node.stop().ok());
+  ASSERT_TRUE(node.start().ok());
+  auto c = RedisClient::connect(node.port());
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->cmd({"LLEN", "l"}), ":999");
+  EXPECT_EQ(c->cmd({"LINDEX", "l", "0"}), "\"e1\"");
+  EXPECT_EQ(c->cmd({"LINDEX", "l", "-1"}), "\"e999\"");
+  EXPECT_EQ(c->cmd({"LPUSH", "l", "new"}), ":1000");
+  EXPECT_EQ(c->cmd({"LRANGE", "l", "0", "1"}), "[\"new\", \"e1\"]");
+  Args fresh = {"RPUSH", "fresh"};
+  for (int i = 0; i < 300; ++i) fresh.push_back("n" + std::to_string(i));
+  EXPECT_EQ(c->cmd(fresh), ":300");
+  auto all = c->bulk_array({"LRANGE", "fresh", "0", "-1"});
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 300u);
+  EXPECT_EQ(all->front(), "n0");
+  EXPECT_EQ(all->back(), "n299");
+  EXPECT_EQ(c->cmd({"DBSIZE"}), ":2");
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ListTest, ::testing::Values("memory", "rocksdb"),

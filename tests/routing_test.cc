@@ -1267,6 +1267,51 @@ TEST(Routing, HashAndSetCommandsRouteToTheirKeysOwner) {
   EXPECT_EQ(c.cmd({"SINTERCARD", "0", "{t}a"}), "-ERR numkeys should be greater than 0");
 }
 
+// Lists in a 3-node cluster: every command goes to its key's owner through
+// any node; LMOVE and RPOPLPUSH run on keys of one owner and are CROSSSLOT
+// across owners.
+TEST(Routing, ListCommandsRouteToTheirKeysOwner) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient via = cluster.client(n);
+    EXPECT_EQ(via.cmd({"RPUSH", "list" + std::to_string(n), "a", "b"}), ":2")
+        << "through node " << n + 1;
+  }
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient via = cluster.client(n);
+    for (size_t k = 0; k < cluster.size(); ++k) {
+      const std::string l = "list" + std::to_string(k);
+      EXPECT_EQ(via.cmd({"LRANGE", l, "0", "-1"}), "[\"a\", \"b\"]") << l << " via " << n + 1;
+      EXPECT_EQ(via.cmd({"TYPE", l}), "+list");
+    }
+  }
+  int64_t total = 0;
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto here = cluster.local_keys(n);
+    ASSERT_TRUE(here.ok()) << here.status().to_string();
+    total += *here;
+  }
+  EXPECT_EQ(total, 3);
+  RedisClient c = cluster.client(0);
+  EXPECT_EQ(c.cmd({"RPUSH", "{t}a", "1", "2", "3"}), ":3");
+  EXPECT_EQ(c.cmd({"LMOVE", "{t}a", "{t}b", "LEFT", "RIGHT"}), "\"1\"");
+  EXPECT_EQ(c.cmd({"RPOPLPUSH", "{t}a", "{t}b"}), "\"3\"");
+  EXPECT_EQ(c.cmd({"LRANGE", "{t}b", "0", "-1"}), "[\"3\", \"1\"]");
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string k = "k" + std::to_string(i);
+    if (cluster.owner_of(k) != cluster.owner_of("{t}a")) other = k;
+  }
+  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+           {"LMOVE", "{t}a", other, "LEFT", "LEFT"}, {"RPOPLPUSH", other, "{t}a"}}) {
+    const std::string reply = c.cmd(cmd);
+    EXPECT_EQ(reply.substr(0, 10), "-CROSSSLOT") << cmd[0] << ": " << reply;
+  }
+  EXPECT_EQ(c.cmd({"LLEN", "{t}a"}), ":1");
+}
+
 // The field `name` of LOCATE key asked of node `n` (an integer field).
 int64_t locate_int(RoutingCluster& cluster, size_t n, const std::string& key,
                    std::string_view name) {

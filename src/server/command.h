@@ -319,6 +319,7 @@ void add_consistency_commands(std::vector<CommandSpec>& out);
 void add_hash_commands(std::vector<CommandSpec>& out);
 void add_set_commands(std::vector<CommandSpec>& out);
 void add_zset_commands(std::vector<CommandSpec>& out);
+void add_list_commands(std::vector<CommandSpec>& out);
 void add_transaction_commands(std::vector<CommandSpec>& out);
 void add_acl_commands(std::vector<CommandSpec>& out);
 

@@ -57,6 +57,7 @@ CommandTable::CommandTable() {
   add_hash_commands(specs_);
   add_set_commands(specs_);
   add_zset_commands(specs_);
+  add_list_commands(specs_);
   add_transaction_commands(specs_);
   add_acl_commands(specs_);
   by_name_.reserve(specs_.size() * 2);

@@ -11,6 +11,7 @@
 #include "server/collection_command.h"
 #include "server/command.h"
 #include "server/key_page.h"
+#include "server/list.h"
 #include "server/number.h"
 
 namespace statekv::server {
@@ -319,6 +320,11 @@ void cmd_object_encoding(CommandContext& c) {
   if (!locked) return;
   if (!locked->live) return c.out.null();
   if (locked->rec.type == ValueType::kString) return c.out.bulk(string_encoding(locked->rec.value));
+  if (locked->rec.type == ValueType::kList) {
+    auto list = List::open(c.store(), key, locked->meta, &locked->rec);
+    if (!c.ok(list)) return;
+    return c.out.bulk(list->encoding_name());
+  }
   auto coll = open_collection(c, key, *locked, locked->rec.type);
   if (!coll) return;
   c.out.bulk(coll->encoding_name());
@@ -378,6 +384,20 @@ void cmd_copy(CommandContext& c) {
   }
   // The element layout: a copy of every element under a generation of its own.
   RecordView src_rec{type, src_meta.expire_ms, value};
+  if (type == ValueType::kList) {
+    auto from = List::open(c.store(), src, src_meta, &src_rec);
+    if (!c.ok(from)) return;
+    auto to = List::open(c.store(), dst, dst_meta, nullptr);
+    if (!c.ok(to)) return;
+    std::vector<std::string> items;
+    if (!c.ok(from->range(0, from->size() - 1, &items))) return;
+    for (const auto& item : items) to->push_back(item);
+    to->set_expire(src_meta.expire_ms);
+    std::vector<Store::Write> writes;
+    to->writes(&writes);
+    if (!c.commit(writes)) return;
+    return c.out.integer(1);
+  }
   auto from = Collection::open(c.store(), type, src, src_meta, &src_rec);
   if (!c.ok(from)) return;
   auto to = Collection::open(c.store(), type, dst, dst_meta, nullptr);

@@ -143,10 +143,13 @@ bool decode_collection(std::string_view payload, CollectionHead* out) {
   out->encoding = static_cast<Encoding>(enc);
   payload.remove_prefix(1);
   out->gen = 0;
+  out->head = 0;
   out->entries = {};
   if (out->encoding == Encoding::kElements) {
     if (!get_varint(&payload, &out->gen) || out->gen == 0) return false;
     if (!get_varint(&payload, &out->count)) return false;
+    // Lists add the index of their first element.
+    if (!payload.empty() && !get_varint(&payload, &out->head)) return false;
     return payload.empty();
   }
   if (!get_varint(&payload, &out->count)) return false;
@@ -168,6 +171,11 @@ void encode_elements_head(uint64_t gen, uint64_t count, std::string* out) {
   out->push_back(static_cast<char>(Encoding::kElements));
   put_varint(gen, out);
   put_varint(count, out);
+}
+
+void encode_list_head(uint64_t gen, uint64_t count, uint64_t head, std::string* out) {
+  encode_elements_head(gen, count, out);
+  put_varint(head, out);
 }
 
 void begin_compact(Encoding encoding, uint64_t count, std::string* out) {

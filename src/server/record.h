@@ -80,6 +80,7 @@ struct CollectionHead {
   Encoding encoding = Encoding::kCompact;
   uint64_t gen = 0;          // kElements only
   uint64_t count = 0;        // elements
+  uint64_t head = 0;         // lists in the element layout: the first element's index
   std::string_view entries;  // compact encodings: the inline elements
 };
 // False when payload is malformed.
@@ -90,6 +91,8 @@ uint64_t record_generation(ValueType type, std::string_view value);
 
 // Replaces *out with the payload of a collection in the element layout.
 void encode_elements_head(uint64_t gen, uint64_t count, std::string* out);
+// The same for a list: then the index of its first element.
+void encode_list_head(uint64_t gen, uint64_t count, uint64_t head, std::string* out);
 // Compact payloads: start (replaces *out), then append each element.
 void begin_compact(Encoding encoding, uint64_t count, std::string* out);
 void append_compact(std::string_view bytes, std::string* out);

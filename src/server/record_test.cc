@@ -71,10 +71,12 @@ TEST(Record, MalformedPayloadsAreRefusedNotRead) {
   EXPECT_FALSE(decode_collection("", &head));
   EXPECT_FALSE(decode_collection(std::string("\x00", 1), &head));  // no such encoding
   EXPECT_FALSE(decode_collection(std::string("\x04\x01", 2), &head));
-  EXPECT_FALSE(decode_collection(std::string("\x03\x00\x01", 3), &head));   // generation 0
-  EXPECT_FALSE(decode_collection(std::string("\x03\x05", 2), &head));       // no count
-  EXPECT_FALSE(decode_collection(std::string("\x03\x05\x01x", 4), &head));  // trailing
-  EXPECT_FALSE(decode_collection(std::string("\x01\xff", 2), &head));       // truncated varint
+  EXPECT_FALSE(decode_collection(std::string("\x03\x00\x01", 3), &head));  // generation 0
+  EXPECT_FALSE(decode_collection(std::string("\x03\x05", 2), &head));      // no count
+  // A list's first index may follow the count; nothing may follow that.
+  EXPECT_FALSE(decode_collection(std::string("\x03\x05\x01\x07x", 5), &head));  // trailing
+  EXPECT_FALSE(decode_collection(std::string("\x03\x05\x01\xff", 4), &head));   // truncated
+  EXPECT_FALSE(decode_collection(std::string("\x01\xff", 2), &head));           // truncated varint
   std::string payload;
   encode_elements_head(5, 3, &payload);
   for (size_t n = 0; n < payload.size(); ++n) {
@@ -88,6 +90,22 @@ TEST(Record, MalformedPayloadsAreRefusedNotRead) {
   std::string_view item;
   EXPECT_FALSE(r.next(&item));
   EXPECT_FALSE(r.ok());
+}
+
+TEST(Record, ListHeadsCarryTheirFirstIndex) {
+  std::string payload;
+  encode_list_head(9, 4, (uint64_t{1} << 63) - 2, &payload);
+  CollectionHead head;
+  ASSERT_TRUE(decode_collection(payload, &head));
+  EXPECT_EQ(head.encoding, Encoding::kElements);
+  EXPECT_EQ(head.gen, 9u);
+  EXPECT_EQ(head.count, 4u);
+  EXPECT_EQ(head.head, (uint64_t{1} << 63) - 2);
+  EXPECT_EQ(record_generation(ValueType::kList, payload), 9u);  // retired like the others
+  // A hash or set head has none.
+  encode_elements_head(9, 4, &payload);
+  ASSERT_TRUE(decode_collection(payload, &head));
+  EXPECT_EQ(head.head, 0u);
 }
 
 TEST(Record, ElementKeysSortByGenerationThenPosition) {

@@ -267,6 +267,60 @@ TEST(StoreReplica, SortedSetCommandsReplicateAsTheirEffects) {
   EXPECT_EQ(f.leader().garbage_count(), f.replica().garbage_count());
 }
 
+// Lists, compact and in the element layout: pushes at both ends, pops, sets,
+// trims and removals ship as the head record and element effects; the
+// replica's engine ends byte for byte the executor's.
+TEST(StoreReplica, ListCommandsReplicateAsTheirEffects) {
+  ReplicaFixture f;
+  Harness& h = f.h();
+  const std::vector<std::vector<std::string>> script = {
+      {"RPUSH", "l", "a", "b", "c"},
+      {"LPUSH", "l", "z"},
+      {"LSET", "l", "1", "x"},
+      many("RPUSH", "big", 200, false),  // compact -> elements in one mutation
+      {"LPUSH", "big", "front1", "front2"},
+      {"RPUSHX", "big", "back"},
+      {"LPUSHX", "missing", "x"},  // no effect
+      {"LPOP", "big", "3"},
+      {"RPOP", "big"},
+      {"LSET", "big", "-5", "changed"},  // one element effect
+      {"LTRIM", "big", "10", "-10"},
+      {"LREM", "big", "0", "e100"},
+      {"LINSERT", "big", "BEFORE", "e50", "inserted"},
+      {"LMOVE", "big", "l", "LEFT", "RIGHT"},  // two keys, one mutation
+      {"RPOPLPUSH", "l", "big"},
+      {"LMOVE", "big", "big", "RIGHT", "LEFT"},  // a rotation
+      {"RPOPLPUSH", "big", "moved"},
+      {"RPUSH", "l", std::string(100, 'x')},  // converted by one long element
+      {"COPY", "big", "bigcopy"},
+      {"RENAME", "big", "big2"},
+      {"EXPIRE", "big2", "1000"},
+      {"DEL", "bigcopy"},           // retires a generation
+      {"LPOP", "l", "100"},         // emptied: the key goes
+      {"LTRIM", "big2", "1", "0"},  // emptied in the element layout
+      {"LPOP", "moved"},
+  };
+  for (const auto& cmd : script) {
+    auto reply = h.run(cmd);
+    ASSERT_NE(reply.type, resp::Value::Type::kError) << cmd[0] << ": " << reply.str;
+    f.expect_same_state(cmd[0] + " " + cmd[1]);
+  }
+  EXPECT_EQ(h.run({"DBSIZE"}).integer, 0);
+  EXPECT_GT(f.leader().garbage_count(), 0u);
+  EXPECT_EQ(f.leader().garbage_count(), f.replica().garbage_count());
+  for (Store* s : {&f.leader(), &f.replica()}) {
+    while (true) {
+      auto n = s->reclaim(64);
+      ASSERT_TRUE(n.ok());
+      if (*n == 0 && s->garbage_count() == 0) break;
+    }
+  }
+  f.expect_same_state("after reclaim");
+  // Nothing of any list is left behind: no element, no retired generation.
+  EXPECT_EQ(count_prefix(h.engine(), 'm'), 0u);
+  EXPECT_EQ(count_prefix(h.engine(), 'g'), 0u);
+}
+
 TEST(StoreReplica, ElementEffectsRoundTripThroughTheirBytes) {
   auto engine = storage::open_memory_engine();
   Store store(*engine, nullptr);

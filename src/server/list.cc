@@ -1,0 +1,201 @@
+#include "server/list.h"
+
+namespace statekv::server {
+
+Result<List> List::open(Store& store, std::string_view key, const Store::Meta& meta,
+                        const RecordView* rec) {
+  List l(store, key, meta);
+  if (rec == nullptr) return l;
+  CollectionHead head;
+  if (rec->type != ValueType::kList || !decode_collection(rec->value, &head)) {
+    return Status::Corruption("malformed list record");
+  }
+  l.count_ = head.count;
+  if (head.encoding == Encoding::kElements) {
+    if (head.head == 0) return Status::Corruption("list head record without its first index");
+    l.gen_ = head.gen;
+    l.head_ = head.head;
+    return l;
+  }
+  if (head.encoding != Encoding::kCompact) return Status::Corruption("malformed list encoding");
+  CompactReader r(head.entries);
+  std::string_view item;
+  while (r.next(&item)) l.items_.emplace_back(item);
+  if (!r.ok() || l.items_.size() != head.count) {
+    return Status::Corruption("malformed compact list");
+  }
+  return l;
+}
+
+std::string List::field_of(uint64_t index) {
+  std::string f(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    f[static_cast<size_t>(i)] = static_cast<char>(index & 0xff);
+    index >>= 8;
+  }
+  return f;
+}
+
+Result<std::string> List::at(uint64_t i) {
+  if (compact()) return items_[i];
+  const std::string field = field_of(head_ + i);
+  auto it = pending_.find(field);
+  if (it != pending_.end() && it->second) return *it->second;
+  auto found = store_->get_element(gen_, field, &value_buf_);
+  if (!found.ok()) return found.status();
+  if (!*found) {
+    return Status::Corruption("list element " + std::to_string(i) + " of " +
+                              std::to_string(count_) + " is missing");
+  }
+  return value_buf_;
+}
+
+Status List::range(uint64_t from, uint64_t to, std::vector<std::string>* out) {
+  for (uint64_t i = from; i <= to; ++i) {
+    auto v = at(i);
+    if (!v.ok()) return v.status();
+    out->push_back(std::move(*v));
+  }
+  return Status::OK();
+}
+
+void List::put_index(uint64_t index, std::string_view value) {
+  pending_[field_of(index)] = std::string(value);
+}
+
+void List::erase_index(uint64_t index) {
+  pending_[field_of(index)] = std::nullopt;
+}
+
+void List::maybe_convert(std::string_view added) {
+  if (!compact()) return;
+  if (count_ <= kListMaxListpackEntries && added.size() <= kListMaxListpackValue) return;
+  gen_ = store_->new_generation();
+  head_ = kListFirstIndex;
+  for (size_t i = 0; i < items_.size(); ++i) put_index(head_ + i, items_[i]);
+  items_.clear();
+  items_.shrink_to_fit();
+}
+
+void List::push_front(std::string_view value) {
+  dirty_ = true;
+  ++count_;
+  if (compact()) {
+    items_.emplace_front(value);
+    maybe_convert(value);
+    return;
+  }
+  --head_;
+  put_index(head_, value);
+}
+
+void List::push_back(std::string_view value) {
+  dirty_ = true;
+  ++count_;
+  if (compact()) {
+    items_.emplace_back(value);
+    maybe_convert(value);
+    return;
+  }
+  put_index(head_ + count_ - 1, value);
+}
+
+Result<std::string> List::pop_front() {
+  auto v = at(0);
+  if (!v.ok()) return v;
+  dirty_ = true;
+  --count_;
+  if (compact()) {
+    items_.pop_front();
+  } else {
+    erase_index(head_);
+    ++head_;
+  }
+  return v;
+}
+
+Result<std::string> List::pop_back() {
+  auto v = at(count_ - 1);
+  if (!v.ok()) return v;
+  dirty_ = true;
+  --count_;
+  if (compact()) {
+    items_.pop_back();
+  } else {
+    erase_index(head_ + count_);
+  }
+  return v;
+}
+
+Status List::set(uint64_t i, std::string_view value) {
+  dirty_ = true;
+  if (compact()) {
+    items_[i] = std::string(value);
+    maybe_convert(value);
+    return Status::OK();
+  }
+  put_index(head_ + i, value);
+  return Status::OK();
+}
+
+Status List::trim(uint64_t from, uint64_t keep) {
+  if (from == 0 && keep >= count_) return Status::OK();
+  dirty_ = true;
+  if (compact()) {
+    items_.erase(items_.begin() + static_cast<ptrdiff_t>(from + keep), items_.end());
+    items_.erase(items_.begin(), items_.begin() + static_cast<ptrdiff_t>(from));
+    count_ = items_.size();
+    return Status::OK();
+  }
+  for (uint64_t i = 0; i < from; ++i) erase_index(head_ + i);
+  for (uint64_t i = from + keep; i < count_; ++i) erase_index(head_ + i);
+  head_ += from;
+  count_ = keep;
+  return Status::OK();
+}
+
+Status List::replace_from(uint64_t from, const std::vector<std::string>& tail) {
+  dirty_ = true;
+  if (compact()) {
+    items_.erase(items_.begin() + static_cast<ptrdiff_t>(from), items_.end());
+    items_.insert(items_.end(), tail.begin(), tail.end());
+    count_ = items_.size();
+    for (const auto& v : tail) {
+      if (!compact()) break;
+      maybe_convert(v);
+    }
+    return Status::OK();
+  }
+  for (uint64_t i = from; i < count_; ++i) erase_index(head_ + i);
+  for (size_t i = 0; i < tail.size(); ++i) put_index(head_ + from + i, tail[i]);
+  count_ = from + tail.size();
+  return Status::OK();
+}
+
+void List::writes(std::vector<Store::Write>* out) {
+  if (!dirty_) return;
+  if (count_ == 0) {
+    // Emptied: the key goes (its generation is retired with the record).
+    if (meta_.exists) out->push_back(Store::Write{key_, meta_, true, {}, 0});
+    return;
+  }
+  if (compact()) {
+    begin_compact(Encoding::kCompact, count_, &payload_);
+    for (const auto& item : items_) append_compact(item, &payload_);
+  } else {
+    for (const auto& [field, value] : pending_) {
+      Store::Write w;
+      w.key = key_;
+      w.element = true;
+      w.erase = !value.has_value();
+      if (value) w.value = *value;
+      w.field = field;
+      w.gen = gen_;
+      out->push_back(w);
+    }
+    encode_list_head(gen_, count_, head_, &payload_);
+  }
+  out->push_back(Store::Write{key_, meta_, false, payload_, expire_ms_, ValueType::kList});
+}
+
+}  // namespace statekv::server

@@ -755,9 +755,13 @@ class ServiceImpl final : public Service {
         if (!users.known && def != nullptr && def->passwords.empty()) {
           // A cluster node that has not learned the cluster's users (and
           // has no --requirepass of its own): it cannot tell who may do
-          // what, so it only answers PING and the commands allowed before
-          // AUTH (AUTH itself then says why it cannot succeed).
-          if (run.name == "ping" || (run.flags & kNoAuth)) return true;
+          // what, so it only answers PING, CLUSTER INFO and the commands
+          // allowed before AUTH (AUTH itself then says why it cannot succeed).
+          // CLUSTER INFO too: it says why this node does not serve yet
+          // (status only, no data).
+          if (run.name == "ping" || fullname == "cluster|info" || (run.flags & kNoAuth)) {
+            return true;
+          }
           out.error(
               "CLUSTERDOWN this node has not learned the cluster's users from the metadata "
               "service yet; try again in a moment");

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "check/history.h"
@@ -46,36 +47,50 @@ Result<Clock::duration> time_until_writable(uint16_t port, const std::string& ke
   return Status::Timeout(key + " not writable through port " + std::to_string(port));
 }
 
+// A local 3-node cluster on the memory engine (a restarted node then has
+// nothing but its raft logs, so what it serves after a restart came back
+// through replication), stopped when the test ends.
+struct ThreeNodes {
+  explicit ThreeNodes(const std::string& name) : dir(name), data(dir.path() + "/data") {}
+
+  // `cluster up` with `extra` flags; every node answers when it returns.
+  void up(const std::vector<std::string>& extra = {}) {
+    const uint16_t base = pick_cluster_base_port(3);
+    ASSERT_NE(base, 0);
+    std::vector<std::string> args = {
+        "cluster", "up", "--nodes",  "3",      "--base-port", std::to_string(base),
+        "--data",  data, "--engine", "memory", "--detach"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto started = run_statekv(args);
+    down.reset(new LocalClusterGuard{data});
+    ASSERT_EQ(started.first, 0) << started.second;
+    ports = {base, static_cast<uint16_t>(base + 1), static_cast<uint16_t>(base + 2)};
+  }
+  // Until `key` is writable through every node (leaders elected).
+  void writable_everywhere(const std::string& key) {
+    for (uint16_t port : ports) {
+      auto t = time_until_writable(port, key, 10s);
+      ASSERT_TRUE(t.ok()) << t.status().to_string();
+    }
+  }
+
+  TempDir dir;
+  std::string data;
+  std::vector<uint16_t> ports;
+  std::unique_ptr<LocalClusterGuard> down;  // destroyed first: the nodes stop before dir goes
+};
+
 // Defined below.
 void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& ports);
 
 TEST(Replication, ConsensusKeyspaceSurvivesSigkillOfEachNodeAndStaysLinearizable) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  TempDir dir("replication");
-  const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(3);
-  ASSERT_NE(base, 0);
-  // The memory engine: a restarted node has nothing but its raft logs, so
-  // what it serves after a restart came back through replication.
-  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
-                         "--data", data, "--engine", "memory", "--detach"});
-  LocalClusterGuard down{data};
-  ASSERT_EQ(up.first, 0) << up.second;
-  const std::vector<uint16_t> ports = {base, static_cast<uint16_t>(base + 1),
-                                       static_cast<uint16_t>(base + 2)};
-  {
-    auto c = RedisClient::connect(base);
-    ASSERT_TRUE(c.ok());
-    auto created = c->command(
-        {"KEYSPACE", "CREATE", "rep", "PREFIX", "r:", "REPLICATION", "consensus", "FACTOR", "3"});
-    ASSERT_TRUE(created.ok());
-    ASSERT_EQ(*created, "+OK");
-  }
-  // The groups elect their leaders.
-  for (uint16_t port : ports) {
-    auto t = time_until_writable(port, "r:warmup", 10s);
-    ASSERT_TRUE(t.ok()) << t.status().to_string();
-  }
+  ThreeNodes cluster("replication");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  const std::string& data = cluster.data;
+  const std::vector<uint16_t>& ports = cluster.ports;
+  const uint16_t base = ports[0];
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(base, ports));
 
   HistoryClients clients(ports, 6, 12, "r:");
   std::this_thread::sleep_for(700ms);
@@ -107,7 +122,7 @@ TEST(Replication, ConsensusKeyspaceSurvivesSigkillOfEachNodeAndStaysLinearizable
   EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
 
   const check::History history = clients.history();
-  const std::string file = dir.path() + "/history.jsonl";
+  const std::string file = cluster.dir.path() + "/history.jsonl";
   ASSERT_TRUE(check::write_history_file(file, history).ok());
   auto verdict = run_statekv({"check", "linearizable", file});
   EXPECT_EQ(verdict.first, 0) << verdict.second;
@@ -191,16 +206,10 @@ void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& port
 
 TEST(Replication, SequentialReadsComeFromEveryMemberAndKeepEachSession) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  TempDir dir("replication-levels");
-  const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(3);
-  ASSERT_NE(base, 0);
-  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
-                         "--data", data, "--engine", "memory", "--detach"});
-  LocalClusterGuard down{data};
-  ASSERT_EQ(up.first, 0) << up.second;
-  const std::vector<uint16_t> ports = {base, static_cast<uint16_t>(base + 1),
-                                       static_cast<uint16_t>(base + 2)};
+  ThreeNodes cluster("replication-levels");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  const std::vector<uint16_t>& ports = cluster.ports;
+  const uint16_t base = ports[0];
   ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(base, ports));
 
   // Each client is one session throughout: hopping to another node, it
@@ -222,7 +231,7 @@ TEST(Replication, SequentialReadsComeFromEveryMemberAndKeepEachSession) {
   std::printf("reads served by followers: %llu\n", static_cast<unsigned long long>(from_followers));
   EXPECT_GT(from_followers, 0u) << "sequential reads should spread over the members";
 
-  const std::string file = dir.path() + "/history.jsonl";
+  const std::string file = cluster.dir.path() + "/history.jsonl";
   ASSERT_TRUE(check::write_history_file(file, clients.history()).ok());
   // Causal is not promised at sequential: a session's positions are per
   // group, and its causes may lie in another group.
@@ -238,7 +247,7 @@ TEST(Replication, SequentialReadsComeFromEveryMemberAndKeepEachSession) {
   std::this_thread::sleep_for(2s);
   causal.stop();
   EXPECT_GT(causal.ok_count(), 200u);
-  const std::string causal_file = dir.path() + "/causal.jsonl";
+  const std::string causal_file = cluster.dir.path() + "/causal.jsonl";
   ASSERT_TRUE(check::write_history_file(causal_file, causal.history()).ok());
   for (const char* model : {"causal", "session"}) {
     auto verdict = run_statekv({"check", model, causal_file});
@@ -250,21 +259,12 @@ TEST(Replication, SequentialReadsComeFromEveryMemberAndKeepEachSession) {
 // replicated (factor 3), so every key survives the loss of any one node.
 TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  TempDir dir("replication-default");
-  const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(3);
-  ASSERT_NE(base, 0);
-  auto up =
-      run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
-                   data, "--engine", "memory", "--replication", "consensus", "--detach"});
-  LocalClusterGuard down{data};
-  ASSERT_EQ(up.first, 0) << up.second;
-  const std::vector<uint16_t> ports = {base, static_cast<uint16_t>(base + 1),
-                                       static_cast<uint16_t>(base + 2)};
-  for (uint16_t port : ports) {
-    auto t = time_until_writable(port, "warmup", 10s);
-    ASSERT_TRUE(t.ok()) << t.status().to_string();
-  }
+  ThreeNodes cluster("replication-default");
+  ASSERT_NO_FATAL_FAILURE(cluster.up({"--replication", "consensus"}));
+  ASSERT_NO_FATAL_FAILURE(cluster.writable_everywhere("warmup"));
+  const std::string& data = cluster.data;
+  const std::vector<uint16_t>& ports = cluster.ports;
+  const uint16_t base = ports[0];
   auto c = RedisClient::connect(base + 1);
   ASSERT_TRUE(c.ok());
   auto info = c->command({"KEYSPACE", "INFO", "default"});
@@ -319,20 +319,11 @@ TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
 // election instead, measured above).
 TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  TempDir dir("replication-stop");
-  const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(3);
-  ASSERT_NE(base, 0);
-  auto up =
-      run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
-                   data, "--engine", "memory", "--replication", "consensus", "--detach"});
-  LocalClusterGuard down{data};
-  ASSERT_EQ(up.first, 0) << up.second;
-  const uint16_t node2 = base + 1, node3 = base + 2;
-  for (uint16_t port : {base, node2, node3}) {
-    auto t = time_until_writable(port, "warmup", 10s);
-    ASSERT_TRUE(t.ok()) << t.status().to_string();
-  }
+  ThreeNodes cluster("replication-stop");
+  ASSERT_NO_FATAL_FAILURE(cluster.up({"--replication", "consensus"}));
+  ASSERT_NO_FATAL_FAILURE(cluster.writable_everywhere("warmup"));
+  const std::string& data = cluster.data;
+  const uint16_t node2 = cluster.ports[1], node3 = cluster.ports[2];
   // Leaders spread to each shard's first owner: node 2 leads one.
   const auto until = Clock::now() + 10s;
   uint64_t leading = 0;

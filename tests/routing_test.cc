@@ -42,6 +42,7 @@
 #include <thread>
 
 #include "support/net.h"
+#include "support/program.h"
 #include "support/raw_client.h"
 #include "support/redis_cli.h"
 #include "support/redis_client.h"
@@ -94,81 +95,6 @@ uint32_t expected_slot(std::string_view key) {
     }
   }
   return crc % kSlots;
-}
-
-// ------------------------------------------------------------ child programs
-
-struct ProgramOutput {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// True if `name` is an executable file in a directory of $PATH.
-bool on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  if (path == nullptr) return false;
-  std::stringstream dirs(path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
-
-// Runs argv (looked up on $PATH) in `cwd` with stdout and stderr captured to
-// files. The child leads its own process group, so a run past `timeout` is
-// ended with everything it started (npm spawns helpers): Timeout then.
-Result<ProgramOutput> run_program(const std::vector<std::string>& args, const std::string& cwd,
-                                  std::chrono::milliseconds timeout) {
-  TempDir dir("prog");
-  const std::string out_path = dir.path() + "/stdout";
-  const std::string err_path = dir.path() + "/stderr";
-  std::vector<std::string> argv_s = args;
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) return Status::IOError(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    setpgid(0, 0);
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in < 0 || out < 0 || err < 0) _exit(126);
-    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    syscall(SYS_close_range, 3U, ~0U, 0U);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  setpgid(pid, pid);  // also from here, so the group exists whoever runs first
-  const auto deadline = Clock::now() + timeout;
-  int st = 0;
-  for (;;) {
-    if (waitpid(pid, &st, WNOHANG) == pid) break;
-    if (Clock::now() >= deadline) {
-      ::kill(-pid, SIGKILL);
-      waitpid(pid, &st, 0);
-      return Status::Timeout(args[0] + " did not finish within " + std::to_string(timeout.count()) +
-                             " ms: " + slurp(err_path));
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  ProgramOutput result;
-  result.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  result.out = slurp(out_path);
-  result.err = slurp(err_path);
-  return result;
 }
 
 // ------------------------------------------------------------ RESP helpers
@@ -777,70 +703,10 @@ fs::path ioredis_source_dir() {
   return fs::path(STATEKV_TESTS_DIR) / "ioredis";
 }
 
-// npm's words for "the registry could not be reached".
-bool registry_unreachable(const std::string& npm_output) {
-  for (const char* sign :
-       {"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH",
-        "EHOSTUNREACH", "ERR_SOCKET_TIMEOUT", "network", "proxy"}) {
-    if (npm_output.find(sign) != std::string::npos) return true;
-  }
-  return false;
-}
-
-// A directory with tests/ioredis's files and its node_modules installed by
-// `npm ci` from the committed lock. Cached beside the test binary (the build
-// dir) and reinstalled when package-lock.json changes. Unavailable when the
-// registry cannot be reached; another error when npm fails otherwise.
-Result<fs::path> ioredis_installed() {
-  const fs::path src = ioredis_source_dir();
-  const std::string lock = slurp(src / "package-lock.json");
-  if (lock.empty()) return Status::NotFound("no " + (src / "package-lock.json").string());
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  const fs::path cache = (ec ? fs::temp_directory_path() : exe.parent_path()) / "ioredis-node";
-  auto copy_script = [&](const fs::path& dir) {
-    fs::copy_file(src / "cluster_test.js", dir / "cluster_test.js",
-                  fs::copy_options::overwrite_existing, ec);
-  };
-  if (slurp(cache / "package-lock.json") == lock &&
-      fs::exists(cache / "node_modules" / "ioredis" / "package.json")) {
-    copy_script(cache);
-    return cache;
-  }
-  // Install into a fresh directory, then move it into place whole.
-  const fs::path staging = cache.string() + ".tmp-" + std::to_string(getpid());
-  fs::remove_all(staging, ec);
-  fs::create_directories(staging);
-  for (const char* f : {"package.json", "package-lock.json"}) {
-    fs::copy_file(src / f, staging / f, fs::copy_options::overwrite_existing);
-  }
-  // One quick retry: a registry that is down should skip the test in seconds.
-  auto npm = run_program(
-      {"npm", "ci", "--no-audit", "--no-fund", "--prefer-offline", "--fetch-retries=1",
-       "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=3000", "--fetch-timeout=30000"},
-      staging.string(), 90s);
-  if (!npm.ok()) {
-    fs::remove_all(staging, ec);
-    return Status::Unavailable("npm ci did not finish (registry unreachable?): " +
-                               npm.status().message());
-  }
-  if (npm->exit_code != 0) {
-    fs::remove_all(staging, ec);
-    const std::string text = npm->out + npm->err;
-    if (registry_unreachable(text)) return Status::Unavailable("npm ci: " + text);
-    return Status::Aborted("npm ci failed (exit " + std::to_string(npm->exit_code) + "): " + text);
-  }
-  fs::remove_all(cache, ec);
-  fs::rename(staging, cache, ec);
-  if (ec) return Status::IOError("cannot move " + staging.string() + ": " + ec.message());
-  copy_script(cache);
-  return cache;
-}
-
 TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
   SKIP_FOR_REDIS();
   if (!on_path("node") || !on_path("npm")) GTEST_SKIP() << "node or npm is not on PATH";
-  auto dir = ioredis_installed();
+  auto dir = npm_installed(ioredis_source_dir().string(), "ioredis-node", "ioredis");
   if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
     GTEST_SKIP() << "cannot install ioredis, the npm registry is unreachable: "
                  << dir.status().message().substr(0, 600);
@@ -851,7 +717,7 @@ TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
   ASSERT_STARTED(cluster);
   // Connect through node 2: the client learns the rest from CLUSTER SLOTS.
   auto run = run_program({"node", "cluster_test.js", std::to_string(cluster.port(1)), "3"},
-                         dir->string(), 40s);
+                         *dir, 40s);
   ASSERT_TRUE(run.ok()) << run.status().to_string();
   EXPECT_EQ(run->exit_code, 0) << "stdout:\n" << run->out << "\nstderr:\n" << run->err;
   EXPECT_NE(run->out.find("ok: 200 keys"), std::string::npos) << run->out;

@@ -701,8 +701,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       // Under partition (this node reaches no majority of the group): `cp`
       // refuses at once what the group cannot serve here; `ap` serves reads
       // from this node's replica at eventual and refuses writes.
-      size_t reachable = 0;
-      for (NodeId m : first.owners) reachable += node_.member_reachable(m) ? 1 : 0;
+      const size_t reachable = node_.reachable(first.owners);
       if (reachable < first.owners.size() / 2 + 1 && !call->policy.local) {
         const bool ap =
             first.keyspace->spec.partition_mode == meta::PartitionMode::kAvailability;

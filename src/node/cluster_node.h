@@ -80,9 +80,15 @@ class ClusterNode final {
   // transport carries routed commands.
   meta::MapWatch& map_watch() { return watch_; }
   net::RaftNode& raft() { return *raft_; }
-  // Self, or a member heard from within peer_down_after: one this node can
-  // reach now (partition modes decide with it).
-  bool member_reachable(NodeId id) const { return member_up(raft_->status(), id); }
+  // How many of `members` this node can reach now: itself, or members heard
+  // from within peer_down_after (partition modes decide with it). One status
+  // snapshot for all of them: it is taken on every replicated command.
+  size_t reachable(const std::vector<NodeId>& members) const {
+    const net::RaftNodeStatus s = raft_->status();
+    size_t n = 0;
+    for (NodeId m : members) n += member_up(s, m) ? 1 : 0;
+    return n;
+  }
   // Calls `listener` with the applied bytes of the cluster's users document
   // (node/cluster_acl.h) now if there is one, and after each change, on the
   // raft node's thread. One listener; set it once.

@@ -429,6 +429,9 @@ TEST_P(CommandsTest, ServerCommandsByProperty) {
   run({"COMMAND", "INFO", "nosuchcommand"});
   run({"COMMAND", "FOO"});
   run({"TIME", "x"});
+  // A standalone server is a primary without replicas.
+  EXPECT_EQ(run({"ROLE"}), "[\"master\", :0, []]");
+  run({"ROLE", "x"});
 }
 
 TEST_P(CommandsTest, Config) {

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <regex>
+#include <set>
 #include <thread>
 
 #include "check/history.h"
@@ -337,6 +339,33 @@ TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
     std::this_thread::sleep_for(100ms);
   }
   ASSERT_GT(leading, 0u) << "node 2 never led a group";
+  // ROLE and INFO replication in Redis's shapes: node 2 is the primary of the
+  // groups it leads, with the two other members as its replicas.
+  {
+    auto c = RedisClient::connect(node2);
+    ASSERT_TRUE(c.ok());
+    const std::string role = c->cmd({"ROLE"});
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(
+        role, m,
+        std::regex(
+            R"re(\["master", :(\d+), \[\["127\.0\.0\.1", "(\d+)", "(\d+)"\], \["127\.0\.0\.1", "(\d+)", "(\d+)"\]\]\])re")))
+        << role;
+    const uint64_t offset = std::stoull(m[1]);
+    EXPECT_GT(offset, 0u) << role;
+    const std::set<std::string> replica_ports = {m[2], m[4]};
+    EXPECT_EQ(replica_ports,
+              (std::set<std::string>{std::to_string(cluster.ports[0]), std::to_string(node3)}))
+        << role;
+    EXPECT_LE(std::stoull(m[3]), offset);
+    EXPECT_LE(std::stoull(m[5]), offset);
+    auto info = c->bulk({"INFO", "replication"});
+    ASSERT_TRUE(info.ok());
+    EXPECT_NE(info->find("role:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1,port="),
+              std::string::npos)
+        << *info;
+    EXPECT_NE(info->find("master_repl_offset:"), std::string::npos) << *info;
+  }
   ASSERT_EQ(::kill(node_pid(data, 2), SIGTERM), 0);
   Clock::duration worst{};
   for (int k = 0; k < 30; ++k) {
@@ -352,6 +381,17 @@ TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("before this node stops"), std::string::npos)
       << "node 2 did not hand its leadership over";
+  // Leader changes are logged with their cause: a member that took over says
+  // it was handed leadership.
+  std::string others;
+  for (int n : {1, 3}) {
+    std::ifstream in(data + "/node" + std::to_string(n) + "/statekv.log");
+    others.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  EXPECT_TRUE(
+      std::regex_search(others, std::regex("is leader in term \\d+, leader \\d+: node 2 handed "
+                                           "leadership over; won term \\d+ with \\d+ of 3 votes")))
+      << "no logged take-over from node 2";
 }
 
 }  // namespace

@@ -656,4 +656,25 @@ std::string Coordinator::info_replication() {
   return s;
 }
 
+server::ClusterView::PrimaryView Coordinator::primary_view() const {
+  PrimaryView view;
+  auto groups = this->groups();
+  auto t = table();
+  if (!groups || !t) return view;
+  std::map<NodeId, uint64_t> replicated;  // each other member: its entries of the groups led here
+  for (const GroupStatus& g : groups->status()) {
+    if (g.role != "leader") continue;
+    view.offset += g.last_index;
+    for (const auto& [node, match] : g.match) replicated[node] += match;
+  }
+  for (const auto& [node, offset] : replicated) {
+    // Like a Redis primary, list the replicas connected now.
+    if (node_.reachable({node}) == 0) continue;
+    const meta::Member* m = t->member(node);
+    const auto [host, port] = split_address(m ? m->address : std::string("?:0"));
+    view.replicas.push_back({host, port, offset});
+  }
+  return view;
+}
+
 }  // namespace statekv::coord

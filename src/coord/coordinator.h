@@ -149,6 +149,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
   std::string info_keyspace() override;
   std::string info_replication() override;
+  PrimaryView primary_view() const override;
   // Before a planned stop: hands the leadership of every replica group this
   // node leads to an up-to-date member, waiting up to `limit` for it.
   void hand_over_leadership(std::chrono::milliseconds limit);

@@ -453,6 +453,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   uint64_t next_timer = 0;
   std::unordered_map<uint64_t, std::unique_ptr<asio::steady_timer>> timers;
   bool was_leader = false;
+  std::optional<NodeId> known_leader;  // the leader last logged (leader changes are logged)
   // Keys with an effect proposed and not yet applied here, and how many.
   std::unordered_map<std::string, int> latches;
   std::deque<uint64_t> parked;       // commands waiting for a latch
@@ -686,12 +687,17 @@ void ReplicaGroups::Impl::deliver(NodeId from, uint64_t group, std::string messa
 void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
   const bool leading = g.raft->role() == Raft::Role::kLeader;
   if (g.was_leader && !leading) lost_leadership(g);
-  if (leading != g.was_leader) {
-    spdlog::info("replica group {} ({} shard {}): node {} is {} in term {}", g.id.value(),
-                 g.keyspace, g.shard, options_.self.value(), role_name(g.raft->role()),
-                 g.raft->term().value());
+  const std::optional<NodeId> leader = g.raft->leader();
+  if (leading != g.was_leader || (leader && leader != g.known_leader)) {
+    // Every leader change, with what caused it as this member saw it.
+    spdlog::info("replica group {} ({} shard {}): node {} is {} in term {}, leader {}: {}",
+                 g.id.value(), g.keyspace, g.shard, options_.self.value(),
+                 role_name(g.raft->role()), g.raft->term().value(),
+                 leader ? std::to_string(leader->value()) : std::string("unknown"),
+                 g.raft->role_reason());
   }
   g.was_leader = leading;
+  if (leader) g.known_leader = leader;
   if (!g.waiters.empty()) {
     std::vector<ReplicaGroup::Waiter> settled;
     for (auto it = g.waiters.begin(); it != g.waiters.end();) {

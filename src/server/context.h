@@ -258,6 +258,23 @@ class ClusterView {
   // replica groups, each with its role, term, leader, indexes and members'
   // lag, and how many reads and writes it served. Empty when it has none.
   virtual std::string info_replication() { return {}; }
+  // ROLE and INFO replication's Redis fields, with this node as the primary of
+  // the replica groups it leads (a node leads some groups and follows others;
+  // every node takes writes for every key, so to a Redis client each is a
+  // primary). `offset` counts the log entries of the groups it leads (the sum
+  // of their last indexes); `replicas` lists each node it can reach that holds
+  // a replica of one of them, with the entries of those groups it has (the sum
+  // of its match indexes), so offset minus a replica's offset is its lag.
+  struct ReplicaOffset {
+    std::string host;
+    int64_t port = 0;
+    uint64_t offset = 0;
+  };
+  struct PrimaryView {
+    uint64_t offset = 0;
+    std::vector<ReplicaOffset> replicas;
+  };
+  virtual PrimaryView primary_view() const { return {}; }
   // WAIT numreplicas timeout_ms: calls `done` once (on any thread) with the
   // RESP integer reply: how many replicas other than the leader hold the
   // session's last write to a replicated keyspace, once at least numreplicas

@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -146,9 +147,40 @@ void section_replication(CommandContext& c, std::string& s) {
   // Redis's fields, as a primary without replicas: what Redis clients read.
   // A statekv node leads some replica groups and follows others; each group's
   // own role follows (statekv_group_<id>).
+  const ClusterView::PrimaryView view = c.state.ctx.cluster != nullptr
+                                            ? c.state.ctx.cluster->primary_view()
+                                            : ClusterView::PrimaryView{};
   line(s, "role", "master");
-  line(s, "connected_slaves", 0);
+  line(s, "connected_slaves", view.replicas.size());
+  for (size_t i = 0; i < view.replicas.size(); ++i) {
+    const ClusterView::ReplicaOffset& r = view.replicas[i];
+    // Redis's lag is seconds since the replica's last ack; statekv's is
+    // entries behind (statekv_lag_entries), measured by the groups' leaders.
+    s +=
+        fmt::format("slave{}:ip={},port={},state=online,offset={},lag=0,statekv_lag_entries={}\r\n",
+                    i, r.host, r.port, r.offset, view.offset - std::min(view.offset, r.offset));
+  }
+  line(s, "master_failover_state", "no-failover");
+  line(s, "master_repl_offset", view.offset);
   if (c.state.ctx.cluster != nullptr) s += c.state.ctx.cluster->info_replication();
+}
+
+// ROLE: Redis's primary form, ["master", offset, [[ip, port, offset], ...]]
+// (ClusterView::primary_view says what the offsets count here).
+void cmd_role(CommandContext& c) {
+  const ClusterView::PrimaryView view = c.state.ctx.cluster != nullptr
+                                            ? c.state.ctx.cluster->primary_view()
+                                            : ClusterView::PrimaryView{};
+  c.out.array(3);
+  c.out.bulk("master");
+  c.out.integer(static_cast<int64_t>(view.offset));
+  c.out.array(view.replicas.size());
+  for (const ClusterView::ReplicaOffset& r : view.replicas) {
+    c.out.array(3);
+    c.out.bulk(r.host);
+    c.out.bulk(std::to_string(r.port));
+    c.out.bulk(std::to_string(r.offset));
+  }
 }
 
 void section_keyspace(CommandContext& c, std::string& s) {
@@ -174,10 +206,10 @@ struct Section {
   SectionFn fn;
 };
 constexpr Section kSections[] = {
-    {"server", section_server},     {"clients", section_clients},
-    {"memory", section_memory},     {"persistence", section_persistence},
-    {"stats", section_stats},       {"replication", section_replication},
-    {"cluster", section_cluster},   {"keyspace", section_keyspace},
+    {"server", section_server},   {"clients", section_clients},
+    {"memory", section_memory},   {"persistence", section_persistence},
+    {"stats", section_stats},     {"replication", section_replication},
+    {"cluster", section_cluster}, {"keyspace", section_keyspace},
 };
 
 void cmd_info(CommandContext& c) {
@@ -397,6 +429,8 @@ void add_server_commands(std::vector<CommandSpec>& out) {
   out.push_back({"info", -1, kLoading | kStale | kSentinel, 0, 0, 0, g,
                  "Returns information and statistics about the server.", "1.0.0", "O(1)",
                  "[section:string...]", cmd_info});
+  out.push_back({"role", 1, kNoscript | kLoading | kStale | kFast | kSentinel, 0, 0, 0, g,
+                 "Returns the replication role.", "2.8.12", "O(1)", "", cmd_role});
 
   CommandSpec config{"config", -2,
                      0,        0,

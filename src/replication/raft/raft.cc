@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <string>
 
 #include "core/assert.h"
 
@@ -17,6 +18,15 @@ ClientResponse fail(std::optional<NodeId> leader_hint = std::nullopt) {
   r.leader_hint = leader_hint;
   r.not_served = true;
   return r;
+}
+
+// Role-change reasons (Raft::role_reason).
+std::string higher_term_from(NodeId from, Term term) {
+  return "node " + std::to_string(from.value()) + " is in the higher term " +
+         std::to_string(term.value());
+}
+std::string leads_term(NodeId from, Term term) {
+  return "node " + std::to_string(from.value()) + " leads term " + std::to_string(term.value());
 }
 
 }  // namespace
@@ -59,7 +69,11 @@ void Raft::handle(NodeId from, const VoteRequest& m) {
     env_.send(from, VoteReply{.term = grant ? m.term : term_, .granted = grant, .pre_vote = true});
     return;
   }
-  if (m.term > term_) become_follower(m.term, std::nullopt);
+  if (m.term > term_) {
+    role_reason_ = "node " + std::to_string(from.value()) + " campaigns in term " +
+                   std::to_string(m.term.value());
+    become_follower(m.term, std::nullopt);
+  }
   if (m.term < term_) {
     env_.send(from, VoteReply{.term = term_, .granted = false});
     return;
@@ -87,11 +101,13 @@ void Raft::handle(NodeId from, const VoteReply& m) {
         if (votes_from_members() >= majority()) become_candidate();
       }
     } else if (m.term > term_) {
+      role_reason_ = higher_term_from(from, m.term);
       become_follower(m.term, std::nullopt);
     }
     return;
   }
   if (m.term > term_) {
+    role_reason_ = higher_term_from(from, m.term);
     become_follower(m.term, std::nullopt);
     return;
   }
@@ -107,7 +123,10 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
     return;
   }
   SKV_ASSERT(!(role_ == Role::kLeader && m.term == term_), "two leaders in one term");
-  if (m.term > term_ || role_ != Role::kFollower) become_follower(m.term, from);
+  if (m.term > term_ || role_ != Role::kFollower) {
+    role_reason_ = leads_term(from, m.term);
+    become_follower(m.term, from);
+  }
   leader_ = from;
   last_heard_leader_ = env_.now();
   leader_commit_seen_ = std::max(leader_commit_seen_, m.leader_commit);
@@ -170,6 +189,7 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
 
 void Raft::handle(NodeId from, const AppendReply& m) {
   if (m.term > term_) {
+    role_reason_ = higher_term_from(from, m.term);
     become_follower(m.term, std::nullopt);
     return;
   }
@@ -209,7 +229,10 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
     env_.send(from, AppendReply{.term = term_, .success = false, .round = m.round});
     return;
   }
-  if (m.term > term_ || role_ != Role::kFollower) become_follower(m.term, from);
+  if (m.term > term_ || role_ != Role::kFollower) {
+    role_reason_ = leads_term(from, m.term);
+    become_follower(m.term, from);
+  }
   leader_ = from;
   last_heard_leader_ = env_.now();
   reset_election_deadline();
@@ -240,6 +263,7 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
 void Raft::handle(NodeId from, const TimeoutNow& m) {
   if (m.term < term_ || role_ == Role::kLeader) return;
   if (m.term > term_) become_follower(m.term, std::nullopt);
+  role_reason_ = "node " + std::to_string(from.value()) + " handed leadership over";
   // The leader brought us up to date and asked us to take over: campaign now,
   // without PreVote (the followers still hear from that leader and would refuse).
   become_candidate();
@@ -355,6 +379,9 @@ void Raft::on_election_timer() {
     }
     if (transferee_ && env_.now() >= transfer_deadline_) transferee_.reset();  // abandoned
     if (options_.check_quorum && active < majority()) {
+      role_reason_ = "heard from " + std::to_string(active) + " of " +
+                     std::to_string(config_.size()) +
+                     " members within the election timeout, not a majority";
       become_follower(term_, std::nullopt);
     }
     arm_election_timer(options_.election_timeout);
@@ -368,6 +395,9 @@ void Raft::on_election_timer() {
   reset_election_deadline();
   arm_election_timer(election_deadline_ - now);
   if (!in_config(members_.self)) return;  // not a member (any more): never campaign
+  role_reason_ = leader_ ? "no message from leader " + std::to_string(leader_->value()) +
+                               " within the election timeout"
+                         : std::string("no leader heard within the election timeout");
   if (options_.pre_vote) {
     become_pre_candidate();
   } else {
@@ -514,6 +544,9 @@ void Raft::maybe_win() {
 }
 
 void Raft::become_leader() {
+  role_reason_ += "; won term " + std::to_string(term_.value()) + " with " +
+                  std::to_string(votes_from_members()) + " of " + std::to_string(config_.size()) +
+                  " votes";
   role_ = Role::kLeader;
   leader_ = members_.self;
   votes_.clear();
@@ -604,6 +637,7 @@ void Raft::maybe_commit() {
     apply_committed();
     if (!in_config(members_.self) && config_index_ <= commit_) {
       // Our own removal committed: the remaining members elect a leader.
+      role_reason_ = "removed from the group";
       become_follower(term_, std::nullopt);
       return;
     }

@@ -131,6 +131,10 @@ class Raft {
 
   // Inspection (status pages, tests' global invariant checks). Cheap, const.
   Role role() const { return role_; }
+  // Why this node took its current role, in words ("no message from a leader
+  // within the election timeout", "node 3 leads term 7", ...): logged with
+  // leader changes so an operator sees what moved leadership.
+  const std::string& role_reason() const { return role_reason_; }
   Term term() const { return term_; }
   std::optional<NodeId> leader() const { return leader_; }
   LogIndex commit_index() const { return commit_; }
@@ -243,8 +247,9 @@ class Raft {
   StateMachine& sm_;
   std::string snapshot_state_;           // sm_'s snapshot at log_.snapshot_index()
   std::vector<NodeId> snapshot_config_;  // members at log_.snapshot_index()
-  std::vector<NodeId> config_;           // members in effect
-  LogIndex config_index_;                // index of config_'s entry (0: snapshot/bootstrap)
+  std::string role_reason_ = "started";
+  std::vector<NodeId> config_;  // members in effect
+  LogIndex config_index_;       // index of config_'s entry (0: snapshot/bootstrap)
   Instant last_heard_leader_{};
   LogIndex leader_commit_seen_{};
 

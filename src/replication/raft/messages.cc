@@ -126,6 +126,7 @@ void AppendEntries::encode(Writer& w) const {
   w.varint(round);
   w.varint(entries.size());
   for (const Entry& e : entries) e.encode(w);
+  w.boolean(quiesce);
 }
 
 Result<AppendEntries> AppendEntries::decode(Reader& r) {
@@ -146,6 +147,7 @@ Result<AppendEntries> AppendEntries::decode(Reader& r) {
     if (!e.ok()) return e.status();
     m.entries.push_back(std::move(e).value());
   }
+  RAFT_READ(m.quiesce, r.boolean());
   return m;
 }
 

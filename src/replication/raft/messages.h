@@ -68,6 +68,9 @@ struct AppendEntries {
   LogIndex leader_commit{};
   uint64_t round = 0;
   std::vector<Entry> entries{};
+  // The leader quiesces the group (Raft, "Quiescence"): every member holds
+  // the whole log, committed; it sends no heartbeat until something happens.
+  bool quiesce = false;
   void encode(Writer& w) const;
   static Result<AppendEntries> decode(Reader& r);
 };

@@ -61,6 +61,15 @@ void Raft::on_message(NodeId from, const Message& msg) {
 }
 
 void Raft::handle(NodeId from, const VoteRequest& m) {
+  if (quiesced_) {
+    // Someone campaigns: the group is not idle. A quiesced follower heard from
+    // its leader as recently as the host vouched for it (now), unless the
+    // campaigner is that leader itself, restarted: then it leads no more.
+    if (role_ == Role::kFollower) {
+      last_heard_leader_ = leader_ == from ? Instant{} : env_.now();
+    }
+    wake();
+  }
   if (m.pre_vote) {
     // Grant only what a real vote would grant, and only if we would not be
     // disrupting a leader we hear from: that is the point of PreVote.
@@ -131,6 +140,7 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
   last_heard_leader_ = env_.now();
   leader_commit_seen_ = std::max(leader_commit_seen_, m.leader_commit);
   reset_election_deadline();
+  if (quiesced_ && !m.quiesce) wake();
 
   AppendReply reply{.term = term_, .round = m.round};
   if (m.prev_index < log_.snapshot_index()) {
@@ -182,6 +192,9 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
   const LogIndex match(m.prev_index.value() + m.entries.size());
   commit_ = std::max(commit_, std::min(m.leader_commit, match));
   apply_committed();
+  // The leader quiesces the group and we hold its whole log, committed: our
+  // election timer stops (on_election_timer drops it) until something wakes us.
+  if (m.quiesce && match == log_.last_index() && commit_ == match) quiesced_ = true;
   reply.success = true;
   reply.match_index = match;
   send_durable(from, reply);
@@ -196,6 +209,7 @@ void Raft::handle(NodeId from, const AppendReply& m) {
   if (role_ != Role::kLeader || m.term != term_) return;
   auto it = progress_.find(from);
   if (it == progress_.end()) return;
+  if (quiesced_ && !m.success) wake();  // a member lacks entries after all
   Progress& p = it->second;
   p.active = true;
   p.acked_round = std::max(p.acked_round, m.round);
@@ -229,6 +243,7 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
     env_.send(from, AppendReply{.term = term_, .success = false, .round = m.round});
     return;
   }
+  if (quiesced_) wake();
   if (m.term > term_ || role_ != Role::kFollower) {
     role_reason_ = leads_term(from, m.term);
     become_follower(m.term, from);
@@ -262,6 +277,7 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
 
 void Raft::handle(NodeId from, const TimeoutNow& m) {
   if (m.term < term_ || role_ == Role::kLeader) return;
+  if (quiesced_) wake();  // its timer must run while it campaigns
   if (m.term > term_) become_follower(m.term, std::nullopt);
   role_reason_ = "node " + std::to_string(from.value()) + " handed leadership over";
   // The leader brought us up to date and asked us to take over: campaign now,
@@ -271,6 +287,7 @@ void Raft::handle(NodeId from, const TimeoutNow& m) {
 
 Status Raft::change_membership(NodeId node, bool add) {
   if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
+  if (quiesced_) wake();
   if (in_config(node) == add) {
     return Status::InvalidArgument(add ? "already a member" : "not a member");
   }
@@ -297,6 +314,7 @@ Status Raft::transfer_leadership(NodeId target) {
   if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
   if (!progress_.contains(target)) return Status::InvalidArgument("not another member");
   if (transferee_) return Status::Busy("a leadership transfer is under way");
+  if (quiesced_) wake();
   transferee_ = target;
   transfer_deadline_ = env_.now() + options_.election_timeout;
   timeout_now_sent_ = false;
@@ -319,6 +337,7 @@ void Raft::on_request(const ClientRequest& req) {
     env_.reply(req.id, fail(leader_));
     return;
   }
+  if (quiesced_) wake();
   if (transferee_) {
     // Nothing new goes into the log while the target catches up, or it would
     // never be up to date.
@@ -369,6 +388,7 @@ void Raft::arm_election_timer(Duration delay) {
 }
 
 void Raft::on_election_timer() {
+  if (quiesced_) return;  // the timer stops; wake() re-arms it
   if (role_ == Role::kLeader) {
     // CheckQuorum: a leader that cannot hear a majority steps down, so its
     // clients go elsewhere instead of waiting on a leader that cannot commit.
@@ -417,8 +437,45 @@ void Raft::on_heartbeat_timer() {
     }
     p.progressed = false;
   }
+  if (can_quiesce()) {
+    // Tell every member, once: each has answered the last round holding the
+    // whole log. Our timers stop here (CheckQuorum's drops when it fires).
+    quiesced_ = true;
+    broadcast_round(/*quiesce=*/true);
+    return;
+  }
   broadcast_round();
   heartbeat_timer_ = env_.set_timer(options_.heartbeat_interval);
+}
+
+bool Raft::can_quiesce() const {
+  if (!options_.quiesce || role_ != Role::kLeader || quiesced_) return false;
+  const LogIndex last = log_.last_index();
+  if (!committed_in_current_term() || commit_ != last || applied_ != last) return false;
+  if (in_config(members_.self) && durable_index_ < last) return false;
+  if (!reads_.empty() || !reads_before_first_commit_.empty() || transferee_) return false;
+  if (config_index_ > commit_ || progress_.empty()) return false;
+  for (const auto& [peer, p] : progress_) {
+    if (p.match != last || p.acked_round != round_ || !p.inflight.empty()) return false;
+  }
+  return true;
+}
+
+void Raft::on_peer_down(NodeId peer) {
+  if (quiesced_ && role_ == Role::kFollower && leader_ == peer) wake();
+}
+
+void Raft::wake() {
+  if (!quiesced_) return;
+  quiesced_ = false;
+  if (role_ == Role::kLeader) {
+    for (auto& [peer, p] : progress_) p.active = false;  // CheckQuorum counts from now
+    arm_election_timer(options_.election_timeout);       // CheckQuorum period
+    if (!heartbeat_timer_) heartbeat_timer_ = env_.set_timer(options_.heartbeat_interval);
+    return;
+  }
+  reset_election_deadline();
+  arm_election_timer(election_deadline_ - env_.now());
 }
 
 // ---------------------------------------------------------------- persistence
@@ -480,6 +537,11 @@ void Raft::send_durable(NodeId to, Message msg) {
 // ---------------------------------------------------------------- roles
 
 void Raft::become_follower(Term term, std::optional<NodeId> leader) {
+  if (quiesced_) {
+    // Waking first re-arms the timers of the role we leave; a leader's are
+    // replaced below.
+    wake();
+  }
   if (term > term_) {
     term_ = term;
     voted_for_ = NodeId(0);
@@ -604,7 +666,7 @@ void Raft::send_append(NodeId peer) {
   }
 }
 
-void Raft::broadcast_round() {
+void Raft::broadcast_round(bool quiesce) {
   ++round_;
   for (auto& [peer, p] : progress_) {
     // A heartbeat checks only what the follower is known to hold, so it always
@@ -615,7 +677,8 @@ void Raft::broadcast_round() {
                                   .prev_index = prev,
                                   .prev_term = log_.term_at(prev),
                                   .leader_commit = std::min(commit_, prev),
-                                  .round = round_});
+                                  .round = round_,
+                                  .quiesce = quiesce});
     send_append(peer);
   }
 }
@@ -715,6 +778,7 @@ void Raft::apply_committed() {
 }
 
 bool Raft::recently_heard_from_leader() const {
+  if (quiesced_ && role_ == Role::kFollower) return true;  // the host vouches for the leader
   return leader_.has_value() && env_.now() - last_heard_leader_ < options_.election_timeout;
 }
 

@@ -55,6 +55,21 @@
 // leading until the change commits, not counting itself, then steps down; a
 // node outside its own latest config never campaigns.
 //
+// Quiescence (RaftOptions::quiesce; CockroachDB's, etcd's "hibernation"): a
+// group with nothing to do sends nothing. When every member holds the leader's
+// whole log, committed, with no read, transfer or change pending, the leader's
+// next heartbeat carries `quiesce` and it stops its heartbeat and CheckQuorum
+// timers; a follower that accepts it stops its election timer. Anything wakes
+// the group again: a request or membership change or transfer at the leader,
+// any message other than an answer to its heartbeats, an AppendEntries without
+// the flag at a follower. Safety does not depend on timers, so quiescence
+// changes only liveness, which the host keeps: a quiesced follower cannot tell
+// a silent leader from a dead one, so the host, which hears every peer node
+// (one heartbeat per node pair, not per group), calls on_peer_down(leader)
+// when the leader's node goes quiet; the follower then campaigns after its
+// election timeout as usual. A vote request reaching a quiesced member wakes it
+// (and a pre-vote from its own leader, restarted, finds it willing to vote).
+//
 // Not done yet (see docs/raft.md): snapshots sent in chunks, learners (a new
 // member votes at once; catching it up first would keep a slow joiner from
 // hurting availability).
@@ -91,6 +106,9 @@ struct RaftOptions {
   bool check_quorum = true;
   // Applied entries past the last snapshot that trigger the next one.
   size_t snapshot_threshold = 1024;
+  // Stop heartbeating while the group is idle (see Quiescence above). Only
+  // for hosts that call on_peer_down, or a dead leader is never replaced.
+  bool quiesce = false;
 };
 
 class Raft {
@@ -113,6 +131,10 @@ class Raft {
   void on_request(const ClientRequest& req);
   void on_timer(TimerId id);
   void on_persisted(PersistToken token);
+  // The host suspects `peer`'s node is down (it heard nothing from it for a
+  // while). A quiesced follower of `peer` wakes and, still hearing nothing from
+  // it, campaigns after an election timeout. Otherwise nothing happens.
+  void on_peer_down(NodeId peer);
 
   // Asks this leader to hand leadership to `target`, a member up to date or
   // brought up to date first. Until the target takes over (or an election
@@ -131,6 +153,9 @@ class Raft {
 
   // Inspection (status pages, tests' global invariant checks). Cheap, const.
   Role role() const { return role_; }
+  // Quiesced (options.quiesce): idle, the whole log committed everywhere as far
+  // as this member knows, and no timer of this member running.
+  bool quiesced() const { return quiesced_; }
   // Why this node took its current role, in words ("no message from a leader
   // within the election timeout", "node 3 leads term 7", ...): logged with
   // leader changes so an operator sees what moved leadership.
@@ -206,7 +231,7 @@ class Raft {
   // Leader.
   void append_as_leader(Entry e);
   void send_append(NodeId peer);
-  void broadcast_round();
+  void broadcast_round(bool quiesce = false);
   void maybe_commit();
   uint64_t quorum_round() const;
   void serve_reads();
@@ -216,6 +241,9 @@ class Raft {
   // All roles.
   void apply_committed();
   bool recently_heard_from_leader() const;
+  // Quiescence.
+  bool can_quiesce() const;
+  void wake();  // leader: resumes its timers; follower: re-arms its election timer
   std::vector<NodeId> peers() const;
 
   // Membership.
@@ -251,6 +279,7 @@ class Raft {
   std::vector<NodeId> config_;  // members in effect
   LogIndex config_index_;       // index of config_'s entry (0: snapshot/bootstrap)
   Instant last_heard_leader_{};
+  bool quiesced_ = false;
   LogIndex leader_commit_seen_{};
 
   // Persist-before-send bookkeeping. Tokens count from 1 per incarnation.

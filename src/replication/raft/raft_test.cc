@@ -133,7 +133,8 @@ TEST(RaftMessages, EveryMessageRoundTripsThroughTheCodec) {
                    .prev_term = Term(2),
                    .leader_commit = LogIndex(8),
                    .round = 77,
-                   .entries = {noop(3), cmd(3, 5, "k", "v")}};
+                   .entries = {noop(3), cmd(3, 5, "k", "v")},
+                   .quiesce = true};
   ae.entries[1].command.op = ClientOp::kCas;
   ae.entries[1].command.expected = std::nullopt;
   const std::string bytes = encode_message(Message(ae));
@@ -141,6 +142,7 @@ TEST(RaftMessages, EveryMessageRoundTripsThroughTheCodec) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(encode_message(*back), bytes);
   EXPECT_EQ(std::get<AppendEntries>(*back).entries, ae.entries);
+  EXPECT_TRUE(std::get<AppendEntries>(*back).quiesce);
   // Truncations of a valid message never decode into something else silently.
   for (size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_FALSE(decode_message<Message>(bytes.substr(0, n)).ok()) << n;
@@ -750,6 +752,212 @@ TEST(RaftMembership, AConfigEntryThatIsOverwrittenIsRevertedAndSurvivesRestart) 
       AppendEntries{
           .term = Term(2), .prev_index = LogIndex(1), .prev_term = Term(1), .entries = {noop(2)}});
   EXPECT_EQ(r.config(), (std::vector<NodeId>{NodeId(1), NodeId(2), NodeId(3)}));
+}
+
+RaftOptions quiescing() {
+  RaftOptions o;
+  o.quiesce = true;
+  return o;
+}
+
+// Answers every heartbeat round sent so far as members holding `match`.
+void answer_rounds(FakeEnv& env, Raft& r, LogIndex match) {
+  for (auto& [to, m] : env.take<AppendEntries>()) {
+    r.on_message(
+        to, AppendReply{.term = m.term, .success = true, .match_index = match, .round = m.round});
+  }
+}
+
+// A leader whose members all answered a round holding its whole, committed log.
+void elect_and_quiesce(FakeEnv& env, Raft& r) {
+  elect(env, r);
+  answer_rounds(env, r, LogIndex(1));  // the no-op
+  ASSERT_EQ(r.commit_index(), LogIndex(1));
+  for (int i = 0; i < 5 && !r.quiesced(); ++i) {
+    env.advance(r, milliseconds(20));
+    answer_rounds(env, r, LogIndex(1));
+  }
+  ASSERT_TRUE(r.quiesced());
+}
+
+TEST(RaftQuiescence, AnIdleLeaderTellsItsMembersOnceThenSendsNothing) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {}, quiescing());
+  elect(env, r);
+  answer_rounds(env, r, LogIndex(1));
+  bool told = false;
+  for (int i = 0; i < 5 && !r.quiesced(); ++i) {
+    env.advance(r, milliseconds(20));
+    for (auto& [to, m] : env.take<AppendEntries>()) {
+      told = told || m.quiesce;
+      r.on_message(
+          to, AppendReply{
+                  .term = m.term, .success = true, .match_index = LogIndex(1), .round = m.round});
+    }
+  }
+  ASSERT_TRUE(r.quiesced());
+  EXPECT_TRUE(told) << "quiesced without telling its members";
+  env.advance(r, std::chrono::seconds(10));
+  EXPECT_TRUE(env.sent.empty()) << "a quiesced leader still sends";
+  EXPECT_TRUE(env.timers.empty()) << "a quiesced leader still runs timers";
+  EXPECT_EQ(r.role(), Raft::Role::kLeader);
+  // A write wakes it: the entry goes out without the flag, timers run again.
+  r.on_request(request(9, ClientOp::kWrite, "k", "v"));
+  env.sync(r);
+  auto appends = env.take<AppendEntries>();
+  ASSERT_EQ(appends.size(), 2u);
+  for (auto& [to, m] : appends) EXPECT_FALSE(m.quiesce);
+  EXPECT_FALSE(r.quiesced());
+  EXPECT_FALSE(env.timers.empty());
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kOk);
+}
+
+TEST(RaftQuiescence, ALeaderWithAMemberBehindOrSilentKeepsHeartbeating) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {}, quiescing());
+  elect(env, r);
+  for (int i = 0; i < 20; ++i) {
+    env.advance(r, milliseconds(20));
+    // Node 2 answers every round; node 3 never does.
+    for (auto& [to, m] : env.take<AppendEntries>()) {
+      EXPECT_FALSE(m.quiesce);
+      if (to == NodeId(2)) {
+        r.on_message(
+            to, AppendReply{
+                    .term = m.term, .success = true, .match_index = LogIndex(1), .round = m.round});
+      }
+    }
+  }
+  EXPECT_FALSE(r.quiesced());
+  EXPECT_EQ(r.role(), Raft::Role::kLeader);
+}
+
+TEST(RaftQuiescence, AReadOrAVoteRequestWakesAQuiescedLeader) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {}, quiescing());
+  elect_and_quiesce(env, r);
+  env.sent.clear();
+  r.on_request(request(5, ClientOp::kRead, "k"));
+  EXPECT_FALSE(r.quiesced());
+  auto round = env.take<AppendEntries>();
+  ASSERT_EQ(round.size(), 2u);
+  r.on_message(NodeId(2), AppendReply{.term = Term(1),
+                                      .success = true,
+                                      .match_index = LogIndex(1),
+                                      .round = round[0].second.round});
+  ASSERT_EQ(env.replies.size(), 1u);
+
+  FakeEnv env2;
+  RaftKv r2(env2, three(1), {}, quiescing());
+  elect_and_quiesce(env2, r2);
+  env2.sent.clear();
+  // A member that missed the quiescing round campaigns: the leader rejects
+  // it and heartbeats again, so that member hears it.
+  r2.on_message(
+      NodeId(3),
+      VoteRequest{
+          .term = Term(2), .last_index = LogIndex(1), .last_term = Term(1), .pre_vote = true});
+  EXPECT_FALSE(r2.quiesced());
+  auto replies = env2.take<VoteReply>();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_FALSE(replies[0].second.granted);
+  env2.advance(r2, milliseconds(25));
+  EXPECT_FALSE(env2.take<AppendEntries>().empty());
+}
+
+// A follower told to quiesce, holding the whole committed log.
+void quiesce_follower(FakeEnv& env, Raft& f) {
+  f.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .prev_index = LogIndex(0),
+                                        .prev_term = Term(0),
+                                        .leader_commit = LogIndex(1),
+                                        .round = 1,
+                                        .entries = {noop(1)}});
+  env.sync(f);
+  f.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .prev_index = LogIndex(1),
+                                        .prev_term = Term(1),
+                                        .leader_commit = LogIndex(1),
+                                        .round = 2,
+                                        .quiesce = true});
+  env.sync(f);
+  ASSERT_TRUE(f.quiesced());
+  ASSERT_EQ(f.leader(), NodeId(1));
+  env.sent.clear();
+}
+
+TEST(RaftQuiescence, AQuiescedFollowerWaitsForeverUntilTheHostSaysItsLeaderIsDown) {
+  FakeEnv env;
+  RaftKv f(env, three(2), {}, quiescing());
+  quiesce_follower(env, f);
+  env.advance(f, std::chrono::seconds(10));
+  EXPECT_EQ(f.role(), Raft::Role::kFollower);
+  EXPECT_TRUE(env.sent.empty()) << "a quiesced follower campaigned";
+  f.on_peer_down(NodeId(3));  // not its leader: nothing changes
+  env.advance(f, std::chrono::seconds(1));
+  EXPECT_TRUE(env.sent.empty());
+  f.on_peer_down(NodeId(1));
+  EXPECT_FALSE(f.quiesced());
+  env.advance(f, kLongerThanAnyElectionTimeout);
+  auto asks = env.take<VoteRequest>();
+  ASSERT_EQ(asks.size(), 2u) << "it did not campaign once its leader was down";
+  EXPECT_TRUE(asks[0].second.pre_vote);
+}
+
+TEST(RaftQuiescence, AnAppendWithoutTheFlagWakesAFollower) {
+  FakeEnv env;
+  RaftKv f(env, three(2), {}, quiescing());
+  quiesce_follower(env, f);
+  f.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .prev_index = LogIndex(1),
+                                        .prev_term = Term(1),
+                                        .leader_commit = LogIndex(1),
+                                        .round = 3});
+  EXPECT_FALSE(f.quiesced());
+  env.sync(f);
+  env.sent.clear();
+  // Awake, it campaigns once its leader goes silent, without any host help.
+  env.advance(f, kLongerThanAnyElectionTimeout);
+  EXPECT_FALSE(env.take<VoteRequest>().empty());
+}
+
+TEST(RaftQuiescence, AQuiescedFollowerRefusesAPreVoteUnlessItComesFromItsRestartedLeader) {
+  FakeEnv env;
+  RaftKv f(env, three(2), {}, quiescing());
+  quiesce_follower(env, f);
+  // Node 3 missed the quiescing round and campaigns: its leader is alive.
+  f.on_message(
+      NodeId(3),
+      VoteRequest{
+          .term = Term(2), .last_index = LogIndex(1), .last_term = Term(1), .pre_vote = true});
+  auto no = env.take<VoteReply>();
+  ASSERT_EQ(no.size(), 1u);
+  EXPECT_FALSE(no[0].second.granted);
+
+  FakeEnv env2;
+  RaftKv g(env2, three(2), {}, quiescing());
+  quiesce_follower(env2, g);
+  env2.advance(g, std::chrono::seconds(10));
+  // Its leader, restarted (a follower now), campaigns: it no longer leads.
+  g.on_message(
+      NodeId(1),
+      VoteRequest{
+          .term = Term(2), .last_index = LogIndex(1), .last_term = Term(1), .pre_vote = true});
+  auto yes = env2.take<VoteReply>();
+  ASSERT_EQ(yes.size(), 1u);
+  EXPECT_TRUE(yes[0].second.granted);
+}
+
+TEST(RaftQuiescence, TimeoutNowReachesAQuiescedFollowerAndItsElectionTimerRuns) {
+  FakeEnv env;
+  RaftKv f(env, three(2), {}, quiescing());
+  quiesce_follower(env, f);
+  f.on_message(NodeId(1), TimeoutNow{.term = Term(1)});
+  EXPECT_EQ(f.role(), Raft::Role::kCandidate);
+  EXPECT_FALSE(env.timers.empty()) << "a candidate without an election timer never retries";
 }
 
 }  // namespace

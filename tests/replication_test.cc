@@ -257,6 +257,63 @@ TEST(Replication, SequentialReadsComeFromEveryMemberAndKeepEachSession) {
   }
 }
 
+// Idle groups quiesce (their leaders stop heartbeating, docs/replication.md):
+// a follower of a quiet group still serves bounded-staleness reads itself,
+// its leader's node's pings vouching for how fresh it is, and writes wake
+// the group at once.
+TEST(Replication, QuiescedGroupsServeBoundedStalenessReadsAtFollowersAndWakeOnAWrite) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  ThreeNodes cluster("replication-quiesce");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  const std::vector<uint16_t>& ports = cluster.ports;
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
+  auto w = RedisClient::connect(ports[0]);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ(w->cmd({"SET", "r:q", "v1"}), "+OK");
+  // Quiet within a few heartbeats; every member says so.
+  bool all_quiet = false;
+  for (int i = 0; i < 50 && !all_quiet; ++i) {
+    std::this_thread::sleep_for(100ms);
+    all_quiet = true;
+    for (uint16_t port : ports) {
+      auto c = RedisClient::connect(port);
+      ASSERT_TRUE(c.ok());
+      auto info = c->bulk({"INFO", "replication"});
+      ASSERT_TRUE(info.ok());
+      all_quiet = all_quiet && info->find("quiesced=0") == std::string::npos &&
+                  info->find("quiesced=1") != std::string::npos;
+    }
+  }
+  ASSERT_TRUE(all_quiet) << "idle groups did not quiesce";
+  std::this_thread::sleep_for(500ms);  // longer than the staleness bound below
+  const uint64_t before =
+      follower_reads(ports[0]) + follower_reads(ports[1]) + follower_reads(ports[2]);
+  for (uint16_t port : ports) {
+    auto c = RedisClient::connect(port);
+    ASSERT_TRUE(c.ok());
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(c->cmd({"WITH", "eventual", "MAX-STALENESS", "300", "GET", "r:q"}), "\"v1\"");
+    }
+  }
+  const uint64_t after =
+      follower_reads(ports[0]) + follower_reads(ports[1]) + follower_reads(ports[2]);
+  EXPECT_GE(after - before, 20u) << "followers of a quiet group passed bounded reads on";
+  // A write wakes the group and is seen by the next bounded read everywhere.
+  ASSERT_EQ(w->cmd({"SET", "r:q", "v2"}), "+OK");
+  for (uint16_t port : ports) {
+    auto c = RedisClient::connect(port);
+    ASSERT_TRUE(c.ok());
+    std::string got;
+    for (int i = 0;
+         i < 50 &&
+         (got = c->cmd({"WITH", "eventual", "MAX-STALENESS", "300", "GET", "r:q"})) != "\"v2\"";
+         ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(got, "\"v2\"") << "port " << port;
+  }
+}
+
 // `cluster up --replication consensus`: the default keyspace itself is
 // replicated (factor 3), so every key survives the loss of any one node.
 TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {

@@ -548,6 +548,7 @@ std::string Coordinator::local_stats_json() {
         lag[std::to_string(node.value())] = gs.last_index - match;
       }
       x["lag"] = lag;
+      x["quiesced"] = gs.quiesced;
       groups.push_back(std::move(x));
     }
   }
@@ -648,10 +649,11 @@ std::string Coordinator::info_replication() {
     }
     s += fmt::format(
         "statekv_group_{}:keyspace={},shard={},role={},term={},leader={},commit={},applied={},"
-        "last={},members={},reads_leader={},reads_local={},writes={}\r\n",
+        "last={},members={},reads_leader={},reads_local={},writes={},quiesced={}\r\n",
         g.id.value(), g.keyspace, g.shard, g.role, g.term,
         g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
-        g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes);
+        g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes,
+        g.quiesced ? 1 : 0);
   }
   return s;
 }

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <asio.hpp>
+#include <atomic>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -133,6 +134,10 @@ GroupId ReplicaGroups::group_id(std::string_view keyspace, uint32_t shard) {
 
 class ReplicaGroup;
 
+struct GroupCounters {
+  std::atomic<uint64_t> reads_barrier{0}, reads_local{0}, writes{0};
+};
+
 class ReplicaGroups::Impl {
  public:
   Impl(ReplicaGroupsOptions options, net::RaftNode& transport, server::Service& service);
@@ -155,7 +160,10 @@ class ReplicaGroups::Impl {
   void deliver(NodeId from, uint64_t group, std::string message);
   void on_reply(GroupId group, RequestId id, ClientResponse response);
   void after_callback(ReplicaGroup& g);
+  // status() reads a copy: every group's after a map change, one group's
+  // after each of its callbacks (O(1), not O(groups), per message).
   void publish_status();
+  void publish_status(const ReplicaGroup& g);
 
  private:
   struct Pending {
@@ -193,6 +201,8 @@ class ReplicaGroups::Impl {
   // shard's first owner: placement spreads those over the nodes) once it is
   // up to date, so leaders, and the work they do, spread too.
   void balance_leaders();
+  // Every 100 ms: quiesced groups learn which peers are down.
+  void watch_peers();
   void stop_group(GroupId id, bool remove_files);
   void begin(uint64_t id);
   void evaluate(uint64_t id);
@@ -227,6 +237,7 @@ class ReplicaGroups::Impl {
   CaptureProposer capture_;
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
   asio::steady_timer balance_timer_{io_};
+  asio::steady_timer peer_timer_{io_};
   uint64_t next_delayed_ = 0;
   std::unordered_map<uint64_t,
                      std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
@@ -237,7 +248,8 @@ class ReplicaGroups::Impl {
   // Any thread.
   mutable std::mutex mu_;
   std::shared_ptr<const RoutingTable> table_;
-  std::map<GroupId, GroupStatus> status_;
+  // Each group's status as of its last callback, and its live counters.
+  std::map<GroupId, std::pair<GroupStatus, std::shared_ptr<const GroupCounters>>> status_;
 };
 
 // A group's replica on this node: its raft, its environment and its state
@@ -458,7 +470,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::unordered_map<std::string, int> latches;
   std::deque<uint64_t> parked;       // commands waiting for a latch
   std::deque<uint64_t> local_reads;  // local reads waiting for applied to cover them
-  uint64_t reads_barrier = 0, reads_local = 0, writes = 0;
+  // Served here; read by status() from other threads (a quiet group has no
+  // callbacks to publish them with).
+  std::shared_ptr<GroupCounters> counters = std::make_shared<GroupCounters>();
   // WAIT calls on this leader: answered when enough members hold `index`.
   struct Waiter {
     uint64_t id = 0;
@@ -492,8 +506,33 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
       deliver(from, group, std::move(message));
     });
   });
-  asio::post(io_, [this] { balance_leaders(); });
+  asio::post(io_, [this] {
+    balance_leaders();
+    watch_peers();
+  });
   thread_ = std::thread([this] { io_.run(); });
+}
+
+void ReplicaGroups::Impl::watch_peers() {
+  if (stopping_) return;
+  const net::RaftNodeStatus s = transport_.status();
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, g] : groups_) {
+    if (!g->raft || !g->raft->quiesced()) continue;
+    for (NodeId m : g->members) {
+      if (m == options_.self) continue;
+      auto it = s.last_heard.find(m);
+      const auto since = it != s.last_heard.end() ? std::max(it->second, s.started) : s.started;
+      if (now - since < options_.peer_down_after) continue;
+      g->raft->on_peer_down(m);
+      after_callback(*g);
+      break;
+    }
+  }
+  peer_timer_.expires_after(std::chrono::milliseconds(100));
+  peer_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) watch_peers();
+  });
 }
 
 void ReplicaGroups::Impl::balance_leaders() {
@@ -525,6 +564,7 @@ ReplicaGroups::Impl::~Impl() {
   asio::post(io_, [this] {
     stopping_ = true;
     balance_timer_.cancel();
+    peer_timer_.cancel();
     std::vector<GroupId> ids;
     for (const auto& [id, g] : groups_) ids.push_back(id);
     for (GroupId id : ids) stop_group(id, false);
@@ -724,32 +764,44 @@ void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
     g.applied_seen = g.raft->applied_index().value();
     retry_local_reads(g);
   }
-  publish_status();
+  publish_status(g);
 }
 
+namespace {
+
+GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
+  GroupStatus s;
+  s.id = id;
+  s.keyspace = g.keyspace;
+  s.shard = g.shard;
+  s.members = g.raft->config();
+  s.role = std::string(role_name(g.raft->role()));
+  s.term = g.raft->term().value();
+  s.leader = g.raft->leader();
+  s.commit_index = g.raft->commit_index().value();
+  s.applied_index = g.raft->applied_index().value();
+  s.last_index = g.raft->log().last_index().value();
+  for (const auto& [n, m] : g.raft->follower_match()) s.match[n] = m.value();
+  s.quiesced = g.raft->quiesced();
+  return s;
+}
+
+}  // namespace
+
 void ReplicaGroups::Impl::publish_status() {
-  std::map<GroupId, GroupStatus> all;
+  std::map<GroupId, std::pair<GroupStatus, std::shared_ptr<const GroupCounters>>> all;
   for (const auto& [id, g] : groups_) {
-    if (!g->raft) continue;
-    GroupStatus s;
-    s.id = id;
-    s.keyspace = g->keyspace;
-    s.shard = g->shard;
-    s.members = g->raft->config();
-    s.role = std::string(role_name(g->raft->role()));
-    s.term = g->raft->term().value();
-    s.leader = g->raft->leader();
-    s.commit_index = g->raft->commit_index().value();
-    s.applied_index = g->raft->applied_index().value();
-    s.last_index = g->raft->log().last_index().value();
-    for (const auto& [n, m] : g->raft->follower_match()) s.match[n] = m.value();
-    s.reads_barrier = g->reads_barrier;
-    s.reads_local = g->reads_local;
-    s.writes = g->writes;
-    all.emplace(id, std::move(s));
+    if (g->raft) all.emplace(id, std::pair{status_of(id, *g), g->counters});
   }
   std::lock_guard<std::mutex> lock(mu_);
   status_ = std::move(all);
+}
+
+void ReplicaGroups::Impl::publish_status(const ReplicaGroup& g) {
+  if (!g.raft) return;
+  GroupStatus s = status_of(g.id, g);
+  std::lock_guard<std::mutex> lock(mu_);
+  status_[g.id] = std::pair{std::move(s), g.counters};
 }
 
 const server::CommandSpec* ReplicaGroups::Impl::spec_of(
@@ -887,10 +939,23 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
     return;
   }
   if (p.policy.max_staleness_ms > 0 && raft.role() != Raft::Role::kLeader) {
-    const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+    auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
         g->now() - raft.last_heard_from_leader());
-    const bool caught_up =
+    bool caught_up =
         raft.leader_commit_seen().value() > 0 && raft.applied_index() >= raft.leader_commit_seen();
+    if (raft.quiesced() && raft.leader()) {
+      // The leader said this member holds its whole log, committed, and has
+      // sent nothing since; its node's last frame (a ping at least) is how
+      // recently that was still true. A write after it reaches this member
+      // on the same connection, before any later ping.
+      const net::RaftNodeStatus s = transport_.status();
+      auto it = s.last_heard.find(*raft.leader());
+      if (it != s.last_heard.end()) {
+        caught_up = true;
+        since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - it->second);
+      }
+    }
     if (!caught_up || since.count() > p.policy.max_staleness_ms) {
       finish(id, GroupReply{Status::Unavailable(
                                 "this member may be staler than MAX-STALENESS allows (last "
@@ -904,7 +969,7 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
   }
   std::vector<std::string> effects;  // a lazy erase of an expired key: not ours to propose
   std::string reply = run_captured(p, &effects);
-  ++g->reads_local;
+  g->counters->reads_local.fetch_add(1, std::memory_order_relaxed);
   finish(id, GroupReply{Status::OK(), std::move(reply), {}, raft.applied_index().value()});
 }
 
@@ -963,7 +1028,7 @@ void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse 
     // The entry was applied here (kOk), or certainly not appended (kFail).
     release_latches(*g, p);
     if (response.outcome == ClientResponse::Outcome::kOk) {
-      ++g->writes;
+      g->counters->writes.fetch_add(1, std::memory_order_relaxed);
       finish(id, GroupReply{Status::OK(), std::move(p.reply), {}, p.index});
     } else {
       finish(id, GroupReply{Status::Unavailable("not the leader of replica group " +
@@ -984,7 +1049,7 @@ void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse 
   }
   p.barrier_passed = true;
   if (p.phase == Pending::Phase::kConfirming) {
-    ++g->reads_barrier;
+    g->counters->reads_barrier.fetch_add(1, std::memory_order_relaxed);
     finish(id, GroupReply{Status::OK(), std::move(p.reply), {}, g->raft->applied_index().value()});
     return;
   }
@@ -1047,7 +1112,7 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
       after_callback(*g);
       return;
     }
-    ++g->reads_barrier;
+    g->counters->reads_barrier.fetch_add(1, std::memory_order_relaxed);
     finish(id, GroupReply{Status::OK(), std::move(out), {}, g->raft->applied_index().value()});
     return;
   }
@@ -1266,13 +1331,19 @@ std::optional<NodeId> ReplicaGroups::Impl::leader(GroupId group) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = status_.find(group);
   if (it == status_.end()) return std::nullopt;
-  return it->second.leader;
+  return it->second.first.leader;
 }
 
 std::vector<GroupStatus> ReplicaGroups::Impl::status() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<GroupStatus> out;
-  for (const auto& [id, s] : status_) out.push_back(s);
+  for (const auto& [id, entry] : status_) {
+    GroupStatus s = entry.first;
+    s.reads_barrier = entry.second->reads_barrier.load(std::memory_order_relaxed);
+    s.reads_local = entry.second->reads_local.load(std::memory_order_relaxed);
+    s.writes = entry.second->writes.load(std::memory_order_relaxed);
+    out.push_back(std::move(s));
+  }
   return out;
 }
 

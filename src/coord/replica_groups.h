@@ -11,6 +11,10 @@
 //              wire.h GroupFrames through net::RaftNode (send_group);
 //   log        one DiskLog per group under <data>/groups/<group id> (a shared
 //              write-ahead log with per-group truncation is the next step);
+//   liveness   idle groups quiesce (raft.h): their leaders stop heartbeating.
+//              The transport's pings, one per pair of nodes, stand in for
+//              them: every 100 ms the groups of a peer not heard from for
+//              peer_down_after are told (Raft::on_peer_down).
 //   thread     one event loop thread for every group of the node: the
 //              protocols, their timers and the commands they run are called
 //              from it, one callback at a time (env.h);
@@ -81,8 +85,15 @@ struct ReplicaGroupsOptions {
     replication::raft::RaftOptions o;
     // A snapshot scans the shard's records: take one every this many entries.
     o.snapshot_threshold = 16384;
+    // Idle groups send nothing (raft.h, "Quiescence"): a node holds many.
+    o.quiesce = true;
     return o;
   }();
+  // A peer node not heard from (any frame: the transport pings every peer)
+  // for this long is down: the quiesced groups it leads wake and elect
+  // another leader. Should exceed the transport's ping interval (200 ms) a
+  // few times over, and an election timeout.
+  std::chrono::milliseconds peer_down_after{600};
   // A command without an answer within this long gets Timeout.
   std::chrono::milliseconds request_timeout{5000};
 };
@@ -131,6 +142,7 @@ struct GroupStatus {
   uint64_t applied_index = 0;
   uint64_t last_index = 0;
   std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
+  bool quiesced = false;             // idle: no heartbeats (raft.h, "Quiescence")
   // Served by this node's replica since it started.
   uint64_t reads_barrier = 0;  // on the leader, behind the ReadIndex barrier
   uint64_t reads_local = 0;    // from this member's applied state (below linearizable)

@@ -101,7 +101,34 @@ GroupHost::GroupHost(ByteEnv& env, NodeId self, GroupHostOptions options,
     // Built last: the protocol may use its env (timers, records) while it starts.
     raw->protocol = options_.factory(p.id, *raw->env, replication::Membership{self_, p.members},
                                      std::move(records[p.id]));
+    for (NodeId m : p.members) {
+      if (m != self_ && std::find(peers_.begin(), peers_.end(), m) == peers_.end()) {
+        peers_.push_back(m);
+      }
+    }
   }
+  std::sort(peers_.begin(), peers_.end());
+  started_ = env_.now();
+  if (options_.peer_ping_interval.count() > 0 && !peers_.empty()) {
+    ping_timer_ = env_.set_timer(options_.peer_ping_interval);
+  }
+}
+
+void GroupHost::ping_peers() {
+  const replication::Instant now = env_.now();
+  for (NodeId peer : peers_) env_.send_bytes(peer, tag_with_group(GroupId(0), ""));
+  for (NodeId peer : peers_) {
+    auto it = last_heard_.find(peer);
+    const replication::Instant since = it == last_heard_.end() ? started_ : it->second;
+    if (now - since < options_.peer_down_after) continue;
+    for (auto& [id, g] : groups_) {
+      const std::vector<NodeId>& members = g->placement.members;
+      if (std::find(members.begin(), members.end(), peer) != members.end()) {
+        g->protocol->on_peer_down(peer);
+      }
+    }
+  }
+  ping_timer_ = env_.set_timer(options_.peer_ping_interval);
 }
 
 GroupHost::~GroupHost() = default;
@@ -114,6 +141,8 @@ GroupHost::Group* GroupHost::find(GroupId id) {
 Status GroupHost::deliver(NodeId from, std::string_view bytes) {
   auto tagged = untag_group(bytes);
   if (!tagged.ok()) return tagged.status();
+  last_heard_[from] = env_.now();
+  if (tagged->first == GroupId(0) && ping_timer_) return Status::OK();  // a peer's ping
   Group* g = find(tagged->first);
   if (g == nullptr) {
     ++unknown_frames_;
@@ -141,6 +170,10 @@ void GroupHost::on_request(const replication::ClientRequest& req) {
 }
 
 void GroupHost::on_timer(replication::TimerId id) {
+  if (ping_timer_ && id == *ping_timer_) {
+    ping_peers();
+    return;
+  }
   auto it = timers_.find(id);
   if (it == timers_.end()) return;  // cancelled
   const GroupId group = it->second;

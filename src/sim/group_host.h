@@ -27,6 +27,12 @@
 //             is the node's; the host remembers which group set it.
 //   clock, randomness: the node's (one seeded source: the run stays
 //             deterministic).
+//   peers     with peer_ping_interval set, the host pings every node it
+//             shares a group with (a frame of group 0, empty) and tells every
+//             group it hosts with that node as a member when the node was not
+//             heard from (any frame) for peer_down_after: one heartbeat per
+//             pair of nodes, however many groups they share, so that groups
+//             may go quiet when idle (raft's quiescence).
 //
 // The host is runtime-independent (it sees only a ByteEnv): the simulator runs
 // it as one HostedNode per simulated node, and a crash takes down every group
@@ -37,6 +43,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +73,9 @@ struct GroupHostOptions {
   std::function<GroupId(std::string_view key)> route;
   // Builds one group's protocol instance.
   GroupFactory factory;
+  // Peer heartbeats (see the header); zero: off.
+  replication::Duration peer_ping_interval{0};
+  replication::Duration peer_down_after{0};
 };
 
 // Encodes and decodes the host's framing (frames and records share it).
@@ -96,6 +106,7 @@ class GroupHost final : public HostedNode {
   struct Group;
 
   Group* find(GroupId id);
+  void ping_peers();
 
   ByteEnv& env_;
   NodeId self_;
@@ -103,6 +114,11 @@ class GroupHost final : public HostedNode {
   std::map<GroupId, std::unique_ptr<Group>> groups_;
   std::map<replication::TimerId, GroupId> timers_;
   uint64_t unknown_frames_ = 0;
+  // Peer heartbeats.
+  std::vector<NodeId> peers_;
+  std::map<NodeId, replication::Instant> last_heard_;
+  replication::Instant started_{};
+  std::optional<replication::TimerId> ping_timer_;
 };
 
 // The placement group_host_entry uses: `groups` groups with ids 1..groups over

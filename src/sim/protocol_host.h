@@ -36,6 +36,10 @@ class HostedNode {
   virtual void on_request(const replication::ClientRequest& req) = 0;
   virtual void on_timer(replication::TimerId id) = 0;
   virtual void on_persisted(replication::PersistToken token) = 0;
+  // The host heard nothing from `peer`'s node for a while (GroupHost's peer
+  // heartbeats). Protocols that go quiet when idle use it to notice a dead
+  // leader; others ignore it.
+  virtual void on_peer_down(NodeId peer) {}
 };
 
 namespace detail {
@@ -86,6 +90,9 @@ class Hosted final : public HostedNode {
   void on_request(const replication::ClientRequest& req) override { protocol_.on_request(req); }
   void on_timer(replication::TimerId id) override { protocol_.on_timer(id); }
   void on_persisted(replication::PersistToken token) override { protocol_.on_persisted(token); }
+  void on_peer_down(NodeId peer) override {
+    if constexpr (requires(P & p) { p.on_peer_down(peer); }) protocol_.on_peer_down(peer);
+  }
 
  private:
   TypedEnv<typename P::Message> env_;

@@ -126,6 +126,11 @@ Outcome run(const SimOptions& o, RaftOptions options = {}, Bug bug = Bug::kNone)
       GroupId g = sim::group_of_key(key, kGroups);
       return wrong ? GroupId(g.value() % kGroups + 1) : g;
     };
+    if (options.quiesce) {
+      // Idle groups go quiet; the hosts' peer heartbeats notice a dead leader.
+      host.peer_ping_interval = std::chrono::milliseconds(50);
+      host.peer_down_after = std::chrono::milliseconds(200);
+    }
     host.factory = [&out, options](GroupId g, sim::ByteEnv& group_env, const Membership& members,
                                    std::vector<std::string> records) {
       return testing::observed_raft_entry(out.observers.at(g), options)
@@ -155,6 +160,21 @@ TEST(RaftGroupsSim, NoFaultsEveryGroupServesItsKeys) {
   EXPECT_EQ(groups_that_led, kGroups) << "every group elects its own leader";
 }
 
+TEST(RaftGroupsSim, QuiescingGroupsServeEveryKeyWithoutFaults) {
+  SimOptions o = faulty(1);
+  o.faults = sim::FaultSet{};
+  RaftOptions options;
+  options.quiesce = true;
+  Outcome out = run(o, options);
+  EXPECT_TRUE(out.report.verdict.valid) << out.describe();
+  EXPECT_TRUE(out.observers_ok()) << out.describe();
+  EXPECT_EQ(out.report.run.info, 0u) << "without faults every request is answered";
+  EXPECT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o));
+  uint64_t quiesced = 0;
+  for (const auto& [g, obs] : out.observers) quiesced += obs->quiesced_views();
+  EXPECT_GT(quiesced, 0u) << "no group ever went quiet";
+}
+
 TEST(RaftGroupsSim, SameSeedSameHistory) {
   Outcome a = run(faulty(4));
   Outcome b = run(faulty(4));
@@ -168,6 +188,7 @@ TEST(RaftGroupsSim, ManyGroupsOnFaultySeedsStayLinearizableAndSafe) {
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     RaftOptions options;
     if (seed % 2 == 1) options.snapshot_threshold = 4 + seed % 13;  // checkpoints in the shared log
+    options.quiesce = seed % 4 >= 2;  // half the seeds: idle groups quiesce
     Outcome out = run(faulty(seed), options);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << "\n" << out.describe();
     ASSERT_TRUE(out.observers_ok()) << "seed " << seed << "\n" << out.describe();

@@ -30,6 +30,7 @@ namespace statekv::replication::raft::testing {
 class Observer {
  public:
   void check(NodeId node, const Raft& r) {
+    if (r.quiesced()) ++quiesced_views_;
     if (r.role() == Raft::Role::kLeader) {
       auto [it, inserted] = leader_of_term_.emplace(r.term(), node);
       if (it->second != node) {
@@ -69,6 +70,8 @@ class Observer {
   const std::string& violation() const { return violation_; }
   size_t committed() const { return committed_.size(); }
   size_t terms_with_leader() const { return leader_of_term_.size(); }
+  // Callbacks after which some member was quiesced.
+  uint64_t quiesced_views() const { return quiesced_views_; }
   // Committed membership changes seen (among indexes some node showed).
   size_t committed_config_changes() const {
     return std::count_if(committed_.begin(), committed_.end(),
@@ -112,6 +115,7 @@ class Observer {
   std::vector<Term> commit_term_;
   std::map<NodeId, NodeView> nodes_;
   std::string violation_;
+  uint64_t quiesced_views_ = 0;
 };
 
 // Test-only operator actions the host performs on a timer of its own.
@@ -151,6 +155,10 @@ class ObservedRaft final : public sim::HostedNode {
   }
   void on_request(const ClientRequest& req) override {
     raft_.on_request(req);
+    observe();
+  }
+  void on_peer_down(NodeId peer) override {
+    raft_.on_peer_down(peer);
     observe();
   }
   void on_timer(TimerId id) override {

@@ -238,6 +238,9 @@ class ReplicaGroups::Impl {
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
   asio::steady_timer balance_timer_{io_};
   asio::steady_timer peer_timer_{io_};
+  // The groups' logs share these sync threads (a thread per idle group cost
+  // more memory than the group).
+  std::shared_ptr<net::SyncPool> sync_pool_ = std::make_shared<net::SyncPool>(4);
   uint64_t next_delayed_ = 0;
   std::unordered_map<uint64_t,
                      std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
@@ -628,6 +631,7 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
   net::DiskLogOptions lo;
   lo.dir = options_.data_dir / "groups" / std::to_string(id.value());
   lo.fsync = options_.fsync;
+  lo.pool = sync_pool_;
   net::Recovery recovery;
   ReplicaGroup* raw = g.get();
   auto log = net::DiskLog::open(

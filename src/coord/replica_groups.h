@@ -9,8 +9,9 @@
 //
 //   transport  the node's one peer transport: group messages travel as
 //              wire.h GroupFrames through net::RaftNode (send_group);
-//   log        one DiskLog per group under <data>/groups/<group id> (a shared
-//              write-ahead log with per-group truncation is the next step);
+//   log        one DiskLog per group under <data>/groups/<group id>, all of
+//              them synced by one pool of 4 threads (net::SyncPool); a shared
+//              write-ahead log with per-group truncation is the next step;
 //   liveness   idle groups quiesce (raft.h): their leaders stop heartbeating.
 //              The transport's pings, one per pair of nodes, stand in for
 //              them: every 100 ms the groups of a peer not heard from for

@@ -1,7 +1,5 @@
 #include "net/disk_log.h"
 
-#include "core/little_endian.h"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +17,7 @@
 #include <system_error>
 
 #include "core/assert.h"
+#include "core/little_endian.h"
 
 namespace statekv::net {
 namespace {
@@ -381,7 +380,7 @@ Result<std::unique_ptr<DiskLog>> DiskLog::open(DiskLogOptions options,
   // them; they are dead weight.
   if (state->reset_at > 0) log->delete_segments_before(state->reset_at);
 
-  log->sync_thread_ = std::thread([raw = log.get()] { raw->sync_loop(); });
+  if (!log->options_.pool) log->sync_thread_ = std::thread([raw = log.get()] { raw->sync_loop(); });
   return log;
 }
 
@@ -393,6 +392,17 @@ DiskLog::~DiskLog() {
     }
     work_.notify_one();
     sync_thread_.join();
+  } else if (options_.pool) {
+    // Wait for the pool's round on this log, if any, then drain here: appends made
+    // from now on (by on_durable, say) are no longer scheduled.
+    {
+      std::unique_lock lk(mu_);
+      stopping_ = true;
+      idle_.wait(lk, [this] { return !scheduled_; });
+    }
+    std::vector<Run> runs;
+    while (sync_round(runs)) {
+    }
   }
   for (int fd : {seg_fd_, dir_fd_, lock_fd_}) {
     if (fd >= 0) ::close(fd);
@@ -428,8 +438,44 @@ uint64_t DiskLog::enqueue(bool checkpoint, std::string record) {
       pending_.back().last_seq = seq;
     }
   }
-  if (wake) work_.notify_one();
+  if (!wake) return seq;
+  if (!options_.pool) {
+    work_.notify_one();
+    return seq;
+  }
+  {
+    std::lock_guard lk(mu_);
+    // Closing: the destructor drains what is left. Queued already: that round
+    // takes this record too.
+    if (stopping_ || scheduled_) return seq;
+    scheduled_ = true;
+  }
+  options_.pool->schedule(this);
   return seq;
+}
+
+bool DiskLog::sync_round(std::vector<Run>& runs) {
+  {
+    std::lock_guard lk(mu_);
+    if (pending_.empty()) return false;
+    runs.swap(pending_);
+  }
+  const uint64_t last = runs.back().last_seq;
+  Status s = write_runs(runs);
+  runs.clear();
+  counters_.batches.fetch_add(1, std::memory_order_relaxed);
+  if (!s.ok()) {
+    spdlog::error("disk log {}: {}; the log is stopped and nothing more becomes durable",
+                  options_.dir.string(), s.to_string());
+    std::lock_guard lk(mu_);
+    error_ = s;
+    failed_.store(true);
+    pending_.clear();
+    return false;
+  }
+  counters_.durable.store(last, std::memory_order_release);
+  if (on_durable_) on_durable_(last);
+  return true;
 }
 
 void DiskLog::sync_loop() {
@@ -439,23 +485,65 @@ void DiskLog::sync_loop() {
       std::unique_lock lk(mu_);
       work_.wait(lk, [this] { return stopping_ || !pending_.empty(); });
       if (pending_.empty()) return;  // stopping, and everything is written
-      runs.swap(pending_);
     }
-    const uint64_t last = runs.back().last_seq;
-    Status s = write_runs(runs);
-    runs.clear();
-    counters_.batches.fetch_add(1, std::memory_order_relaxed);
-    if (!s.ok()) {
-      spdlog::error("disk log {}: {}; the log is stopped and nothing more becomes durable",
-                    options_.dir.string(), s.to_string());
-      std::lock_guard lk(mu_);
-      error_ = s;
-      failed_.store(true);
-      pending_.clear();
+    if (!sync_round(runs) && failed_.load()) return;
+  }
+}
+
+void DiskLog::pool_round() {
+  std::vector<Run> runs;
+  sync_round(runs);
+  {
+    std::lock_guard lk(mu_);
+    // Appended meanwhile (and not scheduled, since we were): go round again, after
+    // the other logs waiting, so that one busy log does not starve them.
+    scheduled_ = !pending_.empty() && !stopping_ && !failed_.load();
+    if (!scheduled_) {
+      // Under the lock: once it is released, a closing log may be freed at once.
+      idle_.notify_all();
       return;
     }
-    counters_.durable.store(last, std::memory_order_release);
-    if (on_durable_) on_durable_(last);
+  }
+  options_.pool->schedule(this);  // still scheduled: the log cannot be closed meanwhile
+}
+
+SyncPool::SyncPool(size_t threads) {
+  for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
+    threads_.emplace_back([this] { run(); });
+  }
+}
+
+SyncPool::~SyncPool() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  work_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void SyncPool::schedule(DiskLog* log) {
+  {
+    std::lock_guard lk(mu_);
+    queue_.push_back(log);
+  }
+  work_.notify_one();
+}
+
+void SyncPool::run() {
+  while (true) {
+    DiskLog* log = nullptr;
+    {
+      std::unique_lock lk(mu_);
+      work_.wait(lk, [this] { return stopping_ || next_ < queue_.size(); });
+      if (next_ >= queue_.size()) return;  // stopping, and no log is waiting
+      log = queue_[next_++];
+      if (next_ == queue_.size()) {
+        queue_.clear();
+        next_ = 0;
+      }
+    }
+    log->pool_round();
   }
 }
 

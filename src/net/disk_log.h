@@ -15,6 +15,8 @@
 // Group commit: append() only frames the record into an in-memory buffer. One sync
 // thread repeatedly takes everything pending, write()s it in one call, fdatasync()s
 // once, and reports the last sequence it covered. Many appends share one fsync.
+// The sync thread is the log's own, or one of a SyncPool's shared by many logs (a
+// node's replica groups: a thread per idle group would cost more than the group).
 //
 // On-disk format (all integers little-endian):
 //
@@ -66,7 +68,9 @@
 // Thread safety: append(), append_checkpoint(), status() and stats() may be called
 // from any thread. on_durable runs on the sync thread, never concurrently with
 // itself, outside every internal lock: it may call append(), but must not destroy the
-// DiskLog. Only one DiskLog may have a directory open at a time (open() fails with
+// DiskLog. With a pool, on_durable runs on a pool thread (or, for what is appended
+// while it closes, on the thread destroying the log). Only one DiskLog may have a
+// directory open at a time (open() fails with
 // Busy otherwise, also within one process).
 #pragma once
 
@@ -85,10 +89,38 @@
 
 namespace statekv::net {
 
+class DiskLog;
+
+// A few threads that do the sync work of many logs: a log with records pending is
+// queued once, and one pool thread writes and syncs it (never two at once, so its
+// on_durable is still never concurrent with itself). Logs must be closed before
+// their pool is destroyed (they hold it by shared_ptr, so that is automatic).
+class SyncPool {
+ public:
+  explicit SyncPool(size_t threads);
+  ~SyncPool();
+  SyncPool(const SyncPool&) = delete;
+  SyncPool& operator=(const SyncPool&) = delete;
+
+ private:
+  friend class DiskLog;
+  void schedule(DiskLog* log);
+  void run();
+
+  std::mutex mu_;
+  std::condition_variable work_;
+  std::vector<DiskLog*> queue_;  // each log at most once (DiskLog::scheduled_)
+  size_t next_ = 0;              // queue_[next_..] are waiting
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
 struct DiskLogOptions {
   std::filesystem::path dir;
   // false: skip fdatasync and directory fsync (tests, benchmarks that say so).
   bool fsync = true;
+  // Shared sync threads; null: the log starts a thread of its own.
+  std::shared_ptr<SyncPool> pool = nullptr;
 };
 
 // What open() found on disk.
@@ -162,6 +194,12 @@ class DiskLog {
   DiskLog(DiskLogOptions options, std::function<void(uint64_t)> on_durable);
   uint64_t enqueue(bool checkpoint, std::string record);
   void sync_loop();
+  // One round of the sync work: writes and syncs what is pending. False once
+  // nothing was pending or the log failed.
+  bool sync_round(std::vector<Run>& runs);
+  // Pool mode: called by a pool thread for a scheduled log.
+  void pool_round();
+  friend class SyncPool;
   Status write_runs(std::vector<Run>& runs);
   Status start_segment(uint64_t number);
   Status sync_file(int fd);
@@ -177,6 +215,8 @@ class DiskLog {
   std::vector<Run> pending_;
   uint64_t last_seq_ = 0;
   bool stopping_ = false;
+  bool scheduled_ = false;        // pool mode: queued or being worked on by a pool thread
+  std::condition_variable idle_;  // pool mode: scheduled_ went false
   Status error_;
 
   std::atomic<bool> failed_{false};

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace statekv::net {
@@ -68,7 +69,7 @@ class DiskLogTest : public ::testing::Test {
   // Opens the log; fails the test when it cannot.
   std::unique_ptr<DiskLog> open(Recovery* rec, std::function<void(uint64_t)> on_durable = {},
                                 bool fsync = true) {
-    auto log = DiskLog::open(DiskLogOptions{dir_, fsync}, std::move(on_durable), rec);
+    auto log = DiskLog::open(DiskLogOptions{dir_, fsync, pool_}, std::move(on_durable), rec);
     EXPECT_TRUE(log.ok()) << log.status().to_string();
     return log.ok() ? std::move(log).value() : nullptr;
   }
@@ -98,6 +99,7 @@ class DiskLogTest : public ::testing::Test {
   fs::path seg(uint64_t n) const { return dir_ / seg_name(n); }
 
   fs::path dir_;
+  std::shared_ptr<SyncPool> pool_;  // null: each log has its own sync thread
 };
 
 TEST_F(DiskLogTest, RoundTripInAppendOrderAcrossReopens) {
@@ -242,6 +244,80 @@ TEST_F(DiskLogTest, OnDurableMayAppend) {
     while (last.load() < 2) std::this_thread::yield();
   }
   EXPECT_EQ(reopen_records(), (Records{"first", "from the callback"}));
+}
+
+TEST_F(DiskLogTest, ManyLogsShareTheThreadsOfOnePool) {
+  auto pool = std::make_shared<SyncPool>(2);
+  constexpr int kLogs = 40, kThreads = 4, kPerLog = 100;
+  struct Watched {
+    std::unique_ptr<DiskLog> log;
+    std::vector<uint64_t> reported;  // written by one callback at a time
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+  };
+  std::vector<Watched> logs(kLogs);
+  for (int i = 0; i < kLogs; ++i) {
+    Recovery rec;
+    Watched* w = &logs[i];
+    auto log = DiskLog::open(
+        DiskLogOptions{dir_ / ("g" + std::to_string(i)), true, pool},
+        [w](uint64_t seq) {
+          if (w->inside.fetch_add(1) != 0) w->overlapped = true;
+          w->reported.push_back(seq);
+          w->inside.fetch_sub(1);
+        },
+        &rec);
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    w->log = std::move(log).value();
+  }
+  {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&logs, t] {
+        for (int i = t; i < kLogs * kPerLog; i += kThreads) {
+          logs[i % kLogs].log->append(std::to_string(i / kLogs));
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  for (Watched& w : logs) w.log.reset();  // closing makes the rest durable
+  pool.reset();
+  for (int i = 0; i < kLogs; ++i) {
+    const Watched& w = logs[i];
+    EXPECT_FALSE(w.overlapped) << "log " << i << ": on_durable ran on two threads at once";
+    ASSERT_FALSE(w.reported.empty()) << i;
+    EXPECT_TRUE(std::is_sorted(w.reported.begin(), w.reported.end())) << i;
+    EXPECT_EQ(w.reported.back(), uint64_t{kPerLog}) << i;
+    Recovery rec;
+    auto again = DiskLog::open(DiskLogOptions{dir_ / ("g" + std::to_string(i))}, {}, &rec);
+    ASSERT_TRUE(again.ok());
+    ASSERT_EQ(rec.records.size(), size_t{kPerLog}) << i;
+    std::multiset<std::string> got(rec.records.begin(), rec.records.end()), want;
+    for (int k = 0; k < kPerLog; ++k) want.insert(std::to_string(k));
+    EXPECT_EQ(got, want) << i;
+  }
+}
+
+TEST_F(DiskLogTest, WithAPoolOnDurableMayAppendAndClosingDrainsEverything) {
+  pool_ = std::make_shared<SyncPool>(1);
+  DiskLog* raw = nullptr;
+  std::atomic<uint64_t> last{0};
+  {
+    Recovery rec;
+    auto log = open(&rec, [&](uint64_t seq) {
+      if (seq == 1) raw->append("from the callback");
+      last.store(seq);
+    });
+    raw = log.get();
+    log->append("first");
+    while (last.load() < 2) std::this_thread::yield();
+    for (int i = 0; i < 200; ++i) log->append("r" + std::to_string(i));
+  }  // closed at once: what is pending is written by the closing thread
+  Records want = {"first", "from the callback"};
+  for (int i = 0; i < 200; ++i) want.push_back("r" + std::to_string(i));
+  EXPECT_EQ(reopen_records(), want);
+  EXPECT_EQ(last.load(), 202u);
 }
 
 TEST_F(DiskLogTest, CheckpointReplacesEarlierRecordsAfterReopen) {

@@ -8,6 +8,7 @@
 // fail them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -52,10 +53,11 @@ class CacheLeases : public ::testing::Test {
                      "127.0.0.1:" + std::to_string(node_->port()),
                      "--seed",
                      "7",
-                     "--ttl-ms",
-                     "60000",
                      "--upstream-connections",
                      "64"};
+    if (std::find(args.begin(), args.end(), "--ttl-ms") == args.end()) {
+      co.extra_args.insert(co.extra_args.end(), {"--ttl-ms", "60000"});
+    }
     co.extra_args.insert(co.extra_args.end(), args.begin(), args.end());
     caches_.push_back(std::make_unique<ServerProcess>(co));
     EXPECT_TRUE(caches_.back()->start().ok()) << caches_.back()->log_tail();
@@ -114,7 +116,7 @@ class CacheLeases : public ::testing::Test {
 };
 
 // 20 clients on each of three caches GET a missing key at once while every
-// upstream request takes 500 ms: with leases one cache loads it and the two
+// upstream request takes 1 s: with leases one cache loads it and the two
 // others take its fill (one upstream load in all); without, each cache makes
 // its own (coalesced) load: three.
 void burst(CacheLeases* t, std::vector<std::unique_ptr<ServerProcess>>& caches,
@@ -142,7 +144,9 @@ void burst(CacheLeases* t, std::vector<std::unique_ptr<ServerProcess>>& caches,
 
 TEST_F(CacheLeases, ConcurrentMissesOnThreeCachesMakeOneUpstreamLoad) {
   for (int i = 0; i < 3; ++i) {
-    add_cache({"--leases", "on", "--lease-ms", "10000", "--inject-upstream-delay-ms", "500"});
+    // A lease is held from its SET (1 s after the first miss) to its DEL (2 s
+    // later): a cache whose first miss comes up to 2 s after another's waits.
+    add_cache({"--leases", "on", "--lease-ms", "10000", "--inject-upstream-delay-ms", "1000"});
   }
   write("hot", "v");
   burst(this, caches_, "hot", "\"v\"");
@@ -154,7 +158,8 @@ TEST_F(CacheLeases, ConcurrentMissesOnThreeCachesMakeOneUpstreamLoad) {
   // Each cache now holds the value: the next reads are hits, no load.
   for (auto& c : clients_) EXPECT_EQ(c->cmd({"GET", "hot"}), "\"v\"");
   EXPECT_EQ(total("cache_upstream_loads"), 1u);
-  EXPECT_EQ(direct_->cmd({"EXISTS", "__lease:{hot}"}), ":0");  // released
+  // Released (the DEL goes out after the holder answered its own readers).
+  EXPECT_TRUE(eventually([&] { return direct_->cmd({"EXISTS", "__lease:{hot}"}) == ":0"; }, 10s));
 }
 
 TEST_F(CacheLeases, WithoutLeasesEachCacheLoadsTheKey) {
@@ -226,6 +231,36 @@ TEST_F(CacheLeases, AFillOlderThanAWriteTheWaiterKnowsIsNotUsed) {
   }
   // Cache 0 did not keep v1 either (the write's invalidation detached its load).
   EXPECT_EQ(clients_[0]->cmd({"GET", "k"}), "\"v2\"");
+}
+
+// Stale-while-revalidate with leases: cache 0 (every upstream request 800 ms)
+// holds the lease for a refresh of an expired key; cache 1's readers get
+// their stale copy meanwhile instead of waiting, and its refresh takes cache
+// 0's fill instead of loading.
+TEST_F(CacheLeases, WhileAnotherCacheHoldsTheLeaseReadersGetTheStaleCopy) {
+  const std::vector<std::string> common = {"--leases", "on",  "--lease-ms", "20000",
+                                           "--ttl-ms", "300", "--stale-ms", "60000"};
+  std::vector<std::string> slow = common;
+  slow.insert(slow.end(), {"--inject-upstream-delay-ms", "800"});
+  add_cache(slow);
+  add_cache(common);
+  write("k", "v1");
+  EXPECT_EQ(clients_[1]->cmd({"GET", "k"}), "\"v1\"");  // cache 1 loads it
+  EXPECT_EQ(clients_[0]->cmd({"GET", "k"}), "\"v1\"");  // cache 0 too (its own lease)
+  ASSERT_TRUE(eventually([&] { return direct_->cmd({"EXISTS", "__lease:{k}"}) == ":0"; }, 20s));
+  std::this_thread::sleep_for(400ms);                   // both copies are past their TTL, stale now
+  EXPECT_EQ(clients_[0]->cmd({"GET", "k"}), "\"v1\"");  // stale; cache 0 starts a refresh
+  ASSERT_TRUE(eventually([&] { return direct_->cmd({"EXISTS", "__lease:{k}"}) == ":1"; }, 20s));
+  const auto leased = Clock::now();
+  EXPECT_EQ(clients_[1]->cmd({"GET", "k"}), "\"v1\"");  // stale; its refresh waits for cache 0
+  ASSERT_TRUE(eventually([&] { return stat(*clients_[1], "cache_lease_waits") == 1; }, 20s));
+  EXPECT_EQ(clients_[1]->cmd({"GET", "k"}), "\"v1\"");  // stale, no waiting
+  if (Clock::now() < leased + 1500ms) {                 // cache 0 cannot have filled yet
+    EXPECT_GE(stat(*clients_[1], "cache_lease_stale_served"), 1u);
+  }
+  ASSERT_TRUE(eventually([&] { return stat(*clients_[1], "cache_lease_fills") == 1; }, 20s));
+  EXPECT_EQ(stat(*clients_[1], "cache_upstream_loads"), 1u);  // the first load only
+  EXPECT_EQ(stat(*clients_[1], "cache_stale_refreshes"), 1u);
 }
 
 }  // namespace

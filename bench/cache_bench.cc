@@ -45,8 +45,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             Clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
       .count();
 }
 
@@ -189,7 +188,8 @@ int burst(const Flags& f) {
   while (latencies.size() + static_cast<size_t>(wrong) < conns.size()) {
     fds.clear();
     for (Conn& c : conns) {
-      if (!c.sent.empty()) fds.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+      if (!c.sent.empty())
+        fds.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
     }
     if (::poll(fds.data(), fds.size(), 30000) <= 0) die("no reply within 30 s");
     for (Conn& c : conns) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "support/local_cluster.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
 
@@ -119,8 +120,8 @@ class CacheLeases : public ::testing::Test {
 // upstream request takes 1 s: with leases one cache loads it and the two
 // others take its fill (one upstream load in all); without, each cache makes
 // its own (coalesced) load: three.
-void burst(CacheLeases* t, std::vector<std::unique_ptr<ServerProcess>>& caches,
-           const std::string& key, const std::string& want) {
+void burst(std::vector<std::unique_ptr<ServerProcess>>& caches, const std::string& key,
+           const std::string& want) {
   std::vector<std::unique_ptr<RedisClient>> readers;
   for (int i = 0; i < 60; ++i) {
     auto c = RedisClient::connect(caches[i % caches.size()]->port());
@@ -139,7 +140,6 @@ void burst(CacheLeases* t, std::vector<std::unique_ptr<ServerProcess>>& caches,
   }
   for (auto& th : threads) th.join();
   for (const auto& r : replies) EXPECT_EQ(r, want);
-  (void)t;
 }
 
 TEST_F(CacheLeases, ConcurrentMissesOnThreeCachesMakeOneUpstreamLoad) {
@@ -149,7 +149,7 @@ TEST_F(CacheLeases, ConcurrentMissesOnThreeCachesMakeOneUpstreamLoad) {
     add_cache({"--leases", "on", "--lease-ms", "10000", "--inject-upstream-delay-ms", "1000"});
   }
   write("hot", "v");
-  burst(this, caches_, "hot", "\"v\"");
+  burst(caches_, "hot", "\"v\"");
   EXPECT_EQ(total("cache_upstream_loads"), 1u);
   EXPECT_EQ(total("cache_leases_taken"), 1u);
   EXPECT_EQ(total("cache_lease_fills"), 2u);  // one per waiting cache
@@ -167,7 +167,7 @@ TEST_F(CacheLeases, WithoutLeasesEachCacheLoadsTheKey) {
     add_cache({"--leases", "off", "--inject-upstream-delay-ms", "500"});
   }
   write("hot", "v");
-  burst(this, caches_, "hot", "\"v\"");
+  burst(caches_, "hot", "\"v\"");
   EXPECT_EQ(total("cache_upstream_loads"), 3u);
   EXPECT_EQ(total("cache_leases_taken"), 0u);
 }
@@ -261,6 +261,69 @@ TEST_F(CacheLeases, WhileAnotherCacheHoldsTheLeaseReadersGetTheStaleCopy) {
   ASSERT_TRUE(eventually([&] { return stat(*clients_[1], "cache_lease_fills") == 1; }, 20s));
   EXPECT_EQ(stat(*clients_[1], "cache_upstream_loads"), 1u);  // the first load only
   EXPECT_EQ(stat(*clients_[1], "cache_stale_refreshes"), 1u);
+}
+
+// In front of a three-node cluster, each cache attached to another node: the
+// lease key lives on its owner (SET ... NX GET routed there), the fill is
+// published through one node and reaches the subscribers of every node.
+TEST(CacheLeasesCluster, ConcurrentMissesOnCachesOfThreeNodesMakeOneUpstreamLoad) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  LocalCluster cluster(3);
+  const Status s = cluster.start();
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  auto key = cluster.key_on(1, "hot");
+  ASSERT_TRUE(key.ok());
+  std::vector<std::unique_ptr<ServerProcess>> caches;
+  std::vector<std::unique_ptr<RedisClient>> infos;
+  for (size_t i = 0; i < 3; ++i) {
+    ServerOptions co;
+    co.kind = ServerKind::kStatekvCache;
+    co.extra_args = {"--upstream",
+                     cluster.address(i),
+                     "--seed",
+                     "7",
+                     "--ttl-ms",
+                     "60000",
+                     "--upstream-connections",
+                     "64",
+                     "--leases",
+                     "on",
+                     "--lease-ms",
+                     "10000",
+                     "--inject-upstream-delay-ms",
+                     "1000"};
+    caches.push_back(std::make_unique<ServerProcess>(co));
+    ASSERT_TRUE(caches.back()->start().ok()) << caches.back()->log_tail();
+    auto c = RedisClient::connect(caches.back()->port());
+    ASSERT_TRUE(c.ok());
+    infos.push_back(std::make_unique<RedisClient>(std::move(*c)));
+    const auto deadline = Clock::now() + 10s;
+    while ((stat(*infos.back(), "cache_tracking_connections") != 1 ||
+            stat(*infos.back(), "cache_lease_subscriptions") != 1) &&
+           Clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(stat(*infos.back(), "cache_lease_subscriptions"), 1u);
+  }
+  auto direct = RedisClient::connect(cluster.port(2));
+  ASSERT_TRUE(direct.ok());
+  ASSERT_EQ(direct->cmd({"SET", *key, "v"}), "+OK");
+  for (auto& info : infos) {  // the SET's invalidation has reached every cache
+    const auto deadline = Clock::now() + 10s;
+    while (stat(*info, "cache_tracking_messages") < 1 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  burst(caches, *key, "\"v\"");
+  uint64_t loads = 0, taken = 0, fills = 0;
+  for (auto& info : infos) {
+    loads += stat(*info, "cache_upstream_loads");
+    taken += stat(*info, "cache_leases_taken");
+    fills += stat(*info, "cache_lease_fills");
+  }
+  EXPECT_EQ(loads, 1u);
+  EXPECT_EQ(taken, 1u);
+  EXPECT_EQ(fills, 2u);
 }
 
 }  // namespace

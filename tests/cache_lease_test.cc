@@ -19,6 +19,7 @@
 #include "support/local_cluster.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
+#include "support/statekv_cli.h"
 
 namespace statekv::itest {
 namespace {
@@ -324,6 +325,17 @@ TEST(CacheLeasesCluster, ConcurrentMissesOnCachesOfThreeNodesMakeOneUpstreamLoad
   EXPECT_EQ(loads, 1u);
   EXPECT_EQ(taken, 1u);
   EXPECT_EQ(fills, 2u);
+}
+
+TEST(CacheLeasesFlags, ALeaseTooShortToLoadIsRefused) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cache only";
+  auto [code, out] =
+      run_statekv({"cache", "--upstream", "127.0.0.1:1", "--leases", "on", "--lease-ms", "5"});
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--lease-ms must be at least 10"), std::string::npos) << out;
+  std::tie(code, out) = run_statekv({"cache", "--upstream", "127.0.0.1:1", "--leases", "maybe"});
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--leases"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -401,7 +401,7 @@ void CacheService::request_lease(uint64_t token) {
   // this cache's own lease value, which counts as taking it.
   upstream_.submit(std::move(pipeline), true,
                    [this, token, attempt](Result<std::vector<Reply>> replies) {
-                     on_lease_reply(token, attempt, std::move(replies));
+                     on_lease_reply(token, attempt, Upstream::sent_us(), std::move(replies));
                    });
 }
 
@@ -422,7 +422,7 @@ void CacheService::take_flight(uint64_t token, Next* next) {
   lease_flights_.erase(it);
 }
 
-void CacheService::on_lease_reply(uint64_t token, uint32_t attempt,
+void CacheService::on_lease_reply(uint64_t token, uint32_t attempt, int64_t sent_us,
                                   Result<std::vector<Reply>> replies) {
   Next next;
   {
@@ -432,6 +432,9 @@ void CacheService::on_lease_reply(uint64_t token, uint32_t attempt,
     LeaseFlight& f = it->second;
     if (f.attempt != attempt || f.state != LeaseFlight::State::kRequesting) return;
     const int64_t now = now_us();
+    // When the request actually left (after queueing for a pooled connection
+    // and any injected delay): a tighter, still safe, bound than the submit time.
+    if (sent_us > f.sent_us) f.sent_us = sent_us;
     if (!replies.ok()) {
       // The store cannot be reached: the load could not be made either.
       take_flight(token, &next);

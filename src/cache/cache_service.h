@@ -149,7 +149,9 @@ class CacheService : public server::Service {
     int64_t lease_sent_us = 0;
   };
   void request_lease(uint64_t token);  // mu_ not held
-  void on_lease_reply(uint64_t token, uint32_t attempt, Result<std::vector<Reply>> replies);
+  // sent_us: when the request was written (Upstream::sent_us()).
+  void on_lease_reply(uint64_t token, uint32_t attempt, int64_t sent_us,
+                      Result<std::vector<Reply>> replies);
   // The store's answer to a lease request (mu_ held).
   void on_lease_answer(uint64_t token, LeaseFlight& flight, const Reply& set, const Reply& pttl,
                        int64_t now, Next* next);

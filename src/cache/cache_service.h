@@ -124,14 +124,15 @@ class CacheService : public server::Service {
               Cache::Loaded loaded, std::optional<Waiter> leader);
   bool defer(server::Session& session, resp::Writer& out, Waiter* waiter);
 
-  // Leases (lease.h). A flight loading through a lease:
+  // Leases (lease.h). A flight asking for a lease or waiting for a fill (once
+  // it holds the lease it is a plain load, no longer in these tables):
   struct LeaseFlight {
-    enum class State { kRequesting, kHolding, kWaiting };
+    enum class State { kRequesting, kWaiting };
     std::string key;
     std::optional<Waiter> leader;
     State state = State::kRequesting;
     uint32_t attempt = 0;       // lease requests sent so far
-    int64_t sent_us = 0;        // when the last lease request was sent
+    int64_t sent_us = 0;        // when the last lease request was sent (written, once known)
     std::string holder;         // kWaiting: the lease value of the cache that holds it
     int64_t trust_from_us = 0;  // kWaiting: the earliest the holder may have taken it
     std::optional<Fill> early;  // kRequesting: a fill that came before the reply

@@ -70,8 +70,23 @@ bool refused(std::string_view name) {
 }  // namespace
 
 CacheService::CacheService(server::ServerContext& ctx, Upstream& upstream,
-                           const CacheOptions& options, uint64_t seed)
-    : ctx_(ctx), upstream_(upstream), cache_(options, Random(seed)) {}
+                           const CacheOptions& options, uint64_t seed, LeaseOptions leases)
+    : ctx_(ctx), upstream_(upstream), cache_(options, Random(seed)), leases_(std::move(leases)) {
+  if (leases_.enabled) timer_ = std::thread([this] { timer_loop(); });
+}
+
+CacheService::~CacheService() {
+  stop();
+}
+
+void CacheService::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+}
 
 Result<server::KeyPage> CacheService::key_page(const server::KeyPageRequest&) {
   return Status::InvalidArgument("statekv cache holds no keys of its own to page through");
@@ -82,14 +97,24 @@ CacheStats CacheService::stats() const {
   return cache_.stats();
 }
 
+LeaseStats CacheService::lease_stats() const {
+  std::lock_guard lock(mu_);
+  return lease_stats_;
+}
+
 void CacheService::invalidate(const std::vector<std::string>& keys) {
   std::lock_guard lock(mu_);
-  for (const std::string& k : keys) cache_.invalidate(k);
+  const int64_t now = now_us();
+  for (const std::string& k : keys) {
+    cache_.invalidate(k);
+    recent_.invalidated(k, now);
+  }
 }
 
 void CacheService::invalidate_all() {
   std::lock_guard lock(mu_);
   cache_.invalidate_all();
+  recent_.invalidated_all(now_us());
 }
 
 bool CacheService::defer(server::Session& session, resp::Writer& out, Waiter* waiter) {
@@ -203,6 +228,16 @@ void CacheService::get(server::Session& session, std::string_view key, resp::Wri
     case Cache::Action::kHit:
       out.bulk(r.value);
       server::bump(ctx_.stats->local().keyspace_hits);
+      if (r.stale && leases_.enabled) {
+        auto [first, last] = lease_by_key_.equal_range(std::string(key));
+        for (auto it = first; it != last; ++it) {
+          auto f = lease_flights_.find(it->second);
+          if (f != lease_flights_.end() && f->second.state == LeaseFlight::State::kWaiting) {
+            ++lease_stats_.stale_served;
+            break;
+          }
+        }
+      }
       if (r.refresh_token != 0) {
         lock.unlock();
         start_load(r.refresh_token, std::string(key), std::nullopt);
@@ -236,14 +271,34 @@ void CacheService::get(server::Session& session, std::string_view key, resp::Wri
 }
 
 void CacheService::start_load(uint64_t token, std::string key, std::optional<Waiter> leader) {
+  if (!leases_.enabled) {
+    load_direct(token, std::move(key), std::move(leader), false, 0);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    LeaseFlight& flight = lease_flights_[token];
+    flight.key = key;
+    flight.leader = std::move(leader);
+    lease_by_key_.emplace(std::move(key), token);
+  }
+  request_lease(token);
+}
+
+void CacheService::load_direct(uint64_t token, std::string key, std::optional<Waiter> leader,
+                               bool holds_lease, int64_t lease_sent_us) {
   const int64_t started = now_us();
+  {
+    std::lock_guard lock(mu_);
+    ++upstream_loads_;
+  }
   std::vector<Upstream::Command> pipeline = {{"PTTL", key}, {"GET", key}};
   upstream_.submit(std::move(pipeline), true,
-                   [this, token, key = std::move(key), leader = std::move(leader),
-                    started](Result<std::vector<Reply>> replies) mutable {
-                     std::optional<std::string> value;
+                   [this, token, key = std::move(key), leader = std::move(leader), started,
+                    holds_lease, lease_sent_us](Result<std::vector<Reply>> replies) mutable {
                      std::string error;
                      Cache::Loaded loaded;
+                     int64_t pttl_ms = -1;
                      if (!replies.ok()) {
                        error = "ERR upstream: " + replies.status().message();
                      } else {
@@ -252,42 +307,291 @@ void CacheService::start_load(uint64_t token, std::string key, std::optional<Wai
                        if (get.type == Reply::Type::kError) {
                          error = get.str;
                        } else if (get.type == Reply::Type::kString) {
-                         value = get.str;
+                         loaded.value = get.str;
                          if (pttl.type == Reply::Type::kInteger && pttl.integer >= 0) {
+                           pttl_ms = std::max<int64_t>(pttl.integer, 1);
                            // Measured from before the request: the key lives at least this long.
-                           loaded.expires_at_us =
-                               started + std::max<int64_t>(pttl.integer, 1) * 1000;
+                           loaded.expires_at_us = started + pttl_ms * 1000;
                          }
                        }
                      }
-                     const int64_t now = now_us();
-                     std::vector<Waiter> answer;
-                     {
-                       std::lock_guard lock(mu_);
-                       std::vector<uint64_t> ids;
-                       if (error.empty()) {
-                         loaded.value = value;
-                         loaded.load_cost_us = now - started;
-                         ids = cache_.complete(token, key, std::move(loaded), now);
-                       } else {
-                         ids = cache_.fail(token);
+                     if (holds_lease) {
+                       // Release first, then publish: a cache that gets the fill and asks
+                       // for the lease again (it refused the fill) finds it free.
+                       Fill fill;
+                       fill.key = key;
+                       fill.holder = lease_value(token);
+                       fill.kind = !error.empty() ? Fill::Kind::kReleased
+                                   : loaded.value ? Fill::Kind::kValue
+                                                  : Fill::Kind::kAbsent;
+                       if (loaded.value) fill.value = *loaded.value;
+                       fill.pttl_ms = pttl_ms;
+                       std::vector<Upstream::Command> release;
+                       // DEL is not conditional: only while the lease certainly has not run
+                       // out (and been taken by another cache) is it still this cache's.
+                       const bool ours = now_us() - lease_sent_us < leases_.lease_ms * 1000 / 2;
+                       if (ours) release.push_back({"DEL", lease_key(key)});
+                       release.push_back({"PUBLISH", leases_.channel, encode_fill(fill)});
+                       {
+                         std::lock_guard lock(mu_);
+                         ++lease_stats_.fills_published;
+                         if (ours) ++lease_stats_.released;
                        }
-                       for (uint64_t id : ids) {
-                         auto it = waiters_.find(id);
-                         if (it == waiters_.end()) continue;
-                         answer.push_back(std::move(it->second));
-                         waiters_.erase(it);
-                       }
+                       upstream_.submit(std::move(release), false,
+                                        [](Result<std::vector<Reply>>) {});
                      }
-                     if (leader) answer.push_back(std::move(*leader));
-                     std::string replies_by_resp[2];
-                     for (Waiter& w : answer) {
-                       std::string& bytes = replies_by_resp[w.resp == 3 ? 1 : 0];
-                       if (bytes.empty())
-                         bytes = error.empty() ? value_reply(value, w.resp) : error_reply(error);
-                       w.reply(bytes, 0);
-                     }
+                     loaded.load_cost_us = now_us() - started;
+                     finish(token, key, error, std::move(loaded), std::move(leader));
                    });
+}
+
+void CacheService::finish(uint64_t token, const std::string& key, const std::string& error,
+                          Cache::Loaded loaded, std::optional<Waiter> leader) {
+  const std::optional<std::string> value = loaded.value;
+  const int64_t now = now_us();
+  std::vector<Waiter> answer;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<uint64_t> ids;
+    if (error.empty()) {
+      ids = cache_.complete(token, key, std::move(loaded), now);
+    } else {
+      ids = cache_.fail(token);
+    }
+    for (uint64_t id : ids) {
+      auto it = waiters_.find(id);
+      if (it == waiters_.end()) continue;
+      answer.push_back(std::move(it->second));
+      waiters_.erase(it);
+    }
+  }
+  if (leader) answer.push_back(std::move(*leader));
+  std::string replies_by_resp[2];
+  for (Waiter& w : answer) {
+    std::string& bytes = replies_by_resp[w.resp == 3 ? 1 : 0];
+    if (bytes.empty()) bytes = error.empty() ? value_reply(value, w.resp) : error_reply(error);
+    w.reply(bytes, 0);
+  }
+}
+
+std::string CacheService::lease_value(uint64_t token) const {
+  return leases_.owner + ":" + std::to_string(token);
+}
+
+void CacheService::request_lease(uint64_t token) {
+  std::string key;
+  uint32_t attempt = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = lease_flights_.find(token);
+    if (it == lease_flights_.end()) return;
+    LeaseFlight& f = it->second;
+    f.state = LeaseFlight::State::kRequesting;
+    attempt = ++f.attempt;
+    f.sent_us = now_us();
+    f.holder.clear();
+    f.early.reset();
+    key = f.key;
+  }
+  const std::string lk = lease_key(key);
+  std::vector<Upstream::Command> pipeline = {
+      {"SET", lk, lease_value(token), "NX", "GET", "PX", std::to_string(leases_.lease_ms)},
+      {"PTTL", lk}};
+  // Sent again on a broken connection: a SET that had happened then answers
+  // this cache's own lease value, which counts as taking it.
+  upstream_.submit(std::move(pipeline), true,
+                   [this, token, attempt](Result<std::vector<Reply>> replies) {
+                     on_lease_reply(token, attempt, Upstream::sent_us(), std::move(replies));
+                   });
+}
+
+void CacheService::take_flight(uint64_t token, Next* next) {
+  auto it = lease_flights_.find(token);
+  if (it == lease_flights_.end()) return;
+  next->token = token;
+  next->key = it->second.key;
+  next->leader = std::move(it->second.leader);
+  next->lease_sent_us = it->second.sent_us;
+  auto [first, last] = lease_by_key_.equal_range(it->second.key);
+  for (auto k = first; k != last; ++k) {
+    if (k->second == token) {
+      lease_by_key_.erase(k);
+      break;
+    }
+  }
+  lease_flights_.erase(it);
+}
+
+void CacheService::on_lease_reply(uint64_t token, uint32_t attempt, int64_t sent_us,
+                                  Result<std::vector<Reply>> replies) {
+  Next next;
+  {
+    std::lock_guard lock(mu_);
+    auto it = lease_flights_.find(token);
+    if (it == lease_flights_.end()) return;
+    LeaseFlight& f = it->second;
+    if (f.attempt != attempt || f.state != LeaseFlight::State::kRequesting) return;
+    const int64_t now = now_us();
+    // When the request actually left (after queueing for a pooled connection
+    // and any injected delay): a tighter, still safe, bound than the submit time.
+    if (sent_us > f.sent_us) f.sent_us = sent_us;
+    if (!replies.ok()) {
+      // The store cannot be reached: the load could not be made either.
+      take_flight(token, &next);
+      next.what = Next::What::kFail;
+      next.error = "ERR upstream: " + replies.status().message();
+    } else {
+      on_lease_answer(token, f, (*replies)[0], (*replies)[1], now, &next);
+    }
+  }
+  run(std::move(next));
+}
+
+void CacheService::on_lease_answer(uint64_t token, LeaseFlight& f, const Reply& set,
+                                   const Reply& pttl, int64_t now, Next* next) {
+  // A holder that keeps releasing and retaking the key could make a waiter ask
+  // forever; after this many requests it loads the key itself.
+  constexpr uint32_t kMaxAttempts = 16;
+  const bool mine = set.type == Reply::Type::kString && set.str == lease_value(token);
+  if (set.type == Reply::Type::kNil || mine) {
+    ++lease_stats_.taken;
+    take_flight(token, next);
+    next->what = Next::What::kLoad;
+    next->holds_lease = true;
+    return;
+  }
+  if (set.type != Reply::Type::kString || pttl.type != Reply::Type::kInteger ||
+      pttl.integer == -1 || f.attempt >= kMaxAttempts) {
+    // The store refused the lease (an error reply, or a lease key without an
+    // expiry written by someone else), or the key keeps changing hands: load
+    // it without a lease.
+    ++lease_stats_.errors;
+    take_flight(token, next);
+    next->what = Next::What::kLoad;
+    return;
+  }
+  ++lease_stats_.waits;
+  f.state = LeaseFlight::State::kWaiting;
+  f.holder = set.str;
+  const int64_t remaining_ms = std::max<int64_t>(pttl.integer, 0);
+  // The holder took its lease (lease-ms - remaining) before the store ran this
+  // PTTL, which it ran after this request was sent; 2 ms for rounding.
+  f.trust_from_us = f.sent_us - (leases_.lease_ms - remaining_ms) * 1000 - 2000;
+  if (f.early && f.early->holder == f.holder && f.holder != f.refused) {
+    const Fill fill = std::move(*f.early);
+    f.early.reset();
+    *next = use_fill(token, f, fill, now);
+  } else if (remaining_ms == 0) {
+    next->what = Next::What::kAskAgain;  // released (or ran out) meanwhile
+    next->token = token;
+  } else {
+    // Ask again 1 ms after the holder's lease runs out, unless its fill comes first.
+    timers_.emplace(now + remaining_ms * 1000 + 1000, std::make_pair(token, f.attempt));
+    timer_cv_.notify_all();
+  }
+}
+
+CacheService::Next CacheService::use_fill(uint64_t token, LeaseFlight& flight, const Fill& fill,
+                                          int64_t now) {
+  Next next;
+  next.token = token;
+  const bool released = fill.kind == Fill::Kind::kReleased;  // the holder's load failed
+  // Or the holder may have read the key before a write this cache has already
+  // been told of: then load it again (through the lease) rather than use it.
+  if (released || recent_.changed_since(flight.key, flight.trust_from_us)) {
+    if (!released) ++lease_stats_.fills_refused;
+    // Its copies of this fill (one per subscribed upstream) and a lease it
+    // still holds are not waited for again.
+    flight.refused = fill.holder;
+    flight.state = LeaseFlight::State::kRequesting;
+    next.what = Next::What::kAskAgain;
+    return next;
+  }
+  ++lease_stats_.fills;
+  const int64_t sent = flight.sent_us;
+  const int64_t trust_from = flight.trust_from_us;
+  take_flight(token, &next);
+  next.what = Next::What::kFinish;
+  if (fill.kind == Fill::Kind::kValue) {
+    next.loaded.value = fill.value;
+    // The holder read the key's PTTL after it took the lease, so after trust_from.
+    if (fill.pttl_ms >= 0) next.loaded.expires_at_us = trust_from + fill.pttl_ms * 1000;
+  }
+  next.loaded.load_cost_us = now - sent;
+  return next;
+}
+
+void CacheService::run(Next next) {
+  switch (next.what) {
+    case Next::What::kNothing:
+      return;
+    case Next::What::kAskAgain:
+      request_lease(next.token);
+      return;
+    case Next::What::kFinish:
+      finish(next.token, next.key, "", std::move(next.loaded), std::move(next.leader));
+      return;
+    case Next::What::kFail:
+      finish(next.token, next.key, next.error, {}, std::move(next.leader));
+      return;
+    case Next::What::kLoad:
+      load_direct(next.token, std::move(next.key), std::move(next.leader), next.holds_lease,
+                  next.lease_sent_us);
+      return;
+  }
+}
+
+void CacheService::on_fill(std::string_view payload) {
+  auto fill = decode_fill(payload);
+  if (!fill.ok()) return;  // another publisher on the channel
+  std::vector<Next> todo;
+  {
+    std::lock_guard lock(mu_);
+    const int64_t now = now_us();
+    std::vector<uint64_t> tokens;
+    auto [first, last] = lease_by_key_.equal_range(fill->key);
+    for (auto it = first; it != last; ++it) tokens.push_back(it->second);
+    for (uint64_t token : tokens) {
+      auto it = lease_flights_.find(token);
+      if (it == lease_flights_.end()) continue;
+      LeaseFlight& f = it->second;
+      if (fill->holder == f.refused) continue;
+      if (f.state == LeaseFlight::State::kRequesting) {
+        f.early = *fill;  // the reply naming the holder may come after its fill
+      } else if (f.state == LeaseFlight::State::kWaiting && f.holder == fill->holder) {
+        todo.push_back(use_fill(token, f, *fill, now));
+      }
+    }
+  }
+  for (Next& next : todo) run(std::move(next));
+}
+
+void CacheService::timer_loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (timers_.empty()) {
+      timer_cv_.wait(lock);
+      continue;
+    }
+    auto first = timers_.begin();
+    const int64_t now = now_us();
+    if (first->first > now) {
+      timer_cv_.wait_for(lock, std::chrono::microseconds(first->first - now));
+      continue;
+    }
+    const auto [token, attempt] = first->second;
+    timers_.erase(first);
+    auto it = lease_flights_.find(token);
+    if (it == lease_flights_.end() || it->second.state != LeaseFlight::State::kWaiting ||
+        it->second.attempt != attempt) {
+      continue;  // filled, or asked again, meanwhile
+    }
+    // The holder neither filled nor released in time (it died, or is slow).
+    ++lease_stats_.expiries;
+    lock.unlock();
+    request_lease(token);
+    lock.lock();
+  }
 }
 
 void CacheService::mget(server::Session& session, std::span<const std::string_view> argv,
@@ -383,8 +687,15 @@ void CacheService::pass_through(server::Session& session, std::span<const std::s
                      // unanswered write may still have happened.
                      {
                        std::lock_guard lock(mu_);
-                       if (invalidate_all) cache_.invalidate_all();
-                       for (const std::string& k : invalidate) cache_.invalidate(k);
+                       const int64_t now = now_us();
+                       if (invalidate_all) {
+                         cache_.invalidate_all();
+                         recent_.invalidated_all(now);
+                       }
+                       for (const std::string& k : invalidate) {
+                         cache_.invalidate(k);
+                         recent_.invalidated(k, now);
+                       }
                      }
                      std::string bytes;
                      resp::Writer w(&bytes, waiter.resp);
@@ -431,10 +742,13 @@ void CacheService::hello(server::Session& session, std::span<const std::string_v
 void CacheService::info(std::span<const std::string_view> argv, resp::Writer& out) {
   const std::string section = argv.size() > 1 ? lower(argv[1]) : "all";
   CacheStats s;
-  uint64_t waiting = 0, flights = 0, passed = 0;
+  uint64_t waiting = 0, flights = 0, passed = 0, upstream_loads = 0;
+  LeaseStats l;
   {
     std::lock_guard lock(mu_);
     s = cache_.stats();
+    l = lease_stats_;
+    upstream_loads = upstream_loads_;
     waiting = waiters_.size();
     flights = cache_.flights();
     passed = passed_through_;
@@ -466,13 +780,22 @@ void CacheService::info(std::span<const std::string_view> argv, resp::Writer& ou
         "cache_waiting_clients:{}\r\ncache_early_refreshes:{}\r\ncache_stale_refreshes:{}\r\n"
         "cache_load_failures:{}\r\ncache_discarded_loads:{}\r\ncache_evictions:{}\r\n"
         "cache_rejected:{}\r\ncache_invalidations:{}\r\ncache_tracking_connections:{}\r\n"
-        "cache_tracking_messages:{}\r\ncache_tracking_drops:{}\r\n",
+        "cache_tracking_messages:{}\r\ncache_tracking_drops:{}\r\ncache_upstream_loads:{}\r\n",
         policy_name(o.store.policy), o.store.max_bytes, s.bytes, s.entries, o.ttl_us / 1000,
         o.coalesce ? 1 : 0, o.xfetch_beta, o.stale_us / 1000, o.negative_ttl_us / 1000, s.hits,
         s.stale_hits, s.negative_hits, s.misses, s.loads, flights, s.coalesced_waits, waiting,
         s.early_refreshes, s.stale_refreshes, s.load_failures, s.discarded_loads, s.evictions,
-        s.rejected, s.invalidations, listener_ ? listener_->connected() : 0,
-        listener_ ? listener_->messages() : 0, listener_ ? listener_->drops() : 0);
+        s.rejected, s.invalidations, track_ && listener_ ? listener_->connected() : 0,
+        listener_ ? listener_->messages() : 0, listener_ ? listener_->drops() : 0, upstream_loads);
+    text += fmt::format(
+        "cache_leases:{}\r\ncache_lease_ms:{}\r\ncache_lease_subscriptions:{}\r\n"
+        "cache_leases_taken:{}\r\ncache_lease_waits:{}\r\ncache_lease_fills:{}\r\n"
+        "cache_lease_fills_refused:{}\r\ncache_lease_expiries:{}\r\n"
+        "cache_lease_stale_served:{}\r\ncache_lease_fills_published:{}\r\n"
+        "cache_leases_released:{}\r\ncache_lease_errors:{}\r\n",
+        leases_.enabled ? 1 : 0, leases_.lease_ms,
+        leases_.enabled && listener_ ? listener_->connected() : 0, l.taken, l.waits, l.fills,
+        l.fills_refused, l.expiries, l.stale_served, l.fills_published, l.released, l.errors);
   }
   out.verbatim("txt", text);
 }

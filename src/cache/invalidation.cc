@@ -57,8 +57,11 @@ bool send_all(int fd, const std::string& bytes) {
 }  // namespace
 
 InvalidationListener::InvalidationListener(std::vector<Endpoint> endpoints, Callbacks callbacks,
-                                           std::chrono::milliseconds retry)
-    : endpoints_(std::move(endpoints)), callbacks_(std::move(callbacks)), retry_(retry) {}
+                                           Options options, std::chrono::milliseconds retry)
+    : endpoints_(std::move(endpoints)),
+      callbacks_(std::move(callbacks)),
+      options_(std::move(options)),
+      retry_(retry) {}
 
 InvalidationListener::~InvalidationListener() {
   stop();
@@ -78,11 +81,17 @@ void InvalidationListener::run(const Endpoint& endpoint) {
   const std::string where = endpoint.host + ":" + std::to_string(endpoint.port);
   while (!stopping_.load()) {
     int fd = connect_to(endpoint);
-    // Replies expected before pushes: HELLO's map, then +OK for TRACKING.
-    int replies_due = 2;
+    // Replies expected before pushes: HELLO's map, then +OK for TRACKING,
+    // then SUBSCRIBE's confirmation (a push in RESP3).
+    const bool track = options_.track;
+    const bool subscribe = !options_.channel.empty();
+    int replies_due = 1 + (track ? 1 : 0);
+    bool confirmed = !subscribe;
     bool subscribed = false;
-    if (fd >= 0 &&
-        send_all(fd, encode({"HELLO", "3"}) + encode({"CLIENT", "TRACKING", "ON", "BCAST"}))) {
+    std::string hello = encode({"HELLO", "3"});
+    if (track) hello += encode({"CLIENT", "TRACKING", "ON", "BCAST"});
+    if (subscribe) hello += encode({"SUBSCRIBE", options_.channel});
+    if (fd >= 0 && send_all(fd, hello)) {
       std::string buf;
       char chunk[16384];
       while (!stopping_.load()) {
@@ -103,8 +112,14 @@ void InvalidationListener::run(const Endpoint& endpoint) {
             break;
           }
           buf.erase(0, pr.consumed);
+          bool just_confirmed = false;
           if (v.type == resp::Value::Type::kPush) {
-            if (v.elements.size() == 2 && v.elements[0].str == "invalidate") {
+            if (v.elements.size() == 3 && v.elements[0].str == "subscribe") {
+              just_confirmed = !confirmed;
+              confirmed = true;
+            } else if (v.elements.size() == 3 && v.elements[0].str == "message") {
+              if (callbacks_.on_message) callbacks_.on_message(v.elements[2].str);
+            } else if (v.elements.size() == 2 && v.elements[0].str == "invalidate") {
               messages_.fetch_add(1, std::memory_order_relaxed);
               if (v.elements[1].type == resp::Value::Type::kNull) {
                 callbacks_.on_flush();
@@ -114,23 +129,25 @@ void InvalidationListener::run(const Endpoint& endpoint) {
                 callbacks_.on_keys(keys);
               }
             }
-            continue;
-          }
-          if (replies_due > 0) {
+            if (!just_confirmed) continue;
+          } else if (replies_due > 0) {
             --replies_due;
             if (v.type == resp::Value::Type::kError) {
-              spdlog::warn("upstream {} refused tracking: {}", where, v.str);
+              spdlog::warn("upstream {} refused tracking or subscribing: {}", where, v.str);
               broken = true;
               break;
             }
-            if (replies_due == 0) {
-              subscribed = true;
-              connected_.fetch_add(1, std::memory_order_relaxed);
+          }
+          if (!subscribed && replies_due == 0 && confirmed) {
+            subscribed = true;
+            connected_.fetch_add(1, std::memory_order_relaxed);
+            if (track) {
               // What was loaded while not subscribed may have been overwritten
               // unseen: start from nothing.
               callbacks_.on_flush();
               spdlog::info("tracking writes on upstream {}", where);
             }
+            if (subscribe) spdlog::info("subscribed to {} on upstream {}", options_.channel, where);
           }
         }
         if (broken) break;
@@ -139,10 +156,14 @@ void InvalidationListener::run(const Endpoint& endpoint) {
     if (fd >= 0) ::close(fd);
     if (subscribed) connected_.fetch_sub(1, std::memory_order_relaxed);
     if (stopping_.load()) return;
-    // Writes during the gap would go unseen: hold nothing that could be stale.
     drops_.fetch_add(1, std::memory_order_relaxed);
-    callbacks_.on_flush();
-    if (subscribed) spdlog::warn("lost the tracking connection to {}; cache emptied", where);
+    if (track) {
+      // Writes during the gap would go unseen: hold nothing that could be stale.
+      callbacks_.on_flush();
+      if (subscribed) spdlog::warn("lost the tracking connection to {}; cache emptied", where);
+    } else if (subscribed) {
+      spdlog::warn("lost the subscription to {} on {}", options_.channel, where);
+    }
     for (auto waited = std::chrono::milliseconds(0); waited < retry_ && !stopping_.load();
          waited += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -14,6 +14,13 @@
 // cluster; listing more only adds connections (and a drop of any of them
 // empties the cache).
 //
+// The same connection can also SUBSCRIBE to a channel (the fills of leases
+// across caches, lease.h), RESP3 allowing pushes of both kinds on one
+// connection: a fill then never overtakes an invalidation the node sent
+// before it. With track off the connection only subscribes, and a drop
+// empties nothing (a missed fill only makes a waiter wait for the lease to
+// run out).
+//
 // Thread safety: one thread per endpoint; the callbacks run on those threads.
 #pragma once
 
@@ -21,6 +28,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -33,9 +41,15 @@ class InvalidationListener {
   struct Callbacks {
     std::function<void(const std::vector<std::string>& keys)> on_keys;
     std::function<void()> on_flush;
+    // A message on the subscribed channel (only with a channel).
+    std::function<void(std::string_view payload)> on_message;
+  };
+  struct Options {
+    bool track = true;    // CLIENT TRACKING ON BCAST
+    std::string channel;  // SUBSCRIBE to it when not empty
   };
 
-  InvalidationListener(std::vector<Endpoint> endpoints, Callbacks callbacks,
+  InvalidationListener(std::vector<Endpoint> endpoints, Callbacks callbacks, Options options,
                        std::chrono::milliseconds retry = std::chrono::milliseconds(500));
   ~InvalidationListener();  // stop()
   InvalidationListener(const InvalidationListener&) = delete;
@@ -53,6 +67,7 @@ class InvalidationListener {
 
   std::vector<Endpoint> endpoints_;
   Callbacks callbacks_;
+  Options options_;
   std::chrono::milliseconds retry_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> connected_{0}, messages_{0}, drops_{0};

@@ -180,6 +180,14 @@ void Upstream::submit(std::vector<Command> pipeline, bool idempotent, Callback d
   cv_.notify_one();
 }
 
+namespace {
+thread_local int64_t t_sent_us = 0;
+}  // namespace
+
+int64_t Upstream::sent_us() {
+  return t_sent_us;
+}
+
 void Upstream::run(unsigned index) {
   ContextPtr conn;
   size_t next_endpoint = index % options_.endpoints.size();
@@ -194,6 +202,7 @@ void Upstream::run(unsigned index) {
     }
     if (options_.inject_delay.count() > 0) std::this_thread::sleep_for(options_.inject_delay);
     requests_.fetch_add(1, std::memory_order_relaxed);
+    t_sent_us = 0;
     Status error;
     // Connecting tries each endpoint once; a broken connection is replaced and,
     // for an idempotent job, the job sent again.
@@ -207,6 +216,9 @@ void Upstream::run(unsigned index) {
         }
         conn = std::move(c).value();
       }
+      t_sent_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
       auto replies = run_pipeline(conn.get(), job.pipeline);
       if (!replies.ok()) {
         conn.reset();

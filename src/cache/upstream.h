@@ -75,6 +75,12 @@ class Upstream {
   // (it may have happened), its callback gets the error.
   void submit(std::vector<Command> pipeline, bool idempotent, Callback done);
 
+  // Inside a callback: when its pipeline (its last attempt) was written to the
+  // store, in steady-clock microseconds: after the queueing and any injected
+  // delay, so a lower bound on when the store ran it. 0 outside a callback or
+  // when it was never sent.
+  static int64_t sent_us();
+
   uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
 

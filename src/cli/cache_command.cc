@@ -1,6 +1,7 @@
 // `statekv cache` — a RESP server that clients use in place of a node: reads
 // served from memory (cache/cache.h), loaded from the store on a miss, writes
 // passed through to the store (cache/cache_service.h). See docs/cache.md.
+#include <fmt/format.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -42,6 +43,8 @@ struct CacheFlags {
   unsigned io_threads = 1;
   uint64_t seed = 0;
   int64_t inject_upstream_delay_ms = 0;
+  std::string leases = "off";
+  int64_t lease_ms = 2000;
   std::string loglevel = "info";
 };
 
@@ -100,6 +103,9 @@ int run_cache(const CacheFlags& f) {
   if (f.stale_ms < 0 || f.negative_ttl_ms < 0 || f.inject_upstream_delay_ms < 0) {
     return fail("--stale-ms, --negative-ttl-ms and --inject-upstream-delay-ms must be >= 0");
   }
+  if (f.lease_ms < 10) {
+    return fail("--lease-ms must be at least 10 (a holder must have time to load the key)");
+  }
   if (Status s = options.validate(); !s.ok()) return fail(s.message());
   const uint64_t seed = f.seed != 0 ? f.seed : std::random_device{}();
 
@@ -143,34 +149,51 @@ int run_cache(const CacheFlags& f) {
   Random id_random(seed);
   for (int i = 0; i < 40; ++i) ctx.run_id.push_back(kHex[id_random.uniform(16)]);
 
-  cache::CacheService service(ctx, upstream, options, seed);
-  // Writes made anywhere reach the cache through the nodes' CLIENT TRACKING.
+  cache::LeaseOptions leases;
+  leases.enabled = f.leases == "on";
+  leases.lease_ms = f.lease_ms;
+  {
+    // Unique among the caches of a store even when they share --seed (the
+    // run id derives from it): a lease value names its holder.
+    std::random_device rd;
+    leases.owner =
+        fmt::format("{}-{}-{:08x}{:08x}", ctx.run_id.substr(0, 8), ::getpid(), rd(), rd());
+  }
+  cache::CacheService service(ctx, upstream, options, seed, leases);
+  // Writes made anywhere reach the cache through the nodes' CLIENT TRACKING;
+  // lease fills through a subscription on the same connections.
   cache::InvalidationListener listener(
-      *endpoints, {[&service](const std::vector<std::string>& keys) { service.invalidate(keys); },
-                   [&service] { service.invalidate_all(); }});
-  if (track) {
-    service.set_listener(&listener);
+      *endpoints,
+      {[&service](const std::vector<std::string>& keys) { service.invalidate(keys); },
+       [&service] { service.invalidate_all(); },
+       [&service](std::string_view payload) { service.on_fill(payload); }},
+      {track, leases.enabled ? leases.channel : std::string()});
+  if (track || leases.enabled) {
+    service.set_listener(&listener, track);
     listener.start();
   }
   server::NetworkServer network(ctx, service, registry);
   if (Status s = network.start(); !s.ok()) {
     spdlog::error("{}", s.message());
     listener.stop();
+    service.stop();
     upstream.stop();
     return 1;
   }
   spdlog::info(
       "statekv cache ready: bind={} port={} upstream={} max-memory={} policy={} ttl-ms={} "
-      "track={} coalesce={} xfetch-beta={} stale-ms={} negative-ttl-ms={} seed={} pid={}",
+      "track={} coalesce={} xfetch-beta={} stale-ms={} negative-ttl-ms={} leases={} lease-ms={} "
+      "seed={} pid={}",
       f.bind, network.port(), f.upstream, *max_memory, cache::policy_name(options.store.policy),
-      f.ttl_ms, f.track, f.coalesce, f.xfetch_beta, f.stale_ms, f.negative_ttl_ms, seed,
-      ::getpid());
+      f.ttl_ms, f.track, f.coalesce, f.xfetch_beta, f.stale_ms, f.negative_ttl_ms, f.leases,
+      f.lease_ms, seed, ::getpid());
 
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   listener.stop();  // no more invalidations
   network.stop();   // no connection calls into the service any more
+  service.stop();   // no lease timer asks the store again
   upstream.stop();  // callbacks of queued jobs run (their connections are gone: skipped)
   spdlog::info("statekv cache stopped");
   spdlog::default_logger()->flush();
@@ -228,6 +251,15 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--inject-upstream-delay-ms", f->inject_upstream_delay_ms,
                   "Testing and benchmarks: delay every upstream request by this much")
+      ->capture_default_str();
+  cmd->add_option("--leases", f->leases,
+                  "Leases across cache processes in front of one store: one cache loads a "
+                  "missing key, the others wait for its fill (docs/cache.md): on or off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--lease-ms", f->lease_ms,
+                  "How long a lease holds a key: the longest a holder that died delays the "
+                  "others")
       ->capture_default_str();
   cmd->add_option("--loglevel", f->loglevel, "Log level: debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))

@@ -325,13 +325,18 @@ Result<std::string> Mover::handle(const std::vector<std::string>& argv) {
     if (k == nullptr || !k->dropping) {
       return Status::InvalidArgument("keyspace '" + keyspace + "' is not being dropped");
     }
+    const auto busy = [&] {
+      return Status::InvalidArgument("node " + std::to_string(self_.value()) +
+                                     " is still busy with keyspace '" + keyspace_ + "'");
+    };
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (state_ != State::kIdle && state_ != State::kCleaning) return busy();
+    }
     stop_worker();  // a clean-up of an earlier move ends first
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (state_ != State::kIdle) {
-        return Status::InvalidArgument("node " + std::to_string(self_.value()) +
-                                       " is still busy with keyspace '" + keyspace_ + "'");
-      }
+      if (state_ != State::kIdle) return busy();
     }
     gate_.freeze();
     // Nothing runs on the keyspace's keys now (commands on them wait at the

@@ -464,8 +464,10 @@ Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name) {
   const std::string from = std::move(k->moving_from->from_keyspace);
   k->moving_from.reset();
   if (!from.empty()) {
-    return finish(std::move(next),
-                  fmt::format("keyspace '{}' took over its keys from keyspace '{}'", name, from));
+    // The change that completes the creation: it says what was created again
+    // (with the placed shard count), as the one that began it did.
+    return finish(std::move(next), fmt::format("{}; its keys moved in from keyspace '{}'",
+                                               create_keyspace_change(k->spec), from));
   }
   return finish(std::move(next), fmt::format("keyspace '{}' finished moving", name));
 }

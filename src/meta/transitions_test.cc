@@ -517,8 +517,10 @@ TEST(KeyspaceChanges, CreateOverKeysMovesThemInFromTheOwnerOfThePrefix) {
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(begin_adopt(*other, "yy").ok());
 
-  ClusterMap done = expect_next(a, finish_move(a, "zz"),
-                                "keyspace 'zz' took over its keys from keyspace 'default'");
+  ClusterMap done =
+      expect_next(a, finish_move(a, "zz"),
+                  "create keyspace 'zz' (prefix 'zz:', hash, 1 shard, none x1, linearizable, "
+                  "consistency); its keys moved in from keyspace 'default'");
   EXPECT_FALSE(done.find_keyspace("zz")->moving_from.has_value());
   ClusterMap aborted =
       expect_next(a, abort_move(a, "zz"),

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -174,6 +175,37 @@ TEST(KeyspaceMove, CreateMovesEveryKeyAndDropDeletesThemAll) {
   EXPECT_EQ(c.cmd({"GET", "zz:1"}), "(nil)");
   EXPECT_EQ(c.cmd({"KEYSPACE", "DROP", "zz"}), ":0");
   EXPECT_EQ(c.cmd({"KEYSPACE", "DROP", "default"}), "-ERR the default keyspace cannot be dropped");
+}
+
+// `statekv cluster keyspaces FILE` on a cluster with data moves keys too.
+TEST(KeyspaceMove, AKeyspaceFileCreatesOverKeysAndMovesThem) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  TempDir dir("ksmove-file");
+  Cluster cluster;
+  auto up = cluster_up(dir, &cluster);
+  LocalClusterGuard down{cluster.data};
+  ASSERT_EQ(up.first, 0) << up.second;
+  auto conn = RedisClient::connect(cluster.base + 2);
+  ASSERT_TRUE(conn.ok());
+  RedisClient& c = *conn;
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(c.cmd({"SET", "ff:" + std::to_string(i), "v" + std::to_string(i)}), "+OK");
+  }
+  ASSERT_EQ(c.cmd({"SADD", "ff:set", "a", "b", "c"}), ":3");
+  const std::string file = dir.path() + "/keyspaces.toml";
+  {
+    std::ofstream out(file);
+    out << "[[keyspace]]\nname = \"ff\"\npartitioner = \"ring\"\nvnodes = 16\n";
+  }
+  auto made = run_statekv({"cluster", "keyspaces", file, "--data", cluster.data});
+  ASSERT_EQ(made.first, 0) << made.second;
+  EXPECT_EQ(c.cmd({"DBSIZE"}), ":31");
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(c.cmd({"GET", "ff:" + std::to_string(i)}), "\"v" + std::to_string(i) + "\"");
+  }
+  EXPECT_EQ(c.cmd({"SCARD", "ff:set"}), ":3");
+  auto where = c.cmd({"LOCATE", "ff:3"});
+  EXPECT_NE(where.find("\"ff\""), std::string::npos) << where;
 }
 
 TEST(KeyspaceMove, ConsensusKeyspaceDropDeletesItsKeysAndCreateRefusesToStrandKeys) {

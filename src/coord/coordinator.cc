@@ -418,6 +418,18 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
     respond(std::move(reply));
     return false;
   }
+  if (!frame.argv.empty() && frame.argv[0] == "__keyspace") {
+    // A keyspace file's creation over keys (keyspace_change.cc): on a worker,
+    // not the control thread, whose map work the move waits for.
+    auto r = adopt_verb(frame.argv);
+    if (r.ok()) {
+      reply.reply = std::move(r).value();
+    } else {
+      reply.status = r.status();
+    }
+    respond(std::move(reply));
+    return false;
+  }
   if (!frame.argv.empty() && frame.argv[0] == "__stats") {
     reply.reply = "+" + local_stats_json() + "\r\n";
     respond(std::move(reply));

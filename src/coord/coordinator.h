@@ -204,6 +204,14 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // answers how many. Both block until the change is done.
   void create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient& client, resp::Writer& out);
   void drop_keyspace(const std::string& name, meta::RegisterClient& client, resp::Writer& out);
+  // Steps 2-3 of CREATE over keys, after meta::begin_adopt made `begun`:
+  // moves the keys in, or abandons the keyspace (InvalidArgument "keyspace
+  // 'x' not created: ...").
+  Status move_keys_in(const meta::ClusterMap& begun, const std::string& name,
+                      meta::RegisterClient& client);
+  // `__keyspace adopt NAME` from `statekv cluster keyspaces FILE`, which
+  // began the creation in the map: move_keys_in, answered "+OK".
+  Result<std::string> adopt_verb(const std::vector<std::string>& argv);
   // Runs `__migrate argv...` on `node` (here: the mover directly); the
   // one-line answer.
   Result<std::string> migrate_on(const meta::Member& node, uint64_t epoch,

@@ -17,6 +17,7 @@
 #include "coord/coordinator.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
+#include "node/raft_register_client.h"
 #include "partition/layout.h"
 
 namespace statekv::coord {
@@ -161,9 +162,19 @@ void Coordinator::create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient&
     return next;
   });
   if (!begun.ok()) return refuse(begun.status());
-  const uint64_t epoch = begun->epoch.value();
-  const std::vector<meta::Member> nodes = data_members(*begun);
-  const std::string name = spec.name;
+  if (Status s = move_keys_in(*begun, spec.name, client); !s.ok()) return refuse(s);
+  out.simple("OK");
+}
+
+Status Coordinator::move_keys_in(const meta::ClusterMap& begun, const std::string& name,
+                                 meta::RegisterClient& client) {
+  const meta::Keyspace* k = begun.find_keyspace(name);
+  if (k == nullptr || !k->moving_from || k->moving_from->from_keyspace.empty()) {
+    return Status::InvalidArgument("keyspace '" + name + "' is not taking over keys");
+  }
+  const std::string from = k->moving_from->from_keyspace;
+  const uint64_t epoch = begun.epoch.value();
+  const std::vector<meta::Member> nodes = data_members(begun);
   const std::string at = std::to_string(epoch);
 
   // Any failure: the keyspace goes again, the keys stay where they were.
@@ -171,18 +182,16 @@ void Coordinator::create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient&
     auto aborted =
         meta::update(client, [&](const meta::ClusterMap& m) { return meta::abort_move(m, name); });
     if (!aborted.ok()) {
-      out.error(fmt::format(
-          "CLUSTERDOWN keyspace '{}': moving its keys in failed ({}), and abandoning it too "
-          "({}): nodes abandon it themselves within 30 s",
+      return Status::Unavailable(fmt::format(
+          "keyspace '{}': moving its keys in failed ({}), and abandoning it too ({}): nodes "
+          "abandon it themselves within 30 s",
           name, why.message(), aborted.status().message()));
-      return;
     }
     (void)wait_until_idle(nodes, aborted->epoch.value());
     wait_for_epoch(aborted->epoch.value());
-    out.error(
-        fmt::format("ERR keyspace '{}' not created: moving its keys in from keyspace '{}' "
-                    "failed: {}",
-                    name, begun->find_keyspace(name)->moving_from->from_keyspace, why.message()));
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' not created: moving its keys in from keyspace '{}' failed: {}",
+                    name, from, why.message()));
   };
 
   // 2. Prepare everywhere before anyone copies; then copy.
@@ -227,7 +236,20 @@ void Coordinator::create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient&
     spdlog::warn("keyspace '{}' created; {}", name, s.message());
   }
   wait_for_epoch(finished->epoch.value());
-  out.simple("OK");
+  return Status::OK();
+}
+
+Result<std::string> Coordinator::adopt_verb(const std::vector<std::string>& argv) {
+  if (argv.size() != 3 || argv[1] != "adopt") {
+    return Status::InvalidArgument("usage: __keyspace adopt KEYSPACE");
+  }
+  auto t = table();
+  if (!t) return Status::Unavailable("the cluster map is not known yet");
+  node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret, 5000ms);
+  auto current = meta::fetch(client);
+  if (!current.ok()) return current.status();
+  if (Status s = move_keys_in(*current, argv[2], client); !s.ok()) return s;
+  return std::string("+OK\r\n");
 }
 
 void Coordinator::drop_keyspace(const std::string& name, meta::RegisterClient& client,

@@ -206,6 +206,26 @@ TEST(KeyspaceMove, AKeyspaceFileCreatesOverKeysAndMovesThem) {
   EXPECT_EQ(c.cmd({"SCARD", "ff:set"}), ":3");
   auto where = c.cmd({"LOCATE", "ff:3"});
   EXPECT_NE(where.find("\"ff\""), std::string::npos) << where;
+
+  // A consensus keyspace over keys would strand them: refused, they stay.
+  ASSERT_EQ(c.cmd({"SET", "cz:1", "one"}), "+OK");
+  const std::string raft = dir.path() + "/raft.toml";
+  {
+    std::ofstream out(raft);
+    out << "[[keyspace]]\nname = \"cz\"\nreplication = \"consensus\"\nfactor = 3\n";
+  }
+  auto refused = run_statekv({"cluster", "keyspaces", raft, "--data", cluster.data});
+  EXPECT_NE(refused.first, 0);
+  EXPECT_NE(refused.second.find("keyspace 'cz' not created: 1 keys under 'cz:'"),
+            std::string::npos)
+      << refused.second;
+  EXPECT_EQ(c.cmd({"GET", "cz:1"}), "\"one\"");
+  ASSERT_EQ(c.cmd({"DEL", "cz:1"}), ":1");
+  auto created = run_statekv({"cluster", "keyspaces", raft, "--data", cluster.data});
+  EXPECT_EQ(created.first, 0) << created.second;
+  EXPECT_EQ(c.cmd({"SET", "cz:1", "two"}), "+OK");
+  EXPECT_EQ(c.cmd({"GET", "cz:1"}), "\"two\"");
+  EXPECT_EQ(c.cmd({"DBSIZE"}), ":32");
 }
 
 TEST(KeyspaceMove, ConsensusKeyspaceDropDeletesItsKeysAndCreateRefusesToStrandKeys) {

@@ -147,12 +147,11 @@ Result<std::vector<meta::KeyspaceSpec>> read_keyspace_config(const std::string& 
 
 namespace {
 
-// Asks one node (the first that answers) to move the keys of keyspace
-// `name`, whose creation began in the map, into it: `__keyspace adopt NAME`
-// (coord/keyspace_change.cc). Its answer, once the move ended.
-Status adopt_keys(const std::vector<std::string>& endpoints, const std::string& secret,
-                  const std::string& name) {
-  Status last = Status::Unavailable("no node to move the keys");
+// Runs `__keyspace argv...` (coord/keyspace_change.cc) on one node, the
+// first that answers; its reply once it is done.
+Result<std::string> keyspace_verb(const std::vector<std::string>& endpoints,
+                                  const std::string& secret, std::vector<std::string> argv) {
+  Status last = Status::Unavailable("no node answers");
   for (const std::string& endpoint : endpoints) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
     auto conn = net::BlockingConnection::open(endpoint, secret, deadline);
@@ -162,12 +161,22 @@ Status adopt_keys(const std::vector<std::string>& endpoints, const std::string& 
     }
     net::ForwardFrame frame;
     frame.call = 1;
-    frame.argv = {"__keyspace", "adopt", name};
+    frame.argv = {"__keyspace"};
+    frame.argv.insert(frame.argv.end(), argv.begin(), argv.end());
     auto r = (*conn)->call(frame, deadline);
     if (!r.ok()) return r.status();  // it may be under way: not asked twice
-    return r->status;
+    if (!r->status.ok()) return r->status;
+    return r->reply;
   }
   return last;
+}
+
+// Asks a node to move the keys of keyspace `name`, whose creation began in
+// the map, into it (`__keyspace adopt NAME`).
+Status adopt_keys(const std::vector<std::string>& endpoints, const std::string& secret,
+                  const std::string& name) {
+  auto r = keyspace_verb(endpoints, secret, {"adopt", name});
+  return r.ok() ? Status::OK() : r.status();
 }
 
 }  // namespace
@@ -188,6 +197,22 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
     const auto consensus = [](const meta::KeyspaceSpec& s) {
       return s.replication.kind == meta::Replication::kConsensus;
     };
+    // Keys under the prefix that a consensus keyspace would strand: refused.
+    const meta::Keyspace* owner = nullptr;
+    for (const meta::Keyspace& k : current->keyspaces) {
+      if (!spec.key_prefix.starts_with(k.spec.key_prefix)) continue;
+      if (owner == nullptr || k.spec.key_prefix.size() > owner->spec.key_prefix.size()) owner = &k;
+    }
+    if (owner != nullptr && (consensus(owner->spec) || consensus(spec))) {
+      auto n = keyspace_verb(endpoints, secret, {"count", owner->spec.name, spec.key_prefix});
+      if (!n.ok()) return n.status();
+      if (*n != ":0\r\n") {
+        return Status::InvalidArgument(fmt::format(
+            "keyspace '{}' not created: {} keys under '{}' are in keyspace '{}', and keys do not "
+            "move into or out of a REPLICATION consensus keyspace yet",
+            spec.name, n->substr(1, n->find('\r') - 1), spec.key_prefix, owner->spec.name));
+      }
+    }
     bool adopt = false;
     auto made = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
       auto next = partition::create_placed_keyspace(m, spec);

@@ -211,6 +211,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
                       meta::RegisterClient& client);
   // `__keyspace adopt NAME` from `statekv cluster keyspaces FILE`, which
   // began the creation in the map: move_keys_in, answered "+OK".
+  // `__keyspace count KEYSPACE PREFIX`: count_keys_of, answered ":N".
   Result<std::string> adopt_verb(const std::vector<std::string>& argv);
   // Runs `__migrate argv...` on `node` (here: the mover directly); the
   // one-line answer.

@@ -240,8 +240,13 @@ Status Coordinator::move_keys_in(const meta::ClusterMap& begun, const std::strin
 }
 
 Result<std::string> Coordinator::adopt_verb(const std::vector<std::string>& argv) {
+  if (argv.size() == 4 && argv[1] == "count") {
+    auto n = count_keys_of(argv[2], argv[3]);
+    if (!n.ok()) return n.status();
+    return ":" + std::to_string(*n) + "\r\n";
+  }
   if (argv.size() != 3 || argv[1] != "adopt") {
-    return Status::InvalidArgument("usage: __keyspace adopt KEYSPACE");
+    return Status::InvalidArgument("usage: __keyspace adopt KEYSPACE | count KEYSPACE PREFIX");
   }
   auto t = table();
   if (!t) return Status::Unavailable("the cluster map is not known yet");

@@ -343,15 +343,33 @@ Result<std::string> Mover::handle(const std::vector<std::string>& argv) {
     // gate until the map no longer has it): delete them all, stale copies
     // too; count the ones this node served.
     uint64_t served = 0;
-    for (const std::string& key : local_keys()) {
-      const Route r = table->route(key);
-      if (r.keyspace->spec.name != keyspace) continue;
-      const resp::Value deleted = parse(hooks_.run_local({"DEL", key}));
-      if (r.primary() == self_ && deleted.type == resp::Value::Type::kInteger) {
+    std::vector<std::string> mine = {"DEL"}, copies = {"DEL"};
+    const auto flush = [&](std::vector<std::string>& del, bool count) {
+      if (del.size() == 1) return;
+      const resp::Value deleted = parse(hooks_.run_local(std::move(del)));
+      if (count && deleted.type == resp::Value::Type::kInteger) {
         served += static_cast<uint64_t>(deleted.integer);
       }
+      del = {"DEL"};
+    };
+    for (std::string& key : local_keys()) {
+      const Route r = table->route(key);
+      if (r.keyspace->spec.name != keyspace) continue;
+      std::vector<std::string>& del = r.primary() == self_ ? mine : copies;
+      del.push_back(std::move(key));
+      if (del.size() > 512) flush(del, &del == &mine);
     }
+    flush(mine, true);
+    flush(copies, false);
     std::lock_guard<std::mutex> lock(mu_);
+    // The drop may have ended (or been abandoned) while this node deleted:
+    // then nothing reopens the gate later, so it opens now.
+    auto newest = hooks_.table();
+    const meta::Keyspace* now = newest ? newest->map().find_keyspace(keyspace) : nullptr;
+    if (newest && newest->epoch().value() > epoch && (now == nullptr || !now->dropping)) {
+      gate_.thaw();
+      return std::to_string(served);
+    }
     keyspace_ = keyspace;
     epoch_ = epoch;
     move_table_ = table;

@@ -216,8 +216,7 @@ TEST(KeyspaceMove, AKeyspaceFileCreatesOverKeysAndMovesThem) {
   }
   auto refused = run_statekv({"cluster", "keyspaces", raft, "--data", cluster.data});
   EXPECT_NE(refused.first, 0);
-  EXPECT_NE(refused.second.find("keyspace 'cz' not created: 1 keys under 'cz:'"),
-            std::string::npos)
+  EXPECT_NE(refused.second.find("keyspace 'cz' not created: 1 keys under 'cz:'"), std::string::npos)
       << refused.second;
   EXPECT_EQ(c.cmd({"GET", "cz:1"}), "\"one\"");
   ASSERT_EQ(c.cmd({"DEL", "cz:1"}), ":1");

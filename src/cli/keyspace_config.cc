@@ -1,13 +1,15 @@
 #include "cli/keyspace_config.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <chrono>
 #include <iterator>
-#include <toml++/toml.h>
 
 #include "meta/meta_client.h"
+#include "meta/transitions.h"
+#include "net/blocking_connection.h"
 #include "node/raft_register_client.h"
 #include "partition/layout.h"
 
@@ -143,6 +145,42 @@ Result<std::vector<meta::KeyspaceSpec>> read_keyspace_config(const std::string& 
   return out;
 }
 
+namespace {
+
+// Runs `__keyspace argv...` (coord/keyspace_change.cc) on one node, the
+// first that answers; its reply once it is done.
+Result<std::string> keyspace_verb(const std::vector<std::string>& endpoints,
+                                  const std::string& secret, std::vector<std::string> argv) {
+  Status last = Status::Unavailable("no node answers");
+  for (const std::string& endpoint : endpoints) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    auto conn = net::BlockingConnection::open(endpoint, secret, deadline);
+    if (!conn.ok()) {
+      last = conn.status();
+      continue;
+    }
+    net::ForwardFrame frame;
+    frame.call = 1;
+    frame.argv = {"__keyspace"};
+    frame.argv.insert(frame.argv.end(), argv.begin(), argv.end());
+    auto r = (*conn)->call(frame, deadline);
+    if (!r.ok()) return r.status();  // it may be under way: not asked twice
+    if (!r->status.ok()) return r->status;
+    return r->reply;
+  }
+  return last;
+}
+
+// Asks a node to move the keys of keyspace `name`, whose creation began in
+// the map, into it (`__keyspace adopt NAME`).
+Status adopt_keys(const std::vector<std::string>& endpoints, const std::string& secret,
+                  const std::string& name) {
+  auto r = keyspace_verb(endpoints, secret, {"adopt", name});
+  return r.ok() ? Status::OK() : r.status();
+}
+
+}  // namespace
+
 Status apply_keyspace_config(const std::vector<std::string>& endpoints, const std::string& secret,
                              const std::vector<meta::KeyspaceSpec>& specs) {
   node::RaftRegisterClient client(endpoints, secret, std::chrono::milliseconds(10000));
@@ -153,10 +191,54 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
       fmt::print("keyspace {}: exists, left as it is\n", spec.name);
       continue;
     }
-    auto made = meta::update(client, [&](const meta::ClusterMap& m) {
-      return partition::create_placed_keyspace(m, spec);
+    // Keys already under the prefix move into the new keyspace, as KEYSPACE
+    // CREATE moves them (docs/routing.md): the map begins it, a node drives
+    // it. Keys do not move into or out of a consensus keyspace yet.
+    const auto consensus = [](const meta::KeyspaceSpec& s) {
+      return s.replication.kind == meta::Replication::kConsensus;
+    };
+    // Keys under the prefix that a consensus keyspace would strand: refused.
+    const meta::Keyspace* owner = nullptr;
+    for (const meta::Keyspace& k : current->keyspaces) {
+      if (!spec.key_prefix.starts_with(k.spec.key_prefix)) continue;
+      if (owner == nullptr || k.spec.key_prefix.size() > owner->spec.key_prefix.size()) owner = &k;
+    }
+    if (owner != nullptr && (consensus(owner->spec) || consensus(spec))) {
+      auto n = keyspace_verb(endpoints, secret, {"count", owner->spec.name, spec.key_prefix});
+      if (!n.ok()) return n.status();
+      if (*n != ":0\r\n") {
+        return Status::InvalidArgument(fmt::format(
+            "keyspace '{}' not created: {} keys under '{}' are in keyspace '{}', and keys do not "
+            "move into or out of a REPLICATION consensus keyspace yet",
+            spec.name, n->substr(1, n->find('\r') - 1), spec.key_prefix, owner->spec.name));
+      }
+    }
+    bool adopt = false;
+    auto made = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+      auto next = partition::create_placed_keyspace(m, spec);
+      if (!next.ok()) return next.status();
+      const meta::Keyspace* from = nullptr;
+      for (const meta::Keyspace& k : m.keyspaces) {
+        if (!spec.key_prefix.starts_with(k.spec.key_prefix)) continue;
+        if (from == nullptr || k.spec.key_prefix.size() > from->spec.key_prefix.size()) from = &k;
+      }
+      adopt = from != nullptr && !consensus(from->spec) && !consensus(spec);
+      if (!adopt) return next;
+      if (Status s = meta::begin_adopt(*next, spec.name); !s.ok()) return s;
+      if (Status s = meta::validate(*next); !s.ok()) return s;
+      return next;
     });
-    if (!made.ok()) return Status::InvalidArgument("keyspace '" + spec.name + "': " + made.status().message());
+    if (!made.ok()) {
+      return Status::InvalidArgument("keyspace '" + spec.name + "': " + made.status().message());
+    }
+    if (adopt) {
+      if (Status s = adopt_keys(endpoints, secret, spec.name); !s.ok()) {
+        // No node took the move on: abandon it (the keys stay where they were).
+        (void)meta::update(
+            client, [&](const meta::ClusterMap& m) { return meta::abort_move(m, spec.name); });
+        return Status::InvalidArgument("keyspace '" + spec.name + "': " + s.message());
+      }
+    }
     fmt::print("keyspace {}: created (epoch {})\n", spec.name, made->epoch.value());
   }
   return Status::OK();

@@ -15,7 +15,10 @@
 //   geo = { "eu:" = "eu", "" = "us" }   # geo: key prefix -> region ("" catches the rest)
 //   inner = "hash"               # geo: the partitioner inside a region: range | hash | ring | slots
 //
-// A keyspace that exists already is left as it is. A key the file does not
+// A keyspace that exists already is left as it is. Keys already under a new
+// keyspace's prefix move into it, as KEYSPACE CREATE moves them (a node
+// drives the move: coord/keyspace_change.cc); a REPLICATION consensus
+// keyspace on either side is refused when keys exist under the prefix. A key the file does not
 // know (at the top or in a [[keyspace]]; geo's table takes any prefix) is an
 // error naming it and its line, as is a wrong type or value.
 #pragma once

@@ -419,9 +419,10 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
         "       [GEO <prefix=region,...,=region>] [INNER range|hash|ring|slots] (PARTITIONER geo)",
         "    Create a keyspace; keys starting with its prefix (default '<name>:') belong to it",
         "    (the longest prefix wins). SPLITS are relative to the prefix: under 'orders:',",
-        "    SPLITS m splits at 'orders:m'.",
+        "    SPLITS m splits at 'orders:m'. Keys already under the prefix move into it.",
         "ALTER <name> CONSISTENCY <level> | PARTITION-MODE <mode>",
         "DROP <name>",
+        "    Delete the keyspace and every key of it; the reply counts the keys deleted.",
         "LIST",
         "INFO <name>",
     };
@@ -436,12 +437,11 @@ void Coordinator::keyspace(std::span<const std::string_view> argv, resp::Writer&
       out.error("ERR " + spec.status().message());
       return;
     }
-    result = meta::update(client, [&](const meta::ClusterMap& m) {
-      return partition::create_placed_keyspace(m, *spec);
-    });
+    create_keyspace(std::move(spec).value(), client, out);
+    return;
   } else if (server::iequals(sub, "drop")) {
-    result = meta::update(
-        client, [&](const meta::ClusterMap& m) { return meta::drop_keyspace(m, argv[1]); });
+    drop_keyspace(std::string(argv[1]), client, out);
+    return;
   } else if (server::iequals(sub, "alter")) {
     meta::KeyspaceChanges changes;
     for (size_t i = 2; i + 1 < argv.size(); i += 2) {

@@ -233,8 +233,13 @@ Status Coordinator::abort_move(const std::string& keyspace) {
   if (!t) return Status::Unavailable("no map");
   node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret,
                                   std::chrono::milliseconds(5000));
-  auto r = meta::update(client,
-                        [&](const meta::ClusterMap& m) { return meta::abort_move(m, keyspace); });
+  auto r = meta::update(client, [&](const meta::ClusterMap& m) {
+    // A drop whose end nobody recorded: the keyspace stays (the keys deleted
+    // so far stay deleted), and KEYSPACE DROP may be run again.
+    const meta::Keyspace* k = m.find_keyspace(keyspace);
+    if (k != nullptr && k->dropping) return meta::abort_drop(m, keyspace);
+    return meta::abort_move(m, keyspace);
+  });
   return r.ok() ? Status::OK() : r.status();
 }
 
@@ -252,7 +257,7 @@ bool Coordinator::pass_gate_keys(const std::vector<std::string_view>& keys, bool
   bool gated = false;
   for (std::string_view k : keys) {
     const Route r = table->route(k);
-    gated = gated || (r.moving() && r.primary() == options_.self);
+    gated = gated || ((r.moving() || r.dropping) && r.primary() == options_.self);
   }
   if (!gated) return true;
   mover_->gate().enter();
@@ -409,6 +414,18 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
       reply.reply = encode_node_page(local_scan_page(*request));
     } else {
       reply.status = request.status();
+    }
+    respond(std::move(reply));
+    return false;
+  }
+  if (!frame.argv.empty() && frame.argv[0] == "__keyspace") {
+    // A keyspace file's creation over keys (keyspace_change.cc): on a worker,
+    // not the control thread, whose map work the move waits for.
+    auto r = adopt_verb(frame.argv);
+    if (r.ok()) {
+      reply.reply = std::move(r).value();
+    } else {
+      reply.status = r.status();
     }
     respond(std::move(reply));
     return false;
@@ -663,6 +680,10 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         out.error(
             "CROSSSLOT Keys in request don't hash to the same slot (keys of a replicated "
             "keyspace must all belong to one of its shards)");
+        return Decision::kHandled;
+      }
+      if (first.dropping) {
+        out.error("TRYAGAIN keyspace '" + first.keyspace->spec.name + "' is being dropped");
         return Decision::kHandled;
       }
       auto groups = this->groups();

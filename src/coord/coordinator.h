@@ -101,6 +101,10 @@
 #include "server/context.h"
 #include "server/scan_cursors.h"
 
+namespace statekv::meta {
+class RegisterClient;
+}
+
 namespace statekv::coord {
 
 struct CoordinatorOptions {
@@ -194,6 +198,30 @@ class Coordinator final : public server::Router, public server::ClusterView {
   bool pass_gate_keys(const std::vector<std::string_view>& keys, bool write);
   std::string run_local(std::vector<std::string> argv);
   Status abort_move(const std::string& keyspace);
+
+  // KEYSPACE CREATE and DROP with their keys (keyspace_change.cc): CREATE
+  // moves the keys under the new prefix out of the keyspace that held them
+  // (through the mover), DROP deletes the keyspace's keys everywhere and
+  // answers how many. Both block until the change is done.
+  void create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient& client, resp::Writer& out);
+  void drop_keyspace(const std::string& name, meta::RegisterClient& client, resp::Writer& out);
+  // Steps 2-3 of CREATE over keys, after meta::begin_adopt made `begun`:
+  // moves the keys in, or abandons the keyspace (InvalidArgument "keyspace
+  // 'x' not created: ...").
+  Status move_keys_in(const meta::ClusterMap& begun, const std::string& name,
+                      meta::RegisterClient& client);
+  // `__keyspace adopt NAME` from `statekv cluster keyspaces FILE`, which
+  // began the creation in the map: move_keys_in, answered "+OK".
+  // `__keyspace count KEYSPACE PREFIX`: count_keys_of, answered ":N".
+  Result<std::string> adopt_verb(const std::vector<std::string>& argv);
+  // Runs `__migrate argv...` on `node` (here: the mover directly); the
+  // one-line answer.
+  Result<std::string> migrate_on(const meta::Member& node, uint64_t epoch,
+                                 std::vector<std::string> argv);
+  // Waits until every node's mover is idle (cleaned up after a change).
+  Status wait_until_idle(const std::vector<meta::Member>& nodes, uint64_t epoch);
+  // Keys under `prefix` that belong to `keyspace`, over the whole cluster.
+  Result<uint64_t> count_keys_of(std::string_view keyspace, std::string_view prefix);
 
   // Router side.
   // Runs argv on `node` and returns its RESP reply: locally (adding to *seq)

@@ -81,28 +81,112 @@ std::vector<std::string> Mover::local_keys() {
   return keys;
 }
 
+namespace {
+
+// Commands that rebuild `key` as it is in this node's store (run_local), for
+// its new owner: its absence is a DEL; a string one SET; a hash, set, list or
+// sorted set a DEL and then its elements in batches (the new owner does not
+// serve the key before the move ends, so it never shows a half-built one);
+// then its TTL. Read with the type's commands, not record bytes, so the
+// receiver rebuilds it in whatever layout it uses (docs/data-types.md).
+Result<std::vector<std::vector<std::string>>> copy_commands(
+    const std::string& key, const std::function<std::string(std::vector<std::string>)>& run) {
+  constexpr size_t kBatch = 512;  // elements per command
+  const resp::Value type = parse(run({"TYPE", key}));
+  if (type.type == resp::Value::Type::kError) {
+    return Status::Internal("cannot read '" + key + "' to move it: " + type.str);
+  }
+  std::vector<std::vector<std::string>> out;
+  if (type.str == "none") {
+    out.push_back({"DEL", key});
+    return out;
+  }
+  struct Reader {
+    const char* type;
+    const char* read;
+    std::vector<std::string> args;  // of the read, after the key
+    const char* write;
+    size_t step;      // strings per element in the read's reply
+    bool swap_pairs;  // ZRANGE gives member, score; ZADD takes score, member
+  };
+  static const Reader kReaders[] = {
+      {"string", "GET", {}, "SET", 1, false},
+      {"hash", "HGETALL", {}, "HSET", 2, false},
+      {"set", "SMEMBERS", {}, "SADD", 1, false},
+      {"list", "LRANGE", {"0", "-1"}, "RPUSH", 1, false},
+      {"zset", "ZRANGE", {"0", "-1", "WITHSCORES"}, "ZADD", 2, true},
+  };
+  const Reader* reader = nullptr;
+  for (const Reader& r : kReaders) {
+    if (type.str == r.type) reader = &r;
+  }
+  if (reader == nullptr) {
+    return Status::Internal("cannot move '" + key + "': its type '" + type.str +
+                            "' has no copy (strings, hashes, sets, lists and sorted sets move)");
+  }
+  const std::string name = reader->write;
+  std::vector<std::string> read = {reader->read, key};
+  read.insert(read.end(), reader->args.begin(), reader->args.end());
+  const resp::Value value = parse(run(std::move(read)));
+  const resp::Value ttl = parse(run({"PTTL", key}));
+  if (value.type == resp::Value::Type::kNull ||
+      (value.type == resp::Value::Type::kArray && value.elements.empty())) {
+    out.push_back({"DEL", key});  // gone since TYPE
+    return out;
+  }
+  if (value.type == resp::Value::Type::kError) {
+    // Its type changed since TYPE: the write that changed it marked the key
+    // dirty, so it is sent again.
+    return Status::Internal("cannot read '" + key + "' to move it: " + value.str);
+  }
+  if (name == "SET") {
+    if (value.type != resp::Value::Type::kBulk) {
+      return Status::Internal("cannot read '" + key + "' to move it: not a bulk string");
+    }
+    out.push_back({"SET", key, value.str});
+  } else {
+    out.push_back({"DEL", key});
+    const size_t step = reader->step;
+    for (size_t i = 0; i < value.elements.size(); i += kBatch * step) {
+      std::vector<std::string> cmd = {name, key};
+      for (size_t j = i; j < std::min(value.elements.size(), i + kBatch * step); j += step) {
+        if (reader->swap_pairs && j + 1 < value.elements.size()) {
+          cmd.push_back(value.elements[j + 1].str);
+          cmd.push_back(value.elements[j].str);
+        } else {
+          for (size_t e = j; e < j + step && e < value.elements.size(); ++e) {
+            cmd.push_back(value.elements[e].str);
+          }
+        }
+      }
+      out.push_back(std::move(cmd));
+    }
+  }
+  if (ttl.type == resp::Value::Type::kInteger && ttl.integer > 0) {
+    out.push_back({"PEXPIRE", key, std::to_string(ttl.integer)});
+  }
+  return out;
+}
+
+}  // namespace
+
 Status Mover::send_key(const std::string& key, const RoutingTable& table) {
   const Route r = table.route(key);
   if (!r.moving() || r.primary() != self_) return Status::OK();
-  const resp::Value value = parse(hooks_.run_local({"GET", key}));
-  const resp::Value ttl = parse(hooks_.run_local({"PTTL", key}));
-  std::vector<std::string> argv;
-  if (value.type == resp::Value::Type::kBulk) {
-    argv = {"SET", key, value.str};
-    if (ttl.type == resp::Value::Type::kInteger && ttl.integer > 0) {
-      argv.push_back("PX");
-      argv.push_back(std::to_string(ttl.integer));
-    }
-  } else if (value.type == resp::Value::Type::kNull) {
-    argv = {"DEL", key};
-  } else {
-    return Status::Internal("cannot read '" + key + "' to move it: " + value.str);
+  // A write between the reads (the type changed) fails one; it marked the
+  // key dirty too, but a second read usually settles it now.
+  auto commands = copy_commands(key, hooks_.run_local);
+  for (int attempt = 1; !commands.ok() && attempt < 3; ++attempt) {
+    commands = copy_commands(key, hooks_.run_local);
   }
-  auto reply = hooks_.import_to(r.target_primary(), std::move(argv), table);
-  if (!reply.ok()) return reply.status();
-  if (!reply->empty() && (*reply)[0] == '-') {
-    return Status::Internal("node " + std::to_string(r.target_primary().value()) +
-                            " refused '" + key + "': " + reply->substr(1));
+  if (!commands.ok()) return commands.status();
+  for (std::vector<std::string>& argv : *commands) {
+    auto reply = hooks_.import_to(r.target_primary(), std::move(argv), table);
+    if (!reply.ok()) return reply.status();
+    if (!reply->empty() && (*reply)[0] == '-') {
+      return Status::Internal("node " + std::to_string(r.target_primary().value()) + " refused '" +
+                              key + "': " + reply->substr(1));
+    }
   }
   return Status::OK();
 }
@@ -197,6 +281,7 @@ Result<std::string> Mover::handle(const std::vector<std::string>& argv) {
     state_ = State::kPrepared;
     keyspace_ = keyspace;
     epoch_ = epoch;
+    move_table_ = table;
     dirty_.clear();
     total_ = 0;
     moved_ = 0;
@@ -233,25 +318,65 @@ Result<std::string> Mover::handle(const std::vector<std::string>& argv) {
       error_ = drained.message();
       return drained;
     }
-    state_ = State::kFrozen;
-    frozen_at_ = std::chrono::steady_clock::now();
-    if (watchdog_.joinable()) watchdog_.join();
-    watchdog_ = std::thread([this, keyspace] {
-      // Nobody finishes the move: abandon it through the map, so keys stay
-      // where they are and the gate can open again.
-      while (!stopping_) {
-        std::this_thread::sleep_for(100ms);
-        std::lock_guard<std::mutex> lock(mu_);
-        if (state_ != State::kFrozen) return;
-        if (std::chrono::steady_clock::now() - frozen_at_ > kFreezeLimit) break;
-      }
-      if (stopping_) return;
-      spdlog::warn("moving keyspace '{}': frozen for {} s without an end; abandoning it", keyspace,
-                   kFreezeLimit.count());
-      Status s = hooks_.abort_move(keyspace);
-      if (!s.ok()) spdlog::warn("abandoning the move: {}", s.to_string());
-    });
+    start_watchdog(keyspace);
     return std::string("frozen");
+  }
+  if (verb == "drop") {
+    if (k == nullptr || !k->dropping) {
+      return Status::InvalidArgument("keyspace '" + keyspace + "' is not being dropped");
+    }
+    const auto busy = [&] {
+      return Status::InvalidArgument("node " + std::to_string(self_.value()) +
+                                     " is still busy with keyspace '" + keyspace_ + "'");
+    };
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (state_ != State::kIdle && state_ != State::kCleaning) return busy();
+    }
+    stop_worker();  // a clean-up of an earlier move ends first
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (state_ != State::kIdle) return busy();
+    }
+    gate_.freeze();
+    // Nothing runs on the keyspace's keys now (commands on them wait at the
+    // gate until the map no longer has it): delete them all, stale copies
+    // too; count the ones this node served.
+    uint64_t served = 0;
+    std::vector<std::string> mine = {"DEL"}, copies = {"DEL"};
+    const auto flush = [&](std::vector<std::string>& del, bool count) {
+      if (del.size() == 1) return;
+      const resp::Value deleted = parse(hooks_.run_local(std::move(del)));
+      if (count && deleted.type == resp::Value::Type::kInteger) {
+        served += static_cast<uint64_t>(deleted.integer);
+      }
+      del = {"DEL"};
+    };
+    for (std::string& key : local_keys()) {
+      const Route r = table->route(key);
+      if (r.keyspace->spec.name != keyspace) continue;
+      std::vector<std::string>& del = r.primary() == self_ ? mine : copies;
+      del.push_back(std::move(key));
+      if (del.size() > 512) flush(del, &del == &mine);
+    }
+    flush(mine, true);
+    flush(copies, false);
+    std::lock_guard<std::mutex> lock(mu_);
+    // The drop may have ended (or been abandoned) while this node deleted:
+    // then nothing reopens the gate later, so it opens now.
+    auto newest = hooks_.table();
+    const meta::Keyspace* now = newest ? newest->map().find_keyspace(keyspace) : nullptr;
+    if (newest && newest->epoch().value() > epoch && (now == nullptr || !now->dropping)) {
+      gate_.thaw();
+      return std::to_string(served);
+    }
+    keyspace_ = keyspace;
+    epoch_ = epoch;
+    move_table_ = table;
+    dirty_.clear();
+    error_.clear();
+    start_watchdog(keyspace);
+    return std::to_string(served);
   }
   if (verb == "abort") {
     std::lock_guard<std::mutex> lock(mu_);
@@ -263,6 +388,27 @@ Result<std::string> Mover::handle(const std::vector<std::string>& argv) {
   return Status::InvalidArgument("unknown __migrate verb '" + verb + "'");
 }
 
+void Mover::start_watchdog(const std::string& keyspace) {
+  state_ = State::kFrozen;
+  frozen_at_ = std::chrono::steady_clock::now();
+  if (watchdog_.joinable()) watchdog_.join();
+  watchdog_ = std::thread([this, keyspace] {
+    // Nobody finishes the move: abandon it (or, for a drop, finish it: its
+    // keys are gone) through the map, so the gate can open again.
+    while (!stopping_) {
+      std::this_thread::sleep_for(100ms);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (state_ != State::kFrozen) return;
+      if (std::chrono::steady_clock::now() - frozen_at_ > kFreezeLimit) break;
+    }
+    if (stopping_) return;
+    spdlog::warn("moving keyspace '{}': frozen for {} s without an end; ending it here", keyspace,
+                 kFreezeLimit.count());
+    Status s = hooks_.abort_move(keyspace);
+    if (!s.ok()) spdlog::warn("ending the move: {}", s.to_string());
+  });
+}
+
 void Mover::on_table(const RoutingTable& table) {
   std::string keyspace;
   {
@@ -271,7 +417,7 @@ void Mover::on_table(const RoutingTable& table) {
       return;
     }
     const meta::Keyspace* k = table.map().find_keyspace(keyspace_);
-    if (k != nullptr && k->moving_from) return;  // still moving
+    if (k != nullptr && (k->moving_from || k->dropping)) return;  // still moving
     // The move ended (finished or abandoned): serve again, by the new map.
     state_ = State::kCleaning;
     dirty_.clear();
@@ -285,10 +431,18 @@ void Mover::on_table(const RoutingTable& table) {
 
 void Mover::cleanup(std::string keyspace) {
   auto table = hooks_.table();
+  std::shared_ptr<const RoutingTable> moved;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    moved = move_table_;
+  }
   size_t dropped = 0;
-  for (const std::string& key : table ? local_keys() : std::vector<std::string>{}) {
+  for (const std::string& key : (table && moved) ? local_keys() : std::vector<std::string>{}) {
+    // A key of the keyspace as it was during the move (an abandoned new
+    // keyspace is gone from the map now) that another node serves now.
+    if (moved->route(key).keyspace->spec.name != keyspace) continue;
     const Route r = table->route(key);
-    if (r.keyspace->spec.name == keyspace && !r.moving() && r.primary() != self_) {
+    if (!r.moving() && r.primary() != self_) {
       hooks_.run_local({"DEL", key});
       ++dropped;
     }
@@ -296,6 +450,7 @@ void Mover::cleanup(std::string keyspace) {
   spdlog::info("moving keyspace '{}' done: dropped {} keys served elsewhere now", keyspace, dropped);
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ == State::kCleaning) state_ = State::kIdle;
+  move_table_.reset();
 }
 
 }  // namespace statekv::coord

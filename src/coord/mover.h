@@ -19,6 +19,21 @@
 //      epoch E+2) and each node, once it applies that map, reopens the gate:
 //      the waiting commands route to the new owners, and the keys that left
 //      are deleted here.
+// The same verbs move the keys of a keyspace created over keys that another
+// keyspace held (meta::begin_adopt: the new keyspace's moving_from is that
+// keyspace's layout); abandoning such a move removes the new keyspace.
+//
+// Dropping a keyspace (meta::begin_drop, epoch E, then meta::drop_keyspace)
+// takes one verb, `drop`: the node closes the gate on the keyspace's keys
+// (commands on them wait, once the ones inside have left), deletes every key
+// of the keyspace it holds, and answers how many of them it served; the gate
+// reopens when the node applies the map without the keyspace (a frozen node
+// that hears nothing for 30 s finishes the drop itself).
+//
+// Copying a key: its type's reads here (GET, HGETALL, SMEMBERS, LRANGE,
+// ZRANGE) and writes there (SET, or DEL and HSET / SADD / RPUSH / ZADD in
+// batches), then PEXPIRE: strings, hashes, sets, lists and sorted sets move.
+//
 // Every acknowledged write reached the new owner before it started serving
 // (the freeze drains it), and the old owner serves nothing of a moving key
 // from the freeze until it knows the move finished, so no read goes back in
@@ -80,7 +95,8 @@ class Mover {
   ~Mover();
 
   // `__migrate VERB KEYSPACE EPOCH`: argv without "__migrate". The reply is
-  // one line of status text.
+  // one line of status text (for `drop`: the number of keys deleted that
+  // this node served).
   Result<std::string> handle(const std::vector<std::string>& argv);
 
   // A command is about to run here on `key`, which `route` says is moving.
@@ -109,6 +125,8 @@ class Mover {
   // Every local key (SCAN over this node's own store).
   std::vector<std::string> local_keys();
   void cleanup(std::string keyspace);
+  // Freezes and starts the watchdog (mu_ held by the caller).
+  void start_watchdog(const std::string& keyspace);
   void stop_worker();
 
   const NodeId self_;
@@ -119,6 +137,9 @@ class Mover {
   State state_ = State::kIdle;
   std::string keyspace_;
   uint64_t epoch_ = 0;
+  // The table of the move's epoch: which keys were in the keyspace (it may
+  // be gone from the map by the clean-up).
+  std::shared_ptr<const RoutingTable> move_table_;
   std::set<std::string> dirty_;
   std::atomic<uint64_t> total_{0};
   std::atomic<uint64_t> moved_{0};

@@ -25,10 +25,18 @@ Result<std::shared_ptr<const RoutingTable>> RoutingTable::build(
     }
     table->placements_.emplace(k.spec.name, std::move(placement).value());
     if (k.moving_from) {
-      meta::Keyspace source = k;
+      // Keys moving in from another keyspace (KEYSPACE CREATE over keys) are
+      // served where that keyspace's partitioner puts them.
+      const meta::Keyspace* owner =
+          k.moving_from->from_keyspace.empty() ? &k : m.find_keyspace(k.moving_from->from_keyspace);
+      if (owner == nullptr) {
+        return Status::Corruption("keyspace '" + k.spec.name + "' moves keys in from keyspace '" +
+                                  k.moving_from->from_keyspace + "', which is not in the map");
+      }
+      meta::Keyspace source = *owner;
       source.moving_from.reset();
       source.spec.partitioner.split_points = k.moving_from->split_points;
-      if (k.spec.partitioner.kind == meta::Partitioner::kGeo) {
+      if (source.spec.partitioner.kind == meta::Partitioner::kGeo) {
         source.spec.partitioner.region_shards = k.moving_from->region_shards;
       } else {
         source.spec.partitioner.shards = static_cast<uint32_t>(k.moving_from->shards.size());
@@ -42,6 +50,7 @@ Result<std::shared_ptr<const RoutingTable>> RoutingTable::build(
       table->sources_.emplace(k.spec.name, std::move(from).value());
     }
     table->by_prefix_.push_back(&k);
+    table->any_dropping_ = table->any_dropping_ || k.dropping;
     has_default = has_default || k.spec.key_prefix.empty();
   }
   if (!has_default) return Status::Corruption("the map has no keyspace with the empty prefix");
@@ -85,6 +94,7 @@ Route RoutingTable::route(std::string_view key) const {
   r.shard = placement(k).shard_of(key);
   SKV_ASSERT(r.shard < k.shards.size(), "a placement's shard is in the map's shard list");
   r.owners = k.shards[r.shard].owners;
+  r.dropping = k.dropping;
   if (k.moving_from) {
     const uint32_t from = sources_.find(k.spec.name)->second.shard_of(key);
     std::vector<NodeId> serving = k.moving_from->shards[from].owners;

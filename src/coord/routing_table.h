@@ -7,7 +7,9 @@
 // rebuilt from the map's layout) gives the shard; the map's shard list gives
 // the owners (owners[0] serves the key). While a keyspace moves, a key is
 // served where the layout it moves from puts it (Route::owners) until the move
-// finishes; Route::target says where it goes.
+// finishes; Route::target says where it goes. A keyspace created over keys
+// that another keyspace held moves them in the same way, from where that
+// keyspace's layout puts them (meta::SourceLayout::from_keyspace).
 //
 // Built once per map epoch and then immutable: share it as
 // shared_ptr<const RoutingTable> across threads.
@@ -34,6 +36,9 @@ struct Route {
   // While the keyspace moves (meta::Keyspace::moving_from): where the key is
   // going. Empty when it does not move (target == where it is served).
   std::vector<NodeId> target;
+  // The keyspace is being dropped (meta::Keyspace::dropping): its owner
+  // holds commands on the key at the mover's gate while it deletes the keys.
+  bool dropping = false;
   NodeId primary() const { return owners.empty() ? NodeId() : owners.front(); }
   bool moving() const { return !target.empty(); }
   NodeId target_primary() const { return target.empty() ? primary() : target.front(); }
@@ -51,7 +56,8 @@ class RoutingTable {
   const meta::Keyspace& keyspace_of(std::string_view key) const;
   Route route(std::string_view key) const;
   const partition::Placement& placement(const meta::Keyspace& keyspace) const;
-  bool any_moving() const { return !sources_.empty(); }
+  // Some keyspace moves or is being dropped: some commands may need the gate.
+  bool any_moving() const { return !sources_.empty() || any_dropping_; }
 
   // Members that serve data (active), in id order.
   const std::vector<NodeId>& data_nodes() const { return data_nodes_; }
@@ -71,6 +77,7 @@ class RoutingTable {
   std::map<std::string, partition::Placement, std::less<>> sources_;
   std::vector<NodeId> data_nodes_;
   std::vector<NodeId> holders_;
+  bool any_dropping_ = false;
 };
 
 }  // namespace statekv::coord

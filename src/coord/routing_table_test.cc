@@ -139,5 +139,50 @@ TEST(RoutingTable, TheLongestPrefixWinsAmongNestedKeyspaces) {
   EXPECT_EQ(t->route("users:vip:z").shard, 1u);
 }
 
+// KEYSPACE CREATE over keys: until the move ends, a key of the new keyspace
+// is served where the keyspace that held it puts it, and goes where the new
+// one does; KEYSPACE DROP marks its keys for the gate.
+TEST(RoutingTable, AKeyspaceTakingOverKeysServesThemWhereTheyWere) {
+  meta::ReplicationSpec one_owner;
+  one_owner.kind = meta::Replication::kNone;
+  one_owner.factor = 1;
+  Result<meta::ClusterMap> before = meta::bootstrap("c1", members(3), one_owner);
+  ASSERT_TRUE(before.ok());
+  Result<meta::ClusterMap> map =
+      partition::create_placed_keyspace(*before, keyspace("zz", "zz:", meta::Partitioner::kRing));
+  ASSERT_TRUE(map.ok());
+  meta::ClusterMap done = *map;
+  ASSERT_TRUE(meta::begin_adopt(*map, "zz").ok());
+  auto old_t = RoutingTable::build(std::make_shared<const meta::ClusterMap>(*before));
+  auto moving = RoutingTable::build(std::make_shared<const meta::ClusterMap>(*map));
+  auto new_t = RoutingTable::build(std::make_shared<const meta::ClusterMap>(done));
+  ASSERT_TRUE(old_t.ok() && moving.ok() && new_t.ok());
+  EXPECT_TRUE((*moving)->any_moving());
+  size_t moved = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "zz:" + std::to_string(i);
+    const Route was = (*old_t)->route(key);
+    const Route r = (*moving)->route(key);
+    const Route will = (*new_t)->route(key);
+    EXPECT_EQ(r.keyspace->spec.name, "zz");
+    EXPECT_EQ(r.primary(), was.primary()) << key;
+    EXPECT_EQ(r.target_primary(), will.primary()) << key;
+    EXPECT_EQ(r.moving(), was.primary() != will.primary()) << key;
+    moved += r.moving();
+  }
+  EXPECT_GT(moved, 0u);
+  // Keys outside the prefix do not move.
+  EXPECT_FALSE((*moving)->route("other:1").moving());
+
+  Result<meta::ClusterMap> dropping = meta::begin_drop(done, "zz");
+  ASSERT_TRUE(dropping.ok());
+  auto d = RoutingTable::build(std::make_shared<const meta::ClusterMap>(*dropping));
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE((*d)->any_moving());
+  EXPECT_TRUE((*d)->route("zz:1").dropping);
+  EXPECT_FALSE((*d)->route("zz:1").moving());
+  EXPECT_FALSE((*d)->route("other:1").dropping);
+}
+
 }  // namespace
 }  // namespace statekv::coord

@@ -454,6 +454,46 @@ Status validate_spec(const KeyspaceSpec& s) {
   return Status::OK();
 }
 
+namespace {
+
+// The keyspace changes under way (moving_from.from_keyspace, dropping): see
+// the invariants at the top of cluster_map.h.
+Status validate_keyspace_changes(const ClusterMap& map) {
+  for (const Keyspace& k : map.keyspaces) {
+    const auto err = [&](const std::string& msg) {
+      return Status::InvalidArgument(fmt::format("keyspace '{}': {}", k.spec.name, msg));
+    };
+    if (k.dropping) {
+      if (k.spec.name == kDefaultKeyspace) return err("the default keyspace cannot be dropped");
+      if (k.moving_from) return err("it cannot move while it is being dropped");
+    }
+    if (!k.moving_from || k.moving_from->from_keyspace.empty()) continue;
+    const Keyspace* from = map.find_keyspace(k.moving_from->from_keyspace);
+    if (from == nullptr || from == &k) {
+      return err(fmt::format("its keys come from keyspace '{}', which is not another keyspace",
+                             k.moving_from->from_keyspace));
+    }
+    if (from->moving_from || from->dropping) {
+      return err(fmt::format("its keys come from keyspace '{}', which is itself changing",
+                             from->spec.name));
+    }
+    // The keyspace that owned the prefix before: the longest other prefix
+    // that this one starts with.
+    const Keyspace* owner = nullptr;
+    for (const Keyspace& o : map.keyspaces) {
+      if (&o == &k || !k.spec.key_prefix.starts_with(o.spec.key_prefix)) continue;
+      if (owner == nullptr || o.spec.key_prefix.size() > owner->spec.key_prefix.size()) owner = &o;
+    }
+    if (owner != from) {
+      return err(fmt::format("its keys come from keyspace '{}', which does not own its prefix",
+                             from->spec.name));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Status validate(const ClusterMap& map) {
   if (Status s = check_name("cluster id", map.cluster_id); !s.ok()) return s;
   if (map.epoch.value() < 1) return Status::InvalidArgument("epoch must be at least 1");
@@ -551,6 +591,7 @@ Status validate(const ClusterMap& map) {
     }
   }
   if (!has_default) return Status::InvalidArgument("there is no 'default' keyspace");
+  if (Status st = validate_keyspace_changes(map); !st.ok()) return st;
 
   // Change stamps.
   if (map.recent_changes.size() > kMaxRecentChanges) {
@@ -621,7 +662,13 @@ Json to_json(const Keyspace& k) {
     if (!k.moving_from->region_shards.empty()) {
       out["moving_from"]["region_shards"] = k.moving_from->region_shards;
     }
+    // Only when set, as the two fields below: maps written before they
+    // existed decode unchanged.
+    if (!k.moving_from->from_keyspace.empty()) {
+      out["moving_from"]["from_keyspace"] = k.moving_from->from_keyspace;
+    }
   }
+  if (k.dropping) out["dropping"] = true;
   return out;
 }
 
@@ -855,9 +902,11 @@ Keyspace decode_keyspace(const Json& j, const std::string& path, Status* error) 
         source.region_shards.push_back(c.get<uint32_t>());
       }
     }
+    if (m.has("from_keyspace")) source.from_keyspace = m.str("from_keyspace");
     m.finish();
     k.moving_from = std::move(source);
   }
+  if (f.has("dropping")) k.dropping = f.boolean("dropping");
   f.finish();
   return k;
 }

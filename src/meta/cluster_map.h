@@ -33,6 +33,10 @@
 //   * a keyspace's shards have ids 0..n-1 in order, n = partitioner_shard_count;
 //     each shard has 1..factor distinct owners, all live members; in a geo
 //     keyspace every owner of a shard is in that shard's region.
+//   * moving_from.from_keyspace, when set, names another keyspace, which is
+//     neither moving nor dropping, and whose prefix is the longest other one
+//     that the keyspace's prefix starts with; a keyspace that is dropping
+//     is not "default", does not move, and no keyspace moves keys out of it.
 //   * recent_changes: at most kMaxRecentChanges, epochs strictly increasing and
 //     <= epoch, ids non-empty.
 //
@@ -174,13 +178,24 @@ struct SourceLayout {
   std::vector<std::string> split_points;
   std::vector<Shard> shards;
   std::vector<uint32_t> region_shards;  // geo only
+  // Set when the keys come from another keyspace, not from another layout of
+  // this one: KEYSPACE CREATE over keys that `from_keyspace` (the keyspace
+  // that owned the new prefix until then) holds. The layout above is then
+  // that keyspace's, and keys are served where it puts them until the move
+  // finishes (docs/routing.md, "Keyspaces"). Empty for a rebalance.
+  std::string from_keyspace;
   bool operator==(const SourceLayout&) const = default;
 };
 
 struct Keyspace {
   KeyspaceSpec spec;
   std::vector<Shard> shards;
-  std::optional<SourceLayout> moving_from;  // set while a rebalance is under way
+  // Set while a rebalance, or the move of a new keyspace's keys out of the
+  // keyspace that held them (from_keyspace), is under way.
+  std::optional<SourceLayout> moving_from;
+  // KEYSPACE DROP under way: every node deletes the keyspace's keys, and
+  // commands on them wait (or are refused) until the keyspace is gone.
+  bool dropping = false;
   bool operator==(const Keyspace&) const = default;
 };
 

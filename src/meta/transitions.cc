@@ -322,6 +322,70 @@ Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name) {
   return finish(std::move(next), fmt::format("drop keyspace '{}'", name));
 }
 
+const Keyspace* change_under_way(const ClusterMap& map) {
+  for (const Keyspace& k : map.keyspaces) {
+    if (k.moving_from || k.dropping) return &k;
+  }
+  return nullptr;
+}
+
+namespace {
+
+Status refuse_while_changing(const ClusterMap& map, std::string_view what) {
+  const Keyspace* busy = change_under_way(map);
+  if (busy == nullptr) return Status::OK();
+  return Status::InvalidArgument(fmt::format(
+      "cannot {} while keyspace '{}' is {}: try again once that is done", what, busy->spec.name,
+      busy->dropping                             ? "being dropped"
+      : busy->moving_from->from_keyspace.empty() ? "moving (rebalance)"
+                                                 : "taking over its keys"));
+}
+
+}  // namespace
+
+Status begin_adopt(ClusterMap& next, std::string_view name) {
+  if (Status s = refuse_while_changing(next, fmt::format("create keyspace '{}'", name)); !s.ok()) {
+    return s;
+  }
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  const Keyspace* from = nullptr;
+  for (const Keyspace& o : next.keyspaces) {
+    if (&o == k || !k->spec.key_prefix.starts_with(o.spec.key_prefix)) continue;
+    if (from == nullptr || o.spec.key_prefix.size() > from->spec.key_prefix.size()) from = &o;
+  }
+  if (from == nullptr) return no_keyspace(kDefaultKeyspace);
+  k->moving_from = SourceLayout{from->spec.partitioner.split_points, from->shards,
+                                from->spec.partitioner.region_shards, from->spec.name};
+  next.last_change += fmt::format("; its keys move in from keyspace '{}'", from->spec.name);
+  return Status::OK();
+}
+
+Result<ClusterMap> begin_drop(const ClusterMap& map, std::string_view name) {
+  if (name == kDefaultKeyspace) {
+    return Status::InvalidArgument("the default keyspace cannot be dropped");
+  }
+  if (Status s = refuse_while_changing(map, fmt::format("drop keyspace '{}'", name)); !s.ok()) {
+    return s;
+  }
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  k->dropping = true;
+  return finish(std::move(next), fmt::format("keyspace '{}' is being dropped", name));
+}
+
+Result<ClusterMap> abort_drop(const ClusterMap& map, std::string_view name) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (!k->dropping) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}' is not being dropped", name));
+  }
+  k->dropping = false;
+  return finish(std::move(next), fmt::format("keyspace '{}': its drop was abandoned", name));
+}
+
 Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
                                  std::vector<Shard> shards) {
   ClusterMap next = map;
@@ -364,6 +428,12 @@ Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
   if (k->moving_from) {
     return Status::InvalidArgument(fmt::format("keyspace '{}' is already moving", name));
   }
+  if (const Keyspace* busy = change_under_way(map);
+      busy != nullptr && (busy->dropping || !busy->moving_from->from_keyspace.empty())) {
+    return Status::InvalidArgument(fmt::format(
+        "keyspace '{}' cannot move while keyspace '{}' is {}: try again once that is done", name,
+        busy->spec.name, busy->dropping ? "being dropped" : "taking over its keys"));
+  }
   if (shards == k->shards && split_points == k->spec.partitioner.split_points) {
     return Status::InvalidArgument(fmt::format("keyspace '{}': nothing to move", name));
   }
@@ -391,7 +461,14 @@ Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name) {
   if (!k->moving_from) {
     return Status::InvalidArgument(fmt::format("keyspace '{}' is not moving", name));
   }
+  const std::string from = std::move(k->moving_from->from_keyspace);
   k->moving_from.reset();
+  if (!from.empty()) {
+    // The change that completes the creation: it says what was created again
+    // (with the placed shard count), as the one that began it did.
+    return finish(std::move(next), fmt::format("{}; its keys moved in from keyspace '{}'",
+                                               create_keyspace_change(k->spec), from));
+  }
   return finish(std::move(next), fmt::format("keyspace '{}' finished moving", name));
 }
 
@@ -401,6 +478,15 @@ Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name) {
   if (k == nullptr) return no_keyspace(name);
   if (!k->moving_from) {
     return Status::InvalidArgument(fmt::format("keyspace '{}' is not moving", name));
+  }
+  if (!k->moving_from->from_keyspace.empty()) {
+    // A keyspace created over keys: they stay where they are, and it goes.
+    const std::string from = k->moving_from->from_keyspace;
+    std::erase_if(next.keyspaces, [&](const Keyspace& o) { return o.spec.name == name; });
+    return finish(std::move(next),
+                  fmt::format("keyspace '{}' not created: moving its keys in from '{}' was "
+                              "abandoned",
+                              name, from));
   }
   SourceLayout source = std::move(*k->moving_from);
   k->moving_from.reset();

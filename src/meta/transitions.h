@@ -86,8 +86,35 @@ struct KeyspaceChanges {
 Result<ClusterMap> alter_keyspace(const ClusterMap& map, std::string_view name,
                                   const KeyspaceChanges& changes);
 
-// Removes keyspace `name`; "default" cannot be dropped.
+// Removes keyspace `name` from the map; "default" cannot be dropped. The
+// keys stay where they are: KEYSPACE DROP deletes them first (begin_drop).
 Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name);
+
+// ---- keyspace changes that move keys (docs/routing.md, "Keyspaces") ---------
+// One at a time in the cluster: creating a keyspace over keys another one
+// holds (begin_adopt, then finish_move or abort_move) and dropping one
+// (begin_drop, then drop_keyspace) are refused while any keyspace moves or is
+// being dropped, and a rebalance (begin_move) while one of them is under way.
+
+// The keyspace whose move or drop is under way (nullptr: none).
+const Keyspace* change_under_way(const ClusterMap& map);
+
+// For a transition that creates keyspace `name` (already in `next`, placed)
+// and starts moving into it, in the same change, the keys that the keyspace
+// which owned its prefix until then (the longest other prefix it starts
+// with: "default" at least) holds: records that keyspace's layout as
+// `name`'s moving_from (from_keyspace set), so the keys are served where they
+// are until finish_move. In place, without bumping the epoch; InvalidArgument
+// while another change is under way.
+Status begin_adopt(ClusterMap& next, std::string_view name);
+
+// Starts dropping keyspace `name` (dropping set): nodes then delete its keys
+// and hold commands on them until drop_keyspace removes it. Refused for
+// "default", and while a change is under way.
+Result<ClusterMap> begin_drop(const ClusterMap& map, std::string_view name);
+// Abandons a drop (a node could not delete its part): the keyspace stays,
+// with the keys not deleted yet, and serves again.
+Result<ClusterMap> abort_drop(const ClusterMap& map, std::string_view name);
 
 // Replaces keyspace `name`'s shard map. There must be one shard per partition
 // (ids 0..n-1 in order), and every owner must be an active member (in a geo
@@ -104,14 +131,18 @@ Result<ClusterMap> set_layout(const ClusterMap& map, std::string_view name,
 
 // Starts moving keyspace `name` to a new layout (rebalancing): the current
 // layout becomes moving_from (keys stay served there) and the new one is
-// recorded as where they go. Refused while a move is under way, or when the
-// new layout equals the current one.
+// recorded as where they go. Refused while a move is under way (or a
+// keyspace is being created over keys, or dropped), or when the new layout
+// equals the current one.
 Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
                               std::vector<std::string> split_points, std::vector<Shard> shards,
                               std::vector<uint32_t> region_shards = {});
-// Ends the move: keys are now served where the new layout puts them.
+// Ends the move: keys are now served where the new layout puts them (by the
+// new keyspace, after begin_adopt).
 Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name);
-// Abandons the move: keys stay where they were (moving_from becomes the layout again).
+// Abandons the move: keys stay where they were (moving_from becomes the layout
+// again). After begin_adopt, the new keyspace is removed: its keys stay in the
+// keyspace they were in.
 Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name);
 
 // The change-log line of creating a keyspace with `spec` ("create keyspace

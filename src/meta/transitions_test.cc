@@ -471,7 +471,8 @@ TEST(Layout, MoveBeginsFinishesAndAborts) {
   ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
   EXPECT_EQ(*decoded, m);
 
-  ClusterMap aborted = expect_next(m, abort_move(m, "default"), "keyspace 'default' abandoned its move");
+  ClusterMap aborted =
+      expect_next(m, abort_move(m, "default"), "keyspace 'default' abandoned its move");
   EXPECT_EQ(aborted.find_keyspace("default")->shards, before);
   EXPECT_FALSE(aborted.find_keyspace("default")->moving_from.has_value());
 
@@ -479,6 +480,97 @@ TEST(Layout, MoveBeginsFinishesAndAborts) {
   EXPECT_EQ(done.find_keyspace("default")->shards, after);
   EXPECT_FALSE(done.find_keyspace("default")->moving_from.has_value());
   expect_refused(finish_move(done, "default"), "keyspace 'default' is not moving");
+}
+
+// KEYSPACE CREATE over keys: the new keyspace takes the layout of the one
+// that owned its prefix as moving_from, in the creating change.
+ClusterMap adopting(const ClusterMap& m, const KeyspaceSpec& s) {
+  Result<ClusterMap> next = create_keyspace(m, s);
+  EXPECT_TRUE(next.ok()) << next.status().to_string();
+  EXPECT_TRUE(begin_adopt(*next, s.name).ok());
+  EXPECT_TRUE(validate(*next).ok()) << validate(*next).to_string();
+  return *next;
+}
+
+TEST(KeyspaceChanges, CreateOverKeysMovesThemInFromTheOwnerOfThePrefix) {
+  ClusterMap m = three_one_owner();
+  KeyspaceSpec zz = spec("zz", "zz:");
+  zz.replication = m.find_keyspace("default")->spec.replication;
+  ClusterMap a = adopting(m, zz);
+  const Keyspace* k = a.find_keyspace("zz");
+  ASSERT_TRUE(k->moving_from.has_value());
+  EXPECT_EQ(k->moving_from->from_keyspace, "default");
+  EXPECT_EQ(k->moving_from->shards, m.find_keyspace("default")->shards);
+  EXPECT_NE(a.last_change.find("its keys move in from keyspace 'default'"), std::string::npos);
+  Result<ClusterMap> decoded = decode(encode(a));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  EXPECT_EQ(*decoded, a);
+
+  // One change at a time: no rebalance, drop or other creation meanwhile.
+  expect_refused(begin_move(a, "default", {}, {{ShardId(0), ids({1})}}),
+                 "keyspace 'default' cannot move while keyspace 'zz' is taking over its keys: "
+                 "try again once that is done");
+  expect_refused(begin_drop(a, "zz"),
+                 "cannot drop keyspace 'zz' while keyspace 'zz' is taking over its keys: try "
+                 "again once that is done");
+  Result<ClusterMap> other = create_keyspace(a, spec("yy", "yy:"));
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(begin_adopt(*other, "yy").ok());
+
+  ClusterMap done =
+      expect_next(a, finish_move(a, "zz"),
+                  "create keyspace 'zz' (prefix 'zz:', hash, 1 shard, none x1, linearizable, "
+                  "consistency); its keys moved in from keyspace 'default'");
+  EXPECT_FALSE(done.find_keyspace("zz")->moving_from.has_value());
+  ClusterMap aborted =
+      expect_next(a, abort_move(a, "zz"),
+                  "keyspace 'zz' not created: moving its keys in from 'default' was abandoned");
+  EXPECT_EQ(aborted.find_keyspace("zz"), nullptr);
+}
+
+TEST(KeyspaceChanges, NestedPrefixTakesItsKeysFromTheLongestOwner) {
+  ClusterMap m = three_one_owner();
+  KeyspaceSpec users = spec("users", "users:");
+  users.replication = m.find_keyspace("default")->spec.replication;
+  m = *create_keyspace(m, users);
+  KeyspaceSpec vip = spec("vip", "users:vip:");
+  vip.replication = users.replication;
+  ClusterMap a = adopting(m, vip);
+  EXPECT_EQ(a.find_keyspace("vip")->moving_from->from_keyspace, "users");
+  // The keyspace the keys come from cannot go while they do.
+  EXPECT_FALSE(drop_keyspace(a, "users").ok());
+  // validate() holds the map to it.
+  ClusterMap wrong = a;
+  for (Keyspace& k : wrong.keyspaces) {
+    if (k.spec.name == "vip") k.moving_from->from_keyspace = "default";
+  }
+  EXPECT_FALSE(validate(wrong).ok());
+}
+
+TEST(KeyspaceChanges, DropBeginsThenRemovesOrIsAbandoned) {
+  ClusterMap m = three_one_owner();
+  m = *create_keyspace(m, spec("zz", "zz:"));
+  ClusterMap d = expect_next(m, begin_drop(m, "zz"), "keyspace 'zz' is being dropped");
+  EXPECT_TRUE(d.find_keyspace("zz")->dropping);
+  Result<ClusterMap> decoded = decode(encode(d));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  EXPECT_EQ(*decoded, d);
+  // Maps without the new fields encode as before.
+  EXPECT_EQ(encode(m).find("dropping"), std::string::npos);
+  EXPECT_EQ(encode(m).find("from_keyspace"), std::string::npos);
+
+  expect_refused(begin_drop(m, "default"), "the default keyspace cannot be dropped");
+  expect_refused(begin_drop(d, "zz"),
+                 "cannot drop keyspace 'zz' while keyspace 'zz' is being dropped: try again "
+                 "once that is done");
+  expect_refused(begin_move(d, "default", {}, {{ShardId(0), ids({1})}}),
+                 "keyspace 'default' cannot move while keyspace 'zz' is being dropped: try "
+                 "again once that is done");
+  ClusterMap gone = expect_next(d, drop_keyspace(d, "zz"), "drop keyspace 'zz'");
+  EXPECT_EQ(gone.find_keyspace("zz"), nullptr);
+  ClusterMap kept = expect_next(d, abort_drop(d, "zz"), "keyspace 'zz': its drop was abandoned");
+  EXPECT_FALSE(kept.find_keyspace("zz")->dropping);
+  expect_refused(abort_drop(kept, "zz"), "keyspace 'zz' is not being dropped");
 }
 
 }  // namespace

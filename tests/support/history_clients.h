@@ -49,10 +49,13 @@ class HistoryClients {
   check::History history();
   size_t ok_count() const { return ok_; }
   size_t error_count() const { return errors_; }
-
- private:
+  // For operations the test itself runs beside the clients (a KEYSPACE DROP
+  // is a delete of every key): the history's clock, and recording an event
+  // (use process ids the clients do not: they count up from 0).
   int64_t now() const;
   void record(check::Event e);
+
+ private:
   // A node to connect to: host and port.
   std::pair<std::string, uint16_t> pick_node(uint32_t random);
   void run(int64_t client);

@@ -36,6 +36,7 @@
 #include "cli/local_cluster.h"
 #include "cli/rebalance.h"
 #include "cli/subcommand.h"
+#include "coord/replica_moves.h"
 #include "meta/cluster_map.h"
 #include "meta/health.h"
 #include "meta/meta_client.h"
@@ -818,11 +819,20 @@ int run_down(const Common& c) {
 // Moves keys to where the partitioners now put them, printing progress: a bar
 // on a terminal, a line per keyspace otherwise.
 Status rebalance_with_progress(const std::vector<std::string>& endpoints,
-                               const std::string& secret) {
+                               const std::string& secret, const RebalanceOptions& options = {}) {
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   std::string current;
   auto started = std::chrono::steady_clock::now();
   Status s = rebalance(endpoints, secret, [&](const RebalanceProgress& p) {
+    if (!p.step.empty()) {
+      // A consensus keyspace: its replicas move, one step a line.
+      if (tty && !current.empty()) fmt::print("\n");
+      current.clear();
+      fmt::print("moving replicas of keyspace {}: {} ({}/{} replicas moved)\n", p.keyspace, p.step,
+                 p.moved, p.total);
+      std::fflush(stdout);
+      return;
+    }
     if (p.keyspace != current) {
       if (!current.empty() && tty) fmt::print("\n");
       current = p.keyspace;
@@ -841,22 +851,8 @@ Status rebalance_with_progress(const std::vector<std::string>& endpoints,
       fmt::print("moved keyspace {}: {}/{} keys copied in {:.2f} s\n", p.keyspace, p.moved,
                  p.total, secs);
     }
-  });
+  }, options);
   if (tty && !current.empty()) fmt::print("\n");
-  if (s.ok()) {
-    // Say what stayed: a consensus keyspace's shards are replica groups,
-    // and replicas do not move yet (docs/replication.md).
-    node::RaftRegisterClient client(endpoints, secret, 10000ms);
-    if (auto map = meta::fetch(client); map.ok()) {
-      for (const meta::Keyspace& k : map->keyspaces) {
-        if (k.spec.replication.kind == meta::Replication::kConsensus) {
-          fmt::print("keyspace {} (REPLICATION consensus) stays where it is: moving replicas is "
-                     "not built yet\n",
-                     k.spec.name);
-        }
-      }
-    }
-  }
   return s;
 }
 
@@ -878,7 +874,16 @@ struct NodeFlags {
   Common common;
   uint64_t id = 0;
   std::string region = "default";
+  bool force = false;  // remove-node: accept losing the shards only a dead node held
 };
+
+// Whether `m` answers on its peer port (a node that was killed does not).
+bool answers(const meta::Member& m, const std::string& secret) {
+  if (m.peer_address.empty()) return false;
+  return net::BlockingConnection::open(m.peer_address, secret,
+                                       std::chrono::steady_clock::now() + 2s)
+      .ok();
+}
 
 int run_add_node(const NodeFlags& f) {
   auto loaded = load_local_cluster(f.common.data);
@@ -958,24 +963,58 @@ int run_remove_node(const NodeFlags& f) {
   node::RaftRegisterClient reg(*endpoints, *secret, 10000ms);
   auto current = meta::fetch(reg);
   if (!current.ok()) return fail("cannot read the cluster map: " + current.status().message());
-  if (current->find_member(id) == nullptr) return fail(fmt::format("node {} is not a member", f.id));
-  // Replicas of consensus keyspaces do not move yet (docs/replication.md):
-  // refuse before anything changes, rather than leave a member behind.
+  const meta::Member* member = current->find_member(id);
+  if (member == nullptr || member->state == meta::MemberState::kRemoved) {
+    return fail(fmt::format("node {} is not a member", f.id));
+  }
+  // Its replicas of consensus shards move to the others: refuse before
+  // anything changes when too few nodes would remain for a keyspace's factor.
   for (const meta::Keyspace& k : current->keyspaces) {
     if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
-    for (const meta::Shard& shard : k.shards) {
-      if (std::find(shard.owners.begin(), shard.owners.end(), id) != shard.owners.end()) {
-        return fail(fmt::format(
-            "node {} holds a replica of shard {} of keyspace '{}' (REPLICATION consensus); "
-            "moving replicas is not built yet, so it cannot be removed (drop the keyspace "
-            "first, or keep the node)",
-            f.id, shard.id.value(), k.spec.name));
+    if (auto t = coord::replica_targets(*current, k, {id}); !t.ok()) {
+      return fail(fmt::format("node {} cannot be removed: {}", f.id, t.status().message()));
+    }
+  }
+  // A node that does not answer (killed, its machine gone) cannot hand
+  // anything over: its replicas of consensus shards are re-created from the
+  // survivors; a single-copy shard it held has no other copy.
+  const bool dead = !answers(*member, *secret);
+  RebalanceOptions options;
+  options.leaving = {id};
+  std::vector<std::pair<std::string, uint32_t>> lost;
+  if (dead) {
+    options.down = {id};
+    for (const meta::Keyspace& k : current->keyspaces) {
+      if (k.spec.replication.kind == meta::Replication::kConsensus) continue;
+      for (const meta::Shard& shard : k.shards) {
+        if (std::find(shard.owners.begin(), shard.owners.end(), id) != shard.owners.end()) {
+          lost.emplace_back(k.spec.name, shard.id.value());
+        }
       }
     }
+    std::string names;
+    for (size_t i = 0; i < lost.size() && i < 8; ++i) {
+      names += fmt::format("{}keyspace '{}' shard {}", i ? ", " : "", lost[i].first,
+                           lost[i].second);
+    }
+    if (lost.size() > 8) names += ", ...";
+    if (!lost.empty() && !f.force) {
+      return fail(fmt::format(
+          "node {} does not answer, and it holds the only copy of {} shard(s) ({}): their keys "
+          "cannot be re-created. Bring the node back (`statekv cluster restart-missing`), or "
+          "pass --force to remove it and lose those keys",
+          f.id, lost.size(), names));
+    }
+    fmt::print("node {} does not answer: re-creating its replicas from the survivors{}\n", f.id,
+               lost.empty() ? std::string()
+                            : fmt::format("; --force: the keys of {} shard(s) are lost ({})",
+                                          lost.size(), names));
   }
 
   // 1. It stops being a place for keys (leaving), and its keys move to the
   //    others while clients keep going; it serves them until the move ends.
+  //    Its replicas of consensus shards move one at a time (a new member is
+  //    added and catches up, then it is removed).
   auto leaving = meta::update(reg, [&](const meta::ClusterMap& m) {
     return meta::set_member_state(m, id, meta::MemberState::kLeaving);
   });
@@ -983,9 +1022,64 @@ int run_remove_node(const NodeFlags& f) {
     return fail("cannot mark node " + std::to_string(f.id) + " leaving: " +
                 leaving.status().message());
   }
-  if (Status s = rebalance_with_progress(*endpoints, *secret); !s.ok()) {
-    return fail("moving node " + std::to_string(f.id) + "'s keys failed (they stay there; " +
-                "retry remove-node): " + s.message());
+  if (dead && !lost.empty()) {
+    // --force: the shards only it held start empty on another node.
+    auto reassigned = meta::update(reg, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+      meta::ClusterMap next = m;
+      for (meta::Keyspace& k : next.keyspaces) {
+        if (k.spec.replication.kind == meta::Replication::kConsensus) continue;
+        std::vector<meta::Shard> shards = k.shards;
+        bool changed = false;
+        for (meta::Shard& shard : shards) {
+          auto it = std::find(shard.owners.begin(), shard.owners.end(), id);
+          if (it == shard.owners.end()) continue;
+          // The active member (of the shard's region) with the fewest shards.
+          const std::string region =
+              meta::shard_region(k.spec.partitioner, static_cast<uint32_t>(shard.id.value()));
+          std::optional<NodeId> best;
+          size_t best_load = 0;
+          for (const meta::Member& c : next.members) {
+            if (c.state != meta::MemberState::kActive) continue;
+            if (!region.empty() && c.region != region) continue;
+            if (std::find(shard.owners.begin(), shard.owners.end(), c.id) != shard.owners.end()) {
+              continue;
+            }
+            size_t load = 0;
+            for (const meta::Shard& o : shards) {
+              load += std::count(o.owners.begin(), o.owners.end(), c.id);
+            }
+            if (!best || load < best_load) {
+              best = c.id;
+              best_load = load;
+            }
+          }
+          if (!best) {
+            return Status::InvalidArgument(fmt::format(
+                "keyspace '{}' shard {} has no active node to go to", k.spec.name,
+                shard.id.value()));
+          }
+          *it = *best;
+          changed = true;
+        }
+        if (!changed) continue;
+        auto assigned = meta::assign_shards(next, k.spec.name, std::move(shards));
+        if (!assigned.ok()) return assigned.status();
+        next = std::move(assigned).value();
+      }
+      next.epoch = m.epoch.next();
+      next.last_change = fmt::format("node {} is dead: {} shard(s) it alone held start empty "
+                                     "elsewhere (remove-node --force)",
+                                     f.id, lost.size());
+      return next;
+    });
+    if (!reassigned.ok()) {
+      return fail("cannot reassign the dead node's shards: " + reassigned.status().message());
+    }
+    fmt::print("map epoch {}: {}\n", reassigned->epoch.value(), reassigned->last_change);
+  }
+  if (Status s = rebalance_with_progress(*endpoints, *secret, options); !s.ok()) {
+    return fail("moving node " + std::to_string(f.id) + "'s keys and replicas failed (what " +
+                "did not move stays there; retry remove-node): " + s.message());
   }
   // 2. Out of the raft group (the leader may be the one leaving: it hands over).
   if (Status s = reg.client()->remove_voter(id); !s.ok() && !s.is_invalid_argument()) {
@@ -1118,6 +1212,9 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       "remove-node", "Take a node out of the cluster, live, and stop it if it is local");
   add_common(remove_cmd, remove->common);
   remove_cmd->add_option("--id", remove->id, "Node id")->required();
+  remove_cmd->add_flag("--force", remove->force,
+                       "Remove a dead node even when it held the only copy of some shards "
+                       "(their keys are lost)");
   remove_cmd->callback([remove, exit_code] { *exit_code = run_remove_node(*remove); });
 
   auto reb = std::make_shared<Common>();

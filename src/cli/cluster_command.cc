@@ -971,6 +971,10 @@ int run_remove_node(const NodeFlags& f) {
   // anything changes when too few nodes would remain for a keyspace's factor.
   for (const meta::Keyspace& k : current->keyspaces) {
     if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
+    const bool holds = std::any_of(k.shards.begin(), k.shards.end(), [&](const meta::Shard& s) {
+      return std::find(s.owners.begin(), s.owners.end(), id) != s.owners.end();
+    });
+    if (!holds) continue;
     if (auto t = coord::replica_targets(*current, k, {id}); !t.ok()) {
       return fail(fmt::format("node {} cannot be removed: {}", f.id, t.status().message()));
     }
@@ -1022,61 +1026,8 @@ int run_remove_node(const NodeFlags& f) {
     return fail("cannot mark node " + std::to_string(f.id) + " leaving: " +
                 leaving.status().message());
   }
-  if (dead && !lost.empty()) {
-    // --force: the shards only it held start empty on another node.
-    auto reassigned = meta::update(reg, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
-      meta::ClusterMap next = m;
-      for (meta::Keyspace& k : next.keyspaces) {
-        if (k.spec.replication.kind == meta::Replication::kConsensus) continue;
-        std::vector<meta::Shard> shards = k.shards;
-        bool changed = false;
-        for (meta::Shard& shard : shards) {
-          auto it = std::find(shard.owners.begin(), shard.owners.end(), id);
-          if (it == shard.owners.end()) continue;
-          // The active member (of the shard's region) with the fewest shards.
-          const std::string region =
-              meta::shard_region(k.spec.partitioner, static_cast<uint32_t>(shard.id.value()));
-          std::optional<NodeId> best;
-          size_t best_load = 0;
-          for (const meta::Member& c : next.members) {
-            if (c.state != meta::MemberState::kActive) continue;
-            if (!region.empty() && c.region != region) continue;
-            if (std::find(shard.owners.begin(), shard.owners.end(), c.id) != shard.owners.end()) {
-              continue;
-            }
-            size_t load = 0;
-            for (const meta::Shard& o : shards) {
-              load += std::count(o.owners.begin(), o.owners.end(), c.id);
-            }
-            if (!best || load < best_load) {
-              best = c.id;
-              best_load = load;
-            }
-          }
-          if (!best) {
-            return Status::InvalidArgument(fmt::format(
-                "keyspace '{}' shard {} has no active node to go to", k.spec.name,
-                shard.id.value()));
-          }
-          *it = *best;
-          changed = true;
-        }
-        if (!changed) continue;
-        auto assigned = meta::assign_shards(next, k.spec.name, std::move(shards));
-        if (!assigned.ok()) return assigned.status();
-        next = std::move(assigned).value();
-      }
-      next.epoch = m.epoch.next();
-      next.last_change = fmt::format("node {} is dead: {} shard(s) it alone held start empty "
-                                     "elsewhere (remove-node --force)",
-                                     f.id, lost.size());
-      return next;
-    });
-    if (!reassigned.ok()) {
-      return fail("cannot reassign the dead node's shards: " + reassigned.status().message());
-    }
-    fmt::print("map epoch {}: {}\n", reassigned->epoch.value(), reassigned->last_change);
-  }
+  // A dead node's single-copy shards (--force) move like any other leaving
+  // node's, with nothing copied from it: the rebalance leaves it out.
   if (Status s = rebalance_with_progress(*endpoints, *secret, options); !s.ok()) {
     return fail("moving node " + std::to_string(f.id) + "'s keys and replicas failed (what " +
                 "did not move stays there; retry remove-node): " + s.message());

@@ -249,6 +249,15 @@ Status move_replicas(node::RaftRegisterClient& client, const std::string& secret
   if (!map.ok()) return map.status();
   const meta::Keyspace* k = map->find_keyspace(name);
   if (k == nullptr) return Status::OK();  // dropped meanwhile
+  if (Status s = coord::replicas_can_move(*k); !s.ok()) {
+    bool involved = false;  // a node on its way out holds one of its replicas
+    for (const meta::Shard& shard : k->shards) {
+      for (NodeId n : shard.owners) involved |= options.leaving.contains(n);
+    }
+    if (involved) return s;
+    on_progress(RebalanceProgress{name, 0, 0, s.message() + ": its replicas stay"});
+    return Status::OK();
+  }
   auto targets = coord::replica_targets(*map, *k, options.leaving);
   if (!targets.ok()) return targets.status();
   const uint32_t factor = k->spec.replication.factor;

@@ -3,7 +3,9 @@
 //   up          start N nodes on 127.0.0.1 (RESP ports BASE.., peers +10000, data DATA/nodeK)
 //   status      members, leader, term, commit and applied index, epoch, each member's lag
 //   add-node    start one more node and add it to the raft group and the cluster map
-//   remove-node take a node out of the raft group and the map, and stop it
+//   remove-node move a node's keys and replicas away (a dead node's replicas are
+//               re-created from the survivors), take it out of the raft group and
+//               the map, and stop it
 //   restart-missing  start the local nodes that are not running, nothing else
 //   down        stop every node of the local cluster
 //

@@ -335,6 +335,12 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
   }
   size_t changed = 0;
   for (size_t i = 0; i < shards.size(); ++i) {
+    // One past the factor is only a replica being added (set_replica_owners).
+    if (shards[i].owners.size() > k->spec.replication.factor) {
+      return Status::InvalidArgument(
+          fmt::format("keyspace '{}': shard {} has {} owners, more than the replication factor {}",
+                      name, i, shards[i].owners.size(), k->spec.replication.factor));
+    }
     for (NodeId owner : shards[i].owners) {
       const Member* m = map.find_member(owner);
       if (m == nullptr || m->state == MemberState::kRemoved) return not_a_member(owner);

@@ -47,9 +47,9 @@ struct Cluster {
   void up() {
     base = pick_cluster_base_port(5);
     ASSERT_NE(base, 0);
-    auto started = run_statekv({"cluster", "up", "--nodes", "3", "--base-port",
-                                std::to_string(base), "--data", data, "--engine", "memory",
-                                "--detach"});
+    auto started =
+        run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
+                     data, "--engine", "memory", "--detach"});
     down.reset(new LocalClusterGuard{data});
     ASSERT_EQ(started.first, 0) << started.second;
     auto c = RedisClient::connect(base);

@@ -820,12 +820,12 @@ int run_down(const Common& c) {
 
 // Moves keys to where the partitioners now put them, printing progress: a bar
 // on a terminal, a line per keyspace otherwise.
-Status rebalance_with_progress(const std::vector<std::string>& endpoints,
-                               const std::string& secret, const RebalanceOptions& options = {}) {
+Status rebalance_with_progress(const std::vector<std::string>& endpoints, const std::string& secret,
+                               const RebalanceOptions& options = {}) {
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   std::string current;
   auto started = std::chrono::steady_clock::now();
-  Status s = rebalance(endpoints, secret, [&](const RebalanceProgress& p) {
+  const auto show = [&](const RebalanceProgress& p) {
     if (!p.step.empty()) {
       // A consensus keyspace: its replicas move, one step a line.
       if (tty && !current.empty()) fmt::print("\n");
@@ -853,7 +853,8 @@ Status rebalance_with_progress(const std::vector<std::string>& endpoints,
       fmt::print("moved keyspace {}: {}/{} keys copied in {:.2f} s\n", p.keyspace, p.moved,
                  p.total, secs);
     }
-  }, options);
+  };
+  Status s = rebalance(endpoints, secret, show, options);
   if (tty && !current.empty()) fmt::print("\n");
   return s;
 }
@@ -1000,8 +1001,8 @@ int run_remove_node(const NodeFlags& f) {
     }
     std::string names;
     for (size_t i = 0; i < lost.size() && i < 8; ++i) {
-      names += fmt::format("{}keyspace '{}' shard {}", i ? ", " : "", lost[i].first,
-                           lost[i].second);
+      names +=
+          fmt::format("{}keyspace '{}' shard {}", i ? ", " : "", lost[i].first, lost[i].second);
     }
     if (lost.size() > 8) names += ", ...";
     if (!lost.empty() && !f.force) {

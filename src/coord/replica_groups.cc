@@ -22,8 +22,8 @@
 #include "resp/writer.h"
 #include "server/command_table.h"
 #include "server/context.h"
-#include "server/proposer.h"
 #include "server/number.h"
+#include "server/proposer.h"
 #include "server/record.h"
 #include "server/store.h"
 #include "server/transaction.h"
@@ -919,14 +919,13 @@ void ReplicaGroups::Impl::membership(ReplicaGroup& g, const std::vector<std::str
     }
     std::string match;
     for (const auto& [n, m] : raft.follower_match()) {
-      match += (match.empty() ? "" : ",") + std::to_string(n.value()) + ":" +
-               std::to_string(m.value());
+      match +=
+          (match.empty() ? "" : ",") + std::to_string(n.value()) + ":" + std::to_string(m.value());
     }
-    // One line of `name=value` fields (parse_replicas_status).
-    const std::string line = fmt::format(
-        "leader={} commit={} config={} committed={} match={}", options_.self.value(),
-        raft.commit_index().value(), config, raft.config_index() <= raft.commit_index() ? 1 : 0,
-        match);
+    // One line of `name=value` fields (cli/rebalance.cc parses it).
+    const std::string line = fmt::format("leader={} commit={} config={} committed={} match={}",
+                                         options_.self.value(), raft.commit_index().value(), config,
+                                         raft.config_index() <= raft.commit_index() ? 1 : 0, match);
     done(GroupReply{Status::OK(), "+" + line + "\r\n", {}, raft.commit_index().value()});
     return;
   }

@@ -31,8 +31,9 @@ Status replicas_can_move(const meta::Keyspace& ks) {
       "keyspace '{}' ({} partitioner{}) derives its shards from the nodes, so its replicas "
       "cannot move yet (hash, range and slots keyspaces' can)",
       ks.spec.name, meta::to_string(p.kind),
-      p.kind == meta::Partitioner::kGeo ? std::string(" over ") + std::string(meta::to_string(p.inner))
-                                        : std::string()));
+      p.kind == meta::Partitioner::kGeo
+          ? std::string(" over ") + std::string(meta::to_string(p.inner))
+          : std::string()));
 }
 
 Result<std::vector<std::vector<NodeId>>> replica_targets(const meta::ClusterMap& map,
@@ -163,8 +164,8 @@ Result<ReplicaStep> next_replica_step(const std::vector<NodeId>& target,
     auto it = view.match.find(n);
     const uint64_t match = it == view.match.end() ? 0 : it->second;
     // Within `slack` of the commit index; a short log must be matched whole.
-    const uint64_t enough = view.commit_index > 2 * slack ? view.commit_index - slack
-                                                           : view.commit_index;
+    const uint64_t enough =
+        view.commit_index > 2 * slack ? view.commit_index - slack : view.commit_index;
     if (match < enough) {
       return step(ReplicaStep::Kind::kWait, n,
                   fmt::format("node {} is catching up ({} of {} entries)", n.value(), match,

@@ -367,9 +367,8 @@ Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view na
   Keyspace* k = find_keyspace(next, name);
   if (k == nullptr) return no_keyspace(name);
   if (k->spec.replication.kind != Replication::kConsensus) {
-    return Status::InvalidArgument(
-        fmt::format("keyspace '{}' is not REPLICATION consensus: its shards move by rebalancing",
-                    name));
+    return Status::InvalidArgument(fmt::format(
+        "keyspace '{}' is not REPLICATION consensus: its shards move by rebalancing", name));
   }
   if (shard >= k->shards.size()) {
     return Status::InvalidArgument(

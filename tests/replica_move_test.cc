@@ -151,8 +151,13 @@ TEST(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) {
 
   // A fourth node: it takes its share of the replicas (3 of 9), each added,
   // caught up, then an old member removed.
+  auto started = std::chrono::steady_clock::now();
   auto add = run_statekv({"cluster", "add-node", "--data", cluster.data});
   ASSERT_EQ(add.first, 0) << add.second;
+  std::printf("add-node (start, join, move 2 replicas): %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
   EXPECT_NE(add.second.find("moving replicas of keyspace rep: shard"), std::string::npos)
       << add.second;
   EXPECT_NE(add.second.find("adding node 4 to the group"), std::string::npos) << add.second;
@@ -173,8 +178,13 @@ TEST(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) {
   // Node 1 goes: its replicas move to the others first (it may lead groups:
   // leadership is handed over before it is removed).
   clients.set_ports({cluster.port(2), cluster.port(3), cluster.port(4)});
+  started = std::chrono::steady_clock::now();
   auto remove = run_statekv({"cluster", "remove-node", "--id", "1", "--data", cluster.data});
   ASSERT_EQ(remove.first, 0) << remove.second;
+  std::printf("remove-node (move 3 replicas, leave, stop): %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
   EXPECT_NE(remove.second.find("removing node 1 from the group"), std::string::npos)
       << remove.second;
   std::this_thread::sleep_for(500ms);
@@ -223,9 +233,14 @@ TEST(ReplicaMove, AKilledNodeIsRemovedAndItsReplicasAreRecreatedFromTheSurvivors
 
   // Accepted with --force: the rep groups drop node 3 and take a new member
   // from the survivors; the default keyspace's shard starts empty elsewhere.
+  const auto started = std::chrono::steady_clock::now();
   auto removed =
       run_statekv({"cluster", "remove-node", "--id", "3", "--force", "--data", cluster.data});
   ASSERT_EQ(removed.first, 0) << removed.second;
+  std::printf("remove-node of the killed node (re-create its replicas): %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
   EXPECT_NE(removed.second.find("removing node 3 (down) from the group"), std::string::npos)
       << removed.second;
   std::this_thread::sleep_for(500ms);

@@ -3,7 +3,9 @@
 //   up          start N nodes on 127.0.0.1 (RESP ports BASE.., peers +10000, data DATA/nodeK)
 //   status      members, leader, term, commit and applied index, epoch, each member's lag
 //   add-node    start one more node and add it to the raft group and the cluster map
-//   remove-node take a node out of the raft group and the map, and stop it
+//   remove-node move a node's keys and replicas away (a dead node's replicas are
+//               re-created from the survivors), take it out of the raft group and
+//               the map, and stop it
 //   restart-missing  start the local nodes that are not running, nothing else
 //   down        stop every node of the local cluster
 //
@@ -36,6 +38,7 @@
 #include "cli/local_cluster.h"
 #include "cli/rebalance.h"
 #include "cli/subcommand.h"
+#include "coord/replica_moves.h"
 #include "meta/cluster_map.h"
 #include "meta/health.h"
 #include "meta/meta_client.h"
@@ -817,12 +820,21 @@ int run_down(const Common& c) {
 
 // Moves keys to where the partitioners now put them, printing progress: a bar
 // on a terminal, a line per keyspace otherwise.
-Status rebalance_with_progress(const std::vector<std::string>& endpoints,
-                               const std::string& secret) {
+Status rebalance_with_progress(const std::vector<std::string>& endpoints, const std::string& secret,
+                               const RebalanceOptions& options = {}) {
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   std::string current;
   auto started = std::chrono::steady_clock::now();
-  Status s = rebalance(endpoints, secret, [&](const RebalanceProgress& p) {
+  const auto show = [&](const RebalanceProgress& p) {
+    if (!p.step.empty()) {
+      // A consensus keyspace: its replicas move, one step a line.
+      if (tty && !current.empty()) fmt::print("\n");
+      current.clear();
+      fmt::print("moving replicas of keyspace {}: {} ({}/{} replicas moved)\n", p.keyspace, p.step,
+                 p.moved, p.total);
+      std::fflush(stdout);
+      return;
+    }
     if (p.keyspace != current) {
       if (!current.empty() && tty) fmt::print("\n");
       current = p.keyspace;
@@ -841,22 +853,9 @@ Status rebalance_with_progress(const std::vector<std::string>& endpoints,
       fmt::print("moved keyspace {}: {}/{} keys copied in {:.2f} s\n", p.keyspace, p.moved,
                  p.total, secs);
     }
-  });
+  };
+  Status s = rebalance(endpoints, secret, show, options);
   if (tty && !current.empty()) fmt::print("\n");
-  if (s.ok()) {
-    // Say what stayed: a consensus keyspace's shards are replica groups,
-    // and replicas do not move yet (docs/replication.md).
-    node::RaftRegisterClient client(endpoints, secret, 10000ms);
-    if (auto map = meta::fetch(client); map.ok()) {
-      for (const meta::Keyspace& k : map->keyspaces) {
-        if (k.spec.replication.kind == meta::Replication::kConsensus) {
-          fmt::print("keyspace {} (REPLICATION consensus) stays where it is: moving replicas is "
-                     "not built yet\n",
-                     k.spec.name);
-        }
-      }
-    }
-  }
   return s;
 }
 
@@ -878,7 +877,16 @@ struct NodeFlags {
   Common common;
   uint64_t id = 0;
   std::string region = "default";
+  bool force = false;  // remove-node: accept losing the shards only a dead node held
 };
+
+// Whether `m` answers on its peer port (a node that was killed does not).
+bool answers(const meta::Member& m, const std::string& secret) {
+  if (m.peer_address.empty()) return false;
+  return net::BlockingConnection::open(m.peer_address, secret,
+                                       std::chrono::steady_clock::now() + 2s)
+      .ok();
+}
 
 int run_add_node(const NodeFlags& f) {
   auto loaded = load_local_cluster(f.common.data);
@@ -958,24 +966,62 @@ int run_remove_node(const NodeFlags& f) {
   node::RaftRegisterClient reg(*endpoints, *secret, 10000ms);
   auto current = meta::fetch(reg);
   if (!current.ok()) return fail("cannot read the cluster map: " + current.status().message());
-  if (current->find_member(id) == nullptr) return fail(fmt::format("node {} is not a member", f.id));
-  // Replicas of consensus keyspaces do not move yet (docs/replication.md):
-  // refuse before anything changes, rather than leave a member behind.
+  const meta::Member* member = current->find_member(id);
+  if (member == nullptr || member->state == meta::MemberState::kRemoved) {
+    return fail(fmt::format("node {} is not a member", f.id));
+  }
+  // Its replicas of consensus shards move to the others: refuse before
+  // anything changes when too few nodes would remain for a keyspace's factor.
   for (const meta::Keyspace& k : current->keyspaces) {
     if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
-    for (const meta::Shard& shard : k.shards) {
-      if (std::find(shard.owners.begin(), shard.owners.end(), id) != shard.owners.end()) {
-        return fail(fmt::format(
-            "node {} holds a replica of shard {} of keyspace '{}' (REPLICATION consensus); "
-            "moving replicas is not built yet, so it cannot be removed (drop the keyspace "
-            "first, or keep the node)",
-            f.id, shard.id.value(), k.spec.name));
+    const bool holds = std::any_of(k.shards.begin(), k.shards.end(), [&](const meta::Shard& s) {
+      return std::find(s.owners.begin(), s.owners.end(), id) != s.owners.end();
+    });
+    if (!holds) continue;
+    if (auto t = coord::replica_targets(*current, k, {id}); !t.ok()) {
+      return fail(fmt::format("node {} cannot be removed: {}", f.id, t.status().message()));
+    }
+  }
+  // A node that does not answer (killed, its machine gone) cannot hand
+  // anything over: its replicas of consensus shards are re-created from the
+  // survivors; a single-copy shard it held has no other copy.
+  const bool dead = !answers(*member, *secret);
+  RebalanceOptions options;
+  options.leaving = {id};
+  std::vector<std::pair<std::string, uint32_t>> lost;
+  if (dead) {
+    options.down = {id};
+    for (const meta::Keyspace& k : current->keyspaces) {
+      if (k.spec.replication.kind == meta::Replication::kConsensus) continue;
+      for (const meta::Shard& shard : k.shards) {
+        if (std::find(shard.owners.begin(), shard.owners.end(), id) != shard.owners.end()) {
+          lost.emplace_back(k.spec.name, shard.id.value());
+        }
       }
     }
+    std::string names;
+    for (size_t i = 0; i < lost.size() && i < 8; ++i) {
+      names +=
+          fmt::format("{}keyspace '{}' shard {}", i ? ", " : "", lost[i].first, lost[i].second);
+    }
+    if (lost.size() > 8) names += ", ...";
+    if (!lost.empty() && !f.force) {
+      return fail(fmt::format(
+          "node {} does not answer, and it holds the only copy of {} shard(s) ({}): their keys "
+          "cannot be re-created. Bring the node back (`statekv cluster restart-missing`), or "
+          "pass --force to remove it and lose those keys",
+          f.id, lost.size(), names));
+    }
+    fmt::print("node {} does not answer: re-creating its replicas from the survivors{}\n", f.id,
+               lost.empty() ? std::string()
+                            : fmt::format("; --force: the keys of {} shard(s) are lost ({})",
+                                          lost.size(), names));
   }
 
   // 1. It stops being a place for keys (leaving), and its keys move to the
   //    others while clients keep going; it serves them until the move ends.
+  //    Its replicas of consensus shards move one at a time (a new member is
+  //    added and catches up, then it is removed).
   auto leaving = meta::update(reg, [&](const meta::ClusterMap& m) {
     return meta::set_member_state(m, id, meta::MemberState::kLeaving);
   });
@@ -983,9 +1029,11 @@ int run_remove_node(const NodeFlags& f) {
     return fail("cannot mark node " + std::to_string(f.id) + " leaving: " +
                 leaving.status().message());
   }
-  if (Status s = rebalance_with_progress(*endpoints, *secret); !s.ok()) {
-    return fail("moving node " + std::to_string(f.id) + "'s keys failed (they stay there; " +
-                "retry remove-node): " + s.message());
+  // A dead node's single-copy shards (--force) move like any other leaving
+  // node's, with nothing copied from it: the rebalance leaves it out.
+  if (Status s = rebalance_with_progress(*endpoints, *secret, options); !s.ok()) {
+    return fail("moving node " + std::to_string(f.id) + "'s keys and replicas failed (what " +
+                "did not move stays there; retry remove-node): " + s.message());
   }
   // 2. Out of the raft group (the leader may be the one leaving: it hands over).
   if (Status s = reg.client()->remove_voter(id); !s.ok() && !s.is_invalid_argument()) {
@@ -1118,6 +1166,9 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       "remove-node", "Take a node out of the cluster, live, and stop it if it is local");
   add_common(remove_cmd, remove->common);
   remove_cmd->add_option("--id", remove->id, "Node id")->required();
+  remove_cmd->add_flag("--force", remove->force,
+                       "Remove a dead node even when it held the only copy of some shards "
+                       "(their keys are lost)");
   remove_cmd->callback([remove, exit_code] { *exit_code = run_remove_node(*remove); });
 
   auto reb = std::make_shared<Common>();

@@ -1,7 +1,8 @@
-// Rebalancing: moving every keyspace (but REPLICATION consensus ones, whose
-// shards are replica groups that do not move yet) to the layout its partitioner gives over
+// Rebalancing: moving every keyspace to the layout its partitioner gives over
 // the current active members, while clients keep reading and writing
-// (coord/mover.h describes each node's part; this drives the steps).
+// (coord/mover.h describes each node's part; this drives the steps), and the
+// replicas of REPLICATION consensus keyspaces to where replica_targets puts
+// them (coord/replica_moves.h).
 //
 // For each keyspace whose layout changes: begin the move in the map; prepare,
 // copy (with a progress report) and freeze on every data node; finish the move
@@ -9,21 +10,38 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "core/ids.h"
 #include "core/status.h"
 
 namespace statekv::cli {
 
 struct RebalanceProgress {
   std::string keyspace;
-  uint64_t moved = 0;  // keys copied so far, over all nodes
-  uint64_t total = 0;  // keys to copy, as far as known
+  uint64_t moved = 0;  // keys copied so far, over all nodes (replicas: replicas moved)
+  uint64_t total = 0;  // keys to copy, as far as known (replicas: replicas to move)
+  // A REPLICATION consensus keyspace: its replicas move, not its keys, and
+  // each step is one line here ("shard 2: adding node 4 to the group").
+  std::string step;
+};
+
+struct RebalanceOptions {
+  // Nodes known not to answer (a dead node being removed): no step asks them,
+  // and a replica group removes such a member before adding its replacement.
+  std::set<NodeId> down;
+  // Nodes on their way out whose replicas must move away (remove-node).
+  std::set<NodeId> leaving;
 };
 
 // `endpoints`: peer addresses of members; `on_progress` is called now and then.
+// Single-copy keyspaces move their keys (coord/mover.h); the replicas of
+// REPLICATION consensus keyspaces move one at a time, by membership changes of
+// each shard's group (coord/replica_moves.h), driven from here.
 Status rebalance(const std::vector<std::string>& endpoints, const std::string& secret,
-                 const std::function<void(const RebalanceProgress&)>& on_progress);
+                 const std::function<void(const RebalanceProgress&)>& on_progress,
+                 const RebalanceOptions& options = {});
 
 }  // namespace statekv::cli

@@ -1,5 +1,6 @@
 #include "coord/replica_groups.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
@@ -22,6 +23,7 @@
 #include "resp/writer.h"
 #include "server/command_table.h"
 #include "server/context.h"
+#include "server/number.h"
 #include "server/proposer.h"
 #include "server/record.h"
 #include "server/store.h"
@@ -209,6 +211,9 @@ class ReplicaGroups::Impl {
   // A local read: served now if this member may, else left waiting or refused.
   void try_local(uint64_t id);
   void retry_local_reads(ReplicaGroup& g);
+  // kReplicasVerb: the group's view, or a membership step, on its leader.
+  void membership(ReplicaGroup& g, const std::vector<std::string>& argv,
+                  std::function<void(GroupReply)> done);
   const server::CommandSpec* spec_of(const std::vector<std::string>& argv) const;
   // Runs a command against applied state with effects captured; the reply.
   std::string run_captured(const Pending& p, std::vector<std::string>* effects);
@@ -434,8 +439,8 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // they are state until their erase is applied).
   void for_each_record(
       const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
-    // The map the group started under: a consensus keyspace's layout does not
-    // change while it exists (its shards do not move yet).
+    // A consensus keyspace's layout (its split points, its shard count) does
+    // not change while it exists: only its shards' owners do.
     const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
     if (ks == nullptr) return;
     // Keys of this keyspace start with its prefix (the default keyspace: every
@@ -607,7 +612,23 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
       }
       const GroupId id = group_id(ks.spec.name, shard.id.value());
       wanted.insert(id);
-      if (!groups_.contains(id)) start_group(id, ks, shard.id.value(), shard.owners, table);
+      if (ReplicaGroup* g = find(id)) {
+        // Its replicas move (replica_moves.h): the owners follow the group's
+        // configuration; the first is the preferred leader.
+        g->members = shard.owners;
+        g->table = table;
+        continue;
+      }
+      // A member being added is listed past the factor: it starts empty and
+      // outside the configuration (it never campaigns) until the leader's
+      // config entry or snapshot takes it in. A founding member starts with
+      // the owners as the configuration.
+      std::vector<NodeId> bootstrap = shard.owners;
+      const auto at = std::find(bootstrap.begin(), bootstrap.end(), options_.self);
+      if (static_cast<size_t>(at - bootstrap.begin()) >= ks.spec.replication.factor) {
+        bootstrap.erase(at);
+      }
+      start_group(id, ks, shard.id.value(), bootstrap, table);
     }
   }
   std::vector<GroupId> gone;
@@ -615,9 +636,14 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
     if (!wanted.contains(id)) gone.push_back(id);
   }
   for (GroupId id : gone) {
-    // Its keyspace was dropped (consensus shards do not move yet).
-    spdlog::info("replica group {} is no longer in the map: stopping it and removing its log",
-                 id.value());
+    // Its keyspace was dropped, or its replica here moved away (this node was
+    // removed from the group, then from the shard's owners).
+    const ReplicaGroup& g = *groups_.at(id);
+    const bool dropped = table->map().find_keyspace(g.keyspace) == nullptr;
+    spdlog::info(
+        "replica group {} ({} shard {}): {}: stopping it and erasing its log and records here",
+        id.value(), g.keyspace, g.shard,
+        dropped ? "its keyspace was dropped" : "this node no longer holds one of its replicas");
     stop_group(id, true);
   }
   publish_status();
@@ -845,6 +871,10 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
           {}});
       return;
     }
+    if (!argv.empty() && argv[0] == kReplicasVerb) {
+      membership(*g, argv, std::move(done));
+      return;
+    }
     if (policy.local) {
       const server::CommandSpec* spec = spec_of(argv);
       if (spec == nullptr || (spec->flags & server::kReadonly) == 0) {
@@ -931,6 +961,63 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
       begin(id);
     }
   });
+}
+
+void ReplicaGroups::Impl::membership(ReplicaGroup& g, const std::vector<std::string>& argv,
+                                     std::function<void(GroupReply)> done) {
+  Raft& raft = *g.raft;
+  if (raft.role() != Raft::Role::kLeader) {
+    done(GroupReply{
+        Status::Unavailable("not the leader of replica group " + std::to_string(g.id.value())),
+        {},
+        raft.leader().value_or(NodeId())});
+    return;
+  }
+  const std::string verb = argv.size() > 1 ? argv[1] : "";
+  if (verb == "status" && argv.size() == 2) {
+    std::string config;
+    for (NodeId n : raft.config()) {
+      config += (config.empty() ? "" : ",") + std::to_string(n.value());
+    }
+    std::string match;
+    for (const auto& [n, m] : raft.follower_match()) {
+      match +=
+          (match.empty() ? "" : ",") + std::to_string(n.value()) + ":" + std::to_string(m.value());
+    }
+    // One line of `name=value` fields (cli/rebalance.cc parses it).
+    const std::string line = fmt::format("leader={} commit={} config={} committed={} match={}",
+                                         options_.self.value(), raft.commit_index().value(), config,
+                                         raft.config_index() <= raft.commit_index() ? 1 : 0, match);
+    done(GroupReply{Status::OK(), "+" + line + "\r\n", {}, raft.commit_index().value()});
+    return;
+  }
+  std::optional<int64_t> node;
+  if (argv.size() == 3) node = server::parse_int64(argv[2]);
+  if ((verb != "add" && verb != "remove" && verb != "transfer") || !node || *node <= 0) {
+    done(GroupReply{Status::InvalidArgument("usage: " + std::string(kReplicasVerb) +
+                                            " status | add NODE | remove NODE | transfer NODE"),
+                    {},
+                    {}});
+    return;
+  }
+  const NodeId target(static_cast<uint64_t>(*node));
+  Status s = verb == "transfer" ? raft.transfer_leadership(target)
+                                : raft.change_membership(target, verb == "add");
+  if (s.ok()) {
+    spdlog::info("replica group {} ({} shard {}): {} node {}, a replica moves", g.id.value(),
+                 g.keyspace, g.shard,
+                 verb == "add"      ? "adding"
+                 : verb == "remove" ? "removing"
+                                    : "handing leadership to",
+                 target.value());
+  }
+  after_callback(g);
+  if (!s.ok()) {
+    // Busy: try again shortly; InvalidArgument: the step does not apply.
+    done(GroupReply{s, {}, {}});
+    return;
+  }
+  done(GroupReply{Status::OK(), "+OK\r\n", {}, raft.log().last_index().value()});
 }
 
 void ReplicaGroups::Impl::try_local(uint64_t id) {

@@ -77,6 +77,16 @@ class ReplicaGroup;
 // group's log. Answered "+OK".
 inline constexpr std::string_view kFlushGroupVerb = "__flushgroup";
 
+// The internal command that moves a group's replicas (coord/replica_moves.h),
+// sent as a group frame by whoever drives the move (cli/rebalance.cc), and
+// served only by the group's leader (elsewhere: Unavailable with a hint):
+//   __replicas status          one line: leader=N commit=I config=A,B,C
+//                              committed=0|1 match=B:I,C:I
+//   __replicas add NODE        raft's change_membership (Busy: try again)
+//   __replicas remove NODE
+//   __replicas transfer NODE   raft's transfer_leadership
+inline constexpr std::string_view kReplicasVerb = "__replicas";
+
 struct ReplicaGroupsOptions {
   NodeId self;
   // Each group's raft log lives in data_dir / "groups" / <group id>.
@@ -163,8 +173,11 @@ class ReplicaGroups {
   // metadata group).
   static GroupId group_id(std::string_view keyspace, uint32_t shard);
 
-  // A new map: starts a replica of every consensus shard this node owns, and
-  // stops (deleting its log) every group whose keyspace is gone.
+  // A new map: starts a replica of every consensus shard this node owns (one
+  // listed past the factor, a member being added, starts outside the group's
+  // configuration), and stops every group whose keyspace is gone or whose
+  // owners no longer list this node (its replica moved away), deleting its log
+  // and erasing its records here.
   void on_table(std::shared_ptr<const RoutingTable> table);
 
   // Runs one command (argv[0] the name) on `group`'s leader, here; `done` is

@@ -31,7 +31,8 @@
 //     kQuorum, each 1..factor; the default consistency is one the replication and
 //     partition mode can serve (see validate() in the .cc for the table).
 //   * a keyspace's shards have ids 0..n-1 in order, n = partitioner_shard_count;
-//     each shard has 1..factor distinct owners, all live members; in a geo
+//     each shard has 1..factor distinct owners (a consensus shard 1..factor+1
+//     while a replica is being added), all live members; in a geo
 //     keyspace every owner of a shard is in that shard's region.
 //   * moving_from.from_keyspace, when set, names another keyspace, which is
 //     neither moving nor dropping, and whose prefix is the longest other one

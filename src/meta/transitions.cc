@@ -399,6 +399,12 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
   }
   size_t changed = 0;
   for (size_t i = 0; i < shards.size(); ++i) {
+    // One past the factor is only a replica being added (set_replica_owners).
+    if (shards[i].owners.size() > k->spec.replication.factor) {
+      return Status::InvalidArgument(
+          fmt::format("keyspace '{}': shard {} has {} owners, more than the replication factor {}",
+                      name, i, shards[i].owners.size(), k->spec.replication.factor));
+    }
     for (NodeId owner : shards[i].owners) {
       const Member* m = map.find_member(owner);
       if (m == nullptr || m->state == MemberState::kRemoved) return not_a_member(owner);
@@ -417,6 +423,45 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
   k->shards = std::move(shards);
   return finish(std::move(next), fmt::format("assign shards of keyspace '{}': {} of {} change",
                                              name, changed, want));
+}
+
+Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view name, uint32_t shard,
+                                      std::vector<NodeId> owners) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (k->spec.replication.kind != Replication::kConsensus) {
+    return Status::InvalidArgument(fmt::format(
+        "keyspace '{}' is not REPLICATION consensus: its shards move by rebalancing", name));
+  }
+  if (shard >= k->shards.size()) {
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' has no shard {} (it has {})", name, shard, k->shards.size()));
+  }
+  Shard& s = k->shards[shard];
+  for (NodeId owner : owners) {
+    const Member* m = map.find_member(owner);
+    if (m == nullptr || m->state == MemberState::kRemoved) return not_a_member(owner);
+    const bool had = std::find(s.owners.begin(), s.owners.end(), owner) != s.owners.end();
+    if (!had && m->state != MemberState::kActive) {
+      return Status::InvalidArgument(
+          fmt::format("node {} is {}: only an active member can get a new replica", owner.value(),
+                      to_string(m->state)));
+    }
+  }
+  if (owners == s.owners) {
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' shard {}: the owners are already these", name, shard));
+  }
+  const auto ids = [](const std::vector<NodeId>& v) {
+    std::string out;
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i].value());
+    return out;
+  };
+  std::string what = fmt::format("replicas of keyspace '{}' shard {}: [{}] -> [{}]", name, shard,
+                                 ids(s.owners), ids(owners));
+  s.owners = std::move(owners);
+  return finish(std::move(next), std::move(what));
 }
 
 Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,

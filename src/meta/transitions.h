@@ -122,6 +122,14 @@ Result<ClusterMap> abort_drop(const ClusterMap& map, std::string_view name);
 Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
                                  std::vector<Shard> shards);
 
+// Sets the owners of shard `shard` of REPLICATION consensus keyspace `name`
+// as its replica group's membership moves (coord/replica_moves.h): 1..factor+1
+// distinct live members (one past the factor while a replica is added); an
+// owner the shard did not have must be active, one it keeps may be leaving
+// (its replica is on its way out). Refused when nothing changes.
+Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view name, uint32_t shard,
+                                      std::vector<NodeId> owners);
+
 // Replaces keyspace `name`'s whole layout, as a partitioner placed it
 // (partition/layout.h): its shard list (ids 0..n-1) and split points (range:
 // the splits; slots: each shard's first slot). The shard count follows the

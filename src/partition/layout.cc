@@ -82,7 +82,12 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
   }
   std::sort(nodes.begin(), nodes.end(),
             [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
-  const uint32_t rf = static_cast<uint32_t>(k.shards.front().owners.size());
+  uint32_t rf = static_cast<uint32_t>(k.shards.front().owners.size());
+  if (k.spec.replication.kind == meta::Replication::kConsensus) {
+    // While a replica moves, shards list up to factor + 1 owners, and not
+    // all alike.
+    rf = std::min<uint32_t>(k.spec.replication.factor, static_cast<uint32_t>(nodes.size()));
+  }
 
   // Gives the slots placement `p` (nodes, spec and factor set) the recorded
   // layout: shard i covers [starts[i], starts[i+1]) and has shards[i]'s owners.
@@ -175,6 +180,16 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
                                  " shards, the map lists " + std::to_string(k.shards.size()));
     }
     for (size_t i = 0; i < k.shards.size(); ++i) p->owners_[i] = k.shards[i].owners;
+    return p;
+  }
+  if (spec.kind == meta::Partitioner::kHash &&
+      k.spec.replication.kind == meta::Replication::kConsensus) {
+    // A consensus keyspace keeps its shards while their replicas move
+    // (coord/replica_moves.h): a key's shard is its hash modulo the map's
+    // shard count, and the map's owners (a shard's replica group) win over
+    // the dealing.
+    p->owners_.clear();
+    for (const meta::Shard& s : k.shards) p->owners_.push_back(s.owners);
     return p;
   }
   if (p->shard_count() != k.shards.size()) {

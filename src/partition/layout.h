@@ -49,7 +49,9 @@ Result<Layout> layout_of(const Placement& p);
 // split points or start slots). Corruption when the record is inconsistent (a
 // shard count or owners that do not match what the spec derives, start slots
 // that do not begin at 0 and rise); what place() refuses (split points that do
-// not rise) comes back as place() says it.
+// not rise) comes back as place() says it. A hash keyspace replicated by
+// consensus keeps the map's shard count and owners (its replicas move, its
+// shards do not: coord/replica_moves.h).
 Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Member>& members);
 
 // The change that creates keyspace `spec` and places it over the active

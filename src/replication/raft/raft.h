@@ -150,6 +150,9 @@ class Raft {
   Status change_membership(NodeId node, bool add);
   // The members in effect (the latest config in the log).
   const std::vector<NodeId>& config() const { return config_; }
+  // The index of config()'s entry (0: the snapshot's or the bootstrap config);
+  // the change is committed once commit_index() reaches it.
+  LogIndex config_index() const { return config_index_; }
 
   // Inspection (status pages, tests' global invariant checks). Cheap, const.
   Role role() const { return role_; }

@@ -1,0 +1,101 @@
+// Moving the replicas of REPLICATION consensus keyspaces (rebalancing,
+// add-node, remove-node): where each shard's replicas should be, and, one step
+// at a time, how a shard's replica group gets there. Sans-IO: these functions
+// read values and return a decision; the driver (today `statekv cluster`'s
+// rebalance, cli/rebalance.cc; later a controller on the metadata leader)
+// carries each step out and asks again.
+//
+// A shard's group moves one replica at a time, through raft's one-at-a-time
+// membership changes (replication/raft/raft.h):
+//
+//   1. publish  the map lists the new member as an extra owner, last (the
+//               shard then has factor + 1 owners): its node starts a replica
+//               of the group, empty, outside the group's configuration;
+//   2. add      the group's leader adds it (a config entry); it catches up
+//               from a snapshot and the log;
+//   3. wait     until it is caught up (its match index within `slack` of the
+//               leader's commit index);
+//   4. transfer if the member to remove leads the group, leadership goes first
+//               to the most up-to-date member that stays;
+//   5. remove   the leader removes the old member; once that commits,
+//   6. publish  the map drops it: its node stops its replica and erases it.
+//
+// So a live group never has fewer than its factor of members while it moves
+// (add before remove). A member that is down is removed first: it serves
+// nothing, and a group of n members with one down needs every live member to
+// commit an add (a majority of n + 1), so removing it first keeps the group
+// writable while the new member catches up. The map's owners follow the
+// group's configuration (routing, LOCATE and the partition check use them),
+// ordered as the target orders them so its first owner, the preferred leader,
+// is one that stays.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/status.h"
+#include "meta/cluster_map.h"
+
+namespace statekv::coord {
+
+// Whether keyspace `ks`'s replicas can move while its shards stay: hash,
+// range and slots (and geo over range or slots) route keys by the map's shard
+// count, split points or slots, so a shard's owners are free to change; ring
+// (and geo over hash or ring) derives its shards from the nodes themselves.
+// InvalidArgument saying so otherwise.
+Status replicas_can_move(const meta::Keyspace& ks);
+
+// Where keyspace `ks`'s replicas should be: for each shard, `factor` distinct
+// active members (in a geo keyspace, of the shard's region), keeping every
+// current owner that is active and not in `leaving`, filling each shard with
+// the least-loaded candidates, then evening out how many replicas each
+// candidate holds (at most one apart) by moving as few as it takes. A kept
+// owner keeps its position; a new one takes the position of the one it
+// replaces, so the preferred leaders stay spread. InvalidArgument naming the
+// keyspace and shard when too few candidates remain for its factor.
+Result<std::vector<std::vector<NodeId>>> replica_targets(const meta::ClusterMap& map,
+                                                         const meta::Keyspace& ks,
+                                                         const std::set<NodeId>& leaving = {});
+
+// What a shard's group looks like, as its leader reports it.
+struct GroupView {
+  NodeId leader;
+  std::vector<NodeId> config;    // members in effect
+  bool config_committed = true;  // no membership change in flight
+  uint64_t commit_index = 0;
+  std::map<NodeId, uint64_t> match;  // each other member's replicated index
+};
+
+struct ReplicaStep {
+  enum class Kind : unsigned char {
+    kDone,      // the group and the map are at the target
+    kWait,      // a change commits or a member catches up: ask again soon
+    kPublish,   // write `owners` as the shard's owners in the map
+    kAdd,       // the leader adds `node`
+    kRemove,    // the leader removes `node`
+    kTransfer,  // the leader hands leadership to `node`
+  };
+  Kind kind = Kind::kDone;
+  NodeId node;
+  std::vector<NodeId> owners;  // kPublish
+  std::string why;             // one line for progress output
+};
+
+// The next step for a shard whose target owners are `target`, whose owners in
+// the map are `map_owners`, and whose group's leader reports `view`. `down`:
+// nodes known not to answer. `slack`: how far behind the commit index a new
+// member may be and count as caught up. InvalidArgument when the move cannot
+// go on (a node it must add is down).
+Result<ReplicaStep> next_replica_step(const std::vector<NodeId>& target,
+                                      const std::vector<NodeId>& map_owners, const GroupView& view,
+                                      uint32_t factor, const std::set<NodeId>& down = {},
+                                      uint64_t slack = 64);
+
+}  // namespace statekv::coord

@@ -1,0 +1,315 @@
+#include "coord/replica_moves.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "meta/transitions.h"
+
+namespace statekv::coord {
+namespace {
+
+using Kind = ReplicaStep::Kind;
+
+std::vector<NodeId> ids(std::initializer_list<uint64_t> v) {
+  std::vector<NodeId> out;
+  for (uint64_t n : v) out.push_back(NodeId(n));
+  return out;
+}
+
+// A cluster of `nodes` active members and a consensus keyspace "rep" of
+// `shards` shards, factor `factor`, placed by the default placement.
+meta::ClusterMap cluster(size_t nodes, uint32_t shards, uint32_t factor) {
+  std::vector<meta::Member> members;
+  for (size_t i = 1; i <= nodes; ++i) {
+    meta::Member m;
+    m.id = NodeId(i);
+    m.address = "127.0.0.1:" + std::to_string(7000 + i);
+    m.peer_address = "127.0.0.1:" + std::to_string(17000 + i);
+    m.state = meta::MemberState::kActive;
+    members.push_back(m);
+  }
+  auto map = meta::bootstrap("c1", members, meta::ReplicationSpec{meta::Replication::kNone, 1});
+  EXPECT_TRUE(map.ok()) << map.status().to_string();
+  meta::KeyspaceSpec spec;
+  spec.name = "rep";
+  spec.key_prefix = "r:";
+  spec.partitioner.kind = meta::Partitioner::kHash;
+  spec.partitioner.shards = shards;
+  spec.replication.kind = meta::Replication::kConsensus;
+  spec.replication.factor = factor;
+  auto next = meta::create_keyspace(*map, spec);
+  EXPECT_TRUE(next.ok()) << next.status().to_string();
+  return *next;
+}
+
+meta::ClusterMap add_node(const meta::ClusterMap& map, uint64_t id) {
+  meta::Member m;
+  m.id = NodeId(id);
+  m.address = "127.0.0.1:" + std::to_string(7000 + id);
+  m.peer_address = "127.0.0.1:" + std::to_string(17000 + id);
+  m.state = meta::MemberState::kActive;
+  auto next = meta::add_member(map, m);
+  EXPECT_TRUE(next.ok()) << next.status().to_string();
+  return *next;
+}
+
+std::map<NodeId, size_t> loads(const std::vector<std::vector<NodeId>>& targets) {
+  std::map<NodeId, size_t> out;
+  for (const auto& t : targets) {
+    for (NodeId n : t) ++out[n];
+  }
+  return out;
+}
+
+TEST(ReplicaTargets, ANewNodeGetsItsShareAndEveryOtherReplicaStays) {
+  meta::ClusterMap map = add_node(cluster(3, 4, 3), 4);
+  const meta::Keyspace& ks = *map.find_keyspace("rep");
+  auto targets = replica_targets(map, ks);
+  ASSERT_TRUE(targets.ok()) << targets.status().to_string();
+  // 12 replicas over 4 nodes: 3 each, moving exactly 3.
+  for (const auto& [node, n] : loads(*targets)) EXPECT_EQ(n, 3u) << node.value();
+  size_t moved = 0;
+  for (size_t i = 0; i < ks.shards.size(); ++i) {
+    const auto& t = (*targets)[i];
+    ASSERT_EQ(t.size(), 3u);
+    EXPECT_EQ(std::set<NodeId>(t.begin(), t.end()).size(), 3u) << "distinct nodes";
+    for (size_t p = 0; p < t.size(); ++p) moved += t[p] != ks.shards[i].owners[p] ? 1 : 0;
+  }
+  EXPECT_EQ(moved, 3u);
+}
+
+TEST(ReplicaTargets, ALeavingNodeIsReplacedWhereItWas) {
+  meta::ClusterMap map = add_node(cluster(3, 3, 3), 4);
+  const meta::Keyspace& ks = *map.find_keyspace("rep");
+  auto targets = replica_targets(map, ks, {NodeId(2)});
+  ASSERT_TRUE(targets.ok()) << targets.status().to_string();
+  for (size_t i = 0; i < ks.shards.size(); ++i) {
+    const auto& t = (*targets)[i];
+    EXPECT_EQ(std::count(t.begin(), t.end(), NodeId(2)), 0);
+    for (size_t p = 0; p < t.size(); ++p) {
+      // Node 4 takes node 2's position; everything else stays.
+      EXPECT_EQ(t[p], ks.shards[i].owners[p] == NodeId(2) ? NodeId(4) : ks.shards[i].owners[p]);
+    }
+  }
+}
+
+TEST(ReplicaTargets, TooFewNodesForTheFactorIsRefusedNamingTheShard) {
+  meta::ClusterMap map = cluster(3, 2, 3);
+  auto targets = replica_targets(map, *map.find_keyspace("rep"), {NodeId(3)});
+  ASSERT_FALSE(targets.ok());
+  EXPECT_NE(targets.status().message().find("keyspace 'rep' shard 0 needs 3 replicas"),
+            std::string::npos)
+      << targets.status().message();
+}
+
+GroupView view(uint64_t leader, std::vector<NodeId> config, uint64_t commit = 100,
+               std::map<NodeId, uint64_t> match = {}) {
+  GroupView v;
+  v.leader = NodeId(leader);
+  v.config = std::move(config);
+  v.commit_index = commit;
+  for (NodeId n : v.config) {
+    if (n != v.leader) v.match[n] = commit;
+  }
+  for (const auto& [n, m] : match) v.match[n] = m;
+  return v;
+}
+
+// Runs the controller against a model of a group and the map until it is
+// done, checking on every step that the group never has fewer live members
+// than the factor, and that the map lists the configuration (plus at most
+// the member being added, last).
+struct Model {
+  std::vector<NodeId> config, map;
+  NodeId leader;
+  std::set<NodeId> down;
+  uint32_t factor = 3;
+  std::vector<ReplicaStep> steps;
+
+  void run(const std::vector<NodeId>& target, bool check_factor = true) {
+    for (int i = 0; i < 50; ++i) {
+      GroupView v = view(leader.value(), config);
+      auto s = next_replica_step(target, map, v, factor, down);
+      ASSERT_TRUE(s.ok()) << s.status().to_string();
+      steps.push_back(*s);
+      switch (s->kind) {
+        case Kind::kDone:
+          EXPECT_EQ(map, target);
+          return;
+        case Kind::kWait:
+          FAIL() << "nothing to wait for in the model: " << s->why;
+          return;
+        case Kind::kPublish:
+          ASSERT_LE(s->owners.size(), factor + 1);
+          for (NodeId n : config) {
+            EXPECT_NE(std::find(s->owners.begin(), s->owners.end(), n), s->owners.end())
+                << "the map must list every member: " << s->why;
+          }
+          map = s->owners;
+          break;
+        case Kind::kAdd:
+          EXPECT_EQ(map.back(), s->node) << "a member is added once the map lists it last";
+          EXPECT_GE(map.size(), factor + 1) << "listed past the factor: it starts outside";
+          config.push_back(s->node);
+          break;
+        case Kind::kRemove:
+          ASSERT_NE(s->node, leader) << "leadership goes first";
+          std::erase(config, s->node);
+          break;
+        case Kind::kTransfer:
+          leader = s->node;
+          break;
+      }
+      size_t live = 0;
+      for (NodeId n : config) live += down.contains(n) ? 0 : 1;
+      if (check_factor && s->kind != Kind::kRemove) {
+        EXPECT_GE(live, factor) << "after: " << s->why;
+      }
+    }
+    FAIL() << "no end after 50 steps";
+  }
+};
+
+TEST(ReplicaStepTest, AddsBeforeItRemovesAndNeverGoesBelowTheFactor) {
+  Model m;
+  m.config = ids({1, 2, 3});
+  m.map = ids({1, 2, 3});
+  m.leader = NodeId(1);
+  m.run(ids({1, 2, 4}));
+  // publish [1,2,3,4], add 4, publish [1,2,4,3], remove 3, publish [1,2,4].
+  ASSERT_GE(m.steps.size(), 5u);
+  EXPECT_EQ(m.steps[0].kind, Kind::kPublish);
+  EXPECT_EQ(m.steps[0].owners, ids({1, 2, 3, 4}));
+  EXPECT_EQ(m.steps[1].kind, Kind::kAdd);
+  EXPECT_EQ(m.steps[1].node, NodeId(4));
+  size_t live_min = 99;
+  std::vector<NodeId> config = ids({1, 2, 3});
+  for (const ReplicaStep& s : m.steps) {
+    if (s.kind == Kind::kAdd) config.push_back(s.node);
+    if (s.kind == Kind::kRemove) std::erase(config, s.node);
+    live_min = std::min(live_min, config.size());
+  }
+  EXPECT_EQ(live_min, 3u);
+  EXPECT_EQ(m.config, ids({1, 2, 4}));
+}
+
+TEST(ReplicaStepTest, ALeaderThatGoesHandsLeadershipToAMemberThatStaysFirst) {
+  Model m;
+  m.config = ids({1, 2, 3});
+  m.map = ids({1, 2, 3});
+  m.leader = NodeId(1);
+  m.run(ids({4, 2, 3}));
+  bool transferred = false;
+  for (const ReplicaStep& s : m.steps) {
+    if (s.kind == Kind::kTransfer) {
+      transferred = true;
+      EXPECT_NE(s.node, NodeId(1));
+    }
+    if (s.kind == Kind::kRemove) EXPECT_TRUE(transferred) << "removed before the transfer";
+  }
+  EXPECT_TRUE(transferred);
+  EXPECT_EQ(m.map, ids({4, 2, 3})) << "node 4 takes node 1's place: the preferred leader";
+}
+
+TEST(ReplicaStepTest, ADeadMemberIsRemovedBeforeItsReplacementIsAdded) {
+  Model m;
+  m.config = ids({1, 2, 3});
+  m.map = ids({1, 2, 3});
+  m.leader = NodeId(1);
+  m.down = {NodeId(3)};
+  m.run(ids({1, 2, 4}), /*check_factor=*/false);
+  ASSERT_GE(m.steps.size(), 3u);
+  EXPECT_EQ(m.steps[0].kind, Kind::kRemove);
+  EXPECT_EQ(m.steps[0].node, NodeId(3));
+  // The new member is listed past the factor (behind the dead one), so its
+  // node starts it outside the configuration.
+  EXPECT_EQ(m.steps[1].kind, Kind::kPublish);
+  EXPECT_EQ(m.steps[1].owners, ids({1, 2, 3, 4}));
+  EXPECT_EQ(m.steps[2].kind, Kind::kAdd);
+  EXPECT_EQ(m.config, ids({1, 2, 4}));
+}
+
+TEST(ReplicaStepTest, WaitsForANewMemberToCatchUpAndForAChangeToCommit) {
+  auto lagging = view(1, ids({1, 2, 3, 4}), 5000, {{NodeId(4), 10}});
+  auto s = next_replica_step(ids({1, 2, 4}), ids({1, 2, 3, 4}), lagging, 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kWait);
+  EXPECT_EQ(s->node, NodeId(4));
+  EXPECT_NE(s->why.find("catching up"), std::string::npos) << s->why;
+
+  // A short log is matched whole: slack does not let an empty member pass.
+  s = next_replica_step(ids({1, 2, 4}), ids({1, 2, 3, 4}),
+                        view(1, ids({1, 2, 3, 4}), 27, {{NodeId(4), 0}}), 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kWait);
+
+  auto caught_up = view(1, ids({1, 2, 3, 4}), 5000, {{NodeId(4), 4990}});
+  s = next_replica_step(ids({1, 2, 4}), ids({1, 2, 4, 3}), caught_up, 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kRemove);
+  EXPECT_EQ(s->node, NodeId(3));
+
+  auto committing = caught_up;
+  committing.config_committed = false;
+  s = next_replica_step(ids({1, 2, 4}), ids({1, 2, 4, 3}), committing, 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kWait);
+}
+
+TEST(ReplicaStepTest, ANodeToAddThatIsDownStopsTheMoveClearly) {
+  auto s =
+      next_replica_step(ids({1, 2, 4}), ids({1, 2, 3}), view(1, ids({1, 2, 3})), 3, {NodeId(4)});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("node 4"), std::string::npos);
+}
+
+TEST(ReplicaStepTest, AtItsTargetItIsDone) {
+  auto s = next_replica_step(ids({1, 2, 3}), ids({1, 2, 3}), view(2, ids({1, 2, 3})), 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kDone);
+}
+
+// Every target replica_targets gives for a growing and shrinking cluster is
+// reached by the controller, one replica at a time.
+TEST(ReplicaStepTest, ReachesEveryTargetOfAGrowingCluster) {
+  meta::ClusterMap map = cluster(3, 6, 3);
+  for (uint64_t id = 4; id <= 6; ++id) map = add_node(map, id);
+  const meta::Keyspace& ks = *map.find_keyspace("rep");
+  auto targets = replica_targets(map, ks);
+  ASSERT_TRUE(targets.ok());
+  for (const auto& [node, n] : loads(*targets)) EXPECT_EQ(n, 3u) << node.value();
+  for (size_t i = 0; i < ks.shards.size(); ++i) {
+    Model m;
+    m.config = ks.shards[i].owners;
+    std::sort(m.config.begin(), m.config.end());
+    m.map = ks.shards[i].owners;
+    m.leader = ks.shards[i].owners.front();
+    ASSERT_NO_FATAL_FAILURE(m.run((*targets)[i]));
+  }
+}
+
+TEST(SetReplicaOwners, AllowsOneExtraOwnerOnlyOnConsensusShards) {
+  meta::ClusterMap map = add_node(cluster(3, 2, 3), 4);
+  auto next = meta::set_replica_owners(map, "rep", 0, ids({1, 2, 3, 4}));
+  ASSERT_TRUE(next.ok()) << next.status().to_string();
+  EXPECT_EQ(next->find_keyspace("rep")->shards[0].owners, ids({1, 2, 3, 4}));
+  EXPECT_EQ(next->epoch, map.epoch.next());
+  // Two past the factor: refused by the map's invariants.
+  map = add_node(*next, 5);
+  EXPECT_FALSE(meta::set_replica_owners(map, "rep", 0, ids({1, 2, 3, 4, 5})).ok());
+  // Single-copy keyspaces move by rebalancing, not this.
+  EXPECT_FALSE(meta::set_replica_owners(map, "default", 0, ids({2})).ok());
+  // A new owner must be active.
+  auto leaving = meta::set_member_state(map, NodeId(5), meta::MemberState::kLeaving);
+  ASSERT_TRUE(leaving.ok());
+  auto refused = meta::set_replica_owners(*leaving, "rep", 1, ids({1, 2, 5}));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("node 5 is leaving"), std::string::npos)
+      << refused.status().message();
+}
+
+}  // namespace
+}  // namespace statekv::coord

@@ -1,0 +1,262 @@
+// Replicas that move, with real processes (docs/replication.md, "Moving
+// replicas"): a REPLICATION consensus keyspace's shards are replica groups,
+// and add-node, remove-node and a dead node's removal move their members one
+// at a time (add, catch up, remove) while clients read and write through
+// every node. The clients' history, with a final read of every key through
+// every node appended, is judged by `statekv check linearizable`: so every
+// acknowledged write is still readable afterwards.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "check/history.h"
+#include "support/history_clients.h"
+#include "support/redis_client.h"
+#include "support/server_process.h"
+#include "support/statekv_cli.h"
+#include "support/temp_dir.h"
+
+namespace statekv::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr size_t kKeys = 12;
+const std::string kPrefix = "r:";
+
+pid_t node_pid(const std::string& data, int node) {
+  std::ifstream in(data + "/node" + std::to_string(node) + "/pid");
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
+}
+
+// A local cluster (memory engine, so what a node serves came through its
+// group's log or snapshot) with room for two more nodes, and a factor-3
+// consensus keyspace "rep" (prefix r:, 3 shards) writable through every node.
+struct Cluster {
+  explicit Cluster(const std::string& name) : dir(name), data(dir.path() + "/data") {}
+
+  void up() {
+    base = pick_cluster_base_port(5);
+    ASSERT_NE(base, 0);
+    auto started =
+        run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
+                     data, "--engine", "memory", "--detach"});
+    down.reset(new LocalClusterGuard{data});
+    ASSERT_EQ(started.first, 0) << started.second;
+    auto c = RedisClient::connect(base);
+    ASSERT_TRUE(c.ok());
+    ASSERT_EQ(c->cmd({"KEYSPACE", "CREATE", "rep", "PREFIX", kPrefix, "REPLICATION", "consensus",
+                      "FACTOR", "3"}),
+              "+OK");
+    for (int n = 1; n <= 3; ++n) ASSERT_NO_FATAL_FAILURE(writable(port(n)));
+  }
+  uint16_t port(int node) const { return static_cast<uint16_t>(base + node - 1); }
+  void writable(uint16_t p) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto c = RedisClient::connect(p, 1s);
+      if (c.ok() && c->cmd({"SET", kPrefix + "warmup", "1"}) == "+OK") return;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL() << "not writable through port " << p;
+  }
+
+  // The replica groups as `cluster status` shows them: members per group.
+  std::vector<std::set<int>> groups() {
+    auto st = run_statekv({"cluster", "status", "--data", data});
+    std::vector<std::set<int>> out;
+    std::istringstream in(st.second);
+    std::string line;
+    bool in_groups = false;
+    while (std::getline(in, line)) {
+      if (line.rfind("replica groups", 0) == 0) {
+        in_groups = true;
+        std::getline(in, line);  // the header
+        continue;
+      }
+      if (!in_groups) continue;
+      std::istringstream fields(line);
+      std::string ks, shard, leader, term, commit, applied, member;
+      if (!(fields >> ks >> shard >> leader >> term >> commit >> applied) || ks != "rep") break;
+      std::set<int> members;
+      while (fields >> member) members.insert(std::stoi(member));  // "4(0)" reads as 4
+      out.push_back(members);
+    }
+    return out;
+  }
+
+  TempDir dir;
+  std::string data;
+  uint16_t base = 0;
+  std::unique_ptr<LocalClusterGuard> down;  // destroyed first: the nodes stop before dir goes
+};
+
+// Appends a read of every key through every port to `history`, after
+// everything in it, and checks that every node answers alike; then judges it.
+void judge(const Cluster& cluster, check::History history, const std::vector<uint16_t>& ports) {
+  int64_t end = 0, process = 0;
+  for (const check::Event& e : history) {
+    end = std::max(end, e.time);
+    process = std::max(process, e.process);
+  }
+  for (size_t k = 0; k < kKeys; ++k) {
+    const std::string key = kPrefix + "k" + std::to_string(k);
+    std::optional<std::string> first;
+    for (uint16_t p : ports) {
+      auto c = RedisClient::connect(p);
+      ASSERT_TRUE(c.ok());
+      auto v = c->bulk({"GET", key});
+      ASSERT_TRUE(v.ok() || v.status().code() == Status::Code::kNotFound)
+          << key << " through " << p << ": " << v.status().to_string();
+      std::optional<std::string> value;
+      if (v.ok()) value = *v;
+      if (!first) first = value.value_or("(nil)");
+      EXPECT_EQ(value.value_or("(nil)"), *first) << key << " through port " << p;
+      check::Event invoke;
+      invoke.process = ++process;
+      invoke.type = check::EventType::kInvoke;
+      invoke.f = check::OpFunction::kRead;
+      invoke.key = key;
+      invoke.time = ++end;
+      check::Event ok = invoke;
+      ok.type = check::EventType::kOk;
+      ok.value = value;
+      ok.time = ++end;
+      history.push_back(invoke);
+      history.push_back(ok);
+    }
+  }
+  const std::string file = cluster.dir.path() + "/history.jsonl";
+  ASSERT_TRUE(check::write_history_file(file, history).ok());
+  auto verdict = run_statekv({"check", "linearizable", file});
+  EXPECT_EQ(verdict.first, 0) << verdict.second;
+}
+
+TEST(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  Cluster cluster("replica-move");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  std::vector<uint16_t> ports = {cluster.port(1), cluster.port(2), cluster.port(3)};
+  HistoryClients clients(ports, 6, kKeys, kPrefix);
+  std::this_thread::sleep_for(500ms);
+
+  // A fourth node: it takes its share of the replicas (3 of 9), each added,
+  // caught up, then an old member removed.
+  auto started = std::chrono::steady_clock::now();
+  auto add = run_statekv({"cluster", "add-node", "--data", cluster.data});
+  ASSERT_EQ(add.first, 0) << add.second;
+  std::printf("add-node (start, join, move 2 replicas): %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
+  EXPECT_NE(add.second.find("moving replicas of keyspace rep: shard"), std::string::npos)
+      << add.second;
+  EXPECT_NE(add.second.find("adding node 4 to the group"), std::string::npos) << add.second;
+  EXPECT_NE(add.second.find("every shard at its target (2/2 replicas moved)"), std::string::npos)
+      << add.second;
+  auto groups = cluster.groups();
+  ASSERT_EQ(groups.size(), 3u);
+  size_t on_4 = 0;
+  for (const auto& g : groups) {
+    EXPECT_EQ(g.size(), 3u);
+    on_4 += g.contains(4) ? 1 : 0;
+  }
+  EXPECT_EQ(on_4, 2u) << "9 replicas over 4 nodes: node 4 gets 2";
+  ports.push_back(cluster.port(4));
+  clients.set_ports(ports);
+  std::this_thread::sleep_for(500ms);
+
+  // Node 1 goes: its replicas move to the others first (it may lead groups:
+  // leadership is handed over before it is removed).
+  clients.set_ports({cluster.port(2), cluster.port(3), cluster.port(4)});
+  started = std::chrono::steady_clock::now();
+  auto remove = run_statekv({"cluster", "remove-node", "--id", "1", "--data", cluster.data});
+  ASSERT_EQ(remove.first, 0) << remove.second;
+  std::printf("remove-node (move 3 replicas, leave, stop): %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
+  EXPECT_NE(remove.second.find("removing node 1 from the group"), std::string::npos)
+      << remove.second;
+  std::this_thread::sleep_for(500ms);
+  clients.stop();
+  std::printf("clients: %zu operations acknowledged, %zu failed or unknown\n", clients.ok_count(),
+              clients.error_count());
+  EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
+
+  groups = cluster.groups();
+  ASSERT_EQ(groups.size(), 3u);
+  for (const auto& g : groups) {
+    EXPECT_EQ(g, (std::set<int>{2, 3, 4})) << "every group at factor 3 on the nodes left";
+  }
+  ASSERT_NO_FATAL_FAILURE(
+      judge(cluster, clients.history(), {cluster.port(2), cluster.port(3), cluster.port(4)}));
+}
+
+TEST(ReplicaMove, AKilledNodeIsRemovedAndItsReplicasAreRecreatedFromTheSurvivors) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  Cluster cluster("replica-dead");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  auto add = run_statekv({"cluster", "add-node", "--data", cluster.data});
+  ASSERT_EQ(add.first, 0) << add.second;
+  std::vector<uint16_t> ports = {cluster.port(1), cluster.port(2), cluster.port(3),
+                                 cluster.port(4)};
+  HistoryClients clients(ports, 6, kKeys, kPrefix);
+  std::this_thread::sleep_for(500ms);
+
+  // Node 3 dies (it holds replicas of the rep groups, and the only copy of
+  // one shard of the single-copy default keyspace).
+  auto before = cluster.groups();
+  size_t on_3 = 0;
+  for (const auto& g : before) on_3 += g.contains(3) ? 1 : 0;
+  ASSERT_GT(on_3, 0u);
+  clients.set_ports({cluster.port(1), cluster.port(2), cluster.port(4)});
+  ASSERT_EQ(::kill(node_pid(cluster.data, 3), SIGKILL), 0);
+  std::this_thread::sleep_for(300ms);
+
+  // Refused, naming what has no surviving copy; nothing changes.
+  auto refused = run_statekv({"cluster", "remove-node", "--id", "3", "--data", cluster.data});
+  EXPECT_NE(refused.first, 0) << refused.second;
+  EXPECT_NE(refused.second.find("only copy of 1 shard(s) (keyspace 'default' shard"),
+            std::string::npos)
+      << refused.second;
+  EXPECT_NE(refused.second.find("--force"), std::string::npos) << refused.second;
+
+  // Accepted with --force: the rep groups drop node 3 and take a new member
+  // from the survivors; the default keyspace's shard starts empty elsewhere.
+  const auto started = std::chrono::steady_clock::now();
+  auto removed =
+      run_statekv({"cluster", "remove-node", "--id", "3", "--force", "--data", cluster.data});
+  ASSERT_EQ(removed.first, 0) << removed.second;
+  std::printf("remove-node of the killed node (re-create its replicas): %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
+  EXPECT_NE(removed.second.find("removing node 3 (down) from the group"), std::string::npos)
+      << removed.second;
+  std::this_thread::sleep_for(500ms);
+  clients.stop();
+  std::printf("clients: %zu operations acknowledged, %zu failed or unknown\n", clients.ok_count(),
+              clients.error_count());
+  EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
+
+  auto groups = cluster.groups();
+  ASSERT_EQ(groups.size(), 3u);
+  for (const auto& g : groups) {
+    EXPECT_EQ(g, (std::set<int>{1, 2, 4})) << "every group back at factor 3 without node 3";
+  }
+  ASSERT_NO_FATAL_FAILURE(
+      judge(cluster, clients.history(), {cluster.port(1), cluster.port(2), cluster.port(4)}));
+}
+
+}  // namespace
+}  // namespace statekv::itest

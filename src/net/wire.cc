@@ -21,6 +21,7 @@ enum class Kind : uint8_t {
   kForwardReply = 7,
   kPing = 8,
   kGroup = 9,
+  kForwardReplies = 10,
 };
 
 #define WIRE_READ(dst, expr)                  \
@@ -176,8 +177,16 @@ void encode_message(Writer& w, const T& m) {
         w.varint(m.max_staleness_ms);
       }
     }
-    w.varint(m.argv.size());
-    for (const std::string& a : m.argv) w.bytes(a);
+    if (m.flags & ForwardFrame::kBatch) {
+      w.varint(m.commands.size());
+      for (const std::vector<std::string>& argv : m.commands) {
+        w.varint(argv.size());
+        for (const std::string& a : argv) w.bytes(a);
+      }
+    } else {
+      w.varint(m.argv.size());
+      for (const std::string& a : m.argv) w.bytes(a);
+    }
   } else if constexpr (std::is_same_v<T, PingFrame>) {
     w.u8(static_cast<uint8_t>(Kind::kPing));
   } else if constexpr (std::is_same_v<T, GroupFrame>) {
@@ -186,6 +195,15 @@ void encode_message(Writer& w, const T& m) {
     w.bytes(m.message);
   } else {
     static_assert(std::is_same_v<T, ForwardReplyFrame>);
+    if (m.batch) {
+      w.u8(static_cast<uint8_t>(Kind::kForwardReplies));
+      w.varint(m.call);
+      encode_status(w, m.status);
+      w.u8(m.more ? 1 : 0);
+      w.varint(m.replies.size());
+      for (const std::string& reply : m.replies) w.bytes(reply);
+      return;
+    }
     w.u8(static_cast<uint8_t>(Kind::kForwardReply));
     w.varint(m.call);
     encode_status(w, m.status);
@@ -294,12 +312,39 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
         }
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasGroup);
       }
+      // Each count and argument takes at least one byte: a count beyond
+      // what remains is garbage.
+      uint64_t m = 1;
+      if (f.flags & ForwardFrame::kBatch) {
+        WIRE_READ(m, r.varint());
+        if (m > r.remaining()) return Status::Corruption("forward frame: bad command count");
+        f.commands.resize(m);
+      }
+      for (uint64_t i = 0; i < m; ++i) {
+        std::vector<std::string>& argv = (f.flags & ForwardFrame::kBatch) ? f.commands[i] : f.argv;
+        uint64_t n = 0;
+        WIRE_READ(n, r.varint());
+        if (n > r.remaining()) return Status::Corruption("forward frame: bad argument count");
+        argv.resize(n);
+        for (std::string& a : argv) WIRE_READ(a, r.bytes());
+      }
+      out = std::move(f);
+      break;
+    }
+    case Kind::kForwardReplies: {
+      ForwardReplyFrame f;
+      f.batch = true;
+      WIRE_READ(f.call, r.varint());
+      if (Status s = decode_status(r, &f.status); !s.ok()) return s;
+      uint8_t more = 0;
+      WIRE_READ(more, r.u8());
+      if (more > 1) return Status::Corruption("forward replies: bad 'more' flag");
+      f.more = more == 1;
       uint64_t n = 0;
       WIRE_READ(n, r.varint());
-      // Each argument takes at least one byte: a count beyond that is garbage.
-      if (n > r.remaining()) return Status::Corruption("forward frame: bad argument count");
-      f.argv.resize(n);
-      for (std::string& a : f.argv) WIRE_READ(a, r.bytes());
+      if (n > r.remaining()) return Status::Corruption("forward replies: bad reply count");
+      f.replies.resize(n);
+      for (std::string& reply : f.replies) WIRE_READ(reply, r.bytes());
       out = std::move(f);
       break;
     }

@@ -44,15 +44,14 @@ struct Coordinator::Batch final : server::Session::RoutedBatch {
   bool redirects = false;
   int db = 0;
   uint64_t session_id = 0;
-  std::vector<std::vector<std::string>> commands;
+  std::string commands;  // encoded (net::append_command), as the frame carries them
   std::vector<server::DeferredReply> done;
-  size_t bytes = 0;
 };
 
 // A batch sent: its commands (to route again after a stale route), and the
 // places their replies go, filled in order as the owner's parts arrive.
 struct Coordinator::BatchInFlight {
-  std::vector<std::vector<std::string>> commands;
+  std::string commands;
   std::vector<server::DeferredReply> done;
   size_t answered = 0;
   uint64_t epoch = 0;
@@ -78,12 +77,12 @@ void Coordinator::route_batched(Session& session, NodeId owner, const RoutingTab
   }
   if (!session.routed_batch) session.routed_batch = std::make_unique<Batch>(*this);
   auto& batch = static_cast<Batch&>(*session.routed_batch);
-  if (!batch.commands.empty() &&
+  if (!batch.done.empty() &&
       (batch.owner != owner || batch.epoch != table.epoch().value() ||
        batch.stream != session.route_stream || batch.address != m->peer_address)) {
     send_batch(batch);
   }
-  if (batch.commands.empty()) {
+  if (batch.done.empty()) {
     batch.owner = owner;
     batch.address = m->peer_address;
     batch.epoch = table.epoch().value();
@@ -93,14 +92,15 @@ void Coordinator::route_batched(Session& session, NodeId owner, const RoutingTab
     batch.db = session.db;
     batch.session_id = session.id;
   }
-  batch.commands.emplace_back(argv.begin(), argv.end());
+  net::append_command(batch.commands, argv);
   batch.done.push_back(session.defer());
-  batch.bytes += bytes;
-  if (batch.commands.size() >= kBatchCommands || batch.bytes >= kBatchBytes) send_batch(batch);
+  if (batch.done.size() >= kBatchCommands || batch.commands.size() >= kBatchBytes) {
+    send_batch(batch);
+  }
 }
 
 void Coordinator::send_batch(Batch& batch) {
-  if (batch.commands.empty()) return;
+  if (batch.done.empty()) return;
   auto sent = std::make_shared<BatchInFlight>();
   sent->done = std::move(batch.done);
   sent->epoch = batch.epoch;
@@ -116,10 +116,9 @@ void Coordinator::send_batch(Batch& batch) {
   frame.stream = batch.stream;
   // Kept to route them again if the owner refuses a stale route.
   frame.commands = batch.commands;
-  sent->commands = std::move(batch.commands);
+  sent->commands.swap(batch.commands);
   batch.commands.clear();
   batch.done.clear();
-  batch.bytes = 0;
   forward_client_->call(batch.owner, batch.address, std::move(frame),
                         [this, sent](Result<net::ForwardReplyFrame> r) {
                           on_batch_reply(*sent, std::move(r));
@@ -129,10 +128,11 @@ void Coordinator::send_batch(Batch& batch) {
 void Coordinator::on_batch_reply(BatchInFlight& batch, Result<net::ForwardReplyFrame> r) {
   const size_t n = batch.done.size();
   if (r.ok()) {
-    for (std::string& reply : r->replies) {
-      if (batch.answered == n) break;
+    net::BatchReader replies(r->replies);
+    std::string_view reply;
+    while (batch.answered < n && replies.next_reply(&reply)) {
       // The owner replied once its writes were durable: nothing to wait for here.
-      batch.done[batch.answered++](std::move(reply), 0);
+      batch.done[batch.answered++](std::string(reply), 0);
     }
     if (r->more) return;  // the forward client calls again with the next part
     if (r->status.ok() && batch.answered == n) return;
@@ -154,9 +154,12 @@ void Coordinator::on_batch_reply(BatchInFlight& batch, Result<net::ForwardReplyF
     again.redirects = batch.redirects;
     again.db = batch.db;
     again.id = batch.session_id;
-    for (size_t i = batch.answered; i < n; ++i) {
+    net::BatchReader commands(batch.commands);
+    std::vector<std::string_view> argv;
+    for (size_t i = 0; i < n && commands.next_command(&argv); ++i) {
+      if (i < batch.answered) continue;
       const uint64_t wait_epoch = stale && i == batch.answered ? batch.epoch + 1 : 0;
-      finish_on_router_pool(again, std::move(batch.commands[i]), wait_epoch,
+      finish_on_router_pool(again, std::vector<std::string>(argv.begin(), argv.end()), wait_epoch,
                             std::move(batch.done[i]), batch.stream);
     }
     batch.answered = n;
@@ -197,6 +200,7 @@ bool Coordinator::run_batch(net::ForwardFrame& frame, const Respond& respond, bo
   session.routed_epoch = frame.epoch;
   session.addr = "routed";
   std::vector<std::string_view> argv;
+  std::string out;
   storage::Sequence last = 0;  // the highest sequence a reply of the batch waits for
   size_t part_bytes = 0;
   bool stale = false;
@@ -215,9 +219,9 @@ bool Coordinator::run_batch(net::ForwardFrame& frame, const Respond& respond, bo
     part.batch = true;
     part_bytes = 0;
   };
-  for (const std::vector<std::string>& command : frame.commands) {
-    argv.assign(command.begin(), command.end());
-    std::string out;
+  net::BatchReader commands(frame.commands);
+  while (commands.next_command(&argv)) {
+    out.clear();
     resp::Writer writer(&out, session.resp);
     const storage::Sequence seq = service_.execute(session, argv, writer);
     if (out.size() > 1 && out[0] == '-' &&
@@ -236,11 +240,13 @@ bool Coordinator::run_batch(net::ForwardFrame& frame, const Respond& respond, bo
                  std::to_string(net::kMaxFrameBytes) +
                  " bytes; the command ran on the key's owner, ask it directly");
     }
-    if (!part.replies.empty() && part_bytes + out.size() > kBatchReplyBytes) send_part();
+    if (part.reply_count > 0 && part_bytes + out.size() > kBatchReplyBytes) send_part();
     last = std::max(last, seq);
     part_bytes += out.size();
-    part.replies.push_back(std::move(out));
+    net::append_reply(part.replies, out);
+    ++part.reply_count;
   }
+  if (!stale && !commands.status().ok()) part.status = commands.status();
   if (last == 0 || last <= ctx_.engine->durable_sequence()) {
     respond(std::move(part));
     return stale;

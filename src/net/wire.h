@@ -17,13 +17,13 @@
 //               [varint group | u8 group flags | [varint min_index | varint max_staleness_ms]]
 //               | varint n | n x bytes
 //               a data command routed to the node that owns its keys; with flag
-//               kBatch, instead of the one command: varint m | m x (varint n |
-//               n x bytes), several commands of one client stream
+//               kBatch, instead of the one command: bytes commands, several
+//               commands of one client stream (each varint n | n x bytes)
 //   kForwardReply varint call | u8 status code | bytes status message | bytes reply
 //               | varint leader_hint | varint index
 //               the command's whole reply, RESP-encoded as the client speaks it
 //   kForwardReplies varint call | u8 status code | bytes status message | u8 more |
-//               varint n | n x bytes
+//               varint n | bytes replies (n x bytes)
 //               replies to a kBatch frame, in order (ForwardReplyFrame::batch)
 //   kPing       (no body) "I am alive": each node sends one to every member it
 //               knows every ping interval, so every node hears from every
@@ -39,6 +39,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -144,7 +145,9 @@ struct ForwardFrame {
   // argv is {index, numreplicas, timeout_ms}; the reply is a RESP integer.
   bool wait_replicas = false;
   std::vector<std::string> argv;
-  std::vector<std::vector<std::string>> commands;  // with kBatch
+  // With kBatch: the commands, one after another (append_command; read with
+  // BatchReader). Kept encoded: neither side splits them into strings.
+  std::string commands;
 };
 
 struct ForwardReplyFrame {
@@ -168,7 +171,29 @@ struct ForwardReplyFrame {
   // stream was refused as one; anything else, none of them ran.
   bool batch = false;
   bool more = false;
-  std::vector<std::string> replies;
+  uint64_t reply_count = 0;
+  std::string replies;  // reply_count replies, one after another (append_reply, BatchReader)
+};
+
+// The commands of a batch (ForwardFrame::commands) and the replies of its
+// answer (ForwardReplyFrame::replies): runs of length-prefixed entries,
+// appended one at a time and read back as views into the bytes.
+void append_command(std::string& out, std::span<const std::string_view> argv);
+void append_reply(std::string& out, std::string_view reply);
+class BatchReader {
+ public:
+  explicit BatchReader(std::string_view bytes) : bytes_(bytes) {}
+  // The next command's arguments into *argv (views into the bytes). False at
+  // the end, and on bytes that are not such a run (status() says so).
+  bool next_command(std::vector<std::string_view>* argv);
+  bool next_reply(std::string_view* reply);
+  const Status& status() const { return status_; }
+
+ private:
+  bool varint(uint64_t* v);
+  std::string_view bytes_;
+  size_t pos_ = 0;
+  Status status_;
 };
 
 struct PingFrame {};

@@ -370,7 +370,8 @@ void Coordinator::run_stream(std::pair<uint64_t, uint64_t> key) {
 }
 
 bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bool refuse_stale) {
-  if ((frame.flags & net::ForwardFrame::kBatch) != 0) return run_batch(frame, respond, refuse_stale);
+  if ((frame.flags & net::ForwardFrame::kBatch) != 0)
+    return run_batch(frame, respond, refuse_stale);
   net::ForwardReplyFrame reply;
   if (refuse_stale) {
     // An earlier command of this client's stream was refused: this one must

@@ -119,10 +119,9 @@ void Coordinator::send_batch(Batch& batch) {
   sent->commands.swap(batch.commands);
   batch.commands.clear();
   batch.done.clear();
-  forward_client_->call(batch.owner, batch.address, std::move(frame),
-                        [this, sent](Result<net::ForwardReplyFrame> r) {
-                          on_batch_reply(*sent, std::move(r));
-                        });
+  forward_client_->call(
+      batch.owner, batch.address, std::move(frame),
+      [this, sent](Result<net::ForwardReplyFrame> r) { on_batch_reply(*sent, std::move(r)); });
 }
 
 void Coordinator::on_batch_reply(BatchInFlight& batch, Result<net::ForwardReplyFrame> r) {
@@ -178,8 +177,8 @@ bool Coordinator::run_batch(net::ForwardFrame& frame, const Respond& respond, bo
   if (refuse_stale) {
     // As on_forward: an earlier command of the stream was refused, so none
     // of these may overtake it.
-    part.status = Status::Busy(
-        "an earlier command of this client's stream was refused as a stale route");
+    part.status =
+        Status::Busy("an earlier command of this client's stream was refused as a stale route");
     respond(std::move(part));
     return true;
   }

@@ -1449,6 +1449,44 @@ TEST(Routing, ALongRoutedPipelineInOneWriteGetsEveryReplyInOrder) {
   }
 }
 
+// A batch whose replies are larger than a part (coordinator.h,
+// kBatchReplyBytes: 16 MiB) is answered in parts, which keep their order,
+// also around a write too large to wait in a batch.
+TEST(Routing, LargeRepliesOfARoutedPipelineComeInPartsInOrder) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  const auto by_node = keys_per_node(cluster, "parts", 2);  // two keys of node 2
+  ASSERT_EQ(by_node[1].size(), 2u);
+  const std::string big = by_node[1][0], counter = by_node[1][1];
+  const std::string v1(5 << 20, 'a'), v2(5 << 20, 'b');
+  RedisClient setup = cluster.client(1);
+  ASSERT_EQ(setup.cmd({"SET", big, v1}).substr(0, 3), "+OK");
+  std::string pipeline;
+  std::vector<std::string> expected;
+  for (int round = 0; round < 2; ++round) {
+    const std::string& v = round == 0 ? v1 : v2;
+    for (int i = 0; i < 5; ++i) {
+      pipeline += encode_command({"GET", big});
+      expected.push_back(bulk_reply(v));
+      pipeline += encode_command({"INCR", counter});
+      expected.push_back(":" + std::to_string(round * 5 + i + 1) + "\r\n");
+    }
+    if (round == 0) {
+      pipeline += encode_command({"SET", big, v2});
+      expected.push_back("+OK\r\n");
+    }
+  }
+  RawClient c = cluster.raw(0);
+  ASSERT_TRUE(c.send(pipeline).ok());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    auto r = c.read_reply(20s);
+    ASSERT_TRUE(r.ok()) << "reply " << i << ": " << r.status().to_string();
+    ASSERT_EQ(r->bytes.size(), expected[i].size()) << "reply " << i;
+    ASSERT_TRUE(r->bytes == expected[i]) << "reply " << i << ": " << r->bytes.substr(0, 40);
+  }
+}
+
 TEST(Routing, PipelineToAKilledOwnerGetsErrorsInOrderAndTheConnectionStaysUsable) {
   SKIP_FOR_REDIS();
   RoutingCluster cluster(3);

@@ -242,7 +242,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // Batches (see "Batches", routed_batch.cc).
   static constexpr size_t kBatchCommands = 512;
   static constexpr size_t kBatchBytes = 256 * 1024;
-  static constexpr size_t kBatchReplyBytes = 64u << 20;
+  static constexpr size_t kBatchReplyBytes = 16u << 20;
   struct Batch;          // a connection's commands held back (router)
   struct BatchInFlight;  // a batch sent, waiting for its replies (router)
   // Holds a single-owner command back in the session's batch (or sends it

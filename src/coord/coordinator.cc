@@ -375,6 +375,8 @@ void Coordinator::run_stream(std::pair<uint64_t, uint64_t> key) {
 }
 
 bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bool refuse_stale) {
+  if ((frame.flags & net::ForwardFrame::kBatch) != 0)
+    return run_batch(frame, respond, refuse_stale);
   net::ForwardReplyFrame reply;
   if (refuse_stale) {
     // An earlier command of this client's stream was refused: this one must
@@ -781,7 +783,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
           session.route_stream = ++next_stream_;
           session.route_owner = owners[0].value();
         }
-        route_async(session, owners[0], *table, argv, session.defer());
+        route_batched(session, owners[0], *table, argv);
         return Decision::kHandled;
       }
       auto reply = run_on(owners[0], std::vector<std::string>(argv.begin(), argv.end()),
@@ -1390,6 +1392,8 @@ void Coordinator::broadcast_publish(std::string_view channel, std::string_view m
 
 void Coordinator::route_async(const Session& session, NodeId owner, const RoutingTable& table,
                               std::span<const std::string_view> argv, server::DeferredReply done) {
+  // Commands held back in a batch were sent before this one.
+  if (session.routed_batch) session.routed_batch->flush();
   const meta::Member* m = table.member(owner);
   if (m == nullptr || m->peer_address.empty()) {
     std::string out;

@@ -62,6 +62,19 @@
 // Commands in flight to an owner that fails get errors (in order); the
 // client's connection stays usable.
 //
+// Batches (routed_batch.cc): the commands of a stream that a connection runs
+// from one read (a pipeline) are held back (Session::routed_batch) and leave
+// as one frame (ForwardFrame::kBatch) when the connection has run them, or
+// earlier once a batch holds kBatchCommands commands or kBatchBytes bytes. The
+// owner runs a batch's commands one after another, as it would the same
+// commands in frames of their own (a stale route stops it there, and the rest
+// of the stream is refused), and answers with one frame of replies (parts of
+// at most kBatchReplyBytes, so that no frame nears the frame limit); the
+// router fills the replies' places in order. So a pipeline of 16 commands
+// costs one frame, one call and one wake-up of each thread on its way, not
+// 16. A command over kBatchBytes, and every command of a tracking client,
+// goes in a frame of its own, as before (after the batch held back).
+//
 // Transactions (server/transaction.h): MULTI queues on the client's node;
 // at EXEC every key of the transaction (its commands' and the watched ones)
 // must be in one shard of one keyspace (one slot, for a Redis Cluster client
@@ -254,6 +267,22 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // Runs each frame on its node (all at once) and waits for every reply.
   std::vector<Result<net::ForwardReplyFrame>> call_all(
       const RoutingTable& table, const std::vector<std::pair<NodeId, net::ForwardFrame>>& calls);
+
+  // Batches (see "Batches", routed_batch.cc).
+  static constexpr size_t kBatchCommands = 512;
+  static constexpr size_t kBatchBytes = 256 * 1024;
+  static constexpr size_t kBatchReplyBytes = 16u << 20;
+  struct Batch;          // a connection's commands held back (router)
+  struct BatchInFlight;  // a batch sent, waiting for its replies (router)
+  // Holds a single-owner command back in the session's batch (or sends it
+  // at once, in a frame of its own, when it should not wait in one).
+  void route_batched(server::Session& session, NodeId owner, const RoutingTable& table,
+                     std::span<const std::string_view> argv);
+  void send_batch(Batch& batch);
+  void on_batch_reply(BatchInFlight& batch, Result<net::ForwardReplyFrame> r);
+  // Owner side: runs a kBatch frame's commands in order and responds (in
+  // parts); true when one was refused as a stale route.
+  bool run_batch(net::ForwardFrame& frame, const Respond& respond, bool refuse_stale);
 
   // Sends a single-owner command without blocking; `done` gets the reply.
   void route_async(const server::Session& session, NodeId owner, const RoutingTable& table,

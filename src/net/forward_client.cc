@@ -240,6 +240,10 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
       }
       auto it = pending_.find(reply->call);
       if (it == pending_.end()) return;  // answered after it timed out
+      if (reply->batch && reply->more) {
+        it->second.done(std::move(*reply));  // a part: the call stays pending
+        return;
+      }
       Callback done = std::move(it->second.done);
       pending_.erase(it);
       done(std::move(*reply));

@@ -19,6 +19,9 @@
 //   Timeout      the request was written but no reply came within the
 //                timeout, or the connection broke after it was written: it
 //                may or may not have run.
+// The answer to a batch (ForwardFrame::kBatch) may come in parts: `done` runs
+// once per part with `more` set, then completes as above (the last part, or
+// an error for whatever of the batch got no reply yet).
 // A request is never written twice; a late reply (after its timeout) is
 // dropped. A connection that fails is replaced on the next call.
 //

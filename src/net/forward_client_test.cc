@@ -32,6 +32,29 @@ class EchoNode {
           auto msg = decode_wire(payload);
           auto* f = msg.ok() ? std::get_if<ForwardFrame>(&*msg) : nullptr;
           if (f == nullptr) return;
+          if (f->flags & ForwardFrame::kBatch) {
+            // A batch: one part per command, the last without `more`.
+            ++received_;
+            BatchReader commands(f->commands);
+            std::vector<std::string_view> argv;
+            std::vector<std::string> joined;
+            while (commands.next_command(&argv)) {
+              joined.emplace_back();
+              for (std::string_view a : argv) {
+                joined.back() += (joined.back().empty() ? "" : " ") + std::string(a);
+              }
+            }
+            for (size_t i = 0; i < joined.size(); ++i) {
+              ForwardReplyFrame part;
+              part.call = f->call;
+              part.batch = true;
+              part.more = i + 1 < joined.size();
+              append_reply(part.replies, joined[i]);
+              part.reply_count = 1;
+              transport_->send_on(conn, encode_wire(part));
+            }
+            return;
+          }
           ForwardReplyFrame reply;
           reply.call = f->call;
           for (const std::string& a : f->argv) reply.reply += (reply.reply.empty() ? "" : " ") + a;
@@ -162,6 +185,121 @@ TEST(ForwardFrameCodec, TrackingOriginRoundTripsOnlyWithItsFlags) {
   auto decoded = decode_wire(encode_wire(plain));
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(std::get<ForwardFrame>(*decoded).origin_node, 0u);
+}
+
+TEST(ForwardFrameCodec, BatchesAndTheirRepliesRoundTrip) {
+  ForwardFrame batch;
+  batch.call = 12;
+  batch.epoch = 4;
+  batch.flags = ForwardFrame::kBatch;
+  batch.stream = 77;
+  const std::vector<std::vector<std::string>> commands = {
+      {"SET", "k", std::string(300, 'v')}, {"GET", "k"}, {"INCR", "n"}, {}, {""}};
+  for (const auto& command : commands) {
+    std::vector<std::string_view> argv(command.begin(), command.end());
+    append_command(batch.commands, argv);
+  }
+  auto decoded = decode_wire(encode_wire(batch));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  const auto& f = std::get<ForwardFrame>(*decoded);
+  EXPECT_EQ(f.call, 12u);
+  EXPECT_EQ(f.epoch, 4u);
+  EXPECT_EQ(f.flags, ForwardFrame::kBatch);
+  EXPECT_EQ(f.stream, 77u);
+  EXPECT_EQ(f.commands, batch.commands);
+  EXPECT_TRUE(f.argv.empty());
+  BatchReader reader(f.commands);
+  std::vector<std::string_view> argv;
+  std::vector<std::vector<std::string>> read;
+  while (reader.next_command(&argv)) read.emplace_back(argv.begin(), argv.end());
+  EXPECT_TRUE(reader.status().ok()) << reader.status().to_string();
+  EXPECT_EQ(read, commands);
+  // Cut between commands, the rest reads; cut inside one, the reader says so.
+  auto count = [&](size_t n) {
+    BatchReader cut(std::string_view(f.commands).substr(0, n));
+    int read = 0;
+    while (cut.next_command(&argv)) ++read;
+    return cut.status().ok() ? read : -1;
+  };
+  EXPECT_EQ(count(f.commands.size() - 2), 4);  // without the last, {""} (2 bytes)
+  EXPECT_EQ(count(f.commands.size() - 1), -1);
+  EXPECT_EQ(count(1), -1);
+  EXPECT_EQ(count(10), -1);  // inside the 300-byte value
+
+  ForwardReplyFrame part;
+  part.call = 12;
+  part.batch = true;
+  part.more = true;
+  for (std::string_view reply : {"+OK\r\n", "$3\r\nabc\r\n", ""}) {
+    append_reply(part.replies, reply);
+    ++part.reply_count;
+  }
+  ForwardReplyFrame last;
+  last.call = 12;
+  last.batch = true;
+  last.status = Status::Aborted("STALEROUTE epoch 5");
+  for (const ForwardReplyFrame& want : {part, last}) {
+    const std::string bytes = encode_wire(want);
+    EXPECT_EQ(bytes, encode_wire(WireMessage(want)));
+    auto got = decode_wire(bytes);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    const auto& r = std::get<ForwardReplyFrame>(*got);
+    EXPECT_TRUE(r.batch);
+    EXPECT_EQ(r.call, want.call);
+    EXPECT_EQ(r.more, want.more);
+    EXPECT_EQ(r.status.code(), want.status.code());
+    EXPECT_EQ(r.status.message(), want.status.message());
+    EXPECT_EQ(r.replies, want.replies);
+    EXPECT_EQ(r.reply_count, want.reply_count);
+    // Cut anywhere, it does not decode.
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      EXPECT_FALSE(decode_wire(std::string_view(bytes).substr(0, n)).ok()) << n;
+    }
+  }
+  const std::string bytes = encode_wire(batch);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(decode_wire(std::string_view(bytes).substr(0, n)).ok()) << n;
+  }
+}
+
+// A batch's answer in parts: the callback runs once per part, in order, and
+// the call completes with the last one (a later call still works).
+TEST(ForwardClient, ABatchAnsweredInPartsCallsBackForEachPartInOrder) {
+  EchoNode node;
+  ForwardClient client(client_options());
+  ForwardFrame batch;
+  batch.epoch = 1;
+  batch.flags = ForwardFrame::kBatch;
+  batch.stream = 3;
+  for (int i = 0; i < 100; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const std::string_view argv[] = {"GET", key};
+    append_command(batch.commands, argv);
+  }
+  std::mutex mu;
+  std::vector<std::string> got;
+  std::promise<bool> finished;
+  client.call(NodeId(2), node.address(), batch, [&](Result<ForwardReplyFrame> r) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!r.ok()) {
+      got.push_back("error: " + r.status().to_string());
+      finished.set_value(false);
+      return;
+    }
+    BatchReader replies(r->replies);
+    std::string_view reply;
+    while (replies.next_reply(&reply)) got.emplace_back(reply);
+    if (!r->more) finished.set_value(r->status.ok());
+  });
+  auto done = finished.get_future();
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(done.get());
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(got.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], "GET k" + std::to_string(i));
+  auto after = call_and_wait(client, NodeId(2), node.address(), {"PING"});
+  ASSERT_TRUE(after.ok()) << after.status().to_string();
+  EXPECT_EQ(after->reply, "PING");
 }
 
 TEST(ForwardClient, ManyCallsFromManyThreadsEachGetTheirOwnReply) {

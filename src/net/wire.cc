@@ -21,6 +21,7 @@ enum class Kind : uint8_t {
   kForwardReply = 7,
   kPing = 8,
   kGroup = 9,
+  kForwardReplies = 10,
 };
 
 #define WIRE_READ(dst, expr)                  \
@@ -176,8 +177,12 @@ void encode_message(Writer& w, const T& m) {
         w.varint(m.max_staleness_ms);
       }
     }
-    w.varint(m.argv.size());
-    for (const std::string& a : m.argv) w.bytes(a);
+    if (m.flags & ForwardFrame::kBatch) {
+      w.bytes(m.commands);
+    } else {
+      w.varint(m.argv.size());
+      for (const std::string& a : m.argv) w.bytes(a);
+    }
   } else if constexpr (std::is_same_v<T, PingFrame>) {
     w.u8(static_cast<uint8_t>(Kind::kPing));
   } else if constexpr (std::is_same_v<T, GroupFrame>) {
@@ -186,6 +191,15 @@ void encode_message(Writer& w, const T& m) {
     w.bytes(m.message);
   } else {
     static_assert(std::is_same_v<T, ForwardReplyFrame>);
+    if (m.batch) {
+      w.u8(static_cast<uint8_t>(Kind::kForwardReplies));
+      w.varint(m.call);
+      encode_status(w, m.status);
+      w.u8(m.more ? 1 : 0);
+      w.varint(m.reply_count);
+      w.bytes(m.replies);
+      return;
+    }
     w.u8(static_cast<uint8_t>(Kind::kForwardReply));
     w.varint(m.call);
     encode_status(w, m.status);
@@ -294,12 +308,31 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
         }
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasGroup);
       }
+      if (f.flags & ForwardFrame::kBatch) {
+        WIRE_READ(f.commands, r.bytes());  // split by the owner (BatchReader)
+        out = std::move(f);
+        break;
+      }
       uint64_t n = 0;
       WIRE_READ(n, r.varint());
       // Each argument takes at least one byte: a count beyond that is garbage.
       if (n > r.remaining()) return Status::Corruption("forward frame: bad argument count");
       f.argv.resize(n);
       for (std::string& a : f.argv) WIRE_READ(a, r.bytes());
+      out = std::move(f);
+      break;
+    }
+    case Kind::kForwardReplies: {
+      ForwardReplyFrame f;
+      f.batch = true;
+      WIRE_READ(f.call, r.varint());
+      if (Status s = decode_status(r, &f.status); !s.ok()) return s;
+      uint8_t more = 0;
+      WIRE_READ(more, r.u8());
+      if (more > 1) return Status::Corruption("forward replies: bad 'more' flag");
+      f.more = more == 1;
+      WIRE_READ(f.reply_count, r.varint());
+      WIRE_READ(f.replies, r.bytes());
       out = std::move(f);
       break;
     }
@@ -328,6 +361,77 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
   }
   if (!r.at_end()) return Status::Corruption("trailing bytes after frame body");
   return out;
+}
+
+namespace {
+
+void append_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+}  // namespace
+
+void append_command(std::string& out, std::span<const std::string_view> argv) {
+  append_varint(out, argv.size());
+  for (std::string_view a : argv) {
+    append_varint(out, a.size());
+    out.append(a);
+  }
+}
+
+void append_reply(std::string& out, std::string_view reply) {
+  append_varint(out, reply.size());
+  out.append(reply);
+}
+
+bool BatchReader::varint(uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (pos_ == bytes_.size()) break;
+    const auto b = static_cast<uint8_t>(bytes_[pos_++]);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  status_ = Status::Corruption("a batch's entries are cut short or malformed");
+  return false;
+}
+
+bool BatchReader::next_command(std::vector<std::string_view>* argv) {
+  argv->clear();
+  if (!status_.ok() || pos_ == bytes_.size()) return false;
+  uint64_t n = 0;
+  if (!varint(&n)) return false;
+  // Each argument takes at least one byte: a count beyond that is garbage.
+  if (n > bytes_.size() - pos_) {
+    status_ = Status::Corruption("a batch's command has a bad argument count");
+    return false;
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string_view a;
+    if (!next_reply(&a)) {
+      if (status_.ok()) status_ = Status::Corruption("a batch's command is cut short");
+      return false;
+    }
+    argv->push_back(a);
+  }
+  return true;
+}
+
+bool BatchReader::next_reply(std::string_view* reply) {
+  if (!status_.ok() || pos_ == bytes_.size()) return false;
+  uint64_t size = 0;
+  if (!varint(&size)) return false;
+  if (size > bytes_.size() - pos_) {
+    status_ = Status::Corruption("a batch's entry is cut short");
+    return false;
+  }
+  *reply = bytes_.substr(pos_, size);
+  pos_ += size;
+  return true;
 }
 
 }  // namespace statekv::net

@@ -16,10 +16,15 @@
 //               [varint origin node | varint origin client] |
 //               [varint group | u8 group flags | [varint min_index | varint max_staleness_ms]]
 //               | varint n | n x bytes
-//               a data command routed to the node that owns its keys
+//               a data command routed to the node that owns its keys; with flag
+//               kBatch, instead of the one command: bytes commands, several
+//               commands of one client stream (each varint n | n x bytes)
 //   kForwardReply varint call | u8 status code | bytes status message | bytes reply
 //               | varint leader_hint | varint index
 //               the command's whole reply, RESP-encoded as the client speaks it
+//   kForwardReplies varint call | u8 status code | bytes status message | u8 more |
+//               varint n | bytes replies (n x bytes)
+//               replies to a kBatch frame, in order (ForwardReplyFrame::batch)
 //   kPing       (no body) "I am alive": each node sends one to every member it
 //               knows every ping interval, so every node hears from every
 //               member, not only raft's leader from its followers
@@ -34,6 +39,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -109,6 +115,13 @@ struct ForwardFrame {
   // u8 group flags (1: local_read, 2: wait_replicas), then with local_read
   // varint min_index | varint max_staleness_ms.
   static constexpr uint8_t kHasGroup = 64;
+  // Several commands of one client stream in one frame (`commands`, argv
+  // unused): the owner runs them one after another, in order, exactly as if
+  // each had come in a frame of its own, and answers with one or more
+  // ForwardReplyFrame parts with `batch` set. A router sends a pipelining
+  // client's commands for one owner this way (coord/coordinator.h,
+  // "Batches"). Never with a group, kPublish or kTracking.
+  static constexpr uint8_t kBatch = 128;
   uint64_t call = 0;
   uint64_t epoch = 0;
   uint8_t flags = 0;
@@ -132,6 +145,9 @@ struct ForwardFrame {
   // argv is {index, numreplicas, timeout_ms}; the reply is a RESP integer.
   bool wait_replicas = false;
   std::vector<std::string> argv;
+  // With kBatch: the commands, one after another (append_command; read with
+  // BatchReader). Kept encoded: neither side splits them into strings.
+  std::string commands;
 };
 
 struct ForwardReplyFrame {
@@ -145,6 +161,39 @@ struct ForwardReplyFrame {
   // A replica group's log position the reply reflects (a write's entry, the
   // applied index a read saw; 0: none): the client's session moves up to it.
   uint64_t index = 0;
+  // The answer to a kBatch frame (on the wire as kForwardReplies; `reply`,
+  // leader_hint and index unused): `replies` are the replies of the batch's
+  // next commands, in order. With `more`, another part follows (the owner
+  // splits large answers, so that no frame nears the limit); the last part
+  // has `more` false, and its `status`, when not OK, says why the commands
+  // of the batch that got no reply in any part did not run: Aborted, the
+  // first of them was a stale route; Busy, an earlier command of the
+  // stream was refused as one; anything else, none of them ran.
+  bool batch = false;
+  bool more = false;
+  uint64_t reply_count = 0;
+  std::string replies;  // reply_count replies, one after another (append_reply, BatchReader)
+};
+
+// The commands of a batch (ForwardFrame::commands) and the replies of its
+// answer (ForwardReplyFrame::replies): runs of length-prefixed entries,
+// appended one at a time and read back as views into the bytes.
+void append_command(std::string& out, std::span<const std::string_view> argv);
+void append_reply(std::string& out, std::string_view reply);
+class BatchReader {
+ public:
+  explicit BatchReader(std::string_view bytes) : bytes_(bytes) {}
+  // The next command's arguments into *argv (views into the bytes). False at
+  // the end, and on bytes that are not such a run (status() says so).
+  bool next_command(std::vector<std::string_view>* argv);
+  bool next_reply(std::string_view* reply);
+  const Status& status() const { return status_; }
+
+ private:
+  bool varint(uint64_t* v);
+  std::string_view bytes_;
+  size_t pos_ = 0;
+  Status status_;
 };
 
 struct PingFrame {};

@@ -186,11 +186,14 @@ size_t Connection::process(std::string_view buf) {
     needed_ = 0;
     if (r.status == resp::ParseStatus::kError) {
       protocol_error(r.error);
+      if (session_.routed_batch) session_.routed_batch->flush();  // the requests before it
       return buf.size();
     }
     if (!args_.empty() && !execute(args_)) break;  // runs again once the replies due came
     pos += r.consumed;
   }
+  // Routed commands held back while the loop ran leave now, together.
+  if (session_.routed_batch) session_.routed_batch->flush();
   return pos;
 }
 

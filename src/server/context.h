@@ -116,6 +116,15 @@ struct Session {
   // reply must be written before execute() returns (internal and routed
   // sessions, tests): the router then waits for the reply instead.
   std::function<DeferredReply()> defer;
+  // Routed commands a router holds back to send together (coord/coordinator.h,
+  // "Batches"): a connection calls flush() once it ran the commands of one
+  // read, before it waits for replies or reads again. Only the connection's
+  // thread touches it.
+  struct RoutedBatch {
+    virtual ~RoutedBatch() = default;
+    virtual void flush() = 0;
+  };
+  std::unique_ptr<RoutedBatch> routed_batch;
   // Client-side caching: CLIENT TRACKING is on for this connection (the
   // TrackingTable in ServiceState holds its mode). Touched on its own thread only.
   bool tracking = false;

@@ -43,6 +43,7 @@ uint32_t acl_command_categories(const CommandSpec& spec, const CommandSpec* pare
     add("dangerous");
   }
   if (spec.flags & kPubsub) add("pubsub");
+  if (spec.flags & kBlocking) add("blocking");
   const std::string_view group = parent != nullptr ? parent->group : spec.group;
   if (group == "generic") add("keyspace");
   if (group == "sorted-set" || group == "sorted_set") add("sortedset");

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
 #include <functional>
 #include <map>

@@ -242,8 +242,10 @@ std::string client_info_line(const Session& s) {
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
       "tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
       s.id, s.addr, s.laddr, s.fd, name, age, idle,
-      s.blocked.load(std::memory_order_relaxed) ? "b" : sub + psub > 0 ? "P" : "N", s.db, sub, psub,
-      qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, user, s.resp, lib_name, lib_ver);
+      s.blocked.load(std::memory_order_relaxed) ? "b"
+      : sub + psub > 0                          ? "P"
+                                                : "N",
+      s.db, sub, psub, qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, user, s.resp, lib_name, lib_ver);
 }
 
 namespace {

@@ -195,6 +195,21 @@ TEST_P(BlockingTest, MultiPops) {
   }
 }
 
+TEST_P(BlockingTest, AclChecksMovableKeys) {
+  // LMPOP's keys follow numkeys: a user limited to some keys is refused the
+  // others (the ACL check read no key of them before).
+  run({"ACL", "SETUSER", "limited", "on", "nopass", "~ok:*", "+@all"});
+  run({"RPUSH", "secret:l", "s"});
+  RawPair p = connect();
+  p.call({"AUTH", "limited", "x"});
+  p.call({"LMPOP", "2", "ok:l", "secret:l", "LEFT"});
+  p.call({"BLMPOP", "0", "1", "secret:l", "LEFT"});
+  p.call({"ZMPOP", "1", "secret:z", "MIN"});
+  p.call({"SINTERCARD", "2", "ok:s", "secret:s"});
+  p.call({"LMPOP", "1", "ok:l", "LEFT"});
+  run({"LRANGE", "secret:l", "0", "-1"});
+}
+
 TEST_P(BlockingTest, Resp3ReplyShapes) {
   RawPair p = connect(3);
   p.call({"RPUSH", "l", "a", "b"});

@@ -84,6 +84,13 @@ TEST(BlockingCluster, ConsensusKeyspacesRefuseThem) {
   for (size_t i = 0; i < cluster.size(); ++i) {
     auto n = RedisClient::connect(cluster.port(i));
     ASSERT_TRUE(n.ok());
+    // The new keyspace reaches each node's map in its own time.
+    for (int tries = 0; tries < 1000; ++tries) {
+      if (n->cmd({"LOCATE", "r:q"}).find("\"rep\"") != std::string::npos) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_NE(n->cmd({"LOCATE", "r:q"}).find("\"rep\""), std::string::npos)
+        << n->cmd({"LOCATE", "r:q"});
     const std::string r = n->cmd({"BLPOP", "r:q", "0"});
     EXPECT_NE(r.find("ERR blocking commands are not served on REPLICATION consensus keyspaces"),
               std::string::npos)

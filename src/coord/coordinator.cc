@@ -677,6 +677,16 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
                        r.keyspace->spec.replication.kind == meta::Replication::kConsensus;
       one_group = one_group && r.keyspace == first.keyspace && r.shard == first.shard;
     }
+    if (any_replicated && (spec.flags & server::kBlocking)) {
+      // The command would run on the group's leader with a session of the
+      // group's own (no connection to park), and the leader can move while
+      // the client waits; the pushes that serve it commit through the log.
+      out.error(
+          "ERR blocking commands are not served on REPLICATION consensus keyspaces: a blocked "
+          "client would wait on the group's leader, which can change while it waits (use the "
+          "non-blocking form, e.g. LPOP, and poll)");
+      return Decision::kHandled;
+    }
     if (any_replicated) {
       if (!one_group) {
         out.error(
@@ -774,6 +784,16 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         const meta::Member* m = table->member(owners[0]);
         out.error("MOVED " + std::to_string(partition::key_slot(argv[keys[0]])) + " " +
                   (m ? m->address : std::string("?")));
+        return Decision::kHandled;
+      }
+      if (spec.flags & server::kBlocking) {
+        // Routed commands run on the owner one after another per client
+        // stream, with no connection there to park: a blocked one would
+        // hold the stream. Blocking is served on the owner's own clients.
+        const meta::Member* m = table->member(owners[0]);
+        out.error("ERR blocking commands are not routed between nodes yet: the keys belong to " +
+                  (m ? m->address : std::string("another node")) +
+                  "; run it there (LOCATE key), or use CLUSTER REDIRECTS on");
         return Decision::kHandled;
       }
       if (session.defer) {

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -25,6 +24,7 @@
 
 #include "resp/writer.h"
 #include "server/acl.h"
+#include "server/blocking.h"
 #include "server/context.h"
 #include "server/proposer.h"
 #include "server/scan_cursors.h"
@@ -48,6 +48,7 @@ enum CommandFlag : uint32_t {
   kPubsub = 1u << 10,       // Redis's "pubsub"
   kAllowBusy = 1u << 11,    // Redis's "allow_busy"
   kSkipSlowlog = 1u << 12,  // Redis's "skip_slowlog" (EXEC: its commands are logged, not it)
+  kBlocking = 1u << 13,     // Redis's "blocking": may block the client (server/blocking.h)
 };
 
 struct CommandContext;
@@ -186,6 +187,9 @@ struct ServiceState {
   // Before a flush is committed: breaks the watches of keys that exist.
   void flushing();
 
+  // The clients blocked in BLPOP and the like (server/blocking.h).
+  BlockingTable blocking;
+
  private:
   struct Pusher {
     std::function<bool(std::string)> push;
@@ -322,5 +326,13 @@ void add_zset_commands(std::vector<CommandSpec>& out);
 void add_list_commands(std::vector<CommandSpec>& out);
 void add_transaction_commands(std::vector<CommandSpec>& out);
 void add_acl_commands(std::vector<CommandSpec>& out);
+void add_blocking_commands(std::vector<CommandSpec>& out);
+
+// Serves the blocked clients whose keys this thread's commits filled
+// (BlockingTable::note_written), each with its own pop through the proposer.
+// Called when the outermost command on the thread returned, no lock held.
+void serve_blocked(ServiceState& state);
+// CLIENT UNBLOCK client-id [TIMEOUT | ERROR].
+void cmd_client_unblock(CommandContext& c);
 
 }  // namespace statekv::server

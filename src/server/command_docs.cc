@@ -181,6 +181,7 @@ std::vector<std::string_view> flag_names(uint32_t flags) {
   if (flags & kAdmin) out.push_back("admin");
   if (flags & kPubsub) out.push_back("pubsub");
   if (flags & kNoscript) out.push_back("noscript");
+  if (flags & kBlocking) out.push_back("blocking");
   if (flags & kLoading) out.push_back("loading");
   if (flags & kStale) out.push_back("stale");
   if (flags & kSkipSlowlog) out.push_back("skip_slowlog");

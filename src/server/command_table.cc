@@ -22,6 +22,22 @@ std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::
     for (size_t i = 2; i < 2 + n; ++i) out.push_back(i);
     return out;
   }
+  // LMPOP / ZMPOP numkeys key ...; BLMPOP / BZMPOP timeout numkeys key ...
+  // (movable keys, read the same way).
+  const size_t numkeys_at = spec.name == "lmpop" || spec.name == "zmpop"     ? 1
+                            : spec.name == "blmpop" || spec.name == "bzmpop" ? 2
+                                                                             : 0;
+  if (numkeys_at != 0 && argv.size() > numkeys_at + 1) {
+    uint64_t n = 0;
+    const std::string_view text = argv[numkeys_at];
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size() || n == 0 ||
+        n > argv.size() - numkeys_at - 1) {
+      return out;
+    }
+    for (size_t i = numkeys_at + 1; i < numkeys_at + 1 + n; ++i) out.push_back(i);
+    return out;
+  }
   if (spec.first_key <= 0 || spec.key_step <= 0) return out;
   const int argc = static_cast<int>(argv.size());
   const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
@@ -60,6 +76,7 @@ CommandTable::CommandTable() {
   add_list_commands(specs_);
   add_transaction_commands(specs_);
   add_acl_commands(specs_);
+  add_blocking_commands(specs_);
   by_name_.reserve(specs_.size() * 2);
   for (const CommandSpec& spec : specs_) {
     SKV_ASSERT(spec.name.size() <= kMaxNameLen, "command name too long");

@@ -82,6 +82,8 @@ void Connection::close(std::string_view why) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);  // cancels the pending wait/write; their handlers see closed_
   env_.registry->remove(session_.id);
+  // A command it is blocked in (BLPOP...) ends: nothing is popped for it.
+  env_.service->client_closed(session_);
   if (env_.pubsub != nullptr) leave_all(*env_.pubsub, session_);  // no deliver() after this
   env_.live->fetch_sub(1, std::memory_order_relaxed);
   // Drop buffers now: the object itself may live on until the cancelled
@@ -223,7 +225,12 @@ bool Connection::execute(std::vector<std::string_view>& args) {
     writer.error("ERR internal error: a command waited for replies while none was due");
     seq = 0;
   }
-  if (slots_.size() != slots_before) return true;  // it answers later (defer_reply)
+  if (slots_.size() != slots_before) {
+    // It answers later (defer_reply). A blocked client (BLPOP...) runs
+    // nothing more until that reply came, as in Redis.
+    if (session_.blocked.load(std::memory_order_relaxed)) waiting_ = true;
+    return true;
+  }
   if (thread_.limits().replies_wait_for_all_writes) {
     // Read after execute: covers every write this reply could reflect.
     seq = std::max(seq, env_.engine->last_sequence());
@@ -326,6 +333,7 @@ void Connection::on_deferred_replies() {
   // that waited first), then read again, as on_written does after a pause.
   if (waiting_ && session_.replies_due == 0) {
     waiting_ = false;
+    session_.blocked.store(false, std::memory_order_relaxed);
     if (!paused_ && !inbuf_.empty()) {
       const size_t used = process(inbuf_);
       if (closed_) return;

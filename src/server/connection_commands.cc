@@ -241,8 +241,11 @@ std::string client_info_line(const Session& s) {
       "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 "
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
       "tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
-      s.id, s.addr, s.laddr, s.fd, name, age, idle, sub + psub > 0 ? "P" : "N", s.db, sub, psub,
-      qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, user, s.resp, lib_name, lib_ver);
+      s.id, s.addr, s.laddr, s.fd, name, age, idle,
+      s.blocked.load(std::memory_order_relaxed) ? "b"
+      : sub + psub > 0                          ? "P"
+                                                : "N",
+      s.db, sub, psub, qbuf, qbuf, qbuf, omem, qbuf + omem, cmd, user, s.resp, lib_name, lib_ver);
 }
 
 namespace {
@@ -599,6 +602,12 @@ void add_connection_commands(std::vector<CommandSpec>& out) {
                                 "Returns information about server-assisted client-side caching "
                                 "for the connection.",
                                 "6.2.0", "O(1)", "", cmd_client_trackinginfo});
+  client.subcommands.push_back({"unblock", -3, kAdmin | kNoscript | kLoading | kStale, 0, 0, 0, g,
+                                "Unblocks a client blocked by a blocking command from a different "
+                                "connection.",
+                                "5.0.0", "O(log N) where N is the number of client connections",
+                                "client-id:integer [(unblock-type: TIMEOUT | ERROR)]",
+                                cmd_client_unblock});
   client.subcommands.push_back({"help", 2, kLoading | kStale, 0, 0, 0, g,
                                 "Returns helpful text about the different subcommands.", "5.0.0",
                                 "O(1)", "", cmd_client_help});

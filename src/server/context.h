@@ -158,6 +158,11 @@ struct Session {
   // Deferred replies this client is still owed (kept by the connection, read
   // on its thread).
   uint32_t replies_due = 0;
+  // Blocked in BLPOP and the like (server/blocking.h): set by the command
+  // together with defer(); the connection then runs nothing more of this
+  // client until the deferred reply came (Redis's blocked client) and clears
+  // it. Atomic: CLIENT LIST on other threads shows it (flag b).
+  std::atomic<bool> blocked{false};
   // Set with defer. The router calls it instead of running the command now
   // executing when that could overtake a command whose reply is still due
   // (only while replies_due > 0), writes nothing, and returns. The connection
@@ -407,6 +412,10 @@ class Service {
     bool bcast = false;
   };
   virtual TrackingNeeds tracking_needs() const { return {}; }
+
+  // The connection of session closed (on its thread): a command it is
+  // blocked in is cancelled (server/blocking.h). No-op by default.
+  virtual void client_closed(Session& session) {}
 
   // Starts background work (active expiry); stop() ends it and is called before
   // the engine is closed.

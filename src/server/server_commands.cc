@@ -79,6 +79,7 @@ void section_clients(CommandContext& c, std::string& s) {
   s += "# Clients\r\n";
   line(s, "connected_clients", c.state.ctx.clients != nullptr ? c.state.ctx.clients->count() : 0);
   line(s, "maxclients", config.maxclients);
+  line(s, "blocked_clients", c.state.blocking.blocked_clients());
   // This node's own clients with CLIENT TRACKING on (other nodes tracking
   // here are not counted).
   line(s, "tracking_clients", c.state.tracking.tracking_clients());

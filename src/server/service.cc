@@ -80,8 +80,8 @@ bool CommandContext::commit(std::span<const Store::Write> writes) {
   note(ticket->durable_at);
   // Invalidation and WATCH hooks here, where every effect is committed, not
   // in handlers.
-  if (!writes.empty() &&
-      (state.tracking_clients.load(std::memory_order_relaxed) > 0 || !state.watches.empty())) {
+  if (!writes.empty() && (state.tracking_clients.load(std::memory_order_relaxed) > 0 ||
+                          !state.watches.empty() || state.blocking.any())) {
     std::vector<std::string_view> keys;
     keys.reserve(writes.size());
     for (const Store::Write& w : writes) keys.push_back(w.key);
@@ -163,6 +163,7 @@ ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
 void ServiceState::committed(uint64_t client, std::span<const std::string_view> keys,
                              const Session* writer) {
   if (!watches.empty()) watches.on_write(keys);
+  blocking.note_written(keys);
   if (tracking_clients.load(std::memory_order_relaxed) > 0) {
     deliver(tracking.on_write(client, keys), writer);
   }
@@ -563,6 +564,23 @@ class ServiceImpl final : public Service {
                             resp::Writer& out) override {
     if (argv.empty()) return 0;
     const size_t mark = out.buffer()->size();
+    // Blocked clients whose keys this command filled are served once it has
+    // returned (its locks released, its reply written), as Redis serves them
+    // after the command that pushed; not inside a nested execute.
+    thread_local int depth = 0;
+    struct Outermost {
+      ServiceState& state;
+      ~Outermost() {
+        if (--depth == 0 && BlockingTable::has_ready()) {
+          try {
+            serve_blocked(state);
+          } catch (const std::exception& e) {
+            spdlog::error("serving blocked clients failed: {}", e.what());
+          }
+        }
+      }
+    } outermost{state_};
+    ++depth;
     try {
       return dispatch(session, argv, out);
     } catch (const std::exception& e) {
@@ -570,6 +588,12 @@ class ServiceImpl final : public Service {
       out.buffer()->resize(mark);
       out.error(sanitize(std::string("ERR internal error: ") + e.what()));
       return 0;
+    }
+  }
+
+  void client_closed(Session& session) override {
+    if (session.blocked.load(std::memory_order_relaxed)) {
+      state_.blocking.unblock(session.id, BlockingTable::Unblock::kGone);
     }
   }
 
@@ -593,6 +617,7 @@ class ServiceImpl final : public Service {
     }
     cv_.notify_all();
     if (expirer_.joinable()) expirer_.join();
+    state_.blocking.stop();
   }
 
  private:
@@ -895,6 +920,8 @@ class ServiceImpl final : public Service {
             return ticket->durable_at;
           });
       if (!done.ok()) spdlog::warn("active expiry cycle failed: {}", done.status().to_string());
+      // Expiry only erases: nothing to serve, but the keys it noted are taken.
+      if (BlockingTable::has_ready()) serve_blocked(state_);
       // Lazy free: the elements of collections deleted, expired or replaced
       // (record.h), a bounded number per cycle.
       auto reclaimed = state_.store.reclaim(kReclaimPerCycle);

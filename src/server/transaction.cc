@@ -89,11 +89,16 @@ std::vector<std::string> encode_exec(const TransactionState& t, uint64_t watcher
 
 void Transaction::stage(std::span<const Store::Write> writes) {
   for (const Store::Write& w : writes) {
+    if (w.element) {
+      elements_ = true;
+      continue;
+    }
     auto [it, added] = staged_.try_emplace(std::string(w.key));
     if (added) order_.push_back(it->first);
     it->second.erase = w.erase;
     it->second.value.assign(w.erase ? std::string_view() : w.value);
     it->second.expire_ms = w.erase ? 0 : w.expire_ms;
+    it->second.type = w.erase ? ValueType::kString : w.type;
   }
 }
 
@@ -114,7 +119,7 @@ std::optional<bool> Transaction::read(std::string_view key, int64_t now, std::st
   if (s.erase || (s.expire_ms != 0 && s.expire_ms <= now)) return false;
   // Copied: a later staging of the key must not change what the caller read.
   buf->assign(s.value);
-  rec->type = ValueType::kString;
+  rec->type = s.type;
   rec->expire_ms = s.expire_ms;
   rec->value = *buf;
   return true;
@@ -133,6 +138,11 @@ int64_t Transaction::key_delta(uint64_t store_keys,
 
 Result<std::vector<Store::Write>> Transaction::writes(
     Store& store, std::vector<std::string>* cleared_keys) const {
+  if (elements_) {
+    return Status::InvalidArgument(
+        "a hash, set, list or sorted set past its compact size (over 128 elements, or a large "
+        "element) cannot be written inside MULTI/EXEC yet; nothing was committed");
+  }
   std::vector<Store::Write> out;
   out.reserve(order_.size());
   std::string buf;
@@ -143,7 +153,7 @@ Result<std::vector<Store::Write>> Transaction::writes(
     // now = 0: what the store physically holds, as Store::apply reads it.
     auto found = store.get_locked(key, 0, &buf, &rec, &old);
     if (!found.ok()) return found.status();
-    out.push_back(Store::Write{key, old, s.erase, s.value, s.expire_ms});
+    out.push_back(Store::Write{key, old, s.erase, s.value, s.expire_ms, s.type});
   }
   if (!cleared_) return out;
   // Every record the store holds that nothing staged since the clear replaces.

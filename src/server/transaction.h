@@ -187,7 +187,12 @@ class Transaction {
     bool erase = false;
     std::string value;
     int64_t expire_ms = 0;
+    ValueType type = ValueType::kString;  // a collection's head record keeps its type
   };
+  // An element write (a collection in the element layout) was staged: its
+  // reads and writes are not staged yet, so writes() refuses the whole
+  // transaction rather than commit a wrong state.
+  bool elements_ = false;
   std::unordered_map<std::string, Staged> staged_;
   std::vector<std::string> order_;  // staged keys, first staging first
   bool cleared_ = false;

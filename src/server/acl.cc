@@ -491,14 +491,10 @@ std::string acl_describe(const AclUser& u, const AclCommands& commands) {
 AclVerdict acl_check(const AclUser& u, int index, const CommandSpec& spec,
                      std::span<const std::string_view> argv) {
   if (index < 0 || !u.commands[static_cast<size_t>(index)]) return {AclVerdict::kCommand, 0};
-  if (!u.allkeys && spec.first_key > 0 && spec.key_step > 0) {
+  if (!u.allkeys) {
     const bool write = !(spec.flags & kReadonly);
-    const int argc = static_cast<int>(argv.size());
-    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-    for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-      if (!key_allowed(u, argv[static_cast<size_t>(i)], write)) {
-        return {AclVerdict::kKey, static_cast<size_t>(i)};
-      }
+    for (size_t i : key_positions(spec, argv)) {
+      if (!key_allowed(u, argv[i], write)) return {AclVerdict::kKey, i};
     }
   }
   if (!u.allchannels) {

@@ -10,23 +10,24 @@ namespace statekv::server {
 
 std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv) {
   std::vector<size_t> out;
-  if (spec.name == "sintercard" && argv.size() >= 3) {
-    // numkeys key ...: keys that move with numkeys (Redis's movablekeys). A
-    // malformed numkeys names no key; the command's own handler refuses it.
+  if (spec.first_key > 0 && spec.key_step > 0) {
+    const int argc = static_cast<int>(argv.size());
+    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+    for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
+      out.push_back(static_cast<size_t>(i));
+    }
+  }
+  const size_t at = static_cast<size_t>(spec.numkeys_index);
+  if (at > 0 && argv.size() > at + 1) {
+    // numkeys key ...: keys that move with numkeys (Redis's movablekeys).
     uint64_t n = 0;
-    const std::string_view text = argv[1];
+    const std::string_view text = argv[at];
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size() || n == 0 || n > argv.size() - 2) {
+    if (ec != std::errc() || end != text.data() + text.size() || n == 0 ||
+        n > argv.size() - at - 1) {
       return out;
     }
-    for (size_t i = 2; i < 2 + n; ++i) out.push_back(i);
-    return out;
-  }
-  if (spec.first_key <= 0 || spec.key_step <= 0) return out;
-  const int argc = static_cast<int>(argv.size());
-  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-    out.push_back(static_cast<size_t>(i));
+    for (size_t i = at + 1; i <= at + n; ++i) out.push_back(i);
   }
   return out;
 }
@@ -57,6 +58,7 @@ CommandTable::CommandTable() {
   add_hash_commands(specs_);
   add_set_commands(specs_);
   add_zset_commands(specs_);
+  add_zset_store_commands(specs_);
   add_list_commands(specs_);
   add_transaction_commands(specs_);
   add_acl_commands(specs_);

@@ -75,13 +75,7 @@ void cmd_exec(CommandContext& c) {
     }
     // A flush touches every key: the transaction then holds every stripe.
     all = all || q.spec->name == "flushall" || q.spec->name == "flushdb";
-    const int argc = static_cast<int>(q.argv.size());
-    const int last = q.spec->last_key < 0 ? argc + q.spec->last_key : q.spec->last_key;
-    if (q.spec->first_key > 0) {
-      for (int i = q.spec->first_key; i <= last && i < argc; i += std::max(1, q.spec->key_step)) {
-        keys.push_back(q.argv[i]);
-      }
-    }
+    for (size_t i : key_positions(*q.spec, q.argv)) keys.push_back(q.argv[i]);
     commands.push_back(std::move(q));
   }
   const std::vector<std::string> watched =
@@ -118,7 +112,7 @@ void cmd_exec(CommandContext& c) {
     }
     c.note(qc.seq);
     if (c.session.tracking && c.state.ctx.router == nullptr && (q.spec->flags & kReadonly) &&
-        q.spec->first_key > 0) {
+        (q.spec->first_key > 0 || q.spec->numkeys_index > 0)) {
       track_read(qc);
     }
   }

@@ -280,7 +280,9 @@ TEST_P(ZsetStoreTest, RandMember) {
         EXPECT_TRUE(pairs.count(p)) << p;
         seen.insert(p);
       }
-      if (count > 0) EXPECT_EQ(seen.size(), static_cast<size_t>(count));
+      if (count > 0) {
+        EXPECT_EQ(seen.size(), static_cast<size_t>(count));
+      }
       auto plain = d_->subject_client().bulk_array({"ZRANDMEMBER", "z", std::to_string(count)});
       ASSERT_TRUE(plain.ok());
       EXPECT_EQ(plain->size(), static_cast<size_t>(std::abs(count)));

@@ -193,6 +193,129 @@ void reply_members(CommandContext& c, const std::vector<Scored>& items, bool wit
   }
 }
 
+namespace {
+
+bool has_index(const Collection& z) {
+  return z.encoding() == Encoding::kElements && score_indexed(z.generation());
+}
+
+std::string be64(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+// Index entries from..to (be64 order bits [+ member] bounds), ascending or
+// descending; the first `skip` are passed over, then at most `take` (< 0: all)
+// are appended to *out.
+Status walk(Collection& z, std::string_view from, std::string_view to, bool reverse, uint64_t skip,
+            int64_t take, std::vector<Scored>* out) {
+  if (take == 0) return Status::OK();
+  const size_t limit = take < 0 ? 0 : static_cast<size_t>(skip + static_cast<uint64_t>(take));
+  return z.store().scan_score_index(z.generation(), from, to, reverse, limit,
+                                    [&](std::string_view member, double score) {
+                                      if (skip > 0) {
+                                        --skip;
+                                        return true;
+                                      }
+                                      out->push_back(Scored{score, std::string(member)});
+                                      return take < 0 || static_cast<int64_t>(out->size()) < take;
+                                    });
+}
+
+}  // namespace
+
+Result<std::vector<Scored>> range_of(Collection& z, const RangeSpec& spec) {
+  std::vector<Scored> out;
+  if (!has_index(z)) {
+    auto all = sorted_members(z);
+    if (!all.ok()) return all.status();
+    return select_range(std::move(*all), spec);
+  }
+  const int64_t n = static_cast<int64_t>(z.size());
+  if (spec.by == By::kRank) {
+    int64_t first = 0, last = 0;
+    if (!clamp_ranks(spec.start, spec.end, n, &first, &last)) return out;
+    // Ascending ranks f0..f1 of what the reply holds.
+    const int64_t f0 = spec.rev ? n - 1 - last : first;
+    const int64_t f1 = spec.rev ? n - 1 - first : last;
+    const int64_t count = f1 - f0 + 1;
+    // Walk from the nearer end, then put the result in reply order.
+    const bool from_top = n - 1 - f1 < f0;
+    Status s =
+        walk(z, {}, {}, from_top, static_cast<uint64_t>(from_top ? n - 1 - f1 : f0), count, &out);
+    if (!s.ok()) return s;
+    if (from_top != spec.rev) std::reverse(out.begin(), out.end());
+    return out;
+  }
+  if (spec.offset < 0) return out;  // Redis: a negative offset skips everything
+  std::string from, to;
+  if (spec.by == By::kScore) {
+    const uint64_t lo = score_order_bits(spec.score.min);
+    const uint64_t hi = score_order_bits(spec.score.max);
+    from = be64(spec.score.minex ? lo + 1 : lo);
+    to = be64(spec.score.maxex ? hi : hi + 1);
+  } else {
+    // A lex range is meaningful when every member has one score (Redis's
+    // precondition): then it is a range of that score's entries. Otherwise
+    // Redis's answer depends on its skiplist's shape; statekv then filters the
+    // members in (score, member) order.
+    std::vector<Scored> ends;
+    Status s = walk(z, {}, {}, false, 0, 1, &ends);
+    if (s.ok()) s = walk(z, {}, {}, true, 0, 1, &ends);
+    if (!s.ok()) return s;
+    if (ends.size() < 2) return out;
+    const uint64_t bits = score_order_bits(ends[0].score);
+    if (bits != score_order_bits(ends[1].score)) {
+      auto all = sorted_members(z);
+      if (!all.ok()) return all.status();
+      return select_range(std::move(*all), spec);
+    }
+    const LexRange& r = spec.lex;
+    if (r.min_kind == LexRange::kHighest || r.max_kind == LexRange::kLowest) return out;
+    from = be64(bits);
+    if (r.min_kind == LexRange::kValue) {
+      from += r.min;
+      if (r.minex) from.push_back('\0');  // the first string after min
+    }
+    if (r.max_kind == LexRange::kHighest) {
+      to = be64(bits + 1);
+    } else {
+      to = be64(bits) + r.max;
+      if (!r.maxex) to.push_back('\0');
+    }
+  }
+  if (from >= to) return out;
+  Status s = walk(z, from, to, spec.rev, static_cast<uint64_t>(spec.offset), spec.limit, &out);
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<uint64_t> rank_of(Collection& z, std::string_view member, double score) {
+  if (!has_index(z)) {
+    auto all = sorted_members(z);
+    if (!all.ok()) return all.status();
+    Scored probe{score, std::string(member)};
+    return static_cast<uint64_t>(std::lower_bound(all->begin(), all->end(), probe, score_order) -
+                                 all->begin());
+  }
+  // The entries before (score, member): an ordered engine counts them by
+  // walking them (Redis's skiplist keeps spans for this; see docs/data-types.md).
+  uint64_t rank = 0;
+  std::string to = be64(score_order_bits(score));
+  to.append(member);
+  Status s =
+      z.store().scan_score_index(z.generation(), {}, to, false, 0, [&](std::string_view, double) {
+        ++rank;
+        return true;
+      });
+  if (!s.ok()) return s;
+  return rank;
+}
+
 std::string format_score(double score) {
   if (std::isinf(score)) return score > 0 ? "inf" : "-inf";
   char buf[64];

@@ -91,6 +91,15 @@ struct RangeSpec {
 // The members spec selects out of all (in (score, member) order), in reply order.
 std::vector<Scored> select_range(std::vector<Scored> all, const RangeSpec& spec);
 
+// The members spec selects out of z, in reply order: through z's score index
+// (record.h) when it has one, in O(log n + k) where k is what the range skips
+// and returns (a rank range is walked from its nearer end); otherwise by
+// reading and sorting every member (a listpack, at most 128 of them, or a
+// sorted set written before the index existed).
+Result<std::vector<Scored>> range_of(Collection& z, const RangeSpec& spec);
+// The 0-based rank of member (with its score) in ascending order.
+Result<uint64_t> rank_of(Collection& z, std::string_view member, double score);
+
 // Members, with their scores when asked: RESP2 one flat array, RESP3 an array
 // of [member, score] pairs (Redis's shape for ZRANGE, ZUNION, ZRANDMEMBER).
 void reply_members(CommandContext& c, const std::vector<Scored>& items, bool withscores);

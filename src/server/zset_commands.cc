@@ -270,9 +270,9 @@ void zrange_generic(CommandContext& c, std::optional<By> fixed_by, bool fixed_re
     if (!locked) return;
     auto z = open_zset_for_read(c, c.argv[1], *locked);
     if (!z) return;
-    auto all = sorted_members(*z);
-    if (!c.ok(all)) return;
-    return reply_members(c, select_range(std::move(*all), spec), withscores);
+    auto items = range_of(*z, spec);
+    if (!c.ok(items)) return;
+    return reply_members(c, *items, withscores);
   }
   // ZRANGESTORE: the destination is replaced whatever it holds.
   std::string_view keys[2] = {c.argv[1], c.argv[2]};
@@ -286,9 +286,9 @@ void zrange_generic(CommandContext& c, std::optional<By> fixed_by, bool fixed_re
   if (!live) return;
   auto z = open_collection(c, c.argv[2], *live, rec, src_meta, ValueType::kZset);
   if (!z) return;
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  store_result(c, c.argv[1], dst_meta, select_range(std::move(*all), spec));
+  auto items = range_of(*z, spec);
+  if (!c.ok(items)) return;
+  store_result(c, c.argv[1], dst_meta, *items);
 }
 void cmd_zrange(CommandContext& c) {
   zrange_generic(c, std::nullopt, false);
@@ -320,11 +320,10 @@ void zrank_generic(CommandContext& c, bool rev) {
   auto score = score_of(*z, c.argv[2]);
   if (!c.ok(score)) return;
   if (!score->has_value()) return c.out.null();
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  Scored probe{**score, std::string(c.argv[2])};
-  const auto rank = std::lower_bound(all->begin(), all->end(), probe, score_order) - all->begin();
-  c.out.integer(rev ? static_cast<int64_t>(all->size()) - 1 - rank : rank);
+  auto rank = rank_of(*z, c.argv[2], **score);
+  if (!c.ok(rank)) return;
+  const int64_t r = static_cast<int64_t>(*rank);
+  c.out.integer(rev ? static_cast<int64_t>(z->size()) - 1 - r : r);
 }
 void cmd_zrank(CommandContext& c) {
   zrank_generic(c, false);
@@ -346,9 +345,9 @@ void zcount_generic(CommandContext& c, By by) {
   if (!locked) return;
   auto z = open_zset_for_read(c, c.argv[1], *locked);
   if (!z) return;
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  c.out.integer(static_cast<int64_t>(select_range(std::move(*all), spec).size()));
+  auto items = range_of(*z, spec);
+  if (!c.ok(items)) return;
+  c.out.integer(static_cast<int64_t>(items->size()));
 }
 void cmd_zcount(CommandContext& c) {
   zcount_generic(c, By::kScore);
@@ -375,11 +374,14 @@ void zpop_generic(CommandContext& c, bool max) {
   if (!locked->live) return c.out.array(0);
   std::vector<Scored> popped;
   if (count > 0) {
-    auto all = sorted_members(*z);
-    if (!c.ok(all)) return;
-    if (max) std::reverse(all->begin(), all->end());
-    for (auto& e : *all) {
-      if (static_cast<int64_t>(popped.size()) == count) break;
+    // The lowest (highest) count members: ranks 0..count-1 from that end.
+    RangeSpec spec;
+    spec.rev = max;
+    spec.start = 0;
+    spec.end = count - 1;
+    auto items = range_of(*z, spec);
+    if (!c.ok(items)) return;
+    for (auto& e : *items) {
       if (!c.ok(z->erase(e.member))) return;
       popped.push_back(std::move(e));
     }
@@ -419,9 +421,9 @@ void zremrange_generic(CommandContext& c, By by) {
   if (!locked) return;
   auto z = open_zset(c, key, *locked);
   if (!z) return;
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  auto gone = select_range(std::move(*all), spec);
+  auto items = range_of(*z, spec);
+  if (!c.ok(items)) return;
+  const auto& gone = *items;
   for (const auto& e : gone) {
     if (!c.ok(z->erase(e.member))) return;
   }

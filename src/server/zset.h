@@ -5,8 +5,9 @@
 // A member's value in a sorted set (compact or element layout) is its score
 // as the IEEE-754 double's 8 bytes, big-endian.
 //
-// Pure functions over values, except sorted_members / stored_score / score_of,
-// which read a Collection the caller holds the key's lock for.
+// Pure functions over values, except those taking a Collection (sorted_members,
+// stored_score, score_of, range_of, rank_of, store_result), which read (and
+// store_result commits) a key the caller holds the lock of.
 #pragma once
 
 #include <cstdint>

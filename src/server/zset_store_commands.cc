@@ -97,8 +97,8 @@ struct SetOpArgs {
 };
 
 // Redis's zunionInterDiffGenericCommand argument rules, in its order of
-// checks: numkeys, then (after the keys' types, checked by the caller before
-// the options, as Redis does) the options. dst: whether the command stores.
+// checks: numkeys here, then the keys' types (the caller), then the options
+// (parse_options). Each replies Redis's error and returns false.
 bool parse_numkeys(CommandContext& c, size_t numkeys_index, SetOpArgs* a) {
   auto n = parse_int64(c.argv[numkeys_index]);
   if (!n) {

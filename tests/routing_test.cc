@@ -1163,16 +1163,16 @@ TEST(Routing, SortedSetCommandsOverSeveralKeysRouteByEveryKey) {
     EXPECT_EQ(c.cmd({"ZRANGE", "{t}d", "0", "-1"}), "[\"x\", \"y\"]");
     EXPECT_EQ(c.cmd({"ZSCAN", "{t}a", "0"}), "[\"0\", [\"x\", \"1\", \"y\", \"2\"]]");
     EXPECT_EQ(c.cmd({"ZRANDMEMBER", "{t}a", "-1"}).substr(0, 2), "[\"");
-    for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
-             {"ZUNION", "2", "{t}a", other},
-             {"ZINTER", "2", other, "{t}a"},
-             {"ZDIFF", "3", "{t}a", "{t}b", other},
-             {"ZINTERCARD", "2", "{t}a", other, "LIMIT", "1"},
-             {"ZUNIONSTORE", other, "2", "{t}a", "{t}b"},
-             {"ZINTERSTORE", "{t}d", "2", "{t}a", other},
-             {"ZDIFFSTORE", "{t}d", "1", other},
-             {"ZRANGESTORE", other, "{t}a", "0", "-1"},
-             {"ZRANGESTORE", "{t}d", other, "0", "-1"}}) {
+    for (const std::vector<std::string>& cmd :
+         std::vector<std::vector<std::string>>{{"ZUNION", "2", "{t}a", other},
+                                               {"ZINTER", "2", other, "{t}a"},
+                                               {"ZDIFF", "3", "{t}a", "{t}b", other},
+                                               {"ZINTERCARD", "2", "{t}a", other, "LIMIT", "1"},
+                                               {"ZUNIONSTORE", other, "2", "{t}a", "{t}b"},
+                                               {"ZINTERSTORE", "{t}d", "2", "{t}a", other},
+                                               {"ZDIFFSTORE", "{t}d", "1", other},
+                                               {"ZRANGESTORE", other, "{t}a", "0", "-1"},
+                                               {"ZRANGESTORE", "{t}d", other, "0", "-1"}}) {
       const std::string reply = c.cmd(cmd);
       EXPECT_EQ(reply.substr(0, 10), "-CROSSSLOT") << cmd[0] << ": " << reply;
     }

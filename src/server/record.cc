@@ -247,8 +247,7 @@ void score_prefix(uint64_t gen, std::string* out) {
   put_be64(gen, out);
 }
 
-void score_index_key(uint64_t gen, uint64_t order_bits, std::string_view member,
-                     std::string* out) {
+void score_index_key(uint64_t gen, uint64_t order_bits, std::string_view member, std::string* out) {
   score_prefix(gen, out);
   put_be64(order_bits, out);
   out->append(member);

@@ -1134,6 +1134,57 @@ TEST(Routing, HashAndSetCommandsRouteToTheirKeysOwner) {
   EXPECT_EQ(c.cmd({"SINTERCARD", "0", "{t}a"}), "-ERR numkeys should be greater than 0");
 }
 
+// Sorted sets in a 3-node cluster: the commands over several keys (a
+// destination, keys counted by numkeys) run on their keys' owner through any
+// node when the keys share it, and are CROSSSLOT otherwise, whichever
+// position the foreign key is in.
+TEST(Routing, SortedSetCommandsOverSeveralKeysRouteByEveryKey) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string k = "k" + std::to_string(i);
+    if (cluster.owner_of(k) != cluster.owner_of("{t}a")) other = k;
+  }
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient c = cluster.client(n);
+    SCOPED_TRACE("through node " + std::to_string(n + 1));
+    EXPECT_EQ(c.cmd({"DEL", "{t}a", "{t}b", "{t}d"}).substr(0, 1), ":");
+    EXPECT_EQ(c.cmd({"ZADD", "{t}a", "1", "x", "2", "y"}), ":2");
+    EXPECT_EQ(c.cmd({"ZADD", "{t}b", "3", "y", "4", "z"}), ":2");
+    EXPECT_EQ(c.cmd({"ZUNION", "2", "{t}a", "{t}b"}), "[\"x\", \"z\", \"y\"]");
+    EXPECT_EQ(c.cmd({"ZINTER", "2", "{t}a", "{t}b", "WITHSCORES"}), "[\"y\", \"5\"]");
+    EXPECT_EQ(c.cmd({"ZDIFF", "2", "{t}a", "{t}b"}), "[\"x\"]");
+    EXPECT_EQ(c.cmd({"ZINTERCARD", "2", "{t}a", "{t}b"}), ":1");
+    EXPECT_EQ(c.cmd({"ZUNIONSTORE", "{t}d", "2", "{t}a", "{t}b"}), ":3");
+    EXPECT_EQ(c.cmd({"ZINTERSTORE", "{t}d", "2", "{t}a", "{t}b"}), ":1");
+    EXPECT_EQ(c.cmd({"ZDIFFSTORE", "{t}d", "2", "{t}b", "{t}a"}), ":1");
+    EXPECT_EQ(c.cmd({"ZRANGESTORE", "{t}d", "{t}a", "0", "-1"}), ":2");
+    EXPECT_EQ(c.cmd({"ZRANGE", "{t}d", "0", "-1"}), "[\"x\", \"y\"]");
+    EXPECT_EQ(c.cmd({"ZSCAN", "{t}a", "0"}), "[\"0\", [\"x\", \"1\", \"y\", \"2\"]]");
+    EXPECT_EQ(c.cmd({"ZRANDMEMBER", "{t}a", "-1"}).substr(0, 2), "[\"");
+    for (const std::vector<std::string>& cmd :
+         std::vector<std::vector<std::string>>{{"ZUNION", "2", "{t}a", other},
+                                               {"ZINTER", "2", other, "{t}a"},
+                                               {"ZDIFF", "3", "{t}a", "{t}b", other},
+                                               {"ZINTERCARD", "2", "{t}a", other, "LIMIT", "1"},
+                                               {"ZUNIONSTORE", other, "2", "{t}a", "{t}b"},
+                                               {"ZINTERSTORE", "{t}d", "2", "{t}a", other},
+                                               {"ZDIFFSTORE", "{t}d", "1", other},
+                                               {"ZRANGESTORE", other, "{t}a", "0", "-1"},
+                                               {"ZRANGESTORE", "{t}d", other, "0", "-1"}}) {
+      const std::string reply = c.cmd(cmd);
+      EXPECT_EQ(reply.substr(0, 10), "-CROSSSLOT") << cmd[0] << ": " << reply;
+    }
+    // A malformed numkeys names no key: the owner-less command answers the
+    // error itself.
+    EXPECT_EQ(c.cmd({"ZUNION", "0", "{t}a"}),
+              "-ERR at least 1 input key is needed for 'zunion' command");
+    EXPECT_EQ(c.cmd({"ZINTERCARD", "5", "{t}a"}), "-ERR syntax error");
+  }
+}
+
 // Lists in a 3-node cluster: every command goes to its key's owner through
 // any node; LMOVE and RPOPLPUSH run on keys of one owner and are CROSSSLOT
 // across owners.

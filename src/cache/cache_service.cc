@@ -44,12 +44,7 @@ std::string error_reply(std::string_view message) {
 std::vector<std::string> keys_of(const server::CommandSpec& spec,
                                  std::span<const std::string_view> argv) {
   std::vector<std::string> keys;
-  if (spec.first_key <= 0 || spec.key_step <= 0) return keys;
-  const int argc = static_cast<int>(argv.size());
-  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-    keys.emplace_back(argv[i]);
-  }
+  for (size_t i : server::key_positions(spec, argv)) keys.emplace_back(argv[i]);
   return keys;
 }
 

@@ -493,7 +493,7 @@ AclVerdict acl_check(const AclUser& u, int index, const CommandSpec& spec,
                      std::span<const std::string_view> argv) {
   if (index < 0 || !u.commands[static_cast<size_t>(index)]) return {AclVerdict::kCommand, 0};
   if (!u.allkeys) {
-    // key_positions: movable keys (SINTERCARD, LMPOP, BLMPOP...) too.
+    // key_positions: movable keys (numkeys: SINTERCARD, ZUNION, LMPOP, BLMPOP...) too.
     const bool write = !(spec.flags & kReadonly);
     for (size_t i : key_positions(spec, argv)) {
       if (!key_allowed(u, argv[i], write)) return {AclVerdict::kKey, i};

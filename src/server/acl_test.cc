@@ -137,6 +137,15 @@ TEST_F(AclRules, KeyPatternsWithReadAndWritePermissions) {
   AclVerdict v = check(u, {"mset", "app:1", "v", "other", "v"});
   EXPECT_EQ(v.kind, AclVerdict::kKey);
   EXPECT_EQ(v.arg, 3u);
+  // Keys counted by a numkeys argument are keys too (SINTERCARD, ZUNION...).
+  EXPECT_EQ(check(u, {"sintercard", "2", "app:1", "ro:1"}).kind, AclVerdict::kOk);
+  v = check(u, {"sintercard", "2", "app:1", "secret"});
+  EXPECT_EQ(v.kind, AclVerdict::kKey);
+  EXPECT_EQ(v.arg, 3u);
+  EXPECT_EQ(check(u, {"zunion", "1", "secret"}).kind, AclVerdict::kKey);
+  v = check(u, {"zunionstore", "app:d", "2", "app:1", "secret"});
+  EXPECT_EQ(v.kind, AclVerdict::kKey);
+  EXPECT_EQ(v.arg, 4u);
   EXPECT_EQ(acl_describe_keys(u), "~app:* %R~ro:* %W~wo:*");
   // Adding both permissions to a pattern merges them.
   ASSERT_TRUE(acl_apply(u, "%W~ro:*", commands_).ok());

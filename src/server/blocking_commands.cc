@@ -471,6 +471,7 @@ void add_blocking_commands(std::vector<CommandSpec>& out) {
                  "timeout:double numkeys:integer key:key... (where: LEFT | RIGHT) "
                  "[COUNT=count:integer]",
                  cmd_pop});
+  out.back().numkeys_index = 2;  // numkeys key ... (movable keys)
   out.push_back({"lmpop", -4, kWrite, 0, 0, 0, "list",
                  "Returns multiple elements from a list after removing them. Deletes the list if "
                  "the last element was popped.",
@@ -479,6 +480,7 @@ void add_blocking_commands(std::vector<CommandSpec>& out) {
                  "returned.",
                  "numkeys:integer key:key... (where: LEFT | RIGHT) [COUNT=count:integer]",
                  cmd_pop});
+  out.back().numkeys_index = 1;  // numkeys key ... (movable keys)
   out.push_back({"bzpopmin", -3, kW | kFast, 1, -2, 1, "sorted-set",
                  "Removes and returns the member with the lowest score from one or more sorted "
                  "sets. Blocks until a member is available otherwise. Deletes the sorted set if "
@@ -501,6 +503,7 @@ void add_blocking_commands(std::vector<CommandSpec>& out) {
                  "timeout:double numkeys:integer key:key... (where: MIN | MAX) "
                  "[COUNT=count:integer]",
                  cmd_pop});
+  out.back().numkeys_index = 2;  // numkeys key ... (movable keys)
   out.push_back({"zmpop", -4, kWrite, 0, 0, 0, "sorted-set",
                  "Returns the highest- or lowest-scoring members from one or more sorted sets "
                  "after removing them. Deletes the sorted set if the last member was popped.",
@@ -508,6 +511,7 @@ void add_blocking_commands(std::vector<CommandSpec>& out) {
                  "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number "
                  "of elements in the sorted set, and M being the number of elements popped.",
                  "numkeys:integer key:key... (where: MIN | MAX) [COUNT=count:integer]", cmd_pop});
+  out.back().numkeys_index = 1;  // numkeys key ... (movable keys)
 }
 
 }  // namespace statekv::server

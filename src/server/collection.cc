@@ -85,7 +85,7 @@ bool Collection::outgrows_compact(std::string_view field, std::string_view value
 }
 
 void Collection::convert_to_elements() {
-  gen_ = store_->new_generation();
+  gen_ = store_->new_generation(/*score_index=*/type_ == ValueType::kZset);
   encoding_ = Encoding::kElements;
   for (auto& [field, value] : compact_) pending_[std::move(field)] = std::move(value);
   compact_.clear();

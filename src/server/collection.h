@@ -60,6 +60,9 @@ class Collection {
   // OBJECT ENCODING's answer: listpack, intset, hashtable or skiplist.
   std::string_view encoding_name() const;
   Encoding encoding() const { return encoding_; }
+  // The element layout's generation (0 when compact).
+  uint64_t generation() const { return gen_; }
+  Store& store() const { return *store_; }
 
   // The value of field (sets: "" for a member); nullopt when absent.
   Result<std::optional<std::string>> get(std::string_view field);

@@ -88,11 +88,17 @@ struct CommandSpec {
   std::vector<CommandSpec> subcommands;  // non-empty: a container (CLIENT, CONFIG, ...)
   // COMMAND INFO's tips, space-separated ("nondeterministic_output_order").
   std::string_view tips;
+  // Nonzero: argv[numkeys_index] is a count N and the N arguments after it are
+  // keys too (Redis's movablekeys: SINTERCARD, ZUNION, ZUNIONSTORE...), beside
+  // the first_key..last_key ones.
+  int numkeys_index = 0;
 };
 
 class CommandTable;
 
-// Where spec's keys are in argv (COMMAND GETKEYS without movable keys).
+// Where spec's keys are in argv: first_key..last_key, then the numkeys_index
+// ones. A malformed or too large numkeys names no key there (the command's
+// own handler refuses it).
 std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv);
 
 // State shared by all handlers (and the active-expiry thread).
@@ -323,6 +329,7 @@ void add_consistency_commands(std::vector<CommandSpec>& out);
 void add_hash_commands(std::vector<CommandSpec>& out);
 void add_set_commands(std::vector<CommandSpec>& out);
 void add_zset_commands(std::vector<CommandSpec>& out);
+void add_zset_store_commands(std::vector<CommandSpec>& out);
 void add_list_commands(std::vector<CommandSpec>& out);
 void add_transaction_commands(std::vector<CommandSpec>& out);
 void add_acl_commands(std::vector<CommandSpec>& out);

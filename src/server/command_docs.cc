@@ -204,6 +204,7 @@ void write_command_info(resp::Writer& out, const CommandSpec& spec, const Comman
   out.bulk(full_name(spec, parent));
   out.integer(spec.arity);
   auto flags = flag_names(spec.flags);
+  if (spec.numkeys_index > 0) flags.push_back("movablekeys");
   out.set(flags.size());
   for (auto f : flags) out.simple(f);
   out.integer(spec.first_key);

@@ -1,8 +1,7 @@
 #include "server/command_table.h"
 
-#include <charconv>
-
 #include <cctype>
+#include <charconv>
 
 #include "core/assert.h"
 
@@ -10,39 +9,24 @@ namespace statekv::server {
 
 std::vector<size_t> key_positions(const CommandSpec& spec, std::span<const std::string_view> argv) {
   std::vector<size_t> out;
-  if (spec.name == "sintercard" && argv.size() >= 3) {
-    // numkeys key ...: keys that move with numkeys (Redis's movablekeys). A
-    // malformed numkeys names no key; the command's own handler refuses it.
-    uint64_t n = 0;
-    const std::string_view text = argv[1];
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size() || n == 0 || n > argv.size() - 2) {
-      return out;
+  if (spec.first_key > 0 && spec.key_step > 0) {
+    const int argc = static_cast<int>(argv.size());
+    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+    for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
+      out.push_back(static_cast<size_t>(i));
     }
-    for (size_t i = 2; i < 2 + n; ++i) out.push_back(i);
-    return out;
   }
-  // LMPOP / ZMPOP numkeys key ...; BLMPOP / BZMPOP timeout numkeys key ...
-  // (movable keys, read the same way).
-  const size_t numkeys_at = spec.name == "lmpop" || spec.name == "zmpop"     ? 1
-                            : spec.name == "blmpop" || spec.name == "bzmpop" ? 2
-                                                                             : 0;
-  if (numkeys_at != 0 && argv.size() > numkeys_at + 1) {
+  const size_t at = static_cast<size_t>(spec.numkeys_index);
+  if (at > 0 && argv.size() > at + 1) {
+    // numkeys key ...: keys that move with numkeys (Redis's movablekeys).
     uint64_t n = 0;
-    const std::string_view text = argv[numkeys_at];
+    const std::string_view text = argv[at];
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
     if (ec != std::errc() || end != text.data() + text.size() || n == 0 ||
-        n > argv.size() - numkeys_at - 1) {
+        n > argv.size() - at - 1) {
       return out;
     }
-    for (size_t i = numkeys_at + 1; i < numkeys_at + 1 + n; ++i) out.push_back(i);
-    return out;
-  }
-  if (spec.first_key <= 0 || spec.key_step <= 0) return out;
-  const int argc = static_cast<int>(argv.size());
-  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-    out.push_back(static_cast<size_t>(i));
+    for (size_t i = at + 1; i <= at + n; ++i) out.push_back(i);
   }
   return out;
 }
@@ -73,6 +57,7 @@ CommandTable::CommandTable() {
   add_hash_commands(specs_);
   add_set_commands(specs_);
   add_zset_commands(specs_);
+  add_zset_store_commands(specs_);
   add_list_commands(specs_);
   add_transaction_commands(specs_);
   add_acl_commands(specs_);

@@ -58,6 +58,10 @@ class FakeEngine final : public storage::Engine {
   Status scan(std::string_view, std::string_view, size_t, const storage::ScanVisitor&) override {
     return Status::Internal("not used by these tests");
   }
+  Status scan_reverse(std::string_view, std::string_view, size_t,
+                      const storage::ScanVisitor&) override {
+    return Status::Internal("not used by these tests");
+  }
   Result<storage::Sequence> clear() override { return Status::Internal("not used by these tests"); }
   storage::Sequence last_sequence() const override {
     std::lock_guard lock(mu_);

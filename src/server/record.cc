@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <cstring>
+
 namespace statekv::server {
 namespace {
 
@@ -228,6 +230,40 @@ bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
   *gen = get_be64(raw.data() + 1);
   *position = get_be32(raw.data() + 9);
   *field = raw.substr(13);
+  return true;
+}
+
+uint64_t score_order_bits(double score) {
+  if (score == 0) score = 0.0;  // -0 orders as 0
+  uint64_t bits = 0;
+  std::memcpy(&bits, &score, sizeof bits);
+  constexpr uint64_t kSign = uint64_t{1} << 63;
+  return (bits & kSign) ? ~bits : bits | kSign;
+}
+
+void score_prefix(uint64_t gen, std::string* out) {
+  out->clear();
+  out->push_back(kScorePrefix);
+  put_be64(gen, out);
+}
+
+void score_index_key(uint64_t gen, uint64_t order_bits, std::string_view member, std::string* out) {
+  score_prefix(gen, out);
+  put_be64(order_bits, out);
+  out->append(member);
+}
+
+bool parse_score_index_key(std::string_view raw, uint64_t* gen, std::string_view* member) {
+  if (raw.size() < 17 || raw[0] != kScorePrefix) return false;
+  *gen = get_be64(raw.data() + 1);
+  *member = raw.substr(17);
+  return true;
+}
+
+bool decode_score_bytes(std::string_view v, double* out) {
+  if (v.size() != 8) return false;
+  const uint64_t bits = get_be64(v.data());
+  std::memcpy(out, &bits, sizeof bits);
   return true;
 }
 

@@ -50,6 +50,7 @@ inline constexpr char kDataPrefix = 'd';
 inline constexpr char kExpiryPrefix = 'e';
 inline constexpr char kGarbagePrefix = 'g';
 inline constexpr char kElementPrefix = 'm';
+inline constexpr char kScorePrefix = 's';
 
 // A decoded record; value views into the encoded bytes it was decoded from.
 struct RecordView {
@@ -120,6 +121,34 @@ void element_position_key(uint64_t gen, uint32_t position, std::string* out);
 // Splits an element key of a hash or set; false when malformed.
 bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
                        std::string_view* field);
+
+// ---- the score index of sorted sets ----
+//
+// A sorted set in the element layout whose generation carries kScoreIndexBit
+// has, beside its member -> score elements, one entry per member in score
+// order:
+//   "s" + be64(gen) + be64(score_order_bits(score)) + member -> the score (8 bytes)
+// The store derives these entries from the member element writes when it
+// applies them (Store::apply_locked reads a member's old score to move its
+// entry), so the effects replicated stay the element effects; reclaiming a
+// retired generation removes both families. Generations without the bit
+// (sorted sets written before the index existed) have no index.
+inline constexpr uint64_t kScoreIndexBit = uint64_t{1} << 47;
+inline bool score_indexed(uint64_t gen) {
+  return (gen & kScoreIndexBit) != 0;
+}
+// The score's bits arranged so that bytewise order is numeric order: the sign
+// bit flipped for positive numbers, every bit inverted for negative ones; -0
+// orders as 0 (Redis compares them equal, then by member).
+uint64_t score_order_bits(double score);
+// "s" + be64(gen): the prefix of a generation's score index.
+void score_prefix(uint64_t gen, std::string* out);
+// Replaces *out with "s" + be64(gen) + be64(order_bits), then appends member.
+void score_index_key(uint64_t gen, uint64_t order_bits, std::string_view member, std::string* out);
+// Splits a score index key; false when malformed.
+bool parse_score_index_key(std::string_view raw, uint64_t* gen, std::string_view* member);
+// A stored score (the IEEE-754 double's 8 bytes, big-endian); false when not 8 bytes.
+bool decode_score_bytes(std::string_view v, double* out);
 
 // Replaces *out with "g" + be64(gen).
 void garbage_key(uint64_t gen, std::string* out);

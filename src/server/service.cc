@@ -123,11 +123,7 @@ uint64_t CommandContext::key_count() {
 }
 
 void track_read(CommandContext& c) {
-  const int argc = static_cast<int>(c.argv.size());
-  const int last = c.spec.last_key < 0 ? argc + c.spec.last_key : c.spec.last_key;
-  for (int i = c.spec.first_key; i <= last && i < argc; i += std::max(1, c.spec.key_step)) {
-    c.state.tracking.on_read(c.session.id, c.argv[i]);
-  }
+  for (size_t i : key_positions(c.spec, c.argv)) c.state.tracking.on_read(c.session.id, c.argv[i]);
   c.state.deliver(c.state.tracking.enforce_limit());
 }
 
@@ -519,12 +515,7 @@ void queue_command(TransactionState& t, const CommandSpec& spec,
                    std::span<const std::string_view> argv) {
   t.queue.emplace_back(argv.begin(), argv.end());
   t.whole_keyspace = t.whole_keyspace || spec.name == "flushall" || spec.name == "flushdb";
-  if (spec.first_key <= 0) return;
-  const int argc = static_cast<int>(argv.size());
-  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  for (int i = spec.first_key; i <= last && i < argc; i += std::max(1, spec.key_step)) {
-    t.keys.emplace_back(argv[i]);
-  }
+  for (size_t i : key_positions(spec, argv)) t.keys.emplace_back(argv[i]);
 }
 
 std::optional<uint64_t> parse_u64(std::string_view s) {
@@ -844,7 +835,7 @@ class ServiceImpl final : public Service {
   // value for good). CLIENT CACHING applies to one command.
   void prepare_tracking(Session& session, const CommandSpec& run,
                         std::span<const std::string_view> argv, std::string_view fullname) {
-    const bool keyed_read = (run.flags & kReadonly) && run.first_key > 0;
+    const bool keyed_read = (run.flags & kReadonly) && (run.first_key > 0 || run.numkeys_index > 0);
     if (session.track_origin_read && keyed_read) {
       state_.tracking_peer_reads(session.track_origin_node);
       record_keys(TrackingTable::kPeerBit | session.track_origin_node, run, argv);
@@ -872,11 +863,7 @@ class ServiceImpl final : public Service {
 
   void record_keys(uint64_t client, const CommandSpec& spec,
                    std::span<const std::string_view> argv) {
-    const int argc = static_cast<int>(argv.size());
-    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-    for (int i = spec.first_key; i <= last && i < argc; i += std::max(1, spec.key_step)) {
-      state_.tracking.on_read(client, argv[i]);
-    }
+    for (size_t i : key_positions(spec, argv)) state_.tracking.on_read(client, argv[i]);
   }
 
  public:

@@ -496,6 +496,7 @@ void add_set_commands(std::vector<CommandSpec>& out) {
                  "O(N*M) worst case where N is the cardinality of the smallest set and M is the "
                  "number of sets.",
                  "numkeys:integer key:key... [LIMIT=limit:integer]", cmd_sintercard});
+  out.back().numkeys_index = 1;
   out.push_back({"sinterstore", -3, kWrite | kDenyOom, 1, -1, 1, g,
                  "Stores the intersect of multiple sets in a key.", "1.0.0",
                  "O(N*M) worst case where N is the cardinality of the smallest set and M is the "

@@ -266,7 +266,8 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
   bool gens_change = false;
   for (const Write& w : writes) {
     if (w.element) {
-      ++ops;
+      // A sorted set's member also moves its score index entry (a batch).
+      ops += score_indexed(w.gen) ? 2 : 1;
       continue;
     }
     if (w.erase) {
@@ -311,9 +312,33 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
     // after (RENAME moves a generation from one key to another: not retired).
     std::vector<uint64_t> retired;
     std::vector<uint64_t> owned;
+    std::string old_score;
     for (const Write& w : writes) {
       if (w.element) {
         element_key(w.gen, w.field, &dk);
+        if (score_indexed(w.gen)) {
+          // The member's index entry follows its score: the old one goes
+          // (its score is the element's value before this write).
+          Status got = engine_.get(dk, &old_score);
+          if (got.ok()) {
+            double d = 0;
+            if (!decode_score_bytes(old_score, &d)) {
+              return Status::Corruption("malformed sorted-set score");
+            }
+            score_index_key(w.gen, score_order_bits(d), w.field, &ek);
+            batch.del(ek);
+          } else if (!got.is_not_found()) {
+            return got;
+          }
+          if (!w.erase) {
+            double d = 0;
+            if (!decode_score_bytes(w.value, &d)) {
+              return Status::InvalidArgument("a sorted-set member's score is not 8 bytes");
+            }
+            score_index_key(w.gen, score_order_bits(d), w.field, &ek);
+            batch.put(ek, w.value);
+          }
+        }
         if (w.erase) {
           batch.del(dk);
         } else {
@@ -387,14 +412,47 @@ void Store::note_generation(uint64_t gen) {
   // Another node's generations (applied from its replica groups) are its to
   // count: only this store's space moves its counter.
   if ((gen & ~kGenerationCounterMask) != generation_space_) return;
-  gen &= kGenerationCounterMask;
+  gen &= kGenerationCounterMask & ~kScoreIndexBit;
   uint64_t seen = max_gen_.load(std::memory_order_relaxed);
   while (gen > seen && !max_gen_.compare_exchange_weak(seen, gen, std::memory_order_relaxed)) {
   }
 }
 
-uint64_t Store::new_generation() {
-  return generation_space_ | (max_gen_.fetch_add(1, std::memory_order_relaxed) + 1);
+uint64_t Store::new_generation(bool score_index) {
+  return generation_space_ | (score_index ? kScoreIndexBit : 0) |
+         (max_gen_.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+Status Store::scan_score_index(uint64_t gen, std::string_view from, std::string_view to,
+                               bool reverse, size_t limit, const ScoreVisitor& visit) {
+  std::string prefix;
+  score_prefix(gen, &prefix);
+  std::string start = prefix;
+  start.append(from);
+  std::string end;
+  if (to.empty()) {
+    score_prefix(gen + 1, &end);
+  } else {
+    end = prefix;
+    end.append(to);
+  }
+  bool malformed = false;
+  auto each = [&](std::string_view raw, std::string_view value) {
+    uint64_t g = 0;
+    std::string_view member;
+    double score = 0;
+    if (!parse_score_index_key(raw, &g, &member) || g != gen ||
+        !decode_score_bytes(value, &score)) {
+      malformed = true;
+      return false;
+    }
+    return visit(member, score);
+  };
+  Status s = reverse ? engine_.scan_reverse(start, end, limit, each)
+                     : engine_.scan(start, end, limit, each);
+  if (!s.ok()) return s;
+  if (malformed) return Status::Corruption("malformed score index entry");
+  return Status::OK();
 }
 
 Result<bool> Store::get_element(uint64_t gen, std::string_view field, std::string* value) {
@@ -445,15 +503,20 @@ Result<size_t> Store::reclaim(size_t max_elements) {
     // The elements of a retired generation: nothing reads or writes them now.
     const size_t budget = max_elements - deleted;
     std::string start;
-    element_prefix(gen, &start);
     std::string end;
-    element_prefix(gen + 1, &end);
     storage::WriteBatch batch;
-    s = engine_.scan(start, end, budget, [&](std::string_view raw, std::string_view) {
-      batch.del(raw);
-      return true;
-    });
-    if (!s.ok()) return s;
+    // The members, then (a sorted set's) the score index.
+    for (int family = 0; family < 2 && batch.size() < budget; ++family) {
+      if (family == 1 && !score_indexed(gen)) break;
+      (family == 0 ? element_prefix : score_prefix)(gen, &start);
+      (family == 0 ? element_prefix : score_prefix)(gen + 1, &end);
+      s = engine_.scan(start, end, budget - batch.size(),
+                       [&](std::string_view raw, std::string_view) {
+                         batch.del(raw);
+                         return true;
+                       });
+      if (!s.ok()) return s;
+    }
     const bool emptied = batch.size() < budget;
     deleted += batch.size();
     if (emptied) {

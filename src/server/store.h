@@ -155,8 +155,19 @@ class Store {
   // Removes every key (FLUSHDB/FLUSHALL), holding all stripe locks.
   Result<storage::Sequence> flush();
 
-  // A generation no record of this store has used (element layout).
-  uint64_t new_generation();
+  // A generation no record of this store has used (element layout); with
+  // score_index, a sorted set's (record.h: kScoreIndexBit), whose member
+  // writes also keep its score index.
+  uint64_t new_generation(bool score_index = false);
+  // Visits the score index of sorted-set generation gen (record.h) from
+  // "s" + be64(gen) + from (inclusive) to "s" + be64(gen) + to (exclusive; an
+  // empty to: the generation's end), ascending or, with reverse, descending;
+  // at most limit entries (0: no limit). from/to are be64(score_order_bits)
+  // [+ member] bounds. visit gets the member and its score and returns false
+  // to stop. Views are valid only during the call.
+  using ScoreVisitor = std::function<bool(std::string_view member, double score)>;
+  Status scan_score_index(uint64_t gen, std::string_view from, std::string_view to, bool reverse,
+                          size_t limit, const ScoreVisitor& visit);
   // Copies element field of generation gen into *value; false when absent.
   Result<bool> get_element(uint64_t gen, std::string_view field, std::string* value);
   // Visits the elements of generation gen from scan position `from` (record.h:

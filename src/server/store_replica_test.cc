@@ -8,6 +8,7 @@
 // bytes to a second store, the way a replicated protocol carries them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <string>
@@ -416,6 +417,54 @@ TEST(StoreReplica, DeletedAndExpiredCollectionsAreReclaimedWithoutLeaks) {
   h.service().stop();
   EXPECT_EQ(h.run({"SCARD", "t"}).integer, 1000);
   EXPECT_EQ(h.run({"DBSIZE"}).integer, 1);
+}
+
+// A sorted set in the element layout has one score-index entry per member,
+// in (score, member) order with the exact score as value; every store derives
+// it from the member effects (the replica's engine is byte for byte the
+// executor's), and deleting the set reclaims both families.
+TEST(StoreReplica, SortedSetScoreIndexFollowsItsMembersAndIsReclaimed) {
+  ReplicaFixture f;
+  Harness& h = f.h();
+  std::vector<std::string> add = {"ZADD", "z"};
+  for (int i = 0; i < 300; ++i) {
+    add.push_back(std::to_string((i % 7) - 3.5));
+    add.push_back("e" + std::to_string(i));
+  }
+  h.run(add);
+  h.run({"ZADD", "z", "-0", "negzero", "0", "zero", "inf", "top"});
+  h.run({"ZINCRBY", "z", "100", "e5"});
+  h.run({"ZREM", "z", "e6", "nope"});
+  f.expect_same_state("after the writes");
+  EXPECT_EQ(count_prefix(h.engine(), 's'), 302u);
+  EXPECT_EQ(count_prefix(h.engine(), 's'), count_prefix(h.engine(), 'm'));
+  // The index in engine order is the (score, member) order.
+  std::vector<std::pair<double, std::string>> seen;
+  ASSERT_TRUE(h.engine()
+                  .scan("s", "t", 0,
+                        [&](std::string_view k, std::string_view v) {
+                          double d = 0;
+                          EXPECT_TRUE(decode_score_bytes(v, &d));
+                          seen.emplace_back(d, std::string(k.substr(17)));
+                          return true;
+                        })
+                  .ok());
+  auto sorted = seen;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(seen, sorted);
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.back(), std::make_pair(HUGE_VAL, std::string("top")));
+  EXPECT_EQ(seen[seen.size() - 2], std::make_pair(100.0 + (5 % 7) - 3.5, std::string("e5")));
+  auto neg = std::find_if(seen.begin(), seen.end(), [](auto& p) { return p.second == "negzero"; });
+  ASSERT_NE(neg, seen.end());
+  EXPECT_TRUE(std::signbit(neg->first));  // the exact score: -0 kept
+  EXPECT_EQ(h.run({"ZRANGE", "z", "0", "-1"}).elements.size(), 302u);
+  h.run({"DEL", "z"});
+  f.expect_same_state("after DEL");
+  h.service().start();
+  ASSERT_TRUE(testing::eventually([&] { return count_prefix(h.engine(), 's') == 0; }));
+  ASSERT_TRUE(testing::eventually([&] { return count_prefix(h.engine(), 'm') == 0; }));
+  h.service().stop();
 }
 
 TEST(StoreReplica, ExpiryIsDecidedByTheExecutorAndReplicatesAsAnErase) {

@@ -114,7 +114,7 @@ void cmd_exec(CommandContext& c) {
     }
     c.note(qc.seq);
     if (c.session.tracking && c.state.ctx.router == nullptr && (q.spec->flags & kReadonly) &&
-        q.spec->first_key > 0) {
+        (q.spec->first_key > 0 || q.spec->numkeys_index > 0)) {
       track_read(qc);
     }
   }

@@ -18,99 +18,12 @@
 
 #include "server/collection_command.h"
 #include "server/number.h"
+#include "server/zset.h"
 
 namespace statekv::server {
 namespace {
 
-constexpr std::string_view kNotFloat = "ERR value is not a valid float";
-constexpr std::string_view kNanResult = "ERR resulting score is not a number (NaN)";
-constexpr std::string_view kMinMaxNotFloat = "ERR min or max is not a float";
-constexpr std::string_view kMinMaxNotLex = "ERR min or max not valid string range item";
-
-std::string encode_score(double score) {
-  uint64_t bits = 0;
-  std::memcpy(&bits, &score, sizeof bits);
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<size_t>(i)] = static_cast<char>(bits & 0xff);
-    bits >>= 8;
-  }
-  return out;
-}
-
-std::optional<double> decode_score(std::string_view v) {
-  if (v.size() != 8) return std::nullopt;
-  uint64_t bits = 0;
-  for (char ch : v) bits = (bits << 8) | static_cast<uint8_t>(ch);
-  double d = 0;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
-}
-
-// Redis's string2d: strtod over the whole text, no leading space, no NaN, no
-// overflow.
-std::optional<double> parse_score(std::string_view text) {
-  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return std::nullopt;
-  std::string buf(text);
-  char* end = nullptr;
-  errno = 0;
-  double d = std::strtod(buf.c_str(), &end);
-  if (static_cast<size_t>(end - buf.c_str()) != buf.size()) return std::nullopt;
-  if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL || std::fpclassify(d) == FP_ZERO)) {
-    return std::nullopt;
-  }
-  if (std::isnan(d)) return std::nullopt;
-  return d;
-}
-
-struct Scored {
-  double score;
-  std::string member;
-};
-
-bool score_order(const Scored& a, const Scored& b) {
-  if (a.score != b.score) return a.score < b.score;
-  return a.member < b.member;
-}
-
-// Every member of z in (score, member) order.
-Result<std::vector<Scored>> sorted_members(Collection& z) {
-  std::vector<Scored> out;
-  out.reserve(z.size());
-  bool bad = false;
-  Status s = z.for_each([&](std::string_view f, std::string_view v) {
-    auto d = decode_score(v);
-    if (!d) {
-      bad = true;
-      return false;
-    }
-    out.push_back(Scored{*d, std::string(f)});
-    return true;
-  });
-  if (!s.ok()) return s;
-  if (bad) return Status::Corruption("malformed sorted-set score");
-  std::sort(out.begin(), out.end(), score_order);
-  return out;
-}
-
-// The stored form of score for member in z. A listpack stores a zero score as
-// the integer 0 (Redis reads -0 back as 0); the skiplist keeps the double.
-std::string stored_score(const Collection& z, std::string_view member, bool is_new, double score) {
-  const bool stays_compact = z.encoding() != Encoding::kElements &&
-                             member.size() <= kZsetMaxListpackValue &&
-                             (!is_new || z.size() + 1 <= kZsetMaxListpackEntries);
-  if (stays_compact && score == 0) score = 0.0;
-  return encode_score(score);
-}
-
-Result<std::optional<double>> score_of(Collection& z, std::string_view member) {
-  auto v = z.get(member);
-  if (!v.ok()) return v.status();
-  if (!v->has_value()) return std::optional<double>();
-  auto d = decode_score(**v);
-  if (!d) return Status::Corruption("malformed sorted-set score");
-  return std::optional<double>(*d);
-}
+using namespace zset;  // NOLINT: this file is the sorted-set commands
 
 std::optional<Collection> open_zset(CommandContext& c, std::string_view key,
                                     const LockedRead& locked) {
@@ -287,155 +200,22 @@ void cmd_zrem(CommandContext& c) {
   c.out.integer(deleted);
 }
 
-// A score range: "(x" excludes x; "inf", "-inf" as strtod reads them.
-struct ScoreRange {
-  double min = 0, max = 0;
-  bool minex = false, maxex = false;
-  bool contains(double d) const {
-    return (minex ? d > min : d >= min) && (maxex ? d < max : d <= max);
-  }
-};
-
-// Redis's zslParseRange item: strtod (which reads "" as 0), no NaN.
-bool parse_range_item(std::string_view text, double* out, bool* exclusive) {
-  *exclusive = !text.empty() && text[0] == '(';
-  if (*exclusive) text.remove_prefix(1);
-  std::string buf(text);
-  char* end = nullptr;
-  double d = std::strtod(buf.c_str(), &end);
-  if (*end != '\0' || std::isnan(d)) return false;
-  *out = d;
-  return true;
-}
-
-bool parse_score_range(std::string_view min, std::string_view max, ScoreRange* r) {
-  return parse_range_item(min, &r->min, &r->minex) && parse_range_item(max, &r->max, &r->maxex);
-}
-
-// A lex range: "-" and "+" are the ends, "[x" includes x, "(x" excludes it.
-struct LexRange {
-  enum Kind { kLowest, kHighest, kValue };
-  Kind min_kind = kValue, max_kind = kValue;
-  std::string min, max;
-  bool minex = false, maxex = false;
-  bool contains(std::string_view m) const {
-    bool above = min_kind == kLowest ||
-                 (min_kind == kValue && (minex ? m > std::string_view(min) : m >= min));
-    bool below = max_kind == kHighest ||
-                 (max_kind == kValue && (maxex ? m < std::string_view(max) : m <= max));
-    return above && below;
-  }
-};
-
-bool parse_lex_item(std::string_view text, LexRange::Kind* kind, std::string* value,
-                    bool* exclusive) {
-  if (text == "+") {
-    *kind = LexRange::kHighest;
-    return true;
-  }
-  if (text == "-") {
-    *kind = LexRange::kLowest;
-    return true;
-  }
-  if (text.empty() || (text[0] != '(' && text[0] != '[')) return false;
-  *kind = LexRange::kValue;
-  *exclusive = text[0] == '(';
-  *value = std::string(text.substr(1));
-  return true;
-}
-
-bool parse_lex_range(std::string_view min, std::string_view max, LexRange* r) {
-  return parse_lex_item(min, &r->min_kind, &r->min, &r->minex) &&
-         parse_lex_item(max, &r->max_kind, &r->max, &r->maxex);
-}
-
-// Redis's rank normalisation: negative ranks count from the end; false when
-// the range is empty. *first, *last are then valid indexes.
-bool clamp_ranks(int64_t start, int64_t end, int64_t size, int64_t* first, int64_t* last) {
-  if (start < 0) start += size;
-  if (end < 0) end += size;
-  if (start < 0) start = 0;
-  if (start > end || start >= size) return false;
-  if (end >= size) end = size - 1;
-  *first = start;
-  *last = end;
-  return true;
-}
-
-enum class By { kRank, kScore, kLex };
-
-struct RangeSpec {
-  By by = By::kRank;
-  bool rev = false;
-  int64_t start = 0, end = 0;  // kRank
-  ScoreRange score;
-  LexRange lex;
-  int64_t offset = 0;
-  int64_t limit = -1;  // negative: no limit
-};
-
-// The members spec selects, in reply order.
-std::vector<Scored> select_range(std::vector<Scored> all, const RangeSpec& spec) {
-  if (spec.rev) std::reverse(all.begin(), all.end());
-  std::vector<Scored> out;
-  if (spec.by == By::kRank) {
-    int64_t first = 0, last = 0;
-    if (!clamp_ranks(spec.start, spec.end, static_cast<int64_t>(all.size()), &first, &last)) {
-      return out;
-    }
-    for (int64_t i = first; i <= last; ++i) out.push_back(std::move(all[static_cast<size_t>(i)]));
-    return out;
-  }
-  // LIMIT: a negative offset skips everything (Redis counts it down to zero).
-  if (spec.offset < 0) return out;
-  int64_t skip = spec.offset;
-  int64_t left = spec.limit;
-  for (auto& e : all) {
-    const bool in =
-        spec.by == By::kScore ? spec.score.contains(e.score) : spec.lex.contains(e.member);
-    if (!in) continue;
-    if (skip > 0) {
-      --skip;
-      continue;
-    }
-    if (left == 0) break;
-    if (left > 0) --left;
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
-void reply_members(CommandContext& c, const std::vector<Scored>& items, bool withscores) {
-  if (withscores && c.out.protocol() == 3) {
-    c.out.array(items.size());
-    for (const auto& e : items) {
-      c.out.array(2);
-      c.out.bulk(e.member);
-      c.out.dbl(e.score);
-    }
-    return;
-  }
-  c.out.array(items.size() * (withscores ? 2 : 1));
-  for (const auto& e : items) {
-    c.out.bulk(e.member);
-    if (withscores) c.out.dbl(e.score);
-  }
-}
-
-// ZRANGE and its older forms. args_from: the index of the first range
-// argument (after the key); fixed_by / fixed_rev: the form's own range type
-// and direction (nullopt: ZRANGE, read from the options).
-void zrange_generic(CommandContext& c, std::optional<By> fixed_by, bool fixed_rev) {
+// ZRANGE and its older forms, and ZRANGESTORE (store: argv[1] is the
+// destination, WITHSCORES is not an option). fixed_by / fixed_rev: the form's
+// own range type and direction (nullopt: ZRANGE, read from the options).
+void zrange_generic(CommandContext& c, std::optional<By> fixed_by, bool fixed_rev,
+                    bool store = false) {
+  const size_t src = store ? 2 : 1;
   RangeSpec spec;
   spec.rev = fixed_rev;
   bool by_given = fixed_by.has_value();
   spec.by = fixed_by.value_or(By::kRank);
   bool withscores = false;
   bool limit_given = false;
-  for (size_t j = 4; j < c.argv.size(); ++j) {
+  for (size_t j = src + 3; j < c.argv.size(); ++j) {
     const size_t left = c.argv.size() - j - 1;
     std::string_view a = c.argv[j];
-    if (iequals(a, "withscores")) {
+    if (!store && iequals(a, "withscores")) {
       withscores = true;
     } else if (iequals(a, "limit") && left >= 2) {
       auto offset = parse_int64(c.argv[j + 1]);
@@ -465,8 +245,8 @@ void zrange_generic(CommandContext& c, std::optional<By> fixed_by, bool fixed_re
   if (withscores && spec.by == By::kLex) {
     return c.out.error("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
   }
-  std::string_view lo = c.argv[2];
-  std::string_view hi = c.argv[3];
+  std::string_view lo = c.argv[src + 1];
+  std::string_view hi = c.argv[src + 2];
   // Reversed score and lex ranges name the maximum first.
   if (spec.rev && spec.by != By::kRank) std::swap(lo, hi);
   switch (spec.by) {
@@ -485,16 +265,36 @@ void zrange_generic(CommandContext& c, std::optional<By> fixed_by, bool fixed_re
       if (!parse_lex_range(lo, hi, &spec.lex)) return c.out.error(kMinMaxNotLex);
       break;
   }
-  auto locked = lock_and_read(c, c.argv[1]);
-  if (!locked) return;
-  auto z = open_zset_for_read(c, c.argv[1], *locked);
+  if (!store) {
+    auto locked = lock_and_read(c, c.argv[1]);
+    if (!locked) return;
+    auto z = open_zset_for_read(c, c.argv[1], *locked);
+    if (!z) return;
+    auto items = range_of(*z, spec);
+    if (!c.ok(items)) return;
+    return reply_members(c, *items, withscores);
+  }
+  // ZRANGESTORE: the destination is replaced whatever it holds.
+  std::string_view keys[2] = {c.argv[1], c.argv[2]};
+  auto guard = c.store().lock(keys);
+  std::string& buf = read_buffer();
+  RecordView rec;
+  Store::Meta dst_meta;
+  if (!c.read_locked(c.argv[1], &buf, &rec, &dst_meta)) return;
+  Store::Meta src_meta;
+  auto live = c.read_locked(c.argv[2], &buf, &rec, &src_meta);
+  if (!live) return;
+  auto z = open_collection(c, c.argv[2], *live, rec, src_meta, ValueType::kZset);
   if (!z) return;
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  reply_members(c, select_range(std::move(*all), spec), withscores);
+  auto items = range_of(*z, spec);
+  if (!c.ok(items)) return;
+  store_result(c, c.argv[1], dst_meta, *items);
 }
 void cmd_zrange(CommandContext& c) {
   zrange_generic(c, std::nullopt, false);
+}
+void cmd_zrangestore(CommandContext& c) {
+  zrange_generic(c, std::nullopt, false, /*store=*/true);
 }
 void cmd_zrevrange(CommandContext& c) {
   zrange_generic(c, By::kRank, true);
@@ -520,11 +320,10 @@ void zrank_generic(CommandContext& c, bool rev) {
   auto score = score_of(*z, c.argv[2]);
   if (!c.ok(score)) return;
   if (!score->has_value()) return c.out.null();
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  Scored probe{**score, std::string(c.argv[2])};
-  const auto rank = std::lower_bound(all->begin(), all->end(), probe, score_order) - all->begin();
-  c.out.integer(rev ? static_cast<int64_t>(all->size()) - 1 - rank : rank);
+  auto rank = rank_of(*z, c.argv[2], **score);
+  if (!c.ok(rank)) return;
+  const int64_t r = static_cast<int64_t>(*rank);
+  c.out.integer(rev ? static_cast<int64_t>(z->size()) - 1 - r : r);
 }
 void cmd_zrank(CommandContext& c) {
   zrank_generic(c, false);
@@ -546,9 +345,9 @@ void zcount_generic(CommandContext& c, By by) {
   if (!locked) return;
   auto z = open_zset_for_read(c, c.argv[1], *locked);
   if (!z) return;
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  c.out.integer(static_cast<int64_t>(select_range(std::move(*all), spec).size()));
+  auto items = range_of(*z, spec);
+  if (!c.ok(items)) return;
+  c.out.integer(static_cast<int64_t>(items->size()));
 }
 void cmd_zcount(CommandContext& c) {
   zcount_generic(c, By::kScore);
@@ -575,11 +374,14 @@ void zpop_generic(CommandContext& c, bool max) {
   if (!locked->live) return c.out.array(0);
   std::vector<Scored> popped;
   if (count > 0) {
-    auto all = sorted_members(*z);
-    if (!c.ok(all)) return;
-    if (max) std::reverse(all->begin(), all->end());
-    for (auto& e : *all) {
-      if (static_cast<int64_t>(popped.size()) == count) break;
+    // The lowest (highest) count members: ranks 0..count-1 from that end.
+    RangeSpec spec;
+    spec.rev = max;
+    spec.start = 0;
+    spec.end = count - 1;
+    auto items = range_of(*z, spec);
+    if (!c.ok(items)) return;
+    for (auto& e : *items) {
       if (!c.ok(z->erase(e.member))) return;
       popped.push_back(std::move(e));
     }
@@ -619,9 +421,9 @@ void zremrange_generic(CommandContext& c, By by) {
   if (!locked) return;
   auto z = open_zset(c, key, *locked);
   if (!z) return;
-  auto all = sorted_members(*z);
-  if (!c.ok(all)) return;
-  auto gone = select_range(std::move(*all), spec);
+  auto items = range_of(*z, spec);
+  if (!c.ok(items)) return;
+  const auto& gone = *items;
   for (const auto& e : gone) {
     if (!c.ok(z->erase(e.member))) return;
   }
@@ -682,6 +484,13 @@ void add_zset_commands(std::vector<CommandSpec>& out) {
                  "bylex:pure-token)] [rev:pure-token] [limit:block(offset:integer count:integer)] "
                  "[withscores:pure-token]",
                  cmd_zrange});
+  out.push_back({"zrangestore", -5, kWrite | kDenyOom, 1, 2, 1, g,
+                 "Stores a range of members from sorted set in a key.", "6.2.0",
+                 "O(log(N)+M) with N being the number of elements in the sorted set and M the "
+                 "number of elements stored into the destination key.",
+                 "dst:key src:key min:string max:string [sortby:oneof(byscore:pure-token "
+                 "bylex:pure-token)] [rev:pure-token] [limit:block(offset:integer count:integer)]",
+                 cmd_zrangestore});
   out.push_back({"zrangebyscore", -4, kReadonly, 1, 1, 1, g,
                  "Returns members in a sorted set within a range of scores.", "1.0.5",
                  range_complexity,

@@ -102,6 +102,11 @@ class Engine {
   // sees each key at most once; keys written during the scan may or may not be seen.
   virtual Status scan(std::string_view start, std::string_view end, size_t limit,
                       const ScanVisitor& visit) = 0;
+  // The same entries (start <= key < end; an empty end: no upper bound) in
+  // descending order: the highest first. What a sorted set's score index reads
+  // from its top (ZREVRANGE, ZPOPMAX) in O(log n + k).
+  virtual Status scan_reverse(std::string_view start, std::string_view end, size_t limit,
+                              const ScanVisitor& visit) = 0;
 
   // Removes every key (FLUSHALL). Durable like a write.
   virtual Result<Sequence> clear() = 0;

@@ -267,6 +267,74 @@ Status MemoryEngine::scan(std::string_view start, std::string_view end, size_t l
   return Status::OK();
 }
 
+bool MemoryEngine::collect_chunk_reverse(std::string_view start, std::string_view before,
+                                         size_t want, ScanChunk* chunk) const {
+  chunk->clear();
+  struct Head {
+    std::string_view key;
+    size_t stripe;
+    OrderedIndex::const_iterator it;
+  };
+  // Max-heap on key: the highest of every stripe's next entry comes first.
+  auto earlier = [](const Head& a, const Head& b) { return a.key < b.key; };
+  auto in_range = [&](std::string_view key) { return key >= start; };
+
+  for (size_t i = 0; i < stripe_count_; ++i) stripes_[i].mu.lock_shared();
+  std::vector<Head> heap;
+  heap.reserve(stripe_count_);
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    const OrderedIndex& idx = stripes_[i].ordered;
+    auto it = before.empty() ? idx.end() : idx.lower_bound(before);
+    if (it == idx.begin()) continue;
+    --it;
+    std::string_view key = entry::key_of(*it);
+    if (in_range(key)) heap.push_back({key, i, it});
+  }
+  std::make_heap(heap.begin(), heap.end(), earlier);
+  while (!heap.empty() && chunk->key_value.size() < want) {
+    std::pop_heap(heap.begin(), heap.end(), earlier);
+    Head& head = heap.back();
+    const entry::Decoded d = entry::decode(*head.it);
+    chunk->bytes.append(d.key);
+    chunk->bytes.append(d.value);
+    chunk->key_value.emplace_back(d.key.size(), d.value.size());
+    const OrderedIndex& idx = stripes_[head.stripe].ordered;
+    if (head.it != idx.begin() && in_range(head.key = entry::key_of(*--head.it))) {
+      std::push_heap(heap.begin(), heap.end(), earlier);
+    } else {
+      heap.pop_back();
+    }
+  }
+  const bool more = !heap.empty();
+  for (size_t i = stripe_count_; i-- > 0;) stripes_[i].mu.unlock_shared();
+  return more;
+}
+
+Status MemoryEngine::scan_reverse(std::string_view start, std::string_view end, size_t limit,
+                                  const ScanVisitor& visit) {
+  if (!end.empty() && end <= start) return Status::OK();
+  size_t remaining = limit == 0 ? SIZE_MAX : limit;
+  std::string before(end);
+  ScanChunk chunk;
+  while (remaining > 0) {
+    const bool more = collect_chunk_reverse(start, before, std::min(remaining, kScanChunk), &chunk);
+    size_t offset = 0;
+    std::string_view last_key;
+    for (const auto& [klen, vlen] : chunk.key_value) {
+      const std::string_view key(chunk.bytes.data() + offset, klen);
+      const std::string_view value(chunk.bytes.data() + offset + klen, vlen);
+      offset += klen + vlen;
+      if (!visit(key, value)) return Status::OK();
+      last_key = key;
+    }
+    remaining -= chunk.key_value.size();
+    if (!more) break;
+    // The next chunk holds the keys below the last one seen (end is exclusive).
+    before.assign(last_key);
+  }
+  return Status::OK();
+}
+
 Result<Sequence> MemoryEngine::clear() {
   for (size_t i = 0; i < stripe_count_; ++i) stripes_[i].mu.lock();
   for (size_t i = 0; i < stripe_count_; ++i) stripes_[i].free_all();

@@ -61,6 +61,8 @@ class MemoryEngine final : public Engine {
   Result<Sequence> write(const WriteBatch& batch) override;
   Status scan(std::string_view start, std::string_view end, size_t limit,
               const ScanVisitor& visit) override;
+  Status scan_reverse(std::string_view start, std::string_view end, size_t limit,
+                      const ScanVisitor& visit) override;
   Result<Sequence> clear() override;
 
   Sequence last_sequence() const override { return sequence_.load(std::memory_order_acquire); }
@@ -81,6 +83,10 @@ class MemoryEngine final : public Engine {
   // entries beyond the chunk may exist.
   bool collect_chunk(std::string_view cursor, std::string_view end, size_t want,
                      ScanChunk* chunk) const;
+  // The same in descending order: up to `want` entries with start <= key <
+  // before (empty before: no upper bound), the highest first.
+  bool collect_chunk_reverse(std::string_view start, std::string_view before, size_t want,
+                             ScanChunk* chunk) const;
 
   unsigned stripe_bits_;
   std::unique_ptr<Stripe[]> stripes_;

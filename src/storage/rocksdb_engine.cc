@@ -202,6 +202,25 @@ Status RocksDbEngine::scan(std::string_view start, std::string_view end, size_t 
   return from_rocks(it->status());
 }
 
+Status RocksDbEngine::scan_reverse(std::string_view start, std::string_view end, size_t limit,
+                                   const ScanVisitor& visit) {
+  if (!end.empty() && end <= start) return Status::OK();
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice lower = slice(start);
+  rocksdb::Slice upper = slice(end);
+  ro.iterate_lower_bound = &lower;
+  if (!end.empty()) ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  size_t seen = 0;
+  // With an upper bound, SeekToLast lands on the last key below it.
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    const rocksdb::Slice k = it->key(), v = it->value();
+    if (!visit({k.data(), k.size()}, {v.data(), v.size()})) break;
+    if (limit != 0 && ++seen == limit) break;
+  }
+  return from_rocks(it->status());
+}
+
 Result<Sequence> RocksDbEngine::clear() {
   rocksdb::WriteBatch batch;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));

@@ -64,6 +64,8 @@ class RocksDbEngine final : public Engine {
   Result<Sequence> del(std::string_view key) override;
   // An empty batch changes nothing and returns last_sequence().
   Result<Sequence> write(const WriteBatch& batch) override;
+  Status scan_reverse(std::string_view start, std::string_view end, size_t limit,
+                      const ScanVisitor& visit) override;
   Status scan(std::string_view start, std::string_view end, size_t limit,
               const ScanVisitor& visit) override;
   Result<Sequence> clear() override;

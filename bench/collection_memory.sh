@@ -5,8 +5,8 @@
 # loads the same ELEMENTS elements into one key of each through `redis-cli --pipe`
 # (one command per element: HSET h <field> <value>, SADD s <member>,
 # ZADD z <i> <member>), and prints the growth of VmRSS (/proc/<pid>/status, loaded
-# minus empty server) in bytes per element, the ratio statekv/redis, and Redis's
-# INFO used_memory growth per element. Run by hand, not in CI (about a minute).
+# minus empty server) in bytes per element, the ratio statekv/redis, and each
+# server's INFO used_memory growth per element. Run by hand, not in CI (about a minute).
 #
 #   bench/collection_memory.sh                        # uses build/statekv, 1,000,000 each
 #   ELEMENTS=100000 bench/collection_memory.sh        # quicker
@@ -127,10 +127,11 @@ measure() {
 echo "statekv: $STATEKV_BIN (--engine memory); redis: $(redis-server --version | awk '{print $3}'); $ELEMENTS elements per key"
 echo "hash: HSET h $(printf "$FIELD_FMT" 1) $(printf "$VALUE_FMT" 1) ...; set: SADD s $(printf "$MEMBER_FMT" 1) ...; sorted set: ZADD z 1 $(printf "$MEMBER_FMT" 1) ..."
 echo
-printf "| %-10s | %-10s | %18s | %20s | %17s | %19s | %18s |\n" type encoding "redis RSS B/elem" \
-  "statekv RSS B/elem" "statekv / redis" "redis used B/elem" "statekv used B/elem"
-printf "|%s|%s|%s|%s|%s|%s|%s|\n" ------------ ------------ -------------------- \
-  ---------------------- ------------------- --------------------- --------------------
+printf "| %-6s | %-21s | %16s | %18s | %15s | %17s | %19s |\n" type "encoding redis/statekv" \
+  "redis RSS B/elem" "statekv RSS B/elem" "statekv / redis" "redis used B/elem" \
+  "statekv used B/elem"
+printf "|%s|%s|%s|%s|%s|%s|%s|\n" -------- ----------------------- ------------------ \
+  -------------------- ----------------- ------------------- ---------------------
 for type in hash set zset; do
   echo "loading $type ..." >&2
   gen "$type" >"$WORK/$type.resp"
@@ -141,8 +142,9 @@ for type in hash set zset; do
   rm -f "$WORK/$type.resp"
   awk -v t="$type" -v e="$r_enc/$s_enc" -v n="$ELEMENTS" -v rr="$r_rss" -v ru="$r_used" \
       -v sr="$s_rss" -v su="$s_used" 'BEGIN {
-    printf "| %-10s | %-10s | %18.1f | %20.1f | %17.2f | %19.1f | %18.1f |\n", t, e, rr / n,
+    printf "| %-6s | %-21s | %16.1f | %18.1f | %15.2f | %17.1f | %19.1f |\n", t, e, rr / n,
       sr / n, (rr > 0 ? sr / rr : 0), ru / n, su / n }'
 done
-echo "(RSS: VmRSS growth while loading, per element; used: INFO used_memory growth per"
-echo " element: Redis's allocator count, statekv's own estimate; ratio < 1: statekv smaller)"
+echo "(RSS: VmRSS growth while loading, per element; ratio < 1: statekv smaller. used: INFO"
+echo " used_memory growth per element, the allocator's count: jemalloc's in Redis, glibc"
+echo " mallinfo2's in statekv)"

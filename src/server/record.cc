@@ -49,13 +49,14 @@ void put_varint(uint64_t v, std::string* out) {
   out->push_back(static_cast<char>(v));
 }
 
-// A generation in element keys: its 16-bit space (the high bits,
-// Store's node id) then its 48-bit counter, each as an order-preserving, prefix-free
-// number: one byte for 0..247, otherwise 0xf8 + (n - 1) and the value's n big-endian
-// bytes (n = 1..8, as few as hold it). Byte order of the encodings is numeric order of
-// the generations, and no generation's encoding is a prefix of another's, so
-// element_prefix(gen + 1) bounds generation gen's elements from above. A store's first
-// 247 generations cost 2 bytes instead of be64's 8.
+// A generation in element keys: its 16-bit space (the high bits, Store's node id) then
+// its 48-bit counter, each as an order-preserving, prefix-free number: one byte for
+// 0..247, otherwise 0xf8 + (n - 1) and the value's n big-endian bytes (n = 1..8, as few
+// as hold it). Byte order of the encodings is numeric order of the generations, and no
+// generation's encoding is a prefix of another's, so element_prefix(gen + 1) bounds
+// generation gen's elements from above. A store's first 247 generations cost 2 bytes
+// instead of be64's 8. The split matches Store's (node id in the high 16 bits) only for
+// compactness: order and parsing hold for any 64-bit gen.
 constexpr uint8_t kOrderedOneByteMax = 0xf7;
 constexpr int kGenerationSpaceShift = 48;
 constexpr uint64_t kGenerationCounterMask = (uint64_t{1} << kGenerationSpaceShift) - 1;

@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <bit>
 #include <cstring>
 
 namespace statekv::server {
@@ -47,6 +48,63 @@ void put_varint(uint64_t v, std::string* out) {
     v >>= 7;
   }
   out->push_back(static_cast<char>(v));
+}
+
+// A generation in element keys: its 16-bit space (the high bits, Store's node id) then
+// its 48-bit counter, each as an order-preserving, prefix-free number: one byte for
+// 0..247, otherwise 0xf8 + (n - 1) and the value's n big-endian bytes (n = 1..8, as few
+// as hold it). Byte order of the encodings is numeric order of the generations, and no
+// generation's encoding is a prefix of another's, so element_prefix(gen + 1) bounds
+// generation gen's elements from above. A store's first 247 generations cost 2 bytes
+// instead of be64's 8. The split matches Store's (node id in the high 16 bits) only for
+// compactness: order and parsing hold for any 64-bit gen.
+constexpr uint8_t kOrderedOneByteMax = 0xf7;
+constexpr int kGenerationSpaceShift = 48;
+constexpr uint64_t kGenerationCounterMask = (uint64_t{1} << kGenerationSpaceShift) - 1;
+
+void put_ordered(uint64_t v, std::string* out) {
+  if (v <= kOrderedOneByteMax) {
+    out->push_back(static_cast<char>(v));
+    return;
+  }
+  const int n = (std::bit_width(v) + 7) / 8;
+  out->push_back(static_cast<char>(kOrderedOneByteMax + n));
+  for (int i = n - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// Reads a put_ordered number from the front of *in; false when truncated or not in
+// its shortest form (every value has exactly one encoding).
+bool get_ordered(std::string_view* in, uint64_t* v) {
+  if (in->empty()) return false;
+  const uint8_t first = static_cast<uint8_t>((*in)[0]);
+  if (first <= kOrderedOneByteMax) {
+    *v = first;
+    in->remove_prefix(1);
+    return true;
+  }
+  const size_t n = first - kOrderedOneByteMax;
+  if (in->size() < 1 + n) return false;
+  uint64_t r = 0;
+  for (size_t i = 1; i <= n; ++i) r = (r << 8) | static_cast<uint8_t>((*in)[i]);
+  if (static_cast<size_t>((std::bit_width(r) + 7) / 8) != n || r <= kOrderedOneByteMax)
+    return false;
+  *v = r;
+  in->remove_prefix(1 + n);
+  return true;
+}
+
+void put_generation(uint64_t gen, std::string* out) {
+  put_ordered(gen >> kGenerationSpaceShift, out);
+  put_ordered(gen & kGenerationCounterMask, out);
+}
+
+bool get_generation(std::string_view* in, uint64_t* gen) {
+  uint64_t space = 0;
+  uint64_t counter = 0;
+  if (!get_ordered(in, &space) || !get_ordered(in, &counter)) return false;
+  if (space >> (64 - kGenerationSpaceShift) != 0 || counter > kGenerationCounterMask) return false;
+  *gen = (space << kGenerationSpaceShift) | counter;
+  return true;
 }
 
 // Reads a varint from the front of *in; false when truncated or over 64 bits.
@@ -206,7 +264,7 @@ bool CompactReader::next(std::string_view* out) {
 void element_prefix(uint64_t gen, std::string* out) {
   out->clear();
   out->push_back(kElementPrefix);
-  put_be64(gen, out);
+  put_generation(gen, out);
 }
 
 uint32_t element_hash(std::string_view field) {
@@ -226,10 +284,11 @@ void element_position_key(uint64_t gen, uint32_t position, std::string* out) {
 
 bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
                        std::string_view* field) {
-  if (raw.size() < 13 || raw[0] != kElementPrefix) return false;
-  *gen = get_be64(raw.data() + 1);
-  *position = get_be32(raw.data() + 9);
-  *field = raw.substr(13);
+  if (raw.empty() || raw[0] != kElementPrefix) return false;
+  raw.remove_prefix(1);
+  if (!get_generation(&raw, gen) || raw.size() < 4) return false;
+  *position = get_be32(raw.data());
+  *field = raw.substr(4);
   return true;
 }
 

@@ -3,7 +3,7 @@
 //
 //   "d" + key                      -> record
 //   "e" + be64(expire_ms) + key    -> ""      (only for keys with a TTL)
-//   "m" + be64(gen) + element      -> element value   (collections in the element layout)
+//   "m" + gen(gen) + element       -> element value   (collections in the element layout)
 //   "g" + be64(gen)                -> ""      (a retired generation, reclaimed lazily)
 //
 // A record is a 1-byte header (low nibble: value type; bit 4: has expiry), then,
@@ -19,12 +19,16 @@
 //            member). A set of integers only (kIntset) keeps them in ascending
 //            numeric order, as Redis's intset; otherwise insertion order.
 //   elements (kElements): varint gen, varint count. Each element is its own
-//            engine entry under "m" + be64(gen): an element operation is one
+//            engine entry under "m" + gen(gen): an element operation is one
 //            ordered-engine lookup or write, O(log n), whatever the size.
-// Element keys of hashes and sets are "m" + be64(gen) + be32(xxh32(field)) +
+// Element keys of hashes and sets are "m" + gen(gen) + be32(xxh32(field)) +
 // field: the hash spreads elements uniformly over the prefix, so a random
 // element is one seek (SPOP, SRANDMEMBER, HRANDFIELD) and a scan cursor is a
-// 32-bit position (HSCAN, SSCAN).
+// 32-bit position (HSCAN, SSCAN). gen(gen) is the generation in a short,
+// order-preserving, prefix-free form (its 16-bit space, then its 48-bit
+// counter, each one byte below 248, else a length byte and big-endian bytes):
+// 2 bytes for a store's first generations instead of 8, on every element
+// (docs/data-types.md, "Memory").
 //
 // Generations are unique in a store (Store::new_generation) and not tied to a
 // key: RENAME moves a collection by moving its record, O(1). A record that is
@@ -110,13 +114,15 @@ class CompactReader {
   bool ok_ = true;
 };
 
-// "m" + be64(gen): the prefix of every element of a generation.
+// "m" + gen(gen): the prefix of every element of a generation; byte order of
+// prefixes is generation order, and element_prefix(gen + 1) sorts after every
+// element of gen.
 void element_prefix(uint64_t gen, std::string* out);
 // The 32-bit position of a hash field or set member inside its generation.
 uint32_t element_hash(std::string_view field);
-// Replaces *out with "m" + be64(gen) + be32(element_hash(field)) + field.
+// Replaces *out with "m" + gen(gen) + be32(element_hash(field)) + field.
 void element_key(uint64_t gen, std::string_view field, std::string* out);
-// "m" + be64(gen) + be32(position): where a scan from a cursor starts.
+// "m" + gen(gen) + be32(position): where a scan from a cursor starts.
 void element_position_key(uint64_t gen, uint32_t position, std::string* out);
 // Splits an element key of a hash or set; false when malformed.
 bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,

@@ -1,7 +1,7 @@
 // Store — the keyspace of one statekv node, over a storage::Engine.
 //
 // Layout: see record.h ("d"+key -> record; "e"+be64(expiry)+key -> "" index;
-// "m"+be64(gen)+... -> the elements of large collections; "g"+be64(gen) -> ""
+// "m"+gen(gen)+... -> the elements of large collections; "g"+be64(gen) -> ""
 // for generations waiting to be reclaimed).
 //
 // Thread safety and atomicity:

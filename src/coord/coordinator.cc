@@ -887,30 +887,103 @@ server::Router::Decision Coordinator::route_transaction(Session& session, const 
     }
     if (first.keyspace->spec.replication.kind == meta::Replication::kConsensus) {
       // A replicated keyspace: the transaction runs whole on its group's
-      // leader (one Mutation through the group's log). WATCH needs the watch
-      // kept where the leader is, which can move: not served yet.
+      // leader (one Mutation through the group's log). WATCH asks the leader
+      // which log index the keys stand at; EXEC hands that to whoever leads
+      // then, which checks it (docs/replication.md, "WATCH").
       auto groups = this->groups();
-      if (!exec || (t && !t->watched_keys.empty()) || !groups) {
+      if (!groups) {
         if (exec) t->discard();
-        out.error(
-            "ERR WATCH is not served on REPLICATION consensus keyspaces yet (MULTI/EXEC without "
-            "WATCH is)");
+        out.error("CLUSTERDOWN node " + std::to_string(options_.self.value()) +
+                  " does not serve replicated keyspaces");
         return Decision::kHandled;
       }
       if (due) return wait();
+      if (!t) t = service_.transaction(session);
+      if (!t) {
+        out.error("ERR transactions are not served here");
+        return Decision::kHandled;
+      }
+      const GroupId group = ReplicaGroups::group_id(first.keyspace->spec.name, first.shard);
       auto call = std::make_shared<GroupCall>();
-      call->group = ReplicaGroups::group_id(first.keyspace->spec.name, first.shard);
+      call->group = group;
       call->members = first.owners;
       call->resp = session.resp;
       call->epoch = table->epoch().value();
-      call->argv = server::encode_exec(*t, 0);
-      call->write = true;
       call->positions = session.positions;
       call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
-      t->discard();
+      std::vector<std::string> watch_keys;
+      if (exec) {
+        if (!t->watched_keys.empty()) {
+          if (t->watch_group != group.value() ||
+              t->group_watches.size() != t->watched_keys.size()) {
+            // Watched somewhere this group cannot check: the watch counts as broken.
+            t->discard();
+            out.null_array();
+            return Decision::kHandled;
+          }
+          call->argv = {std::string(kGroupExecVerb), std::to_string(t->group_watches.size())};
+          for (const auto& w : t->group_watches) {
+            call->argv.push_back(w.key);
+            call->argv.push_back(std::to_string(w.index));
+            call->argv.push_back(std::to_string(w.expire_ms));
+          }
+        }
+        std::vector<std::string> body = server::encode_exec(*t, 0);
+        call->argv.insert(call->argv.end(), std::make_move_iterator(body.begin()),
+                          std::make_move_iterator(body.end()));
+        call->write = true;
+        t->discard();
+      } else {
+        if (t->remote_node != 0 || t->watching) {
+          // Keys watched elsewhere already (a single-copy shard): CROSSSLOT
+          // caught every other keyspace; this one was not replicated then.
+          out.error("CROSSSLOT Keys in request don't hash to the same slot");
+          return Decision::kHandled;
+        }
+        call->argv = {std::string(kGroupWatchVerb)};
+        for (size_t k : key_positions(spec, argv)) {
+          call->argv.emplace_back(argv[k]);
+          watch_keys.emplace_back(argv[k]);
+        }
+      }
+      // WATCH's answer from the leader is recorded in the transaction; the
+      // client hears OK.
+      const auto watched = [t, group, keys = std::move(watch_keys)](std::string& reply) {
+        std::vector<uint64_t> fields;
+        bool ok = reply.size() > 3 && reply[0] == '+' && reply.ends_with("\r\n");
+        if (ok) {
+          std::string_view line(reply);
+          line = line.substr(1, line.size() - 3);
+          while (ok && !line.empty()) {
+            const size_t sp = line.find(' ');
+            const auto v = server::parse_int64(line.substr(0, sp));
+            ok = v && *v >= 0;
+            if (ok) fields.push_back(static_cast<uint64_t>(*v));
+            line = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+          }
+        }
+        if (!ok || fields.size() != keys.size() + 1) {
+          if (!reply.empty() && reply[0] == '-') return;  // an error: the client hears it
+          reply = "-ERR unexpected answer to WATCH from the replica group\r\n";
+          return;
+        }
+        t->watch_group = group.value();
+        for (size_t i = 0; i < keys.size(); ++i) {
+          t->group_watches.push_back({keys[i], fields[0], static_cast<int64_t>(fields[i + 1])});
+          t->watched_keys.push_back(keys[i]);
+        }
+        reply = "+OK\r\n";
+      };
       if (session.defer) {
         session.route_owner = 0;
-        call->done = session.defer();
+        if (exec) {
+          call->done = session.defer();
+        } else {
+          call->done = [watched, done = session.defer()](std::string r, storage::Sequence s) {
+            watched(r);
+            done(std::move(r), s);
+          };
+        }
         send_group_call(call, NodeId());
         return Decision::kHandled;
       }
@@ -918,7 +991,9 @@ server::Router::Decision Coordinator::route_transaction(Session& session, const 
       auto reply = replied.get_future();
       call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
       send_group_call(call, NodeId());
-      out.raw(reply.get());
+      std::string r = reply.get();
+      if (!exec) watched(r);
+      out.raw(r);
       return Decision::kHandled;
     }
     const NodeId owner = first.primary();

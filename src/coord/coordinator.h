@@ -86,6 +86,10 @@
 // id); EXEC carries that id, and UNWATCH, DISCARD, RESET or the client's
 // end release them there (kUnwatchVerb, fire and forget). A transaction
 // whose watched keys moved to another node since counts its watch broken.
+// A REPLICATION consensus keyspace's transaction runs whole on its group's
+// leader; WATCH asks the leader which log index its keys stand at
+// (kGroupWatchVerb), and EXEC hands those to the group's leader then, which
+// checks them with nothing of the group in flight (kGroupExecVerb).
 #pragma once
 
 #include <atomic>

@@ -192,6 +192,7 @@ class ReplicaGroups::Impl {
     uint64_t index = 0;           // the write's entry, once proposed
     std::string reply;
     std::vector<std::string> latched;
+    std::vector<int64_t> watch_ttls;  // kGroupWatchVerb: each key's TTL when watched
     std::unique_ptr<asio::steady_timer> timer;
   };
 
@@ -216,7 +217,18 @@ class ReplicaGroups::Impl {
                   std::function<void(GroupReply)> done);
   const server::CommandSpec* spec_of(const std::vector<std::string>& argv) const;
   // Runs a command against applied state with effects captured; the reply.
-  std::string run_captured(const Pending& p, std::vector<std::string>* effects);
+  std::string run_captured(int resp, std::span<const std::string> argv,
+                           std::vector<std::string>* effects);
+  // kGroupWatchVerb on the leader (request id): reads the keys' TTLs into watch_ttls and
+  // captures the erase of those expired (*effects); sets p.reply when nothing
+  // is to be proposed. False when it finished the request (an error).
+  bool watch_keys(ReplicaGroup& g, uint64_t id, std::vector<std::string>* effects);
+  static std::string watch_reply(uint64_t index, const std::vector<int64_t>& ttls);
+  // kGroupExecVerb on the leader, with nothing in flight: whether a watched
+  // key changed since it was watched. InvalidArgument when malformed.
+  Result<bool> watched_changed(const ReplicaGroup& g, const std::vector<std::string>& argv) const;
+  // How many trailing arguments of a kGroupExecVerb command are its __exec.
+  static size_t exec_args(const std::vector<std::string>& argv);
   void finish(uint64_t id, GroupReply reply);
   void release_latches(ReplicaGroup& g, Pending& p);
   void unpark(ReplicaGroup& g);
@@ -325,9 +337,13 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         // it is worse than skipping it; say so loudly.
         spdlog::error("group {}: a committed entry does not decode: {}", id.value(),
                       m.status().to_string());
-      } else if (auto applied = host.store_.apply(m->mutation()); !applied.ok()) {
-        spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
-                      applied.status().to_string());
+      } else {
+        if (auto applied = host.store_.apply(m->mutation()); !applied.ok()) {
+          spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
+                        applied.status().to_string());
+        }
+        // Raft counts the entry applied before it calls apply().
+        note_changes(m->mutation(), raft->applied_index().value());
       }
     }
     return ClientResponse{};
@@ -431,8 +447,56 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
                                            0, g.gen, g.field));
     }
     for (const auto& e : decoded->mutation().effects) all.effects.push_back(e);
+    // Which keys the snapshot changed is not known: every key may have
+    // changed up to the snapshot's index (set once raft is done restoring).
+    changes.clear();
+    changes_floor_pending = true;
     if (auto r = host.store_.apply(all); !r.ok()) return r.status();
     return Status::OK();
+  }
+
+  // ---- WATCH (docs/replication.md, "WATCH on consensus keyspaces") ----
+  // Records the entry `index` as the last change of every key its effects
+  // touch (a collection's element changes its key).
+  void note_changes(const replication::Mutation& m, uint64_t index) {
+    for (const replication::Effect& e : m.effects) {
+      if (e.kind == replication::Effect::Kind::kClear) {
+        changes.clear();
+        changes_floor = index;
+        continue;
+      }
+      changes[change_slot(e.key)] = index;
+    }
+    if (changes.size() > kMaxTrackedChanges) forget_older_changes();
+  }
+  // Keeps the memory bounded: forgets the older half of the changes, and
+  // raises the floor to the newest index forgotten.
+  void forget_older_changes() {
+    std::vector<uint64_t> indexes;
+    indexes.reserve(changes.size());
+    for (const auto& [key, index] : changes) indexes.push_back(index);
+    auto mid = indexes.begin() + static_cast<std::ptrdiff_t>(indexes.size() / 2);
+    std::nth_element(indexes.begin(), mid, indexes.end());
+    const uint64_t cut = *mid;
+    std::erase_if(changes, [&](const auto& kv) { return kv.second <= cut; });
+    changes_floor = std::max(changes_floor, cut);
+  }
+  // Keys are kept by a 64-bit hash: two keys sharing one only make a watch
+  // of either count the other's changes (never miss one), and the table costs
+  // 16 bytes an entry, not a copy of the key.
+  static uint64_t change_slot(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+  // The log index of the last applied effect on `key`, or an index at least
+  // as high (the floor) when it is no longer or not yet known here.
+  uint64_t last_change(std::string_view key) const {
+    auto it = changes.find(change_slot(key));
+    return it != changes.end() ? std::max(it->second, changes_floor) : changes_floor;
+  }
+  // After a callback or the replica's start: a restored snapshot's index is
+  // the floor.
+  void settle_changes_floor() {
+    if (!changes_floor_pending || !raft) return;
+    changes_floor_pending = false;
+    changes_floor = std::max(changes_floor, raft->applied_index().value());
   }
 
   // Visits every record of this group's shard in the store (expired ones too:
@@ -497,6 +561,14 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     return n;
   }
   uint64_t applied_seen = 0;
+  // WATCH: the log index of the last effect applied here on each key (by
+  // change_slot), for the keys changed since changes_floor (at most
+  // kMaxTrackedChanges of them, about 0.6 MB); every other key last changed
+  // at or below changes_floor.
+  static constexpr size_t kMaxTrackedChanges = 16384;
+  std::unordered_map<uint64_t, uint64_t> changes;
+  uint64_t changes_floor = 0;
+  bool changes_floor_pending = false;
 };
 
 // ------------------------------------------------------------------ Impl
@@ -755,6 +827,7 @@ void ReplicaGroups::Impl::deliver(NodeId from, uint64_t group, std::string messa
 }
 
 void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
+  g.settle_changes_floor();
   const bool leading = g.raft->role() == Raft::Role::kLeader;
   if (g.was_leader && !leading) lost_leadership(g);
   const std::optional<NodeId> leader = g.raft->leader();
@@ -898,7 +971,12 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.keys = latch_keys(argv);
     // A transaction's keys are inside its encoding: it waits until nothing
     // of the group is in flight.
-    p.all_keys = !argv.empty() && (argv[0] == server::kExecVerb || argv[0] == kFlushGroupVerb);
+    p.all_keys = !argv.empty() && (argv[0] == server::kExecVerb || argv[0] == kFlushGroupVerb ||
+                                   argv[0] == kGroupExecVerb);
+    if (!argv.empty() && argv[0] == kGroupWatchVerb) {
+      // Waits for effects in flight on its keys: they would count as changes.
+      p.keys.assign(argv.begin() + 1, argv.end());
+    }
     if (const server::CommandSpec* spec = spec_of(argv)) {
       p.write = (spec->flags & server::kWrite) != 0;
     }
@@ -1059,7 +1137,7 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
     }
   }
   std::vector<std::string> effects;  // a lazy erase of an expired key: not ours to propose
-  std::string reply = run_captured(p, &effects);
+  std::string reply = run_captured(p.resp, p.argv, &effects);
   g->counters->reads_local.fetch_add(1, std::memory_order_relaxed);
   finish(id, GroupReply{Status::OK(), std::move(reply), {}, raft.applied_index().value()});
 }
@@ -1072,18 +1150,82 @@ void ReplicaGroups::Impl::retry_local_reads(ReplicaGroup& g) {
   }
 }
 
-std::string ReplicaGroups::Impl::run_captured(const Pending& p, std::vector<std::string>* effects) {
+std::string ReplicaGroups::Impl::run_captured(int resp, std::span<const std::string> argv,
+                                              std::vector<std::string>* effects) {
   server::Session session;
   session.authenticated = true;
   session.internal = true;
-  session.resp = p.resp;
+  session.resp = resp;
   session.proposer = &capture_;
-  std::vector<std::string_view> views(p.argv.begin(), p.argv.end());
+  std::vector<std::string_view> views(argv.begin(), argv.end());
   std::string out;
-  resp::Writer writer(&out, p.resp);
+  resp::Writer writer(&out, resp);
   service_.execute(session, views, writer);
   *effects = capture_.take();
   return out;
+}
+
+bool ReplicaGroups::Impl::watch_keys(ReplicaGroup& g, uint64_t id,
+                                     std::vector<std::string>* effects) {
+  Pending& p = pending_.at(id);
+  // Each key's TTL as watched: one that passes before EXEC counts as a
+  // change (Redis 7). Read before the keys' expired records are erased, so a
+  // key that expires between the two reads is seen with its TTL, passed.
+  const int64_t now = server::unix_time_ms();
+  p.watch_ttls.clear();
+  std::string buf;
+  for (size_t i = 1; i < p.argv.size(); ++i) {
+    server::RecordView rec;
+    auto live = store_.get(p.argv[i], now, &buf, &rec);
+    if (!live.ok()) {
+      finish(id, GroupReply{live.status(), {}, {}});
+      return false;
+    }
+    p.watch_ttls.push_back(*live ? rec.expire_ms : 0);
+  }
+  // An expired key is erased when watched, as any read of it does (a lazy
+  // erase through the log): its erase is then no change after the watch.
+  std::vector<std::string> exists{"EXISTS"};
+  exists.insert(exists.end(), p.argv.begin() + 1, p.argv.end());
+  run_captured(p.resp, exists, effects);
+  if (effects->empty()) p.reply = watch_reply(g.raft->applied_index().value(), p.watch_ttls);
+  return true;
+}
+
+std::string ReplicaGroups::Impl::watch_reply(uint64_t index, const std::vector<int64_t>& ttls) {
+  std::string line = "+" + std::to_string(index);
+  for (int64_t ttl : ttls) line += " " + std::to_string(ttl);
+  return line + "\r\n";
+}
+
+Result<bool> ReplicaGroups::Impl::watched_changed(const ReplicaGroup& g,
+                                                  const std::vector<std::string>& argv) const {
+  const auto malformed = [] {
+    return Status::InvalidArgument("malformed " + std::string(kGroupExecVerb));
+  };
+  const auto n = argv.size() > 1 ? server::parse_int64(argv[1]) : std::nullopt;
+  if (!n || *n < 0 || static_cast<uint64_t>(*n) > (argv.size() - 2) / 3) return malformed();
+  const size_t exec_at = 2 + 3 * static_cast<size_t>(*n);
+  if (exec_at >= argv.size() || argv[exec_at] != server::kExecVerb) return malformed();
+  const int64_t now = server::unix_time_ms();
+  bool changed = false;
+  for (size_t i = 2; i < exec_at; i += 3) {
+    const auto index = server::parse_int64(argv[i + 1]);
+    const auto ttl = server::parse_int64(argv[i + 2]);
+    if (!index || !ttl || *index < 0) return malformed();
+    // Changed: an effect on the key applied after the entry the watch saw
+    // (or perhaps so: its last change is no longer known here), or its TTL
+    // as watched has passed.
+    changed = changed || g.last_change(argv[i]) > static_cast<uint64_t>(*index) ||
+              (*ttl != 0 && *ttl <= now);
+  }
+  return changed;
+}
+
+size_t ReplicaGroups::Impl::exec_args(const std::vector<std::string>& argv) {
+  // Called once watched_changed() accepted argv.
+  const size_t n = static_cast<size_t>(*server::parse_int64(argv[1]));
+  return argv.size() - 2 - 3 * n;
 }
 
 void ReplicaGroups::Impl::begin(uint64_t id) {
@@ -1187,8 +1329,23 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
       effects.push_back(replication::encode_mutation(erase));
     }
     out = "+OK\r\n";
+  } else if (!p.argv.empty() && p.argv[0] == kGroupWatchVerb) {
+    if (!watch_keys(*g, id, &effects)) return;
+    out = p.reply;
+  } else if (!p.argv.empty() && p.argv[0] == kGroupExecVerb) {
+    auto changed = watched_changed(*g, p.argv);
+    if (!changed.ok()) {
+      finish(id, GroupReply{changed.status(), {}, {}});
+      return;
+    }
+    if (*changed) {
+      resp::Writer(&out, p.resp).null_array();  // EXEC's answer when a watched key changed
+    } else {
+      out = run_captured(p.resp, std::span(p.argv).subspan(p.argv.size() - exec_args(p.argv)),
+                         &effects);
+    }
   } else {
-    out = run_captured(p, &effects);
+    out = run_captured(p.resp, p.argv, &effects);
   }
   if (effects.empty()) {
     if (!p.barrier_passed) {
@@ -1233,6 +1390,10 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   g->raft->on_request(write);
   // A leader appends at once: the entry's index is the session's new position.
   p.index = g->raft->log().last_index().value();
+  if (p.argv[0] == kGroupWatchVerb) {
+    // The watch saw the state after the erase of its expired keys.
+    p.reply = watch_reply(p.index, p.watch_ttls);
+  }
   after_callback(*g);
 }
 

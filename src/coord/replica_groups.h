@@ -77,6 +77,25 @@ class ReplicaGroup;
 // group's log. Answered "+OK".
 inline constexpr std::string_view kFlushGroupVerb = "__flushgroup";
 
+// WATCH and EXEC on a consensus keyspace (docs/replication.md, "WATCH"),
+// served by the group's leader:
+//   __gwatch key...     erases the keys that have expired (through the log,
+//                       as any read does) and answers "+INDEX TTL..." : the
+//                       log index the watch saw (every effect on the keys up
+//                       to it is applied) and each key's expiry then (0: none).
+//   __gexec <n> (key index ttl)*n __exec ...
+//                       with nothing of the group in flight, checks each
+//                       watched key: changed when this member applied an
+//                       effect on it past `index` (or cannot rule that out:
+//                       it keeps the last change only of the keys changed
+//                       most recently, up to 16,384 per group), or its `ttl`
+//                       has passed.
+//                       Then answers a null array, or runs the __exec.
+// Every member records the index of the last effect it applied on each key,
+// so the check holds on whichever member leads when EXEC arrives.
+inline constexpr std::string_view kGroupWatchVerb = "__gwatch";
+inline constexpr std::string_view kGroupExecVerb = "__gexec";
+
 // The internal command that moves a group's replicas (coord/replica_moves.h),
 // sent as a group frame by whoever drives the move (cli/rebalance.cc), and
 // served only by the group's leader (elsewhere: Unavailable with a hint):

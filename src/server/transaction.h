@@ -106,6 +106,8 @@ struct TransactionState {
       watcher = ids_.fetch_add(1, std::memory_order_relaxed);
     }
     remote_node = 0;
+    watch_group = 0;
+    group_watches.clear();
   }
   // Leaves MULTI (EXEC, DISCARD): the queue goes, and the watches with it.
   void discard() {
@@ -138,6 +140,17 @@ struct TransactionState {
   // release_remote forgets them there.
   uint64_t remote_node = 0;
   std::function<void()> release_remote;
+  // In a cluster (coord/), keys of a REPLICATION consensus keyspace are
+  // watched in their replica group `watch_group` (not 0): each with the
+  // group's log index the watch saw and its expiry then (0: none); EXEC
+  // hands them to the group's leader, which checks them.
+  struct GroupWatch {
+    std::string key;
+    uint64_t index = 0;
+    int64_t expire_ms = 0;
+  };
+  uint64_t watch_group = 0;
+  std::vector<GroupWatch> group_watches;
 };
 
 // Internal forms of the transaction commands that nodes send one another

@@ -28,7 +28,9 @@
 #include "server/context.h"
 #include "server/logging.h"
 #include "server/network.h"
+#include "server/record.h"
 #include "storage/engine.h"
+#include "storage/memory_engine.h"
 
 namespace statekv::cli {
 namespace {
@@ -159,8 +161,16 @@ Status prepare_data_dir(const std::string& dir) {
   return Status::OK();
 }
 
+// A collection's element keys ("m" + be64 generation + ..., server/record.h) share
+// one memory-engine stripe, so SPOP's random seek and HGETALL's scan read one
+// stripe's index instead of merging all of them.
+size_t element_group(std::string_view key) {
+  constexpr size_t kGroup = 9;
+  return key.size() >= kGroup && key[0] == server::kElementPrefix ? kGroup : 0;
+}
+
 Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig& config) {
-  if (config.engine == "memory") return storage::open_memory_engine();
+  if (config.engine == "memory") return storage::open_memory_engine({}, element_group);
   if (config.engine != "rocksdb") {
     return Status::InvalidArgument(fmt::format("unknown engine '{}'", config.engine));
   }

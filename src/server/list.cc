@@ -81,7 +81,7 @@ void List::push_front(std::string_view value) {
   dirty_ = true;
   ++count_;
   if (compact()) {
-    items_.emplace_front(value);
+    items_.emplace(items_.begin(), value);
     maybe_convert(value);
     return;
   }
@@ -106,7 +106,7 @@ Result<std::string> List::pop_front() {
   dirty_ = true;
   --count_;
   if (compact()) {
-    items_.pop_front();
+    items_.erase(items_.begin());
   } else {
     erase_index(head_);
     ++head_;

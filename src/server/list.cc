@@ -183,6 +183,7 @@ void List::writes(std::vector<Store::Write>* out) {
     begin_compact(Encoding::kCompact, count_, &payload_);
     for (const auto& item : items_) append_compact(item, &payload_);
   } else {
+    out->reserve(out->size() + pending_.size() + 1);  // the elements and the head
     for (const auto& [field, value] : pending_) {
       Store::Write w;
       w.key = key_;

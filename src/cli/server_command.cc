@@ -28,7 +28,9 @@
 #include "server/context.h"
 #include "server/logging.h"
 #include "server/network.h"
+#include "server/record.h"
 #include "storage/engine.h"
+#include "storage/memory_engine.h"
 
 namespace statekv::cli {
 namespace {
@@ -99,7 +101,8 @@ Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags&
   o.raft.data_dir = config.data_dir;
   o.raft.peer_bind = config.bind;
   o.raft.resp_port = resp_port;
-  o.raft.peer_port = flags.peer_port != 0 ? flags.peer_port : static_cast<uint16_t>(resp_port + 10000);
+  o.raft.peer_port =
+      flags.peer_port != 0 ? flags.peer_port : static_cast<uint16_t>(resp_port + 10000);
   o.raft.secret = cluster_secret_of(flags);
   if (o.raft.secret.empty()) {
     return Status::InvalidArgument(
@@ -159,8 +162,16 @@ Status prepare_data_dir(const std::string& dir) {
   return Status::OK();
 }
 
+// A collection's element keys ("m" + generation + ...) and score-index keys ("s" +
+// generation + ..., server/record.h) share one memory-engine stripe per
+// collection, so SPOP's random seek, HGETALL's scan and ZRANGE's seek read one
+// stripe's index instead of merging all of them.
+size_t element_group(std::string_view key) {
+  return server::collection_group_length(key);
+}
+
 Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig& config) {
-  if (config.engine == "memory") return storage::open_memory_engine();
+  if (config.engine == "memory") return storage::open_memory_engine({}, element_group);
   if (config.engine != "rocksdb") {
     return Status::InvalidArgument(fmt::format("unknown engine '{}'", config.engine));
   }
@@ -389,8 +400,9 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
   cmd->add_option("--peers", flags->peers,
                   "The cluster's founding members as ID=HOST:PEERPORT,... (this node included); "
                   "used on the first start only");
-  cmd->add_flag("--join", flags->join,
-                "Start empty and wait to be added to an existing cluster (statekv cluster add-node)");
+  cmd->add_flag(
+      "--join", flags->join,
+      "Start empty and wait to be added to an existing cluster (statekv cluster add-node)");
   cmd->add_option("--cluster-secret", flags->secret,
                   "Secret every node and cluster client must prove it knows "
                   "(default: $STATEKV_CLUSTER_SECRET)");

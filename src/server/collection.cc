@@ -276,6 +276,7 @@ void Collection::writes(std::vector<Store::Write>* out) {
     return;
   }
   if (encoding_ == Encoding::kElements) {
+    out->reserve(out->size() + pending_.size() + 1);  // the elements and the head
     for (const auto& [field, value] : pending_) {
       Store::Write w;
       w.key = key_;

@@ -81,7 +81,7 @@ void List::push_front(std::string_view value) {
   dirty_ = true;
   ++count_;
   if (compact()) {
-    items_.emplace_front(value);
+    items_.emplace(items_.begin(), value);
     maybe_convert(value);
     return;
   }
@@ -106,7 +106,7 @@ Result<std::string> List::pop_front() {
   dirty_ = true;
   --count_;
   if (compact()) {
-    items_.pop_front();
+    items_.erase(items_.begin());
   } else {
     erase_index(head_);
     ++head_;
@@ -183,6 +183,7 @@ void List::writes(std::vector<Store::Write>* out) {
     begin_compact(Encoding::kCompact, count_, &payload_);
     for (const auto& item : items_) append_compact(item, &payload_);
   } else {
+    out->reserve(out->size() + pending_.size() + 1);  // the elements and the head
     for (const auto& [field, value] : pending_) {
       Store::Write w;
       w.key = key_;

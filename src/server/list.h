@@ -16,7 +16,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -87,7 +86,10 @@ class List {
   uint64_t count_ = 0;
   uint64_t head_ = kListFirstIndex;
   bool dirty_ = false;
-  std::deque<std::string> items_;  // compact only
+  // Compact only. A vector, not a deque: at most 128 short items, and a List is
+  // built and moved on every list command, where a deque allocates its map and
+  // a node on each construction and move.
+  std::vector<std::string> items_;
   // Element layout: be64(index) -> value, or nullopt for an erase.
   std::map<std::string, std::optional<std::string>, std::less<>> pending_;
   std::string payload_;

@@ -300,6 +300,16 @@ uint64_t score_order_bits(double score) {
   return (bits & kSign) ? ~bits : bits | kSign;
 }
 
+size_t collection_group_length(std::string_view key) {
+  if (key.empty()) return 0;
+  if (key[0] == kScorePrefix) return key.size() >= 9 ? 9 : 0;  // "s" + be64(gen)
+  if (key[0] != kElementPrefix) return 0;
+  std::string_view rest = key.substr(1);
+  uint64_t gen = 0;
+  if (!get_generation(&rest, &gen)) return 0;
+  return key.size() - rest.size();
+}
+
 void score_prefix(uint64_t gen, std::string* out) {
   out->clear();
   out->push_back(kScorePrefix);

@@ -148,6 +148,12 @@ inline bool score_indexed(uint64_t gen) {
 // orders as 0 (Redis compares them equal, then by member).
 uint64_t score_order_bits(double score);
 // "s" + be64(gen): the prefix of a generation's score index.
+// The engine-key prefix every entry of one collection shares, as a length: an
+// element key's "m" + its generation, a score-index key's "s" + its generation;
+// 0 for any other key. Every key beginning with such a prefix has the same one
+// (the generation encodings are prefix-free), so the memory engine can keep a
+// collection's entries in one stripe (storage::StripePrefix).
+size_t collection_group_length(std::string_view key);
 void score_prefix(uint64_t gen, std::string* out);
 // Replaces *out with "s" + be64(gen) + be64(order_bits), then appends member.
 void score_index_key(uint64_t gen, uint64_t order_bits, std::string_view member, std::string* out);

@@ -195,5 +195,27 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
   EXPECT_FALSE(parse_element_key(std::string("m\x00\x01\0\0\0", 6), &gen, &position, &field));
 }
 
+// The memory engine keeps a collection's entries in one stripe by this length:
+// every key of one collection must give the same prefix, other keys none.
+TEST(Record, CollectionGroupLengthIsTheGenerationPrefixOfElementAndScoreKeys) {
+  for (uint64_t gen : {uint64_t{1}, uint64_t{247}, uint64_t{248}, uint64_t{70000},
+                       (uint64_t{3} << 48) | 5, ~uint64_t{0} >> 1}) {
+    std::string prefix;
+    element_prefix(gen, &prefix);
+    for (std::string_view field : {"", "a", "a much longer field name"}) {
+      std::string key;
+      element_key(gen, field, &key);
+      EXPECT_EQ(collection_group_length(key), prefix.size()) << gen;
+    }
+    std::string score;
+    score_index_key(gen, 42, "member", &score);
+    EXPECT_EQ(collection_group_length(score), 9u);
+  }
+  EXPECT_EQ(collection_group_length("dkey"), 0u);
+  EXPECT_EQ(collection_group_length(""), 0u);
+  EXPECT_EQ(collection_group_length("s\x01"), 0u);
+  EXPECT_EQ(collection_group_length(std::string("m\xff", 2)), 0u);  // truncated generation
+}
+
 }  // namespace
 }  // namespace statekv::server

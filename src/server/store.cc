@@ -28,6 +28,16 @@ bool held_by_thread(const Store* store, uint32_t stripe) {
   return t_held_store == store && std::binary_search(t_held_begin, t_held_end, stripe);
 }
 
+// The bound just past every element key of gen: its prefix's successor (trailing
+// 0xff bytes dropped, the last byte plus one). It bounds the same keys as the next
+// generation's prefix, and lies inside gen's stripe group in the memory engine, so
+// a scan of one collection's elements reads one stripe there (server_command.cc).
+void element_end(uint64_t gen, std::string* out) {
+  element_prefix(gen, out);
+  while (static_cast<unsigned char>(out->back()) == 0xff) out->pop_back();
+  out->back() = static_cast<char>(static_cast<unsigned char>(out->back()) + 1);
+}
+
 Status corrupt(std::string_view key) {
   return Status::Corruption("malformed record for key of " + std::to_string(key.size()) + " bytes");
 }
@@ -304,15 +314,20 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
       }
     }
   } else {
-    storage::WriteBatch batch;
-    std::string dk;
-    std::string ek;
-    std::string record;
+    // Per-thread scratch: a command's write allocates no containers once warm
+    // (the engine does not call back into the store, so nothing reenters).
+    thread_local storage::WriteBatch batch;
+    thread_local std::string dk;
+    thread_local std::string ek;
+    thread_local std::string record;
     // Generations retired by this write: owned before, owned by no record
     // after (RENAME moves a generation from one key to another: not retired).
-    std::vector<uint64_t> retired;
-    std::vector<uint64_t> owned;
+    thread_local std::vector<uint64_t> retired;
+    thread_local std::vector<uint64_t> owned;
     std::string old_score;
+    batch.clear();
+    retired.clear();
+    owned.clear();
     for (const Write& w : writes) {
       if (w.element) {
         element_key(w.gen, w.field, &dk);
@@ -469,7 +484,7 @@ Status Store::scan_elements(uint64_t gen, uint32_t from, size_t limit,
   std::string start;
   element_position_key(gen, from, &start);
   std::string end;
-  element_prefix(gen + 1, &end);
+  element_end(gen, &end);
   bool malformed = false;
   Status s = engine_.scan(start, end, limit, [&](std::string_view raw, std::string_view value) {
     uint64_t g;

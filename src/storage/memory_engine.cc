@@ -119,7 +119,8 @@ struct MemoryEngine::ScanChunk {
   }
 };
 
-MemoryEngine::MemoryEngine(const MemoryEngineOptions& options) {
+MemoryEngine::MemoryEngine(const MemoryEngineOptions& options, StripePrefix prefix)
+    : prefix_(prefix) {
   SKV_ASSERT(options.stripes > 0 && std::has_single_bit(options.stripes),
              "stripes must be a power of two");
   stripe_count_ = options.stripes;
@@ -131,8 +132,29 @@ MemoryEngine::~MemoryEngine() = default;
 
 size_t MemoryEngine::stripe_of(std::string_view key) const {
   if (stripe_bits_ == 0) return 0;
+  size_t n = key.size();
+  if (prefix_ != nullptr) {
+    const size_t group = prefix_(key);
+    if (group != 0 && group < n) n = group;
+  }
   // Top bits: the hash index inside a stripe uses the low bits, keep them independent.
-  return XXH3_64bits(key.data(), key.size()) >> (64 - stripe_bits_);
+  return XXH3_64bits(key.data(), n) >> (64 - stripe_bits_);
+}
+
+size_t MemoryEngine::group_stripe(std::string_view start, std::string_view end) const {
+  if (prefix_ == nullptr || end.empty()) return SIZE_MAX;
+  const size_t n = prefix_(start);
+  if (n == 0 || n > start.size()) return SIZE_MAX;
+  // Every key in [start, end) begins with the group when end <= the group's
+  // successor (the group with trailing 0xff dropped and its last byte plus one).
+  std::string successor(start.substr(0, n));
+  while (!successor.empty() && static_cast<unsigned char>(successor.back()) == 0xff) {
+    successor.pop_back();
+  }
+  if (successor.empty()) return SIZE_MAX;
+  successor.back() = static_cast<char>(static_cast<unsigned char>(successor.back()) + 1);
+  if (end > std::string_view(successor)) return SIZE_MAX;
+  return stripe_of(start);
 }
 
 Status MemoryEngine::get(std::string_view key, std::string* value) {
@@ -172,17 +194,28 @@ Result<Sequence> MemoryEngine::del(std::string_view key) {
 Result<Sequence> MemoryEngine::write(const WriteBatch& batch) {
   if (batch.empty()) return last_sequence();
   const auto& ops = batch.ops();
-  std::vector<size_t> op_stripe(ops.size());
-  std::vector<size_t> order;
-  order.reserve(ops.size());
+  // A command's batch is a few entries: keep its stripe numbers on the stack.
+  constexpr size_t kSmall = 8;
+  size_t small_stripe[kSmall];
+  size_t small_order[kSmall];
+  std::vector<size_t> big_stripe;
+  std::vector<size_t> big_order;
+  size_t* op_stripe = small_stripe;
+  size_t* order = small_order;
+  if (ops.size() > kSmall) {
+    big_stripe.resize(ops.size());
+    big_order.resize(ops.size());
+    op_stripe = big_stripe.data();
+    order = big_order.data();
+  }
   for (size_t i = 0; i < ops.size(); ++i) {
     op_stripe[i] = stripe_of(ops[i].key);
-    order.push_back(op_stripe[i]);
+    order[i] = op_stripe[i];
   }
   // Ascending stripe order is the engine-wide lock order (scan and clear use it too).
-  std::sort(order.begin(), order.end());
-  order.erase(std::unique(order.begin(), order.end()), order.end());
-  for (size_t idx : order) stripes_[idx].mu.lock();
+  std::sort(order, order + ops.size());
+  const size_t locked = static_cast<size_t>(std::unique(order, order + ops.size()) - order);
+  for (size_t i = 0; i < locked; ++i) stripes_[order[i]].mu.lock();
   for (size_t i = 0; i < ops.size(); ++i) {
     Stripe& s = stripes_[op_stripe[i]];
     if (ops[i].type == WriteBatch::OpType::kPut) {
@@ -192,7 +225,7 @@ Result<Sequence> MemoryEngine::write(const WriteBatch& batch) {
     }
   }
   const Sequence seq = sequence_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  for (auto it = order.rbegin(); it != order.rend(); ++it) stripes_[*it].mu.unlock();
+  for (size_t i = locked; i-- > 0;) stripes_[order[i]].mu.unlock();
   durable_.advance(seq);
   return seq;
 }
@@ -241,14 +274,33 @@ bool MemoryEngine::collect_chunk(std::string_view cursor, std::string_view end, 
   return more;
 }
 
+bool MemoryEngine::collect_group_chunk(size_t stripe, std::string_view cursor, std::string_view end,
+                                       size_t want, ScanChunk* chunk) const {
+  chunk->clear();
+  const Stripe& s = stripes_[stripe];
+  std::shared_lock lock(s.mu);
+  auto it = s.ordered.lower_bound(cursor);
+  for (; it != s.ordered.end() && chunk->key_value.size() < want; ++it) {
+    const entry::Decoded d = entry::decode(*it);
+    if (d.key >= end) return false;
+    chunk->bytes.append(d.key);
+    chunk->bytes.append(d.value);
+    chunk->key_value.emplace_back(d.key.size(), d.value.size());
+  }
+  return it != s.ordered.end() && entry::key_of(*it) < end;
+}
+
 Status MemoryEngine::scan(std::string_view start, std::string_view end, size_t limit,
                           const ScanVisitor& visit) {
   if (!end.empty() && end <= start) return Status::OK();
   size_t remaining = limit == 0 ? SIZE_MAX : limit;
   std::string cursor(start);
   ScanChunk chunk;
+  const size_t group = group_stripe(start, end);
   while (remaining > 0) {
-    const bool more = collect_chunk(cursor, end, std::min(remaining, kScanChunk), &chunk);
+    const size_t want = std::min(remaining, kScanChunk);
+    const bool more = group != SIZE_MAX ? collect_group_chunk(group, cursor, end, want, &chunk)
+                                        : collect_chunk(cursor, end, want, &chunk);
     size_t offset = 0;
     std::string_view last_key;
     for (const auto& [klen, vlen] : chunk.key_value) {
@@ -369,6 +421,11 @@ EngineStats MemoryEngine::stats() const {
 
 std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options) {
   return std::make_unique<MemoryEngine>(options);
+}
+
+std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options,
+                                           StripePrefix prefix) {
+  return std::make_unique<MemoryEngine>(options, prefix);
 }
 
 }  // namespace statekv::storage

@@ -30,6 +30,9 @@
 //     whole or not at all within it), the visitor may call back into the engine, and
 //     a scan of k entries costs O(stripes * log n + k * log stripes), never O(n).
 //     Scans longer than one chunk are not a snapshot across chunks.
+//   - with a StripePrefix (open_memory_engine below), keys that share a group prefix
+//     share a stripe, and a scan whose range lies inside one group (a collection's
+//     elements) locks and reads that one stripe: O(log n + k), no merge.
 // There is no global lock on the hot path; the only shared word every write touches
 // is the sequence counter (one atomic fetch_add, taken under the stripe lock so that
 // per-key order and sequence order agree).
@@ -45,12 +48,20 @@
 
 namespace statekv::storage {
 
+// How many leading bytes of a key choose its stripe (its group); 0 = the whole key.
+// Must give every key that begins with a group it returned that same length, so a
+// group's keys are all in one stripe.
+using StripePrefix = size_t (*)(std::string_view key);
+
+// open_memory_engine(options) with keys grouped into stripes by `prefix`.
+std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options, StripePrefix prefix);
+
 class MemoryEngine final : public Engine {
  public:
   // Most entries a scan copies out under one round of stripe locks.
   static constexpr size_t kScanChunk = 1024;
 
-  explicit MemoryEngine(const MemoryEngineOptions& options);
+  explicit MemoryEngine(const MemoryEngineOptions& options, StripePrefix prefix = nullptr);
   ~MemoryEngine() override;
 
   std::string_view name() const override { return "memory"; }
@@ -79,6 +90,8 @@ class MemoryEngine final : public Engine {
   struct ScanChunk;
 
   size_t stripe_of(std::string_view key) const;
+  // The one stripe that holds every key in [start, end) (one group), or SIZE_MAX.
+  size_t group_stripe(std::string_view start, std::string_view end) const;
   // Fills *chunk with up to `want` entries with cursor <= key < end; returns whether
   // entries beyond the chunk may exist.
   bool collect_chunk(std::string_view cursor, std::string_view end, size_t want,
@@ -87,7 +100,11 @@ class MemoryEngine final : public Engine {
   // before (empty before: no upper bound), the highest first.
   bool collect_chunk_reverse(std::string_view start, std::string_view before, size_t want,
                              ScanChunk* chunk) const;
+  // The same from one stripe's index (every key of the range is in it).
+  bool collect_group_chunk(size_t stripe, std::string_view cursor, std::string_view end,
+                           size_t want, ScanChunk* chunk) const;
 
+  StripePrefix prefix_ = nullptr;
   unsigned stripe_bits_;
   std::unique_ptr<Stripe[]> stripes_;
   size_t stripe_count_;

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <map>
 
+#include "coord/routing_errors.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "node/raft_register_client.h"
@@ -26,10 +27,6 @@ namespace {
 
 using server::CommandSpec;
 using server::Session;
-
-// The marker an owner writes for a route it refuses; the routed-command
-// executor turns it into a status, so it never reaches a client.
-constexpr std::string_view kStaleRoute = "STALEROUTE";
 
 // Positions of the key arguments of a command, by its spec (Redis's
 // first_key / last_key / key_step convention).
@@ -46,13 +43,6 @@ bool is_fan_out_command(std::string_view name) {
 // mark dirty when it finishes, if it writes.
 thread_local bool t_in_gate = false;
 thread_local std::vector<std::string> t_written;
-
-// The error a client gets when routing failed: CLUSTERDOWN when the owner
-// could not be reached or answer, ERR when the command was refused before it
-// was sent (over the peer frame limit: certainly not applied).
-std::string routing_error(const Status& s) {
-  return (s.is_invalid_argument() ? "ERR " : "CLUSTERDOWN ") + s.message();
-}
 
 std::string describe_node(const RoutingTable& t, NodeId id) {
   const meta::Member* m = t.member(id);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "coord/coordinator.h"
+#include "coord/routing_errors.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "node/raft_register_client.h"
@@ -124,9 +125,7 @@ Result<uint64_t> Coordinator::count_keys_of(std::string_view keyspace, std::stri
 
 void Coordinator::create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient& client,
                                   resp::Writer& out) {
-  const auto refuse = [&](const Status& s) {
-    out.error((s.is_invalid_argument() ? "ERR " : "CLUSTERDOWN ") + s.message());
-  };
+  const auto refuse = [&](const Status& s) { out.error(routing_error(s)); };
   auto current = meta::fetch(client);
   if (!current.ok()) return refuse(current.status());
   const meta::Keyspace* from = owner_of_prefix(*current, spec.key_prefix, spec.name);
@@ -259,9 +258,7 @@ Result<std::string> Coordinator::adopt_verb(const std::vector<std::string>& argv
 
 void Coordinator::drop_keyspace(const std::string& name, meta::RegisterClient& client,
                                 resp::Writer& out) {
-  const auto refuse = [&](const Status& s) {
-    out.error((s.is_invalid_argument() ? "ERR " : "CLUSTERDOWN ") + s.message());
-  };
+  const auto refuse = [&](const Status& s) { out.error(routing_error(s)); };
   // 1. Commands on the keyspace's keys wait (single copy: at each owner's
   //    gate, once the drop verb closed it) or are refused (consensus).
   auto begun =

@@ -5,6 +5,7 @@
 #include <future>
 
 #include "coord/coordinator.h"
+#include "coord/routing_errors.h"
 #include "net/frame.h"
 #include "resp/writer.h"
 
@@ -13,14 +14,6 @@ namespace statekv::coord {
 namespace {
 
 using server::Session;
-
-// As in coordinator.cc: the marker an owner writes for a route it refuses,
-// and the error a client gets when routing failed.
-constexpr std::string_view kStaleRoute = "STALEROUTE";
-
-std::string routing_error(const Status& s) {
-  return (s.is_invalid_argument() ? "ERR " : "CLUSTERDOWN ") + s.message();
-}
 
 // A reply larger than this cannot travel in a frame of its own (with the
 // frame's few bytes of envelope).

@@ -24,6 +24,7 @@
 #include "server/command_table.h"
 #include "server/list.h"
 #include "server/number.h"
+#include "server/zset.h"
 
 namespace statekv::server {
 namespace {
@@ -170,47 +171,14 @@ std::vector<std::string_view> lock_set(std::span<const std::string> argv, const 
   return keys;
 }
 
-// ---- sorted-set scores (the encoding zset_commands.cc writes) ----
-
-std::optional<double> decode_score(std::string_view v) {
-  if (v.size() != 8) return std::nullopt;
-  uint64_t bits = 0;
-  for (char ch : v) bits = (bits << 8) | static_cast<uint8_t>(ch);
-  double d = 0;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
-}
-
-struct Scored {
-  double score;
-  std::string member;
-};
-
-// The `count` lowest (or highest) members of z in pop order. Reads every
-// member (as ZPOPMIN does until the score index exists: docs/data-types.md).
-Result<std::vector<Scored>> lowest(Collection& z, int64_t count, bool min) {
-  std::vector<Scored> all;
-  all.reserve(z.size());
-  bool bad = false;
-  Status s = z.for_each([&](std::string_view f, std::string_view v) {
-    auto d = decode_score(v);
-    if (!d) {
-      bad = true;
-      return false;
-    }
-    all.push_back(Scored{*d, std::string(f)});
-    return true;
-  });
-  if (!s.ok()) return s;
-  if (bad) return Status::Corruption("malformed sorted-set score");
-  auto order = [min](const Scored& a, const Scored& b) {
-    if (a.score != b.score) return min ? a.score < b.score : a.score > b.score;
-    return min ? a.member < b.member : a.member > b.member;
-  };
-  const size_t n = std::min<size_t>(all.size(), static_cast<size_t>(count));
-  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(), order);
-  all.resize(n);
-  return all;
+// The `count` lowest (or highest) members of z in pop order, as ZPOPMIN /
+// ZPOPMAX take them (through the score index when z has one).
+Result<std::vector<zset::Scored>> lowest(Collection& z, int64_t count, bool min) {
+  zset::RangeSpec spec;
+  spec.rev = !min;
+  spec.start = 0;
+  spec.end = count - 1;
+  return zset::range_of(z, spec);
 }
 
 // What a try on one key came to.
@@ -299,7 +267,7 @@ Outcome try_key(CommandContext& c, const Parsed& p, size_t key_at, bool serving,
   if (z->size() == 0) return Outcome::kEmpty;
   auto popped = lowest(*z, p.op == Op::kZsetMpop ? p.count : 1, p.left);
   if (!c.ok(popped)) return Outcome::kReplied;
-  for (const Scored& e : *popped) {
+  for (const zset::Scored& e : *popped) {
     if (!c.ok(z->erase(e.member))) return Outcome::kReplied;
   }
   if (!claim()) return Outcome::kReplied;
@@ -313,7 +281,7 @@ Outcome try_key(CommandContext& c, const Parsed& p, size_t key_at, bool serving,
     c.out.array(2);
     c.out.bulk(key);
     c.out.array(popped->size());
-    for (const Scored& e : *popped) {
+    for (const zset::Scored& e : *popped) {
       c.out.array(2);
       c.out.bulk(e.member);
       c.out.dbl(e.score);

@@ -1426,8 +1426,9 @@ void ReplicaGroups::Impl::unpark(ReplicaGroup& g) {
 }
 
 void ReplicaGroups::Impl::lost_leadership(ReplicaGroup& g) {
-  // Proposed entries may still commit under the next leader, or be cut off:
-  // their clients time out. Nothing evaluated here from now on relies on the
+  // Proposed entries may still commit under the next leader (raft answers them
+  // when applied here) or be replaced by its entries (raft fails them then, and
+  // their calls retry at the new leader); cut off from everyone, they time out. Nothing evaluated here from now on relies on the
   // latches: a new term's barrier waits for everything committed before it.
   g.latches.clear();
   for (auto& [rid, p] : pending_) {

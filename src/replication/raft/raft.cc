@@ -765,15 +765,23 @@ void Raft::apply_committed() {
   while (applied_ < commit_) {
     applied_ = applied_.next();
     const Entry& e = log_.at(applied_);
-    if (e.kind != Entry::Kind::kCommand) continue;
-    ClientResponse response = sm_.apply(e.command);
+    const bool command = e.kind == Entry::Kind::kCommand;
+    std::optional<ClientResponse> response;
+    if (command) response = sm_.apply(e.command);
     auto it = pending_writes_.find(applied_);
-    if (it != pending_writes_.end() && it->second == e.command.id) {
-      env_.reply(e.command.id, std::move(response));
+    if (it == pending_writes_.end()) continue;
+    // Ours, or another leader's entry committed where ours was: then ours can
+    // never commit (an index holds one entry, and ours was proposed only
+    // there), and its client may retry at once rather than time out. (A
+    // replaced entry alone proves nothing: a later leader may still hold and
+    // commit it.)
+    if (command && e.command.id == it->second) {
+      env_.reply(it->second, std::move(*response));
+    } else {
+      env_.reply(it->second, fail(leader_));
     }
+    pending_writes_.erase(it);
   }
-  // Entries at or below applied_ that were not ours were overwritten: no answer.
-  pending_writes_.erase(pending_writes_.begin(), pending_writes_.upper_bound(applied_));
   maybe_snapshot();
 }
 

@@ -306,8 +306,9 @@ class Raft {
   uint64_t round_ = 0;
   std::vector<ClientRequest> reads_before_first_commit_;
   std::deque<PendingRead> reads_;
-  // Writes this node accepted as leader, by log index: answered when applied if
-  // the entry there is still theirs.
+  // Writes this node accepted as leader, by log index: answered when the entry
+  // at their index is applied — with its result if it is still theirs, failed
+  // (certainly never applied) if another leader's entry was committed there.
   std::map<LogIndex, RequestId> pending_writes_;
   // Leadership transfer under way: to whom, until when, and whether TimeoutNow left.
   std::optional<NodeId> transferee_;

@@ -437,6 +437,59 @@ TEST(RaftElection, AHigherTermDeposesALeaderAndItsPendingReadsFail) {
   EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kFail);
 }
 
+TEST(RaftElection, ADeposedLeadersWriteFailsOnceAnotherEntryCommitsAtItsIndex) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  r.on_request(request(7, ClientOp::kWrite, "k", "mine"));  // index 2, never replicated
+  r.on_request(request(8, ClientOp::kWrite, "k", "also"));  // index 3
+  env.sync(r);
+  // Node 3 won term 2 without our entries: we are deposed, they still wait...
+  r.on_message(NodeId(3), AppendEntries{.term = Term(2)});
+  EXPECT_EQ(r.role(), Raft::Role::kFollower);
+  // ...even once its entry replaces ours: a later leader may still hold ours
+  // (node 2, say) and commit it...
+  r.on_message(NodeId(3), AppendEntries{.term = Term(2),
+                                        .prev_index = LogIndex(1),
+                                        .prev_term = Term(1),
+                                        .entries = {noop(2)}});
+  EXPECT_TRUE(env.replies.empty()) << "a replaced entry may still commit elsewhere";
+  // ...until another entry commits at their index: then they never can, and
+  // their clients learn it at once (not after their timeout).
+  r.on_message(NodeId(3), AppendEntries{.term = Term(2),
+                                        .prev_index = LogIndex(2),
+                                        .prev_term = Term(2),
+                                        .leader_commit = LogIndex(3),
+                                        .entries = {cmd(2, 40, "k", "theirs")}});
+  ASSERT_EQ(env.replies.size(), 2u);
+  for (const auto& [id, response] : env.replies) {
+    EXPECT_EQ(response.outcome, ClientResponse::Outcome::kFail);
+    EXPECT_EQ(response.leader_hint, NodeId(3));
+  }
+}
+
+TEST(RaftElection, ADeposedLeadersWriteThatTheNewLeaderKeptIsAnsweredOkWhenApplied) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  r.on_request(request(7, ClientOp::kWrite, "k", "mine"));  // index 2
+  env.sync(r);
+  r.on_message(NodeId(3), AppendEntries{.term = Term(2)});
+  // The new leader had our entry and commits it with one of its own term.
+  r.on_message(NodeId(3), AppendEntries{.term = Term(2),
+                                        .prev_index = LogIndex(2),
+                                        .prev_term = Term(1),
+                                        .leader_commit = LogIndex(3),
+                                        .entries = {noop(2)}});
+  ASSERT_EQ(env.replies.size(), 1u);
+  EXPECT_EQ(env.replies[0].first, RequestId(7));
+  EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kOk);
+}
+
 TEST(RaftRecords, ACheckpointResetsEverythingRecordedBeforeIt) {
   RaftLog log;
   log.replace_from(LogIndex(1), {noop(1), cmd(1, 2, "a", "1"), cmd(2, 3, "b", "2")});

@@ -34,12 +34,16 @@ RedisClient connect(uint16_t port) {
   return std::move(c).value();
 }
 
-// The RESP port of the node that owns `key` (LOCATE's addresses), 0 if none matched.
+// The RESP port of the node that owns `key` (the first of LOCATE's addresses:
+// a replicated shard's preferred leader), 0 if none matched.
 uint16_t owner_port(RedisClient& c, const std::string& key, uint16_t base, int nodes) {
   const std::string where = c.cmd({"LOCATE", key});
+  const size_t at = where.find("\"addresses\", [\"127.0.0.1:");
+  if (at == std::string::npos) return 0;
+  const std::string first = where.substr(at + 25, where.find('"', at + 25) - (at + 25));
   for (int k = 0; k < nodes; ++k) {
     const uint16_t port = static_cast<uint16_t>(base + k);
-    if (where.find("127.0.0.1:" + std::to_string(port)) != std::string::npos) return port;
+    if (first == std::to_string(port)) return port;
   }
   return 0;
 }

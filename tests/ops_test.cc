@@ -201,13 +201,19 @@ struct Cluster {
   uint16_t base = 0;
 };
 
-// A detached cluster of `nodes` memory nodes under a fresh data dir.
-void up_detached(Cluster& c, int nodes) {
+// A detached cluster of `nodes` memory nodes under a fresh data dir; `extra`
+// flags for `cluster up`.
+void up_detached(Cluster& c, int nodes, const std::vector<std::string>& extra = {}) {
   c.base = pick_cluster_base_port(static_cast<uint16_t>(nodes + 1));
   ASSERT_NE(c.base, 0);
-  auto up =
-      run_statekv({"cluster", "up", "--nodes", std::to_string(nodes), "--base-port",
-                   std::to_string(c.base), "--data", c.data, "--engine", "memory", "--detach"});
+  std::vector<std::string> args = {"cluster",     "up",
+                                   "--nodes",     std::to_string(nodes),
+                                   "--base-port", std::to_string(c.base),
+                                   "--data",      c.data,
+                                   "--engine",    "memory",
+                                   "--detach"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto up = run_statekv(args);
   ASSERT_EQ(up.first, 0) << up.second;
 }
 
@@ -472,8 +478,10 @@ TEST(Ops, TheSupervisorReportsARemovalAsPlannedAndAKillAsACrash) {
   Cluster c("ops-planned");
   c.base = pick_cluster_base_port(3);
   ASSERT_NE(c.base, 0);
+  // One copy per key: removing one of three nodes leaves enough for it (a
+  // replicated default keyspace of factor 3 needs a fourth node first).
   Background sup({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(c.base), "--data",
-                  c.data, "--engine", "memory"},
+                  c.data, "--engine", "memory", "--replication", "none"},
                  c.dir.path() + "/sup.out");
   LocalClusterGuard down{c.data};
   ASSERT_TRUE(sup.wait_for_output("running in the foreground", 60s)) << sup.output();
@@ -494,7 +502,7 @@ TEST(Ops, TheSupervisorReportsARemovalAsPlannedAndAKillAsACrash) {
 TEST(Ops, AShardWhoseOwnerIsDownFailsClusterInfoAndStatusUntilItIsBack) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   Cluster c("ops-health");
-  up_detached(c, 3);
+  up_detached(c, 3, {"--replication", "none"});  // a shard with one copy
   LocalClusterGuard down{c.data};
   EXPECT_TRUE(eventually(
       [&] { return cluster_info(c.base).find("cluster_state:ok") != std::string::npos; }, 5s))

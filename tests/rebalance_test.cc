@@ -38,7 +38,7 @@ TEST(Rebalance, AddThenRemoveANodeUnderLoadStaysLinearizable) {
   ASSERT_NE(base, 0);
   auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
                          "--data", data, "--partitioner", "slots", "--engine", "memory",
-                         "--detach"});
+                         "--replication", "none", "--detach"});
   LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
 
@@ -174,7 +174,8 @@ TEST(Rebalance, PipelinedClientsKeepTheirOrderWhileKeysMove) {
   ASSERT_NE(base, 0);
   auto up =
       run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
-                   data, "--partitioner", "slots", "--engine", "memory", "--detach"});
+                   data, "--partitioner", "slots", "--engine", "memory", "--replication", "none",
+                   "--detach"});
   LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
 

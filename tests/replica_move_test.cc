@@ -44,12 +44,14 @@ pid_t node_pid(const std::string& data, int node) {
 struct Cluster {
   explicit Cluster(const std::string& name) : dir(name), data(dir.path() + "/data") {}
 
+  // The default keyspace keeps one copy per shard (the consensus keyspace
+  // "rep" is the one whose replicas move).
   void up() {
     base = pick_cluster_base_port(5);
     ASSERT_NE(base, 0);
     auto started =
         run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
-                     data, "--engine", "memory", "--detach"});
+                     data, "--engine", "memory", "--replication", "none", "--detach"});
     down.reset(new LocalClusterGuard{data});
     ASSERT_EQ(started.first, 0) << started.second;
     auto c = RedisClient::connect(base);

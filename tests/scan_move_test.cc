@@ -130,7 +130,8 @@ TEST(ScanMove, FullScansMissNoKeyWhileNodesJoinAndLeave) {
   ASSERT_NE(base, 0);
   auto up =
       run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
-                   data, "--partitioner", "hash", "--engine", "memory", "--detach"});
+                   data, "--partitioner", "hash", "--engine", "memory", "--replication", "none",
+                   "--detach"});
   LocalClusterGuard down{data};
   ASSERT_EQ(up.first, 0) << up.second;
 

@@ -471,7 +471,9 @@ struct UpFlags {
   std::string engine = "rocksdb";
   std::string fsync = "batch";
   std::string partitioner = "hash";
-  std::string replication = "none";
+  // Empty: consensus (factor 3) for a new cluster of 3 or more nodes, so
+  // that it survives the loss of any one node; none below that.
+  std::string replication;
   std::vector<std::string> regions;
   std::string keyspaces;  // TOML file of [[keyspace]] entries
   bool detach = false;
@@ -636,7 +638,8 @@ int run_up(const UpFlags& f) {
     cluster.engine = f.engine;
     cluster.fsync = f.fsync;
     cluster.partitioner = f.partitioner;
-    cluster.replication = f.replication;
+    cluster.replication =
+        !f.replication.empty() ? f.replication : (f.nodes >= 3 ? "consensus" : "none");
     for (size_t k = 1; k <= f.nodes; ++k) {
       LocalNode n;
       n.id = NodeId(k);
@@ -1107,11 +1110,11 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"hash", "ring", "slots"}))
       ->capture_default_str();
   up_cmd->add_option("--replication", up->replication,
-                     "Replication of the default keyspace: none (one copy per shard) or "
-                     "consensus (raft per shard, factor min(3, nodes): any one node may fail; "
-                     "docs/replication.md lists what consensus keyspaces do not serve yet)")
-      ->check(CLI::IsMember({"none", "consensus"}))
-      ->capture_default_str();
+                     "Replication of the default keyspace: consensus (raft per shard, factor "
+                     "min(3, nodes): any one node may fail; the default with 3 or more nodes) or "
+                     "none (one copy per shard; the default with fewer). docs/replication.md "
+                     "lists what consensus keyspaces do not serve yet")
+      ->check(CLI::IsMember({"none", "consensus"}));
   up_cmd->add_option("--regions", up->regions,
                      "Region labels dealt to the nodes in turn, e.g. eu,us (default: one region)")
       ->delimiter(',');

@@ -55,6 +55,9 @@ struct ServerFlags {
   std::string region = "default";
   std::string cluster_id = "statekv";
   uint64_t election_timeout_ms = 150;
+  // Replica groups carry the clients' load: a leader busy serving it must not
+  // lose its followers to a timeout a loaded machine's scheduling can exceed.
+  uint64_t group_election_timeout_ms = 500;
   std::string default_partitioner = "hash";
   std::string default_replication = "none";
   bool redirects = false;
@@ -304,9 +307,9 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     groups.self = NodeId(flags.node_id);
     groups.data_dir = config.data_dir;
     groups.fsync = config.fsync != storage::FsyncPolicy::kNever;
-    groups.raft.election_timeout = std::chrono::milliseconds(flags.election_timeout_ms);
+    groups.raft.election_timeout = std::chrono::milliseconds(flags.group_election_timeout_ms);
     groups.raft.heartbeat_interval =
-        std::chrono::milliseconds(std::max<uint64_t>(1, flags.election_timeout_ms / 7));
+        std::chrono::milliseconds(std::max<uint64_t>(1, flags.group_election_timeout_ms / 7));
     co.replica_groups = groups;
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
     ctx.router = coordinator.get();
@@ -422,7 +425,14 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                 "Answer MOVED for keys of slots keyspaces that another node serves, instead of "
                 "routing them (per connection: CLUSTER REDIRECTS ON)");
   cmd->add_option("--raft-election-timeout-ms", flags->election_timeout_ms,
-                  "Raft election timeout T: each one is drawn from [T, 2T); heartbeats every T/7")
+                  "Election timeout T of the metadata raft group: each one is drawn from [T, 2T); "
+                  "heartbeats every T/7")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  cmd->add_option("--group-election-timeout-ms", flags->group_election_timeout_ms,
+                  "Election timeout T of the replica groups (consensus keyspaces): each one is "
+                  "drawn from [T, 2T); heartbeats every T/7. A follower takes over a killed "
+                  "leader's shards within about 2T")
       ->check(CLI::Range(10, 60000))
       ->capture_default_str();
   cmd->add_option("--raft-snapshot-entries", flags->snapshot_entries,

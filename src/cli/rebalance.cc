@@ -9,7 +9,6 @@
 #include <set>
 #include <thread>
 
-#include "coord/replica_groups.h"
 #include "coord/replica_moves.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
@@ -143,108 +142,20 @@ Status move_keyspace(node::RaftRegisterClient& client, const std::string& secret
 
 // ---- replicas of REPLICATION consensus keyspaces (coord/replica_moves.h) ----
 
-// Asks the leader of `group` to run `__replicas ARGS`: tries `leader` first,
-// then each of `members` (not those down), following leader hints. On OK,
-// `leader` is who answered. Busy and InvalidArgument come back as the leader
-// said them; Unavailable when no member leads or answers.
-Result<std::string> ask_leader(const meta::ClusterMap& map, GroupId group,
-                               const std::vector<NodeId>& members, const std::set<NodeId>& down,
-                               const std::string& secret, const std::vector<std::string>& args,
-                               NodeId& leader) {
-  std::vector<NodeId> order;
-  if (leader.value() != 0) order.push_back(leader);
-  for (NodeId n : members) {
-    if (std::find(order.begin(), order.end(), n) == order.end()) order.push_back(n);
-  }
-  std::set<NodeId> asked;
-  std::string last = "no member to ask";
-  for (size_t i = 0; i < order.size() && asked.size() < 2 * order.size(); ++i) {
-    const NodeId target = order[i];
-    if (down.contains(target) || !asked.insert(target).second) continue;
-    const meta::Member* m = map.find_member(target);
-    if (m == nullptr || m->peer_address.empty()) continue;
-    const auto deadline = Clock::now() + 3s;
-    auto conn = net::BlockingConnection::open(m->peer_address, secret, deadline);
-    if (!conn.ok()) {
-      last = fmt::format("node {}: {}", target.value(), conn.status().message());
-      continue;
-    }
-    net::ForwardFrame frame;
-    frame.call = 1;
-    frame.epoch = map.epoch.value();
-    frame.group = group.value();
-    frame.argv = {std::string(coord::kReplicasVerb)};
-    frame.argv.insert(frame.argv.end(), args.begin(), args.end());
-    auto r = (*conn)->call(frame, deadline);
-    if (!r.ok()) {
-      last = fmt::format("node {}: {}", target.value(), r.status().message());
-      continue;
-    }
-    if (r->status.ok()) {
-      leader = target;
-      std::string text = r->reply;
-      if (text.size() >= 3 && text[0] == '+') text = text.substr(1, text.size() - 3);
-      return text;
-    }
-    if (r->status.code() != Status::Code::kUnavailable) return r->status;
-    last = fmt::format("node {}: {}", target.value(), r->status.message());
-    const NodeId hint(r->leader_hint);
-    if (hint.value() != 0 && !asked.contains(hint)) order.insert(order.begin() + i + 1, hint);
-  }
-  return Status::Unavailable("no leader of the group answers (" + last + ")");
+std::string node_list(const std::vector<NodeId>& nodes) {
+  std::string out;
+  for (size_t i = 0; i < nodes.size(); ++i) out += (i ? "," : "") + std::to_string(nodes[i].value());
+  return out;
 }
 
-// `__replicas status`'s line: leader=N commit=I config=A,B committed=0|1 match=B:I,C:I
-Result<coord::GroupView> parse_group_view(const std::string& line) {
-  coord::GroupView v;
-  const auto ids = [](std::string_view text, auto&& each) {
-    size_t at = 0;
-    while (at < text.size()) {
-      size_t end = text.find(',', at);
-      if (end == std::string_view::npos) end = text.size();
-      each(text.substr(at, end - at));
-      at = end + 1;
-    }
-  };
-  size_t at = 0;
-  while (at < line.size()) {
-    size_t end = line.find(' ', at);
-    if (end == std::string::npos) end = line.size();
-    const std::string field = line.substr(at, end - at);
-    at = end + 1;
-    const size_t eq = field.find('=');
-    if (eq == std::string::npos) return Status::Corruption("group status: '" + field + "'");
-    const std::string name = field.substr(0, eq), value = field.substr(eq + 1);
-    if (name == "leader") {
-      v.leader = NodeId(std::stoull(value));
-    } else if (name == "commit") {
-      v.commit_index = std::stoull(value);
-    } else if (name == "committed") {
-      v.config_committed = value == "1";
-    } else if (name == "config") {
-      ids(value,
-          [&](std::string_view id) { v.config.push_back(NodeId(std::stoull(std::string(id)))); });
-    } else if (name == "match") {
-      ids(value, [&](std::string_view pair) {
-        const size_t colon = pair.find(':');
-        if (colon == std::string_view::npos) return;
-        v.match[NodeId(std::stoull(std::string(pair.substr(0, colon))))] =
-            std::stoull(std::string(pair.substr(colon + 1)));
-      });
-    }
-  }
-  if (v.leader.value() == 0 || v.config.empty()) {
-    return Status::Corruption("group status without a leader or members: '" + line + "'");
-  }
-  return v;
-}
-
-// Moves the replicas of consensus keyspace `name` to replica_targets, one
-// shard and one replica at a time.
-Status move_replicas(node::RaftRegisterClient& client, const std::string& secret,
-                     const std::string& name,
-                     const std::function<void(const RebalanceProgress&)>& on_progress,
-                     const RebalanceOptions& options) {
+// The metadata leader's controller (coord/replica_controller.h) moves the
+// replicas of consensus keyspace `name` as the map changes; this waits until
+// every shard's owners are its target, reporting each change it sees. A move
+// that makes no progress for 60 s is a Timeout (the controller's log says
+// why; the move goes on when the cause is gone).
+Status wait_for_replicas(node::RaftRegisterClient& client, const std::string& name,
+                         const std::function<void(const RebalanceProgress&)>& on_progress,
+                         const RebalanceOptions& options) {
   auto map = meta::fetch(client);
   if (!map.ok()) return map.status();
   const meta::Keyspace* k = map->find_keyspace(name);
@@ -258,110 +169,54 @@ Status move_replicas(node::RaftRegisterClient& client, const std::string& secret
     on_progress(RebalanceProgress{name, 0, 0, s.message() + ": its replicas stay"});
     return Status::OK();
   }
-  auto targets = coord::replica_targets(*map, *k, options.leaving);
-  if (!targets.ok()) return targets.status();
-  const uint32_t factor = k->spec.replication.factor;
   RebalanceProgress progress{name, 0, 0, {}};
-  std::vector<uint32_t> moving;
-  for (size_t i = 0; i < k->shards.size(); ++i) {
-    const auto& owners = k->shards[i].owners;
-    if (owners == (*targets)[i]) continue;
-    moving.push_back(static_cast<uint32_t>(i));
-    for (NodeId n : (*targets)[i]) {
-      progress.total += std::find(owners.begin(), owners.end(), n) == owners.end() ? 1 : 0;
+  std::optional<uint64_t> to_remove_at_start;
+  std::string last_state;
+  auto last_change = Clock::now();
+  for (;;) {
+    std::set<NodeId> leaving = options.leaving;
+    for (const meta::Member& m : map->members) {
+      if (m.state == meta::MemberState::kLeaving) leaving.insert(m.id);
     }
+    auto targets = coord::replica_targets(*map, *k, leaving);
+    if (!targets.ok()) return targets.status();
+    // A shard is done when its owners are its target (the move's own, when
+    // one is under way); count the replicas still to go.
+    uint64_t to_remove = 0;
+    std::string state;
+    for (size_t i = 0; i < k->shards.size() && i < targets->size(); ++i) {
+      const meta::Shard& sh = k->shards[i];
+      const std::vector<NodeId>& target = sh.moving_to.empty() ? (*targets)[i] : sh.moving_to;
+      if (sh.owners == target) continue;
+      for (NodeId n : sh.owners) {
+        to_remove += std::find(target.begin(), target.end(), n) == target.end() ? 1 : 0;
+      }
+      state += fmt::format("{}shard {}: [{}] -> [{}]", state.empty() ? "" : "; ", i,
+                           node_list(sh.owners), node_list(target));
+    }
+    if (!to_remove_at_start) to_remove_at_start = to_remove;
+    progress.total = std::max(*to_remove_at_start, to_remove);
+    progress.moved = progress.total - to_remove;
+    if (state.empty()) break;
+    if (state != last_state) {
+      progress.step = state;
+      on_progress(progress);
+      last_state = state;
+      last_change = Clock::now();
+    } else if (Clock::now() - last_change > 60s) {
+      return Status::Timeout("the replicas made no progress for 60 s (" + state +
+                             "); the metadata leader's log says why");
+    }
+    std::this_thread::sleep_for(100ms);
+    map = meta::fetch(client);
+    if (!map.ok()) return map.status();
+    k = map->find_keyspace(name);
+    if (k == nullptr) return Status::OK();
   }
-  if (moving.empty()) return Status::OK();
-  const auto report = [&](std::string step) {
-    progress.step = std::move(step);
+  if (progress.total > 0) {
+    progress.step = "every shard at its target";
     on_progress(progress);
-    progress.step.clear();
-  };
-  for (uint32_t shard : moving) {
-    const std::vector<NodeId>& target = (*targets)[shard];
-    const GroupId group = coord::ReplicaGroups::group_id(name, shard);
-    NodeId leader;
-    std::vector<NodeId> config;
-    std::string last_wait;
-    auto last_report = Clock::now() - 1h;
-    const auto deadline = Clock::now() + 120s;
-    for (;;) {
-      if (Clock::now() > deadline) {
-        return Status::Timeout(
-            fmt::format("shard {}: its replicas still move after 120 s ({})", shard, last_wait));
-      }
-      map = meta::fetch(client);
-      if (!map.ok()) return map.status();
-      k = map->find_keyspace(name);
-      if (k == nullptr) return Status::OK();
-      const std::vector<NodeId> owners = k->shards[shard].owners;
-      std::vector<NodeId> ask = owners;
-      for (NodeId n : config) {
-        if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
-      }
-      auto line = ask_leader(*map, group, ask, options.down, secret, {"status"}, leader);
-      if (!line.ok()) {
-        if (line.status().code() != Status::Code::kUnavailable) return line.status();
-        last_wait = line.status().message();  // an election: ask again
-        std::this_thread::sleep_for(100ms);
-        continue;
-      }
-      auto view = parse_group_view(*line);
-      if (!view.ok()) return view.status();
-      config = view->config;
-      auto step = coord::next_replica_step(target, owners, *view, factor, options.down);
-      if (!step.ok())
-        return Status::InvalidArgument(fmt::format("shard {}: {}", shard, step.status().message()));
-      using Kind = coord::ReplicaStep::Kind;
-      const std::string what = fmt::format("shard {}: {}", shard, step->why);
-      switch (step->kind) {
-        case Kind::kDone:
-          break;
-        case Kind::kWait:
-          last_wait = what;
-          if (Clock::now() - last_report > 1s) {
-            report(what);
-            last_report = Clock::now();
-          }
-          std::this_thread::sleep_for(50ms);
-          continue;
-        case Kind::kPublish: {
-          auto published = meta::update(client, [&](const meta::ClusterMap& m) {
-            return meta::set_replica_owners(m, name, shard, step->owners);
-          });
-          if (!published.ok() &&
-              published.status().message().find("already these") == std::string::npos) {
-            return published.status();
-          }
-          report(what);
-          continue;
-        }
-        case Kind::kAdd:
-        case Kind::kRemove:
-        case Kind::kTransfer: {
-          const char* verb = step->kind == Kind::kAdd      ? "add"
-                             : step->kind == Kind::kRemove ? "remove"
-                                                           : "transfer";
-          auto done = ask_leader(*map, group, ask, options.down, secret,
-                                 {verb, std::to_string(step->node.value())}, leader);
-          if (!done.ok()) {
-            // Busy (a change or transfer under way, or no entry of the
-            // leader's term committed yet), or the view changed under us:
-            // look again.
-            last_wait = what + ": " + done.status().message();
-            std::this_thread::sleep_for(50ms);
-            continue;
-          }
-          if (step->kind == Kind::kRemove) ++progress.moved;
-          if (step->kind == Kind::kTransfer) leader = step->node;
-          report(what);
-          continue;
-        }
-      }
-      break;
-    }
   }
-  report("every shard at its target");
   return Status::OK();
 }
 
@@ -377,7 +232,7 @@ Status rebalance(const std::vector<std::string>& endpoints, const std::string& s
     // A consensus keyspace's shards are replica groups: their replicas move
     // (membership changes), not their keys; its layout stays.
     Status s = k.spec.replication.kind == meta::Replication::kConsensus
-                   ? move_replicas(client, secret, k.spec.name, on_progress, options)
+                   ? wait_for_replicas(client, k.spec.name, on_progress, options)
                    : move_keyspace(client, secret, k.spec.name, on_progress, options.down);
     if (!s.ok()) {
       return Status(s.code() == Status::Code::kInvalidArgument

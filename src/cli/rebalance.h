@@ -2,7 +2,8 @@
 // the current active members, while clients keep reading and writing
 // (coord/mover.h describes each node's part; this drives the steps), and the
 // replicas of REPLICATION consensus keyspaces to where replica_targets puts
-// them (coord/replica_moves.h).
+// them (coord/replica_moves.h; the metadata leader's controller moves them,
+// coord/replica_controller.h, and this waits for it).
 //
 // For each keyspace whose layout changes: begin the move in the map; prepare,
 // copy (with a progress report) and freeze on every data node; finish the move
@@ -29,8 +30,8 @@ struct RebalanceProgress {
 };
 
 struct RebalanceOptions {
-  // Nodes known not to answer (a dead node being removed): no step asks them,
-  // and a replica group removes such a member before adding its replacement.
+  // Nodes known not to answer (a dead node being removed): nothing is copied
+  // from them. (The replica controller judges by what its node hears.)
   std::set<NodeId> down;
   // Nodes on their way out whose replicas must move away (remove-node).
   std::set<NodeId> leaving;
@@ -39,7 +40,9 @@ struct RebalanceOptions {
 // `endpoints`: peer addresses of members; `on_progress` is called now and then.
 // Single-copy keyspaces move their keys (coord/mover.h); the replicas of
 // REPLICATION consensus keyspaces move one at a time, by membership changes of
-// each shard's group (coord/replica_moves.h), driven from here.
+// each shard's group (coord/replica_moves.h), driven by the metadata leader's
+// controller (coord/replica_controller.h): this waits until each shard is at
+// its target, reporting its progress, and fails after 60 s without any.
 Status rebalance(const std::vector<std::string>& endpoints, const std::string& secret,
                  const std::function<void(const RebalanceProgress&)>& on_progress,
                  const RebalanceOptions& options = {});

@@ -21,6 +21,7 @@
 #include "coord/coordinator.h"
 #include "meta/cluster_map.h"
 #include "node/cluster_acl.h"
+#include "coord/replica_controller.h"
 #include "node/cluster_node.h"
 #include "server/acl.h"
 #include "server/client_registry.h"
@@ -315,6 +316,18 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     ctx.router = coordinator.get();
     ctx.cluster = coordinator.get();
   }
+  // On the metadata leader, the replicas of consensus keyspaces follow the
+  // map (coord/replica_controller.h).
+  std::unique_ptr<coord::ReplicaControllerThread> replica_controller;
+  if (cluster) {
+    coord::ReplicaControllerOptions rc;
+    rc.secret = cluster_secret_of(flags);
+    node::ClusterNode* node = cluster.get();
+    rc.leads_metadata = [node] { return node->leads_metadata(); };
+    rc.map = [node] { return node->map(); };
+    rc.down = [node] { return node->down_members(); };
+    replica_controller = std::make_unique<coord::ReplicaControllerThread>(std::move(rc));
+  }
   server::NetworkServer network(ctx, *service, registry);
   if (Status s = network.start(); !s.ok()) {
     spdlog::error("{}", s.message());
@@ -331,6 +344,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
 
   // A planned stop: the replica groups this node leads get other leaders
   // first, so their keys stay writable (a kill costs an election instead).
+  replica_controller.reset();  // no replica moves while this node stops
   if (coordinator) coordinator->hand_over_leadership(std::chrono::milliseconds(2000));
   network.stop();   // no new clients, every connection closed, I/O threads joined
   service->stop();  // background work (active expiry) ends before the engine closes

@@ -629,7 +629,9 @@ Json ids_json(const std::vector<NodeId>& ids) {
 Json shards_json(const std::vector<Shard>& shards) {
   Json shard_list = Json::array();
   for (const Shard& sh : shards) {
-    shard_list.push_back(Json{{"id", sh.id.value()}, {"owners", ids_json(sh.owners)}});
+    Json j{{"id", sh.id.value()}, {"owners", ids_json(sh.owners)}};
+    if (!sh.moving_to.empty()) j["moving_to"] = ids_json(sh.moving_to);
+    shard_list.push_back(std::move(j));
   }
   return shard_list;
 }
@@ -840,6 +842,9 @@ std::vector<Shard> decode_shards(const Json& shards, const std::string& path, St
     Shard shard;
     shard.id = ShardId(sh.u64("id"));
     shard.owners = decode_ids(sh.array("owners"), shard_path + ".owners", error);
+    if (sh.has("moving_to")) {
+      shard.moving_to = decode_ids(sh.array("moving_to"), shard_path + ".moving_to", error);
+    }
     sh.finish();
     out.push_back(std::move(shard));
   }

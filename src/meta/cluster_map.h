@@ -168,6 +168,10 @@ struct KeyspaceSpec {
 struct Shard {
   ShardId id;                  // its index in the keyspace's shard map
   std::vector<NodeId> owners;  // replicas, in preference order (first: preferred primary)
+  // REPLICATION consensus: the owners a replica move under way takes the shard
+  // to (coord/replica_controller.h); empty when none is. Kept in the map so
+  // that a new metadata leader finishes the move it finds, not another one.
+  std::vector<NodeId> moving_to;
   bool operator==(const Shard&) const = default;
 };
 

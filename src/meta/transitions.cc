@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 namespace statekv::meta {
 namespace {
@@ -461,6 +462,63 @@ Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view na
   std::string what = fmt::format("replicas of keyspace '{}' shard {}: [{}] -> [{}]", name, shard,
                                  ids(s.owners), ids(owners));
   s.owners = std::move(owners);
+  if (s.owners == s.moving_to) s.moving_to.clear();
+  return finish(std::move(next), std::move(what));
+}
+
+Result<ClusterMap> set_replica_target(const ClusterMap& map, std::string_view name, uint32_t shard,
+                                      std::vector<NodeId> target) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (k->spec.replication.kind != Replication::kConsensus) {
+    return Status::InvalidArgument(fmt::format(
+        "keyspace '{}' is not REPLICATION consensus: its shards move by rebalancing", name));
+  }
+  if (shard >= k->shards.size()) {
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' has no shard {} (it has {})", name, shard, k->shards.size()));
+  }
+  Shard& s = k->shards[shard];
+  if (!target.empty()) {
+    if (target.size() != k->spec.replication.factor) {
+      return Status::InvalidArgument(fmt::format(
+          "keyspace '{}' shard {}: a target of {} replicas for factor {}", name, shard,
+          target.size(), k->spec.replication.factor));
+    }
+    std::set<NodeId> seen;
+    for (NodeId n : target) {
+      const Member* m = map.find_member(n);
+      if (m == nullptr || m->state == MemberState::kRemoved) return not_a_member(n);
+      const bool had = std::find(s.owners.begin(), s.owners.end(), n) != s.owners.end();
+      if (!had && m->state != MemberState::kActive) {
+        return Status::InvalidArgument(
+            fmt::format("node {} is {}: only an active member can get a new replica", n.value(),
+                        to_string(m->state)));
+      }
+      if (!seen.insert(n).second) {
+        return Status::InvalidArgument(
+            fmt::format("keyspace '{}' shard {}: node {} twice in the target", name, shard,
+                        n.value()));
+      }
+    }
+  }
+  if (target == s.moving_to) {
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' shard {}: the target is already this", name, shard));
+  }
+  const auto ids = [](const std::vector<NodeId>& v) {
+    std::string out;
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i].value());
+    return out;
+  };
+  std::string what =
+      target.empty()
+          ? fmt::format("replicas of keyspace '{}' shard {}: move to [{}] abandoned", name, shard,
+                        ids(s.moving_to))
+          : fmt::format("replicas of keyspace '{}' shard {}: moving from [{}] to [{}]", name,
+                        shard, ids(s.owners), ids(target));
+  s.moving_to = std::move(target);
   return finish(std::move(next), std::move(what));
 }
 

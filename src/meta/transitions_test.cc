@@ -575,3 +575,40 @@ TEST(KeyspaceChanges, DropBeginsThenRemovesOrIsAbandoned) {
 
 }  // namespace
 }  // namespace statekv::meta
+
+namespace statekv::meta {
+namespace {
+
+TEST(ReplicaTarget, AMovesTargetIsKeptInTheDocumentAndEndsWhenTheOwnersReachIt) {
+  ClusterMap m = three();  // the default keyspace: consensus, factor 3 on 1, 2, 3
+  Member four = member(4);
+  four.state = MemberState::kActive;
+  m = *add_member(m, four);
+  const std::vector<NodeId> owners = m.find_keyspace("default")->shards[0].owners;
+  std::vector<NodeId> target = owners;
+  target.back() = NodeId(4);
+  m = expect_next(m, set_replica_target(m, "default", 0, target),
+                  fmt::format("replicas of keyspace 'default' shard 0: moving from [{},{},{}] to "
+                              "[{},{},4]",
+                              owners[0].value(), owners[1].value(), owners[2].value(),
+                              owners[0].value(), owners[1].value()));
+  expect_refused(set_replica_target(m, "default", 0, target), "keyspace 'default' shard 0: the target is already this");
+  expect_refused(set_replica_target(m, "default", 0, {NodeId(1), NodeId(1), NodeId(4)}),
+                 "keyspace 'default' shard 0: node 1 twice in the target");
+  expect_refused(set_replica_target(m, "default", 0, {NodeId(1), NodeId(4)}),
+                 "keyspace 'default' shard 0: a target of 2 replicas for factor 3");
+  Result<ClusterMap> decoded = decode(encode(m));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  EXPECT_EQ(decoded->find_keyspace("default")->shards[0].moving_to, target);
+  // The owners pass through factor + 1 to the target, which ends the move.
+  std::vector<NodeId> more = owners;
+  more.push_back(NodeId(4));
+  m = *set_replica_owners(m, "default", 0, more);
+  EXPECT_EQ(m.find_keyspace("default")->shards[0].moving_to, target);
+  m = *set_replica_owners(m, "default", 0, target);
+  EXPECT_TRUE(m.find_keyspace("default")->shards[0].moving_to.empty());
+  EXPECT_FALSE(decode(encode(m))->find_keyspace("default")->shards[0].moving_to.size());
+}
+
+}  // namespace
+}  // namespace statekv::meta

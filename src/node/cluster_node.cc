@@ -244,6 +244,19 @@ bool ClusterNode::member_up(const net::RaftNodeStatus& s, NodeId id) const {
   return std::chrono::steady_clock::now() - since < options_.peer_down_after;
 }
 
+std::set<NodeId> ClusterNode::down_members() const {
+  const net::RaftNodeStatus s = raft_->status();
+  std::set<NodeId> down;
+  if (const auto m = map()) {
+    for (const meta::Member& member : m->members) {
+      if (member.state != meta::MemberState::kRemoved && !member_up(s, member.id)) {
+        down.insert(member.id);
+      }
+    }
+  }
+  return down;
+}
+
 std::string ClusterNode::cluster_info() const {
   const net::RaftNodeStatus s = raft_->status();
   const auto m = map();

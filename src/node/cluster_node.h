@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -89,6 +90,11 @@ class ClusterNode final {
     for (NodeId m : members) n += member_up(s, m) ? 1 : 0;
     return n;
   }
+  // The members (not removed) this node has not heard from within
+  // peer_down_after, itself never among them.
+  std::set<NodeId> down_members() const;
+  // Whether this node leads the metadata group now.
+  bool leads_metadata() const { return raft_->status().role == "leader"; }
   // Calls `listener` with the applied bytes of the cluster's users document
   // (node/cluster_acl.h) now if there is one, and after each change, on the
   // raft node's thread. One listener; set it once.

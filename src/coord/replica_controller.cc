@@ -1,0 +1,343 @@
+#include "coord/replica_controller.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "coord/replica_groups.h"
+#include "meta/meta_client.h"
+#include "meta/transitions.h"
+#include "net/blocking_connection.h"
+#include "node/raft_register_client.h"
+
+namespace statekv::coord {
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class PeerReplicaMoveIo final : public ReplicaMoveIo {
+ public:
+  explicit PeerReplicaMoveIo(std::string secret) : secret_(std::move(secret)) {}
+
+  Result<std::string> ask_leader(const meta::ClusterMap& map, GroupId group,
+                                 const std::vector<NodeId>& members, const std::set<NodeId>& down,
+                                 const std::vector<std::string>& args, NodeId& leader) override {
+    std::vector<NodeId> order;
+    if (leader.value() != 0) order.push_back(leader);
+    for (NodeId n : members) {
+      if (std::find(order.begin(), order.end(), n) == order.end()) order.push_back(n);
+    }
+    std::set<NodeId> asked;
+    std::string last = "no member to ask";
+    for (size_t i = 0; i < order.size(); ++i) {
+      const NodeId target = order[i];
+      if (down.contains(target) || !asked.insert(target).second) continue;
+      const meta::Member* m = map.find_member(target);
+      if (m == nullptr || m->peer_address.empty()) continue;
+      const auto deadline = Clock::now() + 3s;
+      auto conn = net::BlockingConnection::open(m->peer_address, secret_, deadline);
+      if (!conn.ok()) {
+        last = fmt::format("node {}: {}", target.value(), conn.status().message());
+        continue;
+      }
+      net::ForwardFrame frame;
+      frame.call = 1;
+      frame.epoch = map.epoch.value();
+      frame.group = group.value();
+      frame.argv = {std::string(kReplicasVerb)};
+      frame.argv.insert(frame.argv.end(), args.begin(), args.end());
+      auto r = (*conn)->call(frame, deadline);
+      if (!r.ok()) {
+        last = fmt::format("node {}: {}", target.value(), r.status().message());
+        continue;
+      }
+      if (r->status.ok()) {
+        leader = target;
+        std::string text = r->reply;
+        if (text.size() >= 3 && text[0] == '+') text = text.substr(1, text.size() - 3);
+        return text;
+      }
+      if (r->status.code() != Status::Code::kUnavailable) return r->status;
+      last = fmt::format("node {}: {}", target.value(), r->status.message());
+      const NodeId hint(r->leader_hint);
+      if (hint.value() != 0 && !asked.contains(hint)) order.insert(order.begin() + i + 1, hint);
+    }
+    return Status::Unavailable("no leader of the group answers (" + last + ")");
+  }
+
+  Status update_map(const meta::ClusterMap& map, const MapChange& change) override {
+    // Every member that may lead the metadata group, a leaving one included
+    // (this node, when it is the one leaving: member_endpoints lists active
+    // members only, and a client that cannot reach the leader retries for
+    // as long as its attempts last).
+    std::vector<std::string> endpoints;
+    for (const meta::Member& m : map.members) {
+      if (m.state != meta::MemberState::kRemoved && !m.peer_address.empty()) {
+        endpoints.push_back(m.peer_address);
+      }
+    }
+    node::RaftRegisterClient client(endpoints, secret_, 5000ms);
+    auto updated = meta::update(client, change, /*max_attempts=*/4);
+    if (!updated.ok() && updated.status().message().find("already") == std::string::npos) {
+      return updated.status();
+    }
+    return Status::OK();
+  }
+
+ private:
+  const std::string secret_;
+};
+
+std::string node_list(const std::vector<NodeId>& nodes) {
+  std::string out;
+  for (size_t i = 0; i < nodes.size(); ++i) out += (i ? "," : "") + std::to_string(nodes[i].value());
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<ReplicaMoveIo> peer_replica_move_io(std::string secret) {
+  return std::make_unique<PeerReplicaMoveIo>(std::move(secret));
+}
+
+Result<GroupView> parse_group_view(const std::string& line) {
+  GroupView v;
+  const auto ids = [](std::string_view text, auto&& each) {
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t end = text.find(',', at);
+      if (end == std::string_view::npos) end = text.size();
+      each(text.substr(at, end - at));
+      at = end + 1;
+    }
+  };
+  const auto number = [](std::string_view text) -> std::optional<uint64_t> {
+    uint64_t n = 0;
+    if (text.empty()) return std::nullopt;
+    for (char c : text) {
+      if (c < '0' || c > '9' || n > (UINT64_MAX - 9) / 10) return std::nullopt;
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return n;
+  };
+  bool bad = false;
+  size_t at = 0;
+  while (at < line.size()) {
+    size_t end = line.find(' ', at);
+    if (end == std::string::npos) end = line.size();
+    const std::string field = line.substr(at, end - at);
+    at = end + 1;
+    const size_t eq = field.find('=');
+    if (eq == std::string::npos) return Status::Corruption("group status: '" + field + "'");
+    const std::string name = field.substr(0, eq), value = field.substr(eq + 1);
+    const auto id = [&](std::string_view text) {
+      auto n = number(text);
+      bad = bad || !n;
+      return NodeId(n.value_or(0));
+    };
+    if (name == "leader") {
+      v.leader = id(value);
+    } else if (name == "commit") {
+      auto n = number(value);
+      bad = bad || !n;
+      v.commit_index = n.value_or(0);
+    } else if (name == "committed") {
+      v.config_committed = value == "1";
+    } else if (name == "config") {
+      ids(value, [&](std::string_view text) { v.config.push_back(id(text)); });
+    } else if (name == "match") {
+      ids(value, [&](std::string_view pair) {
+        const size_t colon = pair.find(':');
+        auto index = colon == std::string_view::npos ? std::nullopt : number(pair.substr(colon + 1));
+        bad = bad || !index;
+        if (index) v.match[id(pair.substr(0, colon))] = *index;
+      });
+    }
+  }
+  if (bad || v.leader.value() == 0 || v.config.empty()) {
+    return Status::Corruption("group status without a leader or members: '" + line + "'");
+  }
+  return v;
+}
+
+ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<NodeId>& down) {
+  ReplicaTick out;
+  std::set<NodeId> leaving;
+  for (const meta::Member& m : map.members) {
+    if (m.state == meta::MemberState::kLeaving) leaving.insert(m.id);
+  }
+  for (const meta::Keyspace& k : map.keyspaces) {
+    if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
+    if (!replicas_can_move(k).ok()) continue;  // rebalance says so when it matters
+    const std::string name = k.spec.name;
+    auto targets = replica_targets(map, k, leaving);
+    if (!targets.ok()) {
+      out.errors.push_back(fmt::format("keyspace '{}': {}", name, targets.status().message()));
+      continue;
+    }
+    const uint32_t factor = k.spec.replication.factor;
+    // Whether `target` still suits shard `sh`: members, none leaving, each
+    // active or already holding a replica.
+    const auto fits = [&](const std::vector<NodeId>& target, const meta::Shard& sh) {
+      for (NodeId n : target) {
+        const meta::Member* m = map.find_member(n);
+        if (m == nullptr || m->state == meta::MemberState::kRemoved || leaving.contains(n)) {
+          return false;
+        }
+        const bool had = std::find(sh.owners.begin(), sh.owners.end(), n) != sh.owners.end();
+        if (m->state != meta::MemberState::kActive && !had) return false;
+      }
+      return true;
+    };
+    for (size_t i = 0; i < k.shards.size() && i < targets->size(); ++i) {
+      const meta::Shard& sh = k.shards[i];
+      const std::vector<NodeId>& owners = sh.owners;
+      const uint32_t shard = static_cast<uint32_t>(i);
+      const std::string where = fmt::format("keyspace '{}' shard {}", name, shard);
+      // A move under way keeps its target (recomputed mid-move, with one
+      // owner too many, a target could send the move back); a target naming
+      // a node no longer fit for a replica is replaced.
+      const std::vector<NodeId> target =
+          !sh.moving_to.empty() && fits(sh.moving_to, sh) ? sh.moving_to : (*targets)[i];
+      if (owners == target) {
+        if (!sh.moving_to.empty()) {  // a stale target: the shard is where it should be
+          (void)io_.update_map(map, [&](const meta::ClusterMap& m) {
+            return meta::set_replica_target(m, name, shard, {});
+          });
+        }
+        continue;
+      }
+      ++out.shards_moving;
+      if (sh.moving_to != target) {
+        // Record the target first: whoever leads the metadata group next
+        // finishes this move rather than starting another.
+        if (Status s = io_.update_map(map,
+                                      [&](const meta::ClusterMap& m) {
+                                        return meta::set_replica_target(m, name, shard, target);
+                                      });
+            !s.ok()) {
+          out.errors.push_back(where + ": " + s.message());
+        } else {
+          out.steps.push_back(fmt::format("{}: moving [{}] to [{}]", where, node_list(owners),
+                                          node_list(target)));
+        }
+        continue;
+      }
+      const GroupId group = ReplicaGroups::group_id(name, shard);
+      // Ask the owners and whoever the group last reported (a member being
+      // added is in the group before the map drops the one it replaces).
+      std::vector<NodeId> ask = owners;
+      for (NodeId n : config_[group]) {
+        if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
+      }
+      NodeId& leader = leaders_[group];
+      auto line = io_.ask_leader(map, group, ask, down, {"status"}, leader);
+      if (!line.ok()) {
+        // An election, most likely: next tick.
+        if (line.status().code() != Status::Code::kUnavailable) {
+          out.errors.push_back(where + ": " + line.status().message());
+        }
+        continue;
+      }
+      auto view = parse_group_view(*line);
+      if (!view.ok()) {
+        out.errors.push_back(where + ": " + view.status().message());
+        continue;
+      }
+      config_[group] = view->config;
+      auto step = next_replica_step(target, owners, *view, factor, down);
+      if (!step.ok()) {
+        out.errors.push_back(where + ": " + step.status().message());
+        continue;
+      }
+      using Kind = ReplicaStep::Kind;
+      const std::string what = where + ": " + step->why;
+      switch (step->kind) {
+        case Kind::kDone:
+        case Kind::kWait:
+          break;
+        case Kind::kPublish: {
+          const std::vector<NodeId> next = step->owners;
+          if (Status s = io_.update_map(map,
+                                        [&](const meta::ClusterMap& m) {
+                                          return meta::set_replica_owners(m, name, shard, next);
+                                        });
+              !s.ok()) {
+            out.errors.push_back(what + ": " + s.message());
+          } else {
+            out.steps.push_back(what);
+          }
+          break;
+        }
+        case Kind::kAdd:
+        case Kind::kRemove:
+        case Kind::kTransfer: {
+          const char* verb = step->kind == Kind::kAdd      ? "add"
+                             : step->kind == Kind::kRemove ? "remove"
+                                                           : "transfer";
+          auto done =
+              io_.ask_leader(map, group, ask, down, {verb, std::to_string(step->node.value())},
+                             leader);
+          // Busy (a change or transfer under way) or a view that changed
+          // meanwhile: the next tick looks again.
+          if (done.ok()) {
+            out.steps.push_back(what);
+            if (step->kind == Kind::kTransfer) leader = step->node;
+          }
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+ReplicaControllerThread::ReplicaControllerThread(ReplicaControllerOptions options)
+    : options_(std::move(options)),
+      io_(options_.io ? std::move(options_.io) : peer_replica_move_io(options_.secret)),
+      controller_(*io_) {
+  thread_ = std::thread([this] { run(); });
+}
+
+ReplicaControllerThread::~ReplicaControllerThread() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ReplicaControllerThread::run() {
+  std::string last_errors;
+  bool was_moving = false;
+  while (true) {
+    std::chrono::milliseconds wait = options_.idle_interval;
+    if (options_.leads_metadata && options_.leads_metadata()) {
+      auto map = options_.map ? options_.map() : nullptr;
+      if (map) {
+        const ReplicaTick t =
+            controller_.tick(*map, options_.down ? options_.down() : std::set<NodeId>{});
+        for (const std::string& step : t.steps) spdlog::info("replica move: {}", step);
+        std::string errors;
+        for (const std::string& e : t.errors) errors += (errors.empty() ? "" : "; ") + e;
+        if (errors != last_errors && !errors.empty()) {
+          spdlog::warn("replica move cannot go on: {}", errors);
+        }
+        last_errors = errors;
+        if (was_moving && t.shards_moving == 0) spdlog::info("replica move: every shard at its target");
+        was_moving = t.shards_moving > 0;
+        if (was_moving) wait = options_.busy_interval;
+      }
+    } else {
+      was_moving = false;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (wake_.wait_for(lock, wait, [this] { return stopping_; })) return;
+  }
+}
+
+}  // namespace statekv::coord

@@ -1,0 +1,272 @@
+// The replica controller driven tick by tick against a model of the replica
+// groups (each group's leader, configuration and members' progress, as
+// `__replicas` reports and changes them) and of the metadata group (the map
+// it holds): each test names a property of the moves it makes.
+#include "coord/replica_controller.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "coord/replica_groups.h"
+#include "meta/transitions.h"
+
+namespace statekv::coord {
+namespace {
+
+std::vector<NodeId> ids(std::initializer_list<uint64_t> v) {
+  std::vector<NodeId> out;
+  for (uint64_t n : v) out.push_back(NodeId(n));
+  return out;
+}
+
+meta::Member member(uint64_t id) {
+  meta::Member m;
+  m.id = NodeId(id);
+  m.address = "127.0.0.1:" + std::to_string(7000 + id);
+  m.peer_address = "127.0.0.1:" + std::to_string(17000 + id);
+  m.state = meta::MemberState::kActive;
+  return m;
+}
+
+// `nodes` active members; keyspace "rep": `shards` shards of factor 3.
+meta::ClusterMap cluster(size_t nodes, uint32_t shards) {
+  std::vector<meta::Member> members;
+  for (size_t i = 1; i <= nodes; ++i) members.push_back(member(i));
+  auto map = meta::bootstrap("c1", members, meta::ReplicationSpec{meta::Replication::kNone, 1});
+  EXPECT_TRUE(map.ok()) << map.status().to_string();
+  meta::KeyspaceSpec spec;
+  spec.name = "rep";
+  spec.key_prefix = "r:";
+  spec.partitioner.kind = meta::Partitioner::kHash;
+  spec.partitioner.shards = shards;
+  spec.replication.kind = meta::Replication::kConsensus;
+  spec.replication.factor = 3;
+  auto next = meta::create_keyspace(*map, spec);
+  EXPECT_TRUE(next.ok()) << next.status().to_string();
+  return *next;
+}
+
+// The metadata group and every replica group, as the controller sees them
+// through ReplicaMoveIo. A new member catches up after `catch_up_asks`
+// status reports; a change is committed at once.
+class Model final : public ReplicaMoveIo {
+ public:
+  struct Group {
+    NodeId leader;
+    std::vector<NodeId> config;
+    std::map<NodeId, int> behind;  // status asks until caught up
+  };
+
+  explicit Model(meta::ClusterMap map) : map(std::move(map)) {
+    const meta::Keyspace& k = *this->map.find_keyspace("rep");
+    for (size_t i = 0; i < k.shards.size(); ++i) {
+      Group& g = groups[ReplicaGroups::group_id("rep", static_cast<uint32_t>(i))];
+      g.config = k.shards[i].owners;
+      g.leader = g.config.front();
+    }
+  }
+
+  Result<std::string> ask_leader(const meta::ClusterMap&, GroupId group,
+                                 const std::vector<NodeId>& members, const std::set<NodeId>& down,
+                                 const std::vector<std::string>& args, NodeId& leader) override {
+    Group& g = groups.at(group);
+    if (down.contains(g.leader) || dead.contains(g.leader) ||
+        std::find(members.begin(), members.end(), g.leader) == members.end()) {
+      return Status::Unavailable("no leader answers");
+    }
+    leader = g.leader;
+    const NodeId node(args.size() > 1 ? std::stoull(args[1]) : 0);
+    if (args[0] == "status") {
+      const uint64_t commit = 100;
+      std::string config, match;
+      for (NodeId n : g.config) {
+        config += (config.empty() ? "" : ",") + std::to_string(n.value());
+        if (n == g.leader) continue;
+        int& behind = g.behind[n];
+        const uint64_t at = dead.contains(n) ? 0 : behind > 0 ? 1 : commit;
+        if (behind > 0) --behind;
+        match += (match.empty() ? "" : ",") + std::to_string(n.value()) + ":" + std::to_string(at);
+      }
+      return "leader=" + std::to_string(g.leader.value()) + " commit=" + std::to_string(commit) +
+             " config=" + config + " committed=1 match=" + match;
+    }
+    if (args[0] == "add") {
+      g.config.push_back(node);
+      g.behind[node] = catch_up_asks;
+    } else if (args[0] == "remove") {
+      if (node == g.leader) return Status::InvalidArgument("the leader does not remove itself here");
+      std::erase(g.config, node);
+    } else if (args[0] == "transfer") {
+      g.leader = node;
+    }
+    smallest_group = std::min(smallest_group, live_members(g));
+    return std::string("OK");
+  }
+
+  Status update_map(const meta::ClusterMap&, const MapChange& change) override {
+    auto next = change(map);
+    if (!next.ok()) {
+      return next.status().message().find("already") != std::string::npos ? Status::OK()
+                                                                          : next.status();
+    }
+    map = *next;
+    ++map_changes;
+    return Status::OK();
+  }
+
+  size_t live_members(const Group& g) const {
+    return static_cast<size_t>(std::count_if(g.config.begin(), g.config.end(), [&](NodeId n) {
+      return !dead.contains(n);
+    }));
+  }
+
+  // Ticks `controller` until no shard moves; false after `limit` ticks.
+  bool run(ReplicaController& controller, int limit = 200) {
+    for (int i = 0; i < limit; ++i) {
+      if (controller.tick(map, dead).shards_moving == 0) return true;
+    }
+    return false;
+  }
+
+  meta::ClusterMap map;
+  std::map<GroupId, Group> groups;
+  std::set<NodeId> dead;
+  int catch_up_asks = 3;
+  size_t smallest_group = 3;
+  int map_changes = 0;
+};
+
+TEST(ReplicaController, ALeavingNodesReplicasMoveAddBeforeRemoveAndTheMapFollowsTheGroups) {
+  Model model(cluster(4, 4));
+  auto leaving = meta::set_member_state(model.map, NodeId(1), meta::MemberState::kLeaving);
+  ASSERT_TRUE(leaving.ok());
+  model.map = *leaving;
+  ReplicaController controller(model);
+  ASSERT_TRUE(model.run(controller));
+  const meta::Keyspace& k = *model.map.find_keyspace("rep");
+  for (size_t i = 0; i < k.shards.size(); ++i) {
+    const auto& owners = k.shards[i].owners;
+    EXPECT_EQ(owners.size(), 3u);
+    EXPECT_EQ(std::count(owners.begin(), owners.end(), NodeId(1)), 0) << "shard " << i;
+    EXPECT_TRUE(k.shards[i].moving_to.empty()) << "a finished move leaves no target";
+    const Model::Group& g = model.groups.at(ReplicaGroups::group_id("rep", static_cast<uint32_t>(i)));
+    EXPECT_EQ(std::set<NodeId>(g.config.begin(), g.config.end()),
+              std::set<NodeId>(owners.begin(), owners.end()))
+        << "the map's owners are the group's members";
+  }
+  EXPECT_GE(model.smallest_group, 3u) << "a group went below its factor while it moved";
+}
+
+TEST(ReplicaController, ANewMetadataLeaderFinishesTheMoveItFindsNotAnother) {
+  Model model(cluster(3, 1));
+  model.map = *meta::add_member(model.map, member(4));
+  model.map = *meta::add_member(model.map, member(5));
+  model.map = *meta::set_member_state(model.map, NodeId(1), meta::MemberState::kLeaving);
+  // A controller elsewhere chose node 5 (this one would pick node 4, the
+  // lowest id of the least loaded) and was halfway there: the group has node 5
+  // as a fourth member, the map lists it last.
+  const GroupId group = ReplicaGroups::group_id("rep", 0);
+  std::vector<NodeId> target = model.map.find_keyspace("rep")->shards[0].owners;
+  std::replace(target.begin(), target.end(), NodeId(1), NodeId(5));
+  model.map = *meta::set_replica_target(model.map, "rep", 0, target);
+  std::vector<NodeId> owners = model.map.find_keyspace("rep")->shards[0].owners;
+  owners.push_back(NodeId(5));
+  model.map = *meta::set_replica_owners(model.map, "rep", 0, owners);
+  model.groups.at(group).config.push_back(NodeId(5));
+  ReplicaController controller(model);
+  ASSERT_TRUE(model.run(controller));
+  const meta::Shard& shard = model.map.find_keyspace("rep")->shards[0];
+  EXPECT_EQ(std::set<NodeId>(shard.owners.begin(), shard.owners.end()),
+            std::set<NodeId>(target.begin(), target.end()))
+      << "the new controller took the shard somewhere else";
+  EXPECT_TRUE(shard.moving_to.empty());
+  EXPECT_EQ(model.groups.at(group).config.size(), 3u);
+}
+
+TEST(ReplicaController, ATargetNamingANodeThatNowLeavesIsReplaced) {
+  Model model(cluster(3, 1));
+  model.map = *meta::add_member(model.map, member(4));
+  model.map = *meta::add_member(model.map, member(5));
+  model.map = *meta::set_member_state(model.map, NodeId(1), meta::MemberState::kLeaving);
+  std::vector<NodeId> target = model.map.find_keyspace("rep")->shards[0].owners;
+  std::replace(target.begin(), target.end(), NodeId(1), NodeId(5));
+  model.map = *meta::set_replica_target(model.map, "rep", 0, target);
+  model.map = *meta::set_member_state(model.map, NodeId(5), meta::MemberState::kLeaving);
+  ReplicaController controller(model);
+  ASSERT_TRUE(model.run(controller));
+  const auto& owners = model.map.find_keyspace("rep")->shards[0].owners;
+  const std::vector<NodeId> expected = ids({2, 3, 4});
+  EXPECT_EQ(std::set<NodeId>(owners.begin(), owners.end()),
+            std::set<NodeId>(expected.begin(), expected.end()));
+}
+
+TEST(ReplicaController, ADeadMemberIsRemovedFirstAndItsReplacementCatchesUp) {
+  Model model(cluster(4, 1));
+  const GroupId group = ReplicaGroups::group_id("rep", 0);
+  const NodeId victim = model.map.find_keyspace("rep")->shards[0].owners.back();
+  ASSERT_NE(victim, model.groups.at(group).leader);
+  model.dead.insert(victim);
+  model.map = *meta::set_member_state(model.map, victim, meta::MemberState::kLeaving);
+  ReplicaController controller(model);
+  ASSERT_TRUE(model.run(controller));
+  const auto& owners = model.map.find_keyspace("rep")->shards[0].owners;
+  EXPECT_EQ(owners.size(), 3u);
+  EXPECT_EQ(std::count(owners.begin(), owners.end(), victim), 0);
+  // Two live members throughout: removing the dead one first kept the group
+  // writable (a majority of 3 live members of 4 would have needed the new one).
+  EXPECT_GE(model.smallest_group, 2u);
+}
+
+TEST(ReplicaController, ALeaderThatIsLeavingHandsOverBeforeItIsRemoved) {
+  Model model(cluster(4, 1));
+  const GroupId group = ReplicaGroups::group_id("rep", 0);
+  const NodeId leader = model.groups.at(group).leader;
+  model.map = *meta::set_member_state(model.map, leader, meta::MemberState::kLeaving);
+  ReplicaController controller(model);
+  ASSERT_TRUE(model.run(controller));
+  EXPECT_NE(model.groups.at(group).leader, leader);
+  const auto& config = model.groups.at(group).config;
+  EXPECT_EQ(std::count(config.begin(), config.end(), leader), 0);
+}
+
+TEST(ReplicaController, NothingMovesWhenEveryShardIsAtItsTarget) {
+  Model model(cluster(3, 4));
+  ReplicaController controller(model);
+  EXPECT_EQ(controller.tick(model.map, {}).shards_moving, 0u);
+  EXPECT_EQ(model.map_changes, 0);
+}
+
+TEST(ReplicaController, AGroupWithNoLeaderAnsweringWaitsAndMovesOnceOneDoes) {
+  Model model(cluster(4, 1));
+  const GroupId group = ReplicaGroups::group_id("rep", 0);
+  model.map = *meta::set_member_state(model.map, NodeId(3), meta::MemberState::kLeaving);
+  const NodeId leader = model.groups.at(group).leader;
+  model.dead.insert(leader);  // an election is under way
+  ReplicaController controller(model);
+  for (int i = 0; i < 10; ++i) {
+    const ReplicaTick t = controller.tick(model.map, {});
+    EXPECT_TRUE(t.errors.empty()) << t.errors.front();
+  }
+  EXPECT_EQ(model.groups.at(group).config.size(), 3u) << "changed a group with no leader";
+  model.dead.clear();
+  EXPECT_TRUE(model.run(controller));
+}
+
+TEST(GroupView, ParsesTheStatusLineAndRefusesAGarbledOne) {
+  auto v = parse_group_view("leader=2 commit=40 config=1,2,3 committed=0 match=1:39,3:40");
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  EXPECT_EQ(v->leader, NodeId(2));
+  EXPECT_EQ(v->commit_index, 40u);
+  EXPECT_EQ(v->config, ids({1, 2, 3}));
+  EXPECT_FALSE(v->config_committed);
+  EXPECT_EQ(v->match.at(NodeId(1)), 39u);
+  EXPECT_FALSE(parse_group_view("leader=x commit=1 config=1").ok());
+  EXPECT_FALSE(parse_group_view("leader=1 commit=1 config=1 match=2:").ok());
+  EXPECT_FALSE(parse_group_view("garbage").ok());
+}
+
+}  // namespace
+}  // namespace statekv::coord

@@ -102,14 +102,14 @@ TEST(GroupHost, FramesCarryTheirGroupBothWays) {
   ASSERT_EQ(f.env.sent.size(), 1u);
   auto tagged = untag_group(f.env.sent[0].second);
   ASSERT_TRUE(tagged.ok());
-  EXPECT_EQ(tagged->first, GroupId(2));
-  EXPECT_EQ(tagged->second, "append");
+  EXPECT_EQ(tagged->group, GroupId(2));
+  EXPECT_EQ(tagged->payload, "append");
 
-  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(1), "vote")).ok());
+  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(1), 0, "vote")).ok());
   EXPECT_EQ(f.recorders[1].delivered, std::vector<std::string>{"vote"});
   EXPECT_TRUE(f.recorders[2].delivered.empty());
   // A group this node does not host: dropped and counted, never misdelivered.
-  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(3), "x")).ok());
+  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(3), 0, "x")).ok());
   EXPECT_EQ(f.host->frames_for_unknown_groups(), 1u);
   EXPECT_EQ(f.recorders[1].delivered.size() + f.recorders[2].delivered.size(), 1u);
   // A frame without a whole group id is refused.

@@ -304,7 +304,9 @@ void GroupHost::ping_peers() {
   ping_timer_ = env_.set_timer(options_.peer_ping_interval);
 }
 
-GroupHost::~GroupHost() = default;
+// The groups go first: a protocol may answer requests as it is destroyed,
+// which needs the rest of the host.
+GroupHost::~GroupHost() { groups_.clear(); }
 
 GroupHost::Group* GroupHost::find(GroupId id) {
   auto it = groups_.find(id);

@@ -172,13 +172,14 @@ std::vector<NodeId> target_of(const Config& c, GroupId g, uint64_t k) {
 // applied (the truth the moves' invariants hold against), counters.
 struct Run {
   explicit Run(Config c) : config(std::move(c)) {
-    for (size_t g = 0; g <= config.groups; ++g) observers[GroupId(g)] = std::make_shared<Observer>();
+    for (size_t g = 0; g <= config.groups; ++g)
+      observers[GroupId(g)] = std::make_shared<Observer>();
   }
   Config config;
   std::map<GroupId, std::shared_ptr<Observer>> observers;
-  PlacementMap newest;                 // per group, the entry of the highest epoch applied anywhere
+  PlacementMap newest;  // per group, the entry of the highest epoch applied anywhere
   std::map<GroupId, uint64_t> leader_term;  // per data group, the highest term a leader had
-  std::string violation;               // the first broken invariant of the moves
+  std::string violation;                    // the first broken invariant of the moves
   uint64_t commands_refused_epoch = 0, commands_run = 0;
   uint64_t commands_older_epoch = 0;  // arrived with an older epoch than the node's
   uint64_t stale_commands_run = 0;    // run although stale (the planted bug)
@@ -212,7 +213,8 @@ class ScenarioNode;
 class Channel final : public replication::Env<Message> {
  public:
   using ReplyHook = std::function<bool(RequestId, ClientResponse&)>;
-  Channel(sim::ByteEnv& inner, ReplyHook on_reply) : inner_(inner), on_reply_(std::move(on_reply)) {}
+  Channel(sim::ByteEnv& inner, ReplyHook on_reply)
+      : inner_(inner), on_reply_(std::move(on_reply)) {}
   void send(NodeId to, const Message& msg) override {
     std::string bytes(1, kRaftFrame);
     bytes += replication::encode_message(msg);
@@ -269,8 +271,8 @@ class ScenarioNode final : public sim::HostedNode {
   Status deliver(NodeId from, std::string_view bytes) override {
     // Every command (a side frame of a data group) is kept; other frames now and then.
     auto t = sim::untag_group(bytes);
-    const bool command = t.ok() && t->group != kMeta && !t->payload.empty() &&
-                         t->payload[0] == kSideFrame;
+    const bool command =
+        t.ok() && t->group != kMeta && !t->payload.empty() && t->payload[0] == kSideFrame;
     if (command || env_.random().chance(kKeepForReplay)) {
       replays_[next_replay_++ % replays_.size()] = Replay{from, std::string(bytes), env_.now()};
     }
@@ -636,9 +638,9 @@ class DataReplica final : public sim::HostedNode {
       return;
     }
     // Busy or no longer applicable: the controller looks again.
-    const Status s = kind == ReplicaStep::Kind::kTransfer ? raft_.transfer_leadership(node)
-                                                          : raft_.change_membership(
-                                                                node, kind == ReplicaStep::Kind::kAdd);
+    const Status s = kind == ReplicaStep::Kind::kTransfer
+                         ? raft_.transfer_leadership(node)
+                         : raft_.change_membership(node, kind == ReplicaStep::Kind::kAdd);
     if (s.ok()) {
       ++run.commands_run;
       if (older || membership != before) ++run.stale_commands_run;
@@ -702,10 +704,11 @@ class DataReplica final : public sim::HostedNode {
     for (NodeId n : config) {
       if (std::find(it->second.owners.begin(), it->second.owners.end(), n) ==
           it->second.owners.end()) {
-        run.fail(fmt::format("group {}: leader {} of term {} has member {}, which the map of "
-                             "epoch {} does not list",
-                             group_.value(), node_.self().value(), raft_.term().value(),
-                             n.value(), it->second.epoch));
+        run.fail(
+            fmt::format("group {}: leader {} of term {} has member {}, which the map of "
+                        "epoch {} does not list",
+                        group_.value(), node_.self().value(), raft_.term().value(), n.value(),
+                        it->second.epoch));
       }
     }
   }
@@ -872,8 +875,8 @@ struct Verdicts {
   std::string describe() const {
     std::ostringstream os;
     os << "linearizable: " << linearizable << "\nsession: " << session
-       << "\nsequential: " << sequential << "\ncausal: " << causal
-       << "\nmoves: " << run->violation << "\n";
+       << "\nsequential: " << sequential << "\ncausal: " << causal << "\nmoves: " << run->violation
+       << "\n";
     for (const auto& [g, o] : run->observers) {
       if (!o->ok()) os << "raft of group " << g << ": " << o->violation() << "\n";
     }
@@ -882,7 +885,9 @@ struct Verdicts {
   }
 };
 
-bool weak(const check::Event& e) { return e.level == "sequential" || e.level == "fifo"; }
+bool weak(const check::Event& e) {
+  return e.level == "sequential" || e.level == "fifo";
+}
 
 std::string judge(const check::History& h, std::string_view model) {
   Result<check::CheckResult> r = check::run_model(model, h);
@@ -913,12 +918,11 @@ sim::SimOptions options_for(uint64_t seed, const Config& c) {
 
 Verdicts run_seed(const sim::SimOptions& o, Config c) {
   auto run = std::make_shared<Run>(std::move(c));
-  sim::ProtocolEntry entry{"replica-groups", "data groups and the metadata group, replicas moving",
-                           [run](sim::ByteEnv& env, const Membership& m,
-                                 std::vector<std::string> recovered) {
-                             return std::make_unique<ScenarioNode>(env, m.self, run,
-                                                                   std::move(recovered));
-                           }};
+  sim::ProtocolEntry entry{
+      "replica-groups", "data groups and the metadata group, replicas moving",
+      [run](sim::ByteEnv& env, const Membership& m, std::vector<std::string> recovered) {
+        return std::make_unique<ScenarioNode>(env, m.self, run, std::move(recovered));
+      }};
   Result<sim::SimResult> result = sim::run_simulation(entry, o);
   SKV_ASSERT(result.ok(), "the simulation itself broke");
   Verdicts v;
@@ -959,11 +963,12 @@ TEST(ReplicaGroupsSim, WithoutFaultsReplicasMoveAndEveryLevelIsServed) {
   EXPECT_GE(reached, c.groups) << "every group should reach a target";
   EXPECT_GT(v.run->unplaced, 0u) << "replicas moved away and were erased";
   EXPECT_GT(v.run->local_reads, 0u) << "sequential and fifo reads are served by members";
-  std::printf("[ measure ] no faults: %zu groups reached %llu targets, %llu commands, %llu local "
-              "reads\n",
-              c.groups, static_cast<unsigned long long>(reached),
-              static_cast<unsigned long long>(v.run->commands_run),
-              static_cast<unsigned long long>(v.run->local_reads));
+  std::printf(
+      "[ measure ] no faults: %zu groups reached %llu targets, %llu commands, %llu local "
+      "reads\n",
+      c.groups, static_cast<unsigned long long>(reached),
+      static_cast<unsigned long long>(v.run->commands_run),
+      static_cast<unsigned long long>(v.run->local_reads));
 }
 
 TEST(ReplicaGroupsSim, SameSeedSameHistory) {
@@ -983,9 +988,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     const sim::SimOptions o = options_for(seed, c);
     Verdicts v = run_seed(o, c);
     ASSERT_TRUE(v.ok()) << "seed " << seed << "\n" << v.describe();
-    ASSERT_GE(v.report.run.ok_fraction(), sim::default_min_ok(o))
-        << "seed " << seed << "\n"
-        << v.describe();
+    ASSERT_GE(v.report.run.ok_fraction(), sim::default_min_ok(o)) << "seed " << seed << "\n"
+                                                                  << v.describe();
     ok += v.report.run.ok;
     total += v.report.run.ok + v.report.run.fail + v.report.run.info;
     for (const auto& [g, e] : v.run->newest) reached += e.targets_reached;
@@ -1051,9 +1055,10 @@ TEST(ReplicaGroupsSim, AFollowerReadBehindTheSessionIsCaught) {
     }
   }
   ASSERT_NE(caught_at, 0u) << "reads behind the session went unnoticed for 40 seeds";
-  std::printf("[ measure ] read behind the session: caught at seed %llu by the session "
-              "checker: %s\n",
-              static_cast<unsigned long long>(caught_at), why.c_str());
+  std::printf(
+      "[ measure ] read behind the session: caught at seed %llu by the session "
+      "checker: %s\n",
+      static_cast<unsigned long long>(caught_at), why.c_str());
 }
 
 }  // namespace

@@ -306,7 +306,9 @@ void GroupHost::ping_peers() {
 
 // The groups go first: a protocol may answer requests as it is destroyed,
 // which needs the rest of the host.
-GroupHost::~GroupHost() { groups_.clear(); }
+GroupHost::~GroupHost() {
+  groups_.clear();
+}
 
 GroupHost::Group* GroupHost::find(GroupId id) {
   auto it = groups_.find(id);
@@ -359,8 +361,7 @@ void GroupHost::on_request(const replication::ClientRequest& req) {
   env_.reply(req.id, std::move(refused));
 }
 
-void GroupHost::host_reply(GroupId group, RequestId request,
-                           replication::ClientResponse response) {
+void GroupHost::host_reply(GroupId group, RequestId request, replication::ClientResponse response) {
   auto it = sessions_.find(request);
   std::string token;
   if (it != sessions_.end()) {

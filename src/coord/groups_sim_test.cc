@@ -21,10 +21,13 @@
 //     group walks through targets: the window of `factor` consecutive nodes
 //     shifted by one node per target, so one replica moves per target and
 //     every node leaves and rejoins every group.
-//   * epochs: a command is refused unless its epoch is the one the leader's
-//     node knows for the group (older: decided from a map that moved on;
-//     newer: this node has not seen that map yet); a frame older than the
-//     replica it reaches (GroupHost's born epoch) is dropped.
+//   * epochs: a command is refused unless its map epoch is the one the
+//     leader's node knows for the group (older: decided from a map that moved
+//     on; newer: this node has not seen that map yet) and its membership epoch
+//     is the group's own (the configuration it was decided from is still in
+//     effect); a frame older than the replica it reaches (GroupHost's born
+//     epoch) is dropped. Nodes deliver frames again long after (replays), so
+//     old commands do arrive.
 //   * reads at every level, with session tokens (GroupHost): linearizable and
 //     causal reads at the leader behind ReadIndex; sequential and fifo reads at
 //     any member whose applied index covers the session's position in the

@@ -70,6 +70,11 @@ struct Membership {
 // Single-key client operations; they match the history's `f` values (check/history.h).
 enum class ClientOp : unsigned char { kRead, kWrite, kCas, kDelete };
 
+// The level a read asks for (consistency per request, docs/replication.md).
+// Writes are always linearizable. A protocol that serves only linearizable
+// reads may ignore the level: serving a stronger level is always allowed.
+enum class ReadLevel : unsigned char { kLinearizable, kCausal, kSequential, kFifo };
+
 struct ClientRequest {
   RequestId id;
   ClientOp op = ClientOp::kRead;
@@ -78,6 +83,15 @@ struct ClientRequest {
   std::optional<std::string> value;
   // cas only: the value the key must hold (nullopt = the key must be absent).
   std::optional<std::string> expected;
+  // Reads only: the level asked for.
+  ReadLevel level = ReadLevel::kLinearizable;
+  // The client's session token as it last received it (ClientResponse::session;
+  // empty: a new session). Opaque to clients and to the simulator; a host that
+  // hosts many groups reads it (sim/group_host.h) and sets `min_index`.
+  std::string session;
+  // The session's position in the log of the group this request goes to: a read
+  // below linearizable must be served from a state that covers it. 0: none.
+  uint64_t min_index = 0;
 };
 
 struct ClientResponse {
@@ -95,6 +109,12 @@ struct ClientResponse {
   // a cas whose expectation did not hold. Another node, or this one later, may
   // serve it: a client may retry it elsewhere.
   bool not_served = false;
+  // On kOk: the log position the answer reflects (a write's entry, the applied
+  // index a read was served at; 0: not known), and the session token that
+  // covers it (empty: the session is unchanged). Neither is carried in log
+  // entries.
+  uint64_t index = 0;
+  std::string session;
 };
 
 // What a protocol may call. Implemented by a runtime; not thread-safe (a

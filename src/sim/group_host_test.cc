@@ -45,6 +45,7 @@ struct Recorder {
   std::vector<std::string> recovered;
   std::vector<std::string> delivered;
   std::vector<std::string> requests;
+  std::vector<uint64_t> min_indexes;
   std::vector<TimerId> timers;
   std::vector<uint64_t> persisted;
   ByteEnv* env = nullptr;
@@ -57,7 +58,10 @@ class RecordingProtocol final : public HostedNode {
     rec_.delivered.emplace_back(bytes);
     return Status::OK();
   }
-  void on_request(const ClientRequest& req) override { rec_.requests.push_back(req.key); }
+  void on_request(const ClientRequest& req) override {
+    rec_.requests.push_back(req.key);
+    rec_.min_indexes.push_back(req.min_index);
+  }
   void on_timer(TimerId id) override { rec_.timers.push_back(id); }
   void on_persisted(PersistToken t) override { rec_.persisted.push_back(t.value()); }
 
@@ -102,14 +106,14 @@ TEST(GroupHost, FramesCarryTheirGroupBothWays) {
   ASSERT_EQ(f.env.sent.size(), 1u);
   auto tagged = untag_group(f.env.sent[0].second);
   ASSERT_TRUE(tagged.ok());
-  EXPECT_EQ(tagged->first, GroupId(2));
-  EXPECT_EQ(tagged->second, "append");
+  EXPECT_EQ(tagged->group, GroupId(2));
+  EXPECT_EQ(tagged->payload, "append");
 
-  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(1), "vote")).ok());
+  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(1), 0, "vote")).ok());
   EXPECT_EQ(f.recorders[1].delivered, std::vector<std::string>{"vote"});
   EXPECT_TRUE(f.recorders[2].delivered.empty());
   // A group this node does not host: dropped and counted, never misdelivered.
-  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(3), "x")).ok());
+  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(3), 0, "x")).ok());
   EXPECT_EQ(f.host->frames_for_unknown_groups(), 1u);
   EXPECT_EQ(f.recorders[1].delivered.size() + f.recorders[2].delivered.size(), 1u);
   // A frame without a whole group id is refused.
@@ -165,6 +169,103 @@ TEST(GroupHost, TimersFireInTheGroupThatSetThem) {
   EXPECT_EQ(f.recorders[1].timers, std::vector<TimerId>{t1});
   EXPECT_EQ(f.recorders[2].timers, std::vector<TimerId>{t2});
   EXPECT_EQ(f.env.cancelled, std::vector<TimerId>{t3});
+}
+
+TEST(GroupHost, FramesOlderThanTheReplicaAreDroppedNewerOnesDelivered) {
+  Fixture f;
+  // Group 4 placed on node 1 at epoch 5: its replica is born at 5.
+  f.host->place(GroupPlacement{GroupId(4), {NodeId(2), NodeId(1)}, 5}, {NodeId(2)});
+  ASSERT_TRUE(f.host->hosts(GroupId(4)));
+  EXPECT_EQ(f.host->born(GroupId(4)), 5u);
+  EXPECT_EQ(f.members[4].nodes, std::vector<NodeId>{NodeId(2)}) << "the bootstrap membership";
+  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(4), 4, "old")).ok());
+  EXPECT_TRUE(f.recorders[4].delivered.empty()) << "a frame from before this replica";
+  EXPECT_EQ(f.host->frames_from_older_epochs(), 1u);
+  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(4), 5, "now")).ok());
+  ASSERT_TRUE(f.host->deliver(NodeId(2), tag_with_group(GroupId(4), 9, "ahead")).ok());
+  EXPECT_EQ(f.recorders[4].delivered, (std::vector<std::string>{"now", "ahead"}));
+  // Its frames carry the newest epoch the node knows of the group.
+  f.host->place(GroupPlacement{GroupId(4), {NodeId(2), NodeId(1)}, 7}, {});
+  f.recorders[4].env->send_bytes(NodeId(2), "x");
+  auto sent = untag_group(f.env.sent.back().second);
+  ASSERT_TRUE(sent.ok());
+  EXPECT_EQ(sent->epoch, 7u);
+  EXPECT_EQ(f.host->born(GroupId(4)), 5u);
+}
+
+TEST(GroupHost, AnUnplacedReplicaIsErasedAndARestartHostsWhatTheNodeHosted) {
+  Fixture f;
+  f.recorders[1].env->persist("a1");
+  f.host->place(GroupPlacement{GroupId(4), {NodeId(1), NodeId(3)}, 2}, {NodeId(3)});
+  f.recorders[4].env->persist("d1");
+  f.host->unplace(GroupId(1));
+  EXPECT_FALSE(f.host->hosts(GroupId(1)));
+  // Placed again later: a new replica, born at the new epoch, recovers nothing
+  // of the earlier one.
+  f.host->place(GroupPlacement{GroupId(1), {NodeId(1), NodeId(2)}, 6}, {NodeId(2)});
+  f.recorders[1].env->persist("a2");
+  f.host->unplace(GroupId(2));
+  f.host->place(GroupPlacement{GroupId(3), {NodeId(2), NodeId(3)}, 3}, {});  // not listed
+  EXPECT_FALSE(f.host->hosts(GroupId(3)));
+
+  Fixture again(f.env.log);
+  EXPECT_TRUE(again.host->hosts(GroupId(1)));
+  EXPECT_FALSE(again.host->hosts(GroupId(2))) << "stopped before the crash";
+  EXPECT_TRUE(again.host->hosts(GroupId(4)));
+  EXPECT_EQ(again.host->born(GroupId(1)), 6u);
+  EXPECT_EQ(again.recorders[1].recovered, std::vector<std::string>{"a2"});
+  EXPECT_EQ(again.members[1].nodes, std::vector<NodeId>{NodeId(2)});
+  EXPECT_EQ(again.recorders[4].recovered, std::vector<std::string>{"d1"});
+}
+
+TEST(GroupHost, SessionTokensCarryEachGroupsPosition) {
+  Fixture f;
+  ClientRequest req;
+  req.id = RequestId(1);
+  req.op = replication::ClientOp::kWrite;
+  req.key = "1k";
+  f.host->on_request(req);
+  ClientResponse ok;
+  ok.index = 12;
+  f.recorders[1].env->reply(RequestId(1), ok);
+  ASSERT_EQ(f.env.replies.size(), 1u);
+  const std::string token = f.env.replies[0].second.session;
+  auto positions = decode_session(token);
+  ASSERT_TRUE(positions.ok());
+  EXPECT_EQ(*positions, (std::map<GroupId, uint64_t>{{GroupId(1), 12}}));
+
+  // A read of group 2 with that token: no position there yet; its answer adds one.
+  req.id = RequestId(2);
+  req.op = replication::ClientOp::kRead;
+  req.key = "2k";
+  req.session = token;
+  f.host->on_request(req);
+  ok.index = 3;
+  f.recorders[2].env->reply(RequestId(2), ok);
+  positions = decode_session(f.env.replies[1].second.session);
+  ASSERT_TRUE(positions.ok());
+  EXPECT_EQ(*positions, (std::map<GroupId, uint64_t>{{GroupId(1), 12}, {GroupId(2), 3}}));
+
+  // Group 1 gets its position as min_index; a lower answer never lowers it.
+  req.id = RequestId(3);
+  req.key = "1k";
+  req.session = f.env.replies[1].second.session;
+  f.host->on_request(req);
+  EXPECT_EQ(f.recorders[1].min_indexes.back(), 12u);
+  EXPECT_EQ(f.recorders[2].min_indexes.back(), 0u);
+  ok.index = 9;
+  f.recorders[1].env->reply(RequestId(3), ok);
+  positions = decode_session(f.env.replies[2].second.session);
+  ASSERT_TRUE(positions.ok());
+  EXPECT_EQ(positions->at(GroupId(1)), 12u);
+
+  // A token the host did not make is refused, not served without its session.
+  req.id = RequestId(4);
+  req.session = "\x05";
+  f.host->on_request(req);
+  ASSERT_EQ(f.env.replies.size(), 4u);
+  EXPECT_EQ(f.env.replies[3].second.outcome, ClientResponse::Outcome::kFail);
+  EXPECT_FALSE(f.env.replies[3].second.not_served);
 }
 
 }  // namespace

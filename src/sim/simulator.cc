@@ -53,6 +53,22 @@ check::OpFunction to_f(ClientOp op) {
   return check::OpFunction::kRead;
 }
 
+// The history's `level` of a read: empty for linearizable, the default, so
+// that histories of runs without levels are what they always were.
+std::string level_name(replication::ReadLevel level) {
+  switch (level) {
+    case replication::ReadLevel::kLinearizable:
+      return "";
+    case replication::ReadLevel::kCausal:
+      return "causal";
+    case replication::ReadLevel::kSequential:
+      return "sequential";
+    case replication::ReadLevel::kFifo:
+      return "fifo";
+  }
+  return "";
+}
+
 class World;
 
 // One simulated machine: its clock, disk, timers, and the protocol instance of
@@ -111,6 +127,10 @@ struct Client {
   NodeId target;                      // the node of the current (or last) attempt
   std::optional<NodeId> leader_hint;  // the leader as last learned, kept across operations
   size_t hops = 0;                    // hints followed at once since the last backoff
+  // The session token the nodes last handed back (ClientResponse::session), sent
+  // with every request; kept across the new process a timeout starts, as a
+  // connection keeps its token.
+  std::string session;
 };
 
 class World {
@@ -306,6 +326,7 @@ void World::client_answered(size_t c, RequestId request, const ClientResponse& r
   if (response.outcome == ClientResponse::Outcome::kOk) {
     // It served us: it leads, as far as this client knows.
     client.leader_hint = client.target;
+    if (!response.session.empty()) client.session = response.session;
     client_complete(c, check::EventType::kOk, response.value);
   } else {
     // A definite answer (a cas whose expectation did not hold).
@@ -381,6 +402,7 @@ void World::record(const Client& client, check::EventType type, const ClientRequ
     e.value = op.value;
   }
   if (op.op == ClientOp::kCas) e.cas_expected = op.expected;
+  if (op.op == ClientOp::kRead) e.level = level_name(op.level);
   e.time = queue.now();
   e.node = static_cast<int64_t>(client.target.value());
   switch (type) {
@@ -412,6 +434,7 @@ void World::client_issue(size_t c) {
   client.busy = true;
   ++busy_;
   client.op = workload_->next(c);
+  client.op.session = client.session;
   client.invoked_at = queue.now();
   client.hops = 0;
   // Mostly the leader this client knows; sometimes any node (a client connected

@@ -27,6 +27,9 @@
 // next operation goes to the node that last served or was named as leader
 // (three times in four; otherwise to a random node, so that followers keep
 // receiving requests they must refuse). Every choice is drawn from the seed.
+// Each client keeps the session token the nodes hand back with ok answers
+// (ClientResponse::session) and sends it with every request; the history's
+// `level` field holds the level of every read below linearizable.
 //
 // Not thread-safe; independent runs may go on different threads.
 #pragma once

@@ -73,8 +73,8 @@ class MisdeliveringEnv final : public sim::ByteEnv {
   void send_bytes(NodeId to, std::string bytes) override {
     auto tagged = sim::untag_group(bytes);
     SKV_ASSERT(tagged.ok(), "the host sends tagged frames");
-    const GroupId next(tagged->first.value() % kGroups + 1);
-    inner_.send_bytes(to, sim::tag_with_group(next, tagged->second));
+    const GroupId next(tagged->group.value() % kGroups + 1);
+    inner_.send_bytes(to, sim::tag_with_group(next, tagged->epoch, tagged->payload));
   }
   void reply(RequestId r, ClientResponse c) override { inner_.reply(r, std::move(c)); }
   TimerId set_timer(Duration d) override { return inner_.set_timer(d); }

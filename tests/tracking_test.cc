@@ -285,6 +285,26 @@ TEST(TrackingDifferential, OptionsAndErrorsAnswerAsRedis) {
   d.run({"CLIENT", "TRACKING", "ON"});
   d.run({"CLIENT", "TRACKING", "OFF"});
   d.run({"CLIENT", "GETREDIR"});
+  // BCAST prefixes accumulate across ON calls; a new one may not overlap an
+  // existing one; options other than the prefixes are replaced.
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "b", "NOLOOP"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a"});
+  d.run({"CLIENT", "TRACKINGINFO"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "b"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c", "PREFIX", "cd"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "z", "PREFIX", "ba"});
+  d.run({"CLIENT", "TRACKINGINFO"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST"});  // adds the empty prefix
+  d.run({"CLIENT", "TRACKINGINFO"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x"});
+  d.run({"CLIENT", "TRACKING", "OFF"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST"});
+  d.run({"CLIENT", "TRACKINGINFO"});
+  d.run({"CLIENT", "TRACKING", "OFF"});
+  d.run({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x"});
+  d.run({"CLIENT", "TRACKINGINFO"});
+  d.run({"CLIENT", "TRACKING", "OFF"});
 }
 
 // ------------------------------------------------------------ across a cluster

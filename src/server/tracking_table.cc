@@ -125,9 +125,9 @@ std::vector<Invalidation> TrackingTable::flatten(
   return out;
 }
 
-std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
-                                                  std::span<const std::string_view> keys,
-                                                  bool include_peers) {
+std::vector<Invalidation> TrackingTable::on_write(
+    uint64_t writer, std::span<const std::string_view> keys, bool include_peers,
+    const std::function<bool(uint64_t peer)>& tell_bcast_peer) {
   std::lock_guard lock(mu_);
   std::unordered_map<uint64_t, Invalidation> batch;
   const auto w = clients_.find(writer);
@@ -150,7 +150,8 @@ std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
     }
     for (const auto& [client, c] : clients_) {
       if (!c.mode.bcast || (client == writer && c.mode.noloop)) continue;
-      if (!include_peers && is_peer(client)) continue;
+      if (is_peer(client) && (!include_peers || (tell_bcast_peer && !tell_bcast_peer(client))))
+        continue;
       bool match = false;
       for (const std::string& p : c.mode.prefixes) {
         if (key.substr(0, p.size()) == p) match = true;

@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -92,8 +93,11 @@ class TrackingTable {
   // writer (0: none, e.g. expiry) committed writes of keys: the messages to send.
   // include_peers = false: the write was applied on another node, which tells
   // the peers itself; only this node's own clients are sent messages.
-  std::vector<Invalidation> on_write(uint64_t writer, std::span<const std::string_view> keys,
-                                     bool include_peers = true);
+  // tell_bcast_peer, when set: whether a peer in BCAST mode is told (its id,
+  // kPeerBit | node); peers whose reads registered the keys are told anyway.
+  std::vector<Invalidation> on_write(
+      uint64_t writer, std::span<const std::string_view> keys, bool include_peers = true,
+      const std::function<bool(uint64_t peer)>& tell_bcast_peer = {});
   // Everything was removed (FLUSHALL/FLUSHDB). local_only: only this node's
   // own clients are told, and only their registrations are forgotten (the
   // flush happened elsewhere, or this node may have missed invalidations).

@@ -410,6 +410,18 @@ TEST(CacheLeasesCluster, ConcurrentMissesOnCachesOfThreeNodesMakeOneUpstreamLoad
   EXPECT_EQ(loads, 1u);
   EXPECT_EQ(taken, 1u);
   EXPECT_EQ(fills, 2u);
+  // The holder's compare-and-delete (WATCH, GET, MULTI, DEL, EXEC through its
+  // node, the lease key living on its owner) deleted the lease.
+  const auto deadline = Clock::now() + 10s;
+  uint64_t released = 0;
+  while (Clock::now() < deadline) {
+    released = 0;
+    for (auto& info : infos) released += stat(*info, "cache_leases_released");
+    if (released == 1) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(released, 1u);
+  EXPECT_EQ(direct->cmd({"EXISTS", "__lease:{" + *key + "}"}), ":0");
 }
 
 TEST(CacheLeasesFlags, ALeaseTooShortToLoadIsRefused) {

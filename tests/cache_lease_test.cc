@@ -11,12 +11,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
 #include <thread>
 
 #include "support/local_cluster.h"
+#include "support/raw_client.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
 #include "support/statekv_cli.h"
@@ -264,6 +266,89 @@ TEST_F(CacheLeases, WhileAnotherCacheHoldsTheLeaseReadersGetTheStaleCopy) {
   EXPECT_EQ(stat(*clients_[1], "cache_stale_refreshes"), 1u);
 }
 
+// The lease changes hands while its holder loads (here the test overwrites it,
+// as another cache would after the holder's lease ran out): the holder's
+// release is a compare-and-delete and leaves the new holder's lease alone. A
+// lease still its own is deleted.
+TEST_F(CacheLeases, AHolderReleasesItsOwnLeaseOnly) {
+  add_cache({"--leases", "on", "--lease-ms", "20000", "--inject-upstream-delay-ms", "1000"});
+  auto fills = RawClient::connect(node_->port());
+  ASSERT_TRUE(fills.ok());
+  ASSERT_TRUE(fills->call({"SUBSCRIBE", "__statekv:cache:fills"}).ok());
+  write("k", "v");
+  std::string reply;
+  std::thread reader([&] {
+    auto c = RedisClient::connect(caches_[0]->port());
+    if (c.ok()) reply = c->cmd({"GET", "k"});
+  });
+  // The cache's lease request comes 1 s after the GET, its load 1 s later,
+  // its release 1 s after that.
+  ASSERT_TRUE(eventually([&] { return direct_->cmd({"EXISTS", "__lease:{k}"}) == ":1"; }, 20s));
+  ASSERT_EQ(direct_->cmd({"SET", "__lease:{k}", "another-cache:1", "PX", "60000"}), "+OK");
+  reader.join();
+  EXPECT_EQ(reply, "\"v\"");
+  // The fill is published after the release: once it is out, so is the release.
+  auto fill = fills->read_reply(20s);
+  ASSERT_TRUE(fill.ok()) << fill.status().to_string();
+  EXPECT_EQ(direct_->cmd({"GET", "__lease:{k}"}), "\"another-cache:1\"");
+  EXPECT_EQ(stat(*clients_[0], "cache_leases_released"), 0u);
+  // Left alone, its own lease is released.
+  write("k2", "v2");
+  EXPECT_EQ(clients_[0]->cmd({"GET", "k2"}), "\"v2\"");
+  fill = fills->read_reply(20s);
+  ASSERT_TRUE(fill.ok()) << fill.status().to_string();
+  EXPECT_EQ(direct_->cmd({"EXISTS", "__lease:{k2}"}), ":0");
+  EXPECT_EQ(stat(*clients_[0], "cache_leases_released"), 1u);
+}
+
+// MGET with leases: each missing key is loaded once across the three caches,
+// under its own lease (20 clients a cache MGET three missing keys at once),
+// and a cache loads the missing keys of one MGET in parallel.
+TEST_F(CacheLeases, MgetTakesALeasePerMissingKey) {
+  for (int i = 0; i < 3; ++i) {
+    add_cache({"--leases", "on", "--lease-ms", "10000", "--inject-upstream-delay-ms", "1000"});
+  }
+  write("a", "1");
+  write("b", "2");
+  write("c", "3");
+  std::vector<std::unique_ptr<RedisClient>> readers;
+  for (int i = 0; i < 60; ++i) {
+    auto c = RedisClient::connect(caches_[i % caches_.size()]->port());
+    ASSERT_TRUE(c.ok());
+    readers.push_back(std::make_unique<RedisClient>(std::move(*c)));
+  }
+  std::vector<std::string> replies(readers.size());
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < readers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (ready.load() < static_cast<int>(readers.size())) std::this_thread::yield();
+      replies[i] = readers[i]->cmd({"MGET", "a", "b", "nope", "c"});
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& r : replies) EXPECT_EQ(r, "[\"1\", \"2\", (nil), \"3\"]");
+  EXPECT_EQ(total("cache_upstream_loads"), 4u);  // one a key, the missing one included
+  EXPECT_EQ(total("cache_leases_taken"), 4u);
+  EXPECT_EQ(total("cache_lease_fills"), 8u);  // the two other caches, for each key
+  EXPECT_EQ(total("cache_lease_expiries"), 0u);
+  // Now held by every cache: hits, no load.
+  for (auto& c : clients_) EXPECT_EQ(c->cmd({"MGET", "c", "a"}), "[\"3\", \"1\"]");
+  EXPECT_EQ(total("cache_upstream_loads"), 4u);
+  // Five missing keys in one MGET: each takes a lease request and a load
+  // (1 s each, injected), all five at once: about 2 s, not 10.
+  for (int i = 0; i < 5; ++i) write("p" + std::to_string(i), "x");
+  const auto asked = Clock::now();
+  EXPECT_EQ(clients_[0]->cmd({"MGET", "p0", "p1", "p2", "p3", "p4"}),
+            "[\"x\", \"x\", \"x\", \"x\", \"x\"]");
+  const auto took = Clock::now() - asked;
+  std::printf("MGET of 5 missing keys, 1 s injected a request: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  EXPECT_LT(took, 6s);
+}
+
 // In front of a three-node cluster, each cache attached to another node: the
 // lease key lives on its owner (SET ... NX GET routed there), the fill is
 // published through one node and reaches the subscribers of every node.
@@ -325,6 +410,18 @@ TEST(CacheLeasesCluster, ConcurrentMissesOnCachesOfThreeNodesMakeOneUpstreamLoad
   EXPECT_EQ(loads, 1u);
   EXPECT_EQ(taken, 1u);
   EXPECT_EQ(fills, 2u);
+  // The holder's compare-and-delete (WATCH, GET, MULTI, DEL, EXEC through its
+  // node, the lease key living on its owner) deleted the lease.
+  const auto deadline = Clock::now() + 10s;
+  uint64_t released = 0;
+  while (Clock::now() < deadline) {
+    released = 0;
+    for (auto& info : infos) released += stat(*info, "cache_leases_released");
+    if (released == 1) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(released, 1u);
+  EXPECT_EQ(direct->cmd({"EXISTS", "__lease:{" + *key + "}"}), ":0");
 }
 
 TEST(CacheLeasesFlags, ALeaseTooShortToLoadIsRefused) {

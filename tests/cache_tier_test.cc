@@ -329,6 +329,33 @@ TEST_F(CacheTierCluster, AWriteThroughAnotherNodeInvalidatesWhatTheCacheHolds) {
   }
 }
 
+// The same for a REPLICATION consensus keyspace of factor 2: node 0 (the
+// cache's) is a member of some of its groups and not of others; either way a
+// write through another node, applied by raft on the members, reaches the
+// cache's BCAST connection (docs/cache.md, "REPLICATION consensus keyspaces").
+TEST_F(CacheTierCluster, AWriteOfAConsensusKeyThroughAnotherNodeInvalidatesWhatTheCacheHolds) {
+  start({0});
+  ASSERT_EQ(direct(0, {"KEYSPACE", "CREATE", "rep", "PREFIX", "r:", "REPLICATION", "consensus",
+                       "FACTOR", "2"}),
+            "+OK");
+  for (int i = 0; i < 6; ++i) {
+    const std::string key = "r:" + std::to_string(i);
+    SCOPED_TRACE(key);
+    // Until every node routes it to its group (node 0, the cache's, included).
+    for (size_t node = 0; node < 3; ++node) {
+      const auto deadline = Clock::now() + 15s;
+      while (direct(node, {"SET", key, "old"}) != "+OK" && Clock::now() < deadline) {
+        std::this_thread::sleep_for(20ms);
+      }
+      ASSERT_EQ(direct(node, {"SET", key, "old"}), "+OK");
+    }
+    std::this_thread::sleep_for(200ms);  // the SETs' own invalidations pass
+    load(key, "\"old\"");
+    ASSERT_EQ(direct(2 - i % 2, {"SET", key, "new"}), "+OK");
+    EXPECT_TRUE(eventually_reads(key, "\"new\"", 2s));
+  }
+}
+
 TEST_F(CacheTierCluster, ADroppedNodeConnectionDropsWhatItCovered) {
   start({0, 1});
   auto key = cluster_->key_on(0, "k");

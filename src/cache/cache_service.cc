@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <tuple>
 
 #include "cache/invalidation.h"
 
@@ -267,7 +268,7 @@ void CacheService::get(server::Session& session, std::string_view key, resp::Wri
 
 void CacheService::start_load(uint64_t token, std::string key, std::optional<Waiter> leader) {
   if (!leases_.enabled) {
-    load_direct(token, std::move(key), std::move(leader), false, 0);
+    load_direct(token, std::move(key), std::move(leader), false);
     return;
   }
   {
@@ -281,7 +282,7 @@ void CacheService::start_load(uint64_t token, std::string key, std::optional<Wai
 }
 
 void CacheService::load_direct(uint64_t token, std::string key, std::optional<Waiter> leader,
-                               bool holds_lease, int64_t lease_sent_us) {
+                               bool holds_lease) {
   const int64_t started = now_us();
   {
     std::lock_guard lock(mu_);
@@ -290,7 +291,7 @@ void CacheService::load_direct(uint64_t token, std::string key, std::optional<Wa
   std::vector<Upstream::Command> pipeline = {{"PTTL", key}, {"GET", key}};
   upstream_.submit(std::move(pipeline), true,
                    [this, token, key = std::move(key), leader = std::move(leader), started,
-                    holds_lease, lease_sent_us](Result<std::vector<Reply>> replies) mutable {
+                    holds_lease](Result<std::vector<Reply>> replies) mutable {
                      std::string error;
                      Cache::Loaded loaded;
                      int64_t pttl_ms = -1;
@@ -321,23 +322,50 @@ void CacheService::load_direct(uint64_t token, std::string key, std::optional<Wa
                                                   : Fill::Kind::kAbsent;
                        if (loaded.value) fill.value = *loaded.value;
                        fill.pttl_ms = pttl_ms;
-                       std::vector<Upstream::Command> release;
-                       // DEL is not conditional: only while the lease certainly has not run
-                       // out (and been taken by another cache) is it still this cache's.
-                       const bool ours = now_us() - lease_sent_us < leases_.lease_ms * 1000 / 2;
-                       if (ours) release.push_back({"DEL", lease_key(key)});
-                       release.push_back({"PUBLISH", leases_.channel, encode_fill(fill)});
-                       {
-                         std::lock_guard lock(mu_);
-                         ++lease_stats_.fills_published;
-                         if (ours) ++lease_stats_.released;
-                       }
-                       upstream_.submit(std::move(release), false,
-                                        [](Result<std::vector<Reply>>) {});
+                       release_lease(key, lease_value(token), encode_fill(fill));
                      }
                      loaded.load_cost_us = now_us() - started;
                      finish(token, key, error, std::move(loaded), std::move(leader));
                    });
+}
+
+void CacheService::release_lease(const std::string& key, std::string mine, std::string fill) {
+  {
+    std::lock_guard lock(mu_);
+    ++lease_stats_.fills_published;
+  }
+  // Compare-and-delete (lease.h): WATCH and GET the lease on one connection;
+  // only if it still holds this flight's value, DEL it inside MULTI/EXEC,
+  // which runs nothing if the lease key changed after the WATCH (ran out and
+  // was taken by another cache, or was written by anyone). Then the fill: a
+  // cache that gets it and asks for the lease again finds it free.
+  std::string lk = lease_key(key);
+  upstream_.submit_then(
+      {{"WATCH", lk}, {"GET", lk}},
+      [lk, mine = std::move(mine), channel = leases_.channel,
+       fill = std::move(fill)](const std::vector<Reply>& first) {
+        const bool watched = first.size() == 2 && first[0].type == Reply::Type::kStatus;
+        const bool ours = watched && first[1].type == Reply::Type::kString && first[1].str == mine;
+        std::vector<Upstream::Command> then;
+        if (ours) {
+          then = {{"MULTI"}, {"DEL", lk}, {"EXEC"}};
+        } else {
+          then = {{"UNWATCH"}};  // not ours (or no WATCH): left to run out
+        }
+        then.push_back({"PUBLISH", channel, fill});
+        return then;
+      },
+      [this](Result<std::vector<Reply>> replies) {
+        // WATCH, GET, MULTI, DEL (QUEUED), EXEC ([1] once deleted), PUBLISH.
+        const bool deleted = replies.ok() && replies->size() == 6 &&
+                             (*replies)[4].type == Reply::Type::kArray &&
+                             (*replies)[4].elements.size() == 1 &&
+                             (*replies)[4].elements[0].type == Reply::Type::kInteger &&
+                             (*replies)[4].elements[0].integer == 1;
+        if (!deleted) return;
+        std::lock_guard lock(mu_);
+        ++lease_stats_.released;
+      });
 }
 
 void CacheService::finish(uint64_t token, const std::string& key, const std::string& error,
@@ -406,7 +434,6 @@ void CacheService::take_flight(uint64_t token, Next* next) {
   next->token = token;
   next->key = it->second.key;
   next->leader = std::move(it->second.leader);
-  next->lease_sent_us = it->second.sent_us;
   auto [first, last] = lease_by_key_.equal_range(it->second.key);
   for (auto k = first; k != last; ++k) {
     if (k->second == token) {
@@ -530,8 +557,7 @@ void CacheService::run(Next next) {
       finish(next.token, next.key, next.error, {}, std::move(next.leader));
       return;
     case Next::What::kLoad:
-      load_direct(next.token, std::move(next.key), std::move(next.leader), next.holds_lease,
-                  next.lease_sent_us);
+      load_direct(next.token, std::move(next.key), std::move(next.leader), next.holds_lease);
       return;
   }
 }
@@ -589,8 +615,92 @@ void CacheService::timer_loop() {
   }
 }
 
+void CacheService::mget_per_key(server::Session& session, std::span<const std::string_view> argv,
+                                resp::Writer& out) {
+  // The MGET's reply, gathered element by element: each missing key follows
+  // GET's path (a coalesced wait, or a load that takes the key's lease), and
+  // its element is filled when that key's value arrives; the reply goes out
+  // once the last one did. An error for any key answers the whole MGET.
+  struct Gather {
+    std::mutex mu;
+    std::vector<std::string> elements;
+    size_t left = 0;
+    std::string error;
+    Waiter client;
+  };
+  const size_t n = argv.size() - 1;
+  auto g = std::make_shared<Gather>();
+  g->elements.resize(n);
+  const auto element = [g](size_t i) {
+    return [g, i](std::string bytes, storage::Sequence) {
+      std::unique_lock lock(g->mu);
+      if (!bytes.empty() && bytes[0] == '-') {
+        if (g->error.empty()) g->error = std::move(bytes);
+      } else {
+        g->elements[i] = std::move(bytes);
+      }
+      if (--g->left > 0) return;
+      std::string reply = g->error;
+      if (reply.empty()) {
+        reply = "*" + std::to_string(g->elements.size()) + "\r\n";
+        for (const std::string& e : g->elements) reply += e;
+      }
+      lock.unlock();
+      g->client.reply(std::move(reply), 0);
+    };
+  };
+  std::vector<std::pair<uint64_t, std::string>> refreshes;       // (token, key), in the background
+  std::vector<std::tuple<uint64_t, std::string, size_t>> loads;  // (token, key, element)
+  {
+    std::unique_lock lock(mu_);
+    std::vector<std::pair<size_t, uint64_t>> waits;  // (element, waiter id)
+    for (size_t i = 0; i < n; ++i) {
+      const std::string_view key = argv[i + 1];
+      const uint64_t waiter_id = ++next_waiter_;
+      Cache::Lookup r = cache_.get(key, now_us(), waiter_id);
+      switch (r.action) {
+        case Cache::Action::kHit:
+          g->elements[i] = value_reply(std::string(r.value), session.resp);
+          server::bump(ctx_.stats->local().keyspace_hits);
+          if (r.refresh_token != 0) refreshes.emplace_back(r.refresh_token, std::string(key));
+          break;
+        case Cache::Action::kHitAbsent:
+          g->elements[i] = value_reply(std::nullopt, session.resp);
+          server::bump(ctx_.stats->local().keyspace_hits);
+          break;
+        case Cache::Action::kWait:
+          server::bump(ctx_.stats->local().keyspace_misses);
+          waits.emplace_back(i, waiter_id);
+          break;
+        case Cache::Action::kLoad:
+          server::bump(ctx_.stats->local().keyspace_misses);
+          loads.emplace_back(r.load_token, std::string(key), i);
+          break;
+      }
+    }
+    if (waits.empty() && loads.empty()) {
+      std::string reply = "*" + std::to_string(n) + "\r\n";
+      for (const std::string& e : g->elements) reply += e;
+      out.raw(reply);
+    } else if (!defer(session, out, &g->client)) {
+      for (const auto& load : loads) cache_.fail(std::get<0>(load));
+      loads.clear();
+    } else {
+      g->left = waits.size() + loads.size();
+      for (auto [i, waiter_id] : waits) {
+        waiters_.emplace(waiter_id, Waiter{element(i), session.resp});
+      }
+    }
+  }
+  for (auto& [token, key, i] : loads) {
+    start_load(token, std::move(key), Waiter{element(i), session.resp});
+  }
+  for (auto& [token, key] : refreshes) start_load(token, std::move(key), std::nullopt);
+}
+
 void CacheService::mget(server::Session& session, std::span<const std::string_view> argv,
                         resp::Writer& out) {
+  if (leases_.enabled) return mget_per_key(session, argv, out);
   const size_t n = argv.size() - 1;
   std::vector<std::pair<size_t, uint64_t>> loads;  // (index, token) this MGET must complete
   {

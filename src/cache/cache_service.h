@@ -9,6 +9,8 @@
 //    stale-while-revalidate start background loads, negative entries answer nil.
 //  * MGET is answered from memory when every key is; otherwise the whole MGET
 //    goes to the store, and the keys this MGET was the loader of are stored.
+//    With leases on, each missing key is loaded as GET loads it instead (its
+//    lease, one loader per key across caches), all of them in parallel.
 //  * Writes (commands flagged write in the command table) go to the store; when
 //    the store answers, the cached copy of every key they name is dropped (and
 //    FLUSHALL/FLUSHDB drop everything) before the client sees the reply, so a
@@ -66,7 +68,7 @@ struct LeaseStats {
   uint64_t expiries = 0;         // waits that outlived the holder's lease (asked again)
   uint64_t stale_served = 0;     // stale values answered while another cache held the lease
   uint64_t fills_published = 0;  // fills this cache published as a holder
-  uint64_t released = 0;         // leases this cache DELeted after its load
+  uint64_t released = 0;         // leases this cache deleted after its load (still its own)
   uint64_t errors = 0;           // lease requests the store refused (the key was loaded directly)
 };
 
@@ -107,6 +109,10 @@ class CacheService : public server::Service {
 
   void get(server::Session& session, std::string_view key, resp::Writer& out);
   void mget(server::Session& session, std::span<const std::string_view> argv, resp::Writer& out);
+  // MGET with leases on: every missing key as GET loads it (its own coalesced
+  // flight and lease), the keys' loads in parallel.
+  void mget_per_key(server::Session& session, std::span<const std::string_view> argv,
+                    resp::Writer& out);
   void pass_through(server::Session& session, std::span<const std::string_view> argv,
                     std::vector<std::string> invalidate, bool invalidate_all, resp::Writer& out);
   void info(std::span<const std::string_view> argv, resp::Writer& out);
@@ -116,8 +122,10 @@ class CacheService : public server::Service {
   void start_load(uint64_t token, std::string key, std::optional<Waiter> leader);
   // PTTL + GET on the store, then finish(); a lease holder also releases the
   // lease and publishes the fill.
-  void load_direct(uint64_t token, std::string key, std::optional<Waiter> leader, bool holds_lease,
-                   int64_t lease_sent_us);
+  void load_direct(uint64_t token, std::string key, std::optional<Waiter> leader, bool holds_lease);
+  // A holder's load is done: deletes key's lease if it still holds `mine`
+  // (compare-and-delete through WATCH/MULTI/EXEC), then publishes the fill.
+  void release_lease(const std::string& key, std::string mine, std::string fill);
   // Completes (or, with an error, fails) the core's flight and answers its
   // waiters and the leader.
   void finish(uint64_t token, const std::string& key, const std::string& error,
@@ -147,7 +155,6 @@ class CacheService : public server::Service {
     Cache::Loaded loaded;
     std::optional<Waiter> leader;
     bool holds_lease = false;
-    int64_t lease_sent_us = 0;
   };
   void request_lease(uint64_t token);  // mu_ not held
   // sent_us: when the request was written (Upstream::sent_us()).

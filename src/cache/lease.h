@@ -7,9 +7,13 @@
 //    lease: `SET __lease:{key} <run id>:<flight token> NX GET PX <lease-ms>`,
 //    pipelined with `PTTL __lease:{key}`;
 //  * nil (or its own value, when the SET was sent twice) — it holds the lease:
-//    it loads the key (PTTL + GET), then sends `DEL __lease:{key}` (only while
-//    the lease certainly has not run out, since the DEL is not conditional)
-//    and `PUBLISH <channel> <fill>` in that order;
+//    it loads the key (PTTL + GET), then releases the lease with a
+//    compare-and-delete and publishes its fill, on one upstream connection:
+//    `WATCH __lease:{key}`, `GET __lease:{key}`; if that is still its own
+//    value, `MULTI`, `DEL __lease:{key}`, `EXEC` (which runs nothing if the
+//    lease key was written or ran out after the WATCH), else `UNWATCH`; then
+//    `PUBLISH <channel> <fill>`. A holder whose lease ran out and was taken
+//    by another cache never deletes the new holder's lease;
 //  * another value — another cache holds it: wait for that holder's fill on
 //    the channel (every cache subscribes to it), and ask again once the
 //    lease's remaining PTTL has passed (a holder that died holds the key at

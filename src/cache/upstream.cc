@@ -180,6 +180,14 @@ void Upstream::submit(std::vector<Command> pipeline, bool idempotent, Callback d
   cv_.notify_one();
 }
 
+void Upstream::submit_then(std::vector<Command> first, Then then, Callback done) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back({std::move(first), false, std::move(done), std::move(then)});
+  }
+  cv_.notify_one();
+}
+
 namespace {
 thread_local int64_t t_sent_us = 0;
 }  // namespace
@@ -220,6 +228,17 @@ void Upstream::run(unsigned index) {
                       std::chrono::steady_clock::now().time_since_epoch())
                       .count();
       auto replies = run_pipeline(conn.get(), job.pipeline);
+      if (replies.ok() && job.then) {
+        std::vector<Command> second = job.then(*replies);
+        if (!second.empty()) {
+          auto more = run_pipeline(conn.get(), second);
+          if (!more.ok()) {
+            replies = more.status();
+          } else {
+            for (Reply& r : *more) replies->push_back(std::move(r));
+          }
+        }
+      }
       if (!replies.ok()) {
         conn.reset();
         error = replies.status();

@@ -74,6 +74,13 @@ class Upstream {
   // connection when the pooled connection turns out broken; a write is not
   // (it may have happened), its callback gets the error.
   void submit(std::vector<Command> pipeline, bool idempotent, Callback done);
+  // Queues `first`, then on the same connection the pipeline that then()
+  // builds from its replies (WATCH + GET, then MULTI ... EXEC or UNWATCH:
+  // Redis's optimistic compare-and-set, which needs one connection for both).
+  // done gets the replies of both, in order. Not sent again on a broken
+  // connection (the second may be a write).
+  using Then = std::function<std::vector<Command>(const std::vector<Reply>& first)>;
+  void submit_then(std::vector<Command> first, Then then, Callback done);
 
   // Inside a callback: when its pipeline (its last attempt) was written to the
   // store, in steady-clock microseconds: after the queueing and any injected
@@ -89,6 +96,7 @@ class Upstream {
     std::vector<Command> pipeline;
     bool idempotent = false;
     Callback done;
+    Then then;  // submit_then: the second pipeline, from the first's replies
   };
   void run(unsigned index);
 

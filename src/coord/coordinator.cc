@@ -472,6 +472,9 @@ server::Router::Decision Coordinator::check_routed(Session& session, const Comma
     if (Status s = flush_unreplicated(*table); !s.ok()) {
       out.error("ERR " + s.message());
     } else {
+      // Redis's flush message, which no DEL or log erase sends: every node
+      // runs this part, and tells its own tracking clients.
+      service_.tracking_flushed(/*local_only=*/true);
       out.simple("OK");
     }
     return Decision::kHandled;
@@ -702,6 +705,10 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       call->argv.assign(argv.begin(), argv.end());
       call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
       call->positions = session.positions;
+      if (session.track_keys && !groups->hosts(call->group)) {
+        call->track = true;
+        call->track_client = session.id;
+      }
       // Consistency per request: below linearizable, a read may be served by
       // any member that has applied what this session observed.
       const server::SessionConsistency& asked = session.effective_consistency();
@@ -1286,6 +1293,11 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   frame.min_index = call->policy.min_index;
   frame.max_staleness_ms = static_cast<uint64_t>(call->policy.max_staleness_ms);
   frame.argv = call->argv;
+  if (call->track) {
+    frame.flags |= net::ForwardFrame::kTrack;
+    frame.origin_node = options_.self.value();
+    frame.origin_client = call->track_client;
+  }
   if (call->wait) {
     frame.wait_replicas = true;
     frame.argv = {std::to_string(call->wait_index), std::to_string(call->wait_replicas),
@@ -1394,6 +1406,11 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
     groups->wait_replicas(GroupId(frame.group), static_cast<uint64_t>(*index), *n,
                           std::chrono::milliseconds(*timeout), respond_with);
     return;
+  }
+  if ((frame.flags & net::ForwardFrame::kTrack) != 0) {
+    // A tracked read from a node that is no member: recorded for that node
+    // before it runs (a write applied here after it is reported there).
+    service_.tracking_peer_read(frame.origin_node, frame.argv);
   }
   ReadPolicy policy;
   policy.local = frame.local_read;

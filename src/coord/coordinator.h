@@ -127,8 +127,8 @@ namespace statekv::coord {
 struct CoordinatorOptions {
   NodeId self;
   std::string secret;
-  bool redirects = false;     // --cluster-redirects: MOVED for every connection
-  size_t workers = 2;         // threads running commands routed here
+  bool redirects = false;  // --cluster-redirects: MOVED for every connection
+  size_t workers = 2;      // threads running commands routed here
   // Threads running client streams routed here (see "Order"): few, since a
   // stream's frames come in batches and more threads than cores only
   // preempt one another.
@@ -312,7 +312,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
     server::DeferredReply done;
     std::chrono::steady_clock::time_point deadline;
     size_t attempt = 0;
-    ReadPolicy policy;  // local: a member may serve it (below linearizable)
+    ReadPolicy policy;   // local: a member may serve it (below linearizable)
     bool write = false;  // a write command: the session's last write once it commits
     // WAIT's question instead of a command: members holding `wait_index`.
     bool wait = false;
@@ -321,6 +321,12 @@ class Coordinator final : public server::Router, public server::ClusterView {
     std::chrono::milliseconds wait_timeout{0};
     // The client's session: moves up to the position each reply reflects.
     std::shared_ptr<server::SessionPositions> positions;
+    // A tracked read (CLIENT TRACKING) of a tracking client of this node,
+    // which is no member of the group: the member that serves it records its
+    // keys for this node (ForwardFrame::kTrack), as it applies every write
+    // of them. A member's own apply tells its clients.
+    bool track = false;
+    uint64_t track_client = 0;
   };
   void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
   void on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target, const Status& status,

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <asio.hpp>
 #include <atomic>
 #include <deque>
@@ -74,6 +75,8 @@ class CaptureProposer final : public server::Proposer {
         "delete their keys with DEL or UNLINK");
   }
   std::vector<std::string> take() { return std::exchange(mutations_, {}); }
+  // Applied at commit, on every member: tracking clients are told there.
+  bool applies_now() const override { return false; }
 
  private:
   std::vector<std::string> mutations_;
@@ -344,6 +347,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         }
         // Raft counts the entry applied before it calls apply().
         note_changes(m->mutation(), raft->applied_index().value());
+        tell_trackers(m->mutation());
       }
     }
     return ClientResponse{};
@@ -452,7 +456,33 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     changes.clear();
     changes_floor_pending = true;
     if (auto r = host.store_.apply(all); !r.ok()) return r.status();
+    // Nor which keys tracking clients (here, or of nodes whose reads this
+    // member served) may hold stale: they drop everything.
+    host.service_.tracking_flushed(/*local_only=*/false);
     return Status::OK();
+  }
+
+  // CLIENT TRACKING (docs/cache.md, "Consensus keyspaces"): an applied entry
+  // invalidates its keys for this node's tracking clients and for the nodes
+  // whose reads this member served, on every member; the nodes with BCAST
+  // clients that are not members are told by the leader only, so each hears
+  // of the write once.
+  void tell_trackers(const replication::Mutation& m) {
+    std::vector<std::string_view> keys;
+    keys.reserve(m.effects.size());
+    for (const replication::Effect& e : m.effects) {
+      if (e.kind == replication::Effect::Kind::kClear) {
+        host.service_.tracking_flushed(/*local_only=*/false);
+        return;
+      }
+      keys.push_back(e.key);
+    }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    const bool leads = raft->role() == Raft::Role::kLeader;
+    host.service_.tracking_applied(keys, [&](uint64_t node) {
+      return leads && std::find(members.begin(), members.end(), NodeId(node)) == members.end();
+    });
   }
 
   // ---- WATCH (docs/replication.md, "WATCH on consensus keyspaces") ----

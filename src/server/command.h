@@ -187,9 +187,10 @@ struct ServiceState {
   std::atomic<uint64_t> next_watcher;
   // Every commit of writes ends here, with the keys' stripe locks held: the
   // watches of those keys break and tracking clients are told (client: the
-  // writer, for NOLOOP; 0 for expiry).
+  // writer, for NOLOOP; 0 for expiry). tell_trackers = false: the proposer
+  // applies the effect later and tells them then (Proposer::applies_now).
   void committed(uint64_t client, std::span<const std::string_view> keys,
-                 const Session* writer = nullptr);
+                 const Session* writer = nullptr, bool tell_trackers = true);
   // Before a flush is committed: breaks the watches of keys that exist.
   void flushing();
 

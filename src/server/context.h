@@ -412,6 +412,25 @@ class Service {
     bool bcast = false;
   };
   virtual TrackingNeeds tracking_needs() const { return {}; }
+  // Client tracking of REPLICATION consensus keyspaces (coord/replica_groups.h),
+  // whose writes reach the store through a group's apply path, on every member:
+  //  * tracking_applied: a replica group applied effects on `keys` here (at
+  //    commit, leader and followers alike). This node's own tracking clients
+  //    and the peers whose reads it served are told; a peer in BCAST mode only
+  //    when tell_bcast_peer(node) says so (the group tells each BCAST peer
+  //    once: its leader does, skipping members, which apply the entry
+  //    themselves);
+  //  * tracking_peer_read: a tracked read from node `node` that this node
+  //    serves for a group (before it runs): its keys are recorded for that node;
+  //  * tracking_flushed: every key may have changed here (this node's part of
+  //    a cluster-wide FLUSHALL, or a replica's state replaced by a snapshot):
+  //    this node's tracking clients get the flush message, and its peers
+  //    unless local_only (a cluster-wide FLUSHALL reaches every node, each
+  //    tells its own clients).
+  virtual void tracking_applied(std::span<const std::string_view> keys,
+                                const std::function<bool(uint64_t node)>& tell_bcast_peer) {}
+  virtual void tracking_peer_read(uint64_t node, std::span<const std::string> argv) {}
+  virtual void tracking_flushed(bool local_only) {}
 
   // The connection of session closed (on its thread): a command it is
   // blocked in is cancelled (server/blocking.h). No-op by default.

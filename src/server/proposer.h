@@ -47,6 +47,13 @@ class Proposer {
   virtual Result<CommitTicket> propose(int64_t time_ms, std::span<const Store::Write> writes) = 0;
   // Commits the removal of every key (FLUSHALL/FLUSHDB).
   virtual Result<CommitTicket> propose_clear(int64_t time_ms) = 0;
+  // Whether an effect proposed here is applied to this node's store before
+  // propose() returns, so the caller tells tracking clients of its keys.
+  // False for a proposer whose effects are applied later, through a log
+  // (coord/replica_groups.h): that path tells them, when it applies them on
+  // each member (Service::tracking_applied); told earlier, a client could
+  // read the old value again and keep it.
+  virtual bool applies_now() const { return true; }
 };
 
 // The Mutation that writes describe (views into writes' keys and values).

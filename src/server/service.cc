@@ -79,16 +79,19 @@ bool CommandContext::commit(std::span<const Store::Write> writes) {
   if (!ok(ticket)) return false;
   note(ticket->durable_at);
   // Invalidation and WATCH hooks here, where every effect is committed, not
-  // in handlers.
-  if (!writes.empty() && (state.tracking_clients.load(std::memory_order_relaxed) > 0 ||
-                          !state.watches.empty() || state.blocking.any())) {
+  // in handlers. A replica group's effect is not applied yet: its members
+  // tell trackers when they apply it (Service::tracking_applied).
+  const bool tell_trackers = proposer.applies_now();
+  if (!writes.empty() &&
+      ((tell_trackers && state.tracking_clients.load(std::memory_order_relaxed) > 0) ||
+       !state.watches.empty() || state.blocking.any())) {
     std::vector<std::string_view> keys;
     keys.reserve(writes.size());
     for (const Store::Write& w : writes) keys.push_back(w.key);
     // A collection's element writes name its key too: once is enough.
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    state.committed(session.id, keys, &session);
+    state.committed(session.id, keys, &session, tell_trackers);
   }
   return true;
 }
@@ -157,10 +160,10 @@ ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
 }
 
 void ServiceState::committed(uint64_t client, std::span<const std::string_view> keys,
-                             const Session* writer) {
+                             const Session* writer, bool tell_trackers) {
   if (!watches.empty()) watches.on_write(keys);
   blocking.note_written(keys);
-  if (tracking_clients.load(std::memory_order_relaxed) > 0) {
+  if (tell_trackers && tracking_clients.load(std::memory_order_relaxed) > 0) {
     deliver(tracking.on_write(client, keys), writer);
   }
 }
@@ -882,6 +885,32 @@ class ServiceImpl final : public Service {
   TrackingNeeds tracking_needs() const override {
     auto needs = state_.tracking.local_needs();
     return {needs.any, needs.bcast};
+  }
+  void tracking_applied(std::span<const std::string_view> keys,
+                        const std::function<bool(uint64_t node)>& tell_bcast_peer) override {
+    if (keys.empty() || state_.tracking_clients.load(std::memory_order_relaxed) == 0) return;
+    state_.deliver(state_.tracking.on_write(0, keys, /*include_peers=*/true, [&](uint64_t peer) {
+      return tell_bcast_peer(peer & ~TrackingTable::kPeerBit);
+    }));
+  }
+  void tracking_peer_read(uint64_t node, std::span<const std::string> argv) override {
+    if (argv.empty()) return;
+    const CommandSpec* spec = table_.find(argv[0]);
+    if (spec != nullptr && !spec->subcommands.empty() && argv.size() >= 2) {
+      spec = CommandTable::find_sub(*spec, argv[1]);
+    }
+    const int argc = static_cast<int>(argv.size());
+    if (spec == nullptr || (spec->arity > 0 && argc != spec->arity) || argc < -spec->arity ||
+        !(spec->flags & kReadonly) || (spec->first_key <= 0 && spec->numkeys_index <= 0)) {
+      return;
+    }
+    std::vector<std::string_view> views(argv.begin(), argv.end());
+    state_.tracking_peer_reads(node);
+    record_keys(TrackingTable::kPeerBit | node, *spec, views);
+  }
+  void tracking_flushed(bool local_only) override {
+    if (state_.tracking_clients.load(std::memory_order_relaxed) == 0) return;
+    state_.deliver(state_.tracking.on_flush(0, local_only));
   }
 
  private:

@@ -7,26 +7,55 @@ namespace statekv::server {
 TrackingTable::TrackingTable(uint64_t max_keys, Random random)
     : max_keys_(max_keys), random_(random) {}
 
+namespace {
+
+// One of a and b starts with the other (Redis's stringCheckPrefix).
+bool overlap(std::string_view a, std::string_view b) {
+  return a.substr(0, b.size()) == b || b.substr(0, a.size()) == a;
+}
+
+std::string overlap_error(std::string_view prefix, std::string_view what, std::string_view other) {
+  return "ERR Prefix '" + std::string(prefix) + "' overlaps with " + std::string(what) +
+         " prefix '" + std::string(other) + "'. Prefixes for a single client must not overlap.";
+}
+
+}  // namespace
+
 Status TrackingTable::enable(uint64_t client, TrackingMode mode) {
   if (!mode.bcast && !mode.prefixes.empty()) {
     return Status::InvalidArgument("ERR PREFIX option requires BCAST mode to be enabled");
   }
+  std::lock_guard lock(mu_);
+  std::vector<std::string> have;  // sorted, as Redis's rax of a client's prefixes
+  if (auto it = clients_.find(client);
+      it != clients_.end() && it->second.mode.bcast && mode.bcast) {
+    have = it->second.mode.prefixes;
+  }
+  // Redis's checkPrefixCollisionsOrReply: each new prefix against the
+  // client's existing ones (in their order), then against the new ones after it.
   for (size_t i = 0; i < mode.prefixes.size(); ++i) {
-    for (size_t j = 0; j < mode.prefixes.size(); ++j) {
-      if (i == j) continue;
-      const std::string& a = mode.prefixes[i];
-      const std::string& b = mode.prefixes[j];
-      if (a.compare(0, b.size(), b) == 0 || b.compare(0, a.size(), a) == 0) {
-        return Status::InvalidArgument("ERR Prefix '" + a +
-                                       "' overlaps with another provided "
-                                       "prefix '" +
-                                       b +
-                                       "'. Prefixes for a single client must "
-                                       "not overlap.");
+    for (const std::string& existing : have) {
+      if (overlap(existing, mode.prefixes[i])) {
+        return Status::InvalidArgument(overlap_error(mode.prefixes[i], "an existing", existing));
+      }
+    }
+    for (size_t j = i + 1; j < mode.prefixes.size(); ++j) {
+      if (overlap(mode.prefixes[i], mode.prefixes[j])) {
+        return Status::InvalidArgument(
+            overlap_error(mode.prefixes[i], "another provided", mode.prefixes[j]));
       }
     }
   }
-  std::lock_guard lock(mu_);
+  if (mode.bcast) {
+    // BCAST without PREFIX registers the empty prefix (every key), unchecked,
+    // as Redis does; prefixes accumulate across CLIENT TRACKING ON calls.
+    if (mode.prefixes.empty()) mode.prefixes.emplace_back();
+    have.insert(have.end(), std::make_move_iterator(mode.prefixes.begin()),
+                std::make_move_iterator(mode.prefixes.end()));
+    std::sort(have.begin(), have.end());
+    have.erase(std::unique(have.begin(), have.end()), have.end());
+    mode.prefixes = std::move(have);
+  }
   clients_[client].mode = std::move(mode);
   return Status::OK();
 }
@@ -96,9 +125,9 @@ std::vector<Invalidation> TrackingTable::flatten(
   return out;
 }
 
-std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
-                                                  std::span<const std::string_view> keys,
-                                                  bool include_peers) {
+std::vector<Invalidation> TrackingTable::on_write(
+    uint64_t writer, std::span<const std::string_view> keys, bool include_peers,
+    const std::function<bool(uint64_t peer)>& tell_bcast_peer) {
   std::lock_guard lock(mu_);
   std::unordered_map<uint64_t, Invalidation> batch;
   const auto w = clients_.find(writer);
@@ -121,8 +150,9 @@ std::vector<Invalidation> TrackingTable::on_write(uint64_t writer,
     }
     for (const auto& [client, c] : clients_) {
       if (!c.mode.bcast || (client == writer && c.mode.noloop)) continue;
-      if (!include_peers && is_peer(client)) continue;
-      bool match = c.mode.prefixes.empty();
+      if (is_peer(client) && (!include_peers || (tell_bcast_peer && !tell_bcast_peer(client))))
+        continue;
+      bool match = false;
       for (const std::string& p : c.mode.prefixes) {
         if (key.substr(0, p.size()) == p) match = true;
       }

@@ -13,9 +13,11 @@
 //  * default mode: a read registers (key, client); a write of the key sends
 //    the key to every registered client once and forgets them (a client must
 //    read again to be told again).
-//  * BCAST: the client registers prefixes instead (none = every key); every
-//    write of a key under one of them is sent, no read needed. Prefixes of one
-//    client may not overlap (an error, as Redis).
+//  * BCAST: the client registers prefixes instead (none = the empty prefix,
+//    every key); every write of a key under one of them is sent, no read
+//    needed. Prefixes accumulate across CLIENT TRACKING ON calls (Redis 7) and
+//    may not overlap, the new ones with the client's existing ones or with
+//    each other (an error, with Redis's texts).
 //  * NOLOOP: a client is not told about its own writes.
 //  * REDIRECT id: invalidations for this client go to client id instead.
 //  * max_keys (tracking-table-max-keys): when more keys are tracked, keys are
@@ -34,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -75,8 +78,11 @@ class TrackingTable {
 
   TrackingTable(uint64_t max_keys, Random random);
 
-  // Turns tracking on (or changes its mode) for client. InvalidArgument, with
-  // Redis's error text, for prefixes without BCAST or overlapping prefixes.
+  // Turns tracking on (or changes its mode) for client. A client already in
+  // BCAST mode keeps its prefixes and gains mode.prefixes (mode() then lists
+  // them all, sorted bytewise as Redis's TRACKINGINFO); its other options are
+  // replaced. InvalidArgument, with Redis's error text, for prefixes without
+  // BCAST or a prefix overlapping an existing or another new one.
   Status enable(uint64_t client, TrackingMode mode);
   // Turns tracking off and forgets the client (also when it disconnects).
   void disable(uint64_t client);
@@ -87,8 +93,11 @@ class TrackingTable {
   // writer (0: none, e.g. expiry) committed writes of keys: the messages to send.
   // include_peers = false: the write was applied on another node, which tells
   // the peers itself; only this node's own clients are sent messages.
-  std::vector<Invalidation> on_write(uint64_t writer, std::span<const std::string_view> keys,
-                                     bool include_peers = true);
+  // tell_bcast_peer, when set: whether a peer in BCAST mode is told (its id,
+  // kPeerBit | node); peers whose reads registered the keys are told anyway.
+  std::vector<Invalidation> on_write(
+      uint64_t writer, std::span<const std::string_view> keys, bool include_peers = true,
+      const std::function<bool(uint64_t peer)>& tell_bcast_peer = {});
   // Everything was removed (FLUSHALL/FLUSHDB). local_only: only this node's
   // own clients are told, and only their registrations are forgotten (the
   // flush happened elsewhere, or this node may have missed invalidations).
@@ -99,7 +108,7 @@ class TrackingTable {
   void set_max_keys(uint64_t max_keys);
   uint64_t max_keys() const;
   uint64_t tracked_keys() const;
-  uint64_t tracked_items() const;  // (key, reader) pairs
+  uint64_t tracked_items() const;     // (key, reader) pairs
   uint64_t tracking_clients() const;  // peers not counted
   // This node's own clients: any tracking, any in BCAST mode (what its peers
   // must know, coord/tracking_relay.h).

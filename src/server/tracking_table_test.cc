@@ -85,6 +85,38 @@ TEST(TrackingTable, RefusesWhatRedisRefuses) {
   EXPECT_FALSE(t.mode(1).has_value());
 }
 
+TEST(TrackingTable, BroadcastPrefixesAccumulateAcrossCallsAndMustNotOverlap) {
+  TrackingTable t(0, Random(1));
+  ASSERT_TRUE(t.enable(1, {.bcast = true, .prefixes = {"b"}}).ok());
+  ASSERT_TRUE(t.enable(1, {.bcast = true, .prefixes = {"a"}, .noloop = true}).ok());
+  EXPECT_EQ(t.mode(1)->prefixes, (std::vector<std::string>{"a", "b"}));  // sorted, as Redis
+  EXPECT_TRUE(t.mode(1)->noloop);                                        // options are replaced
+  Status s = t.enable(1, {.bcast = true, .prefixes = {"z", "ba"}});
+  EXPECT_EQ(s.message(),
+            "ERR Prefix 'ba' overlaps with an existing prefix 'b'. Prefixes for a single client "
+            "must not overlap.");
+  s = t.enable(1, {.bcast = true, .prefixes = {"a"}});
+  EXPECT_EQ(s.message(),
+            "ERR Prefix 'a' overlaps with an existing prefix 'a'. Prefixes for a single client "
+            "must not overlap.");
+  EXPECT_EQ(t.mode(1)->prefixes, (std::vector<std::string>{"a", "b"}));  // unchanged by a refusal
+  auto inv = t.on_write(0, keys({"a1", "b1", "c1"}));
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].keys, (std::vector<std::string>{"a1", "b1"}));
+  // BCAST without PREFIX adds the empty prefix (every key), unchecked; after
+  // it any new prefix overlaps it.
+  ASSERT_TRUE(t.enable(1, {.bcast = true}).ok());
+  EXPECT_EQ(t.mode(1)->prefixes, (std::vector<std::string>{"", "a", "b"}));
+  s = t.enable(1, {.bcast = true, .prefixes = {"x"}});
+  EXPECT_EQ(s.message(),
+            "ERR Prefix 'x' overlaps with an existing prefix ''. Prefixes for a single client "
+            "must not overlap.");
+  // Off forgets them: the next ON starts afresh.
+  t.disable(1);
+  ASSERT_TRUE(t.enable(1, {.bcast = true, .prefixes = {"x"}}).ok());
+  EXPECT_EQ(t.mode(1)->prefixes, std::vector<std::string>{"x"});
+}
+
 TEST(TrackingTable, DisabledClientsAreNotTold) {
   TrackingTable t(0, Random(1));
   ASSERT_TRUE(t.enable(1, {}).ok());

@@ -140,13 +140,14 @@ void cmd_exec(CommandContext& c) {
   std::vector<std::string> cleared_keys;
   auto writes = txn.writes(c.store(), &cleared_keys);
   if (!writes.ok()) return failed(writes.status());
-  auto ticket = proposer_of(c).propose(c.now_ms, *writes);
+  Proposer& proposer = proposer_of(c);
+  auto ticket = proposer.propose(c.now_ms, *writes);
   if (!ticket.ok()) return failed(ticket.status());
   c.note(ticket->durable_at);
   std::vector<std::string_view> written;
   written.reserve(writes->size());
   for (const Store::Write& w : *writes) written.push_back(w.key);
-  c.state.committed(c.session.id, written);
+  c.state.committed(c.session.id, written, nullptr, proposer.applies_now());
 }
 
 void cmd_watch(CommandContext& c) {

@@ -19,6 +19,7 @@
 
 #include "core/assert.h"
 #include "core/little_endian.h"
+#include "net/disk_log.h"
 
 namespace statekv::net {
 namespace {
@@ -792,6 +793,56 @@ Status GroupLog::status() const {
 
 GroupLogStats GroupLog::stats() const {
   return GroupLogStats{group_->appended.load(), group_->durable.load()};
+}
+
+// ------------------------------------------------------------------ migration
+
+Result<size_t> migrate_group_logs(SharedLog& log, const fs::path& groups_dir, bool fsync) {
+  std::error_code ec;
+  if (!fs::is_directory(groups_dir, ec)) return size_t{0};
+  std::vector<std::pair<uint64_t, fs::path>> dirs;
+  for (fs::directory_iterator it(groups_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    uint64_t id = 0;
+    auto [p, err] = std::from_chars(name.data(), name.data() + name.size(), id);
+    if (err != std::errc() || p != name.data() + name.size() || !it->is_directory()) continue;
+    dirs.emplace_back(id, it->path());
+  }
+  if (ec) return Status::IOError(fmt::format("list {}: {}", groups_dir.string(), ec.message()));
+  std::sort(dirs.begin(), dirs.end());
+  size_t moved = 0;
+  for (const auto& [id, dir] : dirs) {
+    std::vector<std::string> records;
+    {
+      Recovery recovered;
+      auto old = DiskLog::open(DiskLogOptions{dir, fsync, nullptr}, {}, &recovered);
+      if (!old.ok()) return old.status();  // it names the directory or file
+      records = std::move(recovered.records);
+    }
+    if (Status s = log.drop_group(id); !s.ok()) return s;
+    {
+      std::vector<std::string> existing;
+      auto group = log.open_group(id, {}, &existing);
+      if (!group.ok()) return group.status();
+      for (const std::string& r : records) (*group)->append(r);
+    }  // closing the group waits until its records are durable
+    if (Status s = log.status(); !s.ok()) return s;
+    fs::remove_all(dir, ec);
+    if (ec) return Status::IOError(fmt::format("remove {}: {}", dir.string(), ec.message()));
+    if (fsync) {
+      int fd = ::open(groups_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return io_error("open", groups_dir, errno);
+      const int rc = ::fsync(fd);
+      const int err = errno;
+      ::close(fd);
+      if (rc != 0) return io_error("fsync", groups_dir, err);
+    }
+    spdlog::info("moved {} records of group {} from {} into the shared log", records.size(), id,
+                 dir.string());
+    ++moved;
+  }
+  if (fs::is_empty(groups_dir, ec)) fs::remove(groups_dir, ec);
+  return moved;
 }
 
 }  // namespace statekv::net

@@ -272,4 +272,17 @@ class GroupLog {
   std::shared_ptr<SharedLog::Group> group_;
 };
 
+// Moves group logs of the layout before SharedLog — one DiskLog directory per group,
+// <groups_dir>/<group id>/ — into `log`, one group at a time: its DiskLog is recovered,
+// any records of the group already in `log` are dropped (a migration cut short by a
+// crash), the recovered records are appended and made durable, and only then is the
+// directory removed (and groups_dir fsync'ed, so that the old copy cannot come back
+// after a power cut and replace newer records at the next start). Entries of
+// groups_dir that are not a decimal group id are left alone; groups_dir itself is
+// removed once empty. A missing groups_dir is nothing to do. Returns how many groups
+// were moved. Errors: what DiskLog::open or the SharedLog report (that group's
+// directory is then left as it was).
+Result<size_t> migrate_group_logs(SharedLog& log, const std::filesystem::path& groups_dir,
+                                  bool fsync);
+
 }  // namespace statekv::net

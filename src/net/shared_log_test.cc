@@ -15,6 +15,8 @@
 #include <mutex>
 #include <thread>
 
+#include "net/disk_log.h"
+
 namespace statekv::net {
 namespace {
 
@@ -471,6 +473,50 @@ TEST_F(SharedLogTest, WithoutFsyncRecordsAreStillWrittenAndRecovered) {
     EXPECT_EQ(log->stats().data_syncs, 0u);
   }
   EXPECT_EQ(reopen_all()[1], (Records{"a"}));
+}
+
+TEST_F(SharedLogTest, PerGroupDiskLogsOfTheOldLayoutAreMovedIn) {
+  const fs::path groups = dir_ / "groups";
+  {
+    Recovery rec;
+    auto a = DiskLog::open(DiskLogOptions{groups / "11"}, {}, &rec);
+    ASSERT_TRUE(a.ok());
+    (*a)->append("stale");
+    (*a)->append_checkpoint("a-snap");
+    (*a)->append("a1");
+    auto b = DiskLog::open(DiskLogOptions{groups / "12"}, {}, &rec);
+    ASSERT_TRUE(b.ok());
+    (*b)->append("b1");
+  }
+  fs::create_directories(groups / "not-a-group");
+  const fs::path wal = dir_ / "wal";
+  {
+    auto log = SharedLog::open(SharedLogOptions{wal});
+    ASSERT_TRUE(log.ok());
+    {
+      // A migration cut short by a crash left part of group 11 in the shared log.
+      Records none;
+      auto partial = (*log)->open_group(11, {}, &none);
+      ASSERT_TRUE(partial.ok());
+      (*partial)->append("a-snap");
+    }
+    auto moved = migrate_group_logs(**log, groups, true);
+    ASSERT_TRUE(moved.ok()) << moved.status().to_string();
+    EXPECT_EQ(*moved, 2u);
+    EXPECT_FALSE(fs::exists(groups / "11"));
+    EXPECT_FALSE(fs::exists(groups / "12"));
+    EXPECT_TRUE(fs::exists(groups / "not-a-group")) << "only group directories are touched";
+    auto again = migrate_group_logs(**log, groups, true);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*again, 0u);
+  }
+  auto log = SharedLog::open(SharedLogOptions{wal});
+  ASSERT_TRUE(log.ok());
+  Records a, b;
+  auto ga = (*log)->open_group(11, {}, &a);
+  auto gb = (*log)->open_group(12, {}, &b);
+  EXPECT_EQ(a, (Records{"a-snap", "a1"}));
+  EXPECT_EQ(b, (Records{"b1"}));
 }
 
 }  // namespace

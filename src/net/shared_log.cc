@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -203,6 +204,50 @@ Result<std::vector<uint64_t>> list_segments(const fs::path& dir) {
   return numbers;
 }
 
+// Reads live records back from their segments (to hand them to open_group, or to
+// copy them forward), keeping each segment it opened open until it goes.
+class RecordReader {
+ public:
+  explicit RecordReader(fs::path dir) : dir_(std::move(dir)) {}
+  ~RecordReader() {
+    for (const auto& [n, fd] : fds_) ::close(fd);
+  }
+  RecordReader(const RecordReader&) = delete;
+  RecordReader& operator=(const RecordReader&) = delete;
+
+  // The whole frame of the record at `offset`, its checksum checked.
+  Result<std::string> read(uint64_t segment, uint64_t offset, uint32_t length) {
+    const fs::path path = dir_ / segment_name(segment);
+    int& fd = fds_[segment];
+    if (fd <= 0) {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const int err = errno;
+        fds_.erase(segment);
+        return io_error("open", path, err);
+      }
+    }
+    std::string out(length, '\0');
+    size_t done = 0;
+    while (done < length) {
+      ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return io_error("read", path, n < 0 ? errno : EIO);
+      done += static_cast<size_t>(n);
+    }
+    if (length < kRecordHeaderBytes ||
+        XXH3_64bits(out.data() + 12, length - 12) != load_le64(out.data() + 4)) {
+      return Status::Corruption(fmt::format(
+          "{} at offset {}: a live record no longer reads back intact", path.string(), offset));
+    }
+    return out;
+  }
+
+ private:
+  const fs::path dir_;
+  std::map<uint64_t, int> fds_;
+};
+
 }  // namespace
 
 // Where one live record of a group is on disk.
@@ -364,7 +409,11 @@ Status SharedLog::recover(SharedLogRecovery* out) {
       index(Entry{g, r.kind, 0, 0, r.frame_bytes}, number, r.offset);
     }
   }
-  if (segments_.empty()) return start_segment(1);
+  if (segments_.empty()) {
+    Status s = start_segment(1);
+    delete_dead_segments();  // publishes the counters
+    return s;
+  }
 
   seg_number_ = segments_.rbegin()->first;
   seg_size_ = segments_.rbegin()->second.size;
@@ -427,8 +476,9 @@ Result<std::unique_ptr<GroupLog>> SharedLog::open_group(uint64_t group,
     std::lock_guard cb(g->cb_mu);
     g->on_durable = std::move(on_durable);
   }
+  RecordReader reader(options_.dir);
   for (const Location& at : g->live) {
-    Result<std::string> frame = read_record(at.segment, at.offset, at.frame_bytes);
+    Result<std::string> frame = reader.read(at.segment, at.offset, at.frame_bytes);
     if (!frame.ok()) {
       records->clear();
       std::lock_guard lk(mu_);
@@ -635,12 +685,13 @@ Status SharedLog::relocate_oldest(std::string& bytes, std::vector<Entry>& entrie
   std::sort(pinning.begin(), pinning.end(),
             [](const auto& a, const auto& b) { return a->id < b->id; });
   uint64_t copied = 0;
+  RecordReader reader(options_.dir);
   for (const std::shared_ptr<Group>& g : pinning) {
     const size_t reset_at = bytes.size();
     append_frame(bytes, kKindReset, g->id, {});
     entries.push_back(Entry{g, kKindReset, 0, reset_at, kRecordHeaderBytes});
     for (const Location& at : g->live) {
-      Result<std::string> frame = read_record(at.segment, at.offset, at.frame_bytes);
+      Result<std::string> frame = reader.read(at.segment, at.offset, at.frame_bytes);
       if (!frame.ok()) return frame.status();
       const auto kind = static_cast<uint8_t>((*frame)[12]);
       entries.push_back(Entry{g, kind, 0, bytes.size(), at.frame_bytes});
@@ -652,33 +703,6 @@ Status SharedLog::relocate_oldest(std::string& bytes, std::vector<Entry>& entrie
   spdlog::debug("shared log {}: copied {} live records of {} groups out of segment {}",
                 options_.dir.string(), copied, pinning.size(), oldest);
   return Status::OK();
-}
-
-Result<std::string> SharedLog::read_record(uint64_t segment, uint64_t offset, uint32_t length) {
-  const fs::path path = options_.dir / segment_name(segment);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("open", path, errno);
-  std::string out(length, '\0');
-  size_t done = 0;
-  while (done < length) {
-    ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      return io_error("read", path, err);
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (length < kRecordHeaderBytes ||
-      XXH3_64bits(out.data() + 12, length - 12) != load_le64(out.data() + 4)) {
-    return Status::Corruption(
-        fmt::format("{} at offset {}: a live record no longer reads back "
-                    "intact",
-                    path.string(), offset));
-  }
-  return out;
 }
 
 Status SharedLog::start_segment(uint64_t number) {

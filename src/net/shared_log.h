@@ -203,7 +203,6 @@ class SharedLog : public std::enable_shared_from_this<SharedLog> {
   Status sync_file(int fd);
   Status sync_dir();
   void delete_dead_segments();
-  Result<std::string> read_record(uint64_t segment, uint64_t offset, uint32_t length);
 
   const SharedLogOptions options_;
 

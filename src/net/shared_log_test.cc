@@ -301,6 +301,30 @@ TEST_F(SharedLogTest, AnIdleGroupsOldCheckpointIsMovedForwardInsteadOfPinningThe
   EXPECT_EQ(all[2].size(), 1u);
 }
 
+TEST_F(SharedLogTest, AGroupMovedForwardWhileOpenKeepsItsRecordsInOrder) {
+  segment_bytes_ = 256;
+  Records expected_slow;
+  {
+    auto log = open();
+    auto slow = group(*log, 1), busy = group(*log, 2);
+    slow->append_checkpoint("slow-snap");
+    expected_slow.push_back("slow-snap");
+    for (int i = 0; i < 100; ++i) {
+      if (i % 10 == 0) {
+        expected_slow.push_back("slow-" + std::to_string(i));
+        slow->append(expected_slow.back());
+      }
+      wait_durable(*busy, busy->append_checkpoint("busy-" + std::to_string(i) +
+                                                  std::string(100, 'x')));
+    }
+    EXPECT_GT(log->stats().records_relocated, 0u);
+    EXPECT_LE(log->stats().segments, 4u);
+  }
+  auto all = reopen_all();
+  EXPECT_EQ(all[1], expected_slow);
+  EXPECT_EQ(all[2], (Records{"busy-99" + std::string(100, 'x')}));
+}
+
 TEST_F(SharedLogTest, ADroppedGroupReleasesItsRecords) {
   segment_bytes_ = 64;
   {

@@ -19,7 +19,8 @@
 //             not drop other groups' records, and the env contract lets a
 //             protocol see records from before its checkpoint (it treats a
 //             checkpoint as a full reset). Per-group truncation of the shared
-//             log belongs to the real WAL (net/), not to this contract.
+//             log belongs to the real WAL (net/shared_log.h), not to this
+//             contract.
 //   tokens    each group sees persist tokens 1, 2, 3, ... of its own; when the
 //             node's log reports token T durable, each group learns the highest
 //             of its tokens appended at or before T.

@@ -151,6 +151,7 @@ struct ScannedRecord {
   uint64_t group = 0;
   uint64_t offset = 0;  // of the frame in its segment
   uint32_t frame_bytes = 0;
+  uint32_t moved = 0;  // a reset: how many of the group's records follow it (relocation)
 };
 
 // The records of one segment, read up to the first damage.
@@ -158,6 +159,7 @@ struct SegmentScan {
   std::vector<ScannedRecord> records;
   size_t good_end = kSegmentHeaderBytes;  // end of the last intact record
   std::string damage;                     // why reading stopped early; empty when clean
+  bool malformed = false;                 // intact, but not as the log writes: corruption
 };
 
 SegmentScan scan_segment(std::string_view data) {
@@ -185,11 +187,40 @@ SegmentScan scan_segment(std::string_view data) {
       scan.damage = fmt::format("unknown record kind {}", kind);
       break;
     }
-    scan.records.push_back(ScannedRecord{kind, load_le64(body.data() + 1), pos,
-                                         static_cast<uint32_t>(kRecordHeaderBytes + length)});
+    if (kind == kKindReset && length != 0 && length != 4) {
+      scan.damage = fmt::format("a reset record of {} bytes", length);
+      break;
+    }
+    scan.records.push_back(ScannedRecord{
+        kind, load_le64(body.data() + 1), pos, static_cast<uint32_t>(kRecordHeaderBytes + length),
+        kind == kKindReset && length == 4 ? load_le32(body.data() + 9) : 0});
     pos += kRecordHeaderBytes + length;
   }
   scan.good_end = pos;
+  // A relocation (a reset saying how many copies follow, then the copies) is applied
+  // whole or not at all: a write torn after the reset must not leave the group with
+  // only part of its records (their originals are still in an older segment).
+  for (size_t i = 0; i < scan.records.size(); ++i) {
+    const ScannedRecord& r = scan.records[i];
+    if (r.kind != kKindReset || r.moved == 0) continue;
+    size_t have = 0;
+    while (have < r.moved && i + 1 + have < scan.records.size() &&
+           scan.records[i + 1 + have].group == r.group &&
+           scan.records[i + 1 + have].kind != kKindReset) {
+      ++have;
+    }
+    if (have == r.moved) {
+      i += have;
+      continue;
+    }
+    const bool at_end = i + 1 + have == scan.records.size();
+    scan.damage = fmt::format("a move of group {}'s {} records {} after {} of them", r.group,
+                              r.moved, at_end ? "ends" : "is interrupted by another record", have);
+    scan.malformed = !at_end;  // never written so: not a torn write
+    scan.good_end = r.offset;
+    scan.records.resize(i);
+    break;
+  }
   return scan;
 }
 
@@ -390,11 +421,11 @@ Status SharedLog::recover(SharedLogRecovery* out) {
 
     SegmentScan scan = scan_segment(data);
     if (!scan.damage.empty()) {
-      if (!last) {
+      if (!last || scan.malformed) {
         return Status::Corruption(fmt::format(
-            "{} at offset {}: {} ({} bytes follow, and later segments exist); refusing to open "
-            "rather than lose records",
-            name, scan.good_end, scan.damage, data.size() - scan.good_end));
+            "{} at offset {}: {} ({} bytes follow{}); refusing to open rather than lose records",
+            name, scan.good_end, scan.damage, data.size() - scan.good_end,
+            last ? "" : ", and later segments exist"));
       }
       out->torn_bytes = data.size() - scan.good_end;
       out->torn_detail = fmt::format("{} at offset {}: {}; cut {} torn bytes", name, scan.good_end,
@@ -687,9 +718,13 @@ Status SharedLog::relocate_oldest(std::string& bytes, std::vector<Entry>& entrie
   uint64_t copied = 0;
   RecordReader reader(options_.dir);
   for (const std::shared_ptr<Group>& g : pinning) {
+    // The reset says how many copies follow, so that recovery applies the move whole
+    // or not at all (see scan_segment).
+    char count[4];
+    store_le32(count, static_cast<uint32_t>(g->live.size()));
     const size_t reset_at = bytes.size();
-    append_frame(bytes, kKindReset, g->id, {});
-    entries.push_back(Entry{g, kKindReset, 0, reset_at, kRecordHeaderBytes});
+    append_frame(bytes, kKindReset, g->id, std::string_view(count, sizeof count));
+    entries.push_back(Entry{g, kKindReset, 0, reset_at, kRecordHeaderBytes + sizeof count});
     for (const Location& at : g->live) {
       Result<std::string> frame = reader.read(at.segment, at.offset, at.frame_bytes);
       if (!frame.ok()) return frame.status();

@@ -43,8 +43,9 @@
 //                | u64 XXH3_64bits of the previous 16 bytes              (24 bytes)
 //   record    := u32 payload length | u64 checksum | u8 kind | u64 group | payload
 //                checksum = XXH3_64bits(kind, group and payload bytes)   (21 + n bytes)
-//   kind      := 1 record | 2 checkpoint | 3 reset (forget the group's earlier records;
-//                written before relocated records and by drop_group; no payload)
+//   kind      := 1 record | 2 checkpoint | 3 reset (forget the group's earlier records):
+//                written by drop_group with no payload, and before relocated records
+//                with a u32 payload, how many of the group's copies follow it
 //
 // A new segment is started when the current one has reached segment_bytes (between
 // rounds; a segment may exceed it by one round). Writing order, which makes the
@@ -67,6 +68,11 @@
 //     reported in SharedLogRecovery, and the file is truncated back to the last good
 //     record; records after it are dropped too (none of them was acknowledged: a
 //     round's records are reported durable only after its single fdatasync);
+//   - a relocation (a reset with a count, then the copies) is applied whole or not at
+//     all: one that ends early at the end of the last segment is a torn tail (cut from
+//     its reset on; the originals are still in an older segment, since a segment is
+//     deleted only once the copies are durable); one interrupted by another record is
+//     Corruption;
 //   - a last segment no longer than a header whose header is short or garbled was torn
 //     while being created; its header is rewritten;
 //   - anything else is Corruption and open() fails, naming the file and offset: damage

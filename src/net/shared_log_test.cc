@@ -314,8 +314,8 @@ TEST_F(SharedLogTest, AGroupMovedForwardWhileOpenKeepsItsRecordsInOrder) {
         expected_slow.push_back("slow-" + std::to_string(i));
         slow->append(expected_slow.back());
       }
-      wait_durable(*busy, busy->append_checkpoint("busy-" + std::to_string(i) +
-                                                  std::string(100, 'x')));
+      wait_durable(*busy,
+                   busy->append_checkpoint("busy-" + std::to_string(i) + std::string(100, 'x')));
     }
     EXPECT_GT(log->stats().records_relocated, 0u);
     EXPECT_LE(log->stats().segments, 4u);
@@ -428,6 +428,33 @@ TEST_F(SharedLogTest, DamageOutsideTheTailFailsOpenAndChangesNothing) {
   s = open_status();
   EXPECT_TRUE(s.is_corruption()) << s.to_string();
   EXPECT_NE(s.to_string().find("missing"), std::string::npos) << s.to_string();
+}
+
+TEST_F(SharedLogTest, AMoveTornAfterItsResetKeepsTheOriginals) {
+  constexpr uint8_t kReset = 3;
+  const std::string two = le(2, 4);
+  write_bytes(seg(1), segment_header(1) + record_frame(kCheckpoint, 7, "snap") +
+                          record_frame(kRecord, 7, "r1") + record_frame(kRecord, 8, "other"));
+  // The write that moved group 7 forward reached the disk only up to its first copy.
+  const std::string torn = record_frame(kReset, 7, two) + record_frame(kCheckpoint, 7, "snap");
+  write_bytes(seg(2), segment_header(2) + torn);
+  {
+    SharedLogRecovery rec;
+    auto all = reopen_all(&rec);
+    EXPECT_EQ(all[7], (Records{"snap", "r1"}));
+    EXPECT_EQ(all[8], (Records{"other"}));
+    EXPECT_EQ(rec.torn_bytes, torn.size());
+    EXPECT_EQ(read_bytes(seg(2)), segment_header(2));
+  }
+  // A complete move replaces the originals.
+  write_bytes(seg(2), segment_header(2) + torn + record_frame(kRecord, 7, "r1") +
+                          record_frame(kRecord, 7, "r2"));
+  EXPECT_EQ(reopen_all()[7], (Records{"snap", "r1", "r2"}));
+  // A move interrupted by another record was never written so: refused.
+  write_bytes(seg(2), segment_header(2) + torn + record_frame(kRecord, 8, "x") +
+                          record_frame(kRecord, 7, "r1"));
+  Status s = open_status();
+  EXPECT_TRUE(s.is_corruption()) << s.to_string();
 }
 
 TEST_F(SharedLogTest, ATornHeaderOfANewLastSegmentIsRewritten) {

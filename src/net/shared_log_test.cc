@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -236,6 +237,47 @@ TEST_F(SharedLogTest, ManyGroupsShareOneFsyncPerRound) {
       EXPECT_EQ(records[i], "g" + std::to_string(id) + "-" + std::to_string(i));
     }
   }
+}
+
+// Deterministic: the sync thread is held inside a callback while 100 groups append,
+// so the next round takes every one of their records, with one write and one fsync.
+TEST_F(SharedLogTest, EveryGroupPendingDuringARoundSharesTheNextFsync) {
+  constexpr int kGroups = 100;
+  auto log = open();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  auto gate = group(*log, 1000, nullptr, [&](uint64_t) {
+    std::unique_lock lk(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; });
+  });
+  std::vector<std::unique_ptr<GroupLog>> groups;
+  std::vector<uint64_t> reported(kGroups + 1, 0);
+  for (int id = 1; id <= kGroups; ++id) {
+    groups.push_back(group(*log, id, nullptr, [&, id](uint64_t seq) { reported[id] = seq; }));
+  }
+  const SharedLogStats before = log->stats();
+  gate->append("hold the sync thread");
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return entered; });
+  }
+  for (int id = 1; id <= kGroups; ++id) {
+    groups[id - 1]->append("one");
+    groups[id - 1]->append("two");
+  }
+  {
+    std::lock_guard lk(mu);
+    release = true;
+  }
+  cv.notify_all();
+  groups.clear();  // closing waits until every record is durable and reported
+  const SharedLogStats after = log->stats();
+  EXPECT_EQ(after.batches - before.batches, 2u) << "the gate's round, then one for all groups";
+  EXPECT_EQ(after.data_syncs - before.data_syncs, 2u);
+  for (int id = 1; id <= kGroups; ++id) EXPECT_EQ(reported[id], 2u) << id;
 }
 
 TEST_F(SharedLogTest, OnDurableMayAppendToAnyGroup) {

@@ -261,7 +261,7 @@ class ReplicaGroups::Impl {
   // The node's one write-ahead log, shared by every group (opened by the
   // first group that starts; open_wal()).
   std::shared_ptr<net::SharedLog> wal_;
-  Status wal_error_;  // why it could not be opened (logged once)
+  Status wal_error_;  // why it could not be opened (logged once per table)
   uint64_t next_delayed_ = 0;
   std::unordered_map<uint64_t,
                      std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
@@ -676,6 +676,7 @@ void ReplicaGroups::Impl::on_table(std::shared_ptr<const RoutingTable> table) {
 
 void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table) {
   if (stopping_ || !table) return;
+  wal_error_ = Status::OK();  // a log that could not be opened is tried again
   std::set<GroupId> wanted;
   for (const meta::Keyspace& ks : table->map().keyspaces) {
     if (ks.spec.replication.kind != meta::Replication::kConsensus) continue;

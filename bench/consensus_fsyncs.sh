@@ -8,6 +8,7 @@
 #
 #   bench/consensus_fsyncs.sh                          # 64 shards, 300k SETs, RocksDB
 #   NSHARDS=16 N=100000 ENGINE=memory bench/consensus_fsyncs.sh
+#   KEEP=1 bench/consensus_fsyncs.sh                   # keep the nodes' data and logs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,7 @@ PIDS=()
 cleanup() {
   "$STATEKV_BIN" cluster down --data "$WORK/data" >/dev/null 2>&1 || true
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  if [[ -n "${KEEP:-}" ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 

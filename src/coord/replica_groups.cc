@@ -17,8 +17,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "net/disk_log.h"
 #include "net/raft_node.h"
+#include "net/shared_log.h"
 #include "replication/codec.h"
 #include "replication/mutation.h"
 #include "resp/writer.h"
@@ -210,6 +210,9 @@ class ReplicaGroups::Impl {
   // Every 100 ms: quiesced groups learn which peers are down.
   void watch_peers();
   void stop_group(GroupId id, bool remove_files);
+  // Opens the node's write-ahead log (and moves per-group logs of older data
+  // directories into it) the first time; false if it cannot be opened.
+  bool open_wal();
   void begin(uint64_t id);
   void evaluate(uint64_t id);
   // A local read: served now if this member may, else left waiting or refused.
@@ -258,9 +261,10 @@ class ReplicaGroups::Impl {
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
   asio::steady_timer balance_timer_{io_};
   asio::steady_timer peer_timer_{io_};
-  // The groups' logs share these sync threads (a thread per idle group cost
-  // more memory than the group).
-  std::shared_ptr<net::SyncPool> sync_pool_ = std::make_shared<net::SyncPool>(4);
+  // The node's one write-ahead log, shared by every group (opened by the
+  // first group that starts; open_wal()).
+  std::shared_ptr<net::SharedLog> wal_;
+  Status wal_error_;  // why it could not be opened (logged once per table)
   uint64_t next_delayed_ = 0;
   std::unordered_map<uint64_t,
                      std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>>
@@ -323,11 +327,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   Instant now() const override {
     return std::chrono::duration_cast<Instant>(std::chrono::steady_clock::now() - host.started_);
   }
-  PersistToken persist(std::string record) override {
-    return PersistToken(log->append(std::move(record)));
-  }
+  PersistToken persist(std::string record) override { return PersistToken(log->append(record)); }
   PersistToken persist_checkpoint(std::string record) override {
-    return PersistToken(log->append_checkpoint(std::move(record)));
+    return PersistToken(log->append_checkpoint(record));
   }
   Random& random() override { return random_; }
 
@@ -562,7 +564,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::vector<NodeId> members;
   std::shared_ptr<const RoutingTable> table;
   Random random_;
-  std::unique_ptr<net::DiskLog> log;
+  std::unique_ptr<net::GroupLog> log;
   std::unique_ptr<Raft> raft;
   uint64_t next_timer = 0;
   std::unordered_map<uint64_t, std::unique_ptr<asio::steady_timer>> timers;
@@ -704,6 +706,7 @@ void ReplicaGroups::Impl::on_table(std::shared_ptr<const RoutingTable> table) {
 
 void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table) {
   if (stopping_ || !table) return;
+  wal_error_ = Status::OK();  // a log that could not be opened is tried again
   std::set<GroupId> wanted;
   for (const meta::Keyspace& ks : table->map().keyspaces) {
     if (ks.spec.replication.kind != meta::Replication::kConsensus) continue;
@@ -756,14 +759,11 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
                                       std::shared_ptr<const RoutingTable> table) {
   auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members, std::move(table),
                                           random_.fork());
-  net::DiskLogOptions lo;
-  lo.dir = options_.data_dir / "groups" / std::to_string(id.value());
-  lo.fsync = options_.fsync;
-  lo.pool = sync_pool_;
-  net::Recovery recovery;
+  if (!open_wal()) return;
+  std::vector<std::string> records;
   ReplicaGroup* raw = g.get();
-  auto log = net::DiskLog::open(
-      lo,
+  auto log = wal_->open_group(
+      id.value(),
       [this, id](uint64_t seq) {
         asio::post(io_, [this, id, seq] {
           ReplicaGroup* group = find(id);
@@ -772,21 +772,16 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
           after_callback(*group);
         });
       },
-      &recovery);
+      &records);
   if (!log.ok()) {
     spdlog::error("replica group {} ({} shard {}): cannot open its log: {}", id.value(),
                   ks.spec.name, shard, log.status().to_string());
     return;
   }
   g->log = std::move(log).value();
-  if (recovery.torn_bytes > 0) {
-    spdlog::warn("replica group {}: cut {} torn bytes off its log ({})", id.value(),
-                 recovery.torn_bytes, recovery.torn_detail);
-  }
   replication::Membership membership{.self = options_.self, .nodes = members};
   groups_[id] = std::move(g);
-  raw->raft =
-      std::make_unique<Raft>(*raw, membership, std::move(recovery.records), *raw, options_.raft);
+  raw->raft = std::make_unique<Raft>(*raw, membership, std::move(records), *raw, options_.raft);
   spdlog::info("replica group {} ({} shard {}) started: {} members, {} log records recovered",
                id.value(), ks.spec.name, shard, members.size(),
                raw->raft->log().last_index().value());
@@ -812,9 +807,8 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   for (uint64_t rid : mine) {
     finish(rid, GroupReply{Status::Unavailable("replica group stopped on this node"), {}, {}});
   }
-  const auto dir = options_.data_dir / "groups" / std::to_string(id.value());
   g.raft.reset();
-  g.log.reset();
+  g.log.reset();  // waits until its records are durable
   if (remove_files) {
     // The keyspace was dropped: its records go with it, here as on every member.
     std::vector<std::string> keys;
@@ -833,9 +827,52 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   }
   groups_.erase(it);
   if (remove_files) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
+    // Its records in the shared log are forgotten, and stop keeping segments.
+    if (Status s = wal_->drop_group(id.value()); !s.ok()) {
+      spdlog::error("replica group {}: dropping its records from the log failed: {}", id.value(),
+                    s.to_string());
+    }
   }
+}
+
+bool ReplicaGroups::Impl::open_wal() {
+  if (wal_) return true;
+  if (!wal_error_.ok()) return false;  // logged when it failed
+  net::SharedLogOptions lo;
+  lo.dir = options_.data_dir / "wal";
+  lo.fsync = options_.fsync;
+  net::SharedLogRecovery recovery;
+  auto wal = net::SharedLog::open(lo, &recovery);
+  if (!wal.ok()) {
+    wal_error_ = wal.status();
+    spdlog::error(
+        "replica groups: cannot open the write-ahead log in {}: {}; no replica group "
+        "can start on this node",
+        lo.dir.string(), wal_error_.to_string());
+    return false;
+  }
+  if (recovery.torn_bytes > 0) {
+    spdlog::warn("replica groups: cut {} torn bytes off the write-ahead log ({})",
+                 recovery.torn_bytes, recovery.torn_detail);
+  }
+  // Data directories written before the shared log kept one DiskLog per group.
+  auto moved = net::migrate_group_logs(**wal, options_.data_dir / "groups", options_.fsync);
+  if (!moved.ok()) {
+    wal_error_ = moved.status();
+    spdlog::error(
+        "replica groups: cannot move the per-group logs of {} into the write-ahead "
+        "log: {}; no replica group can start on this node",
+        (options_.data_dir / "groups").string(), wal_error_.to_string());
+    return false;
+  }
+  if (*moved > 0) {
+    spdlog::info("replica groups: moved the logs of {} groups from {} into {}", *moved,
+                 (options_.data_dir / "groups").string(), lo.dir.string());
+  }
+  wal_ = std::move(wal).value();
+  spdlog::info("replica groups: write-ahead log {} open, {} groups with records", lo.dir.string(),
+               wal_->groups().size());
+  return true;
 }
 
 ReplicaGroup* ReplicaGroups::Impl::find(GroupId id) {

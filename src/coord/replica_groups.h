@@ -9,9 +9,14 @@
 //
 //   transport  the node's one peer transport: group messages travel as
 //              wire.h GroupFrames through net::RaftNode (send_group);
-//   log        one DiskLog per group under <data>/groups/<group id>, all of
-//              them synced by one pool of 4 threads (net::SyncPool); a shared
-//              write-ahead log with per-group truncation is the next step;
+//   log        the node's one write-ahead log, net::SharedLog in <data>/wal:
+//              each group appends through its own GroupLog handle, one sync
+//              thread writes and fdatasyncs what every group has pending at
+//              once (group commit across groups), and a segment is deleted
+//              once no group needs a record in it. A group dropped here (its
+//              keyspace dropped, its replica moved away) has its records
+//              dropped from the log. Per-group logs of older data directories
+//              (<data>/groups/<group id>) are moved into it at start;
 //   liveness   idle groups quiesce (raft.h): their leaders stop heartbeating.
 //              The transport's pings, one per pair of nodes, stand in for
 //              them: every 100 ms the groups of a peer not heard from for
@@ -108,7 +113,7 @@ inline constexpr std::string_view kReplicasVerb = "__replicas";
 
 struct ReplicaGroupsOptions {
   NodeId self;
-  // Each group's raft log lives in data_dir / "groups" / <group id>.
+  // Every group's raft log lives in the node's write-ahead log, data_dir / "wal".
   std::filesystem::path data_dir;
   bool fsync = true;
   replication::raft::RaftOptions raft = [] {

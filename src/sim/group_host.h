@@ -37,7 +37,7 @@
 //             records, and the env contract lets a protocol see records from
 //             before its checkpoint (it treats a checkpoint as a full reset).
 //             Per-group truncation of the shared log belongs to the real WAL
-//             (net/), not to this contract.
+//             (net/shared_log.h), not to this contract.
 //   placement the groups of `options.groups` are hosted from the start; place()
 //             and unplace() start and stop replicas as the map moves them (one
 //             host record each, tagged with group kHostRecords, so that a

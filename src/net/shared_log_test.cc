@@ -1,0 +1,616 @@
+#include "net/shared_log.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "net/disk_log.h"
+
+namespace statekv::net {
+namespace {
+
+namespace fs = std::filesystem;
+
+using Records = std::vector<std::string>;
+
+// The on-disk format as shared_log.h documents it, written independently here.
+std::string le(uint64_t v, int bytes) {
+  std::string out;
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  return out;
+}
+std::string segment_header(uint64_t number) {
+  std::string h = "SKVW" + le(1, 4) + le(number, 8);
+  return h + le(XXH3_64bits(h.data(), h.size()), 8);
+}
+std::string record_frame(uint8_t kind, uint64_t group, std::string_view payload) {
+  std::string body(1, static_cast<char>(kind));
+  body += le(group, 8);
+  body.append(payload);
+  return le(payload.size(), 4) + le(XXH3_64bits(body.data(), body.size()), 8) + body;
+}
+constexpr uint8_t kRecord = 1, kCheckpoint = 2;
+
+std::string seg_name(uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "wal-%010llu.skv", static_cast<unsigned long long>(n));
+  return buf;
+}
+std::string read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+void write_bytes(const fs::path& p, std::string_view bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+void wait_durable(const GroupLog& g, uint64_t seq) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (g.stats().durable < seq && g.status().ok() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ASSERT_GE(g.stats().durable, seq);
+}
+
+class SharedLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/netprims-sharedlog-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::shared_ptr<SharedLog> open(SharedLogRecovery* rec = nullptr, bool fsync = true) {
+    auto log = SharedLog::open(SharedLogOptions{dir_, fsync, segment_bytes_}, rec);
+    EXPECT_TRUE(log.ok()) << log.status().to_string();
+    return log.ok() ? std::move(log).value() : nullptr;
+  }
+  Status open_status() { return SharedLog::open(SharedLogOptions{dir_}).status(); }
+  std::unique_ptr<GroupLog> group(SharedLog& log, uint64_t id, Records* records = nullptr,
+                                  std::function<void(uint64_t)> on_durable = {}) {
+    Records scratch;
+    auto g = log.open_group(id, std::move(on_durable), records ? records : &scratch);
+    EXPECT_TRUE(g.ok()) << g.status().to_string();
+    return g.ok() ? std::move(g).value() : nullptr;
+  }
+  // Every group's records after a reopen.
+  std::map<uint64_t, Records> reopen_all(SharedLogRecovery* rec_out = nullptr) {
+    SharedLogRecovery rec;
+    auto log = open(&rec);
+    std::map<uint64_t, Records> out;
+    if (!log) return out;
+    for (uint64_t id : rec.groups) group(*log, id, &out[id]);
+    if (rec_out) *rec_out = rec;
+    return out;
+  }
+  std::vector<std::string> segment_files() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      if (e.path().filename() != "LOCK") names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  fs::path seg(uint64_t n) const { return dir_ / seg_name(n); }
+
+  fs::path dir_;
+  uint64_t segment_bytes_ = uint64_t{64} << 20;
+};
+
+TEST_F(SharedLogTest, GroupsAppendAndRecoverTheirOwnRecordsInOrder) {
+  {
+    SharedLogRecovery rec;
+    auto log = open(&rec);
+    EXPECT_TRUE(rec.groups.empty());
+    auto a = group(*log, 7), b = group(*log, 9), c = group(*log, 1ull << 40);
+    EXPECT_EQ(a->append("a1"), 1u);
+    EXPECT_EQ(b->append("b1"), 1u) << "sequences are per group";
+    EXPECT_EQ(a->append(""), 2u);
+    EXPECT_EQ(c->append(std::string(100'000, 'c')), 1u);
+    EXPECT_EQ(b->append("b2"), 2u);
+    EXPECT_EQ(a->append("a3"), 3u);
+  }
+  SharedLogRecovery rec;
+  auto all = reopen_all(&rec);
+  EXPECT_EQ(rec.groups, (std::vector<uint64_t>{7, 9, 1ull << 40}));
+  EXPECT_EQ(all[7], (Records{"a1", "", "a3"}));
+  EXPECT_EQ(all[9], (Records{"b1", "b2"}));
+  EXPECT_EQ(all[1ull << 40], (Records{std::string(100'000, 'c')}));
+  EXPECT_EQ(rec.torn_bytes, 0u);
+  {
+    auto log = open();
+    auto a = group(*log, 7);
+    EXPECT_EQ(a->append("a4"), 1u) << "sequences restart with every open of the group";
+    Records none;
+    auto fresh = group(*log, 3, &none);
+    EXPECT_TRUE(none.empty());
+  }
+  EXPECT_EQ(reopen_all()[7], (Records{"a1", "", "a3", "a4"}));
+  EXPECT_EQ(segment_files(), (std::vector<std::string>{seg_name(1)}));
+}
+
+TEST_F(SharedLogTest, TheFormatIsTheDocumentedOne) {
+  {
+    auto log = open();
+    auto a = group(*log, 5);
+    a->append("x");
+    a->append_checkpoint("snap");
+  }
+  EXPECT_EQ(read_bytes(seg(1)), segment_header(1) + record_frame(kRecord, 5, "x") +
+                                    record_frame(kCheckpoint, 5, "snap"));
+}
+
+TEST_F(SharedLogTest, ACheckpointResetsItsOwnGroupOnly) {
+  {
+    auto log = open();
+    auto a = group(*log, 1), b = group(*log, 2);
+    a->append("a1");
+    b->append("b1");
+    a->append("a2");
+    b->append_checkpoint("b-snap");
+    a->append("a3");
+    b->append("b2");
+  }
+  auto all = reopen_all();
+  EXPECT_EQ(all[1], (Records{"a1", "a2", "a3"}));
+  EXPECT_EQ(all[2], (Records{"b-snap", "b2"}));
+}
+
+TEST_F(SharedLogTest, ReopeningAClosedGroupInTheSameProcessReadsItsRecords) {
+  auto log = open();
+  {
+    auto a = group(*log, 4);
+    a->append_checkpoint("s");
+    a->append("r");
+  }
+  Records got;
+  auto again = group(*log, 4, &got);
+  EXPECT_EQ(got, (Records{"s", "r"}));
+  Records dummy;
+  auto twice = log->open_group(4, {}, &dummy);
+  EXPECT_EQ(twice.status().code(), Status::Code::kBusy) << twice.status().to_string();
+  EXPECT_EQ(log->drop_group(4).code(), Status::Code::kBusy);
+}
+
+TEST_F(SharedLogTest, ManyGroupsShareOneFsyncPerRound) {
+  constexpr int kGroups = 64, kPerGroup = 40, kThreads = 8;
+  std::map<uint64_t, std::atomic<uint64_t>> reported;
+  std::mutex order_mu;
+  bool monotone = true;
+  std::map<uint64_t, uint64_t> last_seen;
+  {
+    auto log = open();
+    std::vector<std::unique_ptr<GroupLog>> groups;
+    for (uint64_t id = 1; id <= kGroups; ++id) {
+      reported[id] = 0;
+      groups.push_back(group(*log, id, nullptr, [&, id](uint64_t seq) {
+        std::lock_guard lk(order_mu);
+        if (seq <= last_seen[id]) monotone = false;
+        last_seen[id] = seq;
+        reported[id].store(seq);
+      }));
+    }
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerGroup; ++i) {
+          for (int g = t; g < kGroups; g += kThreads) {
+            groups[g]->append("g" + std::to_string(g + 1) + "-" + std::to_string(i));
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    groups.clear();  // each waits for its records
+    const SharedLogStats s = log->stats();
+    EXPECT_EQ(s.appended, uint64_t{kGroups} * kPerGroup);
+    EXPECT_EQ(s.data_syncs, s.batches + s.segments_created)
+        << "one fdatasync per round, and one for the header of the log's first segment";
+    EXPECT_LT(s.data_syncs * 10, s.appended)
+        << "rounds take records of many groups: " << s.data_syncs << " syncs";
+    std::printf("%d groups x %d appends: %llu rounds, %llu fdatasyncs\n", kGroups, kPerGroup,
+                static_cast<unsigned long long>(s.batches),
+                static_cast<unsigned long long>(s.data_syncs));
+  }
+  EXPECT_TRUE(monotone);
+  for (auto& [id, seq] : reported) EXPECT_EQ(seq.load(), uint64_t{kPerGroup}) << id;
+  auto all = reopen_all();
+  ASSERT_EQ(all.size(), size_t{kGroups});
+  for (auto& [id, records] : all) {
+    ASSERT_EQ(records.size(), size_t{kPerGroup});
+    for (int i = 0; i < kPerGroup; ++i) {
+      EXPECT_EQ(records[i], "g" + std::to_string(id) + "-" + std::to_string(i));
+    }
+  }
+}
+
+// Deterministic: the sync thread is held inside a callback while 100 groups append,
+// so the next round takes every one of their records, with one write and one fsync.
+TEST_F(SharedLogTest, EveryGroupPendingDuringARoundSharesTheNextFsync) {
+  constexpr int kGroups = 100;
+  auto log = open();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  auto gate = group(*log, 1000, nullptr, [&](uint64_t) {
+    std::unique_lock lk(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; });
+  });
+  std::vector<std::unique_ptr<GroupLog>> groups;
+  std::vector<uint64_t> reported(kGroups + 1, 0);
+  for (int id = 1; id <= kGroups; ++id) {
+    groups.push_back(group(*log, id, nullptr, [&, id](uint64_t seq) { reported[id] = seq; }));
+  }
+  const SharedLogStats before = log->stats();
+  gate->append("hold the sync thread");
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return entered; });
+  }
+  for (int id = 1; id <= kGroups; ++id) {
+    groups[id - 1]->append("one");
+    groups[id - 1]->append("two");
+  }
+  {
+    std::lock_guard lk(mu);
+    release = true;
+  }
+  cv.notify_all();
+  groups.clear();  // closing waits until every record is durable and reported
+  const SharedLogStats after = log->stats();
+  EXPECT_EQ(after.batches - before.batches, 2u) << "the gate's round, then one for all groups";
+  EXPECT_EQ(after.data_syncs - before.data_syncs, 2u);
+  for (int id = 1; id <= kGroups; ++id) EXPECT_EQ(reported[id], 2u) << id;
+}
+
+TEST_F(SharedLogTest, OnDurableMayAppendToAnyGroup) {
+  auto log = open();
+  auto b = group(*log, 2);
+  std::atomic<bool> chained{false};
+  GroupLog* braw = b.get();
+  auto a = group(*log, 1, nullptr, [&](uint64_t seq) {
+    if (seq == 1 && !chained.exchange(true)) braw->append("from a's callback");
+  });
+  a->append("a");
+  a.reset();
+  b.reset();
+  log.reset();
+  EXPECT_EQ(reopen_all()[2], (Records{"from a's callback"}));
+}
+
+// Segments roll at segment_bytes; a segment goes once no group needs a record in it.
+TEST_F(SharedLogTest, ASegmentIsDeletedOnlyWhenNoGroupNeedsIt) {
+  segment_bytes_ = 64;  // every round after the first record starts a new segment
+  auto log = open();
+  auto a = group(*log, 1), b = group(*log, 2);
+  wait_durable(*a, a->append(std::string(100, 'a')));                        // segment 1
+  wait_durable(*b, b->append(std::string(100, 'b')));                        // segment 2
+  wait_durable(*b, b->append_checkpoint("b-snap" + std::string(100, 's')));  // segment 3
+  EXPECT_EQ(segment_files(), (std::vector<std::string>{seg_name(1), seg_name(2), seg_name(3)}))
+      << "segment 1 holds a's only record; 2 is dead, but deleting it would leave a hole";
+  wait_durable(*a, a->append_checkpoint("a-snap"));  // segment 4
+  EXPECT_EQ(segment_files(), (std::vector<std::string>{seg_name(3), seg_name(4)}))
+      << "once a's checkpoint is durable, 1 and 2 hold nothing live";
+  EXPECT_EQ(log->stats().segments_deleted, 2u);
+  a.reset();
+  b.reset();
+  log.reset();
+  auto all = reopen_all();
+  EXPECT_EQ(all[1], (Records{"a-snap"}));
+  EXPECT_EQ(all[2], (Records{"b-snap" + std::string(100, 's')}));
+}
+
+TEST_F(SharedLogTest, AnIdleGroupsOldCheckpointIsMovedForwardInsteadOfPinningTheLog) {
+  segment_bytes_ = 256;
+  auto log = open();
+  {
+    auto idle = group(*log, 1);
+    idle->append_checkpoint("idle-snap");
+    idle->append("idle-1");
+  }  // closed: its records stay, and nobody writes for it again
+  auto busy = group(*log, 2);
+  for (int i = 0; i < 100; ++i) {
+    wait_durable(*busy,
+                 busy->append_checkpoint("busy-" + std::to_string(i) + std::string(100, 'x')));
+  }
+  const SharedLogStats s = log->stats();
+  EXPECT_GT(s.records_relocated, 0u);
+  EXPECT_LE(s.segments, 4u) << "the log does not grow with the busy group's checkpoints";
+  EXPECT_GT(s.segments_deleted, 30u);
+  EXPECT_LT(s.disk_bytes, 2'000u);
+  busy.reset();
+  log.reset();
+  auto all = reopen_all();
+  EXPECT_EQ(all[1], (Records{"idle-snap", "idle-1"}))
+      << "the moved records read back as they were appended";
+  EXPECT_EQ(all[2].size(), 1u);
+}
+
+TEST_F(SharedLogTest, AGroupMovedForwardWhileOpenKeepsItsRecordsInOrder) {
+  segment_bytes_ = 256;
+  Records expected_slow;
+  {
+    auto log = open();
+    auto slow = group(*log, 1), busy = group(*log, 2);
+    slow->append_checkpoint("slow-snap");
+    expected_slow.push_back("slow-snap");
+    for (int i = 0; i < 100; ++i) {
+      if (i % 10 == 0) {
+        expected_slow.push_back("slow-" + std::to_string(i));
+        slow->append(expected_slow.back());
+      }
+      wait_durable(*busy,
+                   busy->append_checkpoint("busy-" + std::to_string(i) + std::string(100, 'x')));
+    }
+    EXPECT_GT(log->stats().records_relocated, 0u);
+    EXPECT_LE(log->stats().segments, 4u);
+  }
+  auto all = reopen_all();
+  EXPECT_EQ(all[1], expected_slow);
+  EXPECT_EQ(all[2], (Records{"busy-99" + std::string(100, 'x')}));
+}
+
+TEST_F(SharedLogTest, ADroppedGroupReleasesItsRecords) {
+  segment_bytes_ = 64;
+  {
+    auto log = open();
+    {
+      auto gone = group(*log, 1);
+      gone->append(std::string(100, 'g'));  // segment 1
+    }
+    auto stay = group(*log, 2);
+    wait_durable(*stay, stay->append_checkpoint("s"));  // segment 2
+    EXPECT_EQ(segment_files().size(), 2u);
+    ASSERT_TRUE(log->drop_group(1).ok());
+    EXPECT_EQ(segment_files(), (std::vector<std::string>{seg_name(2)}))
+        << "segment 1 held only the dropped group's record";
+    EXPECT_EQ(log->groups(), (std::vector<uint64_t>{2}));
+    EXPECT_TRUE(log->drop_group(99).ok()) << "a group the log never saw: nothing to do";
+  }
+  SharedLogRecovery rec;
+  auto all = reopen_all(&rec);
+  EXPECT_EQ(rec.groups, (std::vector<uint64_t>{2}));
+  EXPECT_EQ(all[2], (Records{"s"}));
+}
+
+TEST_F(SharedLogTest, ADropIsDurableEvenWhenTheOlderSegmentSurvivesACrash) {
+  segment_bytes_ = 64;
+  {
+    auto log = open();
+    {
+      auto keep = group(*log, 2);
+      wait_durable(*keep, keep->append(std::string(100, 'k')));  // pins segment 1
+    }
+    {
+      auto gone = group(*log, 1);
+      gone->append("g");  // segment 2
+    }
+    ASSERT_TRUE(log->drop_group(1).ok());
+  }
+  auto all = reopen_all();
+  EXPECT_EQ(all.count(1), 0u) << "the reset record hides the dropped group's records";
+  EXPECT_EQ(all[2], (Records{std::string(100, 'k')}));
+}
+
+// Torn tails: the last segment cut at every byte of its last record.
+TEST_F(SharedLogTest, ATornTailIsCutAndTheOtherGroupsKeepTheirRecords) {
+  {
+    auto log = open();
+    auto a = group(*log, 1), b = group(*log, 2);
+    a->append("a1");
+    b->append("b1");
+    b->append("b-last");
+  }
+  const std::string whole = read_bytes(seg(1));
+  const size_t last_frame = record_frame(kRecord, 2, "b-last").size();
+  for (size_t cut = 1; cut <= last_frame; ++cut) {
+    write_bytes(seg(1), std::string_view(whole).substr(0, whole.size() - cut));
+    SharedLogRecovery rec;
+    auto all = reopen_all(&rec);
+    EXPECT_EQ(all[1], (Records{"a1"})) << cut;
+    EXPECT_EQ(all[2], (Records{"b1"})) << cut;
+    EXPECT_EQ(rec.torn_bytes, last_frame - cut) << cut;
+    EXPECT_EQ(fs::file_size(seg(1)), whole.size() - last_frame) << "cut off the file";
+  }
+  // A flipped byte in the last record, then records appended after the cut.
+  std::string flipped = whole;
+  flipped[whole.size() - 2] ^= 0x40;
+  write_bytes(seg(1), flipped);
+  {
+    SharedLogRecovery rec;
+    auto log = open(&rec);
+    EXPECT_EQ(rec.torn_bytes, last_frame);
+    auto b = group(*log, 2);
+    b->append("b-after");
+  }
+  EXPECT_EQ(reopen_all()[2], (Records{"b1", "b-after"}));
+}
+
+TEST_F(SharedLogTest, DamageOutsideTheTailFailsOpenAndChangesNothing) {
+  segment_bytes_ = 64;
+  {
+    auto log = open();
+    auto a = group(*log, 1);
+    wait_durable(*a, a->append(std::string(100, 'a')));
+    wait_durable(*a, a->append("a2"));
+  }
+  ASSERT_EQ(segment_files().size(), 2u);
+  std::string first = read_bytes(seg(1));
+  first[40] ^= 1;
+  write_bytes(seg(1), first);
+  const std::string second = read_bytes(seg(2));
+  Status s = open_status();
+  EXPECT_TRUE(s.is_corruption()) << s.to_string();
+  EXPECT_NE(s.to_string().find(seg_name(1)), std::string::npos) << s.to_string();
+  EXPECT_EQ(read_bytes(seg(1)), first);
+  EXPECT_EQ(read_bytes(seg(2)), second);
+
+  // A missing segment in the middle.
+  first[40] ^= 1;
+  write_bytes(seg(1), first);
+  write_bytes(seg(3), segment_header(3) + record_frame(kRecord, 1, "a3"));
+  fs::remove(seg(2));
+  s = open_status();
+  EXPECT_TRUE(s.is_corruption()) << s.to_string();
+  EXPECT_NE(s.to_string().find("missing"), std::string::npos) << s.to_string();
+}
+
+TEST_F(SharedLogTest, AMoveTornAfterItsResetKeepsTheOriginals) {
+  constexpr uint8_t kReset = 3;
+  const std::string two = le(2, 4);
+  write_bytes(seg(1), segment_header(1) + record_frame(kCheckpoint, 7, "snap") +
+                          record_frame(kRecord, 7, "r1") + record_frame(kRecord, 8, "other"));
+  // The write that moved group 7 forward reached the disk only up to its first copy.
+  const std::string torn = record_frame(kReset, 7, two) + record_frame(kCheckpoint, 7, "snap");
+  write_bytes(seg(2), segment_header(2) + torn);
+  {
+    SharedLogRecovery rec;
+    auto all = reopen_all(&rec);
+    EXPECT_EQ(all[7], (Records{"snap", "r1"}));
+    EXPECT_EQ(all[8], (Records{"other"}));
+    EXPECT_EQ(rec.torn_bytes, torn.size());
+    EXPECT_EQ(read_bytes(seg(2)), segment_header(2));
+  }
+  // A complete move replaces the originals.
+  write_bytes(seg(2), segment_header(2) + torn + record_frame(kRecord, 7, "r1") +
+                          record_frame(kRecord, 7, "r2"));
+  EXPECT_EQ(reopen_all()[7], (Records{"snap", "r1", "r2"}));
+  // A move interrupted by another record was never written so: refused.
+  write_bytes(seg(2), segment_header(2) + torn + record_frame(kRecord, 8, "x") +
+                          record_frame(kRecord, 7, "r1"));
+  Status s = open_status();
+  EXPECT_TRUE(s.is_corruption()) << s.to_string();
+}
+
+TEST_F(SharedLogTest, ATornHeaderOfANewLastSegmentIsRewritten) {
+  {
+    auto log = open();
+    auto a = group(*log, 1);
+    a->append("a1");
+  }
+  write_bytes(seg(2), segment_header(2).substr(0, 10));
+  SharedLogRecovery rec;
+  auto all = reopen_all(&rec);
+  EXPECT_EQ(all[1], (Records{"a1"}));
+  EXPECT_EQ(rec.torn_bytes, 10u);
+  EXPECT_EQ(read_bytes(seg(2)), segment_header(2));
+}
+
+TEST_F(SharedLogTest, AFailedWriteStopsEveryGroupAndNothingAfterItIsReportedDurable) {
+  {
+    auto log = open();
+    auto a = group(*log, 1);
+    a->append("a");
+  }
+  const uint64_t size = fs::file_size(seg(1));
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = size + 100;
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  std::atomic<uint64_t> durable{0};
+  {
+    auto log = open();
+    auto a = group(*log, 1, nullptr, [&](uint64_t seq) { durable.store(seq); });
+    auto b = group(*log, 2);
+    a->append(std::string(5000, 'x'));
+    while (log->status().ok()) std::this_thread::yield();
+    EXPECT_TRUE(b->status().is_io_error()) << b->status().to_string();
+    b->append("after the failure");
+    EXPECT_EQ(b->stats().durable, 0u);
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  ::signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(durable.load(), 0u);
+  SharedLogRecovery rec;
+  auto all = reopen_all(&rec);
+  EXPECT_EQ(all[1], (Records{"a"}));
+  EXPECT_EQ(all.count(2), 0u);
+  EXPECT_EQ(rec.torn_bytes, 100u);
+}
+
+TEST_F(SharedLogTest, OnlyOneLogPerDirectoryAndForeignFilesAreIgnored) {
+  auto first = open();
+  Status s = open_status();
+  EXPECT_EQ(s.code(), Status::Code::kBusy) << s.to_string();
+  write_bytes(dir_ / "notes.txt", "hello");
+  first.reset();
+  auto again = open();
+  EXPECT_NE(again, nullptr);
+}
+
+TEST_F(SharedLogTest, WithoutFsyncRecordsAreStillWrittenAndRecovered) {
+  {
+    auto log = open(nullptr, /*fsync=*/false);
+    auto a = group(*log, 1);
+    a->append("a");
+    a.reset();
+    EXPECT_EQ(log->stats().data_syncs, 0u);
+  }
+  EXPECT_EQ(reopen_all()[1], (Records{"a"}));
+}
+
+TEST_F(SharedLogTest, PerGroupDiskLogsOfTheOldLayoutAreMovedIn) {
+  const fs::path groups = dir_ / "groups";
+  {
+    Recovery rec;
+    auto a = DiskLog::open(DiskLogOptions{groups / "11"}, {}, &rec);
+    ASSERT_TRUE(a.ok());
+    (*a)->append("stale");
+    (*a)->append_checkpoint("a-snap");
+    (*a)->append("a1");
+    auto b = DiskLog::open(DiskLogOptions{groups / "12"}, {}, &rec);
+    ASSERT_TRUE(b.ok());
+    (*b)->append("b1");
+  }
+  fs::create_directories(groups / "not-a-group");
+  const fs::path wal = dir_ / "wal";
+  {
+    auto log = SharedLog::open(SharedLogOptions{wal});
+    ASSERT_TRUE(log.ok());
+    {
+      // A migration cut short by a crash left part of group 11 in the shared log.
+      Records none;
+      auto partial = (*log)->open_group(11, {}, &none);
+      ASSERT_TRUE(partial.ok());
+      (*partial)->append("a-snap");
+    }
+    auto moved = migrate_group_logs(**log, groups, true);
+    ASSERT_TRUE(moved.ok()) << moved.status().to_string();
+    EXPECT_EQ(*moved, 2u);
+    EXPECT_FALSE(fs::exists(groups / "11"));
+    EXPECT_FALSE(fs::exists(groups / "12"));
+    EXPECT_TRUE(fs::exists(groups / "not-a-group")) << "only group directories are touched";
+    auto again = migrate_group_logs(**log, groups, true);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*again, 0u);
+  }
+  auto log = SharedLog::open(SharedLogOptions{wal});
+  ASSERT_TRUE(log.ok());
+  Records a, b;
+  auto ga = (*log)->open_group(11, {}, &a);
+  auto gb = (*log)->open_group(12, {}, &b);
+  EXPECT_EQ(a, (Records{"a-snap", "a1"}));
+  EXPECT_EQ(b, (Records{"b1"}));
+}
+
+}  // namespace
+}  // namespace statekv::net

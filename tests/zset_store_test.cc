@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/engine.h"
 #include "support/differential.h"
 #include "support/raw_pair.h"
 #include "support/redis_client.h"
@@ -438,6 +439,34 @@ TEST(ZsetRestart, LargeSortedSetsSurviveARestart) {
   EXPECT_EQ(c->cmd({"ZRANGE", "fresh", "-1", "-1"}), "[\"n0\"]");
   EXPECT_EQ(c->cmd({"ZSCORE", "fresh", "m1"}), "(nil)");
   EXPECT_EQ(c->cmd({"ZCARD", "z"}), ":1000");
+}
+
+// A RocksDB data dir holding a sorted set's score index in the layout of the
+// builds before the compact one ("s" + be64(gen) + ... keys, record.h
+// kLegacyScorePrefix) is refused at start with a message saying why, instead
+// of being served with its sorted sets unreadable.
+TEST(ZsetRestart, ADataDirWithTheEarlierScoreIndexIsRefused) {
+  if (subject_kind() != ServerKind::kStatekv) GTEST_SKIP() << "a statekv data dir";
+  ServerProcess node(subject_options("rocksdb"));
+  ASSERT_TRUE(node.start().ok());
+  {
+    auto c = RedisClient::connect(node.port());
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->cmd({"SET", "k", "v"}), "+OK");
+  }
+  ASSERT_TRUE(node.stop().ok());
+  {
+    // What the earlier build wrote for ZADD z 0 m on a fresh store (generation
+    // 1 with the marker bit): the index entry, beside its member.
+    storage::RocksDbEngineOptions options;
+    options.path = node.data_dir() + "/rocksdb";
+    auto engine = storage::open_rocksdb_engine(options);
+    ASSERT_TRUE(engine.ok()) << engine.status().to_string();
+    const std::string legacy("s\0\0\x80\0\0\0\0\x01\x80\0\0\0\0\0\0\0m", 18);
+    ASSERT_TRUE((*engine)->put(legacy, std::string(8, '\0')).ok());
+  }
+  EXPECT_FALSE(node.start(std::chrono::seconds(10)).ok());
+  EXPECT_NE(node.log_tail().find("earlier statekv build"), std::string::npos) << node.log_tail();
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ZsetStoreTest, ::testing::Values("memory", "rocksdb"),

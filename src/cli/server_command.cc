@@ -30,6 +30,7 @@
 #include "server/logging.h"
 #include "server/network.h"
 #include "server/record.h"
+#include "server/store.h"
 #include "storage/engine.h"
 #include "storage/memory_engine.h"
 
@@ -166,16 +167,24 @@ Status prepare_data_dir(const std::string& dir) {
   return Status::OK();
 }
 
-// A collection's element keys ("m" + generation + ...) and score-index keys ("s" +
-// generation + ..., server/record.h) share one memory-engine stripe per
-// collection, so SPOP's random seek, HGETALL's scan and ZRANGE's seek read one
-// stripe's index instead of merging all of them.
+// A collection's element keys ("m" + generation + ...) share one memory-engine
+// stripe per collection, and a sorted set's score-index keys ("z" + generation +
+// ..., server/record.h) another, so SPOP's random seek, HGETALL's scan and
+// ZRANGE's seek read one stripe's index instead of merging all of them.
 size_t element_group(std::string_view key) {
   return server::collection_group_length(key);
 }
 
+// Score-index entries are only written and scanned (the store never looks one up
+// by key): the memory engine keeps them out of its hash index, a slot less each.
+bool ordered_only(std::string_view key) {
+  return server::is_score_index_key(key);
+}
+
 Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig& config) {
-  if (config.engine == "memory") return storage::open_memory_engine({}, element_group);
+  if (config.engine == "memory") {
+    return storage::open_memory_engine({}, element_group, ordered_only);
+  }
   if (config.engine != "rocksdb") {
     return Status::InvalidArgument(fmt::format("unknown engine '{}'", config.engine));
   }
@@ -194,6 +203,10 @@ Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig&
     return Status::IOError(
         fmt::format("cannot open data dir '{}' (is another statekv using it?): {}", options.path,
                     engine.status().to_string()));
+  }
+  if (Status s = server::Store::check_layout(**engine); !s.ok()) {
+    return Status::InvalidArgument(
+        fmt::format("cannot open data dir '{}': {}", config.data_dir, s.message()));
   }
   return engine;
 }

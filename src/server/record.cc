@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 namespace statekv::server {
@@ -93,7 +94,9 @@ bool get_ordered(std::string_view* in, uint64_t* v) {
   return true;
 }
 
+// The marker bit of sorted sets is left out (key_generation): 2 bytes, not 7.
 void put_generation(uint64_t gen, std::string* out) {
+  gen = key_generation(gen);
   put_ordered(gen >> kGenerationSpaceShift, out);
   put_ordered(gen & kGenerationCounterMask, out);
 }
@@ -102,7 +105,10 @@ bool get_generation(std::string_view* in, uint64_t* gen) {
   uint64_t space = 0;
   uint64_t counter = 0;
   if (!get_ordered(in, &space) || !get_ordered(in, &counter)) return false;
-  if (space >> (64 - kGenerationSpaceShift) != 0 || counter > kGenerationCounterMask) return false;
+  if (space >> (64 - kGenerationSpaceShift) != 0 || counter > kGenerationCounterMask ||
+      score_indexed(counter)) {
+    return false;  // a key never carries the marker bit
+  }
   *gen = (space << kGenerationSpaceShift) | counter;
   return true;
 }
@@ -300,10 +306,65 @@ uint64_t score_order_bits(double score) {
   return (bits & kSign) ? ~bits : bits | kSign;
 }
 
+bool score_from_order_bits(uint64_t bits, double* out) {
+  constexpr uint64_t kSign = uint64_t{1} << 63;
+  bits = (bits & kSign) ? bits & ~kSign : ~bits;
+  double d = 0;
+  std::memcpy(&d, &bits, sizeof d);
+  if (std::isnan(d)) return false;
+  *out = d;
+  return true;
+}
+
+namespace {
+
+// ord(): ten 7-bit groups cover the 64 bits, the last holding bit 0 in its top
+// place. Ordering: up to the first group where two forms differ, their bytes
+// agree (the continuation bit too: both go on); there the larger group wins,
+// and if one form ended there (group 0, no continuation) the other continues
+// with a nonzero group, so it is the larger number and its byte the larger.
+constexpr int kOrderGroups = 10;
+
+uint8_t order_group(uint64_t bits, int i) {
+  return i < kOrderGroups - 1 ? static_cast<uint8_t>((bits >> (57 - 7 * i)) & 0x7f)
+                              : static_cast<uint8_t>((bits & 1) << 6);
+}
+
+}  // namespace
+
+void append_score_order(uint64_t bits, std::string* out) {
+  int last = kOrderGroups - 1;
+  while (last > 0 && order_group(bits, last) == 0) --last;
+  for (int i = 0; i <= last; ++i) {
+    out->push_back(static_cast<char>((order_group(bits, i) << 1) | (i < last ? 1 : 0)));
+  }
+}
+
+bool get_score_order(std::string_view* in, uint64_t* bits) {
+  uint64_t r = 0;
+  for (int i = 0; i < kOrderGroups && static_cast<size_t>(i) < in->size(); ++i) {
+    const uint8_t b = static_cast<uint8_t>((*in)[static_cast<size_t>(i)]);
+    const uint64_t group = b >> 1;
+    if (i < kOrderGroups - 1) {
+      r |= group << (57 - 7 * i);
+    } else if ((group & 0x3f) != 0 || (b & 1) != 0) {
+      return false;  // the tenth group holds one bit and ends the form
+    } else {
+      r |= group >> 6;
+    }
+    if ((b & 1) == 0) {
+      // Canonical: the last group is nonzero, unless it is the only one.
+      if (group == 0 && i > 0) return false;
+      *bits = r;
+      in->remove_prefix(static_cast<size_t>(i) + 1);
+      return true;
+    }
+  }
+  return false;  // truncated
+}
+
 size_t collection_group_length(std::string_view key) {
-  if (key.empty()) return 0;
-  if (key[0] == kScorePrefix) return key.size() >= 9 ? 9 : 0;  // "s" + be64(gen)
-  if (key[0] != kElementPrefix) return 0;
+  if (key.empty() || (key[0] != kScorePrefix && key[0] != kElementPrefix)) return 0;
   std::string_view rest = key.substr(1);
   uint64_t gen = 0;
   if (!get_generation(&rest, &gen)) return 0;
@@ -313,20 +374,38 @@ size_t collection_group_length(std::string_view key) {
 void score_prefix(uint64_t gen, std::string* out) {
   out->clear();
   out->push_back(kScorePrefix);
-  put_be64(gen, out);
+  put_generation(gen, out);
 }
 
 void score_index_key(uint64_t gen, uint64_t order_bits, std::string_view member, std::string* out) {
   score_prefix(gen, out);
-  put_be64(order_bits, out);
+  append_score_order(order_bits, out);
   out->append(member);
 }
 
-bool parse_score_index_key(std::string_view raw, uint64_t* gen, std::string_view* member) {
-  if (raw.size() < 17 || raw[0] != kScorePrefix) return false;
-  *gen = get_be64(raw.data() + 1);
-  *member = raw.substr(17);
+bool parse_score_index_key(std::string_view raw, uint64_t* gen, uint64_t* order_bits,
+                           std::string_view* member) {
+  if (raw.empty() || raw[0] != kScorePrefix) return false;
+  raw.remove_prefix(1);
+  if (!get_generation(&raw, gen) || !get_score_order(&raw, order_bits)) return false;
+  *member = raw;
   return true;
+}
+
+void score_index_value(double score, std::string* out) {
+  out->clear();
+  double back = 0;
+  score_from_order_bits(score_order_bits(score), &back);
+  if (std::memcmp(&back, &score, sizeof score) == 0) return;
+  uint64_t bits = 0;
+  std::memcpy(&bits, &score, sizeof bits);
+  put_be64(bits, out);
+}
+
+bool decode_score_index_entry(uint64_t order_bits, std::string_view value, double* out) {
+  if (value.empty()) return score_from_order_bits(order_bits, out);
+  return decode_score_bytes(value, out) && !std::isnan(*out) &&
+         score_order_bits(*out) == order_bits;
 }
 
 bool decode_score_bytes(std::string_view v, double* out) {

@@ -4,6 +4,7 @@
 //   "d" + key                      -> record
 //   "e" + be64(expire_ms) + key    -> ""      (only for keys with a TTL)
 //   "m" + gen(gen) + element       -> element value   (collections in the element layout)
+//   "z" + gen(gen) + ord + member  -> ""      (a sorted set's score index, below)
 //   "g" + be64(gen)                -> ""      (a retired generation, reclaimed lazily)
 //
 // A record is a 1-byte header (low nibble: value type; bit 4: has expiry), then,
@@ -28,7 +29,8 @@
 // order-preserving, prefix-free form (its 16-bit space, then its 48-bit
 // counter, each one byte below 248, else a length byte and big-endian bytes):
 // 2 bytes for a store's first generations instead of 8, on every element
-// (docs/data-types.md, "Memory").
+// (docs/data-types.md, "Memory"). A sorted set's marker bit (kScoreIndexBit)
+// is not part of it.
 //
 // Generations are unique in a store (Store::new_generation) and not tied to a
 // key: RENAME moves a collection by moving its record, O(1). A record that is
@@ -54,7 +56,7 @@ inline constexpr char kDataPrefix = 'd';
 inline constexpr char kExpiryPrefix = 'e';
 inline constexpr char kGarbagePrefix = 'g';
 inline constexpr char kElementPrefix = 'm';
-inline constexpr char kScorePrefix = 's';
+inline constexpr char kScorePrefix = 'z';
 
 // A decoded record; value views into the encoded bytes it was decoded from.
 struct RecordView {
@@ -115,8 +117,9 @@ class CompactReader {
 };
 
 // "m" + gen(gen): the prefix of every element of a generation; byte order of
-// prefixes is generation order, and element_prefix(gen + 1) sorts after every
-// element of gen.
+// prefixes is generation order (of key_generation), and element_prefix(gen + 1)
+// sorts after every element of gen while gen's counter is below 2^47 - 1 (Store
+// hands out counters below the marker bit).
 void element_prefix(uint64_t gen, std::string* out);
 // The 32-bit position of a hash field or set member inside its generation.
 uint32_t element_hash(std::string_view field);
@@ -133,32 +136,76 @@ bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
 // A sorted set in the element layout whose generation carries kScoreIndexBit
 // has, beside its member -> score elements, one entry per member in score
 // order:
-//   "s" + be64(gen) + be64(score_order_bits(score)) + member -> the score (8 bytes)
-// The store derives these entries from the member element writes when it
-// applies them (Store::apply_locked reads a member's old score to move its
-// entry), so the effects replicated stay the element effects; reclaiming a
-// retired generation removes both families. Generations without the bit
-// (sorted sets written before the index existed) have no index.
+//   "z" + gen(gen) + ord(score_order_bits(score)) + member -> ""
+// ord() is the 64 order bits in an order-preserving, prefix-free form of 1 to
+// 10 bytes (score_order_bytes), so the member follows it unambiguously and
+// byte order is (score, member) order. The score is read back from the order
+// bits; the value is empty except for -0, which orders as 0 and keeps its
+// exact 8 bytes there (score_index_value). The store derives these entries
+// from the member element writes when it applies them (Store::apply_locked
+// reads a member's old score to move its entry), so the effects replicated
+// stay the element effects; reclaiming a retired generation removes both
+// families. Generations without the bit (sorted sets written before the index
+// existed) have no index.
+//
+// gen() leaves kScoreIndexBit out (key_generation): generations are unique
+// without it (Store::new_generation counts one sequence for every type), so a
+// sorted set's keys carry the same 2-byte generation as a hash's. Parsers
+// return the generation as its keys carry it.
 inline constexpr uint64_t kScoreIndexBit = uint64_t{1} << 47;
 inline bool score_indexed(uint64_t gen) {
   return (gen & kScoreIndexBit) != 0;
+}
+// The generation as element and score-index keys carry it (and parsers return it).
+inline uint64_t key_generation(uint64_t gen) {
+  return gen & ~kScoreIndexBit;
+}
+// The score index of the layout before this one: "s" + be64(gen) +
+// be64(order bits) + member -> the 8-byte score, and zset element keys whose
+// generation kept the bit (7 bytes longer). Nothing converts it: a store that
+// holds any "s" key refuses to open (Store::check_layout).
+inline constexpr char kLegacyScorePrefix = 's';
+// Whether key belongs to a score index (the memory engine keeps those in its
+// ordered index only: they are scanned and written, never looked up).
+inline bool is_score_index_key(std::string_view key) {
+  return !key.empty() && key[0] == kScorePrefix;
 }
 // The score's bits arranged so that bytewise order is numeric order: the sign
 // bit flipped for positive numbers, every bit inverted for negative ones; -0
 // orders as 0 (Redis compares them equal, then by member).
 uint64_t score_order_bits(double score);
-// "s" + be64(gen): the prefix of a generation's score index.
+// The score whose order bits these are (+0 for the bits of -0 and 0); false
+// when they are NaN's, which no score is.
+bool score_from_order_bits(uint64_t bits, double* out);
+// Appends ord(bits): 7 bits a byte from the top, each byte (group << 1) | 1
+// while a nonzero group follows, the last (group << 1); trailing zero groups
+// are left out (a score that needs few mantissa bits, like a small integer,
+// takes fewer than 8 bytes; one with all 52 takes 10). Bytewise order of the
+// forms is numeric order of bits, and none is a prefix of another.
+void append_score_order(uint64_t bits, std::string* out);
+// Reads an ord() form from the front of *in; false when truncated or not in
+// its one canonical form.
+bool get_score_order(std::string_view* in, uint64_t* bits);
 // The engine-key prefix every entry of one collection shares, as a length: an
-// element key's "m" + its generation, a score-index key's "s" + its generation;
+// element key's "m" + its generation, a score-index key's "z" + its generation;
 // 0 for any other key. Every key beginning with such a prefix has the same one
 // (the generation encodings are prefix-free), so the memory engine can keep a
 // collection's entries in one stripe (storage::StripePrefix).
 size_t collection_group_length(std::string_view key);
+// "z" + gen(gen): the prefix of a generation's score index.
 void score_prefix(uint64_t gen, std::string* out);
-// Replaces *out with "s" + be64(gen) + be64(order_bits), then appends member.
+// Replaces *out with "z" + gen(gen) + ord(order_bits), then appends member.
 void score_index_key(uint64_t gen, uint64_t order_bits, std::string_view member, std::string* out);
 // Splits a score index key; false when malformed.
-bool parse_score_index_key(std::string_view raw, uint64_t* gen, std::string_view* member);
+bool parse_score_index_key(std::string_view raw, uint64_t* gen, uint64_t* order_bits,
+                           std::string_view* member);
+// Replaces *out with the value of score's index entry: empty when its order
+// bits give it back exactly (every score but -0), else its 8 bytes.
+void score_index_value(double score, std::string* out);
+// The score of an index entry with these order bits and value; false when
+// malformed (NaN bits, a value that is neither empty nor an 8-byte score of
+// these order bits).
+bool decode_score_index_entry(uint64_t order_bits, std::string_view value, double* out);
 // A stored score (the IEEE-754 double's 8 bytes, big-endian); false when not 8 bytes.
 bool decode_score_bytes(std::string_view v, double* out);
 

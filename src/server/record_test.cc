@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -150,7 +154,7 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
   EXPECT_EQ(prefix.size(), 3u);  // 'm', space 0, counter 1
   element_prefix((uint64_t{1} << 48) | 200, &prefix);
   EXPECT_EQ(prefix.size(), 3u);  // node 1's 200th generation
-  element_prefix((uint64_t{0xffff} << 48) | ((uint64_t{1} << 48) - 1), &prefix);
+  element_prefix((uint64_t{0xffff} << 48) | ((uint64_t{1} << 47) - 1), &prefix);
   EXPECT_EQ(prefix.size(), 1u + 3u + 7u);
 
   std::vector<uint64_t> gens;
@@ -158,7 +162,7 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
                          uint64_t{256}, uint64_t{0xffff}}) {
     for (uint64_t counter :
          {uint64_t{0}, uint64_t{1}, uint64_t{247}, uint64_t{248}, uint64_t{255}, uint64_t{256},
-          uint64_t{65535}, uint64_t{65536}, (uint64_t{1} << 40) + 3, (uint64_t{1} << 48) - 1}) {
+          uint64_t{65535}, uint64_t{65536}, (uint64_t{1} << 40) + 3, (uint64_t{1} << 47) - 1}) {
       gens.push_back((space << 48) | counter);
     }
   }
@@ -175,7 +179,8 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
     EXPECT_EQ(position, element_hash("field"));
     EXPECT_EQ(field, "field");
     // The next generation's prefix bounds this one's elements (Store's scans).
-    if (gen != UINT64_MAX) {
+    // (Counters stay below bit 47, the sorted-set marker, which keys leave out.)
+    if (!score_indexed(gen + 1)) {
       std::string next;
       element_prefix(gen + 1, &next);
       EXPECT_LT(key, next) << gen;
@@ -207,14 +212,196 @@ TEST(Record, CollectionGroupLengthIsTheGenerationPrefixOfElementAndScoreKeys) {
       element_key(gen, field, &key);
       EXPECT_EQ(collection_group_length(key), prefix.size()) << gen;
     }
-    std::string score;
-    score_index_key(gen, 42, "member", &score);
-    EXPECT_EQ(collection_group_length(score), 9u);
+    std::string score_group;
+    score_prefix(gen, &score_group);
+    for (uint64_t bits : {uint64_t{0}, uint64_t{42}, score_order_bits(-1.5), ~uint64_t{0}}) {
+      std::string score;
+      score_index_key(gen, bits, "member", &score);
+      EXPECT_EQ(collection_group_length(score), score_group.size()) << gen;
+    }
   }
   EXPECT_EQ(collection_group_length("dkey"), 0u);
   EXPECT_EQ(collection_group_length(""), 0u);
-  EXPECT_EQ(collection_group_length("s\x01"), 0u);
+  EXPECT_EQ(collection_group_length("z\x01"), 0u);
+  EXPECT_EQ(collection_group_length(std::string("s\0\0\x80\0\0\0\0\x01", 9)), 0u);  // legacy
   EXPECT_EQ(collection_group_length(std::string("m\xff", 2)), 0u);  // truncated generation
+}
+
+// A sorted set's marker bit is not in its keys: its element and score-index
+// keys carry the same 2-byte generation as a hash's (issue 11 item 5; it cost 7).
+TEST(Record, SortedSetGenerationsAreAsShortAsAHashs) {
+  const uint64_t zset = 5 | kScoreIndexBit;
+  std::string prefix;
+  element_prefix(zset, &prefix);
+  EXPECT_EQ(prefix, std::string("m\0\x05", 3));
+  score_prefix(zset, &prefix);
+  EXPECT_EQ(prefix, std::string("z\0\x05", 3));
+  std::string key;
+  element_key(zset, "member", &key);
+  uint64_t gen = 0;
+  uint32_t position = 0;
+  std::string_view field;
+  ASSERT_TRUE(parse_element_key(key, &gen, &position, &field));
+  EXPECT_EQ(gen, key_generation(zset));
+  EXPECT_EQ(gen, 5u);
+  EXPECT_EQ(field, "member");
+  // The next generation's prefix still bounds this one's keys.
+  std::string next;
+  element_prefix(zset + 1, &next);
+  EXPECT_LT(key, next);
+  // A key carrying the marker (the layout before) is not a generation this build writes.
+  EXPECT_FALSE(parse_element_key(std::string("m\0\xfd\x80\0\0\0\0\x05\0\0\0\0x", 14), &gen,
+                                 &position, &field));
+}
+
+std::vector<double> interesting_scores() {
+  std::vector<double> v = {-HUGE_VAL,
+                           -std::numeric_limits<double>::max(),
+                           -1e300,
+                           -123456.75,
+                           -1000001,
+                           -1000000,
+                           -3.5,
+                           -1,
+                           -0.1,
+                           -std::numeric_limits<double>::min(),
+                           -std::numeric_limits<double>::denorm_min(),
+                           0.0,
+                           std::numeric_limits<double>::denorm_min(),
+                           std::numeric_limits<double>::min(),
+                           1e-300,
+                           0.1,
+                           0.5,
+                           1,
+                           2,
+                           3,
+                           3.14159265358979,
+                           127,
+                           128,
+                           999999,
+                           1000000,
+                           1733360000000.0,
+                           9007199254740993.0,
+                           1e300,
+                           std::numeric_limits<double>::max(),
+                           HUGE_VAL};
+  uint64_t x = 0x9e3779b97f4a7c15;  // a fixed sequence of arbitrary bit patterns
+  for (int i = 0; i < 2000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    double d = 0;
+    std::memcpy(&d, &x, sizeof d);
+    if (!std::isnan(d)) v.push_back(d);
+  }
+  return v;
+}
+
+// The score index key's order form: byte order is (score, member) order for
+// any members, the score comes back exactly from it, and simple scores are short.
+TEST(Record, ScoreIndexKeysSortByScoreThenMemberAndGiveTheScoreBack) {
+  const uint64_t gen = 7 | kScoreIndexBit;
+  struct Entry {
+    double score;
+    std::string member;
+    std::string key;
+  };
+  std::vector<Entry> entries;
+  for (double d : interesting_scores()) {
+    for (std::string member : {std::string(), std::string("a"), std::string("\0", 1),
+                               std::string("\xff\xff"), std::string("member:0000001")}) {
+      Entry e{d, member, {}};
+      score_index_key(gen, score_order_bits(d), member, &e.key);
+      entries.push_back(std::move(e));
+    }
+  }
+  for (const Entry& e : entries) {
+    uint64_t g = 0;
+    uint64_t bits = 0;
+    std::string_view member;
+    ASSERT_TRUE(parse_score_index_key(e.key, &g, &bits, &member)) << e.score;
+    EXPECT_EQ(g, key_generation(gen));
+    EXPECT_EQ(bits, score_order_bits(e.score));
+    EXPECT_EQ(member, e.member);
+    std::string value;
+    score_index_value(e.score, &value);
+    EXPECT_TRUE(value.empty()) << e.score;  // only -0 needs one
+    double back = 0;
+    ASSERT_TRUE(decode_score_index_entry(bits, value, &back));
+    EXPECT_EQ(std::memcmp(&back, &e.score, sizeof back), 0) << e.score;
+  }
+  auto by_score_then_member = [](const Entry& a, const Entry& b) {
+    if (a.score != b.score) return a.score < b.score;
+    return a.member < b.member;
+  };
+  std::sort(entries.begin(), entries.end(), by_score_then_member);
+  for (size_t i = 1; i < entries.size(); ++i) {
+    const Entry& a = entries[i - 1];
+    const Entry& b = entries[i];
+    if (a.score == b.score && a.member == b.member) {
+      EXPECT_EQ(a.key, b.key);
+    } else {
+      EXPECT_LT(a.key, b.key) << a.score << " " << a.member << " / " << b.score << " " << b.member;
+    }
+  }
+  // Lengths of the order form: 1 to 10 bytes, fewer for scores with short mantissas.
+  auto ord_size = [](double d) {
+    std::string out;
+    append_score_order(score_order_bits(d), &out);
+    return out.size();
+  };
+  EXPECT_EQ(ord_size(0.0), 1u);
+  EXPECT_EQ(ord_size(1), 2u);
+  EXPECT_LE(ord_size(999999), 5u);
+  EXPECT_EQ(ord_size(3.14159265358979), 10u);
+  EXPECT_LE(ord_size(1733360000000.0), 8u);
+}
+
+// -0 orders as 0 (Redis compares them equal, then by member) and keeps its sign
+// through the index entry's value; malformed entries are refused.
+TEST(Record, ScoreIndexKeepsNegativeZeroAndRefusesMalformedEntries) {
+  const double neg_zero = -0.0;
+  std::string value;
+  score_index_value(neg_zero, &value);
+  EXPECT_EQ(value.size(), 8u);
+  double back = 1;
+  ASSERT_TRUE(decode_score_index_entry(score_order_bits(neg_zero), value, &back));
+  EXPECT_TRUE(std::signbit(back));
+  EXPECT_EQ(back, 0.0);
+  EXPECT_EQ(score_order_bits(neg_zero), score_order_bits(0.0));
+  ASSERT_TRUE(decode_score_index_entry(score_order_bits(0.0), "", &back));
+  EXPECT_FALSE(std::signbit(back));
+
+  // An 8-byte value must be a score of the key's order bits.
+  EXPECT_FALSE(decode_score_index_entry(score_order_bits(1.0), value, &back));
+  EXPECT_FALSE(decode_score_index_entry(score_order_bits(0.0), "1234567", &back));
+  // Order bits of a NaN are no score.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  uint64_t nan_bits = 0;
+  std::memcpy(&nan_bits, &nan, sizeof nan_bits);
+  EXPECT_FALSE(decode_score_index_entry(nan_bits | (uint64_t{1} << 63), "", &back));
+
+  // Truncated and non-canonical order forms.
+  uint64_t bits = 0;
+  std::string_view in;
+  in = std::string_view("\x03", 1);  // continues, then ends
+  EXPECT_FALSE(get_score_order(&in, &bits));
+  in = std::string_view("\x03\x00", 2);  // a trailing zero group
+  EXPECT_FALSE(get_score_order(&in, &bits));
+  std::string ten(9, '\x01');
+  ten.push_back('\x02');  // the tenth group holds one bit, in its top place
+  in = ten;
+  EXPECT_FALSE(get_score_order(&in, &bits));
+  ten.back() = '\x80';
+  in = ten;
+  ASSERT_TRUE(get_score_order(&in, &bits));
+  EXPECT_EQ(bits, 1u);
+  EXPECT_TRUE(in.empty());
+  uint64_t g = 0;
+  std::string_view member;
+  EXPECT_FALSE(parse_score_index_key("z", &g, &bits, &member));
+  EXPECT_FALSE(parse_score_index_key(std::string("z\0\x05", 3), &g, &bits, &member));
+  EXPECT_FALSE(parse_score_index_key(std::string("s\0\x05\x00", 4), &g, &bits, &member));
 }
 
 }  // namespace

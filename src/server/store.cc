@@ -28,14 +28,21 @@ bool held_by_thread(const Store* store, uint32_t stripe) {
   return t_held_store == store && std::binary_search(t_held_begin, t_held_end, stripe);
 }
 
-// The bound just past every element key of gen: its prefix's successor (trailing
-// 0xff bytes dropped, the last byte plus one). It bounds the same keys as the next
-// generation's prefix, and lies inside gen's stripe group in the memory engine, so
-// a scan of one collection's elements reads one stripe there (server_command.cc).
-void element_end(uint64_t gen, std::string* out) {
-  element_prefix(gen, out);
+// The bound just past every key beginning with prefix (an element or score-index
+// prefix of a generation): its successor (trailing 0xff bytes dropped, the last
+// byte plus one). It bounds the same keys as the next generation's prefix, and
+// lies inside the generation's stripe group in the memory engine, so a scan of
+// one collection's elements reads one stripe there (server_command.cc).
+void group_end(std::string_view prefix, std::string* out) {
+  out->assign(prefix);
   while (static_cast<unsigned char>(out->back()) == 0xff) out->pop_back();
   out->back() = static_cast<char>(static_cast<unsigned char>(out->back()) + 1);
+}
+
+void element_end(uint64_t gen, std::string* out) {
+  std::string prefix;
+  element_prefix(gen, &prefix);
+  group_end(prefix, out);
 }
 
 Status corrupt(std::string_view key) {
@@ -59,6 +66,25 @@ Store::Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_sp
     : engine_(engine),
       stats_(stats),
       generation_space_(static_cast<uint64_t>(generation_space) << kGenerationSpaceShift) {}
+
+Status Store::check_layout(storage::Engine& engine) {
+  bool legacy = false;
+  const char from[1] = {kLegacyScorePrefix};
+  const char to[1] = {kLegacyScorePrefix + 1};
+  Status s = engine.scan(std::string_view(from, 1), std::string_view(to, 1), 1,
+                         [&](std::string_view, std::string_view) {
+                           legacy = true;
+                           return false;
+                         });
+  if (!s.ok()) return s;
+  if (legacy) {
+    return Status::InvalidArgument(
+        "the data holds sorted sets in the layout of an earlier statekv build (score index "
+        "keys \"s\"...), which this build does not read; load the data again into an empty "
+        "data directory (docs/data-types.md, \"Engine keys\")");
+  }
+  return Status::OK();
+}
 
 Status Store::recount() {
   int64_t keys = 0;
@@ -324,6 +350,7 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
     // after (RENAME moves a generation from one key to another: not retired).
     thread_local std::vector<uint64_t> retired;
     thread_local std::vector<uint64_t> owned;
+    thread_local std::string index_value;
     std::string old_score;
     batch.clear();
     retired.clear();
@@ -351,7 +378,8 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
               return Status::InvalidArgument("a sorted-set member's score is not 8 bytes");
             }
             score_index_key(w.gen, score_order_bits(d), w.field, &ek);
-            batch.put(ek, w.value);
+            score_index_value(d, &index_value);
+            batch.put(ek, index_value);
           }
         }
         if (w.erase) {
@@ -446,7 +474,7 @@ Status Store::scan_score_index(uint64_t gen, std::string_view from, std::string_
   start.append(from);
   std::string end;
   if (to.empty()) {
-    score_prefix(gen + 1, &end);
+    group_end(prefix, &end);
   } else {
     end = prefix;
     end.append(to);
@@ -454,10 +482,11 @@ Status Store::scan_score_index(uint64_t gen, std::string_view from, std::string_
   bool malformed = false;
   auto each = [&](std::string_view raw, std::string_view value) {
     uint64_t g = 0;
+    uint64_t bits = 0;
     std::string_view member;
     double score = 0;
-    if (!parse_score_index_key(raw, &g, &member) || g != gen ||
-        !decode_score_bytes(value, &score)) {
+    if (!parse_score_index_key(raw, &g, &bits, &member) || g != key_generation(gen) ||
+        !decode_score_index_entry(bits, value, &score)) {
       malformed = true;
       return false;
     }
@@ -490,7 +519,7 @@ Status Store::scan_elements(uint64_t gen, uint32_t from, size_t limit,
     uint64_t g;
     uint32_t position;
     std::string_view field;
-    if (!parse_element_key(raw, &g, &position, &field) || g != gen) {
+    if (!parse_element_key(raw, &g, &position, &field) || g != key_generation(gen)) {
       malformed = true;
       return false;
     }
@@ -524,7 +553,7 @@ Result<size_t> Store::reclaim(size_t max_elements) {
     for (int family = 0; family < 2 && batch.size() < budget; ++family) {
       if (family == 1 && !score_indexed(gen)) break;
       (family == 0 ? element_prefix : score_prefix)(gen, &start);
-      (family == 0 ? element_prefix : score_prefix)(gen + 1, &end);
+      group_end(start, &end);
       s = engine_.scan(start, end, budget - batch.size(),
                        [&](std::string_view raw, std::string_view) {
                          batch.del(raw);

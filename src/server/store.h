@@ -1,7 +1,8 @@
 // Store — the keyspace of one statekv node, over a storage::Engine.
 //
 // Layout: see record.h ("d"+key -> record; "e"+be64(expiry)+key -> "" index;
-// "m"+gen(gen)+... -> the elements of large collections; "g"+be64(gen) -> ""
+// "m"+gen(gen)+... -> the elements of large collections; "z"+gen(gen)+... -> ""
+// a large sorted set's score index; "g"+be64(gen) -> ""
 // for generations waiting to be reclaimed).
 //
 // Thread safety and atomicity:
@@ -62,6 +63,11 @@ class Store {
   // generations included, into this store, so the generations each node
   // allocates must never collide with another node's; 0 for a standalone node.
   Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_space = 0);
+  // InvalidArgument when engine holds data in a layout this build does not
+  // read (a sorted set's score index of an earlier build: record.h,
+  // kLegacyScorePrefix), so that a server refuses the data directory instead
+  // of misreading it. One seek.
+  static Status check_layout(storage::Engine& engine);
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -160,11 +166,12 @@ class Store {
   // writes also keep its score index.
   uint64_t new_generation(bool score_index = false);
   // Visits the score index of sorted-set generation gen (record.h) from
-  // "s" + be64(gen) + from (inclusive) to "s" + be64(gen) + to (exclusive; an
-  // empty to: the generation's end), ascending or, with reverse, descending;
-  // at most limit entries (0: no limit). from/to are be64(score_order_bits)
-  // [+ member] bounds. visit gets the member and its score and returns false
-  // to stop. Views are valid only during the call.
+  // score_prefix(gen) + from (inclusive) to score_prefix(gen) + to (exclusive;
+  // an empty to: the generation's end), ascending or, with reverse,
+  // descending; at most limit entries (0: no limit). from/to are
+  // append_score_order(score_order_bits) [+ member] bounds. visit gets the
+  // member and its score and returns false to stop. Views are valid only
+  // during the call.
   using ScoreVisitor = std::function<bool(std::string_view member, double score)>;
   Status scan_score_index(uint64_t gen, std::string_view from, std::string_view to, bool reverse,
                           size_t limit, const ScoreVisitor& visit);

@@ -199,16 +199,14 @@ bool has_index(const Collection& z) {
   return z.encoding() == Encoding::kElements && score_indexed(z.generation());
 }
 
-std::string be64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
+// The index-key form of order bits (record.h, append_score_order).
+std::string ord(uint64_t bits) {
+  std::string out;
+  append_score_order(bits, &out);
   return out;
 }
 
-// Index entries from..to (be64 order bits [+ member] bounds), ascending or
+// Index entries from..to (ord(order bits) [+ member] bounds), ascending or
 // descending; the first `skip` are passed over, then at most `take` (< 0: all)
 // are appended to *out.
 Status walk(Collection& z, std::string_view from, std::string_view to, bool reverse, uint64_t skip,
@@ -256,8 +254,8 @@ Result<std::vector<Scored>> range_of(Collection& z, const RangeSpec& spec) {
   if (spec.by == By::kScore) {
     const uint64_t lo = score_order_bits(spec.score.min);
     const uint64_t hi = score_order_bits(spec.score.max);
-    from = be64(spec.score.minex ? lo + 1 : lo);
-    to = be64(spec.score.maxex ? hi : hi + 1);
+    from = ord(spec.score.minex ? lo + 1 : lo);
+    to = ord(spec.score.maxex ? hi : hi + 1);
   } else {
     // A lex range is meaningful when every member has one score (Redis's
     // precondition): then it is a range of that score's entries. Otherwise
@@ -276,15 +274,15 @@ Result<std::vector<Scored>> range_of(Collection& z, const RangeSpec& spec) {
     }
     const LexRange& r = spec.lex;
     if (r.min_kind == LexRange::kHighest || r.max_kind == LexRange::kLowest) return out;
-    from = be64(bits);
+    from = ord(bits);
     if (r.min_kind == LexRange::kValue) {
       from += r.min;
       if (r.minex) from.push_back('\0');  // the first string after min
     }
     if (r.max_kind == LexRange::kHighest) {
-      to = be64(bits + 1);
+      to = ord(bits + 1);
     } else {
-      to = be64(bits) + r.max;
+      to = ord(bits) + r.max;
       if (!r.maxex) to.push_back('\0');
     }
   }
@@ -305,7 +303,7 @@ Result<uint64_t> rank_of(Collection& z, std::string_view member, double score) {
   // The entries before (score, member): an ordered engine counts them by
   // walking them (Redis's skiplist keeps spans for this; see docs/data-types.md).
   uint64_t rank = 0;
-  std::string to = be64(score_order_bits(score));
+  std::string to = ord(score_order_bits(score));
   to.append(member);
   Status s =
       z.store().scan_score_index(z.generation(), {}, to, false, 0, [&](std::string_view, double) {

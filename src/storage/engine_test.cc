@@ -85,13 +85,15 @@ class EngineTest : public ::testing::Test {
 };
 
 using Engines =
-    ::testing::Types<testing_util::MemoryFactory, testing_util::RocksDbBatchFactory,
-                     testing_util::RocksDbAlwaysFactory, testing_util::RocksDbNeverFactory>;
+    ::testing::Types<testing_util::MemoryFactory, testing_util::MemoryOrderedOnlyFactory,
+                     testing_util::RocksDbBatchFactory, testing_util::RocksDbAlwaysFactory,
+                     testing_util::RocksDbNeverFactory>;
 class EngineNames {
  public:
   template <typename T>
   static std::string GetName(int i) {
-    const char* names[] = {"Memory", "RocksDbBatch", "RocksDbAlways", "RocksDbNever"};
+    const char* names[] = {"Memory", "MemoryOrderedOnly", "RocksDbBatch", "RocksDbAlways",
+                           "RocksDbNever"};
     return names[i];
   }
 };

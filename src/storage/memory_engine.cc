@@ -66,13 +66,15 @@ struct alignas(64) MemoryEngine::Stripe {
   ~Stripe() { free_all(); }
 
   void free_all() {
-    for (char* e : hash) std::free(e);
+    for (char* e : ordered) std::free(e);  // ordered holds every entry, hash not all
     hash = HashIndex();
     ordered = OrderedIndex();
     entry_bytes = 0;
   }
 
-  void upsert(std::string_view key, std::string_view value) {
+  // hashed: whether the key is in the hash index (every key but the ordered-only ones).
+  void upsert(std::string_view key, std::string_view value, bool hashed) {
+    if (!hashed) return upsert_ordered(key, value);
     auto hit = hash.find(key);
     if (hit == hash.end()) {
       char* e = entry::make(key, value);
@@ -97,7 +99,32 @@ struct alignas(64) MemoryEngine::Stripe {
     swap_pointer(hit, oit, e);
   }
 
-  void erase(std::string_view key) {
+  // An ordered-only key: one B-tree descent finds its slot or where it goes.
+  void upsert_ordered(std::string_view key, std::string_view value) {
+    auto oit = ordered.lower_bound(key);
+    if (oit == ordered.end() || entry::key_of(*oit) != key) {
+      char* e = entry::make(key, value);
+      ordered.insert(oit, e);
+      entry_bytes += entry::allocated_bytes(e);
+      return;
+    }
+    char* old = *oit;
+    entry_bytes -= entry::allocated_bytes(old);
+    char* e = entry::replace_value(old, value);
+    entry_bytes += entry::allocated_bytes(e);
+    if (e != old) const_cast<char*&>(*oit) = e;  // same key bytes: same order
+  }
+
+  void erase(std::string_view key, bool hashed) {
+    if (!hashed) {
+      auto oit = ordered.find(key);
+      if (oit == ordered.end()) return;
+      char* e = *oit;
+      ordered.erase(oit);
+      entry_bytes -= entry::allocated_bytes(e);
+      std::free(e);
+      return;
+    }
     auto hit = hash.find(key);
     if (hit == hash.end()) return;
     char* e = *hit;
@@ -119,8 +146,9 @@ struct MemoryEngine::ScanChunk {
   }
 };
 
-MemoryEngine::MemoryEngine(const MemoryEngineOptions& options, StripePrefix prefix)
-    : prefix_(prefix) {
+MemoryEngine::MemoryEngine(const MemoryEngineOptions& options, StripePrefix prefix,
+                           OrderedOnly ordered_only)
+    : prefix_(prefix), ordered_only_(ordered_only) {
   SKV_ASSERT(options.stripes > 0 && std::has_single_bit(options.stripes),
              "stripes must be a power of two");
   stripe_count_ = options.stripes;
@@ -160,9 +188,17 @@ size_t MemoryEngine::group_stripe(std::string_view start, std::string_view end) 
 Status MemoryEngine::get(std::string_view key, std::string* value) {
   const Stripe& s = stripes_[stripe_of(key)];
   std::shared_lock lock(s.mu);
-  auto it = s.hash.find(key);
-  if (it == s.hash.end()) return Status::NotFound();
-  const std::string_view v = entry::decode(*it).value;
+  const char* e = nullptr;
+  if (hashed(key)) {
+    auto it = s.hash.find(key);
+    if (it == s.hash.end()) return Status::NotFound();
+    e = *it;
+  } else {
+    auto it = s.ordered.find(key);
+    if (it == s.ordered.end()) return Status::NotFound();
+    e = *it;
+  }
+  const std::string_view v = entry::decode(e).value;
   value->assign(v.data(), v.size());
   return Status::OK();
 }
@@ -172,7 +208,7 @@ Result<Sequence> MemoryEngine::put(std::string_view key, std::string_view value)
   Sequence seq;
   {
     std::unique_lock lock(s.mu);
-    s.upsert(key, value);
+    s.upsert(key, value, hashed(key));
     seq = sequence_.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
   durable_.advance(seq);
@@ -184,7 +220,7 @@ Result<Sequence> MemoryEngine::del(std::string_view key) {
   Sequence seq;
   {
     std::unique_lock lock(s.mu);
-    s.erase(key);
+    s.erase(key, hashed(key));
     seq = sequence_.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
   durable_.advance(seq);
@@ -218,10 +254,11 @@ Result<Sequence> MemoryEngine::write(const WriteBatch& batch) {
   for (size_t i = 0; i < locked; ++i) stripes_[order[i]].mu.lock();
   for (size_t i = 0; i < ops.size(); ++i) {
     Stripe& s = stripes_[op_stripe[i]];
+    const bool h = hashed(ops[i].key);
     if (ops[i].type == WriteBatch::OpType::kPut) {
-      s.upsert(ops[i].key, ops[i].value);
+      s.upsert(ops[i].key, ops[i].value, h);
     } else {
-      s.erase(ops[i].key);
+      s.erase(ops[i].key, h);
     }
   }
   const Sequence seq = sequence_.fetch_add(1, std::memory_order_acq_rel) + 1;
@@ -405,7 +442,7 @@ EngineStats MemoryEngine::stats() const {
   for (size_t i = 0; i < stripe_count_; ++i) {
     const Stripe& s = stripes_[i];
     std::shared_lock lock(s.mu);
-    out.keys += s.hash.size();
+    out.keys += s.ordered.size();
     out.memory_bytes += s.entry_bytes;
     // flat_hash_set: one pointer slot plus one control byte per slot of capacity.
     out.memory_bytes += s.hash.capacity() * (sizeof(char*) + 1);
@@ -423,9 +460,9 @@ std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options) {
   return std::make_unique<MemoryEngine>(options);
 }
 
-std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options,
-                                           StripePrefix prefix) {
-  return std::make_unique<MemoryEngine>(options, prefix);
+std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options, StripePrefix prefix,
+                                           OrderedOnly ordered_only) {
+  return std::make_unique<MemoryEngine>(options, prefix, ordered_only);
 }
 
 }  // namespace statekv::storage

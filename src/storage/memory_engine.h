@@ -9,7 +9,8 @@
 // record costs well under 150 bytes of RSS, below Redis's ~189):
 //   - each entry is ONE malloc allocation: varint(key length) varint(value length)
 //     key bytes, value bytes. No std::string, no per-entry node beyond that.
-//   - each stripe indexes the same entry pointers twice:
+//   - each stripe indexes the same entry pointers twice (once, in `ordered` only,
+//     for the keys an OrderedOnly predicate names; see open_memory_engine below):
 //       absl::flat_hash_set<Entry*>  point lookups, heterogeneous by string_view
 //                                    (~9 bytes per slot, 7/16..7/8 full)
 //       absl::btree_set<Entry*>      ordered scans, comparing keys bytewise
@@ -52,16 +53,28 @@ namespace statekv::storage {
 // Must give every key that begins with a group it returned that same length, so a
 // group's keys are all in one stripe.
 using StripePrefix = size_t (*)(std::string_view key);
+// Whether a key lives in its stripe's ordered index only, not its hash index. The
+// engine's contract is the same for such keys; get(), put() and del() find them by
+// a B-tree descent (O(log n) key comparisons) instead of a hash probe, and each
+// costs a hash slot less (~9 bytes a slot, 10-20 bytes an entry at the index's
+// load). For keys that are written and scanned but rarely read one by one (a
+// sorted set's score index: its writes descend the B-tree anyway). A key's answer
+// must never change.
+using OrderedOnly = bool (*)(std::string_view key);
 
-// open_memory_engine(options) with keys grouped into stripes by `prefix`.
-std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options, StripePrefix prefix);
+// open_memory_engine(options) with keys grouped into stripes by `prefix` (nullptr:
+// none) and the keys ordered_only says yes to (nullptr: none) kept out of the hash
+// indexes.
+std::unique_ptr<Engine> open_memory_engine(const MemoryEngineOptions& options, StripePrefix prefix,
+                                           OrderedOnly ordered_only = nullptr);
 
 class MemoryEngine final : public Engine {
  public:
   // Most entries a scan copies out under one round of stripe locks.
   static constexpr size_t kScanChunk = 1024;
 
-  explicit MemoryEngine(const MemoryEngineOptions& options, StripePrefix prefix = nullptr);
+  explicit MemoryEngine(const MemoryEngineOptions& options, StripePrefix prefix = nullptr,
+                        OrderedOnly ordered_only = nullptr);
   ~MemoryEngine() override;
 
   std::string_view name() const override { return "memory"; }
@@ -104,7 +117,12 @@ class MemoryEngine final : public Engine {
   bool collect_group_chunk(size_t stripe, std::string_view cursor, std::string_view end,
                            size_t want, ScanChunk* chunk) const;
 
+  bool hashed(std::string_view key) const {
+    return ordered_only_ == nullptr || !ordered_only_(key);
+  }
+
   StripePrefix prefix_ = nullptr;
+  OrderedOnly ordered_only_ = nullptr;
   unsigned stripe_bits_;
   std::unique_ptr<Stripe[]> stripes_;
   size_t stripe_count_;

@@ -207,15 +207,19 @@ TEST(BlockingCluster, OwnerDyingWhileRoutedBlockedAnswersAnError) {
   EXPECT_EQ(pong->bytes, "+PONG\r\n");
 }
 
-// The node id leading `key`'s group as `port` sees it (0: not known).
-int leader_of(uint16_t port, const std::string& key) {
+// The node id leading `key`'s group as `port` sees it (0: not known), and
+// the group's preferred leader (its first owner).
+int leader_of(uint16_t port, const std::string& key, int* preferred = nullptr) {
   auto c = RawClient::connect(port);
   if (!c.ok()) return 0;
   auto r = c->call({"LOCATE", key});
   if (!r.ok()) return 0;
-  const std::string marker = "$6\r\nleader\r\n:";
-  const size_t at = r->bytes.find(marker);
-  return at == std::string::npos ? 0 : std::atoi(r->bytes.c_str() + at + marker.size());
+  const auto field = [&](const std::string& marker) {
+    const size_t at = r->bytes.find(marker);
+    return at == std::string::npos ? 0 : std::atoi(r->bytes.c_str() + at + marker.size());
+  };
+  if (preferred != nullptr) *preferred = field("$6\r\nowners\r\n*3\r\n:");
+  return field("$6\r\nleader\r\n:");
 }
 
 // A consensus keyspace "rep" (prefix r:, factor 3) writable through every
@@ -236,11 +240,17 @@ size_t make_consensus_keyspace(LocalCluster& cluster) {
     }
     EXPECT_TRUE(ok) << "the consensus keyspace is not writable through node " << i;
   }
+  // Leadership moves to the preferred leader soon after the group starts:
+  // wait for that, so that it does not move while clients block (a command
+  // handed on to the next leader keeps its time left, not its place).
+  int leader = 0;
   for (int tries = 0; tries < 500; ++tries) {
-    const int leader = leader_of(cluster.port(0), "r:q");
-    if (leader > 0) return static_cast<size_t>(leader - 1);
+    int preferred = 0;
+    leader = leader_of(cluster.port(0), "r:q", &preferred);
+    if (leader > 0 && leader == preferred) break;
     std::this_thread::sleep_for(10ms);
   }
+  if (leader > 0) return static_cast<size_t>(leader - 1);
   ADD_FAILURE() << "no leader known for r:q";
   return 0;
 }
@@ -294,6 +304,18 @@ TEST(BlockingCluster, ConsensusBlpopIsServedThroughAFollowerInArrivalOrder) {
   auto nil2 = second->call({"BZPOPMIN", "r:zempty", "0.2"});
   ASSERT_TRUE(nil2.ok());
   EXPECT_EQ(nil2->bytes, "*-1\r\n");
+
+  // A key that becomes another type keeps its waiter waiting (as in Redis);
+  // a list pushed there later serves it.
+  ASSERT_TRUE(first->send_command({"BLPOP", "r:typed", "0"}).ok());
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(pusher->cmd({"SET", "r:typed", "string"}), "+OK");
+  EXPECT_FALSE(first->read_reply(300ms).ok()) << "answered when the key became a string";
+  EXPECT_EQ(pusher->cmd({"DEL", "r:typed"}), ":1");
+  EXPECT_EQ(pusher->cmd({"RPUSH", "r:typed", "listed"}), ":1");
+  auto typed = first->read_reply(10s);
+  ASSERT_TRUE(typed.ok()) << typed.status().to_string();
+  EXPECT_EQ(typed->bytes, popped("r:typed", "listed"));
 
   // A client that leaves while blocked takes nothing.
   {

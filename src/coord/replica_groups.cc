@@ -194,6 +194,7 @@ class ReplicaGroups::Impl {
     } phase = Phase::kBarrier;
     bool blocking = false;        // BLPOP and the like, sent as kBlockVerb (until proposed)
     bool block_expired = false;   // its timeout passed while it was being evaluated
+    bool woken = false;           // evaluated again after it blocked
     std::string token;            // its router's name for it (kUnblockVerb)
     bool write = false;           // a write command (it may skip the barrier)
     bool all_keys = false;        // latched by any effect in flight (a transaction)
@@ -1414,7 +1415,21 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   } else {
     bool would_block = false;
     out = run_captured(p.resp, p.argv, &effects, p.blocking ? &would_block : nullptr);
-    if (would_block && effects.empty()) {
+    // Woken by an effect that left one of its keys of another type: it
+    // keeps waiting, as in Redis (WRONGTYPE only when it first looks).
+    const bool other_type = p.woken && effects.empty() && out.starts_with("-WRONGTYPE");
+    if ((would_block || other_type) && effects.empty()) {
+      if (other_type) {
+        // Its reply if it times out: a null (BLMOVE, BRPOPLPUSH) or a null array.
+        out.clear();
+        resp::Writer w(&out, p.resp);
+        const server::CommandSpec* spec = spec_of(p.argv);
+        if (spec != nullptr && (spec->name == "blmove" || spec->name == "brpoplpush")) {
+          w.null();
+        } else {
+          w.null_array();
+        }
+      }
       if (p.block_expired) {
         finish(id, GroupReply{Status::OK(), std::move(out), {}, 0});  // the timeout reply
         return;
@@ -1577,6 +1592,7 @@ void ReplicaGroups::Impl::wake_blocked(ReplicaGroup& g) {
   for (uint64_t id : ready) {
     g.blocked.erase(id);
     pending_.at(id).phase = Pending::Phase::kBarrier;
+    pending_.at(id).woken = true;
   }
   // After this callback (never inside the protocol's): in arrival order. The
   // first to pop latches the key; those behind it park until its effect is

@@ -1270,7 +1270,7 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
     call->sent_at = std::chrono::steady_clock::now();
     auto reply = [this, call, target](GroupReply r) {
       if (r.status.ok() && call->positions) {
-        if (call->write) {
+        if (call->write && (r.index != 0 || !call->blocking)) {  // a timed-out pop wrote nothing
           call->positions->wrote(call->group.value(), r.index);
         } else {
           call->positions->advance(call->group.value(), r.index);
@@ -1314,7 +1314,7 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                             return;
                           }
                           if (r->status.ok() && call->positions) {
-                            if (call->write) {
+                            if (call->write && (r->index != 0 || !call->blocking)) {
                               call->positions->wrote(call->group.value(), r->index);
                             } else {
                               call->positions->advance(call->group.value(), r->index);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -136,6 +137,63 @@ TEST(BlockingCluster, RoutedBlpopIsServedByAPushOnAThirdNode) {
   ASSERT_TRUE(moved.ok()) << moved.status().to_string();
   EXPECT_EQ(moved->bytes, "$5\r\nmoved\r\n");
   EXPECT_EQ(pusher->cmd({"LRANGE", *dst, "0", "-1"}), "[\"moved\"]");
+}
+
+// Blocked forwards share the peer connection with every other routed
+// command (replies are matched by call id) and hold no worker on the owner:
+// other clients' routed commands go on at full speed meanwhile.
+TEST(BlockingCluster, ManyRoutedBlockedClientsHoldUpNoOtherRoutedTraffic) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  LocalCluster cluster(3);
+  const Status s = cluster.start();
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  auto key = cluster.key_on(1, "queue:");
+  auto other = cluster.key_on(1, "plain:");
+  ASSERT_TRUE(key.ok() && other.ok());
+  auto c = RedisClient::connect(cluster.port(2));
+  ASSERT_TRUE(c.ok());
+  constexpr int kOps = 500;
+  // Microseconds per routed SET+GET pair through node 2 to node 1.
+  const auto pairs = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kOps; ++i) {
+      if (c->cmd({"SET", *other, std::to_string(i)}) != "+OK") return -1.0;
+      if (c->cmd({"GET", *other}) != "\"" + std::to_string(i) + "\"") return -1.0;
+    }
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+               .count() /
+           kOps;
+  };
+  const double before = pairs();
+  ASSERT_GT(before, 0);
+  constexpr int kBlocked = 40;
+  std::vector<RawClient> waiters;
+  for (int i = 0; i < kBlocked; ++i) {
+    auto w = RawClient::connect(cluster.port(2));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(w->send_command({"BLPOP", *key, "0"}).ok());
+    waiters.push_back(std::move(*w));
+  }
+  ASSERT_TRUE(wait_blocked(cluster.port(1), kBlocked));
+  const double during = pairs();
+  ASSERT_GT(during, 0);
+  std::printf("routed SET+GET pair: %.1f us, %.1f us with %d routed BLPOPs blocked\n", before,
+              during, kBlocked);
+  EXPECT_LT(during * kOps, 5e6) << "routed traffic stalled behind blocked forwards";
+  // Every one of them is then served, once.
+  std::vector<std::string> elements;
+  for (int i = 0; i < kBlocked; ++i) elements.push_back("e" + std::to_string(i));
+  std::vector<std::string> push = {"RPUSH", *key};
+  push.insert(push.end(), elements.begin(), elements.end());
+  EXPECT_EQ(c->cmd(push), ":" + std::to_string(kBlocked));
+  for (int i = 0; i < kBlocked; ++i) {
+    auto r = waiters[i].read_reply(10s);
+    ASSERT_TRUE(r.ok()) << "waiter " << i << ": " << r.status().to_string();
+    // Served in the order they blocked on the owner (their frames may
+    // overtake one another on the way: any element, each once).
+    EXPECT_EQ(r->bytes.rfind("*2\r\n", 0), 0u) << r->bytes;
+  }
+  EXPECT_EQ(c->cmd({"EXISTS", *key}), ":0");
 }
 
 TEST(BlockingCluster, RoutedBlpopTimesOut) {

@@ -4,7 +4,8 @@
 // owners give CROSSSLOT. A blocking command sent to a node that does not own
 // its keys is routed to the owner and blocks there: served by a push on a
 // third node, its timeout kept, its waiter released when its client goes
-// away, an error (no hang) when the owner dies. On a REPLICATION consensus
+// away, an error (no hang) when the owner dies; many such blocked commands
+// hold up no other routed traffic. On a REPLICATION consensus
 // keyspace it blocks on the group's leader: served by a push through a
 // follower, blocked clients in arrival order, and handed on when the leader
 // is killed.

@@ -222,6 +222,27 @@ TEST(BlockingCluster, RoutedBlpopTimesOut) {
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->bytes, "$-1\r\n");
   EXPECT_EQ(blocked_clients(cluster.port(1)), 0);
+
+  // CLIENT UNBLOCK on the client's node reaches the command where it waits.
+  auto id = client->call({"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok());
+  const std::string client_id = id->bytes.substr(1, id->bytes.size() - 3);
+  auto admin = RedisClient::connect(cluster.port(2));
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE(client->send_command({"BLPOP", *key, "0"}).ok());
+  ASSERT_TRUE(wait_blocked(cluster.port(1), 1));
+  EXPECT_EQ(admin->cmd({"CLIENT", "UNBLOCK", client_id}), ":1");
+  auto unblocked = client->read_reply(10s);
+  ASSERT_TRUE(unblocked.ok()) << unblocked.status().to_string();
+  EXPECT_EQ(unblocked->bytes, "*-1\r\n");
+  ASSERT_TRUE(client->send_command({"BRPOPLPUSH", *key, *key, "0"}).ok());
+  ASSERT_TRUE(wait_blocked(cluster.port(1), 1));
+  EXPECT_EQ(admin->cmd({"CLIENT", "UNBLOCK", client_id, "ERROR"}), ":1");
+  auto errored = client->read_reply(10s);
+  ASSERT_TRUE(errored.ok()) << errored.status().to_string();
+  EXPECT_EQ(errored->bytes, "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+  EXPECT_EQ(admin->cmd({"CLIENT", "UNBLOCK", client_id}), ":0");
+  EXPECT_TRUE(wait_blocked(cluster.port(1), 0));
 }
 
 TEST(BlockingCluster, ClientLeavingWhileRoutedBlockedPopsNothing) {
@@ -375,6 +396,19 @@ TEST(BlockingCluster, ConsensusBlpopIsServedThroughAFollowerInArrivalOrder) {
   auto typed = first->read_reply(10s);
   ASSERT_TRUE(typed.ok()) << typed.status().to_string();
   EXPECT_EQ(typed->bytes, popped("r:typed", "listed"));
+
+  // CLIENT UNBLOCK ... ERROR on the client's node, the command on the leader.
+  auto id = first->call({"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(first->send_command({"BLPOP", "r:unblocked", "0"}).ok());
+  std::this_thread::sleep_for(200ms);
+  auto admin = RedisClient::connect(cluster.port(f1));
+  ASSERT_TRUE(admin.ok());
+  EXPECT_EQ(admin->cmd({"CLIENT", "UNBLOCK", id->bytes.substr(1, id->bytes.size() - 3), "ERROR"}),
+            ":1");
+  auto errored = first->read_reply(10s);
+  ASSERT_TRUE(errored.ok()) << errored.status().to_string();
+  EXPECT_EQ(errored->bytes, "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
 
   // A client that leaves while blocked takes nothing.
   {

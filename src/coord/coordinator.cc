@@ -430,8 +430,8 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
                       respond);
     return false;
   }
-  if (frame.argv.size() == 2 && frame.argv[0] == kUnblockVerb) {
-    unblock_here(frame.argv[1]);
+  if ((frame.argv.size() == 2 || frame.argv.size() == 3) && frame.argv[0] == kUnblockVerb) {
+    unblock_here(frame.argv[1], frame.argv.size() == 3);
     reply.reply = "+OK\r\n";
     respond(std::move(reply));
     return false;

@@ -177,6 +177,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
                  storage::Sequence* seq) override;
   void finished(server::Session& session) override;
   void client_closed(server::Session& session) override;
+  bool unblock(uint64_t client, bool error) override;
 
   // The table of the newest map this node has (nullptr before the first map).
   std::shared_ptr<const RoutingTable> table() const;
@@ -331,12 +332,15 @@ class Coordinator final : public server::Router, public server::ClusterView {
                       std::span<const std::string_view> argv, std::string_view first_key);
   void send_blocking(const std::shared_ptr<BlockingCall>& call, NodeId owner, uint64_t epoch);
   void finish_blocking(const std::shared_ptr<BlockingCall>& call, std::string reply);
+  // Asks where call waits to finish it (kUnblockVerb): as on timeout, or
+  // with -UNBLOCKED (CLIENT UNBLOCK ... ERROR).
+  void send_unblock(const std::shared_ptr<BlockingCall>& call, bool error);
   // Owner: runs a blocking command routed here (kBlockVerb) with a session
   // that defers; `respond` gets its reply when served or timed out.
   void run_blocking_here(uint64_t epoch, std::string token, std::vector<std::string> argv,
                          int resp, Respond respond);
-  // Owner: kUnblockVerb: the router's client went away.
-  void unblock_here(const std::string& token);
+  // Owner: kUnblockVerb: the router's client went away, or CLIENT UNBLOCK.
+  void unblock_here(const std::string& token, bool error);
   // A blocking command's argv (the command from `offset` on) with its
   // timeout set to the time left until `deadline` (max: left alone; passed:
   // 1 ms, one more try and then the timeout reply).
@@ -454,7 +458,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   std::mutex blocking_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<BlockingCall>> blocking_calls_;
   std::unordered_map<std::string, uint64_t> routed_waiters_;
-  std::unordered_set<std::string> unblocked_early_;
+  std::unordered_map<std::string, bool> unblocked_early_;  // token -> with ERROR
   std::deque<std::string> unblocked_early_order_;
   std::atomic<uint64_t> next_blocking_{0};
   // Partition modes (INFO replication): commands refused because this node

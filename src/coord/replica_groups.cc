@@ -251,7 +251,7 @@ class ReplicaGroups::Impl {
   // Blocking commands: those waiting on keys an applied effect touched are
   // evaluated again, in arrival order; kUnblockVerb finishes one.
   void wake_blocked(ReplicaGroup& g);
-  void unblock(ReplicaGroup& g, const std::string& token);
+  void unblock(ReplicaGroup& g, const std::string& token, bool error);
   std::vector<std::string> latch_keys(const std::vector<std::string>& argv) const;
 
   ReplicaGroupsOptions options_;
@@ -992,8 +992,8 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
           g->raft->leader().value_or(NodeId())});
       return;
     }
-    if (argv.size() == 2 && argv[0] == kUnblockVerb) {
-      unblock(*g, argv[1]);
+    if ((argv.size() == 2 || argv.size() == 3) && argv[0] == kUnblockVerb) {
+      unblock(*g, argv[1], argv.size() == 3);
       done(GroupReply{Status::OK(), "+OK\r\n", {}});
       return;
     }
@@ -1607,14 +1607,18 @@ void ReplicaGroups::Impl::wake_blocked(ReplicaGroup& g) {
   });
 }
 
-void ReplicaGroups::Impl::unblock(ReplicaGroup& g, const std::string& token) {
+void ReplicaGroups::Impl::unblock(ReplicaGroup& g, const std::string& token, bool error) {
   auto t = blocked_tokens_.find(token);
   if (t == blocked_tokens_.end()) return;
   const uint64_t id = t->second;
   auto it = pending_.find(id);
   if (it == pending_.end() || it->second.phase != Pending::Phase::kBlocked) return;
   g.blocked.erase(id);
-  finish(id, GroupReply{Status::OK(), std::move(it->second.reply), {}, 0});
+  finish(id, GroupReply{Status::OK(),
+                        error ? std::string("-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
+                              : std::move(it->second.reply),
+                        {},
+                        0});
 }
 
 bool ReplicaGroups::Impl::expire(std::string_view key) {

@@ -222,6 +222,25 @@ void Coordinator::client_closed(Session& session) {
     blocking_calls_.erase(it);
   }
   call->cancelled->store(true);
+  send_unblock(call, false);
+}
+
+bool Coordinator::unblock(uint64_t client, bool error) {
+  std::shared_ptr<BlockingCall> call;
+  {
+    std::lock_guard<std::mutex> lock(blocking_mu_);
+    auto it = blocking_calls_.find(client);
+    if (it == blocking_calls_.end()) return false;
+    call = it->second;
+  }
+  // Its reply comes back from where it waits, and finishes it here.
+  send_unblock(call, error);
+  return true;
+}
+
+void Coordinator::send_unblock(const std::shared_ptr<BlockingCall>& call, bool error) {
+  std::vector<std::string> argv = {std::string(kUnblockVerb), call->token};
+  if (error) argv.emplace_back("ERROR");
   if (call->group.value() != 0) {
     // Whoever leads the group now finishes it, if it waits there.
     auto g = std::make_shared<GroupCall>();
@@ -229,7 +248,7 @@ void Coordinator::client_closed(Session& session) {
     g->members = call->members;
     g->resp = call->resp;
     g->epoch = call->epoch;
-    g->argv = {std::string(kUnblockVerb), call->token};
+    g->argv = std::move(argv);
     g->deadline = Clock::now() + options_.forward_timeout;
     g->done = [](std::string, storage::Sequence) {};
     send_group_call(g, NodeId());
@@ -237,7 +256,7 @@ void Coordinator::client_closed(Session& session) {
   }
   const NodeId owner(call->owner.load());
   if (owner == options_.self) {
-    unblock_here(call->token);
+    unblock_here(call->token, error);
     return;
   }
   auto table = this->table();
@@ -245,7 +264,7 @@ void Coordinator::client_closed(Session& session) {
   if (m == nullptr || m->peer_address.empty()) return;
   net::ForwardFrame frame;
   frame.epoch = call->epoch;
-  frame.argv = {std::string(kUnblockVerb), call->token};
+  frame.argv = std::move(argv);
   forward_client_->call(owner, m->peer_address, std::move(frame),
                         [](Result<net::ForwardReplyFrame>) {});
 }
@@ -266,10 +285,17 @@ void Coordinator::run_blocking_here(uint64_t epoch, std::string token,
   const uint64_t id = kRoutedWaiterIds + ++next_blocking_;
   {
     std::lock_guard<std::mutex> lock(blocking_mu_);
-    if (unblocked_early_.erase(token) > 0) {
-      // Its client went away before the command arrived: it does not run.
+    if (auto early = unblocked_early_.find(token); early != unblocked_early_.end()) {
+      // Unblocked before the command arrived: it does not run.
+      const bool error = early->second;
+      unblocked_early_.erase(early);
       net::ForwardReplyFrame reply;
-      reply.status = Status::Aborted("the client went away");
+      if (error) {
+        reply.reply = "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n";
+      } else {
+        reply.status = Status::Aborted("the command was unblocked before it reached node " +
+                                       std::to_string(options_.self.value()));
+      }
       respond(std::move(reply));
       return;
     }
@@ -313,14 +339,14 @@ void Coordinator::run_blocking_here(uint64_t epoch, std::string token,
   answer(std::move(reply), seq);
 }
 
-void Coordinator::unblock_here(const std::string& token) {
+void Coordinator::unblock_here(const std::string& token, bool error) {
   uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(blocking_mu_);
     auto it = routed_waiters_.find(token);
     if (it == routed_waiters_.end()) {
       // Not (yet) here: if its command is still on the way, it must not run.
-      if (unblocked_early_.insert(token).second) {
+      if (unblocked_early_.emplace(token, error).second) {
         unblocked_early_order_.push_back(token);
         if (unblocked_early_order_.size() > kUnblockedEarlyKept) {
           unblocked_early_.erase(unblocked_early_order_.front());
@@ -331,13 +357,13 @@ void Coordinator::unblock_here(const std::string& token) {
     }
     id = it->second;
   }
-  // As CLIENT UNBLOCK id TIMEOUT: the waiter gets its timeout reply (which
-  // completes the router's call) and pops nothing.
+  // CLIENT UNBLOCK id TIMEOUT|ERROR: the waiter's reply (which completes the
+  // router's call), nothing popped.
   Session session;
   session.authenticated = true;
   session.internal = true;
   const std::string id_text = std::to_string(id);
-  std::vector<std::string_view> argv = {"CLIENT", "UNBLOCK", id_text, "TIMEOUT"};
+  std::vector<std::string_view> argv = {"CLIENT", "UNBLOCK", id_text, error ? "ERROR" : "TIMEOUT"};
   std::string out;
   resp::Writer writer(&out, 2);
   service_.execute(session, argv, writer);

@@ -16,7 +16,9 @@ inline constexpr std::string_view kStaleRoute = "STALEROUTE";
 // A blocking command routed to its key's owner or group leader, and its
 // cancellation (coordinator.h, "Blocking commands"):
 //   __block TOKEN command...   runs the command there, blocking it if need be
-//   __unblock TOKEN            its client went away: finish it, popping nothing
+//   __unblock TOKEN [ERROR]    finish it, popping nothing: as on timeout (its
+//                              client went away, CLIENT UNBLOCK), or with
+//                              -UNBLOCKED (CLIENT UNBLOCK ... ERROR)
 inline constexpr std::string_view kBlockVerb = "__block";
 inline constexpr std::string_view kUnblockVerb = "__unblock";
 

@@ -421,9 +421,13 @@ void cmd_client_unblock(CommandContext& c) {
     return c.out.error(kSyntaxError);
   }
   // The timeout reply is the one the blocked client registered (its protocol).
-  const bool done = c.state.blocking.unblock(
+  bool done = c.state.blocking.unblock(
       static_cast<uint64_t>(*id),
       error ? BlockingTable::Unblock::kError : BlockingTable::Unblock::kTimeout);
+  // Blocked in a command routed to another node (coord/coordinator.h).
+  if (!done && c.state.ctx.router != nullptr) {
+    done = c.state.ctx.router->unblock(static_cast<uint64_t>(*id), error);
+  }
   c.out.integer(done ? 1 : 0);
 }
 

@@ -329,6 +329,10 @@ class Router {
   // The connection of session closed while blocked (Session::blocked) in a
   // command the router sent elsewhere: the router cancels it there.
   virtual void client_closed(Session& session) {}
+  // CLIENT UNBLOCK of a client of this node blocked in a command the router
+  // sent elsewhere: it is finished there (error: -UNBLOCKED, else as on
+  // timeout). False when the router holds no such command of that client.
+  virtual bool unblock(uint64_t client, bool error) { return false; }
 };
 
 // Client tracking across a cluster (docs/cache.md): implemented by coord/

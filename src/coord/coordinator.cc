@@ -422,6 +422,20 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
     respond(std::move(reply));
     return false;
   }
+  if (frame.argv.size() >= 3 && frame.argv[0] == kBlockVerb) {
+    std::string token = std::move(frame.argv[1]);
+    std::vector<std::string> argv(std::make_move_iterator(frame.argv.begin() + 2),
+                                  std::make_move_iterator(frame.argv.end()));
+    run_blocking_here(frame.epoch, std::move(token), std::move(argv), frame.resp == 3 ? 3 : 2,
+                      respond);
+    return false;
+  }
+  if ((frame.argv.size() == 2 || frame.argv.size() == 3) && frame.argv[0] == kUnblockVerb) {
+    unblock_here(frame.argv[1], frame.argv.size() == 3);
+    reply.reply = "+OK\r\n";
+    respond(std::move(reply));
+    return false;
+  }
   if (!frame.argv.empty() && frame.argv[0] == "__stats") {
     reply.reply = "+" + local_stats_json() + "\r\n";
     respond(std::move(reply));
@@ -670,16 +684,6 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
                        r.keyspace->spec.replication.kind == meta::Replication::kConsensus;
       one_group = one_group && r.keyspace == first.keyspace && r.shard == first.shard;
     }
-    if (any_replicated && (spec.flags & server::kBlocking)) {
-      // The command would run on the group's leader with a session of the
-      // group's own (no connection to park), and the leader can move while
-      // the client waits; the pushes that serve it commit through the log.
-      out.error(
-          "ERR blocking commands are not served on REPLICATION consensus keyspaces: a blocked "
-          "client would wait on the group's leader, which can change while it waits (use the "
-          "non-blocking form, e.g. LPOP, and poll)");
-      return Decision::kHandled;
-    }
     if (any_replicated) {
       if (!one_group) {
         out.error(
@@ -697,6 +701,15 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         return Decision::kHandled;
       }
       if (due) return wait();
+      if (spec.flags & server::kBlocking) {
+        // Waits on the group's leader (see "Blocking commands").
+        if (!session.defer) {
+          out.error("ERR this connection cannot block (an internal session)");
+          return Decision::kHandled;
+        }
+        route_blocking(session, first, *table, argv, argv[keys[0]]);
+        return Decision::kHandled;
+      }
       auto call = std::make_shared<GroupCall>();
       call->group = ReplicaGroups::group_id(first.keyspace->spec.name, first.shard);
       call->members = first.owners;
@@ -784,13 +797,13 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         return Decision::kHandled;
       }
       if (spec.flags & server::kBlocking) {
-        // Routed commands run on the owner one after another per client
-        // stream, with no connection there to park: a blocked one would
-        // hold the stream. Blocking is served on the owner's own clients.
-        const meta::Member* m = table->member(owners[0]);
-        out.error("ERR blocking commands are not routed between nodes yet: the keys belong to " +
-                  (m ? m->address : std::string("another node")) +
-                  "; run it there (LOCATE key), or use CLUSTER REDIRECTS on");
+        // Blocks on the owner, in a frame of its own (see "Blocking commands").
+        if (due) return wait();
+        if (!session.defer) {
+          out.error("ERR this connection cannot block (an internal session)");
+          return Decision::kHandled;
+        }
+        route_blocking(session, first, *table, argv, argv[keys[0]]);
         return Decision::kHandled;
       }
       if (session.defer) {
@@ -1261,9 +1274,10 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                                         : call->members[spread() % call->members.size()];
   }
   if (target == options_.self) {
+    call->sent_at = std::chrono::steady_clock::now();
     auto reply = [this, call, target](GroupReply r) {
       if (r.status.ok() && call->positions) {
-        if (call->write) {
+        if (call->write && (r.index != 0 || !call->blocking)) {  // a timed-out pop wrote nothing
           call->positions->wrote(call->group.value(), r.index);
         } else {
           call->positions->advance(call->group.value(), r.index);
@@ -1303,8 +1317,8 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
     frame.argv = {std::to_string(call->wait_index), std::to_string(call->wait_replicas),
                   std::to_string(call->wait_timeout.count())};
   }
-  forward_client_->call(target, m->peer_address, std::move(frame),
-                        [this, call, target](Result<net::ForwardReplyFrame> r) {
+  call->sent_at = std::chrono::steady_clock::now();
+  auto on_reply = [this, call, target](Result<net::ForwardReplyFrame> r) {
                           if (!r.ok()) {
                             // The member is unreachable: try another.
                             on_group_reply(call, target, Status::Unavailable(r.status().message()),
@@ -1312,7 +1326,7 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                             return;
                           }
                           if (r->status.ok() && call->positions) {
-                            if (call->write) {
+                            if (call->write && (r->index != 0 || !call->blocking)) {
                               call->positions->wrote(call->group.value(), r->index);
                             } else {
                               call->positions->advance(call->group.value(), r->index);
@@ -1320,7 +1334,13 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                           }
                           on_group_reply(call, target, r->status, std::move(r->reply),
                                          NodeId(r->leader_hint));
-                        });
+  };
+  if (call->blocking) {
+    forward_client_->call(target, m->peer_address, std::move(frame), std::move(on_reply),
+                          blocking_call_timeout(call->block_deadline));
+  } else {
+    forward_client_->call(target, m->peer_address, std::move(frame), std::move(on_reply));
+  }
 }
 
 void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target,
@@ -1341,6 +1361,21 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
   if (status.code() != Status::Code::kUnavailable || stopping_) {
     fail("CLUSTERDOWN ", status.message());
     return;
+  }
+  if (call->blocking) {
+    // A blocking command that did not run (its leader lost office while it
+    // waited, or died): handed on to the next leader with the time left,
+    // unless its client went away. One that waited a while gets a new
+    // window to find that leader.
+    if (call->cancelled && call->cancelled->load()) {
+      call->done(std::string(), 0);
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - call->sent_at >= std::chrono::seconds(1)) {
+      call->deadline = std::max(call->deadline, now + options_.forward_timeout);
+    }
+    set_block_time_left(call->argv, 2, call->block_deadline);
   }
   ++call->attempt;
   if (call->policy.local) {

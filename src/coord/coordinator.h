@@ -86,6 +86,25 @@
 // id); EXEC carries that id, and UNWATCH, DISCARD, RESET or the client's
 // end release them there (kUnwatchVerb, fire and forget). A transaction
 // whose watched keys moved to another node since counts its watch broken.
+// Blocking commands (BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX
+// BZMPOP; routed_blocking.cc): on the key's owner they block as a client of
+// its own would (server/blocking.h). Sent to another node, the command goes
+// to the owner in a frame of its own (kBlockVerb, with a token naming this
+// client), not in a stream or a batch: the client runs nothing more until
+// its reply came (Session::blocked), so nothing of it can queue behind it.
+// The owner runs it with a session that can defer, so it blocks there
+// without holding a worker, and answers when it is served or times out. The
+// frame shares the peer connection with every other routed command: replies
+// are matched by call id, so a call waiting long holds up no other; it has a
+// timeout of its own (the command's, plus forward_timeout; none for 0), and
+// fails, answered with an error, when the connection to the owner breaks
+// (the owner died). A client that disconnects while blocked there sends
+// kUnblockVerb with its token: the owner finishes its waiter (popping
+// nothing). On a REPLICATION consensus keyspace the command goes to the
+// group's leader (replica_groups.h, "Blocking commands"), which keeps it
+// waiting and proposes its pop through the log when a push is applied; when
+// that leader loses office, the router hands the command on to the next
+// leader with the time left, as it does any command that did not run.
 // A REPLICATION consensus keyspace's transaction runs whole on its group's
 // leader; WATCH asks the leader which log index its keys stand at
 // (kGroupWatchVerb), and EXEC hands those to the group's leader then, which
@@ -102,6 +121,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "coord/cluster_scan.h"
@@ -155,6 +176,8 @@ class Coordinator final : public server::Router, public server::ClusterView {
                  std::span<const std::string_view> argv, resp::Writer& out,
                  storage::Sequence* seq) override;
   void finished(server::Session& session) override;
+  void client_closed(server::Session& session) override;
+  bool unblock(uint64_t client, bool error) override;
 
   // The table of the newest map this node has (nullptr before the first map).
   std::shared_ptr<const RoutingTable> table() const;
@@ -300,6 +323,35 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // Runs the re-routes queued for one stream, in order.
   void run_reroutes(uint64_t stream);
 
+  // Blocking commands (see "Blocking commands", routed_blocking.cc).
+  struct BlockingCall;
+  // Router: sends a blocking command for `owner` (another node) or, with a
+  // consensus keyspace's route, for its group's leader; the session is
+  // blocked until the reply came. The session must be able to defer.
+  void route_blocking(server::Session& session, const Route& route, const RoutingTable& table,
+                      std::span<const std::string_view> argv, std::string_view first_key);
+  void send_blocking(const std::shared_ptr<BlockingCall>& call, NodeId owner, uint64_t epoch);
+  void finish_blocking(const std::shared_ptr<BlockingCall>& call, std::string reply);
+  // Asks where call waits to finish it (kUnblockVerb): as on timeout, or
+  // with -UNBLOCKED (CLIENT UNBLOCK ... ERROR).
+  void send_unblock(const std::shared_ptr<BlockingCall>& call, bool error);
+  // Owner: runs a blocking command routed here (kBlockVerb) with a session
+  // that defers; `respond` gets its reply when served or timed out.
+  void run_blocking_here(uint64_t epoch, std::string token, std::vector<std::string> argv,
+                         int resp, Respond respond);
+  // Owner: kUnblockVerb: the router's client went away, or CLIENT UNBLOCK.
+  void unblock_here(const std::string& token, bool error);
+  // A blocking command's argv (the command from `offset` on) with its
+  // timeout set to the time left until `deadline` (max: left alone; passed:
+  // 1 ms, one more try and then the timeout reply).
+  static void set_block_time_left(std::vector<std::string>& argv, size_t offset,
+                                  std::chrono::steady_clock::time_point deadline);
+  // How long the router waits for a blocking call's reply: the command's own
+  // timeout plus forward_timeout, or without limit (ForwardClient::kNoTimeout:
+  // it still fails when the connection to the owner breaks).
+  std::chrono::milliseconds blocking_call_timeout(
+      std::chrono::steady_clock::time_point deadline) const;
+
   // Replicated keyspaces (replica_groups.h): a command for a group goes to
   // its leader, following leader hints and trying its members in turn until
   // one leads it or the call's deadline passes.
@@ -327,6 +379,14 @@ class Coordinator final : public server::Router, public server::ClusterView {
     // of them. A member's own apply tells its clients.
     bool track = false;
     uint64_t track_client = 0;
+    // A blocking command (argv: kBlockVerb token command...): when its
+    // leader loses office, it is handed on with the time left until
+    // block_deadline (max: none); an attempt that waited long opens a new
+    // retry window. Not handed on once the client went away (cancelled).
+    bool blocking = false;
+    std::chrono::steady_clock::time_point block_deadline = std::chrono::steady_clock::time_point::max();
+    std::chrono::steady_clock::time_point sent_at{};
+    std::shared_ptr<std::atomic<bool>> cancelled;
   };
   void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
   void on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target, const Status& status,
@@ -398,6 +458,15 @@ class Coordinator final : public server::Router, public server::ClusterView {
   mutable std::mutex groups_mu_;
   std::shared_ptr<ReplicaGroups> groups_;
   std::atomic<bool> stopping_{false};
+  // Blocking commands: the router's calls by client id; the owner's waiters
+  // by token (their sessions' ids), and tokens unblocked before their
+  // command arrived (the two frames may run on different workers).
+  std::mutex blocking_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<BlockingCall>> blocking_calls_;
+  std::unordered_map<std::string, uint64_t> routed_waiters_;
+  std::unordered_map<std::string, bool> unblocked_early_;  // token -> with ERROR
+  std::deque<std::string> unblocked_early_order_;
+  std::atomic<uint64_t> next_blocking_{0};
   // Partition modes (INFO replication): commands refused because this node
   // reached no majority of their group (cp, and writes under ap), and reads
   // served at eventual instead (ap).

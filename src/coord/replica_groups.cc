@@ -17,11 +17,13 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "coord/routing_errors.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
 #include "replication/codec.h"
 #include "replication/mutation.h"
 #include "resp/writer.h"
+#include "server/blocking.h"
 #include "server/command_table.h"
 #include "server/context.h"
 #include "server/number.h"
@@ -182,13 +184,21 @@ class ReplicaGroups::Impl {
     // to cover policy.min_index.
     // kConfirming: a command evaluated without the barrier that turned out
     // to change nothing: its reply is a read, released after a barrier.
+    // kBlocked: a blocking command that found its keys empty, waiting in
+    // the group's `blocked` for an effect on one of them (reply: its
+    // timeout reply).
     enum class Phase : uint8_t {
       kBarrier,
       kParked,
       kCommitting,
       kLocal,
-      kConfirming
+      kConfirming,
+      kBlocked
     } phase = Phase::kBarrier;
+    bool blocking = false;        // BLPOP and the like, sent as kBlockVerb (until proposed)
+    bool block_expired = false;   // its timeout passed while it was being evaluated
+    bool woken = false;           // evaluated again after it blocked
+    std::string token;            // its router's name for it (kUnblockVerb)
     bool write = false;           // a write command (it may skip the barrier)
     bool all_keys = false;        // latched by any effect in flight (a transaction)
     bool barrier_passed = false;  // leadership confirmed since it arrived
@@ -223,8 +233,10 @@ class ReplicaGroups::Impl {
                   std::function<void(GroupReply)> done);
   const server::CommandSpec* spec_of(const std::vector<std::string>& argv) const;
   // Runs a command against applied state with effects captured; the reply.
+  // would_block: set when a blocking command found its keys empty (its
+  // reply is then the timeout reply; nothing was captured).
   std::string run_captured(int resp, std::span<const std::string> argv,
-                           std::vector<std::string>* effects);
+                           std::vector<std::string>* effects, bool* would_block = nullptr);
   // kGroupWatchVerb on the leader (request id): reads the keys' TTLs into watch_ttls and
   // captures the erase of those expired (*effects); sets p.reply when nothing
   // is to be proposed. False when it finished the request (an error).
@@ -236,9 +248,16 @@ class ReplicaGroups::Impl {
   // How many trailing arguments of a kGroupExecVerb command are its __exec.
   static size_t exec_args(const std::vector<std::string>& argv);
   void finish(uint64_t id, GroupReply reply);
+  // A request's timer fired (its request_timeout, a local read's wait, a
+  // blocking command's own timeout).
+  void on_timeout(uint64_t id);
   void release_latches(ReplicaGroup& g, Pending& p);
   void unpark(ReplicaGroup& g);
   void lost_leadership(ReplicaGroup& g);
+  // Blocking commands: those waiting on keys an applied effect touched are
+  // evaluated again, in arrival order; kUnblockVerb finishes one.
+  void wake_blocked(ReplicaGroup& g);
+  void unblock(ReplicaGroup& g, const std::string& token, bool error);
   std::vector<std::string> latch_keys(const std::vector<std::string>& argv) const;
 
   ReplicaGroupsOptions options_;
@@ -257,6 +276,7 @@ class ReplicaGroups::Impl {
   std::map<GroupId, std::unique_ptr<ReplicaGroup>> groups_;
   std::unordered_map<uint64_t, Pending> pending_;
   uint64_t next_request_ = 0;
+  std::unordered_map<std::string, uint64_t> blocked_tokens_;  // blocking commands' tokens
   CaptureProposer capture_;
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
   asio::steady_timer balance_timer_{io_};
@@ -350,6 +370,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         // Raft counts the entry applied before it calls apply().
         note_changes(m->mutation(), raft->applied_index().value());
         tell_trackers(m->mutation());
+        if (!blocked.empty()) {
+          for (const replication::Effect& e : m->mutation().effects) touched.emplace(e.key);
+        }
       }
     }
     return ClientResponse{};
@@ -574,6 +597,10 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::unordered_map<std::string, int> latches;
   std::deque<uint64_t> parked;       // commands waiting for a latch
   std::deque<uint64_t> local_reads;  // local reads waiting for applied to cover them
+  // Blocking commands waiting on this leader, by request id (arrival order),
+  // and the keys effects applied since the last callback touched.
+  std::set<uint64_t> blocked;
+  std::unordered_set<std::string> touched;
   // Served here; read by status() from other threads (a quiet group has no
   // callbacks to publish them with).
   std::shared_ptr<GroupCounters> counters = std::make_shared<GroupCounters>();
@@ -897,6 +924,7 @@ void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
   g.settle_changes_floor();
   const bool leading = g.raft->role() == Raft::Role::kLeader;
   if (g.was_leader && !leading) lost_leadership(g);
+  if (!g.touched.empty()) wake_blocked(g);
   const std::optional<NodeId> leader = g.raft->leader();
   if (leading != g.was_leader || (leader && leader != g.known_leader)) {
     // Every leader change, with what caused it as this member saw it.
@@ -1031,11 +1059,30 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
           g->raft->leader().value_or(NodeId())});
       return;
     }
+    if ((argv.size() == 2 || argv.size() == 3) && argv[0] == kUnblockVerb) {
+      unblock(*g, argv[1], argv.size() == 3);
+      done(GroupReply{Status::OK(), "+OK\r\n", {}});
+      return;
+    }
+    std::string token;
+    int64_t block_ms = -1;  // a blocking command: its timeout (0: none)
+    if (argv.size() >= 3 && argv[0] == kBlockVerb && !policy.local) {
+      token = std::move(argv[1]);
+      argv.erase(argv.begin(), argv.begin() + 2);
+      std::vector<std::string_view> views(argv.begin(), argv.end());
+      std::string error;
+      const auto at = server::blocking_timeout_at(views);
+      const auto ms = at ? server::parse_block_timeout(argv[*at], &error) : std::nullopt;
+      block_ms = ms ? std::max<int64_t>(*ms, 0) : 0;
+    }
     const uint64_t id = ++next_request_;
     Pending p;
     p.group = group;
     p.resp = resp;
     p.keys = latch_keys(argv);
+    p.blocking = block_ms >= 0;
+    p.token = token;
+    if (p.blocking) blocked_tokens_[token] = id;
     // A transaction's keys are inside its encoding: it waits until nothing
     // of the group is in flight.
     p.all_keys = !argv.empty() && (argv[0] == server::kExecVerb || argv[0] == kFlushGroupVerb ||
@@ -1052,51 +1099,16 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.policy = policy;
     p.timer = std::make_unique<asio::steady_timer>(io_);
     // A local read waits only briefly for this member to catch up: the
-    // leader can serve it instead.
+    // leader can serve it instead. A blocking command: its own timeout.
     p.timer->expires_after(policy.local ? std::chrono::milliseconds(200)
+                           : p.blocking ? std::chrono::milliseconds(block_ms)
                                         : options_.request_timeout);
-    p.timer->async_wait([this, id](const asio::error_code& ec) {
-      if (ec) return;
-      auto it = pending_.find(id);
-      if (it == pending_.end() || !it->second.done) return;
-      auto done = std::move(it->second.done);
-      it->second.done = nullptr;
-      if (it->second.phase == Pending::Phase::kLocal) {
-        ReplicaGroup* g = find(it->second.group);
-        if (g != nullptr) {
-          auto& q = g->local_reads;
-          q.erase(std::remove(q.begin(), q.end(), id), q.end());
-        }
-        const NodeId hint = g != nullptr ? g->raft->leader().value_or(NodeId()) : NodeId();
-        pending_.erase(it);
-        done(GroupReply{Status::Unavailable("this member has not applied what the session "
-                                            "already observed: ask the leader"),
-                        {},
-                        hint});
-        return;
-      }
-      if (it->second.phase != Pending::Phase::kCommitting) {
-        // Parked or waiting for the barrier: nothing was proposed.
-        ReplicaGroup* g = find(it->second.group);
-        if (g != nullptr) {
-          auto& q = g->parked;
-          q.erase(std::remove(q.begin(), q.end(), id), q.end());
-        }
-        pending_.erase(it);
-        done(GroupReply{Status::Unavailable("the replica group did not confirm its leader in time "
-                                            "(it may have lost its majority); the command did "
-                                            "not run"),
-                        {},
-                        {}});
-        return;
-      }
-      // Its entry may still commit: keep the latches until it is applied.
-      done(GroupReply{Status::Timeout("no answer from the replica group within " +
-                                      std::to_string(options_.request_timeout.count()) +
-                                      " ms: the command may or may not have taken effect"),
-                      {},
-                      {}});
-    });
+    if (p.blocking && block_ms == 0) p.timer.reset();  // waits until served, or leadership ends
+    if (p.timer) {
+      p.timer->async_wait([this, id](const asio::error_code& ec) {
+        if (!ec) on_timeout(id);
+      });
+    }
     const bool local = policy.local;
     if (local) p.phase = Pending::Phase::kLocal;
     pending_.emplace(id, std::move(p));
@@ -1106,6 +1118,59 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
       begin(id);
     }
   });
+}
+
+void ReplicaGroups::Impl::on_timeout(uint64_t id) {
+  auto it = pending_.find(id);
+  if (it == pending_.end() || !it->second.done) return;
+  if (it->second.blocking) {
+    // Its timeout passed: the timeout reply if it waits; one being
+    // evaluated answers that when it finds nothing (block_expired).
+    if (it->second.phase != Pending::Phase::kBlocked) {
+      it->second.block_expired = true;
+      return;
+    }
+    if (ReplicaGroup* g = find(it->second.group)) g->blocked.erase(id);
+    finish(id, GroupReply{Status::OK(), std::move(it->second.reply), {}, 0});
+    return;
+  }
+  auto done = std::move(it->second.done);
+  it->second.done = nullptr;
+  if (it->second.phase == Pending::Phase::kLocal) {
+    ReplicaGroup* g = find(it->second.group);
+    if (g != nullptr) {
+      auto& q = g->local_reads;
+      q.erase(std::remove(q.begin(), q.end(), id), q.end());
+    }
+    const NodeId hint = g != nullptr ? g->raft->leader().value_or(NodeId()) : NodeId();
+    pending_.erase(it);
+    done(GroupReply{Status::Unavailable("this member has not applied what the session "
+                                        "already observed: ask the leader"),
+                    {},
+                    hint});
+    return;
+  }
+  if (it->second.phase != Pending::Phase::kCommitting) {
+    // Parked or waiting for the barrier: nothing was proposed.
+    ReplicaGroup* g = find(it->second.group);
+    if (g != nullptr) {
+      auto& q = g->parked;
+      q.erase(std::remove(q.begin(), q.end(), id), q.end());
+    }
+    pending_.erase(it);
+    done(GroupReply{Status::Unavailable("the replica group did not confirm its leader in time "
+                                        "(it may have lost its majority); the command did "
+                                        "not run"),
+                    {},
+                    {}});
+    return;
+  }
+  // Its entry may still commit: keep the latches until it is applied.
+  done(GroupReply{Status::Timeout("no answer from the replica group within " +
+                                  std::to_string(options_.request_timeout.count()) +
+                                  " ms: the command may or may not have taken effect"),
+                  {},
+                  {}});
 }
 
 void ReplicaGroups::Impl::membership(ReplicaGroup& g, const std::vector<std::string>& argv,
@@ -1218,17 +1283,20 @@ void ReplicaGroups::Impl::retry_local_reads(ReplicaGroup& g) {
 }
 
 std::string ReplicaGroups::Impl::run_captured(int resp, std::span<const std::string> argv,
-                                              std::vector<std::string>* effects) {
+                                              std::vector<std::string>* effects,
+                                              bool* would_block) {
   server::Session session;
   session.authenticated = true;
   session.internal = true;
   session.resp = resp;
   session.proposer = &capture_;
+  session.poll_blocking = would_block != nullptr;
   std::vector<std::string_view> views(argv.begin(), argv.end());
   std::string out;
   resp::Writer writer(&out, resp);
   service_.execute(session, views, writer);
   *effects = capture_.take();
+  if (would_block != nullptr) *would_block = session.would_block;
   return out;
 }
 
@@ -1412,7 +1480,35 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
                          &effects);
     }
   } else {
-    out = run_captured(p.resp, p.argv, &effects);
+    bool would_block = false;
+    out = run_captured(p.resp, p.argv, &effects, p.blocking ? &would_block : nullptr);
+    // Woken by an effect that left one of its keys of another type: it
+    // keeps waiting, as in Redis (WRONGTYPE only when it first looks).
+    const bool other_type = p.woken && effects.empty() && out.starts_with("-WRONGTYPE");
+    if ((would_block || other_type) && effects.empty()) {
+      if (other_type) {
+        // Its reply if it times out: a null (BLMOVE, BRPOPLPUSH) or a null array.
+        out.clear();
+        resp::Writer w(&out, p.resp);
+        const server::CommandSpec* spec = spec_of(p.argv);
+        if (spec != nullptr && (spec->name == "blmove" || spec->name == "brpoplpush")) {
+          w.null();
+        } else {
+          w.null_array();
+        }
+      }
+      if (p.block_expired) {
+        finish(id, GroupReply{Status::OK(), std::move(out), {}, 0});  // the timeout reply
+        return;
+      }
+      // Its keys are empty: it waits here, in arrival order, until an effect
+      // applied on one of them (wake_blocked), its timeout, an unblock, or
+      // the end of this leader's office.
+      p.reply = std::move(out);
+      p.phase = Pending::Phase::kBlocked;
+      g->blocked.insert(id);
+      return;
+    }
   }
   if (effects.empty()) {
     if (!p.barrier_passed) {
@@ -1450,6 +1546,16 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   }
   p.reply = std::move(out);
   p.phase = Pending::Phase::kCommitting;
+  if (p.blocking) {
+    // Its pop is proposed: from here it is a write like any, answered when
+    // applied or after request_timeout.
+    p.blocking = false;
+    p.timer = std::make_unique<asio::steady_timer>(io_);
+    p.timer->expires_after(options_.request_timeout);
+    p.timer->async_wait([this, id](const asio::error_code& ec) {
+      if (!ec) on_timeout(id);
+    });
+  }
   ClientRequest write;
   write.id = RequestId(id);
   write.op = ClientOp::kWrite;
@@ -1467,6 +1573,10 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
 void ReplicaGroups::Impl::finish(uint64_t id, GroupReply reply) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
+  if (!it->second.token.empty()) {
+    auto t = blocked_tokens_.find(it->second.token);
+    if (t != blocked_tokens_.end() && t->second == id) blocked_tokens_.erase(t);
+  }
   auto done = std::move(it->second.done);
   if (it->second.timer) it->second.timer->cancel();
   pending_.erase(it);
@@ -1501,6 +1611,18 @@ void ReplicaGroups::Impl::lost_leadership(ReplicaGroup& g) {
   for (auto& [rid, p] : pending_) {
     if (p.group == g.id) p.latched.clear();
   }
+  // Blocked commands did not run: their routers hand them on to the next
+  // leader (coordinator.h, "Blocking commands").
+  std::set<uint64_t> blocked;
+  blocked.swap(g.blocked);
+  g.touched.clear();
+  for (uint64_t id : blocked) {
+    finish(id, GroupReply{Status::Unavailable("lost the leadership of replica group " +
+                                              std::to_string(g.id.value()) +
+                                              " while the command was blocked"),
+                          {},
+                          g.raft ? g.raft->leader().value_or(NodeId()) : NodeId()});
+  }
   std::deque<uint64_t> waiting;
   waiting.swap(g.parked);
   for (uint64_t id : waiting) {
@@ -1517,6 +1639,54 @@ void ReplicaGroups::Impl::lost_leadership(ReplicaGroup& g) {
       ++it;
     }
   }
+}
+
+void ReplicaGroups::Impl::wake_blocked(ReplicaGroup& g) {
+  std::unordered_set<std::string> touched;
+  touched.swap(g.touched);
+  if (g.blocked.empty() || g.raft->role() != Raft::Role::kLeader) return;
+  std::vector<uint64_t> ready;
+  for (uint64_t id : g.blocked) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    for (const std::string& k : it->second.keys) {
+      if (touched.contains(k)) {
+        ready.push_back(id);
+        break;
+      }
+    }
+  }
+  if (ready.empty()) return;
+  for (uint64_t id : ready) {
+    g.blocked.erase(id);
+    pending_.at(id).phase = Pending::Phase::kBarrier;
+    pending_.at(id).woken = true;
+  }
+  // After this callback (never inside the protocol's): in arrival order. The
+  // first to pop latches the key; those behind it park until its effect is
+  // applied, then look again (and block again, in their place, if nothing
+  // is left).
+  asio::post(io_, [this, ready = std::move(ready)] {
+    for (uint64_t id : ready) {
+      auto it = pending_.find(id);
+      if (it == pending_.end() || it->second.phase != Pending::Phase::kBarrier) continue;
+      evaluate(id);
+    }
+  });
+}
+
+void ReplicaGroups::Impl::unblock(ReplicaGroup& g, const std::string& token, bool error) {
+  auto t = blocked_tokens_.find(token);
+  if (t == blocked_tokens_.end()) return;
+  const uint64_t id = t->second;
+  auto it = pending_.find(id);
+  if (it == pending_.end() || it->second.phase != Pending::Phase::kBlocked) return;
+  g.blocked.erase(id);
+  finish(id, GroupReply{Status::OK(),
+                        error ? std::string("-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
+                              : std::move(it->second.reply),
+                        {},
+                        0});
 }
 
 bool ReplicaGroups::Impl::expire(std::string_view key) {

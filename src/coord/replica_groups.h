@@ -44,6 +44,15 @@
 // entries may still commit, so their clients hear nothing until they time out
 // ("may or may not have happened"), never a wrong answer.
 //
+// Blocking commands (`__block TOKEN command...`, coordinator.h): evaluated
+// like any write; one that finds all its keys empty (Session::poll_blocking)
+// waits on the leader, in arrival order, until an applied effect touches one
+// of its keys, when it is evaluated again (its pop proposed through the log
+// and answered once applied, or it waits again in its place); or until its
+// timeout (the timeout reply), `__unblock TOKEN` (its client went away: the
+// timeout reply, no pop) or the end of this leader's office (Unavailable: it
+// did not run, and its router hands it on to the next leader).
+//
 // Expiry: a replicated key is erased only by its group's leader, through the
 // log (expire(): the node's active expirer hands such keys here).
 //

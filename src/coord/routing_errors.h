@@ -13,6 +13,15 @@ namespace statekv::coord {
 // executor turns it into a status, so it never reaches a client.
 inline constexpr std::string_view kStaleRoute = "STALEROUTE";
 
+// A blocking command routed to its key's owner or group leader, and its
+// cancellation (coordinator.h, "Blocking commands"):
+//   __block TOKEN command...   runs the command there, blocking it if need be
+//   __unblock TOKEN [ERROR]    finish it, popping nothing: as on timeout (its
+//                              client went away, CLIENT UNBLOCK), or with
+//                              -UNBLOCKED (CLIENT UNBLOCK ... ERROR)
+inline constexpr std::string_view kBlockVerb = "__block";
+inline constexpr std::string_view kUnblockVerb = "__unblock";
+
 // The error a client gets when routing failed: CLUSTERDOWN when the owner
 // could not be reached or answer, ERR when the command was refused before it
 // was sent (over the peer frame limit: certainly not applied).

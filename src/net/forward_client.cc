@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <array>
-#include <mutex>
 #include <deque>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -45,14 +46,15 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
     if (thread_.joinable()) thread_.join();
   }
 
-  void call(NodeId node, const std::string& address, ForwardFrame frame, Callback done) {
+  void call(NodeId node, const std::string& address, ForwardFrame frame, Callback done,
+            std::optional<std::chrono::milliseconds> timeout) {
     ++calls_;
     // Queued for this client's thread, which takes every call queued at
     // once: one post (and one write per connection) per batch, not per call.
     bool post = false;
     {
       std::lock_guard<std::mutex> lock(inbox_mu_);
-      inbox_.push_back(Queued{node, address, std::move(frame), std::move(done)});
+      inbox_.push_back(Queued{node, address, std::move(frame), std::move(done), timeout});
       post = !inbox_posted_;
       inbox_posted_ = true;
     }
@@ -102,14 +104,26 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
                             });
     }
 
-      // Queues a request; flush() writes what is queued.
-    void add(uint64_t id, const ForwardFrame& frame, Callback done) {
+    // Queues a request; flush() writes what is queued. `timeout`: the
+    // call's own (see ForwardClient::call), else the options' one.
+    void add(uint64_t id, const ForwardFrame& frame, Callback done,
+             std::optional<std::chrono::milliseconds> timeout) {
       std::string payload = encode_wire(frame);
       if (Status fits = frame_fits(payload.size(), "the routed command"); !fits.ok()) {
         done(fits);  // on this client's thread, not inside call(): never written
         return;
       }
-      pending_.emplace(id, Pending{std::move(done), Clock::now() + owner_.options_.timeout, false});
+      if (timeout) {
+        const auto now = Clock::now();
+        const Clock::time_point deadline =
+            *timeout == ForwardClient::kNoTimeout || *timeout > std::chrono::hours(24 * 365)
+                ? Clock::time_point::max()
+                : now + *timeout;
+        own_timeout_.emplace(id, Pending{std::move(done), deadline, false});
+      } else {
+        pending_.emplace(id,
+                         Pending{std::move(done), Clock::now() + owner_.options_.timeout, false});
+      }
       outbox_.emplace_back(id, encode_frame(payload));
     }
     void flush() {
@@ -126,6 +140,8 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
       owner_.forget(this);
       auto pending = std::move(pending_);
       pending_.clear();
+      pending.merge(own_timeout_);
+      own_timeout_.clear();
       for (auto& [id, p] : pending) p.done(failure(p.written, why));
     }
 
@@ -145,6 +161,17 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
         // Not yet written (still in the outbox): write() skips it.
         p.done(failure(p.written, "no reply within " +
                                       std::to_string(owner_.options_.timeout.count()) + " ms"));
+      }
+      // Calls with a timeout of their own (few: blocked clients): all looked at.
+      for (auto it = own_timeout_.begin(); it != own_timeout_.end();) {
+        if (now < it->second.deadline) {
+          ++it;
+          continue;
+        }
+        Pending p = std::move(it->second);
+        it = own_timeout_.erase(it);
+        if (p.written) ++owner_.timeouts_;
+        p.done(failure(p.written, "no reply within the call's own timeout"));
       }
     }
 
@@ -238,14 +265,19 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
         close("unexpected frame from the node");
         return;
       }
+      auto* calls = &pending_;
       auto it = pending_.find(reply->call);
-      if (it == pending_.end()) return;  // answered after it timed out
+      if (it == pending_.end()) {
+        calls = &own_timeout_;
+        it = own_timeout_.find(reply->call);
+        if (it == own_timeout_.end()) return;  // answered after it timed out
+      }
       if (reply->batch && reply->more) {
         it->second.done(std::move(*reply));  // a part: the call stays pending
         return;
       }
       Callback done = std::move(it->second.done);
-      pending_.erase(it);
+      calls->erase(it);
       done(std::move(*reply));
     }
 
@@ -259,8 +291,14 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
         // queued are dropped unsent.
         while (!outbox_.empty() && batch_.size() < (1u << 20)) {
           auto& [id, bytes] = outbox_.front();
+          Pending* p = nullptr;
           if (auto it = pending_.find(id); it != pending_.end()) {
-            it->second.written = true;
+            p = &it->second;
+          } else if (auto own = own_timeout_.find(id); own != own_timeout_.end()) {
+            p = &own->second;
+          }
+          if (p != nullptr) {
+            p->written = true;
             batch_ += bytes;
           }
           outbox_.pop_front();
@@ -290,7 +328,8 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
     std::string handshake_out_;
     std::deque<std::pair<uint64_t, std::string>> outbox_;
     std::string batch_;
-    std::map<uint64_t, Pending> pending_;  // by call id, so by deadline too
+    std::map<uint64_t, Pending> pending_;      // by call id, so by deadline too
+    std::map<uint64_t, Pending> own_timeout_;  // calls with a timeout of their own, by call id
     std::array<char, 64 * 1024> buffer_{};
     bool authenticated_ = false;
     bool writing_ = false;
@@ -304,6 +343,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
     std::string address;
     ForwardFrame frame;
     Callback done;
+    std::optional<std::chrono::milliseconds> timeout;
   };
 
   void take_calls() {
@@ -315,7 +355,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
     }
     std::vector<std::shared_ptr<Conn>> touched;
     for (Queued& c : calls) {
-      auto conn = start_call(c.node, c.address, std::move(c.frame), std::move(c.done));
+      auto conn = start_call(c.node, c.address, std::move(c.frame), std::move(c.done), c.timeout);
       if (conn && std::find(touched.begin(), touched.end(), conn) == touched.end()) {
         touched.push_back(std::move(conn));
       }
@@ -325,7 +365,8 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
 
   // The connection the call was queued on (nullptr if it was answered at once).
   std::shared_ptr<Conn> start_call(NodeId node, const std::string& address, ForwardFrame frame,
-                                   Callback done) {
+                                   Callback done,
+                                   std::optional<std::chrono::milliseconds> timeout) {
     if (stopped_) {
       done(Status::Unavailable("node " + std::to_string(options_.self.value()) +
                                " is shutting down"));
@@ -336,7 +377,7 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
     if (fresh) conn = std::make_shared<Conn>(*this, node, address);
     frame.call = ++next_call_;
     std::shared_ptr<Conn> keep = conn;  // connect() may close it and drop the map's reference
-    keep->add(frame.call, frame, std::move(done));
+    keep->add(frame.call, frame, std::move(done), timeout);
     if (fresh) keep->connect();
     return keep;
   }
@@ -390,7 +431,12 @@ ForwardClient::~ForwardClient() {
 
 void ForwardClient::call(NodeId node, const std::string& address, ForwardFrame frame,
                          Callback done) {
-  impl_->call(node, address, std::move(frame), std::move(done));
+  impl_->call(node, address, std::move(frame), std::move(done), std::nullopt);
+}
+
+void ForwardClient::call(NodeId node, const std::string& address, ForwardFrame frame, Callback done,
+                         std::chrono::milliseconds timeout) {
+  impl_->call(node, address, std::move(frame), std::move(done), timeout);
 }
 
 ForwardClient::Stats ForwardClient::stats() const {

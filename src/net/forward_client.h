@@ -66,6 +66,15 @@ class ForwardClient {
   // Sends `frame` (its call id is assigned here) to `node` at `address`
   // ("host:port"). Never blocks; `done` must not block for long.
   void call(NodeId node, const std::string& address, ForwardFrame frame, Callback done);
+  // The same with a timeout of the call's own instead of the options' one
+  // (kNoTimeout: none; the call still fails when its connection breaks). For
+  // blocking commands (BLPOP...), which the owner answers when served or
+  // when their own timeout passed: they share the connection with every
+  // other call (replies are matched by call id, so a call waiting long holds
+  // up no other), but not the timeout sweep's order.
+  static constexpr std::chrono::milliseconds kNoTimeout = std::chrono::milliseconds::max();
+  void call(NodeId node, const std::string& address, ForwardFrame frame, Callback done,
+            std::chrono::milliseconds timeout);
 
   struct Stats {
     uint64_t connects = 0;

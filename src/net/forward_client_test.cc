@@ -506,5 +506,58 @@ TEST(ForwardClient, AReplyAfterItsTimeoutIsDroppedAndTheConnectionStays) {
   EXPECT_EQ(client.stats().timeouts, 1u);
 }
 
+// Blocking commands (coord/coordinator.h): a call with a timeout of its own
+// outlives the options' timeout, does not hold up the timeouts of the calls
+// behind it, times out at its own deadline, and without one still fails at
+// once when the connection breaks.
+TEST(ForwardClient, CallsWithTheirOwnTimeout) {
+  auto node = std::make_unique<EchoNode>();
+  node->silence();
+  ForwardClient client(client_options("s3cret", 150ms));
+  std::promise<Result<ForwardReplyFrame>> own, never, usual;
+  const auto start = std::chrono::steady_clock::now();
+  client.call(
+      NodeId(2), node->address(), frame({"BLPOP", "q", "0.6"}),
+      [&own](Result<ForwardReplyFrame> r) { own.set_value(std::move(r)); }, 600ms);
+  client.call(
+      NodeId(2), node->address(), frame({"BLPOP", "q", "0"}),
+      [&never](Result<ForwardReplyFrame> r) { never.set_value(std::move(r)); },
+      ForwardClient::kNoTimeout);
+  client.call(NodeId(2), node->address(), frame({"GET", "k"}),
+              [&usual](Result<ForwardReplyFrame> r) { usual.set_value(std::move(r)); });
+  // The usual call behind them times out at the options' timeout.
+  auto u = usual.get_future().get();
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.status().code(), Status::Code::kTimeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 550ms);
+  auto o = own.get_future().get();
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), Status::Code::kTimeout);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 600ms);
+  auto pending = never.get_future();
+  EXPECT_EQ(pending.wait_for(300ms), std::future_status::timeout) << "it has no deadline";
+  node->stop();
+  ASSERT_EQ(pending.wait_for(1s), std::future_status::ready)
+      << "a broken connection fails it at once";
+  auto n = pending.get();
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), Status::Code::kTimeout) << n.status().to_string();
+}
+
+TEST(ForwardClient, ACallWithItsOwnTimeoutGetsItsReply) {
+  EchoNode node;
+  node.hold();
+  ForwardClient client(client_options("s3cret", 100ms));
+  std::promise<Result<ForwardReplyFrame>> p;
+  client.call(
+      NodeId(2), node.address(), frame({"BLPOP", "q", "0"}),
+      [&p](Result<ForwardReplyFrame> r) { p.set_value(std::move(r)); }, ForwardClient::kNoTimeout);
+  std::this_thread::sleep_for(300ms);  // past the options' timeout
+  node.release_reversed();
+  auto r = p.get_future().get();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->reply, "BLPOP q 0");
+}
+
 }  // namespace
 }  // namespace statekv::net

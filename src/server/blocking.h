@@ -130,6 +130,11 @@ class BlockingTable {
   std::thread timer_;
 };
 
+// Where a blocking command (argv[0] names it, any case) has its timeout
+// argument; nullopt for any other command. coord/ uses it to bound how long a
+// routed blocking command may wait, and to hand one on with the time left.
+std::optional<size_t> blocking_timeout_at(std::span<const std::string_view> argv);
+
 // Parses a blocking command's timeout as Redis 7.0 does (seconds, a double;
 // 0 blocks forever; milliseconds truncated toward zero, so 0.0001 is 0 too).
 // Returns the milliseconds, or the error text to reply.

@@ -314,10 +314,15 @@ void cmd_pop(CommandContext& c) {
   // Every key is empty. Redis: a client that may not block (inside
   // MULTI/EXEC) gets the timeout reply at once, even with timeout 0.
   if (!p.blocking || c.txn != nullptr) return timeout_reply(c.out, p.op);
+  if (c.session.poll_blocking) {
+    // A replica group's leader: it keeps the command waiting (no effect yet).
+    c.session.would_block = true;
+    return timeout_reply(c.out, p.op);
+  }
   if (!c.session.defer) {
     return c.out.error(
-        "ERR this connection cannot block (an internal or routed session): run blocking "
-        "commands on a client connection to the key's owner");
+        "ERR this connection cannot block (an internal session): blocking commands run on a "
+        "client's connection");
   }
   auto w = std::make_shared<Waiter>();
   w->client = c.session.id;
@@ -379,6 +384,23 @@ void serve_key(ServiceState& state, const std::string& key) {
 
 }  // namespace
 
+std::optional<size_t> blocking_timeout_at(std::span<const std::string_view> argv) {
+  if (argv.empty()) return std::nullopt;
+  std::string name(argv[0]);
+  for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (name == "blmpop" || name == "bzmpop") {
+    if (argv.size() < 2) return std::nullopt;
+    return 1;
+  }
+  for (std::string_view n : {"blpop", "brpop", "bzpopmin", "bzpopmax", "blmove", "brpoplpush"}) {
+    if (name == n) {
+      if (argv.size() < 2) return std::nullopt;
+      return argv.size() - 1;
+    }
+  }
+  return std::nullopt;
+}
+
 void serve_blocked(ServiceState& state) {
   while (BlockingTable::has_ready()) {
     for (const std::string& key : BlockingTable::take_ready()) serve_key(state, key);
@@ -399,9 +421,13 @@ void cmd_client_unblock(CommandContext& c) {
     return c.out.error(kSyntaxError);
   }
   // The timeout reply is the one the blocked client registered (its protocol).
-  const bool done = c.state.blocking.unblock(
+  bool done = c.state.blocking.unblock(
       static_cast<uint64_t>(*id),
       error ? BlockingTable::Unblock::kError : BlockingTable::Unblock::kTimeout);
+  // Blocked in a command routed to another node (coord/coordinator.h).
+  if (!done && c.state.ctx.router != nullptr) {
+    done = c.state.ctx.router->unblock(static_cast<uint64_t>(*id), error);
+  }
   c.out.integer(done ? 1 : 0);
 }
 

@@ -163,6 +163,12 @@ struct Session {
   // client until the deferred reply came (Redis's blocked client) and clears
   // it. Atomic: CLIENT LIST on other threads shows it (flag b).
   std::atomic<bool> blocked{false};
+  // A replica group's leader evaluates a blocking command (BLPOP...) without
+  // blocking it (coord/replica_groups.h): with poll_blocking set, one that
+  // finds all its keys empty answers as on timeout and sets would_block; the
+  // leader then keeps it waiting itself.
+  bool poll_blocking = false;
+  bool would_block = false;
   // Set with defer. The router calls it instead of running the command now
   // executing when that could overtake a command whose reply is still due
   // (only while replies_due > 0), writes nothing, and returns. The connection
@@ -320,6 +326,13 @@ class Router {
                          storage::Sequence* seq) = 0;
   // Called after a command the router let run here (kLocal) has executed.
   virtual void finished(Session& session) {}
+  // The connection of session closed while blocked (Session::blocked) in a
+  // command the router sent elsewhere: the router cancels it there.
+  virtual void client_closed(Session& session) {}
+  // CLIENT UNBLOCK of a client of this node blocked in a command the router
+  // sent elsewhere: it is finished there (error: -UNBLOCKED, else as on
+  // timeout). False when the router holds no such command of that client.
+  virtual bool unblock(uint64_t client, bool error) { return false; }
 };
 
 // Client tracking across a cluster (docs/cache.md): implemented by coord/

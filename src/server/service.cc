@@ -587,7 +587,11 @@ class ServiceImpl final : public Service {
 
   void client_closed(Session& session) override {
     if (session.blocked.load(std::memory_order_relaxed)) {
-      state_.blocking.unblock(session.id, BlockingTable::Unblock::kGone);
+      // Blocked here, or in a command the router sent to another node.
+      if (!state_.blocking.unblock(session.id, BlockingTable::Unblock::kGone) &&
+          state_.ctx.router != nullptr) {
+        state_.ctx.router->client_closed(session);
+      }
     }
   }
 

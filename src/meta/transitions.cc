@@ -117,7 +117,8 @@ Result<std::vector<Shard>> default_placement(const std::vector<Member>& members,
     }
     const size_t n = candidates.size();
     const size_t k = std::min<size_t>(spec.replication.factor, n);
-    Shard shard{ShardId(i), {}};
+    Shard shard;
+    shard.id = ShardId(i);
     for (size_t j = 0; j < k; ++j) shard.owners.push_back(candidates[(rotation(p, i) + j) % n]);
     shards.push_back(std::move(shard));
   }
@@ -426,10 +427,12 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
                                              name, changed, want));
 }
 
-Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view name, uint32_t shard,
-                                      std::vector<NodeId> owners) {
-  ClusterMap next = map;
-  Keyspace* k = find_keyspace(next, name);
+namespace {
+
+// Shard `shard` of REPLICATION consensus keyspace `name` in `map`, or why
+// there is none to change.
+Result<Shard*> consensus_shard(ClusterMap& map, std::string_view name, uint32_t shard) {
+  Keyspace* k = find_keyspace(map, name);
   if (k == nullptr) return no_keyspace(name);
   if (k->spec.replication.kind != Replication::kConsensus) {
     return Status::InvalidArgument(fmt::format(
@@ -439,7 +442,17 @@ Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view na
     return Status::InvalidArgument(
         fmt::format("keyspace '{}' has no shard {} (it has {})", name, shard, k->shards.size()));
   }
-  Shard& s = k->shards[shard];
+  return &k->shards[shard];
+}
+
+}  // namespace
+
+Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view name, uint32_t shard,
+                                      std::vector<NodeId> owners) {
+  ClusterMap next = map;
+  auto found = consensus_shard(next, name, shard);
+  if (!found.ok()) return found.status();
+  Shard& s = **found;
   for (NodeId owner : owners) {
     const Member* m = map.find_member(owner);
     if (m == nullptr || m->state == MemberState::kRemoved) return not_a_member(owner);
@@ -469,22 +482,15 @@ Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view na
 Result<ClusterMap> set_replica_target(const ClusterMap& map, std::string_view name, uint32_t shard,
                                       std::vector<NodeId> target) {
   ClusterMap next = map;
-  Keyspace* k = find_keyspace(next, name);
-  if (k == nullptr) return no_keyspace(name);
-  if (k->spec.replication.kind != Replication::kConsensus) {
-    return Status::InvalidArgument(fmt::format(
-        "keyspace '{}' is not REPLICATION consensus: its shards move by rebalancing", name));
-  }
-  if (shard >= k->shards.size()) {
-    return Status::InvalidArgument(
-        fmt::format("keyspace '{}' has no shard {} (it has {})", name, shard, k->shards.size()));
-  }
-  Shard& s = k->shards[shard];
+  auto found = consensus_shard(next, name, shard);
+  if (!found.ok()) return found.status();
+  Shard& s = **found;
   if (!target.empty()) {
-    if (target.size() != k->spec.replication.factor) {
+    const uint32_t factor = map.find_keyspace(name)->spec.replication.factor;
+    if (target.size() != factor) {
       return Status::InvalidArgument(fmt::format(
           "keyspace '{}' shard {}: a target of {} replicas for factor {}", name, shard,
-          target.size(), k->spec.replication.factor));
+          target.size(), factor));
     }
     std::set<NodeId> seen;
     for (NodeId n : target) {

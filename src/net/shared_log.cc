@@ -21,11 +21,16 @@
 #include "core/assert.h"
 #include "core/little_endian.h"
 #include "net/disk_log.h"
+#include "net/log_files.h"
 
 namespace statekv::net {
 namespace {
 
 namespace fs = std::filesystem;
+using log_files::io_error;
+using log_files::read_file;
+using log_files::rewrite_tail;
+using log_files::write_all;
 
 constexpr std::string_view kSegmentMagic = "SKVW";
 constexpr uint32_t kFormatVersion = 1;
@@ -41,25 +46,9 @@ std::string segment_name(uint64_t number) {
 
 // "wal-0000000042.skv" -> 42; anything else (LOCK, editor droppings) -> nullopt.
 std::optional<uint64_t> parse_segment_name(std::string_view name) {
-  constexpr std::string_view kPrefix = "wal-", kSuffix = ".skv";
-  if (name.size() <= kPrefix.size() + kSuffix.size() || !name.starts_with(kPrefix) ||
-      !name.ends_with(kSuffix)) {
-    return std::nullopt;
-  }
-  std::string_view digits =
-      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
-  uint64_t number = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
-  if (ec != std::errc() || end != digits.data() + digits.size() || number == 0) {
-    return std::nullopt;
-  }
-  return number;
+  return log_files::parse_numbered_name(name, "wal-", ".skv");
 }
 
-Status io_error(std::string_view what, const fs::path& path, int err) {
-  return Status::IOError(
-      fmt::format("{} {}: {}", what, path.string(), std::generic_category().message(err)));
-}
 
 std::string encode_segment_header(uint64_t number) {
   std::string out(kSegmentHeaderBytes, '\0');
@@ -82,56 +71,8 @@ void append_frame(std::string& out, uint8_t kind, uint64_t group, std::string_vi
   store_le64(p + 4, XXH3_64bits(p + 12, payload.size() + 9));
 }
 
-Status write_all(int fd, std::string_view bytes, const fs::path& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return io_error("write", path, errno);
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
-}
 
-Result<std::string> read_whole(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("open", path, errno);
-  std::string data;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0) data.reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return io_error("read", path, err);
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return data;
-}
 
-// Cuts `path` to `size` bytes, then appends `tail` (to rewrite a torn header).
-Status rewrite_tail(const fs::path& path, uint64_t size, std::string_view tail, bool fsync) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("open", path, errno);
-  Status s;
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    s = io_error("ftruncate", path, errno);
-  } else if (!tail.empty() && ::lseek(fd, static_cast<off_t>(size), SEEK_SET) < 0) {
-    s = io_error("lseek", path, errno);
-  } else if (!tail.empty()) {
-    s = write_all(fd, tail, path);
-  }
-  if (s.ok() && fsync && ::fdatasync(fd) != 0) s = io_error("fdatasync", path, errno);
-  ::close(fd);
-  return s;
-}
 
 enum class HeaderState { kOk, kShort, kGarbled, kOtherVersion, kWrongNumber };
 
@@ -386,7 +327,7 @@ Status SharedLog::recover(SharedLogRecovery* out) {
                       "records",
                       name, numbers[i - 1] + 1, number - 1));
     }
-    Result<std::string> read = read_whole(path);
+    Result<std::string> read = read_file(path);
     if (!read.ok()) return read.status();
     std::string data = std::move(read).value();
 

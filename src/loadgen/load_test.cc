@@ -549,7 +549,8 @@ TEST(RespWait, CountsOnlyAnIntegerAtLeastN) {
 
 // A RESP peer on 127.0.0.1 that answers each request it receives (parsed with
 // the server's own request parser) with the next scripted reply, sent one byte
-// at a time so that the client must reassemble it. A reply of "" closes the
+// at a time so that the client must reassemble it (bytes after the reply's
+// first value go out with its last byte). A reply of "" closes the
 // connection instead of answering. Records every request's arguments.
 class ScriptedPeer {
  public:
@@ -614,7 +615,19 @@ class ScriptedPeer {
           open = false;
           break;
         }
-        for (char c : reply) ::send(fd, &c, 1, MSG_NOSIGNAL);
+        // One byte at a time (the client must put partial reads together),
+        // except that bytes after the first reply go out with its last byte:
+        // the client must see them when it completes that reply, whatever
+        // the scheduling.
+        resp::Value first;
+        const resp::ParseResult whole = resp::parse_value(reply, first);
+        const size_t split = whole.status == resp::ParseStatus::kComplete && whole.consumed > 0
+                                 ? whole.consumed - 1
+                                 : reply.size();
+        for (size_t i = 0; i < split; ++i) ::send(fd, &reply[i], 1, MSG_NOSIGNAL);
+        if (split < reply.size()) {
+          ::send(fd, reply.data() + split, reply.size() - split, MSG_NOSIGNAL);
+        }
       }
       ::close(fd);
     }

@@ -1320,8 +1320,17 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   call->sent_at = std::chrono::steady_clock::now();
   auto on_reply = [this, call, target](Result<net::ForwardReplyFrame> r) {
                           if (!r.ok()) {
-                            // The member is unreachable: try another.
-                            on_group_reply(call, target, Status::Unavailable(r.status().message()),
+                            // A write that reached the member before it went
+                            // away (Timeout: "it may or may not have run") may
+                            // have committed: sent again, it could take effect
+                            // twice. Its client learns the outcome is unknown.
+                            // Otherwise the member is unreachable: try another.
+                            const bool maybe_ran =
+                                r.status().code() == Status::Code::kTimeout && call->write &&
+                                !call->blocking;
+                            on_group_reply(call, target,
+                                           maybe_ran ? r.status()
+                                                     : Status::Unavailable(r.status().message()),
                                            {}, NodeId());
                             return;
                           }

@@ -191,7 +191,16 @@ TEST_F(CacheTier, CoalescingMakesOneLoadForConcurrentMisses) {
     SCOPED_TRACE(mode);
     start({"--ttl-ms", "60000", "--coalesce", mode, "--inject-upstream-delay-ms", "300",
            "--upstream-connections", "64"});
+    const uint64_t pushes = stat(*cached_, "cache_tracking_messages");
     ASSERT_EQ(direct_->cmd({"SET", "hot", "v"}), "+OK");
+    // The SET's invalidation reaches the cache before the misses: arriving
+    // during the first load, it would (rightly) discard it, and a second load
+    // would follow (seen on a loaded machine).
+    const auto deadline = Clock::now() + 10s;
+    while (stat(*cached_, "cache_tracking_messages") == pushes && Clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_GT(stat(*cached_, "cache_tracking_messages"), pushes);
     std::vector<std::unique_ptr<RedisClient>> clients;
     for (int i = 0; i < 50; ++i) {
       auto c = RedisClient::connect(cache_->port());

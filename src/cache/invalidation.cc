@@ -120,7 +120,6 @@ void InvalidationListener::run(const Endpoint& endpoint) {
             } else if (v.elements.size() == 3 && v.elements[0].str == "message") {
               if (callbacks_.on_message) callbacks_.on_message(v.elements[2].str);
             } else if (v.elements.size() == 2 && v.elements[0].str == "invalidate") {
-              messages_.fetch_add(1, std::memory_order_relaxed);
               if (v.elements[1].type == resp::Value::Type::kNull) {
                 callbacks_.on_flush();
               } else {
@@ -128,6 +127,9 @@ void InvalidationListener::run(const Endpoint& endpoint) {
                 for (auto& k : v.elements[1].elements) keys.push_back(std::move(k.str));
                 callbacks_.on_keys(keys);
               }
+              // Counted once handled, so that a count seen in INFO means
+              // the cache has acted on those messages.
+              messages_.fetch_add(1, std::memory_order_relaxed);
             }
             if (!just_confirmed) continue;
           } else if (replies_due > 0) {

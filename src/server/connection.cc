@@ -150,7 +150,11 @@ void Connection::on_readable(const asio::error_code& ec) {
     }
   }
   if (closed_) return;
-  if (n > 0) session_.last_interaction_ms.store(steady_now_ms(), std::memory_order_relaxed);
+  // process() read the clock for this read's commands.
+  if (n > 0) {
+    session_.last_interaction_ms.store(session_.batch_started_us / 1000,
+                                       std::memory_order_relaxed);
+  }
   if (rec == asio::error::would_block || rec == asio::error::try_again) {
     arm_read();  // spurious wake-up
     return;
@@ -172,6 +176,7 @@ void Connection::on_readable(const asio::error_code& ec) {
 
 size_t Connection::process(std::string_view buf) {
   const ConnectionLimits& limits = thread_.limits();
+  session_.batch_started_us = steady_now_us();
   size_t pos = 0;
   while (!closing_ && !closed_ && !waiting_ && pos < buf.size()) {
     if (pending_output() > limits.output_pause_bytes) break;  // resumes in on_written

@@ -69,6 +69,12 @@ struct Session {
   int fd = -1;
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   std::atomic<int64_t> last_interaction_ms{0};  // steady clock, ms
+  // Steady clock, µs: when the connection began executing the commands of its
+  // last read, read once for all of them (a pipeline of 16 GETs reads the clock
+  // once, not 16 times). Each of those commands arrived before it, so it is a
+  // "now" within every one's lifetime; 0 outside a connection (tests calling
+  // a Service directly). Only the connection's thread touches it.
+  int64_t batch_started_us = 0;
   std::atomic<uint64_t> query_buffer_bytes{0};
   std::atomic<uint64_t> output_buffer_bytes{0};
   std::atomic<uint64_t> commands{0};

@@ -44,6 +44,12 @@ int64_t steady_now_ms() {
       .count();
 }
 
+int64_t steady_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 NetworkThread::NetworkThread(unsigned index, ConfigStore& config)
     : index_(index),
       config_(config),

@@ -52,6 +52,8 @@ struct ConnectionLimits {
 
 // Milliseconds on the steady clock: the unit of Session::last_interaction_ms.
 int64_t steady_now_ms();
+// Microseconds on the same clock: the unit of Session::batch_started_us.
+int64_t steady_now_us();
 
 class NetworkThread : public std::enable_shared_from_this<NetworkThread> {
  public:

@@ -18,6 +18,7 @@
 #include <unordered_set>
 
 #include "coord/routing_errors.h"
+#include "core/assert.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
 #include "replication/codec.h"
@@ -868,6 +869,7 @@ bool ReplicaGroups::Impl::open_wal() {
   if (!wal_error_.ok()) return false;  // logged when it failed
   // The node's one write-ahead log, opened by the metadata replica (its group 0).
   std::shared_ptr<net::SharedLog> wal = transport_.wal();
+  SKV_ASSERT(wal != nullptr, "a started RaftNode has its write-ahead log open");
   // Data directories written before the shared log kept one DiskLog per group.
   auto moved = net::migrate_group_logs(*wal, options_.data_dir / "groups", options_.fsync);
   if (!moved.ok()) {
@@ -1593,9 +1595,8 @@ void ReplicaGroups::Impl::unpark(ReplicaGroup& g) {
 void ReplicaGroups::Impl::lost_leadership(ReplicaGroup& g) {
   // Proposed entries may still commit under the next leader (raft answers them
   // when applied here) or be replaced by its entries (raft fails them then, and
-  // their calls retry at the new leader); cut off from everyone, they time out. Nothing evaluated
-  // here from now on relies on the latches: a new term's barrier waits for everything committed
-  // before it.
+  // their calls retry at the new leader); cut off from everyone, they time out. Nothing evaluated here from now on relies on the
+  // latches: a new term's barrier waits for everything committed before it.
   g.latches.clear();
   for (auto& [rid, p] : pending_) {
     if (p.group == g.id) p.latched.clear();

@@ -1,6 +1,7 @@
 // SharedLog — one node's write-ahead log shared by all of its replica groups.
 //
-// A node hosts many replica groups (DESIGN.md, "One host per node"). Each group needs
+// A node hosts many replica groups (DESIGN.md, "One host per node"), the metadata
+// group among them as group 0 (net/raft_node.h opens the log). Each group needs
 // what a DiskLog gives one protocol (replication/env.h persist / persist_checkpoint /
 // on_persisted and recovery), but a log per group costs a fsync per busy group per
 // round. SharedLog gives every group a GroupLog handle with DiskLog's contract, over

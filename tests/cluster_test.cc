@@ -14,8 +14,11 @@
 #include <thread>
 
 #include "net/client.h"
+#include "net/disk_log.h"
 #include "net/frame.h"
 #include "net/handshake.h"
+#include "net/raft_node.h"
+#include "net/shared_log.h"
 #include "support/net.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
@@ -41,17 +44,24 @@ class NodeSet {
     }
     std::string peers;
     for (size_t i = 0; i < n; ++i) {
-      peers += (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" +
-               std::to_string(peer_ports_[i]);
+      peers +=
+          (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
     }
     for (size_t i = 0; i < n; ++i) {
       ServerOptions o;
       o.kind = ServerKind::kStatekv;
       o.engine = "memory";
       o.fsync = "batch";
-      o.extra_args = {"--node-id", std::to_string(i + 1), "--peer-port",
-                      std::to_string(peer_ports_[i]), "--peers", peers, "--cluster-secret", secret_,
-                      "--raft-election-timeout-ms", std::to_string(kElectionMs)};
+      o.extra_args = {"--node-id",
+                      std::to_string(i + 1),
+                      "--peer-port",
+                      std::to_string(peer_ports_[i]),
+                      "--peers",
+                      peers,
+                      "--cluster-secret",
+                      secret_,
+                      "--raft-election-timeout-ms",
+                      std::to_string(kElectionMs)};
       o.extra_args.insert(o.extra_args.end(), extra.begin(), extra.end());
       nodes_.push_back(std::make_unique<ServerProcess>(o));
     }
@@ -61,9 +71,7 @@ class NodeSet {
     }
   }
 
-  std::string endpoint(size_t i) const {
-    return "127.0.0.1:" + std::to_string(peer_ports_[i]);
-  }
+  std::string endpoint(size_t i) const { return "127.0.0.1:" + std::to_string(peer_ports_[i]); }
   std::vector<std::string> endpoints() const {
     std::vector<std::string> out;
     for (size_t i = 0; i < peer_ports_.size(); ++i) out.push_back(endpoint(i));
@@ -275,10 +283,11 @@ TEST(Cluster, PeerWithoutTheSecretIsRefusedAndLogged) {
   ServerOptions rogue_options;
   rogue_options.kind = ServerKind::kStatekv;
   rogue_options.engine = "memory";
-  rogue_options.extra_args = {"--node-id", "2", "--peer-port", std::to_string(*peer_port),
-                              "--peers", "1=" + nodes.endpoint(0) + ",2=127.0.0.1:" +
-                                             std::to_string(*peer_port),
-                              "--cluster-secret", "wrong-secret"};
+  rogue_options.extra_args = {
+      "--node-id",        "2",
+      "--peer-port",      std::to_string(*peer_port),
+      "--peers",          "1=" + nodes.endpoint(0) + ",2=127.0.0.1:" + std::to_string(*peer_port),
+      "--cluster-secret", "wrong-secret"};
   ServerProcess rogue(rogue_options);
   ASSERT_TRUE(rogue.start().ok());
   std::this_thread::sleep_for(1500ms);
@@ -314,7 +323,8 @@ bool authenticate(int fd, const std::string& secret) {
   while (!hs->done()) {
     for (const std::string& out : hs->take_outgoing()) {
       std::string frame = net::encode_frame(out);
-      if (::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size())) {
+      if (::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(frame.size())) {
         return false;
       }
     }
@@ -431,10 +441,12 @@ TEST(Cluster, TornLogTailIsCutWithoutLosingAcknowledgedEntries) {
   const size_t victim = (*leader + 1) % 3;
   nodes.node(victim).kill();
 
-  // A crash in the middle of a write: half a record at the end of the log.
-  const std::filesystem::path raft_dir = std::filesystem::path(nodes.node(victim).data_dir()) / "raft";
+  // A crash in the middle of a write: half a record at the end of the node's
+  // write-ahead log (the metadata group's records are its group 0).
+  const std::filesystem::path wal_dir =
+      std::filesystem::path(nodes.node(victim).data_dir()) / "wal";
   std::filesystem::path last;
-  for (const auto& entry : std::filesystem::directory_iterator(raft_dir)) {
+  for (const auto& entry : std::filesystem::directory_iterator(wal_dir)) {
     if (entry.path().extension() == ".skv" && entry.path() > last) last = entry.path();
   }
   ASSERT_FALSE(last.empty());
@@ -457,6 +469,127 @@ TEST(Cluster, TornLogTailIsCutWithoutLosingAcknowledgedEntries) {
   // With the leader gone, the victim and the third node still hold every write.
   nodes.node(*leader).kill();
   expect_all_readable(nodes, keys);
+}
+
+// Rewrites a stopped node's data directory into the layout before the metadata
+// group moved into the shared write-ahead log: its records in a DiskLog of their
+// own, <data>/raft; the data groups' records stay in <data>/wal.
+void metadata_log_to_old_layout(const std::filesystem::path& data_dir) {
+  std::vector<std::string> records;
+  {
+    auto log = net::SharedLog::open(net::SharedLogOptions{data_dir / "wal"});
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    {
+      auto group = (*log)->open_group(net::kMetadataGroup, {}, &records);
+      ASSERT_TRUE(group.ok()) << group.status().to_string();
+    }
+    ASSERT_TRUE((*log)->drop_group(net::kMetadataGroup).ok());
+  }
+  ASSERT_FALSE(records.empty());
+  net::Recovery none;
+  auto old = net::DiskLog::open(net::DiskLogOptions{data_dir / "raft"}, {}, &none);
+  ASSERT_TRUE(old.ok()) << old.status().to_string();
+  for (const std::string& r : records) (*old)->append(r);
+}
+
+// Whether every running node's map lists `keyspace`, within `timeout`.
+bool every_node_lists(NodeSet& nodes, const std::string& keyspace,
+                      std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = Clock::now() + timeout;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (;;) {
+      auto c = RedisClient::connect(nodes.node(i).port(), 2s);
+      if (c.ok() && c->cmd({"KEYSPACE", "LIST"}).find(keyspace) != std::string::npos) break;
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  return true;
+}
+
+// Sends `args` to node i until it answers something other than a transient
+// refusal (no connection, CLUSTERDOWN or TRYAGAIN while a node learns the map,
+// TIMEOUT while a new group elects), within `timeout`; that answer, or the last.
+std::string reply_within(NodeSet& nodes, size_t i, const std::vector<std::string>& args,
+                         std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = Clock::now() + timeout;
+  std::string last;
+  while (Clock::now() < deadline) {
+    auto c = RedisClient::connect(nodes.node(i).port(), 2s);
+    if (c.ok()) {
+      last = c->cmd(args);
+      const bool transient = last.rfind("<io error", 0) == 0 ||
+                             last.rfind("-CLUSTERDOWN", 0) == 0 ||
+                             last.rfind("-TRYAGAIN", 0) == 0 || last.rfind("-TIMEOUT", 0) == 0;
+      if (!transient) break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return last;
+}
+
+// Creates a consensus keyspace of factor 3 through node i: OK, or it exists
+// already (an attempt that timed out may have created it).
+::testing::AssertionResult create_keyspace(NodeSet& nodes, size_t i, const std::string& name,
+                                           const std::string& prefix) {
+  const std::string r = reply_within(
+      nodes, i,
+      {"KEYSPACE", "CREATE", name, "PREFIX", prefix, "REPLICATION", "consensus", "FACTOR", "3"});
+  if (r == "+OK" || r.find("exists") != std::string::npos) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "KEYSPACE CREATE " << name << ": " << r;
+}
+
+// Data directories from before the shared metadata log: every node finds its
+// metadata log in <data>/raft next to the data groups' <data>/wal. At start it is
+// moved into the write-ahead log and removed; the cluster map (keyspaces created
+// before and after the move) and the replicated keys survive SIGKILL of every node
+// and a restart from the logs alone.
+TEST(Cluster, OldMetadataLogIsMovedIntoTheWriteAheadLogAndTheMapSurvivesKill9) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  NodeSet nodes(3);
+  ASSERT_TRUE(create_keyspace(nodes, 0, "before", "b:"));
+  ASSERT_TRUE(every_node_lists(nodes, "before"));
+  ASSERT_EQ(reply_within(nodes, 0, {"SET", "b:1", "one"}), "+OK");
+  // Crashed (acknowledged records were synced before the acknowledgement), then
+  // rewritten to the old layout.
+  for (size_t i = 0; i < nodes.size(); ++i) nodes.node(i).kill();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    metadata_log_to_old_layout(nodes.node(i).data_dir());
+    if (HasFatalFailure()) return;
+  }
+
+  for (size_t i = 0; i < nodes.size(); ++i) ASSERT_TRUE(nodes.node(i).start().ok());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::filesystem::path data = nodes.node(i).data_dir();
+    EXPECT_FALSE(std::filesystem::exists(data / "raft")) << "node " << i + 1;
+    EXPECT_NE(nodes.node(i).log_tail(size_t{64} << 20).find("moved the metadata log"),
+              std::string::npos)
+        << nodes.node(i).log_tail();
+  }
+  ASSERT_TRUE(every_node_lists(nodes, "before"));
+  ASSERT_TRUE(create_keyspace(nodes, 1, "after", "a:"));
+  ASSERT_TRUE(every_node_lists(nodes, "after"));
+  ASSERT_EQ(reply_within(nodes, 1, {"SET", "a:1", "two"}), "+OK");
+
+  // kill -9 of every node at once: nothing to catch up from but the logs.
+  for (size_t i = 0; i < nodes.size(); ++i) nodes.node(i).kill();
+  for (size_t i = 0; i < nodes.size(); ++i) ASSERT_TRUE(nodes.node(i).start().ok());
+  EXPECT_TRUE(every_node_lists(nodes, "before"));
+  EXPECT_TRUE(every_node_lists(nodes, "after"));
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    // The server's log holds every start of the node: the move happened once.
+    const std::string log = nodes.node(i).log_tail(size_t{64} << 20);
+    size_t moves = 0;
+    for (size_t at = log.find("moved the metadata log"); at != std::string::npos;
+         at = log.find("moved the metadata log", at + 1)) {
+      ++moves;
+    }
+    EXPECT_EQ(moves, 1u) << "node " << i + 1;
+  }
+  EXPECT_EQ(reply_within(nodes, 2, {"GET", "b:1"}), "\"one\"");
+  EXPECT_EQ(reply_within(nodes, 2, {"GET", "a:1"}), "\"two\"");
 }
 
 }  // namespace

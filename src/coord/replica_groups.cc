@@ -18,6 +18,7 @@
 #include <unordered_set>
 
 #include "coord/routing_errors.h"
+#include "core/assert.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
 #include "replication/codec.h"
@@ -281,8 +282,9 @@ class ReplicaGroups::Impl {
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
   asio::steady_timer balance_timer_{io_};
   asio::steady_timer peer_timer_{io_};
-  // The node's one write-ahead log, shared by every group (opened by the
-  // first group that starts; open_wal()).
+  // The node's one write-ahead log, shared by every group and the metadata
+  // group (opened by the transport, net::RaftNode; taken by the first group
+  // that starts, after moving old per-group logs in: open_wal()).
   std::shared_ptr<net::SharedLog> wal_;
   Status wal_error_;  // why it could not be opened (logged once per table)
   uint64_t next_delayed_ = 0;
@@ -865,25 +867,11 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
 bool ReplicaGroups::Impl::open_wal() {
   if (wal_) return true;
   if (!wal_error_.ok()) return false;  // logged when it failed
-  net::SharedLogOptions lo;
-  lo.dir = options_.data_dir / "wal";
-  lo.fsync = options_.fsync;
-  net::SharedLogRecovery recovery;
-  auto wal = net::SharedLog::open(lo, &recovery);
-  if (!wal.ok()) {
-    wal_error_ = wal.status();
-    spdlog::error(
-        "replica groups: cannot open the write-ahead log in {}: {}; no replica group "
-        "can start on this node",
-        lo.dir.string(), wal_error_.to_string());
-    return false;
-  }
-  if (recovery.torn_bytes > 0) {
-    spdlog::warn("replica groups: cut {} torn bytes off the write-ahead log ({})",
-                 recovery.torn_bytes, recovery.torn_detail);
-  }
+  // The node's one write-ahead log, opened by the metadata replica (its group 0).
+  std::shared_ptr<net::SharedLog> wal = transport_.wal();
+  SKV_ASSERT(wal != nullptr, "a started RaftNode has its write-ahead log open");
   // Data directories written before the shared log kept one DiskLog per group.
-  auto moved = net::migrate_group_logs(**wal, options_.data_dir / "groups", options_.fsync);
+  auto moved = net::migrate_group_logs(*wal, options_.data_dir / "groups", options_.fsync);
   if (!moved.ok()) {
     wal_error_ = moved.status();
     spdlog::error(
@@ -893,12 +881,14 @@ bool ReplicaGroups::Impl::open_wal() {
     return false;
   }
   if (*moved > 0) {
-    spdlog::info("replica groups: moved the logs of {} groups from {} into {}", *moved,
-                 (options_.data_dir / "groups").string(), lo.dir.string());
+    spdlog::info("replica groups: moved the logs of {} groups from {} into the write-ahead log",
+                 *moved, (options_.data_dir / "groups").string());
   }
-  wal_ = std::move(wal).value();
-  spdlog::info("replica groups: write-ahead log {} open, {} groups with records", lo.dir.string(),
-               wal_->groups().size());
+  wal_ = std::move(wal);
+  spdlog::info(
+      "replica groups: write-ahead log open, {} groups with records (the metadata "
+      "group's included)",
+      wal_->groups().size());
   return true;
 }
 

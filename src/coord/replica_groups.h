@@ -9,8 +9,9 @@
 //
 //   transport  the node's one peer transport: group messages travel as
 //              wire.h GroupFrames through net::RaftNode (send_group);
-//   log        the node's one write-ahead log, net::SharedLog in <data>/wal:
-//              each group appends through its own GroupLog handle, one sync
+//   log        the node's one write-ahead log, net::SharedLog in <data>/wal,
+//              opened by net::RaftNode, whose metadata replica logs there as
+//              group 0: each group appends through its own GroupLog handle, one sync
 //              thread writes and fdatasyncs what every group has pending at
 //              once (group commit across groups), and a segment is deleted
 //              once no group needs a record in it. A group dropped here (its
@@ -122,7 +123,9 @@ inline constexpr std::string_view kReplicasVerb = "__replicas";
 
 struct ReplicaGroupsOptions {
   NodeId self;
-  // Every group's raft log lives in the node's write-ahead log, data_dir / "wal".
+  // Every group's raft log lives in the node's write-ahead log (the
+  // transport's, net::RaftNode::wal()); per-group logs of older data
+  // directories, data_dir / "groups", are moved into it.
   std::filesystem::path data_dir;
   bool fsync = true;
   replication::raft::RaftOptions raft = [] {

@@ -15,7 +15,7 @@
 
 #include "core/assert.h"
 #include "net/asio.h"
-#include "net/disk_log.h"
+#include "net/shared_log.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "replication/codec.h"
@@ -108,13 +108,37 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     if (!listening.ok()) return listening;
     peer_port_ = transport_->port();
 
-    Recovery recovery;
-    DiskLogOptions log_options;
-    log_options.dir = options_.data_dir / "raft";
-    log_options.fsync = options_.fsync;
+    SharedLogOptions wal_options;
+    wal_options.dir = options_.data_dir / "wal";
+    wal_options.fsync = options_.fsync;
+    SharedLogRecovery recovery;
+    auto wal = SharedLog::open(wal_options, &recovery);
+    if (!wal.ok()) return wal.status();
+    wal_ = std::move(wal).value();
+    torn_bytes_ = recovery.torn_bytes;
+    if (recovery.torn_bytes > 0) {
+      spdlog::warn(
+          "write-ahead log: cut {} torn bytes off the tail ({}); the records before it are "
+          "intact",
+          recovery.torn_bytes, recovery.torn_detail);
+    }
+    // Data directories from before the shared log kept this group's log in
+    // <data>/raft: moved in whole (a move cut short by a crash is redone).
+    const auto old_dir = options_.data_dir / "raft";
+    auto moved = migrate_disk_log(*wal_, kMetadataGroup, old_dir, options_.fsync);
+    if (!moved.ok()) {
+      spdlog::error("raft node {}: cannot move the metadata log of {} into {}: {}", options_.self,
+                    old_dir.string(), wal_options.dir.string(), moved.status().to_string());
+      return moved.status();
+    }
+    if (*moved) {
+      spdlog::info("raft node {}: moved the metadata log of {} into {} (group {})", options_.self,
+                   old_dir.string(), wal_options.dir.string(), kMetadataGroup);
+    }
+    std::vector<std::string> records;
     // Called on the log's sync thread: hop onto the loop.
-    auto log = DiskLog::open(
-        log_options,
+    auto log = wal_->open_group(
+        kMetadataGroup,
         [this](uint64_t seq) {
           asio::post(io_, [this, seq] {
             if (!raft_) return;
@@ -122,24 +146,17 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
             after_callback();
           });
         },
-        &recovery);
+        &records);
     if (!log.ok()) return log.status();
     log_ = std::move(log).value();
-    torn_bytes_ = recovery.torn_bytes;
-    if (recovery.torn_bytes > 0) {
-      spdlog::warn(
-          "raft log: cut {} torn bytes off the tail ({}); the records before it are intact",
-          recovery.torn_bytes, recovery.torn_detail);
-    }
     spdlog::info("raft node {}: recovered {} log records, peer port {}", options_.self,
-                 recovery.records.size(), peer_port_);
+                 records.size(), peer_port_);
 
     replication::Membership membership{.self = options_.self, .nodes = options_.bootstrap_voters};
     // Construct on the loop thread so that every protocol call comes from it.
     std::promise<void> constructed;
     asio::post(io_, [&] {
-      raft_ =
-          std::make_unique<RaftKv>(*this, membership, std::move(recovery.records), options_.raft);
+      raft_ = std::make_unique<RaftKv>(*this, membership, std::move(records), options_.raft);
       after_callback();
       constructed.set_value();
     });
@@ -239,6 +256,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   }
 
   uint16_t peer_port() const { return peer_port_; }
+  std::shared_ptr<SharedLog> wal() const { return wal_; }
 
   // ------------------------------------------------------------ Env (loop thread)
 
@@ -593,7 +611,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   Random random_;
   std::thread thread_;
   std::unique_ptr<Transport> transport_;
-  std::unique_ptr<DiskLog> log_;
+  std::shared_ptr<SharedLog> wal_;  // set by open(), then never changed
+  std::unique_ptr<GroupLog> log_;   // group kMetadataGroup of wal_
   std::unique_ptr<RaftKv> raft_;
   uint16_t peer_port_ = 0;
   uint64_t torn_bytes_ = 0;
@@ -674,6 +693,9 @@ RaftNodeStatus RaftNode::status() const {
 }
 uint16_t RaftNode::peer_port() const {
   return impl_->peer_port();
+}
+std::shared_ptr<SharedLog> RaftNode::wal() const {
+  return impl_->wal();
 }
 NodeId RaftNode::self() const {
   return impl_->status().self;

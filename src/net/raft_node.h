@@ -1,11 +1,20 @@
 // The real runtime for one raft replica: the Env contract of replication/env.h
-// on a real clock, real TCP peers (transport.h) and a real disk (disk_log.h).
+// on a real clock, real TCP peers (transport.h) and a real disk: the node's
+// write-ahead log (shared_log.h), where this replica logs as group 0.
 //
 // The Raft class (replication/raft/raft.h) runs here unchanged from the
 // simulator. RaftNode owns one thread that runs an Asio event loop; the
 // protocol, the transport and every timer live on that thread, so the protocol
 // is called one callback at a time as env.h requires. The disk log's sync
 // thread reports durability by posting on_persisted onto that loop.
+//
+// This replica is the metadata group (the cluster map), group 0 of the node
+// (kMetadataGroup). The node's data replica groups (coord/replica_groups.h)
+// share its transport (GroupFrames) and its write-ahead log (wal()), so one
+// fdatasync per round covers the records of the metadata group and of every
+// data group; but this replica keeps its own thread, so that its 150 ms
+// election timeout does not wait behind the commands the data groups' loop
+// runs (docs/replication.md, "The metadata group in the shared log").
 //
 // Who talks to it:
 //   * peers, over the transport: raft messages; client operations
@@ -19,11 +28,15 @@
 // may or may not have happened (a write whose leader lost office, a group that
 // lost its majority).
 //
-// Persistence: every record the protocol persists goes to the DiskLog under
-// data_dir; on start the surviving records are handed to the protocol's
-// constructor, so a restart is recovery (env.h). A torn tail is reported in the
-// log and cut off by the DiskLog (acknowledged records were synced before the
-// acknowledgement, so they lie before any torn tail).
+// Persistence: every record the protocol persists goes to group 0 of the
+// SharedLog in data_dir / "wal" (its checkpoints replace only group 0's
+// earlier records); on start the surviving records are handed to the
+// protocol's constructor, so a restart is recovery (env.h). A torn tail of the
+// shared log is reported in the log and cut off by the SharedLog (acknowledged
+// records were synced before the acknowledgement, so they lie before any torn
+// tail). Data directories from before the shared log kept this replica's log
+// in data_dir / "raft" (a DiskLog): it is moved into the shared log at start
+// and then removed (migrate_disk_log; a move cut short by a crash is redone).
 #pragma once
 
 #include <chrono>
@@ -38,15 +51,23 @@
 
 #include "core/ids.h"
 #include "core/status.h"
-#include "replication/env.h"
 #include "net/wire.h"
+#include "replication/env.h"
 #include "replication/raft/raft.h"
 
 namespace statekv::net {
 
+class SharedLog;
+
+// The metadata group's id in the node's write-ahead log (data groups' ids are
+// never 0: coord::ReplicaGroups::group_id).
+inline constexpr uint64_t kMetadataGroup = 0;
+
 struct RaftNodeOptions {
   NodeId self;
-  std::filesystem::path data_dir;  // the raft log lives in data_dir / "raft"
+  // The node's write-ahead log is data_dir / "wal" (this replica's records
+  // are its group 0); an older data_dir / "raft" is moved into it at start.
+  std::filesystem::path data_dir;
   // Where to listen for peers and clients.
   std::string peer_bind = "127.0.0.1";
   uint16_t peer_port = 0;  // 0: pick a free port (tests)
@@ -81,7 +102,7 @@ struct RaftNodeStatus {
   std::vector<NodeId> voters;
   // Leader only: each other voter's replicated index.
   std::map<NodeId, uint64_t> match;
-  uint64_t torn_bytes_at_start = 0;  // what recovery cut off the log tail
+  uint64_t torn_bytes_at_start = 0;  // what recovery cut off the write-ahead log's tail
   uint64_t snapshots_received = 0;   // InstallSnapshot messages taken in this incarnation
   // When a frame (any: raft, ping, routed command) last arrived from each peer
   // this node knows; a peer never heard from in this incarnation is absent.
@@ -99,9 +120,10 @@ class RaftNode {
   using Response = Result<replication::ClientResponse>;
   using Done = std::function<void(Response)>;
 
-  // Opens the log, recovers, starts listening and the event loop thread.
+  // Opens the node's write-ahead log (moving an old data_dir / "raft" into
+  // it), recovers, starts listening and the event loop thread.
   static Result<std::unique_ptr<RaftNode>> start(RaftNodeOptions options);
-  ~RaftNode();  // stops the loop, closes connections, syncs the log
+  ~RaftNode();  // stops the loop, closes connections, syncs its records in the log
   RaftNode(const RaftNode&) = delete;
   RaftNode& operator=(const RaftNode&) = delete;
 
@@ -140,6 +162,12 @@ class RaftNode {
   // Thread-safe. Sends a data group's message to a peer (or to this node); like
   // raft's own messages, it may be lost when the peer is unreachable.
   void send_group(NodeId to, uint64_t group, std::string message);
+
+  // Thread-safe. The node's one write-ahead log, opened by start(): the data
+  // replica groups log into it too (each under its own group id), so that a
+  // round of the log's sync thread makes every group's records durable with
+  // one fdatasync. It stays open until its last holder lets go.
+  std::shared_ptr<SharedLog> wal() const;
 
   RaftNodeStatus status() const;
   uint16_t peer_port() const;

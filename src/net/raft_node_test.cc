@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "net/client.h"
+#include "net/disk_log.h"
+#include "net/shared_log.h"
 
 namespace statekv::net {
 namespace {
@@ -39,6 +41,7 @@ class Cluster {
     o.secret = secret_;
     o.fsync = false;  // the page cache survives a node object's destruction
     o.request_timeout = 2000ms;
+    o.raft = raft_options_;
     auto node = RaftNode::start(o);
     ASSERT_TRUE(node.ok()) << node.status().to_string();
     ports_[id] = (*node)->peer_port();
@@ -81,6 +84,7 @@ class Cluster {
   std::map<NodeId, std::unique_ptr<RaftNode>> nodes_;
   std::map<NodeId, uint16_t> ports_;
   std::vector<NodeId> voters_;
+  replication::raft::RaftOptions raft_options_;
   std::filesystem::path dir_;
   std::string secret_;
   static inline int counter_ = 0;
@@ -220,6 +224,105 @@ TEST(RaftNode, AddAndRemoveVoterLive) {
   auto leader = c.leader();
   ASSERT_TRUE(leader);
   EXPECT_EQ(c.nodes_[*leader]->status().voters.size(), 3u);
+}
+
+// The metadata replica logs into the node's write-ahead log as group 0, with its own
+// checkpoints there: its records survive a restart, and a checkpoint replaces only
+// its own earlier records.
+TEST(RaftNode, LogsIntoTheSharedWriteAheadLogAsGroupZero) {
+  std::filesystem::path dir;
+  {
+    Cluster c(1);
+    dir = c.dir_ / "node1";
+    {
+      // A data group's records in the same log (what coord::ReplicaGroups appends).
+      std::shared_ptr<SharedLog> wal = c.nodes_[NodeId(1)]->wal();
+      ASSERT_NE(wal, nullptr);
+      std::vector<std::string> none;
+      auto data = wal->open_group(42, {}, &none);
+      ASSERT_TRUE(data.ok());
+      (*data)->append("data record");
+    }  // the log closes with its last holder
+    c.nodes_.clear();
+    c.raft_options_.snapshot_threshold = 10;
+    c.start(NodeId(1));
+    auto client = c.client();
+    for (int i = 0; i < 40; ++i) ASSERT_TRUE(client->put("k" + std::to_string(i), "v").ok());
+    EXPECT_GT(c.nodes_[NodeId(1)]->status().snapshot_index, 0u);
+    c.nodes_.clear();
+    EXPECT_TRUE(std::filesystem::exists(dir / "wal"));
+    EXPECT_FALSE(std::filesystem::exists(dir / "raft"));
+    {
+      auto log = SharedLog::open(SharedLogOptions{dir / "wal"});
+      ASSERT_TRUE(log.ok()) << log.status().to_string();
+      std::vector<std::string> meta, data;
+      auto gm = (*log)->open_group(kMetadataGroup, {}, &meta);
+      auto gd = (*log)->open_group(42, {}, &data);
+      ASSERT_TRUE(gm.ok() && gd.ok());
+      EXPECT_LT(meta.size(), 40u) << "the metadata group's checkpoints truncate its records";
+      EXPECT_EQ(data, std::vector<std::string>{"data record"});
+    }
+    c.start(NodeId(1));
+    auto again = c.client();
+    for (int i = 0; i < 40; ++i) {
+      auto v = again->get("k" + std::to_string(i));
+      ASSERT_TRUE(v.ok()) << v.status().to_string();
+      EXPECT_EQ(*v, std::optional<std::string>("v")) << i;
+    }
+  }
+}
+
+// Rewrites a stopped node's data directory into the layout before the shared log: the
+// metadata replica's records in a DiskLog of their own, <data>/raft, and no
+// <data>/wal.
+void to_old_layout(const std::filesystem::path& data_dir) {
+  std::vector<std::string> records;
+  {
+    auto log = SharedLog::open(SharedLogOptions{data_dir / "wal"});
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    auto group = (*log)->open_group(kMetadataGroup, {}, &records);
+    ASSERT_TRUE(group.ok());
+  }
+  ASSERT_FALSE(records.empty());
+  std::filesystem::remove_all(data_dir / "wal");
+  Recovery none;
+  auto old = DiskLog::open(DiskLogOptions{data_dir / "raft"}, {}, &none);
+  ASSERT_TRUE(old.ok()) << old.status().to_string();
+  for (const std::string& r : records) (*old)->append(r);
+}
+
+// A node whose data directory predates the shared log finds its metadata log in
+// <data>/raft: it is moved into <data>/wal at start, then removed, and nothing
+// acknowledged is lost, at that start or the next.
+TEST(RaftNode, AnOldMetadataLogDirectoryIsMovedIntoTheSharedLog) {
+  Cluster c(3);
+  {
+    auto client = c.client();
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(client->put("k" + std::to_string(i), "v").ok());
+  }
+  c.nodes_.clear();
+  for (int n = 1; n <= 3; ++n) {
+    to_old_layout(c.dir_ / ("node" + std::to_string(n)));
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  for (int restart = 0; restart < 2; ++restart) {
+    for (int n = 1; n <= 3; ++n) c.start(NodeId(n));
+    c.connect_all();
+    for (int n = 1; n <= 3; ++n) {
+      const auto dir = c.dir_ / ("node" + std::to_string(n));
+      EXPECT_FALSE(std::filesystem::exists(dir / "raft")) << dir;
+      EXPECT_TRUE(std::filesystem::exists(dir / "wal")) << dir;
+      EXPECT_GE(c.nodes_[NodeId(n)]->status().last_index, 30u) << "node " << n;
+    }
+    auto client = c.client();
+    for (int i = 0; i < 30; ++i) {
+      auto v = client->get("k" + std::to_string(i));
+      ASSERT_TRUE(v.ok()) << v.status().to_string();
+      EXPECT_EQ(*v, std::optional<std::string>("v")) << i;
+    }
+    ASSERT_TRUE(client->put("after" + std::to_string(restart), "x").ok());
+    c.nodes_.clear();
+  }
 }
 
 }  // namespace

@@ -49,7 +49,6 @@ std::optional<uint64_t> parse_segment_name(std::string_view name) {
   return log_files::parse_numbered_name(name, "wal-", ".skv");
 }
 
-
 std::string encode_segment_header(uint64_t number) {
   std::string out(kSegmentHeaderBytes, '\0');
   std::memcpy(out.data(), kSegmentMagic.data(), 4);
@@ -70,9 +69,6 @@ void append_frame(std::string& out, uint8_t kind, uint64_t group, std::string_vi
   // The checksum covers kind, group and payload, contiguous from offset 12.
   store_le64(p + 4, XXH3_64bits(p + 12, payload.size() + 9));
 }
-
-
-
 
 enum class HeaderState { kOk, kShort, kGarbled, kOtherVersion, kWrongNumber };
 
@@ -797,6 +793,48 @@ GroupLogStats GroupLog::stats() const {
 
 // ------------------------------------------------------------------ migration
 
+namespace {
+
+Status fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error("open", dir, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return io_error("fsync", dir, err);
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<bool> migrate_disk_log(SharedLog& log, uint64_t group, const fs::path& dir, bool fsync) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return false;
+  std::vector<std::string> records;
+  {
+    Recovery recovered;
+    auto old = DiskLog::open(DiskLogOptions{dir, fsync, nullptr}, {}, &recovered);
+    if (!old.ok()) return old.status();  // it names the directory or file
+    records = std::move(recovered.records);
+  }
+  if (Status s = log.drop_group(group); !s.ok()) return s;
+  {
+    std::vector<std::string> existing;
+    auto opened = log.open_group(group, {}, &existing);
+    if (!opened.ok()) return opened.status();
+    for (const std::string& r : records) (*opened)->append(r);
+  }  // closing the group waits until its records are durable
+  if (Status s = log.status(); !s.ok()) return s;
+  fs::remove_all(dir, ec);
+  if (ec) return Status::IOError(fmt::format("remove {}: {}", dir.string(), ec.message()));
+  if (fsync) {
+    if (Status s = fsync_dir(dir.parent_path()); !s.ok()) return s;
+  }
+  spdlog::info("moved {} records of group {} from {} into the shared log", records.size(), group,
+               dir.string());
+  return true;
+}
+
 Result<size_t> migrate_group_logs(SharedLog& log, const fs::path& groups_dir, bool fsync) {
   std::error_code ec;
   if (!fs::is_directory(groups_dir, ec)) return size_t{0};
@@ -812,34 +850,9 @@ Result<size_t> migrate_group_logs(SharedLog& log, const fs::path& groups_dir, bo
   std::sort(dirs.begin(), dirs.end());
   size_t moved = 0;
   for (const auto& [id, dir] : dirs) {
-    std::vector<std::string> records;
-    {
-      Recovery recovered;
-      auto old = DiskLog::open(DiskLogOptions{dir, fsync, nullptr}, {}, &recovered);
-      if (!old.ok()) return old.status();  // it names the directory or file
-      records = std::move(recovered.records);
-    }
-    if (Status s = log.drop_group(id); !s.ok()) return s;
-    {
-      std::vector<std::string> existing;
-      auto group = log.open_group(id, {}, &existing);
-      if (!group.ok()) return group.status();
-      for (const std::string& r : records) (*group)->append(r);
-    }  // closing the group waits until its records are durable
-    if (Status s = log.status(); !s.ok()) return s;
-    fs::remove_all(dir, ec);
-    if (ec) return Status::IOError(fmt::format("remove {}: {}", dir.string(), ec.message()));
-    if (fsync) {
-      int fd = ::open(groups_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (fd < 0) return io_error("open", groups_dir, errno);
-      const int rc = ::fsync(fd);
-      const int err = errno;
-      ::close(fd);
-      if (rc != 0) return io_error("fsync", groups_dir, err);
-    }
-    spdlog::info("moved {} records of group {} from {} into the shared log", records.size(), id,
-                 dir.string());
-    ++moved;
+    auto done = migrate_disk_log(log, id, dir, fsync);
+    if (!done.ok()) return done.status();
+    if (*done) ++moved;
   }
   if (fs::is_empty(groups_dir, ec)) fs::remove(groups_dir, ec);
   return moved;

@@ -1,6 +1,7 @@
 // SharedLog — one node's write-ahead log shared by all of its replica groups.
 //
-// A node hosts many replica groups (DESIGN.md, "One host per node"). Each group needs
+// A node hosts many replica groups (DESIGN.md, "One host per node"), the metadata
+// group among them as group 0 (net/raft_node.h opens the log). Each group needs
 // what a DiskLog gives one protocol (replication/env.h persist / persist_checkpoint /
 // on_persisted and recovery), but a log per group costs a fsync per busy group per
 // round. SharedLog gives every group a GroupLog handle with DiskLog's contract, over
@@ -276,6 +277,18 @@ class GroupLog {
   std::shared_ptr<SharedLog> log_;
   std::shared_ptr<SharedLog::Group> group_;
 };
+
+// Moves one DiskLog directory into `log` as group `group`: the DiskLog is recovered,
+// any records of the group already in `log` are dropped (a migration cut short by a
+// crash: redone whole), the recovered records are appended and made durable, and only
+// then is `dir` removed and its parent directory fsync'ed (so that the old copy cannot
+// come back after a power cut and replace newer records at the next start). The group
+// must not be open. Returns false, having done nothing, when `dir` is not a directory.
+// Errors: what DiskLog::open or the SharedLog report (`dir` is then left as it was).
+// The metadata group's log of older data directories, <data>/raft, moves in this way
+// (net/raft_node.h).
+Result<bool> migrate_disk_log(SharedLog& log, uint64_t group, const std::filesystem::path& dir,
+                              bool fsync);
 
 // Moves group logs of the layout before SharedLog — one DiskLog directory per group,
 // <groups_dir>/<group id>/ — into `log`, one group at a time: its DiskLog is recovered,

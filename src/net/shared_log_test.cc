@@ -612,5 +612,66 @@ TEST_F(SharedLogTest, PerGroupDiskLogsOfTheOldLayoutAreMovedIn) {
   EXPECT_EQ(b, (Records{"b1"}));
 }
 
+// The metadata group's log of older data directories (<data>/raft, one DiskLog) moves
+// in as one group, next to groups already in the log; a move cut short is redone whole.
+TEST_F(SharedLogTest, ADiskLogDirectoryIsMovedInAsOneGroup) {
+  const fs::path old_dir = dir_ / "raft";
+  {
+    Recovery rec;
+    auto old = DiskLog::open(DiskLogOptions{old_dir}, {}, &rec);
+    ASSERT_TRUE(old.ok());
+    (*old)->append("stale");
+    (*old)->append_checkpoint("m-snap");
+    (*old)->append("m1");
+    (*old)->append("m2");
+  }
+  const fs::path wal = dir_ / "wal";
+  {
+    auto log = SharedLog::open(SharedLogOptions{wal});
+    ASSERT_TRUE(log.ok());
+    {
+      Records none;
+      auto data = (*log)->open_group(7, {}, &none);
+      ASSERT_TRUE(data.ok());
+      (*data)->append("d1");
+      // A move cut short by a crash left part of group 0 in the shared log.
+      auto partial = (*log)->open_group(0, {}, &none);
+      ASSERT_TRUE(partial.ok());
+      (*partial)->append("m-snap");
+    }
+    auto moved = migrate_disk_log(**log, 0, old_dir, true);
+    ASSERT_TRUE(moved.ok()) << moved.status().to_string();
+    EXPECT_TRUE(*moved);
+    EXPECT_FALSE(fs::exists(old_dir));
+    auto again = migrate_disk_log(**log, 0, old_dir, true);
+    ASSERT_TRUE(again.ok());
+    EXPECT_FALSE(*again) << "nothing left to move";
+    EXPECT_FALSE(fs::exists(old_dir)) << "a missing directory is not created";
+  }
+  auto log = SharedLog::open(SharedLogOptions{wal});
+  ASSERT_TRUE(log.ok());
+  Records meta, data;
+  auto gm = (*log)->open_group(0, {}, &meta);
+  auto gd = (*log)->open_group(7, {}, &data);
+  EXPECT_EQ(meta, (Records{"m-snap", "m1", "m2"}));
+  EXPECT_EQ(data, (Records{"d1"})) << "other groups are untouched";
+}
+
+// A DiskLog that does not recover (damage before its last segment) is not moved, and
+// its directory is left as it was for the operator to look at.
+TEST_F(SharedLogTest, ADamagedDiskLogIsNotMovedAndStaysInPlace) {
+  const fs::path old_dir = dir_ / "raft";
+  fs::create_directories(old_dir);
+  // A segment that is not a DiskLog segment at all, followed by a later one.
+  write_bytes(old_dir / "log-0000000001.skv", "garbage that is no segment header");
+  write_bytes(old_dir / "log-0000000002.skv", "");
+  auto log = SharedLog::open(SharedLogOptions{dir_ / "wal"});
+  ASSERT_TRUE(log.ok());
+  auto moved = migrate_disk_log(**log, 0, old_dir, true);
+  EXPECT_FALSE(moved.ok());
+  EXPECT_TRUE(fs::exists(old_dir / "log-0000000001.skv"));
+  EXPECT_TRUE((*log)->groups().empty());
+}
+
 }  // namespace
 }  // namespace statekv::net

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "coord/replica_groups.h"
+#include "core/thread_name.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "net/blocking_connection.h"
@@ -299,7 +300,10 @@ ReplicaControllerThread::ReplicaControllerThread(ReplicaControllerOptions option
     : options_(std::move(options)),
       io_(options_.io ? std::move(options_.io) : peer_replica_move_io(options_.secret)),
       controller_(*io_) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("replica-ctl");
+    run();
+  });
 }
 
 ReplicaControllerThread::~ReplicaControllerThread() {

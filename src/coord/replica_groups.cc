@@ -19,6 +19,7 @@
 
 #include "coord/routing_errors.h"
 #include "core/assert.h"
+#include "core/thread_name.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
 #include "replication/codec.h"
@@ -365,7 +366,11 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         spdlog::error("group {}: a committed entry does not decode: {}", id.value(),
                       m.status().to_string());
       } else {
-        if (auto applied = host.store_.apply(m->mutation()); !applied.ok()) {
+        // The raft log holds the entry and replays it after a restart
+        // (from the last snapshot, which restore() rewrites whole): the
+        // engine need not log it too.
+        if (auto applied = host.store_.apply(m->mutation(), server::Store::Logging::kInReplicaLog);
+            !applied.ok()) {
           spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
                         applied.status().to_string());
         }
@@ -482,7 +487,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // changed up to the snapshot's index (set once raft is done restoring).
     changes.clear();
     changes_floor_pending = true;
-    if (auto r = host.store_.apply(all); !r.ok()) return r.status();
+    if (auto r = host.store_.apply(all, server::Store::Logging::kInReplicaLog); !r.ok()) {
+      return r.status();
+    }
     // Nor which keys tracking clients (here, or of nodes whose reads this
     // member served) may hold stale: they drop everything.
     host.service_.tracking_flushed(/*local_only=*/false);
@@ -651,7 +658,10 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
     balance_leaders();
     watch_peers();
   });
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("replica-groups");
+    io_.run();
+  });
 }
 
 void ReplicaGroups::Impl::watch_peers() {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 
+#include "core/thread_name.h"
 #include "server/number.h"
 
 namespace statekv::coord {
@@ -21,7 +22,10 @@ std::string ok_reply(std::string_view text) {
 }  // namespace
 
 TrackingRelay::TrackingRelay(Hooks hooks) : hooks_(std::move(hooks)) {
-  thread_ = std::thread([this] { hello_loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("tracking-relay");
+    hello_loop();
+  });
 }
 
 TrackingRelay::~TrackingRelay() {

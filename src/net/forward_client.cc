@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/thread_name.h"
 #include "net/asio.h"
 #include "net/handshake.h"
 
@@ -30,7 +31,10 @@ class ForwardClient::Impl : public std::enable_shared_from_this<ForwardClient::I
 
   void start() {
     arm_sweep();
-    thread_ = std::thread([self = shared_from_this()] { self->io_.run(); });
+    thread_ = std::thread([self = shared_from_this()] {
+      name_this_thread("forward");
+      self->io_.run();
+    });
   }
 
   void stop() {

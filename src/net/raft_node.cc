@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "core/assert.h"
+#include "core/thread_name.h"
 #include "net/asio.h"
 #include "net/shared_log.h"
 #include "net/transport.h"
@@ -161,7 +162,10 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       constructed.set_value();
     });
     asio::post(io_, [this] { ping_peers(); });
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("metadata-raft");
+      io_.run();
+    });
     constructed.get_future().wait();
     return Status::OK();
   }

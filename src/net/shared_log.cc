@@ -20,6 +20,7 @@
 
 #include "core/assert.h"
 #include "core/little_endian.h"
+#include "core/thread_name.h"
 #include "net/disk_log.h"
 #include "net/log_files.h"
 
@@ -302,7 +303,10 @@ Result<std::shared_ptr<SharedLog>> SharedLog::open(SharedLogOptions options,
       return s;
     }
   }
-  log->sync_thread_ = std::thread([raw = log.get()] { raw->sync_loop(); });
+  log->sync_thread_ = std::thread([raw = log.get()] {
+    name_this_thread("wal-sync");
+    raw->sync_loop();
+  });
   return log;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/assert.h"
+#include "core/thread_name.h"
 #include "server/connection.h"
 
 namespace statekv::server {
@@ -64,7 +65,10 @@ NetworkThread::~NetworkThread() {
 
 void NetworkThread::start() {
   schedule_tick();
-  thread_ = std::thread([this] { context_.run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("io-" + std::to_string(index_));
+    context_.run();
+  });
 }
 
 void NetworkThread::stop() {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "server/command.h"
+#include "core/thread_name.h"
 #include "server/command_table.h"
 #include "server/context.h"
 
@@ -605,7 +606,10 @@ class ServiceImpl final : public Service {
     std::lock_guard lock(mu_);
     if (expirer_.joinable()) return;
     stopping_ = false;
-    expirer_ = std::thread([this] { expire_loop(); });
+    expirer_ = std::thread([this] {
+      name_this_thread("expirer");
+      expire_loop();
+    });
   }
 
   void stop() override {

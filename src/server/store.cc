@@ -235,7 +235,7 @@ Store::Meta Store::meta_of(const RecordView& rec) {
   return Meta{true, rec.expire_ms, record_generation(rec.type, rec.value)};
 }
 
-Result<storage::Sequence> Store::apply(const replication::Mutation& mutation) {
+Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Logging logging) {
   using Kind = replication::Effect::Kind;
   const auto& effects = mutation.effects;
   if (effects.empty()) return storage::Sequence{0};
@@ -288,10 +288,10 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation) {
         e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
     writes.push_back(Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms, type});
   }
-  return apply_locked(writes);
+  return apply_locked(writes, logging == Logging::kInReplicaLog);
 }
 
-Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
+Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, bool unlogged) {
   int64_t key_delta = 0;
   int64_t expire_delta = 0;
   // The generation each record write leaves its key owning.
@@ -317,7 +317,7 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
   if (ops == 0) return storage::Sequence{0};
 
   Result<storage::Sequence> seq = storage::Sequence{0};
-  if (ops == 1 && !gens_change) {
+  if (ops == 1 && !gens_change && !unlogged) {
     // The common case (SET/INCR of a key without TTL changes, HSET of a field
     // of a large hash): one engine call, no batch allocation.
     const Write& w = *std::find_if(writes.begin(), writes.end(), [](const Write& x) {
@@ -353,6 +353,7 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes) {
     thread_local std::string index_value;
     std::string old_score;
     batch.clear();
+    batch.set_unlogged(unlogged);
     retired.clear();
     owned.clear();
     for (const Write& w : writes) {

@@ -153,7 +153,8 @@ class Store {
   // Applies writes as one atomic Engine write (0 when there was nothing to do).
   // The caller holds every key's stripe lock, and no key's record is written
   // twice (element writes may name a key whose record is also written).
-  Result<storage::Sequence> apply_locked(std::span<const Write> writes);
+  // unlogged: the engine write skips the engine's log (apply's kInReplicaLog).
+  Result<storage::Sequence> apply_locked(std::span<const Write> writes, bool unlogged = false);
   Result<storage::Sequence> put_locked(std::string_view key, const Meta& old,
                                        std::string_view value, int64_t expire_ms);
   Result<storage::Sequence> erase_locked(std::string_view key, const Meta& old);
@@ -198,7 +199,16 @@ class Store {
   // Expiry times are the mutation's; this node's clock is not read. A clear
   // effect must be the mutation's only effect. InvalidArgument when a key
   // appears twice or a clear is mixed with other effects (nothing is applied).
-  Result<storage::Sequence> apply(const replication::Mutation& mutation);
+  //
+  // kInReplicaLog: the effects are a replica group's committed entry, whose
+  // raft log keeps them and replays them after a restart, so the engine does
+  // not log them too (storage::WriteBatch, "Unlogged": no second fsync per
+  // write). Only for effects on the group's own keys: whatever must survive a
+  // crash without the group's log (the records of a group dropped here) uses
+  // kInEngineLog.
+  enum class Logging { kInEngineLog, kInReplicaLog };
+  Result<storage::Sequence> apply(const replication::Mutation& mutation,
+                                  Logging logging = Logging::kInEngineLog);
 
   // How the executor erases an expired key: through its replica group, so the
   // erase replicates like a write. Called with the key's stripe lock held.

@@ -42,6 +42,14 @@ enum class FsyncPolicy {
 };
 
 // An atomic group of puts and deletes, applied in order.
+//
+// Unlogged: the engine does not write the batch to its own write-ahead log,
+// so it costs no fsync, and a crash may lose it (and any later unlogged
+// batch) until the engine has flushed its memory to its files; what survives
+// of the unlogged batches is a prefix of them, in order. durable_sequence()
+// makes no promise about unlogged batches. For writes whose log is kept
+// elsewhere: a replica group's applied entries, which its raft log replays
+// after a restart (coord/replica_groups.h).
 class WriteBatch {
  public:
   enum class OpType : unsigned char { kPut, kDelete };
@@ -58,10 +66,16 @@ class WriteBatch {
   const std::vector<Op>& ops() const { return ops_; }
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
-  void clear() { ops_.clear(); }
+  void clear() {
+    ops_.clear();
+    unlogged_ = false;
+  }
+  void set_unlogged(bool unlogged) { unlogged_ = unlogged; }
+  bool unlogged() const { return unlogged_; }
 
  private:
   std::vector<Op> ops_;
+  bool unlogged_ = false;
 };
 
 // Called for each entry of a scan, in ascending key order. Return false to stop.

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "core/assert.h"
+#include "core/thread_name.h"
 
 namespace statekv::storage {
 
@@ -103,7 +104,10 @@ RocksDbEngine::RocksDbEngine(const RocksDbEngineOptions& options, rocksdb::DB* d
     : options_(options), db_(db), cache_(std::move(cache)), statistics_(std::move(statistics)) {
   // Whatever recovery found is on disk: durable.
   durable_.advance(db_->GetLatestSequenceNumber());
-  if (options_.fsync == FsyncPolicy::kBatch) sync_thread_ = std::thread([this] { sync_loop(); });
+  if (options_.fsync == FsyncPolicy::kBatch) sync_thread_ = std::thread([this] {
+      name_this_thread("store-sync");
+      sync_loop();
+    });
 }
 
 RocksDbEngine::~RocksDbEngine() {
@@ -130,10 +134,13 @@ Status RocksDbEngine::get(std::string_view key, std::string* value) {
   return from_rocks(db_->Get(rocksdb::ReadOptions(), slice(key), value));
 }
 
-Result<Sequence> RocksDbEngine::apply(rocksdb::WriteBatch* batch) {
+Result<Sequence> RocksDbEngine::apply(rocksdb::WriteBatch* batch, bool unlogged) {
   if (Status err = background_error(); !err.ok()) return err;
   rocksdb::WriteOptions wo;
-  wo.sync = options_.fsync == FsyncPolicy::kAlways;
+  // RocksDB refuses a synced write without its WAL: an unlogged batch has
+  // nothing to sync.
+  wo.disableWAL = unlogged;
+  wo.sync = options_.fsync == FsyncPolicy::kAlways && !unlogged;
   const uint32_t count = static_cast<uint32_t>(batch->Count());
   if (count == 0) return last_sequence();
   rocksdb::Status s = db_->Write(wo, batch);
@@ -142,6 +149,7 @@ Result<Sequence> RocksDbEngine::apply(rocksdb::WriteBatch* batch) {
   const Sequence seq = first + count - 1;
   SKV_ASSERT(first > 0 && seq <= db_->GetLatestSequenceNumber(),
              "rocksdb did not stamp the batch with its sequence");
+  if (unlogged) return seq;  // nothing of it to sync (engine.h, WriteBatch)
   switch (options_.fsync) {
     case FsyncPolicy::kAlways:
       // The WAL is append-only and every write is synced, so syncing this one made
@@ -183,7 +191,7 @@ Result<Sequence> RocksDbEngine::write(const WriteBatch& batch) {
       rb.Delete(slice(op.key));
     }
   }
-  return apply(&rb);
+  return apply(&rb, batch.unlogged());
 }
 
 Status RocksDbEngine::scan(std::string_view start, std::string_view end, size_t limit,

@@ -82,7 +82,7 @@ class RocksDbEngine final : public Engine {
   RocksDbEngine(const RocksDbEngineOptions& options, rocksdb::DB* db,
                 std::shared_ptr<rocksdb::Cache> cache,
                 std::shared_ptr<rocksdb::Statistics> statistics);
-  Result<Sequence> apply(rocksdb::WriteBatch* batch);
+  Result<Sequence> apply(rocksdb::WriteBatch* batch, bool unlogged = false);
   Status sync_now();  // SyncWAL, then advance the durable point; records failures
   void sync_loop();
   Status background_error() const;

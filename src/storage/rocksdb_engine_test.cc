@@ -118,6 +118,51 @@ void crash_and_verify(FsyncPolicy policy, uint32_t acks_before_kill) {
   EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged writes";
 }
 
+TEST(RocksDbEngine, UnloggedBatchesCostNoFsyncAndAreReadAtOnce) {
+  for (FsyncPolicy policy : {FsyncPolicy::kBatch, FsyncPolicy::kAlways}) {
+    TempDir dir;
+    auto e = open_rocksdb_or_fail(dir.path(), policy);
+    ASSERT_NE(e, nullptr);
+    const uint64_t fsyncs = e->stats().fsyncs;
+    for (int i = 0; i < 200; ++i) {
+      WriteBatch b;
+      b.set_unlogged(true);
+      b.put("u" + std::to_string(i), "v");
+      b.del("u" + std::to_string(i - 1));
+      ASSERT_TRUE(e->write(b).ok());
+    }
+    std::string v;
+    EXPECT_TRUE(e->get("u199", &v).ok());
+    EXPECT_TRUE(e->get("u198", &v).is_not_found());
+    EXPECT_EQ(e->stats().fsyncs, fsyncs) << "an unlogged batch was synced";
+    // A logged write afterwards is synced as usual (kBatch: by the sync thread).
+    auto seq = e->put("logged", "1");
+    ASSERT_TRUE(seq.ok());
+    if (policy == FsyncPolicy::kBatch) {
+      for (int i = 0; i < 500 && e->durable_sequence() < *seq; ++i) usleep(2000);
+    }
+    EXPECT_GE(e->durable_sequence(), *seq);
+    EXPECT_GT(e->stats().fsyncs, fsyncs);
+  }
+}
+
+TEST(RocksDbEngine, UnloggedBatchesSurviveACleanClose) {
+  TempDir dir;
+  {
+    auto e = open_rocksdb_or_fail(dir.path(), FsyncPolicy::kBatch);
+    ASSERT_NE(e, nullptr);
+    WriteBatch b;
+    b.set_unlogged(true);
+    b.put("u", "kept");
+    ASSERT_TRUE(e->write(b).ok());
+  }
+  auto e = open_rocksdb_or_fail(dir.path(), FsyncPolicy::kBatch);
+  ASSERT_NE(e, nullptr);
+  std::string v;
+  ASSERT_TRUE(e->get("u", &v).ok());
+  EXPECT_EQ(v, "kept");
+}
+
 TEST(RocksDbEngine, SigkillLosesNoAcknowledgedWriteUnderAlways) {
   crash_and_verify(FsyncPolicy::kAlways, 300);
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "support/raw_pair.h"
@@ -258,6 +259,207 @@ TEST_P(TransactionTest, WatchBrokenByAnotherClientByExpiryAndByFlush) {
   p.call({"MULTI"});
   p.call({"GET", "r"});
   p.call({"EXEC"});
+}
+
+// Hashes, lists, sets and sorted sets past their compact size inside
+// MULTI/EXEC, byte for byte as Redis: each command sees what the earlier ones
+// of the transaction wrote (statekv reads through the elements staged), a
+// collection deleted and re-created in one transaction, conversions from the
+// compact encoding inside one, EXECABORT and WATCH as for any key.
+// (statekv answered such an EXEC with an error and committed nothing.)
+TEST_P(TransactionTest, LargeCollectionsInsideMulti) {
+  RawPair p = pair();
+  RawPair other = pair();
+  p.call({"FLUSHALL"});
+  Args hset = {"HSET", "h"};
+  for (int i = 0; i < 10000; ++i) {
+    hset.push_back("f" + std::to_string(i));
+    hset.push_back("v" + std::to_string(i));
+  }
+  p.call(hset);
+  Args rpush = {"RPUSH", "l"};
+  for (int i = 0; i < 1000; ++i) rpush.push_back("e" + std::to_string(i));
+  p.call(rpush);
+  Args sadd = {"SADD", "s"};
+  for (int i = 0; i < 2000; ++i) sadd.push_back("m" + std::to_string(i));
+  p.call(sadd);
+  Args zadd = {"ZADD", "z"};
+  for (int i = 0; i < 1000; ++i) {
+    zadd.push_back(std::to_string(i));
+    zadd.push_back("m" + std::to_string(i));
+  }
+  p.call(zadd);
+
+  // Hash.
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "f1", "new", "extra", "x"});
+  p.call({"HGET", "h", "f1"});
+  p.call({"HGET", "h", "extra"});
+  p.call({"HLEN", "h"});
+  p.call({"HDEL", "h", "f2", "nope"});
+  p.call({"HEXISTS", "h", "f2"});
+  p.call({"HMGET", "h", "f1", "f2", "f3", "extra"});
+  p.call({"HINCRBY", "h", "counter", "5"});
+  p.call({"HINCRBY", "h", "counter", "5"});
+  p.call({"HSETNX", "h", "f3", "no"});
+  p.call({"HSTRLEN", "h", "f1"});
+  p.call({"HLEN", "h"});
+  p.call({"EXEC"});
+  p.call({"HMGET", "h", "f1", "f2", "f3", "extra", "counter"});
+  p.call({"HLEN", "h"});
+  p.call({"OBJECT", "ENCODING", "h"});
+
+  // List.
+  p.call({"MULTI"});
+  p.call({"LPUSH", "l", "a", "b"});
+  p.call({"RPUSH", "l", "z"});
+  p.call({"LRANGE", "l", "0", "4"});
+  p.call({"LRANGE", "l", "-3", "-1"});
+  p.call({"LSET", "l", "10", "set"});
+  p.call({"LINDEX", "l", "10"});
+  p.call({"LPOP", "l", "2"});
+  p.call({"RPOP", "l"});
+  p.call({"LTRIM", "l", "0", "799"});
+  p.call({"LLEN", "l"});
+  p.call({"LINSERT", "l", "BEFORE", "e5", "ins"});
+  p.call({"LPOS", "l", "ins"});
+  p.call({"LREM", "l", "0", "e6"});
+  p.call({"LMOVE", "l", "l2", "LEFT", "RIGHT"});
+  p.call({"LRANGE", "l", "0", "9"});
+  p.call({"LLEN", "l"});
+  p.call({"EXEC"});
+  p.call({"LRANGE", "l", "0", "-1"});
+  p.call({"LRANGE", "l2", "0", "-1"});
+
+  // Set (SPOP's choice is random: its deterministic cases only).
+  p.call({"MULTI"});
+  p.call({"SADD", "s", "new", "m1"});
+  p.call({"SISMEMBER", "s", "new"});
+  p.call({"SCARD", "s"});
+  p.call({"SREM", "s", "m2", "m3"});
+  p.call({"SMISMEMBER", "s", "m1", "m2", "m3", "new"});
+  p.call({"SMOVE", "s", "s2", "m4"});
+  p.call({"SISMEMBER", "s", "m4"});
+  p.call({"SINTERCARD", "2", "s", "s2"});
+  p.call({"SADD", "s2", "m5", "new"});
+  p.call({"SINTERSTORE", "both", "s", "s2"});
+  p.call({"SCARD", "both"});
+  p.call({"SMISMEMBER", "both", "m5", "new", "m1"});
+  p.call({"DEL", "both"});
+  p.call({"EXISTS", "both"});
+  p.call({"SCARD", "s"});
+  p.call({"EXEC"});
+  p.call({"SCARD", "s"});
+  p.call({"SMISMEMBER", "s", "m1", "m2", "m3", "m4", "m5", "new"});
+
+  // Sorted set.
+  p.call({"MULTI"});
+  p.call({"ZADD", "z", "2.5", "new", "5000", "m0"});
+  p.call({"ZRANK", "z", "new"});
+  p.call({"ZRANK", "z", "m0"});
+  p.call({"ZREVRANK", "z", "m0"});
+  p.call({"ZSCORE", "z", "new"});
+  p.call({"ZINCRBY", "z", "-10", "m20"});
+  p.call({"ZRANGE", "z", "0", "5", "WITHSCORES"});
+  p.call({"ZRANGE", "z", "-2", "-1", "WITHSCORES"});
+  p.call({"ZRANGEBYSCORE", "z", "2", "(4", "WITHSCORES"});
+  p.call({"ZREVRANGEBYSCORE", "z", "15", "9", "LIMIT", "1", "3"});
+  p.call({"ZCOUNT", "z", "0", "10"});
+  p.call({"ZREM", "z", "m5", "nope"});
+  p.call({"ZPOPMIN", "z", "2"});
+  p.call({"ZPOPMAX", "z"});
+  p.call({"ZRANGESTORE", "z2", "z", "0", "199"});
+  p.call({"ZCARD", "z2"});
+  p.call({"ZRANGE", "z2", "0", "3"});
+  p.call({"ZCARD", "z"});
+  p.call({"EXEC"});
+  p.call({"ZRANGE", "z", "0", "-1", "WITHSCORES"});
+  p.call({"ZRANGE", "z2", "-3", "-1", "WITHSCORES"});
+
+  // Deleted and re-created in one transaction; converted from compact in one.
+  p.call({"MULTI"});
+  p.call({"DEL", "h", "s"});
+  p.call({"HLEN", "h"});
+  p.call({"HSET", "h", "a", "1"});
+  p.call({"OBJECT", "ENCODING", "h"});
+  p.call(hset);
+  p.call({"HGET", "h", "a"});
+  p.call({"HGET", "h", "f9999"});
+  p.call({"HLEN", "h"});
+  p.call({"OBJECT", "ENCODING", "h"});
+  p.call(sadd);
+  p.call({"SISMEMBER", "s", "m1999"});
+  p.call({"SCARD", "s"});
+  p.call({"DEL", "s"});
+  p.call({"SCARD", "s"});
+  p.call({"EXEC"});
+  p.call({"HLEN", "h"});
+  p.call({"HGET", "h", "a"});
+  p.call({"EXISTS", "s"});
+  p.call({"DBSIZE"});
+
+  // EXECABORT: nothing runs, the large hash is intact.
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "a", "2"});
+  p.call({"HSET", "h"});
+  p.call({"EXEC"});
+  p.call({"HGET", "h", "a"});
+  // A watched large collection changed by another client's element write
+  // (its head record unchanged): EXEC runs nothing.
+  p.call({"WATCH", "h"});
+  other.call({"HSET", "h", "f5", "theirs"});
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "f5", "mine"});
+  EXPECT_EQ(p.call({"EXEC"}), "*-1\r\n");
+  p.call({"HGET", "h", "f5"});
+  // Unchanged: it runs.
+  p.call({"WATCH", "h", "l"});
+  other.call({"HGET", "h", "f5"});
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "f5", "mine"});
+  p.call({"RPOPLPUSH", "l", "h"});
+  p.call({"LPUSH", "l", "w"});
+  p.call({"EXEC"});
+  p.call({"HGET", "h", "f5"});
+  p.call({"LRANGE", "l", "0", "1"});
+}
+
+// SPOP and SRANDMEMBER inside MULTI on a large set: the members they choose
+// are random (so only statekv's are checked), but later commands of the
+// transaction see them gone, and the whole transaction commits.
+TEST_P(TransactionTest, RandomPopsOfALargeSetInsideMulti) {
+  RawPair p = pair();
+  Args sadd = {"SADD", "s"};
+  for (int i = 0; i < 1000; ++i) sadd.push_back("m" + std::to_string(i));
+  p.call(sadd);
+  RawClient& c = p.subject();
+  ASSERT_TRUE(c.call({"MULTI"}).ok());
+  ASSERT_TRUE(c.call({"SPOP", "s", "5"}).ok());
+  ASSERT_TRUE(c.call({"SCARD", "s"}).ok());
+  ASSERT_TRUE(c.call({"SRANDMEMBER", "s", "-3000"}).ok());
+  ASSERT_TRUE(c.call({"SMEMBERS", "s"}).ok());
+  auto exec = c.call({"EXEC"});
+  ASSERT_TRUE(exec.ok());
+  const resp::Value& v = exec->value;
+  ASSERT_EQ(v.elements.size(), 4u) << exec->bytes;
+  const auto& popped = v.elements[0].elements;
+  ASSERT_EQ(popped.size(), 5u);
+  std::set<std::string> gone;
+  for (const auto& m : popped) gone.insert(m.str);
+  EXPECT_EQ(gone.size(), 5u);
+  EXPECT_EQ(v.elements[1].integer, 995);
+  ASSERT_EQ(v.elements[2].elements.size(), 3000u);
+  for (const auto& m : v.elements[2].elements) EXPECT_FALSE(gone.contains(m.str)) << m.str;
+  ASSERT_EQ(v.elements[3].elements.size(), 995u);
+  for (const auto& m : v.elements[3].elements) EXPECT_FALSE(gone.contains(m.str)) << m.str;
+  for (const auto& m : gone) {
+    auto r = c.call({"SISMEMBER", "s", m});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->bytes, ":0\r\n") << m;
+  }
+  auto card = c.call({"SCARD", "s"});
+  ASSERT_TRUE(card.ok());
+  EXPECT_EQ(card->bytes, ":995\r\n");
 }
 
 // Several clients run MULTI INCR x INCR y EXEC at once; readers read x and y

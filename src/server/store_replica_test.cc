@@ -828,6 +828,29 @@ TEST(StoreReplica, ATransactionWritesLargeCollectionsElementByElement) {
   EXPECT_EQ(count_prefix(h.engine(), 'm'), m_before + 700 - 10000);
 }
 
+// FLUSHALL inside a transaction with writes after it erases every key one by
+// one: a large collection's erase retires its generation, so its elements are
+// reclaimed (they leaked before: the erase did not name the generation).
+TEST(StoreReplica, AFlushInsideATransactionRetiresLargeCollections) {
+  ReplicaFixture f;
+  Harness& h = f.h();
+  h.run(many("HSET", "h", 600, true));
+  h.run(many("SADD", "s", 300, false));
+  h.run({"MULTI"});
+  h.run({"FLUSHALL"});
+  h.run(many("SADD", "t", 200, false));
+  h.run({"SET", "x", "1"});
+  EXPECT_EQ(testing::describe(h.run({"EXEC"})), "[+OK, :200, +OK, ]");
+  f.expect_same_state("EXEC");
+  EXPECT_EQ(f.leader().garbage_count(), 2u);
+  for (Store* s : {&f.leader(), &f.replica()}) {
+    while (s->garbage_count() > 0) ASSERT_TRUE(s->reclaim(1000).ok());
+  }
+  f.expect_same_state("reclaimed");
+  EXPECT_EQ(count_prefix(h.engine(), 'm'), 200u);
+  EXPECT_EQ(h.run({"DBSIZE"}).integer, 2);
+}
+
 // Random mixes of collection commands over every size, run as transactions
 // on one store and one by one on another: the same replies, and once both
 // reclaimed their garbage, the same engine, byte for byte (the replica of the

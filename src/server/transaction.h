@@ -13,8 +13,9 @@
 // when the transaction flushes), checks the watches under those locks, then
 // runs each command's handler against a Transaction: the handlers' effects
 // (CommandContext::commit/commit_clear) are staged in it instead of being
-// proposed, and their reads (CommandContext::read/read_locked) see what the
-// earlier commands staged. At the end the staged effects are proposed as ONE
+// proposed, and their reads (CommandContext::read/read_locked, and the
+// element reads of Collection and List) see what the earlier commands
+// staged. At the end the staged effects are proposed as ONE
 // Mutation, so readers (lock-free, one atomic engine write) and replicas see
 // all of the transaction or none of it. Runtime errors are per-command
 // replies inside the EXEC array, as in Redis (no rollback).

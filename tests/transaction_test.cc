@@ -424,34 +424,73 @@ TEST_P(TransactionTest, LargeCollectionsInsideMulti) {
   p.call({"LRANGE", "l", "0", "1"});
 }
 
-// SPOP and SRANDMEMBER inside MULTI on a large set: the members they choose
-// are random (so only statekv's are checked), but later commands of the
-// transaction see them gone, and the whole transaction commits.
+// SPOP, SRANDMEMBER and HRANDFIELD inside MULTI on large collections that
+// the transaction changed first (half the members removed, new ones added):
+// the members they choose are random (so only statekv's are checked), but
+// they choose among what the transaction left, later commands see the pops,
+// and the whole transaction commits.
 TEST_P(TransactionTest, RandomPopsOfALargeSetInsideMulti) {
   RawPair p = pair();
   Args sadd = {"SADD", "s"};
-  for (int i = 0; i < 1000; ++i) sadd.push_back("m" + std::to_string(i));
+  Args srem = {"SREM", "s"};
+  Args more = {"SADD", "s"};
+  Args hset = {"HSET", "h"};
+  Args hdel = {"HDEL", "h"};
+  for (int i = 0; i < 1000; ++i) {
+    sadd.push_back("m" + std::to_string(i));
+    hset.push_back("f" + std::to_string(i));
+    hset.push_back("v");
+    if (i % 2 == 0) srem.push_back("m" + std::to_string(i));
+    if (i >= 10) hdel.push_back("f" + std::to_string(i));
+  }
+  for (int i = 0; i < 100; ++i) more.push_back("n" + std::to_string(i));
   p.call(sadd);
+  p.call(hset);
+  std::set<std::string> removed(srem.begin() + 2, srem.end());
   RawClient& c = p.subject();
-  ASSERT_TRUE(c.call({"MULTI"}).ok());
-  ASSERT_TRUE(c.call({"SPOP", "s", "5"}).ok());
-  ASSERT_TRUE(c.call({"SCARD", "s"}).ok());
-  ASSERT_TRUE(c.call({"SRANDMEMBER", "s", "-3000"}).ok());
-  ASSERT_TRUE(c.call({"SMEMBERS", "s"}).ok());
+  for (const Args& cmd : std::vector<Args>{{"MULTI"},
+                                           srem,
+                                           more,
+                                           hdel,
+                                           {"SPOP", "s", "5"},
+                                           {"SCARD", "s"},
+                                           {"SRANDMEMBER", "s", "-3000"},
+                                           {"SMEMBERS", "s"},
+                                           {"HRANDFIELD", "h", "-200"},
+                                           {"HRANDFIELD", "h", "20"}}) {
+    ASSERT_TRUE(c.call(cmd).ok()) << cmd[0];
+  }
   auto exec = c.call({"EXEC"});
   ASSERT_TRUE(exec.ok());
   const resp::Value& v = exec->value;
-  ASSERT_EQ(v.elements.size(), 4u) << exec->bytes;
-  const auto& popped = v.elements[0].elements;
+  ASSERT_EQ(v.elements.size(), 9u) << exec->bytes;
+  EXPECT_EQ(v.elements[0].integer, 500);
+  EXPECT_EQ(v.elements[1].integer, 100);
+  EXPECT_EQ(v.elements[2].integer, 990);
+  const auto& popped = v.elements[3].elements;
   ASSERT_EQ(popped.size(), 5u);
   std::set<std::string> gone;
-  for (const auto& m : popped) gone.insert(m.str);
+  for (const auto& m : popped) {
+    gone.insert(m.str);
+    EXPECT_FALSE(removed.contains(m.str)) << m.str;
+  }
   EXPECT_EQ(gone.size(), 5u);
-  EXPECT_EQ(v.elements[1].integer, 995);
-  ASSERT_EQ(v.elements[2].elements.size(), 3000u);
-  for (const auto& m : v.elements[2].elements) EXPECT_FALSE(gone.contains(m.str)) << m.str;
-  ASSERT_EQ(v.elements[3].elements.size(), 995u);
-  for (const auto& m : v.elements[3].elements) EXPECT_FALSE(gone.contains(m.str)) << m.str;
+  EXPECT_EQ(v.elements[4].integer, 595);
+  ASSERT_EQ(v.elements[5].elements.size(), 3000u);
+  for (const auto& m : v.elements[5].elements) {
+    EXPECT_FALSE(gone.contains(m.str) || removed.contains(m.str)) << m.str;
+  }
+  ASSERT_EQ(v.elements[6].elements.size(), 595u);
+  std::set<std::string> members;
+  for (const auto& m : v.elements[6].elements) {
+    members.insert(m.str);
+    EXPECT_FALSE(gone.contains(m.str) || removed.contains(m.str)) << m.str;
+  }
+  EXPECT_EQ(members.size(), 595u);
+  // The hash kept f0..f9: every field chosen is one of them.
+  ASSERT_EQ(v.elements[7].elements.size(), 200u);
+  for (const auto& f : v.elements[7].elements) EXPECT_LT(f.str.size(), 3u) << f.str;
+  ASSERT_EQ(v.elements[8].elements.size(), 10u);
   for (const auto& m : gone) {
     auto r = c.call({"SISMEMBER", "s", m});
     ASSERT_TRUE(r.ok());
@@ -459,7 +498,7 @@ TEST_P(TransactionTest, RandomPopsOfALargeSetInsideMulti) {
   }
   auto card = c.call({"SCARD", "s"});
   ASSERT_TRUE(card.ok());
-  EXPECT_EQ(card->bytes, ":995\r\n");
+  EXPECT_EQ(card->bytes, ":595\r\n");
 }
 
 // Several clients run MULTI INCR x INCR y EXEC at once; readers read x and y

@@ -826,6 +826,52 @@ TEST(StoreReplica, ATransactionWritesLargeCollectionsElementByElement) {
   }
   f.expect_same_state("reclaimed");
   EXPECT_EQ(count_prefix(h.engine(), 'm'), m_before + 700 - 10000);
+
+  // Most of a set and a sorted set erased, then read: random seeks and
+  // ranges read past the stored entries the transaction erased.
+  h.run(many("SADD", "bigs", 2000, false));
+  std::vector<std::string> bigz = {"ZADD", "bigz"};
+  for (int i = 0; i < 1000; ++i) {
+    bigz.push_back(std::to_string(i));
+    bigz.push_back("e" + std::to_string(i));
+  }
+  h.run(bigz);
+  std::vector<std::string> srem = many("SREM", "bigs", 1990, false);
+  h.run({"MULTI"});
+  h.run(srem);
+  h.run({"SRANDMEMBER", "bigs", "-300"});
+  h.run({"SPOP", "bigs", "3"});
+  h.run({"SCARD", "bigs"});
+  h.run({"ZREMRANGEBYRANK", "bigz", "0", "899"});
+  h.run({"ZRANGE", "bigz", "0", "2", "WITHSCORES"});
+  h.run({"ZREMRANGEBYRANK", "bigz", "-50", "-1"});
+  h.run({"ZREVRANGE", "bigz", "0", "1"});
+  h.run({"ZRANGEBYSCORE", "bigz", "-inf", "+inf", "LIMIT", "10", "2"});
+  h.run({"ZRANK", "bigz", "e900"});
+  h.run({"ZPOPMIN", "bigz"});
+  for (int i = 0; i < 8; ++i) h.run({"SRANDMEMBER", "bigs"});  // one random seek each
+  auto last = h.run({"EXEC"});
+  ASSERT_EQ(last.elements.size(), 19u) << testing::describe(last);
+  for (size_t i = 11; i < 19; ++i) {
+    ASSERT_EQ(last.elements[i].type, resp::Value::Type::kBulk) << testing::describe(last);
+    EXPECT_GE(std::stoi(last.elements[i].str.substr(1)), 1990) << last.elements[i].str;
+  }
+  EXPECT_EQ(last.elements[0].integer, 1990);
+  ASSERT_EQ(last.elements[1].elements.size(), 300u);
+  for (const auto& m : last.elements[1].elements) {
+    EXPECT_GE(std::stoi(m.str.substr(1)), 1990) << m.str;
+  }
+  ASSERT_EQ(last.elements[2].elements.size(), 3u);
+  for (const auto& m : last.elements[2].elements) {
+    EXPECT_GE(std::stoi(m.str.substr(1)), 1990) << m.str;
+  }
+  EXPECT_EQ(last.elements[3].integer, 7);
+  EXPECT_EQ(testing::describe(last.elements[5]), "[$e900, $900, $e901, $901, $e902, $902, ]");
+  EXPECT_EQ(testing::describe(last.elements[7]), "[$e949, $e948, ]");
+  EXPECT_EQ(testing::describe(last.elements[8]), "[$e910, $e911, ]");
+  EXPECT_EQ(last.elements[9].integer, 0);
+  EXPECT_EQ(testing::describe(last.elements[10]), "[$e900, $900, ]");
+  f.expect_same_state("erased and read");
 }
 
 // FLUSHALL inside a transaction with writes after it erases every key one by
@@ -884,7 +930,7 @@ TEST(StoreReplica, TransactionsOfCollectionCommandsMatchTheCommandsRunOneByOne) 
       std::vector<std::vector<std::string>> cmds;
       const uint64_t n = 1 + rng.uniform(10);
       for (uint64_t i = 0; i < n; ++i) {
-        switch (rng.uniform(34)) {
+        switch (rng.uniform(40)) {
           case 0:
             cmds.push_back(bulk("HSET", typed('h'), true, false));
             break;
@@ -983,6 +1029,23 @@ TEST(StoreReplica, TransactionsOfCollectionCommandsMatchTheCommandsRunOneByOne) 
             break;
           case 32:
             cmds.push_back({"RENAME", key(), key()});
+            break;
+          // Many elements erased, then reads that page past them.
+          case 34:
+            cmds.push_back(bulk("SREM", typed('s'), false, false));
+            break;
+          case 35:
+            cmds.push_back(bulk("HDEL", typed('h'), false, false));
+            break;
+          case 36:
+            cmds.push_back({"ZREMRANGEBYRANK", typed('z'), "0", std::to_string(rng.range(0, 300))});
+            break;
+          case 37:
+            cmds.push_back({"ZREVRANGE", typed('z'), "0", "4", "WITHSCORES"});
+            break;
+          case 38:
+            cmds.push_back(
+                {"HSCAN", typed('h'), std::to_string(rng.next_u64() >> 33), "COUNT", "20"});
             break;
           default:
             cmds.push_back({"COPY", key(), key(), "REPLACE"});

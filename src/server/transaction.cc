@@ -217,18 +217,44 @@ Status Transaction::scan_elements(Store& store, uint64_t gen, uint32_t from, siz
     if (!it->second.value) return true;  // erased
     return emit(it->first.field, *it->second.value, it->first.position);
   };
-  // The store scan runs unbounded (the engine reads it in chunks) and stops
-  // when the visitor does: erased elements may hide any number of its entries.
-  Status s = store.scan_elements(
-      gen, from, 0, [&](std::string_view field, std::string_view value, uint32_t position) {
-        const ElementPlaceView here{position, field};
-        while (next != elements.end() && PlaceLess{}(next->first, here)) {
-          if (!emit_staged(next++)) return false;
-        }
-        if (next != elements.end() && !PlaceLess{}(here, next->first)) return emit_staged(next++);
-        return emit(field, value, position);
-      });
-  if (!s.ok()) return s;
+  // With a limit, the store is read in pages of about that size (engines copy
+  // out a page at once, and a random seek reads 16): staged erases may hide
+  // any number of its entries, so a page that ends without filling the limit
+  // is followed by the next one, from the last position seen (entries of that
+  // position already handled are passed over).
+  size_t page = limit == 0 ? 0 : limit + 16;
+  uint32_t start = from;
+  bool have_last = false;
+  uint32_t last_position = 0;
+  std::string last_field;
+  while (true) {
+    size_t read = 0;
+    bool fresh = false;
+    Status s = store.scan_elements(
+        gen, start, page, [&](std::string_view field, std::string_view value, uint32_t position) {
+          ++read;
+          const ElementPlaceView here{position, field};
+          if (have_last && !PlaceLess{}(ElementPlaceView{last_position, last_field}, here)) {
+            return true;  // handled in the page before
+          }
+          have_last = fresh = true;
+          last_position = position;
+          last_field.assign(field);
+          while (next != elements.end() && PlaceLess{}(next->first, here)) {
+            if (!emit_staged(next++)) return false;
+          }
+          if (next != elements.end() && !PlaceLess{}(here, next->first)) {
+            return emit_staged(next++);
+          }
+          return emit(field, value, position);
+        });
+    if (!s.ok()) return s;
+    if (stopped || page == 0 || read < page) break;  // done, or the store has no more
+    // A page of entries all handled before (one position shared by many: a
+    // 32-bit hash collision) reads further the next time.
+    if (!fresh) page *= 2;
+    start = last_position;
+  }
   while (!stopped && next != elements.end()) {
     if (!emit_staged(next++)) break;
   }
@@ -270,19 +296,36 @@ Status Transaction::scan_score_index(Store& store, uint64_t gen, std::string_vie
     staged_advance();
     return emit(member, entry.score);
   };
+  // As in scan_elements, with a limit the store is read in pages: each
+  // continues just past the last entry seen (index keys are unique, so the
+  // bounds resume exactly).
+  const size_t page = limit == 0 ? 0 : limit + 16;
+  std::string lower(from);
+  std::string upper(to);
   std::string here;
-  Status s =
-      store.scan_score_index(gen, from, to, reverse, 0, [&](std::string_view member, double score) {
-        // A staged member's stored entry is stale.
-        if (gen_state.staged(member)) return true;
-        index_suffix(score, member, &here);
-        while (staged_left() &&
-               (reverse ? staged_peek().first > here : staged_peek().first < here)) {
-          if (!emit_staged()) return false;
-        }
-        return emit(member, score);
-      });
-  if (!s.ok()) return s;
+  while (true) {
+    size_t read = 0;
+    Status s = store.scan_score_index(
+        gen, lower, upper, reverse, page, [&](std::string_view member, double score) {
+          ++read;
+          index_suffix(score, member, &here);
+          if (reverse) {
+            upper = here;  // exclusive: the next page ends before it
+          } else {
+            lower = here;
+            lower.push_back('\0');  // the first key after it
+          }
+          // A staged member's stored entry is stale.
+          if (gen_state.staged(member)) return true;
+          while (staged_left() &&
+                 (reverse ? staged_peek().first > here : staged_peek().first < here)) {
+            if (!emit_staged()) return false;
+          }
+          return emit(member, score);
+        });
+    if (!s.ok()) return s;
+    if (stopped || page == 0 || read < page) break;
+  }
   while (!stopped && staged_left()) {
     if (!emit_staged()) break;
   }

@@ -189,6 +189,106 @@ TEST(ReplicationWatch, AWatchedKeyChangedByAnyoneMakesExecNil) {
   EXPECT_EQ(c->cmd({"EXEC"}), "[+OK]");
 }
 
+// Hashes, lists and sorted sets past their compact size inside MULTI/EXEC on
+// a consensus keyspace: the leader runs the transaction reading through the
+// elements it staged, proposes them as one Mutation through the group's log,
+// and every member applies it (read locally on each node). A watched large
+// hash changed by an element write through another node makes EXEC nil.
+// (statekv answered such an EXEC with an error and committed nothing.)
+TEST(ReplicationWatch, ATransactionWritesLargeCollectionsThroughTheLog) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  WatchCluster cluster("replication-watch-large");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  auto a = RedisClient::connect(cluster.ports[0]);
+  auto b = RedisClient::connect(cluster.ports[1]);
+  auto c = RedisClient::connect(cluster.ports[2]);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  std::vector<std::string> hset = {"HSET", "{t}h"};
+  for (int i = 0; i < 2000; ++i) {
+    hset.push_back("f" + std::to_string(i));
+    hset.push_back("v" + std::to_string(i));
+  }
+  ASSERT_EQ(a->cmd(hset), ":2000");
+  std::vector<std::string> rpush = {"RPUSH", "{t}l"};
+  for (int i = 0; i < 500; ++i) rpush.push_back("e" + std::to_string(i));
+  ASSERT_EQ(a->cmd(rpush), ":500");
+  std::vector<std::string> zadd = {"ZADD", "{t}z"};
+  for (int i = 0; i < 300; ++i) {
+    zadd.push_back(std::to_string(i));
+    zadd.push_back("m" + std::to_string(i));
+  }
+  ASSERT_EQ(a->cmd(zadd), ":300");
+
+  ASSERT_EQ(a->cmd({"WATCH", "{t}h"}), "+OK");
+  ASSERT_EQ(a->cmd({"MULTI"}), "+OK");
+  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+           {"HSET", "{t}h", "f1", "new", "extra", "x"},
+           {"HGET", "{t}h", "f1"},
+           {"HDEL", "{t}h", "f2"},
+           {"HLEN", "{t}h"},
+           {"LPUSH", "{t}l", "a"},
+           {"RPOP", "{t}l"},
+           {"LRANGE", "{t}l", "0", "1"},
+           {"ZADD", "{t}z", "2.5", "new", "1000", "m0"},
+           {"ZRANK", "{t}z", "new"},
+           {"ZRANGE", "{t}z", "-1", "-1", "WITHSCORES"},
+       }) {
+    ASSERT_EQ(a->cmd(cmd), "+QUEUED") << cmd[0];
+  }
+  EXPECT_EQ(a->cmd({"EXEC"}),
+            "[:1, \"new\", :1, :2000, :501, \"e499\", [\"a\", \"e0\"], :1, :2, [\"m0\", "
+            "\"1000\"]]");
+  // Every member applied the one entry: read on each node's own replica.
+  for (uint16_t port : cluster.ports) {
+    auto r = RedisClient::connect(port);
+    ASSERT_TRUE(r.ok());
+    std::string seen;
+    for (int i = 0; i < 300; ++i) {
+      seen = r->cmd({"WITH", "eventual", "HMGET", "{t}h", "f1", "f2", "extra"});
+      if (seen == "[\"new\", (nil), \"x\"]") break;
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(seen, "[\"new\", (nil), \"x\"]") << "port " << port;
+    EXPECT_EQ(r->cmd({"WITH", "eventual", "HLEN", "{t}h"}), ":2000") << port;
+    EXPECT_EQ(r->cmd({"WITH", "eventual", "LRANGE", "{t}l", "-1", "-1"}), "[\"e498\"]") << port;
+    EXPECT_EQ(r->cmd({"WITH", "eventual", "ZRANGE", "{t}z", "0", "2"}), "[\"m1\", \"m2\", \"new\"]")
+        << port;
+  }
+
+  // An element write through another node breaks the watch of the hash.
+  ASSERT_EQ(a->cmd({"WATCH", "{t}h"}), "+OK");
+  ASSERT_EQ(b->cmd({"HSET", "{t}h", "f7", "theirs"}), ":0");
+  ASSERT_EQ(a->cmd({"MULTI"}), "+OK");
+  ASSERT_EQ(a->cmd({"HSET", "{t}h", "f7", "mine"}), "+QUEUED");
+  EXPECT_EQ(a->cmd({"EXEC"}), "(nil)");
+  EXPECT_EQ(a->cmd({"HGET", "{t}h", "f7"}), "\"theirs\"");
+
+  // Deleted and re-created in one transaction, through a third node.
+  ASSERT_EQ(c->cmd({"MULTI"}), "+OK");
+  ASSERT_EQ(c->cmd({"DEL", "{t}h"}), "+QUEUED");
+  std::vector<std::string> again = {"HSET", "{t}h"};
+  for (int i = 0; i < 700; ++i) {
+    again.push_back("g" + std::to_string(i));
+    again.push_back("w" + std::to_string(i));
+  }
+  ASSERT_EQ(c->cmd(again), "+QUEUED");
+  ASSERT_EQ(c->cmd({"HGET", "{t}h", "f7"}), "+QUEUED");
+  ASSERT_EQ(c->cmd({"HGET", "{t}h", "g699"}), "+QUEUED");
+  EXPECT_EQ(c->cmd({"EXEC"}), "[:1, :700, (nil), \"w699\"]");
+  for (uint16_t port : cluster.ports) {
+    auto r = RedisClient::connect(port);
+    ASSERT_TRUE(r.ok());
+    std::string seen;
+    for (int i = 0; i < 300; ++i) {
+      seen = r->cmd({"WITH", "eventual", "HLEN", "{t}h"});
+      if (seen == ":700") break;
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(seen, ":700") << "port " << port;
+    EXPECT_EQ(r->cmd({"WITH", "eventual", "HMGET", "{t}h", "f7", "g0"}), "[(nil), \"w0\"]") << port;
+  }
+}
+
 // Optimistic increments (GET, then SET inside a watched MULTI) from clients
 // on every node: every EXEC that ran counted once, none was lost.
 TEST(ReplicationWatch, OptimisticIncrementsThroughEveryNodeLoseNoUpdate) {

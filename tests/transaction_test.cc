@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "support/raw_pair.h"
@@ -258,6 +259,246 @@ TEST_P(TransactionTest, WatchBrokenByAnotherClientByExpiryAndByFlush) {
   p.call({"MULTI"});
   p.call({"GET", "r"});
   p.call({"EXEC"});
+}
+
+// Hashes, lists, sets and sorted sets past their compact size inside
+// MULTI/EXEC, byte for byte as Redis: each command sees what the earlier ones
+// of the transaction wrote (statekv reads through the elements staged), a
+// collection deleted and re-created in one transaction, conversions from the
+// compact encoding inside one, EXECABORT and WATCH as for any key.
+// (statekv answered such an EXEC with an error and committed nothing.)
+TEST_P(TransactionTest, LargeCollectionsInsideMulti) {
+  RawPair p = pair();
+  RawPair other = pair();
+  p.call({"FLUSHALL"});
+  Args hset = {"HSET", "h"};
+  for (int i = 0; i < 10000; ++i) {
+    hset.push_back("f" + std::to_string(i));
+    hset.push_back("v" + std::to_string(i));
+  }
+  p.call(hset);
+  Args rpush = {"RPUSH", "l"};
+  for (int i = 0; i < 1000; ++i) rpush.push_back("e" + std::to_string(i));
+  p.call(rpush);
+  Args sadd = {"SADD", "s"};
+  for (int i = 0; i < 2000; ++i) sadd.push_back("m" + std::to_string(i));
+  p.call(sadd);
+  Args zadd = {"ZADD", "z"};
+  for (int i = 0; i < 1000; ++i) {
+    zadd.push_back(std::to_string(i));
+    zadd.push_back("m" + std::to_string(i));
+  }
+  p.call(zadd);
+
+  // Hash.
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "f1", "new", "extra", "x"});
+  p.call({"HGET", "h", "f1"});
+  p.call({"HGET", "h", "extra"});
+  p.call({"HLEN", "h"});
+  p.call({"HDEL", "h", "f2", "nope"});
+  p.call({"HEXISTS", "h", "f2"});
+  p.call({"HMGET", "h", "f1", "f2", "f3", "extra"});
+  p.call({"HINCRBY", "h", "counter", "5"});
+  p.call({"HINCRBY", "h", "counter", "5"});
+  p.call({"HSETNX", "h", "f3", "no"});
+  p.call({"HSTRLEN", "h", "f1"});
+  p.call({"HLEN", "h"});
+  p.call({"EXEC"});
+  p.call({"HMGET", "h", "f1", "f2", "f3", "extra", "counter"});
+  p.call({"HLEN", "h"});
+  p.call({"OBJECT", "ENCODING", "h"});
+
+  // List.
+  p.call({"MULTI"});
+  p.call({"LPUSH", "l", "a", "b"});
+  p.call({"RPUSH", "l", "z"});
+  p.call({"LRANGE", "l", "0", "4"});
+  p.call({"LRANGE", "l", "-3", "-1"});
+  p.call({"LSET", "l", "10", "set"});
+  p.call({"LINDEX", "l", "10"});
+  p.call({"LPOP", "l", "2"});
+  p.call({"RPOP", "l"});
+  p.call({"LTRIM", "l", "0", "799"});
+  p.call({"LLEN", "l"});
+  p.call({"LINSERT", "l", "BEFORE", "e5", "ins"});
+  p.call({"LPOS", "l", "ins"});
+  p.call({"LREM", "l", "0", "e6"});
+  p.call({"LMOVE", "l", "l2", "LEFT", "RIGHT"});
+  p.call({"LRANGE", "l", "0", "9"});
+  p.call({"LLEN", "l"});
+  p.call({"EXEC"});
+  p.call({"LRANGE", "l", "0", "-1"});
+  p.call({"LRANGE", "l2", "0", "-1"});
+
+  // Set (SPOP's choice is random: its deterministic cases only).
+  p.call({"MULTI"});
+  p.call({"SADD", "s", "new", "m1"});
+  p.call({"SISMEMBER", "s", "new"});
+  p.call({"SCARD", "s"});
+  p.call({"SREM", "s", "m2", "m3"});
+  p.call({"SMISMEMBER", "s", "m1", "m2", "m3", "new"});
+  p.call({"SMOVE", "s", "s2", "m4"});
+  p.call({"SISMEMBER", "s", "m4"});
+  p.call({"SINTERCARD", "2", "s", "s2"});
+  p.call({"SADD", "s2", "m5", "new"});
+  p.call({"SINTERSTORE", "both", "s", "s2"});
+  p.call({"SCARD", "both"});
+  p.call({"SMISMEMBER", "both", "m5", "new", "m1"});
+  p.call({"DEL", "both"});
+  p.call({"EXISTS", "both"});
+  p.call({"SCARD", "s"});
+  p.call({"EXEC"});
+  p.call({"SCARD", "s"});
+  p.call({"SMISMEMBER", "s", "m1", "m2", "m3", "m4", "m5", "new"});
+
+  // Sorted set.
+  p.call({"MULTI"});
+  p.call({"ZADD", "z", "2.5", "new", "5000", "m0"});
+  p.call({"ZRANK", "z", "new"});
+  p.call({"ZRANK", "z", "m0"});
+  p.call({"ZREVRANK", "z", "m0"});
+  p.call({"ZSCORE", "z", "new"});
+  p.call({"ZINCRBY", "z", "-10", "m20"});
+  p.call({"ZRANGE", "z", "0", "5", "WITHSCORES"});
+  p.call({"ZRANGE", "z", "-2", "-1", "WITHSCORES"});
+  p.call({"ZRANGEBYSCORE", "z", "2", "(4", "WITHSCORES"});
+  p.call({"ZREVRANGEBYSCORE", "z", "15", "9", "LIMIT", "1", "3"});
+  p.call({"ZCOUNT", "z", "0", "10"});
+  p.call({"ZREM", "z", "m5", "nope"});
+  p.call({"ZPOPMIN", "z", "2"});
+  p.call({"ZPOPMAX", "z"});
+  p.call({"ZRANGESTORE", "z2", "z", "0", "199"});
+  p.call({"ZCARD", "z2"});
+  p.call({"ZRANGE", "z2", "0", "3"});
+  p.call({"ZCARD", "z"});
+  p.call({"EXEC"});
+  p.call({"ZRANGE", "z", "0", "-1", "WITHSCORES"});
+  p.call({"ZRANGE", "z2", "-3", "-1", "WITHSCORES"});
+
+  // Deleted and re-created in one transaction; converted from compact in one.
+  p.call({"MULTI"});
+  p.call({"DEL", "h", "s"});
+  p.call({"HLEN", "h"});
+  p.call({"HSET", "h", "a", "1"});
+  p.call({"OBJECT", "ENCODING", "h"});
+  p.call(hset);
+  p.call({"HGET", "h", "a"});
+  p.call({"HGET", "h", "f9999"});
+  p.call({"HLEN", "h"});
+  p.call({"OBJECT", "ENCODING", "h"});
+  p.call(sadd);
+  p.call({"SISMEMBER", "s", "m1999"});
+  p.call({"SCARD", "s"});
+  p.call({"DEL", "s"});
+  p.call({"SCARD", "s"});
+  p.call({"EXEC"});
+  p.call({"HLEN", "h"});
+  p.call({"HGET", "h", "a"});
+  p.call({"EXISTS", "s"});
+  p.call({"DBSIZE"});
+
+  // EXECABORT: nothing runs, the large hash is intact.
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "a", "2"});
+  p.call({"HSET", "h"});
+  p.call({"EXEC"});
+  p.call({"HGET", "h", "a"});
+  // A watched large collection changed by another client's element write
+  // (its head record unchanged): EXEC runs nothing.
+  p.call({"WATCH", "h"});
+  other.call({"HSET", "h", "f5", "theirs"});
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "f5", "mine"});
+  EXPECT_EQ(p.call({"EXEC"}), "*-1\r\n");
+  p.call({"HGET", "h", "f5"});
+  // Unchanged: it runs.
+  p.call({"WATCH", "h", "l"});
+  other.call({"HGET", "h", "f5"});
+  p.call({"MULTI"});
+  p.call({"HSET", "h", "f5", "mine"});
+  p.call({"RPOPLPUSH", "l", "h"});
+  p.call({"LPUSH", "l", "w"});
+  p.call({"EXEC"});
+  p.call({"HGET", "h", "f5"});
+  p.call({"LRANGE", "l", "0", "1"});
+}
+
+// SPOP, SRANDMEMBER and HRANDFIELD inside MULTI on large collections that
+// the transaction changed first (half the members removed, new ones added):
+// the members they choose are random (so only statekv's are checked), but
+// they choose among what the transaction left, later commands see the pops,
+// and the whole transaction commits.
+TEST_P(TransactionTest, RandomPopsOfALargeSetInsideMulti) {
+  RawPair p = pair();
+  Args sadd = {"SADD", "s"};
+  Args srem = {"SREM", "s"};
+  Args more = {"SADD", "s"};
+  Args hset = {"HSET", "h"};
+  Args hdel = {"HDEL", "h"};
+  for (int i = 0; i < 1000; ++i) {
+    sadd.push_back("m" + std::to_string(i));
+    hset.push_back("f" + std::to_string(i));
+    hset.push_back("v");
+    if (i % 2 == 0) srem.push_back("m" + std::to_string(i));
+    if (i >= 10) hdel.push_back("f" + std::to_string(i));
+  }
+  for (int i = 0; i < 100; ++i) more.push_back("n" + std::to_string(i));
+  p.call(sadd);
+  p.call(hset);
+  std::set<std::string> removed(srem.begin() + 2, srem.end());
+  RawClient& c = p.subject();
+  for (const Args& cmd : std::vector<Args>{{"MULTI"},
+                                           srem,
+                                           more,
+                                           hdel,
+                                           {"SPOP", "s", "5"},
+                                           {"SCARD", "s"},
+                                           {"SRANDMEMBER", "s", "-3000"},
+                                           {"SMEMBERS", "s"},
+                                           {"HRANDFIELD", "h", "-200"},
+                                           {"HRANDFIELD", "h", "20"}}) {
+    ASSERT_TRUE(c.call(cmd).ok()) << cmd[0];
+  }
+  auto exec = c.call({"EXEC"});
+  ASSERT_TRUE(exec.ok());
+  const resp::Value& v = exec->value;
+  ASSERT_EQ(v.elements.size(), 9u) << exec->bytes;
+  EXPECT_EQ(v.elements[0].integer, 500);
+  EXPECT_EQ(v.elements[1].integer, 100);
+  EXPECT_EQ(v.elements[2].integer, 990);
+  const auto& popped = v.elements[3].elements;
+  ASSERT_EQ(popped.size(), 5u);
+  std::set<std::string> gone;
+  for (const auto& m : popped) {
+    gone.insert(m.str);
+    EXPECT_FALSE(removed.contains(m.str)) << m.str;
+  }
+  EXPECT_EQ(gone.size(), 5u);
+  EXPECT_EQ(v.elements[4].integer, 595);
+  ASSERT_EQ(v.elements[5].elements.size(), 3000u);
+  for (const auto& m : v.elements[5].elements) {
+    EXPECT_FALSE(gone.contains(m.str) || removed.contains(m.str)) << m.str;
+  }
+  ASSERT_EQ(v.elements[6].elements.size(), 595u);
+  std::set<std::string> members;
+  for (const auto& m : v.elements[6].elements) {
+    members.insert(m.str);
+    EXPECT_FALSE(gone.contains(m.str) || removed.contains(m.str)) << m.str;
+  }
+  EXPECT_EQ(members.size(), 595u);
+  // The hash kept f0..f9: every field chosen is one of them.
+  ASSERT_EQ(v.elements[7].elements.size(), 200u);
+  for (const auto& f : v.elements[7].elements) EXPECT_LT(f.str.size(), 3u) << f.str;
+  ASSERT_EQ(v.elements[8].elements.size(), 10u);
+  for (const auto& m : gone) {
+    auto r = c.call({"SISMEMBER", "s", m});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->bytes, ":0\r\n") << m;
+  }
+  auto card = c.call({"SCARD", "s"});
+  ASSERT_TRUE(card.ok());
+  EXPECT_EQ(card->bytes, ":595\r\n");
 }
 
 // Several clients run MULTI INCR x INCR y EXEC at once; readers read x and y

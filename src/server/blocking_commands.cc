@@ -210,7 +210,7 @@ Outcome try_key(CommandContext& c, const Parsed& p, size_t key_at, bool serving,
     return Outcome::kReplied;
   }
   if (is_list_op(p.op)) {
-    auto from = List::open(c.store(), key, meta, &rec);
+    auto from = List::open(c.store(), key, meta, &rec, c.txn);
     if (!c.ok(from)) return Outcome::kReplied;
     if (from->size() == 0) return Outcome::kEmpty;
     std::optional<List> to;
@@ -224,7 +224,8 @@ Outcome try_key(CommandContext& c, const Parsed& p, size_t key_at, bool serving,
         c.out.error(kWrongType);
         return Outcome::kReplied;
       }
-      auto opened = List::open(c.store(), c.argv[p.dst], dst_meta, *dst_live ? &rec : nullptr);
+      auto opened =
+          List::open(c.store(), c.argv[p.dst], dst_meta, *dst_live ? &rec : nullptr, c.txn);
       if (!c.ok(opened)) return Outcome::kReplied;
       to = std::move(opened).value();
     }

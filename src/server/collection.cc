@@ -4,12 +4,14 @@
 #include <unordered_set>
 
 #include "server/number.h"
+#include "server/transaction.h"
 
 namespace statekv::server {
 
 Result<Collection> Collection::open(Store& store, ValueType type, std::string_view key,
-                                    const Store::Meta& meta, const RecordView* rec) {
-  Collection c(store, type, key, meta);
+                                    const Store::Meta& meta, const RecordView* rec,
+                                    const Transaction* txn) {
+  Collection c(store, type, key, meta, txn);
   if (rec == nullptr) return c;
   CollectionHead head;
   if (rec->type != type || !decode_collection(rec->value, &head)) {
@@ -50,6 +52,25 @@ std::string_view Collection::encoding_name() const {
   return "unknown";
 }
 
+Result<bool> Collection::read_element(std::string_view field, std::string* value) const {
+  if (txn_ != nullptr) return txn_->get_element(*store_, gen_, field, value);
+  return store_->get_element(gen_, field, value);
+}
+
+Status Collection::scan_elements(uint32_t from, size_t limit,
+                                 const Store::ElementVisitor& visit) const {
+  if (txn_ != nullptr) return txn_->scan_elements(*store_, gen_, from, limit, visit);
+  return store_->scan_elements(gen_, from, limit, visit);
+}
+
+Status Collection::scan_score_index(std::string_view from, std::string_view to, bool reverse,
+                                    size_t limit, const Store::ScoreVisitor& visit) const {
+  if (txn_ != nullptr) {
+    return txn_->scan_score_index(*store_, gen_, from, to, reverse, limit, visit);
+  }
+  return store_->scan_score_index(gen_, from, to, reverse, limit, visit);
+}
+
 size_t Collection::compact_find(std::string_view field) const {
   for (size_t i = 0; i < compact_.size(); ++i) {
     if (compact_[i].first == field) return i;
@@ -65,7 +86,7 @@ Result<std::optional<std::string>> Collection::get(std::string_view field) {
   }
   auto it = pending_.find(field);
   if (it != pending_.end()) return it->second;
-  auto found = store_->get_element(gen_, field, &value_buf_);
+  auto found = read_element(field, &value_buf_);
   if (!found.ok()) return found.status();
   if (!*found) return std::optional<std::string>();
   return std::optional<std::string>(value_buf_);
@@ -182,8 +203,8 @@ Status Collection::for_each(const Visitor& visit) {
     return Status::OK();
   }
   if (!existed_) return Status::OK();
-  return store_->scan_elements(
-      gen_, 0, 0, [&](std::string_view f, std::string_view v, uint32_t) { return visit(f, v); });
+  return scan_elements(
+      0, 0, [&](std::string_view f, std::string_view v, uint32_t) { return visit(f, v); });
 }
 
 Status Collection::scan(uint64_t cursor, size_t count, const Visitor& visit, uint64_t* next) {
@@ -195,18 +216,18 @@ Status Collection::scan(uint64_t cursor, size_t count, const Visitor& visit, uin
   size_t seen = 0;
   int64_t last = -1;
   bool more = false;
-  Status s = store_->scan_elements(gen_, static_cast<uint32_t>(cursor), 0,
-                                   [&](std::string_view f, std::string_view v, uint32_t position) {
-                                     // Stop between positions only: a cursor resumes at a position.
-                                     if (seen >= count && static_cast<int64_t>(position) != last) {
-                                       more = true;
-                                       return false;
-                                     }
-                                     ++seen;
-                                     last = position;
-                                     visit(f, v);
-                                     return true;
-                                   });
+  Status s = scan_elements(static_cast<uint32_t>(cursor), 0,
+                           [&](std::string_view f, std::string_view v, uint32_t position) {
+                             // Stop between positions only: a cursor resumes at a position.
+                             if (seen >= count && static_cast<int64_t>(position) != last) {
+                               more = true;
+                               return false;
+                             }
+                             ++seen;
+                             last = position;
+                             visit(f, v);
+                             return true;
+                           });
   if (!s.ok()) return s;
   if (more && last >= 0 && last < static_cast<int64_t>(UINT32_MAX)) *next = last + 1;
   return Status::OK();
@@ -221,15 +242,14 @@ Result<Collection::Element> Collection::random_one(Random& rng) {
     std::vector<Element> found;
     int64_t first = -1;
     // At most 16 entries: an engine scan copies out up to its limit at once.
-    Status s = store_->scan_elements(gen_, from, 16,
-                                     [&](std::string_view f, std::string_view v, uint32_t p) {
-                                       if (first >= 0 && static_cast<int64_t>(p) != first) {
-                                         return false;
-                                       }
-                                       first = p;
-                                       found.emplace_back(std::string(f), std::string(v));
-                                       return found.size() < 16;
-                                     });
+    Status s = scan_elements(from, 16, [&](std::string_view f, std::string_view v, uint32_t p) {
+      if (first >= 0 && static_cast<int64_t>(p) != first) {
+        return false;
+      }
+      first = p;
+      found.emplace_back(std::string(f), std::string(v));
+      return found.size() < 16;
+    });
     if (!s.ok()) return s;
     if (!found.empty()) return std::move(found[rng.uniform(found.size())]);
   }

@@ -35,6 +35,8 @@
 
 namespace statekv::server {
 
+class Transaction;  // server/transaction.h
+
 inline constexpr uint64_t kHashMaxListpackEntries = 512;
 inline constexpr uint64_t kHashMaxListpackValue = 64;
 inline constexpr uint64_t kSetMaxIntsetEntries = 512;
@@ -51,9 +53,12 @@ class Collection {
 
   // type: kHash, kSet or kZset. rec: the key's live record of that type, or nullptr
   // when the key is absent (an empty collection). meta: what the key holds
-  // (Store::Write::old for the commit).
+  // (Store::Write::old for the commit). txn: the running EXEC's staged effects
+  // (CommandContext::txn; nullptr outside one), which element reads see over
+  // the store's; it must outlive the Collection.
   static Result<Collection> open(Store& store, ValueType type, std::string_view key,
-                                 const Store::Meta& meta, const RecordView* rec);
+                                 const Store::Meta& meta, const RecordView* rec,
+                                 const Transaction* txn);
 
   uint64_t size() const { return count_; }
   ValueType type() const { return type_; }
@@ -63,6 +68,10 @@ class Collection {
   // The element layout's generation (0 when compact).
   uint64_t generation() const { return gen_; }
   Store& store() const { return *store_; }
+  // A sorted set's score index (Store::scan_score_index), with what the
+  // running transaction staged.
+  Status scan_score_index(std::string_view from, std::string_view to, bool reverse, size_t limit,
+                          const Store::ScoreVisitor& visit) const;
 
   // The value of field (sets: "" for a member); nullopt when absent.
   Result<std::optional<std::string>> get(std::string_view field);
@@ -99,8 +108,17 @@ class Collection {
   void writes(std::vector<Store::Write>* out);
 
  private:
-  Collection(Store& store, ValueType type, std::string_view key, const Store::Meta& meta)
-      : store_(&store), type_(type), key_(key), meta_(meta), expire_ms_(meta.expire_ms) {}
+  Collection(Store& store, ValueType type, std::string_view key, const Store::Meta& meta,
+             const Transaction* txn)
+      : store_(&store),
+        txn_(txn),
+        type_(type),
+        key_(key),
+        meta_(meta),
+        expire_ms_(meta.expire_ms) {}
+  // The store's element reads, through txn_ when there is one.
+  Result<bool> read_element(std::string_view field, std::string* value) const;
+  Status scan_elements(uint32_t from, size_t limit, const Store::ElementVisitor& visit) const;
   // Moves the compact elements into the element layout under a new generation.
   void convert_to_elements();
   // Whether the compact encoding must give way after adding (field, value).
@@ -108,6 +126,7 @@ class Collection {
   size_t compact_find(std::string_view field) const;
 
   Store* store_;
+  const Transaction* txn_;
   ValueType type_;
   std::string key_;
   Store::Meta meta_;

@@ -14,7 +14,7 @@ std::optional<Collection> open_collection(CommandContext& c, std::string_view ke
     c.out.error(kWrongType);
     return std::nullopt;
   }
-  auto coll = Collection::open(c.store(), type, key, meta, live ? &rec : nullptr);
+  auto coll = Collection::open(c.store(), type, key, meta, live ? &rec : nullptr, c.txn);
   if (!c.ok(coll)) return std::nullopt;
   return std::move(coll).value();
 }

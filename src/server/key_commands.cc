@@ -321,7 +321,7 @@ void cmd_object_encoding(CommandContext& c) {
   if (!locked->live) return c.out.null();
   if (locked->rec.type == ValueType::kString) return c.out.bulk(string_encoding(locked->rec.value));
   if (locked->rec.type == ValueType::kList) {
-    auto list = List::open(c.store(), key, locked->meta, &locked->rec);
+    auto list = List::open(c.store(), key, locked->meta, &locked->rec, c.txn);
     if (!c.ok(list)) return;
     return c.out.bulk(list->encoding_name());
   }
@@ -385,9 +385,9 @@ void cmd_copy(CommandContext& c) {
   // The element layout: a copy of every element under a generation of its own.
   RecordView src_rec{type, src_meta.expire_ms, value};
   if (type == ValueType::kList) {
-    auto from = List::open(c.store(), src, src_meta, &src_rec);
+    auto from = List::open(c.store(), src, src_meta, &src_rec, c.txn);
     if (!c.ok(from)) return;
-    auto to = List::open(c.store(), dst, dst_meta, nullptr);
+    auto to = List::open(c.store(), dst, dst_meta, nullptr, c.txn);
     if (!c.ok(to)) return;
     std::vector<std::string> items;
     if (!c.ok(from->range(0, from->size() - 1, &items))) return;
@@ -398,9 +398,9 @@ void cmd_copy(CommandContext& c) {
     if (!c.commit(writes)) return;
     return c.out.integer(1);
   }
-  auto from = Collection::open(c.store(), type, src, src_meta, &src_rec);
+  auto from = Collection::open(c.store(), type, src, src_meta, &src_rec, c.txn);
   if (!c.ok(from)) return;
-  auto to = Collection::open(c.store(), type, dst, dst_meta, nullptr);
+  auto to = Collection::open(c.store(), type, dst, dst_meta, nullptr, c.txn);
   if (!c.ok(to)) return;
   Status s = from->for_each([&](std::string_view f, std::string_view v) {
     auto r = to->put(f, v);

@@ -1,10 +1,12 @@
 #include "server/list.h"
 
+#include "server/transaction.h"
+
 namespace statekv::server {
 
 Result<List> List::open(Store& store, std::string_view key, const Store::Meta& meta,
-                        const RecordView* rec) {
-  List l(store, key, meta);
+                        const RecordView* rec, const Transaction* txn) {
+  List l(store, key, meta, txn);
   if (rec == nullptr) return l;
   CollectionHead head;
   if (rec->type != ValueType::kList || !decode_collection(rec->value, &head)) {
@@ -41,7 +43,8 @@ Result<std::string> List::at(uint64_t i) {
   const std::string field = field_of(head_ + i);
   auto it = pending_.find(field);
   if (it != pending_.end() && it->second) return *it->second;
-  auto found = store_->get_element(gen_, field, &value_buf_);
+  auto found = txn_ != nullptr ? txn_->get_element(*store_, gen_, field, &value_buf_)
+                               : store_->get_element(gen_, field, &value_buf_);
   if (!found.ok()) return found.status();
   if (!*found) {
     return Status::Corruption("list element " + std::to_string(i) + " of " +

@@ -28,6 +28,8 @@
 
 namespace statekv::server {
 
+class Transaction;  // server/transaction.h
+
 inline constexpr uint64_t kListMaxListpackEntries = 128;
 inline constexpr uint64_t kListMaxListpackValue = 64;
 // The index of the first element of a new list in the element layout.
@@ -36,8 +38,11 @@ inline constexpr uint64_t kListFirstIndex = uint64_t{1} << 63;
 class List {
  public:
   // rec: the key's live list record, or nullptr when absent (an empty list).
+  // txn: the running EXEC's staged effects (CommandContext::txn; nullptr
+  // outside one), which element reads see over the store's; it must outlive
+  // the List.
   static Result<List> open(Store& store, std::string_view key, const Store::Meta& meta,
-                           const RecordView* rec);
+                           const RecordView* rec, const Transaction* txn);
 
   uint64_t size() const { return count_; }
   std::string_view encoding_name() const { return "quicklist"; }
@@ -70,8 +75,8 @@ class List {
   void writes(std::vector<Store::Write>* out);
 
  private:
-  List(Store& store, std::string_view key, const Store::Meta& meta)
-      : store_(&store), key_(key), meta_(meta), expire_ms_(meta.expire_ms) {}
+  List(Store& store, std::string_view key, const Store::Meta& meta, const Transaction* txn)
+      : store_(&store), txn_(txn), key_(key), meta_(meta), expire_ms_(meta.expire_ms) {}
   bool compact() const { return gen_ == 0; }
   void maybe_convert(std::string_view added);
   static std::string field_of(uint64_t index);
@@ -79,6 +84,7 @@ class List {
   void erase_index(uint64_t index);
 
   Store* store_;
+  const Transaction* txn_;
   std::string key_;
   Store::Meta meta_;
   int64_t expire_ms_ = 0;

@@ -22,7 +22,7 @@ std::optional<List> open_list(CommandContext& c, std::string_view key, const Loc
     c.out.error(kWrongType);
     return std::nullopt;
   }
-  auto l = List::open(c.store(), key, r.meta, r.live ? &r.rec : nullptr);
+  auto l = List::open(c.store(), key, r.meta, r.live ? &r.rec : nullptr, c.txn);
   if (!c.ok(l)) return std::nullopt;
   return std::move(l).value();
 }
@@ -344,7 +344,7 @@ void move_generic(CommandContext& c, bool from_left, bool to_left) {
   if (!src_live) return;
   if (!*src_live) return c.out.null();
   if (rec.type != ValueType::kList) return c.out.error(kWrongType);
-  auto from = List::open(c.store(), src, src_meta, &rec);
+  auto from = List::open(c.store(), src, src_meta, &rec, c.txn);
   if (!c.ok(from)) return;
   std::optional<List> to;
   if (src != dst) {
@@ -352,7 +352,7 @@ void move_generic(CommandContext& c, bool from_left, bool to_left) {
     auto dst_live = c.read_locked(dst, &buf, &rec, &dst_meta);
     if (!dst_live) return;
     if (*dst_live && rec.type != ValueType::kList) return c.out.error(kWrongType);
-    auto opened = List::open(c.store(), dst, dst_meta, *dst_live ? &rec : nullptr);
+    auto opened = List::open(c.store(), dst, dst_meta, *dst_live ? &rec : nullptr, c.txn);
     if (!c.ok(opened)) return;
     to = std::move(opened).value();
   }

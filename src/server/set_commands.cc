@@ -294,7 +294,7 @@ void store_result(CommandContext& c, std::string_view dst, const Store::Meta& ds
     }
     return c.out.integer(0);
   }
-  auto fresh = Collection::open(c.store(), ValueType::kSet, dst, dst_meta, nullptr);
+  auto fresh = Collection::open(c.store(), ValueType::kSet, dst, dst_meta, nullptr, c.txn);
   if (!c.ok(fresh)) return;
   fresh->drop_ttl();
   for (const auto& m : members) {

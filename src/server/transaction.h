@@ -13,8 +13,9 @@
 // when the transaction flushes), checks the watches under those locks, then
 // runs each command's handler against a Transaction: the handlers' effects
 // (CommandContext::commit/commit_clear) are staged in it instead of being
-// proposed, and their reads (CommandContext::read/read_locked) see what the
-// earlier commands staged. At the end the staged effects are proposed as ONE
+// proposed, and their reads (CommandContext::read/read_locked, and the
+// element reads of Collection and List) see what the earlier commands
+// staged. At the end the staged effects are proposed as ONE
 // Mutation, so readers (lock-free, one atomic engine write) and replicas see
 // all of the transaction or none of it. Runtime errors are per-command
 // replies inside the EXEC array, as in Redis (no rollback).
@@ -31,6 +32,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -169,9 +171,18 @@ std::vector<std::string> encode_exec(const TransactionState& t, uint64_t watcher
 // Mutation. Reads of a key see its staged state; other keys read from the
 // store (the EXEC holds their stripe locks). Views handed out point into the
 // caller's buffer, as Store reads do.
+//
+// Collections in the element layout (record.h) are staged element by element:
+// a write of one element stages that element (O(log k) in the k elements
+// staged, never a copy of the collection), and the element reads of later
+// commands (Collection, List: get_element, scan_elements, scan_score_index)
+// see the staged elements over the store's, as Store's own reads would once
+// they were committed. A sorted set's staged members keep a staged score
+// index beside them, so ranges and ranks read through both in order.
 class Transaction {
  public:
-  // Stages writes (a command's effect); later writes of a key replace earlier ones.
+  // Stages writes (a command's effect); later writes of a key (or of an
+  // element) replace earlier ones.
   void stage(std::span<const Store::Write> writes);
   // Stages the removal of every key (FLUSHALL/FLUSHDB): earlier staged
   // writes are dropped; the EXEC holds every stripe.
@@ -187,13 +198,27 @@ class Transaction {
   // the store holds a record for key now.
   int64_t key_delta(uint64_t store_keys,
                     const std::function<bool(std::string_view)>& physical) const;
-  // Store::Write records for the whole transaction, in staging order, with
-  // `old` read from store under the held locks. When a clear was staged,
-  // every key of the store not staged since is erased too (those keys are
-  // copied into *cleared_keys, which the result views).
+  // Store::Write records for the whole transaction, with `old` read from
+  // store under the held locks: the element writes (at most one per element),
+  // then the records in staging order. Element writes of a generation that no
+  // record owns once committed (a collection created and deleted again inside
+  // the transaction; one deleted or replaced, whose generation the commit
+  // retires) are left out: nothing could reach them. When a clear was
+  // staged, every key of the store not staged since is erased too (those
+  // keys are copied into *cleared_keys, which the result views).
   Result<std::vector<Store::Write>> writes(Store& store,
                                            std::vector<std::string>* cleared_keys) const;
-  bool empty() const { return order_.empty() && !cleared_; }
+  bool empty() const { return order_.empty() && !cleared_ && gens_.empty(); }
+
+  // Element reads through the staged elements, with Store's contracts: the
+  // caller holds the owning key's stripe lock (the EXEC holds them all). A
+  // generation with nothing staged reads the store directly.
+  Result<bool> get_element(Store& store, uint64_t gen, std::string_view field,
+                           std::string* value) const;
+  Status scan_elements(Store& store, uint64_t gen, uint32_t from, size_t limit,
+                       const Store::ElementVisitor& visit) const;
+  Status scan_score_index(Store& store, uint64_t gen, std::string_view from, std::string_view to,
+                          bool reverse, size_t limit, const Store::ScoreVisitor& visit) const;
 
  private:
   struct Staged {
@@ -202,12 +227,48 @@ class Transaction {
     int64_t expire_ms = 0;
     ValueType type = ValueType::kString;  // a collection's head record keeps its type
   };
-  // An element write (a collection in the element layout) was staged: its
-  // reads and writes are not staged yet, so writes() refuses the whole
-  // transaction rather than commit a wrong state.
-  bool elements_ = false;
+  // An element's place in its generation, in the engine's order (record.h:
+  // be32(element_hash(field)) + field).
+  struct ElementPlace {
+    uint32_t position = 0;
+    std::string field;
+  };
+  struct ElementPlaceView {
+    uint32_t position = 0;
+    std::string_view field;
+  };
+  struct PlaceLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      if (a.position != b.position) return a.position < b.position;
+      return std::string_view(a.field) < std::string_view(b.field);
+    }
+  };
+  struct StagedElement {
+    std::string key;                   // the key through which it was written
+    std::optional<std::string> value;  // nullopt: erased
+  };
+  struct Generation {
+    std::map<ElementPlace, StagedElement, PlaceLess> elements;
+    // Score-indexed sorted sets: ord(score_order_bits(score)) + member (the
+    // index key after its generation's prefix, record.h) for every staged
+    // member that is live, with its score and where the member begins.
+    struct Indexed {
+      double score = 0;
+      size_t member_at = 0;
+    };
+    std::map<std::string, Indexed, std::less<>> index;
+    // The store's index entries of these members are stale: read past them.
+    bool staged(std::string_view member) const {
+      return elements.contains(ElementPlaceView{element_hash(member), member});
+    }
+  };
+  void stage_element(const Store::Write& w);
+
   std::unordered_map<std::string, Staged> staged_;
   std::vector<std::string> order_;  // staged keys, first staging first
+  std::unordered_map<uint64_t, Generation> gens_;
   bool cleared_ = false;
 };
 

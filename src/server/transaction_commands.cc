@@ -1,5 +1,6 @@
 // MULTI, EXEC, DISCARD, WATCH, UNWATCH (server/transaction.h): Redis 7.0's
 // replies and error texts.
+#include <algorithm>
 #include <exception>
 
 #include "server/command.h"
@@ -147,6 +148,9 @@ void cmd_exec(CommandContext& c) {
   std::vector<std::string_view> written;
   written.reserve(writes->size());
   for (const Store::Write& w : *writes) written.push_back(w.key);
+  // A collection's element writes name its key too: once is enough.
+  std::sort(written.begin(), written.end());
+  written.erase(std::unique(written.begin(), written.end()), written.end());
   c.state.committed(c.session.id, written, nullptr, proposer.applies_now());
 }
 

@@ -213,15 +213,14 @@ Status walk(Collection& z, std::string_view from, std::string_view to, bool reve
             int64_t take, std::vector<Scored>* out) {
   if (take == 0) return Status::OK();
   const size_t limit = take < 0 ? 0 : static_cast<size_t>(skip + static_cast<uint64_t>(take));
-  return z.store().scan_score_index(z.generation(), from, to, reverse, limit,
-                                    [&](std::string_view member, double score) {
-                                      if (skip > 0) {
-                                        --skip;
-                                        return true;
-                                      }
-                                      out->push_back(Scored{score, std::string(member)});
-                                      return take < 0 || static_cast<int64_t>(out->size()) < take;
-                                    });
+  return z.scan_score_index(from, to, reverse, limit, [&](std::string_view member, double score) {
+    if (skip > 0) {
+      --skip;
+      return true;
+    }
+    out->push_back(Scored{score, std::string(member)});
+    return take < 0 || static_cast<int64_t>(out->size()) < take;
+  });
 }
 
 }  // namespace
@@ -305,11 +304,10 @@ Result<uint64_t> rank_of(Collection& z, std::string_view member, double score) {
   uint64_t rank = 0;
   std::string to = ord(score_order_bits(score));
   to.append(member);
-  Status s =
-      z.store().scan_score_index(z.generation(), {}, to, false, 0, [&](std::string_view, double) {
-        ++rank;
-        return true;
-      });
+  Status s = z.scan_score_index({}, to, false, 0, [&](std::string_view, double) {
+    ++rank;
+    return true;
+  });
   if (!s.ok()) return s;
   return rank;
 }
@@ -336,7 +334,7 @@ void store_result(CommandContext& c, std::string_view dst, const Store::Meta& ds
   for (size_t i = 0; i < items.size() && compact; ++i) {
     compact = items[i].member.size() <= kZsetMaxListpackValue;
   }
-  auto fresh = Collection::open(c.store(), ValueType::kZset, dst, dst_meta, nullptr);
+  auto fresh = Collection::open(c.store(), ValueType::kZset, dst, dst_meta, nullptr, c.txn);
   if (!c.ok(fresh)) return;
   fresh->drop_ttl();
   for (const auto& e : items) {

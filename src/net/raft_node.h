@@ -38,8 +38,8 @@
 
 #include "core/ids.h"
 #include "core/status.h"
-#include "replication/env.h"
 #include "net/wire.h"
+#include "replication/env.h"
 #include "replication/raft/raft.h"
 
 namespace statekv::net {
@@ -82,7 +82,7 @@ struct RaftNodeStatus {
   // Leader only: each other voter's replicated index.
   std::map<NodeId, uint64_t> match;
   uint64_t torn_bytes_at_start = 0;  // what recovery cut off the log tail
-  uint64_t snapshots_received = 0;   // InstallSnapshot messages taken in this incarnation
+  uint64_t snapshots_received = 0;   // snapshots whose last chunk arrived, this incarnation
   // When a frame (any: raft, ping, routed command) last arrived from each peer
   // this node knows; a peer never heard from in this incarnation is absent.
   // A live peer is heard from at least every ping interval.

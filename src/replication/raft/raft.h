@@ -21,7 +21,14 @@
 //   * snapshots: once snapshot_threshold entries were applied past the last
 //     snapshot, the state machine is snapshotted (StateMachine::snapshot), the log compacted, and
 //     the whole node state written as one checkpoint record (Env::persist_checkpoint) that replaces
-//     every earlier record; a follower that needs compacted entries gets InstallSnapshot instead;
+//     every earlier record; a follower that needs compacted entries gets the snapshot instead,
+//     in InstallSnapshot chunks of at most snapshot_chunk_bytes, one in flight per follower:
+//     the follower acknowledges each (InstallSnapshotReply with the bytes it holds), stages
+//     them, and restores and checkpoints only when the last one arrives. The leader pins the
+//     snapshot it started sending (a newer one does not restart the transfer) and resumes
+//     from whatever offset the follower reports (a lost, duplicated or reordered chunk costs
+//     one resend); the follower drops its staged chunks on a new term or another snapshot,
+//     so a new leader's transfer starts over;
 //   * linearizable reads by ReadIndex (thesis §6.4): the leader notes its commit
 //     index, confirms it is still leader by a heartbeat round a majority echoes,
 //     and answers once it has applied up to that index. There are no lease reads:
@@ -70,9 +77,10 @@
 // election timeout as usual. A vote request reaching a quiesced member wakes it
 // (and a pre-vote from its own leader, restarted, finds it willing to vote).
 //
-// Not done yet (see docs/raft.md): snapshots sent in chunks, learners (a new
-// member votes at once; catching it up first would keep a slow joiner from
-// hurting availability).
+// Not done yet (see docs/raft.md): learners (a new member votes at once;
+// catching it up first would keep a slow joiner from hurting availability); the
+// state machine still hands over its snapshot as one string (only the transfer
+// is chunked).
 //
 // The constructor's Membership is the bootstrap config: it applies until a
 // snapshot or a kConfig entry says otherwise.
@@ -82,6 +90,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -106,6 +115,8 @@ struct RaftOptions {
   bool check_quorum = true;
   // Applied entries past the last snapshot that trigger the next one.
   size_t snapshot_threshold = 1024;
+  // The most snapshot bytes one InstallSnapshot carries (at least 1).
+  size_t snapshot_chunk_bytes = size_t{1} << 20;
   // Stop heartbeating while the group is idle (see Quiescence above). Only
   // for hosts that call on_peer_down, or a dead leader is never replaced.
   bool quiesce = false;
@@ -175,11 +186,45 @@ class Raft {
   LogIndex leader_commit_seen() const { return leader_commit_seen_; }
   // Everything appended, durable or not; entries up to commit_index() are committed.
   const RaftLog& log() const { return log_; }
+  // Snapshot transfers, this incarnation (status pages, tests).
+  struct SnapshotStats {
+    uint64_t chunks_sent = 0;      // InstallSnapshot chunks sent as leader, resends included
+    uint64_t chunks_accepted = 0;  // chunks staged in order as follower
+    uint64_t chunks_refused = 0;   // chunks out of order, duplicated, or of a dropped transfer
+    uint64_t installed = 0;        // snapshots restored from staged chunks
+    uint64_t most_chunks = 0;      // the most chunks one installed snapshot took
+  };
+  const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
   // On a leader: the highest index known replicated on each other member (its
   // lag is log().last_index() minus that). Empty on other roles.
   std::map<NodeId, LogIndex> follower_match() const;
 
  private:
+  // A snapshot as the leader holds it while sending it: shared, so that a
+  // transfer keeps the one it started even after the leader takes a newer one.
+  struct Snapshot {
+    LogIndex index{};
+    Term term{};
+    std::vector<NodeId> config{};
+    std::shared_ptr<const std::string> state{};
+  };
+  // A transfer to one follower: `offset` is where the next chunk starts (what
+  // the follower last reported holding), `inflight` whether a chunk is out.
+  struct SnapshotSend {
+    Snapshot snapshot{};
+    uint64_t offset = 0;
+    bool inflight = false;
+  };
+  // The follower's chunks of the snapshot at `index` sent by the leader of
+  // `term`, assembled in order.
+  struct SnapshotStaging {
+    Term term{};
+    LogIndex index{};
+    Term last_term{};
+    uint64_t total = 0;
+    std::string data{};
+    uint64_t chunks = 0;
+  };
   struct Progress {
     LogIndex next{};                  // next index to send
     LogIndex match{};                 // highest index known replicated (durably) there
@@ -187,6 +232,9 @@ class Raft {
     uint64_t acked_round = 0;         // highest heartbeat round echoed this term
     bool active = false;              // heard from since the last CheckQuorum check
     bool progressed = false;          // match advanced since the last heartbeat
+    // Sending a snapshot: nothing else is sent until its last chunk is
+    // acknowledged by an AppendReply reaching its index.
+    std::optional<SnapshotSend> snapshot{};
   };
   struct PendingRead {
     ClientRequest req{};
@@ -204,6 +252,9 @@ class Raft {
   void handle(NodeId from, const AppendEntries& m);
   void handle(NodeId from, const AppendReply& m);
   void handle(NodeId from, const InstallSnapshot& m);
+  void handle(NodeId from, const InstallSnapshotReply& m);
+  // Restores the completely staged snapshot and checkpoints it.
+  void install_staged(NodeId from, const InstallSnapshot& last_chunk);
   void handle(NodeId from, const TimeoutNow& m);
   void maybe_send_timeout_now(NodeId peer);
 
@@ -234,6 +285,7 @@ class Raft {
   // Leader.
   void append_as_leader(Entry e);
   void send_append(NodeId peer);
+  void send_snapshot_chunk(NodeId peer, SnapshotSend& s);
   void broadcast_round(bool quiesce = false);
   void maybe_commit();
   uint64_t quorum_round() const;
@@ -276,7 +328,9 @@ class Raft {
   LogIndex commit_;
   LogIndex applied_;
   StateMachine& sm_;
-  std::string snapshot_state_;           // sm_'s snapshot at log_.snapshot_index()
+  // sm_'s snapshot at log_.snapshot_index() (empty without one); shared with
+  // the transfers that send it.
+  std::shared_ptr<const std::string> snapshot_state_ = std::make_shared<const std::string>();
   std::vector<NodeId> snapshot_config_;  // members at log_.snapshot_index()
   std::string role_reason_ = "started";
   std::vector<NodeId> config_;  // members in effect
@@ -284,6 +338,8 @@ class Raft {
   Instant last_heard_leader_{};
   bool quiesced_ = false;
   LogIndex leader_commit_seen_{};
+  std::optional<SnapshotStaging> staging_;  // a follower's partly received snapshot
+  SnapshotStats snapshot_stats_;
 
   // Persist-before-send bookkeeping. Tokens count from 1 per incarnation.
   PersistToken last_token_;

@@ -903,7 +903,10 @@ Config config_for(uint64_t seed) {
   c.nodes = 3 + seed % 3;
   c.groups = 4 + seed % 5;
   c.factor = c.nodes >= 4 ? 3 : 2;
-  if (seed % 2 == 1) c.raft.snapshot_threshold = 4 + seed % 13;  // checkpoints, InstallSnapshot
+  if (seed % 2 == 1) {
+    c.raft.snapshot_threshold = 4 + seed % 13;    // checkpoints, InstallSnapshot
+    c.raft.snapshot_chunk_bytes = 8 + seed % 57;  // a shard's snapshot in several chunks
+  }
   c.raft.quiesce = seed % 4 >= 2;
   return c;
 }
@@ -984,7 +987,8 @@ TEST(ReplicaGroupsSim, SameSeedSameHistory) {
 TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
   const uint64_t seeds = seeds_from_env(500);
   uint64_t ok = 0, total = 0, reached = 0, commands = 0, refused = 0, local = 0, waited = 0,
-           stale = 0, unplaced = 0, replays = 0, older = 0;
+           stale = 0, unplaced = 0, replays = 0, older = 0, installed = 0, chunks = 0,
+           most_chunks = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     const Config c = config_for(seed);
@@ -1004,6 +1008,11 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     unplaced += v.run->unplaced;
     replays += v.run->replays;
     older += v.run->commands_older_epoch;
+    for (const auto& [g, obs] : v.run->observers) {
+      installed += obs->snapshots_installed();
+      chunks += obs->snapshot_chunks_accepted();
+      most_chunks = std::max(most_chunks, obs->most_snapshot_chunks());
+    }
   }
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -1011,15 +1020,23 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       "[ measure ] replica groups: %llu seeds in %.1fs, %llu of %llu operations ok (%.1f%%); "
       "targets reached %llu, membership commands run %llu, refused for their epoch %llu (older "
       "%llu), replicas erased %llu, frames replayed %llu, frames older than their replica %llu; "
-      "member reads %llu (waited for the session %llu)\n",
+      "member reads %llu (waited for the session %llu); snapshots installed %llu from %llu "
+      "chunks (at most %llu in one)\n",
       static_cast<unsigned long long>(seeds), wall, static_cast<unsigned long long>(ok),
       static_cast<unsigned long long>(total), 100.0 * ok / total,
       static_cast<unsigned long long>(reached), static_cast<unsigned long long>(commands),
       static_cast<unsigned long long>(refused), static_cast<unsigned long long>(older),
       static_cast<unsigned long long>(unplaced), static_cast<unsigned long long>(replays),
       static_cast<unsigned long long>(stale), static_cast<unsigned long long>(local),
-      static_cast<unsigned long long>(waited));
+      static_cast<unsigned long long>(waited), static_cast<unsigned long long>(installed),
+      static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(most_chunks));
   EXPECT_GT(reached, seeds) << "replicas must really move under faults";
+  if (seeds >= 20) {
+    EXPECT_GT(installed, 0u) << "new replicas must catch up from snapshots too";
+    // (Most installs are of small shards, or on even seeds' 1 MB chunks.)
+    EXPECT_GT(chunks, installed) << "snapshots must take several chunks";
+    EXPECT_GT(most_chunks, 2u);
+  }
 }
 
 // Planted bug: commands and frames stamped with an older epoch of the group's

@@ -194,7 +194,8 @@ TEST(ReplicaMovesSim, WithoutFaultsTheGroupReachesTargetAfterTargetAndStaysLinea
   sim::SimOptions o = options_for(1);
   o.faults = sim::FaultSet{};
   RaftOptions options;
-  options.snapshot_threshold = 16;  // new members catch up from a snapshot too
+  options.snapshot_threshold = 16;   // new members catch up from a snapshot too,
+  options.snapshot_chunk_bytes = 8;  // sent in several chunks
   Outcome out = run(o, options);
   EXPECT_TRUE(out.report.verdict.valid) << describe(out);
   EXPECT_TRUE(out.observer->ok()) << describe(out);
@@ -203,6 +204,8 @@ TEST(ReplicaMovesSim, WithoutFaultsTheGroupReachesTargetAfterTargetAndStaysLinea
   EXPECT_GE(out.observer->committed_config_changes(), 6u) << "replicas moved";
   EXPECT_EQ(out.plan->smallest_config, kFactor) << "never below the factor while moving";
   EXPECT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o));
+  EXPECT_GT(out.observer->snapshots_installed(), 0u);
+  EXPECT_GT(out.observer->most_snapshot_chunks(), 1u);
 }
 
 TEST(ReplicaMovesSim, UnderEveryFaultNoCommitIsLostAndNoHistoryBreaks) {
@@ -212,7 +215,10 @@ TEST(ReplicaMovesSim, UnderEveryFaultNoCommitIsLostAndNoHistoryBreaks) {
     sim::SimOptions o = options_for(seed);
     o.faults = *sim::parse_fault_set("all");
     RaftOptions options;
-    if (seed % 2 == 1) options.snapshot_threshold = 4 + seed % 13;
+    if (seed % 2 == 1) {
+      options.snapshot_threshold = 4 + seed % 13;
+      options.snapshot_chunk_bytes = 4 + seed % 13;
+    }
     Outcome out = run(o, options);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << "\n" << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << "\n" << describe(out);

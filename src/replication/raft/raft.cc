@@ -368,6 +368,20 @@ void Raft::handle(NodeId from, const TimeoutNow& m) {
 Status Raft::change_membership(NodeId node, bool add) {
   if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
   if (quiesced_) wake();
+  auto learner = progress_.find(node);
+  if (learner != progress_.end() && !learner->second.learner) learner = progress_.end();
+  if (!add && learner != progress_.end()) {
+    progress_.erase(learner);
+    return Status::OK();
+  }
+  if (add && learner != progress_.end()) {
+    const LogIndex match = learner->second.match;
+    if (match.value() + options_.learner_catch_up < log_.last_index().value()) {
+      return Status::Busy("learner " + std::to_string(node.value()) + " holds " +
+                          std::to_string(match.value()) + " of " +
+                          std::to_string(log_.last_index().value()) + " entries: not caught up");
+    }
+  }
   if (in_config(node) == add) {
     return Status::InvalidArgument(add ? "already a member" : "not a member");
   }
@@ -385,14 +399,38 @@ Status Raft::change_membership(NodeId node, bool add) {
   }
   append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kConfig, .members = next});
   refresh_config();
-  for (NodeId peer : peers()) send_append(peer);
+  replicate();
   maybe_commit();  // a leader alone may commit it already
   return Status::OK();
 }
 
+Status Raft::add_learner(NodeId node) {
+  if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
+  if (in_config(node) || node == members_.self) {
+    return Status::InvalidArgument("already a member");
+  }
+  if (progress_.contains(node)) return Status::OK();
+  if (quiesced_) wake();
+  // A learner usually starts empty: send it everything (or the snapshot) at
+  // once rather than probe back from our last index.
+  progress_[node] = Progress{.next = LogIndex(1), .learner = true};
+  send_append(node);
+  return Status::OK();
+}
+
+std::map<NodeId, LogIndex> Raft::learner_match() const {
+  std::map<NodeId, LogIndex> out;
+  for (const auto& [peer, p] : progress_) {
+    if (p.learner) out[peer] = p.match;
+  }
+  return out;
+}
+
 Status Raft::transfer_leadership(NodeId target) {
   if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
-  if (!progress_.contains(target)) return Status::InvalidArgument("not another member");
+  if (!progress_.contains(target) || progress_.at(target).learner) {
+    return Status::InvalidArgument("not another member");
+  }
   if (transferee_) return Status::Busy("a leadership transfer is under way");
   if (quiesced_) wake();
   transferee_ = target;
@@ -441,7 +479,7 @@ void Raft::on_request(const ClientRequest& req) {
   }
   append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kCommand, .command = req});
   pending_writes_[log_.last_index()] = req.id;
-  for (NodeId peer : peers()) send_append(peer);
+  replicate();
 }
 
 // ---------------------------------------------------------------- timers
@@ -474,7 +512,7 @@ void Raft::on_election_timer() {
     // clients go elsewhere instead of waiting on a leader that cannot commit.
     size_t active = in_config(members_.self) ? 1 : 0;
     for (auto& [peer, p] : progress_) {
-      active += p.active ? 1 : 0;
+      active += p.active && !p.learner ? 1 : 0;
       p.active = false;
     }
     if (transferee_ && env_.now() >= transfer_deadline_) transferee_.reset();  // abandoned
@@ -719,6 +757,10 @@ void Raft::append_as_leader(Entry e) {
   log_.append(std::move(e));
 }
 
+void Raft::replicate() {
+  for (auto& [peer, p] : progress_) send_append(peer);
+}
+
 void Raft::send_append(NodeId peer) {
   Progress& p = progress_.at(peer);
   if (!p.snapshot && p.next <= log_.snapshot_index()) {
@@ -790,7 +832,9 @@ void Raft::maybe_commit() {
   // does not count its own log.
   std::vector<LogIndex> matches;
   if (in_config(members_.self)) matches.push_back(durable_index_);
-  for (const auto& [peer, p] : progress_) matches.push_back(p.match);
+  for (const auto& [peer, p] : progress_) {
+    if (!p.learner) matches.push_back(p.match);
+  }
   std::sort(matches.begin(), matches.end(), std::greater<>());
   if (matches.size() < majority()) return;
   const LogIndex majority_match = matches[majority() - 1];
@@ -823,7 +867,9 @@ void Raft::maybe_commit() {
 uint64_t Raft::quorum_round() const {
   std::vector<uint64_t> rounds;
   if (in_config(members_.self)) rounds.push_back(round_);  // we confirm our own rounds
-  for (const auto& [peer, p] : progress_) rounds.push_back(p.acked_round);
+  for (const auto& [peer, p] : progress_) {
+    if (!p.learner) rounds.push_back(p.acked_round);
+  }
   std::sort(rounds.begin(), rounds.end(), std::greater<>());
   return rounds.size() < majority() ? 0 : rounds[majority() - 1];
 }
@@ -831,7 +877,9 @@ uint64_t Raft::quorum_round() const {
 std::map<NodeId, LogIndex> Raft::follower_match() const {
   std::map<NodeId, LogIndex> out;
   if (role_ != Role::kLeader) return out;
-  for (const auto& [peer, progress] : progress_) out[peer] = progress.match;
+  for (const auto& [peer, progress] : progress_) {
+    if (!progress.learner) out[peer] = progress.match;
+  }
   return out;
 }
 
@@ -938,9 +986,13 @@ void Raft::refresh_config(LogIndex changed_from) {
   }
   if (role_ != Role::kLeader) return;
   for (NodeId peer : peers()) {
-    if (!progress_.contains(peer)) progress_[peer] = Progress{.next = log_.last_index().next()};
+    auto [it, added] = progress_.try_emplace(peer, Progress{.next = log_.last_index().next()});
+    // A learner in the config is promoted: it keeps its progress.
+    if (!added) it->second.learner = false;
   }
-  std::erase_if(progress_, [&](const auto& kv) { return !in_config(kv.first); });
+  // Members removed go; learners stay until promoted or dropped.
+  std::erase_if(progress_,
+                [&](const auto& kv) { return !kv.second.learner && !in_config(kv.first); });
   if (transferee_ && !progress_.contains(*transferee_)) transferee_.reset();
 }
 

@@ -77,10 +77,17 @@
 // election timeout as usual. A vote request reaching a quiesced member wakes it
 // (and a pre-vote from its own leader, restarted, finds it willing to vote).
 //
-// Not done yet (see docs/raft.md): learners (a new member votes at once;
-// catching it up first would keep a slow joiner from hurting availability); the
-// state machine still hands over its snapshot as one string (only the transfer
-// is chunked).
+// Learners (thesis §4.2.1, "catching up new servers"): add_learner has the
+// leader replicate its log (or snapshot) to a node outside the config, which
+// counts toward nothing — not commit, not ReadIndex rounds, not CheckQuorum,
+// not votes (it is not asked, and never campaigns: it is outside its config).
+// change_membership(node, add) then promotes it once it is within
+// learner_catch_up entries of the leader's log, so a slow joiner never sits in
+// the majority while it catches up. Learners are the leader's volatile state:
+// a new leader has none (whoever drives the move adds the learner again).
+//
+// Not done yet (see docs/raft.md): the state machine still hands over its
+// snapshot as one string (only the transfer is chunked).
 //
 // The constructor's Membership is the bootstrap config: it applies until a
 // snapshot or a kConfig entry says otherwise.
@@ -117,6 +124,9 @@ struct RaftOptions {
   size_t snapshot_threshold = 1024;
   // The most snapshot bytes one InstallSnapshot carries (at least 1).
   size_t snapshot_chunk_bytes = size_t{1} << 20;
+  // A learner is promoted (change_membership) only once its log is within this
+  // many entries of the leader's.
+  uint64_t learner_catch_up = 256;
   // Stop heartbeating while the group is idle (see Quiescence above). Only
   // for hosts that call on_peer_down, or a dead leader is never replaced.
   bool quiesce = false;
@@ -158,7 +168,17 @@ class Raft {
   // not leader, or adding a member / removing a non-member; Busy if the leader
   // has not committed an entry of its term yet or an earlier change is not
   // committed. OK means the change was appended, not that it committed.
+  //
+  // Adding a learner (add_learner) promotes it: Busy while it is more than
+  // options.learner_catch_up entries behind. Removing a learner drops it.
   Status change_membership(NodeId node, bool add);
+  // Asks this leader to replicate to `node`, outside the config, as a learner
+  // (it counts toward no majority). OK if it already is one; InvalidArgument if
+  // not leader or `node` is a member.
+  Status add_learner(NodeId node);
+  // The learners of this leader (empty on other roles), and the highest index
+  // known replicated on each.
+  std::map<NodeId, LogIndex> learner_match() const;
   // The members in effect (the latest config in the log).
   const std::vector<NodeId>& config() const { return config_; }
   // The index of config()'s entry (0: the snapshot's or the bootstrap config);
@@ -195,7 +215,8 @@ class Raft {
     uint64_t most_chunks = 0;      // the most chunks one installed snapshot took
   };
   const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
-  // On a leader: the highest index known replicated on each other member (its
+  // On a leader: the highest index known replicated on each other member, not
+  // counting learners (its
   // lag is log().last_index() minus that). Empty on other roles.
   std::map<NodeId, LogIndex> follower_match() const;
 
@@ -235,6 +256,7 @@ class Raft {
     // Sending a snapshot: nothing else is sent until its last chunk is
     // acknowledged by an AppendReply reaching its index.
     std::optional<SnapshotSend> snapshot{};
+    bool learner = false;  // outside the config: counts toward nothing
   };
   struct PendingRead {
     ClientRequest req{};
@@ -285,6 +307,7 @@ class Raft {
   // Leader.
   void append_as_leader(Entry e);
   void send_append(NodeId peer);
+  void replicate();  // send_append to every member and learner
   void send_snapshot_chunk(NodeId peer, SnapshotSend& s);
   void broadcast_round(bool quiesce = false);
   void maybe_commit();

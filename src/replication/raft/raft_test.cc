@@ -954,6 +954,129 @@ TEST(RaftTransfer, TimeoutNowMakesAFollowerCampaignAtOnceWithoutPreVote) {
   EXPECT_EQ(f.role(), Raft::Role::kFollower);
 }
 
+// ---------------------------------------------------------------- learners
+
+TEST(RaftLearner, ALearnerGetsTheLogButCountsTowardNoMajority) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  ASSERT_EQ(r.commit_index(), LogIndex(1));
+  EXPECT_EQ(r.add_learner(NodeId(2)).code(), Status::Code::kInvalidArgument) << "a member";
+  env.sent.clear();
+  ASSERT_TRUE(r.add_learner(NodeId(4)).ok());
+  EXPECT_TRUE(r.add_learner(NodeId(4)).ok()) << "adding it again changes nothing";
+  EXPECT_EQ(r.config().size(), 3u) << "no config entry for a learner";
+  EXPECT_EQ(r.log().last_index(), LogIndex(1));
+  auto to_learner = env.take<AppendEntries>();
+  ASSERT_EQ(to_learner.size(), 1u);
+  EXPECT_EQ(to_learner[0].first, NodeId(4));
+
+  // A write reaches the learner too; its acknowledgement commits nothing (with
+  // the leader's own it would make 2 of 3 if it counted).
+  r.on_request(request(5, ClientOp::kWrite, "k", "v"));
+  env.sync(r);
+  bool sent_to_learner = false;
+  for (const auto& [to, m] : env.take<AppendEntries>()) sent_to_learner |= to == NodeId(4);
+  EXPECT_TRUE(sent_to_learner);
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  EXPECT_EQ(r.commit_index(), LogIndex(1)) << "a learner counted toward commit";
+  EXPECT_EQ(r.learner_match().at(NodeId(4)), LogIndex(2));
+  EXPECT_FALSE(r.follower_match().contains(NodeId(4)));
+  EXPECT_EQ(r.transfer_leadership(NodeId(4)).code(), Status::Code::kInvalidArgument);
+
+  // A read whose round only the learner echoes is not served.
+  r.on_request(request(6, ClientOp::kRead, "k"));
+  auto round = env.take<AppendEntries>();
+  ASSERT_FALSE(round.empty());
+  const uint64_t n = round.back().second.round;
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2), .round = n});
+  EXPECT_TRUE(env.replies.empty()) << "a learner confirmed leadership";
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2), .round = n});
+  EXPECT_EQ(r.commit_index(), LogIndex(2));
+  ASSERT_EQ(env.replies.size(), 2u) << "the write and the read";
+
+  // CheckQuorum: hearing only the learner, the leader steps down.
+  for (int i = 0; i < 16; ++i) {
+    env.advance(r, milliseconds(20));
+    r.on_message(NodeId(4), AppendReply{.term = Term(1), .success = true,
+                                        .match_index = LogIndex(2)});
+  }
+  EXPECT_EQ(r.role(), Raft::Role::kFollower) << "a learner kept a leader in office";
+  EXPECT_TRUE(r.learner_match().empty()) << "learners are the leader's";
+}
+
+TEST(RaftLearner, ALearnerIsPromotedOnlyOnceCaughtUpAndKeepsItsProgress) {
+  FakeEnv env;
+  RaftOptions o;
+  o.learner_catch_up = 2;
+  RaftKv r(env, three(1), {}, o);
+  elect(env, r);
+  ASSERT_TRUE(r.add_learner(NodeId(4)).ok());
+  for (int i = 0; i < 5; ++i) {
+    r.on_request(request(10 + i, ClientOp::kWrite, "k", "v" + std::to_string(i)));
+    env.sync(r);
+    r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                        .match_index = r.log().last_index()});
+  }
+  ASSERT_EQ(r.commit_index(), LogIndex(6));
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(3)});
+  EXPECT_EQ(r.change_membership(NodeId(4), true).code(), Status::Code::kBusy)
+      << "3 entries behind, more than learner_catch_up";
+  EXPECT_EQ(r.config().size(), 3u);
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(4)});
+  ASSERT_TRUE(r.change_membership(NodeId(4), true).ok());
+  EXPECT_EQ(r.config(), (std::vector<NodeId>{NodeId(1), NodeId(2), NodeId(3), NodeId(4)}));
+  EXPECT_TRUE(r.learner_match().empty());
+  EXPECT_EQ(r.follower_match().at(NodeId(4)), LogIndex(4)) << "promoted with its progress";
+  // Now it counts: 4 members, majority 3: the leader, 2 and 4.
+  env.sync(r);
+  r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                      .match_index = r.log().last_index()});
+  EXPECT_EQ(r.commit_index(), LogIndex(6)) << "2 of 4 is no majority";
+  r.on_message(NodeId(4), AppendReply{.term = Term(1), .success = true,
+                                      .match_index = r.log().last_index()});
+  EXPECT_EQ(r.commit_index(), r.log().last_index());
+}
+
+TEST(RaftLearner, RemovingALearnerDropsItWithoutAConfigChange) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  ASSERT_TRUE(r.add_learner(NodeId(4)).ok());
+  const LogIndex last = r.log().last_index();
+  ASSERT_TRUE(r.change_membership(NodeId(4), false).ok());
+  EXPECT_TRUE(r.learner_match().empty());
+  EXPECT_EQ(r.log().last_index(), last);
+  env.sent.clear();
+  r.on_request(request(5, ClientOp::kWrite, "k", "v"));
+  for (const auto& [to, m] : env.sent) EXPECT_NE(to, NodeId(4));
+}
+
+// The learner's side: a node outside its config takes the leader's entries and
+// never campaigns, however long it waits.
+TEST(RaftLearner, ALearnerFollowsAndNeverCampaigns) {
+  FakeEnv env;
+  RaftKv l(env, Membership{NodeId(4), {NodeId(1), NodeId(2), NodeId(3)}}, {});
+  l.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .leader_commit = LogIndex(1),
+                                        .entries = {noop(1)}});
+  env.sync(l);
+  auto acks = env.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].second.match_index, LogIndex(1));
+  EXPECT_EQ(l.commit_index(), LogIndex(1));
+  env.advance(l, 10 * kLongerThanAnyElectionTimeout);
+  EXPECT_EQ(l.role(), Raft::Role::kFollower);
+  EXPECT_TRUE(env.take<VoteRequest>().empty());
+}
+
 TEST(RaftMembership, AChangeWaitsForAnEntryOfTheLeadersTermAndForThePreviousChange) {
   FakeEnv env;
   RaftKv r(env, three(1), {});

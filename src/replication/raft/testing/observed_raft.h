@@ -142,7 +142,8 @@ struct Chaos {
   // other member (Raft::transfer_leadership).
   std::optional<Duration> transfer_every{};
   // When set: every this often, a node that leads removes a random member
-  // (itself included) if all nodes are members, else adds a missing one back
+  // (itself included) if all nodes are members, else adds a missing one back,
+  // first as a learner (Raft::add_learner), promoted on a later tick
   // (Raft::change_membership), so the config moves between N-1 and N members.
   std::optional<Duration> membership_every{};
 };
@@ -215,7 +216,11 @@ class ObservedRaft final : public sim::HostedNode {
     }
     for (NodeId n : members_.nodes) {
       if (std::find(config.begin(), config.end(), n) == config.end()) {
-        (void)raft_.change_membership(n, true);
+        if (raft_.learner_match().contains(n)) {
+          (void)raft_.change_membership(n, true);  // Busy until caught up
+        } else {
+          (void)raft_.add_learner(n);
+        }
         return;
       }
     }

@@ -416,6 +416,11 @@ class MetaReplica final : public sim::HostedNode {
       const NodeId m(r.varint().value());
       rep.view.match[m] = r.varint().value();
     }
+    const uint64_t learners = r.varint().value();
+    for (uint64_t i = 0; i < learners; ++i) {
+      const NodeId m(r.varint().value());
+      rep.view.learners[m] = r.varint().value();
+    }
     rep.at = chan_.now();
     Report& mine = reports_[g];
     // An older report (reordered, duplicated, or a deposed leader's) does not
@@ -471,6 +476,7 @@ class MetaReplica final : public sim::HostedNode {
           break;
         case ReplicaStep::Kind::kWait:
           break;
+        case ReplicaStep::Kind::kLearn:
         case ReplicaStep::Kind::kAdd:
         case ReplicaStep::Kind::kRemove:
         case ReplicaStep::Kind::kTransfer: {
@@ -641,8 +647,9 @@ class DataReplica final : public sim::HostedNode {
       return;
     }
     // Busy or no longer applicable: the controller looks again.
-    const Status s = kind == ReplicaStep::Kind::kTransfer
-                         ? raft_.transfer_leadership(node)
+    const Status s = kind == ReplicaStep::Kind::kTransfer ? raft_.transfer_leadership(node)
+                     : kind == ReplicaStep::Kind::kLearn
+                         ? raft_.add_learner(node)
                          : raft_.change_membership(node, kind == ReplicaStep::Kind::kAdd);
     if (s.ok()) {
       ++run.commands_run;
@@ -664,6 +671,12 @@ class DataReplica final : public sim::HostedNode {
     const auto match = raft_.follower_match();
     w.varint(match.size());
     for (const auto& [n, i] : match) {
+      w.varint(n.value());
+      w.varint(i.value());
+    }
+    const auto learners = raft_.learner_match();
+    w.varint(learners.size());
+    for (const auto& [n, i] : learners) {
       w.varint(n.value());
       w.varint(i.value());
     }
@@ -1045,7 +1058,7 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
 // the moves' invariants (or raft's, or the history) must catch it.
 TEST(ReplicaGroupsSim, AnOldEpochAcceptedIsCaught) {
   uint64_t caught_at = 0;
-  for (uint64_t seed = 1; seed <= 40 && caught_at == 0; ++seed) {
+  for (uint64_t seed = 1; seed <= 400 && caught_at == 0; ++seed) {
     Config c = config_for(seed);
     c.bug = Bug::kOldEpochAccepted;
     Verdicts v = run_seed(options_for(seed, c), c);

@@ -169,7 +169,8 @@ Result<ReplicaStep> next_replica_step(const std::vector<NodeId>& target,
                                 learner->second, view.commit_index));
       }
       return step(ReplicaStep::Kind::kAdd, last,
-                  fmt::format("adding node {} (caught up) to the group", last.value()));
+                  fmt::format("adding node {} to the group (caught up as a learner)",
+                              last.value()));
     }
   }
   // 2. New members catch up before anything else changes.

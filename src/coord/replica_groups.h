@@ -119,7 +119,7 @@ inline constexpr std::string_view kGroupExecVerb = "__gexec";
 //                              the config (OK if it already is a learner)
 //   __replicas add NODE        raft's change_membership; promotes a learner
 //                              once caught up (Busy: try again)
-//   __replicas remove NODE
+//   __replicas remove NODE     removes a member, or drops a learner
 //   __replicas transfer NODE   raft's transfer_leadership
 inline constexpr std::string_view kReplicasVerb = "__replicas";
 

@@ -173,6 +173,15 @@ Result<ReplicaStep> next_replica_step(const std::vector<NodeId>& target,
                               last.value()));
     }
   }
+  // A learner that no longer joins (the target moved on while it caught up):
+  //    the leader stops replicating to it.
+  for (const auto& [n, match] : view.learners) {
+    const bool joining = !map_owners.empty() && map_owners.back() == n && contains(target, n);
+    if (!joining && !contains(config, n)) {
+      return step(ReplicaStep::Kind::kRemove, n,
+                  fmt::format("dropping learner {}: it no longer joins", n.value()));
+    }
+  }
   // 2. New members catch up before anything else changes.
   for (NodeId n : config) {
     if (n == view.leader || down.contains(n)) continue;

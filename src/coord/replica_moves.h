@@ -84,7 +84,7 @@ struct ReplicaStep {
     kWait,      // a change commits or a member catches up: ask again soon
     kPublish,   // write `owners` as the shard's owners in the map
     kAdd,       // the leader adds `node`
-    kRemove,    // the leader removes `node`
+    kRemove,    // the leader removes `node` (a member, or a learner that no longer joins)
     kTransfer,  // the leader hands leadership to `node`
     kLearn,     // the leader replicates to `node` as a learner (kAdd promotes it)
   };

@@ -262,6 +262,12 @@ TEST(ReplicaStepTest, ANewMemberJoinsAsALearnerAndIsAddedOnlyOnceCaughtUp) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->kind, Kind::kAdd);
   EXPECT_EQ(s->node, NodeId(4));
+  // The target moved on (node 5 instead): the leader drops learner 4 first.
+  s = next_replica_step(ids({1, 2, 5}), ids({1, 2, 3}), behind, 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kRemove);
+  EXPECT_EQ(s->node, NodeId(4));
+  EXPECT_NE(s->why.find("dropping learner 4"), std::string::npos) << s->why;
 }
 
 TEST(ReplicaStepTest, WaitsForANewMemberToCatchUpAndForAChangeToCommit) {

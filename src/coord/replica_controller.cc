@@ -156,6 +156,13 @@ Result<GroupView> parse_group_view(const std::string& line) {
         bad = bad || !index;
         if (index) v.match[id(pair.substr(0, colon))] = *index;
       });
+    } else if (name == "learners") {
+      ids(value, [&](std::string_view pair) {
+        const size_t colon = pair.find(':');
+        auto index = colon == std::string_view::npos ? std::nullopt : number(pair.substr(colon + 1));
+        bad = bad || !index;
+        if (index) v.learners[id(pair.substr(0, colon))] = *index;
+      });
     }
   }
   if (bad || v.leader.value() == 0 || v.config.empty()) {
@@ -273,10 +280,12 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
           }
           break;
         }
+        case Kind::kLearn:
         case Kind::kAdd:
         case Kind::kRemove:
         case Kind::kTransfer: {
-          const char* verb = step->kind == Kind::kAdd      ? "add"
+          const char* verb = step->kind == Kind::kLearn    ? "learn"
+                             : step->kind == Kind::kAdd    ? "add"
                              : step->kind == Kind::kRemove ? "remove"
                                                            : "transfer";
           auto done =

@@ -50,14 +50,16 @@ meta::ClusterMap cluster(size_t nodes, uint32_t shards) {
 }
 
 // The metadata group and every replica group, as the controller sees them
-// through ReplicaMoveIo. A new member catches up after `catch_up_asks`
-// status reports; a change is committed at once.
+// through ReplicaMoveIo. A new member joins as a learner and catches up after
+// `catch_up_asks` status reports; adding it before then is refused (Busy, as
+// raft refuses it) and counted; a change is committed at once.
 class Model final : public ReplicaMoveIo {
  public:
   struct Group {
     NodeId leader;
     std::vector<NodeId> config;
-    std::map<NodeId, int> behind;  // status asks until caught up
+    std::map<NodeId, int> behind;    // status asks until caught up
+    std::map<NodeId, int> learners;  // status asks until caught up
   };
 
   explicit Model(meta::ClusterMap map) : map(std::move(map)) {
@@ -90,17 +92,33 @@ class Model final : public ReplicaMoveIo {
         if (behind > 0) --behind;
         match += (match.empty() ? "" : ",") + std::to_string(n.value()) + ":" + std::to_string(at);
       }
+      std::string learners;
+      for (auto& [n, behind] : g.learners) {
+        const uint64_t at = dead.contains(n) ? 0 : behind > 0 ? 1 : commit;
+        if (behind > 0) --behind;
+        learners += (learners.empty() ? " learners=" : ",") + std::to_string(n.value()) + ":" +
+                    std::to_string(at);
+      }
       return "leader=" + std::to_string(g.leader.value()) + " commit=" + std::to_string(commit) +
-             " config=" + config + " committed=1 match=" + match;
+             " config=" + config + " committed=1 match=" + match + learners;
     }
-    if (args[0] == "add") {
+    if (args[0] == "learn") {
+      g.learners.try_emplace(node, catch_up_asks);
+      ++learns;
+    } else if (args[0] == "add") {
+      auto l = g.learners.find(node);
+      if (l == g.learners.end() || l->second > 0) {
+        ++added_early;
+        return Status::Busy("not a caught-up learner");
+      }
+      g.learners.erase(l);
       g.config.push_back(node);
-      g.behind[node] = catch_up_asks;
     } else if (args[0] == "remove") {
       if (node == g.leader) return Status::InvalidArgument("the leader does not remove itself here");
       std::erase(g.config, node);
     } else if (args[0] == "transfer") {
       g.leader = node;
+      g.learners.clear();  // a learner is the old leader's volatile state
     }
     smallest_group = std::min(smallest_group, live_members(g));
     return std::string("OK");
@@ -135,6 +153,8 @@ class Model final : public ReplicaMoveIo {
   std::map<GroupId, Group> groups;
   std::set<NodeId> dead;
   int catch_up_asks = 3;
+  int learns = 0;       // learn steps run
+  int added_early = 0;  // adds refused: not a caught-up learner
   size_t smallest_group = 3;
   int map_changes = 0;
 };
@@ -158,6 +178,8 @@ TEST(ReplicaController, ALeavingNodesReplicasMoveAddBeforeRemoveAndTheMapFollows
         << "the map's owners are the group's members";
   }
   EXPECT_GE(model.smallest_group, 3u) << "a group went below its factor while it moved";
+  EXPECT_GT(model.learns, 0) << "new members join as learners";
+  EXPECT_EQ(model.added_early, 0) << "a member was added before it caught up as a learner";
 }
 
 TEST(ReplicaController, ANewMetadataLeaderFinishesTheMoveItFindsNotAnother) {
@@ -256,8 +278,13 @@ TEST(ReplicaController, AGroupWithNoLeaderAnsweringWaitsAndMovesOnceOneDoes) {
 }
 
 TEST(GroupView, ParsesTheStatusLineAndRefusesAGarbledOne) {
-  auto v = parse_group_view("leader=2 commit=40 config=1,2,3 committed=0 match=1:39,3:40");
+  auto v = parse_group_view(
+      "leader=2 commit=40 config=1,2,3 committed=0 match=1:39,3:40 learners=4:12");
   ASSERT_TRUE(v.ok()) << v.status().to_string();
+  EXPECT_EQ(v->learners.at(NodeId(4)), 12u);
+  EXPECT_FALSE(v->match.contains(NodeId(4)));
+  EXPECT_TRUE(parse_group_view("leader=2 commit=40 config=1,2,3 match=1:39")->learners.empty());
+  EXPECT_FALSE(parse_group_view("leader=1 commit=1 config=1 learners=4").ok());
   EXPECT_EQ(v->leader, NodeId(2));
   EXPECT_EQ(v->commit_index, 40u);
   EXPECT_EQ(v->config, ids({1, 2, 3}));

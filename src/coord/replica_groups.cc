@@ -1189,36 +1189,49 @@ void ReplicaGroups::Impl::membership(ReplicaGroup& g, const std::vector<std::str
     for (NodeId n : raft.config()) {
       config += (config.empty() ? "" : ",") + std::to_string(n.value());
     }
-    std::string match;
-    for (const auto& [n, m] : raft.follower_match()) {
-      match +=
-          (match.empty() ? "" : ",") + std::to_string(n.value()) + ":" + std::to_string(m.value());
+    const auto pairs = [](const std::map<NodeId, LogIndex>& m) {
+      std::string out;
+      for (const auto& [n, i] : m) {
+        out += (out.empty() ? "" : ",") + std::to_string(n.value()) + ":" + std::to_string(i.value());
+      }
+      return out;
+    };
+    // One line of `name=value` fields (coord/replica_controller.cc parses it).
+    std::string line = fmt::format("leader={} commit={} config={} committed={} match={}",
+                                   options_.self.value(), raft.commit_index().value(), config,
+                                   raft.config_index() <= raft.commit_index() ? 1 : 0,
+                                   pairs(raft.follower_match()));
+    if (const auto learners = raft.learner_match(); !learners.empty()) {
+      line += " learners=" + pairs(learners);
     }
-    // One line of `name=value` fields (cli/rebalance.cc parses it).
-    const std::string line = fmt::format("leader={} commit={} config={} committed={} match={}",
-                                         options_.self.value(), raft.commit_index().value(), config,
-                                         raft.config_index() <= raft.commit_index() ? 1 : 0, match);
     done(GroupReply{Status::OK(), "+" + line + "\r\n", {}, raft.commit_index().value()});
     return;
   }
   std::optional<int64_t> node;
   if (argv.size() == 3) node = server::parse_int64(argv[2]);
-  if ((verb != "add" && verb != "remove" && verb != "transfer") || !node || *node <= 0) {
+  if ((verb != "add" && verb != "remove" && verb != "transfer" && verb != "learn") || !node ||
+      *node <= 0) {
     done(GroupReply{Status::InvalidArgument("usage: " + std::string(kReplicasVerb) +
-                                            " status | add NODE | remove NODE | transfer NODE"),
+                                            " status | learn NODE | add NODE | remove NODE | "
+                                            "transfer NODE"),
                     {},
                     {}});
     return;
   }
   const NodeId target(static_cast<uint64_t>(*node));
+  const bool was_learner = raft.learner_match().contains(target);
   Status s = verb == "transfer" ? raft.transfer_leadership(target)
+             : verb == "learn"  ? raft.add_learner(target)
                                 : raft.change_membership(target, verb == "add");
-  if (s.ok()) {
+  if (s.ok() && !(verb == "learn" && was_learner)) {
     spdlog::info("replica group {} ({} shard {}): {} node {}, a replica moves", g.id.value(),
                  g.keyspace, g.shard,
-                 verb == "add"      ? "adding"
-                 : verb == "remove" ? "removing"
-                                    : "handing leadership to",
+                 verb == "learn"                   ? "catching up the learner"
+                 : verb == "add" && was_learner    ? "promoting the caught-up learner"
+                 : verb == "add"                   ? "adding"
+                 : verb == "remove" && was_learner ? "dropping the learner"
+                 : verb == "remove"                ? "removing"
+                                                   : "handing leadership to",
                  target.value());
   }
   after_callback(g);

@@ -115,9 +115,12 @@ inline constexpr std::string_view kGroupExecVerb = "__gexec";
 // sent as a group frame by whoever drives the move (cli/rebalance.cc), and
 // served only by the group's leader (elsewhere: Unavailable with a hint):
 //   __replicas status          one line: leader=N commit=I config=A,B,C
-//                              committed=0|1 match=B:I,C:I
-//   __replicas add NODE        raft's change_membership (Busy: try again)
-//   __replicas remove NODE
+//                              committed=0|1 match=B:I,C:I [learners=D:I]
+//   __replicas learn NODE      raft's add_learner: replicate to NODE, outside
+//                              the config (OK if it already is a learner)
+//   __replicas add NODE        raft's change_membership; promotes a learner
+//                              once caught up (Busy: try again)
+//   __replicas remove NODE     removes a member, or drops a learner
 //   __replicas transfer NODE   raft's transfer_leadership
 inline constexpr std::string_view kReplicasVerb = "__replicas";
 

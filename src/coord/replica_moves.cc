@@ -149,13 +149,37 @@ Result<ReplicaStep> next_replica_step(const std::vector<NodeId>& target,
   for (NodeId n : config) {
     if (!contains(ordered, n)) ordered.push_back(n);
   }
+  // Within `slack` of the commit index; a short log must be matched whole.
+  const uint64_t enough =
+      view.commit_index > 2 * slack ? view.commit_index - slack : view.commit_index;
   // 1. A member being added is listed last in the map (its node runs an empty
-  //    replica, outside the configuration): the leader adds it.
+  //    replica, outside the configuration): it joins as a learner, catches
+  //    up, and only then does the leader add it.
   if (!map_owners.empty()) {
     const NodeId last = map_owners.back();
     if (contains(target, last) && !contains(config, last) && !down.contains(last)) {
+      auto learner = view.learners.find(last);
+      if (learner == view.learners.end()) {
+        return step(ReplicaStep::Kind::kLearn, last,
+                    fmt::format("node {} joins the group as a learner", last.value()));
+      }
+      if (learner->second < enough) {
+        return step(ReplicaStep::Kind::kWait, last,
+                    fmt::format("learner {} is catching up ({} of {} entries)", last.value(),
+                                learner->second, view.commit_index));
+      }
       return step(ReplicaStep::Kind::kAdd, last,
-                  fmt::format("adding node {} to the group", last.value()));
+                  fmt::format("adding node {} to the group (caught up as a learner)",
+                              last.value()));
+    }
+  }
+  // A learner that no longer joins (the target moved on while it caught up):
+  //    the leader stops replicating to it.
+  for (const auto& [n, match] : view.learners) {
+    const bool joining = !map_owners.empty() && map_owners.back() == n && contains(target, n);
+    if (!joining && !contains(config, n)) {
+      return step(ReplicaStep::Kind::kRemove, n,
+                  fmt::format("dropping learner {}: it no longer joins", n.value()));
     }
   }
   // 2. New members catch up before anything else changes.
@@ -163,9 +187,6 @@ Result<ReplicaStep> next_replica_step(const std::vector<NodeId>& target,
     if (n == view.leader || down.contains(n)) continue;
     auto it = view.match.find(n);
     const uint64_t match = it == view.match.end() ? 0 : it->second;
-    // Within `slack` of the commit index; a short log must be matched whole.
-    const uint64_t enough =
-        view.commit_index > 2 * slack ? view.commit_index - slack : view.commit_index;
     if (match < enough) {
       return step(ReplicaStep::Kind::kWait, n,
                   fmt::format("node {} is catching up ({} of {} entries)", n.value(), match,

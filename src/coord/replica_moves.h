@@ -11,17 +11,21 @@
 //   1. publish  the map lists the new member as an extra owner, last (the
 //               shard then has factor + 1 owners): its node starts a replica
 //               of the group, empty, outside the group's configuration;
-//   2. add      the group's leader adds it (a config entry); it catches up
+//   2. learn    the group's leader replicates to it as a learner (raft.h:
+//               outside the config, counted in no majority); it catches up
 //               from a snapshot and the log;
 //   3. wait     until it is caught up (its match index within `slack` of the
 //               leader's commit index);
-//   4. transfer if the member to remove leads the group, leadership goes first
+//   4. add      the leader promotes it to a member (a config entry);
+//   5. transfer if the member to remove leads the group, leadership goes first
 //               to the most up-to-date member that stays;
-//   5. remove   the leader removes the old member; once that commits,
-//   6. publish  the map drops it: its node stops its replica and erases it.
+//   6. remove   the leader removes the old member; once that commits,
+//   7. publish  the map drops it: its node stops its replica and erases it.
 //
-// So a live group never has fewer than its factor of members while it moves
-// (add before remove). A member that is down is removed first: it serves
+// So a live group never has fewer than its factor of voting members while it
+// moves (add before remove), and a slow joiner is not among them until it has
+// caught up (a learner is the leader's volatile state: under a new leader the
+// step is "learn" again). A member that is down is removed first: it serves
 // nothing, and a group of n members with one down needs every live member to
 // commit an add (a majority of n + 1), so removing it first keeps the group
 // writable while the new member catches up. The map's owners follow the
@@ -71,6 +75,7 @@ struct GroupView {
   bool config_committed = true;  // no membership change in flight
   uint64_t commit_index = 0;
   std::map<NodeId, uint64_t> match;  // each other member's replicated index
+  std::map<NodeId, uint64_t> learners;  // each learner's replicated index
 };
 
 struct ReplicaStep {
@@ -79,8 +84,9 @@ struct ReplicaStep {
     kWait,      // a change commits or a member catches up: ask again soon
     kPublish,   // write `owners` as the shard's owners in the map
     kAdd,       // the leader adds `node`
-    kRemove,    // the leader removes `node`
+    kRemove,    // the leader removes `node` (a member, or a learner that no longer joins)
     kTransfer,  // the leader hands leadership to `node`
+    kLearn,     // the leader replicates to `node` as a learner (kAdd promotes it)
   };
   Kind kind = Kind::kDone;
   NodeId node;

@@ -48,6 +48,7 @@ struct Plan {
   std::vector<NodeId> map = ids({1, 2, 3});
   size_t reached = 0;
   size_t steps = 0;
+  size_t learners = 0;  // learn steps taken
   size_t smallest_config = 99;
   std::string error;
 };
@@ -112,6 +113,7 @@ class MovingRaft final : public sim::HostedNode {
     view.config_committed = raft_.config_index() <= raft_.commit_index();
     view.commit_index = raft_.commit_index().value();
     for (const auto& [n, m] : raft_.follower_match()) view.match[n] = m.value();
+    for (const auto& [n, m] : raft_.learner_match()) view.learners[n] = m.value();
     const std::vector<NodeId>& target = p.targets[p.next % p.targets.size()];
     auto s = next_replica_step(target, p.map, view, kFactor, {}, 8);
     if (!s.ok()) {
@@ -131,6 +133,10 @@ class MovingRaft final : public sim::HostedNode {
         break;
       // Busy (a change or transfer under way, this term's first entry not
       // committed) or not applicable any more: the next tick looks again.
+      case ReplicaStep::Kind::kLearn:
+        (void)raft_.add_learner(s->node);
+        ++p.learners;
+        break;
       case ReplicaStep::Kind::kAdd:
         (void)raft_.change_membership(s->node, true);
         break;
@@ -194,7 +200,8 @@ TEST(ReplicaMovesSim, WithoutFaultsTheGroupReachesTargetAfterTargetAndStaysLinea
   sim::SimOptions o = options_for(1);
   o.faults = sim::FaultSet{};
   RaftOptions options;
-  options.snapshot_threshold = 16;  // new members catch up from a snapshot too
+  options.snapshot_threshold = 16;   // new members catch up from a snapshot too,
+  options.snapshot_chunk_bytes = 8;  // sent in several chunks
   Outcome out = run(o, options);
   EXPECT_TRUE(out.report.verdict.valid) << describe(out);
   EXPECT_TRUE(out.observer->ok()) << describe(out);
@@ -203,6 +210,9 @@ TEST(ReplicaMovesSim, WithoutFaultsTheGroupReachesTargetAfterTargetAndStaysLinea
   EXPECT_GE(out.observer->committed_config_changes(), 6u) << "replicas moved";
   EXPECT_EQ(out.plan->smallest_config, kFactor) << "never below the factor while moving";
   EXPECT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o));
+  EXPECT_GE(out.plan->learners, 3u) << "new members join as learners first";
+  EXPECT_GT(out.observer->snapshots_installed(), 0u);
+  EXPECT_GT(out.observer->most_snapshot_chunks(), 1u);
 }
 
 TEST(ReplicaMovesSim, UnderEveryFaultNoCommitIsLostAndNoHistoryBreaks) {
@@ -212,7 +222,10 @@ TEST(ReplicaMovesSim, UnderEveryFaultNoCommitIsLostAndNoHistoryBreaks) {
     sim::SimOptions o = options_for(seed);
     o.faults = *sim::parse_fault_set("all");
     RaftOptions options;
-    if (seed % 2 == 1) options.snapshot_threshold = 4 + seed % 13;
+    if (seed % 2 == 1) {
+      options.snapshot_threshold = 4 + seed % 13;
+      options.snapshot_chunk_bytes = 4 + seed % 13;
+    }
     Outcome out = run(o, options);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << "\n" << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << "\n" << describe(out);

@@ -126,12 +126,14 @@ struct Model {
   std::vector<NodeId> config, map;
   NodeId leader;
   std::set<NodeId> down;
+  std::set<NodeId> learners;  // caught up at once in the model
   uint32_t factor = 3;
   std::vector<ReplicaStep> steps;
 
   void run(const std::vector<NodeId>& target, bool check_factor = true) {
     for (int i = 0; i < 50; ++i) {
       GroupView v = view(leader.value(), config);
+      for (NodeId n : learners) v.learners[n] = v.commit_index;
       auto s = next_replica_step(target, map, v, factor, down);
       ASSERT_TRUE(s.ok()) << s.status().to_string();
       steps.push_back(*s);
@@ -150,9 +152,14 @@ struct Model {
           }
           map = s->owners;
           break;
+        case Kind::kLearn:
+          EXPECT_EQ(map.back(), s->node) << "a learner joins once the map lists it last";
+          EXPECT_GE(map.size(), factor + 1) << "listed past the factor: it starts outside";
+          learners.insert(s->node);
+          break;
         case Kind::kAdd:
           EXPECT_EQ(map.back(), s->node) << "a member is added once the map lists it last";
-          EXPECT_GE(map.size(), factor + 1) << "listed past the factor: it starts outside";
+          EXPECT_EQ(learners.erase(s->node), 1u) << "a member is added as a caught-up learner";
           config.push_back(s->node);
           break;
         case Kind::kRemove:
@@ -179,12 +186,14 @@ TEST(ReplicaStepTest, AddsBeforeItRemovesAndNeverGoesBelowTheFactor) {
   m.map = ids({1, 2, 3});
   m.leader = NodeId(1);
   m.run(ids({1, 2, 4}));
-  // publish [1,2,3,4], add 4, publish [1,2,4,3], remove 3, publish [1,2,4].
-  ASSERT_GE(m.steps.size(), 5u);
+  // publish [1,2,3,4], learn 4, add 4, publish [1,2,4,3], remove 3, publish [1,2,4].
+  ASSERT_GE(m.steps.size(), 6u);
   EXPECT_EQ(m.steps[0].kind, Kind::kPublish);
   EXPECT_EQ(m.steps[0].owners, ids({1, 2, 3, 4}));
-  EXPECT_EQ(m.steps[1].kind, Kind::kAdd);
+  EXPECT_EQ(m.steps[1].kind, Kind::kLearn);
   EXPECT_EQ(m.steps[1].node, NodeId(4));
+  EXPECT_EQ(m.steps[2].kind, Kind::kAdd);
+  EXPECT_EQ(m.steps[2].node, NodeId(4));
   size_t live_min = 99;
   std::vector<NodeId> config = ids({1, 2, 3});
   for (const ReplicaStep& s : m.steps) {
@@ -228,8 +237,37 @@ TEST(ReplicaStepTest, ADeadMemberIsRemovedBeforeItsReplacementIsAdded) {
   // node starts it outside the configuration.
   EXPECT_EQ(m.steps[1].kind, Kind::kPublish);
   EXPECT_EQ(m.steps[1].owners, ids({1, 2, 3, 4}));
-  EXPECT_EQ(m.steps[2].kind, Kind::kAdd);
+  EXPECT_EQ(m.steps[2].kind, Kind::kLearn);
+  EXPECT_EQ(m.steps[3].kind, Kind::kAdd);
   EXPECT_EQ(m.config, ids({1, 2, 4}));
+}
+
+TEST(ReplicaStepTest, ANewMemberJoinsAsALearnerAndIsAddedOnlyOnceCaughtUp) {
+  // Listed last in the map, not a learner yet (or no more: a new leader has none).
+  auto s = next_replica_step(ids({1, 2, 4}), ids({1, 2, 3, 4}), view(1, ids({1, 2, 3})), 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kLearn);
+  EXPECT_EQ(s->node, NodeId(4));
+  // A learner far behind: wait; the group keeps its three voters meanwhile.
+  GroupView behind = view(1, ids({1, 2, 3}), 5000);
+  behind.learners[NodeId(4)] = 10;
+  s = next_replica_step(ids({1, 2, 4}), ids({1, 2, 3, 4}), behind, 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kWait);
+  EXPECT_EQ(s->node, NodeId(4));
+  EXPECT_NE(s->why.find("learner 4 is catching up"), std::string::npos) << s->why;
+  // Within the slack: promoted.
+  behind.learners[NodeId(4)] = 4990;
+  s = next_replica_step(ids({1, 2, 4}), ids({1, 2, 3, 4}), behind, 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kAdd);
+  EXPECT_EQ(s->node, NodeId(4));
+  // The target moved on (node 5 instead): the leader drops learner 4 first.
+  s = next_replica_step(ids({1, 2, 5}), ids({1, 2, 3}), behind, 3);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, Kind::kRemove);
+  EXPECT_EQ(s->node, NodeId(4));
+  EXPECT_NE(s->why.find("dropping learner 4"), std::string::npos) << s->why;
 }
 
 TEST(ReplicaStepTest, WaitsForANewMemberToCatchUpAndForAChangeToCommit) {

@@ -368,10 +368,13 @@ sim::SimOptions faulty(uint64_t seed) {
 }
 
 // Half the seeds snapshot every few entries, so that compaction and
-// InstallSnapshot carry the document too.
+// InstallSnapshot carry the document too, in chunks of a few dozen bytes.
 RaftOptions raft_options(uint64_t seed) {
   RaftOptions options;
-  if (seed % 2 == 1) options.snapshot_threshold = 4 + seed % 13;
+  if (seed % 2 == 1) {
+    options.snapshot_threshold = 4 + seed % 13;
+    options.snapshot_chunk_bytes = 16 + seed % 49;
+  }
   return options;
 }
 

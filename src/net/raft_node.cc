@@ -389,7 +389,10 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       spdlog::warn("raft message from node {} does not decode: {}", peer, msg.status().to_string());
       return;
     }
-    if (std::holds_alternative<replication::raft::InstallSnapshot>(*msg)) ++snapshots_received_;
+    if (const auto* snap = std::get_if<replication::raft::InstallSnapshot>(&*msg)) {
+      // Counted once per snapshot: its last chunk.
+      if (snap->offset + snap->state.size() == snap->total) ++snapshots_received_;
+    }
     raft_->on_message(peer, *msg);
     after_callback();
   }

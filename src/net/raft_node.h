@@ -103,7 +103,7 @@ struct RaftNodeStatus {
   // Leader only: each other voter's replicated index.
   std::map<NodeId, uint64_t> match;
   uint64_t torn_bytes_at_start = 0;  // what recovery cut off the write-ahead log's tail
-  uint64_t snapshots_received = 0;   // InstallSnapshot messages taken in this incarnation
+  uint64_t snapshots_received = 0;   // snapshots whose last chunk arrived, this incarnation
   // When a frame (any: raft, ping, routed command) last arrived from each peer
   // this node knows; a peer never heard from in this incarnation is absent.
   // A live peer is heard from at least every ping interval.

@@ -178,6 +178,8 @@ void InstallSnapshot::encode(Writer& w) const {
   w.varint(round);
   encode_nodes(w, config);
   w.bytes(state);
+  w.varint(offset);
+  w.varint(total);
 }
 
 Result<InstallSnapshot> InstallSnapshot::decode(Reader& r) {
@@ -188,6 +190,27 @@ Result<InstallSnapshot> InstallSnapshot::decode(Reader& r) {
   RAFT_READ(m.round, r.varint());
   RAFT_READ(m.config, decode_nodes(r));
   RAFT_READ(m.state, r.bytes());
+  RAFT_READ(m.offset, r.varint());
+  RAFT_READ(m.total, r.varint());
+  if (m.offset > m.total || m.state.size() > m.total - m.offset) {
+    return Status::Corruption("snapshot chunk reaches past the snapshot's end");
+  }
+  return m;
+}
+
+void InstallSnapshotReply::encode(Writer& w) const {
+  w.varint(term.value());
+  w.varint(last_index.value());
+  w.varint(offset);
+  w.varint(round);
+}
+
+Result<InstallSnapshotReply> InstallSnapshotReply::decode(Reader& r) {
+  InstallSnapshotReply m;
+  RAFT_READ_ID(m.term);
+  RAFT_READ_ID(m.last_index);
+  RAFT_READ(m.offset, r.varint());
+  RAFT_READ(m.round, r.varint());
   return m;
 }
 

@@ -94,8 +94,14 @@ struct AppendReply {
 };
 
 // Sent instead of AppendEntries when the entries a follower needs were
-// compacted away: the state machine at the snapshot point. The follower answers
-// with an AppendReply whose match_index is last_index.
+// compacted away: the state machine at the snapshot point, in chunks. `state`
+// holds bytes [offset, offset + state.size()) of the `total` bytes of
+// StateMachine::snapshot() at last_index; the leader sends one chunk at a time
+// and the next when the follower acknowledges this one (InstallSnapshotReply).
+// The follower stages the chunks and installs the snapshot when the last one
+// arrives, answering that one with an AppendReply whose match_index is
+// last_index. A snapshot that fits one chunk is one message (offset 0, total =
+// state.size()).
 struct InstallSnapshot {
   static constexpr uint32_t kTag = 5;
   Term term{};
@@ -103,9 +109,28 @@ struct InstallSnapshot {
   Term last_term{};
   uint64_t round = 0;
   std::vector<NodeId> config{};  // the members at last_index
-  std::string state{};           // StateMachine::snapshot() at last_index
+  std::string state{};           // this chunk of StateMachine::snapshot() at last_index
+  uint64_t offset = 0;           // where this chunk starts in the snapshot
+  uint64_t total = 0;            // the snapshot's size in bytes
   void encode(Writer& w) const;
   static Result<InstallSnapshot> decode(Reader& r);
+};
+
+// The follower's answer to a chunk that did not complete the snapshot at
+// last_index: it holds the snapshot's first `offset` bytes (in this term) and
+// wants the chunk starting there next. An offset other than the one the leader
+// expects — 0 after the follower dropped its staged chunks (a restart, another
+// snapshot) or the end of what it holds after a lost or reordered chunk — makes
+// the leader resume from it. Promises nothing durable: staged chunks are in
+// memory until the last one arrives.
+struct InstallSnapshotReply {
+  static constexpr uint32_t kTag = 7;
+  Term term{};
+  LogIndex last_index{};
+  uint64_t offset = 0;
+  uint64_t round = 0;
+  void encode(Writer& w) const;
+  static Result<InstallSnapshotReply> decode(Reader& r);
 };
 
 // Leadership transfer (thesis §3.10): the leader, having brought the target up
@@ -121,7 +146,7 @@ struct TimeoutNow {
 void encode_nodes(Writer& w, const std::vector<NodeId>& nodes);
 Result<std::vector<NodeId>> decode_nodes(Reader& r);
 
-using Message =
-    std::variant<VoteRequest, VoteReply, AppendEntries, AppendReply, InstallSnapshot, TimeoutNow>;
+using Message = std::variant<VoteRequest, VoteReply, AppendEntries, AppendReply, InstallSnapshot,
+                             TimeoutNow, InstallSnapshotReply>;
 
 }  // namespace statekv::replication::raft

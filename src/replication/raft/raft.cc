@@ -43,7 +43,7 @@ Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::str
   if (log_.snapshot_index().value() != 0) {
     Status restored = sm_.restore(state->snapshot);
     SKV_ASSERT(restored.ok(), "raft snapshot does not restore");
-    snapshot_state_ = std::move(state->snapshot);
+    snapshot_state_ = std::make_shared<const std::string>(std::move(state->snapshot));
     // A snapshot holds only committed, applied entries.
     commit_ = applied_ = log_.snapshot_index();
   }
@@ -192,6 +192,7 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
   const LogIndex match(m.prev_index.value() + m.entries.size());
   commit_ = std::max(commit_, std::min(m.leader_commit, match));
   apply_committed();
+  if (staging_ && staging_->index <= commit_) staging_.reset();  // the log overtook it
   // The leader quiesces the group and we hold its whole log, committed: our
   // election timer stops (on_election_timer drops it) until something wakes us.
   if (m.quiesce && match == log_.last_index() && commit_ == match) quiesced_ = true;
@@ -218,6 +219,8 @@ void Raft::handle(NodeId from, const AppendReply& m) {
       p.match = m.match_index;
       p.progressed = true;
     }
+    // The snapshot being sent is installed (or the follower got past it).
+    if (p.snapshot && p.match >= p.snapshot->snapshot.index) p.snapshot.reset();
     p.next = std::max(p.next, p.match.next());
     while (!p.inflight.empty() && p.inflight.front() <= m.match_index) p.inflight.pop_front();
     maybe_commit();
@@ -233,6 +236,7 @@ void Raft::handle(NodeId from, const AppendReply& m) {
     }
     p.next = std::max(p.match.next(), std::min(next, p.next));
     p.inflight.clear();
+    if (p.snapshot) p.snapshot->inflight = false;  // resend the current chunk
   }
   send_append(from);
   serve_reads();
@@ -251,28 +255,104 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
   leader_ = from;
   last_heard_leader_ = env_.now();
   reset_election_deadline();
-  AppendReply reply{.term = term_, .success = true, .match_index = m.last_index, .round = m.round};
   if (m.last_index <= commit_) {
-    // We hold that much committed already (a duplicate, or a late one).
-    send_durable(from, reply);
+    // We hold that much committed already (a duplicate, or a late chunk).
+    if (staging_ && staging_->index <= commit_) staging_.reset();
+    send_durable(
+        from,
+        AppendReply{.term = term_, .success = true, .match_index = m.last_index, .round = m.round});
     return;
   }
-  // The codec checked the frame; a state that does not restore is the sender's
-  // bug, and restore() left ours unchanged.
-  if (!sm_.restore(m.state).ok()) return;
-  const bool keeps_suffix =
-      m.last_index <= log_.last_index() && log_.term_at(m.last_index) == m.last_term;
+  InstallSnapshotReply ack{.term = term_, .last_index = m.last_index, .round = m.round};
+  const bool same = staging_ && staging_->term == term_ && staging_->index == m.last_index &&
+                    staging_->last_term == m.last_term && staging_->total == m.total;
+  if (!same) {
+    // Within a term the leader sends snapshots in index order, each once the
+    // previous one is installed: a chunk of an older one is a late duplicate.
+    if (staging_ && staging_->term == term_ && staging_->index > m.last_index) {
+      ++snapshot_stats_.chunks_refused;
+      return;
+    }
+    // Another snapshot, or another leader's: what we staged is of no use (a new
+    // leader's snapshot need not be byte-for-byte the old one's).
+    staging_.reset();
+    if (m.offset != 0) {
+      ++snapshot_stats_.chunks_refused;
+      env_.send(from, ack);  // offset 0: start over
+      return;
+    }
+    staging_ = SnapshotStaging{
+        .term = term_, .index = m.last_index, .last_term = m.last_term, .total = m.total};
+  }
+  SnapshotStaging& st = *staging_;
+  if (m.offset != st.data.size() || m.offset + m.state.size() > st.total ||
+      (m.state.empty() && st.data.size() < st.total)) {
+    // Lost, duplicated or reordered (or a chunk that does not fit): say where
+    // we are, and the leader resumes from there.
+    ++snapshot_stats_.chunks_refused;
+    ack.offset = st.data.size();
+    env_.send(from, ack);
+    return;
+  }
+  st.data += m.state;
+  ++st.chunks;
+  ++snapshot_stats_.chunks_accepted;
+  if (st.data.size() < st.total) {
+    ack.offset = st.data.size();
+    env_.send(from, ack);
+    return;
+  }
+  install_staged(from, m);
+}
+
+void Raft::install_staged(NodeId from, const InstallSnapshot& last_chunk) {
+  SnapshotStaging st = std::move(*staging_);
+  staging_.reset();
+  // The codec checked the frames; a state that does not restore is the
+  // sender's bug, and restore() left ours unchanged.
+  if (!sm_.restore(st.data).ok()) return;
+  ++snapshot_stats_.installed;
+  snapshot_stats_.most_chunks = std::max(snapshot_stats_.most_chunks, st.chunks);
+  const bool keeps_suffix = st.index <= log_.last_index() && log_.term_at(st.index) == st.last_term;
   if (!keeps_suffix) forget_durability_from(LogIndex(1));
-  log_.reset_to_snapshot(m.last_index, m.last_term);
-  snapshot_state_ = m.state;
-  snapshot_config_ = m.config;
+  log_.reset_to_snapshot(st.index, st.last_term);
+  snapshot_state_ = std::make_shared<const std::string>(std::move(st.data));
+  snapshot_config_ = last_chunk.config;
   refresh_config();
-  commit_ = applied_ = m.last_index;
+  commit_ = applied_ = st.index;
   // Writes we accepted at or below the snapshot point cannot be matched to
   // their entries any more: their clients time out (maybe happened).
   pending_writes_.erase(pending_writes_.begin(), pending_writes_.upper_bound(applied_));
   persist_checkpoint();
-  send_durable(from, reply);
+  send_durable(
+      from,
+      AppendReply{
+          .term = term_, .success = true, .match_index = st.index, .round = last_chunk.round});
+}
+
+void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
+  if (m.term > term_) {
+    role_reason_ = higher_term_from(from, m.term);
+    become_follower(m.term, std::nullopt);
+    return;
+  }
+  if (role_ != Role::kLeader || m.term != term_) return;
+  auto it = progress_.find(from);
+  if (it == progress_.end()) return;
+  Progress& p = it->second;
+  p.active = true;
+  p.acked_round = std::max(p.acked_round, m.round);
+  if (p.snapshot && p.snapshot->snapshot.index == m.last_index) {
+    SnapshotSend& s = *p.snapshot;
+    const uint64_t offset = std::min<uint64_t>(m.offset, s.snapshot.state->size());
+    if (offset > s.offset) p.progressed = true;
+    // Resume from what the follower holds: ahead after an acknowledgement,
+    // behind after it lost chunks (or dropped them all: offset 0).
+    s.offset = offset;
+    s.inflight = false;
+    send_append(from);
+  }
+  serve_reads();
 }
 
 void Raft::handle(NodeId from, const TimeoutNow& m) {
@@ -288,6 +368,20 @@ void Raft::handle(NodeId from, const TimeoutNow& m) {
 Status Raft::change_membership(NodeId node, bool add) {
   if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
   if (quiesced_) wake();
+  auto learner = progress_.find(node);
+  if (learner != progress_.end() && !learner->second.learner) learner = progress_.end();
+  if (!add && learner != progress_.end()) {
+    progress_.erase(learner);
+    return Status::OK();
+  }
+  if (add && learner != progress_.end()) {
+    const LogIndex match = learner->second.match;
+    if (match.value() + options_.learner_catch_up < log_.last_index().value()) {
+      return Status::Busy("learner " + std::to_string(node.value()) + " holds " +
+                          std::to_string(match.value()) + " of " +
+                          std::to_string(log_.last_index().value()) + " entries: not caught up");
+    }
+  }
   if (in_config(node) == add) {
     return Status::InvalidArgument(add ? "already a member" : "not a member");
   }
@@ -305,14 +399,38 @@ Status Raft::change_membership(NodeId node, bool add) {
   }
   append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kConfig, .members = next});
   refresh_config();
-  for (NodeId peer : peers()) send_append(peer);
+  replicate();
   maybe_commit();  // a leader alone may commit it already
   return Status::OK();
 }
 
+Status Raft::add_learner(NodeId node) {
+  if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
+  if (in_config(node) || node == members_.self) {
+    return Status::InvalidArgument("already a member");
+  }
+  if (progress_.contains(node)) return Status::OK();
+  if (quiesced_) wake();
+  // A learner usually starts empty: send it everything (or the snapshot) at
+  // once rather than probe back from our last index.
+  progress_[node] = Progress{.next = LogIndex(1), .learner = true};
+  send_append(node);
+  return Status::OK();
+}
+
+std::map<NodeId, LogIndex> Raft::learner_match() const {
+  std::map<NodeId, LogIndex> out;
+  for (const auto& [peer, p] : progress_) {
+    if (p.learner) out[peer] = p.match;
+  }
+  return out;
+}
+
 Status Raft::transfer_leadership(NodeId target) {
   if (role_ != Role::kLeader) return Status::InvalidArgument("not the leader");
-  if (!progress_.contains(target)) return Status::InvalidArgument("not another member");
+  if (!progress_.contains(target) || progress_.at(target).learner) {
+    return Status::InvalidArgument("not another member");
+  }
   if (transferee_) return Status::Busy("a leadership transfer is under way");
   if (quiesced_) wake();
   transferee_ = target;
@@ -361,7 +479,7 @@ void Raft::on_request(const ClientRequest& req) {
   }
   append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kCommand, .command = req});
   pending_writes_[log_.last_index()] = req.id;
-  for (NodeId peer : peers()) send_append(peer);
+  replicate();
 }
 
 // ---------------------------------------------------------------- timers
@@ -394,7 +512,7 @@ void Raft::on_election_timer() {
     // clients go elsewhere instead of waiting on a leader that cannot commit.
     size_t active = in_config(members_.self) ? 1 : 0;
     for (auto& [peer, p] : progress_) {
-      active += p.active ? 1 : 0;
+      active += p.active && !p.learner ? 1 : 0;
       p.active = false;
     }
     if (transferee_ && env_.now() >= transfer_deadline_) transferee_.reset();  // abandoned
@@ -434,6 +552,7 @@ void Raft::on_heartbeat_timer() {
     if (!p.progressed && p.match < log_.last_index()) {
       p.next = p.match.next();
       p.inflight.clear();
+      if (p.snapshot) p.snapshot->inflight = false;  // resend the chunk
     }
     p.progressed = false;
   }
@@ -514,13 +633,13 @@ void Raft::forget_durability_from(LogIndex first) {
 
 void Raft::persist_checkpoint() {
   last_token_ = env_.persist_checkpoint(
-      encode_checkpoint(HardState{term_, voted_for_}, log_, snapshot_config_, snapshot_state_));
+      encode_checkpoint(HardState{term_, voted_for_}, log_, snapshot_config_, *snapshot_state_));
   log_records_.emplace_back(last_token_, log_.last_index());
 }
 
 void Raft::maybe_snapshot() {
   if (applied_.value() - log_.snapshot_index().value() < options_.snapshot_threshold) return;
-  snapshot_state_ = sm_.snapshot();
+  snapshot_state_ = std::make_shared<const std::string>(sm_.snapshot());
   snapshot_config_ = config_at(applied_);
   log_.compact_to(applied_);
   persist_checkpoint();
@@ -546,6 +665,7 @@ void Raft::become_follower(Term term, std::optional<NodeId> leader) {
     term_ = term;
     voted_for_ = NodeId(0);
     persist_hard_state();
+    staging_.reset();  // the old leader's chunks
   }
   if (role_ == Role::kLeader) {
     fail_reads();
@@ -586,6 +706,7 @@ void Raft::become_candidate() {
   votes_.clear();
   term_ = term_.next();
   voted_for_ = members_.self;
+  staging_.reset();
   persist_hard_state();
   vote_token_ = last_token_;
   reset_election_deadline();
@@ -636,23 +757,28 @@ void Raft::append_as_leader(Entry e) {
   log_.append(std::move(e));
 }
 
+void Raft::replicate() {
+  for (auto& [peer, p] : progress_) send_append(peer);
+}
+
 void Raft::send_append(NodeId peer) {
   Progress& p = progress_.at(peer);
+  if (!p.snapshot && p.next <= log_.snapshot_index()) {
+    // What it needs was compacted away: send the snapshot, a chunk at a time,
+    // and nothing else until it is installed (a reordered AppendEntries would
+    // only bounce back). The transfer keeps this snapshot even if we take a
+    // newer one meanwhile, so that it finishes.
+    p.snapshot = SnapshotSend{.snapshot = Snapshot{.index = log_.snapshot_index(),
+                                                   .term = log_.snapshot_term(),
+                                                   .config = snapshot_config_,
+                                                   .state = snapshot_state_}};
+    p.inflight.clear();
+  }
+  if (p.snapshot) {
+    if (!p.snapshot->inflight) send_snapshot_chunk(peer, *p.snapshot);
+    return;
+  }
   while (p.inflight.size() < options_.max_inflight && p.next <= log_.last_index()) {
-    if (p.next <= log_.snapshot_index()) {
-      // What it needs was compacted away: send the snapshot, then wait for its
-      // answer before sending what follows (a reordered AppendEntries would
-      // only bounce back and send the snapshot again).
-      env_.send(peer, InstallSnapshot{.term = term_,
-                                      .last_index = log_.snapshot_index(),
-                                      .last_term = log_.snapshot_term(),
-                                      .round = round_,
-                                      .config = snapshot_config_,
-                                      .state = snapshot_state_});
-      p.next = log_.snapshot_index().next();
-      p.inflight.push_back(log_.snapshot_index());
-      break;
-    }
     const LogIndex prev(p.next.value() - 1);
     AppendEntries m{.term = term_,
                     .prev_index = prev,
@@ -664,6 +790,23 @@ void Raft::send_append(NodeId peer) {
     p.inflight.push_back(LogIndex(p.next.value() - 1));
     env_.send(peer, std::move(m));
   }
+}
+
+void Raft::send_snapshot_chunk(NodeId peer, SnapshotSend& s) {
+  const std::string& state = *s.snapshot.state;
+  const uint64_t offset = std::min<uint64_t>(s.offset, state.size());
+  const uint64_t len =
+      std::min<uint64_t>(std::max<size_t>(options_.snapshot_chunk_bytes, 1), state.size() - offset);
+  env_.send(peer, InstallSnapshot{.term = term_,
+                                  .last_index = s.snapshot.index,
+                                  .last_term = s.snapshot.term,
+                                  .round = round_,
+                                  .config = s.snapshot.config,
+                                  .state = state.substr(offset, len),
+                                  .offset = offset,
+                                  .total = state.size()});
+  s.inflight = true;
+  ++snapshot_stats_.chunks_sent;
 }
 
 void Raft::broadcast_round(bool quiesce) {
@@ -689,7 +832,9 @@ void Raft::maybe_commit() {
   // does not count its own log.
   std::vector<LogIndex> matches;
   if (in_config(members_.self)) matches.push_back(durable_index_);
-  for (const auto& [peer, p] : progress_) matches.push_back(p.match);
+  for (const auto& [peer, p] : progress_) {
+    if (!p.learner) matches.push_back(p.match);
+  }
   std::sort(matches.begin(), matches.end(), std::greater<>());
   if (matches.size() < majority()) return;
   const LogIndex majority_match = matches[majority() - 1];
@@ -722,7 +867,9 @@ void Raft::maybe_commit() {
 uint64_t Raft::quorum_round() const {
   std::vector<uint64_t> rounds;
   if (in_config(members_.self)) rounds.push_back(round_);  // we confirm our own rounds
-  for (const auto& [peer, p] : progress_) rounds.push_back(p.acked_round);
+  for (const auto& [peer, p] : progress_) {
+    if (!p.learner) rounds.push_back(p.acked_round);
+  }
   std::sort(rounds.begin(), rounds.end(), std::greater<>());
   return rounds.size() < majority() ? 0 : rounds[majority() - 1];
 }
@@ -730,7 +877,9 @@ uint64_t Raft::quorum_round() const {
 std::map<NodeId, LogIndex> Raft::follower_match() const {
   std::map<NodeId, LogIndex> out;
   if (role_ != Role::kLeader) return out;
-  for (const auto& [peer, progress] : progress_) out[peer] = progress.match;
+  for (const auto& [peer, progress] : progress_) {
+    if (!progress.learner) out[peer] = progress.match;
+  }
   return out;
 }
 
@@ -837,9 +986,13 @@ void Raft::refresh_config(LogIndex changed_from) {
   }
   if (role_ != Role::kLeader) return;
   for (NodeId peer : peers()) {
-    if (!progress_.contains(peer)) progress_[peer] = Progress{.next = log_.last_index().next()};
+    auto [it, added] = progress_.try_emplace(peer, Progress{.next = log_.last_index().next()});
+    // A learner in the config is promoted: it keeps its progress.
+    if (!added) it->second.learner = false;
   }
-  std::erase_if(progress_, [&](const auto& kv) { return !in_config(kv.first); });
+  // Members removed go; learners stay until promoted or dropped.
+  std::erase_if(progress_,
+                [&](const auto& kv) { return !kv.second.learner && !in_config(kv.first); });
   if (transferee_ && !progress_.contains(*transferee_)) transferee_.reset();
 }
 

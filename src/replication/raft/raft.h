@@ -21,7 +21,14 @@
 //   * snapshots: once snapshot_threshold entries were applied past the last
 //     snapshot, the state machine is snapshotted (StateMachine::snapshot), the log compacted, and
 //     the whole node state written as one checkpoint record (Env::persist_checkpoint) that replaces
-//     every earlier record; a follower that needs compacted entries gets InstallSnapshot instead;
+//     every earlier record; a follower that needs compacted entries gets the snapshot instead,
+//     in InstallSnapshot chunks of at most snapshot_chunk_bytes, one in flight per follower:
+//     the follower acknowledges each (InstallSnapshotReply with the bytes it holds), stages
+//     them, and restores and checkpoints only when the last one arrives. The leader pins the
+//     snapshot it started sending (a newer one does not restart the transfer) and resumes
+//     from whatever offset the follower reports (a lost, duplicated or reordered chunk costs
+//     one resend); the follower drops its staged chunks on a new term or another snapshot,
+//     so a new leader's transfer starts over;
 //   * linearizable reads by ReadIndex (thesis §6.4): the leader notes its commit
 //     index, confirms it is still leader by a heartbeat round a majority echoes,
 //     and answers once it has applied up to that index. There are no lease reads:
@@ -70,9 +77,17 @@
 // election timeout as usual. A vote request reaching a quiesced member wakes it
 // (and a pre-vote from its own leader, restarted, finds it willing to vote).
 //
-// Not done yet (see docs/raft.md): snapshots sent in chunks, learners (a new
-// member votes at once; catching it up first would keep a slow joiner from
-// hurting availability).
+// Learners (thesis §4.2.1, "catching up new servers"): add_learner has the
+// leader replicate its log (or snapshot) to a node outside the config, which
+// counts toward nothing — not commit, not ReadIndex rounds, not CheckQuorum,
+// not votes (it is not asked, and never campaigns: it is outside its config).
+// change_membership(node, add) then promotes it once it is within
+// learner_catch_up entries of the leader's log, so a slow joiner never sits in
+// the majority while it catches up. Learners are the leader's volatile state:
+// a new leader has none (whoever drives the move adds the learner again).
+//
+// Not done yet (see docs/raft.md): the state machine still hands over its
+// snapshot as one string (only the transfer is chunked).
 //
 // The constructor's Membership is the bootstrap config: it applies until a
 // snapshot or a kConfig entry says otherwise.
@@ -82,6 +97,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -106,6 +122,11 @@ struct RaftOptions {
   bool check_quorum = true;
   // Applied entries past the last snapshot that trigger the next one.
   size_t snapshot_threshold = 1024;
+  // The most snapshot bytes one InstallSnapshot carries (at least 1).
+  size_t snapshot_chunk_bytes = size_t{1} << 20;
+  // A learner is promoted (change_membership) only once its log is within this
+  // many entries of the leader's.
+  uint64_t learner_catch_up = 256;
   // Stop heartbeating while the group is idle (see Quiescence above). Only
   // for hosts that call on_peer_down, or a dead leader is never replaced.
   bool quiesce = false;
@@ -147,7 +168,17 @@ class Raft {
   // not leader, or adding a member / removing a non-member; Busy if the leader
   // has not committed an entry of its term yet or an earlier change is not
   // committed. OK means the change was appended, not that it committed.
+  //
+  // Adding a learner (add_learner) promotes it: Busy while it is more than
+  // options.learner_catch_up entries behind. Removing a learner drops it.
   Status change_membership(NodeId node, bool add);
+  // Asks this leader to replicate to `node`, outside the config, as a learner
+  // (it counts toward no majority). OK if it already is one; InvalidArgument if
+  // not leader or `node` is a member.
+  Status add_learner(NodeId node);
+  // The learners of this leader (empty on other roles), and the highest index
+  // known replicated on each.
+  std::map<NodeId, LogIndex> learner_match() const;
   // The members in effect (the latest config in the log).
   const std::vector<NodeId>& config() const { return config_; }
   // The index of config()'s entry (0: the snapshot's or the bootstrap config);
@@ -175,11 +206,46 @@ class Raft {
   LogIndex leader_commit_seen() const { return leader_commit_seen_; }
   // Everything appended, durable or not; entries up to commit_index() are committed.
   const RaftLog& log() const { return log_; }
-  // On a leader: the highest index known replicated on each other member (its
+  // Snapshot transfers, this incarnation (status pages, tests).
+  struct SnapshotStats {
+    uint64_t chunks_sent = 0;      // InstallSnapshot chunks sent as leader, resends included
+    uint64_t chunks_accepted = 0;  // chunks staged in order as follower
+    uint64_t chunks_refused = 0;   // chunks out of order, duplicated, or of a dropped transfer
+    uint64_t installed = 0;        // snapshots restored from staged chunks
+    uint64_t most_chunks = 0;      // the most chunks one installed snapshot took
+  };
+  const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
+  // On a leader: the highest index known replicated on each other member, not
+  // counting learners (its
   // lag is log().last_index() minus that). Empty on other roles.
   std::map<NodeId, LogIndex> follower_match() const;
 
  private:
+  // A snapshot as the leader holds it while sending it: shared, so that a
+  // transfer keeps the one it started even after the leader takes a newer one.
+  struct Snapshot {
+    LogIndex index{};
+    Term term{};
+    std::vector<NodeId> config{};
+    std::shared_ptr<const std::string> state{};
+  };
+  // A transfer to one follower: `offset` is where the next chunk starts (what
+  // the follower last reported holding), `inflight` whether a chunk is out.
+  struct SnapshotSend {
+    Snapshot snapshot{};
+    uint64_t offset = 0;
+    bool inflight = false;
+  };
+  // The follower's chunks of the snapshot at `index` sent by the leader of
+  // `term`, assembled in order.
+  struct SnapshotStaging {
+    Term term{};
+    LogIndex index{};
+    Term last_term{};
+    uint64_t total = 0;
+    std::string data{};
+    uint64_t chunks = 0;
+  };
   struct Progress {
     LogIndex next{};                  // next index to send
     LogIndex match{};                 // highest index known replicated (durably) there
@@ -187,6 +253,10 @@ class Raft {
     uint64_t acked_round = 0;         // highest heartbeat round echoed this term
     bool active = false;              // heard from since the last CheckQuorum check
     bool progressed = false;          // match advanced since the last heartbeat
+    // Sending a snapshot: nothing else is sent until its last chunk is
+    // acknowledged by an AppendReply reaching its index.
+    std::optional<SnapshotSend> snapshot{};
+    bool learner = false;  // outside the config: counts toward nothing
   };
   struct PendingRead {
     ClientRequest req{};
@@ -204,6 +274,9 @@ class Raft {
   void handle(NodeId from, const AppendEntries& m);
   void handle(NodeId from, const AppendReply& m);
   void handle(NodeId from, const InstallSnapshot& m);
+  void handle(NodeId from, const InstallSnapshotReply& m);
+  // Restores the completely staged snapshot and checkpoints it.
+  void install_staged(NodeId from, const InstallSnapshot& last_chunk);
   void handle(NodeId from, const TimeoutNow& m);
   void maybe_send_timeout_now(NodeId peer);
 
@@ -234,6 +307,8 @@ class Raft {
   // Leader.
   void append_as_leader(Entry e);
   void send_append(NodeId peer);
+  void replicate();  // send_append to every member and learner
+  void send_snapshot_chunk(NodeId peer, SnapshotSend& s);
   void broadcast_round(bool quiesce = false);
   void maybe_commit();
   uint64_t quorum_round() const;
@@ -276,7 +351,9 @@ class Raft {
   LogIndex commit_;
   LogIndex applied_;
   StateMachine& sm_;
-  std::string snapshot_state_;           // sm_'s snapshot at log_.snapshot_index()
+  // sm_'s snapshot at log_.snapshot_index() (empty without one); shared with
+  // the transfers that send it.
+  std::shared_ptr<const std::string> snapshot_state_ = std::make_shared<const std::string>();
   std::vector<NodeId> snapshot_config_;  // members at log_.snapshot_index()
   std::string role_reason_ = "started";
   std::vector<NodeId> config_;  // members in effect
@@ -284,6 +361,8 @@ class Raft {
   Instant last_heard_leader_{};
   bool quiesced_ = false;
   LogIndex leader_commit_seen_{};
+  std::optional<SnapshotStaging> staging_;  // a follower's partly received snapshot
+  SnapshotStats snapshot_stats_;
 
   // Persist-before-send bookkeeping. Tokens count from 1 per incarnation.
   PersistToken last_token_;

@@ -184,10 +184,13 @@ TEST(RaftGroupsSim, SameSeedSameHistory) {
 
 TEST(RaftGroupsSim, ManyGroupsOnFaultySeedsStayLinearizableAndSafe) {
   const uint64_t seeds = seeds_from_env(500);
-  uint64_t ok = 0, total = 0;
+  uint64_t ok = 0, total = 0, installed = 0, chunks = 0;
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     RaftOptions options;
-    if (seed % 2 == 1) options.snapshot_threshold = 4 + seed % 13;  // checkpoints in the shared log
+    if (seed % 2 == 1) {
+      options.snapshot_threshold = 4 + seed % 13;    // checkpoints in the shared log
+      options.snapshot_chunk_bytes = 4 + seed % 13;  // InstallSnapshot in several chunks
+    }
     options.quiesce = seed % 4 >= 2;  // half the seeds: idle groups quiesce
     Outcome out = run(faulty(seed), options);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << "\n" << out.describe();
@@ -197,10 +200,21 @@ TEST(RaftGroupsSim, ManyGroupsOnFaultySeedsStayLinearizableAndSafe) {
         << out.describe();
     ok += out.report.run.ok;
     total += out.report.run.ok + out.report.run.fail + out.report.run.info;
+    for (const auto& [g, obs] : out.observers) {
+      installed += obs->snapshots_installed();
+      chunks += obs->snapshot_chunks_accepted();
+    }
   }
-  std::printf("raft groups: %llu seeds, %llu of %llu operations ok (%.1f%%)\n",
-              static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(ok),
-              static_cast<unsigned long long>(total), 100.0 * ok / total);
+  std::printf(
+      "raft groups: %llu seeds, %llu of %llu operations ok (%.1f%%); snapshots installed %llu "
+      "from %llu chunks\n",
+      static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(ok),
+      static_cast<unsigned long long>(total), 100.0 * ok / total,
+      static_cast<unsigned long long>(installed), static_cast<unsigned long long>(chunks));
+  if (seeds >= 20) {
+    EXPECT_GT(installed, 0u);
+    EXPECT_GT(chunks, 2 * installed) << "snapshots must take several chunks";
+  }
 }
 
 // Planted bug: one node's host hands requests to the wrong group. The keys'

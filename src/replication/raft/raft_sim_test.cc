@@ -41,10 +41,15 @@ uint64_t seeds_from_env(uint64_t fallback) {
 }
 
 // Half the seeds snapshot every few entries, so that compaction, checkpoint
-// records and InstallSnapshot run under every fault too.
+// records and InstallSnapshot run under every fault too, in chunks of a few
+// bytes (a snapshot of the few keys takes several), so that lost, duplicated
+// and reordered chunks and transfers cut short by a new leader happen.
 RaftOptions sweep_options(uint64_t seed) {
   RaftOptions options;
-  if (seed % 2 == 1) options.snapshot_threshold = 4 + seed % 13;
+  if (seed % 2 == 1) {
+    options.snapshot_threshold = 4 + seed % 13;
+    options.snapshot_chunk_bytes = 4 + seed % 13;
+  }
   return options;
 }
 
@@ -154,7 +159,7 @@ TEST(RaftSim, CrashesThatLoseUnsyncedTailsLoseNoCommit) {
 
 // A follower cut off for a long stretch misses many entries and catches up:
 // by the leader backing off with conflict hints and pipelining batches to it,
-// or, when the leader compacted them away, by InstallSnapshot.
+// or, when the leader compacted them away, by InstallSnapshot in 8-byte chunks.
 TEST(RaftSim, FollowerThatMissesEntriesCatchesUp) {
   for (size_t threshold : {size_t{1024}, size_t{8}}) {
     SimOptions o = faulty(3);
@@ -165,6 +170,7 @@ TEST(RaftSim, FollowerThatMissesEntriesCatchesUp) {
         "at 100ms partition {3} | {1,2}\nat 1s heal\nat 1200ms partition {1} | {2,3}\n", 3);
     RaftOptions options;
     options.snapshot_threshold = threshold;
+    options.snapshot_chunk_bytes = 8;
     Outcome out = run(o, options);
     EXPECT_TRUE(out.report.verdict.valid) << threshold << describe(out);
     EXPECT_TRUE(out.observer->ok()) << threshold << describe(out);
@@ -175,6 +181,10 @@ TEST(RaftSim, FollowerThatMissesEntriesCatchesUp) {
                      e.time > 1'500'000'000;
     }
     EXPECT_GT(late_writes, 50u) << threshold;
+    if (threshold == 8) {
+      EXPECT_GT(out.observer->snapshots_installed(), 0u);
+      EXPECT_GT(out.observer->most_snapshot_chunks(), 2u) << "the snapshot took several chunks";
+    }
   }
 }
 
@@ -231,10 +241,15 @@ TEST(RaftSim, MembershipChangesUnderFaultsLoseNothing) {
 TEST(RaftSim, ManyFaultySeedsLinearizableAndSafe) {
   const uint64_t seeds = seeds_from_env(200);
   uint64_t events = 0, ok = 0, fail = 0, info = 0, ops = 0;
+  uint64_t installed = 0, chunks = 0, refused = 0, most_chunks = 0;
   double cpu = 0, min_ok = 1;
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     SimOptions o = faulty(seed);
     Outcome out = run(o, sweep_options(seed));
+    installed += out.observer->snapshots_installed();
+    chunks += out.observer->snapshot_chunks_accepted();
+    refused += out.observer->snapshot_chunks_refused();
+    most_chunks = std::max(most_chunks, out.observer->most_snapshot_chunks());
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << ": " << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << ": " << describe(out);
     // A linearizable history of operations that all failed would prove little.
@@ -252,7 +267,16 @@ TEST(RaftSim, ManyFaultySeedsLinearizableAndSafe) {
   std::cout << "[ measure ] raft: " << seeds << " faulty seeds, ops " << ok << " ok, " << fail
             << " fail, " << info << " info of " << ops << " (fewest ok in a seed: " << min_ok
             << "), " << events << " events in " << cpu
-            << "s cpu: " << static_cast<uint64_t>(events / cpu) << " events/s\n";
+            << "s cpu: " << static_cast<uint64_t>(events / cpu)
+            << " events/s; snapshots: " << installed << " installed from " << chunks << " chunks ("
+            << refused << " chunks refused, at most " << most_chunks << " in one snapshot)\n";
+  if (seeds >= 20) {
+    // The sweep must really send snapshots in several chunks, and lose or
+    // reorder some of them.
+    EXPECT_GT(installed, 0u);
+    EXPECT_GT(chunks, 2 * installed);
+    EXPECT_GT(refused, 0u);
+  }
 }
 
 TEST(RaftSim, CliRunsRaft) {

@@ -451,10 +451,10 @@ TEST(RaftElection, ADeposedLeadersWriteFailsOnceAnotherEntryCommitsAtItsIndex) {
   EXPECT_EQ(r.role(), Raft::Role::kFollower);
   // ...even once its entry replaces ours: a later leader may still hold ours
   // (node 2, say) and commit it...
-  r.on_message(NodeId(3), AppendEntries{.term = Term(2),
-                                        .prev_index = LogIndex(1),
-                                        .prev_term = Term(1),
-                                        .entries = {noop(2)}});
+  r.on_message(
+      NodeId(3),
+      AppendEntries{
+          .term = Term(2), .prev_index = LogIndex(1), .prev_term = Term(1), .entries = {noop(2)}});
   EXPECT_TRUE(env.replies.empty()) << "a replaced entry may still commit elsewhere";
   // ...until another entry commits at their index: then they never can, and
   // their clients learn it at once (not after their timeout).
@@ -617,13 +617,15 @@ TEST(RaftStateMachine, AppliesCommittedCommandsInLogOrderToTheMachineItIsHanded)
                       .last_index = LogIndex(8),
                       .last_term = Term(1),
                       .config = {NodeId(1), NodeId(2), NodeId(3)},
-                      .state = "no comma"};
+                      .state = "no comma",
+                      .total = 8};
   follower.on_message(NodeId(1), bad);
   EXPECT_EQ(follower.commit_index(), LogIndex(0));
   EXPECT_EQ(refusing.restores, 0);
   EXPECT_TRUE(refusing.order.empty());
   // The same snapshot with a state the machine takes is installed.
   bad.state = "v0,v1,";
+  bad.total = bad.state.size();
   follower.on_message(NodeId(1), bad);
   EXPECT_EQ(follower.commit_index(), LogIndex(8));
   EXPECT_EQ(refusing.order, (std::vector<std::string>{"v0", "v1"}));
@@ -665,6 +667,228 @@ TEST(RaftSnapshot, AFollowerThatNeedsCompactedEntriesGetsTheSnapshot) {
   auto rest = env.take<AppendEntries>();
   ASSERT_FALSE(rest.empty());
   EXPECT_EQ(rest.front().second.prev_index, snaps[0].second.last_index);
+}
+
+// ---------------------------------------------------------------- snapshot chunks
+
+RaftOptions chunks_of_4() {
+  RaftOptions o = snapshot_every_4();
+  o.snapshot_chunk_bytes = 4;
+  return o;
+}
+
+// Delivers what the leader (node 1) sends node 3 and what node 3 answers until
+// neither sends anything more; node 3's records become durable as it goes.
+// Returns the InstallSnapshot chunks delivered.
+int pump(FakeEnv& leader_env, Raft& leader, FakeEnv& follower_env, Raft& follower) {
+  int chunks = 0;
+  for (int step = 0; step < 1000; ++step) {
+    bool moved = false;
+    std::vector<std::pair<NodeId, Message>> out;
+    std::swap(out, leader_env.sent);
+    for (auto& [to, m] : out) {
+      if (to != NodeId(3)) continue;
+      chunks += std::holds_alternative<InstallSnapshot>(m) ? 1 : 0;
+      follower.on_message(NodeId(1), m);
+      moved = true;
+    }
+    follower_env.sync(follower);
+    out.clear();
+    std::swap(out, follower_env.sent);
+    for (auto& [to, m] : out) {
+      leader.on_message(NodeId(3), m);
+      moved = true;
+    }
+    if (!moved) break;
+  }
+  return chunks;
+}
+
+TEST(RaftSnapshotChunks, ASnapshotTravelsOneChunkAtATimeAndIsRestoredOnceWhole) {
+  FakeEnv env;
+  AppliedOrder lsm;
+  Raft r(env, three(1), {}, lsm, chunks_of_4());
+  elect_and_commit(env, r, 10);
+  env.sent.clear();
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+  auto first = env.take<InstallSnapshot>();
+  ASSERT_EQ(first.size(), 1u) << "one chunk in flight";
+  const InstallSnapshot c0 = first[0].second;
+  EXPECT_EQ(c0.last_index, r.log().snapshot_index());
+  EXPECT_EQ(c0.offset, 0u);
+  EXPECT_EQ(c0.state.size(), 4u);
+  EXPECT_GT(c0.total, 12u) << "the snapshot needs several chunks";
+  EXPECT_TRUE(env.sent.empty()) << "nothing but the snapshot goes to a follower that needs it";
+
+  // The follower stages the chunk, restores nothing yet, and asks for the next.
+  FakeEnv fenv;
+  AppliedOrder fsm;
+  Raft f(fenv, three(3), {}, fsm, chunks_of_4());
+  f.on_message(NodeId(1), c0);
+  EXPECT_EQ(fsm.restores, 0);
+  EXPECT_EQ(f.commit_index(), LogIndex(0));
+  EXPECT_EQ(fenv.records.size(), 1u) << "only its new term: staged chunks are not persisted";
+  auto acks = fenv.take<InstallSnapshotReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].second.offset, 4u);
+  EXPECT_EQ(acks[0].second.last_index, c0.last_index);
+  r.on_message(NodeId(3), acks[0].second);
+  auto second = env.take<InstallSnapshot>();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].second.offset, 4u);
+  f.on_message(NodeId(1), second[0].second);
+
+  // The rest, then the entries after the snapshot: the follower restored once,
+  // and holds exactly what the leader applied.
+  const int chunks = 2 + pump(env, r, fenv, f);
+  EXPECT_EQ(static_cast<uint64_t>(chunks), (c0.total + 3) / 4);
+  EXPECT_EQ(fsm.restores, 1);
+  EXPECT_EQ(f.snapshot_stats().installed, 1u);
+  EXPECT_EQ(f.snapshot_stats().most_chunks, (c0.total + 3) / 4);
+  EXPECT_EQ(r.follower_match().at(NodeId(3)), r.log().last_index());
+  EXPECT_EQ(f.commit_index(), r.commit_index());
+  EXPECT_EQ(fsm.order, lsm.order);
+  // And it restarts from the checkpoint of the assembled snapshot.
+  FakeEnv env2;
+  AppliedOrder again;
+  Raft restarted(env2, three(3), fenv.records, again, chunks_of_4());
+  EXPECT_EQ(restarted.log().snapshot_index(), f.log().snapshot_index());
+  EXPECT_EQ(again.restores, 1);
+}
+
+// A snapshot "v0,v1,v2,v3," at index 6 of term 1, in three chunks of 4 bytes.
+InstallSnapshot chunk(uint64_t term, uint64_t index, int k) {
+  const std::string state = "v0,v1,v2,v3,";
+  return InstallSnapshot{.term = Term(term),
+                         .last_index = LogIndex(index),
+                         .last_term = Term(1),
+                         .config = {NodeId(1), NodeId(2), NodeId(3)},
+                         .state = state.substr(static_cast<size_t>(k) * 4, 4),
+                         .offset = static_cast<uint64_t>(k) * 4,
+                         .total = state.size()};
+}
+
+uint64_t acked_offset(FakeEnv& env) {
+  auto acks = env.take<InstallSnapshotReply>();
+  EXPECT_EQ(acks.size(), 1u);
+  return acks.empty() ? ~uint64_t{0} : acks.back().second.offset;
+}
+
+TEST(RaftSnapshotChunks, DuplicatedLostAndReorderedChunksAreStagedInOrder) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft f(env, three(3), {}, sm, chunks_of_4());
+  f.on_message(NodeId(1), chunk(1, 6, 0));
+  EXPECT_EQ(acked_offset(env), 4u);
+  f.on_message(NodeId(1), chunk(1, 6, 0));  // duplicated
+  EXPECT_EQ(acked_offset(env), 4u) << "a duplicate is not staged twice";
+  f.on_message(NodeId(1), chunk(1, 6, 2));  // chunk 1 lost or late
+  EXPECT_EQ(acked_offset(env), 4u) << "a chunk past a gap is refused: resume at the gap";
+  f.on_message(NodeId(1), chunk(1, 6, 1));
+  EXPECT_EQ(acked_offset(env), 8u);
+  EXPECT_EQ(sm.restores, 0);
+  f.on_message(NodeId(1), chunk(1, 6, 2));
+  EXPECT_EQ(sm.restores, 1);
+  EXPECT_EQ(sm.order, (std::vector<std::string>{"v0", "v1", "v2", "v3"}));
+  EXPECT_EQ(f.commit_index(), LogIndex(6));
+  EXPECT_TRUE(env.take<AppendReply>().empty()) << "installed, not yet durable";
+  env.sync(f);
+  auto done = env.take<AppendReply>();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done[0].second.success);
+  EXPECT_EQ(done[0].second.match_index, LogIndex(6));
+  // A late copy of any chunk is answered as done and restores nothing.
+  f.on_message(NodeId(1), chunk(1, 6, 1));
+  EXPECT_EQ(sm.restores, 1);
+  auto late = env.take<AppendReply>();
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].second.match_index, LogIndex(6));
+  EXPECT_EQ(f.snapshot_stats().chunks_accepted, 3u);
+  EXPECT_EQ(f.snapshot_stats().chunks_refused, 2u);
+}
+
+TEST(RaftSnapshotChunks, ANewLeaderOrANewerSnapshotDropsStagedChunks) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft f(env, three(3), {}, sm, chunks_of_4());
+  f.on_message(NodeId(1), chunk(1, 6, 0));
+  EXPECT_EQ(acked_offset(env), 4u);
+  // Node 2 leads term 2 and sends the same snapshot point from the middle:
+  // the chunks staged from node 1 do not count, start over.
+  f.on_message(NodeId(2), chunk(2, 6, 1));
+  EXPECT_EQ(acked_offset(env), 0u);
+  // Node 1's chunks are stale now.
+  f.on_message(NodeId(1), chunk(1, 6, 1));
+  auto stale = env.take<AppendReply>();
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_FALSE(stale[0].second.success);
+  EXPECT_EQ(stale[0].second.term, Term(2));
+  // Node 2 starts at 0, then takes a newer snapshot (index 7) and sends that:
+  // the older one's staged chunks go, and its late chunks are ignored.
+  f.on_message(NodeId(2), chunk(2, 6, 0));
+  EXPECT_EQ(acked_offset(env), 4u);
+  f.on_message(NodeId(2), chunk(2, 7, 0));
+  EXPECT_EQ(acked_offset(env), 4u);
+  f.on_message(NodeId(2), chunk(2, 6, 1));
+  EXPECT_TRUE(env.sent.empty()) << "a chunk of the older snapshot is not staged";
+  f.on_message(NodeId(2), chunk(2, 7, 1));
+  f.on_message(NodeId(2), chunk(2, 7, 2));
+  EXPECT_EQ(sm.restores, 1);
+  EXPECT_EQ(f.commit_index(), LogIndex(7));
+  EXPECT_EQ(f.log().snapshot_index(), LogIndex(7));
+  EXPECT_EQ(sm.order, (std::vector<std::string>{"v0", "v1", "v2", "v3"}));
+}
+
+TEST(RaftSnapshotChunks, TheLeaderResumesWhereTheFollowerIsAndFinishesTheSnapshotItStarted) {
+  FakeEnv env;
+  AppliedOrder lsm;
+  Raft r(env, three(1), {}, lsm, chunks_of_4());
+  elect_and_commit(env, r, 10);
+  env.sent.clear();
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+  const InstallSnapshot c0 = env.take<InstallSnapshot>().at(0).second;
+  const LogIndex pinned = c0.last_index;
+  auto ack = [&](uint64_t offset) {
+    r.on_message(NodeId(3),
+                 InstallSnapshotReply{.term = Term(1), .last_index = pinned, .offset = offset});
+    auto next = env.take<InstallSnapshot>();
+    EXPECT_EQ(next.size(), 1u);
+    return next.empty() ? InstallSnapshot{} : next[0].second;
+  };
+  EXPECT_EQ(ack(4).offset, 4u);
+  EXPECT_EQ(ack(8).offset, 8u);
+  // The follower lost its staged chunks (it restarted): from the start again.
+  EXPECT_EQ(ack(0).offset, 0u);
+  EXPECT_EQ(ack(4).offset, 4u);
+  // A chunk or its answer lost: a heartbeat finding no progress since the last
+  // one (the first still sees the acknowledgements above) resends it.
+  env.advance(r, milliseconds(25));
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty());
+  env.advance(r, milliseconds(25));
+  auto resent = env.take<InstallSnapshot>();
+  ASSERT_FALSE(resent.empty());
+  EXPECT_EQ(resent.back().second.offset, 4u);
+  // The leader takes a newer snapshot meanwhile: the transfer keeps the one it
+  // started, so it can finish.
+  for (int i = 0; i < 8; ++i) {
+    r.on_request(request(200 + i, ClientOp::kWrite, "k", "w" + std::to_string(i)));
+    env.sync(r);
+    r.on_message(
+        NodeId(2),
+        AppendReply{.term = Term(1), .success = true, .match_index = r.log().last_index()});
+  }
+  ASSERT_GT(r.log().snapshot_index(), pinned);
+  InstallSnapshot c = ack(8);
+  EXPECT_EQ(c.last_index, pinned);
+  EXPECT_EQ(c.total, c0.total);
+  // Once node 3 holds it, the leader goes on with the newer snapshot.
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = true, .match_index = pinned});
+  auto newer = env.take<InstallSnapshot>();
+  ASSERT_EQ(newer.size(), 1u);
+  EXPECT_EQ(newer[0].second.last_index, r.log().snapshot_index());
+  EXPECT_EQ(newer[0].second.offset, 0u);
 }
 
 TEST(RaftTransfer, ALeaderHandsOverToAnUpToDateFollowerAndRefusesWritesMeanwhile) {
@@ -728,6 +952,129 @@ TEST(RaftTransfer, TimeoutNowMakesAFollowerCampaignAtOnceWithoutPreVote) {
   f.on_message(NodeId(1), AppendEntries{.term = Term(3)});
   f.on_message(NodeId(1), TimeoutNow{.term = Term(2)});
   EXPECT_EQ(f.role(), Raft::Role::kFollower);
+}
+
+// ---------------------------------------------------------------- learners
+
+TEST(RaftLearner, ALearnerGetsTheLogButCountsTowardNoMajority) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  ASSERT_EQ(r.commit_index(), LogIndex(1));
+  EXPECT_EQ(r.add_learner(NodeId(2)).code(), Status::Code::kInvalidArgument) << "a member";
+  env.sent.clear();
+  ASSERT_TRUE(r.add_learner(NodeId(4)).ok());
+  EXPECT_TRUE(r.add_learner(NodeId(4)).ok()) << "adding it again changes nothing";
+  EXPECT_EQ(r.config().size(), 3u) << "no config entry for a learner";
+  EXPECT_EQ(r.log().last_index(), LogIndex(1));
+  auto to_learner = env.take<AppendEntries>();
+  ASSERT_EQ(to_learner.size(), 1u);
+  EXPECT_EQ(to_learner[0].first, NodeId(4));
+
+  // A write reaches the learner too; its acknowledgement commits nothing (with
+  // the leader's own it would make 2 of 3 if it counted).
+  r.on_request(request(5, ClientOp::kWrite, "k", "v"));
+  env.sync(r);
+  bool sent_to_learner = false;
+  for (const auto& [to, m] : env.take<AppendEntries>()) sent_to_learner |= to == NodeId(4);
+  EXPECT_TRUE(sent_to_learner);
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2)});
+  EXPECT_EQ(r.commit_index(), LogIndex(1)) << "a learner counted toward commit";
+  EXPECT_EQ(r.learner_match().at(NodeId(4)), LogIndex(2));
+  EXPECT_FALSE(r.follower_match().contains(NodeId(4)));
+  EXPECT_EQ(r.transfer_leadership(NodeId(4)).code(), Status::Code::kInvalidArgument);
+
+  // A read whose round only the learner echoes is not served.
+  r.on_request(request(6, ClientOp::kRead, "k"));
+  auto round = env.take<AppendEntries>();
+  ASSERT_FALSE(round.empty());
+  const uint64_t n = round.back().second.round;
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2), .round = n});
+  EXPECT_TRUE(env.replies.empty()) << "a learner confirmed leadership";
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(2), .round = n});
+  EXPECT_EQ(r.commit_index(), LogIndex(2));
+  ASSERT_EQ(env.replies.size(), 2u) << "the write and the read";
+
+  // CheckQuorum: hearing only the learner, the leader steps down.
+  for (int i = 0; i < 16; ++i) {
+    env.advance(r, milliseconds(20));
+    r.on_message(NodeId(4), AppendReply{.term = Term(1), .success = true,
+                                        .match_index = LogIndex(2)});
+  }
+  EXPECT_EQ(r.role(), Raft::Role::kFollower) << "a learner kept a leader in office";
+  EXPECT_TRUE(r.learner_match().empty()) << "learners are the leader's";
+}
+
+TEST(RaftLearner, ALearnerIsPromotedOnlyOnceCaughtUpAndKeepsItsProgress) {
+  FakeEnv env;
+  RaftOptions o;
+  o.learner_catch_up = 2;
+  RaftKv r(env, three(1), {}, o);
+  elect(env, r);
+  ASSERT_TRUE(r.add_learner(NodeId(4)).ok());
+  for (int i = 0; i < 5; ++i) {
+    r.on_request(request(10 + i, ClientOp::kWrite, "k", "v" + std::to_string(i)));
+    env.sync(r);
+    r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                        .match_index = r.log().last_index()});
+  }
+  ASSERT_EQ(r.commit_index(), LogIndex(6));
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(3)});
+  EXPECT_EQ(r.change_membership(NodeId(4), true).code(), Status::Code::kBusy)
+      << "3 entries behind, more than learner_catch_up";
+  EXPECT_EQ(r.config().size(), 3u);
+  r.on_message(NodeId(4),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(4)});
+  ASSERT_TRUE(r.change_membership(NodeId(4), true).ok());
+  EXPECT_EQ(r.config(), (std::vector<NodeId>{NodeId(1), NodeId(2), NodeId(3), NodeId(4)}));
+  EXPECT_TRUE(r.learner_match().empty());
+  EXPECT_EQ(r.follower_match().at(NodeId(4)), LogIndex(4)) << "promoted with its progress";
+  // Now it counts: 4 members, majority 3: the leader, 2 and 4.
+  env.sync(r);
+  r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                      .match_index = r.log().last_index()});
+  EXPECT_EQ(r.commit_index(), LogIndex(6)) << "2 of 4 is no majority";
+  r.on_message(NodeId(4), AppendReply{.term = Term(1), .success = true,
+                                      .match_index = r.log().last_index()});
+  EXPECT_EQ(r.commit_index(), r.log().last_index());
+}
+
+TEST(RaftLearner, RemovingALearnerDropsItWithoutAConfigChange) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  ASSERT_TRUE(r.add_learner(NodeId(4)).ok());
+  const LogIndex last = r.log().last_index();
+  ASSERT_TRUE(r.change_membership(NodeId(4), false).ok());
+  EXPECT_TRUE(r.learner_match().empty());
+  EXPECT_EQ(r.log().last_index(), last);
+  env.sent.clear();
+  r.on_request(request(5, ClientOp::kWrite, "k", "v"));
+  for (const auto& [to, m] : env.sent) EXPECT_NE(to, NodeId(4));
+}
+
+// The learner's side: a node outside its config takes the leader's entries and
+// never campaigns, however long it waits.
+TEST(RaftLearner, ALearnerFollowsAndNeverCampaigns) {
+  FakeEnv env;
+  RaftKv l(env, Membership{NodeId(4), {NodeId(1), NodeId(2), NodeId(3)}}, {});
+  l.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .leader_commit = LogIndex(1),
+                                        .entries = {noop(1)}});
+  env.sync(l);
+  auto acks = env.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].second.match_index, LogIndex(1));
+  EXPECT_EQ(l.commit_index(), LogIndex(1));
+  env.advance(l, 10 * kLongerThanAnyElectionTimeout);
+  EXPECT_EQ(l.role(), Raft::Role::kFollower);
+  EXPECT_TRUE(env.take<VoteRequest>().empty());
 }
 
 TEST(RaftMembership, AChangeWaitsForAnEntryOfTheLeadersTermAndForThePreviousChange) {

@@ -61,15 +61,28 @@ class Observer {
       }
     }
     view.commit = r.commit_index();
+    // Snapshot transfers: counters grow within an incarnation.
+    const Raft::SnapshotStats& s = r.snapshot_stats();
+    snapshots_installed_ += s.installed - view.snapshots.installed;
+    snapshot_chunks_accepted_ += s.chunks_accepted - view.snapshots.chunks_accepted;
+    snapshot_chunks_refused_ += s.chunks_refused - view.snapshots.chunks_refused;
+    most_snapshot_chunks_ = std::max(most_snapshot_chunks_, s.most_chunks);
+    view.snapshots = s;
   }
 
-  // A restarted node starts from commit 0 again.
-  void restarted(NodeId node) { nodes_[node].commit = LogIndex(0); }
+  // A restarted node starts from commit 0 (and zero counters) again.
+  void restarted(NodeId node) { nodes_[node] = NodeView{}; }
 
   bool ok() const { return violation_.empty(); }
   const std::string& violation() const { return violation_; }
   size_t committed() const { return committed_.size(); }
   size_t terms_with_leader() const { return leader_of_term_.size(); }
+  // Snapshots installed from chunks, chunks staged and refused (out of order,
+  // duplicated, of a dropped transfer), and the most chunks one snapshot took.
+  uint64_t snapshots_installed() const { return snapshots_installed_; }
+  uint64_t snapshot_chunks_accepted() const { return snapshot_chunks_accepted_; }
+  uint64_t snapshot_chunks_refused() const { return snapshot_chunks_refused_; }
+  uint64_t most_snapshot_chunks() const { return most_snapshot_chunks_; }
   // Callbacks after which some member was quiesced.
   uint64_t quiesced_views() const { return quiesced_views_; }
   // Committed membership changes seen (among indexes some node showed).
@@ -81,6 +94,7 @@ class Observer {
  private:
   struct NodeView {
     LogIndex commit;
+    Raft::SnapshotStats snapshots{};
   };
 
   void check_completeness(NodeId node, const Raft& r) {
@@ -116,6 +130,10 @@ class Observer {
   std::map<NodeId, NodeView> nodes_;
   std::string violation_;
   uint64_t quiesced_views_ = 0;
+  uint64_t snapshots_installed_ = 0;
+  uint64_t snapshot_chunks_accepted_ = 0;
+  uint64_t snapshot_chunks_refused_ = 0;
+  uint64_t most_snapshot_chunks_ = 0;
 };
 
 // Test-only operator actions the host performs on a timer of its own.
@@ -124,7 +142,8 @@ struct Chaos {
   // other member (Raft::transfer_leadership).
   std::optional<Duration> transfer_every{};
   // When set: every this often, a node that leads removes a random member
-  // (itself included) if all nodes are members, else adds a missing one back
+  // (itself included) if all nodes are members, else adds a missing one back,
+  // first as a learner (Raft::add_learner), promoted on a later tick
   // (Raft::change_membership), so the config moves between N-1 and N members.
   std::optional<Duration> membership_every{};
 };
@@ -197,7 +216,11 @@ class ObservedRaft final : public sim::HostedNode {
     }
     for (NodeId n : members_.nodes) {
       if (std::find(config.begin(), config.end(), n) == config.end()) {
-        (void)raft_.change_membership(n, true);
+        if (raft_.learner_match().contains(n)) {
+          (void)raft_.change_membership(n, true);  // Busy until caught up
+        } else {
+          (void)raft_.add_learner(n);
+        }
         return;
       }
     }

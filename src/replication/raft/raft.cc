@@ -213,6 +213,7 @@ void Raft::handle(NodeId from, const AppendReply& m) {
   Progress& p = it->second;
   p.active = true;
   p.acked_round = std::max(p.acked_round, m.round);
+  p.applied = std::max(p.applied, m.applied_index);
   if (m.success) {
     if (m.match_index > p.match) {
       p.match = m.match_index;
@@ -527,6 +528,8 @@ void Raft::maybe_snapshot() {
 }
 
 void Raft::send_durable(NodeId to, Message msg) {
+  // A reply to the leader says how far this member has applied (LOCATE).
+  if (auto* reply = std::get_if<AppendReply>(&msg)) reply->applied_index = applied_;
   if (durable_token_ >= last_token_) {
     env_.send(to, msg);
   } else {
@@ -731,6 +734,13 @@ std::map<NodeId, LogIndex> Raft::follower_match() const {
   std::map<NodeId, LogIndex> out;
   if (role_ != Role::kLeader) return out;
   for (const auto& [peer, progress] : progress_) out[peer] = progress.match;
+  return out;
+}
+
+std::map<NodeId, LogIndex> Raft::follower_applied() const {
+  std::map<NodeId, LogIndex> out;
+  if (role_ != Role::kLeader) return out;
+  for (const auto& [peer, progress] : progress_) out[peer] = progress.applied;
   return out;
 }
 

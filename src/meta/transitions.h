@@ -170,7 +170,8 @@ std::string create_keyspace_change(const KeyspaceSpec& spec);
 
 // Records a layout on keyspace `k` in place, without bumping the epoch: for a
 // transition that creates the keyspace and places it in one change. The
-// caller validates the map afterwards.
+// caller validates the map afterwards, and stamps the shards' config_epoch
+// with the map's epoch (they are placed in that change).
 // `region_shards`: geo only, each region's shard count (PartitionerSpec).
 void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards,
                    std::vector<uint32_t> region_shards = {});

@@ -594,7 +594,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::shared_ptr<const RoutingTable> table;
   // The group's configuration epoch (meta::Shard::config_epoch) as this member
   // knows it: the map's, or a newer one learned from a frame or a step. Frames
-  // and steps of an older epoch are refused (learn_epoch, deliver, membership).
+  // and steps of an older epoch are refused (check_epoch).
   uint64_t epoch = 0;
   uint64_t frames_refused_epoch = 0;  // frames dropped for their older epoch
   uint64_t steps_refused_epoch = 0;   // __replicas steps refused for it
@@ -949,7 +949,9 @@ void ReplicaGroups::Impl::deliver(NodeId from, uint64_t group, uint64_t epoch,
   if (g == nullptr || !g->raft) return;  // not (or no longer) a member: raft retries
   // A frame sent from an older view of the group's configuration (a removed
   // member, a sender whose map lags) is dropped: raft treats it as lost.
-  if (!check_epoch(*g, epoch, "a frame from node " + std::to_string(from.value()),
+  // (Most frames carry the epoch known here: no string built for them.)
+  if (epoch != g->epoch &&
+      !check_epoch(*g, epoch, "a frame from node " + std::to_string(from.value()),
                    g->frames_refused_epoch)) {
     publish_status(*g);
     return;

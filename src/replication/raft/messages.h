@@ -83,7 +83,8 @@ struct AppendEntries {
 // of that term (or its last index + 1). applied_index is how far the sender
 // has applied its log when it answers (the leader reports it per member:
 // LOCATE, INFO replication); on the wire after `round`, absent (read as 0) in
-// replies of older versions.
+// replies of older versions (which refuse it as trailing bytes: a group's
+// members run one version).
 struct AppendReply {
   static constexpr uint32_t kTag = 4;
   Term term{};

@@ -102,7 +102,7 @@ struct Cluster {
       std::string ks, shard, leader, term, commit, applied, member;
       if (!(fields >> ks >> shard >> leader >> term >> commit >> applied) || ks != "rep") break;
       std::set<int> members;
-      while (fields >> member) members.insert(std::stoi(member));  // "4(0)" reads as 4
+      while (fields >> member) members.insert(std::stoi(member));  // "4[applied=9,lag=0]": 4
       out.push_back(members);
     }
     return out;

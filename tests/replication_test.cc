@@ -15,6 +15,10 @@
 #include <thread>
 
 #include "check/history.h"
+#include "net/blocking_connection.h"
+#include "net/wire.h"
+#include "replication/codec.h"
+#include "replication/raft/messages.h"
 #include "support/history_clients.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
@@ -449,6 +453,166 @@ TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
       std::regex_search(others, std::regex("is leader in term \\d+, leader \\d+: node 2 handed "
                                            "leadership over; won term \\d+ with \\d+ of 3 votes")))
       << "no logged take-over from node 2";
+}
+
+// One group's line of INFO replication through `port` (empty: none).
+std::string group_line(uint16_t port, const std::string& group) {
+  auto c = RedisClient::connect(port);
+  if (!c.ok()) return {};
+  auto info = c->bulk({"INFO", "replication"});
+  if (!info.ok()) return {};
+  const size_t at = info->find("statekv_group_" + group + ":");
+  if (at == std::string::npos) return {};
+  return info->substr(at, info->find("\r\n", at) - at);
+}
+
+// A numeric field (`name=N`) of an INFO replication group line; -1 if absent.
+int64_t group_field(const std::string& line, const std::string& name) {
+  std::smatch m;
+  if (!std::regex_search(line, m, std::regex("[:,]" + name + "=(\\d+)"))) return -1;
+  return std::stoll(m[1]);
+}
+
+// LOCATE through the leader of a key's group lists every replica's applied
+// index (each follower reports it on its answers to the leader), and a
+// follower's comes up to the leader's once a write is applied everywhere.
+// Then the group's configuration epoch: a `__replicas` step stamped with an
+// older epoch than the leader knows is refused, and so is a raft frame of an
+// older epoch (it would otherwise have moved the follower's term).
+TEST(Replication, LocateShowsEachReplicasAppliedIndexAndStaleEpochsAreRefused) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  ThreeNodes cluster("replication-locate");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  const std::vector<uint16_t>& ports = cluster.ports;
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
+  auto c = RedisClient::connect(ports[0]);
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(c->cmd({"SET", "r:x", std::to_string(i)}), "+OK");
+
+  // Who leads r:x's group (any member knows once it heard from the leader).
+  std::string group;
+  uint64_t leader = 0;
+  for (int i = 0; i < 100 && leader == 0; ++i) {
+    const std::string where = c->cmd({"LOCATE", "r:x"});
+    std::smatch m;
+    if (std::regex_search(where, m, std::regex(R"re("group", :(\d+), "leader", :(\d+))re"))) {
+      group = m[1];
+      leader = std::stoull(m[2]);
+    } else {
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  ASSERT_GE(leader, 1u);
+  ASSERT_LE(leader, 3u);
+  const uint16_t leader_port = ports[leader - 1];
+  const uint64_t follower = leader % 3 + 1;
+  const uint16_t follower_port = ports[follower - 1];
+
+  // Every replica's applied index, through the leader: the followers' reach
+  // the leader's (they apply the last write on the leader's next message).
+  const std::regex replica(
+      R"re(\["node", :(\d+), "role", "(\w+)", "applied", (:\d+|\(nil\)), "lag", (:\d+|\(nil\))\])re");
+  std::string where;
+  bool caught_up = false;
+  for (int i = 0; i < 200 && !caught_up; ++i) {
+    auto l = RedisClient::connect(leader_port);
+    ASSERT_TRUE(l.ok());
+    where = l->cmd({"LOCATE", "r:x"});
+    std::map<uint64_t, std::string> applied;
+    for (auto it = std::sregex_iterator(where.begin(), where.end(), replica);
+         it != std::sregex_iterator(); ++it) {
+      applied[std::stoull((*it)[1])] = (*it)[3];
+    }
+    ASSERT_EQ(applied.size(), 3u) << where;
+    caught_up = applied[leader] != "(nil)" && applied[follower] == applied[leader] &&
+                applied[follower % 3 + 1] == applied[leader];
+    if (!caught_up) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(caught_up) << "a follower's applied index never reached the leader's: " << where;
+  // INFO replication on the leader says the same, per member.
+  const std::string leader_line = group_line(leader_port, group);
+  EXPECT_NE(leader_line.find(std::to_string(follower) + "@applied="), std::string::npos)
+      << leader_line;
+
+  // The group's configuration epoch, as its leader knows it.
+  std::ifstream secret_file(cluster.data + "/cluster.secret");
+  std::string secret;
+  std::getline(secret_file, secret);
+  ASSERT_FALSE(secret.empty());
+  const auto peer = [&](uint16_t port) { return "127.0.0.1:" + std::to_string(port + 10000); };
+  const auto step = [&](std::vector<std::string> args) -> net::ForwardReplyFrame {
+    auto conn = net::BlockingConnection::open(peer(leader_port), secret, Clock::now() + 5s);
+    EXPECT_TRUE(conn.ok()) << conn.status().to_string();
+    if (!conn.ok()) return {};
+    net::ForwardFrame f;
+    f.call = 1;
+    f.group = std::stoull(group);
+    f.argv = {"__replicas"};
+    f.argv.insert(f.argv.end(), args.begin(), args.end());
+    auto r = (*conn)->call(f, Clock::now() + 5s);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : net::ForwardReplyFrame{};
+  };
+  const net::ForwardReplyFrame status = step({"status"});
+  ASSERT_TRUE(status.status.ok()) << status.status.to_string();
+  std::smatch em;
+  ASSERT_TRUE(std::regex_search(status.reply, em, std::regex(R"( epoch=(\d+))"))) << status.reply;
+  const uint64_t epoch = std::stoull(em[1]);
+  ASSERT_GT(epoch, 0u) << "the keyspace's creation stamps its shards";
+
+  // A step decided on an older view: refused, nothing changes.
+  const net::ForwardReplyFrame stale =
+      step({"remove", std::to_string(follower), std::to_string(epoch - 1)});
+  EXPECT_EQ(stale.status.code(), Status::Code::kAborted) << stale.status.to_string();
+  EXPECT_NE(stale.status.message().find("older than epoch"), std::string::npos)
+      << stale.status.to_string();
+  EXPECT_EQ(group_field(group_line(leader_port, group), "epoch_refused_steps"), 1);
+  // The same epoch passes the check and reaches raft (which finds the node a
+  // member already: nothing to add).
+  const net::ForwardReplyFrame current =
+      step({"add", std::to_string(follower), std::to_string(epoch)});
+  EXPECT_EQ(current.status.code(), Status::Code::kInvalidArgument) << current.status.to_string();
+  EXPECT_NE(current.status.message().find("already a member"), std::string::npos)
+      << current.status.to_string();
+  const net::ForwardReplyFrame again = step({"status"});
+  std::smatch cm;
+  ASSERT_TRUE(std::regex_search(again.reply, cm, std::regex(R"(config=([\d,]+))"))) << again.reply;
+  const std::string config = cm[1];
+  EXPECT_EQ(std::count(config.begin(), config.end(), ','), 2) << again.reply;
+
+  // A raft frame from "the leader" with a much higher term: at an older
+  // epoch it is dropped (the follower's term stays), at the current one it
+  // is taken (the term moves: the frame was one that counts).
+  const std::string before = group_line(follower_port, group);
+  const int64_t term = group_field(before, "term");
+  ASSERT_GT(term, 0) << before;
+  const auto forge = [&](uint64_t frame_epoch) {
+    auto conn = net::BlockingConnection::open(peer(follower_port), secret, Clock::now() + 5s,
+                                              NodeId(leader));
+    ASSERT_TRUE(conn.ok()) << conn.status().to_string();
+    replication::raft::AppendEntries ae;
+    ae.term = decltype(ae.term)(static_cast<uint64_t>(term) + 50);
+    net::GroupFrame f;
+    f.group = std::stoull(group);
+    f.message = replication::encode_message(replication::raft::Message(ae));
+    f.epoch = frame_epoch;
+    ASSERT_TRUE((*conn)->send(f, Clock::now() + 5s).ok());
+    std::this_thread::sleep_for(300ms);  // delivered before the connection closes
+  };
+  ASSERT_NO_FATAL_FAILURE(forge(epoch - 1));
+  const std::string dropped = group_line(follower_port, group);
+  EXPECT_LT(group_field(dropped, "term"), term + 50) << dropped;
+  EXPECT_GE(group_field(dropped, "epoch_refused_frames"), 1) << dropped;
+  ASSERT_NO_FATAL_FAILURE(forge(epoch));
+  int64_t moved = 0;
+  for (int i = 0; i < 50 && moved < term + 50; ++i) {
+    moved = group_field(group_line(follower_port, group), "term");
+    if (moved < term + 50) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(moved, term + 50) << "a frame of the current epoch was not taken";
+  // The group elects again and serves.
+  auto t = time_until_writable(ports[0], "r:x", 10s);
+  EXPECT_TRUE(t.ok()) << t.status().to_string();
 }
 
 }  // namespace

@@ -315,24 +315,44 @@ int run_status(const Common& c) {
     }
     // Replica groups (REPLICATION consensus keyspaces), each as its leader
     // sees it; a group with no leader reachable is shown from a member.
+    // Each member's applied index: its own report, else its leader's (as of
+    // the member's last answer to it).
     std::map<uint64_t, nlohmann::json> groups;
+    std::map<std::pair<uint64_t, std::string>, uint64_t> applied;
     for (const NodeView& n : v.nodes) {
       if (!n.stats || !n.stats->contains("groups")) continue;
+      const std::string self = std::to_string((*n.stats)["node"].get<uint64_t>());
       for (const auto& g : (*n.stats)["groups"]) {
         const uint64_t id = g["id"].get<uint64_t>();
         if (!groups.contains(id) || g["role"].get<std::string>() == "leader") groups[id] = g;
+        applied[{id, self}] = g["applied"].get<uint64_t>();
+      }
+    }
+    for (const auto& [id, g] : groups) {
+      if (!g.contains("member_applied")) continue;
+      for (const auto& [node, index] : g["member_applied"].items()) {
+        applied.emplace(std::pair{id, node}, index.get<uint64_t>());
       }
     }
     if (!groups.empty()) {
-      fmt::print("\nreplica groups ({}):\n  {:<12} {:>5} {:>7} {:>5} {:>8} {:>8}  {}\n", groups.size(),
-                 "keyspace", "shard", "leader", "term", "commit", "applied", "members (lag in entries)");
+      fmt::print("\nreplica groups ({}):\n  {:<12} {:>5} {:>7} {:>5} {:>8} {:>8}  {}\n",
+                 groups.size(), "keyspace", "shard", "leader", "term", "commit", "applied",
+                 "members [applied index, lag in entries]");
       for (const auto& [id, g] : groups) {
         const uint64_t leader = g["leader"].get<uint64_t>();
         std::string members;
         for (const auto& m : g["members"]) {
           const std::string node = std::to_string(m.get<uint64_t>());
           members += (members.empty() ? "" : " ") + node;
-          if (g["lag"].contains(node)) members += "(" + std::to_string(g["lag"][node].get<uint64_t>()) + ")";
+          std::string about;
+          if (auto a = applied.find({id, node}); a != applied.end()) {
+            about = "applied=" + std::to_string(a->second);
+          }
+          if (g["lag"].contains(node)) {
+            about += (about.empty() ? "" : ",") +
+                     ("lag=" + std::to_string(g["lag"][node].get<uint64_t>()));
+          }
+          if (!about.empty()) members += "[" + about + "]";
         }
         fmt::print("  {:<12} {:>5} {:>7} {:>5} {:>8} {:>8}  {}\n", g["keyspace"].get<std::string>(),
                    g["shard"].get<uint64_t>(), leader == 0 ? std::string("none") : std::to_string(leader),

@@ -201,7 +201,9 @@ void Coordinator::locate(std::string_view key, resp::Writer& out) const {
   out.integer(static_cast<int64_t>(t->epoch().value()));
   if (!replicated) return;
   // The replica group, as this node sees it: a member knows the leader and its
-  // own applied index; the leader also knows how far behind each member is.
+  // own applied index; the leader also knows each member's applied index (as
+  // of its last answer: raft's AppendReply::applied_index) and how far behind
+  // its log each member is.
   const GroupId group = ReplicaGroups::group_id(r.keyspace->spec.name, r.shard);
   std::optional<GroupStatus> mine;
   if (auto g = groups()) {
@@ -228,10 +230,13 @@ void Coordinator::locate(std::string_view key, resp::Writer& out) const {
     out.bulk("role");
     out.bulk(!mine ? "unknown" : is_leader ? "leader" : "follower");
     out.bulk("applied");
+    const auto applied = mine ? mine->applied.find(o) : decltype(mine->applied)::const_iterator{};
     if (mine && is_self) {
       out.integer(static_cast<int64_t>(mine->applied_index));
+    } else if (mine && applied != mine->applied.end()) {
+      out.integer(static_cast<int64_t>(applied->second));
     } else {
-      out.null();
+      out.null();  // only the leader hears it (from each member's answers)
     }
     out.bulk("lag");
     auto it = mine ? mine->match.find(o) : decltype(mine->match)::const_iterator{};
@@ -548,6 +553,12 @@ std::string Coordinator::local_stats_json() {
         lag[std::to_string(node.value())] = gs.last_index - match;
       }
       x["lag"] = lag;
+      nlohmann::json applied = nlohmann::json::object();
+      for (const auto& [node, index] : gs.applied) applied[std::to_string(node.value())] = index;
+      x["member_applied"] = applied;
+      x["epoch"] = gs.epoch;
+      x["frames_refused_epoch"] = gs.frames_refused_epoch;
+      x["steps_refused_epoch"] = gs.steps_refused_epoch;
       x["quiesced"] = gs.quiesced;
       groups.push_back(std::move(x));
     }
@@ -643,17 +654,21 @@ std::string Coordinator::info_replication() {
     for (NodeId m : g.members) {
       if (!members.empty()) members += ';';
       members += std::to_string(m.value());
-      // The leader knows how far behind each member is (entries).
+      // The leader knows each member's applied index and how far behind its
+      // log each is (entries).
+      auto a = g.applied.find(m);
+      if (a != g.applied.end()) members += fmt::format("@applied={}", a->second);
       auto it = g.match.find(m);
       if (it != g.match.end()) members += fmt::format("@lag={}", g.last_index - it->second);
     }
     s += fmt::format(
         "statekv_group_{}:keyspace={},shard={},role={},term={},leader={},commit={},applied={},"
-        "last={},members={},reads_leader={},reads_local={},writes={},quiesced={}\r\n",
+        "last={},members={},reads_leader={},reads_local={},writes={},quiesced={},epoch={},"
+        "epoch_refused_frames={},epoch_refused_steps={}\r\n",
         g.id.value(), g.keyspace, g.shard, g.role, g.term,
         g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
         g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes,
-        g.quiesced ? 1 : 0);
+        g.quiesced ? 1 : 0, g.epoch, g.frames_refused_epoch, g.steps_refused_epoch);
   }
   return s;
 }

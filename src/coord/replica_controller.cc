@@ -288,14 +288,18 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
                              : step->kind == Kind::kAdd    ? "add"
                              : step->kind == Kind::kRemove ? "remove"
                                                            : "transfer";
-          auto done =
-              io_.ask_leader(map, group, ask, down, {verb, std::to_string(step->node.value())},
-                             leader);
+          // Stamped with the shard's configuration epoch in the map this
+          // step was decided from: a leader that knows a newer one refuses it.
+          auto done = io_.ask_leader(
+              map, group, ask, down,
+              {verb, std::to_string(step->node.value()), std::to_string(sh.config_epoch)}, leader);
           // Busy (a change or transfer under way) or a view that changed
           // meanwhile: the next tick looks again.
           if (done.ok()) {
             out.steps.push_back(what);
             if (step->kind == Kind::kTransfer) leader = step->node;
+          } else if (done.status().code() == Status::Code::kAborted) {
+            out.errors.push_back(what + ": " + done.status().message());
           }
           break;
         }

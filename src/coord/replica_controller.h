@@ -128,7 +128,8 @@ class ReplicaControllerThread {
 };
 
 // Parses `__replicas status`'s line (`leader=N commit=I config=A,B
-// committed=0|1 match=B:I,C:I`, ReplicaGroups::replicas_status).
+// committed=0|1 match=B:I,C:I epoch=E`, coord/replica_groups.h kReplicasVerb;
+// fields it does not know are skipped).
 Result<GroupView> parse_group_view(const std::string& line);
 
 }  // namespace statekv::coord

@@ -52,7 +52,9 @@ meta::ClusterMap cluster(size_t nodes, uint32_t shards) {
 // The metadata group and every replica group, as the controller sees them
 // through ReplicaMoveIo. A new member joins as a learner and catches up after
 // `catch_up_asks` status reports; adding it before then is refused (Busy, as
-// raft refuses it) and counted; a change is committed at once.
+// raft refuses it) and counted; a change is committed at once. Like a real
+// leader, a group knows its configuration epoch (the map's, as the map
+// changes) and refuses a step that carries an older one (Aborted) or none.
 class Model final : public ReplicaMoveIo {
  public:
   struct Group {
@@ -60,6 +62,7 @@ class Model final : public ReplicaMoveIo {
     std::vector<NodeId> config;
     std::map<NodeId, int> behind;    // status asks until caught up
     std::map<NodeId, int> learners;  // status asks until caught up
+    uint64_t epoch = 0;
   };
 
   explicit Model(meta::ClusterMap map) : map(std::move(map)) {
@@ -68,6 +71,7 @@ class Model final : public ReplicaMoveIo {
       Group& g = groups[ReplicaGroups::group_id("rep", static_cast<uint32_t>(i))];
       g.config = k.shards[i].owners;
       g.leader = g.config.front();
+      g.epoch = k.shards[i].config_epoch;
     }
   }
 
@@ -102,6 +106,15 @@ class Model final : public ReplicaMoveIo {
       return "leader=" + std::to_string(g.leader.value()) + " commit=" + std::to_string(commit) +
              " config=" + config + " committed=1 match=" + match + learners;
     }
+    if (args.size() != 3) return Status::InvalidArgument("a step without its epoch");
+    const uint64_t epoch = std::stoull(args[2]);
+    if (epoch < g.epoch) {
+      ++steps_refused;
+      return Status::Aborted("decided on configuration epoch " + args[2] + ", older than " +
+                             std::to_string(g.epoch));
+    }
+    g.epoch = epoch;
+    ++steps;
     if (args[0] == "learn") {
       g.learners.try_emplace(node, catch_up_asks);
       ++learns;
@@ -132,6 +145,12 @@ class Model final : public ReplicaMoveIo {
     }
     map = *next;
     ++map_changes;
+    // Every member learns the new map (at once, in this model).
+    const meta::Keyspace& k = *map.find_keyspace("rep");
+    for (size_t i = 0; i < k.shards.size(); ++i) {
+      Group& g = groups.at(ReplicaGroups::group_id("rep", static_cast<uint32_t>(i)));
+      g.epoch = std::max(g.epoch, k.shards[i].config_epoch);
+    }
     return Status::OK();
   }
 
@@ -157,6 +176,8 @@ class Model final : public ReplicaMoveIo {
   int added_early = 0;  // adds refused: not a caught-up learner
   size_t smallest_group = 3;
   int map_changes = 0;
+  int steps = 0;          // add, remove and transfer steps taken
+  int steps_refused = 0;  // refused for their epoch
 };
 
 TEST(ReplicaController, ALeavingNodesReplicasMoveAddBeforeRemoveAndTheMapFollowsTheGroups) {
@@ -180,6 +201,40 @@ TEST(ReplicaController, ALeavingNodesReplicasMoveAddBeforeRemoveAndTheMapFollows
   EXPECT_GE(model.smallest_group, 3u) << "a group went below its factor while it moved";
   EXPECT_GT(model.learns, 0) << "new members join as learners";
   EXPECT_EQ(model.added_early, 0) << "a member was added before it caught up as a learner";
+  EXPECT_GT(model.steps, 0);
+  EXPECT_EQ(model.steps_refused, 0) << "a step carried an older epoch than the map it came from";
+}
+
+// A step decided on a map older than the group's configuration (the member
+// learned a newer epoch than the controller's map shows) is refused, reported,
+// and changes nothing; once the controller's map shows it, the move goes on.
+TEST(ReplicaController, AStepDecidedOnAnOlderConfigurationEpochIsRefused) {
+  Model model(cluster(4, 1));
+  model.map = *meta::set_member_state(model.map, NodeId(1), meta::MemberState::kLeaving);
+  ReplicaController controller(model);
+  const GroupId group = ReplicaGroups::group_id("rep", 0);
+  // Tick until the map lists the new member (target, then publish): the next
+  // step is the group's add.
+  for (int i = 0; i < 10 && model.map.find_keyspace("rep")->shards[0].owners.size() < 4; ++i) {
+    controller.tick(model.map, {});
+  }
+  ASSERT_EQ(model.map.find_keyspace("rep")->shards[0].owners.size(), 4u);
+  const meta::ClusterMap stale = model.map;
+  // Meanwhile the shard's configuration changed again (another controller
+  // moved it on): its members know that newer epoch.
+  model.map = *meta::set_replica_target(model.map, "rep", 0, {});
+  Model::Group& g = model.groups.at(group);
+  g.epoch = model.map.find_keyspace("rep")->shards[0].config_epoch;
+  ASSERT_GT(g.epoch, stale.find_keyspace("rep")->shards[0].config_epoch);
+  const std::vector<NodeId> before = g.config;
+  const ReplicaTick t = controller.tick(stale, {});
+  EXPECT_EQ(model.steps_refused, 1);
+  EXPECT_EQ(g.config, before) << "a stale step changed the group";
+  ASSERT_EQ(t.errors.size(), 1u);
+  EXPECT_NE(t.errors[0].find("older than"), std::string::npos) << t.errors[0];
+  // With the map as it is now, the controller finishes the move.
+  ASSERT_TRUE(model.run(controller));
+  EXPECT_EQ(std::count(g.config.begin(), g.config.end(), NodeId(1)), 0);
 }
 
 TEST(ReplicaController, ANewMetadataLeaderFinishesTheMoveItFindsNotAnother) {

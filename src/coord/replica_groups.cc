@@ -166,7 +166,12 @@ class ReplicaGroups::Impl {
 
   // ---- loop thread ----
   friend class ReplicaGroup;
-  void deliver(NodeId from, uint64_t group, std::string message);
+  void deliver(NodeId from, uint64_t group, uint64_t epoch, std::string message);
+  // A frame or step of group `g` carries configuration epoch `epoch`: true
+  // when it may go on (not older than the one `g` knows; a newer one is
+  // learned), false when it must be refused (counted in `refused`, logged).
+  // `what` names it for the log ("a frame from node 3").
+  bool check_epoch(ReplicaGroup& g, uint64_t epoch, const std::string& what, uint64_t& refused);
   void on_reply(GroupId group, RequestId id, ClientResponse response);
   void after_callback(ReplicaGroup& g);
   // status() reads a copy: every group's after a map change, one group's
@@ -214,7 +219,8 @@ class ReplicaGroups::Impl {
   ReplicaGroup* find(GroupId id);
   void apply_table(std::shared_ptr<const RoutingTable> table);
   void start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
-                   const std::vector<NodeId>& members, std::shared_ptr<const RoutingTable> table);
+                   const std::vector<NodeId>& members, std::shared_ptr<const RoutingTable> table,
+                   uint64_t epoch);
   // Hands leadership of groups this node leads to their preferred leader (the
   // shard's first owner: placement spreads those over the nodes) once it is
   // up to date, so leaders, and the work they do, spread too.
@@ -320,7 +326,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
 
   // ---- Env ----
   void send(NodeId to, const raft::Message& msg) override {
-    host.transport_.send_group(to, id.value(), replication::encode_message(msg));
+    host.transport_.send_group(to, id.value(), replication::encode_message(msg), epoch);
   }
   void reply(RequestId request, ClientResponse response) override {
     // Never call back into the protocol from inside its callback (env.h).
@@ -595,6 +601,12 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   uint32_t shard;
   std::vector<NodeId> members;
   std::shared_ptr<const RoutingTable> table;
+  // The group's configuration epoch (meta::Shard::config_epoch) as this member
+  // knows it: the map's, or a newer one learned from a frame or a step. Frames
+  // and steps of an older epoch are refused (check_epoch).
+  uint64_t epoch = 0;
+  uint64_t frames_refused_epoch = 0;  // frames dropped for their older epoch
+  uint64_t steps_refused_epoch = 0;   // __replicas steps refused for it
   Random random_;
   std::unique_ptr<net::GroupLog> log;
   std::unique_ptr<Raft> raft;
@@ -649,11 +661,12 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
       store_(*service.store()),
       work_(asio::make_work_guard(io_)),
       random_(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {
-  transport_.set_group_handler([this](NodeId from, uint64_t group, std::string message) {
-    asio::post(io_, [this, from, group, message = std::move(message)]() mutable {
-      deliver(from, group, std::move(message));
-    });
-  });
+  transport_.set_group_handler(
+      [this](NodeId from, uint64_t group, uint64_t epoch, std::string message) {
+        asio::post(io_, [this, from, group, epoch, message = std::move(message)]() mutable {
+          deliver(from, group, epoch, std::move(message));
+        });
+      });
   asio::post(io_, [this] {
     balance_leaders();
     watch_peers();
@@ -761,6 +774,7 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
         // configuration; the first is the preferred leader.
         g->members = shard.owners;
         g->table = table;
+        if (shard.config_epoch > g->epoch) g->epoch = shard.config_epoch;
         continue;
       }
       // A member being added is listed past the factor: it starts empty and
@@ -772,7 +786,7 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
       if (static_cast<size_t>(at - bootstrap.begin()) >= ks.spec.replication.factor) {
         bootstrap.erase(at);
       }
-      start_group(id, ks, shard.id.value(), bootstrap, table);
+      start_group(id, ks, shard.id.value(), bootstrap, table, shard.config_epoch);
     }
   }
   std::vector<GroupId> gone;
@@ -795,9 +809,10 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
 
 void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
                                       const std::vector<NodeId>& members,
-                                      std::shared_ptr<const RoutingTable> table) {
+                                      std::shared_ptr<const RoutingTable> table, uint64_t epoch) {
   auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members, std::move(table),
                                           random_.fork());
+  g->epoch = epoch;
   if (!open_wal()) return;
   std::vector<std::string> records;
   ReplicaGroup* raw = g.get();
@@ -907,9 +922,40 @@ ReplicaGroup* ReplicaGroups::Impl::find(GroupId id) {
   return it == groups_.end() ? nullptr : it->second.get();
 }
 
-void ReplicaGroups::Impl::deliver(NodeId from, uint64_t group, std::string message) {
+bool ReplicaGroups::Impl::check_epoch(ReplicaGroup& g, uint64_t epoch, const std::string& what,
+                                      uint64_t& refused) {
+  if (epoch < g.epoch) {
+    ++refused;
+    // Logged on the 1st, 2nd, 4th, 8th, ... refusal: a lagging peer sends many.
+    if ((refused & (refused - 1)) == 0) {
+      spdlog::warn(
+          "replica group {} ({} shard {}): refused {} of configuration epoch {}: this member "
+          "knows epoch {} ({} refused so far)",
+          g.id.value(), g.keyspace, g.shard, what, epoch, g.epoch, refused);
+    }
+    return false;
+  }
+  if (epoch > g.epoch) {
+    spdlog::info("replica group {} ({} shard {}): learned configuration epoch {} (was {}) from {}",
+                 g.id.value(), g.keyspace, g.shard, epoch, g.epoch, what);
+    g.epoch = epoch;
+  }
+  return true;
+}
+
+void ReplicaGroups::Impl::deliver(NodeId from, uint64_t group, uint64_t epoch,
+                                  std::string message) {
   ReplicaGroup* g = find(GroupId(group));
   if (g == nullptr || !g->raft) return;  // not (or no longer) a member: raft retries
+  // A frame sent from an older view of the group's configuration (a removed
+  // member, a sender whose map lags) is dropped: raft treats it as lost.
+  // (Most frames carry the epoch known here: no string built for them.)
+  if (epoch != g->epoch &&
+      !check_epoch(*g, epoch, "a frame from node " + std::to_string(from.value()),
+                   g->frames_refused_epoch)) {
+    publish_status(*g);
+    return;
+  }
   auto msg = replication::decode_message<raft::Message>(message);
   if (!msg.ok()) {
     spdlog::warn("group {}: message from node {} does not decode: {}", group, from.value(),
@@ -980,7 +1026,11 @@ GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
   s.applied_index = g.raft->applied_index().value();
   s.last_index = g.raft->log().last_index().value();
   for (const auto& [n, m] : g.raft->follower_match()) s.match[n] = m.value();
+  for (const auto& [n, a] : g.raft->follower_applied()) s.applied[n] = a.value();
   s.quiesced = g.raft->quiesced();
+  s.epoch = g.epoch;
+  s.frames_refused_epoch = g.frames_refused_epoch;
+  s.steps_refused_epoch = g.steps_refused_epoch;
   return s;
 }
 
@@ -1204,21 +1254,36 @@ void ReplicaGroups::Impl::membership(ReplicaGroup& g, const std::vector<std::str
     if (const auto learners = raft.learner_match(); !learners.empty()) {
       line += " learners=" + pairs(learners);
     }
+    line += fmt::format(" epoch={}", g.epoch);
     done(GroupReply{Status::OK(), "+" + line + "\r\n", {}, raft.commit_index().value()});
     return;
   }
-  std::optional<int64_t> node;
-  if (argv.size() == 3) node = server::parse_int64(argv[2]);
+  std::optional<int64_t> node, epoch;
+  if (argv.size() == 4) {
+    node = server::parse_int64(argv[2]);
+    epoch = server::parse_int64(argv[3]);
+  }
   if ((verb != "add" && verb != "remove" && verb != "transfer" && verb != "learn") || !node ||
-      *node <= 0) {
+      *node <= 0 || !epoch || *epoch < 0) {
     done(GroupReply{Status::InvalidArgument("usage: " + std::string(kReplicasVerb) +
-                                            " status | learn NODE | add NODE | remove NODE | "
-                                            "transfer NODE"),
+                                            " status | learn NODE EPOCH | add NODE EPOCH | "
+                                            "remove NODE EPOCH | transfer NODE EPOCH"),
                     {},
                     {}});
     return;
   }
   const NodeId target(static_cast<uint64_t>(*node));
+  if (!check_epoch(g, static_cast<uint64_t>(*epoch),
+                   fmt::format("the step '{} {}'", verb, target.value()), g.steps_refused_epoch)) {
+    publish_status(g);
+    done(GroupReply{Status::Aborted(fmt::format(
+                        "replica group {}: the step '{} {}' was decided on configuration epoch "
+                        "{}, older than epoch {} this member knows: look at the map again",
+                        g.id.value(), verb, target.value(), *epoch, g.epoch)),
+                    {},
+                    {}});
+    return;
+  }
   const bool was_learner = raft.learner_match().contains(target);
   Status s = verb == "transfer" ? raft.transfer_leadership(target)
              : verb == "learn"  ? raft.add_learner(target)

@@ -9,6 +9,19 @@
 //
 //   transport  the node's one peer transport: group messages travel as
 //              wire.h GroupFrames through net::RaftNode (send_group);
+//   epochs     each member knows its group's configuration epoch
+//              (meta::Shard::config_epoch: the map epoch that last changed
+//              the shard's owners or moving_to), from its map or, newer,
+//              learned from a frame or a step that carried it. It stamps every
+//              frame it sends with it; a frame (or a __replicas step) carrying
+//              an older epoch than the member knows was sent from an older view
+//              of the group (a removed member, a node or controller whose map
+//              lags) and is refused: a frame is dropped (raft treats it as
+//              lost; the sender learns the newer epoch from the map or from the
+//              frames of the members that know it), a step answered Aborted.
+//              Each refusal is counted (GroupStatus) and logged (the 1st, 2nd,
+//              4th, ... of each group). A frame of an older version carries no
+//              epoch and reads as epoch 0;
 //   log        the node's one write-ahead log, net::SharedLog in <data>/wal,
 //              opened by net::RaftNode, whose metadata replica logs there as
 //              group 0: each group appends through its own GroupLog handle, one sync
@@ -115,13 +128,16 @@ inline constexpr std::string_view kGroupExecVerb = "__gexec";
 // sent as a group frame by whoever drives the move (cli/rebalance.cc), and
 // served only by the group's leader (elsewhere: Unavailable with a hint):
 //   __replicas status          one line: leader=N commit=I config=A,B,C
-//                              committed=0|1 match=B:I,C:I [learners=D:I]
-//   __replicas learn NODE      raft's add_learner: replicate to NODE, outside
-//                              the config (OK if it already is a learner)
-//   __replicas add NODE        raft's change_membership; promotes a learner
-//                              once caught up (Busy: try again)
-//   __replicas remove NODE     removes a member, or drops a learner
-//   __replicas transfer NODE   raft's transfer_leadership
+//                              committed=0|1 match=B:I,C:I [learners=D:I] epoch=E
+//   __replicas learn NODE EPOCH     raft's add_learner: replicate to NODE, outside
+//                                   the config (OK if it already is a learner)
+//   __replicas add NODE EPOCH       raft's change_membership; promotes a learner
+//                                   once caught up (Busy: try again)
+//   __replicas remove NODE EPOCH    removes a member, or drops a learner
+//   __replicas transfer NODE EPOCH  raft's transfer_leadership
+// EPOCH is the shard's config_epoch in the map the step was decided from: a
+// leader that knows a newer one refuses the step (Aborted, nothing done), a
+// newer one it learns.
 inline constexpr std::string_view kReplicasVerb = "__replicas";
 
 struct ReplicaGroupsOptions {
@@ -192,7 +208,13 @@ struct GroupStatus {
   uint64_t applied_index = 0;
   uint64_t last_index = 0;
   std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
+  // Leader only: each other member's applied index, as of its latest answer
+  // to this leader (raft's AppendReply::applied_index; 0 until it answered).
+  std::map<NodeId, uint64_t> applied;
   bool quiesced = false;             // idle: no heartbeats (raft.h, "Quiescence")
+  uint64_t epoch = 0;                // the configuration epoch this member knows
+  uint64_t frames_refused_epoch = 0;  // frames dropped: an older epoch than `epoch`
+  uint64_t steps_refused_epoch = 0;   // __replicas steps refused for it
   // Served by this node's replica since it started.
   uint64_t reads_barrier = 0;  // on the leader, behind the ReadIndex barrier
   uint64_t reads_local = 0;    // from this member's applied state (below linearizable)

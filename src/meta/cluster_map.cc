@@ -568,6 +568,10 @@ Status validate(const ClusterMap& map) {
                                shard.id.value(), k.shards.size() - 1));
       }
       if (shard.owners.empty()) return err(fmt::format("shard {} has no owner", i));
+      if (shard.config_epoch > map.epoch.value()) {
+        return err(fmt::format("shard {} has config_epoch {}, past the map's epoch {}", i,
+                               shard.config_epoch, map.epoch.value()));
+      }
       // A consensus shard may list one owner more while a replica is added
       // (coord/replica_moves.h): the new member, last.
       const size_t most =
@@ -631,6 +635,7 @@ Json shards_json(const std::vector<Shard>& shards) {
   for (const Shard& sh : shards) {
     Json j{{"id", sh.id.value()}, {"owners", ids_json(sh.owners)}};
     if (!sh.moving_to.empty()) j["moving_to"] = ids_json(sh.moving_to);
+    if (sh.config_epoch != 0) j["config_epoch"] = sh.config_epoch;
     shard_list.push_back(std::move(j));
   }
   return shard_list;
@@ -845,6 +850,7 @@ std::vector<Shard> decode_shards(const Json& shards, const std::string& path, St
     if (sh.has("moving_to")) {
       shard.moving_to = decode_ids(sh.array("moving_to"), shard_path + ".moving_to", error);
     }
+    if (sh.has("config_epoch")) shard.config_epoch = sh.u64("config_epoch");
     sh.finish();
     out.push_back(std::move(shard));
   }

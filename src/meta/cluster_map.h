@@ -38,6 +38,7 @@
 //     neither moving nor dropping, and whose prefix is the longest other one
 //     that the keyspace's prefix starts with; a keyspace that is dropping
 //     is not "default", does not move, and no keyspace moves keys out of it.
+//   * a shard's config_epoch is <= epoch.
 //   * recent_changes: at most kMaxRecentChanges, epochs strictly increasing and
 //     <= epoch, ids non-empty.
 //
@@ -172,7 +173,20 @@ struct Shard {
   // to (coord/replica_controller.h); empty when none is. Kept in the map so
   // that a new metadata leader finishes the move it finds, not another one.
   std::vector<NodeId> moving_to;
-  bool operator==(const Shard&) const = default;
+  // The shard's configuration epoch: the map epoch that last changed its
+  // owners or moving_to (transitions.h stamps it; 0 in a map written before
+  // epochs existed, until the shard's owners next change). A REPLICATION
+  // consensus shard's replica group carries it on its frames and on its
+  // `__replicas` steps (coord/replica_groups.h), so that a member refuses
+  // what was decided on an older view of the group. In the JSON only when
+  // non-zero ("config_epoch").
+  uint64_t config_epoch = 0;
+  // The shard's placement: its id, owners and moving_to. config_epoch is
+  // bookkeeping that follows them, so a layout computed afresh (config_epoch
+  // 0) equals the map's when it places the shard alike.
+  bool operator==(const Shard& o) const {
+    return id == o.id && owners == o.owners && moving_to == o.moving_to;
+  }
 };
 
 // A layout a keyspace is moving away from (rebalancing): until the move

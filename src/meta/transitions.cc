@@ -28,10 +28,31 @@ size_t rotation(const PartitionerSpec& p, uint32_t index) {
   return p.kind == Partitioner::kGeo ? index % p.shards : index;
 }
 
-// The one place a transition's result is finished: bump the epoch, say what
-// happened, and refuse a result that breaks an invariant.
-Result<ClusterMap> finish(ClusterMap next, std::string what) {
+// Every shard whose configuration (owners, moving_to) differs from the one it
+// had in `before`, or that is new, gets `next`'s epoch as its config_epoch; the
+// others keep theirs (a transition that rebuilt a shard keeps its stamp when
+// its owners stayed).
+void stamp_config_epochs(const ClusterMap& before, ClusterMap& next) {
+  for (Keyspace& k : next.keyspaces) {
+    const Keyspace* old = before.find_keyspace(k.spec.name);
+    for (size_t i = 0; i < k.shards.size(); ++i) {
+      Shard& sh = k.shards[i];
+      const Shard* was = old != nullptr && i < old->shards.size() ? &old->shards[i] : nullptr;
+      if (was != nullptr && was->owners == sh.owners && was->moving_to == sh.moving_to) {
+        sh.config_epoch = was->config_epoch;
+      } else {
+        sh.config_epoch = next.epoch.value();
+      }
+    }
+  }
+}
+
+// The one place a transition's result is finished: bump the epoch, stamp the
+// shards whose configuration changed, say what happened, and refuse a result
+// that breaks an invariant.
+Result<ClusterMap> finish(const ClusterMap& before, ClusterMap next, std::string what) {
   next.epoch = next.epoch.next();
+  stamp_config_epochs(before, next);
   next.last_change = std::move(what);
   if (Status s = validate(next); !s.ok()) return s;
   return next;
@@ -154,7 +175,7 @@ Result<ClusterMap> bootstrap(std::string cluster_id, std::vector<Member> members
   if (!shards.ok()) return shards.status();
   map.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value()});
   const std::string cluster = map.cluster_id;
-  return finish(std::move(map),
+  return finish(ClusterMap{}, std::move(map),
                 fmt::format("bootstrap cluster '{}' with nodes {}", cluster, join_ids(ids)));
 }
 
@@ -174,7 +195,7 @@ Result<ClusterMap> add_member(const ClusterMap& map, Member member) {
       member.peer_address, member.region, to_string(member.state), member.voter ? ", voter" : "");
   ClusterMap next = map;
   next.members.push_back(std::move(member));
-  return finish(std::move(next), what);
+  return finish(map, std::move(next), what);
 }
 
 Result<ClusterMap> set_member_state(const ClusterMap& map, NodeId id, MemberState state) {
@@ -196,7 +217,7 @@ Result<ClusterMap> set_member_state(const ClusterMap& map, NodeId id, MemberStat
   const std::string what =
       fmt::format("node {}: {} -> {}", id.value(), to_string(m->state), to_string(state));
   m->state = state;
-  return finish(std::move(next), what);
+  return finish(map, std::move(next), what);
 }
 
 Result<ClusterMap> remove_member(const ClusterMap& map, NodeId id, OwnedShards owned) {
@@ -242,8 +263,8 @@ Result<ClusterMap> remove_member(const ClusterMap& map, NodeId id, OwnedShards o
   }
   m->state = MemberState::kRemoved;
   m->voter = false;
-  return finish(std::move(next), owned_shards.empty()
-                                     ? fmt::format("remove node {}", id.value())
+  return finish(map, std::move(next),
+                owned_shards.empty() ? fmt::format("remove node {}", id.value())
                                      : fmt::format("remove node {}, dropping it from {} shard(s)",
                                                    id.value(), owned_shards.size()));
 }
@@ -258,7 +279,7 @@ Result<ClusterMap> create_keyspace(const ClusterMap& map, KeyspaceSpec spec) {
   const std::string what = create_keyspace_change(spec);
   ClusterMap next = map;
   next.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value()});
-  return finish(std::move(next), what);
+  return finish(map, std::move(next), what);
 }
 
 Result<ClusterMap> alter_keyspace(const ClusterMap& map, std::string_view name,
@@ -309,7 +330,7 @@ Result<ClusterMap> alter_keyspace(const ClusterMap& map, std::string_view name,
   }
   std::string what = fmt::format("alter keyspace '{}':", name);
   for (size_t i = 0; i < said.size(); ++i) what += (i ? ", " : " ") + said[i];
-  return finish(std::move(next), what);
+  return finish(map, std::move(next), what);
 }
 
 Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name) {
@@ -321,7 +342,7 @@ Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name) {
                          [&](const Keyspace& k) { return k.spec.name == name; });
   if (it == next.keyspaces.end()) return no_keyspace(name);
   next.keyspaces.erase(it);
-  return finish(std::move(next), fmt::format("drop keyspace '{}'", name));
+  return finish(map, std::move(next), fmt::format("drop keyspace '{}'", name));
 }
 
 const Keyspace* change_under_way(const ClusterMap& map) {
@@ -374,7 +395,7 @@ Result<ClusterMap> begin_drop(const ClusterMap& map, std::string_view name) {
   Keyspace* k = find_keyspace(next, name);
   if (k == nullptr) return no_keyspace(name);
   k->dropping = true;
-  return finish(std::move(next), fmt::format("keyspace '{}' is being dropped", name));
+  return finish(map, std::move(next), fmt::format("keyspace '{}' is being dropped", name));
 }
 
 Result<ClusterMap> abort_drop(const ClusterMap& map, std::string_view name) {
@@ -385,7 +406,7 @@ Result<ClusterMap> abort_drop(const ClusterMap& map, std::string_view name) {
     return Status::InvalidArgument(fmt::format("keyspace '{}' is not being dropped", name));
   }
   k->dropping = false;
-  return finish(std::move(next), fmt::format("keyspace '{}': its drop was abandoned", name));
+  return finish(map, std::move(next), fmt::format("keyspace '{}': its drop was abandoned", name));
 }
 
 Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
@@ -423,8 +444,9 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
         fmt::format("assign shards of keyspace '{}': nothing changes", name));
   }
   k->shards = std::move(shards);
-  return finish(std::move(next), fmt::format("assign shards of keyspace '{}': {} of {} change",
-                                             name, changed, want));
+  return finish(
+      map, std::move(next),
+      fmt::format("assign shards of keyspace '{}': {} of {} change", name, changed, want));
 }
 
 namespace {
@@ -476,7 +498,7 @@ Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view na
                                  ids(s.owners), ids(owners));
   s.owners = std::move(owners);
   if (s.owners == s.moving_to) s.moving_to.clear();
-  return finish(std::move(next), std::move(what));
+  return finish(map, std::move(next), std::move(what));
 }
 
 Result<ClusterMap> set_replica_target(const ClusterMap& map, std::string_view name, uint32_t shard,
@@ -525,7 +547,7 @@ Result<ClusterMap> set_replica_target(const ClusterMap& map, std::string_view na
           : fmt::format("replicas of keyspace '{}' shard {}: moving from [{}] to [{}]", name,
                         shard, ids(s.owners), ids(target));
   s.moving_to = std::move(target);
-  return finish(std::move(next), std::move(what));
+  return finish(map, std::move(next), std::move(what));
 }
 
 Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
@@ -559,8 +581,9 @@ Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
       SourceLayout{k->spec.partitioner.split_points, k->shards, k->spec.partitioner.region_shards};
   const size_t from = k->shards.size();
   record_layout(*k, std::move(split_points), std::move(shards), std::move(region_shards));
-  return finish(std::move(next), fmt::format("keyspace '{}' starts moving: {} shards to {}", name,
-                                             from, k->shards.size()));
+  return finish(
+      map, std::move(next),
+      fmt::format("keyspace '{}' starts moving: {} shards to {}", name, from, k->shards.size()));
 }
 
 Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name) {
@@ -575,10 +598,11 @@ Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name) {
   if (!from.empty()) {
     // The change that completes the creation: it says what was created again
     // (with the placed shard count), as the one that began it did.
-    return finish(std::move(next), fmt::format("{}; its keys moved in from keyspace '{}'",
-                                               create_keyspace_change(k->spec), from));
+    return finish(map, std::move(next),
+                  fmt::format("{}; its keys moved in from keyspace '{}'",
+                              create_keyspace_change(k->spec), from));
   }
-  return finish(std::move(next), fmt::format("keyspace '{}' finished moving", name));
+  return finish(map, std::move(next), fmt::format("keyspace '{}' finished moving", name));
 }
 
 Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name) {
@@ -592,7 +616,7 @@ Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name) {
     // A keyspace created over keys: they stay where they are, and it goes.
     const std::string from = k->moving_from->from_keyspace;
     std::erase_if(next.keyspaces, [&](const Keyspace& o) { return o.spec.name == name; });
-    return finish(std::move(next),
+    return finish(map, std::move(next),
                   fmt::format("keyspace '{}' not created: moving its keys in from '{}' was "
                               "abandoned",
                               name, from));
@@ -601,7 +625,7 @@ Result<ClusterMap> abort_move(const ClusterMap& map, std::string_view name) {
   k->moving_from.reset();
   record_layout(*k, std::move(source.split_points), std::move(source.shards),
                 std::move(source.region_shards));
-  return finish(std::move(next), fmt::format("keyspace '{}' abandoned its move", name));
+  return finish(map, std::move(next), fmt::format("keyspace '{}' abandoned its move", name));
 }
 
 void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards,
@@ -646,8 +670,8 @@ Result<ClusterMap> set_layout(const ClusterMap& map, std::string_view name,
   }
   const size_t count = shards.size();
   record_layout(*k, std::move(split_points), std::move(shards));
-  return finish(std::move(next), fmt::format("layout of keyspace '{}': {} shards, {} changed",
-                                             name, count, moved));
+  return finish(map, std::move(next),
+                fmt::format("layout of keyspace '{}': {} shards, {} changed", name, count, moved));
 }
 
 Result<ClusterMap> describe_member(const ClusterMap& map, NodeId id, std::string address,
@@ -670,7 +694,7 @@ Result<ClusterMap> describe_member(const ClusterMap& map, NodeId id, std::string
   m->peer_address = std::move(peer_address);
   m->region = std::move(region);
   m->state = state;
-  return finish(std::move(next), what);
+  return finish(map, std::move(next), what);
 }
 
 }  // namespace statekv::meta

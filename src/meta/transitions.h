@@ -3,11 +3,13 @@
 // Each transition takes the current map and its arguments and returns the next
 // map, or InvalidArgument with a message a user can act on ("keyspace 'users'
 // exists", "node 4 is not a member"). A returned map differs from the input by
-// the change, an epoch one higher, and last_change (one line saying what was
-// done); it always passes validate() (cluster_map.h), since every transition
-// checks its result. recent_changes is left alone: stamping who wrote a version
-// is the writer's job (meta_client.h). The input is expected to be a valid map
-// (decode() gives only those).
+// the change, an epoch one higher, last_change (one line saying what was
+// done), and the new epoch as the config_epoch of every shard whose owners or
+// moving_to changed (or that is new); it always passes validate()
+// (cluster_map.h), since every transition checks its result. recent_changes is
+// left alone: stamping who wrote a version is the writer's job
+// (meta_client.h). The input is expected to be a valid map (decode() gives
+// only those).
 //
 // Placement: bootstrap and create_keyspace place shards with
 // default_placement(), the one function to replace when real placement comes:
@@ -168,7 +170,8 @@ std::string create_keyspace_change(const KeyspaceSpec& spec);
 
 // Records a layout on keyspace `k` in place, without bumping the epoch: for a
 // transition that creates the keyspace and places it in one change. The
-// caller validates the map afterwards.
+// caller validates the map afterwards, and stamps the shards' config_epoch
+// with the map's epoch (they are placed in that change).
 // `region_shards`: geo only, each region's shard count (PartitionerSpec).
 void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vector<Shard> shards,
                    std::vector<uint32_t> region_shards = {});

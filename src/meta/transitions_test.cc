@@ -612,3 +612,56 @@ TEST(ReplicaTarget, AMovesTargetIsKeptInTheDocumentAndEndsWhenTheOwnersReachIt) 
 
 }  // namespace
 }  // namespace statekv::meta
+
+namespace statekv::meta {
+namespace {
+
+// A shard's configuration epoch (Shard::config_epoch) is the map epoch that
+// last changed its owners or moving_to: replica groups refuse frames and steps
+// of an older one (coord/replica_groups.h).
+TEST(ConfigEpoch, IsStampedWhenAShardsOwnersOrTargetChangeAndOnlyThen) {
+  ClusterMap m = three();  // bootstrap: the default keyspace's shards are new
+  for (const Shard& sh : m.find_keyspace("default")->shards) EXPECT_EQ(sh.config_epoch, 1u);
+  Member four = member(4);
+  four.state = MemberState::kActive;
+  m = *add_member(m, four);  // owners unchanged: stamps unchanged
+  const Shard& s0 = m.find_keyspace("default")->shards[0];
+  EXPECT_EQ(s0.config_epoch, 1u);
+  EXPECT_EQ(m.epoch, Epoch(2));
+  std::vector<NodeId> target = s0.owners;
+  target.back() = NodeId(4);
+  m = *set_replica_target(m, "default", 0, target);
+  EXPECT_EQ(m.find_keyspace("default")->shards[0].config_epoch, 3u);
+  EXPECT_EQ(m.find_keyspace("default")->shards[1].config_epoch, 1u) << "another shard moved";
+  std::vector<NodeId> more = m.find_keyspace("default")->shards[0].owners;
+  more.push_back(NodeId(4));
+  m = *set_replica_owners(m, "default", 0, more);
+  EXPECT_EQ(m.find_keyspace("default")->shards[0].config_epoch, 4u);
+  m = *set_replica_owners(m, "default", 0, target);
+  EXPECT_EQ(m.find_keyspace("default")->shards[0].config_epoch, 5u);
+  m = *create_keyspace(m, users());
+  for (const Shard& sh : m.find_keyspace("users")->shards) EXPECT_EQ(sh.config_epoch, 6u);
+  EXPECT_EQ(m.find_keyspace("default")->shards[0].config_epoch, 5u);
+
+  // The bytes keep it; a map written before epochs (no field) reads as 0.
+  Result<ClusterMap> back = decode(encode(m));
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->find_keyspace("default")->shards[0].config_epoch, 5u);
+  EXPECT_EQ(back->find_keyspace("users")->shards[2].config_epoch, 6u);
+  // Keys are sorted: the field opens each shard's object, a comma follows.
+  std::string old = encode(m);
+  for (size_t at; (at = old.find("\"config_epoch\":")) != std::string::npos;) {
+    old.erase(at, old.find(',', at) - at + 1);
+  }
+  Result<ClusterMap> before = decode(old);
+  ASSERT_TRUE(before.ok()) << before.status().to_string();
+  EXPECT_EQ(before->find_keyspace("default")->shards[0].config_epoch, 0u);
+
+  // Never past the map's epoch.
+  ClusterMap bad = m;
+  bad.keyspaces[0].shards[0].config_epoch = m.epoch.value() + 1;
+  EXPECT_TRUE(validate(bad).is_invalid_argument()) << validate(bad).to_string();
+}
+
+}  // namespace
+}  // namespace statekv::meta

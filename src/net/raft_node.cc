@@ -242,8 +242,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     });
   }
 
-  void send_group(NodeId to, uint64_t group, std::string message) {
-    std::string payload = encode_wire(GroupFrame{group, std::move(message)});
+  void send_group(NodeId to, uint64_t group, std::string message, uint64_t epoch) {
+    std::string payload = encode_wire(GroupFrame{group, std::move(message), epoch});
     asio::post(io_, [this, to, payload = std::move(payload)]() mutable {
       if (stopping_) return;
       if (to == options_.self) {
@@ -492,7 +492,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   void handle(Transport::ConnectionId conn, NodeId peer, GroupFrame& f) {
     // Clients do not speak to replica groups; a frame from self (conn 0) does.
     if (peer.value() == 0 && conn != 0) return;
-    if (group_handler_) group_handler_(peer, f.group, std::move(f.message));
+    if (group_handler_) group_handler_(peer, f.group, f.epoch, std::move(f.message));
   }
   void handle(Transport::ConnectionId, NodeId, ResponseFrame&) {}
   void handle(Transport::ConnectionId, NodeId, AdminReplyFrame&) {}
@@ -687,8 +687,8 @@ void RaftNode::set_group_handler(GroupHandler handler) {
   impl_->set_group_handler(std::move(handler));
 }
 
-void RaftNode::send_group(NodeId to, uint64_t group, std::string message) {
-  impl_->send_group(to, group, std::move(message));
+void RaftNode::send_group(NodeId to, uint64_t group, std::string message, uint64_t epoch) {
+  impl_->send_group(to, group, std::move(message), epoch);
 }
 
 void RaftNode::set_forward_handler(ForwardHandler handler) {

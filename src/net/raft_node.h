@@ -156,12 +156,15 @@ class RaftNode {
   // Thread-safe. Data replica groups (node/shard_groups.h) share this node's
   // transport: their messages travel as wire.h GroupFrames. `handler` is
   // called on the node's thread with each one that arrives from a peer and
-  // must not block it. Until a handler is set, they are dropped.
-  using GroupHandler = std::function<void(NodeId from, uint64_t group, std::string message)>;
+  // must not block it, with the frame's configuration epoch (GroupFrame::epoch).
+  // Until a handler is set, they are dropped.
+  using GroupHandler =
+      std::function<void(NodeId from, uint64_t group, uint64_t epoch, std::string message)>;
   void set_group_handler(GroupHandler handler);
-  // Thread-safe. Sends a data group's message to a peer (or to this node); like
-  // raft's own messages, it may be lost when the peer is unreachable.
-  void send_group(NodeId to, uint64_t group, std::string message);
+  // Thread-safe. Sends a data group's message, stamped with `epoch`, to a peer
+  // (or to this node); like raft's own messages, it may be lost when the peer
+  // is unreachable.
+  void send_group(NodeId to, uint64_t group, std::string message, uint64_t epoch = 0);
 
   // Thread-safe. The node's one write-ahead log, opened by start(): the data
   // replica groups log into it too (each under its own group id), so that a

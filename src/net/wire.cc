@@ -189,6 +189,7 @@ void encode_message(Writer& w, const T& m) {
     w.u8(static_cast<uint8_t>(Kind::kGroup));
     w.varint(m.group);
     w.bytes(m.message);
+    w.varint(m.epoch);
   } else {
     static_assert(std::is_same_v<T, ForwardReplyFrame>);
     if (m.batch) {
@@ -353,6 +354,7 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       GroupFrame f;
       WIRE_READ(f.group, r.varint());
       WIRE_READ(f.message, r.bytes());
+      if (!r.at_end()) WIRE_READ(f.epoch, r.varint());
       out = std::move(f);
       break;
     }

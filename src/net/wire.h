@@ -28,9 +28,12 @@
 //   kPing       (no body) "I am alive": each node sends one to every member it
 //               knows every ping interval, so every node hears from every
 //               member, not only raft's leader from its followers
-//   kGroup      varint group | bytes message
-//               a data replica group's protocol message (node/shard_groups.h):
-//               the receiver hands it to its member of `group`, if it has one
+//   kGroup      varint group | bytes message | [varint epoch]
+//               a data replica group's protocol message (coord/replica_groups.h):
+//               the receiver hands it to its member of `group`, if it has one.
+//               `epoch` is the group's configuration epoch as the sender knows
+//               it (meta::Shard::config_epoch); a frame of an older version
+//               has none and decodes with epoch 0
 //
 // A request's `call` is chosen by the caller and echoed by the answer; it is
 // unique per connection, not globally. Status codes are core/status.h's.
@@ -198,10 +201,13 @@ class BatchReader {
 
 struct PingFrame {};
 
-// A data replica group's message (a raft message in its codec envelope).
+// A data replica group's message (a raft message in its codec envelope),
+// stamped with the group's configuration epoch as its sender knows it: a
+// member that knows a newer one drops the frame (coord/replica_groups.h).
 struct GroupFrame {
   uint64_t group = 0;
   std::string message;
+  uint64_t epoch = 0;
 };
 
 using WireMessage =

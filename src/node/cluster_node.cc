@@ -186,6 +186,7 @@ Status ClusterNode::register_once() {
       m.keyspaces.front().spec.partitioner.kind = spec.kind;
       meta::record_layout(m.keyspaces.front(), std::move(layout->split_points),
                           std::move(layout->shards));
+      for (meta::Shard& sh : m.keyspaces.front().shards) sh.config_epoch = m.epoch.value();
       if (Status s = meta::validate(m); !s.ok()) return s;
       return m;
     });

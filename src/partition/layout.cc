@@ -218,6 +218,8 @@ Result<meta::ClusterMap> create_placed_keyspace(const meta::ClusterMap& map,
     if (k.spec.name == spec.name) {
       meta::record_layout(k, std::move(layout->split_points), std::move(layout->shards),
                           std::move(layout->region_shards));
+      // Placed at this epoch: its configuration (meta::Shard::config_epoch).
+      for (meta::Shard& sh : k.shards) sh.config_epoch = next.epoch.value();
       next.last_change = meta::create_keyspace_change(k.spec);  // the placed shard count
     }
   }

@@ -389,6 +389,8 @@ TEST(GeoLayout, CreatePlacedKeyspaceTakesInnerRangeAndSlots) {
     Result<meta::ClusterMap> made = create_placed_keyspace(*map, s);
     ASSERT_TRUE(made.ok()) << made.status().to_string();
     const meta::Keyspace& k = *made->find_keyspace("g");
+    // Placed in this change: each shard's configuration epoch is its epoch.
+    for (const meta::Shard& sh : k.shards) EXPECT_EQ(sh.config_epoch, made->epoch.value());
     Result<Placement> p = restore(k, made->members);
     ASSERT_TRUE(p.ok()) << p.status().to_string();
     std::map<NodeId, std::string> region_of_node;

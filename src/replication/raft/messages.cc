@@ -158,6 +158,7 @@ void AppendReply::encode(Writer& w) const {
   w.varint(conflict_index.value());
   w.varint(conflict_term.value());
   w.varint(round);
+  w.varint(applied_index.value());
 }
 
 Result<AppendReply> AppendReply::decode(Reader& r) {
@@ -168,6 +169,7 @@ Result<AppendReply> AppendReply::decode(Reader& r) {
   RAFT_READ_ID(m.conflict_index);
   RAFT_READ_ID(m.conflict_term);
   RAFT_READ(m.round, r.varint());
+  if (!r.at_end()) RAFT_READ_ID(m.applied_index);
   return m;
 }
 

@@ -80,7 +80,11 @@ struct AppendEntries {
 // the conflict hint lets the leader skip a whole term at a time (Raft §5.3,
 // "optimisation"): conflict_term is the follower's term at prev_index (0 when
 // the follower's log is too short) and conflict_index the first index it holds
-// of that term (or its last index + 1).
+// of that term (or its last index + 1). applied_index is how far the sender
+// has applied its log when it answers (the leader reports it per member:
+// LOCATE, INFO replication); on the wire after `round`, absent (read as 0) in
+// replies of older versions (which refuse it as trailing bytes: a group's
+// members run one version).
 struct AppendReply {
   static constexpr uint32_t kTag = 4;
   Term term{};
@@ -89,6 +93,7 @@ struct AppendReply {
   LogIndex conflict_index{};
   Term conflict_term{};
   uint64_t round = 0;
+  LogIndex applied_index{};
   void encode(Writer& w) const;
   static Result<AppendReply> decode(Reader& r);
 };

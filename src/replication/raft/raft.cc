@@ -214,6 +214,7 @@ void Raft::handle(NodeId from, const AppendReply& m) {
   Progress& p = it->second;
   p.active = true;
   p.acked_round = std::max(p.acked_round, m.round);
+  p.applied = std::max(p.applied, m.applied_index);
   if (m.success) {
     if (m.match_index > p.match) {
       p.match = m.match_index;
@@ -646,6 +647,8 @@ void Raft::maybe_snapshot() {
 }
 
 void Raft::send_durable(NodeId to, Message msg) {
+  // A reply to the leader says how far this member has applied (LOCATE).
+  if (auto* reply = std::get_if<AppendReply>(&msg)) reply->applied_index = applied_;
   if (durable_token_ >= last_token_) {
     env_.send(to, msg);
   } else {
@@ -880,6 +883,13 @@ std::map<NodeId, LogIndex> Raft::follower_match() const {
   for (const auto& [peer, progress] : progress_) {
     if (!progress.learner) out[peer] = progress.match;
   }
+  return out;
+}
+
+std::map<NodeId, LogIndex> Raft::follower_applied() const {
+  std::map<NodeId, LogIndex> out;
+  if (role_ != Role::kLeader) return out;
+  for (const auto& [peer, progress] : progress_) out[peer] = progress.applied;
   return out;
 }
 

@@ -219,6 +219,10 @@ class Raft {
   // counting learners (its
   // lag is log().last_index() minus that). Empty on other roles.
   std::map<NodeId, LogIndex> follower_match() const;
+  // On a leader: each other member's applied index as of its latest reply
+  // (AppendReply::applied_index; 0 until it answered this leader). Empty on
+  // other roles.
+  std::map<NodeId, LogIndex> follower_applied() const;
 
  private:
   // A snapshot as the leader holds it while sending it: shared, so that a
@@ -249,6 +253,7 @@ class Raft {
   struct Progress {
     LogIndex next{};                  // next index to send
     LogIndex match{};                 // highest index known replicated (durably) there
+    LogIndex applied{};               // highest applied index it reported
     std::deque<LogIndex> inflight{};  // last index of each AppendEntries in flight
     uint64_t acked_round = 0;         // highest heartbeat round echoed this term
     bool active = false;              // heard from since the last CheckQuorum check

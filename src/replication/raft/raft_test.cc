@@ -1360,5 +1360,52 @@ TEST(RaftQuiescence, TimeoutNowReachesAQuiescedFollowerAndItsElectionTimerRuns) 
   EXPECT_FALSE(env.timers.empty()) << "a candidate without an election timer never retries";
 }
 
+// LOCATE shows every replica's applied index: followers report theirs on their
+// acknowledgements, and the leader keeps the latest of each.
+TEST(RaftApplied, AnAppendReplyCarriesTheAppliedIndexAndOldRepliesReadAsZero) {
+  const AppendReply reply{.term = Term(2),
+                          .success = true,
+                          .match_index = LogIndex(7),
+                          .round = 4,
+                          .applied_index = LogIndex(6)};
+  const std::string bytes = encode_message(Message(reply));
+  Result<Message> back = decode_message<Message>(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(std::get<AppendReply>(*back).applied_index, LogIndex(6));
+  EXPECT_EQ(std::get<AppendReply>(*back).round, 4u);
+  // A reply of an older version ends after `round` (6 is one varint byte).
+  Result<Message> old = decode_message<Message>(bytes.substr(0, bytes.size() - 1));
+  ASSERT_TRUE(old.ok()) << old.status().to_string();
+  EXPECT_EQ(std::get<AppendReply>(*old).applied_index, LogIndex(0));
+  EXPECT_EQ(std::get<AppendReply>(*old).match_index, LogIndex(7));
+}
+
+TEST(RaftApplied, AFollowerReportsItsAppliedIndexAndTheLeaderKeepsIt) {
+  FakeEnv env;
+  RaftKv f(env, three(2), {});
+  f.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .leader_commit = LogIndex(1),
+                                        .entries = {noop(1), cmd(1, 3, "k", "v")}});
+  env.sync(f);
+  auto acks = env.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].second.match_index, LogIndex(2));
+  EXPECT_EQ(acks[0].second.applied_index, LogIndex(1)) << "the leader had committed only 1";
+
+  FakeEnv env1;
+  RaftKv leader(env1, three(1), {});
+  elect(env1, leader);
+  EXPECT_EQ(leader.follower_applied().at(NodeId(2)), LogIndex(0)) << "not heard from yet";
+  leader.on_message(NodeId(2), AppendReply{.term = Term(1),
+                                           .success = true,
+                                           .match_index = LogIndex(1),
+                                           .applied_index = LogIndex(1)});
+  EXPECT_EQ(leader.follower_applied().at(NodeId(2)), LogIndex(1));
+  // A reordered, older report does not move it back.
+  leader.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true});
+  EXPECT_EQ(leader.follower_applied().at(NodeId(2)), LogIndex(1));
+  EXPECT_TRUE(f.follower_applied().empty()) << "only a leader knows its members' indexes";
+}
+
 }  // namespace
 }  // namespace statekv::replication::raft

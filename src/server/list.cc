@@ -27,21 +27,20 @@ Result<List> List::open(Store& store, std::string_view key, const Store::Meta& m
   return l;
 }
 
-std::string List::field_of(uint64_t index) {
-  std::string f(8, '\0');
+std::string_view List::field_of(uint64_t index, char* out) {
   for (int i = 7; i >= 0; --i) {
-    f[static_cast<size_t>(i)] = static_cast<char>(index & 0xff);
+    out[i] = static_cast<char>(index & 0xff);
     index >>= 8;
   }
-  return f;
+  return std::string_view(out, 8);
 }
 
 Result<std::string> List::at(uint64_t i) {
   if (compact()) return items_[i];
-  const std::string field = field_of(head_ + i);
-  auto it = pending_.find(field);
+  auto it = pending_.find(head_ + i);
   if (it != pending_.end() && it->second) return *it->second;
-  auto found = store_->get_element(gen_, field, &value_buf_);
+  char buf[8];
+  auto found = store_->get_element(gen_, field_of(head_ + i, buf), &value_buf_);
   if (!found.ok()) return found.status();
   if (!*found) {
     return Status::Corruption("list element " + std::to_string(i) + " of " +
@@ -60,11 +59,11 @@ Status List::range(uint64_t from, uint64_t to, std::vector<std::string>* out) {
 }
 
 void List::put_index(uint64_t index, std::string_view value) {
-  pending_[field_of(index)] = std::string(value);
+  pending_[index] = std::string(value);
 }
 
 void List::erase_index(uint64_t index) {
-  pending_[field_of(index)] = std::nullopt;
+  pending_[index] = std::nullopt;
 }
 
 void List::maybe_convert(std::string_view added) {
@@ -184,13 +183,16 @@ void List::writes(std::vector<Store::Write>* out) {
     for (const auto& item : items_) append_compact(item, &payload_);
   } else {
     out->reserve(out->size() + pending_.size() + 1);  // the elements and the head
-    for (const auto& [field, value] : pending_) {
+    fields_.resize(8 * pending_.size());              // sized once: the writes view into it
+    char* field = fields_.data();
+    for (const auto& [index, value] : pending_) {
       Store::Write w;
       w.key = key_;
       w.element = true;
       w.erase = !value.has_value();
       if (value) w.value = *value;
-      w.field = field;
+      w.field = field_of(index, field);
+      field += 8;
       w.gen = gen_;
       out->push_back(w);
     }

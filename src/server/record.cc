@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -43,12 +44,17 @@ uint32_t get_be32(const char* p) {
   return v;
 }
 
-void put_varint(uint64_t v, std::string* out) {
+// Writes v's varint at p (at most kMaxVarint bytes; a list head's first
+// index, 2^63 and about, takes all ten); returns the end. Encoders fill a
+// stack buffer and append it once.
+constexpr size_t kMaxVarint = 10;
+char* put_varint(uint64_t v, char* p) {
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
 }
 
 // A generation in element keys: its 16-bit space (the high bits, Store's node id) then
@@ -114,20 +120,31 @@ bool get_generation(std::string_view* in, uint64_t* gen) {
 }
 
 // Reads a varint from the front of *in; false when truncated or over 64 bits.
-bool get_varint(std::string_view* in, uint64_t* v) {
+bool get_varint_slow(std::string_view* in, uint64_t* v) {
+  const size_t avail = std::min(in->size(), kMaxVarint);
   uint64_t result = 0;
-  for (int shift = 0, i = 0; i < 10; ++i, shift += 7) {
-    if (static_cast<size_t>(i) >= in->size()) return false;
-    const uint8_t b = static_cast<uint8_t>((*in)[static_cast<size_t>(i)]);
-    if (i == 9 && b > 1) return false;
-    result |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      in->remove_prefix(static_cast<size_t>(i) + 1);
+  for (size_t i = 0; i < avail; ++i) {
+    const uint8_t b = static_cast<uint8_t>((*in)[i]);
+    result |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+    if (b < 0x80) {
+      if (i == kMaxVarint - 1 && b > 1) return false;  // past 64 bits
+      in->remove_prefix(i + 1);
       *v = result;
       return true;
     }
   }
   return false;
+}
+
+// The same, inline for the one-byte case (lengths, counts, a store's first
+// generations); every collection command decodes its head this way.
+inline bool get_varint(std::string_view* in, uint64_t* v) {
+  if (!in->empty() && static_cast<uint8_t>((*in)[0]) < 0x80) {
+    *v = static_cast<uint8_t>((*in)[0]);
+    in->remove_prefix(1);
+    return true;
+  }
+  return get_varint_slow(in, v);
 }
 
 }  // namespace
@@ -228,31 +245,43 @@ uint64_t record_generation(ValueType type, std::string_view value) {
       static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(Encoding::kElements)) {
     return 0;
   }
-  CollectionHead head;
-  return decode_collection(value, &head) ? head.gen : 0;
+  // The generation only: every write and every locked read asks, and a
+  // list head's first index (ten varint bytes) is the commands' to decode.
+  value.remove_prefix(1);
+  uint64_t gen = 0;
+  return get_varint(&value, &gen) ? gen : 0;
 }
 
 void encode_elements_head(uint64_t gen, uint64_t count, std::string* out) {
-  out->clear();
-  out->push_back(static_cast<char>(Encoding::kElements));
-  put_varint(gen, out);
-  put_varint(count, out);
+  char buf[1 + 2 * kMaxVarint];
+  buf[0] = static_cast<char>(Encoding::kElements);
+  char* end = put_varint(count, put_varint(gen, buf + 1));
+  out->assign(buf, static_cast<size_t>(end - buf));
 }
 
 void encode_list_head(uint64_t gen, uint64_t count, uint64_t head, std::string* out) {
-  encode_elements_head(gen, count, out);
-  put_varint(head, out);
+  char buf[1 + 3 * kMaxVarint];
+  buf[0] = static_cast<char>(Encoding::kElements);
+  char* end = put_varint(head, put_varint(count, put_varint(gen, buf + 1)));
+  out->assign(buf, static_cast<size_t>(end - buf));
 }
 
 void begin_compact(Encoding encoding, uint64_t count, std::string* out) {
-  out->clear();
-  out->push_back(static_cast<char>(encoding));
-  put_varint(count, out);
+  char buf[1 + kMaxVarint];
+  buf[0] = static_cast<char>(encoding);
+  out->assign(buf, static_cast<size_t>(put_varint(count, buf + 1) - buf));
 }
 
 void append_compact(std::string_view bytes, std::string* out) {
-  put_varint(bytes.size(), out);
-  out->append(bytes);
+  char buf[kMaxVarint];
+  char* end = put_varint(bytes.size(), buf);
+  const size_t n = static_cast<size_t>(end - buf);
+  const size_t at = out->size();
+  // One resize for the length and the bytes (a compact record is rewritten
+  // element by element on every change of it).
+  out->resize(at + n + bytes.size());
+  std::memcpy(out->data() + at, buf, n);
+  if (!bytes.empty()) std::memcpy(out->data() + at + n, bytes.data(), bytes.size());
 }
 
 bool CompactReader::next(std::string_view* out) {

@@ -271,21 +271,27 @@ Result<Collection::Element> Collection::random_one(Random& rng) {
   if (encoding_ != Encoding::kElements) return compact_[rng.uniform(compact_.size())];
   // Seek to a random position; the elements sharing the first position found
   // (a 32-bit hash collision) are equally likely.
+  std::vector<Element> found;
   for (int pass = 0; pass < 2; ++pass) {
     const uint32_t from = pass == 0 ? static_cast<uint32_t>(rng.next_u64()) : 0;
-    std::vector<Element> found;
-    int64_t first = -1;
-    // At most 16 entries: an engine scan copies out up to its limit at once.
-    Status s = store_->scan_elements(gen_, from, 16,
-                                     [&](std::string_view f, std::string_view v, uint32_t p) {
-                                       if (first >= 0 && static_cast<int64_t>(p) != first) {
-                                         return false;
-                                       }
-                                       first = p;
-                                       found.emplace_back(std::string(f), std::string(v));
-                                       return found.size() < 16;
-                                     });
-    if (!s.ok()) return s;
+    // An engine scan copies out up to its limit at once: two entries first
+    // (the first position's element, and whether the next one shares it),
+    // then, when it does, at most 16.
+    for (const size_t limit : {size_t{2}, size_t{16}}) {
+      found.clear();
+      int64_t first = -1;
+      Status s = store_->scan_elements(gen_, from, limit,
+                                       [&](std::string_view f, std::string_view v, uint32_t p) {
+                                         if (first >= 0 && static_cast<int64_t>(p) != first) {
+                                           return false;
+                                         }
+                                         first = p;
+                                         found.emplace_back(std::string(f), std::string(v));
+                                         return found.size() < 16;
+                                       });
+      if (!s.ok()) return s;
+      if (found.size() < limit) break;  // every element at that position
+    }
     if (!found.empty()) return std::move(found[rng.uniform(found.size())]);
   }
   return Status::Corruption("a collection of " + std::to_string(count_) + " elements has none");

@@ -50,10 +50,25 @@ Result<std::string> List::at(uint64_t i) {
 }
 
 Status List::range(uint64_t from, uint64_t to, std::vector<std::string>* out) {
+  out->reserve(out->size() + (to - from + 1));
+  if (compact() || !pending_.empty()) {
+    for (uint64_t i = from; i <= to; ++i) {
+      auto v = at(i);
+      if (!v.ok()) return v.status();
+      out->push_back(std::move(*v));
+    }
+    return Status::OK();
+  }
+  // Nothing changed yet (LRANGE): each element is read straight into its place.
+  char field[8];
   for (uint64_t i = from; i <= to; ++i) {
-    auto v = at(i);
-    if (!v.ok()) return v.status();
-    out->push_back(std::move(*v));
+    std::string& v = out->emplace_back();
+    auto found = store_->get_element(gen_, field_of(head_ + i, field), &v);
+    if (!found.ok()) return found.status();
+    if (!*found) {
+      return Status::Corruption("list element " + std::to_string(i) + " of " +
+                                std::to_string(count_) + " is missing");
+    }
   }
   return Status::OK();
 }

@@ -23,15 +23,6 @@ void put_be64(uint64_t v, std::string* out) {
   out->append(buf, 8);
 }
 
-void put_be32(uint32_t v, std::string* out) {
-  char buf[4];
-  for (int i = 3; i >= 0; --i) {
-    buf[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-  out->append(buf, 4);
-}
-
 uint64_t get_be64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
@@ -69,14 +60,16 @@ constexpr uint8_t kOrderedOneByteMax = 0xf7;
 constexpr int kGenerationSpaceShift = 48;
 constexpr uint64_t kGenerationCounterMask = (uint64_t{1} << kGenerationSpaceShift) - 1;
 
-void put_ordered(uint64_t v, std::string* out) {
+// Writes the form at p (at most 9 bytes); returns the end.
+char* put_ordered(uint64_t v, char* p) {
   if (v <= kOrderedOneByteMax) {
-    out->push_back(static_cast<char>(v));
-    return;
+    *p++ = static_cast<char>(v);
+    return p;
   }
   const int n = (std::bit_width(v) + 7) / 8;
-  out->push_back(static_cast<char>(kOrderedOneByteMax + n));
-  for (int i = n - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  *p++ = static_cast<char>(kOrderedOneByteMax + n);
+  for (int i = n - 1; i >= 0; --i) *p++ = static_cast<char>((v >> (8 * i)) & 0xff);
+  return p;
 }
 
 // Reads a put_ordered number from the front of *in; false when truncated or not in
@@ -101,10 +94,27 @@ bool get_ordered(std::string_view* in, uint64_t* v) {
 }
 
 // The marker bit of sorted sets is left out (key_generation): 2 bytes, not 7.
-void put_generation(uint64_t gen, std::string* out) {
+constexpr size_t kMaxGeneration = 2 * 9;
+char* put_generation(uint64_t gen, char* p) {
   gen = key_generation(gen);
-  put_ordered(gen >> kGenerationSpaceShift, out);
-  put_ordered(gen & kGenerationCounterMask, out);
+  return put_ordered(gen & kGenerationCounterMask, put_ordered(gen >> kGenerationSpaceShift, p));
+}
+void put_generation(uint64_t gen, std::string* out) {
+  char buf[kMaxGeneration];
+  out->append(buf, static_cast<size_t>(put_generation(gen, buf) - buf));
+}
+
+// "m" + gen(gen) [+ be32(position)]: one append, as every element read and
+// write builds one.
+void put_element_prefix(uint64_t gen, const uint32_t* position, std::string* out) {
+  char buf[1 + kMaxGeneration + 4];
+  buf[0] = kElementPrefix;
+  char* p = put_generation(gen, buf + 1);
+  if (position != nullptr) {
+    for (int i = 3; i >= 0; --i) p[3 - i] = static_cast<char>((*position >> (8 * i)) & 0xff);
+    p += 4;
+  }
+  out->assign(buf, static_cast<size_t>(p - buf));
 }
 
 bool get_generation(std::string_view* in, uint64_t* gen) {
@@ -297,9 +307,7 @@ bool CompactReader::next(std::string_view* out) {
 }
 
 void element_prefix(uint64_t gen, std::string* out) {
-  out->clear();
-  out->push_back(kElementPrefix);
-  put_generation(gen, out);
+  put_element_prefix(gen, nullptr, out);
 }
 
 uint32_t element_hash(std::string_view field) {
@@ -307,14 +315,13 @@ uint32_t element_hash(std::string_view field) {
 }
 
 void element_key(uint64_t gen, std::string_view field, std::string* out) {
-  element_prefix(gen, out);
-  put_be32(element_hash(field), out);
+  const uint32_t position = element_hash(field);
+  put_element_prefix(gen, &position, out);
   out->append(field);
 }
 
 void element_position_key(uint64_t gen, uint32_t position, std::string* out) {
-  element_prefix(gen, out);
-  put_be32(position, out);
+  put_element_prefix(gen, &position, out);
 }
 
 bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,

@@ -10,7 +10,9 @@
 // / -value 64) and never convert back, as in Redis.
 //
 // Costs: compact collections are at most 512 small elements, so each change
-// re-encodes one bounded record; in the element layout get/put/erase are one
+// re-encodes one bounded record (a lookup, or a new field that keeps the
+// compact encoding, works on the encoded bytes without decoding them into
+// strings); in the element layout get/put/erase are one
 // or two engine lookups and writes, O(log n), and an unchanged count writes no
 // head record at all.
 //

@@ -7,6 +7,8 @@
 #   bench/compare_redis_types.sh                       # build/statekv, 3 rounds
 #   ROUNDS=5 REQUESTS=100000 bench/compare_redis_types.sh
 #   EXTRA_BIN=/tmp/statekv-old bench/compare_redis_types.sh  # a second statekv too
+#   EXTRA_BIN=build/statekv EXTRA_IO_THREADS=2 bench/compare_redis_types.sh
+#     # the same build with two I/O threads beside the one-thread run
 #
 # ZPOPMIN runs apart, after its own ZADD of ZPOP_REQUESTS: a statekv sorted set has
 # no score index yet (docs/data-types.md, "Not yet"), so each pop reads the set.
@@ -15,6 +17,8 @@ cd "$(dirname "$0")/.."
 
 STATEKV_BIN=${STATEKV_BIN:-build/statekv}
 EXTRA_BIN=${EXTRA_BIN:-}
+IO_THREADS=${IO_THREADS:-1}
+EXTRA_IO_THREADS=${EXTRA_IO_THREADS:-$IO_THREADS}
 REQUESTS=${REQUESTS:-50000}
 ZPOP_REQUESTS=${ZPOP_REQUESTS:-2000}
 ROUNDS=${ROUNDS:-3}
@@ -58,17 +62,18 @@ PORT_OF[redis]=$(free_port)
 redis-server --port "${PORT_OF[redis]}" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$WORK" >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
-start_statekv() {  # name bin
+start_statekv() {  # name bin io-threads
   PORT_OF[$1]=$(free_port)
-  # One I/O thread: redis-server serves from one thread, redis-benchmark needs a core.
-  "$2" server --bind 127.0.0.1 --port "${PORT_OF[$1]}" --engine memory --io-threads 1 \
+  # One I/O thread by default: redis-server serves from one thread, redis-benchmark
+  # needs a core.
+  "$2" server --bind 127.0.0.1 --port "${PORT_OF[$1]}" --engine memory --io-threads "$3" \
     --data "$WORK/$1" >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
 }
-start_statekv statekv "$STATEKV_BIN"
+start_statekv statekv "$STATEKV_BIN" "$IO_THREADS"
 if [[ -n "$EXTRA_BIN" ]]; then
   NAMES+=(extra)
-  start_statekv extra "$EXTRA_BIN"
+  start_statekv extra "$EXTRA_BIN" "$EXTRA_IO_THREADS"
 fi
 for n in "${NAMES[@]}"; do wait_ready "${PORT_OF[$n]}"; done
 
@@ -80,7 +85,7 @@ run() {  # name P tests requests [row to leave out]
     awk -F'","' -v s="$1" -v p="$2" -v skip="${5:-}" 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2);
       split($1, t, " "); if (t[1] != skip) print s, p, t[1], $2 }' >>"$RESULTS"
 }
-echo "redis $(redis-server --version | awk '{print $3}'), statekv $STATEKV_BIN${EXTRA_BIN:+, extra $EXTRA_BIN}; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "redis $(redis-server --version | awk '{print $3}'), statekv $STATEKV_BIN (--io-threads $IO_THREADS)${EXTRA_BIN:+, extra $EXTRA_BIN (--io-threads $EXTRA_IO_THREADS)}; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
   for p in 1 16; do
     for n in "${NAMES[@]}"; do
@@ -102,5 +107,5 @@ awk -v names="${NAMES[*]}" '
     for (i = 0; i < n; i++) { split(order[i], f, SUBSEP); printf "%-10s %3s", f[1], f[2]
       for (j = 1; j in nm; j++) { med[j] = median(v[order[i], nm[j]]); printf " %12.0f", med[j] }
       printf " %8.2f", med[2] / med[1]; if (3 in nm) printf " %9.2f", med[3] / med[1]; printf "\n" } }' "$RESULTS"
-echo "(median requests/s over $ROUNDS rounds; -n $REQUESTS, ZPOPMIN and the ZADD before it -n $ZPOP_REQUESTS; -r 100000 -c $CLIENTS)"
+echo "(median requests/s over $ROUNDS rounds; -n $REQUESTS, ZPOPMIN and the ZADD before it -n $ZPOP_REQUESTS; -r 100000 -c $CLIENTS; load at the end $(cut -d' ' -f1-3 /proc/loadavg))"
 cp "$RESULTS" "${RAW_OUT:-/dev/null}"

@@ -25,19 +25,50 @@ Result<Collection> Collection::open(Store& store, ValueType type, std::string_vi
   if (head.encoding == Encoding::kIntset && type != ValueType::kSet) {
     return Status::Corruption("intset encoding on a non-set");
   }
+  // Checked whole now, decoded only when a command needs more than a lookup
+  // or an append (materialize).
   CompactReader r(head.entries);
   std::string_view field;
   std::string_view value;
-  c.compact_.reserve(head.count);
+  uint64_t n = 0;
   while (r.next(&field)) {
     if (type != ValueType::kSet && !r.next(&value)) break;
-    c.compact_.emplace_back(std::string(field),
-                            type != ValueType::kSet ? std::string(value) : std::string());
+    ++n;
   }
-  if (!r.ok() || c.compact_.size() != head.count) {
-    return Status::Corruption("malformed compact collection");
-  }
+  if (!r.ok() || n != head.count) return Status::Corruption("malformed compact collection");
+  c.raw_.assign(head.entries);
+  c.raw_current_ = true;
   return c;
+}
+
+void Collection::materialize() {
+  if (!raw_current_) return;
+  raw_current_ = false;
+  CompactReader r(raw_);
+  std::string_view field;
+  std::string_view value;
+  compact_.reserve(count_);
+  while (r.next(&field)) {
+    if (type_ != ValueType::kSet) r.next(&value);  // checked by open()
+    compact_.emplace_back(std::string(field),
+                          type_ != ValueType::kSet ? std::string(value) : std::string());
+  }
+  raw_.clear();
+  raw_.shrink_to_fit();
+}
+
+bool Collection::raw_find(std::string_view field, std::string_view* value) const {
+  CompactReader r(raw_);
+  std::string_view f;
+  std::string_view v;
+  while (r.next(&f)) {
+    if (type_ != ValueType::kSet) r.next(&v);  // checked by open()
+    if (f == field) {
+      *value = v;
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string_view Collection::encoding_name() const {
@@ -79,6 +110,11 @@ size_t Collection::compact_find(std::string_view field) const {
 }
 
 Result<std::optional<std::string>> Collection::get(std::string_view field) {
+  if (raw_current_) {
+    std::string_view v;
+    if (!raw_find(field, &v)) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(v));
+  }
   if (encoding_ != Encoding::kElements) {
     size_t i = compact_find(field);
     if (i == compact_.size()) return std::optional<std::string>();
@@ -128,6 +164,22 @@ Result<bool> Collection::put(std::string_view field, std::string_view value) {
     }
     return created;
   }
+  if (raw_current_ && encoding_ == Encoding::kCompact) {
+    // A new field that keeps the listpack: appended to the encoded elements,
+    // nothing decoded (HSET / SADD on a compact hash or set of up to 512).
+    std::string_view old;
+    const bool found = raw_find(field, &old);
+    if (found && old == value) return false;  // a set's members have value ""
+    if (!found && !outgrows_compact(field, value, count_ + 1)) {
+      append_compact(field, &raw_);
+      if (type_ != ValueType::kSet) append_compact(value, &raw_);
+      ++count_;
+      dirty_ = true;
+      head_dirty_ = true;
+      return true;
+    }
+  }
+  materialize();
   size_t i = compact_find(field);
   if (i != compact_.size()) {
     if (compact_[i].second == value) return false;
@@ -186,6 +238,7 @@ Result<bool> Collection::erase(std::string_view field) {
     head_dirty_ = true;
     return true;
   }
+  materialize();
   size_t i = compact_find(field);
   if (i == compact_.size()) return false;
   compact_.erase(compact_.begin() + static_cast<ptrdiff_t>(i));
@@ -196,6 +249,7 @@ Result<bool> Collection::erase(std::string_view field) {
 }
 
 Status Collection::for_each(const Visitor& visit) {
+  materialize();
   if (encoding_ != Encoding::kElements) {
     for (const auto& [field, value] : compact_) {
       if (!visit(field, value)) break;
@@ -234,23 +288,30 @@ Status Collection::scan(uint64_t cursor, size_t count, const Visitor& visit, uin
 }
 
 Result<Collection::Element> Collection::random_one(Random& rng) {
+  materialize();
   if (encoding_ != Encoding::kElements) return compact_[rng.uniform(compact_.size())];
   // Seek to a random position; the elements sharing the first position found
   // (a 32-bit hash collision) are equally likely.
+  std::vector<Element> found;
   for (int pass = 0; pass < 2; ++pass) {
     const uint32_t from = pass == 0 ? static_cast<uint32_t>(rng.next_u64()) : 0;
-    std::vector<Element> found;
-    int64_t first = -1;
-    // At most 16 entries: an engine scan copies out up to its limit at once.
-    Status s = scan_elements(from, 16, [&](std::string_view f, std::string_view v, uint32_t p) {
-      if (first >= 0 && static_cast<int64_t>(p) != first) {
-        return false;
-      }
-      first = p;
-      found.emplace_back(std::string(f), std::string(v));
-      return found.size() < 16;
-    });
-    if (!s.ok()) return s;
+    // An engine scan copies out up to its limit at once: two entries first
+    // (the first position's element, and whether the next one shares it),
+    // then, when it does, at most 16.
+    for (const size_t limit : {size_t{2}, size_t{16}}) {
+      found.clear();
+      int64_t first = -1;
+      Status s = scan_elements(from, limit, [&](std::string_view f, std::string_view v, uint32_t p) {
+        if (first >= 0 && static_cast<int64_t>(p) != first) {
+          return false;
+        }
+        first = p;
+        found.emplace_back(std::string(f), std::string(v));
+        return found.size() < 16;
+      });
+      if (!s.ok()) return s;
+      if (found.size() < limit) break;  // every element at that position
+    }
     if (!found.empty()) return std::move(found[rng.uniform(found.size())]);
   }
   return Status::Corruption("a collection of " + std::to_string(count_) + " elements has none");
@@ -309,6 +370,9 @@ void Collection::writes(std::vector<Store::Write>* out) {
     }
     if (!head_dirty_ && existed_) return;
     encode_elements_head(gen_, count_, &payload_);
+  } else if (raw_current_) {
+    begin_compact(encoding_, count_, &payload_);
+    payload_.append(raw_);
   } else {
     begin_compact(encoding_, count_, &payload_);
     for (const auto& [field, value] : compact_) {

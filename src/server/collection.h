@@ -10,7 +10,9 @@
 // / -value 64) and never convert back, as in Redis.
 //
 // Costs: compact collections are at most 512 small elements, so each change
-// re-encodes one bounded record; in the element layout get/put/erase are one
+// re-encodes one bounded record (a lookup, or a new field that keeps the
+// compact encoding, works on the encoded bytes without decoding them into
+// strings); in the element layout get/put/erase are one
 // or two engine lookups and writes, O(log n), and an unchanged count writes no
 // head record at all.
 //
@@ -124,6 +126,10 @@ class Collection {
   // Whether the compact encoding must give way after adding (field, value).
   bool outgrows_compact(std::string_view field, std::string_view value, uint64_t count) const;
   size_t compact_find(std::string_view field) const;
+  // Decodes the compact elements of raw_ into compact_ (once; a no-op after).
+  void materialize();
+  // Finds field among raw_'s elements (raw_current_); *value views into raw_.
+  bool raw_find(std::string_view field, std::string_view* value) const;
 
   Store* store_;
   const Transaction* txn_;
@@ -137,7 +143,13 @@ class Collection {
   bool existed_ = false;  // a record was there when opened
   bool dirty_ = false;
   bool head_dirty_ = false;  // the head record must be rewritten
-  std::vector<Element> compact_;
+  // Compact: the elements as opened, still encoded in raw_ (raw_current_),
+  // until a command needs them one by one: most commands on a compact hash
+  // or set look one element up or append one, and decoding up to 512 of them
+  // into strings and encoding them again costs more than the rest of it.
+  std::string raw_;
+  bool raw_current_ = false;
+  std::vector<Element> compact_;  // compact, once materialized
   std::map<std::string, std::optional<std::string>, std::less<>> pending_;
   std::string payload_;  // the head record's payload, built by writes()
   std::string value_buf_;

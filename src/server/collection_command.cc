@@ -25,7 +25,8 @@ std::optional<Collection> open_collection(CommandContext& c, std::string_view ke
 }
 
 bool commit_collections(CommandContext& c, std::span<Collection* const> collections) {
-  std::vector<Store::Write> writes;
+  ScratchWrites scratch;
+  std::vector<Store::Write>& writes = scratch.get();
   for (Collection* coll : collections) coll->writes(&writes);
   if (writes.empty()) return true;
   return c.commit(writes);

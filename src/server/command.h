@@ -299,6 +299,24 @@ inline constexpr std::string_view kWrongType =
 // Per-thread scratch buffer for engine reads (values copied out of the engine).
 std::string& read_buffer();
 
+// The Store::Writes a command builds for its commit, in a vector this thread's
+// commands reuse (no allocation per command once warm). A command that runs
+// while another one holds it (none does: a commit runs no command) gets a
+// vector of its own. Empty when constructed.
+class ScratchWrites {
+ public:
+  ScratchWrites();
+  ~ScratchWrites();
+  ScratchWrites(const ScratchWrites&) = delete;
+  ScratchWrites& operator=(const ScratchWrites&) = delete;
+  std::vector<Store::Write>& get() { return *v_; }
+
+ private:
+  std::vector<Store::Write> own_;
+  std::vector<Store::Write>* v_;
+  bool borrowed_ = false;
+};
+
 // One key locked for a read-modify-write, with what it holds now.
 struct LockedRead {
   Store::Locked guard;

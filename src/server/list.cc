@@ -29,20 +29,20 @@ Result<List> List::open(Store& store, std::string_view key, const Store::Meta& m
   return l;
 }
 
-std::string List::field_of(uint64_t index) {
-  std::string f(8, '\0');
+std::string_view List::field_of(uint64_t index, char* out) {
   for (int i = 7; i >= 0; --i) {
-    f[static_cast<size_t>(i)] = static_cast<char>(index & 0xff);
+    out[i] = static_cast<char>(index & 0xff);
     index >>= 8;
   }
-  return f;
+  return std::string_view(out, 8);
 }
 
 Result<std::string> List::at(uint64_t i) {
   if (compact()) return items_[i];
-  const std::string field = field_of(head_ + i);
-  auto it = pending_.find(field);
+  auto it = pending_.find(head_ + i);
   if (it != pending_.end() && it->second) return *it->second;
+  char buf[8];
+  const std::string_view field = field_of(head_ + i, buf);
   auto found = txn_ != nullptr ? txn_->get_element(*store_, gen_, field, &value_buf_)
                                : store_->get_element(gen_, field, &value_buf_);
   if (!found.ok()) return found.status();
@@ -54,20 +54,36 @@ Result<std::string> List::at(uint64_t i) {
 }
 
 Status List::range(uint64_t from, uint64_t to, std::vector<std::string>* out) {
+  out->reserve(out->size() + (to - from + 1));
+  if (compact() || !pending_.empty() || txn_ != nullptr) {
+    // at() reads through what this command and its transaction changed.
+    for (uint64_t i = from; i <= to; ++i) {
+      auto v = at(i);
+      if (!v.ok()) return v.status();
+      out->push_back(std::move(*v));
+    }
+    return Status::OK();
+  }
+  // Nothing changed yet (LRANGE): each element is read straight into its place.
+  char field[8];
   for (uint64_t i = from; i <= to; ++i) {
-    auto v = at(i);
-    if (!v.ok()) return v.status();
-    out->push_back(std::move(*v));
+    std::string& v = out->emplace_back();
+    auto found = store_->get_element(gen_, field_of(head_ + i, field), &v);
+    if (!found.ok()) return found.status();
+    if (!*found) {
+      return Status::Corruption("list element " + std::to_string(i) + " of " +
+                                std::to_string(count_) + " is missing");
+    }
   }
   return Status::OK();
 }
 
 void List::put_index(uint64_t index, std::string_view value) {
-  pending_[field_of(index)] = std::string(value);
+  pending_[index] = std::string(value);
 }
 
 void List::erase_index(uint64_t index) {
-  pending_[field_of(index)] = std::nullopt;
+  pending_[index] = std::nullopt;
 }
 
 void List::maybe_convert(std::string_view added) {
@@ -187,13 +203,16 @@ void List::writes(std::vector<Store::Write>* out) {
     for (const auto& item : items_) append_compact(item, &payload_);
   } else {
     out->reserve(out->size() + pending_.size() + 1);  // the elements and the head
-    for (const auto& [field, value] : pending_) {
+    fields_.resize(8 * pending_.size());              // sized once: the writes view into it
+    char* field = fields_.data();
+    for (const auto& [index, value] : pending_) {
       Store::Write w;
       w.key = key_;
       w.element = true;
       w.erase = !value.has_value();
       if (value) w.value = *value;
-      w.field = field;
+      w.field = field_of(index, field);
+      field += 8;
       w.gen = gen_;
       out->push_back(w);
     }

@@ -79,7 +79,8 @@ class List {
       : store_(&store), txn_(txn), key_(key), meta_(meta), expire_ms_(meta.expire_ms) {}
   bool compact() const { return gen_ == 0; }
   void maybe_convert(std::string_view added);
-  static std::string field_of(uint64_t index);
+  // be64(index): the element's field, written into out[0..8).
+  static std::string_view field_of(uint64_t index, char* out);
   void put_index(uint64_t index, std::string_view value);
   void erase_index(uint64_t index);
 
@@ -96,8 +97,9 @@ class List {
   // built and moved on every list command, where a deque allocates its map and
   // a node on each construction and move.
   std::vector<std::string> items_;
-  // Element layout: be64(index) -> value, or nullopt for an erase.
-  std::map<std::string, std::optional<std::string>, std::less<>> pending_;
+  // Element layout: index -> value, or nullopt for an erase.
+  std::map<uint64_t, std::optional<std::string>> pending_;
+  std::string fields_;  // writes(): pending_'s fields, 8 bytes each
   std::string payload_;
   std::string value_buf_;
 };

@@ -34,7 +34,8 @@ std::optional<List> open_for_read(CommandContext& c, std::string_view key, const
 
 // Commits one list's change as one effect; false (replied) when it failed.
 bool commit_list(CommandContext& c, List& l) {
-  std::vector<Store::Write> writes;
+  ScratchWrites scratch;
+  std::vector<Store::Write>& writes = scratch.get();
   l.writes(&writes);
   if (writes.empty()) return true;
   return c.commit(writes);

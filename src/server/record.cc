@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -22,15 +23,6 @@ void put_be64(uint64_t v, std::string* out) {
   out->append(buf, 8);
 }
 
-void put_be32(uint32_t v, std::string* out) {
-  char buf[4];
-  for (int i = 3; i >= 0; --i) {
-    buf[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-  out->append(buf, 4);
-}
-
 uint64_t get_be64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
@@ -43,12 +35,17 @@ uint32_t get_be32(const char* p) {
   return v;
 }
 
-void put_varint(uint64_t v, std::string* out) {
+// Writes v's varint at p (at most kMaxVarint bytes; a list head's first
+// index, 2^63 and about, takes all ten); returns the end. Encoders fill a
+// stack buffer and append it once.
+constexpr size_t kMaxVarint = 10;
+char* put_varint(uint64_t v, char* p) {
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
 }
 
 // A generation in element keys: its 16-bit space (the high bits, Store's node id) then
@@ -63,14 +60,16 @@ constexpr uint8_t kOrderedOneByteMax = 0xf7;
 constexpr int kGenerationSpaceShift = 48;
 constexpr uint64_t kGenerationCounterMask = (uint64_t{1} << kGenerationSpaceShift) - 1;
 
-void put_ordered(uint64_t v, std::string* out) {
+// Writes the form at p (at most 9 bytes); returns the end.
+char* put_ordered(uint64_t v, char* p) {
   if (v <= kOrderedOneByteMax) {
-    out->push_back(static_cast<char>(v));
-    return;
+    *p++ = static_cast<char>(v);
+    return p;
   }
   const int n = (std::bit_width(v) + 7) / 8;
-  out->push_back(static_cast<char>(kOrderedOneByteMax + n));
-  for (int i = n - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  *p++ = static_cast<char>(kOrderedOneByteMax + n);
+  for (int i = n - 1; i >= 0; --i) *p++ = static_cast<char>((v >> (8 * i)) & 0xff);
+  return p;
 }
 
 // Reads a put_ordered number from the front of *in; false when truncated or not in
@@ -95,10 +94,27 @@ bool get_ordered(std::string_view* in, uint64_t* v) {
 }
 
 // The marker bit of sorted sets is left out (key_generation): 2 bytes, not 7.
-void put_generation(uint64_t gen, std::string* out) {
+constexpr size_t kMaxGeneration = 2 * 9;
+char* put_generation(uint64_t gen, char* p) {
   gen = key_generation(gen);
-  put_ordered(gen >> kGenerationSpaceShift, out);
-  put_ordered(gen & kGenerationCounterMask, out);
+  return put_ordered(gen & kGenerationCounterMask, put_ordered(gen >> kGenerationSpaceShift, p));
+}
+void put_generation(uint64_t gen, std::string* out) {
+  char buf[kMaxGeneration];
+  out->append(buf, static_cast<size_t>(put_generation(gen, buf) - buf));
+}
+
+// "m" + gen(gen) [+ be32(position)]: one append, as every element read and
+// write builds one.
+void put_element_prefix(uint64_t gen, const uint32_t* position, std::string* out) {
+  char buf[1 + kMaxGeneration + 4];
+  buf[0] = kElementPrefix;
+  char* p = put_generation(gen, buf + 1);
+  if (position != nullptr) {
+    for (int i = 3; i >= 0; --i) p[3 - i] = static_cast<char>((*position >> (8 * i)) & 0xff);
+    p += 4;
+  }
+  out->assign(buf, static_cast<size_t>(p - buf));
 }
 
 bool get_generation(std::string_view* in, uint64_t* gen) {
@@ -114,20 +130,31 @@ bool get_generation(std::string_view* in, uint64_t* gen) {
 }
 
 // Reads a varint from the front of *in; false when truncated or over 64 bits.
-bool get_varint(std::string_view* in, uint64_t* v) {
+bool get_varint_slow(std::string_view* in, uint64_t* v) {
+  const size_t avail = std::min(in->size(), kMaxVarint);
   uint64_t result = 0;
-  for (int shift = 0, i = 0; i < 10; ++i, shift += 7) {
-    if (static_cast<size_t>(i) >= in->size()) return false;
-    const uint8_t b = static_cast<uint8_t>((*in)[static_cast<size_t>(i)]);
-    if (i == 9 && b > 1) return false;
-    result |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      in->remove_prefix(static_cast<size_t>(i) + 1);
+  for (size_t i = 0; i < avail; ++i) {
+    const uint8_t b = static_cast<uint8_t>((*in)[i]);
+    result |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+    if (b < 0x80) {
+      if (i == kMaxVarint - 1 && b > 1) return false;  // past 64 bits
+      in->remove_prefix(i + 1);
       *v = result;
       return true;
     }
   }
   return false;
+}
+
+// The same, inline for the one-byte case (lengths, counts, a store's first
+// generations); every collection command decodes its head this way.
+inline bool get_varint(std::string_view* in, uint64_t* v) {
+  if (!in->empty() && static_cast<uint8_t>((*in)[0]) < 0x80) {
+    *v = static_cast<uint8_t>((*in)[0]);
+    in->remove_prefix(1);
+    return true;
+  }
+  return get_varint_slow(in, v);
 }
 
 }  // namespace
@@ -228,31 +255,43 @@ uint64_t record_generation(ValueType type, std::string_view value) {
       static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(Encoding::kElements)) {
     return 0;
   }
-  CollectionHead head;
-  return decode_collection(value, &head) ? head.gen : 0;
+  // The generation only: every write and every locked read asks, and a
+  // list head's first index (ten varint bytes) is the commands' to decode.
+  value.remove_prefix(1);
+  uint64_t gen = 0;
+  return get_varint(&value, &gen) ? gen : 0;
 }
 
 void encode_elements_head(uint64_t gen, uint64_t count, std::string* out) {
-  out->clear();
-  out->push_back(static_cast<char>(Encoding::kElements));
-  put_varint(gen, out);
-  put_varint(count, out);
+  char buf[1 + 2 * kMaxVarint];
+  buf[0] = static_cast<char>(Encoding::kElements);
+  char* end = put_varint(count, put_varint(gen, buf + 1));
+  out->assign(buf, static_cast<size_t>(end - buf));
 }
 
 void encode_list_head(uint64_t gen, uint64_t count, uint64_t head, std::string* out) {
-  encode_elements_head(gen, count, out);
-  put_varint(head, out);
+  char buf[1 + 3 * kMaxVarint];
+  buf[0] = static_cast<char>(Encoding::kElements);
+  char* end = put_varint(head, put_varint(count, put_varint(gen, buf + 1)));
+  out->assign(buf, static_cast<size_t>(end - buf));
 }
 
 void begin_compact(Encoding encoding, uint64_t count, std::string* out) {
-  out->clear();
-  out->push_back(static_cast<char>(encoding));
-  put_varint(count, out);
+  char buf[1 + kMaxVarint];
+  buf[0] = static_cast<char>(encoding);
+  out->assign(buf, static_cast<size_t>(put_varint(count, buf + 1) - buf));
 }
 
 void append_compact(std::string_view bytes, std::string* out) {
-  put_varint(bytes.size(), out);
-  out->append(bytes);
+  char buf[kMaxVarint];
+  char* end = put_varint(bytes.size(), buf);
+  const size_t n = static_cast<size_t>(end - buf);
+  const size_t at = out->size();
+  // One resize for the length and the bytes (a compact record is rewritten
+  // element by element on every change of it).
+  out->resize(at + n + bytes.size());
+  std::memcpy(out->data() + at, buf, n);
+  if (!bytes.empty()) std::memcpy(out->data() + at + n, bytes.data(), bytes.size());
 }
 
 bool CompactReader::next(std::string_view* out) {
@@ -268,9 +307,7 @@ bool CompactReader::next(std::string_view* out) {
 }
 
 void element_prefix(uint64_t gen, std::string* out) {
-  out->clear();
-  out->push_back(kElementPrefix);
-  put_generation(gen, out);
+  put_element_prefix(gen, nullptr, out);
 }
 
 uint32_t element_hash(std::string_view field) {
@@ -278,14 +315,13 @@ uint32_t element_hash(std::string_view field) {
 }
 
 void element_key(uint64_t gen, std::string_view field, std::string* out) {
-  element_prefix(gen, out);
-  put_be32(element_hash(field), out);
+  const uint32_t position = element_hash(field);
+  put_element_prefix(gen, &position, out);
   out->append(field);
 }
 
 void element_position_key(uint64_t gen, uint32_t position, std::string* out) {
-  element_prefix(gen, out);
-  put_be32(position, out);
+  put_element_prefix(gen, &position, out);
 }
 
 bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,

@@ -93,7 +93,8 @@ struct CollectionHead {
 // False when payload is malformed.
 bool decode_collection(std::string_view payload, CollectionHead* out);
 // The generation whose elements a record owns: 0 for strings and compact
-// collections (and for malformed payloads, which own nothing).
+// collections (and for payloads whose generation does not parse, which own
+// nothing). Reads the head up to the generation only.
 uint64_t record_generation(ValueType type, std::string_view value);
 
 // Replaces *out with the payload of a collection in the element layout.

@@ -24,6 +24,28 @@ std::string& read_buffer() {
   return buf;
 }
 
+namespace {
+thread_local std::vector<Store::Write> t_scratch_writes;
+thread_local bool t_scratch_writes_busy = false;
+}  // namespace
+
+ScratchWrites::ScratchWrites() : v_(&own_) {
+  if (t_scratch_writes_busy) return;
+  t_scratch_writes_busy = true;
+  borrowed_ = true;
+  v_ = &t_scratch_writes;
+  v_->clear();
+}
+
+ScratchWrites::~ScratchWrites() {
+  if (!borrowed_) return;
+  v_->clear();
+  // A large command's writes are not kept for the thread's life.
+  constexpr size_t kKeep = 256;
+  if (v_->capacity() > kKeep) std::vector<Store::Write>().swap(*v_);
+  t_scratch_writes_busy = false;
+}
+
 std::optional<LockedRead> lock_and_read(CommandContext& c, std::string_view key) {
   LockedRead r{c.store().lock(key), {}, {}, false};
   auto live = c.read_locked(key, &read_buffer(), &r.rec, &r.meta);

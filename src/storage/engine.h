@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,21 +61,46 @@ class WriteBatch {
   };
 
   void put(std::string_view key, std::string_view value) {
-    ops_.push_back({OpType::kPut, std::string(key), std::string(value)});
+    Op& op = next();
+    op.type = OpType::kPut;
+    op.key.assign(key);
+    op.value.assign(value);
   }
-  void del(std::string_view key) { ops_.push_back({OpType::kDelete, std::string(key), {}}); }
-  const std::vector<Op>& ops() const { return ops_; }
-  bool empty() const { return ops_.empty(); }
-  size_t size() const { return ops_.size(); }
+  void del(std::string_view key) {
+    Op& op = next();
+    op.type = OpType::kDelete;
+    op.key.assign(key);
+    op.value.clear();
+  }
+  std::span<const Op> ops() const { return {ops_.data(), size_}; }
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  // Empties the batch. A batch reused for the next write (the store keeps one
+  // per thread) keeps its ops' buffers, so it allocates nothing once warm;
+  // past kKeepOps ops, or an op's buffers past kKeepBytes, they are freed.
   void clear() {
-    ops_.clear();
+    if (ops_.size() > kKeepOps) {
+      std::vector<Op>().swap(ops_);
+    } else {
+      for (size_t i = 0; i < size_; ++i) {
+        if (ops_[i].key.capacity() + ops_[i].value.capacity() > kKeepBytes) ops_[i] = Op{};
+      }
+    }
+    size_ = 0;
     unlogged_ = false;
   }
   void set_unlogged(bool unlogged) { unlogged_ = unlogged; }
   bool unlogged() const { return unlogged_; }
 
  private:
-  std::vector<Op> ops_;
+  static constexpr size_t kKeepOps = 64;
+  static constexpr size_t kKeepBytes = 4096;
+  Op& next() {
+    if (size_ == ops_.size()) ops_.emplace_back();
+    return ops_[size_++];
+  }
+  std::vector<Op> ops_;  // [0, size_) in use, the rest kept for reuse
+  size_t size_ = 0;
   bool unlogged_ = false;
 };
 

@@ -40,7 +40,8 @@
 //              from it, one callback at a time (env.h);
 //   state      the node's one shard store (server/store.h): a group's state is
 //              its shard's records there. A committed entry is a Mutation
-//              (replication/mutation.h) applied with Store::apply; a snapshot is
+//              (replication/mutation.h) applied with Store::apply, unlogged by
+//              the engine (the raft log replays it after a restart); a snapshot is
 //              the group's records as one Mutation of puts, and restoring one
 //              erases the group's other records first.
 //

@@ -201,17 +201,22 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
   send_durable(from, reply);
 }
 
-void Raft::handle(NodeId from, const AppendReply& m) {
-  if (m.term > term_) {
-    role_reason_ = higher_term_from(from, m.term);
-    become_follower(m.term, std::nullopt);
-    return;
+Raft::Progress* Raft::progress_for_reply(NodeId from, Term term) {
+  if (term > term_) {
+    role_reason_ = higher_term_from(from, term);
+    become_follower(term, std::nullopt);
+    return nullptr;
   }
-  if (role_ != Role::kLeader || m.term != term_) return;
+  if (role_ != Role::kLeader || term != term_) return nullptr;
   auto it = progress_.find(from);
-  if (it == progress_.end()) return;
+  return it == progress_.end() ? nullptr : &it->second;
+}
+
+void Raft::handle(NodeId from, const AppendReply& m) {
+  Progress* progress = progress_for_reply(from, m.term);
+  if (progress == nullptr) return;
   if (quiesced_ && !m.success) wake();  // a member lacks entries after all
-  Progress& p = it->second;
+  Progress& p = *progress;
   p.active = true;
   p.acked_round = std::max(p.acked_round, m.round);
   p.applied = std::max(p.applied, m.applied_index);
@@ -332,15 +337,9 @@ void Raft::install_staged(NodeId from, const InstallSnapshot& last_chunk) {
 }
 
 void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
-  if (m.term > term_) {
-    role_reason_ = higher_term_from(from, m.term);
-    become_follower(m.term, std::nullopt);
-    return;
-  }
-  if (role_ != Role::kLeader || m.term != term_) return;
-  auto it = progress_.find(from);
-  if (it == progress_.end()) return;
-  Progress& p = it->second;
+  Progress* progress = progress_for_reply(from, m.term);
+  if (progress == nullptr) return;
+  Progress& p = *progress;
   p.active = true;
   p.acked_round = std::max(p.acked_round, m.round);
   if (p.snapshot && p.snapshot->snapshot.index == m.last_index) {

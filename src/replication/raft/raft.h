@@ -278,6 +278,10 @@ class Raft {
   void handle(NodeId from, const VoteReply& m);
   void handle(NodeId from, const AppendEntries& m);
   void handle(NodeId from, const AppendReply& m);
+  // For a reply to the leader (AppendReply, InstallSnapshotReply): steps down
+  // on a higher term; the sender's progress when this node leads in the
+  // reply's term and replicates to it, nullptr otherwise (nothing to do).
+  Progress* progress_for_reply(NodeId from, Term term);
   void handle(NodeId from, const InstallSnapshot& m);
   void handle(NodeId from, const InstallSnapshotReply& m);
   // Restores the completely staged snapshot and checkpoints it.

@@ -387,17 +387,23 @@ TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
   ASSERT_NO_FATAL_FAILURE(cluster.writable_everywhere("warmup"));
   const std::string& data = cluster.data;
   const uint16_t node2 = cluster.ports[1], node3 = cluster.ports[2];
-  // Leaders spread to each shard's first owner: node 2 leads one.
-  const auto until = Clock::now() + 10s;
+  // Leaders spread to each shard's first owner: node 2 leads one. Waited for
+  // until it has led the same number of groups for a second: just after
+  // start, a leader may still hand a group to its preferred node, and a node 2
+  // that led nothing when SIGTERM came would have nothing to hand over.
+  const auto until = Clock::now() + 15s;
   uint64_t leading = 0;
-  while (Clock::now() < until) {
+  int same = 0;
+  while (Clock::now() < until && same < 4) {
     auto c = RedisClient::connect(node2);
     ASSERT_TRUE(c.ok());
     auto info = c->bulk({"INFO", "replication"});
     ASSERT_TRUE(info.ok());
     const size_t at = info->find("statekv_groups_leading:");
-    if (at != std::string::npos && (leading = std::stoull(info->substr(at + 23))) > 0) break;
-    std::this_thread::sleep_for(100ms);
+    const uint64_t now_leading = at == std::string::npos ? 0 : std::stoull(info->substr(at + 23));
+    same = now_leading > 0 && now_leading == leading ? same + 1 : 0;
+    leading = now_leading;
+    std::this_thread::sleep_for(250ms);
   }
   ASSERT_GT(leading, 0u) << "node 2 never led a group";
   // ROLE and INFO replication in Redis's shapes: node 2 is the primary of the

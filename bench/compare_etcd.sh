@@ -11,6 +11,7 @@
 #   ETCD_GRPC=0 bench/compare_etcd.sh             # skip the gRPC baseline for etcd
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 STATEKV_BIN=${STATEKV_BIN:-build/statekv}
 CLIENTS=${CLIENTS:-16}
@@ -45,15 +46,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/statekv-etcd-bench-XXXXXX")
 PIDS=()
 cleanup() {
-  # Stop by pid: SIGTERM, then SIGKILL whatever is still there after 10 s.
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 100); do
-    local alive=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  stop_pids "${PIDS[@]}"  # bench/lib.sh
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -11,6 +11,7 @@
 #   IO_THREADS=0 bench/compare_redis.sh    # statekv with one I/O thread per core
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 STATEKV_BIN=${STATEKV_BIN:-build/statekv}
 REQUESTS=${REQUESTS:-200000}
@@ -28,15 +29,7 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/statekv-bench-XXXXXX")
 PIDS=()
 cleanup() {
-  # Stop by pid: SIGTERM, then SIGKILL whatever is still there after 10 s.
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 100); do
-    local alive=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  stop_pids "${PIDS[@]}"  # bench/lib.sh
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM

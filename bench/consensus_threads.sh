@@ -17,6 +17,7 @@
 # Run by hand, not in CI: about 20 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 STATEKV_BIN=${STATEKV_BIN:-build/statekv}
 CLIENTS=${CLIENTS:-16}
@@ -31,14 +32,7 @@ PIDS=()
 cleanup() {  # by pid: SIGTERM, then SIGKILL what is left after 10 s
   "$STATEKV_BIN" cluster down --data "$WORK/statekv" >/dev/null 2>&1 || true
   for f in "$WORK"/statekv/node*/pid; do [[ -f $f ]] && PIDS+=("$(cat "$f")"); done
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 100); do
-    local alive=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  stop_pids "${PIDS[@]}"  # bench/lib.sh
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -19,7 +19,6 @@
 
 #include "coord/routing_errors.h"
 #include "core/assert.h"
-#include "core/thread_name.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
 #include "replication/codec.h"
@@ -150,7 +149,9 @@ struct GroupCounters {
 class ReplicaGroups::Impl {
  public:
   Impl(ReplicaGroupsOptions options, net::RaftNode& transport, server::Service& service);
-  ~Impl();
+  // On the loop: stops every group and answers what is pending (not served).
+  void shutdown();
+  asio::io_context& loop() { return io_; }
 
   void on_table(std::shared_ptr<const RoutingTable> table);
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
@@ -274,11 +275,12 @@ class ReplicaGroups::Impl {
   server::Store& store_;
   server::CommandTable commands_;
 
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  // The node's data loop (net::RaftNode::data_loop()), where the transport
+  // runs too: a group's frames reach its protocol and its socket without a
+  // thread hop.
+  asio::io_context& io_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   Random random_;
-  std::thread thread_;
 
   // Loop thread only.
   std::map<GroupId, std::unique_ptr<ReplicaGroup>> groups_;
@@ -659,21 +661,16 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
       transport_(transport),
       service_(service),
       store_(*service.store()),
-      work_(asio::make_work_guard(io_)),
+      io_(transport.data_loop()),
       random_(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {
+  // Called on the data loop, where the transport reads the frame.
   transport_.set_group_handler(
       [this](NodeId from, uint64_t group, uint64_t epoch, std::string message) {
-        asio::post(io_, [this, from, group, epoch, message = std::move(message)]() mutable {
-          deliver(from, group, epoch, std::move(message));
-        });
+        deliver(from, group, epoch, std::move(message));
       });
   asio::post(io_, [this] {
     balance_leaders();
     watch_peers();
-  });
-  thread_ = std::thread([this] {
-    name_this_thread("replica-groups");
-    io_.run();
   });
 }
 
@@ -723,9 +720,9 @@ void ReplicaGroups::Impl::balance_leaders() {
   });
 }
 
-ReplicaGroups::Impl::~Impl() {
-  transport_.set_group_handler(nullptr);
-  asio::post(io_, [this] {
+void ReplicaGroups::Impl::shutdown() {
+  transport_.set_group_handler(nullptr);  // on the data loop: at once
+  {
     stopping_ = true;
     balance_timer_.cancel();
     peer_timer_.cancel();
@@ -742,9 +739,7 @@ ReplicaGroups::Impl::~Impl() {
       d.first->cancel();
       d.second(false);
     }
-    work_.reset();
-  });
-  if (thread_.joinable()) thread_.join();
+  }
 }
 
 void ReplicaGroups::Impl::on_table(std::shared_ptr<const RoutingTable> table) {
@@ -1921,7 +1916,36 @@ ReplicaGroups::ReplicaGroups(ReplicaGroupsOptions options, net::RaftNode& transp
                              server::Service& service)
     : impl_(std::make_unique<Impl>(std::move(options), transport, service)) {}
 
-ReplicaGroups::~ReplicaGroups() = default;
+ReplicaGroups::~ReplicaGroups() {
+  // Everything of the groups lives on the node's data loop: stopped there,
+  // then destroyed there behind every handler already queued for it (a
+  // cancelled timer's wait, a reply, a durability report), so none runs on a
+  // destroyed Impl. Destroyed on the loop itself (the last holder was a
+  // handler there), nothing can wait: the Impl goes when the loop gets to it.
+  asio::io_context& loop = impl_->loop();
+  std::shared_ptr<Impl> impl(std::move(impl_));
+  if (loop.stopped()) {  // no loop any more (its RaftNode went first)
+    impl->shutdown();
+    return;
+  }
+  if (loop.get_executor().running_in_this_thread()) {
+    impl->shutdown();
+    asio::post(loop, [impl = std::move(impl)]() mutable { impl.reset(); });
+    return;
+  }
+  std::promise<void> stopped;
+  asio::post(loop, [&] {
+    impl->shutdown();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  std::promise<void> gone;
+  asio::post(loop, [&gone, impl = std::move(impl)]() mutable {
+    impl.reset();
+    gone.set_value();
+  });
+  gone.get_future().wait();
+}
 
 void ReplicaGroups::on_table(std::shared_ptr<const RoutingTable> table) {
   impl_->on_table(std::move(table));

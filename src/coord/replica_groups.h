@@ -35,9 +35,12 @@
 //              The transport's pings, one per pair of nodes, stand in for
 //              them: every 100 ms the groups of a peer not heard from for
 //              peer_down_after are told (Raft::on_peer_down).
-//   thread     one event loop thread for every group of the node: the
-//              protocols, their timers and the commands they run are called
-//              from it, one callback at a time (env.h);
+//   thread     one event loop for every group of the node: the node's data
+//              loop (net::RaftNode::data_loop()), where the transport runs
+//              too, so a group's frame reaches its protocol, and its protocol's
+//              message the socket, without a thread hop. The protocols, their
+//              timers and the commands they run are called from it, one
+//              callback at a time (env.h);
 //   state      the node's one shard store (server/store.h): a group's state is
 //              its shard's records there. A committed entry is a Mutation
 //              (replication/mutation.h) applied with Store::apply, unlogged by

@@ -78,13 +78,20 @@ std::string RaftNodeStatus::to_json() const {
   return j.dump();
 }
 
-// Everything below runs on the node's event loop thread, except where a
-// comment says otherwise.
+// Two event loops, each on a thread of its own:
+//   io_       the metadata replica: its protocol, timers, calls, watches and
+//             membership changes ("metadata-raft");
+//   data_io_  the transport: every connection, the pings, routed commands and
+//             the data groups' frames; the node's replica groups run on it too
+//             (data_loop()), so a group frame goes from a protocol to a socket,
+//             and from a socket to a protocol, without a thread hop ("data-loop").
+// Each function below says which loop it runs on.
 class RaftNode::Impl final : public replication::Env<replication::raft::Message> {
  public:
   explicit Impl(RaftNodeOptions options)
       : options_(std::move(options)),
         work_(asio::make_work_guard(io_)),
+        data_work_(asio::make_work_guard(data_io_)),
         started_(std::chrono::steady_clock::now()),
         random_(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {}
 
@@ -96,7 +103,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     t.port = options_.peer_port;
     t.resp_port = options_.resp_port;
     transport_ = std::make_unique<Transport>(
-        io_, t, [this](Transport::ConnectionId conn, NodeId peer, std::string payload) {
+        data_io_, t, [this](Transport::ConnectionId conn, NodeId peer, std::string payload) {
           on_frame(conn, peer, std::move(payload));
         });
     for (const auto& [node, address] : options_.peers) {
@@ -161,32 +168,43 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       after_callback();
       constructed.set_value();
     });
-    asio::post(io_, [this] { ping_peers(); });
+    asio::post(data_io_, [this] { ping_peers(); });
     thread_ = std::thread([this] {
       name_this_thread("metadata-raft");
       io_.run();
+    });
+    data_thread_ = std::thread([this] {
+      name_this_thread("data-loop");
+      data_io_.run();
     });
     constructed.get_future().wait();
     return Status::OK();
   }
 
+  // The metadata loop first (it sends through the data loop), then the data
+  // loop with the transport. Whoever runs on the data loop (ReplicaGroups)
+  // has let go of it before.
   void stop() {
     asio::post(io_, [this] {
       for (auto& [id, timer] : timers_) timer->cancel();
       timers_.clear();
-      // A ping already due may still run after this: it sees stopping_.
-      stopping_ = true;
-      if (ping_timer_) ping_timer_->cancel();
       for (auto& [id, call] : calls_) {
         if (call.timer) call.timer->cancel();
         auto done = std::move(call.done);
         done(Status::Unavailable("node shutting down"));
       }
       calls_.clear();
-      transport_->stop();
       work_.reset();
     });
     if (thread_.joinable()) thread_.join();
+    asio::post(data_io_, [this] {
+      // A ping already due may still run after this: it sees stopping_.
+      stopping_ = true;
+      if (ping_timer_) ping_timer_->cancel();
+      if (transport_) transport_->stop();
+      data_work_.reset();
+    });
+    if (data_thread_.joinable()) data_thread_.join();
     // The loop is gone: nothing can call the protocol any more. Destroy it
     // before the log (the log's destructor may still report durability).
     raft_.reset();
@@ -202,7 +220,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   }
 
   void set_peer_address(NodeId node, std::string address) {
-    asio::post(io_, [this, node, address = std::move(address)] {
+    asio::post(data_io_, [this, node, address = std::move(address)] {
       if (node == options_.self) return;
       transport_->set_address(node, address);
       known_peers_.insert(node);
@@ -231,28 +249,33 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   }
 
   void set_forward_handler(ForwardHandler handler) {
-    asio::post(io_, [this, handler = std::move(handler)]() mutable {
+    on_data_loop([this, handler = std::move(handler)]() mutable {
       forward_handler_ = std::move(handler);
     });
   }
 
   void set_group_handler(GroupHandler handler) {
-    asio::post(io_, [this, handler = std::move(handler)]() mutable {
+    on_data_loop([this, handler = std::move(handler)]() mutable {
       group_handler_ = std::move(handler);
     });
   }
 
   void send_group(NodeId to, uint64_t group, std::string message, uint64_t epoch) {
     std::string payload = encode_wire(GroupFrame{group, std::move(message), epoch});
-    asio::post(io_, [this, to, payload = std::move(payload)]() mutable {
-      if (stopping_) return;
-      if (to == options_.self) {
-        on_frame(0, options_.self, std::move(payload));
-        return;
-      }
-      transport_->send(to, std::move(payload));
+    if (to == options_.self) {
+      // Delivered as if it had arrived, but never from inside the caller's
+      // callback (env.h).
+      asio::post(data_io_, [this, payload = std::move(payload)]() mutable {
+        if (!stopping_) on_frame(0, options_.self, std::move(payload));
+      });
+      return;
+    }
+    on_data_loop([this, to, payload = std::move(payload)]() mutable {
+      if (!stopping_) transport_->send(to, std::move(payload));
     });
   }
+
+  asio::io_context& data_loop() { return data_io_; }
 
   RaftNodeStatus status() const {
     std::lock_guard<std::mutex> lock(status_mu_);
@@ -266,13 +289,14 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
 
   void send(NodeId to, const replication::raft::Message& msg) override {
     std::string payload = encode_wire(ProtocolFrame{replication::encode_message(msg)});
-    if (to == options_.self) {
-      asio::post(io_, [this, payload = std::move(payload)]() mutable {
+    asio::post(data_io_, [this, to, payload = std::move(payload)]() mutable {
+      if (stopping_) return;
+      if (to == options_.self) {
         on_frame(0, options_.self, std::move(payload));
-      });
-      return;
-    }
-    transport_->send(to, std::move(payload));
+      } else {
+        transport_->send(to, std::move(payload));
+      }
+    });
   }
 
   void reply(RequestId request, ClientResponse response) override {
@@ -367,12 +391,27 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
            " voters): the write may or may not have happened; the group may have lost its majority";
   }
 
-  // A frame from a peer or client (or from self). Malformed payloads come from
-  // an authenticated peer, so they mean a version mismatch or a bug: logged and
-  // dropped; the connection stays up.
+  // Runs `fn` on the data loop: at once when called there, else posted.
+  template <typename Fn>
+  void on_data_loop(Fn&& fn) {
+    if (data_io_.get_executor().running_in_this_thread()) {
+      fn();
+    } else {
+      asio::post(data_io_, std::forward<Fn>(fn));
+    }
+  }
+
+  // Data loop. A frame from a peer or client (or from self). Malformed payloads
+  // come from an authenticated peer, so they mean a version mismatch or a bug:
+  // logged and dropped; the connection stays up.
   void on_frame(Transport::ConnectionId conn, NodeId peer, std::string payload) {
     if (peer.value() != 0 && peer != options_.self) {
-      last_heard_[peer] = std::chrono::steady_clock::now();
+      const auto now = std::chrono::steady_clock::now();
+      last_heard_[peer] = now;
+      // Published at most every few milliseconds (and every ping interval):
+      // the replica groups tell a peer down by it (ReplicaGroupsOptions::
+      // peer_down_after), and a lock per frame would cost more than it tells.
+      if (now - last_heard_published_ >= kLastHeardPublishEvery) publish_last_heard(now);
     }
     Result<WireMessage> msg = decode_wire(payload);
     if (!msg.ok()) {
@@ -382,9 +421,45 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     std::visit([&](auto& m) { handle(conn, peer, m); }, *msg);
   }
 
+  // Metadata loop: sends an answer on the connection its question came on.
+  void answer_on(Transport::ConnectionId conn, std::string bytes) {
+    asio::post(data_io_, [this, conn, bytes = std::move(bytes)]() mutable {
+      if (!stopping_) transport_->send_on(conn, std::move(bytes));
+    });
+  }
+
+  // Data loop: the metadata replica's messages, calls and admin operations are
+  // handed to its loop.
   void handle(Transport::ConnectionId, NodeId peer, ProtocolFrame& f) {
     if (peer.value() == 0) return;  // clients do not speak raft
-    auto msg = replication::decode_message<replication::raft::Message>(f.message);
+    asio::post(io_, [this, peer, message = std::move(f.message)] {
+      on_protocol_message(peer, message);
+    });
+  }
+
+  void handle(Transport::ConnectionId conn, NodeId, RequestFrame& f) {
+    asio::post(io_, [this, conn, call = f.call, request = std::move(f.request)]() mutable {
+      start_call(std::move(request), [this, conn, call](Response r) {
+        ResponseFrame out;
+        out.call = call;
+        if (r.ok()) {
+          out.response = std::move(r).value();
+        } else {
+          out.status = r.status();
+        }
+        answer_on(conn, encode_wire(out));
+      });
+    });
+  }
+
+  void handle(Transport::ConnectionId conn, NodeId, AdminFrame& f) {
+    asio::post(io_, [this, conn, f = std::move(f)] { on_admin(conn, f); });
+  }
+
+  // Metadata loop.
+  void on_protocol_message(NodeId peer, const std::string& message) {
+    if (!raft_) return;
+    auto msg = replication::decode_message<replication::raft::Message>(message);
     if (!msg.ok()) {
       spdlog::warn("raft message from node {} does not decode: {}", peer, msg.status().to_string());
       return;
@@ -397,29 +472,22 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     after_callback();
   }
 
-  void handle(Transport::ConnectionId conn, NodeId, RequestFrame& f) {
-    const uint64_t call = f.call;
-    start_call(std::move(f.request), [this, conn, call](Response r) {
-      ResponseFrame out;
-      out.call = call;
-      if (r.ok()) {
-        out.response = std::move(r).value();
-      } else {
-        out.status = r.status();
-      }
-      transport_->send_on(conn, encode_wire(out));
-    });
-  }
-
-  void handle(Transport::ConnectionId conn, NodeId, AdminFrame& f) {
+  // Metadata loop.
+  void on_admin(Transport::ConnectionId conn, const AdminFrame& f) {
     const uint64_t call = f.call;
     auto answer = [this, conn, call](Status s, std::string body) {
-      transport_->send_on(conn, encode_wire(AdminReplyFrame{call, std::move(s), std::move(body)}));
+      answer_on(conn, encode_wire(AdminReplyFrame{call, std::move(s), std::move(body)}));
     };
     switch (f.op) {
-      case AdminOp::kStatus:
-        answer(Status::OK(), make_status().to_json());
+      case AdminOp::kStatus: {
+        RaftNodeStatus s = make_status();
+        {
+          std::lock_guard<std::mutex> lock(status_mu_);
+          s.last_heard = status_.last_heard;
+        }
+        answer(Status::OK(), s.to_json());
         return;
+      }
       case AdminOp::kAddVoter:
       case AdminOp::kRemoveVoter: {
         const bool add = f.op == AdminOp::kAddVoter;
@@ -465,7 +533,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
         post = !replies_posted_;
         replies_posted_ = true;
       }
-      if (post) asio::post(io_, [this] { send_replies(); });
+      if (post) asio::post(data_io_, [this] { send_replies(); });
     };
     if (!forward_handler_) {
       ForwardReplyFrame r;
@@ -483,7 +551,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       replies.swap(replies_);
       replies_posted_ = false;
     }
-    if (!transport_) return;
+    if (!transport_ || stopping_) return;
     for (auto& [conn, bytes] : replies) transport_->send_on(conn, std::move(bytes));
   }
 
@@ -549,21 +617,25 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     }
   }
 
-  // Every ping interval: a ping to every peer this node knows, and the
-  // last_heard times published to status() even while raft is idle here.
+  // Data loop. Every ping interval: a ping to every peer this node knows, and
+  // the last_heard times published to status().
   void ping_peers() {
     if (stopping_) return;
     const std::string ping = encode_wire(PingFrame{});
     for (NodeId peer : known_peers_) transport_->send(peer, ping);
-    {
-      std::lock_guard<std::mutex> lock(status_mu_);
-      status_.last_heard = last_heard_;
-    }
-    if (!ping_timer_) ping_timer_ = std::make_unique<asio::steady_timer>(io_);
+    publish_last_heard(std::chrono::steady_clock::now());
+    if (!ping_timer_) ping_timer_ = std::make_unique<asio::steady_timer>(data_io_);
     ping_timer_->expires_after(options_.ping_interval);
     ping_timer_->async_wait([this](const asio::error_code& ec) {
       if (!ec) ping_peers();
     });
+  }
+
+  // Data loop.
+  void publish_last_heard(std::chrono::steady_clock::time_point now) {
+    last_heard_published_ = now;
+    std::lock_guard<std::mutex> lock(status_mu_);
+    status_.last_heard = last_heard_;
   }
 
   RaftNodeStatus make_status() const {
@@ -580,8 +652,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     for (const auto& [node, index] : raft_->follower_match()) s.match[node] = index.value();
     s.torn_bytes_at_start = torn_bytes_;
     s.snapshots_received = snapshots_received_;
-    s.last_heard = last_heard_;
-    s.started = started_;
+    s.started = started_;  // last_heard: published by the data loop (ping_peers)
     return s;
   }
 
@@ -589,8 +660,10 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   // applied value changed, settle membership changes.
   void after_callback() {
     {
+      RaftNodeStatus s = make_status();
       std::lock_guard<std::mutex> lock(status_mu_);
-      status_ = make_status();
+      s.last_heard = std::move(status_.last_heard);
+      status_ = std::move(s);
     }
     const uint64_t applied = raft_->applied_index().value();
     if (applied != last_applied_seen_) {
@@ -607,17 +680,20 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   }
 
   RaftNodeOptions options_;
-  asio::io_context io_;
+  asio::io_context io_;       // the metadata replica's loop
+  asio::io_context data_io_;  // the transport's, shared with the data groups
   // Replies to routed commands, from the threads that ran them, waiting for
   // this node's thread to send them (one post per batch).
   std::mutex replies_mu_;
   std::vector<std::pair<Transport::ConnectionId, std::string>> replies_;
   bool replies_posted_ = false;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::executor_work_guard<asio::io_context::executor_type> data_work_;
   std::chrono::steady_clock::time_point started_;
   Random random_;
   std::thread thread_;
-  std::unique_ptr<Transport> transport_;
+  std::thread data_thread_;
+  std::unique_ptr<Transport> transport_;  // data loop only
   std::shared_ptr<SharedLog> wal_;  // set by open(), then never changed
   std::unique_ptr<GroupLog> log_;   // group kMetadataGroup of wal_
   std::unique_ptr<RaftKv> raft_;
@@ -632,12 +708,15 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   std::vector<Watch> watches_;
   uint64_t last_applied_seen_ = UINT64_MAX;
   std::deque<MembershipChange> pending_changes_;
+  // Data loop only.
   ForwardHandler forward_handler_;
   GroupHandler group_handler_;
   std::set<NodeId> known_peers_;
   std::map<NodeId, std::chrono::steady_clock::time_point> last_heard_;
+  std::chrono::steady_clock::time_point last_heard_published_;
+  static constexpr std::chrono::milliseconds kLastHeardPublishEvery{10};
   std::unique_ptr<asio::steady_timer> ping_timer_;
-  bool stopping_ = false;  // set on the loop by stop(): no ping re-arms its timer
+  bool stopping_ = false;  // set on the data loop by stop(): nothing is sent after it
 
   mutable std::mutex status_mu_;
   RaftNodeStatus status_;
@@ -700,6 +779,9 @@ RaftNodeStatus RaftNode::status() const {
 }
 uint16_t RaftNode::peer_port() const {
   return impl_->peer_port();
+}
+asio::io_context& RaftNode::data_loop() {
+  return impl_->data_loop();
 }
 std::shared_ptr<SharedLog> RaftNode::wal() const {
   return impl_->wal();

@@ -3,18 +3,27 @@
 // write-ahead log (shared_log.h), where this replica logs as group 0.
 //
 // The Raft class (replication/raft/raft.h) runs here unchanged from the
-// simulator. RaftNode owns one thread that runs an Asio event loop; the
-// protocol, the transport and every timer live on that thread, so the protocol
-// is called one callback at a time as env.h requires. The disk log's sync
-// thread reports durability by posting on_persisted onto that loop.
+// simulator. RaftNode owns two threads, each running an Asio event loop:
+//   metadata-raft  the protocol and its timers, called one callback at a time
+//                  as env.h requires; the log's sync thread reports
+//                  durability by posting on_persisted onto it;
+//   data-loop      the transport (every peer and client connection, the
+//                  pings, routed commands) and, through data_loop(), the
+//                  node's data replica groups (coord/replica_groups.h): a
+//                  group's message goes from its protocol to the socket, and
+//                  from the socket to its protocol, without a thread hop.
+// The metadata replica's messages cross between the two loops (they are few:
+// heartbeats and map changes).
 //
 // This replica is the metadata group (the cluster map), group 0 of the node
-// (kMetadataGroup). The node's data replica groups (coord/replica_groups.h)
-// share its transport (GroupFrames) and its write-ahead log (wal()), so one
-// fdatasync per round covers the records of the metadata group and of every
-// data group; but this replica keeps its own thread, so that its 150 ms
-// election timeout does not wait behind the commands the data groups' loop
-// runs (docs/replication.md, "The metadata group in the shared log").
+// (kMetadataGroup). The node's data replica groups share its transport
+// (GroupFrames) and its write-ahead log (wal()), so one fdatasync per round
+// covers the records of the metadata group and of every data group; but this
+// replica keeps its own thread, so that its 150 ms election timeout does not
+// wait behind the commands the data groups' loop runs (docs/replication.md,
+// "The metadata group in the shared log"). Its messages do pass through the
+// data loop, so a handler there that runs for a long time (tens of ms) delays
+// them too.
 //
 // Who talks to it:
 //   * peers, over the transport: raft messages; client operations
@@ -51,6 +60,7 @@
 
 #include "core/ids.h"
 #include "core/status.h"
+#include "net/asio.h"
 #include "net/wire.h"
 #include "replication/env.h"
 #include "replication/raft/raft.h"
@@ -144,7 +154,7 @@ class RaftNode {
   void remove_voter(NodeId node, std::function<void(Status)> done);
 
   // Thread-safe. Who runs data commands other nodes route here (wire.h
-  // ForwardFrame). The handler is called on the node's thread and must not
+  // ForwardFrame). The handler is called on the data loop and must not
   // block it: it hands the work elsewhere and calls `respond` (thread-safe)
   // when done. Until a handler is set, such frames are answered Unavailable.
   // `source` names the connection the frame came on: frames of one source
@@ -153,18 +163,25 @@ class RaftNode {
       std::function<void(uint64_t source, ForwardFrame, std::function<void(ForwardReplyFrame)>)>;
   void set_forward_handler(ForwardHandler handler);
 
-  // Thread-safe. Data replica groups (node/shard_groups.h) share this node's
-  // transport: their messages travel as wire.h GroupFrames. `handler` is
-  // called on the node's thread with each one that arrives from a peer and
-  // must not block it, with the frame's configuration epoch (GroupFrame::epoch).
-  // Until a handler is set, they are dropped.
+  // Thread-safe. Data replica groups (coord/replica_groups.h) share this
+  // node's transport: their messages travel as wire.h GroupFrames. `handler`
+  // is called on the data loop with each one that arrives from a peer (or from
+  // this node, never from inside send_group) and must not block it, with the
+  // frame's configuration epoch (GroupFrame::epoch). Until a handler is set,
+  // they are dropped. Set from the data loop, it takes effect at once.
   using GroupHandler =
       std::function<void(NodeId from, uint64_t group, uint64_t epoch, std::string message)>;
   void set_group_handler(GroupHandler handler);
   // Thread-safe. Sends a data group's message, stamped with `epoch`, to a peer
   // (or to this node); like raft's own messages, it may be lost when the peer
-  // is unreachable.
+  // is unreachable. Called on the data loop, it goes to the socket at once.
   void send_group(NodeId to, uint64_t group, std::string message, uint64_t epoch = 0);
+
+  // The data loop's io_context: whoever runs there (the replica groups) is
+  // called one callback at a time with the transport's handlers. It runs until
+  // this RaftNode is destroyed, which must come after every user of it has
+  // let go (ReplicaGroups is destroyed first).
+  asio::io_context& data_loop();
 
   // Thread-safe. The node's one write-ahead log, opened by start(): the data
   // replica groups log into it too (each under its own group id), so that a

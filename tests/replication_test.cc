@@ -535,6 +535,25 @@ TEST(Replication, LocateShowsEachReplicasAppliedIndexAndStaleEpochsAreRefused) {
     if (!caught_up) std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(caught_up) << "a follower's applied index never reached the leader's: " << where;
+  // Asked of a follower, LOCATE shows the same: the leader tells it every
+  // replica's applied index and lag (`__replicas status`).
+  {
+    auto f = RedisClient::connect(follower_port);
+    ASSERT_TRUE(f.ok());
+    const std::string seen = f->cmd({"LOCATE", "r:x"});
+    std::map<uint64_t, std::pair<std::string, std::string>> replicas;
+    for (auto it = std::sregex_iterator(seen.begin(), seen.end(), replica);
+         it != std::sregex_iterator(); ++it) {
+      replicas[std::stoull((*it)[1])] = {(*it)[3], (*it)[4]};
+      EXPECT_EQ((*it)[2], std::stoull((*it)[1]) == leader ? "leader" : "follower") << seen;
+    }
+    ASSERT_EQ(replicas.size(), 3u) << seen;
+    for (const auto& [node, fields] : replicas) {
+      EXPECT_NE(fields.first, "(nil)") << "node " << node << "'s applied index: " << seen;
+      EXPECT_NE(fields.second, "(nil)") << "node " << node << "'s lag: " << seen;
+    }
+    EXPECT_EQ(replicas[leader].second, ":0") << seen;
+  }
   // INFO replication on the leader says the same, per member.
   const std::string leader_line = group_line(leader_port, group);
   EXPECT_NE(leader_line.find(std::to_string(follower) + "@applied="), std::string::npos)

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "coord/coordinator.h"
+#include "coord/replica_controller.h"
+#include "coord/replica_moves.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "node/raft_register_client.h"
@@ -167,6 +169,56 @@ void Coordinator::cluster_nodes(resp::Writer& out) const {
 }
 
 void Coordinator::locate(std::string_view key, resp::Writer& out) const {
+  write_locate(key, out, nullptr);
+}
+
+bool Coordinator::locate_asks_leader(std::string_view key) const {
+  auto t = table();
+  if (!t) return false;
+  const Route r = t->route(key);
+  if (r.keyspace->spec.replication.kind != meta::Replication::kConsensus) return false;
+  auto g = groups();
+  if (!g) return false;
+  const GroupId group = ReplicaGroups::group_id(r.keyspace->spec.name, r.shard);
+  for (const GroupStatus& s : g->status()) {
+    if (s.id == group) return s.role != "leader";
+  }
+  return true;  // no member here: only the leader knows its replicas
+}
+
+void Coordinator::locate_at_leader(std::string key, int resp,
+                                   std::function<void(std::string)> done) {
+  auto t = table();
+  if (!t) {
+    done("-CLUSTERDOWN the cluster map is not known yet\r\n");
+    return;
+  }
+  const Route r = t->route(key);
+  auto call = std::make_shared<GroupCall>();
+  call->group = ReplicaGroups::group_id(r.keyspace->spec.name, r.shard);
+  call->members = r.owners;
+  call->resp = resp;
+  call->epoch = t->epoch().value();
+  call->argv = {std::string(kReplicasVerb), "status"};
+  // A status page: a leader that does not answer soon is shown as unknown.
+  call->deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  call->done = [this, key = std::move(key), resp, done = std::move(done)](std::string reply,
+                                                                          storage::Sequence) {
+    std::optional<GroupView> view;
+    if (reply.size() > 3 && reply[0] == '+') {
+      auto parsed = parse_group_view(reply.substr(1, reply.size() - 3));
+      if (parsed.ok()) view = std::move(parsed).value();
+    }
+    std::string out;
+    resp::Writer w(&out, resp);
+    write_locate(key, w, view ? &*view : nullptr);
+    done(std::move(out));
+  };
+  send_group_call(call, NodeId());
+}
+
+void Coordinator::write_locate(std::string_view key, resp::Writer& out,
+                               const GroupView* leader_view) const {
   auto t = table();
   if (!t) {
     out.error("CLUSTERDOWN the cluster map is not known yet");
@@ -200,10 +252,11 @@ void Coordinator::locate(std::string_view key, resp::Writer& out) const {
   out.bulk("epoch");
   out.integer(static_cast<int64_t>(t->epoch().value()));
   if (!replicated) return;
-  // The replica group, as this node sees it: a member knows the leader and its
-  // own applied index; the leader also knows each member's applied index (as
-  // of its last answer: raft's AppendReply::applied_index) and how far behind
-  // its log each member is.
+  // The replica group: the leader knows each member's applied index (as of
+  // its last answer: raft's AppendReply::applied_index) and how far behind
+  // its log each member is; asked of another node, that is the leader's
+  // view (leader_view, from `__replicas status`), else what this node sees:
+  // a member knows the leader and its own applied index.
   const GroupId group = ReplicaGroups::group_id(r.keyspace->spec.name, r.shard);
   std::optional<GroupStatus> mine;
   if (auto g = groups()) {
@@ -211,39 +264,57 @@ void Coordinator::locate(std::string_view key, resp::Writer& out) const {
       if (s.id == group) mine = std::move(s);
     }
   }
+  std::optional<NodeId> leader = mine ? mine->leader : std::nullopt;
+  if (leader_view != nullptr) leader = leader_view->leader;
+  const bool leads_here = mine && mine->role == "leader";
   out.bulk("group");
   out.integer(static_cast<int64_t>(group.value()));
   out.bulk("leader");
-  if (mine && mine->leader) {
-    out.integer(static_cast<int64_t>(mine->leader->value()));
+  if (leader) {
+    out.integer(static_cast<int64_t>(leader->value()));
   } else {
     out.null();  // not known here (this node is not a member, or an election runs)
   }
   out.bulk("replicas");
   out.array(r.owners.size());
   for (NodeId o : r.owners) {
-    const bool is_leader = mine && mine->leader == o;
     const bool is_self = o == options_.self;
     out.map(4);
     out.bulk("node");
     out.integer(static_cast<int64_t>(o.value()));
     out.bulk("role");
-    out.bulk(!mine ? "unknown" : is_leader ? "leader" : "follower");
+    out.bulk(!leader ? "unknown" : *leader == o ? "leader" : "follower");
     out.bulk("applied");
-    const auto applied = mine ? mine->applied.find(o) : decltype(mine->applied)::const_iterator{};
+    std::optional<uint64_t> applied;
     if (mine && is_self) {
-      out.integer(static_cast<int64_t>(mine->applied_index));
-    } else if (mine && applied != mine->applied.end()) {
-      out.integer(static_cast<int64_t>(applied->second));
+      applied = mine->applied_index;  // its own: the freshest there is
+    } else if (leader_view != nullptr && leader_view->applied.contains(o)) {
+      applied = leader_view->applied.at(o);
+    } else if (mine && mine->applied.contains(o)) {
+      applied = mine->applied.at(o);
+    }
+    if (applied) {
+      out.integer(static_cast<int64_t>(*applied));
     } else {
       out.null();  // only the leader hears it (from each member's answers)
     }
     out.bulk("lag");
-    auto it = mine ? mine->match.find(o) : decltype(mine->match)::const_iterator{};
-    if (mine && mine->role == "leader" && is_self) {
-      out.integer(0);
-    } else if (mine && mine->role == "leader" && it != mine->match.end()) {
-      out.integer(static_cast<int64_t>(mine->last_index - it->second));
+    std::optional<uint64_t> lag;
+    if (leads_here && leader_view == nullptr) {
+      if (is_self) {
+        lag = 0;
+      } else if (auto it = mine->match.find(o); it != mine->match.end()) {
+        lag = mine->last_index - std::min(mine->last_index, it->second);
+      }
+    } else if (leader_view != nullptr && leader_view->last_index != 0) {
+      if (o == leader_view->leader) {
+        lag = 0;
+      } else if (auto it = leader_view->match.find(o); it != leader_view->match.end()) {
+        lag = leader_view->last_index - std::min(leader_view->last_index, it->second);
+      }
+    }
+    if (lag) {
+      out.integer(static_cast<int64_t>(*lag));
     } else {
       out.null();  // only the leader measures it (entries behind its log)
     }

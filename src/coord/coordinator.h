@@ -145,6 +145,8 @@ class RegisterClient;
 
 namespace statekv::coord {
 
+struct GroupView;  // coord/replica_moves.h
+
 struct CoordinatorOptions {
   NodeId self;
   std::string secret;
@@ -190,6 +192,8 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void cluster_nodes(resp::Writer& out) const override;
   void cluster_keyslot(std::string_view key, resp::Writer& out) const override;
   void locate(std::string_view key, resp::Writer& out) const override;
+  bool locate_asks_leader(std::string_view key) const override;
+  void locate_at_leader(std::string key, int resp, std::function<void(std::string)> done) override;
   void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
   std::string info_keyspace() override;
   std::string info_replication() override;
@@ -389,6 +393,10 @@ class Coordinator final : public server::Router, public server::ClusterView {
     std::shared_ptr<std::atomic<bool>> cancelled;
   };
   void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
+  // LOCATE's reply; a replicated key's replicas as `leader_view` reports
+  // them (the group's leader's `__replicas status`), or as this node sees
+  // them when null.
+  void write_locate(std::string_view key, resp::Writer& out, const GroupView* leader_view) const;
   void on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target, const Status& status,
                       std::string reply, NodeId hint);
   std::shared_ptr<ReplicaGroups> groups() const;

@@ -156,6 +156,17 @@ Result<GroupView> parse_group_view(const std::string& line) {
         bad = bad || !index;
         if (index) v.match[id(pair.substr(0, colon))] = *index;
       });
+    } else if (name == "applied") {
+      ids(value, [&](std::string_view pair) {
+        const size_t colon = pair.find(':');
+        auto index = colon == std::string_view::npos ? std::nullopt : number(pair.substr(colon + 1));
+        bad = bad || !index;
+        if (index) v.applied[id(pair.substr(0, colon))] = *index;
+      });
+    } else if (name == "last") {
+      auto n = number(value);
+      bad = bad || !n;
+      v.last_index = n.value_or(0);
     } else if (name == "learners") {
       ids(value, [&](std::string_view pair) {
         const size_t colon = pair.find(':');

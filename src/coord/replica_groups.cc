@@ -1250,6 +1250,10 @@ void ReplicaGroups::Impl::membership(ReplicaGroup& g, const std::vector<std::str
       line += " learners=" + pairs(learners);
     }
     line += fmt::format(" epoch={}", g.epoch);
+    // What LOCATE asked of another member shows (coord/cluster_view.cc).
+    std::map<NodeId, LogIndex> applied = raft.follower_applied();
+    applied[options_.self] = raft.applied_index();
+    line += fmt::format(" applied={} last={}", pairs(applied), raft.log().last_index().value());
     done(GroupReply{Status::OK(), "+" + line + "\r\n", {}, raft.commit_index().value()});
     return;
   }

@@ -133,6 +133,7 @@ inline constexpr std::string_view kGroupExecVerb = "__gexec";
 // served only by the group's leader (elsewhere: Unavailable with a hint):
 //   __replicas status          one line: leader=N commit=I config=A,B,C
 //                              committed=0|1 match=B:I,C:I [learners=D:I] epoch=E
+//                              applied=A:I,B:I,C:I last=I
 //   __replicas learn NODE EPOCH     raft's add_learner: replicate to NODE, outside
 //                                   the config (OK if it already is a learner)
 //   __replicas add NODE EPOCH       raft's change_membership; promotes a learner

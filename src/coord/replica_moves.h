@@ -76,6 +76,11 @@ struct GroupView {
   uint64_t commit_index = 0;
   std::map<NodeId, uint64_t> match;  // each other member's replicated index
   std::map<NodeId, uint64_t> learners;  // each learner's replicated index
+  // Each member's applied index as the leader last heard it (the leader's
+  // own included), and the leader's last log index (a member's lag is
+  // last_index minus its match). Absent from the reports of older nodes.
+  std::map<NodeId, uint64_t> applied;
+  uint64_t last_index = 0;
 };
 
 struct ReplicaStep {

@@ -69,6 +69,15 @@ void cmd_cluster_redirects(CommandContext& c) {
 
 void cmd_locate(CommandContext& c) {
   SKV_NEED_CLUSTER(c);
+  // Asked of a node that does not lead the key's replica group: the leader
+  // tells every replica's applied index and lag (a connection that cannot
+  // wait for the answer gets this node's own view).
+  if (c.session.defer && c.state.ctx.cluster->locate_asks_leader(c.argv[1])) {
+    server::DeferredReply later = c.session.defer();
+    c.state.ctx.cluster->locate_at_leader(std::string(c.argv[1]), c.session.resp,
+                                          [later](std::string reply) { later(std::move(reply), 0); });
+    return;
+  }
   c.state.ctx.cluster->locate(c.argv[1], c.out);
 }
 

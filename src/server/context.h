@@ -272,6 +272,15 @@ class ClusterView {
   virtual void cluster_keyslot(std::string_view key, resp::Writer& out) const = 0;
   // LOCATE key: keyspace, partitioner, shard, owners, epoch.
   virtual void locate(std::string_view key, resp::Writer& out) const = 0;
+  // LOCATE of a key whose replica group this node does not lead: every
+  // replica's applied index and lag are the leader's to tell. When
+  // locate_asks_leader(key), locate_at_leader asks it and calls `done` (on
+  // any thread) with the whole RESP reply: the leader's view, or this node's
+  // own (locate()) when no leader answers in time.
+  virtual bool locate_asks_leader(std::string_view key) const { return false; }
+  virtual void locate_at_leader(std::string key, int resp, std::function<void(std::string)> done) {
+    done({});
+  }
   // KEYSPACE <subcommand> ...: argv[0] is the subcommand.
   virtual void keyspace(std::span<const std::string_view> argv, resp::Writer& out) = 0;
   // INFO keyspace's lines ("field:value\r\n" each): db0 with the keys and

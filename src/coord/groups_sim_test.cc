@@ -48,6 +48,9 @@
 // behind the session (no wait). The third, a message delivered to the wrong
 // group, is replication/raft/raft_groups_sim_test.cc's.
 //
+// Odd seeds: data replicas hold their requests a few ms and propose them
+// together (Raft::on_requests), as replica_groups.cc proposes a pass's writes.
+//
 // Seed count: STATEKV_GROUPS_SIM_SEEDS (default below; the CTest `soak` entry
 // runs 3,000).
 #include <fmt/format.h>
@@ -59,6 +62,7 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -162,6 +166,11 @@ struct Config {
   Bug bug = Bug::kNone;
   bool replays = true;  // frames delivered again long after (ScenarioNode::replay)
   RaftOptions raft;
+  // When set: a data replica holds the requests raft serves (all but
+  // sequential and fifo reads) this long after the first arrived and proposes
+  // them together (Raft::on_requests), as coord/replica_groups.cc proposes
+  // the writes of one pass of its event loop.
+  std::optional<Duration> batch_window;
 };
 
 // Target k of group g: `factor` consecutive nodes from node (g - 1 + k) mod n.
@@ -188,6 +197,7 @@ struct Run {
   uint64_t stale_commands_run = 0;    // run although stale (the planted bug)
   uint64_t local_reads = 0, local_reads_waited = 0, local_reads_refused = 0;
   uint64_t stale_frames = 0, unplaced = 0, placed = 0, replays = 0;
+  uint64_t batches = 0, batches_of_many = 0;  // Config::batch_window
 
   void fail(std::string what) {
     if (violation.empty()) violation = std::move(what);
@@ -551,6 +561,13 @@ class DataReplica final : public sim::HostedNode {
       refused.not_served = true;
       chan_.reply(req.id, std::move(refused));
     }
+    // Held for a batch: they never reached raft either.
+    for (const ClientRequest& req : held_) {
+      ClientResponse refused;
+      refused.outcome = ClientResponse::Outcome::kFail;
+      refused.not_served = true;
+      chan_.reply(req.id, std::move(refused));
+    }
   }
 
   Status deliver(NodeId from, std::string_view bytes) override {
@@ -568,6 +585,9 @@ class DataReplica final : public sim::HostedNode {
     if (req.op == ClientOp::kRead &&
         (req.level == ReadLevel::kSequential || req.level == ReadLevel::kFifo)) {
       read_locally(req);
+    } else if (const auto window = node_.run().config.batch_window) {
+      held_.push_back(req);
+      if (!batch_timer_) batch_timer_ = chan_.set_timer(*window);
     } else {
       raft_.on_request(req);  // linearizable and causal reads: ReadIndex at the leader
     }
@@ -577,6 +597,13 @@ class DataReplica final : public sim::HostedNode {
     if (id == tick_) {
       if (raft_.role() == Raft::Role::kLeader) report();
       tick_ = chan_.set_timer(30ms);
+    } else if (batch_timer_ && id == *batch_timer_) {
+      batch_timer_.reset();
+      std::vector<ClientRequest> batch;
+      batch.swap(held_);
+      ++node_.run().batches;
+      node_.run().batches_of_many += batch.size() > 1 ? 1 : 0;
+      raft_.on_requests(batch);
     } else if (auto it = waiting_.find(id); it != waiting_.end()) {
       // Not covered within 200 ms: the leader serves it.
       ClientResponse refused;
@@ -736,6 +763,8 @@ class DataReplica final : public sim::HostedNode {
   std::shared_ptr<Observer> observer_;
   TimerId tick_;
   std::map<TimerId, ClientRequest> waiting_;  // local reads, by their timeout
+  std::vector<ClientRequest> held_;           // Config::batch_window: not yet proposed
+  std::optional<TimerId> batch_timer_;
 };
 
 // ---- ScenarioNode ---------------------------------------------------------------
@@ -921,6 +950,7 @@ Config config_for(uint64_t seed) {
     c.raft.snapshot_chunk_bytes = 8 + seed % 57;  // a shard's snapshot in several chunks
   }
   c.raft.quiesce = seed % 4 >= 2;
+  if (seed % 2 == 1) c.batch_window = std::chrono::milliseconds(1 + seed % 5);
   return c;
 }
 
@@ -1001,7 +1031,7 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
   const uint64_t seeds = seeds_from_env(500);
   uint64_t ok = 0, total = 0, reached = 0, commands = 0, refused = 0, local = 0, waited = 0,
            stale = 0, unplaced = 0, replays = 0, older = 0, installed = 0, chunks = 0,
-           most_chunks = 0;
+           most_chunks = 0, batches_of_many = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     const Config c = config_for(seed);
@@ -1021,6 +1051,7 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     unplaced += v.run->unplaced;
     replays += v.run->replays;
     older += v.run->commands_older_epoch;
+    batches_of_many += v.run->batches_of_many;
     for (const auto& [g, obs] : v.run->observers) {
       installed += obs->snapshots_installed();
       chunks += obs->snapshot_chunks_accepted();
@@ -1034,7 +1065,7 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       "targets reached %llu, membership commands run %llu, refused for their epoch %llu (older "
       "%llu), replicas erased %llu, frames replayed %llu, frames older than their replica %llu; "
       "member reads %llu (waited for the session %llu); snapshots installed %llu from %llu "
-      "chunks (at most %llu in one)\n",
+      "chunks (at most %llu in one); %llu batches of several requests\n",
       static_cast<unsigned long long>(seeds), wall, static_cast<unsigned long long>(ok),
       static_cast<unsigned long long>(total), 100.0 * ok / total,
       static_cast<unsigned long long>(reached), static_cast<unsigned long long>(commands),
@@ -1042,13 +1073,15 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       static_cast<unsigned long long>(unplaced), static_cast<unsigned long long>(replays),
       static_cast<unsigned long long>(stale), static_cast<unsigned long long>(local),
       static_cast<unsigned long long>(waited), static_cast<unsigned long long>(installed),
-      static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(most_chunks));
+      static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(most_chunks),
+      static_cast<unsigned long long>(batches_of_many));
   EXPECT_GT(reached, seeds) << "replicas must really move under faults";
   if (seeds >= 20) {
     EXPECT_GT(installed, 0u) << "new replicas must catch up from snapshots too";
     // (Most installs are of small shards, or on even seeds' 1 MB chunks.)
     EXPECT_GT(chunks, installed) << "snapshots must take several chunks";
     EXPECT_GT(most_chunks, 2u);
+    EXPECT_GT(batches_of_many, 0u) << "the odd seeds' batches never held several requests";
   }
 }
 

@@ -144,6 +144,7 @@ class ReplicaGroup;
 
 struct GroupCounters {
   std::atomic<uint64_t> reads_barrier{0}, reads_local{0}, writes{0};
+  std::atomic<uint64_t> proposals{0}, proposed{0};  // batches of writes proposed, writes in them
 };
 
 class ReplicaGroups::Impl {
@@ -195,9 +196,13 @@ class ReplicaGroups::Impl {
     // kBlocked: a blocking command that found its keys empty, waiting in
     // the group's `blocked` for an effect on one of them (reply: its
     // timeout reply).
+    // kQueued: evaluated, its effect captured (`proposal`) and its keys
+    // latched, waiting in the group's `queued` for the flush that proposes
+    // the pass's writes together (propose_queued); kCommitting from there.
     enum class Phase : uint8_t {
       kBarrier,
       kParked,
+      kQueued,
       kCommitting,
       kLocal,
       kConfirming,
@@ -211,6 +216,8 @@ class ReplicaGroups::Impl {
     bool all_keys = false;        // latched by any effect in flight (a transaction)
     bool barrier_passed = false;  // leadership confirmed since it arrived
     uint64_t index = 0;           // the write's entry, once proposed
+    uint64_t term = 0;            // kQueued: the leader's term it was evaluated in
+    std::string proposal;         // kQueued: its effect, the entry to propose
     std::string reply;
     std::vector<std::string> latched;
     std::vector<int64_t> watch_ttls;  // kGroupWatchVerb: each key's TTL when watched
@@ -234,6 +241,11 @@ class ReplicaGroups::Impl {
   bool open_wal();
   void begin(uint64_t id);
   void evaluate(uint64_t id);
+  // The flush evaluate() posts when it queues a group's first write: proposes
+  // every write queued for the group as one batch (Raft::on_requests: one log
+  // record, one AppendEntries per follower), those of a term that ended
+  // refused as not run.
+  void propose_queued(GroupId group);
   // A local read: served now if this member may, else left waiting or refused.
   void try_local(uint64_t id);
   void retry_local_reads(ReplicaGroup& g);
@@ -616,9 +628,13 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::unordered_map<uint64_t, std::unique_ptr<asio::steady_timer>> timers;
   bool was_leader = false;
   std::optional<NodeId> known_leader;  // the leader last logged (leader changes are logged)
-  // Keys with an effect proposed and not yet applied here, and how many.
+  // Keys with an effect queued or proposed and not yet applied here, and how many.
   std::unordered_map<std::string, int> latches;
   std::deque<uint64_t> parked;       // commands waiting for a latch
+  // Writes evaluated and latched, not yet proposed (Pending::Phase::kQueued),
+  // in evaluation order; a flush is posted on the loop while it is not empty.
+  std::vector<uint64_t> queued;
+  bool flush_posted = false;
   std::deque<uint64_t> local_reads;  // local reads waiting for applied to cover them
   // Blocking commands waiting on this leader, by request id (arrival order),
   // and the keys effects applied since the last callback touched.
@@ -1195,6 +1211,19 @@ void ReplicaGroups::Impl::on_timeout(uint64_t id) {
                     hint});
     return;
   }
+  if (it->second.phase == Pending::Phase::kQueued) {
+    // Evaluated but not proposed yet (the loop fell that far behind): it never
+    // will be now (the flush skips it), so it did not run. Its latches go.
+    ReplicaGroup* g = find(it->second.group);
+    if (g != nullptr) release_latches(*g, it->second);
+    pending_.erase(it);
+    done(GroupReply{Status::Unavailable("the replica group's leader did not propose the "
+                                        "command in time; the command did not run"),
+                    {},
+                    {}});
+    if (g != nullptr) unpark(*g);
+    return;
+  }
   if (it->second.phase != Pending::Phase::kCommitting) {
     // Parked or waiting for the barrier: nothing was proposed.
     ReplicaGroup* g = find(it->second.group);
@@ -1622,7 +1651,9 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     }
   }
   p.reply = std::move(out);
-  p.phase = Pending::Phase::kCommitting;
+  p.phase = Pending::Phase::kQueued;
+  p.term = g->raft->term().value();
+  p.proposal = std::move(merged).value();
   if (p.blocking) {
     // Its pop is proposed: from here it is a write like any, answered when
     // applied or after request_timeout.
@@ -1633,16 +1664,71 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
       if (!ec) on_timeout(id);
     });
   }
-  ClientRequest write;
-  write.id = RequestId(id);
-  write.op = ClientOp::kWrite;
-  write.value = std::move(merged).value();
-  g->raft->on_request(write);
-  // A leader appends at once: the entry's index is the session's new position.
-  p.index = g->raft->log().last_index().value();
-  if (p.argv[0] == kGroupWatchVerb) {
-    // The watch saw the state after the erase of its expired keys.
-    p.reply = watch_reply(p.index, p.watch_ttls);
+  // Proposed with the other writes evaluated for the group before the flush
+  // runs: the commands already waiting on the loop (other clients') join the
+  // batch, and the pass costs one log record and one AppendEntries per
+  // follower instead of one per write.
+  g->queued.push_back(id);
+  if (!g->flush_posted) {
+    g->flush_posted = true;
+    asio::post(io_, [this, group = g->id] { propose_queued(group); });
+  }
+}
+
+void ReplicaGroups::Impl::propose_queued(GroupId group) {
+  ReplicaGroup* g = find(group);
+  if (g == nullptr || !g->raft) return;  // stopped: its commands were answered
+  g->flush_posted = false;
+  std::vector<uint64_t> queued;
+  queued.swap(g->queued);
+  const Raft& raft = *g->raft;
+  std::vector<uint64_t> ids;
+  std::vector<ClientRequest> writes;
+  bool refused = false;
+  for (uint64_t id : queued) {
+    auto it = pending_.find(id);
+    if (it == pending_.end() || it->second.phase != Pending::Phase::kQueued) continue;
+    Pending& p = it->second;
+    if (raft.role() != Raft::Role::kLeader || raft.term().value() != p.term) {
+      // Evaluated in a term this member no longer leads (lost_leadership
+      // refuses them first; this is the guard): proposing it now could write
+      // an effect computed from state a later leader has changed.
+      release_latches(*g, p);
+      finish(id, GroupReply{Status::Unavailable("lost the leadership of replica group " +
+                                                std::to_string(group.value())),
+                            {},
+                            raft.leader().value_or(NodeId())});
+      refused = true;
+      continue;
+    }
+    p.phase = Pending::Phase::kCommitting;
+    ClientRequest write;
+    write.id = RequestId(id);
+    write.op = ClientOp::kWrite;
+    write.value = std::move(p.proposal);
+    p.proposal.clear();
+    writes.push_back(std::move(write));
+    ids.push_back(id);
+  }
+  if (refused) unpark(*g);  // their latches are gone (refused as not leader there)
+  if (writes.empty()) return;
+  const uint64_t before = raft.log().last_index().value();
+  g->raft->on_requests(writes);
+  // A leader appends the batch at once, in order: each entry's index is its
+  // session's new position. A refused batch (a transfer under way) is failed
+  // by raft's replies, which come later (on_reply).
+  const bool appended = raft.log().last_index().value() == before + writes.size();
+  if (appended) {
+    g->counters->proposals.fetch_add(1, std::memory_order_relaxed);
+    g->counters->proposed.fetch_add(writes.size(), std::memory_order_relaxed);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Pending& p = pending_.at(ids[i]);  // raft's replies are posted, never inline
+    if (appended) p.index = before + 1 + i;
+    if (p.argv[0] == kGroupWatchVerb) {
+      // The watch saw the state after the erase of its expired keys.
+      p.reply = watch_reply(p.index, p.watch_ttls);
+    }
   }
   after_callback(*g);
 }
@@ -1702,6 +1788,10 @@ void ReplicaGroups::Impl::lost_leadership(ReplicaGroup& g) {
   }
   std::deque<uint64_t> waiting;
   waiting.swap(g.parked);
+  // Evaluated and not proposed yet: never proposed now (in a later term its
+  // effect could overwrite a newer leader's), so they did not run either.
+  for (uint64_t id : g.queued) waiting.push_back(id);
+  g.queued.clear();
   for (uint64_t id : waiting) {
     finish(id, GroupReply{Status::Unavailable("lost the leadership of replica group " +
                                               std::to_string(g.id.value())),
@@ -1909,6 +1999,8 @@ std::vector<GroupStatus> ReplicaGroups::Impl::status() const {
     s.reads_barrier = entry.second->reads_barrier.load(std::memory_order_relaxed);
     s.reads_local = entry.second->reads_local.load(std::memory_order_relaxed);
     s.writes = entry.second->writes.load(std::memory_order_relaxed);
+    s.proposals = entry.second->proposals.load(std::memory_order_relaxed);
+    s.proposed = entry.second->proposed.load(std::memory_order_relaxed);
     out.push_back(std::move(s));
   }
   return out;

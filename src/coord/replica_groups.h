@@ -53,20 +53,32 @@
 // everything committed before applied here), then evaluates the command with
 // the node's command handlers against the applied store, with a session whose
 // proposer captures the effect instead of writing it. No effect: the reply is
-// final (a read). An effect: it is proposed as one log entry and the reply is
-// released when that entry is applied here. While an effect is in flight its
-// keys are latched: a later command on one of them waits (parked) until it is
-// applied, so every command evaluates against every effect ordered before it
-// (two INCRs never read the same value). A leader that loses office drops its
-// latches and refuses the parked commands (they did not run); its proposed
-// entries may still commit, so their clients hear nothing until they time out
-// ("may or may not have happened"), never a wrong answer.
+// final (a read). An effect becomes one log entry, and the reply is released
+// when that entry is applied here. Entries are proposed in batches: an
+// evaluated effect is queued on its group, and the first one queued posts a
+// flush on the loop, which runs after the handlers already waiting there
+// (other clients' commands, which queue theirs) and proposes everything queued
+// for the group at once (Raft::on_requests: one log record, one AppendEntries
+// per follower); the entry's index, the session's new position, is known from
+// then. While an effect is queued or in flight its keys are latched (from the
+// moment it is evaluated): a later command on one of them waits (parked) until
+// it is applied, so every command evaluates against every effect ordered
+// before it (two INCRs never read the same value). A queued effect is proposed
+// only in the term it was evaluated in: if the leader loses office (or the
+// group stops, or the node shuts down) first, or the command's request_timeout
+// passes first, it is refused as not run (Unavailable, with the leader hint
+// when known). A leader that loses office drops its latches and refuses the
+// parked and queued commands (they did not run); its proposed entries may
+// still commit, so their clients hear nothing until they time out ("may or
+// may not have happened"), never a wrong answer. A leader handing over
+// (a leadership transfer) refuses a batch whole: raft fails each entry, which
+// did not run.
 //
 // Blocking commands (`__block TOKEN command...`, coordinator.h): evaluated
 // like any write; one that finds all its keys empty (Session::poll_blocking)
 // waits on the leader, in arrival order, until an applied effect touches one
-// of its keys, when it is evaluated again (its pop proposed through the log
-// and answered once applied, or it waits again in its place); or until its
+// of its keys, when it is evaluated again (its pop queued and proposed like
+// any write, and answered once applied, or it waits again in its place); or until its
 // timeout (the timeout reply), `__unblock TOKEN` (its client went away: the
 // timeout reply, no pop) or the end of this leader's office (Unavailable: it
 // did not run, and its router hands it on to the next leader).
@@ -224,6 +236,11 @@ struct GroupStatus {
   uint64_t reads_barrier = 0;  // on the leader, behind the ReadIndex barrier
   uint64_t reads_local = 0;    // from this member's applied state (below linearizable)
   uint64_t writes = 0;         // effects committed (applied here as leader)
+  // Writes proposed as leader, in batches (one per pass of the event loop
+  // that evaluated any: one log record, one AppendEntries per follower):
+  // proposed / proposals is the mean batch.
+  uint64_t proposals = 0;
+  uint64_t proposed = 0;
 };
 
 class ReplicaGroups {

@@ -4,11 +4,14 @@
 // under message loss, duplication, reordering, partitions and crashes. Each
 // seed's client history is judged linearizable, a global observer checks raft's
 // safety properties after every callback, and the group's configuration never
-// has fewer than its factor of members.
+// has fewer than its factor of members. On odd seeds of the faulty sweep each
+// node holds its requests a few ms and proposes them together
+// (Raft::on_requests), as replica groups propose a pass's writes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "coord/replica_moves.h"
@@ -54,11 +57,13 @@ struct Plan {
 };
 
 // Raft under the observer, and on its leader, every 30 ms, one step of the
-// controller.
+// controller. With a batch window, requests are held that long after the
+// first arrives and proposed together.
 class MovingRaft final : public sim::HostedNode {
  public:
   MovingRaft(sim::ByteEnv& env, const Membership& membership, std::vector<std::string> recovered,
-             std::shared_ptr<Observer> observer, std::shared_ptr<Plan> plan, RaftOptions options)
+             std::shared_ptr<Observer> observer, std::shared_ptr<Plan> plan, RaftOptions options,
+             std::optional<replication::Duration> batch_window)
       : env_(env),
         // Nodes 1-3 found the group; 4 and 5 start outside it (as a member
         // being added does), until a config entry or snapshot takes them in.
@@ -66,7 +71,8 @@ class MovingRaft final : public sim::HostedNode {
               std::move(recovered), options),
         self_(membership.self),
         observer_(std::move(observer)),
-        plan_(std::move(plan)) {
+        plan_(std::move(plan)),
+        batch_window_(batch_window) {
     observer_->restarted(self_);
     timer_ = env_.set_timer(std::chrono::milliseconds(30));
     observe();
@@ -80,6 +86,11 @@ class MovingRaft final : public sim::HostedNode {
     return Status::OK();
   }
   void on_request(const replication::ClientRequest& req) override {
+    if (batch_window_) {
+      held_.push_back(req);
+      if (!batch_timer_) batch_timer_ = env_.set_timer(*batch_window_);
+      return;
+    }
     raft_.on_request(req);
     observe();
   }
@@ -87,6 +98,12 @@ class MovingRaft final : public sim::HostedNode {
     if (id == timer_) {
       if (raft_.role() == Raft::Role::kLeader) step();
       timer_ = env_.set_timer(std::chrono::milliseconds(30));
+    } else if (batch_timer_ && id == *batch_timer_) {
+      batch_timer_.reset();
+      std::vector<replication::ClientRequest> batch;
+      batch.swap(held_);
+      observer_->batched(batch.size());
+      raft_.on_requests(batch);
     } else {
       raft_.on_timer(id);
     }
@@ -155,6 +172,9 @@ class MovingRaft final : public sim::HostedNode {
   std::shared_ptr<Observer> observer_;
   std::shared_ptr<Plan> plan_;
   TimerId timer_;
+  std::optional<replication::Duration> batch_window_;
+  std::vector<replication::ClientRequest> held_;  // not yet proposed
+  std::optional<TimerId> batch_timer_;
 };
 
 struct Outcome {
@@ -163,15 +183,17 @@ struct Outcome {
   std::shared_ptr<Plan> plan;
 };
 
-Outcome run(const sim::SimOptions& o, RaftOptions options) {
+Outcome run(const sim::SimOptions& o, RaftOptions options,
+            std::optional<replication::Duration> batch_window = std::nullopt) {
   auto observer = std::make_shared<Observer>();
   auto plan = std::make_shared<Plan>();
-  sim::ProtocolEntry entry{"raft-moving", "raft with its replicas moving",
-                           [observer, plan, options](sim::ByteEnv& env, const Membership& m,
-                                                     std::vector<std::string> rec) {
-                             return std::make_unique<MovingRaft>(env, m, std::move(rec), observer,
-                                                                 plan, options);
-                           }};
+  sim::ProtocolEntry entry{
+      "raft-moving", "raft with its replicas moving",
+      [observer, plan, options, batch_window](sim::ByteEnv& env, const Membership& m,
+                                              std::vector<std::string> rec) {
+        return std::make_unique<MovingRaft>(env, m, std::move(rec), observer, plan, options,
+                                            batch_window);
+      }};
   Result<sim::SeedReport> report = sim::simulate_and_judge(entry, o);
   SKV_ASSERT(report.ok(), "the simulation itself broke");
   return Outcome{std::move(report).value(), observer, plan};
@@ -217,7 +239,7 @@ TEST(ReplicaMovesSim, WithoutFaultsTheGroupReachesTargetAfterTargetAndStaysLinea
 
 TEST(ReplicaMovesSim, UnderEveryFaultNoCommitIsLostAndNoHistoryBreaks) {
   const uint64_t seeds = 30;
-  size_t reached = 0, changes = 0;
+  size_t reached = 0, changes = 0, batches_of_many = 0;
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     sim::SimOptions o = options_for(seed);
     o.faults = *sim::parse_fault_set("all");
@@ -226,17 +248,23 @@ TEST(ReplicaMovesSim, UnderEveryFaultNoCommitIsLostAndNoHistoryBreaks) {
       options.snapshot_threshold = 4 + seed % 13;
       options.snapshot_chunk_bytes = 4 + seed % 13;
     }
-    Outcome out = run(o, options);
+    std::optional<replication::Duration> batch_window;
+    if (seed % 2 == 1) batch_window = std::chrono::milliseconds(1 + seed % 5);
+    Outcome out = run(o, options, batch_window);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << "\n" << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << "\n" << describe(out);
     ASSERT_TRUE(out.plan->error.empty()) << "seed " << seed << "\n" << describe(out);
     ASSERT_GE(out.plan->smallest_config, kFactor) << "seed " << seed << "\n" << describe(out);
     reached += out.plan->reached;
     changes += out.observer->committed_config_changes();
+    batches_of_many += out.observer->batches_of_many();
   }
-  std::printf("%llu seeds: %zu targets reached, %zu membership changes committed\n",
-              static_cast<unsigned long long>(seeds), reached, changes);
+  std::printf(
+      "%llu seeds: %zu targets reached, %zu membership changes committed, %zu batches of "
+      "several requests\n",
+      static_cast<unsigned long long>(seeds), reached, changes, batches_of_many);
   EXPECT_GE(reached, seeds) << "the controller should reach targets under faults too";
+  EXPECT_GT(batches_of_many, 0u) << "the odd seeds' batches never held several requests";
 }
 
 }  // namespace

@@ -451,35 +451,59 @@ void Raft::maybe_send_timeout_now(NodeId peer) {
 // ---------------------------------------------------------------- requests
 
 void Raft::on_request(const ClientRequest& req) {
+  on_requests(std::span<const ClientRequest>(&req, 1));
+}
+
+void Raft::on_requests(std::span<const ClientRequest> reqs) {
+  if (reqs.empty()) return;
   if (role_ != Role::kLeader) {
-    env_.reply(req.id, fail(leader_));
+    for (const ClientRequest& req : reqs) env_.reply(req.id, fail(leader_));
     return;
   }
   if (quiesced_) wake();
   if (transferee_) {
     // Nothing new goes into the log while the target catches up, or it would
     // never be up to date.
-    env_.reply(req.id, fail(transferee_));
+    for (const ClientRequest& req : reqs) env_.reply(req.id, fail(transferee_));
     return;
   }
-  if (req.op == ClientOp::kRead) {
+  // The writes, in order, as one record: one sync covers them all, and
+  // send_append ships them to each follower in as few AppendEntries as
+  // max_batch allows.
+  std::vector<Entry> entries;
+  for (const ClientRequest& req : reqs) {
+    if (req.op != ClientOp::kRead) {
+      entries.push_back(Entry{.term = term_, .kind = Entry::Kind::kCommand, .command = req});
+    }
+  }
+  if (!entries.empty()) {
+    const LogIndex first = log_.last_index().next();
+    persist_entries(first, entries);
+    for (Entry& e : entries) {
+      log_.append(std::move(e));
+      pending_writes_[log_.last_index()] = log_.at(log_.last_index()).command.id;
+    }
+  }
+  bool reads = false;
+  for (const ClientRequest& req : reqs) {
+    if (req.op != ClientOp::kRead) continue;
     // ReadIndex needs a commit index from this term: until our first entry
     // commits we do not know how far the committed log reaches.
     if (!committed_in_current_term()) {
       reads_before_first_commit_.push_back(req);
-      return;
+      continue;
     }
     // The read needs a round started after it arrived. Reads batch: while a
     // round is unconfirmed, new reads wait for the next one, which starts when
     // that round is confirmed (serve_reads) or on the next heartbeat.
     reads_.push_back(PendingRead{.req = req, .read_index = commit_, .round = round_ + 1});
-    if (quorum_round() >= round_) broadcast_round();
-    serve_reads();
-    return;
+    reads = true;
   }
-  append_as_leader(Entry{.term = term_, .kind = Entry::Kind::kCommand, .command = req});
-  pending_writes_[log_.last_index()] = req.id;
-  replicate();
+  if (reads) {
+    if (quorum_round() >= round_) broadcast_round();  // sends the new entries too
+    serve_reads();
+  }
+  if (!entries.empty()) replicate();
 }
 
 // ---------------------------------------------------------------- timers

@@ -11,7 +11,9 @@
 //     that was cut off cannot depose a working leader when it comes back) and
 //     CheckQuorum (a leader that has not heard from a majority within an
 //     election timeout steps down, so clients stop waiting on it);
-//   * log replication with batching (up to max_batch entries per AppendEntries)
+//   * log replication with batching (up to max_batch entries per AppendEntries;
+//     a host that proposes a pass's requests together through on_requests gets
+//     them persisted as one record and sent as one AppendEntries per follower)
 //     and pipelining (up to max_inflight AppendEntries in flight per follower,
 //     next_index advanced optimistically; a reject carries a conflict hint and
 //     the leader backs off a term at a time);
@@ -100,6 +102,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -150,6 +153,20 @@ class Raft {
 
   void on_message(NodeId from, const Message& msg);
   void on_request(const ClientRequest& req);
+  // Many requests at once, as a host that gathers the requests of one pass of
+  // its event loop hands them over: what on_request does for each of them, in
+  // order, except that the writes (cas and delete included) are appended as
+  // ONE persist record and replicated once, so a follower receives them in as
+  // few AppendEntries as max_batch allows (one for up to max_batch) and
+  // acknowledges them with one reply. On a leader that takes them, the writes
+  // sit at consecutive indexes ending at log().last_index(), in the order
+  // given; each is answered when its entry is applied, like on_request's. Reads
+  // keep ReadIndex: all of the batch's wait for the same heartbeat round. The
+  // batch is refused whole (each request answered kFail) on a node that is not
+  // leader (leader_hint: the leader, when known) or during a leadership
+  // transfer (leader_hint: the target); then nothing was appended. A request
+  // wakes a quiesced leader. on_request(r) is on_requests of {r}.
+  void on_requests(std::span<const ClientRequest> reqs);
   void on_timer(TimerId id);
   void on_persisted(PersistToken token);
   // The host suspects `peer`'s node is down (it heard nothing from it for a

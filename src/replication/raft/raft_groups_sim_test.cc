@@ -5,6 +5,8 @@
 // group), each group's raft is watched by its own observer (election safety,
 // state machine safety, leader completeness), and most operations must succeed.
 //
+// Odd seeds propose requests in batches (Raft::on_requests).
+//
 // Seed count: STATEKV_RAFT_GROUP_SEEDS (500 by default; the CTest `soak` entry
 // runs 5,000).
 #include <gtest/gtest.h>
@@ -111,12 +113,13 @@ enum class Bug { kNone, kRequestToWrongGroup, kFrameToWrongGroup };
 // Builds the groups the way sim::group_host_entry does, with one observer per
 // group. Planted bugs: node 1's host hands each request to the next group
 // instead of its key's, or node 1 sends every frame to the next group.
-Outcome run(const SimOptions& o, RaftOptions options = {}, Bug bug = Bug::kNone) {
+Outcome run(const SimOptions& o, RaftOptions options = {}, Bug bug = Bug::kNone,
+            testing::Chaos chaos = {}) {
   Outcome out;
   for (size_t g = 1; g <= kGroups; ++g) out.observers[GroupId(g)] = std::make_shared<Observer>();
   sim::ProtocolEntry entry;
   entry.name = "raft-groups";
-  entry.factory = [&out, options, bug](
+  entry.factory = [&out, options, bug, chaos](
                       sim::ByteEnv& env, const Membership& m,
                       std::vector<std::string> recovered) -> std::unique_ptr<sim::HostedNode> {
     sim::GroupHostOptions host;
@@ -131,9 +134,10 @@ Outcome run(const SimOptions& o, RaftOptions options = {}, Bug bug = Bug::kNone)
       host.peer_ping_interval = std::chrono::milliseconds(50);
       host.peer_down_after = std::chrono::milliseconds(200);
     }
-    host.factory = [&out, options](GroupId g, sim::ByteEnv& group_env, const Membership& members,
-                                   std::vector<std::string> records) {
-      return testing::observed_raft_entry(out.observers.at(g), options)
+    host.factory = [&out, options, chaos](GroupId g, sim::ByteEnv& group_env,
+                                          const Membership& members,
+                                          std::vector<std::string> records) {
+      return testing::observed_raft_entry(out.observers.at(g), options, chaos)
           .factory(group_env, members, std::move(records));
     };
     if (bug == Bug::kFrameToWrongGroup && m.self == NodeId(1)) {
@@ -184,7 +188,7 @@ TEST(RaftGroupsSim, SameSeedSameHistory) {
 
 TEST(RaftGroupsSim, ManyGroupsOnFaultySeedsStayLinearizableAndSafe) {
   const uint64_t seeds = seeds_from_env(500);
-  uint64_t ok = 0, total = 0, installed = 0, chunks = 0;
+  uint64_t ok = 0, total = 0, installed = 0, chunks = 0, batches_of_many = 0;
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     RaftOptions options;
     if (seed % 2 == 1) {
@@ -192,7 +196,11 @@ TEST(RaftGroupsSim, ManyGroupsOnFaultySeedsStayLinearizableAndSafe) {
       options.snapshot_chunk_bytes = 4 + seed % 13;  // InstallSnapshot in several chunks
     }
     options.quiesce = seed % 4 >= 2;  // half the seeds: idle groups quiesce
-    Outcome out = run(faulty(seed), options);
+    // Odd seeds: each group holds the requests reaching it for a few ms and
+    // proposes them together (Raft::on_requests), as replica groups do.
+    testing::Chaos chaos;
+    if (seed % 2 == 1) chaos.batch_window = std::chrono::milliseconds(1 + seed % 5);
+    Outcome out = run(faulty(seed), options, Bug::kNone, chaos);
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << "\n" << out.describe();
     ASSERT_TRUE(out.observers_ok()) << "seed " << seed << "\n" << out.describe();
     ASSERT_GE(out.report.run.ok_fraction(), sim::default_min_ok(faulty(seed)))
@@ -203,15 +211,18 @@ TEST(RaftGroupsSim, ManyGroupsOnFaultySeedsStayLinearizableAndSafe) {
     for (const auto& [g, obs] : out.observers) {
       installed += obs->snapshots_installed();
       chunks += obs->snapshot_chunks_accepted();
+      batches_of_many += obs->batches_of_many();
     }
   }
   std::printf(
       "raft groups: %llu seeds, %llu of %llu operations ok (%.1f%%); snapshots installed %llu "
-      "from %llu chunks\n",
+      "from %llu chunks; %llu batches of several requests\n",
       static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(ok),
       static_cast<unsigned long long>(total), 100.0 * ok / total,
-      static_cast<unsigned long long>(installed), static_cast<unsigned long long>(chunks));
+      static_cast<unsigned long long>(installed), static_cast<unsigned long long>(chunks),
+      static_cast<unsigned long long>(batches_of_many));
   if (seeds >= 20) {
+    EXPECT_GT(batches_of_many, 0u) << "the odd seeds' batches never held several requests";
     EXPECT_GT(installed, 0u);
     EXPECT_GT(chunks, 2 * installed) << "snapshots must take several chunks";
   }

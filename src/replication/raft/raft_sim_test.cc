@@ -2,6 +2,8 @@
 // linearizable AND a global observer (testing/observed_raft.h) checks election
 // safety, state machine safety and leader completeness after every callback.
 //
+// Odd seeds of the sweeps propose requests in batches (Raft::on_requests).
+//
 // Seed counts: STATEKV_RAFT_SEEDS overrides both sweeps, the faulty one (200
 // by default) and the leadership-transfer one (20); the CTest `soak` entry sets
 // 2000.
@@ -51,6 +53,14 @@ RaftOptions sweep_options(uint64_t seed) {
     options.snapshot_chunk_bytes = 4 + seed % 13;
   }
   return options;
+}
+
+// Odd seeds: each node holds the requests reaching it for a few ms and
+// proposes them together (Raft::on_requests), as replica groups propose the
+// writes of one pass of their event loop.
+testing::Chaos sweep_chaos(uint64_t seed, testing::Chaos chaos = {}) {
+  if (seed % 2 == 1) chaos.batch_window = std::chrono::milliseconds(1 + seed % 5);
+  return chaos;
 }
 
 struct Outcome {
@@ -208,7 +218,7 @@ TEST(RaftSim, RepeatedLeadershipTransfersLoseNothing) {
     SimOptions o = faulty(seed);
     if (seed <= 2) o.faults = sim::FaultSet{};
     o.ops = 600;
-    Outcome out = run(o, sweep_options(seed), chaos);
+    Outcome out = run(o, sweep_options(seed), sweep_chaos(seed, chaos));
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << ": " << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << ": " << describe(out);
     // A leader handing over refuses requests, naming its successor: clients follow.
@@ -228,7 +238,7 @@ TEST(RaftSim, MembershipChangesUnderFaultsLoseNothing) {
     SimOptions o = faulty(seed);
     if (seed <= 2) o.faults = sim::FaultSet{};
     o.ops = 600;
-    Outcome out = run(o, sweep_options(seed), chaos);
+    Outcome out = run(o, sweep_options(seed), sweep_chaos(seed, chaos));
     ASSERT_TRUE(out.report.verdict.valid) << "seed " << seed << ": " << describe(out);
     ASSERT_TRUE(out.observer->ok()) << "seed " << seed << ": " << describe(out);
     ASSERT_GE(out.report.run.ok_fraction(), sim::default_min_ok(o)) << "seed " << seed;
@@ -242,10 +252,14 @@ TEST(RaftSim, ManyFaultySeedsLinearizableAndSafe) {
   const uint64_t seeds = seeds_from_env(200);
   uint64_t events = 0, ok = 0, fail = 0, info = 0, ops = 0;
   uint64_t installed = 0, chunks = 0, refused = 0, most_chunks = 0;
+  uint64_t batches = 0, batches_of_many = 0, most_batched = 0;
   double cpu = 0, min_ok = 1;
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     SimOptions o = faulty(seed);
-    Outcome out = run(o, sweep_options(seed));
+    Outcome out = run(o, sweep_options(seed), sweep_chaos(seed));
+    batches += out.observer->batches();
+    batches_of_many += out.observer->batches_of_many();
+    most_batched = std::max(most_batched, out.observer->most_batched());
     installed += out.observer->snapshots_installed();
     chunks += out.observer->snapshot_chunks_accepted();
     refused += out.observer->snapshot_chunks_refused();
@@ -269,13 +283,17 @@ TEST(RaftSim, ManyFaultySeedsLinearizableAndSafe) {
             << "), " << events << " events in " << cpu
             << "s cpu: " << static_cast<uint64_t>(events / cpu)
             << " events/s; snapshots: " << installed << " installed from " << chunks << " chunks ("
-            << refused << " chunks refused, at most " << most_chunks << " in one snapshot)\n";
+            << refused << " chunks refused, at most " << most_chunks
+            << " in one snapshot); batches: " << batches << " proposed, " << batches_of_many
+            << " of several requests (at most " << most_batched << ")\n";
   if (seeds >= 20) {
     // The sweep must really send snapshots in several chunks, and lose or
     // reorder some of them.
     EXPECT_GT(installed, 0u);
     EXPECT_GT(chunks, 2 * installed);
     EXPECT_GT(refused, 0u);
+    // The odd seeds' batches must really hold several requests at times.
+    EXPECT_GT(batches_of_many, 0u);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -1405,6 +1406,141 @@ TEST(RaftApplied, AFollowerReportsItsAppliedIndexAndTheLeaderKeepsIt) {
   leader.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true});
   EXPECT_EQ(leader.follower_applied().at(NodeId(2)), LogIndex(1));
   EXPECT_TRUE(f.follower_applied().empty()) << "only a leader knows its members' indexes";
+}
+
+// ---- on_requests: a pass's requests proposed together
+
+std::vector<ClientRequest> writes_batch(uint64_t first_id, size_t n) {
+  std::vector<ClientRequest> batch;
+  for (size_t i = 0; i < n; ++i) {
+    batch.push_back(request(first_id + i, ClientOp::kWrite, "k" + std::to_string(i % 3),
+                            "v" + std::to_string(i)));
+  }
+  return batch;
+}
+
+TEST(RaftBatch, ABatchOfWritesIsOneRecordAndOneAppendEntriesPerFollower) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  for (uint64_t n : {2, 3}) {
+    r.on_message(NodeId(n),
+                 AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  }
+  ASSERT_EQ(r.commit_index(), LogIndex(1));
+  env.sent.clear();
+  const size_t records = env.records.size();
+  std::vector<ClientRequest> batch = writes_batch(100, 5);
+  batch[3].op = ClientOp::kCas;
+  batch[3].expected = "v0";
+  batch[4].op = ClientOp::kDelete;
+  batch[4].value.reset();
+  r.on_requests(batch);
+  EXPECT_EQ(env.records.size(), records + 1) << "the batch's writes were persisted separately";
+  ASSERT_EQ(r.log().last_index(), LogIndex(6));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    EXPECT_EQ(r.log().at(LogIndex(2 + i)).command.id, batch[i].id) << "appended in order";
+  }
+  auto appends = env.take<AppendEntries>();
+  ASSERT_EQ(appends.size(), 2u) << "one AppendEntries per follower";
+  for (const auto& [to, m] : appends) {
+    EXPECT_EQ(m.prev_index, LogIndex(1));
+    EXPECT_EQ(m.entries.size(), batch.size());
+  }
+  EXPECT_TRUE(env.sent.empty());
+  EXPECT_TRUE(env.replies.empty());
+  env.sync(r);
+  EXPECT_TRUE(env.replies.empty()) << "answered with only the leader's copy";
+}
+
+TEST(RaftBatch, EachRequestIsAnsweredOnceItsEntryIsApplied) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(1)});
+  std::vector<ClientRequest> batch = writes_batch(100, 4);
+  batch.insert(batch.begin() + 2, request(7, ClientOp::kRead, "k0"));
+  r.on_requests(batch);
+  env.sync(r);
+  // Node 2 holds the first two writes (indexes 2 and 3) only.
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(3)});
+  std::vector<RequestId> answered;
+  for (const auto& [id, resp] : env.replies) {
+    EXPECT_EQ(resp.outcome, ClientResponse::Outcome::kOk);
+    if (id != RequestId(7)) answered.push_back(id);
+  }
+  EXPECT_EQ(answered, (std::vector<RequestId>{RequestId(100), RequestId(101)}));
+  // The read waits for a heartbeat round a majority echoed.
+  auto rounds = env.take<AppendEntries>();
+  ASSERT_FALSE(rounds.empty());
+  uint64_t round = 0;
+  for (const auto& [to, m] : rounds) round = std::max(round, m.round);
+  r.on_message(
+      NodeId(3),
+      AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(5), .round = round});
+  ASSERT_EQ(env.replies.size(), 5u);
+  answered.clear();
+  for (const auto& [id, resp] : env.replies) {
+    EXPECT_EQ(resp.outcome, ClientResponse::Outcome::kOk) << id;
+    answered.push_back(id);
+  }
+  EXPECT_NE(std::find(answered.begin(), answered.end(), RequestId(7)), answered.end());
+  EXPECT_EQ(std::count(answered.begin(), answered.end(), RequestId(103)), 1);
+  EXPECT_EQ(r.state_machine().read(std::string("k0")), "v3") << "applied in the batch's order";
+}
+
+TEST(RaftBatch, AFollowerFailsTheWholeBatchWithTheLeaderAsHint) {
+  FakeEnv env;
+  RaftKv r(env, three(2), {});
+  r.on_message(NodeId(3), AppendEntries{.term = Term(1)});
+  const size_t records = env.records.size();
+  std::vector<ClientRequest> batch = writes_batch(1, 3);
+  batch.push_back(request(9, ClientOp::kRead, "k"));
+  r.on_requests(batch);
+  ASSERT_EQ(env.replies.size(), batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    EXPECT_EQ(env.replies[i].first, batch[i].id);
+    EXPECT_EQ(env.replies[i].second.outcome, ClientResponse::Outcome::kFail);
+    EXPECT_EQ(env.replies[i].second.leader_hint, NodeId(3));
+  }
+  EXPECT_EQ(env.records.size(), records);
+  EXPECT_EQ(r.log().last_index(), LogIndex(0));
+}
+
+TEST(RaftBatch, ALeaderHandingOverRefusesTheWholeBatch) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {});
+  elect(env, r);
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = r.log().last_index()});
+  ASSERT_TRUE(r.transfer_leadership(NodeId(2)).ok());
+  const size_t records = env.records.size();
+  const LogIndex last = r.log().last_index();
+  std::vector<ClientRequest> batch = writes_batch(1, 3);
+  batch.push_back(request(9, ClientOp::kRead, "k"));
+  r.on_requests(batch);
+  ASSERT_EQ(env.replies.size(), batch.size());
+  for (const auto& [id, resp] : env.replies) {
+    EXPECT_EQ(resp.outcome, ClientResponse::Outcome::kFail);
+    EXPECT_EQ(resp.leader_hint, NodeId(2));
+  }
+  EXPECT_EQ(env.records.size(), records);
+  EXPECT_EQ(r.log().last_index(), last);
+}
+
+TEST(RaftBatch, ABatchWakesAQuiescedLeaderAndAnEmptyOneDoesNothing) {
+  FakeEnv env;
+  RaftKv r(env, three(1), {}, quiescing());
+  elect_and_quiesce(env, r);
+  env.sent.clear();
+  r.on_requests({});
+  EXPECT_TRUE(r.quiesced());
+  EXPECT_TRUE(env.sent.empty());
+  r.on_requests(writes_batch(1, 2));
+  EXPECT_FALSE(r.quiesced());
+  EXPECT_EQ(env.take<AppendEntries>().size(), 2u);
 }
 
 }  // namespace

@@ -85,6 +85,16 @@ class Observer {
   uint64_t most_snapshot_chunks() const { return most_snapshot_chunks_; }
   // Callbacks after which some member was quiesced.
   uint64_t quiesced_views() const { return quiesced_views_; }
+  // Batches of requests handed to Raft::on_requests (Chaos::batch_window),
+  // those of more than one request, and the most requests in one.
+  void batched(size_t requests) {
+    ++batches_;
+    batches_of_many_ += requests > 1 ? 1 : 0;
+    most_batched_ = std::max<uint64_t>(most_batched_, requests);
+  }
+  uint64_t batches() const { return batches_; }
+  uint64_t batches_of_many() const { return batches_of_many_; }
+  uint64_t most_batched() const { return most_batched_; }
   // Committed membership changes seen (among indexes some node showed).
   size_t committed_config_changes() const {
     return std::count_if(committed_.begin(), committed_.end(),
@@ -130,6 +140,9 @@ class Observer {
   std::map<NodeId, NodeView> nodes_;
   std::string violation_;
   uint64_t quiesced_views_ = 0;
+  uint64_t batches_ = 0;
+  uint64_t batches_of_many_ = 0;
+  uint64_t most_batched_ = 0;
   uint64_t snapshots_installed_ = 0;
   uint64_t snapshot_chunks_accepted_ = 0;
   uint64_t snapshot_chunks_refused_ = 0;
@@ -146,6 +159,11 @@ struct Chaos {
   // first as a learner (Raft::add_learner), promoted on a later tick
   // (Raft::change_membership), so the config moves between N-1 and N members.
   std::optional<Duration> membership_every{};
+  // When set: the requests reaching a node are held and proposed together
+  // (Raft::on_requests) this long after the first of them arrived, as a host
+  // proposes the requests of one pass of its event loop. A crash loses the
+  // held ones (their clients time out: they never reached raft).
+  std::optional<Duration> batch_window{};
 };
 
 // A HostedNode that runs Raft and shows it to the observer after every callback.
@@ -173,6 +191,11 @@ class ObservedRaft final : public sim::HostedNode {
     return Status::OK();
   }
   void on_request(const ClientRequest& req) override {
+    if (chaos_.batch_window) {
+      held_.push_back(req);
+      if (!batch_timer_) batch_timer_ = env_.set_timer(*chaos_.batch_window);
+      return;
+    }
     raft_.on_request(req);
     observe();
   }
@@ -191,6 +214,12 @@ class ObservedRaft final : public sim::HostedNode {
         (void)raft_.transfer_leadership(target);
       }
       chaos_timer_ = env_.set_timer(*chaos_.transfer_every);
+    } else if (batch_timer_ && id == *batch_timer_) {
+      batch_timer_.reset();
+      std::vector<ClientRequest> batch;
+      batch.swap(held_);
+      observer_->batched(batch.size());
+      raft_.on_requests(batch);
     } else if (membership_timer_ && id == *membership_timer_) {
       if (raft_.role() == Raft::Role::kLeader) change_membership();
       membership_timer_ = env_.set_timer(*chaos_.membership_every);
@@ -233,6 +262,8 @@ class ObservedRaft final : public sim::HostedNode {
   Chaos chaos_;
   std::optional<TimerId> chaos_timer_;
   std::optional<TimerId> membership_timer_;
+  std::vector<ClientRequest> held_;  // Chaos::batch_window: requests not yet proposed
+  std::optional<TimerId> batch_timer_;
 };
 
 // A protocol entry whose nodes all report to `observer`.

@@ -752,7 +752,10 @@ Status SharedLog::preallocate(int fd, const fs::path& path, uint64_t need, uint6
   if (!preallocate_ || need <= *file_bytes) return Status::OK();
   // A chunk ahead, but no further than where the segment will be closed (it would be
   // cut off then), unless this round needs more.
-  uint64_t want = std::min(*file_bytes + options_.preallocate_bytes, options_.segment_bytes);
+  const uint64_t limit = options_.segment_bytes;
+  uint64_t want = *file_bytes >= limit
+                      ? need
+                      : *file_bytes + std::min(options_.preallocate_bytes, limit - *file_bytes);
   want = std::max(want, need);
   while (true) {
     // Mode 0: allocates and sets the file's size; the new space reads as zeros.

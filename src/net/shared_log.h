@@ -53,16 +53,17 @@
 // at its last record.
 //
 // Preallocation: with fdatasync after every round, a write that extends the file
-// also makes the sync write the file's size (the inode) through the journal; a write
-// into space allocated beforehand does not (on ext4 a 300-byte write + fdatasync:
-// 125-167 us wall, 50-69 us CPU when it extends the file, 84-111 us / 32-42 us into
-// fallocate()d space; docs/replication.md). So the sync thread keeps the last
-// segment allocated ahead of its records (SharedLogOptions::preallocate_bytes): a
-// round that would write past the file's end first fallocate()s (mode 0, which sets
-// the file's size) the next preallocate_bytes, or what the round needs if that is
-// more, but not past segment_bytes unless the round needs it; rounds are written at
-// the end of the records with pwrite (no O_APPEND). A filesystem without fallocate
-// (EOPNOTSUPP) gets plain appends, said once in the log.
+// also makes the sync commit the file's new size (the inode) through the journal; a
+// write into space allocated beforehand changes no size (on ext4, a 300-byte write +
+// fdatasync: 125-167 us wall, 50-69 us CPU when it extends the file, 84-111 us /
+// 32-42 us into fallocate()d space; docs/replication.md). So the sync thread keeps
+// the last segment allocated ahead of its records (SharedLogOptions::
+// preallocate_bytes): a round that would write past the file's end first
+// fallocate()s (mode 0, which sets the file's size) the next preallocate_bytes, or
+// what the round needs if that is more, but not past segment_bytes unless the round
+// needs it; rounds are written at the end of the records with pwrite (no O_APPEND).
+// A filesystem without fallocate (EOPNOTSUPP) gets plain appends, said once in the
+// log.
 //
 // A new segment is started when the current one has reached segment_bytes (between
 // rounds; a segment may exceed it by one round). Writing order, which makes the

@@ -31,6 +31,19 @@ Status write_all(int fd, std::string_view bytes, const fs::path& path) {
   return Status::OK();
 }
 
+Status pwrite_all(int fd, std::string_view bytes, uint64_t offset, const fs::path& path) {
+  while (!bytes.empty()) {
+    ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_error("write", path, errno);
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::OK();
+}
+
 Result<std::string> read_file(const fs::path& path, uint64_t limit) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return io_error("open", path, errno);

@@ -19,6 +19,11 @@ Status io_error(std::string_view what, const std::filesystem::path& path, int er
 // Writes all of `bytes` to `fd` (retrying short writes and EINTR).
 Status write_all(int fd, std::string_view bytes, const std::filesystem::path& path);
 
+// Writes all of `bytes` to `fd` at `offset` (retrying short writes and EINTR); the
+// file offset is left alone.
+Status pwrite_all(int fd, std::string_view bytes, uint64_t offset,
+                  const std::filesystem::path& path);
+
 // The first `limit` bytes of `path` (all of it by default).
 Result<std::string> read_file(const std::filesystem::path& path, uint64_t limit = UINT64_MAX);
 

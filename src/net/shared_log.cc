@@ -29,9 +29,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using log_files::io_error;
+using log_files::pwrite_all;
 using log_files::read_file;
 using log_files::rewrite_tail;
-using log_files::write_all;
 
 constexpr std::string_view kSegmentMagic = "SKVW";
 constexpr uint32_t kFormatVersion = 1;
@@ -69,6 +69,11 @@ void append_frame(std::string& out, uint8_t kind, uint64_t group, std::string_vi
   if (!payload.empty()) std::memcpy(p + kRecordHeaderBytes, payload.data(), payload.size());
   // The checksum covers kind, group and payload, contiguous from offset 12.
   store_le64(p + 4, XXH3_64bits(p + 12, payload.size() + 9));
+}
+
+// Whether every byte of `data` from `from` on is zero (true when there are none).
+bool zeros_from(std::string_view data, size_t from) {
+  return from >= data.size() || data.find_first_not_of('\0', from) == std::string_view::npos;
 }
 
 enum class HeaderState { kOk, kShort, kGarbled, kOtherVersion, kWrongNumber };
@@ -256,7 +261,8 @@ struct SharedLog::Segment {
   std::unordered_map<uint64_t, uint32_t> live;  // group -> its live records here
 };
 
-SharedLog::SharedLog(SharedLogOptions options) : options_(std::move(options)) {}
+SharedLog::SharedLog(SharedLogOptions options)
+    : options_(std::move(options)), preallocate_(options_.preallocate_bytes > 0) {}
 
 Result<std::shared_ptr<SharedLog>> SharedLog::open(SharedLogOptions options,
                                                    SharedLogRecovery* recovered) {
@@ -342,25 +348,42 @@ Status SharedLog::recover(SharedLogRecovery* out) {
         return Status::Corruption(
             fmt::format("{}: its header says segment {}", name, load_le64(data.data() + 8)));
       case HeaderState::kShort:
-      case HeaderState::kGarbled:
+      case HeaderState::kGarbled: {
         // A header is durable before any record is written after it, so only a last
-        // segment that holds nothing but (part of) its header can have been torn.
-        if (!last || data.size() > kSegmentHeaderBytes) {
+        // segment that holds nothing but (part of) its header, and then at most the
+        // zeros of its first preallocated chunk, can have been torn (writing order 2).
+        if (!last || !zeros_from(data, kSegmentHeaderBytes)) {
           return Status::Corruption(fmt::format(
               "{}: damaged segment header, but {}; refusing to open rather than lose records", name,
               last ? "records follow it" : "later segments exist"));
         }
-        out->torn_bytes = data.size();
+        const size_t header_part = std::min(data.size(), kSegmentHeaderBytes);
+        out->torn_bytes = header_part;
         out->torn_detail = fmt::format(
-            "{}: segment header torn while the segment was created ({} bytes); header rewritten",
-            name, data.size());
+            "{}: segment header torn while the segment was created ({} bytes{}); header rewritten",
+            name, header_part,
+            data.size() > header_part
+                ? fmt::format(", then {} preallocated zero bytes", data.size() - header_part)
+                : "");
         spdlog::warn("shared log {}: {}", dir.string(), out->torn_detail);
         data = encode_segment_header(number);
         if (Status s = rewrite_tail(path, 0, data, options_.fsync); !s.ok()) return s;
         break;
+      }
     }
 
     SegmentScan scan = scan_segment(data);
+    // The file's size: the records, then (in the last segment) preallocated zeros.
+    uint64_t file_bytes = data.size();
+    if (!scan.damage.empty() && !scan.malformed && zeros_from(data, scan.good_end)) {
+      if (last) {
+        scan.damage.clear();  // preallocated space after the last record: a clean end
+      } else {
+        // Closing a segment cuts it to its records: zeros here were not left by us.
+        scan.damage =
+            fmt::format("{} zero bytes after its last record", data.size() - scan.good_end);
+      }
+    }
     if (!scan.damage.empty()) {
       if (!last || scan.malformed) {
         return Status::Corruption(fmt::format(
@@ -369,12 +392,19 @@ Status SharedLog::recover(SharedLogRecovery* out) {
             last ? "" : ", and later segments exist"));
       }
       out->torn_bytes = data.size() - scan.good_end;
-      out->torn_detail = fmt::format("{} at offset {}: {}; cut {} torn bytes", name, scan.good_end,
-                                     scan.damage, out->torn_bytes);
+      // Zeros at the very end are most likely the preallocated space: said, to read the
+      // size of the cut right.
+      const size_t zeros = data.size() - 1 - data.find_last_not_of('\0');
+      out->torn_detail = fmt::format(
+          "{} at offset {}: {}; cut {} torn bytes{}", name, scan.good_end, scan.damage,
+          out->torn_bytes,
+          zeros > 0 ? fmt::format(" (the last {} of them zeros, preallocated space)", zeros) : "");
       spdlog::warn("shared log {}: {}", dir.string(), out->torn_detail);
       if (Status s = rewrite_tail(path, scan.good_end, {}, options_.fsync); !s.ok()) return s;
+      file_bytes = scan.good_end;
     }
     segments_[number].size = scan.good_end;
+    if (last) seg_file_bytes_ = file_bytes;
     for (const ScannedRecord& r : scan.records) {
       std::shared_ptr<Group>& g = groups_[r.group];
       if (!g) g = std::make_shared<Group>(r.group);
@@ -390,7 +420,8 @@ Status SharedLog::recover(SharedLogRecovery* out) {
   seg_number_ = segments_.rbegin()->first;
   seg_size_ = segments_.rbegin()->second.size;
   const fs::path path = dir / segment_name(seg_number_);
-  seg_fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  // Rounds are written at seg_size_, over the preallocated zeros (if any).
+  seg_fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (seg_fd_ < 0) return io_error("open", path, errno);
   // Records read back may be written but not yet synced (a process crash): they must
   // be durable before the records they supersede are deleted.
@@ -415,6 +446,12 @@ SharedLog::~SharedLog() {
     }
     work_.notify_one();
     sync_thread_.join();
+  }
+  // A log closed cleanly leaves no preallocated zeros behind (writing order 1).
+  if (seg_fd_ >= 0 && error_.ok()) {
+    if (Status s = trim_segment(); !s.ok()) {
+      spdlog::warn("shared log {}: {}", options_.dir.string(), s.to_string());
+    }
   }
   for (int fd : {seg_fd_, dir_fd_, lock_fd_}) {
     if (fd >= 0) ::close(fd);
@@ -597,6 +634,7 @@ Status SharedLog::write_round(std::string& bytes, std::vector<Entry>& entries) {
   counters_.batches.fetch_add(1, std::memory_order_relaxed);
   // Every round ends with a sync, so the current segment's records are durable here.
   if (seg_size_ >= options_.segment_bytes) {
+    if (Status s = trim_segment(); !s.ok()) return s;
     if (Status s = start_segment(seg_number_ + 1); !s.ok()) return s;
   }
   std::string moved;
@@ -611,10 +649,14 @@ Status SharedLog::write_round(std::string& bytes, std::vector<Entry>& entries) {
     entries.swap(moved_entries);
   }
   const fs::path path = options_.dir / segment_name(seg_number_);
-  if (Status s = write_all(seg_fd_, bytes, path); !s.ok()) return s;
+  if (Status s = preallocate(seg_fd_, path, seg_size_ + bytes.size(), &seg_file_bytes_); !s.ok()) {
+    return s;
+  }
+  if (Status s = pwrite_all(seg_fd_, bytes, seg_size_, path); !s.ok()) return s;
   const uint64_t base = seg_size_;
   seg_size_ += bytes.size();
   segments_[seg_number_].size = seg_size_;
+  seg_file_bytes_ = std::max(seg_file_bytes_, seg_size_);  // when not preallocating
   counters_.bytes_written.fetch_add(bytes.size(), std::memory_order_relaxed);
   for (const Entry& e : entries) index(e, seg_number_, base + e.offset);
   if (Status s = sync_file(seg_fd_); !s.ok()) return s;
@@ -682,10 +724,15 @@ Status SharedLog::relocate_oldest(std::string& bytes, std::vector<Entry>& entrie
 }
 
 Status SharedLog::start_segment(uint64_t number) {
+  // Writing order 2 (header comment): allocated, then the header, then one sync for
+  // both. A crash in between leaves zeros, or (part of) the header and zeros: a torn
+  // header to recovery.
   const fs::path path = options_.dir / segment_name(number);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return io_error("create", path, errno);
-  Status s = write_all(fd, encode_segment_header(number), path);
+  uint64_t file_bytes = 0;
+  Status s = preallocate(fd, path, kSegmentHeaderBytes, &file_bytes);
+  if (s.ok()) s = pwrite_all(fd, encode_segment_header(number), 0, path);
   if (s.ok()) s = sync_file(fd);
   if (!s.ok()) {
     ::close(fd);
@@ -695,9 +742,58 @@ Status SharedLog::start_segment(uint64_t number) {
   seg_fd_ = fd;
   seg_number_ = number;
   seg_size_ = kSegmentHeaderBytes;
+  seg_file_bytes_ = std::max(file_bytes, seg_size_);
   segments_[number].size = seg_size_;
   counters_.segments_created.fetch_add(1, std::memory_order_relaxed);
   return sync_dir();
+}
+
+Status SharedLog::preallocate(int fd, const fs::path& path, uint64_t need, uint64_t* file_bytes) {
+  if (!preallocate_ || need <= *file_bytes) return Status::OK();
+  // A chunk ahead, but no further than where the segment will be closed (it would be
+  // cut off then), unless this round needs more.
+  const uint64_t limit = options_.segment_bytes;
+  uint64_t want = *file_bytes >= limit
+                      ? need
+                      : *file_bytes + std::min(options_.preallocate_bytes, limit - *file_bytes);
+  want = std::max(want, need);
+  while (true) {
+    // Mode 0: allocates and sets the file's size; the new space reads as zeros.
+    if (::fallocate(fd, 0, static_cast<off_t>(*file_bytes),
+                    static_cast<off_t>(want - *file_bytes)) == 0) {
+      break;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EOPNOTSUPP || err == ENOSYS) {
+      preallocate_ = false;
+      spdlog::info("shared log {}: the filesystem cannot preallocate (fallocate: {}); appending",
+                   options_.dir.string(), std::generic_category().message(err));
+      return Status::OK();
+    }
+    if ((err == ENOSPC || err == EFBIG) && want > need) {
+      want = need;  // no room for a chunk ahead: at least what the round needs
+      continue;
+    }
+    return io_error("fallocate", path, err);
+  }
+  counters_.preallocations.fetch_add(1, std::memory_order_relaxed);
+  *file_bytes = want;
+  return Status::OK();
+}
+
+Status SharedLog::trim_segment() {
+  const fs::path path = options_.dir / segment_name(seg_number_);
+  // The file's real size, not seg_file_bytes_: a failed fallocate may have grown it.
+  struct stat st {};
+  if (::fstat(seg_fd_, &st) != 0) return io_error("stat", path, errno);
+  if (static_cast<uint64_t>(st.st_size) <= seg_size_) return Status::OK();
+  if (::ftruncate(seg_fd_, static_cast<off_t>(seg_size_)) != 0) {
+    return io_error("ftruncate", path, errno);
+  }
+  seg_file_bytes_ = seg_size_;
+  // fdatasync writes a size change (unlike a timestamp's).
+  return sync_file(seg_fd_);
 }
 
 Status SharedLog::sync_file(int fd) {
@@ -733,7 +829,7 @@ void SharedLog::delete_dead_segments() {
     segments_.erase(it);
     ++deleted;
   }
-  uint64_t disk = 0;
+  uint64_t disk = seg_file_bytes_ - std::min(seg_file_bytes_, seg_size_);  // preallocated
   for (const auto& [n, seg] : segments_) disk += seg.size;
   counters_.segments.store(segments_.size(), std::memory_order_relaxed);
   counters_.disk_bytes.store(disk, std::memory_order_relaxed);
@@ -763,6 +859,7 @@ SharedLogStats SharedLog::stats() const {
   s.segments = counters_.segments.load();
   s.live_bytes = counters_.live_bytes.load();
   s.disk_bytes = counters_.disk_bytes.load();
+  s.preallocations = counters_.preallocations.load();
   return s;
 }
 

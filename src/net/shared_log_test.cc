@@ -1,15 +1,23 @@
 #include "net/shared_log.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -76,7 +84,9 @@ class SharedLogTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   std::shared_ptr<SharedLog> open(SharedLogRecovery* rec = nullptr, bool fsync = true) {
-    auto log = SharedLog::open(SharedLogOptions{dir_, fsync, segment_bytes_}, rec);
+    SharedLogOptions options{dir_, fsync, segment_bytes_};
+    options.preallocate_bytes = preallocate_bytes_;
+    auto log = SharedLog::open(options, rec);
     EXPECT_TRUE(log.ok()) << log.status().to_string();
     return log.ok() ? std::move(log).value() : nullptr;
   }
@@ -110,6 +120,7 @@ class SharedLogTest : public ::testing::Test {
 
   fs::path dir_;
   uint64_t segment_bytes_ = uint64_t{64} << 20;
+  uint64_t preallocate_bytes_ = SharedLogOptions{}.preallocate_bytes;
 };
 
 TEST_F(SharedLogTest, GroupsAppendAndRecoverTheirOwnRecordsInOrder) {
@@ -514,6 +525,8 @@ TEST_F(SharedLogTest, ATornHeaderOfANewLastSegmentIsRewritten) {
 }
 
 TEST_F(SharedLogTest, AFailedWriteStopsEveryGroupAndNothingAfterItIsReportedDurable) {
+  preallocate_bytes_ = 0;  // the write itself fails, part-way (with preallocation, the
+                           // fallocate before it: AFailedPreallocation... below)
   {
     auto log = open();
     auto a = group(*log, 1);
@@ -545,6 +558,293 @@ TEST_F(SharedLogTest, AFailedWriteStopsEveryGroupAndNothingAfterItIsReportedDura
   EXPECT_EQ(all[1], (Records{"a"}));
   EXPECT_EQ(all.count(2), 0u);
   EXPECT_EQ(rec.torn_bytes, 100u);
+}
+
+// ------------------------------------------------------------------ preallocation
+
+// Where the records of a segment file end, walking the frames' length fields (the
+// bytes after that are the preallocated space, or a torn tail).
+size_t records_end(std::string_view file) {
+  size_t pos = 24;
+  while (pos + 21 <= file.size()) {
+    const uint32_t length = static_cast<uint8_t>(file[pos]) |
+                            static_cast<uint32_t>(static_cast<uint8_t>(file[pos + 1])) << 8 |
+                            static_cast<uint32_t>(static_cast<uint8_t>(file[pos + 2])) << 16 |
+                            static_cast<uint32_t>(static_cast<uint8_t>(file[pos + 3])) << 24;
+    if (length == 0 && file.find_first_not_of('\0', pos) == std::string_view::npos) break;
+    if (pos + 21 + length > file.size()) break;
+    pos += 21 + length;
+  }
+  return pos;
+}
+bool all_zero_from(std::string_view file, size_t from) {
+  return file.find_first_not_of('\0', from) == std::string_view::npos;
+}
+
+TEST_F(SharedLogTest, PreallocatedZerosAfterTheLastRecordAreACleanEnd) {
+  const std::string records =
+      segment_header(1) + record_frame(kRecord, 1, "a1") + record_frame(kCheckpoint, 2, "b-snap");
+  std::string crashed;  // the segment as a kill -9 at that point leaves it
+  {
+    auto log = open();
+    auto a = group(*log, 1), b = group(*log, 2);
+    a->append("a1");
+    wait_durable(*b, b->append_checkpoint("b-snap"));
+    EXPECT_EQ(fs::file_size(seg(1)), preallocate_bytes_) << "a chunk allocated ahead";
+    EXPECT_EQ(log->stats().disk_bytes, preallocate_bytes_);
+    crashed = read_bytes(seg(1));
+  }
+  ASSERT_EQ(crashed.size(), preallocate_bytes_);
+  EXPECT_EQ(crashed.substr(0, records.size()), records);
+  EXPECT_TRUE(all_zero_from(crashed, records.size()));
+  EXPECT_EQ(read_bytes(seg(1)), records) << "closed cleanly: cut back to its records";
+
+  write_bytes(seg(1), crashed);
+  {
+    SharedLogRecovery rec;
+    auto log = open(&rec);
+    EXPECT_EQ(rec.torn_bytes, 0u);
+    EXPECT_EQ(rec.torn_detail, "");
+    EXPECT_EQ(rec.groups, (std::vector<uint64_t>{1, 2}));
+    EXPECT_EQ(fs::file_size(seg(1)), crashed.size()) << "the zeros are kept as preallocation";
+    Records a_records;
+    auto a = group(*log, 1, &a_records);
+    EXPECT_EQ(a_records, (Records{"a1"}));
+    wait_durable(*a, a->append("a2"));
+    EXPECT_EQ(log->stats().preallocations, 0u) << "written into the space already there";
+    const std::string now = read_bytes(seg(1));
+    const std::string expected = records + record_frame(kRecord, 1, "a2");
+    EXPECT_EQ(now.substr(0, expected.size()), expected) << "right after the last record";
+    EXPECT_EQ(now.size(), crashed.size());
+    EXPECT_TRUE(all_zero_from(now, expected.size()));
+  }
+  SharedLogRecovery rec;
+  auto all = reopen_all(&rec);
+  EXPECT_EQ(all[1], (Records{"a1", "a2"}));
+  EXPECT_EQ(all[2], (Records{"b-snap"}));
+  EXPECT_EQ(rec.torn_bytes, 0u);
+}
+
+TEST_F(SharedLogTest, ATornRecordFollowedByZerosIsCutAndReported) {
+  preallocate_bytes_ = 4096;
+  const std::string good =
+      segment_header(1) + record_frame(kRecord, 1, "a1") + record_frame(kRecord, 2, "b1");
+  const std::string last = record_frame(kRecord, 2, "b-last");
+  std::vector<std::string> torn;
+  for (size_t keep : {size_t{1}, size_t{12}, last.size() - 1}) {
+    torn.push_back(good + last.substr(0, keep));  // a round torn inside its last record
+    torn.back().resize(4096, '\0');               // and the rest of the chunk
+  }
+  std::string flipped = good + last;  // a whole record with a bit flipped
+  flipped[flipped.size() - 2] ^= 0x40;
+  flipped.resize(4096, '\0');
+  torn.push_back(flipped);
+  std::string stray = good;  // nothing but zeros, up to a byte at the very end
+  stray.resize(4095, '\0');
+  stray.push_back('x');
+  torn.push_back(stray);
+  for (size_t i = 0; i < torn.size(); ++i) {
+    write_bytes(seg(1), torn[i]);
+    SharedLogRecovery rec;
+    {
+      auto log = open(&rec);
+      EXPECT_EQ(rec.torn_bytes, 4096 - good.size()) << i;
+      if (i + 1 < torn.size()) {
+        EXPECT_NE(rec.torn_detail.find("zeros"), std::string::npos) << rec.torn_detail;
+      }
+      EXPECT_EQ(read_bytes(seg(1)), good) << i << ": the cut drops the preallocation too";
+      auto b = group(*log, 2);
+      wait_durable(*b, b->append("b-after"));
+      EXPECT_EQ(log->stats().preallocations, 1u) << i << ": allocated again";
+      EXPECT_EQ(fs::file_size(seg(1)), good.size() + 4096) << i << ": a chunk past the records";
+    }
+    auto all = reopen_all(&rec);
+    EXPECT_EQ(rec.torn_bytes, 0u) << i;
+    EXPECT_EQ(all[1], (Records{"a1"})) << i;
+    EXPECT_EQ(all[2], (Records{"b1", "b-after"})) << i;
+  }
+}
+
+TEST_F(SharedLogTest, OnlyTheLastSegmentHasZerosAfterItsRecordsAndAllSurviveACrash) {
+  segment_bytes_ = 2048;
+  preallocate_bytes_ = 700;
+  Records expected;
+  std::map<std::string, std::string> crashed;  // every segment as a kill -9 leaves it
+  {
+    auto log = open();
+    auto a = group(*log, 1);
+    for (int i = 0; i < 40; ++i) {
+      expected.push_back(std::to_string(i) + std::string(150, static_cast<char>('a' + i % 26)));
+      wait_durable(*a, a->append(expected.back()));
+    }
+    const std::vector<std::string> files = segment_files();
+    ASSERT_GE(files.size(), 3u);
+    uint64_t on_disk = 0;
+    for (const std::string& name : files) {
+      const std::string bytes = read_bytes(dir_ / name);
+      on_disk += bytes.size();
+      if (name != files.back()) {
+        EXPECT_EQ(records_end(bytes), bytes.size()) << name << ": closed, so cut to its records";
+      } else {
+        EXPECT_LT(records_end(bytes), bytes.size()) << name << ": allocated ahead";
+        EXPECT_TRUE(all_zero_from(bytes, records_end(bytes))) << name;
+      }
+      crashed[name] = bytes;
+    }
+    const SharedLogStats s = log->stats();
+    EXPECT_EQ(s.disk_bytes, on_disk);
+    EXPECT_LT(s.preallocations, s.batches) << "a chunk holds several rounds";
+    EXPECT_GE(s.preallocations, s.segments_created);
+  }
+  for (const std::string& name : segment_files()) {
+    const std::string bytes = read_bytes(dir_ / name);
+    EXPECT_EQ(records_end(bytes), bytes.size()) << name << ": closed cleanly, cut too";
+  }
+  EXPECT_EQ(reopen_all()[1], expected);
+  for (const auto& [name, bytes] : crashed) write_bytes(dir_ / name, bytes);
+  SharedLogRecovery rec;
+  EXPECT_EQ(reopen_all(&rec)[1], expected);
+  EXPECT_EQ(rec.torn_bytes, 0u);
+}
+
+TEST_F(SharedLogTest, ASegmentTornBetweenItsPreallocationAndItsHeaderRecovers) {
+  const std::string first = segment_header(1) + record_frame(kRecord, 1, "a1");
+  const std::string zeros(4096, '\0');
+  struct Case {
+    const char* what;
+    std::string second;
+    uint64_t torn_bytes;
+  };
+  const std::vector<Case> cases = {
+      {"allocated, header never written", zeros, 24},
+      {"part of the header", segment_header(2).substr(0, 10) + zeros, 24},
+      {"a garbled header", "SKVX" + segment_header(2).substr(4) + zeros, 24},
+      {"the whole header: a clean empty segment", segment_header(2) + zeros, 0},
+  };
+  for (const Case& c : cases) {
+    write_bytes(seg(1), first);
+    write_bytes(seg(2), c.second);
+    SharedLogRecovery rec;
+    auto all = reopen_all(&rec);
+    EXPECT_EQ(all[1], (Records{"a1"})) << c.what;
+    EXPECT_EQ(rec.torn_bytes, c.torn_bytes) << c.what << ": " << rec.torn_detail;
+    EXPECT_EQ(read_bytes(seg(2)), segment_header(2)) << c.what;
+    EXPECT_EQ(read_bytes(seg(1)), first) << c.what;
+  }
+
+  // A garbled header followed by anything but zeros had a durable header once.
+  std::string records_after = zeros;
+  records_after.replace(24, 0, record_frame(kRecord, 1, "a2"));
+  write_bytes(seg(2), records_after);
+  Status s = open_status();
+  EXPECT_TRUE(s.is_corruption()) << s.to_string();
+  EXPECT_EQ(read_bytes(seg(2)), records_after);
+
+  // Zeros after the records of a segment that is not the last: never left so.
+  write_bytes(seg(1), first + zeros);
+  write_bytes(seg(2), segment_header(2));
+  s = open_status();
+  EXPECT_TRUE(s.is_corruption()) << s.to_string();
+  EXPECT_NE(s.to_string().find(seg_name(1)), std::string::npos) << s.to_string();
+  EXPECT_NE(s.to_string().find("zero bytes"), std::string::npos) << s.to_string();
+  EXPECT_EQ(read_bytes(seg(1)), first + zeros);
+}
+
+// Makes fallocate() fail with EOPNOTSUPP, as on a filesystem without it, for the
+// calling thread and the threads it starts from now on (a seccomp filter; it ends
+// with the thread). False where that cannot be done.
+bool deny_fallocate_on_this_thread() {
+#if defined(__x86_64__) || defined(__aarch64__)
+#if defined(__x86_64__)
+  constexpr uint32_t kArch = AUDIT_ARCH_X86_64;
+#else
+  constexpr uint32_t kArch = AUDIT_ARCH_AARCH64;
+#endif
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fallocate, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EOPNOTSUPP & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+#else
+  return false;
+#endif
+}
+
+TEST_F(SharedLogTest, WithoutFallocateRoundsAreAppended) {
+  segment_bytes_ = 512;
+  Records expected;
+  bool denied = false;
+  std::thread([&] {
+    denied = deny_fallocate_on_this_thread();
+    if (!denied) return;
+    int probe = ::open(dir_.c_str(), O_TMPFILE | O_WRONLY, 0600);
+    ASSERT_GE(probe, 0);
+    EXPECT_NE(::fallocate(probe, 0, 0, 4096), 0);
+    EXPECT_EQ(errno, EOPNOTSUPP);
+    ::close(probe);
+    auto log = open();
+    auto a = group(*log, 1);
+    for (int i = 0; i < 10; ++i) {
+      expected.push_back(std::to_string(i) + std::string(100, 'a'));
+      wait_durable(*a, a->append(expected.back()));
+    }
+    EXPECT_TRUE(log->status().ok()) << log->status().to_string();
+    EXPECT_EQ(log->stats().preallocations, 0u);
+    EXPECT_GE(log->stats().segments_created, 3u) << "new segments too";
+    uint64_t on_disk = 0;
+    for (const std::string& name : segment_files()) {
+      const std::string bytes = read_bytes(dir_ / name);
+      on_disk += bytes.size();
+      EXPECT_EQ(records_end(bytes), bytes.size()) << name << ": appended, nothing ahead";
+    }
+    EXPECT_EQ(log->stats().disk_bytes, on_disk);
+  }).join();
+  if (!denied) GTEST_SKIP() << "cannot install a seccomp filter here";
+  EXPECT_EQ(reopen_all()[1], expected);
+}
+
+TEST_F(SharedLogTest, APreallocationThatDoesNotFitShrinksToTheRoundOrStopsTheLog) {
+  preallocate_bytes_ = 4096;
+  {
+    auto log = open();
+    auto a = group(*log, 1);
+    a->append("a");
+  }
+  const uint64_t size = fs::file_size(seg(1));
+  ASSERT_EQ(size, 24u + 21 + 1) << "closed cleanly: no preallocation left";
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = size + 100;
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  std::atomic<uint64_t> durable{0};
+  {
+    auto log = open();
+    auto a = group(*log, 1, nullptr, [&](uint64_t seq) { durable.store(seq); });
+    wait_durable(*a, a->append("small"));
+    EXPECT_EQ(fs::file_size(seg(1)), size + 21 + 5) << "no room for a chunk: what the round needs";
+    EXPECT_EQ(log->stats().preallocations, 1u);
+    a->append(std::string(5000, 'x'));
+    while (log->status().ok()) std::this_thread::yield();
+    EXPECT_NE(log->status().to_string().find("fallocate"), std::string::npos)
+        << log->status().to_string();
+    EXPECT_EQ(fs::file_size(seg(1)), size + 21 + 5) << "nothing written past the failure";
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  ::signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(durable.load(), 1u);
+  SharedLogRecovery rec;
+  auto all = reopen_all(&rec);
+  EXPECT_EQ(all[1], (Records{"a", "small"}));
+  EXPECT_EQ(rec.torn_bytes, 0u);
 }
 
 TEST_F(SharedLogTest, OnlyOneLogPerDirectoryAndForeignFilesAreIgnored) {

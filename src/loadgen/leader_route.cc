@@ -189,7 +189,14 @@ class LeaderConnection final : public Connection {
       // spread endpoint, which says what is wrong.
       e = located.ok() ? *located : LeaderTable::kUnknown;
     }
-    const size_t use = e >= 0 ? static_cast<size_t>(e) : spread_;
+    size_t use = e >= 0 ? static_cast<size_t>(e) : spread_;
+    if (use != spread_ && !conns_[use]->ensure_open().ok()) {
+      // The leader's node does not answer (it died; its group elects another
+      // leader): nothing was sent, so the spread node takes the put and
+      // holds it until there is a leader, and the shard is located again.
+      table_->forget(full_key_);
+      use = spread_;
+    }
     Status s = conns_[use]->put(key, value);
     // Its node may have failed or lost the leadership: ask again next time.
     if (!s.ok()) table_->forget(full_key_);
@@ -253,21 +260,26 @@ Result<ConnectionFactory> make_resp_leader_factory(const std::vector<HostPort>& 
   if (!table) return Status::InvalidArgument("no leader table");
   return ConnectionFactory(
       [endpoints, options, table](size_t client) -> Result<std::unique_ptr<Connection>> {
-        const size_t spread = client % endpoints.size();
-        std::vector<std::unique_ptr<RespConnection>> conns;
-        for (size_t i = 0; i < endpoints.size(); ++i) {
-          if (i == spread) {
-            auto c = RespConnection::connect(endpoints[i], options);
-            if (!c.ok()) return c.status();
-            conns.push_back(std::move(*c));
-            continue;
-          }
-          // Opened now when the node answers, else on first use.
+        const size_t n = endpoints.size();
+        std::vector<std::unique_ptr<RespConnection>> conns(n);
+        std::optional<size_t> spread;
+        Status first_failure;
+        // From c % N on: the first endpoint that answers is the spread one.
+        for (size_t k = 0; k < n; ++k) {
+          const size_t i = (client + k) % n;
           auto c = RespConnection::connect(endpoints[i], options);
-          conns.push_back(c.ok() ? std::move(*c) : RespConnection::unopened(endpoints[i], options));
+          if (c.ok()) {
+            conns[i] = std::move(*c);
+            if (!spread) spread = i;
+          } else {
+            // Opened on first use (the node may be back by then).
+            conns[i] = RespConnection::unopened(endpoints[i], options);
+            if (first_failure.ok()) first_failure = c.status();
+          }
         }
-        return std::unique_ptr<Connection>(
-            std::make_unique<LeaderConnection>(table, std::move(conns), spread, options.key_prefix));
+        if (!spread) return first_failure;
+        return std::unique_ptr<Connection>(std::make_unique<LeaderConnection>(
+            table, std::move(conns), *spread, options.key_prefix));
       });
 }
 

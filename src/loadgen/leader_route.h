@@ -15,10 +15,12 @@
 // Model: before the run, locate_keys asks LOCATE once for every key of the key
 // space (pipelined on one connection; a thousand keys take a few
 // milliseconds), and records each key's shard and each shard's endpoint in a
-// LeaderTable that all clients share. A put to a shard's endpoint that fails
+// LeaderTable that all clients share. A put to a shard's endpoint that fails,
+// or that finds the endpoint's node not answering (the put then goes to the
+// client's spread endpoint, which holds it until the group has a leader),
 // forgets the shard's endpoint: the next put of one of its keys asks LOCATE
-// again (through the client's spread endpoint), so a failover that moved the
-// leader is followed after the first error. A leader that moved without an
+// again (through the spread endpoint), so a failover that moved the leader is
+// followed after the first error. A leader that moved without an
 // error is not noticed: the old leader forwards, which costs speed, not
 // correctness (any statekv node serves any key).
 //
@@ -114,10 +116,12 @@ Result<std::shared_ptr<LeaderTable>> locate_keys(const std::vector<HostPort>& en
                                                  const RespOptions& options, size_t key_space);
 
 // A factory of --route leader connections: client c holds a connection to
-// every endpoint (opened as it connects; one to a node that is down reopens
-// when it is used) and sends each put to its key's endpoint in `table`, a
-// key located nowhere (kElsewhere) to endpoint c % N. Only the connection to
-// c % N must open at once. --wait applies as for spread connections.
+// every endpoint (opened as it connects; one to a node that is down opens
+// when it is used) and sends each put to its key's endpoint in `table`, a key
+// whose node is none of the endpoints, or not known, to its spread endpoint:
+// the first of c % N, c % N + 1, ... that answered when the connection was
+// made (so a node that is down costs its own keys only). Fails when no
+// endpoint answers. --wait applies as for spread connections.
 Result<ConnectionFactory> make_resp_leader_factory(const std::vector<HostPort>& endpoints,
                                                    const RespOptions& options,
                                                    std::shared_ptr<LeaderTable> table);

@@ -894,6 +894,44 @@ TEST(LeaderRoute, EachPutGoesToItsKeysLeaderAndIsLocatedAgainAfterAnError) {
   EXPECT_EQ(b.requests(), (Args{{"SET", "r:" + key_for(0), "v0"}, {"SET", "r:" + key_for(0), "v2"}}));
 }
 
+TEST(LeaderRoute, ANodeThatIsDownCostsOnlyItsOwnPuts) {
+  // A port bound but not listening: connections are refused.
+  const int closed = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(closed, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(closed, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t down_port = ntohs(addr.sin_port);
+  ScriptedPeer up({"+OK\r\n", "+OK\r\n"});
+  const std::vector<HostPort> endpoints = {{"127.0.0.1", down_port}, {"127.0.0.1", up.port()}};
+  auto table = std::make_shared<LeaderTable>(endpoints);
+  // The key's leader is a node the client was not given: the spread endpoint.
+  table->learn("r:x", *parse_locate_reply(parsed(locate_reply("rep", 0, {"10.9.9.9:1"}, 1))));
+  // This one's leader is the node that is down.
+  const std::string down_addr = "127.0.0.1:" + std::to_string(down_port);
+  table->learn("r:y", *parse_locate_reply(parsed(locate_reply("rep", 1, {down_addr}, 1))));
+  EXPECT_EQ(table->lookup("r:y"), 0);
+  RespOptions o;
+  o.key_prefix = "r:";
+  auto factory = make_resp_leader_factory(endpoints, o, table);
+  ASSERT_TRUE(factory.ok());
+  auto conn = (*factory)(0);  // c % N is the node that is down
+  ASSERT_TRUE(conn.ok()) << conn.status().to_string();
+  EXPECT_TRUE((*conn)->put("x", "v").ok());
+  // Its leader does not answer: nothing sent there, the spread node takes it
+  // (and would hold it until the group has a leader); located again next time.
+  EXPECT_TRUE((*conn)->put("y", "w").ok());
+  EXPECT_EQ(table->lookup("r:y"), LeaderTable::kUnknown);
+  EXPECT_EQ(up.requests(), (Args{{"SET", "r:x", "v"}, {"SET", "r:y", "w"}}));
+  // No endpoint answering fails the connection.
+  auto none = make_resp_leader_factory({endpoints[0]}, o, table);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE((*none)(0).ok());
+  ::close(closed);
+}
+
 TEST(LeaderRoute, LocatingFailsClearlyOnANodeWithoutLocate) {
   ScriptedPeer redis({"-ERR unknown command 'LOCATE', with args beginning with: 'r:key:000000000000'\r\n"});
   RespOptions o;

@@ -65,6 +65,10 @@ class RespConnection final : public Connection {
   // whole call (and closes the socket).
   Result<std::vector<resp::Value>> pipeline(const std::vector<std::vector<std::string>>& commands);
 
+  // Opens the socket unless it is open (commands do that themselves; this
+  // tells a caller whether the server answers before it sends anything).
+  Status ensure_open() { return fd_ >= 0 ? Status::OK() : open(); }
+
   const HostPort& endpoint() const { return endpoint_; }
 
   // Commands sent so far on this object, and TCP connections it opened.

@@ -104,8 +104,8 @@ TEST(BenchResp, CliTargetRespPrintsFiguresAndRefusesWaitElsewhere) {
       {"bench", "--target", "etcd", "--endpoints", endpoint, "--wait", "2", "--requests", "1"});
   EXPECT_EQ(rc2, 2) << out2;
   EXPECT_NE(out2.find("--target resp only"), std::string::npos) << out2;
-  auto [rc3, out3] = run_statekv(
-      {"bench", "--target", "etcd", "--endpoints", endpoint, "--route", "leader", "--requests", "1"});
+  auto [rc3, out3] = run_statekv({"bench", "--target", "etcd", "--endpoints", endpoint, "--route",
+                                  "leader", "--requests", "1"});
   EXPECT_EQ(rc3, 2) << out3;
   EXPECT_NE(out3.find("--target resp only"), std::string::npos) << out3;
   // An unknown route is refused before anything runs, naming the choices.
@@ -243,14 +243,13 @@ TEST(BenchResp, RouteLeaderSendsEverySetToItsGroupsLeaderAndNoNodeForwards) {
   }
   ASSERT_EQ(leaders.size(), 3u) << "the keyspace's 3 groups have no settled leaders";
 
-  const std::string endpoints = "127.0.0.1:" + std::to_string(ports[0]) + ",127.0.0.1:" +
-                                std::to_string(ports[1]) + ",127.0.0.1:" +
-                                std::to_string(ports[2]);
+  const std::string endpoints = "127.0.0.1:" + std::to_string(ports[0]) +
+                                ",127.0.0.1:" + std::to_string(ports[1]) +
+                                ",127.0.0.1:" + std::to_string(ports[2]);
   const auto bench = [&](const std::string& route) {
     auto [rc, out] = run_statekv({"bench", "--target", "resp", "--route", route, "--endpoints",
-                                  endpoints, "--key-prefix", "r:", "--clients", "6",
-                                  "--requests", "600", "--key-space", "300", "--warmup", "0",
-                                  "--json"});
+                                  endpoints, "--key-prefix", "r:", "--clients", "6", "--requests",
+                                  "600", "--key-space", "300", "--warmup", "0", "--json"});
     EXPECT_EQ(rc, 0) << out;
     const size_t brace = out.rfind('{');
     const auto json = nlohmann::json::parse(

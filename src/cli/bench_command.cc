@@ -148,7 +148,8 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "(--target resp; for Redis primary + replicas)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000}));
-  cmd->add_option("--clients", flags->load.clients, "Concurrent clients, one connection each")
+  cmd->add_option("--clients", flags->load.clients,
+                  "Concurrent clients, one connection each (one per endpoint with --route leader)")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{4096}));
   cmd->add_option("--requests", flags->load.requests, "Measured puts in total")
@@ -171,13 +172,13 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       "Clients are spread over the endpoints (client c uses endpoint c % N). Latency\n"
       "percentiles are nearest-rank over every acknowledged put of the measured phase.\n"
       "--route leader (statekv nodes): LOCATE <key-prefix><key> is asked once per key of\n"
-      "--key-space through the first endpoint before the run (pipelined); a key goes to\n"
-      "the endpoint whose host:port LOCATE gives for its group's leader (its owner for a\n"
-      "keyspace that is not replicated), or, when that node is none of --endpoints, to the\n"
-      "client's spread endpoint (c % N, or the next one that answers). After a failed put\n"
-      "the key's shard is located again (through the spread endpoint); a leader that\n"
-      "moved without an error is followed only after one (the old leader forwards\n"
-      "meanwhile).\n"
+      "--key-space before the run (pipelined, through the first endpoint that answers); a\n"
+      "key goes to the endpoint whose host:port LOCATE gives for its group's leader (its\n"
+      "owner for a keyspace that is not replicated), or, when that node is none of\n"
+      "--endpoints or does not answer, to the client's spread endpoint (c % N, or the next\n"
+      "one that answers), which forwards it. After a failed put the key's shard is located\n"
+      "again (through the spread endpoint); a leader that moved without an error is\n"
+      "followed only after one (the old leader forwards meanwhile).\n"
       "etcd is driven through its HTTP/JSON gateway (POST /v3/kv/put); resp sends\n"
       "SET <key-prefix><key> <value> and expects +OK (then WAIT N 0 with --wait N).\n"
       "\nExit status: 0 every put acknowledged, 1 some puts failed (figures printed\n"

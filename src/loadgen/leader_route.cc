@@ -22,7 +22,8 @@ constexpr size_t kLocateBatch = 128;
 }  // namespace
 
 Result<KeyLocation> parse_locate_reply(const resp::Value& reply) {
-  if (reply.type == T::kError) return Status::Unavailable("LOCATE failed: -" + reply.str.substr(0, 200));
+  if (reply.type == T::kError)
+    return Status::Unavailable("LOCATE failed: -" + reply.str.substr(0, 200));
   // RESP3 map: elements alternate field and value, as in RESP2's flat array.
   if ((reply.type != T::kArray && reply.type != T::kMap) || reply.elements.size() % 2 != 0) {
     return Status::Corruption("LOCATE answered something other than a map of fields");
@@ -109,7 +110,8 @@ int LeaderTable::lookup(const std::string& key) const {
 int LeaderTable::learn(const std::string& key, const KeyLocation& location) {
   const int endpoint = location.target.empty() ? kUnknown : endpoint_of(location.target);
   std::unique_lock lock(mu_);
-  auto [it, added] = shards_.try_emplace({location.keyspace, location.shard}, shard_endpoint_.size());
+  auto [it, added] =
+      shards_.try_emplace({location.keyspace, location.shard}, shard_endpoint_.size());
   if (added) shard_endpoint_.push_back(kUnknown);
   key_shard_[key] = it->second;
   // An unknown leader (an election) leaves what the shard had: another
@@ -220,6 +222,11 @@ Result<std::shared_ptr<LeaderTable>> locate_keys(const std::vector<HostPort>& en
   std::vector<std::unique_ptr<RespConnection>> conns;
   for (const HostPort& e : endpoints) conns.push_back(RespConnection::unopened(e, options));
   const auto conn_for = [&](size_t i) { return conns[i].get(); };
+  // Asked through the first endpoint that answers.
+  size_t via = 0;
+  Status opened = conns[0]->ensure_open();
+  while (!opened.ok() && via + 1 < conns.size()) opened = conns[++via]->ensure_open();
+  if (!opened.ok()) return opened;
   std::vector<std::vector<std::string>> batch;
   std::vector<std::string> keys;
   for (size_t first = 0; first < key_space; first += kLocateBatch) {
@@ -229,20 +236,20 @@ Result<std::shared_ptr<LeaderTable>> locate_keys(const std::vector<HostPort>& en
       keys.push_back(options.key_prefix + key_for(i));
       batch.push_back({"LOCATE", keys.back()});
     }
-    auto replies = conns[0]->pipeline(batch);
+    auto replies = conns[via]->pipeline(batch);
     if (!replies.ok()) return replies.status();
     for (size_t j = 0; j < keys.size(); ++j) {
       auto loc = parse_locate_reply((*replies)[j]);
       if (!loc.ok()) {
-        const std::string msg = fmt::format("--route leader: LOCATE {} through {}:{}: {}",
-                                            keys[j], endpoints[0].host, endpoints[0].port,
-                                            loc.status().message());
+        const std::string msg =
+            fmt::format("--route leader: LOCATE {} through {}:{}: {}", keys[j], endpoints[via].host,
+                        endpoints[via].port, loc.status().message());
         return loc.status().code() == Status::Code::kCorruption ? Status::Corruption(msg)
                                                                 : Status::Unavailable(msg);
       }
       if (loc->target.empty()) {
-        // The first endpoint knows no leader: ask the key's owners.
-        auto again = locate_one(*table, keys[j], *conns[0], conn_for);
+        // That node knows no leader: ask the key's owners.
+        auto again = locate_one(*table, keys[j], *conns[via], conn_for);
         if (!again.ok()) return again.status();
       } else {
         table->learn(keys[j], *loc);

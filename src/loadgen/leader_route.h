@@ -89,9 +89,9 @@ class LeaderTable {
   const std::vector<HostPort>& endpoints() const { return endpoints_; }
 
   struct Counts {
-    size_t keys = 0;       // located keys
-    size_t direct = 0;     // ... whose shard's node is one of the endpoints
-    size_t shards = 0;     // distinct (keyspace, shard) seen
+    size_t keys = 0;                   // located keys
+    size_t direct = 0;                 // ... whose shard's node is one of the endpoints
+    size_t shards = 0;                 // distinct (keyspace, shard) seen
     std::vector<size_t> per_endpoint;  // shards served by each endpoint
   };
   Counts counts() const;
@@ -99,19 +99,19 @@ class LeaderTable {
  private:
   const std::vector<HostPort> endpoints_;
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, size_t> key_shard_;        // key -> index in shard_endpoint_
+  std::unordered_map<std::string, size_t> key_shard_;         // key -> index in shard_endpoint_
   std::map<std::pair<std::string, int64_t>, size_t> shards_;  // (keyspace, shard) -> index
-  std::vector<int> shard_endpoint_;                           // endpoint index or kElsewhere/kUnknown
+  std::vector<int> shard_endpoint_;  // endpoint index or kElsewhere/kUnknown
 };
 
 // Parses "host:port" endpoints (no URLs), as the RESP factories want them.
 Result<std::vector<HostPort>> parse_resp_endpoints(const std::vector<std::string>& endpoints);
 
 // LOCATEs `key_prefix + key_for(i)` for i in [0, key_space) through the first
-// endpoint, pipelined, and returns the table. A key whose answering node knows
-// no leader is asked again of its owners among the endpoints (members know
-// their group's leader). Fails when the first endpoint cannot be reached or
-// LOCATE is refused (not a statekv node).
+// endpoint that answers, pipelined, and returns the table. A key whose
+// answering node knows no leader is asked again of its owners among the
+// endpoints (members know their group's leader). Fails when no endpoint can be
+// reached or LOCATE is refused (not a statekv node).
 Result<std::shared_ptr<LeaderTable>> locate_keys(const std::vector<HostPort>& endpoints,
                                                  const RespOptions& options, size_t key_space);
 

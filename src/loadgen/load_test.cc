@@ -560,7 +560,8 @@ class ScriptedPeer {
   explicit ScriptedPeer(std::vector<std::string> replies)
       : ScriptedPeer([&replies](uint16_t) { return std::move(replies); }) {}
   // Replies that name the peer's own port: made once it listens.
-  explicit ScriptedPeer(const std::function<std::vector<std::string>(uint16_t port)>& make_replies) {
+  explicit ScriptedPeer(
+      const std::function<std::vector<std::string>(uint16_t port)>& make_replies) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -873,8 +874,8 @@ TEST(LeaderRoute, EachPutGoesToItsKeysLeaderAndIsLocatedAgainAfterAnError) {
   {
     auto conn = (*factory)(0);
     ASSERT_TRUE(conn.ok()) << conn.status().to_string();
-    EXPECT_TRUE((*conn)->put(key_for(0), "v0").ok());   // to b, its leader
-    EXPECT_TRUE((*conn)->put(key_for(1), "v1").ok());   // to a
+    EXPECT_TRUE((*conn)->put(key_for(0), "v0").ok());      // to b, its leader
+    EXPECT_TRUE((*conn)->put(key_for(1), "v1").ok());      // to a
     const Status failed = (*conn)->put(key_for(0), "v2");  // b refuses
     EXPECT_EQ(failed.code(), Status::Code::kUnavailable) << failed.to_string();
   }
@@ -887,11 +888,12 @@ TEST(LeaderRoute, EachPutGoesToItsKeysLeaderAndIsLocatedAgainAfterAnError) {
   }
   EXPECT_EQ((*table)->lookup("r:" + key_for(0)), 0);
   EXPECT_EQ(a.requests(), (Args{{"LOCATE", "r:" + key_for(0)},
-                                     {"LOCATE", "r:" + key_for(1)},
-                                     {"SET", "r:" + key_for(1), "v1"},
-                                     {"LOCATE", "r:" + key_for(0)},
-                                     {"SET", "r:" + key_for(0), "v3"}}));
-  EXPECT_EQ(b.requests(), (Args{{"SET", "r:" + key_for(0), "v0"}, {"SET", "r:" + key_for(0), "v2"}}));
+                                {"LOCATE", "r:" + key_for(1)},
+                                {"SET", "r:" + key_for(1), "v1"},
+                                {"LOCATE", "r:" + key_for(0)},
+                                {"SET", "r:" + key_for(0), "v3"}}));
+  EXPECT_EQ(b.requests(),
+            (Args{{"SET", "r:" + key_for(0), "v0"}, {"SET", "r:" + key_for(0), "v2"}}));
 }
 
 TEST(LeaderRoute, ANodeThatIsDownCostsOnlyItsOwnPuts) {
@@ -933,7 +935,8 @@ TEST(LeaderRoute, ANodeThatIsDownCostsOnlyItsOwnPuts) {
 }
 
 TEST(LeaderRoute, LocatingFailsClearlyOnANodeWithoutLocate) {
-  ScriptedPeer redis({"-ERR unknown command 'LOCATE', with args beginning with: 'r:key:000000000000'\r\n"});
+  ScriptedPeer redis(
+      {"-ERR unknown command 'LOCATE', with args beginning with: 'r:key:000000000000'\r\n"});
   RespOptions o;
   o.key_prefix = "r:";
   auto table = locate_keys({{"127.0.0.1", redis.port()}}, o, 1);

@@ -33,11 +33,18 @@ PARTS=${PARTS:-"writes reads failover"}
 # leader: every etcd client talks to the etcd leader (etcd's best case, as
 # bench/compare_etcd.sh does); all: client c on member c % 3 (followers forward).
 ETCD_CLIENTS_ON=${ETCD_CLIENTS_ON:-leader}
+# leader: each statekv client sends each SET to the leader of the key's group
+# (`statekv bench --route leader`: LOCATE per key before the run, as a smart
+# Redis Cluster client sends to the slot's master), like etcd's clients on its
+# leader and Redis's on the primary; spread: client c on node c % 3, which
+# forwards the 2/3 of the SETs whose group it does not lead.
+STATEKV_ROUTE=${STATEKV_ROUTE:-leader}
 SECRET=${STATEKV_CLUSTER_SECRET:-bench-$RANDOM$RANDOM$RANDOM}
 export STATEKV_CLUSTER_SECRET=$SECRET
 
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 case "$ETCD_CLIENTS_ON" in leader | all) ;; *) echo "ETCD_CLIENTS_ON must be leader or all" >&2; exit 2 ;; esac
+case "$STATEKV_ROUTE" in leader | spread) ;; *) echo "STATEKV_ROUTE must be leader or spread" >&2; exit 2 ;; esac
 [[ -x "$STATEKV_BIN" ]] || { echo "no statekv binary at $STATEKV_BIN (run scripts/build.sh)" >&2; exit 1; }
 for tool in etcd etcdctl redis-server redis-cli redis-benchmark; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
@@ -149,6 +156,7 @@ for p in "${STATEKV_PORTS[@]}"; do
   wait_until "statekv consensus keyspace on port $p" 30 \
     bash -c "[[ \$(redis-cli -p $p SET r:probe 1) == OK ]]"
 done
+wait_rep_leaders_settled "${STATEKV_PORTS[@]}"  # bench/lib.sh
 
 wait_until "etcd cluster" 30 etcdctl --endpoints="$ETCD_ENDPOINTS" endpoint health
 ETCD_BENCH_ENDPOINTS=$ETCD_ENDPOINTS
@@ -167,7 +175,7 @@ done
 echo "$(nproc) cores; $CLIENTS clients, $REQUESTS puts, $VALUE_SIZE-byte values over $KEY_SPACE keys" \
   "(seed $SEED, ${WARMUP}s warmup), $ROUNDS rounds alternating, medians reported"
 echo "etcd $(etcd --version | awk '/^etcd Version/ {print $3}') (clients on: $ETCD_CLIENTS_ON);" \
-  "$(redis-server --version | awk '{print $1, $3}'); statekv: $STATEKV_BIN"
+  "$(redis-server --version | awk '{print $1, $3}'); statekv: $STATEKV_BIN (route: $STATEKV_ROUTE)"
 echo
 
 # ---- (a)-(c) writes ----
@@ -205,7 +213,7 @@ if want writes; then
     echo "writes, round $round of $ROUNDS ..." >&2
     run_bench etcd "$STATEKV_BIN" bench --target etcd --endpoints "$ETCD_BENCH_ENDPOINTS" "${BENCH_ARGS[@]}"
     run_bench statekv "$STATEKV_BIN" bench --target resp --endpoints "$STATEKV_ENDPOINTS" \
-      --key-prefix r: "${BENCH_ARGS[@]}"
+      --key-prefix r: --route "$STATEKV_ROUTE" "${BENCH_ARGS[@]}"
     run_bench redis "$STATEKV_BIN" bench --target resp --endpoints "127.0.0.1:${REDIS_PORTS[0]}" \
       --wait 2 "${BENCH_ARGS[@]}"
   done
@@ -215,7 +223,11 @@ if want writes; then
   for s in etcd statekv redis; do
     case $s in
       etcd) path="HTTP gateway, clients on $ETCD_CLIENTS_ON" ;;
-      statekv) path="SET r:key, clients over 3 nodes" ;;
+      statekv)
+        case $STATEKV_ROUTE in
+          leader) path="SET r:key, each to its group's leader (route leader)" ;;
+          spread) path="SET r:key, clients over 3 nodes (route spread)" ;;
+        esac ;;
       redis) path="SET + WAIT 2 0 on the primary" ;;
     esac
     errors=$(grep '^{' <<<"${RESULTS[$s]}" | while read -r j; do field "$j" errors; done | paste -sd+ | bc)

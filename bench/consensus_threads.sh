@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Where a factor-3 consensus write spends its CPU, thread by thread: a 3-node
 # `cluster up` (defaults), a consensus keyspace `rep` (prefix r:, factor 3),
-# `statekv bench` with CLIENTS closed-loop clients spread over the nodes
-# (a warm-up run first, then REQUESTS measured puts of VALUE_SIZE bytes), and
+# `statekv bench` with CLIENTS closed-loop clients (a warm-up run first, then
+# REQUESTS measured puts of VALUE_SIZE bytes), and
 # around the measured run each thread's context switches (voluntary and not,
 # /proc/PID/task/TID/status) and CPU time (utime + stime, .../stat) of the
 # three node processes. Threads are named (core/thread_name.h: io-N,
@@ -11,8 +11,17 @@
 # On a machine with few cores the CPU per write is what bounds the throughput
 # (bench/README.md, compare_consensus.sh).
 #
+# STATEKV_ROUTE=leader (default): each client holds a connection to every node
+# and sends each SET to the leader of the key's group (`statekv bench --route
+# leader`, as a smart Redis Cluster client does), so no node forwards;
+# STATEKV_ROUTE=spread: client c on node c % 3, and the 2/3 of the SETs that
+# reach a node not leading their group are forwarded to the leader. The
+# measured run includes the bench's LOCATE of each of the 1000 keys (before its
+# clock starts, one pipelined pass: a few ms of the nodes' CPU).
+#
 #   bench/consensus_threads.sh
 #   CLIENTS=32 REQUESTS=20000 bench/consensus_threads.sh
+#   STATEKV_ROUTE=spread bench/consensus_threads.sh
 #
 # Run by hand, not in CI: about 20 seconds.
 set -euo pipefail
@@ -23,6 +32,8 @@ STATEKV_BIN=${STATEKV_BIN:-build/statekv}
 CLIENTS=${CLIENTS:-16}
 REQUESTS=${REQUESTS:-10000}
 VALUE_SIZE=${VALUE_SIZE:-256}
+STATEKV_ROUTE=${STATEKV_ROUTE:-leader}
+case "$STATEKV_ROUTE" in leader | spread) ;; *) echo "STATEKV_ROUTE must be leader or spread" >&2; exit 2 ;; esac
 [[ -x "$STATEKV_BIN" ]] || { echo "no statekv binary at $STATEKV_BIN (run scripts/build.sh)" >&2; exit 1; }
 command -v redis-cli >/dev/null || { echo "missing redis-cli" >&2; exit 1; }
 export STATEKV_CLUSTER_SECRET=${STATEKV_CLUSTER_SECRET:-bench-$RANDOM$RANDOM$RANDOM}
@@ -62,10 +73,12 @@ for p in $base $((base + 1)) $((base + 2)); do
     sleep 0.1
   done
 done
+wait_rep_leaders_settled $base $((base + 1)) $((base + 2))  # bench/lib.sh
 
 bench() {  # requests [--json]
   "$STATEKV_BIN" bench --target resp --endpoints "$ENDPOINTS" --key-prefix r: \
-    --clients "$CLIENTS" --requests "$1" --value-size "$VALUE_SIZE" --warmup 0 "${@:2}"
+    --route "$STATEKV_ROUTE" --clients "$CLIENTS" --requests "$1" --value-size "$VALUE_SIZE" \
+    --warmup 0 "${@:2}"
 }
 snapshot() {  # one line per thread: name switches cpu_ticks
   for pid in "${PIDS[@]}"; do
@@ -84,8 +97,8 @@ result=$(bench "$REQUESTS" --json 2>/dev/null | grep '^{' | tail -n 1)
 snapshot >"$WORK/after"
 [[ -n $result ]] || { echo "the benchmark gave no result" >&2; exit 1; }
 field() { grep -o "\"$1\":[0-9.]*" <<<"$result" | cut -d: -f2; }
-printf '%s clients, %s puts of %s bytes: %.0f puts/s, p50 %.2f ms, p99 %.2f ms (load average %s)\n\n' \
-  "$CLIENTS" "$REQUESTS" "$VALUE_SIZE" "$(field ops_per_sec)" "$(field p50_ms)" "$(field p99_ms)" \
+printf '%s clients (route %s), %s puts of %s bytes: %.0f puts/s, p50 %.2f ms, p99 %.2f ms (load average %s)\n\n' \
+  "$CLIENTS" "$STATEKV_ROUTE" "$REQUESTS" "$VALUE_SIZE" "$(field ops_per_sec)" "$(field p50_ms)" "$(field p99_ms)" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Threads are matched by position (same processes, same threads: none start

@@ -745,6 +745,10 @@ std::string Coordinator::info_replication() {
   return s;
 }
 
+std::string Coordinator::info_stats() {
+  return fmt::format("statekv_forwarded_commands:{}\r\n", forwarded_commands_.load());
+}
+
 server::ClusterView::PrimaryView Coordinator::primary_view() const {
   PrimaryView view;
   auto groups = this->groups();

@@ -614,6 +614,13 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
                        name == "flushdb");
   if (keys.empty() && !keyless_fan_out) return due ? wait() : Decision::kLocal;
 
+  // Sent to the one other node serving its keys: counted once, however many
+  // routes it takes (INFO stats, statekv_forwarded_commands).
+  bool counted = false;
+  const auto count_forwarded = [&] {
+    if (!counted) forwarded_commands_.fetch_add(1, std::memory_order_relaxed);
+    counted = true;
+  };
   for (int attempt = 0; attempt < 4; ++attempt) {
     auto table = this->table();
     if (!table) {
@@ -718,6 +725,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       call->argv.assign(argv.begin(), argv.end());
       call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
       call->positions = session.positions;
+      call->count_if_forwarded = true;
       if (session.track_keys && !groups->hosts(call->group)) {
         call->track = true;
         call->track_client = session.id;
@@ -803,6 +811,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
           out.error("ERR this connection cannot block (an internal session)");
           return Decision::kHandled;
         }
+        count_forwarded();
         route_blocking(session, first, *table, argv, argv[keys[0]]);
         return Decision::kHandled;
       }
@@ -813,9 +822,11 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
           session.route_stream = ++next_stream_;
           session.route_owner = owners[0].value();
         }
+        count_forwarded();
         route_batched(session, owners[0], *table, argv);
         return Decision::kHandled;
       }
+      count_forwarded();
       auto reply = run_on(owners[0], std::vector<std::string>(argv.begin(), argv.end()),
                           session.resp, *table, seq, &session);
       if (reply.ok()) {
@@ -921,6 +932,7 @@ server::Router::Decision Coordinator::route_transaction(Session& session, const 
       call->epoch = table->epoch().value();
       call->positions = session.positions;
       call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+      call->count_if_forwarded = true;
       std::vector<std::string> watch_keys;
       if (exec) {
         if (!t->watched_keys.empty()) {
@@ -1060,9 +1072,11 @@ server::Router::Decision Coordinator::route_transaction(Session& session, const 
         session.route_owner = owner.value();
       }
       std::vector<std::string_view> views(routed.begin(), routed.end());
+      forwarded_commands_.fetch_add(1, std::memory_order_relaxed);
       route_async(session, owner, *table, views, session.defer());
       return Decision::kHandled;
     }
+    forwarded_commands_.fetch_add(1, std::memory_order_relaxed);
     auto reply = run_on(owner, std::move(routed), session.resp, *table, seq);
     if (reply.ok()) {
       out.raw(*reply);
@@ -1298,6 +1312,10 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   if (m == nullptr || m->peer_address.empty()) {
     on_group_reply(call, target, Status::Unavailable("no peer address"), {}, NodeId());
     return;
+  }
+  if (call->count_if_forwarded) {
+    call->count_if_forwarded = false;
+    forwarded_commands_.fetch_add(1, std::memory_order_relaxed);
   }
   net::ForwardFrame frame;
   frame.epoch = call->epoch;

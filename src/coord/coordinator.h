@@ -197,6 +197,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   void keyspace(std::span<const std::string_view> argv, resp::Writer& out) override;
   std::string info_keyspace() override;
   std::string info_replication() override;
+  std::string info_stats() override;
   PrimaryView primary_view() const override;
   // Before a planned stop: hands the leadership of every replica group this
   // node leads to an up-to-date member, waiting up to `limit` for it.
@@ -391,6 +392,10 @@ class Coordinator final : public server::Router, public server::ClusterView {
     std::chrono::steady_clock::time_point block_deadline = std::chrono::steady_clock::time_point::max();
     std::chrono::steady_clock::time_point sent_at{};
     std::shared_ptr<std::atomic<bool>> cancelled;
+    // A client's keyed command (not a part of a fan-out, nor WAIT's
+    // question): counted in forwarded_commands_ the first time it is sent to
+    // another member, then cleared.
+    bool count_if_forwarded = false;
   };
   void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
   // LOCATE's reply; a replicated key's replicas as `leader_view` reports
@@ -480,6 +485,8 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // served at eventual instead (ap).
   std::atomic<uint64_t> partition_refused_{0};
   std::atomic<uint64_t> partition_degraded_reads_{0};
+  // INFO stats' statekv_forwarded_commands (see info_stats).
+  std::atomic<uint64_t> forwarded_commands_{0};
 };
 
 }  // namespace statekv::coord

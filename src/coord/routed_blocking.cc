@@ -115,6 +115,7 @@ void Coordinator::route_blocking(Session& session, const Route& route, const Rou
     g->positions = session.positions;
     g->write = true;
     g->blocking = true;
+    g->count_if_forwarded = true;
     g->block_deadline = call->deadline;
     g->cancelled = call->cancelled;
     g->done = [this, call](std::string reply, storage::Sequence) {

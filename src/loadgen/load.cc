@@ -216,9 +216,10 @@ void summarize_latencies(std::vector<uint64_t>& latencies_ns, LoadResult& result
 }
 
 std::string format_json(std::string_view target, const LoadOptions& options,
-                        const LoadResult& result) {
+                        const LoadResult& result, std::string_view route) {
   nlohmann::ordered_json j;
   j["target"] = target;
+  if (!route.empty()) j["route"] = route;
   j["clients"] = options.clients;
   j["requests"] = options.requests;
   j["value_size"] = options.value_size;
@@ -240,11 +241,12 @@ std::string format_json(std::string_view target, const LoadOptions& options,
 }
 
 std::string format_table(std::string_view target, const LoadOptions& options,
-                         const LoadResult& result) {
+                         const LoadResult& result, std::string_view route) {
   std::string out =
-      fmt::format("{} puts of {}-byte values over {} keys, {} clients (seed {}, warmup {} s)\n",
+      fmt::format("{} puts of {}-byte values over {} keys, {} clients{} (seed {}, warmup {} s)\n",
                   options.requests, options.value_size, options.key_space, options.clients,
-                  options.seed, options.warmup_seconds);
+                  route.empty() ? std::string() : fmt::format(", route {}", route), options.seed,
+                  options.warmup_seconds);
   out +=
       fmt::format("{:<10} {:>8} {:>6} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "target", "ok",
                   "errors", "seconds", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms");

@@ -83,13 +83,14 @@ uint64_t nearest_rank(const std::vector<uint64_t>& sorted, double q);
 // latencies in nanoseconds; sorts `latencies_ns` in place.
 void summarize_latencies(std::vector<uint64_t>& latencies_ns, LoadResult& result);
 
-// One JSON object on one line: "target", the options, then every LoadResult
-// field under the same name (ops_per_sec, p50_ms, ..., first_error).
+// One JSON object on one line: "target", "route" (when not empty: how the
+// clients picked their server, e.g. spread or leader), the options, then every
+// LoadResult field under the same name (ops_per_sec, p50_ms, ..., first_error).
 std::string format_json(std::string_view target, const LoadOptions& options,
-                        const LoadResult& result);
+                        const LoadResult& result, std::string_view route = {});
 
 // A short human-readable table of the same figures.
 std::string format_table(std::string_view target, const LoadOptions& options,
-                         const LoadResult& result);
+                         const LoadResult& result, std::string_view route = {});
 
 }  // namespace statekv::loadgen

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -28,8 +29,10 @@
 #include <thread>
 
 #include "loadgen/etcd_connection.h"
+#include "loadgen/leader_route.h"
 #include "loadgen/resp_connection.h"
 #include "resp/parser.h"
+#include "resp/writer.h"
 
 extern char** environ;
 
@@ -554,7 +557,11 @@ TEST(RespWait, CountsOnlyAnIntegerAtLeastN) {
 // connection instead of answering. Records every request's arguments.
 class ScriptedPeer {
  public:
-  explicit ScriptedPeer(std::vector<std::string> replies) : replies_(std::move(replies)) {
+  explicit ScriptedPeer(std::vector<std::string> replies)
+      : ScriptedPeer([&replies](uint16_t) { return std::move(replies); }) {}
+  // Replies that name the peer's own port: made once it listens.
+  explicit ScriptedPeer(
+      const std::function<std::vector<std::string>(uint16_t port)>& make_replies) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -564,6 +571,7 @@ class ScriptedPeer {
     socklen_t len = sizeof(addr);
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
+    replies_ = make_replies(port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~ScriptedPeer() {
@@ -726,6 +734,216 @@ TEST(RespConnection, FactorySpreadsClientsAndRejectsBadEndpoints) {
   EXPECT_TRUE((*c1)->put("y", "2").ok());
   EXPECT_EQ(a.requests(), (Args{{"SET", "x", "1"}}));
   EXPECT_EQ(b.requests(), (Args{{"SET", "y", "2"}}));
+}
+
+// ---- --route leader: LOCATE's reply, the shared table, the routed client ----
+
+// LOCATE's reply as a statekv node writes it (RESP2: a flat array of pairs),
+// for a shard whose owners are nodes 1.. with the given addresses. `leader`:
+// 0 for none known (null), -1 for an unreplicated keyspace (no leader field).
+std::string locate_reply(const std::string& keyspace, int64_t shard,
+                         const std::vector<std::string>& addresses, int64_t leader,
+                         int protocol = 2) {
+  std::string out;
+  resp::Writer w(&out, protocol);
+  w.map(leader < 0 ? 7 : 10);
+  w.bulk("keyspace");
+  w.bulk(keyspace);
+  w.bulk("partitioner");
+  w.bulk("hash");
+  w.bulk("shard");
+  w.integer(shard);
+  w.bulk("owners");
+  w.array(addresses.size());
+  for (size_t i = 0; i < addresses.size(); ++i) w.integer(static_cast<int64_t>(i + 1));
+  w.bulk("addresses");
+  w.array(addresses.size());
+  for (const auto& a : addresses) w.bulk(a);
+  w.bulk("replication");
+  w.bulk(leader < 0 ? "none" : "consensus");
+  w.bulk("epoch");
+  w.integer(2);
+  if (leader < 0) return out;
+  w.bulk("group");
+  w.integer(77);
+  w.bulk("leader");
+  if (leader == 0) {
+    w.null();
+  } else {
+    w.integer(leader);
+  }
+  w.bulk("replicas");
+  w.array(0);
+  return out;
+}
+
+resp::Value parsed(const std::string& bytes) {
+  resp::Value v;
+  EXPECT_EQ(resp::parse_value(bytes, v).status, resp::ParseStatus::kComplete);
+  return v;
+}
+
+TEST(LeaderRoute, LocateReplyNamesTheLeadersAddressOrTheOwnerOrNone) {
+  const std::vector<std::string> addrs = {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"};
+  for (int protocol : {2, 3}) {
+    auto led = parse_locate_reply(parsed(locate_reply("rep", 2, addrs, 3, protocol)));
+    ASSERT_TRUE(led.ok()) << led.status().to_string();
+    EXPECT_EQ(led->keyspace, "rep");
+    EXPECT_EQ(led->shard, 2);
+    EXPECT_EQ(led->target, "127.0.0.1:7003");
+    EXPECT_EQ(led->addresses, addrs);
+  }
+  auto election = parse_locate_reply(parsed(locate_reply("rep", 0, addrs, 0)));
+  ASSERT_TRUE(election.ok());
+  EXPECT_EQ(election->target, "");
+  auto single = parse_locate_reply(parsed(locate_reply("default", 1, {"127.0.0.1:7002"}, -1)));
+  ASSERT_TRUE(single.ok());
+  EXPECT_EQ(single->target, "127.0.0.1:7002");
+
+  EXPECT_EQ(parse_locate_reply(parsed("-ERR unknown command 'LOCATE'\r\n")).status().code(),
+            Status::Code::kUnavailable);
+  EXPECT_EQ(parse_locate_reply(parsed("+OK\r\n")).status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(parse_locate_reply(parsed("*2\r\n$5\r\nshard\r\n:1\r\n")).status().code(),
+            Status::Code::kCorruption);
+  // A leader that is none of the owners.
+  EXPECT_EQ(parse_locate_reply(parsed(locate_reply("rep", 0, addrs, 9))).status().code(),
+            Status::Code::kCorruption);
+}
+
+TEST(LeaderRoute, TableRoutesByShardAndForgetsAShardAfterAnError) {
+  LeaderTable table({{"127.0.0.1", 7001}, {"127.0.0.1", 7002}});
+  const std::vector<std::string> addrs = {"127.0.0.1:7001", "127.0.0.1:7002", "10.0.0.9:7003"};
+  EXPECT_EQ(table.lookup("r:a"), LeaderTable::kUnknown);
+  EXPECT_EQ(table.learn("r:a", *parse_locate_reply(parsed(locate_reply("rep", 0, addrs, 2)))), 1);
+  EXPECT_EQ(table.learn("r:b", *parse_locate_reply(parsed(locate_reply("rep", 0, addrs, 2)))), 1);
+  // Node 3's address is none of the endpoints.
+  EXPECT_EQ(table.learn("r:c", *parse_locate_reply(parsed(locate_reply("rep", 1, addrs, 3)))),
+            LeaderTable::kElsewhere);
+  // Same shard number, another keyspace: a shard of its own.
+  EXPECT_EQ(table.learn("s:a", *parse_locate_reply(parsed(locate_reply("s", 0, addrs, 1)))), 0);
+  EXPECT_EQ(table.lookup("r:a"), 1);
+  EXPECT_EQ(table.lookup("r:c"), LeaderTable::kElsewhere);
+  LeaderTable::Counts c = table.counts();
+  EXPECT_EQ(c.keys, 4u);
+  EXPECT_EQ(c.direct, 3u);
+  EXPECT_EQ(c.shards, 3u);
+  EXPECT_EQ(c.per_endpoint, (std::vector<size_t>{1, 1}));
+
+  // A failed put of r:a forgets shard 0 of rep: r:b too must be located again.
+  table.forget("r:a");
+  EXPECT_EQ(table.lookup("r:a"), LeaderTable::kUnknown);
+  EXPECT_EQ(table.lookup("r:b"), LeaderTable::kUnknown);
+  EXPECT_EQ(table.lookup("s:a"), 0);
+  // An answer without a leader (an election) does not settle it ...
+  EXPECT_EQ(table.learn("r:b", *parse_locate_reply(parsed(locate_reply("rep", 0, addrs, 0)))),
+            LeaderTable::kUnknown);
+  // ... the next one naming the new leader does, for every key of the shard.
+  EXPECT_EQ(table.learn("r:b", *parse_locate_reply(parsed(locate_reply("rep", 0, addrs, 1)))), 0);
+  EXPECT_EQ(table.lookup("r:a"), 0);
+  EXPECT_EQ(table.endpoint_of("127.0.0.1:7002"), 1);
+  EXPECT_EQ(table.endpoint_of("localhost:7002"), LeaderTable::kElsewhere);
+  EXPECT_EQ(table.endpoint_of("garbage"), LeaderTable::kElsewhere);
+}
+
+TEST(LeaderRoute, EachPutGoesToItsKeysLeaderAndIsLocatedAgainAfterAnError) {
+  // Two nodes: a (node 1) and b (node 2). Shard 0 (key 0) is led by b,
+  // shard 1 (key 1) by a.
+  ScriptedPeer b({"+OK\r\n", "-CLUSTERDOWN the leader stepped down\r\n"});
+  const std::string b_addr = "127.0.0.1:" + std::to_string(b.port());
+  // a's replies name a itself: made once it listens.
+  ScriptedPeer a([&](uint16_t a_port) {
+    const std::vector<std::string> addrs = {"127.0.0.1:" + std::to_string(a_port), b_addr};
+    return std::vector<std::string>{
+        // locate_keys: both keys, pipelined.
+        locate_reply("rep", 0, addrs, 2), locate_reply("rep", 1, addrs, 1),
+        // client 0 (spread endpoint a): key 1's SET.
+        "+OK\r\n",
+        // after b failed key 0: LOCATE again, now led by a; then its SET.
+        locate_reply("rep", 0, addrs, 1), "+OK\r\n"};
+  });
+  const uint16_t a_port = a.port();
+  const std::vector<HostPort> endpoints = {{"127.0.0.1", a_port}, {"127.0.0.1", b.port()}};
+  RespOptions o;
+  o.key_prefix = "r:";
+  auto table = locate_keys(endpoints, o, 2);
+  ASSERT_TRUE(table.ok()) << table.status().to_string();
+  EXPECT_EQ((*table)->lookup("r:" + key_for(0)), 1);
+  EXPECT_EQ((*table)->lookup("r:" + key_for(1)), 0);
+  auto factory = make_resp_leader_factory(endpoints, o, *table);
+  ASSERT_TRUE(factory.ok());
+  {
+    auto conn = (*factory)(0);
+    ASSERT_TRUE(conn.ok()) << conn.status().to_string();
+    EXPECT_TRUE((*conn)->put(key_for(0), "v0").ok());      // to b, its leader
+    EXPECT_TRUE((*conn)->put(key_for(1), "v1").ok());      // to a
+    const Status failed = (*conn)->put(key_for(0), "v2");  // b refuses
+    EXPECT_EQ(failed.code(), Status::Code::kUnavailable) << failed.to_string();
+  }
+  EXPECT_EQ((*table)->lookup("r:" + key_for(0)), LeaderTable::kUnknown);
+  {
+    // The harness opens a new connection after a failure.
+    auto conn = (*factory)(0);
+    ASSERT_TRUE(conn.ok());
+    EXPECT_TRUE((*conn)->put(key_for(0), "v3").ok());  // located through a: a leads now
+  }
+  EXPECT_EQ((*table)->lookup("r:" + key_for(0)), 0);
+  EXPECT_EQ(a.requests(), (Args{{"LOCATE", "r:" + key_for(0)},
+                                {"LOCATE", "r:" + key_for(1)},
+                                {"SET", "r:" + key_for(1), "v1"},
+                                {"LOCATE", "r:" + key_for(0)},
+                                {"SET", "r:" + key_for(0), "v3"}}));
+  EXPECT_EQ(b.requests(),
+            (Args{{"SET", "r:" + key_for(0), "v0"}, {"SET", "r:" + key_for(0), "v2"}}));
+}
+
+TEST(LeaderRoute, ANodeThatIsDownCostsOnlyItsOwnPuts) {
+  // A port bound but not listening: connections are refused.
+  const int closed = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(closed, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(closed, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t down_port = ntohs(addr.sin_port);
+  ScriptedPeer up({"+OK\r\n", "+OK\r\n"});
+  const std::vector<HostPort> endpoints = {{"127.0.0.1", down_port}, {"127.0.0.1", up.port()}};
+  auto table = std::make_shared<LeaderTable>(endpoints);
+  // The key's leader is a node the client was not given: the spread endpoint.
+  table->learn("r:x", *parse_locate_reply(parsed(locate_reply("rep", 0, {"10.9.9.9:1"}, 1))));
+  // This one's leader is the node that is down.
+  const std::string down_addr = "127.0.0.1:" + std::to_string(down_port);
+  table->learn("r:y", *parse_locate_reply(parsed(locate_reply("rep", 1, {down_addr}, 1))));
+  EXPECT_EQ(table->lookup("r:y"), 0);
+  RespOptions o;
+  o.key_prefix = "r:";
+  auto factory = make_resp_leader_factory(endpoints, o, table);
+  ASSERT_TRUE(factory.ok());
+  auto conn = (*factory)(0);  // c % N is the node that is down
+  ASSERT_TRUE(conn.ok()) << conn.status().to_string();
+  EXPECT_TRUE((*conn)->put("x", "v").ok());
+  // Its leader does not answer: nothing sent there, the spread node takes it
+  // (and would hold it until the group has a leader); located again next time.
+  EXPECT_TRUE((*conn)->put("y", "w").ok());
+  EXPECT_EQ(table->lookup("r:y"), LeaderTable::kUnknown);
+  EXPECT_EQ(up.requests(), (Args{{"SET", "r:x", "v"}, {"SET", "r:y", "w"}}));
+  // No endpoint answering fails the connection.
+  auto none = make_resp_leader_factory({endpoints[0]}, o, table);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE((*none)(0).ok());
+  ::close(closed);
+}
+
+TEST(LeaderRoute, LocatingFailsClearlyOnANodeWithoutLocate) {
+  ScriptedPeer redis(
+      {"-ERR unknown command 'LOCATE', with args beginning with: 'r:key:000000000000'\r\n"});
+  RespOptions o;
+  o.key_prefix = "r:";
+  auto table = locate_keys({{"127.0.0.1", redis.port()}}, o, 1);
+  ASSERT_FALSE(table.ok());
+  EXPECT_NE(table.status().message().find("unknown command 'LOCATE'"), std::string::npos)
+      << table.status().to_string();
+  EXPECT_TRUE(make_resp_leader_factory({}, o, nullptr).status().is_invalid_argument());
 }
 
 // ---- against a real etcd ----

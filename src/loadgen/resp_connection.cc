@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "loadgen/leader_route.h"  // parse_resp_endpoints
 #include "loadgen/socket.h"
 #include "resp/writer.h"
 
@@ -54,6 +55,11 @@ Result<std::unique_ptr<RespConnection>> RespConnection::connect(const HostPort& 
   return conn;
 }
 
+std::unique_ptr<RespConnection> RespConnection::unopened(const HostPort& endpoint,
+                                                         const RespOptions& options) {
+  return std::unique_ptr<RespConnection>(new RespConnection(endpoint, options));
+}
+
 RespConnection::~RespConnection() {
   close_socket();
 }
@@ -77,18 +83,19 @@ Status RespConnection::open() {
   return Status::OK();
 }
 
-Result<resp::Value> RespConnection::read_reply() {
+Result<resp::Value> RespConnection::read_reply(bool last) {
   char buf[16 * 1024];
   while (true) {
     if (!input_.empty()) {
       resp::Value value;
       const resp::ParseResult r = resp::parse_value(input_, value);
       if (r.status == resp::ParseStatus::kComplete) {
-        // One command in flight: anything after its reply is a protocol error.
-        if (r.consumed != input_.size()) {
+        // No command in flight after this one: anything after its reply is a
+        // protocol error.
+        if (last && r.consumed != input_.size()) {
           return Status::Corruption(describe() + ": bytes after the reply");
         }
-        input_.clear();
+        input_.erase(0, r.consumed);
         return value;
       }
       if (r.status == resp::ParseStatus::kError) {
@@ -125,6 +132,35 @@ Result<resp::Value> RespConnection::command(const std::vector<std::string_view>&
   return reply;
 }
 
+Result<std::vector<resp::Value>> RespConnection::pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
+  if (fd_ < 0) {
+    if (Status s = open(); !s.ok()) return s;
+  }
+  request_.clear();
+  resp::Writer w(&request_);
+  for (const auto& args : commands) {
+    w.array(args.size());
+    for (const std::string& a : args) w.bulk(a);
+  }
+  commands_ += commands.size();
+  if (Status io = send_all(fd_, request_, describe()); !io.ok()) {
+    close_socket();
+    return io;
+  }
+  std::vector<resp::Value> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    auto reply = read_reply(i + 1 == commands.size());
+    if (!reply.ok()) {
+      close_socket();
+      return reply.status();
+    }
+    replies.push_back(std::move(*reply));
+  }
+  return replies;
+}
+
 Status RespConnection::put(std::string_view key, std::string_view value) {
   key_.assign(options_.key_prefix);
   key_.append(key);
@@ -151,17 +187,10 @@ Status RespConnection::put(std::string_view key, std::string_view value) {
 
 Result<ConnectionFactory> make_resp_connection_factory(const std::vector<std::string>& endpoints,
                                                        const RespOptions& options) {
-  if (endpoints.empty()) return Status::InvalidArgument("no RESP endpoints given");
   if (options.wait_replicas < 0) return Status::InvalidArgument("--wait must be >= 0");
-  std::vector<HostPort> parsed;
-  for (const auto& e : endpoints) {
-    if (e.find("://") != std::string::npos) {
-      return Status::InvalidArgument("RESP endpoint " + e + ": expected host:port");
-    }
-    auto hp = parse_endpoint(e);
-    if (!hp.ok()) return hp.status();
-    parsed.push_back(std::move(*hp));
-  }
+  auto endpoints_ok = parse_resp_endpoints(endpoints);
+  if (!endpoints_ok.ok()) return endpoints_ok.status();
+  std::vector<HostPort> parsed = std::move(*endpoints_ok);
   return ConnectionFactory(
       [parsed = std::move(parsed), options](size_t client) -> Result<std::unique_ptr<Connection>> {
         auto conn = RespConnection::connect(parsed[client % parsed.size()], options);

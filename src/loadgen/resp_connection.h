@@ -40,6 +40,10 @@ class RespConnection final : public Connection {
   // Opens a TCP connection to one RESP server.
   static Result<std::unique_ptr<RespConnection>> connect(const HostPort& endpoint,
                                                          const RespOptions& options = {});
+  // A connection that opens its socket on its first command (a server that is
+  // down now fails that command, not this call).
+  static std::unique_ptr<RespConnection> unopened(const HostPort& endpoint,
+                                                  const RespOptions& options = {});
   ~RespConnection() override;
   RespConnection(const RespConnection&) = delete;
   RespConnection& operator=(const RespConnection&) = delete;
@@ -56,6 +60,17 @@ class RespConnection final : public Connection {
   // a non-OK status.
   Result<resp::Value> command(const std::vector<std::string_view>& args);
 
+  // Sends every command at once (a pipeline) and returns their replies in
+  // order, error replies included. A transport or protocol failure fails the
+  // whole call (and closes the socket).
+  Result<std::vector<resp::Value>> pipeline(const std::vector<std::vector<std::string>>& commands);
+
+  // Opens the socket unless it is open (commands do that themselves; this
+  // tells a caller whether the server answers before it sends anything).
+  Status ensure_open() { return fd_ >= 0 ? Status::OK() : open(); }
+
+  const HostPort& endpoint() const { return endpoint_; }
+
   // Commands sent so far on this object, and TCP connections it opened.
   uint64_t commands() const { return commands_; }
   uint64_t connects() const { return connects_; }
@@ -65,7 +80,9 @@ class RespConnection final : public Connection {
       : endpoint_(std::move(endpoint)), options_(std::move(options)) {}
   Status open();
   void close_socket();
-  Result<resp::Value> read_reply();
+  // The next reply; `last`: no bytes may follow it (one command in flight, or
+  // the last of a pipeline).
+  Result<resp::Value> read_reply(bool last = true);
   std::string describe() const;
 
   HostPort endpoint_;

@@ -293,6 +293,15 @@ class ClusterView {
   // replica groups, each with its role, term, leader, indexes and members'
   // lag, and how many reads and writes it served. Empty when it has none.
   virtual std::string info_replication() { return {}; }
+  // INFO stats' statekv lines ("field:value\r\n" each): statekv_forwarded_commands,
+  // the client commands of this node whose keys another node serves (their
+  // owner, or their replica group's leader, or another member for a read
+  // below linearizable), sent there to run, each counted once however many
+  // attempts it took. Fan-outs over several nodes (MGET, DEL, DBSIZE, SCAN
+  // ...) and WAIT are not counted, and CONFIG RESETSTAT does not reset it. A
+  // client that sends each key to the node serving it (a smart client) keeps
+  // it at 0.
+  virtual std::string info_stats() { return {}; }
   // ROLE and INFO replication's Redis fields, with this node as the primary of
   // the replica groups it leads (a node leads some groups and follows others;
   // every node takes writes for every key, so to a Redis client each is a

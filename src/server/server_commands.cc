@@ -136,6 +136,7 @@ void section_stats(CommandContext& c, std::string& s) {
   line(s, "tracking_total_keys", st.tracking.tracked_keys());
   line(s, "tracking_total_items", st.tracking.tracked_items());
   line(s, "total_protocol_errors", st.stat(&S::protocol_errors));
+  if (st.ctx.cluster != nullptr) s += st.ctx.cluster->info_stats();
 }
 
 void section_cluster(CommandContext& c, std::string& s) {

@@ -6,7 +6,7 @@
 # around the measured run each thread's context switches (voluntary and not,
 # /proc/PID/task/TID/status) and CPU time (utime + stime, .../stat) of the
 # three node processes. Threads are named (core/thread_name.h: io-N,
-# replica-groups, metadata-raft, wal-sync, store-sync, forward, ...); the
+# data-loop, metadata-raft, wal-sync, store-sync, forward, ...); the
 # figures of a name are summed over the three nodes and divided by the puts.
 # On a machine with few cores the CPU per write is what bounds the throughput
 # (bench/README.md, compare_consensus.sh).

@@ -957,10 +957,18 @@ int run_add_node(const NodeFlags& f) {
   if (!pid.ok()) return fail(pid.status().message());
   fmt::print("node {}: pid {}  redis-cli -p {}\n", id, *pid, node.port);
 
-  // 3. The raft group takes it in (it catches up from the leader, by snapshot
-  //    when the log was compacted), then it marks itself active in the map.
-  if (Status s = reg.client()->add_voter(node.id); !s.ok()) {
-    return fail("cannot add node " + std::to_string(id) + " to the raft group: " + s.message());
+  // 3. The raft group takes it in: a learner first, which catches up from the
+  //    leader (by snapshot when the log was compacted), then a voter (Busy
+  //    until it holds the log: asked again while it starts); then it marks
+  //    itself active in the map.
+  Status voter = reg.client()->add_voter(node.id);
+  for (const auto until = std::chrono::steady_clock::now() + 60s;
+       voter.code() == Status::Code::kBusy && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(200ms);
+    voter = reg.client()->add_voter(node.id);
+  }
+  if (!voter.ok()) {
+    return fail("cannot add node " + std::to_string(id) + " to the raft group: " + voter.message());
   }
   fmt::print("node {} is a voter; waiting for it to catch up\n", id);
   sigset_t none;

@@ -576,7 +576,24 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
           (leader ? "node " + std::to_string(leader->value()) : std::string("the leader"))));
       return;
     }
+    const auto& voters = raft_->config();
+    const bool member = std::find(voters.begin(), voters.end(), change.node) != voters.end();
+    if (change.add && !member) {
+      // A joining node is a learner first (raft.h, "Learners"): it counts
+      // toward no majority until change_membership finds it caught up, so a
+      // node that is slow, or never answers, is not made a voter the group
+      // would then wait for. OK when it already is one (a retry).
+      if (Status learn = raft_->add_learner(change.node); !learn.ok()) {
+        change.done(std::move(learn));
+        return;
+      }
+    }
     Status s = raft_->change_membership(change.node, change.add);
+    if (s.code() == Status::Code::kBusy && std::chrono::steady_clock::now() >= change.deadline &&
+        change.add && !member) {
+      // Not caught up in time: no longer replicated to as a learner either.
+      raft_->change_membership(change.node, false);
+    }
     if (s.code() == Status::Code::kBusy && std::chrono::steady_clock::now() < change.deadline) {
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(20));
       timer->async_wait(

@@ -226,6 +226,36 @@ TEST(RaftNode, AddAndRemoveVoterLive) {
   EXPECT_EQ(c.nodes_[*leader]->status().voters.size(), 3u);
 }
 
+// A joining node is a learner until it holds the leader's log: one that never
+// answers is not made a voter (the group would need it in every majority of
+// four), the add fails saying why, and the group goes on as it was.
+TEST(RaftNode, ANodeThatNeverCatchesUpIsNotMadeAVoter) {
+  Cluster c(3);
+  c.raft_options_.learner_catch_up = 0;  // caught up: holds every entry
+  for (NodeId id : {NodeId(1), NodeId(2), NodeId(3)}) {
+    c.stop(id);
+    c.start(id);
+  }
+  c.connect_all();
+  auto client = c.client();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client->put("k" + std::to_string(i), "v").ok());
+  // Node 5 is known by address but nothing listens there.
+  for (auto& [id, node] : c.nodes_) node->set_peer_address(NodeId(5), "127.0.0.1:1");
+  const Status added = client->add_voter(NodeId(5));
+  EXPECT_FALSE(added.ok());
+  EXPECT_NE(added.to_string().find("not caught up"), std::string::npos) << added.to_string();
+  auto leader = c.leader();
+  ASSERT_TRUE(leader);
+  EXPECT_EQ(c.nodes_[*leader]->status().voters.size(), 3u);
+  EXPECT_TRUE(client->put("after", "1").ok());
+  // A node that does answer catches up as a learner and is then made a voter.
+  c.voters_.clear();
+  c.start(NodeId(4));
+  c.connect_all();
+  ASSERT_TRUE(client->add_voter(NodeId(4)).ok());
+  EXPECT_EQ(c.nodes_[*c.leader()]->status().voters.size(), 4u);
+}
+
 // The metadata replica logs into the node's write-ahead log as group 0, with its own
 // checkpoints there: its records survive a restart, and a checkpoint replaces only
 // its own earlier records.

@@ -473,7 +473,12 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
       all_active = map.ok();
       for (const LocalNode& n : cluster.nodes) {
         const meta::Member* m = map.ok() ? map->find_member(n.id) : nullptr;
-        all_active = all_active && m != nullptr && m->state == meta::MemberState::kActive;
+        // Active, and described by itself: a founder is in the first map
+        // with its peer address only, until it records its RESP address and
+        // region (a keyspace placed by region before then finds none there).
+        all_active = all_active && m != nullptr && m->state == meta::MemberState::kActive &&
+                     m->region == n.region &&
+                     m->address == "127.0.0.1:" + std::to_string(n.port);
       }
     }
     if (all_up && leader && all_active) return Status::OK();

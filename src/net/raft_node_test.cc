@@ -330,6 +330,15 @@ TEST(RaftNode, AnOldMetadataLogDirectoryIsMovedIntoTheSharedLog) {
     auto client = c.client();
     for (int i = 0; i < 30; ++i) ASSERT_TRUE(client->put("k" + std::to_string(i), "v").ok());
   }
+  // A put is acknowledged once a majority holds it: wait until the third
+  // member does too, so that every node's old log has all 30.
+  for (const auto until = std::chrono::steady_clock::now() + 5s;
+       std::chrono::steady_clock::now() < until;) {
+    bool all = true;
+    for (auto& [id, node] : c.nodes_) all = all && node->status().last_index >= 30;
+    if (all) break;
+    std::this_thread::sleep_for(10ms);
+  }
   c.nodes_.clear();
   for (int n = 1; n <= 3; ++n) {
     to_old_layout(c.dir_ / ("node" + std::to_string(n)));

@@ -1,7 +1,23 @@
 #include "storage/memory_engine.h"
 
+// absl's containers without their internal assert()s: with assert() on (every
+// statekv build keeps it on, CMakeLists.txt), absl's btree checks the comparator
+// on every comparison of every descent (checked_compare: each key against
+// itself, and each pair both ways), which made the B-tree insert a third of an
+// LPUSH's CPU at -P 16 (docs/data-types.md, "Speed"). Only this file uses absl,
+// with comparators of its own (anonymous namespace), so no other translation
+// unit instantiates these templates differently. assert() is back on below.
+#ifndef NDEBUG
+#define STATEKV_ABSL_WITHOUT_ASSERTS
+#define NDEBUG
+#endif
 #include <absl/container/btree_set.h>
 #include <absl/container/flat_hash_set.h>
+#ifdef STATEKV_ABSL_WITHOUT_ASSERTS
+#undef NDEBUG
+#undef STATEKV_ABSL_WITHOUT_ASSERTS
+#include <cassert>  // assert() on again for the code below
+#endif
 #include <xxhash.h>
 
 #include <algorithm>

@@ -94,7 +94,8 @@ class PeerReplicaMoveIo final : public ReplicaMoveIo {
 
 std::string node_list(const std::vector<NodeId>& nodes) {
   std::string out;
-  for (size_t i = 0; i < nodes.size(); ++i) out += (i ? "," : "") + std::to_string(nodes[i].value());
+  for (size_t i = 0; i < nodes.size(); ++i)
+    out += (i ? "," : "") + std::to_string(nodes[i].value());
   return out;
 }
 
@@ -139,41 +140,37 @@ Result<GroupView> parse_group_view(const std::string& line) {
       bad = bad || !n;
       return NodeId(n.value_or(0));
     };
+    // "N:I,N:I,...": each node's index.
+    const auto node_indexes = [&](std::map<NodeId, uint64_t>& out) {
+      ids(value, [&](std::string_view pair) {
+        const size_t colon = pair.find(':');
+        auto index =
+            colon == std::string_view::npos ? std::nullopt : number(pair.substr(colon + 1));
+        bad = bad || !index;
+        if (index) out[id(pair.substr(0, colon))] = *index;
+      });
+    };
+    const auto number_into = [&](uint64_t& out) {
+      auto n = number(value);
+      bad = bad || !n;
+      out = n.value_or(0);
+    };
     if (name == "leader") {
       v.leader = id(value);
     } else if (name == "commit") {
-      auto n = number(value);
-      bad = bad || !n;
-      v.commit_index = n.value_or(0);
+      number_into(v.commit_index);
     } else if (name == "committed") {
       v.config_committed = value == "1";
     } else if (name == "config") {
       ids(value, [&](std::string_view text) { v.config.push_back(id(text)); });
     } else if (name == "match") {
-      ids(value, [&](std::string_view pair) {
-        const size_t colon = pair.find(':');
-        auto index = colon == std::string_view::npos ? std::nullopt : number(pair.substr(colon + 1));
-        bad = bad || !index;
-        if (index) v.match[id(pair.substr(0, colon))] = *index;
-      });
+      node_indexes(v.match);
     } else if (name == "applied") {
-      ids(value, [&](std::string_view pair) {
-        const size_t colon = pair.find(':');
-        auto index = colon == std::string_view::npos ? std::nullopt : number(pair.substr(colon + 1));
-        bad = bad || !index;
-        if (index) v.applied[id(pair.substr(0, colon))] = *index;
-      });
+      node_indexes(v.applied);
     } else if (name == "last") {
-      auto n = number(value);
-      bad = bad || !n;
-      v.last_index = n.value_or(0);
+      number_into(v.last_index);
     } else if (name == "learners") {
-      ids(value, [&](std::string_view pair) {
-        const size_t colon = pair.find(':');
-        auto index = colon == std::string_view::npos ? std::nullopt : number(pair.substr(colon + 1));
-        bad = bad || !index;
-        if (index) v.learners[id(pair.substr(0, colon))] = *index;
-      });
+      node_indexes(v.learners);
     }
   }
   if (bad || v.leader.value() == 0 || v.config.empty()) {
@@ -240,8 +237,8 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
             !s.ok()) {
           out.errors.push_back(where + ": " + s.message());
         } else {
-          out.steps.push_back(fmt::format("{}: moving [{}] to [{}]", where, node_list(owners),
-                                          node_list(target)));
+          out.steps.push_back(
+              fmt::format("{}: moving [{}] to [{}]", where, node_list(owners), node_list(target)));
         }
         continue;
       }
@@ -356,7 +353,8 @@ void ReplicaControllerThread::run() {
           spdlog::warn("replica move cannot go on: {}", errors);
         }
         last_errors = errors;
-        if (was_moving && t.shards_moving == 0) spdlog::info("replica move: every shard at its target");
+        if (was_moving && t.shards_moving == 0)
+          spdlog::info("replica move: every shard at its target");
         was_moving = t.shards_moving > 0;
         if (was_moving) wait = options_.busy_interval;
       }

@@ -348,6 +348,17 @@ TEST(GroupView, ParsesTheStatusLineAndRefusesAGarbledOne) {
   EXPECT_FALSE(parse_group_view("leader=x commit=1 config=1").ok());
   EXPECT_FALSE(parse_group_view("leader=1 commit=1 config=1 match=2:").ok());
   EXPECT_FALSE(parse_group_view("garbage").ok());
+  // What LOCATE asked of another node reads (each member's applied index, the
+  // leader's last index); a garbled one is refused like any field.
+  auto a = parse_group_view(
+      "leader=2 commit=40 config=1,2,3 match=1:39,3:40 applied=1:38,2:40,3:40 last=41");
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  EXPECT_EQ(a->applied.at(NodeId(1)), 38u);
+  EXPECT_EQ(a->applied.at(NodeId(2)), 40u);
+  EXPECT_EQ(a->last_index, 41u);
+  EXPECT_EQ(v->last_index, 0u);  // absent from an older node's line
+  EXPECT_FALSE(parse_group_view("leader=1 commit=1 config=1 applied=1:x").ok());
+  EXPECT_FALSE(parse_group_view("leader=1 commit=1 config=1 last=").ok());
 }
 
 }  // namespace

@@ -249,15 +249,13 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   }
 
   void set_forward_handler(ForwardHandler handler) {
-    on_data_loop([this, handler = std::move(handler)]() mutable {
-      forward_handler_ = std::move(handler);
-    });
+    on_data_loop(
+        [this, handler = std::move(handler)]() mutable { forward_handler_ = std::move(handler); });
   }
 
   void set_group_handler(GroupHandler handler) {
-    on_data_loop([this, handler = std::move(handler)]() mutable {
-      group_handler_ = std::move(handler);
-    });
+    on_data_loop(
+        [this, handler = std::move(handler)]() mutable { group_handler_ = std::move(handler); });
   }
 
   void send_group(NodeId to, uint64_t group, std::string message, uint64_t epoch) {
@@ -432,9 +430,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   // handed to its loop.
   void handle(Transport::ConnectionId, NodeId peer, ProtocolFrame& f) {
     if (peer.value() == 0) return;  // clients do not speak raft
-    asio::post(io_, [this, peer, message = std::move(f.message)] {
-      on_protocol_message(peer, message);
-    });
+    asio::post(
+        io_, [this, peer, message = std::move(f.message)] { on_protocol_message(peer, message); });
   }
 
   void handle(Transport::ConnectionId conn, NodeId, RequestFrame& f) {
@@ -711,8 +708,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   std::thread thread_;
   std::thread data_thread_;
   std::unique_ptr<Transport> transport_;  // data loop only
-  std::shared_ptr<SharedLog> wal_;  // set by open(), then never changed
-  std::unique_ptr<GroupLog> log_;   // group kMetadataGroup of wal_
+  std::shared_ptr<SharedLog> wal_;        // set by open(), then never changed
+  std::unique_ptr<GroupLog> log_;         // group kMetadataGroup of wal_
   std::unique_ptr<RaftKv> raft_;
   uint16_t peer_port_ = 0;
   uint64_t torn_bytes_ = 0;

@@ -74,8 +74,9 @@ void cmd_locate(CommandContext& c) {
   // wait for the answer gets this node's own view).
   if (c.session.defer && c.state.ctx.cluster->locate_asks_leader(c.argv[1])) {
     server::DeferredReply later = c.session.defer();
-    c.state.ctx.cluster->locate_at_leader(std::string(c.argv[1]), c.session.resp,
-                                          [later](std::string reply) { later(std::move(reply), 0); });
+    c.state.ctx.cluster->locate_at_leader(
+        std::string(c.argv[1]), c.session.resp,
+        [later](std::string reply) { later(std::move(reply), 0); });
     return;
   }
   c.state.ctx.cluster->locate(c.argv[1], c.out);

@@ -1,9 +1,7 @@
 #include "net/disk_log.h"
 
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -16,10 +14,13 @@
 #include <set>
 #include <thread>
 
+#include "net/testing/file_size_limit.h"
+
 namespace statekv::net {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::FileSizeLimit;
 
 using Records = std::vector<std::string>;
 
@@ -608,16 +609,11 @@ TEST_F(DiskLogTest, TheFormatIsTheDocumentedOne) {
 TEST_F(DiskLogTest, AFailedWriteStopsTheLogAndNothingAfterItIsReportedDurable) {
   write_log({"a", "b"});
   const uint64_t size = fs::file_size(seg(1));
-  // A real write error: the file may not grow more than 100 bytes past its size.
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = size + 100;
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
-
   std::atomic<uint64_t> durable{0};
   {
+    // A real write error: the file may not grow more than 100 bytes past its size.
+    FileSizeLimit limit(size + 100);
+    ASSERT_TRUE(limit.ok());
     Recovery rec;
     auto log = open(&rec, [&](uint64_t seq) { durable.store(seq); });
     log->append(std::string(5000, 'x'));  // only its first 100 bytes fit
@@ -626,8 +622,6 @@ TEST_F(DiskLogTest, AFailedWriteStopsTheLogAndNothingAfterItIsReportedDurable) {
     log->append("after the failure");
     EXPECT_EQ(log->stats().durable, 0u);
   }
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  ::signal(SIGXFSZ, old_handler);
   EXPECT_EQ(durable.load(), 0u) << "nothing was reported durable";
 
   Recovery rec;

@@ -5,10 +5,8 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -25,11 +23,13 @@
 #include <thread>
 
 #include "net/disk_log.h"
+#include "net/testing/file_size_limit.h"
 
 namespace statekv::net {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::FileSizeLimit;
 
 using Records = std::vector<std::string>;
 
@@ -533,14 +533,10 @@ TEST_F(SharedLogTest, AFailedWriteStopsEveryGroupAndNothingAfterItIsReportedDura
     a->append("a");
   }
   const uint64_t size = fs::file_size(seg(1));
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = size + 100;
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
   std::atomic<uint64_t> durable{0};
   {
+    FileSizeLimit limit(size + 100);
+    ASSERT_TRUE(limit.ok());
     auto log = open();
     auto a = group(*log, 1, nullptr, [&](uint64_t seq) { durable.store(seq); });
     auto b = group(*log, 2);
@@ -550,8 +546,6 @@ TEST_F(SharedLogTest, AFailedWriteStopsEveryGroupAndNothingAfterItIsReportedDura
     b->append("after the failure");
     EXPECT_EQ(b->stats().durable, 0u);
   }
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  ::signal(SIGXFSZ, old_handler);
   EXPECT_EQ(durable.load(), 0u);
   SharedLogRecovery rec;
   auto all = reopen_all(&rec);
@@ -819,14 +813,10 @@ TEST_F(SharedLogTest, APreallocationThatDoesNotFitShrinksToTheRoundOrStopsTheLog
   }
   const uint64_t size = fs::file_size(seg(1));
   ASSERT_EQ(size, 24u + 21 + 1) << "closed cleanly: no preallocation left";
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = size + 100;
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
   std::atomic<uint64_t> durable{0};
   {
+    FileSizeLimit limit(size + 100);
+    ASSERT_TRUE(limit.ok());
     auto log = open();
     auto a = group(*log, 1, nullptr, [&](uint64_t seq) { durable.store(seq); });
     wait_durable(*a, a->append("small"));
@@ -838,8 +828,6 @@ TEST_F(SharedLogTest, APreallocationThatDoesNotFitShrinksToTheRoundOrStopsTheLog
         << log->status().to_string();
     EXPECT_EQ(fs::file_size(seg(1)), size + 21 + 5) << "nothing written past the failure";
   }
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  ::signal(SIGXFSZ, old_handler);
   EXPECT_EQ(durable.load(), 1u);
   SharedLogRecovery rec;
   auto all = reopen_all(&rec);

@@ -46,15 +46,18 @@ std::string cmd(NetnsLab& lab, int node, const std::vector<std::string>& args,
   return c->cmd(args);
 }
 
-// Until `args` through `node` replies `want` (or the deadline).
-bool eventually(NetnsLab& lab, int node, const std::vector<std::string>& args,
-                const std::string& want, std::chrono::seconds deadline) {
+// Until `args` through `node` replies `want` (or the deadline; the failure
+// then names the last reply, which says why).
+::testing::AssertionResult eventually(NetnsLab& lab, int node, const std::vector<std::string>& args,
+                                      const std::string& want, std::chrono::seconds deadline) {
   const auto until = Clock::now() + deadline;
+  std::string last;
   while (Clock::now() < until) {
-    if (cmd(lab, node, args, 1s) == want) return true;
+    last = cmd(lab, node, args, 1s);
+    if (last == want) return ::testing::AssertionSuccess();
     std::this_thread::sleep_for(50ms);
   }
-  return false;
+  return ::testing::AssertionFailure() << "through node " << node << " the last reply was " << last;
 }
 
 uint64_t info_field(NetnsLab& lab, int node, const std::string& field) {
@@ -123,7 +126,8 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
     const std::string key = "c:x" + std::to_string(i);
     EXPECT_TRUE(eventually(lab, 2, {"SET", key, "during"}, "+OK", 5s)) << key;
     EXPECT_EQ(cmd(lab, 3, {"GET", key}), "\"during\"") << key;
-    EXPECT_TRUE(eventually(lab, 3, {"SET", "a:k" + std::to_string(i), "during"}, "+OK", 5s));
+    EXPECT_TRUE(eventually(lab, 3, {"SET", "a:k" + std::to_string(i), "during"}, "+OK", 5s))
+        << "a:k" << i;
   }
   // The minority side, cp: refused at once, with a clear error.
   {

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "coord/leader_balance.h"
 #include "coord/routing_errors.h"
 #include "core/assert.h"
 #include "net/raft_node.h"
@@ -233,6 +234,9 @@ class ReplicaGroups::Impl {
   // shard's first owner: placement spreads those over the nodes) once it is
   // up to date, so leaders, and the work they do, spread too.
   void balance_leaders();
+  // Whether a peer node was heard from within peer_down_after, as of now (a
+  // copy of the transport's times: leader_balance.h's `reachable`).
+  std::function<bool(NodeId)> peer_reachable() const;
   // Every 100 ms: quiesced groups learn which peers are down.
   void watch_peers();
   void stop_group(GroupId id, bool remove_files);
@@ -712,16 +716,29 @@ void ReplicaGroups::Impl::watch_peers() {
   });
 }
 
+std::function<bool(NodeId)> ReplicaGroups::Impl::peer_reachable() const {
+  return [last_heard = transport_.status().last_heard, now = std::chrono::steady_clock::now(),
+          within = options_.peer_down_after](NodeId n) {
+    auto it = last_heard.find(n);
+    return it != last_heard.end() && now - it->second < within;
+  };
+}
+
 void ReplicaGroups::Impl::balance_leaders() {
   if (stopping_) return;
+  const auto reachable = peer_reachable();
   for (auto& [id, g] : groups_) {
     if (handing_over_) break;
-    if (!g->raft || g->raft->role() != Raft::Role::kLeader || g->members.empty()) continue;
-    const NodeId preferred = g->members.front();
-    if (preferred == options_.self) continue;
-    const auto match = g->raft->follower_match();
-    auto it = match.find(preferred);
-    if (it == match.end() || it->second != g->raft->log().last_index()) continue;
+    if (!g->raft || g->raft->role() != Raft::Role::kLeader) continue;
+    const std::optional<NodeId> target = leadership_handover_target({
+        .self = options_.self,
+        .members = g->members,
+        .match = g->raft->follower_match(),
+        .last_index = g->raft->log().last_index(),
+        .reachable = reachable,
+    });
+    if (!target) continue;
+    const NodeId preferred = *target;
     if (Status s = g->raft->transfer_leadership(preferred); s.ok()) {
       spdlog::info(
           "replica group {} ({} shard {}): handing leadership to node {}, its "
@@ -1954,15 +1971,11 @@ size_t ReplicaGroups::Impl::hand_over_leadership(std::chrono::milliseconds limit
       for (auto& [id, g] : groups_) {
         if (!g->raft || g->raft->role() != Raft::Role::kLeader) continue;
         ++n;
-        // The member furthest along; a transfer brings it up to date first.
-        std::optional<NodeId> target;
-        uint64_t best = 0;
-        for (const auto& [node, match] : g->raft->follower_match()) {
-          if (!target || match.value() > best) {
-            target = node;
-            best = match.value();
-          }
-        }
+        const std::optional<NodeId> target = stop_handover_target({
+            .self = options_.self,
+            .match = g->raft->follower_match(),
+            .reachable = peer_reachable(),
+        });
         if (target && g->raft->transfer_leadership(*target).ok()) {
           spdlog::info(
               "replica group {} ({} shard {}): handing leadership to node {} before "

@@ -41,6 +41,7 @@ struct CacheFlags {
   int64_t negative_ttl_ms = 0;
   unsigned upstream_connections = 8;
   unsigned io_threads = 1;
+  unsigned busy_poll_us = 20;
   uint64_t seed = 0;
   int64_t inject_upstream_delay_ms = 0;
   std::string leases = "off";
@@ -173,6 +174,7 @@ int run_cache(const CacheFlags& f) {
     listener.start();
   }
   server::NetworkServer network(ctx, service, registry);
+  network.set_busy_poll(std::chrono::microseconds(f.busy_poll_us));
   if (Status s = network.start(); !s.ok()) {
     spdlog::error("{}", s.message());
     listener.stop();
@@ -246,6 +248,11 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--io-threads", f->io_threads, "I/O threads serving clients")
       ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  cmd->add_option("--busy-poll-us", f->busy_poll_us,
+                  "After a pass of work, each I/O thread polls its sockets this long before "
+                  "it sleeps (0 = sleep at once; docs/cache.md, \"Throughput\")")
+      ->check(CLI::Range(0u, 10000u))
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "Seed of the random source (XFetch); 0 = pick one and log it")
       ->capture_default_str();

@@ -27,6 +27,10 @@ NetworkServer::~NetworkServer() {
   stop();
 }
 
+void NetworkServer::set_busy_poll(std::chrono::microseconds busy_poll) {
+  for (auto& t : threads_) t->set_busy_poll(busy_poll);
+}
+
 Status NetworkServer::start() {
   const ServerConfig config = ctx_.config->snapshot();
   if (Status s = listener_->listen(config.bind, config.port); !s.ok()) return s;

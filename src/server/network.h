@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -29,6 +30,16 @@ class NetworkServer {
   NetworkServer(const NetworkServer&) = delete;
   NetworkServer& operator=(const NetworkServer&) = delete;
   ~NetworkServer();
+
+  // Before start(): after a pass of its event loop that ran anything, an I/O
+  // thread keeps polling its sockets for up to `busy_poll` before it sleeps in
+  // epoll_wait (0, the default: it sleeps at once). A thread asleep is woken
+  // by the kernel inside the client's send, at the client's expense: when the
+  // client is the limit (a pipelining benchmark on a shared machine), a server
+  // that sleeps after every pass makes it slower (docs/cache.md,
+  // "Throughput"). The cost is CPU: up to `busy_poll` of polling per pass
+  // that finds nothing more.
+  void set_busy_poll(std::chrono::microseconds busy_poll);
 
   // Binds (failing with a clear IOError when the port is taken) and starts the
   // I/O threads and accepting.

@@ -545,5 +545,59 @@ TEST(NetworkTest, StopClosesEveryConnection) {
   server.reset();
 }
 
+// --busy-poll-us (NetworkServer::set_busy_poll): the thread keeps polling after
+// a pass, so what other threads post (a deferred reply, a durability callback)
+// and what clients send is still served, in order, and stop() still ends it.
+TEST(NetworkTest, ABusyPollingThreadServesDeferredAndHeldRepliesAndStops) {
+  auto server = std::make_unique<TestServer>(ServerConfig{}, 1, 200us);
+  Client c(server->port());
+  ASSERT_TRUE(c.connected());
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += command({"ECHO", "v" + std::to_string(i)});
+  ASSERT_TRUE(c.send(batch + command({"LATER", "routed"}) + command({"WRITE", "a"}) +
+                     command({"PING"})));
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(c.read_value().str, "v" + std::to_string(i));
+  for (int i = 0; i < 200 && server->service().later_waiting() == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  std::this_thread::sleep_for(5ms);  // the thread is asleep again, past its poll window
+  EXPECT_EQ(server->service().release_later(), 1u);
+  EXPECT_EQ(c.read_value().str, "routed");
+  EXPECT_EQ(c.read_value(100ms).str, "timeout") << "a write's reply left before it was durable";
+  server->engine().make_durable(1);
+  EXPECT_EQ(c.read_value().str, "a");
+  EXPECT_EQ(c.read_value().str, "PONG");
+  server->network().stop();
+  EXPECT_TRUE(c.wait_closed());
+  server.reset();
+}
+
+// The setting is honoured: after each request the thread spends CPU polling
+// for its window instead of sleeping at once.
+TEST(NetworkTest, ABusyPollingThreadSpendsItsWindowPollingAfterEachPass) {
+  auto cpu_ms = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000.0 +
+           (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000.0;
+  };
+  auto cpu_of_pings = [&](std::chrono::microseconds busy_poll) {
+    TestServer server(ServerConfig{}, 1, busy_poll);
+    Client c(server.port());
+    EXPECT_TRUE(c.connected());
+    const double before = cpu_ms();
+    for (int i = 0; i < 40; ++i) {
+      EXPECT_TRUE(c.send(command({"PING"})));
+      EXPECT_EQ(c.read_value().str, "PONG");
+      std::this_thread::sleep_for(3ms);  // longer than the window: it ends idle
+    }
+    return cpu_ms() - before;
+  };
+  const double sleeping = cpu_of_pings(0us);
+  const double polling = cpu_of_pings(2000us);  // 40 windows of 2 ms: about 80 ms
+  EXPECT_GT(polling, 25.0) << "sleeping at once: " << sleeping << " ms";
+  EXPECT_GT(polling, sleeping + 20.0);
+}
+
 }  // namespace
 }  // namespace statekv::server

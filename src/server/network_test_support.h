@@ -212,7 +212,8 @@ class FakeService final : public Service {
 // A NetworkServer on 127.0.0.1:<free port> over FakeService.
 class TestServer {
  public:
-  explicit TestServer(ServerConfig config = {}, unsigned io_threads = 2)
+  explicit TestServer(ServerConfig config = {}, unsigned io_threads = 2,
+                      std::chrono::microseconds busy_poll = {})
       : store_(with_loopback(std::move(config))), service_(engine_) {
     ctx_.config = &store_;
     ctx_.engine = &engine_;
@@ -221,6 +222,7 @@ class TestServer {
     ctx_.io_threads = io_threads;
     service_.stats = &stats_;
     server_ = std::make_unique<NetworkServer>(ctx_, service_, registry_);
+    server_->set_busy_poll(busy_poll);
     Status s = server_->start();
     EXPECT_TRUE(s.ok()) << s.to_string();
   }

@@ -67,8 +67,30 @@ void NetworkThread::start() {
   schedule_tick();
   thread_ = std::thread([this] {
     name_this_thread("io-" + std::to_string(index_));
-    context_.run();
+    run_loop();
   });
+}
+
+void NetworkThread::run_loop() {
+  if (busy_poll_.count() <= 0) {
+    context_.run();
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  while (!context_.stopped()) {
+    if (context_.run_one() == 0) return;  // stopped, or out of work
+    // poll() runs what is ready, looking at the sockets without waiting
+    // (epoll_wait with a zero timeout); a pass that finds work restarts the
+    // window.
+    auto idle_since = Clock::now();
+    while (!context_.stopped()) {
+      if (context_.poll() > 0) {
+        idle_since = Clock::now();
+      } else if (Clock::now() - idle_since >= busy_poll_) {
+        break;
+      }
+    }
+  }
 }
 
 void NetworkThread::stop() {

@@ -68,6 +68,9 @@ class NetworkThread : public std::enable_shared_from_this<NetworkThread> {
   unsigned index() const { return index_; }
   asio::io_context& context() { return context_; }
 
+  // Before start(): how long the loop polls after a pass that ran anything
+  // before it sleeps (NetworkServer::set_busy_poll).
+  void set_busy_poll(std::chrono::microseconds busy_poll) { busy_poll_ = busy_poll; }
   // Starts the thread running the event loop.
   void start();
   // Asks the thread to close every connection and leave its loop; join() waits.
@@ -87,6 +90,8 @@ class NetworkThread : public std::enable_shared_from_this<NetworkThread> {
  private:
   void schedule_tick();
   void tick();
+  // context_.run(), polling for busy_poll_ after each pass that ran anything.
+  void run_loop();
 
   const unsigned index_;
   ConfigStore& config_;
@@ -99,6 +104,7 @@ class NetworkThread : public std::enable_shared_from_this<NetworkThread> {
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   int64_t last_idle_check_ms_ = 0;
   bool stopping_ = false;
+  std::chrono::microseconds busy_poll_{0};
 };
 
 }  // namespace statekv::server

@@ -571,6 +571,44 @@ TEST_F(ConsensusTracking, ANodeThatIsNoMemberIsToldOfWritesOfWhatItRead) {
   ASSERT_NO_FATAL_FAILURE(expect_nothing_more(*weak));
 }
 
+// NOLOOP for keys of consensus keyspaces: a tracking client's write carries
+// its id into the group's entry, so that its node, whether it applies the
+// entry as a member or hears of it from one, leaves the writer out. On every
+// node (a member of the factor-3 group; a member of the factor-2 group or the
+// node that is none), default mode and BCAST: the writer's own write sends it
+// nothing; another client's write of a key it read or watches still does.
+TEST_F(ConsensusTracking, NoloopHoldsForWritesOfConsensusKeysOnMembersAndOutsiders) {
+  for (const std::string prefix : {"r:", "t:"}) {
+    for (size_t node = 0; node < 3; ++node) {
+      const std::string tag = prefix + "nl" + std::to_string(node);
+      const std::string mine = tag + ":mine";
+      const std::string theirs = tag + ":theirs";
+      ASSERT_NO_FATAL_FAILURE(settle(mine));
+      ASSERT_NO_FATAL_FAILURE(settle(theirs));
+      // Never written before the reads: no late apply of an older write can
+      // report them.
+      auto t = tracker(node, {"NOLOOP"});
+      ASSERT_EQ(read(*t, {"GET", mine}), "_\r\n");
+      ASSERT_EQ(read(*t, {"GET", theirs}), "_\r\n");
+      ASSERT_EQ(read(*t, {"SET", mine, "x"}), "+OK\r\n");
+      ASSERT_EQ(write((node + 1) % 3, {"SET", theirs, "y"}), "+OK");
+      // The writer's own key would come first: members apply the entries in
+      // log order, and both keys' messages come from the same members.
+      EXPECT_EQ(next(*t), push_of({theirs})) << "NOLOOP tracker on node " << node << ", " << tag;
+      ASSERT_NO_FATAL_FAILURE(expect_nothing_more(*t));
+
+      auto b = tracker(node, {"BCAST", "PREFIX", tag + ":b", "NOLOOP"});
+      ASSERT_NO_FATAL_FAILURE(settle(tag + ":b1"));
+      ASSERT_NO_FATAL_FAILURE(settle(tag + ":b2"));
+      ASSERT_EQ(read(*b, {"SET", tag + ":b1", "x"}), "+OK\r\n");
+      ASSERT_EQ(write((node + 2) % 3, {"SET", tag + ":b2", "y"}), "+OK");
+      EXPECT_EQ(next(*b), push_of({tag + ":b2"}))
+          << "BCAST NOLOOP tracker on node " << node << ", " << tag;
+      ASSERT_NO_FATAL_FAILURE(expect_nothing_more(*b));
+    }
+  }
+}
+
 TEST_F(ConsensusTracking, BroadcastClientsHearOfEachWriteOnce) {
   const std::string key = "t:bkey";
   auto owners = members(key);

@@ -730,6 +730,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         call->track = true;
         call->track_client = session.id;
       }
+      if (session.track_write) call->write_client = session.id;
       // Consistency per request: below linearizable, a read may be served by
       // any member that has applied what this session observed.
       const server::SessionConsistency& asked = session.effective_consistency();
@@ -1303,7 +1304,8 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
       groups->wait_replicas(call->group, call->wait_index, call->wait_replicas, call->wait_timeout,
                             std::move(reply));
     } else {
-      groups->execute(call->group, call->resp, call->argv, call->policy, std::move(reply));
+      groups->execute(call->group, call->resp, call->argv, call->policy, std::move(reply),
+                      replication::WriteOrigin{options_.self.value(), call->write_client});
     }
     return;
   }
@@ -1325,10 +1327,12 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   frame.min_index = call->policy.min_index;
   frame.max_staleness_ms = static_cast<uint64_t>(call->policy.max_staleness_ms);
   frame.argv = call->argv;
-  if (call->track) {
+  if (call->track || call->write_client != 0) {
+    // A tracked read (recorded for this node) or a tracking client's write
+    // (named in its entry, for NOLOOP).
     frame.flags |= net::ForwardFrame::kTrack;
     frame.origin_node = options_.self.value();
-    frame.origin_client = call->track_client;
+    frame.origin_client = call->track ? call->track_client : call->write_client;
   }
   if (call->wait) {
     frame.wait_replicas = true;
@@ -1479,15 +1483,21 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
   policy.min_index = frame.min_index;
   policy.max_staleness_ms = static_cast<int64_t>(
       std::min<uint64_t>(frame.max_staleness_ms, std::numeric_limits<int64_t>::max()));
-  groups->execute(GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv), policy,
-                  [respond](GroupReply r) {
-                    net::ForwardReplyFrame reply;
-                    reply.status = r.status;
-                    reply.reply = std::move(r.reply);
-                    reply.leader_hint = r.leader_hint.value();
-                    reply.index = r.index;
-                    respond(std::move(reply));
-                  });
+  replication::WriteOrigin origin;
+  if ((frame.flags & net::ForwardFrame::kTrack) != 0) {
+    origin = replication::WriteOrigin{frame.origin_node, frame.origin_client};
+  }
+  groups->execute(
+      GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv), policy,
+      [respond](GroupReply r) {
+        net::ForwardReplyFrame reply;
+        reply.status = r.status;
+        reply.reply = std::move(r.reply);
+        reply.leader_hint = r.leader_hint.value();
+        reply.index = r.index;
+        respond(std::move(reply));
+      },
+      origin);
 }
 
 void Coordinator::wait_replicas(const server::Session& session, int64_t numreplicas,

@@ -384,6 +384,9 @@ class Coordinator final : public server::Router, public server::ClusterView {
     // of them. A member's own apply tells its clients.
     bool track = false;
     uint64_t track_client = 0;
+    // A write of a tracking client of this node: its id, carried to the
+    // leader and into the entry (for its NOLOOP wherever the entry applies).
+    uint64_t write_client = 0;
     // A blocking command (argv: kBlockVerb token command...): when its
     // leader loses office, it is handed on with the time left until
     // block_deadline (max: none); an attempt that waited long opens a new

@@ -157,7 +157,7 @@ class ReplicaGroups::Impl {
 
   void on_table(std::shared_ptr<const RoutingTable> table);
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
-               std::function<void(GroupReply)> done);
+               std::function<void(GroupReply)> done, replication::WriteOrigin origin);
   bool expire(std::string_view key);
   bool hosts(GroupId group) const;
   size_t hand_over_leadership(std::chrono::milliseconds limit);
@@ -219,6 +219,7 @@ class ReplicaGroups::Impl {
     uint64_t index = 0;           // the write's entry, once proposed
     uint64_t term = 0;            // kQueued: the leader's term it was evaluated in
     std::string proposal;         // kQueued: its effect, the entry to propose
+    replication::WriteOrigin origin;  // a tracking client's write: its entry names it
     std::string reply;
     std::vector<std::string> latched;
     std::vector<int64_t> watch_ttls;  // kGroupWatchVerb: each key's TTL when watched
@@ -538,9 +539,19 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     const bool leads = raft->role() == Raft::Role::kLeader;
-    host.service_.tracking_applied(keys, [&](uint64_t node) {
-      return leads && std::find(members.begin(), members.end(), NodeId(node)) == members.end();
-    });
+    server::Service::AppliedWriter writer;
+    if (m.origin.node == host.options_.self.value()) {
+      writer.here = m.origin.client;
+    } else {
+      writer.node = m.origin.node;
+      writer.client = m.origin.client;
+    }
+    host.service_.tracking_applied(
+        keys,
+        [&](uint64_t node) {
+          return leads && std::find(members.begin(), members.end(), NodeId(node)) == members.end();
+        },
+        writer);
   }
 
   // ---- WATCH (docs/replication.md, "WATCH on consensus keyspaces") ----
@@ -1101,8 +1112,9 @@ std::vector<std::string> ReplicaGroups::Impl::latch_keys(
 }
 
 void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::string> argv,
-                                  ReadPolicy policy, std::function<void(GroupReply)> done) {
-  asio::post(io_, [this, group, resp, policy, argv = std::move(argv),
+                                  ReadPolicy policy, std::function<void(GroupReply)> done,
+                                  replication::WriteOrigin origin) {
+  asio::post(io_, [this, group, resp, policy, origin, argv = std::move(argv),
                    done = std::move(done)]() mutable {
     if (stopping_) {
       done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
@@ -1157,6 +1169,7 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     Pending p;
     p.group = group;
     p.resp = resp;
+    p.origin = origin;
     p.keys = latch_keys(argv);
     p.blocking = block_ms >= 0;
     p.token = token;
@@ -1651,6 +1664,9 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     return;
   }
   auto merged = merge_mutations(std::move(effects));
+  // A write names its tracking client (a read that erased an expired key
+  // does not: Redis tells every tracker, the reader too, of an expiry).
+  if (merged.ok() && (p.write || p.all_keys)) replication::append_write_origin(*merged, p.origin);
   if (!merged.ok()) {
     finish(id, GroupReply{Status::Internal("cannot encode the command's effect: " +
                                            merged.status().message()),
@@ -1889,9 +1905,12 @@ bool ReplicaGroups::Impl::expire(std::string_view key) {
     if (!expiring_.insert(key).second) return;
     // Reading a key found expired erases it through the group (lazy expiry
     // on the leader): the erase is logged and applied on every member.
-    execute(group, 2, {"EXISTS", key}, ReadPolicy{}, [this, key](GroupReply) {
-      expiring_.erase(key);  // on the loop: done runs there
-    });
+    execute(
+        group, 2, {"EXISTS", key}, ReadPolicy{},
+        [this, key](GroupReply) {
+          expiring_.erase(key);  // on the loop: done runs there
+        },
+        replication::WriteOrigin{});
   });
   return true;
 }
@@ -1973,7 +1992,9 @@ size_t ReplicaGroups::Impl::hand_over_leadership(std::chrono::milliseconds limit
         ++n;
         const std::optional<NodeId> target = stop_handover_target({
             .self = options_.self,
+            .members = g->members,
             .match = g->raft->follower_match(),
+            .last_index = g->raft->log().last_index(),
             .reachable = peer_reachable(),
         });
         if (target && g->raft->transfer_leadership(*target).ok()) {
@@ -2061,8 +2082,9 @@ void ReplicaGroups::on_table(std::shared_ptr<const RoutingTable> table) {
 }
 
 void ReplicaGroups::execute(GroupId group, int resp, std::vector<std::string> argv,
-                            ReadPolicy policy, std::function<void(GroupReply)> done) {
-  impl_->execute(group, resp, std::move(argv), policy, std::move(done));
+                            ReadPolicy policy, std::function<void(GroupReply)> done,
+                            replication::WriteOrigin origin) {
+  impl_->execute(group, resp, std::move(argv), policy, std::move(done), origin);
 }
 
 bool ReplicaGroups::hosts(GroupId group) const {

@@ -102,6 +102,7 @@
 #include "coord/routing_table.h"
 #include "core/ids.h"
 #include "core/status.h"
+#include "replication/mutation.h"
 #include "replication/raft/raft.h"
 
 namespace statekv::net {
@@ -265,9 +266,11 @@ class ReplicaGroups {
 
   // Runs one command (argv[0] the name) on `group`'s leader, here; `done` is
   // called once, on the groups' thread (it must not block), with the outcome.
-  // `resp` is the protocol the reply is encoded in.
+  // `resp` is the protocol the reply is encoded in. `origin`: the tracking
+  // client that sent a write (its entry carries it: every member applying it
+  // leaves that client out of its invalidations when it asked for NOLOOP).
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
-               std::function<void(GroupReply)> done);
+               std::function<void(GroupReply)> done, replication::WriteOrigin origin = {});
 
   // WAIT: on `group`'s leader, here, calls `done` with a RESP integer reply:
   // how many members other than the leader have the log up to `index`, once

@@ -2,6 +2,11 @@
 
 namespace statekv::replication {
 
+namespace {
+// The field tag after the effects: the write's origin (WriteOrigin).
+constexpr uint8_t kOriginField = 1;
+}  // namespace
+
 void Mutation::encode(Writer& w) const {
   w.svarint(time_ms);
   w.varint(effects.size());
@@ -17,6 +22,20 @@ void Mutation::encode(Writer& w) const {
       w.bytes(e.field);
     }
   }
+  if (origin.client != 0) {
+    w.u8(kOriginField);
+    w.varint(origin.node);
+    w.varint(origin.client);
+  }
+}
+
+void append_write_origin(std::string& encoded, const WriteOrigin& origin) {
+  if (origin.client == 0) return;
+  Writer w;
+  w.u8(kOriginField);
+  w.varint(origin.node);
+  w.varint(origin.client);
+  encoded += std::move(w).take();
 }
 
 std::string encode_mutation(const Mutation& m) {
@@ -100,6 +119,17 @@ Status DecodedMutation::parse() {
       e.field = *field;
     }
     mutation_.effects.push_back(e);
+  }
+  if (!r.at_end()) {
+    auto field = r.u8();
+    if (!field.ok()) return field.status();
+    if (*field != kOriginField) return Status::Corruption("trailing bytes after mutation");
+    auto node = r.varint();
+    if (!node.ok()) return node.status();
+    auto client = r.varint();
+    if (!client.ok()) return client.status();
+    if (*client == 0) return Status::Corruption("a write origin of client 0");
+    mutation_.origin = WriteOrigin{*node, *client};
   }
   if (!r.at_end()) return Status::Corruption("trailing bytes after mutation");
   return Status::OK();

@@ -68,22 +68,41 @@ struct Effect {
   bool operator==(const Effect&) const = default;
 };
 
+// Who asked for a write, when a tracking client did (CLIENT TRACKING, for its
+// NOLOOP: a client that opts out of hearing of its own writes): the client's id
+// on the node it is connected to. Every member applying the write tells the
+// trackers it knows; the writer's own node leaves this client out.
+struct WriteOrigin {
+  uint64_t node = 0;    // the node the client is connected to
+  uint64_t client = 0;  // its client id there; 0: no tracking client wrote it
+  bool operator==(const WriteOrigin&) const = default;
+};
+
 struct Mutation {
   // The executing member's clock (Unix ms) when it evaluated the command.
   // Replicas do not read their own clock to apply it.
   int64_t time_ms = 0;
   // Applied in order, atomically: a reader or a crash sees all or none.
   std::vector<Effect> effects;
+  // Not part of the effect: who to leave out when telling trackers of it.
+  WriteOrigin origin;
 
   bool operator==(const Mutation&) const = default;
 
   // Field encoding inside a codec envelope or a log record:
   //   svarint time_ms, varint count, then per effect:
   //   u8 kind, bytes key, bytes value, svarint expire_ms,
-  //   then for kPutTyped: u8 type; for element kinds: varint generation, bytes field
-  // (kinds 1-3 encode exactly as before the element kinds existed).
+  //   then for kPutTyped: u8 type; for element kinds: varint generation, bytes field;
+  //   then, only when origin.client != 0: u8 1, varint origin.node, varint origin.client
+  // (kinds 1-3 encode exactly as before the element kinds existed, and a
+  // mutation without an origin exactly as before origins existed).
   void encode(Writer& w) const;
 };
+
+// Appends `origin` to the bytes of an encoded Mutation that has none: the same
+// bytes as encoding it with `origin` set (the origin is the last field). No-op
+// for origin.client == 0.
+void append_write_origin(std::string& encoded, const WriteOrigin& origin);
 
 // A Mutation decoded from bytes it owns, so its views stay valid. Movable:
 // moving a std::string may move its buffer (or copy a small one), so the
@@ -93,7 +112,8 @@ class DecodedMutation {
   // Decodes bytes produced by encode_mutation. Corruption on truncated,
   // garbled or trailing bytes, an unknown effect kind, a clear effect that
   // carries a key, a typed put of type 0 or over 15, an element effect with
-  // generation 0 or an expiry, or an element erase that carries a value.
+  // generation 0 or an expiry, or an element erase that carries a value, or
+  // an origin of client 0 or an unknown trailing field.
   static Result<DecodedMutation> decode(std::string bytes);
 
   DecodedMutation(DecodedMutation&& other) noexcept;

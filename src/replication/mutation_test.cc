@@ -55,6 +55,45 @@ TEST(Mutation, RecordKindsEncodeAsBefore) {
   EXPECT_EQ(encode_mutation(m), expected);
 }
 
+// A tracking client's write carries its origin (for NOLOOP) after the effects;
+// a mutation without one encodes as before origins existed.
+TEST(Mutation, AnOriginRoundTripsAndIsAppendedAsTheLastField) {
+  std::vector<std::string> storage;
+  Mutation m = sample(storage);
+  const std::string plain = encode_mutation(m);
+  m.origin = WriteOrigin{3, 1ull << 40};
+  const std::string with_origin = encode_mutation(m);
+  auto d = DecodedMutation::decode(with_origin);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(d->mutation(), m);
+  EXPECT_EQ(d->mutation().origin, (WriteOrigin{3, 1ull << 40}));
+
+  std::string appended = plain;
+  append_write_origin(appended, m.origin);
+  EXPECT_EQ(appended, with_origin);
+  std::string untouched = plain;
+  append_write_origin(untouched, WriteOrigin{3, 0});
+  EXPECT_EQ(untouched, plain);
+  auto none = DecodedMutation::decode(plain);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->mutation().origin, WriteOrigin{});
+
+  // Client 0 is "no origin": never on the wire. An unknown field, or bytes
+  // after the origin, are corruption.
+  Writer zero;
+  zero.u8(1);
+  zero.varint(3);
+  zero.varint(0);
+  EXPECT_TRUE(DecodedMutation::decode(plain + std::move(zero).take()).status().is_corruption());
+  Writer unknown;
+  unknown.u8(2);
+  unknown.varint(3);
+  unknown.varint(4);
+  EXPECT_TRUE(DecodedMutation::decode(plain + std::move(unknown).take()).status().is_corruption());
+  EXPECT_FALSE(DecodedMutation::decode(with_origin + "x").ok());
+  EXPECT_FALSE(DecodedMutation::decode(with_origin.substr(0, with_origin.size() - 1)).ok());
+}
+
 TEST(Mutation, RejectsMalformedElementAndTypedEffects) {
   auto effect = [](uint8_t kind, std::string_view value, int64_t expire, auto tail) {
     Writer w;

@@ -176,6 +176,10 @@ struct ServiceState {
   // get `tracking-redir-broken` (RESP3). writer: the session whose write it
   // was (a routed one names the client on the node it came from, for NOLOOP).
   void deliver(std::vector<Invalidation> invalidations, const Session* writer = nullptr);
+  // The same, the writer named by where it is connected: a message for peer
+  // node `writer_node` names `writer_client` as the writer there.
+  void deliver(std::vector<Invalidation> invalidations, uint64_t writer_node,
+               uint64_t writer_client);
   // Clients whose REDIRECT target went away (CLIENT TRACKINGINFO's broken_redirect).
   bool redirect_broken(uint64_t client) const;
 

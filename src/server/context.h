@@ -464,8 +464,15 @@ class Service {
   //    this node's tracking clients get the flush message, and its peers
   //    unless local_only (a cluster-wide FLUSHALL reaches every node, each
   //    tells its own clients).
+  //    `writer`: the tracking client that made the write, for its NOLOOP.
+  struct AppliedWriter {
+    uint64_t here = 0;    // its client id, when it is a client of this node
+    uint64_t node = 0;    // else the node it is a client of (0: none), and
+    uint64_t client = 0;  // its client id there
+  };
   virtual void tracking_applied(std::span<const std::string_view> keys,
-                                const std::function<bool(uint64_t node)>& tell_bcast_peer) {}
+                                const std::function<bool(uint64_t node)>& tell_bcast_peer,
+                                const AppliedWriter& writer) {}
   virtual void tracking_peer_read(uint64_t node, std::span<const std::string> argv) {}
   virtual void tracking_flushed(bool local_only) {}
 

@@ -270,11 +270,16 @@ ServiceState::Pusher ServiceState::find_client(uint64_t id, bool* pubsub) {
 }
 
 void ServiceState::deliver(std::vector<Invalidation> invalidations, const Session* writer) {
+  deliver(std::move(invalidations), writer != nullptr ? writer->track_origin_node : 0,
+          writer != nullptr ? writer->track_origin_client : 0);
+}
+
+void ServiceState::deliver(std::vector<Invalidation> invalidations, uint64_t writer_node,
+                           uint64_t writer_client) {
   for (Invalidation& inv : invalidations) {
     if (TrackingTable::is_peer(inv.target)) {
       const uint64_t node = inv.target & ~TrackingTable::kPeerBit;
-      const uint64_t writer_there =
-          writer != nullptr && writer->track_origin_node == node ? writer->track_origin_client : 0;
+      const uint64_t writer_there = writer_node != 0 && writer_node == node ? writer_client : 0;
       if (ctx.tracking_relay != nullptr) {
         ctx.tracking_relay->send_invalidation(node, writer_there, std::move(inv.keys), inv.flush);
       }
@@ -917,11 +922,15 @@ class ServiceImpl final : public Service {
     return {needs.any, needs.bcast};
   }
   void tracking_applied(std::span<const std::string_view> keys,
-                        const std::function<bool(uint64_t node)>& tell_bcast_peer) override {
+                        const std::function<bool(uint64_t node)>& tell_bcast_peer,
+                        const AppliedWriter& writer) override {
     if (keys.empty() || state_.tracking_clients.load(std::memory_order_relaxed) == 0) return;
-    state_.deliver(state_.tracking.on_write(0, keys, /*include_peers=*/true, [&](uint64_t peer) {
-      return tell_bcast_peer(peer & ~TrackingTable::kPeerBit);
-    }));
+    state_.deliver(state_.tracking.on_write(writer.here, keys, /*include_peers=*/true,
+                                            [&](uint64_t peer) {
+                                              return tell_bcast_peer(peer &
+                                                                     ~TrackingTable::kPeerBit);
+                                            }),
+                   writer.node, writer.client);
   }
   void tracking_peer_read(uint64_t node, std::span<const std::string> argv) override {
     if (argv.empty()) return;

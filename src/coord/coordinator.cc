@@ -1473,31 +1473,21 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
                           std::chrono::milliseconds(*timeout), respond_with);
     return;
   }
+  replication::WriteOrigin origin;
   if ((frame.flags & net::ForwardFrame::kTrack) != 0) {
     // A tracked read from a node that is no member: recorded for that node
-    // before it runs (a write applied here after it is reported there).
+    // before it runs (a write applied here after it is reported there). A
+    // tracking client's write: its entry names it (NOLOOP).
     service_.tracking_peer_read(frame.origin_node, frame.argv);
+    origin = replication::WriteOrigin{frame.origin_node, frame.origin_client};
   }
   ReadPolicy policy;
   policy.local = frame.local_read;
   policy.min_index = frame.min_index;
   policy.max_staleness_ms = static_cast<int64_t>(
       std::min<uint64_t>(frame.max_staleness_ms, std::numeric_limits<int64_t>::max()));
-  replication::WriteOrigin origin;
-  if ((frame.flags & net::ForwardFrame::kTrack) != 0) {
-    origin = replication::WriteOrigin{frame.origin_node, frame.origin_client};
-  }
-  groups->execute(
-      GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv), policy,
-      [respond](GroupReply r) {
-        net::ForwardReplyFrame reply;
-        reply.status = r.status;
-        reply.reply = std::move(r.reply);
-        reply.leader_hint = r.leader_hint.value();
-        reply.index = r.index;
-        respond(std::move(reply));
-      },
-      origin);
+  groups->execute(GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv), policy,
+                  respond_with, origin);
 }
 
 void Coordinator::wait_replicas(const server::Session& session, int64_t numreplicas,

@@ -204,9 +204,12 @@ TEST(RaftNode, AddAndRemoveVoterLive) {
   c.start(NodeId(4));
   c.connect_all();
   ASSERT_TRUE(client->add_voter(NodeId(4)).ok());
+  // The add committed on the leader; node 4 learns of it when it applies the
+  // configuration entry (it joined as a learner, so it applied entries, the
+  // learner's configuration among them, before that one).
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (std::chrono::steady_clock::now() < deadline &&
-         c.nodes_[NodeId(4)]->status().applied_index < 2) {
+         c.nodes_[NodeId(4)]->status().voters.size() != 4) {
     std::this_thread::sleep_for(20ms);
   }
   auto s4 = c.nodes_[NodeId(4)]->status();

@@ -142,7 +142,8 @@ bool Collection::outgrows_compact(std::string_view field, std::string_view value
 }
 
 void Collection::convert_to_elements() {
-  gen_ = store_->new_generation(/*score_index=*/type_ == ValueType::kZset);
+  gen_ = store_->new_generation(type_ == ValueType::kZset ? Store::GenerationKind::kScoreIndexed
+                                                          : Store::GenerationKind::kHashed);
   encoding_ = Encoding::kElements;
   for (auto& [field, value] : compact_) pending_[std::move(field)] = std::move(value);
   compact_.clear();

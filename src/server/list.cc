@@ -64,8 +64,33 @@ Status List::range(uint64_t from, uint64_t to, std::vector<std::string>* out) {
     }
     return Status::OK();
   }
-  // Nothing changed yet (LRANGE): each element is read straight into its place.
   char field[8];
+  if (ordered_elements(gen_)) {
+    // Nothing changed yet (LRANGE), and the elements sort in list order: one
+    // seek, then the next to - from elements of the generation, each of which
+    // must be the next index.
+    uint64_t next = head_ + from;
+    const uint64_t want = to - from + 1;
+    bool gap = false;
+    Status s = store_->scan_elements_from(
+        gen_, field_of(next, field), want, [&](std::string_view f, std::string_view value, uint32_t) {
+          char expected[8];
+          if (f != field_of(next, expected)) {
+            gap = true;
+            return false;
+          }
+          out->emplace_back(value);
+          ++next;
+          return true;
+        });
+    if (!s.ok()) return s;
+    if (gap || next != head_ + to + 1) {
+      return Status::Corruption("list element " + std::to_string(next - head_) + " of " +
+                                std::to_string(count_) + " is missing");
+    }
+    return Status::OK();
+  }
+  // Nothing changed yet (LRANGE): each element is read straight into its place.
   for (uint64_t i = from; i <= to; ++i) {
     std::string& v = out->emplace_back();
     auto found = store_->get_element(gen_, field_of(head_ + i, field), &v);
@@ -89,7 +114,7 @@ void List::erase_index(uint64_t index) {
 void List::maybe_convert(std::string_view added) {
   if (!compact()) return;
   if (count_ <= kListMaxListpackEntries && added.size() <= kListMaxListpackValue) return;
-  gen_ = store_->new_generation();
+  gen_ = store_->new_generation(Store::GenerationKind::kOrdered);
   head_ = kListFirstIndex;
   for (size_t i = 0; i < items_.size(); ++i) put_index(head_ + i, items_[i]);
   items_.clear();

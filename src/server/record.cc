@@ -93,7 +93,7 @@ bool get_ordered(std::string_view* in, uint64_t* v) {
   return true;
 }
 
-// The marker bit of sorted sets is left out (key_generation): 2 bytes, not 7.
+// The marker bits are left out (key_generation): 2 bytes, not 7.
 constexpr size_t kMaxGeneration = 2 * 9;
 char* put_generation(uint64_t gen, char* p) {
   gen = key_generation(gen);
@@ -122,8 +122,8 @@ bool get_generation(std::string_view* in, uint64_t* gen) {
   uint64_t counter = 0;
   if (!get_ordered(in, &space) || !get_ordered(in, &counter)) return false;
   if (space >> (64 - kGenerationSpaceShift) != 0 || counter > kGenerationCounterMask ||
-      score_indexed(counter)) {
-    return false;  // a key never carries the marker bit
+      key_generation(counter) != counter) {
+    return false;  // a key never carries a marker bit
   }
   *gen = (space << kGenerationSpaceShift) | counter;
   return true;
@@ -314,8 +314,12 @@ uint32_t element_hash(std::string_view field) {
   return XXH32(field.data(), field.size(), 0);
 }
 
+uint32_t element_position(uint64_t gen, std::string_view field) {
+  return ordered_elements(gen) ? 0 : element_hash(field);
+}
+
 void element_key(uint64_t gen, std::string_view field, std::string* out) {
-  const uint32_t position = element_hash(field);
+  const uint32_t position = element_position(gen, field);
   put_element_prefix(gen, &position, out);
   out->append(field);
 }

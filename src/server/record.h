@@ -119,12 +119,15 @@ class CompactReader {
 
 // "m" + gen(gen): the prefix of every element of a generation; byte order of
 // prefixes is generation order (of key_generation), and element_prefix(gen + 1)
-// sorts after every element of gen while gen's counter is below 2^47 - 1 (Store
-// hands out counters below the marker bit).
+// sorts after every element of gen while gen's counter is below 2^46 - 1 (Store
+// hands out counters below the marker bits).
 void element_prefix(uint64_t gen, std::string* out);
 // The 32-bit position of a hash field or set member inside its generation.
 uint32_t element_hash(std::string_view field);
-// Replaces *out with "m" + gen(gen) + be32(element_hash(field)) + field.
+// The position of `field` in generation `gen`: element_hash(field), or 0 in an
+// ordered generation (kOrderedElementsBit), whose elements then sort by field.
+uint32_t element_position(uint64_t gen, std::string_view field);
+// Replaces *out with "m" + gen(gen) + be32(element_position(gen, field)) + field.
 void element_key(uint64_t gen, std::string_view field, std::string* out);
 // "m" + gen(gen) + be32(position): where a scan from a cursor starts.
 void element_position_key(uint64_t gen, uint32_t position, std::string* out);
@@ -157,9 +160,20 @@ inline constexpr uint64_t kScoreIndexBit = uint64_t{1} << 47;
 inline bool score_indexed(uint64_t gen) {
   return (gen & kScoreIndexBit) != 0;
 }
+// Ordered elements: a list in the element layout whose generation carries
+// kOrderedElementsBit keeps its elements (fields: be64 list indexes) at position
+// 0, so they sort in list order: LRANGE is one seek and a scan instead of a
+// lookup per element, and pushes insert next to each other. Lists whose
+// generation lacks the bit (written before it existed) keep hashed positions;
+// both read the same way through element_key. Like kScoreIndexBit, the bit is
+// not part of the keys (key_generation).
+inline constexpr uint64_t kOrderedElementsBit = uint64_t{1} << 46;
+inline bool ordered_elements(uint64_t gen) {
+  return (gen & kOrderedElementsBit) != 0;
+}
 // The generation as element and score-index keys carry it (and parsers return it).
 inline uint64_t key_generation(uint64_t gen) {
-  return gen & ~kScoreIndexBit;
+  return gen & ~(kScoreIndexBit | kOrderedElementsBit);
 }
 // The score index of the layout before this one: "s" + be64(gen) +
 // be64(order bits) + member -> the 8-byte score, and zset element keys whose

@@ -154,7 +154,7 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
   EXPECT_EQ(prefix.size(), 3u);  // 'm', space 0, counter 1
   element_prefix((uint64_t{1} << 48) | 200, &prefix);
   EXPECT_EQ(prefix.size(), 3u);  // node 1's 200th generation
-  element_prefix((uint64_t{0xffff} << 48) | ((uint64_t{1} << 47) - 1), &prefix);
+  element_prefix((uint64_t{0xffff} << 48) | ((uint64_t{1} << 46) - 1), &prefix);
   EXPECT_EQ(prefix.size(), 1u + 3u + 7u);
 
   std::vector<uint64_t> gens;
@@ -162,7 +162,7 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
                          uint64_t{256}, uint64_t{0xffff}}) {
     for (uint64_t counter :
          {uint64_t{0}, uint64_t{1}, uint64_t{247}, uint64_t{248}, uint64_t{255}, uint64_t{256},
-          uint64_t{65535}, uint64_t{65536}, (uint64_t{1} << 40) + 3, (uint64_t{1} << 47) - 1}) {
+          uint64_t{65535}, uint64_t{65536}, (uint64_t{1} << 40) + 3, (uint64_t{1} << 46) - 1}) {
       gens.push_back((space << 48) | counter);
     }
   }
@@ -179,8 +179,9 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
     EXPECT_EQ(position, element_hash("field"));
     EXPECT_EQ(field, "field");
     // The next generation's prefix bounds this one's elements (Store's scans).
-    // (Counters stay below bit 47, the sorted-set marker, which keys leave out.)
-    if (!score_indexed(gen + 1)) {
+    // (Counters stay below bit 46: bits 46 and 47 are markers, which keys
+    // leave out.)
+    if (key_generation(gen + 1) == gen + 1) {
       std::string next;
       element_prefix(gen + 1, &next);
       EXPECT_LT(key, next) << gen;
@@ -202,6 +203,48 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
 
 // The memory engine keeps a collection's entries in one stripe by this length:
 // every key of one collection must give the same prefix, other keys none.
+
+// A list's ordered generation (kOrderedElementsBit): its elements sit at
+// position 0, so they sort by field (be64 list indexes: list order); keys
+// leave the bit out, and the hashed layout of other generations is unchanged.
+TEST(Record, OrderedGenerationsKeepTheirElementsInFieldOrder) {
+  const uint64_t counter = (uint64_t{3} << 48) | 77;
+  const uint64_t ordered = counter | kOrderedElementsBit;
+  EXPECT_TRUE(ordered_elements(ordered));
+  EXPECT_FALSE(ordered_elements(counter));
+  EXPECT_FALSE(ordered_elements(counter | kScoreIndexBit));
+  EXPECT_EQ(key_generation(ordered), counter);
+  EXPECT_EQ(key_generation(counter | kScoreIndexBit), counter);
+
+  auto be64 = [](uint64_t v) {
+    std::string out(8, '\0');
+    for (int i = 7; i >= 0; --i, v >>= 8) out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+    return out;
+  };
+  std::string previous;
+  for (uint64_t index : {uint64_t{1} << 63, (uint64_t{1} << 63) + 1, (uint64_t{1} << 63) + 255,
+                         (uint64_t{1} << 63) + 256, (uint64_t{1} << 63) + (uint64_t{1} << 40)}) {
+    std::string key;
+    element_key(ordered, be64(index), &key);
+    EXPECT_EQ(element_position(ordered, be64(index)), 0u);
+    uint64_t gen = 0;
+    uint32_t position = 1;
+    std::string_view field;
+    ASSERT_TRUE(parse_element_key(key, &gen, &position, &field));
+    EXPECT_EQ(gen, counter);
+    EXPECT_EQ(position, 0u);
+    EXPECT_EQ(field, be64(index));
+    if (!previous.empty()) EXPECT_LT(previous, key) << index;
+    previous = key;
+  }
+  // The same field in the hashed layout: its hash is its position.
+  std::string hashed;
+  element_key(counter, be64(1), &hashed);
+  EXPECT_EQ(element_position(counter, be64(1)), element_hash(be64(1)));
+  std::string prefix;
+  element_prefix(counter, &prefix);
+  EXPECT_EQ(hashed.substr(0, prefix.size()), prefix);
+}
 TEST(Record, CollectionGroupLengthIsTheGenerationPrefixOfElementAndScoreKeys) {
   for (uint64_t gen : {uint64_t{1}, uint64_t{247}, uint64_t{248}, uint64_t{70000},
                        (uint64_t{3} << 48) | 5, ~uint64_t{0} >> 1}) {

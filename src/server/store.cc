@@ -456,15 +456,17 @@ void Store::note_generation(uint64_t gen) {
   // Another node's generations (applied from its replica groups) are its to
   // count: only this store's space moves its counter.
   if ((gen & ~kGenerationCounterMask) != generation_space_) return;
-  gen &= kGenerationCounterMask & ~kScoreIndexBit;
+  gen = key_generation(gen & kGenerationCounterMask);
   uint64_t seen = max_gen_.load(std::memory_order_relaxed);
   while (gen > seen && !max_gen_.compare_exchange_weak(seen, gen, std::memory_order_relaxed)) {
   }
 }
 
-uint64_t Store::new_generation(bool score_index) {
-  return generation_space_ | (score_index ? kScoreIndexBit : 0) |
-         (max_gen_.fetch_add(1, std::memory_order_relaxed) + 1);
+uint64_t Store::new_generation(GenerationKind kind) {
+  const uint64_t bits = kind == GenerationKind::kScoreIndexed ? kScoreIndexBit
+                        : kind == GenerationKind::kOrdered    ? kOrderedElementsBit
+                                                              : 0;
+  return generation_space_ | bits | (max_gen_.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
 Status Store::scan_score_index(uint64_t gen, std::string_view from, std::string_view to,
@@ -513,6 +515,18 @@ Status Store::scan_elements(uint64_t gen, uint32_t from, size_t limit,
                             const ElementVisitor& visit) {
   std::string start;
   element_position_key(gen, from, &start);
+  return scan_elements_at(gen, start, limit, visit);
+}
+
+Status Store::scan_elements_from(uint64_t gen, std::string_view field, size_t limit,
+                                 const ElementVisitor& visit) {
+  std::string start;
+  element_key(gen, field, &start);
+  return scan_elements_at(gen, start, limit, visit);
+}
+
+Status Store::scan_elements_at(uint64_t gen, std::string_view start, size_t limit,
+                               const ElementVisitor& visit) {
   std::string end;
   element_end(gen, &end);
   bool malformed = false;

@@ -162,10 +162,12 @@ class Store {
   // Removes every key (FLUSHDB/FLUSHALL), holding all stripe locks.
   Result<storage::Sequence> flush();
 
-  // A generation no record of this store has used (element layout); with
-  // score_index, a sorted set's (record.h: kScoreIndexBit), whose member
-  // writes also keep its score index.
-  uint64_t new_generation(bool score_index = false);
+  // A generation no record of this store has used (element layout): a hash's
+  // or set's; kScoreIndexed, a sorted set's (record.h: kScoreIndexBit), whose
+  // member writes also keep its score index; kOrdered, a list's
+  // (kOrderedElementsBit), whose elements sort by field.
+  enum class GenerationKind { kHashed, kScoreIndexed, kOrdered };
+  uint64_t new_generation(GenerationKind kind = GenerationKind::kHashed);
   // Visits the score index of sorted-set generation gen (record.h) from
   // score_prefix(gen) + from (inclusive) to score_prefix(gen) + to (exclusive;
   // an empty to: the generation's end), ascending or, with reverse,
@@ -186,6 +188,10 @@ class Store {
   using ElementVisitor =
       std::function<bool(std::string_view field, std::string_view value, uint32_t position)>;
   Status scan_elements(uint64_t gen, uint32_t from, size_t limit, const ElementVisitor& visit);
+  // The same from element `field` on (inclusive): in an ordered generation
+  // (record.h: kOrderedElementsBit), the elements in field order from it.
+  Status scan_elements_from(uint64_t gen, std::string_view field, size_t limit,
+                            const ElementVisitor& visit);
   // Deletes up to max_elements elements of retired generations (and the "g"
   // entry of each generation it empties), each step one engine write; returns
   // how many elements it deleted.
@@ -234,6 +240,9 @@ class Store {
  private:
   uint32_t stripe_of(std::string_view key) const;
   void note_generation(uint64_t gen);
+  // scan_elements from the engine key `start` of generation gen.
+  Status scan_elements_at(uint64_t gen, std::string_view start, size_t limit,
+                          const ElementVisitor& visit);
 
   storage::Engine& engine_;
   ServerStats* stats_;

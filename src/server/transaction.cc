@@ -116,11 +116,10 @@ void Transaction::stage(std::span<const Store::Write> writes) {
 
 void Transaction::stage_element(const Store::Write& w) {
   Generation& g = gens_[w.gen];
-  auto it = g.elements.find(ElementPlaceView{element_hash(w.field), w.field});
+  const uint32_t position = element_position(w.gen, w.field);
+  auto it = g.elements.find(ElementPlaceView{position, w.field});
   if (it == g.elements.end()) {
-    it = g.elements
-             .emplace(ElementPlace{element_hash(w.field), std::string(w.field)}, StagedElement{})
-             .first;
+    it = g.elements.emplace(ElementPlace{position, std::string(w.field)}, StagedElement{}).first;
   }
   StagedElement& e = it->second;
   std::string suffix;
@@ -184,7 +183,7 @@ Result<bool> Transaction::get_element(Store& store, uint64_t gen, std::string_vi
                                       std::string* value) const {
   auto g = gens_.find(gen);
   if (g != gens_.end()) {
-    auto it = g->second.elements.find(ElementPlaceView{element_hash(field), field});
+    auto it = g->second.elements.find(ElementPlaceView{element_position(gen, field), field});
     if (it != g->second.elements.end()) {
       if (!it->second.value) return false;
       value->assign(*it->second.value);

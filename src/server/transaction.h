@@ -228,7 +228,7 @@ class Transaction {
     ValueType type = ValueType::kString;  // a collection's head record keeps its type
   };
   // An element's place in its generation, in the engine's order (record.h:
-  // be32(element_hash(field)) + field).
+  // be32(element_position(gen, field)) + field).
   struct ElementPlace {
     uint32_t position = 0;
     std::string field;
@@ -260,6 +260,8 @@ class Transaction {
     };
     std::map<std::string, Indexed, std::less<>> index;
     // The store's index entries of these members are stale: read past them.
+    // (A sorted set's: its generation is never ordered, so its positions are
+    // element_hash's.)
     bool staged(std::string_view member) const {
       return elements.contains(ElementPlaceView{element_hash(member), member});
     }

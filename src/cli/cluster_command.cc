@@ -172,12 +172,37 @@ std::string lag_of(const ClusterView& v, uint64_t id) {
   return std::to_string(last >= match ? last - match : 0);
 }
 
+// Whether most of the map's members (those not removed) answered the probe.
+bool majority_answers(const ClusterView& v) {
+  if (!v.map) return false;
+  size_t members = 0;
+  size_t answered = 0;
+  for (const meta::Member& m : v.map->members) {
+    if (m.state == meta::MemberState::kRemoved) continue;
+    ++members;
+    for (const NodeView& n : v.nodes) {
+      if (n.status && (*n.status)["id"].get<uint64_t>() == m.id.value()) ++answered;
+    }
+  }
+  return members > 0 && answered > members / 2;
+}
+
 int run_status(const Common& c) {
   auto endpoints = endpoints_of(c);
   if (!endpoints.ok()) return fail(endpoints.status().message());
   auto secret = cluster_secret(c.data, c.secret, false);
   if (!secret.ok()) return fail(secret.status().message());
   ClusterView v = observe(*endpoints, *secret);
+  // A metadata leader that just died leaves the group without one until the
+  // survivors' election timeout passes (a second or two): while a majority of
+  // the members answer, an election is under way, so look again for a few
+  // seconds before calling the cluster leaderless.
+  const auto election_deadline = std::chrono::steady_clock::now() + 5s;
+  while (!v.leader && majority_answers(v) &&
+         std::chrono::steady_clock::now() < election_deadline) {
+    std::this_thread::sleep_for(200ms);
+    v = observe(*endpoints, *secret);
+  }
 
   std::map<uint64_t, const NodeView*> by_id;
   for (const NodeView& n : v.nodes) {

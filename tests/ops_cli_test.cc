@@ -10,7 +10,6 @@
 // Every test starts its own local cluster on ports it picks, under a temp dir,
 // and stops it (`statekv cluster down`) when it ends.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <filesystem>

@@ -27,10 +27,10 @@
 namespace statekv::coord {
 
 struct LeaderBalanceView {
-  NodeId self;                          // the group's leader, asking
-  std::vector<NodeId> members;          // the map's owners; the first is preferred
-  std::map<NodeId, LogIndex> match;     // what each follower is known to hold
-  LogIndex last_index;                  // the leader's last log index
+  NodeId self;                            // the group's leader, asking
+  std::vector<NodeId> members;            // the map's owners; the first is preferred
+  std::map<NodeId, LogIndex> match;       // what each follower is known to hold
+  LogIndex last_index;                    // the leader's last log index
   std::function<bool(NodeId)> reachable;  // heard from recently (the transport)
 };
 

@@ -72,17 +72,17 @@ Status List::range(uint64_t from, uint64_t to, std::vector<std::string>* out) {
     uint64_t next = head_ + from;
     const uint64_t want = to - from + 1;
     bool gap = false;
-    Status s = store_->scan_elements_from(
-        gen_, field_of(next, field), want, [&](std::string_view f, std::string_view value, uint32_t) {
-          char expected[8];
-          if (f != field_of(next, expected)) {
-            gap = true;
-            return false;
-          }
-          out->emplace_back(value);
-          ++next;
-          return true;
-        });
+    auto take = [&](std::string_view f, std::string_view value, uint32_t) {
+      char expected[8];
+      if (f != field_of(next, expected)) {
+        gap = true;
+        return false;
+      }
+      out->emplace_back(value);
+      ++next;
+      return true;
+    };
+    Status s = store_->scan_elements_from(gen_, field_of(next, field), want, take);
     if (!s.ok()) return s;
     if (gap || next != head_ + to + 1) {
       return Status::Corruption("list element " + std::to_string(next - head_) + " of " +

@@ -8,7 +8,7 @@
 //     CLUSTER INFO's counts, its process is stopped and its data dir removed.
 //
 // Every test starts its own local cluster on ports it picks, under a temp dir,
-// and stops it (`statekv cluster down`) when it ends.
+// and stops it (`statekv cluster down`) when it ends (the OpsCli fixture).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -28,11 +28,24 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void start_local_cluster(const std::string& data, uint16_t base) {
-  auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base),
-                         "--data", data, "--engine", "memory", "--detach"});
-  ASSERT_EQ(up.first, 0) << up.second;
-}
+// Each test: a 3-node local cluster (memory engine) on ports it picks, under a
+// temp dir, stopped when the test ends.
+class OpsCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+    base_ = pick_cluster_base_port(5);
+    ASSERT_NE(base_, 0);
+    auto up = run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base_),
+                           "--data", data_, "--engine", "memory", "--detach"});
+    ASSERT_EQ(up.first, 0) << up.second;
+  }
+
+  TempDir dir_{"ops"};
+  const std::string data_ = dir_.path() + "/data";
+  LocalClusterGuard down_{data_};
+  uint16_t base_ = 0;
+};
 
 // The lines of `text` that are status table rows for node `id`.
 std::string rows_of_node(const std::string& text, uint64_t id) {
@@ -45,14 +58,8 @@ std::string rows_of_node(const std::string& text, uint64_t id) {
   return out;
 }
 
-TEST(OpsCli, AWrongSecretIsNamedAsTheCauseByStatusAndAddNode) {
-  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  TempDir dir("ops-secret");
-  const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(5);
-  ASSERT_NE(base, 0);
-  LocalClusterGuard down{data};
-  ASSERT_NO_FATAL_FAILURE(start_local_cluster(data, base));
+TEST_F(OpsCli, AWrongSecretIsNamedAsTheCauseByStatusAndAddNode) {
+  const std::string& data = data_;
 
   auto status = run_statekv({"cluster", "status", "--data", data, "--secret", "not-the-secret"});
   EXPECT_EQ(status.first, 1) << status.second;
@@ -70,14 +77,9 @@ TEST(OpsCli, AWrongSecretIsNamedAsTheCauseByStatusAndAddNode) {
   EXPECT_EQ(good.second.find("WRONG SECRET"), std::string::npos) << good.second;
 }
 
-TEST(OpsCli, ARemovedNodeLeavesStatusClusterInfoAndItsDataDir) {
-  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  TempDir dir("ops-remove");
-  const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(5);
-  ASSERT_NE(base, 0);
-  LocalClusterGuard down{data};
-  ASSERT_NO_FATAL_FAILURE(start_local_cluster(data, base));
+TEST_F(OpsCli, ARemovedNodeLeavesStatusClusterInfoAndItsDataDir) {
+  const std::string& data = data_;
+  const uint16_t base = base_;
   auto c = RedisClient::connect(base);
   ASSERT_TRUE(c.ok());
   for (int i = 0; i < 20; ++i) ASSERT_EQ(c->cmd({"SET", "k" + std::to_string(i), "v"}), "+OK");
@@ -110,14 +112,8 @@ TEST(OpsCli, ARemovedNodeLeavesStatusClusterInfoAndItsDataDir) {
 // the survivors' election timeout passes; `cluster status` run at once waits
 // for the election (a majority answers) and reports the cluster degraded, not
 // "NO LEADER". (The build before reported NO LEADER in 6 of 6 tries.)
-TEST(OpsCli, StatusRightAfterTheMetadataLeaderDiesWaitsForTheElection) {
-  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  TempDir dir("ops-leader");
-  const std::string data = dir.path() + "/data";
-  const uint16_t base = pick_cluster_base_port(5);
-  ASSERT_NE(base, 0);
-  LocalClusterGuard down{data};
-  ASSERT_NO_FATAL_FAILURE(start_local_cluster(data, base));
+TEST_F(OpsCli, StatusRightAfterTheMetadataLeaderDiesWaitsForTheElection) {
+  const std::string& data = data_;
   auto before = run_statekv({"cluster", "status", "--data", data, "--json"});
   ASSERT_EQ(before.first, 0) << before.second;
   const size_t at = before.second.find("\"leader\": ");

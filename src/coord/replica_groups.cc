@@ -1664,9 +1664,6 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     return;
   }
   auto merged = merge_mutations(std::move(effects));
-  // A write names its tracking client (a read that erased an expired key
-  // does not: Redis tells every tracker, the reader too, of an expiry).
-  if (merged.ok() && (p.write || p.all_keys)) replication::append_write_origin(*merged, p.origin);
   if (!merged.ok()) {
     finish(id, GroupReply{Status::Internal("cannot encode the command's effect: " +
                                            merged.status().message()),
@@ -1674,6 +1671,9 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
                           {}});
     return;
   }
+  // A write names its tracking client (a read that erased an expired key
+  // does not: Redis tells every tracker, the reader too, of an expiry).
+  if (p.write || p.all_keys) replication::append_write_origin(*merged, p.origin);
   // Latch what the effect writes (not only the command's keys: a lazy erase).
   auto decoded = replication::DecodedMutation::decode(*merged);
   if (decoded.ok()) {

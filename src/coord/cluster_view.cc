@@ -616,6 +616,7 @@ std::string Coordinator::local_stats_json() {
       x["commit"] = gs.commit_index;
       x["applied"] = gs.applied_index;
       x["last"] = gs.last_index;
+      x["compacted"] = gs.compacted_index;
       nlohmann::json members = nlohmann::json::array();
       for (NodeId m : gs.members) members.push_back(m.value());
       x["members"] = members;
@@ -735,12 +736,12 @@ std::string Coordinator::info_replication() {
     s += fmt::format(
         "statekv_group_{}:keyspace={},shard={},role={},term={},leader={},commit={},applied={},"
         "last={},members={},reads_leader={},reads_local={},writes={},quiesced={},epoch={},"
-        "epoch_refused_frames={},epoch_refused_steps={},proposals={},proposed={}\r\n",
+        "epoch_refused_frames={},epoch_refused_steps={},proposals={},proposed={},compacted={}\r\n",
         g.id.value(), g.keyspace, g.shard, g.role, g.term,
         g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
         g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes,
         g.quiesced ? 1 : 0, g.epoch, g.frames_refused_epoch, g.steps_refused_epoch, g.proposals,
-        g.proposed);
+        g.proposed, g.compacted_index);
   }
   return s;
 }

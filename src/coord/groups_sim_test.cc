@@ -104,7 +104,7 @@ constexpr uint64_t kInternalRequests = uint64_t{1} << 62;
 constexpr char kRaftFrame = 0;
 constexpr char kSideFrame = 1;  // meta: a data leader's report; data: a controller's command
 
-enum class Bug { kNone, kOldEpochAccepted, kReadBehindSession };
+enum class Bug { kNone, kOldEpochAccepted, kReadBehindSession, kCompactedBeyondKept };
 
 // ---- the placement map (group 0's value of kPlacementKey) ------------------
 
@@ -171,6 +171,12 @@ struct Config {
   // them together (Raft::on_requests), as coord/replica_groups.cc proposes
   // the writes of one pass of its event loop.
   std::optional<Duration> batch_window;
+  // Data replicas keep their state machine's state on the node's "store",
+  // which a crash does not erase (Run::kept), as replica groups over RocksDB
+  // do (docs/replication.md, "Compaction without copying the shard"): raft's
+  // machine_keeps_state. Now and then a replica persists its state with the
+  // index it reflects, and compacts its log there (or not yet).
+  bool machine_keeps_state = false;
 };
 
 // Target k of group g: `factor` consecutive nodes from node (g - 1 + k) mod n.
@@ -198,6 +204,15 @@ struct Run {
   uint64_t local_reads = 0, local_reads_waited = 0, local_reads_refused = 0;
   uint64_t stale_frames = 0, unplaced = 0, placed = 0, replays = 0;
   uint64_t batches = 0, batches_of_many = 0;  // Config::batch_window
+  // Config::machine_keeps_state: each node's persisted state of each data
+  // group (what survives its crashes), and how often it was written, compacted
+  // behind, and started from.
+  struct Kept {
+    std::string state;
+    uint64_t index = 0;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, Kept> kept;  // by (node, group)
+  uint64_t persists = 0, compactions = 0, kept_starts = 0, kept_skipped = 0;
 
   void fail(std::string what) {
     if (violation.empty()) violation = std::move(what);
@@ -531,6 +546,78 @@ class MetaReplica final : public sim::HostedNode {
 
 // ---- a data group's replica ----------------------------------------------------
 
+// A data replica's state machine: the register map, which with
+// Config::machine_keeps_state starts from the node's kept state and index
+// (coord/replica_groups.cc's ReplicaGroup over RocksDB): entries up to that
+// index are in it already and are not applied again; a restored snapshot is
+// persisted before raft checkpoints it.
+class KeptKv final : public replication::StateMachine {
+ public:
+  KeptKv(Run& run, uint64_t node, GroupId group) : run_(run), node_(node), group_(group) {}
+  ClientResponse apply(const ClientRequest& command) override {
+    if (raft->applied_index().value() <= kept_through) {
+      ++run_.kept_skipped;
+      return ClientResponse{};  // no one waits: a restarted replica has no pending writes
+    }
+    return kv.apply(command);
+  }
+  ClientResponse read(const ClientRequest& request) const override { return kv.read(request); }
+  std::string snapshot() const override { return kv.snapshot(); }
+  Status restore(std::string_view snapshot, LogIndex index) override {
+    if (Status s = kv.restore(snapshot, index); !s.ok()) return s;
+    kept_through = 0;
+    if (run_.config.machine_keeps_state) persist(index.value());
+    return Status::OK();
+  }
+  // Writes the state, which reflects the log through `index`, to the node's store.
+  void persist(uint64_t index) {
+    run_.kept[{node_, group_.value()}] = Run::Kept{kv.encode(), index};
+    ++run_.persists;
+  }
+  // The index the state reflects: what a local read covers.
+  uint64_t state_index() const { return std::max(raft->applied_index().value(), kept_through); }
+
+  replication::raft::KvStateMachine kv;
+  uint64_t kept_through = 0;
+  const Raft* raft = nullptr;
+
+ private:
+  Run& run_;
+  uint64_t node_;
+  GroupId group_;
+};
+
+// Config::machine_keeps_state: the node's kept state of `group` loaded into
+// `sm`, when the replica's records are not new (an unplaced replica's records
+// are erased, and so is its kept state, as replica_groups.cc forgets its
+// applied position). Fails the run when the kept state is older than the
+// log's compaction point (replica_groups.cc refuses to start such a replica)
+// unless the planted bug made it so.
+std::vector<std::string> load_kept(Run& run, uint64_t node, GroupId group, KeptKv& sm,
+                                   std::vector<std::string> recovered) {
+  if (!run.config.machine_keeps_state) return recovered;
+  auto it = run.kept.find({node, group.value()});
+  if (recovered.empty()) {
+    if (it != run.kept.end()) run.kept.erase(it);
+    return recovered;
+  }
+  if (it == run.kept.end()) return recovered;
+  auto state = replication::raft::recover(recovered);
+  SKV_ASSERT(state.ok(), "the simulator's records do not replay");
+  if (it->second.index < state->log.snapshot_index().value() &&
+      run.config.bug != Bug::kCompactedBeyondKept) {
+    run.fail(fmt::format("group {} on node {}: kept state at {} but the log compacted through {}",
+                         group.value(), node, it->second.index,
+                         state->log.snapshot_index().value()));
+  }
+  auto kv = replication::raft::KvStateMachine::decode(it->second.state);
+  SKV_ASSERT(kv.ok(), "the simulator's kept state does not decode");
+  sm.kv = std::move(kv).value();
+  sm.kept_through = it->second.index;
+  ++run.kept_starts;
+  return recovered;
+}
+
 class DataReplica final : public sim::HostedNode {
  public:
   DataReplica(ScenarioNode& node, GroupId group, sim::ByteEnv& env, const Membership& m,
@@ -546,8 +633,11 @@ class DataReplica final : public sim::HostedNode {
                 }
                 return true;
               }),
-        raft_(chan_, m, std::move(recovered), node.run().config.raft),
+        sm_(node.run(), node.self().value(), group),
+        raft_(chan_, m, load_kept(node.run(), node.self().value(), group, sm_, std::move(recovered)),
+              sm_, raft_options(node.run().config)),
         observer_(node.run().observers.at(group)) {
+    sm_.raft = &raft_;
     observer_->restarted(node_.self());
     tick_ = chan_.set_timer(30ms);
     after();
@@ -596,6 +686,7 @@ class DataReplica final : public sim::HostedNode {
   void on_timer(TimerId id) override {
     if (id == tick_) {
       if (raft_.role() == Raft::Role::kLeader) report();
+      if (node_.run().config.machine_keeps_state) maybe_persist();
       tick_ = chan_.set_timer(30ms);
     } else if (batch_timer_ && id == *batch_timer_) {
       batch_timer_.reset();
@@ -629,8 +720,26 @@ class DataReplica final : public sim::HostedNode {
   // A sequential or fifo read: from this member's applied state once it
   // covers the session's position in the group (coord/replica_groups.cc,
   // try_local).
+  static RaftOptions raft_options(const Config& c) {
+    RaftOptions o = c.raft;
+    o.machine_keeps_state = c.machine_keeps_state;
+    return o;
+  }
+  // Config::machine_keeps_state: one tick in three the state is persisted with
+  // the applied index (a store flush), and then, two times in three, the log
+  // compacted there. The planted bug compacts without persisting.
+  void maybe_persist() {
+    Random& rng = chan_.random();
+    if (rng.next_u64() % 3 != 0) return;
+    const uint64_t applied = raft_.applied_index().value();
+    if (node_.run().config.bug != Bug::kCompactedBeyondKept) sm_.persist(applied);
+    if (rng.next_u64() % 3 == 0) return;
+    if (applied > raft_.log().snapshot_index().value()) ++node_.run().compactions;
+    raft_.compact(LogIndex(applied));
+  }
+
   void read_locally(const ClientRequest& req) {
-    if (raft_.applied_index().value() >= req.min_index ||
+    if (sm_.state_index() >= req.min_index ||
         node_.run().config.bug == Bug::kReadBehindSession) {
       serve(req);
       return;
@@ -639,8 +748,8 @@ class DataReplica final : public sim::HostedNode {
     waiting_.emplace(chan_.set_timer(200ms), req);
   }
   void serve(const ClientRequest& req) {
-    ClientResponse r = raft_.state_machine().read(req);
-    r.index = raft_.applied_index().value();
+    ClientResponse r = sm_.read(req);
+    r.index = sm_.state_index();
     ++node_.run().local_reads;
     chan_.reply(req.id, std::move(r));
   }
@@ -721,7 +830,7 @@ class DataReplica final : public sim::HostedNode {
   // invariants.
   void after() {
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if (raft_.applied_index().value() >= it->second.min_index) {
+      if (sm_.state_index() >= it->second.min_index) {
         chan_.cancel_timer(it->first);
         const ClientRequest req = it->second;
         it = waiting_.erase(it);
@@ -759,7 +868,8 @@ class DataReplica final : public sim::HostedNode {
   ScenarioNode& node_;
   GroupId group_;
   Channel chan_;
-  RaftKv raft_;
+  KeptKv sm_;
+  Raft raft_;
   std::shared_ptr<Observer> observer_;
   TimerId tick_;
   std::map<TimerId, ClientRequest> waiting_;  // local reads, by their timeout
@@ -950,6 +1060,7 @@ Config config_for(uint64_t seed) {
     c.raft.snapshot_chunk_bytes = 8 + seed % 57;  // a shard's snapshot in several chunks
   }
   c.raft.quiesce = seed % 4 >= 2;
+  c.machine_keeps_state = seed % 3 == 0;
   if (seed % 2 == 1) c.batch_window = std::chrono::milliseconds(1 + seed % 5);
   return c;
 }
@@ -1031,7 +1142,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
   const uint64_t seeds = seeds_from_env(500);
   uint64_t ok = 0, total = 0, reached = 0, commands = 0, refused = 0, local = 0, waited = 0,
            stale = 0, unplaced = 0, replays = 0, older = 0, installed = 0, chunks = 0,
-           most_chunks = 0, batches_of_many = 0;
+           most_chunks = 0, batches_of_many = 0, persists = 0,
+           compactions = 0, kept_starts = 0, kept_skipped = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     const Config c = config_for(seed);
@@ -1052,6 +1164,10 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     replays += v.run->replays;
     older += v.run->commands_older_epoch;
     batches_of_many += v.run->batches_of_many;
+    persists += v.run->persists;
+    compactions += v.run->compactions;
+    kept_starts += v.run->kept_starts;
+    kept_skipped += v.run->kept_skipped;
     for (const auto& [g, obs] : v.run->observers) {
       installed += obs->snapshots_installed();
       chunks += obs->snapshot_chunks_accepted();
@@ -1065,7 +1181,9 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       "targets reached %llu, membership commands run %llu, refused for their epoch %llu (older "
       "%llu), replicas erased %llu, frames replayed %llu, frames older than their replica %llu; "
       "member reads %llu (waited for the session %llu); snapshots installed %llu from %llu "
-      "chunks (at most %llu in one); %llu batches of several requests\n",
+      "chunks (at most %llu in one); %llu batches of several requests; kept state (every "
+      "third seed): %llu persists, %llu compactions behind them, %llu replicas started from "
+      "it, %llu entries it held not applied again\n",
       static_cast<unsigned long long>(seeds), wall, static_cast<unsigned long long>(ok),
       static_cast<unsigned long long>(total), 100.0 * ok / total,
       static_cast<unsigned long long>(reached), static_cast<unsigned long long>(commands),
@@ -1074,7 +1192,9 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       static_cast<unsigned long long>(stale), static_cast<unsigned long long>(local),
       static_cast<unsigned long long>(waited), static_cast<unsigned long long>(installed),
       static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(most_chunks),
-      static_cast<unsigned long long>(batches_of_many));
+      static_cast<unsigned long long>(batches_of_many), static_cast<unsigned long long>(persists),
+      static_cast<unsigned long long>(compactions), static_cast<unsigned long long>(kept_starts),
+      static_cast<unsigned long long>(kept_skipped));
   EXPECT_GT(reached, seeds) << "replicas must really move under faults";
   if (seeds >= 20) {
     EXPECT_GT(installed, 0u) << "new replicas must catch up from snapshots too";
@@ -1082,6 +1202,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     EXPECT_GT(chunks, installed) << "snapshots must take several chunks";
     EXPECT_GT(most_chunks, 2u);
     EXPECT_GT(batches_of_many, 0u) << "the odd seeds' batches never held several requests";
+    EXPECT_GT(kept_starts, 0u) << "no replica ever restarted from its kept state";
+    EXPECT_GT(kept_skipped, 0u) << "no restart found its kept state ahead of its log's";
   }
 }
 
@@ -1095,6 +1217,7 @@ TEST(ReplicaGroupsSim, AnOldEpochAcceptedIsCaught) {
   uint64_t caught_at = 0;
   for (uint64_t seed = 1; seed <= 400 && caught_at == 0; ++seed) {
     Config c = config_for(seed);
+    c.machine_keeps_state = false;  // the seeds as they were before that mode
     c.bug = Bug::kOldEpochAccepted;
     Verdicts v = run_seed(options_for(seed, c), c);
     if (!v.ok()) {
@@ -1127,6 +1250,40 @@ TEST(ReplicaGroupsSim, AFollowerReadBehindTheSessionIsCaught) {
       "[ measure ] read behind the session: caught at seed %llu by the session "
       "checker: %s\n",
       static_cast<unsigned long long>(caught_at), why.c_str());
+}
+
+// Config::machine_keeps_state, and its planted bug: a replica that compacts its
+// log without having persisted its state through the compaction point loses,
+// at its next crash, the entries in between. The judges must catch it; the
+// same seeds without the bug must pass (ManyFaultySeeds... runs them too).
+TEST(ReplicaGroupsSim, ALogCompactedBeyondTheKeptStateIsCaught) {
+  uint64_t caught_at = 0;
+  std::string why;
+  for (uint64_t seed = 3; seed <= 300 && caught_at == 0; seed += 3) {
+    Config c = config_for(seed);
+    ASSERT_TRUE(c.machine_keeps_state);
+    Verdicts honest = run_seed(options_for(seed, c), c);
+    ASSERT_TRUE(honest.ok()) << "seed " << seed << ": " << honest.describe();
+    ASSERT_TRUE(honest.run->violation.empty()) << honest.run->violation;
+    if (seed == 3) {
+      std::printf(
+          "[ measure ] kept state, seed 3: %llu persists, %llu compactions, %llu replicas "
+          "started from kept state, %llu entries not applied again\n",
+          static_cast<unsigned long long>(honest.run->persists),
+          static_cast<unsigned long long>(honest.run->compactions),
+          static_cast<unsigned long long>(honest.run->kept_starts),
+          static_cast<unsigned long long>(honest.run->kept_skipped));
+    }
+    c.bug = Bug::kCompactedBeyondKept;
+    Verdicts v = run_seed(options_for(seed, c), c);
+    if (!v.ok()) {
+      caught_at = seed;
+      why = v.describe();
+    }
+  }
+  ASSERT_NE(caught_at, 0u) << "a log compacted past the kept state went unnoticed";
+  std::printf("[ measure ] log compacted beyond the kept state: caught at seed %llu: %s\n",
+              static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <set>
 #include <span>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -235,6 +236,12 @@ class ReplicaGroups::Impl {
   // shard's first owner: placement spreads those over the nodes) once it is
   // up to date, so leaders, and the work they do, spread too.
   void balance_leaders();
+  // With an engine that keeps its state: once enough entries were applied
+  // past the groups' compaction points, makes the store durable (off the loop)
+  // and compacts every group's log through what it had applied before.
+  void compact_logs();
+  void on_store_persisted(const std::vector<std::tuple<GroupId, uint64_t, uint64_t>>& applied,
+                          const Status& persisted);
   // Whether a peer node was heard from within peer_down_after, as of now (a
   // copy of the transport's times: leader_balance.h's `reachable`).
   std::function<bool(NodeId)> peer_reachable() const;
@@ -308,6 +315,14 @@ class ReplicaGroups::Impl {
   std::unordered_set<std::string> expiring_;  // keys with an expiry check under way
   asio::steady_timer balance_timer_{io_};
   asio::steady_timer peer_timer_{io_};
+  // The store keeps its state across restarts (RocksDB): groups write their
+  // applied positions with their effects, and their logs compact behind store
+  // flushes instead of copying the shard (raft's machine_keeps_state).
+  const bool keeps_state_ = store_.engine().survives_restart();
+  asio::steady_timer compact_timer_{io_};
+  std::thread persister_;         // the store flush under way, if any
+  bool persisting_ = false;       // loop thread: a flush is under way
+  uint64_t next_serial_ = 0;
   // The node's one write-ahead log, shared by every group and the metadata
   // group (opened by the transport, net::RaftNode; taken by the first group
   // that starts, after moving old per-group logs in: open_wal()).
@@ -391,16 +406,24 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         spdlog::error("group {}: a committed entry does not decode: {}", id.value(),
                       m.status().to_string());
       } else {
-        // The raft log holds the entry and replays it after a restart
-        // (from the last snapshot, which restore() rewrites whole): the
-        // engine need not log it too.
-        if (auto applied = host.store_.apply(m->mutation(), server::Store::Logging::kInReplicaLog);
-            !applied.ok()) {
-          spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
-                        applied.status().to_string());
-        }
         // Raft counts the entry applied before it calls apply().
-        note_changes(m->mutation(), raft->applied_index().value());
+        const uint64_t index = raft->applied_index().value();
+        // The raft log holds the entry and replays it after a restart (from
+        // the last snapshot, or the compaction point the store kept): the
+        // engine need not log it too. An entry the store's kept state already
+        // reflects (a restart) is not applied again: its keys may have moved
+        // on since, and reads here would see them go back for a while.
+        if (index > kept_through) {
+          std::optional<server::Store::AppliedPosition> position;
+          if (host.keeps_state_) position = server::Store::AppliedPosition{id.value(), index};
+          if (auto applied = host.store_.apply(m->mutation(),
+                                               server::Store::Logging::kInReplicaLog, position);
+              !applied.ok()) {
+            spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
+                          applied.status().to_string());
+          }
+        }
+        note_changes(m->mutation(), index);
         tell_trackers(m->mutation());
         if (!blocked.empty()) {
           for (const replication::Effect& e : m->mutation().effects) touched.emplace(e.key);
@@ -457,7 +480,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     }
     return replication::encode_mutation(m);
   }
-  Status restore(std::string_view snapshot) override {
+  Status restore(std::string_view snapshot, LogIndex index) override {
     auto decoded = replication::DecodedMutation::decode(std::string(snapshot));
     if (!decoded.ok()) return decoded.status();
     std::set<std::string_view> kept;
@@ -512,7 +535,15 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // changed up to the snapshot's index (set once raft is done restoring).
     changes.clear();
     changes_floor_pending = true;
-    if (auto r = host.store_.apply(all, server::Store::Logging::kInReplicaLog); !r.ok()) {
+    if (host.keeps_state_) {
+      // Raft checkpoints the snapshot point without the state once this
+      // returns: the restored state (and its position) must be durable first.
+      auto r = host.store_.apply(all, server::Store::Logging::kInEngineLog,
+                                 server::Store::AppliedPosition{id.value(), index.value()});
+      if (!r.ok()) return r.status();
+      if (Status synced = host.store_.engine().sync(); !synced.ok()) return synced;
+      kept_through = 0;  // what follows the snapshot is applied as it comes
+    } else if (auto r = host.store_.apply(all, server::Store::Logging::kInReplicaLog); !r.ok()) {
       return r.status();
     }
     // Nor which keys tracking clients (here, or of nodes whose reads this
@@ -639,6 +670,17 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   Random random_;
   std::unique_ptr<net::GroupLog> log;
   std::unique_ptr<Raft> raft;
+  // With an engine that keeps its state: the applied position the store held
+  // when this replica started; entries up to it are not applied again.
+  uint64_t kept_through = 0;
+  // The log index the store's state reflects: the applied index, or, just
+  // after a restart, the kept position while raft has not caught up to it.
+  // What a local read covers and reports (a session token built from the
+  // applied index alone could move backwards on the next member).
+  uint64_t state_index() const { return std::max(raft->applied_index().value(), kept_through); }
+  // Tells this replica from a later one of the same group (a store flush
+  // started for one must not compact the other's log).
+  uint64_t serial = 0;
   uint64_t next_timer = 0;
   std::unordered_map<uint64_t, std::unique_ptr<asio::steady_timer>> timers;
   bool was_leader = false;
@@ -702,7 +744,58 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
   asio::post(io_, [this] {
     balance_leaders();
     watch_peers();
+    compact_logs();
   });
+}
+
+void ReplicaGroups::Impl::compact_logs() {
+  if (stopping_) return;
+  if (keeps_state_ && !persisting_) {
+    uint64_t behind = 0;
+    uint64_t most_behind = 0;
+    std::vector<std::tuple<GroupId, uint64_t, uint64_t>> applied;  // group, serial, index
+    for (const auto& [id, g] : groups_) {
+      if (!g->raft) continue;
+      const uint64_t index = g->raft->applied_index().value();
+      const uint64_t past = index - g->raft->log().snapshot_index().value();
+      if (past == 0) continue;
+      behind += past;
+      most_behind = std::max(most_behind, past);
+      applied.emplace_back(id, g->serial, index);
+    }
+    if (behind >= options_.compact_after_entries ||
+        most_behind >= options_.raft.snapshot_threshold) {
+      // Every effect applied so far is in the store; the flush covers it.
+      persisting_ = true;
+      if (persister_.joinable()) persister_.join();  // finished: persisting_ was false
+      persister_ = std::thread([this, applied = std::move(applied)]() mutable {
+        Status s = store_.engine().persist_all();
+        asio::post(io_, [this, applied = std::move(applied), s] { on_store_persisted(applied, s); });
+      });
+    }
+  }
+  compact_timer_.expires_after(std::chrono::milliseconds(500));
+  compact_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) compact_logs();
+  });
+}
+
+void ReplicaGroups::Impl::on_store_persisted(
+    const std::vector<std::tuple<GroupId, uint64_t, uint64_t>>& applied, const Status& persisted) {
+  persisting_ = false;
+  if (stopping_) return;
+  if (!persisted.ok()) {
+    // The logs keep everything; the next round tries again.
+    spdlog::error("replica groups: making the store durable failed, logs not compacted: {}",
+                  persisted.to_string());
+    return;
+  }
+  for (const auto& [id, serial, index] : applied) {
+    ReplicaGroup* g = find(id);
+    if (g == nullptr || !g->raft || g->serial != serial) continue;
+    g->raft->compact(LogIndex(index));
+    after_callback(*g);
+  }
 }
 
 void ReplicaGroups::Impl::watch_peers() {
@@ -770,6 +863,8 @@ void ReplicaGroups::Impl::shutdown() {
     stopping_ = true;
     balance_timer_.cancel();
     peer_timer_.cancel();
+    compact_timer_.cancel();
+    if (persister_.joinable()) persister_.join();
     std::vector<GroupId> ids;
     for (const auto& [id, g] : groups_) ids.push_back(id);
     for (GroupId id : ids) stop_group(id, false);
@@ -872,9 +967,36 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
     return;
   }
   g->log = std::move(log).value();
+  g->serial = ++next_serial_;
+  replication::raft::RaftOptions raft_options = options_.raft;
+  raft_options.machine_keeps_state = keeps_state_;
+  if (keeps_state_) {
+    // The store must hold the state through the log's compaction point, or
+    // entries before it are lost to this replica: refuse to start it then.
+    auto kept = store_.applied_position(id.value());
+    auto recovered = replication::raft::recover(records);
+    if (!kept.ok() || !recovered.ok()) {
+      spdlog::error("replica group {} ({} shard {}): cannot read its {}: {}", id.value(),
+                    ks.spec.name, shard, kept.ok() ? "log" : "applied position in the store",
+                    (kept.ok() ? recovered.status() : kept.status()).to_string());
+      return;
+    }
+    const uint64_t compacted = recovered->log.snapshot_index().value();
+    if (recovered->snapshot.empty() && *kept < compacted) {
+      spdlog::error(
+          "replica group {} ({} shard {}): the store holds its records only through log index "
+          "{}, but its log was compacted through {}: the store lost data (was {} replaced or "
+          "restored from a backup?). Not starting this replica; remove the node from the "
+          "cluster and add it again to copy the group from the others",
+          id.value(), ks.spec.name, shard, *kept, compacted,
+          (options_.data_dir / "rocksdb").string());
+      return;
+    }
+    g->kept_through = *kept;
+  }
   replication::Membership membership{.self = options_.self, .nodes = members};
   groups_[id] = std::move(g);
-  raw->raft = std::make_unique<Raft>(*raw, membership, std::move(records), *raw, options_.raft);
+  raw->raft = std::make_unique<Raft>(*raw, membership, std::move(records), *raw, raft_options);
   spdlog::info("replica group {} ({} shard {}) started: {} members, {} log records recovered",
                id.value(), ks.spec.name, shard, members.size(),
                raw->raft->log().last_index().value());
@@ -919,6 +1041,12 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
     }
   }
   groups_.erase(it);
+  if (remove_files && keeps_state_) {
+    if (Status s = store_.forget_applied_position(id.value()); !s.ok()) {
+      spdlog::error("replica group {}: erasing its applied position failed: {}", id.value(),
+                    s.to_string());
+    }
+  }
   if (remove_files) {
     // Its records in the shared log are forgotten, and stop keeping segments.
     if (Status s = wal_->drop_group(id.value()); !s.ok()) {
@@ -1064,6 +1192,7 @@ GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
   s.commit_index = g.raft->commit_index().value();
   s.applied_index = g.raft->applied_index().value();
   s.last_index = g.raft->log().last_index().value();
+  s.compacted_index = g.raft->log().snapshot_index().value();
   for (const auto& [n, m] : g.raft->follower_match()) s.match[n] = m.value();
   for (const auto& [n, a] : g.raft->follower_applied()) s.applied[n] = a.value();
   s.quiesced = g.raft->quiesced();
@@ -1371,7 +1500,7 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
   ReplicaGroup* g = find(p.group);
   if (g == nullptr || !g->raft) return;
   Raft& raft = *g->raft;
-  if (raft.applied_index().value() < p.policy.min_index) {
+  if (g->state_index() < p.policy.min_index) {
     g->local_reads.push_back(id);
     return;
   }
@@ -1407,7 +1536,7 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
   std::vector<std::string> effects;  // a lazy erase of an expired key: not ours to propose
   std::string reply = run_captured(p.resp, p.argv, &effects);
   g->counters->reads_local.fetch_add(1, std::memory_order_relaxed);
-  finish(id, GroupReply{Status::OK(), std::move(reply), {}, raft.applied_index().value()});
+  finish(id, GroupReply{Status::OK(), std::move(reply), {}, g->state_index()});
 }
 
 void ReplicaGroups::Impl::retry_local_reads(ReplicaGroup& g) {

@@ -167,7 +167,10 @@ struct ReplicaGroupsOptions {
   bool fsync = true;
   replication::raft::RaftOptions raft = [] {
     replication::raft::RaftOptions o;
-    // A snapshot scans the shard's records: take one every this many entries.
+    // A snapshot scans the shard's records: take one every this many entries
+    // (an engine that does not keep its state); with one that does (RocksDB),
+    // a group this many entries past its compaction point has the store made
+    // durable and every log compacted.
     o.snapshot_threshold = 16384;
     // Idle groups send nothing (raft.h, "Quiescence"): a node holds many.
     o.quiesce = true;
@@ -178,6 +181,11 @@ struct ReplicaGroupsOptions {
   // another leader. Should exceed the transport's ping interval (200 ms) a
   // few times over, and an election timeout.
   std::chrono::milliseconds peer_down_after{600};
+  // With an engine that keeps its state (RocksDB): once the groups together
+  // applied this many entries past their compaction points, the store is made
+  // durable (a memtable flush) and every group's log compacted through what it
+  // had applied (docs/replication.md, "Compaction without copying the shard").
+  uint64_t compact_after_entries = 65536;
   // A command without an answer within this long gets Timeout.
   std::chrono::milliseconds request_timeout{5000};
 };
@@ -225,6 +233,9 @@ struct GroupStatus {
   uint64_t commit_index = 0;
   uint64_t applied_index = 0;
   uint64_t last_index = 0;
+  // The log is compacted through this index: a snapshot's point (with an
+  // engine that keeps its state, the store was made durable through it).
+  uint64_t compacted_index = 0;
   std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
   // Leader only: each other member's applied index, as of its latest answer
   // to this leader (raft's AppendReply::applied_index; 0 until it answered).

@@ -35,10 +35,12 @@ class StateMachine {
   virtual ClientResponse read(const ClientRequest& request) const = 0;
 
   // The whole applied state as bytes (a snapshot), and back: restore replaces
-  // the state with the snapshot's. Corruption on bytes snapshot() did not make;
-  // the state is then unchanged.
+  // the state with the snapshot's, which covers the log through `index`.
+  // Corruption on bytes snapshot() did not make; the state is then unchanged.
+  // A machine that keeps its own state (raft's RaftOptions::machine_keeps_state)
+  // has the restored state durable when restore returns.
   virtual std::string snapshot() const = 0;
-  virtual Status restore(std::string_view snapshot) = 0;
+  virtual Status restore(std::string_view snapshot, LogIndex index) = 0;
 };
 
 }  // namespace statekv::replication

@@ -85,6 +85,8 @@ class FakeEngine final : public storage::Engine {
     make_durable(last_sequence());
     return Status::OK();
   }
+  bool survives_restart() const override { return false; }
+  Status persist_all() override { return Status::InvalidArgument("a fake engine"); }
   storage::EngineStats stats() const override { return {}; }
 
   // Declares every mutation <= seq durable and runs the callbacks it satisfies,

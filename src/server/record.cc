@@ -467,4 +467,21 @@ bool parse_garbage_key(std::string_view raw, uint64_t* gen) {
   return *gen != 0;
 }
 
+void applied_key(uint64_t group, std::string* out) {
+  out->clear();
+  out->push_back(kAppliedPrefix);
+  put_be64(group, out);
+}
+
+void applied_value(uint64_t index, std::string* out) {
+  out->clear();
+  put_be64(index, out);
+}
+
+bool parse_applied_value(std::string_view raw, uint64_t* index) {
+  if (raw.size() != 8) return false;
+  *index = get_be64(raw.data());
+  return true;
+}
+
 }  // namespace statekv::server

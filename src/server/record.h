@@ -52,6 +52,7 @@ enum class ValueType : uint8_t { kString = 0, kHash = 1, kSet = 2, kList = 3, kZ
 // TYPE's answer for each type.
 std::string_view type_name(ValueType type);
 
+inline constexpr char kAppliedPrefix = 'a';
 inline constexpr char kDataPrefix = 'd';
 inline constexpr char kExpiryPrefix = 'e';
 inline constexpr char kGarbagePrefix = 'g';
@@ -227,5 +228,11 @@ bool decode_score_bytes(std::string_view v, double* out);
 // Replaces *out with "g" + be64(gen).
 void garbage_key(uint64_t gen, std::string* out);
 bool parse_garbage_key(std::string_view raw, uint64_t* gen);
+
+// A replica group's applied position (Store::AppliedPosition): "a" +
+// be64(group) holding be64(index).
+void applied_key(uint64_t group, std::string* out);
+void applied_value(uint64_t index, std::string* out);
+bool parse_applied_value(std::string_view raw, uint64_t* index);
 
 }  // namespace statekv::server

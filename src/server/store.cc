@@ -235,15 +235,22 @@ Store::Meta Store::meta_of(const RecordView& rec) {
   return Meta{true, rec.expire_ms, record_generation(rec.type, rec.value)};
 }
 
-Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Logging logging) {
+Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Logging logging,
+                                       std::optional<AppliedPosition> position) {
   using Kind = replication::Effect::Kind;
   const auto& effects = mutation.effects;
-  if (effects.empty()) return storage::Sequence{0};
+  const bool unlogged = logging == Logging::kInReplicaLog;
+  if (effects.empty()) {
+    if (!position) return storage::Sequence{0};
+    return apply_locked({}, unlogged, &*position);
+  }
   if (effects.front().kind == Kind::kClear) {
     if (effects.size() != 1) {
       return Status::InvalidArgument("a clear effect must be a mutation's only effect");
     }
-    return flush();
+    auto cleared = flush();
+    if (!cleared.ok() || !position) return cleared;
+    return apply_locked({}, unlogged, &*position);
   }
   std::vector<std::string_view> keys;
   std::vector<std::string_view> records;  // keys whose record is written
@@ -288,10 +295,30 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
         e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
     writes.push_back(Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms, type});
   }
-  return apply_locked(writes, logging == Logging::kInReplicaLog);
+  return apply_locked(writes, unlogged, position ? &*position : nullptr);
 }
 
-Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, bool unlogged) {
+Result<uint64_t> Store::applied_position(uint64_t group) {
+  std::string key;
+  applied_key(group, &key);
+  std::string value;
+  Status s = engine_.get(key, &value);
+  if (s.is_not_found()) return uint64_t{0};
+  if (!s.ok()) return s;
+  uint64_t index = 0;
+  if (!parse_applied_value(value, &index)) return Status::Corruption("malformed applied position");
+  return index;
+}
+
+Status Store::forget_applied_position(uint64_t group) {
+  std::string key;
+  applied_key(group, &key);
+  auto seq = engine_.del(key);
+  return seq.ok() ? Status::OK() : seq.status();
+}
+
+Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, bool unlogged,
+                                              const AppliedPosition* position) {
   int64_t key_delta = 0;
   int64_t expire_delta = 0;
   // The generation each record write leaves its key owning.
@@ -314,10 +341,10 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
     }
     if (w.old.gen != new_gen(w)) gens_change = true;
   }
-  if (ops == 0) return storage::Sequence{0};
+  if (ops == 0 && position == nullptr) return storage::Sequence{0};
 
   Result<storage::Sequence> seq = storage::Sequence{0};
-  if (ops == 1 && !gens_change && !unlogged) {
+  if (ops == 1 && !gens_change && !unlogged && position == nullptr) {
     // The common case (SET/INCR of a key without TTL changes, HSET of a field
     // of a large hash): one engine call, no batch allocation.
     const Write& w = *std::find_if(writes.begin(), writes.end(), [](const Write& x) {
@@ -429,6 +456,11 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
       ++garbage_delta;
     }
     for (uint64_t gen : owned) note_generation(gen);
+    if (position != nullptr) {
+      applied_key(position->group, &ek);
+      applied_value(position->index, &record);
+      batch.put(ek, record);
+    }
     seq = engine_.write(batch);
     if (seq.ok() && garbage_delta != 0)
       garbage_.fetch_add(garbage_delta, std::memory_order_relaxed);
@@ -600,7 +632,20 @@ uint64_t Store::garbage_count() const {
 
 Result<storage::Sequence> Store::flush() {
   auto guard = lock_all();
+  // Replica groups' applied positions survive a FLUSHALL (a group's own
+  // erases go through its log; its position must keep naming its entries).
+  storage::WriteBatch positions;
+  const char applied_from[1] = {kAppliedPrefix};
+  const char applied_to[1] = {kAppliedPrefix + 1};
+  Status kept = engine_.scan(std::string_view(applied_from, 1), std::string_view(applied_to, 1),
+                             0, [&](std::string_view key, std::string_view value) {
+                               positions.put(key, value);
+                               return true;
+                             });
+  if (!kept.ok()) return kept;
   auto seq = engine_.clear();
+  if (!seq.ok()) return seq;
+  if (!positions.empty()) seq = engine_.write(positions);
   if (!seq.ok()) return seq;
   keys_.store(0, std::memory_order_relaxed);
   expires_.store(0, std::memory_order_relaxed);

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -131,6 +132,14 @@ class Store {
 
   // One change to one key, or to one element of a collection. expire_ms == 0
   // means no TTL.
+  // A replica group's applied position: the log index of the last entry whose
+  // effects this store holds for `group`. Written in the same engine write as
+  // the entry's effects, so whatever state survives a crash names the entry it
+  // reflects (docs/replication.md, "Compaction without copying the shard").
+  struct AppliedPosition {
+    uint64_t group = 0;
+    uint64_t index = 0;
+  };
   struct Write {
     Write() = default;
     Write(std::string_view key_, const Meta& old_, bool erase_, std::string_view value_,
@@ -154,12 +163,15 @@ class Store {
   // The caller holds every key's stripe lock, and no key's record is written
   // twice (element writes may name a key whose record is also written).
   // unlogged: the engine write skips the engine's log (apply's kInReplicaLog).
-  Result<storage::Sequence> apply_locked(std::span<const Write> writes, bool unlogged = false);
+  // position: written in the same engine write (even with nothing else to do).
+  Result<storage::Sequence> apply_locked(std::span<const Write> writes, bool unlogged = false,
+                                         const AppliedPosition* position = nullptr);
   Result<storage::Sequence> put_locked(std::string_view key, const Meta& old,
                                        std::string_view value, int64_t expire_ms);
   Result<storage::Sequence> erase_locked(std::string_view key, const Meta& old);
 
-  // Removes every key (FLUSHDB/FLUSHALL), holding all stripe locks.
+  // Removes every key (FLUSHDB/FLUSHALL), holding all stripe locks. Replica
+  // groups' applied positions stay: they name log entries, not keys.
   Result<storage::Sequence> flush();
 
   // A generation no record of this store has used (element layout): a hash's
@@ -214,7 +226,12 @@ class Store {
   // kInEngineLog.
   enum class Logging { kInEngineLog, kInReplicaLog };
   Result<storage::Sequence> apply(const replication::Mutation& mutation,
-                                  Logging logging = Logging::kInEngineLog);
+                                  Logging logging = Logging::kInEngineLog,
+                                  std::optional<AppliedPosition> position = std::nullopt);
+  // The applied position of `group` this store holds (0: none).
+  Result<uint64_t> applied_position(uint64_t group);
+  // Erases `group`'s position (its replica left this node), durably like a write.
+  Status forget_applied_position(uint64_t group);
 
   // How the executor erases an expired key: through its replica group, so the
   // erase replicates like a write. Called with the key's stripe lock held.

@@ -137,6 +137,41 @@ TEST(Store, CountersFollowMutationsAndRecount) {
   EXPECT_EQ(reopened.expire_count(), 0u);
 }
 
+// A replica group's applied position travels in the same engine write as the
+// entry's effects (even an entry with none), is not a key, and outlives FLUSHALL.
+TEST(Store, AppliedPositionsAreWrittenWithTheEffectsAndSurviveAFlush) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  EXPECT_EQ(store.applied_position(7).value(), 0u);
+  replication::Mutation m;
+  m.effects.push_back({replication::Effect::Kind::kPut, "k", "v", 0});
+  ASSERT_TRUE(store.apply(m, Store::Logging::kInReplicaLog, Store::AppliedPosition{7, 42}).ok());
+  EXPECT_EQ(store.applied_position(7).value(), 42u);
+  EXPECT_EQ(store.applied_position(8).value(), 0u);
+  EXPECT_EQ(store.key_count(), 1u);
+  // An entry with no effect (an erase of an absent key) still moves it.
+  replication::Mutation nothing;
+  nothing.effects.push_back({replication::Effect::Kind::kErase, "absent", {}, 0});
+  ASSERT_TRUE(
+      store.apply(nothing, Store::Logging::kInReplicaLog, Store::AppliedPosition{7, 43}).ok());
+  EXPECT_EQ(store.applied_position(7).value(), 43u);
+  ASSERT_TRUE(store.apply({}, Store::Logging::kInReplicaLog, Store::AppliedPosition{8, 5}).ok());
+  EXPECT_EQ(store.applied_position(8).value(), 5u);
+  // Not a key: SCAN and the counters do not see it.
+  size_t keys = 0;
+  ASSERT_TRUE(store.scan({}, {}, 0, 0, [&](std::string_view, const RecordView&) {
+                     return ++keys, true;
+                   }).ok());
+  EXPECT_EQ(keys, 1u);
+  ASSERT_TRUE(store.flush().ok());
+  EXPECT_EQ(store.key_count(), 0u);
+  EXPECT_EQ(store.applied_position(7).value(), 43u);
+  EXPECT_EQ(store.applied_position(8).value(), 5u);
+  ASSERT_TRUE(store.forget_applied_position(7).ok());
+  EXPECT_EQ(store.applied_position(7).value(), 0u);
+  EXPECT_EQ(store.applied_position(8).value(), 5u);
+}
+
 // A transaction holds its keys' stripes; its commands' own lock() calls on
 // them take nothing on that thread (else they would deadlock on themselves),
 // while other threads still wait; the scope ends with the transaction's lock.

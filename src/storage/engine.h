@@ -157,6 +157,17 @@ class Engine {
   // Forces everything written so far to be durable now (used at shutdown and by tests).
   virtual Status sync() = 0;
 
+  // Whether what this engine holds survives a restart at all (RocksDB: yes;
+  // memory: nothing does).
+  virtual bool survives_restart() const = 0;
+  // Makes every write applied so far durable, unlogged ones included (RocksDB:
+  // its memtables become table files), blocking until it is; writes made
+  // meanwhile may or may not be covered. What lets a replica group compact its
+  // log without copying its shard (docs/replication.md, "Compaction without
+  // copying the shard"). InvalidArgument on an engine that does not survive a
+  // restart.
+  virtual Status persist_all() = 0;
+
   virtual EngineStats stats() const = 0;
 };
 

@@ -94,6 +94,10 @@ class MemoryEngine final : public Engine {
   void when_durable(Sequence seq, std::function<void()> callback) override;
   // Nothing to flush: succeeds at once.
   Status sync() override { return Status::OK(); }
+  bool survives_restart() const override { return false; }
+  Status persist_all() override {
+    return Status::InvalidArgument("the memory engine keeps nothing across a restart");
+  }
   // keys is exact; memory_bytes = entry allocations (usable size + malloc's header
   // word) + hash-index capacity + an estimate of B-tree nodes.
   EngineStats stats() const override;

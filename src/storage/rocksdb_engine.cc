@@ -282,6 +282,15 @@ Status RocksDbEngine::sync() {
   return sync_now();
 }
 
+Status RocksDbEngine::persist_all() {
+  if (Status err = background_error(); !err.ok()) return err;
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  // Another flush may be running (a full memtable): wait behind it, do not fail.
+  fo.allow_write_stall = true;
+  return from_rocks(db_->Flush(fo));
+}
+
 void RocksDbEngine::sync_loop() {
   std::unique_lock lock(sync_mu_);
   while (true) {

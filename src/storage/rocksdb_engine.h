@@ -74,6 +74,9 @@ class RocksDbEngine final : public Engine {
   Sequence durable_sequence() const override;
   void when_durable(Sequence seq, std::function<void()> callback) override;
   Status sync() override;
+  bool survives_restart() const override { return true; }
+  // Flushes the memtables (RocksDB's Flush, waiting for it).
+  Status persist_all() override;
   // keys: rocksdb.estimate-num-keys; memory: block cache + memtables + table readers;
   // disk: SST files + WAL files; fsyncs: WAL syncs since open.
   EngineStats stats() const override;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -161,6 +162,52 @@ TEST(RocksDbEngine, UnloggedBatchesSurviveACleanClose) {
   std::string v;
   ASSERT_TRUE(e->get("u", &v).ok());
   EXPECT_EQ(v, "kept");
+}
+
+// persist_all is what a replica group compacts its log behind: unlogged writes
+// made before it survive a SIGKILL; those after it do not (the log replays them).
+// The writer is this test binary run again (a forked child would have no
+// RocksDB background threads to flush with): the disabled test below.
+TEST(RocksDbEngine, PersistAllMakesUnloggedWritesSurviveASigkill) {
+  TempDir dir;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv("STATEKV_PERSIST_ALL_DIR", dir.path().c_str(), 1);
+    execl("/proc/self/exe", "storage_test", "--gtest_also_run_disabled_tests",
+          "--gtest_filter=RocksDbEngine.DISABLED_PersistAllWriter", static_cast<char*>(nullptr));
+    _exit(7);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  auto e = open_rocksdb_or_fail(dir.path(), FsyncPolicy::kBatch);
+  ASSERT_NE(e, nullptr);
+  std::string v;
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(e->get("before" + std::to_string(i), &v).ok()) << i;
+  EXPECT_TRUE(e->get("after", &v).is_not_found()) << "an unlogged write survived a SIGKILL "
+                                                     "without persist_all: the test proves nothing";
+  EXPECT_TRUE(e->survives_restart());
+}
+
+// Run only by the test above, in a process of its own: writes unlogged
+// batches, persists them, writes one more, and dies by SIGKILL.
+TEST(RocksDbEngine, DISABLED_PersistAllWriter) {
+  const char* path = getenv("STATEKV_PERSIST_ALL_DIR");
+  ASSERT_NE(path, nullptr);
+  auto r = open_rocksdb_engine(RocksDbEngineOptions{.path = path});
+  ASSERT_TRUE(r.ok());
+  Engine& e = **r;
+  auto unlogged_put = [&](const std::string& key) {
+    WriteBatch b;
+    b.set_unlogged(true);
+    b.put(key, "v");
+    ASSERT_TRUE(e.write(b).ok());
+  };
+  for (int i = 0; i < 100; ++i) unlogged_put("before" + std::to_string(i));
+  ASSERT_TRUE(e.persist_all().ok());
+  unlogged_put("after");
+  kill(getpid(), SIGKILL);
 }
 
 TEST(RocksDbEngine, SigkillLosesNoAcknowledgedWriteUnderAlways) {

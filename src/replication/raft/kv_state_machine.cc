@@ -37,7 +37,7 @@ ClientResponse KvStateMachine::read(const ClientRequest& request) const {
   return r;
 }
 
-Status KvStateMachine::restore(std::string_view snapshot) {
+Status KvStateMachine::restore(std::string_view snapshot, LogIndex) {
   Result<KvStateMachine> decoded = decode(snapshot);
   if (!decoded.ok()) return decoded.status();
   map_ = std::move(decoded->map_);

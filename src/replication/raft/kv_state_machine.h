@@ -26,7 +26,7 @@ class KvStateMachine final : public StateMachine {
   // The value of request.key.
   ClientResponse read(const ClientRequest& request) const override;
   std::string snapshot() const override { return encode(); }
-  Status restore(std::string_view snapshot) override;
+  Status restore(std::string_view snapshot, LogIndex index) override;
 
   std::optional<std::string> read(const std::string& key) const;
   size_t size() const { return map_.size(); }

@@ -41,9 +41,15 @@ Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::str
   log_ = std::move(state->log);
   snapshot_config_ = state->snapshot_config.empty() ? membership.nodes : state->snapshot_config;
   if (log_.snapshot_index().value() != 0) {
-    Status restored = sm_.restore(state->snapshot);
-    SKV_ASSERT(restored.ok(), "raft snapshot does not restore");
-    snapshot_state_ = std::make_shared<const std::string>(std::move(state->snapshot));
+    // A machine that keeps its own state holds the snapshot already, unless
+    // the checkpoint carries one (written before it kept its state).
+    if (!options_.machine_keeps_state || !state->snapshot.empty()) {
+      Status restored = sm_.restore(state->snapshot, log_.snapshot_index());
+      SKV_ASSERT(restored.ok(), "raft snapshot does not restore");
+    }
+    if (!options_.machine_keeps_state) {
+      snapshot_state_ = std::make_shared<const std::string>(std::move(state->snapshot));
+    }
     // A snapshot holds only committed, applied entries.
     commit_ = applied_ = log_.snapshot_index();
   }
@@ -316,13 +322,15 @@ void Raft::install_staged(NodeId from, const InstallSnapshot& last_chunk) {
   staging_.reset();
   // The codec checked the frames; a state that does not restore is the
   // sender's bug, and restore() left ours unchanged.
-  if (!sm_.restore(st.data).ok()) return;
+  if (!sm_.restore(st.data, st.index).ok()) return;
   ++snapshot_stats_.installed;
   snapshot_stats_.most_chunks = std::max(snapshot_stats_.most_chunks, st.chunks);
   const bool keeps_suffix = st.index <= log_.last_index() && log_.term_at(st.index) == st.last_term;
   if (!keeps_suffix) forget_durability_from(LogIndex(1));
   log_.reset_to_snapshot(st.index, st.last_term);
-  snapshot_state_ = std::make_shared<const std::string>(std::move(st.data));
+  if (!options_.machine_keeps_state) {
+    snapshot_state_ = std::make_shared<const std::string>(std::move(st.data));
+  }
   snapshot_config_ = last_chunk.config;
   refresh_config();
   commit_ = applied_ = st.index;
@@ -661,7 +669,16 @@ void Raft::persist_checkpoint() {
   log_records_.emplace_back(last_token_, log_.last_index());
 }
 
+void Raft::compact(LogIndex index) {
+  if (!options_.machine_keeps_state) return;
+  if (index <= log_.snapshot_index() || index > applied_) return;
+  snapshot_config_ = config_at(index);
+  log_.compact_to(index);
+  persist_checkpoint();
+}
+
 void Raft::maybe_snapshot() {
+  if (options_.machine_keeps_state) return;  // the host calls compact()
   if (applied_.value() - log_.snapshot_index().value() < options_.snapshot_threshold) return;
   snapshot_state_ = std::make_shared<const std::string>(sm_.snapshot());
   snapshot_config_ = config_at(applied_);
@@ -794,10 +811,19 @@ void Raft::send_append(NodeId peer) {
     // and nothing else until it is installed (a reordered AppendEntries would
     // only bounce back). The transfer keeps this snapshot even if we take a
     // newer one meanwhile, so that it finishes.
-    p.snapshot = SnapshotSend{.snapshot = Snapshot{.index = log_.snapshot_index(),
-                                                   .term = log_.snapshot_term(),
-                                                   .config = snapshot_config_,
-                                                   .state = snapshot_state_}};
+    if (options_.machine_keeps_state) {
+      // The log keeps no copy of the state: take the machine's as it is now.
+      p.snapshot = SnapshotSend{
+          .snapshot = Snapshot{.index = applied_,
+                               .term = log_.term_at(applied_),
+                               .config = config_at(applied_),
+                               .state = std::make_shared<const std::string>(sm_.snapshot())}};
+    } else {
+      p.snapshot = SnapshotSend{.snapshot = Snapshot{.index = log_.snapshot_index(),
+                                                     .term = log_.snapshot_term(),
+                                                     .config = snapshot_config_,
+                                                     .state = snapshot_state_}};
+    }
     p.inflight.clear();
   }
   if (p.snapshot) {

@@ -88,6 +88,20 @@
 // the majority while it catches up. Learners are the leader's volatile state:
 // a new leader has none (whoever drives the move adds the learner again).
 //
+// A machine that keeps its own state (RaftOptions::machine_keeps_state;
+// CockroachDB and TiKV keep their state machines so): copying the whole state
+// into the log every snapshot_threshold entries costs O(state) per compaction,
+// which a machine whose state is durable on its own need not pay. The host
+// makes the machine's state durable through some applied index (RocksDB: a
+// memtable flush, for every group at once) and calls compact(index): the log
+// is dropped through it and the checkpoint record holds no state. A restart
+// starts from that point without restore(): the machine's kept state already
+// reflects it (and possibly later entries: applying those again must leave
+// the same state, which effects — puts and erases of whole values — do). A
+// follower that needs compacted entries gets the machine's state as of the
+// leader's applied index, taken when the transfer starts (snapshot()); it
+// restores it durably before it checkpoints.
+//
 // Not done yet (see docs/raft.md): the state machine still hands over its
 // snapshot as one string (only the transfer is chunked).
 //
@@ -133,6 +147,11 @@ struct RaftOptions {
   // Stop heartbeating while the group is idle (see Quiescence above). Only
   // for hosts that call on_peer_down, or a dead leader is never replaced.
   bool quiesce = false;
+  // The state machine keeps its own state on disk (a shard's records in
+  // RocksDB; see "A machine that keeps its own state" above): raft then never
+  // snapshots it to compact (snapshot_threshold does not apply); the host calls
+  // compact() once the machine's state is durable through an index.
+  bool machine_keeps_state = false;
 };
 
 class Raft {
@@ -173,6 +192,13 @@ class Raft {
   // while). A quiesced follower of `peer` wakes and, still hearing nothing from
   // it, campaigns after an election timeout. Otherwise nothing happens.
   void on_peer_down(NodeId peer);
+
+  // machine_keeps_state only: the machine's state is durable through `index`
+  // (the host saw it applied through there before making the state durable).
+  // Drops the log through it and writes a checkpoint without the state.
+  // Nothing happens at or below the snapshot point, above the applied index,
+  // or without machine_keeps_state.
+  void compact(LogIndex index);
 
   // Asks this leader to hand leadership to `target`, a member up to date or
   // brought up to date first. Until the target takes over (or an election
@@ -377,8 +403,8 @@ class Raft {
   LogIndex commit_;
   LogIndex applied_;
   StateMachine& sm_;
-  // sm_'s snapshot at log_.snapshot_index() (empty without one); shared with
-  // the transfers that send it.
+  // sm_'s snapshot at log_.snapshot_index() (empty without one, and always
+  // with machine_keeps_state); shared with the transfers that send it.
   std::shared_ptr<const std::string> snapshot_state_ = std::make_shared<const std::string>();
   std::vector<NodeId> snapshot_config_;  // members at log_.snapshot_index()
   std::string role_reason_ = "started";

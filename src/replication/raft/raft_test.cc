@@ -575,7 +575,7 @@ class AppliedOrder final : public StateMachine {
     for (const auto& v : order) out += v + ",";
     return out;
   }
-  Status restore(std::string_view bytes) override {
+  Status restore(std::string_view bytes, LogIndex index) override {
     if (!bytes.empty() && bytes.back() != ',') return Status::Corruption("not a snapshot");
     order.clear();
     size_t start = 0;
@@ -586,10 +586,12 @@ class AppliedOrder final : public StateMachine {
       }
     }
     ++restores;
+    restored_at = index;
     return Status::OK();
   }
   std::vector<std::string> order;
   int restores = 0;
+  LogIndex restored_at{};
 };
 
 TEST(RaftStateMachine, AppliesCommittedCommandsInLogOrderToTheMachineItIsHanded) {
@@ -668,6 +670,95 @@ TEST(RaftSnapshot, AFollowerThatNeedsCompactedEntriesGetsTheSnapshot) {
   auto rest = env.take<AppendEntries>();
   ASSERT_FALSE(rest.empty());
   EXPECT_EQ(rest.front().second.prev_index, snaps[0].second.last_index);
+}
+
+// ---------------------------------------------------------------- a machine that keeps its state
+
+RaftOptions machine_keeps_state() {
+  RaftOptions o = snapshot_every_4();  // must not apply
+  o.machine_keeps_state = true;
+  return o;
+}
+
+TEST(RaftMachineKeepsState, TheLogCompactsOnlyWhenTheHostSaysAndTheCheckpointHoldsNoState) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  elect_and_commit(env, r, 10);
+  EXPECT_EQ(r.applied_index(), LogIndex(11));
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(0)) << "compacted past the threshold on its own";
+  r.compact(LogIndex(12));  // beyond what was applied: nothing
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(0));
+  r.compact(LogIndex(8));
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(8));
+  EXPECT_EQ(r.log().last_index(), LogIndex(11));
+  r.compact(LogIndex(5));  // below the compaction point: nothing
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(8));
+  auto recovered = recover(env.records);
+  ASSERT_TRUE(recovered.ok());
+  EXPECT_EQ(recovered->log.snapshot_index(), LogIndex(8));
+  EXPECT_TRUE(recovered->snapshot.empty()) << "the checkpoint copied the machine's state";
+
+  // A restart does not restore: the machine kept its state (here all ten
+  // writes, past the compaction point); raft starts from the compaction point
+  // and hands the entries after it to the machine again once committed.
+  FakeEnv env2;
+  AppliedOrder kept;
+  kept.order = sm.order;
+  Raft restarted(env2, three(1), env.records, kept, machine_keeps_state());
+  EXPECT_EQ(kept.restores, 0);
+  EXPECT_EQ(restarted.applied_index(), LogIndex(8));
+  EXPECT_EQ(restarted.log().last_index(), LogIndex(11));
+  EXPECT_EQ(kept.order, sm.order);
+
+  // Without the option the same checkpoint would be restored from: the
+  // option is what makes an empty state right.
+  FakeEnv env3;
+  AppliedOrder plain;
+  Raft old_style(env3, three(1), env.records, plain, snapshot_every_4());
+  EXPECT_EQ(plain.restores, 1);
+  EXPECT_TRUE(plain.order.empty());
+}
+
+TEST(RaftMachineKeepsState, AFollowerThatNeedsCompactedEntriesGetsTheStateAsOfTheLeadersApplied) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  elect_and_commit(env, r, 10);
+  r.compact(LogIndex(6));
+  env.sent.clear();
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+  auto snaps = env.take<InstallSnapshot>();
+  ASSERT_EQ(snaps.size(), 1u);
+  // Not the compaction point's (the log keeps no copy): the machine's now.
+  EXPECT_EQ(snaps[0].second.last_index, LogIndex(11));
+  EXPECT_EQ(snaps[0].second.state, sm.snapshot());
+
+  // Node 3 restores it (with the index it covers), checkpoints without the
+  // state, and acknowledges once that is durable; the leader goes on from there.
+  FakeEnv env3;
+  AppliedOrder follower_sm;
+  Raft follower(env3, three(3), {}, follower_sm, machine_keeps_state());
+  follower.on_message(NodeId(1), snaps[0].second);
+  EXPECT_EQ(follower_sm.restores, 1);
+  EXPECT_EQ(follower_sm.restored_at, LogIndex(11));
+  EXPECT_EQ(follower_sm.order, sm.order);
+  EXPECT_EQ(follower.applied_index(), LogIndex(11));
+  env3.sync(follower);
+  auto acks = env3.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].second.match_index, LogIndex(11));
+  auto recovered = recover(env3.records);
+  ASSERT_TRUE(recovered.ok());
+  EXPECT_EQ(recovered->log.snapshot_index(), LogIndex(11));
+  EXPECT_TRUE(recovered->snapshot.empty());
+  r.on_message(NodeId(3), acks[0].second);
+  r.on_request(request(99, ClientOp::kWrite, "k", "after"));
+  env.sync(r);
+  auto rest = env.take<AppendEntries>();
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.back().second.prev_index, LogIndex(11));
 }
 
 // ---------------------------------------------------------------- snapshot chunks

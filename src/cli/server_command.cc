@@ -60,6 +60,7 @@ struct ServerFlags {
   // Replica groups carry the clients' load: a leader busy serving it must not
   // lose its followers to a timeout a loaded machine's scheduling can exceed.
   uint64_t group_election_timeout_ms = 500;
+  uint64_t group_compact_entries = coord::ReplicaGroupsOptions{}.compact_after_entries;
   std::string default_partitioner = "hash";
   std::string default_replication = "none";
   bool redirects = false;
@@ -244,6 +245,12 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     std::cerr << "statekv server: " << s.message() << "\n";
     return 1;
   }
+  if (given("--group-compact-entries") && config.engine != "rocksdb") {
+    // The memory engine keeps nothing across a restart: its groups compact by
+    // snapshot, which this setting does not steer.
+    std::cerr << "statekv server: --group-compact-entries applies to --engine rocksdb only\n";
+    return 1;
+  }
 
   // Block the shutdown signals before any thread starts, so every thread
   // inherits the mask and only sigwait() below receives them.
@@ -324,6 +331,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     groups.raft.election_timeout = std::chrono::milliseconds(flags.group_election_timeout_ms);
     groups.raft.heartbeat_interval =
         std::chrono::milliseconds(std::max<uint64_t>(1, flags.group_election_timeout_ms / 7));
+    groups.compact_after_entries = flags.group_compact_entries;
     co.replica_groups = groups;
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
     ctx.router = coordinator.get();
@@ -455,6 +463,13 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "Election timeout T of the metadata raft group: each one is drawn from [T, 2T); "
                   "heartbeats every T/7")
       ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  cmd->add_option("--group-compact-entries", flags->group_compact_entries,
+                  "With --engine rocksdb: once the replica groups together applied this many "
+                  "entries past their logs' compaction points, the store is flushed to disk and "
+                  "every group's log compacted (docs/replication.md, \"Compaction without "
+                  "copying the shard\")")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
       ->capture_default_str();
   cmd->add_option("--group-election-timeout-ms", flags->group_election_timeout_ms,
                   "Election timeout T of the replica groups (consensus keyspaces): each one is "

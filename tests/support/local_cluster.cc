@@ -14,7 +14,7 @@ namespace {
 constexpr const char* kSecret = "local-cluster-secret";
 }
 
-LocalCluster::LocalCluster(size_t n, std::vector<std::string> extra) {
+LocalCluster::LocalCluster(size_t n, std::vector<std::string> extra, std::string engine) {
   for (size_t i = 0; i < n; ++i) {
     auto port = pick_free_low_port();
     peer_ports_.push_back(port.ok() ? *port : 0);
@@ -27,7 +27,7 @@ LocalCluster::LocalCluster(size_t n, std::vector<std::string> extra) {
   for (size_t i = 0; i < n; ++i) {
     ServerOptions o;
     o.kind = ServerKind::kStatekv;
-    o.engine = "memory";
+    o.engine = engine;
     o.fsync = "batch";
     o.extra_args = {"--node-id",
                     std::to_string(i + 1),

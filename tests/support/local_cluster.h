@@ -16,8 +16,9 @@ namespace statekv::itest {
 
 class LocalCluster {
  public:
-  // n nodes; `extra` is appended to every node's command line.
-  explicit LocalCluster(size_t n, std::vector<std::string> extra = {});
+  // n nodes on `engine`; `extra` is appended to every node's command line.
+  explicit LocalCluster(size_t n, std::vector<std::string> extra = {},
+                        std::string engine = "memory");
 
   // Starts every node (again, after a kill, for those not running) and waits
   // until each routes with a map listing every member, all at one epoch.

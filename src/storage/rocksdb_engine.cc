@@ -286,8 +286,9 @@ Status RocksDbEngine::persist_all() {
   if (Status err = background_error(); !err.ok()) return err;
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  // Another flush may be running (a full memtable): wait behind it, do not fail.
-  fo.allow_write_stall = true;
+  // Never stall the writers to flush now: when flushing would (too many
+  // memtables waiting already), wait until it would not.
+  fo.allow_write_stall = false;
   return from_rocks(db_->Flush(fo));
 }
 

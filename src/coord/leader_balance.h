@@ -14,9 +14,16 @@
 // partition lasts (seen in CI: the majority side of a partition could not
 // write an idle keyspace).
 //
-// Thread safety: a pure function.
+// A preferred leader this node hears may still be unable to win: under a
+// one-way partition it hears this node but not the others, or they do not
+// hear it. Each handover to it then holds the group's requests for an
+// election timeout and fails; HandoverBackoff spaces such tries out.
+//
+// Thread safety: pure functions; a HandoverBackoff is one thread's.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -45,5 +52,39 @@ std::optional<NodeId> leadership_handover_target(const LeaderBalanceView& view);
 // to a node that cannot hear it only holds the group's requests back for an
 // election timeout, and the stop then goes ahead with the leadership here.
 std::optional<NodeId> stop_handover_target(const LeaderBalanceView& view);
+
+// Handovers that did not take, per group: a leader that handed a group over
+// and still leads it when it looks again (the balancer looks every second; a
+// transfer is won or abandoned within about an election timeout) failed. The
+// next try to the same node waits 2 s after the first failure, 4 s after the
+// second, ... at most kMaxWait; a try to another node, or the group led
+// elsewhere, starts afresh. So a preferred leader that cannot win costs the
+// group one election timeout of refused writes per wait, not per second.
+class HandoverBackoff {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds kMaxWait{64};
+
+  // Whether handing `group` to `target` may be tried at `now`.
+  bool may_try(uint64_t group, NodeId target, Clock::time_point now) const;
+  // This node handed `group` to `target` at `now`.
+  void tried(uint64_t group, NodeId target, Clock::time_point now);
+  // This node leads `group` at `now`: a try made before failed.
+  void leading(uint64_t group, Clock::time_point now);
+  // This node no longer leads `group` (a handover took, or it lost office):
+  // what was noted of it is forgotten.
+  void not_leading(uint64_t group);
+  // How many handovers of `group` failed in a row (status, tests).
+  uint32_t failures(uint64_t group) const;
+
+ private:
+  struct Tries {
+    NodeId target;
+    uint32_t failures = 0;
+    bool outstanding = false;  // tried, not yet seen to fail
+    Clock::time_point next{};  // no try before this
+  };
+  std::map<uint64_t, Tries> groups_;
+};
 
 }  // namespace statekv::coord

@@ -60,5 +60,52 @@ TEST(LeaderBalance, APlannedStopHandsToTheReachableFollowerFurthestAlong) {
   EXPECT_EQ(stop_handover_target(v), std::nullopt);
 }
 
+// A preferred leader that can be heard but cannot win (a one-way partition):
+// each failed handover doubles the wait before the next, up to a limit;
+// another target, or the group led elsewhere, starts afresh.
+TEST(HandoverBackoff, FailedHandoversToOneNodeAreSpacedOutAndSuccessForgetsThem) {
+  using namespace std::chrono_literals;
+  HandoverBackoff b;
+  const auto t0 = HandoverBackoff::Clock::now();
+  EXPECT_TRUE(b.may_try(7, NodeId(1), t0));
+  b.tried(7, NodeId(1), t0);
+  EXPECT_FALSE(b.may_try(7, NodeId(1), t0 + 500ms)) << "one try at a time";
+  b.leading(7, t0 + 1s);  // still leading a round later: it failed
+  EXPECT_EQ(b.failures(7), 1u);
+  EXPECT_FALSE(b.may_try(7, NodeId(1), t0 + 2s));
+  EXPECT_TRUE(b.may_try(7, NodeId(1), t0 + 3s));
+  EXPECT_TRUE(b.may_try(7, NodeId(3), t0 + 1s)) << "another target is not held back";
+  EXPECT_TRUE(b.may_try(8, NodeId(1), t0 + 1s)) << "another group is not held back";
+  // Failing again and again: 4 s, 8 s, ... at most kMaxWait.
+  auto now = t0 + 3s;
+  std::vector<std::chrono::seconds> waits;
+  for (int i = 0; i < 8; ++i) {
+    b.tried(7, NodeId(1), now);
+    now += 1s;
+    b.leading(7, now);
+    auto next = now;
+    while (!b.may_try(7, NodeId(1), next)) next += 1s;
+    waits.push_back(std::chrono::duration_cast<std::chrono::seconds>(next - now));
+    now = next;
+  }
+  EXPECT_EQ(waits.front(), 4s);
+  EXPECT_EQ(waits[1], 8s);
+  EXPECT_EQ(waits.back(), HandoverBackoff::kMaxWait);
+  // Leading without a try outstanding is no failure.
+  const uint32_t failures = b.failures(7);
+  b.leading(7, now + 10s);
+  EXPECT_EQ(b.failures(7), failures);
+  // The group led elsewhere (the handover took): forgotten.
+  b.not_leading(7);
+  EXPECT_EQ(b.failures(7), 0u);
+  EXPECT_TRUE(b.may_try(7, NodeId(1), now));
+  // A try to another node starts its own count.
+  b.tried(9, NodeId(1), now);
+  b.leading(9, now + 1s);
+  b.tried(9, NodeId(3), now + 1s);
+  b.leading(9, now + 2s);
+  EXPECT_EQ(b.failures(9), 1u);
+}
+
 }  // namespace
 }  // namespace statekv::coord

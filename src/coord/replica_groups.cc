@@ -320,6 +320,7 @@ class ReplicaGroups::Impl {
   // flushes instead of copying the shard (raft's machine_keeps_state).
   const bool keeps_state_ = store_.engine().survives_restart();
   asio::steady_timer compact_timer_{io_};
+  HandoverBackoff handover_backoff_;  // balance_leaders(): handovers that did not take
   std::thread persister_;         // the store flush under way, if any
   bool persisting_ = false;       // loop thread: a flush is under way
   uint64_t next_serial_ = 0;
@@ -831,9 +832,14 @@ std::function<bool(NodeId)> ReplicaGroups::Impl::peer_reachable() const {
 void ReplicaGroups::Impl::balance_leaders() {
   if (stopping_) return;
   const auto reachable = peer_reachable();
+  const auto now = HandoverBackoff::Clock::now();
   for (auto& [id, g] : groups_) {
     if (handing_over_) break;
-    if (!g->raft || g->raft->role() != Raft::Role::kLeader) continue;
+    if (!g->raft || g->raft->role() != Raft::Role::kLeader) {
+      handover_backoff_.not_leading(id.value());
+      continue;
+    }
+    handover_backoff_.leading(id.value(), now);
     const std::optional<NodeId> target = leadership_handover_target({
         .self = options_.self,
         .members = g->members,
@@ -841,13 +847,17 @@ void ReplicaGroups::Impl::balance_leaders() {
         .last_index = g->raft->log().last_index(),
         .reachable = reachable,
     });
-    if (!target) continue;
+    if (!target || !handover_backoff_.may_try(id.value(), *target, now)) continue;
     const NodeId preferred = *target;
     if (Status s = g->raft->transfer_leadership(preferred); s.ok()) {
+      const uint32_t failed = handover_backoff_.failures(id.value());
       spdlog::info(
           "replica group {} ({} shard {}): handing leadership to node {}, its "
-          "preferred leader, which is up to date",
-          id.value(), g->keyspace, g->shard, preferred.value());
+          "preferred leader, which is up to date{}",
+          id.value(), g->keyspace, g->shard, preferred.value(),
+          failed == 0 ? std::string()
+                      : fmt::format(" (again: {} handovers to it did not take)", failed));
+      handover_backoff_.tried(id.value(), preferred, now);
       after_callback(*g);
     }
   }

@@ -5,13 +5,17 @@
 # redis-benchmark SETs on random keys of a KEYS-key space through node 1:
 #   load:   LOAD SETs into the empty cluster (the keyspace fills up as it runs)
 #   steady: N SETs more, with the keyspace full
-# Reports per phase the throughput, p99 and max latency, and at the end the
-# write-ahead log's and the store's size on node 1. Run by hand, not in CI
+#   restart: node 2 killed (SIGKILL) and started again (`cluster restart-missing`);
+#            seconds until every group on it has applied what the group had
+#            committed at the kill (its store and log, then what it missed)
+# Reports per phase the throughput, p99 and max latency, then the write-ahead
+# log's and the store's size on node 1, then the restart's seconds. Run by hand, not in CI
 # (bench/README.md, docs/replication.md "Compaction without copying the shard").
 #
 #   bench/consensus_compaction.sh                                  # build/statekv
 #   BINS="build/statekv /tmp/statekv.before" bench/consensus_compaction.sh
 #   KEYS=1000000 LOAD=1000000 N=200000 bench/consensus_compaction.sh
+#   KEEP=1 bench/consensus_compaction.sh      # keep the last binary's data and logs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +37,7 @@ cleanup() {
       [[ -f "$WORK/data/node$n/pid" ]] && kill -KILL "$(cat "$WORK/data/node$n/pid")" 2>/dev/null || true
     done
   fi
-  rm -rf "$WORK"
+  if [[ -n "${KEEP:-}" ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -56,8 +60,49 @@ phase() {
   echo "$rps $lat"
 }
 
-printf '%-28s | %-34s | %-34s | %s\n' "binary" "load: SET/s p99 max (ms)" \
-  "steady: SET/s p99 max (ms)" "node 1: wal, store"
+# "group=commit" for every group a node reports (INFO replication).
+commits() {
+  redis-cli -p "$1" info replication 2>/dev/null | tr -d '\r' |
+    sed -n 's/^statekv_group_\([0-9]*\):.*,commit=\([0-9]*\),applied=\([0-9]*\),.*/\1 \2 \3/p'
+}
+
+# Node 2 SIGKILLed and restarted: seconds until it has applied, in every group,
+# what the group had committed when it was killed.
+restart() {
+  local bin=$1 base=$2
+  declare -A want=()
+  local g c a
+  while read -r g c a; do
+    [[ -z "${want[$g]:-}" || "$c" -gt "${want[$g]}" ]] && want[$g]=$c
+  done < <(commits "$base"; commits "$((base + 2))")
+  kill -KILL "$(cat "$WORK/data/node2/pid")"
+  local start=${EPOCHREALTIME/./}  # microseconds
+  if ! "$bin" cluster restart-missing --data "$WORK/data" >"$WORK/restart.log" 2>&1; then
+    echo "restart-missing-failed: $(tail -1 "$WORK/restart.log" | cut -c1-60)"
+    return
+  fi
+  local ready=${EPOCHREALTIME/./}
+  while :; do
+    local behind=0
+    declare -A have=()
+    while read -r g c a; do have[$g]=$a; done < <(commits "$((base + 1))")
+    for g in "${!want[@]}"; do
+      [[ -n "${have[$g]:-}" && "${have[$g]}" -ge "${want[$g]}" ]] || behind=1
+    done
+    ((behind == 0)) && break
+    if ((${EPOCHREALTIME/./} - start > LIMIT * 1000000)); then
+      echo "not-caught-up-after-${LIMIT}s"
+      return
+    fi
+    sleep 0.05
+  done
+  local done_at=${EPOCHREALTIME/./}
+  awk -v d=$((done_at - start)) -v r=$((ready - start)) \
+    'BEGIN { printf "%.2f s (started %.2f s)\n", d / 1e6, r / 1e6 }'
+}
+
+printf '%-28s | %-34s | %-34s | %-20s | %s\n' "binary" "load: SET/s p99 max (ms)" \
+  "steady: SET/s p99 max (ms)" "node 1: wal, store" "node 2 killed: caught up after"
 for bin in $BINS; do
   [[ -x "$bin" ]] || { echo "no statekv binary at $bin" >&2; exit 1; }
   rm -rf "$WORK/data"
@@ -70,7 +115,8 @@ for bin in $BINS; do
   load=$(phase "$base" "$LOAD")
   steady=$(phase "$base" "$N")
   sizes="$(du -sh "$WORK/data/node1/wal" | cut -f1), $(du -sh "$WORK/data/node1/rocksdb" | cut -f1)"
-  printf '%-28s | %-34s | %-34s | %s\n' "$bin" "$load" "$steady" "$sizes"
+  restarted=$(restart "$bin" "$base")
+  printf '%-28s | %-34s | %-34s | %-20s | %s\n' "$bin" "$load" "$steady" "$sizes" "$restarted"
   "$bin" cluster down --data "$WORK/data" >/dev/null 2>&1 || true
   CURRENT=""
 done

@@ -584,6 +584,9 @@ Status start_missing(const LocalCluster& cluster, const std::string& secret,
                      const sigset_t& signals, std::map<uint64_t, pid_t>* started,
                      const std::string& requirepass = "") {
   for (const LocalNode& n : cluster.nodes) {
+    // Just killed (kill -9, then this command at once): its files may still
+    // be open, its data dir locked.
+    wait_while_exiting(cluster, n.id, 10s);
     if (pid_t pid = running_pid(cluster, n.id); pid != 0) {
       fmt::print("node {} already running (pid {})\n", n.id.value(), pid);
       continue;

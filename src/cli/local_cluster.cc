@@ -324,6 +324,36 @@ pid_t running_pid(const LocalCluster& c, NodeId id) {
   return static_cast<pid_t>(pid);
 }
 
+void wait_while_exiting(const LocalCluster& c, NodeId id, std::chrono::milliseconds limit) {
+  std::ifstream in(c.node_dir(id) / "pid");
+  long pid = 0;
+  if (!(in >> pid) || pid <= 0) return;
+  const fs::path proc = "/proc/" + std::to_string(pid);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::error_code ec;
+    if (!fs::exists(proc, ec)) return;  // gone
+    if (alive(static_cast<pid_t>(pid))) {
+      std::ifstream cmdline(proc / "cmdline", std::ios::binary);
+      if (cmdline.peek() != std::ifstream::traits_type::eof()) return;  // running (its or another's)
+    }
+    // Exiting: its main thread a zombie or its memory gone. Its files close
+    // with its last thread, which may still be in the kernel (a write, an
+    // fsync): wait until no thread of it is left but zombies.
+    bool threads_left = false;
+    for (const auto& task : fs::directory_iterator(proc / "task", ec)) {
+      std::ifstream in(task.path() / "stat");
+      std::string stat;
+      if (!in || !std::getline(in, stat)) continue;
+      const size_t close = stat.rfind(')');
+      const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : 0;
+      if (state != 0 && state != 'Z' && state != 'X') threads_left = true;
+    }
+    if (!threads_left) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 Status stop_node(const LocalCluster& c, NodeId id, std::chrono::milliseconds grace,
                  const std::string& reason) {
   const pid_t pid = running_pid(c, id);

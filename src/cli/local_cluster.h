@@ -21,6 +21,8 @@
 // locks above.
 #pragma once
 
+#include <chrono>
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -105,6 +107,14 @@ Result<pid_t> spawn_node(const LocalCluster& cluster, const LocalNode& node,
 // 0. A zombie (killed, not yet reaped by its parent) is dead; so is a pid the
 // system has since given to another program.
 pid_t running_pid(const LocalCluster& cluster, NodeId id);
+// Waits (up to `limit`) while node `id`'s last process is exiting: killed,
+// its main thread a zombie or its memory gone (so running_pid no longer
+// counts it), but a thread of it still in the kernel (a write, an fsync)
+// holding its open files, the data dir's lock among them. A node started
+// again in that window finds its data dir locked (seen: `kill -9` of a busy
+// node, then restart-missing at once). Returns at once when the process is
+// running, gone, only zombie threads, or the pid is another program's.
+void wait_while_exiting(const LocalCluster& cluster, NodeId id, std::chrono::milliseconds limit);
 
 // Records `reason` in nodeK/stopped (so a supervisor reports the stop as
 // planned, not as a crash), then SIGTERM, then SIGKILL after `grace`; removes

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -313,41 +314,43 @@ bool alive(pid_t pid) {
   return state != 0 && state != 'Z' && state != 'X';
 }
 
-}  // namespace
-
-pid_t running_pid(const LocalCluster& c, NodeId id) {
+// The pid nodeK/pid names (0: none).
+pid_t pid_in_file(const LocalCluster& c, NodeId id) {
   std::ifstream in(c.node_dir(id) / "pid");
   long pid = 0;
   if (!(in >> pid) || pid <= 0) return 0;
-  if (!alive(static_cast<pid_t>(pid))) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+}  // namespace
+
+pid_t running_pid(const LocalCluster& c, NodeId id) {
+  const pid_t pid = pid_in_file(c, id);
+  if (pid == 0 || !alive(pid)) return 0;
   if (!is_node_process(static_cast<pid_t>(pid), c.node_dir(id))) return 0;
   return static_cast<pid_t>(pid);
 }
 
 void wait_while_exiting(const LocalCluster& c, NodeId id, std::chrono::milliseconds limit) {
-  std::ifstream in(c.node_dir(id) / "pid");
-  long pid = 0;
-  if (!(in >> pid) || pid <= 0) return;
+  const pid_t pid = pid_in_file(c, id);
+  if (pid == 0) return;
   const fs::path proc = "/proc/" + std::to_string(pid);
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
-    std::error_code ec;
-    if (!fs::exists(proc, ec)) return;  // gone
-    if (alive(static_cast<pid_t>(pid))) {
+    if (process_state(pid) == 0) return;  // gone
+    if (alive(pid)) {
       std::ifstream cmdline(proc / "cmdline", std::ios::binary);
       if (cmdline.peek() != std::ifstream::traits_type::eof()) return;  // running (its or another's)
     }
     // Exiting: its main thread a zombie or its memory gone. Its files close
     // with its last thread, which may still be in the kernel (a write, an
-    // fsync): wait until no thread of it is left but zombies.
+    // fsync): wait until no thread of it is left but zombies. (A thread's
+    // /proc/TID/stat reads as a process's.)
     bool threads_left = false;
+    std::error_code ec;
     for (const auto& task : fs::directory_iterator(proc / "task", ec)) {
-      std::ifstream in(task.path() / "stat");
-      std::string stat;
-      if (!in || !std::getline(in, stat)) continue;
-      const size_t close = stat.rfind(')');
-      const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : 0;
-      if (state != 0 && state != 'Z' && state != 'X') threads_left = true;
+      const long tid = std::strtol(task.path().filename().c_str(), nullptr, 10);
+      if (tid > 0 && alive(static_cast<pid_t>(tid))) threads_left = true;
     }
     if (!threads_left) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

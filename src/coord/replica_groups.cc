@@ -1051,13 +1051,13 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
     }
   }
   groups_.erase(it);
-  if (remove_files && keeps_state_) {
-    if (Status s = store_.forget_applied_position(id.value()); !s.ok()) {
-      spdlog::error("replica group {}: erasing its applied position failed: {}", id.value(),
-                    s.to_string());
-    }
-  }
   if (remove_files) {
+    if (keeps_state_) {
+      if (Status s = store_.forget_applied_position(id.value()); !s.ok()) {
+        spdlog::error("replica group {}: erasing its applied position failed: {}", id.value(),
+                      s.to_string());
+      }
+    }
     // Its records in the shared log are forgotten, and stop keeping segments.
     if (Status s = wal_->drop_group(id.value()); !s.ok()) {
       spdlog::error("replica group {}: dropping its records from the log failed: {}", id.value(),

@@ -15,6 +15,7 @@
 #include "server/command_docs.h"
 #include "server/command_table.h"
 #include "server/glob.h"
+#include "storage/entry_arena.h"
 
 namespace statekv::server {
 namespace {
@@ -86,8 +87,9 @@ void section_clients(CommandContext& c, std::string& s) {
 }
 
 void section_memory(CommandContext& c, std::string& s) {
+  // malloc's count, and the memory engine's slabs (mapped beside malloc).
   struct mallinfo2 mi = mallinfo2();
-  const uint64_t used = mi.uordblks + mi.hblkhd;
+  const uint64_t used = mi.uordblks + mi.hblkhd + storage::slab_pool_bytes();
   const uint64_t rss = resident_bytes();
   const storage::EngineStats es = c.store().engine().stats();
   s += "# Memory\r\n";

@@ -116,11 +116,16 @@ struct alignas(64) MemoryEngine::Stripe {
   HashIndex hash;          // guarded by mu
   OrderedIndex ordered;    // guarded by mu; the same pointers as hash
   size_t entry_bytes = 0;  // guarded by mu; allocator bytes held by entries
+  EntryArena arena;        // guarded by mu; every entry's block
 
   ~Stripe() { free_all(); }
 
   void free_all() {
-    for (char* e : ordered) std::free(e);  // ordered holds every entry, hash not all
+    // ordered holds every entry, hash not all. Slab blocks go with their slabs.
+    for (char* e : ordered) {
+      if (entry::encoded_size(e) > EntryArena::kMaxSlabBlock) entry::release(arena, e);
+    }
+    arena.release_all();
     hash = HashIndex();
     ordered = OrderedIndex();
     entry_bytes = 0;
@@ -131,7 +136,7 @@ struct alignas(64) MemoryEngine::Stripe {
     if (!hashed) return upsert_ordered(key, value);
     auto hit = hash.find(key);
     if (hit == hash.end()) {
-      char* e = entry::make(key, value);
+      char* e = entry::make(arena, key, value);
       hash.insert(e);
       ordered.insert(e);
       entry_bytes += entry::allocated_bytes(e);
@@ -141,14 +146,14 @@ struct alignas(64) MemoryEngine::Stripe {
     entry_bytes -= entry::allocated_bytes(old);
     if (!entry::may_move(old, value.size())) {
       // The common overwrite: in place, neither index is touched.
-      entry::replace_value(old, value);
+      entry::replace_value(arena, old, value);
       entry_bytes += entry::allocated_bytes(old);
       return;
     }
     // Find the B-tree slot while `old` is still valid: the descent reads its key.
     auto oit = ordered.find(key);
     SKV_ASSERT(oit != ordered.end(), "memory engine indexes disagree");
-    char* e = entry::replace_value(old, value);
+    char* e = entry::replace_value(arena, old, value);
     entry_bytes += entry::allocated_bytes(e);
     swap_pointer(hit, oit, e);
   }
@@ -157,14 +162,14 @@ struct alignas(64) MemoryEngine::Stripe {
   void upsert_ordered(std::string_view key, std::string_view value) {
     auto oit = ordered.lower_bound(key);
     if (oit == ordered.end() || entry::key_of(*oit) != key) {
-      char* e = entry::make(key, value);
+      char* e = entry::make(arena, key, value);
       ordered.insert(oit, e);
       entry_bytes += entry::allocated_bytes(e);
       return;
     }
     char* old = *oit;
     entry_bytes -= entry::allocated_bytes(old);
-    char* e = entry::replace_value(old, value);
+    char* e = entry::replace_value(arena, old, value);
     entry_bytes += entry::allocated_bytes(e);
     if (e != old) const_cast<char*&>(*oit) = e;  // same key bytes: same order
   }
@@ -176,7 +181,7 @@ struct alignas(64) MemoryEngine::Stripe {
       char* e = *oit;
       ordered.erase(oit);
       entry_bytes -= entry::allocated_bytes(e);
-      std::free(e);
+      entry::release(arena, e);
       return;
     }
     auto hit = hash.find(key);
@@ -186,7 +191,7 @@ struct alignas(64) MemoryEngine::Stripe {
     const size_t removed = ordered.erase(key);
     SKV_ASSERT(removed == 1, "memory engine indexes disagree");
     entry_bytes -= entry::allocated_bytes(e);
-    std::free(e);
+    entry::release(arena, e);
   }
 };
 

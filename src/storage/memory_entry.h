@@ -4,16 +4,17 @@
 //
 // Varints are LEB128 (7 bits per byte), so a 16-byte key with a 66-byte value costs
 // 2 bytes of header. Entries are plain `char*` owned by exactly one memory-engine
-// stripe, freed with std::free(). Internal to src/storage.
+// stripe, allocated from its EntryArena (storage/entry_arena.h) and released to it
+// with their encoded size (release). Internal to src/storage.
 #pragma once
-
-#include <malloc.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string_view>
+
+#include "storage/entry_arena.h"
 
 namespace statekv::storage::entry {
 
@@ -77,40 +78,61 @@ inline void encode_into(char* buf, std::string_view key, std::string_view value)
   std::memcpy(buf + header + key.size(), value.data(), value.size());
 }
 
-// Bytes the allocator really holds for e: usable size plus glibc's chunk header word.
-inline size_t allocated_bytes(const char* e) {
-  return malloc_usable_size(const_cast<char*>(e)) + sizeof(size_t);
+inline size_t encoded_size(const char* e) {
+  const Decoded d = decode(e);
+  return static_cast<size_t>(d.value.data() + d.value.size() - e);
 }
 
-inline char* make(std::string_view key, std::string_view value) {
-  char* e = static_cast<char*>(std::malloc(encoded_size(key.size(), value.size())));
-  if (e == nullptr) throw std::bad_alloc();
+// Bytes the arena holds for e.
+inline size_t allocated_bytes(const char* e) {
+  return EntryArena::held_bytes(e, encoded_size(e));
+}
+
+inline char* make(EntryArena& arena, std::string_view key, std::string_view value) {
+  char* e = arena.allocate(encoded_size(key.size(), value.size()));
   encode_into(e, key, value);
   return e;
 }
 
-// Replacing a value happens in place when the allocation has room and would not be
-// left mostly empty, otherwise through realloc (which may move the entry).
-// replace_value returns the entry's address afterwards; the key bytes are unchanged.
+inline void release(EntryArena& arena, char* e) {
+  arena.release(e, encoded_size(e));
+}
+
+// Replacing a value happens in place when the entry's block can hold the new
+// size: the same slab class (storage/entry_arena.h), or a malloc'd block with
+// room that would not be left mostly empty (otherwise realloc, which may move
+// it). Otherwise the entry moves to a block of its new size.
 //
-// Whether replacing e's value with one of vlen bytes may move the entry (realloc).
+// Whether replacing e's value with one of vlen bytes may move the entry.
 inline bool may_move(const char* e, size_t vlen) {
+  const size_t size = encoded_size(e);
   const size_t need = encoded_size(key_of(e).size(), vlen);
-  const size_t usable = malloc_usable_size(const_cast<char*>(e));
+  if (!EntryArena::same_block_class(size, need)) return true;
+  if (size <= EntryArena::kMaxSlabBlock) return false;
+  const size_t usable = EntryArena::usable_bytes(e);
   return need > usable || (usable > 64 && need < usable / 2);
 }
 
-inline char* replace_value(char* e, std::string_view value) {
+// Returns the entry's address afterwards; the key bytes are unchanged.
+inline char* replace_value(EntryArena& arena, char* e, std::string_view value) {
   const Decoded old = decode(e);
   const size_t klen = old.key.size();
+  const size_t old_size = encoded_size(e);
   const size_t old_header = varint_size(klen) + varint_size(old.value.size());
   const size_t need = encoded_size(klen, value.size());
-  const size_t usable = malloc_usable_size(e);
+  if (!EntryArena::same_block_class(old_size, need)) {
+    char* moved = make(arena, old.key, value);
+    arena.release(e, old_size);
+    return moved;
+  }
+  if (need <= EntryArena::kMaxSlabBlock) {
+    encode_into(e, std::string_view(e + old_header, klen), value);
+    return e;
+  }
+  const size_t usable = EntryArena::usable_bytes(e);
   if (need > usable) {
     // Grow first (realloc keeps the old bytes, key included), then re-encode.
-    char* moved = static_cast<char*>(std::realloc(e, need));
-    if (moved == nullptr) throw std::bad_alloc();
-    e = moved;
+    e = arena.reallocate(e, need);
     encode_into(e, std::string_view(e + old_header, klen), value);
     return e;
   }
@@ -118,10 +140,7 @@ inline char* replace_value(char* e, std::string_view value) {
   // Shrink only when more than half would sit idle: same-size and slightly smaller
   // overwrites (the common case: counters, fixed-size records) never reallocate.
   // Re-encoding happened first, so the shrink keeps every byte that matters.
-  if (usable > 64 && need < usable / 2) {
-    char* moved = static_cast<char*>(std::realloc(e, need));
-    if (moved != nullptr) e = moved;  // on failure the larger block stays valid
-  }
+  if (usable > 64 && need < usable / 2) e = arena.reallocate(e, need);
   return e;
 }
 

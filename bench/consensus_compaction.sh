@@ -8,6 +8,12 @@
 #   restart: node 2 killed (SIGKILL) and started again (`cluster restart-missing`);
 #            seconds until every group on it has applied what the group had
 #            committed at the kill (its store and log, then what it missed)
+#   behind:  node 2 killed again, BEHIND SETs while it is down (enough that the
+#            others compact their logs past it), then started again: it catches
+#            up from snapshots of the leaders' shards. Seconds until it has applied
+#            what its groups had committed at its start, the snapshots it
+#            installed, node 1's peak RSS growth meanwhile, and the max latency
+#            of SETs through node 1 meanwhile (redis-benchmark -P 1 -c 4)
 # Reports per phase the throughput, p99 and max latency, then the write-ahead
 # log's and the store's size on node 1, then the restart's seconds. Run by hand, not in CI
 # (bench/README.md, docs/replication.md "Compaction without copying the shard").
@@ -23,6 +29,7 @@ BINS=${BINS:-build/statekv}
 KEYS=${KEYS:-1000000}
 LOAD=${LOAD:-1000000}
 N=${N:-200000}
+BEHIND=${BEHIND:-200000}
 LIMIT=${LIMIT:-600}  # seconds a phase may take before it is cut off
 for tool in redis-cli redis-benchmark; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
@@ -66,15 +73,31 @@ commits() {
     sed -n 's/^statekv_group_\([0-9]*\):.*,commit=\([0-9]*\),applied=\([0-9]*\),.*/\1 \2 \3/p'
 }
 
+# WANT: each group's commit index as nodes 1 and 3 report it now.
+declare -A WANT=()
+note_commits() {
+  WANT=()
+  local g c a
+  while read -r g c a; do
+    [[ -z "${WANT[$g]:-}" || "$c" -gt "${WANT[$g]}" ]] && WANT[$g]=$c
+  done < <(commits "$1"; commits "$(($1 + 2))")
+}
+# Succeeds while node 2 has not applied WANT in every group.
+node2_behind() {
+  local g c a
+  declare -A have=()
+  while read -r g c a; do have[$g]=$a; done < <(commits "$(($1 + 1))")
+  for g in "${!WANT[@]}"; do
+    [[ -n "${have[$g]:-}" && "${have[$g]}" -ge "${WANT[$g]}" ]] || return 0
+  done
+  return 1
+}
+
 # Node 2 SIGKILLed and restarted: seconds until it has applied, in every group,
 # what the group had committed when it was killed.
 restart() {
   local bin=$1 base=$2
-  declare -A want=()
-  local g c a
-  while read -r g c a; do
-    [[ -z "${want[$g]:-}" || "$c" -gt "${want[$g]}" ]] && want[$g]=$c
-  done < <(commits "$base"; commits "$((base + 2))")
+  note_commits "$base"
   kill -KILL "$(cat "$WORK/data/node2/pid")"
   local start=${EPOCHREALTIME/./}  # microseconds
   if ! "$bin" cluster restart-missing --data "$WORK/data" >"$WORK/restart.log" 2>&1; then
@@ -82,14 +105,7 @@ restart() {
     return
   fi
   local ready=${EPOCHREALTIME/./}
-  while :; do
-    local behind=0
-    declare -A have=()
-    while read -r g c a; do have[$g]=$a; done < <(commits "$((base + 1))")
-    for g in "${!want[@]}"; do
-      [[ -n "${have[$g]:-}" && "${have[$g]}" -ge "${want[$g]}" ]] || behind=1
-    done
-    ((behind == 0)) && break
+  while node2_behind "$base"; do
     if ((${EPOCHREALTIME/./} - start > LIMIT * 1000000)); then
       echo "not-caught-up-after-${LIMIT}s"
       return
@@ -101,8 +117,46 @@ restart() {
     'BEGIN { printf "%.2f s (started %.2f s)\n", d / 1e6, r / 1e6 }'
 }
 
-printf '%-28s | %-34s | %-34s | %-20s | %s\n' "binary" "load: SET/s p99 max (ms)" \
-  "steady: SET/s p99 max (ms)" "node 1: wal, store" "node 2 killed: caught up after"
+# Node 2 killed, BEHIND SETs, node 2 back: see the header.
+behind() {
+  local bin=$1 base=$2
+  kill -KILL "$(cat "$WORK/data/node2/pid")"
+  phase "$base" "$BEHIND" >/dev/null
+  sleep 1  # a compaction pass (every 500 ms) behind the last writes
+  note_commits "$base"
+  local pid1 rss0 rss peak
+  pid1=$(cat "$WORK/data/node1/pid")
+  rss0=$(awk '/VmRSS/ {print $2}' "/proc/$pid1/status")
+  peak=$rss0
+  redis-benchmark -p "$base" -P 1 -c 4 -n 100000000 -r "$KEYS" -t set >"$WORK/during.txt" 2>&1 &
+  local during=$!
+  local start=${EPOCHREALTIME/./}
+  "$bin" cluster restart-missing --data "$WORK/data" >"$WORK/restart.log" 2>&1 ||
+    { kill "$during"; echo "restart-missing-failed"; return; }
+  while node2_behind "$base"; do
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid1/status")
+    ((rss > peak)) && peak=$rss
+    if ((${EPOCHREALTIME/./} - start > LIMIT * 1000000)); then
+      kill "$during"
+      echo "not-caught-up-after-${LIMIT}s"
+      return
+    fi
+    sleep 0.05
+  done
+  local done_at=${EPOCHREALTIME/./}
+  kill -INT "$during" 2>/dev/null; wait "$during" 2>/dev/null || true
+  local max installed
+  max=$(tr '\r' '\n' <"$WORK/during.txt" | grep -o 'avg_msec=[0-9.]*' | cut -d= -f2 |
+    sort -n | tail -1)
+  installed=$(redis-cli -p "$((base + 1))" info replication | tr -d '\r' |
+    grep -o 'snapshots_installed=[0-9]*' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }')
+  awk -v d=$((done_at - start)) -v p=$((peak - rss0)) -v i="${installed:-?}" -v m="${max:-?}" \
+    'BEGIN { printf "%.2f s, %s snapshots, node 1 RSS +%.0f MB, SET avg ms (worst second) %s\n", d / 1e6, i, p / 1024, m }'
+}
+
+printf '%-28s | %-34s | %-34s | %-20s | %-26s | %s\n' "binary" "load: SET/s p99 max (ms)" \
+  "steady: SET/s p99 max (ms)" "node 1: wal, store" "node 2 killed: caught up after" \
+  "node 2 behind: caught up after"
 for bin in $BINS; do
   [[ -x "$bin" ]] || { echo "no statekv binary at $bin" >&2; exit 1; }
   rm -rf "$WORK/data"
@@ -116,7 +170,9 @@ for bin in $BINS; do
   steady=$(phase "$base" "$N")
   sizes="$(du -sh "$WORK/data/node1/wal" | cut -f1), $(du -sh "$WORK/data/node1/rocksdb" | cut -f1)"
   restarted=$(restart "$bin" "$base")
-  printf '%-28s | %-34s | %-34s | %-20s | %s\n' "$bin" "$load" "$steady" "$sizes" "$restarted"
+  behind_after=$(behind "$bin" "$base")
+  printf '%-28s | %-34s | %-34s | %-20s | %-26s | %s\n' "$bin" "$load" "$steady" "$sizes" \
+    "$restarted" "$behind_after"
   "$bin" cluster down --data "$WORK/data" >/dev/null 2>&1 || true
   CURRENT=""
 done

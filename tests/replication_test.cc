@@ -220,8 +220,9 @@ uint64_t sum_group_field(uint16_t port, const std::string& keyspace, const std::
 
 // RocksDB nodes (docs/replication.md, "Compaction without copying the
 // shard"): the groups' logs compact behind store flushes, a node killed after
-// that restarts from its own store and what its log kept, and serves every
-// acknowledged write from its own state.
+// that restarts from its own store and what its log kept, catches up from
+// snapshots its leaders stream from their stores where they compacted past it,
+// and serves every acknowledged write from its own state.
 TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFromItsStore) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   LocalCluster cluster(3, {"--group-compact-entries", "300"}, "rocksdb");
@@ -258,12 +259,31 @@ TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFr
   }
   for (uint16_t p : ports) EXPECT_GT(sum_group_field(p, "rep", "compacted"), 0u) << p;
 
-  // Node 2 killed; more writes while it is down; then back.
+  // Node 2 killed; more writes while it is down, until the others compacted
+  // their logs past what it holds; then back: it catches up from snapshots
+  // the leaders read a piece at a time from their stores (RocksDB views).
   cluster.node(1).kill();
+  const uint64_t compacted_before = sum_group_field(ports[0], "rep", "compacted");
   ASSERT_NO_FATAL_FAILURE(write_round(3200, 3600, "b"));
+  for (int round = 0; round < 10 && sum_group_field(ports[0], "rep", "compacted") <=
+                                        compacted_before + 300;
+       ++round) {
+    ASSERT_NO_FATAL_FAILURE(write_round(3600, 3900, "c" + std::to_string(round) + "-"));
+    std::this_thread::sleep_for(600ms);
+  }
   ASSERT_TRUE(cluster.start().ok());
   EXPECT_GT(sum_group_field(ports[1], "rep", "compacted"), 0u)
       << "the restarted node's logs start from a compaction point";
+  const auto caught_up = Clock::now() + 10s;
+  while (Clock::now() < caught_up && sum_group_field(ports[1], "rep", "snapshots_installed") == 0) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GT(sum_group_field(ports[1], "rep", "snapshots_installed"), 0u)
+      << "the restarted node needed no snapshot: the test no longer covers one";
+  EXPECT_GT(sum_group_field(ports[0], "rep", "snapshots_streamed") +
+                sum_group_field(ports[2], "rep", "snapshots_streamed"),
+            0u)
+      << "the leaders built their snapshots whole";
 
   // Reads of this session at node 2, from node 2's own state (sequential:
   // served by a member whose applied state covers the session).

@@ -736,12 +736,13 @@ std::string Coordinator::info_replication() {
     s += fmt::format(
         "statekv_group_{}:keyspace={},shard={},role={},term={},leader={},commit={},applied={},"
         "last={},members={},reads_leader={},reads_local={},writes={},quiesced={},epoch={},"
-        "epoch_refused_frames={},epoch_refused_steps={},proposals={},proposed={},compacted={}\r\n",
+        "epoch_refused_frames={},epoch_refused_steps={},proposals={},proposed={},compacted={},"
+        "snapshots_streamed={},snapshots_installed={}\r\n",
         g.id.value(), g.keyspace, g.shard, g.role, g.term,
         g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
         g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes,
         g.quiesced ? 1 : 0, g.epoch, g.frames_refused_epoch, g.steps_refused_epoch, g.proposals,
-        g.proposed, g.compacted_index);
+        g.proposed, g.compacted_index, g.snapshots_streamed, g.snapshots_installed);
   }
   return s;
 }

@@ -20,6 +20,7 @@
 
 #include "coord/leader_balance.h"
 #include "coord/routing_errors.h"
+#include "coord/shard_snapshot.h"
 #include "core/assert.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
@@ -29,6 +30,7 @@
 #include "server/blocking.h"
 #include "server/command_table.h"
 #include "server/context.h"
+#include "server/key_page.h"
 #include "server/number.h"
 #include "server/proposer.h"
 #include "server/record.h"
@@ -481,22 +483,44 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     }
     return replication::encode_mutation(m);
   }
+  // With an engine that has read views (RocksDB): the shard as of now, read
+  // a piece at a time while this member goes on applying (shard_snapshot.h).
+  std::unique_ptr<replication::SnapshotReader> open_snapshot() const override {
+    if (!host.keeps_state_) return nullptr;
+    const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
+    if (ks == nullptr) return nullptr;
+    auto view = host.store_.engine().view();
+    if (!view.ok()) return nullptr;
+    const std::string end = server::prefix_end(ks->spec.key_prefix);
+    // The map as of now: a consensus keyspace's layout never changes, only
+    // its owners (for_each_record).
+    auto in_shard = [map = table, ks, shard = shard](std::string_view key) {
+      const Route r = map->route(key);
+      return r.keyspace == ks && r.shard == shard;
+    };
+    return std::make_unique<ShardSnapshotReader>(std::move(view).value(), ks->spec.key_prefix,
+                                                 end, std::move(in_shard));
+  }
   Status restore(std::string_view snapshot, LogIndex index) override {
-    auto decoded = replication::DecodedMutation::decode(std::string(snapshot));
-    if (!decoded.ok()) return decoded.status();
+    auto parts = decode_shard_snapshot(snapshot);
+    if (!parts.ok()) return parts.status();
+    std::vector<const replication::Effect*> effects;
+    for (const auto& part : *parts) {
+      for (const auto& e : part.mutation().effects) effects.push_back(&e);
+    }
     std::set<std::string_view> kept;
-    for (const auto& e : decoded->mutation().effects) {
+    for (const replication::Effect* e : effects) {
       using Kind = replication::Effect::Kind;
-      if (e.kind != Kind::kPut && e.kind != Kind::kPutTyped && e.kind != Kind::kPutElement) {
+      if (e->kind != Kind::kPut && e->kind != Kind::kPutTyped && e->kind != Kind::kPutElement) {
         return Status::Corruption("a shard snapshot holds only puts");
       }
-      kept.insert(e.key);
+      kept.insert(e->key);
     }
     // The snapshot's elements, by generation: a local collection of the same
     // generation loses the elements the snapshot does not have.
     std::map<uint64_t, std::set<std::string_view>> fields;
-    for (const auto& e : decoded->mutation().effects) {
-      if (e.kind == replication::Effect::Kind::kPutElement) fields[e.generation].insert(e.field);
+    for (const replication::Effect* e : effects) {
+      if (e->kind == replication::Effect::Kind::kPutElement) fields[e->generation].insert(e->field);
     }
     // One mutation: what must go, then the snapshot (a record erased and put
     // back in separate writes would retire its generation, elements and all).
@@ -524,14 +548,15 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         spdlog::error("group {}: reading elements failed: {}", id.value(), s.to_string());
     });
     replication::Mutation all;
-    all.time_ms = decoded->mutation().time_ms;
+    all.time_ms = parts->front().mutation().time_ms;
     for (const Gone& g : gone) {
       all.effects.push_back(
           g.gen == 0 ? replication::Effect(replication::Effect::Kind::kErase, g.key, {}, 0)
                      : replication::Effect(replication::Effect::Kind::kEraseElement, g.key, {}, 0,
                                            0, g.gen, g.field));
     }
-    for (const auto& e : decoded->mutation().effects) all.effects.push_back(e);
+    all.effects.reserve(all.effects.size() + effects.size());
+    for (const replication::Effect* e : effects) all.effects.push_back(*e);
     // Which keys the snapshot changed is not known: every key may have
     // changed up to the snapshot's index (set once raft is done restoring).
     changes.clear();
@@ -640,12 +665,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     if (ks == nullptr) return;
     // Keys of this keyspace start with its prefix (the default keyspace: every
     // key); those of a longer prefix belong to another keyspace.
-    std::string end;
-    if (!ks->spec.key_prefix.empty()) {
-      end = ks->spec.key_prefix;
-      while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
-      if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
-    }
+    const std::string end = server::prefix_end(ks->spec.key_prefix);
     Status s = host.store_.scan(ks->spec.key_prefix, end, 0, 0,
                                 [&](std::string_view key, const server::RecordView& rec) {
                                   const Route r = table->route(key);
@@ -1203,6 +1223,8 @@ GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
   s.applied_index = g.raft->applied_index().value();
   s.last_index = g.raft->log().last_index().value();
   s.compacted_index = g.raft->log().snapshot_index().value();
+  s.snapshots_streamed = g.raft->snapshot_stats().transfers_read;
+  s.snapshots_installed = g.raft->snapshot_stats().installed;
   for (const auto& [n, m] : g.raft->follower_match()) s.match[n] = m.value();
   for (const auto& [n, a] : g.raft->follower_applied()) s.applied[n] = a.value();
   s.quiesced = g.raft->quiesced();

@@ -236,6 +236,11 @@ struct GroupStatus {
   // The log is compacted through this index: a snapshot's point (with an
   // engine that keeps its state, the store was made durable through it).
   uint64_t compacted_index = 0;
+  // Snapshots this replica sent as leader read a piece at a time from a store
+  // view (RocksDB; coord/shard_snapshot.h), and installed as follower, since
+  // it started.
+  uint64_t snapshots_streamed = 0;
+  uint64_t snapshots_installed = 0;
   std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
   // Leader only: each other member's applied index, as of its latest answer
   // to this leader (raft's AppendReply::applied_index; 0 until it answered).

@@ -14,6 +14,7 @@
 // Thread safety: none; the protocol calls it from its one thread (env.h).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,17 @@
 #include "replication/env.h"
 
 namespace statekv::replication {
+
+// A snapshot read piece by piece (StateMachine::open_snapshot): the state as
+// of the moment it was opened, whatever the machine applies meanwhile.
+class SnapshotReader {
+ public:
+  virtual ~SnapshotReader() = default;
+  // The snapshot's next bytes, about max_bytes of them (more when one record
+  // is larger); empty at the end. The pieces concatenated are a snapshot that
+  // restore() takes. An error ends the read (the protocol opens another).
+  virtual Result<std::string> next(size_t max_bytes) = 0;
+};
 
 class StateMachine {
  public:
@@ -41,6 +53,11 @@ class StateMachine {
   // has the restored state durable when restore returns.
   virtual std::string snapshot() const = 0;
   virtual Status restore(std::string_view snapshot, LogIndex index) = 0;
+  // The state as of now, to be read a piece at a time while apply() goes on,
+  // so that sending it to a follower holds one piece in memory instead of the
+  // whole state (raft, with RaftOptions::machine_keeps_state). nullptr when the
+  // machine cannot: snapshot() is taken whole then.
+  virtual std::unique_ptr<SnapshotReader> open_snapshot() const { return nullptr; }
 };
 
 }  // namespace statekv::replication

@@ -117,6 +117,18 @@ struct EngineStats {
   Sequence durable_sequence = 0;
 };
 
+// A read-only view of an engine as of when it was taken: later writes do not
+// change what it reads. For reading a large range a piece at a time while
+// writes go on (a replica group's snapshot sent to a follower in chunks).
+// Thread safety: one thread at a time; the engine must outlive it.
+class EngineView {
+ public:
+  virtual ~EngineView() = default;
+  // Engine::scan's contract, over the view.
+  virtual Status scan(std::string_view start, std::string_view end, size_t limit,
+                      const ScanVisitor& visit) = 0;
+};
+
 class Engine {
  public:
   Engine() = default;
@@ -167,6 +179,13 @@ class Engine {
   // copying the shard"). InvalidArgument on an engine that does not survive a
   // restart.
   virtual Status persist_all() = 0;
+
+  // A view of everything written so far (RocksDB: a snapshot, which keeps the
+  // versions it sees from compaction while it lives). InvalidArgument on an
+  // engine without one (memory).
+  virtual Result<std::unique_ptr<EngineView>> view() {
+    return Status::InvalidArgument("this engine has no read views");
+  }
 
   virtual EngineStats stats() const = 0;
 };

@@ -194,13 +194,17 @@ Result<Sequence> RocksDbEngine::write(const WriteBatch& batch) {
   return apply(&rb, batch.unlogged());
 }
 
-Status RocksDbEngine::scan(std::string_view start, std::string_view end, size_t limit,
-                           const ScanVisitor& visit) {
+namespace {
+
+// Engine::scan over db as `snapshot` sees it (nullptr: the latest state).
+Status scan_db(rocksdb::DB* db, const rocksdb::Snapshot* snapshot, std::string_view start,
+               std::string_view end, size_t limit, const ScanVisitor& visit) {
   if (!end.empty() && end <= start) return Status::OK();
   rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
   rocksdb::Slice upper = slice(end);
   if (!end.empty()) ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
   size_t seen = 0;
   for (it->Seek(slice(start)); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key(), v = it->value();
@@ -208,6 +212,38 @@ Status RocksDbEngine::scan(std::string_view start, std::string_view end, size_t 
     if (limit != 0 && ++seen == limit) break;
   }
   return from_rocks(it->status());
+}
+
+}  // namespace
+
+Status RocksDbEngine::scan(std::string_view start, std::string_view end, size_t limit,
+                           const ScanVisitor& visit) {
+  return scan_db(db_, nullptr, start, end, limit, visit);
+}
+
+namespace {
+
+class RocksDbView final : public EngineView {
+ public:
+  explicit RocksDbView(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~RocksDbView() override { db_->ReleaseSnapshot(snapshot_); }
+  RocksDbView(const RocksDbView&) = delete;
+  RocksDbView& operator=(const RocksDbView&) = delete;
+
+  Status scan(std::string_view start, std::string_view end, size_t limit,
+              const ScanVisitor& visit) override {
+    return scan_db(db_, snapshot_, start, end, limit, visit);
+  }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EngineView>> RocksDbEngine::view() {
+  return std::unique_ptr<EngineView>(std::make_unique<RocksDbView>(db_));
 }
 
 Status RocksDbEngine::scan_reverse(std::string_view start, std::string_view end, size_t limit,

@@ -59,6 +59,8 @@ class RocksDbEngine final : public Engine {
   ~RocksDbEngine() override;
 
   std::string_view name() const override { return "rocksdb"; }
+  // A RocksDB snapshot, released when the view goes.
+  Result<std::unique_ptr<EngineView>> view() override;
   Status get(std::string_view key, std::string* value) override;
   Result<Sequence> put(std::string_view key, std::string_view value) override;
   Result<Sequence> del(std::string_view key) override;

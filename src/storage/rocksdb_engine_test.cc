@@ -48,6 +48,36 @@ TEST(RocksDbEngine, ReopenKeepsDataAndSequencesKeepGrowing) {
   EXPECT_GT(*r, last);
 }
 
+// A view reads the engine as it was when taken, whatever is written, erased or
+// cleared after; the memory engine has none.
+TEST(RocksDbEngine, AViewReadsTheEngineAsItWasWhenTaken) {
+  TempDir dir;
+  auto e = open_rocksdb_or_fail(dir.path(), FsyncPolicy::kBatch);
+  ASSERT_NE(e, nullptr);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(e->put("k" + std::to_string(i), "old").ok());
+  auto view = e->view();
+  ASSERT_TRUE(view.ok()) << view.status().to_string();
+  ASSERT_TRUE(e->put("k3", "new").ok());
+  ASSERT_TRUE(e->del("k4").ok());
+  ASSERT_TRUE(e->put("k45", "added").ok());
+  auto read = [](EngineView& v, std::string_view from, std::string_view to, size_t limit) {
+    std::string out;
+    EXPECT_TRUE(v.scan(from, to, limit, [&](std::string_view k, std::string_view val) {
+                   out += std::string(k) + "=" + std::string(val) + " ";
+                   return true;
+                 }).ok());
+    return out;
+  };
+  EXPECT_EQ(read(**view, "k3", "k6", 0), "k3=old k4=old k5=old ");
+  EXPECT_EQ(read(**view, "k3", "", 2), "k3=old k4=old ");
+  ASSERT_TRUE(e->clear().ok());
+  EXPECT_EQ(read(**view, "k8", "", 0), "k8=old k9=old ");
+  auto later = e->view();
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(read(**later, "", "", 0), "");
+  EXPECT_TRUE(open_memory_engine()->view().status().is_invalid_argument());
+}
+
 TEST(RocksDbEngine, OpenFailsCleanlyOnABadPath) {
   RocksDbEngineOptions options;
   options.path = "/proc/statekv-cannot-create-this";

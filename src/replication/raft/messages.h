@@ -106,7 +106,9 @@ struct AppendReply {
 // The follower stages the chunks and installs the snapshot when the last one
 // arrives, answering that one with an AppendReply whose match_index is
 // last_index. A snapshot that fits one chunk is one message (offset 0, total =
-// state.size()).
+// state.size()). A snapshot read piece by piece (StateMachine::open_snapshot)
+// has no size until its end: its chunks carry total = kUnknownTotal, the last
+// one its size (offset + state.size()).
 struct InstallSnapshot {
   static constexpr uint32_t kTag = 5;
   Term term{};
@@ -116,7 +118,10 @@ struct InstallSnapshot {
   std::vector<NodeId> config{};  // the members at last_index
   std::string state{};           // this chunk of StateMachine::snapshot() at last_index
   uint64_t offset = 0;           // where this chunk starts in the snapshot
-  uint64_t total = 0;            // the snapshot's size in bytes
+  uint64_t total = 0;            // the snapshot's size in bytes, or kUnknownTotal
+  static constexpr uint64_t kUnknownTotal = UINT64_MAX;
+  // Whether this chunk ends the snapshot.
+  bool completes() const { return total != kUnknownTotal && offset + state.size() == total; }
   void encode(Writer& w) const;
   static Result<InstallSnapshot> decode(Reader& r);
 };

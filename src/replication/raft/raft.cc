@@ -276,8 +276,11 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
     return;
   }
   InstallSnapshotReply ack{.term = term_, .last_index = m.last_index, .round = m.round};
+  // A snapshot read piece by piece learns its total with its last chunk.
+  const bool same_total = staging_ && (staging_->total == m.total ||
+                                       staging_->total == InstallSnapshot::kUnknownTotal);
   const bool same = staging_ && staging_->term == term_ && staging_->index == m.last_index &&
-                    staging_->last_term == m.last_term && staging_->total == m.total;
+                    staging_->last_term == m.last_term && same_total;
   if (!same) {
     // Within a term the leader sends snapshots in index order, each once the
     // previous one is installed: a chunk of an older one is a late duplicate.
@@ -297,8 +300,9 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
         .term = term_, .index = m.last_index, .last_term = m.last_term, .total = m.total};
   }
   SnapshotStaging& st = *staging_;
-  if (m.offset != st.data.size() || m.offset + m.state.size() > st.total ||
-      (m.state.empty() && st.data.size() < st.total)) {
+  const bool sized = m.total != InstallSnapshot::kUnknownTotal;
+  if (m.offset != st.data.size() || (sized && m.offset + m.state.size() > m.total) ||
+      (m.state.empty() && !m.completes())) {
     // Lost, duplicated or reordered (or a chunk that does not fit): say where
     // we are, and the leader resumes from there.
     ++snapshot_stats_.chunks_refused;
@@ -307,9 +311,10 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
     return;
   }
   st.data += m.state;
+  if (sized) st.total = m.total;
   ++st.chunks;
   ++snapshot_stats_.chunks_accepted;
-  if (st.data.size() < st.total) {
+  if (!m.completes()) {
     ack.offset = st.data.size();
     env_.send(from, ack);
     return;
@@ -352,7 +357,16 @@ void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
   p.acked_round = std::max(p.acked_round, m.round);
   if (p.snapshot && p.snapshot->snapshot.index == m.last_index) {
     SnapshotSend& s = *p.snapshot;
-    const uint64_t offset = std::min<uint64_t>(m.offset, s.snapshot.state->size());
+    const uint64_t held = s.reader ? s.buffer_start + s.buffer.size() : s.snapshot.state->size();
+    const uint64_t offset = std::min<uint64_t>(m.offset, held);
+    if (s.reader && offset < s.buffer_start) {
+      // It dropped what it staged, and what came before our buffer is read
+      // past: send the state as it is now, from the start.
+      p.snapshot.reset();
+      send_append(from);
+      serve_reads();
+      return;
+    }
     if (offset > s.offset) p.progressed = true;
     // Resume from what the follower holds: ahead after an acknowledgement,
     // behind after it lost chunks (or dropped them all: offset 0).
@@ -812,12 +826,16 @@ void Raft::send_append(NodeId peer) {
     // only bounce back). The transfer keeps this snapshot even if we take a
     // newer one meanwhile, so that it finishes.
     if (options_.machine_keeps_state) {
-      // The log keeps no copy of the state: take the machine's as it is now.
-      p.snapshot = SnapshotSend{
-          .snapshot = Snapshot{.index = applied_,
-                               .term = log_.term_at(applied_),
-                               .config = config_at(applied_),
-                               .state = std::make_shared<const std::string>(sm_.snapshot())}};
+      // The log keeps no copy of the state: take the machine's as it is now,
+      // read a piece at a time where the machine can.
+      p.snapshot = SnapshotSend{.snapshot = Snapshot{.index = applied_,
+                                                     .term = log_.term_at(applied_),
+                                                     .config = config_at(applied_)}};
+      p.snapshot->reader = sm_.open_snapshot();
+      if (p.snapshot->reader) ++snapshot_stats_.transfers_read;
+      if (!p.snapshot->reader) {
+        p.snapshot->snapshot.state = std::make_shared<const std::string>(sm_.snapshot());
+      }
     } else {
       p.snapshot = SnapshotSend{.snapshot = Snapshot{.index = log_.snapshot_index(),
                                                      .term = log_.snapshot_term(),
@@ -845,6 +863,7 @@ void Raft::send_append(NodeId peer) {
 }
 
 void Raft::send_snapshot_chunk(NodeId peer, SnapshotSend& s) {
+  if (s.reader) return send_read_snapshot_chunk(peer, s);
   const std::string& state = *s.snapshot.state;
   const uint64_t offset = std::min<uint64_t>(s.offset, state.size());
   const uint64_t len =
@@ -857,6 +876,43 @@ void Raft::send_snapshot_chunk(NodeId peer, SnapshotSend& s) {
                                   .state = state.substr(offset, len),
                                   .offset = offset,
                                   .total = state.size()});
+  s.inflight = true;
+  ++snapshot_stats_.chunks_sent;
+}
+
+void Raft::send_read_snapshot_chunk(NodeId peer, SnapshotSend& s) {
+  const size_t chunk = std::max<size_t>(options_.snapshot_chunk_bytes, 1);
+  // What the follower acknowledged is never asked again (an older offset
+  // restarts the transfer: handle(InstallSnapshotReply)).
+  const uint64_t drop = std::min<uint64_t>(s.offset - s.buffer_start, s.buffer.size());
+  s.buffer.erase(0, drop);
+  s.buffer_start += drop;
+  // Read a chunk and a byte ahead: whether this chunk is the last one.
+  while (!s.ended && s.buffer.size() <= chunk) {
+    auto piece = s.reader->next(chunk);
+    if (!piece.ok()) {
+      // The machine could not read its state: try again with a new transfer
+      // at the next heartbeat.
+      ++snapshot_stats_.reads_failed;
+      progress_.at(peer).snapshot.reset();
+      return;
+    }
+    if (piece->empty()) {
+      s.ended = true;
+    } else {
+      s.buffer += *piece;
+    }
+  }
+  const size_t len = std::min(chunk, s.buffer.size());
+  const bool last = s.ended && len == s.buffer.size();
+  env_.send(peer, InstallSnapshot{.term = term_,
+                                  .last_index = s.snapshot.index,
+                                  .last_term = s.snapshot.term,
+                                  .round = round_,
+                                  .config = s.snapshot.config,
+                                  .state = s.buffer.substr(0, len),
+                                  .offset = s.offset,
+                                  .total = last ? s.offset + len : InstallSnapshot::kUnknownTotal});
   s.inflight = true;
   ++snapshot_stats_.chunks_sent;
 }

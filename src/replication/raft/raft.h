@@ -99,11 +99,17 @@
 // reflects it (and possibly later entries: applying those again must leave
 // the same state, which effects — puts and erases of whole values — do). A
 // follower that needs compacted entries gets the machine's state as of the
-// leader's applied index, taken when the transfer starts (snapshot()); it
-// restores it durably before it checkpoints.
+// leader's applied index, taken when the transfer starts: read a piece at a
+// time (StateMachine::open_snapshot), each chunk's piece read when the one
+// before is acknowledged, so the leader holds about two chunks of it at once
+// (the one in flight, which a lost chunk resends, and the next); snapshot()
+// whole when the machine cannot. A follower that reports an offset the leader
+// no longer holds (it dropped its staged chunks) gets a new transfer of the
+// state as it is then. The follower assembles the chunks and restores the
+// whole state durably before it checkpoints.
 //
-// Not done yet (see docs/raft.md): the state machine still hands over its
-// snapshot as one string (only the transfer is chunked).
+// Not done yet (see docs/raft.md): the follower assembles the whole snapshot
+// before restoring it.
 //
 // The constructor's Membership is the bootstrap config: it applies until a
 // snapshot or a kConfig entry says otherwise.
@@ -256,6 +262,8 @@ class Raft {
     uint64_t chunks_refused = 0;   // chunks out of order, duplicated, or of a dropped transfer
     uint64_t installed = 0;        // snapshots restored from staged chunks
     uint64_t most_chunks = 0;      // the most chunks one installed snapshot took
+    uint64_t transfers_read = 0;   // transfers read piece by piece (open_snapshot) as leader
+    uint64_t reads_failed = 0;     // of those, ended by a read error (a new one follows)
   };
   const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
   // On a leader: the highest index known replicated on each other member, not
@@ -279,9 +287,17 @@ class Raft {
   // A transfer to one follower: `offset` is where the next chunk starts (what
   // the follower last reported holding), `inflight` whether a chunk is out.
   struct SnapshotSend {
-    Snapshot snapshot{};
+    Snapshot snapshot{};  // state: the whole snapshot, unless read from `reader`
     uint64_t offset = 0;
     bool inflight = false;
+    // A snapshot read piece by piece (StateMachine::open_snapshot): `buffer`
+    // holds its bytes from `buffer_start` (what the follower may still ask
+    // again: the chunk in flight, and what was read ahead), `ended` once the
+    // reader returned its last piece.
+    std::shared_ptr<SnapshotReader> reader{};
+    std::string buffer{};
+    uint64_t buffer_start = 0;
+    bool ended = false;
   };
   // The follower's chunks of the snapshot at `index` sent by the leader of
   // `term`, assembled in order.
@@ -289,7 +305,7 @@ class Raft {
     Term term{};
     LogIndex index{};
     Term last_term{};
-    uint64_t total = 0;
+    uint64_t total = 0;  // InstallSnapshot::kUnknownTotal until the last chunk of a read one
     std::string data{};
     uint64_t chunks = 0;
   };
@@ -361,6 +377,8 @@ class Raft {
   void send_append(NodeId peer);
   void replicate();  // send_append to every member and learner
   void send_snapshot_chunk(NodeId peer, SnapshotSend& s);
+  // The same for a snapshot read piece by piece: reads what the chunk needs.
+  void send_read_snapshot_chunk(NodeId peer, SnapshotSend& s);
   void broadcast_round(bool quiesce = false);
   void maybe_commit();
   uint64_t quorum_round() const;

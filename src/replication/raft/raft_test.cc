@@ -559,7 +559,7 @@ TEST(RaftSnapshot, ALeaderCompactsItsLogIntoOneCheckpointRecord) {
 // Raft applies to whatever StateMachine it is handed and never looks inside:
 // here one that keeps the order of everything applied, as a shard's store keeps
 // the order of its Mutations.
-class AppliedOrder final : public StateMachine {
+class AppliedOrder : public StateMachine {
  public:
   ClientResponse apply(const ClientRequest& command) override {
     order.push_back(command.value.value_or("-"));
@@ -720,15 +720,21 @@ TEST(RaftMachineKeepsState, TheLogCompactsOnlyWhenTheHostSaysAndTheCheckpointHol
   EXPECT_TRUE(plain.order.empty());
 }
 
-TEST(RaftMachineKeepsState, AFollowerThatNeedsCompactedEntriesGetsTheStateAsOfTheLeadersApplied) {
-  FakeEnv env;
-  AppliedOrder sm;
-  Raft r(env, three(1), {}, sm, machine_keeps_state());
+// Ten writes committed by leader r (which keeps its machine's state), its log
+// compacted through index 6; then node 3 answers with an empty log.
+void commit_compact_and_hear_node3_lacks_everything(FakeEnv& env, Raft& r) {
   elect_and_commit(env, r, 10);
   r.compact(LogIndex(6));
   env.sent.clear();
   r.on_message(NodeId(3),
                AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+}
+
+TEST(RaftMachineKeepsState, AFollowerThatNeedsCompactedEntriesGetsTheStateAsOfTheLeadersApplied) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
   auto snaps = env.take<InstallSnapshot>();
   ASSERT_EQ(snaps.size(), 1u);
   // Not the compaction point's (the log keeps no copy): the machine's now.
@@ -759,6 +765,160 @@ TEST(RaftMachineKeepsState, AFollowerThatNeedsCompactedEntriesGetsTheStateAsOfTh
   auto rest = env.take<AppendEntries>();
   ASSERT_FALSE(rest.empty());
   EXPECT_EQ(rest.back().second.prev_index, LogIndex(11));
+}
+
+// AppliedOrder whose snapshot is read a value at a time: a reader holds the
+// order as it was when opened and counts the bytes it handed out.
+class ReadInPieces final : public AppliedOrder {
+ public:
+  struct Reader final : SnapshotReader {
+    Reader(std::vector<std::string> values, ReadInPieces& m) : values(std::move(values)), m(m) {}
+    Result<std::string> next(size_t) override {
+      if (m.fail_reads) return Status::IOError("the disk went away");
+      if (at == values.size()) return std::string();
+      std::string piece = values[at++] + ",";
+      m.bytes_read += piece.size();
+      return piece;
+    }
+    std::vector<std::string> values;
+    size_t at = 0;
+    ReadInPieces& m;
+  };
+  std::unique_ptr<SnapshotReader> open_snapshot() const override {
+    auto& self = const_cast<ReadInPieces&>(*this);
+    ++self.opened;
+    self.bytes_read = 0;
+    return std::make_unique<Reader>(order, self);
+  }
+  int opened = 0;
+  size_t bytes_read = 0;  // by the last reader opened
+  bool fail_reads = false;
+};
+
+RaftOptions keeps_state_chunks_of_4() {
+  RaftOptions o = machine_keeps_state();
+  o.snapshot_chunk_bytes = 4;
+  return o;
+}
+
+TEST(RaftMachineKeepsState, AFollowersSnapshotIsReadAPieceAtATimeAsOfWhenTheTransferStarted) {
+  FakeEnv env;
+  ReadInPieces sm;
+  Raft r(env, three(1), {}, sm, keeps_state_chunks_of_4());
+  elect_and_commit(env, r, 10);  // "v0".."v9"
+  r.compact(LogIndex(6));
+  env.sent.clear();
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+  auto first = env.take<InstallSnapshot>();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(sm.opened, 1);
+  EXPECT_EQ(r.snapshot_stats().transfers_read, 1u);
+  const InstallSnapshot c0 = first[0].second;
+  EXPECT_EQ(c0.last_index, LogIndex(11));
+  EXPECT_EQ(c0.state, "v0,v");
+  EXPECT_EQ(c0.total, InstallSnapshot::kUnknownTotal) << "a snapshot still being read has no size";
+  EXPECT_LE(sm.bytes_read, 4u + 1 + 3) << "read more than a chunk and a piece ahead";
+  const std::vector<std::string> at_start = sm.order;
+
+  // The leader goes on applying writes; the transfer keeps the state of its start.
+  for (int i = 0; i < 3; ++i) r.on_request(request(100 + i, ClientOp::kWrite, "k", "later"));
+  env.sync(r);
+
+  FakeEnv fenv;
+  ReadInPieces fsm;
+  Raft f(fenv, three(3), {}, fsm, keeps_state_chunks_of_4());
+  f.on_message(NodeId(1), c0);
+  auto ack = fenv.take<InstallSnapshotReply>();
+  ASSERT_EQ(ack.size(), 1u);
+  EXPECT_EQ(ack[0].second.offset, 4u);
+  // The answer is lost and the same offset comes again: the chunk is resent
+  // from what the leader holds, not read again.
+  InstallSnapshotReply again = ack[0].second;
+  again.offset = 0;
+  const size_t read_before = sm.bytes_read;
+  r.on_message(NodeId(3), again);
+  auto resent = env.take<InstallSnapshot>();
+  ASSERT_EQ(resent.size(), 1u);
+  EXPECT_EQ(resent[0].second.offset, 0u);
+  EXPECT_EQ(resent[0].second.state, "v0,v");
+  EXPECT_EQ(sm.opened, 1);
+  EXPECT_EQ(sm.bytes_read, read_before);
+  f.on_message(NodeId(1), resent[0].second);  // a duplicate for the follower
+  fenv.sent.clear();
+  r.on_message(NodeId(3), ack[0].second);
+
+  // The rest: every chunk but the last without a size; the leader never more
+  // than a chunk and a piece ahead of what the follower acknowledged.
+  int chunks = 1;
+  uint64_t acked = 4;
+  for (int step = 0; step < 100; ++step) {
+    auto out = env.take<InstallSnapshot>();
+    if (out.empty()) break;
+    ASSERT_EQ(out.size(), 1u);
+    const InstallSnapshot& c = out[0].second;
+    ++chunks;
+    EXPECT_EQ(c.offset, acked);
+    EXPECT_EQ(c.last_index, LogIndex(11));
+    EXPECT_LE(sm.bytes_read, acked + 4 + 1 + 3);
+    f.on_message(NodeId(1), c);
+    fenv.sync(f);
+    if (c.completes()) break;
+    EXPECT_EQ(c.total, InstallSnapshot::kUnknownTotal);
+    auto a = fenv.take<InstallSnapshotReply>();
+    ASSERT_EQ(a.size(), 1u);
+    acked = a[0].second.offset;
+    r.on_message(NodeId(3), a[0].second);
+  }
+  EXPECT_GT(chunks, 5);
+  EXPECT_EQ(fsm.restores, 1);
+  EXPECT_EQ(fsm.restored_at, LogIndex(11));
+  EXPECT_EQ(fsm.order, at_start);
+  EXPECT_EQ(f.commit_index(), LogIndex(11));
+  // Acknowledged: the leader goes on with the entries after the snapshot.
+  auto done = fenv.take<AppendReply>();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].second.match_index, LogIndex(11));
+  r.on_message(NodeId(3), done[0].second);
+  auto rest = env.take<AppendEntries>();
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.front().second.prev_index, LogIndex(11));
+}
+
+TEST(RaftMachineKeepsState, AReadSnapshotStartsOverWhenTheFollowerDroppedItOrAReadFails) {
+  FakeEnv env;
+  ReadInPieces sm;
+  Raft r(env, three(1), {}, sm, keeps_state_chunks_of_4());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
+  const InstallSnapshot c0 = env.take<InstallSnapshot>().at(0).second;
+  auto ack = [&](uint64_t offset, LogIndex index) {
+    r.on_message(NodeId(3),
+                 InstallSnapshotReply{.term = Term(1), .last_index = index, .offset = offset});
+    auto next = env.take<InstallSnapshot>();
+    EXPECT_EQ(next.size(), 1u);
+    return next.empty() ? InstallSnapshot{} : next[0].second;
+  };
+  EXPECT_EQ(ack(4, c0.last_index).offset, 4u);
+  EXPECT_EQ(ack(8, c0.last_index).offset, 8u);
+  // The follower restarted mid-transfer (offset 0): the bytes before the
+  // leader's buffer are read past, so the state is read again as it is now.
+  const InstallSnapshot fresh = ack(0, c0.last_index);
+  EXPECT_EQ(sm.opened, 2);
+  EXPECT_EQ(fresh.offset, 0u);
+  EXPECT_EQ(fresh.last_index, r.applied_index());
+  // A read that fails ends the transfer; the next heartbeat starts another.
+  sm.fail_reads = true;
+  r.on_message(NodeId(3), InstallSnapshotReply{.term = Term(1),
+                                               .last_index = fresh.last_index,
+                                               .offset = 4});
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty());
+  EXPECT_EQ(r.snapshot_stats().reads_failed, 1u);
+  sm.fail_reads = false;
+  env.advance(r, milliseconds(60));
+  auto restarted = env.take<InstallSnapshot>();
+  ASSERT_FALSE(restarted.empty());
+  EXPECT_EQ(restarted[0].second.offset, 0u);
+  EXPECT_EQ(sm.opened, 3);
 }
 
 // ---------------------------------------------------------------- snapshot chunks

@@ -1,0 +1,140 @@
+#include "coord/shard_snapshot.h"
+
+#include <deque>
+
+#include "replication/codec.h"
+#include "server/key_page.h"
+#include "server/record.h"
+
+namespace statekv::coord {
+
+namespace {
+
+using Kind = replication::Effect::Kind;
+
+// Engine entries read per scan: a scan holds the view's iterator open for
+// this many, then the reader decides whether the piece is full.
+constexpr size_t kEntriesPerScan = 256;
+
+}  // namespace
+
+ShardSnapshotReader::ShardSnapshotReader(std::unique_ptr<storage::EngineView> view,
+                                         std::string first_key, std::string end_key,
+                                         std::function<bool(std::string_view key)> in_shard)
+    : view_(std::move(view)), in_shard_(std::move(in_shard)) {
+  server::data_key(first_key, &cursor_);
+  if (end_key.empty()) {
+    data_end_ = server::prefix_end(std::string(1, server::kDataPrefix));
+  } else {
+    server::data_key(end_key, &data_end_);
+  }
+}
+
+Status ShardSnapshotReader::read_records(size_t budget, replication::Mutation* m,
+                                         std::deque<std::string>* held, size_t* bytes) {
+  size_t seen = 0;
+  bool malformed = false;
+  Status s = view_->scan(cursor_, data_end_, budget, [&](std::string_view raw, std::string_view v) {
+    ++seen;
+    cursor_.assign(raw);
+    cursor_.push_back('\0');  // the next key up
+    const std::string_view key = raw.substr(1);
+    if (!in_shard_(key)) return true;
+    server::RecordView rec;
+    if (!server::decode_record(v, &rec)) {
+      malformed = true;
+      return false;
+    }
+    const std::string& k = held->emplace_back(key);
+    const std::string& value = held->emplace_back(rec.value);
+    m->effects.push_back(rec.type == server::ValueType::kString
+                             ? replication::Effect(Kind::kPut, k, value, rec.expire_ms)
+                             : replication::Effect(Kind::kPutTyped, k, value, rec.expire_ms,
+                                                   static_cast<uint8_t>(rec.type)));
+    *bytes += k.size() + value.size() + 16;
+    const uint64_t gen = server::record_generation(rec.type, rec.value);
+    if (gen == 0) return true;
+    // Its elements next, before any other record.
+    collection_key_ = k;
+    collection_gen_ = gen;
+    server::element_position_key(gen, 0, &element_cursor_);
+    std::string prefix;
+    server::element_prefix(gen, &prefix);
+    element_end_ = server::prefix_end(prefix);
+    return false;
+  });
+  if (!s.ok()) return s;
+  if (malformed) return Status::Corruption("malformed record in a shard snapshot's read");
+  if (seen == 0) done_ = true;
+  return Status::OK();
+}
+
+Status ShardSnapshotReader::read_elements(size_t budget, replication::Mutation* m,
+                                          std::deque<std::string>* held, size_t* bytes) {
+  size_t seen = 0;
+  bool malformed = false;
+  const std::string& owner = held->emplace_back(collection_key_);
+  Status s = view_->scan(element_cursor_, element_end_, budget,
+                         [&](std::string_view raw, std::string_view v) {
+                           ++seen;
+                           element_cursor_.assign(raw);
+                           element_cursor_.push_back('\0');
+                           uint64_t gen = 0;
+                           uint32_t position = 0;
+                           std::string_view field;
+                           if (!server::parse_element_key(raw, &gen, &position, &field)) {
+                             malformed = true;
+                             return false;
+                           }
+                           const std::string& f = held->emplace_back(field);
+                           const std::string& value = held->emplace_back(v);
+                           m->effects.emplace_back(Kind::kPutElement, owner, value, 0,
+                                                   0, collection_gen_, f);
+                           *bytes += f.size() + value.size() + 16;
+                           return true;
+                         });
+  if (!s.ok()) return s;
+  if (malformed) return Status::Corruption("malformed element in a shard snapshot's read");
+  if (seen < budget) collection_gen_ = 0;  // all of them read
+  return Status::OK();
+}
+
+Result<std::string> ShardSnapshotReader::next(size_t max_bytes) {
+  if (done_ && collection_gen_ == 0) return std::string();
+  replication::Mutation m;
+  std::deque<std::string> held;  // stable addresses: the effects view these strings
+  size_t bytes = 0;
+  while (bytes < max_bytes && !done_) {
+    Status s = collection_gen_ != 0 ? read_elements(kEntriesPerScan, &m, &held, &bytes)
+                                    : read_records(kEntriesPerScan, &m, &held, &bytes);
+    if (!s.ok()) return s;
+  }
+  replication::Writer w;
+  if (!started_) w.u8(static_cast<uint8_t>(kShardSnapshotPieces));
+  started_ = true;
+  // An empty shard is one empty piece; after the last one, nothing.
+  w.bytes(replication::encode_mutation(m));
+  return std::move(w).take();
+}
+
+Result<std::vector<replication::DecodedMutation>> decode_shard_snapshot(std::string_view bytes) {
+  std::vector<replication::DecodedMutation> parts;
+  if (bytes.empty() || bytes[0] != kShardSnapshotPieces) {
+    auto whole = replication::DecodedMutation::decode(std::string(bytes));
+    if (!whole.ok()) return whole.status();
+    parts.push_back(std::move(whole).value());
+    return parts;
+  }
+  replication::Reader r(bytes.substr(1));
+  while (!r.at_end()) {
+    auto piece = r.bytes_view();
+    if (!piece.ok()) return piece.status();
+    auto part = replication::DecodedMutation::decode(std::string(*piece));
+    if (!part.ok()) return part.status();
+    parts.push_back(std::move(part).value());
+  }
+  if (parts.empty()) return Status::Corruption("a shard snapshot of pieces without a piece");
+  return parts;
+}
+
+}  // namespace statekv::coord

@@ -1,0 +1,71 @@
+// A replica group's shard as a snapshot (coord/replica_groups.cc): its records
+// and the elements of its large collections, as put effects.
+//
+// Two forms, both restored by decode_shard_snapshot:
+//   - whole: one encoded Mutation of every effect (StateMachine::snapshot(),
+//     built on the data loop at once; the memory engine's, which has no read
+//     views, and what builds before the pieces wrote);
+//   - pieces: kShardSnapshotPieces, then pieces of varint(length) + encoded
+//     Mutation, read a piece at a time by ShardSnapshotReader from an engine
+//     view (RocksDB), so a leader sending its shard to a follower holds a
+//     chunk of it at a time, however large the shard.
+// A whole snapshot's first byte is its mutation's time (0, one byte 0x00), so
+// the forms never look alike.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "replication/mutation.h"
+#include "replication/state_machine.h"
+#include "storage/engine.h"
+
+namespace statekv::coord {
+
+inline constexpr char kShardSnapshotPieces = 0x01;
+
+// Reads a shard's records from `view`: every record whose key lies in
+// [first_key, end_key) (an empty end_key: no bound) and that `in_shard` keeps,
+// with all of a collection's elements right after its record (a large one over
+// several pieces). Expired records too: they are state until their erase is
+// applied.
+class ShardSnapshotReader final : public replication::SnapshotReader {
+ public:
+  ShardSnapshotReader(std::unique_ptr<storage::EngineView> view, std::string first_key,
+                      std::string end_key, std::function<bool(std::string_view key)> in_shard);
+  Result<std::string> next(size_t max_bytes) override;
+
+ private:
+  // Add the effects of up to `budget` engine entries to *m (their strings
+  // kept in *held, their size counted in *bytes): records, or the elements of
+  // the collection being read. The end of the records sets done_.
+  Status read_records(size_t budget, replication::Mutation* m, std::deque<std::string>* held,
+                      size_t* bytes);
+  Status read_elements(size_t budget, replication::Mutation* m, std::deque<std::string>* held,
+                       size_t* bytes);
+
+  std::unique_ptr<storage::EngineView> view_;
+  std::string cursor_;    // the next data key ("d" + key) to read from
+  std::string data_end_;  // past the last data key of the range ("e": every key)
+  std::function<bool(std::string_view)> in_shard_;
+  // A collection whose elements are being read: its key, generation and the
+  // next element key.
+  std::string collection_key_;
+  uint64_t collection_gen_ = 0;
+  std::string element_cursor_;
+  std::string element_end_;
+  bool started_ = false;
+  bool done_ = false;
+};
+
+// The mutations of a snapshot of either form; Corruption on bytes neither
+// form makes. The effects view into the returned mutations' bytes.
+Result<std::vector<replication::DecodedMutation>> decode_shard_snapshot(std::string_view bytes);
+
+}  // namespace statekv::coord

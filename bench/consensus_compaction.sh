@@ -144,7 +144,7 @@ behind() {
     sleep 0.05
   done
   local done_at=${EPOCHREALTIME/./}
-  kill -INT "$during" 2>/dev/null; wait "$during" 2>/dev/null || true
+  kill -TERM "$during" 2>/dev/null; wait "$during" 2>/dev/null || true
   local max installed
   max=$(tr '\r' '\n' <"$WORK/during.txt" | grep -o 'avg_msec=[0-9.]*' | cut -d= -f2 |
     sort -n | tail -1)

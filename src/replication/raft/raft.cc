@@ -559,6 +559,13 @@ void Raft::on_election_timer() {
     size_t active = in_config(members_.self) ? 1 : 0;
     for (auto& [peer, p] : progress_) {
       active += p.active && !p.learner ? 1 : 0;
+      // A snapshot read for a member that went quiet: let go of the state it
+      // holds (a store view pins the engine's old versions); a new transfer
+      // starts once the member answers again (send_append).
+      if (!p.active && p.snapshot && p.snapshot->reader) {
+        p.snapshot.reset();
+        ++snapshot_stats_.transfers_dropped;
+      }
       p.active = false;
     }
     if (transferee_ && env_.now() >= transfer_deadline_) transferee_.reset();  // abandoned
@@ -827,7 +834,10 @@ void Raft::send_append(NodeId peer) {
     // newer one meanwhile, so that it finishes.
     if (options_.machine_keeps_state) {
       // The log keeps no copy of the state: take the machine's as it is now,
-      // read a piece at a time where the machine can.
+      // read a piece at a time where the machine can; only for a member heard
+      // from since the last CheckQuorum check (one that does not answer would
+      // hold the state for nothing).
+      if (!p.active) return;
       p.snapshot = SnapshotSend{.snapshot = Snapshot{.index = applied_,
                                                      .term = log_.term_at(applied_),
                                                      .config = config_at(applied_)}};

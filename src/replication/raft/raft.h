@@ -105,7 +105,9 @@
 // (the one in flight, which a lost chunk resends, and the next); snapshot()
 // whole when the machine cannot. A follower that reports an offset the leader
 // no longer holds (it dropped its staged chunks) gets a new transfer of the
-// state as it is then. The follower assembles the chunks and restores the
+// state as it is then. A transfer starts only to a member heard from since the
+// last CheckQuorum check, and a read one to a member that goes quiet for a
+// whole check period is dropped (the reader may pin resources: a store view). The follower assembles the chunks and restores the
 // whole state durably before it checkpoints.
 //
 // Not done yet (see docs/raft.md): the follower assembles the whole snapshot
@@ -264,6 +266,7 @@ class Raft {
     uint64_t most_chunks = 0;      // the most chunks one installed snapshot took
     uint64_t transfers_read = 0;   // transfers read piece by piece (open_snapshot) as leader
     uint64_t reads_failed = 0;     // of those, ended by a read error (a new one follows)
+    uint64_t transfers_dropped = 0;  // of those, dropped: the member went quiet
   };
   const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
   // On a leader: the highest index known replicated on each other member, not

@@ -772,7 +772,10 @@ TEST(RaftMachineKeepsState, AFollowerThatNeedsCompactedEntriesGetsTheStateAsOfTh
 class ReadInPieces final : public AppliedOrder {
  public:
   struct Reader final : SnapshotReader {
-    Reader(std::vector<std::string> values, ReadInPieces& m) : values(std::move(values)), m(m) {}
+    Reader(std::vector<std::string> values, ReadInPieces& m) : values(std::move(values)), m(m) {
+      ++m.open_readers;
+    }
+    ~Reader() override { --m.open_readers; }
     Result<std::string> next(size_t) override {
       if (m.fail_reads) return Status::IOError("the disk went away");
       if (at == values.size()) return std::string();
@@ -791,6 +794,7 @@ class ReadInPieces final : public AppliedOrder {
     return std::make_unique<Reader>(order, self);
   }
   int opened = 0;
+  int open_readers = 0;   // readers not destroyed yet
   size_t bytes_read = 0;  // by the last reader opened
   bool fail_reads = false;
 };
@@ -919,6 +923,43 @@ TEST(RaftMachineKeepsState, AReadSnapshotStartsOverWhenTheFollowerDroppedItOrARe
   ASSERT_FALSE(restarted.empty());
   EXPECT_EQ(restarted[0].second.offset, 0u);
   EXPECT_EQ(sm.opened, 3);
+}
+
+// A read transfer to a member that goes quiet lets go of its reader at the
+// next CheckQuorum check; none starts again until the member answers.
+TEST(RaftMachineKeepsState, AReadSnapshotToAQuietMemberIsDroppedUntilItAnswers) {
+  FakeEnv env;
+  ReadInPieces sm;
+  Raft r(env, three(1), {}, sm, keeps_state_chunks_of_4());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
+  ASSERT_EQ(env.take<InstallSnapshot>().size(), 1u);
+  EXPECT_EQ(sm.open_readers, 1);
+  // Node 2 answers every heartbeat (the leader keeps its quorum); node 3 is silent.
+  for (int i = 0; i < 60 && sm.open_readers == 1; ++i) {
+    env.advance(r, milliseconds(20));
+    for (auto& [to, m] : env.take<AppendEntries>()) {
+      if (to != NodeId(2)) continue;
+      r.on_message(NodeId(2), AppendReply{.term = Term(1),
+                                          .success = true,
+                                          .match_index = r.log().last_index(),
+                                          .round = m.round});
+    }
+  }
+  EXPECT_EQ(sm.open_readers, 0) << "the silent member's reader was kept";
+  EXPECT_EQ(r.snapshot_stats().transfers_dropped, 1u);
+  EXPECT_EQ(r.role(), Raft::Role::kLeader);
+  env.advance(r, milliseconds(200));
+  EXPECT_EQ(sm.open_readers, 0) << "a transfer started to a member that does not answer";
+  EXPECT_EQ(sm.opened, 1);
+  // It answers a heartbeat: a new transfer, of the state as it is now.
+  env.sent.clear();
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+  auto again = env.take<InstallSnapshot>();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].second.offset, 0u);
+  EXPECT_EQ(sm.opened, 2);
+  EXPECT_EQ(sm.open_readers, 1);
 }
 
 // ---------------------------------------------------------------- snapshot chunks

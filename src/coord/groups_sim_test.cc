@@ -104,7 +104,13 @@ constexpr uint64_t kInternalRequests = uint64_t{1} << 62;
 constexpr char kRaftFrame = 0;
 constexpr char kSideFrame = 1;  // meta: a data leader's report; data: a controller's command
 
-enum class Bug { kNone, kOldEpochAccepted, kReadBehindSession, kCompactedBeyondKept };
+enum class Bug {
+  kNone,
+  kOldEpochAccepted,
+  kReadBehindSession,
+  kCompactedBeyondKept,
+  kCompactedPastStored,  // the log compacted through raft's applied index, past the store's position
+};
 
 // ---- the placement map (group 0's value of kPlacementKey) ------------------
 
@@ -560,6 +566,9 @@ class KeptKv final : public replication::StateMachine {
       ++run_.kept_skipped;
       return ClientResponse{};  // no one waits: a restarted replica has no pending writes
     }
+    // The store writes the entry's position with its effects; raft's no-op
+    // and configuration entries never get here and write none.
+    stored_through = raft->applied_index().value();
     return kv.apply(command);
   }
   ClientResponse read(const ClientRequest& request) const override { return kv.read(request); }
@@ -586,12 +595,13 @@ class KeptKv final : public replication::StateMachine {
   Status restore(std::string_view snapshot, LogIndex index) override {
     if (Status s = kv.restore(snapshot, index); !s.ok()) return s;
     kept_through = 0;
-    if (run_.config.machine_keeps_state) persist(index.value());
+    stored_through = index.value();
+    if (run_.config.machine_keeps_state) persist();
     return Status::OK();
   }
-  // Writes the state, which reflects the log through `index`, to the node's store.
-  void persist(uint64_t index) {
-    run_.kept[{node_, group_.value()}] = Run::Kept{kv.encode(), index};
+  // Writes the state to the node's store, with the position it holds.
+  void persist() {
+    run_.kept[{node_, group_.value()}] = Run::Kept{kv.encode(), stored_through};
     ++run_.persists;
   }
   // The index the state reflects: what a local read covers.
@@ -599,6 +609,9 @@ class KeptKv final : public replication::StateMachine {
 
   replication::raft::KvStateMachine kv;
   uint64_t kept_through = 0;
+  // The highest index whose position the store holds (replica_groups.cc's
+  // ReplicaGroup::stored_through): the log never compacts past it.
+  uint64_t stored_through = 0;
   const Raft* raft = nullptr;
 
  private:
@@ -634,6 +647,7 @@ std::vector<std::string> load_kept(Run& run, uint64_t node, GroupId group, KeptK
   SKV_ASSERT(kv.ok(), "the simulator's kept state does not decode");
   sm.kv = std::move(kv).value();
   sm.kept_through = it->second.index;
+  sm.stored_through = it->second.index;
   ++run.kept_starts;
   return recovered;
 }
@@ -746,16 +760,23 @@ class DataReplica final : public sim::HostedNode {
     return o;
   }
   // Config::machine_keeps_state: one tick in three the state is persisted with
-  // the applied index (a store flush), and then, two times in three, the log
-  // compacted there. The planted bug compacts without persisting.
+  // the position the store holds (a store flush), and then, two times in
+  // three, the log compacted there (not at raft's applied index, which may be
+  // a no-op's or a configuration's past it). The planted bugs compact without
+  // persisting, or at the applied index.
   void maybe_persist() {
     Random& rng = chan_.random();
     if (rng.next_u64() % 3 != 0) return;
+    const Bug bug = node_.run().config.bug;
     const uint64_t applied = raft_.applied_index().value();
-    if (node_.run().config.bug != Bug::kCompactedBeyondKept) sm_.persist(applied);
+    if (bug != Bug::kCompactedBeyondKept) sm_.persist();
     if (rng.next_u64() % 3 == 0) return;
-    if (applied > raft_.log().snapshot_index().value()) ++node_.run().compactions;
-    raft_.compact(LogIndex(applied));
+    const uint64_t at =
+        bug == Bug::kCompactedBeyondKept || bug == Bug::kCompactedPastStored
+            ? applied
+            : std::min(applied, sm_.stored_through);
+    if (at > raft_.log().snapshot_index().value()) ++node_.run().compactions;
+    raft_.compact(LogIndex(at));
   }
 
   void read_locally(const ClientRequest& req) {
@@ -1306,6 +1327,28 @@ TEST(ReplicaGroupsSim, ALogCompactedBeyondTheKeptStateIsCaught) {
   }
   ASSERT_NE(caught_at, 0u) << "a log compacted past the kept state went unnoticed";
   std::printf("[ measure ] log compacted beyond the kept state: caught at seed %llu: %s\n",
+              static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
+}
+
+// Planted bug (found with real processes: a killed node's group refused to
+// start, its store one entry behind its log's compaction point): compacting
+// through raft's applied index, which a no-op or configuration entry can put
+// past the position the store holds. A restart then finds the store behind.
+TEST(ReplicaGroupsSim, ALogCompactedPastTheStoresPositionIsCaught) {
+  uint64_t caught_at = 0;
+  std::string why;
+  for (uint64_t seed = 3; seed <= 600 && caught_at == 0; seed += 3) {
+    Config c = config_for(seed);
+    ASSERT_TRUE(c.machine_keeps_state);
+    c.bug = Bug::kCompactedPastStored;
+    Verdicts v = run_seed(options_for(seed, c), c);
+    if (!v.ok() || !v.run->violation.empty()) {
+      caught_at = seed;
+      why = v.run->violation.empty() ? v.describe() : v.run->violation;
+    }
+  }
+  ASSERT_NE(caught_at, 0u) << "a log compacted past the store's position went unnoticed";
+  std::printf("[ measure ] log compacted past the store's position: caught at seed %llu: %s\n",
               static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
 }
 

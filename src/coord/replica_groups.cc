@@ -424,6 +424,8 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
               !applied.ok()) {
             spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
                           applied.status().to_string());
+          } else if (position) {
+            stored_through = index;
           }
         }
         note_changes(m->mutation(), index);
@@ -502,6 +504,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
                                                  end, std::move(in_shard));
   }
   Status restore(std::string_view snapshot, LogIndex index) override {
+    // On the data loop, which every group of the node shares: how long it
+    // took is logged (a large shard's restore delays the others).
+    const auto started = std::chrono::steady_clock::now();
     auto parts = decode_shard_snapshot(snapshot);
     if (!parts.ok()) return parts.status();
     std::vector<const replication::Effect*> effects;
@@ -569,12 +574,18 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       if (!r.ok()) return r.status();
       if (Status synced = host.store_.engine().sync(); !synced.ok()) return synced;
       kept_through = 0;  // what follows the snapshot is applied as it comes
+      stored_through = index.value();
     } else if (auto r = host.store_.apply(all, server::Store::Logging::kInReplicaLog); !r.ok()) {
       return r.status();
     }
     // Nor which keys tracking clients (here, or of nodes whose reads this
     // member served) may hold stale: they drop everything.
     host.service_.tracking_flushed(/*local_only=*/false);
+    spdlog::info("group {}: restored a snapshot at index {}: {} bytes, {} effects, {} ms",
+                 id.value(), index.value(), snapshot.size(), effects.size(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count());
     return Status::OK();
   }
 
@@ -694,6 +705,13 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // With an engine that keeps its state: the applied position the store held
   // when this replica started; entries up to it are not applied again.
   uint64_t kept_through = 0;
+  // With an engine that keeps its state: the highest log index whose position
+  // the store holds (written with an entry's effects, by a restore, or kept
+  // from before a restart). Raft's applied index can be ahead of it: a
+  // leader's no-op and configuration entries reach no apply() and write no
+  // position. The log compacts through this, never past it (compact_logs):
+  // past it, a restart would find the store behind the log's compaction point.
+  uint64_t stored_through = 0;
   // The log index the store's state reflects: the applied index, or, just
   // after a restart, the kept position while raft has not caught up to it.
   // What a local read covers and reports (a session token built from the
@@ -777,9 +795,12 @@ void ReplicaGroups::Impl::compact_logs() {
     std::vector<std::tuple<GroupId, uint64_t, uint64_t>> applied;  // group, serial, index
     for (const auto& [id, g] : groups_) {
       if (!g->raft) continue;
-      const uint64_t index = g->raft->applied_index().value();
-      const uint64_t past = index - g->raft->log().snapshot_index().value();
-      if (past == 0) continue;
+      // What the store holds the position of, not what raft applied: the
+      // entries after it (no-ops, configurations) wrote no position.
+      const uint64_t index = std::min(g->raft->applied_index().value(), g->stored_through);
+      const uint64_t compacted = g->raft->log().snapshot_index().value();
+      if (index <= compacted) continue;
+      const uint64_t past = index - compacted;
       behind += past;
       most_behind = std::max(most_behind, past);
       applied.emplace_back(id, g->serial, index);
@@ -1023,6 +1044,7 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
       return;
     }
     g->kept_through = *kept;
+    g->stored_through = *kept;
   }
   replication::Membership membership{.self = options_.self, .nodes = members};
   groups_[id] = std::move(g);

@@ -489,19 +489,12 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // a piece at a time while this member goes on applying (shard_snapshot.h).
   std::unique_ptr<replication::SnapshotReader> open_snapshot() const override {
     if (!host.keeps_state_) return nullptr;
-    const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
-    if (ks == nullptr) return nullptr;
+    std::optional<ShardKeys> keys = shard_keys();
+    if (!keys) return nullptr;
     auto view = host.store_.engine().view();
     if (!view.ok()) return nullptr;
-    const std::string end = server::prefix_end(ks->spec.key_prefix);
-    // The map as of now: a consensus keyspace's layout never changes, only
-    // its owners (for_each_record).
-    auto in_shard = [map = table, ks, shard = shard](std::string_view key) {
-      const Route r = map->route(key);
-      return r.keyspace == ks && r.shard == shard;
-    };
-    return std::make_unique<ShardSnapshotReader>(std::move(view).value(), ks->spec.key_prefix,
-                                                 end, std::move(in_shard));
+    return std::make_unique<ShardSnapshotReader>(std::move(view).value(), std::move(keys->first),
+                                                 std::move(keys->end), std::move(keys->in_shard));
   }
   Status restore(std::string_view snapshot, LogIndex index) override {
     // On the data loop, which every group of the node shares: how long it
@@ -668,19 +661,33 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
 
   // Visits every record of this group's shard in the store (expired ones too:
   // they are state until their erase is applied).
-  void for_each_record(
-      const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
-    // A consensus keyspace's layout (its split points, its shard count) does
-    // not change while it exists: only its shards' owners do.
+  // This group's keys: its keyspace's key range, and whether a key in it
+  // routes to this shard (by the map as of now: a consensus keyspace's
+  // layout, its split points or shard count, does not change while it
+  // exists, only its shards' owners do). nullopt once the keyspace is gone.
+  struct ShardKeys {
+    std::string first, end;  // [first, end); an empty end: no bound
+    std::function<bool(std::string_view key)> in_shard;
+  };
+  std::optional<ShardKeys> shard_keys() const {
     const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
-    if (ks == nullptr) return;
+    if (ks == nullptr) return std::nullopt;
     // Keys of this keyspace start with its prefix (the default keyspace: every
     // key); those of a longer prefix belong to another keyspace.
-    const std::string end = server::prefix_end(ks->spec.key_prefix);
-    Status s = host.store_.scan(ks->spec.key_prefix, end, 0, 0,
+    return ShardKeys{ks->spec.key_prefix, server::prefix_end(ks->spec.key_prefix),
+                     [map = table, ks, shard = shard](std::string_view key) {
+                       const Route r = map->route(key);
+                       return r.keyspace == ks && r.shard == shard;
+                     }};
+  }
+
+  void for_each_record(
+      const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
+    std::optional<ShardKeys> keys = shard_keys();
+    if (!keys) return;
+    Status s = host.store_.scan(keys->first, keys->end, 0, 0,
                                 [&](std::string_view key, const server::RecordView& rec) {
-                                  const Route r = table->route(key);
-                                  if (r.keyspace == ks && r.shard == shard) fn(key, rec);
+                                  if (keys->in_shard(key)) fn(key, rec);
                                   return true;
                                 });
     if (!s.ok())

@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "support/differential.h"
+#include "support/redis_client.h"
+#include "support/server_process.h"
 
 namespace statekv::itest {
 namespace {
@@ -450,6 +453,41 @@ TEST_P(CommandsTest, Config) {
     ASSERT_TRUE(port.ok()) << port.status().to_string();
     ASSERT_EQ(port->size(), 2u);
     EXPECT_EQ((*port)[0], "port");
+  }
+}
+
+// SHUTDOWN: modifiers checked as Redis checks them, refused inside MULTI,
+// then the stop itself: no reply, the connection closes, the process exits
+// with status 0, and (rocksdb) what was written is there after a restart.
+TEST_P(CommandsTest, Shutdown) {
+  run({"SHUTDOWN", "FOO"});
+  run({"SHUTDOWN", "SAVE", "NOSAVE"});
+  run({"SHUTDOWN", "NOSAVE", "SAVE", "NOW"});
+  run({"SHUTDOWN", "ABORT"});
+  run({"SHUTDOWN", "ABORT", "NOW"});
+  run({"MULTI"});
+  run({"SHUTDOWN"});
+  run({"SET", "after", "refused"});
+  run({"EXEC"});
+  run({"SET", "kept", "yes"});
+  if (GetParam() == "memory" && subject_kind() == ServerKind::kStatekv) {
+    // SAVE with nothing to save to: refused, and the server keeps serving.
+    EXPECT_EQ(d_->subject_client().cmd({"SHUTDOWN", "SAVE"}),
+              "-ERR Errors trying to SHUTDOWN: SAVE: the memory engine keeps nothing on disk "
+              "(SHUTDOWN or SHUTDOWN NOSAVE stops it)");
+    EXPECT_EQ(d_->subject_client().cmd({"GET", "kept"}), "\"yes\"");
+  }
+  for (ServerProcess* server : {&d_->redis(), &d_->subject()}) {
+    RedisClient& c = server == &d_->redis() ? d_->redis_client() : d_->subject_client();
+    EXPECT_FALSE(c.command({"SHUTDOWN", "NOW", "FORCE"}).ok()) << server->describe();
+    Status exited = server->wait_exit(std::chrono::seconds(10));
+    EXPECT_TRUE(exited.ok()) << exited.to_string() << "\n" << server->log_tail();
+  }
+  if (GetParam() == "rocksdb") {
+    ASSERT_TRUE(d_->subject().start().ok());
+    auto c = RedisClient::connect(d_->subject().port());
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->cmd({"GET", "kept"}), "\"yes\"");
   }
 }
 

@@ -488,9 +488,10 @@ TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
       << again.second;
 }
 
-// A planned stop (SIGTERM) hands the leadership of the node's groups to
-// up-to-date members first: their keys stay writable (a kill costs an
-// election instead, measured above).
+// A planned stop (SHUTDOWN, as a Redis user stops a server; SIGTERM takes
+// the same path) hands the leadership of the node's groups to up-to-date
+// members first: their keys stay writable (a kill costs an election instead,
+// measured above).
 TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   ThreeNodes cluster("replication-stop");
@@ -544,7 +545,12 @@ TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
         << *info;
     EXPECT_NE(info->find("master_repl_offset:"), std::string::npos) << *info;
   }
-  ASSERT_EQ(::kill(node_pid(data, 2), SIGTERM), 0);
+  {
+    // Redis answers nothing to SHUTDOWN: the connection closes.
+    auto c = RedisClient::connect(node2);
+    ASSERT_TRUE(c.ok());
+    EXPECT_FALSE(c->command({"SHUTDOWN"}).ok());
+  }
   Clock::duration worst{};
   for (int k = 0; k < 30; ++k) {
     auto t = time_until_writable(node3, "k" + std::to_string(k), 10s);
@@ -552,11 +558,12 @@ TEST(Replication, APlannedStopHandsLeadershipOverFirst) {
     worst = std::max(worst, *t);
   }
   const auto worst_ms = std::chrono::duration_cast<std::chrono::milliseconds>(worst).count();
-  std::printf("node 2 stopped (SIGTERM): slowest first write of a key %lld ms\n",
+  std::printf("node 2 stopped (SHUTDOWN): slowest first write of a key %lld ms\n",
               static_cast<long long>(worst_ms));
   EXPECT_LT(worst_ms, 3000);
   std::ifstream log(data + "/node2/statekv.log");
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("received SHUTDOWN, shutting down"), std::string::npos) << text;
   EXPECT_NE(text.find("before this node stops"), std::string::npos)
       << "node 2 did not hand its leadership over";
   // Leader changes are logged with their cause: a member that took over says

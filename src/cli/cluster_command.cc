@@ -773,10 +773,17 @@ int run_up(const UpFlags& f) {
       return;
     }
     auto exit = exits.find(pid);
+    // Status 0: the node stopped cleanly on its own (a client's SHUTDOWN, or
+    // a SIGTERM from outside this supervisor), which is no crash.
+    const bool clean = exit != exits.end() && WIFEXITED(exit->second) &&
+                       WEXITSTATUS(exit->second) == 0;
     fmt::print(
-        "node {} (pid {}) died{}; the end of its log:\n{}"
+        "node {} (pid {}) {}; the end of its log:\n{}"
         "restart it with: statekv cluster restart-missing --data {}\n",
-        id, pid, exit != exits.end() ? " (" + describe_exit(exit->second) + ")" : "",
+        id, pid,
+        clean ? "stopped cleanly (SHUTDOWN, or SIGTERM from elsewhere)"
+              : "died" + (exit != exits.end() ? " (" + describe_exit(exit->second) + ")"
+                                              : std::string()),
         log_tail(cluster, NodeId(id), 5), data.string());
   };
   while (true) {

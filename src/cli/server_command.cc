@@ -13,6 +13,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -282,6 +284,22 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   ctx.run_id = new_run_id();
   ctx.io_threads = io_threads;
   ctx.executable = executable_path();
+  // SHUTDOWN from a client: the same stop as SIGTERM, which it raises (the
+  // signal is blocked in every thread; sigwait below takes it).
+  std::mutex shutdown_mu;
+  std::optional<server::ShutdownRequest> shutdown_request;
+  ctx.shutdown = [&](const server::ShutdownRequest& request) -> Status {
+    if (request.save == server::ShutdownRequest::Save::kSave && config.engine == "memory") {
+      return Status::InvalidArgument(
+          "SAVE: the memory engine keeps nothing on disk (SHUTDOWN or SHUTDOWN NOSAVE stops it)");
+    }
+    {
+      std::lock_guard lock(shutdown_mu);
+      shutdown_request = request;
+    }
+    ::kill(::getpid(), SIGTERM);
+    return Status::OK();
+  };
   ctx.config_file = flags.config_file.empty()
                         ? std::string()
                         : std::filesystem::absolute(flags.config_file).string();
@@ -361,12 +379,21 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  std::optional<server::ShutdownRequest> requested;
+  {
+    std::lock_guard lock(shutdown_mu);
+    requested = shutdown_request;
+  }
+  spdlog::info("received {}, shutting down",
+               requested ? "SHUTDOWN" : sig == SIGINT ? "SIGINT" : "SIGTERM");
 
   // A planned stop: the replica groups this node leads get other leaders
-  // first, so their keys stay writable (a kill costs an election instead).
+  // first, so their keys stay writable (a kill costs an election instead),
+  // unless SHUTDOWN NOW asked to stop at once.
   replica_controller.reset();  // no replica moves while this node stops
-  if (coordinator) coordinator->hand_over_leadership(std::chrono::milliseconds(2000));
+  if (coordinator && !(requested && requested->now)) {
+    coordinator->hand_over_leadership(std::chrono::milliseconds(2000));
+  }
   network.stop();   // no new clients, every connection closed, I/O threads joined
   service->stop();  // background work (active expiry) ends before the engine closes
   if (Status s = (*engine)->sync(); !s.ok()) {

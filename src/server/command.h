@@ -49,6 +49,7 @@ enum CommandFlag : uint32_t {
   kAllowBusy = 1u << 11,    // Redis's "allow_busy"
   kSkipSlowlog = 1u << 12,  // Redis's "skip_slowlog" (EXEC: its commands are logged, not it)
   kBlocking = 1u << 13,     // Redis's "blocking": may block the client (server/blocking.h)
+  kNoMulti = 1u << 14,      // Redis's "no_multi": refused inside MULTI (SHUTDOWN)
 };
 
 struct CommandContext;

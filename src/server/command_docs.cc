@@ -188,6 +188,7 @@ std::vector<std::string_view> flag_names(uint32_t flags) {
   if (flags & kSentinel) out.push_back("sentinel");
   if (flags & kNoAuth) out.push_back("no_auth");
   if (flags & kFast) out.push_back("fast");
+  if (flags & kNoMulti) out.push_back("no_multi");
   if (flags & kAllowBusy) out.push_back("allow_busy");
   return out;
 }

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/status.h"
 #include "resp/writer.h"
 #include "server/config.h"
 #include "server/consistency.h"
@@ -376,6 +377,14 @@ class TrackingRelay {
   virtual void announce(std::function<void()> done) = 0;
 };
 
+// SHUTDOWN's modifiers (server_commands.cc), for the process that stops.
+struct ShutdownRequest {
+  enum class Save { kDefault, kSave, kNoSave };
+  Save save = Save::kDefault;
+  bool now = false;    // NOW: stop without handing the groups this node leads over first
+  bool force = false;  // FORCE: stop even if the final sync of the store fails
+};
+
 struct ServerContext {
   ConfigStore* config = nullptr;
   storage::Engine* engine = nullptr;
@@ -409,6 +418,11 @@ struct ServerContext {
   // by the metadata service (server/acl.h); unset: this server's own.
   AclStore* acl_store = nullptr;
   TrackingRelay* tracking_relay = nullptr;  // set when the node runs in a cluster
+  // Starts a planned stop of the process (SHUTDOWN): the way SIGTERM does
+  // (cli/server_command.cc), with the request's modifiers. An error when the
+  // process cannot honour them (SAVE with nothing to save to). Unset where no
+  // process belongs to the service (tests): SHUTDOWN says so.
+  std::function<Status(const ShutdownRequest&)> shutdown;
 };
 
 // The command layer, as the network sees it.

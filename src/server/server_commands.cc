@@ -426,6 +426,53 @@ void cmd_command_help(CommandContext& c) {
   for (auto l : kLines) c.out.simple(l);
 }
 
+// ---- SHUTDOWN ----
+
+// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: a planned stop of this node,
+// the way SIGTERM stops it (the groups it leads are handed over first, unless
+// NOW). Redis answers nothing when it stops: the connection closes. The store
+// has every acknowledged write on disk already (rocksdb), so NOSAVE loses
+// nothing; SAVE is refused where there is no disk to save to (the process
+// says so through ServerContext::shutdown). ABORT cancels Redis's wait for
+// lagging replicas; statekv's stop does not wait that way, so there is never
+// a shutdown to abort.
+void cmd_shutdown(CommandContext& c) {
+  ShutdownRequest request;
+  bool abort = false;
+  for (size_t i = 1; i < c.argv.size(); ++i) {
+    const std::string_view a = c.argv[i];
+    if (iequals(a, "nosave") || iequals(a, "save")) {
+      const auto save = iequals(a, "save") ? ShutdownRequest::Save::kSave
+                                           : ShutdownRequest::Save::kNoSave;
+      // Redis: a modifier may repeat; SAVE and NOSAVE together are an error.
+      if (request.save != ShutdownRequest::Save::kDefault && request.save != save) {
+        return c.out.error("ERR syntax error");
+      }
+      request.save = save;
+    } else if (iequals(a, "now")) {
+      request.now = true;
+    } else if (iequals(a, "force")) {
+      request.force = true;
+    } else if (iequals(a, "abort")) {
+      abort = true;
+    } else {
+      return c.out.error("ERR syntax error");
+    }
+  }
+  if (abort) {
+    // Redis: ABORT takes no other modifier.
+    if (c.argv.size() != 2) return c.out.error("ERR syntax error");
+    return c.out.error("ERR No shutdown in progress.");
+  }
+  if (!c.state.ctx.shutdown) {
+    return c.out.error("ERR SHUTDOWN is not available: this server does not own its process");
+  }
+  if (Status s = c.state.ctx.shutdown(request); !s.ok()) {
+    return c.out.error("ERR Errors trying to SHUTDOWN: " + std::string(s.message()));
+  }
+  c.session.close_after_reply = true;  // no reply: the connection closes
+}
+
 }  // namespace
 
 void add_server_commands(std::vector<CommandSpec>& out) {
@@ -435,6 +482,12 @@ void add_server_commands(std::vector<CommandSpec>& out) {
                  "[section:string...]", cmd_info});
   out.push_back({"role", 1, kNoscript | kLoading | kStale | kFast | kSentinel, 0, 0, 0, g,
                  "Returns the replication role.", "2.8.12", "O(1)", "", cmd_role});
+  out.push_back({"shutdown", -1, kAdmin | kNoscript | kLoading | kStale | kNoMulti | kAllowBusy,
+                 0, 0, 0, g, "Synchronously saves the database(s) to disk and shuts down the "
+                 "server.", "1.0.0",
+                 "O(N) when saving, where N is the total number of keys in all databases when "
+                 "saving data, otherwise O(1)",
+                 "[nosave_save: NOSAVE | SAVE] [NOW] [FORCE] [ABORT]", cmd_shutdown});
 
   CommandSpec config{"config", -2,
                      0,        0,

@@ -766,6 +766,11 @@ class ServiceImpl final : public Service {
       }
       prepare_tracking(session, *run, argv, fullname);
     }
+    if (session.txn && session.txn->queuing && (run->flags & kNoMulti)) {
+      abort_transaction(session);
+      out.error("ERR Command not allowed inside a transaction");
+      return 0;
+    }
     if (session.txn && session.txn->queuing && queued_in_multi(spec->name)) {
       // MULTI: queued as sent, run by EXEC (server/transaction.h).
       queue_command(*session.txn, *run, argv);

@@ -198,6 +198,22 @@ Status ServerProcess::stop(std::chrono::milliseconds grace) {
                          "ms; killed");
 }
 
+Status ServerProcess::wait_exit(std::chrono::milliseconds limit) {
+  if (!running()) return Status::OK();
+  const auto deadline = Clock::now() + limit;
+  int st = 0;
+  while (Clock::now() < deadline) {
+    if (reap_if_exited(&st)) {
+      if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return Status::OK();
+      return Status::Aborted(describe() + " exited with status " + std::to_string(st));
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  kill();
+  return Status::Timeout(describe() + " still ran after " + std::to_string(limit.count()) +
+                         "ms; killed");
+}
+
 void ServerProcess::kill() {
   if (!running()) return;
   ::kill(pid_, SIGKILL);

@@ -51,6 +51,10 @@ class ServerProcess {
   // SIGTERM, wait up to grace, then SIGKILL. Returns the exit status text;
   // an error if the process had to be killed or exited non-zero.
   Status stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  // Waits up to `limit` for the process to exit on its own (SHUTDOWN) and
+  // reaps it: OK on exit status 0; an error on another status, or (the
+  // process then killed) if it was still running at the limit.
+  Status wait_exit(std::chrono::milliseconds limit);
   // SIGKILL now and reap: a crash at this instant.
   void kill();
 

@@ -499,62 +499,38 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   Status restore(std::string_view snapshot, LogIndex index) override {
     // On the data loop, which every group of the node shares: how long it
     // took is logged (a large shard's restore delays the others).
-    const auto started = std::chrono::steady_clock::now();
+    using Clock = std::chrono::steady_clock;
+    const auto ms_since = [](Clock::time_point t) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+    };
+    const auto started = Clock::now();
     auto parts = decode_shard_snapshot(snapshot);
     if (!parts.ok()) return parts.status();
-    std::vector<const replication::Effect*> effects;
-    for (const auto& part : *parts) {
-      for (const auto& e : part.mutation().effects) effects.push_back(&e);
-    }
-    std::set<std::string_view> kept;
-    for (const replication::Effect* e : effects) {
-      using Kind = replication::Effect::Kind;
-      if (e->kind != Kind::kPut && e->kind != Kind::kPutTyped && e->kind != Kind::kPutElement) {
-        return Status::Corruption("a shard snapshot holds only puts");
-      }
-      kept.insert(e->key);
-    }
-    // The snapshot's elements, by generation: a local collection of the same
-    // generation loses the elements the snapshot does not have.
-    std::map<uint64_t, std::set<std::string_view>> fields;
-    for (const replication::Effect* e : effects) {
-      if (e->kind == replication::Effect::Kind::kPutElement) fields[e->generation].insert(e->field);
-    }
-    // One mutation: what must go, then the snapshot (a record erased and put
-    // back in separate writes would retire its generation, elements and all).
-    struct Gone {
-      std::string key, field;
-      uint64_t gen = 0;
-    };
-    std::deque<Gone> gone;
-    for_each_record([&](std::string_view key, const server::RecordView& rec) {
-      if (!kept.contains(key)) {
-        gone.push_back(Gone{std::string(key), {}, 0});
-        return;
-      }
-      const uint64_t gen = server::record_generation(rec.type, rec.value);
-      auto f = fields.find(gen);
-      if (gen == 0 || f == fields.end()) return;
-      const std::string owner(key);
-      Status s = host.store_.scan_elements(gen, 0, 0,
-                                           [&](std::string_view field, std::string_view, uint32_t) {
-                                             if (!f->second.contains(field))
-                                               gone.push_back(Gone{owner, std::string(field), gen});
-                                             return true;
-                                           });
-      if (!s.ok())
-        spdlog::error("group {}: reading elements failed: {}", id.value(), s.to_string());
-    });
-    replication::Mutation all;
-    all.time_ms = parts->front().mutation().time_ms;
-    for (const Gone& g : gone) {
-      all.effects.push_back(
-          g.gen == 0 ? replication::Effect(replication::Effect::Kind::kErase, g.key, {}, 0)
-                     : replication::Effect(replication::Effect::Kind::kEraseElement, g.key, {}, 0,
-                                           0, g.gen, g.field));
-    }
-    all.effects.reserve(all.effects.size() + effects.size());
-    for (const replication::Effect* e : effects) all.effects.push_back(*e);
+    const int64_t decode_ms = ms_since(started);
+    const auto compare_started = Clock::now();
+    auto plan = plan_shard_restore(
+        *parts,
+        [&](const auto& visit) {
+          std::optional<ShardKeys> keys = shard_keys();
+          if (!keys) return Status::OK();
+          return host.store_.scan(keys->first, keys->end, 0, 0,
+                                  [&](std::string_view key, const server::RecordView& rec) {
+                                    if (keys->in_shard(key)) visit(key, rec);
+                                    return true;
+                                  });
+        },
+        [&](uint64_t gen, const auto& visit) {
+          return host.store_.scan_elements(
+              gen, 0, 0, [&](std::string_view field, std::string_view, uint32_t) {
+                visit(field);
+                return true;
+              });
+        });
+    if (!plan.ok()) return plan.status();
+    const replication::Mutation& all = plan->mutation;
+    const int64_t compare_ms = ms_since(compare_started);
+    const auto write_started = Clock::now();
+    int64_t sync_ms = 0;
     // Which keys the snapshot changed is not known: every key may have
     // changed up to the snapshot's index (set once raft is done restoring).
     changes.clear();
@@ -563,22 +539,30 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       // Raft checkpoints the snapshot point without the state once this
       // returns: the restored state (and its position) must be durable first.
       auto r = host.store_.apply(all, server::Store::Logging::kInEngineLog,
-                                 server::Store::AppliedPosition{id.value(), index.value()});
+                                 server::Store::AppliedPosition{id.value(), index.value()},
+                                 &plan->known);
       if (!r.ok()) return r.status();
+      const auto sync_started = Clock::now();
       if (Status synced = host.store_.engine().sync(); !synced.ok()) return synced;
+      sync_ms = ms_since(sync_started);
       kept_through = 0;  // what follows the snapshot is applied as it comes
       stored_through = index.value();
-    } else if (auto r = host.store_.apply(all, server::Store::Logging::kInReplicaLog); !r.ok()) {
+    } else if (auto r = host.store_.apply(all, server::Store::Logging::kInReplicaLog, std::nullopt,
+                                          &plan->known);
+               !r.ok()) {
       return r.status();
     }
     // Nor which keys tracking clients (here, or of nodes whose reads this
     // member served) may hold stale: they drop everything.
     host.service_.tracking_flushed(/*local_only=*/false);
-    spdlog::info("group {}: restored a snapshot at index {}: {} bytes, {} effects, {} ms",
-                 id.value(), index.value(), snapshot.size(), effects.size(),
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - started)
-                     .count());
+    // The phases say where a slow restore went: decoding, comparing with the
+    // shard's local records (a scan), writing the difference, syncing it.
+    spdlog::info(
+        "group {}: restored a snapshot at index {}: {} bytes, {} effects ({} records already "
+        "held as they are), {} removed, {} ms (decode {} ms, compare {} ms, write {} ms, sync {} "
+        "ms)",
+        id.value(), index.value(), snapshot.size(), plan->effects, plan->unchanged, plan->removed,
+        ms_since(started), decode_ms, compare_ms, ms_since(write_started) - sync_ms, sync_ms);
     return Status::OK();
   }
 
@@ -804,7 +788,8 @@ void ReplicaGroups::Impl::compact_logs() {
       if (!g->raft) continue;
       // What the store holds the position of, not what raft applied: the
       // entries after it (no-ops, configurations) wrote no position.
-      const uint64_t index = std::min(g->raft->applied_index().value(), g->stored_through);
+      // Nor past a snapshot being sent (Raft::compaction_limit).
+      const uint64_t index = std::min(g->raft->compaction_limit().value(), g->stored_through);
       const uint64_t compacted = g->raft->log().snapshot_index().value();
       if (index <= compacted) continue;
       const uint64_t past = index - compacted;

@@ -1,6 +1,8 @@
 #include "coord/shard_snapshot.h"
 
 #include <deque>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "replication/codec.h"
 #include "server/key_page.h"
@@ -135,6 +137,74 @@ Result<std::vector<replication::DecodedMutation>> decode_shard_snapshot(std::str
   }
   if (parts.empty()) return Status::Corruption("a shard snapshot of pieces without a piece");
   return parts;
+}
+
+Result<ShardRestore> plan_shard_restore(const std::vector<replication::DecodedMutation>& parts,
+                                        const LocalRecords& records, const LocalFields& fields) {
+  using Kind = replication::Effect::Kind;
+  ShardRestore plan;
+  // The snapshot's records by key, and its elements' fields by generation.
+  std::unordered_map<std::string_view, const replication::Effect*> snapshot_records;
+  std::unordered_map<uint64_t, std::unordered_set<std::string_view>> snapshot_fields;
+  for (const auto& part : parts) {
+    for (const replication::Effect& e : part.mutation().effects) {
+      ++plan.effects;
+      if (e.kind == Kind::kPutElement) {
+        snapshot_fields[e.generation].insert(e.field);
+      } else if (e.kind == Kind::kPut || e.kind == Kind::kPutTyped) {
+        if (!snapshot_records.emplace(e.key, &e).second) {
+          return Status::Corruption("a shard snapshot holds a record twice");
+        }
+        plan.known.emplace(e.key, server::Store::Meta{});  // none here, unless found below
+      } else {
+        return Status::Corruption("a shard snapshot holds only puts");
+      }
+    }
+  }
+  std::unordered_set<std::string_view> unchanged;
+  std::vector<replication::Effect> erases;
+  Status fields_read = Status::OK();
+  Status visited = records([&](std::string_view key, const server::RecordView& rec) {
+    auto it = snapshot_records.find(key);
+    if (it == snapshot_records.end()) {
+      const std::string& name = plan.names.emplace_back(key);
+      plan.known.emplace(name, server::Store::meta_of(rec));
+      erases.emplace_back(Kind::kErase, name, std::string_view(), 0);
+      return;
+    }
+    plan.known[it->first] = server::Store::meta_of(rec);
+    const replication::Effect& e = *it->second;
+    const auto type = e.kind == Kind::kPutTyped ? static_cast<server::ValueType>(e.type)
+                                                : server::ValueType::kString;
+    if (rec.type == type && rec.value == e.value && rec.expire_ms == e.expire_ms) {
+      unchanged.insert(it->first);
+    }
+    // A collection kept under the same generation loses the elements the
+    // snapshot does not have.
+    const uint64_t gen = server::record_generation(rec.type, rec.value);
+    auto f = snapshot_fields.find(gen);
+    if (gen == 0 || f == snapshot_fields.end() || !fields_read.ok()) return;
+    const std::string& owner = plan.names.emplace_back(key);
+    fields_read = fields(gen, [&](std::string_view field) {
+      if (f->second.contains(field)) return;
+      erases.emplace_back(Kind::kEraseElement, owner, std::string_view(), 0, 0, gen,
+                          plan.names.emplace_back(field));
+    });
+  });
+  if (!visited.ok()) return visited;
+  if (!fields_read.ok()) return fields_read;
+  plan.removed = erases.size();
+  plan.unchanged = unchanged.size();
+  plan.mutation.time_ms = parts.empty() ? 0 : parts.front().mutation().time_ms;
+  plan.mutation.effects = std::move(erases);
+  plan.mutation.effects.reserve(plan.effects - plan.unchanged + plan.removed);
+  for (const auto& part : parts) {
+    for (const replication::Effect& e : part.mutation().effects) {
+      if (e.kind != Kind::kPutElement && unchanged.contains(e.key)) continue;
+      plan.mutation.effects.push_back(e);
+    }
+  }
+  return plan;
 }
 
 }  // namespace statekv::coord

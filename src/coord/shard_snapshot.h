@@ -24,6 +24,8 @@
 #include "core/status.h"
 #include "replication/mutation.h"
 #include "replication/state_machine.h"
+#include "server/record.h"
+#include "server/store.h"
 #include "storage/engine.h"
 
 namespace statekv::coord {
@@ -67,5 +69,31 @@ class ShardSnapshotReader final : public replication::SnapshotReader {
 // The mutations of a snapshot of either form; Corruption on bytes neither
 // form makes. The effects view into the returned mutations' bytes.
 Result<std::vector<replication::DecodedMutation>> decode_shard_snapshot(std::string_view bytes);
+
+// What restoring a snapshot writes on a member that may hold part of the
+// shard already (a restarted one): erases of the records it holds that the
+// snapshot does not (and of a kept collection's elements the snapshot lacks),
+// then the snapshot's effects, less the records it holds exactly as the
+// snapshot has them (a member back after a short absence holds most). One
+// mutation: a record erased and put back in separate writes would retire its
+// generation, elements and all.
+struct ShardRestore {
+  replication::Mutation mutation;     // views into the snapshot's parts and `names`
+  server::Store::KnownRecords known;  // each record key's Meta here (Store::apply)
+  size_t effects = 0;                 // the snapshot's
+  size_t unchanged = 0;               // of its records, already held as they are
+  size_t removed = 0;                 // records and elements erased
+  std::deque<std::string> names;      // the keys and fields the erases name
+};
+// Visits this member's records of the shard; an error ends the visit.
+using LocalRecords = std::function<Status(
+    const std::function<void(std::string_view key, const server::RecordView& rec)>&)>;
+// Visits the fields of this member's elements of generation `gen`.
+using LocalFields =
+    std::function<Status(uint64_t gen, const std::function<void(std::string_view field)>&)>;
+// Corruption when the snapshot holds anything but puts, or a record twice;
+// the visitors' errors as they are.
+Result<ShardRestore> plan_shard_restore(const std::vector<replication::DecodedMutation>& parts,
+                                        const LocalRecords& records, const LocalFields& fields);
 
 }  // namespace statekv::coord

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/record.h"
 #include "server/service_test_util.h"
@@ -94,6 +96,79 @@ TEST(ShardSnapshot, DecodesBothFormsAndRefusesWhatNeitherMakes) {
   EXPECT_FALSE(decode_shard_snapshot("\x07garbage").ok());
   auto engine = storage::open_memory_engine();
   EXPECT_FALSE(engine->view().ok()) << "the memory engine has no views: no reader";
+}
+
+// A restarted member holds part of the shard: what it holds as the snapshot
+// has it is not written again, what the snapshot lacks is erased (records,
+// and a kept collection's elements), and every record's Meta here is known.
+TEST(ShardRestore, WritesOnlyWhatDiffersAndErasesWhatTheSnapshotLacks) {
+  std::string head;
+  server::encode_elements_head(7, 2, &head);
+  replication::Mutation snapshot;
+  snapshot.effects.emplace_back(Kind::kPut, "same", "v", 5000);
+  snapshot.effects.emplace_back(Kind::kPut, "changed", "new", 0);
+  snapshot.effects.emplace_back(Kind::kPut, "ttl-changed", "v", 9000);
+  snapshot.effects.emplace_back(Kind::kPutTyped, "hash", head, 0,
+                                static_cast<uint8_t>(server::ValueType::kHash));
+  snapshot.effects.emplace_back(Kind::kPutElement, "hash", "1", 0, 0, 7, "f1");
+  snapshot.effects.emplace_back(Kind::kPut, "new", "v", 0);
+  auto parts = decode_shard_snapshot(replication::encode_mutation(snapshot));
+  ASSERT_TRUE(parts.ok());
+
+  const std::vector<std::pair<std::string, server::RecordView>> local = {
+      {"changed", {server::ValueType::kString, 0, "old"}},
+      {"gone", {server::ValueType::kString, 0, "x"}},
+      {"hash", {server::ValueType::kHash, 0, head}},
+      {"same", {server::ValueType::kString, 5000, "v"}},
+      {"ttl-changed", {server::ValueType::kString, 8000, "v"}},
+  };
+  std::vector<uint64_t> fields_asked;
+  auto plan = plan_shard_restore(
+      *parts,
+      [&](const auto& visit) {
+        for (const auto& [key, rec] : local) visit(key, rec);
+        return Status::OK();
+      },
+      [&](uint64_t gen, const auto& visit) {
+        fields_asked.push_back(gen);
+        for (std::string_view f : {"f1", "f2"}) visit(f);
+        return Status::OK();
+      });
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  EXPECT_EQ(plan->effects, 6u);
+  EXPECT_EQ(plan->unchanged, 2u);  // "same", and the hash's record
+  EXPECT_EQ(plan->removed, 2u);    // "gone", and the hash's f2
+  EXPECT_EQ(fields_asked, std::vector<uint64_t>{7});
+  std::vector<std::string> written;
+  for (const replication::Effect& e : plan->mutation.effects) {
+    written.push_back(std::to_string(static_cast<int>(e.kind)) + ":" + std::string(e.key) +
+                      (e.field.empty() ? "" : "/" + std::string(e.field)));
+  }
+  EXPECT_EQ(written, (std::vector<std::string>{"2:gone", "6:hash/f2", "1:changed",
+                                               "1:ttl-changed", "5:hash/f1", "1:new"}));
+  ASSERT_EQ(plan->known.size(), 6u);
+  EXPECT_FALSE(plan->known.at("new").exists);
+  EXPECT_TRUE(plan->known.at("gone").exists);
+  EXPECT_EQ(plan->known.at("ttl-changed").expire_ms, 8000);
+  EXPECT_EQ(plan->known.at("hash").gen, 7u);
+
+  // What only puts make: an erase in a snapshot, or a record twice, is corrupt.
+  replication::Mutation bad;
+  bad.effects.emplace_back(Kind::kErase, "k", "", 0);
+  auto no_local = [](const auto&) { return Status::OK(); };
+  auto no_fields = [](uint64_t, const auto&) { return Status::OK(); };
+  auto bad_parts = decode_shard_snapshot(replication::encode_mutation(bad));
+  ASSERT_TRUE(bad_parts.ok());
+  EXPECT_TRUE(plan_shard_restore(*bad_parts, no_local, no_fields).status().is_corruption());
+  replication::Mutation twice;
+  twice.effects.emplace_back(Kind::kPut, "k", "1", 0);
+  twice.effects.emplace_back(Kind::kPut, "k", "2", 0);
+  auto twice_parts = decode_shard_snapshot(replication::encode_mutation(twice));
+  ASSERT_TRUE(twice_parts.ok());
+  EXPECT_TRUE(plan_shard_restore(*twice_parts, no_local, no_fields).status().is_corruption());
+  // A local read that fails fails the plan.
+  auto failing = [](const auto&) { return Status::IOError("disk"); };
+  EXPECT_FALSE(plan_shard_restore(*parts, failing, no_fields).ok());
 }
 
 }  // namespace

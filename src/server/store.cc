@@ -236,7 +236,8 @@ Store::Meta Store::meta_of(const RecordView& rec) {
 }
 
 Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Logging logging,
-                                       std::optional<AppliedPosition> position) {
+                                       std::optional<AppliedPosition> position,
+                                       const KnownRecords* known) {
   using Kind = replication::Effect::Kind;
   const auto& effects = mutation.effects;
   const bool unlogged = logging == Logging::kInReplicaLog;
@@ -286,11 +287,20 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
       writes.push_back(w);
       continue;
     }
-    RecordView rec;
+    const Meta* was = nullptr;
+    if (known != nullptr) {
+      auto k = known->find(e.key);
+      if (k != known->end()) was = &k->second;
+    }
     Meta old;
-    // now = 0: every record counts as present; what it held is all that matters.
-    auto found = get_locked(e.key, 0, &buf, &rec, &old);
-    if (!found.ok()) return found.status();
+    if (was != nullptr) {
+      old = *was;
+    } else {
+      RecordView rec;
+      // now = 0: every record counts as present; what it held is all that matters.
+      auto found = get_locked(e.key, 0, &buf, &rec, &old);
+      if (!found.ok()) return found.status();
+    }
     const ValueType type =
         e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
     writes.push_back(Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms, type});

@@ -41,6 +41,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -224,10 +225,19 @@ class Store {
   // write). Only for effects on the group's own keys: whatever must survive a
   // crash without the group's log (the records of a group dropped here) uses
   // kInEngineLog.
+  //
+  // `known`: what the caller read of some of the mutation's records just
+  // before, with nothing else writing them since (a replica group restoring a
+  // snapshot compares it with its shard's records by one scan, and only the
+  // group writes its keys): each such key's Meta, `exists = false` for a key
+  // known to hold no record. apply() reads the engine only for the keys not
+  // in it (a point read per record costs a restore of 146k keys 0.4 s).
   enum class Logging { kInEngineLog, kInReplicaLog };
+  using KnownRecords = std::unordered_map<std::string_view, Meta>;
   Result<storage::Sequence> apply(const replication::Mutation& mutation,
                                   Logging logging = Logging::kInEngineLog,
-                                  std::optional<AppliedPosition> position = std::nullopt);
+                                  std::optional<AppliedPosition> position = std::nullopt,
+                                  const KnownRecords* known = nullptr);
   // The applied position of `group` this store holds (0: none).
   Result<uint64_t> applied_position(uint64_t group);
   // Erases `group`'s position (its replica left this node), durably like a write.

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -1070,6 +1071,59 @@ TEST(StoreReplica, TransactionsOfCollectionCommandsMatchTheCommandsRunOneByOne) 
     f.expect_same_state("seed " + std::to_string(seed) + " reclaimed");
     EXPECT_EQ(contents(h.engine()), contents(plain.engine())) << "seed " << seed;
   }
+}
+
+// Records the caller read already (a restore's scan) are taken as given, not
+// read again, and leave the same state and counters as reading them: a TTL
+// dropped, a collection's generation retired, a new key, an erased one.
+TEST(StoreReplica, ApplyTakesTheRecordsTheCallerKnowsAsRead) {
+  using Kind = replication::Effect::Kind;
+  std::string head;
+  encode_elements_head(7, 1, &head);
+  replication::Mutation before;
+  before.effects.push_back({Kind::kPut, "t", "1", 4'000'000'000'000});
+  before.effects.push_back({Kind::kPutTyped, "h", head, 0, static_cast<uint8_t>(ValueType::kHash)});
+  before.effects.push_back({Kind::kPutElement, "h", "v", 0, 0, 7, "f"});
+  before.effects.push_back({Kind::kPut, "s", "x", 0});
+  replication::Mutation after;
+  after.effects.push_back({Kind::kPut, "t", "2", 0});
+  after.effects.push_back({Kind::kPut, "h", "now a string", 0});
+  after.effects.push_back({Kind::kPut, "n", "new", 0});
+  after.effects.push_back({Kind::kErase, "s", {}, 0});
+  auto read_engine = storage::open_memory_engine();
+  auto known_engine = storage::open_memory_engine();
+  Store read(*read_engine, nullptr);
+  Store told(*known_engine, nullptr);
+  ASSERT_TRUE(read.apply(before).ok());
+  ASSERT_TRUE(told.apply(before).ok());
+  Store::KnownRecords known;
+  std::deque<std::string> keys;
+  ASSERT_TRUE(told
+                  .scan("", "", 0, 0,
+                        [&](std::string_view key, const RecordView& rec) {
+                          known.emplace(keys.emplace_back(key), Store::meta_of(rec));
+                          return true;
+                        })
+                  .ok());
+  ASSERT_EQ(known.size(), 3u);
+  known.emplace("n", Store::Meta{});
+  ASSERT_TRUE(read.apply(after).ok());
+  ASSERT_TRUE(told.apply(after, Store::Logging::kInEngineLog, std::nullopt, &known).ok());
+  EXPECT_EQ(contents(*known_engine), contents(*read_engine));
+  EXPECT_EQ(told.key_count(), 3u);
+  EXPECT_EQ(told.key_count(), read.key_count());
+  EXPECT_EQ(told.expire_count(), 0u);
+  EXPECT_EQ(told.expire_count(), read.expire_count());
+  EXPECT_EQ(told.garbage_count(), 1u);  // the hash's generation
+  EXPECT_EQ(told.garbage_count(), read.garbage_count());
+  // Taken as given, not read: an erase of a key said to hold nothing writes
+  // nothing (which is why the caller must have read it just before).
+  replication::Mutation erase;
+  erase.effects.push_back({Kind::kErase, "n", {}, 0});
+  Store::KnownRecords wrong;
+  wrong.emplace("n", Store::Meta{});
+  ASSERT_TRUE(told.apply(erase, Store::Logging::kInEngineLog, std::nullopt, &wrong).ok());
+  EXPECT_EQ(told.key_count(), 3u);
 }
 
 TEST(StoreReplica, ApplyRefusesMalformedMutationsAndChangesNothing) {

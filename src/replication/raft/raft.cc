@@ -690,9 +690,21 @@ void Raft::persist_checkpoint() {
   log_records_.emplace_back(last_token_, log_.last_index());
 }
 
+LogIndex Raft::compaction_limit() const {
+  LogIndex limit = applied_;
+  if (role_ == Role::kLeader) {
+    for (const auto& [peer, p] : progress_) {
+      if (p.snapshot) limit = std::min(limit, p.snapshot->snapshot.index);
+    }
+  }
+  return limit;
+}
+
 void Raft::compact(LogIndex index) {
   if (!options_.machine_keeps_state) return;
   if (index <= log_.snapshot_index() || index > applied_) return;
+  index = std::min(index, compaction_limit());
+  if (index <= log_.snapshot_index()) return;
   snapshot_config_ = config_at(index);
   log_.compact_to(index);
   persist_checkpoint();

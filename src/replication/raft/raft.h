@@ -205,8 +205,14 @@ class Raft {
   // (the host saw it applied through there before making the state durable).
   // Drops the log through it and writes a checkpoint without the state.
   // Nothing happens at or below the snapshot point, above the applied index,
-  // or without machine_keeps_state.
+  // or without machine_keeps_state. Held back to compaction_limit().
   void compact(LogIndex index);
+  // The highest index compact() drops the log through: the applied index, or
+  // below it the oldest snapshot a follower is being sent as leader. Once it
+  // installs that snapshot the follower needs the entries after it; compacted
+  // meanwhile, it would need another snapshot at once (measured: a 146k-key
+  // shard restored twice within a second under load).
+  LogIndex compaction_limit() const;
 
   // Asks this leader to hand leadership to `target`, a member up to date or
   // brought up to date first. Until the target takes over (or an election

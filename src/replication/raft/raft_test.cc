@@ -828,6 +828,19 @@ TEST(RaftMachineKeepsState, AFollowersSnapshotIsReadAPieceAtATimeAsOfWhenTheTran
   // The leader goes on applying writes; the transfer keeps the state of its start.
   for (int i = 0; i < 3; ++i) r.on_request(request(100 + i, ClientOp::kWrite, "k", "later"));
   env.sync(r);
+  for (auto& [to, append] : env.take<AppendEntries>()) {
+    if (to != NodeId(2)) continue;
+    r.on_message(NodeId(2), AppendReply{.term = Term(1),
+                                        .success = true,
+                                        .match_index = LogIndex(append.prev_index.value() +
+                                                                  append.entries.size())});
+  }
+  ASSERT_EQ(r.applied_index(), LogIndex(14));
+  // Nor is the log compacted past the snapshot being sent: node 3 needs the
+  // entries after it once it has installed it.
+  EXPECT_EQ(r.compaction_limit(), LogIndex(11));
+  r.compact(LogIndex(14));
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(11));
 
   FakeEnv fenv;
   ReadInPieces fsm;
@@ -887,6 +900,11 @@ TEST(RaftMachineKeepsState, AFollowersSnapshotIsReadAPieceAtATimeAsOfWhenTheTran
   auto rest = env.take<AppendEntries>();
   ASSERT_FALSE(rest.empty());
   EXPECT_EQ(rest.front().second.prev_index, LogIndex(11));
+  EXPECT_EQ(rest.front().second.entries.size(), 3u);
+  // The transfer over, the log compacts as far as asked again.
+  EXPECT_EQ(r.compaction_limit(), LogIndex(14));
+  r.compact(LogIndex(14));
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(14));
 }
 
 TEST(RaftMachineKeepsState, AReadSnapshotStartsOverWhenTheFollowerDroppedItOrAReadFails) {

@@ -143,8 +143,25 @@ Result<ShardRestore> plan_shard_restore(const std::vector<replication::DecodedMu
                                         const LocalRecords& records, const LocalFields& fields) {
   using Kind = replication::Effect::Kind;
   ShardRestore plan;
-  // The snapshot's records by key, and its elements' fields by generation.
-  std::unordered_map<std::string_view, const replication::Effect*> snapshot_records;
+  // The snapshot's records by key (with what this member holds of each, and
+  // whether it is the same), in snapshot order; its elements' fields by
+  // generation. Sized first: a shard has 10^5 records and more.
+  struct Record {
+    const replication::Effect* effect;
+    server::Store::Meta* here;  // in plan.known (its elements stay put)
+    bool unchanged = false;
+  };
+  size_t record_count = 0;
+  for (const auto& part : parts) {
+    for (const replication::Effect& e : part.mutation().effects) {
+      record_count += e.kind != Kind::kPutElement;
+    }
+  }
+  std::vector<Record> in_order;
+  in_order.reserve(record_count);
+  std::unordered_map<std::string_view, size_t> by_key;
+  by_key.reserve(record_count);
+  plan.known.reserve(record_count);
   std::unordered_map<uint64_t, std::unordered_set<std::string_view>> snapshot_fields;
   for (const auto& part : parts) {
     for (const replication::Effect& e : part.mutation().effects) {
@@ -152,36 +169,36 @@ Result<ShardRestore> plan_shard_restore(const std::vector<replication::DecodedMu
       if (e.kind == Kind::kPutElement) {
         snapshot_fields[e.generation].insert(e.field);
       } else if (e.kind == Kind::kPut || e.kind == Kind::kPutTyped) {
-        if (!snapshot_records.emplace(e.key, &e).second) {
+        if (!by_key.emplace(e.key, in_order.size()).second) {
           return Status::Corruption("a shard snapshot holds a record twice");
         }
-        plan.known.emplace(e.key, server::Store::Meta{});  // none here, unless found below
+        // None here, unless the scan below finds it.
+        in_order.push_back(Record{&e, &plan.known.emplace(e.key, server::Store::Meta{}).first->second});
       } else {
         return Status::Corruption("a shard snapshot holds only puts");
       }
     }
   }
-  std::unordered_set<std::string_view> unchanged;
   std::vector<replication::Effect> erases;
   Status fields_read = Status::OK();
   Status visited = records([&](std::string_view key, const server::RecordView& rec) {
-    auto it = snapshot_records.find(key);
-    if (it == snapshot_records.end()) {
+    auto it = by_key.find(key);
+    if (it == by_key.end()) {
       const std::string& name = plan.names.emplace_back(key);
       plan.known.emplace(name, server::Store::meta_of(rec));
       erases.emplace_back(Kind::kErase, name, std::string_view(), 0);
       return;
     }
-    plan.known[it->first] = server::Store::meta_of(rec);
-    const replication::Effect& e = *it->second;
+    Record& r = in_order[it->second];
+    *r.here = server::Store::meta_of(rec);
+    const replication::Effect& e = *r.effect;
     const auto type = e.kind == Kind::kPutTyped ? static_cast<server::ValueType>(e.type)
                                                 : server::ValueType::kString;
-    if (rec.type == type && rec.value == e.value && rec.expire_ms == e.expire_ms) {
-      unchanged.insert(it->first);
-    }
+    r.unchanged = rec.type == type && rec.value == e.value && rec.expire_ms == e.expire_ms;
+    plan.unchanged += r.unchanged;
     // A collection kept under the same generation loses the elements the
     // snapshot does not have.
-    const uint64_t gen = server::record_generation(rec.type, rec.value);
+    const uint64_t gen = r.here->gen;
     auto f = snapshot_fields.find(gen);
     if (gen == 0 || f == snapshot_fields.end() || !fields_read.ok()) return;
     const std::string& owner = plan.names.emplace_back(key);
@@ -194,13 +211,13 @@ Result<ShardRestore> plan_shard_restore(const std::vector<replication::DecodedMu
   if (!visited.ok()) return visited;
   if (!fields_read.ok()) return fields_read;
   plan.removed = erases.size();
-  plan.unchanged = unchanged.size();
   plan.mutation.time_ms = parts.empty() ? 0 : parts.front().mutation().time_ms;
   plan.mutation.effects = std::move(erases);
   plan.mutation.effects.reserve(plan.effects - plan.unchanged + plan.removed);
+  size_t record = 0;
   for (const auto& part : parts) {
     for (const replication::Effect& e : part.mutation().effects) {
-      if (e.kind != Kind::kPutElement && unchanged.contains(e.key)) continue;
+      if (e.kind != Kind::kPutElement && in_order[record++].unchanged) continue;
       plan.mutation.effects.push_back(e);
     }
   }

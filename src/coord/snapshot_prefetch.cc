@@ -42,6 +42,11 @@ Result<std::string> PrefetchingSnapshotReader::next(size_t max_bytes) {
   return out;
 }
 
+bool PrefetchingSnapshotReader::ready() const {
+  std::lock_guard lock(mu_);
+  return !ready_.empty() || ended_ || !error_.ok();
+}
+
 void PrefetchingSnapshotReader::run() {
   name_this_thread("snapshot-read");
   while (true) {

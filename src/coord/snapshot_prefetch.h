@@ -43,6 +43,8 @@ class PrefetchingSnapshotReader final : public replication::SnapshotReader {
   // Up to max_bytes of what was read (at least one byte, waiting for it if
   // none is), empty at the end, or the inner reader's error.
   Result<std::string> next(size_t max_bytes) override;
+  // Something read (or the end, or an error) is there to hand over.
+  bool ready() const override;
 
  private:
   void run();
@@ -50,7 +52,7 @@ class PrefetchingSnapshotReader final : public replication::SnapshotReader {
   std::unique_ptr<replication::SnapshotReader> inner_;
   const size_t piece_bytes_;
   const size_t ahead_bytes_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable changed_;
   std::string ready_;  // read, not handed over yet (guarded by mu_)
   bool ended_ = false;  // the inner reader returned its last piece

@@ -32,6 +32,11 @@ class SnapshotReader {
   // is larger); empty at the end. The pieces concatenated are a snapshot that
   // restore() takes. An error ends the read (the protocol opens another).
   virtual Result<std::string> next(size_t max_bytes) = 0;
+  // Whether next() would answer without waiting. A reader that reads ahead
+  // on another thread (coord/snapshot_prefetch.h) says false while it has
+  // nothing read; the protocol then sends the bytes it holds as a shorter
+  // chunk instead of waiting on its shared thread for a whole one.
+  virtual bool ready() const { return true; }
 };
 
 class StateMachine {

@@ -909,8 +909,12 @@ void Raft::send_read_snapshot_chunk(NodeId peer, SnapshotSend& s) {
   const uint64_t drop = std::min<uint64_t>(s.offset - s.buffer_start, s.buffer.size());
   s.buffer.erase(0, drop);
   s.buffer_start += drop;
-  // Read a chunk and a byte ahead: whether this chunk is the last one.
+  // Read a chunk and a byte ahead: whether this chunk is the last one. A
+  // reader that would wait (it reads ahead on a thread of its own) is not
+  // waited for while some bytes are here: they go as a shorter chunk, and a
+  // transfer whose last bytes went so ends with an empty chunk.
   while (!s.ended && s.buffer.size() <= chunk) {
+    if (!s.buffer.empty() && !s.reader->ready()) break;
     auto piece = s.reader->next(chunk);
     if (!piece.ok()) {
       // The machine could not read its state: try again with a new transfer

@@ -776,6 +776,7 @@ class ReadInPieces final : public AppliedOrder {
       ++m.open_readers;
     }
     ~Reader() override { --m.open_readers; }
+    bool ready() const override { return m.reader_ready; }
     Result<std::string> next(size_t) override {
       if (m.fail_reads) return Status::IOError("the disk went away");
       if (at == values.size()) return std::string();
@@ -797,6 +798,7 @@ class ReadInPieces final : public AppliedOrder {
   int open_readers = 0;   // readers not destroyed yet
   size_t bytes_read = 0;  // by the last reader opened
   bool fail_reads = false;
+  bool reader_ready = true;  // what its readers' ready() says
 };
 
 RaftOptions keeps_state_chunks_of_4() {
@@ -905,6 +907,44 @@ TEST(RaftMachineKeepsState, AFollowersSnapshotIsReadAPieceAtATimeAsOfWhenTheTran
   EXPECT_EQ(r.compaction_limit(), LogIndex(14));
   r.compact(LogIndex(14));
   EXPECT_EQ(r.log().snapshot_index(), LogIndex(14));
+}
+
+// A reader that would wait (it reads ahead on a thread) is not waited for
+// while the leader holds some bytes: they go as a shorter chunk; the last
+// bytes sent so, the transfer ends with an empty chunk that completes it.
+TEST(RaftMachineKeepsState, AReaderThatWouldWaitGetsShorterChunksAndAnEmptyLastOne) {
+  FakeEnv env;
+  ReadInPieces sm;
+  sm.reader_ready = false;
+  Raft r(env, three(1), {}, sm, keeps_state_chunks_of_4());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
+  FakeEnv fenv;
+  ReadInPieces fsm;
+  Raft f(fenv, three(3), {}, fsm, keeps_state_chunks_of_4());
+  std::vector<InstallSnapshot> chunks;
+  for (int step = 0; step < 100; ++step) {
+    auto out = env.take<InstallSnapshot>();
+    if (out.empty()) break;
+    ASSERT_EQ(out.size(), 1u);
+    chunks.push_back(out[0].second);
+    f.on_message(NodeId(1), out[0].second);
+    fenv.sync(f);
+    if (out[0].second.completes()) break;
+    auto a = fenv.take<InstallSnapshotReply>();
+    ASSERT_EQ(a.size(), 1u);
+    r.on_message(NodeId(3), a[0].second);
+  }
+  ASSERT_GT(chunks.size(), 2u);
+  for (size_t i = 0; i + 1 < chunks.size(); ++i) {
+    // One piece each ("v0," ... "v10,"), none waited on to fill 4 bytes.
+    EXPECT_EQ(chunks[i].state, "v" + std::to_string(i) + ",") << i;
+    EXPECT_EQ(chunks[i].total, InstallSnapshot::kUnknownTotal);
+  }
+  EXPECT_TRUE(chunks.back().state.empty());
+  EXPECT_TRUE(chunks.back().completes());
+  EXPECT_EQ(fsm.restores, 1);
+  EXPECT_EQ(fsm.order, sm.order);
+  EXPECT_EQ(f.applied_index(), r.applied_index());
 }
 
 TEST(RaftMachineKeepsState, AReadSnapshotStartsOverWhenTheFollowerDroppedItOrAReadFails) {

@@ -103,7 +103,12 @@
 // time (StateMachine::open_snapshot), each chunk's piece read when the one
 // before is acknowledged, so the leader holds about two chunks of it at once
 // (the one in flight, which a lost chunk resends, and the next); snapshot()
-// whole when the machine cannot. A follower that reports an offset the leader
+// whole when the machine cannot. A reader that would wait (SnapshotReader::
+// ready: it reads ahead on a thread of its own) is not waited for while some
+// bytes are held: they go as a shorter chunk (and a transfer whose last bytes
+// went so ends with an empty one). While a snapshot is being sent, the log is
+// not compacted past its index (compaction_limit): the follower needs the
+// entries after it. A follower that reports an offset the leader
 // no longer holds (it dropped its staged chunks) gets a new transfer of the
 // state as it is then. A transfer starts only to a member heard from since the
 // last CheckQuorum check, and a read one to a member that goes quiet for a

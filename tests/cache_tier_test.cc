@@ -260,6 +260,22 @@ TEST_F(CacheTier, RefusesWhatItCannotHonour) {
   EXPECT_NE(out.find("no upstream answers PING"), std::string::npos) << out;
 }
 
+// SHUTDOWN sent to the cache stops the cache, never the store behind it (the
+// cache passes the commands it does not serve itself through); SAVE, with
+// nothing on disk to save to, is refused and the cache keeps serving.
+TEST_F(CacheTier, ShutdownStopsTheCacheNotTheStoreBehindIt) {
+  start({"--ttl-ms", "1000"});
+  EXPECT_EQ(cached_->cmd({"SHUTDOWN", "SAVE"}),
+            "-ERR Errors trying to SHUTDOWN: SAVE: the cache keeps nothing on disk (SHUTDOWN or "
+            "SHUTDOWN NOSAVE stops it)");
+  EXPECT_EQ(cached_->cmd({"SHUTDOWN", "ABORT"}), "-ERR No shutdown in progress.");
+  EXPECT_EQ(cached_->cmd({"PING"}), "+PONG");
+  EXPECT_FALSE(cached_->command({"SHUTDOWN"}).ok()) << "no reply: the connection closes";
+  Status exited = cache_->wait_exit(10s);
+  EXPECT_TRUE(exited.ok()) << exited.to_string() << "\n" << cache_->log_tail();
+  EXPECT_EQ(direct_->cmd({"PING"}), "+PONG") << "the store behind the cache stopped";
+}
+
 // ------------------------------------------------------------ in front of a cluster
 
 // A `statekv cache` attached to some nodes of a three-node cluster, with a TTL

@@ -174,6 +174,12 @@ storage::Sequence CacheService::execute(server::Session& session,
     session.close_after_reply = true;
     return 0;
   }
+  if (name == "shutdown") {
+    // Stops this cache, never the store behind it (the table below knows
+    // SHUTDOWN, and would pass it through).
+    server::shutdown_command(ctx_, session, argv, out);
+    return 0;
+  }
   if (name == "hello") {
     hello(session, argv, out);
     return 0;

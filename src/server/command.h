@@ -342,6 +342,13 @@ std::string client_info_line(const Session& session);
 // ASCII case-insensitive equality (Redis's strcasecmp on option names).
 bool iequals(std::string_view a, std::string_view b);
 
+// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT] with Redis 7.0's replies, for
+// the process ctx.shutdown stops (server_commands.cc): an error reply, or none
+// and the connection marked to close once the stop has begun. The store's
+// command table and the cache tier (cache/cache_service.cc) both answer it so.
+void shutdown_command(ServerContext& ctx, Session& session, std::span<const std::string_view> argv,
+                      resp::Writer& out);
+
 // Each command family registers its specs.
 void add_string_commands(std::vector<CommandSpec>& out);
 void add_key_commands(std::vector<CommandSpec>& out);

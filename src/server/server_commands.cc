@@ -426,51 +426,8 @@ void cmd_command_help(CommandContext& c) {
   for (auto l : kLines) c.out.simple(l);
 }
 
-// ---- SHUTDOWN ----
-
-// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: a planned stop of this node,
-// the way SIGTERM stops it (the groups it leads are handed over first, unless
-// NOW). Redis answers nothing when it stops: the connection closes. The store
-// has every acknowledged write on disk already (rocksdb), so NOSAVE loses
-// nothing; SAVE is refused where there is no disk to save to (the process
-// says so through ServerContext::shutdown). ABORT cancels Redis's wait for
-// lagging replicas; statekv's stop does not wait that way, so there is never
-// a shutdown to abort.
 void cmd_shutdown(CommandContext& c) {
-  ShutdownRequest request;
-  bool abort = false;
-  for (size_t i = 1; i < c.argv.size(); ++i) {
-    const std::string_view a = c.argv[i];
-    if (iequals(a, "nosave") || iequals(a, "save")) {
-      const auto save = iequals(a, "save") ? ShutdownRequest::Save::kSave
-                                           : ShutdownRequest::Save::kNoSave;
-      // Redis: a modifier may repeat; SAVE and NOSAVE together are an error.
-      if (request.save != ShutdownRequest::Save::kDefault && request.save != save) {
-        return c.out.error("ERR syntax error");
-      }
-      request.save = save;
-    } else if (iequals(a, "now")) {
-      request.now = true;
-    } else if (iequals(a, "force")) {
-      request.force = true;
-    } else if (iequals(a, "abort")) {
-      abort = true;
-    } else {
-      return c.out.error("ERR syntax error");
-    }
-  }
-  if (abort) {
-    // Redis: ABORT takes no other modifier.
-    if (c.argv.size() != 2) return c.out.error("ERR syntax error");
-    return c.out.error("ERR No shutdown in progress.");
-  }
-  if (!c.state.ctx.shutdown) {
-    return c.out.error("ERR SHUTDOWN is not available: this server does not own its process");
-  }
-  if (Status s = c.state.ctx.shutdown(request); !s.ok()) {
-    return c.out.error("ERR Errors trying to SHUTDOWN: " + std::string(s.message()));
-  }
-  c.session.close_after_reply = true;  // no reply: the connection closes
+  shutdown_command(c.state.ctx, c.session, c.argv, c.out);
 }
 
 }  // namespace
@@ -541,6 +498,52 @@ void add_server_commands(std::vector<CommandSpec>& out) {
                                  "Returns helpful text about the different subcommands.", "5.0.0",
                                  "O(1)", "", cmd_command_help});
   out.push_back(std::move(command));
+}
+
+// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: a planned stop of this
+// process, the way SIGTERM stops it (on a cluster node the groups it leads
+// are handed over first, unless NOW). Redis answers nothing when it stops: the
+// connection closes. A rocksdb store has every acknowledged write on disk
+// already, so NOSAVE loses nothing; SAVE is refused where there is no disk to
+// save to (the process says so through ServerContext::shutdown). ABORT
+// cancels Redis's wait for lagging replicas; statekv's stop does not wait that
+// way, so there is never a shutdown to abort.
+void shutdown_command(ServerContext& ctx, Session& session, std::span<const std::string_view> argv,
+                      resp::Writer& out) {
+  ShutdownRequest request;
+  bool abort = false;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string_view a = argv[i];
+    if (iequals(a, "nosave") || iequals(a, "save")) {
+      const auto save = iequals(a, "save") ? ShutdownRequest::Save::kSave
+                                           : ShutdownRequest::Save::kNoSave;
+      // Redis: a modifier may repeat; SAVE and NOSAVE together are an error.
+      if (request.save != ShutdownRequest::Save::kDefault && request.save != save) {
+        return out.error("ERR syntax error");
+      }
+      request.save = save;
+    } else if (iequals(a, "now")) {
+      request.now = true;
+    } else if (iequals(a, "force")) {
+      request.force = true;
+    } else if (iequals(a, "abort")) {
+      abort = true;
+    } else {
+      return out.error("ERR syntax error");
+    }
+  }
+  if (abort) {
+    // Redis: ABORT takes no other modifier.
+    if (argv.size() != 2) return out.error("ERR syntax error");
+    return out.error("ERR No shutdown in progress.");
+  }
+  if (!ctx.shutdown) {
+    return out.error("ERR SHUTDOWN is not available: this server does not own its process");
+  }
+  if (Status s = ctx.shutdown(request); !s.ok()) {
+    return out.error("ERR Errors trying to SHUTDOWN: " + std::string(s.message()));
+  }
+  session.close_after_reply = true;  // no reply: the connection closes
 }
 
 }  // namespace statekv::server

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <iostream>
 #include <memory>
@@ -17,6 +16,7 @@
 #include "cache/cache_service.h"
 #include "cache/invalidation.h"
 #include "cache/upstream.h"
+#include "cli/shutdown_signal.h"
 #include "cli/subcommand.h"
 #include "server/client_registry.h"
 #include "server/config.h"
@@ -161,18 +161,9 @@ int run_cache(const CacheFlags& f) {
     leases.owner =
         fmt::format("{}-{}-{:08x}{:08x}", ctx.run_id.substr(0, 8), ::getpid(), rd(), rd());
   }
-  // SHUTDOWN from a client: the same stop as SIGTERM, which it raises (the
-  // signal is blocked in every thread; sigwait below takes it).
-  std::atomic<bool> shutdown_requested{false};
-  ctx.shutdown = [&](const server::ShutdownRequest& request) -> Status {
-    if (request.save == server::ShutdownRequest::Save::kSave) {
-      return Status::InvalidArgument(
-          "SAVE: the cache keeps nothing on disk (SHUTDOWN or SHUTDOWN NOSAVE stops it)");
-    }
-    shutdown_requested = true;
-    ::kill(::getpid(), SIGTERM);
-    return Status::OK();
-  };
+  // SHUTDOWN from a client: the same stop as SIGTERM (cli/shutdown_signal.h).
+  ShutdownSignal shutdown;
+  ctx.shutdown = shutdown.handler("the cache keeps nothing on disk");
   cache::CacheService service(ctx, upstream, options, seed, leases);
   // Writes made anywhere reach the cache through the nodes' CLIENT TRACKING;
   // lease fills through a subscription on the same connections.
@@ -205,8 +196,7 @@ int run_cache(const CacheFlags& f) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down",
-               shutdown_requested ? "SHUTDOWN" : sig == SIGINT ? "SIGINT" : "SIGTERM");
+  spdlog::info("received {}, shutting down", shutdown.cause(sig));
   listener.stop();  // no more invalidations
   network.stop();   // no connection calls into the service any more
   service.stop();   // no lease timer asks the store again

@@ -13,12 +13,12 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <thread>
 
+#include "cli/shutdown_signal.h"
 #include "cli/subcommand.h"
 #include "coord/coordinator.h"
 #include "meta/cluster_map.h"
@@ -284,22 +284,10 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   ctx.run_id = new_run_id();
   ctx.io_threads = io_threads;
   ctx.executable = executable_path();
-  // SHUTDOWN from a client: the same stop as SIGTERM, which it raises (the
-  // signal is blocked in every thread; sigwait below takes it).
-  std::mutex shutdown_mu;
-  std::optional<server::ShutdownRequest> shutdown_request;
-  ctx.shutdown = [&](const server::ShutdownRequest& request) -> Status {
-    if (request.save == server::ShutdownRequest::Save::kSave && config.engine == "memory") {
-      return Status::InvalidArgument(
-          "SAVE: the memory engine keeps nothing on disk (SHUTDOWN or SHUTDOWN NOSAVE stops it)");
-    }
-    {
-      std::lock_guard lock(shutdown_mu);
-      shutdown_request = request;
-    }
-    ::kill(::getpid(), SIGTERM);
-    return Status::OK();
-  };
+  // SHUTDOWN from a client: the same stop as SIGTERM (cli/shutdown_signal.h).
+  ShutdownSignal shutdown;
+  ctx.shutdown = shutdown.handler(
+      config.engine == "memory" ? "the memory engine keeps nothing on disk" : "");
   ctx.config_file = flags.config_file.empty()
                         ? std::string()
                         : std::filesystem::absolute(flags.config_file).string();
@@ -379,13 +367,8 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  std::optional<server::ShutdownRequest> requested;
-  {
-    std::lock_guard lock(shutdown_mu);
-    requested = shutdown_request;
-  }
-  spdlog::info("received {}, shutting down",
-               requested ? "SHUTDOWN" : sig == SIGINT ? "SIGINT" : "SIGTERM");
+  const std::optional<server::ShutdownRequest> requested = shutdown.taken();
+  spdlog::info("received {}, shutting down", shutdown.cause(sig));
 
   // A planned stop: the replica groups this node leads get other leaders
   // first, so their keys stay writable (a kill costs an election instead),

@@ -517,15 +517,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     const auto compare_started = Clock::now();
     auto plan = plan_shard_restore(
         *parts,
-        [&](const auto& visit) {
-          std::optional<ShardKeys> keys = shard_keys();
-          if (!keys) return Status::OK();
-          return host.store_.scan(keys->first, keys->end, 0, 0,
-                                  [&](std::string_view key, const server::RecordView& rec) {
-                                    if (keys->in_shard(key)) visit(key, rec);
-                                    return true;
-                                  });
-        },
+        [&](const auto& visit) { return scan_records(visit); },
         [&](uint64_t gen, const auto& visit) {
           return host.store_.scan_elements(
               gen, 0, 0, [&](std::string_view field, std::string_view, uint32_t) {
@@ -672,16 +664,21 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
                      }};
   }
 
-  void for_each_record(
+  // Visits the shard's records here (expired ones too); the store's error.
+  Status scan_records(
       const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
     std::optional<ShardKeys> keys = shard_keys();
-    if (!keys) return;
-    Status s = host.store_.scan(keys->first, keys->end, 0, 0,
-                                [&](std::string_view key, const server::RecordView& rec) {
-                                  if (keys->in_shard(key)) fn(key, rec);
-                                  return true;
-                                });
-    if (!s.ok())
+    if (!keys) return Status::OK();
+    return host.store_.scan(keys->first, keys->end, 0, 0,
+                            [&](std::string_view key, const server::RecordView& rec) {
+                              if (keys->in_shard(key)) fn(key, rec);
+                              return true;
+                            });
+  }
+  // scan_records, an error logged.
+  void for_each_record(
+      const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
+    if (Status s = scan_records(fn); !s.ok())
       spdlog::error("group {}: scanning its records failed: {}", id.value(), s.to_string());
   }
 

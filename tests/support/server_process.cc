@@ -183,35 +183,27 @@ Status ServerProcess::start(std::chrono::milliseconds deadline) {
 Status ServerProcess::stop(std::chrono::milliseconds grace) {
   if (!running()) return Status::OK();
   ::kill(pid_, SIGTERM);
-  const auto deadline = Clock::now() + grace;
-  int st = 0;
-  while (Clock::now() < deadline) {
-    if (reap_if_exited(&st)) {
-      if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return Status::OK();
-      return Status::Aborted(describe() + " exited with status " + std::to_string(st) +
-                             " after SIGTERM");
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  kill();
-  return Status::Timeout(describe() + " ignored SIGTERM for " + std::to_string(grace.count()) +
-                         "ms; killed");
+  return await_exit(grace, " after SIGTERM");
 }
 
 Status ServerProcess::wait_exit(std::chrono::milliseconds limit) {
   if (!running()) return Status::OK();
+  return await_exit(limit, "");
+}
+
+Status ServerProcess::await_exit(std::chrono::milliseconds limit, const std::string& after) {
   const auto deadline = Clock::now() + limit;
   int st = 0;
   while (Clock::now() < deadline) {
     if (reap_if_exited(&st)) {
       if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return Status::OK();
-      return Status::Aborted(describe() + " exited with status " + std::to_string(st));
+      return Status::Aborted(describe() + " exited with status " + std::to_string(st) + after);
     }
     std::this_thread::sleep_for(10ms);
   }
   kill();
-  return Status::Timeout(describe() + " still ran after " + std::to_string(limit.count()) +
-                         "ms; killed");
+  return Status::Timeout(describe() + " still ran " + std::to_string(limit.count()) + "ms" +
+                         after + "; killed");
 }
 
 void ServerProcess::kill() {

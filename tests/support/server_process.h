@@ -74,6 +74,9 @@ class ServerProcess {
   std::vector<std::string> command_line() const;
   Status spawn();
   Status wait_ready(std::chrono::steady_clock::time_point deadline);
+  // Waits up to limit for the running process to exit and reaps it (killed
+  // at the limit); `after` ends the error text (" after SIGTERM").
+  Status await_exit(std::chrono::milliseconds limit, const std::string& after);
   // Non-blocking reap; true if the child has exited (pid_ cleared).
   bool reap_if_exited(int* wait_status);
 

@@ -97,6 +97,15 @@ TEST_P(BadInputTest, BulkLengthOverProtoMaxBulkLen) {
                          "-ERR Protocol error: invalid bulk length\r\n");
 }
 
+// A CONFIG SET applies to the very next request (a server that read its limits
+// on a timer accepted a request over the new limit for up to a tick after the
+// +OK).
+TEST_P(BadInputTest, LoweredProtoMaxBulkLenAppliesToTheNextRequest) {
+  ASSERT_EQ(pair_->call({"CONFIG", "SET", "proto-max-bulk-len", "1mb"}), "+OK\r\n");
+  expect_error_and_close("*2\r\n$3\r\nGET\r\n$1048577\r\n",
+                         "-ERR Protocol error: invalid bulk length\r\n");
+}
+
 // Redis 7 caps the multibulk count at INT_MAX (not 1024*1024 as older Redis did).
 TEST_P(BadInputTest, MultibulkCountOverLimit) {
   expect_error_and_close("*2147483648\r\n", "-ERR Protocol error: invalid multibulk length\r\n");

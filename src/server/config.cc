@@ -321,6 +321,7 @@ Status ConfigStore::set(std::string_view name, std::string_view value) {
   {
     std::lock_guard lock(mu_);
     if (auto err = setting->set(value, config_); !err.empty()) return failed(err);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   // The log level is process-wide state owned by spdlog; apply it now so that
   // CONFIG SET loglevel takes effect without a restart.

@@ -6,6 +6,7 @@
 // few numbers they need (limits) when a connection starts or on change.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -77,10 +78,15 @@ class ConfigStore {
   // InvalidArgument with Redis's wording when the value
   // is bad, or when the setting cannot change at run time.
   Status set(std::string_view name, std::string_view value);
+  // Counts successful set()s. A reader that caches numbers from snapshot()
+  // compares it to see a CONFIG SET before its next command, not a tick later
+  // (one atomic load; set() raises it before it returns, so before the reply).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   mutable std::mutex mu_;
   ServerConfig config_;
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace statekv::server

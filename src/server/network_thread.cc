@@ -11,7 +11,7 @@
 namespace statekv::server {
 namespace {
 
-// How often each thread refreshes its limits from the ConfigStore.
+// How often each thread looks for idle clients.
 constexpr auto kTick = std::chrono::milliseconds(100);
 // How often idle clients are looked for (Redis checks about once a second too).
 constexpr int64_t kIdleCheckMs = 1000;
@@ -56,8 +56,9 @@ NetworkThread::NetworkThread(unsigned index, ConfigStore& config)
       config_(config),
       work_(asio::make_work_guard(context_)),
       timer_(context_),
-      limits_(ConnectionLimits::from(config.snapshot())),
-      scratch_(kScratchBytes) {}
+      scratch_(kScratchBytes) {
+  refresh_limits(config.generation());
+}
 
 NetworkThread::~NetworkThread() {
   SKV_ASSERT(!thread_.joinable(), "NetworkThread destroyed while running");
@@ -136,15 +137,21 @@ void NetworkThread::schedule_tick() {
   });
 }
 
-void NetworkThread::tick() {
+void NetworkThread::refresh_limits(uint64_t generation) {
+  // The generation first: a set() racing with this read is seen next time.
+  limits_generation_ = generation;
   limits_ = ConnectionLimits::from(config_.snapshot());
+}
+
+void NetworkThread::tick() {
+  const ConnectionLimits& limits = this->limits();
   const int64_t now = steady_now_ms();
-  if (limits_.timeout_ms == 0 || now - last_idle_check_ms_ < kIdleCheckMs) return;
+  if (limits.timeout_ms == 0 || now - last_idle_check_ms_ < kIdleCheckMs) return;
   last_idle_check_ms_ = now;
   std::vector<std::shared_ptr<Connection>> all;
   all.reserve(connections_.size());
   for (auto& [ptr, conn] : connections_) all.push_back(conn);
-  for (auto& conn : all) conn->check_idle(now, limits_);
+  for (auto& conn : all) conn->check_idle(now, limits);
 }
 
 }  // namespace statekv::server

@@ -1,6 +1,6 @@
 // NetworkThread — one I/O thread: its own asio::io_context, the connections that
 // live on it, a scratch read buffer shared by those connections, and a periodic
-// tick (limits refresh, idle timeout).
+// tick (idle timeout).
 //
 // Thread safety: start()/stop()/join() are called by the owner (NetworkServer).
 // Everything else — limits(), scratch(), adopt(), forget(), the connection set —
@@ -25,7 +25,8 @@ namespace statekv::server {
 class Connection;
 
 // The numbers a connection checks on its hot path, copied from the ConfigStore
-// at each tick so CONFIG SET applies at run time without a lock per command.
+// when its generation changes, so a CONFIG SET applies to the next command
+// without a lock per command.
 struct ConnectionLimits {
   resp::Limits proto;
   resp::Limits proto_unauthenticated;  // proto with Redis's caps before AUTH
@@ -78,7 +79,11 @@ class NetworkThread : public std::enable_shared_from_this<NetworkThread> {
   void join();
 
   // --- on this thread only ---
-  const ConnectionLimits& limits() const { return limits_; }
+  // The current limits: refreshed first if a CONFIG SET happened since.
+  const ConnectionLimits& limits() {
+    if (const uint64_t g = config_.generation(); g != limits_generation_) refresh_limits(g);
+    return limits_;
+  }
   std::span<char> scratch() { return scratch_; }
   // The thread keeps connection alive until forget() is called with it.
   void adopt(std::shared_ptr<Connection> connection);
@@ -88,6 +93,7 @@ class NetworkThread : public std::enable_shared_from_this<NetworkThread> {
   bool stopping() const { return stopping_; }
 
  private:
+  void refresh_limits(uint64_t generation);
   void schedule_tick();
   void tick();
   // context_.run(), polling for busy_poll_ after each pass that ran anything.
@@ -100,6 +106,7 @@ class NetworkThread : public std::enable_shared_from_this<NetworkThread> {
   asio::steady_timer timer_;
   std::thread thread_;
   ConnectionLimits limits_;
+  uint64_t limits_generation_ = 0;  // config_.generation() limits_ was read at
   std::vector<char> scratch_;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   int64_t last_idle_check_ms_ = 0;

@@ -42,7 +42,10 @@ pid_t node_pid(const std::string& data, int node) {
 // group's log or snapshot) with room for two more nodes, and a factor-3
 // consensus keyspace "rep" (prefix r:, 3 shards) writable through every node.
 struct Cluster {
-  explicit Cluster(const std::string& name) : dir(name), data(dir.path() + "/data") {}
+  // `partitioner`: the KEYSPACE CREATE arguments that place "rep" ("ring" gets
+  // one vnode per node: 3 shards, as hash has on 3 nodes).
+  explicit Cluster(const std::string& name, std::string partitioner = "hash")
+      : dir(name), data(dir.path() + "/data"), partitioner(std::move(partitioner)) {}
 
   // The default keyspace keeps one copy per shard (the consensus keyspace
   // "rep" is the one whose replicas move).
@@ -56,9 +59,12 @@ struct Cluster {
     ASSERT_EQ(started.first, 0) << started.second;
     auto c = RedisClient::connect(base);
     ASSERT_TRUE(c.ok());
-    ASSERT_EQ(c->cmd({"KEYSPACE", "CREATE", "rep", "PREFIX", kPrefix, "REPLICATION", "consensus",
-                      "FACTOR", "3"}),
-              "+OK");
+    std::vector<std::string> create = {"KEYSPACE",    "CREATE",    "rep",    "PREFIX", kPrefix,
+                                       "REPLICATION", "consensus", "FACTOR", "3"};
+    if (partitioner == "ring") {
+      create.insert(create.end(), {"PARTITIONER", "ring", "VNODES", "1"});
+    }
+    ASSERT_EQ(c->cmd(create), "+OK");
     for (int n = 1; n <= 3; ++n) ASSERT_NO_FATAL_FAILURE(writable(port(n)));
   }
   uint16_t port(int node) const { return static_cast<uint16_t>(base + node - 1); }
@@ -110,6 +116,7 @@ struct Cluster {
 
   TempDir dir;
   std::string data;
+  std::string partitioner;
   uint16_t base = 0;
   std::unique_ptr<LocalClusterGuard> down;  // destroyed first: the nodes stop before dir goes
 };
@@ -155,9 +162,14 @@ void judge(const Cluster& cluster, check::History history, const std::vector<uin
   EXPECT_EQ(verdict.first, 0) << verdict.second;
 }
 
-TEST(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) {
+// Over hash and ring partitioning: a ring's shards are arcs between its
+// nodes' tokens, and they stay put while the replicas move (the ring keeps the
+// tokens of the nodes it was placed on, node 1's included after it leaves).
+class ReplicaMove : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  Cluster cluster("replica-move");
+  Cluster cluster("replica-move", GetParam());
   ASSERT_NO_FATAL_FAILURE(cluster.up());
   std::vector<uint16_t> ports = {cluster.port(1), cluster.port(2), cluster.port(3)};
   HistoryClients clients(ports, 6, kKeys, kPrefix);
@@ -221,7 +233,10 @@ TEST(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) {
       judge(cluster, clients.history(), {cluster.port(2), cluster.port(3), cluster.port(4)}));
 }
 
-TEST(ReplicaMove, AKilledNodeIsRemovedAndItsReplicasAreRecreatedFromTheSurvivors) {
+INSTANTIATE_TEST_SUITE_P(Partitioners, ReplicaMove, ::testing::Values("hash", "ring"),
+                         [](const auto& info) { return info.param; });
+
+TEST(ReplicaMoveDead, AKilledNodeIsRemovedAndItsReplicasAreRecreatedFromTheSurvivors) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   Cluster cluster("replica-dead");
   ASSERT_NO_FATAL_FAILURE(cluster.up());

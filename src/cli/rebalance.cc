@@ -160,15 +160,6 @@ Status wait_for_replicas(node::RaftRegisterClient& client, const std::string& na
   if (!map.ok()) return map.status();
   const meta::Keyspace* k = map->find_keyspace(name);
   if (k == nullptr) return Status::OK();  // dropped meanwhile
-  if (Status s = coord::replicas_can_move(*k); !s.ok()) {
-    bool involved = false;  // a node on its way out holds one of its replicas
-    for (const meta::Shard& shard : k->shards) {
-      for (NodeId n : shard.owners) involved |= options.leaving.contains(n);
-    }
-    if (involved) return s;
-    on_progress(RebalanceProgress{name, 0, 0, s.message() + ": its replicas stay"});
-    return Status::OK();
-  }
   RebalanceProgress progress{name, 0, 0, {}};
   std::optional<uint64_t> to_remove_at_start;
   std::string last_state;

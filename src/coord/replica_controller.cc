@@ -187,7 +187,6 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
   }
   for (const meta::Keyspace& k : map.keyspaces) {
     if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
-    if (!replicas_can_move(k).ok()) continue;  // rebalance says so when it matters
     const std::string name = k.spec.name;
     auto targets = replica_targets(map, k, leaving);
     if (!targets.ok()) {

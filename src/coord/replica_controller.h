@@ -20,8 +20,7 @@
 // which hold all of their state.
 //
 // Not moved: nodes that are merely down (a killed node's replicas stay until
-// it is removed: `statekv cluster remove-node`, which marks it leaving), and
-// keyspaces whose replicas cannot move (replicas_can_move).
+// it is removed: `statekv cluster remove-node`, which marks it leaving).
 //
 // Thread safety: ReplicaController is used from one thread at a time;
 // ReplicaControllerThread's methods may be called from any thread.

@@ -20,26 +20,9 @@ std::string list(const std::vector<NodeId>& v) {
 
 }  // namespace
 
-Status replicas_can_move(const meta::Keyspace& ks) {
-  const meta::PartitionerSpec& p = ks.spec.partitioner;
-  const bool fixed = p.kind == meta::Partitioner::kHash || p.kind == meta::Partitioner::kRange ||
-                     p.kind == meta::Partitioner::kSlots ||
-                     (p.kind == meta::Partitioner::kGeo && (p.inner == meta::Partitioner::kRange ||
-                                                            p.inner == meta::Partitioner::kSlots));
-  if (fixed) return Status::OK();
-  return Status::InvalidArgument(fmt::format(
-      "keyspace '{}' ({} partitioner{}) derives its shards from the nodes, so its replicas "
-      "cannot move yet (hash, range and slots keyspaces' can)",
-      ks.spec.name, meta::to_string(p.kind),
-      p.kind == meta::Partitioner::kGeo
-          ? std::string(" over ") + std::string(meta::to_string(p.inner))
-          : std::string()));
-}
-
 Result<std::vector<std::vector<NodeId>>> replica_targets(const meta::ClusterMap& map,
                                                          const meta::Keyspace& ks,
                                                          const std::set<NodeId>& leaving) {
-  if (Status s = replicas_can_move(ks); !s.ok()) return s;
   const uint32_t factor = ks.spec.replication.factor;
   // Candidates per shard: active members not leaving, in the shard's region.
   std::vector<std::vector<NodeId>> candidates(ks.shards.size());

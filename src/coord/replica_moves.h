@@ -49,13 +49,6 @@
 
 namespace statekv::coord {
 
-// Whether keyspace `ks`'s replicas can move while its shards stay: hash,
-// range and slots (and geo over range or slots) route keys by the map's shard
-// count, split points or slots, so a shard's owners are free to change; ring
-// (and geo over hash or ring) derives its shards from the nodes themselves.
-// InvalidArgument saying so otherwise.
-Status replicas_can_move(const meta::Keyspace& ks);
-
 // Where keyspace `ks`'s replicas should be: for each shard, `factor` distinct
 // active members (in a geo keyspace, of the shard's region), keeping every
 // current owner that is active and not in `leaving`, filling each shard with

@@ -7,6 +7,8 @@
 #include <set>
 
 #include "meta/transitions.h"
+#include "partition/analysis.h"
+#include "partition/layout.h"
 
 namespace statekv::coord {
 namespace {
@@ -19,18 +21,22 @@ std::vector<NodeId> ids(std::initializer_list<uint64_t> v) {
   return out;
 }
 
+// An active member with the usual addresses for its id.
+meta::Member member(uint64_t id, std::string region = "default") {
+  meta::Member m;
+  m.id = NodeId(id);
+  m.address = "127.0.0.1:" + std::to_string(7000 + id);
+  m.peer_address = "127.0.0.1:" + std::to_string(17000 + id);
+  m.region = std::move(region);
+  m.state = meta::MemberState::kActive;
+  return m;
+}
+
 // A cluster of `nodes` active members and a consensus keyspace "rep" of
 // `shards` shards, factor `factor`, placed by the default placement.
 meta::ClusterMap cluster(size_t nodes, uint32_t shards, uint32_t factor) {
   std::vector<meta::Member> members;
-  for (size_t i = 1; i <= nodes; ++i) {
-    meta::Member m;
-    m.id = NodeId(i);
-    m.address = "127.0.0.1:" + std::to_string(7000 + i);
-    m.peer_address = "127.0.0.1:" + std::to_string(17000 + i);
-    m.state = meta::MemberState::kActive;
-    members.push_back(m);
-  }
+  for (size_t i = 1; i <= nodes; ++i) members.push_back(member(i));
   auto map = meta::bootstrap("c1", members, meta::ReplicationSpec{meta::Replication::kNone, 1});
   EXPECT_TRUE(map.ok()) << map.status().to_string();
   meta::KeyspaceSpec spec;
@@ -46,12 +52,7 @@ meta::ClusterMap cluster(size_t nodes, uint32_t shards, uint32_t factor) {
 }
 
 meta::ClusterMap add_node(const meta::ClusterMap& map, uint64_t id) {
-  meta::Member m;
-  m.id = NodeId(id);
-  m.address = "127.0.0.1:" + std::to_string(7000 + id);
-  m.peer_address = "127.0.0.1:" + std::to_string(17000 + id);
-  m.state = meta::MemberState::kActive;
-  auto next = meta::add_member(map, m);
+  auto next = meta::add_member(map, member(id));
   EXPECT_TRUE(next.ok()) << next.status().to_string();
   return *next;
 }
@@ -103,6 +104,139 @@ TEST(ReplicaTargets, TooFewNodesForTheFactorIsRefusedNamingTheShard) {
   EXPECT_NE(targets.status().message().find("keyspace 'rep' shard 0 needs 3 replicas"),
             std::string::npos)
       << targets.status().message();
+}
+
+// Every partitioner: a consensus keyspace's replicas move onto new nodes and
+// off leaving ones (the map's steps, as the controller publishes them) while
+// every key stays in its shard; a ring's tokens stay its first nodes' (recorded
+// at the first move), though one of them has left the cluster at the end.
+TEST(ReplicaTargets, EveryPartitionerKeepsEachKeysShardWhileItsReplicasMove) {
+  using meta::Partitioner;
+  struct Case {
+    std::string name;
+    meta::PartitionerSpec spec;
+    bool geo;
+  };
+  const auto spec = [](Partitioner kind, Partitioner inner, uint32_t shards) {
+    meta::PartitionerSpec p;
+    p.kind = kind;
+    p.inner = inner;
+    p.shards = shards;
+    p.vnodes = 4;
+    if (kind == Partitioner::kGeo) p.geo_rules = {{"", "us"}, {"key:0", "eu"}, {"key:1", "ap"}};
+    if (kind == Partitioner::kRange || inner == Partitioner::kRange) {
+      p.split_points = {"key:3", "key:6"};
+    }
+    return p;
+  };
+  const Partitioner kNoInner = Partitioner::kHash;
+  const std::vector<Case> cases = {
+      {"ring", spec(Partitioner::kRing, kNoInner, 1), false},
+      {"hash", spec(Partitioner::kHash, kNoInner, 5), false},
+      {"range", spec(Partitioner::kRange, kNoInner, 3), false},
+      {"slots", spec(Partitioner::kSlots, kNoInner, 4), false},
+      {"geo over hash", spec(Partitioner::kGeo, Partitioner::kHash, 1), true},
+      {"geo over ring", spec(Partitioner::kGeo, Partitioner::kRing, 1), true},
+      {"geo over range", spec(Partitioner::kGeo, Partitioner::kRange, 3), true},
+  };
+  const std::vector<std::string> keys = partition::generate_keys(3000, 11);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    // Two nodes per region (geo) or three; each region gains one, and the
+    // lowest id of each region leaves.
+    const std::vector<std::string> regions =
+        c.geo ? std::vector<std::string>{"ap", "eu", "us"} : std::vector<std::string>{"default"};
+    const size_t per_region = c.geo ? 2 : 3;
+    std::vector<meta::Member> members;
+    std::set<NodeId> leaving;
+    uint64_t next_id = 1;
+    for (const std::string& region : regions) {
+      for (size_t i = 0; i < per_region; ++i) {
+        if (i == 0) leaving.insert(NodeId(next_id));
+        members.push_back(member(next_id++, region));
+      }
+    }
+    // The default keyspace (one copy) on the nodes that stay, so they can go.
+    std::vector<meta::Member> staying;
+    for (const meta::Member& m : members) {
+      if (!leaving.contains(m.id)) staying.push_back(m);
+    }
+    auto boot = meta::bootstrap("c1", staying, meta::ReplicationSpec{meta::Replication::kNone, 1});
+    ASSERT_TRUE(boot.ok()) << boot.status().to_string();
+    for (const meta::Member& m : members) {
+      if (!leaving.contains(m.id)) continue;
+      boot = meta::add_member(*boot, m);
+      ASSERT_TRUE(boot.ok()) << boot.status().to_string();
+    }
+    meta::KeyspaceSpec ks;
+    ks.name = "g";
+    ks.key_prefix = "key:";
+    ks.partitioner = c.spec;
+    ks.replication.kind = meta::Replication::kConsensus;
+    ks.replication.factor = 2;
+    auto made = partition::create_placed_keyspace(*boot, ks);
+    ASSERT_TRUE(made.ok()) << made.status().to_string();
+    meta::ClusterMap map = *made;
+    auto before = partition::restore(*map.find_keyspace("g"), map.members);
+    ASSERT_TRUE(before.ok()) << before.status().to_string();
+    std::vector<uint32_t> shard_of;
+    for (const std::string& key : keys) shard_of.push_back(before->shard_of(key));
+    std::set<NodeId> first_nodes;
+    for (const meta::Shard& sh : map.find_keyspace("g")->shards) {
+      first_nodes.insert(sh.owners.begin(), sh.owners.end());
+    }
+    for (const std::string& region : regions) {
+      auto added = meta::add_member(map, member(next_id++, region));
+      ASSERT_TRUE(added.ok()) << added.status().to_string();
+      map = *added;
+    }
+    for (NodeId n : leaving) {
+      auto marked = meta::set_member_state(map, n, meta::MemberState::kLeaving);
+      ASSERT_TRUE(marked.ok()) << marked.status().to_string();
+      map = *marked;
+    }
+    // The map's steps of each shard's move: its target, then its owners.
+    auto targets = replica_targets(map, *map.find_keyspace("g"), leaving);
+    ASSERT_TRUE(targets.ok()) << targets.status().to_string();
+    size_t moved = 0;
+    for (uint32_t i = 0; i < targets->size(); ++i) {
+      const std::vector<NodeId>& target = (*targets)[i];
+      if (map.find_keyspace("g")->shards[i].owners == target) continue;
+      ++moved;
+      for (bool publish : {false, true}) {
+        auto next = publish ? meta::set_replica_owners(map, "g", i, target)
+                            : meta::set_replica_target(map, "g", i, target);
+        ASSERT_TRUE(next.ok()) << next.status().to_string();
+        map = *next;
+        ASSERT_TRUE(meta::validate(map).ok()) << meta::validate(map).to_string();
+        auto now = partition::restore(*map.find_keyspace("g"), map.members);
+        ASSERT_TRUE(now.ok()) << now.status().to_string();
+        for (size_t k = 0; k < keys.size(); ++k) {
+          ASSERT_EQ(now->shard_of(keys[k]), shard_of[k]) << keys[k];
+        }
+      }
+    }
+    EXPECT_GE(moved, leaving.size()) << "every leaving node's replicas moved";
+    for (NodeId n : leaving) {
+      auto removed = meta::remove_member(map, n);
+      ASSERT_TRUE(removed.ok()) << removed.status().to_string();
+      map = *removed;
+    }
+    const meta::Keyspace& k = *map.find_keyspace("g");
+    auto after = partition::restore(k, map.members);
+    ASSERT_TRUE(after.ok()) << after.status().to_string();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSERT_EQ(after->shard_of(keys[i]), shard_of[i]) << keys[i];
+      EXPECT_EQ(after->locate(keys[i]).owners, k.shards[shard_of[i]].owners) << keys[i];
+    }
+    const bool ring = c.spec.kind == Partitioner::kRing || c.spec.inner == Partitioner::kRing;
+    const std::vector<NodeId> recorded(first_nodes.begin(), first_nodes.end());
+    EXPECT_EQ(k.spec.partitioner.ring_nodes, ring ? recorded : std::vector<NodeId>{});
+    // And the map survives its bytes.
+    auto decoded = meta::decode(meta::encode(map));
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    EXPECT_EQ(*decoded, map);
+  }
 }
 
 GroupView view(uint64_t leader, std::vector<NodeId> config, uint64_t commit = 100,

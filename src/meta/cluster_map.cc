@@ -415,6 +415,18 @@ Status validate_spec(const KeyspaceSpec& s) {
     return err("region shard counts apply to geo partitioning only");
   }
 
+  if (!p.ring_nodes.empty()) {
+    if (placed != Partitioner::kRing) return err("ring nodes apply to ring partitioning only");
+    if (s.replication.kind != Replication::kConsensus) {
+      return err("ring nodes are recorded for REPLICATION consensus only");
+    }
+    for (size_t i = 0; i < p.ring_nodes.size(); ++i) {
+      if (p.ring_nodes[i].value() == 0 || (i > 0 && !(p.ring_nodes[i - 1] < p.ring_nodes[i]))) {
+        return err("ring nodes must be node ids in rising order");
+      }
+    }
+  }
+
   const ReplicationSpec& r = s.replication;
   if (r.factor < 1 || r.factor > 64) return err("replication factor must be in 1..64");
   if (r.kind == Replication::kNone && r.factor != 1) {
@@ -668,6 +680,9 @@ Json to_json(const Keyspace& k) {
   if (!s.partitioner.region_shards.empty()) {
     out["partitioner"]["region_shards"] = s.partitioner.region_shards;
   }
+  if (!s.partitioner.ring_nodes.empty()) {
+    out["partitioner"]["ring_nodes"] = ids_json(s.partitioner.ring_nodes);
+  }
   if (k.moving_from) {
     out["moving_from"] = Json{{"split_points", k.moving_from->split_points},
                               {"shards", shards_json(k.moving_from->shards)}};
@@ -889,6 +904,9 @@ Keyspace decode_keyspace(const Json& j, const std::string& path, Status* error) 
         }
         s.partitioner.region_shards.push_back(c.get<uint32_t>());
       }
+    }
+    if (p.has("ring_nodes")) {
+      s.partitioner.ring_nodes = decode_ids(p.array("ring_nodes"), p.path("ring_nodes"), error);
     }
     p.finish();
   }

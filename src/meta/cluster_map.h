@@ -139,6 +139,13 @@ struct PartitionerSpec {
   // order (a region's inner partitioner decides it); it also says how
   // split_points divide among the regions. Empty: `shards` each.
   std::vector<uint32_t> region_shards;
+  // ring (or geo over ring), REPLICATION consensus, once a replica has moved:
+  // the nodes whose tokens make the ring, in id order (geo: every region's,
+  // each node in its member's region). Until then the ring is made by the
+  // shards' distinct owners; a replica move records them first
+  // (set_replica_target, set_replica_owners), so the tokens, and with them
+  // every key's shard, stay put while owners come and go. Empty otherwise.
+  std::vector<NodeId> ring_nodes;
   // geo only: the partitioner inside each region (range, hash, ring or slots),
   // with shards / vnodes / split_points above; must stay kHash for other kinds.
   Partitioner inner = Partitioner::kHash;

@@ -394,6 +394,15 @@ TEST(Decode, RefusesBrokenKeyspaceInvariants) {
        "range partitioning into 3 shards needs 2 split points, got 1"},
       {[](ClusterMap& m) { m.keyspaces[2].spec.partitioner.split_points = {"a"}; },
        "split points apply to range and slots partitioning only"},
+      {[](ClusterMap& m) { m.keyspaces[1].spec.partitioner.ring_nodes = {NodeId(1)}; },
+       "ring nodes apply to ring partitioning only"},
+      {[](ClusterMap& m) { m.keyspaces[2].spec.partitioner.ring_nodes = {NodeId(1)}; },
+       "ring nodes are recorded for REPLICATION consensus only"},
+      {[](ClusterMap& m) {
+         m.keyspaces[2].spec.replication = ReplicationSpec{Replication::kConsensus, 3};
+         m.keyspaces[2].spec.partitioner.ring_nodes = {NodeId(2), NodeId(1)};
+       },
+       "ring nodes must be node ids in rising order"},
       {[](ClusterMap& m) { m.keyspaces[2].spec.partitioner.shards = 0; }, "needs at least 1 shard"},
       {[](ClusterMap& m) { m.keyspaces[3].spec.partitioner.shards = kSlotCount + 1; },
        "at most 16384 shards"},

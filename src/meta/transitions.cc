@@ -451,8 +451,21 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
 
 namespace {
 
+// A ring's tokens come from its nodes: until a replica moves, from the
+// shards' distinct owners (partition/layout.h). Recorded before the first
+// change of owners, so that the nodes coming and going change no key's shard.
+void pin_ring_nodes(Keyspace& k) {
+  const PartitionerSpec& p = k.spec.partitioner;
+  const bool ring = p.kind == Partitioner::kRing ||
+                    (p.kind == Partitioner::kGeo && p.inner == Partitioner::kRing);
+  if (!ring || !p.ring_nodes.empty()) return;
+  std::set<NodeId> nodes;
+  for (const Shard& s : k.shards) nodes.insert(s.owners.begin(), s.owners.end());
+  k.spec.partitioner.ring_nodes.assign(nodes.begin(), nodes.end());
+}
+
 // Shard `shard` of REPLICATION consensus keyspace `name` in `map`, or why
-// there is none to change.
+// there is none to change; a ring's nodes are recorded first (pin_ring_nodes).
 Result<Shard*> consensus_shard(ClusterMap& map, std::string_view name, uint32_t shard) {
   Keyspace* k = find_keyspace(map, name);
   if (k == nullptr) return no_keyspace(name);
@@ -464,6 +477,7 @@ Result<Shard*> consensus_shard(ClusterMap& map, std::string_view name, uint32_t 
     return Status::InvalidArgument(
         fmt::format("keyspace '{}' has no shard {} (it has {})", name, shard, k->shards.size()));
   }
+  pin_ring_nodes(*k);
   return &k->shards[shard];
 }
 

@@ -128,15 +128,16 @@ Result<ClusterMap> assign_shards(const ClusterMap& map, std::string_view name,
 // as its replica group's membership moves (coord/replica_moves.h): 1..factor+1
 // distinct live members (one past the factor while a replica is added); an
 // owner the shard did not have must be active, one it keeps may be leaving
-// (its replica is on its way out). // Refused when nothing changes. Owners equal to the shard's `moving_to` end
-// its move (moving_to is cleared).
+// (its replica is on its way out). Refused when nothing changes. Owners equal
+// to the shard's `moving_to` end its move (moving_to is cleared). A ring
+// keyspace's nodes are recorded first (PartitionerSpec::ring_nodes).
 Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view name, uint32_t shard,
                                       std::vector<NodeId> owners);
 
 // Records where a replica move takes shard `shard` of REPLICATION consensus
 // keyspace `name` (Shard::moving_to): `target`, factor distinct members, each
 // active unless the shard already has it; empty: no move under way. Refused
-// when nothing changes.
+// when nothing changes. A ring keyspace's nodes are recorded first.
 Result<ClusterMap> set_replica_target(const ClusterMap& map, std::string_view name, uint32_t shard,
                                       std::vector<NodeId> target);
 

@@ -80,6 +80,18 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
       }
     }
   }
+  if (!spec.ring_nodes.empty()) {
+    // A ring whose replicas have moved: its tokens are its recorded nodes',
+    // whoever owns its shards now (a node that left the cluster included).
+    nodes.clear();
+    for (NodeId id : spec.ring_nodes) {
+      const meta::Member* m = nullptr;
+      for (const meta::Member& x : members) {
+        if (x.id == id) m = &x;
+      }
+      nodes.push_back(NodeInfo{id, m ? m->region : std::string("default")});
+    }
+  }
   std::sort(nodes.begin(), nodes.end(),
             [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
   uint32_t rf = static_cast<uint32_t>(k.shards.front().owners.size());
@@ -137,12 +149,23 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
   auto p = place(spec, nodes, nullptr, rf);
   if (!p.ok()) return p.status();
   p->set_key_prefix(k.spec.key_prefix);  // where range puts tagged keys
+  const bool consensus = k.spec.replication.kind == meta::Replication::kConsensus;
   if (spec.kind == meta::Partitioner::kGeo &&
-      (spec.inner == meta::Partitioner::kRange || spec.inner == meta::Partitioner::kSlots)) {
+      (spec.inner == meta::Partitioner::kRange || spec.inner == meta::Partitioner::kSlots ||
+       consensus)) {
     // Each region from its slice of the map: its shards (renumbered from 0)
     // and, for slots, its start slots (place() took range's splits already).
+    // Consensus over hash or ring keeps the map's shards while replicas move
+    // (coord/replica_moves.h): hash its recorded count, ring the tokens of
+    // its recorded nodes.
     std::vector<uint32_t> counts = spec.region_shards;
-    if (counts.empty()) counts.assign(p->regions().size(), spec.shards);
+    if (counts.empty()) {  // a map from before region_shards: hash and ring as their nodes give
+      for (const Placement& inner : p->region_placements_) {
+        const bool derived =
+            spec.inner == meta::Partitioner::kHash || spec.inner == meta::Partitioner::kRing;
+        counts.push_back(derived ? static_cast<uint32_t>(inner.shard_count()) : spec.shards);
+      }
+    }
     size_t total = 0;
     for (uint32_t n : counts) total += n;
     if (counts.size() != p->regions().size() || total != k.shards.size()) {
@@ -159,11 +182,18 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
       if (spec.inner == meta::Partitioner::kSlots) {
         Status st = fill_slots(inner, inner.spec_.split_points, shards, where);
         if (!st.ok()) return st;
+      } else if (spec.inner == meta::Partitioner::kHash) {
+        // A key's shard is its hash modulo the region's count: the map's.
+        inner.owners_.clear();
+        for (const meta::Shard& sh : shards) inner.owners_.push_back(sh.owners);
       } else {
         if (inner.shard_count() != shards.size()) {
-          return inconsistent(k, where + "its split points give " +
-                                     std::to_string(inner.shard_count()) +
-                                     " shards, the map lists " + std::to_string(shards.size()));
+          return inconsistent(
+              k, where +
+                     (spec.inner == meta::Partitioner::kRing ? "its ring gives "
+                                                             : "its split points give ") +
+                     std::to_string(inner.shard_count()) + " shards, the map lists " +
+                     std::to_string(shards.size()));
         }
         for (size_t i = 0; i < shards.size(); ++i) inner.owners_[i] = shards[i].owners;
       }
@@ -182,14 +212,22 @@ Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Membe
     for (size_t i = 0; i < k.shards.size(); ++i) p->owners_[i] = k.shards[i].owners;
     return p;
   }
-  if (spec.kind == meta::Partitioner::kHash &&
-      k.spec.replication.kind == meta::Replication::kConsensus) {
+  if (spec.kind == meta::Partitioner::kHash && consensus) {
     // A consensus keyspace keeps its shards while their replicas move
     // (coord/replica_moves.h): a key's shard is its hash modulo the map's
     // shard count, and the map's owners (a shard's replica group) win over
     // the dealing.
     p->owners_.clear();
     for (const meta::Shard& s : k.shards) p->owners_.push_back(s.owners);
+    return p;
+  }
+  if (spec.kind == meta::Partitioner::kRing && consensus) {
+    // Its tokens are its ring nodes' (above), its owners the map's.
+    if (p->shard_count() != k.shards.size()) {
+      return inconsistent(k, "its ring gives " + std::to_string(p->shard_count()) +
+                                 " shards, the map lists " + std::to_string(k.shards.size()));
+    }
+    for (size_t i = 0; i < k.shards.size(); ++i) p->owners_[i] = k.shards[i].owners;
     return p;
   }
   if (p->shard_count() != k.shards.size()) {

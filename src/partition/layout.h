@@ -3,7 +3,10 @@
 // The map keeps, per keyspace, its shard list (meta::Shard: id, owners) and,
 // where the layout cannot be derived from the owners alone, the split points:
 //   hash, ring  nothing more: both are functions of the set of nodes (the
-//               distinct owners) and the spec (vnodes);
+//               distinct owners) and the spec (vnodes); but REPLICATION
+//               consensus keeps its shards while replicas move
+//               (coord/replica_moves.h): hash the map's shard count, ring the
+//               tokens of spec.ring_nodes once recorded (a move records them);
 //   range       spec.split_points = the placement's splits (shard i is
 //               [split[i-1], split[i]));
 //   slots       spec.split_points = the first slot of each shard, in decimal, in
@@ -15,7 +18,9 @@
 //               region_shards[r] - 1 splits; inner slots, its region_shards[r]
 //               start slots (the first 0: slots are per region, each region
 //               covers all 16384); inner hash and ring, nothing (they derive
-//               from the region's nodes).
+//               from the region's nodes; under consensus, inner hash keeps
+//               region_shards[r] and inner ring the tokens of the region's
+//               ring_nodes).
 // So every node rebuilds the same placement from the map, whatever history
 // produced it, and the next rebalance starts from what the map says. (A
 // placement's spec() is the spec it was placed from; the map's spec also
@@ -49,9 +54,10 @@ Result<Layout> layout_of(const Placement& p);
 // split points or start slots). Corruption when the record is inconsistent (a
 // shard count or owners that do not match what the spec derives, start slots
 // that do not begin at 0 and rise); what place() refuses (split points that do
-// not rise) comes back as place() says it. A hash keyspace replicated by
-// consensus keeps the map's shard count and owners (its replicas move, its
-// shards do not: coord/replica_moves.h).
+// not rise) comes back as place() says it. A keyspace replicated by
+// consensus keeps the map's shards and owners (its replicas move, its shards
+// do not: coord/replica_moves.h): hash (also inside geo) the map's shard
+// count, ring (also inside geo) the tokens of its ring nodes.
 Result<Placement> restore(const meta::Keyspace& k, const std::vector<meta::Member>& members);
 
 // The change that creates keyspace `spec` and places it over the active

@@ -11,6 +11,7 @@ std::optional<NodeId> leadership_handover_target(const LeaderBalanceView& view) 
   auto it = view.match.find(preferred);
   if (it == view.match.end() || it->second != view.last_index) return std::nullopt;
   if (!view.reachable || !view.reachable(preferred)) return std::nullopt;
+  if (view.receiving_snapshot && view.receiving_snapshot(preferred)) return std::nullopt;
   return preferred;
 }
 

@@ -14,6 +14,12 @@
 // partition lasts (seen in CI: the majority side of a partition could not
 // write an idle keyspace).
 //
+// Nor to a node receiving a snapshot in any of its groups: installing it
+// holds the node's data loop, which every group there shares, for as long as
+// the restore takes (a few hundred ms for a 146k-key shard); a group handed to
+// it meanwhile waits that long for its writes (a node back from a restart
+// catches one group up from the log while another still needs a snapshot).
+//
 // A preferred leader this node hears may still be unable to win: under a
 // one-way partition it hears this node but not the others, or they do not
 // hear it. Each handover to it then holds the group's requests for an
@@ -39,11 +45,15 @@ struct LeaderBalanceView {
   std::map<NodeId, LogIndex> match;       // what each follower is known to hold
   LogIndex last_index;                    // the leader's last log index
   std::function<bool(NodeId)> reachable;  // heard from recently (the transport)
+  // Receiving a snapshot in some group of its node (its pings say so:
+  // net/wire.h, kPing); may be empty: none is.
+  std::function<bool(NodeId)> receiving_snapshot;
 };
 
 // The member to hand leadership to now, or nothing: nothing when this node is
 // the preferred leader (or no member is), when the preferred leader lacks any
-// of the leader's log, or when it is not reachable.
+// of the leader's log, when it is not reachable, or while it receives a
+// snapshot.
 std::optional<NodeId> leadership_handover_target(const LeaderBalanceView& view);
 
 // Before a planned stop (the node leads nothing when it goes): the reachable

@@ -31,6 +31,16 @@ TEST(LeaderBalance, NeverHandsOverToAnUnreachablePreferredLeaderEvenIfItMatchesT
   EXPECT_EQ(leadership_handover_target(v), std::nullopt);
 }
 
+// Installing a snapshot holds the preferred leader's data loop, which all of
+// its groups share: a group handed to it would wait that long for writes.
+TEST(LeaderBalance, KeepsLeadershipWhileThePreferredLeaderReceivesASnapshotElsewhere) {
+  LeaderBalanceView v = view_with({NodeId(1), NodeId(3)});
+  v.receiving_snapshot = [](NodeId n) { return n == NodeId(1); };
+  EXPECT_EQ(leadership_handover_target(v), std::nullopt);
+  v.receiving_snapshot = [](NodeId n) { return n == NodeId(3); };
+  EXPECT_EQ(leadership_handover_target(v), NodeId(1));
+}
+
 TEST(LeaderBalance, KeepsLeadershipWhileThePreferredLeaderLacksEntries) {
   LeaderBalanceView v = view_with({NodeId(1), NodeId(3)});
   v.match[NodeId(1)] = LogIndex(39);

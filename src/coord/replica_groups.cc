@@ -248,6 +248,16 @@ class ReplicaGroups::Impl {
   // Whether a peer node was heard from within peer_down_after, as of now (a
   // copy of the transport's times: leader_balance.h's `reachable`).
   std::function<bool(NodeId)> peer_reachable() const;
+  // Whether a peer's latest ping said it is receiving a snapshot (a copy of
+  // the transport's set: leader_balance.h's `receiving_snapshot`).
+  std::function<bool(NodeId)> peer_receiving_snapshot() const;
+  // After a snapshot chunk reached `g`: notes whether it is receiving one
+  // now; the first group of the node to start pings the peers at once, so
+  // that none hands this node a leadership before its restore is done.
+  void note_snapshot_reception(ReplicaGroup& g);
+  // What this node's pings say (net::RaftNode::set_ping_probe): a group here
+  // receives a snapshot (a transfer gone quiet stops counting).
+  bool receiving_snapshots();
   // Every 100 ms: quiesced groups learn which peers are down.
   void watch_peers();
   void stop_group(GroupId id, bool remove_files);
@@ -324,6 +334,8 @@ class ReplicaGroups::Impl {
   const bool keeps_state_ = store_.engine().survives_restart();
   asio::steady_timer compact_timer_{io_};
   HandoverBackoff handover_backoff_;  // balance_leaders(): handovers that did not take
+  // The groups receiving a snapshot (note_snapshot_reception).
+  std::set<GroupId> receiving_snapshots_;
   std::thread persister_;         // the store flush under way, if any
   bool persisting_ = false;       // loop thread: a flush is under way
   uint64_t next_serial_ = 0;
@@ -693,6 +705,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // and steps of an older epoch are refused (check_epoch).
   uint64_t epoch = 0;
   uint64_t frames_refused_epoch = 0;  // frames dropped for their older epoch
+  bool receiving_snapshot = false;     // counted in the host's receiving_snapshots_
   uint64_t steps_refused_epoch = 0;   // __replicas steps refused for it
   Random random_;
   std::unique_ptr<net::GroupLog> log;
@@ -775,6 +788,7 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
       [this](NodeId from, uint64_t group, uint64_t epoch, std::string message) {
         deliver(from, group, epoch, std::move(message));
       });
+  transport_.set_ping_probe([this] { return receiving_snapshots(); });
   asio::post(io_, [this] {
     balance_leaders();
     watch_peers();
@@ -869,6 +883,7 @@ std::function<bool(NodeId)> ReplicaGroups::Impl::peer_reachable() const {
 void ReplicaGroups::Impl::balance_leaders() {
   if (stopping_) return;
   const auto reachable = peer_reachable();
+  const auto receiving = peer_receiving_snapshot();
   const auto now = HandoverBackoff::Clock::now();
   for (auto& [id, g] : groups_) {
     if (handing_over_) break;
@@ -883,6 +898,7 @@ void ReplicaGroups::Impl::balance_leaders() {
         .match = g->raft->follower_match(),
         .last_index = g->raft->log().last_index(),
         .reachable = reachable,
+        .receiving_snapshot = receiving,
     });
     if (!target || !handover_backoff_.may_try(id.value(), *target, now)) continue;
     const NodeId preferred = *target;
@@ -906,6 +922,7 @@ void ReplicaGroups::Impl::balance_leaders() {
 
 void ReplicaGroups::Impl::shutdown() {
   transport_.set_group_handler(nullptr);  // on the data loop: at once
+  transport_.set_ping_probe(nullptr);
   {
     stopping_ = true;
     balance_timer_.cancel();
@@ -1177,8 +1194,49 @@ void ReplicaGroups::Impl::deliver(NodeId from, uint64_t group, uint64_t epoch,
                  msg.status().to_string());
     return;
   }
+  const bool chunk = std::holds_alternative<raft::InstallSnapshot>(*msg);
   g->raft->on_message(from, *msg);
+  if (chunk) note_snapshot_reception(*g);
   after_callback(*g);
+}
+
+namespace {
+// A snapshot transfer with no chunk for this long no longer counts as one
+// being received (its leader dropped it, or lost office).
+constexpr std::chrono::seconds kSnapshotQuiet{2};
+}  // namespace
+
+void ReplicaGroups::Impl::note_snapshot_reception(ReplicaGroup& g) {
+  const bool receiving = g.raft->receiving_snapshot(g.now(), kSnapshotQuiet);
+  if (receiving == g.receiving_snapshot) return;
+  g.receiving_snapshot = receiving;
+  if (!receiving) {
+    receiving_snapshots_.erase(g.id);
+    return;
+  }
+  receiving_snapshots_.insert(g.id);
+  if (receiving_snapshots_.size() == 1) transport_.ping_now();
+}
+
+bool ReplicaGroups::Impl::receiving_snapshots() {
+  std::vector<GroupId> quiet;
+  for (GroupId id : receiving_snapshots_) {
+    ReplicaGroup* g = find(id);
+    if (g == nullptr || !g->raft || !g->raft->receiving_snapshot(g->now(), kSnapshotQuiet)) {
+      quiet.push_back(id);
+    }
+  }
+  for (GroupId id : quiet) {
+    receiving_snapshots_.erase(id);
+    if (ReplicaGroup* g = find(id)) g->receiving_snapshot = false;
+  }
+  return !receiving_snapshots_.empty();
+}
+
+std::function<bool(NodeId)> ReplicaGroups::Impl::peer_receiving_snapshot() const {
+  return [receiving = transport_.status().receiving_snapshot](NodeId n) {
+    return receiving.contains(n);
+  };
 }
 
 void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {

@@ -253,6 +253,16 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
         [this, handler = std::move(handler)]() mutable { forward_handler_ = std::move(handler); });
   }
 
+  void set_ping_probe(std::function<bool()> probe) {
+    on_data_loop([this, probe = std::move(probe)]() mutable { ping_probe_ = std::move(probe); });
+  }
+
+  void ping_now() {
+    on_data_loop([this] {
+      if (!stopping_ && transport_) send_pings();
+    });
+  }
+
   void set_group_handler(GroupHandler handler) {
     on_data_loop(
         [this, handler = std::move(handler)]() mutable { group_handler_ = std::move(handler); });
@@ -481,6 +491,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
         {
           std::lock_guard<std::mutex> lock(status_mu_);
           s.last_heard = status_.last_heard;
+          s.receiving_snapshot = status_.receiving_snapshot;
         }
         answer(Status::OK(), s.to_json());
         return;
@@ -553,7 +564,14 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   }
 
   void handle(Transport::ConnectionId, NodeId, ForwardReplyFrame&) {}
-  void handle(Transport::ConnectionId, NodeId, PingFrame&) {}  // on_frame noted it
+  // on_frame noted that it came; what it says is published with last_heard.
+  void handle(Transport::ConnectionId, NodeId peer, PingFrame& f) {
+    if (peer.value() == 0 || peer == options_.self) return;
+    const bool changed = f.receiving_snapshot ? peers_receiving_snapshot_.insert(peer).second
+                                              : peers_receiving_snapshot_.erase(peer) > 0;
+    if (changed) publish_last_heard(std::chrono::steady_clock::now());
+  }
+
   void handle(Transport::ConnectionId conn, NodeId peer, GroupFrame& f) {
     // Clients do not speak to replica groups; a frame from self (conn 0) does.
     if (peer.value() == 0 && conn != 0) return;
@@ -631,12 +649,18 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     }
   }
 
+  // Data loop.
+  void send_pings() {
+    const std::string ping =
+        encode_wire(PingFrame{.receiving_snapshot = ping_probe_ && ping_probe_()});
+    for (NodeId peer : known_peers_) transport_->send(peer, ping);
+  }
+
   // Data loop. Every ping interval: a ping to every peer this node knows, and
   // the last_heard times published to status().
   void ping_peers() {
     if (stopping_) return;
-    const std::string ping = encode_wire(PingFrame{});
-    for (NodeId peer : known_peers_) transport_->send(peer, ping);
+    send_pings();
     publish_last_heard(std::chrono::steady_clock::now());
     if (!ping_timer_) ping_timer_ = std::make_unique<asio::steady_timer>(data_io_);
     ping_timer_->expires_after(options_.ping_interval);
@@ -650,6 +674,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     last_heard_published_ = now;
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.last_heard = last_heard_;
+    status_.receiving_snapshot = peers_receiving_snapshot_;
   }
 
   RaftNodeStatus make_status() const {
@@ -677,6 +702,7 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
       RaftNodeStatus s = make_status();
       std::lock_guard<std::mutex> lock(status_mu_);
       s.last_heard = std::move(status_.last_heard);
+      s.receiving_snapshot = std::move(status_.receiving_snapshot);
       status_ = std::move(s);
     }
     const uint64_t applied = raft_->applied_index().value();
@@ -727,6 +753,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   GroupHandler group_handler_;
   std::set<NodeId> known_peers_;
   std::map<NodeId, std::chrono::steady_clock::time_point> last_heard_;
+  std::set<NodeId> peers_receiving_snapshot_;  // their latest pings said so
+  std::function<bool()> ping_probe_;           // set_ping_probe
   std::chrono::steady_clock::time_point last_heard_published_;
   static constexpr std::chrono::milliseconds kLastHeardPublishEvery{10};
   std::unique_ptr<asio::steady_timer> ping_timer_;
@@ -779,6 +807,12 @@ void RaftNode::remove_voter(NodeId node, std::function<void(Status)> done) {
 void RaftNode::set_group_handler(GroupHandler handler) {
   impl_->set_group_handler(std::move(handler));
 }
+
+void RaftNode::set_ping_probe(std::function<bool()> probe) {
+  impl_->set_ping_probe(std::move(probe));
+}
+
+void RaftNode::ping_now() { impl_->ping_now(); }
 
 void RaftNode::send_group(NodeId to, uint64_t group, std::string message, uint64_t epoch) {
   impl_->send_group(to, group, std::move(message), epoch);

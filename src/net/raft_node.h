@@ -53,6 +53,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -118,6 +119,9 @@ struct RaftNodeStatus {
   // this node knows; a peer never heard from in this incarnation is absent.
   // A live peer is heard from at least every ping interval.
   std::map<NodeId, std::chrono::steady_clock::time_point> last_heard;
+  // The peers whose latest ping said they are receiving a snapshot in some
+  // replica group (wire.h, kPing): installing it will hold their data loop.
+  std::set<NodeId> receiving_snapshot;
   // When this node started (a peer it has not heard from yet may just be
   // slower to start).
   std::chrono::steady_clock::time_point started;
@@ -172,6 +176,13 @@ class RaftNode {
   using GroupHandler =
       std::function<void(NodeId from, uint64_t group, uint64_t epoch, std::string message)>;
   void set_group_handler(GroupHandler handler);
+  // Thread-safe. What this node's pings say (wire.h, kPing): `probe` is
+  // called on the data loop at each ping and answers whether a replica group
+  // here is receiving a snapshot; nullptr (the default): never. ping_now()
+  // pings every peer at once (the data loop: a group that starts receiving
+  // one tells its peers before the next ping is due).
+  void set_ping_probe(std::function<bool()> probe);
+  void ping_now();
   // Thread-safe. Sends a data group's message, stamped with `epoch`, to a peer
   // (or to this node); like raft's own messages, it may be lost when the peer
   // is unreachable. Called on the data loop, it goes to the socket at once.

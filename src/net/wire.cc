@@ -185,6 +185,7 @@ void encode_message(Writer& w, const T& m) {
     }
   } else if constexpr (std::is_same_v<T, PingFrame>) {
     w.u8(static_cast<uint8_t>(Kind::kPing));
+    w.u8(m.receiving_snapshot ? 1 : 0);
   } else if constexpr (std::is_same_v<T, GroupFrame>) {
     w.u8(static_cast<uint8_t>(Kind::kGroup));
     w.varint(m.group);
@@ -347,9 +348,16 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
       out = std::move(f);
       break;
     }
-    case Kind::kPing:
-      out = PingFrame{};
+    case Kind::kPing: {
+      PingFrame f;
+      if (!r.at_end()) {
+        uint8_t flags = 0;
+        WIRE_READ(flags, r.u8());
+        f.receiving_snapshot = (flags & 1) != 0;
+      }
+      out = f;
       break;
+    }
     case Kind::kGroup: {
       GroupFrame f;
       WIRE_READ(f.group, r.varint());

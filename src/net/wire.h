@@ -25,9 +25,12 @@
 //   kForwardReplies varint call | u8 status code | bytes status message | u8 more |
 //               varint n | bytes replies (n x bytes)
 //               replies to a kBatch frame, in order (ForwardReplyFrame::batch)
-//   kPing       (no body) "I am alive": each node sends one to every member it
+//   kPing       [u8 flags] "I am alive": each node sends one to every member it
 //               knows every ping interval, so every node hears from every
-//               member, not only raft's leader from its followers
+//               member, not only raft's leader from its followers. Flag 1:
+//               "a replica group of mine is receiving a snapshot" (installing
+//               it holds this node's data loop: give me no leadership now).
+//               A ping of an older version has no body and decodes as flags 0
 //   kGroup      varint group | bytes message | [varint epoch]
 //               a data replica group's protocol message (coord/replica_groups.h):
 //               the receiver hands it to its member of `group`, if it has one.
@@ -199,7 +202,10 @@ class BatchReader {
   Status status_;
 };
 
-struct PingFrame {};
+struct PingFrame {
+  // The sender is receiving a snapshot in some replica group (wire.h, kPing).
+  bool receiving_snapshot = false;
+};
 
 // A data replica group's message (a raft message in its codec envelope),
 // stamped with the group's configuration epoch as its sender knows it: a

@@ -1,4 +1,4 @@
-// The group frame's configuration epoch on the wire (wire.h, kGroup).
+// The group frame's configuration epoch and the ping's flags on the wire (wire.h).
 #include "net/wire.h"
 
 #include <gtest/gtest.h>
@@ -34,6 +34,20 @@ TEST(WireGroupFrame, BytesAfterTheEpochAreRefused) {
   std::string cut = encode_wire(GroupFrame{.group = 1, .message = "m", .epoch = 300});
   cut.pop_back();
   EXPECT_TRUE(decode_wire(cut).status().is_corruption());
+}
+
+// A ping says whether its sender receives a snapshot (wire.h, kPing); one of
+// an older version has no body.
+TEST(WirePingFrame, TheSnapshotFlagRoundTripsAndAnOldPingSaysNo) {
+  for (bool receiving : {false, true}) {
+    auto back = decode_wire(encode_wire(PingFrame{.receiving_snapshot = receiving}));
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+    EXPECT_EQ(std::get<PingFrame>(*back).receiving_snapshot, receiving);
+  }
+  const std::string with = encode_wire(PingFrame{.receiving_snapshot = true});
+  auto old = decode_wire(with.substr(0, with.size() - 1));
+  ASSERT_TRUE(old.ok()) << old.status().to_string();
+  EXPECT_FALSE(std::get<PingFrame>(*old).receiving_snapshot);
 }
 
 }  // namespace

@@ -313,6 +313,7 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
   st.data += m.state;
   if (sized) st.total = m.total;
   ++st.chunks;
+  st.last_chunk = env_.now();
   ++snapshot_stats_.chunks_accepted;
   if (!m.completes()) {
     ack.offset = st.data.size();

@@ -280,6 +280,14 @@ class Raft {
     uint64_t transfers_dropped = 0;  // of those, dropped: the member went quiet
   };
   const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
+  // A follower: whether it is receiving a snapshot (chunks staged, the last
+  // within `quiet` of `now`: a transfer its leader dropped stops counting).
+  // Installing it, when its last chunk comes, holds this member's thread for
+  // as long as the restore takes; its host tells its peers, so that none
+  // hands it a group's leadership meanwhile (coord/leader_balance.h).
+  bool receiving_snapshot(Instant now, Duration quiet) const {
+    return staging_ && now - staging_->last_chunk < quiet;
+  }
   // On a leader: the highest index known replicated on each other member, not
   // counting learners (its
   // lag is log().last_index() minus that). Empty on other roles.
@@ -322,6 +330,7 @@ class Raft {
     uint64_t total = 0;  // InstallSnapshot::kUnknownTotal until the last chunk of a read one
     std::string data{};
     uint64_t chunks = 0;
+    Instant last_chunk{};  // when the last chunk was staged
   };
   struct Progress {
     LogIndex next{};                  // next index to send

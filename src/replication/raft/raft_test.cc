@@ -16,6 +16,7 @@ namespace statekv::replication::raft {
 namespace {
 
 using std::chrono::milliseconds;
+using std::chrono::seconds;
 
 // Records everything a node does; time moves only through advance().
 class FakeEnv final : public Env<Message> {
@@ -927,9 +928,14 @@ TEST(RaftMachineKeepsState, AReaderThatWouldWaitGetsShorterChunksAndAnEmptyLastO
     if (out.empty()) break;
     ASSERT_EQ(out.size(), 1u);
     chunks.push_back(out[0].second);
+    EXPECT_EQ(f.receiving_snapshot(fenv.now(), seconds(2)), chunks.size() > 1)
+        << "receiving from its first chunk on, until it installs the last";
     f.on_message(NodeId(1), out[0].second);
     fenv.sync(f);
     if (out[0].second.completes()) break;
+    EXPECT_TRUE(f.receiving_snapshot(fenv.now(), seconds(2)));
+    // A transfer gone quiet for longer than `quiet` no longer counts.
+    EXPECT_FALSE(f.receiving_snapshot(fenv.now() + seconds(3), seconds(2)));
     auto a = fenv.take<InstallSnapshotReply>();
     ASSERT_EQ(a.size(), 1u);
     r.on_message(NodeId(3), a[0].second);
@@ -942,6 +948,7 @@ TEST(RaftMachineKeepsState, AReaderThatWouldWaitGetsShorterChunksAndAnEmptyLastO
   }
   EXPECT_TRUE(chunks.back().state.empty());
   EXPECT_TRUE(chunks.back().completes());
+  EXPECT_FALSE(f.receiving_snapshot(fenv.now(), seconds(2))) << "installed";
   EXPECT_EQ(fsm.restores, 1);
   EXPECT_EQ(fsm.order, sm.order);
   EXPECT_EQ(f.applied_index(), r.applied_index());

@@ -185,130 +185,154 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
   for (const meta::Member& m : map.members) {
     if (m.state == meta::MemberState::kLeaving) leaving.insert(m.id);
   }
+  // Moves under way: a recorded target the owners have not reached.
+  size_t under_way = 0;
   for (const meta::Keyspace& k : map.keyspaces) {
     if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
-    const std::string name = k.spec.name;
-    auto targets = replica_targets(map, k, leaving);
-    if (!targets.ok()) {
-      out.errors.push_back(fmt::format("keyspace '{}': {}", name, targets.status().message()));
-      continue;
+    for (const meta::Shard& sh : k.shards) {
+      under_way += !sh.moving_to.empty() && sh.owners != sh.moving_to ? 1 : 0;
     }
-    const uint32_t factor = k.spec.replication.factor;
-    // Whether `target` still suits shard `sh`: members, none leaving, each
-    // active or already holding a replica.
-    const auto fits = [&](const std::vector<NodeId>& target, const meta::Shard& sh) {
-      for (NodeId n : target) {
-        const meta::Member* m = map.find_member(n);
-        if (m == nullptr || m->state == meta::MemberState::kRemoved || leaving.contains(n)) {
-          return false;
-        }
-        const bool had = std::find(sh.owners.begin(), sh.owners.end(), n) != sh.owners.end();
-        if (m->state != meta::MemberState::kActive && !had) return false;
-      }
-      return true;
-    };
-    for (size_t i = 0; i < k.shards.size() && i < targets->size(); ++i) {
-      const meta::Shard& sh = k.shards[i];
-      const std::vector<NodeId>& owners = sh.owners;
-      const uint32_t shard = static_cast<uint32_t>(i);
-      const std::string where = fmt::format("keyspace '{}' shard {}", name, shard);
-      // A move under way keeps its target (recomputed mid-move, with one
-      // owner too many, a target could send the move back); a target naming
-      // a node no longer fit for a replica is replaced.
-      const std::vector<NodeId> target =
-          !sh.moving_to.empty() && fits(sh.moving_to, sh) ? sh.moving_to : (*targets)[i];
-      if (owners == target) {
-        if (!sh.moving_to.empty()) {  // a stale target: the shard is where it should be
-          (void)io_.update_map(map, [&](const meta::ClusterMap& m) {
-            return meta::set_replica_target(m, name, shard, {});
-          });
+  }
+  // Shards with a member down first: each is a replica short until its move
+  // ends. Then the rest, in keyspace and shard order.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const meta::Keyspace& k : map.keyspaces) {
+      if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
+      const std::string name = k.spec.name;
+      auto targets = replica_targets(map, k, leaving);
+      if (!targets.ok()) {
+        if (pass == 0) {
+          out.errors.push_back(fmt::format("keyspace '{}': {}", name, targets.status().message()));
         }
         continue;
       }
-      ++out.shards_moving;
-      if (sh.moving_to != target) {
-        // Record the target first: whoever leads the metadata group next
-        // finishes this move rather than starting another.
-        if (Status s = io_.update_map(map,
-                                      [&](const meta::ClusterMap& m) {
-                                        return meta::set_replica_target(m, name, shard, target);
-                                      });
-            !s.ok()) {
-          out.errors.push_back(where + ": " + s.message());
-        } else {
-          out.steps.push_back(
-              fmt::format("{}: moving [{}] to [{}]", where, node_list(owners), node_list(target)));
+      const uint32_t factor = k.spec.replication.factor;
+      // Whether `target` still suits shard `sh`: members, none leaving, each
+      // active or already holding a replica.
+      const auto fits = [&](const std::vector<NodeId>& target, const meta::Shard& sh) {
+        for (NodeId n : target) {
+          const meta::Member* m = map.find_member(n);
+          if (m == nullptr || m->state == meta::MemberState::kRemoved || leaving.contains(n)) {
+            return false;
+          }
+          const bool had = std::find(sh.owners.begin(), sh.owners.end(), n) != sh.owners.end();
+          if (m->state != meta::MemberState::kActive && !had) return false;
         }
-        continue;
-      }
-      const GroupId group = ReplicaGroups::group_id(name, shard);
-      // Ask the owners and whoever the group last reported (a member being
-      // added is in the group before the map drops the one it replaces).
-      std::vector<NodeId> ask = owners;
-      for (NodeId n : config_[group]) {
-        if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
-      }
-      NodeId& leader = leaders_[group];
-      auto line = io_.ask_leader(map, group, ask, down, {"status"}, leader);
-      if (!line.ok()) {
-        // An election, most likely: next tick.
-        if (line.status().code() != Status::Code::kUnavailable) {
-          out.errors.push_back(where + ": " + line.status().message());
+        return true;
+      };
+      for (size_t i = 0; i < k.shards.size() && i < targets->size(); ++i) {
+        const meta::Shard& sh = k.shards[i];
+        const std::vector<NodeId>& owners = sh.owners;
+        const bool short_of_one =
+            std::any_of(owners.begin(), owners.end(), [&](NodeId n) { return down.contains(n); });
+        if (short_of_one != (pass == 0)) continue;
+        const uint32_t shard = static_cast<uint32_t>(i);
+        const std::string where = fmt::format("keyspace '{}' shard {}", name, shard);
+        // A move under way keeps its target (recomputed mid-move, with one
+        // owner too many, a target could send the move back); a target naming
+        // a node no longer fit for a replica is replaced.
+        const std::vector<NodeId> target =
+            !sh.moving_to.empty() && fits(sh.moving_to, sh) ? sh.moving_to : (*targets)[i];
+        if (owners == target) {
+          if (!sh.moving_to.empty()) {  // a stale target: the shard is where it should be
+            (void)io_.update_map(map, [&](const meta::ClusterMap& m) {
+              return meta::set_replica_target(m, name, shard, {});
+            });
+          }
+          continue;
         }
-        continue;
-      }
-      auto view = parse_group_view(*line);
-      if (!view.ok()) {
-        out.errors.push_back(where + ": " + view.status().message());
-        continue;
-      }
-      config_[group] = view->config;
-      auto step = next_replica_step(target, owners, *view, factor, down);
-      if (!step.ok()) {
-        out.errors.push_back(where + ": " + step.status().message());
-        continue;
-      }
-      using Kind = ReplicaStep::Kind;
-      const std::string what = where + ": " + step->why;
-      switch (step->kind) {
-        case Kind::kDone:
-        case Kind::kWait:
-          break;
-        case Kind::kPublish: {
-          const std::vector<NodeId> next = step->owners;
+        ++out.shards_moving;
+        const bool starts = sh.moving_to.empty();
+        if (starts && under_way >= max_moves_) {
+          ++out.shards_waiting;  // its turn comes when a move under way ends
+          continue;
+        }
+        if (sh.moving_to != target) {
+          // Record the target first: whoever leads the metadata group next
+          // finishes this move rather than starting another.
           if (Status s = io_.update_map(map,
                                         [&](const meta::ClusterMap& m) {
-                                          return meta::set_replica_owners(m, name, shard, next);
+                                          return meta::set_replica_target(m, name, shard, target);
                                         });
               !s.ok()) {
-            out.errors.push_back(what + ": " + s.message());
+            out.errors.push_back(where + ": " + s.message());
           } else {
-            out.steps.push_back(what);
+            if (starts) ++under_way;
+            out.steps.push_back(fmt::format("{}: moving [{}] to [{}]", where, node_list(owners),
+                                            node_list(target)));
           }
-          break;
+          continue;
         }
-        case Kind::kLearn:
-        case Kind::kAdd:
-        case Kind::kRemove:
-        case Kind::kTransfer: {
-          const char* verb = step->kind == Kind::kLearn    ? "learn"
-                             : step->kind == Kind::kAdd    ? "add"
-                             : step->kind == Kind::kRemove ? "remove"
-                                                           : "transfer";
-          // Stamped with the shard's configuration epoch in the map this
-          // step was decided from: a leader that knows a newer one refuses it.
-          auto done = io_.ask_leader(
-              map, group, ask, down,
-              {verb, std::to_string(step->node.value()), std::to_string(sh.config_epoch)}, leader);
-          // Busy (a change or transfer under way) or a view that changed
-          // meanwhile: the next tick looks again.
-          if (done.ok()) {
-            out.steps.push_back(what);
-            if (step->kind == Kind::kTransfer) leader = step->node;
-          } else if (done.status().code() == Status::Code::kAborted) {
-            out.errors.push_back(what + ": " + done.status().message());
+        const GroupId group = ReplicaGroups::group_id(name, shard);
+        // Ask the owners and whoever the group last reported (a member being
+        // added is in the group before the map drops the one it replaces).
+        std::vector<NodeId> ask = owners;
+        for (NodeId n : config_[group]) {
+          if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
+        }
+        NodeId& leader = leaders_[group];
+        auto line = io_.ask_leader(map, group, ask, down, {"status"}, leader);
+        if (!line.ok()) {
+          // An election, most likely: next tick.
+          if (line.status().code() != Status::Code::kUnavailable) {
+            out.errors.push_back(where + ": " + line.status().message());
           }
-          break;
+          continue;
+        }
+        auto view = parse_group_view(*line);
+        if (!view.ok()) {
+          out.errors.push_back(where + ": " + view.status().message());
+          continue;
+        }
+        config_[group] = view->config;
+        auto step = next_replica_step(target, owners, *view, factor, down);
+        if (!step.ok()) {
+          out.errors.push_back(where + ": " + step.status().message());
+          continue;
+        }
+        using Kind = ReplicaStep::Kind;
+        const std::string what = where + ": " + step->why;
+        switch (step->kind) {
+          case Kind::kDone:
+          case Kind::kWait:
+            break;
+          case Kind::kPublish: {
+            const std::vector<NodeId> next = step->owners;
+            if (Status s = io_.update_map(map,
+                                          [&](const meta::ClusterMap& m) {
+                                            return meta::set_replica_owners(m, name, shard, next);
+                                          });
+                !s.ok()) {
+              out.errors.push_back(what + ": " + s.message());
+            } else {
+              out.steps.push_back(what);
+            }
+            break;
+          }
+          case Kind::kLearn:
+          case Kind::kAdd:
+          case Kind::kRemove:
+          case Kind::kTransfer: {
+            const char* verb = step->kind == Kind::kLearn    ? "learn"
+                               : step->kind == Kind::kAdd    ? "add"
+                               : step->kind == Kind::kRemove ? "remove"
+                                                             : "transfer";
+            // Stamped with the shard's configuration epoch in the map this
+            // step was decided from: a leader that knows a newer one refuses it.
+            auto done = io_.ask_leader(
+                map, group, ask, down,
+                {verb, std::to_string(step->node.value()), std::to_string(sh.config_epoch)},
+                leader);
+            // Busy (a change or transfer under way) or a view that changed
+            // meanwhile: the next tick looks again.
+            if (done.ok()) {
+              out.steps.push_back(what);
+              if (step->kind == Kind::kTransfer) leader = step->node;
+            } else if (done.status().code() == Status::Code::kAborted) {
+              out.errors.push_back(what + ": " + done.status().message());
+            }
+            break;
+          }
         }
       }
     }

@@ -6,11 +6,18 @@
 // outside: the node that leads the metadata group runs this controller, which
 // compares each consensus shard's owners with its target and, one step at a
 // time (coord/replica_moves.h: publish, add, wait, transfer, remove, publish),
-// moves the shard's group there. Every shard that differs moves at once, one
-// step per shard per tick, so a group never drops below its factor (add
-// before remove) and progress shows in the map: a shard's owners reach its
-// target when its move is done (`statekv cluster rebalance` waits for that
-// and prints each shard's progress).
+// moves the shard's group there, one step per shard per tick, so a group
+// never drops below its factor (add before remove) and progress shows in the
+// map: a shard's owners reach its target when its move is done (`statekv
+// cluster rebalance` waits for that and prints each shard's progress).
+//
+// At most max_moves shards move at once (a move is under way from the tick
+// that records its target until its owners reach it); the others wait their
+// turn, in keyspace and shard order. Each move's new member catches up from a
+// snapshot: the leader reads it ahead on a thread of its own and the joiner
+// holds it whole until it restores it, so a node joining a keyspace of
+// hundreds of shards (a ring's, 256 vnodes a node) would otherwise take
+// hundreds of them at once.
 //
 // The decisions are coord/replica_moves.h's (sans-IO). The controller keeps
 // only hints (each group's last known leader) and does its I/O through a
@@ -71,20 +78,25 @@ std::unique_ptr<ReplicaMoveIo> peer_replica_move_io(std::string secret);
 // What one tick did.
 struct ReplicaTick {
   size_t shards_moving = 0;         // consensus shards whose owners differ from their target
+  size_t shards_waiting = 0;        // of those, waiting for a move to end (max_moves)
   std::vector<std::string> steps;   // "keyspace 'k' shard 2: adding node 4 ..." per step taken
   std::vector<std::string> errors;  // a keyspace or shard that cannot move, and why
 };
 
 class ReplicaController {
  public:
-  explicit ReplicaController(ReplicaMoveIo& io) : io_(io) {}
+  static constexpr size_t kDefaultMaxMoves = 4;
+  explicit ReplicaController(ReplicaMoveIo& io, size_t max_moves = kDefaultMaxMoves)
+      : io_(io), max_moves_(max_moves) {}
 
   // One step (at most) for every consensus shard whose owners differ from its
-  // target over `map`'s members; `down`: members that do not answer now.
+  // target over `map`'s members, starting no move past max_moves under way;
+  // `down`: members that do not answer now.
   ReplicaTick tick(const meta::ClusterMap& map, const std::set<NodeId>& down);
 
  private:
   ReplicaMoveIo& io_;
+  const size_t max_moves_;
   std::map<GroupId, NodeId> leaders_;             // last leader that answered
   std::map<GroupId, std::vector<NodeId>> config_;  // members last reported
 };

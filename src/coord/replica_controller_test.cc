@@ -163,7 +163,8 @@ class Model final : public ReplicaMoveIo {
   // Ticks `controller` until no shard moves; false after `limit` ticks.
   bool run(ReplicaController& controller, int limit = 200) {
     for (int i = 0; i < limit; ++i) {
-      if (controller.tick(map, dead).shards_moving == 0) return true;
+      const meta::ClusterMap seen = map;  // the controller's own copy, as the thread's
+      if (controller.tick(seen, dead).shards_moving == 0) return true;
     }
     return false;
   }
@@ -216,7 +217,7 @@ TEST(ReplicaController, AStepDecidedOnAnOlderConfigurationEpochIsRefused) {
   // Tick until the map lists the new member (target, then publish): the next
   // step is the group's add.
   for (int i = 0; i < 10 && model.map.find_keyspace("rep")->shards[0].owners.size() < 4; ++i) {
-    controller.tick(model.map, {});
+    controller.tick(meta::ClusterMap(model.map), {});
   }
   ASSERT_EQ(model.map.find_keyspace("rep")->shards[0].owners.size(), 4u);
   const meta::ClusterMap stale = model.map;
@@ -297,6 +298,77 @@ TEST(ReplicaController, ADeadMemberIsRemovedFirstAndItsReplacementCatchesUp) {
   EXPECT_GE(model.smallest_group, 2u);
 }
 
+// Shards whose moves are under way (a target recorded, not reached) in `map`,
+// and which of those hold `node`.
+std::vector<uint32_t> moves_under_way(const meta::ClusterMap& map) {
+  std::vector<uint32_t> out;
+  const meta::Keyspace& k = *map.find_keyspace("rep");
+  for (size_t i = 0; i < k.shards.size(); ++i) {
+    const meta::Shard& sh = k.shards[i];
+    if (!sh.moving_to.empty() && sh.owners != sh.moving_to) out.push_back(static_cast<uint32_t>(i));
+  }
+  return out;
+}
+
+// A node leaving a keyspace of many shards: each new member catches up from a
+// snapshot, so the moves go a few at a time, and every shard gets its turn.
+TEST(ReplicaController, AtMostMaxMovesShardsMoveAtOnceAndEveryShardGetsItsTurn) {
+  Model model(cluster(4, 12));
+  model.map = *meta::set_member_state(model.map, NodeId(1), meta::MemberState::kLeaving);
+  ReplicaController controller(model, 2);
+  size_t most = 0, waited = 0;
+  bool done = false;
+  for (int i = 0; i < 1000 && !done; ++i) {
+    const meta::ClusterMap seen = model.map;
+    const ReplicaTick t = controller.tick(seen, model.dead);
+    EXPECT_TRUE(t.errors.empty()) << t.errors.front();
+    most = std::max(most, moves_under_way(model.map).size());
+    waited = std::max(waited, t.shards_waiting);
+    done = t.shards_moving == 0;
+  }
+  ASSERT_TRUE(done);
+  EXPECT_EQ(most, 2u) << "moves under way at once";
+  EXPECT_GT(waited, 0u) << "no shard waited its turn";
+  for (const meta::Shard& sh : model.map.find_keyspace("rep")->shards) {
+    EXPECT_EQ(std::count(sh.owners.begin(), sh.owners.end(), NodeId(1)), 0) << sh.id.value();
+    EXPECT_EQ(sh.owners.size(), 3u);
+  }
+  EXPECT_GE(model.smallest_group, 3u);
+}
+
+// With moves waiting their turn, the shards a dead member leaves a replica
+// short go before those that only rebalance onto a new node.
+TEST(ReplicaController, ShardsShortOfAReplicaMoveFirst) {
+  Model model(cluster(4, 8));
+  model.map = *meta::add_member(model.map, member(5));
+  model.map = *meta::add_member(model.map, member(6));
+  model.dead.insert(NodeId(2));
+  for (auto& [id, g] : model.groups) {  // the groups it led elected another leader
+    if (g.leader == NodeId(2)) g.leader = g.config[1];
+  }
+  model.map = *meta::set_member_state(model.map, NodeId(2), meta::MemberState::kLeaving);
+  ReplicaController controller(model, 1);
+  std::vector<bool> started_short;  // per move started: whether node 2 was an owner
+  std::set<uint32_t> started;
+  bool done = false;
+  for (int i = 0; i < 1000 && !done; ++i) {
+    const meta::ClusterMap seen = model.map;
+    const ReplicaTick t = controller.tick(seen, model.dead);
+    for (uint32_t shard : moves_under_way(model.map)) {
+      if (!started.insert(shard).second) continue;
+      const auto& owners = model.map.find_keyspace("rep")->shards[shard].owners;
+      started_short.push_back(std::count(owners.begin(), owners.end(), NodeId(2)) > 0);
+    }
+    done = t.shards_moving == 0;
+  }
+  ASSERT_TRUE(done);
+  const auto first_full = std::find(started_short.begin(), started_short.end(), false);
+  ASSERT_NE(first_full, started_short.begin()) << "no shard was short of a replica";
+  ASSERT_NE(first_full, started_short.end()) << "no shard moved only to rebalance";
+  EXPECT_EQ(std::count(first_full, started_short.end(), true), 0)
+      << "a shard short of a replica waited behind one that was not";
+}
+
 TEST(ReplicaController, ALeaderThatIsLeavingHandsOverBeforeItIsRemoved) {
   Model model(cluster(4, 1));
   const GroupId group = ReplicaGroups::group_id("rep", 0);
@@ -324,7 +396,7 @@ TEST(ReplicaController, AGroupWithNoLeaderAnsweringWaitsAndMovesOnceOneDoes) {
   model.dead.insert(leader);  // an election is under way
   ReplicaController controller(model);
   for (int i = 0; i < 10; ++i) {
-    const ReplicaTick t = controller.tick(model.map, {});
+    const ReplicaTick t = controller.tick(meta::ClusterMap(model.map), {});
     EXPECT_TRUE(t.errors.empty()) << t.errors.front();
   }
   EXPECT_EQ(model.groups.at(group).config.size(), 3u) << "changed a group with no leader";

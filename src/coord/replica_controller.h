@@ -13,11 +13,11 @@
 //
 // At most max_moves shards move at once (a move is under way from the tick
 // that records its target until its owners reach it); the others wait their
-// turn, in keyspace and shard order. Each move's new member catches up from a
-// snapshot: the leader reads it ahead on a thread of its own and the joiner
-// holds it whole until it restores it, so a node joining a keyspace of
-// hundreds of shards (a ring's, 256 vnodes a node) would otherwise take
-// hundreds of them at once.
+// turn: first the shards a member that does not answer leaves a replica
+// short, then in keyspace and shard order. Each move's new member catches up
+// from a snapshot that it holds whole until it restores it, so a node joining
+// a keyspace of hundreds of shards (a ring's, 256 vnodes a node) would
+// otherwise take hundreds of them at once.
 //
 // The decisions are coord/replica_moves.h's (sans-IO). The controller keeps
 // only hints (each group's last known leader) and does its I/O through a

@@ -52,6 +52,10 @@ using replication::TimerId;
 using replication::raft::Raft;
 namespace raft = replication::raft;
 
+// Snapshot transfers this node's leaders read at once (SnapshotReadPool):
+// each holds a store view and two chunks read ahead; the rest wait their turn.
+constexpr size_t kSnapshotReadThreads = 2;
+
 std::string_view role_name(Raft::Role r) {
   switch (r) {
     case Raft::Role::kLeader:
@@ -319,6 +323,11 @@ class ReplicaGroups::Impl {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   Random random_;
 
+  // Reads the snapshots this node's groups send, a few at a time, off the
+  // loop (coord/snapshot_prefetch.h). Before groups_: their transfers' readers
+  // go first.
+  SnapshotReadPool snapshot_reads_{kSnapshotReadThreads};
+
   // Loop thread only.
   std::map<GroupId, std::unique_ptr<ReplicaGroup>> groups_;
   std::unordered_map<uint64_t, Pending> pending_;
@@ -506,14 +515,23 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     if (!keys) return nullptr;
     auto view = host.store_.engine().view();
     if (!view.ok()) return nullptr;
-    // Read on a thread of its own, two chunks ahead of raft's asking: a
-    // chunk's read is a scan of the keyspace, which on this loop would hold
-    // up every group of the node (coord/snapshot_prefetch.h).
+    // Read on the node's snapshot threads, two chunks ahead of raft's
+    // asking: a chunk's read is a scan of the keyspace, which on this loop
+    // would hold up every group of the node (coord/snapshot_prefetch.h). Raft
+    // passes over a transfer whose reader has nothing yet; told when it has.
     constexpr size_t kPieceBytes = 64 * 1024;
-    return std::make_unique<PrefetchingSnapshotReader>(
+    auto wake = [&host = host, group = id, serial = serial] {
+      asio::post(host.io_, [&host, group, serial] {
+        ReplicaGroup* g = host.find(group);
+        if (g == nullptr || !g->raft || g->serial != serial || host.stopping_) return;
+        g->raft->resume_snapshot_sends();
+        host.after_callback(*g);
+      });
+    };
+    return host.snapshot_reads_.open(
         std::make_unique<ShardSnapshotReader>(std::move(view).value(), std::move(keys->first),
                                               std::move(keys->end), std::move(keys->in_shard)),
-        kPieceBytes, 2 * host.options_.raft.snapshot_chunk_bytes);
+        kPieceBytes, 2 * host.options_.raft.snapshot_chunk_bytes, std::move(wake));
   }
   Status restore(std::string_view snapshot, LogIndex index) override {
     // On the data loop, which every group of the node shares: how long it

@@ -903,6 +903,13 @@ void Raft::send_snapshot_chunk(NodeId peer, SnapshotSend& s) {
   ++snapshot_stats_.chunks_sent;
 }
 
+void Raft::resume_snapshot_sends() {
+  if (role_ != Role::kLeader) return;
+  for (auto& [peer, p] : progress_) {  // learners too
+    if (p.snapshot && !p.snapshot->inflight) send_snapshot_chunk(peer, *p.snapshot);
+  }
+}
+
 void Raft::send_read_snapshot_chunk(NodeId peer, SnapshotSend& s) {
   const size_t chunk = std::max<size_t>(options_.snapshot_chunk_bytes, 1);
   // What the follower acknowledged is never asked again (an older offset
@@ -910,6 +917,14 @@ void Raft::send_read_snapshot_chunk(NodeId peer, SnapshotSend& s) {
   const uint64_t drop = std::min<uint64_t>(s.offset - s.buffer_start, s.buffer.size());
   s.buffer.erase(0, drop);
   s.buffer_start += drop;
+  // Nothing held and nothing read yet (a reader on another thread still
+  // reading, or waiting its turn behind other transfers): this member's
+  // thread does not wait for it. The next heartbeat, or the host once the
+  // reader has bytes (resume_snapshot_sends), tries again.
+  if (s.buffer.empty() && !s.ended && !s.reader->ready()) {
+    ++snapshot_stats_.sends_deferred;
+    return;
+  }
   // Read a chunk and a byte ahead: whether this chunk is the last one. A
   // reader that would wait (it reads ahead on a thread of its own) is not
   // waited for while some bytes are here: they go as a shorter chunk, and a

@@ -104,9 +104,10 @@
 // before is acknowledged, so the leader holds about two chunks of it at once
 // (the one in flight, which a lost chunk resends, and the next); snapshot()
 // whole when the machine cannot. A reader that would wait (SnapshotReader::
-// ready: it reads ahead on a thread of its own) is not waited for while some
-// bytes are held: they go as a shorter chunk (and a transfer whose last bytes
-// went so ends with an empty one). While a snapshot is being sent, the log is
+// ready: it reads ahead on a thread of its own) is not waited for: bytes held
+// go as a shorter chunk (and a transfer whose last bytes went so ends with an
+// empty one); with none held, nothing is sent until the next heartbeat or
+// resume_snapshot_sends(), which the host calls when the reader has some. While a snapshot is being sent, the log is
 // not compacted past its index (compaction_limit): the follower needs the
 // entries after it. A follower that reports an offset the leader
 // no longer holds (it dropped its staged chunks) gets a new transfer of the
@@ -234,6 +235,10 @@ class Raft {
   // Adding a learner (add_learner) promotes it: Busy while it is more than
   // options.learner_catch_up entries behind. Removing a learner drops it.
   Status change_membership(NodeId node, bool add);
+  // A leader: sends the next chunk of every snapshot transfer that has none
+  // in flight (one passed over because its reader had nothing ready: the
+  // host calls this once it has). Nothing on other roles.
+  void resume_snapshot_sends();
   // Asks this leader to replicate to `node`, outside the config, as a learner
   // (it counts toward no majority). OK if it already is one; InvalidArgument if
   // not leader or `node` is a member.
@@ -278,6 +283,7 @@ class Raft {
     uint64_t transfers_read = 0;   // transfers read piece by piece (open_snapshot) as leader
     uint64_t reads_failed = 0;     // of those, ended by a read error (a new one follows)
     uint64_t transfers_dropped = 0;  // of those, dropped: the member went quiet
+    uint64_t sends_deferred = 0;     // chunks not sent yet: their reader had nothing ready
   };
   const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
   // A follower: whether it is receiving a snapshot (chunks staged, the last

@@ -777,7 +777,10 @@ class ReadInPieces final : public AppliedOrder {
       ++m.open_readers;
     }
     ~Reader() override { --m.open_readers; }
-    bool ready() const override { return m.reader_ready; }
+    bool ready() const override {
+      if (m.reader_ready_alternates) return m.ready_calls++ % 2 == 0;
+      return m.reader_ready;
+    }
     Result<std::string> next(size_t) override {
       if (m.fail_reads) return Status::IOError("the disk went away");
       if (at == values.size()) return std::string();
@@ -800,6 +803,10 @@ class ReadInPieces final : public AppliedOrder {
   size_t bytes_read = 0;  // by the last reader opened
   bool fail_reads = false;
   bool reader_ready = true;  // what its readers' ready() says
+  // Instead: ready() says yes, no, yes, ... (a reader on another thread that
+  // has read one piece each time it is asked again).
+  bool reader_ready_alternates = false;
+  int ready_calls = 0;
 };
 
 RaftOptions keeps_state_chunks_of_4() {
@@ -916,7 +923,7 @@ TEST(RaftMachineKeepsState, AFollowersSnapshotIsReadAPieceAtATimeAsOfWhenTheTran
 TEST(RaftMachineKeepsState, AReaderThatWouldWaitGetsShorterChunksAndAnEmptyLastOne) {
   FakeEnv env;
   ReadInPieces sm;
-  sm.reader_ready = false;
+  sm.reader_ready_alternates = true;
   Raft r(env, three(1), {}, sm, keeps_state_chunks_of_4());
   commit_compact_and_hear_node3_lacks_everything(env, r);
   FakeEnv fenv;
@@ -952,6 +959,32 @@ TEST(RaftMachineKeepsState, AReaderThatWouldWaitGetsShorterChunksAndAnEmptyLastO
   EXPECT_EQ(fsm.restores, 1);
   EXPECT_EQ(fsm.order, sm.order);
   EXPECT_EQ(f.applied_index(), r.applied_index());
+}
+
+// A reader with nothing ready yet (queued behind other transfers, or still
+// reading on its thread) is not waited for: nothing is sent, at the start or
+// at heartbeats, until it has bytes and the host resumes the transfer.
+TEST(RaftMachineKeepsState, AReaderWithNothingReadyIsPassedOverUntilTheHostResumesTheTransfer) {
+  FakeEnv env;
+  ReadInPieces sm;
+  sm.reader_ready = false;
+  Raft r(env, three(1), {}, sm, keeps_state_chunks_of_4());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
+  EXPECT_EQ(sm.opened, 1);
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty());
+  env.advance(r, milliseconds(60));  // heartbeats
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty());
+  EXPECT_EQ(sm.bytes_read, 0u) << "read (and waited) on this member's thread";
+  EXPECT_GE(r.snapshot_stats().sends_deferred, 2u);
+  EXPECT_EQ(sm.opened, 1) << "the transfer started over instead of waiting";
+  sm.reader_ready = true;
+  r.resume_snapshot_sends();
+  auto chunks = env.take<InstallSnapshot>();
+  ASSERT_EQ(chunks.size(), 1u);
+  EXPECT_EQ(chunks[0].second.offset, 0u);
+  EXPECT_EQ(chunks[0].second.state, "v0,v");
+  r.resume_snapshot_sends();  // one in flight already: nothing more
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty());
 }
 
 TEST(RaftMachineKeepsState, AReadSnapshotStartsOverWhenTheFollowerDroppedItOrAReadFails) {

@@ -323,6 +323,8 @@ class ReplicaGroups::Impl {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   Random random_;
 
+  // Expires with the host: handlers posted from other threads check it.
+  std::shared_ptr<void> alive_ = std::make_shared<int>(0);
   // Reads the snapshots this node's groups send, a few at a time, off the
   // loop (coord/snapshot_prefetch.h). Before groups_: their transfers' readers
   // go first.
@@ -520,8 +522,12 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // would hold up every group of the node (coord/snapshot_prefetch.h). Raft
     // passes over a transfer whose reader has nothing yet; told when it has.
     constexpr size_t kPieceBytes = 64 * 1024;
-    auto wake = [&host = host, group = id, serial = serial] {
-      asio::post(host.io_, [&host, group, serial] {
+    auto wake = [&host = host, alive = std::weak_ptr<void>(host.alive_), group = id,
+                 serial = serial] {
+      // On a pool thread: what it posts may run after the host is gone (it
+      // is destroyed on the loop, behind the handlers already queued there).
+      asio::post(host.io_, [&host, alive, group, serial] {
+        if (alive.expired()) return;
         ReplicaGroup* g = host.find(group);
         if (g == nullptr || !g->raft || g->serial != serial || host.stopping_) return;
         g->raft->resume_snapshot_sends();

@@ -85,7 +85,7 @@ struct ReplicaTick {
 
 class ReplicaController {
  public:
-  static constexpr size_t kDefaultMaxMoves = 4;
+  static constexpr size_t kDefaultMaxMoves = 8;
   explicit ReplicaController(ReplicaMoveIo& io, size_t max_moves = kDefaultMaxMoves)
       : io_(io), max_moves_(max_moves) {}
 
@@ -104,7 +104,7 @@ class ReplicaController {
 struct ReplicaControllerOptions {
   std::string secret;
   // Between ticks while shards move, and while none does.
-  std::chrono::milliseconds busy_interval{50};
+  std::chrono::milliseconds busy_interval{20};
   std::chrono::milliseconds idle_interval{300};
   // Called on the controller's thread before each tick: whether this node
   // leads the metadata group; the map it applied (null: none yet); the

@@ -284,6 +284,30 @@ TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFr
                 sum_group_field(ports[2], "rep", "snapshots_streamed"),
             0u)
       << "the leaders built their snapshots whole";
+  // INFO replication shows the transfers: once node 2 has installed them, no
+  // group of it receives one, no read waits for a thread, and the others'
+  // pings no longer say node 2 is receiving (a ping every 200 ms).
+  const auto settled = Clock::now() + 5s;
+  const auto info_of = [](uint16_t port) {
+    auto c = RedisClient::connect(port);
+    if (!c.ok()) return std::string();
+    auto info = c->bulk({"INFO", "replication"});
+    return info.ok() ? *info : std::string();
+  };
+  std::string node1, node2;
+  while (Clock::now() < settled) {
+    node1 = info_of(ports[0]);
+    node2 = info_of(ports[1]);
+    if (node1.find("statekv_peers_receiving_snapshot:\r\n") != std::string::npos &&
+        node2.find("receiving_snapshot=1") == std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(node1.find("statekv_peers_receiving_snapshot:\r\n"), std::string::npos) << node1;
+  EXPECT_NE(node1.find("statekv_snapshot_reads_waiting:0\r\n"), std::string::npos) << node1;
+  EXPECT_NE(node2.find("receiving_snapshot=0"), std::string::npos) << node2;
+  EXPECT_EQ(node2.find("receiving_snapshot=1"), std::string::npos) << node2;
 
   // Reads of this session at node 2, from node 2's own state (sequential:
   // served by a member whose applied state covers the session).

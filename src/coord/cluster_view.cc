@@ -721,6 +721,12 @@ std::string Coordinator::info_replication() {
   s += fmt::format("statekv_groups:{}\r\nstatekv_groups_leading:{}\r\n", all.size(), leading);
   s += fmt::format("statekv_partition_refused:{}\r\nstatekv_partition_degraded_reads:{}\r\n",
                    partition_refused_.load(), partition_degraded_reads_.load());
+  std::string receiving;
+  for (NodeId n : groups->peers_receiving_snapshot()) {
+    receiving += (receiving.empty() ? "" : ",") + std::to_string(n.value());
+  }
+  s += fmt::format("statekv_snapshot_reads_waiting:{}\r\nstatekv_peers_receiving_snapshot:{}\r\n",
+                   groups->snapshot_reads_waiting(), receiving);
   for (const GroupStatus& g : all) {
     std::string members;
     for (NodeId m : g.members) {
@@ -737,12 +743,14 @@ std::string Coordinator::info_replication() {
         "statekv_group_{}:keyspace={},shard={},role={},term={},leader={},commit={},applied={},"
         "last={},members={},reads_leader={},reads_local={},writes={},quiesced={},epoch={},"
         "epoch_refused_frames={},epoch_refused_steps={},proposals={},proposed={},compacted={},"
-        "snapshots_streamed={},snapshots_installed={}\r\n",
+        "snapshots_streamed={},snapshots_installed={},receiving_snapshot={},"
+        "snapshot_sends_deferred={}\r\n",
         g.id.value(), g.keyspace, g.shard, g.role, g.term,
         g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
         g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes,
         g.quiesced ? 1 : 0, g.epoch, g.frames_refused_epoch, g.steps_refused_epoch, g.proposals,
-        g.proposed, g.compacted_index, g.snapshots_streamed, g.snapshots_installed);
+        g.proposed, g.compacted_index, g.snapshots_streamed, g.snapshots_installed,
+        g.receiving_snapshot ? 1 : 0, g.snapshot_sends_deferred);
   }
   return s;
 }

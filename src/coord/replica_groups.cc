@@ -174,6 +174,11 @@ class ReplicaGroups::Impl {
   void run_after(std::chrono::milliseconds delay, std::function<void(bool)> fn);
   std::optional<NodeId> leader(GroupId group) const;
   std::vector<GroupStatus> status() const;
+  size_t snapshot_reads_waiting() const { return snapshot_reads_.waiting(); }
+  std::vector<NodeId> peers_receiving_snapshot() const {
+    const std::set<NodeId> peers = transport_.status().receiving_snapshot;
+    return {peers.begin(), peers.end()};
+  }
 
   // ---- loop thread ----
   friend class ReplicaGroup;
@@ -1325,6 +1330,8 @@ GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
   s.compacted_index = g.raft->log().snapshot_index().value();
   s.snapshots_streamed = g.raft->snapshot_stats().transfers_read;
   s.snapshots_installed = g.raft->snapshot_stats().installed;
+  s.receiving_snapshot = g.receiving_snapshot;
+  s.snapshot_sends_deferred = g.raft->snapshot_stats().sends_deferred;
   for (const auto& [n, m] : g.raft->follower_match()) s.match[n] = m.value();
   for (const auto& [n, a] : g.raft->follower_applied()) s.applied[n] = a.value();
   s.quiesced = g.raft->quiesced();
@@ -2376,6 +2383,14 @@ std::optional<NodeId> ReplicaGroups::leader(GroupId group) const {
 
 std::vector<GroupStatus> ReplicaGroups::status() const {
   return impl_->status();
+}
+
+size_t ReplicaGroups::snapshot_reads_waiting() const {
+  return impl_->snapshot_reads_waiting();
+}
+
+std::vector<NodeId> ReplicaGroups::peers_receiving_snapshot() const {
+  return impl_->peers_receiving_snapshot();
 }
 
 }  // namespace statekv::coord

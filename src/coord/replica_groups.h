@@ -241,6 +241,11 @@ struct GroupStatus {
   // it started.
   uint64_t snapshots_streamed = 0;
   uint64_t snapshots_installed = 0;
+  // Follower: receiving a snapshot now (its peers hand it no leadership
+  // meanwhile). Leader: chunks passed over because the transfer's reader had
+  // nothing read yet (it waits its turn for the node's snapshot threads).
+  bool receiving_snapshot = false;
+  uint64_t snapshot_sends_deferred = 0;
   std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
   // Leader only: each other member's applied index, as of its latest answer
   // to this leader (raft's AppendReply::applied_index; 0 until it answered).
@@ -315,6 +320,11 @@ class ReplicaGroups {
   // Who this node believes leads `group`; nullopt when not known or not a member.
   std::optional<NodeId> leader(GroupId group) const;
   std::vector<GroupStatus> status() const;
+  // Snapshot transfers of the groups led here waiting for a read thread
+  // (coord/snapshot_prefetch.h), and the peers whose pings say they are
+  // receiving a snapshot. Thread-safe.
+  size_t snapshot_reads_waiting() const;
+  std::vector<NodeId> peers_receiving_snapshot() const;
 
  private:
   friend class ReplicaGroup;

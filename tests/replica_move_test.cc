@@ -184,15 +184,17 @@ TEST_P(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) 
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::steady_clock::now() - started)
                                          .count()));
-  EXPECT_NE(add.second.find("moving replicas of keyspace rep: shard"), std::string::npos)
-      << add.second;
+  // add-node prints the moves it sees under way and waits for them; a
+  // controller quicker than its first look (20 ms ticks) leaves it none to
+  // show: what moved is checked in the controller's log and on the groups.
+  if (add.second.find("moving replicas of keyspace rep: shard") != std::string::npos) {
+    EXPECT_NE(add.second.find("every shard at its target"), std::string::npos) << add.second;
+  }
   EXPECT_NE(cluster.logs().find("node 4 joins the group as a learner"), std::string::npos)
       << "the replica controller's steps are not in any node's log";
   EXPECT_NE(cluster.logs().find("adding node 4 to the group (caught up as a learner)"),
             std::string::npos)
       << "the replica controller's steps are not in any node's log";
-  EXPECT_NE(add.second.find("every shard at its target (2/2 replicas moved)"), std::string::npos)
-      << add.second;
   auto groups = cluster.groups();
   ASSERT_EQ(groups.size(), 3u);
   size_t on_4 = 0;
@@ -215,9 +217,12 @@ TEST_P(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) 
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::steady_clock::now() - started)
                                          .count()));
-  EXPECT_NE(remove.second.find("every shard at its target (3/3 replicas moved)"),
-            std::string::npos)
-      << remove.second;
+  if (remove.second.find("moving replicas of keyspace rep: shard") != std::string::npos) {
+    EXPECT_NE(remove.second.find("every shard at its target"), std::string::npos)
+        << remove.second;
+  }
+  EXPECT_NE(cluster.logs().find("removing node 1 from the group"), std::string::npos)
+      << "the replica controller's steps are not in any node's log";
   std::this_thread::sleep_for(500ms);
   clients.stop();
   std::printf("clients: %zu operations acknowledged, %zu failed or unknown\n", clients.ok_count(),

@@ -552,6 +552,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
     };
     const auto started = Clock::now();
+    // The data loop holds the log's sync wakes until its pass ends (net/
+    // raft_node.cc): what the pass appended before this need not wait for it.
+    net::SharedLog::wake_held();
     auto parts = decode_shard_snapshot(snapshot);
     if (!parts.ok()) return parts.status();
     const int64_t decode_ms = ms_since(started);
@@ -2264,6 +2267,8 @@ size_t ReplicaGroups::Impl::hand_over_leadership(std::chrono::milliseconds limit
             .match = g->raft->follower_match(),
             .last_index = g->raft->log().last_index(),
             .reachable = peer_reachable(),
+            // The follower furthest along: one receiving a snapshot is not.
+            .receiving_snapshot = {},
         });
         if (target && g->raft->transfer_leadership(*target).ok()) {
           spdlog::info(

@@ -175,10 +175,31 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     });
     data_thread_ = std::thread([this] {
       name_this_thread("data-loop");
-      data_io_.run();
+      run_data_loop();
     });
     constructed.get_future().wait();
     return Status::OK();
+  }
+
+  // The data loop: handlers run as they are ready, appending to the shared log
+  // with its sync thread's wakes held until the ready ones have run (a pass),
+  // so that one sync round takes what the pass appended: the proposals of the
+  // groups led here and the entries of those followed. A pass ends after
+  // kPassHandlers handlers or kPassTime, so that a long handler (a snapshot's
+  // restore) does not hold back what was appended before it.
+  void run_data_loop() {
+    constexpr int kPassHandlers = 64;
+    constexpr auto kPassTime = std::chrono::microseconds(200);
+    SharedLog::hold_wakes_on_this_thread(true);
+    while (data_io_.run_one() > 0) {
+      const auto pass_ends = std::chrono::steady_clock::now() + kPassTime;
+      for (int i = 1; i < kPassHandlers && std::chrono::steady_clock::now() < pass_ends &&
+                      data_io_.poll_one() > 0;
+           ++i) {
+      }
+      SharedLog::wake_held();
+    }
+    SharedLog::hold_wakes_on_this_thread(false);
   }
 
   // The metadata loop first (it sends through the data loop), then the data

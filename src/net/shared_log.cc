@@ -514,6 +514,7 @@ Status SharedLog::drop_group(uint64_t group) {
     g->dropping = true;
   }
   enqueue(*g, kKindReset, {});
+  work_.notify_one();  // this thread may hold wakes (hold_wakes_on_this_thread)
   {
     std::unique_lock lk(mu_);
     target = g->last_node_seq;
@@ -527,6 +528,7 @@ Status SharedLog::drop_group(uint64_t group) {
 }
 
 void SharedLog::close_group(Group& g) {
+  work_.notify_one();  // this thread may hold wakes (hold_wakes_on_this_thread)
   {
     std::unique_lock lk(mu_);
     const uint64_t target = g.last_node_seq;
@@ -550,6 +552,30 @@ std::vector<uint64_t> SharedLog::groups() const {
     if (!g->live.empty()) out.push_back(id);
   }
   return out;
+}
+
+namespace {
+// The logs whose wakes this thread holds (hold_wakes_on_this_thread), and whether it
+// holds them at all. Weak: a log may go before the pass ends.
+struct HeldWakes {
+  bool hold = false;
+  std::vector<std::weak_ptr<SharedLog>> logs;
+};
+thread_local HeldWakes t_held_wakes;
+}  // namespace
+
+void SharedLog::hold_wakes_on_this_thread(bool hold) {
+  if (!hold) wake_held();
+  t_held_wakes.hold = hold;
+}
+
+void SharedLog::wake_held() {
+  if (t_held_wakes.logs.empty()) return;
+  std::vector<std::weak_ptr<SharedLog>> logs;
+  logs.swap(t_held_wakes.logs);
+  for (const auto& weak : logs) {
+    if (auto log = weak.lock()) log->work_.notify_one();
+  }
 }
 
 uint64_t SharedLog::enqueue(Group& g, uint8_t kind, std::string_view record) {
@@ -577,7 +603,17 @@ uint64_t SharedLog::enqueue(Group& g, uint8_t kind, std::string_view record) {
   }
   // The sync thread waits only while nothing is pending, so only the first append
   // after it drained needs to wake it.
-  if (wake) work_.notify_one();
+  if (wake) {
+    if (!t_held_wakes.hold) {
+      work_.notify_one();
+    } else {
+      auto& held = t_held_wakes.logs;
+      const bool noted = std::any_of(held.begin(), held.end(), [this](const auto& w) {
+        return !w.owner_before(weak_from_this()) && !weak_from_this().owner_before(w);
+      });
+      if (!noted) held.push_back(weak_from_this());
+    }
+  }
   return seq;
 }
 

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -289,6 +290,66 @@ TEST_F(SharedLogTest, EveryGroupPendingDuringARoundSharesTheNextFsync) {
   EXPECT_EQ(after.batches - before.batches, 2u) << "the gate's round, then one for all groups";
   EXPECT_EQ(after.data_syncs - before.data_syncs, 2u);
   for (int id = 1; id <= kGroups; ++id) EXPECT_EQ(reported[id], 2u) << id;
+}
+
+// An event loop's pass (net/raft_node.cc's data loop) appends to several groups
+// while holding the sync thread's wakes: nothing is written until it lets go, and
+// then one round (one fdatasync) takes the whole pass.
+TEST_F(SharedLogTest, HeldWakesLetAPassShareOneRound) {
+  auto log = open();
+  std::vector<std::unique_ptr<GroupLog>> groups;
+  for (uint64_t id = 1; id <= 3; ++id) groups.push_back(group(*log, id));
+  // A round under way (or a sync thread not yet waiting) takes what is pending
+  // without a wake: let the first round end and the thread go back to waiting.
+  groups[0]->append("zero");
+  ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[0], 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const SharedLogStats before = log->stats();
+  SharedLog::hold_wakes_on_this_thread(true);
+  for (auto& g : groups) {
+    g->append("one");
+    g->append("two");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(log->stats().batches, before.batches) << "a held wake started a round";
+  EXPECT_EQ(groups[0]->stats().durable, 1u);
+  EXPECT_EQ(groups[1]->stats().durable, 0u);
+  EXPECT_EQ(groups[2]->stats().durable, 0u);
+  SharedLog::wake_held();
+  ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[0], 3));
+  ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[1], 2));
+  ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[2], 2));
+  EXPECT_EQ(log->stats().batches - before.batches, 1u) << "the pass's six records, one round";
+  EXPECT_EQ(log->stats().data_syncs - before.data_syncs, 1u);
+  SharedLog::hold_wakes_on_this_thread(false);
+}
+
+// Closing a group waits for its records: a thread holding wakes must not wait on
+// itself. And a log that goes before the pass ends is not woken.
+TEST_F(SharedLogTest, AThreadHoldingWakesClosesGroupsAndOutlivesItsLog) {
+  std::promise<void> done;
+  auto closed = done.get_future();
+  std::thread closer([&, done = std::move(done)]() mutable {
+    SharedLog::hold_wakes_on_this_thread(true);
+    auto log = open();
+    auto g = group(*log, 1);
+    g->append("a");
+    g.reset();  // waits until "a" is durable
+    auto h = group(*log, 2);
+    h->append("b");
+    EXPECT_TRUE(log->drop_group(1).ok());  // waits for its reset record
+    h.reset();
+    log.reset();
+    SharedLog::wake_held();  // the log is gone: nothing to wake
+    SharedLog::hold_wakes_on_this_thread(false);
+    done.set_value();
+  });
+  if (closed.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    closer.detach();  // stuck for good: the process ends with it
+    FAIL() << "closing a group waited for a round its own thread held back";
+  }
+  closer.join();
+  EXPECT_EQ(reopen_all()[2], (Records{"b"}));
 }
 
 TEST_F(SharedLogTest, OnDurableMayAppendToAnyGroup) {

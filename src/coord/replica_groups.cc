@@ -552,8 +552,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
     };
     const auto started = Clock::now();
-    // The data loop holds the log's sync wakes until its pass ends (net/
-    // raft_node.cc): what the pass appended before this need not wait for it.
+    // The data loop holds the log's sync wake until the handlers queued
+    // before the wake have run (net/shared_log.h): what they appended before
+    // this need not wait for the restore.
     net::SharedLog::wake_held();
     auto parts = decode_shard_snapshot(snapshot);
     if (!parts.ok()) return parts.status();

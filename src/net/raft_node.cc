@@ -181,25 +181,15 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     return Status::OK();
   }
 
-  // The data loop: handlers run as they are ready, appending to the shared log
-  // with its sync thread's wakes held until the ready ones have run (a pass),
-  // so that one sync round takes what the pass appended: the proposals of the
-  // groups led here and the entries of those followed. A pass ends after
-  // kPassHandlers handlers or kPassTime, so that a long handler (a snapshot's
-  // restore) does not hold back what was appended before it.
+  // The data loop. It holds the shared log's sync wake until the handlers
+  // ready when it first appended have run, so that one sync round takes what
+  // they appended: the proposals of the groups led here and the entries of
+  // those followed (net/shared_log.h, "Held wakes").
   void run_data_loop() {
-    constexpr int kPassHandlers = 64;
-    constexpr auto kPassTime = std::chrono::microseconds(200);
-    SharedLog::hold_wakes_on_this_thread(true);
-    while (data_io_.run_one() > 0) {
-      const auto pass_ends = std::chrono::steady_clock::now() + kPassTime;
-      for (int i = 1; i < kPassHandlers && std::chrono::steady_clock::now() < pass_ends &&
-                      data_io_.poll_one() > 0;
-           ++i) {
-      }
-      SharedLog::wake_held();
-    }
-    SharedLog::hold_wakes_on_this_thread(false);
+    SharedLog::hold_wakes_on_this_thread(
+        [this](std::function<void()> wake) { asio::post(data_io_, std::move(wake)); });
+    data_io_.run();
+    SharedLog::hold_wakes_on_this_thread(nullptr);
   }
 
   // The metadata loop first (it sends through the data loop), then the data

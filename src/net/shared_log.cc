@@ -558,15 +558,15 @@ namespace {
 // The logs whose wakes this thread holds (hold_wakes_on_this_thread), and whether it
 // holds them at all. Weak: a log may go before the pass ends.
 struct HeldWakes {
-  bool hold = false;
+  SharedLog::ScheduleWake schedule;  // empty: not holding
   std::vector<std::weak_ptr<SharedLog>> logs;
 };
 thread_local HeldWakes t_held_wakes;
 }  // namespace
 
-void SharedLog::hold_wakes_on_this_thread(bool hold) {
-  if (!hold) wake_held();
-  t_held_wakes.hold = hold;
+void SharedLog::hold_wakes_on_this_thread(ScheduleWake schedule) {
+  if (!schedule) wake_held();
+  t_held_wakes.schedule = std::move(schedule);
 }
 
 void SharedLog::wake_held() {
@@ -604,14 +604,18 @@ uint64_t SharedLog::enqueue(Group& g, uint8_t kind, std::string_view record) {
   // The sync thread waits only while nothing is pending, so only the first append
   // after it drained needs to wake it.
   if (wake) {
-    if (!t_held_wakes.hold) {
+    HeldWakes& held = t_held_wakes;
+    if (!held.schedule) {
       work_.notify_one();
     } else {
-      auto& held = t_held_wakes.logs;
-      const bool noted = std::any_of(held.begin(), held.end(), [this](const auto& w) {
-        return !w.owner_before(weak_from_this()) && !weak_from_this().owner_before(w);
+      const auto self = weak_from_this();
+      const bool noted = std::any_of(held.logs.begin(), held.logs.end(), [&](const auto& w) {
+        return !w.owner_before(self) && !self.owner_before(w);
       });
-      if (!noted) held.push_back(weak_from_this());
+      if (!noted) {
+        if (held.logs.empty()) held.schedule([] { wake_held(); });
+        held.logs.push_back(self);
+      }
     }
   }
   return seq;

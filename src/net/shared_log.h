@@ -231,13 +231,18 @@ class SharedLog : public std::enable_shared_from_this<SharedLog> {
   static constexpr uint64_t kMaxRecordBytes = uint64_t{1} << 31;
 
   // Held wakes: an event loop that appends to a log from several handlers in a row
-  // (a node's data loop: its leaders' proposals, its followers' AppendEntries) lets the
-  // sync thread sleep until the loop has run what was ready, so that one round (one
-  // fdatasync) takes the records of the whole pass. While a thread holds wakes, an
-  // append that would wake the sync thread only notes the log; the thread must call
-  // wake_held() after each pass (before it blocks), or records wait for another
-  // append. A round under way when the records come still picks them up next.
-  static void hold_wakes_on_this_thread(bool hold);
+  // (a node's data loop: its leaders' proposals, its followers' AppendEntries) lets
+  // the sync thread sleep until the handlers ready now have run, so that one round
+  // (one fdatasync) takes the records of the whole pass. While a thread holds wakes,
+  // an append that would wake the sync thread only notes the log, and the first such
+  // append of a pass calls `schedule` with wake_held: the loop runs it after what is
+  // queued (asio::post). A round under way when records come still takes them next.
+  // An empty `schedule` stops holding (and wakes what is held).
+  using ScheduleWake = std::function<void(std::function<void()> wake)>;
+  static void hold_wakes_on_this_thread(ScheduleWake schedule);
+  // Wakes the sync thread of every log this thread held a wake for. Also for a
+  // handler about to run long (a snapshot's restore): what was appended before it
+  // need not wait for it.
   static void wake_held();
 
  private:

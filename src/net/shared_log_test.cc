@@ -293,8 +293,9 @@ TEST_F(SharedLogTest, EveryGroupPendingDuringARoundSharesTheNextFsync) {
 }
 
 // An event loop's pass (net/raft_node.cc's data loop) appends to several groups
-// while holding the sync thread's wakes: nothing is written until it lets go, and
-// then one round (one fdatasync) takes the whole pass.
+// while holding the sync thread's wake: nothing is written until the wake it
+// scheduled at the first append runs, and then one round (one fdatasync) takes the
+// whole pass.
 TEST_F(SharedLogTest, HeldWakesLetAPassShareOneRound) {
   auto log = open();
   std::vector<std::unique_ptr<GroupLog>> groups;
@@ -305,32 +306,41 @@ TEST_F(SharedLogTest, HeldWakesLetAPassShareOneRound) {
   ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[0], 1));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const SharedLogStats before = log->stats();
-  SharedLog::hold_wakes_on_this_thread(true);
+  std::vector<std::function<void()>> scheduled;
+  SharedLog::hold_wakes_on_this_thread(
+      [&](std::function<void()> wake) { scheduled.push_back(std::move(wake)); });
   for (auto& g : groups) {
     g->append("one");
     g->append("two");
   }
+  ASSERT_EQ(scheduled.size(), 1u) << "one wake scheduled for the pass";
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(log->stats().batches, before.batches) << "a held wake started a round";
   EXPECT_EQ(groups[0]->stats().durable, 1u);
   EXPECT_EQ(groups[1]->stats().durable, 0u);
   EXPECT_EQ(groups[2]->stats().durable, 0u);
-  SharedLog::wake_held();
+  scheduled[0]();
   ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[0], 3));
   ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[1], 2));
   ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[2], 2));
   EXPECT_EQ(log->stats().batches - before.batches, 1u) << "the pass's six records, one round";
   EXPECT_EQ(log->stats().data_syncs - before.data_syncs, 1u);
-  SharedLog::hold_wakes_on_this_thread(false);
+  // The next pass schedules its own wake.
+  groups[1]->append("three");
+  EXPECT_EQ(scheduled.size(), 2u);
+  SharedLog::hold_wakes_on_this_thread(nullptr);  // stops holding: wakes what is held
+  ASSERT_NO_FATAL_FAILURE(wait_durable(*groups[1], 3));
 }
 
 // Closing a group waits for its records: a thread holding wakes must not wait on
-// itself. And a log that goes before the pass ends is not woken.
+// itself. And a log that goes before its scheduled wake runs is not woken.
 TEST_F(SharedLogTest, AThreadHoldingWakesClosesGroupsAndOutlivesItsLog) {
   std::promise<void> done;
   auto closed = done.get_future();
   std::thread closer([&, done = std::move(done)]() mutable {
-    SharedLog::hold_wakes_on_this_thread(true);
+    std::vector<std::function<void()>> scheduled;
+    SharedLog::hold_wakes_on_this_thread(
+        [&](std::function<void()> wake) { scheduled.push_back(std::move(wake)); });
     auto log = open();
     auto g = group(*log, 1);
     g->append("a");
@@ -340,8 +350,8 @@ TEST_F(SharedLogTest, AThreadHoldingWakesClosesGroupsAndOutlivesItsLog) {
     EXPECT_TRUE(log->drop_group(1).ok());  // waits for its reset record
     h.reset();
     log.reset();
-    SharedLog::wake_held();  // the log is gone: nothing to wake
-    SharedLog::hold_wakes_on_this_thread(false);
+    for (auto& wake : scheduled) wake();  // the log is gone: nothing to wake
+    SharedLog::hold_wakes_on_this_thread(nullptr);
     done.set_value();
   });
   if (closed.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {

@@ -5,6 +5,7 @@
 // every node. The clients' history, with a final read of every key through
 // every node appended, is judged by `statekv check linearizable`: so every
 // acknowledged write is still readable afterwards.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -190,6 +191,9 @@ TEST_P(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) 
   if (add.second.find("moving replicas of keyspace rep: shard") != std::string::npos) {
     EXPECT_NE(add.second.find("every shard at its target"), std::string::npos) << add.second;
   }
+  // Whatever it saw under way, it says what moved.
+  EXPECT_NE(add.second.find("replicas moved in keyspace rep: 2 of 3 shard(s)"), std::string::npos)
+      << add.second;
   EXPECT_NE(cluster.logs().find("node 4 joins the group as a learner"), std::string::npos)
       << "the replica controller's steps are not in any node's log";
   EXPECT_NE(cluster.logs().find("adding node 4 to the group (caught up as a learner)"),
@@ -226,6 +230,9 @@ TEST_P(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) 
     EXPECT_NE(remove.second.find("every shard at its target"), std::string::npos)
         << remove.second;
   }
+  EXPECT_NE(remove.second.find("replicas moved in keyspace rep: 3 of 3 shard(s)"),
+            std::string::npos)
+      << remove.second;
   std::stringstream node1_lines;
   node1_lines << node1_log.rdbuf();
   EXPECT_NE((cluster.logs() + node1_lines.str()).find("removing node 1 from the group"),
@@ -290,6 +297,10 @@ TEST(ReplicaMoveDead, AKilledNodeIsRemovedAndItsReplicasAreRecreatedFromTheSurvi
                                          .count()));
   EXPECT_NE(cluster.logs().find("removing node 3 (down) from the group"), std::string::npos)
       << "the survivors' logs do not show node 3 removed as down";
+  EXPECT_NE(removed.second.find(fmt::format("replicas moved in keyspace rep: {} of 3 shard(s)",
+                                            on_3)),
+            std::string::npos)
+      << removed.second;
   std::this_thread::sleep_for(500ms);
   clients.stop();
   std::printf("clients: %zu operations acknowledged, %zu failed or unknown\n", clients.ok_count(),

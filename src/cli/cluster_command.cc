@@ -922,6 +922,34 @@ Status rebalance_with_progress(const std::vector<std::string>& endpoints, const 
   return s;
 }
 
+// What moved between two maps, one line per consensus keyspace whose shards'
+// replicas changed: the progress lines show only the moves still under way
+// when they look, and the replica controller may have finished before.
+void print_replica_changes(const meta::ClusterMap& before, const meta::ClusterMap& after) {
+  const auto list = [](const std::vector<NodeId>& nodes) {
+    std::string out;
+    for (NodeId n : nodes) out += fmt::format("{}{}", out.empty() ? "" : ",", n.value());
+    return out;
+  };
+  for (const meta::Keyspace& k : after.keyspaces) {
+    if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
+    const meta::Keyspace* was = before.find_keyspace(k.spec.name);
+    if (was == nullptr || was->shards.size() != k.shards.size()) continue;
+    size_t changed = 0;
+    std::string shown;
+    for (size_t i = 0; i < k.shards.size(); ++i) {
+      if (was->shards[i].owners == k.shards[i].owners) continue;
+      if (++changed <= 8) {
+        shown += fmt::format("{}shard {} [{}] -> [{}]", shown.empty() ? "" : ", ", i,
+                             list(was->shards[i].owners), list(k.shards[i].owners));
+      }
+    }
+    if (changed == 0) continue;
+    fmt::print("replicas moved in keyspace {}: {} of {} shard(s) ({}{})\n", k.spec.name, changed,
+               k.shards.size(), shown, changed > 8 ? ", ..." : "");
+  }
+}
+
 int run_rebalance(const Common& c) {
   auto endpoints = endpoints_of(c);
   if (!endpoints.ok()) return fail(endpoints.status().message());
@@ -1022,6 +1050,7 @@ int run_add_node(const NodeFlags& f) {
     return fail("node " + std::to_string(id) + " joined, but moving keys failed (they stay " +
                 "where they were; retry with `statekv cluster rebalance`): " + s.message());
   }
+  if (auto now = meta::fetch(reg); now.ok()) print_replica_changes(*added, *now);
   fmt::print("node {} added\n", id);
   return 0;
 }
@@ -1106,6 +1135,7 @@ int run_remove_node(const NodeFlags& f) {
     return fail("moving node " + std::to_string(f.id) + "'s keys and replicas failed (what " +
                 "did not move stays there; retry remove-node): " + s.message());
   }
+  if (auto now = meta::fetch(reg); now.ok()) print_replica_changes(*current, *now);
   // 2. Out of the raft group (the leader may be the one leaving: it hands over).
   if (Status s = reg.client()->remove_voter(id); !s.ok() && !s.is_invalid_argument()) {
     return fail("cannot remove node " + std::to_string(f.id) + " from the raft group: " +

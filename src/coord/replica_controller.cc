@@ -181,6 +181,18 @@ Result<GroupView> parse_group_view(const std::string& line) {
 
 ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<NodeId>& down) {
   ReplicaTick out;
+  // The map changes the tick decides (a target recorded, owners published, a
+  // stale target cleared), at most one per shard, written together at its end
+  // as one update of the map: each update is a metadata write of the whole map,
+  // which every node then applies, and a ring keyspace moves hundreds of shards.
+  struct MapStep {
+    MapStep(std::string w, ReplicaMoveIo::MapChange c) : what(std::move(w)), change(std::move(c)) {}
+    std::string what;  // the step, for out.steps (empty: not reported)
+    ReplicaMoveIo::MapChange change;
+    bool applied = false;
+    Status failed;
+  };
+  std::vector<MapStep> map_steps;
   std::set<NodeId> leaving;
   for (const meta::Member& m : map.members) {
     if (m.state == meta::MemberState::kLeaving) leaving.insert(m.id);
@@ -235,7 +247,7 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
             !sh.moving_to.empty() && fits(sh.moving_to, sh) ? sh.moving_to : (*targets)[i];
         if (owners == target) {
           if (!sh.moving_to.empty()) {  // a stale target: the shard is where it should be
-            (void)io_.update_map(map, [&](const meta::ClusterMap& m) {
+            map_steps.emplace_back(std::string(), [name, shard](const meta::ClusterMap& m) {
               return meta::set_replica_target(m, name, shard, {});
             });
           }
@@ -250,17 +262,12 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
         if (sh.moving_to != target) {
           // Record the target first: whoever leads the metadata group next
           // finishes this move rather than starting another.
-          if (Status s = io_.update_map(map,
-                                        [&](const meta::ClusterMap& m) {
-                                          return meta::set_replica_target(m, name, shard, target);
-                                        });
-              !s.ok()) {
-            out.errors.push_back(where + ": " + s.message());
-          } else {
-            if (starts) ++under_way;
-            out.steps.push_back(fmt::format("{}: moving [{}] to [{}]", where, node_list(owners),
-                                            node_list(target)));
-          }
+          if (starts) ++under_way;
+          map_steps.emplace_back(
+              fmt::format("{}: moving [{}] to [{}]", where, node_list(owners), node_list(target)),
+              [name, shard, target](const meta::ClusterMap& m) {
+                return meta::set_replica_target(m, name, shard, target);
+              });
           continue;
         }
         const GroupId group = ReplicaGroups::group_id(name, shard);
@@ -297,16 +304,10 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
           case Kind::kWait:
             break;
           case Kind::kPublish: {
-            const std::vector<NodeId> next = step->owners;
-            if (Status s = io_.update_map(map,
-                                          [&](const meta::ClusterMap& m) {
-                                            return meta::set_replica_owners(m, name, shard, next);
-                                          });
-                !s.ok()) {
-              out.errors.push_back(what + ": " + s.message());
-            } else {
-              out.steps.push_back(what);
-            }
+            map_steps.emplace_back(
+                what, [name, shard, next = step->owners](const meta::ClusterMap& m) {
+                  return meta::set_replica_owners(m, name, shard, next);
+                });
             break;
           }
           case Kind::kLearn:
@@ -335,6 +336,40 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
           }
         }
       }
+    }
+  }
+  if (map_steps.empty()) return out;
+  // One update for every shard's change. A change the map refuses (it moved
+  // on meanwhile) is left out and reported; one it finds made already is
+  // left out quietly; the others are written. meta::update may run this again
+  // on a newer map (a compare-and-set lost to another writer).
+  const Status written = io_.update_map(map, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+    meta::ClusterMap next = m;
+    size_t changed = 0;
+    for (MapStep& st : map_steps) {
+      st.applied = false;
+      st.failed = Status::OK();
+      auto r = st.change(next);
+      if (r.ok()) {
+        next = std::move(r).value();
+        st.applied = true;
+        ++changed;
+      } else if (r.status().message().find("already") == std::string::npos) {
+        st.failed = r.status();
+      }
+    }
+    if (changed == 0) return Status::InvalidArgument("every change is made already or refused");
+    if (changed == 1) return next;
+    std::string what = fmt::format("{} replica move steps; the last: {}", changed, next.last_change);
+    return meta::as_one_change(m, std::move(next), std::move(what));
+  });
+  for (const MapStep& st : map_steps) {
+    if (!written.ok()) {
+      if (!st.what.empty()) out.errors.push_back(st.what + ": " + written.message());
+    } else if (!st.failed.ok()) {
+      if (!st.what.empty()) out.errors.push_back(st.what + ": " + st.failed.message());
+    } else if (st.applied && !st.what.empty()) {
+      out.steps.push_back(st.what);
     }
   }
   return out;

@@ -11,6 +11,10 @@
 // map: a shard's owners reach its target when its move is done (`statekv
 // cluster rebalance` waits for that and prints each shard's progress).
 //
+// The map changes a tick decides for its shards (targets recorded, owners
+// published) are written together, as one change of the map (one epoch): a
+// write of the map is a metadata put of all of it, applied by every node.
+//
 // At most max_moves shards move at once (a move is under way from the tick
 // that records its target until its owners reach it); the others wait their
 // turn: first the shards a member that does not answer leaves a replica

@@ -143,6 +143,10 @@ class Model final : public ReplicaMoveIo {
       return next.status().message().find("already") != std::string::npos ? Status::OK()
                                                                           : next.status();
     }
+    // As the metadata group's register: a write takes one epoch.
+    if (next->epoch.value() != map.epoch.value() + 1) {
+      return Status::InvalidArgument("a metadata change must bump the epoch by exactly one");
+    }
     map = *next;
     ++map_changes;
     // Every member learns the new map (at once, in this model).
@@ -176,7 +180,7 @@ class Model final : public ReplicaMoveIo {
   int learns = 0;       // learn steps run
   int added_early = 0;  // adds refused: not a caught-up learner
   size_t smallest_group = 3;
-  int map_changes = 0;
+  size_t map_changes = 0;
   int steps = 0;          // add, remove and transfer steps taken
   int steps_refused = 0;  // refused for their epoch
 };
@@ -334,6 +338,42 @@ TEST(ReplicaController, AtMostMaxMovesShardsMoveAtOnceAndEveryShardGetsItsTurn) 
     EXPECT_EQ(sh.owners.size(), 3u);
   }
   EXPECT_GE(model.smallest_group, 3u);
+}
+
+// A tick's map changes (targets recorded, owners published) of every shard
+// go in one write of the map: each write is a metadata put of the whole map
+// that every node applies, and a ring keyspace moves hundreds of shards.
+TEST(ReplicaController, EveryShardsMapChangeOfATickIsOneWrite) {
+  Model model(cluster(4, 12));
+  model.map = *meta::set_member_state(model.map, NodeId(1), meta::MemberState::kLeaving);
+  ReplicaController controller(model, 8);
+  size_t steps = 0, ticks = 0, most_steps_in_a_write = 0;
+  bool done = false;
+  for (int i = 0; i < 1000 && !done; ++i) {
+    const meta::ClusterMap seen = model.map;
+    const size_t writes_before = model.map_changes;
+    const ReplicaTick t = controller.tick(seen, model.dead);
+    EXPECT_TRUE(t.errors.empty()) << t.errors.front();
+    EXPECT_LE(model.map_changes - writes_before, 1u) << "tick " << i;
+    size_t map_steps = 0;
+    for (const std::string& step : t.steps) {
+      map_steps += step.find("moving [") != std::string::npos ||
+                           step.find("starts a replica") != std::string::npos ||
+                           step.find("map owners") != std::string::npos
+                       ? 1
+                       : 0;
+    }
+    steps += map_steps;
+    ticks += model.map_changes - writes_before;
+    most_steps_in_a_write = std::max(most_steps_in_a_write, map_steps);
+    done = t.shards_moving == 0;
+  }
+  ASSERT_TRUE(done);
+  EXPECT_GT(most_steps_in_a_write, 1u) << "no write carried more than one shard's change";
+  std::printf("%zu map changes in %zu writes\n", steps, ticks);
+  for (const meta::Shard& sh : model.map.find_keyspace("rep")->shards) {
+    EXPECT_EQ(std::count(sh.owners.begin(), sh.owners.end(), NodeId(1)), 0) << sh.id.value();
+  }
 }
 
 // With moves waiting their turn, the shards a dead member leaves a replica

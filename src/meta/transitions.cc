@@ -600,6 +600,20 @@ Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
       fmt::format("keyspace '{}' starts moving: {} shards to {}", name, from, k->shards.size()));
 }
 
+Result<ClusterMap> as_one_change(const ClusterMap& before, ClusterMap after, std::string what) {
+  if (after.epoch.value() <= before.epoch.value()) {
+    return Status::InvalidArgument("as_one_change: nothing changed");
+  }
+  after.epoch = before.epoch;
+  // Shards the changes stamped with the epochs between are stamped anew.
+  for (Keyspace& k : after.keyspaces) {
+    for (Shard& sh : k.shards) {
+      if (sh.config_epoch > before.epoch.value()) sh.config_epoch = before.epoch.value();
+    }
+  }
+  return finish(before, std::move(after), std::move(what));
+}
+
 Result<ClusterMap> finish_move(const ClusterMap& map, std::string_view name) {
   ClusterMap next = map;
   Keyspace* k = find_keyspace(next, name);

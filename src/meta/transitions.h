@@ -141,6 +141,14 @@ Result<ClusterMap> set_replica_owners(const ClusterMap& map, std::string_view na
 Result<ClusterMap> set_replica_target(const ClusterMap& map, std::string_view name, uint32_t shard,
                                       std::vector<NodeId> target);
 
+// Transitions applied one after another to `before` (`after` is the last
+// one's result, its epoch as many past before's as there were), as one change
+// of the map: before's epoch plus one, each shard whose configuration changed
+// stamped with it, `what` as the last change. For a writer with many changes
+// at once (the replica controller's tick): the metadata group takes one epoch
+// a write.
+Result<ClusterMap> as_one_change(const ClusterMap& before, ClusterMap after, std::string what);
+
 // Replaces keyspace `name`'s whole layout, as a partitioner placed it
 // (partition/layout.h): its shard list (ids 0..n-1) and split points (range:
 // the splits; slots: each shard's first slot). The shard count follows the

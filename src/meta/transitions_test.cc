@@ -579,6 +579,33 @@ TEST(KeyspaceChanges, DropBeginsThenRemovesOrIsAbandoned) {
 namespace statekv::meta {
 namespace {
 
+// The replica controller's tick: several shards' changes written as one, one
+// epoch more, each changed shard stamped with it, the others as they were.
+TEST(ReplicaTarget, ChangesOfManyShardsBecomeOneChangeOfTheMap) {
+  ClusterMap m = three();
+  Member four = member(4);
+  four.state = MemberState::kActive;
+  m = *add_member(m, four);
+  const Keyspace& ks = *m.find_keyspace("default");
+  ASSERT_GE(ks.shards.size(), 3u);
+  ClusterMap after = m;
+  for (uint32_t shard : {0u, 1u}) {
+    std::vector<NodeId> target = ks.shards[shard].owners;
+    target.back() = NodeId(4);
+    Result<ClusterMap> next = set_replica_target(after, "default", shard, target);
+    ASSERT_TRUE(next.ok()) << next.status().to_string();
+    after = *next;
+  }
+  EXPECT_EQ(after.epoch.value(), m.epoch.value() + 2);
+  const ClusterMap one = expect_next(m, as_one_change(m, after, "two shards"), "two shards");
+  const Keyspace& k = *one.find_keyspace("default");
+  EXPECT_EQ(k.shards[0].config_epoch, one.epoch.value());
+  EXPECT_EQ(k.shards[1].config_epoch, one.epoch.value());
+  EXPECT_EQ(k.shards[2].config_epoch, ks.shards[2].config_epoch);
+  EXPECT_EQ(k.shards[0].moving_to, after.find_keyspace("default")->shards[0].moving_to);
+  expect_refused(as_one_change(m, m, "nothing"), "as_one_change: nothing changed");
+}
+
 TEST(ReplicaTarget, AMovesTargetIsKeptInTheDocumentAndEndsWhenTheOwnersReachIt) {
   ClusterMap m = three();  // the default keyspace: consensus, factor 3 on 1, 2, 3
   Member four = member(4);

@@ -738,7 +738,6 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // and steps of an older epoch are refused (check_epoch).
   uint64_t epoch = 0;
   uint64_t frames_refused_epoch = 0;  // frames dropped for their older epoch
-  bool receiving_snapshot = false;     // counted in the host's receiving_snapshots_
   uint64_t steps_refused_epoch = 0;   // __replicas steps refused for it
   Random random_;
   std::unique_ptr<net::GroupLog> log;
@@ -1240,29 +1239,20 @@ constexpr std::chrono::seconds kSnapshotQuiet{2};
 }  // namespace
 
 void ReplicaGroups::Impl::note_snapshot_reception(ReplicaGroup& g) {
-  const bool receiving = g.raft->receiving_snapshot(g.now(), kSnapshotQuiet);
-  if (receiving == g.receiving_snapshot) return;
-  g.receiving_snapshot = receiving;
-  if (!receiving) {
+  if (!g.raft->receiving_snapshot(g.now(), kSnapshotQuiet)) {
     receiving_snapshots_.erase(g.id);
     return;
   }
-  receiving_snapshots_.insert(g.id);
-  if (receiving_snapshots_.size() == 1) transport_.ping_now();
+  if (receiving_snapshots_.insert(g.id).second && receiving_snapshots_.size() == 1) {
+    transport_.ping_now();
+  }
 }
 
 bool ReplicaGroups::Impl::receiving_snapshots() {
-  std::vector<GroupId> quiet;
-  for (GroupId id : receiving_snapshots_) {
+  std::erase_if(receiving_snapshots_, [&](GroupId id) {
     ReplicaGroup* g = find(id);
-    if (g == nullptr || !g->raft || !g->raft->receiving_snapshot(g->now(), kSnapshotQuiet)) {
-      quiet.push_back(id);
-    }
-  }
-  for (GroupId id : quiet) {
-    receiving_snapshots_.erase(id);
-    if (ReplicaGroup* g = find(id)) g->receiving_snapshot = false;
-  }
+    return g == nullptr || !g->raft || !g->raft->receiving_snapshot(g->now(), kSnapshotQuiet);
+  });
   return !receiving_snapshots_.empty();
 }
 
@@ -1334,7 +1324,7 @@ GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
   s.compacted_index = g.raft->log().snapshot_index().value();
   s.snapshots_streamed = g.raft->snapshot_stats().transfers_read;
   s.snapshots_installed = g.raft->snapshot_stats().installed;
-  s.receiving_snapshot = g.receiving_snapshot;
+  s.receiving_snapshot = g.raft->receiving_snapshot(g.now(), kSnapshotQuiet);
   s.snapshot_sends_deferred = g.raft->snapshot_stats().sends_deferred;
   for (const auto& [n, m] : g.raft->follower_match()) s.match[n] = m.value();
   for (const auto& [n, a] : g.raft->follower_applied()) s.applied[n] = a.value();

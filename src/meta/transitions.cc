@@ -604,13 +604,9 @@ Result<ClusterMap> as_one_change(const ClusterMap& before, ClusterMap after, std
   if (after.epoch.value() <= before.epoch.value()) {
     return Status::InvalidArgument("as_one_change: nothing changed");
   }
+  // finish() stamps every shard anew against `before`: the changed ones with
+  // the one epoch, the others with theirs.
   after.epoch = before.epoch;
-  // Shards the changes stamped with the epochs between are stamped anew.
-  for (Keyspace& k : after.keyspaces) {
-    for (Shard& sh : k.shards) {
-      if (sh.config_epoch > before.epoch.value()) sh.config_epoch = before.epoch.value();
-    }
-  }
   return finish(before, std::move(after), std::move(what));
 }
 

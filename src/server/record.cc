@@ -338,6 +338,14 @@ bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
   return true;
 }
 
+bool is_ordered_element_key(std::string_view key) {
+  uint64_t gen = 0;
+  uint32_t position = 0;
+  std::string_view field;
+  return parse_element_key(key, &gen, &position, &field) && position == 0 &&
+         field.size() == sizeof(uint64_t);
+}
+
 uint64_t score_order_bits(double score) {
   if (score == 0) score = 0.0;  // -0 orders as 0
   uint64_t bits = 0;

@@ -186,6 +186,14 @@ inline constexpr char kLegacyScorePrefix = 's';
 inline bool is_score_index_key(std::string_view key) {
   return !key.empty() && key[0] == kScorePrefix;
 }
+// Whether key has the shape of an ordered list's element (kOrderedElementsBit:
+// position 0, an 8-byte index as field). Pushes and pops reach those at the
+// list's ends, which a B-tree descent finds in cache where a hash probe of a
+// large list misses it, so the memory engine keeps them in its ordered index
+// only. The generation's bit is not in the key: a hash field or set member of
+// 8 bytes whose 32-bit hash is 0 has the same shape and is kept there too,
+// which changes where it is indexed, not what any read returns.
+bool is_ordered_element_key(std::string_view key);
 // The score's bits arranged so that bytewise order is numeric order: the sign
 // bit flipped for positive numbers, every bit inverted for negative ones; -0
 // orders as 0 (Redis compares them equal, then by member).

@@ -245,6 +245,31 @@ TEST(Record, OrderedGenerationsKeepTheirElementsInFieldOrder) {
   element_prefix(counter, &prefix);
   EXPECT_EQ(hashed.substr(0, prefix.size()), prefix);
 }
+// The memory engine keeps an ordered list's elements in its ordered index only
+// (cli/server_command.cc): the key's shape says which they are.
+TEST(Record, OrderedElementKeysAreToldByTheirShape) {
+  const uint64_t counter = (uint64_t{3} << 48) | 77;
+  const std::string index("\x80\0\0\0\0\0\0\x05", 8);
+  std::string key;
+  element_key(counter | kOrderedElementsBit, index, &key);
+  EXPECT_TRUE(is_ordered_element_key(key));
+  // The same field of a hash, a set or a list of the layout before: hashed.
+  element_key(counter, index, &key);
+  ASSERT_NE(element_hash(index), 0u);
+  EXPECT_FALSE(is_ordered_element_key(key));
+  // Other fields at position 0 (a cursor key), records, score-index entries.
+  element_position_key(counter, 0, &key);
+  EXPECT_FALSE(is_ordered_element_key(key));
+  EXPECT_FALSE(is_ordered_element_key(key + "1234567"));
+  EXPECT_TRUE(is_ordered_element_key(key + "12345678"));
+  EXPECT_FALSE(is_ordered_element_key(key + "123456789"));
+  score_index_key(counter, 42, "member", &key);
+  EXPECT_FALSE(is_ordered_element_key(key));
+  EXPECT_FALSE(is_ordered_element_key("dmylist"));
+  EXPECT_FALSE(is_ordered_element_key(""));
+  EXPECT_FALSE(is_ordered_element_key(std::string("m\xff", 2)));
+}
+
 TEST(Record, CollectionGroupLengthIsTheGenerationPrefixOfElementAndScoreKeys) {
   for (uint64_t gen : {uint64_t{1}, uint64_t{247}, uint64_t{248}, uint64_t{70000},
                        (uint64_t{3} << 48) | 5, ~uint64_t{0} >> 1}) {

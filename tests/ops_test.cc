@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/net.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
 #include "support/statekv_cli.h"
@@ -381,6 +382,33 @@ TEST(Ops, OptionsThatConflictWithTheClusterOnDiskAreAnError) {
   auto same =
       run_statekv_within({"cluster", "up", "--data", c.data, "--nodes", "3", "--detach"}, 60s);
   EXPECT_EQ(same.first, 0) << same.second;
+}
+
+// A standalone server (no --node-id) has no cluster for these settings: it
+// refuses them rather than start and ignore them.
+TEST(Ops, ClusterSettingsOnAStandaloneServerAreRefused) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv server only";
+  TempDir dir("ops-standalone");
+  auto port = pick_free_port();
+  ASSERT_TRUE(port.ok());
+  const std::vector<std::vector<std::string>> settings = {
+      {"--peers", "1=127.0.0.1:17001"},
+      {"--join"},
+      {"--group-compact-bytes", "1000000"},
+      {"--group-compact-entries", "100"},
+      {"--group-election-timeout-ms", "300"},
+      {"--cluster-redirects"},
+  };
+  for (const auto& setting : settings) {
+    std::vector<std::string> args = {"server", "--port", std::to_string(*port), "--data",
+                                     dir.path() + "/data", "--engine", "rocksdb"};
+    args.insert(args.end(), setting.begin(), setting.end());
+    auto run = run_statekv_within(args, 10s);
+    EXPECT_EQ(run.first, 1) << setting[0] << ": " << run.second;
+    EXPECT_NE(run.second.find(setting[0] + " applies to a cluster node only (give --node-id)"),
+              std::string::npos)
+        << run.second;
+  }
 }
 
 TEST(Ops, AFailedFirstStartSavesNothing) {

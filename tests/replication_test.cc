@@ -332,6 +332,47 @@ TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFr
   EXPECT_GT(served_here, expected.size() / 2) << "the reads were passed on, not served there";
 }
 
+// A group's log is in memory until compacted: with values of 100 KB, a
+// budget of entries (65,536 by default) would hold gigabytes first. Each
+// node's groups compact once their entries hold --group-compact-bytes, here
+// after about 20 of 60 writes, and every value reads back whole after.
+TEST(Replication, LargeValuesCompactTheGroupsLogsByTheirBytes) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  LocalCluster cluster(3, {"--group-compact-bytes", "2000000"}, "rocksdb");
+  ASSERT_TRUE(cluster.start().ok());
+  const std::vector<uint16_t> ports = {cluster.port(0), cluster.port(1), cluster.port(2)};
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
+  auto writer = RedisClient::connect(ports[0]);
+  ASSERT_TRUE(writer.ok());
+  std::map<std::string, std::string> expected;
+  for (int i = 0; i < 60; ++i) {
+    const std::string key = "r:big" + std::to_string(i % 20);
+    std::string value(100 * 1000, static_cast<char>('a' + i % 26));
+    value += std::to_string(i);
+    ASSERT_EQ(writer->cmd({"SET", key, value}), "+OK") << i;
+    expected[key] = std::move(value);
+  }
+  const auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline &&
+         std::any_of(ports.begin(), ports.end(),
+                     [](uint16_t p) { return sum_group_field(p, "rep", "compacted") == 0; })) {
+    std::this_thread::sleep_for(100ms);
+  }
+  for (uint16_t p : ports) {
+    EXPECT_GT(sum_group_field(p, "rep", "compacted"), 0u) << "node on port " << p;
+  }
+  for (uint16_t p : ports) {
+    auto reader = RedisClient::connect(p);
+    ASSERT_TRUE(reader.ok());
+    size_t wrong = 0;
+    for (const auto& [key, value] : expected) {
+      auto got = reader->bulk({"GET", key});
+      if (!got.ok() || *got != value) ++wrong;
+    }
+    EXPECT_EQ(wrong, 0u) << "of " << expected.size() << " keys read through port " << p;
+  }
+}
+
 void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& ports) {
   auto c = RedisClient::connect(port);
   ASSERT_TRUE(c.ok());

@@ -63,6 +63,7 @@ struct ServerFlags {
   // lose its followers to a timeout a loaded machine's scheduling can exceed.
   uint64_t group_election_timeout_ms = 500;
   uint64_t group_compact_entries = coord::ReplicaGroupsOptions{}.compact_after_entries;
+  uint64_t group_compact_bytes = coord::ReplicaGroupsOptions{}.compact_after_bytes;
   std::string default_partitioner = "hash";
   std::string default_replication = "none";
   bool redirects = false;
@@ -256,6 +257,21 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     return 1;
   }
 
+  if (flags.node_id == 0) {
+    // A standalone server would take these and do nothing with them.
+    for (const char* name :
+         {"--peer-port", "--peers", "--join", "--cluster-secret", "--region", "--cluster-id",
+          "--default-replication", "--default-partitioner", "--cluster-redirects",
+          "--raft-election-timeout-ms", "--raft-snapshot-entries", "--group-compact-entries",
+          "--group-compact-bytes", "--group-election-timeout-ms"}) {
+      if (given(name)) {
+        std::cerr << "statekv server: " << name
+                  << " applies to a cluster node only (give --node-id)\n";
+        return 1;
+      }
+    }
+  }
+
   // Block the shutdown signals before any thread starts, so every thread
   // inherits the mask and only sigwait() below receives them.
   sigset_t signals;
@@ -340,6 +356,8 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     groups.raft.heartbeat_interval =
         std::chrono::milliseconds(std::max<uint64_t>(1, flags.group_election_timeout_ms / 7));
     groups.compact_after_entries = flags.group_compact_entries;
+    groups.compact_after_bytes = flags.group_compact_bytes;
+    groups.raft.snapshot_threshold_bytes = flags.group_compact_bytes;
     co.replica_groups = groups;
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
     ctx.router = coordinator.get();
@@ -482,6 +500,13 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "every group's log compacted (docs/replication.md, \"Compaction without "
                   "copying the shard\")")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
+      ->capture_default_str();
+  cmd->add_option("--group-compact-bytes", flags->group_compact_bytes,
+                  "The same once those entries hold this many bytes (a group's log is in memory "
+                  "until compacted: large values fill it long before the entry count); with "
+                  "--engine memory, a group whose log holds this many bytes past its snapshot "
+                  "takes a snapshot. 0: no bound")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 50))
       ->capture_default_str();
   cmd->add_option("--group-election-timeout-ms", flags->group_election_timeout_ms,
                   "Election timeout T of the replica groups (consensus keyspaces): each one is "

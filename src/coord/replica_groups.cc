@@ -832,6 +832,7 @@ void ReplicaGroups::Impl::compact_logs() {
   if (stopping_) return;
   if (keeps_state_ && !persisting_) {
     uint64_t behind = 0;
+    uint64_t behind_bytes = 0;
     uint64_t most_behind = 0;
     std::vector<std::tuple<GroupId, uint64_t, uint64_t>> applied;  // group, serial, index
     for (const auto& [id, g] : groups_) {
@@ -844,11 +845,13 @@ void ReplicaGroups::Impl::compact_logs() {
       if (index <= compacted) continue;
       const uint64_t past = index - compacted;
       behind += past;
+      behind_bytes += g->raft->log().bytes_between(LogIndex(compacted), LogIndex(index));
       most_behind = std::max(most_behind, past);
       applied.emplace_back(id, g->serial, index);
     }
     if (behind >= options_.compact_after_entries ||
-        most_behind >= options_.raft.snapshot_threshold) {
+        most_behind >= options_.raft.snapshot_threshold ||
+        (options_.compact_after_bytes != 0 && behind_bytes >= options_.compact_after_bytes)) {
       // Every effect applied so far is in the store; the flush covers it.
       persisting_ = true;
       if (persister_.joinable()) persister_.join();  // finished: persisting_ was false

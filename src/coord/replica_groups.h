@@ -186,6 +186,10 @@ struct ReplicaGroupsOptions {
   // durable (a memtable flush) and every group's log compacted through what it
   // had applied (docs/replication.md, "Compaction without copying the shard").
   uint64_t compact_after_entries = 65536;
+  // Or once those entries hold this many bytes (RaftLog::bytes_between; 0: no
+  // bound): a group's log is in memory until compacted, and 65,536 entries of
+  // 100 KB values are 6.5 GB.
+  uint64_t compact_after_bytes = uint64_t{64} << 20;
   // A command without an answer within this long gets Timeout.
   std::chrono::milliseconds request_timeout{5000};
 };

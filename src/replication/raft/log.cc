@@ -15,20 +15,52 @@ const Entry& RaftLog::at(LogIndex i) const {
   return entries_[i.value() - snapshot_index_.value() - 1];
 }
 
+namespace {
+
+// What an entry holds in memory, about: its strings and members, and a fixed
+// part for the rest.
+uint64_t entry_bytes(const Entry& e) {
+  const ClientRequest& c = e.command;
+  return 64 + c.key.size() + (c.value ? c.value->size() : 0) +
+         (c.expected ? c.expected->size() : 0) + c.session.size() +
+         e.members.size() * sizeof(NodeId);
+}
+
+}  // namespace
+
+void RaftLog::append(Entry e) {
+  ends_.push_back(bytes_through(last_index()) + entry_bytes(e));
+  entries_.push_back(std::move(e));
+}
+
 void RaftLog::replace_from(LogIndex first, std::vector<Entry> entries) {
   SKV_ASSERT(first > snapshot_index_ && first <= last_index().next(), "gap in the raft log");
   entries_.resize(first.value() - snapshot_index_.value() - 1);
+  ends_.resize(entries_.size());
   for (Entry& e : entries) {
     SKV_ASSERT(last_term() <= e.term, "log terms must not decrease");
-    entries_.push_back(std::move(e));
+    append(std::move(e));
   }
+}
+
+uint64_t RaftLog::bytes_through(LogIndex i) const {
+  if (i == snapshot_index_) return bytes_through_snapshot_;
+  return ends_[i.value() - snapshot_index_.value() - 1];
+}
+
+uint64_t RaftLog::bytes_between(LogIndex from, LogIndex to) const {
+  SKV_ASSERT(from >= snapshot_index_ && from <= to && to <= last_index(),
+             "log byte range out of range");
+  return bytes_through(to) - bytes_through(from);
 }
 
 void RaftLog::compact_to(LogIndex index) {
   SKV_ASSERT(index >= snapshot_index_ && index <= last_index(), "compaction out of range");
   const Term t = term_at(index);
-  entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(
-                                                          index.value() - snapshot_index_.value()));
+  bytes_through_snapshot_ = bytes_through(index);
+  const auto dropped = static_cast<std::ptrdiff_t>(index.value() - snapshot_index_.value());
+  entries_.erase(entries_.begin(), entries_.begin() + dropped);
+  ends_.erase(ends_.begin(), ends_.begin() + dropped);
   snapshot_index_ = index;
   snapshot_term_ = t;
 }
@@ -39,6 +71,7 @@ void RaftLog::reset_to_snapshot(LogIndex index, Term term) {
     return;
   }
   entries_.clear();
+  ends_.clear();
   snapshot_index_ = index;
   snapshot_term_ = term;
 }

@@ -33,7 +33,7 @@ class RaftLog {
   // Replaces everything from `first` on with `entries`; snapshot_index() <
   // first <= last_index() + 1 (no gaps, no rewriting what a snapshot covers).
   void replace_from(LogIndex first, std::vector<Entry> entries);
-  void append(Entry e) { entries_.push_back(std::move(e)); }
+  void append(Entry e);
 
   // Drops entries up to `index` (snapshot_index() <= index <= last_index()),
   // which become the snapshot point.
@@ -53,6 +53,14 @@ class RaftLog {
   // The last index holding `term`, or 0 when the log has no entry of that term.
   LogIndex last_index_of_term(Term term) const;
 
+  // The bytes the entries in (from, to] hold (their payloads, about: keys,
+  // values, sessions, members); snapshot_index() <= from <= to <=
+  // last_index(). O(1): what a host compares with a memory budget, where an
+  // entry count says nothing of entries of 100 KB.
+  uint64_t bytes_between(LogIndex from, LogIndex to) const;
+  // The bytes of every entry the log holds.
+  uint64_t bytes() const { return bytes_between(snapshot_index_, last_index()); }
+
   // Raft §5.4.1: is a log ending at (last_term, last_index) at least as
   // up-to-date as this one?
   bool candidate_up_to_date(Term last_term, LogIndex last_index) const;
@@ -60,7 +68,14 @@ class RaftLog {
  private:
   LogIndex snapshot_index_;
   Term snapshot_term_;
+  // The running byte total through index i (bytes_through_snapshot_ at the
+  // snapshot point): monotonic, so compaction drops a prefix of ends_ without
+  // rewriting the rest.
+  uint64_t bytes_through(LogIndex i) const;
+
   std::vector<Entry> entries_;  // entries_[k] is index snapshot_index_ + k + 1
+  std::vector<uint64_t> ends_;  // ends_[k]: bytes_through(snapshot_index_ + k + 1)
+  uint64_t bytes_through_snapshot_ = 0;
 };
 
 }  // namespace statekv::replication::raft

@@ -224,6 +224,7 @@ void Raft::handle(NodeId from, const AppendReply& m) {
   if (quiesced_ && !m.success) wake();  // a member lacks entries after all
   Progress& p = *progress;
   p.active = true;
+  p.last_heard = env_.now();
   p.acked_round = std::max(p.acked_round, m.round);
   p.applied = std::max(p.applied, m.applied_index);
   if (m.success) {
@@ -355,6 +356,7 @@ void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
   if (progress == nullptr) return;
   Progress& p = *progress;
   p.active = true;
+  p.last_heard = env_.now();
   p.acked_round = std::max(p.acked_round, m.round);
   if (p.snapshot && p.snapshot->snapshot.index == m.last_index) {
     SnapshotSend& s = *p.snapshot;
@@ -693,10 +695,23 @@ void Raft::persist_checkpoint() {
 
 LogIndex Raft::compaction_limit() const {
   LogIndex limit = applied_;
-  if (role_ == Role::kLeader) {
-    for (const auto& [peer, p] : progress_) {
-      if (p.snapshot) limit = std::min(limit, p.snapshot->snapshot.index);
+  if (role_ != Role::kLeader) return limit;
+  for (const auto& [peer, p] : progress_) {
+    if (p.snapshot) limit = std::min(limit, p.snapshot->snapshot.index);
+  }
+  // A follower that is only slower gets the entries it lacks, not a snapshot
+  // of the whole state: the log keeps them while it answers (heard from
+  // within an election timeout) and they hold at most snapshot_threshold_bytes.
+  // One that went quiet, or fell further behind, gets a snapshot when back.
+  const Instant now = env_.now();
+  for (const auto& [peer, p] : progress_) {
+    if (p.snapshot || p.match >= limit || p.match < log_.snapshot_index()) continue;
+    if (p.last_heard == Instant{} || now - p.last_heard > options_.election_timeout) continue;
+    if (options_.snapshot_threshold_bytes != 0 &&
+        log_.bytes_between(p.match, applied_) > options_.snapshot_threshold_bytes) {
+      continue;
     }
+    limit = p.match;
   }
   return limit;
 }
@@ -713,7 +728,12 @@ void Raft::compact(LogIndex index) {
 
 void Raft::maybe_snapshot() {
   if (options_.machine_keeps_state) return;  // the host calls compact()
-  if (applied_.value() - log_.snapshot_index().value() < options_.snapshot_threshold) return;
+  const bool many =
+      applied_.value() - log_.snapshot_index().value() >= options_.snapshot_threshold;
+  const bool large = options_.snapshot_threshold_bytes != 0 &&
+                     log_.bytes_between(log_.snapshot_index(), applied_) >=
+                         options_.snapshot_threshold_bytes;
+  if (!many && !large) return;
   snapshot_state_ = std::make_shared<const std::string>(sm_.snapshot());
   snapshot_config_ = config_at(applied_);
   log_.compact_to(applied_);

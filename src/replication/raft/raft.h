@@ -20,8 +20,9 @@
 //   * commit by majority match on entries of the current term (§5.4.2), apply in
 //     log order; a write, cas or delete is answered when its entry is applied on
 //     the node that accepted it;
-//   * snapshots: once snapshot_threshold entries were applied past the last
-//     snapshot, the state machine is snapshotted (StateMachine::snapshot), the log compacted, and
+//   * snapshots: once snapshot_threshold entries (or entries holding
+//     snapshot_threshold_bytes) were applied past the last snapshot, the
+//     state machine is snapshotted (StateMachine::snapshot), the log compacted, and
 //     the whole node state written as one checkpoint record (Env::persist_checkpoint) that replaces
 //     every earlier record; a follower that needs compacted entries gets the snapshot instead,
 //     in InstallSnapshot chunks of at most snapshot_chunk_bytes, one in flight per follower:
@@ -153,6 +154,9 @@ struct RaftOptions {
   bool check_quorum = true;
   // Applied entries past the last snapshot that trigger the next one.
   size_t snapshot_threshold = 1024;
+  // Or the bytes those entries hold (RaftLog::bytes_between; 0: no bound):
+  // the log is in memory, and 1,024 entries of 1 MB values are a gigabyte.
+  uint64_t snapshot_threshold_bytes = uint64_t{64} << 20;
   // The most snapshot bytes one InstallSnapshot carries (at least 1).
   size_t snapshot_chunk_bytes = size_t{1} << 20;
   // A learner is promoted (change_membership) only once its log is within this
@@ -217,7 +221,10 @@ class Raft {
   // below it the oldest snapshot a follower is being sent as leader. Once it
   // installs that snapshot the follower needs the entries after it; compacted
   // meanwhile, it would need another snapshot at once (measured: a 146k-key
-  // shard restored twice within a second under load).
+  // shard restored twice within a second under load). And as leader, the
+  // match index of a follower that is only slower (heard from within an
+  // election timeout, at most snapshot_threshold_bytes of entries behind):
+  // it catches up from the log, not from a snapshot of the whole shard.
   LogIndex compaction_limit() const;
 
   // Asks this leader to hand leadership to `target`, a member up to date or
@@ -345,6 +352,7 @@ class Raft {
     std::deque<LogIndex> inflight{};  // last index of each AppendEntries in flight
     uint64_t acked_round = 0;         // highest heartbeat round echoed this term
     bool active = false;              // heard from since the last CheckQuorum check
+    Instant last_heard{};             // its last answer (compaction_limit)
     bool progressed = false;          // match advanced since the last heartbeat
     // Sending a snapshot: nothing else is sent until its last chunk is
     // acknowledged by an AppendReply reaching its index.

@@ -492,6 +492,35 @@ TEST(RaftElection, ADeposedLeadersWriteThatTheNewLeaderKeptIsAnsweredOkWhenAppli
   EXPECT_EQ(env.replies[0].second.outcome, ClientResponse::Outcome::kOk);
 }
 
+// The bytes a log holds follow its entries through appends, a rewritten
+// suffix, compaction and a reset to a snapshot.
+TEST(RaftLogBytes, FollowTheEntriesTheLogHolds) {
+  RaftLog log;
+  EXPECT_EQ(log.bytes(), 0u);
+  const std::string big(1000, 'x');
+  log.replace_from(LogIndex(1), {noop(1), cmd(1, 2, "a", big), cmd(1, 3, "b", "2")});
+  const uint64_t first = log.bytes_between(LogIndex(0), LogIndex(1));
+  const uint64_t second = log.bytes_between(LogIndex(1), LogIndex(2));
+  const uint64_t third = log.bytes_between(LogIndex(2), LogIndex(3));
+  EXPECT_GT(second, 1000u);
+  EXPECT_LT(third, 100u);
+  EXPECT_EQ(log.bytes(), first + second + third);
+  // A new leader's suffix replaces entry 3 with a large one.
+  log.replace_from(LogIndex(3), {cmd(2, 4, "c", big), noop(2)});
+  EXPECT_GT(log.bytes_between(LogIndex(2), LogIndex(3)), 1000u);
+  EXPECT_EQ(log.bytes(), log.bytes_between(LogIndex(0), LogIndex(4)));
+  const uint64_t after_two = log.bytes_between(LogIndex(2), LogIndex(4));
+  log.compact_to(LogIndex(2));
+  EXPECT_EQ(log.bytes(), after_two);
+  log.append(cmd(2, 5, "d", "1"));
+  EXPECT_EQ(log.bytes(), after_two + log.bytes_between(LogIndex(4), LogIndex(5)));
+  log.reset_to_snapshot(LogIndex(9), Term(3));  // not held: everything goes
+  EXPECT_EQ(log.bytes(), 0u);
+  log.append(cmd(3, 6, "e", big));
+  EXPECT_GT(log.bytes(), 1000u);
+  EXPECT_EQ(log.bytes(), log.bytes_between(LogIndex(9), LogIndex(10)));
+}
+
 TEST(RaftRecords, ACheckpointResetsEverythingRecordedBeforeIt) {
   RaftLog log;
   log.replace_from(LogIndex(1), {noop(1), cmd(1, 2, "a", "1"), cmd(2, 3, "b", "2")});
@@ -555,6 +584,40 @@ TEST(RaftSnapshot, ALeaderCompactsItsLogIntoOneCheckpointRecord) {
   EXPECT_EQ(again.commit_index(), again.log().snapshot_index());
   EXPECT_EQ(again.state_machine().encode(),
             KvStateMachine::decode(again.state_machine().encode()).value().encode());
+}
+
+// Entries holding snapshot_threshold_bytes trigger a snapshot long before the
+// entry count: the log is in memory, and large values fill it first.
+TEST(RaftSnapshot, EntriesHoldingTheByteBudgetTriggerOneBeforeTheCount) {
+  FakeEnv env;
+  RaftOptions o;
+  o.snapshot_threshold = 1000;
+  o.snapshot_threshold_bytes = 3000;
+  RaftKv r(env, three(1), {}, o);
+  elect(env, r);
+  for (int i = 0; i < 6; ++i) {
+    r.on_request(request(50 + i, ClientOp::kWrite, "k", std::string(1000, 'a' + i)));
+    env.sync(r);
+    r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                        .match_index = r.log().last_index()});
+  }
+  ASSERT_EQ(r.applied_index(), LogIndex(7));
+  EXPECT_GE(r.log().snapshot_index(), LogIndex(4)) << "three 1,000-byte entries applied";
+  EXPECT_LT(r.log().bytes(), 3000u);
+  EXPECT_EQ(r.state_machine().read("k"), std::string(1000, 'f'));
+  // 0: no byte bound, only the count.
+  FakeEnv env2;
+  o.snapshot_threshold_bytes = 0;
+  RaftKv unbounded(env2, three(1), {}, o);
+  elect(env2, unbounded);
+  for (int i = 0; i < 6; ++i) {
+    unbounded.on_request(request(50 + i, ClientOp::kWrite, "k", std::string(1000, 'a' + i)));
+    env2.sync(unbounded);
+    unbounded.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                                .match_index = unbounded.log().last_index()});
+  }
+  EXPECT_EQ(unbounded.log().snapshot_index(), LogIndex(0));
+  EXPECT_GT(unbounded.log().bytes(), 6000u);
 }
 
 // Raft applies to whatever StateMachine it is handed and never looks inside:
@@ -911,10 +974,66 @@ TEST(RaftMachineKeepsState, AFollowersSnapshotIsReadAPieceAtATimeAsOfWhenTheTran
   ASSERT_FALSE(rest.empty());
   EXPECT_EQ(rest.front().second.prev_index, LogIndex(11));
   EXPECT_EQ(rest.front().second.entries.size(), 3u);
-  // The transfer over, the log compacts as far as asked again.
+  // The transfer over, node 3 lacks only entries the log holds, which it
+  // keeps for it; node 3 has them, and the log compacts as far as asked again.
+  EXPECT_EQ(r.compaction_limit(), LogIndex(11));
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(14)});
   EXPECT_EQ(r.compaction_limit(), LogIndex(14));
   r.compact(LogIndex(14));
   EXPECT_EQ(r.log().snapshot_index(), LogIndex(14));
+}
+
+// A follower that answers but lags gets the entries it lacks from the log, not
+// a snapshot of the whole state: the leader's log keeps them, while they hold
+// at most snapshot_threshold_bytes and the follower was heard from within an
+// election timeout. Node 3 silent, and entries of a few bytes each, the
+// compaction point follows the applied index.
+TEST(RaftMachineKeepsState, TheLeaderKeepsTheEntriesASlowFollowerLacksWithinABudget) {
+  FakeEnv env;
+  AppliedOrder sm;
+  RaftOptions o = machine_keeps_state();
+  o.snapshot_threshold_bytes = 1000;  // an entry here holds about 70
+  Raft r(env, three(1), {}, sm, o);
+  elect_and_commit(env, r, 10);
+  ASSERT_EQ(r.applied_index(), LogIndex(11));
+  EXPECT_EQ(r.compaction_limit(), LogIndex(11)) << "node 3 was never heard from";
+  EXPECT_GT(r.log().bytes(), 10u * 64);
+  EXPECT_EQ(r.log().bytes(), r.log().bytes_between(LogIndex(0), LogIndex(11)));
+
+  // Node 3 answers, 6 entries behind: they are kept for it.
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(5)});
+  EXPECT_EQ(r.compaction_limit(), LogIndex(5));
+  r.compact(LogIndex(11));
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(5));
+  EXPECT_EQ(r.log().bytes(), r.log().bytes_between(LogIndex(5), LogIndex(11)));
+  // It catches up from them.
+  auto appends = env.take<AppendEntries>();
+  bool to_three = false;
+  for (const auto& [to, a] : appends) to_three |= to == NodeId(3) && a.prev_index >= LogIndex(5);
+  EXPECT_TRUE(to_three);
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty());
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(8)});
+  EXPECT_EQ(r.compaction_limit(), LogIndex(8));
+
+  // Quiet for longer than an election timeout: no longer waited for.
+  env.clock += milliseconds(400);
+  EXPECT_EQ(r.compaction_limit(), LogIndex(11));
+
+  // Heard again, but more than the budget behind: not waited for either.
+  for (int i = 0; i < 20; ++i) {
+    r.on_request(request(200 + i, ClientOp::kWrite, "k", "w" + std::to_string(i)));
+    env.sync(r);
+    r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                        .match_index = r.log().last_index()});
+  }
+  ASSERT_EQ(r.applied_index(), LogIndex(31));
+  ASSERT_GT(r.log().bytes_between(LogIndex(8), LogIndex(31)), o.snapshot_threshold_bytes);
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(8)});
+  EXPECT_EQ(r.compaction_limit(), LogIndex(31));
+  // Within it again: waited for.
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(25)});
+  EXPECT_EQ(r.compaction_limit(), LogIndex(25));
 }
 
 // A reader that would wait (it reads ahead on a thread) is not waited for

@@ -373,6 +373,41 @@ TEST(Replication, LargeValuesCompactTheGroupsLogsByTheirBytes) {
   }
 }
 
+// A write whose effect is over --group-max-write-bytes is refused before it is
+// proposed (one entry that large held every group's data loop and connections
+// long enough for elections): a clear error, nothing written, the group
+// serving on. Through the leader's node and through another.
+TEST(Replication, AWriteOverTheSizeLimitIsRefusedAndNothingHappens) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  LocalCluster cluster(3, {"--group-max-write-bytes", "100000"}, "memory");
+  ASSERT_TRUE(cluster.start().ok());
+  const std::vector<uint16_t> ports = {cluster.port(0), cluster.port(1), cluster.port(2)};
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
+  for (uint16_t p : ports) {
+    auto c = RedisClient::connect(p);
+    ASSERT_TRUE(c.ok());
+    ASSERT_EQ(c->cmd({"SET", "r:small", std::string(50000, 's')}), "+OK");
+    const std::string big(200000, 'b');
+    const std::string refused = c->cmd({"SET", "r:big", big});
+    EXPECT_EQ(refused.rfind("-ERR the write's effect is ", 0), 0u) << refused;
+    EXPECT_NE(refused.find("over the 100000-byte limit of a replicated write"), std::string::npos)
+        << refused;
+    EXPECT_EQ(c->cmd({"EXISTS", "r:big"}), ":0");
+    // Many small effects adding up: one MULTI/EXEC is one entry.
+    ASSERT_EQ(c->cmd({"MULTI"}), "+OK");
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(c->cmd({"SET", "r:{t}" + std::to_string(i), std::string(40000, 'm')}), "+QUEUED");
+    }
+    const std::string exec = c->cmd({"EXEC"});
+    EXPECT_NE(exec.find("over the 100000-byte limit"), std::string::npos) << exec;
+    EXPECT_EQ(c->cmd({"EXISTS", "r:{t}0"}), ":0");
+    EXPECT_EQ(c->cmd({"SET", "r:after", "ok"}), "+OK");
+    auto got = c->bulk({"GET", "r:small"});
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->size(), 50000u);
+  }
+}
+
 void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& ports) {
   auto c = RedisClient::connect(port);
   ASSERT_TRUE(c.ok());

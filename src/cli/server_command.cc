@@ -64,6 +64,7 @@ struct ServerFlags {
   uint64_t group_election_timeout_ms = 500;
   uint64_t group_compact_entries = coord::ReplicaGroupsOptions{}.compact_after_entries;
   uint64_t group_compact_bytes = coord::ReplicaGroupsOptions{}.compact_after_bytes;
+  uint64_t group_max_write_bytes = coord::ReplicaGroupsOptions{}.max_write_bytes;
   std::string default_partitioner = "hash";
   std::string default_replication = "none";
   bool redirects = false;
@@ -263,7 +264,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
          {"--peer-port", "--peers", "--join", "--cluster-secret", "--region", "--cluster-id",
           "--default-replication", "--default-partitioner", "--cluster-redirects",
           "--raft-election-timeout-ms", "--raft-snapshot-entries", "--group-compact-entries",
-          "--group-compact-bytes", "--group-election-timeout-ms"}) {
+          "--group-compact-bytes", "--group-max-write-bytes", "--group-election-timeout-ms"}) {
       if (given(name)) {
         std::cerr << "statekv server: " << name
                   << " applies to a cluster node only (give --node-id)\n";
@@ -357,6 +358,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
         std::chrono::milliseconds(std::max<uint64_t>(1, flags.group_election_timeout_ms / 7));
     groups.compact_after_entries = flags.group_compact_entries;
     groups.compact_after_bytes = flags.group_compact_bytes;
+    groups.max_write_bytes = flags.group_max_write_bytes;
     groups.raft.snapshot_threshold_bytes = flags.group_compact_bytes;
     co.replica_groups = groups;
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
@@ -507,6 +509,11 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "--engine memory, a group whose log holds this many bytes past its snapshot "
                   "takes a snapshot. 0: no bound")
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 50))
+      ->capture_default_str();
+  cmd->add_option("--group-max-write-bytes", flags->group_max_write_bytes,
+                  "The largest effect one command may write to a consensus keyspace (one raft "
+                  "entry); a larger write is refused with an error, before anything happens")
+      ->check(CLI::Range(uint64_t{1} << 10, uint64_t{1} << 30))
       ->capture_default_str();
   cmd->add_option("--group-election-timeout-ms", flags->group_election_timeout_ms,
                   "Election timeout T of the replica groups (consensus keyspaces): each one is "

@@ -1389,6 +1389,12 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
     fail("TIMEOUT ", status.message());
     return;
   }
+  if (status.is_invalid_argument()) {
+    // The request's fault (a write over the size limit, a level the command
+    // cannot be served at), not the cluster's.
+    fail("ERR ", status.message());
+    return;
+  }
   if (status.code() != Status::Code::kUnavailable || stopping_) {
     fail("CLUSTERDOWN ", status.message());
     return;

@@ -1936,6 +1936,18 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
                           {}});
     return;
   }
+  if (merged->size() > options_.max_write_bytes) {
+    // Refused before it is proposed, so nothing happened: an entry this large
+    // holds the node's data loop and its peer connections long enough for
+    // the other groups' followers to time out (32 MB did, here).
+    finish(id, GroupReply{Status::InvalidArgument(fmt::format(
+                              "the write's effect is {} bytes, over the {}-byte limit of a "
+                              "replicated write (statekv server --group-max-write-bytes)",
+                              merged->size(), options_.max_write_bytes)),
+                          {},
+                          {}});
+    return;
+  }
   // A write names its tracking client (a read that erased an expired key
   // does not: Redis tells every tracker, the reader too, of an expiry).
   if (p.write || p.all_keys) replication::append_write_origin(*merged, p.origin);

@@ -593,14 +593,18 @@ TEST(RaftSnapshot, EntriesHoldingTheByteBudgetTriggerOneBeforeTheCount) {
   RaftOptions o;
   o.snapshot_threshold = 1000;
   o.snapshot_threshold_bytes = 3000;
+  // Six writes of 1,000 bytes, node 2 acknowledging each.
+  const auto write_six = [](FakeEnv& e, RaftKv& kv) {
+    elect(e, kv);
+    for (int i = 0; i < 6; ++i) {
+      kv.on_request(request(50 + i, ClientOp::kWrite, "k", std::string(1000, 'a' + i)));
+      e.sync(kv);
+      kv.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
+                                           .match_index = kv.log().last_index()});
+    }
+  };
   RaftKv r(env, three(1), {}, o);
-  elect(env, r);
-  for (int i = 0; i < 6; ++i) {
-    r.on_request(request(50 + i, ClientOp::kWrite, "k", std::string(1000, 'a' + i)));
-    env.sync(r);
-    r.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
-                                        .match_index = r.log().last_index()});
-  }
+  write_six(env, r);
   ASSERT_EQ(r.applied_index(), LogIndex(7));
   EXPECT_GE(r.log().snapshot_index(), LogIndex(4)) << "three 1,000-byte entries applied";
   EXPECT_LT(r.log().bytes(), 3000u);
@@ -609,13 +613,7 @@ TEST(RaftSnapshot, EntriesHoldingTheByteBudgetTriggerOneBeforeTheCount) {
   FakeEnv env2;
   o.snapshot_threshold_bytes = 0;
   RaftKv unbounded(env2, three(1), {}, o);
-  elect(env2, unbounded);
-  for (int i = 0; i < 6; ++i) {
-    unbounded.on_request(request(50 + i, ClientOp::kWrite, "k", std::string(1000, 'a' + i)));
-    env2.sync(unbounded);
-    unbounded.on_message(NodeId(2), AppendReply{.term = Term(1), .success = true,
-                                                .match_index = unbounded.log().last_index()});
-  }
+  write_six(env2, unbounded);
   EXPECT_EQ(unbounded.log().snapshot_index(), LogIndex(0));
   EXPECT_GT(unbounded.log().bytes(), 6000u);
 }

@@ -218,6 +218,16 @@ uint64_t sum_group_field(uint16_t port, const std::string& keyspace, const std::
   return total;
 }
 
+// How many of `expected` (key -> value) `client` does not read back as they are.
+size_t wrong_reads(RedisClient& client, const std::map<std::string, std::string>& expected) {
+  size_t wrong = 0;
+  for (const auto& [key, value] : expected) {
+    auto got = client.bulk({"GET", key});
+    if (!got.ok() || *got != value) ++wrong;
+  }
+  return wrong;
+}
+
 // Waits up to 10 s until every node's groups of keyspace "rep" have compacted
 // their logs (past a store flush), then checks that they have.
 void expect_every_node_compacted(const std::vector<uint16_t>& ports) {
@@ -334,12 +344,8 @@ TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFr
   ASSERT_EQ(reader->cmd({"SESSION", "AFTER", *token}), "+OK");
   const uint64_t local_before = sum_group_field(ports[1], "rep", "reads_local") +
                                 sum_group_field(ports[1], "rep", "reads_leader");
-  size_t wrong = 0;
-  for (const auto& [key, value] : expected) {
-    auto got = reader->bulk({"GET", key});
-    if (!got.ok() || *got != value) ++wrong;
-  }
-  EXPECT_EQ(wrong, 0u) << "of " << expected.size() << " keys read through the restarted node";
+  EXPECT_EQ(wrong_reads(*reader, expected), 0u)
+      << "of " << expected.size() << " keys read through the restarted node";
   const uint64_t served_here = sum_group_field(ports[1], "rep", "reads_local") +
                                sum_group_field(ports[1], "rep", "reads_leader") - local_before;
   std::printf("reads served by the restarted node itself: %llu of %zu\n",
@@ -371,12 +377,8 @@ TEST(Replication, LargeValuesCompactTheGroupsLogsByTheirBytes) {
   for (uint16_t p : ports) {
     auto reader = RedisClient::connect(p);
     ASSERT_TRUE(reader.ok());
-    size_t wrong = 0;
-    for (const auto& [key, value] : expected) {
-      auto got = reader->bulk({"GET", key});
-      if (!got.ok() || *got != value) ++wrong;
-    }
-    EXPECT_EQ(wrong, 0u) << "of " << expected.size() << " keys read through port " << p;
+    EXPECT_EQ(wrong_reads(*reader, expected), 0u)
+        << "of " << expected.size() << " keys read through port " << p;
   }
 }
 

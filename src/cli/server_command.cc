@@ -21,6 +21,7 @@
 #include "cli/shutdown_signal.h"
 #include "cli/subcommand.h"
 #include "coord/coordinator.h"
+#include "coord/group_scopes.h"
 #include "meta/cluster_map.h"
 #include "node/cluster_acl.h"
 #include "coord/replica_controller.h"
@@ -188,7 +189,10 @@ bool ordered_only(std::string_view key) {
   return server::is_score_index_key(key) || server::is_ordered_element_key(key);
 }
 
-Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig& config) {
+// scoped: a cluster node, whose store keeps its replica groups' records under
+// their groups' prefixes (server/key_scopes.h).
+Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig& config,
+                                                     bool scoped) {
   if (config.engine == "memory") {
     return storage::open_memory_engine({}, element_group, ordered_only);
   }
@@ -211,7 +215,7 @@ Result<std::unique_ptr<storage::Engine>> open_engine(const server::ServerConfig&
         fmt::format("cannot open data dir '{}' (is another statekv using it?): {}", options.path,
                     engine.status().to_string()));
   }
-  if (Status s = server::Store::check_layout(**engine); !s.ok()) {
+  if (Status s = server::Store::check_layout(**engine, scoped); !s.ok()) {
     return Status::InvalidArgument(
         fmt::format("cannot open data dir '{}': {}", config.data_dir, s.message()));
   }
@@ -283,7 +287,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   // A client that disconnects mid-write must not kill the server.
   signal(SIGPIPE, SIG_IGN);
 
-  auto engine = open_engine(config);
+  auto engine = open_engine(config, flags.node_id != 0);
   if (!engine.ok()) {
     spdlog::error("{}", engine.status().message());
     return 1;
@@ -327,6 +331,10 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
 
   // Node ids fit the store's 16-bit generation space (checked: ids are small).
   ctx.generation_space = static_cast<uint16_t>(flags.node_id & 0xffff);
+  // A cluster node keeps each replica group's records under the group's
+  // prefix; the coordinator updates it from every map, before the groups.
+  coord::GroupScopes scopes;
+  if (cluster) ctx.key_scopes = &scopes;
   std::unique_ptr<node::ClusterAclStore> acl_store;
   if (cluster) {
     // The users and passwords are the cluster's (node/cluster_acl.h).
@@ -361,6 +369,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     groups.max_write_bytes = flags.group_max_write_bytes;
     groups.raft.snapshot_threshold_bytes = flags.group_compact_bytes;
     co.replica_groups = groups;
+    co.scopes = &scopes;
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
     ctx.router = coordinator.get();
     ctx.cluster = coordinator.get();

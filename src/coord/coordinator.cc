@@ -12,6 +12,7 @@
 #include <charconv>
 #include <map>
 
+#include "coord/group_scopes.h"
 #include "coord/routing_errors.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
@@ -194,6 +195,9 @@ void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
     std::lock_guard<std::mutex> lock(mu_);
     if (table_ && table_->epoch() >= (*table)->epoch()) return;
     had_table = table_ != nullptr;
+    // The store's scopes first: the groups see this table below, and the
+    // handlers routed by it run once table_ has it.
+    if (options_.scopes != nullptr) options_.scopes->on_table(**table);
     table_ = std::move(table).value();
   }
   table_changed_.notify_all();

@@ -145,6 +145,8 @@ class RegisterClient;
 
 namespace statekv::coord {
 
+class GroupScopes;
+
 struct GroupView;  // coord/replica_moves.h
 
 struct CoordinatorOptions {
@@ -164,6 +166,10 @@ struct CoordinatorOptions {
   // Runs this node's members of the replica groups of REPLICATION consensus
   // keyspaces (replica_groups.h). Unset: such keyspaces are not served here.
   std::optional<ReplicaGroupsOptions> replica_groups;
+  // The node's store's key scopes (the server owns them; they outlive the
+  // coordinator): told every map before the replica groups are, so a group
+  // never applies a key whose scope its node does not know yet.
+  GroupScopes* scopes = nullptr;
 };
 
 class Coordinator final : public server::Router, public server::ClusterView {

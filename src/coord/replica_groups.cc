@@ -518,13 +518,12 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // a piece at a time while this member goes on applying (shard_snapshot.h).
   std::unique_ptr<replication::SnapshotReader> open_snapshot() const override {
     if (!host.keeps_state_) return nullptr;
-    std::optional<ShardKeys> keys = shard_keys();
-    if (!keys) return nullptr;
     auto view = host.store_.engine().view();
     if (!view.ok()) return nullptr;
     // Read on the node's snapshot threads, two chunks ahead of raft's
-    // asking: a chunk's read is a scan of the keyspace, which on this loop
-    // would hold up every group of the node (coord/snapshot_prefetch.h). Raft
+    // asking: a chunk's read is a scan of the shard's records and the
+    // collections' elements, which on this loop would hold up every group of
+    // the node (coord/snapshot_prefetch.h). Raft
     // passes over a transfer whose reader has nothing yet; told when it has.
     constexpr size_t kPieceBytes = 64 * 1024;
     auto wake = [&host = host, alive = std::weak_ptr<void>(host.alive_), group = id,
@@ -540,8 +539,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       });
     };
     return host.snapshot_reads_.open(
-        std::make_unique<ShardSnapshotReader>(std::move(view).value(), std::move(keys->first),
-                                              std::move(keys->end), std::move(keys->in_shard)),
+        std::make_unique<ShardSnapshotReader>(std::move(view).value(), id.value()),
         kPieceBytes, 2 * host.options_.raft.snapshot_chunk_bytes, std::move(wake));
   }
   Status restore(std::string_view snapshot, LogIndex index) override {
@@ -688,37 +686,16 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   }
 
   // Visits every record of this group's shard in the store (expired ones too:
-  // they are state until their erase is applied).
-  // This group's keys: its keyspace's key range, and whether a key in it
-  // routes to this shard (by the map as of now: a consensus keyspace's
-  // layout, its split points or shard count, does not change while it
-  // exists, only its shards' owners do). nullopt once the keyspace is gone.
-  struct ShardKeys {
-    std::string first, end;  // [first, end); an empty end: no bound
-    std::function<bool(std::string_view key)> in_shard;
-  };
-  std::optional<ShardKeys> shard_keys() const {
-    const meta::Keyspace* ks = table->map().find_keyspace(keyspace);
-    if (ks == nullptr) return std::nullopt;
-    // Keys of this keyspace start with its prefix (the default keyspace: every
-    // key); those of a longer prefix belong to another keyspace.
-    return ShardKeys{ks->spec.key_prefix, server::prefix_end(ks->spec.key_prefix),
-                     [map = table, ks, shard = shard](std::string_view key) {
-                       const Route r = map->route(key);
-                       return r.keyspace == ks && r.shard == shard;
-                     }};
-  }
-
-  // Visits the shard's records here (expired ones too); the store's error.
+  // they are state until their erase is applied): its scope's records
+  // (server/record.h, "Scopes"; coord/group_scopes.h gives this group's keys
+  // its id), one range of the store. The store's error.
   Status scan_records(
       const std::function<void(std::string_view, const server::RecordView&)>& fn) const {
-    std::optional<ShardKeys> keys = shard_keys();
-    if (!keys) return Status::OK();
-    return host.store_.scan(keys->first, keys->end, 0, 0,
-                            [&](std::string_view key, const server::RecordView& rec) {
-                              if (keys->in_shard(key)) fn(key, rec);
-                              return true;
-                            });
+    return host.store_.scan_scope(id.value(), {}, 0,
+                                  [&](std::string_view key, const server::RecordView& rec) {
+                                    fn(key, rec);
+                                    return true;
+                                  });
   }
   // scan_records, an error logged.
   void for_each_record(

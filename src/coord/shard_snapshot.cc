@@ -20,16 +20,10 @@ constexpr size_t kEntriesPerScan = 256;
 
 }  // namespace
 
-ShardSnapshotReader::ShardSnapshotReader(std::unique_ptr<storage::EngineView> view,
-                                         std::string first_key, std::string end_key,
-                                         std::function<bool(std::string_view key)> in_shard)
-    : view_(std::move(view)), in_shard_(std::move(in_shard)) {
-  server::data_key(first_key, &cursor_);
-  if (end_key.empty()) {
-    data_end_ = server::prefix_end(std::string(1, server::kDataPrefix));
-  } else {
-    server::data_key(end_key, &data_end_);
-  }
+ShardSnapshotReader::ShardSnapshotReader(std::unique_ptr<storage::EngineView> view, uint64_t scope)
+    : view_(std::move(view)) {
+  server::scope_prefix(scope, &cursor_);
+  data_end_ = server::prefix_end(cursor_);
 }
 
 Status ShardSnapshotReader::read_records(size_t budget, replication::Mutation* m,
@@ -40,9 +34,13 @@ Status ShardSnapshotReader::read_records(size_t budget, replication::Mutation* m
     ++seen;
     cursor_.assign(raw);
     cursor_.push_back('\0');  // the next key up
-    const std::string_view key = raw.substr(1);
-    if (!in_shard_(key)) return true;
+    uint64_t scope = 0;
+    std::string_view key;
     server::RecordView rec;
+    if (!server::parse_data_key(raw, &scope, &key)) {
+      malformed = true;
+      return false;
+    }
     if (!server::decode_record(v, &rec)) {
       malformed = true;
       return false;

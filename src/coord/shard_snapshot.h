@@ -32,15 +32,13 @@ namespace statekv::coord {
 
 inline constexpr char kShardSnapshotPieces = 0x01;
 
-// Reads a shard's records from `view`: every record whose key lies in
-// [first_key, end_key) (an empty end_key: no bound) and that `in_shard` keeps,
-// with all of a collection's elements right after its record (a large one over
-// several pieces). Expired records too: they are state until their erase is
-// applied.
+// Reads a shard's records from `view`: every record of its replica group's
+// scope (server/record.h, "Scopes": one range of the engine), with all of a
+// collection's elements right after its record (a large one over several
+// pieces). Expired records too: they are state until their erase is applied.
 class ShardSnapshotReader final : public replication::SnapshotReader {
  public:
-  ShardSnapshotReader(std::unique_ptr<storage::EngineView> view, std::string first_key,
-                      std::string end_key, std::function<bool(std::string_view key)> in_shard);
+  ShardSnapshotReader(std::unique_ptr<storage::EngineView> view, uint64_t scope);
   Result<std::string> next(size_t max_bytes) override;
 
  private:
@@ -53,9 +51,8 @@ class ShardSnapshotReader final : public replication::SnapshotReader {
                        size_t* bytes);
 
   std::unique_ptr<storage::EngineView> view_;
-  std::string cursor_;    // the next data key ("d" + key) to read from
-  std::string data_end_;  // past the last data key of the range ("e": every key)
-  std::function<bool(std::string_view)> in_shard_;
+  std::string cursor_;    // the next record key ("D" + be64(scope) + key) to read from
+  std::string data_end_;  // past the scope's last record key
   // A collection whose elements are being read: its key, generation and the
   // next element key.
   std::string collection_key_;

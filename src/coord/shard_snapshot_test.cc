@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/key_scopes.h"
 #include "server/record.h"
 #include "server/service_test_util.h"
 #include "storage/engine.h"
@@ -17,8 +18,18 @@ namespace {
 
 using Kind = replication::Effect::Kind;
 
-// A shard read from a RocksDB view a piece at a time: the records of the key
-// range the filter keeps, as of the view (not the writes after it), each large
+// Keys under "r:" are group 5's, but those with "other-group" in them group
+// 6's; the rest are in scope 0.
+class TwoGroups final : public server::KeyScopes {
+ public:
+  uint64_t scope_of(std::string_view key) const override {
+    if (!key.starts_with("r:")) return 0;
+    return key.find("other-group") == std::string_view::npos ? 5 : 6;
+  }
+};
+
+// A shard read from a RocksDB view a piece at a time: the records of its
+// group's scope, as of the view (not the writes after it), each large
 // collection's elements right after its record, in pieces of about the size
 // asked; the pieces decode back to those effects.
 TEST(ShardSnapshot, ReadsTheShardAsOfTheViewInPiecesOfTheSizeAsked) {
@@ -28,10 +39,12 @@ TEST(ShardSnapshot, ReadsTheShardAsOfTheViewInPiecesOfTheSizeAsked) {
   auto opened = storage::open_rocksdb_engine(options);
   ASSERT_TRUE(opened.ok()) << opened.status().to_string();
   storage::Engine* engine = opened->get();
-  server::testing::Harness h(std::move(opened).value());
+  TwoGroups scopes;
+  server::testing::Harness h(std::move(opened).value(), server::testing::Harness::default_config(),
+                             {}, &scopes);
   h.run({"SET", "r:a", "1"});
-  h.run({"SET", "r:skipped", "filtered out"});
-  h.run({"SET", "other", "outside the range"});
+  h.run({"SET", "r:other-group", "another shard"});
+  h.run({"SET", "other", "scope 0"});
   for (int i = 0; i < 1000; ++i) h.run({"HSET", "r:h", "f" + std::to_string(i), "v"});
   for (int i = 0; i < 600; ++i) h.run({"RPUSH", "r:l", "e" + std::to_string(i)});
   h.run({"SET", "r:z", "last", "PX", "100000"});
@@ -42,9 +55,7 @@ TEST(ShardSnapshot, ReadsTheShardAsOfTheViewInPiecesOfTheSizeAsked) {
   h.run({"DEL", "r:h"});
   h.run({"SET", "r:b", "new"});
 
-  ShardSnapshotReader reader(std::move(view).value(), "r:", "r;", [](std::string_view key) {
-    return key.find("skipped") == std::string_view::npos;
-  });
+  ShardSnapshotReader reader(std::move(view).value(), 5);
   std::string all;
   int pieces = 0;
   for (;;) {

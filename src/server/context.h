@@ -32,6 +32,7 @@
 
 namespace statekv::server {
 
+class KeyScopes;
 class Proposer;
 class Store;
 struct AclSnapshot;
@@ -410,6 +411,10 @@ struct ServerContext {
   // so that collections' generations never collide between nodes whose
   // replica groups share stores.
   uint16_t generation_space = 0;
+  // Where the store keeps each key's record (server/key_scopes.h): a cluster
+  // node's replica groups' keys under their group's prefix. Unset: every key
+  // in scope 0. Must outlive the service.
+  const KeyScopes* key_scopes = nullptr;
   // This node's channel and pattern subscriptions (PUBLISH delivers through
   // it; in a cluster the coordinator also delivers messages published on
   // other nodes).

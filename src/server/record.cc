@@ -212,6 +212,34 @@ void data_key(std::string_view key, std::string* out) {
   out->append(key);
 }
 
+void data_key(uint64_t scope, std::string_view key, std::string* out) {
+  if (scope == 0) {
+    data_key(key, out);
+    return;
+  }
+  scope_prefix(scope, out);
+  out->append(key);
+}
+
+void scope_prefix(uint64_t scope, std::string* out) {
+  out->clear();
+  out->push_back(kScopedDataPrefix);
+  put_be64(scope, out);
+}
+
+bool parse_data_key(std::string_view raw, uint64_t* scope, std::string_view* key) {
+  if (raw.empty()) return false;
+  if (raw[0] == kDataPrefix) {
+    *scope = 0;
+    *key = raw.substr(1);
+    return true;
+  }
+  if (raw[0] != kScopedDataPrefix || raw.size() < 9) return false;
+  *scope = get_be64(raw.data() + 1);
+  *key = raw.substr(9);
+  return *scope != 0;
+}
+
 void expiry_key(int64_t expire_ms, std::string_view key, std::string* out) {
   out->clear();
   out->push_back(kExpiryPrefix);

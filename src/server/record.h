@@ -2,6 +2,7 @@
 // picture, with the layout lists and sorted sets will use).
 //
 //   "d" + key                      -> record
+//   "D" + be64(scope) + key        -> record   (a replica group's keys: below)
 //   "e" + be64(expire_ms) + key    -> ""      (only for keys with a TTL)
 //   "m" + gen(gen) + element       -> element value   (collections in the element layout)
 //   "z" + gen(gen) + ord + member  -> ""      (a sorted set's score index, below)
@@ -38,6 +39,16 @@
 // same engine write puts "g" + be64(gen), and Store::reclaim deletes the
 // unreachable elements in the background (Redis's lazy free).
 //
+// Scopes: on a cluster node, the records of a REPLICATION consensus keyspace
+// are kept under their replica group's prefix, "D" + be64(scope) (the scope is
+// the group's id, never 0; server/key_scopes.h), so that one group's records
+// are one contiguous range: a snapshot of the shard, a restore's compare and
+// the drop of a replica read that range, not the node's whole keyspace. Every
+// other key (a standalone server's, a keyspace that is not replicated) has
+// scope 0 and stays under "d". Element, score-index, expiry and garbage keys
+// are not scoped: a record names its generation, and the expiry index names
+// the key, whose scope follows from it.
+//
 // Pure functions; thread-safe.
 #pragma once
 
@@ -54,6 +65,9 @@ std::string_view type_name(ValueType type);
 
 inline constexpr char kAppliedPrefix = 'a';
 inline constexpr char kDataPrefix = 'd';
+inline constexpr char kScopedDataPrefix = 'D';
+// "L" -> the layout version of the records (Store::check_layout).
+inline constexpr char kLayoutKey = 'L';
 inline constexpr char kExpiryPrefix = 'e';
 inline constexpr char kGarbagePrefix = 'g';
 inline constexpr char kElementPrefix = 'm';
@@ -74,6 +88,14 @@ bool decode_record(std::string_view raw, RecordView* out);
 
 // Replaces *out with "d" + key.
 void data_key(std::string_view key, std::string* out);
+// Replaces *out with the record key of `key` in `scope`: "d" + key for scope
+// 0, else "D" + be64(scope) + key.
+void data_key(uint64_t scope, std::string_view key, std::string* out);
+// Replaces *out with "D" + be64(scope): the prefix of every record of a scope
+// (not 0).
+void scope_prefix(uint64_t scope, std::string* out);
+// Splits a record key of either family; false when raw is not one.
+bool parse_data_key(std::string_view raw, uint64_t* scope, std::string_view* key);
 // Replaces *out with "e" + be64(expire_ms) + key.
 void expiry_key(int64_t expire_ms, std::string_view key, std::string* out);
 // Splits an "e" index key; false when malformed.

@@ -171,7 +171,7 @@ void CommandContext::fail(const Status& s) {
 ServiceState::ServiceState(ServerContext& context, const CommandTable& commands)
     : ctx(context),
       table(commands),
-      store(*context.engine, context.stats, context.generation_space),
+      store(*context.engine, context.stats, context.generation_space, context.key_scopes),
       proposer(context.proposers ? context.proposers(store) : make_local_group(store)),
       acl(commands),
       // tracking-table-max-keys comes from the config (refresh_config); the

@@ -26,12 +26,15 @@ class Harness {
  public:
   // engine: nullptr opens a memory engine. proposers: how handlers' effects
   // are committed (unset: a local group of one member, as a node runs).
+  // scopes: where the store keeps each key's record (ServerContext::key_scopes).
   explicit Harness(std::unique_ptr<storage::Engine> engine = nullptr,
                    ServerConfig config = default_config(),
-                   std::function<std::unique_ptr<Proposer>(Store&)> proposers = {})
+                   std::function<std::unique_ptr<Proposer>(Store&)> proposers = {},
+                   const KeyScopes* scopes = nullptr)
       : config_(std::move(config)),
         engine_(engine ? std::move(engine) : storage::open_memory_engine()) {
     ctx_.proposers = std::move(proposers);
+    ctx_.key_scopes = scopes;
     ctx_.config = &config_;
     ctx_.engine = engine_.get();
     ctx_.stats = &stats_;

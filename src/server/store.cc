@@ -45,6 +45,17 @@ void element_end(uint64_t gen, std::string* out) {
   group_end(prefix, out);
 }
 
+// Past the last record key of scope (record.h, data_key).
+void scope_end(uint64_t scope, std::string* out) {
+  if (scope == 0) {
+    out->assign(1, kDataPrefix + 1);
+  } else if (scope == UINT64_MAX) {
+    out->assign(1, kScopedDataPrefix + 1);
+  } else {
+    scope_prefix(scope + 1, out);
+  }
+}
+
 Status corrupt(std::string_view key) {
   return Status::Corruption("malformed record for key of " + std::to_string(key.size()) + " bytes");
 }
@@ -62,46 +73,87 @@ constexpr int kGenerationSpaceShift = 48;
 constexpr uint64_t kGenerationCounterMask = (uint64_t{1} << kGenerationSpaceShift) - 1;
 }  // namespace
 
-Store::Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_space)
+Store::Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_space,
+             const KeyScopes* scopes)
     : engine_(engine),
       stats_(stats),
+      scopes_(scopes),
       generation_space_(static_cast<uint64_t>(generation_space) << kGenerationSpaceShift) {}
 
-Status Store::check_layout(storage::Engine& engine) {
-  bool legacy = false;
-  const char from[1] = {kLegacyScorePrefix};
-  const char to[1] = {kLegacyScorePrefix + 1};
-  Status s = engine.scan(std::string_view(from, 1), std::string_view(to, 1), 1,
-                         [&](std::string_view, std::string_view) {
-                           legacy = true;
-                           return false;
-                         });
+namespace {
+// The layout kLayoutKey names: records of consensus keyspaces in their scopes.
+constexpr std::string_view kScopedLayout = "scoped-records-1";
+
+// Whether the engine holds any entry in [from, to).
+Result<bool> holds_any(storage::Engine& engine, std::string_view from, std::string_view to) {
+  bool any = false;
+  Status s = engine.scan(from, to, 1, [&](std::string_view, std::string_view) {
+    any = true;
+    return false;
+  });
   if (!s.ok()) return s;
-  if (legacy) {
+  return any;
+}
+}  // namespace
+
+Status Store::check_layout(storage::Engine& engine, bool scoped) {
+  const char legacy_from[1] = {kLegacyScorePrefix};
+  const char legacy_to[1] = {kLegacyScorePrefix + 1};
+  auto legacy = holds_any(engine, std::string_view(legacy_from, 1), std::string_view(legacy_to, 1));
+  if (!legacy.ok()) return legacy.status();
+  if (*legacy) {
     return Status::InvalidArgument(
         "the data holds sorted sets in the layout of an earlier statekv build (score index "
         "keys \"s\"...), which this build does not read; load the data again into an empty "
         "data directory (docs/data-types.md, \"Engine keys\")");
   }
-  return Status::OK();
+  const std::string_view marker_key(&kLayoutKey, 1);
+  std::string marker;
+  Status got = engine.get(marker_key, &marker);
+  if (got.ok()) {
+    if (marker != kScopedLayout) {
+      return Status::InvalidArgument("the data directory's layout '" + marker +
+                                     "' is not one this build reads");
+    }
+    return Status::OK();
+  }
+  if (!got.is_not_found()) return got;
+  if (scoped) {
+    // Before scopes a cluster node kept every record under "d"; those of its
+    // consensus keyspaces would now be looked for under their group's prefix.
+    const char data_from[1] = {kDataPrefix};
+    const char data_to[1] = {kDataPrefix + 1};
+    auto records = holds_any(engine, std::string_view(data_from, 1), std::string_view(data_to, 1));
+    if (!records.ok()) return records.status();
+    if (*records) {
+      return Status::InvalidArgument(
+          "the data directory holds records of an earlier statekv build, which kept a "
+          "replicated keyspace's keys where this one does not look for them; load the data "
+          "again into a cluster started afresh (docs/data-types.md, \"Scopes\")");
+    }
+  }
+  auto marked = engine.put(marker_key, kScopedLayout);
+  return marked.ok() ? Status::OK() : marked.status();
 }
 
 Status Store::recount() {
   int64_t keys = 0;
   int64_t expires = 0;
   bool malformed = false;
-  Status s = engine_.scan(std::string_view("d", 1), std::string_view("e", 1), 0,
-                          [&](std::string_view, std::string_view value) {
-                            RecordView rec;
-                            if (!decode_record(value, &rec)) {
-                              malformed = true;
-                              return false;
-                            }
-                            ++keys;
-                            if (rec.expire_ms != 0) ++expires;
-                            note_generation(record_generation(rec.type, rec.value));
-                            return true;
-                          });
+  const auto count = [&](std::string_view, std::string_view value) {
+    RecordView rec;
+    if (!decode_record(value, &rec)) {
+      malformed = true;
+      return false;
+    }
+    ++keys;
+    if (rec.expire_ms != 0) ++expires;
+    note_generation(record_generation(rec.type, rec.value));
+    return true;
+  };
+  Status s = engine_.scan(std::string_view("d", 1), std::string_view("e", 1), 0, count);
+  if (!s.ok()) return s;
+  if (!malformed) s = engine_.scan(std::string_view("D", 1), std::string_view("E", 1), 0, count);
   if (!s.ok()) return s;
   if (malformed) return Status::Corruption("malformed record found while counting keys");
   int64_t garbage = 0;
@@ -207,7 +259,7 @@ Store::Locked Store::lock_transaction(std::span<const std::string_view> keys, bo
 Result<bool> Store::get(std::string_view key, int64_t now, std::string* buf, RecordView* rec,
                         bool* expired) {
   std::string& dk = scratch_key();
-  data_key(key, &dk);
+  record_key(key, &dk);
   Status s = engine_.get(dk, buf);
   if (expired != nullptr) *expired = false;
   if (s.is_not_found()) return false;
@@ -221,7 +273,7 @@ Result<bool> Store::get(std::string_view key, int64_t now, std::string* buf, Rec
 Result<bool> Store::get_locked(std::string_view key, int64_t now, std::string* buf, RecordView* rec,
                                Meta* meta) {
   std::string& dk = scratch_key();
-  data_key(key, &dk);
+  record_key(key, &dk);
   Status s = engine_.get(dk, buf);
   *meta = Meta{};
   if (s.is_not_found()) return false;
@@ -365,7 +417,7 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
       element_key(w.gen, w.field, &dk);
       seq = w.erase ? engine_.del(dk) : engine_.put(dk, w.value);
     } else {
-      data_key(w.key, &dk);
+      record_key(w.key, &dk);
       if (w.erase) {
         seq = engine_.del(dk);
         key_delta = -1;
@@ -431,7 +483,7 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
       const uint64_t gen = new_gen(w);
       if (gen != 0) owned.push_back(gen);
       if (w.old.gen != 0 && w.old.gen != gen) retired.push_back(w.old.gen);
-      data_key(w.key, &dk);
+      record_key(w.key, &dk);
       if (w.erase) {
         batch.del(dk);
         --key_delta;
@@ -653,6 +705,14 @@ Result<storage::Sequence> Store::flush() {
                                return true;
                              });
   if (!kept.ok()) return kept;
+  // So is the layout's mark (check_layout).
+  std::string layout;
+  Status marked = engine_.get(std::string_view(&kLayoutKey, 1), &layout);
+  if (marked.ok()) {
+    positions.put(std::string_view(&kLayoutKey, 1), layout);
+  } else if (!marked.is_not_found()) {
+    return marked;
+  }
   auto seq = engine_.clear();
   if (!seq.ok()) return seq;
   if (!positions.empty()) seq = engine_.write(positions);
@@ -694,7 +754,7 @@ Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys, const EraseExpi
   for (const Due& d : due) {
     auto guard = lock(d.key);
     std::string& dk = scratch_key();
-    data_key(d.key, &dk);
+    record_key(d.key, &dk);
     Status g = engine_.get(dk, &buf);
     RecordView rec;
     bool live_record = g.ok() && decode_record(buf, &rec);
@@ -715,30 +775,139 @@ Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys, const EraseExpi
   return handled;
 }
 
+Result<std::vector<uint64_t>> Store::scopes_in_use() {
+  std::vector<uint64_t> scopes;
+  std::string from(1, kScopedDataPrefix);
+  const std::string to(1, kScopedDataPrefix + 1);
+  for (;;) {
+    uint64_t scope = 0;
+    bool found = false;
+    bool malformed = false;
+    Status s = engine_.scan(from, to, 1, [&](std::string_view raw, std::string_view) {
+      std::string_view key;
+      found = true;
+      malformed = !parse_data_key(raw, &scope, &key);
+      return false;
+    });
+    if (!s.ok()) return s;
+    if (!found) break;
+    if (malformed) return Status::Corruption("malformed record key in a scope");
+    scopes.push_back(scope);
+    if (scope == UINT64_MAX) break;
+    scope_prefix(scope + 1, &from);  // the next scope's records, if any
+  }
+  return scopes;
+}
+
 Status Store::scan(std::string_view start, std::string_view end, size_t limit, int64_t now,
                    const KeyVisitor& visit, std::string* last, size_t* examined) {
-  std::string from;
-  data_key(start, &from);
-  std::string to;
-  if (end.empty()) {
-    to.assign("e", 1);
-  } else {
-    data_key(end, &to);
-  }
   if (last != nullptr) last->clear();
   if (examined != nullptr) *examined = 0;
-  bool malformed = false;
-  Status s = engine_.scan(from, to, limit, [&](std::string_view raw, std::string_view value) {
-    std::string_view key = raw.substr(1);
+  auto scopes = scopes_in_use();
+  if (!scopes.ok()) return scopes.status();
+  // Each scope's records (and scope 0's) are in key order: read a page of
+  // each, then merge them, refilling a scope's page when the merge used it up.
+  struct Source {
+    uint64_t scope = 0;
+    std::string next;  // the engine key to read on from
+    std::string end;   // past the source's last engine key
+    std::vector<std::pair<std::string, std::string>> page;  // record key, record
+    size_t at = 0;
+    bool done = false;
+  };
+  // A page per source of about twice its share of `limit` (4 at least): with
+  // many scopes, most give a page a key or two, and one that gives more is
+  // read again from where its page ended.
+  const size_t sources_count = scopes->size() + 1;
+  const size_t page_size =
+      limit == 0 ? 1024 : std::min(limit, std::max<size_t>(4, 2 * limit / sources_count));
+  std::vector<Source> sources;
+  sources.reserve(sources_count);
+  const auto add_source = [&](uint64_t scope) {
+    Source& src = sources.emplace_back();
+    src.scope = scope;
+    data_key(scope, start, &src.next);
+    if (!end.empty()) {
+      data_key(scope, end, &src.end);
+    } else {
+      scope_end(scope, &src.end);
+    }
+  };
+  add_source(0);
+  for (uint64_t scope : *scopes) add_source(scope);
+  const auto fill = [&](Source& src) -> Status {
+    src.page.clear();
+    src.at = 0;
+    Status s = engine_.scan(src.next, src.end, page_size,
+                            [&](std::string_view raw, std::string_view value) {
+                              src.page.emplace_back(raw, value);
+                              return true;
+                            });
+    if (!s.ok()) return s;
+    if (src.page.size() < page_size) {
+      src.done = true;
+    } else {
+      src.next = src.page.back().first;
+      src.next.push_back('\0');  // just after the last record read
+    }
+    return Status::OK();
+  };
+  const auto user_key = [](const Source& src) {
+    std::string_view raw = src.page[src.at].first;
+    return raw.substr(src.scope == 0 ? 1 : 9);
+  };
+  // A min-heap of the sources with a record left, by that record's key.
+  const auto later = [&](size_t a, size_t b) { return user_key(sources[a]) > user_key(sources[b]); };
+  std::vector<size_t> heap;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (Status s = fill(sources[i]); !s.ok()) return s;
+    if (!sources[i].page.empty()) heap.push_back(i);
+  }
+  std::make_heap(heap.begin(), heap.end(), later);
+  size_t seen = 0;
+  while (!heap.empty() && (limit == 0 || seen < limit)) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    Source& src = sources[heap.back()];
+    const std::string_view key = user_key(src);
+    const std::string_view value = src.page[src.at].second;
+    ++seen;
     if (last != nullptr) last->assign(key);
     if (examined != nullptr) ++*examined;
+    RecordView rec;
+    if (!decode_record(value, &rec)) return Status::Corruption("malformed record found while scanning");
+    const bool live = rec.expire_ms == 0 || rec.expire_ms > now;
+    if (live && !visit(key, rec)) break;
+    if (++src.at == src.page.size()) {
+      if (src.done) {
+        heap.pop_back();
+        continue;
+      }
+      if (Status s = fill(src); !s.ok()) return s;
+      if (src.page.empty()) {
+        heap.pop_back();
+        continue;
+      }
+    }
+    std::push_heap(heap.begin(), heap.end(), later);
+  }
+  return Status::OK();
+}
+
+Status Store::scan_scope(uint64_t scope, std::string_view start, size_t limit,
+                         const KeyVisitor& visit) {
+  if (scope == 0) return Status::InvalidArgument("scan_scope reads a replica group's scope, not 0");
+  std::string from;
+  data_key(scope, start, &from);
+  std::string to;
+  scope_end(scope, &to);
+  bool malformed = false;
+  Status s = engine_.scan(from, to, limit, [&](std::string_view raw, std::string_view value) {
     RecordView rec;
     if (!decode_record(value, &rec)) {
       malformed = true;
       return false;
     }
-    if (rec.expire_ms != 0 && rec.expire_ms <= now) return true;  // expired: invisible
-    return visit(key, rec);
+    return visit(raw.substr(9), rec);
   });
   if (!s.ok()) return s;
   if (malformed) return Status::Corruption("malformed record found while scanning");

@@ -1,6 +1,7 @@
 // Store — the keyspace of one statekv node, over a storage::Engine.
 //
-// Layout: see record.h ("d"+key -> record; "e"+be64(expiry)+key -> "" index;
+// Layout: see record.h ("d"+key -> record, or "D"+be64(scope)+key for the keys
+// of a replica group, server/key_scopes.h; "e"+be64(expiry)+key -> "" index;
 // "m"+gen(gen)+... -> the elements of large collections; "z"+gen(gen)+... -> ""
 // a large sorted set's score index; "g"+be64(gen) -> ""
 // for generations waiting to be reclaimed).
@@ -47,6 +48,7 @@
 #include "core/status.h"
 #include "replication/mutation.h"
 #include "server/context.h"
+#include "server/key_scopes.h"
 #include "server/record.h"
 #include "storage/engine.h"
 
@@ -64,16 +66,23 @@ class Store {
   // out (a cluster node's id). Replica groups apply other nodes' effects,
   // generations included, into this store, so the generations each node
   // allocates must never collide with another node's; 0 for a standalone node.
-  Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_space = 0);
+  // scopes (may be null: every key in scope 0) keeps each key's record in the
+  // scope it gives (server/key_scopes.h); it must outlive the store.
+  Store(storage::Engine& engine, ServerStats* stats, uint16_t generation_space = 0,
+        const KeyScopes* scopes = nullptr);
   // InvalidArgument when engine holds data in a layout this build does not
-  // read (a sorted set's score index of an earlier build: record.h,
-  // kLegacyScorePrefix), so that a server refuses the data directory instead
-  // of misreading it. One seek.
-  static Status check_layout(storage::Engine& engine);
+  // read, so that a server refuses the data directory instead of misreading
+  // it: a sorted set's score index of an earlier build (record.h,
+  // kLegacyScorePrefix), or, for a store that will keep records in scopes
+  // (`scoped`: a cluster node), records written before scopes existed, when
+  // a consensus keyspace's were under "d" (record.h, "Scopes"). Marks the
+  // engine with this layout (record.h, kLayoutKey) when it accepts it. A few
+  // seeks.
+  static Status check_layout(storage::Engine& engine, bool scoped = false);
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Counts keys and keys with a TTL by scanning the "d" prefix once (an engine
+  // Counts keys and keys with a TTL by scanning the records once (an engine
   // that was opened on existing data, e.g. RocksDB after a restart), and finds
   // the highest generation in use and the retired ones. Call before serving
   // requests.
@@ -255,10 +264,15 @@ class Store {
   // Keys are user keys; an empty end means no upper bound. Views are valid only
   // during the call. Reports the last key examined through *last (so a caller
   // can resume after it) and how many records were examined (expired ones
-  // included) through *examined.
+  // included) through *examined. Every scope's keys, merged in key order (a
+  // seek per scope that holds records, and a page of each read ahead).
   using KeyVisitor = std::function<bool(std::string_view key, const RecordView& rec)>;
   Status scan(std::string_view start, std::string_view end, size_t limit, int64_t now,
               const KeyVisitor& visit, std::string* last = nullptr, size_t* examined = nullptr);
+  // The records of one scope (not 0) from key `start` on, in key order, expired
+  // ones too, at most limit (0: no limit): a replica group's shard, read as one
+  // range of the engine. visit returns false to stop.
+  Status scan_scope(uint64_t scope, std::string_view start, size_t limit, const KeyVisitor& visit);
 
   uint64_t key_count() const;
   uint64_t expire_count() const;
@@ -266,6 +280,12 @@ class Store {
 
  private:
   uint32_t stripe_of(std::string_view key) const;
+  // Replaces *out with key's record key (record.h, data_key) in its scope.
+  void record_key(std::string_view key, std::string* out) const {
+    data_key(scopes_ == nullptr ? 0 : scopes_->scope_of(key), key, out);
+  }
+  // The scopes that hold at least one record (a seek each).
+  Result<std::vector<uint64_t>> scopes_in_use();
   void note_generation(uint64_t gen);
   // scan_elements from the engine key `start` of generation gen.
   Status scan_elements_at(uint64_t gen, std::string_view start, size_t limit,
@@ -273,6 +293,7 @@ class Store {
 
   storage::Engine& engine_;
   ServerStats* stats_;
+  const KeyScopes* const scopes_;
   std::array<std::mutex, kStripes> stripes_;
   std::atomic<int64_t> keys_{0};
   std::atomic<int64_t> expires_{0};

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -170,6 +171,144 @@ TEST(Store, AppliedPositionsAreWrittenWithTheEffectsAndSurviveAFlush) {
   ASSERT_TRUE(store.forget_applied_position(7).ok());
   EXPECT_EQ(store.applied_position(7).value(), 0u);
   EXPECT_EQ(store.applied_position(8).value(), 5u);
+}
+
+// Keys are scoped by their first letter here: "a..." in scope 7, "b..." in
+// scope 9, the rest in scope 0 ("d").
+class FirstLetterScopes final : public KeyScopes {
+ public:
+  uint64_t scope_of(std::string_view key) const override {
+    if (key.starts_with("a")) return 7;
+    if (key.starts_with("b")) return 9;
+    return 0;
+  }
+};
+
+void put_key(Store& store, std::string_view key, std::string_view value, int64_t expire_ms = 0) {
+  replication::Mutation m;
+  m.effects.push_back({replication::Effect::Kind::kPut, key, value, expire_ms});
+  ASSERT_TRUE(store.apply(m).ok());
+}
+
+std::vector<std::string> scanned(Store& store, std::string_view start, std::string_view end,
+                                 size_t limit, std::string* last = nullptr) {
+  std::vector<std::string> keys;
+  EXPECT_TRUE(store.scan(start, end, limit, unix_time_ms(), [&](std::string_view k, auto&) {
+                     keys.emplace_back(k);
+                     return true;
+                   }, last).ok());
+  return keys;
+}
+
+// A scope's records are one range of the engine under "D" + be64(scope); every
+// read and write finds a key in its scope, SCAN merges the scopes in key
+// order, and a scope reads alone.
+TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
+  auto engine = storage::open_memory_engine();
+  FirstLetterScopes scopes;
+  Store store(*engine, nullptr, 0, &scopes);
+  ASSERT_TRUE(Store::check_layout(*engine, true).ok());
+  const int64_t later = unix_time_ms() + 100000;
+  for (std::string k : {"a1", "b1", "c1", "a2", "b2", "c2", "a3"}) put_key(store, k, "v" + k);
+  put_key(store, "b3", "vb3", later);
+
+  std::string raw;
+  ASSERT_TRUE(engine->get(std::string("D\0\0\0\0\0\0\0\x07" "a2", 11), &raw).ok());
+  ASSERT_TRUE(engine->get(std::string("D\0\0\0\0\0\0\0\x09" "b3", 11), &raw).ok());
+  ASSERT_TRUE(engine->get("dc1", &raw).ok());
+  EXPECT_TRUE(engine->get("da2", &raw).is_not_found());
+
+  std::string buf;
+  RecordView rec;
+  ASSERT_TRUE(*store.get("b1", unix_time_ms(), &buf, &rec));
+  EXPECT_EQ(rec.value, "vb1");
+  EXPECT_EQ(store.key_count(), 8u);
+  EXPECT_EQ(store.expire_count(), 1u);
+
+  EXPECT_EQ(scanned(store, {}, {}, 0),
+            (std::vector<std::string>{"a1", "a2", "a3", "b1", "b2", "b3", "c1", "c2"}));
+  // Pages resume after the last key examined, whatever scope it came from.
+  std::string last;
+  EXPECT_EQ(scanned(store, {}, {}, 3, &last), (std::vector<std::string>{"a1", "a2", "a3"}));
+  EXPECT_EQ(last, "a3");
+  EXPECT_EQ(scanned(store, std::string_view("a3\0", 3), {}, 3, &last), (std::vector<std::string>{"b1", "b2", "b3"}));
+  EXPECT_EQ(scanned(store, "b", "c2", 0), (std::vector<std::string>{"b1", "b2", "b3", "c1"}));
+
+  // Pages of every size walk every key once, in order, however the scopes
+  // share them (scope 7's pages are read again mid-page).
+  std::vector<std::string> many = scanned(store, {}, {}, 0);
+  for (int i = 10; i < 40; ++i) {
+    put_key(store, "a" + std::to_string(i), "x");
+    many.push_back("a" + std::to_string(i));
+  }
+  std::sort(many.begin(), many.end());
+  for (size_t count : {1, 2, 5, 10, 100}) {
+    std::vector<std::string> walked;
+    std::string after;
+    for (bool first = true; first || !after.empty(); first = false) {
+      std::string from = after;
+      if (!first) from.push_back('\0');
+      std::vector<std::string> page = scanned(store, from, {}, count, &after);
+      EXPECT_LE(page.size(), count);
+      walked.insert(walked.end(), page.begin(), page.end());
+      if (page.size() < count) break;
+    }
+    EXPECT_EQ(walked, many) << "COUNT " << count;
+  }
+  for (int i = 10; i < 40; ++i) {
+    replication::Mutation m;
+    const std::string key = "a" + std::to_string(i);
+    m.effects.push_back({replication::Effect::Kind::kErase, key, {}, 0});
+    ASSERT_TRUE(store.apply(m).ok());
+  }
+
+  std::vector<std::string> scope9;
+  ASSERT_TRUE(store.scan_scope(9, {}, 0, [&](std::string_view k, const RecordView&) {
+                     scope9.emplace_back(k);
+                     return true;
+                   }).ok());
+  EXPECT_EQ(scope9, (std::vector<std::string>{"b1", "b2", "b3"}));
+  std::vector<std::string> from_a2;
+  ASSERT_TRUE(store.scan_scope(7, "a2", 1, [&](std::string_view k, const RecordView&) {
+                     from_a2.emplace_back(k);
+                     return true;
+                   }).ok());
+  EXPECT_EQ(from_a2, (std::vector<std::string>{"a2"}));
+
+  // The expiry index names the key; its cycle finds the record in its scope.
+  size_t erased = 0;
+  ASSERT_TRUE(store.expire_cycle(later + 1, 10, [&](std::string_view key, const Store::Meta& m) {
+                     ++erased;
+                     EXPECT_EQ(key, "b3");
+                     return store.erase_locked(key, m);
+                   }).ok());
+  EXPECT_EQ(erased, 1u);
+  EXPECT_EQ(store.key_count(), 7u);
+
+  Store reopened(*engine, nullptr, 0, &scopes);
+  ASSERT_TRUE(reopened.recount().ok());
+  EXPECT_EQ(reopened.key_count(), 7u);
+  EXPECT_EQ(reopened.expire_count(), 0u);
+  // A FLUSHALL keeps the layout's mark with the positions.
+  ASSERT_TRUE(store.flush().ok());
+  EXPECT_EQ(scanned(store, {}, {}, 0), std::vector<std::string>{});
+  ASSERT_TRUE(engine->get("L", &raw).ok());
+}
+
+// A cluster node refuses a data directory whose records an earlier build wrote
+// (its consensus keyspaces' keys under "d", where they are no longer looked
+// for); a standalone server reads it, and both mark a layout they accept.
+TEST(Store, AClusterNodeRefusesRecordsWrittenBeforeScopes) {
+  auto engine = storage::open_memory_engine();
+  ASSERT_TRUE(engine->put("dk", "\x00v").ok());
+  Status refused = Store::check_layout(*engine, true);
+  EXPECT_TRUE(refused.is_invalid_argument()) << refused.to_string();
+  EXPECT_NE(refused.to_string().find("earlier statekv build"), std::string::npos);
+  ASSERT_TRUE(Store::check_layout(*engine, false).ok());
+  // Marked now: written by this build, its "d" records are scope 0's.
+  EXPECT_TRUE(Store::check_layout(*engine, true).ok());
+  auto empty = storage::open_memory_engine();
+  EXPECT_TRUE(Store::check_layout(*empty, true).ok());
 }
 
 // A transaction holds its keys' stripes; its commands' own lock() calls on

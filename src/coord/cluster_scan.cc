@@ -41,13 +41,15 @@ Result<server::KeyPageRequest> decode_page_request(std::span<const std::string> 
 std::string encode_node_page(const NodeScanPage& page) {
   std::string out;
   resp::Writer w(&out, 2);
-  w.array(5);
+  w.array(6);
   w.integer(static_cast<int64_t>(page.epoch_before));
   w.integer(static_cast<int64_t>(page.epoch_after));
   w.integer(page.page.end ? 1 : 0);
   w.bulk(page.page.last);
   w.array(page.page.keys.size());
   for (const std::string& k : page.page.keys) w.bulk(k);
+  w.array(page.page.positions.size());
+  for (const std::string& p : page.page.positions) w.bulk(p);
   return out;
 }
 
@@ -59,8 +61,10 @@ Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes) 
   };
   if (parsed.status != resp::ParseStatus::kComplete) return bad();
   if (v.type == resp::Value::Type::kError) return Status::Unavailable(v.str);
-  if (v.type != resp::Value::Type::kArray || v.elements.size() != 5 ||
-      v.elements[4].type != resp::Value::Type::kArray) {
+  if (v.type != resp::Value::Type::kArray || v.elements.size() != 6 ||
+      v.elements[4].type != resp::Value::Type::kArray ||
+      v.elements[5].type != resp::Value::Type::kArray ||
+      v.elements[4].elements.size() != v.elements[5].elements.size()) {
     return bad();
   }
   NodeScanPage page;
@@ -70,6 +74,7 @@ Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes) 
   page.page.end = v.elements[2].integer != 0;
   page.page.last = std::move(v.elements[3].str);
   for (resp::Value& k : v.elements[4].elements) page.page.keys.push_back(std::move(k.str));
+  for (resp::Value& p : v.elements[5].elements) page.page.positions.push_back(std::move(p.str));
   return page;
 }
 
@@ -100,14 +105,20 @@ MergedPage merge_pages(std::span<const NodeScanPage> pages) {
   for (const NodeScanPage& p : pages) {
     if (!p.page.end && (bound == nullptr || p.page.last < *bound)) bound = &p.page.last;
   }
-  MergedPage merged;
+  // (position, key), in walk order; a key has the same position on every node.
+  std::vector<std::pair<std::string_view, std::string_view>> found;
   for (const NodeScanPage& p : pages) {
-    for (const std::string& k : p.page.keys) {
-      if (bound == nullptr || k <= *bound) merged.keys.push_back(k);
+    for (size_t i = 0; i < p.page.keys.size() && i < p.page.positions.size(); ++i) {
+      if (bound == nullptr || p.page.positions[i] <= *bound) {
+        found.emplace_back(p.page.positions[i], p.page.keys[i]);
+      }
     }
   }
-  std::sort(merged.keys.begin(), merged.keys.end());
-  merged.keys.erase(std::unique(merged.keys.begin(), merged.keys.end()), merged.keys.end());
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  MergedPage merged;
+  merged.keys.reserve(found.size());
+  for (const auto& [position, key] : found) merged.keys.emplace_back(key);
   if (bound != nullptr) merged.resume_after = *bound;
   return merged;
 }

@@ -4,12 +4,13 @@
 // Redis promises that a full SCAN iteration returns every key present for the
 // whole iteration. Walking the nodes one after another breaks that promise
 // during a rebalance: a key that moves from a node not yet visited to one
-// already visited is never seen. So the walk goes in key order instead, over
-// every node at once. A cursor names a key, the last one the iteration
-// covered (server/scan_cursors.h turns it into the integer clients expect);
-// each call asks every node holding data for its next page after that key
-// (server/key_page.h) and merges them: the keys up to the smallest key any
-// unfinished node stopped at were seen by every node, wherever they live now.
+// already visited is never seen. So the walk goes in one order of the keys instead, over
+// every node at once. A cursor names a position (server/key_page.h: the
+// key's scope, then the key; the same on every node), the last one the
+// iteration covered (server/scan_cursors.h turns it into the integer clients
+// expect); each call asks every node holding data for its next page after it
+// and merges them: the keys up to the smallest position any unfinished node
+// stopped at were seen by every node, wherever they live now.
 //
 // Moves are what can still hide a key from one call: a node reports the keys
 // it serves under its own map. A move's source serves a key, and holds it,
@@ -53,7 +54,8 @@ struct NodeScanPage {
   server::KeyPage page;
 };
 
-// The reply of the verb as RESP: [epoch_before, epoch_after, end, last, [keys]].
+// The reply of the verb as RESP: [epoch_before, epoch_after, end, last, [keys],
+// [positions]].
 std::string encode_node_page(const NodeScanPage& page);
 Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes);
 
@@ -70,13 +72,15 @@ bool read_under_one_epoch(std::span<const NodeScanPage> pages, uint64_t epoch);
 uint64_t newest_epoch(std::span<const NodeScanPage> pages);
 
 struct MergedPage {
-  std::vector<std::string> keys;  // ascending, without duplicates
-  // Where the next call resumes (after this key); nullopt: the iteration is complete.
+  std::vector<std::string> keys;  // in walk order (by position), without duplicates
+  // Where the next call resumes (after this position); nullopt: the iteration
+  // is complete.
   std::optional<std::string> resume_after;
 };
 
 // The union of the pages' keys up to the smallest `last` of the nodes that did
-// not reach their end (all keys when every node did).
+// not reach their end (all keys when every node did), by position: the walk's
+// order (server/key_page.h), the same on every node.
 MergedPage merge_pages(std::span<const NodeScanPage> pages);
 
 }  // namespace statekv::coord

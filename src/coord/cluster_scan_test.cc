@@ -9,10 +9,12 @@
 namespace statekv::coord {
 namespace {
 
+// A page whose keys' positions are the keys themselves (scope 0's order).
 NodeScanPage page(uint64_t node, std::vector<std::string> keys, std::string last, bool end) {
   NodeScanPage p;
   p.node = NodeId(node);
   p.epoch_before = p.epoch_after = 7;
+  p.page.positions = keys;
   p.page.keys = std::move(keys);
   p.page.last = std::move(last);
   p.page.end = end;
@@ -36,6 +38,19 @@ TEST(ClusterScan, MergeOfFinishedNodesIsCompleteAndDeduplicated) {
   const MergedPage m = merge_pages(pages);
   EXPECT_EQ(m.keys, (std::vector<std::string>{"a", "m", "z"}));
   EXPECT_FALSE(m.resume_after);
+}
+
+// The walk's order is by position (a key's scope, then the key), not by key:
+// the merge bounds, sorts and deduplicates by position.
+TEST(ClusterScan, MergeFollowsThePositionsNotTheKeys) {
+  NodeScanPage one = page(1, {"z", "a"}, "2a", false);
+  one.page.positions = {"1z", "2a"};
+  NodeScanPage two = page(2, {"z", "m", "b"}, "3b", false);
+  two.page.positions = {"1z", "2m", "3b"};
+  const MergedPage m = merge_pages(std::vector<NodeScanPage>{one, two});
+  EXPECT_EQ(m.keys, (std::vector<std::string>{"z", "a"}));  // "2m" is past node 1's "2a"
+  ASSERT_TRUE(m.resume_after);
+  EXPECT_EQ(*m.resume_after, "2a");
 }
 
 TEST(ClusterScan, EpochsMustAgreeWithTheRouters) {
@@ -65,9 +80,11 @@ TEST(ClusterScan, RequestAndPageRoundTrip) {
 
   NodeScanPage p = page(3, {"x", std::string("y\r\nz", 4)}, "y", false);
   p.epoch_after = 8;
+  p.page.positions = {"D1x", "dy"};
   auto decoded = decode_node_page(NodeId(3), encode_node_page(p));
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(decoded->page.keys, p.page.keys);
+  EXPECT_EQ(decoded->page.positions, p.page.positions);
   EXPECT_EQ(decoded->page.last, "y");
   EXPECT_FALSE(decoded->page.end);
   EXPECT_EQ(decoded->epoch_before, 7u);
@@ -84,6 +101,7 @@ server::KeyPage node_page(const std::set<std::string>& keys,
   size_t examined = 0;
   for (; it != keys.end() && examined < limit; ++it, ++examined) {
     p.keys.push_back(*it);
+    p.positions.push_back(*it);
     p.last = *it;
   }
   p.end = examined < limit;

@@ -1736,8 +1736,10 @@ NodeScanPage Coordinator::local_scan_page(const server::KeyPageRequest& request)
   page.page.end = read->end;
   page.page.last = std::move(read->last);
   // Only keys this node serves: not copies a move is bringing here.
-  for (std::string& k : read->keys) {
-    if (reports_in_scan(*after, options_.self, k)) page.page.keys.push_back(std::move(k));
+  for (size_t i = 0; i < read->keys.size(); ++i) {
+    if (!reports_in_scan(*after, options_.self, read->keys[i])) continue;
+    page.page.keys.push_back(std::move(read->keys[i]));
+    page.page.positions.push_back(std::move(read->positions[i]));
   }
   return page;
 }

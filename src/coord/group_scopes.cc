@@ -20,10 +20,9 @@ void GroupScopes::on_table(const RoutingTable& table) {
     }
   }
   // Longest first: the first prefix a key starts with is its keyspace's.
-  std::stable_sort(next->by_prefix.begin(), next->by_prefix.end(),
-                   [](const Keyspace& a, const Keyspace& b) {
-                     return a.prefix.size() > b.prefix.size();
-                   });
+  std::stable_sort(
+      next->by_prefix.begin(), next->by_prefix.end(),
+      [](const Keyspace& a, const Keyspace& b) { return a.prefix.size() > b.prefix.size(); });
   std::lock_guard lock(mu_);
   const Table* now = current_.load(std::memory_order_acquire);
   if (now != nullptr && now->by_prefix.size() == next->by_prefix.size() &&

@@ -3,9 +3,9 @@
 //
 // Raft reads a follower's snapshot a chunk at a time on the data loop that
 // every replica group of the node shares (Raft::send_read_snapshot_chunk).
-// Reading a shard's chunk from the store is a scan of the keyspace filtered
-// to the shard, so while a leader sent a large shard, its other groups (and
-// the writes they carry) waited on each chunk's read. A reader opened here
+// Reading a shard's chunk from the store is a scan of the group's records
+// and of its collections' elements, so while a leader sent a large shard, its
+// other groups (and the writes they carry) waited on each chunk's read. A reader opened here
 // has its inner reader read on a pool thread, up to `ahead_bytes` ahead of
 // what next() handed over, while the chunk before is in flight.
 //

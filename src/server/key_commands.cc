@@ -228,19 +228,19 @@ void cmd_scan(CommandContext& c) {
 void cmd_randomkey(CommandContext& c) {
   thread_local Random rng(std::random_device{}());
   Store& store = c.store();
+  // The first key's position (Store::scan: its scope, then the key).
   std::string first;
-  Status s = store.scan({}, {}, 64, c.now_ms, [&](std::string_view key, const RecordView&) {
-    first.assign(key);
-    return false;
-  });
+  Status s = store.scan(
+      {}, {}, 64, c.now_ms, [](std::string_view, const RecordView&) { return false; }, &first);
   if (!c.ok(s)) return;
   if (first.empty() && store.key_count() == 0) return c.out.null();
-  // Jump to a random point near the first key's shape (a random byte at a random
-  // position, within the printable range most keys use), then skip a random
-  // number of keys. Approximately random, not uniform: see docs/commands.md.
+  // Jump to a random point near the first position's shape (a random byte at
+  // a random place past its family byte: another scope, or a key within the
+  // printable range most keys use), then skip a random number of keys.
+  // Approximately random, not uniform: see docs/commands.md.
   std::string from = first;
-  if (!from.empty()) {
-    size_t pos = rng.uniform(from.size());
+  if (from.size() > 1) {
+    size_t pos = 1 + rng.uniform(from.size() - 1);
     unsigned char lo = static_cast<unsigned char>(from[pos]);
     unsigned char hi = std::max<unsigned char>(lo, 0x7e);
     from.resize(pos + 1);

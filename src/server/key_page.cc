@@ -25,25 +25,18 @@ Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64
   // TYPE names one of the types a record carries (an unknown name matches
   // nothing, as in Redis 7.0).
   const bool any_type = request.type.empty();
-  // Resume just after the last key: last + "\0" is the next possible key.
-  std::string start;
-  if (request.after) {
-    start = *request.after;
-    start.push_back('\0');
-  }
-  std::string end;
-  if (!match_all) {
-    const std::string_view prefix = glob_literal_prefix(request.pattern);
-    if (start < prefix) start.assign(prefix);
-    end = prefix_end(prefix);
-  }
+  const std::string_view prefix =
+      match_all ? std::string_view() : glob_literal_prefix(request.pattern);
   KeyPage page;
   size_t examined = 0;
   Status s = store.scan(
-      start, end, request.limit, now_ms,
+      request.after.value_or(std::string()), prefix, request.limit, now_ms,
       [&](std::string_view key, const RecordView& rec) {
         const bool type_ok = any_type || iequals(request.type, type_name(rec.type));
-        if (type_ok && (match_all || glob_match(request.pattern, key))) page.keys.emplace_back(key);
+        if (type_ok && (match_all || glob_match(request.pattern, key))) {
+          page.keys.emplace_back(key);
+          page.positions.push_back(store.position_of(key));
+        }
         return true;
       },
       &page.last, &examined);

@@ -1,7 +1,10 @@
 // One page of an ordered walk over the keys of this node: what SCAN and KEYS do
 // here, and what a cluster-wide SCAN asks of every node (coord/), which merges
-// the nodes' pages in key order so that keys moving between nodes during the
-// walk are still seen (docs/routing.md).
+// the nodes' pages in walk order so that keys moving between nodes during the
+// walk are still seen (docs/routing.md). The walk's order is the store's
+// (Store::scan): by position, which is the key's scope, then the key; every
+// node gives a key the same position, so the merge is the same as in key
+// order, while a page costs a seek whatever the number of scopes.
 //
 // Pure over the Store; thread-safe as the Store is.
 #pragma once
@@ -21,7 +24,8 @@ namespace statekv::server {
 class Store;
 
 struct KeyPageRequest {
-  // Resume strictly after this key; nullopt starts at the first key.
+  // Resume strictly after this position (Store::scan); nullopt starts at the
+  // first key.
   std::optional<std::string> after;
   // Records to examine at most (expired ones included, as SCAN's COUNT); 0: no limit.
   size_t limit = 0;
@@ -30,8 +34,10 @@ struct KeyPageRequest {
 };
 
 struct KeyPage {
-  std::vector<std::string> keys;  // matching live keys, ascending
-  // The last key examined, matching or not: the next page resumes after it.
+  std::vector<std::string> keys;       // matching live keys, in walk order
+  std::vector<std::string> positions;  // each key's position (Store::position_of)
+  // The position of the last key examined, matching or not: the next page
+  // resumes after it.
   std::string last;
   // True when the walk reached the end of the keys that could match: there
   // is nothing after `last` (or after `after`) to examine.

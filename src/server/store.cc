@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "server/key_page.h"
+
 namespace statekv::server {
 namespace {
 
@@ -775,122 +777,96 @@ Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys, const EraseExpi
   return handled;
 }
 
-Result<std::vector<uint64_t>> Store::scopes_in_use() {
-  std::vector<uint64_t> scopes;
-  std::string from(1, kScopedDataPrefix);
-  const std::string to(1, kScopedDataPrefix + 1);
-  for (;;) {
-    uint64_t scope = 0;
-    bool found = false;
-    bool malformed = false;
-    Status s = engine_.scan(from, to, 1, [&](std::string_view raw, std::string_view) {
-      std::string_view key;
-      found = true;
-      malformed = !parse_data_key(raw, &scope, &key);
-      return false;
-    });
-    if (!s.ok()) return s;
-    if (!found) break;
-    if (malformed) return Status::Corruption("malformed record key in a scope");
-    scopes.push_back(scope);
-    if (scope == UINT64_MAX) break;
-    scope_prefix(scope + 1, &from);  // the next scope's records, if any
-  }
-  return scopes;
-}
-
-Status Store::scan(std::string_view start, std::string_view end, size_t limit, int64_t now,
+Status Store::scan(std::string_view after, std::string_view prefix, size_t limit, int64_t now,
                    const KeyVisitor& visit, std::string* last, size_t* examined) {
+  // Positions are record keys: the scoped family ("D", scope by scope), then
+  // scope 0's ("d").
+  const std::string scoped_end(1, kScopedDataPrefix + 1);
+  const std::string plain_begin(1, kDataPrefix);
+  const std::string plain_end(1, kDataPrefix + 1);
+  std::string at;
+  if (after.empty()) {
+    at.assign(1, kScopedDataPrefix);
+  } else {
+    at.assign(after);
+    at.push_back('\0');  // strictly after it
+  }
+  // After `at` is taken: a caller may resume from the *last it passes.
   if (last != nullptr) last->clear();
   if (examined != nullptr) *examined = 0;
-  auto scopes = scopes_in_use();
-  if (!scopes.ok()) return scopes.status();
-  // Each scope's records (and scope 0's) are in key order: read a page of
-  // each, then merge them, refilling a scope's page when the merge used it up.
-  struct Source {
-    uint64_t scope = 0;
-    std::string next;  // the engine key to read on from
-    std::string end;   // past the source's last engine key
-    std::vector<std::pair<std::string, std::string>> page;  // record key, record
-    size_t at = 0;
-    bool done = false;
-  };
-  // A page per source of about twice its share of `limit` (4 at least): with
-  // many scopes, most give a page a key or two, and one that gives more is
-  // read again from where its page ended.
-  const size_t sources_count = scopes->size() + 1;
-  const size_t page_size =
-      limit == 0 ? 1024 : std::min(limit, std::max<size_t>(4, 2 * limit / sources_count));
-  std::vector<Source> sources;
-  sources.reserve(sources_count);
-  const auto add_source = [&](uint64_t scope) {
-    Source& src = sources.emplace_back();
-    src.scope = scope;
-    data_key(scope, start, &src.next);
-    if (!end.empty()) {
-      data_key(scope, end, &src.end);
+  size_t seen = 0;
+  bool stopped = false;
+  bool malformed = false;
+  std::string jump;
+  std::string range_end;
+  while (!stopped && (limit == 0 || seen < limit)) {
+    const bool scoped = at < scoped_end;
+    if (scoped) {
+      if (at < std::string_view(&kScopedDataPrefix, 1)) at.assign(1, kScopedDataPrefix);
+      range_end = scoped_end;
+    } else if (at < plain_end) {
+      if (at < plain_begin) at = plain_begin;
+      range_end = plain_end;
+      if (!prefix.empty()) {
+        // One range: the prefix's keys of scope 0.
+        std::string from;
+        data_key(prefix, &from);
+        if (at < from) at = from;
+        const std::string past = prefix_end(prefix);
+        if (!past.empty()) data_key(past, &range_end);
+      }
     } else {
-      scope_end(scope, &src.end);
+      break;
     }
-  };
-  add_source(0);
-  for (uint64_t scope : *scopes) add_source(scope);
-  const auto fill = [&](Source& src) -> Status {
-    src.page.clear();
-    src.at = 0;
-    Status s = engine_.scan(src.next, src.end, page_size,
+    jump.clear();
+    Status s = engine_.scan(at, range_end, limit == 0 ? 0 : limit - seen,
                             [&](std::string_view raw, std::string_view value) {
-                              src.page.emplace_back(raw, value);
+                              uint64_t scope = 0;
+                              std::string_view key;
+                              if (!parse_data_key(raw, &scope, &key)) {
+                                malformed = true;
+                                return false;
+                              }
+                              if (!key.starts_with(prefix)) {
+                                // A scope's keys outside the prefix: to the
+                                // prefix in this scope, or on to the next.
+                                if (key < prefix) {
+                                  data_key(scope, prefix, &jump);
+                                } else {
+                                  scope_end(scope, &jump);
+                                }
+                                return false;
+                              }
+                              ++seen;
+                              if (last != nullptr) last->assign(raw);
+                              if (examined != nullptr) ++*examined;
+                              RecordView rec;
+                              if (!decode_record(value, &rec)) {
+                                malformed = true;
+                                return false;
+                              }
+                              if (rec.expire_ms != 0 && rec.expire_ms <= now) return true;
+                              if (!visit(key, rec)) {
+                                stopped = true;
+                                return false;
+                              }
                               return true;
                             });
     if (!s.ok()) return s;
-    if (src.page.size() < page_size) {
-      src.done = true;
-    } else {
-      src.next = src.page.back().first;
-      src.next.push_back('\0');  // just after the last record read
+    if (malformed) return Status::Corruption("malformed record found while scanning");
+    if (!jump.empty()) {
+      at = jump;
+    } else if (!stopped && (limit == 0 || seen < limit)) {
+      at = scoped ? scoped_end : plain_end;  // this family's keys are all read
     }
-    return Status::OK();
-  };
-  const auto user_key = [](const Source& src) {
-    std::string_view raw = src.page[src.at].first;
-    return raw.substr(src.scope == 0 ? 1 : 9);
-  };
-  // A min-heap of the sources with a record left, by that record's key.
-  const auto later = [&](size_t a, size_t b) { return user_key(sources[a]) > user_key(sources[b]); };
-  std::vector<size_t> heap;
-  for (size_t i = 0; i < sources.size(); ++i) {
-    if (Status s = fill(sources[i]); !s.ok()) return s;
-    if (!sources[i].page.empty()) heap.push_back(i);
-  }
-  std::make_heap(heap.begin(), heap.end(), later);
-  size_t seen = 0;
-  while (!heap.empty() && (limit == 0 || seen < limit)) {
-    std::pop_heap(heap.begin(), heap.end(), later);
-    Source& src = sources[heap.back()];
-    const std::string_view key = user_key(src);
-    const std::string_view value = src.page[src.at].second;
-    ++seen;
-    if (last != nullptr) last->assign(key);
-    if (examined != nullptr) ++*examined;
-    RecordView rec;
-    if (!decode_record(value, &rec)) return Status::Corruption("malformed record found while scanning");
-    const bool live = rec.expire_ms == 0 || rec.expire_ms > now;
-    if (live && !visit(key, rec)) break;
-    if (++src.at == src.page.size()) {
-      if (src.done) {
-        heap.pop_back();
-        continue;
-      }
-      if (Status s = fill(src); !s.ok()) return s;
-      if (src.page.empty()) {
-        heap.pop_back();
-        continue;
-      }
-    }
-    std::push_heap(heap.begin(), heap.end(), later);
   }
   return Status::OK();
+}
+
+std::string Store::position_of(std::string_view key) const {
+  std::string position;
+  record_key(key, &position);
+  return position;
 }
 
 Status Store::scan_scope(uint64_t scope, std::string_view start, size_t limit,

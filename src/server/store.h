@@ -259,16 +259,23 @@ class Store {
   // stale index entries; returns how many index entries it handled.
   Result<size_t> expire_cycle(int64_t now, size_t max_keys, const EraseExpired& erase);
 
-  // Visits live keys (at now) in ascending order starting at start (inclusive),
-  // examining at most limit records (0: no limit). visit returns false to stop.
-  // Keys are user keys; an empty end means no upper bound. Views are valid only
-  // during the call. Reports the last key examined through *last (so a caller
-  // can resume after it) and how many records were examined (expired ones
-  // included) through *examined. Every scope's keys, merged in key order (a
-  // seek per scope that holds records, and a page of each read ahead).
+  // Visits live keys (at now) in the store's walk order: the records of
+  // every scope in turn (record.h, "Scopes": the groups' scopes in id order,
+  // then scope 0), each scope's in key order. A key's place in that order is
+  // its position (position_of: an opaque string, ordered as the walk goes, the
+  // same for a key on every node whose map agrees). The walk starts strictly
+  // after position `after` (empty: at the start), keeps to keys that start
+  // with `prefix` (a seek past the rest of each scope), and examines at most
+  // limit records (0: no limit; expired ones count, unvisited). visit returns
+  // false to stop. Views are valid only during the call. Reports the position
+  // of the last record examined through *last (so a caller can resume after
+  // it) and how many were examined through *examined: fewer than limit only
+  // when the walk reached its end.
   using KeyVisitor = std::function<bool(std::string_view key, const RecordView& rec)>;
-  Status scan(std::string_view start, std::string_view end, size_t limit, int64_t now,
+  Status scan(std::string_view after, std::string_view prefix, size_t limit, int64_t now,
               const KeyVisitor& visit, std::string* last = nullptr, size_t* examined = nullptr);
+  // key's position in the walk (scan).
+  std::string position_of(std::string_view key) const;
   // The records of one scope (not 0) from key `start` on, in key order, expired
   // ones too, at most limit (0: no limit): a replica group's shard, read as one
   // range of the engine. visit returns false to stop.
@@ -284,8 +291,6 @@ class Store {
   void record_key(std::string_view key, std::string* out) const {
     data_key(scopes_ == nullptr ? 0 : scopes_->scope_of(key), key, out);
   }
-  // The scopes that hold at least one record (a seek each).
-  Result<std::vector<uint64_t>> scopes_in_use();
   void note_generation(uint64_t gen);
   // scan_elements from the engine key `start` of generation gen.
   Status scan_elements_at(uint64_t gen, std::string_view start, size_t limit,

@@ -160,9 +160,9 @@ TEST(Store, AppliedPositionsAreWrittenWithTheEffectsAndSurviveAFlush) {
   EXPECT_EQ(store.applied_position(8).value(), 5u);
   // Not a key: SCAN and the counters do not see it.
   size_t keys = 0;
-  ASSERT_TRUE(store.scan({}, {}, 0, 0, [&](std::string_view, const RecordView&) {
-                     return ++keys, true;
-                   }).ok());
+  ASSERT_TRUE(
+      store.scan({}, {}, 0, 0, [&](std::string_view, const RecordView&) { return ++keys, true; })
+          .ok());
   EXPECT_EQ(keys, 1u);
   ASSERT_TRUE(store.flush().ok());
   EXPECT_EQ(store.key_count(), 0u);
@@ -173,14 +173,13 @@ TEST(Store, AppliedPositionsAreWrittenWithTheEffectsAndSurviveAFlush) {
   EXPECT_EQ(store.applied_position(8).value(), 5u);
 }
 
-// Keys are scoped by their first letter here: "a..." in scope 7, "b..." in
-// scope 9, the rest in scope 0 ("d").
-class FirstLetterScopes final : public KeyScopes {
+// Keys that start with "c" are in scope 0 here; the others in scope 7 when
+// they end in an odd digit, in scope 9 when in an even one.
+class DigitScopes final : public KeyScopes {
  public:
   uint64_t scope_of(std::string_view key) const override {
-    if (key.starts_with("a")) return 7;
-    if (key.starts_with("b")) return 9;
-    return 0;
+    if (key.starts_with("c")) return 0;
+    return (key.back() - '0') % 2 == 1 ? 7 : 9;
   }
 };
 
@@ -190,22 +189,27 @@ void put_key(Store& store, std::string_view key, std::string_view value, int64_t
   ASSERT_TRUE(store.apply(m).ok());
 }
 
-std::vector<std::string> scanned(Store& store, std::string_view start, std::string_view end,
+std::vector<std::string> scanned(Store& store, std::string_view after, std::string_view prefix,
                                  size_t limit, std::string* last = nullptr) {
   std::vector<std::string> keys;
-  EXPECT_TRUE(store.scan(start, end, limit, unix_time_ms(), [&](std::string_view k, auto&) {
-                     keys.emplace_back(k);
-                     return true;
-                   }, last).ok());
+  EXPECT_TRUE(store
+                  .scan(
+                      after, prefix, limit, unix_time_ms(),
+                      [&](std::string_view k, auto&) {
+                        keys.emplace_back(k);
+                        return true;
+                      },
+                      last)
+                  .ok());
   return keys;
 }
 
 // A scope's records are one range of the engine under "D" + be64(scope); every
-// read and write finds a key in its scope, SCAN merges the scopes in key
-// order, and a scope reads alone.
+// read and write finds a key in its scope, the walk (SCAN, KEYS) goes scope by
+// scope with a key's record key as its position, and a scope reads alone.
 TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
   auto engine = storage::open_memory_engine();
-  FirstLetterScopes scopes;
+  DigitScopes scopes;
   Store store(*engine, nullptr, 0, &scopes);
   ASSERT_TRUE(Store::check_layout(*engine, true).ok());
   const int64_t later = unix_time_ms() + 100000;
@@ -213,10 +217,24 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
   put_key(store, "b3", "vb3", later);
 
   std::string raw;
-  ASSERT_TRUE(engine->get(std::string("D\0\0\0\0\0\0\0\x07" "a2", 11), &raw).ok());
-  ASSERT_TRUE(engine->get(std::string("D\0\0\0\0\0\0\0\x09" "b3", 11), &raw).ok());
+  ASSERT_TRUE(engine
+                  ->get(std::string("D\0\0\0\0\0\0\0\x09"
+                                    "a2",
+                                    11),
+                        &raw)
+                  .ok());
+  ASSERT_TRUE(engine
+                  ->get(std::string("D\0\0\0\0\0\0\0\x07"
+                                    "b3",
+                                    11),
+                        &raw)
+                  .ok());
   ASSERT_TRUE(engine->get("dc1", &raw).ok());
   EXPECT_TRUE(engine->get("da2", &raw).is_not_found());
+  EXPECT_EQ(store.position_of("b3"), std::string("D\0\0\0\0\0\0\0\x07"
+                                                 "b3",
+                                                 11));
+  EXPECT_EQ(store.position_of("c1"), "dc1");
 
   std::string buf;
   RecordView rec;
@@ -225,35 +243,43 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
   EXPECT_EQ(store.key_count(), 8u);
   EXPECT_EQ(store.expire_count(), 1u);
 
-  EXPECT_EQ(scanned(store, {}, {}, 0),
-            (std::vector<std::string>{"a1", "a2", "a3", "b1", "b2", "b3", "c1", "c2"}));
-  // Pages resume after the last key examined, whatever scope it came from.
+  const std::vector<std::string> walk = {"a1", "a3", "b1", "b3", "a2", "b2", "c1", "c2"};
+  EXPECT_EQ(scanned(store, {}, {}, 0), walk);
+  // Pages resume after the position of the last key examined.
   std::string last;
-  EXPECT_EQ(scanned(store, {}, {}, 3, &last), (std::vector<std::string>{"a1", "a2", "a3"}));
-  EXPECT_EQ(last, "a3");
-  EXPECT_EQ(scanned(store, std::string_view("a3\0", 3), {}, 3, &last), (std::vector<std::string>{"b1", "b2", "b3"}));
-  EXPECT_EQ(scanned(store, "b", "c2", 0), (std::vector<std::string>{"b1", "b2", "b3", "c1"}));
+  EXPECT_EQ(scanned(store, {}, {}, 3, &last), (std::vector<std::string>{"a1", "a3", "b1"}));
+  EXPECT_EQ(last, store.position_of("b1"));
+  EXPECT_EQ(scanned(store, last, {}, 3, &last), (std::vector<std::string>{"b3", "a2", "b2"}));
+  EXPECT_EQ(scanned(store, last, {}, 3, &last), (std::vector<std::string>{"c1", "c2"}));
+  // A prefix keeps to its keys in every scope, the rest of each skipped.
+  EXPECT_EQ(scanned(store, {}, "b", 0), (std::vector<std::string>{"b1", "b3", "b2"}));
+  EXPECT_EQ(scanned(store, {}, "b", 2, &last), (std::vector<std::string>{"b1", "b3"}));
+  EXPECT_EQ(scanned(store, last, "b", 2), (std::vector<std::string>{"b2"}));
+  EXPECT_EQ(scanned(store, {}, "c2", 0), (std::vector<std::string>{"c2"}));
+  EXPECT_EQ(scanned(store, {}, "d", 0), (std::vector<std::string>{}));
 
-  // Pages of every size walk every key once, in order, however the scopes
-  // share them (scope 7's pages are read again mid-page).
-  std::vector<std::string> many = scanned(store, {}, {}, 0);
-  for (int i = 10; i < 40; ++i) {
-    put_key(store, "a" + std::to_string(i), "x");
-    many.push_back("a" + std::to_string(i));
-  }
-  std::sort(many.begin(), many.end());
+  // Pages of every size walk every key once, in walk order.
+  std::vector<std::string> many = walk;
+  for (int i = 10; i < 40; ++i) put_key(store, "a" + std::to_string(i), "x");
+  many = scanned(store, {}, {}, 0);
+  EXPECT_EQ(many.size(), 38u);
   for (size_t count : {1, 2, 5, 10, 100}) {
-    std::vector<std::string> walked;
-    std::string after;
-    for (bool first = true; first || !after.empty(); first = false) {
-      std::string from = after;
-      if (!first) from.push_back('\0');
-      std::vector<std::string> page = scanned(store, from, {}, count, &after);
-      EXPECT_LE(page.size(), count);
-      walked.insert(walked.end(), page.begin(), page.end());
-      if (page.size() < count) break;
+    for (std::string_view prefix : {"", "a"}) {
+      std::vector<std::string> expected;
+      for (const std::string& k : many) {
+        if (k.starts_with(prefix)) expected.push_back(k);
+      }
+      std::vector<std::string> walked;
+      std::string after;
+      for (bool first = true; first || !after.empty(); first = false) {
+        size_t examined_before = walked.size();
+        std::vector<std::string> page = scanned(store, after, prefix, count, &after);
+        EXPECT_LE(page.size(), count);
+        walked.insert(walked.end(), page.begin(), page.end());
+        if (walked.size() - examined_before < count) break;
+      }
+      EXPECT_EQ(walked, expected) << "COUNT " << count << " prefix " << prefix;
     }
-    EXPECT_EQ(walked, many) << "COUNT " << count;
   }
   for (int i = 10; i < 40; ++i) {
     replication::Mutation m;
@@ -262,26 +288,35 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
     ASSERT_TRUE(store.apply(m).ok());
   }
 
-  std::vector<std::string> scope9;
-  ASSERT_TRUE(store.scan_scope(9, {}, 0, [&](std::string_view k, const RecordView&) {
-                     scope9.emplace_back(k);
-                     return true;
-                   }).ok());
-  EXPECT_EQ(scope9, (std::vector<std::string>{"b1", "b2", "b3"}));
-  std::vector<std::string> from_a2;
-  ASSERT_TRUE(store.scan_scope(7, "a2", 1, [&](std::string_view k, const RecordView&) {
-                     from_a2.emplace_back(k);
-                     return true;
-                   }).ok());
-  EXPECT_EQ(from_a2, (std::vector<std::string>{"a2"}));
+  std::vector<std::string> scope7;
+  ASSERT_TRUE(store
+                  .scan_scope(7, {}, 0,
+                              [&](std::string_view k, const RecordView&) {
+                                scope7.emplace_back(k);
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(scope7, (std::vector<std::string>{"a1", "a3", "b1", "b3"}));
+  std::vector<std::string> from_a3;
+  ASSERT_TRUE(store
+                  .scan_scope(7, "a2", 1,
+                              [&](std::string_view k, const RecordView&) {
+                                from_a3.emplace_back(k);
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(from_a3, (std::vector<std::string>{"a3"}));
 
   // The expiry index names the key; its cycle finds the record in its scope.
   size_t erased = 0;
-  ASSERT_TRUE(store.expire_cycle(later + 1, 10, [&](std::string_view key, const Store::Meta& m) {
-                     ++erased;
-                     EXPECT_EQ(key, "b3");
-                     return store.erase_locked(key, m);
-                   }).ok());
+  ASSERT_TRUE(store
+                  .expire_cycle(later + 1, 10,
+                                [&](std::string_view key, const Store::Meta& m) {
+                                  ++erased;
+                                  EXPECT_EQ(key, "b3");
+                                  return store.erase_locked(key, m);
+                                })
+                  .ok());
   EXPECT_EQ(erased, 1u);
   EXPECT_EQ(store.key_count(), 7u);
 

@@ -1102,19 +1102,13 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   g.raft.reset();
   g.log.reset();  // waits until its records are durable
   if (remove_files) {
-    // The keyspace was dropped: its records go with it, here as on every member.
-    std::vector<std::string> keys;
-    g.for_each_record(
-        [&](std::string_view key, const server::RecordView&) { keys.emplace_back(key); });
-    replication::Mutation erase;
-    for (const std::string& k : keys)
-      erase.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
-    if (auto r = store_.apply(erase); !r.ok()) {
-      spdlog::error("replica group {}: erasing the dropped keyspace's records failed: {}",
-                    id.value(), r.status().to_string());
-    } else if (!keys.empty()) {
-      spdlog::info("replica group {}: erased {} records of the dropped keyspace", id.value(),
-                   keys.size());
+    // Its keyspace was dropped, or its replica here moved away: its records
+    // go (by its scope: a dropped keyspace is no longer in the map).
+    if (auto r = store_.erase_scope(id.value()); !r.ok()) {
+      spdlog::error("replica group {}: erasing its records here failed: {}", id.value(),
+                    r.status().to_string());
+    } else if (*r != 0) {
+      spdlog::info("replica group {}: erased its {} records here", id.value(), *r);
     }
   }
   groups_.erase(it);

@@ -362,6 +362,42 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
   return apply_locked(writes, unlogged, position ? &*position : nullptr);
 }
 
+Result<size_t> Store::erase_scope(uint64_t scope) {
+  if (scope == 0) return Status::InvalidArgument("erase_scope erases a replica group's scope, not 0");
+  constexpr size_t kBatch = 1024;
+  size_t erased = 0;
+  for (;;) {
+    std::vector<std::string> keys;
+    Status s = scan_scope(scope, {}, kBatch, [&](std::string_view key, const RecordView&) {
+      keys.emplace_back(key);
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (keys.empty()) return erased;
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    auto guard = lock(views);
+    std::vector<Write> writes;
+    writes.reserve(keys.size());
+    std::string dk;
+    std::string buf;
+    for (const std::string& key : keys) {
+      // What it holds now, under its lock.
+      data_key(scope, key, &dk);
+      Status got = engine_.get(dk, &buf);
+      if (got.is_not_found()) continue;
+      if (!got.ok()) return got;
+      RecordView rec;
+      if (!decode_record(buf, &rec)) return corrupt(key);
+      Write& w = writes.emplace_back(key, meta_of(rec), true, std::string_view(), 0);
+      w.scope = scope;
+    }
+    auto written = apply_locked(writes);
+    if (!written.ok()) return written.status();
+    erased += writes.size();
+    if (keys.size() < kBatch) return erased;
+  }
+}
+
 Result<uint64_t> Store::applied_position(uint64_t group) {
   std::string key;
   applied_key(group, &key);
@@ -419,7 +455,11 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
       element_key(w.gen, w.field, &dk);
       seq = w.erase ? engine_.del(dk) : engine_.put(dk, w.value);
     } else {
-      record_key(w.key, &dk);
+      if (w.scope) {
+        data_key(*w.scope, w.key, &dk);
+      } else {
+        record_key(w.key, &dk);
+      }
       if (w.erase) {
         seq = engine_.del(dk);
         key_delta = -1;
@@ -485,7 +525,11 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
       const uint64_t gen = new_gen(w);
       if (gen != 0) owned.push_back(gen);
       if (w.old.gen != 0 && w.old.gen != gen) retired.push_back(w.old.gen);
-      record_key(w.key, &dk);
+      if (w.scope) {
+        data_key(*w.scope, w.key, &dk);
+      } else {
+        record_key(w.key, &dk);
+      }
       if (w.erase) {
         batch.del(dk);
         --key_delta;

@@ -168,6 +168,9 @@ class Store {
     bool element = false;
     std::string_view field;
     uint64_t gen = 0;
+    // The record's scope when given (erase_scope: a group whose keyspace the
+    // map no longer has); else the store's KeyScopes says.
+    std::optional<uint64_t> scope;
   };
   // Applies writes as one atomic Engine write (0 when there was nothing to do).
   // The caller holds every key's stripe lock, and no key's record is written
@@ -247,6 +250,13 @@ class Store {
                                   Logging logging = Logging::kInEngineLog,
                                   std::optional<AppliedPosition> position = std::nullopt,
                                   const KnownRecords* known = nullptr);
+  // Erases every record of `scope` (not 0: a replica group's that left this
+  // node, its keyspace dropped or its replica moved away), the expiry index
+  // entries they had and their collections (whose generations are retired,
+  // reclaimed later), a batch of up to 1,024 records per engine write, logged
+  // in the engine (no replica log replays them). Reads the scope's range, not
+  // the map: its keyspace may be gone. Returns how many records it erased.
+  Result<size_t> erase_scope(uint64_t scope);
   // The applied position of `group` this store holds (0: none).
   Result<uint64_t> applied_position(uint64_t group);
   // Erases `group`'s position (its replica left this node), durably like a write.

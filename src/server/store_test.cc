@@ -330,6 +330,63 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
   ASSERT_TRUE(engine->get("L", &raw).ok());
 }
 
+// A replica group that leaves the node takes its records with it, by its scope
+// alone: its keyspace may already be gone from the map (here: the scopes
+// forget every key).
+TEST(Store, ErasingAScopeTakesItsRecordsExpiriesAndCollections) {
+  class Forgetful final : public KeyScopes {
+   public:
+    uint64_t scope_of(std::string_view key) const override {
+      if (forgot || key.starts_with("c")) return 0;
+      return (key.back() - '0') % 2 == 1 ? 7 : 9;
+    }
+    bool forgot = false;
+  };
+  auto engine = storage::open_memory_engine();
+  Forgetful scopes;
+  Store store(*engine, nullptr, 0, &scopes);
+  const int64_t later = unix_time_ms() + 100000;
+  put_key(store, "a1", "x", later);
+  put_key(store, "a3", "x");
+  put_key(store, "a2", "x");
+  put_key(store, "c1", "x");
+  // A collection in the element layout in scope 7: its generation is retired.
+  const uint64_t gen = store.new_generation();
+  std::string head;
+  encode_elements_head(gen, 1, &head);
+  replication::Mutation hash;
+  hash.effects.emplace_back(replication::Effect::Kind::kPutTyped, "h5", head, 0,
+                            static_cast<uint8_t>(ValueType::kHash));
+  hash.effects.emplace_back(replication::Effect::Kind::kPutElement, "h5", "v", 0, 0, gen, "f");
+  ASSERT_TRUE(store.apply(hash).ok());
+  EXPECT_EQ(store.key_count(), 5u);
+  EXPECT_EQ(store.expire_count(), 1u);
+
+  scopes.forgot = true;
+  auto erased = store.erase_scope(7);
+  ASSERT_TRUE(erased.ok()) << erased.status().to_string();
+  EXPECT_EQ(*erased, 3u);  // a1, a3, h5
+  EXPECT_EQ(store.key_count(), 2u);
+  EXPECT_EQ(store.expire_count(), 0u);
+  EXPECT_EQ(store.garbage_count(), 1u);
+  size_t index_entries = 0;
+  ASSERT_TRUE(engine->scan("e", "f", 0, [&](auto, auto) { return ++index_entries, true; }).ok());
+  EXPECT_EQ(index_entries, 0u);
+  ASSERT_TRUE(store.reclaim(100).ok());
+  EXPECT_EQ(store.garbage_count(), 0u);
+  std::vector<std::string> left;
+  ASSERT_TRUE(store
+                  .scan_scope(9, {}, 0,
+                              [&](std::string_view k, const RecordView&) {
+                                left.emplace_back(k);
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(left, (std::vector<std::string>{"a2"}));
+  EXPECT_EQ(store.erase_scope(7).value(), 0u);
+  EXPECT_FALSE(store.erase_scope(0).ok());
+}
+
 // A cluster node refuses a data directory whose records an earlier build wrote
 // (its consensus keyspaces' keys under "d", where they are no longer looked
 // for); a standalone server reads it, and both mark a layout they accept.

@@ -46,13 +46,10 @@ class GroupScopes final : public server::KeyScopes {
 
  private:
   struct Keyspace {
-    std::string prefix;
-    meta::KeyspaceSpec spec;
+    meta::KeyspaceSpec spec;                        // its prefix is spec.key_prefix
     std::optional<partition::Placement> placement;  // consensus keyspaces only
     std::vector<uint64_t> groups;                   // by shard; consensus only
-    bool same_scopes(const Keyspace& o) const {
-      return prefix == o.prefix && spec == o.spec && groups == o.groups;
-    }
+    bool same_scopes(const Keyspace& o) const { return spec == o.spec && groups == o.groups; }
   };
   struct Table {
     std::vector<Keyspace> by_prefix;  // longest prefix first

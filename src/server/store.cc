@@ -86,22 +86,23 @@ namespace {
 // The layout kLayoutKey names: records of consensus keyspaces in their scopes.
 constexpr std::string_view kScopedLayout = "scoped-records-1";
 
-// Whether the engine holds any entry in [from, to).
-Result<bool> holds_any(storage::Engine& engine, std::string_view from, std::string_view to) {
+// Whether the engine holds any key of the family whose keys start with `family`.
+Result<bool> holds_family(storage::Engine& engine, char family) {
+  const char from[1] = {family};
+  const char to[1] = {static_cast<char>(family + 1)};
   bool any = false;
-  Status s = engine.scan(from, to, 1, [&](std::string_view, std::string_view) {
-    any = true;
-    return false;
-  });
+  Status s = engine.scan(std::string_view(from, 1), std::string_view(to, 1), 1,
+                         [&](std::string_view, std::string_view) {
+                           any = true;
+                           return false;
+                         });
   if (!s.ok()) return s;
   return any;
 }
 }  // namespace
 
 Status Store::check_layout(storage::Engine& engine, bool scoped) {
-  const char legacy_from[1] = {kLegacyScorePrefix};
-  const char legacy_to[1] = {kLegacyScorePrefix + 1};
-  auto legacy = holds_any(engine, std::string_view(legacy_from, 1), std::string_view(legacy_to, 1));
+  auto legacy = holds_family(engine, kLegacyScorePrefix);
   if (!legacy.ok()) return legacy.status();
   if (*legacy) {
     return Status::InvalidArgument(
@@ -123,9 +124,7 @@ Status Store::check_layout(storage::Engine& engine, bool scoped) {
   if (scoped) {
     // Before scopes a cluster node kept every record under "d"; those of its
     // consensus keyspaces would now be looked for under their group's prefix.
-    const char data_from[1] = {kDataPrefix};
-    const char data_to[1] = {kDataPrefix + 1};
-    auto records = holds_any(engine, std::string_view(data_from, 1), std::string_view(data_to, 1));
+    auto records = holds_family(engine, kDataPrefix);
     if (!records.ok()) return records.status();
     if (*records) {
       return Status::InvalidArgument(
@@ -363,7 +362,8 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
 }
 
 Result<size_t> Store::erase_scope(uint64_t scope) {
-  if (scope == 0) return Status::InvalidArgument("erase_scope erases a replica group's scope, not 0");
+  if (scope == 0)
+    return Status::InvalidArgument("erase_scope erases a replica group's scope, not 0");
   constexpr size_t kBatch = 1024;
   size_t erased = 0;
   for (;;) {
@@ -745,8 +745,8 @@ Result<storage::Sequence> Store::flush() {
   storage::WriteBatch positions;
   const char applied_from[1] = {kAppliedPrefix};
   const char applied_to[1] = {kAppliedPrefix + 1};
-  Status kept = engine_.scan(std::string_view(applied_from, 1), std::string_view(applied_to, 1),
-                             0, [&](std::string_view key, std::string_view value) {
+  Status kept = engine_.scan(std::string_view(applied_from, 1), std::string_view(applied_to, 1), 0,
+                             [&](std::string_view key, std::string_view value) {
                                positions.put(key, value);
                                return true;
                              });

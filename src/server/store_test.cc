@@ -189,6 +189,20 @@ void put_key(Store& store, std::string_view key, std::string_view value, int64_t
   ASSERT_TRUE(store.apply(m).ok());
 }
 
+// The keys of one scope's records (Store::scan_scope).
+std::vector<std::string> scope_keys(Store& store, uint64_t scope, std::string_view start = {},
+                                    size_t limit = 0) {
+  std::vector<std::string> keys;
+  EXPECT_TRUE(store
+                  .scan_scope(scope, start, limit,
+                              [&](std::string_view k, const RecordView&) {
+                                keys.emplace_back(k);
+                                return true;
+                              })
+                  .ok());
+  return keys;
+}
+
 std::vector<std::string> scanned(Store& store, std::string_view after, std::string_view prefix,
                                  size_t limit, std::string* last = nullptr) {
   std::vector<std::string> keys;
@@ -288,24 +302,8 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
     ASSERT_TRUE(store.apply(m).ok());
   }
 
-  std::vector<std::string> scope7;
-  ASSERT_TRUE(store
-                  .scan_scope(7, {}, 0,
-                              [&](std::string_view k, const RecordView&) {
-                                scope7.emplace_back(k);
-                                return true;
-                              })
-                  .ok());
-  EXPECT_EQ(scope7, (std::vector<std::string>{"a1", "a3", "b1", "b3"}));
-  std::vector<std::string> from_a3;
-  ASSERT_TRUE(store
-                  .scan_scope(7, "a2", 1,
-                              [&](std::string_view k, const RecordView&) {
-                                from_a3.emplace_back(k);
-                                return true;
-                              })
-                  .ok());
-  EXPECT_EQ(from_a3, (std::vector<std::string>{"a3"}));
+  EXPECT_EQ(scope_keys(store, 7), (std::vector<std::string>{"a1", "a3", "b1", "b3"}));
+  EXPECT_EQ(scope_keys(store, 7, "a2", 1), (std::vector<std::string>{"a3"}));
 
   // The expiry index names the key; its cycle finds the record in its scope.
   size_t erased = 0;
@@ -374,15 +372,7 @@ TEST(Store, ErasingAScopeTakesItsRecordsExpiriesAndCollections) {
   EXPECT_EQ(index_entries, 0u);
   ASSERT_TRUE(store.reclaim(100).ok());
   EXPECT_EQ(store.garbage_count(), 0u);
-  std::vector<std::string> left;
-  ASSERT_TRUE(store
-                  .scan_scope(9, {}, 0,
-                              [&](std::string_view k, const RecordView&) {
-                                left.emplace_back(k);
-                                return true;
-                              })
-                  .ok());
-  EXPECT_EQ(left, (std::vector<std::string>{"a2"}));
+  EXPECT_EQ(scope_keys(store, 9), (std::vector<std::string>{"a2"}));
   EXPECT_EQ(store.erase_scope(7).value(), 0u);
   EXPECT_FALSE(store.erase_scope(0).ok());
 }

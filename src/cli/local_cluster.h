@@ -94,9 +94,13 @@ class DirLock {
 inline constexpr const char* kSupervisorLock = "cluster.lock";
 inline constexpr const char* kStartLock = "nodes.lock";
 
+// The I/O threads of each of `nodes` nodes sharing this machine: its cores
+// divided among them, at least one.
+unsigned io_threads_per_node(size_t nodes);
+
 // Starts node `node` of the cluster as a child process running
-// `statekv server` (this executable); join: it starts empty and waits to be
-// added. Writes nodeK/pid and clears nodeK/stopped. Returns the pid.
+// `statekv server --io-threads io_threads_per_node(nodes)` (this executable);
+// join: it starts empty and waits to be added. Writes nodeK/pid and clears nodeK/stopped. Returns the pid.
 // `requirepass` (empty: none) reaches the node like the secret, through the
 // environment (STATEKV_REQUIREPASS): it seeds the cluster's password when
 // the cluster forms (node/cluster_acl.h).

@@ -10,6 +10,12 @@
 #   bench/compare_consensus.sh                     # 16 clients, 10000 puts, 256-byte values, 3 rounds
 #   ROUNDS=5 REQUESTS=20000 bench/compare_consensus.sh
 #   PARTS="writes" bench/compare_consensus.sh      # any of: writes reads failover
+#   PIPELINE=16 PARTS=writes bench/compare_consensus.sh
+#
+# PIPELINE=N (default 1): each statekv and Redis client sends N SETs at once
+# and waits for all N (`statekv bench --pipeline`; Redis: the N SETs, then one
+# WAIT 2 0 covering them, its best use of WAIT). etcd is left out of such a
+# run: the harness's etcd client (its HTTP gateway) sends one put at a time.
 #
 # Each write run is repeated ROUNDS times, the systems alternating (etcd,
 # statekv, redis, etcd, ...), and every figure reported is the median over the
@@ -27,6 +33,7 @@ KEY_SPACE=${KEY_SPACE:-1000}
 WARMUP=${WARMUP:-1}
 SEED=${SEED:-1}
 ROUNDS=${ROUNDS:-3}
+PIPELINE=${PIPELINE:-1}
 READS=${READS:-60000}                # GETs per read run, over all clients
 FAILOVER_TRIALS=${FAILOVER_TRIALS:-10}
 PARTS=${PARTS:-"writes reads failover"}
@@ -182,6 +189,12 @@ echo
 
 BENCH_ARGS=(--clients "$CLIENTS" --requests "$REQUESTS" --value-size "$VALUE_SIZE"
   --key-space "$KEY_SPACE" --seed "$SEED" --warmup "$WARMUP" --json)
+SYSTEMS="etcd statekv redis"
+RESP_ARGS=()
+if ((PIPELINE > 1)); then
+  SYSTEMS="statekv redis"  # the harness's etcd client does not pipeline
+  RESP_ARGS=(--pipeline "$PIPELINE")
+fi
 declare -A RESULTS  # system -> JSON lines, one per round
 
 run_bench() {  # system command...
@@ -211,16 +224,19 @@ all() { grep '^{' <<<"${RESULTS[$1]}" | while read -r j; do printf '%.0f ' "$(fi
 if want writes; then
   for round in $(seq "$ROUNDS"); do
     echo "writes, round $round of $ROUNDS ..." >&2
-    run_bench etcd "$STATEKV_BIN" bench --target etcd --endpoints "$ETCD_BENCH_ENDPOINTS" "${BENCH_ARGS[@]}"
+    if [[ " $SYSTEMS " == *" etcd "* ]]; then
+      run_bench etcd "$STATEKV_BIN" bench --target etcd --endpoints "$ETCD_BENCH_ENDPOINTS" "${BENCH_ARGS[@]}"
+    fi
     run_bench statekv "$STATEKV_BIN" bench --target resp --endpoints "$STATEKV_ENDPOINTS" \
-      --key-prefix r: --route "$STATEKV_ROUTE" "${BENCH_ARGS[@]}"
+      --key-prefix r: --route "$STATEKV_ROUTE" "${RESP_ARGS[@]}" "${BENCH_ARGS[@]}"
     run_bench redis "$STATEKV_BIN" bench --target resp --endpoints "127.0.0.1:${REDIS_PORTS[0]}" \
-      --wait 2 "${BENCH_ARGS[@]}"
+      --wait 2 "${RESP_ARGS[@]}" "${BENCH_ARGS[@]}"
   done
+  ((PIPELINE > 1)) && echo "pipeline: $PIPELINE SETs per client at a time (redis: then one WAIT 2 0)"
 
   echo "| system | client path | ops/s | p50 ms | p99 ms | ops/s of each round | errors |"
   echo "|---|---|---:|---:|---:|---|---:|"
-  for s in etcd statekv redis; do
+  for s in $SYSTEMS; do
     case $s in
       etcd) path="HTTP gateway, clients on $ETCD_CLIENTS_ON" ;;
       statekv)
@@ -228,20 +244,22 @@ if want writes; then
           leader) path="SET r:key, each to its group's leader (route leader)" ;;
           spread) path="SET r:key, clients over 3 nodes (route spread)" ;;
         esac ;;
-      redis) path="SET + WAIT 2 0 on the primary" ;;
+      redis)
+        path="SET + WAIT 2 0 on the primary"
+        ((PIPELINE > 1)) && path="$PIPELINE SETs + WAIT 2 0 on the primary" ;;
     esac
     errors=$(grep '^{' <<<"${RESULTS[$s]}" | while read -r j; do field "$j" errors; done | paste -sd+ | bc)
     printf "| %s | %s | %.0f | %.3f | %.3f | %s| %s |\n" "$s" "$path" "$(med $s ops_per_sec)" \
       "$(med $s p50_ms)" "$(med $s p99_ms)" "$(all $s ops_per_sec)" "$errors"
   done
-  for s in etcd statekv redis; do
+  for s in $SYSTEMS; do
     first=$(grep '^{' <<<"${RESULTS[$s]}" | while read -r j; do field "$j" first_error; done | grep -v '^$' | head -n 1 || true)
     [[ -n $first ]] && echo "$s first error: $first"
   done
   echo
   echo "| statekv against | ops x (goal) | p50 x | p99 x (goal) |"
   echo "|---|---:|---:|---:|"
-  for s in etcd redis; do
+  for s in ${SYSTEMS/statekv/}; do
     goal=3
     [[ $s == redis ]] && goal=2
     awk -v name="$s" -v goal="$goal" \

@@ -22,6 +22,7 @@
 #   bench/consensus_threads.sh
 #   CLIENTS=32 REQUESTS=20000 bench/consensus_threads.sh
 #   STATEKV_ROUTE=spread bench/consensus_threads.sh
+#   PIPELINE=16 bench/consensus_threads.sh     # each client 16 SETs at a time
 #
 # Run by hand, not in CI: about 20 seconds.
 set -euo pipefail
@@ -32,6 +33,7 @@ STATEKV_BIN=${STATEKV_BIN:-build/statekv}
 CLIENTS=${CLIENTS:-16}
 REQUESTS=${REQUESTS:-10000}
 VALUE_SIZE=${VALUE_SIZE:-256}
+PIPELINE=${PIPELINE:-1}  # SETs each client sends at a time (statekv bench --pipeline)
 STATEKV_ROUTE=${STATEKV_ROUTE:-leader}
 case "$STATEKV_ROUTE" in leader | spread) ;; *) echo "STATEKV_ROUTE must be leader or spread" >&2; exit 2 ;; esac
 [[ -x "$STATEKV_BIN" ]] || { echo "no statekv binary at $STATEKV_BIN (run scripts/build.sh)" >&2; exit 1; }
@@ -78,7 +80,7 @@ wait_rep_leaders_settled $base $((base + 1)) $((base + 2))  # bench/lib.sh
 bench() {  # requests [--json]
   "$STATEKV_BIN" bench --target resp --endpoints "$ENDPOINTS" --key-prefix r: \
     --route "$STATEKV_ROUTE" --clients "$CLIENTS" --requests "$1" --value-size "$VALUE_SIZE" \
-    --warmup 0 "${@:2}"
+    --pipeline "$PIPELINE" --warmup 0 "${@:2}"
 }
 snapshot() {  # one line per thread: name switches cpu_ticks
   for pid in "${PIDS[@]}"; do
@@ -97,8 +99,8 @@ result=$(bench "$REQUESTS" --json 2>/dev/null | grep '^{' | tail -n 1)
 snapshot >"$WORK/after"
 [[ -n $result ]] || { echo "the benchmark gave no result" >&2; exit 1; }
 field() { grep -o "\"$1\":[0-9.]*" <<<"$result" | cut -d: -f2; }
-printf '%s clients (route %s), %s puts of %s bytes: %.0f puts/s, p50 %.2f ms, p99 %.2f ms (load average %s)\n\n' \
-  "$CLIENTS" "$STATEKV_ROUTE" "$REQUESTS" "$VALUE_SIZE" "$(field ops_per_sec)" "$(field p50_ms)" "$(field p99_ms)" \
+printf '%s clients (route %s, pipeline %s), %s puts of %s bytes: %.0f puts/s, p50 %.2f ms, p99 %.2f ms (load average %s)\n\n' \
+  "$CLIENTS" "$STATEKV_ROUTE" "$PIPELINE" "$REQUESTS" "$VALUE_SIZE" "$(field ops_per_sec)" "$(field p50_ms)" "$(field p99_ms)" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Threads are matched by position (same processes, same threads: none start

@@ -1,6 +1,7 @@
 #include "loadgen/leader_route.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <functional>
@@ -174,18 +175,74 @@ class LeaderConnection final : public Connection {
  public:
   LeaderConnection(std::shared_ptr<LeaderTable> table,
                    std::vector<std::unique_ptr<RespConnection>> conns, size_t spread,
-                   std::string key_prefix)
+                   std::string key_prefix, std::chrono::milliseconds io_timeout)
       : table_(std::move(table)),
         conns_(std::move(conns)),
         spread_(spread),
-        key_prefix_(std::move(key_prefix)) {}
+        key_prefix_(std::move(key_prefix)),
+        io_timeout_(io_timeout) {}
 
   Status put(std::string_view key, std::string_view value) override {
     full_key_.assign(key_prefix_);
     full_key_.append(key);
-    int e = table_->lookup(full_key_);
+    Status s = conns_[endpoint_for(full_key_)]->put(key, value);
+    // Its node may have failed or lost the leadership: ask again next time.
+    if (!s.ok()) table_->forget(full_key_);
+    return s;
+  }
+
+  // Each put to its key's endpoint as put() picks it; every endpoint's puts go
+  // in one send, all before any reply is read, and the replies are taken as
+  // they come from whichever endpoint answers first.
+  Status put_batch(std::span<const Put> puts, std::span<LoadClock::time_point> acked) override {
+    std::vector<std::vector<size_t>> by_endpoint(conns_.size());
+    std::vector<std::string> keys(puts.size());
+    for (size_t i = 0; i < puts.size(); ++i) {
+      keys[i] = key_prefix_ + std::string(puts[i].key);
+      by_endpoint[endpoint_for(keys[i])].push_back(i);
+    }
+    Status first;
+    auto refuse = [&](size_t put, Status s) {
+      table_->forget(keys[put]);
+      if (first.ok()) first = std::move(s);
+    };
+    for (size_t e = 0; e < conns_.size(); ++e) {
+      if (by_endpoint[e].empty()) continue;
+      if (Status s = conns_[e]->send_puts(puts, by_endpoint[e]); !s.ok()) {
+        for (size_t put : by_endpoint[e]) refuse(put, s);
+      }
+    }
+    std::vector<pollfd> fds;
+    std::vector<size_t> polled;  // the endpoint of each of fds
+    while (true) {
+      fds.clear();
+      polled.clear();
+      for (size_t e = 0; e < conns_.size(); ++e) {
+        for (auto& r : conns_[e]->take_replies(acked)) refuse(r.put, std::move(r.status));
+        if (conns_[e]->replies_due() == 0) continue;
+        fds.push_back(pollfd{.fd = conns_[e]->fd(), .events = POLLIN, .revents = 0});
+        polled.push_back(e);
+      }
+      if (fds.empty()) return first;
+      // Whichever answers first; receive() itself waits (and times out) when
+      // poll was interrupted or none answered in time.
+      const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(io_timeout_.count()));
+      for (size_t j = 0; j < fds.size(); ++j) {
+        if (ready <= 0 || fds[j].revents != 0) (void)conns_[polled[j]]->receive();
+      }
+    }
+  }
+
+ private:
+  std::shared_ptr<LeaderTable> table_;
+  std::vector<std::unique_ptr<RespConnection>> conns_;
+  const size_t spread_;
+  // The endpoint a put of `full_key` (with the prefix) goes to: its shard's,
+  // located first when unknown, or the spread endpoint.
+  size_t endpoint_for(const std::string& full_key) {
+    int e = table_->lookup(full_key);
     if (e == LeaderTable::kUnknown) {
-      auto located = locate_one(*table_, full_key_, *conns_[spread_],
+      auto located = locate_one(*table_, full_key, *conns_[spread_],
                                 [this](size_t i) { return conns_[i].get(); });
       // LOCATE failing (the spread node down, say) leaves the put to the
       // spread endpoint, which says what is wrong.
@@ -196,20 +253,14 @@ class LeaderConnection final : public Connection {
       // The leader's node does not answer (it died; its group elects another
       // leader): nothing was sent, so the spread node takes the put and
       // holds it until there is a leader, and the shard is located again.
-      table_->forget(full_key_);
+      table_->forget(full_key);
       use = spread_;
     }
-    Status s = conns_[use]->put(key, value);
-    // Its node may have failed or lost the leadership: ask again next time.
-    if (!s.ok()) table_->forget(full_key_);
-    return s;
+    return use;
   }
 
- private:
-  std::shared_ptr<LeaderTable> table_;
-  std::vector<std::unique_ptr<RespConnection>> conns_;
-  const size_t spread_;
   const std::string key_prefix_;
+  const std::chrono::milliseconds io_timeout_;
   std::string full_key_;  // reused buffer
 };
 
@@ -286,7 +337,7 @@ Result<ConnectionFactory> make_resp_leader_factory(const std::vector<HostPort>& 
         }
         if (!spread) return first_failure;
         return std::unique_ptr<Connection>(std::make_unique<LeaderConnection>(
-            table, std::move(conns), *spread, options.key_prefix));
+            table, std::move(conns), *spread, options.key_prefix, options.io_timeout));
       });
 }
 

@@ -17,6 +17,14 @@ namespace statekv::loadgen {
 
 Connection::~Connection() = default;
 
+Status Connection::put_batch(std::span<const Put> puts, std::span<LoadClock::time_point> acked) {
+  for (size_t i = 0; i < puts.size(); ++i) {
+    if (Status s = put(puts[i].key, puts[i].value); !s.ok()) return s;
+    acked[i] = LoadClock::now();
+  }
+  return Status::OK();
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -57,13 +65,17 @@ class Client {
         conn_(std::move(conn)),
         // Distinct, reproducible key sequences per client for one seed.
         rng_(options.seed ^ (0x9e3779b97f4a7c15ULL * (id + 1))) {
-    value_.resize(options.value_size);
-    for (char& c : value_) c = static_cast<char>('a' + rng_.uniform(26));
+    values_.resize(std::max<size_t>(1, options.pipeline), std::string(options.value_size, 'a'));
+    for (std::string& value : values_) {
+      for (char& c : value) c = static_cast<char>('a' + rng_.uniform(26));
+    }
   }
 
-  // One put with a fresh key. Returns its latency, or the failure (after which
-  // the connection is dropped and the next call reconnects first).
-  Result<uint64_t> put_once() {
+  // A batch of `n` (at most options.pipeline) puts with fresh keys. Appends
+  // each put's latency to *latencies_ns when the batch succeeds; otherwise
+  // returns the failure (after which the connection is dropped and the next
+  // call reconnects first).
+  Status put_batch(size_t n, std::vector<uint64_t>* latencies_ns) {
     if (!conn_) {
       auto reopened = factory_(id_);
       if (!reopened.ok()) {
@@ -73,25 +85,35 @@ class Client {
       conn_ = std::move(*reopened);
       backoff_ms_ = 0;
     }
-    const std::string key = key_for(rng_.uniform(options_.key_space));
-    stamp_value();
+    keys_.resize(n);
+    puts_.resize(n);
+    acked_.assign(n, Clock::time_point());
+    for (size_t i = 0; i < n; ++i) {
+      keys_[i] = key_for(rng_.uniform(options_.key_space));
+      stamp_value(values_[i]);
+      puts_[i] = Put{keys_[i], values_[i]};
+    }
     const auto start = Clock::now();
-    Status status = conn_->put(key, value_);
-    const auto elapsed = Clock::now() - start;
+    Status status = n == 1 ? conn_->put(puts_[0].key, puts_[0].value)
+                           : conn_->put_batch(puts_, acked_);
+    if (n == 1) acked_[0] = Clock::now();
     if (!status.ok()) {
       conn_.reset();
       return status;
     }
-    return static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    for (const Clock::time_point& t : acked_) {
+      latencies_ns->push_back(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(t - start).count()));
+    }
+    return Status::OK();
   }
 
  private:
   // Each write carries a different value (its client and sequence number in
   // front), so no store can skip a write that repeats the previous value.
-  void stamp_value() {
+  void stamp_value(std::string& value) {
     const std::string stamp = fmt::format("{:x}.{:x}.", id_, ++sequence_);
-    std::copy_n(stamp.begin(), std::min(stamp.size(), value_.size()), value_.begin());
+    std::copy_n(stamp.begin(), std::min(stamp.size(), value.size()), value.begin());
   }
 
   // A store that refuses connections must not be hammered in a tight loop:
@@ -106,7 +128,10 @@ class Client {
   const ConnectionFactory& factory_;
   std::unique_ptr<Connection> conn_;
   Random rng_;
-  std::string value_;
+  std::vector<std::string> values_;  // one per put of a batch
+  std::vector<std::string> keys_;
+  std::vector<Put> puts_;
+  std::vector<Clock::time_point> acked_;
   uint64_t sequence_ = 0;
   int backoff_ms_ = 0;
 };
@@ -117,6 +142,7 @@ Status validate(const LoadOptions& options) {
   if (options.clients == 0) return Status::InvalidArgument("clients must be at least 1");
   if (options.requests == 0) return Status::InvalidArgument("requests must be at least 1");
   if (options.key_space == 0) return Status::InvalidArgument("key_space must be at least 1");
+  if (options.pipeline == 0) return Status::InvalidArgument("pipeline must be at least 1");
   if (!(options.warmup_seconds >= 0) || !std::isfinite(options.warmup_seconds)) {
     return Status::InvalidArgument("warmup_seconds must be a finite number >= 0");
   }
@@ -155,18 +181,25 @@ Result<LoadResult> run_load(const LoadOptions& options, const ConnectionFactory&
     threads.emplace_back([&, c] {
       Client& client = *clients[c];
       ClientOutcome& out = outcomes[c];
-      out.latencies_ns.reserve(options.requests / options.clients + 1);
+      out.latencies_ns.reserve(options.requests / options.clients + options.pipeline);
+      std::vector<uint64_t> unmeasured;
       warmup_line.arrive_and_wait();
-      while (Clock::now() < warmup_end) (void)client.put_once();
+      while (Clock::now() < warmup_end) {
+        unmeasured.clear();
+        (void)client.put_batch(options.pipeline, &unmeasured);
+      }
       start_line.arrive_and_wait();
-      while (next_request.fetch_add(1, std::memory_order_relaxed) < options.requests) {
-        auto latency = client.put_once();
-        if (latency.ok()) {
-          out.latencies_ns.push_back(*latency);
-          ++out.ok;
+      while (true) {
+        // A batch claims its puts from the run's total; the last may be short.
+        const uint64_t first = next_request.fetch_add(options.pipeline, std::memory_order_relaxed);
+        if (first >= options.requests) break;
+        const size_t n = static_cast<size_t>(
+            std::min<uint64_t>(options.pipeline, options.requests - first));
+        if (Status s = client.put_batch(n, &out.latencies_ns); s.ok()) {
+          out.ok += n;
         } else {
-          ++out.errors;
-          first_error.record(c, latency.status());
+          out.errors += n;
+          first_error.record(c, s);
         }
       }
       out.end = Clock::now();
@@ -226,6 +259,7 @@ std::string format_json(std::string_view target, const LoadOptions& options,
   j["key_space"] = options.key_space;
   j["seed"] = options.seed;
   j["warmup_seconds"] = options.warmup_seconds;
+  j["pipeline"] = options.pipeline;
   j["ok"] = result.ok;
   j["errors"] = result.errors;
   j["seconds"] = result.seconds;
@@ -243,10 +277,12 @@ std::string format_json(std::string_view target, const LoadOptions& options,
 std::string format_table(std::string_view target, const LoadOptions& options,
                          const LoadResult& result, std::string_view route) {
   std::string out =
-      fmt::format("{} puts of {}-byte values over {} keys, {} clients{} (seed {}, warmup {} s)\n",
+      fmt::format("{} puts of {}-byte values over {} keys, {} clients{}{} (seed {}, warmup {} s)\n",
                   options.requests, options.value_size, options.key_space, options.clients,
-                  route.empty() ? std::string() : fmt::format(", route {}", route), options.seed,
-                  options.warmup_seconds);
+                  route.empty() ? std::string() : fmt::format(", route {}", route),
+                  options.pipeline > 1 ? fmt::format(", pipeline {}", options.pipeline)
+                                       : std::string(),
+                  options.seed, options.warmup_seconds);
   out +=
       fmt::format("{:<10} {:>8} {:>6} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "target", "ok",
                   "errors", "seconds", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms");

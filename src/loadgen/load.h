@@ -9,17 +9,23 @@
 // write for `warmup_seconds` (not measured), then all start together and issue
 // `requests` puts in total, each waiting for its previous put to be acknowledged
 // before sending the next (closed loop: offered load = what the store sustains).
-// Every acknowledged put's latency (std::chrono::steady_clock) is kept; the
-// percentiles come from all samples sorted, never from a histogram.
+// With `pipeline` N > 1 a client sends N puts at once and waits until all N
+// are acknowledged before sending the next N (Connection::put_batch), as a
+// pipelining Redis client does. Every acknowledged put's latency
+// (std::chrono::steady_clock, from the send of its batch to its own
+// acknowledgement) is kept; the percentiles come from all samples sorted,
+// never from a histogram.
 //
 // Thread safety: run_load is reentrant. The factory is called from the client
 // threads, concurrently; each Connection it returns is used by one thread only.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +33,14 @@
 #include "core/status.h"
 
 namespace statekv::loadgen {
+
+using LoadClock = std::chrono::steady_clock;
+
+// One put of a batch (Connection::put_batch).
+struct Put {
+  std::string_view key;
+  std::string_view value;
+};
 
 // One client's link to the store under test. Not thread-safe: one per thread.
 class Connection {
@@ -38,6 +52,15 @@ class Connection {
   // non-OK status the harness discards this connection and asks the factory
   // for a new one.
   virtual Status put(std::string_view key, std::string_view value) = 0;
+
+  // Writes every put of `puts` and returns once each was answered; acked[i]
+  // (acked.size() == puts.size()) is when puts[i] was acknowledged. OK when
+  // every put was; otherwise the first failure, and the harness counts the
+  // whole batch failed (some of it may have taken effect). A connection that
+  // pipelines sends them all before it reads any reply (RespConnection); this
+  // default sends one at a time, so the harness's callers allow a pipeline
+  // only for connections that do (bench_command.cc).
+  virtual Status put_batch(std::span<const Put> puts, std::span<LoadClock::time_point> acked);
 };
 
 // Opens the connection for client number `client` (0-based). Called once per
@@ -51,6 +74,7 @@ struct LoadOptions {
   size_t key_space = 1000;    // keys are key:%012d, drawn uniformly from [0, key_space)
   uint64_t seed = 1;          // with the client number, decides each client's keys
   double warmup_seconds = 1;  // unmeasured writes before the clock starts; 0 skips
+  size_t pipeline = 1;        // puts a client sends before it waits for their acknowledgements
 };
 
 struct LoadResult {
@@ -62,13 +86,14 @@ struct LoadResult {
   std::string first_error;  // the first failure's message, empty when none
 };
 
-// Checks the options (clients, requests, key_space > 0; warmup >= 0).
+// Checks the options (clients, requests, key_space, pipeline > 0; warmup >= 0).
 Status validate(const LoadOptions& options);
 
 // Runs the load and returns its figures. Fails (and runs nothing) when the
 // options are invalid or a client's first connection cannot be opened; once
-// running, failures are counted in `errors` and the run goes on: each failed
-// put or reconnect uses up one of the `requests`, so ok + errors == requests.
+// running, failures are counted in `errors` and the run goes on: each put of a
+// failed batch (a failed reconnect fails its batch) uses up one of the
+// `requests`, so ok + errors == requests.
 Result<LoadResult> run_load(const LoadOptions& options, const ConnectionFactory& factory);
 
 // The key for index i: "key:" and i as 12 zero-padded digits (16 bytes).

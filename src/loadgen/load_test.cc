@@ -110,6 +110,10 @@ class FakeStore {
     Status put(std::string_view key, std::string_view value) override {
       return store_->put(key, value);
     }
+    Status put_batch(std::span<const Put> puts, std::span<LoadClock::time_point> acked) override {
+      store_->note_batch(puts.size());
+      return Connection::put_batch(puts, acked);  // one at a time
+    }
 
    private:
     FakeStore* store_;
@@ -137,6 +141,17 @@ class FakeStore {
     keys_in_order_.emplace_back(key);
     value_sizes_.insert(value.size());
     return Status::OK();
+  }
+
+  void note_batch(size_t n) {
+    std::lock_guard lock(mu_);
+    ++batch_sizes_[n];
+  }
+  // How many batches of each size came through put_batch (a batch of one
+  // comes through put).
+  std::map<size_t, size_t> batch_sizes() {
+    std::lock_guard lock(mu_);
+    return batch_sizes_;
   }
 
   uint64_t opens() const { return opens_.load(); }
@@ -170,6 +185,7 @@ class FakeStore {
   std::set<std::string> values_;
   std::set<size_t> value_sizes_;
   std::vector<std::string> keys_in_order_;
+  std::map<size_t, size_t> batch_sizes_;
 };
 
 LoadOptions small_options() {
@@ -243,6 +259,33 @@ TEST(RunLoad, LatencyAndThroughputReflectTheStoresSpeed) {
   EXPECT_GT(r4->ops_per_sec, 1.5 * r->ops_per_sec);
 }
 
+TEST(RunLoad, APipelineSendsBatchesAndCountsEveryPut) {
+  FakeStore store({});
+  LoadOptions o = small_options();
+  o.clients = 3;
+  o.requests = 100;
+  o.pipeline = 7;
+  auto r = run_load(o, store.factory());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->ok, 100u);
+  EXPECT_EQ(store.puts(), 100u);
+  EXPECT_EQ(store.distinct_values(), 100u);  // each put of a batch its own value
+  // 14 batches of 7 and the run's last 2 puts in one short batch.
+  const std::map<size_t, size_t> sizes = store.batch_sizes();
+  EXPECT_EQ(sizes, (std::map<size_t, size_t>{{2, 1}, {7, 14}}));
+
+  // A failure fails its whole batch: ok + errors still add up to the requests.
+  FakeStore failing({.fail_every = 10});
+  o.requests = 1000;
+  o.pipeline = 4;
+  auto f = run_load(o, failing.factory());
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->ok + f->errors, o.requests);
+  // Each failed put fails the 4 of its batch (the rest of it is not sent).
+  EXPECT_EQ(f->errors, 4u * (failing.puts() / 10));
+  EXPECT_NE(f->first_error.find("injected failure"), std::string::npos) << f->first_error;
+}
+
 TEST(RunLoad, FailedPutsAreCountedAndTheClientReconnects) {
   FakeStore store({.fail_every = 10});
   LoadOptions o = small_options();
@@ -289,7 +332,7 @@ TEST(RunLoad, RejectsInvalidOptions) {
   for (auto mutate : std::vector<std::function<void(LoadOptions&)>>{
            [](LoadOptions& o) { o.clients = 0; }, [](LoadOptions& o) { o.requests = 0; },
            [](LoadOptions& o) { o.key_space = 0; },
-           [](LoadOptions& o) { o.warmup_seconds = -1; }}) {
+           [](LoadOptions& o) { o.warmup_seconds = -1; }, [](LoadOptions& o) { o.pipeline = 0; }}) {
     LoadOptions o = small_options();
     mutate(o);
     auto r = run_load(o, store.factory());
@@ -715,6 +758,66 @@ TEST(RespConnection, BrokenRepliesCloseTheSocketAndTheNextPutReconnects) {
   EXPECT_EQ(peer.accepted(), 4u);
 }
 
+TEST(RespConnection, APipelineSendsEverySetThenOneWaitAndAcknowledgesEachPut) {
+  using namespace std::chrono_literals;
+  ScriptedPeer peer({"+OK\r\n", "+OK\r\n", "+OK\r\n", ":2\r\n",       // batch 1
+                     "+OK\r\n", "-ERR full\r\n", "+OK\r\n", ":2\r\n",  // batch 2: one refused
+                     "+OK\r\n", "+OK\r\n", ":1\r\n"});                 // batch 3: WAIT short
+  RespOptions o;
+  o.key_prefix = "r:";
+  o.wait_replicas = 2;
+  auto conn = RespConnection::connect({"127.0.0.1", peer.port()}, o);
+  ASSERT_TRUE(conn.ok()) << conn.status().to_string();
+  const std::vector<Put> three = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
+  std::vector<LoadClock::time_point> acked(3);
+  const auto before = LoadClock::now();
+  ASSERT_TRUE((*conn)->put_batch(three, acked).ok());
+  for (const auto& t : acked) EXPECT_GE(t, before);
+  // The WAIT's answer acknowledges them all at once.
+  EXPECT_EQ(acked[0], acked[2]);
+
+  acked.assign(3, LoadClock::time_point());
+  const Status refused = (*conn)->put_batch(three, acked);
+  EXPECT_EQ(refused.code(), Status::Code::kUnavailable) << refused.to_string();
+  EXPECT_NE(refused.message().find("-ERR full"), std::string::npos) << refused.to_string();
+  EXPECT_NE(acked[0], LoadClock::time_point());
+  EXPECT_EQ(acked[1], LoadClock::time_point());  // not acknowledged
+  EXPECT_NE(acked[2], LoadClock::time_point());
+
+  std::vector<LoadClock::time_point> two(2);
+  const Status short_wait = (*conn)->put_batch(std::span(three).first(2), two);
+  EXPECT_EQ(short_wait.code(), Status::Code::kUnavailable) << short_wait.to_string();
+  EXPECT_NE(short_wait.message().find("only 1 replica"), std::string::npos);
+  EXPECT_EQ(two[0], LoadClock::time_point());
+  EXPECT_EQ((*conn)->connects(), 1u);  // error replies keep the connection
+  Args sent;
+  for (int batch = 0; batch < 3; ++batch) {
+    for (int i = 0; i < (batch == 2 ? 2 : 3); ++i) {
+      sent.push_back({"SET", "r:" + std::string(three[i].key), std::string(three[i].value)});
+    }
+    sent.push_back({"WAIT", "2", "0"});
+  }
+  EXPECT_EQ(peer.requests(), sent);
+}
+
+TEST(RespConnection, APipelineWithoutWaitTakesEachReplyAsItComesAndSurvivesABrokenOne) {
+  // Batch 1 whole; batch 2: the connection closes after its first reply;
+  // batch 3 on a new connection: a reply that is not RESP.
+  ScriptedPeer peer({"+OK\r\n", "+OK\r\n", "+OK\r\n", "", "!bad\r\n"});
+  auto conn = RespConnection::connect({"127.0.0.1", peer.port()});
+  ASSERT_TRUE(conn.ok());
+  const std::vector<Put> two = {{"a", "1"}, {"b", "2"}};
+  std::vector<LoadClock::time_point> acked(2);
+  ASSERT_TRUE((*conn)->put_batch(two, acked).ok());
+  EXPECT_LE(acked[0], acked[1]);
+  const Status closed = (*conn)->put_batch(two, acked);
+  EXPECT_EQ(closed.code(), Status::Code::kUnavailable) << closed.to_string();
+  EXPECT_NE(closed.message().find("closed"), std::string::npos) << closed.to_string();
+  const Status bad = (*conn)->put_batch(two, acked);
+  EXPECT_EQ(bad.code(), Status::Code::kCorruption) << bad.to_string();
+  EXPECT_EQ((*conn)->connects(), 2u);
+}
+
 TEST(RespConnection, FactorySpreadsClientsAndRejectsBadEndpoints) {
   EXPECT_TRUE(make_resp_connection_factory({}).status().is_invalid_argument());
   EXPECT_TRUE(make_resp_connection_factory({"nope"}).status().is_invalid_argument());
@@ -894,6 +997,45 @@ TEST(LeaderRoute, EachPutGoesToItsKeysLeaderAndIsLocatedAgainAfterAnError) {
                                 {"SET", "r:" + key_for(0), "v3"}}));
   EXPECT_EQ(b.requests(),
             (Args{{"SET", "r:" + key_for(0), "v0"}, {"SET", "r:" + key_for(0), "v2"}}));
+}
+
+TEST(LeaderRoute, APipelineSendsEachPutToItsLeaderAndTakesTheRepliesOfBoth) {
+  // Key 0 led by b, key 1 by a; a batch of 4 puts: 0, 1, 0, 1.
+  ScriptedPeer b({"+OK\r\n", "-CLUSTERDOWN the leader stepped down\r\n"});
+  const std::string b_addr = "127.0.0.1:" + std::to_string(b.port());
+  ScriptedPeer a([&](uint16_t a_port) {
+    const std::vector<std::string> addrs = {"127.0.0.1:" + std::to_string(a_port), b_addr};
+    return std::vector<std::string>{locate_reply("rep", 0, addrs, 2),
+                                    locate_reply("rep", 1, addrs, 1), "+OK\r\n", "+OK\r\n"};
+  });
+  const std::vector<HostPort> endpoints = {{"127.0.0.1", a.port()}, {"127.0.0.1", b.port()}};
+  RespOptions o;
+  o.key_prefix = "r:";
+  auto table = locate_keys(endpoints, o, 2);
+  ASSERT_TRUE(table.ok()) << table.status().to_string();
+  auto factory = make_resp_leader_factory(endpoints, o, *table);
+  ASSERT_TRUE(factory.ok());
+  auto conn = (*factory)(0);
+  ASSERT_TRUE(conn.ok()) << conn.status().to_string();
+  const std::string k0 = key_for(0), k1 = key_for(1);
+  const std::vector<Put> batch = {{k0, "v0"}, {k1, "v1"}, {k0, "v2"}, {k1, "v3"}};
+  std::vector<LoadClock::time_point> acked(4);
+  const Status s = (*conn)->put_batch(batch, acked);
+  // b refused its second put: the batch fails, that shard is located again,
+  // and every other put was acknowledged.
+  EXPECT_EQ(s.code(), Status::Code::kUnavailable) << s.to_string();
+  EXPECT_NE(s.message().find("CLUSTERDOWN"), std::string::npos) << s.to_string();
+  EXPECT_NE(acked[0], LoadClock::time_point());
+  EXPECT_NE(acked[1], LoadClock::time_point());
+  EXPECT_EQ(acked[2], LoadClock::time_point());
+  EXPECT_NE(acked[3], LoadClock::time_point());
+  EXPECT_EQ((*table)->lookup("r:" + k0), LeaderTable::kUnknown);
+  EXPECT_EQ((*table)->lookup("r:" + k1), 0);
+  EXPECT_EQ(b.requests(), (Args{{"SET", "r:" + k0, "v0"}, {"SET", "r:" + k0, "v2"}}));
+  EXPECT_EQ(a.requests(), (Args{{"LOCATE", "r:" + k0},
+                                {"LOCATE", "r:" + k1},
+                                {"SET", "r:" + k1, "v1"},
+                                {"SET", "r:" + k1, "v3"}}));
 }
 
 TEST(LeaderRoute, ANodeThatIsDownCostsOnlyItsOwnPuts) {

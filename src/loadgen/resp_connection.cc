@@ -185,6 +185,134 @@ Status RespConnection::put(std::string_view key, std::string_view value) {
   return Status::OK();
 }
 
+Status RespConnection::send_puts(std::span<const Put> puts, std::span<const size_t> which) {
+  if (which.empty()) return Status::OK();
+  if (fd_ < 0) {
+    if (Status s = open(); !s.ok()) return s;
+  }
+  broken_ = Status::OK();
+  request_.clear();
+  resp::Writer w(&request_);
+  for (size_t i : which) {
+    key_.assign(options_.key_prefix);
+    key_.append(puts[i].key);
+    w.array(3);
+    w.bulk("SET");
+    w.bulk(key_);
+    w.bulk(puts[i].value);
+    due_.push_back(i);
+  }
+  commands_ += which.size();
+  if (options_.wait_replicas > 0) {
+    const std::string n = std::to_string(options_.wait_replicas);
+    const std::string timeout = std::to_string(options_.wait_timeout_ms);
+    w.array(3);
+    w.bulk("WAIT");
+    w.bulk(n);
+    w.bulk(timeout);
+    due_.push_back(kWaitReply);
+    ++commands_;
+  }
+  if (Status io = send_all(fd_, request_, describe()); !io.ok()) {
+    close_socket();
+    due_.clear();
+    waited_.clear();
+    return io;
+  }
+  return Status::OK();
+}
+
+Status RespConnection::receive() {
+  char buf[16 * 1024];
+  auto n = recv_some(fd_, buf, sizeof(buf), options_.io_timeout, describe());
+  if (n.ok() && *n > 0) {
+    input_.append(buf, *n);
+    return Status::OK();
+  }
+  broken_ = !n.ok() ? n.status()
+                    : Status::Unavailable(describe() + (input_.empty()
+                                                            ? ": connection closed before a reply"
+                                                            : ": connection closed in the middle "
+                                                              "of a reply"));
+  close_socket();
+  return broken_;
+}
+
+std::vector<RespConnection::Refused> RespConnection::take_replies(
+    std::span<LoadClock::time_point> acked) {
+  std::vector<Refused> refused;
+  // Every put still due (and every one a WAIT still owed) fails with `why`.
+  auto abandon = [&](const Status& why) {
+    for (size_t i : waited_) refused.push_back({i, why});
+    for (size_t i : due_) {
+      if (i != kWaitReply) refused.push_back({i, why});
+    }
+    due_.clear();
+    waited_.clear();
+  };
+  while (!due_.empty() && !input_.empty()) {
+    resp::Value reply;
+    const resp::ParseResult r = resp::parse_value(input_, reply);
+    if (r.status == resp::ParseStatus::kIncomplete) break;
+    if (r.status == resp::ParseStatus::kError) {
+      close_socket();
+      abandon(Status::Corruption(describe() + ": bad reply: " + r.error));
+      return refused;
+    }
+    input_.erase(0, r.consumed);
+    const size_t put = due_.front();
+    due_.pop_front();
+    const auto now = LoadClock::now();
+    if (put == kWaitReply) {
+      Status s = check_wait_reply(reply, options_.wait_replicas);
+      for (size_t i : waited_) {
+        if (s.ok()) {
+          acked[i] = now;
+        } else {
+          refused.push_back({i, Status::Unavailable(describe() + ": " + s.message())});
+        }
+      }
+      waited_.clear();
+    } else if (reply.type == resp::Value::Type::kError) {
+      refused.push_back(
+          {put, Status::Unavailable(describe() + ": SET: -" + reply.str.substr(0, 200))});
+    } else if (reply.type != resp::Value::Type::kSimple || reply.str != "OK") {
+      refused.push_back(
+          {put, Status::Corruption(describe() + ": SET answered " + describe_reply(reply))});
+    } else if (options_.wait_replicas > 0) {
+      waited_.push_back(put);
+    } else {
+      acked[put] = now;
+    }
+  }
+  if (due_.empty() && !input_.empty()) {
+    // Nothing is in flight: bytes after the last reply break the protocol.
+    close_socket();
+    // (Every put had its answer: the failure goes with the batch's first.)
+    if (refused.empty()) {
+      refused.push_back({0, Status::Corruption(describe() + ": bytes after the reply")});
+    }
+  } else if (!due_.empty() && !broken_.ok()) {
+    abandon(broken_);
+  }
+  return refused;
+}
+
+Status RespConnection::put_batch(std::span<const Put> puts,
+                                 std::span<LoadClock::time_point> acked) {
+  std::vector<size_t> all(puts.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  if (Status s = send_puts(puts, all); !s.ok()) return s;
+  Status first;
+  while (true) {
+    for (Refused& r : take_replies(acked)) {
+      if (first.ok()) first = std::move(r.status);
+    }
+    if (due_.empty()) return first;
+    (void)receive();  // a failure comes back from take_replies
+  }
+}
+
 Result<ConnectionFactory> make_resp_connection_factory(const std::vector<std::string>& endpoints,
                                                        const RespOptions& options) {
   if (options.wait_replicas < 0) return Status::InvalidArgument("--wait must be >= 0");

@@ -8,13 +8,22 @@
 // acknowledged only if WAIT answers an integer >= N (Redis primary + replicas:
 // the write then reached N replicas before the client moves on).
 //
+// Pipelined (put_batch): every SET of the batch goes in one send, then, with
+// wait_replicas N > 0, one WAIT for the whole batch (WAIT counts the replicas
+// that hold every earlier write of the connection: Redis's best use of it,
+// where a WAIT after each SET would hold each pipelined SET behind the
+// previous one's WAIT). A put is acknowledged when its +OK arrives, or with
+// WAIT when WAIT's answer does.
+//
 // Thread safety: a RespConnection is used by one thread at a time. The factory
 // from make_resp_connection_factory may be called concurrently.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +63,26 @@ class RespConnection final : public Connection {
   // connection stays usable after an error reply; after a transport failure or
   // an unparsable reply the socket is closed and the next call reconnects.
   Status put(std::string_view key, std::string_view value) override;
+  Status put_batch(std::span<const Put> puts, std::span<LoadClock::time_point> acked) override;
+
+  // The parts of put_batch, for a caller that pipelines over several
+  // connections at once (leader_route.cc): send_puts sends puts[i] for each i
+  // of `which` (and WAIT after them with wait_replicas), take_replies checks
+  // what has come, and receive() waits for more while replies_due() > 0.
+  // take_replies sets acked[i] for each put acknowledged and returns the
+  // first put that was not, with its failure (a transport failure closes the
+  // socket: no reply is due after it). Indexes are into the caller's batch.
+  Status send_puts(std::span<const Put> puts, std::span<const size_t> which);
+  size_t replies_due() const { return due_.size(); }
+  struct Refused {
+    size_t put = 0;  // the index into the batch
+    Status status;
+  };
+  std::vector<Refused> take_replies(std::span<LoadClock::time_point> acked);
+  // Waits for bytes (up to io_timeout). A failure closes the socket; the
+  // next take_replies refuses every put still due with it.
+  Status receive();
+  int fd() const { return fd_; }
 
   // Sends one command (as a RESP array of bulk strings) and returns its reply,
   // error replies included (type kError). Transport and protocol failures are
@@ -91,6 +120,12 @@ class RespConnection final : public Connection {
   std::string request_;  // reused buffer for the command bytes
   std::string input_;    // bytes received and not yet parsed
   std::string key_;      // reused buffer for key_prefix + key
+  // Replies due, in order: a SET's (its put's index) or a WAIT's (kWaitReply,
+  // covering the SETs sent before it since the last WAIT, in waited_).
+  static constexpr size_t kWaitReply = SIZE_MAX;
+  std::deque<size_t> due_;
+  std::vector<size_t> waited_;  // puts whose +OK came, acknowledged by the next WAIT
+  Status broken_;               // why the replies still due will not come
   uint64_t commands_ = 0;
   uint64_t connects_ = 0;
 };

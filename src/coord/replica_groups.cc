@@ -96,7 +96,8 @@ class CaptureProposer final : public server::Proposer {
 
 // Several captured mutations as one: a command that erased an expired key and
 // then wrote it gives one put. The last effect on a record (or on one element
-// of a collection) wins.
+// of a collection) wins; a record's prior is what its first effect saw (what
+// the key held before the command: nothing is applied between the captures).
 Result<std::string> merge_mutations(std::vector<std::string> parts) {
   if (parts.size() == 1) return std::move(parts.front());
   std::vector<replication::DecodedMutation> decoded;
@@ -123,16 +124,25 @@ Result<std::string> merge_mutations(std::vector<std::string> parts) {
     return t;
   };
   std::unordered_map<std::string, size_t> at;
+  bool priors = true;  // every part carries its records' priors
   for (const auto& d : decoded) {
-    for (const replication::Effect& e : d.mutation().effects) {
+    const replication::Mutation& part = d.mutation();
+    priors = priors && (part.priors.size() == replication::record_effects(part));
+    size_t record = 0;  // the index of the part's record effect, for its prior
+    for (const replication::Effect& e : part.effects) {
+      const bool is_record = e.kind != replication::Effect::Kind::kPutElement &&
+                             e.kind != replication::Effect::Kind::kEraseElement;
       auto [it, fresh] = at.emplace(target(e), merged.effects.size());
       if (fresh) {
         merged.effects.push_back(e);
+        if (is_record && priors) merged.priors.push_back(part.priors[record]);
       } else {
         merged.effects[it->second] = e;
       }
+      if (is_record) ++record;
     }
   }
+  if (!priors) merged.priors.clear();
   return replication::encode_mutation(merged);
 }
 

@@ -1,11 +1,25 @@
 #include "replication/mutation.h"
 
+#include <algorithm>
+#include <optional>
+
 namespace statekv::replication {
 
 namespace {
-// The field tag after the effects: the write's origin (WriteOrigin).
+// The field tags after the effects: the write's origin (WriteOrigin), always
+// the last field, and before it the record effects' priors (RecordPrior).
 constexpr uint8_t kOriginField = 1;
+constexpr uint8_t kPriorsField = 2;
+
+bool is_record_effect(const Effect& e) {
+  return e.kind == Effect::Kind::kPut || e.kind == Effect::Kind::kErase ||
+         e.kind == Effect::Kind::kPutTyped;
+}
 }  // namespace
+
+size_t record_effects(const Mutation& m) {
+  return static_cast<size_t>(std::count_if(m.effects.begin(), m.effects.end(), is_record_effect));
+}
 
 void Mutation::encode(Writer& w) const {
   w.svarint(time_ms);
@@ -20,6 +34,15 @@ void Mutation::encode(Writer& w) const {
     } else if (e.kind == Effect::Kind::kPutElement || e.kind == Effect::Kind::kEraseElement) {
       w.varint(e.generation);
       w.bytes(e.field);
+    }
+  }
+  if (!priors.empty()) {
+    w.u8(kPriorsField);
+    w.varint(priors.size());
+    for (const RecordPrior& p : priors) {
+      w.u8(p.exists ? 1 : 0);
+      w.svarint(p.expire_ms);
+      w.varint(p.generation);
     }
   }
   if (origin.client != 0) {
@@ -120,9 +143,38 @@ Status DecodedMutation::parse() {
     }
     mutation_.effects.push_back(e);
   }
-  if (!r.at_end()) {
-    auto field = r.u8();
-    if (!field.ok()) return field.status();
+  std::optional<uint8_t> field;
+  auto next_field = [&]() -> Status {
+    field.reset();
+    if (r.at_end()) return Status::OK();
+    auto tag = r.u8();
+    if (!tag.ok()) return tag.status();
+    field = *tag;
+    return Status::OK();
+  };
+  if (Status s = next_field(); !s.ok()) return s;
+  if (field == kPriorsField) {
+    auto n = r.varint();
+    if (!n.ok()) return n.status();
+    if (*n == 0 || *n != record_effects(mutation_)) {
+      return Status::Corruption("mutation priors do not match its record effects");
+    }
+    mutation_.priors.reserve(*n);
+    for (uint64_t i = 0; i < *n; ++i) {
+      auto exists = r.u8();
+      if (!exists.ok()) return exists.status();
+      auto expire = r.svarint();
+      if (!expire.ok()) return expire.status();
+      auto gen = r.varint();
+      if (!gen.ok()) return gen.status();
+      if (*exists > 1 || (*exists == 0 && (*expire != 0 || *gen != 0))) {
+        return Status::Corruption("a malformed record prior");
+      }
+      mutation_.priors.push_back(RecordPrior{*exists == 1, *expire, *gen});
+    }
+    if (Status s = next_field(); !s.ok()) return s;
+  }
+  if (field) {
     if (*field != kOriginField) return Status::Corruption("trailing bytes after mutation");
     auto node = r.varint();
     if (!node.ok()) return node.status();

@@ -78,12 +78,31 @@ struct WriteOrigin {
   bool operator==(const WriteOrigin&) const = default;
 };
 
+// What the key of a record effect (kPut, kErase, kPutTyped) held just before
+// the mutation: whether it had a record (expired ones too), its expiry and the
+// element generation the record owned (0: none). The member that evaluated
+// the command read it under the key's latch from the state every member
+// holds before applying the mutation (replicas apply the same log in the same
+// order), so members apply it without reading each key again: the store needs
+// it for its key count, its expiry index and the collections a write retires
+// (server/store.h, Store::apply). A read of a key in a RocksDB memtable costs
+// a skip-list descent, the largest part of applying a write (docs/replication.md).
+struct RecordPrior {
+  bool exists = false;
+  int64_t expire_ms = 0;
+  uint64_t generation = 0;
+  bool operator==(const RecordPrior&) const = default;
+};
+
 struct Mutation {
   // The executing member's clock (Unix ms) when it evaluated the command.
   // Replicas do not read their own clock to apply it.
   int64_t time_ms = 0;
   // Applied in order, atomically: a reader or a crash sees all or none.
   std::vector<Effect> effects;
+  // One per record effect, in the effects' order; empty when not known (the
+  // store then reads each key).
+  std::vector<RecordPrior> priors;
   // Not part of the effect: who to leave out when telling trackers of it.
   WriteOrigin origin;
 
@@ -93,11 +112,16 @@ struct Mutation {
   //   svarint time_ms, varint count, then per effect:
   //   u8 kind, bytes key, bytes value, svarint expire_ms,
   //   then for kPutTyped: u8 type; for element kinds: varint generation, bytes field;
+  //   then, only when priors is not empty: u8 2, varint count, then per prior:
+  //   u8 exists (0 or 1), svarint expire_ms, varint generation;
   //   then, only when origin.client != 0: u8 1, varint origin.node, varint origin.client
   // (kinds 1-3 encode exactly as before the element kinds existed, and a
-  // mutation without an origin exactly as before origins existed).
+  // mutation without priors or an origin exactly as before they existed).
   void encode(Writer& w) const;
 };
+
+// How many of m's effects are record effects (each has a prior when m has priors).
+size_t record_effects(const Mutation& m);
 
 // Appends `origin` to the bytes of an encoded Mutation that has none: the same
 // bytes as encoding it with `origin` set (the origin is the last field). No-op
@@ -112,8 +136,9 @@ class DecodedMutation {
   // Decodes bytes produced by encode_mutation. Corruption on truncated,
   // garbled or trailing bytes, an unknown effect kind, a clear effect that
   // carries a key, a typed put of type 0 or over 15, an element effect with
-  // generation 0 or an expiry, or an element erase that carries a value, or
-  // an origin of client 0 or an unknown trailing field.
+  // generation 0 or an expiry, or an element erase that carries a value,
+  // priors not one per record effect (or an absent key's with an expiry or a
+  // generation), or an origin of client 0 or an unknown trailing field.
   static Result<DecodedMutation> decode(std::string bytes);
 
   DecodedMutation(DecodedMutation&& other) noexcept;

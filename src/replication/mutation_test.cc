@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/random.h"
@@ -86,12 +87,72 @@ TEST(Mutation, AnOriginRoundTripsAndIsAppendedAsTheLastField) {
   zero.varint(0);
   EXPECT_TRUE(DecodedMutation::decode(plain + std::move(zero).take()).status().is_corruption());
   Writer unknown;
-  unknown.u8(2);
+  unknown.u8(9);
   unknown.varint(3);
   unknown.varint(4);
   EXPECT_TRUE(DecodedMutation::decode(plain + std::move(unknown).take()).status().is_corruption());
   EXPECT_FALSE(DecodedMutation::decode(with_origin + "x").ok());
   EXPECT_FALSE(DecodedMutation::decode(with_origin.substr(0, with_origin.size() - 1)).ok());
+}
+
+// The record effects' priors (what each key held before) ride after the
+// effects and before the origin; a mutation without them encodes as before.
+TEST(Mutation, PriorsRoundTripBeforeTheOriginOnePerRecordEffect) {
+  std::vector<std::string> storage;
+  Mutation m = sample(storage);
+  const std::string plain = encode_mutation(m);
+  ASSERT_EQ(record_effects(m), 4u);  // put, erase, put, typed put
+  m.priors = {{true, 1'700'000'000'000, 0}, {false, 0, 0}, {true, 0, 77}, {true, -1, 1ull << 50}};
+  const std::string with_priors = encode_mutation(m);
+  EXPECT_TRUE(with_priors.starts_with(plain));
+  auto d = DecodedMutation::decode(with_priors);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(d->mutation(), m);
+
+  // The origin appended to bytes that carry priors stays the last field.
+  std::string appended = with_priors;
+  append_write_origin(appended, WriteOrigin{2, 9});
+  m.origin = WriteOrigin{2, 9};
+  EXPECT_EQ(appended, encode_mutation(m));
+  auto both = DecodedMutation::decode(appended);
+  ASSERT_TRUE(both.ok()) << both.status().to_string();
+  EXPECT_EQ(both->mutation(), m);
+
+  // Not one per record effect, an absent key with an expiry or a generation,
+  // an exists byte over 1, priors after the origin: corruption.
+  auto with = [&](auto fill) {
+    Writer w;
+    w.u8(2);
+    fill(w);
+    return plain + std::move(w).take();
+  };
+  auto prior = [](Writer& w, uint8_t exists, int64_t expire, uint64_t gen) {
+    w.u8(exists);
+    w.svarint(expire);
+    w.varint(gen);
+  };
+  EXPECT_TRUE(DecodedMutation::decode(with([&](Writer& w) {
+                w.varint(3);
+                for (int i = 0; i < 3; ++i) prior(w, 1, 0, 0);
+              })).status().is_corruption());
+  EXPECT_TRUE(DecodedMutation::decode(with([&](Writer& w) { w.varint(0); }))
+                  .status()
+                  .is_corruption());
+  for (auto [exists, expire, gen] : {std::tuple<uint8_t, int64_t, uint64_t>{0, 5, 0},
+                                     {0, 0, 5}, {2, 0, 0}}) {
+    EXPECT_TRUE(DecodedMutation::decode(with([&](Writer& w) {
+                  w.varint(4);
+                  for (int i = 0; i < 3; ++i) prior(w, 1, 0, 0);
+                  prior(w, exists, expire, gen);
+                })).status().is_corruption());
+  }
+  Mutation origin_only = m;
+  origin_only.priors.clear();
+  const std::string origin_first = encode_mutation(origin_only);
+  EXPECT_TRUE(DecodedMutation::decode(origin_first + with_priors.substr(plain.size()))
+                  .status()
+                  .is_corruption());
+  EXPECT_FALSE(DecodedMutation::decode(with_priors.substr(0, with_priors.size() - 1)).ok());
 }
 
 TEST(Mutation, RejectsMalformedElementAndTypedEffects) {

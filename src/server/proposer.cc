@@ -8,6 +8,13 @@ replication::Mutation to_mutation(int64_t time_ms, std::span<const Store::Write>
   m.effects.reserve(writes.size());
   using Kind = replication::Effect::Kind;
   for (const Store::Write& w : writes) {
+    // What the key held under its lock (the contract): members apply without
+    // reading it again.
+    if (!w.element) {
+      m.priors.push_back(w.old.exists
+                             ? replication::RecordPrior{true, w.old.expire_ms, w.old.gen}
+                             : replication::RecordPrior{});
+    }
     if (w.element) {
       m.effects.push_back({w.erase ? Kind::kEraseElement : Kind::kPutElement, w.key,
                            w.erase ? std::string_view() : w.value, 0, 0, w.gen, w.field});

@@ -324,6 +324,10 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
   if (std::adjacent_find(records.begin(), records.end()) != records.end()) {
     return Status::InvalidArgument("a mutation names one key twice");
   }
+  // The priors the evaluating member sent, one per record effect; a mutation
+  // whose count does not match (none) has each key read here.
+  const bool priors = !mutation.priors.empty() && mutation.priors.size() == records.size();
+  size_t record_index = 0;
   auto guard = lock(keys);
   std::vector<Write> writes;
   writes.reserve(effects.size());
@@ -346,8 +350,12 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
       if (k != known->end()) was = &k->second;
     }
     Meta old;
+    const replication::RecordPrior* prior = priors ? &mutation.priors[record_index] : nullptr;
+    ++record_index;
     if (was != nullptr) {
       old = *was;
+    } else if (prior != nullptr) {
+      old = Meta{prior->exists, prior->expire_ms, prior->generation};
     } else {
       RecordView rec;
       // now = 0: every record counts as present; what it held is all that matters.

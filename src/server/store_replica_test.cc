@@ -60,10 +60,15 @@ class ShippingProposer final : public Proposer {
   }
 
  private:
-  void ship(const replication::Mutation& m) {
+  void ship(replication::Mutation m) {
     // Called under the executor's stripe locks: one key's effects ship in the
     // order they were applied; the mutex keeps the replica's own order too.
     std::lock_guard lock(mu_);
+    // Each record effect carries what its key held; every other mutation
+    // ships without, so the replica reads its keys itself: both ways must
+    // rebuild the leader's state.
+    EXPECT_EQ(m.priors.size(), replication::record_effects(m));
+    if (shipped_ % 2 == 1) m.priors.clear();
     auto decoded = replication::DecodedMutation::decode(replication::encode_mutation(m));
     ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
     auto applied = replica_.apply(decoded->mutation());

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "coord/group_scopes.h"
+#include "core/held_posts.h"
 #include "coord/routing_errors.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
@@ -789,6 +790,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       auto reply = replied.get_future();
       call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
       send_group_call(call, NodeId());
+      HeldPosts::flush();  // this thread waits: what it holds must leave first
       out.raw(reply.get());
       return Decision::kHandled;
     }
@@ -1018,6 +1020,7 @@ server::Router::Decision Coordinator::route_transaction(Session& session, const 
       auto reply = replied.get_future();
       call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
       send_group_call(call, NodeId());
+      HeldPosts::flush();  // this thread waits: what it holds must leave first
       std::string r = reply.get();
       if (!exec) watched(r);
       out.raw(r);
@@ -1230,6 +1233,7 @@ Status Coordinator::flush_groups(const RoutingTable& table) {
       auto reply = replied.get_future();
       call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
       send_group_call(call, NodeId());
+      HeldPosts::flush();  // this thread waits: what it holds must leave first
       const std::string r = reply.get();
       if (r != "+OK\r\n") {
         return Status::Unavailable(fmt::format("keyspace '{}' shard {} was not flushed: {}",

@@ -16,6 +16,7 @@
 
 #include "coord/coordinator.h"
 #include "coord/routing_errors.h"
+#include "core/held_posts.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "node/raft_register_client.h"
@@ -303,6 +304,7 @@ void Coordinator::drop_keyspace(const std::string& name, meta::RegisterClient& c
         replied.set_value(std::move(r));
       };
       send_group_call(call, NodeId());
+      HeldPosts::flush();  // this thread waits: what it holds must leave first
       const std::string r = reply.get();
       if (r != "+OK\r\n") {
         return abandon(Status::Unavailable(fmt::format(

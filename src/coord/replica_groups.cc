@@ -23,6 +23,7 @@
 #include "coord/shard_snapshot.h"
 #include "coord/snapshot_prefetch.h"
 #include "core/assert.h"
+#include "core/held_posts.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
 #include "replication/codec.h"
@@ -562,8 +563,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     const auto started = Clock::now();
     // The data loop holds the log's sync wake until the handlers queued
     // before the wake have run (net/shared_log.h): what they appended before
-    // this need not wait for the restore.
+    // this need not wait for the restore, nor the replies held (core/held_posts.h).
     net::SharedLog::wake_held();
+    HeldPosts::flush();
     auto parts = decode_shard_snapshot(snapshot);
     if (!parts.ok()) return parts.status();
     const int64_t decode_ms = ms_since(started);
@@ -1360,8 +1362,10 @@ std::vector<std::string> ReplicaGroups::Impl::latch_keys(
 void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::string> argv,
                                   ReadPolicy policy, std::function<void(GroupReply)> done,
                                   replication::WriteOrigin origin) {
-  asio::post(io_, [this, group, resp, policy, origin, argv = std::move(argv),
-                   done = std::move(done)]() mutable {
+  // From an I/O thread, with the other commands of its pass: one wake of the
+  // loop for them all, and their effects in one proposal (core/held_posts.h).
+  HeldPosts::post(io_, [this, group, resp, policy, origin, argv = std::move(argv),
+                        done = std::move(done)]() mutable {
     if (stopping_) {
       done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
       return;
@@ -2197,7 +2201,9 @@ void ReplicaGroups::Impl::run_after(std::chrono::milliseconds delay, std::functi
 void ReplicaGroups::Impl::wait_replicas(GroupId group, uint64_t index, int64_t numreplicas,
                                         std::chrono::milliseconds timeout,
                                         std::function<void(GroupReply)> done) {
-  asio::post(io_, [this, group, index, numreplicas, timeout, done = std::move(done)]() mutable {
+  // Behind the writes it waits for, when the same pass sent them.
+  HeldPosts::post(io_, [this, group, index, numreplicas, timeout,
+                        done = std::move(done)]() mutable {
     ReplicaGroup* g = stopping_ ? nullptr : find(group);
     if (g == nullptr || !g->raft || g->raft->role() != Raft::Role::kLeader) {
       done(GroupReply{

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "core/assert.h"
+#include "core/held_posts.h"
 #include "core/thread_name.h"
 #include "net/asio.h"
 #include "net/shared_log.h"
@@ -188,7 +189,11 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   void run_data_loop() {
     SharedLog::hold_wakes_on_this_thread(
         [this](std::function<void()> wake) { asio::post(data_io_, std::move(wake)); });
+    // The replies of a pass go to each client's I/O thread together.
+    HeldPosts::hold_on_this_thread(
+        [this](std::function<void()> fn) { asio::post(data_io_, std::move(fn)); });
     data_io_.run();
+    HeldPosts::hold_on_this_thread(nullptr);
     SharedLog::hold_wakes_on_this_thread(nullptr);
   }
 

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <utility>
 
+#include "core/held_posts.h"
+
 namespace statekv::server {
 namespace {
 
@@ -291,7 +293,8 @@ DeferredReply Connection::defer_reply() {
       inbox->posted = true;
     }
     if (!post) return;  // a post that takes this one too is on its way
-    asio::post(thread->context(), [weak] {
+    // From the data loop, with the other replies of its pass (core/held_posts.h).
+    HeldPosts::post(thread->context(), [weak] {
       if (auto self = weak.lock()) self->on_deferred_replies();
     });
   };

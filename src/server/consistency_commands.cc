@@ -2,6 +2,7 @@
 #include <future>
 #include <string>
 
+#include "core/held_posts.h"
 #include "server/command.h"
 #include "server/consistency.h"
 #include "server/number.h"
@@ -133,6 +134,7 @@ void cmd_wait(CommandContext& c) {
   auto reply = answered.get_future();
   c.state.ctx.cluster->wait_replicas(
       c.session, *n, *timeout, [&answered](std::string r) { answered.set_value(std::move(r)); });
+  HeldPosts::flush();  // this thread waits: what it holds must leave first
   c.out.raw(reply.get());
 }
 

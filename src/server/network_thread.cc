@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/assert.h"
+#include "core/held_posts.h"
 #include "core/thread_name.h"
 #include "server/connection.h"
 
@@ -68,7 +69,13 @@ void NetworkThread::start() {
   schedule_tick();
   thread_ = std::thread([this] {
     name_this_thread("io-" + std::to_string(index_));
+    // What this loop's commands post to the node's data loop (replica group
+    // commands) leaves once per pass (core/held_posts.h).
+    HeldPosts::hold_on_this_thread([this](std::function<void()> fn) {
+      asio::post(context_, std::move(fn));
+    });
     run_loop();
+    HeldPosts::hold_on_this_thread(nullptr);
   });
 }
 

@@ -456,33 +456,90 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         // engine need not log it too. An entry the store's kept state already
         // reflects (a restart) is not applied again: its keys may have moved
         // on since, and reads here would see them go back for a while.
+        const replication::DecodedMutation* entry = &*m;
+        bool in_run = false;
         if (index > kept_through) {
-          std::optional<server::Store::AppliedPosition> position;
-          if (host.keeps_state_) position = server::Store::AppliedPosition{id.value(), index};
-          if (auto applied = host.store_.apply(m->mutation(),
-                                               server::Store::Logging::kInReplicaLog, position);
-              !applied.ok()) {
-            spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
-                          applied.status().to_string());
-          } else if (position) {
-            stored_through = index;
+          if (server::Store::applies_in_run(m->mutation()) && !in_pending_run(m->mutation())) {
+            // Written with the other entries of this callback (flush_applies).
+            pending_run.push_back(std::move(m).value());
+            entry = &pending_run.back();
+            for (const replication::Effect& e : entry->mutation().effects) {
+              pending_keys.insert(e.key);
+            }
+            pending_through = index;
+            in_run = true;
+          } else {
+            flush_applies();
+            std::optional<server::Store::AppliedPosition> position;
+            if (host.keeps_state_) position = server::Store::AppliedPosition{id.value(), index};
+            if (auto applied = host.store_.apply(m->mutation(),
+                                                 server::Store::Logging::kInReplicaLog, position);
+                !applied.ok()) {
+              spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
+                            applied.status().to_string());
+            } else if (position) {
+              stored_through = index;
+            }
           }
         }
-        note_changes(m->mutation(), index);
-        tell_trackers(m->mutation());
+        note_changes(entry->mutation(), index);
+        // Tracking clients hear of a write once it is in the store (a client
+        // told earlier could read the old value again and keep it).
+        if (!in_run) tell_trackers(entry->mutation());
         if (!blocked.empty()) {
-          for (const replication::Effect& e : m->mutation().effects) touched.emplace(e.key);
+          for (const replication::Effect& e : entry->mutation().effects) touched.emplace(e.key);
         }
       }
     }
     return ClientResponse{};
   }
+  // Committed entries of the current protocol callback whose effects wait to
+  // be written as one engine write (Store::apply_run): entries whose records
+  // carry their priors, so none needs to read what an earlier one wrote. The
+  // host writes them at the end of the callback (after_callback), before
+  // anything on the loop reads the store; the snapshot and restore paths
+  // write them first too. An entry that cannot join (another kind of effect,
+  // or a key already in the run) writes the run, then itself.
+  std::deque<replication::DecodedMutation> pending_run;  // deque: the views stay put
+  std::unordered_set<std::string_view> pending_keys;     // views into pending_run
+  uint64_t pending_through = 0;                          // the run's last index
+
+  bool in_pending_run(const replication::Mutation& m) const {
+    if (pending_keys.empty()) return false;
+    return std::any_of(m.effects.begin(), m.effects.end(),
+                       [&](const replication::Effect& e) { return pending_keys.contains(e.key); });
+  }
+  // Writes the pending run: one engine write, and this group's applied
+  // position once (the run's last index).
+  void flush_applies() {
+    if (pending_run.empty()) return;
+    std::vector<const replication::Mutation*> run;
+    run.reserve(pending_run.size());
+    for (const auto& d : pending_run) run.push_back(&d.mutation());
+    std::optional<server::Store::AppliedPosition> position;
+    if (host.keeps_state_) position = server::Store::AppliedPosition{id.value(), pending_through};
+    if (auto applied =
+            host.store_.apply_run(run, server::Store::Logging::kInReplicaLog, position);
+        !applied.ok()) {
+      spdlog::error("group {}: applying {} committed entries through index {} failed: {}",
+                    id.value(), run.size(), pending_through, applied.status().to_string());
+    } else if (position) {
+      stored_through = pending_through;
+    }
+    for (const auto& d : pending_run) tell_trackers(d.mutation());
+    pending_keys.clear();
+    pending_run.clear();
+  }
+
   ClientResponse read(const ClientRequest&) const override {
     // The barrier: raft calls this once the read may be served (ReadIndex);
     // the command itself is evaluated right after, on the loop (on_reply).
     return ClientResponse{};
   }
   std::string snapshot() const override {
+    // The state as of the applied index: the pending run written first
+    // (what it writes is applied already; no ReplicaGroup is ever const).
+    const_cast<ReplicaGroup*>(this)->flush_applies();
     // Every record of the shard, and the elements of its large collections.
     using Kind = replication::Effect::Kind;
     struct Held {
@@ -529,6 +586,8 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // a piece at a time while this member goes on applying (shard_snapshot.h).
   std::unique_ptr<replication::SnapshotReader> open_snapshot() const override {
     if (!host.keeps_state_) return nullptr;
+    // The view must hold every entry through the applied index it is sent as.
+    const_cast<ReplicaGroup*>(this)->flush_applies();
     auto view = host.store_.engine().view();
     if (!view.ok()) return nullptr;
     // Read on the node's snapshot threads, two chunks ahead of raft's
@@ -561,6 +620,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
     };
     const auto started = Clock::now();
+    flush_applies();  // what it replaces is written first, as applied
     // The data loop holds the log's sync wake until the handlers queued
     // before the wake have run (net/shared_log.h): what they appended before
     // this need not wait for the restore, nor the replies held (core/held_posts.h).
@@ -1096,6 +1156,7 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   auto it = groups_.find(id);
   if (it == groups_.end()) return;
   ReplicaGroup& g = *it->second;
+  g.flush_applies();
   for (auto& [tid, timer] : g.timers) timer->cancel();
   g.timers.clear();
   for (auto& w : g.waiters) {
@@ -1249,6 +1310,8 @@ std::function<bool(NodeId)> ReplicaGroups::Impl::peer_receiving_snapshot() const
 }
 
 void ReplicaGroups::Impl::after_callback(ReplicaGroup& g) {
+  // The entries this callback applied reach the store before anything reads it.
+  g.flush_applies();
   g.settle_changes_floor();
   const bool leading = g.raft->role() == Raft::Role::kLeader;
   if (g.was_leader && !leading) lost_leadership(g);

@@ -369,6 +369,49 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
   return apply_locked(writes, unlogged, position ? &*position : nullptr);
 }
 
+bool Store::applies_in_run(const replication::Mutation& m) {
+  using Kind = replication::Effect::Kind;
+  if (m.effects.empty() || m.priors.size() != m.effects.size()) return false;
+  return std::all_of(m.effects.begin(), m.effects.end(), [](const replication::Effect& e) {
+    return e.kind == Kind::kPut || e.kind == Kind::kErase ||
+           (e.kind == Kind::kPutTyped && e.type != 0 &&
+            e.type <= static_cast<uint8_t>(ValueType::kZset));
+  });
+}
+
+Result<storage::Sequence> Store::apply_run(std::span<const replication::Mutation* const> run,
+                                           Logging logging,
+                                           std::optional<AppliedPosition> position) {
+  using Kind = replication::Effect::Kind;
+  std::vector<std::string_view> keys;
+  for (const replication::Mutation* m : run) {
+    if (!applies_in_run(*m)) {
+      return Status::InvalidArgument(
+          "a run applies only record effects that carry their priors");
+    }
+    for (const replication::Effect& e : m->effects) keys.push_back(e.key);
+  }
+  std::vector<std::string_view> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return Status::InvalidArgument("a run names one key twice");
+  }
+  auto guard = lock(keys);
+  std::vector<Write> writes;
+  writes.reserve(keys.size());
+  for (const replication::Mutation* m : run) {
+    for (size_t i = 0; i < m->effects.size(); ++i) {
+      const replication::Effect& e = m->effects[i];
+      const replication::RecordPrior& p = m->priors[i];
+      const ValueType type =
+          e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
+      writes.push_back(Write{e.key, Meta{p.exists, p.expire_ms, p.generation},
+                             e.kind == Kind::kErase, e.value, e.expire_ms, type});
+    }
+  }
+  return apply_locked(writes, logging == Logging::kInReplicaLog, position ? &*position : nullptr);
+}
+
 Result<size_t> Store::erase_scope(uint64_t scope) {
   if (scope == 0)
     return Status::InvalidArgument("erase_scope erases a replica group's scope, not 0");

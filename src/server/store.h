@@ -254,6 +254,18 @@ class Store {
                                   Logging logging = Logging::kInEngineLog,
                                   std::optional<AppliedPosition> position = std::nullopt,
                                   const KnownRecords* known = nullptr);
+  // Applies a run of mutations, in order, as one engine write (a replica group
+  // applying the entries one protocol callback committed: one engine write and
+  // one position write for them all, instead of one each). Only mutations
+  // apply() would take whose effects are all record effects with their priors,
+  // no record named twice across the run (applies_in_run says which);
+  // InvalidArgument otherwise, and nothing is applied.
+  Result<storage::Sequence> apply_run(std::span<const replication::Mutation* const> run,
+                                      Logging logging,
+                                      std::optional<AppliedPosition> position = std::nullopt);
+  // Whether m may go into a run of apply_run: only record effects, each with
+  // its prior (it reads nothing, so it need not see the run's earlier writes).
+  static bool applies_in_run(const replication::Mutation& m);
   // Erases every record of `scope` (not 0: a replica group's that left this
   // node, its keyspace dropped or its replica moved away), the expiry index
   // entries they had and their collections (whose generations are retired,

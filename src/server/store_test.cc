@@ -396,6 +396,70 @@ TEST(Store, AClusterNodeRefusesRecordsWrittenBeforeScopes) {
 // A transaction holds its keys' stripes; its commands' own lock() calls on
 // them take nothing on that thread (else they would deadlock on themselves),
 // while other threads still wait; the scope ends with the transaction's lock.
+// A replica group writes the entries one callback applied as one run: the
+// same state as applying them one by one, in one engine write, one position.
+TEST(Store, ARunOfMutationsWithPriorsIsOneWriteWithTheStateOfOneByOne) {
+  using Kind = replication::Effect::Kind;
+  const int64_t later = unix_time_ms() + 100000;
+  auto one_engine = storage::open_memory_engine();
+  auto run_engine = storage::open_memory_engine();
+  Store one(*one_engine, nullptr);
+  Store run(*run_engine, nullptr);
+  for (Store* s : {&one, &run}) {
+    put_key(*s, "x", "1", later);
+    put_key(*s, "y", "2");
+  }
+  // x loses its TTL, y goes, z comes with a TTL, w is erased without being there.
+  replication::Mutation m1, m2, m3;
+  m1.effects.emplace_back(Kind::kPut, "x", "10", 0);
+  m1.priors.push_back({true, later, 0});
+  m2.effects.emplace_back(Kind::kErase, "y", "", 0);
+  m2.effects.emplace_back(Kind::kErase, "w", "", 0);
+  m2.priors = {{true, 0, 0}, {}};
+  m3.effects.emplace_back(Kind::kPut, "z", "3", later + 5);
+  m3.priors.push_back({});
+  for (const auto* m : {&m1, &m2, &m3}) {
+    ASSERT_TRUE(Store::applies_in_run(*m));
+    ASSERT_TRUE(one.apply(*m, Store::Logging::kInEngineLog, Store::AppliedPosition{5, 42}).ok());
+  }
+  const storage::Sequence before = run_engine->last_sequence();
+  const std::vector<const replication::Mutation*> all = {&m1, &m2, &m3};
+  ASSERT_TRUE(
+      run.apply_run(all, Store::Logging::kInReplicaLog, Store::AppliedPosition{5, 42}).ok());
+  EXPECT_EQ(run_engine->last_sequence(), before + 1);  // one engine write
+  auto contents = [](storage::Engine& e) {
+    std::map<std::string, std::string> out;
+    EXPECT_TRUE(e.scan({}, {}, 0, [&](std::string_view k, std::string_view v) {
+                   out.emplace(k, v);
+                   return true;
+                 }).ok());
+    return out;
+  };
+  EXPECT_EQ(contents(*run_engine), contents(*one_engine));
+  EXPECT_EQ(run.key_count(), 2u);
+  EXPECT_EQ(run.key_count(), one.key_count());
+  EXPECT_EQ(run.expire_count(), 1u);
+  EXPECT_EQ(*run.applied_position(5), 42u);
+
+  // What a run refuses, applying nothing: a mutation without priors (it would
+  // read its keys), a key named twice across the run, an element effect.
+  const auto state = contents(*run_engine);
+  replication::Mutation bare;
+  bare.effects.emplace_back(Kind::kPut, "q", "1", 0);
+  EXPECT_FALSE(Store::applies_in_run(bare));
+  replication::Mutation again = m3;
+  replication::Mutation element;
+  element.effects.emplace_back(Kind::kPutElement, "h", "v", 0, 0, 7, "f");
+  element.priors.push_back({});
+  EXPECT_FALSE(Store::applies_in_run(element));
+  for (const std::vector<const replication::Mutation*>& refused :
+       std::vector<std::vector<const replication::Mutation*>>{
+           {&m1, &bare}, {&m3, &again}, {&element}}) {
+    EXPECT_TRUE(run.apply_run(refused, Store::Logging::kInReplicaLog).status().is_invalid_argument());
+  }
+  EXPECT_EQ(contents(*run_engine), state);
+}
+
 TEST(Store, TransactionLockHoldsItsStripesAndItsThreadsLocksTakeNothing) {
   auto engine = storage::open_memory_engine();
   Store store(*engine, nullptr);

@@ -59,7 +59,13 @@
 
 namespace statekv::net {
 
-inline constexpr uint32_t kHandshakeVersion = 1;
+// The version of what nodes say to each other after the handshake. Bumped when
+// nodes of two builds can no longer work together, so that such a peer is
+// refused at once, saying why, instead of misreading frames: 2 since raft
+// entries carry their records' priors (replication/mutation.h), which a node
+// of version 1 cannot decode and would skip, and the __scan page carries its
+// keys' positions.
+inline constexpr uint32_t kHandshakeVersion = 2;
 inline constexpr size_t kHandshakeNonceBytes = 32;
 
 enum class HandshakeRole : uint8_t {

@@ -1,5 +1,6 @@
 #include "net/handshake.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -176,7 +177,7 @@ TEST(Handshake, AProofReflectedFromAnotherConnectionOfTheSameNodeIsRefused) {
   auto hello = [](HandshakeRole role, uint64_t id, const std::string& nonce) {
     std::string m = "SKVP";
     m.push_back(1);
-    m.append(std::string("\x01\x00\x00\x00", 4));
+    for (int k = 0; k < 4; ++k) m.push_back(static_cast<char>(kHandshakeVersion >> (8 * k)));
     m.push_back(static_cast<char>(role));
     for (int k = 0; k < 8; ++k) m.push_back(static_cast<char>(id >> (8 * k)));
     return m + nonce;
@@ -252,10 +253,12 @@ TEST(Handshake, ReasonsNameThePeerAndWhatWentWrong) {
 
   Handshake i0 = initiator();
   std::string hello = i0.take_outgoing().at(0);
-  hello[5] = 2;  // version 2
+  hello[5] = 9;  // version 9
   Handshake b = acceptor();
   b.on_frame(hello);
-  EXPECT_NE(b.refusal_reason().find("speaks handshake version 2, we speak 1"), std::string::npos)
+  EXPECT_NE(b.refusal_reason().find(fmt::format("speaks handshake version 9, we speak {}",
+                                                kHandshakeVersion)),
+            std::string::npos)
       << b.refusal_reason();
 }
 

@@ -95,6 +95,18 @@ std::map<std::string, std::string> contents(storage::Engine& engine) {
   return out;
 }
 
+// Reclaims every retired generation: until a pass finds nothing, then no
+// garbage may be counted (a count that drifted from the garbage entries fails
+// here instead of looping forever).
+void reclaim_all(Store& s) {
+  for (size_t n = 1; n > 0;) {
+    auto reclaimed = s.reclaim(1000);
+    ASSERT_TRUE(reclaimed.ok()) << reclaimed.status().to_string();
+    n = *reclaimed;
+  }
+  EXPECT_EQ(s.garbage_count(), 0u);
+}
+
 class ReplicaFixture {
  public:
   ReplicaFixture()
@@ -236,14 +248,7 @@ TEST(StoreReplica, CollectionCommandsReplicateAsTheirEffects) {
   EXPECT_EQ(f.leader().garbage_count(), f.replica().garbage_count());
   // Each store reclaims its own retired generations; both end the same.
   for (Store* s : {&f.leader(), &f.replica()}) {
-    // Until a pass finds nothing: a count that drifted from the garbage
-    // entries must fail here, not loop forever.
-    for (size_t n = 1; n > 0;) {
-      auto reclaimed = s->reclaim(64);
-      ASSERT_TRUE(reclaimed.ok());
-      n = *reclaimed;
-    }
-    EXPECT_EQ(s->garbage_count(), 0u);
+    reclaim_all(*s);
   }
   f.expect_same_state("after reclaim");
   EXPECT_EQ(count_prefix(h.engine(), 'g'), 0u);
@@ -330,14 +335,7 @@ TEST(StoreReplica, ListCommandsReplicateAsTheirEffects) {
   EXPECT_GT(f.leader().garbage_count(), 0u);
   EXPECT_EQ(f.leader().garbage_count(), f.replica().garbage_count());
   for (Store* s : {&f.leader(), &f.replica()}) {
-    // Until a pass finds nothing: a count that drifted from the garbage
-    // entries must fail here, not loop forever.
-    for (size_t n = 1; n > 0;) {
-      auto reclaimed = s->reclaim(64);
-      ASSERT_TRUE(reclaimed.ok());
-      n = *reclaimed;
-    }
-    EXPECT_EQ(s->garbage_count(), 0u);
+    reclaim_all(*s);
   }
   f.expect_same_state("after reclaim");
   // Nothing of any list is left behind: no element, no retired generation.
@@ -651,7 +649,7 @@ TEST(StoreReplica, RandomCollectionMixesLeaveIdenticalStores) {
     }
     f.expect_same_state("seed " + std::to_string(seed));
     for (Store* s : {&f.leader(), &f.replica()}) {
-      while (s->garbage_count() > 0) ASSERT_TRUE(s->reclaim(1000).ok());
+      reclaim_all(*s);
     }
     f.expect_same_state("seed " + std::to_string(seed) + " reclaimed");
     // What remains under "m" is exactly the live large collections' elements.
@@ -834,7 +832,7 @@ TEST(StoreReplica, ATransactionWritesLargeCollectionsElementByElement) {
   EXPECT_EQ(count_prefix(h.engine(), 'm'), m_before + 700);
   EXPECT_EQ(count_prefix(h.engine(), 'g'), 1u);  // the old hash's generation
   for (Store* s : {&f.leader(), &f.replica()}) {
-    while (s->garbage_count() > 0) ASSERT_TRUE(s->reclaim(1000).ok());
+    reclaim_all(*s);
   }
   f.expect_same_state("reclaimed");
   EXPECT_EQ(count_prefix(h.engine(), 'm'), m_before + 700 - 10000);
@@ -902,7 +900,7 @@ TEST(StoreReplica, AFlushInsideATransactionRetiresLargeCollections) {
   f.expect_same_state("EXEC");
   EXPECT_EQ(f.leader().garbage_count(), 2u);
   for (Store* s : {&f.leader(), &f.replica()}) {
-    while (s->garbage_count() > 0) ASSERT_TRUE(s->reclaim(1000).ok());
+    reclaim_all(*s);
   }
   f.expect_same_state("reclaimed");
   EXPECT_EQ(count_prefix(h.engine(), 'm'), 200u);
@@ -1077,7 +1075,7 @@ TEST(StoreReplica, TransactionsOfCollectionCommandsMatchTheCommandsRunOneByOne) 
     }
     f.expect_same_state("seed " + std::to_string(seed));
     for (Store* s : {&f.leader(), &f.replica(), plain.service().store()}) {
-      while (s->garbage_count() > 0) ASSERT_TRUE(s->reclaim(1000).ok());
+      reclaim_all(*s);
     }
     f.expect_same_state("seed " + std::to_string(seed) + " reclaimed");
     EXPECT_EQ(contents(h.engine()), contents(plain.engine())) << "seed " << seed;

@@ -288,6 +288,22 @@ Store::Meta Store::meta_of(const RecordView& rec) {
   return Meta{true, rec.expire_ms, record_generation(rec.type, rec.value)};
 }
 
+namespace {
+
+Store::Meta meta_of_prior(const replication::RecordPrior& p) {
+  return Store::Meta{p.exists, p.expire_ms, p.generation};
+}
+
+// The write of a record effect (kPut, kErase, kPutTyped) over what its key held.
+Store::Write record_write(const replication::Effect& e, const Store::Meta& old) {
+  using Kind = replication::Effect::Kind;
+  const ValueType type =
+      e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
+  return Store::Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms, type};
+}
+
+}  // namespace
+
 Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Logging logging,
                                        std::optional<AppliedPosition> position,
                                        const KnownRecords* known) {
@@ -355,16 +371,14 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
     if (was != nullptr) {
       old = *was;
     } else if (prior != nullptr) {
-      old = Meta{prior->exists, prior->expire_ms, prior->generation};
+      old = meta_of_prior(*prior);
     } else {
       RecordView rec;
       // now = 0: every record counts as present; what it held is all that matters.
       auto found = get_locked(e.key, 0, &buf, &rec, &old);
       if (!found.ok()) return found.status();
     }
-    const ValueType type =
-        e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
-    writes.push_back(Write{e.key, old, e.kind == Kind::kErase, e.value, e.expire_ms, type});
+    writes.push_back(record_write(e, old));
   }
   return apply_locked(writes, unlogged, position ? &*position : nullptr);
 }
@@ -382,7 +396,6 @@ bool Store::applies_in_run(const replication::Mutation& m) {
 Result<storage::Sequence> Store::apply_run(std::span<const replication::Mutation* const> run,
                                            Logging logging,
                                            std::optional<AppliedPosition> position) {
-  using Kind = replication::Effect::Kind;
   std::vector<std::string_view> keys;
   for (const replication::Mutation* m : run) {
     if (!applies_in_run(*m)) {
@@ -401,12 +414,7 @@ Result<storage::Sequence> Store::apply_run(std::span<const replication::Mutation
   writes.reserve(keys.size());
   for (const replication::Mutation* m : run) {
     for (size_t i = 0; i < m->effects.size(); ++i) {
-      const replication::Effect& e = m->effects[i];
-      const replication::RecordPrior& p = m->priors[i];
-      const ValueType type =
-          e.kind == Kind::kPutTyped ? static_cast<ValueType>(e.type) : ValueType::kString;
-      writes.push_back(Write{e.key, Meta{p.exists, p.expire_ms, p.generation},
-                             e.kind == Kind::kErase, e.value, e.expire_ms, type});
+      writes.push_back(record_write(m->effects[i], meta_of_prior(m->priors[i])));
     }
   }
   return apply_locked(writes, logging == Logging::kInReplicaLog, position ? &*position : nullptr);

@@ -110,6 +110,7 @@ enum class Bug {
   kReadBehindSession,
   kCompactedBeyondKept,
   kCompactedPastStored,  // the log compacted through raft's applied index, past the store's position
+  kRestoreFailureIgnored,  // a background restore that failed reported as done
 };
 
 // ---- the placement map (group 0's value of kPlacementKey) ------------------
@@ -183,6 +184,11 @@ struct Config {
   // machine_keeps_state. Now and then a replica persists its state with the
   // index it reflects, and compacts its log there (or not yet).
   bool machine_keeps_state = false;
+  // With machine_keeps_state: a data replica restores a snapshot in the
+  // background (StateMachine::begin_restore), done up to 400 ms later, and
+  // one time in eight it fails (state unchanged), as ReplicaGroups restores
+  // on a thread of its own. A crash meanwhile loses the restore.
+  bool restores_in_background = false;
 };
 
 // Target k of group g: `factor` consecutive nodes from node (g - 1 + k) mod n.
@@ -220,6 +226,7 @@ struct Run {
   std::map<std::pair<uint64_t, uint64_t>, Kept> kept;  // by (node, group)
   uint64_t persists = 0, compactions = 0, kept_starts = 0, kept_skipped = 0;
   uint64_t snapshot_reads = 0;  // snapshots a leader read a piece at a time (open_snapshot)
+  uint64_t background_restores = 0, background_restores_failed = 0;  // restores_in_background
 
   void fail(std::string what) {
     if (violation.empty()) violation = std::move(what);
@@ -603,6 +610,28 @@ class KeptKv final : public replication::StateMachine {
     if (run_.config.machine_keeps_state) persist();
     return Status::OK();
   }
+  // Config::restores_in_background: the snapshot is taken now and restored
+  // when its host's timer fires (finish_restore).
+  Result<RestoreProgress> begin_restore(std::string snapshot, LogIndex index) override {
+    if (!run_.config.restores_in_background) return StateMachine::begin_restore(snapshot, index);
+    restoring = std::pair(std::move(snapshot), index);
+    ++run_.background_restores;
+    if (on_begin) on_begin();
+    return RestoreProgress::kStarted;
+  }
+  // What the host tells raft (Raft::on_restored); a failure leaves the state
+  // as it was.
+  Status finish_restore(bool fail) {
+    auto [bytes, index] = std::move(*restoring);
+    restoring.reset();
+    if (fail) {
+      ++run_.background_restores_failed;
+      return Status::IOError("the simulator's planned restore failure");
+    }
+    return restore(bytes, index);
+  }
+  std::optional<std::pair<std::string, LogIndex>> restoring;  // begun, not finished
+  std::function<void()> on_begin;                             // arms the host's timer
   // Writes the state to the node's store, with the position it holds.
   void persist() {
     run_.kept[{node_, group_.value()}] = Run::Kept{kv.encode(), stored_through};
@@ -676,6 +705,9 @@ class DataReplica final : public sim::HostedNode {
               sm_, raft_options(node.run().config)),
         observer_(node.run().observers.at(group)) {
     sm_.raft = &raft_;
+    sm_.on_begin = [this] {
+      restore_timer_ = chan_.set_timer(std::chrono::milliseconds(chan_.random().uniform(400)));
+    };
     observer_->restarted(node_.self());
     tick_ = chan_.set_timer(30ms);
     after();
@@ -726,6 +758,13 @@ class DataReplica final : public sim::HostedNode {
       if (raft_.role() == Raft::Role::kLeader) report();
       if (node_.run().config.machine_keeps_state) maybe_persist();
       tick_ = chan_.set_timer(30ms);
+    } else if (restore_timer_ && id == *restore_timer_) {
+      restore_timer_.reset();
+      const LogIndex index = sm_.restoring->second;
+      const bool fail = chan_.random().next_u64() % 8 == 0;
+      Status restored = sm_.finish_restore(fail);
+      if (node_.run().config.bug == Bug::kRestoreFailureIgnored) restored = Status::OK();
+      raft_.on_restored(index, restored);
     } else if (batch_timer_ && id == *batch_timer_) {
       batch_timer_.reset();
       std::vector<ClientRequest> batch;
@@ -920,6 +959,7 @@ class DataReplica final : public sim::HostedNode {
   std::map<TimerId, ClientRequest> waiting_;  // local reads, by their timeout
   std::vector<ClientRequest> held_;           // Config::batch_window: not yet proposed
   std::optional<TimerId> batch_timer_;
+  std::optional<TimerId> restore_timer_;  // Config::restores_in_background
 };
 
 // ---- ScenarioNode ---------------------------------------------------------------
@@ -1106,6 +1146,7 @@ Config config_for(uint64_t seed) {
   }
   c.raft.quiesce = seed % 4 >= 2;
   c.machine_keeps_state = seed % 3 == 0;
+  c.restores_in_background = c.machine_keeps_state && (seed / 3) % 2 == 1;
   if (seed % 2 == 1) c.batch_window = std::chrono::milliseconds(1 + seed % 5);
   return c;
 }
@@ -1187,8 +1228,9 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
   const uint64_t seeds = seeds_from_env(500);
   uint64_t ok = 0, total = 0, reached = 0, commands = 0, refused = 0, local = 0, waited = 0,
            stale = 0, unplaced = 0, replays = 0, older = 0, installed = 0, chunks = 0,
-           most_chunks = 0, batches_of_many = 0, persists = 0,
-           compactions = 0, kept_starts = 0, kept_skipped = 0, snapshot_reads = 0;
+           most_chunks = 0, batches_of_many = 0, persists = 0, compactions = 0, kept_starts = 0,
+           kept_skipped = 0, snapshot_reads = 0, background_restores = 0,
+           background_restores_failed = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     const Config c = config_for(seed);
@@ -1214,6 +1256,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     kept_starts += v.run->kept_starts;
     kept_skipped += v.run->kept_skipped;
     snapshot_reads += v.run->snapshot_reads;
+    background_restores += v.run->background_restores;
+    background_restores_failed += v.run->background_restores_failed;
     for (const auto& [g, obs] : v.run->observers) {
       installed += obs->snapshots_installed();
       chunks += obs->snapshot_chunks_accepted();
@@ -1229,7 +1273,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       "member reads %llu (waited for the session %llu); snapshots installed %llu from %llu "
       "chunks (at most %llu in one); %llu batches of several requests; kept state (every "
       "third seed): %llu persists, %llu compactions behind them, %llu replicas started from "
-      "it, %llu entries it held not applied again, %llu snapshots read a piece at a time\n",
+      "it, %llu entries it held not applied again, %llu snapshots read a piece at a time, %llu "
+      "restored in the background (%llu of them failed)\n",
       static_cast<unsigned long long>(seeds), wall, static_cast<unsigned long long>(ok),
       static_cast<unsigned long long>(total), 100.0 * ok / total,
       static_cast<unsigned long long>(reached), static_cast<unsigned long long>(commands),
@@ -1241,7 +1286,9 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       static_cast<unsigned long long>(batches_of_many), static_cast<unsigned long long>(persists),
       static_cast<unsigned long long>(compactions), static_cast<unsigned long long>(kept_starts),
       static_cast<unsigned long long>(kept_skipped),
-      static_cast<unsigned long long>(snapshot_reads));
+      static_cast<unsigned long long>(snapshot_reads),
+      static_cast<unsigned long long>(background_restores),
+      static_cast<unsigned long long>(background_restores_failed));
   EXPECT_GT(reached, seeds) << "replicas must really move under faults";
   if (seeds >= 20) {
     EXPECT_GT(installed, 0u) << "new replicas must catch up from snapshots too";
@@ -1252,6 +1299,9 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     EXPECT_GT(kept_starts, 0u) << "no replica ever restarted from its kept state";
     EXPECT_GT(kept_skipped, 0u) << "no restart found its kept state ahead of its log's";
     EXPECT_GT(snapshot_reads, 0u) << "no leader read a snapshot a piece at a time";
+    EXPECT_GT(background_restores_failed, 0u) << "no restore in the background failed";
+    EXPECT_GT(background_restores, background_restores_failed)
+        << "no restore in the background succeeded";
   }
 }
 
@@ -1331,6 +1381,27 @@ TEST(ReplicaGroupsSim, ALogCompactedBeyondTheKeptStateIsCaught) {
   }
   ASSERT_NE(caught_at, 0u) << "a log compacted past the kept state went unnoticed";
   std::printf("[ measure ] log compacted beyond the kept state: caught at seed %llu: %s\n",
+              static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
+}
+
+// Planted bug: a restore in the background that failed (the state as it was)
+// reported to raft as done. The member then acknowledges a snapshot it does
+// not hold and applies the entries after it to the old state.
+TEST(ReplicaGroupsSim, ABackgroundRestoreFailureReportedAsDoneIsCaught) {
+  uint64_t caught_at = 0;
+  std::string why;
+  for (uint64_t seed = 3; seed <= 900 && caught_at == 0; seed += 3) {
+    Config c = config_for(seed);
+    if (!c.restores_in_background) continue;
+    c.bug = Bug::kRestoreFailureIgnored;
+    Verdicts v = run_seed(options_for(seed, c), c);
+    if (!v.ok() || !v.run->violation.empty()) {
+      caught_at = seed;
+      why = v.ok() ? v.run->violation : v.describe();
+    }
+  }
+  ASSERT_NE(caught_at, 0u) << "a failed restore reported as done went unnoticed";
+  std::printf("[ measure ] failed background restore reported as done: caught at seed %llu: %s\n",
               static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
 }
 

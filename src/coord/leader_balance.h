@@ -14,11 +14,13 @@
 // partition lasts (seen in CI: the majority side of a partition could not
 // write an idle keyspace).
 //
-// Nor to a node receiving a snapshot in any of its groups: installing it
-// holds the node's data loop, which every group there shares, for as long as
-// the restore takes (a few hundred ms for a 146k-key shard); a group handed to
-// it meanwhile waits that long for its writes (a node back from a restart
-// catches one group up from the log while another still needs a snapshot).
+// Nor to a node receiving or restoring a snapshot in any of its groups: the
+// restore used to hold the node's data loop, which every group there shares,
+// for as long as it took (a few hundred ms for a 146k-key shard), and a group
+// handed to it meanwhile waited that long for its writes (a node back from a
+// restart catches one group up from the log while another still needs a
+// snapshot). It runs on a thread of its own now (docs/replication.md,
+// "Restoring off the data loop"), but still busies the node's disk and cores.
 //
 // A preferred leader this node hears may still be unable to win: under a
 // one-way partition it hears this node but not the others, or they do not

@@ -24,6 +24,7 @@
 #include "coord/snapshot_prefetch.h"
 #include "core/assert.h"
 #include "core/held_posts.h"
+#include "core/thread_name.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
 #include "replication/codec.h"
@@ -145,6 +146,68 @@ Result<std::string> merge_mutations(std::vector<std::string> parts) {
   }
   if (!priors) merged.priors.clear();
   return replication::encode_mutation(merged);
+}
+
+// What restoring a shard snapshot did (the restore's log line).
+struct RestoreReport {
+  size_t bytes = 0, effects = 0, unchanged = 0, removed = 0;
+  int64_t decode_ms = 0, compare_ms = 0, write_ms = 0, sync_ms = 0;
+};
+
+// Replaces the records of scope `scope` in `store` with a shard snapshot's,
+// writing only what differs (plan_shard_restore) as one engine write, with
+// the applied position `position` when given and then synced (an engine that
+// keeps its state: raft checkpoints the snapshot point once this is durable).
+// Reads and writes nothing but the store: any thread. `locking` kOwnedKeys
+// only while nothing else writes the scope (ReplicaGroup::begin_restore).
+Result<RestoreReport> restore_shard(server::Store& store, uint64_t scope, std::string_view snapshot,
+                                    std::optional<server::Store::AppliedPosition> position,
+                                    server::Store::Locking locking) {
+  using Clock = std::chrono::steady_clock;
+  const auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+  };
+  RestoreReport report;
+  report.bytes = snapshot.size();
+  auto started = Clock::now();
+  auto parts = decode_shard_snapshot(snapshot);
+  if (!parts.ok()) return parts.status();
+  report.decode_ms = ms_since(started);
+  started = Clock::now();
+  auto plan = plan_shard_restore(
+      *parts,
+      [&](const auto& visit) {
+        return store.scan_scope(scope, {}, 0,
+                                [&](std::string_view key, const server::RecordView& rec) {
+                                  visit(key, rec);
+                                  return true;
+                                });
+      },
+      [&](uint64_t gen, const auto& visit) {
+        return store.scan_elements(gen, 0, 0,
+                                   [&](std::string_view field, std::string_view, uint32_t) {
+                                     visit(field);
+                                     return true;
+                                   });
+      });
+  if (!plan.ok()) return plan.status();
+  report.effects = plan->effects;
+  report.unchanged = plan->unchanged;
+  report.removed = plan->removed;
+  report.compare_ms = ms_since(started);
+  started = Clock::now();
+  auto written = store.apply(
+      plan->mutation,
+      position ? server::Store::Logging::kInEngineLog : server::Store::Logging::kInReplicaLog,
+      position, &plan->known, locking);
+  if (!written.ok()) return written.status();
+  report.write_ms = ms_since(started);
+  if (position) {
+    started = Clock::now();
+    if (Status synced = store.engine().sync(); !synced.ok()) return synced;
+    report.sync_ms = ms_since(started);
+  }
+  return report;
 }
 
 }  // namespace
@@ -612,59 +675,86 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         std::make_unique<ShardSnapshotReader>(std::move(view).value(), id.value()),
         kPieceBytes, 2 * host.options_.raft.snapshot_chunk_bytes, std::move(wake));
   }
+  // At a start from a checkpoint that holds a state (raft's constructor), and
+  // on the memory engine (which keeps nothing across restarts): at once, on
+  // the data loop, which every group of the node shares.
   Status restore(std::string_view snapshot, LogIndex index) override {
-    // On the data loop, which every group of the node shares: how long it
-    // took is logged (a large shard's restore delays the others).
-    using Clock = std::chrono::steady_clock;
-    const auto ms_since = [](Clock::time_point t) {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-    };
-    const auto started = Clock::now();
     flush_applies();  // what it replaces is written first, as applied
     // The data loop holds the log's sync wake until the handlers queued
     // before the wake have run (net/shared_log.h): what they appended before
     // this need not wait for the restore, nor the replies held (core/held_posts.h).
     net::SharedLog::wake_held();
     HeldPosts::flush();
-    auto parts = decode_shard_snapshot(snapshot);
-    if (!parts.ok()) return parts.status();
-    const int64_t decode_ms = ms_since(started);
-    const auto compare_started = Clock::now();
-    auto plan = plan_shard_restore(
-        *parts,
-        [&](const auto& visit) { return scan_records(visit); },
-        [&](uint64_t gen, const auto& visit) {
-          return host.store_.scan_elements(
-              gen, 0, 0, [&](std::string_view field, std::string_view, uint32_t) {
-                visit(field);
-                return true;
-              });
+    auto report = restore_shard(host.store_, id.value(), snapshot, position_of(index),
+                                server::Store::Locking::kLockKeys);
+    if (!report.ok()) return report.status();
+    restored(*report, index, /*in_background=*/false);
+    return Status::OK();
+  }
+  // A follower's snapshot with an engine that keeps its state: restored on a
+  // thread of its own (a 130k-record shard takes 300-400 ms: on the loop it
+  // would hold every group of the node), and raft hears of it from
+  // finish_restore on the loop. Meanwhile raft applies nothing here, local
+  // reads wait (the store may already hold the snapshot's state, newer than
+  // the applied index a read reports), and stop_group waits for the thread.
+  Result<RestoreProgress> begin_restore(std::string snapshot, LogIndex index) override {
+    if (!host.keeps_state_) return StateMachine::begin_restore(std::move(snapshot), index);
+    flush_applies();  // what it replaces is written first, as applied
+    restoring = true;
+    server::Store& store = host.store_;
+    const uint64_t scope = id.value();
+    auto position = position_of(index);
+    auto done = [&host = host, alive = std::weak_ptr<void>(host.alive_), group = id,
+                 serial = serial, index](Result<RestoreReport> report) {
+      asio::post(host.io_, [&host, alive, group, serial, index, report = std::move(report)] {
+        if (alive.expired()) return;
+        ReplicaGroup* g = host.find(group);
+        if (g == nullptr || !g->raft || g->serial != serial) return;
+        g->finish_restore(report, index);
+      });
+    };
+    restore_job = std::async(
+        std::launch::async,
+        [&store, scope, position, snapshot = std::move(snapshot), done = std::move(done)] {
+          name_this_thread("restore");
+          // Its keys are this group's alone until finish_restore: raft applies
+          // nothing meanwhile and local reads wait, so no stripe is held.
+          done(restore_shard(store, scope, snapshot, position, server::Store::Locking::kOwnedKeys));
         });
-    if (!plan.ok()) return plan.status();
-    const replication::Mutation& all = plan->mutation;
-    const int64_t compare_ms = ms_since(compare_started);
-    const auto write_started = Clock::now();
-    int64_t sync_ms = 0;
+    return RestoreProgress::kStarted;
+  }
+  // On the loop, once the restore thread is done.
+  void finish_restore(const Result<RestoreReport>& report, LogIndex index) {
+    restoring = false;
+    if (restore_job.valid()) restore_job.get();
+    if (!report.ok()) {
+      spdlog::error(
+          "group {}: restoring the snapshot at index {} failed (the leader sends it "
+          "again): {}",
+          id.value(), index.value(), report.status().to_string());
+      raft->on_restored(index, report.status());
+    } else {
+      restored(*report, index, /*in_background=*/true);
+      raft->on_restored(index, Status::OK());
+    }
+    host.retry_local_reads(*this);
+    host.after_callback(*this);
+  }
+  // The store's applied position a restore at `index` writes (none on an
+  // engine that does not keep its state).
+  std::optional<server::Store::AppliedPosition> position_of(LogIndex index) const {
+    if (!host.keeps_state_) return std::nullopt;
+    return server::Store::AppliedPosition{id.value(), index.value()};
+  }
+  // After the store holds a snapshot's state at `index`.
+  void restored(const RestoreReport& r, LogIndex index, bool in_background) {
     // Which keys the snapshot changed is not known: every key may have
     // changed up to the snapshot's index (set once raft is done restoring).
     changes.clear();
     changes_floor_pending = true;
     if (host.keeps_state_) {
-      // Raft checkpoints the snapshot point without the state once this
-      // returns: the restored state (and its position) must be durable first.
-      auto r = host.store_.apply(all, server::Store::Logging::kInEngineLog,
-                                 server::Store::AppliedPosition{id.value(), index.value()},
-                                 &plan->known);
-      if (!r.ok()) return r.status();
-      const auto sync_started = Clock::now();
-      if (Status synced = host.store_.engine().sync(); !synced.ok()) return synced;
-      sync_ms = ms_since(sync_started);
       kept_through = 0;  // what follows the snapshot is applied as it comes
       stored_through = index.value();
-    } else if (auto r = host.store_.apply(all, server::Store::Logging::kInReplicaLog, std::nullopt,
-                                          &plan->known);
-               !r.ok()) {
-      return r.status();
     }
     // Nor which keys tracking clients (here, or of nodes whose reads this
     // member served) may hold stale: they drop everything.
@@ -672,12 +762,12 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // The phases say where a slow restore went: decoding, comparing with the
     // shard's local records (a scan), writing the difference, syncing it.
     spdlog::info(
-        "group {}: restored a snapshot at index {}: {} bytes, {} effects ({} records already "
+        "group {}: restored a snapshot at index {}{}: {} bytes, {} effects ({} records already "
         "held as they are), {} removed, {} ms (decode {} ms, compare {} ms, write {} ms, sync {} "
         "ms)",
-        id.value(), index.value(), snapshot.size(), plan->effects, plan->unchanged, plan->removed,
-        ms_since(started), decode_ms, compare_ms, ms_since(write_started) - sync_ms, sync_ms);
-    return Status::OK();
+        id.value(), index.value(), in_background ? " in the background" : "", r.bytes, r.effects,
+        r.unchanged, r.removed, r.decode_ms + r.compare_ms + r.write_ms + r.sync_ms, r.decode_ms,
+        r.compare_ms, r.write_ms, r.sync_ms);
   }
 
   // CLIENT TRACKING (docs/cache.md, "Consensus keyspaces"): an applied entry
@@ -852,6 +942,10 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   std::unordered_map<uint64_t, uint64_t> changes;
   uint64_t changes_floor = 0;
   bool changes_floor_pending = false;
+  // A snapshot restored on a thread of its own (begin_restore), until
+  // finish_restore; stop_group waits for the thread.
+  bool restoring = false;
+  std::future<void> restore_job;
 };
 
 // ------------------------------------------------------------------ Impl
@@ -1156,6 +1250,12 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   auto it = groups_.find(id);
   if (it == groups_.end()) return;
   ReplicaGroup& g = *it->second;
+  if (g.restore_job.valid()) {
+    // Its records are being restored on another thread: erased or left
+    // behind, they must be whole first (its completion, posted, finds no group).
+    spdlog::info("replica group {}: stopping; waiting for its snapshot restore to end", id.value());
+    g.restore_job.wait();
+  }
   g.flush_applies();
   for (auto& [tid, timer] : g.timers) timer->cancel();
   g.timers.clear();
@@ -1684,7 +1784,9 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
   ReplicaGroup* g = find(p.group);
   if (g == nullptr || !g->raft) return;
   Raft& raft = *g->raft;
-  if (g->state_index() < p.policy.min_index) {
+  // Restoring a snapshot: the store may hold its state already, newer than
+  // the index a read here would report; the read waits (finish_restore).
+  if (g->restoring || g->state_index() < p.policy.min_index) {
     g->local_reads.push_back(id);
     return;
   }

@@ -46,7 +46,9 @@
 //              (replication/mutation.h) applied with Store::apply, unlogged by
 //              the engine (the raft log replays it after a restart); a snapshot is
 //              the group's records as one Mutation of puts, and restoring one
-//              erases the group's other records first.
+//              erases the group's other records first (over RocksDB on a thread
+//              of its own while raft holds the group's entries back:
+//              docs/replication.md, "Restoring off the data loop").
 //
 // How a command runs (execute): only on the group's leader. The leader first
 // takes a ReadIndex barrier through raft (leadership confirmed by a majority,

@@ -58,6 +58,19 @@ class StateMachine {
   // has the restored state durable when restore returns.
   virtual std::string snapshot() const = 0;
   virtual Status restore(std::string_view snapshot, LogIndex index) = 0;
+  // restore() that may finish later, off the protocol's thread: a large
+  // shard's restore would otherwise hold every group its host runs on that
+  // thread (coord/replica_groups.cc). kDone: restored, as restore() would
+  // have. kStarted: the machine took the snapshot and restores it elsewhere;
+  // once the state is durable (or could not be restored, unchanged) the host
+  // calls Raft::on_restored from the protocol's thread, and until then the
+  // protocol applies nothing to the machine. Only with
+  // RaftOptions::machine_keeps_state; the default restores at once.
+  enum class RestoreProgress { kDone, kStarted };
+  virtual Result<RestoreProgress> begin_restore(std::string snapshot, LogIndex index) {
+    if (Status s = restore(snapshot, index); !s.ok()) return s;
+    return RestoreProgress::kDone;
+  }
   // The state as of now, to be read a piece at a time while apply() goes on,
   // so that sending it to a follower holds one piece in memory instead of the
   // whole state (raft, with RaftOptions::machine_keeps_state). nullptr when the

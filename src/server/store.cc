@@ -306,7 +306,7 @@ Store::Write record_write(const replication::Effect& e, const Store::Meta& old) 
 
 Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Logging logging,
                                        std::optional<AppliedPosition> position,
-                                       const KnownRecords* known) {
+                                       const KnownRecords* known, Locking locking) {
   using Kind = replication::Effect::Kind;
   const auto& effects = mutation.effects;
   const bool unlogged = logging == Logging::kInReplicaLog;
@@ -344,7 +344,7 @@ Result<storage::Sequence> Store::apply(const replication::Mutation& mutation, Lo
   // whose count does not match (none) has each key read here.
   const bool priors = !mutation.priors.empty() && mutation.priors.size() == records.size();
   size_t record_index = 0;
-  auto guard = lock(keys);
+  auto guard = locking == Locking::kLockKeys ? lock(keys) : Locked();
   std::vector<Write> writes;
   writes.reserve(effects.size());
   std::string buf;

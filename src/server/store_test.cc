@@ -498,6 +498,47 @@ TEST(Store, TransactionLockHoldsItsStripesAndItsThreadsLocksTakeNothing) {
   EXPECT_TRUE(second.load());
 }
 
+TEST(Store, AnApplyOfOwnedKeysTakesNoStripeAndKeepsTheCountersExact) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  replication::Mutation m;
+  m.effects.push_back({replication::Effect::Kind::kPut, "a", "1", 0});
+  m.effects.push_back({replication::Effect::Kind::kPut, "b", "2", 4102444800000});
+  // Another thread holds the stripe of "a" (a command on another key of that
+  // stripe, say): a restore of keys its group owns outright does not wait.
+  std::optional<Store::Locked> held(store.lock("a"));
+  std::atomic<bool> owned_done{false}, locking_done{false};
+  std::thread owned([&] {
+    ASSERT_TRUE(store
+                    .apply(m, Store::Logging::kInEngineLog, Store::AppliedPosition{7, 9}, nullptr,
+                           Store::Locking::kOwnedKeys)
+                    .ok());
+    owned_done = true;
+  });
+  for (int i = 0; i < 500 && !owned_done; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(owned_done.load()) << "an apply of owned keys waited for a stripe";
+  if (!owned_done) held.reset();  // let it finish
+  owned.join();
+  if (!held) held.emplace(store.lock("a"));
+  // The default locks: it waits for the stripe.
+  replication::Mutation erase;
+  erase.effects.push_back({replication::Effect::Kind::kErase, "a", {}, 0});
+  std::thread locking([&] {
+    ASSERT_TRUE(store.apply(erase).ok());
+    locking_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(locking_done.load()) << "an apply that locks did not wait for the stripe";
+  held.reset();
+  locking.join();
+  EXPECT_TRUE(locking_done.load());
+  EXPECT_EQ(store.key_count(), 1u);
+  EXPECT_EQ(store.expire_count(), 1u);
+  EXPECT_EQ(store.applied_position(7).value(), 9u);
+}
+
 TEST(Store, ExpireCycleIsBoundedAndDropsStaleEntries) {
   auto engine = storage::open_memory_engine();
   Store store(*engine, nullptr);

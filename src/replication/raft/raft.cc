@@ -147,6 +147,9 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
   leader_commit_seen_ = std::max(leader_commit_seen_, m.leader_commit);
   reset_election_deadline();
   if (quiesced_ && !m.quiesce) wake();
+  // Restoring a snapshot in the background: the log may not change under it
+  // (on_restored); the leader sends these entries again.
+  if (installing_) return;
 
   AppendReply reply{.term = term_, .round = m.round};
   if (m.prev_index < log_.snapshot_index()) {
@@ -268,6 +271,7 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
   leader_ = from;
   last_heard_leader_ = env_.now();
   reset_election_deadline();
+  if (installing_) return;  // a resent chunk: answered once the restore is done
   if (m.last_index <= commit_) {
     // We hold that much committed already (a duplicate, or a late chunk).
     if (staging_ && staging_->index <= commit_) staging_.reset();
@@ -278,8 +282,8 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
   }
   InstallSnapshotReply ack{.term = term_, .last_index = m.last_index, .round = m.round};
   // A snapshot read piece by piece learns its total with its last chunk.
-  const bool same_total = staging_ && (staging_->total == m.total ||
-                                       staging_->total == InstallSnapshot::kUnknownTotal);
+  const bool same_total =
+      staging_ && (staging_->total == m.total || staging_->total == InstallSnapshot::kUnknownTotal);
   const bool same = staging_ && staging_->term == term_ && staging_->index == m.last_index &&
                     staging_->last_term == m.last_term && same_total;
   if (!same) {
@@ -327,28 +331,63 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
 void Raft::install_staged(NodeId from, const InstallSnapshot& last_chunk) {
   SnapshotStaging st = std::move(*staging_);
   staging_.reset();
-  // The codec checked the frames; a state that does not restore is the
-  // sender's bug, and restore() left ours unchanged.
-  if (!sm_.restore(st.data, st.index).ok()) return;
-  ++snapshot_stats_.installed;
-  snapshot_stats_.most_chunks = std::max(snapshot_stats_.most_chunks, st.chunks);
-  const bool keeps_suffix = st.index <= log_.last_index() && log_.term_at(st.index) == st.last_term;
-  if (!keeps_suffix) forget_durability_from(LogIndex(1));
-  log_.reset_to_snapshot(st.index, st.last_term);
+  Installing done{.from = from,
+                  .index = st.index,
+                  .last_term = st.last_term,
+                  .config = last_chunk.config,
+                  .round = last_chunk.round,
+                  .chunks = st.chunks};
   if (!options_.machine_keeps_state) {
-    snapshot_state_ = std::make_shared<const std::string>(std::move(st.data));
+    // The codec checked the frames; a state that does not restore is the
+    // sender's bug, and restore() left ours unchanged.
+    if (!sm_.restore(st.data, st.index).ok()) return;
+    finish_install(done, std::move(st.data));
+    return;
   }
-  snapshot_config_ = last_chunk.config;
+  auto begun = sm_.begin_restore(std::move(st.data), st.index);
+  if (!begun.ok()) return;
+  if (*begun == StateMachine::RestoreProgress::kStarted) {
+    // Until on_restored: the log stays as it is, nothing is applied, and the
+    // checkpoint that drops the log waits for the state to be durable (a
+    // crash meanwhile restarts from the log as it was).
+    installing_ = std::move(done);
+    ++snapshot_stats_.restores_in_background;
+    return;
+  }
+  finish_install(done, std::string());
+}
+
+void Raft::on_restored(LogIndex index, Status restored) {
+  if (!installing_ || installing_->index != index) return;
+  Installing done = std::move(*installing_);
+  installing_.reset();
+  if (!restored.ok()) {
+    ++snapshot_stats_.restores_failed;
+    return;  // unchanged: the leader's next chunk starts the transfer over
+  }
+  finish_install(done, std::string());
+}
+
+void Raft::finish_install(const Installing& done, std::string state) {
+  ++snapshot_stats_.installed;
+  snapshot_stats_.most_chunks = std::max(snapshot_stats_.most_chunks, done.chunks);
+  const bool keeps_suffix =
+      done.index <= log_.last_index() && log_.term_at(done.index) == done.last_term;
+  if (!keeps_suffix) forget_durability_from(LogIndex(1));
+  log_.reset_to_snapshot(done.index, done.last_term);
+  if (!options_.machine_keeps_state) {
+    snapshot_state_ = std::make_shared<const std::string>(std::move(state));
+  }
+  snapshot_config_ = done.config;
   refresh_config();
-  commit_ = applied_ = st.index;
+  commit_ = applied_ = done.index;
   // Writes we accepted at or below the snapshot point cannot be matched to
   // their entries any more: their clients time out (maybe happened).
   pending_writes_.erase(pending_writes_.begin(), pending_writes_.upper_bound(applied_));
   persist_checkpoint();
   send_durable(
-      from,
-      AppendReply{
-          .term = term_, .success = true, .match_index = st.index, .round = last_chunk.round});
+      done.from,
+      AppendReply{.term = term_, .success = true, .match_index = done.index, .round = done.round});
 }
 
 void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
@@ -381,7 +420,8 @@ void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
 }
 
 void Raft::handle(NodeId from, const TimeoutNow& m) {
-  if (m.term < term_ || role_ == Role::kLeader) return;
+  // Restoring a snapshot: this member cannot lead before it is done.
+  if (m.term < term_ || role_ == Role::kLeader || installing_) return;
   if (quiesced_) wake();  // its timer must run while it campaigns
   if (m.term > term_) become_follower(m.term, std::nullopt);
   role_reason_ = "node " + std::to_string(from.value()) + " handed leadership over";
@@ -589,6 +629,9 @@ void Raft::on_election_timer() {
   reset_election_deadline();
   arm_election_timer(election_deadline_ - now);
   if (!in_config(members_.self)) return;  // not a member (any more): never campaign
+  // Restoring a snapshot: a member that led now would serve from a state
+  // being replaced. It still votes; the others elect a leader meanwhile.
+  if (installing_) return;
   role_reason_ = leader_ ? "no message from leader " + std::to_string(leader_->value()) +
                                " within the election timeout"
                          : std::string("no leader heard within the election timeout");
@@ -717,7 +760,7 @@ LogIndex Raft::compaction_limit() const {
 }
 
 void Raft::compact(LogIndex index) {
-  if (!options_.machine_keeps_state) return;
+  if (!options_.machine_keeps_state || installing_) return;
   if (index <= log_.snapshot_index() || index > applied_) return;
   index = std::min(index, compaction_limit());
   if (index <= log_.snapshot_index()) return;

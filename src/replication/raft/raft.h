@@ -108,17 +108,22 @@
 // ready: it reads ahead on a thread of its own) is not waited for: bytes held
 // go as a shorter chunk (and a transfer whose last bytes went so ends with an
 // empty one); with none held, nothing is sent until the next heartbeat or
-// resume_snapshot_sends(), which the host calls when the reader has some. While a snapshot is being sent, the log is
-// not compacted past its index (compaction_limit): the follower needs the
-// entries after it. A follower that reports an offset the leader
-// no longer holds (it dropped its staged chunks) gets a new transfer of the
-// state as it is then. A transfer starts only to a member heard from since the
-// last CheckQuorum check, and a read one to a member that goes quiet for a
-// whole check period is dropped (the reader may pin resources: a store view). The follower assembles the chunks and restores the
-// whole state durably before it checkpoints.
+// resume_snapshot_sends(), which the host calls when the reader has some.
+// While a snapshot is being sent, the log is not compacted past its index
+// (compaction_limit): the follower needs the entries after it. A follower
+// that reports an offset the leader no longer holds (it dropped its staged
+// chunks) gets a new transfer of the state as it is then. A transfer starts
+// only to a member heard from since the last CheckQuorum check, and a read
+// one to a member that goes quiet for a whole check period is dropped (the
+// reader may pin resources: a store view). The follower assembles the chunks
+// and restores the whole state durably before it checkpoints: at once, or,
+// when its machine says so (StateMachine::begin_restore), in the background
+// while its host's thread serves other groups; on_restored then finishes the
+// install, and until it does this member's log, applied index and role stay
+// as they were.
 //
 // Not done yet (see docs/raft.md): the follower assembles the whole snapshot
-// before restoring it.
+// in memory before restoring it.
 //
 // The constructor's Membership is the bootstrap config: it applies until a
 // snapshot or a kConfig entry says otherwise.
@@ -210,12 +215,24 @@ class Raft {
   // while). A quiesced follower of `peer` wakes and, still hearing nothing from
   // it, campaigns after an election timeout. Otherwise nothing happens.
   void on_peer_down(NodeId peer);
+  // The machine finished the restore it started in the background
+  // (StateMachine::begin_restore answered kStarted) of the snapshot at
+  // `index`: with OK the state is durable there, and this member drops the
+  // log it replaces, checkpoints and acknowledges the snapshot to the leader
+  // that sent it; otherwise the state is unchanged and the transfer is
+  // forgotten (the leader sends it again). Until then this member appends
+  // nothing (AppendEntries and snapshot chunks go unanswered, so the leader
+  // sends them again later), applies nothing, and neither campaigns nor takes
+  // a leadership handed to it; it still votes, from its log as it was.
+  // Nothing happens for another index or with no restore under way.
+  void on_restored(LogIndex index, Status restored);
 
   // machine_keeps_state only: the machine's state is durable through `index`
   // (the host saw it applied through there before making the state durable).
   // Drops the log through it and writes a checkpoint without the state.
   // Nothing happens at or below the snapshot point, above the applied index,
-  // or without machine_keeps_state. Held back to compaction_limit().
+  // without machine_keeps_state, or while a restore is under way
+  // (on_restored). Held back to compaction_limit().
   void compact(LogIndex index);
   // The highest index compact() drops the log through: the applied index, or
   // below it the oldest snapshot a follower is being sent as leader. Once it
@@ -282,25 +299,29 @@ class Raft {
   const RaftLog& log() const { return log_; }
   // Snapshot transfers, this incarnation (status pages, tests).
   struct SnapshotStats {
-    uint64_t chunks_sent = 0;      // InstallSnapshot chunks sent as leader, resends included
-    uint64_t chunks_accepted = 0;  // chunks staged in order as follower
-    uint64_t chunks_refused = 0;   // chunks out of order, duplicated, or of a dropped transfer
-    uint64_t installed = 0;        // snapshots restored from staged chunks
-    uint64_t most_chunks = 0;      // the most chunks one installed snapshot took
-    uint64_t transfers_read = 0;   // transfers read piece by piece (open_snapshot) as leader
-    uint64_t reads_failed = 0;     // of those, ended by a read error (a new one follows)
+    uint64_t chunks_sent = 0;        // InstallSnapshot chunks sent as leader, resends included
+    uint64_t chunks_accepted = 0;    // chunks staged in order as follower
+    uint64_t chunks_refused = 0;     // chunks out of order, duplicated, or of a dropped transfer
+    uint64_t installed = 0;          // snapshots restored from staged chunks
+    uint64_t most_chunks = 0;        // the most chunks one installed snapshot took
+    uint64_t transfers_read = 0;     // transfers read piece by piece (open_snapshot) as leader
+    uint64_t reads_failed = 0;       // of those, ended by a read error (a new one follows)
     uint64_t transfers_dropped = 0;  // of those, dropped: the member went quiet
     uint64_t sends_deferred = 0;     // chunks not sent yet: their reader had nothing ready
+    uint64_t restores_in_background = 0;  // installs the machine restored off this thread
+    uint64_t restores_failed = 0;         // of those, the machine could not restore
   };
   const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
   // A follower: whether it is receiving a snapshot (chunks staged, the last
-  // within `quiet` of `now`: a transfer its leader dropped stops counting).
-  // Installing it, when its last chunk comes, holds this member's thread for
-  // as long as the restore takes; its host tells its peers, so that none
-  // hands it a group's leadership meanwhile (coord/leader_balance.h).
+  // within `quiet` of `now`: a transfer its leader dropped stops counting) or
+  // restoring one (on_restored): it cannot lead until it is done, and its
+  // host tells its peers, so that none hands it a group's leadership
+  // meanwhile (coord/leader_balance.h).
   bool receiving_snapshot(Instant now, Duration quiet) const {
-    return staging_ && now - staging_->last_chunk < quiet;
+    return installing_ || (staging_ && now - staging_->last_chunk < quiet);
   }
+  // A follower whose machine restores a snapshot in the background (on_restored).
+  bool installing_snapshot() const { return installing_.has_value(); }
   // On a leader: the highest index known replicated on each other member, not
   // counting learners (its
   // lag is log().last_index() minus that). Empty on other roles.
@@ -345,6 +366,17 @@ class Raft {
     uint64_t chunks = 0;
     Instant last_chunk{};  // when the last chunk was staged
   };
+  // A snapshot whose chunks all came, restored by the machine in the
+  // background (StateMachine::begin_restore): what installing it needs once
+  // the machine is done.
+  struct Installing {
+    NodeId from{};  // the leader that sent it: told when it is installed
+    LogIndex index{};
+    Term last_term{};
+    std::vector<NodeId> config{};
+    uint64_t round = 0;
+    uint64_t chunks = 0;
+  };
   struct Progress {
     LogIndex next{};                  // next index to send
     LogIndex match{};                 // highest index known replicated (durably) there
@@ -380,8 +412,10 @@ class Raft {
   Progress* progress_for_reply(NodeId from, Term term);
   void handle(NodeId from, const InstallSnapshot& m);
   void handle(NodeId from, const InstallSnapshotReply& m);
-  // Restores the completely staged snapshot and checkpoints it.
+  // Restores the completely staged snapshot and checkpoints it (at once, or
+  // in finish_install once the machine restored it in the background).
   void install_staged(NodeId from, const InstallSnapshot& last_chunk);
+  void finish_install(const Installing& done, std::string state);
   void handle(NodeId from, const TimeoutNow& m);
   void maybe_send_timeout_now(NodeId peer);
 
@@ -469,6 +503,7 @@ class Raft {
   bool quiesced_ = false;
   LogIndex leader_commit_seen_{};
   std::optional<SnapshotStaging> staging_;  // a follower's partly received snapshot
+  std::optional<Installing> installing_;    // a follower's snapshot being restored
   SnapshotStats snapshot_stats_;
 
   // Persist-before-send bookkeeping. Tokens count from 1 per incarnation.

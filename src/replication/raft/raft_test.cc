@@ -1177,6 +1177,142 @@ TEST(RaftMachineKeepsState, AReadSnapshotToAQuietMemberIsDroppedUntilItAnswers) 
   EXPECT_EQ(sm.open_readers, 1);
 }
 
+// A machine that restores in the background (StateMachine::begin_restore):
+// it takes the snapshot and restores it when the test says, as ReplicaGroups
+// does on another thread.
+class RestoresLater final : public AppliedOrder {
+ public:
+  Result<RestoreProgress> begin_restore(std::string snapshot, LogIndex index) override {
+    taken = std::move(snapshot);
+    taken_at = index;
+    ++started;
+    return RestoreProgress::kStarted;
+  }
+  Status finish() { return restore(taken, taken_at); }
+  std::string taken;
+  LogIndex taken_at{};
+  int started = 0;
+};
+
+// An AppendEntries of term `term` with one write after index 11 (of term 1),
+// committing it.
+AppendEntries one_write_after_11(Term term, uint64_t id, const std::string& value) {
+  return AppendEntries{.term = term,
+                       .prev_index = LogIndex(11),
+                       .prev_term = Term(1),
+                       .leader_commit = LogIndex(12),
+                       .entries = {Entry{.term = term,
+                                         .kind = Entry::Kind::kCommand,
+                                         .command = request(id, ClientOp::kWrite, "k", value)}}};
+}
+
+TEST(RaftMachineKeepsState, ARestoreInTheBackgroundHoldsTheLogAndTheCheckpointUntilItIsDone) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
+  auto snaps = env.take<InstallSnapshot>();
+  ASSERT_EQ(snaps.size(), 1u);
+  const InstallSnapshot snap = snaps[0].second;
+  ASSERT_EQ(snap.last_index, LogIndex(11));
+
+  FakeEnv env3;
+  RestoresLater fsm;
+  Raft f(env3, three(3), {}, fsm, machine_keeps_state());
+  f.on_message(NodeId(1), snap);
+  env3.sync(f);
+  EXPECT_EQ(fsm.started, 1);
+  EXPECT_EQ(fsm.restores, 0);
+  EXPECT_TRUE(f.installing_snapshot());
+  EXPECT_TRUE(f.receiving_snapshot(env3.now(), Duration(0)));
+  EXPECT_EQ(f.applied_index(), LogIndex(0));
+  EXPECT_EQ(f.snapshot_stats().installed, 0u);
+  EXPECT_TRUE(env3.take<AppendReply>().empty()) << "acknowledged a snapshot not restored yet";
+  // A crash now restarts from the log as it was: no checkpoint of the snapshot.
+  auto before = recover(env3.records);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->log.snapshot_index(), LogIndex(0));
+
+  // Meanwhile: entries, a resent chunk and a compaction change nothing, and
+  // nothing is answered (the leader sends them again later).
+  f.on_message(NodeId(1), one_write_after_11(Term(1), 98, "late"));
+  f.on_message(NodeId(1), snap);
+  f.compact(LogIndex(0));
+  env3.sync(f);
+  EXPECT_TRUE(env3.sent.empty());
+  EXPECT_EQ(f.log().last_index(), LogIndex(0));
+  EXPECT_EQ(fsm.started, 1) << "the resent chunk started a second restore";
+  // It neither campaigns when its leader goes quiet nor takes a leadership
+  // handed to it, but it votes, from the log it has.
+  env3.advance(f, std::chrono::seconds(10));
+  f.on_message(NodeId(1), TimeoutNow{.term = Term(1)});
+  EXPECT_EQ(f.role(), Raft::Role::kFollower);
+  EXPECT_TRUE(env3.take<VoteRequest>().empty());
+  f.on_message(NodeId(2),
+               VoteRequest{.term = Term(2), .last_index = LogIndex(11), .last_term = Term(1)});
+  env3.sync(f);
+  auto votes = env3.take<VoteReply>();
+  ASSERT_EQ(votes.size(), 1u);
+  EXPECT_TRUE(votes[0].second.granted);
+  EXPECT_TRUE(f.installing_snapshot()) << "a new term ended the restore";
+
+  // Done: another index is not this restore; this one checkpoints the
+  // snapshot and, once durable, acknowledges it to the leader that sent it.
+  ASSERT_TRUE(fsm.finish().ok());
+  f.on_restored(LogIndex(10), Status::OK());
+  EXPECT_TRUE(f.installing_snapshot());
+  f.on_restored(LogIndex(11), Status::OK());
+  EXPECT_FALSE(f.installing_snapshot());
+  EXPECT_EQ(f.applied_index(), LogIndex(11));
+  EXPECT_EQ(fsm.order, sm.order);
+  EXPECT_EQ(f.snapshot_stats().installed, 1u);
+  EXPECT_EQ(f.snapshot_stats().restores_in_background, 1u);
+  EXPECT_TRUE(env3.take<AppendReply>().empty()) << "acknowledged before the checkpoint is durable";
+  env3.sync(f);
+  auto acks = env3.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].first, NodeId(1));
+  EXPECT_TRUE(acks[0].second.success);
+  EXPECT_EQ(acks[0].second.match_index, LogIndex(11));
+  auto after = recover(env3.records);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->log.snapshot_index(), LogIndex(11));
+  EXPECT_TRUE(after->snapshot.empty());
+  // Entries after the snapshot are taken again.
+  f.on_message(NodeId(2), one_write_after_11(Term(2), 97, "next"));
+  EXPECT_EQ(f.log().last_index(), LogIndex(12));
+  EXPECT_EQ(f.applied_index(), LogIndex(12));
+}
+
+TEST(RaftMachineKeepsState,
+     ARestoreThatFailsInTheBackgroundLeavesTheFollowerToTakeTheSnapshotAgain) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
+  auto snaps = env.take<InstallSnapshot>();
+  ASSERT_EQ(snaps.size(), 1u);
+  FakeEnv env3;
+  RestoresLater fsm;
+  Raft f(env3, three(3), {}, fsm, machine_keeps_state());
+  f.on_message(NodeId(1), snaps[0].second);
+  ASSERT_TRUE(f.installing_snapshot());
+  f.on_restored(LogIndex(11), Status::IOError("disk full"));
+  EXPECT_FALSE(f.installing_snapshot());
+  EXPECT_EQ(f.applied_index(), LogIndex(0));
+  EXPECT_EQ(f.snapshot_stats().restores_failed, 1u);
+  EXPECT_EQ(f.snapshot_stats().installed, 0u);
+  env3.sync(f);
+  EXPECT_TRUE(env3.take<AppendReply>().empty());
+  // The leader's resend starts it over.
+  f.on_message(NodeId(1), snaps[0].second);
+  EXPECT_EQ(fsm.started, 2);
+  ASSERT_TRUE(fsm.finish().ok());
+  f.on_restored(LogIndex(11), Status::OK());
+  EXPECT_EQ(f.applied_index(), LogIndex(11));
+  EXPECT_EQ(fsm.order, sm.order);
+}
+
 // ---------------------------------------------------------------- snapshot chunks
 
 RaftOptions chunks_of_4() {

@@ -344,6 +344,10 @@ class ReplicaGroups::Impl {
   // Every 100 ms: quiesced groups learn which peers are down.
   void watch_peers();
   void stop_group(GroupId id, bool remove_files);
+  // The records of a group that left this node, erased on a thread of their
+  // own (erasing_); wait_for_erase(id) before a replica of it starts here.
+  void erase_scope_in_background(GroupId id);
+  void wait_for_erase(GroupId id);
   // Opens the node's write-ahead log (and moves per-group logs of older data
   // directories into it) the first time; false if it cannot be opened.
   bool open_wal();
@@ -426,6 +430,7 @@ class ReplicaGroups::Impl {
   HandoverBackoff handover_backoff_;  // balance_leaders(): handovers that did not take
   // The groups receiving a snapshot (note_snapshot_reception).
   std::set<GroupId> receiving_snapshots_;
+  std::map<GroupId, std::future<void>> erasing_;  // erase_scope_in_background
   std::thread persister_;         // the store flush under way, if any
   bool persisting_ = false;       // loop thread: a flush is under way
   uint64_t next_serial_ = 0;
@@ -1110,6 +1115,8 @@ void ReplicaGroups::Impl::shutdown() {
     std::vector<GroupId> ids;
     for (const auto& [id, g] : groups_) ids.push_back(id);
     for (GroupId id : ids) stop_group(id, false);
+    for (auto& [id, erase] : erasing_) erase.wait();  // they use the store
+    erasing_.clear();
     for (auto& [id, p] : pending_) {
       if (p.timer) p.timer->cancel();
       if (p.done) p.done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
@@ -1186,6 +1193,8 @@ void ReplicaGroups::Impl::apply_table(std::shared_ptr<const RoutingTable> table)
 void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint32_t shard,
                                       const std::vector<NodeId>& members,
                                       std::shared_ptr<const RoutingTable> table, uint64_t epoch) {
+  // Placed here again a moment after it left: its old records go first.
+  wait_for_erase(id);
   auto g = std::make_unique<ReplicaGroup>(*this, id, ks.spec.name, shard, members, std::move(table),
                                           random_.fork());
   g->epoch = epoch;
@@ -1274,18 +1283,13 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
   }
   g.raft.reset();
   g.log.reset();  // waits until its records are durable
-  if (remove_files) {
-    // Its keyspace was dropped, or its replica here moved away: its records
-    // go (by its scope: a dropped keyspace is no longer in the map).
-    if (auto r = store_.erase_scope(id.value()); !r.ok()) {
-      spdlog::error("replica group {}: erasing its records here failed: {}", id.value(),
-                    r.status().to_string());
-    } else if (*r != 0) {
-      spdlog::info("replica group {}: erased its {} records here", id.value(), *r);
-    }
-  }
   groups_.erase(it);
   if (remove_files) {
+    // Its keyspace was dropped, or its replica here moved away. Its applied
+    // position goes first: records no position vouches for are what a
+    // replica of the group placed here again compares with its first
+    // snapshot (or replays its whole log over), should a crash interrupt
+    // their erase below.
     if (keeps_state_) {
       if (Status s = store_.forget_applied_position(id.value()); !s.ok()) {
         spdlog::error("replica group {}: erasing its applied position failed: {}", id.value(),
@@ -1297,7 +1301,40 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
       spdlog::error("replica group {}: dropping its records from the log failed: {}", id.value(),
                     s.to_string());
     }
+    erase_scope_in_background(id);
   }
+}
+
+void ReplicaGroups::Impl::erase_scope_in_background(GroupId id) {
+  // Finished erases are forgotten here; start_group and shutdown wait for
+  // the others.
+  std::erase_if(erasing_, [](const auto& e) {
+    return e.second.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  });
+  // Its records go by its scope (a dropped keyspace is no longer in the map),
+  // on a thread of their own: 98k of them took 1.7 s, which on the data loop
+  // held every group of the node long enough for the followers of the groups
+  // it leads to elect other leaders (seen moving a replica away). Nothing
+  // else writes the scope meanwhile, and the node serves none of its keys.
+  erasing_[id] = std::async(std::launch::async, [this, id] {
+    name_this_thread("scope-erase");
+    if (auto r = store_.erase_scope(id.value()); !r.ok()) {
+      spdlog::error("replica group {}: erasing its records here failed: {}", id.value(),
+                    r.status().to_string());
+    } else if (*r != 0) {
+      spdlog::info("replica group {}: erased its {} records here", id.value(), *r);
+    }
+  });
+}
+
+void ReplicaGroups::Impl::wait_for_erase(GroupId id) {
+  auto e = erasing_.find(id);
+  if (e == erasing_.end()) return;
+  if (e->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    spdlog::info("replica group {}: waiting for the erase of its earlier records here", id.value());
+  }
+  e->second.wait();
+  erasing_.erase(e);
 }
 
 bool ReplicaGroups::Impl::open_wal() {

@@ -12,6 +12,12 @@ std::optional<NodeId> leadership_handover_target(const LeaderBalanceView& view) 
   if (it == view.match.end() || it->second != view.last_index) return std::nullopt;
   if (!view.reachable || !view.reachable(preferred)) return std::nullopt;
   if (view.receiving_snapshot && view.receiving_snapshot(preferred)) return std::nullopt;
+  for (const auto* others : {&view.match, &view.learners}) {
+    for (const auto& [node, match] : *others) {
+      if (node == preferred || node == view.self || !view.reachable(node)) continue;
+      if (match != view.last_index) return std::nullopt;
+    }
+  }
   return preferred;
 }
 

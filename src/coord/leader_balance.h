@@ -45,6 +45,7 @@ struct LeaderBalanceView {
   NodeId self;                            // the group's leader, asking
   std::vector<NodeId> members;            // the map's owners; the first is preferred
   std::map<NodeId, LogIndex> match;       // what each follower is known to hold
+  std::map<NodeId, LogIndex> learners;    // what each learner (joining) is known to hold
   LogIndex last_index;                    // the leader's last log index
   std::function<bool(NodeId)> reachable;  // heard from recently (the transport)
   // Receiving a snapshot in some group of its node (its pings say so:
@@ -55,7 +56,11 @@ struct LeaderBalanceView {
 // The member to hand leadership to now, or nothing: nothing when this node is
 // the preferred leader (or no member is), when the preferred leader lacks any
 // of the leader's log, when it is not reachable, or while it receives a
-// snapshot.
+// snapshot. Nor while another reachable member or learner lacks any of it
+// (one catching up after a snapshot, say): the new leader, a follower until
+// then, compacted its own log up to its applied index, and that member would
+// need another snapshot (seen moving replicas: a 98k-key shard restored at
+// index N and again at N + 1). An unreachable one waits for nothing.
 std::optional<NodeId> leadership_handover_target(const LeaderBalanceView& view);
 
 // Before a planned stop (the node leads nothing when it goes): the reachable

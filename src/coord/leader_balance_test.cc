@@ -31,8 +31,9 @@ TEST(LeaderBalance, NeverHandsOverToAnUnreachablePreferredLeaderEvenIfItMatchesT
   EXPECT_EQ(leadership_handover_target(v), std::nullopt);
 }
 
-// Installing a snapshot holds the preferred leader's data loop, which all of
-// its groups share: a group handed to it would wait that long for writes.
+// Receiving or restoring a snapshot busies the preferred leader's node (its
+// restore held the data loop, which all of its groups share, until it moved
+// to a thread of its own): the group waits until it is done.
 TEST(LeaderBalance, KeepsLeadershipWhileThePreferredLeaderReceivesASnapshotElsewhere) {
   LeaderBalanceView v = view_with({NodeId(1), NodeId(3)});
   v.receiving_snapshot = [](NodeId n) { return n == NodeId(1); };
@@ -47,6 +48,23 @@ TEST(LeaderBalance, KeepsLeadershipWhileThePreferredLeaderLacksEntries) {
   EXPECT_EQ(leadership_handover_target(v), std::nullopt);
   v.match.erase(NodeId(1));  // not heard from since this leader's term began
   EXPECT_EQ(leadership_handover_target(v), std::nullopt);
+}
+
+// A handover while another member catches up (after a snapshot, say) would
+// cost it another snapshot: the new leader's log starts where it compacted.
+TEST(LeaderBalance, KeepsLeadershipWhileAnotherReachableMemberOrLearnerLacksEntries) {
+  LeaderBalanceView v = view_with({NodeId(1), NodeId(3), NodeId(4)});
+  v.match[NodeId(3)] = LogIndex(38);
+  EXPECT_EQ(leadership_handover_target(v), std::nullopt);
+  v.match[NodeId(3)] = LogIndex(40);
+  v.learners[NodeId(4)] = LogIndex(12);  // joining: restored a snapshot at 12
+  EXPECT_EQ(leadership_handover_target(v), std::nullopt);
+  v.learners[NodeId(4)] = LogIndex(40);
+  EXPECT_EQ(leadership_handover_target(v), NodeId(1));
+  // One that is down waits for nothing.
+  v.learners[NodeId(4)] = LogIndex(12);
+  v.reachable = [](NodeId n) { return n != NodeId(4); };
+  EXPECT_EQ(leadership_handover_target(v), NodeId(1));
 }
 
 TEST(LeaderBalance, ThePreferredLeaderItselfAndAGroupWithoutMembersKeepTheirLeadership) {

@@ -1079,6 +1079,7 @@ void ReplicaGroups::Impl::balance_leaders() {
         .self = options_.self,
         .members = g->members,
         .match = g->raft->follower_match(),
+        .learners = g->raft->learner_match(),
         .last_index = g->raft->log().last_index(),
         .reachable = reachable,
         .receiving_snapshot = receiving,

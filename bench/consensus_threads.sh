@@ -69,12 +69,7 @@ ENDPOINTS="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
   { echo "statekv cluster up failed:" >&2; tail -n 20 "$WORK/cluster.log" >&2; exit 1; }
 for f in "$WORK"/statekv/node*/pid; do PIDS+=("$(cat "$f")"); done
 redis-cli -p "$base" KEYSPACE CREATE rep PREFIX r: REPLICATION consensus FACTOR 3 >/dev/null
-for p in $base $((base + 1)) $((base + 2)); do
-  for _ in $(seq 300); do
-    [[ $(redis-cli -p "$p" SET r:probe 1 2>/dev/null) == OK ]] && break
-    sleep 0.1
-  done
-done
+wait_writable r:probe $base $((base + 1)) $((base + 2))  # bench/lib.sh
 wait_rep_leaders_settled $base $((base + 1)) $((base + 2))  # bench/lib.sh
 
 bench() {  # requests [--json]

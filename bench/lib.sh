@@ -48,3 +48,16 @@ wait_rep_leaders_settled() {
   echo "the groups of keyspace rep did not settle on their leaders within 30 s" >&2
   return 1
 }
+
+# Waits (up to 30 s) until a SET of `key` answers OK through each of the given
+# RESP ports: a keyspace just created has groups electing their leaders.
+wait_writable() {
+  local key=$1 p
+  shift
+  for p in "$@"; do
+    for _ in $(seq 300); do
+      [[ $(redis-cli -p "$p" SET "$key" 1 2>/dev/null) == OK ]] && break
+      sleep 0.1
+    done
+  done
+}

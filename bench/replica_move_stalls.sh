@@ -123,12 +123,7 @@ fill() {
 restore_part() {  # bin
   up_and_fill "$1"
   redis-cli -p "$BASE" KEYSPACE CREATE small PREFIX s: REPLICATION consensus FACTOR 3 >/dev/null
-  for p in $BASE $((BASE + 1)) $((BASE + 2)); do
-    for _ in $(seq 100); do
-      [[ $(redis-cli -p "$p" SET s:probe 1 2>/dev/null) == OK ]] && break
-      sleep 0.1
-    done
-  done
+  wait_writable s:probe "$BASE" $((BASE + 1)) $((BASE + 2))  # bench/lib.sh
   local three
   three=$(cat "$DATA/node3/pid")
   kill -KILL "$three"

@@ -742,6 +742,8 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
       restored(*report, index, /*in_background=*/true);
       raft->on_restored(index, Status::OK());
     }
+    // The reads that waited for the restore: after_callback retries them
+    // only when the applied index moved, which a failed restore does not.
     host.retry_local_reads(*this);
     host.after_callback(*this);
   }

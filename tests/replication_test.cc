@@ -806,18 +806,25 @@ TEST(Replication, LocateShowsEachReplicasAppliedIndexAndStaleEpochsAreRefused) {
   std::getline(secret_file, secret);
   ASSERT_FALSE(secret.empty());
   const auto peer = [&](uint16_t port) { return "127.0.0.1:" + std::to_string(port + 10000); };
-  const auto step = [&](std::vector<std::string> args) -> net::ForwardReplyFrame {
+  // A command for the group, sent to its leader as a router would, with the
+  // epoch of the map it was routed by (0: an internal call).
+  const auto routed = [&](uint64_t map_epoch,
+                          std::vector<std::string> argv) -> net::ForwardReplyFrame {
     auto conn = net::BlockingConnection::open(peer(leader_port), secret, Clock::now() + 5s);
     EXPECT_TRUE(conn.ok()) << conn.status().to_string();
     if (!conn.ok()) return {};
     net::ForwardFrame f;
     f.call = 1;
     f.group = std::stoull(group);
-    f.argv = {"__replicas"};
-    f.argv.insert(f.argv.end(), args.begin(), args.end());
+    f.epoch = map_epoch;
+    f.argv = std::move(argv);
     auto r = (*conn)->call(f, Clock::now() + 5s);
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     return r.ok() ? *r : net::ForwardReplyFrame{};
+  };
+  const auto step = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "__replicas");
+    return routed(0, std::move(args));
   };
   const net::ForwardReplyFrame status = step({"status"});
   ASSERT_TRUE(status.status.ok()) << status.status.to_string();
@@ -840,6 +847,26 @@ TEST(Replication, LocateShowsEachReplicasAppliedIndexAndStaleEpochsAreRefused) {
   EXPECT_EQ(current.status.code(), Status::Code::kInvalidArgument) << current.status.to_string();
   EXPECT_NE(current.status.message().find("already a member"), std::string::npos)
       << current.status.to_string();
+  // A command routed by a map older than the group's configuration (its
+  // keys may belong to another group under the newer one): refused as a
+  // stale route without running; by the current map it runs.
+  const net::ForwardReplyFrame old_route = routed(epoch - 1, {"SET", "r:x", "stale"});
+  EXPECT_EQ(old_route.status.code(), Status::Code::kAborted) << old_route.status.to_string();
+  EXPECT_EQ(old_route.status.message().rfind("STALEROUTE epoch " + std::to_string(epoch - 1), 0),
+            0u)
+      << old_route.status.to_string();
+  EXPECT_EQ(group_field(group_line(leader_port, group), "epoch_refused_routes"), 1);
+  EXPECT_EQ(routed(epoch, {"GET", "r:x"}).reply, "$1\r\n4\r\n");
+  // A fence of an older epoch than the group knows is refused; one of the
+  // current epoch commits an entry that changes nothing.
+  EXPECT_EQ(routed(0, {"__gfence", std::to_string(epoch - 1)}).status.code(),
+            Status::Code::kAborted);
+  const net::ForwardReplyFrame fenced = routed(0, {"__gfence", std::to_string(epoch)});
+  EXPECT_TRUE(fenced.status.ok()) << fenced.status.to_string();
+  EXPECT_EQ(fenced.reply, "+OK\r\n");
+  EXPECT_GT(fenced.index, 0u);
+  EXPECT_EQ(c->cmd({"GET", "r:x"}), "\"4\"");
+
   const net::ForwardReplyFrame again = step({"status"});
   std::smatch cm;
   ASSERT_TRUE(std::regex_search(again.reply, cm, std::regex(R"(config=([\d,]+))"))) << again.reply;

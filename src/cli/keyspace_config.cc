@@ -214,6 +214,7 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
       }
     }
     bool adopt = false;
+    bool fenced = false;  // created over keys that cannot move in: a node finishes it
     auto made = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
       auto next = partition::create_placed_keyspace(m, spec);
       if (!next.ok()) return next.status();
@@ -223,6 +224,11 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
         if (from == nullptr || k.spec.key_prefix.size() > from->spec.key_prefix.size()) from = &k;
       }
       adopt = from != nullptr && !consensus(from->spec) && !consensus(spec);
+      fenced = from != nullptr && !adopt;
+      if (fenced) {
+        if (Status s = meta::begin_create(*next, spec.name); !s.ok()) return s;
+        return next;
+      }
       if (!adopt) return next;
       if (Status s = meta::begin_adopt(*next, spec.name); !s.ok()) return s;
       if (Status s = meta::validate(*next); !s.ok()) return s;
@@ -230,6 +236,19 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
     });
     if (!made.ok()) {
       return Status::InvalidArgument("keyspace '" + spec.name + "': " + made.status().message());
+    }
+    if (fenced) {
+      // The node fences the keyspace that held the prefix, counts what it
+      // holds there, and lets the keyspace serve or removes it again.
+      auto r = keyspace_verb(endpoints, secret, {"create", spec.name});
+      if (!r.ok()) {
+        return Status::InvalidArgument(
+            r.status().is_invalid_argument()
+                ? r.status().message()
+                : fmt::format("keyspace '{}': {} (if it is left being created, KEYSPACE DROP {} "
+                              "removes it)",
+                              spec.name, r.status().message(), spec.name));
+      }
     }
     if (adopt) {
       if (Status s = adopt_keys(endpoints, secret, spec.name); !s.ok()) {

@@ -80,6 +80,10 @@ Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes) 
 
 bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key) {
   const Route r = table.route(key);
+  // A keyspace being created holds nothing yet: a key under its prefix is
+  // one the keyspace that owned the prefix still holds, wherever it is
+  // (keyspace_change.cc counts them so).
+  if (r.keyspace->creating) return true;
   if (r.keyspace->spec.replication.kind == meta::Replication::kConsensus && !r.moving()) {
     return std::find(r.owners.begin(), r.owners.end(), self) != r.owners.end();
   }

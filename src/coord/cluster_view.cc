@@ -631,6 +631,7 @@ std::string Coordinator::local_stats_json() {
       x["epoch"] = gs.epoch;
       x["frames_refused_epoch"] = gs.frames_refused_epoch;
       x["steps_refused_epoch"] = gs.steps_refused_epoch;
+      x["routes_refused_epoch"] = gs.routes_refused_epoch;
       x["quiesced"] = gs.quiesced;
       groups.push_back(std::move(x));
     }
@@ -742,15 +743,16 @@ std::string Coordinator::info_replication() {
     s += fmt::format(
         "statekv_group_{}:keyspace={},shard={},role={},term={},leader={},commit={},applied={},"
         "last={},members={},reads_leader={},reads_local={},writes={},quiesced={},epoch={},"
-        "epoch_refused_frames={},epoch_refused_steps={},proposals={},proposed={},compacted={},"
+        "epoch_refused_frames={},epoch_refused_steps={},epoch_refused_routes={},proposals={},"
+        "proposed={},compacted={},"
         "snapshots_streamed={},snapshots_installed={},receiving_snapshot={},"
         "snapshot_sends_deferred={}\r\n",
         g.id.value(), g.keyspace, g.shard, g.role, g.term,
         g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
         g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes,
-        g.quiesced ? 1 : 0, g.epoch, g.frames_refused_epoch, g.steps_refused_epoch, g.proposals,
-        g.proposed, g.compacted_index, g.snapshots_streamed, g.snapshots_installed,
-        g.receiving_snapshot ? 1 : 0, g.snapshot_sends_deferred);
+        g.quiesced ? 1 : 0, g.epoch, g.frames_refused_epoch, g.steps_refused_epoch,
+        g.routes_refused_epoch, g.proposals, g.proposed, g.compacted_index, g.snapshots_streamed,
+        g.snapshots_installed, g.receiving_snapshot ? 1 : 0, g.snapshot_sends_deferred);
   }
   return s;
 }

@@ -524,7 +524,12 @@ server::Router::Decision Coordinator::check_routed(Session& session, const Comma
   for (size_t k : keys) {
     const Route r = table->route(argv[k]);
     const NodeId here = session.importing ? r.target_primary() : r.primary();
-    if (here != options_.self) {
+    // A key of a consensus keyspace (one being created, too) lives in its
+    // replica group, never in this node's single copy: the router's map is
+    // older than the keyspace.
+    const bool grouped =
+        r.keyspace->creating || r.keyspace->spec.replication.kind == meta::Replication::kConsensus;
+    if (here != options_.self || grouped) {
       out.error(std::string(kStaleRoute) + " epoch " + std::to_string(table->epoch().value()) +
                 ": node " + std::to_string(options_.self.value()) + " does not own '" +
                 std::string(argv[k].substr(0, 64)) + "' (" + describe_node(*table, r.primary()) +
@@ -677,6 +682,12 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
     Route first;  // the first key's route: a single-owner command goes by it
     for (size_t i = 0; i < keys.size(); ++i) {
       Route r = table->route(argv[keys[i]]);
+      if (r.keyspace->creating) {
+        // Until the keyspace that held its prefix is known to hold none of
+        // its keys (keyspace_change.cc): nothing ran.
+        out.error("TRYAGAIN keyspace '" + r.keyspace->spec.name + "' is being created");
+        return Decision::kHandled;
+      }
       if (std::find(owners.begin(), owners.end(), r.primary()) == owners.end()) {
         owners.push_back(r.primary());
       }
@@ -728,6 +739,8 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       call->resp = session.resp;
       call->epoch = table->epoch().value();
       call->argv.assign(argv.begin(), argv.end());
+      call->keys.reserve(keys.size());
+      for (size_t k : keys) call->keys.emplace_back(argv[k]);
       call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
       call->positions = session.positions;
       call->count_if_forwarded = true;
@@ -957,6 +970,8 @@ server::Router::Decision Coordinator::route_transaction(Session& session, const 
             call->argv.push_back(std::to_string(w.expire_ms));
           }
         }
+        call->keys.assign(t->keys.begin(), t->keys.end());
+        call->keys.insert(call->keys.end(), t->watched_keys.begin(), t->watched_keys.end());
         std::vector<std::string> body = server::encode_exec(*t, 0);
         call->argv.insert(call->argv.end(), std::make_move_iterator(body.begin()),
                           std::make_move_iterator(body.end()));
@@ -974,6 +989,7 @@ server::Router::Decision Coordinator::route_transaction(Session& session, const 
           call->argv.emplace_back(argv[k]);
           watch_keys.emplace_back(argv[k]);
         }
+        call->keys = watch_keys;
       }
       // WATCH's answer from the leader is recorded in the transaction; the
       // client hears OK.
@@ -1313,7 +1329,8 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                             std::move(reply));
     } else {
       groups->execute(call->group, call->resp, call->argv, call->policy, std::move(reply),
-                      replication::WriteOrigin{options_.self.value(), call->write_client});
+                      replication::WriteOrigin{options_.self.value(), call->write_client},
+                      call->keys.empty() ? 0 : call->epoch);
     }
     return;
   }
@@ -1328,7 +1345,9 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
     forwarded_commands_.fetch_add(1, std::memory_order_relaxed);
   }
   net::ForwardFrame frame;
-  frame.epoch = call->epoch;
+  // A group frame's epoch is the map its keys were routed by (0: none; the
+  // member holds the call to it: ReplicaGroups::execute).
+  frame.epoch = call->keys.empty() ? 0 : call->epoch;
   frame.resp = static_cast<uint8_t>(call->resp);
   frame.group = call->group.value();
   frame.local_read = call->policy.local;
@@ -1403,6 +1422,10 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
     fail("ERR ", status.message());
     return;
   }
+  if (status.code() == Status::Code::kAborted && !call->keys.empty() && !stopping_) {
+    reroute_group_call(call);  // a stale route: it did not run
+    return;
+  }
   if (status.code() != Status::Code::kUnavailable || stopping_) {
     fail("CLUSTERDOWN ", status.message());
     return;
@@ -1453,6 +1476,55 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
                     });
 }
 
+void Coordinator::reroute_group_call(const std::shared_ptr<GroupCall>& call) {
+  auto work = [this, call](bool run) {
+    const auto fail = [&](std::string_view prefix, const std::string& message) {
+      std::string out;
+      resp::Writer(&out, call->resp).error(std::string(prefix) + message);
+      call->done(std::move(out), 0);
+    };
+    if (!run) {
+      fail("CLUSTERDOWN ", "node " + std::to_string(options_.self.value()) + " is shutting down");
+      return;
+    }
+    auto table = wait_for_epoch(call->epoch + 1);
+    if (!table || table->epoch().value() <= call->epoch) {
+      fail("CLUSTERDOWN ", fmt::format("replica group {} refused the command as routed by map "
+                                       "epoch {}, and no newer map reached node {}",
+                                       call->group.value(), call->epoch, options_.self.value()));
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= call->deadline) {
+      fail("CLUSTERDOWN ", fmt::format("replica group {} refused the command as routed by an "
+                                       "older map until its time ran out",
+                                       call->group.value()));
+      return;
+    }
+    std::vector<NodeId> members;
+    for (const std::string& key : call->keys) {
+      const Route r = table->route(key);
+      if (r.keyspace->creating || r.keyspace->dropping) {
+        fail("TRYAGAIN ",
+             fmt::format("keyspace '{}' is being {} (the command did not run)",
+                         r.keyspace->spec.name, r.keyspace->creating ? "created" : "dropped"));
+        return;
+      }
+      if (r.keyspace->spec.replication.kind != meta::Replication::kConsensus ||
+          ReplicaGroups::group_id(r.keyspace->spec.name, r.shard) != call->group) {
+        fail("TRYAGAIN ", fmt::format("'{}' moved to keyspace '{}' while the command was routed "
+                                      "(it did not run): send it again",
+                                      key.substr(0, 64), r.keyspace->spec.name));
+        return;
+      }
+      members = r.owners;
+    }
+    call->epoch = table->epoch().value();
+    call->members = std::move(members);
+    send_group_call(call, NodeId());
+  };
+  if (!router_jobs_->post([work] { work(true); })) work(false);
+}
+
 void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond) {
   auto groups = this->groups();
   if (!groups) {
@@ -1501,7 +1573,7 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
   policy.max_staleness_ms = static_cast<int64_t>(
       std::min<uint64_t>(frame.max_staleness_ms, std::numeric_limits<int64_t>::max()));
   groups->execute(GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv), policy,
-                  respond_with, origin);
+                  respond_with, origin, frame.epoch);
 }
 
 void Coordinator::wait_replicas(const server::Session& session, int64_t numreplicas,

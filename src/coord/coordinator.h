@@ -261,8 +261,23 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // 'x' not created: ...").
   Status move_keys_in(const meta::ClusterMap& begun, const std::string& name,
                       meta::RegisterClient& client);
+  // The rest of CREATE over a prefix whose keys cannot move in, after
+  // meta::begin_create made `begun` (the keyspace refuses commands): fences
+  // the replica groups of the keyspace that held the prefix (kGroupFenceVerb)
+  // and waits for every node to route by `begun`; then no key can reach the
+  // prefix there any more, and the keys it holds under it are counted. None:
+  // the keyspace serves (meta::finish_create). Otherwise, or on any failure,
+  // the keyspace goes again (InvalidArgument "keyspace 'x' not created: ...").
+  Status finish_creating(const meta::ClusterMap& begun, const std::string& name,
+                         meta::RegisterClient& client);
+  // Runs `argv` on replica group `group` (whose members are `members`),
+  // blocking; its RESP reply.
+  std::string call_group_and_wait(GroupId group, std::vector<NodeId> members,
+                                  std::vector<std::string> argv);
   // `__keyspace adopt NAME` from `statekv cluster keyspaces FILE`, which
   // began the creation in the map: move_keys_in, answered "+OK".
+  // `__keyspace create NAME`: the same after meta::begin_create:
+  // finish_creating, answered "+OK".
   // `__keyspace count KEYSPACE PREFIX`: count_keys_of, answered ":N".
   Result<std::string> adopt_verb(const std::vector<std::string>& argv);
   // Runs `__migrate argv...` on `node` (here: the mover directly); the
@@ -372,6 +387,13 @@ class Coordinator final : public server::Router, public server::ClusterView {
     int resp = 2;
     uint64_t epoch = 0;
     std::vector<std::string> argv;
+    // The keys it was routed by, under the map of `epoch` (empty: a call that
+    // names its group itself, held to no map: a flush, a fence, a status
+    // page, WAIT, an unblock). A member whose group's configuration is newer
+    // than that map refuses it as a stale route: the router catches up and
+    // sends it again, to the group its keys belong to then
+    // (reroute_group_call).
+    std::vector<std::string> keys;
     server::DeferredReply done;
     std::chrono::steady_clock::time_point deadline;
     size_t attempt = 0;
@@ -407,6 +429,11 @@ class Coordinator final : public server::Router, public server::ClusterView {
     bool count_if_forwarded = false;
   };
   void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
+  // A member refused `call` as a stale route: on the router pool, once this
+  // node's map is newer than the call's, sends it again to its group's
+  // members then, or answers TRYAGAIN (it did not run) when its keys belong
+  // to another group now, or to a keyspace being created or dropped.
+  void reroute_group_call(const std::shared_ptr<GroupCall>& call);
   // LOCATE's reply; a replicated key's replicas as `leader_view` reports
   // them (the group's leader's `__replicas status`), or as this node sees
   // them when null.

@@ -7,7 +7,9 @@
 // groups see that table: a group applies entries only for a keyspace its
 // node's table has. A consensus keyspace's layout does not change while it
 // exists and keys never move into or out of one (docs/routing.md), so a key
-// keeps its scope; a table whose keyspaces are the same as before (most map
+// keeps its scope (a keyspace created over part of a consensus keyspace's
+// prefix takes over none of its keys, and the groups pin their own scope
+// while they work: server::ScopePin); a table whose keyspaces are the same as before (most map
 // changes only move replicas) publishes nothing.
 //
 // Thread safety: scope_of from any thread, without a lock (it reads the last

@@ -74,7 +74,104 @@ const meta::Keyspace* owner_of_prefix(const meta::ClusterMap& map, std::string_v
   return owner;
 }
 
+// The refusal of a keyspace whose prefix holds keys that cannot move in.
+Status strands_keys(std::string_view name, uint64_t n, std::string_view prefix,
+                    std::string_view from) {
+  return Status::InvalidArgument(fmt::format(
+      "keyspace '{}' not created: {} keys under '{}' are in keyspace '{}', and keys do not "
+      "move into or out of a REPLICATION consensus keyspace yet (delete them first, or "
+      "create the keyspace with REPLICATION none)",
+      name, n, prefix, from));
+}
+
 }  // namespace
+
+std::string Coordinator::call_group_and_wait(GroupId group, std::vector<NodeId> members,
+                                             std::vector<std::string> argv) {
+  auto call = std::make_shared<GroupCall>();
+  call->group = group;
+  call->members = std::move(members);
+  call->argv = std::move(argv);
+  call->write = true;
+  call->deadline = Clock::now() + options_.forward_timeout;
+  std::promise<std::string> replied;
+  auto reply = replied.get_future();
+  call->done = [&replied](std::string r, storage::Sequence) { replied.set_value(std::move(r)); };
+  send_group_call(call, NodeId());
+  HeldPosts::flush();  // this thread waits: what it holds must leave first
+  return reply.get();
+}
+
+Status Coordinator::finish_creating(const meta::ClusterMap& begun, const std::string& name,
+                                    meta::RegisterClient& client) {
+  const meta::Keyspace* k = begun.find_keyspace(name);
+  if (k == nullptr || !k->creating) {
+    return Status::InvalidArgument("keyspace '" + name + "' is not being created");
+  }
+  const meta::Keyspace* from = owner_of_prefix(begun, k->spec.key_prefix, name);
+  if (from == nullptr) return Status::Internal("no keyspace owns the prefix of '" + name + "'");
+  const std::string prefix = k->spec.key_prefix;
+  const std::string from_name = from->spec.name;
+  const uint64_t epoch = begun.epoch.value();
+  // Any failure: the keyspace goes again (it served nothing).
+  const auto abandon = [&](const Status& why) {
+    auto dropped = meta::update(
+        client, [&](const meta::ClusterMap& m) { return meta::drop_keyspace(m, name); });
+    if (!dropped.ok()) {
+      return Status::Unavailable(fmt::format(
+          "keyspace '{}' not created ({}), and removing it failed too ({}): run KEYSPACE DROP {}",
+          name, why.message(), dropped.status().message(), name));
+    }
+    for (const meta::Member& n : data_members(*dropped)) {
+      (void)migrate_on(n, dropped->epoch.value(), {"status"});  // routing by it, as above
+    }
+    wait_for_epoch(dropped->epoch.value());
+    if (why.is_invalid_argument()) return why;
+    return Status::InvalidArgument(
+        fmt::format("keyspace '{}' not created: {}", name, why.message()));
+  };
+
+  // 1. No key reaches the prefix in the keyspace that held it any more: its
+  //    replica groups refuse what older maps route to them, and have applied
+  //    everything evaluated before; every node routes by this map (a single
+  //    copy's owner refuses what older maps route to it).
+  if (replicated(*from)) {
+    for (const meta::Shard& shard : from->shards) {
+      const std::string r =
+          call_group_and_wait(ReplicaGroups::group_id(from_name, shard.id.value()), shard.owners,
+                              {std::string(kGroupFenceVerb), std::to_string(shard.config_epoch)});
+      if (r != "+OK\r\n") {
+        return abandon(Status::Unavailable(
+            fmt::format("shard {} of keyspace '{}' was not fenced: {}", shard.id.value(), from_name,
+                        r.substr(0, r.find('\r')))));
+      }
+    }
+  }
+  for (const meta::Member& n : data_members(begun)) {
+    auto r = migrate_on(n, epoch, {"status"});
+    if (!r.ok()) return abandon(r.status());
+  }
+  wait_for_epoch(epoch);
+  // 2. What the prefix holds there now (under this map every node reports
+  //    such a key, wherever it is: cluster_scan.h), counted as the new
+  //    keyspace's.
+  auto n = count_keys_of(name, prefix);
+  if (!n.ok()) return abandon(n.status());
+  if (*n > 0) return abandon(strands_keys(name, *n, prefix, from_name));
+  // 3. It serves.
+  auto finished =
+      meta::update(client, [&](const meta::ClusterMap& m) { return meta::finish_create(m, name); });
+  if (!finished.ok()) return abandon(finished.status());
+  // Answered once every node serves it (one that does not know it yet
+  // answers TRYAGAIN for its keys).
+  for (const meta::Member& n : data_members(*finished)) {
+    if (auto r = migrate_on(n, finished->epoch.value(), {"status"}); !r.ok()) {
+      spdlog::warn("keyspace '{}' created; {}", name, r.status().message());
+    }
+  }
+  wait_for_epoch(finished->epoch.value());
+  return Status::OK();
+}
 
 Result<std::string> Coordinator::migrate_on(const meta::Member& node, uint64_t epoch,
                                             std::vector<std::string> argv) {
@@ -132,22 +229,20 @@ void Coordinator::create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient&
   const meta::Keyspace* from = owner_of_prefix(*current, spec.key_prefix, spec.name);
   if (from != nullptr && (replicated(*from) || replicated(spec))) {
     // Keys do not move into or out of replica groups yet: such a keyspace
-    // is created only over no keys. (A key written into the prefix between
-    // this count and the creation stays in the old keyspace, unreachable.)
+    // is created only over no keys. Counted once here for a quick answer;
+    // the count that decides comes once no key can reach the prefix in the
+    // keyspace that held it (finish_creating).
     auto n = count_keys_of(from->spec.name, spec.key_prefix);
     if (!n.ok()) return refuse(n.status());
-    if (*n > 0) {
-      return refuse(Status::InvalidArgument(fmt::format(
-          "keyspace '{}' not created: {} keys under '{}' are in keyspace '{}', and keys do not "
-          "move into or out of a REPLICATION consensus keyspace yet (delete them first, or "
-          "create the keyspace with REPLICATION none)",
-          spec.name, *n, spec.key_prefix, from->spec.name)));
-    }
-    auto created = meta::update(client, [&](const meta::ClusterMap& m) {
-      return partition::create_placed_keyspace(m, spec);
+    if (*n > 0) return refuse(strands_keys(spec.name, *n, spec.key_prefix, from->spec.name));
+    auto begun = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+      auto next = partition::create_placed_keyspace(m, spec);
+      if (!next.ok()) return next.status();
+      if (Status s = meta::begin_create(*next, spec.name); !s.ok()) return s;
+      return next;
     });
-    if (!created.ok()) return refuse(created.status());
-    wait_for_epoch(created->epoch.value());
+    if (!begun.ok()) return refuse(begun.status());
+    if (Status s = finish_creating(*begun, spec.name, client); !s.ok()) return refuse(s);
     out.simple("OK");
     return;
   }
@@ -245,14 +340,19 @@ Result<std::string> Coordinator::adopt_verb(const std::vector<std::string>& argv
     if (!n.ok()) return n.status();
     return ":" + std::to_string(*n) + "\r\n";
   }
-  if (argv.size() != 3 || argv[1] != "adopt") {
-    return Status::InvalidArgument("usage: __keyspace adopt KEYSPACE | count KEYSPACE PREFIX");
+  if (argv.size() != 3 || (argv[1] != "adopt" && argv[1] != "create")) {
+    return Status::InvalidArgument(
+        "usage: __keyspace adopt KEYSPACE | create KEYSPACE | count KEYSPACE PREFIX");
   }
   auto t = table();
   if (!t) return Status::Unavailable("the cluster map is not known yet");
   node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret, 5000ms);
   auto current = meta::fetch(client);
   if (!current.ok()) return current.status();
+  if (argv[1] == "create") {
+    if (Status s = finish_creating(*current, argv[2], client); !s.ok()) return s;
+    return std::string("+OK\r\n");
+  }
   if (Status s = move_keys_in(*current, argv[2], client); !s.ok()) return s;
   return std::string("+OK\r\n");
 }
@@ -285,27 +385,25 @@ void Coordinator::drop_keyspace(const std::string& name, meta::RegisterClient& c
   uint64_t deleted = 0;
   if (replicated(k)) {
     // Each replica group erases its records through its log (commands on
-    // them are refused from this epoch on).
+    // them are refused from this epoch on). Each is fenced first: a command
+    // routed by an older map (one that does not know of the drop) could
+    // otherwise land after the flush, acknowledged, and go with the group.
     wait_for_epoch(epoch);
+    for (const meta::Shard& shard : k.shards) {
+      const std::string r =
+          call_group_and_wait(ReplicaGroups::group_id(name, shard.id.value()), shard.owners,
+                              {std::string(kGroupFenceVerb), std::to_string(shard.config_epoch)});
+      if (r != "+OK\r\n") {
+        return abandon(Status::Unavailable(fmt::format(
+            "shard {} was not fenced: {}", shard.id.value(), r.substr(0, r.find('\r')))));
+      }
+    }
     auto n = count_keys_of(name, k.spec.key_prefix);
     if (!n.ok()) return abandon(n.status());
     deleted = *n;
     for (const meta::Shard& shard : k.shards) {
-      auto call = std::make_shared<GroupCall>();
-      call->group = ReplicaGroups::group_id(name, shard.id.value());
-      call->members = shard.owners;
-      call->epoch = epoch;
-      call->argv = {std::string(kFlushGroupVerb)};
-      call->write = true;
-      call->deadline = Clock::now() + options_.forward_timeout;
-      std::promise<std::string> replied;
-      auto reply = replied.get_future();
-      call->done = [&replied](std::string r, storage::Sequence) {
-        replied.set_value(std::move(r));
-      };
-      send_group_call(call, NodeId());
-      HeldPosts::flush();  // this thread waits: what it holds must leave first
-      const std::string r = reply.get();
+      const std::string r = call_group_and_wait(ReplicaGroups::group_id(name, shard.id.value()),
+                                                shard.owners, {std::string(kFlushGroupVerb)});
       if (r != "+OK\r\n") {
         return abandon(Status::Unavailable(fmt::format(
             "shard {} was not emptied: {}", shard.id.value(), r.substr(0, r.find('\r')))));

@@ -167,6 +167,7 @@ Result<RestoreReport> restore_shard(server::Store& store, uint64_t scope, std::s
   const auto ms_since = [](Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
   };
+  server::ScopePin pin(scope);  // the group's records, whatever the map says of their keys
   RestoreReport report;
   report.bytes = snapshot.size();
   auto started = Clock::now();
@@ -239,7 +240,8 @@ class ReplicaGroups::Impl {
 
   void on_table(std::shared_ptr<const RoutingTable> table);
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
-               std::function<void(GroupReply)> done, replication::WriteOrigin origin);
+               std::function<void(GroupReply)> done, replication::WriteOrigin origin,
+               uint64_t routed_epoch);
   bool expire(std::string_view key);
   bool hosts(GroupId group) const;
   size_t hand_over_leadership(std::chrono::milliseconds limit);
@@ -305,6 +307,7 @@ class ReplicaGroups::Impl {
     bool barrier_passed = false;  // leadership confirmed since it arrived
     uint64_t index = 0;           // the write's entry, once proposed
     uint64_t term = 0;            // kQueued: the leader's term it was evaluated in
+    uint64_t routed_epoch = 0;    // its router's map epoch (0: not routed by a key)
     std::string proposal;         // kQueued: its effect, the entry to propose
     replication::WriteOrigin origin;  // a tracking client's write: its entry names it
     std::string reply;
@@ -360,15 +363,20 @@ class ReplicaGroups::Impl {
   void propose_queued(GroupId group);
   // A local read: served now if this member may, else left waiting or refused.
   void try_local(uint64_t id);
+  // Answers the command `id` as a stale route (true) when its router's map is
+  // older than the group's configuration epoch: its keys may belong to
+  // another group now (kGroupFenceVerb).
+  bool refuse_stale_route(ReplicaGroup& g, uint64_t id);
   void retry_local_reads(ReplicaGroup& g);
   // kReplicasVerb: the group's view, or a membership step, on its leader.
   void membership(ReplicaGroup& g, const std::vector<std::string>& argv,
                   std::function<void(GroupReply)> done);
   const server::CommandSpec* spec_of(const std::vector<std::string>& argv) const;
-  // Runs a command against applied state with effects captured; the reply.
+  // Runs a command of group `scope` against applied state (the group's
+  // records: server::ScopePin) with effects captured; the reply.
   // would_block: set when a blocking command found its keys empty (its
   // reply is then the timeout reply; nothing was captured).
-  std::string run_captured(int resp, std::span<const std::string> argv,
+  std::string run_captured(uint64_t scope, int resp, std::span<const std::string> argv,
                            std::vector<std::string>* effects, bool* would_block = nullptr);
   // kGroupWatchVerb on the leader (request id): reads the keys' TTLs into watch_ttls and
   // captures the erase of those expired (*effects); sets p.reply when nothing
@@ -509,6 +517,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
 
   // ---- StateMachine ----
   ClientResponse apply(const ClientRequest& command) override {
+    // The group's records stay in its scope, whatever the node's map says
+    // of their keys now (server::ScopePin).
+    server::ScopePin pin(id.value());
     if (command.op == ClientOp::kWrite && command.value) {
       auto m = replication::DecodedMutation::decode(*command.value);
       if (!m.ok()) {
@@ -581,6 +592,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // position once (the run's last index).
   void flush_applies() {
     if (pending_run.empty()) return;
+    server::ScopePin pin(id.value());
     std::vector<const replication::Mutation*> run;
     run.reserve(pending_run.size());
     for (const auto& d : pending_run) run.push_back(&d.mutation());
@@ -885,6 +897,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   uint64_t epoch = 0;
   uint64_t frames_refused_epoch = 0;  // frames dropped for their older epoch
   uint64_t steps_refused_epoch = 0;   // __replicas steps refused for it
+  uint64_t routes_refused_epoch = 0;  // commands refused: routed by an older map
   Random random_;
   std::unique_ptr<net::GroupLog> log;
   std::unique_ptr<Raft> raft;
@@ -1521,6 +1534,7 @@ GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
   s.epoch = g.epoch;
   s.frames_refused_epoch = g.frames_refused_epoch;
   s.steps_refused_epoch = g.steps_refused_epoch;
+  s.routes_refused_epoch = g.routes_refused_epoch;
   return s;
 }
 
@@ -1564,10 +1578,10 @@ std::vector<std::string> ReplicaGroups::Impl::latch_keys(
 
 void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::string> argv,
                                   ReadPolicy policy, std::function<void(GroupReply)> done,
-                                  replication::WriteOrigin origin) {
+                                  replication::WriteOrigin origin, uint64_t routed_epoch) {
   // From an I/O thread, with the other commands of its pass: one wake of the
   // loop for them all, and their effects in one proposal (core/held_posts.h).
-  HeldPosts::post(io_, [this, group, resp, policy, origin, argv = std::move(argv),
+  HeldPosts::post(io_, [this, group, resp, policy, origin, routed_epoch, argv = std::move(argv),
                         done = std::move(done)]() mutable {
     if (stopping_) {
       done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
@@ -1585,6 +1599,35 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     if (!argv.empty() && argv[0] == kReplicasVerb) {
       membership(*g, argv, std::move(done));
       return;
+    }
+    if (!argv.empty() && argv[0] == kGroupFenceVerb) {
+      const auto epoch = argv.size() == 2 ? server::parse_int64(argv[1]) : std::nullopt;
+      if (!epoch || *epoch <= 0) {
+        done(GroupReply{Status::InvalidArgument("usage: " + std::string(kGroupFenceVerb) +
+                                                " EPOCH (a positive configuration epoch)"),
+                        {},
+                        {}});
+        return;
+      }
+      if (g->raft->role() != Raft::Role::kLeader) {
+        done(GroupReply{
+            Status::Unavailable("not the leader of replica group " + std::to_string(group.value())),
+            {},
+            g->raft->leader().value_or(NodeId())});
+        return;
+      }
+      // Learned here, before anything else is evaluated: every command
+      // evaluated from now on is held to it (evaluate).
+      if (!check_epoch(*g, static_cast<uint64_t>(*epoch), "a fence", g->steps_refused_epoch)) {
+        done(GroupReply{Status::Aborted(fmt::format(
+                            "replica group {} knows configuration epoch {}, newer than the "
+                            "fence's {}",
+                            group.value(), g->epoch, *epoch)),
+                        {},
+                        {}});
+        return;
+      }
+      publish_status(*g);
     }
     if (policy.local) {
       const server::CommandSpec* spec = spec_of(argv);
@@ -1630,7 +1673,8 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     // A transaction's keys are inside its encoding: it waits until nothing
     // of the group is in flight.
     p.all_keys = !argv.empty() && (argv[0] == server::kExecVerb || argv[0] == kFlushGroupVerb ||
-                                   argv[0] == kGroupExecVerb);
+                                   argv[0] == kGroupExecVerb || argv[0] == kGroupFenceVerb);
+    p.routed_epoch = routed_epoch;
     if (!argv.empty() && argv[0] == kGroupWatchVerb) {
       // Waits for effects in flight on its keys: they would count as changes.
       p.keys.assign(argv.begin() + 1, argv.end());
@@ -1638,6 +1682,8 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     if (const server::CommandSpec* spec = spec_of(argv)) {
       p.write = (spec->flags & server::kWrite) != 0;
     }
+    // The fence's entry is a write (it changes nothing but the log).
+    if (!argv.empty() && argv[0] == kGroupFenceVerb) p.write = true;
     p.argv = std::move(argv);
     p.done = std::move(done);
     p.policy = policy;
@@ -1819,11 +1865,26 @@ void ReplicaGroups::Impl::membership(ReplicaGroup& g, const std::vector<std::str
   done(GroupReply{Status::OK(), "+OK\r\n", {}, raft.log().last_index().value()});
 }
 
+bool ReplicaGroups::Impl::refuse_stale_route(ReplicaGroup& g, uint64_t id) {
+  Pending& p = pending_.at(id);
+  if (p.routed_epoch == 0 || p.routed_epoch >= g.epoch) return false;
+  ++g.routes_refused_epoch;
+  publish_status(g);
+  finish(id, GroupReply{Status::Aborted(fmt::format(
+                            "STALEROUTE epoch {}: replica group {} ({} shard {}) is at "
+                            "configuration epoch {}, newer than the map the command was routed by",
+                            p.routed_epoch, g.id.value(), g.keyspace, g.shard, g.epoch)),
+                        {},
+                        {}});
+  return true;
+}
+
 void ReplicaGroups::Impl::try_local(uint64_t id) {
   Pending& p = pending_.at(id);
   ReplicaGroup* g = find(p.group);
   if (g == nullptr || !g->raft) return;
   Raft& raft = *g->raft;
+  if (refuse_stale_route(*g, id)) return;
   // Restoring a snapshot: the store may hold its state already, newer than
   // the index a read here would report; the read waits (finish_restore).
   if (g->restoring || g->state_index() < p.policy.min_index) {
@@ -1860,7 +1921,7 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
     }
   }
   std::vector<std::string> effects;  // a lazy erase of an expired key: not ours to propose
-  std::string reply = run_captured(p.resp, p.argv, &effects);
+  std::string reply = run_captured(g->id.value(), p.resp, p.argv, &effects);
   g->counters->reads_local.fetch_add(1, std::memory_order_relaxed);
   finish(id, GroupReply{Status::OK(), std::move(reply), {}, g->state_index()});
 }
@@ -1873,9 +1934,11 @@ void ReplicaGroups::Impl::retry_local_reads(ReplicaGroup& g) {
   }
 }
 
-std::string ReplicaGroups::Impl::run_captured(int resp, std::span<const std::string> argv,
+std::string ReplicaGroups::Impl::run_captured(uint64_t scope, int resp,
+                                              std::span<const std::string> argv,
                                               std::vector<std::string>* effects,
                                               bool* would_block) {
+  server::ScopePin pin(scope);
   server::Session session;
   session.authenticated = true;
   session.internal = true;
@@ -1900,6 +1963,7 @@ bool ReplicaGroups::Impl::watch_keys(ReplicaGroup& g, uint64_t id,
   const int64_t now = server::unix_time_ms();
   p.watch_ttls.clear();
   std::string buf;
+  server::ScopePin pin(g.id.value());
   for (size_t i = 1; i < p.argv.size(); ++i) {
     server::RecordView rec;
     auto live = store_.get(p.argv[i], now, &buf, &rec);
@@ -1913,7 +1977,7 @@ bool ReplicaGroups::Impl::watch_keys(ReplicaGroup& g, uint64_t id,
   // erase through the log): its erase is then no change after the watch.
   std::vector<std::string> exists{"EXISTS"};
   exists.insert(exists.end(), p.argv.begin() + 1, p.argv.end());
-  run_captured(p.resp, exists, effects);
+  run_captured(g.id.value(), p.resp, exists, effects);
   if (effects->empty()) p.reply = watch_reply(g.raft->applied_index().value(), p.watch_ttls);
   return true;
 }
@@ -2026,6 +2090,7 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
                           g->raft->leader().value_or(NodeId())});
     return;
   }
+  if (refuse_stale_route(*g, id)) return;
   if (p.all_keys && !g->latches.empty()) {
     p.phase = Pending::Phase::kParked;
     g->parked.push_back(id);
@@ -2055,6 +2120,10 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
       effects.push_back(replication::encode_mutation(erase));
     }
     out = "+OK\r\n";
+  } else if (!p.argv.empty() && p.argv[0] == kGroupFenceVerb) {
+    // An entry that changes nothing: see kGroupFenceVerb.
+    effects.push_back(replication::encode_mutation(replication::Mutation{}));
+    out = "+OK\r\n";
   } else if (!p.argv.empty() && p.argv[0] == kGroupWatchVerb) {
     if (!watch_keys(*g, id, &effects)) return;
     out = p.reply;
@@ -2067,12 +2136,13 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     if (*changed) {
       resp::Writer(&out, p.resp).null_array();  // EXEC's answer when a watched key changed
     } else {
-      out = run_captured(p.resp, std::span(p.argv).subspan(p.argv.size() - exec_args(p.argv)),
-                         &effects);
+      out = run_captured(g->id.value(), p.resp,
+                         std::span(p.argv).subspan(p.argv.size() - exec_args(p.argv)), &effects);
     }
   } else {
     bool would_block = false;
-    out = run_captured(p.resp, p.argv, &effects, p.blocking ? &would_block : nullptr);
+    out =
+        run_captured(g->id.value(), p.resp, p.argv, &effects, p.blocking ? &would_block : nullptr);
     // Woken by an effect that left one of its keys of another type: it
     // keeps waiting, as in Redis (WRONGTYPE only when it first looks).
     const bool other_type = p.woken && effects.empty() && out.starts_with("-WRONGTYPE");
@@ -2377,7 +2447,7 @@ bool ReplicaGroups::Impl::expire(std::string_view key) {
         [this, key](GroupReply) {
           expiring_.erase(key);  // on the loop: done runs there
         },
-        replication::WriteOrigin{});
+        replication::WriteOrigin{}, /*routed_epoch=*/0);
   });
   return true;
 }
@@ -2554,8 +2624,8 @@ void ReplicaGroups::on_table(std::shared_ptr<const RoutingTable> table) {
 
 void ReplicaGroups::execute(GroupId group, int resp, std::vector<std::string> argv,
                             ReadPolicy policy, std::function<void(GroupReply)> done,
-                            replication::WriteOrigin origin) {
-  impl_->execute(group, resp, std::move(argv), policy, std::move(done), origin);
+                            replication::WriteOrigin origin, uint64_t routed_epoch) {
+  impl_->execute(group, resp, std::move(argv), policy, std::move(done), origin, routed_epoch);
 }
 
 bool ReplicaGroups::hosts(GroupId group) const {

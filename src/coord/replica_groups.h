@@ -143,6 +143,21 @@ inline constexpr std::string_view kFlushGroupVerb = "__flushgroup";
 inline constexpr std::string_view kGroupWatchVerb = "__gwatch";
 inline constexpr std::string_view kGroupExecVerb = "__gexec";
 
+// The internal command that fences a group against commands routed by maps
+// older than a change of the keys it holds (a keyspace created over part of
+// its keyspace's prefix, or its keyspace being dropped: meta/transitions.h,
+// begin_create and begin_drop), served by the group's leader:
+//   __gfence EPOCH     the shard's config_epoch in that change's map: the
+//                      leader learns it (an older one than it knows is
+//                      refused, Aborted), waits until nothing of the group is
+//                      in flight, and commits an entry that changes nothing:
+//                      a majority holds the epoch from then (every frame
+//                      carries it), so any later leader does too, and every
+//                      command evaluated before it is applied. "+OK".
+// From then on the group refuses every command whose router's map is older
+// than EPOCH (a stale route: the router catches up and routes it again).
+inline constexpr std::string_view kGroupFenceVerb = "__gfence";
+
 // The internal command that moves a group's replicas (coord/replica_moves.h),
 // sent as a group frame by whoever drives the move (cli/rebalance.cc), and
 // served only by the group's leader (elsewhere: Unavailable with a hint):
@@ -223,6 +238,8 @@ struct GroupReply {
   // committed; `reply` is its RESP reply.
   // Unavailable: it did not run (this node does not lead the group, or is not
   // a member); leader_hint names who may lead it (0: not known).
+  // Aborted: it did not run: routed by a map older than the group's
+  // configuration (execute's routed_epoch).
   // Timeout: no answer in time; it may or may not have taken effect.
   Status status;
   std::string reply;
@@ -266,6 +283,7 @@ struct GroupStatus {
   uint64_t epoch = 0;                // the configuration epoch this member knows
   uint64_t frames_refused_epoch = 0;  // frames dropped: an older epoch than `epoch`
   uint64_t steps_refused_epoch = 0;   // __replicas steps refused for it
+  uint64_t routes_refused_epoch = 0;  // commands refused: routed by an older map
   // Served by this node's replica since it started.
   uint64_t reads_barrier = 0;  // on the leader, behind the ReadIndex barrier
   uint64_t reads_local = 0;    // from this member's applied state (below linearizable)
@@ -302,8 +320,14 @@ class ReplicaGroups {
   // `resp` is the protocol the reply is encoded in. `origin`: the tracking
   // client that sent a write (its entry carries it: every member applying it
   // leaves that client out of its invalidations when it asked for NOLOOP).
+  // `routed_epoch`: the epoch of the map its router routed it by (0: an
+  // internal call that names its group itself): older than the group's
+  // configuration epoch, it is refused without running (Aborted, a message
+  // starting with STALEROUTE): the keys it names may belong to another group
+  // now.
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
-               std::function<void(GroupReply)> done, replication::WriteOrigin origin = {});
+               std::function<void(GroupReply)> done, replication::WriteOrigin origin = {},
+               uint64_t routed_epoch = 0);
 
   // WAIT: on `group`'s leader, here, calls `done` with a RESP integer reply:
   // how many members other than the leader have the log up to `index`, once

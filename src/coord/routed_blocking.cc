@@ -111,6 +111,7 @@ void Coordinator::route_blocking(Session& session, const Route& route, const Rou
     g->argv.emplace_back(kBlockVerb);
     g->argv.push_back(call->token);
     g->argv.insert(g->argv.end(), argv.begin(), argv.end());
+    g->keys.emplace_back(first_key);  // its other keys are in the same group
     g->deadline = Clock::now() + options_.forward_timeout;
     g->positions = session.positions;
     g->write = true;

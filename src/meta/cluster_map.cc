@@ -479,6 +479,12 @@ Status validate_keyspace_changes(const ClusterMap& map) {
       if (k.spec.name == kDefaultKeyspace) return err("the default keyspace cannot be dropped");
       if (k.moving_from) return err("it cannot move while it is being dropped");
     }
+    if (k.creating) {
+      if (k.spec.name == kDefaultKeyspace) return err("the default keyspace is never created");
+      if (k.moving_from || k.dropping) {
+        return err("it cannot move or be dropped while it is being created");
+      }
+    }
     if (!k.moving_from || k.moving_from->from_keyspace.empty()) continue;
     const Keyspace* from = map.find_keyspace(k.moving_from->from_keyspace);
     if (from == nullptr || from == &k) {
@@ -696,6 +702,7 @@ Json to_json(const Keyspace& k) {
     }
   }
   if (k.dropping) out["dropping"] = true;
+  if (k.creating) out["creating"] = true;
   return out;
 }
 
@@ -941,6 +948,7 @@ Keyspace decode_keyspace(const Json& j, const std::string& path, Status* error) 
     k.moving_from = std::move(source);
   }
   if (f.has("dropping")) k.dropping = f.boolean("dropping");
+  if (f.has("creating")) k.creating = f.boolean("creating");
   f.finish();
   return k;
 }

@@ -37,7 +37,9 @@
 //   * moving_from.from_keyspace, when set, names another keyspace, which is
 //     neither moving nor dropping, and whose prefix is the longest other one
 //     that the keyspace's prefix starts with; a keyspace that is dropping
-//     is not "default", does not move, and no keyspace moves keys out of it.
+//     is not "default", does not move, and no keyspace moves keys out of it;
+//     a keyspace being created (creating) is not "default", and neither moves
+//     nor is dropping.
 //   * a shard's config_epoch is <= epoch.
 //   * recent_changes: at most kMaxRecentChanges, epochs strictly increasing and
 //     <= epoch, ids non-empty.
@@ -181,11 +183,14 @@ struct Shard {
   // that a new metadata leader finishes the move it finds, not another one.
   std::vector<NodeId> moving_to;
   // The shard's configuration epoch: the map epoch that last changed its
-  // owners or moving_to (transitions.h stamps it; 0 in a map written before
+  // owners or moving_to, or the keys it holds (a keyspace created over part
+  // of its keyspace's prefix, or its keyspace being dropped: transitions.h,
+  // begin_create and begin_drop) (transitions.h stamps it; 0 in a map written before
   // epochs existed, until the shard's owners next change). A REPLICATION
   // consensus shard's replica group carries it on its frames and on its
   // `__replicas` steps (coord/replica_groups.h), so that a member refuses
-  // what was decided on an older view of the group. In the JSON only when
+  // what was decided on an older view of the group, and a command routed by
+  // an older map. In the JSON only when
   // non-zero ("config_epoch").
   uint64_t config_epoch = 0;
   // The shard's placement: its id, owners and moving_to. config_epoch is
@@ -222,6 +227,11 @@ struct Keyspace {
   // KEYSPACE DROP under way: every node deletes the keyspace's keys, and
   // commands on them wait (or are refused) until the keyspace is gone.
   bool dropping = false;
+  // Created over a prefix whose keys cannot move in (a REPLICATION consensus
+  // keyspace, or one carved out of one: transitions.h, begin_create): every
+  // command on its keys is refused (TRYAGAIN) until the keyspace that owned
+  // the prefix is fenced and found to hold none of them (finish_create).
+  bool creating = false;
   bool operator==(const Keyspace&) const = default;
 };
 

@@ -347,24 +347,79 @@ Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name) {
 
 const Keyspace* change_under_way(const ClusterMap& map) {
   for (const Keyspace& k : map.keyspaces) {
-    if (k.moving_from || k.dropping) return &k;
+    if (k.moving_from || k.dropping || k.creating) return &k;
   }
   return nullptr;
 }
 
 namespace {
 
-Status refuse_while_changing(const ClusterMap& map, std::string_view what) {
-  const Keyspace* busy = change_under_way(map);
+// `except`: a keyspace whose own change does not count (dropping a keyspace
+// whose creation was left half-way).
+Status refuse_while_changing(const ClusterMap& map, std::string_view what,
+                             std::string_view except = {}) {
+  const Keyspace* busy = nullptr;
+  for (const Keyspace& k : map.keyspaces) {
+    if ((k.moving_from || k.dropping || k.creating) && (except.empty() || k.spec.name != except)) {
+      busy = &k;
+      break;
+    }
+  }
   if (busy == nullptr) return Status::OK();
   return Status::InvalidArgument(fmt::format(
       "cannot {} while keyspace '{}' is {}: try again once that is done", what, busy->spec.name,
       busy->dropping                             ? "being dropped"
+      : busy->creating                           ? "being created"
       : busy->moving_from->from_keyspace.empty() ? "moving (rebalance)"
                                                  : "taking over its keys"));
 }
 
+// The keyspace that owned `k`'s prefix before it: the longest other prefix
+// that k's starts with (nullptr when there is none: no "default").
+const Keyspace* prefix_owner(const ClusterMap& map, const Keyspace& k) {
+  const Keyspace* from = nullptr;
+  for (const Keyspace& o : map.keyspaces) {
+    if (&o == &k || !k.spec.key_prefix.starts_with(o.spec.key_prefix)) continue;
+    if (from == nullptr || o.spec.key_prefix.size() > from->spec.key_prefix.size()) from = &o;
+  }
+  return from;
+}
+
+// Every shard of `k` gets `next`'s epoch as its configuration epoch: what it
+// holds changed, and its replica groups refuse what an older map routed.
+void restamp_shards(const ClusterMap& next, Keyspace& k) {
+  for (Shard& sh : k.shards) sh.config_epoch = next.epoch.value();
+}
+
 }  // namespace
+
+Status begin_create(ClusterMap& next, std::string_view name) {
+  if (Status s = refuse_while_changing(next, fmt::format("create keyspace '{}'", name)); !s.ok()) {
+    return s;
+  }
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  const Keyspace* owner = prefix_owner(next, *k);
+  if (owner == nullptr) return no_keyspace(kDefaultKeyspace);
+  k->creating = true;
+  Keyspace& from = *find_keyspace(next, owner->spec.name);
+  restamp_shards(next, from);
+  next.last_change +=
+      fmt::format("; serving once keyspace '{}' is found to hold no keys under '{}'",
+                  from.spec.name, k->spec.key_prefix);
+  return validate(next);
+}
+
+Result<ClusterMap> finish_create(const ClusterMap& map, std::string_view name) {
+  ClusterMap next = map;
+  Keyspace* k = find_keyspace(next, name);
+  if (k == nullptr) return no_keyspace(name);
+  if (!k->creating) {
+    return Status::InvalidArgument(fmt::format("keyspace '{}' is not being created", name));
+  }
+  k->creating = false;
+  return finish(map, std::move(next), fmt::format("keyspace '{}' created: it serves", name));
+}
 
 Status begin_adopt(ClusterMap& next, std::string_view name) {
   if (Status s = refuse_while_changing(next, fmt::format("create keyspace '{}'", name)); !s.ok()) {
@@ -372,11 +427,7 @@ Status begin_adopt(ClusterMap& next, std::string_view name) {
   }
   Keyspace* k = find_keyspace(next, name);
   if (k == nullptr) return no_keyspace(name);
-  const Keyspace* from = nullptr;
-  for (const Keyspace& o : next.keyspaces) {
-    if (&o == k || !k->spec.key_prefix.starts_with(o.spec.key_prefix)) continue;
-    if (from == nullptr || o.spec.key_prefix.size() > from->spec.key_prefix.size()) from = &o;
-  }
+  const Keyspace* from = prefix_owner(next, *k);
   if (from == nullptr) return no_keyspace(kDefaultKeyspace);
   k->moving_from = SourceLayout{from->spec.partitioner.split_points, from->shards,
                                 from->spec.partitioner.region_shards, from->spec.name};
@@ -388,14 +439,25 @@ Result<ClusterMap> begin_drop(const ClusterMap& map, std::string_view name) {
   if (name == kDefaultKeyspace) {
     return Status::InvalidArgument("the default keyspace cannot be dropped");
   }
-  if (Status s = refuse_while_changing(map, fmt::format("drop keyspace '{}'", name)); !s.ok()) {
+  // A creation left half-way (its driver died) is dropped like any keyspace:
+  // it served nothing.
+  const Keyspace* was = map.find_keyspace(name);
+  const bool half_created = was != nullptr && was->creating;
+  if (Status s = refuse_while_changing(map, fmt::format("drop keyspace '{}'", name),
+                                       half_created ? name : std::string_view());
+      !s.ok()) {
     return s;
   }
   ClusterMap next = map;
   Keyspace* k = find_keyspace(next, name);
   if (k == nullptr) return no_keyspace(name);
+  k->creating = false;
   k->dropping = true;
-  return finish(map, std::move(next), fmt::format("keyspace '{}' is being dropped", name));
+  auto begun = finish(map, std::move(next), fmt::format("keyspace '{}' is being dropped", name));
+  if (!begun.ok()) return begun;
+  // Its replica groups refuse what older maps route to them from here on.
+  restamp_shards(*begun, *find_keyspace(*begun, name));
+  return begun;
 }
 
 Result<ClusterMap> abort_drop(const ClusterMap& map, std::string_view name) {

@@ -94,7 +94,8 @@ Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name);
 
 // ---- keyspace changes that move keys (docs/routing.md, "Keyspaces") ---------
 // One at a time in the cluster: creating a keyspace over keys another one
-// holds (begin_adopt, then finish_move or abort_move) and dropping one
+// holds (begin_adopt, then finish_move or abort_move; or begin_create, then
+// finish_create or drop_keyspace) and dropping one
 // (begin_drop, then drop_keyspace) are refused while any keyspace moves or is
 // being dropped, and a rebalance (begin_move) while one of them is under way.
 
@@ -110,9 +111,23 @@ const Keyspace* change_under_way(const ClusterMap& map);
 // while another change is under way.
 Status begin_adopt(ClusterMap& next, std::string_view name);
 
+// For a transition that creates keyspace `name` (already in `next`, placed)
+// over keys that cannot move in (coord/keyspace_change.cc: a REPLICATION
+// consensus keyspace, or one whose prefix a consensus keyspace owned): sets
+// `creating` (commands on its keys are refused) and gives the shards of the
+// keyspace that owned the prefix until then `next`'s epoch as their
+// configuration epoch, so that its replica groups refuse commands routed by
+// an older map once they know it. In place, without bumping the epoch;
+// InvalidArgument while another change is under way.
+Status begin_create(ClusterMap& next, std::string_view name);
+// Ends a creation begun by begin_create: the keyspace serves.
+Result<ClusterMap> finish_create(const ClusterMap& map, std::string_view name);
+
 // Starts dropping keyspace `name` (dropping set): nodes then delete its keys
-// and hold commands on them until drop_keyspace removes it. Refused for
-// "default", and while a change is under way.
+// and hold commands on them until drop_keyspace removes it; its shards get the
+// new epoch as their configuration epoch (what older maps route is refused).
+// Refused for "default", and while another change is under way (a creation of
+// `name` itself left half-way is dropped).
 Result<ClusterMap> begin_drop(const ClusterMap& map, std::string_view name);
 // Abandons a drop (a node could not delete its part): the keyspace stays,
 // with the keys not deleted yet, and serves again.

@@ -547,6 +547,58 @@ TEST(KeyspaceChanges, NestedPrefixTakesItsKeysFromTheLongestOwner) {
   EXPECT_FALSE(validate(wrong).ok());
 }
 
+// KEYSPACE CREATE over a prefix whose keys cannot move in: the keyspace is
+// created refusing commands, and the shards of the keyspace that owned the
+// prefix are stamped with the epoch, so that their replica groups refuse what
+// older maps route to them.
+TEST(KeyspaceChanges, CreateOverKeysThatCannotMoveRefusesUntilFinishedAndRestampsTheOwner) {
+  ClusterMap m = three_one_owner();
+  const uint64_t owner_stamp = m.find_keyspace("default")->shards[0].config_epoch;
+  KeyspaceSpec cz = spec("cz", "cz:");
+  cz.replication = m.find_keyspace("default")->spec.replication;
+  Result<ClusterMap> next = create_keyspace(m, cz);
+  ASSERT_TRUE(next.ok()) << next.status().to_string();
+  ASSERT_TRUE(begin_create(*next, "cz").ok());
+  const ClusterMap& c = *next;
+  EXPECT_TRUE(c.find_keyspace("cz")->creating);
+  EXPECT_LT(owner_stamp, c.epoch.value());
+  for (const Shard& sh : c.find_keyspace("default")->shards) {
+    EXPECT_EQ(sh.config_epoch, c.epoch.value());
+  }
+  EXPECT_NE(c.last_change.find("serving once keyspace 'default' is found to hold no keys under "
+                               "'cz:'"),
+            std::string::npos)
+      << c.last_change;
+  Result<ClusterMap> decoded = decode(encode(c));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  EXPECT_EQ(*decoded, c);
+  EXPECT_EQ(encode(m).find("creating"), std::string::npos);
+
+  // One change at a time.
+  Result<ClusterMap> other = create_keyspace(c, spec("yy", "yy:"));
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(begin_create(*other, "yy").ok());
+  expect_refused(begin_drop(c, "default"), "the default keyspace cannot be dropped");
+
+  ClusterMap done = expect_next(c, finish_create(c, "cz"), "keyspace 'cz' created: it serves");
+  EXPECT_FALSE(done.find_keyspace("cz")->creating);
+  expect_refused(finish_create(done, "cz"), "keyspace 'cz' is not being created");
+
+  // A creation left half-way is dropped like any keyspace, its shards
+  // stamped as every dropped keyspace's are.
+  ClusterMap d = expect_next(c, begin_drop(c, "cz"), "keyspace 'cz' is being dropped");
+  EXPECT_FALSE(d.find_keyspace("cz")->creating);
+  EXPECT_TRUE(d.find_keyspace("cz")->dropping);
+  for (const Shard& sh : d.find_keyspace("cz")->shards) EXPECT_EQ(sh.config_epoch, d.epoch.value());
+
+  // validate() holds the map to it.
+  ClusterMap wrong = c;
+  for (Keyspace& k : wrong.keyspaces) {
+    if (k.spec.name == "cz") k.dropping = true;
+  }
+  EXPECT_FALSE(validate(wrong).ok());
+}
+
 TEST(KeyspaceChanges, DropBeginsThenRemovesOrIsAbandoned) {
   ClusterMap m = three_one_owner();
   m = *create_keyspace(m, spec("zz", "zz:"));

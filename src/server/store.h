@@ -324,7 +324,9 @@ class Store {
   uint32_t stripe_of(std::string_view key) const;
   // Replaces *out with key's record key (record.h, data_key) in its scope.
   void record_key(std::string_view key, std::string* out) const {
-    data_key(scopes_ == nullptr ? 0 : scopes_->scope_of(key), key, out);
+    uint64_t scope = 0;
+    if (!ScopePin::pinned(&scope) && scopes_ != nullptr) scope = scopes_->scope_of(key);
+    data_key(scope, key, out);
   }
   void note_generation(uint64_t gen);
   // scan_elements from the engine key `start` of generation gen.

@@ -51,7 +51,7 @@ Result<uint16_t> pick_free_low_port() {
   static std::atomic<uint32_t> salt{0};
   std::mt19937 rng(static_cast<unsigned>(getpid()) * 2654435761u + salt.fetch_add(7919));
   for (int attempt = 0; attempt < 200; ++attempt) {
-    const uint16_t port = static_cast<uint16_t>(20000 + rng() % 12000);
+    const uint16_t port = static_cast<uint16_t>(25000 + rng() % 7000);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return Status::IOError(errno_text("socket"));
     sockaddr_in addr = localhost(port);
@@ -59,7 +59,7 @@ Result<uint16_t> pick_free_low_port() {
     close(fd);
     if (free) return port;
   }
-  return Status::Unavailable("no free port in 20000..31999");
+  return Status::Unavailable("no free port in 25000..31999");
 }
 
 Result<int> connect_localhost(uint16_t port, std::chrono::milliseconds timeout) {

@@ -16,6 +16,8 @@ Result<uint16_t> pick_free_port();
 // A port on 127.0.0.1 below the kernel's ephemeral range (32768..) that was
 // free a moment ago: for a port a test must name before the server starts (a
 // cluster's peer ports), which no outbound connection can take meanwhile.
+// From 25000..31999: apart from pick_cluster_base_port's ports (10000..24999),
+// so that tests running side by side (ctest -j) do not pick each other's.
 Result<uint16_t> pick_free_low_port();
 
 // A blocking TCP connection to 127.0.0.1:port (close-on-exec, TCP_NODELAY), or

@@ -30,8 +30,9 @@ uint16_t pick_cluster_base_port(uint16_t count) {
   std::mt19937 rng(static_cast<unsigned>(::getpid()) * 7919u +
                    static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
   for (int attempt = 0; attempt < 50; ++attempt) {
-    // Below the ephemeral range (32768..), peer ports (+10000) included.
-    const uint16_t base = static_cast<uint16_t>(10000 + rng() % 9000);
+    // Below the ephemeral range (32768..) and pick_free_low_port's ports
+    // (25000..), peer ports (+10000) included.
+    const uint16_t base = static_cast<uint16_t>(10000 + rng() % (5000 - count));
     bool free = true;
     for (uint16_t k = 0; k < count && free; ++k) {
       for (uint16_t port :

@@ -858,13 +858,14 @@ TEST(Replication, LocateShowsEachReplicasAppliedIndexAndStaleEpochsAreRefused) {
   EXPECT_EQ(group_field(group_line(leader_port, group), "epoch_refused_routes"), 1);
   EXPECT_EQ(routed(epoch, {"GET", "r:x"}).reply, "$1\r\n4\r\n");
   // A fence of an older epoch than the group knows is refused; one of the
-  // current epoch commits an entry that changes nothing.
-  EXPECT_EQ(routed(0, {"__gfence", std::to_string(epoch - 1)}).status.code(),
+  // current epoch commits an entry and counts the records under its prefix.
+  EXPECT_EQ(routed(0, {"__gfence", std::to_string(epoch - 1), "r:"}).status.code(),
             Status::Code::kAborted);
-  const net::ForwardReplyFrame fenced = routed(0, {"__gfence", std::to_string(epoch)});
+  const net::ForwardReplyFrame fenced = routed(0, {"__gfence", std::to_string(epoch), "r:"});
   EXPECT_TRUE(fenced.status.ok()) << fenced.status.to_string();
-  EXPECT_EQ(fenced.reply, "+OK\r\n");
+  EXPECT_EQ(fenced.reply, ":1\r\n");  // r:x
   EXPECT_GT(fenced.index, 0u);
+  EXPECT_EQ(routed(0, {"__gfence", std::to_string(epoch), "q:"}).reply, ":0\r\n");
   EXPECT_EQ(c->cmd({"GET", "r:x"}), "\"4\"");
 
   const net::ForwardReplyFrame again = step({"status"});

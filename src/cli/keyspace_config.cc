@@ -203,7 +203,9 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
       if (!spec.key_prefix.starts_with(k.spec.key_prefix)) continue;
       if (owner == nullptr || k.spec.key_prefix.size() > owner->spec.key_prefix.size()) owner = &k;
     }
-    if (owner != nullptr && (consensus(owner->spec) || consensus(spec))) {
+    // (A consensus keyspace's keys are counted by its groups' leaders, once
+    // fenced: `__keyspace create` below.)
+    if (owner != nullptr && !consensus(owner->spec) && consensus(spec)) {
       auto n = keyspace_verb(endpoints, secret, {"count", owner->spec.name, spec.key_prefix});
       if (!n.ok()) return n.status();
       if (*n != ":0\r\n") {

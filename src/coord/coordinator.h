@@ -270,6 +270,10 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // the keyspace goes again (InvalidArgument "keyspace 'x' not created: ...").
   Status finish_creating(const meta::ClusterMap& begun, const std::string& name,
                          meta::RegisterClient& client);
+  // Fences every replica group of `keyspace` (kGroupFenceVerb, each shard's
+  // config_epoch), blocking; the records they hold under `prefix`, counted
+  // by their leaders.
+  Result<uint64_t> fence_groups(const meta::Keyspace& keyspace, std::string_view prefix);
   // Runs `argv` on replica group `group` (whose members are `members`),
   // blocking; its RESP reply.
   std::string call_group_and_wait(GroupId group, std::vector<NodeId> members,

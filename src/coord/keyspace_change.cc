@@ -21,6 +21,7 @@
 #include "meta/transitions.h"
 #include "node/raft_register_client.h"
 #include "partition/layout.h"
+#include "server/number.h"
 
 namespace statekv::coord {
 
@@ -135,27 +136,21 @@ Status Coordinator::finish_creating(const meta::ClusterMap& begun, const std::st
   //    replica groups refuse what older maps route to them, and have applied
   //    everything evaluated before; every node routes by this map (a single
   //    copy's owner refuses what older maps route to it).
-  if (replicated(*from)) {
-    for (const meta::Shard& shard : from->shards) {
-      const std::string r =
-          call_group_and_wait(ReplicaGroups::group_id(from_name, shard.id.value()), shard.owners,
-                              {std::string(kGroupFenceVerb), std::to_string(shard.config_epoch)});
-      if (r != "+OK\r\n") {
-        return abandon(Status::Unavailable(
-            fmt::format("shard {} of keyspace '{}' was not fenced: {}", shard.id.value(), from_name,
-                        r.substr(0, r.find('\r')))));
-      }
-    }
-  }
-  for (const meta::Member& n : data_members(begun)) {
-    auto r = migrate_on(n, epoch, {"status"});
+  //    The groups' leaders count what the prefix holds in them (exact: a
+  //    scan of every member would count keys a follower has not seen
+  //    deleted yet).
+  Result<uint64_t> n = uint64_t{0};
+  if (replicated(*from)) n = fence_groups(*from, prefix);
+  if (!n.ok()) return abandon(n.status());
+  for (const meta::Member& node : data_members(begun)) {
+    auto r = migrate_on(node, epoch, {"status"});
     if (!r.ok()) return abandon(r.status());
   }
   wait_for_epoch(epoch);
-  // 2. What the prefix holds there now (under this map every node reports
-  //    such a key, wherever it is: cluster_scan.h), counted as the new
-  //    keyspace's.
-  auto n = count_keys_of(name, prefix);
+  // 2. A single copy's keys under the prefix: under this map every node
+  //    reports such a key, wherever it is (cluster_scan.h), counted as the
+  //    new keyspace's.
+  if (!replicated(*from)) n = count_keys_of(name, prefix);
   if (!n.ok()) return abandon(n.status());
   if (*n > 0) return abandon(strands_keys(name, *n, prefix, from_name));
   // 3. It serves.
@@ -171,6 +166,25 @@ Status Coordinator::finish_creating(const meta::ClusterMap& begun, const std::st
   }
   wait_for_epoch(finished->epoch.value());
   return Status::OK();
+}
+
+Result<uint64_t> Coordinator::fence_groups(const meta::Keyspace& keyspace,
+                                           std::string_view prefix) {
+  uint64_t records = 0;
+  for (const meta::Shard& shard : keyspace.shards) {
+    const std::string r = call_group_and_wait(
+        ReplicaGroups::group_id(keyspace.spec.name, shard.id.value()), shard.owners,
+        {std::string(kGroupFenceVerb), std::to_string(shard.config_epoch), std::string(prefix)});
+    const auto n =
+        r.size() > 3 && r[0] == ':' ? server::parse_int64(r.substr(1, r.size() - 3)) : std::nullopt;
+    if (!n || *n < 0) {
+      return Status::Unavailable(fmt::format("shard {} of keyspace '{}' was not fenced: {}",
+                                             shard.id.value(), keyspace.spec.name,
+                                             r.substr(0, r.find('\r'))));
+    }
+    records += static_cast<uint64_t>(*n);
+  }
+  return records;
 }
 
 Result<std::string> Coordinator::migrate_on(const meta::Member& node, uint64_t epoch,
@@ -229,12 +243,14 @@ void Coordinator::create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient&
   const meta::Keyspace* from = owner_of_prefix(*current, spec.key_prefix, spec.name);
   if (from != nullptr && (replicated(*from) || replicated(spec))) {
     // Keys do not move into or out of replica groups yet: such a keyspace
-    // is created only over no keys. Counted once here for a quick answer;
-    // the count that decides comes once no key can reach the prefix in the
-    // keyspace that held it (finish_creating).
-    auto n = count_keys_of(from->spec.name, spec.key_prefix);
-    if (!n.ok()) return refuse(n.status());
-    if (*n > 0) return refuse(strands_keys(spec.name, *n, spec.key_prefix, from->spec.name));
+    // is created only over no keys. A single copy's are counted once here
+    // for a quick answer; the count that decides comes once no key can
+    // reach the prefix in the keyspace that held it (finish_creating).
+    if (!replicated(*from)) {
+      auto n = count_keys_of(from->spec.name, spec.key_prefix);
+      if (!n.ok()) return refuse(n.status());
+      if (*n > 0) return refuse(strands_keys(spec.name, *n, spec.key_prefix, from->spec.name));
+    }
     auto begun = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
       auto next = partition::create_placed_keyspace(m, spec);
       if (!next.ok()) return next.status();
@@ -388,17 +404,9 @@ void Coordinator::drop_keyspace(const std::string& name, meta::RegisterClient& c
     // them are refused from this epoch on). Each is fenced first: a command
     // routed by an older map (one that does not know of the drop) could
     // otherwise land after the flush, acknowledged, and go with the group.
+    // The fences count the groups' records (exact, on their leaders).
     wait_for_epoch(epoch);
-    for (const meta::Shard& shard : k.shards) {
-      const std::string r =
-          call_group_and_wait(ReplicaGroups::group_id(name, shard.id.value()), shard.owners,
-                              {std::string(kGroupFenceVerb), std::to_string(shard.config_epoch)});
-      if (r != "+OK\r\n") {
-        return abandon(Status::Unavailable(fmt::format(
-            "shard {} was not fenced: {}", shard.id.value(), r.substr(0, r.find('\r')))));
-      }
-    }
-    auto n = count_keys_of(name, k.spec.key_prefix);
+    auto n = fence_groups(k, "");
     if (!n.ok()) return abandon(n.status());
     deleted = *n;
     for (const meta::Shard& shard : k.shards) {

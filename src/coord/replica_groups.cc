@@ -1601,10 +1601,10 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
       return;
     }
     if (!argv.empty() && argv[0] == kGroupFenceVerb) {
-      const auto epoch = argv.size() == 2 ? server::parse_int64(argv[1]) : std::nullopt;
+      const auto epoch = argv.size() == 3 ? server::parse_int64(argv[1]) : std::nullopt;
       if (!epoch || *epoch <= 0) {
         done(GroupReply{Status::InvalidArgument("usage: " + std::string(kGroupFenceVerb) +
-                                                " EPOCH (a positive configuration epoch)"),
+                                                " EPOCH PREFIX (a positive configuration epoch)"),
                         {},
                         {}});
         return;
@@ -2121,9 +2121,33 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
     }
     out = "+OK\r\n";
   } else if (!p.argv.empty() && p.argv[0] == kGroupFenceVerb) {
-    // An entry that changes nothing: see kGroupFenceVerb.
-    effects.push_back(replication::encode_mutation(replication::Mutation{}));
-    out = "+OK\r\n";
+    // An entry that erases the expired records under the prefix and nothing
+    // else; the reply counts the others (kGroupFenceVerb).
+    const std::string& prefix = p.argv[2];
+    const int64_t now = server::unix_time_ms();
+    std::vector<std::string> expired;
+    uint64_t live = 0;
+    Status scanned = store_.scan_scope(g->id.value(), prefix, 0,
+                                       [&](std::string_view key, const server::RecordView& rec) {
+                                         if (!key.starts_with(prefix)) return false;
+                                         if (rec.expire_ms != 0 && rec.expire_ms <= now) {
+                                           expired.emplace_back(key);
+                                         } else {
+                                           ++live;
+                                         }
+                                         return true;
+                                       });
+    if (!scanned.ok()) {
+      finish(id, GroupReply{scanned, {}, {}});
+      return;
+    }
+    replication::Mutation fence;
+    fence.time_ms = now;
+    for (const std::string& k : expired) {
+      fence.effects.push_back({replication::Effect::Kind::kErase, k, {}, 0});
+    }
+    effects.push_back(replication::encode_mutation(fence));
+    out = ":" + std::to_string(live) + "\r\n";
   } else if (!p.argv.empty() && p.argv[0] == kGroupWatchVerb) {
     if (!watch_keys(*g, id, &effects)) return;
     out = p.reply;

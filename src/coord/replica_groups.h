@@ -147,13 +147,18 @@ inline constexpr std::string_view kGroupExecVerb = "__gexec";
 // older than a change of the keys it holds (a keyspace created over part of
 // its keyspace's prefix, or its keyspace being dropped: meta/transitions.h,
 // begin_create and begin_drop), served by the group's leader:
-//   __gfence EPOCH     the shard's config_epoch in that change's map: the
-//                      leader learns it (an older one than it knows is
+//   __gfence EPOCH PREFIX
+//                      EPOCH: the shard's config_epoch in that change's map:
+//                      the leader learns it (an older one than it knows is
 //                      refused, Aborted), waits until nothing of the group is
-//                      in flight, and commits an entry that changes nothing:
-//                      a majority holds the epoch from then (every frame
+//                      in flight, and commits an entry that erases the expired
+//                      records under PREFIX (it may be empty) and nothing
+//                      else: a majority holds the epoch from then (every frame
 //                      carries it), so any later leader does too, and every
-//                      command evaluated before it is applied. "+OK".
+//                      command evaluated before it is applied. Answers ":N",
+//                      the records left under PREFIX: exact, where a scan of
+//                      every member would also count keys a follower has not
+//                      seen deleted yet.
 // From then on the group refuses every command whose router's map is older
 // than EPOCH (a stale route: the router catches up and routes it again).
 inline constexpr std::string_view kGroupFenceVerb = "__gfence";

@@ -14,6 +14,10 @@
 #include <vector>
 
 #include "check/history.h"
+#include "meta/meta_client.h"
+#include "meta/transitions.h"
+#include "node/raft_register_client.h"
+#include "partition/layout.h"
 #include "support/history_clients.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
@@ -347,6 +351,57 @@ TEST(KeyspaceMove, AConsensusKeyspaceCreatedUnderWritesToItsPrefixHidesNoWrite) 
         << "attempt " << i;
     ASSERT_EQ(admin->cmd({"KEYSPACE", "DROP", "cz"}), ":0");
   }
+}
+
+// A creation whose driver stopped after its first step (the keyspace is in
+// the map, `creating`; written here as that driver would have): its keys are
+// refused with TRYAGAIN, which says how to end it, and KEYSPACE DROP removes
+// it; the prefix is served by "default" again.
+TEST(KeyspaceMove, AHalfCreatedKeyspaceRefusesItsKeysUntilDropped) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  TempDir dir("ksmove-half");
+  Cluster cluster;
+  auto up = cluster_up(dir, &cluster, "consensus");
+  LocalClusterGuard down{cluster.data};
+  ASSERT_EQ(up.first, 0) << up.second;
+  std::ifstream secret_file(cluster.data + "/cluster.secret");
+  std::string secret;
+  std::getline(secret_file, secret);
+  ASSERT_FALSE(secret.empty());
+  std::vector<std::string> endpoints;
+  for (uint16_t port : cluster.ports()) {
+    endpoints.push_back("127.0.0.1:" + std::to_string(port + 10000));
+  }
+  node::RaftRegisterClient client(endpoints, secret, 5000ms);
+  auto begun = meta::update(client, [](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+    meta::KeyspaceSpec spec = m.find_keyspace("default")->spec;  // consensus, factor 3
+    spec.name = "cz";
+    spec.key_prefix = "cz:";
+    auto next = partition::create_placed_keyspace(m, spec);
+    if (!next.ok()) return next.status();
+    if (Status s = meta::begin_create(*next, "cz"); !s.ok()) return s;
+    return next;
+  });
+  ASSERT_TRUE(begun.ok()) << begun.status().to_string();
+
+  auto c = RedisClient::connect(cluster.base + 2);
+  ASSERT_TRUE(c.ok());
+  std::string refused;
+  for (int i = 0; i < 100; ++i) {  // until node 3 has the map
+    refused = c->cmd({"SET", "cz:1", "v"});
+    if (refused != "+OK") break;
+    ASSERT_EQ(c->cmd({"DEL", "cz:1"}), ":1");
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(refused,
+            "-TRYAGAIN keyspace 'cz' is being created (should that last, the node creating it "
+            "stopped: KEYSPACE DROP cz ends it)");
+  EXPECT_EQ(c->cmd({"GET", "cz:1"}).rfind("-TRYAGAIN", 0), 0u);
+  EXPECT_EQ(c->cmd({"KEYSPACE", "DROP", "cz"}), ":0");
+  EXPECT_EQ(c->cmd({"SET", "cz:1", "v"}), "+OK");
+  EXPECT_EQ(c->cmd({"GET", "cz:1"}), "\"v\"");
+  auto where = c->cmd({"LOCATE", "cz:1"});
+  EXPECT_NE(where.find("\"default\""), std::string::npos) << where;
 }
 
 TEST(KeyspaceMove, ConsensusKeyspaceDropDeletesItsKeysAndCreateRefusesToStrandKeys) {

@@ -27,6 +27,14 @@ namespace statekv::coord {
 
 namespace {
 
+// A command on a key of a keyspace being created (it did not run). That lasts
+// milliseconds, unless the node creating the keyspace stopped half-way: then
+// until someone drops it.
+std::string being_created(const std::string& name) {
+  return "TRYAGAIN keyspace '" + name + "' is being created (should that last, the node " +
+         "creating it stopped: KEYSPACE DROP " + name + " ends it)";
+}
+
 using server::CommandSpec;
 using server::Session;
 
@@ -685,7 +693,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       if (r.keyspace->creating) {
         // Until the keyspace that held its prefix is known to hold none of
         // its keys (keyspace_change.cc): nothing ran.
-        out.error("TRYAGAIN keyspace '" + r.keyspace->spec.name + "' is being created");
+        out.error(being_created(r.keyspace->spec.name));
         return Decision::kHandled;
       }
       if (std::find(owners.begin(), owners.end(), r.primary()) == owners.end()) {
@@ -1503,10 +1511,14 @@ void Coordinator::reroute_group_call(const std::shared_ptr<GroupCall>& call) {
     std::vector<NodeId> members;
     for (const std::string& key : call->keys) {
       const Route r = table->route(key);
-      if (r.keyspace->creating || r.keyspace->dropping) {
-        fail("TRYAGAIN ",
-             fmt::format("keyspace '{}' is being {} (the command did not run)",
-                         r.keyspace->spec.name, r.keyspace->creating ? "created" : "dropped"));
+      if (r.keyspace->creating) {
+        std::string out;
+        resp::Writer(&out, call->resp).error(being_created(r.keyspace->spec.name));
+        call->done(std::move(out), 0);
+        return;
+      }
+      if (r.keyspace->dropping) {
+        fail("TRYAGAIN ", "keyspace '" + r.keyspace->spec.name + "' is being dropped");
         return;
       }
       if (r.keyspace->spec.replication.kind != meta::Replication::kConsensus ||

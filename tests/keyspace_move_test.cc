@@ -14,10 +14,7 @@
 #include <vector>
 
 #include "check/history.h"
-#include "meta/meta_client.h"
-#include "meta/transitions.h"
-#include "node/raft_register_client.h"
-#include "partition/layout.h"
+#include "support/cluster_map.h"
 #include "support/history_clients.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
@@ -372,17 +369,8 @@ TEST(KeyspaceMove, AHalfCreatedKeyspaceRefusesItsKeysUntilDropped) {
   for (uint16_t port : cluster.ports()) {
     endpoints.push_back("127.0.0.1:" + std::to_string(port + 10000));
   }
-  node::RaftRegisterClient client(endpoints, secret, 5000ms);
-  auto begun = meta::update(client, [](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
-    meta::KeyspaceSpec spec = m.find_keyspace("default")->spec;  // consensus, factor 3
-    spec.name = "cz";
-    spec.key_prefix = "cz:";
-    auto next = partition::create_placed_keyspace(m, spec);
-    if (!next.ok()) return next.status();
-    if (Status s = meta::begin_create(*next, "cz"); !s.ok()) return s;
-    return next;
-  });
-  ASSERT_TRUE(begun.ok()) << begun.status().to_string();
+  const Status begun = begin_keyspace_creation(endpoints, secret, "cz", "cz:");
+  ASSERT_TRUE(begun.ok()) << begun.to_string();
 
   auto c = RedisClient::connect(cluster.base + 2);
   ASSERT_TRUE(c.ok());

@@ -397,6 +397,7 @@ TEST(Ops, ClusterSettingsOnAStandaloneServerAreRefused) {
       {"--group-compact-bytes", "1000000"},
       {"--group-compact-entries", "100"},
       {"--group-election-timeout-ms", "300"},
+      {"--keyspace-create-limit-ms", "1000"},
       {"--cluster-redirects"},
   };
   for (const auto& setting : settings) {

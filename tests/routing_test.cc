@@ -42,6 +42,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/cluster_map.h"
 #include "support/net.h"
 #include "support/program.h"
 #include "support/raw_client.h"
@@ -178,6 +179,7 @@ class RoutingCluster {
 
   size_t size() const { return nodes_.size(); }
   ServerProcess& node(size_t i) { return *nodes_[i]; }
+  uint16_t peer_port(size_t i) const { return peer_ports_[i]; }
   uint16_t port(size_t i) const { return nodes_[i]->port(); }
   std::string address(size_t i) const { return "127.0.0.1:" + std::to_string(port(i)); }
   // Index of the node with statekv id `id` (ids are 1-based).
@@ -938,6 +940,46 @@ TEST(Routing, ValuesOver64MiBAreCarriedBetweenNodes) {
 // Item 13: INFO on a cluster node says so (redis_mode:cluster, INFO cluster's
 // cluster_enabled:1), and INFO keyspace's db0 counts what DBSIZE counts (the
 // whole cluster) while node_keys counts this node's own store.
+// A keyspace creation whose driver stopped after its first map change (the
+// keyspace `creating`, written here as that driver would have) does not hold
+// its prefix for good: every node abandons it through the map once it has
+// seen it under way for --keyspace-create-limit-ms, and the prefix is served
+// where it was.
+TEST(Routing, AStalledKeyspaceCreationIsAbandonedByTheCluster) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3, {"--keyspace-create-limit-ms", "1000"});
+  ASSERT_STARTED(cluster);
+  std::vector<std::string> endpoints;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    endpoints.push_back("127.0.0.1:" + std::to_string(cluster.peer_port(i)));
+  }
+  const Status begun = begin_keyspace_creation(endpoints, kSecret, "cz", "cz:");
+  ASSERT_TRUE(begun.ok()) << begun.to_string();
+  const auto started = Clock::now();
+
+  RedisClient c = cluster.client(1);
+  std::string reply;
+  bool refused = false;
+  while (Clock::now() - started < 10s) {
+    reply = c.cmd({"SET", "cz:1", "v"});
+    if (reply.rfind("-TRYAGAIN keyspace 'cz' is being created", 0) == 0) {
+      refused = true;
+    } else if (reply == "+OK" && refused) {
+      break;
+    } else if (reply == "+OK") {
+      ASSERT_EQ(c.cmd({"DEL", "cz:1"}), ":1");  // before node 2 had the map
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(refused) << "its keys were never refused";
+  ASSERT_EQ(reply, "+OK") << "the stalled creation was not abandoned within 10 s";
+  EXPECT_GE(Clock::now() - started, 1s);
+  EXPECT_EQ(c.cmd({"GET", "cz:1"}), "\"v\"");
+  auto where = cluster.locate(2, "cz:1");
+  ASSERT_TRUE(where.ok()) << where.status().to_string();
+  EXPECT_EQ(where->keyspace, "default");
+}
+
 TEST(Routing, InfoSaysClusterModeAndItsKeyspaceCountsWhatDbsizeCounts) {
   SKIP_FOR_REDIS();
   RoutingCluster cluster(3);

@@ -63,6 +63,7 @@ struct ServerFlags {
   // Replica groups carry the clients' load: a leader busy serving it must not
   // lose its followers to a timeout a loaded machine's scheduling can exceed.
   uint64_t group_election_timeout_ms = 500;
+  uint64_t keyspace_create_limit_ms = 30000;
   uint64_t group_compact_entries = coord::ReplicaGroupsOptions{}.compact_after_entries;
   uint64_t group_compact_bytes = coord::ReplicaGroupsOptions{}.compact_after_bytes;
   uint64_t group_max_write_bytes = coord::ReplicaGroupsOptions{}.max_write_bytes;
@@ -268,7 +269,8 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
          {"--peer-port", "--peers", "--join", "--cluster-secret", "--region", "--cluster-id",
           "--default-replication", "--default-partitioner", "--cluster-redirects",
           "--raft-election-timeout-ms", "--raft-snapshot-entries", "--group-compact-entries",
-          "--group-compact-bytes", "--group-max-write-bytes", "--group-election-timeout-ms"}) {
+          "--group-compact-bytes", "--group-max-write-bytes", "--group-election-timeout-ms",
+          "--keyspace-create-limit-ms"}) {
       if (given(name)) {
         std::cerr << "statekv server: " << name
                   << " applies to a cluster node only (give --node-id)\n";
@@ -370,6 +372,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     groups.raft.snapshot_threshold_bytes = flags.group_compact_bytes;
     co.replica_groups = groups;
     co.scopes = &scopes;
+    co.creation_limit = std::chrono::milliseconds(flags.keyspace_create_limit_ms);
     coordinator = std::make_unique<coord::Coordinator>(*cluster, *service, ctx, co);
     ctx.router = coordinator.get();
     ctx.cluster = coordinator.get();
@@ -529,6 +532,13 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                   "drawn from [T, 2T); heartbeats every T/7. A follower takes over a killed "
                   "leader's shards within about 2T")
       ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  cmd->add_option("--keyspace-create-limit-ms", flags->keyspace_create_limit_ms,
+                  "A keyspace created over a prefix whose keys cannot move in refuses its keys "
+                  "until its creation ends (milliseconds, normally); one still under way this "
+                  "long after this node saw it begin (the node creating it stopped) is "
+                  "abandoned, and the prefix is served where it was")
+      ->check(CLI::Range(100, 3600000))
       ->capture_default_str();
   cmd->add_option("--raft-snapshot-entries", flags->snapshot_entries,
                   "Applied raft entries after which the log is compacted into a snapshot")

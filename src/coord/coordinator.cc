@@ -1,20 +1,20 @@
 #include "coord/coordinator.h"
 
-#include <future>
-#include <limits>
-#include <random>
-#include <thread>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
+#include <future>
+#include <limits>
 #include <map>
+#include <random>
+#include <thread>
 
 #include "coord/group_scopes.h"
-#include "core/held_posts.h"
 #include "coord/routing_errors.h"
+#include "core/held_posts.h"
+#include "core/thread_name.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
 #include "node/raft_register_client.h"
@@ -114,6 +114,10 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
   tracking_relay_ = std::make_unique<TrackingRelay>(TrackingRelay::Hooks{
       options_.self, ctx_.run_id, [this] { return table(); }, forward_client_.get(), &service_});
   ctx_.tracking_relay = tracking_relay_.get();
+  creations_watch_ = std::thread([this] {
+    name_this_thread("create-watch");
+    abandon_stalled_creations();
+  });
   auto sub = node_.map_watch().subscribe(
       [this](const std::shared_ptr<const meta::ClusterMap>& map) { on_map(map); });
   subscription_ = sub.id;
@@ -166,6 +170,12 @@ Coordinator::~Coordinator() {
   node_.raft().set_forward_handler(nullptr);
   node_.map_watch().unsubscribe(subscription_);
   {
+    std::lock_guard<std::mutex> lock(creations_mu_);
+    creations_stop_ = true;
+  }
+  creations_cv_.notify_all();
+  if (creations_watch_.joinable()) creations_watch_.join();
+  {
     // Its pending commands are answered (not served); router jobs holding it
     // finish with it.
     std::shared_ptr<ReplicaGroups> groups;
@@ -210,6 +220,7 @@ void Coordinator::on_map(const std::shared_ptr<const meta::ClusterMap>& map) {
     table_ = std::move(table).value();
   }
   table_changed_.notify_all();
+  watch_creations(*map);
   if (auto g = groups()) g->on_table(this->table());
   // Keys may have changed owner, and the new owner does not know who read
   // them: this node's tracking clients drop what they hold (tracking_relay.h).

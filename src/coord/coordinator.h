@@ -170,6 +170,11 @@ struct CoordinatorOptions {
   // coordinator): told every map before the replica groups are, so a group
   // never applies a key whose scope its node does not know yet.
   GroupScopes* scopes = nullptr;
+  // A keyspace still `creating` this long after this node first saw it
+  // (its creation's driver stopped half-way: keyspace_change.cc) is
+  // abandoned through the map, from here: no creation holds its prefix for
+  // good (--keyspace-create-limit-ms).
+  std::chrono::milliseconds creation_limit{30000};
 };
 
 class Coordinator final : public server::Router, public server::ClusterView {
@@ -274,6 +279,12 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // config_epoch), blocking; the records they hold under `prefix`, counted
   // by their leaders.
   Result<uint64_t> fence_groups(const meta::Keyspace& keyspace, std::string_view prefix);
+  // A new map: notes the keyspaces being created in it (creations_), and
+  // forgets the ones that are not any more.
+  void watch_creations(const meta::ClusterMap& map);
+  // The creations_watch_ thread: abandons, through the map, each creation
+  // still under way creation_limit after this node first saw it.
+  void abandon_stalled_creations();
   // Runs `argv` on replica group `group` (whose members are `members`),
   // blocking; its RESP reply.
   std::string call_group_and_wait(GroupId group, std::vector<NodeId> members,
@@ -465,6 +476,18 @@ class Coordinator final : public server::Router, public server::ClusterView {
   server::Service& service_;
   server::ServerContext& ctx_;
   CoordinatorOptions options_;
+  // Keyspaces being created, by name: the epoch that began the creation (its
+  // shards' config_epoch: a creation of the same name begun again is another)
+  // and when this node first saw it (watch_creations).
+  struct SeenCreation {
+    uint64_t began = 0;
+    std::chrono::steady_clock::time_point seen;
+  };
+  std::mutex creations_mu_;
+  std::condition_variable creations_cv_;
+  std::map<std::string, SeenCreation> creations_;
+  bool creations_stop_ = false;
+  std::thread creations_watch_;
   Forwarder forwarder_;
   std::unique_ptr<net::ForwardClient> forward_client_;
   std::unique_ptr<TrackingRelay> tracking_relay_;

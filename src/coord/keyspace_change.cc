@@ -187,6 +187,67 @@ Result<uint64_t> Coordinator::fence_groups(const meta::Keyspace& keyspace,
   return records;
 }
 
+void Coordinator::watch_creations(const meta::ClusterMap& map) {
+  std::lock_guard<std::mutex> lock(creations_mu_);
+  std::map<std::string, SeenCreation> now;
+  for (const meta::Keyspace& k : map.keyspaces) {
+    if (!k.creating || k.shards.empty()) continue;
+    const uint64_t began = k.shards.front().config_epoch;
+    auto it = creations_.find(k.spec.name);
+    now[k.spec.name] = it != creations_.end() && it->second.began == began
+                           ? it->second
+                           : SeenCreation{began, Clock::now()};
+  }
+  creations_.swap(now);
+}
+
+void Coordinator::abandon_stalled_creations() {
+  std::unique_lock<std::mutex> lock(creations_mu_);
+  while (!creations_stop_) {
+    creations_cv_.wait_for(lock, 500ms);
+    std::vector<std::pair<std::string, uint64_t>> stalled;
+    for (const auto& [name, seen] : creations_) {
+      if (Clock::now() - seen.seen >= options_.creation_limit)
+        stalled.emplace_back(name, seen.began);
+    }
+    if (stalled.empty() || creations_stop_) continue;
+    lock.unlock();
+    auto t = table();
+    if (t) {
+      node::RaftRegisterClient client(node::member_endpoints(t->map()), options_.secret, 5000ms);
+      for (const auto& [name, began] : stalled) {
+        // Every node that saw it stall tries; the map takes the first, and
+        // the others find nothing left to abandon.
+        auto dropped =
+            meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+              const meta::Keyspace* k = m.find_keyspace(name);
+              if (k == nullptr || !k->creating || k->shards.empty() ||
+                  k->shards.front().config_epoch != began) {
+                return Status::Aborted("no longer being created");
+              }
+              return meta::drop_keyspace(m, name);
+            });
+        if (dropped.ok()) {
+          spdlog::warn(
+              "keyspace '{}': still being created {} ms after this node saw its creation begin "
+              "(its driver stopped half-way): abandoned, its prefix served where it was",
+              name, options_.creation_limit.count());
+        } else if (dropped.status().code() != Status::Code::kAborted) {
+          spdlog::warn("keyspace '{}': abandoning a stalled creation failed: {}", name,
+                       dropped.status().message());
+        }
+      }
+    }
+    lock.lock();
+    // Tried: the next map says what became of them; a failed try comes again
+    // after another limit.
+    for (const auto& [name, began] : stalled) {
+      auto it = creations_.find(name);
+      if (it != creations_.end() && it->second.began == began) it->second.seen = Clock::now();
+    }
+  }
+}
+
 Result<std::string> Coordinator::migrate_on(const meta::Member& node, uint64_t epoch,
                                             std::vector<std::string> argv) {
   if (node.id == options_.self) return mover_->handle(argv);

@@ -116,8 +116,20 @@ Status Coordinator::finish_creating(const meta::ClusterMap& begun, const std::st
   const uint64_t epoch = begun.epoch.value();
   // Any failure: the keyspace goes again (it served nothing).
   const auto abandon = [&](const Status& why) {
-    auto dropped = meta::update(
-        client, [&](const meta::ClusterMap& m) { return meta::drop_keyspace(m, name); });
+    auto dropped = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
+      const meta::Keyspace* k = m.find_keyspace(name);
+      if (k == nullptr || !k->creating) {
+        // The cluster abandoned it meanwhile (abandon_stalled_creations).
+        return Status::Aborted("abandoned already");
+      }
+      return meta::drop_keyspace(m, name);
+    });
+    if (!dropped.ok() && dropped.status().code() == Status::Code::kAborted) {
+      return Status::InvalidArgument(fmt::format(
+          "keyspace '{}' not created: {}; the cluster had abandoned the creation meanwhile "
+          "(--keyspace-create-limit-ms)",
+          name, why.message()));
+    }
     if (!dropped.ok()) {
       return Status::Unavailable(fmt::format(
           "keyspace '{}' not created ({}), and removing it failed too ({}): run KEYSPACE DROP {}",

@@ -198,11 +198,7 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
       return s.replication.kind == meta::Replication::kConsensus;
     };
     // Keys under the prefix that a consensus keyspace would strand: refused.
-    const meta::Keyspace* owner = nullptr;
-    for (const meta::Keyspace& k : current->keyspaces) {
-      if (!spec.key_prefix.starts_with(k.spec.key_prefix)) continue;
-      if (owner == nullptr || k.spec.key_prefix.size() > owner->spec.key_prefix.size()) owner = &k;
-    }
+    const meta::Keyspace* owner = meta::prefix_owner(*current, spec.key_prefix);
     // (A consensus keyspace's keys are counted by its groups' leaders, once
     // fenced: `__keyspace create` below.)
     if (owner != nullptr && !consensus(owner->spec) && consensus(spec)) {
@@ -220,11 +216,7 @@ Status apply_keyspace_config(const std::vector<std::string>& endpoints, const st
     auto made = meta::update(client, [&](const meta::ClusterMap& m) -> Result<meta::ClusterMap> {
       auto next = partition::create_placed_keyspace(m, spec);
       if (!next.ok()) return next.status();
-      const meta::Keyspace* from = nullptr;
-      for (const meta::Keyspace& k : m.keyspaces) {
-        if (!spec.key_prefix.starts_with(k.spec.key_prefix)) continue;
-        if (from == nullptr || k.spec.key_prefix.size() > from->spec.key_prefix.size()) from = &k;
-      }
+      const meta::Keyspace* from = meta::prefix_owner(m, spec.key_prefix);
       adopt = from != nullptr && !consensus(from->spec) && !consensus(spec);
       fenced = from != nullptr && !adopt;
       if (fenced) {

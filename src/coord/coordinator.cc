@@ -1349,7 +1349,7 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
     } else {
       groups->execute(call->group, call->resp, call->argv, call->policy, std::move(reply),
                       replication::WriteOrigin{options_.self.value(), call->write_client},
-                      call->keys.empty() ? 0 : call->epoch);
+                      call->routed_epoch());
     }
     return;
   }
@@ -1366,7 +1366,7 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   net::ForwardFrame frame;
   // A group frame's epoch is the map its keys were routed by (0: none; the
   // member holds the call to it: ReplicaGroups::execute).
-  frame.epoch = call->keys.empty() ? 0 : call->epoch;
+  frame.epoch = call->routed_epoch();
   frame.resp = static_cast<uint8_t>(call->resp);
   frame.group = call->group.value();
   frame.local_read = call->policy.local;

@@ -409,6 +409,8 @@ class Coordinator final : public server::Router, public server::ClusterView {
     // sends it again, to the group its keys belong to then
     // (reroute_group_call).
     std::vector<std::string> keys;
+    // The epoch a member holds the call to (0: none, a call without keys).
+    uint64_t routed_epoch() const { return keys.empty() ? 0 : epoch; }
     server::DeferredReply done;
     std::chrono::steady_clock::time_point deadline;
     size_t attempt = 0;

@@ -64,17 +64,6 @@ bool replicated(const meta::Keyspace& k) {
   return replicated(k.spec);
 }
 
-// The keyspace that owns `prefix` in `map` apart from `name` (at least "default").
-const meta::Keyspace* owner_of_prefix(const meta::ClusterMap& map, std::string_view prefix,
-                                      std::string_view name) {
-  const meta::Keyspace* owner = nullptr;
-  for (const meta::Keyspace& k : map.keyspaces) {
-    if (k.spec.name == name || !prefix.starts_with(k.spec.key_prefix)) continue;
-    if (owner == nullptr || k.spec.key_prefix.size() > owner->spec.key_prefix.size()) owner = &k;
-  }
-  return owner;
-}
-
 // The refusal of a keyspace whose prefix holds keys that cannot move in.
 Status strands_keys(std::string_view name, uint64_t n, std::string_view prefix,
                     std::string_view from) {
@@ -109,7 +98,7 @@ Status Coordinator::finish_creating(const meta::ClusterMap& begun, const std::st
   if (k == nullptr || !k->creating) {
     return Status::InvalidArgument("keyspace '" + name + "' is not being created");
   }
-  const meta::Keyspace* from = owner_of_prefix(begun, k->spec.key_prefix, name);
+  const meta::Keyspace* from = meta::prefix_owner(begun, k->spec.key_prefix, name);
   if (from == nullptr) return Status::Internal("no keyspace owns the prefix of '" + name + "'");
   const std::string prefix = k->spec.key_prefix;
   const std::string from_name = from->spec.name;
@@ -313,7 +302,7 @@ void Coordinator::create_keyspace(meta::KeyspaceSpec spec, meta::RegisterClient&
   const auto refuse = [&](const Status& s) { out.error(routing_error(s)); };
   auto current = meta::fetch(client);
   if (!current.ok()) return refuse(current.status());
-  const meta::Keyspace* from = owner_of_prefix(*current, spec.key_prefix, spec.name);
+  const meta::Keyspace* from = meta::prefix_owner(*current, spec.key_prefix, spec.name);
   if (from != nullptr && (replicated(*from) || replicated(spec))) {
     // Keys do not move into or out of replica groups yet: such a keyspace
     // is created only over no keys. A single copy's are counted once here

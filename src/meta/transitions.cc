@@ -345,6 +345,16 @@ Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name) {
   return finish(map, std::move(next), fmt::format("drop keyspace '{}'", name));
 }
 
+const Keyspace* prefix_owner(const ClusterMap& map, std::string_view prefix,
+                             std::string_view except) {
+  const Keyspace* owner = nullptr;
+  for (const Keyspace& k : map.keyspaces) {
+    if (k.spec.name == except || !prefix.starts_with(k.spec.key_prefix)) continue;
+    if (owner == nullptr || k.spec.key_prefix.size() > owner->spec.key_prefix.size()) owner = &k;
+  }
+  return owner;
+}
+
 const Keyspace* change_under_way(const ClusterMap& map) {
   for (const Keyspace& k : map.keyspaces) {
     if (k.moving_from || k.dropping || k.creating) return &k;
@@ -374,17 +384,6 @@ Status refuse_while_changing(const ClusterMap& map, std::string_view what,
                                                  : "taking over its keys"));
 }
 
-// The keyspace that owned `k`'s prefix before it: the longest other prefix
-// that k's starts with (nullptr when there is none: no "default").
-const Keyspace* prefix_owner(const ClusterMap& map, const Keyspace& k) {
-  const Keyspace* from = nullptr;
-  for (const Keyspace& o : map.keyspaces) {
-    if (&o == &k || !k.spec.key_prefix.starts_with(o.spec.key_prefix)) continue;
-    if (from == nullptr || o.spec.key_prefix.size() > from->spec.key_prefix.size()) from = &o;
-  }
-  return from;
-}
-
 // Every shard of `k` gets `next`'s epoch as its configuration epoch: what it
 // holds changed, and its replica groups refuse what an older map routed.
 void restamp_shards(const ClusterMap& next, Keyspace& k) {
@@ -399,7 +398,7 @@ Status begin_create(ClusterMap& next, std::string_view name) {
   }
   Keyspace* k = find_keyspace(next, name);
   if (k == nullptr) return no_keyspace(name);
-  const Keyspace* owner = prefix_owner(next, *k);
+  const Keyspace* owner = prefix_owner(next, k->spec.key_prefix, name);
   if (owner == nullptr) return no_keyspace(kDefaultKeyspace);
   k->creating = true;
   Keyspace& from = *find_keyspace(next, owner->spec.name);
@@ -427,7 +426,7 @@ Status begin_adopt(ClusterMap& next, std::string_view name) {
   }
   Keyspace* k = find_keyspace(next, name);
   if (k == nullptr) return no_keyspace(name);
-  const Keyspace* from = prefix_owner(next, *k);
+  const Keyspace* from = prefix_owner(next, k->spec.key_prefix, name);
   if (from == nullptr) return no_keyspace(kDefaultKeyspace);
   k->moving_from = SourceLayout{from->spec.partitioner.split_points, from->shards,
                                 from->spec.partitioner.region_shards, from->spec.name};

@@ -99,6 +99,13 @@ Result<ClusterMap> drop_keyspace(const ClusterMap& map, std::string_view name);
 // (begin_drop, then drop_keyspace) are refused while any keyspace moves or is
 // being dropped, and a rebalance (begin_move) while one of them is under way.
 
+// The keyspace that owns keys under `prefix` in `map`, `except` apart: the one
+// with the longest prefix that `prefix` starts with ("default" at least;
+// nullptr in a map without it). With `except` a keyspace's name and `prefix`
+// its prefix: the keyspace that held its keys before it.
+const Keyspace* prefix_owner(const ClusterMap& map, std::string_view prefix,
+                             std::string_view except = {});
+
 // The keyspace whose move or drop is under way (nullptr: none).
 const Keyspace* change_under_way(const ClusterMap& map);
 

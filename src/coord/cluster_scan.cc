@@ -5,6 +5,7 @@
 
 #include "resp/value.h"
 #include "resp/writer.h"
+#include "server/record.h"
 
 namespace statekv::coord {
 
@@ -19,14 +20,21 @@ std::optional<uint64_t> parse_u64(std::string_view text) {
 
 }  // namespace
 
-std::vector<std::string> encode_page_request(const server::KeyPageRequest& request) {
-  return {std::string(kScanVerb),        request.after ? "1" : "0", request.after.value_or(""),
-          std::to_string(request.limit), request.pattern,           request.type};
+std::vector<std::string> encode_page_request(const server::KeyPageRequest& request,
+                                             std::string_view verb) {
+  return {std::string(verb),
+          request.after ? "1" : "0",
+          request.after.value_or(""),
+          std::to_string(request.limit),
+          request.pattern,
+          request.type};
 }
 
 Result<server::KeyPageRequest> decode_page_request(std::span<const std::string> argv) {
-  if (argv.size() != 6 || argv[0] != kScanVerb || (argv[1] != "0" && argv[1] != "1")) {
-    return Status::InvalidArgument("malformed " + std::string(kScanVerb) + " request");
+  if (argv.size() != 6 || (argv[0] != kScanVerb && argv[0] != kGroupScanVerb) ||
+      (argv[1] != "0" && argv[1] != "1")) {
+    return Status::InvalidArgument("malformed " +
+                                   (argv.empty() ? std::string(kScanVerb) : argv[0]) + " request");
   }
   const auto limit = parse_u64(argv[3]);
   if (!limit) return Status::InvalidArgument("malformed page size '" + argv[3] + "'");
@@ -78,16 +86,38 @@ Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes) 
   return page;
 }
 
-bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key) {
+bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key,
+                     std::string_view position) {
+  uint64_t scope = 0;
+  std::string_view unused;
+  // A replica group's record: the group's own page reports it.
+  if (!server::parse_data_key(position, &scope, &unused) || scope != 0) return false;
   const Route r = table.route(key);
   // A keyspace being created holds nothing yet: a key under its prefix is
   // one the keyspace that owned the prefix still holds, wherever it is
   // (keyspace_change.cc counts them so).
   if (r.keyspace->creating) return true;
+  // A consensus keyspace's keys are its groups' records; a copy outside
+  // them serves nothing.
   if (r.keyspace->spec.replication.kind == meta::Replication::kConsensus && !r.moving()) {
-    return std::find(r.owners.begin(), r.owners.end(), self) != r.owners.end();
+    return false;
   }
   return r.primary() == self;
+}
+
+std::vector<ScannedGroup> scanned_groups(const RoutingTable& table) {
+  std::vector<ScannedGroup> groups;
+  for (const meta::Keyspace& k : table.map().keyspaces) {
+    // A keyspace being created holds nothing yet, one being dropped is
+    // going with its groups.
+    if (k.spec.replication.kind != meta::Replication::kConsensus || k.creating || k.dropping) {
+      continue;
+    }
+    for (const meta::Shard& shard : k.shards) {
+      groups.push_back(ScannedGroup{&k, shard.id.value(), shard.owners});
+    }
+  }
+  return groups;
 }
 
 bool read_under_one_epoch(std::span<const NodeScanPage> pages, uint64_t epoch) {

@@ -38,11 +38,18 @@
 
 namespace statekv::coord {
 
-// The verb a router sends each node (over the peer transport) for one page.
+// The verb a router sends each node (over the peer transport) for one page of
+// the keys it keeps outside replica groups.
 inline constexpr std::string_view kScanVerb = "__scan";
+// The verb a router sends each replica group (a group call) for one page of
+// its records: served as a read of the group (its leader behind the ReadIndex
+// barrier, or a member at a weaker level), so that a key deleted through the
+// leader is not reported by a follower that has not applied the delete yet.
+inline constexpr std::string_view kGroupScanVerb = "__gscan";
 
-// argv of the verb: {"__scan", has_after ("0"/"1"), after, limit, pattern, type}.
-std::vector<std::string> encode_page_request(const server::KeyPageRequest& request);
+// argv of either verb: {verb, has_after ("0"/"1"), after, limit, pattern, type}.
+std::vector<std::string> encode_page_request(const server::KeyPageRequest& request,
+                                             std::string_view verb = kScanVerb);
 Result<server::KeyPageRequest> decode_page_request(std::span<const std::string> argv);
 
 // One node's answer: its page, and the epoch of its map before and after it
@@ -59,11 +66,23 @@ struct NodeScanPage {
 std::string encode_node_page(const NodeScanPage& page);
 Result<NodeScanPage> decode_node_page(NodeId node, std::string_view resp_bytes);
 
-// Whether `self` reports `key` in a scan under `table`: it serves the key (a
-// copy a move is bringing here, or one an abandoned move left, is not
-// reported). A replicated (consensus) key is reported by every member of its
-// group: the merge removes duplicates, and the scan goes on with a member down.
-bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key);
+// Whether `self` reports `key`, found at `position` (Store::position_of), in
+// its node page under `table`: a key it keeps outside replica groups and
+// serves (a copy a move is bringing here, or one an abandoned move left, is
+// not reported). A replica group's records are reported by the group's page
+// (kGroupScanVerb), never by a node's.
+bool reports_in_scan(const RoutingTable& table, NodeId self, std::string_view key,
+                     std::string_view position);
+
+// A replica group a cluster-wide scan asks for its page: every shard of each
+// consensus keyspace, less those being created (they hold nothing yet) or
+// dropped. `keyspace` points into the table's map.
+struct ScannedGroup {
+  const meta::Keyspace* keyspace;
+  uint32_t shard;
+  std::vector<NodeId> owners;
+};
+std::vector<ScannedGroup> scanned_groups(const RoutingTable& table);
 
 // True when every page was read under map epoch `epoch` and no map arrived
 // while it was read.

@@ -1,10 +1,15 @@
 #include "coord/cluster_scan.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <map>
 #include <random>
 #include <set>
+
+#include "meta/transitions.h"
+#include "partition/layout.h"
+#include "server/record.h"
 
 namespace statekv::coord {
 namespace {
@@ -91,6 +96,105 @@ TEST(ClusterScan, RequestAndPageRoundTrip) {
   EXPECT_EQ(decoded->epoch_after, 8u);
   EXPECT_FALSE(decode_node_page(NodeId(3), "-ERR no\r\n").ok());
   EXPECT_FALSE(decode_node_page(NodeId(3), ":1\r\n").ok());
+}
+
+TEST(ClusterScan, AGroupPageRequestNamesItsVerb) {
+  server::KeyPageRequest request;
+  request.limit = 5;
+  const auto argv = encode_page_request(request, kGroupScanVerb);
+  EXPECT_EQ(argv.front(), kGroupScanVerb);
+  auto back = decode_page_request(argv);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->limit, 5u);
+  EXPECT_FALSE(decode_page_request(std::vector<std::string>{"GET", "0", "", "1", "", ""}).ok());
+}
+
+// Three nodes; the default keyspace single-copy, `rep` (prefix r:)
+// consensus with factor 3, and `more` on top, placed as KEYSPACE CREATE does.
+meta::ClusterMap three_node_map() {
+  std::vector<meta::Member> members;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    meta::Member m;
+    m.id = NodeId(i);
+    m.address = fmt::format("10.0.0.{}:6379", i);
+    m.peer_address = fmt::format("10.0.0.{}:7000", i);
+    m.state = meta::MemberState::kActive;
+    members.push_back(std::move(m));
+  }
+  meta::ReplicationSpec one_owner;
+  one_owner.kind = meta::Replication::kNone;
+  one_owner.factor = 1;
+  auto map = meta::bootstrap("c1", members, one_owner);
+  EXPECT_TRUE(map.ok()) << map.status().to_string();
+  meta::KeyspaceSpec rep;
+  rep.name = "rep";
+  rep.key_prefix = "r:";
+  rep.partitioner.kind = meta::Partitioner::kHash;
+  rep.partitioner.shards = 3;
+  rep.replication.kind = meta::Replication::kConsensus;
+  rep.replication.factor = 3;
+  map = partition::create_placed_keyspace(*map, rep);
+  EXPECT_TRUE(map.ok()) << map.status().to_string();
+  return std::move(map).value();
+}
+
+std::shared_ptr<const RoutingTable> table_of(meta::ClusterMap map) {
+  auto t = RoutingTable::build(std::make_shared<const meta::ClusterMap>(std::move(map)));
+  EXPECT_TRUE(t.ok()) << t.status().to_string();
+  return std::move(t).value();
+}
+
+std::string position(uint64_t scope, std::string_view key) {
+  std::string out;
+  server::data_key(scope, key, &out);
+  return out;
+}
+
+// A node reports only what it keeps outside replica groups and serves: a
+// group's records come from the group's own page, read where a read of its
+// keys runs (a follower that has not applied a delete reports nothing).
+TEST(ClusterScan, NodePagesLeaveReplicaGroupsRecordsToTheGroups) {
+  auto t = table_of(three_node_map());
+  const std::string plain = "user:1";
+  const NodeId owner = t->route(plain).primary();
+  for (uint64_t n = 1; n <= 3; ++n) {
+    EXPECT_EQ(reports_in_scan(*t, NodeId(n), plain, position(0, plain)), NodeId(n) == owner)
+        << "node " << n;
+    // A group's record, and a stray copy of a consensus key outside its group.
+    EXPECT_FALSE(reports_in_scan(*t, NodeId(n), "r:1", position(42, "r:1")));
+    EXPECT_FALSE(reports_in_scan(*t, NodeId(n), "r:1", position(0, "r:1")));
+  }
+  EXPECT_FALSE(reports_in_scan(*t, owner, plain, "not a position"));
+}
+
+TEST(ClusterScan, EveryShardOfAConsensusKeyspaceIsScannedAsItsGroup) {
+  meta::ClusterMap map = three_node_map();
+  auto t = table_of(map);
+  auto groups = scanned_groups(*t);
+  ASSERT_EQ(groups.size(), 3u);  // rep's shards; default is single-copy
+  std::set<uint32_t> shards;
+  for (const ScannedGroup& g : groups) {
+    EXPECT_EQ(g.keyspace->spec.name, "rep");
+    EXPECT_EQ(g.owners.size(), 3u);
+    shards.insert(g.shard);
+  }
+  EXPECT_EQ(shards, (std::set<uint32_t>{0, 1, 2}));
+
+  // A consensus keyspace being created over part of rep's prefix holds
+  // nothing yet: rep's groups hold those keys, and only they are asked.
+  meta::KeyspaceSpec sub = t->map().find_keyspace("rep")->spec;
+  sub.name = "sub";
+  sub.key_prefix = "r:sub:";
+  auto created = partition::create_placed_keyspace(map, sub);
+  ASSERT_TRUE(created.ok()) << created.status().to_string();
+  ASSERT_TRUE(meta::begin_create(*created, "sub").ok());
+  auto creating = table_of(*created);
+  groups = scanned_groups(*creating);
+  ASSERT_EQ(groups.size(), 3u);
+  for (const ScannedGroup& g : groups) EXPECT_EQ(g.keyspace->spec.name, "rep");
+  auto finished = meta::finish_create(*created, "sub");
+  ASSERT_TRUE(finished.ok()) << finished.status().to_string();
+  EXPECT_EQ(scanned_groups(*table_of(*finished)).size(), 6u);
 }
 
 // A node's page, as server/key_page.h computes it, over an ordered key set.

@@ -667,14 +667,14 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         finish_on_router_pool(session, {argv.begin(), argv.end()}, 0, session.defer());
         return Decision::kHandled;
       }
-      if (name == "scan") return scan(argv, out);
-      if (name == "keys") return list_keys(argv, out);
+      if (name == "scan") return scan(session, argv, out);
+      if (name == "keys") return list_keys(session, argv, out);
       if (name == "dbsize" && replicated) {
-        // Every member of a group holds its keys: count each key once, at
-        // the node that reports it in a scan.
+        // Every member of a group holds its keys: count each key once, as a
+        // scan reports it (a group's keys by the group, at its read level).
         server::KeyPageRequest request;
         request.pattern = "*";
-        auto merged = scan_cluster(request);
+        auto merged = scan_cluster(request, &session);
         if (!merged.ok()) {
           out.error((merged.status().code() == Status::Code::kBusy ? "TRYAGAIN " : "CLUSTERDOWN ") +
                     merged.status().message());
@@ -768,49 +768,12 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         call->track_client = session.id;
       }
       if (session.track_write) call->write_client = session.id;
-      // Consistency per request: below linearizable, a read may be served by
-      // any member that has applied what this session observed.
-      const server::SessionConsistency& asked = session.effective_consistency();
-      const server::ReadLevel level =
-          asked.level ? *asked.level
-                      : static_cast<server::ReadLevel>(first.keyspace->spec.consistency);
-      // Causal: a session's causes may live in other groups (it read a value
-      // written after a write elsewhere), which per-group positions do not
-      // cover, so causal reads are served where every cause is: the leader.
       const bool read_only = (spec.flags & server::kReadonly) != 0;
       call->write = !read_only;
-      if (read_only && level != server::ReadLevel::kLinearizable &&
-          level != server::ReadLevel::kCausal) {
-        call->policy.local = true;
-        call->policy.min_index = level == server::ReadLevel::kEventual
-                                     ? 0
-                                     : session.positions->at(call->group.value());
-        call->policy.max_staleness_ms = asked.max_staleness_ms;
-      }
-      // Under partition (this node reaches no majority of the group): `cp`
-      // refuses at once what the group cannot serve here; `ap` serves reads
-      // from this node's replica at eventual and refuses writes.
-      const size_t reachable = node_.reachable(first.owners);
-      if (reachable < first.owners.size() / 2 + 1 && !call->policy.local) {
-        const bool ap =
-            first.keyspace->spec.partition_mode == meta::PartitionMode::kAvailability;
-        const std::string where = fmt::format(
-            "this node reaches {} of the {} replicas of shard {} of keyspace '{}', not a "
-            "majority",
-            reachable, first.owners.size(), first.shard, first.keyspace->spec.name);
-        if (ap && read_only && groups->hosts(call->group)) {
-          ++partition_degraded_reads_;
-          call->policy.local = true;
-          call->policy.min_index = 0;
-          call->policy.max_staleness_ms = 0;
-        } else {
-          ++partition_refused_;
-          out.error("CLUSTERDOWN partition: " + where +
-                    (ap ? "; writes need a majority (PARTITION-MODE availability serves reads "
-                          "here at eventual)"
-                        : "; the keyspace chooses consistency (PARTITION-MODE consistency)"));
-          return Decision::kHandled;
-        }
+      if (auto refused = place_group_read(&session, *first.keyspace, first.shard, first.owners,
+                                          call->group, read_only, *groups, &call->policy)) {
+        out.error(*refused);
+        return Decision::kHandled;
       }
       if (session.defer) {
         session.route_owner = 0;  // nothing goes into a stream behind it
@@ -1242,6 +1205,50 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
 }
 
 // ------------------------------------------------------------ replica groups
+
+std::optional<std::string> Coordinator::place_group_read(
+    const Session* session, const meta::Keyspace& keyspace, uint32_t shard,
+    const std::vector<NodeId>& owners, GroupId group, bool read_only, const ReplicaGroups& groups,
+    ReadPolicy* policy) {
+  // Consistency per request: below linearizable, a read may be served by
+  // any member that has applied what this session observed.
+  const server::SessionConsistency none;
+  const server::SessionConsistency& asked =
+      session != nullptr ? session->effective_consistency() : none;
+  const server::ReadLevel level =
+      asked.level ? *asked.level : static_cast<server::ReadLevel>(keyspace.spec.consistency);
+  // Causal: a session's causes may live in other groups (it read a value
+  // written after a write elsewhere), which per-group positions do not
+  // cover, so causal reads are served where every cause is: the leader.
+  if (read_only && level != server::ReadLevel::kLinearizable &&
+      level != server::ReadLevel::kCausal) {
+    policy->local = true;
+    policy->min_index = level == server::ReadLevel::kEventual || session == nullptr
+                            ? 0
+                            : session->positions->at(group.value());
+    policy->max_staleness_ms = asked.max_staleness_ms;
+  }
+  // Under partition (this node reaches no majority of the group): `cp`
+  // refuses at once what the group cannot serve here; `ap` serves reads
+  // from this node's replica at eventual and refuses writes.
+  const size_t reachable = node_.reachable(owners);
+  if (reachable >= owners.size() / 2 + 1 || policy->local) return std::nullopt;
+  const bool ap = keyspace.spec.partition_mode == meta::PartitionMode::kAvailability;
+  if (ap && read_only && groups.hosts(group)) {
+    ++partition_degraded_reads_;
+    policy->local = true;
+    policy->min_index = 0;
+    policy->max_staleness_ms = 0;
+    return std::nullopt;
+  }
+  ++partition_refused_;
+  return fmt::format(
+      "CLUSTERDOWN partition: this node reaches {} of the {} replicas of shard {} of keyspace "
+      "'{}', not a majority{}",
+      reachable, owners.size(), shard, keyspace.spec.name,
+      ap ? "; writes need a majority (PARTITION-MODE availability serves reads here at eventual)"
+         : "; the keyspace chooses consistency (PARTITION-MODE consistency)");
+}
 
 void Coordinator::hand_over_leadership(std::chrono::milliseconds limit) {
   if (auto g = groups()) {
@@ -1836,7 +1843,7 @@ NodeScanPage Coordinator::local_scan_page(const server::KeyPageRequest& request)
   page.page.last = std::move(read->last);
   // Only keys this node serves: not copies a move is bringing here.
   for (size_t i = 0; i < read->keys.size(); ++i) {
-    if (!reports_in_scan(*after, options_.self, read->keys[i])) continue;
+    if (!reports_in_scan(*after, options_.self, read->keys[i], read->positions[i])) continue;
     page.page.keys.push_back(std::move(read->keys[i]));
     page.page.positions.push_back(std::move(read->positions[i]));
   }
@@ -1872,7 +1879,70 @@ std::vector<Result<net::ForwardReplyFrame>> Coordinator::call_all(
   return std::move(g->replies);
 }
 
-Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& request) {
+Result<std::vector<NodeScanPage>> Coordinator::scan_groups(const server::KeyPageRequest& request,
+                                                           const server::Session* session,
+                                                           const RoutingTable& table) {
+  const std::vector<ScannedGroup> scanned = scanned_groups(table);
+  std::vector<NodeScanPage> pages;
+  if (scanned.empty()) return pages;
+  auto groups = this->groups();
+  if (!groups) return Status::Unavailable("this node does not serve replicated keyspaces");
+  struct Gather {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+    std::vector<std::string> replies;
+  };
+  auto gather = std::make_shared<Gather>();
+  std::vector<std::shared_ptr<GroupCall>> calls;
+  for (size_t i = 0; i < scanned.size(); ++i) {
+    const ScannedGroup& sg = scanned[i];
+    auto call = std::make_shared<GroupCall>();
+    call->group = ReplicaGroups::group_id(sg.keyspace->spec.name, sg.shard);
+    call->members = sg.owners;
+    call->epoch = table.epoch().value();
+    call->argv = encode_page_request(request, kGroupScanVerb);
+    call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+    if (session != nullptr) call->positions = session->positions;
+    if (auto refused = place_group_read(session, *sg.keyspace, sg.shard, sg.owners, call->group,
+                                        /*read_only=*/true, *groups, &call->policy)) {
+      return Status::Unavailable(refused->substr(refused->find(' ') + 1));
+    }
+    call->done = [gather, i](std::string reply, storage::Sequence) {
+      std::lock_guard<std::mutex> lock(gather->mu);
+      gather->replies[i] = std::move(reply);
+      if (--gather->left == 0) gather->cv.notify_all();
+    };
+    calls.push_back(std::move(call));
+  }
+  gather->left = calls.size();
+  gather->replies.resize(calls.size());
+  for (const auto& call : calls) send_group_call(call, NodeId());
+  HeldPosts::flush();  // this thread waits: what it holds must leave first
+  {
+    std::unique_lock<std::mutex> lock(gather->mu);
+    gather->cv.wait(lock, [&] { return gather->left == 0; });  // every call has a deadline
+  }
+  for (size_t i = 0; i < scanned.size(); ++i) {
+    auto page = decode_node_page(options_.self, gather->replies[i]);
+    if (!page.ok()) {
+      std::string why = page.status().message();
+      // The group's own refusal starts with its code (CLUSTERDOWN, TRYAGAIN ...).
+      if (page.status().code() == Status::Code::kUnavailable) why = why.substr(why.find(' ') + 1);
+      return Status::Unavailable(fmt::format("shard {} of keyspace '{}' did not answer: {}",
+                                             scanned[i].shard, scanned[i].keyspace->spec.name,
+                                             why));
+    }
+    // A group's records stay in its scope whatever the map does: its page
+    // holds under any epoch.
+    page->epoch_before = page->epoch_after = table.epoch().value();
+    pages.push_back(std::move(page).value());
+  }
+  return pages;
+}
+
+Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& request,
+                                             const server::Session* session) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     auto table = this->table();
     if (!table) return Status::Unavailable("the cluster map is not known yet");
@@ -1888,40 +1958,34 @@ Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& reque
     if (std::binary_search(table->holders().begin(), table->holders().end(), options_.self)) {
       pages.push_back(local_scan_page(request));
     }
-    std::vector<NodeId> answered{options_.self};
-    std::vector<std::pair<NodeId, Status>> failed;
     for (size_t i = 0; i < calls.size(); ++i) {
       if (!replies[i].ok() || !replies[i]->status.ok()) {
-        failed.emplace_back(calls[i].first,
-                            !replies[i].ok() ? replies[i].status() : replies[i]->status);
+        // Tolerable only when the node owns nothing but replica groups'
+        // shards, which their own pages report.
+        const NodeId node = calls[i].first;
+        for (const meta::Keyspace& k : table->map().keyspaces) {
+          const bool in_groups =
+              k.spec.replication.kind == meta::Replication::kConsensus && !k.moving_from;
+          for (const meta::Shard& shard : k.shards) {
+            if (!in_groups &&
+                std::find(shard.owners.begin(), shard.owners.end(), node) != shard.owners.end()) {
+              return !replies[i].ok() ? replies[i].status() : replies[i]->status;
+            }
+          }
+        }
         continue;
       }
       auto page = decode_node_page(calls[i].first, replies[i]->reply);
       if (!page.ok()) return page.status();
       pages.push_back(std::move(page).value());
-      answered.push_back(calls[i].first);
     }
-    // A node that did not answer is tolerable only when every shard it owns
-    // is a replica group with a member that answered (every member reports
-    // its group's keys, and the leader, which applied every acknowledged
-    // write, is among a majority).
-    for (const auto& [node, status] : failed) {
-      for (const meta::Keyspace& k : table->map().keyspaces) {
-        for (const meta::Shard& shard : k.shards) {
-          if (std::find(shard.owners.begin(), shard.owners.end(), node) == shard.owners.end()) {
-            continue;
-          }
-          const bool covered =
-              k.spec.replication.kind == meta::Replication::kConsensus && !k.moving_from &&
-              std::any_of(shard.owners.begin(), shard.owners.end(), [&](NodeId o) {
-                return o != node &&
-                       std::find(answered.begin(), answered.end(), o) != answered.end();
-              });
-          if (!covered) return status;
-        }
-      }
+    auto group_pages = scan_groups(request, session, *table);
+    if (!group_pages.ok()) return group_pages.status();
+    if (read_under_one_epoch(pages, table->epoch().value())) {
+      pages.insert(pages.end(), std::make_move_iterator(group_pages->begin()),
+                   std::make_move_iterator(group_pages->end()));
+      return merge_pages(pages);
     }
-    if (read_under_one_epoch(pages, table->epoch().value())) return merge_pages(pages);
     // Some node read its keys under another map: catch up and read again.
     const uint64_t newest = newest_epoch(pages);
     wait_for_epoch(std::max(newest, table->epoch().value() + 1));
@@ -1929,7 +1993,8 @@ Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& reque
   return Status::Busy("the cluster map kept changing during the scan; try again");
 }
 
-server::Router::Decision Coordinator::scan(std::span<const std::string_view> argv,
+server::Router::Decision Coordinator::scan(const Session& session,
+                                           std::span<const std::string_view> argv,
                                            resp::Writer& out) {
   auto cursor = server::parse_cursor(argv[1]);
   if (!cursor) {
@@ -1949,7 +2014,7 @@ server::Router::Decision Coordinator::scan(std::span<const std::string_view> arg
       return Decision::kHandled;
     }
   }
-  auto merged = scan_cluster(*request);
+  auto merged = scan_cluster(*request, &session);
   if (!merged.ok()) {
     out.error((merged.status().code() == Status::Code::kBusy ? "TRYAGAIN " : "CLUSTERDOWN ") +
               merged.status().message());
@@ -1962,11 +2027,12 @@ server::Router::Decision Coordinator::scan(std::span<const std::string_view> arg
   return Decision::kHandled;
 }
 
-server::Router::Decision Coordinator::list_keys(std::span<const std::string_view> argv,
+server::Router::Decision Coordinator::list_keys(const Session& session,
+                                                std::span<const std::string_view> argv,
                                                 resp::Writer& out) {
   server::KeyPageRequest request;
   request.pattern = std::string(argv[1]);  // limit 0: each node's whole key set
-  auto merged = scan_cluster(request);
+  auto merged = scan_cluster(request, &session);
   if (!merged.ok()) {
     out.error((merged.status().code() == Status::Code::kBusy ? "TRYAGAIN " : "CLUSTERDOWN ") +
               merged.status().message());

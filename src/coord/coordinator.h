@@ -323,13 +323,22 @@ class Coordinator final : public server::Router, public server::ClusterView {
   Decision fan_out_all(server::Session& session, std::string_view name,
                        std::span<const std::string_view> argv, const RoutingTable& table,
                        resp::Writer& out, storage::Sequence* seq);
-  Decision scan(std::span<const std::string_view> argv, resp::Writer& out);
+  Decision scan(const server::Session& session, std::span<const std::string_view> argv,
+                resp::Writer& out);
   // Hands a PUBLISH to every other member of the map, without waiting.
   void broadcast_publish(std::string_view channel, std::string_view message);
-  Decision list_keys(std::span<const std::string_view> argv, resp::Writer& out);
-  // One merged page over every node holding data, read under one map epoch
-  // (cluster_scan.h); Busy when the map kept changing.
-  Result<MergedPage> scan_cluster(const server::KeyPageRequest& request);
+  Decision list_keys(const server::Session& session, std::span<const std::string_view> argv,
+                     resp::Writer& out);
+  // One merged page over every node holding data, read under one map epoch,
+  // and every replica group, each read where `session`'s level (or, without
+  // one, its keyspace's) says (cluster_scan.h); Busy when the map kept
+  // changing, Unavailable when a node or group did not answer.
+  Result<MergedPage> scan_cluster(const server::KeyPageRequest& request,
+                                  const server::Session* session = nullptr);
+  // The replica groups' pages (kGroupScanVerb), all asked at once.
+  Result<std::vector<NodeScanPage>> scan_groups(const server::KeyPageRequest& request,
+                                                const server::Session* session,
+                                                const RoutingTable& table);
   // This node's page, for scan_cluster here or on another node.
   NodeScanPage local_scan_page(const server::KeyPageRequest& request);
   // Runs each frame on its node (all at once) and waits for every reply.
@@ -446,6 +455,17 @@ class Coordinator final : public server::Router, public server::ClusterView {
     bool count_if_forwarded = false;
   };
   void send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint);
+  // Where a command of `group` (shard `shard` of `keyspace`, on `owners`)
+  // runs: a read below linearizable at a member (*policy, by the session's
+  // level, or the keyspace's without a session), anything else at the
+  // leader. Under partition (no majority of owners reachable) a `cp`
+  // keyspace's command is refused here, an `ap` one's read served by this
+  // node's replica at eventual: nullopt, or the refusal to answer with.
+  std::optional<std::string> place_group_read(const server::Session* session,
+                                              const meta::Keyspace& keyspace, uint32_t shard,
+                                              const std::vector<NodeId>& owners, GroupId group,
+                                              bool read_only, const ReplicaGroups& groups,
+                                              ReadPolicy* policy);
   // A member refused `call` as a stale route: on the router pool, once this
   // node's map is newer than the call's, sends it again to its group's
   // members then, or answers TRYAGAIN (it did not run) when its keys belong

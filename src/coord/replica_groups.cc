@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "coord/cluster_scan.h"
 #include "coord/leader_balance.h"
 #include "coord/routing_errors.h"
 #include "coord/shard_snapshot.h"
@@ -382,6 +383,9 @@ class ReplicaGroups::Impl {
   // captures the erase of those expired (*effects); sets p.reply when nothing
   // is to be proposed. False when it finished the request (an error).
   bool watch_keys(ReplicaGroup& g, uint64_t id, std::vector<std::string>* effects);
+  // kGroupScanVerb: the page of the group's own records its argv asks for,
+  // read from what this member applied (coord/cluster_scan.h).
+  std::string scan_page(const ReplicaGroup& g, const std::vector<std::string>& argv);
   static std::string watch_reply(uint64_t index, const std::vector<int64_t>& ttls);
   // kGroupExecVerb on the leader, with nothing in flight: whether a watched
   // key changed since it was watched. InvalidArgument when malformed.
@@ -1629,7 +1633,7 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
       }
       publish_status(*g);
     }
-    if (policy.local) {
+    if (policy.local && !(!argv.empty() && argv[0] == kGroupScanVerb)) {
       const server::CommandSpec* spec = spec_of(argv);
       if (spec == nullptr || (spec->flags & server::kReadonly) == 0) {
         done(GroupReply{Status::InvalidArgument("only a read-only command may be served below "
@@ -1921,7 +1925,9 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
     }
   }
   std::vector<std::string> effects;  // a lazy erase of an expired key: not ours to propose
-  std::string reply = run_captured(g->id.value(), p.resp, p.argv, &effects);
+  std::string reply = !p.argv.empty() && p.argv[0] == kGroupScanVerb
+                          ? scan_page(*g, p.argv)
+                          : run_captured(g->id.value(), p.resp, p.argv, &effects);
   g->counters->reads_local.fetch_add(1, std::memory_order_relaxed);
   finish(id, GroupReply{Status::OK(), std::move(reply), {}, g->state_index()});
 }
@@ -1980,6 +1986,19 @@ bool ReplicaGroups::Impl::watch_keys(ReplicaGroup& g, uint64_t id,
   run_captured(g.id.value(), p.resp, exists, effects);
   if (effects->empty()) p.reply = watch_reply(g.raft->applied_index().value(), p.watch_ttls);
   return true;
+}
+
+std::string ReplicaGroups::Impl::scan_page(const ReplicaGroup& g,
+                                           const std::vector<std::string>& argv) {
+  auto request = decode_page_request(argv);
+  if (!request.ok()) return "-ERR " + request.status().message() + "\r\n";
+  server::ScopePin pin(g.id.value());  // positions in the group's scope (Store::position_of)
+  auto page = server::scan_key_page(store_, *request, server::unix_time_ms(), g.id.value());
+  if (!page.ok()) return "-ERR " + page.status().message() + "\r\n";
+  NodeScanPage reply;
+  reply.node = options_.self;
+  reply.page = std::move(page).value();
+  return encode_node_page(reply);
 }
 
 std::string ReplicaGroups::Impl::watch_reply(uint64_t index, const std::vector<int64_t>& ttls) {
@@ -2151,6 +2170,8 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   } else if (!p.argv.empty() && p.argv[0] == kGroupWatchVerb) {
     if (!watch_keys(*g, id, &effects)) return;
     out = p.reply;
+  } else if (!p.argv.empty() && p.argv[0] == kGroupScanVerb) {
+    out = scan_page(*g, p.argv);
   } else if (!p.argv.empty() && p.argv[0] == kGroupExecVerb) {
     auto changed = watched_changed(*g, p.argv);
     if (!changed.ok()) {

@@ -20,7 +20,8 @@ std::string prefix_end(std::string_view prefix) {
   return end;
 }
 
-Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms) {
+Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms,
+                              std::optional<uint64_t> within_scope) {
   const bool match_all = request.pattern.empty() || request.pattern == "*";
   // TYPE names one of the types a record carries (an unknown name matches
   // nothing, as in Redis 7.0).
@@ -39,7 +40,7 @@ Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64
         }
         return true;
       },
-      &page.last, &examined);
+      &page.last, &examined, within_scope);
   if (!s.ok()) return s;
   // The store examines fewer than `limit` records only when it reached the end.
   page.end = request.limit == 0 || examined < request.limit;

@@ -44,7 +44,10 @@ struct KeyPage {
   bool end = false;
 };
 
-Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms);
+// With within_scope: the page of that scope's keys alone (Store::scan), a
+// replica group's part of a cluster-wide walk.
+Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms,
+                              std::optional<uint64_t> within_scope = std::nullopt);
 
 // SCAN's options after the cursor (argv[2..]: COUNT n, MATCH p, TYPE t; COUNT
 // defaults to 10). InvalidArgument carries the Redis error text to reply with.

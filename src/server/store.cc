@@ -881,10 +881,17 @@ Result<size_t> Store::expire_cycle(int64_t now, size_t max_keys, const EraseExpi
 }
 
 Status Store::scan(std::string_view after, std::string_view prefix, size_t limit, int64_t now,
-                   const KeyVisitor& visit, std::string* last, size_t* examined) {
+                   const KeyVisitor& visit, std::string* last, size_t* examined,
+                   std::optional<uint64_t> within_scope) {
   // Positions are record keys: the scoped family ("D", scope by scope), then
-  // scope 0's ("d").
-  const std::string scoped_end(1, kScopedDataPrefix + 1);
+  // scope 0's ("d"). Within one scope: that scope's range of the family.
+  std::string scoped_end(1, kScopedDataPrefix + 1);
+  std::string scope_begin;
+  if (within_scope) {
+    if (*within_scope == 0) return Status::InvalidArgument("scan within scope 0: scan it all");
+    scope_prefix(*within_scope, &scope_begin);
+    scope_end(*within_scope, &scoped_end);
+  }
   const std::string plain_begin(1, kDataPrefix);
   const std::string plain_end(1, kDataPrefix + 1);
   std::string at;
@@ -906,7 +913,10 @@ Status Store::scan(std::string_view after, std::string_view prefix, size_t limit
     const bool scoped = at < scoped_end;
     if (scoped) {
       if (at < std::string_view(&kScopedDataPrefix, 1)) at.assign(1, kScopedDataPrefix);
+      if (within_scope && at < scope_begin) at = scope_begin;
       range_end = scoped_end;
+    } else if (within_scope) {
+      break;  // past the scope
     } else if (at < plain_end) {
       if (at < plain_begin) at = plain_begin;
       range_end = plain_end;

@@ -305,10 +305,12 @@ class Store {
   // false to stop. Views are valid only during the call. Reports the position
   // of the last record examined through *last (so a caller can resume after
   // it) and how many were examined through *examined: fewer than limit only
-  // when the walk reached its end.
+  // when the walk reached its end. With within_scope (not 0), the walk keeps
+  // to that scope's records: a replica group's page of a cluster-wide SCAN.
   using KeyVisitor = std::function<bool(std::string_view key, const RecordView& rec)>;
   Status scan(std::string_view after, std::string_view prefix, size_t limit, int64_t now,
-              const KeyVisitor& visit, std::string* last = nullptr, size_t* examined = nullptr);
+              const KeyVisitor& visit, std::string* last = nullptr, size_t* examined = nullptr,
+              std::optional<uint64_t> within_scope = std::nullopt);
   // key's position in the walk (scan).
   std::string position_of(std::string_view key) const;
   // The records of one scope (not 0) from key `start` on, in key order, expired

@@ -204,7 +204,9 @@ std::vector<std::string> scope_keys(Store& store, uint64_t scope, std::string_vi
 }
 
 std::vector<std::string> scanned(Store& store, std::string_view after, std::string_view prefix,
-                                 size_t limit, std::string* last = nullptr) {
+                                 size_t limit, std::string* last = nullptr,
+                                 std::optional<uint64_t> within_scope = std::nullopt,
+                                 size_t* examined = nullptr) {
   std::vector<std::string> keys;
   EXPECT_TRUE(store
                   .scan(
@@ -213,7 +215,7 @@ std::vector<std::string> scanned(Store& store, std::string_view after, std::stri
                         keys.emplace_back(k);
                         return true;
                       },
-                      last)
+                      last, examined, within_scope)
                   .ok());
   return keys;
 }
@@ -301,6 +303,27 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
     m.effects.push_back({replication::Effect::Kind::kErase, key, {}, 0});
     ASSERT_TRUE(store.apply(m).ok());
   }
+
+  // The walk within one scope (a replica group's page): from wherever
+  // `after` is, only that scope's keys, and the end once past them.
+  EXPECT_EQ(scanned(store, {}, {}, 0, nullptr, 9), (std::vector<std::string>{"a2", "b2"}));
+  EXPECT_EQ(scanned(store, {}, "b", 0, nullptr, 7), (std::vector<std::string>{"b1", "b3"}));
+  size_t examined = 0;
+  EXPECT_EQ(scanned(store, {}, {}, 3, &last, 7, &examined),
+            (std::vector<std::string>{"a1", "a3", "b1"}));
+  EXPECT_EQ(examined, 3u);
+  EXPECT_EQ(scanned(store, last, {}, 3, &last, 7, &examined), (std::vector<std::string>{"b3"}));
+  EXPECT_EQ(examined, 1u);  // fewer than asked: the scope's end
+  EXPECT_EQ(scanned(store, store.position_of("b3"), {}, 3, nullptr, 9),
+            (std::vector<std::string>{"a2", "b2"}));  // after scope 7: all of 9
+  EXPECT_EQ(scanned(store, store.position_of("c1"), {}, 3, nullptr, 9, &examined),
+            (std::vector<std::string>{}));  // past scope 9: nothing, at once
+  EXPECT_EQ(examined, 0u);
+  EXPECT_FALSE(
+      store
+          .scan(
+              {}, {}, 0, unix_time_ms(), [](auto, auto&) { return true; }, nullptr, nullptr, 0)
+          .ok());
 
   EXPECT_EQ(scope_keys(store, 7), (std::vector<std::string>{"a1", "a3", "b1", "b3"}));
   EXPECT_EQ(scope_keys(store, 7, "a2", 1), (std::vector<std::string>{"a3"}));

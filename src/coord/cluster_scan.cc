@@ -20,6 +20,31 @@ std::optional<uint64_t> parse_u64(std::string_view text) {
 
 }  // namespace
 
+std::string encode_key_counts(const server::Store::KeyCounts& counts) {
+  std::string out;
+  resp::Writer w(&out, 2);
+  w.array(2);
+  w.integer(static_cast<int64_t>(counts.keys));
+  w.integer(static_cast<int64_t>(counts.expires));
+  return out;
+}
+
+Result<server::Store::KeyCounts> decode_key_counts(std::string_view resp_bytes) {
+  resp::Value v;
+  if (resp::parse_value(resp_bytes, v).status != resp::ParseStatus::kComplete) {
+    return Status::Corruption("unreadable key counts");
+  }
+  if (v.type == resp::Value::Type::kError) return Status::Unavailable(v.str);
+  if (v.type != resp::Value::Type::kArray || v.elements.size() != 2 ||
+      v.elements[0].type != resp::Value::Type::kInteger ||
+      v.elements[1].type != resp::Value::Type::kInteger || v.elements[0].integer < 0 ||
+      v.elements[1].integer < 0) {
+    return Status::Corruption("unreadable key counts");
+  }
+  return server::Store::KeyCounts{static_cast<uint64_t>(v.elements[0].integer),
+                                  static_cast<uint64_t>(v.elements[1].integer)};
+}
+
 std::vector<std::string> encode_page_request(const server::KeyPageRequest& request,
                                              std::string_view verb) {
   return {std::string(verb),
@@ -114,7 +139,7 @@ std::vector<ScannedGroup> scanned_groups(const RoutingTable& table) {
       continue;
     }
     for (const meta::Shard& shard : k.shards) {
-      groups.push_back(ScannedGroup{&k, shard.id.value(), shard.owners});
+      groups.push_back(ScannedGroup{&k, static_cast<uint32_t>(shard.id.value()), shard.owners});
     }
   }
   return groups;

@@ -35,6 +35,7 @@
 #include "core/ids.h"
 #include "core/status.h"
 #include "server/key_page.h"
+#include "server/store.h"
 
 namespace statekv::coord {
 
@@ -46,6 +47,16 @@ inline constexpr std::string_view kScanVerb = "__scan";
 // barrier, or a member at a weaker level), so that a key deleted through the
 // leader is not reported by a follower that has not applied the delete yet.
 inline constexpr std::string_view kGroupScanVerb = "__gscan";
+
+// What DBSIZE and INFO keyspace add up: each node's count of the keys it
+// keeps outside replica groups (kCountVerb, a node verb), and each replica
+// group's of its records (kGroupCountVerb, a read of the group, as
+// kGroupScanVerb). Both answer encode_key_counts: [keys, expires].
+inline constexpr std::string_view kCountVerb = "__count";
+inline constexpr std::string_view kGroupCountVerb = "__gcount";
+std::string encode_key_counts(const server::Store::KeyCounts& counts);
+// Corruption on anything else; an error reply as Unavailable with its text.
+Result<server::Store::KeyCounts> decode_key_counts(std::string_view resp_bytes);
 
 // argv of either verb: {verb, has_after ("0"/"1"), after, limit, pattern, type}.
 std::vector<std::string> encode_page_request(const server::KeyPageRequest& request,

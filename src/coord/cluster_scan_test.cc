@@ -109,6 +109,18 @@ TEST(ClusterScan, AGroupPageRequestNamesItsVerb) {
   EXPECT_FALSE(decode_page_request(std::vector<std::string>{"GET", "0", "", "1", "", ""}).ok());
 }
 
+TEST(ClusterScan, KeyCountsRoundTrip) {
+  auto back = decode_key_counts(encode_key_counts({.keys = 12, .expires = 3}));
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->keys, 12u);
+  EXPECT_EQ(back->expires, 3u);
+  auto refused = decode_key_counts("-CLUSTERDOWN no leader\r\n");
+  EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable);
+  EXPECT_EQ(refused.status().message(), "CLUSTERDOWN no leader");
+  EXPECT_EQ(decode_key_counts(":1\r\n").status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(decode_key_counts("*2\r\n:1\r\n:-1\r\n").status().code(), Status::Code::kCorruption);
+}
+
 // Three nodes; the default keyspace single-copy, `rep` (prefix r:)
 // consensus with factor 3, and `more` on top, placed as KEYSPACE CREATE does.
 meta::ClusterMap three_node_map() {

@@ -665,32 +665,13 @@ std::string Coordinator::info_keyspace() {
     if (resp::parse_value(reply, v).status == resp::ParseStatus::kComplete) own_info = v.str;
   }
   const auto [own_keys, own_expires] = db0_counts(own_info);
-  // db0 as DBSIZE counts it: every holder's own db0 added up (a routed INFO
-  // keyspace is node-local too).
+  // db0 as DBSIZE counts it: each key once (count_cluster_keys).
   std::string out;
-  if (auto table = this->table()) {
-    uint64_t keys = own_keys, expires = own_expires;
-    std::string error;
-    for (NodeId node : table->holders()) {
-      if (node == options_.self) continue;
-      storage::Sequence seq = 0;
-      auto reply = run_on(node, {"INFO", "keyspace"}, 2, *table, &seq);
-      resp::Value v;
-      if (!reply.ok() || resp::parse_value(*reply, v).status != resp::ParseStatus::kComplete ||
-          v.type == resp::Value::Type::kError) {
-        error = "node " + std::to_string(node.value()) + ": " +
-                (reply.ok() ? v.str : reply.status().message());
-        break;
-      }
-      const auto [k, e] = db0_counts(v.str);
-      keys += k;
-      expires += e;
-    }
-    if (!error.empty()) {
-      out += "db0_error:cannot count every node's keys (" + error + ")\r\n";
-    } else if (keys > 0) {
-      out += fmt::format("db0:keys={},expires={},avg_ttl=0\r\n", keys, expires);
-    }
+  auto counts = count_cluster_keys(nullptr);
+  if (!counts.ok()) {
+    out += "db0_error:cannot count every node's keys (" + counts.status().message() + ")\r\n";
+  } else if (counts->keys > 0) {
+    out += fmt::format("db0:keys={},expires={},avg_ttl=0\r\n", counts->keys, counts->expires);
   }
   const LocalStats s = local_stats();
   out += fmt::format("node_id:{}\r\nnode_keys:{}\r\nnode_expires:{}\r\nnode_ops_per_sec:{:.1f}\r\n",

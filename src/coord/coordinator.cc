@@ -424,6 +424,11 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
     respond(std::move(reply));
     return false;
   }
+  if (frame.argv.size() == 1 && frame.argv[0] == kCountVerb) {
+    reply.reply = encode_key_counts(local_key_counts());
+    respond(std::move(reply));
+    return false;
+  }
   if (!frame.argv.empty() && frame.argv[0] == kScanVerb) {
     auto request = decode_page_request(frame.argv);
     if (request.ok()) {
@@ -669,18 +674,15 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
       }
       if (name == "scan") return scan(session, argv, out);
       if (name == "keys") return list_keys(session, argv, out);
-      if (name == "dbsize" && replicated) {
-        // Every member of a group holds its keys: count each key once, as a
-        // scan reports it (a group's keys by the group, at its read level).
-        server::KeyPageRequest request;
-        request.pattern = "*";
-        auto merged = scan_cluster(request, &session);
-        if (!merged.ok()) {
-          out.error((merged.status().code() == Status::Code::kBusy ? "TRYAGAIN " : "CLUSTERDOWN ") +
-                    merged.status().message());
+      if (name == "dbsize") {
+        // Each key once: a replica group's counted by the group (read where
+        // a read of its keys runs), the others by the node keeping them.
+        auto counts = count_cluster_keys(&session);
+        if (!counts.ok()) {
+          out.error("CLUSTERDOWN " + counts.status().message());
           return Decision::kHandled;
         }
-        out.integer(static_cast<int64_t>(merged->keys.size()));
+        out.integer(static_cast<int64_t>(counts->keys));
         return Decision::kHandled;
       }
       if (replicated && (name == "flushall" || name == "flushdb")) {
@@ -1177,7 +1179,6 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
                                                   std::span<const std::string_view> argv,
                                                   const RoutingTable& table, resp::Writer& out,
                                                   storage::Sequence* seq) {
-  int64_t total = 0;
   for (NodeId node : table.holders()) {
     auto reply =
         run_on(node, std::vector<std::string>(argv.begin(), argv.end()), session.resp, table, seq);
@@ -1194,13 +1195,8 @@ server::Router::Decision Coordinator::fan_out_all(Session& session, std::string_
       out.raw(*reply);
       return Decision::kHandled;
     }
-    if (name == "dbsize") total += v.integer;
   }
-  if (name == "dbsize") {
-    out.integer(total);
-  } else {
-    out.simple("OK");
-  }
+  out.simple("OK");
   return Decision::kHandled;
 }
 
@@ -1879,12 +1875,11 @@ std::vector<Result<net::ForwardReplyFrame>> Coordinator::call_all(
   return std::move(g->replies);
 }
 
-Result<std::vector<NodeScanPage>> Coordinator::scan_groups(const server::KeyPageRequest& request,
-                                                           const server::Session* session,
-                                                           const RoutingTable& table) {
-  const std::vector<ScannedGroup> scanned = scanned_groups(table);
-  std::vector<NodeScanPage> pages;
-  if (scanned.empty()) return pages;
+Result<std::vector<std::string>> Coordinator::call_every_group(
+    const std::vector<ScannedGroup>& scanned, const std::vector<std::string>& argv,
+    const server::Session* session, const RoutingTable& table) {
+  std::vector<std::string> replies;
+  if (scanned.empty()) return replies;
   auto groups = this->groups();
   if (!groups) return Status::Unavailable("this node does not serve replicated keyspaces");
   struct Gather {
@@ -1901,7 +1896,7 @@ Result<std::vector<NodeScanPage>> Coordinator::scan_groups(const server::KeyPage
     call->group = ReplicaGroups::group_id(sg.keyspace->spec.name, sg.shard);
     call->members = sg.owners;
     call->epoch = table.epoch().value();
-    call->argv = encode_page_request(request, kGroupScanVerb);
+    call->argv = argv;
     call->deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
     if (session != nullptr) call->positions = session->positions;
     if (auto refused = place_group_read(session, *sg.keyspace, sg.shard, sg.owners, call->group,
@@ -1919,26 +1914,97 @@ Result<std::vector<NodeScanPage>> Coordinator::scan_groups(const server::KeyPage
   gather->replies.resize(calls.size());
   for (const auto& call : calls) send_group_call(call, NodeId());
   HeldPosts::flush();  // this thread waits: what it holds must leave first
-  {
-    std::unique_lock<std::mutex> lock(gather->mu);
-    gather->cv.wait(lock, [&] { return gather->left == 0; });  // every call has a deadline
-  }
+  std::unique_lock<std::mutex> lock(gather->mu);
+  gather->cv.wait(lock, [&] { return gather->left == 0; });  // every call has a deadline
+  return std::move(gather->replies);
+}
+
+namespace {
+
+// A group's refusal or failure, as a scan or count reports it.
+Status group_did_not_answer(const ScannedGroup& group, const Status& why) {
+  std::string text = why.message();
+  // The group's own refusal starts with its code (CLUSTERDOWN, TRYAGAIN ...).
+  if (why.code() == Status::Code::kUnavailable) text = text.substr(text.find(' ') + 1);
+  return Status::Unavailable(fmt::format("shard {} of keyspace '{}' did not answer: {}",
+                                         group.shard, group.keyspace->spec.name, text));
+}
+
+}  // namespace
+
+Result<std::vector<NodeScanPage>> Coordinator::scan_groups(const server::KeyPageRequest& request,
+                                                           const server::Session* session,
+                                                           const RoutingTable& table) {
+  const std::vector<ScannedGroup> scanned = scanned_groups(table);
+  auto replies =
+      call_every_group(scanned, encode_page_request(request, kGroupScanVerb), session, table);
+  if (!replies.ok()) return replies.status();
+  std::vector<NodeScanPage> pages;
   for (size_t i = 0; i < scanned.size(); ++i) {
-    auto page = decode_node_page(options_.self, gather->replies[i]);
-    if (!page.ok()) {
-      std::string why = page.status().message();
-      // The group's own refusal starts with its code (CLUSTERDOWN, TRYAGAIN ...).
-      if (page.status().code() == Status::Code::kUnavailable) why = why.substr(why.find(' ') + 1);
-      return Status::Unavailable(fmt::format("shard {} of keyspace '{}' did not answer: {}",
-                                             scanned[i].shard, scanned[i].keyspace->spec.name,
-                                             why));
-    }
+    auto page = decode_node_page(options_.self, (*replies)[i]);
+    if (!page.ok()) return group_did_not_answer(scanned[i], page.status());
     // A group's records stay in its scope whatever the map does: its page
     // holds under any epoch.
     page->epoch_before = page->epoch_after = table.epoch().value();
     pages.push_back(std::move(page).value());
   }
   return pages;
+}
+
+bool Coordinator::holds_only_groups_shards(const RoutingTable& table, NodeId node) {
+  for (const meta::Keyspace& k : table.map().keyspaces) {
+    if (k.spec.replication.kind == meta::Replication::kConsensus && !k.moving_from) continue;
+    for (const meta::Shard& shard : k.shards) {
+      if (std::find(shard.owners.begin(), shard.owners.end(), node) != shard.owners.end()) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+server::Store::KeyCounts Coordinator::local_key_counts() {
+  server::Store* store = service_.store();
+  return store != nullptr ? store->scope_counts(0) : server::Store::KeyCounts{};
+}
+
+Result<server::Store::KeyCounts> Coordinator::count_cluster_keys(const server::Session* session) {
+  auto table = this->table();
+  if (!table) return Status::Unavailable("the cluster map is not known yet");
+  net::ForwardFrame frame;
+  frame.epoch = table->epoch().value();
+  frame.argv = {std::string(kCountVerb)};
+  std::vector<std::pair<NodeId, net::ForwardFrame>> calls;
+  for (NodeId node : table->holders()) {
+    if (node != options_.self) calls.emplace_back(node, frame);
+  }
+  auto replies = call_all(*table, calls);
+  server::Store::KeyCounts total;
+  if (std::binary_search(table->holders().begin(), table->holders().end(), options_.self)) {
+    total = local_key_counts();
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const Status failed = !replies[i].ok() ? replies[i].status() : replies[i]->status;
+    if (!failed.ok()) {
+      // Its groups' keys are counted by the groups.
+      if (!holds_only_groups_shards(*table, calls[i].first)) return failed;
+      continue;
+    }
+    auto counts = decode_key_counts(replies[i]->reply);
+    if (!counts.ok()) return counts.status();
+    total.keys += counts->keys;
+    total.expires += counts->expires;
+  }
+  const std::vector<ScannedGroup> scanned = scanned_groups(*table);
+  auto group_replies = call_every_group(scanned, {std::string(kGroupCountVerb)}, session, *table);
+  if (!group_replies.ok()) return group_replies.status();
+  for (size_t i = 0; i < scanned.size(); ++i) {
+    auto counts = decode_key_counts((*group_replies)[i]);
+    if (!counts.ok()) return group_did_not_answer(scanned[i], counts.status());
+    total.keys += counts->keys;
+    total.expires += counts->expires;
+  }
+  return total;
 }
 
 Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& request,
@@ -1962,16 +2028,8 @@ Result<MergedPage> Coordinator::scan_cluster(const server::KeyPageRequest& reque
       if (!replies[i].ok() || !replies[i]->status.ok()) {
         // Tolerable only when the node owns nothing but replica groups'
         // shards, which their own pages report.
-        const NodeId node = calls[i].first;
-        for (const meta::Keyspace& k : table->map().keyspaces) {
-          const bool in_groups =
-              k.spec.replication.kind == meta::Replication::kConsensus && !k.moving_from;
-          for (const meta::Shard& shard : k.shards) {
-            if (!in_groups &&
-                std::find(shard.owners.begin(), shard.owners.end(), node) != shard.owners.end()) {
-              return !replies[i].ok() ? replies[i].status() : replies[i]->status;
-            }
-          }
+        if (!holds_only_groups_shards(*table, calls[i].first)) {
+          return !replies[i].ok() ? replies[i].status() : replies[i]->status;
         }
         continue;
       }

@@ -339,6 +339,21 @@ class Coordinator final : public server::Router, public server::ClusterView {
   Result<std::vector<NodeScanPage>> scan_groups(const server::KeyPageRequest& request,
                                                 const server::Session* session,
                                                 const RoutingTable& table);
+  // Sends argv, a read of a whole group (kGroupScanVerb, kGroupCountVerb), to
+  // every group of `groups` at once, each read where place_group_read says;
+  // their replies in that order (an error reply for a group that did not
+  // answer in time), or the refusal of one under partition.
+  Result<std::vector<std::string>> call_every_group(const std::vector<ScannedGroup>& groups,
+                                                    const std::vector<std::string>& argv,
+                                                    const server::Session* session,
+                                                    const RoutingTable& table);
+  // Whether every shard `node` owns is a replica group's: what a scan or a
+  // count gets from the groups does not need the node to answer.
+  static bool holds_only_groups_shards(const RoutingTable& table, NodeId node);
+  // DBSIZE's and INFO keyspace's db0: each node's keys outside replica groups
+  // (kCountVerb) and each group's records, counted once (kGroupCountVerb).
+  Result<server::Store::KeyCounts> count_cluster_keys(const server::Session* session);
+  server::Store::KeyCounts local_key_counts();
   // This node's page, for scan_cluster here or on another node.
   NodeScanPage local_scan_page(const server::KeyPageRequest& request);
   // Runs each frame on its node (all at once) and waits for every reply.

@@ -383,9 +383,14 @@ class ReplicaGroups::Impl {
   // captures the erase of those expired (*effects); sets p.reply when nothing
   // is to be proposed. False when it finished the request (an error).
   bool watch_keys(ReplicaGroup& g, uint64_t id, std::vector<std::string>* effects);
-  // kGroupScanVerb: the page of the group's own records its argv asks for,
-  // read from what this member applied (coord/cluster_scan.h).
-  std::string scan_page(const ReplicaGroup& g, const std::vector<std::string>& argv);
+  // The group's own reads of its whole scope, from what this member applied
+  // (coord/cluster_scan.h): kGroupScanVerb's page of its records,
+  // kGroupCountVerb's count of them. nullopt for any other command.
+  std::optional<std::string> scope_read(const ReplicaGroup& g,
+                                        const std::vector<std::string>& argv);
+  static bool is_scope_read(const std::vector<std::string>& argv) {
+    return !argv.empty() && (argv[0] == kGroupScanVerb || argv[0] == kGroupCountVerb);
+  }
   static std::string watch_reply(uint64_t index, const std::vector<int64_t>& ttls);
   // kGroupExecVerb on the leader, with nothing in flight: whether a watched
   // key changed since it was watched. InvalidArgument when malformed.
@@ -1633,7 +1638,7 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
       }
       publish_status(*g);
     }
-    if (policy.local && !(!argv.empty() && argv[0] == kGroupScanVerb)) {
+    if (policy.local && !is_scope_read(argv)) {
       const server::CommandSpec* spec = spec_of(argv);
       if (spec == nullptr || (spec->flags & server::kReadonly) == 0) {
         done(GroupReply{Status::InvalidArgument("only a read-only command may be served below "
@@ -1925,9 +1930,8 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
     }
   }
   std::vector<std::string> effects;  // a lazy erase of an expired key: not ours to propose
-  std::string reply = !p.argv.empty() && p.argv[0] == kGroupScanVerb
-                          ? scan_page(*g, p.argv)
-                          : run_captured(g->id.value(), p.resp, p.argv, &effects);
+  std::string reply = is_scope_read(p.argv) ? *scope_read(*g, p.argv)
+                                            : run_captured(g->id.value(), p.resp, p.argv, &effects);
   g->counters->reads_local.fetch_add(1, std::memory_order_relaxed);
   finish(id, GroupReply{Status::OK(), std::move(reply), {}, g->state_index()});
 }
@@ -1988,8 +1992,13 @@ bool ReplicaGroups::Impl::watch_keys(ReplicaGroup& g, uint64_t id,
   return true;
 }
 
-std::string ReplicaGroups::Impl::scan_page(const ReplicaGroup& g,
-                                           const std::vector<std::string>& argv) {
+std::optional<std::string> ReplicaGroups::Impl::scope_read(const ReplicaGroup& g,
+                                                           const std::vector<std::string>& argv) {
+  if (!is_scope_read(argv)) return std::nullopt;
+  if (argv[0] == kGroupCountVerb) {
+    if (argv.size() != 1) return "-ERR usage: " + std::string(kGroupCountVerb) + "\r\n";
+    return encode_key_counts(store_.scope_counts(g.id.value()));
+  }
   auto request = decode_page_request(argv);
   if (!request.ok()) return "-ERR " + request.status().message() + "\r\n";
   server::ScopePin pin(g.id.value());  // positions in the group's scope (Store::position_of)
@@ -2170,8 +2179,8 @@ void ReplicaGroups::Impl::evaluate(uint64_t id) {
   } else if (!p.argv.empty() && p.argv[0] == kGroupWatchVerb) {
     if (!watch_keys(*g, id, &effects)) return;
     out = p.reply;
-  } else if (!p.argv.empty() && p.argv[0] == kGroupScanVerb) {
-    out = scan_page(*g, p.argv);
+  } else if (is_scope_read(p.argv)) {
+    out = *scope_read(*g, p.argv);
   } else if (!p.argv.empty() && p.argv[0] == kGroupExecVerb) {
     auto changed = watched_changed(*g, p.argv);
     if (!changed.ok()) {

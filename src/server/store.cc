@@ -140,14 +140,20 @@ Status Store::check_layout(storage::Engine& engine, bool scoped) {
 Status Store::recount() {
   int64_t keys = 0;
   int64_t expires = 0;
+  std::unordered_map<uint64_t, ScopeDelta> by_scope;
   bool malformed = false;
-  const auto count = [&](std::string_view, std::string_view value) {
+  const auto count = [&](std::string_view raw, std::string_view value) {
     RecordView rec;
-    if (!decode_record(value, &rec)) {
+    uint64_t scope = 0;
+    std::string_view key;
+    if (!decode_record(value, &rec) || !parse_data_key(raw, &scope, &key)) {
       malformed = true;
       return false;
     }
     ++keys;
+    ScopeDelta& in_scope = by_scope[scope];
+    ++in_scope.keys;
+    if (rec.expire_ms != 0) ++in_scope.expires;
     if (rec.expire_ms != 0) ++expires;
     note_generation(record_generation(rec.type, rec.value));
     return true;
@@ -174,6 +180,8 @@ Status Store::recount() {
   keys_.store(keys, std::memory_order_relaxed);
   expires_.store(expires, std::memory_order_relaxed);
   garbage_.store(garbage, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> counts(scope_counts_mu_);
+  scope_counts_ = std::move(by_scope);
   return Status::OK();
 }
 
@@ -480,6 +488,14 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
                                               const AppliedPosition* position) {
   int64_t key_delta = 0;
   int64_t expire_delta = 0;
+  // The same by scope: a write's records are mostly of one.
+  std::vector<std::pair<uint64_t, ScopeDelta>> scope_deltas;
+  const auto in_scope = [&](uint64_t scope) -> ScopeDelta& {
+    for (auto& [s, d] : scope_deltas) {
+      if (s == scope) return d;
+    }
+    return scope_deltas.emplace_back(scope, ScopeDelta{}).second;
+  };
   // The generation each record write leaves its key owning.
   auto new_gen = [](const Write& w) -> uint64_t {
     return w.erase ? 0 : record_generation(w.type, w.value);
@@ -514,11 +530,8 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
       element_key(w.gen, w.field, &dk);
       seq = w.erase ? engine_.del(dk) : engine_.put(dk, w.value);
     } else {
-      if (w.scope) {
-        data_key(*w.scope, w.key, &dk);
-      } else {
-        record_key(w.key, &dk);
-      }
+      const uint64_t scope = w.scope ? *w.scope : scope_for(w.key);
+      data_key(scope, w.key, &dk);
       if (w.erase) {
         seq = engine_.del(dk);
         key_delta = -1;
@@ -528,6 +541,7 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
         seq = engine_.put(dk, record);
         if (!w.old.exists) key_delta = 1;
       }
+      in_scope(scope).keys = key_delta;
     }
   } else {
     // Per-thread scratch: a command's write allocates no containers once warm
@@ -584,34 +598,39 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
       const uint64_t gen = new_gen(w);
       if (gen != 0) owned.push_back(gen);
       if (w.old.gen != 0 && w.old.gen != gen) retired.push_back(w.old.gen);
-      if (w.scope) {
-        data_key(*w.scope, w.key, &dk);
-      } else {
-        record_key(w.key, &dk);
-      }
+      const uint64_t scope = w.scope ? *w.scope : scope_for(w.key);
+      data_key(scope, w.key, &dk);
+      ScopeDelta& counted = in_scope(scope);
       if (w.erase) {
         batch.del(dk);
         --key_delta;
+        --counted.keys;
         if (w.old.expire_ms != 0) {
           expiry_key(w.old.expire_ms, w.key, &ek);
           batch.del(ek);
           --expire_delta;
+          --counted.expires;
         }
         continue;
       }
       encode_record(w.type, w.value, w.expire_ms, &record);
       batch.put(dk, record);
-      if (!w.old.exists) ++key_delta;
+      if (!w.old.exists) {
+        ++key_delta;
+        ++counted.keys;
+      }
       if (w.old.expire_ms != w.expire_ms) {
         if (w.old.expire_ms != 0) {
           expiry_key(w.old.expire_ms, w.key, &ek);
           batch.del(ek);
           --expire_delta;
+          --counted.expires;
         }
         if (w.expire_ms != 0) {
           expiry_key(w.expire_ms, w.key, &ek);
           batch.put(ek, {});
           ++expire_delta;
+          ++counted.expires;
         }
       }
     }
@@ -637,6 +656,18 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
   // stripe locks, so they never disagree with what a later reader finds.
   if (key_delta != 0) keys_.fetch_add(key_delta, std::memory_order_relaxed);
   if (expire_delta != 0) expires_.fetch_add(expire_delta, std::memory_order_relaxed);
+  bool counts_moved = false;
+  for (const auto& [scope, d] : scope_deltas) counts_moved = counts_moved || d.keys || d.expires;
+  if (counts_moved) {
+    std::lock_guard<std::mutex> counts(scope_counts_mu_);
+    for (const auto& [scope, d] : scope_deltas) {
+      if (d.keys == 0 && d.expires == 0) continue;
+      ScopeDelta& total = scope_counts_[scope];
+      total.keys += d.keys;
+      total.expires += d.expires;
+      if (total.keys == 0 && total.expires == 0) scope_counts_.erase(scope);
+    }
+  }
   return seq;
 }
 
@@ -825,6 +856,8 @@ Result<storage::Sequence> Store::flush() {
   keys_.store(0, std::memory_order_relaxed);
   expires_.store(0, std::memory_order_relaxed);
   garbage_.store(0, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> counts(scope_counts_mu_);
+  scope_counts_.clear();
   return seq;
 }
 
@@ -1006,6 +1039,14 @@ Status Store::scan_scope(uint64_t scope, std::string_view start, size_t limit,
 uint64_t Store::key_count() const {
   int64_t v = keys_.load(std::memory_order_relaxed);
   return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
+
+Store::KeyCounts Store::scope_counts(uint64_t scope) const {
+  std::lock_guard<std::mutex> counts(scope_counts_mu_);
+  auto it = scope_counts_.find(scope);
+  if (it == scope_counts_.end()) return {};
+  return KeyCounts{static_cast<uint64_t>(std::max<int64_t>(it->second.keys, 0)),
+                   static_cast<uint64_t>(std::max<int64_t>(it->second.expires, 0))};
 }
 
 uint64_t Store::expire_count() const {

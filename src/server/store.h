@@ -320,15 +320,26 @@ class Store {
 
   uint64_t key_count() const;
   uint64_t expire_count() const;
+  // The keys, and those with an expiry, of one scope (0: the keys outside
+  // replica groups): what a replica group holds, counted as key_count is,
+  // without a scan (a cluster's DBSIZE adds up each group's once).
+  struct KeyCounts {
+    uint64_t keys = 0;
+    uint64_t expires = 0;
+  };
+  KeyCounts scope_counts(uint64_t scope) const;
   storage::Engine& engine() { return engine_; }
 
  private:
   uint32_t stripe_of(std::string_view key) const;
   // Replaces *out with key's record key (record.h, data_key) in its scope.
   void record_key(std::string_view key, std::string* out) const {
+    data_key(scope_for(key), key, out);
+  }
+  uint64_t scope_for(std::string_view key) const {
     uint64_t scope = 0;
     if (!ScopePin::pinned(&scope) && scopes_ != nullptr) scope = scopes_->scope_of(key);
-    data_key(scope, key, out);
+    return scope;
   }
   void note_generation(uint64_t gen);
   // scan_elements from the engine key `start` of generation gen.
@@ -341,6 +352,13 @@ class Store {
   std::array<std::mutex, kStripes> stripes_;
   std::atomic<int64_t> keys_{0};
   std::atomic<int64_t> expires_{0};
+  // keys_ and expires_ by scope, moved with them (apply_locked, recount, flush).
+  struct ScopeDelta {
+    int64_t keys = 0;
+    int64_t expires = 0;
+  };
+  mutable std::mutex scope_counts_mu_;
+  std::unordered_map<uint64_t, ScopeDelta> scope_counts_;
   const uint64_t generation_space_;        // already shifted into the high 16 bits
   std::atomic<uint64_t> max_gen_{0};       // the highest counter used in this space
   std::atomic<int64_t> garbage_{0};

@@ -327,6 +327,24 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
 
   EXPECT_EQ(scope_keys(store, 7), (std::vector<std::string>{"a1", "a3", "b1", "b3"}));
   EXPECT_EQ(scope_keys(store, 7, "a2", 1), (std::vector<std::string>{"a3"}));
+  // Each scope's keys counted, as key_count counts all of them.
+  const auto counts = [](const Store& s, uint64_t scope) {
+    const Store::KeyCounts c = s.scope_counts(scope);
+    return std::pair<uint64_t, uint64_t>(c.keys, c.expires);
+  };
+  EXPECT_EQ(counts(store, 7), (std::pair<uint64_t, uint64_t>(4, 1)));
+  EXPECT_EQ(counts(store, 9), (std::pair<uint64_t, uint64_t>(2, 0)));
+  EXPECT_EQ(counts(store, 0), (std::pair<uint64_t, uint64_t>(2, 0)));
+  EXPECT_EQ(counts(store, 8), (std::pair<uint64_t, uint64_t>(0, 0)));
+  put_key(store, "b1", "again");  // an overwrite adds nothing
+  put_key(store, "a5", "new", later);
+  EXPECT_EQ(counts(store, 7), (std::pair<uint64_t, uint64_t>(5, 2)));
+  {
+    replication::Mutation m;
+    m.effects.push_back({replication::Effect::Kind::kErase, "a5", {}, 0});
+    ASSERT_TRUE(store.apply(m).ok());
+  }
+  EXPECT_EQ(counts(store, 7), (std::pair<uint64_t, uint64_t>(4, 1)));
 
   // The expiry index names the key; its cycle finds the record in its scope.
   size_t erased = 0;
@@ -345,9 +363,12 @@ TEST(Store, ScopedRecordsLiveUnderTheirScopesPrefix) {
   ASSERT_TRUE(reopened.recount().ok());
   EXPECT_EQ(reopened.key_count(), 7u);
   EXPECT_EQ(reopened.expire_count(), 0u);
+  EXPECT_EQ(counts(store, 7), (std::pair<uint64_t, uint64_t>(3, 0)));
+  for (uint64_t scope : {0, 7, 9}) EXPECT_EQ(counts(reopened, scope), counts(store, scope));
   // A FLUSHALL keeps the layout's mark with the positions.
   ASSERT_TRUE(store.flush().ok());
   EXPECT_EQ(scanned(store, {}, {}, 0), std::vector<std::string>{});
+  EXPECT_EQ(counts(store, 7), (std::pair<uint64_t, uint64_t>(0, 0)));
   ASSERT_TRUE(engine->get("L", &raw).ok());
 }
 

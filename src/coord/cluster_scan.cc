@@ -45,6 +45,54 @@ Result<server::Store::KeyCounts> decode_key_counts(std::string_view resp_bytes) 
                                   static_cast<uint64_t>(v.elements[1].integer)};
 }
 
+std::string encode_random_offer(const RandomKeyOffer& offer) {
+  std::string out;
+  resp::Writer w(&out, 2);
+  w.array(2);
+  w.integer(static_cast<int64_t>(offer.keys));
+  if (offer.key) {
+    w.bulk(*offer.key);
+  } else {
+    w.null();
+  }
+  return out;
+}
+
+Result<RandomKeyOffer> decode_random_offer(std::string_view resp_bytes) {
+  resp::Value v;
+  if (resp::parse_value(resp_bytes, v).status != resp::ParseStatus::kComplete) {
+    return Status::Corruption("unreadable random key offer");
+  }
+  if (v.type == resp::Value::Type::kError) return Status::Unavailable(v.str);
+  if (v.type != resp::Value::Type::kArray || v.elements.size() != 2 ||
+      v.elements[0].type != resp::Value::Type::kInteger || v.elements[0].integer < 0 ||
+      (v.elements[1].type != resp::Value::Type::kBulk &&
+       v.elements[1].type != resp::Value::Type::kNull)) {
+    return Status::Corruption("unreadable random key offer");
+  }
+  RandomKeyOffer offer;
+  offer.keys = static_cast<uint64_t>(v.elements[0].integer);
+  if (v.elements[1].type == resp::Value::Type::kBulk) offer.key = std::move(v.elements[1].str);
+  return offer;
+}
+
+std::optional<std::string> pick_random_key(std::span<const RandomKeyOffer> offers,
+                                           const std::function<uint64_t(uint64_t)>& draw) {
+  uint64_t total = 0;
+  for (const RandomKeyOffer& o : offers) {
+    if (o.key) total += std::max<uint64_t>(o.keys, 1);
+  }
+  if (total == 0) return std::nullopt;
+  uint64_t at = draw(total);
+  for (const RandomKeyOffer& o : offers) {
+    if (!o.key) continue;
+    const uint64_t weight = std::max<uint64_t>(o.keys, 1);
+    if (at < weight) return o.key;
+    at -= weight;
+  }
+  return std::nullopt;  // draw out of range
+}
+
 std::vector<std::string> encode_page_request(const server::KeyPageRequest& request,
                                              std::string_view verb) {
   return {std::string(verb),

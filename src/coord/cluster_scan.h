@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -57,6 +58,26 @@ inline constexpr std::string_view kGroupCountVerb = "__gcount";
 std::string encode_key_counts(const server::Store::KeyCounts& counts);
 // Corruption on anything else; an error reply as Unavailable with its text.
 Result<server::Store::KeyCounts> decode_key_counts(std::string_view resp_bytes);
+
+// RANDOMKEY across the cluster: each node offers a random key of those it
+// keeps outside replica groups and serves (kRandomVerb), each replica group
+// one of its records (kGroupRandomVerb, a read of the group), with how many
+// keys it picked among; the router takes one offer with a chance in
+// proportion to that count (pick_random_key).
+inline constexpr std::string_view kRandomVerb = "__random";
+inline constexpr std::string_view kGroupRandomVerb = "__grandom";
+struct RandomKeyOffer {
+  uint64_t keys = 0;               // the keys it picked among
+  std::optional<std::string> key;  // nullopt: none
+};
+std::string encode_random_offer(const RandomKeyOffer& offer);
+// Corruption on anything else; an error reply as Unavailable with its text.
+Result<RandomKeyOffer> decode_random_offer(std::string_view resp_bytes);
+// One of the offers that has a key, offer i with a chance keys_i / the sum
+// of those offers' keys; `draw` is uniform in [0, that sum) (nullopt when no
+// offer has a key).
+std::optional<std::string> pick_random_key(std::span<const RandomKeyOffer> offers,
+                                           const std::function<uint64_t(uint64_t)>& draw);
 
 // argv of either verb: {verb, has_after ("0"/"1"), after, limit, pattern, type}.
 std::vector<std::string> encode_page_request(const server::KeyPageRequest& request,

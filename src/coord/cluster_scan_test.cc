@@ -121,6 +121,35 @@ TEST(ClusterScan, KeyCountsRoundTrip) {
   EXPECT_EQ(decode_key_counts("*2\r\n:1\r\n:-1\r\n").status().code(), Status::Code::kCorruption);
 }
 
+TEST(ClusterScan, RandomKeyOffersRoundTripAndArePickedByTheirCounts) {
+  for (const RandomKeyOffer& o : {RandomKeyOffer{7, "k"}, RandomKeyOffer{0, std::nullopt},
+                                  RandomKeyOffer{2, std::string("a\r\nb", 4)}}) {
+    auto back = decode_random_offer(encode_random_offer(o));
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+    EXPECT_EQ(back->keys, o.keys);
+    EXPECT_EQ(back->key, o.key);
+  }
+  EXPECT_EQ(decode_random_offer("-TRYAGAIN x\r\n").status().code(), Status::Code::kUnavailable);
+  EXPECT_EQ(decode_random_offer("*1\r\n:1\r\n").status().code(), Status::Code::kCorruption);
+
+  // 3 keys on one source, 1 on another, none on a third: every draw lands
+  // on a key, three in four on the first source's.
+  const std::vector<RandomKeyOffer> offers = {{3, "big"}, {0, std::nullopt}, {1, "small"}};
+  std::map<std::string, int> picked;
+  for (uint64_t d = 0; d < 4; ++d) {
+    auto k = pick_random_key(offers, [&](uint64_t total) {
+      EXPECT_EQ(total, 4u);
+      return d;
+    });
+    ASSERT_TRUE(k);
+    ++picked[*k];
+  }
+  EXPECT_EQ(picked["big"], 3);
+  EXPECT_EQ(picked["small"], 1);
+  EXPECT_FALSE(
+      pick_random_key(std::vector<RandomKeyOffer>{{0, std::nullopt}}, [](uint64_t) { return 0; }));
+}
+
 // Three nodes; the default keyspace single-copy, `rep` (prefix r:)
 // consensus with factor 3, and `more` on top, placed as KEYSPACE CREATE does.
 meta::ClusterMap three_node_map() {

@@ -14,6 +14,7 @@
 #include "coord/group_scopes.h"
 #include "coord/routing_errors.h"
 #include "core/held_posts.h"
+#include "core/random.h"
 #include "core/thread_name.h"
 #include "meta/meta_client.h"
 #include "meta/transitions.h"
@@ -21,7 +22,9 @@
 #include "partition/slots.h"
 #include "resp/value.h"
 #include "server/command.h"
+#include "server/key_page.h"
 #include "server/number.h"
+#include "server/record.h"
 
 namespace statekv::coord {
 
@@ -429,6 +432,16 @@ bool Coordinator::on_forward(net::ForwardFrame frame, const Respond& respond, bo
     respond(std::move(reply));
     return false;
   }
+  if (frame.argv.size() == 1 && frame.argv[0] == kRandomVerb) {
+    auto offer = local_random_offer(*table);
+    if (offer.ok()) {
+      reply.reply = encode_random_offer(*offer);
+    } else {
+      reply.status = offer.status();
+    }
+    respond(std::move(reply));
+    return false;
+  }
   if (!frame.argv.empty() && frame.argv[0] == kScanVerb) {
     auto request = decode_page_request(frame.argv);
     if (request.ok()) {
@@ -645,7 +658,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
   const bool keyless_fan_out =
       keys.empty() && (name == "dbsize" || name == "keys" || name == "scan" || name == "flushall" ||
-                       name == "flushdb");
+                       name == "flushdb" || name == "randomkey");
   if (keys.empty() && !keyless_fan_out) return due ? wait() : Decision::kLocal;
 
   // Sent to the one other node serving its keys: counted once, however many
@@ -673,6 +686,17 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         return Decision::kHandled;
       }
       if (name == "scan") return scan(session, argv, out);
+      if (name == "randomkey") {
+        auto key = random_cluster_key(&session);
+        if (!key.ok()) {
+          out.error("CLUSTERDOWN " + key.status().message());
+        } else if (!*key) {
+          out.null();
+        } else {
+          out.bulk(**key);
+        }
+        return Decision::kHandled;
+      }
       if (name == "keys") return list_keys(session, argv, out);
       if (name == "dbsize") {
         // Each key once: a replica group's counted by the group (read where
@@ -1966,6 +1990,66 @@ bool Coordinator::holds_only_groups_shards(const RoutingTable& table, NodeId nod
 server::Store::KeyCounts Coordinator::local_key_counts() {
   server::Store* store = service_.store();
   return store != nullptr ? store->scope_counts(0) : server::Store::KeyCounts{};
+}
+
+Result<RandomKeyOffer> Coordinator::local_random_offer(const RoutingTable& table) {
+  server::Store* store = service_.store();
+  RandomKeyOffer offer;
+  if (store == nullptr) return offer;
+  offer.keys = store->scope_counts(0).keys;
+  // A key it keeps but does not serve (a copy a move brings here) is no
+  // offer: try a few others.
+  std::string position;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto picked = server::random_key(*store, server::unix_time_ms(), 0);
+    if (!picked.ok()) return picked.status();
+    if (!*picked) break;
+    server::data_key(0, **picked, &position);
+    if (reports_in_scan(table, options_.self, **picked, position)) {
+      offer.key = std::move(*picked);
+      break;
+    }
+  }
+  return offer;
+}
+
+Result<std::optional<std::string>> Coordinator::random_cluster_key(const server::Session* session) {
+  auto table = this->table();
+  if (!table) return Status::Unavailable("the cluster map is not known yet");
+  net::ForwardFrame frame;
+  frame.epoch = table->epoch().value();
+  frame.argv = {std::string(kRandomVerb)};
+  std::vector<std::pair<NodeId, net::ForwardFrame>> calls;
+  for (NodeId node : table->holders()) {
+    if (node != options_.self) calls.emplace_back(node, frame);
+  }
+  auto replies = call_all(*table, calls);
+  std::vector<RandomKeyOffer> offers;
+  if (std::binary_search(table->holders().begin(), table->holders().end(), options_.self)) {
+    auto own = local_random_offer(*table);
+    if (!own.ok()) return own.status();
+    offers.push_back(std::move(own).value());
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const Status failed = !replies[i].ok() ? replies[i].status() : replies[i]->status;
+    if (!failed.ok()) {
+      if (!holds_only_groups_shards(*table, calls[i].first)) return failed;
+      continue;
+    }
+    auto offer = decode_random_offer(replies[i]->reply);
+    if (!offer.ok()) return offer.status();
+    offers.push_back(std::move(offer).value());
+  }
+  const std::vector<ScannedGroup> scanned = scanned_groups(*table);
+  auto group_replies = call_every_group(scanned, {std::string(kGroupRandomVerb)}, session, *table);
+  if (!group_replies.ok()) return group_replies.status();
+  for (size_t i = 0; i < scanned.size(); ++i) {
+    auto offer = decode_random_offer((*group_replies)[i]);
+    if (!offer.ok()) return group_did_not_answer(scanned[i], offer.status());
+    offers.push_back(std::move(offer).value());
+  }
+  thread_local Random rng(std::random_device{}());
+  return pick_random_key(offers, [](uint64_t n) { return rng.uniform(n); });
 }
 
 Result<server::Store::KeyCounts> Coordinator::count_cluster_keys(const server::Session* session) {

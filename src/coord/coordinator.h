@@ -354,6 +354,10 @@ class Coordinator final : public server::Router, public server::ClusterView {
   // (kCountVerb) and each group's records, counted once (kGroupCountVerb).
   Result<server::Store::KeyCounts> count_cluster_keys(const server::Session* session);
   server::Store::KeyCounts local_key_counts();
+  // RANDOMKEY: a key of the cluster, each node's and group's offer taken in
+  // proportion to the keys it picked among (cluster_scan.h); nullopt: none.
+  Result<std::optional<std::string>> random_cluster_key(const server::Session* session);
+  Result<RandomKeyOffer> local_random_offer(const RoutingTable& table);
   // This node's page, for scan_cluster here or on another node.
   NodeScanPage local_scan_page(const server::KeyPageRequest& request);
   // Runs each frame on its node (all at once) and waits for every reply.

@@ -385,11 +385,13 @@ class ReplicaGroups::Impl {
   bool watch_keys(ReplicaGroup& g, uint64_t id, std::vector<std::string>* effects);
   // The group's own reads of its whole scope, from what this member applied
   // (coord/cluster_scan.h): kGroupScanVerb's page of its records,
-  // kGroupCountVerb's count of them. nullopt for any other command.
+  // kGroupCountVerb's count of them, kGroupRandomVerb's random one. nullopt
+  // for any other command.
   std::optional<std::string> scope_read(const ReplicaGroup& g,
                                         const std::vector<std::string>& argv);
   static bool is_scope_read(const std::vector<std::string>& argv) {
-    return !argv.empty() && (argv[0] == kGroupScanVerb || argv[0] == kGroupCountVerb);
+    return !argv.empty() &&
+           (argv[0] == kGroupScanVerb || argv[0] == kGroupCountVerb || argv[0] == kGroupRandomVerb);
   }
   static std::string watch_reply(uint64_t index, const std::vector<int64_t>& ttls);
   // kGroupExecVerb on the leader, with nothing in flight: whether a watched
@@ -1995,9 +1997,15 @@ bool ReplicaGroups::Impl::watch_keys(ReplicaGroup& g, uint64_t id,
 std::optional<std::string> ReplicaGroups::Impl::scope_read(const ReplicaGroup& g,
                                                            const std::vector<std::string>& argv) {
   if (!is_scope_read(argv)) return std::nullopt;
-  if (argv[0] == kGroupCountVerb) {
-    if (argv.size() != 1) return "-ERR usage: " + std::string(kGroupCountVerb) + "\r\n";
-    return encode_key_counts(store_.scope_counts(g.id.value()));
+  if (argv[0] == kGroupCountVerb || argv[0] == kGroupRandomVerb) {
+    if (argv.size() != 1) return "-ERR usage: " + argv[0] + "\r\n";
+    if (argv[0] == kGroupCountVerb) return encode_key_counts(store_.scope_counts(g.id.value()));
+    RandomKeyOffer offer;
+    offer.keys = store_.scope_counts(g.id.value()).keys;
+    auto picked = server::random_key(store_, server::unix_time_ms(), g.id.value());
+    if (!picked.ok()) return "-ERR " + picked.status().message() + "\r\n";
+    offer.key = std::move(picked).value();
+    return encode_random_offer(offer);
   }
   auto request = decode_page_request(argv);
   if (!request.ok()) return "-ERR " + request.status().message() + "\r\n";

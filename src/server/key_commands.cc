@@ -226,42 +226,10 @@ void cmd_scan(CommandContext& c) {
 }
 
 void cmd_randomkey(CommandContext& c) {
-  thread_local Random rng(std::random_device{}());
-  Store& store = c.store();
-  // The first key's position (Store::scan: its scope, then the key).
-  std::string first;
-  Status s = store.scan(
-      {}, {}, 64, c.now_ms, [](std::string_view, const RecordView&) { return false; }, &first);
-  if (!c.ok(s)) return;
-  if (first.empty() && store.key_count() == 0) return c.out.null();
-  // Jump to a random point near the first position's shape (a random byte at
-  // a random place past its family byte: another scope, or a key within the
-  // printable range most keys use), then skip a random number of keys.
-  // Approximately random, not uniform: see docs/commands.md.
-  std::string from = first;
-  if (from.size() > 1) {
-    size_t pos = 1 + rng.uniform(from.size() - 1);
-    unsigned char lo = static_cast<unsigned char>(from[pos]);
-    unsigned char hi = std::max<unsigned char>(lo, 0x7e);
-    from.resize(pos + 1);
-    from[pos] = static_cast<char>(rng.range(lo, hi));
-  }
-  const uint64_t skip =
-      rng.uniform(std::min<uint64_t>(std::max<uint64_t>(store.key_count(), 1), 64));
-  std::optional<std::string> picked;
-  for (int pass = 0; pass < 2 && !picked; ++pass) {
-    uint64_t seen = 0;
-    std::string candidate;
-    s = store.scan(pass == 0 ? std::string_view(from) : std::string_view(), {}, 256, c.now_ms,
-                   [&](std::string_view key, const RecordView&) {
-                     candidate.assign(key);
-                     return seen++ < skip;
-                   });
-    if (!c.ok(s)) return;
-    if (!candidate.empty() || seen > 0) picked = candidate;
-  }
-  if (!picked) return c.out.null();
-  c.out.bulk(*picked);
+  auto picked = random_key(c.store(), c.now_ms);
+  if (!c.ok(picked)) return;
+  if (!*picked) return c.out.null();
+  c.out.bulk(**picked);
 }
 
 // ---- rename ----

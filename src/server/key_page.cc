@@ -1,5 +1,9 @@
 #include "server/key_page.h"
 
+#include <algorithm>
+#include <random>
+
+#include "core/random.h"
 #include "server/command.h"
 #include "server/glob.h"
 #include "server/number.h"
@@ -45,6 +49,46 @@ Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64
   // The store examines fewer than `limit` records only when it reached the end.
   page.end = request.limit == 0 || examined < request.limit;
   return page;
+}
+
+Result<std::optional<std::string>> random_key(Store& store, int64_t now_ms,
+                                              std::optional<uint64_t> within_scope) {
+  thread_local Random rng(std::random_device{}());
+  const uint64_t keys = within_scope ? store.scope_counts(*within_scope).keys : store.key_count();
+  // The first key's position (Store::scan: its scope, then the key).
+  std::string first;
+  Status s = store.scan(
+      {}, {}, 64, now_ms, [](std::string_view, const RecordView&) { return false; }, &first,
+      nullptr, within_scope);
+  if (!s.ok()) return s;
+  if (first.empty() && keys == 0) return std::optional<std::string>();
+  // Jump to a random point near the first position's shape (a random byte at
+  // a random place past its family byte: another scope, or a key within the
+  // printable range most keys use), then skip a random number of keys.
+  // Approximately random, not uniform: see docs/commands.md.
+  std::string from = first;
+  if (from.size() > 1) {
+    size_t pos = 1 + rng.uniform(from.size() - 1);
+    unsigned char lo = static_cast<unsigned char>(from[pos]);
+    unsigned char hi = std::max<unsigned char>(lo, 0x7e);
+    from.resize(pos + 1);
+    from[pos] = static_cast<char>(rng.range(lo, hi));
+  }
+  const uint64_t skip = rng.uniform(std::min<uint64_t>(std::max<uint64_t>(keys, 1), 64));
+  for (int pass = 0; pass < 2; ++pass) {
+    uint64_t seen = 0;
+    std::string candidate;
+    s = store.scan(
+        pass == 0 ? std::string_view(from) : std::string_view(), {}, 256, now_ms,
+        [&](std::string_view key, const RecordView&) {
+          candidate.assign(key);
+          return seen++ < skip;
+        },
+        nullptr, nullptr, within_scope);
+    if (!s.ok()) return s;
+    if (seen > 0) return std::optional<std::string>(std::move(candidate));
+  }
+  return std::optional<std::string>();
 }
 
 Result<KeyPageRequest> parse_scan_options(std::span<const std::string_view> options) {

@@ -49,6 +49,12 @@ struct KeyPage {
 Result<KeyPage> scan_key_page(Store& store, const KeyPageRequest& request, int64_t now_ms,
                               std::optional<uint64_t> within_scope = std::nullopt);
 
+// RANDOMKEY: a live key (nullopt when there is none), approximately random
+// (docs/commands.md); with within_scope, one of that scope's (0: the keys
+// outside replica groups).
+Result<std::optional<std::string>> random_key(Store& store, int64_t now_ms,
+                                              std::optional<uint64_t> within_scope = std::nullopt);
+
 // SCAN's options after the cursor (argv[2..]: COUNT n, MATCH p, TYPE t; COUNT
 // defaults to 10). InvalidArgument carries the Redis error text to reply with.
 Result<KeyPageRequest> parse_scan_options(std::span<const std::string_view> options);

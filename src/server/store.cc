@@ -920,8 +920,8 @@ Status Store::scan(std::string_view after, std::string_view prefix, size_t limit
   // scope 0's ("d"). Within one scope: that scope's range of the family.
   std::string scoped_end(1, kScopedDataPrefix + 1);
   std::string scope_begin;
-  if (within_scope) {
-    if (*within_scope == 0) return Status::InvalidArgument("scan within scope 0: scan it all");
+  const bool one_group = within_scope && *within_scope != 0;
+  if (one_group) {
     scope_prefix(*within_scope, &scope_begin);
     scope_end(*within_scope, &scoped_end);
   }
@@ -934,6 +934,7 @@ Status Store::scan(std::string_view after, std::string_view prefix, size_t limit
     at.assign(after);
     at.push_back('\0');  // strictly after it
   }
+  if (within_scope && *within_scope == 0 && at < plain_begin) at = plain_begin;
   // After `at` is taken: a caller may resume from the *last it passes.
   if (last != nullptr) last->clear();
   if (examined != nullptr) *examined = 0;
@@ -946,9 +947,9 @@ Status Store::scan(std::string_view after, std::string_view prefix, size_t limit
     const bool scoped = at < scoped_end;
     if (scoped) {
       if (at < std::string_view(&kScopedDataPrefix, 1)) at.assign(1, kScopedDataPrefix);
-      if (within_scope && at < scope_begin) at = scope_begin;
+      if (one_group && at < scope_begin) at = scope_begin;
       range_end = scoped_end;
-    } else if (within_scope) {
+    } else if (one_group) {
       break;  // past the scope
     } else if (at < plain_end) {
       if (at < plain_begin) at = plain_begin;

@@ -305,8 +305,9 @@ class Store {
   // false to stop. Views are valid only during the call. Reports the position
   // of the last record examined through *last (so a caller can resume after
   // it) and how many were examined through *examined: fewer than limit only
-  // when the walk reached its end. With within_scope (not 0), the walk keeps
-  // to that scope's records: a replica group's page of a cluster-wide SCAN.
+  // when the walk reached its end. With within_scope, the walk keeps to that
+  // scope's records: a replica group's page of a cluster-wide SCAN, or (0)
+  // the keys outside replica groups.
   using KeyVisitor = std::function<bool(std::string_view key, const RecordView& rec)>;
   Status scan(std::string_view after, std::string_view prefix, size_t limit, int64_t now,
               const KeyVisitor& visit, std::string* last = nullptr, size_t* examined = nullptr,

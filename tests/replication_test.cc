@@ -540,7 +540,7 @@ TEST(Replication, QuiescedGroupsServeBoundedStalenessReadsAtFollowersAndWakeOnAW
   }
 }
 
-// KEYS, SCAN, DBSIZE and INFO keyspace read each replica group where a read
+// KEYS, SCAN, DBSIZE, INFO keyspace and RANDOMKEY read each replica group where a read
 // of its keys would run (the leader, behind the ReadIndex barrier, at the
 // default linearizable): a key deleted through one node is gone from them on
 // every node at once, though the followers apply the delete a heartbeat
@@ -580,6 +580,9 @@ TEST(Replication, KeysScanDbsizeAndInfoRightAfterADeleteNeverReportTheKey) {
     ASSERT_TRUE(scanned.ok()) << scanned.status().to_string();
     EXPECT_TRUE(scanned->elements.empty())
         << "round " << round << ": SCAN reported the deleted key";
+    auto random = reader->bulk({"RANDOMKEY"});
+    ASSERT_TRUE(random.ok()) << random.status().to_string();
+    EXPECT_EQ(random->rfind("kept:", 0), 0u) << "round " << round << ": RANDOMKEY " << *random;
   }
   // Below linearizable a scan may read any member: it still answers.
   auto reader = RedisClient::connect(ports[1]);

@@ -2013,38 +2013,55 @@ Result<RandomKeyOffer> Coordinator::local_random_offer(const RoutingTable& table
   return offer;
 }
 
-Result<std::optional<std::string>> Coordinator::random_cluster_key(const server::Session* session) {
-  auto table = this->table();
-  if (!table) return Status::Unavailable("the cluster map is not known yet");
+Result<std::vector<std::string>> Coordinator::ask_every_holder(
+    const RoutingTable& table, std::string_view verb,
+    const std::function<Result<std::string>()>& local) {
   net::ForwardFrame frame;
-  frame.epoch = table->epoch().value();
-  frame.argv = {std::string(kRandomVerb)};
+  frame.epoch = table.epoch().value();
+  frame.argv = {std::string(verb)};
   std::vector<std::pair<NodeId, net::ForwardFrame>> calls;
-  for (NodeId node : table->holders()) {
+  for (NodeId node : table.holders()) {
     if (node != options_.self) calls.emplace_back(node, frame);
   }
-  auto replies = call_all(*table, calls);
-  std::vector<RandomKeyOffer> offers;
-  if (std::binary_search(table->holders().begin(), table->holders().end(), options_.self)) {
-    auto own = local_random_offer(*table);
+  auto replies = call_all(table, calls);
+  std::vector<std::string> answers;
+  if (std::binary_search(table.holders().begin(), table.holders().end(), options_.self)) {
+    auto own = local();
     if (!own.ok()) return own.status();
-    offers.push_back(std::move(own).value());
+    answers.push_back(std::move(own).value());
   }
   for (size_t i = 0; i < calls.size(); ++i) {
     const Status failed = !replies[i].ok() ? replies[i].status() : replies[i]->status;
     if (!failed.ok()) {
-      if (!holds_only_groups_shards(*table, calls[i].first)) return failed;
+      // Its groups' keys come from the groups.
+      if (!holds_only_groups_shards(table, calls[i].first)) return failed;
       continue;
     }
-    auto offer = decode_random_offer(replies[i]->reply);
+    answers.push_back(std::move(replies[i]->reply));
+  }
+  return answers;
+}
+
+Result<std::optional<std::string>> Coordinator::random_cluster_key(const server::Session* session) {
+  auto table = this->table();
+  if (!table) return Status::Unavailable("the cluster map is not known yet");
+  auto nodes = ask_every_holder(*table, kRandomVerb, [&]() -> Result<std::string> {
+    auto own = local_random_offer(*table);
+    if (!own.ok()) return own.status();
+    return encode_random_offer(*own);
+  });
+  if (!nodes.ok()) return nodes.status();
+  std::vector<RandomKeyOffer> offers;
+  for (const std::string& reply : *nodes) {
+    auto offer = decode_random_offer(reply);
     if (!offer.ok()) return offer.status();
     offers.push_back(std::move(offer).value());
   }
   const std::vector<ScannedGroup> scanned = scanned_groups(*table);
-  auto group_replies = call_every_group(scanned, {std::string(kGroupRandomVerb)}, session, *table);
-  if (!group_replies.ok()) return group_replies.status();
+  auto groups = call_every_group(scanned, {std::string(kGroupRandomVerb)}, session, *table);
+  if (!groups.ok()) return groups.status();
   for (size_t i = 0; i < scanned.size(); ++i) {
-    auto offer = decode_random_offer((*group_replies)[i]);
+    auto offer = decode_random_offer((*groups)[i]);
     if (!offer.ok()) return group_did_not_answer(scanned[i], offer.status());
     offers.push_back(std::move(offer).value());
   }
@@ -2055,38 +2072,27 @@ Result<std::optional<std::string>> Coordinator::random_cluster_key(const server:
 Result<server::Store::KeyCounts> Coordinator::count_cluster_keys(const server::Session* session) {
   auto table = this->table();
   if (!table) return Status::Unavailable("the cluster map is not known yet");
-  net::ForwardFrame frame;
-  frame.epoch = table->epoch().value();
-  frame.argv = {std::string(kCountVerb)};
-  std::vector<std::pair<NodeId, net::ForwardFrame>> calls;
-  for (NodeId node : table->holders()) {
-    if (node != options_.self) calls.emplace_back(node, frame);
-  }
-  auto replies = call_all(*table, calls);
+  auto nodes = ask_every_holder(*table, kCountVerb, [&]() -> Result<std::string> {
+    return encode_key_counts(local_key_counts());
+  });
+  if (!nodes.ok()) return nodes.status();
   server::Store::KeyCounts total;
-  if (std::binary_search(table->holders().begin(), table->holders().end(), options_.self)) {
-    total = local_key_counts();
-  }
-  for (size_t i = 0; i < calls.size(); ++i) {
-    const Status failed = !replies[i].ok() ? replies[i].status() : replies[i]->status;
-    if (!failed.ok()) {
-      // Its groups' keys are counted by the groups.
-      if (!holds_only_groups_shards(*table, calls[i].first)) return failed;
-      continue;
-    }
-    auto counts = decode_key_counts(replies[i]->reply);
+  const auto add = [&](const server::Store::KeyCounts& c) {
+    total.keys += c.keys;
+    total.expires += c.expires;
+  };
+  for (const std::string& reply : *nodes) {
+    auto counts = decode_key_counts(reply);
     if (!counts.ok()) return counts.status();
-    total.keys += counts->keys;
-    total.expires += counts->expires;
+    add(*counts);
   }
   const std::vector<ScannedGroup> scanned = scanned_groups(*table);
-  auto group_replies = call_every_group(scanned, {std::string(kGroupCountVerb)}, session, *table);
-  if (!group_replies.ok()) return group_replies.status();
+  auto groups = call_every_group(scanned, {std::string(kGroupCountVerb)}, session, *table);
+  if (!groups.ok()) return groups.status();
   for (size_t i = 0; i < scanned.size(); ++i) {
-    auto counts = decode_key_counts((*group_replies)[i]);
+    auto counts = decode_key_counts((*groups)[i]);
     if (!counts.ok()) return group_did_not_answer(scanned[i], counts.status());
-    total.keys += counts->keys;
-    total.expires += counts->expires;
+    add(*counts);
   }
   return total;
 }

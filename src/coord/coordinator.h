@@ -347,6 +347,13 @@ class Coordinator final : public server::Router, public server::ClusterView {
                                                     const std::vector<std::string>& argv,
                                                     const server::Session* session,
                                                     const RoutingTable& table);
+  // Sends the node verb `verb` to every node holding data (this one answers
+  // by `local`), all at once; the replies of those that answered. A node that
+  // did not is passed over when it holds only replica groups' shards (their
+  // own calls cover them), else its error is the answer.
+  Result<std::vector<std::string>> ask_every_holder(
+      const RoutingTable& table, std::string_view verb,
+      const std::function<Result<std::string>()>& local);
   // Whether every shard `node` owns is a replica group's: what a scan or a
   // count gets from the groups does not need the node to answer.
   static bool holds_only_groups_shards(const RoutingTable& table, NodeId node);

@@ -6,9 +6,10 @@
 #include <random>
 #include <unordered_map>
 
+#include "core/assert.h"
+#include "core/ephemeral_ports.h"
 #include "net/frame.h"
 #include "net/handshake.h"
-#include "core/assert.h"
 
 namespace statekv::net {
 
@@ -243,8 +244,10 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return Status::IOError("cannot listen for peers on " + options_.bind + ":" +
-                             std::to_string(options_.port) + ": " + ec.message());
+      return Status::IOError(
+          "cannot listen for peers on " + options_.bind + ":" + std::to_string(options_.port) +
+          ": " + ec.message() +
+          (ec == asio::error::address_in_use ? ephemeral_port_hint(options_.port) : ""));
     }
     port_ = acceptor_.local_endpoint().port();
     accept();

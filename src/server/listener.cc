@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/assert.h"
+#include "core/ephemeral_ports.h"
 
 namespace statekv::server {
 
@@ -22,7 +23,8 @@ Status Listener::listen(const std::string& bind, uint16_t port) {
   asio::ip::tcp::endpoint endpoint(address, port);
   auto fail = [&](std::string_view step) {
     return Status::IOError(
-        fmt::format("cannot listen on {}:{}: {} ({})", bind, port, ec.message(), step));
+        fmt::format("cannot listen on {}:{}: {} ({}){}", bind, port, ec.message(), step,
+                    ec == asio::error::address_in_use ? ephemeral_port_hint(port) : ""));
   };
   acceptor_.open(endpoint.protocol(), ec);
   if (ec) return fail("socket");

@@ -64,8 +64,10 @@ namespace statekv::net {
 // refused at once, saying why, instead of misreading frames: 2 since raft
 // entries carry their records' priors (replication/mutation.h), which a node
 // of version 1 cannot decode and would skip, and the __scan page carries its
-// keys' positions.
-inline constexpr uint32_t kHandshakeVersion = 2;
+// keys' positions; 3 since a node's __scan page leaves replica groups' records
+// to the groups' own pages (__gscan), which a router of version 2 never asks
+// for: its KEYS would miss every replicated key (coord/cluster_scan.h).
+inline constexpr uint32_t kHandshakeVersion = 3;
 inline constexpr size_t kHandshakeNonceBytes = 32;
 
 enum class HandshakeRole : uint8_t {

@@ -384,6 +384,61 @@ TEST(Ops, OptionsThatConflictWithTheClusterOnDiskAreAnError) {
   EXPECT_EQ(same.first, 0) << same.second;
 }
 
+// `cluster up --server-arg` starts every node with more server options,
+// honoured (a consensus write over --group-max-write-bytes is refused), kept
+// for nodes started later (restart-missing after a SIGKILL) and held to on a
+// restart like the other options; one that `cluster up` sets itself, or that
+// is no option, is refused before any node starts.
+TEST(Ops, ServerArgsReachEveryNodeAndNodesStartedLater) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  Cluster c("ops-server-args");
+  up_detached(c, 3,
+              {"--replication", "consensus", "--server-arg=--group-max-write-bytes=4096",
+               "--server-arg=--maxclients=77"});
+  LocalClusterGuard down{c.data};
+  const auto check_node = [&](int k) {
+    auto client = RedisClient::connect(static_cast<uint16_t>(c.base + k - 1));
+    ASSERT_TRUE(client.ok()) << "node " << k;
+    EXPECT_EQ(client->cmd({"CONFIG", "GET", "maxclients"}), "[\"maxclients\", \"77\"]")
+        << "node " << k;
+    std::string refused;
+    for (int i = 0; i < 50; ++i) {
+      refused = client->cmd({"SET", "big", std::string(8192, 'x')});
+      if (refused.rfind("-TRYAGAIN", 0) != 0 && refused.rfind("-CLUSTERDOWN", 0) != 0) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(refused.rfind("-ERR", 0), 0u) << "node " << k << ": " << refused;
+    EXPECT_NE(refused.find("4096"), std::string::npos) << refused;
+    EXPECT_EQ(client->cmd({"SET", "small", std::string(1000, 'x')}), "+OK") << "node " << k;
+  };
+  for (int k = 1; k <= 3; ++k) check_node(k);
+  kill9(node_pid(c.data, 2));
+  auto restarted = run_statekv_within({"cluster", "restart-missing", "--data", c.data}, 60s);
+  ASSERT_EQ(restarted.first, 0) << restarted.second;
+  check_node(2);
+
+  auto other = run_statekv_within(
+      {"cluster", "up", "--data", c.data, "--server-arg=--maxclients=5", "--detach"}, 60s);
+  EXPECT_EQ(other.first, 1) << other.second;
+  EXPECT_NE(other.second.find("--server-arg --maxclients=5 (its nodes start with "
+                              "--group-max-write-bytes=4096 --maxclients=77)"),
+            std::string::npos)
+      << other.second;
+
+  Cluster fresh("ops-server-args-refused");
+  LocalClusterGuard fresh_down{fresh.data};
+  const uint16_t fresh_base = pick_cluster_base_port(2);
+  ASSERT_NE(fresh_base, 0);
+  for (const std::string& bad : {"--server-arg=--port=7", "--server-arg=maxclients"}) {
+    auto up = run_statekv_within(
+        {"cluster", "up", "--nodes", "1", "--base-port", std::to_string(fresh_base), "--data",
+         fresh.data, "--engine", "memory", "--detach", bad},
+        60s);
+    EXPECT_EQ(up.first, 1) << up.second;
+    EXPECT_NE(up.second.find("--server-arg"), std::string::npos) << up.second;
+  }
+}
+
 // A standalone server (no --node-id) has no cluster for these settings: it
 // refuses them rather than start and ignore them.
 TEST(Ops, ClusterSettingsOnAStandaloneServerAreRefused) {

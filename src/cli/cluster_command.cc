@@ -525,6 +525,7 @@ struct UpFlags {
   // that it survives the loss of any one node; none below that.
   std::string replication;
   std::vector<std::string> regions;
+  std::vector<std::string> server_args;  // LocalCluster::server_args
   std::string keyspaces;  // TOML file of [[keyspace]] entries
   bool detach = false;
   // The cluster's password (the default user's), seeded when the cluster
@@ -561,6 +562,11 @@ std::vector<std::string> conflicts_with(const UpFlags& f, const LocalCluster& c)
   if (given("--replication") && f.replication != c.replication) {
     out.push_back(fmt::format("--replication {} (its default keyspace uses {})", f.replication,
                               c.replication));
+  }
+  if (given("--server-arg") && f.server_args != c.server_args) {
+    out.push_back(fmt::format(
+        "--server-arg {} (its nodes start with {})", fmt::join(f.server_args, " --server-arg "),
+        c.server_args.empty() ? "none" : fmt::format("{}", fmt::join(c.server_args, " "))));
   }
   if (given("--regions")) {
     bool same = !f.regions.empty();
@@ -693,6 +699,10 @@ int run_up(const UpFlags& f) {
     cluster.partitioner = f.partitioner;
     cluster.replication =
         !f.replication.empty() ? f.replication : (f.nodes >= 3 ? "consensus" : "none");
+    for (const std::string& arg : f.server_args) {
+      if (std::string why = refuse_server_arg(arg); !why.empty()) return fail(why);
+    }
+    cluster.server_args = f.server_args;
     for (size_t k = 1; k <= f.nodes; ++k) {
       LocalNode n;
       n.id = NodeId(k);
@@ -1227,11 +1237,15 @@ const SubcommandRegistration kRegistration([](CLI::App& app, int* exit_code) {
                    "nodes added later ask for it too (default: $STATEKV_REQUIREPASS, else none). "
                    "Change it with CONFIG SET requirepass on any node")
       ->envname("STATEKV_REQUIREPASS");
+  up_cmd->add_option(
+      "--server-arg", up->server_args,
+      "One more `statekv server` option for every node, as --server-arg=--name=value "
+      "(repeat it), e.g. --server-arg=--group-election-timeout-ms=300; kept in "
+      "cluster.json for nodes added or restarted later");
   up_cmd->add_flag("--detach", up->detach, "Return once the cluster is ready, leaving it running");
   up_cmd->callback([up, up_cmd, exit_code] {
-    for (const char* name :
-         {"--nodes", "--base-port", "--engine", "--fsync", "--partitioner", "--replication",
-          "--regions"}) {
+    for (const char* name : {"--nodes", "--base-port", "--engine", "--fsync", "--partitioner",
+                             "--replication", "--regions", "--server-arg"}) {
       if (up_cmd->get_option(name)->count() > 0) up->given.insert(name);
     }
     *exit_code = run_up(*up);

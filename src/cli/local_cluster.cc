@@ -1,6 +1,8 @@
 #include "cli/local_cluster.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -16,10 +18,9 @@
 #include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
-
-#include <openssl/rand.h>
 
 namespace statekv::cli {
 
@@ -36,6 +37,38 @@ const LocalNode* LocalCluster::find(NodeId id) const {
     if (n.id == id) return &n;
   }
   return nullptr;
+}
+
+std::string refuse_server_arg(const std::string& arg) {
+  if (!arg.starts_with("--") || arg.size() < 3) {
+    return fmt::format("--server-arg '{}': give one server option as --name or --name=value", arg);
+  }
+  const std::string name = arg.substr(0, arg.find('='));
+  static const std::set<std::string> kSetByUp = {"--bind",
+                                                 "--port",
+                                                 "--peer-port",
+                                                 "--data",
+                                                 "--engine",
+                                                 "--fsync",
+                                                 "--node-id",
+                                                 "--region",
+                                                 "--peers",
+                                                 "--join",
+                                                 "--default-partitioner",
+                                                 "--default-replication",
+                                                 "--logfile",
+                                                 "--config",
+                                                 "--cluster-secret",
+                                                 "--requirepass",
+                                                 "--cluster-id"};
+  if (kSetByUp.contains(name)) {
+    return fmt::format(
+        "--server-arg {}: `cluster up` sets {} for every node itself (its own options --engine, "
+        "--fsync, --base-port, --partitioner, --replication, --regions, --requirepass and "
+        "--secret say what it may be)",
+        arg, name);
+  }
+  return {};
 }
 
 Result<LocalCluster> load_local_cluster(const fs::path& data) {
@@ -58,6 +91,16 @@ Result<LocalCluster> load_local_cluster(const fs::path& data) {
   c.fsync = j.value("fsync", "batch");
   c.partitioner = j.value("partitioner", "hash");
   c.replication = j.value("replication", "none");
+  if (j.contains("server_args")) {
+    if (!j["server_args"].is_array()) {
+      return Status::Corruption(file.string() + ": server_args is not a list");
+    }
+    for (const auto& a : j["server_args"]) {
+      if (!a.is_string())
+        return Status::Corruption(file.string() + ": a server_args entry is not text");
+      c.server_args.push_back(a.get<std::string>());
+    }
+  }
   for (const auto& n : j["nodes"]) {
     if (!n.is_object() || !n["id"].is_number_unsigned() || !n["port"].is_number_unsigned() ||
         !n["peer_port"].is_number_unsigned()) {
@@ -80,6 +123,7 @@ Status save_local_cluster(const LocalCluster& c) {
   j["fsync"] = c.fsync;
   j["partitioner"] = c.partitioner;
   j["replication"] = c.replication;
+  if (!c.server_args.empty()) j["server_args"] = c.server_args;
   j["nodes"] = nlohmann::json::array();
   for (const LocalNode& n : c.nodes) {
     j["nodes"].push_back(
@@ -239,9 +283,15 @@ Result<pid_t> spawn_node(const LocalCluster& c, const LocalNode& node, const std
   // The nodes share this machine: each gets its share of the cores for its
   // I/O threads, not one per core (the server's default), which with three
   // nodes on two cores made twice as many threads as cores wake each other
-  // on every command (docs/cluster.md, "I/O threads").
-  args.push_back("--io-threads");
-  args.push_back(std::to_string(io_threads_per_node(c.nodes.size())));
+  // on every command (docs/cluster.md, "I/O threads"); unless told otherwise.
+  const bool own_io_threads =
+      std::any_of(c.server_args.begin(), c.server_args.end(),
+                  [](const std::string& a) { return a.substr(0, a.find('=')) == "--io-threads"; });
+  if (!own_io_threads) {
+    args.push_back("--io-threads");
+    args.push_back(std::to_string(io_threads_per_node(c.nodes.size())));
+  }
+  args.insert(args.end(), c.server_args.begin(), c.server_args.end());
   const pid_t pid = ::fork();
   if (pid < 0) return Status::IOError(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {

@@ -52,6 +52,10 @@ struct LocalCluster {
   // Of the default keyspace: "none" (one copy per shard) or "consensus" (raft
   // per shard, factor min(3, nodes)).
   std::string replication = "none";
+  // More `statekv server` options every node starts with (`cluster up
+  // --server-arg`), e.g. "--group-election-timeout-ms=300": nodes added or
+  // restarted later get them too.
+  std::vector<std::string> server_args;
   std::vector<LocalNode> nodes;
 
   std::filesystem::path node_dir(NodeId id) const {
@@ -60,6 +64,12 @@ struct LocalCluster {
   std::vector<std::string> peer_endpoints() const;
   const LocalNode* find(NodeId id) const;
 };
+
+// Why `arg` cannot be one of LocalCluster::server_args, or "" when it can: it
+// must be one option (--name or --name=value), not one `cluster up` sets for
+// every node itself (ports, data dir, node id, peers, ... : its own flags say
+// those), nor the secret or password, which never go into argv.
+std::string refuse_server_arg(const std::string& arg);
 
 // Reads DATA/cluster.json. NotFound when there is none.
 Result<LocalCluster> load_local_cluster(const std::filesystem::path& data);

@@ -488,8 +488,11 @@ Result<storage::Sequence> Store::apply_locked(std::span<const Write> writes, boo
                                               const AppliedPosition* position) {
   int64_t key_delta = 0;
   int64_t expire_delta = 0;
-  // The same by scope: a write's records are mostly of one.
-  std::vector<std::pair<uint64_t, ScopeDelta>> scope_deltas;
+  // The same by scope: a write's records are mostly of one. Per-thread
+  // scratch, as the batch below: no allocation per write once warm (the
+  // engine does not call back into the store, so nothing reenters).
+  thread_local std::vector<std::pair<uint64_t, ScopeDelta>> scope_deltas;
+  scope_deltas.clear();
   const auto in_scope = [&](uint64_t scope) -> ScopeDelta& {
     for (auto& [s, d] : scope_deltas) {
       if (s == scope) return d;

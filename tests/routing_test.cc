@@ -1637,6 +1637,47 @@ TEST(Routing, PipelineToAKilledOwnerGetsErrorsInOrderAndTheConnectionStaysUsable
 
 // ============================================================ transactions
 
+// DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL and FLUSHDB answer for the whole
+// cluster; EXEC would have run them on this node's own store (replica records
+// and all, a FLUSHALL erasing replica groups' records outside their logs, and
+// a FLUSHALL in a transaction waited on EXEC's own locks forever). Refused
+// while queueing: EXECABORT, nothing of the transaction runs, the node keeps
+// serving, and keyless transactions of other commands still run.
+TEST(Routing, ClusterWideCommandsAreRefusedInsideMulti) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  RedisClient c = cluster.client(2);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(c.cmd({"SET", "m" + std::to_string(i), "v"}), "+OK");
+  }
+  for (const std::vector<std::string>& cmd :
+       std::vector<std::vector<std::string>>{{"FLUSHALL"},
+                                             {"FLUSHALL", "ASYNC"},
+                                             {"FLUSHDB"},
+                                             {"DBSIZE"},
+                                             {"KEYS", "*"},
+                                             {"SCAN", "0"},
+                                             {"RANDOMKEY"}}) {
+    ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+    EXPECT_EQ(c.cmd({"SET", "m0", "changed"}), "+QUEUED");
+    const std::string refused = c.cmd(cmd);
+    EXPECT_TRUE(refused.starts_with("-ERR " + cmd[0] + " cannot run inside MULTI in a cluster"))
+        << refused;
+    EXPECT_EQ(c.cmd({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.");
+  }
+  EXPECT_EQ(c.cmd({"GET", "m0"}), "\"v\"") << "nothing of a refused transaction ran";
+  EXPECT_EQ(c.cmd({"DBSIZE"}), ":20");
+  ASSERT_EQ(c.cmd({"MULTI"}), "+OK");
+  c.cmd({"PING"});
+  c.cmd({"ECHO", "e"});
+  EXPECT_EQ(c.cmd({"EXEC"}), "[+PONG, \"e\"]");
+  for (size_t n = 0; n < 3; ++n) {
+    RedisClient each = cluster.client(n);
+    EXPECT_EQ(each.cmd({"PING"}), "+PONG") << "node " << n + 1;
+  }
+}
+
 // MULTI/EXEC in a 3-node cluster (issue 11 item 2): a transaction whose keys
 // live on another node runs there whole, as one EXEC; keys of two shards are
 // CROSSSLOT and discard it; WATCH watches on the owner (another client's

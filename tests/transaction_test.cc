@@ -82,6 +82,23 @@ class TransactionTest : public ::testing::TestWithParam<std::string> {
     p.call({"SET", "y", "2"});
     p.call({"EXEC"});
     p.call({"GET", "y"});
+    // A flush inside the transaction, between writes (EXEC holds every key
+    // then; the flush used to wait on EXEC's own locks forever).
+    p.call({"MULTI"});
+    p.call({"SET", "a", "1"});
+    p.call({"FLUSHDB"});
+    p.call({"SET", "b", "2"});
+    p.call({"EXEC"});
+    p.call({"KEYS", "*"});
+    p.call({"MULTI"});
+    p.call({"FLUSHALL"});
+    p.call({"EXEC"});
+    p.call({"DBSIZE"});
+    p.call({"MULTI"});
+    p.call({"SET", "c", "3"});
+    p.call({"FLUSHALL", "ASYNC"});
+    p.call({"EXEC"});
+    p.call({"EXISTS", "c"});
 
     // Misuse that Redis answers without aborting.
     p.call({"MULTI"});

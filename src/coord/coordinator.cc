@@ -45,6 +45,15 @@ using server::Session;
 // first_key / last_key / key_step convention).
 using server::key_positions;
 
+// Keyless commands answered for every node and replica group (docs/routing.md,
+// "Scans and DBSIZE"); name in lower case.
+bool answers_for_the_whole_cluster(std::string_view name) {
+  for (std::string_view n : {"dbsize", "keys", "scan", "randomkey", "flushall", "flushdb"}) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
 bool is_fan_out_command(std::string_view name) {
   for (std::string_view n : {"mget", "mset", "del", "unlink", "exists", "touch"}) {
     if (name == n) return true;
@@ -656,9 +665,7 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
   }
   std::string name(argv[0]);
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-  const bool keyless_fan_out =
-      keys.empty() && (name == "dbsize" || name == "keys" || name == "scan" || name == "flushall" ||
-                       name == "flushdb" || name == "randomkey");
+  const bool keyless_fan_out = keys.empty() && answers_for_the_whole_cluster(name);
   if (keys.empty() && !keyless_fan_out) return due ? wait() : Decision::kLocal;
 
   // Sent to the one other node serving its keys: counted once, however many
@@ -884,6 +891,19 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
   }
   out.error("TRYAGAIN the cluster map kept changing while routing this command");
   return Decision::kHandled;
+}
+
+std::optional<std::string> Coordinator::refuse_in_transaction(const CommandSpec& spec) const {
+  if (!answers_for_the_whole_cluster(spec.name)) return std::nullopt;
+  // Run by EXEC, it would read or erase this node's own store only: replica
+  // records included, deletes not yet applied here visible, a replica
+  // group's records erased outside its log. No transaction spans every node
+  // and group, so it is refused while queueing, not answered wrong.
+  std::string upper(spec.name);
+  std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+  return "ERR " + upper +
+         " cannot run inside MULTI in a cluster: it spans every node and replica group, which "
+         "no transaction does; send it outside MULTI";
 }
 
 server::Router::Decision Coordinator::route_transaction(Session& session, const CommandSpec& spec,

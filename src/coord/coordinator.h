@@ -188,6 +188,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
   Decision route(server::Session& session, const server::CommandSpec& spec,
                  std::span<const std::string_view> argv, resp::Writer& out,
                  storage::Sequence* seq) override;
+  std::optional<std::string> refuse_in_transaction(const server::CommandSpec& spec) const override;
   void finished(server::Session& session) override;
   void client_closed(server::Session& session) override;
   bool unblock(uint64_t client, bool error) override;

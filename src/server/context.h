@@ -350,6 +350,13 @@ class Router {
   virtual Decision route(Session& session, const CommandSpec& spec,
                          std::span<const std::string_view> argv, resp::Writer& out,
                          storage::Sequence* seq) = 0;
+  // A command a client queues between MULTI and EXEC that a transaction
+  // cannot hold in this cluster: the error the client gets instead of QUEUED
+  // (the transaction then ends in EXECABORT, as for any command refused while
+  // queueing). Nothing when it may be queued.
+  virtual std::optional<std::string> refuse_in_transaction(const CommandSpec& spec) const {
+    return std::nullopt;
+  }
   // Called after a command the router let run here (kLocal) has executed.
   virtual void finished(Session& session) {}
   // The connection of session closed while blocked (Session::blocked) in a

@@ -545,7 +545,6 @@ void abort_transaction(Session& session) {
 void queue_command(TransactionState& t, const CommandSpec& spec,
                    std::span<const std::string_view> argv) {
   t.queue.emplace_back(argv.begin(), argv.end());
-  t.whole_keyspace = t.whole_keyspace || spec.name == "flushall" || spec.name == "flushdb";
   for (size_t i : key_positions(spec, argv)) t.keys.emplace_back(argv[i]);
 }
 
@@ -772,6 +771,13 @@ class ServiceImpl final : public Service {
       return 0;
     }
     if (session.txn && session.txn->queuing && queued_in_multi(spec->name)) {
+      if (state_.ctx.router != nullptr && !session.internal && session.routed_epoch == 0) {
+        if (auto refused = state_.ctx.router->refuse_in_transaction(*run)) {
+          abort_transaction(session);
+          out.error(*refused);
+          return 0;
+        }
+      }
       // MULTI: queued as sent, run by EXEC (server/transaction.h).
       queue_command(*session.txn, *run, argv);
       out.simple("QUEUED");

@@ -245,12 +245,16 @@ Store::Locked Store::lock(std::span<const std::string_view> keys) {
 
 Store::Locked Store::lock_all() {
   Locked l;
-  l.store_ = this;
-  l.many_.resize(kStripes);
+  // A transaction holding the stripes already (MULTI ... FLUSHALL ... EXEC
+  // holds every one: lock_transaction) locks none again: std::mutex is not
+  // recursive, and the flush inside it used to wait on its own EXEC forever.
+  l.many_.reserve(kStripes);
   for (uint32_t i = 0; i < kStripes; ++i) {
-    l.many_[i] = i;
-    stripes_[i].lock();
+    if (!held_by_thread(this, i)) l.many_.push_back(i);
   }
+  if (l.many_.empty()) return l;
+  l.store_ = this;
+  for (uint32_t s : l.many_) stripes_[s].lock();
   return l;
 }
 

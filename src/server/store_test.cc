@@ -502,6 +502,33 @@ TEST(Store, ARunOfMutationsWithPriorsIsOneWriteWithTheStateOfOneByOne) {
   EXPECT_EQ(contents(*run_engine), state);
 }
 
+// MULTI ... FLUSHALL ... EXEC: the transaction holds every stripe, and the
+// flush it runs must not lock them again (it used to wait on itself).
+TEST(Store, AFlushInsideATransactionHoldingEveryStripeLocksNothingAgain) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  put_key(store, "k", "v");
+  ASSERT_EQ(store.key_count(), 1u);
+  std::atomic<bool> flushed{false};
+  std::thread txn_thread([&] {
+    auto txn = store.lock_transaction({}, true);
+    auto all_again = store.lock_all();
+    ASSERT_TRUE(store.flush().ok());
+    flushed = true;
+  });
+  for (int i = 0; i < 200 && !flushed.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!flushed.load()) {
+    txn_thread.detach();  // stuck for good: the process ends with the test run
+    FAIL() << "the flush inside the transaction waits on its own locks";
+  }
+  txn_thread.join();
+  EXPECT_EQ(store.key_count(), 0u);
+  // Released: another thread takes every stripe.
+  auto after = store.lock_all();
+}
+
 TEST(Store, TransactionLockHoldsItsStripesAndItsThreadsLocksTakeNothing) {
   auto engine = storage::open_memory_engine();
   Store store(*engine, nullptr);

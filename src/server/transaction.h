@@ -117,7 +117,6 @@ struct TransactionState {
     aborted = false;
     queue.clear();
     keys.clear();
-    whole_keyspace = false;
     unwatch();
   }
 
@@ -132,7 +131,6 @@ struct TransactionState {
   bool aborted = false;  // a command was refused while queueing: EXECABORT
   std::vector<std::vector<std::string>> queue;
   std::vector<std::string> keys;          // every key the queued commands name
-  bool whole_keyspace = false;            // a queued FLUSHALL/FLUSHDB
   bool watching = false;                  // watcher has keys in this node's table
   std::vector<std::string> watched_keys;  // here or on remote_node
   // The state of a routed command (server/transaction.h's internal verbs)

@@ -94,6 +94,8 @@ TEST_P(CommandsTest, StringBasics) {
   run({"MSETNX", "x3", "1", "x3", "2"});
   run({"GET", "x3"});
   run({"EXISTS", "a", "a", "missing", "b"});
+  run({"TOUCH", "a", "a", "missing", "b"});
+  run({"TOUCH"});
   run({"TYPE", "a"});
   run({"TYPE", "missing"});
   run({"DEL", "a", "b", "missing"});

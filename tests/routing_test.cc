@@ -401,6 +401,7 @@ TEST(Routing, HashKeyspaceAnyNodeServesEveryKeyAndMultiKeyCommandsAnswerAsRedis)
       {"MGET", "empty:1", "key:7", "bin:1", "key:8", "key:9"},  // binary-safe through routing
       {"EXISTS", "key:10", "key:11", "key:11", "nosuch", "key:12", "empty:1"},
       {"EXISTS", "nosuch:1", "nosuch:2"},
+      {"TOUCH", "key:13", "key:14", "key:14", "nosuch", "key:15"},
       {"DEL", "key:10", "key:11", "nosuch", "key:12", "empty:1"},
       {"EXISTS", "key:10", "key:11", "key:12", "empty:1"},
       {"UNLINK", "key:16", "key:17", "key:18", "key:17"},

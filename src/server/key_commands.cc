@@ -414,6 +414,13 @@ void add_key_commands(std::vector<CommandSpec>& out) {
   out.push_back({"exists", -2, kRF, 1, -1, 1, g, "Determines whether one or more keys exist.",
                  "1.0.0", "O(N) where N is the number of keys to check.", "key:key...",
                  cmd_exists});
+  // statekv keeps no access time (no OBJECT IDLETIME or FREQ): TOUCH only
+  // counts, as EXISTS does.
+  out.push_back({"touch", -2, kRF, 1, -1, 1, g,
+                 "Returns the number of existing keys out of those specified after updating the "
+                 "time they were last accessed.",
+                 "3.2.1", "O(N) where N is the number of keys that will be touched.", "key:key...",
+                 cmd_exists});
   out.push_back({"type", 2, kRF, 1, 1, 1, g, "Determines the type of value stored at a key.",
                  "1.0.0", "O(1)", "key:key", cmd_type});
   out.push_back({"expire", -3, kWF, 1, 1, 1, g, "Sets the expiration time of a key in seconds.",

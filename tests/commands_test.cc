@@ -45,6 +45,11 @@ TEST_P(CommandsTest, ConnectionCommands) {
   run({"AUTH"});
   run({"HELLO", "4"});
   run({"HELLO", "abc"});
+  // Redis Cluster's connection modes, on a server without a cluster.
+  run({"READONLY"});
+  run({"READWRITE"});
+  run({"ASKING"});
+  run({"READONLY", "x"});
 }
 
 TEST_P(CommandsTest, UnknownCommandAndArity) {

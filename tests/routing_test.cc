@@ -1679,6 +1679,28 @@ TEST(Routing, ClusterWideCommandsAreRefusedInsideMulti) {
   }
 }
 
+// A Redis Cluster client that reads from replicas sends READONLY on its
+// connections to them (redis-py's read_from_replicas refuses a replica that
+// does not answer OK), READWRITE to undo it, and ASKING after an ASK
+// redirect. Each answers OK and changes nothing: keys are still served, at
+// their keyspace's consistency, on every node.
+TEST(Routing, ReadonlyReadwriteAndAskingLetReplicaReadingClientsConnect) {
+  SKIP_FOR_REDIS();
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    RedisClient c = cluster.client(n);
+    const std::string key = "ro" + std::to_string(n);
+    EXPECT_EQ(c.cmd({"READONLY"}), "+OK");
+    EXPECT_EQ(c.cmd({"SET", key, "v"}), "+OK");
+    EXPECT_EQ(c.cmd({"GET", key}), "\"v\"");
+    EXPECT_EQ(c.cmd({"READWRITE"}), "+OK");
+    EXPECT_EQ(c.cmd({"ASKING"}), "+OK");
+    EXPECT_EQ(c.cmd({"GET", key}), "\"v\"");
+    EXPECT_EQ(c.cmd({"READONLY", "x"}), "-ERR wrong number of arguments for 'readonly' command");
+  }
+}
+
 // MULTI/EXEC in a 3-node cluster (issue 11 item 2): a transaction whose keys
 // live on another node runs there whole, as one EXEC; keys of two shards are
 // CROSSSLOT and discard it; WATCH watches on the owner (another client's

@@ -67,6 +67,17 @@ void cmd_cluster_redirects(CommandContext& c) {
   c.out.simple("OK");
 }
 
+// READONLY, READWRITE and ASKING: what a Redis Cluster client sends to a
+// replica it reads from (READONLY, READWRITE) or before the command an ASK
+// redirect named (ASKING). Every node serves every key here, so they change
+// nothing: a read keeps its keyspace's consistency, at least as strong as a
+// Redis replica's (CONSISTENCY eventual reads at the nearest replica), and no
+// node answers ASK. They answer OK so that such clients connect.
+void cmd_cluster_connection_mode(CommandContext& c) {
+  SKV_NEED_CLUSTER(c);
+  c.out.simple("OK");
+}
+
 void cmd_locate(CommandContext& c) {
   SKV_NEED_CLUSTER(c);
   // Asked of a node that does not lead the key's replica group: the leader
@@ -146,6 +157,15 @@ void add_cluster_commands(std::vector<CommandSpec>& out) {
                                  "Returns helpful text about the different subcommands.", "5.0.0",
                                  "O(1)", "", cmd_cluster_help});
   out.push_back(std::move(cluster));
+  out.push_back({"readonly", 1, kLoading | kStale | kFast, 0, 0, 0, g,
+                 "Enables read-only queries for a connection to a Redis Cluster replica node.",
+                 "3.0.0", "O(1)", "", cmd_cluster_connection_mode});
+  out.push_back({"readwrite", 1, kLoading | kStale | kFast, 0, 0, 0, g,
+                 "Enables read-write queries for a connection to a Redis Cluster replica node.",
+                 "3.0.0", "O(1)", "", cmd_cluster_connection_mode});
+  out.push_back({"asking", 1, kFast, 0, 0, 0, g,
+                 "Signals that a cluster client is following an -ASK redirect.", "3.0.0", "O(1)",
+                 "", cmd_cluster_connection_mode});
   out.push_back({"locate", 2, kReadonly | kFast, 0, 0, 0, g,
                  "Shows where a key lives: keyspace, partitioner, shard, owners and epoch "
                  "(statekv).",

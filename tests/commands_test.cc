@@ -438,6 +438,32 @@ TEST_P(CommandsTest, ServerCommandsByProperty) {
   }
   run({"COMMAND", "INFO", "nosuchcommand"});
   run({"COMMAND", "FOO"});
+  // GETKEYS: what a Redis Cluster client asks for movable keys.
+  for (const std::vector<std::string>& line : std::vector<std::vector<std::string>>{
+           {"SET", "k", "v"},
+           {"MSET", "a", "1", "b", "2"},
+           {"ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"},
+           {"ZUNIONSTORE", "d", "5", "a", "b"},
+           {"ZUNIONSTORE", "d", "-1", "a"},
+           {"SINTERCARD", "2", "a", "b", "LIMIT", "1"},
+           {"SINTERCARD", "0", "a"},
+           {"SINTERCARD", "x", "a"},
+           {"LMPOP", "2", "a", "b", "LEFT"},
+           {"BLMPOP", "0", "2", "a", "b", "LEFT"},
+           {"OBJECT", "ENCODING", "k"},
+           {"CLIENT", "INFO"},
+           {"PING", "x"},
+           {"NOSUCH", "a"},
+           {"SET", "k"},
+           {"GET", "a", "b"},
+           {"OBJECT", "NOSUCH", "k"},
+       }) {
+    std::vector<std::string> getkeys = {"COMMAND", "GETKEYS"};
+    getkeys.insert(getkeys.end(), line.begin(), line.end());
+    run(getkeys);
+  }
+  run({"COMMAND", "GETKEYS", "SET"});
+  run({"COMMAND", "GETKEYS"});
   run({"TIME", "x"});
   // A standalone server is a primary without replicas.
   EXPECT_EQ(run({"ROLE"}), "[\"master\", :0, []]");

@@ -15,6 +15,7 @@
 #include "server/command_docs.h"
 #include "server/command_table.h"
 #include "server/glob.h"
+#include "server/number.h"
 #include "storage/entry_arena.h"
 
 namespace statekv::server {
@@ -385,6 +386,38 @@ void cmd_command_info(CommandContext& c) {
   }
 }
 
+// COMMAND GETKEYS command [arg ...]: the keys of a command line, found as
+// the cluster router and ACL key rules find them (key_positions). Redis
+// Cluster clients ask it for commands whose keys move (SINTERCARD, ZUNION,
+// LMPOP...: `movablekeys` in COMMAND INFO). Errors as Redis 7's.
+void cmd_command_getkeys(CommandContext& c) {
+  const std::span<const std::string_view> line = c.argv.subspan(2);
+  const CommandSpec* spec = c.state.table.find(line[0]);
+  if (spec != nullptr && !spec->subcommands.empty() && line.size() >= 2) {
+    spec = CommandTable::find_sub(*spec, line[1]);
+  }
+  if (spec == nullptr) return c.out.error("ERR Invalid command specified");
+  if (spec->first_key <= 0 && spec->numkeys_index <= 0) {
+    return c.out.error("ERR The command has no key arguments");
+  }
+  const int argc = static_cast<int>(line.size());
+  if ((spec->arity > 0 && argc != spec->arity) || argc < -spec->arity) {
+    return c.out.error("ERR Invalid number of arguments specified for command");
+  }
+  const std::vector<size_t> keys = key_positions(*spec, line);
+  // A numkeys that is not a count of the arguments after it names no key.
+  bool numkeys_ok = true;
+  if (spec->numkeys_index > 0) {
+    const auto n = parse_int64(line[static_cast<size_t>(spec->numkeys_index)]);
+    numkeys_ok = n && *n > 0 && *n <= static_cast<int64_t>(line.size()) - spec->numkeys_index - 1;
+  }
+  if (keys.empty() || !numkeys_ok) {
+    return c.out.error("ERR Invalid arguments specified for command");
+  }
+  c.out.array(keys.size());
+  for (size_t k : keys) c.out.bulk(line[k]);
+}
+
 void cmd_command_docs(CommandContext& c) {
   std::vector<std::pair<const CommandSpec*, const CommandSpec*>> specs;
   if (c.argv.size() == 2) {
@@ -419,6 +452,8 @@ void cmd_command_help(CommandContext& c) {
       "    Return documentation details about multiple Redis commands.",
       "    If no command names are given, documentation details for all",
       "    commands are returned.",
+      "GETKEYS <full-command>",
+      "    Return the keys from a full Redis command.",
       "HELP",
       "    Print this help.",
   };
@@ -494,6 +529,10 @@ void add_server_commands(std::vector<CommandSpec>& out) {
                                  "commands.",
                                  "7.0.0", "O(N) where N is the number of commands to look up",
                                  "[command-name:string...]", cmd_command_docs});
+  command.subcommands.push_back({"getkeys", -4, kLoading | kStale, 0, 0, 0, g,
+                                 "Extracts the key names from an arbitrary command.", "2.8.13",
+                                 "O(N) where N is the number of arguments to the command", "",
+                                 cmd_command_getkeys});
   command.subcommands.push_back({"help", 2, kLoading | kStale | kSentinel, 0, 0, 0, g,
                                  "Returns helpful text about the different subcommands.", "5.0.0",
                                  "O(1)", "", cmd_command_help});

@@ -738,6 +738,38 @@ TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
   EXPECT_EQ(holding, 3u);
 }
 
+// ioredis reading from replicas (scaleReads 'slave'): a consensus keyspace
+// partitioned by slots lists each slot range's replicas in CLUSTER SLOTS, and
+// the client sends READONLY to them before it reads there.
+TEST(Routing, IoredisReadsFromTheReplicasOfAConsensusSlotsKeyspace) {
+  SKIP_FOR_REDIS();
+  if (!on_path("node") || !on_path("npm")) GTEST_SKIP() << "node or npm is not on PATH";
+  auto dir = npm_installed(ioredis_source_dir().string(), "ioredis-node", "ioredis");
+  if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
+    GTEST_SKIP() << "cannot install ioredis, the npm registry is unreachable: "
+                 << dir.status().message().substr(0, 600);
+  }
+  ASSERT_TRUE(dir.ok()) << dir.status().to_string();
+
+  RoutingCluster cluster(3);
+  ASSERT_STARTED(cluster);
+  RedisClient admin = cluster.client(0);
+  ASSERT_EQ(admin.cmd({"KEYSPACE", "CREATE", "rs", "PREFIX", "rs:", "PARTITIONER", "slots",
+                       "REPLICATION", "consensus", "FACTOR", "3"}),
+            "+OK");
+  // Writable once its groups have leaders.
+  const auto deadline = Clock::now() + 20s;
+  while (admin.cmd({"SET", "rs:probe", "1"}) != "+OK" && Clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(admin.cmd({"SET", "rs:probe", "1"}), "+OK");
+  auto run = run_program(
+      {"node", "cluster_test.js", std::to_string(cluster.port(1)), "replicas", "rs:"}, *dir, 40s);
+  ASSERT_TRUE(run.ok()) << run.status().to_string();
+  EXPECT_EQ(run->exit_code, 0) << "stdout:\n" << run->out << "\nstderr:\n" << run->err;
+  EXPECT_NE(run->out.find("ok: 100 keys read from replicas"), std::string::npos) << run->out;
+}
+
 // ============================================================ 5. KEYSPACE
 
 TEST(Routing, KeyspaceCreatedOnOneNodeIsSeenAndRoutedByAll) {

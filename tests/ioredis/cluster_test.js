@@ -2,17 +2,22 @@
 // partitioned by slots. Run by tests/routing_test.cc:
 //
 //   node cluster_test.js PORT [EXPECTED_MASTERS]
+//   node cluster_test.js PORT replicas PREFIX
 //
 // The client learns the topology from CLUSTER SLOTS on the node at PORT, then
 // sends every command straight to the node that owns the key's slot, as it
-// would to Redis Cluster. Exit status 0 means every check held; anything else
-// prints what did not, on stderr.
+// would to Redis Cluster. With `replicas`, a second client reads keys under
+// PREFIX from the replicas CLUSTER SLOTS lists (scaleReads 'slave': ioredis
+// sends READONLY to them first). Exit status 0 means every check held;
+// anything else prints what did not, on stderr.
 'use strict';
 
 const Redis = require('ioredis');
 
 const port = Number(process.argv[2]);
-const expectedMasters = process.argv[3] === undefined ? 0 : Number(process.argv[3]);
+const replicaReads = process.argv[3] === 'replicas';
+const replicaPrefix = replicaReads ? process.argv[4] : '';
+const expectedMasters = replicaReads || process.argv[3] === undefined ? 0 : Number(process.argv[3]);
 if (!Number.isInteger(port) || port <= 0) {
   console.error('usage: node cluster_test.js PORT [EXPECTED_MASTERS]');
   process.exit(2);
@@ -31,7 +36,50 @@ function expectEqual(what, got, want) {
   }
 }
 
+// Writes through one client, reads through another that reads from replicas.
+async function readFromReplicas() {
+  const options = {
+    clusterRetryStrategy: () => null,
+    redisOptions: {connectTimeout: 2000, maxRetriesPerRequest: 1},
+  };
+  const writer = new Redis.Cluster([{host: '127.0.0.1', port}], options);
+  const reader = new Redis.Cluster([{host: '127.0.0.1', port}], {...options, scaleReads: 'slave'});
+  for (const c of [writer, reader])
+    c.on('error', (err) => failures.push(`client error: ${err.message}`));
+  try {
+    for (const c of [writer, reader]) {
+      await new Promise((resolve, reject) => {
+        c.once('ready', resolve);
+        c.once('end', () => reject(new Error('connection ended before ready')));
+      });
+    }
+    // Every node leads some slot ranges and holds replicas of the others, so
+    // ioredis keeps one connection a node (a master's: it sends no READONLY
+    // itself) and reads each key at a node listed after the range's first.
+    // READONLY as a client of Redis replicas sends it (redis-py's
+    // read_from_replicas on every connection, refusing a node that fails it).
+    const all = reader.nodes('all');
+    if (all.length !== 3) failures.push(`nodes seen by the client: ${all.length}, want 3`);
+    for (const node of all)
+      expectEqual(`READONLY on ${node.options.port}`, await node.readonly(), 'OK');
+    const listed = new Set();
+    for (let slot = 0; slot < 16384; ++slot) listed.add((reader.slots[slot] || []).length);
+    expectEqual('nodes listed for each slot range', [...listed], [3]);
+    const keys = [];
+    for (let i = 0; i < 100; ++i) keys.push(`${replicaPrefix}key:${i}`);
+    for (const key of keys) expectEqual(`SET ${key}`, await writer.set(key, `v-${key}`), 'OK');
+    for (const key of keys)
+      expectEqual(`GET ${key} from a replica`, await reader.get(key), `v-${key}`);
+  } catch (err) {
+    failures.push(`unexpected error: ${err && err.stack ? err.stack : err}`);
+  } finally {
+    writer.disconnect();
+    reader.disconnect();
+  }
+}
+
 async function main() {
+  if (replicaReads) return readFromReplicas();
   const cluster = new Redis.Cluster([{ host: '127.0.0.1', port }], {
     // Fail fast instead of reconnecting forever: a broken node is a failure here.
     clusterRetryStrategy: () => null,
@@ -94,6 +142,8 @@ main().then(() => {
     for (const f of failures) console.error(f);
     process.exit(1);
   }
-  console.log('ok: 200 keys and a hash-tagged MGET through ioredis Cluster');
+  console.log(
+      replicaReads ? 'ok: 100 keys read from replicas through ioredis Cluster' :
+                     'ok: 200 keys and a hash-tagged MGET through ioredis Cluster');
   process.exit(0);
 });

@@ -24,8 +24,9 @@ if (!Number.isInteger(port) || port <= 0) {
 }
 
 // A hung cluster must fail the test, not stall it.
+let step = 'starting';
 const watchdog = setTimeout(() => {
-  console.error('timed out after 20 s');
+  console.error(`timed out after 20 s, at: ${step}`);
   process.exit(3);
 }, 20000);
 
@@ -44,15 +45,18 @@ async function readFromReplicas() {
   };
   const writer = new Redis.Cluster([{host: '127.0.0.1', port}], options);
   const reader = new Redis.Cluster([{host: '127.0.0.1', port}], {...options, scaleReads: 'slave'});
-  for (const c of [writer, reader])
+  for (const c of [writer, reader]) {
     c.on('error', (err) => failures.push(`client error: ${err.message}`));
-  try {
-    for (const c of [writer, reader]) {
-      await new Promise((resolve, reject) => {
+  }
+  // Listened for at once: a client ready before the other is not missed.
+  const ready = [writer, reader].map(
+      (c) => new Promise((resolve, reject) => {
         c.once('ready', resolve);
         c.once('end', () => reject(new Error('connection ended before ready')));
-      });
-    }
+      }));
+  try {
+    step = 'waiting for both clients to be ready';
+    await Promise.all(ready);
     // Every node leads some slot ranges and holds replicas of the others, so
     // ioredis keeps one connection a node (a master's: it sends no READONLY
     // itself) and reads each key at a node listed after the range's first.
@@ -60,16 +64,23 @@ async function readFromReplicas() {
     // read_from_replicas on every connection, refusing a node that fails it).
     const all = reader.nodes('all');
     if (all.length !== 3) failures.push(`nodes seen by the client: ${all.length}, want 3`);
-    for (const node of all)
-      expectEqual(`READONLY on ${node.options.port}`, await node.readonly(), 'OK');
+    for (const node of all) {
+      step = `READONLY on ${node.options.port}`;
+      expectEqual(step, await node.readonly(), 'OK');
+    }
     const listed = new Set();
     for (let slot = 0; slot < 16384; ++slot) listed.add((reader.slots[slot] || []).length);
     expectEqual('nodes listed for each slot range', [...listed], [3]);
     const keys = [];
     for (let i = 0; i < 100; ++i) keys.push(`${replicaPrefix}key:${i}`);
-    for (const key of keys) expectEqual(`SET ${key}`, await writer.set(key, `v-${key}`), 'OK');
-    for (const key of keys)
-      expectEqual(`GET ${key} from a replica`, await reader.get(key), `v-${key}`);
+    for (const key of keys) {
+      step = `SET ${key}`;
+      expectEqual(step, await writer.set(key, `v-${key}`), 'OK');
+    }
+    for (const key of keys) {
+      step = `GET ${key} from a replica`;
+      expectEqual(step, await reader.get(key), `v-${key}`);
+    }
   } catch (err) {
     failures.push(`unexpected error: ${err && err.stack ? err.stack : err}`);
   } finally {

@@ -702,18 +702,27 @@ TEST(Routing, RedisBenchmarkClusterModeRunsAgainstTheSlotsCluster) {
 
 // ============================================================ 4. ioredis
 
-// tests/ioredis/, beside this file.
-fs::path ioredis_source_dir() {
-  return fs::path(STATEKV_TESTS_DIR) / "ioredis";
+// tests/ioredis/ (beside this file) with ioredis installed by npm: the
+// directory to run its scripts in. Unavailable, saying why, where node or npm
+// is missing or the npm registry cannot be reached (the test skips then).
+Result<std::string> installed_ioredis() {
+  if (!on_path("node") || !on_path("npm")) {
+    return Status::Unavailable("node or npm is not on PATH");
+  }
+  auto dir =
+      npm_installed((fs::path(STATEKV_TESTS_DIR) / "ioredis").string(), "ioredis-node", "ioredis");
+  if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
+    return Status::Unavailable("cannot install ioredis, the npm registry is unreachable: " +
+                               dir.status().message().substr(0, 600));
+  }
+  return dir;
 }
 
 TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
   SKIP_FOR_REDIS();
-  if (!on_path("node") || !on_path("npm")) GTEST_SKIP() << "node or npm is not on PATH";
-  auto dir = npm_installed(ioredis_source_dir().string(), "ioredis-node", "ioredis");
+  auto dir = installed_ioredis();
   if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
-    GTEST_SKIP() << "cannot install ioredis, the npm registry is unreachable: "
-                 << dir.status().message().substr(0, 600);
+    GTEST_SKIP() << dir.status().message();
   }
   ASSERT_TRUE(dir.ok()) << dir.status().to_string();
 
@@ -743,11 +752,9 @@ TEST(Routing, IoredisClusterClientWritesAndReadsThroughTheSlotsCluster) {
 // the client sends READONLY to them before it reads there.
 TEST(Routing, IoredisReadsFromTheReplicasOfAConsensusSlotsKeyspace) {
   SKIP_FOR_REDIS();
-  if (!on_path("node") || !on_path("npm")) GTEST_SKIP() << "node or npm is not on PATH";
-  auto dir = npm_installed(ioredis_source_dir().string(), "ioredis-node", "ioredis");
+  auto dir = installed_ioredis();
   if (!dir.ok() && dir.status().code() == Status::Code::kUnavailable) {
-    GTEST_SKIP() << "cannot install ioredis, the npm registry is unreachable: "
-                 << dir.status().message().substr(0, 600);
+    GTEST_SKIP() << dir.status().message();
   }
   ASSERT_TRUE(dir.ok()) << dir.status().to_string();
 

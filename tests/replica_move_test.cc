@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -49,13 +50,14 @@ struct Cluster {
       : dir(name), data(dir.path() + "/data"), partitioner(std::move(partitioner)) {}
 
   // The default keyspace keeps one copy per shard (the consensus keyspace
-  // "rep" is the one whose replicas move).
+  // "rep" is the one whose replicas move), unless default_replication says
+  // "consensus".
   void up() {
     base = pick_cluster_base_port(5);
     ASSERT_NE(base, 0);
     auto started =
         run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
-                     data, "--engine", "memory", "--replication", "none", "--detach"});
+                     data, "--engine", "memory", "--replication", default_replication, "--detach"});
     down.reset(new LocalClusterGuard{data});
     ASSERT_EQ(started.first, 0) << started.second;
     auto c = RedisClient::connect(base);
@@ -92,7 +94,7 @@ struct Cluster {
   }
 
   // The replica groups as `cluster status` shows them: members per group.
-  std::vector<std::set<int>> groups() {
+  std::vector<std::set<int>> groups() const {
     auto st = run_statekv({"cluster", "status", "--data", data});
     std::vector<std::set<int>> out;
     std::istringstream in(st.second);
@@ -118,6 +120,7 @@ struct Cluster {
   TempDir dir;
   std::string data;
   std::string partitioner;
+  std::string default_replication = "none";
   uint16_t base = 0;
   std::unique_ptr<LocalClusterGuard> down;  // destroyed first: the nodes stop before dir goes
 };
@@ -161,6 +164,23 @@ void judge(const Cluster& cluster, check::History history, const std::vector<uin
   ASSERT_TRUE(check::write_history_file(file, history).ok());
   auto verdict = run_statekv({"check", "linearizable", file});
   EXPECT_EQ(verdict.first, 0) << verdict.second;
+}
+
+// After a move: lets the clients run on briefly, stops them, and checks that
+// they got enough done, that every rep group has exactly `nodes` as members
+// (factor 3), and judges the history with a final read through each of them.
+void stop_and_judge(const Cluster& cluster, HistoryClients& clients, const std::set<int>& nodes) {
+  std::this_thread::sleep_for(500ms);
+  clients.stop();
+  std::printf("clients: %zu operations acknowledged, %zu failed or unknown\n", clients.ok_count(),
+              clients.error_count());
+  EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
+  auto groups = cluster.groups();
+  ASSERT_EQ(groups.size(), 3u);
+  for (const auto& g : groups) EXPECT_EQ(g, nodes) << "every group at factor 3 on these nodes";
+  std::vector<uint16_t> ports;
+  for (int n : nodes) ports.push_back(cluster.port(n));
+  ASSERT_NO_FATAL_FAILURE(judge(cluster, clients.history(), ports));
 }
 
 // Over hash and ring partitioning: a ring's shards are arcs between its
@@ -238,19 +258,7 @@ TEST_P(ReplicaMove, AddAndRemoveNodeMoveConsensusReplicasUnderLoadLinearizably) 
   EXPECT_NE((cluster.logs() + node1_lines.str()).find("removing node 1 from the group"),
             std::string::npos)
       << "the replica controller's steps are not in any node's log";
-  std::this_thread::sleep_for(500ms);
-  clients.stop();
-  std::printf("clients: %zu operations acknowledged, %zu failed or unknown\n", clients.ok_count(),
-              clients.error_count());
-  EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
-
-  groups = cluster.groups();
-  ASSERT_EQ(groups.size(), 3u);
-  for (const auto& g : groups) {
-    EXPECT_EQ(g, (std::set<int>{2, 3, 4})) << "every group at factor 3 on the nodes left";
-  }
-  ASSERT_NO_FATAL_FAILURE(
-      judge(cluster, clients.history(), {cluster.port(2), cluster.port(3), cluster.port(4)}));
+  ASSERT_NO_FATAL_FAILURE(stop_and_judge(cluster, clients, {2, 3, 4}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Partitioners, ReplicaMove, ::testing::Values("hash", "ring"),
@@ -301,19 +309,58 @@ TEST(ReplicaMoveDead, AKilledNodeIsRemovedAndItsReplicasAreRecreatedFromTheSurvi
                                             on_3)),
             std::string::npos)
       << removed.second;
-  std::this_thread::sleep_for(500ms);
-  clients.stop();
-  std::printf("clients: %zu operations acknowledged, %zu failed or unknown\n", clients.ok_count(),
-              clients.error_count());
-  EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
+  ASSERT_NO_FATAL_FAILURE(stop_and_judge(cluster, clients, {1, 2, 4}));
+}
 
-  auto groups = cluster.groups();
-  ASSERT_EQ(groups.size(), 3u);
-  for (const auto& g : groups) {
-    EXPECT_EQ(g, (std::set<int>{1, 2, 4})) << "every group back at factor 3 without node 3";
-  }
-  ASSERT_NO_FATAL_FAILURE(
-      judge(cluster, clients.history(), {cluster.port(1), cluster.port(2), cluster.port(4)}));
+// A node whose data directory is lost (a wiped disk) and started again under
+// its id would vote again in terms it voted in and stand in majorities for
+// entries it no longer holds: its peers know it by the incarnation of its old
+// directory and refuse it (net/peer_incarnations.h), and it stops, saying how
+// to replace it; add-node then remove-node bring the groups back to factor 3
+// while clients run, and nothing acknowledged is lost.
+TEST(ReplicaMoveDead, ANodeThatLostItsDataIsRefusedThenReplacedUnderLoadLinearizably) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  Cluster cluster("replica-lost-disk");
+  cluster.default_replication = "consensus";  // every shard has three copies
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  HistoryClients clients({cluster.port(1), cluster.port(2), cluster.port(3)}, 6, kKeys, kPrefix);
+  std::this_thread::sleep_for(500ms);
+
+  // Node 3's disk is lost: killed, its whole directory gone.
+  clients.set_ports({cluster.port(1), cluster.port(2)});
+  ASSERT_EQ(::kill(node_pid(cluster.data, 3), SIGKILL), 0);
+  std::this_thread::sleep_for(300ms);
+  std::filesystem::remove_all(cluster.data + "/node3");
+
+  // Started again, it is disowned by its peers and stops, saying what to do.
+  auto restarted = run_statekv({"cluster", "restart-missing", "--data", cluster.data});
+  EXPECT_NE(restarted.first, 0) << restarted.second;
+  EXPECT_NE(restarted.second.find("node 3 exited while starting"), std::string::npos)
+      << restarted.second;
+  EXPECT_NE(restarted.second.find("refused the handshake as disowned"), std::string::npos)
+      << restarted.second;
+  EXPECT_NE(restarted.second.find("`statekv cluster add-node`, then `statekv cluster "
+                                  "remove-node --id 3`"),
+            std::string::npos)
+      << restarted.second;
+  EXPECT_NE(cluster.logs().find("knew node 3 with data directory incarnation"), std::string::npos)
+      << "the peers' logs do not say why they refuse node 3";
+  // It never took part: the groups' members and their data are as they were.
+  std::this_thread::sleep_for(300ms);
+  for (int n : {1, 2}) ASSERT_NO_FATAL_FAILURE(cluster.writable(cluster.port(n)));
+
+  // A new node takes its place while it is down, then it is removed.
+  auto started = std::chrono::steady_clock::now();
+  auto add = run_statekv({"cluster", "add-node", "--data", cluster.data});
+  ASSERT_EQ(add.first, 0) << add.second;
+  clients.set_ports({cluster.port(1), cluster.port(2), cluster.port(4)});
+  auto remove = run_statekv({"cluster", "remove-node", "--id", "3", "--data", cluster.data});
+  ASSERT_EQ(remove.first, 0) << remove.second;
+  std::printf("add-node, then remove-node of the node that lost its data: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
+  ASSERT_NO_FATAL_FAILURE(stop_and_judge(cluster, clients, {1, 2, 4}));
 }
 
 }  // namespace

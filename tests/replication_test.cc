@@ -18,6 +18,7 @@
 
 #include "check/history.h"
 #include "net/blocking_connection.h"
+#include "net/peer_incarnations.h"
 #include "net/wire.h"
 #include "replication/codec.h"
 #include "replication/raft/messages.h"
@@ -928,9 +929,16 @@ TEST(Replication, LocateShowsEachReplicasAppliedIndexAndStaleEpochsAreRefused) {
   const std::string before = group_line(follower_port, group);
   const int64_t term = group_field(before, "term");
   ASSERT_GT(term, 0) << before;
+  // The follower knows the leader by its data directory's incarnation too
+  // (net/peer_incarnations.h): the forger states it.
+  const std::string leader_dir = cluster.data + "/node" + std::to_string(leader);
+  auto incarnations = net::PeerIncarnations::open(leader_dir + "/wal", false);
+  ASSERT_TRUE(incarnations.ok()) << incarnations.status().to_string();
+  ASSERT_FALSE((*incarnations)->fresh()) << "node " << leader << " has no incarnation yet";
+  const uint64_t leader_incarnation = (*incarnations)->self();
   const auto forge = [&](uint64_t frame_epoch) {
     auto conn = net::BlockingConnection::open(peer(follower_port), secret, Clock::now() + 5s,
-                                              NodeId(leader));
+                                              NodeId(leader), leader_incarnation);
     ASSERT_TRUE(conn.ok()) << conn.status().to_string();
     replication::raft::AppendEntries ae;
     ae.term = decltype(ae.term)(static_cast<uint64_t>(term) + 50);

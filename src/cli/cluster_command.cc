@@ -457,12 +457,18 @@ bool answers_ping(uint16_t port) {
 }
 
 // Waits until every node answers on its peer port and PING on its RESP
-// port, one leads, and every member is active in the map. `started` are the nodes this command started (id -> pid, our
-// children): one that exits fails the wait at once, with the end of its log.
-// A shutdown signal fails it at once too (Aborted).
+// port, one leads, and every member is active in the map; with
+// `started_only`, every node of `started` (the others may be down: a node
+// added to take the place of a dead one). `started` are the nodes this
+// command started (id -> pid, our children): one that exits fails the wait at
+// once, with the end of its log. A shutdown signal fails it at once too
+// (Aborted).
 Status wait_ready(const LocalCluster& cluster, const std::string& secret,
                   std::chrono::seconds timeout, const std::map<uint64_t, pid_t>& started,
-                  const sigset_t& signals) {
+                  const sigset_t& signals, bool started_only = false) {
+  const auto waited_for = [&](const LocalNode& n) {
+    return !started_only || started.contains(n.id.value());
+  };
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   // Checked between every two steps, so neither waits on a slow probe.
   auto interrupted = [&](std::chrono::milliseconds wait) -> Status {
@@ -487,7 +493,7 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
     for (const LocalNode& n : cluster.nodes) {
       if (Status s = interrupted(0ms); !s.ok()) return s;
       NodeView nv = probe(n.peer_address(), secret, /*with_stats=*/false);
-      all_up = all_up && nv.status.has_value() && answers_ping(n.port);
+      if (waited_for(n)) all_up = all_up && nv.status.has_value() && answers_ping(n.port);
       if (nv.status && (*nv.status)["role"] == "leader") leader = nv.status;
     }
     bool all_active = false;
@@ -497,6 +503,7 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
       auto map = meta::fetch(reg);
       all_active = map.ok();
       for (const LocalNode& n : cluster.nodes) {
+        if (!waited_for(n)) continue;
         const meta::Member* m = map.ok() ? map->find_member(n.id) : nullptr;
         // Active, and described by itself: a founder is in the first map
         // with its peer address only, until it records its RESP address and
@@ -1051,7 +1058,9 @@ int run_add_node(const NodeFlags& f) {
   fmt::print("node {} is a voter; waiting for it to catch up\n", id);
   sigset_t none;
   sigemptyset(&none);
-  if (Status s = wait_ready(cluster, *secret, 60s, {{id, *pid}}, none); !s.ok()) {
+  // The new node ready; another may be down (this one takes its place).
+  if (Status s = wait_ready(cluster, *secret, 60s, {{id, *pid}}, none, /*started_only=*/true);
+      !s.ok()) {
     return fail(s.message());
   }
   fmt::print("node {} is active; moving its share of the keys to it\n", id);

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -22,9 +23,9 @@
 #include "cli/subcommand.h"
 #include "coord/coordinator.h"
 #include "coord/group_scopes.h"
+#include "coord/replica_controller.h"
 #include "meta/cluster_map.h"
 #include "node/cluster_acl.h"
-#include "coord/replica_controller.h"
 #include "node/cluster_node.h"
 #include "server/acl.h"
 #include "server/client_registry.h"
@@ -104,11 +105,36 @@ std::string cluster_secret_of(const ServerFlags& flags) {
   return env ? std::string(env) : std::string();
 }
 
+// Why a peer disowned this node, once one has (net/raft_node.h on_disowned):
+// the process then stops as on SIGTERM and exits 1, saying what to do.
+class DisownedStop {
+ public:
+  // Any thread, once or more (the first reason is kept).
+  void stop(const std::string& reason) {
+    {
+      std::lock_guard lock(mu_);
+      if (reason_) return;
+      reason_ = reason;
+    }
+    ::kill(::getpid(), SIGTERM);  // sigwait() in main takes it
+  }
+  std::optional<std::string> reason() const {
+    std::lock_guard lock(mu_);
+    return reason_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<std::string> reason_;
+};
+
 // Starts this node's membership in its cluster (raft replica, map watch).
 Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags& flags,
                                                               const server::ServerConfig& config,
-                                                              uint16_t resp_port) {
+                                                              uint16_t resp_port,
+                                                              DisownedStop& disowned) {
   node::ClusterNodeOptions o;
+  o.raft.on_disowned = [&disowned](const std::string& reason) { disowned.stop(reason); };
   o.raft.self = NodeId(flags.node_id);
   o.raft.data_dir = config.data_dir;
   o.raft.peer_bind = config.bind;
@@ -318,12 +344,13 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
                         : std::filesystem::absolute(flags.config_file).string();
 
   std::unique_ptr<node::ClusterNode> cluster;
+  DisownedStop disowned;
   if (flags.node_id != 0) {
     if (Status s = prepare_data_dir(config.data_dir); !s.ok()) {
       spdlog::error("{}", s.message());
       return 1;
     }
-    auto started = start_cluster_node(flags, config, config.port);
+    auto started = start_cluster_node(flags, config, config.port, disowned);
     if (!started.ok()) {
       spdlog::error("cannot join the cluster: {}", started.status().message());
       return 1;
@@ -402,13 +429,18 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   int sig = 0;
   sigwait(&signals, &sig);
   const std::optional<server::ShutdownRequest> requested = shutdown.taken();
-  spdlog::info("received {}, shutting down", shutdown.cause(sig));
+  const std::optional<std::string> disowned_why = disowned.reason();
+  if (disowned_why) {
+    spdlog::error("disowned by a peer, shutting down: {}", *disowned_why);
+  } else {
+    spdlog::info("received {}, shutting down", shutdown.cause(sig));
+  }
 
   // A planned stop: the replica groups this node leads get other leaders
   // first, so their keys stay writable (a kill costs an election instead),
   // unless SHUTDOWN NOW asked to stop at once.
   replica_controller.reset();  // no replica moves while this node stops
-  if (coordinator && !(requested && requested->now)) {
+  if (coordinator && !(requested && requested->now) && !disowned_why) {
     coordinator->hand_over_leadership(std::chrono::milliseconds(2000));
   }
   network.stop();   // no new clients, every connection closed, I/O threads joined
@@ -419,6 +451,18 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   }
   coordinator.reset();  // no more routed commands
   cluster.reset();      // leaves the raft group's event loop and syncs its log
+  if (disowned_why) {
+    // The last line of the log: what the operator reads first.
+    spdlog::critical(
+        "statekv stopped: this node's write-ahead log ({}/wal) is not the one node {} had, so "
+        "without the votes and log entries it acknowledged it cannot take part as node {}. Start "
+        "it with its old data directory, or bring it back as a new node: `statekv cluster "
+        "add-node`, then `statekv cluster remove-node --id {}` (docs/cluster.md, \"A node that "
+        "lost its data\")",
+        config.data_dir, flags.node_id, flags.node_id, flags.node_id);
+    spdlog::default_logger()->flush();
+    return 1;
+  }
   spdlog::info("statekv stopped");
   spdlog::default_logger()->flush();
   return 0;

@@ -1264,10 +1264,12 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
       spdlog::error(
           "replica group {} ({} shard {}): the store holds its records only through log index "
           "{}, but its log was compacted through {}: the store lost data (was {} replaced or "
-          "restored from a backup?). Not starting this replica; remove the node from the "
-          "cluster and add it again to copy the group from the others",
+          "restored from a backup?). Not starting this replica: bring the node back as a new "
+          "one, which copies the group from the others: `statekv cluster add-node`, then "
+          "`statekv cluster remove-node --id {}` (docs/cluster.md, \"A node that lost its "
+          "data\")",
           id.value(), ks.spec.name, shard, *kept, compacted,
-          (options_.data_dir / "rocksdb").string());
+          (options_.data_dir / "rocksdb").string(), options_.self.value());
       return;
     }
     g->kept_through = *kept;

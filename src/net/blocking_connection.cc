@@ -23,7 +23,8 @@ BlockingConnection::~BlockingConnection() {
 Result<std::unique_ptr<BlockingConnection>> BlockingConnection::open(const std::string& endpoint,
                                                                      const std::string& secret,
                                                                      Clock::time_point deadline,
-                                                                     NodeId self) {
+                                                                     NodeId self,
+                                                                     uint64_t incarnation) {
   const size_t colon = endpoint.rfind(':');
   if (colon == std::string::npos) {
     return Status::InvalidArgument("endpoint '" + endpoint + "' is not host:port");
@@ -58,6 +59,7 @@ Result<std::unique_ptr<BlockingConnection>> BlockingConnection::open(const std::
   HandshakeOptions hs_options;
   hs_options.secret = secret;
   hs_options.self = self;
+  hs_options.incarnation = incarnation;
   hs_options.role = HandshakeRole::kInitiator;
   hs_options.peer_address = endpoint;
   auto hs = Handshake::start(std::move(hs_options));

@@ -23,10 +23,13 @@ class BlockingConnection {
 
   // Connects and authenticates. Aborted when the handshake is refused (a wrong
   // secret: retrying will not help), Unavailable when the node cannot be reached.
+  // As a node (`self` not 0) it states that node's `incarnation`
+  // (net/peer_incarnations.h), which must then not be 0.
   static Result<std::unique_ptr<BlockingConnection>> open(const std::string& endpoint,
                                                           const std::string& secret,
                                                           Clock::time_point deadline,
-                                                          NodeId self = NodeId(0));
+                                                          NodeId self = NodeId(0),
+                                                          uint64_t incarnation = 0);
   ~BlockingConnection();
   BlockingConnection(const BlockingConnection&) = delete;
   BlockingConnection& operator=(const BlockingConnection&) = delete;

@@ -18,12 +18,16 @@ namespace {
 
 constexpr std::string_view kMagic = "SKVP";
 constexpr std::string_view kProofLabel = "statekv-peer-v1";
+// A Disowned message carries the acceptor's MAC under this label: only a peer
+// that knows the secret can make a node stop.
+constexpr std::string_view kDisownedLabel = "statekv-disowned-v1";
 constexpr uint8_t kTypeHello = 1;
 constexpr uint8_t kTypeProof = 2;
 constexpr uint8_t kTypeRefusal = 3;
+constexpr uint8_t kTypeDisowned = 4;
 constexpr size_t kMacBytes = 32;  // SHA-256
-// After magic and type: u32 version | u8 role | u64 node id | nonce.
-constexpr size_t kHelloBodyBytes = 4 + 1 + 8 + kHandshakeNonceBytes;
+// After magic and type: u32 version | u8 role | u64 node id | u64 incarnation | nonce.
+constexpr size_t kHelloBodyBytes = 4 + 1 + 8 + 8 + kHandshakeNonceBytes;
 constexpr size_t kMaxReasonBytes = 200;
 
 std::string message_start(uint8_t type) {
@@ -66,6 +70,10 @@ Result<Handshake> Handshake::start(HandshakeOptions options) {
   if (options.role == HandshakeRole::kAcceptor && options.self == NodeId(0)) {
     return Status::InvalidArgument("handshake: an acceptor needs a node id (0 is a client)");
   }
+  if ((options.self == NodeId(0)) != (options.incarnation == 0)) {
+    return Status::InvalidArgument(
+        "handshake: a node states its incarnation, a client (node id 0) none");
+  }
   Handshake hs(std::move(options));
   const NonceSource& source = hs.options_.nonce_source;
   Status drawn = source ? source(std::span<uint8_t>(hs.own_nonce_)) : random_nonce(hs.own_nonce_);
@@ -75,6 +83,7 @@ Result<Handshake> Handshake::start(HandshakeOptions options) {
   append_le32(hello, kHandshakeVersion);
   hello.push_back(static_cast<char>(hs.options_.role));
   append_le64(hello, hs.options_.self.value());
+  append_le64(hello, hs.options_.incarnation);
   hello.append(reinterpret_cast<const char*>(hs.own_nonce_), kHandshakeNonceBytes);
   hs.outgoing_.push_back(std::move(hello));
   return hs;
@@ -105,8 +114,8 @@ void Handshake::on_frame(std::string_view payload) {
   }
   const auto type = static_cast<uint8_t>(payload[kMagic.size()]);
   const std::string_view body = payload.substr(kMagic.size() + 1);
-  if (type == kTypeRefusal) {
-    on_refusal(body);
+  if (type == kTypeRefusal || type == kTypeDisowned) {
+    on_refusal(body, type == kTypeDisowned);
   } else if (stage_ == Stage::kAwaitHello && type == kTypeHello) {
     on_hello(body);
   } else if (stage_ == Stage::kAwaitProof && type == kTypeProof) {
@@ -118,13 +127,14 @@ void Handshake::on_frame(std::string_view payload) {
 }
 
 void Handshake::on_hello(std::string_view body) {
-  if (body.size() != kHelloBodyBytes) {
-    refuse(fmt::format("garbled Hello ({} bytes, expected {})", body.size(), kHelloBodyBytes));
+  // The version first: another version's Hello may have another size.
+  const uint32_t version = body.size() >= 4 ? load_le32(body.data()) : 0;
+  if (body.size() >= 4 && version != kHandshakeVersion) {
+    refuse(fmt::format("speaks handshake version {}, we speak {}", version, kHandshakeVersion));
     return;
   }
-  const uint32_t version = load_le32(body.data());
-  if (version != kHandshakeVersion) {
-    refuse(fmt::format("speaks handshake version {}, we speak {}", version, kHandshakeVersion));
+  if (body.size() != kHelloBodyBytes) {
+    refuse(fmt::format("garbled Hello ({} bytes, expected {})", body.size(), kHelloBodyBytes));
     return;
   }
   const auto role = static_cast<uint8_t>(body[4]);
@@ -137,9 +147,15 @@ void Handshake::on_hello(std::string_view body) {
     return;
   }
   claimed_peer_ = NodeId(load_le64(body.data() + 5));
-  const std::string_view nonce = body.substr(13, kHandshakeNonceBytes);
+  peer_incarnation_ = load_le64(body.data() + 13);
+  const std::string_view nonce = body.substr(21, kHandshakeNonceBytes);
   if (expected == HandshakeRole::kAcceptor && *claimed_peer_ == NodeId(0)) {
     refuse("an acceptor must have a node id");
+    return;
+  }
+  if ((*claimed_peer_ == NodeId(0)) != (peer_incarnation_ == 0)) {
+    refuse(peer_incarnation_ == 0 ? "a node must state its incarnation"
+                                  : "a client states no incarnation");
     return;
   }
   // Reflection across two connections of this node: the peer could relay our own
@@ -176,6 +192,18 @@ void Handshake::on_proof(std::string_view body) {
     refuse("proof does not match the cluster secret");
     return;
   }
+  // The peer is proven: what it states of its data directory can be judged.
+  if (options_.check_incarnation && *claimed_peer_ != NodeId(0)) {
+    IncarnationVerdict verdict = options_.check_incarnation(*claimed_peer_, peer_incarnation_);
+    if (verdict.kind != IncarnationVerdict::Kind::kAccept) {
+      // An acceptor tells the initiator; an initiator's peer is done with the
+      // handshake already and would read the message as the application's.
+      const bool tell = options_.role == HandshakeRole::kAcceptor;
+      const bool disown = verdict.kind == IncarnationVerdict::Kind::kDisown;
+      refuse(std::move(verdict.reason), !tell ? 0 : disown ? kTypeDisowned : kTypeRefusal);
+      return;
+    }
+  }
   if (options_.role == HandshakeRole::kAcceptor) {
     outgoing_.push_back(message_start(kTypeProof) + proof(HandshakeRole::kAcceptor));
   }
@@ -183,22 +211,40 @@ void Handshake::on_proof(std::string_view body) {
   stage_ = Stage::kDone;
 }
 
-void Handshake::on_refusal(std::string_view body) {
+void Handshake::on_refusal(std::string_view body, bool disowned) {
   std::string reason;
-  if (body.empty() || static_cast<uint8_t>(body[0]) != body.size() - 1) {
-    reason = "(garbled reason)";
-  } else {
-    reason = printable(body.substr(1));
+  if (disowned) {
+    // Believed only with the MAC of a peer that knows the secret, over this
+    // session's nonces (we have its Hello); else a plain refusal.
+    const bool proven = stage_ == Stage::kAwaitProof && body.size() >= kMacBytes &&
+                        CRYPTO_memcmp(mac(kDisownedLabel, other(options_.role)).data(), body.data(),
+                                      kMacBytes) == 0;
+    if (body.size() >= kMacBytes) body.remove_prefix(kMacBytes);
+    if (!proven) {
+      disowned = false;
+      reason = "(an unproven Disowned) ";
+    }
   }
-  outcome_ = HandshakeRefused{fmt::format("{} refused the handshake: {}", who(), reason)};
+  if (body.empty() || static_cast<uint8_t>(body[0]) != body.size() - 1) {
+    reason += "(garbled reason)";
+  } else {
+    reason += printable(body.substr(1));
+  }
+  outcome_ = HandshakeRefused{
+      fmt::format("{} refused the handshake{}: {}", who(), disowned ? " as disowned" : "", reason),
+      disowned};
   stage_ = Stage::kDone;
 }
 
 std::string Handshake::proof(HandshakeRole prover) const {
+  return mac(kProofLabel, prover);
+}
+
+std::string Handshake::mac(std::string_view label, HandshakeRole prover) const {
   const bool mine = prover == options_.role;
   const NodeId self = options_.self;
   const NodeId peer = claimed_peer_.value_or(NodeId(0));
-  std::string data(kProofLabel);
+  std::string data(label);
   data.push_back(static_cast<char>(prover));
   append_le64(data, (mine ? self : peer).value());
   append_le64(data, (mine ? peer : self).value());
@@ -206,6 +252,8 @@ std::string Handshake::proof(HandshakeRole prover) const {
   const auto* theirs = reinterpret_cast<const char*>(peer_nonce_);
   data.append(mine ? own : theirs, kHandshakeNonceBytes);
   data.append(mine ? theirs : own, kHandshakeNonceBytes);
+  append_le64(data, mine ? options_.incarnation : peer_incarnation_);
+  append_le64(data, mine ? peer_incarnation_ : options_.incarnation);
 
   std::string mac(EVP_MAX_MD_SIZE, '\0');
   unsigned int mac_len = 0;
@@ -226,13 +274,16 @@ std::string Handshake::who() const {
   return fmt::format("peer {} claims node {}", address, claimed_peer_->value());
 }
 
-void Handshake::refuse(std::string detail) {
+void Handshake::refuse(std::string detail, uint8_t type) {
   // The peer gets the detail alone; the address is ours to know.
-  std::string refusal = message_start(kTypeRefusal);
-  const std::string told = printable(detail);
-  refusal.push_back(static_cast<char>(told.size()));
-  refusal.append(told);
-  outgoing_.push_back(std::move(refusal));
+  if (type != 0) {
+    std::string refusal = message_start(type);
+    if (type == kTypeDisowned) refusal += mac(kDisownedLabel, options_.role);
+    const std::string told = printable(detail);
+    refusal.push_back(static_cast<char>(told.size()));
+    refusal.append(told);
+    outgoing_.push_back(std::move(refusal));
+  }
   outcome_ = HandshakeRefused{fmt::format("{}: {}", who(), detail)};
   stage_ = Stage::kDone;
 }

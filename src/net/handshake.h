@@ -15,11 +15,23 @@
 // the caller's too: a peer that stops talking mid-handshake must be timed out.
 //
 // Protocol (every message is one frame whose payload starts with "SKVP" and a type):
-//   Hello   = "SKVP" | u8 1 | u32 version | u8 role | u64 node id | 32-byte nonce
-//   Proof   = "SKVP" | u8 2 | 32-byte HMAC-SHA256
-//   Refusal = "SKVP" | u8 3 | u8 length | reason (so the other side can log why)
+//   Hello    = "SKVP" | u8 1 | u32 version | u8 role | u64 node id | u64 incarnation
+//              | 32-byte nonce
+//   Proof    = "SKVP" | u8 2 | 32-byte HMAC-SHA256
+//   Refusal  = "SKVP" | u8 3 | u8 length | reason (so the other side can log why)
+//   Disowned = "SKVP" | u8 4 | 32-byte HMAC-SHA256 | u8 length | reason: a refusal
+//              that says the peer is not the node this side knew by its id (another
+//              incarnation), from an acceptor that checked the initiator's proof;
+//              its MAC is Proof_A's under the label "statekv-disowned-v1", so only a
+//              node that knows the secret can make another stop (one that does not
+//              verify reads as a plain refusal)
 // integers little-endian; node id 0 is a client (CLI, bench tool), which may only
-// initiate.
+// initiate, with incarnation 0. A node's incarnation names its data directory
+// (net/peer_incarnations.h): once the peer has proved itself, each side asks
+// check_incarnation what it makes of the peer's; an acceptor that disowns the
+// initiator tells it so (Disowned); an initiator that disowns the acceptor closes
+// the connection (the acceptor is done by then: it learns it on its own
+// connection to this side, where it initiates).
 //
 //   initiator                                   acceptor
 //     Hello(I, nI)   ------------------------>                 (both sent at once)
@@ -29,7 +41,8 @@
 //     checks Proof_A -> Accepted(A)
 //
 //   Proof_X = HMAC-SHA256(secret, "statekv-peer-v1" | u8 role of X | u64 id of X
-//                                 | u64 id of the other side | nonce of X | nonce of the other)
+//                                 | u64 id of the other side | nonce of X | nonce of the other
+//                                 | u64 incarnation of X | u64 incarnation of the other)
 //
 // Why it is shaped this way:
 //   - Both fresh nonces are in every proof, so a proof recorded from an earlier session
@@ -66,8 +79,9 @@ namespace statekv::net {
 // of version 1 cannot decode and would skip, and the __scan page carries its
 // keys' positions; 3 since a node's __scan page leaves replica groups' records
 // to the groups' own pages (__gscan), which a router of version 2 never asks
-// for: its KEYS would miss every replicated key (coord/cluster_scan.h).
-inline constexpr uint32_t kHandshakeVersion = 3;
+// for: its KEYS would miss every replicated key (coord/cluster_scan.h); 4 since
+// the Hello states the node's incarnation (net/peer_incarnations.h).
+inline constexpr uint32_t kHandshakeVersion = 4;
 inline constexpr size_t kHandshakeNonceBytes = 32;
 
 enum class HandshakeRole : uint8_t {
@@ -79,6 +93,17 @@ enum class HandshakeRole : uint8_t {
 // tests inject fixed nonces to replay sessions.
 using NonceSource = std::function<Status(std::span<uint8_t> out)>;
 
+// check_incarnation's answer.
+struct IncarnationVerdict {
+  enum class Kind : uint8_t {
+    kAccept,
+    kRefuse,  // not now (the incarnation could not be recorded): a plain refusal
+    kDisown,  // another node than the one known by that id: refused as disowned
+  };
+  Kind kind = Kind::kAccept;
+  std::string reason;  // kRefuse, kDisown: for both sides' logs
+};
+
 struct HandshakeOptions {
   std::string secret;  // the cluster secret; must not be empty
   NodeId self;         // this side's node id; NodeId(0) = a client, which must initiate
@@ -89,6 +114,11 @@ struct HandshakeOptions {
   // for membership (NodeId(0) = clients), an initiator to check it reached the node it
   // dialled. Called once, with the id from the peer's Hello, before any proof is sent.
   std::function<bool(NodeId)> allow_peer;
+  // This side's incarnation (net/peer_incarnations.h); 0 for a client.
+  uint64_t incarnation = 0;
+  // What this side makes of a peer node's incarnation, asked once the peer has
+  // proved it knows the secret (never for a client); empty accepts any.
+  std::function<IncarnationVerdict(NodeId peer, uint64_t incarnation)> check_incarnation;
   NonceSource nonce_source;  // empty = RAND_bytes
 };
 
@@ -98,6 +128,9 @@ struct HandshakeAccepted {
 
 struct HandshakeRefused {
   std::string reason;  // one line for the log, naming the peer's address and claimed id
+  // The peer refused this side as disowned: it knew this node id with another
+  // incarnation (this node lost the state it had under its id).
+  bool disowned = false;
 };
 
 // monostate while the handshake is in progress.
@@ -136,17 +169,22 @@ class Handshake {
   explicit Handshake(HandshakeOptions options) : options_(std::move(options)) {}
   void on_hello(std::string_view body);
   void on_proof(std::string_view body);
-  void on_refusal(std::string_view body);
+  void on_refusal(std::string_view body, bool disowned);
   std::string proof(HandshakeRole prover) const;
+  // HMAC-SHA256 under `label` over the prover's role, both ids, nonces and
+  // incarnations (the proof's fields).
+  std::string mac(std::string_view label, HandshakeRole prover) const;
   std::string who() const;  // "peer 127.0.0.1:1234 claims node 3"
-  // Ends the handshake refused; `detail` goes to our log (after who()) and to the peer.
-  void refuse(std::string detail);
+  // Ends the handshake refused; `detail` goes to our log (after who()) and, as a
+  // message of type `type` (Refusal or Disowned; 0: none), to the peer.
+  void refuse(std::string detail, uint8_t type = 3);
 
   HandshakeOptions options_;
   Stage stage_ = Stage::kAwaitHello;
   uint8_t own_nonce_[kHandshakeNonceBytes] = {};
   uint8_t peer_nonce_[kHandshakeNonceBytes] = {};
   std::optional<NodeId> claimed_peer_;  // from the peer's Hello, not yet proven
+  uint64_t peer_incarnation_ = 0;       // from the peer's Hello too
   std::vector<std::string> outgoing_;
   HandshakeOutcome outcome_;
 };

@@ -20,12 +20,18 @@ NonceSource fixed_nonce(uint8_t seed) {
   };
 }
 
+// Each test node's incarnation (a client has none).
+uint64_t incarnation_of(uint64_t node) {
+  return node == 0 ? 0 : 0xabc000 + node;
+}
+
 HandshakeOptions options(std::string secret, uint64_t self, HandshakeRole role,
                          uint8_t nonce_seed) {
   HandshakeOptions o;
   o.secret = std::move(secret);
   o.self = NodeId(self);
   o.role = role;
+  o.incarnation = incarnation_of(self);
   o.peer_address = "127.0.0.1:1234";
   o.nonce_source = fixed_nonce(nonce_seed);
   return o;
@@ -47,7 +53,7 @@ Handshake acceptor(std::string secret = "s3cret", uint64_t self = 2, uint8_t non
 uint8_t type_of(const std::string& message) {
   return static_cast<uint8_t>(message.at(4));
 }
-constexpr uint8_t kHello = 1, kProof = 2, kRefusal = 3;
+constexpr uint8_t kHello = 1, kProof = 2, kRefusal = 3, kDisowned = 4;
 
 // Delivers messages both ways until neither side has anything to say. Records what
 // each side sent.
@@ -88,6 +94,123 @@ TEST(Handshake, SameSecretBothAcceptAndLearnEachOthersIds) {
   EXPECT_EQ(a.peer(), NodeId(1));
   EXPECT_EQ(types(ex.from_a), (std::vector<uint8_t>{kHello, kProof}));
   EXPECT_EQ(types(ex.from_b), (std::vector<uint8_t>{kHello, kProof}));
+}
+
+// check_incarnation answering `kind` for every peer, recording what it was asked.
+struct IncarnationJudge {
+  IncarnationVerdict::Kind kind = IncarnationVerdict::Kind::kAccept;
+  std::vector<std::pair<NodeId, uint64_t>> asked;
+  std::function<IncarnationVerdict(NodeId, uint64_t)> callback() {
+    return [this](NodeId peer, uint64_t incarnation) {
+      asked.emplace_back(peer, incarnation);
+      return IncarnationVerdict{
+          kind, "node " + std::to_string(peer.value()) + " had another data directory"};
+    };
+  }
+};
+
+TEST(Handshake, EachSideJudgesTheIncarnationTheProvenPeerStated) {
+  IncarnationJudge ij, aj;
+  HandshakeOptions io = options("s3cret", 1, HandshakeRole::kInitiator, 1);
+  HandshakeOptions ao = options("s3cret", 2, HandshakeRole::kAcceptor, 2);
+  io.check_incarnation = ij.callback();
+  ao.check_incarnation = aj.callback();
+  Handshake i = start(std::move(io)), a = start(std::move(ao));
+  run(i, a);
+  ASSERT_TRUE(i.accepted() && a.accepted());
+  EXPECT_EQ(ij.asked, (std::vector<std::pair<NodeId, uint64_t>>{{NodeId(2), incarnation_of(2)}}));
+  EXPECT_EQ(aj.asked, (std::vector<std::pair<NodeId, uint64_t>>{{NodeId(1), incarnation_of(1)}}));
+}
+
+// An acceptor that disowns the initiator says so (Disowned); one that cannot
+// take its incarnation now (it could not record it) refuses plainly. Neither
+// proves itself to it: the refused node learns nothing it could use.
+TEST(Handshake, AnAcceptorTellsTheInitiatorWhetherItDisownsIt) {
+  for (auto kind : {IncarnationVerdict::Kind::kDisown, IncarnationVerdict::Kind::kRefuse}) {
+    const bool disown = kind == IncarnationVerdict::Kind::kDisown;
+    SCOPED_TRACE(disown ? "disown" : "refuse");
+    IncarnationJudge aj;
+    aj.kind = kind;
+    HandshakeOptions ao = options("s3cret", 2, HandshakeRole::kAcceptor, 2);
+    ao.check_incarnation = aj.callback();
+    Handshake i = initiator("s3cret", 1), a = start(std::move(ao));
+    Exchange ex = run(i, a);
+    ASSERT_TRUE(a.refused());
+    ASSERT_TRUE(i.refused());
+    EXPECT_EQ(types(ex.from_b), (std::vector<uint8_t>{kHello, disown ? kDisowned : kRefusal}));
+    const auto& told = std::get<HandshakeRefused>(i.outcome());
+    EXPECT_EQ(told.disowned, disown);
+    EXPECT_NE(told.reason.find(disown ? "refused the handshake as disowned: node 1 had another"
+                                      : "refused the handshake: node 1 had another"),
+              std::string::npos)
+        << told.reason;
+    // The acceptor was not told it is disowned: it did the disowning.
+    EXPECT_FALSE(std::get<HandshakeRefused>(a.outcome()).disowned);
+  }
+}
+
+// Only a peer that knows the secret can make a node stop: a Disowned whose MAC
+// does not verify (a stranger at a peer's address) is a plain refusal.
+TEST(Handshake, ADisownedWithoutTheSecretsMacIsAPlainRefusal) {
+  for (const std::string secret : {"s3cret", "another secret"}) {
+    SCOPED_TRACE(secret);
+    Handshake i = initiator("s3cret", 1), a = acceptor(secret, 2);
+    a.on_frame(i.take_outgoing().at(0));  // the initiator's Hello
+    i.on_frame(a.take_outgoing().at(0));  // the acceptor's Hello
+    ASSERT_FALSE(i.done());
+    std::string forged = "SKVP";
+    forged.push_back(static_cast<char>(kDisowned));
+    // The acceptor's MAC, made with what the stranger knows: not the secret
+    // (or a MAC of nothing at all).
+    forged += secret == "s3cret" ? std::string(32, '\x5a') : std::string(32, '\0');
+    const std::string reason = "you lost your data";
+    forged.push_back(static_cast<char>(reason.size()));
+    forged += reason;
+    i.on_frame(forged);
+    ASSERT_TRUE(i.refused());
+    const auto& told = std::get<HandshakeRefused>(i.outcome());
+    EXPECT_FALSE(told.disowned);
+    EXPECT_NE(told.reason.find("(an unproven Disowned) you lost your data"), std::string::npos)
+        << told.reason;
+  }
+}
+
+TEST(Handshake, AnInitiatorDisowningItsAcceptorClosesWithoutAWord) {
+  IncarnationJudge ij;
+  ij.kind = IncarnationVerdict::Kind::kDisown;
+  HandshakeOptions io = options("s3cret", 1, HandshakeRole::kInitiator, 1);
+  io.check_incarnation = ij.callback();
+  Handshake i = start(std::move(io)), a = acceptor("s3cret", 2);
+  Exchange ex = run(i, a);
+  ASSERT_TRUE(i.refused());
+  // The acceptor was done when the initiator judged it: anything more would
+  // reach it as the application's frames.
+  EXPECT_EQ(types(ex.from_a), (std::vector<uint8_t>{kHello, kProof}));
+  EXPECT_TRUE(a.accepted());
+}
+
+TEST(Handshake, NoIncarnationIsJudgedBeforeTheProofNorAClients) {
+  IncarnationJudge aj;
+  HandshakeOptions ao = options("another secret", 2, HandshakeRole::kAcceptor, 2);
+  ao.check_incarnation = aj.callback();
+  Handshake stranger = initiator("s3cret", 1), a = start(std::move(ao));
+  run(stranger, a);
+  EXPECT_TRUE(a.refused());
+  HandshakeOptions ao2 = options("s3cret", 2, HandshakeRole::kAcceptor, 2);
+  ao2.check_incarnation = aj.callback();
+  Handshake client = initiator("s3cret", 0), a2 = start(std::move(ao2));
+  run(client, a2);
+  EXPECT_TRUE(a2.accepted());
+  EXPECT_TRUE(aj.asked.empty());
+}
+
+TEST(Handshake, ANodeWithoutAnIncarnationOrAClientWithOneIsRefused) {
+  HandshakeOptions bad = options("s3cret", 1, HandshakeRole::kInitiator, 1);
+  bad.incarnation = 0;
+  EXPECT_FALSE(Handshake::start(bad).ok());
+  HandshakeOptions bad_client = options("s3cret", 0, HandshakeRole::kInitiator, 1);
+  bad_client.incarnation = 5;
+  EXPECT_FALSE(Handshake::start(bad_client).ok());
 }
 
 TEST(Handshake, AClientIsNodeZero) {
@@ -170,8 +293,8 @@ TEST(Handshake, AProofReflectedFromAnotherConnectionOfTheSameNodeIsRefused) {
   Handshake outbound = initiator("s3cret", 1, /*nonce=*/31);
   const std::string inbound_hello = inbound.take_outgoing().at(0);
   const std::string outbound_hello = outbound.take_outgoing().at(0);
-  const std::string inbound_nonce = inbound_hello.substr(18);
-  const std::string outbound_nonce = outbound_hello.substr(18);
+  const std::string inbound_nonce = inbound_hello.substr(26);
+  const std::string outbound_nonce = outbound_hello.substr(26);
 
   // The attacker crafts Hellos by hand (it can: they carry no secret).
   auto hello = [](HandshakeRole role, uint64_t id, const std::string& nonce) {
@@ -180,6 +303,8 @@ TEST(Handshake, AProofReflectedFromAnotherConnectionOfTheSameNodeIsRefused) {
     for (int k = 0; k < 4; ++k) m.push_back(static_cast<char>(kHandshakeVersion >> (8 * k)));
     m.push_back(static_cast<char>(role));
     for (int k = 0; k < 8; ++k) m.push_back(static_cast<char>(id >> (8 * k)));
+    const uint64_t incarnation = incarnation_of(id);
+    for (int k = 0; k < 8; ++k) m.push_back(static_cast<char>(incarnation >> (8 * k)));
     return m + nonce;
   };
 

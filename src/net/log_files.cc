@@ -69,6 +69,26 @@ Result<std::string> read_file(const fs::path& path, uint64_t limit) {
   return data;
 }
 
+Status replace_file(const fs::path& path, std::string_view bytes, bool fsync) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error("open", tmp, errno);
+  Status written = write_all(fd, bytes, tmp);
+  if (written.ok() && fsync && ::fsync(fd) != 0) written = io_error("fsync", tmp, errno);
+  ::close(fd);
+  if (!written.ok()) return written;
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return io_error("rename", tmp, errno);
+  if (!fsync) return Status::OK();
+  // The rename is durable once the directory is.
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return io_error("open", dir, errno);
+  Status synced = ::fsync(dir_fd) == 0 ? Status::OK() : io_error("fsync", dir, errno);
+  ::close(dir_fd);
+  return synced;
+}
+
 Status rewrite_tail(const fs::path& path, uint64_t size, std::string_view tail, bool fsync) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return io_error("open", path, errno);

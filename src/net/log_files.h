@@ -27,6 +27,11 @@ Status pwrite_all(int fd, std::string_view bytes, uint64_t offset,
 // The first `limit` bytes of `path` (all of it by default).
 Result<std::string> read_file(const std::filesystem::path& path, uint64_t limit = UINT64_MAX);
 
+// Replaces `path` with `bytes` whole: written to PATH.tmp, synced, renamed over
+// `path`, and the directory synced, so that a crash leaves either the old file
+// or the new one, never a part of it. Without `fsync` nothing is synced.
+Status replace_file(const std::filesystem::path& path, std::string_view bytes, bool fsync);
+
 // Cuts `path` to `size` bytes, then appends `tail` (to rewrite a torn header);
 // fdatasync()s it when `fsync`.
 Status rewrite_tail(const std::filesystem::path& path, uint64_t size, std::string_view tail,

@@ -17,6 +17,7 @@
 #include "core/held_posts.h"
 #include "core/thread_name.h"
 #include "net/asio.h"
+#include "net/peer_incarnations.h"
 #include "net/shared_log.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -97,9 +98,22 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
         random_(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {}
 
   Status open() {
+    // The log directory's incarnation, and the peers' as this node first heard
+    // them (net/peer_incarnations.h), before any peer is heard.
+    auto incarnations = PeerIncarnations::open(options_.data_dir / "wal", options_.fsync);
+    if (!incarnations.ok()) return incarnations.status();
+    incarnations_ = std::move(incarnations).value();
     TransportOptions t;
     t.self = options_.self;
     t.secret = options_.secret;
+    t.incarnation = incarnations_->self();
+    t.check_incarnation = [this](NodeId peer, uint64_t incarnation) {
+      return judge_incarnation(peer, incarnation);
+    };
+    t.on_disowned = [this](const std::string& reason) {
+      if (disowned_.exchange(true)) return;
+      if (options_.on_disowned) options_.on_disowned(reason);
+    };
     t.bind = options_.peer_bind;
     t.port = options_.peer_port;
     t.resp_port = options_.resp_port;
@@ -180,6 +194,36 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     });
     constructed.get_future().wait();
     return Status::OK();
+  }
+
+  // A peer proved itself and stated the incarnation of its data directory
+  // (net/peer_incarnations.h): taken in when it is the one first heard from
+  // it (recorded durably now if it is the first), disowned when it is another.
+  IncarnationVerdict judge_incarnation(NodeId peer, uint64_t incarnation) {
+    auto standing = incarnations_->check(peer, incarnation);
+    if (!standing.ok()) {
+      spdlog::error("raft node {}: cannot record the incarnation of node {}: {}", options_.self,
+                    peer, standing.status().to_string());
+      return {IncarnationVerdict::Kind::kRefuse,
+              "node " + std::to_string(options_.self.value()) +
+                  " cannot record your incarnation now; try again"};
+    }
+    switch (*standing) {
+      case PeerStanding::kRecorded:
+        spdlog::info("raft node {}: node {} has data directory incarnation {} (recorded)",
+                     options_.self, peer, incarnation_name(incarnation));
+        return {};
+      case PeerStanding::kKnown:
+        return {};
+      case PeerStanding::kDisowned:
+        break;
+    }
+    // For the peer's log too: at most 200 bytes reach it (handshake.h).
+    return {IncarnationVerdict::Kind::kDisown,
+            fmt::format("node {} knew node {} with data directory incarnation {}, not {}: node "
+                        "{} lost the raft state it had",
+                        options_.self, peer, incarnation_name(incarnations_->recorded(peer)),
+                        incarnation_name(incarnation), peer)};
   }
 
   // The data loop. It holds the shared log's sync wake until the handlers
@@ -750,6 +794,8 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
   std::thread thread_;
   std::thread data_thread_;
   std::unique_ptr<Transport> transport_;  // data loop only
+  std::unique_ptr<PeerIncarnations> incarnations_;  // data loop only, once started
+  std::atomic<bool> disowned_{false};
   std::shared_ptr<SharedLog> wal_;        // set by open(), then never changed
   std::unique_ptr<GroupLog> log_;         // group kMetadataGroup of wal_
   std::unique_ptr<RaftKv> raft_;

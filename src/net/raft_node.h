@@ -98,6 +98,12 @@ struct RaftNodeOptions {
   // each node hears from every member and can tell which are down
   // (RaftNodeStatus::last_heard).
   std::chrono::milliseconds ping_interval{200};
+  // Called once, on the data loop, when a peer refuses this node as disowned:
+  // it knew this node's id with another data directory (this one is new: the
+  // node lost its raft state; net/peer_incarnations.h). Such a node must not
+  // take part under its id: the server stops (docs/cluster.md). Null: only
+  // logged (every frame of such a node is refused anyway).
+  std::function<void(const std::string& reason)> on_disowned;
 };
 
 // A consistent snapshot of what the node knows, for status pages.

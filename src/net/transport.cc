@@ -54,6 +54,8 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
       hs_options.role = role;
       hs_options.peer_address = remote_;
       hs_options.allow_peer = owner_->options_.allow_peer;
+      hs_options.incarnation = owner_->options_.incarnation;
+      hs_options.check_incarnation = owner_->options_.check_incarnation;
       auto hs = Handshake::start(std::move(hs_options));
       SKV_ASSERT(hs.ok(), "the transport checks the secret before it accepts connections");
       handshake_ = std::make_unique<Handshake>(std::move(hs).value());
@@ -145,7 +147,17 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
         flush_handshake();
         if (handshake_->refused()) {
           ++owner_->stats_.refused_handshakes;
-          spdlog::warn("refused peer connection {}: {}", remote_, handshake_->refusal_reason());
+          const auto& refused = std::get<HandshakeRefused>(handshake_->outcome());
+          if (refused.disowned) {
+            // Said once: every peer says it again at each reconnection.
+            if (!owner_->disowned_) {
+              spdlog::error("peer connection {}: {}", remote_, refused.reason);
+            }
+            owner_->disowned_ = true;
+            if (owner_->options_.on_disowned) owner_->options_.on_disowned(refused.reason);
+          } else {
+            spdlog::warn("refused peer connection {}: {}", remote_, refused.reason);
+          }
           // Let the refusal notice (if the handshake produced one) leave first.
           refuse_after_write_ = true;
           if (!writing_) close();
@@ -231,7 +243,13 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
         options_(std::move(options)),
         handler_(std::move(handler)),
         acceptor_(io),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()) {
+    // A node's transport without a durable incarnation (tests, tools): one of
+    // this process's own.
+    while (options_.self != NodeId(0) && options_.incarnation == 0) {
+      options_.incarnation = std::uniform_int_distribution<uint64_t>()(rng_);
+    }
+  }
 
   Status listen() {
     if (options_.secret.empty()) return Status::InvalidArgument("the cluster secret must not be empty");
@@ -411,6 +429,7 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
 
   asio::io_context& io_;
   TransportOptions options_;
+  bool disowned_ = false;  // a peer refused this node as disowned (logged once)
   FrameHandler handler_;
   asio::ip::tcp::acceptor acceptor_;
   std::mt19937_64 rng_;

@@ -31,6 +31,7 @@
 #include "core/status.h"
 #include "net/asio.h"
 #include "net/frame.h"
+#include "net/handshake.h"
 
 namespace statekv::net {
 
@@ -51,6 +52,14 @@ struct TransportOptions {
   std::chrono::milliseconds backoff_max{1000};
   // Which node ids may connect (0 is a client). Default: anyone who knows the secret.
   std::function<bool(NodeId)> allow_peer;
+  // This node's incarnation (net/peer_incarnations.h; 0: one drawn for this
+  // process, for a node without a data directory), and what it makes of each
+  // peer's (handshake.h); empty: any.
+  uint64_t incarnation = 0;
+  std::function<IncarnationVerdict(NodeId peer, uint64_t incarnation)> check_incarnation;
+  // Called (on the transport's thread) each time a peer refuses this node as
+  // disowned: it knew this node's id with another data directory.
+  std::function<void(const std::string& reason)> on_disowned;
 };
 
 class Transport {

@@ -441,6 +441,49 @@ TEST(Ops, ServerArgsReachEveryNodeAndNodesStartedLater) {
 
 // A standalone server (no --node-id) has no cluster for these settings: it
 // refuses them rather than start and ignore them.
+// A second process started as node 2 (a mistyped --node-id, a copy of node
+// 2's command line on another machine) has a data directory of its own: the
+// other nodes know node 2 by the incarnation of its log directory and refuse
+// the newcomer as disowned; it exits 1 saying why, and the real node 2 and the
+// cluster go on (net/peer_incarnations.h).
+TEST(Ops, ASecondProcessClaimingARunningNodesIdIsRefusedAndStops) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  Cluster c("ops-impostor");
+  up_detached(c, 3);  // up_detached leaves room for one more node's ports
+  LocalClusterGuard down{c.data};
+  const pid_t two = node_pid(c.data, 2);
+  std::string secret;
+  std::getline(std::ifstream(c.data + "/cluster.secret"), secret);
+  ASSERT_FALSE(secret.empty());
+  const auto peer = [&](int port) { return "127.0.0.1:" + std::to_string(port + 10000); };
+  const int impostor_port = c.base + 3;
+  // As a founder (--peers) with an empty log, as the real node 2 once started.
+  const std::string peers =
+      "1=" + peer(c.base) + ",2=" + peer(impostor_port) + ",3=" + peer(c.base + 2);
+  auto run =
+      run_statekv_within({"server", "--node-id", "2", "--port", std::to_string(impostor_port),
+                          "--data", c.dir.path() + "/impostor", "--engine", "memory", "--peers",
+                          peers, "--cluster-secret", secret},
+                         20s);
+  EXPECT_EQ(run.first, 1) << run.second;
+  EXPECT_NE(run.second.find("refused the handshake as disowned: node "), std::string::npos)
+      << run.second;
+  EXPECT_NE(run.second.find("knew node 2 with data directory incarnation"), std::string::npos)
+      << run.second;
+  EXPECT_NE(run.second.find("`statekv cluster remove-node --id 2`"), std::string::npos)
+      << run.second;
+
+  // The real node 2 was not touched, and every node serves.
+  EXPECT_EQ(node_pid(c.data, 2), two);
+  EXPECT_TRUE(alive(two));
+  for (int k = 0; k < 3; ++k) {
+    auto client = RedisClient::connect(static_cast<uint16_t>(c.base + k));
+    ASSERT_TRUE(client.ok());
+    EXPECT_EQ(client->cmd({"SET", "after-impostor", std::to_string(k)}), "+OK") << "node " << k + 1;
+    EXPECT_EQ(client->cmd({"GET", "after-impostor"}), "\"" + std::to_string(k) + "\"");
+  }
+}
+
 TEST(Ops, ClusterSettingsOnAStandaloneServerAreRefused) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv server only";
   TempDir dir("ops-standalone");

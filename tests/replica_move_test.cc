@@ -55,9 +55,15 @@ struct Cluster {
   void up() {
     base = pick_cluster_base_port(5);
     ASSERT_NE(base, 0);
-    auto started =
-        run_statekv({"cluster", "up", "--nodes", "3", "--base-port", std::to_string(base), "--data",
-                     data, "--engine", "memory", "--replication", default_replication, "--detach"});
+    std::vector<std::string> args = {"cluster", "up",     "--nodes",       "3",
+                                     "--base-port",  std::to_string(base), "--data", data,
+                                     "--engine",     engine, "--replication", default_replication,
+                                     "--detach"};
+    // The logs compact behind store flushes only over an engine that keeps them.
+    if (engine == "rocksdb") {
+      args.push_back("--server-arg=--group-compact-entries=" + std::to_string(compact_entries));
+    }
+    auto started = run_statekv(args);
     down.reset(new LocalClusterGuard{data});
     ASSERT_EQ(started.first, 0) << started.second;
     auto c = RedisClient::connect(base);
@@ -121,6 +127,8 @@ struct Cluster {
   std::string data;
   std::string partitioner;
   std::string default_replication = "none";
+  std::string engine = "memory";
+  uint64_t compact_entries = 65536;  // --group-compact-entries (its default), rocksdb only
   uint16_t base = 0;
   std::unique_ptr<LocalClusterGuard> down;  // destroyed first: the nodes stop before dir goes
 };
@@ -312,6 +320,16 @@ TEST(ReplicaMoveDead, AKilledNodeIsRemovedAndItsReplicasAreRecreatedFromTheSurvi
   ASSERT_NO_FATAL_FAILURE(stop_and_judge(cluster, clients, {1, 2, 4}));
 }
 
+// Kills node 3, its clients sent to nodes 1 and 2 first, and deletes `what`
+// in its directory (empty: all of it).
+void kill_node3_and_delete(const Cluster& cluster, HistoryClients& clients,
+                           const std::string& what) {
+  clients.set_ports({cluster.port(1), cluster.port(2)});
+  ASSERT_EQ(::kill(node_pid(cluster.data, 3), SIGKILL), 0);
+  std::this_thread::sleep_for(300ms);
+  std::filesystem::remove_all(cluster.data + "/node3" + (what.empty() ? "" : "/" + what));
+}
+
 // A node whose data directory is lost (a wiped disk) and started again under
 // its id would vote again in terms it voted in and stand in majorities for
 // entries it no longer holds: its peers know it by the incarnation of its old
@@ -327,10 +345,7 @@ TEST(ReplicaMoveDead, ANodeThatLostItsDataIsRefusedThenReplacedUnderLoadLineariz
   std::this_thread::sleep_for(500ms);
 
   // Node 3's disk is lost: killed, its whole directory gone.
-  clients.set_ports({cluster.port(1), cluster.port(2)});
-  ASSERT_EQ(::kill(node_pid(cluster.data, 3), SIGKILL), 0);
-  std::this_thread::sleep_for(300ms);
-  std::filesystem::remove_all(cluster.data + "/node3");
+  ASSERT_NO_FATAL_FAILURE(kill_node3_and_delete(cluster, clients, ""));
 
   // Started again, it is disowned by its peers and stops, saying what to do.
   auto restarted = run_statekv({"cluster", "restart-missing", "--data", cluster.data});
@@ -361,6 +376,63 @@ TEST(ReplicaMoveDead, ANodeThatLostItsDataIsRefusedThenReplacedUnderLoadLineariz
                                          std::chrono::steady_clock::now() - started)
                                          .count()));
   ASSERT_NO_FATAL_FAILURE(stop_and_judge(cluster, clients, {1, 2, 4}));
+}
+
+// A node whose store (RocksDB) was lost but whose log was kept keeps its raft
+// votes and log: its peers take it back, and each of its replicas, its log
+// compacted past what the store holds, takes the shard from its leader as a
+// snapshot before it serves or leads again (raft.h, "A machine that lost its
+// kept state"). Clients run throughout; the history is judged linearizable,
+// and node 3's own replicas then answer every key as the leaders do.
+TEST(ReplicaMoveDead, ANodeThatLostItsStoreButKeptItsLogTakesSnapshotsAndServesAgain) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  Cluster cluster("replica-lost-store");
+  cluster.engine = "rocksdb";
+  cluster.compact_entries = 100;  // the groups' logs compact behind store flushes soon
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  HistoryClients clients({cluster.port(1), cluster.port(2), cluster.port(3)}, 6, kKeys, kPrefix);
+  std::this_thread::sleep_for(2s);
+
+  ASSERT_NO_FATAL_FAILURE(kill_node3_and_delete(cluster, clients, "rocksdb"));
+  auto restarted = run_statekv({"cluster", "restart-missing", "--data", cluster.data});
+  ASSERT_EQ(restarted.first, 0) << restarted.second;
+  clients.set_ports({cluster.port(1), cluster.port(2), cluster.port(3)});
+
+  // Node 3's replicas said what happened, and took snapshots.
+  const auto node3_log = [&] {
+    std::ifstream in(cluster.data + "/node3/statekv.log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         node3_log().find("restored a snapshot") == std::string::npos) {
+    std::this_thread::sleep_for(50ms);
+  }
+  const std::string log = node3_log();
+  EXPECT_NE(log.find("the store lost data"), std::string::npos)
+      << "no group of node 3 had its log compacted past the lost store: the test tests nothing";
+  EXPECT_NE(log.find("restored a snapshot"), std::string::npos) << log.substr(log.size() / 2);
+  std::this_thread::sleep_for(1s);
+  ASSERT_NO_FATAL_FAILURE(stop_and_judge(cluster, clients, {1, 2, 3}));
+
+  // Its own replicas (eventual reads: served by the member asked) hold what
+  // the leaders hold.
+  auto three = RedisClient::connect(cluster.port(3));
+  auto one = RedisClient::connect(cluster.port(1));
+  ASSERT_TRUE(three.ok() && one.ok());
+  for (size_t k = 0; k < kKeys; ++k) {
+    const std::string key = kPrefix + "k" + std::to_string(k);
+    const std::string leaders = one->cmd({"GET", key});
+    std::string local;
+    for (int attempt = 0; attempt < 50; ++attempt) {  // applying the last entries
+      local = three->cmd({"WITH", "eventual", "GET", key});
+      if (local == leaders) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(local, leaders) << key;
+  }
 }
 
 }  // namespace

@@ -1250,7 +1250,8 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
   raft_options.machine_keeps_state = keeps_state_;
   if (keeps_state_) {
     // The store must hold the state through the log's compaction point, or
-    // entries before it are lost to this replica: refuse to start it then.
+    // entries before it are lost to this replica: then it takes the state
+    // from its leader (raft's machine_state_lost), keeping its log and votes.
     auto kept = store_.applied_position(id.value());
     auto recovered = replication::raft::recover(records);
     if (!kept.ok() || !recovered.ok()) {
@@ -1261,16 +1262,16 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
     }
     const uint64_t compacted = recovered->log.snapshot_index().value();
     if (recovered->snapshot.empty() && *kept < compacted) {
-      spdlog::error(
+      spdlog::warn(
           "replica group {} ({} shard {}): the store holds its records only through log index "
           "{}, but its log was compacted through {}: the store lost data (was {} replaced or "
-          "restored from a backup?). Not starting this replica: bring the node back as a new "
-          "one, which copies the group from the others: `statekv cluster add-node`, then "
-          "`statekv cluster remove-node --id {}` (docs/cluster.md, \"A node that lost its "
-          "data\")",
+          "restored from a backup?). This replica keeps its log and votes, serves nothing and "
+          "leads nothing until it has the shard again as a snapshot from its leader "
+          "(docs/cluster.md, \"A node that lost its data\")",
           id.value(), ks.spec.name, shard, *kept, compacted,
-          (options_.data_dir / "rocksdb").string(), options_.self.value());
-      return;
+          (options_.data_dir / "rocksdb").string());
+      raft_options.machine_state_lost = true;
+      *kept = 0;  // what the store holds of it is replaced by the snapshot
     }
     g->kept_through = *kept;
     g->stored_through = *kept;
@@ -1899,8 +1900,9 @@ void ReplicaGroups::Impl::try_local(uint64_t id) {
   Raft& raft = *g->raft;
   if (refuse_stale_route(*g, id)) return;
   // Restoring a snapshot: the store may hold its state already, newer than
-  // the index a read here would report; the read waits (finish_restore).
-  if (g->restoring || g->state_index() < p.policy.min_index) {
+  // the index a read here would report; the read waits (finish_restore). A
+  // member whose store lost the state waits for one (raft's state_lost).
+  if (g->restoring || g->raft->state_lost() || g->state_index() < p.policy.min_index) {
     g->local_reads.push_back(id);
     return;
   }

@@ -66,8 +66,10 @@ void RaftLog::compact_to(LogIndex index) {
 }
 
 void RaftLog::reset_to_snapshot(LogIndex index, Term term) {
-  if (index > snapshot_index_ && index <= last_index() && term_at(index) == term) {
-    compact_to(index);
+  if (index >= snapshot_index_ && index <= last_index() && term_at(index) == term) {
+    // The same history through `index`: what follows it stays (a snapshot at
+    // the compaction point itself changes nothing).
+    if (index > snapshot_index_) compact_to(index);
     return;
   }
   entries_.clear();

@@ -159,6 +159,7 @@ void AppendReply::encode(Writer& w) const {
   w.varint(conflict_term.value());
   w.varint(round);
   w.varint(applied_index.value());
+  w.boolean(needs_snapshot);
 }
 
 Result<AppendReply> AppendReply::decode(Reader& r) {
@@ -170,6 +171,7 @@ Result<AppendReply> AppendReply::decode(Reader& r) {
   RAFT_READ_ID(m.conflict_term);
   RAFT_READ(m.round, r.varint());
   if (!r.at_end()) RAFT_READ_ID(m.applied_index);
+  if (!r.at_end()) RAFT_READ(m.needs_snapshot, r.boolean());
   return m;
 }
 

@@ -94,6 +94,9 @@ struct AppendReply {
   Term conflict_term{};
   uint64_t round = 0;
   LogIndex applied_index{};
+  // The follower's machine lost its kept state (raft.h, "A machine that lost
+  // its kept state"): send it a snapshot.
+  bool needs_snapshot = false;
   void encode(Writer& w) const;
   static Result<AppendReply> decode(Reader& r);
 };

@@ -53,6 +53,12 @@ Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::str
     // A snapshot holds only committed, applied entries.
     commit_ = applied_ = log_.snapshot_index();
   }
+  // With its whole log a member rebuilds a lost state by applying it again;
+  // past a compaction point it needs a snapshot ("A machine that lost its kept
+  // state", raft.h).
+  SKV_ASSERT(!options_.machine_state_lost || options_.machine_keeps_state,
+             "only a machine that keeps its own state can lose it");
+  state_lost_ = options_.machine_state_lost && log_.snapshot_index().value() != 0;
   refresh_config();
   // Everything recovered is on disk already.
   durable_index_ = log_.last_index();
@@ -113,7 +119,7 @@ void Raft::handle(NodeId from, const VoteReply& m) {
     if (m.granted) {
       if (role_ == Role::kPreCandidate && m.term == term_.next()) {
         votes_.insert(from);
-        if (votes_from_members() >= majority()) become_candidate();
+        if (votes_from_members() >= majority() && !state_lost_) become_candidate();
       }
     } else if (m.term > term_) {
       role_reason_ = higher_term_from(from, m.term);
@@ -201,7 +207,9 @@ void Raft::handle(NodeId from, const AppendEntries& m) {
   const LogIndex match(m.prev_index.value() + m.entries.size());
   commit_ = std::max(commit_, std::min(m.leader_commit, match));
   apply_committed();
-  if (staging_ && staging_->index <= commit_) staging_.reset();  // the log overtook it
+  // The log overtook the snapshot being staged (not a member whose machine
+  // lost its state: it needs the snapshot whatever its log holds).
+  if (!state_lost_ && staging_ && staging_->index <= commit_) staging_.reset();
   // The leader quiesces the group and we hold its whole log, committed: our
   // election timer stops (on_election_timer drops it) until something wakes us.
   if (m.quiesce && match == log_.last_index() && commit_ == match) quiesced_ = true;
@@ -230,13 +238,20 @@ void Raft::handle(NodeId from, const AppendReply& m) {
   p.last_heard = env_.now();
   p.acked_round = std::max(p.acked_round, m.round);
   p.applied = std::max(p.applied, m.applied_index);
+  // Only a machine that keeps its state can lose it, and only such a leader's
+  // snapshot is its machine's state now. A success says where it stands.
+  if (m.needs_snapshot || m.success)
+    p.needs_snapshot = m.needs_snapshot && options_.machine_keeps_state;
   if (m.success) {
     if (m.match_index > p.match) {
       p.match = m.match_index;
       p.progressed = true;
     }
-    // The snapshot being sent is installed (or the follower got past it).
-    if (p.snapshot && p.match >= p.snapshot->snapshot.index) p.snapshot.reset();
+    // The snapshot being sent is installed (or the follower got past it; one
+    // that needs a snapshot is past it once it says it no longer does).
+    if (p.snapshot && p.match >= p.snapshot->snapshot.index && !p.needs_snapshot) {
+      p.snapshot.reset();
+    }
     p.next = std::max(p.next, p.match.next());
     while (!p.inflight.empty() && p.inflight.front() <= m.match_index) p.inflight.pop_front();
     maybe_commit();
@@ -272,9 +287,11 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
   last_heard_leader_ = env_.now();
   reset_election_deadline();
   if (installing_) return;  // a resent chunk: answered once the restore is done
-  if (m.last_index <= commit_) {
-    // We hold that much committed already (a duplicate, or a late chunk).
-    if (staging_ && staging_->index <= commit_) staging_.reset();
+  // We hold that much committed already (a duplicate, or a late chunk); a
+  // member whose machine lost its state holds none of it, and needs one at
+  // least at its log's compaction point.
+  if (state_lost_ ? m.last_index < log_.snapshot_index() : m.last_index <= commit_) {
+    if (!state_lost_ && staging_ && staging_->index <= commit_) staging_.reset();
     send_durable(
         from,
         AppendReply{.term = term_, .success = true, .match_index = m.last_index, .round = m.round});
@@ -380,7 +397,11 @@ void Raft::finish_install(const Installing& done, std::string state) {
   }
   snapshot_config_ = done.config;
   refresh_config();
+  // A member whose machine lost its state may hold (and have committed)
+  // entries past the snapshot: they are applied next.
+  const LogIndex committed = keeps_suffix ? std::max(commit_, done.index) : done.index;
   commit_ = applied_ = done.index;
+  state_lost_ = false;
   // Writes we accepted at or below the snapshot point cannot be matched to
   // their entries any more: their clients time out (maybe happened).
   pending_writes_.erase(pending_writes_.begin(), pending_writes_.upper_bound(applied_));
@@ -388,6 +409,10 @@ void Raft::finish_install(const Installing& done, std::string state) {
   send_durable(
       done.from,
       AppendReply{.term = term_, .success = true, .match_index = done.index, .round = done.round});
+  if (committed > applied_) {
+    commit_ = committed;
+    apply_committed();
+  }
 }
 
 void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
@@ -420,8 +445,8 @@ void Raft::handle(NodeId from, const InstallSnapshotReply& m) {
 }
 
 void Raft::handle(NodeId from, const TimeoutNow& m) {
-  // Restoring a snapshot: this member cannot lead before it is done.
-  if (m.term < term_ || role_ == Role::kLeader || installing_) return;
+  // Restoring a snapshot, or waiting for one: this member cannot lead.
+  if (m.term < term_ || role_ == Role::kLeader || installing_ || state_lost_) return;
   if (quiesced_) wake();  // its timer must run while it campaigns
   if (m.term > term_) become_follower(m.term, std::nullopt);
   role_reason_ = "node " + std::to_string(from.value()) + " handed leadership over";
@@ -632,6 +657,13 @@ void Raft::on_election_timer() {
   // Restoring a snapshot: a member that led now would serve from a state
   // being replaced. It still votes; the others elect a leader meanwhile.
   if (installing_) return;
+  if (state_lost_) {
+    // Its machine lost its state: it never leads. Its pre-votes (which make
+    // it no candidate) wake a quiesced group, whose leader then hears from
+    // it that it needs a snapshot, and tell it the current term.
+    if (options_.pre_vote) become_pre_candidate();
+    return;
+  }
   role_reason_ = leader_ ? "no message from leader " + std::to_string(leader_->value()) +
                                " within the election timeout"
                          : std::string("no leader heard within the election timeout");
@@ -675,6 +707,7 @@ bool Raft::can_quiesce() const {
   if (config_index_ > commit_ || progress_.empty()) return false;
   for (const auto& [peer, p] : progress_) {
     if (p.match != last || p.acked_round != round_ || !p.inflight.empty()) return false;
+    if (p.needs_snapshot || p.snapshot) return false;
   }
   return true;
 }
@@ -760,7 +793,7 @@ LogIndex Raft::compaction_limit() const {
 }
 
 void Raft::compact(LogIndex index) {
-  if (!options_.machine_keeps_state || installing_) return;
+  if (!options_.machine_keeps_state || installing_ || state_lost_) return;
   if (index <= log_.snapshot_index() || index > applied_) return;
   index = std::min(index, compaction_limit());
   if (index <= log_.snapshot_index()) return;
@@ -784,8 +817,12 @@ void Raft::maybe_snapshot() {
 }
 
 void Raft::send_durable(NodeId to, Message msg) {
-  // A reply to the leader says how far this member has applied (LOCATE).
-  if (auto* reply = std::get_if<AppendReply>(&msg)) reply->applied_index = applied_;
+  // A reply to the leader says how far this member has applied (LOCATE), and
+  // whether its machine lost its state (it has applied nothing then).
+  if (auto* reply = std::get_if<AppendReply>(&msg)) {
+    reply->applied_index = state_lost_ ? LogIndex(0) : applied_;
+    reply->needs_snapshot = state_lost_;
+  }
   if (durable_token_ >= last_token_) {
     env_.send(to, msg);
   } else {
@@ -829,7 +866,7 @@ void Raft::become_pre_candidate() {
   leader_.reset();
   votes_.clear();
   if (votes_from_members() >= majority()) {
-    become_candidate();
+    if (!state_lost_) become_candidate();
     return;
   }
   for (NodeId peer : peers()) {
@@ -903,7 +940,7 @@ void Raft::replicate() {
 
 void Raft::send_append(NodeId peer) {
   Progress& p = progress_.at(peer);
-  if (!p.snapshot && p.next <= log_.snapshot_index()) {
+  if (!p.snapshot && (p.needs_snapshot || p.next <= log_.snapshot_index())) {
     // What it needs was compacted away: send the snapshot, a chunk at a time,
     // and nothing else until it is installed (a reordered AppendEntries would
     // only bounce back). The transfer keeps this snapshot even if we take a
@@ -1131,6 +1168,7 @@ void Raft::fail_reads() {
 
 void Raft::apply_committed() {
   SKV_ASSERT(commit_ <= log_.last_index(), "commit index beyond the log");
+  if (state_lost_) return;  // nothing to apply to until a snapshot is installed
   while (applied_ < commit_) {
     applied_ = applied_.next();
     const Entry& e = log_.at(applied_);

@@ -122,6 +122,18 @@
 // install, and until it does this member's log, applied index and role stay
 // as they were.
 //
+// A machine that lost its kept state (RaftOptions::machine_state_lost: the
+// host found its store behind the log's compaction point, say a store directory
+// lost while the log was kept): the member keeps its log, term and vote — its
+// promises to the others — and takes entries as before (it still counts toward
+// commits), but applies nothing, serves nothing, never campaigns nor takes a
+// leadership handed to it, and says so in every AppendReply (needs_snapshot):
+// its leader sends it the machine's state as a snapshot whatever its log holds.
+// Once a snapshot at or past the log's compaction point is installed, it is an
+// ordinary member again. Throwing the log away instead would let it vote for a
+// candidate that lacks entries it acknowledged. A crash before then finds the
+// store behind the log again: the same start.
+//
 // Not done yet (see docs/raft.md): the follower assembles the whole snapshot
 // in memory before restoring it.
 //
@@ -175,6 +187,10 @@ struct RaftOptions {
   // snapshots it to compact (snapshot_threshold does not apply); the host calls
   // compact() once the machine's state is durable through an index.
   bool machine_keeps_state = false;
+  // This start only, with machine_keeps_state and a log compacted past 0: the
+  // machine holds none of its state (see "A machine that lost its kept state"
+  // above); it waits for a snapshot from its leader.
+  bool machine_state_lost = false;
 };
 
 class Raft {
@@ -322,6 +338,10 @@ class Raft {
   }
   // A follower whose machine restores a snapshot in the background (on_restored).
   bool installing_snapshot() const { return installing_.has_value(); }
+  // Started with RaftOptions::machine_state_lost and no snapshot installed
+  // since: the machine's state is not the applied index's (it is empty), so
+  // nothing may be read from it.
+  bool state_lost() const { return state_lost_; }
   // On a leader: the highest index known replicated on each other member, not
   // counting learners (its
   // lag is log().last_index() minus that). Empty on other roles.
@@ -390,6 +410,9 @@ class Raft {
     // acknowledged by an AppendReply reaching its index.
     std::optional<SnapshotSend> snapshot{};
     bool learner = false;  // outside the config: counts toward nothing
+    // It said its machine lost its state (AppendReply::needs_snapshot): it
+    // gets a snapshot, whatever its log holds.
+    bool needs_snapshot = false;
   };
   struct PendingRead {
     ClientRequest req{};
@@ -504,6 +527,7 @@ class Raft {
   LogIndex leader_commit_seen_{};
   std::optional<SnapshotStaging> staging_;  // a follower's partly received snapshot
   std::optional<Installing> installing_;    // a follower's snapshot being restored
+  bool state_lost_ = false;                 // RaftOptions::machine_state_lost, until a snapshot
   SnapshotStats snapshot_stats_;
 
   // Persist-before-send bookkeeping. Tokens count from 1 per incarnation.

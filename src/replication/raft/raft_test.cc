@@ -1206,6 +1206,133 @@ AppendEntries one_write_after_11(Term term, uint64_t id, const std::string& valu
                                          .command = request(id, ClientOp::kWrite, "k", value)}}};
 }
 
+// Node 1 led ten writes and compacted its log through 6; it restarts with its
+// machine's kept state lost (its store gone, its log kept): it keeps its log,
+// term and vote, takes entries and counts toward commits, but applies nothing,
+// never becomes a candidate nor takes a leadership handed to it, and tells its
+// leader it needs a snapshot; one at or past its compaction point makes it an
+// ordinary member again, the entries after it applied.
+TEST(RaftMachineKeepsState, AMemberWhoseMachineLostItsStateKeepsItsLogAndWaitsForASnapshot) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  elect_and_commit(env, r, 10);
+  r.compact(LogIndex(6));
+  env.sync(r);
+
+  RaftOptions lost_options = machine_keeps_state();
+  lost_options.machine_state_lost = true;
+  FakeEnv env2;
+  AppliedOrder empty;
+  Raft lost(env2, three(1), env.records, empty, lost_options);
+  ASSERT_TRUE(lost.state_lost());
+  EXPECT_EQ(lost.log().last_index(), LogIndex(11)) << "its log is kept";
+  EXPECT_EQ(lost.term(), Term(1));
+
+  // Its election timeouts send pre-votes (they wake a quiesced group), and a
+  // majority of them makes it no candidate; nor does a handed leadership.
+  env2.advance(lost, kLongerThanAnyElectionTimeout);
+  auto pre = env2.take<VoteRequest>();
+  ASSERT_FALSE(pre.empty());
+  for (const auto& [to, v] : pre) EXPECT_TRUE(v.pre_vote);
+  lost.on_message(NodeId(2), VoteReply{.term = Term(2), .granted = true, .pre_vote = true});
+  lost.on_message(NodeId(3), VoteReply{.term = Term(2), .granted = true, .pre_vote = true});
+  lost.on_message(NodeId(2), TimeoutNow{.term = Term(1)});
+  for (const auto& [to, v] : env2.take<VoteRequest>()) EXPECT_TRUE(v.pre_vote) << "campaigned";
+  EXPECT_NE(lost.role(), Raft::Role::kCandidate);
+  EXPECT_NE(lost.role(), Raft::Role::kLeader);
+
+  // Node 2 leads term 2: its entry 12 is taken, acknowledged (the member
+  // counts toward the commit), with the flag; nothing is applied.
+  lost.on_message(NodeId(2), AppendEntries{.term = Term(2),
+                                           .prev_index = LogIndex(11),
+                                           .prev_term = Term(1),
+                                           .leader_commit = LogIndex(12),
+                                           .entries = {cmd(2, 77, "k", "v12")}});
+  env2.sync(lost);
+  auto acks = env2.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_TRUE(acks[0].second.success);
+  EXPECT_EQ(acks[0].second.match_index, LogIndex(12));
+  EXPECT_TRUE(acks[0].second.needs_snapshot);
+  EXPECT_EQ(acks[0].second.applied_index, LogIndex(0));
+  EXPECT_TRUE(empty.order.empty()) << "applied entries to a state it does not have";
+  lost.compact(LogIndex(11));
+  EXPECT_EQ(lost.log().snapshot_index(), LogIndex(6));
+
+  // A snapshot older than its compaction point does not do: it keeps waiting.
+  const std::vector<NodeId> members = {NodeId(1), NodeId(2), NodeId(3)};
+  lost.on_message(NodeId(2), InstallSnapshot{.term = Term(2),
+                                             .last_index = LogIndex(5),
+                                             .last_term = Term(1),
+                                             .config = members,
+                                             .state = "v0,v1,v2,v3,",
+                                             .offset = 0,
+                                             .total = 12});
+  EXPECT_TRUE(lost.state_lost());
+  EXPECT_EQ(empty.restores, 0);
+
+  // The state at 11 (the ten writes): installed, entry 12 applied after it.
+  const std::string state = sm.snapshot();
+  lost.on_message(NodeId(2), InstallSnapshot{.term = Term(2),
+                                             .last_index = LogIndex(11),
+                                             .last_term = Term(1),
+                                             .config = members,
+                                             .state = state,
+                                             .offset = 0,
+                                             .total = state.size()});
+  EXPECT_FALSE(lost.state_lost());
+  EXPECT_EQ(empty.restores, 1);
+  EXPECT_EQ(lost.applied_index(), LogIndex(12));
+  std::vector<std::string> expected = sm.order;
+  expected.push_back("v12");
+  EXPECT_EQ(empty.order, expected);
+  EXPECT_EQ(lost.log().last_index(), LogIndex(12)) << "the entry after the snapshot was kept";
+  env2.sync(lost);
+  acks = env2.take<AppendReply>();
+  ASSERT_FALSE(acks.empty());
+  EXPECT_FALSE(acks.back().second.needs_snapshot);
+  EXPECT_EQ(acks.back().second.match_index, LogIndex(11));
+}
+
+// The leader sends a member that says it needs a snapshot the machine's state,
+// though its log holds everything the member lacks; a late reply still saying
+// so does not end the transfer, and the group does not quiesce meanwhile.
+TEST(RaftMachineKeepsState, ALeaderSendsASnapshotToAMemberThatSaysItLostItsState) {
+  FakeEnv env;
+  AppliedOrder sm;
+  RaftOptions o = machine_keeps_state();
+  o.quiesce = true;
+  Raft r(env, three(1), {}, sm, o);
+  elect_and_commit(env, r, 10);
+  env.sent.clear();
+  const AppendReply says_lost{
+      .term = Term(1), .success = true, .match_index = LogIndex(11), .needs_snapshot = true};
+  r.on_message(NodeId(3), says_lost);
+  auto snaps = env.take<InstallSnapshot>();
+  ASSERT_EQ(snaps.size(), 1u);
+  EXPECT_EQ(snaps[0].first, NodeId(3));
+  EXPECT_EQ(snaps[0].second.last_index, LogIndex(11));
+  EXPECT_EQ(r.log().snapshot_index(), LogIndex(0)) << "the log was never compacted";
+  r.on_message(NodeId(3), says_lost);  // a reply from before it installed
+  r.on_message(NodeId(2),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(11)});
+  env.advance(r, milliseconds(200));  // heartbeats: no quiescence while it waits
+  for (const auto& [to, m] : env.take<AppendEntries>()) {
+    EXPECT_FALSE(m.quiesce) << "quiesced while node 3 waits for a snapshot";
+    if (to == NodeId(3)) EXPECT_TRUE(m.entries.empty()) << "entries sent during its snapshot";
+  }
+  // Installed: it says so, and gets entries again.
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(11)});
+  r.on_request(request(99, ClientOp::kWrite, "k", "after"));
+  env.sync(r);
+  bool entries_to_3 = false;
+  for (const auto& [to, m] : env.take<AppendEntries>()) entries_to_3 |= to == NodeId(3);
+  EXPECT_TRUE(entries_to_3);
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty());
+}
+
 TEST(RaftMachineKeepsState, ARestoreInTheBackgroundHoldsTheLogAndTheCheckpointUntilItIsDone) {
   FakeEnv env;
   AppliedOrder sm;
@@ -2011,14 +2138,21 @@ TEST(RaftApplied, AnAppendReplyCarriesTheAppliedIndexAndOldRepliesReadAsZero) {
                           .success = true,
                           .match_index = LogIndex(7),
                           .round = 4,
-                          .applied_index = LogIndex(6)};
+                          .applied_index = LogIndex(6),
+                          .needs_snapshot = true};
   const std::string bytes = encode_message(Message(reply));
   Result<Message> back = decode_message<Message>(bytes);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(std::get<AppendReply>(*back).applied_index, LogIndex(6));
   EXPECT_EQ(std::get<AppendReply>(*back).round, 4u);
-  // A reply of an older version ends after `round` (6 is one varint byte).
-  Result<Message> old = decode_message<Message>(bytes.substr(0, bytes.size() - 1));
+  EXPECT_TRUE(std::get<AppendReply>(*back).needs_snapshot);
+  // Replies of older versions end after `applied_index` (one byte for the
+  // flag), or after `round` (6 is one varint byte).
+  Result<Message> without_flag = decode_message<Message>(bytes.substr(0, bytes.size() - 1));
+  ASSERT_TRUE(without_flag.ok()) << without_flag.status().to_string();
+  EXPECT_EQ(std::get<AppendReply>(*without_flag).applied_index, LogIndex(6));
+  EXPECT_FALSE(std::get<AppendReply>(*without_flag).needs_snapshot);
+  Result<Message> old = decode_message<Message>(bytes.substr(0, bytes.size() - 2));
   ASSERT_TRUE(old.ok()) << old.status().to_string();
   EXPECT_EQ(std::get<AppendReply>(*old).applied_index, LogIndex(0));
   EXPECT_EQ(std::get<AppendReply>(*old).match_index, LogIndex(7));

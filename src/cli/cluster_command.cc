@@ -490,10 +490,20 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
   while (std::chrono::steady_clock::now() < deadline) {
     bool all_up = true;
     std::optional<nlohmann::json> leader;
+    // The lowest metadata index a waited-for node has applied: each must hold
+    // the map the leader has committed, or it answers "the cluster map is not
+    // known yet" although the map says it is active.
+    uint64_t least_applied = UINT64_MAX;
     for (const LocalNode& n : cluster.nodes) {
       if (Status s = interrupted(0ms); !s.ok()) return s;
       NodeView nv = probe(n.peer_address(), secret, /*with_stats=*/false);
-      if (waited_for(n)) all_up = all_up && nv.status.has_value() && answers_ping(n.port);
+      if (waited_for(n)) {
+        all_up = all_up && nv.status.has_value() && answers_ping(n.port);
+        if (nv.status) {
+          least_applied =
+              std::min(least_applied, nv.status->value("applied_index", uint64_t{0}));
+        }
+      }
       if (nv.status && (*nv.status)["role"] == "leader") leader = nv.status;
     }
     bool all_active = false;
@@ -513,8 +523,13 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
                      m->address == "127.0.0.1:" + std::to_string(n.port);
       }
     }
-    if (all_up && leader && all_active) return Status::OK();
-    why = !all_up ? "not every node answers" : !leader ? "no leader yet" : "members not active yet";
+    const bool caught_up =
+        leader && least_applied >= leader->value("commit_index", uint64_t{0});
+    if (all_up && leader && all_active && caught_up) return Status::OK();
+    why = !all_up        ? "not every node answers"
+          : !leader      ? "no leader yet"
+          : !all_active  ? "members not active yet"
+                         : "a node has not applied the cluster map yet";
     if (Status s = interrupted(100ms); !s.ok()) return s;
   }
   return Status::Timeout("the cluster did not become ready in time: " + why + " (see " +

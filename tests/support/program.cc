@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +115,20 @@ Result<std::string> npm_installed(const std::string& source_dir, const std::stri
       }
     }
   };
+  // Tests of one build run side by side (ctest -j): one installs while the
+  // others wait, then use what it installed. Without the lock a second install
+  // replaced the directory while the first test's node was loading from it
+  // ("Cannot find module"). The lock goes with the descriptor.
+  const fs::path lock_file = cache.string() + ".lock";
+  const int lock_fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return Status::IOError("cannot open " + lock_file.string());
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock_fd};
+  while (::flock(lock_fd, LOCK_EX) != 0) {
+    if (errno != EINTR) return Status::IOError("cannot lock " + lock_file.string());
+  }
   if (slurp(cache / "package-lock.json") == lock &&
       fs::exists(cache / "node_modules" / module / "package.json")) {
     copy_scripts(cache);

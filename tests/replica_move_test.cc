@@ -55,10 +55,10 @@ struct Cluster {
   void up() {
     base = pick_cluster_base_port(5);
     ASSERT_NE(base, 0);
-    std::vector<std::string> args = {"cluster", "up",     "--nodes",       "3",
-                                     "--base-port",  std::to_string(base), "--data", data,
-                                     "--engine",     engine, "--replication", default_replication,
-                                     "--detach"};
+    std::vector<std::string> args = {
+        "cluster", "up", "--nodes",  "3",    "--base-port",   std::to_string(base),
+        "--data",  data, "--engine", engine, "--replication", default_replication,
+        "--detach"};
     // The logs compact behind store flushes only over an engine that keeps them.
     if (engine == "rocksdb") {
       args.push_back("--server-arg=--group-compact-entries=" + std::to_string(compact_entries));

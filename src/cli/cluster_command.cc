@@ -500,8 +500,7 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
       if (waited_for(n)) {
         all_up = all_up && nv.status.has_value() && answers_ping(n.port);
         if (nv.status) {
-          least_applied =
-              std::min(least_applied, nv.status->value("applied_index", uint64_t{0}));
+          least_applied = std::min(least_applied, nv.status->value("applied_index", uint64_t{0}));
         }
       }
       if (nv.status && (*nv.status)["role"] == "leader") leader = nv.status;
@@ -523,13 +522,12 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
                      m->address == "127.0.0.1:" + std::to_string(n.port);
       }
     }
-    const bool caught_up =
-        leader && least_applied >= leader->value("commit_index", uint64_t{0});
+    const bool caught_up = leader && least_applied >= leader->value("commit_index", uint64_t{0});
     if (all_up && leader && all_active && caught_up) return Status::OK();
-    why = !all_up        ? "not every node answers"
-          : !leader      ? "no leader yet"
-          : !all_active  ? "members not active yet"
-                         : "a node has not applied the cluster map yet";
+    why = !all_up       ? "not every node answers"
+          : !leader     ? "no leader yet"
+          : !all_active ? "members not active yet"
+                        : "a node has not applied the cluster map yet";
     if (Status s = interrupted(100ms); !s.ok()) return s;
   }
   return Status::Timeout("the cluster did not become ready in time: " + why + " (see " +

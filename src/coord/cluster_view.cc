@@ -727,13 +727,14 @@ std::string Coordinator::info_replication() {
         "epoch_refused_frames={},epoch_refused_steps={},epoch_refused_routes={},proposals={},"
         "proposed={},compacted={},"
         "snapshots_streamed={},snapshots_installed={},receiving_snapshot={},"
-        "snapshot_sends_deferred={}\r\n",
+        "snapshot_sends_deferred={},state_lost={}\r\n",
         g.id.value(), g.keyspace, g.shard, g.role, g.term,
         g.leader ? std::to_string(g.leader->value()) : std::string("none"), g.commit_index,
         g.applied_index, g.last_index, members, g.reads_barrier, g.reads_local, g.writes,
         g.quiesced ? 1 : 0, g.epoch, g.frames_refused_epoch, g.steps_refused_epoch,
         g.routes_refused_epoch, g.proposals, g.proposed, g.compacted_index, g.snapshots_streamed,
-        g.snapshots_installed, g.receiving_snapshot ? 1 : 0, g.snapshot_sends_deferred);
+        g.snapshots_installed, g.receiving_snapshot ? 1 : 0, g.snapshot_sends_deferred,
+        g.state_lost ? 1 : 0);
   }
   return s;
 }

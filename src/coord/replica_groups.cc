@@ -1282,6 +1282,9 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
   spdlog::info("replica group {} ({} shard {}) started: {} members, {} log records recovered",
                id.value(), ks.spec.name, shard, members.size(),
                raw->raft->log().last_index().value());
+  // Waiting for a snapshot (its store lost the state): its peers hear so at
+  // once, and hand it no leadership meanwhile.
+  if (raw->raft->state_lost()) note_snapshot_reception(*raw);
   after_callback(*raw);
 }
 
@@ -1535,7 +1538,8 @@ GroupStatus status_of(GroupId id, const ReplicaGroup& g) {
   s.term = g.raft->term().value();
   s.leader = g.raft->leader();
   s.commit_index = g.raft->commit_index().value();
-  s.applied_index = g.raft->applied_index().value();
+  s.state_lost = g.raft->state_lost();
+  s.applied_index = s.state_lost ? 0 : g.raft->applied_index().value();
   s.last_index = g.raft->log().last_index().value();
   s.compacted_index = g.raft->log().snapshot_index().value();
   s.snapshots_streamed = g.raft->snapshot_stats().transfers_read;

@@ -279,6 +279,10 @@ struct GroupStatus {
   // meanwhile). Leader: chunks passed over because the transfer's reader had
   // nothing read yet (it waits its turn for the node's snapshot threads).
   bool receiving_snapshot = false;
+  // Follower: its store lost the state it held (behind its log's compaction
+  // point): it serves nothing until a snapshot from its leader is installed
+  // (docs/raft.md, "A machine that lost its kept state"); applied_index reads 0.
+  bool state_lost = false;
   uint64_t snapshot_sends_deferred = 0;
   std::map<NodeId, uint64_t> match;  // leader only: each other member's replicated index
   // Leader only: each other member's applied index, as of its latest answer

@@ -329,12 +329,12 @@ class Raft {
   };
   const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
   // A follower: whether it is receiving a snapshot (chunks staged, the last
-  // within `quiet` of `now`: a transfer its leader dropped stops counting) or
-  // restoring one (on_restored): it cannot lead until it is done, and its
-  // host tells its peers, so that none hands it a group's leadership
-  // meanwhile (coord/leader_balance.h).
+  // within `quiet` of `now`: a transfer its leader dropped stops counting),
+  // restoring one (on_restored), or waiting for one (state_lost): it cannot
+  // lead until it is done, and its host tells its peers, so that none hands it
+  // a group's leadership meanwhile (coord/leader_balance.h).
   bool receiving_snapshot(Instant now, Duration quiet) const {
-    return installing_ || (staging_ && now - staging_->last_chunk < quiet);
+    return installing_ || state_lost_ || (staging_ && now - staging_->last_chunk < quiet);
   }
   // A follower whose machine restores a snapshot in the background (on_restored).
   bool installing_snapshot() const { return installing_.has_value(); }

@@ -1226,6 +1226,7 @@ TEST(RaftMachineKeepsState, AMemberWhoseMachineLostItsStateKeepsItsLogAndWaitsFo
   AppliedOrder empty;
   Raft lost(env2, three(1), env.records, empty, lost_options);
   ASSERT_TRUE(lost.state_lost());
+  EXPECT_TRUE(lost.receiving_snapshot(env2.now(), milliseconds(1))) << "its host tells its peers";
   EXPECT_EQ(lost.log().last_index(), LogIndex(11)) << "its log is kept";
   EXPECT_EQ(lost.term(), Term(1));
 
@@ -1282,6 +1283,7 @@ TEST(RaftMachineKeepsState, AMemberWhoseMachineLostItsStateKeepsItsLogAndWaitsFo
                                              .offset = 0,
                                              .total = state.size()});
   EXPECT_FALSE(lost.state_lost());
+  EXPECT_FALSE(lost.receiving_snapshot(env2.now(), milliseconds(1)));
   EXPECT_EQ(empty.restores, 1);
   EXPECT_EQ(lost.applied_index(), LogIndex(12));
   std::vector<std::string> expected = sm.order;

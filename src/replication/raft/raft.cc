@@ -257,6 +257,10 @@ void Raft::handle(NodeId from, const AppendReply& m) {
     maybe_commit();
     if (role_ != Role::kLeader) return;  // our own removal committed
     maybe_send_timeout_now(from);
+  } else if (m.needs_snapshot && p.snapshot) {
+    // It refused the snapshot being sent (older than its log needs): the
+    // next one is the machine's state as it is now.
+    p.snapshot.reset();
   } else if (m.conflict_index > p.match) {
     // Back off past the conflict: if we hold the follower's conflicting term,
     // resume after our last entry of it, else skip the follower's whole term.
@@ -290,8 +294,16 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
   // We hold that much committed already (a duplicate, or a late chunk); a
   // member whose machine lost its state holds none of it, and needs one at
   // least at its log's compaction point.
-  if (state_lost_ ? m.last_index < log_.snapshot_index() : m.last_index <= commit_) {
-    if (!state_lost_ && staging_ && staging_->index <= commit_) staging_.reset();
+  if (state_lost_ && m.last_index < log_.snapshot_index()) {
+    // Older than what its log needs (a leader whose applied index lags its
+    // commit took it): refused, so that the leader takes another (a success
+    // would only end the transfer).
+    env_.send(from, AppendReply{
+                        .term = term_, .success = false, .round = m.round, .needs_snapshot = true});
+    return;
+  }
+  if (!state_lost_ && m.last_index <= commit_) {
+    if (staging_ && staging_->index <= commit_) staging_.reset();
     send_durable(
         from,
         AppendReply{.term = term_, .success = true, .match_index = m.last_index, .round = m.round});

@@ -1272,6 +1272,10 @@ TEST(RaftMachineKeepsState, AMemberWhoseMachineLostItsStateKeepsItsLogAndWaitsFo
                                              .total = 12});
   EXPECT_TRUE(lost.state_lost());
   EXPECT_EQ(empty.restores, 0);
+  auto refused = env2.take<AppendReply>();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_FALSE(refused[0].second.success) << "a success would end the leader's transfer";
+  EXPECT_TRUE(refused[0].second.needs_snapshot);
 
   // The state at 11 (the ten writes): installed, entry 12 applied after it.
   const std::string state = sm.snapshot();
@@ -1317,6 +1321,13 @@ TEST(RaftMachineKeepsState, ALeaderSendsASnapshotToAMemberThatSaysItLostItsState
   EXPECT_EQ(snaps[0].second.last_index, LogIndex(11));
   EXPECT_EQ(r.log().snapshot_index(), LogIndex(0)) << "the log was never compacted";
   r.on_message(NodeId(3), says_lost);  // a reply from before it installed
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty()) << "a late reply restarted the transfer";
+  // It refuses a snapshot older than its log needs: the leader takes another.
+  r.on_message(NodeId(3), AppendReply{.term = Term(1), .success = false, .needs_snapshot = true});
+  snaps = env.take<InstallSnapshot>();
+  ASSERT_EQ(snaps.size(), 1u);
+  EXPECT_EQ(snaps[0].second.offset, 0u);
+  EXPECT_EQ(snaps[0].second.last_index, LogIndex(11));
   r.on_message(NodeId(2),
                AppendReply{.term = Term(1), .success = true, .match_index = LogIndex(11)});
   env.advance(r, milliseconds(200));  // heartbeats: no quiescence while it waits

@@ -7,6 +7,7 @@
 #   bench/replica_move_stalls.sh                  # build/statekv, both parts
 #   BINS="/tmp/old/build/statekv build/statekv" ROUNDS=2 bench/replica_move_stalls.sh
 #   PARTS=restore KEYS=600000 bench/replica_move_stalls.sh
+#   PROBE=write PARTS=restore bench/replica_move_stalls.sh
 #
 # restore: a 3-node `cluster up` (RocksDB, the default keyspace: 3 consensus
 #   groups, factor 3) and a consensus keyspace `small` (prefix s:); node 3
@@ -15,7 +16,11 @@
 #   restores the default keyspace's shards from snapshots while a client reads
 #   s:probe on node 3 at `eventual` (its own replica of `small`, which needs no
 #   snapshot) in a closed loop for PROBE_SECONDS: its slowest read is how long
-#   node 3 stopped serving its other groups. The restores' log lines follow.
+#   node 3 stopped serving its other groups. With PROBE=write the client SETs
+#   instead a key of a `REPLICATION none` keyspace `solo` (prefix o:) that node 3
+#   owns (served by its I/O thread, a write to the same RocksDB as the
+#   restore's): its slowest SET is how long the restore held node 3's other
+#   engine writes. The restores' log lines follow.
 # move: the same cluster and load, then `cluster add-node` (two shards move to
 #   node 4, two nodes each erase one): the snapshots restored, and the
 #   elections a silent leader caused ("no message from leader") during it.
@@ -28,6 +33,8 @@ PARTS=${PARTS:-"restore move"}
 ROUNDS=${ROUNDS:-1}
 KEYS=${KEYS:-300000}
 PROBE_SECONDS=${PROBE_SECONDS:-6}
+PROBE=${PROBE:-read}
+case "$PROBE" in read | write) ;; *) echo "PROBE must be read or write" >&2; exit 2 ;; esac
 for tool in redis-cli redis-benchmark python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
@@ -65,11 +72,12 @@ pick_base() {  # RESP ports B..B+3 and peer ports B+10000..B+10003 free, below 3
   done
 }
 
-# The closed-loop reader: WITH eventual GET <key> on <port> for <seconds>,
-# counted from its first answer with a value.
+# The closed-loop client: WITH eventual GET <key> (or with "write", SET <key>)
+# on <port> for <seconds>, counted from its first answer with a value (+OK).
 cat >"$WORK/probe.py" <<'EOF'
 import socket, sys, time
 port, key, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+write = len(sys.argv) > 4 and sys.argv[4] == "write"
 def cmd(*a):
     return ("*%d\r\n" % len(a) + "".join("$%d\r\n%s\r\n" % (len(x), x) for x in a)).encode()
 deadline = time.time() + 120
@@ -91,10 +99,10 @@ def call(*a):
 started, lat, errors = None, [], 0
 while True:
     t = time.time()
-    r = call("WITH", "eventual", "GET", key)
+    r = call("SET", key, "v") if write else call("WITH", "eventual", "GET", key)
     d = time.time() - t
     if started is None:
-        if r.startswith(b"$") and not r.startswith(b"$-1"):
+        if r.startswith(b"+") or (r.startswith(b"$") and not r.startswith(b"$-1")):
             started = time.time()
         else:
             time.sleep(0.002)
@@ -124,6 +132,15 @@ restore_part() {  # bin
   up_and_fill "$1"
   redis-cli -p "$BASE" KEYSPACE CREATE small PREFIX s: REPLICATION consensus FACTOR 3 >/dev/null
   wait_writable s:probe "$BASE" $((BASE + 1)) $((BASE + 2))  # bench/lib.sh
+  local probe_key=s:probe
+  if [[ $PROBE == write ]]; then
+    redis-cli -p "$BASE" KEYSPACE CREATE solo PREFIX o: REPLICATION none >/dev/null
+    local i node3_addr="127.0.0.1:$((BASE + 2))"
+    for i in $(seq 1000); do  # a key node 3 owns
+      if redis-cli -p "$BASE" LOCATE "o:$i" | grep -q "$node3_addr"; then probe_key="o:$i"; break; fi
+    done
+    [[ $probe_key == o:* ]] || { echo "no key of solo on node 3" >&2; exit 1; }
+  fi
   local three
   three=$(cat "$DATA/node3/pid")
   kill -KILL "$three"
@@ -131,7 +148,7 @@ restore_part() {  # bin
   fill
   "$BIN" cluster restart-missing --data "$DATA" >"$WORK/restart.log" 2>&1 &
   local restart=$!
-  echo "  reader on node 3: $(python3 "$WORK/probe.py" $((BASE + 2)) s:probe "$PROBE_SECONDS" 2>&1)"
+  echo "  $PROBE client on node 3 ($probe_key): $(python3 "$WORK/probe.py" $((BASE + 2)) "$probe_key" "$PROBE_SECONDS" "$PROBE" 2>&1)"
   wait "$restart" || true
   grep -h "restored a snapshot" "$DATA"/node3/*.log | sed 's/.*info /  /' | cut -c1-200 || true
   cleanup

@@ -113,6 +113,7 @@ enum class Bug {
                            // position
   kRestoreFailureIgnored,  // a background restore that failed reported as done
   kLostStateIgnored,       // a replica whose kept state was lost starts as if it held it
+  kPartialRestoreIgnored,  // a restore that failed midway reported as leaving the state as it was
 };
 
 // ---- the placement map (group 0's value of kPlacementKey) ------------------
@@ -188,9 +189,14 @@ struct Config {
   bool machine_keeps_state = false;
   // With machine_keeps_state: a data replica restores a snapshot in the
   // background (StateMachine::begin_restore), done up to 400 ms later, and
-  // one time in eight it fails (state unchanged), as ReplicaGroups restores
-  // on a thread of its own. A crash meanwhile loses the restore.
+  // one time in eight it fails, as ReplicaGroups restores on a thread of its
+  // own: half of those with the state unchanged, half midway (the restore in
+  // pieces wrote some: half of the snapshot's registers over the state, the
+  // store marked restoring), which raft hears as RestoreFailure::kStateLost;
+  // a restart then finds the mark (machine_state_partial). A crash meanwhile
+  // loses the restore.
   bool restores_in_background = false;
+  uint64_t restore_fails_one_in = 8;  // restores_in_background
   // With machine_keeps_state: one restart in four of a replica with kept
   // state finds it gone (its store lost, its log kept). Past its log's
   // compaction point the replica starts with raft's machine_state_lost (it
@@ -230,16 +236,51 @@ struct Run {
   struct Kept {
     std::string state;
     uint64_t index = 0;
+    // A restore in pieces cut short (Store::mark_restoring); index is then the
+    // position the store held before it (what a store without the mark keeps).
+    bool partial = false;
   };
   std::map<std::pair<uint64_t, uint64_t>, Kept> kept;  // by (node, group)
   uint64_t persists = 0, compactions = 0, kept_starts = 0, kept_skipped = 0;
   uint64_t snapshot_reads = 0;  // snapshots a leader read a piece at a time (open_snapshot)
   uint64_t background_restores = 0, background_restores_failed = 0;  // restores_in_background
+  // Of those: failed midway (state lost), replicas restarted with the mark,
+  // and replicas that failed midway and installed a snapshot after.
+  uint64_t restores_failed_midway = 0, partial_starts = 0, midway_recovered = 0;
   // loses_kept_state: states lost, replicas started so, and of those, the
   // ones that installed a snapshot and served again.
   uint64_t kept_lost = 0, lost_starts = 0, lost_recovered = 0;
   // The replicas whose kept state the fault erased, until they persist again.
   std::set<std::pair<uint64_t, uint64_t>> kept_erased;  // by (node, group)
+
+  // State machine safety, checked as it happens: the hash of each data
+  // group's register map after each index a replica applied (the first to
+  // apply it records it). Every replica that applies that index, restores a
+  // snapshot at it or serves a read at it must hold the same state; a read at
+  // an index no command reached (a no-op's, a configuration's) is judged
+  // against the last command's before it. A replica serving or applying from
+  // a state no log prefix gives (a restore cut short, a lost state) fails.
+  std::map<GroupId, std::map<uint64_t, size_t>> states;
+  uint64_t states_checked = 0;
+  void check_state(GroupId g, uint64_t node, uint64_t index,
+                   const replication::raft::KvStateMachine& kv, const char* what, bool record) {
+    auto& at = states[g];
+    if (at.empty()) at[0] = std::hash<std::string>{}(replication::raft::KvStateMachine{}.encode());
+    const size_t h = std::hash<std::string>{}(kv.encode());
+    auto it = at.upper_bound(index);
+    --it;  // at[0] is there
+    if (it->first != index && record) {
+      at.emplace(index, h);
+      return;
+    }
+    ++states_checked;
+    if (it->second != h) {
+      fail(
+          fmt::format("group {} on node {}: its state when it {} at index {} is not the state "
+                      "at that index (recorded at index {})",
+                      g.value(), node, what, index, it->first));
+    }
+  }
 
   void fail(std::string what) {
     if (violation.empty()) violation = std::move(what);
@@ -589,7 +630,9 @@ class KeptKv final : public replication::StateMachine {
     // The store writes the entry's position with its effects; raft's no-op
     // and configuration entries never get here and write none.
     stored_through = raft->applied_index().value();
-    return kv.apply(command);
+    ClientResponse response = kv.apply(command);
+    run_.check_state(group_, node_, stored_through, kv, "applied an entry", /*record=*/true);
+    return response;
   }
   ClientResponse read(const ClientRequest& request) const override { return kv.read(request); }
   std::string snapshot() const override { return kv.snapshot(); }
@@ -598,6 +641,7 @@ class KeptKv final : public replication::StateMachine {
   // pieces and pieces span chunks), saying every other time that the next
   // piece would wait (as the prefetching reader does): shorter chunks, and
   // transfers that end with an empty chunk.
+  LogIndex kept_index() const override { return LogIndex(kept_through); }
   std::unique_ptr<replication::SnapshotReader> open_snapshot() const override {
     if (!run_.config.machine_keeps_state) return nullptr;
     struct Pieces final : replication::SnapshotReader {
@@ -618,6 +662,7 @@ class KeptKv final : public replication::StateMachine {
   }
   Status restore(std::string_view snapshot, LogIndex index) override {
     if (Status s = kv.restore(snapshot, index); !s.ok()) return s;
+    run_.check_state(group_, node_, index.value(), kv, "restored a snapshot", /*record=*/true);
     kept_through = 0;
     stored_through = index.value();
     if (run_.config.machine_keeps_state) persist();
@@ -632,16 +677,37 @@ class KeptKv final : public replication::StateMachine {
     if (on_begin) on_begin();
     return RestoreProgress::kStarted;
   }
-  // What the host tells raft (Raft::on_restored); a failure leaves the state
-  // as it was.
-  Status finish_restore(bool fail) {
-    auto [bytes, index] = std::move(*restoring);
-    restoring.reset();
+  // What the host tells raft (Raft::on_restored). A failure leaves the state
+  // as it was, or with `midway` half of the snapshot's registers written over
+  // it and the store marked (as a restore in pieces whose write failed).
+  Status finish_restore(bool fail, bool midway) {
     if (fail) {
       ++run_.background_restores_failed;
+      if (midway) {
+        ++run_.restores_failed_midway;
+        cut_short();
+      }
+      restoring.reset();
       return Status::IOError("the simulator's planned restore failure");
     }
+    auto [bytes, index] = std::move(*restoring);
+    restoring.reset();
     return restore(bytes, index);
+  }
+  // The restore under way stops midway: every other register of the snapshot
+  // written over the state, and the store marked (Run::Kept::partial).
+  void cut_short() {
+    auto incoming = replication::raft::KvStateMachine::decode(restoring->first);
+    SKV_ASSERT(incoming.ok(), "the simulator's snapshot does not decode");
+    size_t n = 0;
+    for (const auto& [key, value] : incoming->registers()) {
+      if (n++ % 2 == 0) kv.put_register(key, value);
+    }
+    if (run_.config.machine_keeps_state) {
+      run_.kept[{node_, group_.value()}] = Run::Kept{kv.encode(), stored_through, /*partial=*/true};
+    }
+    // The mark holds no position (the planted bug goes on from the old one).
+    if (run_.config.bug != Bug::kPartialRestoreIgnored) kept_through = stored_through = 0;
   }
   std::optional<std::pair<std::string, LogIndex>> restoring;  // begun, not finished
   std::function<void()> on_begin;                             // arms the host's timer
@@ -668,10 +734,12 @@ class KeptKv final : public replication::StateMachine {
 };
 
 // What a data replica starts from: its log's records, and whether its
-// machine lost its kept state (raft's machine_state_lost).
+// machine lost its kept state (raft's machine_state_lost) or holds a partial
+// one (machine_state_partial).
 struct KeptStart {
   std::vector<std::string> records;
   bool state_lost = false;
+  bool partial = false;
 };
 
 // Config::machine_keeps_state: the node's kept state of `group` loaded into
@@ -700,6 +768,25 @@ KeptStart load_kept(Run& run, uint64_t node, GroupId group, KeptKv& sm,
   auto state = replication::raft::recover(recovered);
   SKV_ASSERT(state.ok(), "the simulator's records do not replay");
   const uint64_t compacted = state->log.snapshot_index().value();
+  if (it != run.kept.end() && it->second.partial) {
+    // A restore cut short: the marked records wait for a snapshot, whatever
+    // the log (replica_groups.cc's start_group), unless the planted bug
+    // starts from them as if they were the log's.
+    ++run.partial_starts;
+    if (run.config.bug == Bug::kPartialRestoreIgnored) {
+      // As a store without the mark would start: from its records, at the
+      // position it held before the restore.
+      auto kv = replication::raft::KvStateMachine::decode(it->second.state);
+      SKV_ASSERT(kv.ok(), "the simulator's kept state does not decode");
+      sm.kv = std::move(kv).value();
+      sm.kept_through = sm.stored_through = it->second.index;
+      it->second.partial = false;
+      return {std::move(recovered)};
+    }
+    KeptStart start{std::move(recovered), true, true};
+    ++run.lost_starts;
+    return start;
+  }
   if (it == run.kept.end() && compacted == 0) {
     return {std::move(recovered)};  // no state kept: the whole log rebuilds it
   }
@@ -745,8 +832,7 @@ class DataReplica final : public sim::HostedNode {
         sm_(node.run(), node.self().value(), group),
         start_(load_kept(node.run(), node.self().value(), group, sm_, std::move(recovered),
                          chan_.random())),
-        raft_(chan_, m, std::move(start_.records), sm_,
-              raft_options(node.run().config, start_.state_lost)),
+        raft_(chan_, m, std::move(start_.records), sm_, raft_options(node.run().config, start_)),
         observer_(node.run().observers.at(group)) {
     sm_.raft = &raft_;
     sm_.on_begin = [this] {
@@ -757,8 +843,11 @@ class DataReplica final : public sim::HostedNode {
     after();
   }
   // Unplaced (its replica here moved away) or crashed: the reads waiting here
-  // did not happen; refusing them sends their clients to another member.
+  // did not happen; refusing them sends their clients to another member. A
+  // restore under way is lost, or half the time cut short midway (a crash
+  // between its pieces: the store keeps the half written and the mark).
   ~DataReplica() override {
+    if (sm_.restoring && chan_.random().next_u64() % 2 == 0) sm_.cut_short();
     for (auto& [timer, req] : waiting_) {
       ClientResponse refused;
       refused.outcome = ClientResponse::Outcome::kFail;
@@ -805,10 +894,16 @@ class DataReplica final : public sim::HostedNode {
     } else if (restore_timer_ && id == *restore_timer_) {
       restore_timer_.reset();
       const LogIndex index = sm_.restoring->second;
-      const bool fail = chan_.random().next_u64() % 8 == 0;
-      Status restored = sm_.finish_restore(fail);
-      if (node_.run().config.bug == Bug::kRestoreFailureIgnored) restored = Status::OK();
-      raft_.on_restored(index, restored);
+      const bool fail = chan_.random().next_u64() % node_.run().config.restore_fails_one_in == 0;
+      const bool midway = fail && chan_.random().next_u64() % 2 == 0;
+      Status restored = sm_.finish_restore(fail, midway);
+      const Bug bug = node_.run().config.bug;
+      if (bug == Bug::kRestoreFailureIgnored) restored = Status::OK();
+      raft_.on_restored(index, restored,
+                        midway && bug != Bug::kPartialRestoreIgnored
+                            ? Raft::RestoreFailure::kStateLost
+                            : Raft::RestoreFailure::kStateUnchanged);
+      if (midway) lost_midway_ = true;
     } else if (batch_timer_ && id == *batch_timer_) {
       batch_timer_.reset();
       std::vector<ClientRequest> batch;
@@ -841,10 +936,11 @@ class DataReplica final : public sim::HostedNode {
   // A sequential or fifo read: from this member's applied state once it
   // covers the session's position in the group (coord/replica_groups.cc,
   // try_local).
-  static RaftOptions raft_options(const Config& c, bool state_lost) {
+  static RaftOptions raft_options(const Config& c, const KeptStart& start) {
     RaftOptions o = c.raft;
     o.machine_keeps_state = c.machine_keeps_state;
-    o.machine_state_lost = state_lost;
+    o.machine_state_lost = start.state_lost && !start.partial;
+    o.machine_state_partial = start.partial;
     return o;
   }
   // Config::machine_keeps_state: one tick in three the state is persisted with
@@ -884,6 +980,8 @@ class DataReplica final : public sim::HostedNode {
   void serve(const ClientRequest& req) {
     ClientResponse r = sm_.read(req);
     r.index = sm_.state_index();
+    node_.run().check_state(group_, node_.self().value(), r.index, sm_.kv, "served a read",
+                            /*record=*/false);
     ++node_.run().local_reads;
     chan_.reply(req.id, std::move(r));
   }
@@ -978,6 +1076,10 @@ class DataReplica final : public sim::HostedNode {
       start_.state_lost = false;
       ++node_.run().lost_recovered;
     }
+    if (lost_midway_ && !raft_.state_lost()) {
+      lost_midway_ = false;
+      ++node_.run().midway_recovered;
+    }
     if (raft_.role() != Raft::Role::kLeader) return;
     Run& run = node_.run();
     uint64_t& newest_term = run.leader_term[group_];
@@ -1015,6 +1117,7 @@ class DataReplica final : public sim::HostedNode {
   std::vector<ClientRequest> held_;           // Config::batch_window: not yet proposed
   std::optional<TimerId> batch_timer_;
   std::optional<TimerId> restore_timer_;  // Config::restores_in_background
+  bool lost_midway_ = false;              // a restore failed midway: state lost until a snapshot
 };
 
 // ---- ScenarioNode ---------------------------------------------------------------
@@ -1286,7 +1389,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
            stale = 0, unplaced = 0, replays = 0, older = 0, installed = 0, chunks = 0,
            most_chunks = 0, batches_of_many = 0, persists = 0, compactions = 0, kept_starts = 0,
            kept_skipped = 0, snapshot_reads = 0, background_restores = 0,
-           background_restores_failed = 0, kept_lost = 0, lost_starts = 0, lost_recovered = 0;
+           background_restores_failed = 0, kept_lost = 0, lost_starts = 0, lost_recovered = 0,
+           failed_midway = 0, partial_starts = 0, midway_recovered = 0, states_checked = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     const Config c = config_for(seed);
@@ -1317,6 +1421,10 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     kept_lost += v.run->kept_lost;
     lost_starts += v.run->lost_starts;
     lost_recovered += v.run->lost_recovered;
+    failed_midway += v.run->restores_failed_midway;
+    partial_starts += v.run->partial_starts;
+    midway_recovered += v.run->midway_recovered;
+    states_checked += v.run->states_checked;
     for (const auto& [g, obs] : v.run->observers) {
       installed += obs->snapshots_installed();
       chunks += obs->snapshot_chunks_accepted();
@@ -1333,8 +1441,10 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       "chunks (at most %llu in one); %llu batches of several requests; kept state (every "
       "third seed): %llu persists, %llu compactions behind them, %llu replicas started from "
       "it, %llu entries it held not applied again, %llu snapshots read a piece at a time, %llu "
-      "restored in the background (%llu of them failed); kept states lost %llu, replicas "
-      "started with their state lost %llu (%llu installed a snapshot and served again)\n",
+      "restored in the background (%llu of them failed, %llu midway: %llu recovered by a "
+      "snapshot, %llu replicas restarted with the restoring mark); kept states lost %llu, "
+      "replicas started with their state lost %llu (%llu installed a snapshot and served "
+      "again); replica states compared with the state at their index %llu\n",
       static_cast<unsigned long long>(seeds), wall, static_cast<unsigned long long>(ok),
       static_cast<unsigned long long>(total), 100.0 * ok / total,
       static_cast<unsigned long long>(reached), static_cast<unsigned long long>(commands),
@@ -1349,8 +1459,11 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       static_cast<unsigned long long>(snapshot_reads),
       static_cast<unsigned long long>(background_restores),
       static_cast<unsigned long long>(background_restores_failed),
-      static_cast<unsigned long long>(kept_lost), static_cast<unsigned long long>(lost_starts),
-      static_cast<unsigned long long>(lost_recovered));
+      static_cast<unsigned long long>(failed_midway),
+      static_cast<unsigned long long>(midway_recovered),
+      static_cast<unsigned long long>(partial_starts), static_cast<unsigned long long>(kept_lost),
+      static_cast<unsigned long long>(lost_starts), static_cast<unsigned long long>(lost_recovered),
+      static_cast<unsigned long long>(states_checked));
   EXPECT_GT(reached, seeds) << "replicas must really move under faults";
   if (seeds >= 20) {
     EXPECT_GT(installed, 0u) << "new replicas must catch up from snapshots too";
@@ -1368,6 +1481,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
   if (seeds >= 100) {
     EXPECT_GT(lost_starts, 0u) << "no replica ever started with its kept state lost";
     EXPECT_GT(lost_recovered, 0u) << "no replica whose state was lost got it back";
+    EXPECT_GT(failed_midway, 0u) << "no restore in the background failed midway";
+    EXPECT_GT(midway_recovered, 0u) << "no restore that failed midway was made good";
   }
 }
 
@@ -1468,6 +1583,31 @@ TEST(ReplicaGroupsSim, ABackgroundRestoreFailureReportedAsDoneIsCaught) {
   }
   ASSERT_NE(caught_at, 0u) << "a failed restore reported as done went unnoticed";
   std::printf("[ measure ] failed background restore reported as done: caught at seed %llu: %s\n",
+              static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
+}
+
+// Planted bug: a restore in pieces that failed midway (half of the snapshot
+// written over the state, the store marked) reported to raft as leaving the
+// state as it was, and a restart from the marked store started from it: the
+// member applies older entries over newer registers and serves the mix.
+TEST(ReplicaGroupsSim, ARestoreFailedMidwayTreatedAsUnchangedIsCaught) {
+  uint64_t caught_at = 0, midway = 0;
+  std::string why;
+  for (uint64_t seed = 3; seed <= 1800 && caught_at == 0; seed += 3) {
+    Config c = config_for(seed);
+    if (!c.restores_in_background) continue;
+    c.bug = Bug::kPartialRestoreIgnored;
+    c.restore_fails_one_in = 2;
+    Verdicts v = run_seed(options_for(seed, c), c);
+    midway += v.run->restores_failed_midway;
+    if (!v.ok() || !v.run->violation.empty()) {
+      caught_at = seed;
+      why = v.run->violation.empty() ? v.describe() : v.run->violation;
+    }
+  }
+  ASSERT_NE(caught_at, 0u) << "a partial restore served from went unnoticed (" << midway
+                           << " restores failed midway)";
+  std::printf("[ measure ] a restore failed midway treated as unchanged: caught at seed %llu: %s\n",
               static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <asio.hpp>
 #include <atomic>
+#include <cstdlib>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -149,31 +150,66 @@ Result<std::string> merge_mutations(std::vector<std::string> parts) {
   return replication::encode_mutation(merged);
 }
 
-// What restoring a shard snapshot did (the restore's log line).
+// What restoring a shard snapshot did (the restore's log line), or why it
+// failed, and whether it left the group's records partial then.
 struct RestoreReport {
-  size_t bytes = 0, effects = 0, unchanged = 0, removed = 0;
+  size_t bytes = 0, effects = 0, unchanged = 0, removed = 0, pieces = 0;
   int64_t decode_ms = 0, compare_ms = 0, write_ms = 0, sync_ms = 0;
+  Status status = Status::OK();
+  // Failed after the restoring mark (Store::mark_restoring): some pieces may
+  // be written, the group's position is gone, and only a whole snapshot can
+  // make its records one state again (Raft's RestoreFailure::kStateLost).
+  bool partial = false;
 };
 
+// A restore that keeps a position writes the difference in pieces of about
+// this many effects or bytes, each one engine write: RocksDB writes one batch
+// at a time, and a 98k-record shard in one write held the node's other writes
+// (every group's applies, every single-copy SET) for 150-450 ms.
+constexpr size_t kRestorePieceEffects = 1024;
+constexpr size_t kRestorePieceBytes = size_t{1} << 20;
+
+// Fault injection for tests (docs/replication.md, "Restoring in pieces"):
+// with STATEKV_FAULT_RESTORE_EXIT_AFTER_PIECES=N in its environment, the
+// process exits at once (as if killed) once the N-th piece of a restore in
+// pieces that has more than N is durable, so that a test can restart a node
+// whose records a restore left partial. Unset (0): never.
+size_t restore_exit_after_pieces() {
+  static const size_t n = [] {
+    const char* v = std::getenv("STATEKV_FAULT_RESTORE_EXIT_AFTER_PIECES");
+    return v == nullptr ? size_t{0} : static_cast<size_t>(std::strtoull(v, nullptr, 10));
+  }();
+  return n;
+}
+
 // Replaces the records of scope `scope` in `store` with a shard snapshot's,
-// writing only what differs (plan_shard_restore) as one engine write, with
-// the applied position `position` when given and then synced (an engine that
-// keeps its state: raft checkpoints the snapshot point once this is durable).
+// writing only what differs (plan_shard_restore). With the applied position
+// `position` (an engine that keeps its state): the group's position is
+// replaced by the restoring mark first, the difference written in pieces
+// (kRestorePieceEffects), the last of them carrying `position`, then synced;
+// raft checkpoints the snapshot point once this is durable. A crash in
+// between leaves the mark, and the replica starts as one whose store lost its
+// state (ReplicaGroups::Impl::start_group). Without a position (the memory
+// engine, which keeps nothing across a crash), one engine write.
 // Reads and writes nothing but the store: any thread. `locking` kOwnedKeys
 // only while nothing else writes the scope (ReplicaGroup::begin_restore).
-Result<RestoreReport> restore_shard(server::Store& store, uint64_t scope, std::string_view snapshot,
-                                    std::optional<server::Store::AppliedPosition> position,
-                                    server::Store::Locking locking) {
+RestoreReport restore_shard(server::Store& store, uint64_t scope, std::string_view snapshot,
+                            std::optional<server::Store::AppliedPosition> position,
+                            server::Store::Locking locking) {
   using Clock = std::chrono::steady_clock;
   const auto ms_since = [](Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
   };
   server::ScopePin pin(scope);  // the group's records, whatever the map says of their keys
   RestoreReport report;
+  const auto failed = [&report](Status s) {
+    report.status = std::move(s);
+    return report;
+  };
   report.bytes = snapshot.size();
   auto started = Clock::now();
   auto parts = decode_shard_snapshot(snapshot);
-  if (!parts.ok()) return parts.status();
+  if (!parts.ok()) return failed(parts.status());
   report.decode_ms = ms_since(started);
   started = Clock::now();
   auto plan = plan_shard_restore(
@@ -192,23 +228,68 @@ Result<RestoreReport> restore_shard(server::Store& store, uint64_t scope, std::s
                                      return true;
                                    });
       });
-  if (!plan.ok()) return plan.status();
+  if (!plan.ok()) return failed(plan.status());
   report.effects = plan->effects;
   report.unchanged = plan->unchanged;
   report.removed = plan->removed;
   report.compare_ms = ms_since(started);
   started = Clock::now();
-  auto written = store.apply(
-      plan->mutation,
-      position ? server::Store::Logging::kInEngineLog : server::Store::Logging::kInReplicaLog,
-      position, &plan->known, locking);
-  if (!written.ok()) return written.status();
-  report.write_ms = ms_since(started);
-  if (position) {
-    started = Clock::now();
-    if (Status synced = store.engine().sync(); !synced.ok()) return synced;
-    report.sync_ms = ms_since(started);
+  if (!position) {
+    auto written = store.apply(plan->mutation, server::Store::Logging::kInReplicaLog, std::nullopt,
+                               &plan->known, locking);
+    if (!written.ok()) return failed(written.status());
+    report.pieces = 1;
+    report.write_ms = ms_since(started);
+    return report;
   }
+  if (Status marked = store.mark_restoring(position->group); !marked.ok()) return failed(marked);
+  // Each record is written once, in one piece, and `known` holds what each
+  // held before the restore: the pieces write what one write of the whole
+  // difference would. A record's elements may follow it in the next piece.
+  const std::vector<replication::Effect>& effects = plan->mutation.effects;
+  replication::Mutation piece;
+  piece.time_ms = plan->mutation.time_ms;
+  size_t begin = 0;
+  do {
+    size_t end = begin;
+    size_t bytes = 0;
+    while (end < effects.size() && end - begin < kRestorePieceEffects &&
+           bytes < kRestorePieceBytes) {
+      const replication::Effect& e = effects[end++];
+      bytes += e.key.size() + e.value.size() + e.field.size();
+    }
+    const bool last = end == effects.size();
+    piece.effects.assign(effects.begin() + static_cast<std::ptrdiff_t>(begin),
+                         effects.begin() + static_cast<std::ptrdiff_t>(end));
+    auto written = store.apply(piece, server::Store::Logging::kInEngineLog,
+                               last ? position : std::nullopt, &plan->known, locking);
+    if (!written.ok()) {
+      report.partial = true;
+      return failed(written.status());
+    }
+    ++report.pieces;
+    if (!last && report.pieces == restore_exit_after_pieces()) {
+      // As a crash once the pieces so far reached the disk: with `--fsync
+      // batch` logged writes wait in the engine's buffer for the sync thread,
+      // and a kill before it ran would find none of them (the state as it was).
+      (void)store.engine().sync();
+      spdlog::critical(
+          "group {}: exiting after piece {} of a snapshot's restore "
+          "(STATEKV_FAULT_RESTORE_EXIT_AFTER_PIECES)",
+          scope, report.pieces);
+      spdlog::shutdown();
+      std::_Exit(137);
+    }
+    begin = end;
+  } while (begin < effects.size());
+  report.write_ms = ms_since(started);
+  started = Clock::now();
+  if (Status synced = store.engine().sync(); !synced.ok()) {
+    // Written, perhaps not durable: a crash may leave the mark.
+    report.partial = true;
+    return failed(synced);
+  }
+  report.sync_ms = ms_since(started);
   return report;
 }
 
@@ -675,6 +756,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   }
   // With an engine that has read views (RocksDB): the shard as of now, read
   // a piece at a time while this member goes on applying (shard_snapshot.h).
+  LogIndex kept_index() const override { return LogIndex(kept_through); }
   std::unique_ptr<replication::SnapshotReader> open_snapshot() const override {
     if (!host.keeps_state_) return nullptr;
     // The view must hold every entry through the applied index it is sent as.
@@ -713,10 +795,10 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // this need not wait for the restore, nor the replies held (core/held_posts.h).
     net::SharedLog::wake_held();
     HeldPosts::flush();
-    auto report = restore_shard(host.store_, id.value(), snapshot, position_of(index),
-                                server::Store::Locking::kLockKeys);
-    if (!report.ok()) return report.status();
-    restored(*report, index, /*in_background=*/false);
+    RestoreReport report = restore_shard(host.store_, id.value(), snapshot, position_of(index),
+                                         server::Store::Locking::kLockKeys);
+    if (!report.status.ok()) return report.status;
+    restored(report, index, /*in_background=*/false);
     return Status::OK();
   }
   // A follower's snapshot with an engine that keeps its state: restored on a
@@ -733,7 +815,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     const uint64_t scope = id.value();
     auto position = position_of(index);
     auto done = [&host = host, alive = std::weak_ptr<void>(host.alive_), group = id,
-                 serial = serial, index](Result<RestoreReport> report) {
+                 serial = serial, index](RestoreReport report) {
       asio::post(host.io_, [&host, alive, group, serial, index, report = std::move(report)] {
         if (alive.expired()) return;
         ReplicaGroup* g = host.find(group);
@@ -752,17 +834,25 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     return RestoreProgress::kStarted;
   }
   // On the loop, once the restore thread is done.
-  void finish_restore(const Result<RestoreReport>& report, LogIndex index) {
+  void finish_restore(const RestoreReport& report, LogIndex index) {
     restoring = false;
     if (restore_job.valid()) restore_job.get();
-    if (!report.ok()) {
+    if (!report.status.ok()) {
       spdlog::error(
-          "group {}: restoring the snapshot at index {} failed (the leader sends it "
-          "again): {}",
-          id.value(), index.value(), report.status().to_string());
-      raft->on_restored(index, report.status());
+          "group {}: restoring the snapshot at index {} failed after {} of its pieces (the "
+          "leader sends it again){}: {}",
+          id.value(), index.value(), report.pieces,
+          report.partial ? "; its records are partial: this replica serves nothing until a "
+                           "snapshot is restored whole"
+                         : "",
+          report.status.to_string());
+      if (report.partial) kept_through = stored_through = 0;  // the mark holds no position
+      raft->on_restored(index, report.status,
+                        report.partial ? Raft::RestoreFailure::kStateLost
+                                       : Raft::RestoreFailure::kStateUnchanged);
+      if (report.partial) host.note_snapshot_reception(*this);  // it waits for one now
     } else {
-      restored(*report, index, /*in_background=*/true);
+      restored(report, index, /*in_background=*/true);
       raft->on_restored(index, Status::OK());
     }
     // The reads that waited for the restore: after_callback retries them
@@ -793,11 +883,11 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // shard's local records (a scan), writing the difference, syncing it.
     spdlog::info(
         "group {}: restored a snapshot at index {}{}: {} bytes, {} effects ({} records already "
-        "held as they are), {} removed, {} ms (decode {} ms, compare {} ms, write {} ms, sync {} "
-        "ms)",
+        "held as they are), {} removed, {} ms (decode {} ms, compare {} ms, write {} ms in {} "
+        "piece(s), sync {} ms)",
         id.value(), index.value(), in_background ? " in the background" : "", r.bytes, r.effects,
         r.unchanged, r.removed, r.decode_ms + r.compare_ms + r.write_ms + r.sync_ms, r.decode_ms,
-        r.compare_ms, r.write_ms, r.sync_ms);
+        r.compare_ms, r.write_ms, r.pieces, r.sync_ms);
   }
 
   // CLIENT TRACKING (docs/cache.md, "Consensus keyspaces"): an applied entry
@@ -1252,29 +1342,41 @@ void ReplicaGroups::Impl::start_group(GroupId id, const meta::Keyspace& ks, uint
     // The store must hold the state through the log's compaction point, or
     // entries before it are lost to this replica: then it takes the state
     // from its leader (raft's machine_state_lost), keeping its log and votes.
-    auto kept = store_.applied_position(id.value());
+    auto state = store_.applied_state(id.value());
     auto recovered = replication::raft::recover(records);
-    if (!kept.ok() || !recovered.ok()) {
+    if (!state.ok() || !recovered.ok()) {
       spdlog::error("replica group {} ({} shard {}): cannot read its {}: {}", id.value(),
-                    ks.spec.name, shard, kept.ok() ? "log" : "applied position in the store",
-                    (kept.ok() ? recovered.status() : kept.status()).to_string());
+                    ks.spec.name, shard, state.ok() ? "log" : "applied position in the store",
+                    (state.ok() ? recovered.status() : state.status()).to_string());
       return;
     }
+    uint64_t kept = state->index;
     const uint64_t compacted = recovered->log.snapshot_index().value();
-    if (recovered->snapshot.empty() && *kept < compacted) {
+    if (state->restoring) {
+      // A snapshot's restore in pieces was cut short: its records are part
+      // the snapshot's, part what they held, through no log index, and
+      // replaying the log over them would not rebuild a state.
+      spdlog::warn(
+          "replica group {} ({} shard {}): a snapshot's restore was cut short here (the process "
+          "stopped between its pieces): this replica keeps its log and votes, serves nothing and "
+          "leads nothing until it has the shard again as a snapshot from its leader "
+          "(docs/replication.md, \"Restoring in pieces\")",
+          id.value(), ks.spec.name, shard);
+      raft_options.machine_state_partial = true;
+    } else if (recovered->snapshot.empty() && kept < compacted) {
       spdlog::warn(
           "replica group {} ({} shard {}): the store holds its records only through log index "
           "{}, but its log was compacted through {}: the store lost data (was {} replaced or "
           "restored from a backup?). This replica keeps its log and votes, serves nothing and "
           "leads nothing until it has the shard again as a snapshot from its leader "
           "(docs/cluster.md, \"A node that lost its data\")",
-          id.value(), ks.spec.name, shard, *kept, compacted,
+          id.value(), ks.spec.name, shard, kept, compacted,
           (options_.data_dir / "rocksdb").string());
       raft_options.machine_state_lost = true;
-      *kept = 0;  // what the store holds of it is replaced by the snapshot
+      kept = 0;  // what the store holds of it is replaced by the snapshot
     }
-    g->kept_through = *kept;
-    g->stored_through = *kept;
+    g->kept_through = kept;
+    g->stored_through = kept;
   }
   replication::Membership membership{.self = options_.self, .nodes = members};
   groups_[id] = std::move(g);

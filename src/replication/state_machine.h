@@ -76,6 +76,14 @@ class StateMachine {
   // whole state (raft, with RaftOptions::machine_keeps_state). nullptr when the
   // machine cannot: snapshot() is taken whole then.
   virtual std::unique_ptr<SnapshotReader> open_snapshot() const { return nullptr; }
+  // With RaftOptions::machine_keeps_state: the log index the kept state
+  // reflects when it is ahead of the protocol's applied index (a machine
+  // started from a state kept through index K while the protocol's log
+  // starts before K: it skips those entries as it applies them again).
+  // open_snapshot() reads that state, so raft starts no snapshot transfer,
+  // labelled with its applied index, until its applied index reaches this
+  // one: a follower would apply the entries in between a second time.
+  virtual LogIndex kept_index() const { return LogIndex(0); }
 };
 
 }  // namespace statekv::replication

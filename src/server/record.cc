@@ -514,9 +514,19 @@ void applied_value(uint64_t index, std::string* out) {
   put_be64(index, out);
 }
 
-bool parse_applied_value(std::string_view raw, uint64_t* index) {
+void applied_restoring_value(std::string* out) {
+  out->assign(1, 'r');
+}
+
+bool parse_applied_value(std::string_view raw, uint64_t* index, bool* restoring) {
+  if (raw == "r") {
+    *index = 0;
+    *restoring = true;
+    return true;
+  }
   if (raw.size() != 8) return false;
   *index = get_be64(raw.data());
+  *restoring = false;
   return true;
 }
 

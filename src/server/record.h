@@ -260,9 +260,13 @@ void garbage_key(uint64_t gen, std::string* out);
 bool parse_garbage_key(std::string_view raw, uint64_t* gen);
 
 // A replica group's applied position (Store::AppliedPosition): "a" +
-// be64(group) holding be64(index).
+// be64(group) holding be64(index), or "r" while a snapshot is being restored
+// over the group's records in pieces (Store::mark_restoring): what they hold
+// then is part of one state and part of another, through no index.
 void applied_key(uint64_t group, std::string* out);
 void applied_value(uint64_t index, std::string* out);
-bool parse_applied_value(std::string_view raw, uint64_t* index);
+void applied_restoring_value(std::string* out);
+// False when raw is neither form; *restoring says which (index 0 then).
+bool parse_applied_value(std::string_view raw, uint64_t* index, bool* restoring);
 
 }  // namespace statekv::server

@@ -470,15 +470,34 @@ Result<size_t> Store::erase_scope(uint64_t scope) {
 }
 
 Result<uint64_t> Store::applied_position(uint64_t group) {
+  auto state = applied_state(group);
+  if (!state.ok()) return state.status();
+  return state->index;
+}
+
+Result<Store::AppliedState> Store::applied_state(uint64_t group) {
   std::string key;
   applied_key(group, &key);
   std::string value;
   Status s = engine_.get(key, &value);
-  if (s.is_not_found()) return uint64_t{0};
+  if (s.is_not_found()) return AppliedState{};
   if (!s.ok()) return s;
-  uint64_t index = 0;
-  if (!parse_applied_value(value, &index)) return Status::Corruption("malformed applied position");
-  return index;
+  AppliedState state;
+  if (!parse_applied_value(value, &state.index, &state.restoring)) {
+    return Status::Corruption("malformed applied position");
+  }
+  return state;
+}
+
+Status Store::mark_restoring(uint64_t group) {
+  std::string key;
+  applied_key(group, &key);
+  std::string value;
+  applied_restoring_value(&value);
+  storage::WriteBatch batch;
+  batch.put(key, value);
+  auto seq = engine_.write(batch);
+  return seq.ok() ? Status::OK() : seq.status();
 }
 
 Status Store::forget_applied_position(uint64_t group) {

@@ -282,8 +282,23 @@ class Store {
   // in the engine (no replica log replays them). Reads the scope's range, not
   // the map: its keyspace may be gone. Returns how many records it erased.
   Result<size_t> erase_scope(uint64_t scope);
-  // The applied position of `group` this store holds (0: none).
+  // The applied position of `group` this store holds (0: none, or a restore
+  // in pieces was cut short: applied_state says which).
   Result<uint64_t> applied_position(uint64_t group);
+  // The same, and whether a restore in pieces began and did not finish
+  // (mark_restoring): the group's records are then partial, through no index.
+  struct AppliedState {
+    uint64_t index = 0;
+    bool restoring = false;
+  };
+  Result<AppliedState> applied_state(uint64_t group);
+  // Replaces `group`'s position with the restoring mark, in one logged engine
+  // write: a replica group about to restore a snapshot over its records in
+  // several engine writes (so that no one write holds the node's others for
+  // the whole shard) does this first; the write of its last piece carries the
+  // snapshot's position (apply's `position`), which replaces the mark. Writes
+  // are durable in order, so a crash in between leaves the mark.
+  Status mark_restoring(uint64_t group);
   // Erases `group`'s position (its replica left this node), durably like a write.
   Status forget_applied_position(uint64_t group);
 

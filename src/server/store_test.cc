@@ -173,6 +173,34 @@ TEST(Store, AppliedPositionsAreWrittenWithTheEffectsAndSurviveAFlush) {
   EXPECT_EQ(store.applied_position(8).value(), 5u);
 }
 
+// A restore in pieces: the mark replaces the position until the last piece's
+// write carries the new one; forgetting the position forgets the mark too.
+TEST(Store, TheRestoringMarkReplacesThePositionUntilAWriteCarriesOne) {
+  auto engine = storage::open_memory_engine();
+  Store store(*engine, nullptr);
+  ASSERT_TRUE(store.apply({}, Store::Logging::kInReplicaLog, Store::AppliedPosition{7, 42}).ok());
+  ASSERT_TRUE(store.mark_restoring(7).ok());
+  auto state = store.applied_state(7);
+  ASSERT_TRUE(state.ok());
+  EXPECT_TRUE(state->restoring);
+  EXPECT_EQ(state->index, 0u);
+  EXPECT_EQ(store.applied_position(7).value(), 0u);
+  EXPECT_FALSE(store.applied_state(8)->restoring);
+  replication::Mutation piece;
+  piece.effects.push_back({replication::Effect::Kind::kPut, "k", "v", 0});
+  ASSERT_TRUE(store.apply(piece, Store::Logging::kInEngineLog).ok());
+  EXPECT_TRUE(store.applied_state(7)->restoring);
+  ASSERT_TRUE(store.flush().ok());  // the mark, like a position, outlives FLUSHALL
+  EXPECT_TRUE(store.applied_state(7)->restoring);
+  ASSERT_TRUE(store.apply({}, Store::Logging::kInEngineLog, Store::AppliedPosition{7, 90}).ok());
+  EXPECT_FALSE(store.applied_state(7)->restoring);
+  EXPECT_EQ(store.applied_position(7).value(), 90u);
+  ASSERT_TRUE(store.mark_restoring(7).ok());
+  ASSERT_TRUE(store.forget_applied_position(7).ok());
+  EXPECT_FALSE(store.applied_state(7)->restoring);
+  EXPECT_EQ(store.applied_position(7).value(), 0u);
+}
+
 // Keys that start with "c" are in scope 0 here; the others in scope 7 when
 // they end in an odd digit, in scope 9 when in an even one.
 class DigitScopes final : public KeyScopes {

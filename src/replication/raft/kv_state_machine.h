@@ -38,6 +38,11 @@ class KvStateMachine final : public StateMachine {
 
   bool operator==(const KvStateMachine& other) const { return map_ == other.map_; }
 
+  // The registers in key order, and one set outside the log: for the
+  // simulator, which mixes two states to model a restore cut short.
+  const std::map<std::string, std::string>& registers() const { return map_; }
+  void put_register(const std::string& key, std::string value) { map_[key] = std::move(value); }
+
  private:
   std::map<std::string, std::string> map_;
 };

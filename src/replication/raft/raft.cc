@@ -56,9 +56,11 @@ Raft::Raft(Env<Message>& env, const Membership& membership, std::vector<std::str
   // With its whole log a member rebuilds a lost state by applying it again;
   // past a compaction point it needs a snapshot ("A machine that lost its kept
   // state", raft.h).
-  SKV_ASSERT(!options_.machine_state_lost || options_.machine_keeps_state,
+  SKV_ASSERT(!(options_.machine_state_lost || options_.machine_state_partial) ||
+                 options_.machine_keeps_state,
              "only a machine that keeps its own state can lose it");
-  state_lost_ = options_.machine_state_lost && log_.snapshot_index().value() != 0;
+  state_lost_ = (options_.machine_state_lost && log_.snapshot_index().value() != 0) ||
+                options_.machine_state_partial;
   refresh_config();
   // Everything recovered is on disk already.
   durable_index_ = log_.last_index();
@@ -386,13 +388,18 @@ void Raft::install_staged(NodeId from, const InstallSnapshot& last_chunk) {
   finish_install(done, std::string());
 }
 
-void Raft::on_restored(LogIndex index, Status restored) {
+void Raft::on_restored(LogIndex index, Status restored, RestoreFailure failure) {
   if (!installing_ || installing_->index != index) return;
   Installing done = std::move(*installing_);
   installing_.reset();
   if (!restored.ok()) {
     ++snapshot_stats_.restores_failed;
-    return;  // unchanged: the leader's next chunk starts the transfer over
+    // Unchanged: the leader's next chunk starts the transfer over. Lost: the
+    // machine holds part of the snapshot over part of what it had; nothing
+    // more is applied to it until a whole snapshot is, and its replies say
+    // so (needs_snapshot), so that its leader sends one whatever the log.
+    if (failure == RestoreFailure::kStateLost) state_lost_ = true;
+    return;
   }
   finish_install(done, std::string());
 }
@@ -963,6 +970,10 @@ void Raft::send_append(NodeId peer) {
       // from since the last CheckQuorum check (one that does not answer would
       // hold the state for nothing).
       if (!p.active) return;
+      // Nor while the machine's kept state is ahead of the applied index (a
+      // leader just restarted from it): its state would go out labelled with
+      // an older index. Applying the committed entries up to it comes soon.
+      if (sm_.kept_index() > applied_) return;
       p.snapshot = SnapshotSend{.snapshot = Snapshot{.index = applied_,
                                                      .term = log_.term_at(applied_),
                                                      .config = config_at(applied_)}};

@@ -191,6 +191,11 @@ struct RaftOptions {
   // machine holds none of its state (see "A machine that lost its kept state"
   // above); it waits for a snapshot from its leader.
   bool machine_state_lost = false;
+  // This start only, with machine_keeps_state: the machine holds part of a
+  // state newer than its log (a restore of a snapshot cut short by a crash),
+  // which replaying even a whole log would not rebuild: it waits for a
+  // snapshot as with machine_state_lost, whatever its log's compaction point.
+  bool machine_state_partial = false;
 };
 
 class Raft {
@@ -235,13 +240,17 @@ class Raft {
   // (StateMachine::begin_restore answered kStarted) of the snapshot at
   // `index`: with OK the state is durable there, and this member drops the
   // log it replaces, checkpoints and acknowledges the snapshot to the leader
-  // that sent it; otherwise the state is unchanged and the transfer is
-  // forgotten (the leader sends it again). Until then this member appends
-  // nothing (AppendEntries and snapshot chunks go unanswered, so the leader
-  // sends them again later), applies nothing, and neither campaigns nor takes
-  // a leadership handed to it; it still votes, from its log as it was.
-  // Nothing happens for another index or with no restore under way.
-  void on_restored(LogIndex index, Status restored);
+  // that sent it; otherwise the transfer is forgotten (the leader sends it
+  // again) and the state is as `failure` says: unchanged, or lost (the
+  // restore had replaced part of it: this member then waits for a snapshot as
+  // one started with RaftOptions::machine_state_lost does). Until then this
+  // member appends nothing (AppendEntries and snapshot chunks go unanswered,
+  // so the leader sends them again later), applies nothing, and neither
+  // campaigns nor takes a leadership handed to it; it still votes, from its
+  // log as it was. Nothing happens for another index or with no restore under way.
+  enum class RestoreFailure : unsigned char { kStateUnchanged, kStateLost };
+  void on_restored(LogIndex index, Status restored,
+                   RestoreFailure failure = RestoreFailure::kStateUnchanged);
 
   // machine_keeps_state only: the machine's state is durable through `index`
   // (the host saw it applied through there before making the state durable).
@@ -338,9 +347,10 @@ class Raft {
   }
   // A follower whose machine restores a snapshot in the background (on_restored).
   bool installing_snapshot() const { return installing_.has_value(); }
-  // Started with RaftOptions::machine_state_lost and no snapshot installed
-  // since: the machine's state is not the applied index's (it is empty), so
-  // nothing may be read from it.
+  // Started with RaftOptions::machine_state_lost (or _partial), or a restore
+  // failed with RestoreFailure::kStateLost, and no snapshot installed since:
+  // the machine's state is not the applied index's, so nothing may be read
+  // from it.
   bool state_lost() const { return state_lost_; }
   // On a leader: the highest index known replicated on each other member, not
   // counting learners (its

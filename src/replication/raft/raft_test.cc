@@ -792,6 +792,35 @@ void commit_compact_and_hear_node3_lacks_everything(FakeEnv& env, Raft& r) {
                AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
 }
 
+// A leader whose machine's kept state is ahead of its applied index (started
+// from a state kept through an index its log has not applied again yet) sends
+// no snapshot until its applied index reaches it: the state would go out
+// labelled with an older index, and the follower would apply the entries in
+// between a second time (found by the groups simulator's state check).
+TEST(RaftMachineKeepsState, NoSnapshotIsSentWhileTheKeptStateIsAheadOfTheAppliedIndex) {
+  struct KeptAhead final : AppliedOrder {
+    LogIndex kept{0};
+    LogIndex kept_index() const override { return kept; }
+  };
+  FakeEnv env;
+  KeptAhead sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  elect_and_commit(env, r, 10);
+  ASSERT_EQ(r.applied_index(), LogIndex(11));
+  r.compact(LogIndex(6));
+  sm.kept = LogIndex(12);
+  env.sent.clear();
+  r.on_message(NodeId(3),
+               AppendReply{.term = Term(1), .success = false, .conflict_index = LogIndex(1)});
+  env.advance(r, milliseconds(100));
+  EXPECT_TRUE(env.take<InstallSnapshot>().empty()) << "sent a state ahead of its label";
+  sm.kept = LogIndex(11);
+  env.advance(r, milliseconds(100));
+  auto snaps = env.take<InstallSnapshot>();
+  ASSERT_FALSE(snaps.empty());
+  EXPECT_EQ(snaps[0].second.last_index, LogIndex(11));
+}
+
 TEST(RaftMachineKeepsState, AFollowerThatNeedsCompactedEntriesGetsTheStateAsOfTheLeadersApplied) {
   FakeEnv env;
   AppliedOrder sm;
@@ -1451,6 +1480,93 @@ TEST(RaftMachineKeepsState,
   f.on_restored(LogIndex(11), Status::OK());
   EXPECT_EQ(f.applied_index(), LogIndex(11));
   EXPECT_EQ(fsm.order, sm.order);
+}
+
+// A restore that fails after it replaced part of the state (a restore in
+// pieces whose engine write failed midway): the member applies nothing more,
+// tells its leader it needs a snapshot, never leads, and the next snapshot
+// installed makes it an ordinary member again.
+TEST(RaftMachineKeepsState, ARestoreThatFailsHavingReplacedPartOfTheStateWaitsForAWholeSnapshot) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  commit_compact_and_hear_node3_lacks_everything(env, r);
+  auto snaps = env.take<InstallSnapshot>();
+  ASSERT_EQ(snaps.size(), 1u);
+  FakeEnv env3;
+  RestoresLater fsm;
+  Raft f(env3, three(3), {}, fsm, machine_keeps_state());
+  f.on_message(NodeId(1), snaps[0].second);
+  ASSERT_TRUE(f.installing_snapshot());
+  f.on_restored(LogIndex(11), Status::IOError("disk full"), Raft::RestoreFailure::kStateLost);
+  EXPECT_FALSE(f.installing_snapshot());
+  EXPECT_TRUE(f.state_lost());
+  EXPECT_TRUE(f.receiving_snapshot(env3.now(), milliseconds(1))) << "its host tells its peers";
+  EXPECT_EQ(f.snapshot_stats().restores_failed, 1u);
+  // Entries after the snapshot's index do not fit its log; a heartbeat is
+  // answered with the flag, whatever the log holds.
+  f.on_message(NodeId(1), AppendEntries{.term = Term(1),
+                                        .prev_index = LogIndex(0),
+                                        .prev_term = Term(0),
+                                        .leader_commit = LogIndex(0),
+                                        .entries = {}});
+  env3.sync(f);
+  auto replies = env3.take<AppendReply>();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_TRUE(replies[0].second.needs_snapshot);
+  EXPECT_EQ(replies[0].second.applied_index, LogIndex(0));
+  // Never a candidate: pre-votes only, and a handed leadership is refused.
+  env3.advance(f, kLongerThanAnyElectionTimeout);
+  for (const auto& [to, v] : env3.take<VoteRequest>()) EXPECT_TRUE(v.pre_vote);
+  f.on_message(NodeId(2), VoteReply{.term = Term(2), .granted = true, .pre_vote = true});
+  f.on_message(NodeId(1), VoteReply{.term = Term(2), .granted = true, .pre_vote = true});
+  f.on_message(NodeId(1), TimeoutNow{.term = Term(1)});
+  for (const auto& [to, v] : env3.take<VoteRequest>()) EXPECT_TRUE(v.pre_vote) << "campaigned";
+  EXPECT_NE(f.role(), Raft::Role::kCandidate);
+  EXPECT_NE(f.role(), Raft::Role::kLeader);
+  // The leader's snapshot again: restored whole, an ordinary member.
+  f.on_message(NodeId(1), snaps[0].second);
+  EXPECT_EQ(fsm.started, 2);
+  ASSERT_TRUE(fsm.finish().ok());
+  f.on_restored(LogIndex(11), Status::OK());
+  EXPECT_FALSE(f.state_lost());
+  EXPECT_EQ(f.applied_index(), LogIndex(11));
+  EXPECT_EQ(fsm.order, sm.order);
+}
+
+// A restart after a restore in pieces was cut short: the machine holds part
+// of a state newer than the log, so even a log never compacted is not
+// replayed over it; the member waits for a snapshot.
+TEST(RaftMachineKeepsState, AMachineWithAPartialStateWaitsForASnapshotEvenWithItsWholeLog) {
+  FakeEnv env;
+  AppliedOrder sm;
+  Raft r(env, three(1), {}, sm, machine_keeps_state());
+  elect_and_commit(env, r, 10);
+  env.sync(r);
+  RaftOptions partial = machine_keeps_state();
+  partial.machine_state_partial = true;
+  FakeEnv env2;
+  AppliedOrder held;
+  Raft restarted(env2, three(1), env.records, held, partial);
+  EXPECT_EQ(restarted.log().snapshot_index(), LogIndex(0));
+  EXPECT_TRUE(restarted.state_lost());
+  restarted.on_message(NodeId(2), AppendEntries{.term = Term(2),
+                                                .prev_index = LogIndex(11),
+                                                .prev_term = Term(1),
+                                                .leader_commit = LogIndex(12),
+                                                .entries = {cmd(2, 77, "k", "v12")}});
+  env2.sync(restarted);
+  auto acks = env2.take<AppendReply>();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_TRUE(acks[0].second.needs_snapshot);
+  EXPECT_TRUE(held.order.empty()) << "replayed its log over a partial state";
+  // Without the flag the same log is replayed (a rebuild from nothing).
+  RaftOptions whole = machine_keeps_state();
+  whole.machine_state_lost = true;
+  FakeEnv env3;
+  AppliedOrder rebuilt;
+  Raft replayed(env3, three(1), env.records, rebuilt, whole);
+  EXPECT_FALSE(replayed.state_lost());
 }
 
 // ---------------------------------------------------------------- snapshot chunks

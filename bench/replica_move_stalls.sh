@@ -112,7 +112,7 @@ while True:
     if time.time() - started > seconds:
         break
 lat.sort()
-print("reads %d, errors %d, p50 %.2f ms, p99 %.2f ms, slowest %.1f ms" % (
+print("%s %d, errors %d, p50 %.2f ms, p99 %.2f ms, slowest %.1f ms" % ("sets" if write else "reads",
     len(lat), errors, lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3))
 EOF
 

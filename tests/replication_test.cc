@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <thread>
@@ -430,6 +432,190 @@ void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& port
   for (uint16_t p : ports) {
     auto t = time_until_writable(p, "r:warmup", 10s);
     ASSERT_TRUE(t.ok()) << t.status().to_string();
+  }
+}
+
+// The shard of `key` by LOCATE through `port` (-1: not known).
+int shard_of(uint16_t port, const std::string& key) {
+  auto c = RedisClient::connect(port);
+  if (!c.ok()) return -1;
+  auto located = c->command({"LOCATE", key});
+  std::smatch m;
+  static const std::regex shard(R"("shard", :(\d+))");
+  if (!located.ok() || !std::regex_search(*located, m, shard)) return -1;
+  return std::stoi(m[1]);
+}
+
+// Pipelines on a consensus keyspace (coord/coordinator.h, "Pipelines to a
+// replica group"): a client's commands to one group are in flight together,
+// and take effect in the order sent, through leader changes. Each writer, on
+// its own node, pipelines batches of `SET a i` then `SET b i` for i = 1, 2, ...
+// (a and b in one shard: one pipeline); readers on every node read b, then a,
+// and must find a >= b, unless a SET of a to a value in (a, b] got no +OK
+// (an error: it did not run, or its outcome is unknown). Each node is killed
+// with SIGKILL in turn and restarted. At the end each writer's a and b hold its
+// last acknowledged values, or a later one whose outcome was unknown.
+TEST(Replication, PipelinedWritesToOneGroupTakeEffectInOrderThroughLeaderChanges) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  ThreeNodes cluster("replication-pipeline");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  const std::vector<uint16_t>& ports = cluster.ports;
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
+
+  struct Writer {
+    std::string a, b;
+    uint16_t port = 0;
+    std::mutex mu;
+    std::set<int64_t> a_not_ok, b_not_ok;  // values whose SET got no +OK
+    int64_t last_ok_a = 0, last_ok_b = 0;
+    uint64_t acknowledged = 0;
+  };
+  constexpr int kWriters = 3;
+  std::vector<std::unique_ptr<Writer>> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    auto writer = std::make_unique<Writer>();
+    writer->a = "r:pipe" + std::to_string(w) + ":a";
+    const int shard = shard_of(ports[0], writer->a);
+    ASSERT_GE(shard, 0);
+    for (int k = 0; k < 200 && writer->b.empty(); ++k) {
+      const std::string b = "r:pipe" + std::to_string(w) + ":b" + std::to_string(k);
+      if (shard_of(ports[0], b) == shard) writer->b = b;
+    }
+    ASSERT_FALSE(writer->b.empty());
+    writer->port = ports[static_cast<size_t>(w) % ports.size()];
+    writers.push_back(std::move(writer));
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (auto& wp : writers) {
+    threads.emplace_back([&stop, &ports, w = wp.get()] {
+      constexpr int kPairs = 32;  // 64 commands a batch
+      int64_t next = 1;
+      size_t node = 0;
+      while (!stop) {
+        auto c = RedisClient::connect(ports[node % ports.size()], 1s);
+        if (!c.ok()) {
+          ++node;
+          std::this_thread::sleep_for(20ms);
+          continue;
+        }
+        while (!stop) {
+          const int64_t from = next;
+          for (int64_t i = from; i < from + kPairs; ++i) {
+            c->append({"SET", w->a, std::to_string(i)});
+            c->append({"SET", w->b, std::to_string(i)});
+          }
+          next = from + kPairs;
+          bool broken = false;
+          std::lock_guard lock(w->mu);
+          for (int64_t i = from; i < from + kPairs; ++i) {
+            for (int part = 0; part < 2; ++part) {
+              auto reply = broken ? Result<std::string>(Status::IOError("gone")) : c->read_reply();
+              if (!reply.ok()) broken = true;
+              const bool ok = reply.ok() && *reply == "+OK";
+              if (ok) {
+                ++w->acknowledged;
+                (part == 0 ? w->last_ok_a : w->last_ok_b) = i;
+              } else {
+                (part == 0 ? w->a_not_ok : w->b_not_ok).insert(i);
+              }
+            }
+          }
+          if (broken) break;
+        }
+        ++node;  // its node died: the next one
+      }
+    });
+  }
+  struct Seen {
+    int w;
+    int64_t a, b;
+  };
+  std::mutex seen_mu;
+  std::vector<Seen> seen;
+  for (size_t r = 0; r < ports.size(); ++r) {
+    threads.emplace_back([&, r] {
+      size_t node = r;
+      while (!stop) {
+        auto c = RedisClient::connect(ports[node % ports.size()], 1s);
+        if (!c.ok()) {
+          ++node;
+          std::this_thread::sleep_for(20ms);
+          continue;
+        }
+        while (!stop) {
+          bool gone = false;
+          for (int w = 0; w < kWriters && !gone; ++w) {
+            // An error (an election, a dead node): a new connection, to the next node.
+            auto b = c->bulk({"GET", writers[static_cast<size_t>(w)]->b});
+            if (!b.ok() && b.status().code() != Status::Code::kNotFound) {
+              gone = true;
+              continue;
+            }
+            auto a = c->bulk({"GET", writers[static_cast<size_t>(w)]->a});
+            if (!a.ok() && a.status().code() != Status::Code::kNotFound) {
+              gone = true;
+              continue;
+            }
+            std::lock_guard lock(seen_mu);
+            seen.push_back(Seen{w, a.ok() ? std::stoll(*a) : 0, b.ok() ? std::stoll(*b) : 0});
+          }
+          if (gone) break;
+        }
+        ++node;
+        std::this_thread::sleep_for(10ms);
+      }
+    });
+  }
+  std::this_thread::sleep_for(1500ms);
+  for (int node = 1; node <= 3; ++node) {
+    ASSERT_EQ(::kill(node_pid(cluster.data, node), SIGKILL), 0);
+    std::this_thread::sleep_for(1500ms);
+    auto restarted = run_statekv({"cluster", "restart-missing", "--data", cluster.data});
+    ASSERT_EQ(restarted.first, 0) << restarted.second;
+    std::this_thread::sleep_for(1s);
+  }
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  uint64_t acknowledged = 0, not_ok = 0;
+  for (auto& w : writers) {
+    acknowledged += w->acknowledged;
+    not_ok += w->a_not_ok.size() + w->b_not_ok.size();
+  }
+  size_t checked = 0, b_ahead = 0;
+  for (const Seen& s : seen) {
+    ++checked;
+    if (s.a >= s.b) continue;
+    ++b_ahead;
+    const Writer& w = *writers[static_cast<size_t>(s.w)];
+    auto unknown = w.a_not_ok.upper_bound(s.a);
+    EXPECT_TRUE(unknown != w.a_not_ok.end() && *unknown <= s.b)
+        << w.b << " = " << s.b << " was read before " << w.a << " = " << s.a
+        << ", but every SET of " << w.a << " to a value in between got +OK before it";
+  }
+  std::printf(
+      "pipelines: %llu SETs acknowledged, %llu errors (did not run or unknown), %zu "
+      "reads of b then a (%zu with a behind b, each explained by an error)\n",
+      static_cast<unsigned long long>(acknowledged), static_cast<unsigned long long>(not_ok),
+      checked, b_ahead);
+  EXPECT_GT(acknowledged, 2000u) << "too little load to mean anything";
+  EXPECT_GT(checked, 100u);
+  // The last values: the last acknowledged, or a later one that got no +OK.
+  auto c = RedisClient::connect(ports[0]);
+  ASSERT_TRUE(c.ok());
+  for (auto& w : writers) {
+    for (int part = 0; part < 2; ++part) {
+      const std::string& key = part == 0 ? w->a : w->b;
+      const int64_t last_ok = part == 0 ? w->last_ok_a : w->last_ok_b;
+      const std::set<int64_t>& unknown = part == 0 ? w->a_not_ok : w->b_not_ok;
+      auto v = c->bulk({"GET", key});
+      ASSERT_TRUE(v.ok()) << key << ": " << v.status().to_string();
+      const int64_t value = std::stoll(*v);
+      EXPECT_TRUE(value == last_ok || (value > last_ok && unknown.contains(value)))
+          << key << " = " << value << ", last acknowledged " << last_ok;
+    }
   }
 }
 
@@ -916,6 +1102,46 @@ TEST(Replication, LocateShowsEachReplicasAppliedIndexAndStaleEpochsAreRefused) {
   EXPECT_GT(fenced.index, 0u);
   EXPECT_EQ(routed(0, {"__gfence", std::to_string(epoch), "q:"}).reply, ":0\r\n");
   EXPECT_EQ(c->cmd({"GET", "r:x"}), "\"4\"");
+
+  // A client's pipeline to the group (replica_groups.h, PipelinePlace), as a
+  // router sends it: its commands run in order; a gap in their places, or one
+  // that did not run (here a stale route), refuses every later one without
+  // running it, even one that would run on its own.
+  // One connection, as a router's: a pipeline is named by the connection too.
+  auto router = net::BlockingConnection::open(peer(leader_port), secret, Clock::now() + 5s);
+  ASSERT_TRUE(router.ok()) << router.status().to_string();
+  uint64_t call = 100;
+  const auto piped = [&](uint64_t stream, uint64_t seq, uint64_t map_epoch,
+                         std::vector<std::string> argv) {
+    auto& conn = router;
+    net::ForwardFrame f;
+    f.call = ++call;
+    f.group = std::stoull(group);
+    f.epoch = map_epoch;
+    f.stream = stream;
+    f.stream_seq = seq;
+    f.argv = std::move(argv);
+    auto r = (*conn)->call(f, Clock::now() + 5s);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : net::ForwardReplyFrame{};
+  };
+  const uint64_t stream = 1000 + static_cast<uint64_t>(::getpid());
+  EXPECT_TRUE(piped(stream, 1, epoch, {"SET", "r:x", "p1"}).status.ok());
+  EXPECT_TRUE(piped(stream, 2, epoch, {"SET", "r:x", "p2"}).status.ok());
+  const net::ForwardReplyFrame gap = piped(stream, 4, epoch, {"SET", "r:x", "gap"});
+  EXPECT_EQ(gap.status.code(), Status::Code::kUnavailable) << gap.status.to_string();
+  const net::ForwardReplyFrame after_gap = piped(stream, 5, epoch, {"SET", "r:x", "after-gap"});
+  EXPECT_EQ(after_gap.status.code(), Status::Code::kUnavailable) << after_gap.status.to_string();
+  EXPECT_NE(after_gap.status.message().find("earlier command of this client's pipeline"),
+            std::string::npos)
+      << after_gap.status.to_string();
+  EXPECT_EQ(c->cmd({"GET", "r:x"}), "\"p2\"");
+  const net::ForwardReplyFrame stale_first = piped(stream + 1, 1, epoch - 1, {"SET", "r:x", "s1"});
+  EXPECT_EQ(stale_first.status.code(), Status::Code::kAborted) << stale_first.status.to_string();
+  const net::ForwardReplyFrame behind = piped(stream + 1, 2, epoch, {"SET", "r:x", "s2"});
+  EXPECT_EQ(behind.status.code(), Status::Code::kUnavailable) << behind.status.to_string();
+  EXPECT_EQ(c->cmd({"GET", "r:x"}), "\"p2\"") << "a command behind one that did not run ran";
+  c->cmd({"SET", "r:x", "4"});
 
   const net::ForwardReplyFrame again = step({"status"});
   std::smatch cm;

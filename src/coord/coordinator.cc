@@ -150,7 +150,7 @@ Coordinator::Coordinator(node::ClusterNode& node, server::Service& service,
       return;
     }
     if (frame.group != 0) {
-      on_group_frame(std::move(frame), respond);
+      on_group_frame(source, std::move(frame), respond);
       return;
     }
     if ((frame.flags & net::ForwardFrame::kTracking) != 0) {
@@ -775,8 +775,10 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         out.error("CLUSTERDOWN this node does not serve replicated keyspaces");
         return Decision::kHandled;
       }
-      if (due) return wait();
-      if (spec.flags & server::kBlocking) {
+      const bool blocking = (spec.flags & server::kBlocking) != 0;
+      // Behind replies due, only a command that joins their pipeline (below).
+      if (due && (blocking || !session.defer || !session.route_pipeline)) return wait();
+      if (blocking) {
         // Waits on the group's leader (see "Blocking commands").
         if (!session.defer) {
           out.error("ERR this connection cannot block (an internal session)");
@@ -808,8 +810,38 @@ server::Router::Decision Coordinator::route(Session& session, const CommandSpec&
         out.error(*refused);
         return Decision::kHandled;
       }
+      if (session.defer && !call->policy.local) {
+        // A pipeline to the group ("Pipelines to a replica group"): joined
+        // while every reply due is one of its commands, else a new one.
+        auto pipeline = std::static_pointer_cast<GroupPipeline>(session.route_pipeline);
+        if (due) {
+          if (pipeline == nullptr || pipeline->group != call->group || pipeline->broken ||
+              pipeline->in_flight.load() != session.replies_due) {
+            return wait();
+          }
+        } else {
+          pipeline = std::make_shared<GroupPipeline>();
+          pipeline->group = call->group;
+          pipeline->target = group_call_target(*call, NodeId());
+          pipeline->stream = ++next_stream_;
+          session.route_pipeline = pipeline;
+        }
+        session.route_owner = 0;  // nothing of another owner goes into a stream behind it
+        {
+          std::lock_guard lock(pipeline->mu);
+          call->seq = pipeline->next_seq++;
+          pipeline->unsettled.insert(call->seq);
+        }
+        ++pipeline->in_flight;
+        call->pipeline = pipeline;
+        call->done = session.defer();
+        send_group_call(call, pipeline->target);
+        return Decision::kHandled;
+      }
+      if (due) return wait();
       if (session.defer) {
         session.route_owner = 0;  // nothing goes into a stream behind it
+        session.route_pipeline = nullptr;
         call->done = session.defer();
         send_group_call(call, NodeId());
         return Decision::kHandled;
@@ -1354,23 +1386,35 @@ std::shared_ptr<ReplicaGroups> Coordinator::groups() const {
   return groups_;
 }
 
+NodeId Coordinator::group_call_target(const GroupCall& call, NodeId hint) const {
+  auto groups = this->groups();
+  // Whom to ask: the hint, else the leader this node knows, else the members in turn.
+  NodeId target = hint;
+  const auto is_member = [&](NodeId n) {
+    return std::find(call.members.begin(), call.members.end(), n) != call.members.end();
+  };
+  if ((target.value() == 0 || !is_member(target)) && groups) {
+    target = groups->leader(call.group).value_or(NodeId());
+  }
+  if (target.value() == 0 || !is_member(target) || call.attempt >= call.members.size() * 2) {
+    target = call.members[call.attempt % call.members.size()];
+  }
+  return target;
+}
+
 void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId hint) {
   auto groups = this->groups();
   if (stopping_ || !groups) {
     on_group_reply(call, NodeId(), Status::Aborted("node shutting down"), {}, NodeId());
     return;
   }
-  // Whom to ask: the hint, else the leader this node knows, else the members in turn.
-  NodeId target = hint;
-  const auto is_member = [&](NodeId n) {
-    return std::find(call->members.begin(), call->members.end(), n) != call->members.end();
-  };
-  if (target.value() == 0 || !is_member(target)) {
-    target = groups->leader(call->group).value_or(NodeId());
-  }
-  if (target.value() == 0 || !is_member(target) || call->attempt >= call->members.size() * 2) {
-    target = call->members[call->attempt % call->members.size()];
-  }
+  // A pipeline's command goes where its pipeline goes (every one to the
+  // same member, in order); others where group_call_target says.
+  NodeId target = call->pipeline ? call->pipeline->target : group_call_target(*call, hint);
+  // (Router 0: this node; a member that gets it over the wire names it by
+  // the connection it came on.)
+  const PipelinePlace place =
+      call->pipeline ? PipelinePlace{0, call->pipeline->stream, call->seq} : PipelinePlace{};
   if (call->policy.local && call->attempt == 0) {
     // Reads below linearizable spread over the members: this node's replica
     // when it has one, else one picked at random.
@@ -1396,7 +1440,7 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
     } else {
       groups->execute(call->group, call->resp, call->argv, call->policy, std::move(reply),
                       replication::WriteOrigin{options_.self.value(), call->write_client},
-                      call->routed_epoch());
+                      call->routed_epoch(), place);
     }
     return;
   }
@@ -1420,6 +1464,10 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
   frame.min_index = call->policy.min_index;
   frame.max_staleness_ms = static_cast<uint64_t>(call->policy.max_staleness_ms);
   frame.argv = call->argv;
+  if (place.stream != 0) {
+    frame.stream = place.stream;
+    frame.stream_seq = place.seq;
+  }
   if (call->track || call->write_client != 0) {
     // A tracked read (recorded for this node) or a tracking client's write
     // (named in its entry, for NOLOOP).
@@ -1440,9 +1488,11 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
                             // have committed: sent again, it could take effect
                             // twice. Its client learns the outcome is unknown.
                             // Otherwise the member is unreachable: try another.
+                            // A pipeline's read too: sent again, it would run
+                            // after the pipeline's later commands.
                             const bool maybe_ran =
-                                r.status().code() == Status::Code::kTimeout && call->write &&
-                                !call->blocking;
+                                r.status().code() == Status::Code::kTimeout &&
+                                ((call->write && !call->blocking) || call->pipeline);
                             on_group_reply(call, target,
                                            maybe_ran ? r.status()
                                                      : Status::Unavailable(r.status().message()),
@@ -1469,6 +1519,29 @@ void Coordinator::send_group_call(const std::shared_ptr<GroupCall>& call, NodeId
 
 void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId target,
                                  const Status& status, std::string reply, NodeId hint) {
+  if (call->pipeline) {
+    // A command of a pipeline: one that did not run waits to be sent again
+    // in its order (resend_in_order); any other answer is final.
+    std::shared_ptr<GroupPipeline> pipeline = std::move(call->pipeline);
+    call->pipeline = nullptr;
+    const bool not_run =
+        (status.code() == Status::Code::kUnavailable || status.code() == Status::Code::kAborted) &&
+        !stopping_;
+    {
+      std::lock_guard lock(pipeline->mu);
+      pipeline->unsettled.erase(call->seq);
+      if (not_run) {
+        pipeline->broken = true;
+        pipeline->to_resend.emplace(call->seq, GroupPipeline::Refused{call, target, status, hint});
+      }
+    }
+    if (!not_run) {
+      --pipeline->in_flight;
+      on_group_reply(call, target, status, std::move(reply), hint);
+    }
+    resend_in_order(pipeline);
+    return;
+  }
   const auto fail = [&](std::string_view prefix, const std::string& message) {
     std::string out;
     resp::Writer(&out, call->resp).error(std::string(prefix) + message);
@@ -1542,6 +1615,35 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
                     });
 }
 
+void Coordinator::resend_in_order(const std::shared_ptr<GroupPipeline>& pipeline) {
+  GroupPipeline::Refused next;
+  {
+    std::lock_guard lock(pipeline->mu);
+    if (pipeline->resending || pipeline->to_resend.empty()) return;
+    const uint64_t first = pipeline->to_resend.begin()->first;
+    // A command before it is still out: its answer may be another refusal.
+    if (!pipeline->unsettled.empty() && *pipeline->unsettled.begin() < first) return;
+    next = std::move(pipeline->to_resend.begin()->second);
+    pipeline->to_resend.erase(pipeline->to_resend.begin());
+    pipeline->resending = true;
+  }
+  // Sent again alone, with the usual retries; once it is answered, the next.
+  auto done = std::move(next.call->done);
+  next.call->done = [this, pipeline, done = std::move(done)](std::string reply,
+                                                             storage::Sequence seq) {
+    // Counted out before its reply reaches the client (see route: the
+    // client joins while every reply due is one of the pipeline's).
+    --pipeline->in_flight;
+    done(std::move(reply), seq);
+    {
+      std::lock_guard lock(pipeline->mu);
+      pipeline->resending = false;
+    }
+    resend_in_order(pipeline);
+  };
+  on_group_reply(next.call, next.target, next.status, {}, next.hint);
+}
+
 void Coordinator::reroute_group_call(const std::shared_ptr<GroupCall>& call) {
   auto work = [this, call](bool run) {
     const auto fail = [&](std::string_view prefix, const std::string& message) {
@@ -1595,7 +1697,7 @@ void Coordinator::reroute_group_call(const std::shared_ptr<GroupCall>& call) {
   if (!router_jobs_->post([work] { work(true); })) work(false);
 }
 
-void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond) {
+void Coordinator::on_group_frame(uint64_t source, net::ForwardFrame frame, const Respond& respond) {
   auto groups = this->groups();
   if (!groups) {
     net::ForwardReplyFrame reply;
@@ -1642,8 +1744,12 @@ void Coordinator::on_group_frame(net::ForwardFrame frame, const Respond& respond
   policy.min_index = frame.min_index;
   policy.max_staleness_ms = static_cast<int64_t>(
       std::min<uint64_t>(frame.max_staleness_ms, std::numeric_limits<int64_t>::max()));
+  // A command of a client's pipeline (PipelinePlace), named by the
+  // connection it came on: its frames arrive in the order they were sent.
+  const PipelinePlace place =
+      frame.stream != 0 ? PipelinePlace{source, frame.stream, frame.stream_seq} : PipelinePlace{};
   groups->execute(GroupId(frame.group), frame.resp == 3 ? 3 : 2, std::move(frame.argv), policy,
-                  respond_with, origin, frame.epoch);
+                  respond_with, origin, frame.epoch, place);
 }
 
 void Coordinator::wait_replicas(const server::Session& session, int64_t numreplicas,

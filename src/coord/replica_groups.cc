@@ -323,7 +323,7 @@ class ReplicaGroups::Impl {
   void on_table(std::shared_ptr<const RoutingTable> table);
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
                std::function<void(GroupReply)> done, replication::WriteOrigin origin,
-               uint64_t routed_epoch);
+               uint64_t routed_epoch, PipelinePlace place);
   bool expire(std::string_view key);
   bool hosts(GroupId group) const;
   size_t hand_over_leadership(std::chrono::milliseconds limit);
@@ -371,6 +371,8 @@ class ReplicaGroups::Impl {
     // kQueued: evaluated, its effect captured (`proposal`) and its keys
     // latched, waiting in the group's `queued` for the flush that proposes
     // the pass's writes together (propose_queued); kCommitting from there.
+    // kInLine: a command of a client's pipeline waiting for the one before
+    // it to be evaluated (PipelinePlace), not begun yet.
     enum class Phase : uint8_t {
       kBarrier,
       kParked,
@@ -378,7 +380,8 @@ class ReplicaGroups::Impl {
       kCommitting,
       kLocal,
       kConfirming,
-      kBlocked
+      kBlocked,
+      kInLine
     } phase = Phase::kBarrier;
     bool blocking = false;        // BLPOP and the like, sent as kBlockVerb (until proposed)
     bool block_expired = false;   // its timeout passed while it was being evaluated
@@ -396,7 +399,29 @@ class ReplicaGroups::Impl {
     std::vector<std::string> latched;
     std::vector<int64_t> watch_ttls;  // kGroupWatchVerb: each key's TTL when watched
     std::unique_ptr<asio::steady_timer> timer;
+    std::pair<uint64_t, uint64_t> pipeline{0, 0};  // (router, stream) of its PipelinePlace
   };
+
+  // A client's pipeline to one group as its leader sees it (PipelinePlace).
+  struct Pipeline {
+    GroupId group;
+    uint64_t last_seq = 0;         // of the last command that arrived
+    uint64_t unevaluated = 0;      // the command begun and not evaluated yet (0: none)
+    std::deque<uint64_t> in_line;  // arrived behind it, not begun (Phase::kInLine)
+    bool broken = false;           // a command did not run: the later ones do not either
+    bool stepping = false;         // pipeline_step is running (it loops again, not recursing)
+    bool step_again = false;
+    std::chrono::steady_clock::time_point last_used;
+  };
+  using PipelineKey = std::pair<uint64_t, uint64_t>;
+  // Begins the commands of pipeline `key` in line while the one before is
+  // evaluated; forgets pipelines idle for a while.
+  void pipeline_step(PipelineKey key);
+  // A command of pipeline `key` did not run: its later commands that are not
+  // proposed yet are refused without running, and so is every one to come.
+  void break_pipeline(PipelineKey key);
+  std::map<PipelineKey, Pipeline> pipelines_;
+  std::chrono::steady_clock::time_point pipelines_swept_{};
 
   ReplicaGroup* find(GroupId id);
   void apply_table(std::shared_ptr<const RoutingTable> table);
@@ -437,7 +462,9 @@ class ReplicaGroups::Impl {
   // directories into it) the first time; false if it cannot be opened.
   bool open_wal();
   void begin(uint64_t id);
+  // evaluate_command, then the next command in line of its pipeline, if any.
   void evaluate(uint64_t id);
+  void evaluate_command(uint64_t id);
   // The flush evaluate() posts when it queues a group's first write: proposes
   // every write queued for the group as one batch (Raft::on_requests: one log
   // record, one AppendEntries per follower), those of a term that ended
@@ -1234,6 +1261,7 @@ void ReplicaGroups::Impl::shutdown() {
     for (GroupId id : ids) stop_group(id, false);
     for (auto& [id, erase] : erasing_) erase.wait();  // they use the store
     erasing_.clear();
+    pipelines_.clear();  // every command is answered below, none begun
     for (auto& [id, p] : pending_) {
       if (p.timer) p.timer->cancel();
       if (p.done) p.done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
@@ -1698,11 +1726,53 @@ std::vector<std::string> ReplicaGroups::Impl::latch_keys(
 
 void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::string> argv,
                                   ReadPolicy policy, std::function<void(GroupReply)> done,
-                                  replication::WriteOrigin origin, uint64_t routed_epoch) {
+                                  replication::WriteOrigin origin, uint64_t routed_epoch,
+                                  PipelinePlace place) {
   // From an I/O thread, with the other commands of its pass: one wake of the
   // loop for them all, and their effects in one proposal (core/held_posts.h).
-  HeldPosts::post(io_, [this, group, resp, policy, origin, routed_epoch, argv = std::move(argv),
-                        done = std::move(done)]() mutable {
+  HeldPosts::post(io_, [this, group, resp, policy, origin, routed_epoch, place,
+                        argv = std::move(argv), done = std::move(done)]() mutable {
+    PipelineKey in_pipeline{0, 0};
+    if (place.stream != 0 && !policy.local) {
+      // A command of a client's pipeline (PipelinePlace): refused without
+      // running behind one that did not run, or after a gap; otherwise it
+      // waits in line behind the one not evaluated yet.
+      in_pipeline = PipelineKey{place.router, place.stream};
+      const auto now = std::chrono::steady_clock::now();
+      if (now - pipelines_swept_ > std::chrono::seconds(1)) {
+        // A pipeline quiet for a while is forgotten: a later command of it
+        // (a slow client's) then finds a gap and is refused, and sent again
+        // alone, as is one that outlived a restart of this node.
+        pipelines_swept_ = now;
+        std::erase_if(pipelines_, [&](const auto& kv) {
+          const Pipeline& pl = kv.second;
+          return pl.unevaluated == 0 && pl.in_line.empty() &&
+                 now - pl.last_used > std::chrono::seconds(5);
+        });
+      }
+      Pipeline& pl = pipelines_[in_pipeline];
+      pl.group = group;
+      pl.last_used = now;
+      if (pl.broken || place.seq != pl.last_seq + 1) {
+        pl.broken = true;
+        pl.last_seq = std::max(pl.last_seq, place.seq);
+        done(GroupReply{Status::Unavailable("an earlier command of this client's pipeline did "
+                                            "not run, so this one did not either"),
+                        {},
+                        {}});
+        return;
+      }
+      pl.last_seq = place.seq;
+      // Whatever way it ends without running (refused here, timed out before
+      // it was proposed, its leader deposed), the rest of the pipeline stops.
+      done = [this, in_pipeline, inner = std::move(done)](GroupReply r) {
+        const bool not_run = r.status.code() == Status::Code::kUnavailable ||
+                             r.status.code() == Status::Code::kAborted;
+        inner(std::move(r));
+        if (not_run) break_pipeline(in_pipeline);
+        pipeline_step(in_pipeline);
+      };
+    }
     if (stopping_) {
       done(GroupReply{Status::Unavailable("node shutting down"), {}, {}});
       return;
@@ -1807,6 +1877,7 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     p.argv = std::move(argv);
     p.done = std::move(done);
     p.policy = policy;
+    p.pipeline = in_pipeline;
     p.timer = std::make_unique<asio::steady_timer>(io_);
     // A local read waits only briefly for this member to catch up: the
     // leader can serve it instead. A blocking command: its own timeout.
@@ -1821,13 +1892,97 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
     }
     const bool local = policy.local;
     if (local) p.phase = Pending::Phase::kLocal;
+    if (in_pipeline.second != 0) {
+      Pipeline& pl = pipelines_.at(in_pipeline);
+      if (pl.unevaluated != 0 || !pl.in_line.empty()) {
+        p.phase = Pending::Phase::kInLine;
+        pending_.emplace(id, std::move(p));
+        pl.in_line.push_back(id);
+        return;
+      }
+      pl.unevaluated = id;
+    }
     pending_.emplace(id, std::move(p));
     if (local) {
       try_local(id);
     } else {
       begin(id);
     }
+    if (in_pipeline.second != 0) pipeline_step(in_pipeline);
   });
+}
+
+void ReplicaGroups::Impl::pipeline_step(PipelineKey key) {
+  auto it = pipelines_.find(key);
+  if (it == pipelines_.end()) return;
+  Pipeline& pl = it->second;
+  if (pl.stepping) {
+    pl.step_again = true;
+    return;
+  }
+  pl.stepping = true;
+  do {
+    pl.step_again = false;
+    if (pl.unevaluated != 0) {
+      auto p = pending_.find(pl.unevaluated);
+      const bool evaluated = p == pending_.end() || (p->second.phase != Pending::Phase::kBarrier &&
+                                                     p->second.phase != Pending::Phase::kParked);
+      if (!evaluated) break;
+      pl.unevaluated = 0;
+    }
+    if (pl.broken || pl.in_line.empty()) break;
+    const uint64_t next = pl.in_line.front();
+    pl.in_line.pop_front();
+    auto n = pending_.find(next);
+    if (n == pending_.end()) {
+      pl.step_again = true;
+      continue;
+    }
+    n->second.phase = Pending::Phase::kBarrier;
+    pl.unevaluated = next;
+    begin(next);
+    pl.step_again = true;  // it may be evaluated already
+  } while (pl.step_again);
+  pl.stepping = false;
+}
+
+void ReplicaGroups::Impl::break_pipeline(PipelineKey key) {
+  auto it = pipelines_.find(key);
+  if (it == pipelines_.end() || it->second.broken) return;
+  Pipeline& pl = it->second;
+  pl.broken = true;
+  const auto refuse = [this](uint64_t id) {
+    finish(id, GroupReply{Status::Unavailable("an earlier command of this client's pipeline did "
+                                              "not run, so this one did not either"),
+                          {},
+                          {}});
+  };
+  std::deque<uint64_t> in_line;
+  in_line.swap(pl.in_line);
+  for (uint64_t id : in_line) refuse(id);
+  // Evaluated and not proposed yet (behind the one that did not run): never
+  // proposed now. Begun and not evaluated yet: refused before it is.
+  std::vector<uint64_t> later;
+  for (const auto& [id, p] : pending_) {
+    if (p.pipeline == key && p.done &&
+        (p.phase == Pending::Phase::kQueued || p.phase == Pending::Phase::kBarrier ||
+         p.phase == Pending::Phase::kParked)) {
+      later.push_back(id);
+    }
+  }
+  std::sort(later.begin(), later.end());
+  ReplicaGroup* g = find(pl.group);
+  for (uint64_t id : later) {
+    auto p = pending_.find(id);
+    if (p == pending_.end()) continue;
+    if (g != nullptr) {
+      release_latches(*g, p->second);
+      auto& parked = g->parked;
+      parked.erase(std::remove(parked.begin(), parked.end(), id), parked.end());
+    }
+    refuse(id);
+  }
+  if (g != nullptr && !later.empty()) unpark(*g);
 }
 
 void ReplicaGroups::Impl::on_timeout(uint64_t id) {
@@ -1874,11 +2029,19 @@ void ReplicaGroups::Impl::on_timeout(uint64_t id) {
     return;
   }
   if (it->second.phase != Pending::Phase::kCommitting) {
-    // Parked or waiting for the barrier: nothing was proposed.
+    // Parked, waiting for the barrier or in its pipeline's line: nothing was
+    // proposed (the pipeline breaks: done's wrapper).
     ReplicaGroup* g = find(it->second.group);
     if (g != nullptr) {
       auto& q = g->parked;
       q.erase(std::remove(q.begin(), q.end(), id), q.end());
+    }
+    if (it->second.phase == Pending::Phase::kInLine) {
+      auto pl = pipelines_.find(it->second.pipeline);
+      if (pl != pipelines_.end()) {
+        auto& line = pl->second.in_line;
+        line.erase(std::remove(line.begin(), line.end(), id), line.end());
+      }
     }
     pending_.erase(it);
     done(GroupReply{Status::Unavailable("the replica group did not confirm its leader in time "
@@ -2226,6 +2389,14 @@ void ReplicaGroups::Impl::on_reply(GroupId group, RequestId rid, ClientResponse 
 }
 
 void ReplicaGroups::Impl::evaluate(uint64_t id) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  const PipelineKey key = it->second.pipeline;
+  evaluate_command(id);
+  if (key.second != 0) pipeline_step(key);
+}
+
+void ReplicaGroups::Impl::evaluate_command(uint64_t id) {
   Pending& p = pending_.at(id);
   ReplicaGroup* g = find(p.group);
   if (g == nullptr || !g->raft) return;
@@ -2619,7 +2790,7 @@ bool ReplicaGroups::Impl::expire(std::string_view key) {
         [this, key](GroupReply) {
           expiring_.erase(key);  // on the loop: done runs there
         },
-        replication::WriteOrigin{}, /*routed_epoch=*/0);
+        replication::WriteOrigin{}, /*routed_epoch=*/0, PipelinePlace{});
   });
   return true;
 }
@@ -2796,8 +2967,10 @@ void ReplicaGroups::on_table(std::shared_ptr<const RoutingTable> table) {
 
 void ReplicaGroups::execute(GroupId group, int resp, std::vector<std::string> argv,
                             ReadPolicy policy, std::function<void(GroupReply)> done,
-                            replication::WriteOrigin origin, uint64_t routed_epoch) {
-  impl_->execute(group, resp, std::move(argv), policy, std::move(done), origin, routed_epoch);
+                            replication::WriteOrigin origin, uint64_t routed_epoch,
+                            PipelinePlace place) {
+  impl_->execute(group, resp, std::move(argv), policy, std::move(done), origin, routed_epoch,
+                 place);
 }
 
 bool ReplicaGroups::hosts(GroupId group) const {

@@ -237,6 +237,23 @@ struct ReadPolicy {
   int64_t max_staleness_ms = 0;
 };
 
+// A command's place in its client's pipeline to one group (coordinator.h,
+// "Pipelines to a replica group"): `stream` (0: none) names the pipeline on
+// its router, `router` the peer connection its commands came on (0: this
+// node's own router), `seq` counts its commands from 1. The leader begins a
+// pipeline's commands in that order, each once the one before it is
+// evaluated (its effect queued for the log, or its reply known), so that they
+// take effect in the order sent while many are in flight. A command of the
+// pipeline that does not run (Unavailable, Aborted: refused before it was
+// evaluated, or evaluated and never proposed) or a gap in `seq` breaks it:
+// every later command of it not proposed yet is refused without running
+// (Unavailable), and its router sends them again, one after another.
+struct PipelinePlace {
+  uint64_t router = 0;
+  uint64_t stream = 0;
+  uint64_t seq = 0;
+};
+
 // What a command sent to a group came to.
 struct GroupReply {
   // OK: the command ran on the group's leader and its effect, if any, is
@@ -334,9 +351,10 @@ class ReplicaGroups {
   // configuration epoch, it is refused without running (Aborted, a message
   // starting with STALEROUTE): the keys it names may belong to another group
   // now.
+  // `place`: its place in a client's pipeline (PipelinePlace), if any.
   void execute(GroupId group, int resp, std::vector<std::string> argv, ReadPolicy policy,
                std::function<void(GroupReply)> done, replication::WriteOrigin origin = {},
-               uint64_t routed_epoch = 0);
+               uint64_t routed_epoch = 0, PipelinePlace place = {});
 
   // WAIT: on `group`'s leader, here, calls `done` with a RESP integer reply:
   // how many members other than the leader have the log up to `index`, once

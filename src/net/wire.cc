@@ -171,11 +171,13 @@ void encode_message(Writer& w, const T& m) {
     }
     if (m.group != 0) {
       w.varint(m.group);
-      w.u8(static_cast<uint8_t>((m.local_read ? 1 : 0) | (m.wait_replicas ? 2 : 0)));
+      w.u8(static_cast<uint8_t>((m.local_read ? 1 : 0) | (m.wait_replicas ? 2 : 0) |
+                                (m.stream_seq != 0 ? 4 : 0)));
       if (m.local_read) {
         w.varint(m.min_index);
         w.varint(m.max_staleness_ms);
       }
+      if (m.stream_seq != 0) w.varint(m.stream_seq);
     }
     if (m.flags & ForwardFrame::kBatch) {
       w.bytes(m.commands);
@@ -301,12 +303,16 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
         if (f.group == 0) return Status::Corruption("forward frame: group 0 is not a data group");
         uint8_t group_flags = 0;
         WIRE_READ(group_flags, r.u8());
-        if (group_flags > 3) return Status::Corruption("forward frame: unknown group flags");
+        if (group_flags > 7) return Status::Corruption("forward frame: unknown group flags");
         f.local_read = (group_flags & 1) != 0;
         f.wait_replicas = (group_flags & 2) != 0;
         if (f.local_read) {
           WIRE_READ(f.min_index, r.varint());
           WIRE_READ(f.max_staleness_ms, r.varint());
+        }
+        if (group_flags & 4) {
+          WIRE_READ(f.stream_seq, r.varint());
+          if (f.stream_seq == 0) return Status::Corruption("forward frame: pipeline place 0");
         }
         f.flags &= static_cast<uint8_t>(~ForwardFrame::kHasGroup);
       }

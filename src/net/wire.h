@@ -14,7 +14,8 @@
 //   kAdminReply varint call | u8 status code | bytes status message | bytes body
 //   kForward    varint call | varint epoch | u8 flags | u8 resp | [varint stream] |
 //               [varint origin node | varint origin client] |
-//               [varint group | u8 group flags | [varint min_index | varint max_staleness_ms]]
+//               [varint group | u8 group flags | [varint min_index | varint max_staleness_ms]
+//                | [varint stream_seq]]
 //               | varint n | n x bytes
 //               a data command routed to the node that owns its keys; with flag
 //               kBatch, instead of the one command: bytes commands, several
@@ -118,8 +119,9 @@ struct ForwardFrame {
   // says which (coord/tracking_relay.h), `origin_node` the sender.
   static constexpr uint8_t kTracking = 32;
   // The codec's: a replica group follows the tracking fields: varint group,
-  // u8 group flags (1: local_read, 2: wait_replicas), then with local_read
-  // varint min_index | varint max_staleness_ms.
+  // u8 group flags (1: local_read, 2: wait_replicas, 4: a pipeline's command),
+  // then with local_read varint min_index | varint max_staleness_ms, then
+  // with flag 4 varint stream_seq.
   static constexpr uint8_t kHasGroup = 64;
   // Several commands of one client stream in one frame (`commands`, argv
   // unused): the owner runs them one after another, in order, exactly as if
@@ -150,6 +152,10 @@ struct ForwardFrame {
   // With `group`: not a command but WAIT's question to the group's leader:
   // argv is {index, numreplicas, timeout_ms}; the reply is a RESP integer.
   bool wait_replicas = false;
+  // With `group` and `stream`: the command's place (from 1) in its client's
+  // pipeline to the group (coord/replica_groups.h, PipelinePlace); `stream`
+  // names the pipeline on the sending node. On the wire only when non-zero.
+  uint64_t stream_seq = 0;
   std::vector<std::string> argv;
   // With kBatch: the commands, one after another (append_command; read with
   // BatchReader). Kept encoded: neither side splits them into strings.

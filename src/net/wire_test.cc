@@ -38,6 +38,34 @@ TEST(WireGroupFrame, BytesAfterTheEpochAreRefused) {
 
 // A ping says whether its sender receives a snapshot (wire.h, kPing); one of
 // an older version has no body.
+// A pipeline's command to a replica group carries its stream and place; a
+// group command without one decodes with none.
+TEST(WireForwardFrame, APipelinesPlaceRoundTripsWithTheGroup) {
+  ForwardFrame f;
+  f.call = 7;
+  f.epoch = 9;
+  f.group = 1234;
+  f.stream = 55;
+  f.stream_seq = 300;
+  f.local_read = true;
+  f.min_index = 17;
+  f.argv = {"SET", "k", "v"};
+  auto decoded = decode_wire(encode_wire(f));
+  ASSERT_TRUE(decoded.ok());
+  const auto& g = std::get<ForwardFrame>(*decoded);
+  EXPECT_EQ(g.group, 1234u);
+  EXPECT_EQ(g.stream, 55u);
+  EXPECT_EQ(g.stream_seq, 300u);
+  EXPECT_TRUE(g.local_read);
+  EXPECT_EQ(g.min_index, 17u);
+  EXPECT_EQ(g.argv, f.argv);
+  f.stream = 0;
+  f.stream_seq = 0;
+  auto plain = decode_wire(encode_wire(f));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(std::get<ForwardFrame>(*plain).stream_seq, 0u);
+}
+
 TEST(WirePingFrame, TheSnapshotFlagRoundTripsAndAnOldPingSaysNo) {
   for (bool receiving : {false, true}) {
     auto back = decode_wire(encode_wire(PingFrame{.receiving_snapshot = receiving}));

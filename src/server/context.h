@@ -188,6 +188,9 @@ struct Session {
   // while replies_due > 0.
   uint64_t route_stream = 0;
   uint64_t route_owner = 0;
+  // The router's pipeline of this client's commands to one replica group
+  // (coord/coordinator.h, GroupPipeline), the last one it started.
+  std::shared_ptr<void> route_pipeline;
   // The command was counted already: the router finishes it on another
   // thread with a session of its own, or the connection runs it again after
   // wait_for_replies. Not counted again.

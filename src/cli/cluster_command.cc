@@ -1057,11 +1057,13 @@ int run_add_node(const NodeFlags& f) {
 
   // 3. The raft group takes it in: a learner first, which catches up from the
   //    leader (by snapshot when the log was compacted), then a voter (Busy
-  //    until it holds the log: asked again while it starts); then it marks
-  //    itself active in the map.
+  //    until it holds the log: asked again while it starts; a Timeout when the
+  //    change did not commit within the ask: asked again, which waits for the
+  //    same change); then it marks itself active in the map.
   Status voter = reg.client()->add_voter(node.id);
   for (const auto until = std::chrono::steady_clock::now() + 60s;
-       voter.code() == Status::Code::kBusy && std::chrono::steady_clock::now() < until;) {
+       (voter.code() == Status::Code::kBusy || voter.code() == Status::Code::kTimeout) &&
+       std::chrono::steady_clock::now() < until;) {
     std::this_thread::sleep_for(200ms);
     voter = reg.client()->add_voter(node.id);
   }

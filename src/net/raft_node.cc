@@ -653,6 +653,15 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     }
     const auto& voters = raft_->config();
     const bool member = std::find(voters.begin(), voters.end(), change.node) != voters.end();
+    if (change.add && member) {
+      // Asked again (its earlier ask timed out before the change committed):
+      // done once the log that holds it is committed, as the first ask
+      // would have been.
+      change.index = raft_->log().last_index();
+      pending_changes_.push_back(std::move(change));
+      check_changes();
+      return;
+    }
     if (change.add && !member) {
       // A joining node is a learner first (raft.h, "Learners"): it counts
       // toward no majority until change_membership finds it caught up, so a

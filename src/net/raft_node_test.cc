@@ -214,6 +214,10 @@ TEST(RaftNode, AddAndRemoveVoterLive) {
   }
   auto s4 = c.nodes_[NodeId(4)]->status();
   EXPECT_EQ(s4.voters.size(), 4u);
+  // Asked again (as `cluster add-node` does after a Timeout): the same change,
+  // answered once it is committed.
+  const Status again = client->add_voter(NodeId(4));
+  EXPECT_TRUE(again.ok()) << again.to_string();
   // Node 4 may lead once node 1 is gone: the client must know its address
   // (a client follows leader hints only to endpoints it was given).
   client = c.client();

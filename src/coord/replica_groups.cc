@@ -293,6 +293,15 @@ RestoreReport restore_shard(server::Store& store, uint64_t scope, std::string_vi
   return report;
 }
 
+// The answer to a command of a client's pipeline that is not run because an
+// earlier one did not (or after a gap): its router sends it again.
+GroupReply pipeline_refused() {
+  return GroupReply{Status::Unavailable("an earlier command of this client's pipeline did not "
+                                        "run, so this one did not either"),
+                    {},
+                    {}};
+}
+
 }  // namespace
 
 GroupId ReplicaGroups::group_id(std::string_view keyspace, uint32_t shard) {
@@ -1756,10 +1765,7 @@ void ReplicaGroups::Impl::execute(GroupId group, int resp, std::vector<std::stri
       if (pl.broken || place.seq != pl.last_seq + 1) {
         pl.broken = true;
         pl.last_seq = std::max(pl.last_seq, place.seq);
-        done(GroupReply{Status::Unavailable("an earlier command of this client's pipeline did "
-                                            "not run, so this one did not either"),
-                        {},
-                        {}});
+        done(pipeline_refused());
         return;
       }
       pl.last_seq = place.seq;
@@ -1951,12 +1957,7 @@ void ReplicaGroups::Impl::break_pipeline(PipelineKey key) {
   if (it == pipelines_.end() || it->second.broken) return;
   Pipeline& pl = it->second;
   pl.broken = true;
-  const auto refuse = [this](uint64_t id) {
-    finish(id, GroupReply{Status::Unavailable("an earlier command of this client's pipeline did "
-                                              "not run, so this one did not either"),
-                          {},
-                          {}});
-  };
+  const auto refuse = [this](uint64_t id) { finish(id, pipeline_refused()); };
   std::deque<uint64_t> in_line;
   in_line.swap(pl.in_line);
   for (uint64_t id : in_line) refuse(id);

@@ -2877,6 +2877,7 @@ size_t ReplicaGroups::Impl::hand_over_leadership(std::chrono::milliseconds limit
             .self = options_.self,
             .members = g->members,
             .match = g->raft->follower_match(),
+            .learners = {},  // not a voter: never the stop's target
             .last_index = g->raft->log().last_index(),
             .reachable = peer_reachable(),
             // The follower furthest along: one receiving a snapshot is not.

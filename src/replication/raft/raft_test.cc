@@ -1362,7 +1362,9 @@ TEST(RaftMachineKeepsState, ALeaderSendsASnapshotToAMemberThatSaysItLostItsState
   env.advance(r, milliseconds(200));  // heartbeats: no quiescence while it waits
   for (const auto& [to, m] : env.take<AppendEntries>()) {
     EXPECT_FALSE(m.quiesce) << "quiesced while node 3 waits for a snapshot";
-    if (to == NodeId(3)) EXPECT_TRUE(m.entries.empty()) << "entries sent during its snapshot";
+    if (to == NodeId(3)) {
+      EXPECT_TRUE(m.entries.empty()) << "entries sent during its snapshot";
+    }
   }
   // Installed: it says so, and gets entries again.
   r.on_message(NodeId(3),

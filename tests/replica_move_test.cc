@@ -422,7 +422,15 @@ TEST(ReplicaMoveDead, ANodeThatLostItsStoreButKeptItsLogTakesSnapshotsAndServesA
   EXPECT_NE(log.find("the store lost data"), std::string::npos)
       << "no group of node 3 had its log compacted past the lost store: the test tests nothing";
   EXPECT_NE(log.find("restored a snapshot"), std::string::npos) << log.substr(log.size() / 2);
+  // Received into a file, not memory (coord/snapshot_staging.h), which is
+  // gone once restored.
+  EXPECT_NE(log.find("in the background, staged in a file"), std::string::npos)
+      << log.substr(log.size() / 2);
   std::this_thread::sleep_for(1s);
+  for (const auto& staged :
+       std::filesystem::directory_iterator(cluster.data + "/node3/snapshot-staging")) {
+    ADD_FAILURE() << "a staged snapshot outlived its restore: " << staged.path();
+  }
   ASSERT_NO_FATAL_FAILURE(stop_and_judge(cluster, clients, {1, 2, 3}));
 
   // Its own replicas (eventual reads: served by the member asked) hold what

@@ -197,6 +197,12 @@ struct Config {
   // loses the restore.
   bool restores_in_background = false;
   uint64_t restore_fails_one_in = 8;  // restores_in_background
+  // With machine_keeps_state: a follower stages a snapshot's chunks in its
+  // machine's sink (StateMachine::open_snapshot_sink, as ReplicaGroups stages
+  // them in a file), which refuses one chunk in sink_fails_one_in (a full
+  // disk): the transfer starts over.
+  bool stages_in_sink = false;
+  uint64_t sink_fails_one_in = 16;
   // With machine_keeps_state: one restart in four of a replica with kept
   // state finds it gone (its store lost, its log kept). Past its log's
   // compaction point the replica starts with raft's machine_state_lost (it
@@ -244,6 +250,8 @@ struct Run {
   uint64_t persists = 0, compactions = 0, kept_starts = 0, kept_skipped = 0;
   uint64_t snapshot_reads = 0;  // snapshots a leader read a piece at a time (open_snapshot)
   uint64_t background_restores = 0, background_restores_failed = 0;  // restores_in_background
+  uint64_t staged_in_sink = 0,
+           sink_refusals = 0;  // stages_in_sink: snapshots restored, chunks refused
   // Of those: failed midway (state lost), replicas restarted with the mark,
   // and replicas that failed midway and installed a snapshot after.
   uint64_t restores_failed_midway = 0, partial_starts = 0, midway_recovered = 0;
@@ -668,6 +676,31 @@ class KeptKv final : public replication::StateMachine {
     if (run_.config.machine_keeps_state) persist();
     return Status::OK();
   }
+  // Config::stages_in_sink: the chunks in a sink of the machine's.
+  struct StagingSink final : replication::SnapshotSink {
+    explicit StagingSink(KeptKv& m) : machine(m) {}
+    Status append(std::string_view bytes) override {
+      if (machine.sink_refuses && machine.sink_refuses()) {
+        ++machine.run_.sink_refusals;
+        return Status::IOError("the simulator's full disk");
+      }
+      staged += bytes;
+      return Status::OK();
+    }
+    KeptKv& machine;
+    std::string staged;
+  };
+  std::unique_ptr<replication::SnapshotSink> open_snapshot_sink(LogIndex) override {
+    if (!run_.config.stages_in_sink) return nullptr;
+    return std::make_unique<StagingSink>(*this);
+  }
+  Result<RestoreProgress> begin_restore_staged(std::unique_ptr<replication::SnapshotSink> sink,
+                                               LogIndex index) override {
+    auto* staged = dynamic_cast<StagingSink*>(sink.get());
+    SKV_ASSERT(staged != nullptr, "a sink of this machine's");
+    ++run_.staged_in_sink;
+    return begin_restore(std::move(staged->staged), index);
+  }
   // Config::restores_in_background: the snapshot is taken now and restored
   // when its host's timer fires (finish_restore).
   Result<RestoreProgress> begin_restore(std::string snapshot, LogIndex index) override {
@@ -711,6 +744,7 @@ class KeptKv final : public replication::StateMachine {
   }
   std::optional<std::pair<std::string, LogIndex>> restoring;  // begun, not finished
   std::function<void()> on_begin;                             // arms the host's timer
+  std::function<bool()> sink_refuses;  // Config::sink_fails_one_in, drawn by the host
   // Writes the state to the node's store, with the position it holds.
   void persist() {
     run_.kept[{node_, group_.value()}] = Run::Kept{kv.encode(), stored_through};
@@ -837,6 +871,9 @@ class DataReplica final : public sim::HostedNode {
     sm_.raft = &raft_;
     sm_.on_begin = [this] {
       restore_timer_ = chan_.set_timer(std::chrono::milliseconds(chan_.random().uniform(400)));
+    };
+    sm_.sink_refuses = [this] {
+      return chan_.random().next_u64() % node_.run().config.sink_fails_one_in == 0;
     };
     observer_->restarted(node_.self());
     tick_ = chan_.set_timer(30ms);
@@ -1305,6 +1342,7 @@ Config config_for(uint64_t seed) {
   c.raft.quiesce = seed % 4 >= 2;
   c.machine_keeps_state = seed % 3 == 0;
   c.restores_in_background = c.machine_keeps_state && (seed / 3) % 2 == 1;
+  c.stages_in_sink = c.machine_keeps_state && (seed / 3) % 4 < 2;
   c.loses_kept_state = c.machine_keeps_state && (seed / 6) % 2 == 1;
   if (seed % 2 == 1) c.batch_window = std::chrono::milliseconds(1 + seed % 5);
   return c;
@@ -1390,7 +1428,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
            most_chunks = 0, batches_of_many = 0, persists = 0, compactions = 0, kept_starts = 0,
            kept_skipped = 0, snapshot_reads = 0, background_restores = 0,
            background_restores_failed = 0, kept_lost = 0, lost_starts = 0, lost_recovered = 0,
-           failed_midway = 0, partial_starts = 0, midway_recovered = 0, states_checked = 0;
+           failed_midway = 0, partial_starts = 0, midway_recovered = 0, states_checked = 0,
+           staged_in_sink = 0, sink_refusals = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
     const Config c = config_for(seed);
@@ -1425,6 +1464,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     partial_starts += v.run->partial_starts;
     midway_recovered += v.run->midway_recovered;
     states_checked += v.run->states_checked;
+    staged_in_sink += v.run->staged_in_sink;
+    sink_refusals += v.run->sink_refusals;
     for (const auto& [g, obs] : v.run->observers) {
       installed += obs->snapshots_installed();
       chunks += obs->snapshot_chunks_accepted();
@@ -1444,7 +1485,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       "restored in the background (%llu of them failed, %llu midway: %llu recovered by a "
       "snapshot, %llu replicas restarted with the restoring mark); kept states lost %llu, "
       "replicas started with their state lost %llu (%llu installed a snapshot and served "
-      "again); replica states compared with the state at their index %llu\n",
+      "again); replica states compared with the state at their index %llu; snapshots staged in "
+      "the machine's sink %llu (chunks it refused %llu)\n",
       static_cast<unsigned long long>(seeds), wall, static_cast<unsigned long long>(ok),
       static_cast<unsigned long long>(total), 100.0 * ok / total,
       static_cast<unsigned long long>(reached), static_cast<unsigned long long>(commands),
@@ -1463,7 +1505,9 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
       static_cast<unsigned long long>(midway_recovered),
       static_cast<unsigned long long>(partial_starts), static_cast<unsigned long long>(kept_lost),
       static_cast<unsigned long long>(lost_starts), static_cast<unsigned long long>(lost_recovered),
-      static_cast<unsigned long long>(states_checked));
+      static_cast<unsigned long long>(states_checked),
+      static_cast<unsigned long long>(staged_in_sink),
+      static_cast<unsigned long long>(sink_refusals));
   EXPECT_GT(reached, seeds) << "replicas must really move under faults";
   if (seeds >= 20) {
     EXPECT_GT(installed, 0u) << "new replicas must catch up from snapshots too";
@@ -1477,6 +1521,8 @@ TEST(ReplicaGroupsSim, ManyFaultySeedsAreLinearizableSessionConsistentAndSafe) {
     EXPECT_GT(background_restores_failed, 0u) << "no restore in the background failed";
     EXPECT_GT(background_restores, background_restores_failed)
         << "no restore in the background succeeded";
+    EXPECT_GT(staged_in_sink, 0u) << "no follower staged a snapshot in its machine's sink";
+    EXPECT_GT(sink_refusals, 0u) << "no sink refused a chunk";
   }
   if (seeds >= 100) {
     EXPECT_GT(lost_starts, 0u) << "no replica ever started with its kept state lost";

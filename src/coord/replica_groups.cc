@@ -24,6 +24,7 @@
 #include "coord/routing_errors.h"
 #include "coord/shard_snapshot.h"
 #include "coord/snapshot_prefetch.h"
+#include "coord/snapshot_staging.h"
 #include "core/assert.h"
 #include "core/held_posts.h"
 #include "core/thread_name.h"
@@ -154,6 +155,7 @@ Result<std::string> merge_mutations(std::vector<std::string> parts) {
 // failed, and whether it left the group's records partial then.
 struct RestoreReport {
   size_t bytes = 0, effects = 0, unchanged = 0, removed = 0, pieces = 0;
+  bool from_file = false;  // a follower's snapshot staged in a file (snapshot_staging.h)
   int64_t decode_ms = 0, compare_ms = 0, write_ms = 0, sync_ms = 0;
   Status status = Status::OK();
   // Failed after the restoring mark (Store::mark_restoring): some pieces may
@@ -182,44 +184,43 @@ size_t restore_exit_after_pieces() {
   return n;
 }
 
-// Replaces the records of scope `scope` in `store` with a shard snapshot's,
-// writing only what differs (plan_shard_restore). With the applied position
-// `position` (an engine that keeps its state): the group's position is
-// replaced by the restoring mark first, the difference written in pieces
-// (kRestorePieceEffects), the last of them carrying `position`, then synced;
-// raft checkpoints the snapshot point once this is durable. A crash in
-// between leaves the mark, and the replica starts as one whose store lost its
-// state (ReplicaGroups::Impl::start_group). Without a position (the memory
-// engine, which keeps nothing across a crash), one engine write.
+// Replaces the records of scope `scope` in `store` with a shard snapshot's
+// (its pieces read one at a time: from memory, or from the file a follower
+// staged them in), writing only what differs (ShardRestorePlanner). With the
+// applied position `position` (an engine that keeps its state): the group's
+// position is replaced by the restoring mark before the first write, the
+// difference written as it is planned in pieces of kRestorePieceEffects, the
+// last of them carrying `position`, then synced; raft checkpoints the
+// snapshot point once this is durable. A crash in between leaves the mark,
+// and the replica starts as one whose store lost its state
+// (ReplicaGroups::Impl::start_group). Without a position (the memory engine,
+// which keeps nothing across a crash, and holds the snapshot in memory
+// anyway), one engine write.
 // Reads and writes nothing but the store: any thread. `locking` kOwnedKeys
 // only while nothing else writes the scope (ReplicaGroup::begin_restore).
-RestoreReport restore_shard(server::Store& store, uint64_t scope, std::string_view snapshot,
+RestoreReport restore_shard(server::Store& store, uint64_t scope, SnapshotPieces pieces,
                             std::optional<server::Store::AppliedPosition> position,
                             server::Store::Locking locking) {
   using Clock = std::chrono::steady_clock;
-  const auto ms_since = [](Clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+  // Summed over the pieces, each far under a millisecond.
+  Clock::duration decoding{}, comparing{}, writing{};
+  const auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
   server::ScopePin pin(scope);  // the group's records, whatever the map says of their keys
   RestoreReport report;
-  const auto failed = [&report](Status s) {
+  bool marked = false;
+  const auto failed = [&report, &marked](Status s) {
     report.status = std::move(s);
+    report.partial = marked;
     return report;
   };
-  report.bytes = snapshot.size();
-  auto started = Clock::now();
-  auto parts = decode_shard_snapshot(snapshot);
-  if (!parts.ok()) return failed(parts.status());
-  report.decode_ms = ms_since(started);
-  started = Clock::now();
-  auto plan = plan_shard_restore(
-      *parts,
-      [&](const auto& visit) {
-        return store.scan_scope(scope, {}, 0,
-                                [&](std::string_view key, const server::RecordView& rec) {
-                                  visit(key, rec);
-                                  return true;
-                                });
+  const auto timed = [&](Clock::duration* total, Clock::time_point started) {
+    *total += Clock::now() - started;
+  };
+  ShardRestorePlanner plan(
+      [&](std::string_view from, const auto& visit) {
+        return store.scan_scope(scope, from, 0, visit);
       },
       [&](uint64_t gen, const auto& visit) {
         return store.scan_elements(gen, 0, 0,
@@ -228,47 +229,28 @@ RestoreReport restore_shard(server::Store& store, uint64_t scope, std::string_vi
                                      return true;
                                    });
       });
-  if (!plan.ok()) return failed(plan.status());
-  report.effects = plan->effects;
-  report.unchanged = plan->unchanged;
-  report.removed = plan->removed;
-  report.compare_ms = ms_since(started);
-  started = Clock::now();
-  if (!position) {
-    auto written = store.apply(plan->mutation, server::Store::Logging::kInReplicaLog, std::nullopt,
-                               &plan->known, locking);
-    if (!written.ok()) return failed(written.status());
-    report.pieces = 1;
-    report.write_ms = ms_since(started);
-    return report;
-  }
-  if (Status marked = store.mark_restoring(position->group); !marked.ok()) return failed(marked);
-  // Each record is written once, in one piece, and `known` holds what each
-  // held before the restore: the pieces write what one write of the whole
-  // difference would. A record's elements may follow it in the next piece.
-  const std::vector<replication::Effect>& effects = plan->mutation.effects;
-  replication::Mutation piece;
-  piece.time_ms = plan->mutation.time_ms;
-  size_t begin = 0;
-  do {
-    size_t end = begin;
-    size_t bytes = 0;
-    while (end < effects.size() && end - begin < kRestorePieceEffects &&
-           bytes < kRestorePieceBytes) {
-      const replication::Effect& e = effects[end++];
-      bytes += e.key.size() + e.value.size() + e.field.size();
+  std::deque<replication::DecodedMutation> planned;  // what the plan's batch views
+  // Writes what is planned so far; the last write carries the position.
+  const auto write = [&](bool last) -> Status {
+    const auto started = Clock::now();
+    ShardRestorePlanner::Batch batch = plan.take();
+    Result<storage::Sequence> written = storage::Sequence{};
+    if (!position) {
+      written = store.apply(batch.mutation, server::Store::Logging::kInReplicaLog, std::nullopt,
+                            &batch.known, locking);
+    } else {
+      if (!marked) {
+        if (Status s = store.mark_restoring(position->group); !s.ok()) return s;
+        marked = true;
+      }
+      written = store.apply(batch.mutation, server::Store::Logging::kInEngineLog,
+                            last ? position : std::nullopt, &batch.known, locking);
     }
-    const bool last = end == effects.size();
-    piece.effects.assign(effects.begin() + static_cast<std::ptrdiff_t>(begin),
-                         effects.begin() + static_cast<std::ptrdiff_t>(end));
-    auto written = store.apply(piece, server::Store::Logging::kInEngineLog,
-                               last ? position : std::nullopt, &plan->known, locking);
-    if (!written.ok()) {
-      report.partial = true;
-      return failed(written.status());
-    }
+    planned.clear();
+    timed(&writing, started);
+    if (!written.ok()) return written.status();
     ++report.pieces;
-    if (!last && report.pieces == restore_exit_after_pieces()) {
+    if (position && !last && report.pieces == restore_exit_after_pieces()) {
       // As a crash once the pieces so far reached the disk: with `--fsync
       // batch` logged writes wait in the engine's buffer for the sync thread,
       // and a kill before it ran would find none of them (the state as it was).
@@ -280,16 +262,44 @@ RestoreReport restore_shard(server::Store& store, uint64_t scope, std::string_vi
       spdlog::shutdown();
       std::_Exit(137);
     }
-    begin = end;
-  } while (begin < effects.size());
-  report.write_ms = ms_since(started);
+    return Status::OK();
+  };
+  for (;;) {
+    auto started = Clock::now();
+    auto piece = pieces.next();
+    timed(&decoding, started);
+    if (!piece.ok()) return failed(piece.status());
+    if (!*piece) break;
+    started = Clock::now();
+    planned.push_back(std::move(**piece));
+    Status added = plan.add(planned.back().mutation());
+    timed(&comparing, started);
+    if (!added.ok()) return failed(added);
+    const ShardRestorePlanner::Batch& batch = plan.batch();
+    if (position && (batch.mutation.effects.size() >= kRestorePieceEffects ||
+                     batch.bytes >= kRestorePieceBytes)) {
+      if (Status s = write(/*last=*/false); !s.ok()) return failed(s);
+    }
+  }
+  auto started = Clock::now();
+  Status finished = plan.finish();
+  timed(&comparing, started);
+  if (!finished.ok()) return failed(finished);
+  if (Status s = write(/*last=*/true); !s.ok()) return failed(s);
+  report.bytes = pieces.bytes_read();
+  report.effects = plan.effects();
+  report.unchanged = plan.unchanged();
+  report.removed = plan.removed();
+  report.decode_ms = ms(decoding);
+  report.compare_ms = ms(comparing);
+  report.write_ms = ms(writing);
+  if (!position) return report;
   started = Clock::now();
   if (Status synced = store.engine().sync(); !synced.ok()) {
     // Written, perhaps not durable: a crash may leave the mark.
-    report.partial = true;
     return failed(synced);
   }
-  report.sync_ms = ms_since(started);
+  report.sync_ms = ms(Clock::now() - started);
   return report;
 }
 
@@ -562,6 +572,8 @@ class ReplicaGroups::Impl {
   // applied positions with their effects, and their logs compact behind store
   // flushes instead of copying the shard (raft's machine_keeps_state).
   const bool keeps_state_ = store_.engine().survives_restart();
+  // Where followers stage the snapshots they receive (coord/snapshot_staging.h).
+  std::filesystem::path staging_dir() const { return options_.data_dir / "snapshot-staging"; }
   asio::steady_timer compact_timer_{io_};
   HandoverBackoff handover_backoff_;  // balance_leaders(): handovers that did not take
   // The groups receiving a snapshot (note_snapshot_reception).
@@ -831,11 +843,43 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // this need not wait for the restore, nor the replies held (core/held_posts.h).
     net::SharedLog::wake_held();
     HeldPosts::flush();
-    RestoreReport report = restore_shard(host.store_, id.value(), snapshot, position_of(index),
-                                         server::Store::Locking::kLockKeys);
+    RestoreReport report =
+        restore_shard(host.store_, id.value(), SnapshotPieces::of_bytes(snapshot),
+                      position_of(index), server::Store::Locking::kLockKeys);
     if (!report.status.ok()) return report.status;
     restored(report, index, /*in_background=*/false);
     return Status::OK();
+  }
+  // A follower's snapshot staged in memory (raft's, when no file could be
+  // made): restore_in_background.
+  Result<RestoreProgress> begin_restore(std::string snapshot, LogIndex index) override {
+    if (!host.keeps_state_) return StateMachine::begin_restore(std::move(snapshot), index);
+    auto held = std::make_shared<const std::string>(std::move(snapshot));
+    return restore_in_background(SnapshotPieces::of_bytes(*held), held, index);
+  }
+  // With an engine that keeps its state: the chunks go to a file as they
+  // come (coord/snapshot_staging.h), read back a piece at a time by the
+  // restore, so that a follower holds no whole snapshot in memory. nullptr
+  // (raft stages them in memory) when no file can be made.
+  std::unique_ptr<replication::SnapshotSink> open_snapshot_sink(LogIndex index) override {
+    if (!host.keeps_state_) return nullptr;
+    auto sink = FileSnapshotSink::create(host.staging_dir() /
+                                         fmt::format("{}-{}.snapshot", id.value(), index.value()));
+    if (!sink.ok()) {
+      spdlog::warn("group {}: staging the snapshot at index {} in memory: {}", id.value(),
+                   index.value(), sink.status().to_string());
+      return nullptr;
+    }
+    return std::move(sink).value();
+  }
+  Result<RestoreProgress> begin_restore_staged(std::unique_ptr<replication::SnapshotSink> sink,
+                                               LogIndex index) override {
+    SKV_ASSERT(dynamic_cast<FileSnapshotSink*>(sink.get()) != nullptr,
+               "a replica group's sinks are the files open_snapshot_sink makes");
+    std::shared_ptr<const FileSnapshotSink> file(static_cast<FileSnapshotSink*>(sink.release()));
+    auto pieces = file->pieces();
+    if (!pieces.ok()) return pieces.status();
+    return restore_in_background(std::move(pieces).value(), file, index);
   }
   // A follower's snapshot with an engine that keeps its state: restored on a
   // thread of its own (a 130k-record shard takes 300-400 ms: on the loop it
@@ -843,8 +887,9 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // finish_restore on the loop. Meanwhile raft applies nothing here, local
   // reads wait (the store may already hold the snapshot's state, newer than
   // the applied index a read reports), and stop_group waits for the thread.
-  Result<RestoreProgress> begin_restore(std::string snapshot, LogIndex index) override {
-    if (!host.keeps_state_) return StateMachine::begin_restore(std::move(snapshot), index);
+  // `held` keeps what `pieces` reads until the restore is done.
+  Result<RestoreProgress> restore_in_background(SnapshotPieces pieces,
+                                                std::shared_ptr<const void> held, LogIndex index) {
     flush_applies();  // what it replaces is written first, as applied
     restoring = true;
     server::Store& store = host.store_;
@@ -859,13 +904,18 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         g->finish_restore(report, index);
       });
     };
+    const bool from_file = pieces.from_file();
     restore_job = std::async(
-        std::launch::async,
-        [&store, scope, position, snapshot = std::move(snapshot), done = std::move(done)] {
+        std::launch::async, [&store, scope, position, from_file, pieces = std::move(pieces),
+                             held = std::move(held), done = std::move(done)]() mutable {
           name_this_thread("restore");
           // Its keys are this group's alone until finish_restore: raft applies
           // nothing meanwhile and local reads wait, so no stripe is held.
-          done(restore_shard(store, scope, snapshot, position, server::Store::Locking::kOwnedKeys));
+          RestoreReport report = restore_shard(store, scope, std::move(pieces), position,
+                                               server::Store::Locking::kOwnedKeys);
+          report.from_file = from_file;
+          held.reset();  // the staged file goes before the loop hears
+          done(std::move(report));
         });
     return RestoreProgress::kStarted;
   }
@@ -918,12 +968,13 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
     // The phases say where a slow restore went: decoding, comparing with the
     // shard's local records (a scan), writing the difference, syncing it.
     spdlog::info(
-        "group {}: restored a snapshot at index {}{}: {} bytes, {} effects ({} records already "
+        "group {}: restored a snapshot at index {}{}{}: {} bytes, {} effects ({} records already "
         "held as they are), {} removed, {} ms (decode {} ms, compare {} ms, write {} ms in {} "
         "piece(s), sync {} ms)",
-        id.value(), index.value(), in_background ? " in the background" : "", r.bytes, r.effects,
-        r.unchanged, r.removed, r.decode_ms + r.compare_ms + r.write_ms + r.sync_ms, r.decode_ms,
-        r.compare_ms, r.write_ms, r.pieces, r.sync_ms);
+        id.value(), index.value(), in_background ? " in the background" : "",
+        r.from_file ? ", staged in a file" : "", r.bytes, r.effects, r.unchanged, r.removed,
+        r.decode_ms + r.compare_ms + r.write_ms + r.sync_ms, r.decode_ms, r.compare_ms, r.write_ms,
+        r.pieces, r.sync_ms);
   }
 
   // CLIENT TRACKING (docs/cache.md, "Consensus keyspaces"): an applied entry
@@ -1121,6 +1172,12 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
         deliver(from, group, epoch, std::move(message));
       });
   transport_.set_ping_probe([this] { return receiving_snapshots(); });
+  if (keeps_state_) {
+    if (const size_t left = clear_snapshot_staging(staging_dir()); left > 0) {
+      spdlog::info("replica groups: removed {} snapshot files a transfer left in {}", left,
+                   staging_dir().string());
+    }
+  }
   asio::post(io_, [this] {
     balance_leaders();
     watch_peers();

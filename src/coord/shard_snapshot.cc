@@ -1,8 +1,11 @@
 #include "coord/shard_snapshot.h"
 
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "replication/codec.h"
 #include "server/key_page.h"
@@ -117,109 +120,232 @@ Result<std::string> ShardSnapshotReader::next(size_t max_bytes) {
   return std::move(w).take();
 }
 
-Result<std::vector<replication::DecodedMutation>> decode_shard_snapshot(std::string_view bytes) {
-  std::vector<replication::DecodedMutation> parts;
-  if (bytes.empty() || bytes[0] != kShardSnapshotPieces) {
-    auto whole = replication::DecodedMutation::decode(std::string(bytes));
-    if (!whole.ok()) return whole.status();
-    parts.push_back(std::move(whole).value());
-    return parts;
-  }
-  replication::Reader r(bytes.substr(1));
-  while (!r.at_end()) {
-    auto piece = r.bytes_view();
-    if (!piece.ok()) return piece.status();
-    auto part = replication::DecodedMutation::decode(std::string(*piece));
-    if (!part.ok()) return part.status();
-    parts.push_back(std::move(part).value());
-  }
-  if (parts.empty()) return Status::Corruption("a shard snapshot of pieces without a piece");
-  return parts;
+SnapshotPieces SnapshotPieces::of_bytes(std::string_view bytes) {
+  SnapshotPieces p;
+  p.bytes_ = bytes;
+  return p;
 }
 
-Result<ShardRestore> plan_shard_restore(const std::vector<replication::DecodedMutation>& parts,
-                                        const LocalRecords& records, const LocalFields& fields) {
-  using Kind = replication::Effect::Kind;
-  ShardRestore plan;
-  // The snapshot's records by key (with what this member holds of each, and
-  // whether it is the same), in snapshot order; its elements' fields by
-  // generation. Sized first: a shard has 10^5 records and more.
-  struct Record {
-    const replication::Effect* effect;
-    server::Store::Meta* here;  // in plan.known (its elements stay put)
-    bool unchanged = false;
-  };
-  size_t record_count = 0;
-  for (const auto& part : parts) {
-    for (const replication::Effect& e : part.mutation().effects) {
-      record_count += e.kind != Kind::kPutElement;
+Result<SnapshotPieces> SnapshotPieces::of_file(const std::filesystem::path& path) {
+  SnapshotPieces p;
+  p.file_ = std::fopen(path.c_str(), "rb");
+  if (p.file_ == nullptr) {
+    return Status::IOError("cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  return p;
+}
+
+SnapshotPieces::SnapshotPieces(SnapshotPieces&& other) noexcept {
+  *this = std::move(other);
+}
+
+SnapshotPieces& SnapshotPieces::operator=(SnapshotPieces&& other) noexcept {
+  if (this != &other) {
+    if (file_ != nullptr) std::fclose(file_);
+    bytes_ = other.bytes_;
+    file_ = std::exchange(other.file_, nullptr);
+    read_ = other.read_;
+    started_ = other.started_;
+    pieces_ = other.pieces_;
+    done_ = other.done_;
+  }
+  return *this;
+}
+
+SnapshotPieces::~SnapshotPieces() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+Status SnapshotPieces::read(size_t n, std::string* out) {
+  out->clear();
+  if (file_ == nullptr) {
+    const std::string_view rest = bytes_.substr(std::min<size_t>(read_, bytes_.size()));
+    out->assign(rest.substr(0, n));
+  } else {
+    out->resize(n);
+    const size_t got = std::fread(out->data(), 1, n, file_);
+    if (got < n && std::ferror(file_)) {
+      return Status::IOError(std::string("reading a staged snapshot: ") + std::strerror(errno));
+    }
+    out->resize(got);
+  }
+  read_ += out->size();
+  return Status::OK();
+}
+
+Result<std::optional<uint64_t>> SnapshotPieces::read_varint() {
+  uint64_t v = 0;
+  std::string byte;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (Status s = read(1, &byte); !s.ok()) return s;
+    if (byte.empty()) {
+      if (shift == 0) return std::optional<uint64_t>();  // the end, between pieces
+      return Status::Corruption("a shard snapshot ends inside a piece's length");
+    }
+    const auto b = static_cast<uint8_t>(byte[0]);
+    v |= uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80u) == 0) return std::optional<uint64_t>(v);
+  }
+  return Status::Corruption("a shard snapshot's piece length is overlong");
+}
+
+Result<std::optional<replication::DecodedMutation>> SnapshotPieces::next() {
+  using Piece = std::optional<replication::DecodedMutation>;
+  if (done_) return Piece();
+  std::string bytes;
+  if (!started_) {
+    started_ = true;
+    if (Status s = read(1, &bytes); !s.ok()) return s;
+    pieces_ = !bytes.empty() && bytes[0] == kShardSnapshotPieces;
+    if (!pieces_) {
+      // Whole: one mutation, the first byte its own.
+      std::string rest;
+      do {
+        if (Status s = read(size_t{1} << 20, &rest); !s.ok()) return s;
+        bytes += rest;
+      } while (!rest.empty());
+      done_ = true;
+      auto whole = replication::DecodedMutation::decode(std::move(bytes));
+      if (!whole.ok()) return whole.status();
+      return Piece(std::move(whole).value());
     }
   }
-  std::vector<Record> in_order;
-  in_order.reserve(record_count);
-  std::unordered_map<std::string_view, size_t> by_key;
-  by_key.reserve(record_count);
-  plan.known.reserve(record_count);
-  std::unordered_map<uint64_t, std::unordered_set<std::string_view>> snapshot_fields;
-  for (const auto& part : parts) {
-    for (const replication::Effect& e : part.mutation().effects) {
-      ++plan.effects;
-      if (e.kind == Kind::kPutElement) {
-        snapshot_fields[e.generation].insert(e.field);
-      } else if (e.kind == Kind::kPut || e.kind == Kind::kPutTyped) {
-        if (!by_key.emplace(e.key, in_order.size()).second) {
-          return Status::Corruption("a shard snapshot holds a record twice");
-        }
-        // None here, unless the scan below finds it.
-        in_order.push_back(Record{&e, &plan.known.emplace(e.key, server::Store::Meta{}).first->second});
-      } else {
-        return Status::Corruption("a shard snapshot holds only puts");
+  auto length = read_varint();
+  if (!length.ok()) return length.status();
+  if (!*length) {
+    done_ = true;
+    if (read_ == 1) return Status::Corruption("a shard snapshot of pieces without a piece");
+    return Piece();
+  }
+  if (Status s = read(**length, &bytes); !s.ok()) return s;
+  if (bytes.size() != **length) return Status::Corruption("a shard snapshot ends inside a piece");
+  auto part = replication::DecodedMutation::decode(std::move(bytes));
+  if (!part.ok()) return part.status();
+  return Piece(std::move(part).value());
+}
+
+Result<std::vector<replication::DecodedMutation>> decode_shard_snapshot(std::string_view bytes) {
+  std::vector<replication::DecodedMutation> parts;
+  SnapshotPieces pieces = SnapshotPieces::of_bytes(bytes);
+  for (;;) {
+    auto piece = pieces.next();
+    if (!piece.ok()) return piece.status();
+    if (!*piece) return parts;
+    parts.push_back(std::move(**piece));
+  }
+}
+
+ShardRestorePlanner::ShardRestorePlanner(LocalRecordsFrom records, LocalFields fields)
+    : records_(std::move(records)), fields_(std::move(fields)) {}
+
+void ShardRestorePlanner::push(const replication::Effect& e) {
+  batch_.mutation.effects.push_back(e);
+  batch_.bytes += e.key.size() + e.value.size() + e.field.size();
+}
+
+Status ShardRestorePlanner::merge_local(const std::optional<std::string_view>& last,
+                                        std::unordered_map<std::string_view, PieceRecord>* piece) {
+  Status visited = records_(after_, [&](std::string_view key, const server::RecordView& rec) {
+    if (last && key > *last) return false;
+    if (piece != nullptr) {
+      auto it = piece->find(key);
+      if (it != piece->end()) {
+        PieceRecord& r = it->second;
+        r.here = server::Store::meta_of(rec);
+        const replication::Effect& e = *r.effect;
+        const auto type = e.kind == Kind::kPutTyped ? static_cast<server::ValueType>(e.type)
+                                                    : server::ValueType::kString;
+        r.unchanged = rec.type == type && rec.value == e.value && rec.expire_ms == e.expire_ms;
+        return true;
       }
     }
-  }
-  std::vector<replication::Effect> erases;
-  Status fields_read = Status::OK();
-  Status visited = records([&](std::string_view key, const server::RecordView& rec) {
-    auto it = by_key.find(key);
-    if (it == by_key.end()) {
-      const std::string& name = plan.names.emplace_back(key);
-      plan.known.emplace(name, server::Store::meta_of(rec));
-      erases.emplace_back(Kind::kErase, name, std::string_view(), 0);
-      return;
-    }
-    Record& r = in_order[it->second];
-    *r.here = server::Store::meta_of(rec);
-    const replication::Effect& e = *r.effect;
-    const auto type = e.kind == Kind::kPutTyped ? static_cast<server::ValueType>(e.type)
-                                                : server::ValueType::kString;
-    r.unchanged = rec.type == type && rec.value == e.value && rec.expire_ms == e.expire_ms;
-    plan.unchanged += r.unchanged;
-    // A collection kept under the same generation loses the elements the
-    // snapshot does not have.
-    const uint64_t gen = r.here->gen;
-    auto f = snapshot_fields.find(gen);
-    if (gen == 0 || f == snapshot_fields.end() || !fields_read.ok()) return;
-    const std::string& owner = plan.names.emplace_back(key);
-    fields_read = fields(gen, [&](std::string_view field) {
-      if (f->second.contains(field)) return;
-      erases.emplace_back(Kind::kEraseElement, owner, std::string_view(), 0, 0, gen,
-                          plan.names.emplace_back(field));
-    });
+    const std::string& name = batch_.names.emplace_back(key);
+    batch_.known.emplace(name, server::Store::meta_of(rec));
+    push(replication::Effect(Kind::kErase, name, std::string_view(), 0));
+    ++removed_;
+    return true;
   });
   if (!visited.ok()) return visited;
-  if (!fields_read.ok()) return fields_read;
-  plan.removed = erases.size();
-  plan.mutation.time_ms = parts.empty() ? 0 : parts.front().mutation().time_ms;
-  plan.mutation.effects = std::move(erases);
-  plan.mutation.effects.reserve(plan.effects - plan.unchanged + plan.removed);
-  size_t record = 0;
-  for (const auto& part : parts) {
-    for (const replication::Effect& e : part.mutation().effects) {
-      if (e.kind != Kind::kPutElement && in_order[record++].unchanged) continue;
-      plan.mutation.effects.push_back(e);
-    }
+  if (last) {
+    after_.assign(*last);
+    after_.push_back('\0');  // the next key up
   }
-  return plan;
+  return Status::OK();
+}
+
+Status ShardRestorePlanner::close_collection() {
+  if (!open_) return Status::OK();
+  OpenCollection c = std::move(*open_);
+  open_.reset();
+  // A collection kept under the same generation loses the elements the
+  // snapshot does not have (none of its elements in the snapshot: the
+  // snapshot's record has another generation, and its put retires this one).
+  if (c.fields.empty()) return Status::OK();
+  const std::string& owner = batch_.names.emplace_back(c.key);
+  return fields_(c.gen, [&](std::string_view field) {
+    if (c.fields.contains(std::string(field))) return;
+    push(replication::Effect(Kind::kEraseElement, owner, std::string_view(), 0, 0, c.gen,
+                             batch_.names.emplace_back(field)));
+    ++removed_;
+  });
+}
+
+Status ShardRestorePlanner::add(const replication::Mutation& piece) {
+  if (!time_ms_) {
+    time_ms_ = piece.time_ms;
+    batch_.mutation.time_ms = piece.time_ms;
+  }
+  // The piece's records, checked for order, then this member's up to its last.
+  std::unordered_map<std::string_view, PieceRecord> records;
+  std::optional<std::string_view> last;
+  for (const replication::Effect& e : piece.effects) {
+    if (e.kind == Kind::kPutElement) continue;
+    if (e.kind != Kind::kPut && e.kind != Kind::kPutTyped) {
+      return Status::Corruption("a shard snapshot holds only puts");
+    }
+    if ((last && e.key <= *last) || (!last && any_record_ && e.key <= last_key_)) {
+      return Status::Corruption("a shard snapshot's records out of key order, or one twice");
+    }
+    last = e.key;
+    records.emplace(e.key, PieceRecord{&e, server::Store::Meta{}});
+  }
+  if (last) {
+    if (Status s = merge_local(last, &records); !s.ok()) return s;
+    last_key_.assign(*last);
+    any_record_ = true;
+  }
+  for (const replication::Effect& e : piece.effects) {
+    ++effects_;
+    if (e.kind == Kind::kPutElement) {
+      if (open_ && e.generation == open_->gen && e.key == open_->key) {
+        open_->fields.emplace(e.field);
+      }
+      push(e);
+      continue;
+    }
+    if (Status s = close_collection(); !s.ok()) return s;
+    const PieceRecord& r = records.at(e.key);
+    batch_.known.emplace(e.key, r.here);  // none here, unless the merge found it
+    if (r.unchanged) {
+      ++unchanged_;
+    } else {
+      push(e);
+    }
+    if (r.here.gen != 0) open_ = OpenCollection{.key = std::string(e.key), .gen = r.here.gen};
+  }
+  return Status::OK();
+}
+
+Status ShardRestorePlanner::finish() {
+  if (Status s = close_collection(); !s.ok()) return s;
+  return merge_local(std::nullopt, nullptr);
+}
+
+ShardRestorePlanner::Batch ShardRestorePlanner::take() {
+  Batch out = std::move(batch_);
+  batch_ = Batch{};
+  batch_.mutation.time_ms = time_ms_.value_or(0);
+  return out;
 }
 
 }  // namespace statekv::coord

@@ -39,6 +39,20 @@ class SnapshotReader {
   virtual bool ready() const { return true; }
 };
 
+// Where a follower stages the chunks of a snapshot it receives
+// (StateMachine::open_snapshot_sink) instead of the protocol's memory: a
+// shard's snapshot may be larger than a node should hold in memory. The
+// bytes come in order, each once. Destroyed when the transfer is given up
+// (another snapshot, another leader, the log overtaking it); handed to
+// StateMachine::begin_restore_staged once the last chunk came.
+class SnapshotSink {
+ public:
+  virtual ~SnapshotSink() = default;
+  // Appends the snapshot's next bytes. An error ends the transfer: the
+  // protocol drops the sink, and the leader starts the snapshot over.
+  virtual Status append(std::string_view bytes) = 0;
+};
+
 class StateMachine {
  public:
   virtual ~StateMachine() = default;
@@ -84,6 +98,17 @@ class StateMachine {
   // labelled with its applied index, until its applied index reaches this
   // one: a follower would apply the entries in between a second time.
   virtual LogIndex kept_index() const { return LogIndex(0); }
+  // With RaftOptions::machine_keeps_state: where a follower stages the
+  // chunks of a snapshot of the log through `index` as they arrive. nullptr
+  // (the default, or when the machine cannot open one): the protocol stages
+  // them in its memory and hands them to begin_restore whole.
+  virtual std::unique_ptr<SnapshotSink> open_snapshot_sink(LogIndex /*index*/) { return nullptr; }
+  // begin_restore for a snapshot staged in `sink` (one open_snapshot_sink
+  // returned, every chunk appended), with the same answers and duties.
+  virtual Result<RestoreProgress> begin_restore_staged(std::unique_ptr<SnapshotSink> /*sink*/,
+                                                       LogIndex /*index*/) {
+    return Status::InvalidArgument("this state machine opens no snapshot sink");
+  }
 };
 
 }  // namespace statekv::replication

@@ -333,26 +333,42 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
       return;
     }
     staging_ = SnapshotStaging{
-        .term = term_, .index = m.last_index, .last_term = m.last_term, .total = m.total};
+        .term = term_,
+        .index = m.last_index,
+        .last_term = m.last_term,
+        .total = m.total,
+        .sink = options_.machine_keeps_state ? sm_.open_snapshot_sink(m.last_index) : nullptr};
   }
   SnapshotStaging& st = *staging_;
   const bool sized = m.total != InstallSnapshot::kUnknownTotal;
-  if (m.offset != st.data.size() || (sized && m.offset + m.state.size() > m.total) ||
+  if (m.offset != st.size || (sized && m.offset + m.state.size() > m.total) ||
       (m.state.empty() && !m.completes())) {
     // Lost, duplicated or reordered (or a chunk that does not fit): say where
     // we are, and the leader resumes from there.
     ++snapshot_stats_.chunks_refused;
-    ack.offset = st.data.size();
+    ack.offset = st.size;
     env_.send(from, ack);
     return;
   }
-  st.data += m.state;
+  if (st.sink) {
+    if (!st.sink->append(m.state).ok()) {
+      // Not staged (the machine says why): start over, with a sink opened anew.
+      staging_.reset();
+      ++snapshot_stats_.chunks_refused;
+      ack.offset = 0;
+      env_.send(from, ack);
+      return;
+    }
+  } else {
+    st.data += m.state;
+  }
+  st.size += m.state.size();
   if (sized) st.total = m.total;
   ++st.chunks;
   st.last_chunk = env_.now();
   ++snapshot_stats_.chunks_accepted;
   if (!m.completes()) {
-    ack.offset = st.data.size();
+    ack.offset = st.size;
     env_.send(from, ack);
     return;
   }
@@ -375,7 +391,8 @@ void Raft::install_staged(NodeId from, const InstallSnapshot& last_chunk) {
     finish_install(done, std::move(st.data));
     return;
   }
-  auto begun = sm_.begin_restore(std::move(st.data), st.index);
+  auto begun = st.sink ? sm_.begin_restore_staged(std::move(st.sink), st.index)
+                       : sm_.begin_restore(std::move(st.data), st.index);
   if (!begun.ok()) return;
   if (*begun == StateMachine::RestoreProgress::kStarted) {
     // Until on_restored: the log stays as it is, nothing is applied, and the

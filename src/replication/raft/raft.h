@@ -134,8 +134,9 @@
 // candidate that lacks entries it acknowledged. A crash before then finds the
 // store behind the log again: the same start.
 //
-// Not done yet (see docs/raft.md): the follower assembles the whole snapshot
-// in memory before restoring it.
+// A follower stages a snapshot's chunks where its machine says
+// (StateMachine::open_snapshot_sink: a replica group's, a file), or else in
+// memory, and hands them over once the last one came.
 //
 // The constructor's Membership is the bootstrap config: it applies until a
 // snapshot or a kConfig entry says otherwise.
@@ -392,7 +393,10 @@ class Raft {
     LogIndex index{};
     Term last_term{};
     uint64_t total = 0;  // InstallSnapshot::kUnknownTotal until the last chunk of a read one
+    // The machine's sink (StateMachine::open_snapshot_sink), or else `data`.
+    std::unique_ptr<SnapshotSink> sink{};
     std::string data{};
+    uint64_t size = 0;  // bytes staged
     uint64_t chunks = 0;
     Instant last_chunk{};  // when the last chunk was staged
   };

@@ -1455,6 +1455,86 @@ TEST(RaftMachineKeepsState, ARestoreInTheBackgroundHoldsTheLogAndTheCheckpointUn
   EXPECT_EQ(f.applied_index(), LogIndex(12));
 }
 
+// A machine that stages a snapshot's chunks itself (StateMachine::
+// open_snapshot_sink), as a replica group stages them in a file.
+class StagesItself final : public AppliedOrder {
+ public:
+  struct Sink final : SnapshotSink {
+    explicit Sink(StagesItself& m) : machine(m) { ++machine.open_sinks; }
+    ~Sink() override { --machine.open_sinks; }
+    Status append(std::string_view bytes) override {
+      if (machine.fail_appends) return Status::IOError("disk full");
+      staged += bytes;
+      return Status::OK();
+    }
+    StagesItself& machine;
+    std::string staged;
+  };
+  std::unique_ptr<SnapshotSink> open_snapshot_sink(LogIndex index) override {
+    ++opened;
+    opened_for = index;
+    return std::make_unique<Sink>(*this);
+  }
+  Result<RestoreProgress> begin_restore_staged(std::unique_ptr<SnapshotSink> sink,
+                                               LogIndex index) override {
+    auto& staged = dynamic_cast<Sink&>(*sink);
+    if (Status s = restore(staged.staged, index); !s.ok()) return s;
+    return RestoreProgress::kDone;
+  }
+  int opened = 0;
+  int open_sinks = 0;
+  LogIndex opened_for{};
+  bool fail_appends = false;
+};
+
+// The chunks of a snapshot of "v0,v1,v2," through index 11, 3 bytes each.
+InstallSnapshot chunk_of_v012(uint64_t offset, Term term = Term(1)) {
+  const std::string state = "v0,v1,v2,";
+  return InstallSnapshot{.term = term,
+                         .last_index = LogIndex(11),
+                         .last_term = Term(1),
+                         .config = {NodeId(1), NodeId(2), NodeId(3)},
+                         .state = state.substr(offset, 3),
+                         .offset = offset,
+                         .total = state.size()};
+}
+
+TEST(RaftMachineKeepsState, AFollowerStagesChunksInItsMachinesSinkWhichGoesWithTheTransfer) {
+  FakeEnv env;
+  StagesItself sm;
+  Raft f(env, three(3), {}, sm, machine_keeps_state());
+  f.on_message(NodeId(1), chunk_of_v012(0));
+  f.on_message(NodeId(1), chunk_of_v012(3));
+  EXPECT_EQ(sm.opened, 1);
+  EXPECT_EQ(sm.opened_for, LogIndex(11));
+  EXPECT_EQ(sm.open_sinks, 1);
+  auto acks = env.take<InstallSnapshotReply>();
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks[1].second.offset, 6u);
+  // A new leader's snapshot: the staged chunks go with the old transfer.
+  f.on_message(NodeId(2), chunk_of_v012(0, Term(2)));
+  EXPECT_EQ(sm.opened, 2);
+  EXPECT_EQ(sm.open_sinks, 1);
+  // A chunk the sink cannot take: the transfer starts over, sink and all.
+  sm.fail_appends = true;
+  f.on_message(NodeId(2), chunk_of_v012(3, Term(2)));
+  EXPECT_EQ(sm.open_sinks, 0);
+  acks = env.take<InstallSnapshotReply>();
+  ASSERT_FALSE(acks.empty());
+  EXPECT_EQ(acks.back().second.offset, 0u);
+  EXPECT_EQ(f.snapshot_stats().chunks_refused, 1u);
+  sm.fail_appends = false;
+  for (uint64_t offset : {0, 3, 6}) f.on_message(NodeId(2), chunk_of_v012(offset, Term(2)));
+  EXPECT_EQ(sm.open_sinks, 0) << "the sink outlived the restore it was handed to";
+  EXPECT_EQ(sm.order, (std::vector<std::string>{"v0", "v1", "v2"}));
+  EXPECT_EQ(sm.restored_at, LogIndex(11));
+  EXPECT_EQ(f.snapshot_stats().installed, 1u);
+  env.sync(f);
+  auto done = env.take<AppendReply>();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].second.match_index, LogIndex(11));
+}
+
 TEST(RaftMachineKeepsState,
      ARestoreThatFailsInTheBackgroundLeavesTheFollowerToTakeTheSnapshotAgain) {
   FakeEnv env;

@@ -796,7 +796,11 @@ TEST(Replication, ClusterUpWithConsensusReplicatesTheDefaultKeyspace) {
   EXPECT_NE(info->find("consensus"), std::string::npos) << *info;
   // FLUSHALL: every group erases its records through its log.
   for (int i = 0; i < 600; ++i) c->append({"HSET", "big", "f" + std::to_string(i), "v"});
-  for (int i = 0; i < 600; ++i) ASSERT_TRUE(c->read_reply().ok());
+  for (int i = 0; i < 600; ++i) {
+    auto reply = c->read_reply();
+    ASSERT_TRUE(reply.ok());
+    EXPECT_EQ(*reply, ":1") << "HSET " << i;
+  }
   EXPECT_EQ(c->cmd({"HLEN", "big"}), ":600");
   EXPECT_EQ(c->cmd({"FLUSHALL"}), "+OK");
   EXPECT_EQ(c->cmd({"HLEN", "big"}), ":0");

@@ -1530,6 +1530,7 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
     {
       std::lock_guard lock(pipeline->mu);
       pipeline->unsettled.erase(call->seq);
+      if (status.ok()) pipeline->last_served = std::chrono::steady_clock::now();
       if (not_run) {
         pipeline->broken = true;
         pipeline->to_resend.emplace(call->seq, GroupPipeline::Refused{call, target, status, hint});
@@ -1548,6 +1549,7 @@ void Coordinator::on_group_reply(const std::shared_ptr<GroupCall>& call, NodeId 
     call->done(std::move(out), 0);
   };
   if (status.ok()) {
+    call->served = true;
     call->done(std::move(reply), 0);
     return;
   }
@@ -1626,11 +1628,16 @@ void Coordinator::resend_in_order(const std::shared_ptr<GroupPipeline>& pipeline
     next = std::move(pipeline->to_resend.begin()->second);
     pipeline->to_resend.erase(pipeline->to_resend.begin());
     pipeline->resending = true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - pipeline->last_served < options_.forward_timeout) {
+      next.call->deadline = std::max(next.call->deadline, now + options_.forward_timeout);
+    }
   }
   // Sent again alone, with the usual retries; once it is answered, the next.
   auto done = std::move(next.call->done);
-  next.call->done = [this, pipeline, done = std::move(done)](std::string reply,
-                                                             storage::Sequence seq) {
+  GroupCall* resent = next.call.get();  // alive while its done runs
+  next.call->done = [this, pipeline, resent, done = std::move(done)](std::string reply,
+                                                                     storage::Sequence seq) {
     // Counted out before its reply reaches the client (see route: the
     // client joins while every reply due is one of the pipeline's).
     --pipeline->in_flight;
@@ -1638,6 +1645,7 @@ void Coordinator::resend_in_order(const std::shared_ptr<GroupPipeline>& pipeline
     {
       std::lock_guard lock(pipeline->mu);
       pipeline->resending = false;
+      if (resent->served) pipeline->last_served = std::chrono::steady_clock::now();
     }
     resend_in_order(pipeline);
   };

@@ -510,6 +510,7 @@ class Coordinator final : public server::Router, public server::ClusterView {
     // place in it (from 1); null once it is answered or sent again alone.
     std::shared_ptr<GroupPipeline> pipeline;
     uint64_t seq = 0;
+    bool served = false;  // answered with the group's success (on_group_reply)
   };
   // A client's commands to one replica group in flight together ("Pipelines
   // to a replica group" above): each sent, in order, to `target` with its
@@ -538,6 +539,13 @@ class Coordinator final : public server::Router, public server::ClusterView {
     };
     std::map<uint64_t, Refused> to_resend;  // by seq
     bool resending = false;
+    // When the group last answered one of these commands with success. A
+    // command sent again gets a new window to find the leader (its own may
+    // have passed while it waited its turn behind the first one refused,
+    // which waited through an election) while the group served the pipeline
+    // within a window; once a command of it finds no leader in time, the
+    // rest fail at once.
+    std::chrono::steady_clock::time_point last_served{};
     std::atomic<bool> broken{false};
   };
   // Sends the next refused command of `pipeline` again, if every command

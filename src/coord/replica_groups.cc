@@ -862,7 +862,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
   // restore, so that a follower holds no whole snapshot in memory. nullptr
   // (raft stages them in memory) when no file can be made.
   std::unique_ptr<replication::SnapshotSink> open_snapshot_sink(LogIndex index) override {
-    if (!host.keeps_state_) return nullptr;
+    if (!host.keeps_state_ || host.options_.data_dir.empty()) return nullptr;
     auto sink = FileSnapshotSink::create(host.staging_dir() /
                                          fmt::format("{}-{}.snapshot", id.value(), index.value()));
     if (!sink.ok()) {
@@ -1172,7 +1172,7 @@ ReplicaGroups::Impl::Impl(ReplicaGroupsOptions options, net::RaftNode& transport
         deliver(from, group, epoch, std::move(message));
       });
   transport_.set_ping_probe([this] { return receiving_snapshots(); });
-  if (keeps_state_) {
+  if (keeps_state_ && !options_.data_dir.empty()) {
     if (const size_t left = clear_snapshot_staging(staging_dir()); left > 0) {
       spdlog::info("replica groups: removed {} snapshot files a transfer left in {}", left,
                    staging_dir().string());

@@ -429,7 +429,7 @@ TEST(Ops, ServerArgsReachEveryNodeAndNodesStartedLater) {
   LocalClusterGuard fresh_down{fresh.data};
   const uint16_t fresh_base = pick_cluster_base_port(2);
   ASSERT_NE(fresh_base, 0);
-  for (const std::string& bad : {"--server-arg=--port=7", "--server-arg=maxclients"}) {
+  for (const char* bad : {"--server-arg=--port=7", "--server-arg=maxclients"}) {
     auto up = run_statekv_within(
         {"cluster", "up", "--nodes", "1", "--base-port", std::to_string(fresh_base), "--data",
          fresh.data, "--engine", "memory", "--detach", bad},

@@ -442,7 +442,9 @@ TEST(PubSubCluster, PublishThroughAnyNodeReachesSubscribersOnEveryNodeOnce) {
       got.insert(payload);
       const std::string node = payload.substr(0, 6);
       const int k = payload.back() - '0';
-      if (last_k.count(node)) EXPECT_GT(k, last_k[node]) << "out of order: " << payload;
+      if (last_k.count(node)) {
+        EXPECT_GT(k, last_k[node]) << "out of order: " << payload;
+      }
       last_k[node] = k;
     }
     EXPECT_EQ(got, std::multiset<std::string>(sent.begin(), sent.end())) << "subscriber " << s;

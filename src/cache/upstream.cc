@@ -175,7 +175,7 @@ void Upstream::stop() {
 void Upstream::submit(std::vector<Command> pipeline, bool idempotent, Callback done) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({std::move(pipeline), idempotent, std::move(done)});
+    queue_.push_back({std::move(pipeline), idempotent, std::move(done), {}});
   }
   cv_.notify_one();
 }

@@ -47,7 +47,9 @@ void run_all(bool skewed, double p_info = 0.01) {
   double s = timed("linearizable", *ops, check_linearizable, &r);
   EXPECT_TRUE(r.valid) << r.explanation;
   EXPECT_LT(s, 10.0);
-  if (skewed) EXPECT_GE(r.stats.max_in_flight, 15);
+  if (skewed) {
+    EXPECT_GE(r.stats.max_in_flight, 15);
+  }
   s = timed("sequential", *ops, check_sequential, &r);
   EXPECT_TRUE(r.valid) << r.explanation;
   EXPECT_LT(s, 10.0);

@@ -94,7 +94,7 @@ Status move_keyspace(node::RaftRegisterClient& client, const std::string& secret
     }
   }
   while (true) {
-    RebalanceProgress progress{name, 0, 0};
+    RebalanceProgress progress{name, 0, 0, {}};
     size_t copied = 0;
     for (const meta::Member& n : nodes) {
       auto r = migrate(n, secret, {"status"}, 10s);

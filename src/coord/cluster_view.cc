@@ -264,8 +264,12 @@ void Coordinator::write_locate(std::string_view key, resp::Writer& out,
       if (s.id == group) mine = std::move(s);
     }
   }
-  std::optional<NodeId> leader = mine ? mine->leader : std::nullopt;
-  if (leader_view != nullptr) leader = leader_view->leader;
+  std::optional<NodeId> leader;
+  if (leader_view != nullptr) {
+    leader = leader_view->leader;
+  } else if (mine) {
+    leader = mine->leader;
+  }
   const bool leads_here = mine && mine->role == "leader";
   out.bulk("group");
   out.integer(static_cast<int64_t>(group.value()));

@@ -415,8 +415,6 @@ class ScenarioNode final : public sim::HostedNode {
   }
   // Who this node believes leads group 0 (from its own replica).
   std::optional<NodeId> meta_leader();
-  // The map as this node's replica of group 0 has applied it (nullopt: none yet).
-  std::optional<PlacementMap> local_map();
 
  private:
   void sync();
@@ -1188,14 +1186,6 @@ ScenarioNode::ScenarioNode(sim::ByteEnv& env, NodeId self, std::shared_ptr<Run> 
 std::optional<NodeId> ScenarioNode::meta_leader() {
   auto* meta = static_cast<MetaReplica*>(host_->protocol(kMeta));
   return meta == nullptr ? std::nullopt : meta->raft().leader();
-}
-
-std::optional<PlacementMap> ScenarioNode::local_map() {
-  auto* meta = static_cast<MetaReplica*>(host_->protocol(kMeta));
-  if (meta == nullptr) return std::nullopt;
-  auto bytes = meta->raft().state_machine().read(std::string(kPlacementKey));
-  if (!bytes) return std::nullopt;
-  return decode_map(*bytes);
 }
 
 void ScenarioNode::replay() {

@@ -351,7 +351,9 @@ TEST(ReplicaStepTest, ALeaderThatGoesHandsLeadershipToAMemberThatStaysFirst) {
       transferred = true;
       EXPECT_NE(s.node, NodeId(1));
     }
-    if (s.kind == Kind::kRemove) EXPECT_TRUE(transferred) << "removed before the transfer";
+    if (s.kind == Kind::kRemove) {
+      EXPECT_TRUE(transferred) << "removed before the transfer";
+    }
   }
   EXPECT_TRUE(transferred);
   EXPECT_EQ(m.map, ids({4, 2, 3})) << "node 4 takes node 1's place: the preferred leader";

@@ -331,7 +331,9 @@ Status ShardRestorePlanner::add(const replication::Mutation& piece) {
     } else {
       push(e);
     }
-    if (r.here.gen != 0) open_ = OpenCollection{.key = std::string(e.key), .gen = r.here.gen};
+    if (r.here.gen != 0) {
+      open_ = OpenCollection{.key = std::string(e.key), .gen = r.here.gen, .fields = {}};
+    }
   }
   return Status::OK();
 }

@@ -24,13 +24,14 @@ ClusterMap three_nodes() {
   Keyspace d;
   d.spec.name = "default";
   d.spec.replication.factor = 1;
-  for (uint64_t i = 0; i < 3; ++i) d.shards.push_back(Shard{ShardId(i), {NodeId(i + 1)}});
+  for (uint64_t i = 0; i < 3; ++i) d.shards.push_back(Shard{ShardId(i), {NodeId(i + 1)}, {}});
   Keyspace r;
   r.spec.name = "rep";
   // Served at the first owner (not a consensus group, which needs a majority).
   r.spec.replication.kind = Replication::kPrimaryBackupSync;
   r.spec.replication.factor = 2;
-  r.shards = {Shard{ShardId(0), {NodeId(1), NodeId(2)}}, Shard{ShardId(1), {NodeId(2), NodeId(3)}}};
+  r.shards = {Shard{ShardId(0), {NodeId(1), NodeId(2)}, {}},
+              Shard{ShardId(1), {NodeId(2), NodeId(3)}, {}}};
   m.keyspaces = {d, r};
   return m;
 }
@@ -76,7 +77,7 @@ TEST(Health, AConsensusGroupServesWhileAMajorityIsUp) {
   c.spec.name = "raft";
   c.spec.replication.kind = Replication::kConsensus;
   c.spec.replication.factor = 3;
-  c.shards = {Shard{ShardId(0), {NodeId(1), NodeId(2), NodeId(3)}}};
+  c.shards = {Shard{ShardId(0), {NodeId(1), NodeId(2), NodeId(3)}, {}}};
   m.keyspaces = {c};
   Health one_down = assess_health(m, all_but({1}));  // its first owner, even
   EXPECT_EQ(one_down.state, HealthState::kDegraded);
@@ -111,7 +112,7 @@ TEST(Health, TheSourceOfAMoveCountsUntilItEnds) {
   ClusterMap m = three_nodes();
   m.keyspaces.pop_back();
   // Keys of shard 0 still live on node 3 while they move to node 1.
-  m.keyspaces[0].moving_from = SourceLayout{{}, {Shard{ShardId(0), {NodeId(3)}}}, {}};
+  m.keyspaces[0].moving_from = SourceLayout{{}, {Shard{ShardId(0), {NodeId(3)}, {}}}, {}, {}};
   m.keyspaces[0].shards[2].owners = {NodeId(1)};
   Health h = assess_health(m, all_but({3}));
   EXPECT_EQ(h.state, HealthState::kFail);

@@ -173,7 +173,7 @@ Result<ClusterMap> bootstrap(std::string cluster_id, std::vector<Member> members
   spec.partition_mode = PartitionMode::kConsistency;
   Result<std::vector<Shard>> shards = default_placement(map.members, spec);
   if (!shards.ok()) return shards.status();
-  map.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value()});
+  map.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value(), std::nullopt});
   const std::string cluster = map.cluster_id;
   return finish(ClusterMap{}, std::move(map),
                 fmt::format("bootstrap cluster '{}' with nodes {}", cluster, join_ids(ids)));
@@ -278,7 +278,7 @@ Result<ClusterMap> create_keyspace(const ClusterMap& map, KeyspaceSpec spec) {
   if (!shards.ok()) return shards.status();
   const std::string what = create_keyspace_change(spec);
   ClusterMap next = map;
-  next.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value()});
+  next.keyspaces.push_back(Keyspace{std::move(spec), std::move(shards).value(), std::nullopt});
   return finish(map, std::move(next), what);
 }
 
@@ -652,8 +652,8 @@ Result<ClusterMap> begin_move(const ClusterMap& map, std::string_view name,
       }
     }
   }
-  k->moving_from =
-      SourceLayout{k->spec.partitioner.split_points, k->shards, k->spec.partitioner.region_shards};
+  k->moving_from = SourceLayout{
+      k->spec.partitioner.split_points, k->shards, k->spec.partitioner.region_shards, {}};
   const size_t from = k->shards.size();
   record_layout(*k, std::move(split_points), std::move(shards), std::move(region_shards));
   return finish(

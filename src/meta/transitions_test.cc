@@ -203,7 +203,7 @@ TEST(Members, RemoveRefusesTheLastVoterAndOwners) {
   Result<ClusterMap> solo = bootstrap("solo", {member(1), member(2)});
   ASSERT_TRUE(solo.ok());
   ClusterMap s = *solo;
-  s = *assign_shards(s, "default", {{ShardId(0), ids({1})}, {ShardId(1), ids({1, 2})}});
+  s = *assign_shards(s, "default", {{ShardId(0), ids({1}), {}}, {ShardId(1), ids({1, 2}), {}}});
   expect_refused(remove_member(s, NodeId(1), OwnedShards::kDrop),
                  "removing node 1 would leave shard 0 of keyspace 'default' without an owner: "
                  "assign it elsewhere first");
@@ -355,9 +355,9 @@ TEST(Keyspaces, DropRefusesDefaultAndUnknown) {
 
 TEST(Shards, AssignReplacesTheShardMap) {
   ClusterMap m = *create_keyspace(three(), users(2));
-  m = expect_next(m,
-                  assign_shards(m, "users", {{ShardId(0), ids({3, 1})}, {ShardId(1), ids({2, 3})}}),
-                  "assign shards of keyspace 'users': 1 of 2 change");
+  m = expect_next(
+      m, assign_shards(m, "users", {{ShardId(0), ids({3, 1}), {}}, {ShardId(1), ids({2, 3}), {}}}),
+      "assign shards of keyspace 'users': 1 of 2 change");
   EXPECT_EQ(m.find_keyspace("users")->shards[0].owners, ids({3, 1}));
 }
 
@@ -365,10 +365,10 @@ TEST(Shards, AssignRefusals) {
   ClusterMap m = *create_keyspace(three(), users(2));
   m = *add_member(m, member(4));  // joining
   const auto two = [](std::vector<NodeId> a, std::vector<NodeId> b) {
-    return std::vector<Shard>{{ShardId(0), std::move(a)}, {ShardId(1), std::move(b)}};
+    return std::vector<Shard>{{ShardId(0), std::move(a), {}}, {ShardId(1), std::move(b), {}}};
   };
   expect_refused(assign_shards(m, "nope", two(ids({1}), ids({2}))), "there is no keyspace 'nope'");
-  expect_refused(assign_shards(m, "users", {{ShardId(0), ids({1})}}),
+  expect_refused(assign_shards(m, "users", {{ShardId(0), ids({1}), {}}}),
                  "keyspace 'users' has 2 partitions: give 2 shards, not 1");
   expect_refused(assign_shards(m, "users", two(ids({1}), ids({9}))), "node 9 is not a member");
   expect_refused(assign_shards(m, "users", two(ids({1}), ids({4}))),
@@ -379,8 +379,9 @@ TEST(Shards, AssignRefusals) {
                  "keyspace 'users': shard 0 lists node 1 twice");
   expect_refused(assign_shards(m, "users", two(ids({}), ids({2}))),
                  "keyspace 'users': shard 0 has no owner");
-  expect_refused(assign_shards(m, "users", {{ShardId(1), ids({1})}, {ShardId(0), ids({2})}}),
-                 "keyspace 'users': shard at position 0 has id 1 (ids are 0..1 in order)");
+  expect_refused(
+      assign_shards(m, "users", {{ShardId(1), ids({1}), {}}, {ShardId(0), ids({2}), {}}}),
+      "keyspace 'users': shard at position 0 has id 1 (ids are 0..1 in order)");
   expect_refused(assign_shards(m, "users", m.find_keyspace("users")->shards),
                  "assign shards of keyspace 'users': nothing changes");
 }
@@ -396,10 +397,10 @@ TEST(Epochs, EveryTransitionBumpsByExactlyOne) {
       },
       [](const ClusterMap& x) {
         return assign_shards(x, "users",
-                             {{ShardId(0), ids({4})},
-                              {ShardId(1), ids({4})},
-                              {ShardId(2), ids({4})},
-                              {ShardId(3), ids({4})}});
+                             {{ShardId(0), ids({4}), {}},
+                              {ShardId(1), ids({4}), {}},
+                              {ShardId(2), ids({4}), {}},
+                              {ShardId(3), ids({4}), {}}});
       },
       [](const ClusterMap& x) { return remove_member(x, NodeId(1), OwnedShards::kDrop); },
       [](const ClusterMap& x) { return drop_keyspace(x, "users"); },
@@ -445,20 +446,21 @@ TEST(Layout, SetLayoutReplacesShardsAndSplitPoints) {
       m, create_keyspace(m, slots),
       "create keyspace 'users' (prefix 'u:', slots, 1 shard, consensus x3, linearizable, "
       "consistency)");
-  std::vector<Shard> shards = {{ShardId(0), ids({2})}, {ShardId(1), ids({3})}};
+  std::vector<Shard> shards = {{ShardId(0), ids({2}), {}}, {ShardId(1), ids({3}), {}}};
   m = expect_next(m, set_layout(m, "users", {"0", "8192"}, shards),
                   "layout of keyspace 'users': 2 shards, 2 changed");
   EXPECT_EQ(m.find_keyspace("users")->shards, shards);
   expect_refused(set_layout(m, "users", {"0", "8192"}, shards),
                  "layout of keyspace 'users': nothing changes");
   expect_refused(set_layout(m, "nope", {}, shards), "there is no keyspace 'nope'");
-  expect_refused(set_layout(m, "users", {}, {{ShardId(0), ids({9})}}), "node 9 is not a member");
+  expect_refused(set_layout(m, "users", {}, {{ShardId(0), ids({9}), {}}}),
+                 "node 9 is not a member");
 }
 
 TEST(Layout, MoveBeginsFinishesAndAborts) {
   ClusterMap m = three_one_owner();
   const std::vector<Shard> before = m.find_keyspace("default")->shards;
-  std::vector<Shard> after = {{ShardId(0), ids({1})}, {ShardId(1), ids({2})}};
+  std::vector<Shard> after = {{ShardId(0), ids({1}), {}}, {ShardId(1), ids({2}), {}}};
   m = expect_next(m, begin_move(m, "default", {}, after),
                   "keyspace 'default' starts moving: 3 shards to 2");
   const Keyspace* k = m.find_keyspace("default");
@@ -507,7 +509,7 @@ TEST(KeyspaceChanges, CreateOverKeysMovesThemInFromTheOwnerOfThePrefix) {
   EXPECT_EQ(*decoded, a);
 
   // One change at a time: no rebalance, drop or other creation meanwhile.
-  expect_refused(begin_move(a, "default", {}, {{ShardId(0), ids({1})}}),
+  expect_refused(begin_move(a, "default", {}, {{ShardId(0), ids({1}), {}}}),
                  "keyspace 'default' cannot move while keyspace 'zz' is taking over its keys: "
                  "try again once that is done");
   expect_refused(begin_drop(a, "zz"),
@@ -615,7 +617,7 @@ TEST(KeyspaceChanges, DropBeginsThenRemovesOrIsAbandoned) {
   expect_refused(begin_drop(d, "zz"),
                  "cannot drop keyspace 'zz' while keyspace 'zz' is being dropped: try again "
                  "once that is done");
-  expect_refused(begin_move(d, "default", {}, {{ShardId(0), ids({1})}}),
+  expect_refused(begin_move(d, "default", {}, {{ShardId(0), ids({1}), {}}}),
                  "keyspace 'default' cannot move while keyspace 'zz' is being dropped: try "
                  "again once that is done");
   ClusterMap gone = expect_next(d, drop_keyspace(d, "zz"), "drop keyspace 'zz'");

@@ -339,7 +339,9 @@ TEST(ForwardClient, RepliesOutOfOrderAreMatchedByCallId) {
                 [&, i](Result<ForwardReplyFrame> r) {
                   std::lock_guard<std::mutex> lock(mu);
                   EXPECT_TRUE(r.ok());
-                  if (r.ok()) EXPECT_EQ(r->reply, "ECHO " + std::to_string(i));
+                  if (r.ok()) {
+                    EXPECT_EQ(r->reply, "ECHO " + std::to_string(i));
+                  }
                   order.push_back(std::to_string(i));
                   done++;
                 });

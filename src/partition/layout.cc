@@ -59,7 +59,7 @@ Result<Layout> layout_of(const Placement& p) {
       break;
   }
   for (uint32_t i = 0; i < p.shard_count(); ++i) {
-    layout.shards.push_back(meta::Shard{ShardId(i), p.owners(i)});
+    layout.shards.push_back(meta::Shard{ShardId(i), p.owners(i), {}});
   }
   return layout;
 }

@@ -142,7 +142,9 @@ Placement round_trip(const meta::PartitionerSpec& spec, const std::vector<NodeIn
   Result<Placement> again =
       restore(*map_with(k.spec.partitioner, nodes, *restored).find_keyspace("g"), map.members);
   EXPECT_TRUE(again.ok()) << again.status().to_string();
-  if (again.ok()) EXPECT_TRUE(*again == *restored);
+  if (again.ok()) {
+    EXPECT_TRUE(*again == *restored);
+  }
   return std::move(restored).value();
 }
 
@@ -222,7 +224,9 @@ TEST(GeoLayout, ANodeJoiningOneRegionMovesKeysOnlyInsideIt) {
           ASSERT_EQ(owners, before->locate(key).owners) << key;
         } else if (spec.inner != Partitioner::kHash && set.factor == 1) {
           // Ring, slots and range only hand keys to the joiner.
-          if (owners[0] != before->primary_of(key)) ASSERT_EQ(owners[0], joiner) << key;
+          if (owners[0] != before->primary_of(key)) {
+            ASSERT_EQ(owners[0], joiner) << key;
+          }
         }
         to_joiner += owners[0] == joiner;
       }
@@ -356,10 +360,10 @@ TEST(Layout, RestoreGivesRangeTheKeyspacePrefixForTaggedKeys) {
     ASSERT_TRUE(restored.ok()) << restored.status().to_string();
     EXPECT_EQ(restored->key_prefix(), "key:");
     // "key:2{9}" sits where "key:9" would (by its bytes, with "key:2").
-    for (const std::string& key : {"key:2{9}", "key:{9}x", "key:9"}) {
+    for (std::string_view key : {"key:2{9}", "key:{9}x", "key:9"}) {
       EXPECT_EQ(restored->shard_of(key), restored->shard_of("key:9")) << key;
     }
-    for (const std::string& key : {"key:9{2}", "key:{2}x", "key:2"}) {
+    for (std::string_view key : {"key:9{2}", "key:{2}x", "key:2"}) {
       EXPECT_EQ(restored->shard_of(key), restored->shard_of("key:2")) << key;
     }
     EXPECT_NE(restored->shard_of("key:2"), restored->shard_of("key:9"));

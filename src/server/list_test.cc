@@ -68,7 +68,9 @@ std::vector<std::string> change_and_read(Store& store, Change change) {
   EXPECT_TRUE(after.ok() && *after);
   auto reread = List::open(store, kKey, meta, &rec, nullptr);
   std::vector<std::string> out;
-  if (reread->size() > 0) EXPECT_TRUE(reread->range(0, reread->size() - 1, &out).ok());
+  if (reread->size() > 0) {
+    EXPECT_TRUE(reread->range(0, reread->size() - 1, &out).ok());
+  }
   return out;
 }
 

@@ -143,7 +143,9 @@ TEST(NetworkTest, ManyDeferredRepliesComeInRequestOrderWhateverOrderTheyArriveIn
   EXPECT_EQ(server.service().release_later_backwards(), 20u);
   for (int i = 0; i < 20; ++i) {
     ASSERT_EQ(c.read_value().str, "l" + std::to_string(i));
-    if (i % 3 == 0) ASSERT_EQ(c.read_value().str, "e" + std::to_string(i));
+    if (i % 3 == 0) {
+      ASSERT_EQ(c.read_value().str, "e" + std::to_string(i));
+    }
   }
   ASSERT_TRUE(c.send(command({"PING"})));
   EXPECT_EQ(c.read_value().str, "PONG");

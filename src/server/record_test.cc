@@ -188,7 +188,9 @@ TEST(Record, ElementPrefixIsShortAndKeepsGenerationOrder) {
     }
     element_prefix(gen, &prefix);
     EXPECT_EQ(key.substr(0, prefix.size()), prefix);
-    if (!previous_key.empty()) EXPECT_LT(previous_key, key) << previous_gen << " then " << gen;
+    if (!previous_key.empty()) {
+      EXPECT_LT(previous_key, key) << previous_gen << " then " << gen;
+    }
     previous_key = key;
     previous_gen = gen;
   }
@@ -234,7 +236,9 @@ TEST(Record, OrderedGenerationsKeepTheirElementsInFieldOrder) {
     EXPECT_EQ(gen, counter);
     EXPECT_EQ(position, 0u);
     EXPECT_EQ(field, be64(index));
-    if (!previous.empty()) EXPECT_LT(previous, key) << index;
+    if (!previous.empty()) {
+      EXPECT_LT(previous, key) << index;
+    }
     previous = key;
   }
   // The same field in the hashed layout: its hash is its position.

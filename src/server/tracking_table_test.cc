@@ -36,7 +36,7 @@ TEST(TrackingTable, ReadsOfClientsNotTrackingAreNotRecorded) {
 
 TEST(TrackingTable, NoloopSkipsTheWritersOwnWrites) {
   TrackingTable t(0, Random(1));
-  ASSERT_TRUE(t.enable(1, {.noloop = true}).ok());
+  ASSERT_TRUE(t.enable(1, {.prefixes = {}, .noloop = true}).ok());
   ASSERT_TRUE(t.enable(2, {}).ok());
   t.on_read(1, "a");
   t.on_read(2, "a");
@@ -52,7 +52,7 @@ TEST(TrackingTable, NoloopSkipsTheWritersOwnWrites) {
 
 TEST(TrackingTable, RedirectSendsToAnotherClient) {
   TrackingTable t(0, Random(1));
-  ASSERT_TRUE(t.enable(1, {.redirect = 7}).ok());
+  ASSERT_TRUE(t.enable(1, {.prefixes = {}, .redirect = 7}).ok());
   t.on_read(1, "a");
   auto inv = t.on_write(0, keys({"a", "b"}));
   ASSERT_EQ(inv.size(), 1u);
@@ -63,7 +63,7 @@ TEST(TrackingTable, RedirectSendsToAnotherClient) {
 TEST(TrackingTable, BroadcastMatchesPrefixesWithoutReads) {
   TrackingTable t(0, Random(1));
   ASSERT_TRUE(t.enable(1, {.bcast = true, .prefixes = {"user:", "cart:"}}).ok());
-  ASSERT_TRUE(t.enable(2, {.bcast = true}).ok());  // every key
+  ASSERT_TRUE(t.enable(2, {.bcast = true, .prefixes = {}}).ok());  // every key
   auto inv = t.on_write(0, keys({"user:1", "other", "cart:9"}));
   ASSERT_EQ(inv.size(), 2u);
   EXPECT_EQ(inv[0].target, 1u);
@@ -105,7 +105,7 @@ TEST(TrackingTable, BroadcastPrefixesAccumulateAcrossCallsAndMustNotOverlap) {
   EXPECT_EQ(inv[0].keys, (std::vector<std::string>{"a1", "b1"}));
   // BCAST without PREFIX adds the empty prefix (every key), unchecked; after
   // it any new prefix overlaps it.
-  ASSERT_TRUE(t.enable(1, {.bcast = true}).ok());
+  ASSERT_TRUE(t.enable(1, {.bcast = true, .prefixes = {}}).ok());
   EXPECT_EQ(t.mode(1)->prefixes, (std::vector<std::string>{"", "a", "b"}));
   s = t.enable(1, {.bcast = true, .prefixes = {"x"}});
   EXPECT_EQ(s.message(),
@@ -127,9 +127,9 @@ TEST(TrackingTable, DisabledClientsAreNotTold) {
 
 TEST(TrackingTable, FlushTellsEveryTrackingClientAndEmptiesTheTable) {
   TrackingTable t(0, Random(1));
-  ASSERT_TRUE(t.enable(1, {.noloop = true}).ok());
-  ASSERT_TRUE(t.enable(2, {.bcast = true}).ok());
-  ASSERT_TRUE(t.enable(3, {.redirect = 8}).ok());
+  ASSERT_TRUE(t.enable(1, {.prefixes = {}, .noloop = true}).ok());
+  ASSERT_TRUE(t.enable(2, {.bcast = true, .prefixes = {}}).ok());
+  ASSERT_TRUE(t.enable(3, {.prefixes = {}, .redirect = 8}).ok());
   t.on_read(1, "a");
   auto inv = t.on_flush(1);
   ASSERT_EQ(inv.size(), 3u);
@@ -164,7 +164,7 @@ TEST(TrackingTable, PeersAreToldOnlyOfLocalWritesAndFlushes) {
   const uint64_t bcast_peer = TrackingTable::kPeerBit | 3;
   ASSERT_TRUE(t.enable(1, {}).ok());
   ASSERT_TRUE(t.enable(peer, {}).ok());
-  ASSERT_TRUE(t.enable(bcast_peer, {.bcast = true}).ok());
+  ASSERT_TRUE(t.enable(bcast_peer, {.bcast = true, .prefixes = {}}).ok());
   EXPECT_EQ(t.tracking_clients(), 1u);  // peers are not this node's clients
   EXPECT_TRUE(t.local_needs().any);
   EXPECT_FALSE(t.local_needs().bcast);
@@ -194,8 +194,8 @@ TEST(TrackingTable, PeersAreToldOnlyOfLocalWritesAndFlushes) {
 
 TEST(TrackingTable, RedirectedMessagesNameTheirSources) {
   TrackingTable t(0, Random(1));
-  ASSERT_TRUE(t.enable(1, {.redirect = 7}).ok());
-  ASSERT_TRUE(t.enable(2, {.redirect = 7}).ok());
+  ASSERT_TRUE(t.enable(1, {.prefixes = {}, .redirect = 7}).ok());
+  ASSERT_TRUE(t.enable(2, {.prefixes = {}, .redirect = 7}).ok());
   t.on_read(1, "a");
   t.on_read(2, "a");
   auto inv = t.on_write(0, keys({"a"}));

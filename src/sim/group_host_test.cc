@@ -122,9 +122,19 @@ TEST(GroupHost, FramesCarryTheirGroupBothWays) {
 
 TEST(GroupHost, RequestsGoToTheirKeysGroupOrAreRefusedWithAMemberAsHint) {
   Fixture f;
-  f.host->on_request(ClientRequest{RequestId(7), replication::ClientOp::kRead, "2abc"});
+  f.host->on_request(ClientRequest{.id = RequestId(7),
+                                   .op = replication::ClientOp::kRead,
+                                   .key = "2abc",
+                                   .value = {},
+                                   .expected = {},
+                                   .session = {}});
   EXPECT_EQ(f.recorders[2].requests, std::vector<std::string>{"2abc"});
-  f.host->on_request(ClientRequest{RequestId(8), replication::ClientOp::kRead, "3abc"});
+  f.host->on_request(ClientRequest{.id = RequestId(8),
+                                   .op = replication::ClientOp::kRead,
+                                   .key = "3abc",
+                                   .value = {},
+                                   .expected = {},
+                                   .session = {}});
   ASSERT_EQ(f.env.replies.size(), 1u);
   const ClientResponse& r = f.env.replies[0].second;
   EXPECT_EQ(r.outcome, ClientResponse::Outcome::kFail);

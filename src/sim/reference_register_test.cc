@@ -195,7 +195,9 @@ TEST(SimClients, RefusedRequestsFollowTheLeaderHint) {
   EXPECT_EQ(t.fail_not_cas, 0u) << "only a cas whose expectation failed may fail";
   EXPECT_GE(r->ok_fraction(), default_min_ok(o));
   for (const check::Event& e : r->history) {
-    if (e.type == check::EventType::kOk) EXPECT_EQ(e.node, 1) << "served by the leader";
+    if (e.type == check::EventType::kOk) {
+      EXPECT_EQ(e.node, 1) << "served by the leader";
+    }
   }
   auto v = judge_linearizable(r->history);
   ASSERT_TRUE(v.ok());

@@ -20,9 +20,11 @@ HistoryClients::HistoryClients(std::vector<uint16_t> ports, Options options)
 
 HistoryClients::HistoryClients(std::vector<uint16_t> ports, size_t clients, size_t keys,
                                std::string key_prefix)
-    : HistoryClients(
-          std::move(ports),
-          Options{.clients = clients, .keys = keys, .key_prefix = std::move(key_prefix)}) {}
+    : HistoryClients(std::move(ports), Options{.clients = clients,
+                                               .keys = keys,
+                                               .key_prefix = std::move(key_prefix),
+                                               .consistency = {},
+                                               .hosts = {}}) {}
 
 HistoryClients::~HistoryClients() {
   stop();

@@ -187,7 +187,8 @@ class ReferenceRegister {
     }
     if (is_leader()) {
       epoch_ = max_epoch + 1;
-      epoch_token_ = env_.persist(RegisterRecord{.is_epoch = true, .epoch = epoch_}.encode());
+      epoch_token_ =
+          env_.persist(RegisterRecord{.is_epoch = true, .epoch = epoch_, .store = {}}.encode());
       env_.set_timer(kRetransmit);
     }
   }
@@ -195,12 +196,16 @@ class ReferenceRegister {
   void on_request(const ClientRequest& req) {
     if (!is_leader()) {
       if (kFollowersServeReads && req.op == ClientOp::kRead) {
-        env_.reply(req.id, ClientResponse{.value = current(req.key)});  // the bug: maybe stale
+        env_.reply(req.id, ClientResponse{.value = current(req.key),
+                                          .leader_hint = {},
+                                          .session = {}});  // the bug: maybe stale
         return;
       }
       env_.reply(req.id, ClientResponse{.outcome = ClientResponse::Outcome::kFail,
+                                        .value = {},
                                         .leader_hint = leader_,
-                                        .not_served = true});
+                                        .not_served = true,
+                                        .session = {}});
       return;
     }
     Key& k = keys_[req.key];
@@ -270,7 +275,7 @@ class ReferenceRegister {
     while (!k.inflight && !k.queue.empty()) {
       ClientRequest req = k.queue.front();
       k.queue.erase(k.queue.begin());
-      InFlight f{.req = req};
+      InFlight f{.req = req, .version = {}, .next = {}, .acks = {}};
       if (req.op == ClientOp::kRead) {
         f.is_read = true;
         f.seq = ++read_seq_;
@@ -278,7 +283,10 @@ class ReferenceRegister {
         read_rounds_[f.seq] = key;
       } else {
         if (req.op == ClientOp::kCas && current(key) != req.expected) {
-          env_.reply(req.id, ClientResponse{.outcome = ClientResponse::Outcome::kFail});
+          env_.reply(req.id, ClientResponse{.outcome = ClientResponse::Outcome::kFail,
+                                            .value = {},
+                                            .leader_hint = {},
+                                            .session = {}});
           continue;
         }
         f.version = Version{epoch_, ++counter_};
@@ -318,7 +326,7 @@ class ReferenceRegister {
     if (!f.self_durable || f.acks.size() + 1 < members_.majority()) return;
     if (f.is_read) {
       read_rounds_.erase(f.seq);
-      env_.reply(f.req.id, ClientResponse{.value = current(key)});
+      env_.reply(f.req.id, ClientResponse{.value = current(key), .leader_hint = {}, .session = {}});
     } else {
       state_[key] = Versioned{f.version, f.next};
       env_.reply(f.req.id, ClientResponse{});

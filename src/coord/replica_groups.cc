@@ -1508,7 +1508,19 @@ void ReplicaGroups::Impl::stop_group(GroupId id, bool remove_files) {
     if (p.group == id) mine.push_back(rid);
   }
   for (uint64_t rid : mine) {
-    finish(rid, GroupReply{Status::Unavailable("replica group stopped on this node"), {}, {}});
+    // A proposed write may still commit under the group's next leader: its
+    // outcome is unknown, and a router that took "did not run" would send it
+    // again, to take effect twice (seen: a value read, overwritten, then read
+    // again, when node 3's replicas were removed under load). The rest never
+    // reached the log.
+    auto p = pending_.find(rid);
+    const bool proposed = p != pending_.end() && p->second.phase == Pending::Phase::kCommitting;
+    finish(rid, GroupReply{proposed ? Status::Timeout("replica group stopped on this node while "
+                                                      "the write was being committed: it may "
+                                                      "have taken effect")
+                                    : Status::Unavailable("replica group stopped on this node"),
+                           {},
+                           {}});
   }
   g.raft.reset();
   g.log.reset();  // waits until its records are durable

@@ -8,6 +8,7 @@
 #   BINS="/tmp/old/build/statekv build/statekv" ROUNDS=2 bench/replica_move_stalls.sh
 #   PARTS=restore KEYS=600000 bench/replica_move_stalls.sh
 #   PROBE=write PARTS=restore bench/replica_move_stalls.sh
+#   PARTS=memory KEYS=600000 bench/replica_move_stalls.sh
 #
 # restore: a 3-node `cluster up` (RocksDB, the default keyspace: 3 consensus
 #   groups, factor 3) and a consensus keyspace `small` (prefix s:); node 3
@@ -21,6 +22,11 @@
 #   owns (served by its I/O thread, a write to the same RocksDB as the
 #   restore's): its slowest SET is how long the restore held node 3's other
 #   engine writes. The restores' log lines follow.
+# memory (not in the default PARTS): the same cluster, KEYS SETs, node 3 killed
+#   and its rocksdb/ removed (its log kept), restarted: it takes every shard
+#   as a snapshot at once (docs/replication.md, "A follower's snapshot staged
+#   in a file"); its peak resident memory (VmHWM) once the three restores are
+#   logged, beside node 1's.
 # move: the same cluster and load, then `cluster add-node` (two shards move to
 #   node 4, two nodes each erase one): the snapshots restored, and the
 #   elections a silent leader caused ("no message from leader") during it.
@@ -154,6 +160,27 @@ restore_part() {  # bin
   cleanup
 }
 
+memory_part() {  # bin
+  up_and_fill "$1"
+  fill
+  kill -KILL "$(cat "$DATA/node3/pid")"
+  sleep 0.5
+  rm -rf "$DATA/node3/rocksdb"
+  "$BIN" cluster restart-missing --data "$DATA" >"$WORK/restart.log" 2>&1 ||
+    { echo "restart-missing failed:" >&2; tail -n 20 "$WORK/restart.log" >&2; exit 1; }
+  local i restored=0
+  for i in $(seq 120); do
+    restored=$(cat "$DATA"/node3/*.log | grep -c "restored a snapshot" || true)
+    ((restored >= 3)) && break
+    sleep 0.5
+  done
+  echo "  node 3 restored $restored snapshots; peak RSS node 3 $(awk '/VmHWM/ {print $2, $3}' \
+    "/proc/$(cat "$DATA/node3/pid")/status"), node 1 $(awk '/VmHWM/ {print $2, $3}' \
+    "/proc/$(cat "$DATA/node1/pid")/status")"
+  grep -h "restored a snapshot" "$DATA"/node3/*.log | sed 's/.*info /  /' | cut -c1-200 || true
+  cleanup
+}
+
 move_part() {  # bin
   up_and_fill "$1"
   fill
@@ -176,7 +203,8 @@ for round in $(seq "$ROUNDS"); do
       case "$part" in
         restore) restore_part "$bin" ;;
         move) move_part "$bin" ;;
-        *) echo "unknown part $part (restore, move)" >&2; exit 2 ;;
+        memory) memory_part "$bin" ;;
+        *) echo "unknown part $part (restore, move, memory)" >&2; exit 2 ;;
       esac
     done
   done

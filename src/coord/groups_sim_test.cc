@@ -114,6 +114,8 @@ enum class Bug {
   kRestoreFailureIgnored,  // a background restore that failed reported as done
   kLostStateIgnored,       // a replica whose kept state was lost starts as if it held it
   kPartialRestoreIgnored,  // a restore that failed midway reported as leaving the state as it was
+  kProposedRefusedWhenUnplaced,  // a replica leaving a node answers its proposed writes "did not
+                                 // run" (their clients send them again)
 };
 
 // ---- the placement map (group 0's value of kPlacementKey) ------------------
@@ -853,7 +855,8 @@ class DataReplica final : public sim::HostedNode {
       : node_(node),
         group_(group),
         chan_(env,
-              [this](RequestId, ClientResponse& r) {
+              [this](RequestId id, ClientResponse& r) {
+                proposed_.erase(id);
                 // Raft answers a write while applying its entry and a read at
                 // its applied state: either way, the applied index.
                 if (r.outcome == ClientResponse::Outcome::kOk && r.index == 0) {
@@ -896,6 +899,16 @@ class DataReplica final : public sim::HostedNode {
       refused.not_served = true;
       chan_.reply(req.id, std::move(refused));
     }
+    // Proposed writes may still commit under the next leader: unanswered, their
+    // clients time out (maybe happened), unless the planted bug refuses them.
+    if (node_.run().config.bug == Bug::kProposedRefusedWhenUnplaced) {
+      for (RequestId id : std::set<RequestId>(proposed_)) {
+        ClientResponse refused;
+        refused.outcome = ClientResponse::Outcome::kFail;
+        refused.not_served = true;
+        chan_.reply(id, std::move(refused));
+      }
+    }
   }
 
   Status deliver(NodeId from, std::string_view bytes) override {
@@ -917,6 +930,7 @@ class DataReplica final : public sim::HostedNode {
       held_.push_back(req);
       if (!batch_timer_) batch_timer_ = chan_.set_timer(*window);
     } else {
+      if (req.op != ClientOp::kRead) proposed_.insert(req.id);
       raft_.on_request(req);  // linearizable and causal reads: ReadIndex at the leader
     }
     after();
@@ -945,6 +959,9 @@ class DataReplica final : public sim::HostedNode {
       batch.swap(held_);
       ++node_.run().batches;
       node_.run().batches_of_many += batch.size() > 1 ? 1 : 0;
+      for (const ClientRequest& req : batch) {
+        if (req.op != ClientOp::kRead) proposed_.insert(req.id);
+      }
       raft_.on_requests(batch);
     } else if (auto it = waiting_.find(id); it != waiting_.end()) {
       // Not covered within 200 ms: the leader serves it.
@@ -1150,6 +1167,7 @@ class DataReplica final : public sim::HostedNode {
   TimerId tick_;
   std::map<TimerId, ClientRequest> waiting_;  // local reads, by their timeout
   std::vector<ClientRequest> held_;           // Config::batch_window: not yet proposed
+  std::set<RequestId> proposed_;              // writes handed to raft, not answered yet
   std::optional<TimerId> batch_timer_;
   std::optional<TimerId> restore_timer_;  // Config::restores_in_background
   bool lost_midway_ = false;              // a restore failed midway: state lost until a snapshot
@@ -1645,6 +1663,28 @@ TEST(ReplicaGroupsSim, ARestoreFailedMidwayTreatedAsUnchangedIsCaught) {
                            << " restores failed midway)";
   std::printf("[ measure ] a restore failed midway treated as unchanged: caught at seed %llu: %s\n",
               static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
+}
+
+// Planted bug: a replica leaving a node (moved away, or its node crashed)
+// answers the writes it proposed "did not run", as ReplicaGroups' stop_group
+// did before 2026-12-07: their clients send them again, and an entry that
+// still commits under the next leader takes effect twice.
+TEST(ReplicaGroupsSim, ProposedWritesRefusedWhenAReplicaLeavesAreCaught) {
+  uint64_t caught_at = 0;
+  std::string why;
+  for (uint64_t seed = 1; seed <= 2000 && caught_at == 0; ++seed) {
+    Config c = config_for(seed);
+    c.bug = Bug::kProposedRefusedWhenUnplaced;
+    Verdicts v = run_seed(options_for(seed, c), c);
+    if (!v.ok() || !v.run->violation.empty()) {
+      caught_at = seed;
+      why = v.run->violation.empty() ? v.describe() : v.run->violation;
+    }
+  }
+  ASSERT_NE(caught_at, 0u) << "proposed writes refused when a replica left went unnoticed";
+  std::printf(
+      "[ measure ] proposed writes refused when a replica leaves: caught at seed %llu: %s\n",
+      static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
 }
 
 // Planted bug: a replica whose kept state was lost (its store gone, its log

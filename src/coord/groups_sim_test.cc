@@ -60,6 +60,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1619,22 +1620,35 @@ TEST(ReplicaGroupsSim, ALogCompactedBeyondTheKeptStateIsCaught) {
               static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
 }
 
+// The first seed from `from` to `to` (every `step`-th) whose run with `bug`
+// planted the judges or the run's own checks reject, and why (seed 0: none).
+// `shape` adjusts a seed's Config, false to skip the seed; `seen` sees each run.
+struct Caught {
+  uint64_t seed = 0;
+  std::string why;
+};
+Caught first_caught(uint64_t from, uint64_t to, uint64_t step, Bug bug,
+                    const std::function<bool(Config&)>& shape = {},
+                    const std::function<void(const Verdicts&)>& seen = {}) {
+  for (uint64_t seed = from; seed <= to; seed += step) {
+    Config c = config_for(seed);
+    if (shape && !shape(c)) continue;
+    c.bug = bug;
+    Verdicts v = run_seed(options_for(seed, c), c);
+    if (seen) seen(v);
+    if (!v.ok() || !v.run->violation.empty()) {
+      return {seed, v.run->violation.empty() ? v.describe() : v.run->violation};
+    }
+  }
+  return {};
+}
+
 // Planted bug: a restore in the background that failed (the state as it was)
 // reported to raft as done. The member then acknowledges a snapshot it does
 // not hold and applies the entries after it to the old state.
 TEST(ReplicaGroupsSim, ABackgroundRestoreFailureReportedAsDoneIsCaught) {
-  uint64_t caught_at = 0;
-  std::string why;
-  for (uint64_t seed = 3; seed <= 900 && caught_at == 0; seed += 3) {
-    Config c = config_for(seed);
-    if (!c.restores_in_background) continue;
-    c.bug = Bug::kRestoreFailureIgnored;
-    Verdicts v = run_seed(options_for(seed, c), c);
-    if (!v.ok() || !v.run->violation.empty()) {
-      caught_at = seed;
-      why = v.ok() ? v.run->violation : v.describe();
-    }
-  }
+  const auto [caught_at, why] = first_caught(3, 900, 3, Bug::kRestoreFailureIgnored,
+                                             [](Config& c) { return c.restores_in_background; });
   ASSERT_NE(caught_at, 0u) << "a failed restore reported as done went unnoticed";
   std::printf("[ measure ] failed background restore reported as done: caught at seed %llu: %s\n",
               static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());
@@ -1645,20 +1659,14 @@ TEST(ReplicaGroupsSim, ABackgroundRestoreFailureReportedAsDoneIsCaught) {
 // state as it was, and a restart from the marked store started from it: the
 // member applies older entries over newer registers and serves the mix.
 TEST(ReplicaGroupsSim, ARestoreFailedMidwayTreatedAsUnchangedIsCaught) {
-  uint64_t caught_at = 0, midway = 0;
-  std::string why;
-  for (uint64_t seed = 3; seed <= 1800 && caught_at == 0; seed += 3) {
-    Config c = config_for(seed);
-    if (!c.restores_in_background) continue;
-    c.bug = Bug::kPartialRestoreIgnored;
-    c.restore_fails_one_in = 2;
-    Verdicts v = run_seed(options_for(seed, c), c);
-    midway += v.run->restores_failed_midway;
-    if (!v.ok() || !v.run->violation.empty()) {
-      caught_at = seed;
-      why = v.run->violation.empty() ? v.describe() : v.run->violation;
-    }
-  }
+  uint64_t midway = 0;
+  const auto [caught_at, why] = first_caught(
+      3, 1800, 3, Bug::kPartialRestoreIgnored,
+      [](Config& c) {
+        c.restore_fails_one_in = 2;
+        return c.restores_in_background;
+      },
+      [&midway](const Verdicts& v) { midway += v.run->restores_failed_midway; });
   ASSERT_NE(caught_at, 0u) << "a partial restore served from went unnoticed (" << midway
                            << " restores failed midway)";
   std::printf("[ measure ] a restore failed midway treated as unchanged: caught at seed %llu: %s\n",
@@ -1670,17 +1678,7 @@ TEST(ReplicaGroupsSim, ARestoreFailedMidwayTreatedAsUnchangedIsCaught) {
 // did before 2026-12-07: their clients send them again, and an entry that
 // still commits under the next leader takes effect twice.
 TEST(ReplicaGroupsSim, ProposedWritesRefusedWhenAReplicaLeavesAreCaught) {
-  uint64_t caught_at = 0;
-  std::string why;
-  for (uint64_t seed = 1; seed <= 2000 && caught_at == 0; ++seed) {
-    Config c = config_for(seed);
-    c.bug = Bug::kProposedRefusedWhenUnplaced;
-    Verdicts v = run_seed(options_for(seed, c), c);
-    if (!v.ok() || !v.run->violation.empty()) {
-      caught_at = seed;
-      why = v.run->violation.empty() ? v.describe() : v.run->violation;
-    }
-  }
+  const auto [caught_at, why] = first_caught(1, 2000, 1, Bug::kProposedRefusedWhenUnplaced);
   ASSERT_NE(caught_at, 0u) << "proposed writes refused when a replica left went unnoticed";
   std::printf(
       "[ measure ] proposed writes refused when a replica leaves: caught at seed %llu: %s\n",
@@ -1691,19 +1689,10 @@ TEST(ReplicaGroupsSim, ProposedWritesRefusedWhenAReplicaLeavesAreCaught) {
 // compacted) starts as if its machine held the state at the compaction point,
 // and serves from an empty one.
 TEST(ReplicaGroupsSim, ALostKeptStateIgnoredIsCaught) {
-  uint64_t caught_at = 0, lost_starts = 0;
-  std::string why;
-  for (uint64_t seed = 3; seed <= 1200 && caught_at == 0; seed += 3) {
-    Config c = config_for(seed);
-    if (!c.loses_kept_state) continue;
-    c.bug = Bug::kLostStateIgnored;
-    Verdicts v = run_seed(options_for(seed, c), c);
-    lost_starts += v.run->lost_starts;
-    if (!v.ok() || !v.run->violation.empty()) {
-      caught_at = seed;
-      why = v.ok() ? v.run->violation : v.describe();
-    }
-  }
+  uint64_t lost_starts = 0;
+  const auto [caught_at, why] = first_caught(
+      3, 1200, 3, Bug::kLostStateIgnored, [](Config& c) { return c.loses_kept_state; },
+      [&lost_starts](const Verdicts& v) { lost_starts += v.run->lost_starts; });
   ASSERT_NE(caught_at, 0u) << "a replica serving from a lost state went unnoticed (" << lost_starts
                            << " such starts)";
   std::printf("[ measure ] a lost kept state ignored: caught at seed %llu: %s\n",
@@ -1715,18 +1704,13 @@ TEST(ReplicaGroupsSim, ALostKeptStateIgnoredIsCaught) {
 // through raft's applied index, which a no-op or configuration entry can put
 // past the position the store holds. A restart then finds the store behind.
 TEST(ReplicaGroupsSim, ALogCompactedPastTheStoresPositionIsCaught) {
-  uint64_t caught_at = 0;
-  std::string why;
-  for (uint64_t seed = 3; seed <= 600 && caught_at == 0; seed += 3) {
-    Config c = config_for(seed);
-    ASSERT_TRUE(c.machine_keeps_state);
-    c.bug = Bug::kCompactedPastStored;
-    Verdicts v = run_seed(options_for(seed, c), c);
-    if (!v.ok() || !v.run->violation.empty()) {
-      caught_at = seed;
-      why = v.run->violation.empty() ? v.describe() : v.run->violation;
-    }
-  }
+  bool all_keep_state = true;
+  const auto [caught_at, why] =
+      first_caught(3, 600, 3, Bug::kCompactedPastStored, [&all_keep_state](Config& c) {
+        all_keep_state = all_keep_state && c.machine_keeps_state;
+        return true;
+      });
+  ASSERT_TRUE(all_keep_state) << "every third seed keeps its state";
   ASSERT_NE(caught_at, 0u) << "a log compacted past the store's position went unnoticed";
   std::printf("[ measure ] log compacted past the store's position: caught at seed %llu: %s\n",
               static_cast<unsigned long long>(caught_at), why.substr(0, 300).c_str());

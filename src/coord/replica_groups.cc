@@ -234,18 +234,15 @@ RestoreReport restore_shard(server::Store& store, uint64_t scope, SnapshotPieces
   const auto write = [&](bool last) -> Status {
     const auto started = Clock::now();
     ShardRestorePlanner::Batch batch = plan.take();
-    Result<storage::Sequence> written = storage::Sequence{};
-    if (!position) {
-      written = store.apply(batch.mutation, server::Store::Logging::kInReplicaLog, std::nullopt,
-                            &batch.known, locking);
-    } else {
-      if (!marked) {
-        if (Status s = store.mark_restoring(position->group); !s.ok()) return s;
-        marked = true;
-      }
-      written = store.apply(batch.mutation, server::Store::Logging::kInEngineLog,
-                            last ? position : std::nullopt, &batch.known, locking);
+    if (position && !marked) {
+      if (Status s = store.mark_restoring(position->group); !s.ok()) return s;
+      marked = true;
     }
+    // Without a position (the memory engine) the one write goes to the replica log.
+    auto written = store.apply(
+        batch.mutation,
+        position ? server::Store::Logging::kInEngineLog : server::Store::Logging::kInReplicaLog,
+        last ? position : std::nullopt, &batch.known, locking);
     planned.clear();
     timed(&writing, started);
     if (!written.ok()) return written.status();

@@ -18,6 +18,7 @@
 #include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -458,13 +459,28 @@ std::string planned_stop_reason(const LocalCluster& c, NodeId id) {
 
 std::string log_tail(const LocalCluster& c, NodeId id, size_t lines) {
   std::ifstream in(c.node_dir(id) / "statekv.log");
+  // "pid:tid day month year time level message": the level is the sixth word.
+  const auto is_error = [](const std::string& l) {
+    std::istringstream words(l);
+    std::string word;
+    for (int i = 0; i < 6; ++i) {
+      if (!(words >> word)) return false;
+    }
+    return word == "error" || word == "critical";
+  };
   std::deque<std::string> last;
+  std::optional<std::string> dropped_error;  // the last error line out of `last`
   std::string line;
   while (std::getline(in, line)) {
     last.push_back(line);
-    if (last.size() > lines) last.pop_front();
+    if (last.size() > lines) {
+      if (is_error(last.front())) dropped_error = last.front();
+      last.pop_front();
+    }
   }
+  if (dropped_error && std::any_of(last.begin(), last.end(), is_error)) dropped_error.reset();
   std::string out;
+  if (dropped_error) out += "  " + *dropped_error + "\n  ...\n";
   for (const std::string& l : last) out += "  " + l + "\n";
   return out;
 }

@@ -139,7 +139,9 @@ Status stop_node(const LocalCluster& cluster, NodeId id, std::chrono::millisecon
 // Why node K was stopped on purpose (nodeK/stopped), or "" if it was not.
 std::string planned_stop_reason(const LocalCluster& cluster, NodeId id);
 
-// The last `lines` lines of node K's statekv.log, for messages about it.
+// The last `lines` lines of node K's statekv.log, for messages about it, after
+// its last error (or critical) line when that came earlier: a node that fails
+// to start logs why on its main thread while others may still log a few lines.
 std::string log_tail(const LocalCluster& cluster, NodeId id, size_t lines);
 
 }  // namespace statekv::cli

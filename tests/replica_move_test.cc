@@ -372,10 +372,39 @@ TEST(ReplicaMoveDead, ANodeThatLostItsDataIsRefusedThenReplacedUnderLoadLineariz
   std::this_thread::sleep_for(300ms);
   for (int n : {1, 2}) ASSERT_NO_FATAL_FAILURE(cluster.writable(cluster.port(n)));
 
-  // A new node takes its place while it is down, then it is removed.
+  // A new node takes its place while it is down (as both survivors see it:
+  // CLUSTER INFO's statekv_down_nodes, the replica controller's view), then
+  // it is removed.
+  for (int n : {1, 2}) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::string info;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto c = RedisClient::connect(cluster.port(n), 1s);
+      if (c.ok()) {
+        auto r = c->bulk({"CLUSTER", "INFO"});
+        if (r.ok()) info = *r;
+      }
+      if (info.find("statekv_down_nodes:3\r\n") != std::string::npos) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_NE(info.find("statekv_down_nodes:3\r\n"), std::string::npos) << n << ": " << info;
+  }
   auto started = std::chrono::steady_clock::now();
   auto add = run_statekv({"cluster", "add-node", "--data", cluster.data});
   ASSERT_EQ(add.first, 0) << add.second;
+  // Node 4's share came from node 3, which is down (coord/replica_moves.h,
+  // replica_targets): each move gave a shard back its third live replica, and
+  // no group gave up a live one on node 1 or 2.
+  const auto after_add = cluster.groups();
+  ASSERT_FALSE(after_add.empty());
+  size_t on_4 = 0;
+  for (const auto& g : after_add) {
+    EXPECT_TRUE(g.contains(1) && g.contains(2)) << "a live replica moved while node 3 was down:\n"
+                                                << add.second << "\n"
+                                                << cluster.logs();
+    on_4 += g.contains(4) ? 1 : 0;
+  }
+  EXPECT_GT(on_4, 0u) << add.second;
   clients.set_ports({cluster.port(1), cluster.port(2), cluster.port(4)});
   auto remove = run_statekv({"cluster", "remove-node", "--id", "3", "--data", cluster.data});
   ASSERT_EQ(remove.first, 0) << remove.second;

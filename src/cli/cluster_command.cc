@@ -1001,14 +1001,6 @@ struct NodeFlags {
   bool force = false;  // remove-node: accept losing the shards only a dead node held
 };
 
-// Whether `m` answers on its peer port (a node that was killed does not).
-bool answers(const meta::Member& m, const std::string& secret) {
-  if (m.peer_address.empty()) return false;
-  return net::BlockingConnection::open(m.peer_address, secret,
-                                       std::chrono::steady_clock::now() + 2s)
-      .ok();
-}
-
 int run_add_node(const NodeFlags& f) {
   auto loaded = load_local_cluster(f.common.data);
   if (!loaded.ok()) return fail(loaded.status().message());
@@ -1119,7 +1111,7 @@ int run_remove_node(const NodeFlags& f) {
   // A node that does not answer (killed, its machine gone) cannot hand
   // anything over: its replicas of consensus shards are re-created from the
   // survivors; a single-copy shard it held has no other copy.
-  const bool dead = !answers(*member, *secret);
+  const bool dead = !member_answers(*member, *secret);
   RebalanceOptions options;
   options.leaving = {id};
   std::vector<std::pair<std::string, uint32_t>> lost;

@@ -153,7 +153,8 @@ std::string node_list(const std::vector<NodeId>& nodes) {
 // every shard's owners are its target, reporting each change it sees. A move
 // that makes no progress for 60 s is a Timeout (the controller's log says
 // why; the move goes on when the cause is gone).
-Status wait_for_replicas(node::RaftRegisterClient& client, const std::string& name,
+Status wait_for_replicas(node::RaftRegisterClient& client, const std::string& secret,
+                         const std::string& name,
                          const std::function<void(const RebalanceProgress&)>& on_progress,
                          const RebalanceOptions& options) {
   auto map = meta::fetch(client);
@@ -164,12 +165,27 @@ Status wait_for_replicas(node::RaftRegisterClient& client, const std::string& na
   std::optional<uint64_t> to_remove_at_start;
   std::string last_state;
   auto last_change = Clock::now();
+  // The controller's targets give a down member's replicas away first
+  // (replica_targets): this judges which members are down the same way, by
+  // whether they answer, asked again every 2 s.
+  std::set<NodeId> down;
+  std::optional<Clock::time_point> down_asked;
   for (;;) {
     std::set<NodeId> leaving = options.leaving;
     for (const meta::Member& m : map->members) {
       if (m.state == meta::MemberState::kLeaving) leaving.insert(m.id);
     }
-    auto targets = coord::replica_targets(*map, *k, leaving);
+    if (!down_asked || Clock::now() - *down_asked > 2s) {
+      down = options.down;
+      for (const meta::Member& m : map->members) {
+        if (m.state == meta::MemberState::kActive && !down.contains(m.id) &&
+            !member_answers(m, secret)) {
+          down.insert(m.id);
+        }
+      }
+      down_asked = Clock::now();
+    }
+    auto targets = coord::replica_targets(*map, *k, leaving, down);
     if (!targets.ok()) return targets.status();
     // A shard is done when its owners are its target (the move's own, when
     // one is under way); count the replicas still to go.
@@ -213,6 +229,11 @@ Status wait_for_replicas(node::RaftRegisterClient& client, const std::string& na
 
 }  // namespace
 
+bool member_answers(const meta::Member& m, const std::string& secret) {
+  if (m.peer_address.empty()) return false;
+  return net::BlockingConnection::open(m.peer_address, secret, Clock::now() + 2s).ok();
+}
+
 Status rebalance(const std::vector<std::string>& endpoints, const std::string& secret,
                  const std::function<void(const RebalanceProgress&)>& on_progress,
                  const RebalanceOptions& options) {
@@ -223,7 +244,7 @@ Status rebalance(const std::vector<std::string>& endpoints, const std::string& s
     // A consensus keyspace's shards are replica groups: their replicas move
     // (membership changes), not their keys; its layout stays.
     Status s = k.spec.replication.kind == meta::Replication::kConsensus
-                   ? wait_for_replicas(client, k.spec.name, on_progress, options)
+                   ? wait_for_replicas(client, secret, k.spec.name, on_progress, options)
                    : move_keyspace(client, secret, k.spec.name, on_progress, options.down);
     if (!s.ok()) {
       return Status(s.code() == Status::Code::kInvalidArgument

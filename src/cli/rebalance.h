@@ -17,6 +17,7 @@
 
 #include "core/ids.h"
 #include "core/status.h"
+#include "meta/cluster_map.h"
 
 namespace statekv::cli {
 
@@ -36,6 +37,10 @@ struct RebalanceOptions {
   // Nodes on their way out whose replicas must move away (remove-node).
   std::set<NodeId> leaving;
 };
+
+// Whether member `m` answers on its peer port now (one that was killed does
+// not; one that is unreachable is given 2 s).
+bool member_answers(const meta::Member& m, const std::string& secret);
 
 // `endpoints`: peer addresses of members; `on_progress` is called now and then.
 // Single-copy keyspaces move their keys (coord/mover.h); the replicas of

@@ -211,7 +211,7 @@ ReplicaTick ReplicaController::tick(const meta::ClusterMap& map, const std::set<
     for (const meta::Keyspace& k : map.keyspaces) {
       if (k.spec.replication.kind != meta::Replication::kConsensus) continue;
       const std::string name = k.spec.name;
-      auto targets = replica_targets(map, k, leaving);
+      auto targets = replica_targets(map, k, leaving, down);
       if (!targets.ok()) {
         if (pass == 0) {
           out.errors.push_back(fmt::format("keyspace '{}': {}", name, targets.status().message()));

@@ -22,7 +22,8 @@ std::string list(const std::vector<NodeId>& v) {
 
 Result<std::vector<std::vector<NodeId>>> replica_targets(const meta::ClusterMap& map,
                                                          const meta::Keyspace& ks,
-                                                         const std::set<NodeId>& leaving) {
+                                                         const std::set<NodeId>& leaving,
+                                                         const std::set<NodeId>& down) {
   const uint32_t factor = ks.spec.replication.factor;
   // Candidates per shard: active members not leaving, in the shard's region.
   std::vector<std::vector<NodeId>> candidates(ks.shards.size());
@@ -49,14 +50,18 @@ Result<std::vector<std::vector<NodeId>>> replica_targets(const meta::ClusterMap&
     }
   }
   // Fill the free positions, and shards short of their factor, with the
-  // least-loaded candidates (ties: the lowest id).
+  // least-loaded candidates that answer (ties: the lowest id); one that is
+  // down only when no other is left (next_replica_step then says it is down).
   for (size_t i = 0; i < ks.shards.size(); ++i) {
     std::vector<NodeId>& t = targets[i];
     const auto pick = [&]() -> std::optional<NodeId> {
       std::optional<NodeId> best;
       for (NodeId c : candidates[i]) {
         if (contains(t, c)) continue;
-        if (!best || load[c] < load[*best]) best = c;
+        if (!best ||
+            std::pair(down.contains(c), load[c]) < std::pair(down.contains(*best), load[*best])) {
+          best = c;
+        }
       }
       return best;
     };
@@ -75,22 +80,48 @@ Result<std::vector<std::vector<NodeId>>> replica_targets(const meta::ClusterMap&
       ++load[*c];
     }
   }
-  // Even out: move a replica from the most loaded candidate to the least
-  // loaded one while they are more than one apart and a shard allows it.
+  // Even out: move a replica to the least loaded candidate that answers from
+  // the most loaded one while they are more than one apart and a shard allows
+  // it. A member that is down never gains a replica (it could not catch up),
+  // and gives one first while it holds more than the receiver:
+  // the move then restores a shard to its factor of live replicas instead of
+  // taking a live replica from a shard that is already one short (add-node
+  // while a node is down replaces that node's replicas; once it answers
+  // again, the evening out gives it its share back).
+  const auto heavier = [](const auto& a, const auto& b) {
+    return a.second < b.second || (a.second == b.second && a.first < b.first);
+  };
   for (int round = 0; round < 10000; ++round) {
-    auto [lo, hi] = std::minmax_element(load.begin(), load.end(), [](const auto& a, const auto& b) {
-      return a.second < b.second || (a.second == b.second && a.first < b.first);
-    });
+    auto hi = std::max_element(load.begin(), load.end(), heavier);
+    auto lo = load.end();
+    for (auto it = load.begin(); it != load.end(); ++it) {
+      if (down.contains(it->first)) continue;
+      if (lo == load.end() || it->second < lo->second) lo = it;
+    }
     if (lo == load.end() || hi->second <= lo->second + 1) break;
+    // Sources in order: the members down that hold more than `lo` (the most
+    // loaded first), then the most loaded member.
+    std::vector<std::map<NodeId, size_t>::iterator> sources;
+    for (auto it = load.begin(); it != load.end(); ++it) {
+      if (down.contains(it->first) && it->second > lo->second) sources.push_back(it);
+    }
+    std::sort(sources.begin(), sources.end(),
+              [&](const auto& a, const auto& b) { return heavier(*b, *a); });
+    sources.push_back(hi);
     bool moved = false;
-    for (size_t i = 0; i < targets.size() && !moved; ++i) {
-      std::vector<NodeId>& t = targets[i];
-      auto at = std::find(t.begin(), t.end(), hi->first);
-      if (at == t.end() || contains(t, lo->first) || !contains(candidates[i], lo->first)) continue;
-      *at = lo->first;
-      --hi->second;
-      ++lo->second;
-      moved = true;
+    for (auto from : sources) {
+      for (size_t i = 0; i < targets.size() && !moved; ++i) {
+        std::vector<NodeId>& t = targets[i];
+        auto at = std::find(t.begin(), t.end(), from->first);
+        if (at == t.end() || contains(t, lo->first) || !contains(candidates[i], lo->first)) {
+          continue;
+        }
+        *at = lo->first;
+        --from->second;
+        ++lo->second;
+        moved = true;
+      }
+      if (moved) break;
     }
     if (!moved) break;
   }

@@ -57,9 +57,16 @@ namespace statekv::coord {
 // owner keeps its position; a new one takes the position of the one it
 // replaces, so the preferred leaders stay spread. InvalidArgument naming the
 // keyspace and shard when too few candidates remain for its factor.
+//
+// `down`: members that do not answer now. They keep their replicas unless a
+// move is due anyway, and then give theirs first: a new node added while one
+// is down takes the down node's replicas, each move bringing a shard back to
+// its factor of live replicas, not a live replica of a shard already one
+// short. A member that is down never gains a replica.
 Result<std::vector<std::vector<NodeId>>> replica_targets(const meta::ClusterMap& map,
                                                          const meta::Keyspace& ks,
-                                                         const std::set<NodeId>& leaving = {});
+                                                         const std::set<NodeId>& leaving = {},
+                                                         const std::set<NodeId>& down = {});
 
 // What a shard's group looks like, as its leader reports it.
 struct GroupView {

@@ -106,6 +106,74 @@ TEST(ReplicaTargets, TooFewNodesForTheFactorIsRefusedNamingTheShard) {
       << targets.status().message();
 }
 
+// add-node while node 3 is down: the new node's share comes from node 3, so
+// each move restores a shard to three live replicas; nodes 1 and 2 keep all
+// of theirs. Without `down`, one of the two replicas to move is a live one.
+TEST(ReplicaTargets, ANodeAddedWhileAnotherIsDownTakesTheDownNodesReplicas) {
+  meta::ClusterMap map = add_node(cluster(3, 3, 3), 4);
+  const meta::Keyspace& ks = *map.find_keyspace("rep");
+  auto targets = replica_targets(map, ks, {}, {NodeId(3)});
+  ASSERT_TRUE(targets.ok()) << targets.status().to_string();
+  const auto load = loads(*targets);
+  EXPECT_EQ(load.at(NodeId(1)), 3u);
+  EXPECT_EQ(load.at(NodeId(2)), 3u);
+  EXPECT_EQ(load.at(NodeId(3)), 1u);
+  EXPECT_EQ(load.at(NodeId(4)), 2u);
+  for (size_t i = 0; i < ks.shards.size(); ++i) {
+    const auto& t = (*targets)[i];
+    for (size_t p = 0; p < t.size(); ++p) {
+      // Node 4 takes node 3's position where it goes; everything else stays.
+      if (t[p] != ks.shards[i].owners[p]) {
+        EXPECT_EQ(ks.shards[i].owners[p], NodeId(3)) << "shard " << i << " gave a live replica";
+        EXPECT_EQ(t[p], NodeId(4));
+      }
+    }
+  }
+
+  auto blind = replica_targets(map, ks);
+  ASSERT_TRUE(blind.ok());
+  EXPECT_EQ(loads(*blind).at(NodeId(3)), 2u) << "the test no longer tells the two apart";
+
+  // Once node 3 answers again, it gets its share back.
+  meta::ClusterMap moved = map;
+  auto rep = std::find_if(moved.keyspaces.begin(), moved.keyspaces.end(),
+                          [](const meta::Keyspace& x) { return x.spec.name == "rep"; });
+  ASSERT_NE(rep, moved.keyspaces.end());
+  meta::Keyspace& k = *rep;
+  for (size_t i = 0; i < k.shards.size(); ++i) k.shards[i].owners = (*targets)[i];
+  auto back = replica_targets(moved, k);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(loads(*back).at(NodeId(3)), 2u);
+  // While it is still down, nothing more moves: the targets are the owners.
+  auto still = replica_targets(moved, k, {}, {NodeId(3)});
+  ASSERT_TRUE(still.ok());
+  for (size_t i = 0; i < k.shards.size(); ++i) EXPECT_EQ((*still)[i], k.shards[i].owners);
+}
+
+// A member that is down never gains a replica, even as the least loaded one,
+// and fills a shard short of its factor only when no other node can.
+TEST(ReplicaTargets, AMemberThatIsDownNeverGainsAReplica) {
+  meta::ClusterMap map = add_node(cluster(3, 3, 3), 4);
+  const meta::Keyspace& ks = *map.find_keyspace("rep");
+  auto targets = replica_targets(map, ks, {}, {NodeId(4)});
+  ASSERT_TRUE(targets.ok()) << targets.status().to_string();
+  for (size_t i = 0; i < ks.shards.size(); ++i) EXPECT_EQ((*targets)[i], ks.shards[i].owners);
+
+  // Node 2 leaves: its positions go to node 5, not to node 4, which is down.
+  meta::ClusterMap five = add_node(map, 5);
+  const meta::Keyspace& ks5 = *five.find_keyspace("rep");
+  auto filled = replica_targets(five, ks5, {NodeId(2)}, {NodeId(4)});
+  ASSERT_TRUE(filled.ok()) << filled.status().to_string();
+  const auto load = loads(*filled);
+  EXPECT_FALSE(load.contains(NodeId(4)));
+  EXPECT_EQ(load.at(NodeId(5)), 3u);
+  // With node 5 down too, a leaving node's positions can only go to a node
+  // that is down: they do (next_replica_step then says it is down).
+  auto forced = replica_targets(five, ks5, {NodeId(2)}, {NodeId(4), NodeId(5)});
+  ASSERT_TRUE(forced.ok()) << forced.status().to_string();
+  EXPECT_EQ(loads(*forced).at(NodeId(1)), 3u);
+}
+
 // Every partitioner: a consensus keyspace's replicas move onto new nodes and
 // off leaving ones (the map's steps, as the controller publishes them) while
 // every key stays in its shard; a ring's tokens stay its first nodes' (recorded

@@ -39,27 +39,6 @@ struct Nodes {
   }
 };
 
-std::string cmd(NetnsLab& lab, int node, const std::vector<std::string>& args,
-                std::chrono::milliseconds timeout = 3s) {
-  auto c = RedisClient::connect(lab.ip(node), kPort, timeout);
-  if (!c.ok()) return "<connect: " + c.status().message() + ">";
-  return c->cmd(args);
-}
-
-// Until `args` through `node` replies `want` (or the deadline; the failure
-// then names the last reply, which says why).
-::testing::AssertionResult eventually(NetnsLab& lab, int node, const std::vector<std::string>& args,
-                                      const std::string& want, std::chrono::seconds deadline) {
-  const auto until = Clock::now() + deadline;
-  std::string last;
-  while (Clock::now() < until) {
-    last = cmd(lab, node, args, 1s);
-    if (last == want) return ::testing::AssertionSuccess();
-    std::this_thread::sleep_for(50ms);
-  }
-  return ::testing::AssertionFailure() << "through node " << node << " the last reply was " << last;
-}
-
 uint64_t info_field(NetnsLab& lab, int node, const std::string& field) {
   auto c = RedisClient::connect(lab.ip(node), kPort, 2s);
   if (!c.ok()) return 0;
@@ -75,6 +54,7 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
   auto made = NetnsLab::create(3);
   if (!made.ok()) GTEST_SKIP() << "no network namespaces here: " << made.status().message();
   NetnsLab& lab = **made;
+  lab.set_resp_port(kPort);
   TempDir dir("partition");
   const std::string peers =
       "1=" + lab.ip(1) + ":17001,2=" + lab.ip(2) + ":17001,3=" + lab.ip(3) + ":17001";
@@ -91,23 +71,21 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
     nodes.pids.push_back(*pid);
   }
   for (int k = 1; k <= 3; ++k) {
-    ASSERT_TRUE(eventually(lab, k, {"PING"}, "+PONG", 20s)) << "node " << k << " did not start";
+    ASSERT_TRUE(lab.eventually(k, {"PING"}, "+PONG", 20s)) << "node " << k << " did not start";
   }
   // The cluster forms (the map exists), then the two keyspaces.
-  ASSERT_TRUE(eventually(
-      lab, 1,
-      {"KEYSPACE", "CREATE", "cp", "PREFIX", "c:", "REPLICATION", "consensus", "FACTOR", "3"},
+  ASSERT_TRUE(lab.eventually(
+      1, {"KEYSPACE", "CREATE", "cp", "PREFIX", "c:", "REPLICATION", "consensus", "FACTOR", "3"},
       "+OK", 20s));
-  ASSERT_EQ(cmd(lab, 1,
-                {"KEYSPACE", "CREATE", "ap", "PREFIX", "a:", "REPLICATION", "consensus", "FACTOR",
-                 "3", "CONSISTENCY", "fifo", "PARTITION-MODE", "availability"}),
+  ASSERT_EQ(lab.cmd(1, {"KEYSPACE", "CREATE", "ap", "PREFIX", "a:", "REPLICATION", "consensus",
+                        "FACTOR", "3", "CONSISTENCY", "fifo", "PARTITION-MODE", "availability"}),
             "+OK");
   for (int k = 1; k <= 3; ++k) {
-    ASSERT_TRUE(eventually(lab, k, {"SET", "c:warm", "x"}, "+OK", 10s));
-    ASSERT_TRUE(eventually(lab, k, {"SET", "a:warm", "x"}, "+OK", 10s));
+    ASSERT_TRUE(lab.eventually(k, {"SET", "c:warm", "x"}, "+OK", 10s));
+    ASSERT_TRUE(lab.eventually(k, {"SET", "a:warm", "x"}, "+OK", 10s));
   }
   for (int i = 0; i < 6; ++i) {
-    ASSERT_EQ(cmd(lab, 2, {"SET", "a:k" + std::to_string(i), "before"}), "+OK");
+    ASSERT_EQ(lab.cmd(2, {"SET", "a:k" + std::to_string(i), "before"}), "+OK");
   }
 
   HistoryClients::Options options;
@@ -124,16 +102,16 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
   // The majority side serves every shard, reads and writes.
   for (int i = 0; i < 6; ++i) {
     const std::string key = "c:x" + std::to_string(i);
-    EXPECT_TRUE(eventually(lab, 2, {"SET", key, "during"}, "+OK", 5s)) << key;
-    EXPECT_EQ(cmd(lab, 3, {"GET", key}), "\"during\"") << key;
-    EXPECT_TRUE(eventually(lab, 3, {"SET", "a:k" + std::to_string(i), "during"}, "+OK", 5s))
+    EXPECT_TRUE(lab.eventually(2, {"SET", key, "during"}, "+OK", 5s)) << key;
+    EXPECT_EQ(lab.cmd(3, {"GET", key}), "\"during\"") << key;
+    EXPECT_TRUE(lab.eventually(3, {"SET", "a:k" + std::to_string(i), "during"}, "+OK", 5s))
         << "a:k" << i;
   }
   // The minority side, cp: refused at once, with a clear error.
   {
     const auto start = Clock::now();
-    const std::string w = cmd(lab, 1, {"SET", "c:x0", "minority"});
-    const std::string r = cmd(lab, 1, {"GET", "c:x0"});
+    const std::string w = lab.cmd(1, {"SET", "c:x0", "minority"});
+    const std::string r = lab.cmd(1, {"GET", "c:x0"});
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     EXPECT_EQ(w.rfind("-CLUSTERDOWN partition:", 0), 0u) << w;
     EXPECT_NE(w.find("PARTITION-MODE consistency"), std::string::npos) << w;
@@ -144,11 +122,11 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
   // default level, fifo, and a linearizable read degraded to eventual:
   // the value it had), writes refused.
   {
-    const std::string r = cmd(lab, 1, {"GET", "a:k0"});
+    const std::string r = lab.cmd(1, {"GET", "a:k0"});
     EXPECT_TRUE(r == "\"before\"" || r == "\"during\"") << r;
-    const std::string degraded = cmd(lab, 1, {"WITH", "linearizable", "GET", "a:k0"});
+    const std::string degraded = lab.cmd(1, {"WITH", "linearizable", "GET", "a:k0"});
     EXPECT_TRUE(degraded == "\"before\"" || degraded == "\"during\"") << degraded;
-    const std::string w = cmd(lab, 1, {"SET", "a:k0", "minority"});
+    const std::string w = lab.cmd(1, {"SET", "a:k0", "minority"});
     EXPECT_EQ(w.rfind("-CLUSTERDOWN partition:", 0), 0u) << w;
     EXPECT_NE(w.find("PARTITION-MODE availability"), std::string::npos) << w;
   }
@@ -159,9 +137,9 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
   ASSERT_TRUE(lab.heal().ok());
   for (int i = 0; i < 6; ++i) {
     const std::string key = "c:x" + std::to_string(i);
-    EXPECT_TRUE(eventually(lab, 1, {"GET", key}, "\"during\"", 10s)) << key;
-    EXPECT_TRUE(eventually(lab, 1, {"WITH", "eventual", "GET", "a:k" + std::to_string(i)},
-                           "\"during\"", 10s))
+    EXPECT_TRUE(lab.eventually(1, {"GET", key}, "\"during\"", 10s)) << key;
+    EXPECT_TRUE(lab.eventually(1, {"WITH", "eventual", "GET", "a:k" + std::to_string(i)},
+                               "\"during\"", 10s))
         << "node 1's replica caught up";
   }
 
@@ -170,7 +148,7 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
   std::this_thread::sleep_for(2500ms);
   for (int i = 0; i < 6; ++i) {
     const std::string key = "c:y" + std::to_string(i);
-    EXPECT_TRUE(eventually(lab, 1, {"SET", key, "oneway"}, "+OK", 5s)) << key;
+    EXPECT_TRUE(lab.eventually(1, {"SET", key, "oneway"}, "+OK", 5s)) << key;
   }
   ASSERT_TRUE(lab.heal().ok());
   std::this_thread::sleep_for(1s);
@@ -185,7 +163,7 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
   EXPECT_EQ(verdict.first, 0) << verdict.second;
   for (int i = 0; i < 6; ++i) {
     const std::string key = "c:y" + std::to_string(i);
-    for (int k = 1; k <= 3; ++k) EXPECT_EQ(cmd(lab, k, {"GET", key}), "\"oneway\"") << key;
+    for (int k = 1; k <= 3; ++k) EXPECT_EQ(lab.cmd(k, {"GET", key}), "\"oneway\"") << key;
   }
 }
 

@@ -10,6 +10,9 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <thread>
+
+#include "support/redis_client.h"
 
 namespace statekv::itest {
 
@@ -129,6 +132,26 @@ Status NetnsLab::heal() {
     }
   }
   return Status::OK();
+}
+
+std::string NetnsLab::cmd(int node, const std::vector<std::string>& args,
+                          std::chrono::milliseconds timeout) {
+  auto c = RedisClient::connect(ip(node), resp_port_, timeout);
+  if (!c.ok()) return "<connect: " + c.status().message() + ">";
+  return c->cmd(args);
+}
+
+::testing::AssertionResult NetnsLab::eventually(int node, const std::vector<std::string>& args,
+                                                const std::string& want,
+                                                std::chrono::seconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  std::string last;
+  while (std::chrono::steady_clock::now() < until) {
+    last = cmd(node, args, std::chrono::seconds(1));
+    if (last == want) return ::testing::AssertionSuccess();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ::testing::AssertionFailure() << "through node " << node << " the last reply was " << last;
 }
 
 }  // namespace statekv::itest

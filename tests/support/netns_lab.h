@@ -14,8 +14,11 @@
 // with the reason otherwise, and the test skips with that message.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,11 +50,23 @@ class NetnsLab {
   // Removes every rule: the network heals.
   Status heal();
 
+  // The RESP port every node listens on in its namespace (the tests' choice).
+  void set_resp_port(uint16_t port) { resp_port_ = port; }
+  // One command through node `node` (support/redis_client.h's reply text;
+  // "<connect: why>" when it cannot connect).
+  std::string cmd(int node, const std::vector<std::string>& args,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(3));
+  // Until `args` through `node` replies `want` (or the deadline; the failure
+  // then names the last reply, which says why).
+  ::testing::AssertionResult eventually(int node, const std::vector<std::string>& args,
+                                        const std::string& want, std::chrono::seconds deadline);
+
  private:
   NetnsLab(int lab, int nodes) : lab_(lab), nodes_(nodes) {}
   std::string subnet() const;  // "10.X.Y"
   int lab_;
   int nodes_;
+  uint16_t resp_port_ = 7001;
   bool bridge_made_ = false;
   std::vector<int> namespaces_made_;
 };

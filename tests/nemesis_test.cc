@@ -5,11 +5,14 @@
 // one node no longer hearing another (one way), a node killed with SIGKILL and
 // started again on its data directory, a node paused with SIGSTOP (a process
 // that stalls, a GC pause or a VM migration would, and then wakes believing
-// what it believed before) and continued. Then everything heals and every
-// node must serve again; the clients' history is judged by `statekv check
-// linearizable`, every node must answer every key as the others do, and what
-// the faults cost is printed (operations refused or unknown, the longest time
-// without an acknowledged operation).
+// what it believed before) and continued; one time in four a second fault on
+// another node overlaps the first. Sessions at a weaker level (sequential or
+// causal) run beside the linearizable clients, carrying their tokens across
+// nodes. Then everything heals and every node must serve again; the clients'
+// history is judged by `statekv check linearizable`, the sessions' by their
+// level's checker and `session`, every node must answer every key as the
+// others do, and what the faults cost is printed (operations refused or
+// unknown, the longest time without an acknowledged operation).
 //
 // The schedule's seed is printed; STATEKV_NEMESIS_SEED replays one. The
 // default run has 20 s of faults; the soak test (ctest -L soak) 300 s, or
@@ -59,16 +62,9 @@ class Nodes {
   Nodes& operator=(const Nodes&) = delete;
 
   Status start(int k) {
-    const std::string peers =
-        "1=" + lab_.ip(1) + ":17001,2=" + lab_.ip(2) + ":17001,3=" + lab_.ip(3) + ":17001";
-    const std::string log =
-        dir_ + "/node" + std::to_string(k) + "." + std::to_string(++starts_[k]) + ".log";
-    auto pid = lab_.spawn(
-        k,
-        {statekv_binary(), "server", "--bind", lab_.ip(k), "--port", std::to_string(kPort),
-         "--node-id", std::to_string(k), "--peers", peers, "--cluster-secret", "nemesis-test",
-         "--data", dir_ + "/node" + std::to_string(k), "--engine", engine_},
-        log);
+    const std::string node = dir_ + "/node" + std::to_string(k);
+    auto pid = lab_.spawn_statekv(k, node, engine_, "nemesis-test",
+                                  node + "." + std::to_string(++starts_[k]) + ".log");
     if (!pid.ok()) return pid.status();
     pids_[k] = *pid;
     return Status::OK();
@@ -109,17 +105,26 @@ uint64_t seed_from_env_or_clock() {
   return static_cast<uint64_t>(Clock::now().time_since_epoch().count()) % 1000000;
 }
 
-// The longest stretch of the history with no operation acknowledged.
-int64_t longest_gap_ms(const check::History& history) {
+// The longest stretch of the history with no operation acknowledged: its
+// length and where it began, in ms of the history's clock.
+std::pair<int64_t, int64_t> longest_gap_ms(const check::History& history) {
   std::vector<int64_t> acks;
   for (const check::Event& e : history) {
     if (e.type == check::EventType::kOk) acks.push_back(e.time);
   }
   std::sort(acks.begin(), acks.end());
   int64_t gap = 0;
-  for (size_t i = 1; i < acks.size(); ++i) gap = std::max(gap, acks[i] - acks[i - 1]);
-  return gap / 1'000'000;  // history times are in nanoseconds
+  int64_t at = 0;
+  for (size_t i = 1; i < acks.size(); ++i) {
+    if (acks[i] - acks[i - 1] > gap) {
+      gap = acks[i] - acks[i - 1];
+      at = acks[i - 1];
+    }
+  }
+  return {gap / 1'000'000, at / 1'000'000};  // history times are in nanoseconds
 }
+
+void keep_logs(const std::string& dir, uint64_t seed);
 
 void run_nemesis(std::chrono::seconds faults_for) {
   auto made = NetnsLab::create(kNodes);
@@ -135,6 +140,11 @@ void run_nemesis(std::chrono::seconds faults_for) {
               static_cast<unsigned long long>(seed), engine.c_str(),
               static_cast<long long>(faults_for.count()));
   TempDir dir("nemesis");
+  struct KeepLogs {
+    const std::string& dir;
+    uint64_t seed;
+    ~KeepLogs() { keep_logs(dir, seed); }
+  } keep{dir.path(), seed};
   Nodes nodes(lab, dir.path(), engine);
   for (int k = 1; k <= kNodes; ++k) ASSERT_TRUE(nodes.start(k).ok());
   for (int k = 1; k <= kNodes; ++k) {
@@ -153,46 +163,99 @@ void run_nemesis(std::chrono::seconds faults_for) {
   options.key_prefix = "r:";
   options.hosts = {lab.ip(1), lab.ip(2), lab.ip(3)};
   HistoryClients clients({kPort, kPort, kPort}, options);
+  // Sessions at a level below linearizable beside them, each carrying its
+  // SESSION TOKEN when it hops to another node (reads served by followers):
+  // judged by that level's checker and the session checker.
+  const std::string level = seed % 3 == 0 ? "causal" : "sequential";
+  HistoryClients::Options weak = options;
+  weak.clients = 4;
+  weak.keys = 6;
+  weak.key_prefix = "r:s:";
+  weak.consistency = level;
+  weak.carry_session = true;
+  HistoryClients sessions({kPort, kPort, kPort}, weak);
   std::this_thread::sleep_for(500ms);
 
   const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const auto hold = [&] { return std::chrono::milliseconds(pick(800, 3000)); };
   size_t faults = 0;
   const auto until = Clock::now() + faults_for;
-  while (Clock::now() < until) {
-    const int k = pick(1, kNodes);
-    const int other = 1 + (k - 1 + pick(1, kNodes - 1)) % kNodes;
-    const auto held = hold();
-    std::string what;
-    switch (pick(0, 3)) {
-      case 0:
-        what = "node " + std::to_string(k) + " cut off";
-        ASSERT_TRUE(lab.isolate(k, {1 + k % kNodes, 1 + (k + 1) % kNodes}).ok());
-        std::this_thread::sleep_for(held);
-        ASSERT_TRUE(lab.heal().ok());
-        break;
-      case 1:
-        what = "node " + std::to_string(other) + " does not hear node " + std::to_string(k);
-        ASSERT_TRUE(lab.drop(k, other).ok());
-        std::this_thread::sleep_for(held);
-        ASSERT_TRUE(lab.heal().ok());
-        break;
-      case 2:
-        what = "node " + std::to_string(k) + " killed (SIGKILL), started again";
-        nodes.kill(k);
-        std::this_thread::sleep_for(held);
-        ASSERT_TRUE(nodes.start(k).ok());
-        break;
-      default:
-        what = "node " + std::to_string(k) + " paused (SIGSTOP), continued";
-        nodes.pause(k);
-        std::this_thread::sleep_for(held);
-        nodes.resume(k);
-        break;
+  // One fault, begun and ended (a network fault ends with a heal of every
+  // rule, so two at once are ended together).
+  struct Fault {
+    int kind = 0;  // 0 cut off, 1 one way, 2 killed, 3 paused
+    int node = 0;
+    int other = 0;  // kind 1: the node that stops hearing `node`
+    std::string what() const {
+      const std::string n = "node " + std::to_string(node);
+      switch (kind) {
+        case 0:
+          return n + " cut off";
+        case 1:
+          return "node " + std::to_string(other) + " does not hear " + n;
+        case 2:
+          return n + " killed (SIGKILL), started again";
+        default:
+          return n + " paused (SIGSTOP), continued";
+      }
     }
+  };
+  const auto begin = [&](const Fault& f) {
+    switch (f.kind) {
+      case 0:
+        return lab.isolate(f.node, {1 + f.node % kNodes, 1 + (f.node + 1) % kNodes});
+      case 1:
+        return lab.drop(f.node, f.other);
+      case 2:
+        nodes.kill(f.node);
+        return Status::OK();
+      default:
+        nodes.pause(f.node);
+        return Status::OK();
+    }
+  };
+  const auto end = [&](const Fault& f) {
+    switch (f.kind) {
+      case 0:
+      case 1:
+        return lab.heal();
+      case 2:
+        return nodes.start(f.node);
+      default:
+        nodes.resume(f.node);
+        return Status::OK();
+    }
+  };
+  const auto any_fault = [&](int node) {
+    Fault f;
+    f.kind = pick(0, 3);
+    f.node = node;
+    f.other = 1 + (node - 1 + pick(1, kNodes - 1)) % kNodes;
+    return f;
+  };
+  size_t overlapping = 0;
+  while (Clock::now() < until) {
+    // Mostly one fault at a time (a majority stays up); one time in four a
+    // second one on another node overlaps it, which may leave no majority
+    // for a while: nothing acknowledged may be lost to that either.
+    std::vector<Fault> now = {any_fault(pick(1, kNodes))};
+    if (pick(0, 3) == 0) {
+      now.push_back(any_fault(1 + (now[0].node - 1 + pick(1, kNodes - 1)) % kNodes));
+      ++overlapping;
+    }
+    const auto held = hold();
+    const int64_t began = clients.now();
+    std::string what;
+    for (const Fault& f : now) {
+      ASSERT_TRUE(begin(f).ok()) << f.what();
+      what += (what.empty() ? "" : " and ") + f.what();
+      if (now.size() > 1) std::this_thread::sleep_for(held / 3);
+    }
+    std::this_thread::sleep_for(held);
+    for (auto f = now.rbegin(); f != now.rend(); ++f) ASSERT_TRUE(end(*f).ok()) << f->what();
     ++faults;
-    std::printf("  fault %zu: %s for %lld ms\n", faults, what.c_str(),
-                static_cast<long long>(held.count()));
+    std::printf("  fault %zu at %.1f s: %s for %lld ms\n", faults, static_cast<double>(began) / 1e9,
+                what.c_str(), static_cast<long long>(held.count()));
     for (int n = 1; n <= kNodes; ++n) {
       ASSERT_FALSE(nodes.exited(n))
           << "node " << n << " exited on its own: see " << dir.path() << "/node" << n << ".*.log";
@@ -214,13 +277,17 @@ void run_nemesis(std::chrono::seconds faults_for) {
   }
   std::this_thread::sleep_for(1s);
   clients.stop();
+  sessions.stop();
 
   const check::History history = clients.history();
+  const auto gap = longest_gap_ms(history);
   std::printf(
-      "%zu faults; clients: %zu operations acknowledged, %zu failed or unknown; longest time "
-      "without an acknowledged operation: %lld ms\n",
-      faults, clients.ok_count(), clients.error_count(),
-      static_cast<long long>(longest_gap_ms(history)));
+      "%zu faults (%zu with another overlapping); clients: %zu operations acknowledged, %zu "
+      "failed or unknown; longest time without an acknowledged operation: %lld ms (from %.1f "
+      "s); %s sessions: %zu acknowledged, %zu failed or unknown\n",
+      faults, overlapping, clients.ok_count(), clients.error_count(),
+      static_cast<long long>(gap.first), static_cast<double>(gap.second) / 1e3, level.c_str(),
+      sessions.ok_count(), sessions.error_count());
   EXPECT_GT(clients.ok_count(), 100u);
   const std::string file = dir.path() + "/history.jsonl";
   ASSERT_TRUE(check::write_history_file(file, history).ok());
@@ -231,10 +298,25 @@ void run_nemesis(std::chrono::seconds faults_for) {
     std::filesystem::copy_file(file, kept, std::filesystem::copy_options::overwrite_existing);
     std::printf("history kept at %s\n", kept.c_str());
   }
+  const std::string session_file = dir.path() + "/sessions.jsonl";
+  ASSERT_TRUE(check::write_history_file(session_file, sessions.history()).ok());
+  EXPECT_GT(sessions.ok_count(), 50u);
+  for (const std::string& model : {level, std::string("session")}) {
+    auto judged = run_statekv({"check", model, session_file});
+    EXPECT_EQ(judged.first, 0) << "seed " << seed << ", " << model << ": " << judged.second;
+    if (judged.first != 0) {
+      const std::string kept = "/tmp/statekv-nemesis-sessions-" + std::to_string(seed) + ".jsonl";
+      std::filesystem::copy_file(session_file, kept,
+                                 std::filesystem::copy_options::overwrite_existing);
+      std::printf("session history kept at %s\n", kept.c_str());
+    }
+  }
   // Every node answers every key as the others do: a linearizable read
   // through each, and each member's own applied state (eventual) caught up.
-  for (size_t i = 0; i < options.keys; ++i) {
-    const std::string key = "r:k" + std::to_string(i);
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < options.keys; ++i) keys.push_back("r:k" + std::to_string(i));
+  for (size_t i = 0; i < weak.keys; ++i) keys.push_back("r:s:k" + std::to_string(i));
+  for (const std::string& key : keys) {
     const std::string want = lab.cmd(1, {"GET", key});
     for (int k = 1; k <= kNodes; ++k) {
       EXPECT_EQ(lab.cmd(k, {"GET", key}), want) << key << " through node " << k;
@@ -242,6 +324,21 @@ void run_nemesis(std::chrono::seconds faults_for) {
           << key << ": node " << k << "'s replica";
     }
   }
+}
+
+// The nodes' logs, kept in /tmp when the run failed or STATEKV_NEMESIS_KEEP is
+// set (the test's directory goes with it).
+void keep_logs(const std::string& dir, uint64_t seed) {
+  if (!::testing::Test::HasFailure() && std::getenv("STATEKV_NEMESIS_KEEP") == nullptr) return;
+  const std::string kept = "/tmp/statekv-nemesis-logs-" + std::to_string(seed);
+  std::filesystem::create_directories(kept);
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    if (f.path().extension() == ".log") {
+      std::filesystem::copy_file(f.path(), kept / f.path().filename(),
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+  }
+  std::printf("node logs kept in %s\n", kept.c_str());
 }
 
 TEST(Nemesis, RandomFaultsLoseNothingAcknowledgedAndKeepTheHistoryLinearizable) {

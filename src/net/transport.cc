@@ -1,6 +1,9 @@
 #include "net/transport.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <deque>
 #include <random>
@@ -29,6 +32,14 @@ Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& host
   return std::make_pair(host_port.substr(0, colon), static_cast<uint16_t>(port));
 }
 
+// TCP_USER_TIMEOUT (TransportOptions::unacknowledged_timeout); best effort:
+// a kernel without it keeps its default.
+void set_unacknowledged_timeout(asio::ip::tcp::socket& socket, std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0 || !socket.is_open()) return;
+  const unsigned int ms = static_cast<unsigned int>(timeout.count());
+  ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+}
+
 }  // namespace
 
 class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
@@ -46,6 +57,7 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
           awaiting_first_bytes_(role == HandshakeRole::kAcceptor) {
       std::error_code ec;
       socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+      set_unacknowledged_timeout(socket_, owner_->options_.unacknowledged_timeout);
       auto remote = socket_.remote_endpoint(ec);
       remote_ = ec ? std::string("?") : remote.address().to_string() + ":" + std::to_string(remote.port());
       HandshakeOptions hs_options;
@@ -347,7 +359,22 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
     asio::ip::tcp::endpoint endpoint(address, hp->second);
     const std::string target = link.address;
     auto self = shared_from_this();
-    socket->async_connect(endpoint, [this, self, socket, node, target](std::error_code ec) {
+    // A connect the network swallows (SYNs dropped) is abandoned after
+    // connect_timeout: closing the socket completes it with an error, and the
+    // retry sends a fresh SYN instead of waiting on the kernel's doubling
+    // SYN retries.
+    std::shared_ptr<asio::steady_timer> deadline;
+    if (options_.connect_timeout.count() > 0) {
+      deadline = std::make_shared<asio::steady_timer>(io_, options_.connect_timeout);
+      deadline->async_wait([socket](std::error_code ec) {
+        if (ec) return;  // connected (or failed) first
+        std::error_code ignored;
+        socket->close(ignored);
+      });
+    }
+    socket->async_connect(endpoint, [this, self, socket, node, target,
+                                     deadline](std::error_code ec) {
+      if (deadline) deadline->cancel();
       Link& link = links_[node];
       link.connecting = false;
       if (stopped_) return;

@@ -11,6 +11,10 @@
 // to N's address, connecting on demand and reconnecting with exponential
 // backoff (with jitter) after any failure; payloads queued meanwhile are kept
 // up to a byte budget and then dropped (the protocols above tolerate loss).
+// A partition does not leave a link waiting on TCP's own backoff once it
+// heals: a connection with bytes unacknowledged for unacknowledged_timeout is
+// closed and reconnected, and a connect that hangs is retried after
+// connect_timeout.
 // Inbound connections (from nodes, or clients that claim node 0) deliver their
 // frames to the handler with a connection id, and answers can be sent back on
 // the same connection with send_on.
@@ -50,6 +54,16 @@ struct TransportOptions {
   size_t max_queued_bytes = 64u << 20;
   std::chrono::milliseconds backoff_min{20};
   std::chrono::milliseconds backoff_max{1000};
+  // A connection whose sent bytes stay unacknowledged this long (the peer's
+  // packets, or ours, dropped: a partition) is closed by the kernel
+  // (TCP_USER_TIMEOUT) and the link reconnects. Left to itself, TCP retries
+  // with a timeout that doubles each time, so a link cut for 2-3 s would stay
+  // silent for seconds more after the network healed. 0: the kernel's default
+  // (about 15 minutes).
+  std::chrono::milliseconds unacknowledged_timeout{1500};
+  // A connect that has not completed in this long is abandoned and tried
+  // again with a fresh SYN (the kernel's own SYN retries wait 1, 2, 4 s...).
+  std::chrono::milliseconds connect_timeout{500};
   // Which node ids may connect (0 is a client). Default: anyone who knows the secret.
   std::function<bool(NodeId)> allow_peer;
   // This node's incarnation (net/peer_incarnations.h; 0: one drawn for this

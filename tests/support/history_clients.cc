@@ -72,10 +72,6 @@ void HistoryClients::run(int64_t client) {
   bool connected_before = false;
   while (!stop_) {
     if (!conn || rng() % 20 == 0) {  // hop between nodes now and then
-      if (conn && options_.carry_session) {
-        auto t = conn->command({"SESSION", "TOKEN"});
-        if (t.ok() && t->size() >= 2 && t->front() == '"') token = t->substr(1, t->size() - 2);
-      }
       const auto [host, port] = pick_node(rng());
       auto c = RedisClient::connect(host, port, 2s);
       if (!c.ok()) {
@@ -142,6 +138,21 @@ void HistoryClients::run(int64_t client) {
     }
     record(done);
     ++ok_;
+    if (options_.carry_session) {
+      // The session's token as of this operation, as a client that must not
+      // lose its session to a broken connection keeps it: taken only when
+      // hopping, the writes since the last hop would be outside the token
+      // the next connection presents, had this one broken first.
+      auto t = conn->command({"SESSION", "TOKEN"});
+      if (t.ok() && t->size() >= 2 && t->front() == '"') {
+        token = t->substr(1, t->size() - 2);
+      } else {
+        // Without its token the session cannot go on: a new process.
+        process += 1000;
+        token.clear();
+        conn.reset();
+      }
+    }
   }
 }
 

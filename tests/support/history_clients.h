@@ -28,9 +28,12 @@ class HistoryClients {
     std::string key_prefix;
     // Sent as CONSISTENCY <level> on every new connection (empty: not sent).
     std::string consistency;
-    // On a hop to another node, the new connection presents the old one's
-    // SESSION TOKEN (SESSION AFTER), so one client is one session throughout;
-    // otherwise a hop starts a new process in the history.
+    // One session per client throughout: it takes its SESSION TOKEN after
+    // every acknowledged operation and presents it (SESSION AFTER) on every
+    // new connection, a hop's or one after a broken connection, so a read
+    // through any node must observe what the client did before. A token it
+    // cannot take ends the session (a new process in the history). Without
+    // this, every new connection starts a new process.
     bool carry_session = false;
     // Where each port listens (same length as the ports); empty: 127.0.0.1.
     std::vector<std::string> hosts;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "support/redis_client.h"
+#include "support/server_process.h"
 
 namespace statekv::itest {
 
@@ -109,6 +110,20 @@ Result<pid_t> NetnsLab::spawn(int node, const std::vector<std::string>& argv,
     ::_exit(127);
   }
   return pid;
+}
+
+Result<pid_t> NetnsLab::spawn_statekv(int node, const std::string& data_dir,
+                                      const std::string& engine, const std::string& secret,
+                                      const std::string& log_path) {
+  std::string peers;
+  for (int k = 1; k <= nodes_; ++k) {
+    peers += (k > 1 ? "," : "") + std::to_string(k) + "=" + ip(k) + ":17001";
+  }
+  return spawn(node,
+               {statekv_binary(), "server", "--bind", ip(node), "--port",
+                std::to_string(resp_port_), "--node-id", std::to_string(node), "--peers", peers,
+                "--cluster-secret", secret, "--data", data_dir, "--engine", engine},
+               log_path);
 }
 
 Status NetnsLab::drop(int from, int to) {

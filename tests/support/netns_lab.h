@@ -43,6 +43,12 @@ class NetnsLab {
   // the test (PR_SET_PDEATHSIG). stdout+stderr go to log_path. Its pid.
   Result<pid_t> spawn(int node, const std::vector<std::string>& argv, const std::string& log_path);
 
+  // Starts `statekv server` as node `node` of a cluster of every namespace of
+  // the lab (spawn): RESP on the lab's resp port, peers on port 17001, data in
+  // `data_dir`, output to `log_path`.
+  Result<pid_t> spawn_statekv(int node, const std::string& data_dir, const std::string& engine,
+                              const std::string& secret, const std::string& log_path);
+
   // Drops every packet node `to` receives from node `from` (one way).
   Status drop(int from, int to);
   // Both ways between `a` and every node in `others`.

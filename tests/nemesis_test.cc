@@ -8,7 +8,8 @@
 // what it believed before) and continued; one time in four a second fault on
 // another node overlaps the first. Sessions at a weaker level (sequential or
 // causal) run beside the linearizable clients, carrying their tokens across
-// nodes. Then everything heals and every node must serve again; the clients'
+// nodes, and so do clients that pipeline 8 commands at a time. Then
+// everything heals and every node must serve again; the clients'
 // history is judged by `statekv check linearizable`, the sessions' by their
 // level's checker and `session`, every node must answer every key as the
 // others do, and what the faults cost is printed (operations refused or
@@ -126,6 +127,21 @@ std::pair<int64_t, int64_t> longest_gap_ms(const check::History& history) {
 
 void keep_logs(const std::string& dir, uint64_t seed);
 
+// `history` judged by `statekv check MODEL`: it must hold; a history that
+// does not is kept as /tmp/statekv-nemesis-NAME-SEED.jsonl.
+void judge(const check::History& history, const std::string& model, const std::string& name,
+           const std::string& dir, uint64_t seed) {
+  const std::string file = dir + "/" + name + ".jsonl";
+  ASSERT_TRUE(check::write_history_file(file, history).ok());
+  auto verdict = run_statekv({"check", model, file});
+  EXPECT_EQ(verdict.first, 0) << "seed " << seed << ", " << name << ", " << model << ": "
+                              << verdict.second;
+  if (verdict.first == 0) return;
+  const std::string kept = "/tmp/statekv-nemesis-" + name + "-" + std::to_string(seed) + ".jsonl";
+  std::filesystem::copy_file(file, kept, std::filesystem::copy_options::overwrite_existing);
+  std::printf("%s history kept at %s\n", name.c_str(), kept.c_str());
+}
+
 void run_nemesis(std::chrono::seconds faults_for) {
   auto made = NetnsLab::create(kNodes);
   if (!made.ok()) GTEST_SKIP() << "no network namespaces here: " << made.status().message();
@@ -174,6 +190,15 @@ void run_nemesis(std::chrono::seconds faults_for) {
   weak.consistency = level;
   weak.carry_session = true;
   HistoryClients sessions({kPort, kPort, kPort}, weak);
+  // Pipelining clients (8 commands at a time, routed and forwarded as
+  // pipelines: a pipeline broken by a fault is sent again a command at a
+  // time), judged linearizable on keys of their own.
+  HistoryClients::Options piped = options;
+  piped.clients = 3;
+  piped.keys = 6;
+  piped.key_prefix = "r:p:";
+  piped.pipeline = 8;
+  HistoryClients pipelined({kPort, kPort, kPort}, piped);
   std::this_thread::sleep_for(500ms);
 
   const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -278,6 +303,7 @@ void run_nemesis(std::chrono::seconds faults_for) {
   std::this_thread::sleep_for(1s);
   clients.stop();
   sessions.stop();
+  pipelined.stop();
 
   const check::History history = clients.history();
   const auto gap = longest_gap_ms(history);
@@ -289,33 +315,20 @@ void run_nemesis(std::chrono::seconds faults_for) {
       static_cast<long long>(gap.first), static_cast<double>(gap.second) / 1e3, level.c_str(),
       sessions.ok_count(), sessions.error_count());
   EXPECT_GT(clients.ok_count(), 100u);
-  const std::string file = dir.path() + "/history.jsonl";
-  ASSERT_TRUE(check::write_history_file(file, history).ok());
-  auto verdict = run_statekv({"check", "linearizable", file});
-  EXPECT_EQ(verdict.first, 0) << "seed " << seed << ": " << verdict.second;
-  if (verdict.first != 0) {
-    const std::string kept = "/tmp/statekv-nemesis-history-" + std::to_string(seed) + ".jsonl";
-    std::filesystem::copy_file(file, kept, std::filesystem::copy_options::overwrite_existing);
-    std::printf("history kept at %s\n", kept.c_str());
-  }
-  const std::string session_file = dir.path() + "/sessions.jsonl";
-  ASSERT_TRUE(check::write_history_file(session_file, sessions.history()).ok());
+  std::printf("pipelined clients: %zu acknowledged, %zu failed or unknown\n", pipelined.ok_count(),
+              pipelined.error_count());
+  EXPECT_GT(pipelined.ok_count(), 100u);
   EXPECT_GT(sessions.ok_count(), 50u);
-  for (const std::string& model : {level, std::string("session")}) {
-    auto judged = run_statekv({"check", model, session_file});
-    EXPECT_EQ(judged.first, 0) << "seed " << seed << ", " << model << ": " << judged.second;
-    if (judged.first != 0) {
-      const std::string kept = "/tmp/statekv-nemesis-sessions-" + std::to_string(seed) + ".jsonl";
-      std::filesystem::copy_file(session_file, kept,
-                                 std::filesystem::copy_options::overwrite_existing);
-      std::printf("session history kept at %s\n", kept.c_str());
-    }
-  }
+  judge(history, "linearizable", "history", dir.path(), seed);
+  judge(pipelined.history(), "linearizable", "pipelined", dir.path(), seed);
+  judge(sessions.history(), level, "sessions", dir.path(), seed);
+  judge(sessions.history(), "session", "sessions", dir.path(), seed);
   // Every node answers every key as the others do: a linearizable read
   // through each, and each member's own applied state (eventual) caught up.
   std::vector<std::string> keys;
   for (size_t i = 0; i < options.keys; ++i) keys.push_back("r:k" + std::to_string(i));
   for (size_t i = 0; i < weak.keys; ++i) keys.push_back("r:s:k" + std::to_string(i));
+  for (size_t i = 0; i < piped.keys; ++i) keys.push_back("r:p:k" + std::to_string(i));
   for (const std::string& key : keys) {
     const std::string want = lab.cmd(1, {"GET", key});
     for (int k = 1; k <= kNodes; ++k) {

@@ -62,7 +62,99 @@ std::pair<std::string, uint16_t> HistoryClients::pick_node(uint32_t random) {
   return {i < options_.hosts.size() ? options_.hosts[i] : std::string("127.0.0.1"), ports_[i]};
 }
 
+std::optional<RedisClient> HistoryClients::connect_somewhere(uint32_t random) {
+  const auto [host, port] = pick_node(random);
+  auto c = RedisClient::connect(host, port, 2s);
+  if (!c.ok()) {
+    std::this_thread::sleep_for(20ms);
+    return std::nullopt;
+  }
+  if (!options_.consistency.empty()) {
+    auto r = c->command({"CONSISTENCY", options_.consistency});
+    if (!r.ok() || *r != "+OK") return std::nullopt;
+  }
+  return std::move(c).value();
+}
+
+bool HistoryClients::complete(const check::Event& invoke, const Result<std::string>& reply) {
+  const bool write = invoke.f == check::OpFunction::kWrite;
+  check::Event done = invoke;
+  done.time = now();
+  if (!reply.ok() || (!reply->empty() && (*reply)[0] == '-')) {
+    // The connection broke, or an error reply (routing or a node failed): a
+    // read certainly did not happen; a write's fate is unknown.
+    done.type = write ? check::EventType::kInfo : check::EventType::kFail;
+    if (!write) done.value.reset();
+    record(done);
+    ++errors_;
+    return reply.ok();
+  }
+  const std::string& r = *reply;
+  done.type = check::EventType::kOk;
+  if (!write) {
+    if (r == "(nil)") {
+      done.value.reset();
+    } else if (r.size() >= 2 && r.front() == '"' && r.back() == '"') {
+      done.value = r.substr(1, r.size() - 2);
+    } else {
+      done.value = r;
+    }
+  }
+  record(done);
+  ++ok_;
+  return true;
+}
+
+void HistoryClients::run_pipelined(int64_t client) {
+  std::mt19937 rng(static_cast<unsigned>(client) + 1);
+  const size_t depth = options_.pipeline;
+  // One process per place in the pipeline; a place whose write's outcome is
+  // unknown continues as a new process.
+  std::vector<int64_t> process(depth);
+  int64_t next_process = 1'000'000 * (client + 1);
+  for (auto& p : process) p = next_process++;
+  uint64_t next_value = 0;
+  std::optional<RedisClient> conn;
+  while (!stop_) {
+    if (!conn || rng() % 20 == 0) {
+      conn = connect_somewhere(rng());
+      if (!conn) continue;
+    }
+    std::vector<check::Event> sent;
+    for (size_t i = 0; i < depth; ++i) {
+      check::Event invoke;
+      invoke.process = process[i];
+      invoke.type = check::EventType::kInvoke;
+      const bool write = rng() % 2 == 0;
+      invoke.f = write ? check::OpFunction::kWrite : check::OpFunction::kRead;
+      invoke.key = options_.key_prefix + "k" + std::to_string(rng() % options_.keys);
+      if (write) invoke.value = "c" + std::to_string(client) + "-" + std::to_string(next_value++);
+      invoke.time = now();
+      record(invoke);
+      conn->append(write ? std::vector<std::string>{"SET", invoke.key, *invoke.value}
+                         : std::vector<std::string>{"GET", invoke.key});
+      sent.push_back(std::move(invoke));
+    }
+    bool broken = false;
+    size_t refused = 0;
+    for (size_t i = 0; i < sent.size(); ++i) {
+      const Result<std::string> reply =
+          broken ? Result<std::string>(Status::IOError("connection broke")) : conn->read_reply();
+      const bool ok_reply = reply.ok() && !(!reply->empty() && (*reply)[0] == '-');
+      if (!complete(sent[i], reply)) broken = true;
+      if (!ok_reply && sent[i].f == check::OpFunction::kWrite) process[i] = next_process++;
+      refused += ok_reply ? 0 : 1;
+    }
+    if (broken) conn.reset();
+    if (refused == sent.size()) std::this_thread::sleep_for(5ms);  // as run() does
+  }
+}
+
 void HistoryClients::run(int64_t client) {
+  if (options_.pipeline > 1) {
+    run_pipelined(client);
+    return;
+  }
   std::mt19937 rng(static_cast<unsigned>(client) + 1);
   // A process that saw an unknown outcome continues as a new process (Jepsen).
   int64_t process = client;
@@ -72,26 +164,14 @@ void HistoryClients::run(int64_t client) {
   bool connected_before = false;
   while (!stop_) {
     if (!conn || rng() % 20 == 0) {  // hop between nodes now and then
-      const auto [host, port] = pick_node(rng());
-      auto c = RedisClient::connect(host, port, 2s);
-      if (!c.ok()) {
-        conn.reset();
-        std::this_thread::sleep_for(20ms);
-        continue;
-      }
-      conn.emplace(std::move(c).value());
-      bool ready = true;
-      if (!options_.consistency.empty()) {
-        auto r = conn->command({"CONSISTENCY", options_.consistency});
-        ready = r.ok() && *r == "+OK";
-      }
-      if (ready && options_.carry_session && !token.empty()) {
+      conn = connect_somewhere(rng());
+      if (!conn) continue;
+      if (options_.carry_session && !token.empty()) {
         auto r = conn->command({"SESSION", "AFTER", token});
-        ready = r.ok() && *r == "+OK";
-      }
-      if (!ready) {
-        conn.reset();
-        continue;
+        if (!r.ok() || *r != "+OK") {
+          conn.reset();
+          continue;
+        }
       }
       // Without the token, a new connection is a new session.
       if (connected_before && !options_.carry_session) process += 1000;
@@ -112,32 +192,14 @@ void HistoryClients::run(int64_t client) {
     invoke.time = now();
     record(invoke);
     auto reply = write ? conn->command({"SET", key, value}) : conn->command({"GET", key});
-    check::Event done = invoke;
-    done.time = now();
-    if (!reply.ok() || (!reply->empty() && (*reply)[0] == '-')) {
-      // The connection broke, or an error reply (routing or a node failed):
-      // a read certainly did not happen; a write's fate is unknown.
-      done.type = write ? check::EventType::kInfo : check::EventType::kFail;
-      if (!write) done.value.reset();
-      record(done);
-      ++errors_;
+    const bool ok_reply = reply.ok() && !(!reply->empty() && (*reply)[0] == '-');
+    if (!complete(invoke, reply)) conn.reset();
+    if (!ok_reply) {
       if (write) process += 1000;
-      if (!reply.ok()) conn.reset();
+      // A node refusing at once (a partition's minority) is not hammered.
+      std::this_thread::sleep_for(5ms);
       continue;
     }
-    const std::string& r = *reply;
-    done.type = check::EventType::kOk;
-    if (!write) {
-      if (r == "(nil)") {
-        done.value.reset();
-      } else if (r.size() >= 2 && r.front() == '"' && r.back() == '"') {
-        done.value = r.substr(1, r.size() - 2);
-      } else {
-        done.value = r;
-      }
-    }
-    record(done);
-    ++ok_;
     if (options_.carry_session) {
       // The session's token as of this operation, as a client that must not
       // lose its session to a broken connection keeps it: taken only when

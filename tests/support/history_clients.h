@@ -12,11 +12,13 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "check/history.h"
+#include "support/redis_client.h"
 
 namespace statekv::itest {
 
@@ -35,6 +37,11 @@ class HistoryClients {
     // cannot take ends the session (a new process in the history). Without
     // this, every new connection starts a new process.
     bool carry_session = false;
+    // Commands sent at a time on one connection (redis pipelining), each its
+    // own process in the history (a process has one operation in flight);
+    // their replies come back in order. 1: one at a time. Not with
+    // carry_session.
+    size_t pipeline = 1;
     // Where each port listens (same length as the ports); empty: 127.0.0.1.
     std::vector<std::string> hosts;
   };
@@ -62,6 +69,14 @@ class HistoryClients {
   // A node to connect to: host and port.
   std::pair<std::string, uint16_t> pick_node(uint32_t random);
   void run(int64_t client);
+  // A connection to a node picked by `random`, at options_.consistency;
+  // nullopt when that fails.
+  std::optional<RedisClient> connect_somewhere(uint32_t random);
+  // run() for options_.pipeline > 1.
+  void run_pipelined(int64_t client);
+  // The outcome of one command whose reply is `reply` (invoke: its invocation,
+  // recorded): recorded; false when the connection broke.
+  bool complete(const check::Event& invoke, const Result<std::string>& reply);
 
   std::mutex mu_;
   std::vector<uint16_t> ports_;

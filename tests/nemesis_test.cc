@@ -3,7 +3,8 @@
 // consensus keyspace, clients reading and writing through every node, and one
 // fault at a time picked by a seeded schedule: a node cut off from the others,
 // one node no longer hearing another (one way), a node killed with SIGKILL and
-// started again on its data directory, a node paused with SIGSTOP (a process
+// started again on its data directory (or killed once more while it
+// recovers, then started), a node paused with SIGSTOP (a process
 // that stalls, a GC pause or a VM migration would, and then wakes believing
 // what it believed before) and continued; one time in four a second fault on
 // another node overlaps the first. Sessions at a weaker level (sequential or
@@ -208,7 +209,8 @@ void run_nemesis(std::chrono::seconds faults_for) {
   // One fault, begun and ended (a network fault ends with a heal of every
   // rule, so two at once are ended together).
   struct Fault {
-    int kind = 0;  // 0 cut off, 1 one way, 2 killed, 3 paused
+    int kind = 0;  // 0 cut off, 1 one way, 2 killed, 3 paused, 4 killed again while recovering
+    std::chrono::milliseconds recovering{0};  // kind 4: how long it ran before the second kill
     int node = 0;
     int other = 0;  // kind 1: the node that stops hearing `node`
     std::string what() const {
@@ -220,8 +222,11 @@ void run_nemesis(std::chrono::seconds faults_for) {
           return "node " + std::to_string(other) + " does not hear " + n;
         case 2:
           return n + " killed (SIGKILL), started again";
-        default:
+        case 3:
           return n + " paused (SIGSTOP), continued";
+        default:
+          return n + " killed, started, killed again " + std::to_string(recovering.count()) +
+                 " ms into its recovery, started again";
       }
     }
   };
@@ -232,6 +237,7 @@ void run_nemesis(std::chrono::seconds faults_for) {
       case 1:
         return lab.drop(f.node, f.other);
       case 2:
+      case 4:
         nodes.kill(f.node);
         return Status::OK();
       default:
@@ -246,14 +252,24 @@ void run_nemesis(std::chrono::seconds faults_for) {
         return lab.heal();
       case 2:
         return nodes.start(f.node);
-      default:
+      case 3:
         nodes.resume(f.node);
         return Status::OK();
+      default: {
+        // Killed again while it replays its log, restores or catches up:
+        // what it wrote while starting must not spoil the next start.
+        if (Status s = nodes.start(f.node); !s.ok()) return s;
+        std::this_thread::sleep_for(f.recovering);
+        nodes.kill(f.node);
+        std::this_thread::sleep_for(200ms);
+        return nodes.start(f.node);
+      }
     }
   };
   const auto any_fault = [&](int node) {
     Fault f;
-    f.kind = pick(0, 3);
+    f.kind = pick(0, 4);
+    f.recovering = std::chrono::milliseconds(pick(50, 800));
     f.node = node;
     f.other = 1 + (node - 1 + pick(1, kNodes - 1)) % kNodes;
     return f;

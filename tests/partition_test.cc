@@ -167,9 +167,9 @@ TEST(Partition, MajorityServesMinorityRefusesOrServesWeakReadsNothingAcknowledge
 
 // A cut that leaves no majority anywhere (node 1 cut off, node 3 not hearing
 // node 2) held for 7 s: once it heals, every shard takes writes again within
-// 3 s. Left to TCP, a link would wait on its doubling retransmission timeout
-// (tries 0.2, 0.6, 1.4, 3.0, 6.2 and 12.6 s after the first loss: the next
-// one 5.6 s after this heal); the transport closes a connection whose bytes
+// 4 s (1.0-1.4 s measured; a loaded machine's elections take longer). Left to TCP, a link would
+// wait on its doubling retransmission timeout (tries 0.2, 0.6, 1.4, 3.0, 6.2 and 12.6 s after the
+// first loss: the next one 5.6 s after this heal); the transport closes a connection whose bytes
 // stay unacknowledged and retries a connect that hangs (net/transport.h).
 TEST(Partition, EveryShardIsWritableWithinSecondsOfTheHealOfALongCut) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
@@ -204,7 +204,7 @@ TEST(Partition, EveryShardIsWritableWithinSecondsOfTheHealOfALongCut) {
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - healed).count();
   std::printf("every shard writable %lld ms after the heal\n", static_cast<long long>(took));
   EXPECT_TRUE(waiting.empty()) << waiting.size() << " keys still not writable";
-  EXPECT_LT(took, 3000);
+  EXPECT_LT(took, 4000);
 }
 
 }  // namespace

@@ -604,10 +604,12 @@ std::vector<std::string> conflicts_with(const UpFlags& f, const LocalCluster& c)
 }
 
 // Starts every node of `cluster` that is not running, and waits until the
-// cluster is ready. On failure it stops exactly the nodes it started; every
-// node that was running before keeps running. `started` gets what it started.
+// cluster is ready (with `started_only`, until the nodes it started are: the
+// others may be down, or leave meanwhile). On failure it stops exactly the
+// nodes it started; every node that was running before keeps running.
+// `started` gets what it started.
 Status start_missing(const LocalCluster& cluster, const std::string& secret,
-                     const sigset_t& signals, std::map<uint64_t, pid_t>* started,
+                     const sigset_t& signals, std::map<uint64_t, pid_t>* started, bool started_only,
                      const std::string& requirepass = "") {
   for (const LocalNode& n : cluster.nodes) {
     // Just killed (kill -9, then this command at once): its files may still
@@ -629,7 +631,7 @@ Status start_missing(const LocalCluster& cluster, const std::string& secret,
                n.port, n.peer_port, cluster.node_dir(n.id).string());
   }
   std::fflush(stdout);
-  Status ready = wait_ready(cluster, secret, 30s, *started, signals);
+  Status ready = wait_ready(cluster, secret, 30s, *started, signals, started_only);
   if (!ready.ok()) {
     for (const auto& [id, pid] : *started) {
       (void)stop_node(cluster, NodeId(id), 3000ms, "its start failed: " + ready.message());
@@ -744,7 +746,9 @@ int run_up(const UpFlags& f) {
     if (!fs::exists(cluster.node_dir(n.id))) created.insert(n.id.value());
   }
   std::map<uint64_t, pid_t> started;
-  if (Status s = start_missing(cluster, *secret, signals, &started, f.requirepass); !s.ok()) {
+  if (Status s =
+          start_missing(cluster, *secret, signals, &started, /*started_only=*/false, f.requirepass);
+      !s.ok()) {
     if (fresh) forget_failed_start(cluster, created);
     return fail(s.message() +
                 (fresh ? "\ncluster.json was not written: the next `cluster up` starts afresh"
@@ -889,7 +893,11 @@ int run_restart_missing(const Common& c) {
   const sigset_t signals = shutdown_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::map<uint64_t, pid_t> started;
-  if (Status s = start_missing(cluster, *secret, signals, &started); !s.ok()) {
+  // Waits for what it started only: a node removed meanwhile (remove-node
+  // running beside it) or down for good is not a reason to stop the nodes it
+  // brought back.
+  if (Status s = start_missing(cluster, *secret, signals, &started, /*started_only=*/true);
+      !s.ok()) {
     return fail(s.message() + "\nthe nodes it started were stopped; the others run on");
   }
   fmt::print("restarted {} node(s); the cluster is ready\n", started.size());

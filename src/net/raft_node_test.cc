@@ -8,6 +8,7 @@
 #include <functional>
 #include <thread>
 
+#include "net/blocking_connection.h"
 #include "net/client.h"
 #include "net/disk_log.h"
 #include "net/shared_log.h"
@@ -193,6 +194,35 @@ TEST(RaftNode, WrongSecretIsRefused) {
   EXPECT_NE(s.message().find("handshake"), std::string::npos) << s.to_string();
   // The cluster still serves those who know the secret.
   EXPECT_TRUE(c.client()->put("a", "1").ok());
+}
+
+// A node that accepts connections but says nothing (paused with SIGSTOP: its
+// kernel still completes the TCP handshake) is passed over like one that is
+// down: the client asks the others, and does not take the silence for a
+// refused secret (found by the replica-move nemesis: add-node failed at once
+// while the metadata leader was paused).
+TEST(RaftNode, AClientPassesOverANodeThatAcceptsButNeverAnswers) {
+  Cluster c(3);
+  // Listening, never accepting: the kernel completes each connection into the
+  // backlog, and nothing ever answers on it.
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io,
+                                 asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::string stalled = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  auto direct =
+      BlockingConnection::open(stalled, "s3cret", BlockingConnection::Clock::now() + 200ms);
+  ASSERT_FALSE(direct.ok());
+  EXPECT_EQ(direct.status().code(), Status::Code::kUnavailable) << direct.status().to_string();
+
+  ClientOptions o;
+  o.endpoints = {stalled};
+  for (const std::string& e : c.endpoints()) o.endpoints.push_back(e);
+  o.secret = "s3cret";
+  o.deadline = 5000ms;
+  o.connect_timeout = 200ms;
+  auto client = Client::create(o);
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE((*client)->put("a", "1").ok());
 }
 
 TEST(RaftNode, AddAndRemoveVoterLive) {

@@ -517,9 +517,12 @@ Status wait_ready(const LocalCluster& cluster, const std::string& secret,
         // Active, and described by itself: a founder is in the first map
         // with its peer address only, until it records its RESP address and
         // region (a keyspace placed by region before then finds none there).
-        all_active = all_active && m != nullptr && m->state == meta::MemberState::kActive &&
-                     m->region == n.region &&
-                     m->address == "127.0.0.1:" + std::to_string(n.port);
+        // Leaving counts: a node restarted while remove-node moves its
+        // replicas away serves until it is removed (describe_member).
+        all_active =
+            all_active && m != nullptr &&
+            (m->state == meta::MemberState::kActive || m->state == meta::MemberState::kLeaving) &&
+            m->region == n.region && m->address == "127.0.0.1:" + std::to_string(n.port);
       }
     }
     const bool caught_up = leader && least_applied >= leader->value("commit_index", uint64_t{0});

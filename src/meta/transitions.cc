@@ -765,6 +765,12 @@ Result<ClusterMap> describe_member(const ClusterMap& map, NodeId id, std::string
   ClusterMap next = map;
   Member* m = live_member(next, id);
   if (m == nullptr) return not_a_member(id);
+  // A node that starts while it is being removed stays leaving: only the
+  // operator takes a removal back (set_member_state), never a restart (which
+  // would leave remove-node waiting for replicas that no longer move).
+  if (m->state == MemberState::kLeaving && state == MemberState::kActive) {
+    state = MemberState::kLeaving;
+  }
   if (m->address == address && m->peer_address == peer_address && m->region == region &&
       m->state == state) {
     return Status::InvalidArgument(fmt::format("node {} is already described so", id.value()));

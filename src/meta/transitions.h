@@ -208,7 +208,8 @@ void record_layout(Keyspace& k, std::vector<std::string> split_points, std::vect
                    std::vector<uint32_t> region_shards = {});
 
 // A member describes itself: where its clients and peers reach it, its region,
-// and its state (a node that started records its addresses and goes active).
+// and its state (a node that started records its addresses and goes active;
+// one that is leaving stays leaving: a restart does not take a removal back).
 // Refused when nothing would change, or the state change is not allowed.
 Result<ClusterMap> describe_member(const ClusterMap& map, NodeId id, std::string address,
                                    std::string peer_address, std::string region, MemberState state);

@@ -153,6 +153,30 @@ TEST(Members, AddSetStateRemove) {
   EXPECT_EQ(m.epoch, Epoch(6));
 }
 
+// A node that starts records where it is reached and goes active; one being
+// removed (leaving) stays leaving however it restarts: remove-node found its
+// node, killed and started again meanwhile, active again, and its replicas
+// never moved (the replica-move nemesis).
+TEST(Members, ANodeDescribingItselfGoesActiveUnlessItIsLeaving) {
+  ClusterMap m = three();
+  m = *add_member(m, member(4));
+  m = expect_next(m,
+                  describe_member(m, NodeId(4), "10.0.0.4:6380", "10.0.0.4:7000", "default",
+                                  MemberState::kActive),
+                  "node 4 describes itself: 10.0.0.4:6380 (peer 10.0.0.4:7000), region default, "
+                  "active");
+  m = *set_member_state(m, NodeId(4), MemberState::kLeaving);
+  m = expect_next(m,
+                  describe_member(m, NodeId(4), "10.0.0.4:6381", "10.0.0.4:7000", "default",
+                                  MemberState::kActive),
+                  "node 4 describes itself: 10.0.0.4:6381 (peer 10.0.0.4:7000), region default, "
+                  "leaving");
+  EXPECT_EQ(m.find_member(NodeId(4))->state, MemberState::kLeaving);
+  expect_refused(describe_member(m, NodeId(4), "10.0.0.4:6381", "10.0.0.4:7000", "default",
+                                 MemberState::kActive),
+                 "node 4 is already described so");
+}
+
 TEST(Members, AddRefusals) {
   const ClusterMap m = three();
   expect_refused(add_member(m, member(2)), "node 2 is already a member");

@@ -76,15 +76,16 @@ Result<std::unique_ptr<BlockingConnection>> BlockingConnection::open(const std::
     if (handshake.accepted()) break;
     auto frame = conn->read_frame(deadline);
     if (!frame.ok()) {
-      // A node that accepted the connection and then said nothing is stalled
-      // (paused, overloaded): another may answer. One that closed it refused
-      // this side, as a wrong secret makes it do: asking again will not help.
-      if (frame.status().code() == Status::Code::kTimeout) {
-        return Status::Unavailable("handshake with " + endpoint + ": " + frame.status().message() +
-                                   " (the node may be stalled)");
-      }
-      return Status::Aborted("handshake with " + endpoint + " failed: " + frame.status().message() +
-                             " (is the cluster secret right?)");
+      // A refusal (a wrong secret) comes as a frame saying so (handshake.h),
+      // above. A node that said nothing before the deadline is stalled
+      // (paused, overloaded), and one that dropped the connection is stopping
+      // or restarting: another may answer, or this one a moment later.
+      return Status::Unavailable("handshake with " + endpoint +
+                                 " failed: " + frame.status().message() +
+                                 (frame.status().code() == Status::Code::kTimeout
+                                      ? " (the node may be stalled)"
+                                      : " (the node may be restarting; is the cluster secret "
+                                        "right?)"));
     }
     handshake.on_frame(*frame);
   }

@@ -22,9 +22,10 @@ class BlockingConnection {
   using Clock = std::chrono::steady_clock;
 
   // Connects and authenticates. Aborted when the handshake is refused (a wrong
-  // secret: retrying will not help), Unavailable when the node cannot be reached
-  // or accepted the connection but said nothing before the deadline (a paused
-  // or stalled node: another may answer).
+  // secret: retrying will not help), Unavailable when the node cannot be reached,
+  // drops the connection before the handshake ends (stopping, restarting), or
+  // says nothing before the deadline (a paused or stalled node): another may
+  // answer.
   // As a node (`self` not 0) it states that node's `incarnation`
   // (net/peer_incarnations.h), which must then not be 0.
   static Result<std::unique_ptr<BlockingConnection>> open(const std::string& endpoint,

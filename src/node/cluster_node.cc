@@ -200,8 +200,10 @@ Status ClusterNode::register_once() {
   auto current = meta::fetch(client);
   if (!current.ok()) return current.status();
   const meta::Member* me = current->find_member(self);
+  // Described already (a node being removed stays leaving: describe_member).
   if (me != nullptr && me->address == options_.resp_address && me->peer_address == peer_address &&
-      me->region == options_.region && me->state == meta::MemberState::kActive) {
+      me->region == options_.region &&
+      (me->state == meta::MemberState::kActive || me->state == meta::MemberState::kLeaving)) {
     return Status::OK();
   }
   if (me == nullptr) {

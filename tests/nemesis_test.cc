@@ -34,6 +34,7 @@
 
 #include "check/history.h"
 #include "support/history_clients.h"
+#include "support/nemesis_seed.h"
 #include "support/netns_lab.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
@@ -102,11 +103,6 @@ class Nodes {
   std::vector<int> starts_;
 };
 
-uint64_t seed_from_env_or_clock() {
-  if (const char* s = std::getenv("STATEKV_NEMESIS_SEED")) return std::strtoull(s, nullptr, 10);
-  return static_cast<uint64_t>(Clock::now().time_since_epoch().count()) % 1000000;
-}
-
 // The longest stretch of the history with no operation acknowledged: its
 // length and where it began, in ms of the history's clock.
 std::pair<int64_t, int64_t> longest_gap_ms(const check::History& history) {
@@ -148,7 +144,7 @@ void run_nemesis(std::chrono::seconds faults_for) {
   if (!made.ok()) GTEST_SKIP() << "no network namespaces here: " << made.status().message();
   NetnsLab& lab = **made;
   lab.set_resp_port(kPort);
-  const uint64_t seed = seed_from_env_or_clock();
+  const uint64_t seed = nemesis_seed();
   std::mt19937_64 rng(seed);
   // Both engines: RocksDB keeps its state across a kill (the groups' logs
   // compact behind it), the memory engine is rebuilt from the log.

@@ -24,6 +24,7 @@
 
 #include "check/history.h"
 #include "support/history_clients.h"
+#include "support/nemesis_seed.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
 #include "support/statekv_cli.h"
@@ -653,12 +654,7 @@ void run_moves_nemesis(int cycles) {
     }
   } keep{cluster};
   ASSERT_NO_FATAL_FAILURE(cluster.up());
-  const char* seed_env = std::getenv("STATEKV_NEMESIS_SEED");
-  const uint64_t seed =
-      seed_env != nullptr
-          ? std::strtoull(seed_env, nullptr, 10)
-          : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) %
-                1000000;
+  const uint64_t seed = nemesis_seed();
   std::printf("moves nemesis seed %llu (STATEKV_NEMESIS_SEED replays it), %d cycles\n",
               static_cast<unsigned long long>(seed), cycles);
   std::mutex mu;

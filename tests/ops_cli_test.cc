@@ -129,5 +129,28 @@ TEST_F(OpsCli, StatusRightAfterTheMetadataLeaderDiesWaitsForTheElection) {
   EXPECT_NE(after.second.find("health: degraded"), std::string::npos) << after.second;
 }
 
+// A test that fails half-way stops its nodes even when `statekv cluster down`
+// cannot run (the binary relinked under a running test): LocalClusterGuard
+// kills them through their pid files then.
+TEST_F(OpsCli, TheGuardStopsTheNodesWhenClusterDownCannotRun) {
+  std::vector<pid_t> pids;
+  for (int id = 1; id <= 3; ++id) {
+    std::ifstream in(data_ + "/node" + std::to_string(id) + "/pid");
+    long pid = 0;
+    ASSERT_TRUE(in >> pid) << "node " << id;
+    pids.push_back(static_cast<pid_t>(pid));
+  }
+  const std::string binary = statekv_binary();
+  ASSERT_EQ(::setenv("STATEKV_BIN", (dir_.path() + "/no-such-binary").c_str(), 1), 0);
+  { LocalClusterGuard guard{data_}; }
+  ASSERT_EQ(::setenv("STATEKV_BIN", binary.c_str(), 1), 0);
+  for (pid_t pid : pids) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string word, state;
+    stat >> word >> word >> state;  // pid, (comm), state: absent or a zombie once killed
+    EXPECT_TRUE(!stat || state == "Z") << "pid " << pid << " still runs (" << state << ")";
+  }
+}
+
 }  // namespace
 }  // namespace statekv::itest

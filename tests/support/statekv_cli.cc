@@ -1,11 +1,16 @@
 #include "support/statekv_cli.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
+#include <thread>
 
 #include "support/net.h"
 #include "support/server_process.h"
@@ -49,6 +54,44 @@ uint16_t pick_cluster_base_port(uint16_t count) {
   return 0;
 }
 
-LocalClusterGuard::~LocalClusterGuard() { run_statekv({"cluster", "down", "--data", data}); }
+namespace {
+
+// Whether process `pid` runs with `--data` inside `data` (its cmdline names it).
+bool runs_under(pid_t pid, const std::string& data) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return !data.empty() && cmdline.find(data) != std::string::npos;
+}
+
+// SIGKILLs every node whose nodeK/pid file under `data` names a process of this
+// cluster; what cluster down does when it can, without it.
+void kill_nodes_by_pid_file(const std::string& data) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(data, ec)) {
+    std::ifstream in(entry.path() / "pid");
+    long pid = 0;
+    if (!(in >> pid) || pid <= 0 || !runs_under(static_cast<pid_t>(pid), data)) continue;
+    std::fprintf(stderr, "killing node pid %ld (%s)\n", pid, entry.path().c_str());
+    ::kill(static_cast<pid_t>(pid), SIGKILL);
+    for (int i = 0; i < 100 && ::kill(static_cast<pid_t>(pid), 0) == 0; ++i) {
+      if (::waitpid(static_cast<pid_t>(pid), nullptr, WNOHANG) == pid) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
+}  // namespace
+
+// A test that fails half-way must not leave its nodes running: when `cluster
+// down` itself cannot run (the binary relinked under a running test), the
+// nodes are killed through their pid files.
+LocalClusterGuard::~LocalClusterGuard() {
+  auto [code, output] = run_statekv({"cluster", "down", "--data", data});
+  if (code == 0) return;
+  std::fprintf(stderr, "`statekv cluster down --data %s` failed (exit %d): %s\n", data.c_str(),
+               code, output.c_str());
+  kill_nodes_by_pid_file(data);
+}
 
 }  // namespace statekv::itest

@@ -139,5 +139,5 @@ for type in hash set zset; do
       sr / n, (rr > 0 ? sr / rr : 0), ru / n, su / n }'
 done
 echo "(RSS: VmRSS growth while loading, per element; ratio < 1: statekv smaller. used: INFO"
-echo " used_memory growth per element, the allocator's count: jemalloc's in Redis, glibc"
-echo " mallinfo2's in statekv)"
+echo " used_memory growth per element, the allocator's count: jemalloc's in both, plus the"
+echo " memory engine's slabs in statekv)"

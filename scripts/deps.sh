@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config clang
   librocksdb-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
-  libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev libssl-dev libabsl-dev
+  libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev libssl-dev libabsl-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-tools redis-server
   etcd-server etcd-client

@@ -416,6 +416,8 @@ TEST_P(CommandsTest, ServerCommandsByProperty) {
     Result<std::string> mem = c->bulk({"INFO", "memory"});
     ASSERT_TRUE(mem.ok());
     EXPECT_TRUE(mem->starts_with("# Memory\r\n")) << *mem;
+    // Both run on jemalloc (statekv links it: core/allocator.h), and say so.
+    EXPECT_NE(mem->find("\r\nmem_allocator:jemalloc-"), std::string::npos) << *mem;
     EXPECT_EQ(mem->find("# Server"), std::string::npos);
     Result<long long> count = c->integer({"COMMAND", "COUNT"});
     ASSERT_TRUE(count.ok()) << count.status().to_string();

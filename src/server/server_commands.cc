@@ -1,6 +1,5 @@
 // Server commands: INFO, CONFIG, COMMAND.
 #include <fmt/format.h>
-#include <malloc.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "core/allocator.h"
 #include "server/command.h"
 #include "server/command_docs.h"
 #include "server/command_table.h"
@@ -89,8 +89,8 @@ void section_clients(CommandContext& c, std::string& s) {
 
 void section_memory(CommandContext& c, std::string& s) {
   // malloc's count, and the memory engine's slabs (mapped beside malloc).
-  struct mallinfo2 mi = mallinfo2();
-  const uint64_t used = mi.uordblks + mi.hblkhd + storage::slab_pool_bytes();
+  const AllocatorStats allocator = allocator_stats();
+  const uint64_t used = allocator.allocated_bytes + storage::slab_pool_bytes();
   const uint64_t rss = resident_bytes();
   const storage::EngineStats es = c.store().engine().stats();
   s += "# Memory\r\n";
@@ -102,7 +102,7 @@ void section_memory(CommandContext& c, std::string& s) {
   line(s, "engine_memory_human", human_bytes(es.memory_bytes));
   line(s, "mem_fragmentation_ratio",
        fmt::format("{:.2f}", used == 0 ? 0.0 : static_cast<double>(rss) / used));
-  line(s, "mem_allocator", "libc");
+  line(s, "mem_allocator", allocator.name);
   // Deleted collections whose elements are not reclaimed yet (docs/data-types.md).
   line(s, "lazyfree_pending_objects", c.store().garbage_count());
 }

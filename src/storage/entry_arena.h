@@ -50,7 +50,8 @@ class EntryArena {
   // A malloc'd block (sizes above kMaxSlabBlock) resized to `size` (> kMaxSlabBlock).
   char* reallocate(char* block, size_t size);
   // Bytes the block holds for an entry of `size` bytes: its class, or malloc's
-  // usable size plus its chunk header.
+  // usable size plus glibc's chunk header word (8 bytes too many on jemalloc,
+  // which keeps its metadata apart: core/allocator.h).
   static size_t held_bytes(const char* block, size_t size);
   // Bytes a malloc'd block may hold (sizes above kMaxSlabBlock only).
   static size_t usable_bytes(const char* block);

@@ -103,25 +103,6 @@ class Nodes {
   std::vector<int> starts_;
 };
 
-// The longest stretch of the history with no operation acknowledged: its
-// length and where it began, in ms of the history's clock.
-std::pair<int64_t, int64_t> longest_gap_ms(const check::History& history) {
-  std::vector<int64_t> acks;
-  for (const check::Event& e : history) {
-    if (e.type == check::EventType::kOk) acks.push_back(e.time);
-  }
-  std::sort(acks.begin(), acks.end());
-  int64_t gap = 0;
-  int64_t at = 0;
-  for (size_t i = 1; i < acks.size(); ++i) {
-    if (acks[i] - acks[i - 1] > gap) {
-      gap = acks[i] - acks[i - 1];
-      at = acks[i - 1];
-    }
-  }
-  return {gap / 1'000'000, at / 1'000'000};  // history times are in nanoseconds
-}
-
 void keep_logs(const std::string& dir, uint64_t seed);
 
 // `history` judged by `statekv check MODEL`: it must hold; a history that

@@ -11,9 +11,11 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -26,6 +28,7 @@
 #include "replication/raft/messages.h"
 #include "support/history_clients.h"
 #include "support/local_cluster.h"
+#include "support/program.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
 #include "support/statekv_cli.h"
@@ -91,6 +94,22 @@ struct ThreeNodes {
   std::vector<uint16_t> ports;
   std::unique_ptr<LocalClusterGuard> down;  // destroyed first: the nodes stop before dir goes
 };
+
+// Every node answers GET r:k0 .. r:k<keys - 1> as the first one does.
+void expect_every_node_answers_alike(const std::vector<uint16_t>& ports, int keys) {
+  for (int k = 0; k < keys; ++k) {
+    const std::string key = "r:k" + std::to_string(k);
+    std::optional<std::string> first;
+    for (uint16_t port : ports) {
+      auto c = RedisClient::connect(port);
+      ASSERT_TRUE(c.ok());
+      auto v = c->command({"GET", key});
+      ASSERT_TRUE(v.ok());
+      if (!first) first = *v;
+      EXPECT_EQ(*v, *first) << key << " through port " << port;
+    }
+  }
+}
 
 // Defined below.
 void create_replicated_keyspace(uint16_t port, const std::vector<uint16_t>& ports);
@@ -168,18 +187,140 @@ TEST(Replication, ConsensusKeyspaceSurvivesSigkillOfEachNodeAndStaysLinearizable
   }
 
   // Every node answers the same for every key (each asks the key's leader).
-  for (int k = 0; k < 12; ++k) {
-    const std::string key = "r:k" + std::to_string(k);
-    std::optional<std::string> first;
-    for (uint16_t port : ports) {
-      auto c = RedisClient::connect(port);
-      ASSERT_TRUE(c.ok());
-      auto v = c->command({"GET", key});
-      ASSERT_TRUE(v.ok());
-      if (!first) first = *v;
-      EXPECT_EQ(*v, *first) << key << " through port " << port;
+  expect_every_node_answers_alike(ports, 12);
+}
+
+// `sh -c command`: its exit status and its output (stdout, then stderr).
+std::pair<int, std::string> shell(const std::string& command) {
+  auto r = run_program({"sh", "-c", command}, ".", std::chrono::milliseconds(30000));
+  if (!r.ok()) return {-1, r.status().to_string()};
+  return {r->exit_code, r->out + r->err};
+}
+
+// A small tmpfs mounted over a directory for a test, unmounted (lazily: a
+// node may still hold it) when destroyed. Needs root (CAP_SYS_ADMIN).
+struct SmallDisk {
+  std::string dir;
+  bool mounted = false;
+  // Mounts `megabytes` of tmpfs at `at`; the reason when it cannot.
+  std::optional<std::string> mount(const std::string& at, int megabytes) {
+    dir = at;
+    auto [code, out] =
+        shell("mount -t tmpfs -o size=" + std::to_string(megabytes) + "m statekv-itest " + at);
+    if (code != 0) return "cannot mount a tmpfs (needs root): " + out;
+    mounted = true;
+    return std::nullopt;
+  }
+  bool grow(int megabytes) {
+    return shell("mount -o remount,size=" + std::to_string(megabytes) + "m " + dir).first == 0;
+  }
+  ~SmallDisk() {
+    if (mounted) shell("umount -l " + dir);
+  }
+};
+
+// A node whose disk fills stops (its write-ahead log cannot log what raft
+// needs it to keep), the other two serve every shard, and once there is room
+// again `cluster restart-missing` brings it back to catch up. Real processes,
+// node 2's data directory on a 16 MB tmpfs; the clients' history is judged
+// linearizable and every node answers every key alike at the end.
+TEST(Replication, ANodeWhoseDiskFillsStopsAndComesBackOnceThereIsRoom) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  SmallDisk disk;  // unmounted after the cluster below is down
+  ThreeNodes cluster("diskfull");
+  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  const std::string& data = cluster.data;
+  const std::vector<uint16_t>& ports = cluster.ports;
+  ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
+
+  // Node 2 onto the small disk: stopped, its directory moved aside, the tmpfs
+  // mounted in its place, the files copied back, started again.
+  const std::string node2 = data + "/node2";
+  const pid_t first = node_pid(data, 2);
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(::kill(first, SIGTERM), 0);
+  for (int i = 0; i < 500 && ::kill(first, 0) == 0; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(shell("mv " + node2 + " " + node2 + ".disk && mkdir " + node2).first, 0);
+  if (auto why = disk.mount(node2, 16)) {
+    shell("rmdir " + node2 + " && mv " + node2 + ".disk " + node2);
+    GTEST_SKIP() << *why;
+  }
+  ASSERT_EQ(shell("cp -a " + node2 + ".disk/. " + node2 + "/").first, 0);
+  auto restarted = run_statekv({"cluster", "restart-missing", "--data", data});
+  ASSERT_EQ(restarted.first, 0) << restarted.second;
+  const pid_t on_small_disk = node_pid(data, 2);
+  ASSERT_GT(on_small_disk, 0);
+
+  HistoryClients clients(ports, 6, 12, "r:");
+  // Large writes through node 1 fill node 2's log (every member logs them).
+  std::atomic<bool> filling{true};
+  std::thread filler([&] {
+    auto c = RedisClient::connect(ports[0]);
+    if (!c.ok()) return;
+    const std::string value(16 * 1024, 'x');
+    for (int i = 0; filling.load(); ++i) {
+      (void)c->command({"SET", "r:big" + std::to_string(i % 200), value});
+    }
+  });
+  const auto started = Clock::now();
+  while (::kill(on_small_disk, 0) == 0 && Clock::now() - started < 60s) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto stopped_after = Clock::now() - started;
+  filling = false;
+  filler.join();
+  ASSERT_NE(::kill(on_small_disk, 0), 0) << "node 2 still runs on a full disk";
+  std::printf("node 2 stopped %.1f s into the load\n",
+              std::chrono::duration<double>(stopped_after).count());
+  std::string log;
+  {
+    std::ifstream in(node2 + "/statekv.log");
+    log.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  EXPECT_NE(log.find("the write-ahead log failed, shutting down"), std::string::npos) << log;
+  EXPECT_NE(log.find("No space left on device"), std::string::npos);
+  EXPECT_NE(log.find("statekv stopped: this node's write-ahead log"), std::string::npos);
+
+  // The other two serve every shard: 30 probe keys through node 1 and node 3.
+  Clock::duration worst{};
+  for (uint16_t port : {ports[0], ports[2]}) {
+    for (int k = 0; k < 30; ++k) {
+      auto t = time_until_writable(port, "r:probe" + std::to_string(k), 10s);
+      ASSERT_TRUE(t.ok()) << t.status().to_string();
+      worst = std::max(worst, *t);
     }
   }
+  // (Node 2 hands its groups over before it exits: what the failure cost the
+  // clients is the longest stretch without an acknowledged operation, below.)
+  std::printf(
+      "after node 2 stopped, every shard took a write through nodes 1 and 3 within %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()));
+  EXPECT_LT(worst, 3s);
+
+  // Room again: node 2 comes back with its directory and catches up.
+  ASSERT_TRUE(disk.grow(512));
+  restarted = run_statekv({"cluster", "restart-missing", "--data", data});
+  ASSERT_EQ(restarted.first, 0) << restarted.second;
+  auto back = time_until_writable(ports[1], "r:back", 10s);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  std::this_thread::sleep_for(1s);  // load on all three again
+
+  clients.stop();
+  const check::History history = clients.history();
+  const auto gap = longest_gap_ms(history);
+  std::printf(
+      "clients: %zu operations acknowledged, %zu failed or unknown; longest time without an "
+      "acknowledged operation: %lld ms\n",
+      clients.ok_count(), clients.error_count(), static_cast<long long>(gap.first));
+  EXPECT_GT(clients.ok_count(), 300u) << "too little load to mean anything";
+  EXPECT_LT(gap.first, 3000) << "no operation acknowledged for that long";
+  const std::string file = cluster.dir.path() + "/history.jsonl";
+  ASSERT_TRUE(check::write_history_file(file, history).ok());
+  auto verdict = run_statekv({"check", "linearizable", file});
+  EXPECT_EQ(verdict.first, 0) << verdict.second;
+
+  // Every node answers every key alike; node 2 from what it caught up on.
+  expect_every_node_answers_alike(ports, 12);
 }
 
 // Reads served below linearizable, per member, from INFO replication: the

@@ -105,36 +105,47 @@ std::string cluster_secret_of(const ServerFlags& flags) {
   return env ? std::string(env) : std::string();
 }
 
-// Why a peer disowned this node, once one has (net/raft_node.h on_disowned):
-// the process then stops as on SIGTERM and exits 1, saying what to do.
-class DisownedStop {
+// Why this node must stop though nobody asked: a peer disowned it
+// (net/raft_node.h on_disowned), or its write-ahead log failed (on_log_failed).
+// The process then stops as on SIGTERM and exits 1, saying what to do.
+class FatalStop {
  public:
+  enum class Cause { kDisowned, kLogFailed };
+  struct Reason {
+    Cause cause;
+    std::string detail;
+  };
   // Any thread, once or more (the first reason is kept).
-  void stop(const std::string& reason) {
+  void stop(Cause cause, const std::string& detail) {
     {
       std::lock_guard lock(mu_);
       if (reason_) return;
-      reason_ = reason;
+      reason_ = Reason{cause, detail};
     }
     ::kill(::getpid(), SIGTERM);  // sigwait() in main takes it
   }
-  std::optional<std::string> reason() const {
+  std::optional<Reason> reason() const {
     std::lock_guard lock(mu_);
     return reason_;
   }
 
  private:
   mutable std::mutex mu_;
-  std::optional<std::string> reason_;
+  std::optional<Reason> reason_;
 };
 
 // Starts this node's membership in its cluster (raft replica, map watch).
 Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags& flags,
                                                               const server::ServerConfig& config,
                                                               uint16_t resp_port,
-                                                              DisownedStop& disowned) {
+                                                              FatalStop& fatal) {
   node::ClusterNodeOptions o;
-  o.raft.on_disowned = [&disowned](const std::string& reason) { disowned.stop(reason); };
+  o.raft.on_disowned = [&fatal](const std::string& reason) {
+    fatal.stop(FatalStop::Cause::kDisowned, reason);
+  };
+  o.raft.on_log_failed = [&fatal](const std::string& reason) {
+    fatal.stop(FatalStop::Cause::kLogFailed, reason);
+  };
   o.raft.self = NodeId(flags.node_id);
   o.raft.data_dir = config.data_dir;
   o.raft.peer_bind = config.bind;
@@ -344,13 +355,13 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
                         : std::filesystem::absolute(flags.config_file).string();
 
   std::unique_ptr<node::ClusterNode> cluster;
-  DisownedStop disowned;
+  FatalStop fatal;
   if (flags.node_id != 0) {
     if (Status s = prepare_data_dir(config.data_dir); !s.ok()) {
       spdlog::error("{}", s.message());
       return 1;
     }
-    auto started = start_cluster_node(flags, config, config.port, disowned);
+    auto started = start_cluster_node(flags, config, config.port, fatal);
     if (!started.ok()) {
       spdlog::error("cannot join the cluster: {}", started.status().message());
       return 1;
@@ -429,29 +440,48 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   int sig = 0;
   sigwait(&signals, &sig);
   const std::optional<server::ShutdownRequest> requested = shutdown.taken();
-  const std::optional<std::string> disowned_why = disowned.reason();
-  if (disowned_why) {
-    spdlog::error("disowned by a peer, shutting down: {}", *disowned_why);
+  const std::optional<FatalStop::Reason> fatal_why = fatal.reason();
+  const bool disowned = fatal_why && fatal_why->cause == FatalStop::Cause::kDisowned;
+  const bool log_failed = fatal_why && fatal_why->cause == FatalStop::Cause::kLogFailed;
+  if (disowned) {
+    spdlog::error("disowned by a peer, shutting down: {}", fatal_why->detail);
+  } else if (log_failed) {
+    spdlog::error("the write-ahead log failed, shutting down: {}", fatal_why->detail);
   } else {
     spdlog::info("received {}, shutting down", shutdown.cause(sig));
   }
 
   // A planned stop: the replica groups this node leads get other leaders
   // first, so their keys stay writable (a kill costs an election instead),
-  // unless SHUTDOWN NOW asked to stop at once.
+  // unless SHUTDOWN NOW asked to stop at once. A node whose log failed hands
+  // over too: its followers hold what it could not log, and an election
+  // would cost its groups a timeout.
   replica_controller.reset();  // no replica moves while this node stops
-  if (coordinator && !(requested && requested->now) && !disowned_why) {
+  if (coordinator && !(requested && requested->now) && !disowned) {
     coordinator->hand_over_leadership(std::chrono::milliseconds(2000));
   }
   network.stop();   // no new clients, every connection closed, I/O threads joined
   service->stop();  // background work (active expiry) ends before the engine closes
   if (Status s = (*engine)->sync(); !s.ok()) {
     spdlog::error("final sync failed: {}", s.to_string());
-    return 1;
+    // The same full disk, likely: the log's failure is what to say last.
+    if (!log_failed) return 1;
   }
   coordinator.reset();  // no more routed commands
   cluster.reset();      // leaves the raft group's event loop and syncs its log
-  if (disowned_why) {
+  if (log_failed) {
+    // The last line of the log: what the operator reads first.
+    spdlog::critical(
+        "statekv stopped: this node's write-ahead log ({}/wal) failed ({}), so nothing it wrote "
+        "after that is durable and it could keep no vote or acknowledgement. The other members "
+        "serve its replica groups. Free space or repair the disk, then start it again with its "
+        "data directory (`statekv cluster restart-missing`): it recovers its log up to the "
+        "failure and catches up from the others (docs/cluster.md, \"A node whose disk fails\")",
+        config.data_dir, fatal_why->detail);
+    spdlog::default_logger()->flush();
+    return 1;
+  }
+  if (disowned) {
     // The last line of the log: what the operator reads first.
     spdlog::critical(
         "statekv stopped: this node's write-ahead log ({}/wal) is not the one node {} had, so "

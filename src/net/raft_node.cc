@@ -134,6 +134,11 @@ class RaftNode::Impl final : public replication::Env<replication::raft::Message>
     SharedLogOptions wal_options;
     wal_options.dir = options_.data_dir / "wal";
     wal_options.fsync = options_.fsync;
+    if (options_.on_log_failed) {
+      wal_options.on_failure = [cb = options_.on_log_failed](const Status& s) {
+        cb(s.to_string());
+      };
+    }
     SharedLogRecovery recovery;
     auto wal = SharedLog::open(wal_options, &recovery);
     if (!wal.ok()) return wal.status();

@@ -104,6 +104,13 @@ struct RaftNodeOptions {
   // take part under its id: the server stops (docs/cluster.md). Null: only
   // logged (every frame of such a node is refused anyway).
   std::function<void(const std::string& reason)> on_disowned;
+  // Called once, on the log's sync thread, when the node's write-ahead log
+  // fails (SharedLogOptions::on_failure): from then on nothing this node
+  // writes becomes durable, so it acknowledges no entry and grants no vote,
+  // while a group it leads would still count on it. The server stops (exit 1)
+  // so that its groups elect leaders elsewhere and `cluster status` shows it
+  // down (docs/cluster.md, "A node whose disk fails"). Null: only logged.
+  std::function<void(const std::string& reason)> on_log_failed;
 };
 
 // A consistent snapshot of what the node knows, for status pages.

@@ -643,11 +643,14 @@ void SharedLog::sync_loop() {
     if (!s.ok()) {
       spdlog::error("shared log {}: {}; the log is stopped and nothing more becomes durable",
                     options_.dir.string(), s.to_string());
-      std::lock_guard lk(mu_);
-      error_ = s;
-      pending_.clear();
-      pending_entries_.clear();
-      durable_.notify_all();
+      {
+        std::lock_guard lk(mu_);
+        error_ = s;
+        pending_.clear();
+        pending_entries_.clear();
+        durable_.notify_all();
+      }
+      if (options_.on_failure) options_.on_failure(s);
       return;
     }
     // Tell each group the last of its records the round covered, then wake closers.

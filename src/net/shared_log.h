@@ -155,6 +155,13 @@ struct SharedLogOptions {
   // records (some 14000 rounds of 300 bytes) instead of one per round, at most 4 MiB of
   // zeros on disk per node, and 1/16 of a default segment. 0 turns it off.
   uint64_t preallocate_bytes = uint64_t{4} << 20;
+  // Called once, on the sync thread, when a round cannot be written or synced
+  // (a full disk, an I/O error): the log stops there and nothing more becomes
+  // durable. After a failed fdatasync the page cache may have dropped what it
+  // could not write, so the log is not retried: its owner must stop (a node
+  // that cannot log cannot keep raft's promises: net/raft_node.h). Null: only
+  // logged.
+  std::function<void(const Status&)> on_failure;
 };
 
 // What open() found on disk, apart from the records (open_group hands those out).

@@ -1,5 +1,6 @@
 #include "support/history_clients.h"
 
+#include <algorithm>
 #include <optional>
 #include <random>
 
@@ -216,6 +217,23 @@ void HistoryClients::run(int64_t client) {
       }
     }
   }
+}
+
+std::pair<int64_t, int64_t> longest_gap_ms(const check::History& history) {
+  std::vector<int64_t> acks;
+  for (const check::Event& e : history) {
+    if (e.type == check::EventType::kOk) acks.push_back(e.time);
+  }
+  std::sort(acks.begin(), acks.end());
+  int64_t gap = 0;
+  int64_t at = 0;
+  for (size_t i = 1; i < acks.size(); ++i) {
+    if (acks[i] - acks[i - 1] > gap) {
+      gap = acks[i] - acks[i - 1];
+      at = acks[i - 1];
+    }
+  }
+  return {gap / 1'000'000, at / 1'000'000};  // history times are in nanoseconds
 }
 
 }  // namespace statekv::itest

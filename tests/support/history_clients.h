@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "check/history.h"
@@ -88,5 +89,9 @@ class HistoryClients {
   std::chrono::steady_clock::time_point start_;
   check::History history_;
 };
+
+// The longest stretch of `history` with no operation acknowledged: its length
+// and where it began, in ms of the history's clock.
+std::pair<int64_t, int64_t> longest_gap_ms(const check::History& history);
 
 }  // namespace statekv::itest

@@ -87,11 +87,13 @@ class SharedLogTest : public ::testing::Test {
   std::shared_ptr<SharedLog> open(SharedLogRecovery* rec = nullptr, bool fsync = true) {
     SharedLogOptions options{dir_, fsync, segment_bytes_};
     options.preallocate_bytes = preallocate_bytes_;
+    options.on_failure = on_failure_;
     auto log = SharedLog::open(options, rec);
     EXPECT_TRUE(log.ok()) << log.status().to_string();
     return log.ok() ? std::move(log).value() : nullptr;
   }
   Status open_status() { return SharedLog::open(SharedLogOptions{dir_}).status(); }
+  std::function<void(const Status&)> on_failure_;  // SharedLogOptions::on_failure
   std::unique_ptr<GroupLog> group(SharedLog& log, uint64_t id, Records* records = nullptr,
                                   std::function<void(uint64_t)> on_durable = {}) {
     Records scratch;
@@ -608,6 +610,19 @@ TEST_F(SharedLogTest, AFailedWriteStopsEveryGroupAndNothingAfterItIsReportedDura
   {
     FileSizeLimit limit(size + 100);
     ASSERT_TRUE(limit.ok());
+    // The log's owner hears of it once (a node stops: net/raft_node.h).
+    std::mutex mu;
+    int failures = 0;
+    std::string failure;
+    on_failure_ = [&](const Status& st) {
+      std::lock_guard lock(mu);
+      ++failures;
+      failure = st.to_string();
+    };
+    const auto failures_seen = [&] {
+      std::lock_guard lock(mu);
+      return failures;
+    };
     auto log = open();
     auto a = group(*log, 1, nullptr, [&](uint64_t seq) { durable.store(seq); });
     auto b = group(*log, 2);
@@ -616,6 +631,12 @@ TEST_F(SharedLogTest, AFailedWriteStopsEveryGroupAndNothingAfterItIsReportedDura
     EXPECT_TRUE(b->status().is_io_error()) << b->status().to_string();
     b->append("after the failure");
     EXPECT_EQ(b->stats().durable, 0u);
+    for (int i = 0; i < 1000 && failures_seen() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::lock_guard lock(mu);
+    EXPECT_EQ(failures, 1);
+    EXPECT_NE(failure.find("File too large"), std::string::npos) << failure;
   }
   EXPECT_EQ(durable.load(), 0u);
   SharedLogRecovery rec;

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <regex>
 #include <set>
 #include <thread>
@@ -69,12 +70,12 @@ struct ThreeNodes {
   explicit ThreeNodes(const std::string& name) : dir(name), data(dir.path() + "/data") {}
 
   // `cluster up` with `extra` flags; every node answers when it returns.
-  void up(const std::vector<std::string>& extra = {}) {
+  void up(const std::vector<std::string>& extra = {}, const std::string& engine = "memory") {
     const uint16_t base = pick_cluster_base_port(3);
     ASSERT_NE(base, 0);
     std::vector<std::string> args = {
-        "cluster", "up", "--nodes",  "3",      "--base-port", std::to_string(base),
-        "--data",  data, "--engine", "memory", "--detach"};
+        "cluster", "up", "--nodes",  "3",    "--base-port", std::to_string(base),
+        "--data",  data, "--engine", engine, "--detach"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto started = run_statekv(args);
     down.reset(new LocalClusterGuard{data});
@@ -219,46 +220,63 @@ struct SmallDisk {
   }
 };
 
-// A node whose disk fills stops (its write-ahead log cannot log what raft
-// needs it to keep), the other two serve every shard, and once there is room
-// again `cluster restart-missing` brings it back to catch up. Real processes,
-// node 2's data directory on a 16 MB tmpfs; the clients' history is judged
+// Where a test fills node 2's disk: the whole data directory (the
+// write-ahead log fills first), or the RocksDB store's alone (a memtable
+// flush fails while the log still has room).
+struct DiskToFill {
+  std::string engine;
+  std::string subdir;       // under node2/, "" for the directory itself
+  int megabytes;            // the tmpfs's size
+  bool random_values;       // incompressible (RocksDB compresses its tables)
+  std::string log_failure;  // what node 2's log says when it stops
+};
+
+// A node whose disk fills stops (what it can no longer write is what raft
+// needs it to keep, or what its replicas must hold), the other two serve
+// every shard, and once there is room again `cluster restart-missing` brings
+// it back to catch up. Real processes; the clients' history is judged
 // linearizable and every node answers every key alike at the end.
-TEST(Replication, ANodeWhoseDiskFillsStopsAndComesBackOnceThereIsRoom) {
+void disk_fills_then_room_again(const DiskToFill& fill) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   SmallDisk disk;  // unmounted after the cluster below is down
   ThreeNodes cluster("diskfull");
-  ASSERT_NO_FATAL_FAILURE(cluster.up());
+  ASSERT_NO_FATAL_FAILURE(cluster.up({}, fill.engine));
   const std::string& data = cluster.data;
   const std::vector<uint16_t>& ports = cluster.ports;
   ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
 
-  // Node 2 onto the small disk: stopped, its directory moved aside, the tmpfs
+  // Node 2 onto the small disk: stopped, the directory moved aside, the tmpfs
   // mounted in its place, the files copied back, started again.
   const std::string node2 = data + "/node2";
+  const std::string small = fill.subdir.empty() ? node2 : node2 + "/" + fill.subdir;
   const pid_t first = node_pid(data, 2);
   ASSERT_GT(first, 0);
   ASSERT_EQ(::kill(first, SIGTERM), 0);
   for (int i = 0; i < 500 && ::kill(first, 0) == 0; ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_EQ(shell("mv " + node2 + " " + node2 + ".disk && mkdir " + node2).first, 0);
-  if (auto why = disk.mount(node2, 16)) {
-    shell("rmdir " + node2 + " && mv " + node2 + ".disk " + node2);
+  ASSERT_EQ(shell("mv " + small + " " + small + ".disk && mkdir " + small).first, 0);
+  if (auto why = disk.mount(small, fill.megabytes)) {
+    shell("rmdir " + small + " && mv " + small + ".disk " + small);
     GTEST_SKIP() << *why;
   }
-  ASSERT_EQ(shell("cp -a " + node2 + ".disk/. " + node2 + "/").first, 0);
+  ASSERT_EQ(shell("cp -a " + small + ".disk/. " + small + "/").first, 0);
   auto restarted = run_statekv({"cluster", "restart-missing", "--data", data});
   ASSERT_EQ(restarted.first, 0) << restarted.second;
   const pid_t on_small_disk = node_pid(data, 2);
   ASSERT_GT(on_small_disk, 0);
 
   HistoryClients clients(ports, 6, 12, "r:");
-  // Large writes through node 1 fill node 2's log (every member logs them).
+  // Large writes through node 1 fill node 2's disk (every member logs and
+  // stores them).
   std::atomic<bool> filling{true};
   std::thread filler([&] {
     auto c = RedisClient::connect(ports[0]);
     if (!c.ok()) return;
-    const std::string value(16 * 1024, 'x');
+    std::mt19937_64 rng(7);
+    std::string value(16 * 1024, 'x');
     for (int i = 0; filling.load(); ++i) {
+      if (fill.random_values) {
+        for (char& ch : value) ch = static_cast<char>('!' + rng() % 90);
+      }
       (void)c->command({"SET", "r:big" + std::to_string(i % 200), value});
     }
   });
@@ -277,9 +295,9 @@ TEST(Replication, ANodeWhoseDiskFillsStopsAndComesBackOnceThereIsRoom) {
     std::ifstream in(node2 + "/statekv.log");
     log.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  EXPECT_NE(log.find("the write-ahead log failed, shutting down"), std::string::npos) << log;
+  EXPECT_NE(log.find(fill.log_failure), std::string::npos) << log;
   EXPECT_NE(log.find("No space left on device"), std::string::npos);
-  EXPECT_NE(log.find("statekv stopped: this node's write-ahead log"), std::string::npos);
+  EXPECT_NE(log.find("critical statekv stopped: this node's"), std::string::npos);
 
   // The other two serve every shard: 30 probe keys through node 1 and node 3.
   Clock::duration worst{};
@@ -321,6 +339,28 @@ TEST(Replication, ANodeWhoseDiskFillsStopsAndComesBackOnceThereIsRoom) {
 
   // Every node answers every key alike; node 2 from what it caught up on.
   expect_every_node_answers_alike(ports, 12);
+}
+
+// Node 2's data directory on a 16 MB tmpfs: its write-ahead log fills.
+TEST(Replication, ANodeWhoseLogDiskFillsStopsAndComesBackOnceThereIsRoom) {
+  disk_fills_then_room_again(
+      DiskToFill{.engine = "memory",
+                 .subdir = "",
+                 .megabytes = 16,
+                 .random_values = false,
+                 .log_failure = "the write-ahead log failed, shutting down"});
+}
+
+// Node 2's RocksDB directory on an 8 MB tmpfs, its log on the real disk: a
+// flush fails, the store refuses every write after, and applying a committed
+// entry fails.
+TEST(Replication, ANodeWhoseStoreDiskFillsStopsAndComesBackOnceThereIsRoom) {
+  disk_fills_then_room_again(
+      DiskToFill{.engine = "rocksdb",
+                 .subdir = "rocksdb",
+                 .megabytes = 8,
+                 .random_values = true,
+                 .log_failure = "the store cannot write committed entries, shutting down"});
 }
 
 // Reads served below linearizable, per member, from INFO replication: the

@@ -110,7 +110,7 @@ std::string cluster_secret_of(const ServerFlags& flags) {
 // The process then stops as on SIGTERM and exits 1, saying what to do.
 class FatalStop {
  public:
-  enum class Cause { kDisowned, kLogFailed };
+  enum class Cause { kDisowned, kLogFailed, kStoreFailed };
   struct Reason {
     Cause cause;
     std::string detail;
@@ -407,6 +407,9 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
     groups.compact_after_entries = flags.group_compact_entries;
     groups.compact_after_bytes = flags.group_compact_bytes;
     groups.max_write_bytes = flags.group_max_write_bytes;
+    groups.on_store_failed = [&fatal](const std::string& reason) {
+      fatal.stop(FatalStop::Cause::kStoreFailed, reason);
+    };
     groups.raft.snapshot_threshold_bytes = flags.group_compact_bytes;
     co.replica_groups = groups;
     co.scopes = &scopes;
@@ -443,10 +446,13 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   const std::optional<FatalStop::Reason> fatal_why = fatal.reason();
   const bool disowned = fatal_why && fatal_why->cause == FatalStop::Cause::kDisowned;
   const bool log_failed = fatal_why && fatal_why->cause == FatalStop::Cause::kLogFailed;
+  const bool store_failed = fatal_why && fatal_why->cause == FatalStop::Cause::kStoreFailed;
   if (disowned) {
     spdlog::error("disowned by a peer, shutting down: {}", fatal_why->detail);
   } else if (log_failed) {
     spdlog::error("the write-ahead log failed, shutting down: {}", fatal_why->detail);
+  } else if (store_failed) {
+    spdlog::error("the store cannot write committed entries, shutting down: {}", fatal_why->detail);
   } else {
     spdlog::info("received {}, shutting down", shutdown.cause(sig));
   }
@@ -464,8 +470,8 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   service->stop();  // background work (active expiry) ends before the engine closes
   if (Status s = (*engine)->sync(); !s.ok()) {
     spdlog::error("final sync failed: {}", s.to_string());
-    // The same full disk, likely: the log's failure is what to say last.
-    if (!log_failed) return 1;
+    // The same full disk, likely: the first failure is what to say last.
+    if (!log_failed && !store_failed) return 1;
   }
   coordinator.reset();  // no more routed commands
   cluster.reset();      // leaves the raft group's event loop and syncs its log
@@ -477,6 +483,17 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
         "serve its replica groups. Free space or repair the disk, then start it again with its "
         "data directory (`statekv cluster restart-missing`): it recovers its log up to the "
         "failure and catches up from the others (docs/cluster.md, \"A node whose disk fails\")",
+        config.data_dir, fatal_why->detail);
+    spdlog::default_logger()->flush();
+    return 1;
+  }
+  if (store_failed) {
+    spdlog::critical(
+        "statekv stopped: this node's store ({}) could not write committed entries ({}), so its "
+        "replicas no longer followed their logs. The other members serve its replica groups. "
+        "Free space or repair the disk, then start it again with its data directory (`statekv "
+        "cluster restart-missing`): it replays each group's log from what the store holds and "
+        "catches up from the others (docs/cluster.md, \"A node whose disk fails\")",
         config.data_dir, fatal_why->detail);
     spdlog::default_logger()->flush();
     return 1;

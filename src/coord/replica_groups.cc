@@ -571,6 +571,13 @@ class ReplicaGroups::Impl {
   const bool keeps_state_ = store_.engine().survives_restart();
   // Where followers stage the snapshots they receive (coord/snapshot_staging.h).
   std::filesystem::path staging_dir() const { return options_.data_dir / "snapshot-staging"; }
+  // A committed entry's effects could not be written (ReplicaGroupsOptions::
+  // on_store_failed): an I/O error stops the node.
+  void store_failed(const Status& s) {
+    if (s.is_io_error() && options_.on_store_failed) {
+      options_.on_store_failed(s.to_string());
+    }
+  }
   asio::steady_timer compact_timer_{io_};
   HandoverBackoff handover_backoff_;  // balance_leaders(): handovers that did not take
   // The groups receiving a snapshot (note_snapshot_reception).
@@ -693,6 +700,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
                 !applied.ok()) {
               spdlog::error("group {}: applying a committed entry failed: {}", id.value(),
                             applied.status().to_string());
+              host.store_failed(applied.status());
             } else if (position) {
               stored_through = index;
             }
@@ -740,6 +748,7 @@ class ReplicaGroup final : public replication::Env<raft::Message>,
         !applied.ok()) {
       spdlog::error("group {}: applying {} committed entries through index {} failed: {}",
                     id.value(), run.size(), pending_through, applied.status().to_string());
+      host.store_failed(applied.status());
     } else if (position) {
       stored_through = pending_through;
     }

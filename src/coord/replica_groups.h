@@ -220,6 +220,16 @@ struct ReplicaGroupsOptions {
   uint64_t max_write_bytes = uint64_t{16} << 20;
   // A command without an answer within this long gets Timeout.
   std::chrono::milliseconds request_timeout{5000};
+  // Called (on the data loop; maybe more than once) when the store cannot
+  // write a committed entry's effects for an I/O reason (a full disk, the
+  // engine stopped by a background error): the replica's state no longer
+  // follows its log, and it would serve reads, lead and count in majorities
+  // with an entry missing. The server stops (exit 1); a restart replays the
+  // log from the last position the store holds (docs/cluster.md, "A node
+  // whose disk fails"). Null: only logged. An entry the store refuses as
+  // malformed (InvalidArgument) is refused alike on every member and only
+  // logged.
+  std::function<void(const std::string& reason)> on_store_failed;
 };
 
 // Where a read-only command may be served (consistency per request,

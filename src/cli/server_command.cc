@@ -134,6 +134,37 @@ class FatalStop {
   std::optional<Reason> reason_;
 };
 
+// What a node that stopped on its own says last: what happened, and what to do.
+std::string fatal_stop_advice(const FatalStop::Reason& why, const std::string& data_dir,
+                              uint64_t node_id) {
+  switch (why.cause) {
+    case FatalStop::Cause::kLogFailed:
+      return fmt::format(
+          "this node's write-ahead log ({}/wal) failed ({}), so nothing it wrote after that is "
+          "durable and it could keep no vote or acknowledgement. The other members serve its "
+          "replica groups. Free space or repair the disk, then start it again with its data "
+          "directory (`statekv cluster restart-missing`): it recovers its log up to the failure "
+          "and catches up from the others (docs/cluster.md, \"A node whose disk fails\")",
+          data_dir, why.detail);
+    case FatalStop::Cause::kStoreFailed:
+      return fmt::format(
+          "this node's store ({}) could not write committed entries ({}), so its replicas no "
+          "longer followed their logs. The other members serve its replica groups. Free space "
+          "or repair the disk, then start it again with its data directory (`statekv cluster "
+          "restart-missing`): it replays each group's log from what the store holds and catches "
+          "up from the others (docs/cluster.md, \"A node whose disk fails\")",
+          data_dir, why.detail);
+    case FatalStop::Cause::kDisowned:
+      break;
+  }
+  return fmt::format(
+      "this node's write-ahead log ({}/wal) is not the one node {} had, so without the votes and "
+      "log entries it acknowledged it cannot take part as node {}. Start it with its old data "
+      "directory, or bring it back as a new node: `statekv cluster add-node`, then `statekv "
+      "cluster remove-node --id {}` (docs/cluster.md, \"A node that lost its data\")",
+      data_dir, node_id, node_id, node_id);
+}
+
 // Starts this node's membership in its cluster (raft replica, map watch).
 Result<std::unique_ptr<node::ClusterNode>> start_cluster_node(const ServerFlags& flags,
                                                               const server::ServerConfig& config,
@@ -475,38 +506,10 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   }
   coordinator.reset();  // no more routed commands
   cluster.reset();      // leaves the raft group's event loop and syncs its log
-  if (log_failed) {
+  if (fatal_why) {
     // The last line of the log: what the operator reads first.
-    spdlog::critical(
-        "statekv stopped: this node's write-ahead log ({}/wal) failed ({}), so nothing it wrote "
-        "after that is durable and it could keep no vote or acknowledgement. The other members "
-        "serve its replica groups. Free space or repair the disk, then start it again with its "
-        "data directory (`statekv cluster restart-missing`): it recovers its log up to the "
-        "failure and catches up from the others (docs/cluster.md, \"A node whose disk fails\")",
-        config.data_dir, fatal_why->detail);
-    spdlog::default_logger()->flush();
-    return 1;
-  }
-  if (store_failed) {
-    spdlog::critical(
-        "statekv stopped: this node's store ({}) could not write committed entries ({}), so its "
-        "replicas no longer followed their logs. The other members serve its replica groups. "
-        "Free space or repair the disk, then start it again with its data directory (`statekv "
-        "cluster restart-missing`): it replays each group's log from what the store holds and "
-        "catches up from the others (docs/cluster.md, \"A node whose disk fails\")",
-        config.data_dir, fatal_why->detail);
-    spdlog::default_logger()->flush();
-    return 1;
-  }
-  if (disowned) {
-    // The last line of the log: what the operator reads first.
-    spdlog::critical(
-        "statekv stopped: this node's write-ahead log ({}/wal) is not the one node {} had, so "
-        "without the votes and log entries it acknowledged it cannot take part as node {}. Start "
-        "it with its old data directory, or bring it back as a new node: `statekv cluster "
-        "add-node`, then `statekv cluster remove-node --id {}` (docs/cluster.md, \"A node that "
-        "lost its data\")",
-        config.data_dir, flags.node_id, flags.node_id, flags.node_id);
+    spdlog::critical("statekv stopped: {}",
+                     fatal_stop_advice(*fatal_why, config.data_dir, flags.node_id));
     spdlog::default_logger()->flush();
     return 1;
   }

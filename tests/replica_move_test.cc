@@ -58,7 +58,7 @@ struct Cluster {
   // "rep" is the one whose replicas move), unless default_replication says
   // "consensus".
   void up() {
-    base = pick_cluster_base_port(5);
+    base = pick_cluster_base_port(ports_needed);
     ASSERT_NE(base, 0);
     std::vector<std::string> args = {
         "cluster", "up", "--nodes",  "3",    "--base-port",   std::to_string(base),
@@ -132,6 +132,9 @@ struct Cluster {
   std::string data;
   std::string partitioner;
   std::string default_replication = "none";
+  // RESP ports base .. base + ports_needed - 1 (and their peer ports) found free
+  // at the start: one per node id the test will use (node K takes base + K - 1).
+  uint16_t ports_needed = 5;
   std::string engine = "memory";
   uint64_t compact_entries = 65536;  // --group-compact-entries (its default), rocksdb only
   uint16_t base = 0;
@@ -637,6 +640,7 @@ TEST(ReplicaMoveDead, ARestoreCutShortBetweenItsPiecesIsTakenAgainWholeAfterARes
 void run_moves_nemesis(int cycles) {
   Cluster cluster("replica-move-nemesis");
   cluster.default_replication = "consensus";
+  cluster.ports_needed = static_cast<uint16_t>(3 + cycles);  // a node added per cycle
   // The nodes' logs, kept when the run fails (its directory goes with it).
   struct KeepLogs {
     const Cluster& cluster;

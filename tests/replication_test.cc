@@ -32,6 +32,7 @@
 #include "support/program.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
+#include "support/small_disk.h"
 #include "support/statekv_cli.h"
 #include "support/temp_dir.h"
 
@@ -190,35 +191,6 @@ TEST(Replication, ConsensusKeyspaceSurvivesSigkillOfEachNodeAndStaysLinearizable
   // Every node answers the same for every key (each asks the key's leader).
   expect_every_node_answers_alike(ports, 12);
 }
-
-// `sh -c command`: its exit status and its output (stdout, then stderr).
-std::pair<int, std::string> shell(const std::string& command) {
-  auto r = run_program({"sh", "-c", command}, ".", std::chrono::milliseconds(30000));
-  if (!r.ok()) return {-1, r.status().to_string()};
-  return {r->exit_code, r->out + r->err};
-}
-
-// A small tmpfs mounted over a directory for a test, unmounted (lazily: a
-// node may still hold it) when destroyed. Needs root (CAP_SYS_ADMIN).
-struct SmallDisk {
-  std::string dir;
-  bool mounted = false;
-  // Mounts `megabytes` of tmpfs at `at`; the reason when it cannot.
-  std::optional<std::string> mount(const std::string& at, int megabytes) {
-    dir = at;
-    auto [code, out] =
-        shell("mount -t tmpfs -o size=" + std::to_string(megabytes) + "m statekv-itest " + at);
-    if (code != 0) return "cannot mount a tmpfs (needs root): " + out;
-    mounted = true;
-    return std::nullopt;
-  }
-  bool grow(int megabytes) {
-    return shell("mount -o remount,size=" + std::to_string(megabytes) + "m " + dir).first == 0;
-  }
-  ~SmallDisk() {
-    if (mounted) shell("umount -l " + dir);
-  }
-};
 
 // Where a test fills node 2's disk: the whole data directory (the
 // write-ahead log fills first), or the RocksDB store's alone (a memtable

@@ -415,6 +415,14 @@ void Connection::schedule_durable() {
       if (self->durable_wait_ == front) self->durable_wait_ = 0;
       self->release_durable();
       if (self->closed_) return;
+      if (!self->held_segments_.empty() && self->held_segments_.front().seq <= front) {
+        // Called without the write being durable: the engine's sync failed, and
+        // nothing held will ever be. The client cannot be told +OK, nor that
+        // the write did not happen (it may be on disk): a closed connection
+        // says "unknown", as a crash would.
+        self->close("the engine cannot make writes durable any more (a failed sync)");
+        return;
+      }
       self->flush();
       self->schedule_durable();
       self->publish_buffer_sizes();

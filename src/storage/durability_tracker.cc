@@ -14,7 +14,7 @@ void DurabilityTracker::advance(Sequence seq) {
 }
 
 void DurabilityTracker::when_durable(Sequence seq, std::function<void()> callback) {
-  if (seq <= durable_.load(std::memory_order_seq_cst)) {
+  if (seq <= durable_.load(std::memory_order_seq_cst) || failed_.load(std::memory_order_seq_cst)) {
     callback();
     return;
   }
@@ -26,6 +26,19 @@ void DurabilityTracker::when_durable(Sequence seq, std::function<void()> callbac
   // advance() may have raised durable_ between our first check and the insert
   // without seeing pending_ > 0; re-check so the callback is not stranded.
   if (seq <= durable_.load(std::memory_order_seq_cst)) release_covered();
+  if (failed_.load(std::memory_order_seq_cst)) fail();  // fail() ran before the insert
+}
+
+void DurabilityTracker::fail() {
+  failed_.store(true, std::memory_order_seq_cst);
+  std::vector<std::function<void()>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [seq, cb] : waiters_) all.push_back(std::move(cb));
+    waiters_.clear();
+    pending_.fetch_sub(all.size(), std::memory_order_seq_cst);
+  }
+  for (auto& cb : all) cb();
 }
 
 void DurabilityTracker::release_covered() {

@@ -39,6 +39,11 @@ class DurabilityTracker {
   // covers seq. The callback runs exactly once.
   void when_durable(Sequence seq, std::function<void()> callback);
 
+  // The engine can make nothing more durable (its sync failed): every waiting
+  // callback runs now, and every later when_durable() at once. durable() stays
+  // where it was, so a callback tells the two apart: its seq is not covered.
+  void fail();
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
   // Number of callbacks still waiting (for tests and stats).
   size_t pending() const { return pending_.load(std::memory_order_acquire); }
 
@@ -46,6 +51,7 @@ class DurabilityTracker {
   void release_covered();
 
   std::atomic<Sequence> durable_{0};
+  std::atomic<bool> failed_{false};
   // Lets advance() skip the mutex when nobody waits. advance() stores durable_ then
   // loads pending_; when_durable() stores pending_ then loads durable_ (both
   // seq_cst), so at least one of them sees the other and no callback is stranded.

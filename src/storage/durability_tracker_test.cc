@@ -48,5 +48,38 @@ TEST(DurabilityTracker, NoCallbackStrandedUnderRaces) {
   EXPECT_EQ(ran.load(), kSeqs);
 }
 
+// A failed sync: whoever waits hears at once, and so does whoever asks later;
+// the durable point stays where it was, which is how a callback tells.
+TEST(DurabilityTracker, AFailureReleasesEveryWaiterWithoutCoveringIt) {
+  DurabilityTracker t;
+  t.advance(5);
+  int ran = 0;
+  t.when_durable(7, [&] { ++ran; });
+  t.when_durable(9, [&] { ++ran; });
+  EXPECT_EQ(ran, 0);
+  t.fail();
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(ran, 2);
+  EXPECT_EQ(t.pending(), 0u);
+  EXPECT_EQ(t.durable(), 5u);
+  t.when_durable(12, [&] { ++ran; });
+  EXPECT_EQ(ran, 3);
+}
+
+// fail() racing registrations: no callback is stranded.
+TEST(DurabilityTracker, AFailureRacingRegistrationsStrandsNothing) {
+  for (int round = 0; round < 50; ++round) {
+    DurabilityTracker t;
+    std::atomic<int> ran{0};
+    std::thread registrar([&] {
+      for (Sequence s = 1; s <= 2000; ++s) t.when_durable(s, [&] { ran.fetch_add(1); });
+    });
+    t.fail();
+    registrar.join();
+    EXPECT_EQ(ran.load(), 2000);
+    EXPECT_EQ(t.pending(), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace statekv::storage

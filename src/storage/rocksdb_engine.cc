@@ -3,11 +3,15 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include <algorithm>
 #include <bit>
@@ -54,6 +58,52 @@ rocksdb::CompressionType pick_compression(rocksdb::CompressionType preferred) {
   return rocksdb::kNoCompression;
 }
 
+// RocksDB's own log, into statekv's (spdlog) instead of a LOG file in the data
+// directory: on a full disk RocksDB's file logger failed a write, and its next
+// one tripped an assertion Debian's build keeps (WritableFileWriter::
+// AssertFalseAndGetStatusForPrevError) and aborted the server, with nothing of
+// statekv's said. Its warnings and errors are statekv's warnings and errors; its
+// (chatty) info, at debug.
+class SpdlogLogger final : public rocksdb::Logger {
+ public:
+  SpdlogLogger()
+      : rocksdb::Logger(spdlog::should_log(spdlog::level::debug)
+                            ? rocksdb::InfoLogLevel::INFO_LEVEL
+                            : rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    const spdlog::level::level_enum to = spdlog_level(level);
+    if (!spdlog::should_log(to)) return;
+    char buf[1024];
+    va_list copy;
+    va_copy(copy, ap);
+    const int n = vsnprintf(buf, sizeof buf, format, copy);
+    va_end(copy);
+    if (n < 0) return;
+    spdlog::log(to, "rocksdb: {}", std::string_view(buf, std::min<size_t>(n, sizeof buf - 1)));
+  }
+
+ private:
+  static spdlog::level::level_enum spdlog_level(rocksdb::InfoLogLevel level) {
+    switch (level) {
+      case rocksdb::InfoLogLevel::DEBUG_LEVEL:
+        return spdlog::level::trace;
+      case rocksdb::InfoLogLevel::WARN_LEVEL:
+        return spdlog::level::warn;
+      case rocksdb::InfoLogLevel::ERROR_LEVEL:
+        return spdlog::level::err;
+      case rocksdb::InfoLogLevel::FATAL_LEVEL:
+        return spdlog::level::critical;
+      default:  // INFO, HEADER
+        return spdlog::level::debug;
+    }
+  }
+};
+
 }  // namespace
 
 Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::open(const RocksDbEngineOptions& options) {
@@ -70,6 +120,7 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::open(const RocksDbEngineOp
   o.compression = pick_compression(rocksdb::kLZ4Compression);
   o.bottommost_compression = pick_compression(rocksdb::kZSTD);
   o.level_compaction_dynamic_level_bytes = true;
+  o.info_log = std::make_shared<SpdlogLogger>();  // not <path>/LOG: see SpdlogLogger
   // Group commit: writes only append to RocksDB's in-memory WAL buffer; the sync
   // thread writes and fsyncs it in one go (FlushWAL(true)), so a write costs no
   // system call of its own. Profiling showed one write(2) per SET otherwise.
@@ -304,10 +355,17 @@ Status RocksDbEngine::sync_now() {
       options_.fsync == FsyncPolicy::kBatch ? db_->FlushWAL(/*sync=*/true) : db_->SyncWAL();
   wal_syncs_.fetch_add(1, std::memory_order_relaxed);
   if (!s.ok()) {
-    std::lock_guard lock(sync_mu_);
-    if (sync_error_.ok()) sync_error_ = from_rocks(s);
-    failed_.store(true, std::memory_order_release);
-    return sync_error_;
+    Status error;
+    {
+      std::lock_guard lock(sync_mu_);
+      if (sync_error_.ok()) sync_error_ = from_rocks(s);
+      failed_.store(true, std::memory_order_release);
+      error = sync_error_;
+    }
+    // Whoever waits for a write to become durable hears now that it will not
+    // (a connection holding a reply closes it: server/connection.cc).
+    durable_.fail();
+    return error;
   }
   durable_.advance(target);
   return Status::OK();
@@ -346,6 +404,12 @@ void RocksDbEngine::sync_loop() {
     const Status s = sync_now();
     lock.lock();
     if (!s.ok()) {
+      spdlog::error(
+          "the store's write-ahead log could not be synced ({}): writes are refused from now on "
+          "and the replies still waiting for that sync are dropped with their connections (the "
+          "writes may or may not be on disk); free space or repair the disk and restart the "
+          "server (docs/storage.md, \"Errors: a failed sync\")",
+          s.to_string());
       // The error is kept; writers see it. Nothing more this thread can make durable.
       sync_cv_.wait(lock, [&] { return stopping_; });
       return;

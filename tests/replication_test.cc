@@ -212,6 +212,7 @@ void disk_fills_then_room_again(const DiskToFill& fill) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
   SmallDisk disk;  // unmounted after the cluster below is down
   ThreeNodes cluster("diskfull");
+  disk.remove_after_unmount(cluster.dir.path());  // its mount point stays until then
   ASSERT_NO_FATAL_FAILURE(cluster.up({}, fill.engine));
   const std::string& data = cluster.data;
   const std::vector<uint16_t>& ports = cluster.ports;
@@ -640,6 +641,19 @@ TEST(Replication, PipelinedWritesToOneGroupTakeEffectInOrderThroughLeaderChanges
   }
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
+  // A failed assertion below returns early: the threads are stopped and joined
+  // then too (an unjoined std::thread terminates the process, leaving the
+  // cluster's nodes running: the guard never ran).
+  struct StopAndJoin {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~StopAndJoin() {
+      stop = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } joiner{stop, threads};
   for (auto& wp : writers) {
     threads.emplace_back([&stop, &ports, w = wp.get()] {
       constexpr int kPairs = 32;  // 64 commands a batch
@@ -730,7 +744,7 @@ TEST(Replication, PipelinedWritesToOneGroupTakeEffectInOrderThroughLeaderChanges
   }
   std::this_thread::sleep_for(1s);
   stop = true;
-  for (auto& t : threads) t.join();
+  for (auto& t : threads) t.join();  // (joiner then finds none joinable)
 
   uint64_t acknowledged = 0, not_ok = 0;
   for (auto& w : writers) {

@@ -27,6 +27,7 @@ bool SmallDisk::grow(int megabytes) {
 
 SmallDisk::~SmallDisk() {
   if (mounted_) shell("umount -l " + dir_);
+  if (!leftover_.empty()) shell("rm -rf " + leftover_);
 }
 
 }  // namespace statekv::itest

@@ -24,9 +24,13 @@ class SmallDisk {
   std::optional<std::string> mount(const std::string& at, int megabytes);
   // Room again: the same tmpfs, `megabytes` large, its files kept.
   bool grow(int megabytes);
+  // A directory to delete once unmounted: the temp dir holding the mount point,
+  // which its own cleanup could not remove while the tmpfs was mounted there.
+  void remove_after_unmount(std::string path) { leftover_ = std::move(path); }
 
  private:
   std::string dir_;
+  std::string leftover_;
   bool mounted_ = false;
 };
 

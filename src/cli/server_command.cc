@@ -106,8 +106,10 @@ std::string cluster_secret_of(const ServerFlags& flags) {
 }
 
 // Why this node must stop though nobody asked: a peer disowned it
-// (net/raft_node.h on_disowned), or its write-ahead log failed (on_log_failed).
-// The process then stops as on SIGTERM and exits 1, saying what to do.
+// (net/raft_node.h on_disowned), its write-ahead log failed (on_log_failed),
+// or its store could not write a committed entry (coord/replica_groups.h
+// on_store_failed). The process then stops as on SIGTERM and exits 1, saying
+// what to do.
 class FatalStop {
  public:
   enum class Cause { kDisowned, kLogFailed, kStoreFailed };
@@ -115,6 +117,18 @@ class FatalStop {
     Cause cause;
     std::string detail;
   };
+  // What happened, for the log line that begins the stop.
+  static std::string_view what(Cause cause) {
+    switch (cause) {
+      case Cause::kDisowned:
+        return "disowned by a peer";
+      case Cause::kLogFailed:
+        return "the write-ahead log failed";
+      case Cause::kStoreFailed:
+        break;
+    }
+    return "the store cannot write committed entries";
+  }
   // Any thread, once or more (the first reason is kept).
   void stop(Cause cause, const std::string& detail) {
     {
@@ -476,14 +490,9 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   const std::optional<server::ShutdownRequest> requested = shutdown.taken();
   const std::optional<FatalStop::Reason> fatal_why = fatal.reason();
   const bool disowned = fatal_why && fatal_why->cause == FatalStop::Cause::kDisowned;
-  const bool log_failed = fatal_why && fatal_why->cause == FatalStop::Cause::kLogFailed;
-  const bool store_failed = fatal_why && fatal_why->cause == FatalStop::Cause::kStoreFailed;
-  if (disowned) {
-    spdlog::error("disowned by a peer, shutting down: {}", fatal_why->detail);
-  } else if (log_failed) {
-    spdlog::error("the write-ahead log failed, shutting down: {}", fatal_why->detail);
-  } else if (store_failed) {
-    spdlog::error("the store cannot write committed entries, shutting down: {}", fatal_why->detail);
+  const bool disk_failed = fatal_why && !disowned;  // the log's, or the store's
+  if (fatal_why) {
+    spdlog::error("{}, shutting down: {}", FatalStop::what(fatal_why->cause), fatal_why->detail);
   } else {
     spdlog::info("received {}, shutting down", shutdown.cause(sig));
   }
@@ -502,7 +511,7 @@ int run_server(const ServerFlags& flags, const CLI::App& cmd) {
   if (Status s = (*engine)->sync(); !s.ok()) {
     spdlog::error("final sync failed: {}", s.to_string());
     // The same full disk, likely: the first failure is what to say last.
-    if (!log_failed && !store_failed) return 1;
+    if (!disk_failed) return 1;
   }
   coordinator.reset();  // no more routed commands
   cluster.reset();      // leaves the raft group's event loop and syncs its log

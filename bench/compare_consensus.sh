@@ -11,6 +11,7 @@
 #   ROUNDS=5 REQUESTS=20000 bench/compare_consensus.sh
 #   PARTS="writes" bench/compare_consensus.sh      # any of: writes reads failover
 #   PIPELINE=16 PARTS=writes bench/compare_consensus.sh
+#   ENGINE=memory PARTS=writes bench/compare_consensus.sh   # statekv on its memory engine
 #
 # PIPELINE=N (default 1): each statekv and Redis client sends N SETs at once
 # and waits for all N (`statekv bench --pipeline`; Redis: the N SETs, then one
@@ -34,6 +35,10 @@ WARMUP=${WARMUP:-1}
 SEED=${SEED:-1}
 ROUNDS=${ROUNDS:-3}
 PIPELINE=${PIPELINE:-1}
+# statekv's storage engine (cluster up --engine): rocksdb, the default, or
+# memory (state in memory, durable through the raft logs and their snapshots,
+# as etcd's through its WAL and snapshots).
+ENGINE=${ENGINE:-rocksdb}
 READS=${READS:-60000}                # GETs per read run, over all clients
 FAILOVER_TRIALS=${FAILOVER_TRIALS:-10}
 PARTS=${PARTS:-"writes reads failover"}
@@ -156,6 +161,7 @@ STATEKV_UP=1
 # Default settings: fsync batch (a write is acknowledged after the group fsync
 # that covers it) and the raft log synced before a member acknowledges.
 "$STATEKV_BIN" cluster up --nodes 3 --base-port "$base" --data "$WORK/statekv" --detach \
+  --engine "$ENGINE" \
   >"$WORK/statekv-cluster.log" 2>&1 ||
   { echo "statekv cluster up failed:" >&2; tail -n 20 "$WORK/statekv-cluster.log" >&2; exit 1; }
 redis-cli -p "$base" KEYSPACE CREATE rep PREFIX r: REPLICATION consensus FACTOR 3 >/dev/null
@@ -376,6 +382,6 @@ if want failover; then
 fi
 
 echo "durability: etcd fsyncs its WAL before acknowledging (default); redis appendonly yes +"
-echo "appendfsync always on the primary and both replicas; statekv \`cluster up\` defaults"
+echo "appendfsync always on the primary and both replicas; statekv \`cluster up\` defaults, engine $ENGINE"
 echo "(--fsync batch: acknowledged after the covering group fsync; raft log synced)."
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <random>
 #include <string>
@@ -196,7 +197,7 @@ TEST_P(DurabilityTest, SoakRepeatedCrashCycles) {
 // and the server keeps running; every write acknowledged before reads back.
 // Before, the held replies waited forever, and RocksDB's own log file on the
 // same disk aborted the server at its next line.
-TEST(DiskFull, HeldRepliesAreDroppedWritesRefusedReadsServed) {
+TEST(DiskFull, HeldRepliesAreDroppedWritesRefusedUntilThereIsRoomAgain) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv's store";
   ServerProcess server(subject_options("rocksdb", "batch"));
   SmallDisk disk;  // destroyed first: unmounted lazily while the server runs
@@ -255,6 +256,52 @@ TEST(DiskFull, HeldRepliesAreDroppedWritesRefusedReadsServed) {
   EXPECT_TRUE(server.running());
   EXPECT_NE(server.log_tail(20000).find("could not be synced"), std::string::npos)
       << server.log_tail();
+
+  // Room again: a write resumes the store (at most one attempt a second), no
+  // restart, and what it acknowledges from then on survives a restart.
+  ASSERT_TRUE(disk.grow(256));
+  const auto grown = std::chrono::steady_clock::now();
+  std::string reply;
+  // RocksDB's own recovery from a full disk looks every 5 s (below).
+  while (std::chrono::steady_clock::now() - grown < std::chrono::seconds(20)) {
+    auto r = d->command({"SET", "after", "1"});
+    ASSERT_TRUE(r.ok()) << r.status().to_string() << "\n" << server.log_tail();
+    reply = *r;
+    if (reply == "+OK") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(reply, "+OK") << "writes still refused 20 s after the disk had room:\n"
+                          << server.log_tail();
+  const auto resumed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - grown)
+                              .count();
+  std::printf("writes accepted again %lld ms after the disk had room\n",
+              static_cast<long long>(resumed_ms));
+  EXPECT_NE(server.log_tail(20000).find("the store resumed"), std::string::npos)
+      << server.log_tail();
+  acked.emplace_back("after", "1");
+  for (int i = 0; i < 50; ++i) {  // 800 KB more than the disk had room for before
+    std::string value(16 * 1024, ' ');
+    for (char& ch : value) ch = static_cast<char>('!' + rng() % 90);
+    const std::string key = "resumed" + std::to_string(i);
+    auto r = d->command({"SET", key, value});
+    ASSERT_TRUE(r.ok() && *r == "+OK") << (r.ok() ? *r : r.status().to_string());
+    acked.emplace_back(key, std::move(value));
+  }
+  ASSERT_TRUE(server.stop().ok()) << server.log_tail();
+  ASSERT_TRUE(server.start().ok()) << server.log_tail();
+  Result<RedisClient> e = RedisClient::connect(server.port());
+  ASSERT_TRUE(e.ok());
+  wrong = 0;
+  for (const auto& [key, value] : acked) {
+    auto got = e->bulk({"GET", key});
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    const bool its_in_flight_write = key == in_flight.first && *got == in_flight.second;
+    if (*got != value && !its_in_flight_write && ++wrong <= 3) {
+      ADD_FAILURE() << key << " lost across the restart";
+    }
+  }
+  EXPECT_EQ(wrong, 0u) << "of " << acked.size();
 }
 
 INSTANTIATE_TEST_SUITE_P(Fsync, DurabilityTest, ::testing::Values("always", "batch"),

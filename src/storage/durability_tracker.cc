@@ -41,6 +41,11 @@ void DurabilityTracker::fail() {
   for (auto& cb : all) cb();
 }
 
+void DurabilityTracker::recover(Sequence seq) {
+  failed_.store(false, std::memory_order_seq_cst);
+  advance(seq);
+}
+
 void DurabilityTracker::release_covered() {
   std::vector<std::function<void()>> ready;
   {

@@ -44,6 +44,9 @@ class DurabilityTracker {
   // where it was, so a callback tells the two apart: its seq is not covered.
   void fail();
   bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // The engine makes writes durable again (the cause of the failure was
+  // fixed and everything <= seq is durable now): when_durable() waits again.
+  void recover(Sequence seq);
   // Number of callbacks still waiting (for tests and stats).
   size_t pending() const { return pending_.load(std::memory_order_acquire); }
 

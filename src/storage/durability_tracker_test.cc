@@ -66,6 +66,25 @@ TEST(DurabilityTracker, AFailureReleasesEveryWaiterWithoutCoveringIt) {
   EXPECT_EQ(ran, 3);
 }
 
+// The engine resumed (the disk had room again): what it wrote is durable up
+// to the point it gives, and a later waiter waits again.
+TEST(DurabilityTracker, ARecoveryCoversItsPointAndWaitsAgainAfter) {
+  DurabilityTracker t;
+  t.advance(5);
+  t.fail();
+  t.recover(8);
+  EXPECT_FALSE(t.failed());
+  EXPECT_EQ(t.durable(), 8u);
+  int ran = 0;
+  t.when_durable(8, [&] { ++ran; });
+  EXPECT_EQ(ran, 1);  // covered
+  t.when_durable(10, [&] { ++ran; });
+  EXPECT_EQ(ran, 1);  // waits, as before the failure
+  EXPECT_EQ(t.pending(), 1u);
+  t.advance(10);
+  EXPECT_EQ(ran, 2);
+}
+
 // fail() racing registrations: no callback is stranded.
 TEST(DurabilityTracker, AFailureRacingRegistrationsStrandsNothing) {
   for (int round = 0; round < 50; ++round) {

@@ -186,7 +186,9 @@ Status RocksDbEngine::get(std::string_view key, std::string* value) {
 }
 
 Result<Sequence> RocksDbEngine::apply(rocksdb::WriteBatch* batch, bool unlogged) {
-  if (Status err = background_error(); !err.ok()) return err;
+  if (failed_.load(std::memory_order_acquire)) {
+    if (Status err = try_resume(); !err.ok()) return err;
+  }
   rocksdb::WriteOptions wo;
   // RocksDB refuses a synced write without its WAL: an unlogged batch has
   // nothing to sync.
@@ -195,7 +197,12 @@ Result<Sequence> RocksDbEngine::apply(rocksdb::WriteBatch* batch, bool unlogged)
   const uint32_t count = static_cast<uint32_t>(batch->Count());
   if (count == 0) return last_sequence();
   rocksdb::Status s = db_->Write(wo, batch);
-  if (!s.ok()) return from_rocks(s);
+  if (!s.ok()) {
+    // A synced write whose sync failed (kAlways) leaves RocksDB refusing
+    // every write until resumed: remember it, as the sync thread does.
+    if (s.IsIOError()) record_failure(from_rocks(s));
+    return from_rocks(s);
+  }
   const Sequence first = first_sequence_of(*batch);
   const Sequence seq = first + count - 1;
   SKV_ASSERT(first > 0 && seq <= db_->GetLatestSequenceNumber(),
@@ -354,20 +361,73 @@ Status RocksDbEngine::sync_now() {
   rocksdb::Status s =
       options_.fsync == FsyncPolicy::kBatch ? db_->FlushWAL(/*sync=*/true) : db_->SyncWAL();
   wal_syncs_.fetch_add(1, std::memory_order_relaxed);
-  if (!s.ok()) {
-    Status error;
-    {
-      std::lock_guard lock(sync_mu_);
-      if (sync_error_.ok()) sync_error_ = from_rocks(s);
-      failed_.store(true, std::memory_order_release);
-      error = sync_error_;
-    }
-    // Whoever waits for a write to become durable hears now that it will not
-    // (a connection holding a reply closes it: server/connection.cc).
-    durable_.fail();
-    return error;
-  }
+  if (!s.ok()) return record_failure(from_rocks(s));
   durable_.advance(target);
+  return Status::OK();
+}
+
+Status RocksDbEngine::record_failure(Status error) {
+  {
+    std::lock_guard lock(sync_mu_);
+    if (sync_error_.ok()) sync_error_ = std::move(error);
+    failed_.store(true, std::memory_order_release);
+    error = sync_error_;
+  }
+  // Whoever waits for a write to become durable hears now that it will not
+  // (a connection holding a reply closes it: server/connection.cc).
+  durable_.fail();
+  spdlog::error(
+      "the store's write-ahead log could not be synced ({}): writes are refused until it can "
+      "be again, and the replies still waiting for that sync are dropped with their "
+      "connections (the writes may or may not be on disk); free space or repair the disk: "
+      "the next write after that resumes the store (docs/storage.md, \"Errors: a failed "
+      "sync\")",
+      error.to_string());
+  return error;
+}
+
+Status RocksDbEngine::try_resume() {
+  std::unique_lock resuming(resume_mu_, std::try_to_lock);
+  if (!resuming.owns_lock()) return background_error();  // another writer is at it
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_resume_ < kResumeInterval) return background_error();
+  last_resume_ = now;
+  // RocksDB's own recovery clears its error and flushes the memtables. The
+  // flush and the sync after it make the point explicit: every write RocksDB
+  // took, those whose WAL sync failed too, is in synced table files, and the
+  // log the failed sync left behind is needed no more. (A WAL is not synced
+  // again in place: after a failed fdatasync the page cache may have dropped
+  // what it could not write.)
+  rocksdb::Status s = db_->Resume();
+  if (s.ok()) {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    fo.allow_write_stall = true;
+    s = db_->Flush(fo);
+  }
+  const Sequence target = db_->GetLatestSequenceNumber();
+  if (s.ok() && options_.fsync != FsyncPolicy::kNever) {
+    s = options_.fsync == FsyncPolicy::kBatch ? db_->FlushWAL(/*sync=*/true) : db_->SyncWAL();
+  }
+  if (!s.ok()) {
+    if (++failed_resumes_ == 1 || failed_resumes_ % 60 == 0) {
+      // Busy: RocksDB's own recovery from a full disk is under way (its file
+      // manager looks every 5 s for room for a memtable flush, write_buffer_size).
+      spdlog::warn("the store cannot resume yet ({}; attempt {}): writes are still refused{}",
+                   s.ToString(), failed_resumes_,
+                   s.IsBusy() ? " until RocksDB's recovery finds room for a memtable flush" : "");
+    }
+    return background_error();
+  }
+  failed_resumes_ = 0;
+  {
+    std::lock_guard lock(sync_mu_);
+    sync_error_ = Status::OK();
+    failed_.store(false, std::memory_order_release);
+  }
+  durable_.recover(target);
+  sync_cv_.notify_one();  // the sync thread waits for this
+  spdlog::warn("the store resumed: its write-ahead log syncs again and writes are accepted");
   return Status::OK();
 }
 
@@ -404,15 +464,10 @@ void RocksDbEngine::sync_loop() {
     const Status s = sync_now();
     lock.lock();
     if (!s.ok()) {
-      spdlog::error(
-          "the store's write-ahead log could not be synced ({}): writes are refused from now on "
-          "and the replies still waiting for that sync are dropped with their connections (the "
-          "writes may or may not be on disk); free space or repair the disk and restart the "
-          "server (docs/storage.md, \"Errors: a failed sync\")",
-          s.to_string());
-      // The error is kept; writers see it. Nothing more this thread can make durable.
-      sync_cv_.wait(lock, [&] { return stopping_; });
-      return;
+      // The error is kept; writers see it. Nothing more this thread can make
+      // durable until a writer resumes the store (try_resume).
+      sync_cv_.wait(lock, [&] { return stopping_ || !failed_.load(std::memory_order_acquire); });
+      if (stopping_) return;
     }
   }
 }

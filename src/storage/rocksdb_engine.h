@@ -19,7 +19,12 @@
 //            nothing (the WAL is in the page cache), a machine crash may lose recent
 //            writes.
 // If an fsync fails the engine keeps the error: durable_sequence() stops advancing,
-// later writes and sync() return it (a WAL whose sync failed cannot be trusted).
+// waiting when_durable callbacks run at once (uncovered: DurabilityTracker::fail),
+// later writes and sync() return it (a WAL whose sync failed cannot be trusted),
+// until a write finds that the store can resume (at most one attempt a second:
+// RocksDB's Resume, then a flush of the memtables and a sync, so that everything
+// written before lies in synced table files rather than in that WAL); then
+// writes go on. A full disk with room made again needs no restart.
 //
 // Locking: none of our own on the read/write path; RocksDB is internally
 // thread-safe. Under kBatch the first write after each fsync takes a short mutex
@@ -34,6 +39,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -89,6 +95,12 @@ class RocksDbEngine final : public Engine {
                 std::shared_ptr<rocksdb::Statistics> statistics);
   Result<Sequence> apply(rocksdb::WriteBatch* batch, bool unlogged = false);
   Status sync_now();  // SyncWAL, then advance the durable point; records failures
+  // Keeps the first failure, fails the durability waiters, logs; returns the kept error.
+  Status record_failure(Status error);
+  // With the engine failed: resumes it when it can (OK then), at most once per
+  // kResumeInterval over all callers; the kept error otherwise.
+  Status try_resume();
+  static constexpr std::chrono::seconds kResumeInterval{1};
   void sync_loop();
   Status background_error() const;
 
@@ -110,6 +122,11 @@ class RocksDbEngine final : public Engine {
   Status sync_error_;      // guarded by sync_mu_
   std::atomic<bool> failed_{false};
   std::thread sync_thread_;
+
+  // Resuming after a failure (try_resume): one caller at a time.
+  std::mutex resume_mu_;
+  std::chrono::steady_clock::time_point last_resume_;  // guarded by resume_mu_
+  uint64_t failed_resumes_ = 0;                        // guarded by resume_mu_
 };
 
 }  // namespace statekv::storage

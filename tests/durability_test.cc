@@ -197,9 +197,14 @@ TEST_P(DurabilityTest, SoakRepeatedCrashCycles) {
 // and the server keeps running; every write acknowledged before reads back.
 // Before, the held replies waited forever, and RocksDB's own log file on the
 // same disk aborted the server at its next line.
-TEST(DiskFull, HeldRepliesAreDroppedWritesRefusedUntilThereIsRoomAgain) {
+// Under both policies that sync: batch (a reply waits for its own write) and
+// always (every reply waits for every write it could reflect, until the
+// syncs fail: then a PING, a read or a refused write must still be answered).
+class DiskFull : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DiskFull, HeldRepliesAreDroppedWritesRefusedUntilThereIsRoomAgain) {
   if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv's store";
-  ServerProcess server(subject_options("rocksdb", "batch"));
+  ServerProcess server(subject_options("rocksdb", GetParam()));
   SmallDisk disk;  // destroyed first: unmounted lazily while the server runs
   if (auto why = disk.mount(server.data_dir(), 24)) GTEST_SKIP() << *why;
   ASSERT_TRUE(server.start().ok()) << server.log_tail();
@@ -240,8 +245,11 @@ TEST(DiskFull, HeldRepliesAreDroppedWritesRefusedUntilThereIsRoomAgain) {
 
   Result<RedisClient> d = RedisClient::connect(server.port());
   ASSERT_TRUE(d.ok()) << "the server stopped: " << server.log_tail();
+  auto pong = d->command({"PING"});
+  ASSERT_TRUE(pong.ok()) << pong.status().to_string();
+  EXPECT_EQ(*pong, "+PONG");
   auto refused = d->command({"SET", "after", "1"});
-  ASSERT_TRUE(refused.ok());
+  ASSERT_TRUE(refused.ok()) << refused.status().to_string();
   EXPECT_NE(refused->find("No space left on device"), std::string::npos) << *refused;
   size_t wrong = 0;
   for (const auto& [key, value] : acked) {
@@ -305,6 +313,8 @@ TEST(DiskFull, HeldRepliesAreDroppedWritesRefusedUntilThereIsRoomAgain) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fsync, DurabilityTest, ::testing::Values("always", "batch"),
+                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Fsync, DiskFull, ::testing::Values("always", "batch"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -238,7 +238,7 @@ bool Connection::execute(std::vector<std::string_view>& args) {
     if (session_.blocked.load(std::memory_order_relaxed)) waiting_ = true;
     return true;
   }
-  if (thread_.limits().replies_wait_for_all_writes) {
+  if (waits_for_all_writes()) {
     // Read after execute: covers every write this reply could reflect.
     seq = std::max(seq, env_.engine->last_sequence());
   }
@@ -330,9 +330,7 @@ void Connection::on_deferred_replies() {
     if (s.ready) continue;
     s.ready = true;
     s.reply = std::move(reply);
-    s.seq = thread_.limits().replies_wait_for_all_writes
-                ? std::max(seq, env_.engine->last_sequence())
-                : seq;
+    s.seq = waits_for_all_writes() ? std::max(seq, env_.engine->last_sequence()) : seq;
     slot_bytes_ += s.reply.size();
     --session_.replies_due;
   }

@@ -125,6 +125,14 @@ class Connection : public std::enable_shared_from_this<Connection>, public PubSu
   void flush();
   void on_written(const asio::error_code& ec, size_t bytes);
   void maybe_finish_closing();
+  // --fsync always: every reply waits for every write it could reflect
+  // (ConnectionLimits::replies_wait_for_all_writes). Not while the engine's
+  // syncs fail: nothing written since would ever be covered, so every reply,
+  // a PING's too, would close its connection; a reply then waits for its own
+  // write only, as under batch (docs/storage.md, "Errors: a failed sync").
+  bool waits_for_all_writes() const {
+    return thread_.limits().replies_wait_for_all_writes && !env_.engine->durability_failed();
+  }
   size_t pending_output() const {
     return out_.size() + writing_buf_.size() + held_.size() + slot_bytes_;
   }

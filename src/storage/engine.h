@@ -166,6 +166,9 @@ class Engine {
   virtual Sequence last_sequence() const = 0;
   virtual Sequence durable_sequence() const = 0;
   virtual void when_durable(Sequence seq, std::function<void()> callback) = 0;
+  // True while the engine can make nothing more durable (a failed sync, until
+  // it resumes): durable_sequence() is stuck below what was written.
+  virtual bool durability_failed() const { return false; }
   // Forces everything written so far to be durable now (used at shutdown and by tests).
   virtual Status sync() = 0;
 

@@ -80,6 +80,7 @@ class RocksDbEngine final : public Engine {
 
   Sequence last_sequence() const override;
   Sequence durable_sequence() const override;
+  bool durability_failed() const override { return failed_.load(std::memory_order_acquire); }
   void when_durable(Sequence seq, std::function<void()> callback) override;
   Status sync() override;
   bool survives_restart() const override { return true; }

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -406,38 +407,44 @@ void expect_every_node_compacted(const std::vector<uint16_t>& ports) {
 // that restarts from its own store and what its log kept, catches up from
 // snapshots its leaders stream from their stores where they compacted past it,
 // and serves every acknowledged write from its own state.
-TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFromItsStore) {
-  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
-  LocalCluster cluster(3, {"--group-compact-entries", "300"}, "rocksdb");
+// Pipelined SETs into `expected`, 100 at a time, of keys r:k0..r:k399:
+// key k % 400 gets tag + k, then `pad` bytes.
+void write_round(RedisClient& writer, std::map<std::string, std::string>& expected, int from,
+                 int to, const std::string& tag, size_t pad = 0) {
+  for (int i = from; i < to; i += 100) {
+    for (int k = i; k < std::min(i + 100, to); ++k) {
+      const std::string key = "r:k" + std::to_string(k % 400);
+      std::string value = tag + std::to_string(k);
+      value.append(pad, static_cast<char>('a' + k % 26));
+      writer.append({"SET", key, value});
+      expected[key] = std::move(value);
+    }
+    for (int k = i; k < std::min(i + 100, to); ++k) {
+      auto r = writer.read_reply();
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      ASSERT_EQ(*r, "+OK");
+    }
+  }
+}
+
+// A 3-node RocksDB cluster (--group-compact-entries 300) and the keyspace
+// "rep"; writes until every node compacted, kills node 2, and writes on
+// (values of `pad` bytes more) until the others compacted their logs past
+// what it holds: started again, it needs snapshots. `before_restart` runs
+// while it is down.
+void restart_a_node_behind_the_compaction(LocalCluster& cluster, std::optional<RedisClient>& writer,
+                                          std::map<std::string, std::string>& expected, size_t pad,
+                                          const std::function<void()>& before_restart) {
   ASSERT_TRUE(cluster.start().ok());
   const std::vector<uint16_t> ports = {cluster.port(0), cluster.port(1), cluster.port(2)};
   ASSERT_NO_FATAL_FAILURE(create_replicated_keyspace(ports[0], ports));
-
-  auto writer = RedisClient::connect(ports[0]);
-  ASSERT_TRUE(writer.ok());
-  std::map<std::string, std::string> expected;
-  // Pipelined SETs, 100 at a time: 400 keys written 8 times over.
-  auto write_round = [&](int from, int to, const std::string& tag) {
-    for (int i = from; i < to; i += 100) {
-      for (int k = i; k < std::min(i + 100, to); ++k) {
-        const std::string key = "r:k" + std::to_string(k % 400);
-        const std::string value = tag + std::to_string(k);
-        writer->append({"SET", key, value});
-        expected[key] = value;
-      }
-      for (int k = i; k < std::min(i + 100, to); ++k) {
-        auto r = writer->read_reply();
-        ASSERT_TRUE(r.ok()) << r.status().to_string();
-        ASSERT_EQ(*r, "+OK");
-      }
-    }
-  };
-  ASSERT_NO_FATAL_FAILURE(write_round(0, 3200, "a"));
+  auto connected = RedisClient::connect(ports[0]);
+  ASSERT_TRUE(connected.ok());
+  writer.emplace(std::move(connected).value());
+  // 400 keys written 8 times over.
+  ASSERT_NO_FATAL_FAILURE(write_round(*writer, expected, 0, 3200, "a"));
   expect_every_node_compacted(ports);
 
-  // Node 2 killed; more writes while it is down, until the others compacted
-  // their logs past what it holds; then back: it catches up from snapshots
-  // the leaders read a piece at a time from their stores (RocksDB views).
   cluster.node(1).kill();
   // A leader keeps the entries a follower it heard from within an election
   // timeout (500 ms) lacks (Raft::compaction_limit): count the compactions
@@ -446,16 +453,29 @@ TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFr
   // the writes below with the leaders still holding all node 2 needs (a CI
   // run saw no snapshot).
   std::this_thread::sleep_for(1200ms);
-  ASSERT_NO_FATAL_FAILURE(write_round(3200, 3300, "b"));
+  ASSERT_NO_FATAL_FAILURE(write_round(*writer, expected, 3200, 3300, "b", pad));
   const uint64_t compacted_before = sum_group_field(ports[0], "rep", "compacted");
-  ASSERT_NO_FATAL_FAILURE(write_round(3300, 3600, "b"));
+  ASSERT_NO_FATAL_FAILURE(write_round(*writer, expected, 3300, 3600, "b", pad));
   for (int round = 0; round < 10 && sum_group_field(ports[0], "rep", "compacted") <=
                                         compacted_before + 300;
        ++round) {
-    ASSERT_NO_FATAL_FAILURE(write_round(3600, 3900, "c" + std::to_string(round) + "-"));
+    ASSERT_NO_FATAL_FAILURE(
+        write_round(*writer, expected, 3600, 3900, "c" + std::to_string(round) + "-", pad));
     std::this_thread::sleep_for(600ms);
   }
+  if (before_restart) ASSERT_NO_FATAL_FAILURE(before_restart());
   ASSERT_TRUE(cluster.start().ok());
+}
+
+TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFromItsStore) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  LocalCluster cluster(3, {"--group-compact-entries", "300"}, "rocksdb");
+  std::optional<RedisClient> writer;
+  std::map<std::string, std::string> expected;
+  // Node 2 catches up from snapshots the leaders read a piece at a time from
+  // their stores (RocksDB views).
+  ASSERT_NO_FATAL_FAILURE(restart_a_node_behind_the_compaction(cluster, writer, expected, 0, {}));
+  const std::vector<uint16_t> ports = {cluster.port(0), cluster.port(1), cluster.port(2)};
   EXPECT_GT(sum_group_field(ports[1], "rep", "compacted"), 0u)
       << "the restarted node's logs start from a compaction point";
   const auto caught_up = Clock::now() + 10s;
@@ -512,6 +532,47 @@ TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFr
   std::printf("reads served by the restarted node itself: %llu of %zu\n",
               static_cast<unsigned long long>(served_here), expected.size());
   EXPECT_GT(served_here, expected.size() / 2) << "the reads were passed on, not served there";
+}
+
+// A follower whose disk cannot hold a snapshot's staging file (coord/
+// snapshot_staging.h) takes the snapshot in memory: its transfer starts over
+// once, not for ever. Node 2's snapshot-staging directory is a 1 MB tmpfs;
+// the snapshots it needs hold 400 values of 32 KB over the shards.
+TEST(Replication, AFollowerWhoseStagingDiskIsFullTakesItsSnapshotInMemory) {
+  if (subject_kind() == ServerKind::kRedis) GTEST_SKIP() << "statekv cluster only";
+  SmallDisk disk;  // unmounted after the cluster below is down
+  LocalCluster cluster(3, {"--group-compact-entries", "300"}, "rocksdb");
+  std::optional<RedisClient> writer;
+  std::map<std::string, std::string> expected;
+  std::optional<std::string> cannot_mount;
+  ASSERT_NO_FATAL_FAILURE(
+      restart_a_node_behind_the_compaction(cluster, writer, expected, 32 * 1024, [&] {
+        const std::string staging = cluster.node(1).data_dir() + "/snapshot-staging";
+        ASSERT_EQ(shell("mkdir -p " + staging).first, 0);
+        cannot_mount = disk.mount(staging, 1);
+        disk.remove_after_unmount(cluster.node(1).data_dir());
+      }));
+  if (cannot_mount) GTEST_SKIP() << *cannot_mount;
+  const std::vector<uint16_t> ports = {cluster.port(0), cluster.port(1), cluster.port(2)};
+  const auto caught_up = Clock::now() + 30s;
+  while (Clock::now() < caught_up && sum_group_field(ports[1], "rep", "snapshots_installed") == 0) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_GT(sum_group_field(ports[1], "rep", "snapshots_installed"), 0u)
+      << "node 2 installed no snapshot in 30 s:\n"
+      << cluster.node(1).log_tail();
+  EXPECT_NE(cluster.node(1).log_tail(200000).find("cannot stage a snapshot"), std::string::npos)
+      << "the staging disk never filled: the test no longer covers it\n"
+      << cluster.node(1).log_tail();
+  // Every key through node 2's own state once it holds the session's writes.
+  auto token = writer->bulk({"SESSION", "TOKEN"});
+  ASSERT_TRUE(token.ok()) << token.status().to_string();
+  auto reader = RedisClient::connect(ports[1]);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_EQ(reader->cmd({"CONSISTENCY", "sequential"}), "+OK");
+  ASSERT_EQ(reader->cmd({"SESSION", "AFTER", *token}), "+OK");
+  EXPECT_EQ(wrong_reads(*reader, expected), 0u)
+      << "of " << expected.size() << " keys read through the restarted node";
 }
 
 // A group's log is in memory until compacted: with values of 100 KB, a

@@ -1,6 +1,7 @@
 #include "coord/snapshot_staging.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,7 +33,11 @@ Status FileSnapshotSink::append(std::string_view bytes) {
     const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError("writing " + path_.string() + ": " + std::strerror(errno));
+      Status error = Status::IOError("writing " + path_.string() + ": " + std::strerror(errno));
+      // Raft starts the transfer over in memory (raft.h, stage_in_memory_).
+      spdlog::warn("cannot stage a snapshot in a file ({}): the transfer starts over in memory",
+                   error.to_string());
+      return error;
     }
     bytes.remove_prefix(static_cast<size_t>(n));
     size_ += static_cast<uint64_t>(n);

@@ -332,12 +332,13 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
       env_.send(from, ack);  // offset 0: start over
       return;
     }
-    staging_ = SnapshotStaging{
-        .term = term_,
-        .index = m.last_index,
-        .last_term = m.last_term,
-        .total = m.total,
-        .sink = options_.machine_keeps_state ? sm_.open_snapshot_sink(m.last_index) : nullptr};
+    staging_ = SnapshotStaging{.term = term_,
+                               .index = m.last_index,
+                               .last_term = m.last_term,
+                               .total = m.total,
+                               .sink = options_.machine_keeps_state && !stage_in_memory_
+                                           ? sm_.open_snapshot_sink(m.last_index)
+                                           : nullptr};
   }
   SnapshotStaging& st = *staging_;
   const bool sized = m.total != InstallSnapshot::kUnknownTotal;
@@ -352,8 +353,10 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
   }
   if (st.sink) {
     if (!st.sink->append(m.state).ok()) {
-      // Not staged (the machine says why): start over, with a sink opened anew.
+      // Not staged (the machine says why): start over, in memory this time
+      // (stage_in_memory_), as when the machine opens no sink.
       staging_.reset();
+      stage_in_memory_ = true;
       ++snapshot_stats_.chunks_refused;
       ack.offset = 0;
       env_.send(from, ack);
@@ -378,6 +381,7 @@ void Raft::handle(NodeId from, const InstallSnapshot& m) {
 void Raft::install_staged(NodeId from, const InstallSnapshot& last_chunk) {
   SnapshotStaging st = std::move(*staging_);
   staging_.reset();
+  stage_in_memory_ = false;  // the next transfer tries the machine's sink again
   Installing done{.from = from,
                   .index = st.index,
                   .last_term = st.last_term,

@@ -540,6 +540,10 @@ class Raft {
   bool quiesced_ = false;
   LogIndex leader_commit_seen_{};
   std::optional<SnapshotStaging> staging_;  // a follower's partly received snapshot
+  // The machine's sink refused a chunk (a full disk, say): the transfers that
+  // follow stage in memory until one is installed, since a sink that keeps
+  // refusing would start every transfer over, for ever.
+  bool stage_in_memory_ = false;
   std::optional<Installing> installing_;    // a follower's snapshot being restored
   bool state_lost_ = false;                 // RaftOptions::machine_state_lost, until a snapshot
   SnapshotStats snapshot_stats_;

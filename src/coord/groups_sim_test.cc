@@ -203,7 +203,7 @@ struct Config {
   // With machine_keeps_state: a follower stages a snapshot's chunks in its
   // machine's sink (StateMachine::open_snapshot_sink, as ReplicaGroups stages
   // them in a file), which refuses one chunk in sink_fails_one_in (a full
-  // disk): the transfer starts over.
+  // disk): the transfer starts over, in memory (raft.h, stage_in_memory_).
   bool stages_in_sink = false;
   uint64_t sink_fails_one_in = 16;
   // With machine_keeps_state: one restart in four of a replica with kept

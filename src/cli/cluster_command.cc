@@ -1062,13 +1062,17 @@ int run_add_node(const NodeFlags& f) {
   //    leader (by snapshot when the log was compacted), then a voter (Busy
   //    until it holds the log: asked again while it starts; a Timeout when the
   //    change did not commit within the ask: asked again, which waits for the
-  //    same change); then it marks itself active in the map.
-  Status voter = reg.client()->add_voter(node.id);
+  //    same change); then it marks itself active in the map. Asked through
+  //    every node, the new one too: once a voter it may be elected the
+  //    group's leader (an ask that timed out may have committed), and a client
+  //    that cannot reach the leader it is pointed to asks in vain.
+  node::RaftRegisterClient admin(cluster.peer_endpoints(), *secret, 10000ms);
+  Status voter = admin.client()->add_voter(node.id);
   for (const auto until = std::chrono::steady_clock::now() + 60s;
        (voter.code() == Status::Code::kBusy || voter.code() == Status::Code::kTimeout) &&
        std::chrono::steady_clock::now() < until;) {
     std::this_thread::sleep_for(200ms);
-    voter = reg.client()->add_voter(node.id);
+    voter = admin.client()->add_voter(node.id);
   }
   if (!voter.ok()) {
     return fail("cannot add node " + std::to_string(id) + " to the raft group: " + voter.message());
@@ -1087,7 +1091,7 @@ int run_add_node(const NodeFlags& f) {
     return fail("node " + std::to_string(id) + " joined, but moving keys failed (they stay " +
                 "where they were; retry with `statekv cluster rebalance`): " + s.message());
   }
-  if (auto now = meta::fetch(reg); now.ok()) print_replica_changes(*added, *now);
+  if (auto now = meta::fetch(admin); now.ok()) print_replica_changes(*added, *now);
   fmt::print("node {} added\n", id);
   return 0;
 }

@@ -14,33 +14,42 @@ namespace {
 constexpr const char* kSecret = "local-cluster-secret";
 }
 
-LocalCluster::LocalCluster(size_t n, std::vector<std::string> extra, std::string engine) {
-  for (size_t i = 0; i < n; ++i) {
-    auto port = pick_free_low_port();
-    peer_ports_.push_back(port.ok() ? *port : 0);
-  }
-  std::string peers;
-  for (size_t i = 0; i < n; ++i) {
-    peers +=
-        (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
-  }
+LocalCluster::LocalCluster(size_t n, std::vector<std::string> extra, std::string engine)
+    : extra_(std::move(extra)) {
   for (size_t i = 0; i < n; ++i) {
     ServerOptions o;
     o.kind = ServerKind::kStatekv;
     o.engine = engine;
     o.fsync = "batch";
-    o.extra_args = {"--node-id",
-                    std::to_string(i + 1),
-                    "--peer-port",
-                    std::to_string(peer_ports_[i]),
-                    "--peers",
-                    peers,
-                    "--cluster-secret",
-                    kSecret,
-                    "--raft-election-timeout-ms",
-                    "300"};
-    o.extra_args.insert(o.extra_args.end(), extra.begin(), extra.end());
     nodes_.push_back(std::make_unique<ServerProcess>(o));
+  }
+  pick_peer_ports();
+}
+
+void LocalCluster::pick_peer_ports() {
+  peer_ports_.clear();
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    auto port = pick_free_low_port();
+    peer_ports_.push_back(port.ok() ? *port : 0);
+  }
+  std::string peers;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    peers +=
+        (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    std::vector<std::string> args = {"--node-id",
+                                     std::to_string(i + 1),
+                                     "--peer-port",
+                                     std::to_string(peer_ports_[i]),
+                                     "--peers",
+                                     peers,
+                                     "--cluster-secret",
+                                     kSecret,
+                                     "--raft-election-timeout-ms",
+                                     "300"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    nodes_[i]->reset(std::move(args));
   }
 }
 
@@ -49,11 +58,23 @@ std::string LocalCluster::address(size_t i) const {
 }
 
 Status LocalCluster::start(std::chrono::milliseconds timeout) {
-  for (auto& node : nodes_) {
-    if (node->running()) continue;
-    Status s = node->start();
-    if (!s.ok()) return s;
+  for (int attempt = 0;; ++attempt) {
+    Status s = Status::OK();
+    for (auto& node : nodes_) {
+      if (node->running()) continue;
+      s = node->start();
+      if (!s.ok()) break;
+    }
+    if (s.ok()) break;
+    const bool peer_port_taken = s.message().find("cannot listen for peers") != std::string::npos &&
+                                 s.message().find("Address already in use") != std::string::npos;
+    if (started_ || !peer_port_taken || attempt == 2) return s;
+    for (auto& node : nodes_) {
+      if (node->running()) (void)node->stop();
+    }
+    pick_peer_ports();
   }
+  started_ = true;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -21,7 +21,10 @@ class LocalCluster {
                         std::string engine = "memory");
 
   // Starts every node (again, after a kill, for those not running) and waits
-  // until each routes with a map listing every member, all at one epoch.
+  // until each routes with a map listing every member, all at one epoch. The
+  // first start picks new peer ports, up to twice, when a node cannot listen
+  // on its own (another test's process took it between the pick and the
+  // listen: pick_free_low_port reserves nothing).
   Status start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
   size_t size() const { return nodes_.size(); }
@@ -35,7 +38,11 @@ class LocalCluster {
 
  private:
   bool converged(std::string* why);
+  // Picks a peer port per node and sets every node's arguments with them.
+  void pick_peer_ports();
 
+  std::vector<std::string> extra_;
+  bool started_ = false;  // start() succeeded once: the peer ports are the cluster's
   std::vector<uint16_t> peer_ports_;
   std::vector<std::unique_ptr<ServerProcess>> nodes_;
 };

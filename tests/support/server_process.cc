@@ -11,10 +11,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "core/assert.h"
 #include "support/net.h"
 
 #ifndef STATEKV_BIN
@@ -178,6 +180,16 @@ Status ServerProcess::start(std::chrono::milliseconds deadline) {
     if (restart || attempt == 2) return st;
   }
   return Status::Internal("unreachable");
+}
+
+void ServerProcess::reset(std::vector<std::string> extra_args) {
+  SKV_ASSERT(!running(), "reset a running server");
+  options_.extra_args = std::move(extra_args);
+  port_ = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(data_.path(), ec)) {
+    std::filesystem::remove_all(entry.path(), ec);
+  }
 }
 
 Status ServerProcess::stop(std::chrono::milliseconds grace) {

@@ -63,6 +63,10 @@ class ServerProcess {
   uint16_t port() const { return port_; }
   const std::string& data_dir() const { return data_.path(); }
   const ServerOptions& options() const { return options_; }
+  // Back to never started, with these extra arguments (a cluster re-picking
+  // its peer ports): the next start() picks a port and finds the data
+  // directory empty. Not while running.
+  void reset(std::vector<std::string> extra_args);
   // "redis-server" or "statekv memory" etc, for messages.
   std::string describe() const;
   // VmRSS of the process in kB, from /proc/<pid>/status.

@@ -427,6 +427,20 @@ void write_round(RedisClient& writer, std::map<std::string, std::string>& expect
   }
 }
 
+// A client of the node on `port` that reads at the sequential level after
+// `writer`'s session: served by that node once its applied state covers
+// every write of the session.
+void connect_sequential_reader_after(RedisClient& writer, uint16_t port,
+                                     std::optional<RedisClient>& reader) {
+  auto token = writer.bulk({"SESSION", "TOKEN"});
+  ASSERT_TRUE(token.ok()) << token.status().to_string();
+  auto connected = RedisClient::connect(port);
+  ASSERT_TRUE(connected.ok());
+  reader.emplace(std::move(connected).value());
+  ASSERT_EQ(reader->cmd({"CONSISTENCY", "sequential"}), "+OK");
+  ASSERT_EQ(reader->cmd({"SESSION", "AFTER", *token}), "+OK");
+}
+
 // A 3-node RocksDB cluster (--group-compact-entries 300) and the keyspace
 // "rep"; writes until every node compacted, kills node 2, and writes on
 // (values of `pad` bytes more) until the others compacted their logs past
@@ -517,12 +531,8 @@ TEST(Replication, RocksDbGroupsCompactBehindStoreFlushesAndAKilledNodeRestartsFr
 
   // Reads of this session at node 2, from node 2's own state (sequential:
   // served by a member whose applied state covers the session).
-  auto token = writer->bulk({"SESSION", "TOKEN"});
-  ASSERT_TRUE(token.ok()) << token.status().to_string();
-  auto reader = RedisClient::connect(ports[1]);
-  ASSERT_TRUE(reader.ok());
-  ASSERT_EQ(reader->cmd({"CONSISTENCY", "sequential"}), "+OK");
-  ASSERT_EQ(reader->cmd({"SESSION", "AFTER", *token}), "+OK");
+  std::optional<RedisClient> reader;
+  ASSERT_NO_FATAL_FAILURE(connect_sequential_reader_after(*writer, ports[1], reader));
   const uint64_t local_before = sum_group_field(ports[1], "rep", "reads_local") +
                                 sum_group_field(ports[1], "rep", "reads_leader");
   EXPECT_EQ(wrong_reads(*reader, expected), 0u)
@@ -565,12 +575,8 @@ TEST(Replication, AFollowerWhoseStagingDiskIsFullTakesItsSnapshotInMemory) {
       << "the staging disk never filled: the test no longer covers it\n"
       << cluster.node(1).log_tail();
   // Every key through node 2's own state once it holds the session's writes.
-  auto token = writer->bulk({"SESSION", "TOKEN"});
-  ASSERT_TRUE(token.ok()) << token.status().to_string();
-  auto reader = RedisClient::connect(ports[1]);
-  ASSERT_TRUE(reader.ok());
-  ASSERT_EQ(reader->cmd({"CONSISTENCY", "sequential"}), "+OK");
-  ASSERT_EQ(reader->cmd({"SESSION", "AFTER", *token}), "+OK");
+  std::optional<RedisClient> reader;
+  ASSERT_NO_FATAL_FAILURE(connect_sequential_reader_after(*writer, ports[1], reader));
   EXPECT_EQ(wrong_reads(*reader, expected), 0u)
       << "of " << expected.size() << " keys read through the restarted node";
 }

@@ -161,7 +161,7 @@ struct SharedLogOptions {
   // could not write, so the log is not retried: its owner must stop (a node
   // that cannot log cannot keep raft's promises: net/raft_node.h). Null: only
   // logged.
-  std::function<void(const Status&)> on_failure;
+  std::function<void(const Status&)> on_failure = nullptr;
 };
 
 // What open() found on disk, apart from the records (open_group hands those out).

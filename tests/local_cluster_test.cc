@@ -1,16 +1,20 @@
 // The test harness's LocalCluster: its first start survives a peer port that
 // another process took between the pick and the node's listen (the
-// "Address already in use" seen when two tests picked the same port).
+// "Address already in use" seen when two tests picked the same port), and the
+// port reservations that keep test processes run side by side from picking the
+// same port in the first place.
 #include "support/local_cluster.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <string>
 
+#include "support/net.h"
 #include "support/server_process.h"
 
 namespace statekv::itest {
@@ -46,6 +50,44 @@ TEST(LocalClusterHarness, APeerPortTakenBeforeTheFirstStartIsPickedAgain) {
   cluster.node(2).kill();
   ASSERT_TRUE(cluster.start().ok());
   EXPECT_EQ(peer_port_of(cluster.node(2)), kept);
+}
+
+// Another test process (a child here) holds a reservation: this one cannot take
+// those ports until it exits, and never picks one of them.
+TEST(TestPorts, APortAnotherTestProcessReservedIsNotPickedUntilItExits) {
+  int to_child[2];
+  int from_child[2];
+  ASSERT_EQ(::pipe(to_child), 0);
+  ASSERT_EQ(::pipe(from_child), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Another test process picks a port, and so holds it.
+    auto picked = pick_free_low_port();
+    const uint16_t port = picked.ok() ? *picked : 0;
+    (void)!::write(from_child[1], &port, sizeof port);
+    char go;
+    (void)!::read(to_child[0], &go, 1);  // held until the parent says
+    ::_exit(0);
+  }
+  uint16_t held = 0;
+  ASSERT_EQ(::read(from_child[0], &held, sizeof held), static_cast<ssize_t>(sizeof held));
+  ASSERT_NE(held, 0);
+  EXPECT_FALSE(reserve_ports(held, 1));
+  EXPECT_FALSE(reserve_ports(static_cast<uint16_t>(held - 1), 2));  // a range that overlaps it
+  for (int i = 0; i < 300; ++i) {
+    auto port = pick_free_low_port();
+    ASSERT_TRUE(port.ok());
+    EXPECT_NE(*port, held);
+  }
+  (void)!::write(to_child[1], "x", 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  // Released by the kernel when the holder exited.
+  EXPECT_TRUE(reserve_ports(held, 1));
+  // Once reserved here, not again, even by this process.
+  EXPECT_FALSE(reserve_ports(held, 1));
+  for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) ::close(fd);
 }
 
 }  // namespace

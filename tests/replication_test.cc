@@ -477,7 +477,9 @@ void restart_a_node_behind_the_compaction(LocalCluster& cluster, std::optional<R
         write_round(*writer, expected, 3600, 3900, "c" + std::to_string(round) + "-", pad));
     std::this_thread::sleep_for(600ms);
   }
-  if (before_restart) ASSERT_NO_FATAL_FAILURE(before_restart());
+  if (before_restart) {
+    ASSERT_NO_FATAL_FAILURE(before_restart());
+  }
   ASSERT_TRUE(cluster.start().ok());
 }
 

@@ -11,7 +11,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string>
 
 namespace statekv::itest {
@@ -30,7 +33,41 @@ std::string errno_text(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
 }
 
+// The file whose bytes stand for ports (byte p: port p), opened once and never
+// closed: closing any descriptor of a file drops every record lock this process
+// holds on it. -1 if it cannot be opened (then nothing is reserved: every
+// reservation succeeds, as before reservations existed).
+int port_lock_file() {
+  static const int fd = [] {
+    const auto path = std::filesystem::temp_directory_path() / "statekv-test-ports.lock";
+    return ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  }();
+  return fd;
+}
+
 }  // namespace
+
+bool reserve_ports(uint16_t first, uint16_t count) {
+  // Record locks never conflict with the process's own, so the ports this
+  // process reserved are remembered here too.
+  static std::mutex mu;
+  static std::set<uint32_t> mine;
+  std::lock_guard lock(mu);
+  for (uint32_t p = first; p < uint32_t{first} + count; ++p) {
+    if (mine.count(p) != 0) return false;
+  }
+  const int fd = port_lock_file();
+  if (fd >= 0) {
+    struct flock range {};
+    range.l_type = F_WRLCK;
+    range.l_whence = SEEK_SET;
+    range.l_start = first;
+    range.l_len = count;
+    if (::fcntl(fd, F_SETLK, &range) != 0) return false;  // another test process holds one
+  }
+  for (uint32_t p = first; p < uint32_t{first} + count; ++p) mine.insert(p);
+  return true;
+}
 
 Result<uint16_t> pick_free_port() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -52,6 +89,7 @@ Result<uint16_t> pick_free_low_port() {
   std::mt19937 rng(static_cast<unsigned>(getpid()) * 2654435761u + salt.fetch_add(7919));
   for (int attempt = 0; attempt < 200; ++attempt) {
     const uint16_t port = static_cast<uint16_t>(25000 + rng() % 7000);
+    if (!reserve_ports(port, 1)) continue;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return Status::IOError(errno_text("socket"));
     sockaddr_in addr = localhost(port);

@@ -18,7 +18,20 @@ Result<uint16_t> pick_free_port();
 // cluster's peer ports), which no outbound connection can take meanwhile.
 // From 25000..31999: apart from pick_cluster_base_port's ports (10000..24999),
 // so that tests running side by side (ctest -j) do not pick each other's.
+// The port is also reserved for the rest of this process's life (reserve_ports),
+// so no other test process picks it meanwhile.
 Result<uint16_t> pick_free_low_port();
+
+// Reserves ports first..first+count-1 against every other test process on this
+// machine until this process exits (a crash included): false if another holds
+// any of them (or this process itself does). The reservation is a lock on those
+// bytes of one file in the temporary directory (fcntl record locks, released by
+// the kernel when the process ends), not on the ports: a process that is no test
+// may still bind them, so the caller still checks the ports are free. For ports
+// a test names before its servers start (a cluster's peer ports, `cluster up
+// --base-port`), which tests run side by side (ctest -j) would otherwise pick
+// twice now and then.
+bool reserve_ports(uint16_t first, uint16_t count);
 
 // A blocking TCP connection to 127.0.0.1:port (close-on-exec, TCP_NODELAY), or
 // an error if it is not accepted within timeout.

@@ -38,6 +38,10 @@ uint16_t pick_cluster_base_port(uint16_t count) {
     // Below the ephemeral range (32768..) and pick_free_low_port's ports
     // (25000..), peer ports (+10000) included.
     const uint16_t base = static_cast<uint16_t>(10000 + rng() % (5000 - count));
+    // Held for the rest of this process: no other test process picks them.
+    if (!reserve_ports(base, count) || !reserve_ports(static_cast<uint16_t>(base + 10000), count)) {
+      continue;
+    }
     bool free = true;
     for (uint16_t k = 0; k < count && free; ++k) {
       for (uint16_t port :

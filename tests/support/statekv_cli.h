@@ -13,8 +13,9 @@ namespace statekv::itest {
 std::pair<int, std::string> run_statekv(const std::vector<std::string>& args);
 
 // A base port for `statekv cluster up --base-port`: RESP ports base..base+count-1
-// and peer ports +10000 free a moment ago, all below the ephemeral port range.
-// 0 if none was found.
+// and peer ports +10000 free a moment ago, all below the ephemeral port range,
+// and reserved for the rest of this process (net.h reserve_ports). 0 if none
+// was found.
 uint16_t pick_cluster_base_port(uint16_t count);
 
 // Stops the local cluster under `data` (statekv cluster down) when destroyed.

@@ -1,12 +1,14 @@
 // CommandTable — every command statekv knows, looked up by name in any case.
 //
 // Built once at startup and immutable afterwards, so lookups from many I/O
-// threads need no lock. Lookup lowercases the name into a stack buffer and
-// probes a hash map keyed by string_view: no allocation per request.
+// threads need no lock. Lookup lowercases the name into a stack buffer, hashing
+// it on the way, and probes an open-addressing table of the specs: no
+// allocation per request, and no call per byte (std::unordered_map with
+// std::hash and std::tolower were 2.6% of a -P 16 HSET's server CPU).
 #pragma once
 
+#include <cstddef>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "server/command.h"
@@ -28,7 +30,9 @@ class CommandTable {
 
  private:
   std::vector<CommandSpec> specs_;
-  std::unordered_map<std::string_view, const CommandSpec*> by_name_;
+  // Linear probing over a power-of-two table, empty slots null.
+  std::vector<const CommandSpec*> slots_;
+  size_t mask_ = 0;
 };
 
 }  // namespace statekv::server

@@ -21,6 +21,7 @@
 #include "net/handshake.h"
 #include "net/raft_node.h"
 #include "net/shared_log.h"
+#include "support/local_cluster.h"
 #include "support/net.h"
 #include "support/redis_client.h"
 #include "support/server_process.h"
@@ -44,26 +45,12 @@ class NodeSet {
       EXPECT_TRUE(port.ok());
       peer_ports_.push_back(*port);
     }
-    std::string peers;
-    for (size_t i = 0; i < n; ++i) {
-      peers +=
-          (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
-    }
     for (size_t i = 0; i < n; ++i) {
       ServerOptions o;
       o.kind = ServerKind::kStatekv;
       o.engine = "memory";
       o.fsync = "batch";
-      o.extra_args = {"--node-id",
-                      std::to_string(i + 1),
-                      "--peer-port",
-                      std::to_string(peer_ports_[i]),
-                      "--peers",
-                      peers,
-                      "--cluster-secret",
-                      secret_,
-                      "--raft-election-timeout-ms",
-                      std::to_string(kElectionMs)};
+      o.extra_args = cluster_node_args(i, peer_ports_, secret_, kElectionMs);
       o.extra_args.insert(o.extra_args.end(), extra.begin(), extra.end());
       nodes_.push_back(std::make_unique<ServerProcess>(o));
     }

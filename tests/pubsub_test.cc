@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "support/local_cluster.h"
 #include "support/net.h"
 #include "support/raw_pair.h"
 #include "support/redis_client.h"
@@ -354,28 +355,13 @@ class ThreeNodes {
       EXPECT_TRUE(port.ok());
       peer_ports.push_back(port.ok() ? *port : 0);
     }
-    std::string peers;
-    for (int i = 0; i < 3; ++i) {
-      peers +=
-          (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports[i]);
-    }
-    for (int i = 0; i < 3; ++i) {
+    for (size_t i = 0; i < 3; ++i) {
       ServerOptions o;
       o.kind = ServerKind::kStatekv;
       o.engine = "memory";
       o.fsync = "batch";
-      o.extra_args = {"--node-id",
-                      std::to_string(i + 1),
-                      "--peer-port",
-                      std::to_string(peer_ports[i]),
-                      "--peers",
-                      peers,
-                      "--cluster-secret",
-                      kSecret,
-                      "--raft-election-timeout-ms",
-                      "300",
-                      "--io-threads",
-                      "2"};
+      o.extra_args = cluster_node_args(i, peer_ports, kSecret);
+      o.extra_args.insert(o.extra_args.end(), {"--io-threads", "2"});
       nodes_.push_back(std::make_unique<ServerProcess>(o));
     }
   }

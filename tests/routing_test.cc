@@ -43,6 +43,7 @@
 #include <thread>
 
 #include "support/cluster_map.h"
+#include "support/local_cluster.h"
 #include "support/net.h"
 #include "support/program.h"
 #include "support/raw_client.h"
@@ -134,26 +135,12 @@ class RoutingCluster {
       EXPECT_TRUE(port.ok());
       peer_ports_.push_back(port.ok() ? *port : 0);
     }
-    std::string peers;
-    for (size_t i = 0; i < n; ++i) {
-      peers +=
-          (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
-    }
     for (size_t i = 0; i < n; ++i) {
       ServerOptions o;
       o.kind = ServerKind::kStatekv;
       o.engine = "memory";
       o.fsync = "batch";
-      o.extra_args = {"--node-id",
-                      std::to_string(i + 1),
-                      "--peer-port",
-                      std::to_string(peer_ports_[i]),
-                      "--peers",
-                      peers,
-                      "--cluster-secret",
-                      kSecret,
-                      "--raft-election-timeout-ms",
-                      std::to_string(kElectionMs)};
+      o.extra_args = cluster_node_args(i, peer_ports_, kSecret, kElectionMs);
       o.extra_args.insert(o.extra_args.end(), common.begin(), common.end());
       const auto& own = per_node[i];
       o.extra_args.insert(o.extra_args.end(), own.begin(), own.end());

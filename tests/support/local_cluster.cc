@@ -26,28 +26,32 @@ LocalCluster::LocalCluster(size_t n, std::vector<std::string> extra, std::string
   pick_peer_ports();
 }
 
+std::vector<std::string> cluster_node_args(size_t index, const std::vector<uint16_t>& peer_ports,
+                                           const std::string& secret, int election_ms) {
+  std::string peers;
+  for (size_t i = 0; i < peer_ports.size(); ++i) {
+    peers += (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports[i]);
+  }
+  return {"--node-id",
+          std::to_string(index + 1),
+          "--peer-port",
+          std::to_string(peer_ports[index]),
+          "--peers",
+          peers,
+          "--cluster-secret",
+          secret,
+          "--raft-election-timeout-ms",
+          std::to_string(election_ms)};
+}
+
 void LocalCluster::pick_peer_ports() {
   peer_ports_.clear();
   for (size_t i = 0; i < nodes_.size(); ++i) {
     auto port = pick_free_low_port();
     peer_ports_.push_back(port.ok() ? *port : 0);
   }
-  std::string peers;
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    peers +=
-        (i ? "," : "") + std::to_string(i + 1) + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
-  }
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    std::vector<std::string> args = {"--node-id",
-                                     std::to_string(i + 1),
-                                     "--peer-port",
-                                     std::to_string(peer_ports_[i]),
-                                     "--peers",
-                                     peers,
-                                     "--cluster-secret",
-                                     kSecret,
-                                     "--raft-election-timeout-ms",
-                                     "300"};
+    std::vector<std::string> args = cluster_node_args(i, peer_ports_, kSecret);
     args.insert(args.end(), extra_.begin(), extra_.end());
     nodes_[i]->reset(std::move(args));
   }

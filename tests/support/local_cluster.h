@@ -5,6 +5,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +15,13 @@
 #include "support/server_process.h"
 
 namespace statekv::itest {
+
+// The flags that make a `statekv server` node `index` (0-based: statekv id
+// index + 1) of the cluster whose nodes listen for peers on `peer_ports`
+// (127.0.0.1, one per node, in id order), with `secret` and raft elections
+// after `election_ms`. Callers append flags of their own.
+std::vector<std::string> cluster_node_args(size_t index, const std::vector<uint16_t>& peer_ports,
+                                           const std::string& secret, int election_ms = 300);
 
 class LocalCluster {
  public:

@@ -1,5 +1,6 @@
 #include "net/wire.h"
 
+#include "core/varint.h"
 #include "replication/codec.h"
 
 namespace statekv::net {
@@ -379,18 +380,6 @@ Result<WireMessage> decode_wire(std::string_view bytes) {
   return out;
 }
 
-namespace {
-
-void append_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-}  // namespace
-
 void append_command(std::string& out, std::span<const std::string_view> argv) {
   append_varint(out, argv.size());
   for (std::string_view a : argv) {
@@ -405,15 +394,13 @@ void append_reply(std::string& out, std::string_view reply) {
 }
 
 bool BatchReader::varint(uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (pos_ == bytes_.size()) break;
-    const auto b = static_cast<uint8_t>(bytes_[pos_++]);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
+  const size_t n = decode_varint(std::string_view(bytes_).substr(pos_), v);
+  if (n == 0) {
+    status_ = Status::Corruption("a batch's entries are cut short or malformed");
+    return false;
   }
-  status_ = Status::Corruption("a batch's entries are cut short or malformed");
-  return false;
+  pos_ += n;
+  return true;
 }
 
 bool BatchReader::next_command(std::vector<std::string_view>* argv) {

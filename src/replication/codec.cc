@@ -1,6 +1,7 @@
 #include "replication/codec.h"
 
 #include "core/little_endian.h"
+#include "core/varint.h"
 
 namespace statekv::replication {
 
@@ -13,11 +14,7 @@ void Writer::fixed64(uint64_t v) {
 }
 
 void Writer::varint(uint64_t v) {
-  while (v >= 0x80) {
-    u8(static_cast<uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  u8(static_cast<uint8_t>(v));
+  append_varint(out_, v);
 }
 
 void Writer::bytes(std::string_view v) {
@@ -51,15 +48,14 @@ Result<uint64_t> Reader::fixed64() {
 
 Result<uint64_t> Reader::varint() {
   uint64_t v = 0;
-  for (int shift = 0; shift < 70; shift += 7) {
-    if (pos_ >= in_.size()) return Status::Corruption("truncated varint");
-    const auto byte = static_cast<uint8_t>(in_[pos_++]);
-    // The tenth byte may only carry the top bit of a 64-bit value.
-    if (shift == 63 && byte > 1) return Status::Corruption("varint overflows 64 bits");
-    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) return v;
+  const size_t n = decode_varint(in_.substr(pos_), &v);
+  if (n == 0) {
+    // Cut short, or past 64 bits (the tenth byte may carry only the top bit).
+    return Status::Corruption(remaining() < kMaxVarintBytes ? "truncated varint"
+                                                            : "varint overflows 64 bits");
   }
-  return Status::Corruption("varint longer than 10 bytes");
+  pos_ += n;
+  return v;
 }
 
 Result<int64_t> Reader::svarint() {

@@ -3,6 +3,8 @@
 #include <array>
 #include <cctype>
 
+#include "core/varint.h"
+
 namespace statekv::server {
 
 namespace {
@@ -10,26 +12,6 @@ namespace {
 constexpr std::array<std::string_view, 5> kNames = {"linearizable", "sequential", "causal", "fifo",
                                                     "eventual"};
 constexpr std::string_view kTokenPrefix = "skv1";
-
-void put_varint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-bool get_varint(std::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in->empty()) return false;
-    const auto b = static_cast<unsigned char>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -84,8 +66,8 @@ std::string SessionPositions::token() const {
   {
     std::lock_guard lock(mu_);
     for (const auto& [group, index] : at_) {
-      put_varint(group, &raw);
-      put_varint(index, &raw);
+      append_varint(raw, group);
+      append_varint(raw, index);
     }
   }
   static constexpr char kHex[] = "0123456789abcdef";
@@ -117,7 +99,7 @@ Status SessionPositions::merge(std::string_view token) {
   std::string_view in(raw);
   while (!in.empty()) {
     uint64_t group = 0, index = 0;
-    if (!get_varint(&in, &group) || !get_varint(&in, &index)) return bad();
+    if (!take_varint(&in, &group) || !take_varint(&in, &index)) return bad();
     parsed[group] = std::max(parsed[group], index);
   }
   for (const auto& [group, index] : parsed) advance(group, index);

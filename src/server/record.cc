@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/varint.h"
+
 namespace statekv::server {
 namespace {
 
@@ -33,19 +35,6 @@ uint32_t get_be32(const char* p) {
   uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
   return v;
-}
-
-// Writes v's varint at p (at most kMaxVarint bytes; a list head's first
-// index, 2^63 and about, takes all ten); returns the end. Encoders fill a
-// stack buffer and append it once.
-constexpr size_t kMaxVarint = 10;
-char* put_varint(uint64_t v, char* p) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
 }
 
 // A generation in element keys: its 16-bit space (the high bits, Store's node id) then
@@ -127,34 +116,6 @@ bool get_generation(std::string_view* in, uint64_t* gen) {
   }
   *gen = (space << kGenerationSpaceShift) | counter;
   return true;
-}
-
-// Reads a varint from the front of *in; false when truncated or over 64 bits.
-bool get_varint_slow(std::string_view* in, uint64_t* v) {
-  const size_t avail = std::min(in->size(), kMaxVarint);
-  uint64_t result = 0;
-  for (size_t i = 0; i < avail; ++i) {
-    const uint8_t b = static_cast<uint8_t>((*in)[i]);
-    result |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
-    if (b < 0x80) {
-      if (i == kMaxVarint - 1 && b > 1) return false;  // past 64 bits
-      in->remove_prefix(i + 1);
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-// The same, inline for the one-byte case (lengths, counts, a store's first
-// generations); every collection command decodes its head this way.
-inline bool get_varint(std::string_view* in, uint64_t* v) {
-  if (!in->empty() && static_cast<uint8_t>((*in)[0]) < 0x80) {
-    *v = static_cast<uint8_t>((*in)[0]);
-    in->remove_prefix(1);
-    return true;
-  }
-  return get_varint_slow(in, v);
 }
 
 }  // namespace
@@ -267,13 +228,13 @@ bool decode_collection(std::string_view payload, CollectionHead* out) {
   out->head = 0;
   out->entries = {};
   if (out->encoding == Encoding::kElements) {
-    if (!get_varint(&payload, &out->gen) || out->gen == 0) return false;
-    if (!get_varint(&payload, &out->count)) return false;
+    if (!take_varint(&payload, &out->gen) || out->gen == 0) return false;
+    if (!take_varint(&payload, &out->count)) return false;
     // Lists add the index of their first element.
-    if (!payload.empty() && !get_varint(&payload, &out->head)) return false;
+    if (!payload.empty() && !take_varint(&payload, &out->head)) return false;
     return payload.empty();
   }
-  if (!get_varint(&payload, &out->count)) return false;
+  if (!take_varint(&payload, &out->count)) return false;
   out->entries = payload;
   return true;
 }
@@ -287,32 +248,32 @@ uint64_t record_generation(ValueType type, std::string_view value) {
   // list head's first index (ten varint bytes) is the commands' to decode.
   value.remove_prefix(1);
   uint64_t gen = 0;
-  return get_varint(&value, &gen) ? gen : 0;
+  return take_varint(&value, &gen) ? gen : 0;
 }
 
 void encode_elements_head(uint64_t gen, uint64_t count, std::string* out) {
-  char buf[1 + 2 * kMaxVarint];
+  char buf[1 + 2 * kMaxVarintBytes];
   buf[0] = static_cast<char>(Encoding::kElements);
-  char* end = put_varint(count, put_varint(gen, buf + 1));
+  char* end = encode_varint(count, encode_varint(gen, buf + 1));
   out->assign(buf, static_cast<size_t>(end - buf));
 }
 
 void encode_list_head(uint64_t gen, uint64_t count, uint64_t head, std::string* out) {
-  char buf[1 + 3 * kMaxVarint];
+  char buf[1 + 3 * kMaxVarintBytes];
   buf[0] = static_cast<char>(Encoding::kElements);
-  char* end = put_varint(head, put_varint(count, put_varint(gen, buf + 1)));
+  char* end = encode_varint(head, encode_varint(count, encode_varint(gen, buf + 1)));
   out->assign(buf, static_cast<size_t>(end - buf));
 }
 
 void begin_compact(Encoding encoding, uint64_t count, std::string* out) {
-  char buf[1 + kMaxVarint];
+  char buf[1 + kMaxVarintBytes];
   buf[0] = static_cast<char>(encoding);
-  out->assign(buf, static_cast<size_t>(put_varint(count, buf + 1) - buf));
+  out->assign(buf, static_cast<size_t>(encode_varint(count, buf + 1) - buf));
 }
 
 void append_compact(std::string_view bytes, std::string* out) {
-  char buf[kMaxVarint];
-  char* end = put_varint(bytes.size(), buf);
+  char buf[kMaxVarintBytes];
+  char* end = encode_varint(bytes.size(), buf);
   const size_t n = static_cast<size_t>(end - buf);
   const size_t at = out->size();
   // One resize for the length and the bytes (a compact record is rewritten
@@ -325,7 +286,7 @@ void append_compact(std::string_view bytes, std::string* out) {
 bool CompactReader::next(std::string_view* out) {
   if (rest_.empty() || !ok_) return false;
   uint64_t len = 0;
-  if (!get_varint(&rest_, &len) || len > rest_.size()) {
+  if (!take_varint(&rest_, &len) || len > rest_.size()) {
     ok_ = false;
     return false;
   }

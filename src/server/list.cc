@@ -6,27 +6,36 @@ namespace statekv::server {
 
 Result<List> List::open(Store& store, std::string_view key, const Store::Meta& meta,
                         const RecordView* rec, const Transaction* txn) {
-  List l(store, key, meta, txn);
-  if (rec == nullptr) return l;
+  std::optional<List> l;
+  if (Status s = open_into(&l, store, key, meta, rec, txn); !s.ok()) return s;
+  return std::move(*l);
+}
+
+Status List::open_into(std::optional<List>* out, Store& store, std::string_view key,
+                       const Store::Meta& meta, const RecordView* rec, const Transaction* txn) {
+  List& l = out->emplace(Token(), store, key, meta, txn);
+  const auto fail = [&](std::string message) {
+    out->reset();
+    return Status::Corruption(std::move(message));
+  };
+  if (rec == nullptr) return Status::OK();
   CollectionHead head;
   if (rec->type != ValueType::kList || !decode_collection(rec->value, &head)) {
-    return Status::Corruption("malformed list record");
+    return fail("malformed list record");
   }
   l.count_ = head.count;
   if (head.encoding == Encoding::kElements) {
-    if (head.head == 0) return Status::Corruption("list head record without its first index");
+    if (head.head == 0) return fail("list head record without its first index");
     l.gen_ = head.gen;
     l.head_ = head.head;
-    return l;
+    return Status::OK();
   }
-  if (head.encoding != Encoding::kCompact) return Status::Corruption("malformed list encoding");
+  if (head.encoding != Encoding::kCompact) return fail("malformed list encoding");
   CompactReader r(head.entries);
   std::string_view item;
   while (r.next(&item)) l.items_.emplace_back(item);
-  if (!r.ok() || l.items_.size() != head.count) {
-    return Status::Corruption("malformed compact list");
-  }
-  return l;
+  if (!r.ok() || l.items_.size() != head.count) return fail("malformed compact list");
+  return Status::OK();
 }
 
 std::string_view List::field_of(uint64_t index, char* out) {

@@ -22,9 +22,11 @@ std::optional<List> open_list(CommandContext& c, std::string_view key, const Loc
     c.out.error(kWrongType);
     return std::nullopt;
   }
-  auto l = List::open(c.store(), key, r.meta, r.live ? &r.rec : nullptr, c.txn);
-  if (!c.ok(l)) return std::nullopt;
-  return std::move(l).value();
+  std::optional<List> l;  // returned in place: the List is never moved
+  const Status opened =
+      List::open_into(&l, c.store(), key, r.meta, r.live ? &r.rec : nullptr, c.txn);
+  if (!opened.ok()) c.fail(opened);  // l is empty then
+  return l;
 }
 
 std::optional<List> open_for_read(CommandContext& c, std::string_view key, const LockedRead& r) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -190,6 +191,63 @@ TEST(MemoryEngineOrderedOnly, SameAnswersWithoutHashSlots) {
   ASSERT_TRUE(ordered->clear().ok());
   EXPECT_EQ(ordered->stats().keys, 0u);
   EXPECT_TRUE(scan_all(*ordered, "", "").empty());
+}
+
+// Ordered-only inserts next to the previous one skip the descent (the
+// stripe's finger): pushes at both ends of a run of keys, as a list's, with
+// inserts elsewhere, overwrites, erases and hashed keys in between (each of
+// which moves or invalidates the finger), agree with a model at every step.
+TEST(MemoryEngineOrderedOnly, InsertsNextToTheLastOneAgreeWithAModel) {
+  auto engine = open_memory_engine({.stripes = 1}, nullptr, starts_with_z);
+  std::map<std::string, std::string> model;
+  std::mt19937_64 rng(11);
+  // Big-endian positions, as a list's element fields: byte order is number order.
+  auto key_at = [](uint64_t pos) {
+    std::string k = "z";
+    for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((pos >> (8 * i)) & 0xff));
+    return k;
+  };
+  uint64_t front = uint64_t{1} << 63;
+  uint64_t back = front;
+  for (int step = 0; step < 30000; ++step) {
+    const uint64_t what = rng() % 100;
+    std::string k;
+    std::string v = "v" + std::to_string(step);
+    if (what < 40) {
+      k = key_at(--front);  // LPUSH
+    } else if (what < 80) {
+      k = key_at(back++);  // RPUSH
+    } else if (what < 88) {
+      k = key_at(front - 100 + rng() % (back - front + 200));  // around them, new or not
+    } else if (what < 93 && !model.empty()) {
+      auto it = std::next(model.begin(), static_cast<long>(rng() % model.size()));
+      k = it->first;  // an overwrite
+    } else if (what < 97 && !model.empty()) {
+      auto it = std::next(model.begin(), static_cast<long>(rng() % model.size()));
+      const std::string gone = it->first;
+      ASSERT_TRUE(engine->del(gone).ok());
+      model.erase(gone);
+      continue;
+    } else {
+      // A hashed key beside them (a list's head record): its insert reshapes the tree.
+      const std::string head = "h" + std::to_string(rng() % 50);
+      ASSERT_TRUE(engine->put(head, v).ok());
+      model[head] = v;
+      continue;
+    }
+    ASSERT_TRUE(engine->put(k, v).ok());
+    model[k] = v;
+    if (step % 5000 == 0 || step == 29999) {
+      Rows want(model.begin(), model.end());
+      ASSERT_EQ(scan_all(*engine, "", ""), want) << "step " << step;
+    }
+  }
+  for (const auto& [k, v] : model) {
+    std::string got;
+    ASSERT_TRUE(engine->get(k, &got).ok()) << k;
+    EXPECT_EQ(got, v);
+  }
+  EXPECT_EQ(engine->stats().keys, model.size());
 }
 
 }  // namespace

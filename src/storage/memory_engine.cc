@@ -118,12 +118,14 @@ struct alignas(64) MemoryEngine::Stripe {
   OrderedIndex ordered;    // guarded by mu; the same pointers as hash
   size_t entry_bytes = 0;  // guarded by mu; allocator bytes held by entries
   EntryArena arena;        // guarded by mu; every entry's block
-  // The entry of the last ordered-only insert, while the tree has not changed
-  // shape since (every other insert and erase clears `finger_valid`: absl's
-  // B-tree iterators do not survive them). A list's pushes, and members added
-  // in order, land next to the one before: checked against its neighbours
-  // (two key comparisons), such a key is inserted there without a descent
-  // (~1,100 instructions a push on a large list, callgrind).
+  // A position in `ordered` (an entry, or end()) where ordered-only keys
+  // were last inserted or erased, while the tree has not changed shape since
+  // (every other insert and erase clears `finger_valid`: absl's B-tree
+  // iterators do not survive them). A list's pushes land next to the one
+  // before, and its pops take the entry at the finger or the one before it:
+  // checked against the neighbours (a key comparison or two), such a key is
+  // found, inserted or erased there without a descent (~1,100 instructions a
+  // push or pop on a large list, callgrind).
   OrderedIndex::iterator finger;  // guarded by mu
   bool finger_valid = false;      // guarded by mu
 
@@ -191,33 +193,54 @@ struct alignas(64) MemoryEngine::Stripe {
     entry_bytes += entry::allocated_bytes(e);
   }
 
-  // The slot of a key that is not in the tree and goes right after the
-  // finger's entry or right before it; nullopt otherwise (a descent decides).
+  // Whether a key not in the tree goes at position `at` (between the entry
+  // before it and the one at it).
+  bool fits_at(OrderedIndex::iterator at, std::string_view key) {
+    if (at != ordered.end() && !key_less(key, entry::key_of(*at))) return false;
+    return at == ordered.begin() || key_less(entry::key_of(*std::prev(at)), key);
+  }
+
+  // The slot of a key that is not in the tree and goes at the finger or right
+  // after the entry there; nullopt otherwise (a descent decides).
   std::optional<OrderedIndex::iterator> slot_by_finger(std::string_view key) {
     if (!finger_valid) return std::nullopt;
-    const std::string_view at = entry::key_of(*finger);
-    if (key_less(at, key)) {  // after it: before its successor?
+    if (fits_at(finger, key)) return finger;  // before it (LPUSH)
+    if (finger != ordered.end()) {
       auto next = std::next(finger);
-      if (next == ordered.end() || key_less(key, entry::key_of(*next))) return next;
-    } else if (key_less(key, at)) {  // before it: after its predecessor?
-      if (finger == ordered.begin() || key_less(entry::key_of(*std::prev(finger)), key)) {
-        return finger;
-      }
+      if (fits_at(next, key)) return next;  // after it (RPUSH)
+    }
+    return std::nullopt;
+  }
+
+  // The entry of `key` when it is the one at the finger or the one before it
+  // (a list's next pop from either end), nullopt otherwise.
+  std::optional<OrderedIndex::iterator> find_by_finger(std::string_view key) const {
+    if (!finger_valid) return std::nullopt;
+    if (finger != ordered.end() && entry::key_of(*finger) == key) return finger;
+    if (finger != ordered.begin()) {
+      auto before = std::prev(finger);
+      if (entry::key_of(*before) == key) return before;
     }
     return std::nullopt;
   }
 
   void erase(std::string_view key, bool hashed) {
-    finger_valid = false;
     if (!hashed) {
-      auto oit = ordered.find(key);
-      if (oit == ordered.end()) return;
+      auto oit = ordered.end();
+      if (auto near = find_by_finger(key)) {
+        oit = *near;
+      } else {
+        oit = ordered.find(key);
+        if (oit == ordered.end()) return;
+      }
       char* e = *oit;
-      ordered.erase(oit);
+      finger = ordered.erase(oit);  // the entry after it: the next pop's, or end()
+      finger_valid = true;
       entry_bytes -= entry::allocated_bytes(e);
       entry::release(arena, e);
       return;
     }
+    finger_valid = false;
     auto hit = hash.find(key);
     if (hit == hash.end()) return;
     char* e = *hit;
@@ -286,6 +309,8 @@ Status MemoryEngine::get(std::string_view key, std::string* value) {
     auto it = s.hash.find(key);
     if (it == s.hash.end()) return Status::NotFound();
     e = *it;
+  } else if (auto near = s.find_by_finger(key)) {
+    e = **near;  // a list's next pop: no descent
   } else {
     auto it = s.ordered.find(key);
     if (it == s.ordered.end()) return Status::NotFound();

@@ -193,11 +193,12 @@ TEST(MemoryEngineOrderedOnly, SameAnswersWithoutHashSlots) {
   EXPECT_TRUE(scan_all(*ordered, "", "").empty());
 }
 
-// Ordered-only inserts next to the previous one skip the descent (the
-// stripe's finger): pushes at both ends of a run of keys, as a list's, with
-// inserts elsewhere, overwrites, erases and hashed keys in between (each of
-// which moves or invalidates the finger), agree with a model at every step.
-TEST(MemoryEngineOrderedOnly, InsertsNextToTheLastOneAgreeWithAModel) {
+// Ordered-only inserts next to the previous one, and reads and erases of the
+// entry at the finger or before it, skip the descent (the stripe's finger):
+// pushes and pops at both ends of a run of keys, as a list's, with inserts
+// elsewhere, overwrites, erases and hashed keys in between (each of which
+// moves or invalidates the finger), agree with a model throughout.
+TEST(MemoryEngineOrderedOnly, PushesAndPopsAtTheFingerAgreeWithAModel) {
   auto engine = open_memory_engine({.stripes = 1}, nullptr, starts_with_z);
   std::map<std::string, std::string> model;
   std::mt19937_64 rng(11);
@@ -210,23 +211,34 @@ TEST(MemoryEngineOrderedOnly, InsertsNextToTheLastOneAgreeWithAModel) {
   uint64_t front = uint64_t{1} << 63;
   uint64_t back = front;
   for (int step = 0; step < 30000; ++step) {
-    const uint64_t what = rng() % 100;
+    // Every third stretch of 500 steps mostly pops, so that pops follow pops.
+    const bool popping = (step / 500) % 3 == 2;
+    const uint64_t what = popping && rng() % 10 != 0 ? 95 + rng() % 4 : rng() % 100;
     std::string k;
     std::string v = "v" + std::to_string(step);
-    if (what < 40) {
+    if (what < 35) {
       k = key_at(--front);  // LPUSH
-    } else if (what < 80) {
+    } else if (what < 70) {
       k = key_at(back++);  // RPUSH
-    } else if (what < 88) {
+    } else if (what < 80) {
       k = key_at(front - 100 + rng() % (back - front + 200));  // around them, new or not
-    } else if (what < 93 && !model.empty()) {
+    } else if (what < 85 && !model.empty()) {
       auto it = std::next(model.begin(), static_cast<long>(rng() % model.size()));
       k = it->first;  // an overwrite
-    } else if (what < 97 && !model.empty()) {
+    } else if (what < 95 && !model.empty()) {
       auto it = std::next(model.begin(), static_cast<long>(rng() % model.size()));
       const std::string gone = it->first;
       ASSERT_TRUE(engine->del(gone).ok());
       model.erase(gone);
+      continue;
+    } else if (what < 99 && model.lower_bound("z") != model.end()) {
+      // A pop from either end of the run: read, then erased (LPOP, RPOP).
+      auto it = what % 2 == 0 ? model.lower_bound("z") : std::prev(model.end());
+      std::string got;
+      ASSERT_TRUE(engine->get(it->first, &got).ok()) << step;
+      ASSERT_EQ(got, it->second) << step;
+      ASSERT_TRUE(engine->del(it->first).ok());
+      model.erase(it);
       continue;
     } else {
       // A hashed key beside them (a list's head record): its insert reshapes the tree.

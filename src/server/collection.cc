@@ -11,19 +11,31 @@ namespace statekv::server {
 Result<Collection> Collection::open(Store& store, ValueType type, std::string_view key,
                                     const Store::Meta& meta, const RecordView* rec,
                                     const Transaction* txn) {
-  Collection c(store, type, key, meta, txn);
-  if (rec == nullptr) return c;
+  std::optional<Collection> c;
+  if (Status s = open_into(&c, store, type, key, meta, rec, txn); !s.ok()) return s;
+  return std::move(*c);
+}
+
+Status Collection::open_into(std::optional<Collection>* out, Store& store, ValueType type,
+                             std::string_view key, const Store::Meta& meta, const RecordView* rec,
+                             const Transaction* txn) {
+  Collection& c = out->emplace(Token(), store, type, key, meta, txn);
+  const auto fail = [&](std::string message) {
+    out->reset();
+    return Status::Corruption(std::move(message));
+  };
+  if (rec == nullptr) return Status::OK();
   CollectionHead head;
   if (rec->type != type || !decode_collection(rec->value, &head)) {
-    return Status::Corruption("malformed collection record");
+    return fail("malformed collection record");
   }
   c.existed_ = true;
   c.encoding_ = head.encoding;
   c.count_ = head.count;
   c.gen_ = head.gen;
-  if (head.encoding == Encoding::kElements) return c;
+  if (head.encoding == Encoding::kElements) return Status::OK();
   if (head.encoding == Encoding::kIntset && type != ValueType::kSet) {
-    return Status::Corruption("intset encoding on a non-set");
+    return fail("intset encoding on a non-set");
   }
   // Checked whole now, decoded only when a command needs more than a lookup
   // or an append (materialize).
@@ -35,10 +47,10 @@ Result<Collection> Collection::open(Store& store, ValueType type, std::string_vi
     if (type != ValueType::kSet && !r.next(&value)) break;
     ++n;
   }
-  if (!r.ok() || n != head.count) return Status::Corruption("malformed compact collection");
+  if (!r.ok() || n != head.count) return fail("malformed compact collection");
   c.raw_.assign(head.entries);
   c.raw_current_ = true;
-  return c;
+  return Status::OK();
 }
 
 void Collection::materialize() {

@@ -14,9 +14,11 @@ std::optional<Collection> open_collection(CommandContext& c, std::string_view ke
     c.out.error(kWrongType);
     return std::nullopt;
   }
-  auto coll = Collection::open(c.store(), type, key, meta, live ? &rec : nullptr, c.txn);
-  if (!c.ok(coll)) return std::nullopt;
-  return std::move(coll).value();
+  std::optional<Collection> coll;  // returned in place: the Collection is never moved
+  const Status opened =
+      Collection::open_into(&coll, c.store(), type, key, meta, live ? &rec : nullptr, c.txn);
+  if (!opened.ok()) c.fail(opened);  // coll is empty then
+  return coll;
 }
 
 std::optional<Collection> open_collection(CommandContext& c, std::string_view key,

@@ -328,11 +328,12 @@ bool parse_element_key(std::string_view raw, uint64_t* gen, uint32_t* position,
 }
 
 bool is_ordered_element_key(std::string_view key) {
-  uint64_t gen = 0;
-  uint32_t position = 0;
-  std::string_view field;
-  return parse_element_key(key, &gen, &position, &field) && position == 0 &&
-         field.size() == sizeof(uint64_t);
+  // The memory engine asks for every key it reads or writes: the lengths of
+  // the prefix only, not parse_element_key's decoding of the generation.
+  if (key.empty() || key[0] != kElementPrefix) return false;
+  const size_t group = collection_group_length(key);
+  if (group == 0 || key.size() != group + 4 + sizeof(uint64_t)) return false;
+  return get_be32(key.data() + group) == 0;  // position 0: the list-order layout
 }
 
 uint64_t score_order_bits(double score) {
@@ -401,11 +402,19 @@ bool get_score_order(std::string_view* in, uint64_t* bits) {
 }
 
 size_t collection_group_length(std::string_view key) {
+  // Lengths only (the memory engine picks every key's stripe with this, several
+  // times a command): each of the generation's two numbers takes one byte, or
+  // one more for each byte its first byte announces. A malformed number's bytes
+  // still give every key that shares them one length, which is all the stripe
+  // choice needs; one cut short gives 0.
   if (key.empty() || (key[0] != kScorePrefix && key[0] != kElementPrefix)) return 0;
-  std::string_view rest = key.substr(1);
-  uint64_t gen = 0;
-  if (!get_generation(&rest, &gen)) return 0;
-  return key.size() - rest.size();
+  size_t at = 1;
+  for (int number = 0; number < 2; ++number) {
+    if (at >= key.size()) return 0;
+    const auto first = static_cast<uint8_t>(key[at]);
+    at += 1 + (first <= kOrderedOneByteMax ? 0 : first - kOrderedOneByteMax);
+  }
+  return at <= key.size() ? at : 0;
 }
 
 void score_prefix(uint64_t gen, std::string* out) {

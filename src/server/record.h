@@ -234,9 +234,11 @@ void append_score_order(uint64_t bits, std::string* out);
 bool get_score_order(std::string_view* in, uint64_t* bits);
 // The engine-key prefix every entry of one collection shares, as a length: an
 // element key's "m" + its generation, a score-index key's "z" + its generation;
-// 0 for any other key. Every key beginning with such a prefix has the same one
-// (the generation encodings are prefix-free), so the memory engine can keep a
-// collection's entries in one stripe (storage::StripePrefix).
+// 0 for any other key, and for one whose generation is cut short. Every key
+// beginning with such a prefix has the same one (the generation encodings are
+// prefix-free), so the memory engine can keep a collection's entries in one
+// stripe (storage::StripePrefix). The generation's bytes are measured, not
+// checked (parse_element_key checks them).
 size_t collection_group_length(std::string_view key);
 // "z" + gen(gen): the prefix of a generation's score index.
 void score_prefix(uint64_t gen, std::string* out);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -297,6 +298,37 @@ TEST(Record, CollectionGroupLengthIsTheGenerationPrefixOfElementAndScoreKeys) {
   EXPECT_EQ(collection_group_length("z\x01"), 0u);
   EXPECT_EQ(collection_group_length(std::string("s\0\0\x80\0\0\0\0\x01", 9)), 0u);  // legacy
   EXPECT_EQ(collection_group_length(std::string("m\xff", 2)), 0u);  // truncated generation
+}
+
+// The memory engine's two questions about every key (its stripe, whether it
+// is kept in the hash index) are answered from lengths alone; on every key
+// the store writes they agree with the full parse.
+TEST(Record, StripeAndOrderQuestionsAgreeWithTheFullParse) {
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    // Generations of every size, as the store makes them (space, counter, markers).
+    const uint64_t space = rng() % 3 == 0 ? 0 : rng() % 65536;
+    const uint64_t counter = (rng() >> (rng() % 64)) & ((uint64_t{1} << 48) - 1);
+    const uint64_t gen =
+        (space << 48) | (counter == 0 ? 1 : counter) | (rng() % 2 ? kOrderedElementsBit : 0);
+    std::string field(rng() % 12, 'f');
+    for (char& c : field) c = static_cast<char>(rng());
+    std::string key;
+    element_key(gen, field, &key);
+    uint64_t parsed_gen = 0;
+    uint32_t position = 0;
+    std::string_view parsed_field;
+    ASSERT_TRUE(parse_element_key(key, &parsed_gen, &position, &parsed_field));
+    EXPECT_EQ(is_ordered_element_key(key), position == 0 && parsed_field.size() == 8) << i;
+    std::string prefix;
+    element_prefix(gen, &prefix);
+    EXPECT_EQ(collection_group_length(key), prefix.size()) << i;
+    // Every cut of the generation gives 0, every cut after it the same length.
+    for (size_t n = 1; n < key.size(); ++n) {
+      const size_t got = collection_group_length(std::string_view(key).substr(0, n));
+      EXPECT_EQ(got, n < prefix.size() ? 0 : prefix.size()) << i << " cut to " << n;
+    }
+  }
 }
 
 // A sorted set's marker bit is not in its keys: its element and score-index

@@ -163,19 +163,25 @@ void Collection::convert_to_elements() {
   head_dirty_ = true;
 }
 
+Result<bool> Collection::put_after_get(std::string_view field, std::string_view value,
+                                       bool existed) {
+  if (encoding_ != Encoding::kElements) return put(field, value);  // no store read to save
+  pending_[std::string(field)] = std::string(value);
+  dirty_ = true;
+  if (!existed) {
+    ++count_;
+    head_dirty_ = true;
+  }
+  return !existed;
+}
+
 Result<bool> Collection::put(std::string_view field, std::string_view value) {
   if (encoding_ == Encoding::kElements) {
     auto old = get(field);
     if (!old.ok()) return old.status();
     const bool created = !old->has_value();
     if (!created && **old == value) return false;
-    pending_[std::string(field)] = std::string(value);
-    dirty_ = true;
-    if (created) {
-      ++count_;
-      head_dirty_ = true;
-    }
-    return created;
+    return put_after_get(field, value, !created);
   }
   if (raw_current_ && encoding_ == Encoding::kCompact) {
     // A new field that keeps the listpack: appended to the encoded elements,

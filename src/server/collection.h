@@ -94,6 +94,11 @@ class Collection {
   Result<std::optional<std::string>> get(std::string_view field);
   // Sets field (sets: value must be empty). True when the field is new.
   Result<bool> put(std::string_view field, std::string_view value);
+  // put() for a caller that has just looked field up with get() (nothing
+  // written to it since) and knows the value differs: `existed` is whether
+  // get() found it. The element layout's put() would read the store for the
+  // field again (ZADD and ZINCRBY read a member's score, then write it).
+  Result<bool> put_after_get(std::string_view field, std::string_view value, bool existed);
   // True when field was there.
   Result<bool> erase(std::string_view field);
 

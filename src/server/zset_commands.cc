@@ -100,12 +100,12 @@ void cmd_zadd_generic(CommandContext& c, bool incr_command) {
       performed = true;
       result = score;
       if (score != old) {
-        if (!c.ok(z->put(member, stored_score(*z, member, false, score)))) return;
+        if (!c.ok(z->put_after_get(member, stored_score(*z, member, false, score), true))) return;
         ++updated;
       }
     } else {
       if (xx) continue;
-      if (!c.ok(z->put(member, stored_score(*z, member, true, score)))) return;
+      if (!c.ok(z->put_after_get(member, stored_score(*z, member, true, score), false))) return;
       ++added;
       performed = true;
       result = score;
@@ -136,7 +136,8 @@ void cmd_zincrby(CommandContext& c) {
   double score = cur->has_value() ? **cur + *incr : *incr;
   if (std::isnan(score)) return c.out.error(kNanResult);
   if (!cur->has_value() || **cur != score) {
-    if (!c.ok(z->put(c.argv[3], stored_score(*z, c.argv[3], !cur->has_value(), score)))) {
+    if (!c.ok(z->put_after_get(c.argv[3], stored_score(*z, c.argv[3], !cur->has_value(), score),
+                               cur->has_value()))) {
       return;
     }
   }

@@ -151,6 +151,31 @@ TEST_P(ZsetTest, ListpackToSkiplistSwitch) {
   run({"ZCARD", "big"});
 }
 
+// ZADD's options and ZINCRBY on the element layout, where a command reads a
+// member's score and then writes it without reading it again
+// (Collection::put_after_get): a member twice in one ZADD sees its first score.
+TEST_P(ZsetTest, AddOptionsOnASkiplist) {
+  fill("sk", 200);
+  run({"OBJECT", "ENCODING", "sk"});
+  run({"ZADD", "sk", "1", "a", "2", "a", "3", "b"});
+  run({"ZADD", "sk", "CH", "5", "a", "5", "a", "6", "a", "7", "c", "7", "m3"});
+  run({"ZADD", "sk", "NX", "9", "a", "10", "d"});
+  run({"ZADD", "sk", "XX", "GT", "CH", "4", "a", "12", "b", "1", "m7"});
+  run({"ZADD", "sk", "XX", "LT", "CH", "4", "a", "12", "b", "1", "m7"});
+  run({"ZADD", "sk", "INCR", "2.5", "a"});
+  run({"ZADD", "sk", "INCR", "1", "newone"});
+  run({"ZADD", "sk", "GT", "CH", "1", "a", "100", "a"});
+  run({"ZINCRBY", "sk", "3", "a"});
+  run({"ZINCRBY", "sk", "3", "fresh"});
+  run({"ZINCRBY", "sk", "0", "fresh"});
+  run({"ZADD", "sk", "-0", "m9", "0", "m9"});
+  for (const char* m : {"a", "b", "c", "d", "m3", "m7", "m9", "newone", "fresh"}) {
+    run({"ZSCORE", "sk", m});
+  }
+  run({"ZCARD", "sk"});
+  run({"ZRANGE", "sk", "0", "-1", "WITHSCORES"});
+}
+
 // Ranges on both layouts: the same sequence on a listpack and on a skiplist.
 TEST_P(ZsetTest, Ranges) {
   for (const std::string key : {"small", "large"}) {

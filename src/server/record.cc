@@ -63,6 +63,11 @@ char* put_ordered(uint64_t v, char* p) {
 
 // Reads a put_ordered number from the front of *in; false when truncated or not in
 // its shortest form (every value has exactly one encoding).
+// The bytes of an order-preserving number, from its first byte.
+size_t ordered_size(uint8_t first) {
+  return first <= kOrderedOneByteMax ? 1 : 1 + (first - kOrderedOneByteMax);
+}
+
 bool get_ordered(std::string_view* in, uint64_t* v) {
   if (in->empty()) return false;
   const uint8_t first = static_cast<uint8_t>((*in)[0]);
@@ -71,7 +76,7 @@ bool get_ordered(std::string_view* in, uint64_t* v) {
     in->remove_prefix(1);
     return true;
   }
-  const size_t n = first - kOrderedOneByteMax;
+  const size_t n = ordered_size(first) - 1;
   if (in->size() < 1 + n) return false;
   uint64_t r = 0;
   for (size_t i = 1; i <= n; ++i) r = (r << 8) | static_cast<uint8_t>((*in)[i]);
@@ -411,8 +416,7 @@ size_t collection_group_length(std::string_view key) {
   size_t at = 1;
   for (int number = 0; number < 2; ++number) {
     if (at >= key.size()) return 0;
-    const auto first = static_cast<uint8_t>(key[at]);
-    at += 1 + (first <= kOrderedOneByteMax ? 0 : first - kOrderedOneByteMax);
+    at += ordered_size(static_cast<uint8_t>(key[at]));
   }
   return at <= key.size() ? at : 0;
 }

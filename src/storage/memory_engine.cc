@@ -226,13 +226,9 @@ struct alignas(64) MemoryEngine::Stripe {
 
   void erase(std::string_view key, bool hashed) {
     if (!hashed) {
-      auto oit = ordered.end();
-      if (auto near = find_by_finger(key)) {
-        oit = *near;
-      } else {
-        oit = ordered.find(key);
-        if (oit == ordered.end()) return;
-      }
+      const auto near = find_by_finger(key);
+      const auto oit = near ? *near : ordered.find(key);
+      if (oit == ordered.end()) return;
       char* e = *oit;
       finger = ordered.erase(oit);  // the entry after it: the next pop's, or end()
       finger_valid = true;
